@@ -1,0 +1,416 @@
+//! The byte layout of a `.mq` file: the single source of truth shared by the
+//! reader (this crate) and the writer (the converter). `FORMAT.md` describes the
+//! same layout in prose; keep the two in step.
+//!
+//! All integers are little-endian. Offsets are from the start of the file unless
+//! a field says otherwise.
+
+/// First four bytes of every `.mq` file.
+pub const MAGIC: [u8; 4] = *b"MEDQ";
+/// The format version this runtime reads and the converter writes.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Size of the fixed header.
+pub const HEADER_LEN: usize = 32;
+/// Byte offsets of the header fields.
+pub mod header {
+    pub const MAGIC: usize = 0; // [u8; 4]
+    pub const VERSION: usize = 4; // u16
+    pub const HEADER_LEN: usize = 6; // u16, = super::HEADER_LEN
+    pub const FILE_LEN: usize = 8; // u32, whole file
+    pub const CRC32: usize = 12; // u32, CRC-32/ISO-HDLC of the file with this field read as 0
+    pub const SECTION_COUNT: usize = 16; // u16
+    pub const FLAGS: usize = 18; // u16, must be 0 in v1
+    pub const ARENA_LEN: usize = 20; // u32, bytes of arena the model needs
+    pub const RESERVED: usize = 24; // [u8; 8], must be 0
+}
+
+/// One entry of the section table, which follows the header.
+pub const SECTION_ENTRY_LEN: usize = 16;
+pub mod section_entry {
+    pub const ID: usize = 0; // u32, one of `SectionId`
+    pub const OFFSET: usize = 4; // u32, multiple of SECTION_ALIGN
+    pub const LEN: usize = 8; // u32
+    pub const RESERVED: usize = 12; // u32, must be 0
+}
+/// Every section, and every constant inside the weight blob, starts on this
+/// boundary, so `i32` data can be used in place from a 16-aligned buffer.
+pub const SECTION_ALIGN: usize = 16;
+/// The alignment the runtime requires of the buffer it parses.
+pub const BUFFER_ALIGN: usize = 4;
+/// Most sections a file may list.
+pub const MAX_SECTIONS: usize = 16;
+
+/// Section identifiers. Required sections must each appear exactly once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u32)]
+pub enum SectionId {
+    /// Array of [`TENSOR_RECORD_LEN`]-byte tensor records.
+    Tensors = 1,
+    /// Array of [`OP_RECORD_LEN`]-byte op records, in execution order.
+    Ops = 2,
+    /// `u16` tensor indices referenced by op records (inputs then outputs).
+    OpIo = 3,
+    /// `i32` op parameters referenced by op records.
+    Params = 4,
+    /// Raw constant data (weights, biases, requant tables, LUTs).
+    Weights = 5,
+    /// `u16 n_inputs, u16 n_outputs`, then that many `u16` tensor indices.
+    GraphIo = 6,
+    /// UTF-8 strings referenced by (offset, len) pairs; offsets are section-relative.
+    Strings = 7,
+    /// Array of [`META_RECORD_LEN`]-byte key/value records; values are strings.
+    Metadata = 8,
+    /// Optional: one input and its expected output, for a boot-time self-test.
+    Golden = 9,
+}
+
+impl SectionId {
+    pub const ALL: [SectionId; 9] = [
+        SectionId::Tensors,
+        SectionId::Ops,
+        SectionId::OpIo,
+        SectionId::Params,
+        SectionId::Weights,
+        SectionId::GraphIo,
+        SectionId::Strings,
+        SectionId::Metadata,
+        SectionId::Golden,
+    ];
+
+    pub const fn from_u32(v: u32) -> Option<SectionId> {
+        match v {
+            1 => Some(SectionId::Tensors),
+            2 => Some(SectionId::Ops),
+            3 => Some(SectionId::OpIo),
+            4 => Some(SectionId::Params),
+            5 => Some(SectionId::Weights),
+            6 => Some(SectionId::GraphIo),
+            7 => Some(SectionId::Strings),
+            8 => Some(SectionId::Metadata),
+            9 => Some(SectionId::Golden),
+            _ => None,
+        }
+    }
+
+    pub const fn required(self) -> bool {
+        !matches!(self, SectionId::Golden)
+    }
+}
+
+/// Tensor record: 64 bytes.
+pub const TENSOR_RECORD_LEN: usize = 64;
+pub mod tensor_record {
+    pub const DTYPE: usize = 0; // u8, `DType`
+    pub const RANK: usize = 1; // u8, 0..=MAX_RANK
+    pub const STORAGE: usize = 2; // u8, `Storage`
+    pub const QUANT: usize = 3; // u8, `QuantKind`
+    pub const QUANT_AXIS: usize = 4; // u8, per-channel axis
+    pub const RESERVED: usize = 5; // [u8; 3], must be 0
+    pub const DIMS: usize = 8; // [u32; MAX_RANK]; unused dims must be 0
+    pub const DATA_OFFSET: usize = 32; // u32: arena offset (activations) or weight-blob offset (constants)
+    pub const DATA_LEN: usize = 36; // u32, = product(dims) * dtype size
+    pub const SCALE: usize = 40; // f32, per-tensor scale (QuantKind::PerTensor)
+    pub const ZERO_POINT: usize = 44; // i32
+    pub const CHANNEL_SCALES_OFFSET: usize = 48; // u32, weight-blob offset of f32[channels]
+    pub const CHANNEL_COUNT: usize = 52; // u32, = dims[quant_axis] when per-channel
+    pub const NAME_OFFSET: usize = 56; // u32, into Strings
+    pub const NAME_LEN: usize = 60; // u32
+}
+/// Highest tensor rank the format stores.
+pub const MAX_RANK: usize = 6;
+
+/// Element types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum DType {
+    I8 = 0,
+    I32 = 1,
+    I16 = 2,
+}
+
+impl DType {
+    pub const fn from_u8(v: u8) -> Option<DType> {
+        match v {
+            0 => Some(DType::I8),
+            1 => Some(DType::I32),
+            2 => Some(DType::I16),
+            _ => None,
+        }
+    }
+    pub const fn size(self) -> usize {
+        match self {
+            DType::I8 => 1,
+            DType::I16 => 2,
+            DType::I32 => 4,
+        }
+    }
+}
+
+/// Where a tensor's bytes live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum Storage {
+    /// In the caller's arena, at the planned offset.
+    Arena = 0,
+    /// In the weight blob of the file, read in place.
+    Constant = 1,
+}
+
+impl Storage {
+    pub const fn from_u8(v: u8) -> Option<Storage> {
+        match v {
+            0 => Some(Storage::Arena),
+            1 => Some(Storage::Constant),
+            _ => None,
+        }
+    }
+}
+
+/// How a tensor's integers map to reals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum QuantKind {
+    /// Plain integers (shifts, multipliers, tables).
+    None = 0,
+    /// `real = scale · (q − zero_point)`.
+    PerTensor = 1,
+    /// `real = scale[c] · q` along `quant_axis`; zero point is 0 (symmetric weights).
+    PerChannel = 2,
+}
+
+impl QuantKind {
+    pub const fn from_u8(v: u8) -> Option<QuantKind> {
+        match v {
+            0 => Some(QuantKind::None),
+            1 => Some(QuantKind::PerTensor),
+            2 => Some(QuantKind::PerChannel),
+            _ => None,
+        }
+    }
+}
+
+/// Op record: 16 bytes.
+pub const OP_RECORD_LEN: usize = 16;
+pub mod op_record {
+    pub const OPCODE: usize = 0; // u16, `OpCode`
+    pub const N_INPUTS: usize = 2; // u8
+    pub const N_OUTPUTS: usize = 3; // u8
+    pub const IO_START: usize = 4; // u32, index (not byte offset) into OpIo
+    pub const PARAMS_START: usize = 8; // u32, index (not byte offset) into Params
+    pub const N_PARAMS: usize = 12; // u32, number of i32 words
+}
+
+/// Metadata record: 12 bytes.
+pub const META_RECORD_LEN: usize = 12;
+pub mod meta_record {
+    pub const KEY: usize = 0; // u32, `MetaKey`
+    pub const VALUE_OFFSET: usize = 4; // u32, into Strings
+    pub const VALUE_LEN: usize = 8; // u32
+}
+
+/// Metadata keys. Unknown keys are allowed and ignored (forward compatible).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u32)]
+pub enum MetaKey {
+    ModelName = 1,
+    ConverterVersion = 2,
+    /// Lower-case hex SHA-256 of the source ONNX file.
+    SourceSha256 = 3,
+    /// Lower-case hex SHA-256 of the calibration file.
+    CalibrationSha256 = 4,
+    /// Class labels, one per line, in output order.
+    ClassLabels = 5,
+    /// Free text: calibration method, compression settings.
+    Notes = 6,
+}
+
+impl MetaKey {
+    pub const fn from_u32(v: u32) -> Option<MetaKey> {
+        match v {
+            1 => Some(MetaKey::ModelName),
+            2 => Some(MetaKey::ConverterVersion),
+            3 => Some(MetaKey::SourceSha256),
+            4 => Some(MetaKey::CalibrationSha256),
+            5 => Some(MetaKey::ClassLabels),
+            6 => Some(MetaKey::Notes),
+            _ => None,
+        }
+    }
+}
+
+/// Golden section layout: `u32 input_len, u32 output_len`, then the input
+/// bytes of graph input 0, padded to 4, then the output bytes of graph output 0.
+pub const GOLDEN_HEADER_LEN: usize = 8;
+
+/// The op set. Codes are stable: never renumber, only append.
+///
+/// Inputs and outputs are tensor indices; `params` are `i32` words. The table
+/// in `FORMAT.md` gives each op's inputs and parameter words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u16)]
+pub enum OpCode {
+    /// 1-D/2-D convolution, grouped and depthwise included.
+    Conv = 1,
+    /// `y = x · Wᵀ + b` over the last axis (Gemm, MatMul with constant weights).
+    FullyConnected = 2,
+    /// Elementwise add with broadcasting.
+    Add = 3,
+    /// Elementwise multiply with broadcasting.
+    Mul = 4,
+    /// Elementwise 256-entry table: every unary nonlinearity.
+    Lut = 5,
+    /// Max pooling, 1-D/2-D.
+    MaxPool = 6,
+    /// Average pooling, 1-D/2-D, global included.
+    AvgPool = 7,
+    /// Softmax along one axis, through a 256-entry exp table.
+    Softmax = 8,
+    /// Concatenation along one axis, requantizing each input.
+    Concat = 9,
+    /// Constant padding.
+    Pad = 10,
+    /// Same bytes, new shape: may run in place.
+    Reshape = 11,
+}
+
+impl OpCode {
+    pub const fn from_u16(v: u16) -> Option<OpCode> {
+        match v {
+            1 => Some(OpCode::Conv),
+            2 => Some(OpCode::FullyConnected),
+            3 => Some(OpCode::Add),
+            4 => Some(OpCode::Mul),
+            5 => Some(OpCode::Lut),
+            6 => Some(OpCode::MaxPool),
+            7 => Some(OpCode::AvgPool),
+            8 => Some(OpCode::Softmax),
+            9 => Some(OpCode::Concat),
+            10 => Some(OpCode::Pad),
+            11 => Some(OpCode::Reshape),
+            _ => None,
+        }
+    }
+
+    /// Human-readable name, used by `medq inspect` and error messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OpCode::Conv => "Conv",
+            OpCode::FullyConnected => "FullyConnected",
+            OpCode::Add => "Add",
+            OpCode::Mul => "Mul",
+            OpCode::Lut => "Lut",
+            OpCode::MaxPool => "MaxPool",
+            OpCode::AvgPool => "AvgPool",
+            OpCode::Softmax => "Softmax",
+            OpCode::Concat => "Concat",
+            OpCode::Pad => "Pad",
+            OpCode::Reshape => "Reshape",
+        }
+    }
+
+    /// Whether the op may write its output over an input that dies at it (same
+    /// offset and length). The planner uses this; the validator checks it.
+    pub const fn may_run_in_place(self) -> bool {
+        matches!(self, OpCode::Reshape)
+    }
+}
+
+/// Parameter word layouts, one module per op. Each constant is a word index;
+/// `COUNT` is the number of words (Concat: `COUNT_FIXED + 2 · n_inputs`).
+pub mod params {
+    /// Conv inputs: `[x, weights i8 [Cout, Cin/groups, kH, kW], bias i32 [Cout],
+    /// multiplier i32 [Cout], shift i32 [Cout]]`; output `y`.
+    /// `x` is `[1, Cin, H, W]` or `[1, Cin, L]` (1-D: H = 1).
+    pub mod conv {
+        pub const STRIDE_H: usize = 0;
+        pub const STRIDE_W: usize = 1;
+        pub const DILATION_H: usize = 2;
+        pub const DILATION_W: usize = 3;
+        pub const PAD_TOP: usize = 4;
+        pub const PAD_LEFT: usize = 5;
+        pub const PAD_BOTTOM: usize = 6;
+        pub const PAD_RIGHT: usize = 7;
+        pub const GROUPS: usize = 8;
+        pub const ACT_MIN: usize = 9;
+        pub const ACT_MAX: usize = 10;
+        pub const COUNT: usize = 11;
+    }
+    /// FullyConnected inputs: `[x, weights i8 [N, K], bias i32 [N], multiplier
+    /// i32 [N], shift i32 [N]]`; `x` has `M·K` elements, last dim `K`; output `[.., N]`.
+    pub mod fully_connected {
+        pub const ACT_MIN: usize = 0;
+        pub const ACT_MAX: usize = 1;
+        pub const COUNT: usize = 2;
+    }
+    /// Add inputs `[a, b]` (either may be a constant), numpy broadcasting.
+    /// `y = requant(requant((a−za)<<ls, ma, sa) + requant((b−zb)<<ls, mb, sb), mo, so) + zy`.
+    pub mod add {
+        pub const LEFT_SHIFT: usize = 0;
+        pub const A_MULTIPLIER: usize = 1;
+        pub const A_SHIFT: usize = 2;
+        pub const B_MULTIPLIER: usize = 3;
+        pub const B_SHIFT: usize = 4;
+        pub const OUT_MULTIPLIER: usize = 5;
+        pub const OUT_SHIFT: usize = 6;
+        pub const ACT_MIN: usize = 7;
+        pub const ACT_MAX: usize = 8;
+        pub const COUNT: usize = 9;
+    }
+    /// Mul inputs `[a, b]`: `y = requant((a−za)·(b−zb), m, s) + zy`.
+    pub mod mul {
+        pub const OUT_MULTIPLIER: usize = 0;
+        pub const OUT_SHIFT: usize = 1;
+        pub const ACT_MIN: usize = 2;
+        pub const ACT_MAX: usize = 3;
+        pub const COUNT: usize = 4;
+    }
+    /// Lut inputs `[x, table i8 [256]]`: `y[i] = table[x[i] + 128]`.
+    pub mod lut {
+        pub const COUNT: usize = 0;
+    }
+    /// MaxPool/AvgPool input `[x]` (`[1, C, H, W]` or `[1, C, L]`); output same quantization.
+    pub mod pool {
+        pub const KERNEL_H: usize = 0;
+        pub const KERNEL_W: usize = 1;
+        pub const STRIDE_H: usize = 2;
+        pub const STRIDE_W: usize = 3;
+        pub const DILATION_H: usize = 4;
+        pub const DILATION_W: usize = 5;
+        pub const PAD_TOP: usize = 6;
+        pub const PAD_LEFT: usize = 7;
+        pub const PAD_BOTTOM: usize = 8;
+        pub const PAD_RIGHT: usize = 9;
+        /// AvgPool: 1 to divide by the full window, 0 by the valid elements only.
+        pub const COUNT_INCLUDE_PAD: usize = 10;
+        pub const COUNT: usize = 11;
+    }
+    /// Softmax inputs `[x, exp_table i32 [256]]`; output scale 1/256, zero point −128.
+    pub mod softmax {
+        /// Non-negative axis of `x`.
+        pub const AXIS: usize = 0;
+        pub const COUNT: usize = 1;
+    }
+    /// Concat inputs `[x0, .., xn−1]`; then `(multiplier, shift)` per input.
+    pub mod concat {
+        /// Non-negative axis.
+        pub const AXIS: usize = 0;
+        pub const COUNT_FIXED: usize = 1;
+    }
+    /// Pad input `[x]`: `PADS` holds `rank` begin counts then `rank` end counts.
+    pub mod pad {
+        /// The quantized pad value (`i8` range).
+        pub const VALUE: usize = 0;
+        pub const PADS: usize = 1;
+    }
+    /// Reshape input `[x]`.
+    pub mod reshape {
+        pub const COUNT: usize = 0;
+    }
+}

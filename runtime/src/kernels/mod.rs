@@ -1,0 +1,391 @@
+//! Int8 kernels: one function per op, layout and type (`<op>_s8`), CMSIS-NN style.
+//!
+//! Kernels know nothing of the `.mq` format. They take slices and the plain
+//! parameter structs defined here, so that every implementation of an op
+//! (the portable [`reference`](mod@reference) kernels, and future Cortex-M
+//! DSP / NEON / x86 ones) shares one signature and can be tested against the
+//! same cases.
+//! `NUMERICS.md` states each op's integer formula; the reference kernels are
+//! the executable form of it, and every optimized kernel must be bit-exact
+//! with them.
+//!
+//! Conventions shared by all kernels:
+//! - Layout is NCHW with batch 1, so a 2-D activation is `[C, H, W]`; a 1-D op
+//!   is the 2-D op with `H = 1` (kernel, stride and dilation 1 along H, no pads).
+//! - Activations are asymmetric int8 (zero points in `[-128, 127]`); weights
+//!   are symmetric int8 (zero point 0); bias is `i32`.
+//! - Every slice length and geometry is a documented precondition that the
+//!   interpreter validates before calling. A kernel never panics: if a
+//!   precondition it can check cheaply does not hold, it returns early and
+//!   leaves `output` unchanged (documented per kernel as "Returns early").
+//! - Accumulation is in `i32` with two's-complement wrap-around. Wrapping
+//!   arithmetic is associative, so optimized kernels may reorder sums or fold
+//!   zero-point corrections into precomputed offsets and still be bit-exact;
+//!   the converter keeps real models far from the wrap (see `NUMERICS.md`).
+
+pub mod reference;
+
+pub use reference::*;
+
+/// 2-D convolution geometry and quantization, for [`conv_s8`].
+///
+/// Output size is given rather than derived so that the interpreter (which
+/// validates it with [`conv_out_len`]) and the kernel cannot disagree.
+/// Positions outside the input (pads, and anything past the bottom/right
+/// edge) contribute nothing, so end pads need no field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConvParams {
+    pub in_channels: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_channels: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dilation_h: usize,
+    pub dilation_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    /// `in_channels` and `out_channels` are both multiples of `groups`;
+    /// depthwise is `groups == in_channels`.
+    pub groups: usize,
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127`.
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+/// Fully-connected (`y = x · Wᵀ + b` over the last axis), for [`fully_connected_s8`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FullyConnectedParams {
+    /// Number of input vectors (product of all but the last input dim).
+    pub rows: usize,
+    /// `K`, the last input dim.
+    pub in_features: usize,
+    /// `N`, the number of weight rows.
+    pub out_features: usize,
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127`.
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+/// Numpy broadcasting of two operands into one output, in at most 4 dims.
+///
+/// `out_shape` is the output shape left-padded with 1s to 4 dims; the strides
+/// are each operand's element strides in its own row-major layout, 0 on dims
+/// where the operand is broadcast (or absent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Broadcast4 {
+    pub out_shape: [usize; 4],
+    pub a_strides: [usize; 4],
+    pub b_strides: [usize; 4],
+}
+
+impl Broadcast4 {
+    /// Right-aligns the shapes and applies numpy rules: per dim, equal sizes
+    /// match, and a size of 1 stretches to the other size (including 0).
+    ///
+    /// `None` if the shapes are not broadcastable, if the output has more than
+    /// 4 dims once its leading 1s are dropped, or if a size or stride
+    /// overflows `usize`.
+    pub fn new(a_shape: &[usize], b_shape: &[usize]) -> Option<Broadcast4> {
+        let rank = a_shape.len().max(b_shape.len());
+        let mut bc = Broadcast4 {
+            out_shape: [1; 4],
+            a_strides: [0; 4],
+            b_strides: [0; 4],
+        };
+        let mut a_stride = 1usize;
+        let mut b_stride = 1usize;
+        let mut total = 1usize;
+        // Walk from the innermost dim outwards, so strides accumulate and the
+        // slot in the 4-dim arrays is known (slot 3 is the innermost).
+        for i in 0..rank {
+            let da = dim_from_right(a_shape, i);
+            let db = dim_from_right(b_shape, i);
+            let d = if da == db || db == 1 {
+                da
+            } else if da == 1 {
+                db
+            } else {
+                return None;
+            };
+            total = total.checked_mul(d)?;
+            if i >= 4 {
+                // Beyond 4 dims only leading 1s (on both operands) are allowed.
+                if d != 1 {
+                    return None;
+                }
+                continue;
+            }
+            let slot = 3 - i;
+            bc.out_shape[slot] = d;
+            if da != 1 {
+                bc.a_strides[slot] = a_stride;
+            }
+            if db != 1 {
+                bc.b_strides[slot] = b_stride;
+            }
+            a_stride = a_stride.checked_mul(da)?;
+            b_stride = b_stride.checked_mul(db)?;
+        }
+        Some(bc)
+    }
+
+    /// Number of output elements (saturating, for hand-built values).
+    pub fn out_len(&self) -> usize {
+        self.out_shape
+            .iter()
+            .fold(1usize, |acc, &d| acc.saturating_mul(d))
+    }
+}
+
+/// Size `i` positions from the right of `shape`, 1 when `shape` is shorter.
+fn dim_from_right(shape: &[usize], i: usize) -> usize {
+    shape
+        .len()
+        .checked_sub(i + 1)
+        .and_then(|j| shape.get(j))
+        .copied()
+        .unwrap_or(1)
+}
+
+/// Quantized elementwise add (TFLite style), for [`add_s8`].
+///
+/// `y = requantize_to_i8(requantize((a−za)<<ls, am, as) + requantize((b−zb)<<ls, bm, bs), om, os, zy, min, max)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AddParams {
+    pub a_zero_point: i32,
+    pub b_zero_point: i32,
+    pub output_zero_point: i32,
+    /// Headroom shift applied before rescaling the operands, in `0..=20`.
+    pub left_shift: i32,
+    pub a_multiplier: i32,
+    pub a_shift: i32,
+    pub b_multiplier: i32,
+    pub b_shift: i32,
+    pub out_multiplier: i32,
+    pub out_shift: i32,
+    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127`.
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+/// Quantized elementwise multiply, for [`mul_s8`]:
+/// `y = requantize_to_i8((a−za)·(b−zb), om, os, zy, min, max)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MulParams {
+    pub a_zero_point: i32,
+    pub b_zero_point: i32,
+    pub output_zero_point: i32,
+    pub out_multiplier: i32,
+    pub out_shift: i32,
+    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127`.
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+/// Max/average pooling geometry, for [`max_pool_s8`] and [`avg_pool_s8`].
+///
+/// Input `[channels, in_h, in_w]`, output `[channels, out_h, out_w]`, same
+/// scale and zero point. End pads need no field: with the floor-mode output
+/// size that [`conv_out_len`] gives, every window ends inside the padded input
+/// (see `NUMERICS.md` for the average divisor this implies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PoolParams {
+    pub channels: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dilation_h: usize,
+    pub dilation_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    /// AvgPool only: divide by the whole window rather than its valid part.
+    pub count_include_pad: bool,
+    /// Zero point of input and output, in `[-128, 127]`.
+    pub zero_point: i32,
+}
+
+/// Softmax along one axis of a tensor viewed as `[outer, axis_len, inner]`,
+/// for [`softmax_s8`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SoftmaxParams {
+    pub outer: usize,
+    pub axis_len: usize,
+    pub inner: usize,
+}
+
+/// One input of a concatenation, for [`concat_part_s8`].
+///
+/// The concat axis splits both tensors into `outer` blocks: the input's
+/// blocks are `in_block` elements long, the output's `out_block`, and this
+/// input fills `[out_start, out_start + in_block)` of every output block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConcatPart {
+    pub outer: usize,
+    pub in_block: usize,
+    pub out_block: usize,
+    pub out_start: usize,
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    /// Rescale from the input's scale to the output's.
+    pub multiplier: i32,
+    pub shift: i32,
+}
+
+/// Constant padding in at most 4 dims, for [`pad_s8`].
+///
+/// Shapes are row-major and left-padded with 1s to 4 dims; for every dim
+/// `out_shape[d] >= pad_before[d] + in_shape[d]` (the rest is end padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PadParams {
+    pub in_shape: [usize; 4],
+    pub out_shape: [usize; 4],
+    pub pad_before: [usize; 4],
+    /// The quantized pad value.
+    pub value: i8,
+}
+
+/// Output length of a convolution or pooling window along one axis, floor mode:
+/// `(in + pad_begin + pad_end − dilation·(kernel−1) − 1) / stride + 1`.
+///
+/// `None` when `in_len`, `kernel`, `stride` or `dilation` is 0, when the
+/// dilated kernel is longer than the padded input, or on overflow.
+pub fn conv_out_len(
+    in_len: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pad_begin: usize,
+    pad_end: usize,
+) -> Option<usize> {
+    if in_len == 0 || kernel == 0 || stride == 0 || dilation == 0 {
+        return None;
+    }
+    let padded = in_len.checked_add(pad_begin)?.checked_add(pad_end)?;
+    let span = (kernel - 1).checked_mul(dilation)?.checked_add(1)?;
+    let room = padded.checked_sub(span)?;
+    Some(room / stride + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_out_len_floor_mode() {
+        // (5 + 0 + 0 − 3) / 1 + 1 = 3
+        assert_eq!(conv_out_len(5, 3, 1, 1, 0, 0), Some(3));
+        // (5 + 1 + 1 − 3) / 2 + 1 = 2 + 1 = 3
+        assert_eq!(conv_out_len(5, 3, 2, 1, 1, 1), Some(3));
+        // (6 + 0 + 0 − 3) / 2 + 1 = 1 + 1 = 2 (floor drops the partial window)
+        assert_eq!(conv_out_len(6, 3, 2, 1, 0, 0), Some(2));
+        // dilation 2: span 2·2+1 = 5; (7 − 5) / 1 + 1 = 3
+        assert_eq!(conv_out_len(7, 3, 1, 2, 0, 0), Some(3));
+        // SAME_UPPER, in 5, k 2: pads (0, 1): (6 − 2) / 1 + 1 = 5
+        assert_eq!(conv_out_len(5, 2, 1, 1, 0, 1), Some(5));
+        // exactly fits
+        assert_eq!(conv_out_len(3, 3, 5, 1, 0, 0), Some(1));
+    }
+
+    #[test]
+    fn conv_out_len_rejects_invalid() {
+        assert_eq!(conv_out_len(0, 1, 1, 1, 0, 0), None);
+        assert_eq!(conv_out_len(5, 0, 1, 1, 0, 0), None);
+        assert_eq!(conv_out_len(5, 1, 0, 1, 0, 0), None);
+        assert_eq!(conv_out_len(5, 1, 1, 0, 0, 0), None);
+        // kernel 4 > input 3
+        assert_eq!(conv_out_len(3, 4, 1, 1, 0, 0), None);
+        // dilated span 2·2+1 = 5 > 4
+        assert_eq!(conv_out_len(4, 3, 1, 2, 0, 0), None);
+        assert_eq!(conv_out_len(usize::MAX, 1, 1, 1, 1, 0), None);
+        assert_eq!(conv_out_len(5, usize::MAX, 1, 2, 0, 0), None);
+    }
+
+    #[test]
+    fn broadcast_same_shape() {
+        let bc = Broadcast4::new(&[2, 3], &[2, 3]).unwrap();
+        assert_eq!(bc.out_shape, [1, 1, 2, 3]);
+        assert_eq!(bc.a_strides, [0, 0, 3, 1]);
+        assert_eq!(bc.b_strides, [0, 0, 3, 1]);
+        assert_eq!(bc.out_len(), 6);
+    }
+
+    #[test]
+    fn broadcast_right_aligns() {
+        // [1, 8, 4, 4] + [8, 1, 1] (per-channel constant): b's dims align to C, H, W.
+        let bc = Broadcast4::new(&[1, 8, 4, 4], &[8, 1, 1]).unwrap();
+        assert_eq!(bc.out_shape, [1, 8, 4, 4]);
+        assert_eq!(bc.a_strides, [0, 16, 4, 1]);
+        assert_eq!(bc.b_strides, [0, 1, 0, 0]);
+        // Scalar operand.
+        let bc = Broadcast4::new(&[3, 5], &[]).unwrap();
+        assert_eq!(bc.out_shape, [1, 1, 3, 5]);
+        assert_eq!(bc.b_strides, [0; 4]);
+        // Both operands stretched: [3, 1] + [1, 4] -> [3, 4].
+        let bc = Broadcast4::new(&[3, 1], &[1, 4]).unwrap();
+        assert_eq!(bc.out_shape, [1, 1, 3, 4]);
+        assert_eq!(bc.a_strides, [0, 0, 1, 0]);
+        assert_eq!(bc.b_strides, [0, 0, 0, 1]);
+        // Operand a shorter than b.
+        let bc = Broadcast4::new(&[4], &[2, 3, 4]).unwrap();
+        assert_eq!(bc.out_shape, [1, 2, 3, 4]);
+        assert_eq!(bc.a_strides, [0, 0, 0, 1]);
+        assert_eq!(bc.b_strides, [0, 12, 4, 1]);
+    }
+
+    #[test]
+    fn broadcast_zero_sized_dims() {
+        // A 1 stretches to 0, as in numpy.
+        let bc = Broadcast4::new(&[0, 3], &[1, 3]).unwrap();
+        assert_eq!(bc.out_shape, [1, 1, 0, 3]);
+        assert_eq!(bc.out_len(), 0);
+        assert_eq!(Broadcast4::new(&[0], &[2]), None);
+    }
+
+    #[test]
+    fn broadcast_rejects_mismatch() {
+        assert_eq!(Broadcast4::new(&[2, 3], &[3, 2]), None);
+        assert_eq!(Broadcast4::new(&[4], &[3]), None);
+    }
+
+    #[test]
+    fn broadcast_rank_limit() {
+        // Leading 1s beyond 4 dims are dropped.
+        let bc = Broadcast4::new(&[1, 1, 2, 3, 4, 5], &[5]).unwrap();
+        assert_eq!(bc.out_shape, [2, 3, 4, 5]);
+        assert_eq!(bc.a_strides, [60, 20, 5, 1]);
+        assert_eq!(bc.b_strides, [0, 0, 0, 1]);
+        // A real fifth dim is not supported.
+        assert_eq!(Broadcast4::new(&[2, 1, 1, 1, 1], &[1]), None);
+        assert_eq!(Broadcast4::new(&[1], &[2, 3, 1, 1, 1]), None);
+    }
+
+    #[test]
+    fn broadcast_rejects_overflow() {
+        let big = usize::MAX / 2 + 1;
+        assert_eq!(Broadcast4::new(&[big, 2], &[big, 2]), None);
+        assert_eq!(Broadcast4::new(&[big, 1], &[1, 2]), None);
+    }
+}

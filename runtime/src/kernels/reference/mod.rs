@@ -1,0 +1,204 @@
+//! Portable reference kernels: the executable definition of each op's integer
+//! arithmetic. Written for clarity first; optimized kernels elsewhere must be
+//! bit-exact with these.
+
+mod concat;
+mod conv;
+mod elementwise;
+mod fully_connected;
+mod lut;
+mod pad;
+mod pool;
+mod softmax;
+
+pub use concat::concat_part_s8;
+pub use conv::conv_s8;
+pub use elementwise::{add_s8, mul_s8};
+pub use fully_connected::fully_connected_s8;
+pub use lut::{lut_in_place_s8, lut_s8};
+pub use pad::pad_s8;
+pub use pool::{avg_pool_s8, max_pool_s8};
+pub use softmax::softmax_s8;
+
+/// The taps of a sliding window along one axis that land inside the input.
+///
+/// Tap `k` of output position `o` reads input position
+/// `o·stride + k·dilation − pad`; the valid taps are `lo..hi`, and tap `lo`
+/// reads input position `first` (meaningless when the range is empty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Taps {
+    lo: usize,
+    hi: usize,
+    first: usize,
+}
+
+impl Taps {
+    /// Computed in closed form so the inner loops need no per-tap bounds test.
+    /// Total for any arguments; exact when `o·stride + (kernel−1)·dilation`
+    /// and `in_len + pad` do not overflow (the kernels check [`axis_ok`]).
+    #[inline]
+    fn new(
+        o: usize,
+        stride: usize,
+        dilation: usize,
+        pad: usize,
+        kernel: usize,
+        in_len: usize,
+    ) -> Taps {
+        let d = dilation.max(1);
+        let base = o.saturating_mul(stride);
+        // First tap at or after the start of the input: k·d >= pad − base.
+        let lo = if base >= pad {
+            0
+        } else {
+            div_ceil(pad - base, d)
+        }
+        .min(kernel);
+        // Taps strictly before its end: base + k·d < in_len + pad.
+        let end = in_len.saturating_add(pad);
+        let hi = if end > base {
+            div_ceil(end - base, d)
+        } else {
+            0
+        }
+        .min(kernel);
+        if lo >= hi {
+            return Taps {
+                lo: 0,
+                hi: 0,
+                first: 0,
+            };
+        }
+        let first = (base + lo * d) - pad;
+        Taps { lo, hi, first }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.hi - self.lo
+    }
+}
+
+#[inline]
+fn div_ceil(x: usize, d: usize) -> usize {
+    x / d + usize::from(x % d != 0)
+}
+
+/// One axis of a window geometry is usable: kernel, stride and dilation are
+/// non-zero and the furthest tap position cannot overflow.
+fn axis_ok(
+    out: usize,
+    stride: usize,
+    kernel: usize,
+    dilation: usize,
+    pad: usize,
+    in_len: usize,
+) -> bool {
+    if kernel == 0 || stride == 0 || dilation == 0 {
+        return false;
+    }
+    let reach = out
+        .saturating_sub(1)
+        .checked_mul(stride)
+        .zip((kernel - 1).checked_mul(dilation))
+        .and_then(|(a, b)| a.checked_add(b));
+    reach.is_some() && in_len.checked_add(pad).is_some()
+}
+
+/// The fused activation clamp stays inside `i8`, so the final cast is exact.
+fn act_ok(act_min: i32, act_max: i32) -> bool {
+    -128 <= act_min && act_min <= act_max && act_max <= 127
+}
+
+/// `a · b · c`, `None` on overflow.
+fn mul3(a: usize, b: usize, c: usize) -> Option<usize> {
+    a.checked_mul(b)?.checked_mul(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taps_interior_and_edges() {
+        // in_len 5, kernel 3, stride 1, dilation 1, pad 1.
+        // o = 0: positions -1, 0, 1 -> taps 1..3 valid, first position 0.
+        assert_eq!(
+            Taps::new(0, 1, 1, 1, 3, 5),
+            Taps {
+                lo: 1,
+                hi: 3,
+                first: 0
+            }
+        );
+        // o = 2: positions 1, 2, 3 -> all taps, first 1.
+        assert_eq!(
+            Taps::new(2, 1, 1, 1, 3, 5),
+            Taps {
+                lo: 0,
+                hi: 3,
+                first: 1
+            }
+        );
+        // o = 4: positions 3, 4, 5 -> taps 0..2.
+        assert_eq!(
+            Taps::new(4, 1, 1, 1, 3, 5),
+            Taps {
+                lo: 0,
+                hi: 2,
+                first: 3
+            }
+        );
+    }
+
+    #[test]
+    fn taps_dilated_and_strided() {
+        // dilation 2, pad 3, stride 2, kernel 4, in_len 4.
+        // o = 0: positions -3, -1, 1, 3 -> taps 2..4, first position 1.
+        assert_eq!(
+            Taps::new(0, 2, 2, 3, 4, 4),
+            Taps {
+                lo: 2,
+                hi: 4,
+                first: 1
+            }
+        );
+        // o = 1: positions -1, 1, 3, 5 -> taps 1..3, first 1.
+        assert_eq!(
+            Taps::new(1, 2, 2, 3, 4, 4),
+            Taps {
+                lo: 1,
+                hi: 3,
+                first: 1
+            }
+        );
+    }
+
+    #[test]
+    fn taps_window_fully_outside() {
+        // Window entirely in the top pad: positions -5, -4 with pad 5.
+        let t = Taps::new(0, 1, 1, 5, 2, 3);
+        assert_eq!(t.len(), 0);
+        // Window entirely past the end: positions 4, 5 for in_len 3.
+        let t = Taps::new(4, 1, 1, 0, 2, 3);
+        assert_eq!(t.len(), 0);
+        // Dilation jumps over the whole input: positions -1, 2 with in_len 1.
+        let t = Taps::new(0, 1, 3, 1, 2, 1);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn axis_checks() {
+        assert!(axis_ok(3, 1, 3, 1, 1, 5));
+        assert!(!axis_ok(3, 0, 3, 1, 1, 5));
+        assert!(!axis_ok(3, 1, 0, 1, 1, 5));
+        assert!(!axis_ok(3, 1, 3, 0, 1, 5));
+        assert!(!axis_ok(usize::MAX, 2, 3, 1, 1, 5));
+        assert!(!axis_ok(3, 1, 3, 1, usize::MAX, 5));
+        assert!(act_ok(-128, 127));
+        assert!(act_ok(0, 0));
+        assert!(!act_ok(-129, 127));
+        assert!(!act_ok(-128, 128));
+        assert!(!act_ok(5, 4));
+    }
+}

@@ -1,0 +1,187 @@
+//! Softmax through a 256-entry exponential table.
+
+use crate::kernels::SoftmaxParams;
+
+/// Softmax along the middle axis of `[outer, axis_len, inner]`.
+///
+/// `exp_table[d] = round(2^24 · exp(−d · input_scale))` for `d` in `0..256`,
+/// computed by the converter; negative entries count as 0. For every
+/// `(outer, inner)` row: `m = max x`, `e(x) = exp_table[m − x]`,
+/// `sum = Σ e` in `u64`, and
+/// `y = clamp((e·256 + sum/2) / sum − 128, −128, 127)` (output scale 1/256,
+/// zero point −128). A row whose `sum` is 0 (only a corrupt table can do that)
+/// outputs −128 rather than dividing by zero.
+///
+/// Returns early, leaving `output` unchanged, unless `input` and `output`
+/// both have `outer · axis_len · inner` elements.
+pub fn softmax_s8(p: &SoftmaxParams, exp_table: &[i32; 256], input: &[i8], output: &mut [i8]) {
+    let n = p
+        .outer
+        .checked_mul(p.axis_len)
+        .and_then(|v| v.checked_mul(p.inner));
+    if n != Some(input.len()) || input.len() != output.len() || input.is_empty() {
+        return;
+    }
+    // Non-empty, so `inner` and `axis_len` are non-zero.
+    let block = p.axis_len * p.inner;
+    let exp = |m: i8, x: i8| -> u64 {
+        // m >= x, so m − x is in 0..=255 and the u8 index cannot be out of bounds.
+        let d = (m as u8).wrapping_sub(x as u8);
+        exp_table[usize::from(d)].max(0) as u64
+    };
+    for (x_block, y_block) in input
+        .chunks_exact(block)
+        .zip(output.chunks_exact_mut(block))
+    {
+        for i in 0..p.inner {
+            let xs = || {
+                x_block
+                    .get(i..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .step_by(p.inner)
+                    .copied()
+            };
+            let m = xs().max().unwrap_or(0);
+            let sum: u64 = xs().map(|x| exp(m, x)).sum();
+            let ys = y_block
+                .get_mut(i..)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .step_by(p.inner);
+            for (y, x) in ys.zip(xs()) {
+                // e ≤ sum, so the quotient is at most 256 and fits i32.
+                *y = match (exp(m, x) * 256 + sum / 2).checked_div(sum) {
+                    Some(q) => (q as i32 - 128).clamp(-128, 127) as i8,
+                    None => -128,
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// exp_table[d] = 2^24 >> d (scale ln 2: each step halves), 0 once it underflows.
+    fn halving_table() -> [i32; 256] {
+        let mut t = [0i32; 256];
+        for (d, e) in t.iter_mut().enumerate().take(25) {
+            *e = (1 << 24) >> d;
+        }
+        t
+    }
+
+    fn run(p: SoftmaxParams, t: &[i32; 256], x: &[i8], y: &mut [i8]) {
+        softmax_s8(&p, t, x, y);
+    }
+
+    #[test]
+    fn halving_table_row() {
+        // x = [0, −1, −2]: e = [2^24, 2^23, 2^22], sum = 7·2^22.
+        // y + 128 = round(256·[4, 2, 1]/7) = round([146.29, 73.14, 36.57]) = [146, 73, 37]
+        // y = [18, −55, −91]
+        let p = SoftmaxParams {
+            outer: 1,
+            axis_len: 3,
+            inner: 1,
+        };
+        let mut y = [0i8; 3];
+        run(p, &halving_table(), &[0, -1, -2], &mut y);
+        assert_eq!(y, [18, -55, -91]);
+        // Shift invariance: the same differences at the top of the range.
+        run(p, &halving_table(), &[127, 126, 125], &mut y);
+        assert_eq!(y, [18, -55, -91]);
+    }
+
+    #[test]
+    fn uniform_and_dominant_rows() {
+        // 4 equal values: 256/4 = 64 -> y = −64 each.
+        let p = SoftmaxParams {
+            outer: 1,
+            axis_len: 4,
+            inner: 1,
+        };
+        let mut y = [0i8; 4];
+        run(p, &halving_table(), &[5, 5, 5, 5], &mut y);
+        assert_eq!(y, [-64; 4]);
+        // One value 100 steps above the rest (their table entries are 0):
+        // q = 256 -> 256 − 128 = 128, clamped to 127; the rest q = 0 -> −128.
+        run(p, &halving_table(), &[-100, 0, -100, -100], &mut y);
+        assert_eq!(y, [-128, 127, -128, -128]);
+    }
+
+    #[test]
+    fn strided_axis() {
+        // [outer 2, axis 2, inner 2]: rows are (o, i) pairs with stride 2.
+        // x = [[0, 0], [−1, 0]] per outer block o=0; [[−2, 3], [0, 3]] for o=1.
+        // o0 i0: [0, −1] -> 256·[2, 1]/3 = [170.67, 85.33] -> [171, 85] -> [43, −43]
+        // o0 i1: [0, 0] -> [128, 128] -> [0, 0]
+        // o1 i0: [−2, 0] -> [1, 4]/5·256 = [51.2, 204.8] -> [51, 205] -> [−77, 77]
+        // o1 i1: [3, 3] -> [0, 0]
+        let p = SoftmaxParams {
+            outer: 2,
+            axis_len: 2,
+            inner: 2,
+        };
+        let mut y = [0i8; 8];
+        run(p, &halving_table(), &[0, 0, -1, 0, -2, 3, 0, 3], &mut y);
+        assert_eq!(y, [43, 0, -43, 0, -77, 0, 77, 0]);
+    }
+
+    #[test]
+    fn corrupt_tables_never_divide_by_zero() {
+        let p = SoftmaxParams {
+            outer: 1,
+            axis_len: 2,
+            inner: 1,
+        };
+        let mut y = [0i8; 2];
+        run(p, &[0; 256], &[1, 2], &mut y);
+        assert_eq!(y, [-128, -128]);
+        // Negative entries are 0: table[0] = 10, table[1] = −10 (treated as 0):
+        // x = [1, 2] -> e = [0, 10] -> [0, 256] -> [−128, 127]
+        let mut t = [-5i32; 256];
+        t[0] = 10;
+        t[1] = -10;
+        run(p, &t, &[1, 2], &mut y);
+        assert_eq!(y, [-128, 127]);
+        // All-negative table: sum 0 -> −128.
+        run(p, &[i32::MIN; 256], &[1, 2], &mut y);
+        assert_eq!(y, [-128, -128]);
+    }
+
+    #[test]
+    fn huge_entries_do_not_overflow() {
+        // i32::MAX entries on a long axis: sums stay far below u64 overflow.
+        // 3 equal values: 256/3 = 85.33 -> 85 -> −43.
+        let p = SoftmaxParams {
+            outer: 1,
+            axis_len: 3,
+            inner: 1,
+        };
+        let mut y = [0i8; 3];
+        run(p, &[i32::MAX; 256], &[-128, 0, 127], &mut y);
+        assert_eq!(y, [-43; 3]);
+    }
+
+    #[test]
+    fn length_mismatch_leaves_output_untouched() {
+        let p = SoftmaxParams {
+            outer: 1,
+            axis_len: 3,
+            inner: 1,
+        };
+        let mut y = [7i8; 2];
+        run(p, &halving_table(), &[0, 0], &mut y);
+        assert_eq!(y, [7, 7]);
+        let p = SoftmaxParams {
+            outer: usize::MAX,
+            axis_len: 2,
+            inner: 1,
+        };
+        run(p, &halving_table(), &[0, 0], &mut y);
+        assert_eq!(y, [7, 7]);
+    }
+}

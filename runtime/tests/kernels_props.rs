@@ -1,0 +1,932 @@
+//! Property tests: every reference kernel against a deliberately naive
+//! implementation of its documented formula (explicit loops over output
+//! coordinates, `i64`/`u128` arithmetic, bounds tested per tap), over random
+//! shapes and data. Requantization goes through `medq::numerics`, the
+//! contract the kernels are specified against (it has its own tests).
+
+use medq::kernels::*;
+use medq::numerics::{requantize, requantize_to_i8};
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------
+// Shared strategies
+
+/// A Q31 multiplier: usually normalized, sometimes 0 or tiny.
+fn multiplier() -> impl Strategy<Value = i32> {
+    prop_oneof![
+        8 => (1i32 << 30)..=i32::MAX,
+        1 => Just(0),
+        1 => 1i32..(1 << 30),
+    ]
+}
+
+/// Shifts that keep typical accumulators in range, plus the extremes.
+fn shift(typical: std::ops::RangeInclusive<i32>) -> impl Strategy<Value = i32> {
+    prop_oneof![8 => typical, 1 => Just(-31), 1 => Just(30)]
+}
+
+/// An activation window inside i8: `(min, max)` with `min <= max`.
+fn act() -> impl Strategy<Value = (i32, i32)> {
+    prop_oneof![
+        2 => Just((-128, 127)),
+        3 => (-128i32..=127, -128i32..=127).prop_map(|(a, b)| (a.min(b), a.max(b))),
+    ]
+}
+
+fn zp() -> impl Strategy<Value = i32> {
+    -128i32..=127
+}
+
+fn i8s(n: usize) -> impl Strategy<Value = Vec<i8>> {
+    vec(any::<i8>(), n)
+}
+
+/// One window axis: `(in, kernel, stride, dilation, pad_begin, pad_end, out)`,
+/// valid in floor mode. `flat` forces the trivial axis of a 1-D op.
+fn axis(flat: bool) -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize, usize)> {
+    if flat {
+        return Just((1, 1, 1, 1, 0, 0, 1)).boxed();
+    }
+    (
+        1usize..=7,
+        1usize..=3,
+        1usize..=3,
+        1usize..=2,
+        0usize..=2,
+        0usize..=2,
+    )
+        .prop_filter_map("window longer than padded input", |(i, k, s, d, pb, pe)| {
+            conv_out_len(i, k, s, d, pb, pe).map(|o| (i, k, s, d, pb, pe, o))
+        })
+        .boxed()
+}
+
+// ---------------------------------------------------------------------------
+// Conv
+
+#[derive(Clone, Debug)]
+struct ConvCase {
+    p: ConvParams,
+    x: Vec<i8>,
+    w: Vec<i8>,
+    bias: Vec<i32>,
+    mult: Vec<i32>,
+    shift: Vec<i32>,
+}
+
+fn conv_case() -> impl Strategy<Value = ConvCase> {
+    let geometry = any::<bool>().prop_flat_map(|one_d| {
+        (
+            axis(one_d),
+            axis(false),
+            1usize..=3, // groups
+            1usize..=3, // in channels per group
+            1usize..=3, // out channels per group
+            zp(),
+            zp(),
+            act(),
+        )
+    });
+    geometry.prop_flat_map(
+        |(h, w, groups, cin_g, cout_g, in_zp, out_zp, (act_min, act_max))| {
+            let p = ConvParams {
+                in_channels: groups * cin_g,
+                in_h: h.0,
+                in_w: w.0,
+                out_channels: groups * cout_g,
+                out_h: h.6,
+                out_w: w.6,
+                kernel_h: h.1,
+                kernel_w: w.1,
+                stride_h: h.2,
+                stride_w: w.2,
+                dilation_h: h.3,
+                dilation_w: w.3,
+                pad_top: h.4,
+                pad_left: w.4,
+                groups,
+                input_zero_point: in_zp,
+                output_zero_point: out_zp,
+                act_min,
+                act_max,
+            };
+            let cout = p.out_channels;
+            (
+                Just(p),
+                i8s(p.in_channels * p.in_h * p.in_w),
+                vec(-127i8..=127, cout * cin_g * p.kernel_h * p.kernel_w),
+                vec(-30_000i32..=30_000, cout),
+                vec(multiplier(), cout),
+                vec(shift(-16..=1), cout),
+            )
+                .prop_map(|(p, x, w, bias, mult, shift)| ConvCase {
+                    p,
+                    x,
+                    w,
+                    bias,
+                    mult,
+                    shift,
+                })
+        },
+    )
+}
+
+fn conv_naive(c: &ConvCase) -> Vec<i8> {
+    let p = &c.p;
+    let cin_g = p.in_channels / p.groups;
+    let cout_g = p.out_channels / p.groups;
+    let mut out = Vec::new();
+    for oc in 0..p.out_channels {
+        let g = oc / cout_g;
+        for oy in 0..p.out_h {
+            for ox in 0..p.out_w {
+                let mut acc = c.bias[oc] as i64;
+                for icg in 0..cin_g {
+                    let ic = g * cin_g + icg;
+                    for ky in 0..p.kernel_h {
+                        for kx in 0..p.kernel_w {
+                            let iy =
+                                (oy * p.stride_h + ky * p.dilation_h) as i64 - p.pad_top as i64;
+                            let ix =
+                                (ox * p.stride_w + kx * p.dilation_w) as i64 - p.pad_left as i64;
+                            if iy < 0 || ix < 0 || iy >= p.in_h as i64 || ix >= p.in_w as i64 {
+                                continue;
+                            }
+                            let xi = (ic * p.in_h + iy as usize) * p.in_w + ix as usize;
+                            let wi = ((oc * cin_g + icg) * p.kernel_h + ky) * p.kernel_w + kx;
+                            acc += (c.x[xi] as i64 - p.input_zero_point as i64) * c.w[wi] as i64;
+                        }
+                    }
+                }
+                let acc = i32::try_from(acc).expect("test data keeps the accumulator in i32");
+                out.push(requantize_to_i8(
+                    acc,
+                    c.mult[oc],
+                    c.shift[oc],
+                    p.output_zero_point,
+                    p.act_min,
+                    p.act_max,
+                ));
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Fully connected
+
+#[derive(Clone, Debug)]
+struct FcCase {
+    p: FullyConnectedParams,
+    x: Vec<i8>,
+    w: Vec<i8>,
+    bias: Vec<i32>,
+    mult: Vec<i32>,
+    shift: Vec<i32>,
+}
+
+fn fc_case() -> impl Strategy<Value = FcCase> {
+    (1usize..=4, 0usize..=24, 1usize..=6, zp(), zp(), act()).prop_flat_map(
+        |(rows, k, n, in_zp, out_zp, (lo, hi))| {
+            let p = FullyConnectedParams {
+                rows,
+                in_features: k,
+                out_features: n,
+                input_zero_point: in_zp,
+                output_zero_point: out_zp,
+                act_min: lo,
+                act_max: hi,
+            };
+            (
+                Just(p),
+                i8s(rows * k),
+                vec(-127i8..=127, n * k),
+                vec(-30_000i32..=30_000, n),
+                vec(multiplier(), n),
+                vec(shift(-16..=1), n),
+            )
+                .prop_map(|(p, x, w, bias, mult, shift)| FcCase {
+                    p,
+                    x,
+                    w,
+                    bias,
+                    mult,
+                    shift,
+                })
+        },
+    )
+}
+
+fn fc_naive(c: &FcCase) -> Vec<i8> {
+    let p = &c.p;
+    let mut out = Vec::new();
+    for r in 0..p.rows {
+        for n in 0..p.out_features {
+            let mut acc = c.bias[n] as i64;
+            for k in 0..p.in_features {
+                acc += (c.x[r * p.in_features + k] as i64 - p.input_zero_point as i64)
+                    * c.w[n * p.in_features + k] as i64;
+            }
+            let acc = i32::try_from(acc).unwrap();
+            out.push(requantize_to_i8(
+                acc,
+                c.mult[n],
+                c.shift[n],
+                p.output_zero_point,
+                p.act_min,
+                p.act_max,
+            ));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Broadcasting
+
+/// Numpy's broadcast shape, computed the textbook way.
+fn numpy_broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let pad = |s: &[usize]| -> Vec<usize> {
+        let mut v = vec![1; rank - s.len()];
+        v.extend_from_slice(s);
+        v
+    };
+    let (a, b) = (pad(a), pad(b));
+    a.iter()
+        .zip(&b)
+        .map(|(&x, &y)| match (x, y) {
+            _ if x == y => Some(x),
+            (1, _) => Some(y),
+            (_, 1) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Element of `data` (shape `shape`) that output index `idx` (shape `out`) reads.
+fn broadcast_read(data: &[i8], shape: &[usize], out: &[usize], idx: &[usize]) -> i8 {
+    let offset = out.len() - shape.len();
+    let mut flat = 0;
+    for (d, &n) in shape.iter().enumerate() {
+        let i = if n == 1 { 0 } else { idx[offset + d] };
+        flat = flat * n + i;
+    }
+    data[flat]
+}
+
+/// All multi-indices of `shape` in row-major order.
+fn indices(shape: &[usize]) -> Vec<Vec<usize>> {
+    let mut all = vec![vec![]];
+    for &n in shape {
+        all = all
+            .into_iter()
+            .flat_map(|prefix| {
+                (0..n).map(move |i| {
+                    let mut v = prefix.clone();
+                    v.push(i);
+                    v
+                })
+            })
+            .collect();
+    }
+    all
+}
+
+/// Two broadcast-compatible shapes of rank ≤ 4: a shared output shape, from
+/// which each operand drops some leading dims and sets some dims to 1.
+fn broadcast_shapes() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    (
+        vec(1usize..=4, 0..=4),
+        any::<u8>(),
+        any::<u8>(),
+        0usize..=4,
+        0usize..=4,
+    )
+        .prop_map(|(out, ma, mb, da, db)| {
+            let derive = |mask: u8, drop: usize| -> Vec<usize> {
+                let drop = drop.min(out.len());
+                out.iter()
+                    .enumerate()
+                    .skip(drop)
+                    .map(|(i, &n)| if mask >> i & 1 == 1 { 1 } else { n })
+                    .collect()
+            };
+            (derive(ma, da), derive(mb, db))
+        })
+}
+
+#[derive(Clone, Debug)]
+struct BinaryCase {
+    a_shape: Vec<usize>,
+    b_shape: Vec<usize>,
+    a: Vec<i8>,
+    b: Vec<i8>,
+}
+
+fn binary_case() -> impl Strategy<Value = BinaryCase> {
+    broadcast_shapes().prop_flat_map(|(sa, sb)| {
+        let (na, nb) = (sa.iter().product(), sb.iter().product());
+        (Just(sa), Just(sb), i8s(na), i8s(nb)).prop_map(|(a_shape, b_shape, a, b)| BinaryCase {
+            a_shape,
+            b_shape,
+            a,
+            b,
+        })
+    })
+}
+
+fn binary_naive(c: &BinaryCase, f: impl Fn(i8, i8) -> i8) -> Vec<i8> {
+    let out = numpy_broadcast(&c.a_shape, &c.b_shape).unwrap();
+    indices(&out)
+        .iter()
+        .map(|idx| {
+            f(
+                broadcast_read(&c.a, &c.a_shape, &out, idx),
+                broadcast_read(&c.b, &c.b_shape, &out, idx),
+            )
+        })
+        .collect()
+}
+
+fn add_params() -> impl Strategy<Value = AddParams> {
+    (
+        (zp(), zp(), zp(), 0i32..=20),
+        (multiplier(), shift(-8..=0), multiplier(), shift(-8..=0)),
+        (multiplier(), shift(-28..=-10), act()),
+    )
+        .prop_map(
+            |((za, zb, zy, ls), (am, as_, bm, bs), (om, os, (lo, hi)))| AddParams {
+                a_zero_point: za,
+                b_zero_point: zb,
+                output_zero_point: zy,
+                left_shift: ls,
+                a_multiplier: am,
+                a_shift: as_,
+                b_multiplier: bm,
+                b_shift: bs,
+                out_multiplier: om,
+                out_shift: os,
+                act_min: lo,
+                act_max: hi,
+            },
+        )
+}
+
+fn add_naive_one(p: &AddParams, a: i8, b: i8) -> i8 {
+    let xa = (a as i64 - p.a_zero_point as i64) * (1i64 << p.left_shift);
+    let xb = (b as i64 - p.b_zero_point as i64) * (1i64 << p.left_shift);
+    let ra = requantize(i32::try_from(xa).unwrap(), p.a_multiplier, p.a_shift) as i64;
+    let rb = requantize(i32::try_from(xb).unwrap(), p.b_multiplier, p.b_shift) as i64;
+    let sum = (ra + rb).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+    requantize_to_i8(
+        sum,
+        p.out_multiplier,
+        p.out_shift,
+        p.output_zero_point,
+        p.act_min,
+        p.act_max,
+    )
+}
+
+fn mul_params() -> impl Strategy<Value = MulParams> {
+    (zp(), zp(), zp(), multiplier(), shift(-16..=1), act()).prop_map(
+        |(za, zb, zy, m, s, (lo, hi))| MulParams {
+            a_zero_point: za,
+            b_zero_point: zb,
+            output_zero_point: zy,
+            out_multiplier: m,
+            out_shift: s,
+            act_min: lo,
+            act_max: hi,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Pools
+
+#[derive(Clone, Debug)]
+struct PoolCase {
+    p: PoolParams,
+    pad_bottom: usize,
+    pad_right: usize,
+    x: Vec<i8>,
+}
+
+fn pool_case() -> impl Strategy<Value = PoolCase> {
+    (any::<bool>(), 1usize..=3, any::<bool>(), zp())
+        .prop_flat_map(|(one_d, c, cip, zp)| {
+            (axis(one_d), axis(false), Just(c), Just(cip), Just(zp))
+        })
+        .prop_flat_map(|(h, w, channels, count_include_pad, zero_point)| {
+            let p = PoolParams {
+                channels,
+                in_h: h.0,
+                in_w: w.0,
+                out_h: h.6,
+                out_w: w.6,
+                kernel_h: h.1,
+                kernel_w: w.1,
+                stride_h: h.2,
+                stride_w: w.2,
+                dilation_h: h.3,
+                dilation_w: w.3,
+                pad_top: h.4,
+                pad_left: w.4,
+                count_include_pad,
+                zero_point,
+            };
+            (Just(p), Just(h.5), Just(w.5), i8s(channels * h.0 * w.0)).prop_map(
+                |(p, pad_bottom, pad_right, x)| PoolCase {
+                    p,
+                    pad_bottom,
+                    pad_right,
+                    x,
+                },
+            )
+        })
+}
+
+/// Visits every tap of every output window as
+/// `f(out_index, Option<input value>, inside_padded_input)`.
+fn pool_windows(c: &PoolCase, mut f: impl FnMut(usize, Option<i8>, bool)) {
+    let p = &c.p;
+    let mut o = 0;
+    for ch in 0..p.channels {
+        for oy in 0..p.out_h {
+            for ox in 0..p.out_w {
+                for ky in 0..p.kernel_h {
+                    for kx in 0..p.kernel_w {
+                        let iy = (oy * p.stride_h + ky * p.dilation_h) as i64 - p.pad_top as i64;
+                        let ix = (ox * p.stride_w + kx * p.dilation_w) as i64 - p.pad_left as i64;
+                        let (h, w) = (p.in_h as i64, p.in_w as i64);
+                        let inside = iy >= 0 && ix >= 0 && iy < h && ix < w;
+                        let in_padded = iy >= -(p.pad_top as i64)
+                            && ix >= -(p.pad_left as i64)
+                            && iy < h + c.pad_bottom as i64
+                            && ix < w + c.pad_right as i64;
+                        let v =
+                            inside.then(|| c.x[(ch * p.in_h + iy as usize) * p.in_w + ix as usize]);
+                        f(o, v, in_padded);
+                    }
+                }
+                o += 1;
+            }
+        }
+    }
+}
+
+fn max_pool_naive(c: &PoolCase) -> Vec<i8> {
+    let n = c.p.channels * c.p.out_h * c.p.out_w;
+    let mut best: Vec<Option<i8>> = vec![None; n];
+    pool_windows(c, |o, v, _| {
+        if let Some(v) = v {
+            best[o] = Some(best[o].map_or(v, |b| b.max(v)));
+        }
+    });
+    best.into_iter()
+        .map(|b| b.unwrap_or(c.p.zero_point as i8))
+        .collect()
+}
+
+/// ONNX AveragePool: with `count_include_pad` the divisor counts window
+/// positions inside the *padded* input (explicit end pads known here).
+fn avg_pool_naive(c: &PoolCase) -> Vec<i8> {
+    let n = c.p.channels * c.p.out_h * c.p.out_w;
+    let mut sum = vec![0i64; n];
+    let mut valid = vec![0i64; n];
+    let mut padded = vec![0i64; n];
+    pool_windows(c, |o, v, in_padded| {
+        if let Some(v) = v {
+            sum[o] += v as i64 - c.p.zero_point as i64;
+            valid[o] += 1;
+        }
+        padded[o] += in_padded as i64;
+    });
+    (0..n)
+        .map(|o| {
+            let count = if c.p.count_include_pad {
+                padded[o]
+            } else {
+                valid[o]
+            };
+            let mean = if count == 0 {
+                0
+            } else {
+                // Round half away from zero on the exact quotient.
+                let (s, q) = (sum[o].abs() * 2, count * 2);
+                sum[o].signum() * ((s + count) / q)
+            };
+            (c.p.zero_point as i64 + mean).clamp(-128, 127) as i8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Softmax
+
+/// A converter-style table for a random input scale, or arbitrary (corrupt) data.
+fn exp_table() -> impl Strategy<Value = Box<[i32; 256]>> {
+    prop_oneof![
+        3 => (0.005f64..0.5).prop_map(|scale| {
+            let mut t = Box::new([0i32; 256]);
+            for (d, e) in t.iter_mut().enumerate() {
+                *e = ((1u64 << 24) as f64 * (-(d as f64) * scale).exp()).round() as i32;
+            }
+            t
+        }),
+        1 => vec(any::<i32>(), 256).prop_map(|v| Box::new(<[i32; 256]>::try_from(v).unwrap())),
+        1 => vec(prop_oneof![Just(0), Just(-1), 1i32..4], 256)
+            .prop_map(|v| Box::new(<[i32; 256]>::try_from(v).unwrap())),
+    ]
+}
+
+// The oracle spells the zero-sum rule out as the docs state it.
+#[allow(clippy::manual_checked_ops)]
+fn softmax_naive(p: &SoftmaxParams, t: &[i32; 256], x: &[i8]) -> Vec<i8> {
+    let mut y = vec![0i8; x.len()];
+    for o in 0..p.outer {
+        for i in 0..p.inner {
+            let at = |k: usize| (o * p.axis_len + k) * p.inner + i;
+            let m = (0..p.axis_len).map(|k| x[at(k)] as i32).max().unwrap();
+            let e = |k: usize| t[(m - x[at(k)] as i32) as usize].max(0) as u128;
+            let sum: u128 = (0..p.axis_len).map(e).sum();
+            for k in 0..p.axis_len {
+                y[at(k)] = if sum == 0 {
+                    -128
+                } else {
+                    ((e(k) * 256 + sum / 2) / sum) as i32 - 128
+                }
+                .clamp(-128, 127) as i8;
+            }
+        }
+    }
+    y
+}
+
+// ---------------------------------------------------------------------------
+// Pad
+
+#[derive(Clone, Debug)]
+struct PadCase {
+    p: PadParams,
+    x: Vec<i8>,
+}
+
+fn pad_case() -> impl Strategy<Value = PadCase> {
+    (
+        [0usize..=3, 0usize..=3, 0usize..=3, 0usize..=3],
+        [0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2],
+        [0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2],
+        any::<i8>(),
+    )
+        .prop_flat_map(|(in_shape, before, after, value)| {
+            let out_shape = [0, 1, 2, 3].map(|d| before[d] + in_shape[d] + after[d]);
+            let p = PadParams {
+                in_shape,
+                out_shape,
+                pad_before: before,
+                value,
+            };
+            (Just(p), i8s(in_shape.iter().product())).prop_map(|(p, x)| PadCase { p, x })
+        })
+}
+
+fn pad_naive(c: &PadCase) -> Vec<i8> {
+    let p = &c.p;
+    indices(&p.out_shape)
+        .iter()
+        .map(|idx| {
+            let mut flat = 0;
+            for ((&o, &before), &n) in idx.iter().zip(&p.pad_before).zip(&p.in_shape) {
+                let Some(i) = o.checked_sub(before).filter(|&i| i < n) else {
+                    return p.value;
+                };
+                flat = flat * n + i;
+            }
+            c.x[flat]
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn conv_matches_naive(c in conv_case()) {
+        let mut y = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+        conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        prop_assert_eq!(y, conv_naive(&c));
+    }
+
+    #[test]
+    fn fully_connected_matches_naive(c in fc_case()) {
+        let mut y = vec![0i8; c.p.rows * c.p.out_features];
+        fully_connected_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        prop_assert_eq!(y, fc_naive(&c));
+    }
+
+    #[test]
+    fn broadcast4_follows_numpy(a in vec(0usize..=3, 0..=6), b in vec(0usize..=3, 0..=6)) {
+        let want = numpy_broadcast(&a, &b);
+        let got = Broadcast4::new(&a, &b);
+        match want {
+            None => prop_assert_eq!(got, None),
+            Some(out) => {
+                let leading_ones = out.iter().take_while(|&&d| d == 1).count();
+                let needed = out.len() - leading_ones;
+                if needed > 4 {
+                    prop_assert_eq!(got, None);
+                } else {
+                    let bc = got.expect("broadcastable within 4 dims");
+                    let mut padded = vec![1; 4 - needed];
+                    padded.extend_from_slice(&out[leading_ones..]);
+                    prop_assert_eq!(bc.out_shape.to_vec(), padded);
+                    prop_assert_eq!(bc.out_len(), out.iter().product::<usize>());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn add_matches_naive(c in binary_case(), p in add_params()) {
+        let bc = Broadcast4::new(&c.a_shape, &c.b_shape).unwrap();
+        let mut y = vec![0i8; bc.out_len()];
+        add_s8(&p, &bc, &c.a, &c.b, &mut y);
+        prop_assert_eq!(y, binary_naive(&c, |a, b| add_naive_one(&p, a, b)));
+    }
+
+    #[test]
+    fn add_is_symmetric_in_its_operands(c in binary_case(), p in add_params()) {
+        let swapped = AddParams {
+            a_zero_point: p.b_zero_point,
+            b_zero_point: p.a_zero_point,
+            a_multiplier: p.b_multiplier,
+            a_shift: p.b_shift,
+            b_multiplier: p.a_multiplier,
+            b_shift: p.a_shift,
+            ..p
+        };
+        let bc = Broadcast4::new(&c.a_shape, &c.b_shape).unwrap();
+        let bc_swapped = Broadcast4::new(&c.b_shape, &c.a_shape).unwrap();
+        let mut y = vec![0i8; bc.out_len()];
+        let mut y_swapped = vec![0i8; bc.out_len()];
+        add_s8(&p, &bc, &c.a, &c.b, &mut y);
+        add_s8(&swapped, &bc_swapped, &c.b, &c.a, &mut y_swapped);
+        prop_assert_eq!(y, y_swapped);
+    }
+
+    #[test]
+    fn mul_matches_naive(c in binary_case(), p in mul_params()) {
+        let bc = Broadcast4::new(&c.a_shape, &c.b_shape).unwrap();
+        let mut y = vec![0i8; bc.out_len()];
+        mul_s8(&p, &bc, &c.a, &c.b, &mut y);
+        let want = binary_naive(&c, |a, b| {
+            let prod = (a as i64 - p.a_zero_point as i64) * (b as i64 - p.b_zero_point as i64);
+            let (m, s, zy) = (p.out_multiplier, p.out_shift, p.output_zero_point);
+            requantize_to_i8(prod as i32, m, s, zy, p.act_min, p.act_max)
+        });
+        prop_assert_eq!(y, want);
+    }
+
+    #[test]
+    fn lut_matches_naive(table in vec(any::<i8>(), 256), x in vec(any::<i8>(), 0..64)) {
+        let table: [i8; 256] = table.try_into().unwrap();
+        let want: Vec<i8> = x.iter().map(|&v| table[(v as i32 + 128) as usize]).collect();
+        let mut y = vec![0i8; x.len()];
+        lut_s8(&table, &x, &mut y);
+        prop_assert_eq!(&y, &want);
+        let mut d = x.clone();
+        lut_in_place_s8(&table, &mut d);
+        prop_assert_eq!(d, want);
+    }
+
+    #[test]
+    fn max_pool_matches_naive(c in pool_case()) {
+        let mut y = vec![0i8; c.p.channels * c.p.out_h * c.p.out_w];
+        max_pool_s8(&c.p, &c.x, &mut y);
+        prop_assert_eq!(y, max_pool_naive(&c));
+    }
+
+    #[test]
+    fn avg_pool_matches_onnx_rule(c in pool_case()) {
+        let mut y = vec![0i8; c.p.channels * c.p.out_h * c.p.out_w];
+        avg_pool_s8(&c.p, &c.x, &mut y);
+        prop_assert_eq!(y, avg_pool_naive(&c));
+    }
+
+    #[test]
+    fn softmax_matches_naive(
+        (outer, axis_len, inner) in (1usize..=3, 1usize..=9, 1usize..=3),
+        table in exp_table(),
+        seed in vec(any::<i8>(), 81),
+    ) {
+        let p = SoftmaxParams { outer, axis_len, inner };
+        let x = &seed[..outer * axis_len * inner];
+        let mut y = vec![0i8; x.len()];
+        softmax_s8(&p, &table, x, &mut y);
+        prop_assert_eq!(y, softmax_naive(&p, &table, x));
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one(
+        axis_len in 1usize..=16,
+        scale in 0.005f64..0.5,
+        x in vec(any::<i8>(), 16),
+    ) {
+        // With a real exp table each probability is rounded to the nearest
+        // 1/256 (an error ≤ 1/2 each), and only a lone 1.0 is clamped (256 -> 255).
+        let mut t = [0i32; 256];
+        for (d, e) in t.iter_mut().enumerate() {
+            *e = ((1u64 << 24) as f64 * (-(d as f64) * scale).exp()).round() as i32;
+        }
+        let x = &x[..axis_len];
+        let mut y = vec![0i8; axis_len];
+        softmax_s8(&SoftmaxParams { outer: 1, axis_len, inner: 1 }, &t, x, &mut y);
+        let total: i64 = y.iter().map(|&v| v as i64 + 128).sum();
+        prop_assert!((total - 256).unsigned_abs() as usize <= axis_len / 2 + 1, "total {total}");
+        // Larger inputs never get smaller probabilities.
+        for i in 0..axis_len {
+            for j in 0..axis_len {
+                if x[i] > x[j] {
+                    prop_assert!(y[i] >= y[j]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn concat_matches_naive(
+        (outer, in_block, extra, start_frac) in (1usize..=4, 1usize..=6, 0usize..=5, 0.0f64..1.0),
+        (zx, zy, m, s) in (zp(), zp(), multiplier(), shift(-2..=2)),
+        identity in any::<bool>(),
+        seed in vec(any::<i8>(), 24),
+        sentinel in any::<i8>(),
+    ) {
+        let out_block = in_block + extra;
+        let out_start = ((extra as f64 + 1.0) * start_frac) as usize;
+        let (m, s, zy) = if identity { (1 << 30, 1, zx) } else { (m, s, zy) };
+        let p = ConcatPart {
+            outer, in_block, out_block, out_start,
+            input_zero_point: zx, output_zero_point: zy, multiplier: m, shift: s,
+        };
+        let x = &seed[..outer * in_block];
+        let mut y = vec![sentinel; outer * out_block];
+        concat_part_s8(&p, x, &mut y);
+        let mut want = vec![sentinel; outer * out_block];
+        for o in 0..outer {
+            for j in 0..in_block {
+                let v = x[o * in_block + j] as i32 - zx;
+                want[o * out_block + out_start + j] = requantize_to_i8(v, m, s, zy, -128, 127);
+            }
+        }
+        prop_assert_eq!(y, want);
+    }
+
+    #[test]
+    fn pad_matches_naive(c in pad_case(), sentinel in any::<i8>()) {
+        let mut y = vec![sentinel; c.p.out_shape.iter().product()];
+        pad_s8(&c.p, &c.x, &mut y);
+        prop_assert_eq!(y, pad_naive(&c));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Totality: arbitrary parameters (mostly violating the preconditions) with
+// small slices never panic, and a call that returns early writes nothing.
+
+fn small() -> impl Strategy<Value = usize> {
+    prop_oneof![4 => 0usize..=4, 1 => Just(usize::MAX), 1 => any::<usize>()]
+}
+
+fn wild_i32() -> impl Strategy<Value = i32> {
+    prop_oneof![3 => -300i32..=300, 1 => any::<i32>()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn conv_never_panics(
+        dims in vec(small(), 15),
+        q in vec(wild_i32(), 4),
+        lens in vec(0usize..=40, 6),
+    ) {
+        let p = ConvParams {
+            in_channels: dims[0], in_h: dims[1], in_w: dims[2],
+            out_channels: dims[3], out_h: dims[4], out_w: dims[5],
+            kernel_h: dims[6], kernel_w: dims[7], stride_h: dims[8], stride_w: dims[9],
+            dilation_h: dims[10], dilation_w: dims[11], pad_top: dims[12], pad_left: dims[13],
+            groups: dims[14],
+            input_zero_point: q[0], output_zero_point: q[1], act_min: q[2], act_max: q[3],
+        };
+        let x = vec![1i8; lens[0]];
+        let w = vec![1i8; lens[1]];
+        let (b, m, s) = (vec![0; lens[2]], vec![1 << 30; lens[3]], vec![1; lens[4]]);
+        let mut y = vec![0i8; lens[5]];
+        conv_s8(&p, &x, &w, &b, &m, &s, &mut y);
+    }
+
+    #[test]
+    fn pools_never_panic(
+        dims in vec(small(), 13),
+        cip in any::<bool>(),
+        z in wild_i32(),
+        lens in vec(0usize..=40, 2),
+    ) {
+        let p = PoolParams {
+            channels: dims[0], in_h: dims[1], in_w: dims[2], out_h: dims[3], out_w: dims[4],
+            kernel_h: dims[5], kernel_w: dims[6], stride_h: dims[7], stride_w: dims[8],
+            dilation_h: dims[9], dilation_w: dims[10], pad_top: dims[11], pad_left: dims[12],
+            count_include_pad: cip, zero_point: z,
+        };
+        let x = vec![-3i8; lens[0]];
+        let mut y = vec![0i8; lens[1]];
+        max_pool_s8(&p, &x, &mut y);
+        avg_pool_s8(&p, &x, &mut y);
+    }
+
+    #[test]
+    fn others_never_panic(
+        dims in vec(small(), 8),
+        q in vec(wild_i32(), 12),
+        lens in vec(0usize..=40, 3),
+        shapes in (vec(0usize..=4, 0..=5), vec(0usize..=4, 0..=5)),
+    ) {
+        let x = vec![5i8; lens[0]];
+        let w = vec![5i8; lens[1]];
+        let mut y = vec![0i8; lens[2]];
+        let fc = FullyConnectedParams {
+            rows: dims[0], in_features: dims[1], out_features: dims[2],
+            input_zero_point: q[0], output_zero_point: q[1], act_min: q[2], act_max: q[3],
+        };
+        fully_connected_s8(&fc, &x, &w, &[0; 3], &[1 << 30; 3], &[1; 3], &mut y);
+        let sp = SoftmaxParams { outer: dims[0], axis_len: dims[1], inner: dims[2] };
+        softmax_s8(&sp, &[1; 256], &x, &mut y);
+        let cp = ConcatPart {
+            outer: dims[3], in_block: dims[4], out_block: dims[5], out_start: dims[6],
+            input_zero_point: q[4], output_zero_point: q[5], multiplier: q[6], shift: q[7],
+        };
+        concat_part_s8(&cp, &x, &mut y);
+        let pp = PadParams {
+            in_shape: [dims[0], dims[1], dims[2], dims[3]],
+            out_shape: [dims[4], dims[5], dims[6], dims[7]],
+            pad_before: [dims[7], dims[6], dims[5], dims[4]],
+            value: 1,
+        };
+        pad_s8(&pp, &x, &mut y);
+        if let Some(bc) = Broadcast4::new(&shapes.0, &shapes.1) {
+            let ap = AddParams {
+                a_zero_point: q[0], b_zero_point: q[1], output_zero_point: q[2], left_shift: q[3],
+                a_multiplier: q[4], a_shift: q[5], b_multiplier: q[6], b_shift: q[7],
+                out_multiplier: q[8], out_shift: q[9], act_min: q[10], act_max: q[11],
+            };
+            add_s8(&ap, &bc, &x, &w, &mut y);
+            let mp = MulParams {
+                a_zero_point: q[0], b_zero_point: q[1], output_zero_point: q[2],
+                out_multiplier: q[3], out_shift: q[4], act_min: q[5], act_max: q[6],
+            };
+            mul_s8(&mp, &bc, &x, &w, &mut y);
+        }
+        // Hand-built broadcast geometry with wild strides.
+        let bc = Broadcast4 {
+            out_shape: [dims[0], dims[1], dims[2], dims[3]],
+            a_strides: [dims[4], dims[5], dims[6], dims[7]],
+            b_strides: [dims[7], dims[6], dims[5], dims[4]],
+        };
+        let mp = MulParams {
+            a_zero_point: 0, b_zero_point: 0, output_zero_point: 0,
+            out_multiplier: 1 << 30, out_shift: 1, act_min: -128, act_max: 127,
+        };
+        mul_s8(&mp, &bc, &x, &w, &mut y);
+    }
+
+    #[test]
+    fn early_return_writes_nothing(
+        dims in vec(0usize..=3, 15),
+        sentinel in any::<i8>(),
+        ylen in 0usize..=30,
+    ) {
+        // Random small geometry; whenever the lengths do not match the
+        // preconditions the output must keep its sentinel.
+        let p = ConvParams {
+            in_channels: dims[0], in_h: dims[1], in_w: dims[2],
+            out_channels: dims[3], out_h: dims[4], out_w: dims[5],
+            kernel_h: dims[6], kernel_w: dims[7], stride_h: dims[8], stride_w: dims[9],
+            dilation_h: dims[10], dilation_w: dims[11], pad_top: dims[12], pad_left: dims[13],
+            groups: dims[14],
+            input_zero_point: 0, output_zero_point: 0, act_min: -128, act_max: 127,
+        };
+        let expected_len = p.out_channels * p.out_h * p.out_w;
+        prop_assume!(ylen != expected_len);
+        let mut y = vec![sentinel; ylen];
+        let x = vec![1i8; p.in_channels * p.in_h * p.in_w];
+        conv_s8(&p, &x, &[1; 64], &[0; 3], &[1 << 30; 3], &[1; 3], &mut y);
+        prop_assert!(y.iter().all(|&v| v == sentinel));
+    }
+}
