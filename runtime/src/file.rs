@@ -1,0 +1,176 @@
+//! Loading `.mq` files on a host (feature `std`).
+//!
+//! Files are read into an aligned heap buffer rather than memory-mapped:
+//! mapping needs `unsafe` (another process may change or truncate the file
+//! under the mapping, which would break the "validated once, trusted after"
+//! contract of [`Model`]), and models small enough for a microcontroller
+//! read in microseconds.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::Path;
+use std::vec::Vec;
+
+use crate::error::Error;
+use crate::format::Model;
+
+/// Bytes in a buffer aligned for [`Model::parse`] (16 bytes, more than
+/// [`BUFFER_ALIGN`](crate::format::layout::BUFFER_ALIGN) requires).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AlignedBuf {
+    words: Vec<u128>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// A copy of `bytes`.
+    pub fn from_slice(bytes: &[u8]) -> AlignedBuf {
+        let mut words = std::vec![0u128; bytes.len().div_ceil(16)];
+        let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+        if let Some(dst) = dst.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+        AlignedBuf {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        let all: &[u8] = bytemuck::cast_slice(&self.words);
+        all.get(..self.len).unwrap_or(&[])
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        let all: &mut [u8] = bytemuck::cast_slice_mut(&mut self.words);
+        all.get_mut(..self.len).unwrap_or(&mut [])
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlignedBuf")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// A `.mq` file loaded from disk.
+///
+/// ```no_run
+/// let file = medq::ModelFile::open("model.mq")?;
+/// let model = file.model()?;
+/// let mut arena = vec![0u8; model.arena_len()];
+/// let mut interp = medq::Interpreter::new(&model, &mut arena)?;
+/// # Ok::<(), medq::LoadError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ModelFile {
+    bytes: AlignedBuf,
+}
+
+/// The name this type had in the original plan, when it was to be a memory map.
+pub type MappedModel = ModelFile;
+
+impl ModelFile {
+    /// Reads the file and validates it once, so that [`model`](Self::model)
+    /// only fails if called on a file that was refused here.
+    pub fn open(path: impl AsRef<Path>) -> Result<ModelFile, LoadError> {
+        let file = ModelFile::from_bytes(&std::fs::read(path)?);
+        file.model()?;
+        Ok(file)
+    }
+
+    /// Wraps bytes already in memory (not validated until [`model`](Self::model)).
+    pub fn from_bytes(bytes: &[u8]) -> ModelFile {
+        ModelFile {
+            bytes: AlignedBuf::from_slice(bytes),
+        }
+    }
+
+    /// The validated model (parsing is cheap and allocation-free, so it is
+    /// not cached).
+    pub fn model(&self) -> Result<Model<'_>, Error> {
+        Model::parse(self.bytes.as_slice())
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+}
+
+/// Why a model file could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    Io(std::io::Error),
+    Format(Error),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io(e) => write!(f, "cannot read model file: {e}"),
+            LoadError::Format(e) => write!(f, "invalid model file: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Io(e) => Some(e),
+            LoadError::Format(e) => Some(e),
+        }
+    }
+}
+
+impl From<std::io::Error> for LoadError {
+    fn from(e: std::io::Error) -> LoadError {
+        LoadError::Io(e)
+    }
+}
+
+impl From<Error> for LoadError {
+    fn from(e: Error) -> LoadError {
+        LoadError::Format(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_buf_keeps_bytes_and_alignment() {
+        for n in [0usize, 1, 15, 16, 17, 100] {
+            let data: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let buf = AlignedBuf::from_slice(&data);
+            assert_eq!(buf.as_slice(), &data[..]);
+            assert_eq!(buf.len(), n);
+            assert_eq!(buf.as_slice().as_ptr() as usize % 16, 0);
+        }
+    }
+
+    #[test]
+    fn open_reports_io_and_format_errors() {
+        let missing = ModelFile::open("/nonexistent/medq/model.mq");
+        assert!(matches!(missing, Err(LoadError::Io(_))));
+        let dir = std::env::temp_dir().join(std::format!("medq-file-test-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            b"not a model at all, but long enough to have a header",
+        )
+        .unwrap();
+        let bad = ModelFile::open(&dir);
+        std::fs::remove_file(&dir).unwrap();
+        assert!(matches!(bad, Err(LoadError::Format(Error::BadMagic))));
+    }
+}

@@ -1,0 +1,92 @@
+//! `medq`: a `no_std`, allocation-free runtime for int8-quantized models in
+//! the `.mq` format.
+//!
+//! A `.mq` file (see `FORMAT.md`) holds a topologically ordered graph of
+//! int8 ops, its constants and a precomputed arena plan. [`Model::parse`]
+//! validates the whole file once, in place; an [`Interpreter`] then runs it
+//! in a caller-provided arena with the fixed-point reference [`kernels`],
+//! bit-exact with the converter's simulation.
+//!
+//! ```
+//! use medq::{Interpreter, Model, OpCode, QuantSpec, Writer};
+//!
+//! // A one-op model: y = table[x + 128] with a table that negates.
+//! let mut w = Writer::new();
+//! let q = || QuantSpec::PerTensor { scale: 0.5, zero_point: 0 };
+//! let x = w.add_activation("x", &[1, 4], q(), 0);
+//! let table: Vec<i8> = (-128..=127).map(|v: i32| (-v).clamp(-128, 127) as i8).collect();
+//! let t = w.add_constant_i8("negate", &[256], QuantSpec::None, &table);
+//! let y = w.add_activation("y", &[1, 4], q(), 4);
+//! w.add_op(OpCode::Lut, &[x, t], &[y], &[]);
+//! w.set_inputs(&[x]);
+//! w.set_outputs(&[y]);
+//! w.set_arena_len(8);
+//! let bytes = w.finish()?;
+//!
+//! // Parsing needs a 4-aligned buffer: on a device, `include_model!`.
+//! let file = medq::ModelFile::from_bytes(&bytes);
+//! let model = file.model()?;
+//! let mut arena = [0u8; 8];
+//! let mut interp = Interpreter::new(&model, &mut arena)?;
+//! interp.input_mut(0)?.copy_from_slice(&[1, -2, 127, -128]);
+//! interp.invoke()?;
+//! assert_eq!(interp.output(0)?, &[-1, 2, -127, 127]);
+//! # Ok::<(), medq::Error>(())
+//! ```
+//!
+//! Features: `std` (default) adds [`Writer`], [`ModelFile`] and
+//! `std::error::Error` impls; `defmt` derives `defmt::Format` on the public
+//! types.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+// Files are read in place (i32 constants, f32 scales, u16 indices), so the
+// target's byte order must be the file's.
+#[cfg(target_endian = "big")]
+compile_error!("medq reads .mq files in place and supports little-endian targets only");
+
+pub mod error;
+#[cfg(feature = "std")]
+pub mod file;
+pub mod format;
+pub mod interpreter;
+pub mod kernels;
+pub mod numerics;
+pub mod quant;
+
+pub use error::Error;
+#[cfg(feature = "std")]
+pub use file::{AlignedBuf, LoadError, MappedModel, ModelFile};
+pub use format::layout::{DType, MetaKey, OpCode, QuantKind, SectionId, Storage};
+#[cfg(feature = "std")]
+pub use format::writer::{QuantSpec, Writer};
+pub use format::{peek_arena_len, Model, OpInfo, Quant, TensorInfo};
+pub use interpreter::Interpreter;
+
+/// Embeds a `.mq` file like `include_bytes!`, but 16-byte aligned, as
+/// [`Model::parse`] needs. The path is relative to the invoking file, and the
+/// result is a `&'static [u8]` usable in `static` and `const` items, e.g. to
+/// size the arena at compile time with [`peek_arena_len`]:
+///
+/// ```
+/// // Firmware writes `include_model!("../model/ecg.mq")`; any file shows the alignment.
+/// static MODEL: &[u8] = medq::include_model!("lib.rs");
+/// assert_eq!(MODEL.as_ptr() as usize % 16, 0);
+/// const ARENA_LEN: usize = match medq::peek_arena_len(MODEL) {
+///     Some(n) => n,
+///     None => 0, // firmware: `None => panic!("not a .mq file")`, a build error
+/// };
+/// ```
+#[macro_export]
+macro_rules! include_model {
+    ($path:expr) => {{
+        #[repr(C, align(16))]
+        struct __MedqAligned<T: ?Sized>(T);
+        const __MEDQ_MODEL: &__MedqAligned<[u8]> = &__MedqAligned(*include_bytes!($path));
+        &__MEDQ_MODEL.0
+    }};
+}

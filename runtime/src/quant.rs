@@ -1,0 +1,146 @@
+//! Converting between real values and int8 with a tensor's `(scale, zero_point)`:
+//! how a host or device feeds floats in and reads probabilities out.
+//!
+//! `real = scale · (q − zero_point)`.
+#![forbid(unsafe_code)]
+
+use crate::error::Error;
+
+/// `clamp(round(x / scale) + zero_point, −128, 127)`, rounding halves away
+/// from zero (as `f32::round` does).
+///
+/// Total for any input: infinities saturate, NaN maps to `zero_point`
+/// (clamped), and a non-positive or non-finite `scale` follows IEEE division
+/// (the file validator guarantees real tensor scales are finite and positive).
+pub fn quantize(x: f32, scale: f32, zero_point: i32) -> i8 {
+    let v = round_half_away(x / scale);
+    // `as` saturates at the i64 range and sends NaN to 0.
+    let q = (v as i64).saturating_add(i64::from(zero_point));
+    q.clamp(-128, 127) as i8
+}
+
+/// `scale · (q − zero_point)`.
+pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
+    scale * (i64::from(q) - i64::from(zero_point)) as f32
+}
+
+/// [`quantize`] element by element; [`Error::LengthMismatch`] unless the
+/// slices have equal lengths.
+pub fn quantize_slice(
+    input: &[f32],
+    scale: f32,
+    zero_point: i32,
+    output: &mut [i8],
+) -> Result<(), Error> {
+    if input.len() != output.len() {
+        return Err(Error::LengthMismatch {
+            expected: output.len(),
+            got: input.len(),
+        });
+    }
+    for (q, &x) in output.iter_mut().zip(input) {
+        *q = quantize(x, scale, zero_point);
+    }
+    Ok(())
+}
+
+/// [`dequantize`] element by element; [`Error::LengthMismatch`] unless the
+/// slices have equal lengths.
+pub fn dequantize_slice(
+    input: &[i8],
+    scale: f32,
+    zero_point: i32,
+    output: &mut [f32],
+) -> Result<(), Error> {
+    if input.len() != output.len() {
+        return Err(Error::LengthMismatch {
+            expected: output.len(),
+            got: input.len(),
+        });
+    }
+    for (x, &q) in output.iter_mut().zip(input) {
+        *x = dequantize(q, scale, zero_point);
+    }
+    Ok(())
+}
+
+/// Round half away from zero without libm. Exact: below 2^23 the fraction
+/// `v − trunc(v)` is representable, and from 2^23 up every `f32` is an integer.
+fn round_half_away(v: f32) -> f32 {
+    const INTEGRAL_FROM: f32 = 8_388_608.0; // 2^23
+    if v.is_nan() || v >= INTEGRAL_FROM || v <= -INTEGRAL_FROM {
+        return v; // NaN, infinite or already integral
+    }
+    let t = v as i32 as f32;
+    let frac = v - t;
+    if frac >= 0.5 {
+        t + 1.0
+    } else if frac <= -0.5 {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_halves_away_from_zero() {
+        assert_eq!(quantize(0.5, 1.0, 0), 1);
+        assert_eq!(quantize(-0.5, 1.0, 0), -1);
+        assert_eq!(quantize(1.5, 1.0, 0), 2);
+        assert_eq!(quantize(-2.5, 1.0, 0), -3);
+        assert_eq!(quantize(0.49999997, 1.0, 0), 0);
+        assert_eq!(quantize(-0.49999997, 1.0, 0), 0);
+        assert_eq!(quantize(2.4, 1.0, 0), 2);
+    }
+
+    #[test]
+    fn applies_scale_zero_point_and_clamp() {
+        assert_eq!(quantize(1.0, 0.1, 5), 15);
+        assert_eq!(quantize(-1.0, 0.1, 5), -5);
+        assert_eq!(quantize(1000.0, 0.1, 0), 127);
+        assert_eq!(quantize(-1000.0, 0.1, 0), -128);
+        assert_eq!(quantize(0.0, 0.5, -128), -128);
+        assert_eq!(quantize(f32::INFINITY, 1.0, 0), 127);
+        assert_eq!(quantize(f32::NEG_INFINITY, 1.0, 0), -128);
+        assert_eq!(quantize(f32::NAN, 1.0, 7), 7);
+        assert_eq!(quantize(3e9, 1.0, -100), 127);
+    }
+
+    #[test]
+    fn dequantize_inverts_on_the_grid() {
+        assert_eq!(dequantize(15, 0.5, 5), 5.0);
+        assert_eq!(dequantize(-128, 1.0 / 256.0, -128), 0.0);
+        assert_eq!(dequantize(127, 1.0 / 256.0, -128), 255.0 / 256.0);
+        for q in i8::MIN..=i8::MAX {
+            assert_eq!(quantize(dequantize(q, 0.037, -3), 0.037, -3), q);
+        }
+    }
+
+    #[test]
+    fn slices_check_lengths() {
+        let mut q = [0i8; 3];
+        quantize_slice(&[0.0, 1.0, -1.0], 0.5, 1, &mut q).unwrap();
+        assert_eq!(q, [1, 3, -1]);
+        let mut x = [0f32; 3];
+        dequantize_slice(&q, 0.5, 1, &mut x).unwrap();
+        assert_eq!(x, [0.0, 1.0, -1.0]);
+        assert_eq!(
+            quantize_slice(&[0.0], 1.0, 0, &mut q),
+            Err(Error::LengthMismatch {
+                expected: 3,
+                got: 1
+            })
+        );
+        assert_eq!(
+            dequantize_slice(&q, 1.0, 0, &mut x[..2]),
+            Err(Error::LengthMismatch {
+                expected: 2,
+                got: 3
+            })
+        );
+    }
+}

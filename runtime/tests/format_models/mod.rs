@@ -1,0 +1,273 @@
+//! Small models written with the `Writer`, shared by the format and
+//! interpreter tests, and helpers to patch fields of a written file.
+#![allow(dead_code)]
+
+use medq::format::layout::{
+    header, op_record, section_entry, tensor_record, SectionId, HEADER_LEN,
+};
+use medq::{AlignedBuf, MetaKey, OpCode, QuantSpec, Writer};
+
+/// `(m, s)` pairs for exact real multipliers.
+pub const ONE: (i32, i32) = (1 << 30, 1);
+pub const HALF: (i32, i32) = (1 << 30, 0);
+pub const QUARTER: (i32, i32) = (1 << 30, -1);
+
+pub fn pt(scale: f32, zero_point: i32) -> QuantSpec {
+    QuantSpec::PerTensor { scale, zero_point }
+}
+
+/// `exp_table[d] = 2^24 >> d`: the exponential for an input scale of ln 2.
+pub fn halving_exp_table() -> Vec<i32> {
+    (0..256)
+        .map(|d| if d < 25 { (1 << 24) >> d } else { 0 })
+        .collect()
+}
+
+/// x [1, 4] (zp 1) → FullyConnected → h [1, 3] → Lut (v − 5) → l [1, 3] →
+/// Softmax → s [1, 3]. Arena: x [0, 4), h [4, 7), l reuses x's bytes
+/// [0, 3), s reuses h's bytes [4, 7).
+///
+/// With x = [2, 3, 4, 5] (reals 1, 2, 3, 4):
+/// - FC rows `[1,0,0,0]`, `[0,1,0,0]`, `[1,1,1,1]`, bias `[4, 10, 3]`:
+///   acc = [5, 12, 13]; multipliers 1, 0.5, 0.5 → h = [5, 6, 7] (6.5 rounds up).
+/// - Lut: l = [0, 1, 2].
+/// - Softmax with the halving table: e = [2^22, 2^23, 2^24], sum = 7·2^22,
+///   y + 128 = floor((256·e + sum/2) / sum) = [37, 73, 146] → s = [−91, −55, 18].
+pub fn fc_lut_softmax() -> Writer {
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 4], pt(0.5, 1), 0);
+    let weights = w.add_constant_i8(
+        "fc.weight",
+        &[3, 4],
+        QuantSpec::PerChannel {
+            axis: 0,
+            scales: vec![0.25, 0.5, 0.125],
+        },
+        &[1, 0, 0, 0, 0, 1, 0, 0, 1, 1, 1, 1],
+    );
+    let bias = w.add_constant_i32("fc.bias", &[3], &[4, 10, 3]);
+    let mult = w.add_constant_i32("fc.multiplier", &[3], &[ONE.0, HALF.0, HALF.0]);
+    let shift = w.add_constant_i32("fc.shift", &[3], &[ONE.1, HALF.1, HALF.1]);
+    let h = w.add_activation("h", &[1, 3], pt(0.25, 0), 4);
+    w.add_op(
+        OpCode::FullyConnected,
+        &[x, weights, bias, mult, shift],
+        &[h],
+        &[-128, 127],
+    );
+    let table: Vec<i8> = (-128..=127)
+        .map(|v: i32| (v - 5).clamp(-128, 127) as i8)
+        .collect();
+    let lut = w.add_constant_i8("lut.table", &[256], QuantSpec::None, &table);
+    let l = w.add_activation("l", &[1, 3], pt(std::f32::consts::LN_2, 0), 0);
+    w.add_op(OpCode::Lut, &[h, lut], &[l], &[]);
+    let exp = w.add_constant_i32("softmax.exp", &[256], &halving_exp_table());
+    let s = w.add_activation("probs", &[1, 3], pt(1.0 / 256.0, -128), 4);
+    w.add_op(OpCode::Softmax, &[l, exp], &[s], &[1]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[s]);
+    w.set_arena_len(7);
+    w.set_metadata(MetaKey::ModelName, "tiny");
+    w.set_metadata(MetaKey::ClassLabels, "a\nb\nc");
+    w.set_golden(&[2, 3, 4, 5], &[-91, -55, 18]);
+    w
+}
+
+pub const FC_LUT_SOFTMAX_INPUT: [i8; 4] = [2, 3, 4, 5];
+pub const FC_LUT_SOFTMAX_OUTPUTS: [&[i8]; 3] = [&[5, 6, 7], &[0, 1, 2], &[-91, -55, 18]];
+
+/// A 1-D pipeline through every other op, all scales 1 and zero points 0
+/// unless noted. Activations each get their own bytes except the in-place
+/// Reshape. Values (derived by hand in the comments):
+///
+/// - x [1, 2, 4] = ch0 [1, 2, 3, 4], ch1 [0, 1, 0, −1].
+/// - Conv, kernel 3, pads 1/1, ReLU (act_min 0): oc0 sums ch0 over the window
+///   = [3, 6, 9, 7]; oc1 = 2·ch1 + 1 = [1, 3, 1, −1] → ReLU [1, 3, 1, 0].
+/// - MaxPool k2 s2: [[6, 9], [3, 1]].
+/// - Reshape to [1, 4] in place: [6, 9, 3, 1].
+/// - Add the constant [1, −1, 0, 10] with left shift 2, multipliers 1, 1 and
+///   output multiplier 0.25: [7, 8, 3, 11].
+/// - Concat on axis 1 with the constant [1, 2] = [100, −100] (scale 0.5) at multiplier
+///   0.5: [7, 8, 3, 11, 50, −50].
+/// - Pad [0, 1] / [0, 1] with −7: [−7, 7, 8, 3, 11, 50, −50, −7].
+/// - Mul by the rank-0 constant 2: [−14, 14, 16, 6, 22, 100, −100, −14].
+/// - Reshape (copy) to [1, 1, 8], AvgPool k2 s2:
+///   [0, 11, 61, −57] (−114/2 = −57, 22/2 = 11, 122/2 = 61).
+pub fn pipeline_1d() -> Writer {
+    let q = || pt(1.0, 0);
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 2, 4], q(), 0);
+    let cw = w.add_constant_i8(
+        "conv.weight",
+        &[2, 2, 1, 3],
+        QuantSpec::PerTensor {
+            scale: 1.0,
+            zero_point: 0,
+        },
+        &[1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0],
+    );
+    let cb = w.add_constant_i32("conv.bias", &[2], &[0, 1]);
+    let cm = w.add_constant_i32("conv.multiplier", &[2], &[ONE.0, ONE.0]);
+    let cs = w.add_constant_i32("conv.shift", &[2], &[ONE.1, ONE.1]);
+    let c = w.add_activation("c", &[1, 2, 4], q(), 8);
+    // stride h/w, dilation h/w, pads top/left/bottom/right, groups, act.
+    w.add_op(
+        OpCode::Conv,
+        &[x, cw, cb, cm, cs],
+        &[c],
+        &[1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 127],
+    );
+    let p = w.add_activation("p", &[1, 2, 2], q(), 16);
+    w.add_op(
+        OpCode::MaxPool,
+        &[c],
+        &[p],
+        &[1, 2, 1, 2, 1, 1, 0, 0, 0, 0, 0],
+    );
+    let r = w.add_activation("r", &[1, 4], q(), 16);
+    w.add_op(OpCode::Reshape, &[p], &[r], &[]);
+    let k = w.add_constant_i8("add.b", &[4], q(), &[1, -1, 0, 10]);
+    let s = w.add_activation("s", &[1, 4], q(), 20);
+    w.add_op(
+        OpCode::Add,
+        &[r, k],
+        &[s],
+        &[
+            2, ONE.0, ONE.1, ONE.0, ONE.1, QUARTER.0, QUARTER.1, -128, 127,
+        ],
+    );
+    let k2 = w.add_constant_i8("concat.b", &[1, 2], pt(0.5, 0), &[100, -100]);
+    let cat = w.add_activation("cat", &[1, 6], q(), 24);
+    w.add_op(
+        OpCode::Concat,
+        &[s, k2],
+        &[cat],
+        &[1, ONE.0, ONE.1, HALF.0, HALF.1],
+    );
+    let padded = w.add_activation("padded", &[1, 8], q(), 32);
+    w.add_op(OpCode::Pad, &[cat], &[padded], &[-7, 0, 1, 0, 1]);
+    let two = w.add_constant_i8("mul.b", &[], q(), &[2]);
+    let m = w.add_activation("m", &[1, 8], q(), 40);
+    w.add_op(
+        OpCode::Mul,
+        &[padded, two],
+        &[m],
+        &[ONE.0, ONE.1, -128, 127],
+    );
+    let m3 = w.add_activation("m3", &[1, 1, 8], q(), 48);
+    w.add_op(OpCode::Reshape, &[m], &[m3], &[]);
+    let avg = w.add_activation("avg", &[1, 1, 4], q(), 56);
+    w.add_op(
+        OpCode::AvgPool,
+        &[m3],
+        &[avg],
+        &[1, 2, 1, 2, 1, 1, 0, 0, 0, 0, 0],
+    );
+    w.set_inputs(&[x]);
+    w.set_outputs(&[avg]);
+    w.set_arena_len(60);
+    w
+}
+
+pub const PIPELINE_INPUT: [i8; 8] = [1, 2, 3, 4, 0, 1, 0, -1];
+pub const PIPELINE_OUTPUTS: [&[i8]; 9] = [
+    &[3, 6, 9, 7, 1, 3, 1, 0],
+    &[6, 9, 3, 1],
+    &[6, 9, 3, 1],
+    &[7, 8, 3, 11],
+    &[7, 8, 3, 11, 50, -50],
+    &[-7, 7, 8, 3, 11, 50, -50, -7],
+    &[-14, 14, 16, 6, 22, 100, -100, -14],
+    &[-14, 14, 16, 6, 22, 100, -100, -14],
+    &[0, 11, 61, -57],
+];
+
+/// The bytes of a writer's file in an aligned buffer.
+pub fn aligned(w: Writer) -> AlignedBuf {
+    AlignedBuf::from_slice(&w.finish().expect("test model must validate"))
+}
+
+// ---- Patching a written file ----------------------------------------------
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+pub fn put_u16(b: &mut [u8], off: usize, v: u16) {
+    b[off..off + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Recomputes the header CRC after a patch.
+pub fn fix_crc(b: &mut [u8]) {
+    put_u32(b, header::CRC32, 0);
+    let crc = medq::format::file_crc32(b);
+    put_u32(b, header::CRC32, crc);
+}
+
+/// Byte offset of the section table entry for `id`.
+pub fn section_entry_at(b: &[u8], id: SectionId) -> usize {
+    let count =
+        u16::from_le_bytes([b[header::SECTION_COUNT], b[header::SECTION_COUNT + 1]]) as usize;
+    (0..count)
+        .map(|i| HEADER_LEN + 16 * i)
+        .find(|&e| u32_at(b, e + section_entry::ID) == id as u32)
+        .expect("section present")
+}
+
+/// `(offset, len)` of section `id`.
+pub fn section(b: &[u8], id: SectionId) -> (usize, usize) {
+    let e = section_entry_at(b, id);
+    (
+        u32_at(b, e + section_entry::OFFSET) as usize,
+        u32_at(b, e + section_entry::LEN) as usize,
+    )
+}
+
+/// Byte offset of field `field` of tensor record `t`.
+pub fn tensor_field(b: &[u8], t: usize, field: usize) -> usize {
+    section(b, SectionId::Tensors).0 + 64 * t + field
+}
+
+/// Byte offset of field `field` of op record `k`.
+pub fn op_field(b: &[u8], k: usize, field: usize) -> usize {
+    section(b, SectionId::Ops).0 + 16 * k + field
+}
+
+/// Byte offset of parameter word `w` of op `k`.
+pub fn param_word(b: &[u8], k: usize, w: usize) -> usize {
+    let start = u32_at(b, op_field(b, k, op_record::PARAMS_START)) as usize;
+    section(b, SectionId::Params).0 + 4 * (start + w)
+}
+
+/// Byte offset of io entry `i` (inputs then outputs) of op `k`.
+pub fn op_io_entry(b: &[u8], k: usize, i: usize) -> usize {
+    let start = u32_at(b, op_field(b, k, op_record::IO_START)) as usize;
+    section(b, SectionId::OpIo).0 + 2 * (start + i)
+}
+
+/// Byte offset of element `i` of the data of constant tensor `t`.
+pub fn constant_byte(b: &[u8], t: usize, i: usize) -> usize {
+    section(b, SectionId::Weights).0
+        + u32_at(b, tensor_field(b, t, tensor_record::DATA_OFFSET)) as usize
+        + i
+}
+
+/// A copy of `file` with the u32 at `off` replaced and the CRC fixed.
+pub fn patched_u32(file: &[u8], off: usize, v: u32) -> AlignedBuf {
+    let mut b = AlignedBuf::from_slice(file);
+    put_u32(b.as_mut_slice(), off, v);
+    fix_crc(b.as_mut_slice());
+    b
+}
+
+/// A copy of `file` with the byte at `off` replaced and the CRC fixed.
+pub fn patched_u8(file: &[u8], off: usize, v: u8) -> AlignedBuf {
+    let mut b = AlignedBuf::from_slice(file);
+    b.as_mut_slice()[off] = v;
+    fix_crc(b.as_mut_slice());
+    b
+}

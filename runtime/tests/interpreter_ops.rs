@@ -1,0 +1,298 @@
+//! The interpreter's mapping from tensor shapes and parameter words to kernel
+//! calls, op by op, on tiny models with outputs worked out by hand.
+
+mod format_models;
+
+use format_models::*;
+use medq::{Interpreter, Model, OpCode, QuantSpec, Writer};
+
+/// Runs a model whose graph inputs are filled from `inputs`; returns output 0.
+fn run(w: Writer, inputs: &[&[i8]]) -> Vec<i8> {
+    let buf = aligned(w);
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = vec![0x5Au8; model.arena_len()];
+    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    for (i, data) in inputs.iter().enumerate() {
+        interp.input_mut(i).unwrap().copy_from_slice(data);
+    }
+    interp.invoke().unwrap();
+    interp.output(0).unwrap().to_vec()
+}
+
+/// A one-op model: activation inputs at consecutive offsets, then the output.
+struct OneOp {
+    w: Writer,
+    next_offset: usize,
+    inputs: Vec<u16>,
+}
+
+impl OneOp {
+    fn new() -> OneOp {
+        OneOp {
+            w: Writer::new(),
+            next_offset: 0,
+            inputs: Vec::new(),
+        }
+    }
+
+    fn activation(&mut self, dims: &[usize], quant: QuantSpec) -> u16 {
+        let id = self.w.add_activation("t", dims, quant, self.next_offset);
+        self.next_offset += dims.iter().product::<usize>();
+        id
+    }
+
+    fn input(&mut self, dims: &[usize], quant: QuantSpec) -> u16 {
+        let id = self.activation(dims, quant);
+        self.inputs.push(id);
+        id
+    }
+
+    fn finish(
+        mut self,
+        opcode: OpCode,
+        inputs: &[u16],
+        out_dims: &[usize],
+        out_q: QuantSpec,
+        params: &[i32],
+    ) -> Writer {
+        let y = self.activation(out_dims, out_q);
+        self.w.add_op(opcode, inputs, &[y], params);
+        self.w.set_inputs(&self.inputs);
+        self.w.set_outputs(&[y]);
+        self.w.set_arena_len(self.next_offset);
+        self.w
+    }
+}
+
+fn q1() -> QuantSpec {
+    pt(1.0, 0)
+}
+
+#[test]
+fn pipeline_through_every_op() {
+    let buf = aligned(pipeline_1d());
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = vec![0u8; model.arena_len()];
+    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    interp
+        .input_mut(0)
+        .unwrap()
+        .copy_from_slice(&PIPELINE_INPUT);
+    let mut seen = Vec::new();
+    interp
+        .invoke_observed(|k, _, y| seen.push((k, y.to_vec())))
+        .unwrap();
+    let want: Vec<_> = PIPELINE_OUTPUTS
+        .iter()
+        .enumerate()
+        .map(|(k, y)| (k, y.to_vec()))
+        .collect();
+    assert_eq!(seen, want);
+    assert_eq!(interp.output(0).unwrap(), PIPELINE_OUTPUTS[8]);
+}
+
+#[test]
+fn conv_2d_depthwise_strided_with_end_pads() {
+    // x: ch0 = [[1,2,3],[4,5,6],[7,8,9]], ch1 = [[1,0,0],[0,0,0],[0,0,2]].
+    // Depthwise (groups 2) 2×2 kernels: ch0 picks the top-left tap, ch1 sums
+    // the window. Stride 2, pads bottom/right 1: windows start at rows/cols
+    // {0, 2}; out = (3 + 1 − 2)/2 + 1 = 2.
+    // oc0 = x0 at (0,0), (0,2), (2,0), (2,2) = [1, 3, 7, 9];
+    // oc1 = window sums of ch1 = [1, 0, 0, 2] (the last is 2 + padding).
+    let mut m = OneOp::new();
+    let x = m.input(&[1, 2, 3, 3], q1());
+    let wt =
+        m.w.add_constant_i8("w", &[2, 1, 2, 2], q1(), &[1, 0, 0, 0, 1, 1, 1, 1]);
+    let b = m.w.add_constant_i32("b", &[2], &[0, 0]);
+    let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
+    let s = m.w.add_constant_i32("s", &[2], &[ONE.1; 2]);
+    let w = m.finish(
+        OpCode::Conv,
+        &[x, wt, b, mm, s],
+        &[1, 2, 2, 2],
+        q1(),
+        &[2, 2, 1, 1, 0, 0, 1, 1, 2, -128, 127],
+    );
+    let input = [1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+    assert_eq!(run(w, &[&input]), [1, 3, 7, 9, 1, 0, 0, 2]);
+}
+
+#[test]
+fn conv_zero_points_and_requantization() {
+    // 1-D, one channel, kernel [1, 1], no pads: acc = (x0 − 3) + (x1 − 3) + bias.
+    // x = [5, 7, 3] → window sums of (x − 3) = [2 + 4, 4 + 0] = [6, 4];
+    // bias −1 → [5, 3]; multiplier 0.5 → [2.5, 1.5] → round half up [3, 2];
+    // output zero point 10 → [13, 12]; act_max 12 clamps → [12, 12].
+    let mut m = OneOp::new();
+    let x = m.input(&[1, 1, 3], pt(1.0, 3));
+    let wt = m.w.add_constant_i8("w", &[1, 1, 2], q1(), &[1, 1]);
+    let b = m.w.add_constant_i32("b", &[1], &[-1]);
+    let mm = m.w.add_constant_i32("m", &[1], &[HALF.0]);
+    let s = m.w.add_constant_i32("s", &[1], &[HALF.1]);
+    let w = m.finish(
+        OpCode::Conv,
+        &[x, wt, b, mm, s],
+        &[1, 1, 2],
+        pt(1.0, 10),
+        &[1, 1, 1, 1, 0, 0, 0, 0, 1, -128, 12],
+    );
+    assert_eq!(run(w, &[&[5, 7, 3]]), [12, 12]);
+}
+
+#[test]
+fn fully_connected_over_several_rows() {
+    // x [2, 3] = [[1, 2, 3], [4, 5, 6]], W = [[1, 0, −1], [1, 1, 1]], bias [0, −6]:
+    // row 0 = [1 − 3, 6 − 6] = [−2, 0], row 1 = [4 − 6, 15 − 6] = [−2, 9].
+    let mut m = OneOp::new();
+    let x = m.input(&[2, 3], q1());
+    let wt =
+        m.w.add_constant_i8("w", &[2, 3], q1(), &[1, 0, -1, 1, 1, 1]);
+    let b = m.w.add_constant_i32("b", &[2], &[0, -6]);
+    let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
+    let s = m.w.add_constant_i32("s", &[2], &[ONE.1; 2]);
+    let w = m.finish(
+        OpCode::FullyConnected,
+        &[x, wt, b, mm, s],
+        &[2, 2],
+        q1(),
+        &[-128, 127],
+    );
+    assert_eq!(run(w, &[&[1, 2, 3, 4, 5, 6]]), [-2, 0, -2, 9]);
+}
+
+#[test]
+fn add_broadcasts_two_graph_inputs() {
+    // a [2, 3] + b [2, 1]: b's column stretches across each row.
+    let mut m = OneOp::new();
+    let a = m.input(&[2, 3], q1());
+    let b = m.input(&[2, 1], q1());
+    let params = [0, ONE.0, ONE.1, ONE.0, ONE.1, ONE.0, ONE.1, -128, 127];
+    let w = m.finish(OpCode::Add, &[a, b], &[2, 3], q1(), &params);
+    assert_eq!(
+        run(w, &[&[1, 2, 3, 4, 5, 6], &[10, 20]]),
+        [11, 12, 13, 24, 25, 26]
+    );
+}
+
+#[test]
+fn add_broadcasts_rank_5_with_leading_ones() {
+    // a [1, 1, 1, 2, 3] + constant b [3]: the leading 1s are dropped.
+    let mut m = OneOp::new();
+    let a = m.input(&[1, 1, 1, 2, 3], q1());
+    let b = m.w.add_constant_i8("b", &[3], q1(), &[100, 0, -100]);
+    let params = [0, ONE.0, ONE.1, ONE.0, ONE.1, ONE.0, ONE.1, -128, 127];
+    let w = m.finish(OpCode::Add, &[a, b], &[1, 1, 1, 2, 3], q1(), &params);
+    assert_eq!(run(w, &[&[1, 2, 3, 4, 5, 6]]), [101, 2, -97, 104, 5, -94]);
+}
+
+#[test]
+fn mul_with_zero_points() {
+    // (a − 1)·(b + 1) with a = [3, 0], b = [1, −3] → [2·2, −1·−2] = [4, 2];
+    // multiplier 0.5 → [2, 1]; output zero point −1 → [1, 0].
+    let mut m = OneOp::new();
+    let a = m.input(&[2], pt(1.0, 1));
+    let b = m.input(&[2], pt(1.0, -1));
+    let w = m.finish(
+        OpCode::Mul,
+        &[a, b],
+        &[2],
+        pt(1.0, -1),
+        &[HALF.0, HALF.1, -128, 127],
+    );
+    assert_eq!(run(w, &[&[3, 0], &[1, -3]]), [1, 0]);
+}
+
+#[test]
+fn softmax_on_a_middle_axis() {
+    // x [1, 2, 2] = [[0, 0], [1, −24]], softmax over axis 1 (columns), halving table:
+    // col 0: x = (0, 1): e = [2^23, 2^24], sum = 3·2^23 → y + 128 = floor(256·[1/3, 2/3] + 1/2)
+    //        = [85, 171] → [−43, 43].
+    // col 1: x = (0, −24): e = [2^24, 1] → y + 128 = [256 → 255 after the clamp to 127, 0].
+    let mut m = OneOp::new();
+    let x = m.input(&[1, 2, 2], pt(std::f32::consts::LN_2, 0));
+    let exp = m.w.add_constant_i32("exp", &[256], &halving_exp_table());
+    let w = m.finish(
+        OpCode::Softmax,
+        &[x, exp],
+        &[1, 2, 2],
+        pt(1.0 / 256.0, -128),
+        &[1],
+    );
+    assert_eq!(run(w, &[&[0, 0, 1, -24]]), [-43, 127, 43, -128]);
+}
+
+#[test]
+fn concat_on_the_last_axis_requantizes_each_input() {
+    // a [1, 2, 1] = [−5, 7] (identity); b [1, 2, 2] = [4, 6, 8, 10] with zero
+    // point 2 and multiplier 0.5 → [1, 2, 3, 4]. Rows: [−5, 1, 2], [7, 3, 4].
+    let mut m = OneOp::new();
+    let a = m.input(&[1, 2, 1], q1());
+    let b = m.input(&[1, 2, 2], pt(2.0, 2));
+    let w = m.finish(
+        OpCode::Concat,
+        &[a, b],
+        &[1, 2, 3],
+        q1(),
+        &[2, ONE.0, ONE.1, HALF.0, HALF.1],
+    );
+    assert_eq!(run(w, &[&[-5, 7], &[4, 6, 8, 10]]), [-5, 1, 2, 7, 3, 4]);
+}
+
+#[test]
+fn pad_in_two_dims() {
+    // [1, 1, 2, 2] = [[1, 2], [3, 4]], one row on top and one column on the right, value 9.
+    let mut m = OneOp::new();
+    let x = m.input(&[1, 1, 2, 2], q1());
+    let w = m.finish(
+        OpCode::Pad,
+        &[x],
+        &[1, 1, 3, 3],
+        q1(),
+        &[9, 0, 0, 1, 0, 0, 0, 0, 1],
+    );
+    assert_eq!(run(w, &[&[1, 2, 3, 4]]), [9, 9, 9, 1, 2, 9, 3, 4, 9]);
+}
+
+/// x = −[[1, 2, 3], [4, 5, 6], [7, 8, 9]], 2×2 windows, stride 2, pads top/left 1:
+/// windows {−1}, {−2, −3}, {−4, −7}, {−5, −6, −8, −9}.
+fn pool_2d(opcode: OpCode, count_include_pad: i32) -> Writer {
+    let mut m = OneOp::new();
+    let x = m.input(&[1, 1, 3, 3], q1());
+    let params = [2, 2, 2, 2, 1, 1, 1, 1, 0, 0, count_include_pad];
+    m.finish(opcode, &[x], &[1, 1, 2, 2], q1(), &params)
+}
+
+const POOL_INPUT: [i8; 9] = [-1, -2, -3, -4, -5, -6, -7, -8, -9];
+
+#[test]
+fn max_pool_ignores_padding() {
+    assert_eq!(
+        run(pool_2d(OpCode::MaxPool, 0), &[&POOL_INPUT]),
+        [-1, -2, -4, -5]
+    );
+}
+
+#[test]
+fn avg_pool_divisors() {
+    // Valid elements only: −1/1, −5/2, −11/2, −28/4 → [−1, −3, −6, −7] (halves away from zero).
+    assert_eq!(
+        run(pool_2d(OpCode::AvgPool, 0), &[&POOL_INPUT]),
+        [-1, -3, -6, -7]
+    );
+    // Whole window: −1/4, −5/4, −11/4, −28/4 → [0, −1, −3, −7].
+    assert_eq!(
+        run(pool_2d(OpCode::AvgPool, 1), &[&POOL_INPUT]),
+        [0, -1, -3, -7]
+    );
+}
+
+#[test]
+fn lut_applies_the_table() {
+    let mut m = OneOp::new();
+    let x = m.input(&[3], q1());
+    let table: Vec<i8> = (0..256).map(|i| (255 - i) as u8 as i8).collect();
+    let t = m.w.add_constant_i8("t", &[256], QuantSpec::None, &table);
+    let w = m.finish(OpCode::Lut, &[x, t], &[3], q1(), &[]);
+    // table[i] = (255 − i) as a byte, i = x + 128: x = −128 → 255 → −1; 0 → 127; 127 → 0.
+    assert_eq!(run(w, &[&[-128, 0, 127]]), [-1, 127, 0]);
+}
