@@ -1,11 +1,11 @@
 //! Loading `.mq` files on a host (feature `std`).
 //!
-//! Files are read into an aligned heap buffer rather than memory-mapped:
-//! mapping needs `unsafe` (another process may change or truncate the file
-//! under the mapping, which would break the "validated once, trusted after"
-//! contract of [`Model`]), and models small enough for a microcontroller
-//! read in microseconds.
-#![forbid(unsafe_code)]
+//! Two ways in: [`ModelFile::open`] reads the file into an aligned heap
+//! buffer; [`ModelFile::map`] memory-maps it (memmap2) and reads it in place,
+//! as a device reads flash. A mapping is only as stable as the file under it,
+//! so `map` is for files nobody rewrites while they are in use (the converter
+//! replaces files by rename, which leaves existing mappings intact).
+#![deny(unsafe_code)]
 
 use std::fmt;
 use std::path::Path;
@@ -72,12 +72,18 @@ impl fmt::Debug for AlignedBuf {
 /// let mut interp = medq::Interpreter::new(&model, &mut arena)?;
 /// # Ok::<(), medq::LoadError>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ModelFile {
-    bytes: AlignedBuf,
+    bytes: Bytes,
 }
 
-/// The name this type had in the original plan, when it was to be a memory map.
+#[derive(Debug)]
+enum Bytes {
+    Owned(AlignedBuf),
+    Mapped(memmap2::Mmap),
+}
+
+/// An alias of [`ModelFile`], whose [`map`](ModelFile::map) memory-maps.
 pub type MappedModel = ModelFile;
 
 impl ModelFile {
@@ -89,21 +95,41 @@ impl ModelFile {
         Ok(file)
     }
 
+    /// Memory-maps the file read-only and validates it in place (no copy).
+    /// The file must not be modified or truncated while the `ModelFile` lives.
+    pub fn map(path: impl AsRef<Path>) -> Result<ModelFile, LoadError> {
+        let file = std::fs::File::open(path)?;
+        // SAFETY: memmap2 requires that the file is not changed for the life
+        // of the map; that is this function's documented precondition. The
+        // mapping is read-only and page-aligned, and `model()` re-validates
+        // the bytes before any use.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        let file = ModelFile {
+            bytes: Bytes::Mapped(map),
+        };
+        file.model()?;
+        Ok(file)
+    }
+
     /// Wraps bytes already in memory (not validated until [`model`](Self::model)).
     pub fn from_bytes(bytes: &[u8]) -> ModelFile {
         ModelFile {
-            bytes: AlignedBuf::from_slice(bytes),
+            bytes: Bytes::Owned(AlignedBuf::from_slice(bytes)),
         }
     }
 
     /// The validated model (parsing is cheap and allocation-free, so it is
     /// not cached).
     pub fn model(&self) -> Result<Model<'_>, Error> {
-        Model::parse(self.bytes.as_slice())
+        Model::parse(self.bytes())
     }
 
     pub fn bytes(&self) -> &[u8] {
-        self.bytes.as_slice()
+        match &self.bytes {
+            Bytes::Owned(b) => b.as_slice(),
+            Bytes::Mapped(m) => m,
+        }
     }
 }
 
@@ -170,7 +196,13 @@ mod tests {
         )
         .unwrap();
         let bad = ModelFile::open(&dir);
+        let bad_map = ModelFile::map(&dir);
         std::fs::remove_file(&dir).unwrap();
         assert!(matches!(bad, Err(LoadError::Format(Error::BadMagic))));
+        assert!(matches!(bad_map, Err(LoadError::Format(Error::BadMagic))));
+        assert!(matches!(
+            ModelFile::map("/nonexistent/medq/model.mq"),
+            Err(LoadError::Io(_))
+        ));
     }
 }

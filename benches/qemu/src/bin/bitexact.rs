@@ -1,0 +1,393 @@
+//! Runs the kernels the interpreter dispatches to on this core
+//! (`medq::kernels::conv_s8` / `fully_connected_s8`: the SXTB16/SMLAD ones on
+//! thumbv7em) against `medq::kernels::reference` over many random shapes,
+//! parameters and data, and compares the outputs byte for byte. Exits 0 only
+//! if every case matches and the DSP kernels are the ones in use.
+#![no_std]
+#![no_main]
+
+use cortex_m_rt::entry;
+use medq::kernels::{self, conv_out_len, cortex_m as dsp, reference, ConvParams, FullyConnectedParams};
+use medq_qemu_bench::{exit, hprintln, Rng};
+
+const CONV_CASES: u32 = 3000;
+const FC_CASES: u32 = 2000;
+const SEED: u64 = 0x6d65_6471_2d64_7370; // "medq-dsp"
+
+const IN_CAP: usize = 8192;
+const W_CAP: usize = 16384;
+const OUT_CAP: usize = 8192;
+const CH_CAP: usize = 256;
+/// Written to both outputs before each case, so untouched bytes compare too.
+const SENTINEL: i8 = 0x5A;
+
+struct Bufs {
+    input: [i8; IN_CAP],
+    weights: [i8; W_CAP],
+    bias: [i32; CH_CAP],
+    multiplier: [i32; CH_CAP],
+    shift: [i32; CH_CAP],
+    want: [i8; OUT_CAP],
+    got: [i8; OUT_CAP],
+}
+
+/// Per-case tallies, to show what the random cases covered.
+#[derive(Default)]
+struct Tally {
+    cases: u32,
+    failures: u32,
+    macs: u64,
+    one_d: u32,
+    two_d: u32,
+    depthwise: u32,
+    grouped: u32,
+    strided: u32,
+    dilated: u32,
+    padded: u32,
+    k_tail: u32,
+    four_wide: u32,
+    one_wide: u32,
+    fallback: u32,
+    zp_extreme: u32,
+}
+
+#[entry]
+fn main() -> ! {
+    if !dsp::USES_DSP_INSTRUCTIONS {
+        hprintln!("bitexact: FAIL: medq was built without the DSP kernels (cfg medq_dsp unset)");
+        exit(false);
+    }
+    // Large buffers live in a static (RAM is 4 MiB), taken once.
+    let Some(b) = cortex_m::singleton!(: Bufs = Bufs {
+        input: [0; IN_CAP],
+        weights: [0; W_CAP],
+        bias: [0; CH_CAP],
+        multiplier: [0; CH_CAP],
+        shift: [0; CH_CAP],
+        want: [0; OUT_CAP],
+        got: [0; OUT_CAP],
+    }) else {
+        exit(false)
+    };
+    let mut rng = Rng::new(SEED);
+
+    let mut conv = Tally::default();
+    while conv.cases < CONV_CASES {
+        if let Some(p) = conv_case(&mut rng) {
+            run_conv(&mut rng, &p, b, &mut conv);
+        }
+    }
+    let mut fc = Tally::default();
+    while fc.cases < FC_CASES {
+        if let Some(p) = fc_case(&mut rng) {
+            run_fc(&mut rng, &p, b, &mut fc);
+        }
+    }
+    let invalid_ok = invalid_calls(b);
+
+    hprintln!(
+        "conv: {} cases, {} MACs: 1-D {}, 2-D {}, depthwise {}, grouped {}, strided {}, dilated {}, padded {}, K%4!=0 {}; 4-column {}, 1-column {}, reference fallback {}; input zp at -128/127 {}",
+        conv.cases, conv.macs, conv.one_d, conv.two_d, conv.depthwise, conv.grouped, conv.strided,
+        conv.dilated, conv.padded, conv.k_tail, conv.four_wide, conv.one_wide, conv.fallback, conv.zp_extreme
+    );
+    hprintln!(
+        "fc:   {} cases, {} MACs: K%4!=0 {}; 4-row {}, 1-row only {}, reference fallback {}; input zp at -128/127 {}",
+        fc.cases, fc.macs, fc.k_tail, fc.four_wide, fc.one_wide, fc.fallback, fc.zp_extreme
+    );
+    let failures = conv.failures + fc.failures + u32::from(!invalid_ok);
+    if failures == 0 {
+        hprintln!(
+            "bitexact: PASS: {} cases, DSP output byte-identical to the reference",
+            conv.cases + fc.cases
+        );
+        exit(true)
+    } else {
+        hprintln!("bitexact: FAIL: {} mismatching cases", failures);
+        exit(false)
+    }
+}
+
+/// An input zero point: often an extreme, otherwise anywhere in i8, and
+/// rarely outside i8 (meaningless, but the kernels must still agree).
+fn input_zp(rng: &mut Rng) -> i32 {
+    match rng.range(0, 19) {
+        0..=2 => -128,
+        3..=4 => 127,
+        5 => 0,
+        6 => rng.range(-400, 400) as i32,
+        _ => rng.range(-128, 127) as i32,
+    }
+}
+
+fn act(rng: &mut Rng) -> (i32, i32) {
+    if rng.chance(1, 2) {
+        (-128, 127)
+    } else {
+        let a = rng.range(-128, 127) as i32;
+        let b = rng.range(-128, 127) as i32;
+        (a.min(b), a.max(b))
+    }
+}
+
+fn conv_case(rng: &mut Rng) -> Option<ConvParams> {
+    let two_d = rng.chance(3, 10);
+    let depthwise = rng.chance(1, 5);
+    let groups = if depthwise {
+        rng.usize(1, 24)
+    } else if rng.chance(1, 5) {
+        rng.usize(2, 4)
+    } else {
+        1
+    };
+    let cin_g = if depthwise {
+        1
+    } else if rng.chance(1, 8) {
+        rng.usize(20, 90) // long reductions: one column, or the reference
+    } else {
+        rng.usize(1, 33)
+    };
+    let cout_g = if depthwise { rng.usize(1, 3) } else { rng.usize(1, 24) };
+    let (kh, sh, dh, pt, pb, in_h) = if two_d {
+        (
+            rng.usize(1, 5),
+            rng.usize(1, 3),
+            if rng.chance(1, 4) { 2 } else { 1 },
+            rng.usize(0, 2),
+            rng.usize(0, 2),
+            rng.usize(1, 12),
+        )
+    } else {
+        (1, 1, 1, 0, 0, 1)
+    };
+    let kw = rng.usize(1, if two_d { 5 } else { 11 });
+    let sw = if rng.chance(1, 3) { rng.usize(2, 3) } else { 1 };
+    let dw = if rng.chance(1, 4) { rng.usize(2, 3) } else { 1 };
+    let pl = rng.usize(0, 4);
+    let pr = rng.usize(0, 4);
+    let in_w = rng.usize(1, if two_d { 16 } else { 150 });
+    let out_h = conv_out_len(in_h, kh, sh, dh, pt, pb)?;
+    let out_w = conv_out_len(in_w, kw, sw, dw, pl, pr)?;
+    let p = ConvParams {
+        in_channels: groups * cin_g,
+        in_h,
+        in_w,
+        out_channels: groups * cout_g,
+        out_h,
+        out_w,
+        kernel_h: kh,
+        kernel_w: kw,
+        stride_h: sh,
+        stride_w: sw,
+        dilation_h: dh,
+        dilation_w: dw,
+        pad_top: pt,
+        pad_left: pl,
+        groups,
+        input_zero_point: input_zp(rng),
+        output_zero_point: rng.range(-128, 127) as i32,
+        act_min: 0,
+        act_max: 0,
+    };
+    let (act_min, act_max) = act(rng);
+    let p = ConvParams {
+        act_min,
+        act_max,
+        ..p
+    };
+    let fits = p.in_channels * in_h * in_w <= IN_CAP
+        && p.out_channels * cin_g * kh * kw <= W_CAP
+        && p.out_channels * out_h * out_w <= OUT_CAP
+        && p.out_channels <= CH_CAP;
+    fits.then_some(p)
+}
+
+/// Bias, multipliers and shifts for `n` channels whose outputs spread over
+/// the i8 range for a reduction of `k` terms, with the extremes mixed in.
+fn quant(rng: &mut Rng, b: &mut Bufs, n: usize, k: usize) {
+    // log2 of a typical |acc| (≈ 2^13 · sqrt(k)) minus 6 bits of output.
+    let typical = 13 + (usize::BITS - k.leading_zeros()) as i64 / 2 - 6;
+    for c in 0..n {
+        b.bias[c] = match rng.range(0, 9) {
+            0 => rng.next_u32() as i32, // anything: the sums may wrap
+            1 => 0,
+            _ => rng.range(-(1 << 16), 1 << 16) as i32,
+        };
+        b.multiplier[c] = match rng.range(0, 19) {
+            0 => 0,
+            1 => i32::MAX,
+            2 => rng.range(1, (1 << 30) - 1) as i32,
+            _ => rng.range(1 << 30, i32::MAX as i64) as i32,
+        };
+        b.shift[c] = match rng.range(0, 19) {
+            0 => -31,
+            1 => 30,
+            2 => rng.range(0, 8) as i32,
+            _ => (-typical + rng.range(-3, 3)).clamp(-31, 30) as i32,
+        };
+    }
+}
+
+fn run_conv(rng: &mut Rng, p: &ConvParams, b: &mut Bufs, t: &mut Tally) {
+    let cin_g = p.in_channels / p.groups;
+    let k = cin_g * p.kernel_h * p.kernel_w;
+    let n_in = p.in_channels * p.in_h * p.in_w;
+    let n_w = p.out_channels * k;
+    let n_out = p.out_channels * p.out_h * p.out_w;
+    rng.fill_i8(&mut b.input[..n_in]);
+    rng.fill_i8(&mut b.weights[..n_w]);
+    quant(rng, b, p.out_channels, k);
+    b.want.fill(SENTINEL);
+    b.got.fill(SENTINEL);
+    let (bias, m, s) = (&b.bias[..p.out_channels], &b.multiplier[..p.out_channels], &b.shift[..p.out_channels]);
+    reference::conv_s8(p, &b.input[..n_in], &b.weights[..n_w], bias, m, s, &mut b.want[..n_out]);
+    kernels::conv_s8(p, &b.input[..n_in], &b.weights[..n_w], bias, m, s, &mut b.got[..n_out]);
+
+    t.cases += 1;
+    t.macs += (n_out * k) as u64;
+    if b.want != b.got {
+        t.failures += 1;
+        if t.failures <= 5 {
+            let at = b.want.iter().zip(&b.got).position(|(w, g)| w != g).unwrap_or(0);
+            hprintln!("conv MISMATCH at output {}: want {} got {}; {:?}", at, b.want[at], b.got[at], p);
+        }
+    }
+    let one_d = p.in_h == 1 && p.kernel_h == 1 && p.out_h == 1;
+    t.one_d += u32::from(one_d);
+    t.two_d += u32::from(!one_d);
+    t.depthwise += u32::from(cin_g == 1 && p.groups > 1);
+    t.grouped += u32::from(cin_g > 1 && p.groups > 1);
+    t.strided += u32::from(p.stride_w > 1 || p.stride_h > 1);
+    t.dilated += u32::from(p.dilation_w > 1 || p.dilation_h > 1);
+    t.padded += u32::from(p.pad_left > 0 || p.pad_top > 0 || p.out_w > p.in_w);
+    t.k_tail += u32::from(k % 4 != 0);
+    classify(t, k, p.out_h * p.out_w, p.input_zero_point);
+}
+
+/// Which path the DSP kernel takes, from its documented limits.
+fn classify(t: &mut Tally, k: usize, columns: usize, zp: i32) {
+    let zp_ok = (-128..=127).contains(&zp);
+    let k4 = k.div_ceil(4) * 4;
+    if !zp_ok || k4 > dsp::MAX_REDUCTION {
+        t.fallback += 1;
+    } else if k4 <= dsp::MAX_REDUCTION / 4 && columns >= 4 {
+        t.four_wide += 1;
+    } else {
+        t.one_wide += 1;
+    }
+    t.zp_extreme += u32::from(zp == -128 || zp == 127);
+}
+
+fn fc_case(rng: &mut Rng) -> Option<FullyConnectedParams> {
+    let rows = if rng.chance(1, 2) { 1 } else { rng.usize(2, 11) };
+    let k = match rng.range(0, 9) {
+        0 => rng.usize(1, 8),
+        1 => rng.usize(400, 600),
+        _ => rng.usize(1, 300),
+    };
+    let n = rng.usize(1, 40);
+    let (act_min, act_max) = act(rng);
+    let p = FullyConnectedParams {
+        rows,
+        in_features: k,
+        out_features: n,
+        input_zero_point: input_zp(rng),
+        output_zero_point: rng.range(-128, 127) as i32,
+        act_min,
+        act_max,
+    };
+    let fits = rows * k <= IN_CAP && n * k <= W_CAP && rows * n <= OUT_CAP && n <= CH_CAP;
+    fits.then_some(p)
+}
+
+fn run_fc(rng: &mut Rng, p: &FullyConnectedParams, b: &mut Bufs, t: &mut Tally) {
+    let (k, n) = (p.in_features, p.out_features);
+    let n_in = p.rows * k;
+    let n_w = n * k;
+    let n_out = p.rows * n;
+    rng.fill_i8(&mut b.input[..n_in]);
+    rng.fill_i8(&mut b.weights[..n_w]);
+    quant(rng, b, n, k);
+    b.want.fill(SENTINEL);
+    b.got.fill(SENTINEL);
+    let (bias, m, s) = (&b.bias[..n], &b.multiplier[..n], &b.shift[..n]);
+    reference::fully_connected_s8(p, &b.input[..n_in], &b.weights[..n_w], bias, m, s, &mut b.want[..n_out]);
+    kernels::fully_connected_s8(p, &b.input[..n_in], &b.weights[..n_w], bias, m, s, &mut b.got[..n_out]);
+
+    t.cases += 1;
+    t.macs += (n_out * k) as u64;
+    if b.want != b.got {
+        t.failures += 1;
+        if t.failures <= 5 {
+            let at = b.want.iter().zip(&b.got).position(|(w, g)| w != g).unwrap_or(0);
+            hprintln!("fc MISMATCH at output {}: want {} got {}; {:?}", at, b.want[at], b.got[at], p);
+        }
+    }
+    t.k_tail += u32::from(k % 4 != 0);
+    classify(t, k, p.rows, p.input_zero_point);
+}
+
+/// Calls that break a precondition leave the output untouched, as in the
+/// reference; a valid call right after does write it.
+fn invalid_calls(b: &mut Bufs) -> bool {
+    let p = ConvParams {
+        in_channels: 4,
+        in_h: 1,
+        in_w: 10,
+        out_channels: 4,
+        out_h: 1,
+        out_w: 10,
+        kernel_h: 1,
+        kernel_w: 3,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 0,
+        pad_left: 1,
+        groups: 1,
+        input_zero_point: 3,
+        output_zero_point: 0,
+        act_min: -128,
+        act_max: 127,
+    };
+    b.input[..40].fill(9);
+    b.weights[..48].fill(1);
+    b.bias[..4].fill(0);
+    b.multiplier[..4].fill(1 << 30);
+    b.shift[..4].fill(1);
+    let q = (&b.bias[..4], &b.multiplier[..4], &b.shift[..4]);
+    let mut ok = true;
+    for bad in [
+        ConvParams { groups: 3, ..p },
+        ConvParams { stride_w: 0, ..p },
+        ConvParams { act_max: 128, ..p },
+        ConvParams { out_w: 11, ..p },
+    ] {
+        b.got.fill(SENTINEL);
+        kernels::conv_s8(&bad, &b.input[..40], &b.weights[..48], q.0, q.1, q.2, &mut b.got[..40]);
+        ok &= b.got.iter().all(|&y| y == SENTINEL);
+    }
+    // Valid: interior outputs sum 4 channels × 3 taps of (9 − 3) = 72; the
+    // edges lose a tap to padding: 48.
+    kernels::conv_s8(&p, &b.input[..40], &b.weights[..48], q.0, q.1, q.2, &mut b.got[..40]);
+    ok &= b.got[..10] == [48, 72, 72, 72, 72, 72, 72, 72, 72, 48];
+    let fp = FullyConnectedParams {
+        rows: 1,
+        in_features: 40,
+        out_features: 1,
+        input_zero_point: 3,
+        output_zero_point: 0,
+        act_min: -128,
+        act_max: 127,
+    };
+    b.got.fill(SENTINEL);
+    kernels::fully_connected_s8(&fp, &b.input[..39], &b.weights[..40], q.0, q.1, q.2, &mut b.got[..1]);
+    ok &= b.got[0] == SENTINEL;
+    // Valid: 40 · 6 = 240 saturates to 127.
+    kernels::fully_connected_s8(&fp, &b.input[..40], &b.weights[..40], &q.0[..1], &q.1[..1], &q.2[..1], &mut b.got[..1]);
+    ok &= b.got[0] == 127;
+    if !ok {
+        hprintln!("invalid-call checks FAILED");
+    }
+    ok
+}

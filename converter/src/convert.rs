@@ -1,0 +1,299 @@
+//! The whole conversion, from ONNX path to an atomically written `.mq` file.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::calibrate::{self, Method};
+use crate::emit::{self, Metadata};
+use crate::error::ConvertError;
+use crate::evaluate;
+use crate::float_ref::FloatRef;
+use crate::ir::{Graph, Op};
+use crate::load::load_onnx;
+use crate::quantize;
+use crate::report::{EvaluationReport, LayerReport, Report, Totals};
+use crate::rewrite::rewrite;
+use crate::samples::{self, Samples};
+
+/// Everything `converter` can be told.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub model: PathBuf,
+    pub output: PathBuf,
+    /// Representative float32 samples `[N, d1..dk]`. Required.
+    pub calib: Option<PathBuf>,
+    pub method: Method,
+    /// Percentile for [`Method::Percentile`], e.g. 99.99.
+    pub percentile: f32,
+    /// Held-out samples for the report; the calibration samples otherwise.
+    pub eval: Option<PathBuf>,
+    /// Class indices for `eval` (or for `calib` when no `eval` is given).
+    pub labels: Option<PathBuf>,
+    /// A text file with one class name per line, stored in the model.
+    pub class_names: Option<PathBuf>,
+    /// Store the first evaluation sample and its int8 output for a device self-test.
+    pub golden: bool,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Options {
+    pub fn new(model: impl Into<PathBuf>, output: impl Into<PathBuf>) -> Options {
+        Options {
+            model: model.into(),
+            output: output.into(),
+            calib: None,
+            method: Method::MinMax,
+            percentile: 99.99,
+            eval: None,
+            labels: None,
+            class_names: None,
+            golden: true,
+            progress: false,
+        }
+    }
+}
+
+/// Why a converter cannot do without representative data.
+pub const CALIBRATION_REQUIRED: &str = "representative input samples are required (--calib FILE.npy): \
+int8 quantization needs the real range of every activation tensor, and those ranges depend on the data \
+the model will see. Guessing them would silently cost accuracy. Pass a float32 .npy of shape [N, ...] \
+holding a few hundred typical inputs, e.g. part of the training set.";
+
+/// Convert, write `opts.output` atomically, and return the report. On any
+/// error nothing is written.
+pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
+    let calib_path = opts
+        .calib
+        .as_ref()
+        .ok_or(ConvertError::CalibrationRequired(CALIBRATION_REQUIRED))?;
+
+    let loaded = load_onnx(&opts.model)?;
+    let mut graph = loaded.graph;
+    let rewrites = rewrite(&mut graph)?;
+    if graph.inputs.len() != 1 {
+        return Err(ConvertError::InvalidModel(format!(
+            "the model has {} inputs; medq v1 converts single-input models",
+            graph.inputs.len()
+        )));
+    }
+    let input_shape = graph.tensors[graph.inputs[0]].shape.clone();
+
+    let calib = Samples::load(calib_path, &input_shape)?;
+    let eval = match &opts.eval {
+        Some(p) => Some(Samples::load(p, &input_shape)?),
+        None => None,
+    };
+    let eval_set = eval.as_ref().unwrap_or(&calib);
+    let labels = match &opts.labels {
+        Some(p) => Some(samples::load_labels(p, eval_set.len())?),
+        None => None,
+    };
+    let class_names = match &opts.class_names {
+        Some(p) => Some(read_class_names(p)?),
+        None => None,
+    };
+
+    let float_ref = FloatRef::new(&opts.model, &input_shape)?;
+    let bar = progress_bar(opts.progress, "calibrating");
+    let calibration = calibrate::calibrate(&graph, &float_ref, &calib, &bar)?;
+    let ranges: Vec<Option<(f32, f32)>> = calibration
+        .observers
+        .iter()
+        .map(|o| o.as_ref().map(|o| o.range(opts.method, opts.percentile)))
+        .collect();
+
+    let qg = quantize::quantize(&graph, &ranges)?;
+    let arena = emit::plan_arena(&graph, &qg);
+    let method = match opts.method {
+        Method::MinMax => "minmax".to_string(),
+        Method::Percentile => format!("percentile {}", opts.percentile),
+        Method::Mse => "mse".to_string(),
+    };
+    let meta = Metadata {
+        model_name: model_name(&opts.model),
+        converter_version: crate::VERSION.to_string(),
+        source_sha256: samples::sha256_hex(&loaded.source_bytes),
+        calibration_sha256: calib.sha256.clone(),
+        class_labels: class_names,
+        notes: format!("calibration: {method}, {} samples", calib.len()),
+    };
+    let bytes = emit::emit(&graph, &qg, &arena, &meta, None)?;
+
+    let bar = progress_bar(opts.progress, "evaluating");
+    let ev = evaluate::evaluate(
+        &graph,
+        &qg,
+        &bytes,
+        &float_ref,
+        eval_set,
+        labels.as_deref(),
+        &bar,
+    )?;
+    let bytes = match (&ev.first_io, opts.golden) {
+        (Some((input, output)), true) => {
+            emit::emit(&graph, &qg, &arena, &meta, Some((input, output)))?
+        }
+        _ => bytes,
+    };
+    // The file must parse and validate before it may replace anything.
+    let storage = evaluate::aligned(&bytes);
+    medq::Model::parse(evaluate::aligned_bytes(&storage, bytes.len()))
+        .map_err(ConvertError::Format)?;
+
+    let report = build_report(
+        opts,
+        &graph,
+        &qg,
+        &loaded.source_bytes,
+        &bytes,
+        &arena,
+        &calib,
+        &method,
+        rewrites.0,
+        ev,
+        eval.is_some(),
+    );
+    write_atomically(&opts.output, &bytes)?;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    opts: &Options,
+    graph: &Graph,
+    qg: &quantize::QuantizedGraph,
+    onnx: &[u8],
+    mq: &[u8],
+    arena: &crate::plan::Plan,
+    calib: &Samples,
+    method: &str,
+    rewrites: Vec<String>,
+    ev: evaluate::Evaluation,
+    held_out: bool,
+) -> Report {
+    let layers: Vec<LayerReport> = graph
+        .nodes
+        .iter()
+        .zip(&qg.ops)
+        .enumerate()
+        .map(|(i, (node, op))| LayerReport {
+            index: i,
+            name: node.name.clone(),
+            op: op.opcode.name().to_string(),
+            onnx_ops: node.onnx_ops.clone(),
+            output_shape: graph.tensors[node.output].shape.clone(),
+            macs: macs(graph, i),
+            weight_bytes: op.constant_bytes(),
+            sqnr_db: ev.layer_sqnr_db.get(i).copied().flatten(),
+        })
+        .collect();
+    let parameters = graph
+        .nodes
+        .iter()
+        .map(|n| match &n.op {
+            Op::Conv { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
+                weights.len() + bias.len()
+            }
+            _ => 0,
+        })
+        .sum();
+    Report {
+        model: opts.model.display().to_string(),
+        output_file: opts.output.display().to_string(),
+        converter_version: crate::VERSION.to_string(),
+        source_sha256: samples::sha256_hex(onnx),
+        calibration_sha256: calib.sha256.clone(),
+        calibration_method: method.to_string(),
+        calibration_samples: calib.len(),
+        rewrites,
+        totals: Totals {
+            onnx_bytes: onnx.len(),
+            mq_bytes: mq.len(),
+            arena_bytes: arena.arena_len,
+            arena_lower_bound: arena.lower_bound,
+            macs: layers.iter().map(|l| l.macs).sum(),
+            weight_bytes: layers.iter().map(|l| l.weight_bytes).sum(),
+            parameters,
+        },
+        layers,
+        evaluation: EvaluationReport {
+            data: match (&opts.eval, held_out) {
+                (Some(p), true) => p.display().to_string(),
+                _ => "calibration data".into(),
+            },
+            samples: ev.samples,
+            outputs: ev.outputs,
+            classes: ev.classes,
+        },
+    }
+}
+
+/// Multiply-accumulates of Conv and FullyConnected nodes.
+pub fn macs(graph: &Graph, node: usize) -> u64 {
+    let n = &graph.nodes[node];
+    let out: usize = graph.tensors[n.output].shape.iter().product();
+    match &n.op {
+        Op::Conv { weights, .. } => {
+            // Each output element reads Cin/groups · kH · kW weights.
+            let per_out: usize = weights.shape.iter().skip(1).product();
+            (out * per_out) as u64
+        }
+        Op::FullyConnected { weights, .. } => {
+            let k = weights.shape.get(1).copied().unwrap_or(0);
+            (out * k) as u64
+        }
+        _ => 0,
+    }
+}
+
+fn model_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into())
+}
+
+fn read_class_names(path: &Path) -> Result<Vec<String>, ConvertError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
+fn progress_bar(enabled: bool, what: &'static str) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} samples ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what);
+    bar
+}
+
+/// Write through a temporary file in the same directory, then rename: a reader
+/// sees the old file or the complete new one, never a partial one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
+    let io_err = |source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err)?;
+    tmp.write_all(bytes).map_err(io_err)?;
+    tmp.as_file().sync_all().map_err(io_err)?;
+    tmp.persist(path).map_err(|e| io_err(e.error))?;
+    Ok(())
+}

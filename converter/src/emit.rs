@@ -1,0 +1,174 @@
+//! Lowered ops + arena plan → `.mq` bytes, through the runtime's own writer so
+//! that what we write and what devices read cannot drift apart.
+
+use std::collections::HashMap;
+
+use medq::format::layout::{MetaKey, OpCode};
+use medq::format::writer::{QuantSpec, Writer};
+
+use crate::error::ConvertError;
+use crate::ir::{Graph, TensorId};
+use crate::plan::{plan, Plan, PlanTensor};
+use crate::quantize::{ConstData, ConstQuant, Operand, QuantizedGraph};
+
+/// Provenance and descriptive metadata stored in the file.
+#[derive(Clone, Debug, Default)]
+pub struct Metadata {
+    pub model_name: String,
+    pub converter_version: String,
+    pub source_sha256: String,
+    pub calibration_sha256: String,
+    pub class_labels: Option<Vec<String>>,
+    pub notes: String,
+}
+
+/// The activation tensors in the order they are planned and written.
+pub fn activation_order(graph: &Graph) -> Vec<TensorId> {
+    crate::calibrate::activation_tensors(graph)
+}
+
+/// Lifetimes of the activation tensors, with in-place Reshapes aliased.
+pub fn plan_arena(graph: &Graph, qg: &QuantizedGraph) -> Plan {
+    let order = activation_order(graph);
+    let index: HashMap<TensorId, usize> = order.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+    let mut tensors: Vec<PlanTensor> = order
+        .iter()
+        .map(|&t| PlanTensor {
+            size: graph.tensors[t].shape.iter().product(),
+            def: None,
+            uses: vec![],
+            is_graph_output: graph.outputs.contains(&t),
+            in_place_of: None,
+        })
+        .collect();
+    for (step, op) in qg.ops.iter().enumerate() {
+        for input in &op.inputs {
+            if let Operand::Activation(t) = input {
+                if let Some(&i) = index.get(t) {
+                    tensors[i].uses.push(step);
+                }
+            }
+        }
+        if let Some(&o) = index.get(&op.output) {
+            tensors[o].def = Some(step);
+        }
+    }
+    for (step, op) in qg.ops.iter().enumerate() {
+        if !op.opcode.may_run_in_place() {
+            continue;
+        }
+        let Some(Operand::Activation(src)) = op.inputs.first() else {
+            continue;
+        };
+        let (Some(&s), Some(&o)) = (index.get(src), index.get(&op.output)) else {
+            continue;
+        };
+        let dies_here = tensors[s].uses.iter().all(|&u| u <= step) && !tensors[s].is_graph_output;
+        if dies_here && tensors[s].size == tensors[o].size {
+            tensors[o].in_place_of = Some(s);
+        }
+    }
+    let mut p = plan(&tensors, qg.ops.len());
+    // Re-key offsets by tensor id.
+    let mut by_id = vec![0; graph.tensors.len()];
+    for (i, &t) in order.iter().enumerate() {
+        by_id[t] = p.offsets[i];
+    }
+    p.offsets = by_id;
+    p
+}
+
+/// Write the model. `golden` is one quantized input and its expected output.
+pub fn emit(
+    graph: &Graph,
+    qg: &QuantizedGraph,
+    arena: &Plan,
+    meta: &Metadata,
+    golden: Option<(&[i8], &[i8])>,
+) -> Result<Vec<u8>, ConvertError> {
+    let mut w = Writer::new();
+    let mut ids: HashMap<TensorId, u16> = HashMap::new();
+    for t in activation_order(graph) {
+        let q = qg.qparams[t].ok_or_else(|| ConvertError::Quantization {
+            node: graph.tensors[t].name.clone(),
+            reason: "activation tensor without quantization parameters".into(),
+        })?;
+        let id = w.add_activation(
+            &graph.tensors[t].name,
+            &graph.tensors[t].shape,
+            QuantSpec::PerTensor {
+                scale: q.scale,
+                zero_point: q.zero_point,
+            },
+            arena.offsets[t],
+        );
+        ids.insert(t, id);
+    }
+    for op in &qg.ops {
+        let mut inputs = Vec::with_capacity(op.inputs.len());
+        for operand in &op.inputs {
+            inputs.push(match operand {
+                Operand::Activation(t) => {
+                    *ids.get(t).ok_or_else(|| ConvertError::Quantization {
+                        node: graph.nodes[op.node].name.clone(),
+                        reason: format!("input {} is not an activation", graph.tensors[*t].name),
+                    })?
+                }
+                Operand::Constant(c) => match &c.data {
+                    ConstData::I8(data) => {
+                        w.add_constant_i8(&c.name, &c.dims, quant_spec(&c.quant), data)
+                    }
+                    ConstData::I32(data) => w.add_constant_i32(&c.name, &c.dims, data),
+                },
+            });
+        }
+        let out = *ids
+            .get(&op.output)
+            .ok_or_else(|| ConvertError::Quantization {
+                node: graph.nodes[op.node].name.clone(),
+                reason: "output is not an activation".into(),
+            })?;
+        w.add_op(op.opcode, &inputs, &[out], &op.params);
+    }
+    let io = |list: &[TensorId]| {
+        list.iter()
+            .filter_map(|t| ids.get(t).copied())
+            .collect::<Vec<u16>>()
+    };
+    w.set_inputs(&io(&graph.inputs));
+    w.set_outputs(&io(&graph.outputs));
+    w.set_arena_len(arena.arena_len);
+    w.set_metadata(MetaKey::ModelName, &meta.model_name);
+    w.set_metadata(MetaKey::ConverterVersion, &meta.converter_version);
+    w.set_metadata(MetaKey::SourceSha256, &meta.source_sha256);
+    w.set_metadata(MetaKey::CalibrationSha256, &meta.calibration_sha256);
+    if let Some(labels) = &meta.class_labels {
+        w.set_metadata(MetaKey::ClassLabels, &labels.join("\n"));
+    }
+    if !meta.notes.is_empty() {
+        w.set_metadata(MetaKey::Notes, &meta.notes);
+    }
+    if let Some((input, output)) = golden {
+        w.set_golden(input, output);
+    }
+    w.finish().map_err(ConvertError::Format)
+}
+
+fn quant_spec(q: &ConstQuant) -> QuantSpec {
+    match q {
+        ConstQuant::None => QuantSpec::None,
+        ConstQuant::PerTensor(p) => QuantSpec::PerTensor {
+            scale: p.scale,
+            zero_point: p.zero_point,
+        },
+        ConstQuant::PerChannel { axis, scales } => QuantSpec::PerChannel {
+            axis: *axis,
+            scales: scales.clone(),
+        },
+    }
+}
+
+/// Whether an opcode's output is a probability distribution (for the report).
+pub fn is_softmax(op: OpCode) -> bool {
+    op == OpCode::Softmax
+}

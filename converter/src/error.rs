@@ -1,0 +1,98 @@
+//! The converter's error type. Every message names what the user can act on:
+//! the file, or the ONNX node (name, op type, opset) and attribute at fault.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// The model file (or another input file) could not be opened or read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The bytes are not a decodable ONNX `ModelProto`.
+    #[error("{} is not an ONNX model: {reason}", path.display())]
+    NotOnnx { path: PathBuf, reason: String },
+
+    /// An op type medq has no kernel for.
+    #[error(
+        "node \"{node}\" (op {op_type}, opset {opset}) is not supported by medq. Supported ops: {}",
+        supported.join(", ")
+    )]
+    UnsupportedOp {
+        node: String,
+        op_type: String,
+        opset: i64,
+        supported: &'static [&'static str],
+    },
+
+    /// A supported op used with an attribute value (or operand kind) medq
+    /// cannot express, e.g. a 3-D Conv kernel or a reflect-mode Pad.
+    #[error("node \"{node}\" (op {op_type}): attribute {attribute}: {reason}")]
+    UnsupportedAttribute {
+        node: String,
+        op_type: String,
+        attribute: String,
+        reason: String,
+    },
+
+    /// A node whose operands are malformed or of a kind medq cannot handle
+    /// (non-constant weights, mismatched shapes, missing inputs...).
+    #[error("node \"{node}\" (op {op_type}): {reason}")]
+    InvalidNode {
+        node: String,
+        op_type: String,
+        reason: String,
+    },
+
+    /// A problem with the model as a whole: its inputs, outputs, opset, order.
+    #[error("invalid model: {0}")]
+    InvalidModel(String),
+
+    /// The tract float reference failed to build or run.
+    #[error("float reference (tract): {0}")]
+    FloatRef(String),
+
+    /// Calibration samples or labels that do not fit the model.
+    #[error("{}: {reason}", path.display())]
+    BadSamples { path: PathBuf, reason: String },
+
+    /// No representative data was given.
+    #[error("{0}")]
+    CalibrationRequired(&'static str),
+
+    /// The runtime refused the file the converter produced (a converter bug).
+    #[error("the written model does not validate: {0}")]
+    Format(medq::Error),
+
+    /// A tensor or node that cannot be quantized.
+    #[error("cannot quantize \"{node}\": {reason}")]
+    Quantization { node: String, reason: String },
+}
+
+impl ConvertError {
+    pub(crate) fn node(node: &str, op_type: &str, reason: impl Into<String>) -> ConvertError {
+        ConvertError::InvalidNode {
+            node: node.to_string(),
+            op_type: op_type.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn attribute(
+        node: &str,
+        op_type: &str,
+        attribute: &str,
+        reason: impl Into<String>,
+    ) -> ConvertError {
+        ConvertError::UnsupportedAttribute {
+            node: node.to_string(),
+            op_type: op_type.to_string(),
+            attribute: attribute.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

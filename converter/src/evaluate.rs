@@ -1,0 +1,338 @@
+//! Float (tract) against int8 (the medq runtime, on the bytes just written):
+//! per-layer SQNR, output agreement and, with labels, accuracy and per-class
+//! recall. The int8 figures are exactly what a device computes.
+
+use medq::interpreter::Interpreter;
+use medq::Model;
+
+use crate::error::ConvertError;
+use crate::float_ref::FloatRef;
+use crate::ir::{Graph, Op, Unary};
+use crate::quantize::{QParams, QuantizedGraph};
+use crate::samples::Samples;
+
+/// Sum of squares of signal and of error, for an SQNR.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sqnr {
+    signal: f64,
+    noise: f64,
+}
+
+impl Sqnr {
+    pub fn add(&mut self, reference: &[f32], approx: &[f32]) {
+        for (r, a) in reference.iter().zip(approx) {
+            self.signal += (*r as f64).powi(2);
+            self.noise += (*r as f64 - *a as f64).powi(2);
+        }
+    }
+    /// In dB; `None` when the error is exactly zero.
+    pub fn db(&self) -> Option<f64> {
+        if self.noise == 0.0 {
+            None
+        } else {
+            // The tiny floor keeps an all-zero reference finite (and very negative).
+            Some(10.0 * ((self.signal + 1e-30) / self.noise).log10())
+        }
+    }
+}
+
+/// Agreement of one graph output.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OutputMetrics {
+    pub name: String,
+    /// Whether the output is a probability distribution (a Softmax).
+    pub softmax: bool,
+    pub sqnr_db: Option<f64>,
+    pub max_abs_error: f32,
+    /// Fraction of samples whose largest |int8 − float| is ≤ 0.03.
+    pub samples_within_0_03: f64,
+    /// Top-1 agreement (outputs with more than one value per sample).
+    pub top1_agreement: Option<f64>,
+    /// Top-1 agreement on samples whose float top-2 margin is ≥ 0.05, and how many those are.
+    pub top1_agreement_confident: Option<f64>,
+    pub confident_samples: usize,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClassMetrics {
+    pub accuracy_float: f64,
+    pub accuracy_int8: f64,
+    pub per_class_recall_float: Vec<Option<f64>>,
+    pub per_class_recall_int8: Vec<Option<f64>>,
+    pub class_counts: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    pub samples: usize,
+    /// SQNR of each op's output against the float model, per op.
+    pub layer_sqnr_db: Vec<Option<f64>>,
+    pub outputs: Vec<OutputMetrics>,
+    pub classes: Option<ClassMetrics>,
+    /// Int8 output of sample 0 and its quantized input (for the golden section).
+    pub first_io: Option<(Vec<i8>, Vec<i8>)>,
+}
+
+/// Copy into 16-aligned storage: the runtime reads constants in place.
+pub fn aligned(bytes: &[u8]) -> Vec<u128> {
+    let mut v = vec![0u128; bytes.len().div_ceil(16)];
+    let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut v);
+    dst[..bytes.len()].copy_from_slice(bytes);
+    v
+}
+
+/// The bytes of an aligned copy, at the original length.
+pub fn aligned_bytes(buf: &[u128], len: usize) -> &[u8] {
+    &bytemuck::cast_slice(buf)[..len]
+}
+
+pub fn evaluate(
+    graph: &Graph,
+    qg: &QuantizedGraph,
+    model_bytes: &[u8],
+    float_ref: &FloatRef,
+    samples: &Samples,
+    labels: Option<&[usize]>,
+    progress: &indicatif::ProgressBar,
+) -> Result<Evaluation, ConvertError> {
+    let storage = aligned(model_bytes);
+    let model =
+        Model::parse(aligned_bytes(&storage, model_bytes.len())).map_err(ConvertError::Format)?;
+    let mut arena = vec![0u8; model.arena_len()];
+    let input_q = qparams(qg, graph.inputs[0])?;
+
+    let names: Vec<String> = graph
+        .nodes
+        .iter()
+        .map(|n| graph.tensors[n.output].name.clone())
+        .collect();
+    let output_nodes: Vec<usize> = graph
+        .outputs
+        .iter()
+        .map(|&t| {
+            graph
+                .nodes
+                .iter()
+                .position(|n| n.output == t)
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
+
+    let mut layer = vec![Sqnr::default(); graph.nodes.len()];
+    let n_out = graph.outputs.len();
+    let mut out_sqnr = vec![Sqnr::default(); n_out];
+    let mut max_err = vec![0f32; n_out];
+    let mut within = vec![0usize; n_out];
+    let mut agree = vec![0usize; n_out];
+    let mut confident = vec![0usize; n_out];
+    let mut confident_agree = vec![0usize; n_out];
+    let mut predictions: Vec<(usize, usize)> = Vec::new();
+    let mut first_io = None;
+
+    progress.set_length(samples.len() as u64);
+    for s in 0..samples.len() {
+        let x = samples.sample(s);
+        let float = float_ref.run(x, &names)?;
+
+        let mut interp = Interpreter::new(&model, &mut arena).map_err(ConvertError::Format)?;
+        let input = interp.input_mut(0).map_err(ConvertError::Format)?;
+        let quantized_input: Vec<i8> = x.iter().map(|&v| input_q.quantize(v)).collect();
+        input.copy_from_slice(&quantized_input);
+        let mut int8: Vec<Vec<f32>> = vec![Vec::new(); graph.nodes.len()];
+        let mut raw_out = Vec::new();
+        interp
+            .invoke_observed(|op, _tensor, bytes| {
+                if let Some(slot) = int8.get_mut(op) {
+                    if let Some(q) = qg.qparams[graph.nodes[op].output] {
+                        *slot = bytes.iter().map(|&b| q.dequantize(b)).collect();
+                    }
+                }
+                if Some(&op) == output_nodes.first() {
+                    raw_out = bytes.to_vec();
+                }
+            })
+            .map_err(ConvertError::Format)?;
+        if s == 0 {
+            first_io = Some((quantized_input, raw_out));
+        }
+
+        for (i, (f, q)) in float.iter().zip(&int8).enumerate() {
+            layer[i].add(f, q);
+        }
+        for (o, &node) in output_nodes.iter().enumerate() {
+            let (Some(f), Some(q)) = (float.get(node), int8.get(node)) else {
+                continue;
+            };
+            out_sqnr[o].add(f, q);
+            let e = f
+                .iter()
+                .zip(q)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            max_err[o] = max_err[o].max(e);
+            within[o] += (e <= 0.03) as usize;
+            if f.len() > 1 {
+                let (fa, margin) = top2(f);
+                let (qa, _) = top2(q);
+                agree[o] += (fa == qa) as usize;
+                if margin >= 0.05 {
+                    confident[o] += 1;
+                    confident_agree[o] += (fa == qa) as usize;
+                }
+            }
+        }
+        if let (Some(_), Some(&node)) = (labels, output_nodes.first()) {
+            let threshold = decision_threshold(graph, node);
+            if let (Some(f), Some(q)) = (float.get(node), int8.get(node)) {
+                let pf = predict(f, threshold);
+                let pq = predict(q, threshold);
+                predictions.push((pf, pq));
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+
+    let n = samples.len().max(1) as f64;
+    let outputs = graph
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(o, &t)| {
+            let node = output_nodes[o];
+            let multi = graph.tensors[t].shape.iter().product::<usize>() > 1;
+            OutputMetrics {
+                name: graph.tensors[t].name.clone(),
+                softmax: graph
+                    .nodes
+                    .get(node)
+                    .is_some_and(|n| matches!(n.op, Op::Softmax { .. })),
+                sqnr_db: out_sqnr[o].db(),
+                max_abs_error: max_err[o],
+                samples_within_0_03: within[o] as f64 / n,
+                top1_agreement: multi.then(|| agree[o] as f64 / n),
+                top1_agreement_confident: (multi && confident[o] > 0)
+                    .then(|| confident_agree[o] as f64 / confident[o] as f64),
+                confident_samples: confident[o],
+            }
+        })
+        .collect();
+
+    let classes = labels.map(|labels| class_metrics(labels, &predictions));
+    Ok(Evaluation {
+        samples: samples.len(),
+        layer_sqnr_db: layer.iter().map(Sqnr::db).collect(),
+        outputs,
+        classes,
+        first_io,
+    })
+}
+
+fn qparams(qg: &QuantizedGraph, t: usize) -> Result<QParams, ConvertError> {
+    qg.qparams[t].ok_or_else(|| ConvertError::Quantization {
+        node: format!("tensor {t}"),
+        reason: "no quantization parameters".into(),
+    })
+}
+
+/// Index of the largest value and its margin over the second largest.
+pub fn top2(v: &[f32]) -> (usize, f32) {
+    let mut best = (0usize, f32::NEG_INFINITY);
+    let mut second = f32::NEG_INFINITY;
+    for (i, &x) in v.iter().enumerate() {
+        if x > best.1 {
+            second = best.1;
+            best = (i, x);
+        } else if x > second {
+            second = x;
+        }
+    }
+    (best.0, best.1 - second)
+}
+
+/// A single-value output is a binary classifier: a probability (after a
+/// Sigmoid) is thresholded at 0.5, a logit at 0.
+fn decision_threshold(graph: &Graph, node: usize) -> f32 {
+    match graph.nodes.get(node).map(|n| &n.op) {
+        Some(Op::Unary(Unary::Sigmoid)) | Some(Op::Unary(Unary::HardSigmoid { .. })) => 0.5,
+        _ => 0.0,
+    }
+}
+
+fn predict(v: &[f32], threshold: f32) -> usize {
+    if v.len() == 1 {
+        (v[0] >= threshold) as usize
+    } else {
+        top2(v).0
+    }
+}
+
+fn class_metrics(labels: &[usize], predictions: &[(usize, usize)]) -> ClassMetrics {
+    let classes = labels
+        .iter()
+        .chain(predictions.iter().flat_map(|(a, b)| [a, b]))
+        .max()
+        .map_or(0, |m| m + 1);
+    let mut counts = vec![0usize; classes];
+    let mut hit_f = vec![0usize; classes];
+    let mut hit_q = vec![0usize; classes];
+    for (&y, &(pf, pq)) in labels.iter().zip(predictions) {
+        counts[y] += 1;
+        hit_f[y] += (pf == y) as usize;
+        hit_q[y] += (pq == y) as usize;
+    }
+    let n = predictions.len().max(1) as f64;
+    let recall = |hits: &[usize]| {
+        hits.iter()
+            .zip(&counts)
+            .map(|(&h, &c)| (c > 0).then(|| h as f64 / c as f64))
+            .collect()
+    };
+    ClassMetrics {
+        accuracy_float: hit_f.iter().sum::<usize>() as f64 / n,
+        accuracy_int8: hit_q.iter().sum::<usize>() as f64 / n,
+        per_class_recall_float: recall(&hit_f),
+        per_class_recall_int8: recall(&hit_q),
+        class_counts: counts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqnr_of_known_error() {
+        let mut s = Sqnr::default();
+        s.add(&[1.0, -1.0], &[1.1, -1.1]);
+        // signal 2, noise 0.02 → 20 dB
+        assert!((s.db().unwrap() - 20.0).abs() < 1e-6);
+        let mut exact = Sqnr::default();
+        exact.add(&[1.0], &[1.0]);
+        assert_eq!(exact.db(), None);
+    }
+
+    #[test]
+    fn top2_margin() {
+        assert_eq!(top2(&[0.1, 0.7, 0.2]), (1, 0.5));
+        assert_eq!(top2(&[0.5]).0, 0);
+    }
+
+    #[test]
+    fn class_metrics_count_per_class() {
+        let labels = [0, 0, 1, 2];
+        let preds = [(0, 0), (1, 0), (1, 1), (2, 0)];
+        let m = class_metrics(&labels, &preds);
+        assert_eq!(m.accuracy_float, 0.75);
+        assert_eq!(m.accuracy_int8, 0.5);
+        assert_eq!(
+            m.per_class_recall_float,
+            vec![Some(0.5), Some(1.0), Some(1.0)]
+        );
+        assert_eq!(
+            m.per_class_recall_int8,
+            vec![Some(1.0), Some(1.0), Some(0.0)]
+        );
+        assert_eq!(m.class_counts, vec![2, 1, 1]);
+    }
+}

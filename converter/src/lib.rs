@@ -1,0 +1,30 @@
+//! `medq-converter`: ONNX → `.mq`.
+//!
+//! The pipeline, one module per stage:
+//! [`load`] (ONNX protobuf → float [`ir`]) → [`rewrite`] (fold BN, fuse
+//! activations, drop no-ops) → [`calibrate`] (tract float runs over samples) →
+//! [`quantize`] (int8 under the numerics contract) → [`plan`] (one static
+//! arena) → [`emit`] (the runtime's own writer) → [`evaluate`] (the medq
+//! runtime on the bytes just written, against tract) → [`report`].
+//!
+//! [`convert`] runs it all; the `converter` binary is a thin CLI around it.
+
+pub mod calibrate;
+pub mod convert;
+pub mod emit;
+pub mod error;
+pub mod evaluate;
+pub mod float_ref;
+pub mod ir;
+pub mod load;
+pub mod plan;
+pub mod quantize;
+pub mod report;
+pub mod rewrite;
+pub mod samples;
+
+pub use convert::{convert, Options};
+pub use error::ConvertError;
+
+/// The converter version recorded in every file it writes.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

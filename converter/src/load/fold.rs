@@ -1,0 +1,685 @@
+//! Constant folding: evaluators for the ops that appear in exported shape
+//! arithmetic (`Shape → Gather → Unsqueeze → Concat → Reshape`) and in
+//! constant weight preprocessing. Only nodes whose inputs are all constants
+//! get here.
+
+use super::node::{norm_axis, NodeCtx};
+use super::shape::{broadcast, broadcast_indices, gather_indices, numel, permutation, strides};
+use super::tensor::{Const, Data};
+use crate::error::ConvertError;
+use crate::ir::Unary;
+
+/// Ops medq evaluates only at conversion time: on activations they have no
+/// `.mq` equivalent.
+pub const CONST_ONLY_OPS: &[&str] = &[
+    "Abs",
+    "And",
+    "Ceil",
+    "ConstantOfShape",
+    "Equal",
+    "Exp",
+    "Expand",
+    "Floor",
+    "Gather",
+    "Greater",
+    "GreaterOrEqual",
+    "Less",
+    "LessOrEqual",
+    "Log",
+    "Max",
+    "Min",
+    "Mod",
+    "Neg",
+    "Not",
+    "Or",
+    "Pow",
+    "Range",
+    "Reciprocal",
+    "Slice",
+    "Sqrt",
+    "Where",
+];
+
+/// Evaluate `ctx` over constant inputs. `Ok(None)`: no evaluator for this op.
+pub fn eval(ctx: &NodeCtx, inputs: &[Option<&Const>]) -> Result<Option<Const>, ConvertError> {
+    let input = |i: usize| -> Result<&Const, ConvertError> {
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| ctx.err(format!("input {i} is missing")))
+    };
+    let r = match ctx.op {
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Mod" | "Equal" | "Less" | "Greater"
+        | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or" => {
+            binary(ctx, ctx.op, input(0)?, input(1)?)?
+        }
+        "Min" | "Max" => {
+            let mut acc = input(0)?.clone();
+            for i in 1..inputs.len() {
+                acc = binary(ctx, ctx.op, &acc, input(i)?)?;
+            }
+            acc
+        }
+        "Where" => where_(ctx, input(0)?, input(1)?, input(2)?)?,
+        "Neg" | "Abs" | "Sqrt" | "Reciprocal" | "Floor" | "Ceil" | "Exp" | "Log" | "Not" => {
+            unary_math(ctx, input(0)?)?
+        }
+        "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "HardSigmoid" | "HardSwish" => {
+            let u = match ctx.op {
+                "Relu" => Unary::Relu,
+                "Sigmoid" => Unary::Sigmoid,
+                "Tanh" => Unary::Tanh,
+                "LeakyRelu" => Unary::LeakyRelu {
+                    alpha: ctx.float("alpha", 0.01)?,
+                },
+                "HardSigmoid" => Unary::HardSigmoid {
+                    alpha: ctx.float("alpha", 0.2)?,
+                    beta: ctx.float("beta", 0.5)?,
+                },
+                _ => Unary::HardSwish,
+            };
+            let x = input(0)?;
+            Const::f32(
+                x.shape.clone(),
+                x.to_f32().into_iter().map(|v| u.apply(v)).collect(),
+            )
+        }
+        "Clip" => {
+            let x = input(0)?;
+            let bound = |i: usize, attr: &str, default: f32| -> Result<f32, ConvertError> {
+                if ctx.opset < 11 {
+                    return ctx.float(attr, default);
+                }
+                match inputs.get(i).copied().flatten() {
+                    None => Ok(default),
+                    Some(c) => c
+                        .scalar_f32()
+                        .ok_or_else(|| ctx.err(format!("the {attr} must be a scalar"))),
+                }
+            };
+            let (lo, hi) = (
+                bound(1, "min", f32::NEG_INFINITY)?,
+                bound(2, "max", f32::INFINITY)?,
+            );
+            match &x.data {
+                Data::I64(v) => Const::i64(
+                    x.shape.clone(),
+                    v.iter()
+                        .map(|&e| (e as f32).max(lo).min(hi) as i64)
+                        .collect(),
+                ),
+                Data::F32(v) => Const::f32(
+                    x.shape.clone(),
+                    v.iter().map(|&e| e.max(lo).min(hi)).collect(),
+                ),
+            }
+        }
+        "Concat" => {
+            let all = (0..inputs.len())
+                .map(input)
+                .collect::<Result<Vec<_>, _>>()?;
+            concat(ctx, &all)?
+        }
+        "Gather" => gather(ctx, input(0)?, input(1)?)?,
+        "Slice" => slice(ctx, inputs)?,
+        "Expand" => {
+            let (x, s) = (input(0)?, input(1)?);
+            let spec = ints(ctx, s, "shape")?;
+            let target = spec
+                .iter()
+                .map(|&d| {
+                    usize::try_from(d)
+                        .map_err(|_| ctx.err(format!("invalid Expand shape {spec:?}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = broadcast(&x.shape, &target)
+                .ok_or_else(|| ctx.err(format!("cannot expand {:?} to {spec:?}", x.shape)))?;
+            check_size(ctx, &out)?;
+            take(x, out.clone(), &broadcast_indices(&x.shape, &out))
+        }
+        "Range" => range(ctx, input(0)?, input(1)?, input(2)?)?,
+        "ConstantOfShape" => {
+            let spec = ints(ctx, input(0)?, "shape")?;
+            let shape = spec
+                .iter()
+                .map(|&d| {
+                    usize::try_from(d).map_err(|_| ctx.err(format!("invalid shape {spec:?}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            constant_of_shape(ctx, shape)?
+        }
+        _ => return Ok(None),
+    };
+    if r.len() > MAX_FOLDED_ELEMENTS {
+        return Err(ctx.err(format!(
+            "folding produces a constant of shape {:?}, larger than medq accepts",
+            r.shape
+        )));
+    }
+    Ok(Some(r))
+}
+
+/// Folded constants are shapes, indices and weights; anything bigger than
+/// this is a malformed model, not a reason to exhaust memory.
+const MAX_FOLDED_ELEMENTS: usize = 1 << 26;
+
+/// Check a shape about to be materialized.
+fn check_size(ctx: &NodeCtx, shape: &[usize]) -> Result<(), ConvertError> {
+    match shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+        Some(n) if n <= MAX_FOLDED_ELEMENTS => Ok(()),
+        _ => Err(ctx.err(format!(
+            "folding produces a constant of shape {shape:?}, larger than medq accepts"
+        ))),
+    }
+}
+
+/// `ConstantOfShape`: `value` (a one-element tensor) or float 0.
+pub fn constant_of_shape(ctx: &NodeCtx, shape: Vec<usize>) -> Result<Const, ConvertError> {
+    check_size(ctx, &shape)?;
+    let n = numel(&shape);
+    match ctx.tensor("value")? {
+        None => Ok(Const::f32(shape, vec![0.0; n])),
+        Some(t) => {
+            let v = super::tensor::from_proto(t).map_err(|e| ctx.attr_err("value", e))?;
+            match &v.data {
+                Data::F32(d) if d.len() == 1 => Ok(Const::f32(shape, vec![d[0]; n])),
+                Data::I64(d) if d.len() == 1 => Ok(Const::i64(shape, vec![d[0]; n])),
+                _ => Err(ctx.attr_err("value", "must hold exactly one value")),
+            }
+        }
+    }
+}
+
+/// The integer contents of a shape/axes/indices constant.
+pub fn ints<'c>(ctx: &NodeCtx, c: &'c Const, what: &str) -> Result<&'c [i64], ConvertError> {
+    c.as_i64()
+        .ok_or_else(|| ctx.err(format!("the {what} operand must be an integer tensor")))
+}
+
+/// A new constant of `shape` whose elements are `c`'s at flat indices `idx`.
+pub fn take(c: &Const, shape: Vec<usize>, idx: &[usize]) -> Const {
+    let data = match &c.data {
+        Data::F32(v) => Data::F32(
+            idx.iter()
+                .map(|&i| v.get(i).copied().unwrap_or(0.0))
+                .collect(),
+        ),
+        Data::I64(v) => Data::I64(
+            idx.iter()
+                .map(|&i| v.get(i).copied().unwrap_or(0))
+                .collect(),
+        ),
+    };
+    Const { shape, data }
+}
+
+pub fn transpose(ctx: &NodeCtx, c: &Const, perm: Option<&[i64]>) -> Result<Const, ConvertError> {
+    let p = permutation(perm, c.shape.len()).map_err(|e| ctx.attr_err("perm", e))?;
+    let in_strides = strides(&c.shape);
+    let out: Vec<usize> = p.iter().map(|&a| c.shape[a]).collect();
+    let idx = gather_indices(&out, |axis, i| i * in_strides[p[axis]]);
+    Ok(take(c, out, &idx))
+}
+
+fn binary(ctx: &NodeCtx, op: &str, a: &Const, b: &Const) -> Result<Const, ConvertError> {
+    let out = broadcast(&a.shape, &b.shape).ok_or_else(|| {
+        ctx.err(format!(
+            "shapes {:?} and {:?} do not broadcast",
+            a.shape, b.shape
+        ))
+    })?;
+    check_size(ctx, &out)?;
+    let ia = broadcast_indices(&a.shape, &out);
+    let ib = broadcast_indices(&b.shape, &out);
+    let compare = matches!(
+        op,
+        "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual"
+    );
+    let data = match (&a.data, &b.data) {
+        (Data::I64(x), Data::I64(y)) => {
+            let mut r = Vec::with_capacity(ia.len());
+            for (&i, &j) in ia.iter().zip(&ib) {
+                let (p, q) = (
+                    x.get(i).copied().unwrap_or(0),
+                    y.get(j).copied().unwrap_or(0),
+                );
+                let v = match op {
+                    "Add" => p.checked_add(q),
+                    "Sub" => p.checked_sub(q),
+                    "Mul" => p.checked_mul(q),
+                    // ONNX integer division truncates (as C does).
+                    "Div" => p.checked_div(q),
+                    "Mod" => p.checked_rem(q),
+                    "Pow" => u32::try_from(q).ok().and_then(|q| p.checked_pow(q)),
+                    "Min" => Some(p.min(q)),
+                    "Max" => Some(p.max(q)),
+                    "Equal" => Some(i64::from(p == q)),
+                    "Less" => Some(i64::from(p < q)),
+                    "Greater" => Some(i64::from(p > q)),
+                    "LessOrEqual" => Some(i64::from(p <= q)),
+                    "GreaterOrEqual" => Some(i64::from(p >= q)),
+                    "And" => Some(i64::from(p != 0 && q != 0)),
+                    "Or" => Some(i64::from(p != 0 || q != 0)),
+                    _ => None,
+                };
+                r.push(v.ok_or_else(|| {
+                    ctx.err(format!(
+                        "integer {op} of {p} and {q} is undefined or overflows"
+                    ))
+                })?);
+            }
+            Data::I64(r)
+        }
+        _ => {
+            let (x, y) = (a.to_f32(), b.to_f32());
+            let mut r = Vec::with_capacity(ia.len());
+            for (&i, &j) in ia.iter().zip(&ib) {
+                let (p, q) = (
+                    x.get(i).copied().unwrap_or(0.0),
+                    y.get(j).copied().unwrap_or(0.0),
+                );
+                r.push(match op {
+                    "Add" => p + q,
+                    "Sub" => p - q,
+                    "Mul" => p * q,
+                    "Div" => p / q,
+                    "Mod" => p % q,
+                    "Pow" => p.powf(q),
+                    "Min" => p.min(q),
+                    "Max" => p.max(q),
+                    "Equal" => f32::from(u8::from(p == q)),
+                    "Less" => f32::from(u8::from(p < q)),
+                    "Greater" => f32::from(u8::from(p > q)),
+                    "LessOrEqual" => f32::from(u8::from(p <= q)),
+                    "GreaterOrEqual" => f32::from(u8::from(p >= q)),
+                    _ => return Err(ctx.err(format!("{op} is not defined on float tensors"))),
+                });
+            }
+            if compare {
+                Data::I64(r.into_iter().map(|v| v as i64).collect())
+            } else {
+                Data::F32(r)
+            }
+        }
+    };
+    Ok(Const { shape: out, data })
+}
+
+fn where_(ctx: &NodeCtx, cond: &Const, x: &Const, y: &Const) -> Result<Const, ConvertError> {
+    let out = broadcast(&cond.shape, &x.shape)
+        .and_then(|s| broadcast(&s, &y.shape))
+        .ok_or_else(|| ctx.err("operand shapes do not broadcast"))?;
+    check_size(ctx, &out)?;
+    let c: Vec<bool> = cond.to_f32().into_iter().map(|v| v != 0.0).collect();
+    let ic = broadcast_indices(&cond.shape, &out);
+    let ix = broadcast_indices(&x.shape, &out);
+    let iy = broadcast_indices(&y.shape, &out);
+    let pick = |k: usize| c.get(ic[k]).copied().unwrap_or(false);
+    let data = match (&x.data, &y.data) {
+        (Data::I64(a), Data::I64(b)) => Data::I64(
+            (0..ic.len())
+                .map(|k| {
+                    if pick(k) { a.get(ix[k]) } else { b.get(iy[k]) }
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .collect(),
+        ),
+        _ => {
+            let (a, b) = (x.to_f32(), y.to_f32());
+            Data::F32(
+                (0..ic.len())
+                    .map(|k| {
+                        if pick(k) { a.get(ix[k]) } else { b.get(iy[k]) }
+                            .copied()
+                            .unwrap_or(0.0)
+                    })
+                    .collect(),
+            )
+        }
+    };
+    Ok(Const { shape: out, data })
+}
+
+fn unary_math(ctx: &NodeCtx, x: &Const) -> Result<Const, ConvertError> {
+    let shape = x.shape.clone();
+    Ok(match (&x.data, ctx.op) {
+        (Data::I64(v), "Neg") => Const::i64(shape, v.iter().map(|&a| a.wrapping_neg()).collect()),
+        (Data::I64(v), "Abs") => Const::i64(shape, v.iter().map(|&a| a.wrapping_abs()).collect()),
+        (Data::I64(v), "Not") => Const::i64(shape, v.iter().map(|&a| i64::from(a == 0)).collect()),
+        (Data::I64(v), "Floor" | "Ceil") => Const::i64(shape, v.clone()),
+        (_, "Not") => return Err(ctx.err("Not needs a boolean tensor")),
+        _ => {
+            let f: fn(f32) -> f32 = match ctx.op {
+                "Neg" => |a| -a,
+                "Abs" => f32::abs,
+                "Sqrt" => f32::sqrt,
+                "Reciprocal" => f32::recip,
+                "Floor" => f32::floor,
+                "Ceil" => f32::ceil,
+                "Exp" => f32::exp,
+                _ => f32::ln,
+            };
+            Const::f32(shape, x.to_f32().into_iter().map(f).collect())
+        }
+    })
+}
+
+pub fn concat(ctx: &NodeCtx, parts: &[&Const]) -> Result<Const, ConvertError> {
+    let first = parts
+        .first()
+        .ok_or_else(|| ctx.err("Concat has no inputs"))?;
+    let rank = first.shape.len();
+    let axis =
+        norm_axis(ctx.int("axis", 0)?, rank).ok_or_else(|| ctx.attr_err("axis", "out of range"))?;
+    let mut out = first.shape.clone();
+    out[axis] = 0;
+    for p in parts {
+        let same = p.shape.len() == rank
+            && p.shape
+                .iter()
+                .enumerate()
+                .all(|(i, &d)| i == axis || d == first.shape[i]);
+        if !same {
+            return Err(ctx.err(format!(
+                "cannot concatenate shapes {:?} and {:?} on axis {axis}",
+                first.shape, p.shape
+            )));
+        }
+        out[axis] += p.shape[axis];
+    }
+    let outer = numel(&out[..axis]);
+    let float = parts.iter().any(|p| p.is_float());
+    // Mixed integer/float parts are all promoted to float.
+    let floats: Vec<Vec<f32>> = if float {
+        parts.iter().map(|p| p.to_f32()).collect()
+    } else {
+        Vec::new()
+    };
+    let mut f = Vec::new();
+    let mut i = Vec::new();
+    for o in 0..outer {
+        for (k, p) in parts.iter().enumerate() {
+            let chunk = numel(&p.shape[axis..]);
+            let range = o * chunk..(o + 1) * chunk;
+            match (&p.data, floats.get(k)) {
+                (_, Some(v)) => f.extend_from_slice(v.get(range).unwrap_or(&[])),
+                (Data::I64(v), None) => i.extend_from_slice(v.get(range).unwrap_or(&[])),
+                (Data::F32(_), None) => {}
+            }
+        }
+    }
+    Ok(if float {
+        Const::f32(out, f)
+    } else {
+        Const::i64(out, i)
+    })
+}
+
+fn gather(ctx: &NodeCtx, data: &Const, indices: &Const) -> Result<Const, ConvertError> {
+    let rank = data.shape.len();
+    let axis =
+        norm_axis(ctx.int("axis", 0)?, rank).ok_or_else(|| ctx.attr_err("axis", "out of range"))?;
+    let dim = data.shape[axis];
+    let idx = ints(ctx, indices, "indices")?
+        .iter()
+        .map(|&k| {
+            norm_axis(k, dim).ok_or_else(|| {
+                ctx.err(format!(
+                    "index {k} is out of range for axis {axis} of size {dim}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    let mut out: Vec<usize> = data.shape[..axis].to_vec();
+    out.extend_from_slice(&indices.shape);
+    out.extend_from_slice(&data.shape[axis + 1..]);
+    // Output order is (outer, index, inner): data's axes before `axis`, then
+    // the index tensor's, then data's axes after `axis`.
+    let inner = numel(&data.shape[axis + 1..]);
+    let outer = numel(&data.shape[..axis]);
+    let mut positions = Vec::with_capacity(outer * idx.len() * inner);
+    for o in 0..outer {
+        for &j in &idx {
+            positions.extend((0..inner).map(|r| (o * dim + j) * inner + r));
+        }
+    }
+    Ok(take(data, out, &positions))
+}
+
+fn slice(ctx: &NodeCtx, inputs: &[Option<&Const>]) -> Result<Const, ConvertError> {
+    let data = inputs
+        .first()
+        .copied()
+        .flatten()
+        .ok_or_else(|| ctx.err("missing data input"))?;
+    let rank = data.shape.len();
+    let opt_ints = |i: usize, what: &str| -> Result<Option<Vec<i64>>, ConvertError> {
+        match inputs.get(i).copied().flatten() {
+            None => Ok(None),
+            Some(c) => Ok(Some(ints(ctx, c, what)?.to_vec())),
+        }
+    };
+    let (starts, ends, axes, steps) = if ctx.opset < 10 {
+        (
+            ctx.ints("starts")?
+                .ok_or_else(|| ctx.attr_err("starts", "missing"))?,
+            ctx.ints("ends")?
+                .ok_or_else(|| ctx.attr_err("ends", "missing"))?,
+            ctx.ints("axes")?,
+            None,
+        )
+    } else {
+        (
+            opt_ints(1, "starts")?.ok_or_else(|| ctx.err("missing starts input"))?,
+            opt_ints(2, "ends")?.ok_or_else(|| ctx.err("missing ends input"))?,
+            opt_ints(3, "axes")?,
+            opt_ints(4, "steps")?,
+        )
+    };
+    let axes: Vec<i64> = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps: Vec<i64> = steps.unwrap_or_else(|| vec![1; starts.len()]);
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err(ctx.err("starts, ends, axes and steps differ in length"));
+    }
+    // Per axis: first index, step, count.
+    let mut first = vec![0i64; rank];
+    let mut step = vec![1i64; rank];
+    let mut out = data.shape.clone();
+    for k in 0..starts.len() {
+        let a = norm_axis(axes[k], rank)
+            .ok_or_else(|| ctx.err(format!("axis {} is out of range", axes[k])))?;
+        let dim = data.shape[a] as i64;
+        let st = steps[k];
+        if st == 0 {
+            return Err(ctx.err("slice step 0"));
+        }
+        let norm = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
+        let (s, e) = if st > 0 {
+            (norm(starts[k]).clamp(0, dim), norm(ends[k]).clamp(0, dim))
+        } else if dim == 0 {
+            (0, 0)
+        } else {
+            (
+                norm(starts[k]).clamp(0, dim - 1),
+                norm(ends[k]).clamp(-1, dim - 1),
+            )
+        };
+        let span = if st > 0 { e - s } else { s - e };
+        let n = if span <= 0 {
+            0
+        } else {
+            (span + st.abs() - 1) / st.abs()
+        };
+        first[a] = s;
+        step[a] = st;
+        out[a] = n as usize;
+    }
+    let s = strides(&data.shape);
+    let idx = gather_indices(&out, |a, i| {
+        ((first[a] + i as i64 * step[a]) as usize) * s[a]
+    });
+    Ok(take(data, out, &idx))
+}
+
+fn range(
+    ctx: &NodeCtx,
+    start: &Const,
+    limit: &Const,
+    delta: &Const,
+) -> Result<Const, ConvertError> {
+    match (&start.data, &limit.data, &delta.data) {
+        (Data::I64(s), Data::I64(l), Data::I64(d)) => {
+            let (s, l, d) = match (s.first(), l.first(), d.first()) {
+                (Some(&s), Some(&l), Some(&d)) if d != 0 => (s, l, d),
+                _ => return Err(ctx.err("Range needs scalar operands and a non-zero delta")),
+            };
+            let n = ((l as f64 - s as f64) / d as f64).ceil().max(0.0) as usize;
+            check_size(ctx, &[n])?;
+            Ok(Const::i64(
+                vec![n],
+                (0..n as i64).map(|i| s + i * d).collect(),
+            ))
+        }
+        _ => {
+            let (s, l, d) = match (start.scalar_f32(), limit.scalar_f32(), delta.scalar_f32()) {
+                (Some(s), Some(l), Some(d)) if d != 0.0 => (s, l, d),
+                _ => return Err(ctx.err("Range needs scalar operands and a non-zero delta")),
+            };
+            let n = ((l - s) / d).ceil().max(0.0) as usize;
+            check_size(ctx, &[n])?;
+            Ok(Const::f32(
+                vec![n],
+                (0..n).map(|i| s + i as f32 * d).collect(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::pb::{AttributeProto, NodeProto};
+
+    fn node(op: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn int_attr(name: &str, v: i64) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            i: v,
+            ..Default::default()
+        }
+    }
+
+    fn run(op: &str, attrs: Vec<AttributeProto>, inputs: &[Option<&Const>]) -> Const {
+        let pb = node(op, attrs);
+        let ctx = NodeCtx::new(&pb, 0, 17);
+        eval(&ctx, inputs).unwrap().unwrap()
+    }
+
+    #[test]
+    fn gather_with_2d_indices_on_axis_1() {
+        // data [2, 3] = [[0, 1, 2], [3, 4, 5]]; indices [[2, 0], [-1, 1]].
+        let data = Const::f32(vec![2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        let idx = Const::i64(vec![2, 2], vec![2, 0, -1, 1]);
+        let r = run(
+            "Gather",
+            vec![int_attr("axis", 1)],
+            &[Some(&data), Some(&idx)],
+        );
+        assert_eq!(r.shape, vec![2, 2, 2]);
+        assert_eq!(r.to_f32(), vec![2.0, 0.0, 2.0, 1.0, 5.0, 3.0, 5.0, 4.0]);
+    }
+
+    #[test]
+    fn slice_with_negative_steps_and_clamping() {
+        // PyTorch's pad export reverses a pads vector with Slice(-1, -huge, -1).
+        let data = Const::i64(vec![6], vec![10, 11, 12, 13, 14, 15]);
+        let starts = Const::i64(vec![1], vec![-1]);
+        let ends = Const::i64(vec![1], vec![i64::MIN]);
+        let axes = Const::i64(vec![1], vec![0]);
+        let steps = Const::i64(vec![1], vec![-2]);
+        let r = run(
+            "Slice",
+            vec![],
+            &[
+                Some(&data),
+                Some(&starts),
+                Some(&ends),
+                Some(&axes),
+                Some(&steps),
+            ],
+        );
+        assert_eq!(r, Const::i64(vec![3], vec![15, 13, 11]));
+        let starts = Const::i64(vec![1], vec![1]);
+        let ends = Const::i64(vec![1], vec![i64::MAX]);
+        let r = run("Slice", vec![], &[Some(&data), Some(&starts), Some(&ends)]);
+        assert_eq!(r, Const::i64(vec![5], vec![11, 12, 13, 14, 15]));
+    }
+
+    #[test]
+    fn where_equal_expand_range() {
+        let shape = Const::i64(vec![3], vec![1, 0, 7]);
+        let zero = Const::i64(vec![], vec![0]);
+        let eq = run("Equal", vec![], &[Some(&shape), Some(&zero)]);
+        assert_eq!(eq, Const::i64(vec![3], vec![0, 1, 0]));
+        let ones = Const::i64(vec![3], vec![1, 1, 1]);
+        let w = run("Where", vec![], &[Some(&eq), Some(&ones), Some(&shape)]);
+        assert_eq!(w, Const::i64(vec![3], vec![1, 1, 7]));
+        let x = Const::f32(vec![2, 1], vec![1.0, 2.0]);
+        let to = Const::i64(vec![2], vec![2, 3]);
+        let e = run("Expand", vec![], &[Some(&x), Some(&to)]);
+        assert_eq!(
+            e,
+            Const::f32(vec![2, 3], vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+        );
+        let (s, l, d) = (
+            Const::i64(vec![], vec![5]),
+            Const::i64(vec![], vec![-2]),
+            Const::i64(vec![], vec![-3]),
+        );
+        let r = run("Range", vec![], &[Some(&s), Some(&l), Some(&d)]);
+        assert_eq!(r, Const::i64(vec![3], vec![5, 2, -1]));
+    }
+
+    #[test]
+    fn transpose_and_mixed_concat() {
+        let pb = node("Transpose", vec![]);
+        let ctx = NodeCtx::new(&pb, 0, 17);
+        let x = Const::f32(vec![2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        let t = transpose(&ctx, &x, None).unwrap();
+        assert_eq!(
+            t,
+            Const::f32(vec![3, 2], vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0])
+        );
+        let a = Const::i64(vec![1, 2], vec![1, 2]);
+        let b = Const::f32(vec![1, 1], vec![0.5]);
+        let r = run("Concat", vec![int_attr("axis", 1)], &[Some(&a), Some(&b)]);
+        assert_eq!(r, Const::f32(vec![1, 3], vec![1.0, 2.0, 0.5]));
+    }
+
+    #[test]
+    fn integer_division_truncates_and_overflow_is_an_error() {
+        let a = Const::i64(vec![2], vec![7, -7]);
+        let b = Const::i64(vec![], vec![2]);
+        assert_eq!(
+            run("Div", vec![], &[Some(&a), Some(&b)]),
+            Const::i64(vec![2], vec![3, -3])
+        );
+        let pb = node("Div", vec![]);
+        let ctx = NodeCtx::new(&pb, 0, 17);
+        let z = Const::i64(vec![], vec![0]);
+        assert!(eval(&ctx, &[Some(&a), Some(&z)]).is_err());
+        let huge = Const::i64(vec![2], vec![1 << 40, 1 << 40]);
+        let pb = node("ConstantOfShape", vec![]);
+        let ctx = NodeCtx::new(&pb, 0, 17);
+        assert!(eval(&ctx, &[Some(&huge)]).is_err());
+    }
+}

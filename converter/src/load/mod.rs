@@ -1,0 +1,514 @@
+//! ONNX → float IR.
+//!
+//! The protobuf is read with tract-onnx's generated types, but the graph is
+//! built here rather than taken from tract: medq needs the real ONNX node
+//! names, op types and opset for its error messages, and one IR op per
+//! supported ONNX op. Shapes are inferred statically (batch 1) and every node
+//! whose inputs are all constants is folded, which removes the shape
+//! arithmetic exporters emit (`Shape → Gather → Unsqueeze → Concat → Reshape`).
+
+mod fold;
+mod node;
+mod ops;
+mod shape;
+mod tensor;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use prost::Message;
+use tract_onnx::pb::tensor_shape_proto::dimension;
+use tract_onnx::pb::type_proto;
+use tract_onnx::pb::{GraphProto, ModelProto, ValueInfoProto};
+
+use crate::error::ConvertError;
+use crate::ir::{Graph, Node, Op, Tensor, TensorId};
+use node::NodeCtx;
+use tensor::Const;
+
+/// The ONNX ops medq runs (on computed tensors). Shape arithmetic on
+/// constants may also use the ops in [`CONST_ONLY_OPS`]: they fold away.
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Add",
+    "AveragePool",
+    "BatchNormalization",
+    "Cast",
+    "Clip",
+    "Concat",
+    "Constant",
+    "Conv",
+    "Div",
+    "Dropout",
+    "Flatten",
+    "Gemm",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "HardSigmoid",
+    "HardSwish",
+    "Identity",
+    "LeakyRelu",
+    "MatMul",
+    "MaxPool",
+    "Mul",
+    "Pad",
+    "Relu",
+    "Reshape",
+    "Shape",
+    "Sigmoid",
+    "Size",
+    "Softmax",
+    "Squeeze",
+    "Sub",
+    "Tanh",
+    "Transpose",
+    "Unsqueeze",
+];
+
+pub use fold::CONST_ONLY_OPS;
+
+/// A loaded model: the float IR plus what the report needs about the source.
+#[derive(Clone, Debug)]
+pub struct LoadedModel {
+    pub graph: Graph,
+    /// The default-domain (`ai.onnx`) opset the model imports.
+    pub opset: i64,
+    /// The file's bytes, for hashing into the report.
+    pub source_bytes: Vec<u8>,
+    /// `producer_name producer_version`, e.g. `pytorch 2.5.1`.
+    pub producer: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Overrides the (single) graph input's shape, for models exported with
+    /// dynamic dimensions other than the batch. Batch must still be 1.
+    pub input_shape: Option<Vec<usize>>,
+}
+
+/// Load and convert an ONNX file to the float IR.
+pub fn load_onnx(path: &Path) -> Result<LoadedModel, ConvertError> {
+    load_onnx_with(path, &LoadOptions::default())
+}
+
+pub fn load_onnx_with(path: &Path, options: &LoadOptions) -> Result<LoadedModel, ConvertError> {
+    let source_bytes = std::fs::read(path).map_err(|source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let model = decode(&source_bytes).map_err(|reason| ConvertError::NotOnnx {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let (graph, opset) = convert_model(&model, options)?;
+    let producer = format!("{} {}", model.producer_name, model.producer_version)
+        .trim()
+        .to_string();
+    Ok(LoadedModel {
+        graph,
+        opset,
+        source_bytes,
+        producer,
+    })
+}
+
+/// Decode a `ModelProto`. Protobuf decoding accepts many byte strings (an
+/// empty file is a valid empty message), so a model without a graph or an
+/// opset is rejected here too.
+pub fn decode(bytes: &[u8]) -> Result<ModelProto, String> {
+    let model = ModelProto::decode(bytes).map_err(|e| format!("protobuf decoding failed ({e})"))?;
+    if model.graph.is_none() || model.opset_import.is_empty() {
+        return Err("the protobuf holds no ONNX graph or opset import".into());
+    }
+    Ok(model)
+}
+
+/// Convert a decoded model. Returns the graph and the default-domain opset.
+pub fn convert_model(
+    model: &ModelProto,
+    options: &LoadOptions,
+) -> Result<(Graph, i64), ConvertError> {
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .ok_or_else(|| {
+            ConvertError::InvalidModel("the model imports no default-domain (ai.onnx) opset".into())
+        })?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| ConvertError::InvalidModel("the model has no graph".into()))?;
+    let mut b = Builder {
+        graph: Graph::default(),
+        env: HashMap::new(),
+        const_ids: HashMap::new(),
+    };
+    b.load_graph(graph, opset, options)?;
+    Ok((b.graph, opset))
+}
+
+/// What an ONNX tensor name stands for while loading.
+#[derive(Clone, Debug)]
+enum Value {
+    Const(Rc<Const>),
+    Act(TensorId),
+    /// A secondary output medq does not compute (e.g. MaxPool's indices).
+    Unavailable(String),
+}
+
+/// A resolved node input.
+struct Input<'a> {
+    name: &'a str,
+    value: Value,
+}
+
+struct Builder {
+    graph: Graph,
+    env: HashMap<String, Value>,
+    /// IR tensors already made for constant operands, by name.
+    const_ids: HashMap<String, TensorId>,
+}
+
+impl Builder {
+    fn load_graph(
+        &mut self,
+        g: &GraphProto,
+        opset: i64,
+        options: &LoadOptions,
+    ) -> Result<(), ConvertError> {
+        if !g.sparse_initializer.is_empty() {
+            return Err(ConvertError::InvalidModel(
+                "sparse initializers are not supported; store weights densely".into(),
+            ));
+        }
+        for init in &g.initializer {
+            let c = tensor::from_proto(init).map_err(|e| {
+                ConvertError::InvalidModel(format!("initializer \"{}\": {e}", init.name))
+            })?;
+            self.env.insert(init.name.clone(), Value::Const(Rc::new(c)));
+        }
+        // Older exporters list initializers among the inputs too; those are
+        // constants, not model inputs.
+        let real_inputs: Vec<&ValueInfoProto> = g
+            .input
+            .iter()
+            .filter(|i| !self.env.contains_key(&i.name))
+            .collect();
+        if real_inputs.is_empty() {
+            return Err(ConvertError::InvalidModel(
+                "the graph has no (non-initializer) input".into(),
+            ));
+        }
+        if options.input_shape.is_some() && real_inputs.len() != 1 {
+            return Err(ConvertError::InvalidModel(format!(
+                "an input shape override needs a model with one input; this one has {}",
+                real_inputs.len()
+            )));
+        }
+        for input in real_inputs {
+            let shape = input_shape(input, options.input_shape.as_deref())?;
+            let id = self.add_tensor(&input.name, shape, None);
+            self.env.insert(input.name.clone(), Value::Act(id));
+            self.graph.inputs.push(id);
+        }
+
+        // Where each name is produced, to tell "not yet" from "never".
+        let producer: HashMap<&str, usize> = g
+            .node
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+            .collect();
+        for (index, pb) in g.node.iter().enumerate() {
+            let ctx = NodeCtx::new(pb, index, opset);
+            let mut ins = Vec::with_capacity(pb.input.len());
+            for name in &pb.input {
+                if name.is_empty() {
+                    ins.push(None);
+                    continue;
+                }
+                let value = match self.env.get(name) {
+                    Some(Value::Unavailable(why)) => {
+                        return Err(ctx.err(format!("input \"{name}\" is {why}")));
+                    }
+                    Some(v) => v.clone(),
+                    None => {
+                        return Err(match producer.get(name.as_str()) {
+                            Some(&later) => ConvertError::InvalidModel(format!(
+                                "nodes are not in topological order (as ONNX requires): node \"{}\" reads \
+                                 \"{name}\", which node {later} produces later",
+                                ctx.name
+                            )),
+                            None => ctx.err(format!("input \"{name}\" is not defined anywhere in the graph")),
+                        })
+                    }
+                };
+                ins.push(Some(Input { name, value }));
+            }
+            let out = self.node(&ctx, &ins)?;
+            let first = ctx.output()?;
+            self.bind(&ctx, first, out)?;
+            for (k, extra) in pb.output.iter().enumerate().skip(1) {
+                if !extra.is_empty() {
+                    let why = format!(
+                        "output {k} of node \"{}\" ({}), which medq does not compute",
+                        ctx.name, ctx.op
+                    );
+                    self.bind(&ctx, extra, Value::Unavailable(why))?;
+                }
+            }
+        }
+
+        for out in &g.output {
+            match self.env.get(&out.name) {
+                Some(Value::Act(id)) => self.graph.outputs.push(*id),
+                Some(Value::Const(_)) => {
+                    return Err(ConvertError::InvalidModel(format!(
+                        "graph output \"{}\" is a constant (it does not depend on the input)",
+                        out.name
+                    )))
+                }
+                Some(Value::Unavailable(why)) => {
+                    return Err(ConvertError::InvalidModel(format!(
+                        "graph output \"{}\" is {why}",
+                        out.name
+                    )))
+                }
+                None => {
+                    return Err(ConvertError::InvalidModel(format!(
+                        "graph output \"{}\" is not produced by any node",
+                        out.name
+                    )))
+                }
+            }
+        }
+        if self.graph.outputs.is_empty() {
+            return Err(ConvertError::InvalidModel(
+                "the graph has no outputs".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn bind(&mut self, ctx: &NodeCtx, name: &str, value: Value) -> Result<(), ConvertError> {
+        if self.env.contains_key(name) {
+            return Err(ctx.err(format!("tensor \"{name}\" is produced more than once")));
+        }
+        self.env.insert(name.to_string(), value);
+        Ok(())
+    }
+
+    fn add_tensor(
+        &mut self,
+        name: &str,
+        shape: Vec<usize>,
+        value: Option<crate::ir::Array>,
+    ) -> TensorId {
+        self.graph.tensors.push(Tensor {
+            name: name.to_string(),
+            shape,
+            value,
+        });
+        self.graph.tensors.len() - 1
+    }
+
+    /// The IR tensor for a constant operand, made once per name.
+    fn const_tensor(&mut self, name: &str, c: &Const) -> Result<TensorId, ConvertError> {
+        if let Some(&id) = self.const_ids.get(name) {
+            return Ok(id);
+        }
+        let id = self.add_tensor(name, c.shape.clone(), Some(c.to_array()));
+        self.const_ids.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// Add an IR node producing the ONNX node's first output.
+    fn emit(
+        &mut self,
+        ctx: &NodeCtx,
+        op: Op,
+        inputs: Vec<TensorId>,
+        shape: Vec<usize>,
+    ) -> Result<Value, ConvertError> {
+        if shape.contains(&0) {
+            return Err(ctx.err(format!("the output would be empty (shape {shape:?})")));
+        }
+        let id = self.add_tensor(ctx.output()?, shape, None);
+        self.graph.nodes.push(Node {
+            name: ctx.name.clone(),
+            onnx_ops: vec![ctx.op.to_string()],
+            op,
+            inputs,
+            output: id,
+        });
+        Ok(Value::Act(id))
+    }
+
+    fn shape_of(&self, v: &Value) -> Vec<usize> {
+        match v {
+            Value::Const(c) => c.shape.clone(),
+            Value::Act(id) => self
+                .graph
+                .tensors
+                .get(*id)
+                .map(|t| t.shape.clone())
+                .unwrap_or_default(),
+            Value::Unavailable(_) => Vec::new(),
+        }
+    }
+
+    fn node(&mut self, ctx: &NodeCtx, ins: &[Option<Input>]) -> Result<Value, ConvertError> {
+        if !ctx.pb.domain.is_empty() && ctx.pb.domain != "ai.onnx" {
+            return Err(ConvertError::UnsupportedOp {
+                node: ctx.name.clone(),
+                op_type: format!("{}.{}", ctx.pb.domain, ctx.op),
+                opset: ctx.opset,
+                supported: SUPPORTED_OPS,
+            });
+        }
+        match ctx.op {
+            "Constant" => return ops::constant(ctx).map(|c| Value::Const(Rc::new(c))),
+            "Shape" | "Size" => {
+                let v = &ins
+                    .first()
+                    .and_then(|i| i.as_ref())
+                    .ok_or_else(|| ctx.err("missing input"))?
+                    .value;
+                let dims = self.shape_of(v);
+                return ops::shape_op(ctx, &dims).map(|c| Value::Const(Rc::new(c)));
+            }
+            "Identity" | "Dropout" | "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Cast"
+            | "Transpose" => {
+                return ops::view(self, ctx, ins);
+            }
+            _ => {}
+        }
+        let present: Vec<&Input> = ins.iter().flatten().collect();
+        let all_const =
+            !present.is_empty() && present.iter().all(|i| matches!(i.value, Value::Const(_)));
+        if all_const {
+            let consts: Vec<Option<&Const>> = ins
+                .iter()
+                .map(|i| match i {
+                    Some(Input {
+                        value: Value::Const(c),
+                        ..
+                    }) => Some(c.as_ref()),
+                    _ => None,
+                })
+                .collect();
+            if let Some(c) = fold::eval(ctx, &consts)? {
+                return Ok(Value::Const(Rc::new(c)));
+            }
+            if !SUPPORTED_OPS.contains(&ctx.op) && !CONST_ONLY_OPS.contains(&ctx.op) {
+                return Err(unsupported(ctx));
+            }
+            return Err(ctx.err(
+                "all inputs are constants, and medq cannot evaluate this op at conversion time; \
+                 fold it before export (e.g. with onnxsim)",
+            ));
+        }
+        if fold::CONST_ONLY_OPS.contains(&ctx.op) {
+            let computed = present
+                .iter()
+                .find(|i| matches!(i.value, Value::Act(_)))
+                .map_or("", |i| i.name);
+            return Err(ctx.err(format!(
+                "medq supports {} only on constants (shape arithmetic that folds away), \
+                 but input \"{computed}\" is computed from the model input",
+                ctx.op
+            )));
+        }
+        ops::convert(self, ctx, ins)
+    }
+}
+
+fn unsupported(ctx: &NodeCtx) -> ConvertError {
+    ConvertError::UnsupportedOp {
+        node: ctx.name.clone(),
+        op_type: ctx.op.to_string(),
+        opset: ctx.opset,
+        supported: SUPPORTED_OPS,
+    }
+}
+
+/// A graph input's static shape: a dynamic batch becomes 1; other dynamic
+/// dims need the override.
+fn input_shape(
+    input: &ValueInfoProto,
+    override_shape: Option<&[usize]>,
+) -> Result<Vec<usize>, ConvertError> {
+    let bad =
+        |why: String| ConvertError::InvalidModel(format!("graph input \"{}\": {why}", input.name));
+    let tensor = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => t,
+        None => return Err(bad("it has no tensor type".into())),
+    };
+    if tensor.elem_type != tract_onnx::pb::tensor_proto::DataType::Float as i32 {
+        return Err(bad(format!(
+            "its element type is {}; medq models take float32 input",
+            tensor::dtype_name(tensor.elem_type)
+        )));
+    }
+    // Per dim: Some(n) if fixed, None if symbolic / unknown.
+    let dims: Option<Vec<(Option<usize>, String)>> = tensor.shape.as_ref().map(|s| {
+        s.dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(dimension::Value::DimValue(v)) if *v > 0 => {
+                    (usize::try_from(*v).ok(), v.to_string())
+                }
+                Some(dimension::Value::DimValue(v)) => (None, v.to_string()),
+                Some(dimension::Value::DimParam(p)) => (None, format!("\"{p}\"")),
+                None => (None, "?".to_string()),
+            })
+            .collect()
+    });
+    if let Some(o) = override_shape {
+        if o.first() != Some(&1) {
+            return Err(bad(format!(
+                "the input shape override {o:?} must have batch 1 first"
+            )));
+        }
+        if let Some(dims) = &dims {
+            let fits = dims.len() == o.len()
+                && dims
+                    .iter()
+                    .zip(o)
+                    .all(|((d, _), &x)| d.is_none_or(|d| d == x));
+            if !fits {
+                return Err(bad(format!(
+                    "the input shape override {o:?} does not fit the model's input shape"
+                )));
+            }
+        }
+        return Ok(o.to_vec());
+    }
+    let dims =
+        dims.ok_or_else(|| bad("its shape is unknown; pass the input shape explicitly".into()))?;
+    if dims.is_empty() {
+        return Err(bad("it is a scalar; medq needs a [1, ...] input".into()));
+    }
+    let mut shape = Vec::with_capacity(dims.len());
+    for (i, (d, shown)) in dims.iter().enumerate() {
+        match (i, d) {
+            (0, None) | (0, Some(1)) => shape.push(1),
+            (0, Some(n)) => {
+                return Err(bad(format!(
+                    "batch size is {n}; medq runs one sample at a time: export with batch 1 \
+                     (or a dynamic batch dimension)"
+                )))
+            }
+            (_, Some(n)) => shape.push(*n),
+            (_, None) => {
+                return Err(bad(format!(
+                    "dimension {i} is dynamic ({shown}); only the batch dimension may be. Export with a \
+                     fixed size for it (no dynamic_axes entry), or pass the input shape explicitly"
+                )))
+            }
+        }
+    }
+    Ok(shape)
+}

@@ -1,0 +1,110 @@
+//! `converter`: ONNX → int8 `.mq`, with a report of what was lost.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use medq_converter::calibrate::Method;
+use medq_converter::{convert, Options};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "converter",
+    version,
+    about = "Convert an ONNX model to a quantized int8 .mq file for the medq runtime",
+    long_about = "Convert an ONNX model to a quantized int8 .mq file for the medq runtime.\n\n\
+        The converter folds BatchNormalization, fuses activations, calibrates activation \
+        ranges by running the float model (tract) over representative samples, quantizes \
+        to int8 (per-channel weights), plans one static arena and writes the file \
+        atomically. It then runs the int8 model with the medq runtime against the float \
+        model and reports the loss per layer and per output (and per class with --labels).",
+    after_help = "Examples:\n  \
+        converter ecg.onnx -o ecg.mq --calib calib.npy\n  \
+        converter ecg.onnx -o ecg.mq --calib calib.npy --eval test_x.npy --labels test_y.npy --report report.json\n  \
+        converter ecg.onnx -o ecg.mq --calib calib.npy --calibration percentile --percentile 99.9"
+)]
+struct Cli {
+    /// The ONNX model (batch size 1 or a symbolic batch dimension).
+    model: PathBuf,
+
+    /// Where to write the .mq file (written atomically; nothing is written on error).
+    #[arg(short, long, value_name = "FILE.mq")]
+    output: PathBuf,
+
+    /// Representative float32 samples, shape [N, d1..dk] for a model input [1, d1..dk].
+    #[arg(long, value_name = "FILE.npy")]
+    calib: Option<PathBuf>,
+
+    /// How activation ranges are chosen from the calibration data.
+    #[arg(long, value_enum, default_value_t = Method::MinMax)]
+    calibration: Method,
+
+    /// The percentile used by --calibration percentile.
+    #[arg(long, default_value_t = 99.99, value_name = "P")]
+    percentile: f32,
+
+    /// Held-out float32 samples to measure float-vs-int8 agreement on (default: the calibration samples).
+    #[arg(long, value_name = "X.npy")]
+    eval: Option<PathBuf>,
+
+    /// Integer class labels for the evaluation samples, to report accuracy and per-class recall.
+    #[arg(long, value_name = "Y.npy")]
+    labels: Option<PathBuf>,
+
+    /// A text file with one class name per line, stored in the model's metadata.
+    #[arg(long, value_name = "FILE.txt")]
+    class_names: Option<PathBuf>,
+
+    /// Also write the report as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<PathBuf>,
+
+    /// Do not store a golden input/output pair in the file.
+    #[arg(long)]
+    no_golden: bool,
+
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let opts = Options {
+        model: cli.model,
+        output: cli.output,
+        calib: cli.calib,
+        method: cli.calibration,
+        percentile: cli.percentile,
+        eval: cli.eval,
+        labels: cli.labels,
+        class_names: cli.class_names,
+        golden: !cli.no_golden,
+        progress: !cli.quiet,
+    };
+    let report = match convert(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("nothing was written");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !cli.quiet {
+        print!("{}", report.render());
+    }
+    if let Some(path) = cli.report {
+        let json = match serde_json::to_vec_pretty(&report) {
+            Ok(j) => j,
+            Err(e) => {
+                eprintln!("error: cannot encode the report: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(e) = medq_converter::convert::write_atomically(&path, &json) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

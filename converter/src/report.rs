@@ -1,0 +1,193 @@
+//! What the conversion cost: a table for people (stdout) and JSON for machines.
+
+use std::fmt::Write as _;
+
+use crate::evaluate::{ClassMetrics, OutputMetrics};
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LayerReport {
+    pub index: usize,
+    pub name: String,
+    /// The `.mq` op.
+    pub op: String,
+    /// The ONNX ops it came from.
+    pub onnx_ops: Vec<String>,
+    pub output_shape: Vec<usize>,
+    pub macs: u64,
+    /// Bytes of constants (weights, bias, requantization and lookup tables).
+    pub weight_bytes: usize,
+    /// Float vs int8 SQNR of this op's output; `null` when bit-exact.
+    pub sqnr_db: Option<f64>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Totals {
+    pub onnx_bytes: usize,
+    pub mq_bytes: usize,
+    pub arena_bytes: usize,
+    /// The lifetime lower bound the arena plan is measured against.
+    pub arena_lower_bound: usize,
+    pub macs: u64,
+    pub weight_bytes: usize,
+    pub parameters: usize,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EvaluationReport {
+    /// `calibration` or the path given to `--eval`.
+    pub data: String,
+    pub samples: usize,
+    pub outputs: Vec<OutputMetrics>,
+    pub classes: Option<ClassMetrics>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    pub model: String,
+    pub output_file: String,
+    pub converter_version: String,
+    pub source_sha256: String,
+    pub calibration_sha256: String,
+    pub calibration_method: String,
+    pub calibration_samples: usize,
+    pub rewrites: Vec<String>,
+    pub layers: Vec<LayerReport>,
+    pub totals: Totals,
+    pub evaluation: EvaluationReport,
+}
+
+fn db(v: Option<f64>) -> String {
+    match v {
+        None => "exact".into(),
+        Some(d) => format!("{d:.1}"),
+    }
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2}%", 100.0 * v)
+}
+
+fn shape(s: &[usize]) -> String {
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+impl Report {
+    /// The human-readable report printed to stdout.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "medq converter {} — {} → {}",
+            self.converter_version, self.model, self.output_file
+        );
+        let _ = writeln!(
+            s,
+            "calibration: {} on {} samples (sha256 {}…)",
+            self.calibration_method,
+            self.calibration_samples,
+            &self.calibration_sha256[..self.calibration_sha256.len().min(12)]
+        );
+        if !self.rewrites.is_empty() {
+            let _ = writeln!(s, "\nrewrites:");
+            for r in &self.rewrites {
+                let _ = writeln!(s, "  {r}");
+            }
+        }
+        let name_w = self
+            .layers
+            .iter()
+            .map(|l| l.name.len())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 40);
+        let _ = writeln!(
+            s,
+            "\n{:>3}  {:<name_w$}  {:<14}  {:<16}  {:>10}  {:>8}  {:>9}",
+            "#", "node", "op", "output", "MACs", "weights", "SQNR dB"
+        );
+        for l in &self.layers {
+            let mut name = l.name.clone();
+            if name.len() > name_w {
+                name = format!("…{}", &name[name.len() - (name_w - 1)..]);
+            }
+            let _ = writeln!(
+                s,
+                "{:>3}  {:<name_w$}  {:<14}  {:<16}  {:>10}  {:>8}  {:>9}",
+                l.index,
+                name,
+                l.op,
+                shape(&l.output_shape),
+                l.macs,
+                l.weight_bytes,
+                db(l.sqnr_db)
+            );
+        }
+        let t = &self.totals;
+        let _ = writeln!(
+            s,
+            "\ntotals: ONNX {} B → .mq {} B ({:.1}%), arena {} B (lifetime bound {} B), {} MACs, {} parameters",
+            t.onnx_bytes,
+            t.mq_bytes,
+            100.0 * t.mq_bytes as f64 / t.onnx_bytes.max(1) as f64,
+            t.arena_bytes,
+            t.arena_lower_bound,
+            t.macs,
+            t.parameters
+        );
+        let e = &self.evaluation;
+        let _ = writeln!(s, "\nfloat vs int8 on {} ({} samples):", e.data, e.samples);
+        for o in &e.outputs {
+            let _ = write!(
+                s,
+                "  output {:<12} SQNR {} dB, max |Δ| {:.4}, samples with max |Δ| ≤ 0.03: {}",
+                o.name,
+                db(o.sqnr_db),
+                o.max_abs_error,
+                pct(o.samples_within_0_03)
+            );
+            if let Some(a) = o.top1_agreement {
+                let _ = write!(s, ", top-1 agreement {}", pct(a));
+            }
+            if let Some(a) = o.top1_agreement_confident {
+                let _ = write!(
+                    s,
+                    " ({} where the float margin ≥ 0.05, {} samples)",
+                    pct(a),
+                    o.confident_samples
+                );
+            }
+            let _ = writeln!(s);
+        }
+        if let Some(c) = &e.classes {
+            let _ = writeln!(
+                s,
+                "  accuracy: float {}, int8 {}",
+                pct(c.accuracy_float),
+                pct(c.accuracy_int8)
+            );
+            let _ = writeln!(
+                s,
+                "  {:>5}  {:>7}  {:>12}  {:>12}",
+                "class", "count", "recall float", "recall int8"
+            );
+            for (k, count) in c.class_counts.iter().enumerate() {
+                let r = |v: &[Option<f64>]| v.get(k).copied().flatten().map_or("-".into(), pct);
+                let _ = writeln!(
+                    s,
+                    "  {:>5}  {:>7}  {:>12}  {:>12}",
+                    k,
+                    count,
+                    r(&c.per_class_recall_float),
+                    r(&c.per_class_recall_int8)
+                );
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,150 @@
+//! The `converter` binary as a user meets it: the main job end to end with
+//! `medq run`, and every refusal leaving nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use medq_converter::float_ref::FloatRef;
+
+fn ecg() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/ecg5000")
+}
+
+fn converter() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_converter"))
+}
+
+#[test]
+fn convert_then_medq_run_matches_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let mq = dir.path().join("ecg.mq");
+    let json = dir.path().join("report.json");
+    let out = converter()
+        .arg(ecg().join("ecg.onnx"))
+        .args(["-o", mq.to_str().unwrap(), "--quiet"])
+        .args(["--calib", ecg().join("calib.npy").to_str().unwrap()])
+        .args(["--report", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["totals"]["mq_bytes"].as_u64(),
+        Some(std::fs::metadata(&mq).unwrap().len())
+    );
+
+    // What `medq run` does, on the held-out beats.
+    let file = medq_cli::open(&mq).unwrap();
+    let model = file.model().unwrap();
+    let x = medq_cli::read_npy_f32(&ecg().join("test_x.npy")).unwrap();
+    let y = medq_cli::run_batch(&model, &x).unwrap();
+    assert_eq!(y.shapes[0], vec![x.shape[0], 5]);
+
+    let float = FloatRef::new(&ecg().join("ecg.onnx"), &[1, 1, 140]).unwrap();
+    let wanted = vec!["probs".to_string()];
+    let (mut within, mut agree, mut confident) = (0, 0, 0);
+    let n = x.shape[0];
+    for (i, sample) in x.data.chunks_exact(140).enumerate() {
+        let f = &float.run(sample, &wanted).unwrap()[0];
+        let q = &y.data[0][i * 5..(i + 1) * 5];
+        let err = f
+            .iter()
+            .zip(q)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        within += (err <= 0.03) as usize;
+        let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+        let mut sorted = f.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        if sorted[0] - sorted[1] >= 0.05 {
+            confident += 1;
+            agree += (argmax(f) == argmax(q)) as usize;
+        }
+    }
+    assert!(
+        within as f64 >= 0.99 * n as f64,
+        "{within}/{n} samples within 0.03"
+    );
+    assert!(
+        agree as f64 >= 0.98 * confident as f64,
+        "{agree}/{confident} confident samples agree"
+    );
+}
+
+fn refuses(args: &[&str], expect: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mq = dir.path().join("out.mq");
+    let out = converter()
+        .args(args)
+        .args(["-o", mq.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail: {args:?}");
+    assert!(stderr.contains(expect), "stderr lacks {expect:?}: {stderr}");
+    assert!(!mq.exists(), "a refused conversion wrote a file");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "temporary files left behind"
+    );
+}
+
+#[test]
+fn refuses_without_calibration_data() {
+    let onnx = ecg().join("ecg.onnx");
+    refuses(
+        &[onnx.to_str().unwrap()],
+        "representative input samples are required",
+    );
+}
+
+#[test]
+fn refuses_a_missing_model() {
+    let calib = ecg().join("calib.npy");
+    refuses(
+        &[
+            "/nonexistent/model.onnx",
+            "--calib",
+            calib.to_str().unwrap(),
+        ],
+        "cannot read",
+    );
+}
+
+#[test]
+fn refuses_a_file_that_is_not_onnx() {
+    let calib = ecg().join("calib.npy");
+    refuses(
+        &[calib.to_str().unwrap(), "--calib", calib.to_str().unwrap()],
+        "is not an ONNX model",
+    );
+}
+
+#[test]
+fn refuses_samples_of_the_wrong_shape() {
+    let onnx = ecg().join("ecg.onnx");
+    let wrong = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/testnets/cnn2d_calib.npy");
+    refuses(
+        &[onnx.to_str().unwrap(), "--calib", wrong.to_str().unwrap()],
+        "expected [N, 1, 140]",
+    );
+}
+
+#[test]
+fn keeps_an_existing_output_when_refusing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mq = dir.path().join("ecg.mq");
+    std::fs::write(&mq, b"previous contents").unwrap();
+    let out = converter()
+        .arg(ecg().join("ecg.onnx"))
+        .args(["-o", mq.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&mq).unwrap(), b"previous contents");
+}

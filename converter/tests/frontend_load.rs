@@ -1,0 +1,964 @@
+//! ONNX → IR: each supported op, constant folding, input shapes, errors.
+
+mod frontend_common;
+
+use frontend_common::*;
+use medq_converter::error::ConvertError;
+use medq_converter::ir::{FusedActivation, Graph, Op, Unary, Window};
+use medq_converter::load::{convert_model, load_onnx, load_onnx_with, LoadOptions};
+
+fn load(b: ModelBuilder) -> Graph {
+    convert_model(&b.build(), &LoadOptions::default())
+        .unwrap()
+        .0
+}
+
+fn load_err(b: ModelBuilder) -> String {
+    match convert_model(&b.build(), &LoadOptions::default()) {
+        Ok((g, _)) => panic!("expected an error, got {} nodes", g.nodes.len()),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn shape(g: &Graph, name: &str) -> Vec<usize> {
+    g.tensors
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no tensor {name}"))
+        .shape
+        .clone()
+}
+
+/// A model `x → op → y` with one input.
+fn single(
+    opset: i64,
+    in_dims: &[i64],
+    op: &str,
+    extra_inputs: &[&str],
+    attrs: Vec<tract_onnx::pb::AttributeProto>,
+) -> ModelBuilder {
+    let mut inputs = vec!["x"];
+    inputs.extend_from_slice(extra_inputs);
+    ModelBuilder::new(opset)
+        .input("x", in_dims)
+        .node("/op", op, &inputs, &["y"], attrs)
+        .output("y")
+}
+
+#[test]
+fn conv2d_attributes_become_the_window() {
+    let w: Vec<f32> = (0..4 * 2 * 3 * 3).map(|i| i as f32).collect();
+    let g = load(
+        single(
+            17,
+            &[1, 4, 10, 12],
+            "Conv",
+            &["w", "b"],
+            vec![
+                attr_ints("strides", &[2, 1]),
+                attr_ints("pads", &[1, 2, 0, 1]),
+                attr_ints("dilations", &[1, 2]),
+                attr_i("group", 2),
+                attr_ints("kernel_shape", &[3, 3]),
+            ],
+        )
+        .f32("w", &[4, 2, 3, 3], &w)
+        .f32("b", &[4], &[1.0, 2.0, 3.0, 4.0]),
+    );
+    assert_eq!(g.nodes.len(), 1);
+    let Op::Conv {
+        weights,
+        bias,
+        window,
+        groups,
+        activation,
+    } = &g.nodes[0].op
+    else {
+        panic!()
+    };
+    assert_eq!(weights.shape, vec![4, 2, 3, 3]);
+    assert_eq!(weights.data, w);
+    assert_eq!(bias, &vec![1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(*groups, 2);
+    assert_eq!(*activation, FusedActivation::None);
+    assert_eq!(
+        *window,
+        Window {
+            kernel: [3, 3],
+            strides: [2, 1],
+            dilations: [1, 2],
+            pads: [1, 2, 0, 1]
+        }
+    );
+    // H: (10 + 1 + 0 - 3) / 2 + 1 = 5; W: (12 + 2 + 1 - 5) / 1 + 1 = 11.
+    assert_eq!(shape(&g, "y"), vec![1, 4, 5, 11]);
+    assert_eq!(g.nodes[0].name, "/op");
+    assert_eq!(g.nodes[0].onnx_ops, vec!["Conv".to_string()]);
+}
+
+#[test]
+fn conv1d_uses_the_width_axis() {
+    let g = load(
+        single(
+            13,
+            &[1, 2, 20],
+            "Conv",
+            &["w"],
+            vec![attr_ints("pads", &[2, 1]), attr_ints("strides", &[3])],
+        )
+        .f32("w", &[5, 2, 4], &[0.5; 40]),
+    );
+    let Op::Conv {
+        weights,
+        bias,
+        window,
+        ..
+    } = &g.nodes[0].op
+    else {
+        panic!()
+    };
+    assert_eq!(weights.shape, vec![5, 2, 1, 4]);
+    assert_eq!(bias, &vec![0.0; 5]);
+    assert_eq!(
+        *window,
+        Window {
+            kernel: [1, 4],
+            strides: [1, 3],
+            dilations: [1, 1],
+            pads: [0, 2, 0, 1]
+        }
+    );
+    // (20 + 3 - 4) / 3 + 1 = 7
+    assert_eq!(shape(&g, "y"), vec![1, 5, 7]);
+}
+
+#[test]
+fn conv_auto_pad_same_resolves_to_explicit_pads() {
+    for (mode, pads) in [("SAME_UPPER", [0, 1, 1, 1]), ("SAME_LOWER", [1, 1, 0, 1])] {
+        let g = load(
+            single(
+                13,
+                &[1, 1, 7, 7],
+                "Conv",
+                &["w"],
+                vec![attr_s("auto_pad", mode), attr_ints("strides", &[2, 1])],
+            )
+            .f32("w", &[1, 1, 2, 3], &[1.0; 6]),
+        );
+        let Op::Conv { window, .. } = &g.nodes[0].op else {
+            panic!()
+        };
+        // H: out ceil(7/2) = 4, total pad (4-1)·2 + 2 - 7 = 1; W: out 7, total 2.
+        assert_eq!(window.pads, pads, "{mode}");
+        assert_eq!(shape(&g, "y"), vec![1, 1, 4, 7]);
+    }
+}
+
+#[test]
+fn conv_3d_is_an_attribute_error() {
+    let e = load_err(single(13, &[1, 1, 4, 4, 4], "Conv", &["w"], vec![]).f32(
+        "w",
+        &[1, 1, 2, 2, 2],
+        &[1.0; 8],
+    ));
+    assert!(
+        e.contains("\"/op\"")
+            && e.contains("Conv")
+            && e.contains("kernel_shape")
+            && e.contains("1-D and 2-D"),
+        "{e}"
+    );
+}
+
+#[test]
+fn conv_with_computed_weights_is_rejected() {
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 1, 4, 4])
+        .input("w", &[1, 1, 1, 1])
+        .node("c", "Conv", &["x", "w"], &["y"], vec![])
+        .output("y");
+    let e = load_err(b);
+    assert!(
+        e.contains("weights") && e.contains("must be a constant"),
+        "{e}"
+    );
+}
+
+#[test]
+fn gemm_trans_b_alpha_beta() {
+    // B as [N, K] = [[1, 2, 3], [4, 5, 6]], C = [10, 20].
+    let g = load(
+        single(
+            13,
+            &[1, 3],
+            "Gemm",
+            &["B", "C"],
+            vec![
+                attr_i("transB", 1),
+                attr_f("alpha", 2.0),
+                attr_f("beta", 0.5),
+            ],
+        )
+        .f32("B", &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        .f32("C", &[2], &[10.0, 20.0]),
+    );
+    let Op::FullyConnected { weights, bias, .. } = &g.nodes[0].op else {
+        panic!()
+    };
+    assert_eq!(weights.shape, vec![2, 3]);
+    assert_eq!(weights.data, vec![2.0, 4.0, 6.0, 8.0, 10.0, 12.0]);
+    assert_eq!(bias, &vec![5.0, 10.0]);
+    assert_eq!(shape(&g, "y"), vec![1, 2]);
+}
+
+#[test]
+fn gemm_without_trans_b_transposes_the_weights() {
+    // B as [K, N] = [[1, 2], [3, 4], [5, 6]]; C = [[7, 8]].
+    let g = load(
+        single(9, &[1, 3], "Gemm", &["B", "C"], vec![])
+            .f32("B", &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+            .f32("C", &[1, 2], &[7.0, 8.0]),
+    );
+    let Op::FullyConnected { weights, bias, .. } = &g.nodes[0].op else {
+        panic!()
+    };
+    assert_eq!(weights.shape, vec![2, 3]);
+    assert_eq!(weights.data, vec![1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
+    assert_eq!(bias, &vec![7.0, 8.0]);
+}
+
+#[test]
+fn gemm_errors() {
+    let e = load_err(
+        single(13, &[1, 3], "Gemm", &["B"], vec![attr_i("transA", 1)]).f32("B", &[3, 2], &[0.0; 6]),
+    );
+    assert!(e.contains("transA"), "{e}");
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 1])
+        .input("B", &[1, 2])
+        .node("g", "Gemm", &["x", "B"], &["y"], vec![])
+        .output("y");
+    let e = load_err(b);
+    assert!(
+        e.contains("\"g\"") && e.contains("must be a constant"),
+        "{e}"
+    );
+}
+
+#[test]
+fn matmul_with_constant_weights_is_fully_connected() {
+    let g = load(single(13, &[1, 5, 3], "MatMul", &["W"], vec![]).f32(
+        "W",
+        &[3, 2],
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    ));
+    let Op::FullyConnected { weights, bias, .. } = &g.nodes[0].op else {
+        panic!()
+    };
+    assert_eq!(weights.shape, vec![2, 3]);
+    assert_eq!(weights.data, vec![1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
+    assert_eq!(bias, &vec![0.0, 0.0]);
+    assert_eq!(shape(&g, "y"), vec![1, 5, 2]);
+}
+
+#[test]
+fn matmul_of_two_activations_is_rejected() {
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 3])
+        .node("m", "Relu", &["x"], &["r"], vec![])
+        .node("mm", "MatMul", &["x", "r"], &["y"], vec![])
+        .output("y");
+    let e = load_err(b);
+    assert!(
+        e.contains("\"mm\"") && e.contains("must be a constant"),
+        "{e}"
+    );
+}
+
+#[test]
+fn add_mul_sub_div_with_constants() {
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 2, 2, 2])
+        .f32("c", &[2, 1, 1], &[2.0, 4.0])
+        .node("sub", "Sub", &["x", "c"], &["s"], vec![])
+        .node("div", "Div", &["s", "c"], &["d"], vec![])
+        .node("add", "Add", &["c", "d"], &["a"], vec![])
+        .node("mul", "Mul", &["a", "a"], &["y"], vec![])
+        .output("y");
+    let g = load(b);
+    assert_eq!(g.nodes.len(), 4);
+    let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+    assert_eq!(kinds, ["Add", "Mul", "Add", "Mul"]);
+    let const_of = |i: usize| g.tensors[g.nodes[i].inputs[1]].value.clone().unwrap().data;
+    assert_eq!(const_of(0), vec![-2.0, -4.0]);
+    assert_eq!(const_of(1), vec![0.5, 0.25]);
+    // Constant-first Add is normalized to activation first.
+    assert_eq!(g.tensors[g.nodes[2].inputs[0]].name, "d");
+    assert_eq!(const_of(2), vec![2.0, 4.0]);
+    assert_eq!(
+        g.nodes[3].inputs,
+        vec![g.nodes[2].output, g.nodes[2].output]
+    );
+    assert_eq!(g.nodes[0].onnx_ops, vec!["Sub".to_string()]);
+}
+
+#[test]
+fn sub_of_two_activations_is_rejected() {
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 4])
+        .node("r", "Relu", &["x"], &["r"], vec![])
+        .node("s", "Sub", &["x", "r"], &["y"], vec![])
+        .output("y");
+    assert!(load_err(b).contains("Sub of two computed tensors"));
+}
+
+#[test]
+fn unary_ops() {
+    let cases: Vec<(i64, &str, Vec<tract_onnx::pb::AttributeProto>, Unary)> = vec![
+        (13, "Relu", vec![], Unary::Relu),
+        (
+            13,
+            "LeakyRelu",
+            vec![attr_f("alpha", 0.1)],
+            Unary::LeakyRelu { alpha: 0.1 },
+        ),
+        (13, "LeakyRelu", vec![], Unary::LeakyRelu { alpha: 0.01 }),
+        (13, "Sigmoid", vec![], Unary::Sigmoid),
+        (13, "Tanh", vec![], Unary::Tanh),
+        (
+            13,
+            "HardSigmoid",
+            vec![],
+            Unary::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+        ),
+        (
+            13,
+            "HardSigmoid",
+            vec![attr_f("alpha", 0.3), attr_f("beta", 0.4)],
+            Unary::HardSigmoid {
+                alpha: 0.3,
+                beta: 0.4,
+            },
+        ),
+        (14, "HardSwish", vec![], Unary::HardSwish),
+        (
+            6,
+            "Clip",
+            vec![attr_f("min", -1.0), attr_f("max", 1.0)],
+            Unary::Clip {
+                min: -1.0,
+                max: 1.0,
+            },
+        ),
+        (
+            6,
+            "Clip",
+            vec![attr_f("max", 6.0)],
+            Unary::Clip {
+                min: f32::NEG_INFINITY,
+                max: 6.0,
+            },
+        ),
+        (
+            6,
+            "Clip",
+            vec![attr_f("min", 0.0), attr_f("max", f32::MAX)],
+            Unary::Relu,
+        ),
+    ];
+    for (opset, op, attrs, want) in cases {
+        let g = load(single(opset, &[1, 8], op, &[], attrs));
+        assert_eq!(g.nodes.len(), 1);
+        let Op::Unary(u) = g.nodes[0].op else {
+            panic!("{op}")
+        };
+        assert_eq!(u, want, "{op}");
+    }
+}
+
+#[test]
+fn clip_bounds_from_inputs() {
+    let g = load(
+        single(13, &[1, 8], "Clip", &["lo", "hi"], vec![])
+            .f32("lo", &[], &[0.0])
+            .f32("hi", &[], &[6.0]),
+    );
+    assert!(
+        matches!(g.nodes[0].op, Op::Unary(Unary::Clip { min, max }) if min == 0.0 && max == 6.0)
+    );
+    // Missing min (empty name) is -inf.
+    let g = load(single(13, &[1, 8], "Clip", &["", "hi"], vec![]).f32("hi", &[], &[6.0]));
+    assert!(
+        matches!(g.nodes[0].op, Op::Unary(Unary::Clip { min, max }) if min == f32::NEG_INFINITY && max == 6.0)
+    );
+}
+
+#[test]
+fn pools_and_ceil_mode() {
+    let g = load(single(
+        13,
+        &[1, 3, 7, 7],
+        "MaxPool",
+        &[],
+        vec![
+            attr_ints("kernel_shape", &[2, 2]),
+            attr_ints("strides", &[2, 2]),
+            attr_i("ceil_mode", 1),
+        ],
+    ));
+    let Op::MaxPool { window } = g.nodes[0].op else {
+        panic!()
+    };
+    // ceil((7 - 2) / 2) + 1 = 4 windows; the last reaches one past the end.
+    assert_eq!(window.pads, [0, 0, 1, 1]);
+    assert_eq!(shape(&g, "y"), vec![1, 3, 4, 4]);
+
+    let g = load(single(
+        13,
+        &[1, 3, 7],
+        "AveragePool",
+        &[],
+        vec![
+            attr_ints("kernel_shape", &[3]),
+            attr_ints("strides", &[2]),
+            attr_ints("pads", &[1, 1]),
+        ],
+    ));
+    let Op::AvgPool {
+        window,
+        count_include_pad,
+    } = g.nodes[0].op
+    else {
+        panic!()
+    };
+    assert_eq!(
+        window,
+        Window {
+            kernel: [1, 3],
+            strides: [1, 2],
+            dilations: [1, 1],
+            pads: [0, 1, 0, 1]
+        }
+    );
+    assert!(!count_include_pad);
+    assert_eq!(shape(&g, "y"), vec![1, 3, 4]);
+
+    let e = load_err(single(
+        13,
+        &[1, 3, 7, 7],
+        "AveragePool",
+        &[],
+        vec![
+            attr_ints("kernel_shape", &[2, 2]),
+            attr_ints("strides", &[2, 2]),
+            attr_i("ceil_mode", 1),
+            attr_i("count_include_pad", 1),
+        ],
+    ));
+    assert!(
+        e.contains("ceil_mode") && e.contains("count_include_pad"),
+        "{e}"
+    );
+}
+
+#[test]
+fn global_pools_cover_the_input() {
+    let g = load(single(13, &[1, 3, 5, 6], "GlobalAveragePool", &[], vec![]));
+    let Op::AvgPool { window, .. } = g.nodes[0].op else {
+        panic!()
+    };
+    assert_eq!(window.kernel, [5, 6]);
+    assert_eq!(shape(&g, "y"), vec![1, 3, 1, 1]);
+    let g = load(single(13, &[1, 3, 9], "GlobalMaxPool", &[], vec![]));
+    let Op::MaxPool { window } = g.nodes[0].op else {
+        panic!()
+    };
+    assert_eq!(window.kernel, [1, 9]);
+    assert_eq!(shape(&g, "y"), vec![1, 3, 1]);
+}
+
+#[test]
+fn softmax_axis_by_opset() {
+    let g = load(single(13, &[1, 3, 4], "Softmax", &[], vec![]));
+    assert!(matches!(g.nodes[0].op, Op::Softmax { axis: 2 }));
+    let g = load(single(
+        13,
+        &[1, 3, 4],
+        "Softmax",
+        &[],
+        vec![attr_i("axis", 1)],
+    ));
+    assert!(matches!(g.nodes[0].op, Op::Softmax { axis: 1 }));
+    // Opset 11 default axis 1 over [1, 10] is the last axis.
+    let g = load(single(11, &[1, 10], "Softmax", &[], vec![]));
+    assert!(matches!(g.nodes[0].op, Op::Softmax { axis: 1 }));
+    // ... and over [1, 10, 1] it still normalizes only the 10.
+    let g = load(single(11, &[1, 10, 1], "Softmax", &[], vec![]));
+    assert!(matches!(g.nodes[0].op, Op::Softmax { axis: 1 }));
+    let e = load_err(single(11, &[1, 3, 4], "Softmax", &[], vec![]));
+    assert!(e.contains("axis") && e.contains("opset 11"), "{e}");
+}
+
+#[test]
+fn concat_pad_and_views() {
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 2, 3, 3])
+        .f32("k", &[1, 1, 3, 3], &[0.0; 9])
+        .i64("pads", &[8], &[0, 0, 1, 0, 0, 0, 0, 2])
+        .f32("pv", &[], &[-1.5])
+        .i64("shape", &[3], &[0, 3, -1])
+        .i64("ax", &[1], &[0])
+        .node(
+            "cat",
+            "Concat",
+            &["x", "k"],
+            &["c"],
+            vec![attr_i("axis", -3)],
+        )
+        .node("pad", "Pad", &["c", "pads", "pv"], &["p"], vec![])
+        .node("flat", "Flatten", &["p"], &["f"], vec![])
+        .node("resh", "Reshape", &["f", "shape"], &["r"], vec![])
+        .node("sq", "Squeeze", &["r", "ax"], &["s"], vec![])
+        .node("unsq", "Unsqueeze", &["s", "ax"], &["u"], vec![])
+        .node("id", "Identity", &["u"], &["i"], vec![])
+        .node("drop", "Dropout", &["i"], &["y"], vec![])
+        .output("y");
+    let g = load(b);
+    let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+    assert_eq!(
+        kinds,
+        ["Concat", "Pad", "Reshape", "Reshape", "Reshape", "Reshape", "Reshape", "Reshape"]
+    );
+    assert!(matches!(g.nodes[0].op, Op::Concat { axis: 1 }));
+    assert_eq!(shape(&g, "c"), vec![1, 3, 3, 3]);
+    let Op::Pad { pads, value } = &g.nodes[1].op else {
+        panic!()
+    };
+    assert_eq!((pads.clone(), *value), (vec![0, 0, 1, 0, 0, 0, 0, 2], -1.5));
+    assert_eq!(shape(&g, "p"), vec![1, 3, 4, 5]);
+    assert_eq!(shape(&g, "f"), vec![1, 60]);
+    assert_eq!(shape(&g, "r"), vec![1, 3, 20]);
+    assert_eq!(shape(&g, "s"), vec![3, 20]);
+    assert_eq!(shape(&g, "u"), vec![1, 3, 20]);
+    assert_eq!(shape(&g, "y"), vec![1, 3, 20]);
+    assert_eq!(
+        g.tensors[g.nodes[0].inputs[1]]
+            .value
+            .as_ref()
+            .map(|v| v.shape.clone()),
+        Some(vec![1, 1, 3, 3])
+    );
+}
+
+#[test]
+fn pad_legacy_attributes_and_reflect() {
+    let g = load(single(
+        2,
+        &[1, 2, 3],
+        "Pad",
+        &[],
+        vec![attr_ints("pads", &[0, 0, 1, 0, 0, 2]), attr_f("value", 3.0)],
+    ));
+    let Op::Pad { pads, value } = &g.nodes[0].op else {
+        panic!()
+    };
+    assert_eq!((pads.clone(), *value), (vec![0, 0, 1, 0, 0, 2], 3.0));
+    assert_eq!(shape(&g, "y"), vec![1, 2, 6]);
+    let e = load_err(single(
+        2,
+        &[1, 2, 3],
+        "Pad",
+        &[],
+        vec![
+            attr_ints("pads", &[0, 0, 1, 0, 0, 2]),
+            attr_s("mode", "reflect"),
+        ],
+    ));
+    assert!(
+        e.contains("\"/op\"") && e.contains("mode") && e.contains("reflect"),
+        "{e}"
+    );
+}
+
+#[test]
+fn transpose_of_activations_only_as_a_view() {
+    let g = load(single(
+        13,
+        &[1, 5, 1],
+        "Transpose",
+        &[],
+        vec![attr_ints("perm", &[0, 2, 1])],
+    ));
+    assert!(matches!(g.nodes[0].op, Op::Reshape));
+    assert_eq!(shape(&g, "y"), vec![1, 1, 5]);
+    let e = load_err(single(
+        13,
+        &[1, 5, 2],
+        "Transpose",
+        &[],
+        vec![attr_ints("perm", &[0, 2, 1])],
+    ));
+    assert!(e.contains("perm") && e.contains("reorders"), "{e}");
+}
+
+#[test]
+fn batch_norm_standalone_is_a_per_channel_affine() {
+    let bn = |dims: &[i64]| {
+        single(
+            15,
+            dims,
+            "BatchNormalization",
+            &["g", "b", "m", "v"],
+            vec![attr_f("epsilon", 0.0)],
+        )
+        .f32("g", &[2], &[2.0, 3.0])
+        .f32("b", &[2], &[1.0, -1.0])
+        .f32("m", &[2], &[0.5, 2.0])
+        .f32("v", &[2], &[4.0, 9.0])
+    };
+    // scale = g / sqrt(v) = [1, 1]; shift = b - m·scale = [0.5, -3].
+    let g = load(bn(&[1, 2, 3, 3]));
+    let Op::Conv {
+        weights,
+        bias,
+        groups,
+        window,
+        ..
+    } = &g.nodes[0].op
+    else {
+        panic!()
+    };
+    assert_eq!(weights.shape, vec![2, 1, 1, 1]);
+    assert_eq!(weights.data, vec![1.0, 1.0]);
+    assert_eq!(bias, &vec![0.5, -3.0]);
+    assert_eq!((*groups, window.kernel), (2, [1, 1]));
+    assert_eq!(g.nodes[0].onnx_ops, vec!["BatchNormalization".to_string()]);
+    let g = load(bn(&[1, 2]));
+    let Op::FullyConnected { weights, bias, .. } = &g.nodes[0].op else {
+        panic!()
+    };
+    assert_eq!(weights.data, vec![1.0, 0.0, 0.0, 1.0]);
+    assert_eq!(bias, &vec![0.5, -3.0]);
+}
+
+/// PyTorch's `x.view(x.size(0), -1)` export.
+#[test]
+fn shape_gather_concat_reshape_chain_folds() {
+    let b = ModelBuilder::new(13)
+        .input_dims(
+            "x",
+            &[
+                Dim::Param("batch"),
+                Dim::Fixed(4),
+                Dim::Fixed(3),
+                Dim::Fixed(2),
+            ],
+        )
+        .node("/Shape", "Shape", &["x"], &["s"], vec![])
+        .node(
+            "/Constant",
+            "Constant",
+            &[],
+            &["i0"],
+            vec![attr_t("value", tensor_i64("", &[], &[0]))],
+        )
+        .node(
+            "/Gather",
+            "Gather",
+            &["s", "i0"],
+            &["n"],
+            vec![attr_i("axis", 0)],
+        )
+        .node(
+            "/Constant_1",
+            "Constant",
+            &[],
+            &["ax"],
+            vec![attr_ints("value_ints", &[0])],
+        )
+        .node("/Unsqueeze", "Unsqueeze", &["n", "ax"], &["n1"], vec![])
+        .node(
+            "/Constant_2",
+            "Constant",
+            &[],
+            &["m1"],
+            vec![attr_t("value", tensor_i64("", &[1], &[-1]))],
+        )
+        .node(
+            "/Concat",
+            "Concat",
+            &["n1", "m1"],
+            &["target"],
+            vec![attr_i("axis", 0)],
+        )
+        .node("/Reshape", "Reshape", &["x", "target"], &["y"], vec![])
+        .output("y");
+    let g = load(b);
+    assert_eq!(g.nodes.len(), 1);
+    assert!(matches!(g.nodes[0].op, Op::Reshape));
+    assert_eq!(g.nodes[0].name, "/Reshape");
+    assert_eq!(shape(&g, "x"), vec![1, 4, 3, 2]);
+    assert_eq!(shape(&g, "y"), vec![1, 24]);
+    // Only the input and output tensors exist: no shape tensors leak into the IR.
+    assert_eq!(g.tensors.len(), 2);
+}
+
+#[test]
+fn constant_folding_covers_slices_casts_and_arithmetic() {
+    // target = Concat(Slice(Shape(x), 0, 2), Cast(Div(Mul(3, 2), 2) as float → int)) = [1, 6, 3]
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 6, 3])
+        .i64("st", &[1], &[0])
+        .i64("en", &[1], &[2])
+        .f32("three", &[1], &[3.0])
+        .f32("two", &[], &[2.0])
+        .node("", "Shape", &["x"], &["s"], vec![])
+        .node("", "Slice", &["s", "st", "en"], &["s2"], vec![])
+        .node("", "Mul", &["three", "two"], &["six"], vec![])
+        .node("", "Div", &["six", "two"], &["d"], vec![])
+        .node("", "Cast", &["d"], &["di"], vec![attr_i("to", 7)])
+        .node("", "Concat", &["s2", "di"], &["t"], vec![attr_i("axis", 0)])
+        .node("", "Reshape", &["x", "t"], &["y"], vec![])
+        .output("y");
+    let g = load(b);
+    assert_eq!(g.nodes.len(), 1);
+    assert_eq!(shape(&g, "y"), vec![1, 6, 3]);
+    // Unnamed nodes get `<op_type>_<index>`.
+    assert_eq!(g.nodes[0].name, "Reshape_6");
+}
+
+#[test]
+fn constant_nodes_feed_operands() {
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 3])
+        .node(
+            "k",
+            "Constant",
+            &[],
+            &["c"],
+            vec![attr_floats("value_floats", &[1.0, 2.0, 3.0])],
+        )
+        .node(
+            "kk",
+            "Constant",
+            &[],
+            &["s"],
+            vec![attr_f("value_float", 0.5)],
+        )
+        .node("add", "Add", &["x", "c"], &["a"], vec![])
+        .node("mul", "Mul", &["a", "s"], &["y"], vec![])
+        .output("y");
+    let g = load(b);
+    assert_eq!(
+        g.tensors[g.nodes[0].inputs[1]].value.as_ref().unwrap().data,
+        vec![1.0, 2.0, 3.0]
+    );
+    assert_eq!(
+        g.tensors[g.nodes[1].inputs[1]]
+            .value
+            .as_ref()
+            .unwrap()
+            .shape,
+        Vec::<usize>::new()
+    );
+}
+
+#[test]
+fn initializers_listed_as_inputs_are_constants() {
+    let mut b = single(13, &[1, 3], "Add", &["c"], vec![]).f32("c", &[3], &[1.0, 2.0, 3.0]);
+    b = b.input("c", &[3]);
+    let g = load(b);
+    assert_eq!(g.inputs.len(), 1);
+    assert_eq!(g.tensors[g.inputs[0]].name, "x");
+}
+
+#[test]
+fn float_data_and_f16_initializers() {
+    let mut b = single(13, &[1, 3], "Add", &["c"], vec![]);
+    b = b.init(tract_onnx::pb::TensorProto {
+        name: "c".into(),
+        dims: vec![3],
+        data_type: 1,
+        float_data: vec![1.0, -2.0, 0.25],
+        ..Default::default()
+    });
+    let g = load(b);
+    assert_eq!(
+        g.tensors[g.nodes[0].inputs[1]].value.as_ref().unwrap().data,
+        vec![1.0, -2.0, 0.25]
+    );
+    let mut b = single(13, &[1, 2], "Add", &["c"], vec![]);
+    b = b.init(tract_onnx::pb::TensorProto {
+        name: "c".into(),
+        dims: vec![2],
+        data_type: 10,
+        raw_data: vec![0x00, 0x3c, 0x00, 0xc0],
+        ..Default::default()
+    });
+    let g = load(b);
+    assert_eq!(
+        g.tensors[g.nodes[0].inputs[1]].value.as_ref().unwrap().data,
+        vec![1.0, -2.0]
+    );
+}
+
+#[test]
+fn external_data_is_rejected_clearly() {
+    let b = single(13, &[1, 3], "Add", &["c"], vec![]).init(tract_onnx::pb::TensorProto {
+        name: "c".into(),
+        dims: vec![3],
+        data_type: 1,
+        data_location: Some(1),
+        ..Default::default()
+    });
+    let e = load_err(b);
+    assert!(e.contains("\"c\"") && e.contains("external"), "{e}");
+}
+
+#[test]
+fn unsupported_op_names_node_op_opset_and_the_supported_list() {
+    let b = ModelBuilder::new(17)
+        .input("x", &[1, 4, 8])
+        .node("/layer3/Foo", "LSTM", &["x"], &["y"], vec![])
+        .output("y");
+    let e = load_err(b);
+    assert!(
+        e.starts_with(
+            "node \"/layer3/Foo\" (op LSTM, opset 17) is not supported by medq. Supported ops: "
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("Supported ops: Add, AveragePool, BatchNormalization") && e.contains("Softmax"),
+        "{e}"
+    );
+    let list = e.split("Supported ops: ").nth(1).unwrap();
+    assert!(
+        !list.contains("LSTM") && !list.contains("Gather"),
+        "only ops medq runs are listed: {e}"
+    );
+    let err = convert_model(
+        &ModelBuilder::new(17)
+            .input("x", &[1, 4])
+            .node("n", "Foo", &["x"], &["y"], vec![])
+            .output("y")
+            .build(),
+        &LoadOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ConvertError::UnsupportedOp { ref op_type, opset: 17, .. } if op_type == "Foo")
+    );
+}
+
+#[test]
+fn const_only_ops_on_activations_are_explained() {
+    let e = load_err(single(13, &[1, 4], "Gather", &["i"], vec![]).i64("i", &[1], &[0]));
+    assert!(
+        e.contains("only on constants") && e.contains("\"x\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn input_shapes() {
+    // Dynamic batch → 1.
+    let b = ModelBuilder::new(13)
+        .input_dims("x", &[Dim::Param("N"), Dim::Fixed(3)])
+        .node("r", "Relu", &["x"], &["y"], vec![])
+        .output("y");
+    assert_eq!(shape(&load(b), "x"), vec![1, 3]);
+    let b = ModelBuilder::new(13)
+        .input_dims("x", &[Dim::Fixed(-1), Dim::Fixed(3)])
+        .node("r", "Relu", &["x"], &["y"], vec![])
+        .output("y");
+    assert_eq!(shape(&load(b), "x"), vec![1, 3]);
+    // A dynamic length is an error that names it...
+    let dyn_len = || {
+        ModelBuilder::new(13)
+            .input_dims("x", &[Dim::Param("N"), Dim::Fixed(1), Dim::Param("len")])
+            .node("r", "Relu", &["x"], &["y"], vec![])
+            .output("y")
+    };
+    let e = load_err(dyn_len());
+    assert!(
+        e.contains("\"x\"") && e.contains("dimension 2") && e.contains("\"len\""),
+        "{e}"
+    );
+    // ... unless the shape is given.
+    let opts = LoadOptions {
+        input_shape: Some(vec![1, 1, 140]),
+    };
+    let (g, _) = convert_model(&dyn_len().build(), &opts).unwrap();
+    assert_eq!(shape(&g, "y"), vec![1, 1, 140]);
+    // Batch 4 is rejected.
+    let e = load_err(single(13, &[4, 3], "Relu", &[], vec![]));
+    assert!(e.contains("batch size is 4"), "{e}");
+}
+
+#[test]
+fn topological_order_is_checked() {
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 3])
+        .node("second", "Relu", &["a"], &["y"], vec![])
+        .node("first", "Relu", &["x"], &["a"], vec![])
+        .output("y");
+    let e = load_err(b);
+    assert!(e.contains("topological") && e.contains("\"second\""), "{e}");
+}
+
+#[test]
+fn unavailable_secondary_outputs() {
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 1, 4, 4])
+        .node(
+            "mp",
+            "MaxPool",
+            &["x"],
+            &["y", "idx"],
+            vec![attr_ints("kernel_shape", &[2, 2])],
+        )
+        .node("use", "Relu", &["idx"], &["z"], vec![])
+        .output("z");
+    let e = load_err(b);
+    assert!(
+        e.contains("\"use\"") && e.contains("output 1 of node \"mp\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn files_missing_or_not_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.onnx");
+    let e = load_onnx(&missing).unwrap_err();
+    assert!(matches!(e, ConvertError::Io { .. }));
+    assert!(e.to_string().contains("nope.onnx"), "{e}");
+
+    let text = dir.path().join("model.onnx");
+    std::fs::write(&text, "this is not a protobuf, just some text\n").unwrap();
+    let e = load_onnx(&text).unwrap_err();
+    assert!(matches!(e, ConvertError::NotOnnx { .. }), "{e:?}");
+    assert!(e.to_string().contains("is not an ONNX model"), "{e}");
+
+    let empty = dir.path().join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(
+        load_onnx(&empty).unwrap_err(),
+        ConvertError::NotOnnx { .. }
+    ));
+}
+
+#[test]
+fn loaded_model_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = single(12, &[1, 3], "Relu", &[], vec![]).write(dir.path(), "m.onnx");
+    let m = load_onnx_with(&path, &LoadOptions::default()).unwrap();
+    assert_eq!(m.opset, 12);
+    assert_eq!(m.producer, "medq-tests 1");
+    assert_eq!(m.source_bytes, std::fs::read(&path).unwrap());
+    assert_eq!(m.graph.outputs.len(), 1);
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The main job on the bundled ECG5000 model: convert to int8 with a report,
+# inspect the file, run it on the held-out beats and check its self-test.
+#
+#   models/ecg5000/run.sh             convert + report + inspect + run
+#   models/ecg5000/run.sh --aarch64   also run the aarch64 build of `medq`
+#                                     under qemu-aarch64 and require
+#                                     byte-identical outputs
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+m=models/ecg5000
+out=${MEDQ_OUT:-target/ecg5000}
+mkdir -p "$out"
+
+# The dev profile builds dependencies (tract) optimized; see Cargo.toml.
+cargo build --locked -q -p medq-converter -p medq-cli
+bin=target/debug
+
+"$bin/converter" "$m/ecg.onnx" -o "$out/ecg.mq" \
+    --calib "$m/calib.npy" --eval "$m/test_x.npy" --labels "$m/test_y.npy" \
+    --class-names "$m/labels.txt" --report "$out/report.json"
+echo
+"$bin/medq" inspect "$out/ecg.mq" | sed -n '1,20p'
+echo
+"$bin/medq" run "$out/ecg.mq" --input "$m/test_x.npy" --output "$out/probs.npy" --labels "$m/test_y.npy"
+"$bin/medq" selftest "$out/ecg.mq"
+
+if [ "${1:-}" = "--aarch64" ]; then
+    arm=target/aarch64-unknown-linux-gnu/release/medq
+    [ -x "$arm" ] || cargo build --release --locked -q -p medq-cli --target aarch64-unknown-linux-gnu
+    qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm" run "$out/ecg.mq" \
+        --input "$m/test_x.npy" --output "$out/probs_aarch64.npy"
+    cmp "$out/probs.npy" "$out/probs_aarch64.npy"
+    echo "aarch64 output is byte-identical to the host's"
+fi

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Every test medq has, on a fresh machine: installs what it needs, then builds,
+# lints and tests the workspace, cross-builds the runtime for Cortex-M and the
+# host CLI for aarch64, and runs the bundled ECG model end to end.
+#
+#   ./test.sh            everything
+#   ./test.sh --no-install   skip the install step (tools already present)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+install() {
+    step "installing toolchain targets and system packages"
+    rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi aarch64-unknown-linux-gnu
+    rustup component add rustfmt clippy
+    local need=()
+    command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
+    command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+    command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+    if [ ${#need[@]} -gt 0 ]; then
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+    fi
+}
+
+[ "${1:-}" = "--no-install" ] || install
+
+export CARGO_TERM_COLOR=never
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "no_std runtime for Cortex-M (M4F, M3, M0+), with and without defmt"
+for target in thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi; do
+    cargo build -p medq --target "$target" --no-default-features --locked
+done
+cargo build -p medq --target thumbv7em-none-eabihf --no-default-features --features defmt --locked
+
+step "workspace tests"
+cargo test --workspace --locked
+
+step "host CLI for aarch64 (Raspberry Pi class), run under qemu-aarch64"
+cargo build -p medq-cli --release --target aarch64-unknown-linux-gnu --locked
+ls -l target/aarch64-unknown-linux-gnu/release/medq
+
+step "end to end on the bundled ECG model"
+bash models/ecg5000/run.sh --aarch64
+
+echo
+echo "all tests passed"
