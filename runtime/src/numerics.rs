@@ -112,7 +112,11 @@ pub fn quantize_multiplier(real: f64) -> Option<(i32, i32)> {
     if e < MIN_SHIFT {
         // Fold the excess shift into the multiplier (precision drops, never range).
         let excess = MIN_SHIFT - e;
-        q = if excess >= 63 { 0.0 } else { m as f64 / (1i64 << excess) as f64 };
+        q = if excess >= 63 {
+            0.0
+        } else {
+            m as f64 / (1i64 << excess) as f64
+        };
         m = round_f64(q) as i64;
         e = MIN_SHIFT;
     }
@@ -203,8 +207,14 @@ mod tests {
 
     #[test]
     fn requantize_clamps_out_of_range_shifts() {
-        assert_eq!(requantize(100, 1 << 30, 99), requantize(100, 1 << 30, MAX_SHIFT));
-        assert_eq!(requantize(100, 1 << 30, -99), requantize(100, 1 << 30, MIN_SHIFT));
+        assert_eq!(
+            requantize(100, 1 << 30, 99),
+            requantize(100, 1 << 30, MAX_SHIFT)
+        );
+        assert_eq!(
+            requantize(100, 1 << 30, -99),
+            requantize(100, 1 << 30, MIN_SHIFT)
+        );
     }
 
     #[test]
@@ -229,7 +239,16 @@ mod tests {
 
     #[test]
     fn quantize_multiplier_round_trips() {
-        for real in [1.0, 0.5, 0.75, 1e-3, 2.718_281_8, 1e-9, 123456.0, 0.999_999_999_9] {
+        for real in [
+            1.0,
+            0.5,
+            0.75,
+            1e-3,
+            2.5e-5,
+            1e-9,
+            123456.0,
+            0.999_999_999_9,
+        ] {
             let (m, s) = quantize_multiplier(real).unwrap();
             assert!((1 << 30..=i32::MAX).contains(&m), "{real}: m={m}");
             let back = multiplier_to_f64(m, s);
