@@ -1,0 +1,141 @@
+//! The medq int8 model as the monitor's [`Classifier`], with per-op cost
+//! accounting through a [`Clock`] (SysTick under QEMU `-icount`, nothing on
+//! the host).
+
+use medq::{Error, Interpreter, Model};
+
+use crate::monitor::{Classifier, NUM_CLASSES};
+use crate::window::{InputQuant, BEAT_LEN};
+
+/// Ops whose cost is tracked one by one; later ops share the last slot.
+pub const MAX_OPS: usize = 24;
+
+/// A monotonic counter (instructions, cycles, ticks: the caller knows).
+pub trait Clock {
+    /// Current count.
+    fn now(&mut self) -> u64;
+}
+
+/// A clock that never moves: no cost accounting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoClock;
+
+impl Clock for NoClock {
+    fn now(&mut self) -> u64 {
+        0
+    }
+}
+
+/// Cost of the inferences so far, in clock units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct InferenceStats {
+    /// Inferences run.
+    pub count: u32,
+    /// Sum over all inferences.
+    pub total: u64,
+    /// Cheapest inference.
+    pub min: u64,
+    /// Dearest inference.
+    pub max: u64,
+    /// Sum per op (op `i` in slot `min(i, MAX_OPS − 1)`).
+    pub per_op: [u64; MAX_OPS],
+    /// Ops in the model.
+    pub ops: usize,
+}
+
+/// The model input quantization, for [`crate::monitor::MonitorConfig`].
+pub fn input_quant(model: &Model<'_>) -> Result<InputQuant, Error> {
+    let info = model.input_info(0)?;
+    let (scale, zero_point) = info
+        .scale_zero_point()
+        .ok_or(Error::BadGraph("input 0 is not per-tensor quantized"))?;
+    InputQuant::new(scale, zero_point).ok_or(Error::BadGraph("input 0 has an unusable scale"))
+}
+
+/// Runs a beat through a medq interpreter.
+pub struct MedqClassifier<'m, 'a, K> {
+    interp: Interpreter<'m, 'a>,
+    clock: K,
+    stats: InferenceStats,
+}
+
+impl<'m, 'a, K: Clock> MedqClassifier<'m, 'a, K> {
+    /// Wrap an interpreter whose model takes [`BEAT_LEN`] int8 values and
+    /// gives [`NUM_CLASSES`].
+    pub fn new(mut interp: Interpreter<'m, 'a>, clock: K) -> Result<Self, Error> {
+        let ops = interp.model().op_count();
+        let got = interp.input_mut(0)?.len();
+        if got != BEAT_LEN {
+            return Err(Error::LengthMismatch {
+                expected: BEAT_LEN,
+                got,
+            });
+        }
+        let got = interp.output(0)?.len();
+        if got != NUM_CLASSES {
+            return Err(Error::LengthMismatch {
+                expected: NUM_CLASSES,
+                got,
+            });
+        }
+        Ok(MedqClassifier {
+            interp,
+            clock,
+            stats: InferenceStats {
+                count: 0,
+                total: 0,
+                min: u64::MAX,
+                max: 0,
+                per_op: [0; MAX_OPS],
+                ops,
+            },
+        })
+    }
+
+    /// Cost so far.
+    pub fn stats(&self) -> &InferenceStats {
+        &self.stats
+    }
+
+    /// The interpreter (e.g. for `self_test`).
+    pub fn interpreter(&mut self) -> &mut Interpreter<'m, 'a> {
+        &mut self.interp
+    }
+}
+
+impl<K: Clock> Classifier for MedqClassifier<'_, '_, K> {
+    type Error = Error;
+
+    fn classify(
+        &mut self,
+        input: &[i8; BEAT_LEN],
+        scores: &mut [i8; NUM_CLASSES],
+    ) -> Result<(), Error> {
+        for (d, &s) in self.interp.input_mut(0)?.iter_mut().zip(input) {
+            *d = s;
+        }
+        let clock = &mut self.clock;
+        let per_op = &mut self.stats.per_op;
+        let start = clock.now();
+        let mut last = start;
+        self.interp.invoke_observed(|k, _, _| {
+            let t = clock.now();
+            if let Some(slot) = per_op.get_mut(k.min(MAX_OPS - 1)) {
+                *slot = slot.wrapping_add(t.wrapping_sub(last));
+            }
+            last = t;
+        })?;
+        let cost = last.wrapping_sub(start);
+        let s = &mut self.stats;
+        s.count = s.count.wrapping_add(1);
+        s.total = s.total.wrapping_add(cost);
+        s.min = s.min.min(cost);
+        s.max = s.max.max(cost);
+        let out = self.interp.output(0)?;
+        for (d, &v) in scores.iter_mut().zip(out) {
+            *d = v;
+        }
+        Ok(())
+    }
+}
