@@ -7,7 +7,7 @@
 //! arena) → [`emit`] (the runtime's own writer) → [`evaluate`] (the medq
 //! runtime on the bytes just written, against tract) → [`report`].
 //!
-//! [`convert`] runs it all; the `converter` binary is a thin CLI around it.
+//! [`convert()`] runs it all; the `converter` binary is a thin CLI around it.
 
 pub mod calibrate;
 pub mod convert;
