@@ -8,8 +8,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
-pub use cortex_m_semihosting::hprintln;
 use cortex_m_semihosting::debug;
+pub use cortex_m_semihosting::hprintln;
 
 /// Ends the QEMU run; the exit code reaches the shell (0 or 1).
 pub fn exit(success: bool) -> ! {

@@ -7,11 +7,13 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use medq::kernels::{self, conv_out_len, cortex_m as dsp, reference, ConvParams, FullyConnectedParams};
+use medq::kernels::{
+    self, conv_out_len, cortex_m as dsp, reference, ConvParams, FullyConnectedParams,
+};
 use medq_qemu_bench::{exit, hprintln, Rng};
 
-const CONV_CASES: u32 = 3000;
-const FC_CASES: u32 = 2000;
+const CONV_CASES: u32 = 6000;
+const FC_CASES: u32 = 4000;
 const SEED: u64 = 0x6d65_6471_2d64_7370; // "medq-dsp"
 
 const IN_CAP: usize = 8192;
@@ -45,7 +47,10 @@ struct Tally {
     dilated: u32,
     padded: u32,
     k_tail: u32,
+    /// DSP paths taken: single-channel rows, 4/2/1 columns, reference.
+    rows_path: u32,
     four_wide: u32,
+    two_wide: u32,
     one_wide: u32,
     fallback: u32,
     zp_extreme: u32,
@@ -86,13 +91,21 @@ fn main() -> ! {
     let invalid_ok = invalid_calls(b);
 
     hprintln!(
-        "conv: {} cases, {} MACs: 1-D {}, 2-D {}, depthwise {}, grouped {}, strided {}, dilated {}, padded {}, K%4!=0 {}; 4-column {}, 1-column {}, reference fallback {}; input zp at -128/127 {}",
+        "conv: {} cases, {} MACs: 1-D {}, 2-D {}, depthwise {}, grouped {}, strided {}, dilated {}, padded {}, K%4!=0 {}, input zp at -128/127 {}",
         conv.cases, conv.macs, conv.one_d, conv.two_d, conv.depthwise, conv.grouped, conv.strided,
-        conv.dilated, conv.padded, conv.k_tail, conv.four_wide, conv.one_wide, conv.fallback, conv.zp_extreme
+        conv.dilated, conv.padded, conv.k_tail, conv.zp_extreme
     );
     hprintln!(
-        "fc:   {} cases, {} MACs: K%4!=0 {}; 4-row {}, 1-row only {}, reference fallback {}; input zp at -128/127 {}",
-        fc.cases, fc.macs, fc.k_tail, fc.four_wide, fc.one_wide, fc.fallback, fc.zp_extreme
+        "      paths: single-channel rows {}, columns x4 {}, x2 {}, x1 {}, reference fallback {}",
+        conv.rows_path,
+        conv.four_wide,
+        conv.two_wide,
+        conv.one_wide,
+        conv.fallback
+    );
+    hprintln!(
+        "fc:   {} cases, {} MACs: K%4!=0 {}, input zp at -128/127 {}; paths: rows x4 {}, x2 {}, x1 {}, reference fallback {}",
+        fc.cases, fc.macs, fc.k_tail, fc.zp_extreme, fc.four_wide, fc.two_wide, fc.one_wide, fc.fallback
     );
     let failures = conv.failures + fc.failures + u32::from(!invalid_ok);
     if failures == 0 {
@@ -146,7 +159,11 @@ fn conv_case(rng: &mut Rng) -> Option<ConvParams> {
     } else {
         rng.usize(1, 33)
     };
-    let cout_g = if depthwise { rng.usize(1, 3) } else { rng.usize(1, 24) };
+    let cout_g = if depthwise {
+        rng.usize(1, 3)
+    } else {
+        rng.usize(1, 24)
+    };
     let (kh, sh, dh, pt, pb, in_h) = if two_d {
         (
             rng.usize(1, 5),
@@ -238,17 +255,48 @@ fn run_conv(rng: &mut Rng, p: &ConvParams, b: &mut Bufs, t: &mut Tally) {
     quant(rng, b, p.out_channels, k);
     b.want.fill(SENTINEL);
     b.got.fill(SENTINEL);
-    let (bias, m, s) = (&b.bias[..p.out_channels], &b.multiplier[..p.out_channels], &b.shift[..p.out_channels]);
-    reference::conv_s8(p, &b.input[..n_in], &b.weights[..n_w], bias, m, s, &mut b.want[..n_out]);
-    kernels::conv_s8(p, &b.input[..n_in], &b.weights[..n_w], bias, m, s, &mut b.got[..n_out]);
+    let (bias, m, s) = (
+        &b.bias[..p.out_channels],
+        &b.multiplier[..p.out_channels],
+        &b.shift[..p.out_channels],
+    );
+    reference::conv_s8(
+        p,
+        &b.input[..n_in],
+        &b.weights[..n_w],
+        bias,
+        m,
+        s,
+        &mut b.want[..n_out],
+    );
+    kernels::conv_s8(
+        p,
+        &b.input[..n_in],
+        &b.weights[..n_w],
+        bias,
+        m,
+        s,
+        &mut b.got[..n_out],
+    );
 
     t.cases += 1;
     t.macs += (n_out * k) as u64;
     if b.want != b.got {
         t.failures += 1;
         if t.failures <= 5 {
-            let at = b.want.iter().zip(&b.got).position(|(w, g)| w != g).unwrap_or(0);
-            hprintln!("conv MISMATCH at output {}: want {} got {}; {:?}", at, b.want[at], b.got[at], p);
+            let at = b
+                .want
+                .iter()
+                .zip(&b.got)
+                .position(|(w, g)| w != g)
+                .unwrap_or(0);
+            hprintln!(
+                "conv MISMATCH at output {}: want {} got {}; {:?}",
+                at,
+                b.want[at],
+                b.got[at],
+                p
+            );
         }
     }
     let one_d = p.in_h == 1 && p.kernel_h == 1 && p.out_h == 1;
@@ -260,17 +308,28 @@ fn run_conv(rng: &mut Rng, p: &ConvParams, b: &mut Bufs, t: &mut Tally) {
     t.dilated += u32::from(p.dilation_w > 1 || p.dilation_h > 1);
     t.padded += u32::from(p.pad_left > 0 || p.pad_top > 0 || p.out_w > p.in_w);
     t.k_tail += u32::from(k % 4 != 0);
-    classify(t, k, p.out_h * p.out_w, p.input_zero_point);
+    let rows_path = cin_g == 1
+        && p.kernel_h == 1
+        && p.dilation_w == 1
+        && p.kernel_w <= 8
+        && (p.out_w - 1) * p.stride_w + 2 * p.kernel_w.div_ceil(2) <= dsp::MAX_REDUCTION;
+    classify(t, k, p.out_h * p.out_w, p.input_zero_point, rows_path);
 }
 
-/// Which path the DSP kernel takes, from its documented limits.
-fn classify(t: &mut Tally, k: usize, columns: usize, zp: i32) {
+/// Which path the DSP kernel takes, from its documented limits (the
+/// column buffer holds `MAX_REDUCTION` lanes: one column of up to that
+/// reduction, two of half, four of a quarter).
+fn classify(t: &mut Tally, k: usize, columns: usize, zp: i32, rows_path: bool) {
     let zp_ok = (-128..=127).contains(&zp);
     let k4 = k.div_ceil(4) * 4;
     if !zp_ok || k4 > dsp::MAX_REDUCTION {
         t.fallback += 1;
-    } else if k4 <= dsp::MAX_REDUCTION / 4 && columns >= 4 {
+    } else if rows_path {
+        t.rows_path += 1;
+    } else if k4 <= dsp::MAX_REDUCTION / 4 && columns >= 3 {
         t.four_wide += 1;
+    } else if k4 <= dsp::MAX_REDUCTION / 2 && columns >= 2 {
+        t.two_wide += 1;
     } else {
         t.one_wide += 1;
     }
@@ -278,7 +337,11 @@ fn classify(t: &mut Tally, k: usize, columns: usize, zp: i32) {
 }
 
 fn fc_case(rng: &mut Rng) -> Option<FullyConnectedParams> {
-    let rows = if rng.chance(1, 2) { 1 } else { rng.usize(2, 11) };
+    let rows = if rng.chance(1, 2) {
+        1
+    } else {
+        rng.usize(2, 11)
+    };
     let k = match rng.range(0, 9) {
         0 => rng.usize(1, 8),
         1 => rng.usize(400, 600),
@@ -310,20 +373,47 @@ fn run_fc(rng: &mut Rng, p: &FullyConnectedParams, b: &mut Bufs, t: &mut Tally) 
     b.want.fill(SENTINEL);
     b.got.fill(SENTINEL);
     let (bias, m, s) = (&b.bias[..n], &b.multiplier[..n], &b.shift[..n]);
-    reference::fully_connected_s8(p, &b.input[..n_in], &b.weights[..n_w], bias, m, s, &mut b.want[..n_out]);
-    kernels::fully_connected_s8(p, &b.input[..n_in], &b.weights[..n_w], bias, m, s, &mut b.got[..n_out]);
+    reference::fully_connected_s8(
+        p,
+        &b.input[..n_in],
+        &b.weights[..n_w],
+        bias,
+        m,
+        s,
+        &mut b.want[..n_out],
+    );
+    kernels::fully_connected_s8(
+        p,
+        &b.input[..n_in],
+        &b.weights[..n_w],
+        bias,
+        m,
+        s,
+        &mut b.got[..n_out],
+    );
 
     t.cases += 1;
     t.macs += (n_out * k) as u64;
     if b.want != b.got {
         t.failures += 1;
         if t.failures <= 5 {
-            let at = b.want.iter().zip(&b.got).position(|(w, g)| w != g).unwrap_or(0);
-            hprintln!("fc MISMATCH at output {}: want {} got {}; {:?}", at, b.want[at], b.got[at], p);
+            let at = b
+                .want
+                .iter()
+                .zip(&b.got)
+                .position(|(w, g)| w != g)
+                .unwrap_or(0);
+            hprintln!(
+                "fc MISMATCH at output {}: want {} got {}; {:?}",
+                at,
+                b.want[at],
+                b.got[at],
+                p
+            );
         }
     }
     t.k_tail += u32::from(k % 4 != 0);
-    classify(t, k, p.rows, p.input_zero_point);
+    classify(t, k, p.rows, p.input_zero_point, false);
 }
 
 /// Calls that break a precondition leave the output untouched, as in the
@@ -364,12 +454,28 @@ fn invalid_calls(b: &mut Bufs) -> bool {
         ConvParams { out_w: 11, ..p },
     ] {
         b.got.fill(SENTINEL);
-        kernels::conv_s8(&bad, &b.input[..40], &b.weights[..48], q.0, q.1, q.2, &mut b.got[..40]);
+        kernels::conv_s8(
+            &bad,
+            &b.input[..40],
+            &b.weights[..48],
+            q.0,
+            q.1,
+            q.2,
+            &mut b.got[..40],
+        );
         ok &= b.got.iter().all(|&y| y == SENTINEL);
     }
     // Valid: interior outputs sum 4 channels × 3 taps of (9 − 3) = 72; the
     // edges lose a tap to padding: 48.
-    kernels::conv_s8(&p, &b.input[..40], &b.weights[..48], q.0, q.1, q.2, &mut b.got[..40]);
+    kernels::conv_s8(
+        &p,
+        &b.input[..40],
+        &b.weights[..48],
+        q.0,
+        q.1,
+        q.2,
+        &mut b.got[..40],
+    );
     ok &= b.got[..10] == [48, 72, 72, 72, 72, 72, 72, 72, 72, 48];
     let fp = FullyConnectedParams {
         rows: 1,
@@ -381,10 +487,26 @@ fn invalid_calls(b: &mut Bufs) -> bool {
         act_max: 127,
     };
     b.got.fill(SENTINEL);
-    kernels::fully_connected_s8(&fp, &b.input[..39], &b.weights[..40], q.0, q.1, q.2, &mut b.got[..1]);
+    kernels::fully_connected_s8(
+        &fp,
+        &b.input[..39],
+        &b.weights[..40],
+        q.0,
+        q.1,
+        q.2,
+        &mut b.got[..1],
+    );
     ok &= b.got[0] == SENTINEL;
     // Valid: 40 · 6 = 240 saturates to 127.
-    kernels::fully_connected_s8(&fp, &b.input[..40], &b.weights[..40], &q.0[..1], &q.1[..1], &q.2[..1], &mut b.got[..1]);
+    kernels::fully_connected_s8(
+        &fp,
+        &b.input[..40],
+        &b.weights[..40],
+        &q.0[..1],
+        &q.1[..1],
+        &q.2[..1],
+        &mut b.got[..1],
+    );
     ok &= b.got[0] == 127;
     if !ok {
         hprintln!("invalid-call checks FAILED");

@@ -9,7 +9,9 @@
 use core::hint::black_box;
 
 use cortex_m_rt::entry;
-use medq::kernels::{self, conv_out_len, cortex_m as dsp, reference, ConvParams, FullyConnectedParams};
+use medq::kernels::{
+    self, conv_out_len, cortex_m as dsp, reference, ConvParams, FullyConnectedParams,
+};
 use medq_qemu_bench::{exit, hprintln, Counter, Rng};
 
 const REPS: u32 = 10;
@@ -106,13 +108,34 @@ fn main() -> ! {
     conv2d.kernel_h = 3;
     conv2d.pad_top = 1;
     let rows = [
-        Row { name: "Conv1d 1->16 k7 /140", layer: Layer::Conv(conv1d(1, 16, 7, 140, 3, 1)) },
-        Row { name: "Conv1d 16->32 k5 /70", layer: Layer::Conv(conv1d(16, 32, 5, 70, 2, 1)) },
-        Row { name: "Conv1d 32->32 k3 /35", layer: Layer::Conv(conv1d(32, 32, 3, 35, 1, 1)) },
-        Row { name: "FC 32->5", layer: Layer::Fc(fc(32, 5)) },
-        Row { name: "(extra) Conv2d 8->16 3x3 /16x16", layer: Layer::Conv(conv2d) },
-        Row { name: "(extra) DW Conv1d 32 k5 /70", layer: Layer::Conv(conv1d(32, 32, 5, 70, 2, 32)) },
-        Row { name: "(extra) FC 272->5", layer: Layer::Fc(fc(272, 5)) },
+        Row {
+            name: "Conv1d 1->16 k7 /140",
+            layer: Layer::Conv(conv1d(1, 16, 7, 140, 3, 1)),
+        },
+        Row {
+            name: "Conv1d 16->32 k5 /70",
+            layer: Layer::Conv(conv1d(16, 32, 5, 70, 2, 1)),
+        },
+        Row {
+            name: "Conv1d 32->32 k3 /35",
+            layer: Layer::Conv(conv1d(32, 32, 3, 35, 1, 1)),
+        },
+        Row {
+            name: "FC 32->5",
+            layer: Layer::Fc(fc(32, 5)),
+        },
+        Row {
+            name: "(extra) Conv2d 8->16 3x3 /16x16",
+            layer: Layer::Conv(conv2d),
+        },
+        Row {
+            name: "(extra) DW Conv1d 32 k5 /70",
+            layer: Layer::Conv(conv1d(32, 32, 5, 70, 2, 32)),
+        },
+        Row {
+            name: "(extra) FC 272->5",
+            layer: Layer::Fc(fc(272, 5)),
+        },
     ];
 
     let mut rng = Rng::new(0x1c0_u64);
@@ -120,7 +143,13 @@ fn main() -> ! {
     let (mut tot_ref, mut tot_dsp, mut tot_macs) = (0u64, 0u64, 0u64);
     hprintln!(
         "{:<32} {:>8} {:>10} {:>8} {:>10} {:>8} {:>7}",
-        "layer", "MACs", "ref instr", "ref/MAC", "DSP instr", "DSP/MAC", "speedup"
+        "layer",
+        "MACs",
+        "ref instr",
+        "ref/MAC",
+        "DSP instr",
+        "DSP/MAC",
+        "speedup"
     );
     for row in &rows {
         let (macs, r, d, same) = match &row.layer {
@@ -170,7 +199,10 @@ impl core::fmt::Display for Ratio {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         use core::fmt::Write;
         let hundredths = (self.0 * 100 + self.1 / 2) / self.1.max(1);
-        let mut s = Small { buf: [0; 24], len: 0 };
+        let mut s = Small {
+            buf: [0; 24],
+            len: 0,
+        };
         write!(s, "{}.{:02}", hundredths / 100, hundredths % 100)?;
         f.pad(core::str::from_utf8(&s.buf[..s.len]).unwrap_or("?"))
     }
@@ -202,7 +234,12 @@ fn quant(rng: &mut Rng, b: &mut Bufs, n: usize, k: usize) {
     }
 }
 
-fn measure_conv(counter: &Counter, rng: &mut Rng, b: &mut Bufs, p: &ConvParams) -> (u64, u64, u64, bool) {
+fn measure_conv(
+    counter: &Counter,
+    rng: &mut Rng,
+    b: &mut Bufs,
+    p: &ConvParams,
+) -> (u64, u64, u64, bool) {
     let k = p.in_channels / p.groups * p.kernel_h * p.kernel_w;
     let n_in = p.in_channels * p.in_h * p.in_w;
     let n_w = p.out_channels * k;
@@ -219,15 +256,36 @@ fn measure_conv(counter: &Counter, rng: &mut Rng, b: &mut Bufs, p: &ConvParams) 
     let (bias, m, s) = (&b.bias[..oc], &b.multiplier[..oc], &b.shift[..oc]);
     let (want, got) = (&mut b.want[..n_out], &mut b.got[..n_out]);
     let r = counter.instructions(REPS, || {
-        reference::conv_s8(black_box(p), black_box(x), w, bias, m, s, black_box(&mut *want))
+        reference::conv_s8(
+            black_box(p),
+            black_box(x),
+            w,
+            bias,
+            m,
+            s,
+            black_box(&mut *want),
+        )
     });
     let d = counter.instructions(REPS, || {
-        kernels::conv_s8(black_box(p), black_box(x), w, bias, m, s, black_box(&mut *got))
+        kernels::conv_s8(
+            black_box(p),
+            black_box(x),
+            w,
+            bias,
+            m,
+            s,
+            black_box(&mut *got),
+        )
     });
     ((n_out * k) as u64, r, d, want == got)
 }
 
-fn measure_fc(counter: &Counter, rng: &mut Rng, b: &mut Bufs, p: &FullyConnectedParams) -> (u64, u64, u64, bool) {
+fn measure_fc(
+    counter: &Counter,
+    rng: &mut Rng,
+    b: &mut Bufs,
+    p: &FullyConnectedParams,
+) -> (u64, u64, u64, bool) {
     let (k, n) = (p.in_features, p.out_features);
     rng.fill_i8(&mut b.input[..k]);
     rng.fill_i8(&mut b.weights[..n * k]);
@@ -236,10 +294,26 @@ fn measure_fc(counter: &Counter, rng: &mut Rng, b: &mut Bufs, p: &FullyConnected
     let (bias, m, s) = (&b.bias[..n], &b.multiplier[..n], &b.shift[..n]);
     let (want, got) = (&mut b.want[..n], &mut b.got[..n]);
     let r = counter.instructions(REPS, || {
-        reference::fully_connected_s8(black_box(p), black_box(x), w, bias, m, s, black_box(&mut *want))
+        reference::fully_connected_s8(
+            black_box(p),
+            black_box(x),
+            w,
+            bias,
+            m,
+            s,
+            black_box(&mut *want),
+        )
     });
     let d = counter.instructions(REPS, || {
-        kernels::fully_connected_s8(black_box(p), black_box(x), w, bias, m, s, black_box(&mut *got))
+        kernels::fully_connected_s8(
+            black_box(p),
+            black_box(x),
+            w,
+            bias,
+            m,
+            s,
+            black_box(&mut *got),
+        )
     });
     ((k * n) as u64, r, d, want == got)
 }

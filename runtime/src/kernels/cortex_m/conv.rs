@@ -1,0 +1,846 @@
+//! Convolution: im2col into `i16` columns, then one weight row against four
+//! columns (output positions) per pass; or, for one input channel per group,
+//! tap pairs slid along a widened input row.
+
+use super::dsp::{smlad, splat16};
+use super::{
+    act_ok, axis_ok, run_block, widen_into, zeroed_prefix, zp_byte, Epilogue, Requant, Taps,
+};
+use super::{COL_WORDS, MAX_GROUPS_X1, MAX_GROUPS_X2, MAX_GROUPS_X4, SCRATCH_WORDS};
+use crate::kernels::{reference, ConvParams};
+use core::mem::MaybeUninit;
+
+/// [`reference::conv_s8`], bit for bit, on the DSP extension.
+///
+/// Same arguments, layout and preconditions. For each group, four output
+/// positions at a time, the windows are gathered (padding as the input zero
+/// point) and widened to `x − zp` in `i16`; then every output channel of the
+/// group runs its weight row over the four columns, 4 taps per `SXTB16`
+/// pair and 2 per `SMLAD`. The 1-D case is `H = 1`.
+///
+/// With one input channel per group (depthwise, or a single-channel input)
+/// and `kH = 1`, `kW ≤ 8`, no W dilation, the reduction is too short for
+/// columns to pay off; then each input row is widened once and every output
+/// is a few `SMLAD`s over pairs of adjacent lanes.
+///
+/// Falls back to the reference kernel (which returns early on a failed
+/// precondition) unless the preconditions hold, the input zero point is in
+/// `i8`, and the reduction `C_in/groups · kH · kW` is in
+/// `1..=`[`MAX_REDUCTION`](super::MAX_REDUCTION).
+#[inline(never)]
+pub fn conv_s8_dsp(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) {
+    let Some(g) = Geometry::new(p, input, weights, bias, multiplier, shift, output) else {
+        reference::conv_s8(p, input, weights, bias, multiplier, shift, output);
+        return;
+    };
+    let mut col_buf = MaybeUninit::<[u32; COL_WORDS]>::uninit();
+    if let Some(span) = g.row_path(p) {
+        let io = Operands {
+            input,
+            weights,
+            bias,
+            multiplier,
+            shift,
+        };
+        let col = zeroed_prefix(&mut col_buf, span.div_ceil(2));
+        conv_rows(p, &g, io, output, span, col);
+        return;
+    }
+    let widest = if g.groups4 <= MAX_GROUPS_X4 {
+        4
+    } else if g.groups4 <= MAX_GROUPS_X2 {
+        2
+    } else {
+        1
+    };
+    let col = zeroed_prefix(&mut col_buf, widest * 2 * g.groups4);
+    // Staging needs `k + 8` bytes, a block's sums 4 words per channel.
+    let mut scratch_buf = MaybeUninit::<[u32; SCRATCH_WORDS]>::uninit();
+    let scratch = zeroed_prefix(&mut scratch_buf, (g.k + 8).div_ceil(4).max(4 * g.cout_g));
+    let mut ep = Epilogue {
+        zp: p.output_zero_point,
+        act_min: p.act_min,
+        act_max: p.act_max,
+        oc_stride: g.out_plane,
+        col_stride: 1,
+        valid: 4,
+    };
+    let per_group = output
+        .chunks_exact_mut(g.cout_g * g.out_plane)
+        .zip(bias.chunks_exact(g.cout_g))
+        .zip(multiplier.chunks_exact(g.cout_g))
+        .zip(shift.chunks_exact(g.cout_g))
+        .enumerate();
+    for (grp, (((out_group, b), m), s)) in per_group {
+        let in_group = input.get(grp * g.cin_g * g.in_plane..).unwrap_or(&[]);
+        // From the group's first weight row to the end of the tensor.
+        let w_group = weights.get(grp * g.cout_g * g.k..).unwrap_or(&[]);
+        let mut pos = 0;
+        while pos < g.out_plane {
+            let left = g.out_plane - pos;
+            let nc = block_width(left, widest);
+            ep.valid = left.min(nc);
+            g.build_columns(p, in_group, pos, ep.valid, nc, col, scratch);
+            let (k, g4, q) = (g.k, g.groups4, (b, m, s));
+            match nc {
+                4 => run_block::<4>(col, w_group, k, g4, q, &ep, out_group, pos, scratch),
+                2 => run_block::<2>(col, w_group, k, g4, q, &ep, out_group, pos, scratch),
+                _ => run_block::<1>(col, w_group, k, g4, q, &ep, out_group, pos, scratch),
+            }
+            pos += ep.valid;
+        }
+    }
+}
+
+/// Columns per block with `left` positions to go: as many as the buffer
+/// allows, except that 3 run as 4 (one discarded, cheaper than 2 + 1) and
+/// 2 or 1 as themselves.
+pub(super) fn block_width(left: usize, widest: usize) -> usize {
+    match left {
+        0 | 1 => 1,
+        2 => widest.min(2),
+        _ => widest,
+    }
+}
+
+/// Derived sizes, valid once [`Geometry::new`] has checked the call.
+struct Geometry {
+    cin_g: usize,
+    cout_g: usize,
+    in_plane: usize,
+    out_plane: usize,
+    /// Reduction length `cin_g · kH · kW` (≥ 1).
+    k: usize,
+    /// `ceil(k / 4)`.
+    groups4: usize,
+    zp: i8,
+    offset: u32,
+}
+
+/// The read-only arguments of a convolution.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    input: &'a [i8],
+    weights: &'a [i8],
+    bias: &'a [i32],
+    multiplier: &'a [i32],
+    shift: &'a [i32],
+}
+
+/// Tap pairs per kernel row on the single-channel path: `ceil(kW/2)`, at
+/// least 2 (a kernel of 1 or 2 taps runs with a zero pair, which saves a
+/// specialization), at most 4.
+fn row_pairs(kernel_w: usize) -> usize {
+    kernel_w.div_ceil(2).max(2)
+}
+const ROW_MAX_PAIRS: usize = 4;
+
+/// The single-channel path: one input channel per group (depthwise, or a
+/// 1-channel input such as a raw ECG lead), `kH = 1`, no dilation along W,
+/// `kW ≤ 8`. There the im2col columns would be as long as the reduction is
+/// short; instead each input row is widened once into a zero-padded `i16`
+/// row, and every output is `bias + Σ_j SMLAD(w pair j, lanes o·stride + 2j,
+/// +1)`, the pair of lanes being one unaligned word load.
+fn conv_rows(
+    p: &ConvParams,
+    g: &Geometry,
+    io: Operands<'_>,
+    output: &mut [i8],
+    span: usize,
+    col: &mut [u32],
+) {
+    let Operands {
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+    } = io;
+    let Ok(lanes) = bytemuck::try_cast_slice_mut::<u32, i16>(col) else {
+        return;
+    };
+    let Some(lanes) = lanes.get_mut(..span) else {
+        return;
+    };
+    let (kw, zp) = (p.kernel_w, p.input_zero_point);
+    let full_range = p.act_min == -128 && p.act_max == 127;
+    let per_oc = output
+        .chunks_exact_mut(g.out_plane)
+        .zip(weights.chunks_exact(kw))
+        .zip(bias.iter().zip(multiplier).zip(shift))
+        .enumerate();
+    let mut row_of = usize::MAX;
+    for (oc, ((out_oc, w), ((&b, &m), &s))) in per_oc {
+        // Tap pairs (w[2j], w[2j+1]) as i16 lanes; missing taps are 0.
+        let mut pairs = [0u32; ROW_MAX_PAIRS];
+        for (pair, w2) in pairs.iter_mut().zip(w.chunks(2)) {
+            let lo = w2.first().map_or(0, |&v| i32::from(v));
+            let hi = w2.get(1).map_or(0, |&v| i32::from(v));
+            *pair = (lo as u32 & 0xffff) | ((hi as u32) << 16);
+        }
+        let row = RowOut {
+            bias: b,
+            rq: Requant::new(m, s),
+            zp: p.output_zero_point,
+            act_min: p.act_min,
+            act_max: p.act_max,
+        };
+        let chan = oc / g.cout_g;
+        for (oy, out_row) in out_oc.chunks_exact_mut(p.out_w).enumerate() {
+            // Widen the input row this output row reads, unless it is the
+            // one already in `lanes` (the next output channel of the group
+            // usually reads the same rows as this one, in the same order).
+            let key = chan * p.out_h + oy;
+            if row_of != key {
+                widen_row(p, g, input, chan, oy, zp, lanes);
+                row_of = key;
+            }
+            // Without a fused activation the clamp bounds are constants
+            // (one `SSAT`).
+            let st = p.stride_w;
+            match (row_pairs(kw), full_range) {
+                (2, true) => row_dot::<2, true>(lanes, st, &pairs, &row, out_row),
+                (2, false) => row_dot::<2, false>(lanes, st, &pairs, &row, out_row),
+                (3, true) => row_dot::<3, true>(lanes, st, &pairs, &row, out_row),
+                (3, false) => row_dot::<3, false>(lanes, st, &pairs, &row, out_row),
+                (_, true) => row_dot::<4, true>(lanes, st, &pairs, &row, out_row),
+                (_, false) => row_dot::<4, false>(lanes, st, &pairs, &row, out_row),
+            }
+        }
+    }
+}
+
+/// What [`row_dot`] adds to and does with its sums.
+struct RowOut {
+    bias: i32,
+    rq: Requant,
+    zp: i32,
+    act_min: i32,
+    act_max: i32,
+}
+
+/// `out[o] = requantize(bias + Σ_{j<J} SMLAD(pairs[j], lanes o·stride + 2j,
+/// +1))`, clamped to `i8` (`FULL`) or the activation window. Out of line,
+/// so the pairs and the requantization stay in registers.
+#[inline(never)]
+fn row_dot<const J: usize, const FULL: bool>(
+    lanes: &[i16],
+    stride: usize,
+    pairs: &[u32; ROW_MAX_PAIRS],
+    r: &RowOut,
+    out: &mut [i8],
+) {
+    let RowOut {
+        bias,
+        rq,
+        zp,
+        act_min,
+        act_max,
+    } = *r;
+    let (lo, hi) = if FULL {
+        (-128, 127)
+    } else {
+        (act_min, act_max)
+    };
+    // Every window is `2J` lanes long, so the pair reads need no checks.
+    if stride == 1 {
+        for (y, win) in out.iter_mut().zip(lanes.windows(2 * J)) {
+            *y = rq.apply(dot_pairs::<J>(win, pairs, bias), zp, lo, hi);
+        }
+    } else {
+        for (y, win) in out.iter_mut().zip(lanes.windows(2 * J).step_by(stride)) {
+            *y = rq.apply(dot_pairs::<J>(win, pairs, bias), zp, lo, hi);
+        }
+    }
+}
+
+/// `acc + Σ_{j<J} SMLAD(pairs[j], lanes 2j, 2j + 1 of win)`, written out
+/// (size-optimized builds do not unroll even a 2-trip loop).
+#[inline(always)]
+fn dot_pairs<const J: usize>(win: &[i16], pairs: &[u32; ROW_MAX_PAIRS], acc: i32) -> i32 {
+    let [p0, p1, p2, p3] = *pairs;
+    let mut acc = smlad(p0, lane_pair(win, 0), acc);
+    acc = smlad(p1, lane_pair(win, 2), acc);
+    if J >= 3 {
+        acc = smlad(p2, lane_pair(win, 4), acc);
+    }
+    if J >= 4 {
+        acc = smlad(p3, lane_pair(win, 6), acc);
+    }
+    acc
+}
+
+/// Lanes `i` and `i + 1` of `x` as one word (low lane first), 0 past the end.
+#[inline(always)]
+fn lane_pair(x: &[i16], i: usize) -> u32 {
+    match x.get(i..i + 2) {
+        Some(&[lo, hi]) => u32::from(lo as u16) | (u32::from(hi as u16) << 16),
+        _ => 0,
+    }
+}
+
+/// Lane `i` = input `[chan, iy, i − pad_left] − zp` for the row `iy` output
+/// row `oy` reads, 0 in the padding (and for a row entirely in it).
+fn widen_row(
+    p: &ConvParams,
+    g: &Geometry,
+    input: &[i8],
+    chan: usize,
+    oy: usize,
+    zp: i32,
+    lanes: &mut [i16],
+) {
+    for l in lanes.iter_mut() {
+        *l = 0;
+    }
+    let ty = Taps::new(oy, p.stride_h, p.dilation_h, p.pad_top, 1, p.in_h);
+    if ty.hi <= ty.lo {
+        return;
+    }
+    let start = chan * g.in_plane + ty.first * p.in_w;
+    let row = input.get(start..start + p.in_w).unwrap_or(&[]);
+    let dst = lanes.get_mut(p.pad_left..).unwrap_or(&mut []);
+    for (l, &x) in dst.iter_mut().zip(row) {
+        // x − zp fits i16 for a zero point in i8.
+        *l = (i32::from(x) - zp) as i16;
+    }
+}
+
+impl Geometry {
+    /// The padded row length for [`conv_rows`], when it applies: output `o`
+    /// reads lanes `o·stride .. o·stride + 2·pairs`, and the row must fit
+    /// the column buffer.
+    fn row_path(&self, p: &ConvParams) -> Option<usize> {
+        let pairs = row_pairs(p.kernel_w);
+        if self.cin_g != 1 || p.kernel_h != 1 || p.dilation_w != 1 || pairs > ROW_MAX_PAIRS {
+            return None;
+        }
+        let span = (p.out_w - 1)
+            .checked_mul(p.stride_w)?
+            .checked_add(2 * pairs)?;
+        (span <= 2 * COL_WORDS).then_some(span)
+    }
+
+    /// `None` when the reference kernel must handle the call: the same
+    /// preconditions as `reference::conv_s8`, plus the limits of this kernel.
+    fn new(
+        p: &ConvParams,
+        input: &[i8],
+        weights: &[i8],
+        bias: &[i32],
+        multiplier: &[i32],
+        shift: &[i32],
+        output: &[i8],
+    ) -> Option<Geometry> {
+        let groups_ok =
+            p.groups != 0 && p.in_channels % p.groups == 0 && p.out_channels % p.groups == 0;
+        if !groups_ok
+            || !act_ok(p.act_min, p.act_max)
+            || !axis_ok(
+                p.out_h,
+                p.stride_h,
+                p.kernel_h,
+                p.dilation_h,
+                p.pad_top,
+                p.in_h,
+            )
+            || !axis_ok(
+                p.out_w,
+                p.stride_w,
+                p.kernel_w,
+                p.dilation_w,
+                p.pad_left,
+                p.in_w,
+            )
+        {
+            return None;
+        }
+        let cin_g = p.in_channels / p.groups;
+        let k = cin_g.checked_mul(p.kernel_h)?.checked_mul(p.kernel_w)?;
+        let in_plane = p.in_h.checked_mul(p.in_w)?;
+        let out_plane = p.out_h.checked_mul(p.out_w)?;
+        let lens_ok = p.in_channels.checked_mul(in_plane) == Some(input.len())
+            && p.out_channels.checked_mul(k) == Some(weights.len())
+            && p.out_channels.checked_mul(out_plane) == Some(output.len())
+            && bias.len() == p.out_channels
+            && multiplier.len() == p.out_channels
+            && shift.len() == p.out_channels;
+        let groups4 = k.div_ceil(4);
+        if !lens_ok || output.is_empty() || k == 0 || groups4 > MAX_GROUPS_X1 {
+            return None;
+        }
+        let zp = zp_byte(p.input_zero_point)?;
+        Some(Geometry {
+            cin_g,
+            cout_g: p.out_channels / p.groups,
+            in_plane,
+            out_plane,
+            k,
+            groups4,
+            zp,
+            offset: splat16(-p.input_zero_point),
+        })
+    }
+
+    /// The columns of output positions `pos..pos + valid` in the first
+    /// `valid` of `nc` slots, staged in `scratch`. Slots past `valid` are
+    /// left as they are: their sums are discarded.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn build_columns(
+        &self,
+        p: &ConvParams,
+        in_group: &[i8],
+        pos: usize,
+        valid: usize,
+        nc: usize,
+        col: &mut [u32],
+        scratch: &mut [u32],
+    ) {
+        let Ok(stage) = bytemuck::try_cast_slice_mut::<u32, i8>(scratch) else {
+            return;
+        };
+        for slot in 0..valid.min(nc) {
+            self.stage_window(p, in_group, pos + slot, stage);
+            let src = stage.get(..self.k).unwrap_or(&[]);
+            widen_into(src, self.zp, self.offset, col, slot, nc, self.groups4);
+        }
+    }
+
+    /// Writes the `k` window values of output position `pos` (row-major over
+    /// `out_h × out_w`) in weight order `[ic][ky][kx]`, padding as `zp`.
+    /// `stage` needs 8 bytes of slack past `k`.
+    #[inline(always)]
+    fn stage_window(&self, p: &ConvParams, in_group: &[i8], pos: usize, stage: &mut [i8]) {
+        let (oy, ox) = (pos / p.out_w, pos % p.out_w);
+        let ty = Taps::new(oy, p.stride_h, p.dilation_h, p.pad_top, p.kernel_h, p.in_h);
+        let tx = Taps::new(ox, p.stride_w, p.dilation_w, p.pad_left, p.kernel_w, p.in_w);
+        let kw = p.kernel_w;
+        let mut done = 0;
+        if ty.lo == 0 && ty.hi == p.kernel_h && tx.hi > tx.lo && p.dilation_w == 1 && kw <= 8 {
+            // Every row has the same taps, contiguous: word copies.
+            let first = ty.first * p.in_w + tx.first;
+            let row_step = p.dilation_h * p.in_w;
+            done = if kw <= 4 {
+                self.stage_rows::<4>(in_group, first, row_step, p.kernel_h, kw, tx, stage)
+            } else {
+                self.stage_rows::<8>(in_group, first, row_step, p.kernel_h, kw, tx, stage)
+            };
+        }
+        // Whatever is left (windows in the top/bottom padding, dilated or
+        // wide rows, the last channels at the very end of the input): bytes.
+        let mut rows = stage.chunks_exact_mut(kw).skip(done * p.kernel_h);
+        for icg in done..self.cin_g {
+            // Empty when the input is (then every tap is padding).
+            let chan = in_group.get(icg * self.in_plane..).unwrap_or(&[]);
+            for ky in 0..p.kernel_h {
+                let Some(row) = rows.next() else {
+                    return;
+                };
+                let (src, taps) = if ky >= ty.lo && ky < ty.hi {
+                    let iy = ty.first + (ky - ty.lo) * p.dilation_h;
+                    (chan.get(iy * p.in_w + tx.first..).unwrap_or(&[]), tx)
+                } else {
+                    (
+                        &[][..],
+                        Taps {
+                            lo: 0,
+                            hi: 0,
+                            first: 0,
+                        },
+                    )
+                };
+                fill_row(row, src, taps, p.dilation_w, self.zp);
+            }
+        }
+    }
+
+    /// Stages the leading channels of a window whose rows all have the
+    /// same contiguous taps `tx` (`kw ≤ W ≤ 8`), with `W`-byte copies, and
+    /// returns how many channels it did: those whose `W`-byte reads stay
+    /// inside `in_group` (all but, at the very end of the input, the last).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn stage_rows<const W: usize>(
+        &self,
+        in_group: &[i8],
+        first: usize,
+        row_step: usize,
+        kh: usize,
+        kw: usize,
+        tx: Taps,
+        stage: &mut [i8],
+    ) -> usize {
+        let (cin_g, in_plane) = (self.cin_g, self.in_plane);
+        // Channel `c` reads up to `first + c·in_plane + (kh−1)·row_step + W`.
+        let Some(reach) = (kh - 1)
+            .checked_mul(row_step)
+            .and_then(|r| r.checked_add(first)?.checked_add(W))
+        else {
+            return 0;
+        };
+        let Some(room) = in_group.len().checked_sub(reach) else {
+            return 0;
+        };
+        // Usually every channel fits; the division only near the end.
+        let chans = if room >= (cin_g - 1) * in_plane {
+            cin_g
+        } else {
+            room / in_plane.max(1) + 1
+        };
+        // The last row writes up to its start + max(lo + W, hi + 8).
+        let last_row = (chans * kh).saturating_sub(1) * kw;
+        let (lo, hi) = (tx.lo, tx.hi);
+        if chans == 0 || lo >= hi || hi > kw || last_row + (lo + W).max(hi + 8) > stage.len() {
+            return 0;
+        }
+        let rows = Rows {
+            chans,
+            rows: kh,
+            plane: in_plane,
+            row_step,
+            kw,
+            lo,
+            hi,
+            zp: self.zp,
+        };
+        let src = in_group.as_ptr().wrapping_add(first);
+        // SAFETY: row `r` of channel `c` reads `src + c·in_plane +
+        // r·row_step ..+W`, which ends by `reach + c·in_plane ≤
+        // in_group.len()` for `c < chans`; it writes within
+        // `(c·kh + r)·kw ..+ max(lo + W, hi + 8)`, which ends by
+        // `stage.len()` (both checked above).
+        unsafe { copy_rows::<W>(src, stage.as_mut_ptr(), &rows) };
+        chans
+    }
+}
+
+/// What [`copy_rows`] copies.
+struct Rows {
+    chans: usize,
+    rows: usize,
+    plane: usize,
+    row_step: usize,
+    kw: usize,
+    lo: usize,
+    hi: usize,
+    zp: i8,
+}
+
+/// For `c < chans`, `r < rows`: the kernel row at `dst + (c·rows + r)·kw`
+/// gets `W` bytes of `src + c·plane + r·row_step` at offset `lo`, and the
+/// padding `[0, lo)` and `[hi, kw)` is `zp` (written 8 bytes at a time; the
+/// excess past `kw` is overwritten by the next row, or lies past `k`). Out
+/// of line, so the loops have the registers to themselves.
+///
+/// # Safety
+///
+/// Every such read (`W` bytes) must lie inside one slice, and every write
+/// (`lo + W` and, with padding, `hi + 8` bytes from the row start) inside
+/// another, distinct, exclusively borrowed one.
+#[inline(never)]
+unsafe fn copy_rows<const W: usize>(src: *const i8, dst: *mut i8, g: &Rows) {
+    let pad = [g.zp; 8];
+    let mut chan = src;
+    let mut d = dst;
+    if g.lo == 0 && g.hi == g.kw && g.rows == 1 {
+        // The common case: 1-D, away from the edges.
+        for _ in 0..g.chans {
+            // SAFETY: in bounds and non-overlapping by the contract above;
+            // the accesses are unaligned ones.
+            unsafe {
+                let v = chan.cast::<[i8; W]>().read_unaligned();
+                d.cast::<[i8; W]>().write_unaligned(v);
+            }
+            chan = chan.wrapping_add(g.plane);
+            d = d.wrapping_add(g.kw);
+        }
+        return;
+    }
+    for _ in 0..g.chans {
+        let mut s = chan;
+        for _ in 0..g.rows {
+            // SAFETY: as above.
+            unsafe {
+                if g.lo > 0 {
+                    d.cast::<[i8; 8]>().write_unaligned(pad);
+                }
+                let v = s.cast::<[i8; W]>().read_unaligned();
+                d.add(g.lo).cast::<[i8; W]>().write_unaligned(v);
+                if g.hi < g.kw {
+                    d.add(g.hi).cast::<[i8; 8]>().write_unaligned(pad);
+                }
+            }
+            s = s.wrapping_add(g.row_step);
+            d = d.wrapping_add(g.kw);
+        }
+        chan = chan.wrapping_add(g.plane);
+    }
+}
+
+/// One kernel row: taps before `tx.lo` and from `tx.hi` are padding, the
+/// rest read `src` every `dilation` bytes. (Plain loops rather than `fill`
+/// and `copy_from_slice`, which become `memset`/`memcpy` calls that cost
+/// more than these few bytes.)
+#[inline(always)]
+fn fill_row(row: &mut [i8], src: &[i8], tx: Taps, dilation: usize, zp: i8) {
+    let Some((head, rest)) = row.split_at_mut_checked(tx.lo) else {
+        return;
+    };
+    let Some((valid, tail)) = rest.split_at_mut_checked(tx.hi.saturating_sub(tx.lo)) else {
+        return;
+    };
+    for d in head.iter_mut().chain(tail.iter_mut()) {
+        *d = zp;
+    }
+    let mut taps = src.iter().step_by(dilation.max(1));
+    for d in valid {
+        *d = taps.next().copied().unwrap_or(zp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// A conv call with consistent geometry and random data.
+    #[derive(Debug, Clone)]
+    struct Case {
+        p: ConvParams,
+        input: Vec<i8>,
+        weights: Vec<i8>,
+        bias: Vec<i32>,
+        multiplier: Vec<i32>,
+        shift: Vec<i32>,
+    }
+
+    fn axis(
+        max_in: usize,
+        max_k: usize,
+    ) -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize)> {
+        (
+            1..=max_in,
+            1..=max_k,
+            1usize..=3,
+            1usize..=3,
+            0usize..=3,
+            0usize..=3,
+        )
+            .prop_filter_map("window longer than padded input", |(i, k, s, d, pb, pe)| {
+                crate::kernels::conv_out_len(i, k, s, d, pb, pe).map(|o| (i, k, s, d, pb, o))
+            })
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        let flat = Just((1usize, 1usize, 1usize, 1usize, 0usize, 1usize));
+        let h = prop_oneof![flat, axis(6, 3)];
+        (
+            h,
+            axis(40, 9),
+            1usize..=4,
+            1usize..=12,
+            1usize..=8,
+            any::<u64>(),
+        )
+            .prop_flat_map(|(h, w, groups, cin_g, cout_g, seed)| {
+                // Depthwise a third of the time.
+                let cin_g = if seed % 3 == 0 { 1 } else { cin_g };
+                let p = ConvParams {
+                    in_channels: groups * cin_g,
+                    in_h: h.0,
+                    in_w: w.0,
+                    out_channels: groups * cout_g,
+                    out_h: h.5,
+                    out_w: w.5,
+                    kernel_h: h.1,
+                    kernel_w: w.1,
+                    stride_h: h.2,
+                    stride_w: w.2,
+                    dilation_h: h.3,
+                    dilation_w: w.3,
+                    pad_top: h.4,
+                    pad_left: w.4,
+                    groups,
+                    input_zero_point: 0,
+                    output_zero_point: 0,
+                    act_min: -128,
+                    act_max: 127,
+                };
+                let n_in = p.in_channels * p.in_h * p.in_w;
+                let n_w = p.out_channels * cin_g * p.kernel_h * p.kernel_w;
+                let n_oc = p.out_channels;
+                (
+                    Just(p),
+                    proptest::collection::vec(any::<i8>(), n_in),
+                    proptest::collection::vec(any::<i8>(), n_w),
+                    proptest::collection::vec(-70_000i32..70_000, n_oc),
+                    proptest::collection::vec((1i32 << 30)..=i32::MAX, n_oc),
+                    proptest::collection::vec(-12i32..=1, n_oc),
+                    (-128i32..=127, -128i32..=127, -128i32..=127, -128i32..=127),
+                )
+            })
+            .prop_map(
+                |(mut p, input, weights, bias, multiplier, shift, (izp, ozp, a, b))| {
+                    p.input_zero_point = izp;
+                    p.output_zero_point = ozp;
+                    (p.act_min, p.act_max) = if a % 2 == 0 {
+                        (-128, 127)
+                    } else {
+                        (a.min(b), a.max(b))
+                    };
+                    Case {
+                        p,
+                        input,
+                        weights,
+                        bias,
+                        multiplier,
+                        shift,
+                    }
+                },
+            )
+    }
+
+    fn both(c: &Case) -> (Vec<i8>, Vec<i8>) {
+        let n = c.p.out_channels * c.p.out_h * c.p.out_w;
+        let mut want = std::vec![0x55i8; n];
+        let mut got = std::vec![0x55i8; n];
+        reference::conv_s8(
+            &c.p,
+            &c.input,
+            &c.weights,
+            &c.bias,
+            &c.multiplier,
+            &c.shift,
+            &mut want,
+        );
+        conv_s8_dsp(
+            &c.p,
+            &c.input,
+            &c.weights,
+            &c.bias,
+            &c.multiplier,
+            &c.shift,
+            &mut got,
+        );
+        (want, got)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn bit_exact_with_reference(c in case()) {
+            let (want, got) = both(&c);
+            prop_assert_eq!(want, got);
+        }
+    }
+
+    fn ecg_like(cin: usize, cout: usize, k: usize, w: usize) -> Case {
+        // Deterministic pseudo-random data (xorshift), full i8 range.
+        let mut s = 0x2545_f491_u32 ^ (cin * 131 + k) as u32;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        let p = ConvParams {
+            in_channels: cin,
+            in_h: 1,
+            in_w: w,
+            out_channels: cout,
+            out_h: 1,
+            out_w: w,
+            kernel_h: 1,
+            kernel_w: k,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: k / 2,
+            groups: 1,
+            input_zero_point: -128,
+            output_zero_point: 5,
+            act_min: -128,
+            act_max: 127,
+        };
+        Case {
+            input: (0..cin * w).map(|_| next() as i8).collect(),
+            weights: (0..cout * cin * k).map(|_| next() as i8).collect(),
+            bias: (0..cout)
+                .map(|_| (next() % 20_000) as i32 - 10_000)
+                .collect(),
+            multiplier: (0..cout)
+                .map(|_| (1 << 30) + (next() >> 2) as i32)
+                .collect(),
+            // |acc| is about 2^13·sqrt(K): bring it to about 2^6.
+            shift: (0..cout)
+                .map(|_| {
+                    -6 - (usize::BITS - (cin * k).leading_zeros()) as i32 / 2 - (next() % 3) as i32
+                })
+                .collect(),
+            p,
+        }
+    }
+
+    #[test]
+    fn ecg_layers_and_long_reductions() {
+        // The ECG model's layers (K = 7, 80, 96), a 1-column reduction
+        // (K = 32·7 = 224 > 128), the limit (K = 512), and past it (reference).
+        for (cin, cout, k, w) in [
+            (1, 16, 7, 140),
+            (16, 32, 5, 70),
+            (32, 32, 3, 35),
+            (32, 5, 7, 9),
+            (64, 3, 8, 11),
+            (65, 2, 8, 9),
+        ] {
+            let c = ecg_like(cin, cout, k, w);
+            let (want, got) = both(&c);
+            assert_eq!(want, got, "cin {cin} k {k}");
+            // Outputs are not degenerate (the test could not pass vacuously).
+            assert!(want.iter().any(|&y| y != want[0]), "{cin} {k} {want:?}");
+        }
+    }
+
+    #[test]
+    fn wrapping_accumulator_matches() {
+        // Bias near i32::MAX: the sums wrap, in both kernels alike.
+        let mut c = ecg_like(16, 4, 5, 12);
+        c.bias = std::vec![i32::MAX - 1000; 4];
+        c.shift = std::vec![-20; 4];
+        let (want, got) = both(&c);
+        assert_eq!(want, got);
+    }
+
+    #[test]
+    fn unsupported_and_invalid_calls_behave_as_reference() {
+        // Zero point outside i8 (meaningless, but must stay bit-exact).
+        let mut c = ecg_like(4, 3, 3, 10);
+        c.p.input_zero_point = 300;
+        let (want, got) = both(&c);
+        assert_eq!(want, got);
+        assert!(want.iter().any(|&y| y != 0x55));
+        // A short input: both return early, leaving the output as it was.
+        let mut c = ecg_like(4, 3, 3, 10);
+        c.input.pop();
+        let (want, got) = both(&c);
+        assert!(want.iter().chain(&got).all(|&y| y == 0x55));
+        // Activation window outside i8.
+        let mut c = ecg_like(4, 3, 3, 10);
+        c.p.act_max = 128;
+        let (_, got) = both(&c);
+        assert!(got.iter().all(|&y| y == 0x55));
+    }
+}

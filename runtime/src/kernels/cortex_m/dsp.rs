@@ -1,0 +1,663 @@
+//! The three Arm DSP-extension operations the kernels are built from, on
+//! packed words of two `i16` lanes (low lane in bits 0..16):
+//!
+//! - `SXTB16 Rd, Rm {, ROR #8}`: sign-extend bytes 0 and 2 (1 and 3) of a
+//!   word into the two lanes;
+//! - `SADD16`: lane-wise wrapping add;
+//! - `SMLAD Rd, Rn, Rm, Ra`: `Ra + Rn.lo·Rm.lo + Rn.hi·Rm.hi`, wrapping
+//!   (the Q flag records the wrap; nothing reads it).
+//!
+//! With `cfg(medq_dsp)` (set by the build script on thumbv7em) they are
+//! inline `asm!`; elsewhere a portable emulation of the same instructions
+//! keeps the kernels buildable and testable on the host against the
+//! reference.
+//!
+//! A group is 4 consecutive reduction indices `k..k+4`. The kernels keep
+//! activations as `i16` in "column" buffers of `u32` words, two words per
+//! group and column, in the order SXTB16 unpacks weights: word 0 holds the
+//! lanes for `k, k+2`, word 1 for `k+1, k+3`. Then one 4-byte weight load,
+//! `SXTB16` and `SXTB16 ROR #8` and two `SMLAD`s do 4 multiply-accumulates,
+//! and the weight unpack is shared by every column processed together.
+
+/// True when the kernels run the DSP instructions rather than their emulation.
+pub const USES_DSP_INSTRUCTIONS: bool = cfg!(all(
+    target_arch = "arm",
+    any(target_feature = "dsp", medq_dsp)
+));
+
+/// `offset` in both `i16` lanes, for [`widen_offset`].
+#[inline(always)]
+pub(super) const fn splat16(offset: i32) -> u32 {
+    let h = offset as u32 & 0xffff;
+    h | (h << 16)
+}
+
+/// Little-endian word of 4 bytes.
+#[inline(always)]
+pub(super) fn word(bytes: [i8; 4]) -> u32 {
+    u32::from_le_bytes([
+        bytes[0] as u8,
+        bytes[1] as u8,
+        bytes[2] as u8,
+        bytes[3] as u8,
+    ])
+}
+
+/// Checks the slice lengths that make `mac_*` reads in bounds.
+#[inline(always)]
+fn lens_ok(w: &[i8], col: &[u32], groups: usize, cols: usize) -> bool {
+    let w_ok = groups.checked_mul(4).is_some_and(|n| n <= w.len());
+    let c_ok = groups.checked_mul(2 * cols).is_some_and(|n| n <= col.len());
+    w_ok && c_ok
+}
+
+#[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
+mod imp {
+    use super::lens_ok;
+    use core::arch::asm;
+
+    /// `acc + a.lo·b.lo + a.hi·b.hi` (`SMLAD`), wrapping.
+    #[inline(always)]
+    pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+        let out: i32;
+        // SAFETY: register-only arithmetic; SMLAD may set the Q flag, so
+        // `preserves_flags` is absent.
+        unsafe {
+            asm!(
+                "smlad {d}, {a}, {b}, {c}",
+                d = lateout(reg) out,
+                a = in(reg) a,
+                b = in(reg) b,
+                c = in(reg) acc,
+                options(pure, nomem, nostack),
+            );
+        }
+        out
+    }
+
+    /// Bytes 0..4 of `w` as `[b0+o, b2+o]`, `[b1+o, b3+o]` lanes (`o` from
+    /// [`splat16`](super::splat16)): one group of a column.
+    #[inline(always)]
+    pub fn widen_offset(w: u32, offset: u32) -> [u32; 2] {
+        let even: u32;
+        let odd: u32;
+        // SAFETY: register-only arithmetic (no memory, no stack); SADD16
+        // writes the GE flags, which is why `preserves_flags` is absent.
+        unsafe {
+            asm!(
+                "sxtb16 {odd}, {w}, ror #8",
+                "sxtb16 {even}, {w}",
+                "sadd16 {odd}, {odd}, {o}",
+                "sadd16 {even}, {even}, {o}",
+                w = in(reg) w,
+                o = in(reg) offset,
+                even = out(reg) even,
+                odd = out(reg) odd,
+                options(pure, nomem, nostack),
+            );
+        }
+        [even, odd]
+    }
+
+    /// `acc[c] += Σ_k w[k] · column c[k]` over `groups` groups of 4 weights
+    /// and 4 interleaved columns (group `j` of column `c` at words
+    /// `(4j + c)·2 ..+2`). Returns `acc` unchanged if the slices are short.
+    #[inline(always)]
+    pub fn mac_1x4(w: &[i8], col: &[u32], groups: usize, acc: [i32; 4]) -> [i32; 4] {
+        if groups == 0 || !lens_ok(w, col, groups, 4) {
+            return acc;
+        }
+        let [mut a0, mut a1, mut a2, mut a3] = acc;
+        // SAFETY: the asm reads `4·groups` bytes from `w` and `8·groups`
+        // words from `col`, both checked in bounds above, and writes only
+        // registers. `col` is word-aligned as LDRD needs; the weight loads
+        // are unaligned LDRs, which ARMv7-M performs in hardware unless
+        // CCR.UNALIGN_TRP is set (it is clear out of reset and nothing here
+        // sets it). Labels are local numeric labels, so inlining the block
+        // more than once is fine.
+        unsafe {
+            asm!(
+                // An odd group first, so the loop can do two per iteration.
+                "tst {n}, #1",
+                "beq 3f",
+                "ldr {wa}, [{pw}], #4",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a1}, {wa}, {c0}, {a1}",
+                "smlad {a1}, {wb}, {c1}, {a1}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a2}, {wa}, {c0}, {a2}",
+                "smlad {a2}, {wb}, {c1}, {a2}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a3}, {wa}, {c0}, {a3}",
+                "smlad {a3}, {wb}, {c1}, {a3}",
+                "3:",
+                "lsrs {n}, {n}, #1",
+                "beq 4f",
+                "2:",
+                "ldr {wa}, [{pw}], #4",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a1}, {wa}, {c0}, {a1}",
+                "smlad {a1}, {wb}, {c1}, {a1}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a2}, {wa}, {c0}, {a2}",
+                "smlad {a2}, {wb}, {c1}, {a2}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a3}, {wa}, {c0}, {a3}",
+                "smlad {a3}, {wb}, {c1}, {a3}",
+                "ldr {wa}, [{pw}], #4",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a1}, {wa}, {c0}, {a1}",
+                "smlad {a1}, {wb}, {c1}, {a1}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a2}, {wa}, {c0}, {a2}",
+                "smlad {a2}, {wb}, {c1}, {a2}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a3}, {wa}, {c0}, {a3}",
+                "smlad {a3}, {wb}, {c1}, {a3}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "4:",
+                n = inout(reg) groups => _,
+                pw = inout(reg) w.as_ptr() => _,
+                pc = inout(reg) col.as_ptr() => _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                c0 = out(reg) _,
+                c1 = out(reg) _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                options(readonly, nostack),
+            );
+        }
+        [a0, a1, a2, a3]
+    }
+
+    /// `accs[4r + c] = bias[r] + Σ_k w[r·k + k] · column c[k]` for every
+    /// row `r < bias.len()` of `k`-byte weight rows starting at `w`, each
+    /// read as `groups = ceil(k/4)` whole groups (so `w` must hold
+    /// `(rows − 1)·k + 4·groups` bytes: the last group of a row may overlap
+    /// the next, which is harmless since the columns are 0 past `k`). The
+    /// loop over rows is in the asm too, its state in memory, because the
+    /// multiply-accumulate loop takes every register. Does nothing if a
+    /// length does not hold.
+    #[inline(always)]
+    pub fn mac_rows_1x4(
+        w: &[i8],
+        k: usize,
+        col: &[u32],
+        groups: usize,
+        bias: &[i32],
+        accs: &mut [i32],
+    ) {
+        let rows = bias.len();
+        let fits = groups
+            .checked_mul(4)
+            .zip(rows.checked_sub(1).and_then(|r| r.checked_mul(k)))
+            .and_then(|(g, r)| r.checked_add(g))
+            .is_some_and(|n| n <= w.len());
+        let ok = rows > 0
+            && groups > 0
+            && k.div_ceil(4) == groups
+            && fits
+            && groups.checked_mul(8).is_some_and(|n| n <= col.len())
+            && rows.checked_mul(4).is_some_and(|n| n <= accs.len());
+        if !ok {
+            return;
+        }
+        // Row state: column start, groups, weight pointer step from the end
+        // of a row's groups to the next row (0..=-3), sums pointer, bias
+        // pointer, rows left.
+        let mut ctl: [usize; 6] = [
+            col.as_ptr() as usize,
+            groups,
+            k.wrapping_sub(4 * groups),
+            accs.as_mut_ptr() as usize,
+            bias.as_ptr() as usize,
+            rows,
+        ];
+        // SAFETY: per row, reads `4·groups` bytes from `w + r·k` (in bounds:
+        // `(rows − 1)·k + 4·groups <= w.len()`), `8·groups` words from `col`,
+        // one `bias` entry, and writes 4 words of `accs` (`4·rows <=
+        // accs.len()`), all checked above; `ctl` is a local the asm reads
+        // and updates. `col`, `accs` and `ctl` are word-aligned as LDRD/STRD
+        // need; weight loads are unaligned LDRs (see `mac_1x4`).
+        unsafe {
+            asm!(
+                "5:",
+                "ldr {wa}, [{ctl}, #16]",
+                "ldr {a0}, [{wa}], #4",
+                "str {wa}, [{ctl}, #16]",
+                "mov {a1}, {a0}",
+                "mov {a2}, {a0}",
+                "mov {a3}, {a0}",
+                "ldrd {pc}, {n}, [{ctl}]",
+                "tst {n}, #1",
+                "beq 3f",
+                "ldr {wa}, [{pw}], #4",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a1}, {wa}, {c0}, {a1}",
+                "smlad {a1}, {wb}, {c1}, {a1}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a2}, {wa}, {c0}, {a2}",
+                "smlad {a2}, {wb}, {c1}, {a2}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a3}, {wa}, {c0}, {a3}",
+                "smlad {a3}, {wb}, {c1}, {a3}",
+                "3:",
+                "lsrs {n}, {n}, #1",
+                "beq 4f",
+                "2:",
+                "ldr {wa}, [{pw}], #4",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a1}, {wa}, {c0}, {a1}",
+                "smlad {a1}, {wb}, {c1}, {a1}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a2}, {wa}, {c0}, {a2}",
+                "smlad {a2}, {wb}, {c1}, {a2}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a3}, {wa}, {c0}, {a3}",
+                "smlad {a3}, {wb}, {c1}, {a3}",
+                "ldr {wa}, [{pw}], #4",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a1}, {wa}, {c0}, {a1}",
+                "smlad {a1}, {wb}, {c1}, {a1}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a2}, {wa}, {c0}, {a2}",
+                "smlad {a2}, {wb}, {c1}, {a2}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a3}, {wa}, {c0}, {a3}",
+                "smlad {a3}, {wb}, {c1}, {a3}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "4:",
+                "ldrd {wa}, {wb}, [{ctl}, #8]",
+                "add {pw}, {pw}, {wa}",
+                "strd {a0}, {a1}, [{wb}]",
+                "strd {a2}, {a3}, [{wb}, #8]",
+                "add {wb}, {wb}, #16",
+                "str {wb}, [{ctl}, #12]",
+                "ldr {wa}, [{ctl}, #20]",
+                "subs {wa}, {wa}, #1",
+                "str {wa}, [{ctl}, #20]",
+                "bne 5b",
+                ctl = in(reg) ctl.as_mut_ptr(),
+                pw = inout(reg) w.as_ptr() => _,
+                n = out(reg) _,
+                pc = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                c0 = out(reg) _,
+                c1 = out(reg) _,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                a2 = out(reg) _,
+                a3 = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// As [`mac_1x4`] for 2 interleaved columns (group `j` of column `c` at
+    /// words `(2j + c)·2 ..+2`).
+    #[inline(always)]
+    pub fn mac_1x2(w: &[i8], col: &[u32], groups: usize, acc: [i32; 2]) -> [i32; 2] {
+        if groups == 0 || !lens_ok(w, col, groups, 2) {
+            return acc;
+        }
+        let [mut a0, mut a1] = acc;
+        // SAFETY: as in `mac_1x4`: reads `4·groups` bytes of `w` and
+        // `4·groups` words of `col`, checked above; registers only otherwise.
+        unsafe {
+            asm!(
+                "tst {n}, #1",
+                "beq 3f",
+                "ldr {wa}, [{pw}], #4",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a1}, {wa}, {c0}, {a1}",
+                "smlad {a1}, {wb}, {c1}, {a1}",
+                "3:",
+                "lsrs {n}, {n}, #1",
+                "beq 4f",
+                "2:",
+                "ldr {wa}, [{pw}], #4",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a1}, {wa}, {c0}, {a1}",
+                "smlad {a1}, {wb}, {c1}, {a1}",
+                "ldr {wa}, [{pw}], #4",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "smlad {a1}, {wa}, {c0}, {a1}",
+                "smlad {a1}, {wb}, {c1}, {a1}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "4:",
+                n = inout(reg) groups => _,
+                pw = inout(reg) w.as_ptr() => _,
+                pc = inout(reg) col.as_ptr() => _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                c0 = out(reg) _,
+                c1 = out(reg) _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                options(readonly, nostack),
+            );
+        }
+        [a0, a1]
+    }
+
+    /// Widens `groups` words of `src` (4 bytes each) with [`widen_offset`]
+    /// into `dst`, group `j` at words `j·2·NC ..+2`: one column of `NC`
+    /// interleaved ones. Does nothing if the slices are short.
+    #[inline(always)]
+    pub fn widen_groups<const NC: usize>(src: &[i8], groups: usize, offset: u32, dst: &mut [u32]) {
+        let src_ok = groups.checked_mul(4).is_some_and(|n| n <= src.len());
+        let dst_ok = groups
+            .checked_sub(1)
+            .and_then(|g| g.checked_mul(2 * NC))
+            .and_then(|n| n.checked_add(2))
+            .is_some_and(|n| n <= dst.len());
+        if groups == 0 || !src_ok || !dst_ok {
+            return;
+        }
+        // SAFETY: reads `4·groups` bytes of `src` and writes 2 words at
+        // `dst + j·2·NC` for `j < groups`, all checked in bounds above.
+        // `dst` (a `u32` slice) is word-aligned as STRD needs; `src` loads
+        // are LDRs, unaligned being fine on ARMv7-M (see `mac_1x4`).
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {x}, [{ps}], #4",
+                "sxtb16 {o}, {x}, ror #8",
+                "sxtb16 {x}, {x}",
+                "sadd16 {o}, {o}, {off}",
+                "sadd16 {x}, {x}, {off}",
+                "strd {x}, {o}, [{pd}], #{step}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                n = inout(reg) groups => _,
+                ps = inout(reg) src.as_ptr() => _,
+                pd = inout(reg) dst.as_mut_ptr() => _,
+                off = in(reg) offset,
+                x = out(reg) _,
+                o = out(reg) _,
+                step = const NC * 8,
+                options(nostack),
+            );
+        }
+    }
+
+    /// `acc + Σ_k w[k] · col[k]` over `groups` groups of one column (group
+    /// `j` at words `2j..2j+2`). Returns `acc` unchanged if the slices are short.
+    #[inline(always)]
+    pub fn mac_1x1(w: &[i8], col: &[u32], groups: usize, acc: i32) -> i32 {
+        if groups == 0 || !lens_ok(w, col, groups, 1) {
+            return acc;
+        }
+        let mut a0 = acc;
+        // SAFETY: as in `mac_1x4`: reads `4·groups` bytes of `w` and
+        // `2·groups` words of `col`, checked above; registers only otherwise.
+        unsafe {
+            asm!(
+                "tst {n}, #1",
+                "beq 3f",
+                "ldr {wa}, [{pw}], #4",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "3:",
+                "lsrs {n}, {n}, #1",
+                "beq 4f",
+                "2:",
+                "ldr {wa}, [{pw}], #4",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "ldr {wa}, [{pw}], #4",
+                "ldrd {c0}, {c1}, [{pc}], #8",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
+                "smlad {a0}, {wa}, {c0}, {a0}",
+                "smlad {a0}, {wb}, {c1}, {a0}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "4:",
+                n = inout(reg) groups => _,
+                pw = inout(reg) w.as_ptr() => _,
+                pc = inout(reg) col.as_ptr() => _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                c0 = out(reg) _,
+                c1 = out(reg) _,
+                a0 = inout(reg) a0,
+                options(readonly, nostack),
+            );
+        }
+        a0
+    }
+}
+
+#[cfg(not(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp))))]
+mod imp {
+    //! Instruction-for-instruction emulation, so the kernels' data layout
+    //! and loop structure are testable on the host.
+    use super::{lens_ok, word};
+
+    fn sxtb16(x: u32) -> u32 {
+        let lo = i32::from(x as u8 as i8) as u32 & 0xffff;
+        let hi = i32::from((x >> 16) as u8 as i8) as u32 & 0xffff;
+        lo | (hi << 16)
+    }
+
+    fn sadd16(a: u32, b: u32) -> u32 {
+        let lo = (a as u16).wrapping_add(b as u16);
+        let hi = ((a >> 16) as u16).wrapping_add((b >> 16) as u16);
+        u32::from(lo) | (u32::from(hi) << 16)
+    }
+
+    pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+        let lo = i32::from(a as u16 as i16) * i32::from(b as u16 as i16);
+        let hi = i32::from((a >> 16) as u16 as i16) * i32::from((b >> 16) as u16 as i16);
+        acc.wrapping_add(lo).wrapping_add(hi)
+    }
+
+    pub fn widen_offset(w: u32, offset: u32) -> [u32; 2] {
+        [
+            sadd16(sxtb16(w), offset),
+            sadd16(sxtb16(w.rotate_right(8)), offset),
+        ]
+    }
+
+    /// One group of weights, unpacked as the asm does.
+    fn unpack(w: &[i8]) -> [u32; 2] {
+        let v = match *w {
+            [a, b, c, d, ..] => word([a, b, c, d]),
+            _ => 0,
+        };
+        [sxtb16(v), sxtb16(v.rotate_right(8))]
+    }
+
+    pub fn mac_1x4(w: &[i8], col: &[u32], groups: usize, mut acc: [i32; 4]) -> [i32; 4] {
+        if groups == 0 || !lens_ok(w, col, groups, 4) {
+            return acc;
+        }
+        for (wg, cg) in w.chunks_exact(4).zip(col.chunks_exact(8)).take(groups) {
+            let [we, wo] = unpack(wg);
+            for (a, c) in acc.iter_mut().zip(cg.chunks_exact(2)) {
+                if let [ce, co] = *c {
+                    *a = smlad(wo, co, smlad(we, ce, *a));
+                }
+            }
+        }
+        acc
+    }
+
+    pub fn mac_rows_1x4(
+        w: &[i8],
+        k: usize,
+        col: &[u32],
+        groups: usize,
+        bias: &[i32],
+        accs: &mut [i32],
+    ) {
+        let rows = bias.len();
+        let fits = groups
+            .checked_mul(4)
+            .zip(rows.checked_sub(1).and_then(|r| r.checked_mul(k)))
+            .and_then(|(g, r)| r.checked_add(g))
+            .is_some_and(|n| n <= w.len());
+        let ok = rows > 0
+            && groups > 0
+            && k.div_ceil(4) == groups
+            && fits
+            && groups.checked_mul(8).is_some_and(|n| n <= col.len())
+            && rows.checked_mul(4).is_some_and(|n| n <= accs.len());
+        if !ok {
+            return;
+        }
+        for (r, (&b, acc)) in bias.iter().zip(accs.chunks_exact_mut(4)).enumerate() {
+            let row = w.get(r * k..).unwrap_or(&[]);
+            acc.copy_from_slice(&mac_1x4(row, col, groups, [b; 4]));
+        }
+    }
+
+    pub fn mac_1x2(w: &[i8], col: &[u32], groups: usize, mut acc: [i32; 2]) -> [i32; 2] {
+        if groups == 0 || !lens_ok(w, col, groups, 2) {
+            return acc;
+        }
+        for (wg, cg) in w.chunks_exact(4).zip(col.chunks_exact(4)).take(groups) {
+            let [we, wo] = unpack(wg);
+            for (a, c) in acc.iter_mut().zip(cg.chunks_exact(2)) {
+                if let [ce, co] = *c {
+                    *a = smlad(wo, co, smlad(we, ce, *a));
+                }
+            }
+        }
+        acc
+    }
+
+    pub fn widen_groups<const NC: usize>(src: &[i8], groups: usize, offset: u32, dst: &mut [u32]) {
+        let src_ok = groups.checked_mul(4).is_some_and(|n| n <= src.len());
+        let dst_ok = groups
+            .checked_sub(1)
+            .and_then(|g| g.checked_mul(2 * NC))
+            .and_then(|n| n.checked_add(2))
+            .is_some_and(|n| n <= dst.len());
+        if groups == 0 || !src_ok || !dst_ok {
+            return;
+        }
+        for (s, d) in src.chunks_exact(4).zip(dst.chunks_mut(2 * NC)).take(groups) {
+            if let (&[a, b, c, e], [lo, hi, ..]) = (s, d) {
+                [*lo, *hi] = widen_offset(word([a, b, c, e]), offset);
+            }
+        }
+    }
+
+    pub fn mac_1x1(w: &[i8], col: &[u32], groups: usize, mut acc: i32) -> i32 {
+        if groups == 0 || !lens_ok(w, col, groups, 1) {
+            return acc;
+        }
+        for (wg, c) in w.chunks_exact(4).zip(col.chunks_exact(2)).take(groups) {
+            let [we, wo] = unpack(wg);
+            if let [ce, co] = *c {
+                acc = smlad(wo, co, smlad(we, ce, acc));
+            }
+        }
+        acc
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn instruction_semantics() {
+            // Bytes (LE) 0xFF, 0x01, 0x80, 0x7F: -1, 1, -128, 127.
+            let w = 0x7F80_01FF;
+            assert_eq!(sxtb16(w), 0xFF80_FFFF); // lanes -1, -128
+            assert_eq!(sxtb16(w.rotate_right(8)), 0x007F_0001); // lanes 1, 127
+                                                                // Lane-wise wrap, no carry between lanes: (0x7FFF + 1, 0xFFFF + 1).
+            assert_eq!(sadd16(0xFFFF_7FFF, 0x0001_0001), 0x0000_8000);
+            // 3·(-2) + (-4)·5 = -26 on top of 100.
+            assert_eq!(smlad(0xFFFC_0003, 0x0005_FFFE, 100), 74);
+            // (-32768)² · 2 = 2^31 wraps past i32::MAX.
+            assert_eq!(smlad(0x8000_8000, 0x8000_8000, 0), i32::MIN);
+            // widen: bytes -1, 1, -128, 127 minus zp 5 -> lanes (-6, -133), (-4, 122).
+            let [e, o] = widen_offset(w, super::super::splat16(-5));
+            assert_eq!((e as u16 as i16, (e >> 16) as u16 as i16), (-6, -133));
+            assert_eq!((o as u16 as i16, (o >> 16) as u16 as i16), (-4, 122));
+        }
+    }
+}
+
+pub(super) use imp::{mac_1x1, mac_1x2, mac_1x4, mac_rows_1x4, smlad, widen_groups, widen_offset};
+
+/// `acc[c] + Σ_k w[k] · column c[k]` for `NC` ∈ {1, 2, 4} interleaved
+/// columns (group `j` of column `c` at words `(NC·j + c)·2 ..+2`); any other
+/// `NC` returns `acc`.
+#[inline(always)]
+pub(super) fn mac<const NC: usize>(
+    w: &[i8],
+    col: &[u32],
+    groups: usize,
+    acc: [i32; NC],
+) -> [i32; NC] {
+    let mut out = acc;
+    match out.as_mut_slice() {
+        [a0, a1, a2, a3] => [*a0, *a1, *a2, *a3] = mac_1x4(w, col, groups, [*a0, *a1, *a2, *a3]),
+        [a0, a1] => [*a0, *a1] = mac_1x2(w, col, groups, [*a0, *a1]),
+        [a0] => *a0 = mac_1x1(w, col, groups, *a0),
+        _ => {}
+    }
+    out
+}
