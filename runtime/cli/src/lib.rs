@@ -44,15 +44,15 @@ fn quant(q: &Quant) -> String {
 pub fn inspect(file: &ModelFile) -> Result<String> {
     let model = file.model()?;
     let mut s = String::new();
-    writeln!(s, "format      .mq v{}", model.format_version())?;
+    writeln!(s, "format        .mq v{}", model.format_version())?;
     writeln!(
         s,
-        "size        {} bytes (weights {} bytes)",
+        "size          {} bytes (weights {} bytes)",
         file.bytes().len(),
         model.weights_len()
     )?;
-    writeln!(s, "crc32       {:08x} (verified)", model.crc32())?;
-    writeln!(s, "arena       {} bytes", model.arena_len())?;
+    writeln!(s, "crc32         {:08x} (verified)", model.crc32())?;
+    writeln!(s, "arena         {} bytes", model.arena_len())?;
     let keys = [
         (MetaKey::ModelName, "model"),
         (MetaKey::ConverterVersion, "converter"),
@@ -62,19 +62,19 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
     ];
     for (key, label) in keys {
         if let Some(v) = model.metadata(key) {
-            writeln!(s, "{label:<12}{v}")?;
+            writeln!(s, "{label:<14}{v}")?;
         }
     }
     if let Some(labels) = model.metadata(MetaKey::ClassLabels) {
         writeln!(
             s,
-            "classes     {}",
+            "classes       {}",
             labels.lines().collect::<Vec<_>>().join(", ")
         )?;
     }
     writeln!(
         s,
-        "golden      {}",
+        "golden        {}",
         if model.golden().is_some() {
             "yes (run `medq selftest`)"
         } else {
