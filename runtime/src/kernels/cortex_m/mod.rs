@@ -175,29 +175,8 @@ impl Taps {
     }
 }
 
-/// Same conditions as the reference kernels check (see `reference/mod.rs`).
-fn axis_ok(
-    out: usize,
-    stride: usize,
-    kernel: usize,
-    dilation: usize,
-    pad: usize,
-    in_len: usize,
-) -> bool {
-    if kernel == 0 || stride == 0 || dilation == 0 {
-        return false;
-    }
-    let reach = out
-        .saturating_sub(1)
-        .checked_mul(stride)
-        .zip((kernel - 1).checked_mul(dilation))
-        .and_then(|(a, b)| a.checked_add(b));
-    reach.is_some() && in_len.checked_add(pad).is_some()
-}
-
-fn act_ok(act_min: i32, act_max: i32) -> bool {
-    -128 <= act_min && act_min <= act_max && act_max <= 127
-}
+// The same geometry and clamp checks as the reference kernels, so both refuse alike.
+use super::reference::{act_ok, axis_ok};
 
 /// Widens `src` (`x` bytes, at most `4·groups` of them, the rest taken as
 /// `pad`) into column `slot` of `nc` interleaved columns: group `j` goes to

@@ -86,7 +86,7 @@ fn div_ceil(x: usize, d: usize) -> usize {
 
 /// One axis of a window geometry is usable: kernel, stride and dilation are
 /// non-zero and the furthest tap position cannot overflow.
-fn axis_ok(
+pub(crate) fn axis_ok(
     out: usize,
     stride: usize,
     kernel: usize,
@@ -106,7 +106,7 @@ fn axis_ok(
 }
 
 /// The fused activation clamp stays inside `i8`, so the final cast is exact.
-fn act_ok(act_min: i32, act_max: i32) -> bool {
+pub(crate) fn act_ok(act_min: i32, act_max: i32) -> bool {
     -128 <= act_min && act_min <= act_max && act_max <= 127
 }
 
