@@ -13,6 +13,9 @@ use medq::kernels::{
 use medq_qemu_bench::{exit, hprintln, Rng};
 
 const CONV_CASES: u32 = 6000;
+/// Extra conv cases aimed at the single-channel row passes (one input
+/// channel per group, `kW <= 9`), and at the edges of their requantization.
+const ROW_CASES: u32 = 3000;
 const FC_CASES: u32 = 4000;
 const SEED: u64 = 0x6d65_6471_2d64_7370; // "medq-dsp"
 
@@ -49,6 +52,9 @@ struct Tally {
     k_tail: u32,
     /// DSP paths taken: single-channel rows, 4/2/1 columns, reference.
     rows_path: u32,
+    /// Of those, calls where the stride-1 passes apply (`kW <= 7`, no
+    /// fused clamp, output zero point in `i8`, at least 2 outputs).
+    row_passes: u32,
     four_wide: u32,
     two_wide: u32,
     one_wide: u32,
@@ -82,6 +88,12 @@ fn main() -> ! {
             run_conv(&mut rng, &p, b, &mut conv);
         }
     }
+    let mut rows = Tally::default();
+    while rows.cases < ROW_CASES {
+        if let Some(p) = row_case(&mut rng) {
+            run_conv(&mut rng, &p, b, &mut rows);
+        }
+    }
     let mut fc = Tally::default();
     while fc.cases < FC_CASES {
         if let Some(p) = fc_case(&mut rng) {
@@ -104,14 +116,19 @@ fn main() -> ! {
         conv.fallback
     );
     hprintln!(
+        "rows: {} cases, {} MACs: depthwise {}, strided {}, padded {}; paths: single-channel rows {} (row passes {}), reference fallback {}",
+        rows.cases, rows.macs, rows.depthwise, rows.strided, rows.padded, rows.rows_path,
+        rows.row_passes, rows.fallback
+    );
+    hprintln!(
         "fc:   {} cases, {} MACs: K%4!=0 {}, input zp at -128/127 {}; paths: rows x4 {}, x2 {}, x1 {}, reference fallback {}",
         fc.cases, fc.macs, fc.k_tail, fc.zp_extreme, fc.four_wide, fc.two_wide, fc.one_wide, fc.fallback
     );
-    let failures = conv.failures + fc.failures + u32::from(!invalid_ok);
+    let failures = conv.failures + rows.failures + fc.failures + u32::from(!invalid_ok);
     if failures == 0 {
         hprintln!(
             "bitexact: PASS: {} cases, DSP output byte-identical to the reference",
-            conv.cases + fc.cases
+            conv.cases + rows.cases + fc.cases
         );
         exit(true)
     } else {
@@ -235,10 +252,13 @@ fn quant(rng: &mut Rng, b: &mut Bufs, n: usize, k: usize) {
             2 => rng.range(1, (1 << 30) - 1) as i32,
             _ => rng.range(1 << 30, i32::MAX as i64) as i32,
         };
-        b.shift[c] = match rng.range(0, 19) {
+        b.shift[c] = match rng.range(0, 21) {
             0 => -31,
             1 => 30,
             2 => rng.range(0, 8) as i32,
+            // The row passes take `hs = −shift − 1 <= 22` only.
+            3 => -23,
+            4 => -24,
             _ => (-typical + rng.range(-3, 3)).clamp(-31, 30) as i32,
         };
     }
@@ -314,6 +334,80 @@ fn run_conv(rng: &mut Rng, p: &ConvParams, b: &mut Bufs, t: &mut Tally) {
         && p.kernel_w <= 8
         && (p.out_w - 1) * p.stride_w + 2 * p.kernel_w.div_ceil(2) <= dsp::MAX_REDUCTION;
     classify(t, k, p.out_h * p.out_w, p.input_zero_point, rows_path);
+    let passes = rows_path
+        && p.stride_w == 1
+        && p.kernel_w <= 7
+        && p.out_w >= 2
+        && p.act_min == -128
+        && p.act_max == 127
+        && (-128..=127).contains(&p.output_zero_point)
+        && (-128..=127).contains(&p.input_zero_point);
+    t.row_passes += u32::from(passes);
+}
+
+/// One input channel per group and `kH = 1`: the single-channel row path,
+/// mostly at stride 1 (the passes), every kernel length 1..=9 (8 and 9 take
+/// the older row code or the columns), odd and even lengths, padding on
+/// either side; requantization near the passes' limits (`hs` 22/23, i.e.
+/// shift −23/−24), output zero points at the `i8` extremes, and biases
+/// that make the sums wrap.
+fn row_case(rng: &mut Rng) -> Option<ConvParams> {
+    let groups = rng.usize(1, 6);
+    let cout_g = rng.usize(1, 5);
+    let kw = rng.usize(1, 9);
+    let sw = if rng.chance(1, 5) { 2 } else { 1 };
+    let pl = rng.usize(0, 4);
+    let pr = rng.usize(0, 4);
+    let two_d = rng.chance(1, 8);
+    let (in_h, pt, pb, sh) = if two_d {
+        (
+            rng.usize(1, 4),
+            rng.usize(0, 1),
+            rng.usize(0, 1),
+            rng.usize(1, 2),
+        )
+    } else {
+        (1, 0, 0, 1)
+    };
+    let in_w = rng.usize(1, 300);
+    let out_h = conv_out_len(in_h, 1, sh, 1, pt, pb)?;
+    let out_w = conv_out_len(in_w, kw, sw, 1, pl, pr)?;
+    let (act_min, act_max) = if rng.chance(4, 5) {
+        (-128, 127)
+    } else {
+        act(rng)
+    };
+    let output_zero_point = match rng.range(0, 9) {
+        0 => -128,
+        1 => 127,
+        2 => rng.range(-300, 300) as i32,
+        _ => rng.range(-128, 127) as i32,
+    };
+    let p = ConvParams {
+        in_channels: groups,
+        in_h,
+        in_w,
+        out_channels: groups * cout_g,
+        out_h,
+        out_w,
+        kernel_h: 1,
+        kernel_w: kw,
+        stride_h: sh,
+        stride_w: sw,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: pt,
+        pad_left: pl,
+        groups,
+        input_zero_point: input_zp(rng),
+        output_zero_point,
+        act_min,
+        act_max,
+    };
+    let fits = groups * in_h * in_w <= IN_CAP
+        && p.out_channels * kw <= W_CAP
+        && p.out_channels * out_h * out_w <= OUT_CAP;
+    fits.then_some(p)
 }
 
 /// Which path the DSP kernel takes, from its documented limits (the

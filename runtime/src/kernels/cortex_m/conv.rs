@@ -2,7 +2,7 @@
 //! columns (output positions) per pass; or, for one input channel per group,
 //! tap pairs slid along a widened input row.
 
-use super::dsp::{smlad, splat16};
+use super::dsp::{self, smlad, splat16};
 use super::{
     act_ok, axis_ok, run_block, widen_into, zeroed_prefix, zp_byte, Epilogue, Requant, Taps,
 };
@@ -42,7 +42,7 @@ pub fn conv_s8_dsp(
         return;
     };
     let mut col_buf = MaybeUninit::<[u32; COL_WORDS]>::uninit();
-    if let Some(span) = g.row_path(p) {
+    if let Some(rows) = g.row_path(p) {
         let io = Operands {
             input,
             weights,
@@ -50,8 +50,8 @@ pub fn conv_s8_dsp(
             multiplier,
             shift,
         };
-        let col = zeroed_prefix(&mut col_buf, span.div_ceil(2));
-        conv_rows(p, &g, io, output, span, col);
+        let col = zeroed_prefix(&mut col_buf, rows.span.div_ceil(2));
+        conv_rows(p, &g, io, output, rows, col);
         return;
     }
     let widest = if g.groups4 <= MAX_GROUPS_X4 {
@@ -143,18 +143,32 @@ fn row_pairs(kernel_w: usize) -> usize {
 }
 const ROW_MAX_PAIRS: usize = 4;
 
+/// How [`conv_rows`] runs: `span` lanes per widened row; `passes` when
+/// the stride is 1 and `kW <= 7`, so [`dsp::row_passes`] can do the rows.
+#[derive(Clone, Copy)]
+struct RowPath {
+    span: usize,
+    passes: bool,
+}
+
 /// The single-channel path: one input channel per group (depthwise, or a
 /// 1-channel input such as a raw ECG lead), `kH = 1`, no dilation along W,
 /// `kW ≤ 8`. There the im2col columns would be as long as the reduction is
 /// short; instead each input row is widened once into a zero-padded `i16`
 /// row, and every output is `bias + Σ_j SMLAD(w pair j, lanes o·stride + 2j,
-/// +1)`, the pair of lanes being one unaligned word load.
+/// +1)`, the pair of lanes being one word.
+///
+/// With stride 1 and `kW ≤ 7`, a channel whose requantization allows it
+/// (see [`pass_consts`]) runs as [`dsp::row_passes`]: two passes over the row's
+/// aligned words: the even outputs `2m` with tap pairs `(w0, w1), (w2, w3),
+/// (w4, w5), (w6, 0)` against words `m..m+4`, the odd ones `2m + 1` with
+/// `(0, w0), (w1, w2), (w3, w4), (w5, w6)` against the same words.
 fn conv_rows(
     p: &ConvParams,
     g: &Geometry,
     io: Operands<'_>,
     output: &mut [i8],
-    span: usize,
+    rows: RowPath,
     col: &mut [u32],
 ) {
     let Operands {
@@ -164,58 +178,108 @@ fn conv_rows(
         multiplier,
         shift,
     } = io;
-    let Ok(lanes) = bytemuck::try_cast_slice_mut::<u32, i16>(col) else {
-        return;
-    };
-    let Some(lanes) = lanes.get_mut(..span) else {
-        return;
-    };
-    let (kw, zp) = (p.kernel_w, p.input_zero_point);
+    let kw = p.kernel_w;
     let full_range = p.act_min == -128 && p.act_max == 127;
-    let per_oc = output
-        .chunks_exact_mut(g.out_plane)
-        .zip(weights.chunks_exact(kw))
-        .zip(bias.iter().zip(multiplier).zip(shift))
+    let passes = rows.passes && full_range && (-128..=127).contains(&p.output_zero_point);
+    // One input channel per group: group `chan` reads input channel `chan`.
+    // Each of its rows is widened once, then run by every output channel
+    // of the group.
+    let per_group = weights
+        .chunks_exact(g.cout_g * kw)
+        .zip(bias.chunks_exact(g.cout_g))
+        .zip(multiplier.chunks_exact(g.cout_g))
+        .zip(shift.chunks_exact(g.cout_g))
+        .zip(output.chunks_exact_mut(g.cout_g * g.out_plane))
         .enumerate();
-    let mut row_of = usize::MAX;
-    for (oc, ((out_oc, w), ((&b, &m), &s))) in per_oc {
-        // Tap pairs (w[2j], w[2j+1]) as i16 lanes; missing taps are 0.
-        let mut pairs = [0u32; ROW_MAX_PAIRS];
-        for (pair, w2) in pairs.iter_mut().zip(w.chunks(2)) {
-            let lo = w2.first().map_or(0, |&v| i32::from(v));
-            let hi = w2.get(1).map_or(0, |&v| i32::from(v));
-            *pair = (lo as u32 & 0xffff) | ((hi as u32) << 16);
-        }
-        let row = RowOut {
-            bias: b,
-            rq: Requant::new(m, s),
-            zp: p.output_zero_point,
-            act_min: p.act_min,
-            act_max: p.act_max,
-        };
-        let chan = oc / g.cout_g;
-        for (oy, out_row) in out_oc.chunks_exact_mut(p.out_w).enumerate() {
-            // Widen the input row this output row reads, unless it is the
-            // one already in `lanes` (the next output channel of the group
-            // usually reads the same rows as this one, in the same order).
-            let key = chan * p.out_h + oy;
-            if row_of != key {
-                widen_row(p, g, input, chan, oy, zp, lanes);
-                row_of = key;
-            }
-            // Without a fused activation the clamp bounds are constants
-            // (one `SSAT`).
-            let st = p.stride_w;
-            match (row_pairs(kw), full_range) {
-                (2, true) => row_dot::<2, true>(lanes, st, &pairs, &row, out_row),
-                (2, false) => row_dot::<2, false>(lanes, st, &pairs, &row, out_row),
-                (3, true) => row_dot::<3, true>(lanes, st, &pairs, &row, out_row),
-                (3, false) => row_dot::<3, false>(lanes, st, &pairs, &row, out_row),
-                (_, true) => row_dot::<4, true>(lanes, st, &pairs, &row, out_row),
-                (_, false) => row_dot::<4, false>(lanes, st, &pairs, &row, out_row),
+    for (chan, ((((w_g, b_g), m_g), s_g), out_g)) in per_group {
+        for oy in 0..p.out_h {
+            widen_row(p, g, input, chan, oy, col, rows.span);
+            let per_oc = w_g
+                .chunks_exact(kw)
+                .zip(b_g.iter().zip(m_g).zip(s_g))
+                .zip(out_g.chunks_exact_mut(g.out_plane));
+            for ((w, ((&b, &m), &s)), out_oc) in per_oc {
+                let at = oy * p.out_w;
+                let Some(out_row) = out_oc.get_mut(at..at + p.out_w) else {
+                    return;
+                };
+                let rq = Requant::new(m, s);
+                if passes {
+                    if let Some(c) = pass_consts(w, b, rq, p.output_zero_point, p.out_w) {
+                        dsp::row_passes(&c, col, out_row);
+                        continue;
+                    }
+                }
+                let row = RowOut {
+                    bias: b,
+                    rq,
+                    zp: p.output_zero_point,
+                    act_min: p.act_min,
+                    act_max: p.act_max,
+                };
+                row_out(p, &row, w, col, rows.span, out_row);
             }
         }
     }
+}
+
+/// One output row on the [`row_dot`] path: the tap pairs `(w[2j],
+/// w[2j+1])` as `i16` lanes (missing taps 0) against the lanes of `col`.
+fn row_out(p: &ConvParams, row: &RowOut, w: &[i8], col: &[u32], span: usize, out_row: &mut [i8]) {
+    let mut pairs = [0u32; ROW_MAX_PAIRS];
+    for (pair, w2) in pairs.iter_mut().zip(w.chunks(2)) {
+        let lo = w2.first().map_or(0, |&v| i32::from(v));
+        let hi = w2.get(1).map_or(0, |&v| i32::from(v));
+        *pair = (lo as u32 & 0xffff) | ((hi as u32) << 16);
+    }
+    let Ok(lanes) = bytemuck::try_cast_slice::<u32, i16>(col) else {
+        return;
+    };
+    let lanes = lanes.get(..span).unwrap_or(&[]);
+    let st = p.stride_w;
+    match row_pairs(p.kernel_w) {
+        2 => row_dot::<2>(lanes, st, &pairs, row, out_row),
+        3 => row_dot::<3>(lanes, st, &pairs, row, out_row),
+        _ => row_dot::<4>(lanes, st, &pairs, row, out_row),
+    }
+}
+
+/// The even- and odd-output constants of [`dsp::row_passes`] for one output
+/// channel (taps `w`, at most 7), when its requantization fits the pass:
+/// the shortcut of [`Requant`] with `hs = e − 1 <= 22` (`shift = −e`) and
+/// an output zero point in `i8`, and no clamp narrower than `i8` (the
+/// last two checked by the caller, see [`RowPath`]). Then, with `hi` the high word of `acc · m`,
+///
+/// `((hi + 2^(hs−1)) >> hs) + zp == (hi + 2^(hs−1) + zp·2^hs) >> hs`
+///
+/// exactly (floor division by `2^hs` commutes with adding a multiple of
+/// it), so the zero point rides in `SMMLA`'s accumulate and `SSAT #8` does
+/// the clamp. No step overflows: `|hi| <= 2^30` and `|2^(hs−1) + zp·2^hs|
+/// < 2^30` for `hs <= 22`.
+fn pass_consts(w: &[i8], bias: i32, rq: Requant, zp: i32, n: usize) -> Option<dsp::RowConsts> {
+    let hs = rq.high_shift;
+    if !rq.fast || hs > 22 {
+        return None;
+    }
+    // The taps, zero-padded to 7, widened two to a word: the even outputs'
+    // pairs are (t0, t1) … (t4, t5), (t6, 0), the odd ones' (0, t0) …
+    // (t5, t6). From taps t0..t4 and t3..t7 as two (overlapping) words.
+    let taps = match <&[i8; 7]>::try_from(w) {
+        Ok(&t) => t,
+        Err(_) => core::array::from_fn(|i| w.get(i).copied().unwrap_or(0)),
+    };
+    let [t0, t1, t2, t3, t4, t5, t6] = taps;
+    let [e0, e1] = dsp::widen_word(dsp::word([t0, t1, t2, t3]));
+    let [o2, o3] = dsp::widen_word(dsp::word([t3, t4, t5, t6]));
+    Some(dsp::RowConsts::new(
+        [e0, e1, (o2 >> 16) | (o3 << 16), o3 >> 16],
+        [e0 << 16, (e0 >> 16) | (e1 << 16), o2, o3],
+        bias,
+        rq.multiplier,
+        rq.round + (zp << hs),
+        hs,
+        n,
+    ))
 }
 
 /// What [`row_dot`] adds to and does with its sums.
@@ -228,10 +292,11 @@ struct RowOut {
 }
 
 /// `out[o] = requantize(bias + Σ_{j<J} SMLAD(pairs[j], lanes o·stride + 2j,
-/// +1))`, clamped to `i8` (`FULL`) or the activation window. Out of line,
-/// so the pairs and the requantization stay in registers.
+/// +1))`, clamped to the activation window. Out of line, so the pairs and
+/// the requantization stay in registers. (The common case, stride 1 without
+/// a fused clamp, runs as [`dsp::row_passes`] instead.)
 #[inline(never)]
-fn row_dot<const J: usize, const FULL: bool>(
+fn row_dot<const J: usize>(
     lanes: &[i16],
     stride: usize,
     pairs: &[u32; ROW_MAX_PAIRS],
@@ -242,14 +307,9 @@ fn row_dot<const J: usize, const FULL: bool>(
         bias,
         rq,
         zp,
-        act_min,
-        act_max,
+        act_min: lo,
+        act_max: hi,
     } = *r;
-    let (lo, hi) = if FULL {
-        (-128, 127)
-    } else {
-        (act_min, act_max)
-    };
     // Every window is `2J` lanes long, so the pair reads need no checks.
     if stride == 1 {
         for (y, win) in out.iter_mut().zip(lanes.windows(2 * J)) {
@@ -287,38 +347,79 @@ fn lane_pair(x: &[i16], i: usize) -> u32 {
     }
 }
 
-/// Lane `i` = input `[chan, iy, i − pad_left] − zp` for the row `iy` output
-/// row `oy` reads, 0 in the padding (and for a row entirely in it).
+/// Lanes `0..span` of `col` (two `i16` a word, low first): lane `i` =
+/// input `[chan, iy, i − pad_left] − zp` for the row `iy` that output row
+/// `oy` reads, 0 in the padding (and for a row entirely in it). Four bytes
+/// at a time where they land on whole words.
 fn widen_row(
     p: &ConvParams,
     g: &Geometry,
     input: &[i8],
     chan: usize,
     oy: usize,
-    zp: i32,
-    lanes: &mut [i16],
+    col: &mut [u32],
+    span: usize,
 ) {
-    for l in lanes.iter_mut() {
-        *l = 0;
-    }
     let ty = Taps::new(oy, p.stride_h, p.dilation_h, p.pad_top, 1, p.in_h);
-    if ty.hi <= ty.lo {
-        return;
+    let row = if ty.hi > ty.lo {
+        let start = chan * g.in_plane + ty.first * p.in_w;
+        input.get(start..start + p.in_w).unwrap_or(&[])
+    } else {
+        &[]
+    };
+    let zp = i32::from(g.zp);
+    // x − zp fits i16 for a zero point in i8.
+    let lane = |x: i8| (i32::from(x) - zp) as i16;
+    let pad = p.pad_left.min(span);
+    let end = (pad + row.len()).min(span);
+    let row = row.get(..end - pad).unwrap_or(&[]);
+    // An odd start: its first byte alone, so the rest starts on a word.
+    let head = (pad % 2).min(row.len());
+    let first = pad + head;
+    let groups = (row.len() - head) / 4;
+    {
+        let Ok(lanes) = bytemuck::try_cast_slice_mut::<u32, i16>(col) else {
+            return;
+        };
+        let Some(lanes) = lanes.get_mut(..span) else {
+            return;
+        };
+        let bulk_end = first + 4 * groups;
+        // The padding, then the bytes outside whole groups. (Plain loops:
+        // `fill` becomes a `memset` call that costs more than these lanes.)
+        let (front, rest) = lanes.split_at_mut(pad);
+        for l in front
+            .iter_mut()
+            .chain(rest.get_mut(end - pad..).unwrap_or(&mut []))
+        {
+            *l = 0;
+        }
+        let odd = [(pad, first), (bulk_end, end)];
+        for (from, to) in odd {
+            let src = row.get(from - pad..).unwrap_or(&[]);
+            for (l, &x) in lanes
+                .get_mut(from..to)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .zip(src)
+            {
+                *l = lane(x);
+            }
+        }
     }
-    let start = chan * g.in_plane + ty.first * p.in_w;
-    let row = input.get(start..start + p.in_w).unwrap_or(&[]);
-    let dst = lanes.get_mut(p.pad_left..).unwrap_or(&mut []);
-    for (l, &x) in dst.iter_mut().zip(row) {
-        // x − zp fits i16 for a zero point in i8.
-        *l = (i32::from(x) - zp) as i16;
+    if groups > 0 {
+        let src = row.get(head..).unwrap_or(&[]);
+        let dst = col.get_mut(first / 2..).unwrap_or(&mut []);
+        dsp::widen_lanes(src, groups, g.offset, dst);
     }
 }
 
 impl Geometry {
-    /// The padded row length for [`conv_rows`], when it applies: output `o`
-    /// reads lanes `o·stride .. o·stride + 2·pairs`, and the row must fit
-    /// the column buffer.
-    fn row_path(&self, p: &ConvParams) -> Option<usize> {
+    /// How [`conv_rows`] runs, when it applies: output `o` reads lanes
+    /// `o·stride .. o·stride + 2·pairs`; the passes read `2·ceil(W/2) + 8`
+    /// (whole words, and one past the last window); the row must fit the
+    /// column buffer.
+    fn row_path(&self, p: &ConvParams) -> Option<RowPath> {
         let pairs = row_pairs(p.kernel_w);
         if self.cin_g != 1 || p.kernel_h != 1 || p.dilation_w != 1 || pairs > ROW_MAX_PAIRS {
             return None;
@@ -326,7 +427,11 @@ impl Geometry {
         let span = (p.out_w - 1)
             .checked_mul(p.stride_w)?
             .checked_add(2 * pairs)?;
-        (span <= 2 * COL_WORDS).then_some(span)
+        let pass_span = 2 * p.out_w.div_ceil(2) + 8;
+        let passes =
+            p.stride_w == 1 && p.kernel_w <= 7 && p.out_w >= 2 && pass_span <= 2 * COL_WORDS;
+        let span = if passes { span.max(pass_span) } else { span };
+        (span <= 2 * COL_WORDS).then_some(RowPath { span, passes })
     }
 
     /// `None` when the reference kernel must handle the call: the same
@@ -812,6 +917,117 @@ mod tests {
             // Outputs are not degenerate (the test could not pass vacuously).
             assert!(want.iter().any(|&y| y != want[0]), "{cin} {k} {want:?}");
         }
+    }
+
+    #[test]
+    fn row_passes_edges_match_reference() {
+        // The single-channel row path around the edges of the stride-1
+        // passes: every kernel length 1..=9 (8 and 9 take the older code),
+        // every row length 1..=40 (each remainder of the 16-step unroll in
+        // both passes), padding on either side, strides 1 and 2, extreme
+        // zero points, shifts on both sides of the passes' limit (hs 22 /
+        // 23), a wrapping bias, a negative multiplier and a fused clamp.
+        let mut s = 0x9e37_79b9_u32;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        let mut checked = 0;
+        for kw in 1..=9 {
+            for in_w in 1..=40 {
+                let (pl, pr) = ((in_w + kw) % 4, (in_w * 3 + kw) % 5);
+                for stride in [1, 2] {
+                    let Some(out_w) = crate::kernels::conv_out_len(in_w, kw, stride, 1, pl, pr)
+                    else {
+                        continue;
+                    };
+                    let cout = 5;
+                    let (izp, ozp, act) = match (in_w + kw) % 4 {
+                        0 => (-128, -128, (-128, 127)),
+                        1 => (127, 127, (-128, 127)),
+                        2 => (3, -7, (-128, 127)),
+                        _ => (-40, 5, (-20, 90)),
+                    };
+                    let p = ConvParams {
+                        in_channels: 1,
+                        in_h: 1,
+                        in_w,
+                        out_channels: cout,
+                        out_h: 1,
+                        out_w,
+                        kernel_h: 1,
+                        kernel_w: kw,
+                        stride_h: 1,
+                        stride_w: stride,
+                        dilation_h: 1,
+                        dilation_w: 1,
+                        pad_top: 0,
+                        pad_left: pl,
+                        groups: 1,
+                        input_zero_point: izp,
+                        output_zero_point: ozp,
+                        act_min: act.0,
+                        act_max: act.1,
+                    };
+                    let c = Case {
+                        input: (0..in_w).map(|_| next() as i8).collect(),
+                        weights: (0..cout * kw).map(|_| next() as i8).collect(),
+                        // Channel 3's bias makes the sums wrap.
+                        bias: std::vec![-5000, 123, 70_000, i32::MAX - 9000, -1],
+                        multiplier: std::vec![
+                            1 << 30,
+                            i32::MAX,
+                            (1 << 30) + 777,
+                            1_500_000_000,
+                            -1_200_000_000
+                        ],
+                        // hs = −shift − 1: 22 and 23 straddle the limit; −2
+                        // is the smallest fast shift, −9 a typical one.
+                        shift: std::vec![-23, -24, -2, -9, -9],
+                        p,
+                    };
+                    let (want, got) = both(&c);
+                    assert_eq!(want, got, "kw {kw} in_w {in_w} stride {stride}");
+                    checked += want.len();
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+    }
+
+    #[test]
+    fn pass_consts_widen_taps_in_order() {
+        // Taps 1..=7: the even pairs (1, 2), (3, 4), (5, 6), (7, 0); the odd
+        // ones (0, 1), (2, 3), (4, 5), (6, 7), as i16 lanes, low first.
+        let pair = |lo: i16, hi: i16| u32::from(lo as u16) | (u32::from(hi as u16) << 16);
+        let rq = Requant::new(1 << 30, -9);
+        let Some(c) = pass_consts(&[1, 2, 3, 4, 5, 6, 7], 0, rq, 0, 4) else {
+            panic!("shift -9 fits the passes");
+        };
+        let words = c.words();
+        assert_eq!(words[..4], [pair(1, 2), pair(3, 4), pair(5, 6), pair(7, 0)]);
+        assert_eq!(
+            words[9..13],
+            [pair(0, 1), pair(2, 3), pair(4, 5), pair(6, 7)]
+        );
+        // Negative taps sign-extend; a short kernel pads with zeros.
+        let Some(c) = pass_consts(&[-1, -128, 127], 0, rq, 0, 4) else {
+            panic!("shift -9 fits the passes");
+        };
+        let words = c.words();
+        assert_eq!(words[..4], [pair(-1, -128), pair(127, 0), 0, 0]);
+        assert_eq!(words[9..13], [pair(0, -1), pair(-128, 127), 0, 0]);
+        // hs = 8, rounding 2^7, zero point 5 folded in as 5·2^8.
+        let Some(c) = pass_consts(&[1], 0, rq, 5, 4) else {
+            panic!("shift -9 fits the passes");
+        };
+        assert_eq!(c.words()[6], 128 + 5 * 256);
+        // Outside the shortcut, or hs > 22: not for the passes.
+        assert!(pass_consts(&[1], 0, Requant::new(1 << 30, 0), 0, 4).is_none());
+        assert!(pass_consts(&[1], 0, Requant::new(1 << 30, -24), 0, 4).is_none());
+        assert!(pass_consts(&[1], 0, Requant::new(1 << 30, -23), 0, 4).is_some());
     }
 
     #[test]

@@ -485,6 +485,309 @@ mod imp {
         }
         a0
     }
+    /// One step of [`row_passes`](super::row_passes)' loop: the output whose window is
+    /// `acc, x1, x2, x3` (window words 0..4; `acc` is the oldest, dead once
+    /// multiplied, so it takes the sum), then the next window word into it.
+    macro_rules! pass_step {
+        ($acc:literal, $x1:literal, $x2:literal, $x3:literal) => {
+            concat!(
+                "smlad ",
+                $acc,
+                ", r1, ",
+                $acc,
+                ", r5\n",
+                "smlad ",
+                $acc,
+                ", r2, ",
+                $x1,
+                ", ",
+                $acc,
+                "\n",
+                "smlad ",
+                $acc,
+                ", r3, ",
+                $x2,
+                ", ",
+                $acc,
+                "\n",
+                "smlad ",
+                $acc,
+                ", r4, ",
+                $x3,
+                ", ",
+                $acc,
+                "\n",
+                "smmla ",
+                $acc,
+                ", ",
+                $acc,
+                ", r6, r7\n",
+                "asr ",
+                $acc,
+                ", ",
+                $acc,
+                ", r12\n",
+                "ssat ",
+                $acc,
+                ", #8, ",
+                $acc,
+                "\n",
+                "strb ",
+                $acc,
+                ", [lr], #2\n",
+                "ldr ",
+                $acc,
+                ", [r0], #4\n",
+            )
+        };
+    }
+
+    /// See [`row_passes`](super::row_passes), which checks the lengths.
+    ///
+    /// Register use (all 14 allocatable ones, so r6/r7, which `asm!`
+    /// cannot take as operands, are saved on the stack and restored): r1–r4
+    /// the pass's tap pairs, r5 bias, r6 multiplier, r7 rounding constant,
+    /// r12 `hs` in bits 0..8 (`ASR` reads only those) and the block counter
+    /// above them, r0 the window words, lr the outputs, r8–r11 the window.
+    /// The window rotates through r8–r11, each output loading one word; the
+    /// loop is unrolled 16 times (four rotations), and a pass enters the
+    /// unrolled body at the step its [`RowConsts`](super::RowConsts) entry
+    /// names, through a `TBB` table, with the first window loaded in that
+    /// step's register order.
+    ///
+    /// # Safety
+    ///
+    /// `c` built for `out.len()` outputs, `out.len() >= 2`, `words.len()
+    /// >= ceil(out.len() / 2) + 4`.
+    #[inline(always)]
+    pub unsafe fn row_passes_raw(c: &super::RowConsts, words: &[u32], out: &mut [i8]) {
+        // SAFETY: reads the 15 words of `c.words` and at most
+        // `ceil(n/2) + 4` words of `words` (word-aligned as LDM/LDRD need),
+        // writes bytes `2i` (even pass) and `2i + 1` (odd pass) below `n =
+        // out.len()` of `out`, as `c`'s entries and counters, made for `n`,
+        // bound them: in bounds by the caller's contract. r6/r7 are pushed
+        // and popped around their use, with the three pointers (6 words:
+        // the stack stays 8-byte aligned); every other register it writes
+        // is declared. SMLAD/SSAT may set Q and ADDS sets NZCV, so flags
+        // are not preserved.
+        unsafe {
+            asm!(
+                // Saved: [sp] consts, [sp, #4] words, [sp, #8] outputs.
+                "push {{r0-r2, r6-r8}}",
+                "mov lr, r2",
+                "mov r12, r1",
+                "ldm r0, {{r1-r9}}",
+                "mov r0, r12",
+                "mov r12, r9",
+                // A pass: r8 = entry step, r12 = counter and `hs`.
+                "1:",
+                "tbb [pc, r8]",
+                "0:",
+                ".byte (20f - 0b) / 2",
+                ".byte (21f - 0b) / 2",
+                ".byte (22f - 0b) / 2",
+                ".byte (23f - 0b) / 2",
+                ".byte (24f - 0b) / 2",
+                ".byte (25f - 0b) / 2",
+                ".byte (26f - 0b) / 2",
+                ".byte (27f - 0b) / 2",
+                ".byte (30f - 0b) / 2",
+                ".byte (31f - 0b) / 2",
+                ".byte (32f - 0b) / 2",
+                ".byte (33f - 0b) / 2",
+                ".byte (34f - 0b) / 2",
+                ".byte (35f - 0b) / 2",
+                ".byte (36f - 0b) / 2",
+                ".byte (37f - 0b) / 2",
+                ".p2align 1",
+                // Steps 0 and 4: window r8, r9, r10, r11.
+                "20:",
+                "ldm r0!, {{r8-r11}}",
+                "b 10f",
+                "24:",
+                "ldm r0!, {{r8-r11}}",
+                "b 14f",
+                // Steps 1 and 5: window r9, r10, r11, r8.
+                "21:",
+                "ldm r0!, {{r9-r11}}",
+                "ldr r8, [r0], #4",
+                "b 11f",
+                "25:",
+                "ldm r0!, {{r9-r11}}",
+                "ldr r8, [r0], #4",
+                "b 15f",
+                // Steps 2 and 6: window r10, r11, r8, r9.
+                "22:",
+                "ldrd r10, r11, [r0], #8",
+                "ldrd r8, r9, [r0], #8",
+                "b 12f",
+                "26:",
+                "ldrd r10, r11, [r0], #8",
+                "ldrd r8, r9, [r0], #8",
+                "b 16f",
+                // Steps 3 and 7: window r11, r8, r9, r10.
+                "23:",
+                "ldr r11, [r0], #4",
+                "ldm r0!, {{r8-r10}}",
+                "b 13f",
+                "27:",
+                "ldr r11, [r0], #4",
+                "ldm r0!, {{r8-r10}}",
+                "b 17f",
+                // Steps 8–15, the same four rotations.
+                "30:",
+                "ldm r0!, {{r8-r11}}",
+                "b 40f",
+                "34:",
+                "ldm r0!, {{r8-r11}}",
+                "b 44f",
+                "31:",
+                "ldm r0!, {{r9-r11}}",
+                "ldr r8, [r0], #4",
+                "b 41f",
+                "35:",
+                "ldm r0!, {{r9-r11}}",
+                "ldr r8, [r0], #4",
+                "b 45f",
+                "32:",
+                "ldrd r10, r11, [r0], #8",
+                "ldrd r8, r9, [r0], #8",
+                "b 42f",
+                "36:",
+                "ldrd r10, r11, [r0], #8",
+                "ldrd r8, r9, [r0], #8",
+                "b 46f",
+                "33:",
+                "ldr r11, [r0], #4",
+                "ldm r0!, {{r8-r10}}",
+                "b 43f",
+                "37:",
+                "ldr r11, [r0], #4",
+                "ldm r0!, {{r8-r10}}",
+                "b 47f",
+                "10:",
+                pass_step!("r8", "r9", "r10", "r11"),
+                "11:",
+                pass_step!("r9", "r10", "r11", "r8"),
+                "12:",
+                pass_step!("r10", "r11", "r8", "r9"),
+                "13:",
+                pass_step!("r11", "r8", "r9", "r10"),
+                "14:",
+                pass_step!("r8", "r9", "r10", "r11"),
+                "15:",
+                pass_step!("r9", "r10", "r11", "r8"),
+                "16:",
+                pass_step!("r10", "r11", "r8", "r9"),
+                "17:",
+                pass_step!("r11", "r8", "r9", "r10"),
+                "40:",
+                pass_step!("r8", "r9", "r10", "r11"),
+                "41:",
+                pass_step!("r9", "r10", "r11", "r8"),
+                "42:",
+                pass_step!("r10", "r11", "r8", "r9"),
+                "43:",
+                pass_step!("r11", "r8", "r9", "r10"),
+                "44:",
+                pass_step!("r8", "r9", "r10", "r11"),
+                "45:",
+                pass_step!("r9", "r10", "r11", "r8"),
+                "46:",
+                pass_step!("r10", "r11", "r8", "r9"),
+                "47:",
+                pass_step!("r11", "r8", "r9", "r10"),
+                "adds r12, r12, #256",
+                "bcc 10b",
+                // After the even pass, the odd one: its tap pairs, entry
+                // and counter, the same words, the outputs from 1. The
+                // saved consts pointer is cleared to mark the second pass.
+                "ldr r0, [sp]",
+                "cbz r0, 9f",
+                "movs r1, #0",
+                "str r1, [sp]",
+                "add r0, r0, #36",
+                "ldm r0, {{r1-r4, r8, r12}}",
+                "ldrd r0, lr, [sp, #4]",
+                "add lr, lr, #1",
+                "b 1b",
+                "9:",
+                "pop {{r0-r2, r6-r8}}",
+                inout("r0") c.words.as_ptr() => _,
+                inout("r1") words.as_ptr() => _,
+                inout("r2") out.as_mut_ptr() => _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+            );
+        }
+    }
+
+    /// Bytes `b0..b4` of `w` (little-endian) as lanes `[(b0, b1), (b2, b3)]`.
+    #[inline(always)]
+    pub fn widen_word(w: u32) -> [u32; 2] {
+        let lo: u32;
+        let hi: u32;
+        // SAFETY: register-only arithmetic; no flags written.
+        unsafe {
+            asm!(
+                "sxtb16 {o}, {w}, ror #8",
+                "sxtb16 {e}, {w}",
+                "pkhbt {lo}, {e}, {o}, lsl #16",
+                "pkhtb {hi}, {o}, {e}, asr #16",
+                w = in(reg) w,
+                e = out(reg) _,
+                o = out(reg) _,
+                lo = out(reg) lo,
+                hi = lateout(reg) hi,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        [lo, hi]
+    }
+
+    /// See [`widen_lanes`](super::widen_lanes); lengths are checked there.
+    ///
+    /// # Safety
+    ///
+    /// `src.len() >= 4·groups`, `dst.len() >= 2·groups`, `groups >= 1`.
+    #[inline(always)]
+    pub unsafe fn widen_lanes_raw(src: &[i8], groups: usize, offset: u32, dst: &mut [u32]) {
+        // SAFETY: reads `4·groups` bytes of `src` (unaligned LDRs, see
+        // `mac_1x4`) and writes `2·groups` words of `dst` (word-aligned as
+        // STRD needs), in bounds by the caller's contract; registers
+        // otherwise.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {x}, [{ps}], #4",
+                "sxtb16 {o}, {x}, ror #8",
+                "sxtb16 {x}, {x}",
+                "sadd16 {o}, {o}, {off}",
+                "sadd16 {x}, {x}, {off}",
+                // (b0, b2), (b1, b3) -> (b0, b1), (b2, b3).
+                "pkhbt {t}, {x}, {o}, lsl #16",
+                "pkhtb {o}, {o}, {x}, asr #16",
+                "strd {t}, {o}, [{pd}], #8",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                n = inout(reg) groups => _,
+                ps = inout(reg) src.as_ptr() => _,
+                pd = inout(reg) dst.as_mut_ptr() => _,
+                off = in(reg) offset,
+                x = out(reg) _,
+                o = out(reg) _,
+                t = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
 }
 
 #[cfg(not(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp))))]
@@ -616,6 +919,62 @@ mod imp {
         acc
     }
 
+    /// `SMMLA`: `acc + ((a · b) >> 32)`, the high word of `(acc << 32) + a·b`.
+    fn smmla(a: i32, b: i32, acc: i32) -> i32 {
+        ((i64::from(acc) << 32).wrapping_add(i64::from(a) * i64::from(b)) >> 32) as i32
+    }
+
+    /// `SSAT #8`.
+    fn ssat8(x: i32) -> i8 {
+        x.clamp(-128, 127) as i8
+    }
+
+    /// The even outputs, then the odd ones, as the asm does them, from the
+    /// same constant words.
+    ///
+    /// # Safety
+    ///
+    /// None needed here (checked slice accesses); `unsafe` to match the asm.
+    pub unsafe fn row_passes_raw(c: &super::RowConsts, words: &[u32], out: &mut [i8]) {
+        let k = &c.words;
+        let (bias, multiplier, round) = (k[4] as i32, k[5] as i32, k[6] as i32);
+        for (parity, w, count) in [(0, &k[0..4], k[8]), (1, &k[9..13], k[14])] {
+            // `ASR` by register takes the shift from bits 0..8.
+            let hs = (count & 0xff).min(31);
+            let ys = out.get_mut(parity..).unwrap_or(&mut []);
+            for (i, y) in ys.iter_mut().step_by(2).enumerate() {
+                let win = words.get(i..i + 4).unwrap_or(&[]);
+                let acc = w.iter().zip(win).fold(bias, |a, (&w, &x)| smlad(w, x, a));
+                *y = ssat8(smmla(acc, multiplier, round) >> hs);
+            }
+        }
+    }
+
+    pub fn widen_word(w: u32) -> [u32; 2] {
+        let [even, odd] = [sxtb16(w), sxtb16(w.rotate_right(8))];
+        [
+            (even & 0xffff) | (odd << 16),
+            (even >> 16) | (odd & 0xffff_0000),
+        ]
+    }
+
+    /// # Safety
+    ///
+    /// None needed here; `unsafe` to match the asm.
+    pub unsafe fn widen_lanes_raw(src: &[i8], groups: usize, offset: u32, dst: &mut [u32]) {
+        for (s, d) in src
+            .chunks_exact(4)
+            .zip(dst.chunks_exact_mut(2))
+            .take(groups)
+        {
+            if let (&[a, b, c, e], [lo, hi]) = (s, d) {
+                let [even, odd] = widen_offset(word([a, b, c, e]), offset);
+                *lo = (even & 0xffff) | (odd << 16);
+                *hi = (even >> 16) | (odd & 0xffff_0000);
+            }
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -632,6 +991,16 @@ mod imp {
             assert_eq!(smlad(0xFFFC_0003, 0x0005_FFFE, 100), 74);
             // (-32768)² · 2 = 2^31 wraps past i32::MAX.
             assert_eq!(smlad(0x8000_8000, 0x8000_8000, 0), i32::MIN);
+            // SMMLA adds the floor of the product / 2^32: 3·(−2^31) -> −2,
+            // −1 -> −1, 2^32 -> 1.
+            assert_eq!(smmla(3, i32::MIN, 7), 5);
+            assert_eq!(smmla(-1, 1, 7), 6);
+            assert_eq!(smmla(1 << 16, 1 << 16, 0), 1);
+            assert_eq!((ssat8(128), ssat8(-129), ssat8(-5)), (127, -128, -5));
+            // In-order widening: bytes -1, 1, -128, 127 -> (-1, 1), (-128, 127).
+            let [lo, hi] = widen_word(w);
+            assert_eq!((lo as u16 as i16, (lo >> 16) as u16 as i16), (-1, 1));
+            assert_eq!((hi as u16 as i16, (hi >> 16) as u16 as i16), (-128, 127));
             // widen: bytes -1, 1, -128, 127 minus zp 5 -> lanes (-6, -133), (-4, 122).
             let [e, o] = widen_offset(w, super::super::splat16(-5));
             assert_eq!((e as u16 as i16, (e >> 16) as u16 as i16), (-6, -133));
@@ -640,7 +1009,105 @@ mod imp {
     }
 }
 
-pub(super) use imp::{mac_1x1, mac_1x2, mac_1x4, mac_rows_1x4, smlad, widen_groups, widen_offset};
+pub(super) use imp::{
+    mac_1x1, mac_1x2, mac_1x4, mac_rows_1x4, smlad, widen_groups, widen_offset, widen_word,
+};
+
+/// One output channel's constants for [`row_passes`], for rows of `n`
+/// outputs, laid out as the asm loads them: the even outputs' tap pairs
+/// (4 words), bias, multiplier, rounding constant, the even pass's entry
+/// step and counter; the odd outputs' tap pairs (4), entry and counter.
+/// A counter is `hs − 256·blocks` (mod 2^32): the loop adds 256 per block
+/// of 16 outputs and stops at the carry, `hs` riding in bits 0..8.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RowConsts {
+    words: [u32; 15],
+    n: usize,
+}
+
+impl RowConsts {
+    /// The words the asm loads, for tests.
+    #[cfg(test)]
+    pub(super) fn words(&self) -> &[u32; 15] {
+        &self.words
+    }
+
+    /// Tap pairs are low lane first; `hs` in `1..=30`; `2 <= n < 2^24`
+    /// (else [`row_passes`] does nothing).
+    #[inline(always)]
+    pub(super) fn new(
+        even: [u32; 4],
+        odd: [u32; 4],
+        bias: i32,
+        multiplier: i32,
+        round: i32,
+        hs: u32,
+        n: usize,
+    ) -> RowConsts {
+        // A pass of `m` outputs enters the 16-step body at step
+        // `(16 − m % 16) % 16` and runs `ceil(m / 16)` blocks.
+        let entry = |m: usize| ((16 - m % 16) % 16) as u32;
+        let count = |m: usize| hs.wrapping_sub((m.div_ceil(16) as u32).wrapping_shl(8));
+        let (ne, no) = (n.div_ceil(2), n / 2);
+        let [e0, e1, e2, e3] = even;
+        let [o0, o1, o2, o3] = odd;
+        RowConsts {
+            words: [
+                e0,
+                e1,
+                e2,
+                e3,
+                bias as u32,
+                multiplier as u32,
+                round as u32,
+                entry(ne),
+                count(ne),
+                o0,
+                o1,
+                o2,
+                o3,
+                entry(no),
+                count(no),
+            ],
+            n,
+        }
+    }
+}
+
+/// For every output `o < out.len()`, with `m = o / 2`, and `w` the even
+/// tap pairs for even `o`, the odd ones for odd `o`:
+///
+/// `out[o] = SSAT8(SMMLA(acc, multiplier, round) >> hs)`,
+/// `acc = bias + Σ_{j<4} SMLAD(w[j], words[m + j])`
+///
+/// (all wrapping, as the instructions are): the single-channel convolution
+/// of `conv::conv_rows`, as a pass over the even outputs and one over the
+/// odd ones. Does nothing unless `c` was made for `out.len()` outputs,
+/// `2 <= out.len() < 2^24`, and `words` holds `ceil(out.len() / 2) + 4`
+/// words (the last one is read, not used).
+#[inline(always)]
+pub(super) fn row_passes(c: &RowConsts, words: &[u32], out: &mut [i8]) {
+    let n = out.len();
+    let ok = n == c.n && (2..1 << 24).contains(&n) && n.div_ceil(2) + 4 <= words.len();
+    if ok {
+        // SAFETY: the lengths are checked above.
+        unsafe { imp::row_passes_raw(c, words, out) }
+    }
+}
+
+/// Words `j < 2·groups` of `dst` = lanes `(src[2j] − zp, src[2j + 1] − zp)`
+/// (`offset` = `splat16(−zp)`): `src` widened in order, two lanes a word.
+/// Does nothing if a slice is short.
+#[inline(always)]
+pub(super) fn widen_lanes(src: &[i8], groups: usize, offset: u32, dst: &mut [u32]) {
+    let ok = groups >= 1
+        && groups.checked_mul(4).is_some_and(|b| b <= src.len())
+        && groups.checked_mul(2).is_some_and(|w| w <= dst.len());
+    if ok {
+        // SAFETY: the lengths are checked above.
+        unsafe { imp::widen_lanes_raw(src, groups, offset, dst) }
+    }
+}
 
 /// `acc[c] + Σ_k w[k] · column c[k]` for `NC` ∈ {1, 2, 4} interleaved
 /// columns (group `j` of column `c` at words `(NC·j + c)·2 ..+2`); any other
