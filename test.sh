@@ -47,6 +47,36 @@ cargo build -p medq --target thumbv7em-none-eabihf --no-default-features --featu
 step "workspace tests"
 cargo test --workspace --locked
 
+step "runtime with a firmware-like kernel selection (op-* features, no error reasons)"
+cargo test -p medq --no-default-features --features std,op-conv,op-max-pool,op-reshape \
+    --test build_features --locked
+
+step "firmware: host tests (ADS1292R driver on embedded-hal-mock, detector, windows, pipeline)"
+(cd firmware && cargo test --target x86_64-unknown-linux-gnu --lib --locked)
+
+step "firmware on QEMU: the ECG monitor on Cortex-M4F, M7 and M0, byte-identical to the host"
+# Each run exits non-zero unless every beat's int8 output matches
+# firmware/model/golden.bin (written by the host runtime) and the budgets hold.
+qemu_flags=(-nographic -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off)
+(
+    cd firmware
+    cargo build --release --locked
+    python3 budget.py
+    echo "-- Cortex-M4F (mps2-an386)"
+    qemu-system-arm -cpu cortex-m4 -machine mps2-an386 "${qemu_flags[@]}" \
+        -kernel target/thumbv7em-none-eabihf/release/medq-firmware
+    echo "-- Cortex-M7 (mps2-an500)"
+    qemu-system-arm -cpu cortex-m7 -machine mps2-an500 "${qemu_flags[@]}" \
+        -kernel target/thumbv7em-none-eabihf/release/medq-firmware
+    echo "-- Cortex-M0 (micro:bit), reference kernels"
+    cargo build --release --locked --target thumbv6m-none-eabi
+    qemu-system-arm -machine microbit "${qemu_flags[@]}" \
+        -kernel target/thumbv6m-none-eabi/release/medq-firmware
+)
+
+step "Cortex-M4 DSP kernels on QEMU: bit-exactness and instructions per MAC"
+bash benches/qemu/run.sh
+
 step "host CLI for aarch64 (Raspberry Pi class), run under qemu-aarch64"
 cargo build -p medq-cli --release --target aarch64-unknown-linux-gnu --locked
 ls -l target/aarch64-unknown-linux-gnu/release/medq

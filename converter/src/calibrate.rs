@@ -9,7 +9,8 @@
 
 use crate::error::ConvertError;
 use crate::float_ref::FloatRef;
-use crate::ir::{Graph, TensorId};
+use crate::ir::{Graph, Op, TensorId};
+use crate::recurrent::CellRanges;
 use crate::samples::Samples;
 
 /// How a tensor's quantization range is chosen from its observed values.
@@ -135,6 +136,10 @@ impl Observer {
 pub struct Calibration {
     /// Indexed by tensor id; `None` for constants.
     pub observers: Vec<Option<Observer>>,
+    /// Indexed by node: the internal ranges of recurrent nodes, from a float
+    /// simulation of the cell on the node's input (tract exposes only the
+    /// node's outputs).
+    pub cells: Vec<Option<CellRanges>>,
 }
 
 /// The activation tensors of the graph (inputs and node outputs), in id order.
@@ -159,6 +164,11 @@ pub fn calibrate(
     for &i in &ids {
         observers[i] = Some(Observer::new());
     }
+    let mut cells: Vec<Option<CellRanges>> = graph
+        .nodes
+        .iter()
+        .map(|n| matches!(n.op, Op::Recurrent(_)).then(CellRanges::default))
+        .collect();
     let quota = SUBSAMPLE_CAP.div_ceil(samples.len().max(1));
     progress.set_length(samples.len() as u64);
     for s in 0..samples.len() {
@@ -168,10 +178,22 @@ pub fn calibrate(
                 obs.observe(v, quota);
             }
         }
+        for (node, cell) in graph.nodes.iter().zip(cells.iter_mut()) {
+            let (Op::Recurrent(rec), Some(cell)) = (&node.op, cell.as_mut()) else {
+                continue;
+            };
+            let x = node
+                .inputs
+                .first()
+                .and_then(|t| ids.iter().position(|i| i == t));
+            if let Some(x) = x.and_then(|k| values.get(k)) {
+                rec.simulate(x, cell);
+            }
+        }
         progress.inc(1);
     }
     progress.finish_and_clear();
-    Ok(Calibration { observers })
+    Ok(Calibration { observers, cells })
 }
 
 #[cfg(test)]

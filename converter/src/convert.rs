@@ -103,7 +103,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         .map(|o| o.as_ref().map(|o| o.range(opts.method, opts.percentile)))
         .collect();
 
-    let qg = quantize::quantize(&graph, &ranges)?;
+    let qg = quantize::quantize_with_cells(&graph, &ranges, &calibration.cells)?;
     let arena = emit::plan_arena(&graph, &qg);
     let method = match opts.method {
         Method::MinMax => "minmax".to_string(),
@@ -195,6 +195,7 @@ fn build_report(
             Op::Conv { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
                 weights.len() + bias.len()
             }
+            Op::Recurrent(r) => r.w.len() + r.r.len() + r.bias_w.len() + r.bias_r.len(),
             _ => 0,
         })
         .sum();
@@ -242,6 +243,14 @@ pub fn macs(graph: &Graph, node: usize) -> u64 {
         Op::FullyConnected { weights, .. } => {
             let k = weights.shape.get(1).copied().unwrap_or(0);
             (out * k) as u64
+        }
+        Op::Recurrent(r) => {
+            // Every step multiplies x by W and h by R.
+            let steps = n
+                .inputs
+                .first()
+                .map_or(0, |&x| r.steps(graph.tensors[x].shape.iter().product()));
+            (steps * (r.w.len() + r.r.len())) as u64
         }
         _ => 0,
     }

@@ -118,6 +118,7 @@ pub fn emit(
                     ConstData::I8(data) => {
                         w.add_constant_i8(&c.name, &c.dims, quant_spec(&c.quant), data)
                     }
+                    ConstData::I16(data) => w.add_constant_i16(&c.name, &c.dims, data),
                     ConstData::I32(data) => w.add_constant_i32(&c.name, &c.dims, data),
                 },
             });

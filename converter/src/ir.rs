@@ -162,6 +162,32 @@ pub enum Op {
     },
     /// Flatten, Reshape, Squeeze, Unsqueeze: same data, the output tensor's shape.
     Reshape,
+    /// ONNX LSTM / GRU (forward, batch 1, zero initial state): the input is
+    /// `[T, 1, I]`, the output the last hidden state `Y_h` `[1, 1, H]`.
+    Recurrent(Recurrent),
+}
+
+/// The cell of a [`Op::Recurrent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    Lstm,
+    Gru { linear_before_reset: bool },
+}
+
+/// Float weights of an LSTM/GRU with rows in medq's gate order (LSTM i, f,
+/// g, o; GRU z, r, n), `G` gates of `hidden` rows each.
+#[derive(Clone, Debug)]
+pub struct Recurrent {
+    pub cell: Cell,
+    pub hidden: usize,
+    pub input_size: usize,
+    /// `[G·H, I]`.
+    pub w: Array,
+    /// `[G·H, H]`.
+    pub r: Array,
+    /// ONNX `Wb` and `Rb`, `G·H` each.
+    pub bias_w: Vec<f32>,
+    pub bias_r: Vec<f32>,
 }
 
 impl Op {
@@ -179,6 +205,10 @@ impl Op {
             Op::Concat { .. } => "Concat",
             Op::Pad { .. } => "Pad",
             Op::Reshape => "Reshape",
+            Op::Recurrent(r) => match r.cell {
+                Cell::Lstm => "Lstm",
+                Cell::Gru { .. } => "Gru",
+            },
         }
     }
 }

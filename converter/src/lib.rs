@@ -19,6 +19,7 @@ pub mod ir;
 pub mod load;
 pub mod plan;
 pub mod quantize;
+pub mod recurrent;
 pub mod report;
 pub mod rewrite;
 pub mod samples;

@@ -7,6 +7,7 @@ use medq::numerics::quantize_multiplier;
 
 use crate::error::ConvertError;
 use crate::ir::{Array, FusedActivation, Graph, Node, Op, TensorId, Unary, Window};
+use crate::recurrent::CellRanges;
 
 /// Per-tensor affine quantization: `real = scale · (q − zero_point)`.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -59,6 +60,7 @@ pub enum ConstQuant {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConstData {
     I8(Vec<i8>),
+    I16(Vec<i16>),
     I32(Vec<i32>),
 }
 
@@ -74,6 +76,7 @@ impl ConstTensor {
     pub fn byte_len(&self) -> usize {
         match &self.data {
             ConstData::I8(v) => v.len(),
+            ConstData::I16(v) => 2 * v.len(),
             ConstData::I32(v) => 4 * v.len(),
         }
     }
@@ -120,10 +123,21 @@ pub fn quantize(
     graph: &Graph,
     ranges: &[Option<(f32, f32)>],
 ) -> Result<QuantizedGraph, ConvertError> {
+    quantize_with_cells(graph, ranges, &[])
+}
+
+/// [`quantize`], with the internal ranges of recurrent nodes (indexed by
+/// node; see [`crate::calibrate::Calibration::cells`]).
+pub fn quantize_with_cells(
+    graph: &Graph,
+    ranges: &[Option<(f32, f32)>],
+    cells: &[Option<CellRanges>],
+) -> Result<QuantizedGraph, ConvertError> {
     let qparams = assign_qparams(graph, ranges)?;
     let mut ops = Vec::with_capacity(graph.nodes.len());
     for (i, node) in graph.nodes.iter().enumerate() {
-        ops.push(lower(graph, &qparams, i, node)?);
+        let cell = cells.get(i).and_then(Option::as_ref);
+        ops.push(lower(graph, &qparams, i, node, cell)?);
     }
     Ok(QuantizedGraph { qparams, ops })
 }
@@ -165,7 +179,7 @@ fn assign_qparams(
             | Op::FullyConnected { activation, .. }
             | Op::Add { activation }
             | Op::Mul { activation } => calibrated(node.output, activation.bounds())?,
-            Op::Unary(_) | Op::Concat { .. } => calibrated(node.output, open)?,
+            Op::Unary(_) | Op::Concat { .. } | Op::Recurrent(_) => calibrated(node.output, open)?,
         };
         q[node.output] = Some(out);
     }
@@ -330,6 +344,7 @@ fn lower(
     q: &[Option<QParams>],
     index: usize,
     node: &Node,
+    cell: Option<&CellRanges>,
 ) -> Result<LoweredOp, ConvertError> {
     let y = act_q(q, node, node.output)?;
     let first = *node.inputs.first().ok_or_else(|| missing_input(node))?;
@@ -446,6 +461,12 @@ fn lower(
             (OpCode::Pad, p)
         }
         Op::Reshape => (OpCode::Reshape, vec![]),
+        Op::Recurrent(rec) => {
+            let x = act_q(q, node, first)?;
+            let (opcode, operands, words) = crate::recurrent::lower(node, rec, x, y, cell)?;
+            inputs.extend(operands);
+            (opcode, words)
+        }
     };
     Ok(LoweredOp {
         node: index,

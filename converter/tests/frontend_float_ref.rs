@@ -415,9 +415,8 @@ fn single_op_models_match_tract() {
     }
 }
 
-/// Every model in `models/` that uses only supported ops loads, rewrites and
-/// computes what tract computes. The recurrent ones are the documented
-/// exception (medq has no GRU/LSTM kernels).
+/// Every model in `models/` loads, rewrites and computes what tract
+/// computes (recurrent nodes through the converter's float cell).
 #[test]
 fn repository_models_load_rewrite_and_match_tract() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
@@ -436,12 +435,6 @@ fn repository_models_load_rewrite_and_match_tract() {
     paths.sort();
     assert!(!paths.is_empty(), "no models under {}", root.display());
     for p in paths {
-        let name = p.display().to_string();
-        if name.contains("_gru") || name.contains("_lstm") {
-            let e = load_onnx(&p).unwrap_err().to_string();
-            assert!(e.contains("is not supported by medq"), "{name}: {e}");
-            continue;
-        }
         check_against_tract(&p, 2, 1e-4);
     }
 }

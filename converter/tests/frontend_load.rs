@@ -822,12 +822,12 @@ fn external_data_is_rejected_clearly() {
 fn unsupported_op_names_node_op_opset_and_the_supported_list() {
     let b = ModelBuilder::new(17)
         .input("x", &[1, 4, 8])
-        .node("/layer3/Foo", "LSTM", &["x"], &["y"], vec![])
+        .node("/layer3/Foo", "RNN", &["x"], &["y"], vec![])
         .output("y");
     let e = load_err(b);
     assert!(
         e.starts_with(
-            "node \"/layer3/Foo\" (op LSTM, opset 17) is not supported by medq. Supported ops: "
+            "node \"/layer3/Foo\" (op RNN, opset 17) is not supported by medq. Supported ops: "
         ),
         "{e}"
     );
@@ -837,7 +837,7 @@ fn unsupported_op_names_node_op_opset_and_the_supported_list() {
     );
     let list = e.split("Supported ops: ").nth(1).unwrap();
     assert!(
-        !list.contains("LSTM") && !list.contains("Gather"),
+        !list.contains("RNN") && !list.contains("Gather"),
         "only ops medq runs are listed: {e}"
     );
     let err = convert_model(

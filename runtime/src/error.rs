@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use crate::format::layout::SectionId;
+use crate::format::layout::{OpCode, SectionId};
 
 /// Why a model file was refused, or why a call could not be served.
 ///
@@ -55,6 +55,9 @@ pub enum Error {
     BadTensor { index: u16, reason: &'static str },
     /// An op record breaks a rule, or its operands do not fit its kernel.
     BadOp { index: u16, reason: &'static str },
+    /// Op `index` is valid but its kernel was left out of this build (the
+    /// runtime's `op-*` cargo features choose the kernels; `all-ops` is default).
+    OpNotBuiltIn { index: u16, opcode: OpCode },
     /// The graph inputs/outputs break a rule (not activations, duplicated,
     /// produced by an op, ...).
     BadGraph(&'static str),
@@ -109,6 +112,10 @@ impl fmt::Display for Error {
             Error::BadMetadata => f.write_str("bad metadata record"),
             Error::BadTensor { index, reason } => write!(f, "tensor {index}: {reason}"),
             Error::BadOp { index, reason } => write!(f, "op {index}: {reason}"),
+            Error::OpNotBuiltIn { index, opcode } => write!(
+                f,
+                "op {index}: {opcode:?} is not built into this runtime (enable its `op-*` cargo feature)"
+            ),
             Error::BadGraph(reason) => write!(f, "graph: {reason}"),
             Error::NotTopological { op } => write!(
                 f,

@@ -100,7 +100,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             run(self.model, self.arena, &prepared, op.index)?;
             let out = activation(self.arena, &prepared.output).ok_or(Error::BadOp {
                 index: op.index,
-                reason: "output outside the arena",
+                reason: why!("output outside the arena"),
             })?;
             observe(k, prepared.output.index, out);
         }
@@ -170,10 +170,10 @@ fn run(model: &Model<'_>, arena: &mut [u8], prep: &Prepared<'_>, index: u16) -> 
     let out = &prep.output;
     let (before, rest) = arena
         .split_at_mut_checked(out.offset)
-        .ok_or(bad("output outside the arena"))?;
+        .ok_or(bad(why!("output outside the arena")))?;
     let (out_bytes, after) = rest
         .split_at_mut_checked(out.len)
-        .ok_or(bad("output outside the arena"))?;
+        .ok_or(bad(why!("output outside the arena")))?;
     let split = Split {
         before,
         after,
@@ -183,40 +183,50 @@ fn run(model: &Model<'_>, arena: &mut [u8], prep: &Prepared<'_>, index: u16) -> 
     let y: &mut [i8] = bytemuck::cast_slice_mut(out_bytes);
 
     let info = |i: usize| -> Result<TensorInfo<'_>, Error> {
-        let t = prep.inputs.get(i).ok_or(bad("missing input"))?;
+        let t = prep.inputs.get(i).ok_or(bad(why!("missing input")))?;
         model.tensor(usize::from(*t))
     };
     let operand = |i: usize| -> Result<&[i8], Error> {
         split
             .operand(&info(i)?)
-            .ok_or(bad("input overlaps the output"))
+            .ok_or(bad(why!("input overlaps the output")))
     };
 
     match &prep.kernel {
-        Kernel::Conv { p, requant: r } => {
+        Kernel::Conv { p, requant: r } if cfg!(feature = "op-conv") => {
             kernels::conv_s8(p, operand(0)?, r.weights, r.bias, r.multiplier, r.shift, y)
         }
-        Kernel::FullyConnected { p, requant: r } => {
+        Kernel::FullyConnected { p, requant: r } if cfg!(feature = "op-fully-connected") => {
             kernels::fully_connected_s8(p, operand(0)?, r.weights, r.bias, r.multiplier, r.shift, y)
         }
-        Kernel::Add { p, bc } => kernels::add_s8(p, bc, operand(0)?, operand(1)?, y),
-        Kernel::Mul { p, bc } => kernels::mul_s8(p, bc, operand(0)?, operand(1)?, y),
-        Kernel::Lut { table } => kernels::lut_s8(table, operand(0)?, y),
-        Kernel::MaxPool(p) => kernels::max_pool_s8(p, operand(0)?, y),
-        Kernel::AvgPool(p) => kernels::avg_pool_s8(p, operand(0)?, y),
-        Kernel::Softmax { p, table } => kernels::softmax_s8(p, table, operand(0)?, y),
+        Kernel::Add { p, bc } if cfg!(feature = "op-add") => {
+            kernels::add_s8(p, bc, operand(0)?, operand(1)?, y)
+        }
+        Kernel::Mul { p, bc } if cfg!(feature = "op-mul") => {
+            kernels::mul_s8(p, bc, operand(0)?, operand(1)?, y)
+        }
+        Kernel::Lut { table } if cfg!(feature = "op-lut") => kernels::lut_s8(table, operand(0)?, y),
+        Kernel::MaxPool(p) if cfg!(feature = "op-max-pool") => {
+            kernels::max_pool_s8(p, operand(0)?, y)
+        }
+        Kernel::AvgPool(p) if cfg!(feature = "op-avg-pool") => {
+            kernels::avg_pool_s8(p, operand(0)?, y)
+        }
+        Kernel::Softmax { p, table } if cfg!(feature = "op-softmax") => {
+            kernels::softmax_s8(p, table, operand(0)?, y)
+        }
         Kernel::Concat {
             axis,
             outer,
             inner,
             out_axis_len,
             params,
-        } => {
+        } if cfg!(feature = "op-concat") => {
             let mut start = 0usize;
             for i in 0..prep.inputs.len() {
                 let x = info(i)?;
                 let axis_len = x.dims().get(*axis).map_or(0, |&d| d as usize);
-                let word = |w: usize| params.get(w).copied().ok_or(bad("missing parameter"));
+                let word = |w: usize| params.get(w).copied().ok_or(bad(why!("missing parameter")));
                 let part = kernels::ConcatPart {
                     outer: *outer,
                     in_block: axis_len * inner,
@@ -231,18 +241,27 @@ fn run(model: &Model<'_>, arena: &mut [u8], prep: &Prepared<'_>, index: u16) -> 
                 start += axis_len;
             }
         }
-        Kernel::Pad(p) => kernels::pad_s8(p, operand(0)?, y),
-        Kernel::Reshape => {
+        Kernel::Pad(p) if cfg!(feature = "op-pad") => kernels::pad_s8(p, operand(0)?, y),
+        Kernel::Reshape if cfg!(feature = "op-reshape") => {
             let x = info(0)?;
             // In place (the plan allows it exactly over the input): nothing to move.
             if !(x.storage == Storage::Arena && x.offset == out.offset) {
                 let src = operand(0)?;
                 if src.len() != y.len() {
-                    return Err(bad("reshape changes the length"));
+                    return Err(bad(why!("reshape changes the length")));
                 }
                 y.copy_from_slice(src);
             }
         }
+        Kernel::Lstm { p, wts } if cfg!(feature = "op-lstm") => {
+            kernels::lstm_s8(p, wts, operand(0)?, y)
+        }
+        Kernel::Gru { p, wts } if cfg!(feature = "op-gru") => {
+            kernels::gru_s8(p, wts, operand(0)?, y)
+        }
+        // `prepare` refuses ops left out of the build, so no such kernel
+        // reaches here; the guards let the linker drop their code.
+        _ => return Err(bad(why!("kernel not built in"))),
     }
     Ok(())
 }

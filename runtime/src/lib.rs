@@ -36,7 +36,13 @@
 //!
 //! Features: `std` (default) adds [`Writer`], [`ModelFile`] and
 //! `std::error::Error` impls; `defmt` derives `defmt::Format` on the public
-//! types.
+//! types. `all-ops` (default) builds every kernel; firmware can instead name
+//! the ones its models use (`op-conv`, `op-fully-connected`, `op-add`,
+//! `op-mul`, `op-lut`, `op-max-pool`, `op-avg-pool`, `op-softmax`,
+//! `op-concat`, `op-pad`, `op-reshape`) and [`Model::parse`] refuses other
+//! ops with [`Error::OpNotBuiltIn`]. `error-reasons` (default) keeps the
+//! text of each validation rule in the errors; without it they are empty
+//! and the checks stay.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
@@ -48,6 +54,23 @@ extern crate std;
 // target's byte order must be the file's.
 #[cfg(target_endian = "big")]
 compile_error!("medq reads .mq files in place and supports little-endian targets only");
+
+/// The text of a validation rule, kept only with feature `error-reasons`
+/// (like TFLite Micro's `TF_LITE_STRIP_ERROR_STRINGS`, inverted so that
+/// features stay additive): firmware short of flash drops the strings and
+/// keeps every check.
+#[cfg(feature = "error-reasons")]
+macro_rules! why {
+    ($reason:literal) => {
+        $reason
+    };
+}
+#[cfg(not(feature = "error-reasons"))]
+macro_rules! why {
+    ($reason:literal) => {
+        ""
+    };
+}
 
 pub mod error;
 #[cfg(feature = "std")]

@@ -62,18 +62,47 @@ fn axis(flat: bool) -> impl Strategy<Value = (usize, usize, usize, usize, usize,
         .boxed()
 }
 
-// ---------------------------------------------------------------------------
-// Conv
-
+/// A conv or FC call: parameters, input, symmetric weights, and per output
+/// channel a bias, a multiplier and a shift.
 #[derive(Clone, Debug)]
-struct ConvCase {
-    p: ConvParams,
+struct Case<P> {
+    p: P,
     x: Vec<i8>,
     w: Vec<i8>,
     bias: Vec<i32>,
     mult: Vec<i32>,
     shift: Vec<i32>,
 }
+
+/// Random operands for `p`: `n_x` inputs, `n_w` weights, `channels` outputs.
+fn with_operands<P: Clone + std::fmt::Debug>(
+    p: P,
+    n_x: usize,
+    n_w: usize,
+    channels: usize,
+) -> impl Strategy<Value = Case<P>> {
+    (
+        Just(p),
+        i8s(n_x),
+        vec(-127i8..=127, n_w),
+        vec(-30_000i32..=30_000, channels),
+        vec(multiplier(), channels),
+        vec(shift(-16..=1), channels),
+    )
+        .prop_map(|(p, x, w, bias, mult, shift)| Case {
+            p,
+            x,
+            w,
+            bias,
+            mult,
+            shift,
+        })
+}
+
+// ---------------------------------------------------------------------------
+// Conv
+
+type ConvCase = Case<ConvParams>;
 
 fn conv_case() -> impl Strategy<Value = ConvCase> {
     let geometry = any::<bool>().prop_flat_map(|one_d| {
@@ -112,22 +141,8 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
                 act_max,
             };
             let cout = p.out_channels;
-            (
-                Just(p),
-                i8s(p.in_channels * p.in_h * p.in_w),
-                vec(-127i8..=127, cout * cin_g * p.kernel_h * p.kernel_w),
-                vec(-30_000i32..=30_000, cout),
-                vec(multiplier(), cout),
-                vec(shift(-16..=1), cout),
-            )
-                .prop_map(|(p, x, w, bias, mult, shift)| ConvCase {
-                    p,
-                    x,
-                    w,
-                    bias,
-                    mult,
-                    shift,
-                })
+            let n_w = cout * cin_g * p.kernel_h * p.kernel_w;
+            with_operands(p, p.in_channels * p.in_h * p.in_w, n_w, cout)
         },
     )
 }
@@ -177,15 +192,7 @@ fn conv_naive(c: &ConvCase) -> Vec<i8> {
 // ---------------------------------------------------------------------------
 // Fully connected
 
-#[derive(Clone, Debug)]
-struct FcCase {
-    p: FullyConnectedParams,
-    x: Vec<i8>,
-    w: Vec<i8>,
-    bias: Vec<i32>,
-    mult: Vec<i32>,
-    shift: Vec<i32>,
-}
+type FcCase = Case<FullyConnectedParams>;
 
 fn fc_case() -> impl Strategy<Value = FcCase> {
     (1usize..=4, 0usize..=24, 1usize..=6, zp(), zp(), act()).prop_flat_map(
@@ -199,22 +206,7 @@ fn fc_case() -> impl Strategy<Value = FcCase> {
                 act_min: lo,
                 act_max: hi,
             };
-            (
-                Just(p),
-                i8s(rows * k),
-                vec(-127i8..=127, n * k),
-                vec(-30_000i32..=30_000, n),
-                vec(multiplier(), n),
-                vec(shift(-16..=1), n),
-            )
-                .prop_map(|(p, x, w, bias, mult, shift)| FcCase {
-                    p,
-                    x,
-                    w,
-                    bias,
-                    mult,
-                    shift,
-                })
+            with_operands(p, rows * k, n * k, n)
         },
     )
 }
@@ -528,16 +520,19 @@ fn avg_pool_naive(c: &PoolCase) -> Vec<i8> {
 // ---------------------------------------------------------------------------
 // Softmax
 
+/// The converter's table for input scale `scale`: `exp(-d·scale)` in Q24.
+fn real_exp_table(scale: f64) -> Box<[i32; 256]> {
+    let mut t = Box::new([0i32; 256]);
+    for (d, e) in t.iter_mut().enumerate() {
+        *e = ((1u64 << 24) as f64 * (-(d as f64) * scale).exp()).round() as i32;
+    }
+    t
+}
+
 /// A converter-style table for a random input scale, or arbitrary (corrupt) data.
 fn exp_table() -> impl Strategy<Value = Box<[i32; 256]>> {
     prop_oneof![
-        3 => (0.005f64..0.5).prop_map(|scale| {
-            let mut t = Box::new([0i32; 256]);
-            for (d, e) in t.iter_mut().enumerate() {
-                *e = ((1u64 << 24) as f64 * (-(d as f64) * scale).exp()).round() as i32;
-            }
-            t
-        }),
+        3 => (0.005f64..0.5).prop_map(real_exp_table),
         1 => vec(any::<i32>(), 256).prop_map(|v| Box::new(<[i32; 256]>::try_from(v).unwrap())),
         1 => vec(prop_oneof![Just(0), Just(-1), 1i32..4], 256)
             .prop_map(|v| Box::new(<[i32; 256]>::try_from(v).unwrap())),
@@ -741,10 +736,7 @@ proptest! {
     ) {
         // With a real exp table each probability is rounded to the nearest
         // 1/256 (an error ≤ 1/2 each), and only a lone 1.0 is clamped (256 -> 255).
-        let mut t = [0i32; 256];
-        for (d, e) in t.iter_mut().enumerate() {
-            *e = ((1u64 << 24) as f64 * (-(d as f64) * scale).exp()).round() as i32;
-        }
+        let t = real_exp_table(scale);
         let x = &x[..axis_len];
         let mut y = vec![0i8; axis_len];
         softmax_s8(&SoftmaxParams { outer: 1, axis_len, inner: 1 }, &t, x, &mut y);
@@ -808,6 +800,31 @@ fn wild_i32() -> impl Strategy<Value = i32> {
     prop_oneof![3 => -300i32..=300, 1 => any::<i32>()]
 }
 
+/// Conv parameters from 15 dims and 4 quantization words, in field order.
+fn conv_params(dims: &[usize], q: [i32; 4]) -> ConvParams {
+    ConvParams {
+        in_channels: dims[0],
+        in_h: dims[1],
+        in_w: dims[2],
+        out_channels: dims[3],
+        out_h: dims[4],
+        out_w: dims[5],
+        kernel_h: dims[6],
+        kernel_w: dims[7],
+        stride_h: dims[8],
+        stride_w: dims[9],
+        dilation_h: dims[10],
+        dilation_w: dims[11],
+        pad_top: dims[12],
+        pad_left: dims[13],
+        groups: dims[14],
+        input_zero_point: q[0],
+        output_zero_point: q[1],
+        act_min: q[2],
+        act_max: q[3],
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
@@ -817,14 +834,7 @@ proptest! {
         q in vec(wild_i32(), 4),
         lens in vec(0usize..=40, 6),
     ) {
-        let p = ConvParams {
-            in_channels: dims[0], in_h: dims[1], in_w: dims[2],
-            out_channels: dims[3], out_h: dims[4], out_w: dims[5],
-            kernel_h: dims[6], kernel_w: dims[7], stride_h: dims[8], stride_w: dims[9],
-            dilation_h: dims[10], dilation_w: dims[11], pad_top: dims[12], pad_left: dims[13],
-            groups: dims[14],
-            input_zero_point: q[0], output_zero_point: q[1], act_min: q[2], act_max: q[3],
-        };
+        let p = conv_params(&dims, [q[0], q[1], q[2], q[3]]);
         let x = vec![1i8; lens[0]];
         let w = vec![1i8; lens[1]];
         let (b, m, s) = (vec![0; lens[2]], vec![1 << 30; lens[3]], vec![1; lens[4]]);
@@ -914,14 +924,7 @@ proptest! {
     ) {
         // Random small geometry; whenever the lengths do not match the
         // preconditions the output must keep its sentinel.
-        let p = ConvParams {
-            in_channels: dims[0], in_h: dims[1], in_w: dims[2],
-            out_channels: dims[3], out_h: dims[4], out_w: dims[5],
-            kernel_h: dims[6], kernel_w: dims[7], stride_h: dims[8], stride_w: dims[9],
-            dilation_h: dims[10], dilation_w: dims[11], pad_top: dims[12], pad_left: dims[13],
-            groups: dims[14],
-            input_zero_point: 0, output_zero_point: 0, act_min: -128, act_max: 127,
-        };
+        let p = conv_params(&dims, [0, 0, -128, 127]);
         let expected_len = p.out_channels * p.out_h * p.out_w;
         prop_assume!(ylen != expected_len);
         let mut y = vec![sentinel; ylen];

@@ -1,5 +1,6 @@
 //! Shared pieces of the QEMU checks: a deterministic PRNG, an instruction
-//! counter built on SysTick, and semihosting exit codes.
+//! counter built on SysTick, semihosting exit codes, and the conv/FC calls
+//! both checks make (operand sizes, buffers, the two kernels per op).
 #![no_std]
 
 use core::arch::asm;
@@ -10,6 +11,7 @@ use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
 use cortex_m_semihosting::debug;
 pub use cortex_m_semihosting::hprintln;
+use medq::kernels::{self, conv_out_len, reference, ConvParams, FullyConnectedParams};
 
 /// Ends the QEMU run; the exit code reaches the shell (0 or 1).
 pub fn exit(success: bool) -> ! {
@@ -158,5 +160,168 @@ impl Counter {
         let t1 = Counter::ticks();
         let ticks = (t1 - t0).saturating_sub(self.overhead);
         (ticks * self.per_tick + u64::from(reps) / 2) / u64::from(reps.max(1))
+    }
+}
+
+// ---- the conv/FC calls under check -----------------------------------------------
+
+/// The signature the reference and the dispatched conv/FC kernels share.
+pub type Kernel<P> = fn(&P, &[i8], &[i8], &[i32], &[i32], &[i32], &mut [i8]);
+
+/// A conv or FC call: its operand sizes and its two kernels, the reference
+/// and the one the interpreter dispatches to on this core.
+pub trait Op: core::fmt::Debug {
+    /// Name in reports.
+    const NAME: &'static str;
+    const REFERENCE: Kernel<Self>;
+    const DISPATCHED: Kernel<Self>;
+    /// Output channels: the length of bias, multipliers and shifts.
+    fn channels(&self) -> usize;
+    /// Terms summed into each output.
+    fn reduction(&self) -> usize;
+    fn input_len(&self) -> usize;
+    fn output_len(&self) -> usize;
+    fn weights_len(&self) -> usize {
+        self.channels() * self.reduction()
+    }
+    /// Nominal multiply-accumulates (padded taps included).
+    fn macs(&self) -> u64 {
+        (self.output_len() * self.reduction()) as u64
+    }
+}
+
+impl Op for ConvParams {
+    const NAME: &'static str = "conv";
+    const REFERENCE: Kernel<Self> = reference::conv_s8;
+    const DISPATCHED: Kernel<Self> = kernels::conv_s8;
+    fn channels(&self) -> usize {
+        self.out_channels
+    }
+    fn reduction(&self) -> usize {
+        self.in_channels / self.groups * self.kernel_h * self.kernel_w
+    }
+    fn input_len(&self) -> usize {
+        self.in_channels * self.in_h * self.in_w
+    }
+    fn output_len(&self) -> usize {
+        self.out_channels * self.out_h * self.out_w
+    }
+}
+
+impl Op for FullyConnectedParams {
+    const NAME: &'static str = "fc";
+    const REFERENCE: Kernel<Self> = reference::fully_connected_s8;
+    const DISPATCHED: Kernel<Self> = kernels::fully_connected_s8;
+    fn channels(&self) -> usize {
+        self.out_features
+    }
+    fn reduction(&self) -> usize {
+        self.in_features
+    }
+    fn input_len(&self) -> usize {
+        self.rows * self.in_features
+    }
+    fn output_len(&self) -> usize {
+        self.rows * self.out_features
+    }
+}
+
+/// A 1-D conv at stride and dilation 1, `pad` on both ends, no clamp;
+/// `zp` is (input, output) zero point.
+pub fn conv1d(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    len: usize,
+    pad: usize,
+    groups: usize,
+    zp: (i32, i32),
+) -> ConvParams {
+    ConvParams {
+        in_channels: cin,
+        in_h: 1,
+        in_w: len,
+        out_channels: cout,
+        out_h: 1,
+        out_w: conv_out_len(len, k, 1, 1, pad, pad).unwrap_or(0),
+        kernel_h: 1,
+        kernel_w: k,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 0,
+        pad_left: pad,
+        groups,
+        input_zero_point: zp.0,
+        output_zero_point: zp.1,
+        act_min: -128,
+        act_max: 127,
+    }
+}
+
+/// One row of `k` features into `n`, no clamp; `zp` as in [`conv1d`].
+pub fn fc(k: usize, n: usize, zp: (i32, i32)) -> FullyConnectedParams {
+    FullyConnectedParams {
+        rows: 1,
+        in_features: k,
+        out_features: n,
+        input_zero_point: zp.0,
+        output_zero_point: zp.1,
+        act_min: -128,
+        act_max: 127,
+    }
+}
+
+/// Operands and the two outputs (`want` from the reference, `got` from the
+/// dispatched kernel), each binary choosing its capacities. Large: keep it in
+/// a static (`cortex_m::singleton!`).
+pub struct Bufs<const IN: usize, const W: usize, const OUT: usize, const CH: usize> {
+    pub input: [i8; IN],
+    pub weights: [i8; W],
+    pub bias: [i32; CH],
+    pub multiplier: [i32; CH],
+    pub shift: [i32; CH],
+    pub want: [i8; OUT],
+    pub got: [i8; OUT],
+}
+
+/// The slices of a [`Bufs`] one call reads.
+pub struct Operands<'a> {
+    pub input: &'a [i8],
+    pub weights: &'a [i8],
+    pub bias: &'a [i32],
+    pub multiplier: &'a [i32],
+    pub shift: &'a [i32],
+}
+
+impl<const IN: usize, const W: usize, const OUT: usize, const CH: usize> Bufs<IN, W, OUT, CH> {
+    pub const ZERO: Self = Bufs {
+        input: [0; IN],
+        weights: [0; W],
+        bias: [0; CH],
+        multiplier: [0; CH],
+        shift: [0; CH],
+        want: [0; OUT],
+        got: [0; OUT],
+    };
+
+    /// Random input, then random weights, for `p`.
+    pub fn fill<P: Op>(&mut self, rng: &mut Rng, p: &P) {
+        rng.fill_i8(&mut self.input[..p.input_len()]);
+        rng.fill_i8(&mut self.weights[..p.weights_len()]);
+    }
+
+    /// `p`'s operands, and its outputs in `want` and in `got`.
+    pub fn split<P: Op>(&mut self, p: &P) -> (Operands<'_>, &mut [i8], &mut [i8]) {
+        let (n_out, ch) = (p.output_len(), p.channels());
+        let operands = Operands {
+            input: &self.input[..p.input_len()],
+            weights: &self.weights[..p.weights_len()],
+            bias: &self.bias[..ch],
+            multiplier: &self.multiplier[..ch],
+            shift: &self.shift[..ch],
+        };
+        (operands, &mut self.want[..n_out], &mut self.got[..n_out])
     }
 }

@@ -10,6 +10,7 @@
 mod fold;
 mod node;
 mod ops;
+mod recurrent;
 mod shape;
 mod tensor;
 
@@ -44,10 +45,12 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Gemm",
     "GlobalAveragePool",
     "GlobalMaxPool",
+    "GRU",
     "HardSigmoid",
     "HardSwish",
     "Identity",
     "LeakyRelu",
+    "LSTM",
     "MatMul",
     "MaxPool",
     "Mul",
@@ -250,8 +253,8 @@ impl Builder {
             let out = self.node(&ctx, &ins)?;
             let first = ctx.output()?;
             self.bind(&ctx, first, out)?;
-            for (k, extra) in pb.output.iter().enumerate().skip(1) {
-                if !extra.is_empty() {
+            for (k, extra) in pb.output.iter().enumerate() {
+                if k != ctx.primary_output() && !extra.is_empty() {
                     let why = format!(
                         "output {k} of node \"{}\" ({}), which medq does not compute",
                         ctx.name, ctx.op

@@ -37,10 +37,20 @@ impl<'a> NodeCtx<'a> {
         ConvertError::attribute(&self.name, self.op, attribute, reason)
     }
 
-    /// The first output's name (every op medq converts has one).
+    /// Which output medq computes: the first, except for LSTM and GRU,
+    /// whose last hidden state `Y_h` is output 1.
+    pub fn primary_output(&self) -> usize {
+        usize::from(matches!(self.op, "LSTM" | "GRU"))
+    }
+
+    /// The computed output's name (every op medq converts has one).
     pub fn output(&self) -> Result<&'a str, ConvertError> {
-        match self.pb.output.first() {
+        match self.pb.output.get(self.primary_output()) {
             Some(o) if !o.is_empty() => Ok(o),
+            _ if self.primary_output() == 1 => Err(self.err(
+                "medq computes only Y_h (output 1, the last hidden state) of LSTM and GRU, \
+                 and this node does not output it",
+            )),
             _ => Err(self.err("the node has no output")),
         }
     }
@@ -109,6 +119,15 @@ impl<'a> NodeCtx<'a> {
         Ok(self
             .typed(name, AttributeType::String)?
             .map(|a| String::from_utf8_lossy(&a.s).into_owned()))
+    }
+
+    pub fn strings(&self, name: &str) -> Result<Option<Vec<String>>, ConvertError> {
+        Ok(self.typed(name, AttributeType::Strings)?.map(|a| {
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        }))
     }
 
     pub fn tensor(&self, name: &str) -> Result<Option<&'a TensorProto>, ConvertError> {

@@ -10,7 +10,7 @@ use super::{unsupported, Builder, Input, Value};
 use crate::error::ConvertError;
 use crate::ir::{Array, FusedActivation, Op, TensorId, Unary, Window};
 
-type Ins<'a, 'b> = &'a [Option<Input<'b>>];
+pub(super) type Ins<'a, 'b> = &'a [Option<Input<'b>>];
 
 pub(super) fn convert(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     match ctx.op {
@@ -27,6 +27,7 @@ pub(super) fn convert(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value,
         "Concat" => concat(b, ctx, ins),
         "Pad" => pad(b, ctx, ins),
         "BatchNormalization" => batch_norm(b, ctx, ins),
+        "LSTM" | "GRU" => super::recurrent::recurrent(b, ctx, ins),
         _ => Err(unsupported(ctx)),
     }
 }
@@ -40,7 +41,7 @@ fn input<'a, 'b>(ctx: &NodeCtx, ins: Ins<'a, 'b>, i: usize) -> Result<&'a Input<
 }
 
 /// A computed (non-constant) input and its shape.
-fn act(
+pub(super) fn act(
     b: &Builder,
     ctx: &NodeCtx,
     ins: Ins,
@@ -56,12 +57,17 @@ fn act(
     }
 }
 
-fn konst(ctx: &NodeCtx, ins: Ins, i: usize, what: &str) -> Result<Rc<Const>, ConvertError> {
+pub(super) fn konst(
+    ctx: &NodeCtx,
+    ins: Ins,
+    i: usize,
+    what: &str,
+) -> Result<Rc<Const>, ConvertError> {
     opt_konst(ctx, ins, i, what)?
         .ok_or_else(|| ctx.err(format!("the {what} (input {i}) is missing")))
 }
 
-fn opt_konst(
+pub(super) fn opt_konst(
     ctx: &NodeCtx,
     ins: Ins,
     i: usize,

@@ -525,6 +525,7 @@ pub fn eval_ir(g: &Graph, input: &[f32]) -> Vec<Option<Vec<f32>>> {
                     .collect()
             }
             Op::Reshape => x(0),
+            Op::Recurrent(r) => r.simulate(&x(0), &mut Default::default()),
         };
         assert_eq!(
             y.len(),

@@ -278,6 +278,10 @@ pub enum OpCode {
     Pad = 10,
     /// Same bytes, new shape: may run in place.
     Reshape = 11,
+    /// LSTM over a sequence (forward, batch 1): outputs the last hidden state.
+    Lstm = 12,
+    /// GRU over a sequence (forward, batch 1): outputs the last hidden state.
+    Gru = 13,
 }
 
 impl OpCode {
@@ -294,6 +298,8 @@ impl OpCode {
             9 => Some(OpCode::Concat),
             10 => Some(OpCode::Pad),
             11 => Some(OpCode::Reshape),
+            12 => Some(OpCode::Lstm),
+            13 => Some(OpCode::Gru),
             _ => None,
         }
     }
@@ -312,6 +318,8 @@ impl OpCode {
             OpCode::Concat => "Concat",
             OpCode::Pad => "Pad",
             OpCode::Reshape => "Reshape",
+            OpCode::Lstm => "Lstm",
+            OpCode::Gru => "Gru",
         }
     }
 
@@ -412,5 +420,58 @@ pub mod params {
     /// Reshape input `[x]`.
     pub mod reshape {
         pub const COUNT: usize = 0;
+    }
+    /// The inputs shared by Lstm and Gru (`G` gates: 4 for Lstm in the order
+    /// i, f, g, o; 3 for Gru in the order z, r, n), by input index. `x` is
+    /// `T·I` i8 values (last dim `I`), `y` holds the last hidden state (`H`
+    /// values, last dim `H`). See `NUMERICS.md` § Recurrent ops.
+    pub mod recurrent {
+        pub const X: usize = 0;
+        /// i8 `[G·H, I]`, symmetric.
+        pub const W: usize = 1;
+        /// i8 `[G·H, H]`, symmetric.
+        pub const R: usize = 2;
+        /// i32 `[G·H]` each.
+        pub const BIAS_X: usize = 3;
+        pub const BIAS_H: usize = 4;
+        pub const X_MULTIPLIER: usize = 5;
+        pub const X_SHIFT: usize = 6;
+        pub const H_MULTIPLIER: usize = 7;
+        pub const H_SHIFT: usize = 8;
+        /// i16 `[n_tables, 257]`: Lstm 5 (i, f, g, o, tanh of the cell), Gru 3 (z, r, n).
+        pub const TABLES: usize = 9;
+        pub const INPUT_COUNT: usize = 10;
+        /// Entries per interpolated table.
+        pub const TABLE_LEN: usize = 257;
+    }
+    /// Lstm parameter words (inputs: [`recurrent`]).
+    pub mod lstm {
+        /// `i·g` (Q0.30) → cell scale.
+        pub const CELL_MULTIPLIER: usize = 0;
+        pub const CELL_SHIFT: usize = 1;
+        /// Cell scale → the input scale of the cell tanh table.
+        pub const TANH_MULTIPLIER: usize = 2;
+        pub const TANH_SHIFT: usize = 3;
+        /// Hidden state (Q0.15) → `y`.
+        pub const OUT_MULTIPLIER: usize = 4;
+        pub const OUT_SHIFT: usize = 5;
+        pub const COUNT: usize = 6;
+        pub const GATES: usize = 4;
+        pub const TABLES: usize = 5;
+    }
+    /// Gru parameter words (inputs: [`recurrent`]).
+    pub mod gru {
+        /// ONNX `linear_before_reset`: 0 or 1.
+        pub const LINEAR_BEFORE_RESET: usize = 0;
+        /// `r · (R_n h + b)` (Q0.15 × its own scale) → n gate scale; used when
+        /// `LINEAR_BEFORE_RESET` is 1.
+        pub const RH_MULTIPLIER: usize = 1;
+        pub const RH_SHIFT: usize = 2;
+        /// Hidden state (Q0.15) → `y`.
+        pub const OUT_MULTIPLIER: usize = 3;
+        pub const OUT_SHIFT: usize = 4;
+        pub const COUNT: usize = 5;
+        pub const GATES: usize = 3;
+        pub const TABLES: usize = 3;
     }
 }

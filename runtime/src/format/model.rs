@@ -177,6 +177,14 @@ impl<'a> TensorInfo<'a> {
         }
     }
 
+    /// The values of an `i16` constant, read in place.
+    pub fn data_i16(&self) -> Option<&'a [i16]> {
+        match self.dtype {
+            DType::I16 => self.data().and_then(|d| bytemuck::try_cast_slice(d).ok()),
+            _ => None,
+        }
+    }
+
     /// The values of an `i32` constant, read in place.
     pub fn data_i32(&self) -> Option<&'a [i32]> {
         match self.dtype {
@@ -468,17 +476,18 @@ impl<'a> Model<'a> {
 
     fn decode_tensor(&self, index: u16, rec: Rec<'a>) -> Result<TensorInfo<'a>, Error> {
         let bad = |reason| Error::BadTensor { index, reason };
-        let dtype = DType::from_u8(rec.u8(tensor_record::DTYPE)).ok_or(bad("unknown dtype"))?;
+        let dtype =
+            DType::from_u8(rec.u8(tensor_record::DTYPE)).ok_or(bad(why!("unknown dtype")))?;
         let storage =
-            Storage::from_u8(rec.u8(tensor_record::STORAGE)).ok_or(bad("unknown storage"))?;
-        let quant_kind =
-            QuantKind::from_u8(rec.u8(tensor_record::QUANT)).ok_or(bad("unknown quantization"))?;
+            Storage::from_u8(rec.u8(tensor_record::STORAGE)).ok_or(bad(why!("unknown storage")))?;
+        let quant_kind = QuantKind::from_u8(rec.u8(tensor_record::QUANT))
+            .ok_or(bad(why!("unknown quantization")))?;
         let rank = rec.u8(tensor_record::RANK);
         if usize::from(rank) > MAX_RANK {
-            return Err(bad("rank above MAX_RANK"));
+            return Err(bad(why!("rank above MAX_RANK")));
         }
         if (0..3).any(|i| rec.u8(tensor_record::RESERVED + i) != 0) {
-            return Err(bad("reserved bytes not zero"));
+            return Err(bad(why!("reserved bytes not zero")));
         }
         let mut dims = [0u32; MAX_RANK];
         let mut numel: u64 = 1;
@@ -486,37 +495,41 @@ impl<'a> Model<'a> {
             *d = rec.u32(tensor_record::DIMS + 4 * i);
             if i < usize::from(rank) {
                 if *d == 0 {
-                    return Err(bad("zero dimension"));
+                    return Err(bad(why!("zero dimension")));
                 }
                 numel = numel.saturating_mul(u64::from(*d));
             } else if *d != 0 {
-                return Err(bad("unused dimension not zero"));
+                return Err(bad(why!("unused dimension not zero")));
             }
         }
         let byte_len = numel.saturating_mul(dtype.size() as u64);
         let len = rec.usize(tensor_record::DATA_LEN);
         if byte_len != len as u64 {
-            return Err(bad("data length is not element count times dtype size"));
+            return Err(bad(why!(
+                "data length is not element count times dtype size"
+            )));
         }
         let offset = rec.usize(tensor_record::DATA_OFFSET);
-        let end = offset.checked_add(len).ok_or(bad("data out of bounds"))?;
+        let end = offset
+            .checked_add(len)
+            .ok_or(bad(why!("data out of bounds")))?;
         let data: &'a [u8] = match storage {
             Storage::Arena => {
                 if dtype != DType::I8 || quant_kind != QuantKind::PerTensor {
-                    return Err(bad("activations must be per-tensor quantized i8"));
+                    return Err(bad(why!("activations must be per-tensor quantized i8")));
                 }
                 if end > self.arena_len {
-                    return Err(bad("activation outside the arena"));
+                    return Err(bad(why!("activation outside the arena")));
                 }
                 &[]
             }
             Storage::Constant => {
                 if offset % SECTION_ALIGN != 0 {
-                    return Err(bad("constant not 16-byte aligned in the weights"));
+                    return Err(bad(why!("constant not 16-byte aligned in the weights")));
                 }
                 self.weights
                     .get(offset..end)
-                    .ok_or(bad("constant outside the weights"))?
+                    .ok_or(bad(why!("constant outside the weights")))?
             }
         };
 
@@ -533,14 +546,14 @@ impl<'a> Model<'a> {
                     || scales_offset != 0
                     || channels != 0
                 {
-                    return Err(bad("unquantized tensor with quantization fields set"));
+                    return Err(bad(why!("unquantized tensor with quantization fields set")));
                 }
                 Quant::None
             }
             QuantKind::PerTensor => {
                 let scale = f32::from_bits(scale_bits);
                 if !(scale.is_finite() && scale > 0.0) {
-                    return Err(bad("scale not finite and positive"));
+                    return Err(bad(why!("scale not finite and positive")));
                 }
                 let zp_ok = match dtype {
                     DType::I8 => i8::try_from(zero_point).is_ok(),
@@ -548,38 +561,42 @@ impl<'a> Model<'a> {
                     DType::I32 => false,
                 };
                 if !zp_ok {
-                    return Err(bad("zero point outside the dtype's range"));
+                    return Err(bad(why!("zero point outside the dtype's range")));
                 }
                 if axis != 0 || scales_offset != 0 || channels != 0 {
-                    return Err(bad("per-tensor quantization with channel fields set"));
+                    return Err(bad(why!("per-tensor quantization with channel fields set")));
                 }
                 Quant::PerTensor { scale, zero_point }
             }
             QuantKind::PerChannel => {
                 if dtype == DType::I32 {
-                    return Err(bad("i32 tensors cannot be quantized"));
+                    return Err(bad(why!("i32 tensors cannot be quantized")));
                 }
                 if scale_bits != 0 || zero_point != 0 {
-                    return Err(bad("per-channel quantization with scale or zero point set"));
+                    return Err(bad(why!(
+                        "per-channel quantization with scale or zero point set"
+                    )));
                 }
                 let axis_dim = dims.get(usize::from(axis)).copied().unwrap_or(0);
                 if axis >= rank || channels != axis_dim as usize {
-                    return Err(bad(
-                        "per-channel axis or channel count does not match the shape",
-                    ));
+                    return Err(bad(why!(
+                        "per-channel axis or channel count does not match the shape"
+                    )));
                 }
                 if scales_offset % SECTION_ALIGN != 0 {
-                    return Err(bad("channel scales not 16-byte aligned in the weights"));
+                    return Err(bad(why!(
+                        "channel scales not 16-byte aligned in the weights"
+                    )));
                 }
                 let bytes = channels
                     .checked_mul(4)
                     .and_then(|n| scales_offset.checked_add(n))
                     .and_then(|end| self.weights.get(scales_offset..end))
-                    .ok_or(bad("channel scales outside the weights"))?;
+                    .ok_or(bad(why!("channel scales outside the weights")))?;
                 let scales: &'a [f32] =
                     bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned)?;
                 if !scales.iter().all(|s| s.is_finite() && *s > 0.0) {
-                    return Err(bad("channel scale not finite and positive"));
+                    return Err(bad(why!("channel scale not finite and positive")));
                 }
                 Quant::PerChannel { axis, scales }
             }
@@ -589,7 +606,7 @@ impl<'a> Model<'a> {
                 rec.usize(tensor_record::NAME_OFFSET),
                 rec.usize(tensor_record::NAME_LEN),
             )
-            .map_err(|_| bad("name out of bounds or not UTF-8"))?;
+            .map_err(|_| bad(why!("name out of bounds or not UTF-8")))?;
         Ok(TensorInfo {
             index,
             name,
@@ -606,23 +623,24 @@ impl<'a> Model<'a> {
 
     fn decode_op(&self, index: u16, rec: Rec<'a>) -> Result<OpInfo<'a>, Error> {
         let bad = |reason| Error::BadOp { index, reason };
-        let opcode = OpCode::from_u16(rec.u16(op_record::OPCODE)).ok_or(bad("unknown opcode"))?;
+        let opcode =
+            OpCode::from_u16(rec.u16(op_record::OPCODE)).ok_or(bad(why!("unknown opcode")))?;
         let n_in = usize::from(rec.u8(op_record::N_INPUTS));
         let n_out = usize::from(rec.u8(op_record::N_OUTPUTS));
         let io_start = rec.usize(op_record::IO_START);
         let io = io_start
             .checked_add(n_in + n_out)
             .and_then(|end| self.op_io.get(io_start..end))
-            .ok_or(bad("inputs/outputs outside the OpIo section"))?;
+            .ok_or(bad(why!("inputs/outputs outside the OpIo section")))?;
         let (inputs, outputs) = io.split_at(n_in);
         if io.iter().any(|&t| usize::from(t) >= self.tensor_count()) {
-            return Err(bad("tensor index out of range"));
+            return Err(bad(why!("tensor index out of range")));
         }
         let params_start = rec.usize(op_record::PARAMS_START);
         let params = params_start
             .checked_add(rec.usize(op_record::N_PARAMS))
             .and_then(|end| self.params.get(params_start..end))
-            .ok_or(bad("parameters outside the Params section"))?;
+            .ok_or(bad(why!("parameters outside the Params section")))?;
         Ok(OpInfo {
             index,
             opcode,
@@ -646,7 +664,7 @@ impl<'a> Model<'a> {
         }
         for &t in self.outputs {
             if !self.inputs.contains(&t) && self.producer(t).is_none() {
-                return Err(Error::BadGraph("graph output never produced"));
+                return Err(Error::BadGraph(why!("graph output never produced")));
             }
         }
         self.validate_plan()?;
@@ -661,24 +679,24 @@ impl<'a> Model<'a> {
 
     fn validate_graph_io(&self) -> Result<(), Error> {
         if self.inputs.is_empty() || self.outputs.is_empty() {
-            return Err(Error::BadGraph(
-                "the graph needs at least one input and one output",
-            ));
+            return Err(Error::BadGraph(why!(
+                "the graph needs at least one input and one output"
+            )));
         }
         for list in [self.inputs, self.outputs] {
             for (i, &t) in list.iter().enumerate() {
                 let info = self
                     .tensor(usize::from(t))
-                    .map_err(|_| Error::BadGraph("tensor index out of range"))?;
+                    .map_err(|_| Error::BadGraph(why!("tensor index out of range")))?;
                 if info.storage != Storage::Arena {
-                    return Err(Error::BadGraph(
-                        "graph inputs and outputs must be activations",
-                    ));
+                    return Err(Error::BadGraph(why!(
+                        "graph inputs and outputs must be activations"
+                    )));
                 }
                 if list.get(..i).is_some_and(|before| before.contains(&t)) {
-                    return Err(Error::BadGraph(
-                        "tensor listed twice as graph input or output",
-                    ));
+                    return Err(Error::BadGraph(why!(
+                        "tensor listed twice as graph input or output"
+                    )));
                 }
             }
         }

@@ -9,8 +9,9 @@ use super::layout::{params, DType, OpCode, Storage};
 use super::model::{Model, OpInfo, Quant, TensorInfo};
 use crate::error::Error;
 use crate::kernels::{
-    conv_out_len, AddParams, Broadcast4, ConvParams, FullyConnectedParams, MulParams, PadParams,
-    PoolParams, SoftmaxParams,
+    conv_out_len, AddParams, Broadcast4, ConvParams, FullyConnectedParams, GruParams, LstmParams,
+    MulParams, PadParams, PoolParams, RecurrentParams, RecurrentWeights, SoftmaxParams, MAX_HIDDEN,
+    TABLE_LEN,
 };
 use crate::numerics::{MAX_SHIFT, MIN_SHIFT};
 
@@ -68,6 +69,14 @@ pub(crate) enum Kernel<'a> {
     },
     Pad(PadParams),
     Reshape,
+    Lstm {
+        p: LstmParams,
+        wts: RecurrentWeights<'a>,
+    },
+    Gru {
+        p: GruParams,
+        wts: RecurrentWeights<'a>,
+    },
 }
 
 /// Weights and per-output-channel requantization of Conv and FullyConnected.
@@ -100,7 +109,11 @@ impl<'a> Ctx<'_, 'a> {
     }
 
     fn input(&self, i: usize) -> Result<TensorInfo<'a>, Error> {
-        let t = self.op.inputs.get(i).ok_or(self.bad("missing input"))?;
+        let t = self
+            .op
+            .inputs
+            .get(i)
+            .ok_or(self.bad(why!("missing input")))?;
         self.model.tensor(usize::from(*t))
     }
 
@@ -109,7 +122,7 @@ impl<'a> Ctx<'_, 'a> {
             .params
             .get(i)
             .copied()
-            .ok_or(self.bad("missing parameter"))
+            .ok_or(self.bad(why!("missing parameter")))
     }
 
     /// A parameter word that is a size or count, at least `min`.
@@ -125,7 +138,7 @@ impl<'a> Ctx<'_, 'a> {
         let (lo, hi) = (self.word(min_word)?, self.word(max_word)?);
         self.ensure(
             -128 <= lo && lo <= hi && hi <= 127,
-            "activation range not within [-128, 127]",
+            why!("activation range not within [-128, 127]"),
         )?;
         Ok((lo, hi))
     }
@@ -133,8 +146,11 @@ impl<'a> Ctx<'_, 'a> {
     /// A requantization pair: multiplier ≥ 0, shift in `MIN_SHIFT..=MAX_SHIFT`.
     fn requant_pair(&self, m_word: usize, s_word: usize) -> Result<(i32, i32), Error> {
         let (m, s) = (self.word(m_word)?, self.word(s_word)?);
-        self.ensure(m >= 0, "negative multiplier")?;
-        self.ensure((MIN_SHIFT..=MAX_SHIFT).contains(&s), "shift out of range")?;
+        self.ensure(m >= 0, why!("negative multiplier"))?;
+        self.ensure(
+            (MIN_SHIFT..=MAX_SHIFT).contains(&s),
+            why!("shift out of range"),
+        )?;
         Ok((m, s))
     }
 
@@ -143,21 +159,24 @@ impl<'a> Ctx<'_, 'a> {
     fn i8_operand(&self, t: &TensorInfo<'a>) -> Result<i32, Error> {
         match (t.dtype, t.quant) {
             (DType::I8, Quant::PerTensor { zero_point, .. }) => Ok(zero_point),
-            _ => Err(self.bad("operand is not a per-tensor quantized i8 tensor")),
+            _ => Err(self.bad(why!("operand is not a per-tensor quantized i8 tensor"))),
         }
     }
 
     fn check_arity(&self, n_inputs: usize, n_params: usize) -> Result<(), Error> {
-        self.ensure(self.op.inputs.len() == n_inputs, "wrong number of inputs")?;
+        self.ensure(
+            self.op.inputs.len() == n_inputs,
+            why!("wrong number of inputs"),
+        )?;
         self.ensure(
             self.op.params.len() == n_params,
-            "wrong number of parameters",
+            why!("wrong number of parameters"),
         )
     }
 
     /// Symmetric int8 constant weights; per-channel only along axis 0.
     fn weights(&self, t: &TensorInfo<'a>, rank_ok: bool) -> Result<&'a [i8], Error> {
-        self.ensure(rank_ok, "weights have the wrong rank")?;
+        self.ensure(rank_ok, why!("weights have the wrong rank"))?;
         let symmetric = match t.quant {
             Quant::None => true,
             Quant::PerTensor { zero_point, .. } => zero_point == 0,
@@ -165,18 +184,20 @@ impl<'a> Ctx<'_, 'a> {
         };
         self.ensure(
             symmetric,
-            "weights must be symmetric (zero point 0, channels on axis 0)",
+            why!("weights must be symmetric (zero point 0, channels on axis 0)"),
         )?;
         t.data_i8()
-            .ok_or(self.bad("weights must be an i8 constant"))
+            .ok_or(self.bad(why!("weights must be an i8 constant")))
     }
 
     /// An `i32` constant of shape `[n]`.
     fn i32_vector(&self, t: &TensorInfo<'a>, n: usize) -> Result<&'a [i32], Error> {
-        let data = t.data_i32().ok_or(self.bad("expected an i32 constant"))?;
+        let data = t
+            .data_i32()
+            .ok_or(self.bad(why!("expected an i32 constant")))?;
         self.ensure(
             t.rank() == 1 && data.len() == n,
-            "i32 constant has the wrong shape",
+            why!("i32 constant has the wrong shape"),
         )?;
         Ok(data)
     }
@@ -186,10 +207,13 @@ impl<'a> Ctx<'_, 'a> {
         let bias = self.i32_vector(&self.input(2)?, n)?;
         let multiplier = self.i32_vector(&self.input(3)?, n)?;
         let shift = self.i32_vector(&self.input(4)?, n)?;
-        self.ensure(multiplier.iter().all(|&m| m >= 0), "negative multiplier")?;
+        self.ensure(
+            multiplier.iter().all(|&m| m >= 0),
+            why!("negative multiplier"),
+        )?;
         self.ensure(
             shift.iter().all(|s| (MIN_SHIFT..=MAX_SHIFT).contains(s)),
-            "shift out of range",
+            why!("shift out of range"),
         )?;
         Ok(Requant {
             weights,
@@ -228,61 +252,67 @@ fn right_align4(t: &TensorInfo<'_>) -> Option<[usize; 4]> {
 /// Checks op `op` against its kernel and returns the kernel call.
 pub(crate) fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<Prepared<'a>, Error> {
     let cx = Ctx { model, op };
-    cx.ensure(op.outputs.len() == 1, "every op has exactly one output")?;
+    cx.ensure(
+        op.outputs.len() == 1,
+        why!("every op has exactly one output"),
+    )?;
     let output = model.tensor(usize::from(op.output().unwrap_or(0)))?;
     cx.ensure(
         output.storage == Storage::Arena,
-        "output must be an activation",
+        why!("output must be an activation"),
     )?;
     // Arena tensors are per-tensor i8 (checked per tensor).
     let (out_scale, out_zp) = output
         .scale_zero_point()
-        .ok_or(cx.bad("output not quantized"))?;
+        .ok_or(cx.bad(why!("output not quantized")))?;
     let kernel = match op.opcode {
-        OpCode::Conv => conv(&cx, &output, out_zp)?,
-        OpCode::FullyConnected => fully_connected(&cx, &output, out_zp)?,
-        OpCode::Add => add(&cx, &output, out_zp)?,
-        OpCode::Mul => mul(&cx, &output, out_zp)?,
-        OpCode::Lut => {
+        OpCode::Conv if cfg!(feature = "op-conv") => conv(&cx, &output, out_zp)?,
+        OpCode::FullyConnected if cfg!(feature = "op-fully-connected") => {
+            fully_connected(&cx, &output, out_zp)?
+        }
+        OpCode::Add if cfg!(feature = "op-add") => add(&cx, &output, out_zp)?,
+        OpCode::Mul if cfg!(feature = "op-mul") => mul(&cx, &output, out_zp)?,
+        OpCode::Lut if cfg!(feature = "op-lut") => {
             cx.check_arity(2, params::lut::COUNT)?;
             let x = cx.input(0)?;
             cx.i8_operand(&x)?;
             cx.ensure(
                 x.dims() == output.dims(),
-                "output shape differs from input shape",
+                why!("output shape differs from input shape"),
             )?;
             let table = cx.input(1)?;
             let table = table
                 .data_i8()
                 .filter(|_| table.rank() == 1)
                 .and_then(|d| <&[i8; 256]>::try_from(d).ok())
-                .ok_or(cx.bad("table must be an i8 constant of shape [256]"))?;
+                .ok_or(cx.bad(why!("table must be an i8 constant of shape [256]")))?;
             Kernel::Lut { table }
         }
-        OpCode::MaxPool | OpCode::AvgPool => pool(&cx, &output)?,
-        OpCode::Softmax => {
+        OpCode::MaxPool if cfg!(feature = "op-max-pool") => pool(&cx, &output)?,
+        OpCode::AvgPool if cfg!(feature = "op-avg-pool") => pool(&cx, &output)?,
+        OpCode::Softmax if cfg!(feature = "op-softmax") => {
             cx.check_arity(2, params::softmax::COUNT)?;
             let x = cx.input(0)?;
             cx.i8_operand(&x)?;
             cx.ensure(
                 x.dims() == output.dims(),
-                "output shape differs from input shape",
+                why!("output shape differs from input shape"),
             )?;
             cx.ensure(
                 out_scale == SOFTMAX_OUTPUT_SCALE && out_zp == SOFTMAX_OUTPUT_ZERO_POINT,
-                "softmax output must have scale 1/256 and zero point -128",
+                why!("softmax output must have scale 1/256 and zero point -128"),
             )?;
-            let axis = cx.size(params::softmax::AXIS, 0, "axis out of range")?;
-            cx.ensure(axis < x.rank(), "axis out of range")?;
+            let axis = cx.size(params::softmax::AXIS, 0, why!("axis out of range"))?;
+            cx.ensure(axis < x.rank(), why!("axis out of range"))?;
             let table = cx.input(1)?;
             let table = table
                 .data_i32()
                 .filter(|_| table.rank() == 1)
                 .and_then(|d| <&[i32; 256]>::try_from(d).ok())
-                .ok_or(cx.bad("exp table must be an i32 constant of shape [256]"))?;
+                .ok_or(cx.bad(why!("exp table must be an i32 constant of shape [256]")))?;
             cx.ensure(
                 table[0] > 0 && table.iter().all(|&e| e >= 0),
-                "exp table needs table[0] > 0 and no negative entries",
+                why!("exp table needs table[0] > 0 and no negative entries"),
             )?;
             let dims = x.dims_usize();
             let outer = dims.iter().take(axis).product();
@@ -297,18 +327,27 @@ pub(crate) fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<Prepared
                 table,
             }
         }
-        OpCode::Concat => concat(&cx, &output)?,
-        OpCode::Pad => pad(&cx, &output)?,
-        OpCode::Reshape => {
+        OpCode::Concat if cfg!(feature = "op-concat") => concat(&cx, &output)?,
+        OpCode::Pad if cfg!(feature = "op-pad") => pad(&cx, &output)?,
+        OpCode::Reshape if cfg!(feature = "op-reshape") => {
             cx.check_arity(1, params::reshape::COUNT)?;
             let x = cx.input(0)?;
             cx.i8_operand(&x)?;
-            cx.ensure(x.numel() == output.numel(), "element count changes")?;
+            cx.ensure(x.numel() == output.numel(), why!("element count changes"))?;
             cx.ensure(
                 x.quant == output.quant,
-                "output quantization differs from input",
+                why!("output quantization differs from input"),
             )?;
             Kernel::Reshape
+        }
+        OpCode::Lstm if cfg!(feature = "op-lstm") => recurrent(&cx, &output, out_zp)?,
+        OpCode::Gru if cfg!(feature = "op-gru") => recurrent(&cx, &output, out_zp)?,
+        // Left out of this build by its cargo feature (`op-*`).
+        opcode => {
+            return Err(Error::OpNotBuiltIn {
+                index: op.index,
+                opcode,
+            })
         }
     };
     Ok(Prepared {
@@ -324,7 +363,7 @@ fn conv<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>, out_zp: i32) -> Result<Kernel<
     let x = cx.input(0)?;
     let input_zero_point = cx.i8_operand(&x)?;
     let (cin, in_h, in_w, is_2d) =
-        nchw(&x).ok_or(cx.bad("input must be [1, C, H, W] or [1, C, L]"))?;
+        nchw(&x).ok_or(cx.bad(why!("input must be [1, C, H, W] or [1, C, L]")))?;
     let wt = cx.input(1)?;
     let wd = wt.dims_usize();
     let rank_ok = wt.rank() == 4 || (wt.rank() == 3 && !is_2d);
@@ -336,34 +375,34 @@ fn conv<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>, out_zp: i32) -> Result<Kernel<
         (1, wd[2])
     };
 
-    let stride_h = cx.size(w::STRIDE_H, 1, "stride must be at least 1")?;
-    let stride_w = cx.size(w::STRIDE_W, 1, "stride must be at least 1")?;
-    let dilation_h = cx.size(w::DILATION_H, 1, "dilation must be at least 1")?;
-    let dilation_w = cx.size(w::DILATION_W, 1, "dilation must be at least 1")?;
-    let pad_top = cx.size(w::PAD_TOP, 0, "negative pad")?;
-    let pad_left = cx.size(w::PAD_LEFT, 0, "negative pad")?;
-    let pad_bottom = cx.size(w::PAD_BOTTOM, 0, "negative pad")?;
-    let pad_right = cx.size(w::PAD_RIGHT, 0, "negative pad")?;
-    let groups = cx.size(w::GROUPS, 1, "groups must be at least 1")?;
+    let stride_h = cx.size(w::STRIDE_H, 1, why!("stride must be at least 1"))?;
+    let stride_w = cx.size(w::STRIDE_W, 1, why!("stride must be at least 1"))?;
+    let dilation_h = cx.size(w::DILATION_H, 1, why!("dilation must be at least 1"))?;
+    let dilation_w = cx.size(w::DILATION_W, 1, why!("dilation must be at least 1"))?;
+    let pad_top = cx.size(w::PAD_TOP, 0, why!("negative pad"))?;
+    let pad_left = cx.size(w::PAD_LEFT, 0, why!("negative pad"))?;
+    let pad_bottom = cx.size(w::PAD_BOTTOM, 0, why!("negative pad"))?;
+    let pad_right = cx.size(w::PAD_RIGHT, 0, why!("negative pad"))?;
+    let groups = cx.size(w::GROUPS, 1, why!("groups must be at least 1"))?;
     let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
     if !is_2d {
         cx.ensure(
             kernel_h == 1 && stride_h == 1 && dilation_h == 1 && pad_top == 0 && pad_bottom == 0,
-            "1-D conv needs kernel, stride and dilation 1 and no pads along H",
+            why!("1-D conv needs kernel, stride and dilation 1 and no pads along H"),
         )?;
     }
     cx.ensure(
         cin % groups == 0 && cout % groups == 0 && cin_g == cin / groups,
-        "groups do not divide the channels, or weights have the wrong input channels",
+        why!("groups do not divide the channels, or weights have the wrong input channels"),
     )?;
     let out_h = conv_out_len(in_h, kernel_h, stride_h, dilation_h, pad_top, pad_bottom);
     let out_w = conv_out_len(in_w, kernel_w, stride_w, dilation_w, pad_left, pad_right);
     let (Some(out_h), Some(out_w)) = (out_h, out_w) else {
-        return Err(cx.bad("window larger than the padded input"));
+        return Err(cx.bad(why!("window larger than the padded input")));
     };
     cx.ensure(
         nchw(y) == Some((cout, out_h, out_w, is_2d)),
-        "output shape does not match the window",
+        why!("output shape does not match the window"),
     )?;
     let requant = cx.requant(weights, cout)?;
     let p = ConvParams {
@@ -402,13 +441,13 @@ fn fully_connected<'a>(
     let (&k, lead) = x
         .dims()
         .split_last()
-        .ok_or(cx.bad("input must have rank at least 1"))?;
+        .ok_or(cx.bad(why!("input must have rank at least 1")))?;
     let wt = cx.input(1)?;
     let weights = cx.weights(&wt, wt.rank() == 2)?;
     let (n, wk) = (wt.dims_usize()[0], wt.dims_usize()[1]);
     cx.ensure(
         wk == k as usize,
-        "weights [N, K] do not match the input's last dim",
+        why!("weights [N, K] do not match the input's last dim"),
     )?;
     let shape_ok = y
         .dims()
@@ -416,7 +455,7 @@ fn fully_connected<'a>(
         .is_some_and(|(&yn, ylead)| yn as usize == n && ylead == lead);
     cx.ensure(
         shape_ok,
-        "output must be the input shape with the last dim N",
+        why!("output must be the input shape with the last dim N"),
     )?;
     let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
     let requant = cx.requant(weights, n)?;
@@ -441,12 +480,13 @@ fn binary<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>) -> Result<(i32, i32, Broadca
         sa.get(..a.rank()).unwrap_or(&[]),
         sb.get(..b.rank()).unwrap_or(&[]),
     );
-    let bc = Broadcast4::new(sa, sb)
-        .ok_or(cx.bad("operands do not broadcast (numpy rules, at most 4 dims)"))?;
+    let bc = Broadcast4::new(sa, sb).ok_or(cx.bad(why!(
+        "operands do not broadcast (numpy rules, at most 4 dims)"
+    )))?;
     let y4 = right_align4(y);
     cx.ensure(
         y.rank() == a.rank().max(b.rank()) && y4 == Some(bc.out_shape),
-        "output shape is not the broadcast shape",
+        why!("output shape is not the broadcast shape"),
     )?;
     Ok((za, zb, bc))
 }
@@ -458,7 +498,7 @@ fn add<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>, out_zp: i32) -> Result<Kernel<'
     let left_shift = cx.word(w::LEFT_SHIFT)?;
     cx.ensure(
         (0..=MAX_ADD_LEFT_SHIFT).contains(&left_shift),
-        "left shift not in 0..=20",
+        why!("left shift not in 0..=20"),
     )?;
     let (a_multiplier, a_shift) = cx.requant_pair(w::A_MULTIPLIER, w::A_SHIFT)?;
     let (b_multiplier, b_shift) = cx.requant_pair(w::B_MULTIPLIER, w::B_SHIFT)?;
@@ -504,46 +544,49 @@ fn pool<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>) -> Result<Kernel<'a>, Error> {
     cx.check_arity(1, w::COUNT)?;
     let x = cx.input(0)?;
     let zero_point = cx.i8_operand(&x)?;
-    cx.ensure(x.quant == y.quant, "output quantization differs from input")?;
+    cx.ensure(
+        x.quant == y.quant,
+        why!("output quantization differs from input"),
+    )?;
     let (channels, in_h, in_w, is_2d) =
-        nchw(&x).ok_or(cx.bad("input must be [1, C, H, W] or [1, C, L]"))?;
-    let kernel_h = cx.size(w::KERNEL_H, 1, "kernel must be at least 1")?;
-    let kernel_w = cx.size(w::KERNEL_W, 1, "kernel must be at least 1")?;
-    let stride_h = cx.size(w::STRIDE_H, 1, "stride must be at least 1")?;
-    let stride_w = cx.size(w::STRIDE_W, 1, "stride must be at least 1")?;
-    let dilation_h = cx.size(w::DILATION_H, 1, "dilation must be at least 1")?;
-    let dilation_w = cx.size(w::DILATION_W, 1, "dilation must be at least 1")?;
-    let pad_top = cx.size(w::PAD_TOP, 0, "negative pad")?;
-    let pad_left = cx.size(w::PAD_LEFT, 0, "negative pad")?;
-    let pad_bottom = cx.size(w::PAD_BOTTOM, 0, "negative pad")?;
-    let pad_right = cx.size(w::PAD_RIGHT, 0, "negative pad")?;
+        nchw(&x).ok_or(cx.bad(why!("input must be [1, C, H, W] or [1, C, L]")))?;
+    let kernel_h = cx.size(w::KERNEL_H, 1, why!("kernel must be at least 1"))?;
+    let kernel_w = cx.size(w::KERNEL_W, 1, why!("kernel must be at least 1"))?;
+    let stride_h = cx.size(w::STRIDE_H, 1, why!("stride must be at least 1"))?;
+    let stride_w = cx.size(w::STRIDE_W, 1, why!("stride must be at least 1"))?;
+    let dilation_h = cx.size(w::DILATION_H, 1, why!("dilation must be at least 1"))?;
+    let dilation_w = cx.size(w::DILATION_W, 1, why!("dilation must be at least 1"))?;
+    let pad_top = cx.size(w::PAD_TOP, 0, why!("negative pad"))?;
+    let pad_left = cx.size(w::PAD_LEFT, 0, why!("negative pad"))?;
+    let pad_bottom = cx.size(w::PAD_BOTTOM, 0, why!("negative pad"))?;
+    let pad_right = cx.size(w::PAD_RIGHT, 0, why!("negative pad"))?;
     let include_pad = cx.word(w::COUNT_INCLUDE_PAD)?;
     let is_avg = cx.op.opcode == OpCode::AvgPool;
     cx.ensure(
         include_pad == 0 || (is_avg && include_pad == 1),
-        "count_include_pad must be 0 or 1 (AvgPool) or 0 (MaxPool)",
+        why!("count_include_pad must be 0 or 1 (AvgPool) or 0 (MaxPool)"),
     )?;
     if !is_2d {
         cx.ensure(
             kernel_h == 1 && stride_h == 1 && dilation_h == 1 && pad_top == 0 && pad_bottom == 0,
-            "1-D pooling needs kernel, stride and dilation 1 and no pads along H",
+            why!("1-D pooling needs kernel, stride and dilation 1 and no pads along H"),
         )?;
     }
     if is_avg {
         let area = kernel_h.checked_mul(kernel_w);
         cx.ensure(
             area.is_some_and(|a| a <= MAX_AVG_POOL_WINDOW),
-            "average window above 2^23 elements",
+            why!("average window above 2^23 elements"),
         )?;
     }
     let out_h = conv_out_len(in_h, kernel_h, stride_h, dilation_h, pad_top, pad_bottom);
     let out_w = conv_out_len(in_w, kernel_w, stride_w, dilation_w, pad_left, pad_right);
     let (Some(out_h), Some(out_w)) = (out_h, out_w) else {
-        return Err(cx.bad("window larger than the padded input"));
+        return Err(cx.bad(why!("window larger than the padded input")));
     };
     cx.ensure(
         nchw(y) == Some((channels, out_h, out_w, is_2d)),
-        "output shape does not match the window",
+        why!("output shape does not match the window"),
     )?;
     let p = PoolParams {
         channels,
@@ -572,10 +615,10 @@ fn pool<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>) -> Result<Kernel<'a>, Error> {
 fn concat<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>) -> Result<Kernel<'a>, Error> {
     use params::concat as w;
     let n = cx.op.inputs.len();
-    cx.ensure(n >= 1, "concat needs at least one input")?;
+    cx.ensure(n >= 1, why!("concat needs at least one input"))?;
     cx.check_arity(n, w::COUNT_FIXED + 2 * n)?;
-    let axis = cx.size(w::AXIS, 0, "axis out of range")?;
-    cx.ensure(axis < y.rank(), "axis out of range")?;
+    let axis = cx.size(w::AXIS, 0, why!("axis out of range"))?;
+    cx.ensure(axis < y.rank(), why!("axis out of range"))?;
     let mut axis_sum = 0usize;
     for i in 0..n {
         let x = cx.input(i)?;
@@ -588,7 +631,7 @@ fn concat<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>) -> Result<Kernel<'a>, Error>
                 .all(|(d, (a, b))| d == axis || a == b);
         cx.ensure(
             same_elsewhere,
-            "input shape differs from the output off the axis",
+            why!("input shape differs from the output off the axis"),
         )?;
         axis_sum = axis_sum.saturating_add(x.dims_usize().get(axis).copied().unwrap_or(0));
         cx.requant_pair(w::COUNT_FIXED + 2 * i, w::COUNT_FIXED + 2 * i + 1)?;
@@ -597,7 +640,7 @@ fn concat<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>) -> Result<Kernel<'a>, Error>
     let out_axis_len = dims.get(axis).copied().unwrap_or(0);
     cx.ensure(
         axis_sum == out_axis_len,
-        "input sizes along the axis do not add up to the output's",
+        why!("input sizes along the axis do not add up to the output's"),
     )?;
     Ok(Kernel::Concat {
         axis,
@@ -614,25 +657,32 @@ fn pad<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>) -> Result<Kernel<'a>, Error> {
     let rank = x.rank();
     cx.check_arity(1, w::PADS + 2 * rank)?;
     cx.i8_operand(&x)?;
-    cx.ensure(x.quant == y.quant, "output quantization differs from input")?;
+    cx.ensure(
+        x.quant == y.quant,
+        why!("output quantization differs from input"),
+    )?;
     cx.ensure(
         rank <= 4 && y.rank() == rank,
-        "pad supports rank at most 4, output of the same rank",
+        why!("pad supports rank at most 4, output of the same rank"),
     )?;
-    let value = i8::try_from(cx.word(w::VALUE)?).map_err(|_| cx.bad("pad value outside i8"))?;
+    let value =
+        i8::try_from(cx.word(w::VALUE)?).map_err(|_| cx.bad(why!("pad value outside i8")))?;
     let (xd, yd) = (x.dims_usize(), y.dims_usize());
     let mut pad_before = [0usize; 4];
     // Right-aligned like the shapes: dim d of a rank-r tensor is slot 4 − r + d.
     let slots = pad_before.iter_mut().skip(4 - rank);
     for (d, (slot, (&xs, &ys))) in slots.zip(xd.iter().zip(&yd)).enumerate() {
-        let before = cx.size(w::PADS + d, 0, "negative pad")?;
-        let after = cx.size(w::PADS + rank + d, 0, "negative pad")?;
+        let before = cx.size(w::PADS + d, 0, why!("negative pad"))?;
+        let after = cx.size(w::PADS + rank + d, 0, why!("negative pad"))?;
         let want = xs.checked_add(before).and_then(|v| v.checked_add(after));
-        cx.ensure(want == Some(ys), "output shape is not input plus pads")?;
+        cx.ensure(
+            want == Some(ys),
+            why!("output shape is not input plus pads"),
+        )?;
         *slot = before;
     }
     let (Some(in_shape), Some(out_shape)) = (right_align4(&x), right_align4(y)) else {
-        return Err(cx.bad("pad supports rank at most 4"));
+        return Err(cx.bad(why!("pad supports rank at most 4")));
     };
     Ok(Kernel::Pad(PadParams {
         in_shape,
@@ -640,4 +690,121 @@ fn pad<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>) -> Result<Kernel<'a>, Error> {
         pad_before,
         value,
     }))
+}
+
+/// Lstm and Gru: the shared operand list of `params::recurrent`, then the
+/// op's own parameter words.
+fn recurrent<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>, out_zp: i32) -> Result<Kernel<'a>, Error> {
+    use params::recurrent as inp;
+    let is_lstm = cx.op.opcode == OpCode::Lstm;
+    let (gates, n_tables, n_words) = if is_lstm {
+        (
+            params::lstm::GATES,
+            params::lstm::TABLES,
+            params::lstm::COUNT,
+        )
+    } else {
+        (params::gru::GATES, params::gru::TABLES, params::gru::COUNT)
+    };
+    cx.check_arity(inp::INPUT_COUNT, n_words)?;
+    let x = cx.input(inp::X)?;
+    let input_zero_point = cx.i8_operand(&x)?;
+    let wt = cx.input(inp::W)?;
+    let w = cx.weights(&wt, wt.rank() == 2)?;
+    let rt = cx.input(inp::R)?;
+    let r = cx.weights(&rt, rt.rank() == 2)?;
+    let (wd, rd) = (wt.dims_usize(), rt.dims_usize());
+    let hidden = rd[1];
+    cx.ensure(
+        (1..=MAX_HIDDEN).contains(&hidden),
+        why!("hidden size not in 1..=128"),
+    )?;
+    // hidden ≤ 128 and gates ≤ 4: no overflow.
+    let rows = gates * hidden;
+    cx.ensure(
+        wd[0] == rows && rd[0] == rows,
+        why!("weights must have gates x hidden rows"),
+    )?;
+    let input_size = wd[1];
+    cx.ensure(
+        x.dims().last().map(|&d| d as usize) == Some(input_size),
+        why!("input's last dim differs from the weights' input size"),
+    )?;
+    cx.ensure(
+        y.dims().last().map(|&d| d as usize) == Some(hidden) && y.numel() == hidden,
+        why!("output must be the hidden state (last dim H, H elements)"),
+    )?;
+    let vector = |i: usize| cx.i32_vector(&cx.input(i)?, rows);
+    let (x_multiplier, h_multiplier) = (vector(inp::X_MULTIPLIER)?, vector(inp::H_MULTIPLIER)?);
+    let (x_shift, h_shift) = (vector(inp::X_SHIFT)?, vector(inp::H_SHIFT)?);
+    cx.ensure(
+        x_multiplier.iter().chain(h_multiplier).all(|&m| m >= 0),
+        why!("negative multiplier"),
+    )?;
+    cx.ensure(
+        x_shift
+            .iter()
+            .chain(h_shift)
+            .all(|s| (MIN_SHIFT..=MAX_SHIFT).contains(s)),
+        why!("shift out of range"),
+    )?;
+    let tt = cx.input(inp::TABLES)?;
+    let tables = tt
+        .data_i16()
+        .filter(|_| tt.rank() == 2 && tt.dims_usize()[..2] == [n_tables, TABLE_LEN])
+        .ok_or(cx.bad(why!("tables must be an i16 constant [n_tables, 257]")))?;
+    let wts = RecurrentWeights {
+        w,
+        r,
+        bias_x: vector(inp::BIAS_X)?,
+        bias_h: vector(inp::BIAS_H)?,
+        x_multiplier,
+        x_shift,
+        h_multiplier,
+        h_shift,
+        tables,
+    };
+    let out_words = if is_lstm {
+        (params::lstm::OUT_MULTIPLIER, params::lstm::OUT_SHIFT)
+    } else {
+        (params::gru::OUT_MULTIPLIER, params::gru::OUT_SHIFT)
+    };
+    let (out_multiplier, out_shift) = cx.requant_pair(out_words.0, out_words.1)?;
+    let rec = RecurrentParams {
+        steps: x.numel() / input_size.max(1),
+        input_size,
+        hidden,
+        input_zero_point,
+        output_zero_point: out_zp,
+        out_multiplier,
+        out_shift,
+    };
+    if is_lstm {
+        use params::lstm as pw;
+        let (cell_multiplier, cell_shift) = cx.requant_pair(pw::CELL_MULTIPLIER, pw::CELL_SHIFT)?;
+        let (tanh_multiplier, tanh_shift) = cx.requant_pair(pw::TANH_MULTIPLIER, pw::TANH_SHIFT)?;
+        let p = LstmParams {
+            rec,
+            cell_multiplier,
+            cell_shift,
+            tanh_multiplier,
+            tanh_shift,
+        };
+        Ok(Kernel::Lstm { p, wts })
+    } else {
+        use params::gru as pw;
+        let lbr = cx.word(pw::LINEAR_BEFORE_RESET)?;
+        cx.ensure(
+            lbr == 0 || lbr == 1,
+            why!("linear_before_reset must be 0 or 1"),
+        )?;
+        let (rh_multiplier, rh_shift) = cx.requant_pair(pw::RH_MULTIPLIER, pw::RH_SHIFT)?;
+        let p = GruParams {
+            rec,
+            linear_before_reset: lbr == 1,
+            rh_multiplier,
+            rh_shift,
+        };
+        Ok(Kernel::Gru { p, wts })
+    }
 }

@@ -7,10 +7,8 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use medq::kernels::{
-    self, conv_out_len, cortex_m as dsp, reference, ConvParams, FullyConnectedParams,
-};
-use medq_qemu_bench::{exit, hprintln, Rng};
+use medq::kernels::{self, conv_out_len, cortex_m as dsp, ConvParams, FullyConnectedParams};
+use medq_qemu_bench::{conv1d, exit, fc, hprintln, Op, Rng};
 
 const CONV_CASES: u32 = 6000;
 /// Extra conv cases aimed at the single-channel row passes (one input
@@ -26,15 +24,7 @@ const CH_CAP: usize = 256;
 /// Written to both outputs before each case, so untouched bytes compare too.
 const SENTINEL: i8 = 0x5A;
 
-struct Bufs {
-    input: [i8; IN_CAP],
-    weights: [i8; W_CAP],
-    bias: [i32; CH_CAP],
-    multiplier: [i32; CH_CAP],
-    shift: [i32; CH_CAP],
-    want: [i8; OUT_CAP],
-    got: [i8; OUT_CAP],
-}
+type Bufs = medq_qemu_bench::Bufs<IN_CAP, W_CAP, OUT_CAP, CH_CAP>;
 
 /// Per-case tallies, to show what the random cases covered.
 #[derive(Default)]
@@ -69,37 +59,14 @@ fn main() -> ! {
         exit(false);
     }
     // Large buffers live in a static (RAM is 4 MiB), taken once.
-    let Some(b) = cortex_m::singleton!(: Bufs = Bufs {
-        input: [0; IN_CAP],
-        weights: [0; W_CAP],
-        bias: [0; CH_CAP],
-        multiplier: [0; CH_CAP],
-        shift: [0; CH_CAP],
-        want: [0; OUT_CAP],
-        got: [0; OUT_CAP],
-    }) else {
+    let Some(b) = cortex_m::singleton!(: Bufs = Bufs::ZERO) else {
         exit(false)
     };
     let mut rng = Rng::new(SEED);
 
-    let mut conv = Tally::default();
-    while conv.cases < CONV_CASES {
-        if let Some(p) = conv_case(&mut rng) {
-            run_conv(&mut rng, &p, b, &mut conv);
-        }
-    }
-    let mut rows = Tally::default();
-    while rows.cases < ROW_CASES {
-        if let Some(p) = row_case(&mut rng) {
-            run_conv(&mut rng, &p, b, &mut rows);
-        }
-    }
-    let mut fc = Tally::default();
-    while fc.cases < FC_CASES {
-        if let Some(p) = fc_case(&mut rng) {
-            run_fc(&mut rng, &p, b, &mut fc);
-        }
-    }
+    let conv = check(&mut rng, b, CONV_CASES, conv_case, tally_conv);
+    let rows = check(&mut rng, b, ROW_CASES, row_case, tally_conv);
+    let fc = check(&mut rng, b, FC_CASES, fc_case, tally_fc);
     let invalid_ok = invalid_calls(b);
 
     hprintln!(
@@ -264,43 +231,41 @@ fn quant(rng: &mut Rng, b: &mut Bufs, n: usize, k: usize) {
     }
 }
 
-fn run_conv(rng: &mut Rng, p: &ConvParams, b: &mut Bufs, t: &mut Tally) {
-    let cin_g = p.in_channels / p.groups;
-    let k = cin_g * p.kernel_h * p.kernel_w;
-    let n_in = p.in_channels * p.in_h * p.in_w;
-    let n_w = p.out_channels * k;
-    let n_out = p.out_channels * p.out_h * p.out_w;
-    rng.fill_i8(&mut b.input[..n_in]);
-    rng.fill_i8(&mut b.weights[..n_w]);
-    quant(rng, b, p.out_channels, k);
+/// Draws cases from `case` until `n` fit, checking each one; `tally`
+/// records what the case covers.
+fn check<P: Op>(
+    rng: &mut Rng,
+    b: &mut Bufs,
+    n: u32,
+    case: fn(&mut Rng) -> Option<P>,
+    tally: fn(&P, &mut Tally),
+) -> Tally {
+    let mut t = Tally::default();
+    while t.cases < n {
+        if let Some(p) = case(rng) {
+            compare(rng, &p, b, &mut t);
+            tally(&p, &mut t);
+        }
+    }
+    t
+}
+
+/// Runs both kernels on random data for `p`; every output byte, and every
+/// byte past the outputs, must match.
+fn compare<P: Op>(rng: &mut Rng, p: &P, b: &mut Bufs, t: &mut Tally) {
+    let k = p.reduction();
+    b.fill(rng, p);
+    quant(rng, b, p.channels(), k);
     b.want.fill(SENTINEL);
     b.got.fill(SENTINEL);
-    let (bias, m, s) = (
-        &b.bias[..p.out_channels],
-        &b.multiplier[..p.out_channels],
-        &b.shift[..p.out_channels],
-    );
-    reference::conv_s8(
-        p,
-        &b.input[..n_in],
-        &b.weights[..n_w],
-        bias,
-        m,
-        s,
-        &mut b.want[..n_out],
-    );
-    kernels::conv_s8(
-        p,
-        &b.input[..n_in],
-        &b.weights[..n_w],
-        bias,
-        m,
-        s,
-        &mut b.got[..n_out],
-    );
+    let (o, want, got) = b.split(p);
+    let (x, w, bias, m, s) = (o.input, o.weights, o.bias, o.multiplier, o.shift);
+    P::REFERENCE(p, x, w, bias, m, s, want);
+    P::DISPATCHED(p, x, w, bias, m, s, got);
 
     t.cases += 1;
-    t.macs += (n_out * k) as u64;
+    t.macs += p.macs();
+    t.k_tail += u32::from(k % 4 != 0);
     if b.want != b.got {
         t.failures += 1;
         if t.failures <= 5 {
@@ -311,7 +276,8 @@ fn run_conv(rng: &mut Rng, p: &ConvParams, b: &mut Bufs, t: &mut Tally) {
                 .position(|(w, g)| w != g)
                 .unwrap_or(0);
             hprintln!(
-                "conv MISMATCH at output {}: want {} got {}; {:?}",
+                "{} MISMATCH at output {}: want {} got {}; {:?}",
+                P::NAME,
                 at,
                 b.want[at],
                 b.got[at],
@@ -319,6 +285,11 @@ fn run_conv(rng: &mut Rng, p: &ConvParams, b: &mut Bufs, t: &mut Tally) {
             );
         }
     }
+}
+
+fn tally_conv(p: &ConvParams, t: &mut Tally) {
+    let cin_g = p.in_channels / p.groups;
+    let k = p.reduction();
     let one_d = p.in_h == 1 && p.kernel_h == 1 && p.out_h == 1;
     t.one_d += u32::from(one_d);
     t.two_d += u32::from(!one_d);
@@ -327,7 +298,6 @@ fn run_conv(rng: &mut Rng, p: &ConvParams, b: &mut Bufs, t: &mut Tally) {
     t.strided += u32::from(p.stride_w > 1 || p.stride_h > 1);
     t.dilated += u32::from(p.dilation_w > 1 || p.dilation_h > 1);
     t.padded += u32::from(p.pad_left > 0 || p.pad_top > 0 || p.out_w > p.in_w);
-    t.k_tail += u32::from(k % 4 != 0);
     let rows_path = cin_g == 1
         && p.kernel_h == 1
         && p.dilation_w == 1
@@ -456,90 +426,21 @@ fn fc_case(rng: &mut Rng) -> Option<FullyConnectedParams> {
     fits.then_some(p)
 }
 
-fn run_fc(rng: &mut Rng, p: &FullyConnectedParams, b: &mut Bufs, t: &mut Tally) {
-    let (k, n) = (p.in_features, p.out_features);
-    let n_in = p.rows * k;
-    let n_w = n * k;
-    let n_out = p.rows * n;
-    rng.fill_i8(&mut b.input[..n_in]);
-    rng.fill_i8(&mut b.weights[..n_w]);
-    quant(rng, b, n, k);
-    b.want.fill(SENTINEL);
-    b.got.fill(SENTINEL);
-    let (bias, m, s) = (&b.bias[..n], &b.multiplier[..n], &b.shift[..n]);
-    reference::fully_connected_s8(
-        p,
-        &b.input[..n_in],
-        &b.weights[..n_w],
-        bias,
-        m,
-        s,
-        &mut b.want[..n_out],
-    );
-    kernels::fully_connected_s8(
-        p,
-        &b.input[..n_in],
-        &b.weights[..n_w],
-        bias,
-        m,
-        s,
-        &mut b.got[..n_out],
-    );
-
-    t.cases += 1;
-    t.macs += (n_out * k) as u64;
-    if b.want != b.got {
-        t.failures += 1;
-        if t.failures <= 5 {
-            let at = b
-                .want
-                .iter()
-                .zip(&b.got)
-                .position(|(w, g)| w != g)
-                .unwrap_or(0);
-            hprintln!(
-                "fc MISMATCH at output {}: want {} got {}; {:?}",
-                at,
-                b.want[at],
-                b.got[at],
-                p
-            );
-        }
-    }
-    t.k_tail += u32::from(k % 4 != 0);
-    classify(t, k, p.rows, p.input_zero_point, false);
+fn tally_fc(p: &FullyConnectedParams, t: &mut Tally) {
+    classify(t, p.in_features, p.rows, p.input_zero_point, false);
 }
 
 /// Calls that break a precondition leave the output untouched, as in the
 /// reference; a valid call right after does write it.
 fn invalid_calls(b: &mut Bufs) -> bool {
-    let p = ConvParams {
-        in_channels: 4,
-        in_h: 1,
-        in_w: 10,
-        out_channels: 4,
-        out_h: 1,
-        out_w: 10,
-        kernel_h: 1,
-        kernel_w: 3,
-        stride_h: 1,
-        stride_w: 1,
-        dilation_h: 1,
-        dilation_w: 1,
-        pad_top: 0,
-        pad_left: 1,
-        groups: 1,
-        input_zero_point: 3,
-        output_zero_point: 0,
-        act_min: -128,
-        act_max: 127,
-    };
+    let p = conv1d(4, 4, 3, 10, 1, 1, (3, 0));
     b.input[..40].fill(9);
     b.weights[..48].fill(1);
     b.bias[..4].fill(0);
     b.multiplier[..4].fill(1 << 30);
     b.shift[..4].fill(1);
-    let q = (&b.bias[..4], &b.multiplier[..4], &b.shift[..4]);
+    let (x, w, got) = (&b.input[..40], &b.weights[..48], &mut b.got);
+    let (bias, m, s) = (&b.bias[..4], &b.multiplier[..4], &b.shift[..4]);
     let mut ok = true;
     for bad in [
         ConvParams { groups: 3, ..p },
@@ -547,61 +448,22 @@ fn invalid_calls(b: &mut Bufs) -> bool {
         ConvParams { act_max: 128, ..p },
         ConvParams { out_w: 11, ..p },
     ] {
-        b.got.fill(SENTINEL);
-        kernels::conv_s8(
-            &bad,
-            &b.input[..40],
-            &b.weights[..48],
-            q.0,
-            q.1,
-            q.2,
-            &mut b.got[..40],
-        );
-        ok &= b.got.iter().all(|&y| y == SENTINEL);
+        got.fill(SENTINEL);
+        kernels::conv_s8(&bad, x, w, bias, m, s, &mut got[..40]);
+        ok &= got.iter().all(|&y| y == SENTINEL);
     }
     // Valid: interior outputs sum 4 channels × 3 taps of (9 − 3) = 72; the
     // edges lose a tap to padding: 48.
-    kernels::conv_s8(
-        &p,
-        &b.input[..40],
-        &b.weights[..48],
-        q.0,
-        q.1,
-        q.2,
-        &mut b.got[..40],
-    );
-    ok &= b.got[..10] == [48, 72, 72, 72, 72, 72, 72, 72, 72, 48];
-    let fp = FullyConnectedParams {
-        rows: 1,
-        in_features: 40,
-        out_features: 1,
-        input_zero_point: 3,
-        output_zero_point: 0,
-        act_min: -128,
-        act_max: 127,
-    };
-    b.got.fill(SENTINEL);
-    kernels::fully_connected_s8(
-        &fp,
-        &b.input[..39],
-        &b.weights[..40],
-        q.0,
-        q.1,
-        q.2,
-        &mut b.got[..1],
-    );
-    ok &= b.got[0] == SENTINEL;
+    kernels::conv_s8(&p, x, w, bias, m, s, &mut got[..40]);
+    ok &= got[..10] == [48, 72, 72, 72, 72, 72, 72, 72, 72, 48];
+    let fp = fc(40, 1, (3, 0));
+    got.fill(SENTINEL);
+    kernels::fully_connected_s8(&fp, &x[..39], &w[..40], bias, m, s, &mut got[..1]);
+    ok &= got[0] == SENTINEL;
     // Valid: 40 · 6 = 240 saturates to 127.
-    kernels::fully_connected_s8(
-        &fp,
-        &b.input[..40],
-        &b.weights[..40],
-        &q.0[..1],
-        &q.1[..1],
-        &q.2[..1],
-        &mut b.got[..1],
-    );
-    ok &= b.got[0] == 127;
+    let (bias, m, s) = (&bias[..1], &m[..1], &s[..1]);
+    kernels::fully_connected_s8(&fp, x, &w[..40], bias, m, s, &mut got[..1]);
+    ok &= got[0] == 127;
     if !ok {
         hprintln!("invalid-call checks FAILED");
     }

@@ -9,58 +9,18 @@
 use core::hint::black_box;
 
 use cortex_m_rt::entry;
-use medq::kernels::{
-    self, conv_out_len, cortex_m as dsp, reference, ConvParams, FullyConnectedParams,
-};
-use medq_qemu_bench::{exit, hprintln, Counter, Rng};
+use medq::kernels::{cortex_m as dsp, ConvParams, FullyConnectedParams};
+use medq_qemu_bench::{conv1d, exit, fc, hprintln, Counter, Op, Rng};
 
 const REPS: u32 = 10;
+/// (input, output) zero points: the ECG model's activations after ReLU sit
+/// at −128, its logits at 0.
+const CONV_ZP: (i32, i32) = (-128, -128);
+const FC_ZP: (i32, i32) = (-128, 0);
 
 enum Layer {
     Conv(ConvParams),
     Fc(FullyConnectedParams),
-}
-
-struct Row {
-    name: &'static str,
-    layer: Layer,
-}
-
-fn conv1d(cin: usize, cout: usize, k: usize, len: usize, pad: usize, groups: usize) -> ConvParams {
-    ConvParams {
-        in_channels: cin,
-        in_h: 1,
-        in_w: len,
-        out_channels: cout,
-        out_h: 1,
-        out_w: conv_out_len(len, k, 1, 1, pad, pad).unwrap_or(0),
-        kernel_h: 1,
-        kernel_w: k,
-        stride_h: 1,
-        stride_w: 1,
-        dilation_h: 1,
-        dilation_w: 1,
-        pad_top: 0,
-        pad_left: pad,
-        groups,
-        // The ECG model's activations after ReLU sit at zp −128.
-        input_zero_point: -128,
-        output_zero_point: -128,
-        act_min: -128,
-        act_max: 127,
-    }
-}
-
-fn fc(k: usize, n: usize) -> FullyConnectedParams {
-    FullyConnectedParams {
-        rows: 1,
-        in_features: k,
-        out_features: n,
-        input_zero_point: -128,
-        output_zero_point: 0,
-        act_min: -128,
-        act_max: 127,
-    }
 }
 
 const IN_CAP: usize = 4096;
@@ -68,15 +28,7 @@ const W_CAP: usize = 16384;
 const OUT_CAP: usize = 4096;
 const CH_CAP: usize = 64;
 
-struct Bufs {
-    input: [i8; IN_CAP],
-    weights: [i8; W_CAP],
-    bias: [i32; CH_CAP],
-    multiplier: [i32; CH_CAP],
-    shift: [i32; CH_CAP],
-    want: [i8; OUT_CAP],
-    got: [i8; OUT_CAP],
-}
+type Bufs = medq_qemu_bench::Bufs<IN_CAP, W_CAP, OUT_CAP, CH_CAP>;
 
 #[entry]
 fn main() -> ! {
@@ -90,52 +42,35 @@ fn main() -> ! {
         REPS,
         if dsp::USES_DSP_INSTRUCTIONS { "on" } else { "OFF" }
     );
-    let Some(b) = cortex_m::singleton!(: Bufs = Bufs {
-        input: [0; IN_CAP],
-        weights: [0; W_CAP],
-        bias: [0; CH_CAP],
-        multiplier: [0; CH_CAP],
-        shift: [0; CH_CAP],
-        want: [0; OUT_CAP],
-        got: [0; OUT_CAP],
-    }) else {
+    let Some(b) = cortex_m::singleton!(: Bufs = Bufs::ZERO) else {
         exit(false)
     };
 
-    let mut conv2d = conv1d(8, 16, 3, 16, 1, 1);
+    let mut conv2d = conv1d(8, 16, 3, 16, 1, 1, CONV_ZP);
     conv2d.in_h = 16;
     conv2d.out_h = 16;
     conv2d.kernel_h = 3;
     conv2d.pad_top = 1;
     let rows = [
-        Row {
-            name: "Conv1d 1->16 k7 /140",
-            layer: Layer::Conv(conv1d(1, 16, 7, 140, 3, 1)),
-        },
-        Row {
-            name: "Conv1d 16->32 k5 /70",
-            layer: Layer::Conv(conv1d(16, 32, 5, 70, 2, 1)),
-        },
-        Row {
-            name: "Conv1d 32->32 k3 /35",
-            layer: Layer::Conv(conv1d(32, 32, 3, 35, 1, 1)),
-        },
-        Row {
-            name: "FC 32->5",
-            layer: Layer::Fc(fc(32, 5)),
-        },
-        Row {
-            name: "(extra) Conv2d 8->16 3x3 /16x16",
-            layer: Layer::Conv(conv2d),
-        },
-        Row {
-            name: "(extra) DW Conv1d 32 k5 /70",
-            layer: Layer::Conv(conv1d(32, 32, 5, 70, 2, 32)),
-        },
-        Row {
-            name: "(extra) FC 272->5",
-            layer: Layer::Fc(fc(272, 5)),
-        },
+        (
+            "Conv1d 1->16 k7 /140",
+            Layer::Conv(conv1d(1, 16, 7, 140, 3, 1, CONV_ZP)),
+        ),
+        (
+            "Conv1d 16->32 k5 /70",
+            Layer::Conv(conv1d(16, 32, 5, 70, 2, 1, CONV_ZP)),
+        ),
+        (
+            "Conv1d 32->32 k3 /35",
+            Layer::Conv(conv1d(32, 32, 3, 35, 1, 1, CONV_ZP)),
+        ),
+        ("FC 32->5", Layer::Fc(fc(32, 5, FC_ZP))),
+        ("(extra) Conv2d 8->16 3x3 /16x16", Layer::Conv(conv2d)),
+        (
+            "(extra) DW Conv1d 32 k5 /70",
+            Layer::Conv(conv1d(32, 32, 5, 70, 2, 32, CONV_ZP)),
+        ),
+        ("(extra) FC 272->5", Layer::Fc(fc(272, 5, FC_ZP))),
     ];
 
     let mut rng = Rng::new(0x1c0_u64);
@@ -151,20 +86,20 @@ fn main() -> ! {
         "DSP/MAC",
         "speedup"
     );
-    for row in &rows {
-        let (macs, r, d, same) = match &row.layer {
-            Layer::Conv(p) => measure_conv(&counter, &mut rng, b, p),
-            Layer::Fc(p) => measure_fc(&counter, &mut rng, b, p),
+    for (name, layer) in &rows {
+        let (macs, r, d, same) = match layer {
+            Layer::Conv(p) => measure(&counter, &mut rng, b, p),
+            Layer::Fc(p) => measure(&counter, &mut rng, b, p),
         };
         ok &= same;
-        if !row.name.starts_with('(') {
+        if !name.starts_with('(') {
             tot_ref += r;
             tot_dsp += d;
             tot_macs += macs;
         }
         hprintln!(
             "{:<32} {:>8} {:>10} {:>8} {:>10} {:>8} {:>6}x{}",
-            row.name,
+            name,
             macs,
             r,
             per_mac(r, macs),
@@ -234,29 +169,19 @@ fn quant(rng: &mut Rng, b: &mut Bufs, n: usize, k: usize) {
     }
 }
 
-fn measure_conv(
-    counter: &Counter,
-    rng: &mut Rng,
-    b: &mut Bufs,
-    p: &ConvParams,
-) -> (u64, u64, u64, bool) {
-    let k = p.in_channels / p.groups * p.kernel_h * p.kernel_w;
-    let n_in = p.in_channels * p.in_h * p.in_w;
-    let n_w = p.out_channels * k;
-    let n_out = p.out_channels * p.out_h * p.out_w;
-    let oc = p.out_channels;
-    rng.fill_i8(&mut b.input[..n_in]);
+/// Instructions of the reference and the dispatched kernel for `p` on
+/// random data, and whether their outputs agree.
+fn measure<P: Op>(counter: &Counter, rng: &mut Rng, b: &mut Bufs, p: &P) -> (u64, u64, u64, bool) {
+    b.fill(rng, p);
     // Symmetric weights, as the converter makes them.
-    rng.fill_i8(&mut b.weights[..n_w]);
-    for w in &mut b.weights[..n_w] {
+    for w in &mut b.weights[..p.weights_len()] {
         *w = (*w).max(-127);
     }
-    quant(rng, b, oc, k);
-    let (x, w) = (&b.input[..n_in], &b.weights[..n_w]);
-    let (bias, m, s) = (&b.bias[..oc], &b.multiplier[..oc], &b.shift[..oc]);
-    let (want, got) = (&mut b.want[..n_out], &mut b.got[..n_out]);
+    quant(rng, b, p.channels(), p.reduction());
+    let (o, want, got) = b.split(p);
+    let (x, w, bias, m, s) = (o.input, o.weights, o.bias, o.multiplier, o.shift);
     let r = counter.instructions(REPS, || {
-        reference::conv_s8(
+        P::REFERENCE(
             black_box(p),
             black_box(x),
             w,
@@ -267,7 +192,7 @@ fn measure_conv(
         )
     });
     let d = counter.instructions(REPS, || {
-        kernels::conv_s8(
+        P::DISPATCHED(
             black_box(p),
             black_box(x),
             w,
@@ -277,43 +202,5 @@ fn measure_conv(
             black_box(&mut *got),
         )
     });
-    ((n_out * k) as u64, r, d, want == got)
-}
-
-fn measure_fc(
-    counter: &Counter,
-    rng: &mut Rng,
-    b: &mut Bufs,
-    p: &FullyConnectedParams,
-) -> (u64, u64, u64, bool) {
-    let (k, n) = (p.in_features, p.out_features);
-    rng.fill_i8(&mut b.input[..k]);
-    rng.fill_i8(&mut b.weights[..n * k]);
-    quant(rng, b, n, k);
-    let (x, w) = (&b.input[..k], &b.weights[..n * k]);
-    let (bias, m, s) = (&b.bias[..n], &b.multiplier[..n], &b.shift[..n]);
-    let (want, got) = (&mut b.want[..n], &mut b.got[..n]);
-    let r = counter.instructions(REPS, || {
-        reference::fully_connected_s8(
-            black_box(p),
-            black_box(x),
-            w,
-            bias,
-            m,
-            s,
-            black_box(&mut *want),
-        )
-    });
-    let d = counter.instructions(REPS, || {
-        kernels::fully_connected_s8(
-            black_box(p),
-            black_box(x),
-            w,
-            bias,
-            m,
-            s,
-            black_box(&mut *got),
-        )
-    });
-    ((k * n) as u64, r, d, want == got)
+    (p.macs(), r, d, want == got)
 }

@@ -9,6 +9,7 @@ mod fully_connected;
 mod lut;
 mod pad;
 mod pool;
+mod recurrent;
 mod softmax;
 
 pub use concat::concat_part_s8;
@@ -18,6 +19,10 @@ pub use fully_connected::fully_connected_s8;
 pub use lut::{lut_in_place_s8, lut_s8};
 pub use pad::pad_s8;
 pub use pool::{avg_pool_s8, max_pool_s8};
+pub use recurrent::{
+    gru_s8, lstm_s8, table_lookup_s16, GruParams, LstmParams, RecurrentParams, RecurrentWeights,
+    GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,
+};
 pub use softmax::softmax_s8;
 
 /// The taps of a sliding window along one axis that land inside the input.

@@ -1,0 +1,403 @@
+//! LSTM and GRU: the float cell (tract only exposes the node's outputs, so
+//! the internal ranges — gate pre-activations, cell state, the GRU's
+//! `R_n·h + Rb_n` — come from simulating the cell on the node's float input)
+//! and the lowering to medq's `Lstm` / `Gru` ops under `NUMERICS.md`
+//! § "Recurrent ops".
+
+use medq::format::layout::{params, OpCode};
+use medq::kernels::{MAX_HIDDEN, TABLE_LEN};
+use medq::numerics::quantize_multiplier;
+
+use crate::error::ConvertError;
+use crate::ir::{Cell, Node, Recurrent};
+use crate::quantize::{quantize_per_channel, ConstData, ConstQuant, ConstTensor, Operand, QParams};
+
+/// Q0.15: the real value 1.0 is 2^15 (saturated to 32767 where stored).
+const Q15: f64 = 32768.0;
+
+/// Largest pre-activation range of a sigmoid / tanh table: beyond it the
+/// function is within 1e-5 of its asymptote, and a narrower domain makes the
+/// 256 interpolation segments finer.
+const SIGMOID_CAP: f32 = 12.0;
+const TANH_CAP: f32 = 6.0;
+/// Headroom over the calibrated maximum for values the calibration set
+/// did not reach, and the smallest range used.
+const MARGIN: f32 = 1.25;
+const FLOOR: f32 = 1.0;
+
+/// Largest absolute values seen inside the cell during calibration.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CellRanges {
+    /// Per gate: the pre-activation (input part + recurrent part + biases).
+    pub gate_absmax: Vec<f32>,
+    /// LSTM: the cell state.
+    pub cell_absmax: f32,
+    /// GRU with `linear_before_reset`: `R_n·h + Rb_n`.
+    pub hn_absmax: f32,
+    /// Samples observed.
+    pub samples: usize,
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl Recurrent {
+    /// Gates per hidden unit: LSTM 4, GRU 3.
+    pub fn gates(&self) -> usize {
+        match self.cell {
+            Cell::Lstm => params::lstm::GATES,
+            Cell::Gru { .. } => params::gru::GATES,
+        }
+    }
+
+    /// Sequence length of an input of `len` values.
+    pub fn steps(&self, len: usize) -> usize {
+        len / self.input_size.max(1)
+    }
+
+    /// `Σ_i m[k, i] · v[i] + b[k]` for every row `k`.
+    fn matvec(m: &crate::ir::Array, v: &[f64], b: &[f32]) -> Vec<f64> {
+        let cols = v.len();
+        m.data
+            .chunks_exact(cols.max(1))
+            .zip(b)
+            .map(|(row, &bk)| {
+                row.iter().zip(v).map(|(&w, &x)| w as f64 * x).sum::<f64>() + bk as f64
+            })
+            .collect()
+    }
+
+    /// The ONNX cell in `f64` over `x` (`T·I` values, zero initial state):
+    /// returns the last hidden state and widens `ranges`.
+    pub fn simulate(&self, x: &[f32], ranges: &mut CellRanges) -> Vec<f32> {
+        let (n, g) = (self.hidden, self.gates());
+        if ranges.gate_absmax.len() != g {
+            ranges.gate_absmax = vec![0.0; g];
+        }
+        let widen = |slot: &mut f32, v: f64| *slot = slot.max(v.abs() as f32);
+        let mut h = vec![0f64; n];
+        let mut c = vec![0f64; n];
+        let zeros = vec![0f32; g * n];
+        for xt in x.chunks_exact(self.input_size.max(1)) {
+            let xt: Vec<f64> = xt.iter().map(|&v| v as f64).collect();
+            let xw = Self::matvec(&self.w, &xt, &self.bias_w);
+            match self.cell {
+                Cell::Lstm => {
+                    let hr = Self::matvec(&self.r, &h, &self.bias_r);
+                    let pre: Vec<f64> = xw.iter().zip(&hr).map(|(a, b)| a + b).collect();
+                    for (k, &p) in pre.iter().enumerate() {
+                        widen(&mut ranges.gate_absmax[k / n], p);
+                    }
+                    for j in 0..n {
+                        let i = sigmoid(pre[j]);
+                        let f = sigmoid(pre[n + j]);
+                        let gg = pre[2 * n + j].tanh();
+                        let o = sigmoid(pre[3 * n + j]);
+                        c[j] = f * c[j] + i * gg;
+                        widen(&mut ranges.cell_absmax, c[j]);
+                        h[j] = o * c[j].tanh();
+                    }
+                }
+                Cell::Gru {
+                    linear_before_reset,
+                } => {
+                    let hr = Self::matvec(&self.r, &h, &self.bias_r);
+                    let z: Vec<f64> = (0..n).map(|j| xw[j] + hr[j]).collect();
+                    let r: Vec<f64> = (0..n).map(|j| xw[n + j] + hr[n + j]).collect();
+                    for j in 0..n {
+                        widen(&mut ranges.gate_absmax[0], z[j]);
+                        widen(&mut ranges.gate_absmax[1], r[j]);
+                    }
+                    let z: Vec<f64> = z.into_iter().map(sigmoid).collect();
+                    let r: Vec<f64> = r.into_iter().map(sigmoid).collect();
+                    let recurrent: Vec<f64> = if linear_before_reset {
+                        (0..n)
+                            .map(|j| {
+                                widen(&mut ranges.hn_absmax, hr[2 * n + j]);
+                                r[j] * hr[2 * n + j]
+                            })
+                            .collect()
+                    } else {
+                        let rh: Vec<f64> = r.iter().zip(&h).map(|(a, b)| a * b).collect();
+                        let mut b = zeros.clone();
+                        b[2 * n..].copy_from_slice(&self.bias_r[2 * n..]);
+                        let part = Self::matvec(&self.r, &rh, &b);
+                        part[2 * n..].to_vec()
+                    };
+                    for j in 0..n {
+                        let pre = xw[2 * n + j] + recurrent[j];
+                        widen(&mut ranges.gate_absmax[2], pre);
+                        let nj = pre.tanh();
+                        h[j] = (1.0 - z[j]) * nj + z[j] * h[j];
+                    }
+                }
+            }
+        }
+        ranges.samples += 1;
+        h.into_iter().map(|v| v as f32).collect()
+    }
+}
+
+/// A calibrated range with headroom, at least [`FLOOR`], at most `cap`.
+fn range(absmax: f32, cap: f32) -> f64 {
+    (absmax * MARGIN).clamp(FLOOR, cap.max(FLOOR)) as f64
+}
+
+/// `table[k] = round(2^15 · f(scale · (256k − 32768)))`, saturated to `i16`.
+pub fn interpolation_table(f: impl Fn(f64) -> f64, input_scale: f64) -> Vec<i16> {
+    (0..TABLE_LEN)
+        .map(|k| {
+            let x = input_scale * (256.0 * k as f64 - Q15);
+            (Q15 * f(x)).round().clamp(-32768.0, 32767.0) as i16
+        })
+        .collect()
+}
+
+fn err(node: &Node, reason: String) -> ConvertError {
+    ConvertError::Quantization {
+        node: node.name.clone(),
+        reason,
+    }
+}
+
+fn pair(node: &Node, real: f64, what: &str) -> Result<(i32, i32), ConvertError> {
+    quantize_multiplier(real).ok_or_else(|| {
+        err(
+            node,
+            format!(
+                "the {what} rescale factor {real:e} cannot be represented (must be in [0, 2^30))"
+            ),
+        )
+    })
+}
+
+fn i32_const(name: String, data: Vec<i32>) -> Operand {
+    Operand::Constant(ConstTensor {
+        name,
+        dims: vec![data.len()],
+        quant: ConstQuant::None,
+        data: ConstData::I32(data),
+    })
+}
+
+fn i8_weights(name: String, m: &crate::ir::Array) -> Operand {
+    let (q, scales) = quantize_per_channel(m);
+    Operand::Constant(ConstTensor {
+        name,
+        dims: m.shape.clone(),
+        quant: ConstQuant::PerChannel { axis: 0, scales },
+        data: ConstData::I8(q),
+    })
+}
+
+/// The `Lstm` / `Gru` op: operands after the activation input and the
+/// parameter words (see `params::recurrent`, `params::lstm`, `params::gru`).
+pub fn lower(
+    node: &Node,
+    rec: &Recurrent,
+    x: QParams,
+    y: QParams,
+    ranges: Option<&CellRanges>,
+) -> Result<(OpCode, Vec<Operand>, Vec<i32>), ConvertError> {
+    let ranges = ranges.ok_or_else(|| {
+        err(
+            node,
+            "no calibration of the cell's internal ranges (gates, cell state)".into(),
+        )
+    })?;
+    let (n, g) = (rec.hidden, rec.gates());
+    if n == 0 || n > MAX_HIDDEN || ranges.gate_absmax.len() != g {
+        return Err(err(
+            node,
+            format!("hidden size {n} is outside 1..={MAX_HIDDEN}, or the calibration does not fit the cell"),
+        ));
+    }
+    // Reduction lengths far below the i32 wrap bound of NUMERICS.md.
+    if rec.input_size > 60_000 {
+        return Err(err(node, "input size above 60000".into()));
+    }
+    let lbr = matches!(
+        rec.cell,
+        Cell::Gru {
+            linear_before_reset: true
+        }
+    );
+    // Gate 2 is tanh in both cells (LSTM g, GRU n); the others are sigmoids.
+    let is_sigmoid = |gate: usize| gate != 2;
+    // Real value of one i16 step of each gate's pre-activation.
+    let gate_scale: Vec<f64> = (0..g)
+        .map(|gate| {
+            let cap = if is_sigmoid(gate) {
+                SIGMOID_CAP
+            } else {
+                TANH_CAP
+            };
+            range(ranges.gate_absmax[gate], cap) / Q15
+        })
+        .collect();
+    let hn_scale = range(ranges.hn_absmax, f32::INFINITY) / Q15;
+
+    let (_, w_scales) = quantize_per_channel(&rec.w);
+    let (_, r_scales) = quantize_per_channel(&rec.r);
+    let rows = g * n;
+    let mut v: [Vec<i32>; 6] = Default::default();
+    for k in 0..rows {
+        let gate = k / n;
+        let n_row_lbr = lbr && gate == 2;
+        let acc_x = x.scale as f64 * w_scales[k] as f64;
+        let acc_h = r_scales[k] as f64 / Q15;
+        // Biases that add before the nonlinearity ride on the input side;
+        // the GRU's reset-scaled Rb_n stays with the recurrent product.
+        let (bx, bh) = if n_row_lbr {
+            (rec.bias_w[k] as f64, rec.bias_r[k] as f64)
+        } else {
+            (rec.bias_w[k] as f64 + rec.bias_r[k] as f64, 0.0)
+        };
+        let to_i32 = |b: f64| b.round().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+        v[0].push(to_i32(bx / acc_x));
+        v[1].push(to_i32(bh / acc_h));
+        let (xm, xs) = pair(node, acc_x / gate_scale[gate], "input part")?;
+        let h_target = if n_row_lbr {
+            hn_scale
+        } else {
+            gate_scale[gate]
+        };
+        let (hm, hs) = pair(node, acc_h / h_target, "recurrent part")?;
+        v[2].push(xm);
+        v[3].push(xs);
+        v[4].push(hm);
+        v[5].push(hs);
+    }
+
+    let mut tables: Vec<i16> = Vec::new();
+    for (gate, &s) in gate_scale.iter().enumerate() {
+        if is_sigmoid(gate) {
+            tables.extend(interpolation_table(sigmoid, s));
+        } else {
+            tables.extend(interpolation_table(f64::tanh, s));
+        }
+    }
+    let (out_m, out_s) = pair(node, 1.0 / (Q15 * y.scale as f64), "output")?;
+    let (opcode, words) = match rec.cell {
+        Cell::Lstm => {
+            let cell_scale = range(ranges.cell_absmax, f32::INFINITY) / Q15;
+            let tanh_scale = range(ranges.cell_absmax, TANH_CAP) / Q15;
+            tables.extend(interpolation_table(f64::tanh, tanh_scale));
+            let (cm, cs) = pair(node, 1.0 / (Q15 * Q15 * cell_scale), "cell update")?;
+            let (tm, ts) = pair(node, cell_scale / tanh_scale, "cell tanh input")?;
+            (OpCode::Lstm, vec![cm, cs, tm, ts, out_m, out_s])
+        }
+        Cell::Gru {
+            linear_before_reset,
+        } => {
+            let (rm, rs) = if linear_before_reset {
+                pair(node, hn_scale / (Q15 * gate_scale[2]), "reset product")?
+            } else {
+                (0, 0)
+            };
+            (
+                OpCode::Gru,
+                vec![i32::from(linear_before_reset), rm, rs, out_m, out_s],
+            )
+        }
+    };
+    let n_tables = tables.len() / TABLE_LEN;
+    let name = &node.name;
+    let [bias_x, bias_h, x_mult, x_shift, h_mult, h_shift] = v;
+    let operands = vec![
+        i8_weights(format!("{name}.w"), &rec.w),
+        i8_weights(format!("{name}.r"), &rec.r),
+        i32_const(format!("{name}.bias_x"), bias_x),
+        i32_const(format!("{name}.bias_h"), bias_h),
+        i32_const(format!("{name}.x_multiplier"), x_mult),
+        i32_const(format!("{name}.x_shift"), x_shift),
+        i32_const(format!("{name}.h_multiplier"), h_mult),
+        i32_const(format!("{name}.h_shift"), h_shift),
+        Operand::Constant(ConstTensor {
+            name: format!("{name}.tables"),
+            dims: vec![n_tables, TABLE_LEN],
+            quant: ConstQuant::None,
+            data: ConstData::I16(tables),
+        }),
+    ];
+    Ok((opcode, operands, words))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Array;
+
+    #[test]
+    fn tables_sample_the_function_at_segment_starts() {
+        // Scale 2^-12: entry k stands for (256k − 32768)/4096 = k/16 − 8.
+        let t = interpolation_table(f64::tanh, 1.0 / 4096.0);
+        assert_eq!(t.len(), TABLE_LEN);
+        assert_eq!(t[128], 0);
+        // tanh(1) · 32768 = 24955.9 → 24956 at k = 144.
+        assert_eq!(t[144], 24956);
+        assert_eq!(t[112], -24956);
+        // tanh(8) · 32768 = 32767.99 → saturated to 32767.
+        assert_eq!(t[256], 32767);
+        let s = interpolation_table(sigmoid, 1.0 / 4096.0);
+        assert_eq!(s[128], 16384);
+        assert_eq!(s[0], 11); // sigmoid(−8) · 32768 = 10.99
+    }
+
+    fn gru(lbr: bool) -> Recurrent {
+        // H = 1, I = 1: z row weight 0 bias −∞-ish (z ≈ 0), r row saturated,
+        // n row = x with recurrent weight 0.5.
+        Recurrent {
+            cell: Cell::Gru {
+                linear_before_reset: lbr,
+            },
+            hidden: 1,
+            input_size: 1,
+            w: Array::new(vec![3, 1], vec![0.0, 0.0, 1.0]),
+            r: Array::new(vec![3, 1], vec![0.0, 0.0, 0.5]),
+            bias_w: vec![-30.0, 30.0, 0.0],
+            bias_r: vec![0.0, 0.0, 0.25],
+        }
+    }
+
+    #[test]
+    fn gru_simulation_follows_onnx() {
+        // z ≈ 0, r ≈ 1: h = tanh(x + 0.5·h + 0.25) either way.
+        for lbr in [false, true] {
+            let mut ranges = CellRanges::default();
+            let h = gru(lbr).simulate(&[0.5, -0.2], &mut ranges);
+            let h1 = (0.5f64 + 0.25).tanh();
+            let h2 = (-0.2 + 0.5 * h1 + 0.25).tanh();
+            assert!((h[0] as f64 - h2).abs() < 1e-6, "{lbr}: {} vs {h2}", h[0]);
+            assert_eq!(ranges.samples, 1);
+            assert!((ranges.gate_absmax[0] - 30.0).abs() < 1e-6);
+            assert!((ranges.gate_absmax[2] as f64 - 0.75).abs() < 1e-6);
+            if lbr {
+                assert!((ranges.hn_absmax as f64 - (0.5 * h1 + 0.25)).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn lstm_simulation_follows_onnx() {
+        // One unit: i, f, o from biases only, g = tanh(x).
+        let rec = Recurrent {
+            cell: Cell::Lstm,
+            hidden: 1,
+            input_size: 1,
+            w: Array::new(vec![4, 1], vec![0.0, 0.0, 1.0, 0.0]),
+            r: Array::new(vec![4, 1], vec![0.0; 4]),
+            bias_w: vec![0.0, 1.0, 0.0, 2.0],
+            bias_r: vec![0.0; 4],
+        };
+        let mut ranges = CellRanges::default();
+        let h = rec.simulate(&[1.0, 2.0], &mut ranges);
+        let (i, f, o) = (sigmoid(0.0), sigmoid(1.0), sigmoid(2.0));
+        let c1 = i * 1f64.tanh();
+        let c2 = f * c1 + i * 2f64.tanh();
+        assert!((h[0] as f64 - o * c2.tanh()).abs() < 1e-6);
+        assert!((ranges.cell_absmax as f64 - c2).abs() < 1e-6);
+        assert_eq!(ranges.gate_absmax, vec![0.0, 1.0, 2.0, 2.0]);
+    }
+}

@@ -1,0 +1,706 @@
+//! LSTM and GRU over a sequence (forward direction, batch 1), int8 in and out
+//! with int16 state, in the spirit of TFLite Micro's integer LSTM: int8
+//! weights, `i32` accumulators, gate pre-activations and the cell state in
+//! `i16`, gate outputs and the hidden state in Q0.15. Every nonlinearity is
+//! a converter-computed 257-entry `i16` table read with linear interpolation
+//! ([`table_lookup_s16`]), so it is exact on every target. `NUMERICS.md`
+//! § "Recurrent ops" states the formulas; this file is their executable form.
+//!
+//! State lives in fixed stack buffers of [`MAX_HIDDEN`] entries (LSTM: 3 × 256
+//! bytes, GRU: 4 × 256 bytes), so the ops need no arena scratch.
+
+use crate::numerics::{clamp, requantize, requantize_to_i8};
+
+/// Largest hidden size the kernels run: it bounds their stack buffers, and
+/// keeps the recurrent accumulator `H · 32768 · 127` far below `2^31`.
+pub const MAX_HIDDEN: usize = 128;
+/// Entries of an interpolated table: 256 segments and their end points.
+pub const TABLE_LEN: usize = 257;
+/// Tables an LSTM reads: the i, f, g, o gates, then tanh of the cell state.
+pub const LSTM_TABLES: usize = 5;
+/// Tables a GRU reads: the z, r, n gates.
+pub const GRU_TABLES: usize = 3;
+
+/// Multiplier and shift of `requantize` for an exact `· 2^-15`
+/// (Q0.15 × Q0.15 → Q0.15).
+const Q15_M: i32 = 1 << 30;
+const Q15_S: i32 = -14;
+
+/// Geometry and output quantization shared by [`lstm_s8`] and [`gru_s8`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RecurrentParams {
+    /// Sequence length `T`.
+    pub steps: usize,
+    /// Features per step `I`.
+    pub input_size: usize,
+    /// Hidden size `H`, `1..=MAX_HIDDEN`.
+    pub hidden: usize,
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    /// Q0.15 hidden state → output scale.
+    pub out_multiplier: i32,
+    pub out_shift: i32,
+}
+
+/// LSTM parameters for [`lstm_s8`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LstmParams {
+    pub rec: RecurrentParams,
+    /// `i · g` (Q0.30) → cell scale.
+    pub cell_multiplier: i32,
+    pub cell_shift: i32,
+    /// Cell scale → input scale of the cell tanh table.
+    pub tanh_multiplier: i32,
+    pub tanh_shift: i32,
+}
+
+/// GRU parameters for [`gru_s8`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct GruParams {
+    pub rec: RecurrentParams,
+    /// ONNX `linear_before_reset`.
+    pub linear_before_reset: bool,
+    /// `r · hn` (Q0.15 × the scale of `hn`) → n gate scale, when
+    /// `linear_before_reset`.
+    pub rh_multiplier: i32,
+    pub rh_shift: i32,
+}
+
+/// Constant operands of a recurrent op with `G` gates; row `k = gate·H + j`
+/// belongs to hidden unit `j` of gate `gate`.
+#[derive(Clone, Copy, Debug)]
+pub struct RecurrentWeights<'a> {
+    /// `[G·H, I]` symmetric int8.
+    pub w: &'a [i8],
+    /// `[G·H, H]` symmetric int8.
+    pub r: &'a [i8],
+    /// `[G·H]` at the input accumulator scale `in_scale · w_scale[k]`.
+    pub bias_x: &'a [i32],
+    /// `[G·H]` at the recurrent accumulator scale `2^-15 · r_scale[k]`.
+    pub bias_h: &'a [i32],
+    /// `[G·H]` input accumulator → gate scale.
+    pub x_multiplier: &'a [i32],
+    pub x_shift: &'a [i32],
+    /// `[G·H]` recurrent accumulator → gate scale (GRU n rows with
+    /// `linear_before_reset`: → the scale of `hn`).
+    pub h_multiplier: &'a [i32],
+    pub h_shift: &'a [i32],
+    /// `n_tables · TABLE_LEN` entries, table after table.
+    pub tables: &'a [i16],
+}
+
+/// Saturate to `i16`, kept as `i32`.
+#[inline(always)]
+fn sat16(v: i32) -> i32 {
+    clamp(v, i16::MIN as i32, i16::MAX as i32)
+}
+
+/// `f(v)` through an interpolated table, for `v` in `i16` range (clamped).
+///
+/// Segment `idx = (v + 32768) >> 8` runs from `table[idx]` to `table[idx + 1]`;
+/// the low 8 bits interpolate: `table[idx] + round((table[idx+1] − table[idx]) ·
+/// frac / 256)`, rounded by [`requantize`] (halves toward +∞). The result lies
+/// between two `i16` entries, so it is an `i16`.
+#[inline]
+pub fn table_lookup_s16(table: &[i16; TABLE_LEN], v: i32) -> i32 {
+    // The u16 offset makes `idx ≤ 255`, so both reads are in bounds.
+    let u = (sat16(v) + 32768) as u16;
+    let idx = usize::from(u >> 8);
+    let frac = i32::from(u & 0xff);
+    let lo = i32::from(table[idx]);
+    let hi = i32::from(table[idx + 1]);
+    // |hi − lo| · 255 < 2^24; · 2^-8 is multiplier 2^30, shift −7.
+    lo + requantize((hi - lo) * frac, 1 << 30, -7)
+}
+
+/// Table `n` of `tables`, if there are that many.
+fn table(tables: &[i16], n: usize) -> Option<&[i16; TABLE_LEN]> {
+    let start = n.checked_mul(TABLE_LEN)?;
+    let slice = tables.get(start..start.checked_add(TABLE_LEN)?)?;
+    <&[i16; TABLE_LEN]>::try_from(slice).ok()
+}
+
+/// The constant operands with their lengths checked for `gates` gates.
+struct Rows<'a> {
+    wts: RecurrentWeights<'a>,
+    input_size: usize,
+    hidden: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn new(wts: &RecurrentWeights<'a>, p: &RecurrentParams, gates: usize) -> Option<Rows<'a>> {
+        let rows = gates.checked_mul(p.hidden)?;
+        let ok = p.hidden >= 1
+            && p.hidden <= MAX_HIDDEN
+            && wts.w.len() == rows.checked_mul(p.input_size)?
+            && wts.r.len() == rows.checked_mul(p.hidden)?
+            && [
+                wts.bias_x,
+                wts.bias_h,
+                wts.x_multiplier,
+                wts.x_shift,
+                wts.h_multiplier,
+                wts.h_shift,
+            ]
+            .iter()
+            .all(|v| v.len() == rows);
+        ok.then_some(Rows {
+            wts: *wts,
+            input_size: p.input_size,
+            hidden: p.hidden,
+        })
+    }
+
+    /// `requantize(bias_x[k] + Σ (x − zx) · w[k])`: the input part of row `k`
+    /// at the gate scale.
+    fn x_part(&self, k: usize, x: &[i8], zx: i32) -> Option<i32> {
+        let start = k.checked_mul(self.input_size)?;
+        let w = self.wts.w.get(start..start + self.input_size)?;
+        let mut acc = *self.wts.bias_x.get(k)?;
+        for (&xv, &wv) in x.iter().zip(w) {
+            acc = acc.wrapping_add((i32::from(xv) - zx).wrapping_mul(i32::from(wv)));
+        }
+        Some(requantize(
+            acc,
+            *self.wts.x_multiplier.get(k)?,
+            *self.wts.x_shift.get(k)?,
+        ))
+    }
+
+    /// `requantize(bias_h[k] + Σ h · r[k])` for a Q0.15 vector `h`.
+    fn h_part(&self, k: usize, h: &[i16]) -> Option<i32> {
+        let start = k.checked_mul(self.hidden)?;
+        let r = self.wts.r.get(start..start + self.hidden)?;
+        let mut acc = *self.wts.bias_h.get(k)?;
+        for (&hv, &rv) in h.iter().zip(r) {
+            acc = acc.wrapping_add(i32::from(hv).wrapping_mul(i32::from(rv)));
+        }
+        Some(requantize(
+            acc,
+            *self.wts.h_multiplier.get(k)?,
+            *self.wts.h_shift.get(k)?,
+        ))
+    }
+
+    /// Row `k`'s gate pre-activation: both parts, saturated to `i16`.
+    fn pre(&self, k: usize, x: &[i8], zx: i32, h: &[i16]) -> Option<i32> {
+        Some(sat16(
+            self.x_part(k, x, zx)?.saturating_add(self.h_part(k, h)?),
+        ))
+    }
+}
+
+/// Shared shape checks; returns the step inputs' length `T · I`.
+fn io_ok(p: &RecurrentParams, input: &[i8], output: &[i8]) -> bool {
+    p.input_size >= 1
+        && p.steps.checked_mul(p.input_size) == Some(input.len())
+        && output.len() == p.hidden
+}
+
+/// The last hidden state (`H` values) as int8.
+fn write_output(p: &RecurrentParams, h: &[i16], output: &mut [i8]) {
+    for (y, &hv) in output.iter_mut().zip(h) {
+        *y = requantize_to_i8(
+            i32::from(hv),
+            p.out_multiplier,
+            p.out_shift,
+            p.output_zero_point,
+            -128,
+            127,
+        );
+    }
+}
+
+/// LSTM, gates in the order i, f, g, o; initial hidden and cell state 0.
+///
+/// Per step `t` and unit `j`, with `pre_g = sat16(x_part + h_part)` of row
+/// `g·H + j` and `act_n` table `n`:
+///
+/// ```text
+/// i = act_0(pre_i)  f = act_1(pre_f)  g = act_2(pre_g)  o = act_3(pre_o)      (Q0.15)
+/// c = sat16(requantize(f·c, 2^30, −14) +sat requantize(i·g, cell_m, cell_s))  (cell scale)
+/// h = sat16(requantize(o · act_4(sat16(requantize(c, tanh_m, tanh_s))), 2^30, −14))  (Q0.15)
+/// ```
+///
+/// and after the last step `y = requantize_to_i8(h, out_m, out_s, zy, −128, 127)`.
+///
+/// Returns early, leaving `output` unchanged, unless: `1 ≤ hidden ≤
+/// MAX_HIDDEN`, `input_size ≥ 1`, `input.len() = steps · input_size`,
+/// `output.len() = hidden`, `w`/`r` hold `4·H·I`/`4·H·H` values, every
+/// per-row vector `4·H`, and `tables` at least 5 tables.
+pub fn lstm_s8(p: &LstmParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i8]) {
+    let _ = lstm_inner(p, wts, input, output);
+}
+
+fn lstm_inner(
+    p: &LstmParams,
+    wts: &RecurrentWeights<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) -> Option<()> {
+    let rp = &p.rec;
+    if !io_ok(rp, input, output) {
+        return None;
+    }
+    let rows = Rows::new(wts, rp, 4)?;
+    let (t_i, t_f, t_g, t_o, t_c) = (
+        table(wts.tables, 0)?,
+        table(wts.tables, 1)?,
+        table(wts.tables, 2)?,
+        table(wts.tables, 3)?,
+        table(wts.tables, 4)?,
+    );
+    let n = rp.hidden;
+    let zx = rp.input_zero_point;
+    let mut h_prev = [0i16; MAX_HIDDEN];
+    let mut h_next = [0i16; MAX_HIDDEN];
+    let mut cell = [0i16; MAX_HIDDEN];
+    for x in input.chunks_exact(rp.input_size) {
+        let h = h_prev.get(..n)?;
+        for (j, (c, h_out)) in cell.iter_mut().zip(h_next.iter_mut()).take(n).enumerate() {
+            let i = table_lookup_s16(t_i, rows.pre(j, x, zx, h)?);
+            let f = table_lookup_s16(t_f, rows.pre(n + j, x, zx, h)?);
+            let g = table_lookup_s16(t_g, rows.pre(2 * n + j, x, zx, h)?);
+            let o = table_lookup_s16(t_o, rows.pre(3 * n + j, x, zx, h)?);
+            // Products of two i16 values fit i32 (|·| ≤ 2^30).
+            let kept = requantize(f * i32::from(*c), Q15_M, Q15_S);
+            let added = requantize(i * g, p.cell_multiplier, p.cell_shift);
+            let c_new = sat16(kept.saturating_add(added));
+            *c = c_new as i16;
+            let tanh_in = sat16(requantize(c_new, p.tanh_multiplier, p.tanh_shift));
+            let tanh_c = table_lookup_s16(t_c, tanh_in);
+            *h_out = sat16(requantize(o * tanh_c, Q15_M, Q15_S)) as i16;
+        }
+        h_prev = h_next;
+    }
+    write_output(rp, h_prev.get(..n)?, output);
+    Some(())
+}
+
+/// GRU, gates in the order z, r, n; initial hidden state 0.
+///
+/// Per step, first for every unit `j`: `z = act_0(pre_z)`, `r = act_1(pre_r)`
+/// (Q0.15). Then, with `xn` the input part of row `2H + j` at the n gate scale:
+///
+/// ```text
+/// linear_before_reset = 1:
+///   hn  = sat16(h_part(2H + j, h))                        (its own scale)
+///   pre = sat16(xn +sat requantize(r·hn, rh_m, rh_s))
+/// linear_before_reset = 0:
+///   rh[m] = sat16(requantize(r[m]·h[m], 2^30, −14))       (Q0.15, all m)
+///   pre = sat16(xn +sat h_part(2H + j, rh))
+/// n = act_2(pre)
+/// h'[j] = sat16(n + requantize(z · (h[j] − n), 2^30, −14))   (Q0.15)
+/// ```
+///
+/// and after the last step `y` as for [`lstm_s8`].
+///
+/// Returns early, leaving `output` unchanged, under the conditions of
+/// [`lstm_s8`] with 3 gates and 3 tables.
+pub fn gru_s8(p: &GruParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i8]) {
+    let _ = gru_inner(p, wts, input, output);
+}
+
+fn gru_inner(
+    p: &GruParams,
+    wts: &RecurrentWeights<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) -> Option<()> {
+    let rp = &p.rec;
+    if !io_ok(rp, input, output) {
+        return None;
+    }
+    let rows = Rows::new(wts, rp, 3)?;
+    let (t_z, t_r, t_n) = (
+        table(wts.tables, 0)?,
+        table(wts.tables, 1)?,
+        table(wts.tables, 2)?,
+    );
+    let n = rp.hidden;
+    let zx = rp.input_zero_point;
+    let mut h_prev = [0i16; MAX_HIDDEN];
+    let mut h_next = [0i16; MAX_HIDDEN];
+    let mut z = [0i16; MAX_HIDDEN];
+    // r, or r ⊙ h when the reset gate applies before the recurrent product.
+    let mut r = [0i16; MAX_HIDDEN];
+    for x in input.chunks_exact(rp.input_size) {
+        let h = h_prev.get(..n)?;
+        for (j, (zj, rj)) in z.iter_mut().zip(r.iter_mut()).take(n).enumerate() {
+            *zj = table_lookup_s16(t_z, rows.pre(j, x, zx, h)?) as i16;
+            *rj = table_lookup_s16(t_r, rows.pre(n + j, x, zx, h)?) as i16;
+        }
+        if !p.linear_before_reset {
+            for (rj, &hj) in r.iter_mut().zip(h) {
+                *rj = sat16(requantize(i32::from(*rj) * i32::from(hj), Q15_M, Q15_S)) as i16;
+            }
+        }
+        let (z, r) = (z.get(..n)?, r.get(..n)?);
+        for (j, ((h_out, &hj), (&zj, &rj))) in
+            h_next.iter_mut().zip(h).zip(z.iter().zip(r)).enumerate()
+        {
+            let k = 2 * n + j;
+            let xn = rows.x_part(k, x, zx)?;
+            let recurrent = if p.linear_before_reset {
+                let hn = sat16(rows.h_part(k, h)?);
+                requantize(i32::from(rj) * hn, p.rh_multiplier, p.rh_shift)
+            } else {
+                rows.h_part(k, r)?
+            };
+            let nj = table_lookup_s16(t_n, sat16(xn.saturating_add(recurrent)));
+            // |z| ≤ 2^15 and |h − n| < 2^16: the product fits i32.
+            let toward_h = requantize(i32::from(zj) * (i32::from(hj) - nj), Q15_M, Q15_S);
+            *h_out = sat16(nj + toward_h) as i16;
+        }
+        h_prev = h_next;
+    }
+    write_output(rp, h_prev.get(..n)?, output);
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::{vec, vec::Vec};
+
+    /// The identity table: entry k is 256k − 32768 (the last saturates), so
+    /// `table_lookup_s16(v) = v` except in the top segment.
+    fn identity() -> [i16; TABLE_LEN] {
+        let mut t = [0i16; TABLE_LEN];
+        for (k, e) in t.iter_mut().enumerate() {
+            *e = (256 * k as i32 - 32768).min(32767) as i16;
+        }
+        t
+    }
+
+    /// A constant table.
+    fn constant(v: i16) -> [i16; TABLE_LEN] {
+        [v; TABLE_LEN]
+    }
+
+    fn flat(tables: &[[i16; TABLE_LEN]]) -> Vec<i16> {
+        tables.iter().flatten().copied().collect()
+    }
+
+    #[test]
+    fn lookup_interpolates_and_rounds_half_up() {
+        let mut t = [0i16; TABLE_LEN];
+        // Segment 128 (v in 0..256) goes from 0 to 3; segment 127 from −5 to 0.
+        t[129] = 3;
+        t[127] = -5;
+        assert_eq!(table_lookup_s16(&t, 0), 0);
+        // v = 128: 3·128/256 = 1.5 → 2 (half up).
+        assert_eq!(table_lookup_s16(&t, 128), 2);
+        // v = 85: 255/256 = 0.996 → 1.
+        assert_eq!(table_lookup_s16(&t, 85), 1);
+        // v = −128 (segment 127, frac 128): −5 + 5·128/256 = −5 + 2.5 → −5 + 3 = −2.
+        assert_eq!(table_lookup_s16(&t, -128), -2);
+        // v = −256 is the start of segment 127: −5.
+        assert_eq!(table_lookup_s16(&t, -256), -5);
+        // The ends and out-of-range inputs clamp to i16 first.
+        let id = identity();
+        assert_eq!(table_lookup_s16(&id, -32768), -32768);
+        assert_eq!(table_lookup_s16(&id, -40000), -32768);
+        assert_eq!(table_lookup_s16(&id, 1234), 1234);
+        // Top segment: 32512 + (32767 − 32512)·255/256 = 32512 + 254.0 → 32766.
+        assert_eq!(table_lookup_s16(&id, 32767), 32766);
+        assert_eq!(table_lookup_s16(&id, 99999), 32766);
+    }
+
+    fn rec(steps: usize, input_size: usize, hidden: usize) -> RecurrentParams {
+        RecurrentParams {
+            steps,
+            input_size,
+            hidden,
+            input_zero_point: 0,
+            output_zero_point: 0,
+            // 2^-8: Q0.15 → a scale of 2^-7.
+            out_multiplier: 1 << 30,
+            out_shift: -7,
+        }
+    }
+
+    /// One unit, one input, identity-scaled rows: x part = bias_x + x·w, h part
+    /// = bias_h + h·r, both with multiplier 1.
+    struct Case {
+        w: Vec<i8>,
+        r: Vec<i8>,
+        bias_x: Vec<i32>,
+        bias_h: Vec<i32>,
+        ones_m: Vec<i32>,
+        ones_s: Vec<i32>,
+        tables: Vec<i16>,
+    }
+
+    impl Case {
+        fn weights(&self) -> RecurrentWeights<'_> {
+            RecurrentWeights {
+                w: &self.w,
+                r: &self.r,
+                bias_x: &self.bias_x,
+                bias_h: &self.bias_h,
+                x_multiplier: &self.ones_m,
+                x_shift: &self.ones_s,
+                h_multiplier: &self.ones_m,
+                h_shift: &self.ones_s,
+                tables: &self.tables,
+            }
+        }
+    }
+
+    fn case(gates: usize, w: &[i8], r: &[i8], bias_x: &[i32], tables: Vec<i16>) -> Case {
+        Case {
+            w: w.to_vec(),
+            r: r.to_vec(),
+            bias_x: bias_x.to_vec(),
+            bias_h: vec![0; gates],
+            ones_m: vec![1 << 30; gates],
+            ones_s: vec![1; gates],
+            tables,
+        }
+    }
+
+    #[test]
+    fn lstm_one_unit_two_steps_by_hand() {
+        // Gate tables: i, f, o constant 16384 (0.5), g identity, cell tanh identity.
+        let id = identity();
+        let half = constant(16384);
+        let c = case(
+            4,
+            &[0, 0, 100, 0], // only g sees x
+            &[0, 0, 1, 0],   // g also sees h
+            &[0, 0, 0, 0],
+            flat(&[half, half, id, half, id]),
+        );
+        let p = LstmParams {
+            rec: rec(2, 1, 1),
+            // i·g is Q0.30; cell scale 2^-15 (Q0.15): multiplier 2^-15.
+            cell_multiplier: 1 << 30,
+            cell_shift: -14,
+            tanh_multiplier: 1 << 30,
+            tanh_shift: 1,
+        };
+        let mut y = [0i8; 1];
+        lstm_s8(&p, &c.weights(), &[50, 20], &mut y);
+        // Step 1: pre_g = 50·100 = 5000 → g = 5000.
+        //   c = 0·… + round(16384·5000/32768) = 2500; tanh(c) = 2500;
+        //   h = round(16384·2500/32768) = 1250.
+        // Step 2: pre_g = 20·100 + 1250·1 = 3250 → g = 3250.
+        //   f·c = round(16384·2500/32768) = 1250; i·g = round(16384·3250/32768) = 1625;
+        //   c = 2875; h = round(16384·2875/32768) = 1437.5 → 1438.
+        // y = round(1438 / 256) = 5.617 → 6.
+        assert_eq!(y, [6]);
+
+        // Read h itself (output multiplier 1) with a zero point.
+        let exact = LstmParams {
+            rec: RecurrentParams {
+                out_multiplier: 1 << 30,
+                out_shift: 1,
+                output_zero_point: -100,
+                ..p.rec
+            },
+            ..p
+        };
+        let mut y = [0i8; 1];
+        // One step with x = 1: g = 100, c = 50, h = 25 → y = 25 − 100 = −75.
+        let one = LstmParams {
+            rec: RecurrentParams {
+                steps: 1,
+                ..exact.rec
+            },
+            ..exact
+        };
+        lstm_s8(&one, &c.weights(), &[1], &mut y);
+        assert_eq!(y, [-75]);
+    }
+
+    #[test]
+    fn lstm_cell_saturates_and_input_zero_point_applies() {
+        // f = 1.0 − 2^-15 (32767), i = 1.0 (32767), g identity of a large input.
+        let id = identity();
+        let c = case(
+            4,
+            &[0, 0, 127, 0],
+            &[0, 0, 0, 0],
+            &[0, 0, 0, 0],
+            flat(&[constant(32767), constant(32767), id, constant(32767), id]),
+        );
+        let p = LstmParams {
+            rec: RecurrentParams {
+                input_zero_point: -10,
+                // 2^-9, so that h shows below the i8 clamp.
+                out_multiplier: 1 << 30,
+                out_shift: -8,
+                ..rec(3, 1, 1)
+            },
+            // Multiplier 2^-14: the cell counts twice i·g.
+            cell_multiplier: 1 << 30,
+            cell_shift: -13,
+            tanh_multiplier: 1 << 30,
+            tanh_shift: 1,
+        };
+        let mut y = [0i8; 1];
+        // x − zx = 110 each step: pre_g = 110·127 = 13970 = g.
+        // Step 1: c = 0 + round(32767·13970/16384) = round(27939.15) = 27939.
+        // Step 2: f·c = round(32767·27939/32768) = round(27938.15) = 27938;
+        //   c = sat16(27938 + 27939) = 32767.
+        // Step 3: f·c = round(32766.00003) = 32766, c = sat16(32766 + 27939) = 32767.
+        // tanh = identity at 32767, top segment: 32512 + round(255·255/256) = 32766;
+        // h = round(32767·32766/32768) = round(32765.00003) = 32765;
+        // y = round(32765/512) = round(63.99) = 64.
+        lstm_s8(&p, &c.weights(), &[100, 100, 100], &mut y);
+        assert_eq!(y, [64]);
+    }
+
+    #[test]
+    fn gru_both_reset_modes_by_hand() {
+        // z constant 8192 (0.25), r constant 16384 (0.5), n identity.
+        let id = identity();
+        let tables = flat(&[constant(8192), constant(16384), id]);
+        // n sees x with weight 100 and h with weight 2.
+        let mut c = case(3, &[0, 0, 100], &[0, 0, 2], &[0, 0, 0], tables);
+        let p = GruParams {
+            rec: RecurrentParams {
+                out_multiplier: 1 << 30,
+                out_shift: -7, // y = h / 256
+                ..rec(2, 1, 1)
+            },
+            linear_before_reset: false,
+            // With lbr: r·hn → n scale exactly (· 2^-15).
+            rh_multiplier: 1 << 30,
+            rh_shift: -14,
+        };
+        let mut y = [0i8; 1];
+        // lbr = 0. Step 1 (h = 0): n = 100·100 = 10000; h = 10000 + round(8192·(0 − 10000)/32768)
+        //   = 10000 − 2500 = 7500.
+        // Step 2: rh = round(16384·7500/32768) = 3750; pre_n = 5000 + 3750·2 = 12500;
+        //   h = 12500 + round(8192·(7500 − 12500)/32768) = 12500 − 1250 = 11250.
+        // y = round(11250/256) = 43.9 → 44.
+        gru_s8(&p, &c.weights(), &[100, 50], &mut y);
+        assert_eq!(y, [44]);
+
+        // lbr = 1 with a recurrent bias of 1000 on the n row:
+        // Step 1: hn = 1000; pre_n = 10000 + round(16384·1000/32768) = 10500;
+        //   h = 10500 − round(8192·10500/32768) = 10500 − 2625 = 7875.
+        // Step 2: hn = 7875·2 + 1000 = 16750; pre_n = 5000 + 8375 = 13375;
+        //   h = 13375 + round(8192·(7875 − 13375)/32768) = 13375 − 1375 = 12000.
+        // y = round(12000/256) = 46.875 → 47.
+        c.bias_h = vec![0, 0, 1000];
+        let lbr = GruParams {
+            linear_before_reset: true,
+            ..p
+        };
+        gru_s8(&lbr, &c.weights(), &[100, 50], &mut y);
+        assert_eq!(y, [47]);
+    }
+
+    #[test]
+    fn two_units_use_the_previous_hidden_state_of_every_unit() {
+        // GRU, H = 2, I = 1, z = 0 (h = n), r = 1.0 (32767), n identity.
+        // n_0 = x·10 + h_1 (r row [0, 1]); n_1 = h_0 · 1 (r row [1, 0]).
+        let id = identity();
+        let c = Case {
+            w: vec![0, 0, 0, 0, 10, 0],
+            r: vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0],
+            bias_x: vec![0; 6],
+            bias_h: vec![0; 6],
+            ones_m: vec![1 << 30; 6],
+            ones_s: vec![1; 6],
+            tables: flat(&[constant(0), constant(32767), id]),
+        };
+        let p = GruParams {
+            rec: RecurrentParams {
+                out_multiplier: 1 << 30,
+                out_shift: -7,
+                ..rec(3, 1, 2)
+            },
+            linear_before_reset: true,
+            rh_multiplier: 1 << 30,
+            rh_shift: -14,
+        };
+        let mut y = [0i8; 2];
+        // Step 1: h = (1000, 0). r·hn = round(32767·hn/32768): hn 0 → 0, 1000 → 999.97 → 1000.
+        // Step 2: n_0 = 1000 + r·0 = 1000; n_1 = r·1000 = 1000 → h = (1000, 1000).
+        // Step 3: n_0 = 1000 + round(32767·1000/32768) = 2000; n_1 = 1000 → (2000, 1000).
+        // y = (round(2000/256), round(1000/256)) = (7.8 → 8, 3.9 → 4).
+        gru_s8(&p, &c.weights(), &[100, 100, 100], &mut y);
+        assert_eq!(y, [8, 4]);
+    }
+
+    #[test]
+    fn zero_steps_output_the_initial_state() {
+        let id = identity();
+        let c = case(3, &[1, 1, 1], &[1, 1, 1], &[0; 3], flat(&[id, id, id]));
+        let p = GruParams {
+            rec: RecurrentParams {
+                output_zero_point: 7,
+                ..rec(0, 1, 1)
+            },
+            linear_before_reset: false,
+            rh_multiplier: 0,
+            rh_shift: 0,
+        };
+        let mut y = [0i8; 1];
+        gru_s8(&p, &c.weights(), &[], &mut y);
+        assert_eq!(y, [7]);
+    }
+
+    #[test]
+    fn bad_lengths_leave_the_output_unchanged() {
+        let id = identity();
+        let good = case(
+            4,
+            &[1, 1, 1, 1],
+            &[1, 1, 1, 1],
+            &[0; 4],
+            flat(&[id, id, id, id, id]),
+        );
+        let p = LstmParams {
+            rec: rec(1, 1, 1),
+            cell_multiplier: 1 << 30,
+            cell_shift: 1,
+            tanh_multiplier: 1 << 30,
+            tanh_shift: 1,
+        };
+        let mut y = [55i8; 1];
+        // Input length is not steps · input_size.
+        lstm_s8(&p, &good.weights(), &[1, 2], &mut y);
+        assert_eq!(y, [55]);
+        // One table short.
+        let short = Case {
+            tables: flat(&[id, id, id, id]),
+            ..case(4, &[1; 4], &[1; 4], &[0; 4], vec![])
+        };
+        lstm_s8(&p, &short.weights(), &[1], &mut y);
+        assert_eq!(y, [55]);
+        // Hidden size above the stack buffers.
+        let big = LstmParams {
+            rec: RecurrentParams {
+                hidden: MAX_HIDDEN + 1,
+                ..p.rec
+            },
+            ..p
+        };
+        let mut y_big = [55i8; MAX_HIDDEN + 1];
+        lstm_s8(&big, &good.weights(), &[1], &mut y_big);
+        assert!(y_big.iter().all(|&v| v == 55));
+        // Zero input size.
+        let no_input = LstmParams {
+            rec: RecurrentParams {
+                input_size: 0,
+                steps: 0,
+                ..p.rec
+            },
+            ..p
+        };
+        lstm_s8(&no_input, &good.weights(), &[], &mut y);
+        assert_eq!(y, [55]);
+        // And the good case does write.
+        lstm_s8(&p, &good.weights(), &[1], &mut y);
+        assert_ne!(y, [55]);
+    }
+}

@@ -1,0 +1,89 @@
+//! The runtime's cargo features: `op-*` choose the kernels that are built in,
+//! `error-reasons` keeps the text of the validation rules.
+//!
+//! `cargo test` runs these with every feature (the default). `test.sh` runs
+//! them again with a firmware-like selection
+//! (`--no-default-features --features std,op-conv,op-max-pool,op-reshape`),
+//! so both sides of each feature are exercised.
+
+mod format_models;
+
+use format_models::*;
+use medq::format::layout::params;
+use medq::{AlignedBuf, Error, Model, OpCode, Writer};
+
+/// A fixture's bytes, not validated by the writer (which would refuse ops
+/// left out of this build before `Model::parse` could be asked).
+fn unvalidated(w: Writer) -> AlignedBuf {
+    AlignedBuf::from_slice(
+        &w.finish_unvalidated()
+            .expect("fixture within format limits"),
+    )
+}
+
+/// Whether this build has `opcode`'s kernel, from the feature list in
+/// `runtime/Cargo.toml`.
+fn built_in(opcode: OpCode) -> bool {
+    match opcode {
+        OpCode::Conv => cfg!(feature = "op-conv"),
+        OpCode::FullyConnected => cfg!(feature = "op-fully-connected"),
+        OpCode::Add => cfg!(feature = "op-add"),
+        OpCode::Mul => cfg!(feature = "op-mul"),
+        OpCode::Lut => cfg!(feature = "op-lut"),
+        OpCode::MaxPool => cfg!(feature = "op-max-pool"),
+        OpCode::AvgPool => cfg!(feature = "op-avg-pool"),
+        OpCode::Softmax => cfg!(feature = "op-softmax"),
+        OpCode::Concat => cfg!(feature = "op-concat"),
+        OpCode::Pad => cfg!(feature = "op-pad"),
+        OpCode::Reshape => cfg!(feature = "op-reshape"),
+        OpCode::Lstm => cfg!(feature = "op-lstm"),
+        OpCode::Gru => cfg!(feature = "op-gru"),
+    }
+}
+
+/// `Model::parse` on a fixture whose ops are `ops`, in order: it either
+/// accepts the model or names the first op whose kernel is left out.
+fn check_fixture(bytes: &[u8], ops: &[OpCode]) {
+    let expected = match ops.iter().position(|&op| !built_in(op)) {
+        Some(index) => Err(Error::OpNotBuiltIn {
+            index: index as u16,
+            opcode: ops[index],
+        }),
+        None => Ok(()),
+    };
+    assert_eq!(Model::parse(bytes).map(|_| ()), expected);
+}
+
+#[test]
+fn a_model_parses_exactly_when_all_its_kernels_are_built_in() {
+    use OpCode::*;
+    // The op order of the fixtures in `format_models`.
+    let pipeline = unvalidated(pipeline_1d());
+    check_fixture(
+        pipeline.as_slice(),
+        &[
+            Conv, MaxPool, Reshape, Add, Concat, Pad, Mul, Reshape, AvgPool,
+        ],
+    );
+    let head = unvalidated(fc_lut_softmax());
+    check_fixture(head.as_slice(), &[FullyConnected, Lut, Softmax]);
+}
+
+#[test]
+fn refusals_carry_the_rule_text_only_with_error_reasons() {
+    // A zero stride on the pipeline's first op, a Conv.
+    let good = unvalidated(pipeline_1d());
+    let at = param_word(good.as_slice(), 0, params::conv::STRIDE_W);
+    let bad = patched_u32(good.as_slice(), at, 0);
+    match Model::parse(bad.as_slice()) {
+        Err(Error::BadOp { index: 0, reason }) if built_in(OpCode::Conv) => {
+            assert_eq!(
+                reason.is_empty(),
+                !cfg!(feature = "error-reasons"),
+                "{reason:?}"
+            );
+        }
+        Err(Error::OpNotBuiltIn { index: 0, .. }) if !built_in(OpCode::Conv) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+}
