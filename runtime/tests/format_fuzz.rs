@@ -61,6 +61,57 @@ macro_rules! refuses {
     }};
 }
 
+/// A value to write into a file.
+#[derive(Clone, Copy, Debug)]
+enum Put {
+    U8(u8),
+    U16(u16),
+    U32(u32),
+}
+use Put::{U16, U32, U8};
+
+/// `file` with every `(offset, value)` written, CRC fixed.
+fn patched_all(file: &[u8], patches: &[(usize, Put)]) -> AlignedBuf {
+    let mut buf = AlignedBuf::from_slice(file);
+    let b = buf.as_mut_slice();
+    for &(off, v) in patches {
+        match v {
+            U8(v) => b[off] = v,
+            U16(v) => put_u16(b, off, v),
+            U32(v) => put_u32(b, off, v),
+        }
+    }
+    fix_crc(b);
+    buf
+}
+
+fn patched(file: &[u8], off: usize, v: Put) -> AlignedBuf {
+    patched_all(file, &[(off, v)])
+}
+
+/// The record a `BadTensor` or `BadOp` refusal blames.
+#[derive(Debug, PartialEq)]
+enum Culprit {
+    Tensor(usize),
+    Op(usize),
+}
+use Culprit::{Op, Tensor};
+
+fn assert_blames(buf: &AlignedBuf, want: Culprit, what: &str) {
+    let got = parse_err(buf);
+    let culprit = match got {
+        Some(Error::BadTensor { index, .. }) => Some(Tensor(index.into())),
+        Some(Error::BadOp { index, .. }) => Some(Op(index.into())),
+        _ => None,
+    };
+    assert_eq!(culprit, Some(want), "{what}: got {got:?}");
+}
+
+/// The little-endian `u32` at `off`, as an offset.
+fn offset_at(b: &[u8], off: usize) -> usize {
+    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]) as usize
+}
+
 // ---- Exhaustive corruption ------------------------------------------------
 
 #[test]
@@ -149,427 +200,170 @@ fn header_fields() {
 
 #[test]
 fn section_table_fields() {
+    use section_entry::{ID, LEN, OFFSET, RESERVED};
+    use SectionId as S;
     let f = fc_file();
     let count = header::SECTION_COUNT;
-    let mut b = AlignedBuf::from_slice(&f);
-    put_u16(b.as_mut_slice(), count, 17);
-    fix_crc(b.as_mut_slice());
-    refuses!(b, Error::BadSectionTable);
-    let mut b = AlignedBuf::from_slice(&f);
-    put_u16(b.as_mut_slice(), count, 0);
-    fix_crc(b.as_mut_slice());
-    refuses!(b, Error::MissingSection(SectionId::Tensors));
+    refuses!(patched(&f, count, U16(17)), Error::BadSectionTable);
+    refuses!(
+        patched(&f, count, U16(0)),
+        Error::MissingSection(S::Tensors)
+    );
 
-    let tensors = section_entry_at(&f, SectionId::Tensors);
-    let ops = section_entry_at(&f, SectionId::Ops);
-    let golden = section_entry_at(&f, SectionId::Golden);
-    let (t_off, t_len) = section(&f, SectionId::Tensors);
-    refuses!(
-        patched_u32(&f, ops + section_entry::ID, 99),
-        Error::UnknownSection(99)
-    );
-    refuses!(
-        patched_u32(&f, ops + section_entry::ID, 1),
-        Error::DuplicateSection(SectionId::Tensors)
-    );
-    refuses!(
-        patched_u32(&f, golden + section_entry::ID, 3),
-        Error::DuplicateSection(SectionId::OpIo)
-    );
-    refuses!(
-        patched_u32(&f, tensors + section_entry::RESERVED, 1),
-        Error::BadSectionTable
-    );
-    refuses!(
-        patched_u32(&f, tensors + section_entry::OFFSET, t_off as u32 + 4),
-        Error::SectionOutOfBounds(SectionId::Tensors)
-    );
-    refuses!(
-        patched_u32(&f, tensors + section_entry::OFFSET, 16),
-        Error::SectionOutOfBounds(SectionId::Tensors)
-    );
-    refuses!(
-        patched_u32(&f, golden + section_entry::LEN, u32::MAX),
-        Error::SectionOutOfBounds(SectionId::Golden)
-    );
-    // Growing Tensors by a record makes it overlap Ops.
-    refuses!(
-        patched_u32(&f, tensors + section_entry::LEN, t_len as u32 + 64),
-        Error::SectionOutOfBounds(SectionId::Ops)
-    );
-    refuses!(
-        patched_u32(&f, tensors + section_entry::LEN, t_len as u32 - 1),
-        Error::BadSectionLength(SectionId::Tensors)
-    );
-    let params = section_entry_at(&f, SectionId::Params);
-    let p_len = section(&f, SectionId::Params).1 as u32;
-    refuses!(
-        patched_u32(&f, params + section_entry::LEN, p_len - 2),
-        Error::BadSectionLength(SectionId::Params)
-    );
+    let (t_off, t_len) = section(&f, S::Tensors);
+    let p_len = section(&f, S::Params).1 as u32;
+    // One case a line.
+    #[rustfmt::skip]
+    let cases = [
+        (S::Ops, ID, 99, Error::UnknownSection(99)),
+        (S::Ops, ID, 1, Error::DuplicateSection(S::Tensors)),
+        (S::Golden, ID, 3, Error::DuplicateSection(S::OpIo)),
+        (S::Tensors, RESERVED, 1, Error::BadSectionTable),
+        (S::Tensors, OFFSET, t_off as u32 + 4, Error::SectionOutOfBounds(S::Tensors)),
+        (S::Tensors, OFFSET, 16, Error::SectionOutOfBounds(S::Tensors)),
+        (S::Golden, LEN, u32::MAX, Error::SectionOutOfBounds(S::Golden)),
+        // Growing Tensors by a record makes it overlap Ops.
+        (S::Tensors, LEN, t_len as u32 + 64, Error::SectionOutOfBounds(S::Ops)),
+        (S::Tensors, LEN, t_len as u32 - 1, Error::BadSectionLength(S::Tensors)),
+        (S::Params, LEN, p_len - 2, Error::BadSectionLength(S::Params)),
+    ];
+    for (id, field, v, want) in cases {
+        let got = parse_err(&patched(&f, section_entry_at(&f, id) + field, U32(v)));
+        assert_eq!(got, Some(want), "{id:?} entry, field {field} = {v}");
+    }
     // GraphIo claims two inputs.
-    let (g_off, _) = section(&f, SectionId::GraphIo);
-    let mut b = AlignedBuf::from_slice(&f);
-    put_u16(b.as_mut_slice(), g_off, 2);
-    fix_crc(b.as_mut_slice());
-    refuses!(b, Error::BadSectionLength(SectionId::GraphIo));
-    // Golden input length off by one.
-    let (gold_off, _) = section(&f, SectionId::Golden);
+    let (g_off, _) = section(&f, S::GraphIo);
     refuses!(
-        patched_u32(&f, gold_off, 5),
-        Error::BadSectionLength(SectionId::Golden)
+        patched(&f, g_off, U16(2)),
+        Error::BadSectionLength(S::GraphIo)
+    );
+    // Golden input length off by one.
+    let (gold_off, _) = section(&f, S::Golden);
+    refuses!(
+        patched(&f, gold_off, U32(5)),
+        Error::BadSectionLength(S::Golden)
     );
 }
 
 #[test]
 fn tensor_fields() {
+    use tensor_record as tr;
     let f = fc_file();
     let at = |t, field| tensor_field(&f, t, field);
-    let bad = |t: u16| move |e: Option<Error>| matches!(e, Some(Error::BadTensor { index, .. }) if index == t);
-    let cases: Vec<(&str, AlignedBuf, u16)> = vec![
-        ("dtype", patched_u8(&f, at(0, tensor_record::DTYPE), 9), 0),
-        (
-            "rank above max",
-            patched_u8(&f, at(0, tensor_record::RANK), 7),
-            0,
-        ),
-        (
-            "rank 3 with dim 2 zero",
-            patched_u8(&f, at(0, tensor_record::RANK), 3),
-            0,
-        ),
-        (
-            "storage",
-            patched_u8(&f, at(0, tensor_record::STORAGE), 2),
-            0,
-        ),
-        (
-            "quant kind",
-            patched_u8(&f, at(0, tensor_record::QUANT), 3),
-            0,
-        ),
-        (
-            "activation not quantized",
-            patched_u8(&f, at(0, tensor_record::QUANT), 0),
-            0,
-        ),
-        (
-            "reserved",
-            patched_u8(&f, at(0, tensor_record::RESERVED + 2), 1),
-            0,
-        ),
-        (
-            "zero dim",
-            patched_u32(&f, at(0, tensor_record::DIMS), 0),
-            0,
-        ),
-        (
-            "unused dim",
-            patched_u32(&f, at(0, tensor_record::DIMS + 8), 1),
-            0,
-        ),
-        (
-            "data length",
-            patched_u32(&f, at(0, tensor_record::DATA_LEN), 5),
-            0,
-        ),
-        (
-            "dims overflow",
-            patched_u32(&f, at(0, tensor_record::DIMS + 4), u32::MAX),
-            0,
-        ),
-        (
-            "activation past arena",
-            patched_u32(&f, at(0, tensor_record::DATA_OFFSET), 4),
-            0,
-        ),
-        (
-            "activation offset overflow",
-            patched_u32(&f, at(0, tensor_record::DATA_OFFSET), u32::MAX),
-            0,
-        ),
-        (
-            "scale NaN",
-            patched_u32(&f, at(0, tensor_record::SCALE), 0x7FC0_0000),
-            0,
-        ),
-        (
-            "scale inf",
-            patched_u32(&f, at(0, tensor_record::SCALE), 0x7F80_0000),
-            0,
-        ),
-        (
-            "scale zero",
-            patched_u32(&f, at(0, tensor_record::SCALE), 0),
-            0,
-        ),
-        (
-            "scale negative",
-            patched_u32(&f, at(0, tensor_record::SCALE), (-1.0f32).to_bits()),
-            0,
-        ),
-        (
-            "zero point above i8",
-            patched_u32(&f, at(0, tensor_record::ZERO_POINT), 128),
-            0,
-        ),
-        (
-            "zero point below i8",
-            patched_u32(&f, at(0, tensor_record::ZERO_POINT), -129i32 as u32),
-            0,
-        ),
-        (
-            "per-tensor with channels",
-            patched_u32(&f, at(0, tensor_record::CHANNEL_COUNT), 1),
-            0,
-        ),
-        (
-            "name past strings",
-            patched_u32(&f, at(0, tensor_record::NAME_LEN), 10_000),
-            0,
-        ),
-        (
-            "constant misaligned",
-            patched_u32(&f, at(1, tensor_record::DATA_OFFSET), 4),
-            1,
-        ),
-        (
-            "constant past weights",
-            patched_u32(&f, at(1, tensor_record::DATA_OFFSET), 1 << 20),
-            1,
-        ),
-        (
-            "channel count",
-            patched_u32(&f, at(1, tensor_record::CHANNEL_COUNT), 4),
-            1,
-        ),
-        (
-            "channel axis",
-            patched_u8(&f, at(1, tensor_record::QUANT_AXIS), 1),
-            1,
-        ),
-        (
-            "channel axis past rank",
-            patched_u8(&f, at(1, tensor_record::QUANT_AXIS), 5),
-            1,
-        ),
-        (
-            "channel scales misaligned",
-            patched_u32(&f, at(1, tensor_record::CHANNEL_SCALES_OFFSET), 4),
-            1,
-        ),
-        (
-            "channel scales past weights",
-            patched_u32(&f, at(1, tensor_record::CHANNEL_SCALES_OFFSET), 1 << 20),
-            1,
-        ),
-        (
-            "per-channel with scale",
-            patched_u32(&f, at(1, tensor_record::SCALE), 0x3F80_0000),
-            1,
-        ),
-        (
-            "unquantized with zero point",
-            patched_u32(&f, at(2, tensor_record::ZERO_POINT), 1),
-            2,
-        ),
-        (
-            "i32 per-tensor",
-            patched_u8(&f, at(2, tensor_record::QUANT), 1),
-            2,
-        ),
+    #[rustfmt::skip]
+    let cases = [
+        ("dtype", 0, tr::DTYPE, U8(9)),
+        ("rank above max", 0, tr::RANK, U8(7)),
+        ("rank 3 with dim 2 zero", 0, tr::RANK, U8(3)),
+        ("storage", 0, tr::STORAGE, U8(2)),
+        ("quant kind", 0, tr::QUANT, U8(3)),
+        ("activation not quantized", 0, tr::QUANT, U8(0)),
+        ("reserved", 0, tr::RESERVED + 2, U8(1)),
+        ("zero dim", 0, tr::DIMS, U32(0)),
+        ("unused dim", 0, tr::DIMS + 8, U32(1)),
+        ("data length", 0, tr::DATA_LEN, U32(5)),
+        ("dims overflow", 0, tr::DIMS + 4, U32(u32::MAX)),
+        ("activation past arena", 0, tr::DATA_OFFSET, U32(4)),
+        ("activation offset overflow", 0, tr::DATA_OFFSET, U32(u32::MAX)),
+        ("scale NaN", 0, tr::SCALE, U32(0x7FC0_0000)),
+        ("scale inf", 0, tr::SCALE, U32(0x7F80_0000)),
+        ("scale zero", 0, tr::SCALE, U32(0)),
+        ("scale negative", 0, tr::SCALE, U32((-1.0f32).to_bits())),
+        ("zero point above i8", 0, tr::ZERO_POINT, U32(128)),
+        ("zero point below i8", 0, tr::ZERO_POINT, U32(-129i32 as u32)),
+        ("per-tensor with channels", 0, tr::CHANNEL_COUNT, U32(1)),
+        ("name past strings", 0, tr::NAME_LEN, U32(10_000)),
+        ("constant misaligned", 1, tr::DATA_OFFSET, U32(4)),
+        ("constant past weights", 1, tr::DATA_OFFSET, U32(1 << 20)),
+        ("channel count", 1, tr::CHANNEL_COUNT, U32(4)),
+        ("channel axis", 1, tr::QUANT_AXIS, U8(1)),
+        ("channel axis past rank", 1, tr::QUANT_AXIS, U8(5)),
+        ("channel scales misaligned", 1, tr::CHANNEL_SCALES_OFFSET, U32(4)),
+        ("channel scales past weights", 1, tr::CHANNEL_SCALES_OFFSET, U32(1 << 20)),
+        ("per-channel with scale", 1, tr::SCALE, U32(0x3F80_0000)),
+        ("unquantized with zero point", 2, tr::ZERO_POINT, U32(1)),
+        ("i32 per-tensor", 2, tr::QUANT, U8(1)),
     ];
-    for (what, buf, t) in cases {
-        let got = parse_err(&buf);
-        assert!(bad(t)(got), "{what}: got {got:?}");
+    for (what, t, field, v) in cases {
+        assert_blames(&patched(&f, at(t, field), v), Tensor(t), what);
     }
 
     // A NaN channel scale, and a name that is not UTF-8.
     let w_off = section(&f, SectionId::Weights).0;
-    let scales = w_off
-        + u32::from_le_bytes(
-            f[at(1, tensor_record::CHANNEL_SCALES_OFFSET)..][..4]
-                .try_into()
-                .unwrap(),
-        ) as usize;
-    refuses!(
-        patched_u32(&f, scales + 4, 0x7FC0_0000),
-        Error::BadTensor { index: 1, .. }
-    );
+    let scales = w_off + offset_at(&f, at(1, tr::CHANNEL_SCALES_OFFSET));
+    let nan = patched(&f, scales + 4, U32(0x7FC0_0000));
+    assert_blames(&nan, Tensor(1), "channel scale NaN");
     let s_off = section(&f, SectionId::Strings).0;
-    let name = s_off
-        + u32::from_le_bytes(
-            f[at(3, tensor_record::NAME_OFFSET)..][..4]
-                .try_into()
-                .unwrap(),
-        ) as usize;
-    refuses!(
-        patched_u8(&f, name, 0xFF),
-        Error::BadTensor { index: 3, .. }
-    );
+    let name = s_off + offset_at(&f, at(3, tr::NAME_OFFSET));
+    assert_blames(&patched(&f, name, U8(0xFF)), Tensor(3), "name not UTF-8");
 }
 
 #[test]
 fn op_records_and_io() {
+    use op_record as or;
     let f = fc_file();
-    refuses!(
-        patched_u8(&f, op_field(&f, 0, op_record::OPCODE), 99),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u8(&f, op_field(&f, 0, op_record::OPCODE), OpCode::Lut as u8),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u32(&f, op_field(&f, 0, op_record::IO_START), 1000),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u32(&f, op_field(&f, 0, op_record::IO_START), u32::MAX),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u8(&f, op_field(&f, 0, op_record::N_INPUTS), 4),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u8(&f, op_field(&f, 0, op_record::N_OUTPUTS), 2),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u8(&f, op_field(&f, 0, op_record::N_OUTPUTS), 0),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u32(&f, op_field(&f, 0, op_record::N_PARAMS), 3),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u32(&f, op_field(&f, 0, op_record::N_PARAMS), 1),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u32(&f, op_field(&f, 2, op_record::PARAMS_START), u32::MAX),
-        Error::BadOp { index: 2, .. }
-    );
+    #[rustfmt::skip]
+    let cases = [
+        ("unknown opcode", 0, or::OPCODE, U8(99)),
+        ("opcode of another kernel", 0, or::OPCODE, U8(OpCode::Lut as u8)),
+        ("io start past the table", 0, or::IO_START, U32(1000)),
+        ("io start overflow", 0, or::IO_START, U32(u32::MAX)),
+        ("4 inputs", 0, or::N_INPUTS, U8(4)),
+        ("2 outputs", 0, or::N_OUTPUTS, U8(2)),
+        ("no output", 0, or::N_OUTPUTS, U8(0)),
+        ("3 params", 0, or::N_PARAMS, U32(3)),
+        ("1 param", 0, or::N_PARAMS, U32(1)),
+        ("params start overflow", 2, or::PARAMS_START, U32(u32::MAX)),
+    ];
+    for (what, k, field, v) in cases {
+        assert_blames(&patched(&f, op_field(&f, k, field), v), Op(k), what);
+    }
     // Tensor indices.
-    let mut b = AlignedBuf::from_slice(&f);
-    put_u16(b.as_mut_slice(), op_io_entry(&f, 0, 0), 10);
-    fix_crc(b.as_mut_slice());
-    refuses!(b, Error::BadOp { index: 0, .. });
-    // FC output redirected onto a constant.
-    let mut b = AlignedBuf::from_slice(&f);
-    put_u16(b.as_mut_slice(), op_io_entry(&f, 0, 5), 1);
-    fix_crc(b.as_mut_slice());
-    refuses!(b, Error::BadOp { index: 0, .. });
-    // Swapping FC's weights and bias operands.
-    let mut b = AlignedBuf::from_slice(&f);
-    put_u16(b.as_mut_slice(), op_io_entry(&f, 0, 1), 2);
-    put_u16(b.as_mut_slice(), op_io_entry(&f, 0, 2), 1);
-    fix_crc(b.as_mut_slice());
-    refuses!(b, Error::BadOp { index: 0, .. });
+    let io = |i| op_io_entry(&f, 0, i);
+    #[rustfmt::skip]
+    let tensor_indices = [
+        ("input index past the tensors", vec![(io(0), U16(10))]),
+        ("FC output redirected onto a constant", vec![(io(5), U16(1))]),
+        ("FC weights and bias operands swapped", vec![(io(1), U16(2)), (io(2), U16(1))]),
+    ];
+    for (what, patches) in tensor_indices {
+        assert_blames(&patched_all(&f, &patches), Op(0), what);
+    }
 }
 
 #[test]
 fn op_parameters_and_constants() {
+    use medq::format::layout::params::{fully_connected as fc, softmax};
+    use tensor_record as tr;
     let f = fc_file();
     let word = |k, w| param_word(&f, k, w);
-    refuses!(
-        patched_u32(&f, word(0, 0), 128),
-        Error::BadOp { index: 0, .. }
-    ); // act_min > 127
-    refuses!(
-        patched_u32(&f, word(0, 1), -129i32 as u32),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u32(&f, word(2, 0), 2),
-        Error::BadOp { index: 2, .. }
-    ); // softmax axis = rank
-    refuses!(
-        patched_u32(&f, word(2, 0), -1i32 as u32),
-        Error::BadOp { index: 2, .. }
-    );
-    // Constant operands: shift 31, negative multiplier, exp table entries.
-    refuses!(
-        patched_u32(&f, constant_byte(&f, 4, 0), 31),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u32(&f, constant_byte(&f, 4, 4), -32i32 as u32),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u32(&f, constant_byte(&f, 3, 8), -1i32 as u32),
-        Error::BadOp { index: 0, .. }
-    );
-    refuses!(
-        patched_u32(&f, constant_byte(&f, 8, 0), 0),
-        Error::BadOp { index: 2, .. }
-    );
-    refuses!(
-        patched_u32(&f, constant_byte(&f, 8, 40), -1i32 as u32),
-        Error::BadOp { index: 2, .. }
-    );
-    // Softmax output quantization is fixed.
-    refuses!(
-        patched_u32(
-            &f,
-            tensor_field(&f, 9, tensor_record::ZERO_POINT),
-            -127i32 as u32
-        ),
-        Error::BadOp { index: 2, .. }
-    );
-    refuses!(
-        patched_u32(
-            &f,
-            tensor_field(&f, 9, tensor_record::SCALE),
-            (1.0f32 / 128.0).to_bits()
-        ),
-        Error::BadOp { index: 2, .. }
-    );
-    // A LUT table of 128 entries (shape and length patched together).
-    let mut b = AlignedBuf::from_slice(&f);
-    put_u32(
-        b.as_mut_slice(),
-        tensor_field(&f, 6, tensor_record::DIMS),
-        128,
-    );
-    put_u32(
-        b.as_mut_slice(),
-        tensor_field(&f, 6, tensor_record::DATA_LEN),
-        128,
-    );
-    fix_crc(b.as_mut_slice());
-    refuses!(b, Error::BadOp { index: 1, .. });
-    // A bias of 2 entries for 3 outputs.
-    let mut b = AlignedBuf::from_slice(&f);
-    put_u32(
-        b.as_mut_slice(),
-        tensor_field(&f, 2, tensor_record::DIMS),
-        2,
-    );
-    put_u32(
-        b.as_mut_slice(),
-        tensor_field(&f, 2, tensor_record::DATA_LEN),
-        8,
-    );
-    fix_crc(b.as_mut_slice());
-    refuses!(b, Error::BadOp { index: 0, .. });
-    // The FC output shape [1, 3] → [3, 1].
-    let mut b = AlignedBuf::from_slice(&f);
-    put_u32(
-        b.as_mut_slice(),
-        tensor_field(&f, 5, tensor_record::DIMS),
-        3,
-    );
-    put_u32(
-        b.as_mut_slice(),
-        tensor_field(&f, 5, tensor_record::DIMS + 4),
-        1,
-    );
-    fix_crc(b.as_mut_slice());
-    refuses!(b, Error::BadOp { index: 0, .. });
+    let constant = |t, i| constant_byte(&f, t, i);
+    let tensor = |t, field| tensor_field(&f, t, field);
+    let one = |off, v: i32| vec![(off, U32(v as u32))];
+    let two = |t, (fa, va), (fb, vb)| vec![(tensor(t, fa), U32(va)), (tensor(t, fb), U32(vb))];
+    #[rustfmt::skip]
+    let cases = [
+        ("FC act_min above 127", one(word(0, fc::ACT_MIN), 128), 0),
+        ("FC act_max below -128", one(word(0, fc::ACT_MAX), -129), 0),
+        ("softmax axis = rank", one(word(2, softmax::AXIS), 2), 2),
+        ("softmax axis -1", one(word(2, softmax::AXIS), -1), 2),
+        // Constant operands (tensors 3 multipliers, 4 shifts, 8 exp table).
+        ("FC shift 31", one(constant(4, 0), 31), 0),
+        ("FC shift -32", one(constant(4, 4), -32), 0),
+        ("FC negative multiplier", one(constant(3, 8), -1), 0),
+        ("exp table entry 0 of 0", one(constant(8, 0), 0), 2),
+        ("negative exp table entry", one(constant(8, 40), -1), 2),
+        // Softmax output quantization is fixed.
+        ("softmax output zero point", one(tensor(9, tr::ZERO_POINT), -127), 2),
+        ("softmax output scale", one(tensor(9, tr::SCALE), (1.0f32 / 128.0).to_bits() as i32), 2),
+        // Shape and data length patched together.
+        ("LUT table of 128 entries", two(6, (tr::DIMS, 128), (tr::DATA_LEN, 128)), 1),
+        ("bias of 2 entries for 3 outputs", two(2, (tr::DIMS, 2), (tr::DATA_LEN, 8)), 0),
+        ("FC output shape [1, 3] -> [3, 1]", two(5, (tr::DIMS, 3), (tr::DIMS + 4, 1)), 0),
+    ];
+    for (what, patches, k) in cases {
+        assert_blames(&patched_all(&f, &patches), Op(k), what);
+    }
 }
 
 #[test]
@@ -577,129 +371,79 @@ fn pipeline_op_parameters() {
     let p = pipeline_file();
     let word = |k, w| param_word(&p, k, w);
     use medq::format::layout::params;
-    let cases: Vec<(&str, usize, usize, i32)> = vec![
-        ("conv stride 0", 0, params::conv::STRIDE_W, 0),
-        ("conv 1-D stride h", 0, params::conv::STRIDE_H, 2),
-        ("conv 1-D pad top", 0, params::conv::PAD_TOP, 1),
-        ("conv dilation 0", 0, params::conv::DILATION_W, 0),
-        (
-            "conv dilation makes output shorter",
-            0,
-            params::conv::DILATION_W,
-            2,
-        ),
-        ("conv negative pad", 0, params::conv::PAD_LEFT, -1),
-        (
-            "conv pad changes output length",
-            0,
-            params::conv::PAD_RIGHT,
-            2,
-        ),
-        ("conv groups 0", 0, params::conv::GROUPS, 0),
-        (
-            "conv groups 2 (weights have 2 input channels)",
-            0,
-            params::conv::GROUPS,
-            2,
-        ),
-        ("conv groups 3", 0, params::conv::GROUPS, 3),
-        ("conv act_min > act_max", 0, params::conv::ACT_MAX, -1),
-        (
-            "maxpool count_include_pad",
-            1,
-            params::pool::COUNT_INCLUDE_PAD,
-            1,
-        ),
-        ("maxpool kernel 0", 1, params::pool::KERNEL_W, 0),
-        ("maxpool kernel too big", 1, params::pool::KERNEL_W, 5),
-        (
-            "maxpool stride changes output",
-            1,
-            params::pool::STRIDE_W,
-            1,
-        ),
-        ("add left shift", 3, params::add::LEFT_SHIFT, 21),
-        ("add negative left shift", 3, params::add::LEFT_SHIFT, -1),
-        ("add shift", 3, params::add::A_SHIFT, 31),
-        ("add out shift", 3, params::add::OUT_SHIFT, -32),
-        ("add negative multiplier", 3, params::add::B_MULTIPLIER, -1),
-        ("concat axis", 4, params::concat::AXIS, 2),
-        ("concat axis 0", 4, params::concat::AXIS, 0),
-        ("concat shift", 4, params::concat::COUNT_FIXED + 1, 40),
-        ("pad value", 5, params::pad::VALUE, 128),
-        ("pad negative", 5, params::pad::PADS + 1, -1),
-        ("pad wrong total", 5, params::pad::PADS + 3, 2),
-        ("mul multiplier", 6, params::mul::OUT_MULTIPLIER, -5),
-        ("mul act", 6, params::mul::ACT_MAX, 128),
-        (
-            "avgpool count_include_pad 2",
-            8,
-            params::pool::COUNT_INCLUDE_PAD,
-            2,
-        ),
-        ("avgpool dilation", 8, params::pool::DILATION_W, 0),
+    use params::{add, concat, conv, mul, pad, pool};
+    #[rustfmt::skip]
+    let cases = [
+        ("conv stride 0", 0, conv::STRIDE_W, 0),
+        ("conv 1-D stride h", 0, conv::STRIDE_H, 2),
+        ("conv 1-D pad top", 0, conv::PAD_TOP, 1),
+        ("conv dilation 0", 0, conv::DILATION_W, 0),
+        ("conv dilation makes output shorter", 0, conv::DILATION_W, 2),
+        ("conv negative pad", 0, conv::PAD_LEFT, -1),
+        ("conv pad changes output length", 0, conv::PAD_RIGHT, 2),
+        ("conv groups 0", 0, conv::GROUPS, 0),
+        ("conv groups 2 (weights have 2 input channels)", 0, conv::GROUPS, 2),
+        ("conv groups 3", 0, conv::GROUPS, 3),
+        ("conv act_min > act_max", 0, conv::ACT_MAX, -1),
+        ("maxpool count_include_pad", 1, pool::COUNT_INCLUDE_PAD, 1),
+        ("maxpool kernel 0", 1, pool::KERNEL_W, 0),
+        ("maxpool kernel too big", 1, pool::KERNEL_W, 5),
+        ("maxpool stride changes output", 1, pool::STRIDE_W, 1),
+        ("add left shift", 3, add::LEFT_SHIFT, 21),
+        ("add negative left shift", 3, add::LEFT_SHIFT, -1),
+        ("add shift", 3, add::A_SHIFT, 31),
+        ("add out shift", 3, add::OUT_SHIFT, -32),
+        ("add negative multiplier", 3, add::B_MULTIPLIER, -1),
+        ("concat axis", 4, concat::AXIS, 2),
+        ("concat axis 0", 4, concat::AXIS, 0),
+        ("concat shift", 4, concat::COUNT_FIXED + 1, 40),
+        ("pad value", 5, pad::VALUE, 128),
+        ("pad negative", 5, pad::PADS + 1, -1),
+        ("pad wrong total", 5, pad::PADS + 3, 2),
+        ("mul multiplier", 6, mul::OUT_MULTIPLIER, -5),
+        ("mul act", 6, mul::ACT_MAX, 128),
+        ("avgpool count_include_pad 2", 8, pool::COUNT_INCLUDE_PAD, 2),
+        ("avgpool dilation", 8, pool::DILATION_W, 0),
     ];
     for (what, k, w, v) in cases {
-        let got = parse_err(&patched_u32(&p, word(k, w), v as u32));
-        assert!(
-            matches!(got, Some(Error::BadOp { index, .. }) if usize::from(index) == k),
-            "{what}: got {got:?}"
-        );
+        assert_blames(&patched(&p, word(k, w), U32(v as u32)), Op(k), what);
     }
-    // Reshape output quantization differs from its input's.
-    refuses!(
-        patched_u32(&p, tensor_field(&p, 15, tensor_record::ZERO_POINT), 1),
-        Error::BadOp { index: 7, .. }
-    );
-    // 1-D conv with a [1, C, L] input but 2-D padding on top.
-    refuses!(
-        patched_u32(&p, word(0, params::conv::PAD_BOTTOM), 1),
-        Error::BadOp { index: 0, .. }
-    );
+    let zp = tensor_field(&p, 15, tensor_record::ZERO_POINT);
+    let what = "Reshape output quantization differs from its input's";
+    assert_blames(&patched(&p, zp, U32(1)), Op(7), what);
+    let what = "1-D conv with a [1, C, L] input but 2-D padding on top";
+    let pad_bottom = word(0, conv::PAD_BOTTOM);
+    assert_blames(&patched(&p, pad_bottom, U32(1)), Op(0), what);
 }
 
 #[test]
 fn arena_plan() {
-    let f = fc_file();
-    let offset = |t| tensor_field(&f, t, tensor_record::DATA_OFFSET);
-    // l (7) onto h (5): h is read by the op that writes l.
-    refuses!(
-        patched_u32(&f, offset(7), 4),
-        Error::PlanOverlap { a: 5, b: 7 }
-    );
-    // probs (9) onto l (7): l is read by the op that writes probs.
-    refuses!(
-        patched_u32(&f, offset(9), 0),
-        Error::PlanOverlap { a: 7, b: 9 }
-    );
-    // h (5) onto x (0), by one byte: x is read by the op that writes h.
-    refuses!(
-        patched_u32(&f, offset(5), 3),
-        Error::PlanOverlap { a: 0, b: 5 }
-    );
-
-    let p = pipeline_file();
+    let (f, p) = (fc_file(), pipeline_file());
+    let cases = [
+        // l (7) onto h (5): h is read by the op that writes l.
+        (&f, 7, 4, (5, 7)),
+        // probs (9) onto l (7): l is read by the op that writes probs.
+        (&f, 9, 0, (7, 9)),
+        // h (5) onto x (0), by one byte: x is read by the op that writes h.
+        (&f, 5, 3, (0, 5)),
+        // The in-place Reshape, shifted by one byte: no longer exact.
+        (&p, 7, 17, (6, 7)),
+        // Mul (not an in-place op) written exactly over its input.
+        (&p, 14, 32, (12, 14)),
+        // Conv's output c (5) over x (0), alive together at step 0.
+        (&p, 5, 4, (0, 5)),
+    ];
+    for (file, t, v, (a, b)) in cases {
+        let off = tensor_field(file, t, tensor_record::DATA_OFFSET);
+        let got = parse_err(&patched(file, off, U32(v)));
+        assert_eq!(got, Some(Error::PlanOverlap { a, b }), "tensor {t} at {v}");
+    }
     let offset = |t| tensor_field(&p, t, tensor_record::DATA_OFFSET);
-    // The in-place Reshape, shifted by one byte: no longer exact.
-    refuses!(
-        patched_u32(&p, offset(7), 17),
-        Error::PlanOverlap { a: 6, b: 7 }
-    );
-    // Mul (not an in-place op) written exactly over its input.
-    refuses!(
-        patched_u32(&p, offset(14), 32),
-        Error::PlanOverlap { a: 12, b: 14 }
-    );
-    // Graph output avg (16) over x (0): x is dead by then, but avg must not
-    // be, and conv's output c (5) is alive with x at step 0.
-    assert!(Model::parse(patched_u32(&p, offset(16), 0).as_slice()).is_ok());
-    refuses!(
-        patched_u32(&p, offset(5), 4),
-        Error::PlanOverlap { a: 0, b: 5 }
-    );
+    // Graph output avg (16) over x (0): x is dead by then.
+    assert!(Model::parse(patched(&p, offset(16), U32(0)).as_slice()).is_ok());
     // The second Reshape made in place while its input stays alive? m (14)
     // is read only by it, so placing m3 over m is a valid in-place plan.
-    assert!(Model::parse(patched_u32(&p, offset(15), 40).as_slice()).is_ok());
+    assert!(Model::parse(patched(&p, offset(15), U32(40)).as_slice()).is_ok());
 }
 
 #[test]
@@ -749,22 +493,16 @@ fn graph_rules() {
             "the graph needs at least one input and one output"
         ))
     );
-    assert!(matches!(
-        graph_variant(|w| w.set_outputs(&[])),
-        Some(Error::BadGraph(_))
-    ));
-    assert!(matches!(
-        graph_variant(|w| w.set_inputs(&[0, 0])),
-        Some(Error::BadGraph(_))
-    ));
-    assert!(matches!(
-        graph_variant(|w| w.set_outputs(&[1])),
-        Some(Error::BadGraph(_))
-    ));
-    assert!(matches!(
-        graph_variant(|w| w.set_outputs(&[100])),
-        Some(Error::BadGraph(_))
-    ));
+    let bad_io: [fn(&mut Writer); 4] = [
+        |w| w.set_outputs(&[]),
+        |w| w.set_inputs(&[0, 0]),
+        |w| w.set_outputs(&[1]),
+        |w| w.set_outputs(&[100]),
+    ];
+    for (i, edit) in bad_io.into_iter().enumerate() {
+        let got = graph_variant(edit);
+        assert!(matches!(got, Some(Error::BadGraph(_))), "case {i}: {got:?}");
+    }
     // h (5) declared a graph input although FC writes it.
     assert_eq!(
         graph_variant(|w| w.set_inputs(&[0, 5])),
@@ -819,11 +557,7 @@ fn metadata_rules() {
     assert!(Model::parse(patched_u32(&f, m_off + meta_record::KEY, 77).as_slice()).is_ok());
     // A value that is not UTF-8.
     let (s_off, _) = section(&f, SectionId::Strings);
-    let v_off = u32::from_le_bytes(
-        f[m_off + meta_record::VALUE_OFFSET..][..4]
-            .try_into()
-            .unwrap(),
-    ) as usize;
+    let v_off = offset_at(&f, m_off + meta_record::VALUE_OFFSET);
     refuses!(patched_u8(&f, s_off + v_off, 0xC0), Error::BadMetadata);
 }
 
