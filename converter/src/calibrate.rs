@@ -6,6 +6,11 @@
 //! outlier-robust methods (percentile, MSE), whose results are always clipped
 //! to the observed min/max and widened to include zero (so that real 0 —
 //! padding, ReLU — is exactly representable).
+//!
+//! A tensor whose only use is a Softmax gets a range from what Softmax needs
+//! instead ([`SoftmaxRows`]): its output depends on each row's values near
+//! the row maximum only, so the int8 steps go there rather than to logits
+//! whose probabilities are zero anyway.
 
 use crate::error::ConvertError;
 use crate::float_ref::FloatRef;
@@ -36,6 +41,77 @@ pub struct Observer {
     pub max: f32,
     pub count: usize,
     kept: Vec<f32>,
+    /// Set when the tensor only feeds a Softmax.
+    pub softmax: Option<SoftmaxRows>,
+}
+
+/// The range a Softmax input needs, from its rows (the values along the
+/// softmax axis).
+///
+/// Clamping changes a row's probabilities by at most `(K−1)·e^(−C)` as long
+/// as every value within `C` of the row's maximum is kept, and a maximum
+/// clipped to `hi` stays at least `C` above the second largest value. With
+/// `e^(−C)·(K−1)` at most half a step of the softmax output (1/512) the
+/// int8 output is what the unclamped input would give, and the step of
+/// the input encoding shrinks to what the rows need: for the test net
+/// `cnn2d` the logits span [−16.3, 41.8] but need [−8.5, 20.4].
+#[derive(Clone, Debug)]
+pub struct SoftmaxRows {
+    /// Axis length `K` and the stride between its elements.
+    axis_len: usize,
+    inner: usize,
+    /// `C`.
+    margin: f32,
+    /// The smallest row maximum.
+    min_top: f32,
+    /// The largest `min(top, second + C)` over the rows: how high `hi` must
+    /// reach so that no row's maximum is clipped into its neighbours.
+    hi_needed: f32,
+}
+
+impl SoftmaxRows {
+    pub fn new(axis_len: usize, inner: usize) -> SoftmaxRows {
+        let others = axis_len.saturating_sub(1).max(1) as f32;
+        SoftmaxRows {
+            axis_len: axis_len.max(1),
+            inner: inner.max(1),
+            margin: (512.0 * others).ln(),
+            min_top: f32::INFINITY,
+            hi_needed: f32::NEG_INFINITY,
+        }
+    }
+
+    fn observe(&mut self, values: &[f32]) {
+        let (k, inner) = (self.axis_len, self.inner);
+        for block in values.chunks(k * inner) {
+            for j in 0..inner.min(block.len()) {
+                let (mut top, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+                for &v in block
+                    .iter()
+                    .skip(j)
+                    .step_by(inner)
+                    .filter(|v| v.is_finite())
+                {
+                    if v > top {
+                        (top, second) = (v, top);
+                    } else if v > second {
+                        second = v;
+                    }
+                }
+                if top.is_finite() {
+                    self.min_top = self.min_top.min(top);
+                    self.hi_needed = self.hi_needed.max(top.min(second + self.margin));
+                }
+            }
+        }
+    }
+
+    /// `[min(top, hi) − C, hi]` over all rows seen, or `None` before any.
+    fn range(&self) -> Option<(f32, f32)> {
+        let hi = self.hi_needed;
+        (hi.is_finite() && self.min_top.is_finite())
+            .then(|| (self.min_top.min(hi) - self.margin, hi))
+    }
 }
 
 impl Observer {
@@ -45,6 +121,7 @@ impl Observer {
             max: f32::NEG_INFINITY,
             count: 0,
             kept: Vec::new(),
+            softmax: None,
         }
     }
 
@@ -56,6 +133,9 @@ impl Observer {
                 self.min = self.min.min(v);
                 self.max = self.max.max(v);
             }
+        }
+        if let Some(rows) = self.softmax.as_mut() {
+            rows.observe(values);
         }
         self.count += values.len();
         let stride = values.len().div_ceil(per_sample_quota.max(1)).max(1);
@@ -73,10 +153,11 @@ impl Observer {
         if self.count == 0 || self.min > self.max {
             return (0.0, 0.0);
         }
-        let (lo, hi) = match method {
-            Method::MinMax => (self.min, self.max),
-            Method::Percentile => self.percentile_range(percentile),
-            Method::Mse => self.mse_range(),
+        let (lo, hi) = match (method, self.softmax.as_ref().and_then(SoftmaxRows::range)) {
+            (_, Some(needed)) => needed,
+            (Method::MinMax, None) => (self.min, self.max),
+            (Method::Percentile, None) => self.percentile_range(percentile),
+            (Method::Mse, None) => self.mse_range(),
         };
         (
             lo.min(0.0).max(self.min.min(0.0)),
@@ -164,6 +245,21 @@ pub fn calibrate(
     for &i in &ids {
         observers[i] = Some(Observer::new());
     }
+    for node in &graph.nodes {
+        if let (Op::Softmax { axis }, Some(&x)) = (&node.op, node.inputs.first()) {
+            if let Some(obs) = observers[x]
+                .as_mut()
+                .filter(|_| only_feeds(graph, x, node.output))
+            {
+                let dims = &graph.tensors[x].shape;
+                let inner = dims.iter().skip(axis + 1).product();
+                obs.softmax = Some(SoftmaxRows::new(
+                    dims.get(*axis).copied().unwrap_or(1),
+                    inner,
+                ));
+            }
+        }
+    }
     let mut cells: Vec<Option<CellRanges>> = graph
         .nodes
         .iter()
@@ -196,6 +292,17 @@ pub fn calibrate(
     Ok(Calibration { observers, cells })
 }
 
+/// Whether `tensor`'s one use is as the input of the node producing
+/// `consumer_output` (not a graph output, not read by another node).
+fn only_feeds(graph: &Graph, tensor: TensorId, consumer_output: TensorId) -> bool {
+    let mut readers = graph.nodes.iter().filter(|n| n.inputs.contains(&tensor));
+    let one_reader = matches!(
+        (readers.next(), readers.next()),
+        (Some(n), None) if n.output == consumer_output
+    );
+    one_reader && !graph.outputs.contains(&tensor) && !graph.inputs.contains(&tensor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +311,35 @@ mod tests {
         let mut o = Observer::new();
         o.observe(values, usize::MAX);
         o
+    }
+
+    #[test]
+    fn softmax_inputs_keep_what_the_rows_need() {
+        // K = 3: C = ln(512 · 2) = 6.931. Row 1: top 10, second 0 -> its top
+        // may be clipped down to 6.931; row 2: top 2 -> lo = 2 − C.
+        let mut obs = Observer::new();
+        obs.softmax = Some(SoftmaxRows::new(3, 1));
+        obs.observe(&[10.0, 0.0, -50.0], 16);
+        obs.observe(&[2.0, 1.0, -3.0], 16);
+        let c = 1024f32.ln();
+        let (lo, hi) = obs.range(Method::MinMax, 99.9);
+        assert!((hi - c).abs() < 1e-5, "hi {hi}");
+        assert!((lo - (2.0 - c)).abs() < 1e-5, "lo {lo}");
+        // Every method gives the same: the range serves the probabilities.
+        assert_eq!(obs.range(Method::Mse, 99.9), (lo, hi));
+    }
+
+    #[test]
+    fn softmax_rows_follow_the_axis_stride() {
+        // Shape [2, 2] with softmax over axis 0: rows are the columns
+        // (1, 3) and (2, -20).
+        let mut rows = SoftmaxRows::new(2, 2);
+        rows.observe(&[1.0, 2.0, 3.0, -20.0]);
+        let c = 512f32.ln();
+        assert_eq!(rows.min_top, 2.0);
+        assert!((rows.hi_needed - 3.0).abs() < 1e-6);
+        let (lo, hi) = rows.range().unwrap();
+        assert!((lo - (2.0 - c)).abs() < 1e-5 && hi == 3.0);
     }
 
     #[test]

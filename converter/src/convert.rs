@@ -43,7 +43,7 @@ impl Options {
             model: model.into(),
             output: output.into(),
             calib: None,
-            method: Method::MinMax,
+            method: Method::Mse,
             percentile: 99.99,
             eval: None,
             labels: None,

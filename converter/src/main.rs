@@ -36,7 +36,7 @@ struct Cli {
     calib: Option<PathBuf>,
 
     /// How activation ranges are chosen from the calibration data.
-    #[arg(long, value_enum, default_value_t = Method::MinMax)]
+    #[arg(long, value_enum, default_value_t = Method::Mse)]
     calibration: Method,
 
     /// The percentile used by --calibration percentile.
