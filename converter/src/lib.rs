@@ -23,6 +23,7 @@ pub mod recurrent;
 pub mod report;
 pub mod rewrite;
 pub mod samples;
+pub mod zoo;
 
 pub use convert::{convert, Options};
 pub use error::ConvertError;
