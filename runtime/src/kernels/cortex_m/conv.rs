@@ -257,20 +257,25 @@ fn row_out(p: &ConvParams, row: &RowOut, w: &[i8], col: &[u32], span: usize, out
 /// the clamp. No step overflows: `|hi| <= 2^30` and `|2^(hs−1) + zp·2^hs|
 /// < 2^30` for `hs <= 22`.
 fn pass_consts(w: &[i8], bias: i32, rq: Requant, zp: i32, n: usize) -> Option<dsp::RowConsts> {
-    let hs = rq.high_shift;
-    if !rq.fast || hs > 22 {
+    // `rq.fast && hs <= 22` as one compare: `e − 2 = hs − 1` in `0..=21`.
+    if rq.shift.wrapping_neg().wrapping_sub(2) as u32 > 21 {
         return None;
     }
+    let hs = rq.high_shift;
     // The taps, zero-padded to 7, widened two to a word: the even outputs'
     // pairs are (t0, t1) … (t4, t5), (t6, 0), the odd ones' (0, t0) …
-    // (t5, t6). From taps t0..t4 and t3..t7 as two (overlapping) words.
-    let taps = match <&[i8; 7]>::try_from(w) {
-        Ok(&t) => t,
-        Err(_) => core::array::from_fn(|i| w.get(i).copied().unwrap_or(0)),
+    // (t5, t6). From taps t0..t4 and t3..t7 as two (overlapping) words:
+    // with all 7 taps, two unaligned word loads.
+    let (lo, hi) = match (load_word(w, 0), load_word(w, 3)) {
+        (Some(lo), Some(hi)) if w.len() == 7 => (lo, hi),
+        _ => {
+            let t = |i: usize| w.get(i).copied().unwrap_or(0);
+            let lo = dsp::word([t(0), t(1), t(2), t(3)]);
+            (lo, dsp::word([t(3), t(4), t(5), t(6)]))
+        }
     };
-    let [t0, t1, t2, t3, t4, t5, t6] = taps;
-    let [e0, e1] = dsp::widen_word(dsp::word([t0, t1, t2, t3]));
-    let [o2, o3] = dsp::widen_word(dsp::word([t3, t4, t5, t6]));
+    let [e0, e1] = dsp::widen_word(lo);
+    let [o2, o3] = dsp::widen_word(hi);
     Some(dsp::RowConsts::new(
         [e0, e1, (o2 >> 16) | (o3 << 16), o3 >> 16],
         [e0 << 16, (e0 >> 16) | (e1 << 16), o2, o3],
@@ -280,6 +285,16 @@ fn pass_consts(w: &[i8], bias: i32, rq: Requant, zp: i32, n: usize) -> Option<ds
         hs,
         n,
     ))
+}
+
+/// Bytes `at..at + 4` of `w` as a little-endian word (one load).
+#[inline(always)]
+fn load_word(w: &[i8], at: usize) -> Option<u32> {
+    let b: [u8; 4] = bytemuck::cast_slice::<i8, u8>(w)
+        .get(at..at + 4)?
+        .try_into()
+        .ok()?;
+    Some(u32::from_le_bytes(b))
 }
 
 /// What [`row_dot`] adds to and does with its sums.

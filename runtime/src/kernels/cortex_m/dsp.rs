@@ -761,11 +761,13 @@ mod imp {
     pub unsafe fn widen_lanes_raw(src: &[i8], groups: usize, offset: u32, dst: &mut [u32]) {
         // SAFETY: reads `4·groups` bytes of `src` (unaligned LDRs, see
         // `mac_1x4`) and writes `2·groups` words of `dst` (word-aligned as
-        // STRD needs), in bounds by the caller's contract; registers
-        // otherwise.
+        // STRD needs), in bounds by the caller's contract: an odd group
+        // first, then two groups per trip (`groups >= 1`, so `n` counts
+        // down to exactly 0). Registers otherwise; flags are written.
         unsafe {
             asm!(
-                "2:",
+                "tst {n}, #1",
+                "beq 3f",
                 "ldr {x}, [{ps}], #4",
                 "sxtb16 {o}, {x}, ror #8",
                 "sxtb16 {x}, {x}",
@@ -776,7 +778,27 @@ mod imp {
                 "pkhtb {o}, {o}, {x}, asr #16",
                 "strd {t}, {o}, [{pd}], #8",
                 "subs {n}, {n}, #1",
-                "bne 2b",
+                "beq 4f",
+                "3:",
+                "ldr {x}, [{ps}], #4",
+                "sxtb16 {o}, {x}, ror #8",
+                "sxtb16 {x}, {x}",
+                "sadd16 {o}, {o}, {off}",
+                "sadd16 {x}, {x}, {off}",
+                "pkhbt {t}, {x}, {o}, lsl #16",
+                "pkhtb {o}, {o}, {x}, asr #16",
+                "strd {t}, {o}, [{pd}], #8",
+                "ldr {x}, [{ps}], #4",
+                "sxtb16 {o}, {x}, ror #8",
+                "sxtb16 {x}, {x}",
+                "sadd16 {o}, {o}, {off}",
+                "sadd16 {x}, {x}, {off}",
+                "pkhbt {t}, {x}, {o}, lsl #16",
+                "pkhtb {o}, {o}, {x}, asr #16",
+                "strd {t}, {o}, [{pd}], #8",
+                "subs {n}, {n}, #2",
+                "bne 3b",
+                "4:",
                 n = inout(reg) groups => _,
                 ps = inout(reg) src.as_ptr() => _,
                 pd = inout(reg) dst.as_mut_ptr() => _,
