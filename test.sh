@@ -72,6 +72,8 @@ qemu_flags=(-nographic -semihosting-config enable=on,target=native -icount shift
     cargo build --release --locked --target thumbv6m-none-eabi
     qemu-system-arm -machine microbit "${qemu_flags[@]}" \
         -kernel target/thumbv6m-none-eabi/release/medq-firmware
+    echo "-- the board build (defmt over RTT instead of semihosting): builds and links"
+    cargo build --release --locked --features defmt
 )
 
 step "Cortex-M4 DSP kernels on QEMU: bit-exactness and instructions per MAC"
