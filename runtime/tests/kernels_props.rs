@@ -442,6 +442,42 @@ fn pool_case() -> impl Strategy<Value = PoolCase> {
         })
 }
 
+/// 1-D-style pools whose windows sit side by side (stride = kernel, no pads,
+/// no dilation): the fast path of `max_pool_s8`.
+fn pool_rows_case() -> impl Strategy<Value = PoolCase> {
+    (1usize..=3, 1usize..=3, 1usize..=40, 1usize..=5, zp())
+        .prop_filter("a window fits", |&(_, _, in_w, k, _)| k <= in_w)
+        .prop_flat_map(|(channels, in_h, in_w, k, zero_point)| {
+            let p = PoolParams {
+                channels,
+                in_h,
+                in_w,
+                out_h: in_h,
+                out_w: in_w / k,
+                kernel_h: 1,
+                kernel_w: k,
+                stride_h: 1,
+                stride_w: k,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: 0,
+                pad_left: 0,
+                count_include_pad: false,
+                zero_point,
+            };
+            // Floor mode: a right pad smaller than the kernel leaves out_w unchanged.
+            let pad_right = 0..k;
+            (Just(p), pad_right, i8s(channels * in_h * in_w)).prop_map(|(p, pad_right, x)| {
+                PoolCase {
+                    p,
+                    pad_bottom: 0,
+                    pad_right,
+                    x,
+                }
+            })
+        })
+}
+
 /// Visits every tap of every output window as
 /// `f(out_index, Option<input value>, inside_padded_input)`.
 fn pool_windows(c: &PoolCase, mut f: impl FnMut(usize, Option<i8>, bool)) {
@@ -699,6 +735,13 @@ proptest! {
         let mut d = x.clone();
         lut_in_place_s8(&table, &mut d);
         prop_assert_eq!(d, want);
+    }
+
+    #[test]
+    fn max_pool_side_by_side_rows_match_naive(c in pool_rows_case()) {
+        let mut y = vec![0i8; c.p.channels * c.p.out_h * c.p.out_w];
+        max_pool_s8(&c.p, &c.x, &mut y);
+        prop_assert_eq!(y, max_pool_naive(&c));
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub fn max_pool_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
     if !preconditions_hold(p, input, output) {
         return;
     }
+    if max_pool_rows_s8(p, input, output) {
+        return;
+    }
     let empty = p.zero_point as i8; // in range: checked above
     for_each_window(p, input, output, |x, ty, tx| {
         let mut best: Option<i8> = None;
@@ -35,6 +38,37 @@ pub fn max_pool_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
         });
         best.unwrap_or(empty)
     });
+}
+
+/// The common 1-D case — windows along W only, side by side (stride equal to
+/// the kernel), no padding or dilation — without the general window
+/// bookkeeping, which costs far more than the max itself (the ECG models'
+/// pools). Same windows, same result. Returns whether it applied.
+fn max_pool_rows_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) -> bool {
+    let k = p.kernel_w;
+    let applies = p.kernel_h == 1
+        && p.stride_h == 1
+        && p.dilation_h == 1
+        && p.pad_top == 0
+        && p.out_h == p.in_h
+        && p.stride_w == k
+        && p.dilation_w == 1
+        && p.pad_left == 0
+        && p.out_w.checked_mul(k).is_some_and(|n| n <= p.in_w)
+        && p.out_w > 0
+        && k > 0;
+    if !applies {
+        return false;
+    }
+    for (y, x) in output
+        .chunks_exact_mut(p.out_w)
+        .zip(input.chunks_exact(p.in_w))
+    {
+        for (y, window) in y.iter_mut().zip(x.chunks_exact(k)) {
+            *y = window.iter().copied().max().unwrap_or(i8::MIN);
+        }
+    }
+    true
 }
 
 /// Average pooling; input and output share scale and zero point `zp`:
