@@ -357,6 +357,81 @@ pub(crate) fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<Prepared
     })
 }
 
+/// A sliding window's placement (Conv and the pools), and its output size.
+struct Window {
+    stride_h: usize,
+    stride_w: usize,
+    dilation_h: usize,
+    dilation_w: usize,
+    pad_top: usize,
+    pad_left: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+// `Ctx::window` reads both layouts by offset from STRIDE_H.
+const _: () = {
+    use params::{conv as c, pool as p};
+    assert!(c::STRIDE_W == c::STRIDE_H + 1 && p::STRIDE_W == p::STRIDE_H + 1);
+    assert!(c::DILATION_H == c::STRIDE_H + 2 && p::DILATION_H == p::STRIDE_H + 2);
+    assert!(c::DILATION_W == c::STRIDE_H + 3 && p::DILATION_W == p::STRIDE_H + 3);
+    assert!(c::PAD_TOP == c::STRIDE_H + 4 && p::PAD_TOP == p::STRIDE_H + 4);
+    assert!(c::PAD_LEFT == c::STRIDE_H + 5 && p::PAD_LEFT == p::STRIDE_H + 5);
+    assert!(c::PAD_BOTTOM == c::STRIDE_H + 6 && p::PAD_BOTTOM == p::STRIDE_H + 6);
+    assert!(c::PAD_RIGHT == c::STRIDE_H + 7 && p::PAD_RIGHT == p::STRIDE_H + 7);
+};
+
+impl Ctx<'_, '_> {
+    /// Reads the eight window words from `first` — stride H/W, dilation
+    /// H/W, pads top/left/bottom/right, the same order in `params::conv` and
+    /// `params::pool` — checks them against the kernel and input size, and
+    /// sizes the output (floor mode).
+    fn window(
+        &self,
+        first: usize,
+        (kernel_h, kernel_w): (usize, usize),
+        (in_h, in_w): (usize, usize),
+        is_2d: bool,
+    ) -> Result<Window, Error> {
+        let stride = why!("stride must be at least 1");
+        let dilation = why!("dilation must be at least 1");
+        let pad = why!("negative pad");
+        let stride_h = self.size(first, 1, stride)?;
+        let stride_w = self.size(first + 1, 1, stride)?;
+        let dilation_h = self.size(first + 2, 1, dilation)?;
+        let dilation_w = self.size(first + 3, 1, dilation)?;
+        let pad_top = self.size(first + 4, 0, pad)?;
+        let pad_left = self.size(first + 5, 0, pad)?;
+        let pad_bottom = self.size(first + 6, 0, pad)?;
+        let pad_right = self.size(first + 7, 0, pad)?;
+        if !is_2d {
+            self.ensure(
+                kernel_h == 1
+                    && stride_h == 1
+                    && dilation_h == 1
+                    && pad_top == 0
+                    && pad_bottom == 0,
+                why!("1-D windows need kernel, stride and dilation 1 and no pads along H"),
+            )?;
+        }
+        let out_h = conv_out_len(in_h, kernel_h, stride_h, dilation_h, pad_top, pad_bottom);
+        let out_w = conv_out_len(in_w, kernel_w, stride_w, dilation_w, pad_left, pad_right);
+        let (Some(out_h), Some(out_w)) = (out_h, out_w) else {
+            return Err(self.bad(why!("window larger than the padded input")));
+        };
+        Ok(Window {
+            stride_h,
+            stride_w,
+            dilation_h,
+            dilation_w,
+            pad_top,
+            pad_left,
+            out_h,
+            out_w,
+        })
+    }
+}
+
 fn conv<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>, out_zp: i32) -> Result<Kernel<'a>, Error> {
     use params::conv as w;
     cx.check_arity(5, w::COUNT)?;
@@ -375,31 +450,23 @@ fn conv<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>, out_zp: i32) -> Result<Kernel<
         (1, wd[2])
     };
 
-    let stride_h = cx.size(w::STRIDE_H, 1, why!("stride must be at least 1"))?;
-    let stride_w = cx.size(w::STRIDE_W, 1, why!("stride must be at least 1"))?;
-    let dilation_h = cx.size(w::DILATION_H, 1, why!("dilation must be at least 1"))?;
-    let dilation_w = cx.size(w::DILATION_W, 1, why!("dilation must be at least 1"))?;
-    let pad_top = cx.size(w::PAD_TOP, 0, why!("negative pad"))?;
-    let pad_left = cx.size(w::PAD_LEFT, 0, why!("negative pad"))?;
-    let pad_bottom = cx.size(w::PAD_BOTTOM, 0, why!("negative pad"))?;
-    let pad_right = cx.size(w::PAD_RIGHT, 0, why!("negative pad"))?;
+    let win = cx.window(w::STRIDE_H, (kernel_h, kernel_w), (in_h, in_w), is_2d)?;
     let groups = cx.size(w::GROUPS, 1, why!("groups must be at least 1"))?;
     let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
-    if !is_2d {
-        cx.ensure(
-            kernel_h == 1 && stride_h == 1 && dilation_h == 1 && pad_top == 0 && pad_bottom == 0,
-            why!("1-D conv needs kernel, stride and dilation 1 and no pads along H"),
-        )?;
-    }
     cx.ensure(
         cin % groups == 0 && cout % groups == 0 && cin_g == cin / groups,
         why!("groups do not divide the channels, or weights have the wrong input channels"),
     )?;
-    let out_h = conv_out_len(in_h, kernel_h, stride_h, dilation_h, pad_top, pad_bottom);
-    let out_w = conv_out_len(in_w, kernel_w, stride_w, dilation_w, pad_left, pad_right);
-    let (Some(out_h), Some(out_w)) = (out_h, out_w) else {
-        return Err(cx.bad(why!("window larger than the padded input")));
-    };
+    let Window {
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        pad_top,
+        pad_left,
+        out_h,
+        out_w,
+    } = win;
     cx.ensure(
         nchw(y) == Some((cout, out_h, out_w, is_2d)),
         why!("output shape does not match the window"),
@@ -552,26 +619,12 @@ fn pool<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>) -> Result<Kernel<'a>, Error> {
         nchw(&x).ok_or(cx.bad(why!("input must be [1, C, H, W] or [1, C, L]")))?;
     let kernel_h = cx.size(w::KERNEL_H, 1, why!("kernel must be at least 1"))?;
     let kernel_w = cx.size(w::KERNEL_W, 1, why!("kernel must be at least 1"))?;
-    let stride_h = cx.size(w::STRIDE_H, 1, why!("stride must be at least 1"))?;
-    let stride_w = cx.size(w::STRIDE_W, 1, why!("stride must be at least 1"))?;
-    let dilation_h = cx.size(w::DILATION_H, 1, why!("dilation must be at least 1"))?;
-    let dilation_w = cx.size(w::DILATION_W, 1, why!("dilation must be at least 1"))?;
-    let pad_top = cx.size(w::PAD_TOP, 0, why!("negative pad"))?;
-    let pad_left = cx.size(w::PAD_LEFT, 0, why!("negative pad"))?;
-    let pad_bottom = cx.size(w::PAD_BOTTOM, 0, why!("negative pad"))?;
-    let pad_right = cx.size(w::PAD_RIGHT, 0, why!("negative pad"))?;
     let include_pad = cx.word(w::COUNT_INCLUDE_PAD)?;
     let is_avg = cx.op.opcode == OpCode::AvgPool;
     cx.ensure(
         include_pad == 0 || (is_avg && include_pad == 1),
         why!("count_include_pad must be 0 or 1 (AvgPool) or 0 (MaxPool)"),
     )?;
-    if !is_2d {
-        cx.ensure(
-            kernel_h == 1 && stride_h == 1 && dilation_h == 1 && pad_top == 0 && pad_bottom == 0,
-            why!("1-D pooling needs kernel, stride and dilation 1 and no pads along H"),
-        )?;
-    }
     if is_avg {
         let area = kernel_h.checked_mul(kernel_w);
         cx.ensure(
@@ -579,11 +632,16 @@ fn pool<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>) -> Result<Kernel<'a>, Error> {
             why!("average window above 2^23 elements"),
         )?;
     }
-    let out_h = conv_out_len(in_h, kernel_h, stride_h, dilation_h, pad_top, pad_bottom);
-    let out_w = conv_out_len(in_w, kernel_w, stride_w, dilation_w, pad_left, pad_right);
-    let (Some(out_h), Some(out_w)) = (out_h, out_w) else {
-        return Err(cx.bad(why!("window larger than the padded input")));
-    };
+    let Window {
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        pad_top,
+        pad_left,
+        out_h,
+        out_w,
+    } = cx.window(w::STRIDE_H, (kernel_h, kernel_w), (in_h, in_w), is_2d)?;
     cx.ensure(
         nchw(y) == Some((channels, out_h, out_w, is_2d)),
         why!("output shape does not match the window"),
