@@ -295,10 +295,9 @@ pub fn calibrate(
 /// Whether `tensor`'s one use is as the input of the node producing
 /// `consumer_output` (not a graph output, not read by another node).
 fn only_feeds(graph: &Graph, tensor: TensorId, consumer_output: TensorId) -> bool {
-    let mut readers = graph.nodes.iter().filter(|n| n.inputs.contains(&tensor));
     let one_reader = matches!(
-        (readers.next(), readers.next()),
-        (Some(n), None) if n.output == consumer_output
+        graph.consumers(tensor)[..],
+        [n] if graph.nodes[n].output == consumer_output
     );
     one_reader && !graph.outputs.contains(&tensor) && !graph.inputs.contains(&tensor)
 }

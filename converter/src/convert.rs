@@ -262,7 +262,8 @@ fn model_name(path: &Path) -> String {
         .unwrap_or_else(|| "model".into())
 }
 
-fn read_class_names(path: &Path) -> Result<Vec<String>, ConvertError> {
+/// Class names, one per line, trimmed, blank lines skipped.
+pub fn read_class_names(path: &Path) -> Result<Vec<String>, ConvertError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConvertError::Io {
         path: path.to_path_buf(),
         source,

@@ -533,16 +533,9 @@ pub fn measure(
     Measured::from_report(&report, class_count)
 }
 
-/// One line per class, trimmed, blank lines skipped (as the converter stores them).
+/// The converter's class names, refusing a file that names none.
 pub fn read_class_names(path: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let names: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let names = crate::convert::read_class_names(path).map_err(|e| e.to_string())?;
     if names.is_empty() {
         return Err(format!("{} names no classes", path.display()));
     }
