@@ -279,7 +279,7 @@ fn weighted_operands(
         }),
         int_const(format!("{name}.bias"), bias_q),
         int_const(format!("{name}.multiplier"), mults),
-        int_const(format!("{name}.shift"), shifts),
+        shift_const(format!("{name}.shift"), &shifts),
     ])
 }
 
@@ -289,6 +289,23 @@ fn int_const(name: String, data: Vec<i32>) -> Operand {
         dims: vec![data.len()],
         quant: ConstQuant::None,
         data: ConstData::I32(data),
+    })
+}
+
+/// A per-channel shift vector: the format stores it as `i8` `[n]`,
+/// quantization None. `quantize_multiplier` gives shifts in
+/// `MIN_SHIFT..=MAX_SHIFT`, so the clamp changes nothing and the cast is exact.
+pub(crate) fn shift_const(name: String, shifts: &[i32]) -> Operand {
+    use medq::numerics::{MAX_SHIFT, MIN_SHIFT};
+    let data: Vec<i8> = shifts
+        .iter()
+        .map(|&s| s.clamp(MIN_SHIFT, MAX_SHIFT) as i8)
+        .collect();
+    Operand::Constant(ConstTensor {
+        name,
+        dims: vec![data.len()],
+        quant: ConstQuant::None,
+        data: ConstData::I8(data),
     })
 }
 

@@ -10,7 +10,9 @@ use medq::numerics::quantize_multiplier;
 
 use crate::error::ConvertError;
 use crate::ir::{Cell, Node, Recurrent};
-use crate::quantize::{quantize_per_channel, ConstData, ConstQuant, ConstTensor, Operand, QParams};
+use crate::quantize::{
+    quantize_per_channel, shift_const, ConstData, ConstQuant, ConstTensor, Operand, QParams,
+};
 
 /// Q0.15: the real value 1.0 is 2^15 (saturated to 32767 where stored).
 const Q15: f64 = 32768.0;
@@ -311,9 +313,9 @@ pub fn lower(
         i32_const(format!("{name}.bias_x"), bias_x),
         i32_const(format!("{name}.bias_h"), bias_h),
         i32_const(format!("{name}.x_multiplier"), x_mult),
-        i32_const(format!("{name}.x_shift"), x_shift),
+        shift_const(format!("{name}.x_shift"), &x_shift),
         i32_const(format!("{name}.h_multiplier"), h_mult),
-        i32_const(format!("{name}.h_shift"), h_shift),
+        shift_const(format!("{name}.h_shift"), &h_shift),
         Operand::Constant(ConstTensor {
             name: format!("{name}.tables"),
             dims: vec![n_tables, TABLE_LEN],

@@ -34,7 +34,6 @@ enum Miss {
 const KNOWN_MISSES: &[(&str, Miss)] = &[
     ("cinc_ecg_torso", Miss::Size),
     ("fetal_ecg_thorax1", Miss::ClassRecall),
-    ("fetal_ecg_thorax1", Miss::Size),
     ("medical_images", Miss::ClassRecall),
 ];
 

@@ -49,7 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let b1 = w.add_constant_i32("conv.b", &[c_out], &vec![0; c_out]);
     let (m1, sh1) = quantize_multiplier(f64::from(s_in * s_w1 / s_h)).ok_or("conv multiplier")?;
     let m1 = w.add_constant_i32("conv.m", &[c_out], &vec![m1; c_out]);
-    let sh1 = w.add_constant_i32("conv.s", &[c_out], &vec![sh1; c_out]);
+    // Per-channel shifts are i8 vectors (quantize_multiplier keeps them in −31..=30).
+    let sh1 = i8::try_from(sh1)?;
+    let sh1 = w.add_constant_i8("conv.s", &[c_out], QuantSpec::None, &vec![sh1; c_out]);
     let h = w.add_activation(
         "h",
         &[1, c_out, l_out],
@@ -89,7 +91,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let b2 = w.add_constant_i32("fc.b", &[5], &[0; 5]);
     let (m2, sh2) = quantize_multiplier(f64::from(s_h * s_w2 / s_out)).ok_or("fc multiplier")?;
     let m2 = w.add_constant_i32("fc.m", &[5], &[m2; 5]);
-    let sh2 = w.add_constant_i32("fc.s", &[5], &[sh2; 5]);
+    let sh2 = i8::try_from(sh2)?;
+    let sh2 = w.add_constant_i8("fc.s", &[5], QuantSpec::None, &[sh2; 5]);
     let y = w.add_activation(
         "scores",
         &[1, 5],

@@ -340,6 +340,7 @@ fn op_parameters_and_constants() {
     let constant = |t, i| constant_byte(&f, t, i);
     let tensor = |t, field| tensor_field(&f, t, field);
     let one = |off, v: i32| vec![(off, U32(v as u32))];
+    let byte = |off, v: i8| vec![(off, U8(v as u8))];
     let two = |t, (fa, va), (fb, vb)| vec![(tensor(t, fa), U32(va)), (tensor(t, fb), U32(vb))];
     #[rustfmt::skip]
     let cases = [
@@ -348,8 +349,12 @@ fn op_parameters_and_constants() {
         ("softmax axis = rank", one(word(2, softmax::AXIS), 2), 2),
         ("softmax axis -1", one(word(2, softmax::AXIS), -1), 2),
         // Constant operands (tensors 3 multipliers, 4 shifts, 8 exp table).
-        ("FC shift 31", one(constant(4, 0), 31), 0),
-        ("FC shift -32", one(constant(4, 4), -32), 0),
+        ("FC shift 31", byte(constant(4, 0), 31), 0),
+        ("FC shift -32", byte(constant(4, 1), -32), 0),
+        // The shift vector as i32 [3] (its bytes, 1 0 0 and padding, read as
+        // [1, 0, 0]: the layout before shifts became i8), or quantized.
+        ("FC shift vector of i32", vec![(tensor(4, tr::DTYPE), U8(1)), (tensor(4, tr::DATA_LEN), U32(12))], 0),
+        ("FC shift vector per-tensor", vec![(tensor(4, tr::QUANT), U8(1)), (tensor(4, tr::SCALE), U32(1f32.to_bits()))], 0),
         ("FC negative multiplier", one(constant(3, 8), -1), 0),
         ("exp table entry 0 of 0", one(constant(8, 0), 0), 2),
         ("negative exp table entry", one(constant(8, 40), -1), 2),
@@ -363,6 +368,29 @@ fn op_parameters_and_constants() {
     ];
     for (what, patches, k) in cases {
         assert_blames(&patched_all(&f, &patches), Op(k), what);
+    }
+}
+
+#[test]
+fn i32_shift_vectors_are_refused() {
+    // Per-channel shifts are i8 constants; the same values as an i32 vector
+    // (FC's in the fc file, Conv's in the pipeline) are refused, with the
+    // reason when the build keeps it.
+    use tensor_record as tr;
+    for (f, t) in [(fc_file(), 4), (pipeline_file(), 4)] {
+        let n = u32::from_le_bytes(f[tensor_field(&f, t, tr::DIMS)..][..4].try_into().unwrap());
+        let patches = [
+            (tensor_field(&f, t, tr::DTYPE), U8(1)),
+            (tensor_field(&f, t, tr::DATA_LEN), U32(4 * n)),
+        ];
+        match parse_err(&patched_all(&f, &patches)) {
+            Some(Error::BadOp { index: 0, reason }) => {
+                if cfg!(feature = "error-reasons") {
+                    assert!(reason.contains("shift vector must be an i8"), "{reason}");
+                }
+            }
+            got => panic!("i32 shift vector of tensor {t}: {got:?}"),
+        }
     }
 }
 

@@ -54,6 +54,13 @@ fn accessors_return_what_was_written() {
     assert_eq!(bias.data_i32().unwrap(), &[4, 10, 3]);
     assert_eq!(bias.data_i8(), None);
 
+    // Per-channel shifts are i8 vectors, quantization None.
+    let shift = model.tensor(4).unwrap();
+    assert_eq!(shift.name, "fc.shift");
+    assert_eq!((shift.dtype, shift.quant), (DType::I8, Quant::None));
+    assert_eq!((shift.dims(), shift.len), (&[3][..], 3));
+    assert_eq!(shift.data_i8().unwrap(), &[1, 0, 0]);
+
     let out = model.output_info(0).unwrap();
     assert_eq!(out.name, "probs");
     assert_eq!(out.scale_zero_point(), Some((1.0 / 256.0, -128)));

@@ -105,7 +105,7 @@ fn conv_2d_depthwise_strided_with_end_pads() {
         m.w.add_constant_i8("w", &[2, 1, 2, 2], q1(), &[1, 0, 0, 0, 1, 1, 1, 1]);
     let b = m.w.add_constant_i32("b", &[2], &[0, 0]);
     let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
-    let s = m.w.add_constant_i32("s", &[2], &[ONE.1; 2]);
+    let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
     let w = m.finish(
         OpCode::Conv,
         &[x, wt, b, mm, s],
@@ -128,7 +128,7 @@ fn conv_zero_points_and_requantization() {
     let wt = m.w.add_constant_i8("w", &[1, 1, 2], q1(), &[1, 1]);
     let b = m.w.add_constant_i32("b", &[1], &[-1]);
     let mm = m.w.add_constant_i32("m", &[1], &[HALF.0]);
-    let s = m.w.add_constant_i32("s", &[1], &[HALF.1]);
+    let s = add_shifts(&mut m.w, "s", &[HALF.1]);
     let w = m.finish(
         OpCode::Conv,
         &[x, wt, b, mm, s],
@@ -149,7 +149,7 @@ fn fully_connected_over_several_rows() {
         m.w.add_constant_i8("w", &[2, 3], q1(), &[1, 0, -1, 1, 1, 1]);
     let b = m.w.add_constant_i32("b", &[2], &[0, -6]);
     let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
-    let s = m.w.add_constant_i32("s", &[2], &[ONE.1; 2]);
+    let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
     let w = m.finish(
         OpCode::FullyConnected,
         &[x, wt, b, mm, s],

@@ -71,7 +71,7 @@ struct Case<P> {
     w: Vec<i8>,
     bias: Vec<i32>,
     mult: Vec<i32>,
-    shift: Vec<i32>,
+    shift: Vec<i8>,
 }
 
 /// Random operands for `p`: `n_x` inputs, `n_w` weights, `channels` outputs.
@@ -87,7 +87,8 @@ fn with_operands<P: Clone + std::fmt::Debug>(
         vec(-127i8..=127, n_w),
         vec(-30_000i32..=30_000, channels),
         vec(multiplier(), channels),
-        vec(shift(-16..=1), channels),
+        // Every shift is in MIN_SHIFT..=MAX_SHIFT, so it fits the i8 vector.
+        vec(shift(-16..=1).prop_map(|s| s as i8), channels),
     )
         .prop_map(|(p, x, w, bias, mult, shift)| Case {
             p,
@@ -178,7 +179,7 @@ fn conv_naive(c: &ConvCase) -> Vec<i8> {
                 out.push(requantize_to_i8(
                     acc,
                     c.mult[oc],
-                    c.shift[oc],
+                    c.shift[oc].into(),
                     p.output_zero_point,
                     p.act_min,
                     p.act_max,
@@ -225,7 +226,7 @@ fn fc_naive(c: &FcCase) -> Vec<i8> {
             out.push(requantize_to_i8(
                 acc,
                 c.mult[n],
-                c.shift[n],
+                c.shift[n].into(),
                 p.output_zero_point,
                 p.act_min,
                 p.act_max,

@@ -100,6 +100,12 @@ fn gru_spec() -> Spec {
 }
 
 fn write(s: &Spec) -> Writer {
+    write_with(s, false)
+}
+
+/// [`write`]; with `i32_shifts`, the shift vectors (operands 6 and 8) are
+/// written as `i32` constants, which the format refuses.
+fn write_with(s: &Spec, i32_shifts: bool) -> Writer {
     let mut w = Writer::new();
     let x = w.add_activation("x", &s.x_dims, pt(1.0, 0), 0);
     let sym = |n: usize| QuantSpec::PerChannel {
@@ -110,7 +116,15 @@ fn write(s: &Spec) -> Writer {
     let rt = w.add_constant_i8("r", &s.r_dims, sym(s.r_dims[0]), &s.r);
     let mut inputs = vec![x, wt, rt];
     for (i, v) in s.vectors.iter().enumerate() {
-        inputs.push(w.add_constant_i32(&format!("v{i}"), &[v.len()], v));
+        let name = format!("v{i}");
+        // Vectors 3 and 5 are x_shift and h_shift: i8, quantization None.
+        let t = if (i == 3 || i == 5) && !i32_shifts {
+            let shifts: Vec<i8> = v.iter().map(|&x| i8::try_from(x).unwrap()).collect();
+            w.add_constant_i8(&name, &[v.len()], QuantSpec::None, &shifts)
+        } else {
+            w.add_constant_i32(&name, &[v.len()], v)
+        };
+        inputs.push(t);
     }
     inputs.push(w.add_constant_i16("tables", &s.table_dims, &s.tables));
     let x_len: usize = s.x_dims.iter().product();
@@ -162,6 +176,12 @@ fn refused(s: &Spec) -> bool {
 fn malformed_records_are_refused() {
     for base in [lstm_spec(), gru_spec()] {
         assert!(write(&base).finish().is_ok());
+        let i32_shifts = write_with(&base, true).finish();
+        assert!(
+            matches!(i32_shifts, Err(Error::BadOp { index: 0, .. })),
+            "{:?}: i32 shift vectors: {i32_shifts:?}",
+            base.opcode
+        );
         let is_lstm = base.opcode == OpCode::Lstm;
         let mut cases: Vec<(&str, Spec)> = Vec::new();
         let mut add = |what, f: &dyn Fn(&mut Spec)| {
@@ -264,7 +284,7 @@ impl Naive<'_> {
                     acc += (i64::from(x[i]) - i64::from(self.p.input_zero_point))
                         * i64::from(self.wts.w[k * self.p.input_size + i]);
                 }
-                rq(acc, self.wts.x_multiplier[k], self.wts.x_shift[k])
+                rq(acc, self.wts.x_multiplier[k], self.wts.x_shift[k].into())
             })
             .collect()
     }
@@ -279,7 +299,7 @@ impl Naive<'_> {
                 for m in 0..n {
                     acc += h[m] * i64::from(self.wts.r[k * n + m]);
                 }
-                rq(acc, self.wts.h_multiplier[k], self.wts.h_shift[k])
+                rq(acc, self.wts.h_multiplier[k], self.wts.h_shift[k].into())
             })
             .collect()
     }
@@ -371,7 +391,10 @@ struct Case {
     zy: i32,
     w: Vec<i8>,
     r: Vec<i8>,
-    vectors: [Vec<i32>; 6],
+    /// bias_x, bias_h, x_multiplier, h_multiplier.
+    vectors: [Vec<i32>; 4],
+    /// x_shift, h_shift.
+    shifts: [Vec<i8>; 2],
     tables: Vec<i16>,
     words: [i32; 6],
     lbr: bool,
@@ -390,9 +413,9 @@ fn case(gates: usize, n_tables: usize) -> impl Strategy<Value = Case> {
                 vec(-100_000i32..=100_000, rows),
                 vec(-100_000i32..=100_000, rows),
                 mult(),
-                vec(-12i32..=1, rows),
+                vec(-12i8..=1, rows),
                 mult(),
-                vec(-14i32..=-4, rows),
+                vec(-14i8..=-4, rows),
             ),
             vec(any::<i16>(), n_tables * 257),
             (
@@ -414,7 +437,8 @@ fn case(gates: usize, n_tables: usize) -> impl Strategy<Value = Case> {
                     zy,
                     w,
                     r,
-                    vectors: [bx, bh, xm, xs, hm, hs],
+                    vectors: [bx, bh, xm, hm],
+                    shifts: [xs, hs],
                     tables,
                     words: [words.0, words.1, words.2, words.3, words.4, words.5],
                     lbr,
@@ -426,7 +450,8 @@ fn case(gates: usize, n_tables: usize) -> impl Strategy<Value = Case> {
 
 impl Case {
     fn weights(&self) -> RecurrentWeights<'_> {
-        let [bias_x, bias_h, x_multiplier, x_shift, h_multiplier, h_shift] = &self.vectors;
+        let [bias_x, bias_h, x_multiplier, h_multiplier] = &self.vectors;
+        let [x_shift, h_shift] = &self.shifts;
         RecurrentWeights {
             w: &self.w,
             r: &self.r,
@@ -493,9 +518,11 @@ proptest! {
         words in vec(any::<i32>(), 8), input in vec(any::<i8>(), 0..12),
         out_len in 0usize..8, lbr in any::<bool>(),
     ) {
+        // The shifts: as many as `v`, any i8 values.
+        let s: Vec<i8> = v.iter().map(|&x| x as i8).collect();
         let wts = RecurrentWeights {
-            w: &w, r: &r, bias_x: &v, bias_h: &v, x_multiplier: &v, x_shift: &v,
-            h_multiplier: &v, h_shift: &v, tables: &tables,
+            w: &w, r: &r, bias_x: &v, bias_h: &v, x_multiplier: &v, x_shift: &s,
+            h_multiplier: &v, h_shift: &s, tables: &tables,
         };
         let rec = RecurrentParams {
             steps, input_size, hidden,

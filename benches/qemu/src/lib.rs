@@ -166,7 +166,7 @@ impl Counter {
 // ---- the conv/FC calls under check -----------------------------------------------
 
 /// The signature the reference and the dispatched conv/FC kernels share.
-pub type Kernel<P> = fn(&P, &[i8], &[i8], &[i32], &[i32], &[i32], &mut [i8]);
+pub type Kernel<P> = fn(&P, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
 
 /// A conv or FC call: its operand sizes and its two kernels, the reference
 /// and the one the interpreter dispatches to on this core.
@@ -281,7 +281,7 @@ pub struct Bufs<const IN: usize, const W: usize, const OUT: usize, const CH: usi
     pub weights: [i8; W],
     pub bias: [i32; CH],
     pub multiplier: [i32; CH],
-    pub shift: [i32; CH],
+    pub shift: [i8; CH],
     pub want: [i8; OUT],
     pub got: [i8; OUT],
 }
@@ -292,7 +292,7 @@ pub struct Operands<'a> {
     pub weights: &'a [i8],
     pub bias: &'a [i32],
     pub multiplier: &'a [i32],
-    pub shift: &'a [i32],
+    pub shift: &'a [i8],
 }
 
 impl<const IN: usize, const W: usize, const OUT: usize, const CH: usize> Bufs<IN, W, OUT, CH> {

@@ -334,7 +334,7 @@ impl OpCode {
 /// `COUNT` is the number of words (Concat: `COUNT_FIXED + 2 · n_inputs`).
 pub mod params {
     /// Conv inputs: `[x, weights i8 [Cout, Cin/groups, kH, kW], bias i32 [Cout],
-    /// multiplier i32 [Cout], shift i32 [Cout]]`; output `y`.
+    /// multiplier i32 [Cout], shift i8 [Cout]]`; output `y`.
     /// `x` is `[1, Cin, H, W]` or `[1, Cin, L]` (1-D: H = 1).
     pub mod conv {
         pub const STRIDE_H: usize = 0;
@@ -351,7 +351,7 @@ pub mod params {
         pub const COUNT: usize = 11;
     }
     /// FullyConnected inputs: `[x, weights i8 [N, K], bias i32 [N], multiplier
-    /// i32 [N], shift i32 [N]]`; `x` has `M·K` elements, last dim `K`; output `[.., N]`.
+    /// i32 [N], shift i8 [N]]`; `x` has `M·K` elements, last dim `K`; output `[.., N]`.
     pub mod fully_connected {
         pub const ACT_MIN: usize = 0;
         pub const ACT_MAX: usize = 1;
@@ -431,7 +431,7 @@ pub mod params {
         pub const W: usize = 1;
         /// i8 `[G·H, H]`, symmetric.
         pub const R: usize = 2;
-        /// i32 `[G·H]` each.
+        /// i32 `[G·H]` each, except the shifts: i8 `[G·H]`.
         pub const BIAS_X: usize = 3;
         pub const BIAS_H: usize = 4;
         pub const X_MULTIPLIER: usize = 5;

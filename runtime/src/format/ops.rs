@@ -84,7 +84,7 @@ pub(crate) struct Requant<'a> {
     pub weights: &'a [i8],
     pub bias: &'a [i32],
     pub multiplier: &'a [i32],
-    pub shift: &'a [i32],
+    pub shift: &'a [i8],
 }
 
 struct Ctx<'m, 'a> {
@@ -202,18 +202,35 @@ impl<'a> Ctx<'_, 'a> {
         Ok(data)
     }
 
+    /// A per-channel shift vector: an `i8` constant of shape `[n]`,
+    /// quantization None, every entry in `MIN_SHIFT..=MAX_SHIFT`.
+    fn shift_vector(&self, t: &TensorInfo<'a>, n: usize) -> Result<&'a [i8], Error> {
+        let data = t
+            .data_i8()
+            .filter(|_| matches!(t.quant, Quant::None))
+            .ok_or(self.bad(why!(
+                "shift vector must be an i8 constant without quantization"
+            )))?;
+        self.ensure(
+            t.rank() == 1 && data.len() == n,
+            why!("shift vector has the wrong shape"),
+        )?;
+        self.ensure(
+            data.iter()
+                .all(|&s| (MIN_SHIFT..=MAX_SHIFT).contains(&i32::from(s))),
+            why!("shift out of range"),
+        )?;
+        Ok(data)
+    }
+
     /// Bias, multiplier and shift vectors (inputs 2..5) of `n` channels.
     fn requant(&self, weights: &'a [i8], n: usize) -> Result<Requant<'a>, Error> {
         let bias = self.i32_vector(&self.input(2)?, n)?;
         let multiplier = self.i32_vector(&self.input(3)?, n)?;
-        let shift = self.i32_vector(&self.input(4)?, n)?;
+        let shift = self.shift_vector(&self.input(4)?, n)?;
         self.ensure(
             multiplier.iter().all(|&m| m >= 0),
             why!("negative multiplier"),
-        )?;
-        self.ensure(
-            shift.iter().all(|s| (MIN_SHIFT..=MAX_SHIFT).contains(s)),
-            why!("shift out of range"),
         )?;
         Ok(Requant {
             weights,
@@ -794,17 +811,11 @@ fn recurrent<'a>(cx: &Ctx<'_, 'a>, y: &TensorInfo<'a>, out_zp: i32) -> Result<Ke
     )?;
     let vector = |i: usize| cx.i32_vector(&cx.input(i)?, rows);
     let (x_multiplier, h_multiplier) = (vector(inp::X_MULTIPLIER)?, vector(inp::H_MULTIPLIER)?);
-    let (x_shift, h_shift) = (vector(inp::X_SHIFT)?, vector(inp::H_SHIFT)?);
+    let shifts = |i: usize| cx.shift_vector(&cx.input(i)?, rows);
+    let (x_shift, h_shift) = (shifts(inp::X_SHIFT)?, shifts(inp::H_SHIFT)?);
     cx.ensure(
         x_multiplier.iter().chain(h_multiplier).all(|&m| m >= 0),
         why!("negative multiplier"),
-    )?;
-    cx.ensure(
-        x_shift
-            .iter()
-            .chain(h_shift)
-            .all(|s| (MIN_SHIFT..=MAX_SHIFT).contains(s)),
-        why!("shift out of range"),
     )?;
     let tt = cx.input(inp::TABLES)?;
     let tables = tt

@@ -71,7 +71,8 @@ impl Writer {
         Writer::default()
     }
 
-    /// An `i8` constant (weights, a LUT table, a constant Add/Mul operand).
+    /// An `i8` constant (weights, a LUT table, a constant Add/Mul operand,
+    /// a per-channel shift vector with [`QuantSpec::None`]).
     pub fn add_constant_i8(
         &mut self,
         name: &str,
@@ -84,7 +85,7 @@ impl Writer {
         self.push(name, DType::I8, Storage::Constant, dims, quant, 0, data)
     }
 
-    /// An `i32` constant (bias, multipliers, shifts, a softmax exp table).
+    /// An `i32` constant (bias, multipliers, a softmax exp table).
     pub fn add_constant_i32(&mut self, name: &str, dims: &[usize], data: &[i32]) -> u16 {
         self.check_len(dims, data.len());
         let data = data.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -13,7 +13,8 @@
 //! - Layout is NCHW with batch 1, so a 2-D activation is `[C, H, W]`; a 1-D op
 //!   is the 2-D op with `H = 1` (kernel, stride and dilation 1 along H, no pads).
 //! - Activations are asymmetric int8 (zero points in `[-128, 127]`); weights
-//!   are symmetric int8 (zero point 0); bias is `i32`.
+//!   are symmetric int8 (zero point 0); bias and multipliers are `i32`,
+//!   per-channel shifts `i8` (widened to `i32` where they are used).
 //! - Every slice length and geometry is a documented precondition that the
 //!   interpreter validates before calling. A kernel never panics: if a
 //!   precondition it can check cheaply does not hold, it returns early and

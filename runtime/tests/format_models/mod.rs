@@ -16,6 +16,12 @@ pub fn pt(scale: f32, zero_point: i32) -> QuantSpec {
     QuantSpec::PerTensor { scale, zero_point }
 }
 
+/// A per-channel shift vector: an `i8` constant `[n]`, quantization None.
+pub fn add_shifts(w: &mut Writer, name: &str, shifts: &[i32]) -> u16 {
+    let s: Vec<i8> = shifts.iter().map(|&v| i8::try_from(v).unwrap()).collect();
+    w.add_constant_i8(name, &[s.len()], QuantSpec::None, &s)
+}
+
 /// `exp_table[d] = 2^24 >> d`: the exponential for an input scale of ln 2.
 pub fn halving_exp_table() -> Vec<i32> {
     (0..256)
@@ -47,7 +53,7 @@ pub fn fc_lut_softmax() -> Writer {
     );
     let bias = w.add_constant_i32("fc.bias", &[3], &[4, 10, 3]);
     let mult = w.add_constant_i32("fc.multiplier", &[3], &[ONE.0, HALF.0, HALF.0]);
-    let shift = w.add_constant_i32("fc.shift", &[3], &[ONE.1, HALF.1, HALF.1]);
+    let shift = add_shifts(&mut w, "fc.shift", &[ONE.1, HALF.1, HALF.1]);
     let h = w.add_activation("h", &[1, 3], pt(0.25, 0), 4);
     w.add_op(
         OpCode::FullyConnected,
@@ -108,7 +114,7 @@ pub fn pipeline_1d() -> Writer {
     );
     let cb = w.add_constant_i32("conv.bias", &[2], &[0, 1]);
     let cm = w.add_constant_i32("conv.multiplier", &[2], &[ONE.0, ONE.0]);
-    let cs = w.add_constant_i32("conv.shift", &[2], &[ONE.1, ONE.1]);
+    let cs = add_shifts(&mut w, "conv.shift", &[ONE.1, ONE.1]);
     let c = w.add_activation("c", &[1, 2, 4], q(), 8);
     // stride h/w, dilation h/w, pads top/left/bottom/right, groups, act.
     w.add_op(

@@ -222,11 +222,11 @@ fn quant(rng: &mut Rng, b: &mut Bufs, n: usize, k: usize) {
         b.shift[c] = match rng.range(0, 21) {
             0 => -31,
             1 => 30,
-            2 => rng.range(0, 8) as i32,
+            2 => rng.range(0, 8) as i8,
             // The row passes take `hs = −shift − 1 <= 22` only.
             3 => -23,
             4 => -24,
-            _ => (-typical + rng.range(-3, 3)).clamp(-31, 30) as i32,
+            _ => (-typical + rng.range(-3, 3)).clamp(-31, 30) as i8,
         };
     }
 }

@@ -161,11 +161,11 @@ impl core::fmt::Write for Small {
 /// Quantization that spreads the outputs over i8 for a reduction of `k`
 /// terms (|acc| is about 2^14 · sqrt(k) here).
 fn quant(rng: &mut Rng, b: &mut Bufs, n: usize, k: usize) {
-    let bits = 14 + (usize::BITS - k.leading_zeros()) as i32 / 2;
+    let bits = 14 + (usize::BITS - k.leading_zeros()) as i8 / 2;
     for c in 0..n {
         b.bias[c] = rng.range(-4000, 4000) as i32;
         b.multiplier[c] = rng.range(1 << 30, i32::MAX as i64) as i32;
-        b.shift[c] = 7 - bits + rng.range(-1, 1) as i32;
+        b.shift[c] = 7 - bits + rng.range(-1, 1) as i8;
     }
 }
 

@@ -34,7 +34,7 @@ pub fn conv_s8_dsp(
     weights: &[i8],
     bias: &[i32],
     multiplier: &[i32],
-    shift: &[i32],
+    shift: &[i8],
     output: &mut [i8],
 ) {
     let Some(g) = Geometry::new(p, input, weights, bias, multiplier, shift, output) else {
@@ -132,7 +132,7 @@ struct Operands<'a> {
     weights: &'a [i8],
     bias: &'a [i32],
     multiplier: &'a [i32],
-    shift: &'a [i32],
+    shift: &'a [i8],
 }
 
 /// Tap pairs per kernel row on the single-channel path: `ceil(kW/2)`, at
@@ -203,7 +203,7 @@ fn conv_rows(
                 let Some(out_row) = out_oc.get_mut(at..at + p.out_w) else {
                     return;
                 };
-                let rq = Requant::new(m, s);
+                let rq = Requant::new(m, i32::from(s));
                 if passes {
                     if let Some(c) = pass_consts(w, b, rq, p.output_zero_point, p.out_w) {
                         dsp::row_passes(&c, col, out_row);
@@ -457,7 +457,7 @@ impl Geometry {
         weights: &[i8],
         bias: &[i32],
         multiplier: &[i32],
-        shift: &[i32],
+        shift: &[i8],
         output: &[i8],
     ) -> Option<Geometry> {
         let groups_ok =
@@ -741,7 +741,7 @@ mod tests {
         weights: Vec<i8>,
         bias: Vec<i32>,
         multiplier: Vec<i32>,
-        shift: Vec<i32>,
+        shift: Vec<i8>,
     }
 
     fn axis(
@@ -805,7 +805,7 @@ mod tests {
                     proptest::collection::vec(any::<i8>(), n_w),
                     proptest::collection::vec(-70_000i32..70_000, n_oc),
                     proptest::collection::vec((1i32 << 30)..=i32::MAX, n_oc),
-                    proptest::collection::vec(-12i32..=1, n_oc),
+                    proptest::collection::vec(-12i8..=1, n_oc),
                     (-128i32..=127, -128i32..=127, -128i32..=127, -128i32..=127),
                 )
             })
@@ -907,7 +907,7 @@ mod tests {
             // |acc| is about 2^13·sqrt(K): bring it to about 2^6.
             shift: (0..cout)
                 .map(|_| {
-                    -6 - (usize::BITS - (cin * k).leading_zeros()) as i32 / 2 - (next() % 3) as i32
+                    -6 - (usize::BITS - (cin * k).leading_zeros()) as i8 / 2 - (next() % 3) as i8
                 })
                 .collect(),
             p,

@@ -25,7 +25,7 @@ pub fn fully_connected_s8_dsp(
     weights: &[i8],
     bias: &[i32],
     multiplier: &[i32],
-    shift: &[i32],
+    shift: &[i8],
     output: &mut [i8],
 ) {
     let k = p.in_features;
@@ -100,7 +100,7 @@ mod tests {
         weights: Vec<i8>,
         bias: Vec<i32>,
         multiplier: Vec<i32>,
-        shift: Vec<i32>,
+        shift: Vec<i8>,
     }
 
     fn case(max_k: usize) -> impl Strategy<Value = Case> {
@@ -112,7 +112,7 @@ mod tests {
                     proptest::collection::vec(any::<i8>(), n * k),
                     proptest::collection::vec(any::<i32>(), n),
                     proptest::collection::vec((1i32 << 30)..=i32::MAX, n),
-                    proptest::collection::vec(-20i32..=2, n),
+                    proptest::collection::vec(-20i8..=2, n),
                     (-128i32..=127, -128i32..=127, -128i32..=127, -128i32..=127),
                 )
             })

@@ -27,7 +27,7 @@ pub fn conv_s8(
     weights: &[i8],
     bias: &[i32],
     multiplier: &[i32],
-    shift: &[i32],
+    shift: &[i8],
     output: &mut [i8],
 ) {
     if !preconditions_hold(p, input, weights, bias, multiplier, shift, output) || output.is_empty()
@@ -47,6 +47,7 @@ pub fn conv_s8(
         .chunks_exact_mut(out_plane)
         .zip(bias.iter().zip(multiplier).zip(shift));
     for (oc, (out_oc, ((&b, &m), &s))) in per_oc.enumerate() {
+        let s = i32::from(s);
         let w_oc = weights.get(oc * w_per_oc..).unwrap_or(&[]);
         let in_group = input.get((oc / cout_g) * cin_g * in_plane..).unwrap_or(&[]);
         for (oy, out_row) in out_oc.chunks_exact_mut(p.out_w).enumerate() {
@@ -85,7 +86,7 @@ fn preconditions_hold(
     weights: &[i8],
     bias: &[i32],
     multiplier: &[i32],
-    shift: &[i32],
+    shift: &[i8],
     output: &[i8],
 ) -> bool {
     let groups_ok =
@@ -128,7 +129,7 @@ mod tests {
     use super::*;
 
     /// Multiplier 1.0 (`m = 2^30, s = 1`) so outputs show the raw accumulator.
-    const ONE: (i32, i32) = (1 << 30, 1);
+    const ONE: (i32, i8) = (1 << 30, 1);
 
     /// `params([Cin, H, W], [Cout, out_h, out_w], [kH, kW])`, stride and
     /// dilation 1, no pads, one group, zero points 0, no activation.

@@ -22,7 +22,7 @@ pub fn fully_connected_s8(
     weights: &[i8],
     bias: &[i32],
     multiplier: &[i32],
-    shift: &[i32],
+    shift: &[i8],
     output: &mut [i8],
 ) {
     let lens_ok = p.rows.checked_mul(p.in_features) == Some(input.len())
@@ -49,6 +49,7 @@ pub fn fully_connected_s8(
             let acc = x_row.iter().zip(w_row).fold(b, |acc, (&x, &w)| {
                 acc.wrapping_add(i32::from(x).wrapping_sub(zp).wrapping_mul(i32::from(w)))
             });
+            let s = i32::from(s);
             *y = requantize_to_i8(acc, m, s, p.output_zero_point, p.act_min, p.act_max);
         }
     }

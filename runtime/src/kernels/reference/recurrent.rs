@@ -83,11 +83,11 @@ pub struct RecurrentWeights<'a> {
     pub bias_h: &'a [i32],
     /// `[G·H]` input accumulator → gate scale.
     pub x_multiplier: &'a [i32],
-    pub x_shift: &'a [i32],
+    pub x_shift: &'a [i8],
     /// `[G·H]` recurrent accumulator → gate scale (GRU n rows with
     /// `linear_before_reset`: → the scale of `hn`).
     pub h_multiplier: &'a [i32],
-    pub h_shift: &'a [i32],
+    pub h_shift: &'a [i8],
     /// `n_tables · TABLE_LEN` entries, table after table.
     pub tables: &'a [i16],
 }
@@ -137,16 +137,11 @@ impl<'a> Rows<'a> {
             && p.hidden <= MAX_HIDDEN
             && wts.w.len() == rows.checked_mul(p.input_size)?
             && wts.r.len() == rows.checked_mul(p.hidden)?
-            && [
-                wts.bias_x,
-                wts.bias_h,
-                wts.x_multiplier,
-                wts.x_shift,
-                wts.h_multiplier,
-                wts.h_shift,
-            ]
-            .iter()
-            .all(|v| v.len() == rows);
+            && [wts.bias_x, wts.bias_h, wts.x_multiplier, wts.h_multiplier]
+                .iter()
+                .all(|v| v.len() == rows)
+            && wts.x_shift.len() == rows
+            && wts.h_shift.len() == rows;
         ok.then_some(Rows {
             wts: *wts,
             input_size: p.input_size,
@@ -166,7 +161,7 @@ impl<'a> Rows<'a> {
         Some(requantize(
             acc,
             *self.wts.x_multiplier.get(k)?,
-            *self.wts.x_shift.get(k)?,
+            i32::from(*self.wts.x_shift.get(k)?),
         ))
     }
 
@@ -181,7 +176,7 @@ impl<'a> Rows<'a> {
         Some(requantize(
             acc,
             *self.wts.h_multiplier.get(k)?,
-            *self.wts.h_shift.get(k)?,
+            i32::from(*self.wts.h_shift.get(k)?),
         ))
     }
 
@@ -432,7 +427,7 @@ mod tests {
         bias_x: Vec<i32>,
         bias_h: Vec<i32>,
         ones_m: Vec<i32>,
-        ones_s: Vec<i32>,
+        ones_s: Vec<i8>,
         tables: Vec<i16>,
     }
 
