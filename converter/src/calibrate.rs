@@ -16,6 +16,7 @@ use crate::error::ConvertError;
 use crate::float_ref::FloatRef;
 use crate::ir::{Graph, Op, TensorId};
 use crate::recurrent::CellRanges;
+use crate::rounding::{LayerRounding, MomentsCollector};
 use crate::samples::Samples;
 
 /// How a tensor's quantization range is chosen from its observed values.
@@ -221,6 +222,9 @@ pub struct Calibration {
     /// simulation of the cell on the node's input (tract exposes only the
     /// node's outputs).
     pub cells: Vec<Option<CellRanges>>,
+    /// Indexed by node: how Conv and FullyConnected weights are rounded
+    /// under GPTQ, with their input moments (empty unless asked for).
+    pub rounding: Vec<Option<LayerRounding>>,
 }
 
 /// The activation tensors of the graph (inputs and node outputs), in id order.
@@ -232,11 +236,13 @@ pub fn activation_tensors(graph: &Graph) -> Vec<TensorId> {
     ids
 }
 
-/// Run the float model over every sample and observe every activation tensor.
+/// Run the float model over every sample and observe every activation tensor
+/// (and, with `moments`, the input moments of weighted layers).
 pub fn calibrate(
     graph: &Graph,
     float_ref: &FloatRef,
     samples: &Samples,
+    moments: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<Calibration, ConvertError> {
     let ids = activation_tensors(graph);
@@ -265,6 +271,7 @@ pub fn calibrate(
         .iter()
         .map(|n| matches!(n.op, Op::Recurrent(_)).then(CellRanges::default))
         .collect();
+    let mut collector = moments.then(|| MomentsCollector::new(graph));
     let quota = SUBSAMPLE_CAP.div_ceil(samples.len().max(1));
     progress.set_length(samples.len() as u64);
     for s in 0..samples.len() {
@@ -286,10 +293,26 @@ pub fn calibrate(
                 rec.simulate(x, cell);
             }
         }
+        if let Some(collector) = collector.as_mut() {
+            for (n, node) in graph.nodes.iter().enumerate() {
+                let x = node
+                    .inputs
+                    .first()
+                    .and_then(|t| ids.iter().position(|i| i == t));
+                if let Some(x) = x.and_then(|k| values.get(k)) {
+                    collector.observe(n, x);
+                }
+            }
+        }
         progress.inc(1);
     }
     progress.finish_and_clear();
-    Ok(Calibration { observers, cells })
+    let rounding = collector.map(MomentsCollector::finish).unwrap_or_default();
+    Ok(Calibration {
+        observers,
+        cells,
+        rounding,
+    })
 }
 
 /// Whether `tensor`'s one use is as the input of the node producing

@@ -13,6 +13,7 @@ use crate::load::load_onnx;
 use crate::quantize;
 use crate::report::{EvaluationReport, LayerReport, Report, Totals};
 use crate::rewrite::rewrite;
+use crate::rounding::{InputMoments, LayerRounding, Rounding};
 use crate::samples::{self, Samples};
 
 /// Everything `converter` can be told.
@@ -25,6 +26,8 @@ pub struct Options {
     pub method: Method,
     /// Percentile for [`Method::Percentile`], e.g. 99.99.
     pub percentile: f32,
+    /// How Conv/FullyConnected weights are rounded to int8.
+    pub rounding: Rounding,
     /// Held-out samples for the report; the calibration samples otherwise.
     pub eval: Option<PathBuf>,
     /// Class indices for `eval` (or for `calib` when no `eval` is given).
@@ -45,6 +48,7 @@ impl Options {
             calib: None,
             method: Method::Mse,
             percentile: 99.99,
+            rounding: Rounding::Nearest,
             eval: None,
             labels: None,
             class_names: None,
@@ -96,14 +100,23 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
 
     let float_ref = FloatRef::new(&opts.model, &input_shape)?;
     let bar = progress_bar(opts.progress, "calibrating");
-    let calibration = calibrate::calibrate(&graph, &float_ref, &calib, &bar)?;
+    let gptq = opts.rounding == Rounding::Gptq;
+    let calibration = calibrate::calibrate(&graph, &float_ref, &calib, gptq, &bar)?;
     let ranges: Vec<Option<(f32, f32)>> = calibration
         .observers
         .iter()
         .map(|o| o.as_ref().map(|o| o.range(opts.method, opts.percentile)))
         .collect();
 
-    let qg = quantize::quantize_with_cells(&graph, &ranges, &calibration.cells)?;
+    let moments: Vec<Option<InputMoments>> = calibration
+        .rounding
+        .iter()
+        .map(|r| match r {
+            Some(LayerRounding::Gptq(m)) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    let qg = quantize::quantize_with_cells(&graph, &ranges, &calibration.cells, &moments)?;
     let arena = emit::plan_arena(&graph, &qg);
     let method = match opts.method {
         Method::MinMax => "minmax".to_string(),
@@ -116,7 +129,11 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         source_sha256: samples::sha256_hex(&loaded.source_bytes),
         calibration_sha256: calib.sha256.clone(),
         class_labels: class_names,
-        notes: format!("calibration: {method}, {} samples", calib.len()),
+        notes: format!(
+            "calibration: {method}, {} samples; weight rounding: {}",
+            calib.len(),
+            opts.rounding.name()
+        ),
     };
     let bytes = emit::emit(&graph, &qg, &arena, &meta, None)?;
 
@@ -151,6 +168,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         &calib,
         &method,
         rewrites.0,
+        &layer_rounding(opts.rounding, &graph, &calibration.rounding),
         ev,
         eval.is_some(),
     );
@@ -169,6 +187,7 @@ fn build_report(
     calib: &Samples,
     method: &str,
     rewrites: Vec<String>,
+    rounding: &[Option<String>],
     ev: evaluate::Evaluation,
     held_out: bool,
 ) -> Report {
@@ -186,6 +205,7 @@ fn build_report(
             macs: macs(graph, i),
             weight_bytes: op.constant_bytes(),
             sqnr_db: ev.layer_sqnr_db.get(i).copied().flatten(),
+            weight_rounding: rounding.get(i).cloned().flatten(),
         })
         .collect();
     let parameters = graph
@@ -207,6 +227,7 @@ fn build_report(
         calibration_sha256: calib.sha256.clone(),
         calibration_method: method.to_string(),
         calibration_samples: calib.len(),
+        weight_rounding: opts.rounding.name().to_string(),
         rewrites,
         totals: Totals {
             onnx_bytes: onnx.len(),
@@ -228,6 +249,27 @@ fn build_report(
             classes: ev.classes,
         },
     }
+}
+
+/// Each Conv/FullyConnected node's weight rounding as the report shows it.
+fn layer_rounding(
+    asked: Rounding,
+    graph: &Graph,
+    gptq: &[Option<LayerRounding>],
+) -> Vec<Option<String>> {
+    (0..graph.nodes.len())
+        .map(|i| {
+            let weighted = matches!(
+                graph.nodes[i].op,
+                Op::Conv { .. } | Op::FullyConnected { .. }
+            );
+            weighted.then(|| match (asked, gptq.get(i).and_then(Option::as_ref)) {
+                (Rounding::Gptq, Some(LayerRounding::Gptq(_))) => "gptq".to_string(),
+                (Rounding::Gptq, Some(LayerRounding::Nearest(why))) => format!("nearest: {why}"),
+                _ => "nearest".to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Multiply-accumulates of Conv and FullyConnected nodes.

@@ -2,8 +2,10 @@
 //!
 //! The pipeline, one module per stage:
 //! [`load`] (ONNX protobuf → float [`ir`]) → [`rewrite`] (fold BN, fuse
-//! activations, drop no-ops) → [`calibrate`] (tract float runs over samples) →
-//! [`quantize`] (int8 under the numerics contract) → [`plan`] (one static
+//! activations, drop no-ops) → [`calibrate`] (tract float runs over samples:
+//! activation ranges, and for GPTQ the weighted layers' input moments) →
+//! [`quantize`] (int8 under the numerics contract; weights through
+//! [`rounding`]) → [`plan`] (one static
 //! arena) → [`emit`] (the runtime's own writer) → [`evaluate`] (the medq
 //! runtime on the bytes just written, against tract) → [`report`].
 //!
@@ -22,6 +24,7 @@ pub mod quantize;
 pub mod recurrent;
 pub mod report;
 pub mod rewrite;
+pub mod rounding;
 pub mod samples;
 pub mod zoo;
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use medq_converter::calibrate::Method;
+use medq_converter::rounding::Rounding;
 use medq_converter::{convert, Options};
 
 #[derive(Parser, Debug)]
@@ -43,6 +44,13 @@ struct Cli {
     #[arg(long, default_value_t = 99.99, value_name = "P")]
     percentile: f32,
 
+    /// How Conv/FullyConnected weights are rounded to int8: `gptq` moves each
+    /// rounding error onto the weights not yet rounded, weighted by how the
+    /// layer's inputs correlate on the calibration data (same grid, lower
+    /// output error); `nearest` rounds each weight on its own.
+    #[arg(long, value_enum, default_value_t = Rounding::Nearest)]
+    rounding: Rounding,
+
     /// Held-out float32 samples to measure float-vs-int8 agreement on (default: the calibration samples).
     #[arg(long, value_name = "X.npy")]
     eval: Option<PathBuf>,
@@ -76,6 +84,7 @@ fn main() -> ExitCode {
         calib: cli.calib,
         method: cli.calibration,
         percentile: cli.percentile,
+        rounding: cli.rounding,
         eval: cli.eval,
         labels: cli.labels,
         class_names: cli.class_names,

@@ -8,6 +8,7 @@ use medq::numerics::quantize_multiplier;
 use crate::error::ConvertError;
 use crate::ir::{Array, FusedActivation, Graph, Node, Op, TensorId, Unary, Window};
 use crate::recurrent::CellRanges;
+use crate::rounding::{self, InputMoments};
 
 /// Per-tensor affine quantization: `real = scale · (q − zero_point)`.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -123,21 +124,25 @@ pub fn quantize(
     graph: &Graph,
     ranges: &[Option<(f32, f32)>],
 ) -> Result<QuantizedGraph, ConvertError> {
-    quantize_with_cells(graph, ranges, &[])
+    quantize_with_cells(graph, ranges, &[], &[])
 }
 
-/// [`quantize`], with the internal ranges of recurrent nodes (indexed by
-/// node; see [`crate::calibrate::Calibration::cells`]).
+/// [`quantize`], with the internal ranges of recurrent nodes and the input
+/// moments that GPTQ rounds Conv/FullyConnected weights with (both indexed by
+/// node; see [`crate::calibrate::Calibration`]). A node without moments gets
+/// nearest rounding.
 pub fn quantize_with_cells(
     graph: &Graph,
     ranges: &[Option<(f32, f32)>],
     cells: &[Option<CellRanges>],
+    moments: &[Option<InputMoments>],
 ) -> Result<QuantizedGraph, ConvertError> {
     let qparams = assign_qparams(graph, ranges)?;
     let mut ops = Vec::with_capacity(graph.nodes.len());
     for (i, node) in graph.nodes.iter().enumerate() {
         let cell = cells.get(i).and_then(Option::as_ref);
-        ops.push(lower(graph, &qparams, i, node, cell)?);
+        let m = moments.get(i).and_then(Option::as_ref);
+        ops.push(lower(graph, &qparams, i, node, cell, m)?);
     }
     Ok(QuantizedGraph { qparams, ops })
 }
@@ -222,23 +227,10 @@ fn act_clamp(activation: FusedActivation, out: QParams) -> (i32, i32) {
     (to_q(lo, -128), to_q(hi, 127))
 }
 
-/// Symmetric per-channel int8 along axis 0: `scale[c] = max|w_c| / 127`.
+/// Symmetric per-channel int8 along axis 0 (`scale[c] = max|w_c| / 127`),
+/// rounded to nearest.
 pub fn quantize_per_channel(weights: &Array) -> (Vec<i8>, Vec<f32>) {
-    let channels = weights.shape.first().copied().unwrap_or(1).max(1);
-    let per = weights.data.len() / channels;
-    let mut q = Vec::with_capacity(weights.data.len());
-    let mut scales = Vec::with_capacity(channels);
-    for c in 0..channels {
-        let w = &weights.data[c * per..(c + 1) * per];
-        let max_abs = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
-        scales.push(scale);
-        q.extend(
-            w.iter()
-                .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8),
-        );
-    }
-    (q, scales)
+    rounding::quantize_weights(weights, None)
 }
 
 /// The integer parts shared by Conv and FullyConnected: weights, bias, requant tables.
@@ -248,8 +240,9 @@ fn weighted_operands(
     bias: &[f32],
     x: QParams,
     y: QParams,
+    moments: Option<&InputMoments>,
 ) -> Result<Vec<Operand>, ConvertError> {
-    let (wq, w_scales) = quantize_per_channel(weights);
+    let (wq, w_scales) = rounding::quantize_weights(weights, moments);
     let n = w_scales.len();
     let mut bias_q = Vec::with_capacity(n);
     let mut mults = Vec::with_capacity(n);
@@ -362,6 +355,7 @@ fn lower(
     index: usize,
     node: &Node,
     cell: Option<&CellRanges>,
+    moments: Option<&InputMoments>,
 ) -> Result<LoweredOp, ConvertError> {
     let y = act_q(q, node, node.output)?;
     let first = *node.inputs.first().ok_or_else(|| missing_input(node))?;
@@ -375,7 +369,7 @@ fn lower(
             activation,
         } => {
             let x = act_q(q, node, first)?;
-            inputs.extend(weighted_operands(node, weights, bias, x, y)?);
+            inputs.extend(weighted_operands(node, weights, bias, x, y, moments)?);
             let (lo, hi) = act_clamp(*activation, y);
             let mut p = vec![0; params::conv::COUNT];
             p[params::conv::STRIDE_H] = window.strides[0] as i32;
@@ -397,7 +391,7 @@ fn lower(
             activation,
         } => {
             let x = act_q(q, node, first)?;
-            inputs.extend(weighted_operands(node, weights, bias, x, y)?);
+            inputs.extend(weighted_operands(node, weights, bias, x, y, moments)?);
             let (lo, hi) = act_clamp(*activation, y);
             (OpCode::FullyConnected, vec![lo, hi])
         }

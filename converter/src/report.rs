@@ -18,6 +18,10 @@ pub struct LayerReport {
     pub weight_bytes: usize,
     /// Float vs int8 SQNR of this op's output; `null` when bit-exact.
     pub sqnr_db: Option<f64>,
+    /// How the weights were rounded (Conv, FullyConnected): `gptq`,
+    /// `nearest`, or `nearest: <why GPTQ could not be used>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_rounding: Option<String>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -50,6 +54,8 @@ pub struct Report {
     pub calibration_sha256: String,
     pub calibration_method: String,
     pub calibration_samples: usize,
+    /// How Conv/FullyConnected weights were rounded (`nearest`, `gptq`).
+    pub weight_rounding: String,
     pub rewrites: Vec<String>,
     pub layers: Vec<LayerReport>,
     pub totals: Totals,
@@ -93,6 +99,16 @@ impl Report {
             self.calibration_samples,
             &self.calibration_sha256[..self.calibration_sha256.len().min(12)]
         );
+        let _ = writeln!(s, "weight rounding: {}", self.weight_rounding);
+        for l in &self.layers {
+            if let Some(why) = l
+                .weight_rounding
+                .as_deref()
+                .and_then(|r| r.strip_prefix("nearest: "))
+            {
+                let _ = writeln!(s, "  {} rounded to nearest: {why}", l.name);
+            }
+        }
         if !self.rewrites.is_empty() {
             let _ = writeln!(s, "\nrewrites:");
             for r in &self.rewrites {

@@ -20,6 +20,7 @@ use crate::calibrate::Method;
 use crate::convert::{convert, Options};
 use crate::error::ConvertError;
 use crate::report::Report;
+use crate::rounding::Rounding;
 
 /// The command that regenerates the results files, as the files name it.
 pub const COMMAND: &str = "cargo run --release -p medq-converter --bin zoo-results";
@@ -127,11 +128,13 @@ pub struct CalibrationChoice {
     pub reason: String,
 }
 
-/// The converter options that differ between calibrations.
+/// The converter options that differ between the compared quantizations:
+/// activation calibration and weight rounding.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Calibration {
     pub method: Method,
     pub percentile: f32,
+    pub rounding: Rounding,
 }
 
 impl Default for Calibration {
@@ -141,13 +144,15 @@ impl Default for Calibration {
         Calibration {
             method: o.method,
             percentile: o.percentile,
+            rounding: o.rounding,
         }
     }
 }
 
 impl Calibration {
-    /// The name the converter's report gives it, e.g. `percentile 99.9`.
-    pub fn name(self) -> String {
+    /// The calibration method as the converter's report names it, e.g.
+    /// `percentile 99.9`.
+    pub fn method_name(self) -> String {
         match self.method {
             Method::Percentile => format!("percentile {}", self.percentile),
             m => m
@@ -155,28 +160,43 @@ impl Calibration {
                 .map_or_else(|| format!("{m:?}"), |v| v.get_name().to_string()),
         }
     }
+
+    /// Method and weight rounding, e.g. `percentile 99.9 + gptq`.
+    pub fn name(self) -> String {
+        format!("{} + {}", self.method_name(), self.rounding.name())
+    }
+
+    /// The same calibration with the other weight rounding.
+    pub fn other_rounding(self) -> Calibration {
+        let rounding = match self.rounding {
+            Rounding::Nearest => Rounding::Gptq,
+            Rounding::Gptq => Rounding::Nearest,
+        };
+        Calibration { rounding, ..self }
+    }
 }
 
 /// The calibrations tried on a model that misses a target, so that the
-/// results show whether another existing method would have met it.
-pub const CANDIDATES: [Calibration; 4] = [
-    Calibration {
-        method: Method::MinMax,
-        percentile: 99.99,
-    },
-    Calibration {
-        method: Method::Percentile,
-        percentile: 99.99,
-    },
-    Calibration {
-        method: Method::Percentile,
-        percentile: 99.9,
-    },
-    Calibration {
-        method: Method::Mse,
-        percentile: 99.99,
-    },
-];
+/// results show whether another existing method or rounding would have met
+/// it: every method, each with both weight roundings.
+pub fn candidates() -> Vec<Calibration> {
+    let methods = [
+        (Method::MinMax, 99.99),
+        (Method::Percentile, 99.99),
+        (Method::Percentile, 99.9),
+        (Method::Mse, 99.99),
+    ];
+    methods
+        .into_iter()
+        .flat_map(|(method, percentile)| {
+            [Rounding::Nearest, Rounding::Gptq].map(|rounding| Calibration {
+                method,
+                percentile,
+                rounding,
+            })
+        })
+        .collect()
+}
 
 impl ZooConfig {
     /// Read and validate the config, and resolve every model's dataset.
@@ -400,7 +420,7 @@ impl Measured {
         class_counts.resize(classes, 0);
         let t = &report.totals;
         Ok(Measured {
-            calibration: report.calibration_method.clone(),
+            calibration: format!("{} + {}", report.calibration_method, report.weight_rounding),
             test_samples: report.evaluation.samples,
             float_accuracy: c.accuracy_float,
             int8_accuracy: c.accuracy_int8,
@@ -487,7 +507,7 @@ pub struct ModelResult {
     /// The published figures, or why the model could not be converted.
     pub chosen: Result<Measured, String>,
     /// Other calibrations (by [`Calibration::name`]): the converter default
-    /// when `chosen` is another one, and every [`CANDIDATES`] entry when
+    /// when `chosen` is another one, and every [`candidates`] entry when
     /// `chosen` misses the accuracy or class recall target. Empty when not
     /// asked for.
     pub others: Vec<(String, Result<Measured, String>)>,
@@ -520,13 +540,17 @@ pub fn measure(
     opts.class_names = Some(config.path(entry, &entry.labels));
     opts.method = calibration.method;
     opts.percentile = calibration.percentile;
+    opts.rounding = calibration.rounding;
     opts.progress = progress;
     let report = convert(&opts).map_err(|e: ConvertError| e.to_string())?;
     // The results label rows by `name()`; it must be what the converter ran.
-    if report.calibration_method != calibration.name() {
+    if report.calibration_method != calibration.method_name()
+        || report.weight_rounding != calibration.rounding.name()
+    {
         return Err(format!(
-            "the converter reports calibration \"{}\" for \"{}\"",
+            "the converter reports \"{} + {}\" for \"{}\"",
             report.calibration_method,
+            report.weight_rounding,
             calibration.name()
         ));
     }
@@ -573,9 +597,13 @@ pub fn run_model(
                 });
                 let mut tried = vec![c];
                 let default = Calibration::default();
-                let wanted = std::iter::once(default).chain(CANDIDATES);
+                // Always the same calibration with the other weight rounding.
+                let wanted = [c.other_rounding(), default]
+                    .into_iter()
+                    .chain(candidates());
                 for other in wanted {
-                    if tried.contains(&other) || (other != default && !missed) {
+                    let always = other == default || other == c.other_rounding();
+                    if tried.contains(&other) || (!always && !missed) {
                         continue;
                     }
                     tried.push(other);
@@ -831,13 +859,15 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
     let compared: Vec<&ModelResult> = results.iter().filter(|r| !r.others.is_empty()).collect();
     if !compared.is_empty() {
         let default = Calibration::default().name();
-        let _ = writeln!(w, "\n## Calibrations compared\n");
+        let _ = writeln!(w, "\n## Calibrations and weight rounding compared\n");
         let _ = writeln!(
             w,
-            "For a model whose calibration in `models/zoo.json` is not the converter default \
-             ({default}), the default's figures; for a model that misses the accuracy or class \
-             recall target, the figures with every existing calibration method. The first row of each model is the \
-             published one.\n"
+            "Calibration is the activation range method, `nearest` or `gptq` the weight rounding \
+             (`--rounding`). For every model, the published calibration with the other weight \
+             rounding; for a model whose calibration in `models/zoo.json` \
+             is not the converter default ({default}), the default's figures; for a model that \
+             misses the accuracy or class recall target, the figures with every existing \
+             calibration method. The first row of each model is the published one.\n"
         );
         let _ = writeln!(
             w,

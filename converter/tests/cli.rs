@@ -148,3 +148,59 @@ fn keeps_an_existing_output_when_refusing() {
     assert!(!out.status.success());
     assert_eq!(std::fs::read(&mq).unwrap(), b"previous contents");
 }
+
+#[test]
+fn gptq_rounding_is_reported_per_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let report_of = |rounding: &str| -> serde_json::Value {
+        let mq = dir.path().join(format!("{rounding}.mq"));
+        let json = dir.path().join(format!("{rounding}.json"));
+        let out = converter()
+            .arg(ecg().join("ecg.onnx"))
+            .args([
+                "-o",
+                mq.to_str().unwrap(),
+                "--quiet",
+                "--rounding",
+                rounding,
+            ])
+            .args(["--calib", ecg().join("calib.npy").to_str().unwrap()])
+            .args(["--eval", ecg().join("test_x.npy").to_str().unwrap()])
+            .args(["--report", json.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+    };
+    let (nearest, gptq) = (report_of("nearest"), report_of("gptq"));
+    assert_eq!(nearest["weight_rounding"], "nearest");
+    assert_eq!(gptq["weight_rounding"], "gptq");
+    let layers = |r: &serde_json::Value| r["layers"].as_array().unwrap().clone();
+    let mut gptq_layers = 0;
+    for (n, g) in layers(&nearest).iter().zip(&layers(&gptq)) {
+        let weighted = matches!(n["op"].as_str(), Some("Conv" | "FullyConnected"));
+        assert_eq!(n.get("weight_rounding").is_some(), weighted, "{n}");
+        if weighted {
+            assert_eq!(n["weight_rounding"], "nearest");
+            let g = g["weight_rounding"].as_str().unwrap();
+            // Every layer GPTQ skips says why.
+            assert!(g == "gptq" || g.starts_with("nearest: "), "{g}");
+            gptq_layers += (g == "gptq") as usize;
+        }
+    }
+    // The ECG convolutions see 140 positions per beat: plenty for GPTQ.
+    assert!(gptq_layers >= 3, "{gptq_layers} layers rounded with GPTQ");
+    // Same grid, same format: the files differ only in weight bytes and notes.
+    assert_eq!(
+        nearest["totals"]["weight_bytes"],
+        gptq["totals"]["weight_bytes"]
+    );
+    let sqnr = gptq["evaluation"]["outputs"][0]["sqnr_db"]
+        .as_f64()
+        .unwrap();
+    assert!(sqnr >= 35.0, "output SQNR {sqnr:.1} dB with GPTQ");
+}

@@ -166,7 +166,7 @@ fn int8_sqnr(onnx: &Path, calib: &Samples, eval: &Samples) -> f64 {
     rewrite::rewrite(&mut graph).unwrap();
     let tract = FloatRef::new(onnx, &[1, 1, STEPS * FEAT]).unwrap();
     let bar = indicatif::ProgressBar::hidden();
-    let cal = calibrate::calibrate(&graph, &tract, calib, &bar).unwrap();
+    let cal = calibrate::calibrate(&graph, &tract, calib, false, &bar).unwrap();
     let ranges: Vec<_> = cal
         .observers
         .iter()
@@ -175,7 +175,7 @@ fn int8_sqnr(onnx: &Path, calib: &Samples, eval: &Samples) -> f64 {
                 .map(|o| o.range(calibrate::Method::MinMax, 99.99))
         })
         .collect();
-    let qg = quantize::quantize_with_cells(&graph, &ranges, &cal.cells).unwrap();
+    let qg = quantize::quantize_with_cells(&graph, &ranges, &cal.cells, &[]).unwrap();
     let plan = emit::plan_arena(&graph, &qg);
     let bytes = emit::emit(&graph, &qg, &plan, &Default::default(), None).unwrap();
     let ev = evaluate::evaluate(&graph, &qg, &bytes, &tract, eval, None, &bar).unwrap();

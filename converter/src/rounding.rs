@@ -1,0 +1,433 @@
+//! Weight rounding: how float weights become int8 on the per-channel grid.
+//!
+//! `Nearest` rounds every weight on its own. `Gptq` (Frantar et al., "GPTQ:
+//! Accurate Post-Training Quantization for Generative Pre-trained
+//! Transformers", 2023, after Hassibi and Stork's Optimal Brain Surgeon)
+//! rounds a layer's input columns one at a time and moves each rounding error
+//! onto the columns not yet rounded, weighted by how the layer's inputs
+//! correlate on the calibration data: it minimises `‖(W − Q) X‖²` over the
+//! calibration inputs `X` instead of `‖W − Q‖²`. The grid (the per-channel
+//! scales, hence bias, multiplier and shift) is the same for both; only which
+//! neighbour each weight rounds to changes, so the runtime and the file format
+//! do not know which was used.
+
+use nalgebra::DMatrix;
+
+use crate::ir::{Array, Graph, Op, Window};
+
+/// How weights are rounded to int8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rounding {
+    /// Round each weight to the nearest grid point.
+    Nearest,
+    /// Error-compensating rounding driven by the calibration inputs (GPTQ).
+    Gptq,
+}
+
+impl Rounding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rounding::Nearest => "nearest",
+            Rounding::Gptq => "gptq",
+        }
+    }
+}
+
+/// Layers whose weight rows are longer than this are rounded to nearest: the
+/// statistics are `n²` doubles per group (2048 columns: 32 MiB).
+pub const MAX_COLUMNS: usize = 2048;
+
+/// GPTQ needs the input moments to be well estimated: with fewer input
+/// vectors than a few times the row length (a FullyConnected layer after a
+/// large flatten, calibrated on a few dozen samples) the moments are rank
+/// deficient, GPTQ fits the calibration set instead of the layer, and the
+/// error on other data grows. Such layers are rounded to nearest.
+pub const MIN_OBSERVATIONS_PER_COLUMN: usize = 4;
+
+/// Ridge added to the input statistics, relative to their mean diagonal, so
+/// that directions the calibration data never excites get (almost) no
+/// compensation pushed into them. 1% is the GPTQ paper's value.
+const DAMPING: f64 = 0.01;
+
+/// Second moments `Σ x xᵀ` of one layer's input patches, one matrix per
+/// group (a weight row of group `g` only sees group `g`'s input channels).
+#[derive(Clone, Debug)]
+pub struct InputMoments {
+    /// Per group, `n × n` with `n` the weight row length.
+    pub groups: Vec<DMatrix<f64>>,
+    /// How many input vectors were added.
+    pub observations: usize,
+}
+
+/// Where a Conv or FullyConnected node's weight rows meet its input.
+#[derive(Clone, Debug)]
+enum Geometry {
+    /// `x` is `[1, C, H, W]` (or `[1, C, L]`), weights `[Cout, C/groups, kH, kW]`.
+    Conv {
+        channels: usize,
+        height: usize,
+        width: usize,
+        window: Window,
+        groups: usize,
+    },
+    /// Each run of `k` values of `x` is one input vector.
+    FullyConnected { k: usize },
+}
+
+/// The nodes whose weights GPTQ can round, with their geometry.
+fn geometry(graph: &Graph, node: usize) -> Option<Geometry> {
+    let n = &graph.nodes[node];
+    let x = &graph.tensors[*n.inputs.first()?].shape;
+    match &n.op {
+        Op::Conv { window, groups, .. } => {
+            let (channels, height, width) = match x.as_slice() {
+                [1, c, l] => (*c, 1, *l),
+                [1, c, h, w] => (*c, *h, *w),
+                _ => return None,
+            };
+            Some(Geometry::Conv {
+                channels,
+                height,
+                width,
+                window: *window,
+                groups: *groups,
+            })
+        }
+        Op::FullyConnected { weights, .. } => Some(Geometry::FullyConnected {
+            k: *weights.shape.get(1)?,
+        }),
+        _ => None,
+    }
+}
+
+/// Accumulates [`InputMoments`] for every Conv and FullyConnected node.
+pub struct MomentsCollector {
+    /// Indexed by node; `None` for nodes without weights to round.
+    layers: Vec<Option<Layer>>,
+}
+
+struct Layer {
+    geo: Geometry,
+    /// Weight row length.
+    n: usize,
+    /// `None` when the rows are longer than [`MAX_COLUMNS`].
+    moments: Option<InputMoments>,
+}
+
+/// How a weighted node's weights will be rounded under [`Rounding::Gptq`].
+#[derive(Clone, Debug)]
+pub enum LayerRounding {
+    Gptq(InputMoments),
+    /// Nearest, and why GPTQ could not be used.
+    Nearest(String),
+}
+
+impl MomentsCollector {
+    pub fn new(graph: &Graph) -> MomentsCollector {
+        let layers = (0..graph.nodes.len())
+            .map(|i| {
+                let geo = geometry(graph, i)?;
+                let (groups, n) = match &geo {
+                    Geometry::Conv {
+                        channels,
+                        window,
+                        groups,
+                        ..
+                    } => (
+                        *groups,
+                        channels / groups.max(&1) * window.kernel[0] * window.kernel[1],
+                    ),
+                    Geometry::FullyConnected { k } => (1, *k),
+                };
+                let moments = (n > 0 && n <= MAX_COLUMNS).then(|| InputMoments {
+                    groups: vec![DMatrix::zeros(n, n); groups],
+                    observations: 0,
+                });
+                Some(Layer { geo, n, moments })
+            })
+            .collect();
+        MomentsCollector { layers }
+    }
+
+    /// Add one sample's input `x` of node `node`.
+    pub fn observe(&mut self, node: usize, x: &[f32]) {
+        let Some(Some(Layer {
+            geo,
+            moments: Some(moments),
+            ..
+        })) = self.layers.get_mut(node)
+        else {
+            return;
+        };
+        match geo {
+            Geometry::FullyConnected { k } => {
+                let rows = x.len() / *k;
+                let p = DMatrix::from_fn(rows, *k, |r, c| x[r * *k + c] as f64);
+                moments.groups[0].gemm_tr(1.0, &p, &p, 1.0);
+                moments.observations += rows;
+            }
+            Geometry::Conv {
+                channels,
+                height,
+                width,
+                window,
+                groups,
+            } => {
+                let (c, h, w) = (*channels, *height, *width);
+                let [kh, kw] = window.kernel;
+                let [sh, sw] = window.strides;
+                let [dh, dw] = window.dilations;
+                let [pt, pl, pb, pr] = window.pads;
+                let span = |k: usize, d: usize| (k - 1) * d + 1;
+                let out_h = (h + pt + pb).saturating_sub(span(kh, dh)) / sh + 1;
+                let out_w = (w + pl + pr).saturating_sub(span(kw, dw)) / sw + 1;
+                let cg = c / *groups;
+                let n = cg * kh * kw;
+                let positions = out_h * out_w;
+                for (g, m) in moments.groups.iter_mut().enumerate() {
+                    // One row per output position: the patch it reads, in
+                    // the weight row's order (channel, kernel row, kernel column).
+                    let p = DMatrix::from_fn(positions, n, |pos, col| {
+                        let (oy, ox) = (pos / out_w, pos % out_w);
+                        let ci = g * cg + col / (kh * kw);
+                        let (ky, kx) = ((col / kw) % kh, col % kw);
+                        let iy = (oy * sh + ky * dh) as isize - pt as isize;
+                        let ix = (ox * sw + kx * dw) as isize - pl as isize;
+                        if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                            0.0
+                        } else {
+                            x[(ci * h + iy as usize) * w + ix as usize] as f64
+                        }
+                    });
+                    m.gemm_tr(1.0, &p, &p, 1.0);
+                }
+                moments.observations += positions;
+            }
+        }
+    }
+
+    /// Each weighted node's rounding, indexed by node (`None` for nodes
+    /// without weights).
+    pub fn finish(self) -> Vec<Option<LayerRounding>> {
+        self.layers
+            .into_iter()
+            .map(|l| {
+                let Layer { n, moments, .. } = l?;
+                Some(match moments {
+                    None => LayerRounding::Nearest(format!(
+                        "rows of {n} weights are longer than the {MAX_COLUMNS} GPTQ handles"
+                    )),
+                    Some(m) if m.observations < MIN_OBSERVATIONS_PER_COLUMN * n => {
+                        LayerRounding::Nearest(format!(
+                            "{} calibration input vectors for rows of {n} weights; GPTQ needs \
+                             at least {}",
+                            m.observations,
+                            MIN_OBSERVATIONS_PER_COLUMN * n
+                        ))
+                    }
+                    Some(m) => LayerRounding::Gptq(m),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Symmetric per-channel int8 scales along axis 0: `max|w_c| / 127`.
+pub fn channel_scales(weights: &Array) -> Vec<f32> {
+    let channels = weights.shape.first().copied().unwrap_or(1).max(1);
+    let per = weights.data.len() / channels;
+    (0..channels)
+        .map(|c| {
+            let max_abs = weights.data[c * per..(c + 1) * per]
+                .iter()
+                .fold(0.0f32, |m, v| m.max(v.abs()));
+            if max_abs > 0.0 {
+                max_abs / 127.0
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
+fn to_grid(v: f64, scale: f64) -> i8 {
+    (v / scale).round().clamp(-127.0, 127.0) as i8
+}
+
+/// Per-channel int8 weights (axis 0) and their scales. With `moments` the
+/// rounding is GPTQ's; without, nearest.
+pub fn quantize_weights(weights: &Array, moments: Option<&InputMoments>) -> (Vec<i8>, Vec<f32>) {
+    let scales = channel_scales(weights);
+    let rows = scales.len();
+    let per = weights.data.len() / rows.max(1);
+    let nearest = || {
+        weights
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| to_grid(v as f64, scales[i / per.max(1)] as f64))
+            .collect::<Vec<i8>>()
+    };
+    let Some(m) = moments else {
+        return (nearest(), scales);
+    };
+    let groups = m.groups.len().max(1);
+    if rows % groups != 0 || m.groups.iter().any(|h| h.nrows() != per) {
+        return (nearest(), scales);
+    }
+    let rows_per_group = rows / groups;
+    let mut q = vec![0i8; weights.data.len()];
+    for (g, h) in m.groups.iter().enumerate() {
+        let rows = g * rows_per_group..(g + 1) * rows_per_group;
+        let block = &weights.data[rows.start * per..rows.end * per];
+        let row_scales = &scales[rows.clone()];
+        match gptq_block(block, row_scales, h) {
+            Some(qb) => q[rows.start * per..rows.end * per].copy_from_slice(&qb),
+            None => {
+                for (r, row) in block.chunks(per).enumerate() {
+                    for (c, &v) in row.iter().enumerate() {
+                        q[(rows.start + r) * per + c] = to_grid(v as f64, row_scales[r] as f64);
+                    }
+                }
+            }
+        }
+    }
+    (q, scales)
+}
+
+/// GPTQ on a row-major block of weight rows sharing the input moments `h`.
+/// `None` when the moments cannot be factored (then the caller rounds to
+/// nearest).
+fn gptq_block(block: &[f32], scales: &[f32], h: &DMatrix<f64>) -> Option<Vec<i8>> {
+    let n = h.nrows();
+    let rows = scales.len();
+    let mut h = h.clone();
+    // Inputs the data never excited: no compensation flows into or out of them.
+    let mean_diag = (0..n).map(|i| h[(i, i)]).sum::<f64>() / n as f64;
+    if !(mean_diag.is_finite() && mean_diag > 0.0) {
+        return None;
+    }
+    for i in 0..n {
+        if h[(i, i)] == 0.0 {
+            h[(i, i)] = mean_diag;
+        }
+        h[(i, i)] += DAMPING * mean_diag;
+    }
+    // Round the most excited inputs first ("act order"): their errors then
+    // have the most columns left to be compensated in.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| h[(b, b)].total_cmp(&h[(a, a)]).then(a.cmp(&b)));
+    let h = DMatrix::from_fn(n, n, |i, j| h[(order[i], order[j])]);
+    // The upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ U): row i of U carries
+    // the error of column i onto the columns after it.
+    let h_inv = h.cholesky()?.inverse();
+    let u = h_inv.cholesky()?.l().transpose();
+
+    let mut q = vec![0i8; block.len()];
+    let mut w: Vec<f64> = vec![0.0; n];
+    for r in 0..rows {
+        let scale = scales[r] as f64;
+        for (i, &src) in order.iter().enumerate() {
+            w[i] = block[r * n + src] as f64;
+        }
+        for i in 0..n {
+            let qi = to_grid(w[i], scale);
+            q[r * n + order[i]] = qi;
+            let err = (w[i] - qi as f64 * scale) / u[(i, i)];
+            for j in i + 1..n {
+                w[j] -= err * u[(i, j)];
+            }
+        }
+    }
+    Some(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moments_of(xs: &[Vec<f32>]) -> InputMoments {
+        let n = xs[0].len();
+        let mut h = DMatrix::zeros(n, n);
+        for x in xs {
+            let p = DMatrix::from_fn(1, n, |_, c| x[c] as f64);
+            h.gemm_tr(1.0, &p, &p, 1.0);
+        }
+        InputMoments {
+            groups: vec![h],
+            observations: xs.len(),
+        }
+    }
+
+    fn output_error(w: &Array, q: &[i8], scales: &[f32], xs: &[Vec<f32>]) -> f64 {
+        let n = w.shape[1];
+        let mut e = 0.0;
+        for x in xs {
+            for r in 0..w.shape[0] {
+                let exact: f64 = (0..n).map(|c| w.data[r * n + c] as f64 * x[c] as f64).sum();
+                let approx: f64 = (0..n)
+                    .map(|c| q[r * n + c] as f64 * scales[r] as f64 * x[c] as f64)
+                    .sum();
+                e += (exact - approx).powi(2);
+            }
+        }
+        e
+    }
+
+    /// A small deterministic generator, so the test data need no crate.
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    #[test]
+    fn gptq_lowers_the_output_error_on_correlated_inputs() {
+        let mut seed = 7;
+        let (rows, n) = (8, 24);
+        let w = Array::new(
+            vec![rows, n],
+            (0..rows * n).map(|_| lcg(&mut seed) * 0.3).collect(),
+        );
+        // Inputs with strongly correlated neighbours, like a sampled signal.
+        let xs: Vec<Vec<f32>> = (0..200)
+            .map(|_| {
+                let mut v = Vec::with_capacity(n);
+                let mut acc = 0.0;
+                for _ in 0..n {
+                    acc = 0.9 * acc + lcg(&mut seed);
+                    v.push(acc);
+                }
+                v
+            })
+            .collect();
+        let m = moments_of(&xs);
+        let (near, s1) = quantize_weights(&w, None);
+        let (gptq, s2) = quantize_weights(&w, Some(&m));
+        assert_eq!(s1, s2, "the grid does not change");
+        let (e_near, e_gptq) = (
+            output_error(&w, &near, &s1, &xs),
+            output_error(&w, &gptq, &s2, &xs),
+        );
+        assert!(
+            e_gptq < 0.5 * e_near,
+            "gptq {e_gptq:e} vs nearest {e_near:e}"
+        );
+        // The grid is symmetric, and the result deterministic.
+        assert!(gptq.iter().all(|&q| q != i8::MIN));
+        assert_eq!(quantize_weights(&w, Some(&m)).0, gptq);
+    }
+
+    #[test]
+    fn without_data_or_with_unusable_moments_rounding_is_nearest() {
+        let w = Array::new(vec![2, 3], vec![0.5, -0.25, 0.1, 1.0, 0.0, -0.7]);
+        let (near, _) = quantize_weights(&w, None);
+        assert_eq!(near, vec![127, -64, 25, 127, 0, -89]);
+        let zero = InputMoments {
+            groups: vec![DMatrix::zeros(3, 3)],
+            observations: 0,
+        };
+        assert_eq!(quantize_weights(&w, Some(&zero)).0, near);
+    }
+}
