@@ -419,6 +419,133 @@ mod tests {
         assert_eq!(quantize_weights(&w, Some(&m)).0, gptq);
     }
 
+    /// A naive grouped 2-D convolution without bias, `x` `[C, H, W]`.
+    fn naive_conv(
+        x: &[f32],
+        (h, w): (usize, usize),
+        weights: &Array,
+        win: &Window,
+        groups: usize,
+    ) -> Vec<f64> {
+        let (cout, cg, kh, kw) = (
+            weights.shape[0],
+            weights.shape[1],
+            weights.shape[2],
+            weights.shape[3],
+        );
+        let out_h =
+            (h + win.pads[0] + win.pads[2] - (kh - 1) * win.dilations[0] - 1) / win.strides[0] + 1;
+        let out_w =
+            (w + win.pads[1] + win.pads[3] - (kw - 1) * win.dilations[1] - 1) / win.strides[1] + 1;
+        let mut y = Vec::new();
+        for o in 0..cout {
+            let g = o / (cout / groups);
+            for oy in 0..out_h {
+                for ox in 0..out_w {
+                    let mut acc = 0.0f64;
+                    for ci in 0..cg {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * win.strides[0] + ky * win.dilations[0]) as isize
+                                    - win.pads[0] as isize;
+                                let ix = (ox * win.strides[1] + kx * win.dilations[1]) as isize
+                                    - win.pads[1] as isize;
+                                if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                                    continue;
+                                }
+                                let xv = x[((g * cg + ci) * h + iy as usize) * w + ix as usize];
+                                let wv = weights.data[((o * cg + ci) * kh + ky) * kw + kx];
+                                acc += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    y.push(acc);
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn conv_moments_follow_the_weight_layout() {
+        // Σ over samples and positions of (w_o · patch)² must equal
+        // w_o H_g w_oᵀ for every output channel o: this holds only if the
+        // patches are laid out like the weight rows (channel, kernel row,
+        // kernel column) and the pads, strides and dilations are applied
+        // as the convolution applies them.
+        let (c, h, w, groups, cout, kh, kw) = (4, 5, 7, 2, 6, 2, 3);
+        let window = Window {
+            kernel: [kh, kw],
+            strides: [1, 2],
+            dilations: [2, 1],
+            pads: [1, 2, 0, 1],
+        };
+        let mut seed = 3;
+        let weights = Array::new(
+            vec![cout, c / groups, kh, kw],
+            (0..cout * c / groups * kh * kw)
+                .map(|_| lcg(&mut seed))
+                .collect(),
+        );
+        let mut graph = Graph {
+            tensors: vec![
+                crate::ir::Tensor {
+                    name: "x".into(),
+                    shape: vec![1, c, h, w],
+                    value: None,
+                },
+                crate::ir::Tensor {
+                    name: "y".into(),
+                    shape: vec![],
+                    value: None,
+                },
+            ],
+            nodes: Vec::new(),
+            inputs: vec![0],
+            outputs: vec![1],
+        };
+        graph.nodes.push(crate::ir::Node {
+            name: "conv".into(),
+            onnx_ops: vec!["Conv".into()],
+            op: Op::Conv {
+                weights: weights.clone(),
+                bias: vec![0.0; cout],
+                window,
+                groups,
+                activation: crate::ir::FusedActivation::None,
+            },
+            inputs: vec![0],
+            output: 1,
+        });
+        let mut collector = MomentsCollector::new(&graph);
+        let mut energy = vec![0.0f64; cout];
+        for _ in 0..3 {
+            let x: Vec<f32> = (0..c * h * w).map(|_| lcg(&mut seed)).collect();
+            collector.observe(0, &x);
+            let y = naive_conv(&x, (h, w), &weights, &window, groups);
+            let per = y.len() / cout;
+            for (o, e) in energy.iter_mut().enumerate() {
+                *e += y[o * per..(o + 1) * per].iter().map(|v| v * v).sum::<f64>();
+            }
+        }
+        let Some(Some(LayerRounding::Gptq(m))) = collector.finish().into_iter().next() else {
+            panic!("the conv should be rounded with GPTQ");
+        };
+        let n = c / groups * kh * kw;
+        for (o, &e) in energy.iter().enumerate() {
+            let hg = &m.groups[o / (cout / groups)];
+            let row = &weights.data[o * n..(o + 1) * n];
+            let quad: f64 = (0..n)
+                .flat_map(|i| (0..n).map(move |j| (i, j)))
+                .map(|(i, j)| row[i] as f64 * hg[(i, j)] * row[j] as f64)
+                .sum();
+            assert!(
+                (quad - e).abs() <= 1e-9 * e.max(1.0),
+                "channel {o}: {quad} vs {e}"
+            );
+        }
+    }
+
     #[test]
     fn without_data_or_with_unusable_moments_rounding_is_nearest() {
         let w = Array::new(vec![2, 3], vec![0.5, -0.25, 0.1, 1.0, 0.0, -0.7]);
