@@ -11,7 +11,7 @@ use crate::float_ref::FloatRef;
 use crate::ir::{Graph, Op};
 use crate::load::load_onnx;
 use crate::quantize;
-use crate::report::{EvaluationReport, LayerReport, Report, Totals};
+use crate::report::{Candidate, EvaluationReport, LayerReport, Report, SelectionReport, Totals};
 use crate::rewrite::rewrite;
 use crate::rounding::{InputMoments, LayerRounding, Rounding};
 use crate::samples::{self, Samples};
@@ -28,6 +28,11 @@ pub struct Options {
     pub percentile: f32,
     /// How Conv/FullyConnected weights are rounded to int8.
     pub rounding: Rounding,
+    /// Held-out samples (neither calibration nor test data) to choose the
+    /// calibration method and weight rounding on: every [`Setting`] of
+    /// [`search_space`] is tried and the one with the best output SQNR kept;
+    /// `method`, `percentile` and `rounding` are then ignored.
+    pub select: Option<PathBuf>,
     /// Held-out samples for the report; the calibration samples otherwise.
     pub eval: Option<PathBuf>,
     /// Class indices for `eval` (or for `calib` when no `eval` is given).
@@ -49,6 +54,7 @@ impl Options {
             method: Method::Mse,
             percentile: 99.99,
             rounding: Rounding::Nearest,
+            select: None,
             eval: None,
             labels: None,
             class_names: None,
@@ -98,43 +104,52 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         None => None,
     };
 
+    let select = match &opts.select {
+        Some(p) => Some(Samples::load(p, &input_shape)?),
+        None => None,
+    };
+
     let float_ref = FloatRef::new(&opts.model, &input_shape)?;
     let bar = progress_bar(opts.progress, "calibrating");
-    let gptq = opts.rounding == Rounding::Gptq;
-    let calibration = calibrate::calibrate(&graph, &float_ref, &calib, gptq, &bar)?;
-    let ranges: Vec<Option<(f32, f32)>> = calibration
-        .observers
-        .iter()
-        .map(|o| o.as_ref().map(|o| o.range(opts.method, opts.percentile)))
-        .collect();
-
-    let moments: Vec<Option<InputMoments>> = calibration
-        .rounding
-        .iter()
-        .map(|r| match r {
-            Some(LayerRounding::Gptq(m)) => Some(m.clone()),
-            _ => None,
-        })
-        .collect();
-    let qg = quantize::quantize_with_cells(&graph, &ranges, &calibration.cells, &moments)?;
-    let arena = emit::plan_arena(&graph, &qg);
-    let method = match opts.method {
-        Method::MinMax => "minmax".to_string(),
-        Method::Percentile => format!("percentile {}", opts.percentile),
-        Method::Mse => "mse".to_string(),
+    let asked = Setting {
+        method: opts.method,
+        percentile: opts.percentile,
+        rounding: opts.rounding,
     };
-    let meta = Metadata {
+    let gptq = select.is_some() || asked.rounding == Rounding::Gptq;
+    let calibration = calibrate::calibrate(&graph, &float_ref, &calib, gptq, &bar)?;
+
+    let mut meta = Metadata {
         model_name: model_name(&opts.model),
         converter_version: crate::VERSION.to_string(),
         source_sha256: samples::sha256_hex(&loaded.source_bytes),
         calibration_sha256: calib.sha256.clone(),
         class_labels: class_names,
-        notes: format!(
-            "calibration: {method}, {} samples; weight rounding: {}",
-            calib.len(),
-            opts.rounding.name()
-        ),
+        notes: String::new(),
     };
+    let (setting, selection) = match &select {
+        None => (asked, None),
+        Some(set) => {
+            let path = opts.select.as_deref().unwrap_or(Path::new(""));
+            let bar = progress_bar(opts.progress, "selecting");
+            let s = search(&graph, &calibration, &meta, &float_ref, set, path, &bar)?;
+            (s.candidates[s.chosen].setting, Some(s))
+        }
+    };
+    let qg = quantize_as(&graph, &calibration, setting)?;
+    let arena = emit::plan_arena(&graph, &qg);
+    let method = setting.method_name();
+    meta.notes = format!(
+        "calibration: {method}, {} samples; weight rounding: {}",
+        calib.len(),
+        setting.rounding.name()
+    );
+    if let Some(s) = &selection {
+        meta.notes.push_str(&format!(
+            "; chosen by output SQNR on {} held-out samples (sha256 {})",
+            s.samples, s.sha256
+        ));
+    }
     let bytes = emit::emit(&graph, &qg, &arena, &meta, None)?;
 
     let bar = progress_bar(opts.progress, "evaluating");
@@ -166,9 +181,10 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         &bytes,
         &arena,
         &calib,
-        &method,
+        setting,
+        selection,
         rewrites.0,
-        &layer_rounding(opts.rounding, &graph, &calibration.rounding),
+        &layer_rounding(setting.rounding, &graph, &calibration.rounding),
         ev,
         eval.is_some(),
     );
@@ -185,7 +201,8 @@ fn build_report(
     mq: &[u8],
     arena: &crate::plan::Plan,
     calib: &Samples,
-    method: &str,
+    setting: Setting,
+    selection: Option<SelectionReport>,
     rewrites: Vec<String>,
     rounding: &[Option<String>],
     ev: evaluate::Evaluation,
@@ -225,9 +242,10 @@ fn build_report(
         converter_version: crate::VERSION.to_string(),
         source_sha256: samples::sha256_hex(onnx),
         calibration_sha256: calib.sha256.clone(),
-        calibration_method: method.to_string(),
+        calibration_method: setting.method_name(),
         calibration_samples: calib.len(),
-        weight_rounding: opts.rounding.name().to_string(),
+        weight_rounding: setting.rounding.name().to_string(),
+        selection,
         rewrites,
         totals: Totals {
             onnx_bytes: onnx.len(),
@@ -249,6 +267,134 @@ fn build_report(
             classes: ev.classes,
         },
     }
+}
+
+/// One point of the quantization search: activation calibration and weight
+/// rounding.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Setting {
+    pub method: Method,
+    /// For [`Method::Percentile`].
+    pub percentile: f32,
+    pub rounding: Rounding,
+}
+
+impl Setting {
+    /// The calibration method as reports name it, e.g. `percentile 99.9`.
+    pub fn method_name(self) -> String {
+        match self.method {
+            Method::MinMax => "minmax".to_string(),
+            Method::Percentile => format!("percentile {}", self.percentile),
+            Method::Mse => "mse".to_string(),
+        }
+    }
+
+    /// Method and rounding, e.g. `percentile 99.9 + gptq`.
+    pub fn name(self) -> String {
+        format!("{} + {}", self.method_name(), self.rounding.name())
+    }
+}
+
+/// What `--select` tries, the converter's defaults first (a tie keeps the
+/// earlier setting): every calibration method, each with both roundings.
+pub fn search_space() -> Vec<Setting> {
+    let methods = [
+        (Method::Mse, 99.99),
+        (Method::MinMax, 99.99),
+        (Method::Percentile, 99.99),
+        (Method::Percentile, 99.9),
+    ];
+    methods
+        .into_iter()
+        .flat_map(|(method, percentile)| {
+            [Rounding::Nearest, Rounding::Gptq].map(|rounding| Setting {
+                method,
+                percentile,
+                rounding,
+            })
+        })
+        .collect()
+}
+
+/// Quantize with one setting, from one calibration pass.
+fn quantize_as(
+    graph: &Graph,
+    calibration: &calibrate::Calibration,
+    setting: Setting,
+) -> Result<quantize::QuantizedGraph, ConvertError> {
+    let ranges: Vec<Option<(f32, f32)>> = calibration
+        .observers
+        .iter()
+        .map(|o| {
+            o.as_ref()
+                .map(|o| o.range(setting.method, setting.percentile))
+        })
+        .collect();
+    let moments: Vec<Option<&InputMoments>> = match setting.rounding {
+        Rounding::Nearest => Vec::new(),
+        Rounding::Gptq => calibration
+            .rounding
+            .iter()
+            .map(|r| match r {
+                Some(LayerRounding::Gptq(m)) => Some(m),
+                _ => None,
+            })
+            .collect(),
+    };
+    quantize::quantize_with_cells(graph, &ranges, &calibration.cells, &moments)
+}
+
+/// The score `--select` maximises: the worst output's float-vs-int8 SQNR
+/// (an exact output counts as infinite).
+fn selection_score(ev: &evaluate::Evaluation) -> f64 {
+    ev.outputs
+        .iter()
+        .map(|o| o.sqnr_db.unwrap_or(f64::INFINITY))
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Try every [`search_space`] setting on the held-out `set` and keep the
+/// best-scoring one.
+fn search(
+    graph: &Graph,
+    calibration: &calibrate::Calibration,
+    meta: &Metadata,
+    float_ref: &FloatRef,
+    set: &Samples,
+    path: &Path,
+    progress: &indicatif::ProgressBar,
+) -> Result<SelectionReport, ConvertError> {
+    let space = search_space();
+    let mut candidates = Vec::with_capacity(space.len());
+    let mut chosen = 0;
+    for (i, setting) in space.into_iter().enumerate() {
+        progress.set_message(format!("selecting: {}", setting.name()));
+        let qg = quantize_as(graph, calibration, setting)?;
+        let arena = emit::plan_arena(graph, &qg);
+        let bytes = emit::emit(graph, &qg, &arena, meta, None)?;
+        let ev = evaluate::evaluate(graph, &qg, &bytes, float_ref, set, None, progress)?;
+        let score = selection_score(&ev);
+        let best = candidates
+            .get(chosen)
+            .map_or(f64::NEG_INFINITY, |c: &Candidate| c.score_db);
+        if score > best {
+            chosen = i;
+        }
+        candidates.push(Candidate {
+            setting,
+            name: setting.name(),
+            score_db: score,
+            top1_agreement: ev.outputs.first().and_then(|o| o.top1_agreement),
+        });
+    }
+    Ok(SelectionReport {
+        data: path.display().to_string(),
+        samples: set.len(),
+        sha256: set.sha256.clone(),
+        criterion: "the worst output's float-vs-int8 SQNR (dB)".into(),
+        candidates,
+        chosen,
+    })
 }
 
 /// Each Conv/FullyConnected node's weight rounding as the report shows it.

@@ -22,7 +22,8 @@ use medq_converter::{convert, Options};
     after_help = "Examples:\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --eval test_x.npy --labels test_y.npy --report report.json\n  \
-        converter ecg.onnx -o ecg.mq --calib calib.npy --calibration percentile --percentile 99.9"
+        converter ecg.onnx -o ecg.mq --calib calib.npy --calibration percentile --percentile 99.9\n  \
+        converter ecg.onnx -o ecg.mq --calib calib.npy --select heldout.npy --eval test_x.npy --labels test_y.npy"
 )]
 struct Cli {
     /// The ONNX model (batch size 1 or a symbolic batch dimension).
@@ -50,6 +51,14 @@ struct Cli {
     /// output error); `nearest` rounds each weight on its own.
     #[arg(long, value_enum, default_value_t = Rounding::Nearest)]
     rounding: Rounding,
+
+    /// Held-out float32 samples, neither calibration nor test data, to choose
+    /// the calibration and weight rounding on: every --calibration method (percentile
+    /// 99.99 and 99.9) with each --rounding is tried, and the one with the best
+    /// float-vs-int8 output SQNR on these samples kept (--calibration,
+    /// --percentile and --rounding are then ignored). The report lists every try.
+    #[arg(long, value_name = "FILE.npy")]
+    select: Option<PathBuf>,
 
     /// Held-out float32 samples to measure float-vs-int8 agreement on (default: the calibration samples).
     #[arg(long, value_name = "X.npy")]
@@ -85,6 +94,7 @@ fn main() -> ExitCode {
         method: cli.calibration,
         percentile: cli.percentile,
         rounding: cli.rounding,
+        select: cli.select,
         eval: cli.eval,
         labels: cli.labels,
         class_names: cli.class_names,

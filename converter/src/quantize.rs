@@ -135,13 +135,13 @@ pub fn quantize_with_cells(
     graph: &Graph,
     ranges: &[Option<(f32, f32)>],
     cells: &[Option<CellRanges>],
-    moments: &[Option<InputMoments>],
+    moments: &[Option<&InputMoments>],
 ) -> Result<QuantizedGraph, ConvertError> {
     let qparams = assign_qparams(graph, ranges)?;
     let mut ops = Vec::with_capacity(graph.nodes.len());
     for (i, node) in graph.nodes.iter().enumerate() {
         let cell = cells.get(i).and_then(Option::as_ref);
-        let m = moments.get(i).and_then(Option::as_ref);
+        let m = moments.get(i).copied().flatten();
         ops.push(lower(graph, &qparams, i, node, cell, m)?);
     }
     Ok(QuantizedGraph { qparams, ops })

@@ -45,6 +45,32 @@ pub struct EvaluationReport {
     pub classes: Option<ClassMetrics>,
 }
 
+/// One setting `--select` tried.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Candidate {
+    #[serde(skip)]
+    pub setting: crate::convert::Setting,
+    /// e.g. `mse + gptq`.
+    pub name: String,
+    /// The selection criterion on the held-out samples (higher is better).
+    pub score_db: f64,
+    /// Float-vs-int8 top-1 agreement of the first output, for a classifier.
+    pub top1_agreement: Option<f64>,
+}
+
+/// How `--select` chose the calibration method and weight rounding.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SelectionReport {
+    /// The held-out samples' file.
+    pub data: String,
+    pub samples: usize,
+    pub sha256: String,
+    pub criterion: String,
+    pub candidates: Vec<Candidate>,
+    /// Index into `candidates`.
+    pub chosen: usize,
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Report {
     pub model: String,
@@ -56,6 +82,9 @@ pub struct Report {
     pub calibration_samples: usize,
     /// How Conv/FullyConnected weights were rounded (`nearest`, `gptq`).
     pub weight_rounding: String,
+    /// Present when `--select` chose the two settings above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionReport>,
     pub rewrites: Vec<String>,
     pub layers: Vec<LayerReport>,
     pub totals: Totals,
@@ -100,6 +129,25 @@ impl Report {
             &self.calibration_sha256[..self.calibration_sha256.len().min(12)]
         );
         let _ = writeln!(s, "weight rounding: {}", self.weight_rounding);
+        if let Some(sel) = &self.selection {
+            let _ = writeln!(
+                s,
+                "chosen on {} ({} held-out samples) by {}:",
+                sel.data, sel.samples, sel.criterion
+            );
+            for (i, c) in sel.candidates.iter().enumerate() {
+                let agree = c
+                    .top1_agreement
+                    .map_or(String::new(), |a| format!(", top-1 agreement {}", pct(a)));
+                let mark = if i == sel.chosen { "  <- chosen" } else { "" };
+                let _ = writeln!(
+                    s,
+                    "  {:<26} {:>6} dB{agree}{mark}",
+                    c.name,
+                    db(Some(c.score_db))
+                );
+            }
+        }
         for l in &self.layers {
             if let Some(why) = l
                 .weight_rounding

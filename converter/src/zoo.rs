@@ -107,9 +107,14 @@ pub struct ModelEntry {
     pub labels: String,
     #[serde(default = "default_train_log")]
     pub train_log: String,
-    /// The calibration used for the published figures; minmax when absent.
+    /// The calibration used for the published figures; the converter's
+    /// default when absent. Not together with `select`.
     #[serde(default)]
     pub calibration: Option<CalibrationChoice>,
+    /// Held-out samples (neither calibration nor test data): the published
+    /// figures are then those of the setting `converter --select` chooses.
+    #[serde(default)]
+    pub select: Option<String>,
 }
 
 fn default_train_log() -> String {
@@ -178,22 +183,14 @@ impl Calibration {
 
 /// The calibrations tried on a model that misses a target, so that the
 /// results show whether another existing method or rounding would have met
-/// it: every method, each with both weight roundings.
+/// it: the converter's `--select` search space.
 pub fn candidates() -> Vec<Calibration> {
-    let methods = [
-        (Method::MinMax, 99.99),
-        (Method::Percentile, 99.99),
-        (Method::Percentile, 99.9),
-        (Method::Mse, 99.99),
-    ];
-    methods
+    crate::convert::search_space()
         .into_iter()
-        .flat_map(|(method, percentile)| {
-            [Rounding::Nearest, Rounding::Gptq].map(|rounding| Calibration {
-                method,
-                percentile,
-                rounding,
-            })
+        .map(|s| Calibration {
+            method: s.method,
+            percentile: s.percentile,
+            rounding: s.rounding,
         })
         .collect()
 }
@@ -223,6 +220,12 @@ impl ZooConfig {
             }
             m.calibration()
                 .map_err(|e| bad(format!("{}: {e}", m.name)))?;
+            if m.calibration.is_some() && m.select.is_some() {
+                return Err(bad(format!(
+                    "{}: `calibration` and `select` exclude each other (select chooses the calibration)",
+                    m.name
+                )));
+            }
         }
         for i in 0..config.models.len() {
             if config.models[i].dataset.is_none() {
@@ -317,8 +320,12 @@ impl TrainLog {
 /// One conversion's figures, taken from the converter's [`Report`].
 #[derive(Clone, Debug)]
 pub struct Measured {
-    /// As the converter names it, e.g. `minmax` or `percentile 99.9`.
+    /// As the converter names it, e.g. `minmax + nearest` or
+    /// `percentile 99.9 + gptq`.
     pub calibration: String,
+    /// How many held-out samples `--select` chose `calibration` on; `None`
+    /// when it was given.
+    pub selected_on: Option<usize>,
     pub test_samples: usize,
     pub float_accuracy: f64,
     pub int8_accuracy: f64,
@@ -421,6 +428,7 @@ impl Measured {
         let t = &report.totals;
         Ok(Measured {
             calibration: format!("{} + {}", report.calibration_method, report.weight_rounding),
+            selected_on: report.selection.as_ref().map(|s| s.samples),
             test_samples: report.evaluation.samples,
             float_accuracy: c.accuracy_float,
             int8_accuracy: c.accuracy_int8,
@@ -520,11 +528,13 @@ impl ModelResult {
     }
 }
 
-/// Convert `entry` with `calibration` into a temporary directory and measure it.
+/// Convert `entry` with `calibration` (or, with `None`, with the setting
+/// `--select` chooses on the entry's `select` samples) into a temporary
+/// directory and measure it.
 pub fn measure(
     config: &ZooConfig,
     entry: &ModelEntry,
-    calibration: Calibration,
+    calibration: Option<Calibration>,
     class_count: usize,
     progress: bool,
 ) -> Result<Measured, String> {
@@ -538,10 +548,19 @@ pub fn measure(
     opts.eval = Some(config.path(entry, &entry.test_x));
     opts.labels = Some(config.path(entry, &entry.test_y));
     opts.class_names = Some(config.path(entry, &entry.labels));
+    opts.progress = progress;
+    let Some(calibration) = calibration else {
+        let select = entry
+            .select
+            .as_ref()
+            .ok_or("no calibration given and no `select` samples to choose one")?;
+        opts.select = Some(config.path(entry, select));
+        let report = convert(&opts).map_err(|e: ConvertError| e.to_string())?;
+        return Measured::from_report(&report, class_count);
+    };
     opts.method = calibration.method;
     opts.percentile = calibration.percentile;
     opts.rounding = calibration.rounding;
-    opts.progress = progress;
     let report = convert(&opts).map_err(|e: ConvertError| e.to_string())?;
     // The results label rows by `name()`; it must be what the converter ran.
     if report.calibration_method != calibration.method_name()
@@ -578,36 +597,43 @@ pub fn run_model(
 ) -> ModelResult {
     let onnx = config.path(entry, &entry.onnx);
     let class_names = read_class_names(&config.path(entry, &entry.labels));
-    let calibration = entry.calibration();
-    let mut run = |c: Calibration| -> Result<Measured, String> {
-        on_conversion(&c.name());
+    // `None`: the published setting is the one `--select` chooses.
+    let published = match entry.select {
+        Some(_) => Ok(None),
+        None => entry.calibration().map(Some),
+    };
+    let mut run = |c: Option<Calibration>| -> Result<Measured, String> {
+        on_conversion(&c.map_or_else(|| "select".into(), |c| c.name()));
         let names = class_names.as_ref().map_err(Clone::clone)?;
         measure(config, entry, c, names.len(), progress)
     };
     let mut others = Vec::new();
-    let chosen = match calibration {
+    let chosen = match published {
         Err(e) => Err(e),
-        Ok(c) => {
-            let chosen = run(c);
+        Ok(fixed) => {
+            let chosen = run(fixed);
             if compare {
                 // Calibration changes accuracy, not size.
                 let missed = chosen.as_ref().is_ok_and(|m| {
                     let v = m.verdicts(&TARGETS);
                     v.accuracy_drop == Verdict::Fail || v.class_recall_drop == Verdict::Fail
                 });
-                let mut tried = vec![c];
+                let mut tried: Vec<String> = chosen.iter().map(|m| m.calibration.clone()).collect();
                 let default = Calibration::default();
-                // Always the same calibration with the other weight rounding.
-                let wanted = [c.other_rounding(), default]
+                // Always the converter default and, for a given calibration,
+                // the same with the other weight rounding.
+                let other_rounding = fixed.map(Calibration::other_rounding);
+                let wanted = other_rounding
                     .into_iter()
+                    .chain([default])
                     .chain(candidates());
                 for other in wanted {
-                    let always = other == default || other == c.other_rounding();
-                    if tried.contains(&other) || (!always && !missed) {
+                    let always = other == default || Some(other) == other_rounding;
+                    if tried.contains(&other.name()) || (!always && !missed) {
                         continue;
                     }
-                    tried.push(other);
-                    others.push((other.name(), run(other)));
+                    tried.push(other.name());
+                    others.push((other.name(), run(Some(other))));
                 }
             }
             chosen
@@ -669,6 +695,14 @@ pub fn first_line(e: &str) -> &str {
 /// Markdown table cells must not contain a bare `|`.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|")
+}
+
+/// The published setting, marked when `--select` chose it.
+fn setting_cell(m: &Measured) -> String {
+    match m.selected_on {
+        Some(_) => format!("{} (selected)", m.calibration),
+        None => m.calibration.clone(),
+    }
 }
 
 fn class_name(r: &ModelResult, class: usize) -> String {
@@ -766,7 +800,7 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
                     w,
                     "| {} | {} | {} {} | {} | {} | {} |",
                     r.name,
-                    m.calibration,
+                    setting_cell(m),
                     pp(m.accuracy_drop_pp()),
                     v.accuracy_drop.label(),
                     recall,
@@ -863,11 +897,13 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
         let _ = writeln!(
             w,
             "Calibration is the activation range method, `nearest` or `gptq` the weight rounding \
-             (`--rounding`). For every model, the published calibration with the other weight \
-             rounding; for a model whose calibration in `models/zoo.json` \
-             is not the converter default ({default}), the default's figures; for a model that \
-             misses the accuracy or class recall target, the figures with every existing \
-             calibration method. The first row of each model is the published one.\n"
+             (`--rounding`). A model with a `select` file in `models/zoo.json` publishes the \
+             setting `converter --select` chooses on those held-out samples (neither calibration \
+             nor test data) by float-vs-int8 output SQNR, never by test figures. Shown for \
+             comparison: the converter default ({default}) when the published setting differs; \
+             for a calibration given in `models/zoo.json`, the same with the other weight \
+             rounding; for a model that misses the accuracy or class recall target, every \
+             setting `--select` tries. The first row of each model is the published one.\n"
         );
         let _ = writeln!(
             w,
@@ -882,11 +918,18 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
             let rows = std::iter::once((chosen_name, &r.chosen))
                 .chain(r.others.iter().map(|(n, m)| (n.clone(), m)));
             for (k, (name, run)) in rows.enumerate() {
-                let label = match (k == 0, name == default) {
-                    (true, true) => format!("{name} (published, converter default)"),
-                    (true, false) => format!("{name} (published)"),
-                    (false, true) => format!("{name} (converter default)"),
-                    (false, false) => name,
+                let selected = match (k, run) {
+                    (0, Ok(m)) => m.selected_on,
+                    _ => None,
+                };
+                let label = match (k == 0, name == default, selected) {
+                    (true, _, Some(n)) => {
+                        format!("{name} (published, chosen by `--select` on {n} held-out samples)")
+                    }
+                    (true, true, None) => format!("{name} (published, converter default)"),
+                    (true, false, None) => format!("{name} (published)"),
+                    (false, true, _) => format!("{name} (converter default)"),
+                    (false, false, _) => name,
                 };
                 match run {
                     Ok(m) => {
@@ -950,7 +993,7 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
     );
     for r in results {
         let Ok(m) = &r.chosen else { continue };
-        let _ = writeln!(w, "\n### {} ({})\n", r.name, m.calibration);
+        let _ = writeln!(w, "\n### {} ({})\n", r.name, setting_cell(m));
         let _ = writeln!(
             w,
             "| class | test samples | float recall | int8 recall | drop (pp) |"
@@ -995,6 +1038,9 @@ struct JsonWorst {
 #[derive(Serialize)]
 struct JsonMeasured {
     calibration: String,
+    /// Held-out samples `--select` chose the calibration on; absent when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    selected_on: Option<usize>,
     test_samples: usize,
     float_accuracy: f64,
     int8_accuracy: f64,
@@ -1065,6 +1111,7 @@ fn json_measured(r: &ModelResult, m: &Measured, t: &Targets) -> JsonMeasured {
     };
     JsonMeasured {
         calibration: m.calibration.clone(),
+        selected_on: m.selected_on,
         test_samples: m.test_samples,
         float_accuracy: round(m.float_accuracy, 4),
         int8_accuracy: round(m.int8_accuracy, 4),
@@ -1159,7 +1206,8 @@ mod tests {
         params: usize,
     ) -> Measured {
         Measured {
-            calibration: "minmax".into(),
+            calibration: "minmax + nearest".into(),
+            selected_on: None,
             test_samples: counts.iter().sum(),
             float_accuracy: float,
             int8_accuracy: int8,

@@ -204,3 +204,71 @@ fn gptq_rounding_is_reported_per_layer() {
         .unwrap();
     assert!(sqnr >= 35.0, "output SQNR {sqnr:.1} dB with GPTQ");
 }
+
+#[test]
+fn select_keeps_the_setting_with_the_best_held_out_sqnr() {
+    let dir = tempfile::tempdir().unwrap();
+    let mq = dir.path().join("ecg.mq");
+    let json = dir.path().join("report.json");
+    let out = converter()
+        .arg(ecg().join("ecg.onnx"))
+        .args(["-o", mq.to_str().unwrap(), "--quiet"])
+        .args(["--calib", ecg().join("calib.npy").to_str().unwrap()])
+        .args(["--select", ecg().join("select.npy").to_str().unwrap()])
+        .args(["--report", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let sel = &report["selection"];
+    let candidates = sel["candidates"].as_array().unwrap();
+    // Four calibrations, each with both roundings, all distinct.
+    assert_eq!(candidates.len(), 8);
+    let mut names: Vec<&str> = candidates
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 8);
+    let scores: Vec<f64> = candidates
+        .iter()
+        .map(|c| c["score_db"].as_f64().unwrap())
+        .collect();
+    let chosen = sel["chosen"].as_u64().unwrap() as usize;
+    // The first best (a tie keeps the earlier, the default first).
+    let best = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(chosen, scores.iter().position(|&s| s == best).unwrap());
+    // The file is the chosen setting's.
+    assert_eq!(
+        format!(
+            "{} + {}",
+            report["calibration_method"].as_str().unwrap(),
+            report["weight_rounding"].as_str().unwrap()
+        ),
+        candidates[chosen]["name"].as_str().unwrap()
+    );
+    assert_eq!(sel["samples"].as_u64(), Some(200));
+    // Without --eval the report measures on the calibration data, not the
+    // selection samples.
+    assert_eq!(report["evaluation"]["data"], "calibration data");
+}
+
+#[test]
+fn refuses_selection_samples_of_the_wrong_shape() {
+    let wrong = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/breast_cancer/select.npy");
+    refuses(
+        &[
+            ecg().join("ecg.onnx").to_str().unwrap(),
+            "--calib",
+            ecg().join("calib.npy").to_str().unwrap(),
+            "--select",
+            wrong.to_str().unwrap(),
+        ],
+        "select.npy: shape is [141, 30], but the model input is [1, 1, 140]",
+    );
+}
