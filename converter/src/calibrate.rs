@@ -272,6 +272,16 @@ pub fn calibrate(
         .map(|n| matches!(n.op, Op::Recurrent(_)).then(CellRanges::default))
         .collect();
     let mut collector = moments.then(|| MomentsCollector::new(graph));
+    // Where each node's first input is among the observed values.
+    let node_input: Vec<Option<usize>> = graph
+        .nodes
+        .iter()
+        .map(|node| {
+            node.inputs
+                .first()
+                .and_then(|t| ids.iter().position(|i| i == t))
+        })
+        .collect();
     let quota = SUBSAMPLE_CAP.div_ceil(samples.len().max(1));
     progress.set_length(samples.len() as u64);
     for s in 0..samples.len() {
@@ -281,25 +291,17 @@ pub fn calibrate(
                 obs.observe(v, quota);
             }
         }
-        for (node, cell) in graph.nodes.iter().zip(cells.iter_mut()) {
-            let (Op::Recurrent(rec), Some(cell)) = (&node.op, cell.as_mut()) else {
-                continue;
-            };
-            let x = node
-                .inputs
-                .first()
-                .and_then(|t| ids.iter().position(|i| i == t));
-            if let Some(x) = x.and_then(|k| values.get(k)) {
+        let first_input = |n: usize| node_input[n].and_then(|k| values.get(k));
+        for (n, (node, cell)) in graph.nodes.iter().zip(cells.iter_mut()).enumerate() {
+            if let (Op::Recurrent(rec), Some(cell), Some(x)) =
+                (&node.op, cell.as_mut(), first_input(n))
+            {
                 rec.simulate(x, cell);
             }
         }
         if let Some(collector) = collector.as_mut() {
-            for (n, node) in graph.nodes.iter().enumerate() {
-                let x = node
-                    .inputs
-                    .first()
-                    .and_then(|t| ids.iter().position(|i| i == t));
-                if let Some(x) = x.and_then(|k| values.get(k)) {
+            for n in 0..graph.nodes.len() {
+                if let Some(x) = first_input(n) {
                     collector.observe(n, x);
                 }
             }

@@ -14,16 +14,17 @@ fn converter() -> Command {
     Command::new(env!("CARGO_BIN_EXE_converter"))
 }
 
-#[test]
-fn convert_then_medq_run_matches_tract() {
-    let dir = tempfile::tempdir().unwrap();
-    let mq = dir.path().join("ecg.mq");
-    let json = dir.path().join("report.json");
+/// Convert the ECG model into `dir/<stem>.mq` with its calibration data and
+/// `extra` arguments; the file's path and the JSON report.
+fn convert_ecg(dir: &Path, stem: &str, extra: &[&str]) -> (PathBuf, serde_json::Value) {
+    let mq = dir.join(format!("{stem}.mq"));
+    let json = dir.join(format!("{stem}.json"));
     let out = converter()
         .arg(ecg().join("ecg.onnx"))
         .args(["-o", mq.to_str().unwrap(), "--quiet"])
         .args(["--calib", ecg().join("calib.npy").to_str().unwrap()])
         .args(["--report", json.to_str().unwrap()])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -31,7 +32,14 @@ fn convert_then_medq_run_matches_tract() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (mq, report)
+}
+
+#[test]
+fn convert_then_medq_run_matches_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mq, report) = convert_ecg(dir.path(), "ecg", &[]);
     assert_eq!(
         report["totals"]["mq_bytes"].as_u64(),
         Some(std::fs::metadata(&mq).unwrap().len())
@@ -152,29 +160,10 @@ fn keeps_an_existing_output_when_refusing() {
 #[test]
 fn gptq_rounding_is_reported_per_layer() {
     let dir = tempfile::tempdir().unwrap();
+    let test_x = ecg().join("test_x.npy");
     let report_of = |rounding: &str| -> serde_json::Value {
-        let mq = dir.path().join(format!("{rounding}.mq"));
-        let json = dir.path().join(format!("{rounding}.json"));
-        let out = converter()
-            .arg(ecg().join("ecg.onnx"))
-            .args([
-                "-o",
-                mq.to_str().unwrap(),
-                "--quiet",
-                "--rounding",
-                rounding,
-            ])
-            .args(["--calib", ecg().join("calib.npy").to_str().unwrap()])
-            .args(["--eval", ecg().join("test_x.npy").to_str().unwrap()])
-            .args(["--report", json.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+        let args = ["--rounding", rounding, "--eval", test_x.to_str().unwrap()];
+        convert_ecg(dir.path(), rounding, &args).1
     };
     let (nearest, gptq) = (report_of("nearest"), report_of("gptq"));
     assert_eq!(nearest["weight_rounding"], "nearest");
@@ -208,22 +197,8 @@ fn gptq_rounding_is_reported_per_layer() {
 #[test]
 fn select_keeps_the_setting_with_the_best_held_out_sqnr() {
     let dir = tempfile::tempdir().unwrap();
-    let mq = dir.path().join("ecg.mq");
-    let json = dir.path().join("report.json");
-    let out = converter()
-        .arg(ecg().join("ecg.onnx"))
-        .args(["-o", mq.to_str().unwrap(), "--quiet"])
-        .args(["--calib", ecg().join("calib.npy").to_str().unwrap()])
-        .args(["--select", ecg().join("select.npy").to_str().unwrap()])
-        .args(["--report", json.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let select = ecg().join("select.npy");
+    let (_, report) = convert_ecg(dir.path(), "ecg", &["--select", select.to_str().unwrap()]);
     let sel = &report["selection"];
     let candidates = sel["candidates"].as_array().unwrap();
     // Four calibrations, each with both roundings, all distinct.
