@@ -105,7 +105,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     };
 
     let select = match &opts.select {
-        Some(p) => Some(Samples::load(p, &input_shape)?),
+        Some(p) => Some((Samples::load(p, &input_shape)?, p.as_path())),
         None => None,
     };
 
@@ -129,8 +129,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     };
     let (setting, selection) = match &select {
         None => (asked, None),
-        Some(set) => {
-            let path = opts.select.as_deref().unwrap_or(Path::new(""));
+        Some((set, path)) => {
             let bar = progress_bar(opts.progress, "selecting");
             let s = search(&graph, &calibration, &meta, &float_ref, set, path, &bar)?;
             (s.candidates[s.chosen].setting, Some(s))
@@ -279,7 +278,28 @@ pub struct Setting {
     pub rounding: Rounding,
 }
 
+impl Default for Setting {
+    /// The converter's defaults.
+    fn default() -> Setting {
+        let o = Options::new("", "");
+        Setting {
+            method: o.method,
+            percentile: o.percentile,
+            rounding: o.rounding,
+        }
+    }
+}
+
 impl Setting {
+    /// The same calibration with the other weight rounding.
+    pub fn other_rounding(self) -> Setting {
+        let rounding = match self.rounding {
+            Rounding::Nearest => Rounding::Gptq,
+            Rounding::Gptq => Rounding::Nearest,
+        };
+        Setting { rounding, ..self }
+    }
+
     /// The calibration method as reports name it, e.g. `percentile 99.9`.
     pub fn method_name(self) -> String {
         match self.method {

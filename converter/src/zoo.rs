@@ -17,10 +17,9 @@ use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::Method;
-use crate::convert::{convert, Options};
+use crate::convert::{convert, Options, Setting};
 use crate::error::ConvertError;
 use crate::report::Report;
-use crate::rounding::Rounding;
 
 /// The command that regenerates the results files, as the files name it.
 pub const COMMAND: &str = "cargo run --release -p medq-converter --bin zoo-results";
@@ -133,66 +132,11 @@ pub struct CalibrationChoice {
     pub reason: String,
 }
 
-/// The converter options that differ between the compared quantizations:
-/// activation calibration and weight rounding.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Calibration {
-    pub method: Method,
-    pub percentile: f32,
-    pub rounding: Rounding,
-}
-
-impl Default for Calibration {
-    /// The converter's own defaults.
-    fn default() -> Calibration {
-        let o = Options::new("", "");
-        Calibration {
-            method: o.method,
-            percentile: o.percentile,
-            rounding: o.rounding,
-        }
-    }
-}
-
-impl Calibration {
-    /// The calibration method as the converter's report names it, e.g.
-    /// `percentile 99.9`.
-    pub fn method_name(self) -> String {
-        match self.method {
-            Method::Percentile => format!("percentile {}", self.percentile),
-            m => m
-                .to_possible_value()
-                .map_or_else(|| format!("{m:?}"), |v| v.get_name().to_string()),
-        }
-    }
-
-    /// Method and weight rounding, e.g. `percentile 99.9 + gptq`.
-    pub fn name(self) -> String {
-        format!("{} + {}", self.method_name(), self.rounding.name())
-    }
-
-    /// The same calibration with the other weight rounding.
-    pub fn other_rounding(self) -> Calibration {
-        let rounding = match self.rounding {
-            Rounding::Nearest => Rounding::Gptq,
-            Rounding::Gptq => Rounding::Nearest,
-        };
-        Calibration { rounding, ..self }
-    }
-}
-
 /// The calibrations tried on a model that misses a target, so that the
 /// results show whether another existing method or rounding would have met
 /// it: the converter's `--select` search space.
-pub fn candidates() -> Vec<Calibration> {
+pub fn candidates() -> Vec<Setting> {
     crate::convert::search_space()
-        .into_iter()
-        .map(|s| Calibration {
-            method: s.method,
-            percentile: s.percentile,
-            rounding: s.rounding,
-        })
-        .collect()
 }
 
 impl ZooConfig {
@@ -264,8 +208,8 @@ impl ZooConfig {
 
 impl ModelEntry {
     /// The calibration the published figures use.
-    pub fn calibration(&self) -> Result<Calibration, String> {
-        let mut c = Calibration::default();
+    pub fn calibration(&self) -> Result<Setting, String> {
+        let mut c = Setting::default();
         let Some(choice) = &self.calibration else {
             return Ok(c);
         };
@@ -514,7 +458,7 @@ pub struct ModelResult {
     pub calibration_reason: Option<String>,
     /// The published figures, or why the model could not be converted.
     pub chosen: Result<Measured, String>,
-    /// Other calibrations (by [`Calibration::name`]): the converter default
+    /// Other calibrations (by [`Setting::name`]): the converter default
     /// when `chosen` is another one, and every [`candidates`] entry when
     /// `chosen` misses the accuracy or class recall target. Empty when not
     /// asked for.
@@ -534,7 +478,7 @@ impl ModelResult {
 pub fn measure(
     config: &ZooConfig,
     entry: &ModelEntry,
-    calibration: Option<Calibration>,
+    calibration: Option<Setting>,
     class_count: usize,
     progress: bool,
 ) -> Result<Measured, String> {
@@ -602,7 +546,7 @@ pub fn run_model(
         Some(_) => Ok(None),
         None => entry.calibration().map(Some),
     };
-    let mut run = |c: Option<Calibration>| -> Result<Measured, String> {
+    let mut run = |c: Option<Setting>| -> Result<Measured, String> {
         on_conversion(&c.map_or_else(|| "select".into(), |c| c.name()));
         let names = class_names.as_ref().map_err(Clone::clone)?;
         measure(config, entry, c, names.len(), progress)
@@ -619,10 +563,10 @@ pub fn run_model(
                     v.accuracy_drop == Verdict::Fail || v.class_recall_drop == Verdict::Fail
                 });
                 let mut tried: Vec<String> = chosen.iter().map(|m| m.calibration.clone()).collect();
-                let default = Calibration::default();
+                let default = Setting::default();
                 // Always the converter default and, for a given calibration,
                 // the same with the other weight rounding.
-                let other_rounding = fixed.map(Calibration::other_rounding);
+                let other_rounding = fixed.map(Setting::other_rounding);
                 let wanted = other_rounding
                     .into_iter()
                     .chain([default])
@@ -892,7 +836,7 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
 
     let compared: Vec<&ModelResult> = results.iter().filter(|r| !r.others.is_empty()).collect();
     if !compared.is_empty() {
-        let default = Calibration::default().name();
+        let default = Setting::default().name();
         let _ = writeln!(w, "\n## Calibrations and weight rounding compared\n");
         let _ = writeln!(
             w,
