@@ -205,7 +205,7 @@ fn act_q(q: &[Option<QParams>], node: &Node, id: TensorId) -> Result<QParams, Co
         .ok_or_else(|| missing_input(node))
 }
 
-fn multiplier(node: &Node, real: f64, what: &str) -> Result<(i32, i32), ConvertError> {
+pub(crate) fn multiplier(node: &Node, real: f64, what: &str) -> Result<(i32, i32), ConvertError> {
     quantize_multiplier(real).ok_or_else(|| ConvertError::Quantization {
         node: node.name.clone(),
         reason: format!(
@@ -276,7 +276,7 @@ fn weighted_operands(
     ])
 }
 
-fn int_const(name: String, data: Vec<i32>) -> Operand {
+pub(crate) fn int_const(name: String, data: Vec<i32>) -> Operand {
     Operand::Constant(ConstTensor {
         name,
         dims: vec![data.len()],

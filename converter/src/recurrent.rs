@@ -6,12 +6,12 @@
 
 use medq::format::layout::{params, OpCode};
 use medq::kernels::{MAX_HIDDEN, TABLE_LEN};
-use medq::numerics::quantize_multiplier;
 
 use crate::error::ConvertError;
 use crate::ir::{Cell, Node, Recurrent};
 use crate::quantize::{
-    quantize_per_channel, shift_const, ConstData, ConstQuant, ConstTensor, Operand, QParams,
+    int_const, multiplier, quantize_per_channel, shift_const, ConstData, ConstQuant, ConstTensor,
+    Operand, QParams,
 };
 
 /// Q0.15: the real value 1.0 is 2^15 (saturated to 32767 where stored).
@@ -163,26 +163,6 @@ fn err(node: &Node, reason: String) -> ConvertError {
     }
 }
 
-fn pair(node: &Node, real: f64, what: &str) -> Result<(i32, i32), ConvertError> {
-    quantize_multiplier(real).ok_or_else(|| {
-        err(
-            node,
-            format!(
-                "the {what} rescale factor {real:e} cannot be represented (must be in [0, 2^30))"
-            ),
-        )
-    })
-}
-
-fn i32_const(name: String, data: Vec<i32>) -> Operand {
-    Operand::Constant(ConstTensor {
-        name,
-        dims: vec![data.len()],
-        quant: ConstQuant::None,
-        data: ConstData::I32(data),
-    })
-}
-
 fn i8_weights(name: String, m: &crate::ir::Array) -> Operand {
     let (q, scales) = quantize_per_channel(m);
     Operand::Constant(ConstTensor {
@@ -259,13 +239,13 @@ pub fn lower(
         let to_i32 = |b: f64| b.round().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
         v[0].push(to_i32(bx / acc_x));
         v[1].push(to_i32(bh / acc_h));
-        let (xm, xs) = pair(node, acc_x / gate_scale[gate], "input part")?;
+        let (xm, xs) = multiplier(node, acc_x / gate_scale[gate], "input part")?;
         let h_target = if n_row_lbr {
             hn_scale
         } else {
             gate_scale[gate]
         };
-        let (hm, hs) = pair(node, acc_h / h_target, "recurrent part")?;
+        let (hm, hs) = multiplier(node, acc_h / h_target, "recurrent part")?;
         v[2].push(xm);
         v[3].push(xs);
         v[4].push(hm);
@@ -280,21 +260,21 @@ pub fn lower(
             tables.extend(interpolation_table(f64::tanh, s));
         }
     }
-    let (out_m, out_s) = pair(node, 1.0 / (Q15 * y.scale as f64), "output")?;
+    let (out_m, out_s) = multiplier(node, 1.0 / (Q15 * y.scale as f64), "output")?;
     let (opcode, words) = match rec.cell {
         Cell::Lstm => {
             let cell_scale = range(ranges.cell_absmax, f32::INFINITY) / Q15;
             let tanh_scale = range(ranges.cell_absmax, TANH_CAP) / Q15;
             tables.extend(interpolation_table(f64::tanh, tanh_scale));
-            let (cm, cs) = pair(node, 1.0 / (Q15 * Q15 * cell_scale), "cell update")?;
-            let (tm, ts) = pair(node, cell_scale / tanh_scale, "cell tanh input")?;
+            let (cm, cs) = multiplier(node, 1.0 / (Q15 * Q15 * cell_scale), "cell update")?;
+            let (tm, ts) = multiplier(node, cell_scale / tanh_scale, "cell tanh input")?;
             (OpCode::Lstm, vec![cm, cs, tm, ts, out_m, out_s])
         }
         Cell::Gru {
             linear_before_reset,
         } => {
             let (rm, rs) = if linear_before_reset {
-                pair(node, hn_scale / (Q15 * gate_scale[2]), "reset product")?
+                multiplier(node, hn_scale / (Q15 * gate_scale[2]), "reset product")?
             } else {
                 (0, 0)
             };
@@ -310,11 +290,11 @@ pub fn lower(
     let operands = vec![
         i8_weights(format!("{name}.w"), &rec.w),
         i8_weights(format!("{name}.r"), &rec.r),
-        i32_const(format!("{name}.bias_x"), bias_x),
-        i32_const(format!("{name}.bias_h"), bias_h),
-        i32_const(format!("{name}.x_multiplier"), x_mult),
+        int_const(format!("{name}.bias_x"), bias_x),
+        int_const(format!("{name}.bias_h"), bias_h),
+        int_const(format!("{name}.x_multiplier"), x_mult),
         shift_const(format!("{name}.x_shift"), &x_shift),
-        i32_const(format!("{name}.h_multiplier"), h_mult),
+        int_const(format!("{name}.h_multiplier"), h_mult),
         shift_const(format!("{name}.h_shift"), &h_shift),
         Operand::Constant(ConstTensor {
             name: format!("{name}.tables"),
