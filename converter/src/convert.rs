@@ -385,19 +385,47 @@ fn search(
     progress: &indicatif::ProgressBar,
 ) -> Result<SelectionReport, ConvertError> {
     let space = search_space();
-    let mut candidates = Vec::with_capacity(space.len());
-    let mut chosen = 0;
-    for (i, setting) in space.into_iter().enumerate() {
-        progress.set_message(format!("selecting: {}", setting.name()));
+    // Every candidate's file, then one float run per sample shared by all.
+    let mut files = Vec::with_capacity(space.len());
+    for &setting in &space {
         let qg = quantize_as(graph, calibration, setting)?;
         let arena = emit::plan_arena(graph, &qg);
         let bytes = emit::emit(graph, &qg, &arena, meta, None)?;
-        let ev = evaluate::evaluate(graph, &qg, &bytes, float_ref, set, None, progress)?;
+        files.push((qg, evaluate::aligned(&bytes), bytes.len()));
+    }
+    let models = files
+        .iter()
+        .map(|(_, storage, len)| {
+            medq::Model::parse(evaluate::aligned_bytes(storage, *len)).map_err(ConvertError::Format)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut evaluators = files
+        .iter()
+        .zip(&models)
+        .map(|((qg, _, _), model)| evaluate::Evaluator::new(graph, qg, model))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names = evaluators
+        .first()
+        .map(|e| e.names.clone())
+        .unwrap_or_default();
+    progress.set_length(set.len() as u64);
+    for s in 0..set.len() {
+        let x = set.sample(s);
+        let float = float_ref.run(x, &names)?;
+        for e in &mut evaluators {
+            e.add(x, &float, None)?;
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+
+    let mut candidates: Vec<Candidate> = Vec::with_capacity(space.len());
+    let mut chosen = 0;
+    for (i, (setting, e)) in space.into_iter().zip(evaluators).enumerate() {
+        let ev = e.finish();
         let score = selection_score(&ev);
-        let best = candidates
-            .get(chosen)
-            .map_or(f64::NEG_INFINITY, |c: &Candidate| c.score_db);
-        if score > best {
+        // Strictly better: a tie keeps the earlier setting.
+        if candidates.get(chosen).is_none_or(|c| score > c.score_db) {
             chosen = i;
         }
         candidates.push(Candidate {

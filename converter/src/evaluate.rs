@@ -98,48 +98,108 @@ pub fn evaluate(
     let storage = aligned(model_bytes);
     let model =
         Model::parse(aligned_bytes(&storage, model_bytes.len())).map_err(ConvertError::Format)?;
-    let mut arena = vec![0u8; model.arena_len()];
-    let input_q = qparams(qg, graph.inputs[0])?;
-
-    let names: Vec<String> = graph
-        .nodes
-        .iter()
-        .map(|n| graph.tensors[n.output].name.clone())
-        .collect();
-    let output_nodes: Vec<usize> = graph
-        .outputs
-        .iter()
-        .map(|&t| {
-            graph
-                .nodes
-                .iter()
-                .position(|n| n.output == t)
-                .unwrap_or(usize::MAX)
-        })
-        .collect();
-
-    let mut layer = vec![Sqnr::default(); graph.nodes.len()];
-    let n_out = graph.outputs.len();
-    let mut out_sqnr = vec![Sqnr::default(); n_out];
-    let mut max_err = vec![0f32; n_out];
-    let mut within = vec![0usize; n_out];
-    let mut agree = vec![0usize; n_out];
-    let mut confident = vec![0usize; n_out];
-    let mut confident_agree = vec![0usize; n_out];
-    let mut predictions: Vec<(usize, usize)> = Vec::new();
-    let mut first_io = None;
-
+    let mut evaluator = Evaluator::new(graph, qg, &model)?;
     progress.set_length(samples.len() as u64);
     for s in 0..samples.len() {
         let x = samples.sample(s);
-        let float = float_ref.run(x, &names)?;
+        let float = float_ref.run(x, &evaluator.names)?;
+        evaluator.add(x, &float, labels.and_then(|l| l.get(s)).copied())?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(evaluator.finish())
+}
 
-        let mut interp = Interpreter::new(&model, &mut arena).map_err(ConvertError::Format)?;
+/// Float against int8 for one `.mq` model, one sample at a time: the float
+/// values come from the caller, so several quantizations of one graph can be
+/// measured against a single float run per sample.
+pub struct Evaluator<'m> {
+    graph: &'m Graph,
+    qg: &'m QuantizedGraph,
+    model: &'m Model<'m>,
+    arena: Vec<u8>,
+    input_q: QParams,
+    /// The float values [`Self::add`] expects: every node output, in node order.
+    pub names: Vec<String>,
+    /// Index of the node producing each graph output.
+    output_nodes: Vec<usize>,
+    layer: Vec<Sqnr>,
+    out_sqnr: Vec<Sqnr>,
+    max_err: Vec<f32>,
+    within: Vec<usize>,
+    agree: Vec<usize>,
+    confident: Vec<usize>,
+    confident_agree: Vec<usize>,
+    /// `(float, int8)` class per labelled sample, and the labels.
+    predictions: Vec<(usize, usize)>,
+    labels: Vec<usize>,
+    samples: usize,
+    first_io: Option<(Vec<i8>, Vec<i8>)>,
+}
+
+impl<'m> Evaluator<'m> {
+    pub fn new(
+        graph: &'m Graph,
+        qg: &'m QuantizedGraph,
+        model: &'m Model<'m>,
+    ) -> Result<Evaluator<'m>, ConvertError> {
+        let input_q = qparams(qg, graph.inputs[0])?;
+        let names = graph
+            .nodes
+            .iter()
+            .map(|n| graph.tensors[n.output].name.clone())
+            .collect();
+        let output_nodes = graph
+            .outputs
+            .iter()
+            .map(|&t| {
+                graph
+                    .nodes
+                    .iter()
+                    .position(|n| n.output == t)
+                    .unwrap_or(usize::MAX)
+            })
+            .collect();
+        let n_out = graph.outputs.len();
+        Ok(Evaluator {
+            graph,
+            qg,
+            model,
+            arena: vec![0u8; model.arena_len()],
+            input_q,
+            names,
+            output_nodes,
+            layer: vec![Sqnr::default(); graph.nodes.len()],
+            out_sqnr: vec![Sqnr::default(); n_out],
+            max_err: vec![0f32; n_out],
+            within: vec![0usize; n_out],
+            agree: vec![0usize; n_out],
+            confident: vec![0usize; n_out],
+            confident_agree: vec![0usize; n_out],
+            predictions: Vec::new(),
+            labels: Vec::new(),
+            samples: 0,
+            first_io: None,
+        })
+    }
+
+    /// Run the int8 model on `x` and compare it with `float`, the float
+    /// values of [`Self::names`] for the same sample.
+    pub fn add(
+        &mut self,
+        x: &[f32],
+        float: &[Vec<f32>],
+        label: Option<usize>,
+    ) -> Result<(), ConvertError> {
+        let (graph, qg) = (self.graph, self.qg);
+        let mut interp =
+            Interpreter::new(self.model, &mut self.arena).map_err(ConvertError::Format)?;
         let input = interp.input_mut(0).map_err(ConvertError::Format)?;
-        let quantized_input: Vec<i8> = x.iter().map(|&v| input_q.quantize(v)).collect();
+        let quantized_input: Vec<i8> = x.iter().map(|&v| self.input_q.quantize(v)).collect();
         input.copy_from_slice(&quantized_input);
         let mut int8: Vec<Vec<f32>> = vec![Vec::new(); graph.nodes.len()];
         let mut raw_out = Vec::new();
+        let first_output = self.output_nodes.first().copied();
         interp
             .invoke_observed(|op, _tensor, bytes| {
                 if let Some(slot) = int8.get_mut(op) {
@@ -147,85 +207,88 @@ pub fn evaluate(
                         *slot = bytes.iter().map(|&b| q.dequantize(b)).collect();
                     }
                 }
-                if Some(&op) == output_nodes.first() {
+                if Some(op) == first_output {
                     raw_out = bytes.to_vec();
                 }
             })
             .map_err(ConvertError::Format)?;
-        if s == 0 {
-            first_io = Some((quantized_input, raw_out));
+        if self.samples == 0 {
+            self.first_io = Some((quantized_input, raw_out));
         }
+        self.samples += 1;
 
         for (i, (f, q)) in float.iter().zip(&int8).enumerate() {
-            layer[i].add(f, q);
+            self.layer[i].add(f, q);
         }
-        for (o, &node) in output_nodes.iter().enumerate() {
+        for (o, &node) in self.output_nodes.iter().enumerate() {
             let (Some(f), Some(q)) = (float.get(node), int8.get(node)) else {
                 continue;
             };
-            out_sqnr[o].add(f, q);
+            self.out_sqnr[o].add(f, q);
             let e = f
                 .iter()
                 .zip(q)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            max_err[o] = max_err[o].max(e);
-            within[o] += (e <= 0.03) as usize;
+            self.max_err[o] = self.max_err[o].max(e);
+            self.within[o] += (e <= 0.03) as usize;
             if f.len() > 1 {
                 let (fa, margin) = top2(f);
                 let (qa, _) = top2(q);
-                agree[o] += (fa == qa) as usize;
+                self.agree[o] += (fa == qa) as usize;
                 if margin >= 0.05 {
-                    confident[o] += 1;
-                    confident_agree[o] += (fa == qa) as usize;
+                    self.confident[o] += 1;
+                    self.confident_agree[o] += (fa == qa) as usize;
                 }
             }
         }
-        if let (Some(_), Some(&node)) = (labels, output_nodes.first()) {
+        if let (Some(y), Some(&node)) = (label, self.output_nodes.first()) {
             let threshold = decision_threshold(graph, node);
             if let (Some(f), Some(q)) = (float.get(node), int8.get(node)) {
-                let pf = predict(f, threshold);
-                let pq = predict(q, threshold);
-                predictions.push((pf, pq));
+                self.predictions
+                    .push((predict(f, threshold), predict(q, threshold)));
+                self.labels.push(y);
             }
         }
-        progress.inc(1);
+        Ok(())
     }
-    progress.finish_and_clear();
 
-    let n = samples.len().max(1) as f64;
-    let outputs = graph
-        .outputs
-        .iter()
-        .enumerate()
-        .map(|(o, &t)| {
-            let node = output_nodes[o];
-            let multi = graph.tensors[t].shape.iter().product::<usize>() > 1;
-            OutputMetrics {
-                name: graph.tensors[t].name.clone(),
-                softmax: graph
-                    .nodes
-                    .get(node)
-                    .is_some_and(|n| matches!(n.op, Op::Softmax { .. })),
-                sqnr_db: out_sqnr[o].db(),
-                max_abs_error: max_err[o],
-                samples_within_0_03: within[o] as f64 / n,
-                top1_agreement: multi.then(|| agree[o] as f64 / n),
-                top1_agreement_confident: (multi && confident[o] > 0)
-                    .then(|| confident_agree[o] as f64 / confident[o] as f64),
-                confident_samples: confident[o],
-            }
-        })
-        .collect();
-
-    let classes = labels.map(|labels| class_metrics(labels, &predictions));
-    Ok(Evaluation {
-        samples: samples.len(),
-        layer_sqnr_db: layer.iter().map(Sqnr::db).collect(),
-        outputs,
-        classes,
-        first_io,
-    })
+    pub fn finish(self) -> Evaluation {
+        let graph = self.graph;
+        let n = self.samples.max(1) as f64;
+        let outputs = graph
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(o, &t)| {
+                let node = self.output_nodes[o];
+                let multi = graph.tensors[t].shape.iter().product::<usize>() > 1;
+                OutputMetrics {
+                    name: graph.tensors[t].name.clone(),
+                    softmax: graph
+                        .nodes
+                        .get(node)
+                        .is_some_and(|n| matches!(n.op, Op::Softmax { .. })),
+                    sqnr_db: self.out_sqnr[o].db(),
+                    max_abs_error: self.max_err[o],
+                    samples_within_0_03: self.within[o] as f64 / n,
+                    top1_agreement: multi.then(|| self.agree[o] as f64 / n),
+                    top1_agreement_confident: (multi && self.confident[o] > 0)
+                        .then(|| self.confident_agree[o] as f64 / self.confident[o] as f64),
+                    confident_samples: self.confident[o],
+                }
+            })
+            .collect();
+        let classes =
+            (!self.labels.is_empty()).then(|| class_metrics(&self.labels, &self.predictions));
+        Evaluation {
+            samples: self.samples,
+            layer_sqnr_db: self.layer.iter().map(Sqnr::db).collect(),
+            outputs,
+            classes,
+            first_io: self.first_io,
+        }
+    }
 }
 
 fn qparams(qg: &QuantizedGraph, t: usize) -> Result<QParams, ConvertError> {
