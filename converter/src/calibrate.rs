@@ -16,7 +16,7 @@ use crate::error::ConvertError;
 use crate::float_ref::FloatRef;
 use crate::ir::{Graph, Op, TensorId};
 use crate::recurrent::CellRanges;
-use crate::rounding::{LayerRounding, MomentsCollector};
+use crate::rounding::{LayerMoments, MomentsCollector};
 use crate::samples::Samples;
 
 /// How a tensor's quantization range is chosen from its observed values.
@@ -215,6 +215,7 @@ impl Observer {
 }
 
 /// Float values of the activation tensors, observed over calibration samples.
+#[derive(Clone)]
 pub struct Calibration {
     /// Indexed by tensor id; `None` for constants.
     pub observers: Vec<Option<Observer>>,
@@ -222,9 +223,9 @@ pub struct Calibration {
     /// simulation of the cell on the node's input (tract exposes only the
     /// node's outputs).
     pub cells: Vec<Option<CellRanges>>,
-    /// Indexed by node: how Conv and FullyConnected weights are rounded
-    /// under GPTQ, with their input moments (empty unless asked for).
-    pub rounding: Vec<Option<LayerRounding>>,
+    /// Indexed by node: the input moments of Conv and FullyConnected nodes,
+    /// for GPTQ and pruning (empty unless asked for).
+    pub moments: Vec<Option<LayerMoments>>,
 }
 
 /// The activation tensors of the graph (inputs and node outputs), in id order.
@@ -309,11 +310,11 @@ pub fn calibrate(
         progress.inc(1);
     }
     progress.finish_and_clear();
-    let rounding = collector.map(MomentsCollector::finish).unwrap_or_default();
+    let moments = collector.map(MomentsCollector::finish).unwrap_or_default();
     Ok(Calibration {
         observers,
         cells,
-        rounding,
+        moments,
     })
 }
 

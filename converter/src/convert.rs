@@ -11,9 +11,12 @@ use crate::float_ref::FloatRef;
 use crate::ir::{Graph, Op};
 use crate::load::load_onnx;
 use crate::quantize;
-use crate::report::{Candidate, EvaluationReport, LayerReport, Report, SelectionReport, Totals};
+use crate::report::{
+    Candidate, EvaluationReport, LayerReport, PruningReport, Report, SelectionReport, Totals,
+    Unpruned,
+};
 use crate::rewrite::rewrite;
-use crate::rounding::{InputMoments, LayerRounding, Rounding};
+use crate::rounding::{InputMoments, LayerMoments, Rounding};
 use crate::samples::{self, Samples};
 
 /// Everything `converter` can be told.
@@ -39,6 +42,8 @@ pub struct Options {
     pub labels: Option<PathBuf>,
     /// A text file with one class name per line, stored in the model.
     pub class_names: Option<PathBuf>,
+    /// Remove filters and neurons ([`crate::prune`]) to this target.
+    pub prune: Option<crate::prune::Target>,
     /// Store the first evaluation sample and its int8 output for a device self-test.
     pub golden: bool,
     /// Show progress bars.
@@ -58,6 +63,7 @@ impl Options {
             eval: None,
             labels: None,
             class_names: None,
+            prune: None,
             golden: true,
             progress: false,
         }
@@ -116,8 +122,9 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         percentile: opts.percentile,
         rounding: opts.rounding,
     };
-    let gptq = select.is_some() || asked.rounding == Rounding::Gptq;
-    let calibration = calibrate::calibrate(&graph, &float_ref, &calib, gptq, &bar)?;
+    // GPTQ rounds with the weighted layers' input moments, pruning refits with them.
+    let moments = select.is_some() || asked.rounding == Rounding::Gptq || opts.prune.is_some();
+    let calibration = calibrate::calibrate(&graph, &float_ref, &calib, moments, &bar)?;
 
     let mut meta = Metadata {
         model_name: model_name(&opts.model),
@@ -127,54 +134,170 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         class_labels: class_names,
         notes: String::new(),
     };
+    let notes =
+        |setting: Setting, selected: Option<&(usize, String)>, pruned: Option<(usize, usize)>| {
+            let mut n = format!(
+                "calibration: {}, {} samples; weight rounding: {}",
+                setting.method_name(),
+                calib.len(),
+                setting.rounding.name()
+            );
+            if let Some((samples, sha256)) = selected {
+                n.push_str(&format!(
+                    "; chosen by output SQNR on {samples} held-out samples (sha256 {sha256})"
+                ));
+            }
+            if let (Some((removed, total)), Some(target)) = (pruned, opts.prune) {
+                n.push_str(&format!(
+                    "; pruned {removed} of {total} filters (least-squares refit) for {}",
+                    target.describe()
+                ));
+            }
+            n
+        };
+    let golden_len = (
+        input_shape.iter().product::<usize>(),
+        graph
+            .outputs
+            .first()
+            .map_or(0, |&t| graph.tensors[t].shape.iter().product::<usize>()),
+    );
+
+    let pruned = match opts.prune {
+        None => None,
+        Some(target) => {
+            // The size a pruned graph would be written at: the longest notes
+            // any setting could give, and the golden pair if asked for.
+            let selected = select
+                .as_ref()
+                .map(|(set, _)| (set.len(), set.sha256.clone()));
+            let settings = match select {
+                Some(_) => search_space(),
+                None => vec![asked],
+            };
+            let mut size_meta = meta.clone();
+            let zeros = (vec![0i8; golden_len.0], vec![0i8; golden_len.1]);
+            // No more filters than the weighted layers have can be counted.
+            let channels: usize = graph
+                .nodes
+                .iter()
+                .map(|n| match &n.op {
+                    Op::Conv { bias, .. } | Op::FullyConnected { bias, .. } => bias.len(),
+                    _ => 0,
+                })
+                .sum();
+            size_meta.notes = settings
+                .iter()
+                .map(|&s| notes(s, selected.as_ref(), Some((channels, channels))))
+                .max_by_key(String::len)
+                .unwrap_or_default();
+            let file_bytes = |g: &Graph| -> Result<usize, ConvertError> {
+                let nearest = Setting {
+                    rounding: Rounding::Nearest,
+                    ..asked
+                };
+                let qg = quantize_as(g, &calibration, nearest)?;
+                let arena = emit::plan_arena(g, &qg);
+                let golden = opts.golden.then_some((&zeros.0[..], &zeros.1[..]));
+                Ok(emit::emit(g, &qg, &arena, &size_meta, golden)?.len())
+            };
+            Some(crate::prune::prune(
+                &graph,
+                &calibration,
+                target,
+                file_bytes,
+            )?)
+        }
+    };
+    let (work, work_calibration) = match &pruned {
+        Some(p) => (&p.graph, &p.calibration),
+        None => (&graph, &calibration),
+    };
+
     let (setting, selection) = match &select {
         None => (asked, None),
         Some((set, path)) => {
             let bar = progress_bar(opts.progress, "selecting");
-            let s = search(&graph, &calibration, &meta, &float_ref, set, path, &bar)?;
+            let s = search(work, work_calibration, &meta, &float_ref, set, path, &bar)?;
             (s.candidates[s.chosen].setting, Some(s))
         }
     };
-    let qg = quantize_as(&graph, &calibration, setting)?;
-    let arena = emit::plan_arena(&graph, &qg);
-    let method = setting.method_name();
-    meta.notes = format!(
-        "calibration: {method}, {} samples; weight rounding: {}",
-        calib.len(),
-        setting.rounding.name()
+    let selected = selection.as_ref().map(|s| (s.samples, s.sha256.clone()));
+    meta.notes = notes(
+        setting,
+        selected.as_ref(),
+        pruned.as_ref().map(|p| p.removed()),
     );
-    if let Some(s) = &selection {
-        meta.notes.push_str(&format!(
-            "; chosen by output SQNR on {} held-out samples (sha256 {})",
-            s.samples, s.sha256
-        ));
-    }
-    let bytes = emit::emit(&graph, &qg, &arena, &meta, None)?;
+    let qg = quantize_as(work, work_calibration, setting)?;
+    let arena = emit::plan_arena(work, &qg);
+    let bytes = emit::emit(work, &qg, &arena, &meta, None)?;
+    // Without pruning, for the report: the same setting on the whole graph.
+    let unpruned = match &pruned {
+        Some(_) => {
+            let qg = quantize_as(&graph, &calibration, setting)?;
+            let arena = emit::plan_arena(&graph, &qg);
+            let mut meta = meta.clone();
+            meta.notes = notes(setting, selected.as_ref(), None);
+            let bytes = emit::emit(&graph, &qg, &arena, &meta, None)?;
+            Some((qg, bytes))
+        }
+        None => None,
+    };
 
     let bar = progress_bar(opts.progress, "evaluating");
-    let ev = evaluate::evaluate(
-        &graph,
-        &qg,
-        &bytes,
-        &float_ref,
-        eval_set,
-        labels.as_deref(),
-        &bar,
-    )?;
-    let bytes = match (&ev.first_io, opts.golden) {
-        (Some((input, output)), true) => {
-            emit::emit(&graph, &qg, &arena, &meta, Some((input, output)))?
-        }
-        _ => bytes,
+    let mut models = vec![(work, &qg, &bytes[..])];
+    if let Some((qg, bytes)) = &unpruned {
+        models.push((&graph, qg, &bytes[..]));
+    }
+    let mut evaluations =
+        evaluate::evaluate_all(&models, &float_ref, eval_set, labels.as_deref(), &bar)?.into_iter();
+    let (Some(ev), unpruned_ev) = (evaluations.next(), evaluations.next()) else {
+        return Err(ConvertError::InvalidModel("no evaluation".into()));
     };
+    let with_golden = |g: &Graph,
+                       qg: &quantize::QuantizedGraph,
+                       arena: &crate::plan::Plan,
+                       meta: &Metadata,
+                       bytes: Vec<u8>,
+                       ev: &evaluate::Evaluation| {
+        match (&ev.first_io, opts.golden) {
+            (Some((input, output)), true) => emit::emit(g, qg, arena, meta, Some((input, output))),
+            _ => Ok(bytes),
+        }
+    };
+    let bytes = with_golden(work, &qg, &arena, &meta, bytes, &ev)?;
     // The file must parse and validate before it may replace anything.
     let storage = evaluate::aligned(&bytes);
     medq::Model::parse(evaluate::aligned_bytes(&storage, bytes.len()))
         .map_err(ConvertError::Format)?;
 
+    let held_out = eval.is_some();
+    let pruning = match (&pruned, unpruned, unpruned_ev) {
+        (Some(p), Some((qg, unpruned_bytes)), Some(unpruned_ev)) => {
+            let arena = emit::plan_arena(&graph, &qg);
+            let mut meta = meta.clone();
+            meta.notes = notes(setting, selected.as_ref(), None);
+            let file = with_golden(&graph, &qg, &arena, &meta, unpruned_bytes, &unpruned_ev)?;
+            let (removed, prunable) = p.removed();
+            Some(PruningReport {
+                target: opts.prune.map(|t| t.describe()).unwrap_or_default(),
+                removed,
+                prunable,
+                layers: p.layers.clone(),
+                skipped: p.skipped.clone(),
+                unpruned: Unpruned {
+                    mq_bytes: file.len(),
+                    macs: (0..graph.nodes.len()).map(|i| macs(&graph, i)).sum(),
+                    parameters: parameters(&graph),
+                    evaluation: evaluation_report(opts, held_out, unpruned_ev),
+                },
+            })
+        }
+        _ => None,
+    };
     let report = build_report(
         opts,
-        &graph,
+        work,
         &qg,
         &loaded.source_bytes,
         &bytes,
@@ -182,13 +305,41 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         &calib,
         setting,
         selection,
+        pruning,
         rewrites.0,
-        &layer_rounding(setting.rounding, &graph, &calibration.rounding),
+        &layer_rounding(setting.rounding, work, &work_calibration.moments),
         ev,
-        eval.is_some(),
+        held_out,
     );
     write_atomically(&opts.output, &bytes)?;
     Ok(report)
+}
+
+/// Weights and biases of the Conv, FullyConnected and recurrent nodes.
+fn parameters(graph: &Graph) -> usize {
+    graph
+        .nodes
+        .iter()
+        .map(|n| match &n.op {
+            Op::Conv { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
+                weights.len() + bias.len()
+            }
+            Op::Recurrent(r) => r.w.len() + r.r.len() + r.bias_w.len() + r.bias_r.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn evaluation_report(opts: &Options, held_out: bool, ev: evaluate::Evaluation) -> EvaluationReport {
+    EvaluationReport {
+        data: match (&opts.eval, held_out) {
+            (Some(p), true) => p.display().to_string(),
+            _ => "calibration data".into(),
+        },
+        samples: ev.samples,
+        outputs: ev.outputs,
+        classes: ev.classes,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -202,6 +353,7 @@ fn build_report(
     calib: &Samples,
     setting: Setting,
     selection: Option<SelectionReport>,
+    pruning: Option<PruningReport>,
     rewrites: Vec<String>,
     rounding: &[Option<String>],
     ev: evaluate::Evaluation,
@@ -224,17 +376,6 @@ fn build_report(
             weight_rounding: rounding.get(i).cloned().flatten(),
         })
         .collect();
-    let parameters = graph
-        .nodes
-        .iter()
-        .map(|n| match &n.op {
-            Op::Conv { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
-                weights.len() + bias.len()
-            }
-            Op::Recurrent(r) => r.w.len() + r.r.len() + r.bias_w.len() + r.bias_r.len(),
-            _ => 0,
-        })
-        .sum();
     Report {
         model: opts.model.display().to_string(),
         output_file: opts.output.display().to_string(),
@@ -245,6 +386,7 @@ fn build_report(
         calibration_samples: calib.len(),
         weight_rounding: setting.rounding.name().to_string(),
         selection,
+        pruning,
         rewrites,
         totals: Totals {
             onnx_bytes: onnx.len(),
@@ -253,18 +395,10 @@ fn build_report(
             arena_lower_bound: arena.lower_bound,
             macs: layers.iter().map(|l| l.macs).sum(),
             weight_bytes: layers.iter().map(|l| l.weight_bytes).sum(),
-            parameters,
+            parameters: parameters(graph),
         },
         layers,
-        evaluation: EvaluationReport {
-            data: match (&opts.eval, held_out) {
-                (Some(p), true) => p.display().to_string(),
-                _ => "calibration data".into(),
-            },
-            samples: ev.samples,
-            outputs: ev.outputs,
-            classes: ev.classes,
-        },
+        evaluation: evaluation_report(opts, held_out, ev),
     }
 }
 
@@ -353,10 +487,10 @@ fn quantize_as(
     let moments: Vec<Option<&InputMoments>> = match setting.rounding {
         Rounding::Nearest => Vec::new(),
         Rounding::Gptq => calibration
-            .rounding
+            .moments
             .iter()
             .map(|r| match r {
-                Some(LayerRounding::Gptq(m)) => Some(m),
+                Some(LayerMoments::Usable(m)) => Some(m),
                 _ => None,
             })
             .collect(),
@@ -385,44 +519,23 @@ fn search(
     progress: &indicatif::ProgressBar,
 ) -> Result<SelectionReport, ConvertError> {
     let space = search_space();
-    // Every candidate's file, then one float run per sample shared by all.
     let mut files = Vec::with_capacity(space.len());
     for &setting in &space {
         let qg = quantize_as(graph, calibration, setting)?;
         let arena = emit::plan_arena(graph, &qg);
         let bytes = emit::emit(graph, &qg, &arena, meta, None)?;
-        files.push((qg, evaluate::aligned(&bytes), bytes.len()));
+        files.push((qg, bytes));
     }
-    let models = files
+    let models: Vec<_> = files
         .iter()
-        .map(|(_, storage, len)| {
-            medq::Model::parse(evaluate::aligned_bytes(storage, *len)).map_err(ConvertError::Format)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut evaluators = files
-        .iter()
-        .zip(&models)
-        .map(|((qg, _, _), model)| evaluate::Evaluator::new(graph, qg, model))
-        .collect::<Result<Vec<_>, _>>()?;
-    let names = evaluators
-        .first()
-        .map(|e| e.names.clone())
-        .unwrap_or_default();
-    progress.set_length(set.len() as u64);
-    for s in 0..set.len() {
-        let x = set.sample(s);
-        let float = float_ref.run(x, &names)?;
-        for e in &mut evaluators {
-            e.add(x, &float, None)?;
-        }
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
+        .map(|(qg, bytes)| (graph, qg, &bytes[..]))
+        .collect();
+    // One float run per sample, shared by every candidate.
+    let evaluations = evaluate::evaluate_all(&models, float_ref, set, None, progress)?;
 
     let mut candidates: Vec<Candidate> = Vec::with_capacity(space.len());
     let mut chosen = 0;
-    for (i, (setting, e)) in space.into_iter().zip(evaluators).enumerate() {
-        let ev = e.finish();
+    for (i, (setting, ev)) in space.into_iter().zip(evaluations).enumerate() {
         let score = selection_score(&ev);
         // Strictly better: a tie keeps the earlier setting.
         if candidates.get(chosen).is_none_or(|c| score > c.score_db) {
@@ -449,7 +562,7 @@ fn search(
 fn layer_rounding(
     asked: Rounding,
     graph: &Graph,
-    gptq: &[Option<LayerRounding>],
+    moments: &[Option<LayerMoments>],
 ) -> Vec<Option<String>> {
     (0..graph.nodes.len())
         .map(|i| {
@@ -457,9 +570,9 @@ fn layer_rounding(
                 graph.nodes[i].op,
                 Op::Conv { .. } | Op::FullyConnected { .. }
             );
-            weighted.then(|| match (asked, gptq.get(i).and_then(Option::as_ref)) {
-                (Rounding::Gptq, Some(LayerRounding::Gptq(_))) => "gptq".to_string(),
-                (Rounding::Gptq, Some(LayerRounding::Nearest(why))) => format!("nearest: {why}"),
+            weighted.then(|| match (asked, moments.get(i).and_then(Option::as_ref)) {
+                (Rounding::Gptq, Some(LayerMoments::Usable(_))) => "gptq".to_string(),
+                (Rounding::Gptq, Some(LayerMoments::Unusable(why))) => format!("nearest: {why}"),
                 _ => "nearest".to_string(),
             })
         })

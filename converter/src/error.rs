@@ -68,6 +68,10 @@ pub enum ConvertError {
     #[error("the written model does not validate: {0}")]
     Format(medq::Error),
 
+    /// Pruning could not reach its target, or found nothing to prune.
+    #[error("pruning: {0}")]
+    Pruning(String),
+
     /// A tensor or node that cannot be quantized.
     #[error("cannot quantize \"{node}\": {reason}")]
     Quantization { node: String, reason: String },

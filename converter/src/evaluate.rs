@@ -95,19 +95,58 @@ pub fn evaluate(
     labels: Option<&[usize]>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Evaluation, ConvertError> {
-    let storage = aligned(model_bytes);
-    let model =
-        Model::parse(aligned_bytes(&storage, model_bytes.len())).map_err(ConvertError::Format)?;
-    let mut evaluator = Evaluator::new(graph, qg, &model)?;
+    let mut all = evaluate_all(
+        &[(graph, qg, model_bytes)],
+        float_ref,
+        samples,
+        labels,
+        progress,
+    )?;
+    all.pop()
+        .ok_or_else(|| ConvertError::InvalidModel("nothing was evaluated".into()))
+}
+
+/// [`evaluate`] several `.mq` models of graphs with the same tensor names
+/// (quantizations of one graph, or a graph and its pruned copy), with one
+/// float run per sample shared by all.
+pub fn evaluate_all(
+    models: &[(&Graph, &QuantizedGraph, &[u8])],
+    float_ref: &FloatRef,
+    samples: &Samples,
+    labels: Option<&[usize]>,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<Evaluation>, ConvertError> {
+    let storage: Vec<Vec<u128>> = models.iter().map(|(_, _, b)| aligned(b)).collect();
+    let parsed = models
+        .iter()
+        .zip(&storage)
+        .map(|((_, _, b), s)| Model::parse(aligned_bytes(s, b.len())).map_err(ConvertError::Format))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut evaluators = models
+        .iter()
+        .zip(&parsed)
+        .map(|((graph, qg, _), model)| Evaluator::new(graph, qg, model))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names = evaluators
+        .first()
+        .map(|e| e.names.clone())
+        .unwrap_or_default();
+    if evaluators.iter().any(|e| e.names != names) {
+        return Err(ConvertError::InvalidModel(
+            "models evaluated together must name the same tensors".into(),
+        ));
+    }
     progress.set_length(samples.len() as u64);
     for s in 0..samples.len() {
         let x = samples.sample(s);
-        let float = float_ref.run(x, &evaluator.names)?;
-        evaluator.add(x, &float, labels.and_then(|l| l.get(s)).copied())?;
+        let float = float_ref.run(x, &names)?;
+        for e in &mut evaluators {
+            e.add(x, &float, labels.and_then(|l| l.get(s)).copied())?;
+        }
         progress.inc(1);
     }
     progress.finish_and_clear();
-    Ok(evaluator.finish())
+    Ok(evaluators.into_iter().map(Evaluator::finish).collect())
 }
 
 /// Float against int8 for one `.mq` model, one sample at a time: the float
@@ -218,7 +257,12 @@ impl<'m> Evaluator<'m> {
         self.samples += 1;
 
         for (i, (f, q)) in float.iter().zip(&int8).enumerate() {
-            self.layer[i].add(f, q);
+            let out = graph.nodes[i].output;
+            match graph.pruned.get(&out) {
+                // The float tensor still has the channels pruning removed.
+                Some(kept) => self.layer[i].add(&kept.gather(&graph.tensors[out].shape, f), q),
+                None => self.layer[i].add(f, q),
+            }
         }
         for (o, &node) in self.output_nodes.iter().enumerate() {
             let (Some(f), Some(q)) = (float.get(node), int8.get(node)) else {

@@ -222,6 +222,38 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub inputs: Vec<TensorId>,
     pub outputs: Vec<TensorId>,
+    /// Tensors that lost channels to [`crate::prune`]: which part of the
+    /// float model's tensor of the same name each one still holds.
+    pub pruned: std::collections::BTreeMap<TensorId, KeptChannels>,
+}
+
+/// The channels a pruned tensor kept of the float model's tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeptChannels {
+    pub axis: usize,
+    /// The float tensor's length along `axis`.
+    pub original: usize,
+    /// Indices along `axis` into the float tensor, ascending.
+    pub kept: Vec<usize>,
+}
+
+impl KeptChannels {
+    /// The kept part of `float`, a row-major value of the float tensor, for
+    /// the pruned tensor of shape `shape`.
+    pub fn gather(&self, shape: &[usize], float: &[f32]) -> Vec<f32> {
+        let outer: usize = shape.iter().take(self.axis).product();
+        let inner: usize = shape.iter().skip(self.axis + 1).product();
+        let mut out = Vec::with_capacity(outer * self.kept.len() * inner);
+        for o in 0..outer {
+            for &k in &self.kept {
+                let start = (o * self.original + k) * inner;
+                if let Some(run) = float.get(start..start + inner) {
+                    out.extend_from_slice(run);
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Graph {
@@ -236,5 +268,25 @@ impl Graph {
             .filter(|(_, n)| n.inputs.contains(&id))
             .map(|(i, _)| i)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_channels_gather_along_their_axis() {
+        // A float [2, 3, 2] tensor that kept channels 0 and 2 of axis 1.
+        let float: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let kept = KeptChannels {
+            axis: 1,
+            original: 3,
+            kept: vec![0, 2],
+        };
+        assert_eq!(
+            kept.gather(&[2, 2, 2], &float),
+            vec![0.0, 1.0, 4.0, 5.0, 6.0, 7.0, 10.0, 11.0]
+        );
     }
 }

@@ -20,6 +20,7 @@ pub mod float_ref;
 pub mod ir;
 pub mod load;
 pub mod plan;
+pub mod prune;
 pub mod quantize;
 pub mod recurrent;
 pub mod report;

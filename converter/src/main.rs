@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use medq_converter::calibrate::Method;
+use medq_converter::prune;
 use medq_converter::rounding::Rounding;
 use medq_converter::{convert, Options};
 
@@ -16,14 +17,16 @@ use medq_converter::{convert, Options};
     long_about = "Convert an ONNX model to a quantized int8 .mq file for the medq runtime.\n\n\
         The converter folds BatchNormalization, fuses activations, calibrates activation \
         ranges by running the float model (tract) over representative samples, quantizes \
-        to int8 (per-channel weights), plans one static arena and writes the file \
-        atomically. It then runs the int8 model with the medq runtime against the float \
+        to int8 (per-channel weights), optionally prunes filters, plans one static arena \
+        and writes the file atomically. It then runs the int8 model with the medq runtime against the float \
         model and reports the loss per layer and per output (and per class with --labels).",
     after_help = "Examples:\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --eval test_x.npy --labels test_y.npy --report report.json\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --calibration percentile --percentile 99.9\n  \
-        converter ecg.onnx -o ecg.mq --calib calib.npy --select heldout.npy --eval test_x.npy --labels test_y.npy"
+        converter ecg.onnx -o ecg.mq --calib calib.npy --select heldout.npy --eval test_x.npy --labels test_y.npy\n  \
+        converter ecg.onnx -o ecg.mq --calib calib.npy --max-size 16000 --eval test_x.npy --labels test_y.npy\n  \
+        converter ecg.onnx -o ecg.mq --calib calib.npy --prune-filters 0.25"
 )]
 struct Cli {
     /// The ONNX model (batch size 1 or a symbolic batch dimension).
@@ -76,6 +79,20 @@ struct Cli {
     #[arg(long, value_name = "FILE.json")]
     report: Option<PathBuf>,
 
+    /// Remove this fraction (between 0 and 1) of the prunable Conv filters and
+    /// FullyConnected neurons: those whose removal costs the least output error
+    /// per weight saved, with the layer that reads them refit by least squares on
+    /// the calibration data. The report shows what was kept per layer and the
+    /// accuracy with and without pruning.
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction, conflicts_with = "max_size")]
+    prune_filters: Option<f64>,
+
+    /// Prune filters as --prune-filters does, as few as needed for the .mq file
+    /// (golden pair included) to take at most BYTES; fails, writing nothing,
+    /// if even the most pruned model is larger. A model that already fits is not pruned.
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<usize>,
+
     /// Do not store a golden input/output pair in the file.
     #[arg(long)]
     no_golden: bool,
@@ -83,6 +100,14 @@ struct Cli {
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f < 1.0 => Ok(f),
+        Ok(f) => Err(format!("{f} is not between 0 and 1 (exclusive)")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -98,6 +123,11 @@ fn main() -> ExitCode {
         eval: cli.eval,
         labels: cli.labels,
         class_names: cli.class_names,
+        prune: match (cli.prune_filters, cli.max_size) {
+            (Some(f), _) => Some(prune::Target::Fraction(f)),
+            (None, Some(n)) => Some(prune::Target::MaxBytes(n)),
+            (None, None) => None,
+        },
         golden: !cli.no_golden,
         progress: !cli.quiet,
     };

@@ -71,6 +71,30 @@ pub struct SelectionReport {
     pub chosen: usize,
 }
 
+/// The same conversion without pruning: what pruning cost and saved.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Unpruned {
+    pub mq_bytes: usize,
+    pub macs: u64,
+    pub parameters: usize,
+    /// Float vs the unpruned int8 model, on the same samples.
+    pub evaluation: EvaluationReport,
+}
+
+/// What `--prune-filters` / `--max-size` removed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PruningReport {
+    /// What was asked for, e.g. `a file of at most 15334 bytes`.
+    pub target: String,
+    /// Filters and neurons removed, of those that could be.
+    pub removed: usize,
+    pub prunable: usize,
+    pub layers: Vec<crate::prune::PrunedLayer>,
+    /// Conv and FullyConnected nodes left whole, and why.
+    pub skipped: Vec<crate::prune::Skipped>,
+    pub unpruned: Unpruned,
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Report {
     pub model: String,
@@ -85,6 +109,10 @@ pub struct Report {
     /// Present when `--select` chose the two settings above.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selection: Option<SelectionReport>,
+    /// Present when filters were pruned; `evaluation` and `totals` are then
+    /// the pruned model's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruning: Option<PruningReport>,
     pub rewrites: Vec<String>,
     pub layers: Vec<LayerReport>,
     pub totals: Totals,
@@ -204,9 +232,13 @@ impl Report {
             t.macs,
             t.parameters
         );
+        if let Some(p) = &self.pruning {
+            render_pruning(&mut s, p, t);
+        }
         let e = &self.evaluation;
         let _ = writeln!(s, "\nfloat vs int8 on {} ({} samples):", e.data, e.samples);
-        for o in &e.outputs {
+        let unpruned = self.pruning.as_ref().map(|p| &p.unpruned.evaluation);
+        for (k, o) in e.outputs.iter().enumerate() {
             let _ = write!(
                 s,
                 "  output {:<12} SQNR {} dB, max |Δ| {:.4}, samples with max |Δ| ≤ 0.03: {}",
@@ -227,22 +259,42 @@ impl Report {
                 );
             }
             let _ = writeln!(s);
+            if let Some(u) = unpruned.and_then(|u| u.outputs.get(k)) {
+                let _ = write!(s, "         without pruning: SQNR {} dB", db(u.sqnr_db));
+                if let Some(a) = u.top1_agreement {
+                    let _ = write!(s, ", top-1 agreement {}", pct(a));
+                }
+                let _ = writeln!(s);
+            }
         }
         if let Some(c) = &e.classes {
-            let _ = writeln!(
+            let before = unpruned.and_then(|u| u.classes.as_ref());
+            let _ = write!(
                 s,
                 "  accuracy: float {}, int8 {}",
                 pct(c.accuracy_float),
                 pct(c.accuracy_int8)
             );
-            let _ = writeln!(
+            match before {
+                Some(b) => {
+                    let _ = writeln!(s, " (without pruning {})", pct(b.accuracy_int8));
+                }
+                None => {
+                    let _ = writeln!(s);
+                }
+            }
+            let _ = write!(
                 s,
                 "  {:>5}  {:>7}  {:>12}  {:>12}",
                 "class", "count", "recall float", "recall int8"
             );
+            if before.is_some() {
+                let _ = write!(s, "  {:>16}", "int8 not pruned");
+            }
+            let _ = writeln!(s);
             for (k, count) in c.class_counts.iter().enumerate() {
                 let r = |v: &[Option<f64>]| v.get(k).copied().flatten().map_or("-".into(), pct);
-                let _ = writeln!(
+                let _ = write!(
                     s,
                     "  {:>5}  {:>7}  {:>12}  {:>12}",
                     k,
@@ -250,8 +302,59 @@ impl Report {
                     r(&c.per_class_recall_float),
                     r(&c.per_class_recall_int8)
                 );
+                if let Some(b) = before {
+                    let _ = write!(s, "  {:>16}", r(&b.per_class_recall_int8));
+                }
+                let _ = writeln!(s);
             }
         }
         s
     }
+}
+
+/// The pruning section: per producer → consumer pair, the filters kept and
+/// how closely the rebuilt consumer reproduces its float output.
+fn render_pruning(s: &mut String, p: &PruningReport, t: &Totals) {
+    let _ = writeln!(
+        s,
+        "\npruning for {}: {} of {} prunable filters removed (each consumer refit by least \
+         squares on the calibration data)",
+        p.target, p.removed, p.prunable
+    );
+    let width = |name: fn(&crate::prune::PrunedLayer) -> &str| {
+        p.layers
+            .iter()
+            .map(|l| name(l).len())
+            .max()
+            .unwrap_or(0)
+            .clamp(10, 40)
+    };
+    let (wp, wc) = (width(|l| &l.producer), width(|l| &l.consumer));
+    let _ = writeln!(
+        s,
+        "  {:<wp$}  {:<wc$}  {:>10}  {:>13}",
+        "filters of", "read by", "kept", "refit SQNR dB"
+    );
+    for l in &p.layers {
+        let _ = writeln!(
+            s,
+            "  {:<wp$}  {:<wc$}  {:>10}  {:>13}",
+            l.producer,
+            l.consumer,
+            format!("{} of {}", l.kept, l.channels),
+            match l.kept == l.channels {
+                true => "-".to_string(),
+                false => db(l.reconstruction_sqnr_db),
+            }
+        );
+    }
+    for k in &p.skipped {
+        let _ = writeln!(s, "  left whole: {}: {}", k.node, k.reason);
+    }
+    let u = &p.unpruned;
+    let _ = writeln!(
+        s,
+        "  without pruning: .mq {} B, {} MACs, {} parameters; pruned: .mq {} B, {} MACs, {} parameters",
+        u.mq_bytes, u.macs, u.parameters, t.mq_bytes, t.macs, t.parameters
+    );
 }

@@ -11,7 +11,7 @@
 //! neighbour each weight rounds to changes, so the runtime and the file format
 //! do not know which was used.
 
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, DVector};
 
 use crate::ir::{Array, Graph, Op, Window};
 
@@ -50,11 +50,14 @@ pub const MIN_OBSERVATIONS_PER_COLUMN: usize = 4;
 const DAMPING: f64 = 0.01;
 
 /// Second moments `Σ x xᵀ` of one layer's input patches, one matrix per
-/// group (a weight row of group `g` only sees group `g`'s input channels).
+/// group (a weight row of group `g` only sees group `g`'s input channels),
+/// and their sums `Σ x` (pruning reconstructs the bias from them).
 #[derive(Clone, Debug)]
 pub struct InputMoments {
     /// Per group, `n × n` with `n` the weight row length.
     pub groups: Vec<DMatrix<f64>>,
+    /// Per group, `n` sums.
+    pub sums: Vec<DVector<f64>>,
     /// How many input vectors were added.
     pub observations: usize,
 }
@@ -114,12 +117,14 @@ struct Layer {
     moments: Option<InputMoments>,
 }
 
-/// How a weighted node's weights will be rounded under [`Rounding::Gptq`].
+/// A weighted node's input moments, or why they are not usable. GPTQ rounds
+/// with them and pruning reconstructs a layer from them; without them the
+/// weights are rounded to nearest and the layer is not reconstructed.
 #[derive(Clone, Debug)]
-pub enum LayerRounding {
-    Gptq(InputMoments),
-    /// Nearest, and why GPTQ could not be used.
-    Nearest(String),
+pub enum LayerMoments {
+    Usable(InputMoments),
+    /// Why not (too few calibration vectors, rows too long).
+    Unusable(String),
 }
 
 impl MomentsCollector {
@@ -141,6 +146,7 @@ impl MomentsCollector {
                 };
                 let moments = (n > 0 && n <= MAX_COLUMNS).then(|| InputMoments {
                     groups: vec![DMatrix::zeros(n, n); groups],
+                    sums: vec![DVector::zeros(n); groups],
                     observations: 0,
                 });
                 Some(Layer { geo, n, moments })
@@ -164,6 +170,7 @@ impl MomentsCollector {
                 let rows = x.len() / *k;
                 let p = DMatrix::from_fn(rows, *k, |r, c| x[r * *k + c] as f64);
                 moments.groups[0].gemm_tr(1.0, &p, &p, 1.0);
+                moments.sums[0] += p.row_sum().transpose();
                 moments.observations += rows;
             }
             Geometry::Conv {
@@ -184,7 +191,12 @@ impl MomentsCollector {
                 let cg = c / *groups;
                 let n = cg * kh * kw;
                 let positions = out_h * out_w;
-                for (g, m) in moments.groups.iter_mut().enumerate() {
+                for (g, (m, sum)) in moments
+                    .groups
+                    .iter_mut()
+                    .zip(moments.sums.iter_mut())
+                    .enumerate()
+                {
                     // One row per output position: the patch it reads, in
                     // the weight row's order (channel, kernel row, kernel column).
                     let p = DMatrix::from_fn(positions, n, |pos, col| {
@@ -200,32 +212,34 @@ impl MomentsCollector {
                         }
                     });
                     m.gemm_tr(1.0, &p, &p, 1.0);
+                    *sum += p.row_sum().transpose();
                 }
                 moments.observations += positions;
             }
         }
     }
 
-    /// Each weighted node's rounding, indexed by node (`None` for nodes
+    /// Each weighted node's moments, indexed by node (`None` for nodes
     /// without weights).
-    pub fn finish(self) -> Vec<Option<LayerRounding>> {
+    pub fn finish(self) -> Vec<Option<LayerMoments>> {
         self.layers
             .into_iter()
             .map(|l| {
                 let Layer { n, moments, .. } = l?;
                 Some(match moments {
-                    None => LayerRounding::Nearest(format!(
-                        "rows of {n} weights are longer than the {MAX_COLUMNS} GPTQ handles"
+                    None => LayerMoments::Unusable(format!(
+                        "rows of {n} weights are longer than the {MAX_COLUMNS} input moments are \
+                         gathered for"
                     )),
                     Some(m) if m.observations < MIN_OBSERVATIONS_PER_COLUMN * n => {
-                        LayerRounding::Nearest(format!(
-                            "{} calibration input vectors for rows of {n} weights; GPTQ needs \
-                             at least {}",
+                        LayerMoments::Unusable(format!(
+                            "{} calibration input vectors for rows of {n} weights; their \
+                             moments need at least {}",
                             m.observations,
                             MIN_OBSERVATIONS_PER_COLUMN * n
                         ))
                     }
-                    Some(m) => LayerRounding::Gptq(m),
+                    Some(m) => LayerMoments::Usable(m),
                 })
             })
             .collect()
@@ -349,12 +363,15 @@ mod tests {
     fn moments_of(xs: &[Vec<f32>]) -> InputMoments {
         let n = xs[0].len();
         let mut h = DMatrix::zeros(n, n);
+        let mut sum = DVector::zeros(n);
         for x in xs {
             let p = DMatrix::from_fn(1, n, |_, c| x[c] as f64);
             h.gemm_tr(1.0, &p, &p, 1.0);
+            sum += p.row_sum().transpose();
         }
         InputMoments {
             groups: vec![h],
+            sums: vec![sum],
             observations: xs.len(),
         }
     }
@@ -469,7 +486,8 @@ mod tests {
     #[test]
     fn conv_moments_follow_the_weight_layout() {
         // Σ over samples and positions of (w_o · patch)² must equal
-        // w_o H_g w_oᵀ for every output channel o: this holds only if the
+        // w_o H_g w_oᵀ (and Σ w_o · patch must equal w_o · sums_g) for every
+        // output channel o: this holds only if the
         // patches are laid out like the weight rows (channel, kernel row,
         // kernel column) and the pads, strides and dilations are applied
         // as the convolution applies them.
@@ -503,6 +521,7 @@ mod tests {
             nodes: Vec::new(),
             inputs: vec![0],
             outputs: vec![1],
+            ..Graph::default()
         };
         graph.nodes.push(crate::ir::Node {
             name: "conv".into(),
@@ -519,17 +538,20 @@ mod tests {
         });
         let mut collector = MomentsCollector::new(&graph);
         let mut energy = vec![0.0f64; cout];
+        let mut total = vec![0.0f64; cout];
         for _ in 0..3 {
             let x: Vec<f32> = (0..c * h * w).map(|_| lcg(&mut seed)).collect();
             collector.observe(0, &x);
             let y = naive_conv(&x, (h, w), &weights, &window, groups);
             let per = y.len() / cout;
-            for (o, e) in energy.iter_mut().enumerate() {
-                *e += y[o * per..(o + 1) * per].iter().map(|v| v * v).sum::<f64>();
+            for o in 0..cout {
+                let out = &y[o * per..(o + 1) * per];
+                energy[o] += out.iter().map(|v| v * v).sum::<f64>();
+                total[o] += out.iter().sum::<f64>();
             }
         }
-        let Some(Some(LayerRounding::Gptq(m))) = collector.finish().into_iter().next() else {
-            panic!("the conv should be rounded with GPTQ");
+        let Some(Some(LayerMoments::Usable(m))) = collector.finish().into_iter().next() else {
+            panic!("the conv's moments should be usable");
         };
         let n = c / groups * kh * kw;
         for (o, &e) in energy.iter().enumerate() {
@@ -543,6 +565,14 @@ mod tests {
                 (quad - e).abs() <= 1e-9 * e.max(1.0),
                 "channel {o}: {quad} vs {e}"
             );
+            // And the sums: Σ (w_o · patch) = w_o · Σ patch.
+            let sum = &m.sums[o / (cout / groups)];
+            let lin: f64 = (0..n).map(|i| row[i] as f64 * sum[i]).sum();
+            assert!(
+                (lin - total[o]).abs() <= 1e-9 * total[o].abs().max(1.0),
+                "channel {o}: {lin} vs {}",
+                total[o]
+            );
         }
     }
 
@@ -553,6 +583,7 @@ mod tests {
         assert_eq!(near, vec![127, -64, 25, 127, 0, -89]);
         let zero = InputMoments {
             groups: vec![DMatrix::zeros(3, 3)],
+            sums: vec![DVector::zeros(3)],
             observations: 0,
         };
         assert_eq!(quantize_weights(&w, Some(&zero)).0, near);

@@ -247,3 +247,99 @@ fn refuses_selection_samples_of_the_wrong_shape() {
         "select.npy: shape is [141, 30], but the model input is [1, 1, 140]",
     );
 }
+
+#[test]
+fn max_size_prunes_to_fit_and_reports_both_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let (test_x, test_y) = (ecg().join("test_x.npy"), ecg().join("test_y.npy"));
+    let eval = [
+        "--eval",
+        test_x.to_str().unwrap(),
+        "--labels",
+        test_y.to_str().unwrap(),
+    ];
+    let (_, plain) = convert_ecg(dir.path(), "plain", &eval);
+    let plain_bytes = plain["totals"]["mq_bytes"].as_u64().unwrap();
+    let max = 10_000u64;
+    assert!(
+        plain_bytes > max,
+        "the test needs a model larger than {max} B"
+    );
+
+    let mut args = eval.to_vec();
+    let max_arg = max.to_string();
+    args.extend(["--max-size", &max_arg]);
+    let (mq, report) = convert_ecg(dir.path(), "pruned", &args);
+    let bytes = std::fs::metadata(&mq).unwrap().len();
+    assert!(bytes <= max, "{bytes} B > {max} B");
+    assert_eq!(report["totals"]["mq_bytes"].as_u64(), Some(bytes));
+    let pruning = &report["pruning"];
+    assert!(pruning["removed"].as_u64().unwrap() > 0);
+    // The "before" is the plain conversion: same file size and figures.
+    let unpruned = &pruning["unpruned"];
+    assert_eq!(unpruned["mq_bytes"].as_u64(), Some(plain_bytes));
+    assert_eq!(
+        unpruned["evaluation"]["classes"],
+        plain["evaluation"]["classes"]
+    );
+    assert_eq!(unpruned["macs"], plain["totals"]["macs"]);
+    assert!(report["totals"]["macs"].as_u64() < plain["totals"]["macs"].as_u64());
+
+    // Each pruned layer's kept filters are the file's channel counts.
+    let file = medq_cli::open(&mq).unwrap();
+    let model = file.model().unwrap();
+    let layers = report["layers"].as_array().unwrap();
+    for l in pruning["layers"].as_array().unwrap() {
+        let producer = layers.iter().find(|r| r["name"] == l["producer"]).unwrap();
+        assert_eq!(producer["output_shape"][1], l["kept"], "{l}");
+    }
+    // The runtime on the file gives the accuracy the report states.
+    let x = medq_cli::read_npy_f32(&test_x).unwrap();
+    let y = medq_cli::read_npy_labels(&test_y).unwrap();
+    let out = medq_cli::run_batch(&model, &x).unwrap();
+    let accuracy = medq_cli::accuracy(&out, &y).unwrap();
+    let reported = report["evaluation"]["classes"]["accuracy_int8"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (accuracy - reported).abs() < 1e-12,
+        "{accuracy} vs {reported}"
+    );
+    let notes = medq_cli::inspect(&file).unwrap();
+    assert!(notes.contains("filters (least-squares refit) for a file of at most 10000 bytes"));
+
+    // A size it already meets prunes nothing.
+    let (_, roomy) = convert_ecg(dir.path(), "roomy", &["--max-size", "1000000"]);
+    assert_eq!(roomy["pruning"]["removed"].as_u64(), Some(0));
+}
+
+#[test]
+fn refuses_a_size_pruning_cannot_reach() {
+    let onnx = ecg().join("ecg.onnx");
+    let calib = ecg().join("calib.npy");
+    refuses(
+        &[
+            onnx.to_str().unwrap(),
+            "--calib",
+            calib.to_str().unwrap(),
+            "--max-size",
+            "2000",
+        ],
+        "more than the 2000 asked for",
+    );
+}
+
+#[test]
+fn refuses_a_pruning_fraction_outside_zero_to_one() {
+    let onnx = ecg().join("ecg.onnx");
+    let calib = ecg().join("calib.npy");
+    let base = [onnx.to_str().unwrap(), "--calib", calib.to_str().unwrap()];
+    refuses(
+        &[&base[..], &["--prune-filters", "1.5"]].concat(),
+        "1.5 is not between 0 and 1",
+    );
+    refuses(
+        &[&base[..], &["--prune-filters", "0.2", "--max-size", "9000"]].concat(),
+        "cannot be used with",
+    );
+}
