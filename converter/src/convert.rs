@@ -287,6 +287,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 skipped: p.skipped.clone(),
                 unpruned: Unpruned {
                     mq_bytes: file.len(),
+                    arena_bytes: arena.arena_len,
                     macs: (0..graph.nodes.len()).map(|i| macs(&graph, i)).sum(),
                     parameters: parameters(&graph),
                     evaluation: evaluation_report(opts, held_out, unpruned_ev),

@@ -75,6 +75,7 @@ pub struct SelectionReport {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Unpruned {
     pub mq_bytes: usize,
+    pub arena_bytes: usize,
     pub macs: u64,
     pub parameters: usize,
     /// Float vs the unpruned int8 model, on the same samples.

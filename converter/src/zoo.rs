@@ -114,6 +114,26 @@ pub struct ModelEntry {
     /// figures are then those of the setting `converter --select` chooses.
     #[serde(default)]
     pub select: Option<String>,
+    /// Prune filters (`converter --max-size`) for every conversion of the
+    /// model; the results show the same setting without pruning too.
+    #[serde(default)]
+    pub prune: Option<PruneChoice>,
+}
+
+/// A size to prune to, and why.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneChoice {
+    /// The largest `.mq` file, as a fraction of the ONNX file.
+    pub max_size_of_onnx: f64,
+    pub reason: String,
+}
+
+impl PruneChoice {
+    /// The `--max-size` for an ONNX file of `onnx_bytes`.
+    pub fn max_bytes(&self, onnx_bytes: usize) -> usize {
+        (self.max_size_of_onnx * onnx_bytes as f64).floor() as usize
+    }
 }
 
 fn default_train_log() -> String {
@@ -164,6 +184,14 @@ impl ZooConfig {
             }
             m.calibration()
                 .map_err(|e| bad(format!("{}: {e}", m.name)))?;
+            if let Some(p) = &m.prune {
+                if !(p.max_size_of_onnx > 0.0 && p.max_size_of_onnx < 1.0) {
+                    return Err(bad(format!(
+                        "{}: prune.max_size_of_onnx {} is not between 0 and 1",
+                        m.name, p.max_size_of_onnx
+                    )));
+                }
+            }
             if m.calibration.is_some() && m.select.is_some() {
                 return Err(bad(format!(
                     "{}: `calibration` and `select` exclude each other (select chooses the calibration)",
@@ -288,6 +316,20 @@ pub struct Measured {
     pub params: usize,
     /// Float vs int8 SQNR of the model output; `None` when bit-exact.
     pub output_sqnr_db: Option<f64>,
+    /// What pruning removed, and the same setting's figures without it.
+    pub pruning: Option<Pruning>,
+}
+
+/// A pruned conversion: what went, and what the same setting gave unpruned.
+#[derive(Clone, Debug)]
+pub struct Pruning {
+    /// As the converter describes it, e.g. `a file of at most 15334 bytes`.
+    pub target: String,
+    pub removed: usize,
+    pub prunable: usize,
+    pub layers: Vec<crate::prune::PrunedLayer>,
+    /// The unpruned int8 model, measured in the same run.
+    pub unpruned: Box<Measured>,
 }
 
 /// The class whose recall drops the most.
@@ -339,15 +381,62 @@ impl Verdicts {
     }
 }
 
+/// The sizes and cost of one `.mq` file.
+struct Sizes {
+    onnx_bytes: usize,
+    mq_bytes: usize,
+    arena_bytes: usize,
+    macs: u64,
+    params: usize,
+}
+
 impl Measured {
     fn from_report(report: &Report, classes: usize) -> Result<Measured, String> {
-        let c = report
-            .evaluation
+        let t = &report.totals;
+        let sizes = Sizes {
+            onnx_bytes: t.onnx_bytes,
+            mq_bytes: t.mq_bytes,
+            arena_bytes: t.arena_bytes,
+            macs: t.macs,
+            params: t.parameters,
+        };
+        let mut measured = Measured::from_evaluation(report, &report.evaluation, sizes, classes)?;
+        if let Some(p) = &report.pruning {
+            let u = &p.unpruned;
+            let sizes = Sizes {
+                onnx_bytes: t.onnx_bytes,
+                mq_bytes: u.mq_bytes,
+                arena_bytes: u.arena_bytes,
+                macs: u.macs,
+                params: u.parameters,
+            };
+            measured.pruning = Some(Pruning {
+                target: p.target.clone(),
+                removed: p.removed,
+                prunable: p.prunable,
+                layers: p.layers.clone(),
+                unpruned: Box::new(Measured::from_evaluation(
+                    report,
+                    &u.evaluation,
+                    sizes,
+                    classes,
+                )?),
+            });
+        }
+        Ok(measured)
+    }
+
+    fn from_evaluation(
+        report: &Report,
+        evaluation: &crate::report::EvaluationReport,
+        sizes: Sizes,
+        classes: usize,
+    ) -> Result<Measured, String> {
+        let c = evaluation
             .classes
             .as_ref()
             .ok_or("the converter reported no class metrics")?;
-        let output = report
-            .evaluation
+        let output = evaluation
             .outputs
             .first()
             .ok_or("the converter reported no output")?;
@@ -369,23 +458,23 @@ impl Measured {
         };
         let mut class_counts = c.class_counts.clone();
         class_counts.resize(classes, 0);
-        let t = &report.totals;
         Ok(Measured {
             calibration: format!("{} + {}", report.calibration_method, report.weight_rounding),
             selected_on: report.selection.as_ref().map(|s| s.samples),
-            test_samples: report.evaluation.samples,
+            test_samples: evaluation.samples,
             float_accuracy: c.accuracy_float,
             int8_accuracy: c.accuracy_int8,
             agreement,
             class_counts,
             recall_float: pad(&c.per_class_recall_float),
             recall_int8: pad(&c.per_class_recall_int8),
-            onnx_bytes: t.onnx_bytes,
-            mq_bytes: t.mq_bytes,
-            arena_bytes: t.arena_bytes,
-            macs: t.macs,
-            params: t.parameters,
+            onnx_bytes: sizes.onnx_bytes,
+            mq_bytes: sizes.mq_bytes,
+            arena_bytes: sizes.arena_bytes,
+            macs: sizes.macs,
+            params: sizes.params,
             output_sqnr_db: output.sqnr_db,
+            pruning: None,
         })
     }
 
@@ -424,6 +513,14 @@ impl Measured {
         worst
     }
 
+    /// The model's parameters before pruning: the size target applies to
+    /// the model as given, not to what pruning left of it.
+    pub fn model_params(&self) -> usize {
+        self.pruning
+            .as_ref()
+            .map_or(self.params, |p| p.unpruned.params)
+    }
+
     pub fn mq_to_onnx(&self) -> f64 {
         self.mq_bytes as f64 / self.onnx_bytes.max(1) as f64
     }
@@ -435,7 +532,7 @@ impl Measured {
                 None => Verdict::NotApplicable,
                 Some(w) => Verdict::of(w.drop_pp <= t.max_class_recall_drop_pp + EPS),
             },
-            size: if self.params >= t.size_target_min_params {
+            size: if self.model_params() >= t.size_target_min_params {
                 Verdict::of(self.mq_to_onnx() <= t.max_mq_to_onnx + EPS)
             } else {
                 Verdict::NotApplicable
@@ -456,6 +553,8 @@ pub struct ModelResult {
     pub class_names: Vec<String>,
     /// Why the chosen calibration is not the default.
     pub calibration_reason: Option<String>,
+    /// Why the model is pruned.
+    pub prune_reason: Option<String>,
     /// The published figures, or why the model could not be converted.
     pub chosen: Result<Measured, String>,
     /// Other calibrations (by [`Setting::name`]): the converter default
@@ -473,8 +572,8 @@ impl ModelResult {
 }
 
 /// Convert `entry` with `calibration` (or, with `None`, with the setting
-/// `--select` chooses on the entry's `select` samples) into a temporary
-/// directory and measure it.
+/// `--select` chooses on the entry's `select` samples), pruned as the entry
+/// asks, into a temporary directory and measure it.
 pub fn measure(
     config: &ZooConfig,
     entry: &ModelEntry,
@@ -493,6 +592,12 @@ pub fn measure(
     opts.labels = Some(config.path(entry, &entry.test_y));
     opts.class_names = Some(config.path(entry, &entry.labels));
     opts.progress = progress;
+    if let Some(p) = &entry.prune {
+        let onnx_bytes = std::fs::metadata(&opts.model)
+            .map_err(|e| format!("cannot read {}: {e}", opts.model.display()))?
+            .len() as usize;
+        opts.prune = Some(crate::prune::Target::MaxBytes(p.max_bytes(onnx_bytes)));
+    }
     let Some(calibration) = calibration else {
         let select = entry
             .select
@@ -590,6 +695,7 @@ pub fn run_model(
         onnx_bytes: std::fs::metadata(&onnx).ok().map(|m| m.len() as usize),
         class_names: class_names.unwrap_or_default(),
         calibration_reason: entry.calibration.as_ref().map(|c| c.reason.clone()),
+        prune_reason: entry.prune.as_ref().map(|p| p.reason.clone()),
         chosen,
         others,
     }
@@ -641,12 +747,21 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
-/// The published setting, marked when `--select` chose it.
+/// The published setting, marked when `--select` chose it, and the pruning.
 fn setting_cell(m: &Measured) -> String {
-    match m.selected_on {
+    let mut cell = match m.selected_on {
         Some(_) => format!("{} (selected)", m.calibration),
         None => m.calibration.clone(),
+    };
+    if let Some(p) = &m.pruning {
+        cell.push_str(&format!(", {} of {} filters pruned", p.removed, p.prunable));
     }
+    cell
+}
+
+/// What pruning did to the published conversion, if it was pruned.
+fn pruning(r: &ModelResult) -> Option<&Pruning> {
+    r.chosen.as_ref().ok()?.pruning.as_ref()
 }
 
 fn class_name(r: &ModelResult, class: usize) -> String {
@@ -675,6 +790,70 @@ fn params_short(p: usize) -> String {
         format!("{:.1}k", p as f64 / 1000.0)
     } else {
         p.to_string()
+    }
+}
+
+/// The pruning section: per model, what was removed, how well each rebuilt
+/// layer reproduces its float output, and the model before and after.
+fn render_pruning(w: &mut String, pruned: &[(&ModelResult, &Measured, &Pruning)], t: &Targets) {
+    let _ = writeln!(w, "\n## Pruning\n");
+    let _ = writeln!(
+        w,
+        "Structured pruning (`converter --max-size`): whole Conv filters are removed, those whose \
+         removal costs the least output error per weight saved, and the layer reading them is \
+         refit by least squares on the calibration data. Refit SQNR: the rebuilt layer's output \
+         against its original float output on the calibration data. Drops are against the \
+         original float model; \"not pruned\" is the same setting without pruning, measured in \
+         the same converter run.\n"
+    );
+    for (i, (r, m, p)) in pruned.iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(w);
+        }
+        let _ = writeln!(
+            w,
+            "### {}\n\nPruned for {}: {} of {} prunable filters removed.",
+            r.name, p.target, p.removed, p.prunable
+        );
+        if let Some(reason) = &r.prune_reason {
+            let _ = writeln!(w, "{reason}");
+        }
+        let _ = writeln!(w, "\n| filters of | read by | kept | refit SQNR (dB) |");
+        let _ = writeln!(w, "| --- | --- | --- | --- |");
+        for l in &p.layers {
+            let refit = match l.kept == l.channels {
+                true => "—".to_string(),
+                false => sqnr(l.reconstruction_sqnr_db),
+            };
+            let _ = writeln!(
+                w,
+                "| `{}` | `{}` | {} of {} | {refit} |",
+                l.producer, l.consumer, l.kept, l.channels
+            );
+        }
+        let _ = writeln!(
+            w,
+            "\n| | .mq bytes | .mq / ONNX | arena bytes | MACs | params | int8 accuracy | accuracy drop (pp) | worst class recall drop (pp) | output SQNR (dB) |"
+        );
+        let _ = writeln!(
+            w,
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
+        for (label, x) in [("not pruned", &*p.unpruned), ("pruned", *m)] {
+            let _ = writeln!(
+                w,
+                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                x.mq_bytes,
+                pct(x.mq_to_onnx()),
+                x.arena_bytes,
+                x.macs,
+                x.params,
+                pct(x.int8_accuracy),
+                pp(x.accuracy_drop_pp()),
+                worst_cell(r, x, t),
+                sqnr(x.output_sqnr_db)
+            );
+        }
     }
 }
 
@@ -731,7 +910,7 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
                     Verdict::NotApplicable => format!(
                         "{} n/a ({} params < {})",
                         pct(m.mq_to_onnx()),
-                        params_short(m.params),
+                        params_short(m.model_params()),
                         params_short(t.size_target_min_params)
                     ),
                     other => format!("{} {}", pct(m.mq_to_onnx()), other.label()),
@@ -804,7 +983,8 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
     let _ = writeln!(w, "\n## Size and cost\n");
     let _ = writeln!(
         w,
-        "Parameters: weights and biases after BatchNorm folding. Arena: the one static buffer \
+        "Parameters: weights and biases after BatchNorm folding (and pruning, for a pruned \
+         model; the size target applies by the parameters before pruning). Arena: the one static buffer \
          the runtime needs for activations. MACs: multiply-accumulates per inference.\n"
     );
     let _ = writeln!(
@@ -834,7 +1014,21 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
         }
     }
 
-    let compared: Vec<&ModelResult> = results.iter().filter(|r| !r.others.is_empty()).collect();
+    let pruned: Vec<(&ModelResult, &Measured, &Pruning)> = results
+        .iter()
+        .filter_map(|r| {
+            let m = r.chosen.as_ref().ok()?;
+            Some((r, m, m.pruning.as_ref()?))
+        })
+        .collect();
+    if !pruned.is_empty() {
+        render_pruning(w, &pruned, t);
+    }
+
+    let compared: Vec<&ModelResult> = results
+        .iter()
+        .filter(|r| !r.others.is_empty() || pruning(r).is_some())
+        .collect();
     if !compared.is_empty() {
         let default = Setting::default().name();
         let _ = writeln!(w, "\n## Calibrations and weight rounding compared\n");
@@ -847,7 +1041,9 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
              comparison: the converter default ({default}) when the published setting differs; \
              for a calibration given in `models/zoo.json`, the same with the other weight \
              rounding; for a model that misses the accuracy or class recall target, every \
-             setting `--select` tries. The first row of each model is the published one.\n"
+             setting `--select` tries; for a pruned model, the published setting without \
+             pruning, measured in the same converter run (every other row of a pruned model is \
+             pruned too). The first row of each model is the published one.\n"
         );
         let _ = writeln!(
             w,
@@ -859,23 +1055,39 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
                 Ok(m) => m.calibration.clone(),
                 Err(_) => "chosen".into(),
             };
-            let rows = std::iter::once((chosen_name, &r.chosen))
-                .chain(r.others.iter().map(|(n, m)| (n.clone(), m)));
+            // Pruned: the published setting without pruning right after it.
+            let unpruned = pruning(r).map(|p| {
+                (
+                    format!("{chosen_name}, not pruned"),
+                    Ok::<Measured, String>((*p.unpruned).clone()),
+                )
+            });
+            let rows = std::iter::once((chosen_name, r.chosen.clone()))
+                .chain(unpruned)
+                .chain(r.others.iter().map(|(n, m)| (n.clone(), m.clone())));
             for (k, (name, run)) in rows.enumerate() {
-                let selected = match (k, run) {
+                let selected = match (k, &run) {
                     (0, Ok(m)) => m.selected_on,
                     _ => None,
                 };
-                let label = match (k == 0, name == default, selected) {
+                let is_default = name == default;
+                let name = match &run {
+                    Ok(m) if m.pruning.is_some() => format!("{name}, pruned"),
+                    _ => name,
+                };
+                let label = match (k == 0, is_default, selected) {
                     (true, _, Some(n)) => {
                         format!("{name} (published, chosen by `--select` on {n} held-out samples)")
                     }
                     (true, true, None) => format!("{name} (published, converter default)"),
                     (true, false, None) => format!("{name} (published)"),
                     (false, true, _) => format!("{name} (converter default)"),
+                    (false, false, _) if name.ends_with(", not pruned") => {
+                        format!("{name} (the published setting, in the same run)")
+                    }
                     (false, false, _) => name,
                 };
-                match run {
+                match &run {
                     Ok(m) => {
                         let met = if m.verdicts(t).all_met() {
                             "yes"
@@ -908,6 +1120,11 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
         let reasons: Vec<(&str, &str)> = compared
             .iter()
             .filter_map(|r| Some((r.name.as_str(), r.calibration_reason.as_deref()?)))
+            .chain(
+                compared
+                    .iter()
+                    .filter_map(|r| Some((r.name.as_str(), r.prune_reason.as_deref()?))),
+            )
             .collect();
         if !reasons.is_empty() {
             let _ = writeln!(w);
@@ -938,16 +1155,24 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
     for r in results {
         let Ok(m) = &r.chosen else { continue };
         let _ = writeln!(w, "\n### {} ({})\n", r.name, setting_cell(m));
+        let unpruned = m.pruning.as_ref().map(|p| &p.unpruned);
+        let (extra, extra_rule) = match unpruned {
+            Some(_) => (" int8 recall, not pruned |", " --- |"),
+            None => ("", ""),
+        };
         let _ = writeln!(
             w,
-            "| class | test samples | float recall | int8 recall | drop (pp) |"
+            "| class | test samples | float recall | int8 recall | drop (pp) |{extra}"
         );
-        let _ = writeln!(w, "| --- | --- | --- | --- | --- |");
+        let _ = writeln!(w, "| --- | --- | --- | --- | --- |{extra_rule}");
         for (k, count) in m.class_counts.iter().enumerate() {
             let drop = m.recall_drop_pp(k).map_or("—".into(), pp);
+            let before = unpruned.map_or(String::new(), |u| {
+                format!(" {} |", opt_pct(u.recall_int8.get(k).copied().flatten()))
+            });
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |{before}",
                 cell(&class_name(r, k)),
                 count,
                 opt_pct(m.recall_float.get(k).copied().flatten()),
@@ -1003,6 +1228,19 @@ struct JsonMeasured {
     output_sqnr_db: Option<f64>,
     targets: Verdicts,
     targets_met: bool,
+    /// Present when the model was pruned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pruning: Option<JsonPruning>,
+}
+
+#[derive(Serialize)]
+struct JsonPruning {
+    target: String,
+    removed: usize,
+    prunable: usize,
+    layers: Vec<crate::prune::PrunedLayer>,
+    /// The same setting without pruning, measured in the same run.
+    not_pruned: Box<JsonMeasured>,
 }
 
 #[derive(Serialize)]
@@ -1083,6 +1321,20 @@ fn json_measured(r: &ModelResult, m: &Measured, t: &Targets) -> JsonMeasured {
         output_sqnr_db: m.output_sqnr_db.map(|d| round(d, 2)),
         targets: m.verdicts(t),
         targets_met: m.verdicts(t).all_met(),
+        pruning: m.pruning.as_ref().map(|p| JsonPruning {
+            target: p.target.clone(),
+            removed: p.removed,
+            prunable: p.prunable,
+            layers: p
+                .layers
+                .iter()
+                .map(|l| crate::prune::PrunedLayer {
+                    reconstruction_sqnr_db: l.reconstruction_sqnr_db.map(|d| round(d, 2)),
+                    ..l.clone()
+                })
+                .collect(),
+            not_pruned: Box::new(json_measured(r, &p.unpruned, t)),
+        }),
     }
 }
 
@@ -1165,6 +1417,7 @@ mod tests {
             macs: 5000,
             params,
             output_sqnr_db: Some(30.0),
+            pruning: None,
         }
     }
 
@@ -1176,6 +1429,7 @@ mod tests {
             onnx_bytes: Some(100_000),
             class_names: vec!["zeta".into(), "alpha".into()],
             calibration_reason: None,
+            prune_reason: None,
             chosen,
             others: Vec::new(),
         }
@@ -1227,6 +1481,19 @@ mod tests {
         assert_eq!(m.verdicts(&TARGETS).size, Verdict::Fail);
         m.mq_bytes = 30_000;
         assert_eq!(m.verdicts(&TARGETS).size, Verdict::Pass);
+        // Pruned below 10k parameters, the model is still held to the target.
+        let unpruned = m.clone();
+        m.params = 7_000;
+        m.pruning = Some(Pruning {
+            target: "a file of at most 30000 bytes".into(),
+            removed: 10,
+            prunable: 40,
+            layers: Vec::new(),
+            unpruned: Box::new(unpruned),
+        });
+        assert_eq!(m.verdicts(&TARGETS).size, Verdict::Pass);
+        m.mq_bytes = 31_000;
+        assert_eq!(m.verdicts(&TARGETS).size, Verdict::Fail);
     }
 
     #[test]
@@ -1312,6 +1579,13 @@ mod tests {
         // No dataset and no train log to take it from.
         let no_dataset = entry("a", "").replace(r#""dataset": "x", "#, "");
         assert!(load(&no_dataset).is_err());
+        let prune = r#", "prune": {"max_size_of_onnx": 0.3, "reason": "r"}"#;
+        assert_eq!(load(&entry("a", prune)).unwrap(), 1);
+        let too_big = r#", "prune": {"max_size_of_onnx": 1.5, "reason": "r"}"#;
+        assert!(load(&entry("a", too_big))
+            .unwrap_err()
+            .to_string()
+            .contains("not between 0 and 1"));
     }
 
     #[test]

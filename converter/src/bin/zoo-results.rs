@@ -19,7 +19,9 @@ use medq_converter::zoo::{self, ZooConfig, TARGETS};
         RESULTS.md (a table) and results.json, each atomically.\n\n\
         A model whose config chooses a calibration other than the converter default is also \
         converted with the default, and a model that misses the accuracy or class-recall \
-        target with every existing calibration method; all those figures are written too.\n\n\
+        target with every existing calibration method; all those figures are written too. \
+        A model whose config asks for pruning is pruned in every conversion, and its \
+        figures without pruning (same run) are written next to the pruned ones.\n\n\
         Exit status: 0 when every model converted and met every target; 1 when one did not \
         (the files are written anyway and show why), unless --allow-failures; 2 when the \
         config or the output directory cannot be used.",
