@@ -3,7 +3,8 @@
 //! The pipeline, one module per stage:
 //! [`load`] (ONNX protobuf → float [`ir`]) → [`rewrite`] (fold BN, fuse
 //! activations, drop no-ops) → [`calibrate`] (tract float runs over samples:
-//! activation ranges, and for GPTQ the weighted layers' input moments) →
+//! activation ranges, and for GPTQ and pruning the weighted layers' input
+//! moments) → [`prune`] (optional: remove filters, refit their readers) →
 //! [`quantize`] (int8 under the numerics contract; weights through
 //! [`rounding`]) → [`plan`] (one static
 //! arena) → [`emit`] (the runtime's own writer) → [`evaluate`] (the medq
