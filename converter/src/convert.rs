@@ -286,10 +286,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 layers: p.layers.clone(),
                 skipped: p.skipped.clone(),
                 unpruned: Unpruned {
-                    mq_bytes: file.len(),
-                    arena_bytes: arena.arena_len,
-                    macs: (0..graph.nodes.len()).map(|i| macs(&graph, i)).sum(),
-                    parameters: parameters(&graph),
+                    totals: totals(&graph, &qg, &loaded.source_bytes, &file, &arena),
                     evaluation: evaluation_report(opts, held_out, unpruned_ev),
                 },
             })
@@ -314,6 +311,25 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     );
     write_atomically(&opts.output, &bytes)?;
     Ok(report)
+}
+
+/// The sizes and cost of one written model.
+fn totals(
+    graph: &Graph,
+    qg: &quantize::QuantizedGraph,
+    onnx: &[u8],
+    mq: &[u8],
+    arena: &crate::plan::Plan,
+) -> Totals {
+    Totals {
+        onnx_bytes: onnx.len(),
+        mq_bytes: mq.len(),
+        arena_bytes: arena.arena_len,
+        arena_lower_bound: arena.lower_bound,
+        macs: (0..graph.nodes.len()).map(|i| macs(graph, i)).sum(),
+        weight_bytes: qg.ops.iter().map(|op| op.constant_bytes()).sum(),
+        parameters: parameters(graph),
+    }
 }
 
 /// Weights and biases of the Conv, FullyConnected and recurrent nodes.
@@ -389,15 +405,7 @@ fn build_report(
         selection,
         pruning,
         rewrites,
-        totals: Totals {
-            onnx_bytes: onnx.len(),
-            mq_bytes: mq.len(),
-            arena_bytes: arena.arena_len,
-            arena_lower_bound: arena.lower_bound,
-            macs: layers.iter().map(|l| l.macs).sum(),
-            weight_bytes: layers.iter().map(|l| l.weight_bytes).sum(),
-            parameters: parameters(graph),
-        },
+        totals: totals(graph, qg, onnx, mq, arena),
         layers,
         evaluation: evaluation_report(opts, held_out, ev),
     }

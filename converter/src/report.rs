@@ -74,10 +74,7 @@ pub struct SelectionReport {
 /// The same conversion without pruning: what pruning cost and saved.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Unpruned {
-    pub mq_bytes: usize,
-    pub arena_bytes: usize,
-    pub macs: u64,
-    pub parameters: usize,
+    pub totals: Totals,
     /// Float vs the unpruned int8 model, on the same samples.
     pub evaluation: EvaluationReport,
 }
@@ -356,6 +353,11 @@ fn render_pruning(s: &mut String, p: &PruningReport, t: &Totals) {
     let _ = writeln!(
         s,
         "  without pruning: .mq {} B, {} MACs, {} parameters; pruned: .mq {} B, {} MACs, {} parameters",
-        u.mq_bytes, u.macs, u.parameters, t.mq_bytes, t.macs, t.parameters
+        u.totals.mq_bytes,
+        u.totals.macs,
+        u.totals.parameters,
+        t.mq_bytes,
+        t.macs,
+        t.parameters
     );
 }

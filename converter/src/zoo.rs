@@ -381,35 +381,12 @@ impl Verdicts {
     }
 }
 
-/// The sizes and cost of one `.mq` file.
-struct Sizes {
-    onnx_bytes: usize,
-    mq_bytes: usize,
-    arena_bytes: usize,
-    macs: u64,
-    params: usize,
-}
-
 impl Measured {
     fn from_report(report: &Report, classes: usize) -> Result<Measured, String> {
-        let t = &report.totals;
-        let sizes = Sizes {
-            onnx_bytes: t.onnx_bytes,
-            mq_bytes: t.mq_bytes,
-            arena_bytes: t.arena_bytes,
-            macs: t.macs,
-            params: t.parameters,
-        };
-        let mut measured = Measured::from_evaluation(report, &report.evaluation, sizes, classes)?;
+        let mut measured =
+            Measured::from_evaluation(report, &report.evaluation, &report.totals, classes)?;
         if let Some(p) = &report.pruning {
             let u = &p.unpruned;
-            let sizes = Sizes {
-                onnx_bytes: t.onnx_bytes,
-                mq_bytes: u.mq_bytes,
-                arena_bytes: u.arena_bytes,
-                macs: u.macs,
-                params: u.parameters,
-            };
             measured.pruning = Some(Pruning {
                 target: p.target.clone(),
                 removed: p.removed,
@@ -418,7 +395,7 @@ impl Measured {
                 unpruned: Box::new(Measured::from_evaluation(
                     report,
                     &u.evaluation,
-                    sizes,
+                    &u.totals,
                     classes,
                 )?),
             });
@@ -429,7 +406,7 @@ impl Measured {
     fn from_evaluation(
         report: &Report,
         evaluation: &crate::report::EvaluationReport,
-        sizes: Sizes,
+        sizes: &crate::report::Totals,
         classes: usize,
     ) -> Result<Measured, String> {
         let c = evaluation
@@ -472,7 +449,7 @@ impl Measured {
             mq_bytes: sizes.mq_bytes,
             arena_bytes: sizes.arena_bytes,
             macs: sizes.macs,
-            params: sizes.params,
+            params: sizes.parameters,
             output_sqnr_db: output.sqnr_db,
             pruning: None,
         })
