@@ -321,6 +321,13 @@ fn follow(graph: &Graph, producer: usize) -> Result<(usize, usize, Vec<Link>), S
             {
                 return Ok((next, link.per_channel, path));
             }
+            Op::Conv { groups, .. } if *groups != 1 => {
+                return Err(format!(
+                    "\"{name}\" reaches the grouped Conv \"{}\", whose weights are tied to \
+                     its channels' groups",
+                    reader.name
+                ))
+            }
             _ => {
                 return Err(format!(
                     "\"{name}\" reaches {} \"{}\", which does not read it channel by channel",

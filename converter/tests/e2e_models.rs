@@ -142,3 +142,58 @@ fn concat_and_two_heads() {
 fn opset11_gemm_and_pad() {
     check(testnet("gemm_transb_pad"), 0.99);
 }
+
+/// Pruning on every test net: where a filter can go, the pruned file
+/// validates and its per-layer comparison against tract stays channel for
+/// channel; where none can, the converter says so instead of writing an
+/// unpruned file.
+#[test]
+fn pruning_handles_every_test_net() {
+    let prunable = [
+        "autoencoder",
+        "cnn1d",
+        "cnn1d_dynamo",
+        "cnn2d",
+        "heads",
+        "resnet1d",
+    ];
+    let whole = ["dwsep", "gemm_transb_pad", "matmul_add", "mlp"];
+    for name in prunable.iter().chain(&whole) {
+        let case = testnet(name);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("model.mq");
+        let mut opts = Options::new(&case.onnx, &out);
+        opts.calib = Some(case.calib);
+        opts.eval = Some(case.test);
+        opts.prune = Some(medq_converter::prune::Target::Fraction(0.25));
+        match (convert(&opts), prunable.contains(name)) {
+            (Ok(report), true) => {
+                let p = report.pruning.as_ref().unwrap();
+                assert!(p.removed > 0, "{name}: nothing pruned");
+                assert!(report.totals.parameters < p.unpruned.totals.parameters);
+                // The first pruned producer reads unpruned inputs: its kept
+                // channels are the float model's, so they compare as well as
+                // int8 allows (a misaligned gather would give ~0 dB).
+                let first = p
+                    .layers
+                    .iter()
+                    .filter(|l| l.kept < l.channels)
+                    .filter_map(|l| report.layers.iter().find(|r| r.name == l.producer))
+                    .min_by_key(|r| r.index)
+                    .unwrap();
+                let sqnr = first.sqnr_db.unwrap_or(f64::INFINITY);
+                assert!(sqnr > 15.0, "{name}: {} at {sqnr:.1} dB", first.name);
+                assert!(out.exists());
+            }
+            (Err(e), false) => {
+                assert!(
+                    e.to_string().contains("no layer can be pruned"),
+                    "{name}: {e}"
+                );
+                assert!(!out.exists());
+            }
+            (Ok(_), false) => panic!("{name} was expected to have nothing to prune"),
+            (Err(e), true) => panic!("{name}: {e}"),
+        }
+    }
+}
