@@ -166,8 +166,8 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     let pruned = match opts.prune {
         None => None,
         Some(target) => {
-            // The size a pruned graph would be written at: the longest notes
-            // any setting could give, and the golden pair if asked for.
+            // The size a pruned graph would be written at: with the longest
+            // notes any setting could give, and the golden pair if asked for.
             let selected = select
                 .as_ref()
                 .map(|(set, _)| (set.len(), set.sha256.clone()));
@@ -175,31 +175,22 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 Some(_) => search_space(),
                 None => vec![asked],
             };
-            let mut size_meta = meta.clone();
             let zeros = (vec![0i8; golden_len.0], vec![0i8; golden_len.1]);
-            // No more filters than the weighted layers have can be counted.
-            let channels: usize = graph
-                .nodes
-                .iter()
-                .map(|n| match &n.op {
-                    Op::Conv { bias, .. } | Op::FullyConnected { bias, .. } => bias.len(),
-                    _ => 0,
-                })
-                .sum();
-            size_meta.notes = settings
-                .iter()
-                .map(|&s| notes(s, selected.as_ref(), Some((channels, channels))))
-                .max_by_key(String::len)
-                .unwrap_or_default();
-            let file_bytes = |g: &Graph| -> Result<usize, ConvertError> {
-                let nearest = Setting {
-                    rounding: Rounding::Nearest,
-                    ..asked
-                };
-                let qg = quantize_as(g, &calibration, nearest)?;
-                let arena = emit::plan_arena(g, &qg);
-                let golden = opts.golden.then_some((&zeros.0[..], &zeros.1[..]));
-                Ok(emit::emit(g, &qg, &arena, &size_meta, golden)?.len())
+            let golden = opts.golden.then_some((&zeros.0[..], &zeros.1[..]));
+            let nearest = Setting {
+                rounding: Rounding::Nearest,
+                ..asked
+            };
+            let file_bytes = |g: &Graph, counts| -> Result<usize, ConvertError> {
+                let mut meta = meta.clone();
+                meta.notes = settings
+                    .iter()
+                    .map(|&s| notes(s, selected.as_ref(), Some(counts)))
+                    .max_by_key(String::len)
+                    .unwrap_or_default();
+                Ok(Written::new(g, &calibration, nearest, meta, golden)?
+                    .bytes
+                    .len())
             };
             Some(crate::prune::prune(
                 &graph,
@@ -228,56 +219,35 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         selected.as_ref(),
         pruned.as_ref().map(|p| p.removed()),
     );
-    let qg = quantize_as(work, work_calibration, setting)?;
-    let arena = emit::plan_arena(work, &qg);
-    let bytes = emit::emit(work, &qg, &arena, &meta, None)?;
+    let mut file = Written::new(work, work_calibration, setting, meta.clone(), None)?;
     // Without pruning, for the report: the same setting on the whole graph.
-    let unpruned = match &pruned {
+    let mut unpruned = match &pruned {
         Some(_) => {
-            let qg = quantize_as(&graph, &calibration, setting)?;
-            let arena = emit::plan_arena(&graph, &qg);
-            let mut meta = meta.clone();
             meta.notes = notes(setting, selected.as_ref(), None);
-            let bytes = emit::emit(&graph, &qg, &arena, &meta, None)?;
-            Some((qg, bytes))
+            Some(Written::new(&graph, &calibration, setting, meta, None)?)
         }
         None => None,
     };
 
     let bar = progress_bar(opts.progress, "evaluating");
-    let mut models = vec![(work, &qg, &bytes[..])];
-    if let Some((qg, bytes)) = &unpruned {
-        models.push((&graph, qg, &bytes[..]));
-    }
+    let models: Vec<_> = std::iter::once(&file)
+        .chain(&unpruned)
+        .map(Written::model)
+        .collect();
     let mut evaluations =
         evaluate::evaluate_all(&models, &float_ref, eval_set, labels.as_deref(), &bar)?.into_iter();
     let (Some(ev), unpruned_ev) = (evaluations.next(), evaluations.next()) else {
         return Err(ConvertError::InvalidModel("no evaluation".into()));
     };
-    let with_golden = |g: &Graph,
-                       qg: &quantize::QuantizedGraph,
-                       arena: &crate::plan::Plan,
-                       meta: &Metadata,
-                       bytes: Vec<u8>,
-                       ev: &evaluate::Evaluation| {
-        match (&ev.first_io, opts.golden) {
-            (Some((input, output)), true) => emit::emit(g, qg, arena, meta, Some((input, output))),
-            _ => Ok(bytes),
-        }
-    };
-    let bytes = with_golden(work, &qg, &arena, &meta, bytes, &ev)?;
+    file.add_golden(&ev, opts.golden)?;
     // The file must parse and validate before it may replace anything.
-    let storage = evaluate::aligned(&bytes);
-    medq::Model::parse(evaluate::aligned_bytes(&storage, bytes.len()))
+    let storage = evaluate::aligned(&file.bytes);
+    medq::Model::parse(evaluate::aligned_bytes(&storage, file.bytes.len()))
         .map_err(ConvertError::Format)?;
 
-    let held_out = eval.is_some();
-    let pruning = match (&pruned, unpruned, unpruned_ev) {
-        (Some(p), Some((qg, unpruned_bytes)), Some(unpruned_ev)) => {
-            let arena = emit::plan_arena(&graph, &qg);
-            let mut meta = meta.clone();
-            meta.notes = notes(setting, selected.as_ref(), None);
-            let file = with_golden(&graph, &qg, &arena, &meta, unpruned_bytes, &unpruned_ev)?;
+    let pruning = match (&pruned, &mut unpruned, unpruned_ev) {
+        (Some(p), Some(whole), Some(whole_ev)) => {
+            whole.add_golden(&whole_ev, opts.golden)?;
             let (removed, prunable) = p.removed();
             Some(PruningReport {
                 target: opts.prune.map(|t| t.describe()).unwrap_or_default(),
@@ -286,8 +256,8 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 layers: p.layers.clone(),
                 skipped: p.skipped.clone(),
                 unpruned: Unpruned {
-                    totals: totals(&graph, &qg, &loaded.source_bytes, &file, &arena),
-                    evaluation: evaluation_report(opts, held_out, unpruned_ev),
+                    totals: whole.totals(&loaded.source_bytes),
+                    evaluation: evaluation_report(opts, whole_ev),
                 },
             })
         }
@@ -295,11 +265,8 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     };
     let report = build_report(
         opts,
-        work,
-        &qg,
+        &file,
         &loaded.source_bytes,
-        &bytes,
-        &arena,
         &calib,
         setting,
         selection,
@@ -307,28 +274,68 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         rewrites.0,
         &layer_rounding(setting.rounding, work, &work_calibration.moments),
         ev,
-        held_out,
     );
-    write_atomically(&opts.output, &bytes)?;
+    write_atomically(&opts.output, &file.bytes)?;
     Ok(report)
 }
 
-/// The sizes and cost of one written model.
-fn totals(
-    graph: &Graph,
-    qg: &quantize::QuantizedGraph,
-    onnx: &[u8],
-    mq: &[u8],
-    arena: &crate::plan::Plan,
-) -> Totals {
-    Totals {
-        onnx_bytes: onnx.len(),
-        mq_bytes: mq.len(),
-        arena_bytes: arena.arena_len,
-        arena_lower_bound: arena.lower_bound,
-        macs: (0..graph.nodes.len()).map(|i| macs(graph, i)).sum(),
-        weight_bytes: qg.ops.iter().map(|op| op.constant_bytes()).sum(),
-        parameters: parameters(graph),
+/// A quantized graph and its `.mq` bytes.
+struct Written<'g> {
+    graph: &'g Graph,
+    qg: quantize::QuantizedGraph,
+    arena: crate::plan::Plan,
+    meta: Metadata,
+    bytes: Vec<u8>,
+}
+
+impl<'g> Written<'g> {
+    /// Quantize `graph` with `setting`, plan its arena and write it.
+    fn new(
+        graph: &'g Graph,
+        calibration: &calibrate::Calibration,
+        setting: Setting,
+        meta: Metadata,
+        golden: Option<(&[i8], &[i8])>,
+    ) -> Result<Written<'g>, ConvertError> {
+        let qg = quantize_as(graph, calibration, setting)?;
+        let arena = emit::plan_arena(graph, &qg);
+        let bytes = emit::emit(graph, &qg, &arena, &meta, golden)?;
+        Ok(Written {
+            graph,
+            qg,
+            arena,
+            meta,
+            bytes,
+        })
+    }
+
+    /// What [`evaluate::evaluate_all`] runs.
+    fn model(&self) -> (&'g Graph, &quantize::QuantizedGraph, &[u8]) {
+        (self.graph, &self.qg, &self.bytes)
+    }
+
+    /// Rewrite the file with the evaluation's first sample and its int8
+    /// output as the golden pair, when `wanted`.
+    fn add_golden(&mut self, ev: &evaluate::Evaluation, wanted: bool) -> Result<(), ConvertError> {
+        if let (Some((input, output)), true) = (&ev.first_io, wanted) {
+            let golden = Some((&input[..], &output[..]));
+            self.bytes = emit::emit(self.graph, &self.qg, &self.arena, &self.meta, golden)?;
+        }
+        Ok(())
+    }
+
+    /// The sizes and cost of the file, against the ONNX file's `onnx` bytes.
+    fn totals(&self, onnx: &[u8]) -> Totals {
+        let graph = self.graph;
+        Totals {
+            onnx_bytes: onnx.len(),
+            mq_bytes: self.bytes.len(),
+            arena_bytes: self.arena.arena_len,
+            arena_lower_bound: self.arena.lower_bound,
+            macs: (0..graph.nodes.len()).map(|i| macs(graph, i)).sum(),
+            weight_bytes: self.qg.ops.iter().map(|op| op.constant_bytes()).sum(),
+            parameters: parameters(graph),
+        }
     }
 }
 
@@ -347,11 +354,11 @@ fn parameters(graph: &Graph) -> usize {
         .sum()
 }
 
-fn evaluation_report(opts: &Options, held_out: bool, ev: evaluate::Evaluation) -> EvaluationReport {
+fn evaluation_report(opts: &Options, ev: evaluate::Evaluation) -> EvaluationReport {
     EvaluationReport {
-        data: match (&opts.eval, held_out) {
-            (Some(p), true) => p.display().to_string(),
-            _ => "calibration data".into(),
+        data: match &opts.eval {
+            Some(p) => p.display().to_string(),
+            None => "calibration data".into(),
         },
         samples: ev.samples,
         outputs: ev.outputs,
@@ -362,11 +369,8 @@ fn evaluation_report(opts: &Options, held_out: bool, ev: evaluate::Evaluation) -
 #[allow(clippy::too_many_arguments)]
 fn build_report(
     opts: &Options,
-    graph: &Graph,
-    qg: &quantize::QuantizedGraph,
+    file: &Written,
     onnx: &[u8],
-    mq: &[u8],
-    arena: &crate::plan::Plan,
     calib: &Samples,
     setting: Setting,
     selection: Option<SelectionReport>,
@@ -374,8 +378,8 @@ fn build_report(
     rewrites: Vec<String>,
     rounding: &[Option<String>],
     ev: evaluate::Evaluation,
-    held_out: bool,
 ) -> Report {
+    let (graph, qg) = (file.graph, &file.qg);
     let layers: Vec<LayerReport> = graph
         .nodes
         .iter()
@@ -405,9 +409,9 @@ fn build_report(
         selection,
         pruning,
         rewrites,
-        totals: totals(graph, qg, onnx, mq, arena),
+        totals: file.totals(onnx),
         layers,
-        evaluation: evaluation_report(opts, held_out, ev),
+        evaluation: evaluation_report(opts, ev),
     }
 }
 
@@ -528,17 +532,11 @@ fn search(
     progress: &indicatif::ProgressBar,
 ) -> Result<SelectionReport, ConvertError> {
     let space = search_space();
-    let mut files = Vec::with_capacity(space.len());
-    for &setting in &space {
-        let qg = quantize_as(graph, calibration, setting)?;
-        let arena = emit::plan_arena(graph, &qg);
-        let bytes = emit::emit(graph, &qg, &arena, meta, None)?;
-        files.push((qg, bytes));
-    }
-    let models: Vec<_> = files
+    let files = space
         .iter()
-        .map(|(qg, bytes)| (graph, qg, &bytes[..]))
-        .collect();
+        .map(|&setting| Written::new(graph, calibration, setting, meta.clone(), None))
+        .collect::<Result<Vec<_>, _>>()?;
+    let models: Vec<_> = files.iter().map(Written::model).collect();
     // One float run per sample, shared by every candidate.
     let evaluations = evaluate::evaluate_all(&models, float_ref, set, None, progress)?;
 

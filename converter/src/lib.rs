@@ -28,6 +28,8 @@ pub mod report;
 pub mod rewrite;
 pub mod rounding;
 pub mod samples;
+#[cfg(test)]
+mod testing;
 pub mod zoo;
 
 pub use convert::{convert, Options};

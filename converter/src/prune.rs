@@ -104,9 +104,11 @@ pub struct Pruned {
 impl Pruned {
     /// Removed and total filters over all pruned pairs.
     pub fn removed(&self) -> (usize, usize) {
-        self.layers.iter().fold((0, 0), |(r, t), l| {
-            (r + l.channels - l.kept, t + l.channels)
-        })
+        counts(
+            self.layers
+                .iter()
+                .map(|l| (l.channels - l.kept, l.channels)),
+        )
     }
 }
 
@@ -131,8 +133,6 @@ struct Pair {
     path: Vec<Link>,
     /// Moments of `[x; 1]`, `(n+1)²`, as observed (for the reported error).
     h_data: DMatrix<f64>,
-    /// The same damped.
-    h: DMatrix<f64>,
     /// Consumer weights with the bias as the last column, `rows × (n+1)`.
     w: DMatrix<f64>,
     /// `tr(W H Wᵀ)`.
@@ -196,34 +196,12 @@ impl Pair {
             .collect()
     }
 
-    /// The consumer's weights refit on the kept columns (the bias last):
-    /// `W' = W H[:, K] H[K, K]⁻¹`, `rows × |K|`.
-    fn refit(&self) -> Option<DMatrix<f64>> {
-        let n = self.h.nrows() - 1;
-        let mut cols = self.columns(&self.kept());
-        cols.push(n);
-        let k = cols.len();
-        let a = DMatrix::from_fn(k, k, |i, j| self.h[(cols[i], cols[j])]);
-        // (W H[:, K])ᵀ = H[K, :] Wᵀ
-        let h_k = DMatrix::from_fn(k, n + 1, |i, j| self.h[(cols[i], j)]);
-        let b = h_k * self.w.transpose();
-        Some(a.cholesky()?.solve(&b).transpose())
-    }
-
     /// The refit consumer's output against its original output on the
-    /// calibration data: `tr(W H Wᵀ) / tr(ΔW H ΔWᵀ)` with the observed `H`.
-    fn data_sqnr_db(&self, refit: &DMatrix<f64>) -> Option<f64> {
-        let n = self.h.nrows() - 1;
-        let mut cols = self.columns(&self.kept());
-        cols.push(n);
-        let mut delta = -self.w.clone();
-        for (j, &c) in cols.iter().enumerate() {
-            for r in 0..delta.nrows() {
-                delta[(r, c)] += refit[(r, j)];
-            }
-        }
+    /// calibration data: `tr(W H Wᵀ) / tr(ΔW H ΔWᵀ)` with the observed `H`;
+    /// `None` when nothing was removed.
+    fn data_sqnr_db(&self) -> Option<f64> {
         let quad = |m: &DMatrix<f64>| (m * &self.h_data).component_mul(m).sum();
-        let error = quad(&delta);
+        let error = quad(&(&self.w_fit - &self.w));
         (error > 0.0).then(|| 10.0 * (quad(&self.w) / error).log10())
     }
 }
@@ -352,6 +330,23 @@ fn weights_and_bias(op: &Op) -> Option<(&crate::ir::Array, &[f32])> {
     }
 }
 
+/// The moments of `[x; 1]` with the ridge on the inputs' diagonal (not the
+/// bias'); `None` when the inputs are all zero.
+fn damped(h: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    let n = h.nrows().saturating_sub(1);
+    let mean_diag = (0..n).map(|i| h[(i, i)]).sum::<f64>() / n.max(1) as f64;
+    if !(mean_diag.is_finite() && mean_diag > 0.0) {
+        return None;
+    }
+    // Unlike GPTQ, no fill-in for inputs the data never excites: removing
+    // a dead channel must cost (almost) nothing.
+    let mut d = h.clone();
+    for i in 0..n {
+        d[(i, i)] += DAMPING * mean_diag;
+    }
+    Some(d)
+}
+
 /// The least-squares state of a pair, from the consumer's input moments.
 fn pair(
     graph: &Graph,
@@ -381,16 +376,8 @@ fn pair(
         h[(n, i)] = sum[i];
     }
     h[(n, n)] = moments.observations as f64;
-    let h_data = h.clone();
-    let mean_diag = (0..n).map(|i| h0[(i, i)]).sum::<f64>() / n.max(1) as f64;
-    if !(mean_diag.is_finite() && mean_diag > 0.0) {
-        return Err("the consumer's inputs are all zero on the calibration data".into());
-    }
-    // Unlike GPTQ, no fill-in for inputs the data never excites: removing
-    // a dead channel must cost (almost) nothing.
-    for i in 0..n {
-        h[(i, i)] += DAMPING * mean_diag;
-    }
+    let h_data = h;
+    let h = damped(&h_data).ok_or("the consumer's inputs are all zero on the calibration data")?;
     let h_inv = h
         .clone()
         .cholesky()
@@ -412,7 +399,6 @@ fn pair(
         block,
         path,
         h_data,
-        h,
         w_fit: w.clone(),
         w,
         energy,
@@ -514,47 +500,27 @@ fn remove_cheapest(graph: &Graph, pairs: &mut [Pair]) -> bool {
     true
 }
 
-/// The graph with the chosen channels removed; with `refit`, the consumers
-/// rebuilt by least squares, otherwise only the shapes are right (for
-/// measuring the file size).
-fn apply(graph: &Graph, pairs: &[Pair], refit: bool) -> Result<Graph, ConvertError> {
+/// The graph with the chosen channels removed and each consumer's weights
+/// and bias the running least-squares refit.
+fn apply(graph: &Graph, pairs: &[Pair]) -> Graph {
     let mut g = graph.clone();
     // Consumers first (all their rows), then the producers' rows: a node can
     // be both.
     for p in pairs.iter().filter(|p| !p.removed.is_empty()) {
         let kept = p.kept();
         let cols = p.columns(&kept);
-        let n = p.h.nrows() - 1;
-        let refitted = match refit {
-            true => Some(p.refit().ok_or_else(|| {
-                ConvertError::Pruning(format!(
-                    "cannot rebuild \"{}\": the kept inputs' moments are singular",
-                    graph.nodes[p.consumer].name
-                ))
-            })?),
-            false => None,
-        };
-        let rows = p.w.nrows();
-        let node = &mut g.nodes[p.consumer];
-        let (weights, bias) = match &mut node.op {
+        let bias_col = p.w_fit.ncols() - 1;
+        let (weights, bias) = match &mut g.nodes[p.consumer].op {
             Op::Conv { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
                 (weights, bias)
             }
             _ => continue,
         };
-        let mut data = Vec::with_capacity(rows * cols.len());
-        for r in 0..rows {
-            for (j, &c) in cols.iter().enumerate() {
-                data.push(match &refitted {
-                    Some(w) => w[(r, j)] as f32,
-                    None => weights.data[r * n + c],
-                });
-            }
-            if let Some(w) = &refitted {
-                bias[r] = w[(r, cols.len())] as f32;
-            }
-        }
-        weights.data = data;
+        let rows = p.w_fit.nrows();
+        weights.data = (0..rows)
+            .flat_map(|r| cols.iter().map(move |&c| p.w_fit[(r, c)] as f32))
+            .collect();
+        *bias = (0..rows).map(|r| p.w_fit[(r, bias_col)] as f32).collect();
         weights.shape[1] = match weights.shape.len() {
             2 => cols.len(),
             _ => kept.len(),
@@ -589,7 +555,7 @@ fn apply(graph: &Graph, pairs: &[Pair], refit: bool) -> Result<Graph, ConvertErr
             *bias = kept.iter().map(|&c| bias[c]).collect();
         }
     }
-    Ok(g)
+    g
 }
 
 /// The calibration of the pruned graph: each rebuilt consumer's moments
@@ -614,13 +580,21 @@ fn restrict_moments(calibration: &Calibration, pairs: &[Pair]) -> Calibration {
     c
 }
 
+/// Removed and total channels over `pairs`.
+fn counts(pairs: impl IntoIterator<Item = (usize, usize)>) -> (usize, usize) {
+    pairs
+        .into_iter()
+        .fold((0, 0), |(r, t), (removed, total)| (r + removed, t + total))
+}
+
 /// Prune `graph` to `target`. `file_bytes` measures the `.mq` file a graph
-/// would be written as (for [`Target::MaxBytes`]).
+/// would be written as, given the removed and total filter counts (for
+/// [`Target::MaxBytes`]).
 pub fn prune(
     graph: &Graph,
     calibration: &Calibration,
     target: Target,
-    mut file_bytes: impl FnMut(&Graph) -> Result<usize, ConvertError>,
+    mut file_bytes: impl FnMut(&Graph, (usize, usize)) -> Result<usize, ConvertError>,
 ) -> Result<Pruned, ConvertError> {
     let (mut pairs, skipped) = find_pairs(graph, calibration);
     let nothing_prunable = || {
@@ -646,7 +620,8 @@ pub fn prune(
             }
         }
         Target::MaxBytes(max) => loop {
-            let bytes = file_bytes(&apply(graph, &pairs, false)?)?;
+            let removed = counts(pairs.iter().map(|p| (p.removed.len(), p.channels)));
+            let bytes = file_bytes(&apply(graph, &pairs), removed)?;
             if bytes <= max {
                 break;
             }
@@ -664,7 +639,7 @@ pub fn prune(
             }
         },
     }
-    let pruned_graph = apply(graph, &pairs, true)?;
+    let pruned_graph = apply(graph, &pairs);
     let layers = pairs
         .iter()
         .map(|p| PrunedLayer {
@@ -672,10 +647,7 @@ pub fn prune(
             consumer: graph.nodes[p.consumer].name.clone(),
             channels: p.channels,
             kept: p.channels - p.removed.len(),
-            reconstruction_sqnr_db: match p.removed.is_empty() {
-                true => None,
-                false => p.refit().and_then(|w| p.data_sqnr_db(&w)),
-            },
+            reconstruction_sqnr_db: p.data_sqnr_db(),
         })
         .collect();
     Ok(Pruned {
@@ -691,12 +663,20 @@ mod tests {
     use super::*;
     use crate::ir::{Array, FusedActivation, Node, Tensor, Window};
     use crate::rounding::MomentsCollector;
+    use crate::testing::lcg;
 
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    /// The least-squares refit solved directly, `W H[:, K] H[K, K]⁻¹` over
+    /// the kept columns (the bias last): what the running state must equal.
+    fn solved_refit(p: &Pair) -> DMatrix<f64> {
+        let h = damped(&p.h_data).unwrap();
+        let n = h.nrows() - 1;
+        let mut cols = p.columns(&p.kept());
+        cols.push(n);
+        let k = cols.len();
+        let a = DMatrix::from_fn(k, k, |i, j| h[(cols[i], cols[j])]);
+        let h_k = DMatrix::from_fn(k, n + 1, |i, j| h[(cols[i], j)]);
+        let b = h_k * p.w.transpose();
+        a.cholesky().unwrap().solve(&b).transpose()
     }
 
     fn tensor(name: &str, shape: &[usize]) -> Tensor {
@@ -819,7 +799,7 @@ mod tests {
         dense(&graph.nodes[1].op, &dense(&graph.nodes[0].op, x))
     }
 
-    fn no_size(_: &Graph) -> Result<usize, ConvertError> {
+    fn no_size(_: &Graph, _: (usize, usize)) -> Result<usize, ConvertError> {
         panic!("a fraction target needs no file size")
     }
 
@@ -887,9 +867,10 @@ mod tests {
         let cal = mlp_calibration(&graph, &calib);
         let (mut pairs, _) = find_pairs(&graph, &cal);
         let p = &mut pairs[0];
+        let damped_h = damped(&p.h_data).unwrap();
         let (cost, m_inv) = p.removal_cost(1).unwrap();
         p.remove(1, cost, &m_inv);
-        let refit = p.refit().unwrap();
+        let refit = solved_refit(p);
         // The damped objective at the refit: tr(ΔW H ΔWᵀ) with the damped H.
         let mut delta = -p.w.clone();
         for (j, &c) in [0usize, 2, 3].iter().enumerate() {
@@ -897,7 +878,7 @@ mod tests {
                 delta[(r, c)] += refit[(r, j)];
             }
         }
-        let damped = (&delta * &p.h).component_mul(&delta).sum();
+        let damped = (&delta * &damped_h).component_mul(&delta).sum();
         assert!(
             (damped - p.error).abs() <= 1e-9 * p.error.max(1.0),
             "{damped} vs {}",
@@ -912,14 +893,14 @@ mod tests {
         // A second removal adds to the error what the refit of both leaves.
         let (cost, m_inv) = p.removal_cost(0).unwrap();
         p.remove(0, cost, &m_inv);
-        let refit = p.refit().unwrap();
+        let refit = solved_refit(p);
         let mut delta = -p.w.clone();
         for (j, &c) in [2usize, 3].iter().enumerate() {
             for r in 0..2 {
                 delta[(r, c)] += refit[(r, j)];
             }
         }
-        let damped = (&delta * &p.h).component_mul(&delta).sum();
+        let damped = (&delta * &damped_h).component_mul(&delta).sum();
         assert!((damped - p.error).abs() <= 1e-9 * p.error.max(1.0));
     }
 
@@ -929,7 +910,7 @@ mod tests {
         let mut seed = 3;
         let cal = mlp_calibration(&graph, &mlp_samples(200, &mut seed));
         // A stand-in for the file size: the weight count (18, then 12 after one neuron).
-        let weights = |g: &Graph| -> Result<usize, ConvertError> {
+        let weights = |g: &Graph, _: (usize, usize)| -> Result<usize, ConvertError> {
             Ok(g.nodes
                 .iter()
                 .filter_map(|n| weights_and_bias(&n.op))

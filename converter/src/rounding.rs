@@ -359,6 +359,7 @@ fn gptq_block(block: &[f32], scales: &[f32], h: &DMatrix<f64>) -> Option<Vec<i8>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::lcg;
 
     fn moments_of(xs: &[Vec<f32>]) -> InputMoments {
         let n = xs[0].len();
@@ -389,14 +390,6 @@ mod tests {
             }
         }
         e
-    }
-
-    /// A small deterministic generator, so the test data need no crate.
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
     #[test]

@@ -1032,23 +1032,22 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
                 Ok(m) => m.calibration.clone(),
                 Err(_) => "chosen".into(),
             };
-            // Pruned: the published setting without pruning right after it.
+            // Pruned: the published setting without pruning right after it,
+            // labelled as such.
             let unpruned = pruning(r).map(|p| {
-                (
-                    format!("{chosen_name}, not pruned"),
-                    Ok::<Measured, String>((*p.unpruned).clone()),
-                )
+                let label =
+                    format!("{chosen_name}, not pruned (the published setting, in the same run)");
+                (label, Ok(&*p.unpruned))
             });
-            let rows = std::iter::once((chosen_name, r.chosen.clone()))
-                .chain(unpruned)
-                .chain(r.others.iter().map(|(n, m)| (n.clone(), m.clone())));
-            for (k, (name, run)) in rows.enumerate() {
-                let selected = match (k, &run) {
+            let measured = std::iter::once((chosen_name, r.chosen.as_ref()))
+                .chain(r.others.iter().map(|(n, m)| (n.clone(), m.as_ref())));
+            let labelled = measured.enumerate().map(|(k, (name, run))| {
+                let selected = match (k, run) {
                     (0, Ok(m)) => m.selected_on,
                     _ => None,
                 };
                 let is_default = name == default;
-                let name = match &run {
+                let name = match run {
                     Ok(m) if m.pruning.is_some() => format!("{name}, pruned"),
                     _ => name,
                 };
@@ -1059,12 +1058,16 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
                     (true, true, None) => format!("{name} (published, converter default)"),
                     (true, false, None) => format!("{name} (published)"),
                     (false, true, _) => format!("{name} (converter default)"),
-                    (false, false, _) if name.ends_with(", not pruned") => {
-                        format!("{name} (the published setting, in the same run)")
-                    }
                     (false, false, _) => name,
                 };
-                match &run {
+                (label, run)
+            });
+            let mut rows: Vec<(String, Result<&Measured, &String>)> = labelled.collect();
+            if let Some(row) = unpruned {
+                rows.insert(1, row);
+            }
+            for (label, run) in rows {
+                match run {
                     Ok(m) => {
                         let met = if m.verdicts(t).all_met() {
                             "yes"
