@@ -19,9 +19,10 @@ fn bench_ecg(c: &mut Criterion) {
     let file = medq::ModelFile::map(&out).expect("map ecg.mq");
     let model = file.model().expect("parse ecg.mq");
     let mut arena = vec![0u8; model.arena_len()];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
     let input_len = model.input_info(0).expect("input").len;
     c.bench_function("medq int8 ECG5000 CNN", |b| {
-        let mut interp = Interpreter::new(&model, &mut arena).expect("arena");
+        let mut interp = Interpreter::new(&model, &mut arena, &mut plan).expect("arena");
         interp
             .input_mut(0)
             .expect("input")

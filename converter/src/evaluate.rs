@@ -157,6 +157,7 @@ pub struct Evaluator<'m> {
     qg: &'m QuantizedGraph,
     model: &'m Model<'m>,
     arena: Vec<u8>,
+    plan: Vec<medq::PreparedOp<'m>>,
     input_q: QParams,
     /// The float values [`Self::add`] expects: every node output, in node order.
     pub names: Vec<String>,
@@ -205,6 +206,7 @@ impl<'m> Evaluator<'m> {
             qg,
             model,
             arena: vec![0u8; model.arena_len()],
+            plan: vec![medq::PreparedOp::EMPTY; model.op_count()],
             input_q,
             names,
             output_nodes,
@@ -231,8 +233,8 @@ impl<'m> Evaluator<'m> {
         label: Option<usize>,
     ) -> Result<(), ConvertError> {
         let (graph, qg) = (self.graph, self.qg);
-        let mut interp =
-            Interpreter::new(self.model, &mut self.arena).map_err(ConvertError::Format)?;
+        let mut interp = Interpreter::new(self.model, &mut self.arena, &mut self.plan)
+            .map_err(ConvertError::Format)?;
         let input = interp.input_mut(0).map_err(ConvertError::Format)?;
         let quantized_input: Vec<i8> = x.iter().map(|&v| self.input_q.quantize(v)).collect();
         input.copy_from_slice(&quantized_input);

@@ -26,7 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = file.model()?;
     let mut arena = vec![0u8; model.arena_len()];
     let quant = input_quant(&model)?;
-    let mut classifier = MedqClassifier::new(medq::Interpreter::new(&model, &mut arena)?, NoClock)?;
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut classifier = MedqClassifier::new(medq::Interpreter::new(&model, &mut arena, &mut plan)?, NoClock)?;
     let cfg = MonitorConfig {
         fs: FS,
         window: WindowConfig::ecg5000(FS),

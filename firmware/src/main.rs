@@ -68,6 +68,11 @@ mod device {
     #[cfg(medq_model)]
     static MODEL: &[u8] = medq::include_model!("../model/ecg.mq");
     #[cfg(medq_model)]
+    const OPS: usize = match medq::peek_op_count(MODEL) {
+        Some(n) => n,
+        None => panic!("model/ecg.mq has no op table"),
+    };
+    #[cfg(medq_model)]
     const ARENA_LEN: usize = match medq::peek_arena_len(MODEL) {
         Some(n) => n,
         None => panic!("model/ecg.mq is not a .mq file"),
@@ -412,6 +417,10 @@ mod device {
         // SAFETY: the only reference ever made to ARENA; `run_model` runs
         // once, from main, and no interrupt touches the arena.
         let arena: &'static mut [u8] = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
+        static mut PLAN: [medq::PreparedOp<'static>; OPS] = [medq::PreparedOp::EMPTY; OPS];
+        // SAFETY: as for ARENA: the only reference ever made to PLAN.
+        let plan: &'static mut [medq::PreparedOp<'static>] =
+            unsafe { &mut *core::ptr::addr_of_mut!(PLAN) };
 
         let model = match medq::Model::parse(MODEL) {
             Ok(m) => m,
@@ -427,7 +436,7 @@ mod device {
             ARENA_LEN
         );
         let setup = input_quant(&model)
-            .and_then(|q| medq::Interpreter::new(&model, arena).map(|i| (q, i)))
+            .and_then(|q| medq::Interpreter::new(&model, arena, plan).map(|i| (q, i)))
             .and_then(|(q, i)| MedqClassifier::new(i, Ticks).map(|c| (q, c)));
         let (quant, mut classifier) = match setup {
             Ok(x) => x,

@@ -70,6 +70,9 @@ pub enum Error {
     BadGolden,
     /// The arena handed to the interpreter is smaller than the model needs.
     ArenaTooSmall { needed: usize, got: usize },
+    /// The memory handed to the interpreter for its prepared ops has fewer
+    /// entries than the model has ops.
+    PlanTooSmall { needed: usize, got: usize },
     /// A tensor, op, input or output index is past the end.
     IndexOutOfRange,
     /// Two slices that must have equal lengths do not.
@@ -129,6 +132,10 @@ impl fmt::Display for Error {
             Error::ArenaTooSmall { needed, got } => {
                 write!(f, "arena too small: model needs {needed} bytes, got {got}")
             }
+            Error::PlanTooSmall { needed, got } => write!(
+                f,
+                "plan too small: model has {needed} ops, the plan holds {got}"
+            ),
             Error::IndexOutOfRange => f.write_str("index out of range"),
             Error::LengthMismatch { expected, got } => {
                 write!(f, "length mismatch: expected {expected}, got {got}")

@@ -69,7 +69,8 @@ impl fmt::Debug for AlignedBuf {
 /// let file = medq::ModelFile::open("model.mq")?;
 /// let model = file.model()?;
 /// let mut arena = vec![0u8; model.arena_len()];
-/// let mut interp = medq::Interpreter::new(&model, &mut arena)?;
+/// let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+/// let mut interp = medq::Interpreter::new(&model, &mut arena, &mut plan)?;
 /// # Ok::<(), medq::LoadError>(())
 /// ```
 #[derive(Debug)]

@@ -27,7 +27,8 @@
 //! let file = medq::ModelFile::from_bytes(&bytes);
 //! let model = file.model()?;
 //! let mut arena = [0u8; 8];
-//! let mut interp = Interpreter::new(&model, &mut arena)?;
+//! let mut plan = [medq::PreparedOp::EMPTY; 1]; // one per op
+//! let mut interp = Interpreter::new(&model, &mut arena, &mut plan)?;
 //! interp.input_mut(0)?.copy_from_slice(&[1, -2, 127, -128]);
 //! interp.invoke()?;
 //! assert_eq!(interp.output(0)?, &[-1, 2, -127, 127]);
@@ -79,6 +80,7 @@ pub mod format;
 pub mod interpreter;
 pub mod kernels;
 pub mod numerics;
+pub mod ops;
 pub mod quant;
 
 pub use error::Error;
@@ -87,8 +89,9 @@ pub use file::{AlignedBuf, LoadError, MappedModel, ModelFile};
 pub use format::layout::{DType, MetaKey, OpCode, QuantKind, SectionId, Storage};
 #[cfg(feature = "std")]
 pub use format::writer::{QuantSpec, Writer};
-pub use format::{peek_arena_len, Model, OpInfo, Quant, TensorInfo};
+pub use format::{peek_arena_len, peek_op_count, Model, OpInfo, Quant, TensorInfo};
 pub use interpreter::Interpreter;
+pub use ops::{is_built_in, PreparedOp};
 
 /// Embeds a `.mq` file like `include_bytes!`, but 16-byte aligned, as
 /// [`Model::parse`] needs. The path is relative to the invoking file, and the

@@ -10,7 +10,7 @@ mod format_models;
 
 use format_models::*;
 use medq::format::layout::params;
-use medq::{AlignedBuf, Error, Model, OpCode, Writer};
+use medq::{is_built_in, AlignedBuf, Error, Model, OpCode, Writer};
 
 /// A fixture's bytes, not validated by the writer (which would refuse ops
 /// left out of this build before `Model::parse` could be asked).
@@ -21,30 +21,10 @@ fn unvalidated(w: Writer) -> AlignedBuf {
     )
 }
 
-/// Whether this build has `opcode`'s kernel, from the feature list in
-/// `runtime/Cargo.toml`.
-fn built_in(opcode: OpCode) -> bool {
-    match opcode {
-        OpCode::Conv => cfg!(feature = "op-conv"),
-        OpCode::FullyConnected => cfg!(feature = "op-fully-connected"),
-        OpCode::Add => cfg!(feature = "op-add"),
-        OpCode::Mul => cfg!(feature = "op-mul"),
-        OpCode::Lut => cfg!(feature = "op-lut"),
-        OpCode::MaxPool => cfg!(feature = "op-max-pool"),
-        OpCode::AvgPool => cfg!(feature = "op-avg-pool"),
-        OpCode::Softmax => cfg!(feature = "op-softmax"),
-        OpCode::Concat => cfg!(feature = "op-concat"),
-        OpCode::Pad => cfg!(feature = "op-pad"),
-        OpCode::Reshape => cfg!(feature = "op-reshape"),
-        OpCode::Lstm => cfg!(feature = "op-lstm"),
-        OpCode::Gru => cfg!(feature = "op-gru"),
-    }
-}
-
 /// `Model::parse` on a fixture whose ops are `ops`, in order: it either
 /// accepts the model or names the first op whose kernel is left out.
 fn check_fixture(bytes: &[u8], ops: &[OpCode]) {
-    let expected = match ops.iter().position(|&op| !built_in(op)) {
+    let expected = match ops.iter().position(|&op| !is_built_in(op)) {
         Some(index) => Err(Error::OpNotBuiltIn {
             index: index as u16,
             opcode: ops[index],
@@ -76,14 +56,14 @@ fn refusals_carry_the_rule_text_only_with_error_reasons() {
     let at = param_word(good.as_slice(), 0, params::conv::STRIDE_W);
     let bad = patched_u32(good.as_slice(), at, 0);
     match Model::parse(bad.as_slice()) {
-        Err(Error::BadOp { index: 0, reason }) if built_in(OpCode::Conv) => {
+        Err(Error::BadOp { index: 0, reason }) if is_built_in(OpCode::Conv) => {
             assert_eq!(
                 reason.is_empty(),
                 !cfg!(feature = "error-reasons"),
                 "{reason:?}"
             );
         }
-        Err(Error::OpNotBuiltIn { index: 0, .. }) if !built_in(OpCode::Conv) => {}
+        Err(Error::OpNotBuiltIn { index: 0, .. }) if !is_built_in(OpCode::Conv) => {}
         other => panic!("unexpected {other:?}"),
     }
 }

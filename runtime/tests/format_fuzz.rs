@@ -34,7 +34,8 @@ fn parse_and_run(bytes: &[u8]) -> bool {
         return true;
     }
     let mut arena = vec![0x33u8; model.arena_len()];
-    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
     for i in 0..interp.input_count() {
         for (j, v) in interp.input_mut(i).unwrap().iter_mut().enumerate() {
             *v = (j as i8).wrapping_mul(37);
@@ -481,7 +482,8 @@ fn in_place_reshape_runs_correctly() {
     let buf = patched_u32(&p, tensor_field(&p, 15, tensor_record::DATA_OFFSET), 40);
     let model = Model::parse(buf.as_slice()).unwrap();
     let mut arena = vec![0u8; model.arena_len()];
-    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
     interp
         .input_mut(0)
         .unwrap()

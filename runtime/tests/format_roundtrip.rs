@@ -121,7 +121,8 @@ fn interpreter_runs_fc_lut_softmax() {
     let buf = aligned(fc_lut_softmax());
     let model = Model::parse(buf.as_slice()).unwrap();
     let mut arena = [0x55u8; 7];
-    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
     assert_eq!((interp.input_count(), interp.output_count()), (1, 1));
     interp
         .input_mut(0)
@@ -156,20 +157,23 @@ fn golden_self_test() {
     let buf = aligned(fc_lut_softmax());
     let model = Model::parse(buf.as_slice()).unwrap();
     let mut arena = [0u8; 16];
-    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
     assert_eq!(interp.self_test(), Ok(true));
 
     let mut w = fc_lut_softmax();
     w.set_golden(&[2, 3, 4, 5], &[-91, -55, 17]);
     let buf = aligned(w);
     let model = Model::parse(buf.as_slice()).unwrap();
-    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
     assert_eq!(interp.self_test(), Ok(false));
 
     let buf = aligned(pipeline_1d());
     let model = Model::parse(buf.as_slice()).unwrap();
     let mut big = [0u8; 64];
-    let mut interp = Interpreter::new(&model, &mut big).unwrap();
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut big, &mut plan).unwrap();
     assert_eq!(
         interp.self_test(),
         Err(Error::MissingSection(SectionId::Golden))
@@ -181,10 +185,44 @@ fn arena_too_small() {
     let buf = aligned(fc_lut_softmax());
     let model = Model::parse(buf.as_slice()).unwrap();
     let mut arena = [0u8; 6];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
     assert_eq!(
-        Interpreter::new(&model, &mut arena).err(),
+        Interpreter::new(&model, &mut arena, &mut plan).err(),
         Some(Error::ArenaTooSmall { needed: 7, got: 6 })
     );
+}
+
+#[test]
+fn plan_too_small_and_the_op_count_read_at_compile_time() {
+    let buf = aligned(fc_lut_softmax());
+    let model = Model::parse(buf.as_slice()).unwrap();
+    assert_eq!(medq::peek_op_count(buf.as_slice()), Some(3));
+    assert_eq!(model.op_count(), 3);
+    let mut arena = vec![0u8; model.arena_len()];
+    let mut plan = [medq::PreparedOp::EMPTY; 2];
+    assert_eq!(
+        Interpreter::new(&model, &mut arena, &mut plan).err(),
+        Some(Error::PlanTooSmall { needed: 3, got: 2 })
+    );
+    // Not a .mq file: no count.
+    assert_eq!(medq::peek_op_count(&buf.as_slice()[..31]), None);
+}
+
+#[test]
+fn ops_are_prepared_once_with_their_kernels_named() {
+    let buf = aligned(fc_lut_softmax());
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = vec![0u8; model.arena_len()];
+    let mut plan = [medq::PreparedOp::EMPTY; 4];
+    let interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+    let kernels: Vec<&str> = interp.ops().iter().map(|op| op.kernel()).collect();
+    assert_eq!(kernels.len(), 3);
+    assert!(kernels[0].starts_with("fully_connected_s8"), "{kernels:?}");
+    assert_eq!(&kernels[1..], ["lut_s8", "softmax_s8"]);
+    assert!(interp.ops()[0].macs() > 0);
+    assert_eq!(interp.ops()[1].macs(), 0);
+    // The spare entry is left as it was.
+    assert_eq!(plan[3].kernel(), "");
 }
 
 #[test]

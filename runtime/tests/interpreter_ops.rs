@@ -11,7 +11,8 @@ fn run(w: Writer, inputs: &[&[i8]]) -> Vec<i8> {
     let buf = aligned(w);
     let model = Model::parse(buf.as_slice()).unwrap();
     let mut arena = vec![0x5Au8; model.arena_len()];
-    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
     for (i, data) in inputs.iter().enumerate() {
         interp.input_mut(i).unwrap().copy_from_slice(data);
     }
@@ -73,7 +74,8 @@ fn pipeline_through_every_op() {
     let buf = aligned(pipeline_1d());
     let model = Model::parse(buf.as_slice()).unwrap();
     let mut arena = vec![0u8; model.arena_len()];
-    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
     interp
         .input_mut(0)
         .unwrap()

@@ -140,7 +140,8 @@ fn run(s: &Spec, input: &[i8]) -> Vec<i8> {
     let buf = aligned(write(s));
     let model = Model::parse(buf.as_slice()).unwrap();
     let mut arena = vec![0x5Au8; model.arena_len()];
-    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
     interp.input_mut(0).unwrap().copy_from_slice(input);
     interp.invoke().unwrap();
     interp.output(0).unwrap().to_vec()
@@ -591,7 +592,8 @@ proptest! {
             let buf = medq::AlignedBuf::from_slice(&bytes);
             if let Ok(model) = Model::parse(buf.as_slice()) {
                 let mut arena = vec![0u8; model.arena_len()];
-                let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+                let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+                let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
                 prop_assert!(interp.invoke().is_ok());
             }
         }

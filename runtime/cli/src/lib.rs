@@ -228,7 +228,8 @@ pub fn run_batch(model: &Model, input: &NpyF32) -> Result<RunOutput> {
         .map(|o| Vec::with_capacity(n * o.numel()))
         .collect();
     let mut arena = vec![0u8; model.arena_len()];
-    let mut interp = Interpreter::new(model, &mut arena)?;
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(model, &mut arena, &mut plan)?;
     for sample in input.data.chunks_exact(per_sample) {
         medq::quant::quantize_slice(sample, scale, zp, interp.input_mut(0)?)?;
         interp.invoke()?;
@@ -289,7 +290,8 @@ pub fn accuracy(out: &RunOutput, labels: &[i64]) -> Result<f64> {
 /// `medq bench`: time `iterations` invocations, total and per op.
 pub fn bench(model: &Model, iterations: usize) -> Result<String> {
     let mut arena = vec![0u8; model.arena_len()];
-    let mut interp = Interpreter::new(model, &mut arena)?;
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(model, &mut arena, &mut plan)?;
     for (i, v) in interp.input_mut(0)?.iter_mut().enumerate() {
         *v = (i % 64) as i8 - 32;
     }

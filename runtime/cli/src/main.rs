@@ -103,7 +103,8 @@ fn run(cli: Cli) -> Result<()> {
             let file = medq_cli::open(&model)?;
             let model = file.model()?;
             let mut arena = vec![0u8; model.arena_len()];
-            let mut interp = medq::Interpreter::new(&model, &mut arena)?;
+            let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+            let mut interp = medq::Interpreter::new(&model, &mut arena, &mut plan)?;
             if interp.self_test()? {
                 println!("self-test passed: the golden output matches bit for bit");
             } else {

@@ -285,6 +285,23 @@ pub enum OpCode {
 }
 
 impl OpCode {
+    /// Every op code, in code order.
+    pub const ALL: [OpCode; 13] = [
+        OpCode::Conv,
+        OpCode::FullyConnected,
+        OpCode::Add,
+        OpCode::Mul,
+        OpCode::Lut,
+        OpCode::MaxPool,
+        OpCode::AvgPool,
+        OpCode::Softmax,
+        OpCode::Concat,
+        OpCode::Pad,
+        OpCode::Reshape,
+        OpCode::Lstm,
+        OpCode::Gru,
+    ];
+
     pub const fn from_u16(v: u16) -> Option<OpCode> {
         match v {
             1 => Some(OpCode::Conv),

@@ -6,14 +6,10 @@
 
 pub mod layout;
 mod model;
-pub(crate) mod ops;
 #[cfg(feature = "std")]
 pub mod writer;
 
-pub use model::{peek_arena_len, MetadataEntries, Model, OpInfo, Quant, TensorInfo};
-pub use ops::{
-    MAX_ADD_LEFT_SHIFT, MAX_AVG_POOL_WINDOW, SOFTMAX_OUTPUT_SCALE, SOFTMAX_OUTPUT_ZERO_POINT,
-};
+pub use model::{peek_arena_len, peek_op_count, MetadataEntries, Model, OpInfo, Quant, TensorInfo};
 
 /// CRC-32/ISO-HDLC (the zlib/PNG CRC), the file checksum.
 pub(crate) const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);

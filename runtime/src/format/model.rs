@@ -10,7 +10,6 @@ use super::layout::{
     MAGIC, MAX_RANK, MAX_SECTIONS, META_RECORD_LEN, OP_RECORD_LEN, SECTION_ALIGN,
     SECTION_ENTRY_LEN, TENSOR_RECORD_LEN,
 };
-use super::ops;
 use crate::error::Error;
 
 // Sizes read from the file are u32; the reader widens them to usize.
@@ -94,6 +93,51 @@ pub const fn peek_arena_len(bytes: &[u8]) -> Option<usize> {
         head[header::ARENA_LEN + 3],
     ]);
     Some(arena as usize)
+}
+
+/// Reads the number of ops of a model from its section table, in a `const`
+/// context, so firmware can size the memory for its prepared ops
+/// ([`PreparedOp`](crate::PreparedOp)) at compile time, like the arena with
+/// [`peek_arena_len`]:
+///
+/// ```
+/// # const MODEL: &[u8] = &[0; 0];
+/// const OPS: usize = match medq::peek_op_count(MODEL) {
+///     Some(n) => n,
+///     None => 0, // firmware would `panic!("not a .mq file")` here
+/// };
+/// static PLAN: [medq::PreparedOp<'static>; OPS] = [medq::PreparedOp::EMPTY; OPS];
+/// ```
+///
+/// `None` unless the magic, the file length and the Ops section entry read
+/// back; [`Model::parse`] still validates the whole file at run time.
+pub const fn peek_op_count(bytes: &[u8]) -> Option<usize> {
+    if peek_arena_len(bytes).is_none() {
+        return None;
+    }
+    let count = u16_le(bytes, header::SECTION_COUNT) as usize;
+    let mut i = 0;
+    while i < count && i < MAX_SECTIONS {
+        let entry = HEADER_LEN + i * SECTION_ENTRY_LEN;
+        if entry + SECTION_ENTRY_LEN > bytes.len() {
+            return None;
+        }
+        if u32_le(bytes, entry + section_entry::ID) == SectionId::Ops as u32 {
+            let len = u32_le(bytes, entry + section_entry::LEN) as usize;
+            return Some(len / OP_RECORD_LEN);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `const` little-endian reads for the peek functions; `off + 2` (`+ 4`)
+/// must be in bounds.
+const fn u16_le(bytes: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([bytes[off], bytes[off + 1]])
+}
+const fn u32_le(bytes: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]])
 }
 
 /// How a tensor's integers map to real numbers.
@@ -278,17 +322,11 @@ impl defmt::Format for Model<'_> {
 type SectionRanges = [Option<(usize, usize)>; SectionId::ALL.len()];
 
 impl<'a> Model<'a> {
-    /// Validates `bytes` as a `.mq` file and returns a view of it.
-    ///
-    /// `bytes` must start on a [`BUFFER_ALIGN`] boundary (constants are read
-    /// in place as `i32`/`f32`), else [`Error::Misaligned`]; use
-    /// [`include_model!`](crate::include_model) to embed a file aligned, or
-    /// `ModelFile` (feature `std`) to load one. `bytes` must be exactly the
-    /// file: its length must equal the header's file length.
-    ///
-    /// Runs in time linear in the file plus a pairwise pass over the arena
-    /// tensors (the plan check), without allocating.
-    pub fn parse(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
+    /// The first step of [`Model::parse`]: header, CRC, sections, tensor
+    /// records and graph inputs/outputs. Then `crate::ops` checks each op
+    /// against its kernel and [`validate_op_order`](Self::validate_op_order),
+    /// and last [`validate_graph`](Self::validate_graph).
+    pub(crate) fn parse_layout(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
         let head = Rec(bytes.get(..HEADER_LEN).ok_or(Error::Truncated)?);
         if chunk::<4>(head.0, header::MAGIC) != Some(MAGIC) {
             return Err(Error::BadMagic);
@@ -369,7 +407,10 @@ impl<'a> Model<'a> {
             metadata,
             golden,
         };
-        model.validate()?;
+        for i in 0..model.tensor_count() {
+            model.tensor(i)?;
+        }
+        model.validate_graph_io()?;
         Ok(model)
     }
 
@@ -650,18 +691,11 @@ impl<'a> Model<'a> {
         })
     }
 
-    /// Every rule that spans records: tensors, ops against their kernels, the
-    /// graph, the arena plan, metadata and the golden pair.
-    fn validate(&self) -> Result<(), Error> {
-        for i in 0..self.tensor_count() {
-            self.tensor(i)?;
-        }
-        self.validate_graph_io()?;
-        for k in 0..self.op_count() {
-            let op = self.op(k)?;
-            ops::prepare(self, &op)?;
-            self.validate_op_order(&op)?;
-        }
+    /// The rules that span the whole graph, once every op has passed
+    /// [`validate_op_order`](Self::validate_op_order) and its kernel's
+    /// checks: every output produced, the arena plan, metadata and the
+    /// golden pair.
+    pub(crate) fn validate_graph(&self) -> Result<(), Error> {
         for &t in self.outputs {
             if !self.inputs.contains(&t) && self.producer(t).is_none() {
                 return Err(Error::BadGraph(why!("graph output never produced")));
@@ -705,7 +739,7 @@ impl<'a> Model<'a> {
 
     /// Reads come from graph inputs, constants or earlier ops; each activation
     /// is written once, never over a graph input.
-    fn validate_op_order(&self, op: &OpInfo<'a>) -> Result<(), Error> {
+    pub(crate) fn validate_op_order(&self, op: &OpInfo<'a>) -> Result<(), Error> {
         let not_topo = Error::NotTopological { op: op.index };
         for &t in op.inputs {
             if self.tensor(usize::from(t))?.storage == Storage::Constant || self.inputs.contains(&t)

@@ -26,15 +26,9 @@
 
 pub mod cortex_m;
 pub mod reference;
+pub mod select;
 
 pub use reference::*;
-
-// On cores with the Arm DSP extension (thumbv7em; `cfg(medq_dsp)` comes from
-// the build script, since stable rustc never sets `target_feature = "dsp"`)
-// the bit-exact SXTB16/SMLAD kernels replace the reference ones; these
-// explicit imports take precedence over the glob above.
-#[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
-pub use cortex_m::{conv_s8_dsp as conv_s8, fully_connected_s8_dsp as fully_connected_s8};
 
 /// 2-D convolution geometry and quantization, for [`conv_s8`].
 ///

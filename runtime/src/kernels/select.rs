@@ -1,0 +1,184 @@
+//! Kernel selection: for each op, the fastest bit-exact kernel that takes
+//! its shape on this CPU, chosen once when the op is prepared.
+//!
+//! Every op has a list of candidates, best first, each with a `takes` check
+//! that answers `Ok` or a short reason (the shape is not covered, the CPU
+//! lacks the instructions). The first candidate that takes the shape runs;
+//! when none does, the reference kernel runs. Nothing falls back silently:
+//! [`Chosen::name`] says which kernel runs an op, and [`explain`] lists every
+//! candidate with its answer (what `medq bench` prints).
+//!
+//! Candidates are compiled in per architecture (`cfg(target_arch)`), so a
+//! Cortex-M0 build holds the reference kernels only, and the check for a
+//! CPU feature is a `cfg!` without `std` and a run-time probe with it.
+
+use super::{
+    reference, AddParams, Broadcast4, ConvParams, FullyConnectedParams, MulParams, PoolParams,
+};
+
+/// Signature of every convolution kernel (`conv_s8` and its optimized twins).
+pub type ConvFn = fn(&ConvParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
+/// Signature of every fully connected kernel.
+pub type FullyConnectedFn =
+    fn(&FullyConnectedParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
+/// Signature of every pooling kernel (max and average).
+pub type PoolFn = fn(&PoolParams, &[i8], &mut [i8]);
+/// The parameters an elementwise kernel is chosen by: its quantization and
+/// its broadcasting.
+pub type Elementwise<P> = (P, Broadcast4);
+
+/// Signature of every elementwise add kernel.
+pub type AddFn = fn(&AddParams, &Broadcast4, &[i8], &[i8], &mut [i8]);
+/// Signature of every elementwise multiply kernel.
+pub type MulFn = fn(&MulParams, &Broadcast4, &[i8], &[i8], &mut [i8]);
+/// Signature of every table-lookup kernel.
+pub type LutFn = fn(&[i8; 256], &[i8], &mut [i8]);
+
+/// Answers whether a kernel takes a shape on this CPU: `Err` holds the reason.
+pub type Takes<P> = fn(&P) -> Result<(), &'static str>;
+
+/// One optimized kernel for parameters `P`.
+pub struct Candidate<P: 'static, F: 'static> {
+    pub name: &'static str,
+    pub takes: Takes<P>,
+    pub run: F,
+}
+
+impl<P, F> core::fmt::Debug for Candidate<P, F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The kernel chosen for one op.
+#[derive(Clone, Copy)]
+pub struct Chosen<F> {
+    pub run: F,
+    /// The kernel's function name, e.g. `conv_s8_avx2` or `conv_s8` (reference).
+    pub name: &'static str,
+}
+
+impl<F> core::fmt::Debug for Chosen<F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The first candidate that takes `p`, else the reference kernel.
+fn pick<P, F: Copy>(p: &P, candidates: &[Candidate<P, F>], reference: Chosen<F>) -> Chosen<F> {
+    candidates
+        .iter()
+        .find(|c| (c.takes)(p).is_ok())
+        .map_or(reference, |c| Chosen {
+            run: c.run,
+            name: c.name,
+        })
+}
+
+/// Calls `f(name, answer)` for every candidate of an op, best first; the
+/// reference kernel, which takes every shape, is not listed.
+pub fn explain<P, F>(
+    p: &P,
+    candidates: &[Candidate<P, F>],
+    mut f: impl FnMut(&'static str, Result<(), &'static str>),
+) {
+    for c in candidates {
+        f(c.name, (c.takes)(p));
+    }
+}
+
+// ---- the candidate lists, best first ----
+
+/// Convolution candidates.
+pub const CONV: &[Candidate<ConvParams, ConvFn>] = &[
+    #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
+    Candidate {
+        name: "conv_s8_dsp",
+        takes: super::cortex_m::conv_dsp_takes,
+        run: super::cortex_m::conv_s8_dsp,
+    },
+];
+
+/// Fully connected candidates.
+pub const FULLY_CONNECTED: &[Candidate<FullyConnectedParams, FullyConnectedFn>] = &[
+    #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
+    Candidate {
+        name: "fully_connected_s8_dsp",
+        takes: super::cortex_m::fully_connected_dsp_takes,
+        run: super::cortex_m::fully_connected_s8_dsp,
+    },
+];
+
+/// Max pooling candidates.
+pub const MAX_POOL: &[Candidate<PoolParams, PoolFn>] = &[];
+/// Average pooling candidates.
+pub const AVG_POOL: &[Candidate<PoolParams, PoolFn>] = &[];
+/// Elementwise add candidates.
+pub const ADD: &[Candidate<Elementwise<AddParams>, AddFn>] = &[];
+/// Elementwise multiply candidates.
+pub const MUL: &[Candidate<Elementwise<MulParams>, MulFn>] = &[];
+/// Table lookup candidates (the parameter is the element count).
+pub const LUT: &[Candidate<usize, LutFn>] = &[];
+
+/// The kernel for a convolution.
+pub fn conv(p: &ConvParams) -> Chosen<ConvFn> {
+    let reference = Chosen {
+        run: reference::conv_s8 as ConvFn,
+        name: "conv_s8",
+    };
+    pick(p, CONV, reference)
+}
+
+/// The kernel for a fully connected layer.
+pub fn fully_connected(p: &FullyConnectedParams) -> Chosen<FullyConnectedFn> {
+    let reference = Chosen {
+        run: reference::fully_connected_s8 as FullyConnectedFn,
+        name: "fully_connected_s8",
+    };
+    pick(p, FULLY_CONNECTED, reference)
+}
+
+/// The kernel for max pooling.
+pub fn max_pool(p: &PoolParams) -> Chosen<PoolFn> {
+    let reference = Chosen {
+        run: reference::max_pool_s8 as PoolFn,
+        name: "max_pool_s8",
+    };
+    pick(p, MAX_POOL, reference)
+}
+
+/// The kernel for average pooling.
+pub fn avg_pool(p: &PoolParams) -> Chosen<PoolFn> {
+    let reference = Chosen {
+        run: reference::avg_pool_s8 as PoolFn,
+        name: "avg_pool_s8",
+    };
+    pick(p, AVG_POOL, reference)
+}
+
+/// The kernel for an elementwise add.
+pub fn add(p: &Elementwise<AddParams>) -> Chosen<AddFn> {
+    let reference = Chosen {
+        run: reference::add_s8 as AddFn,
+        name: "add_s8",
+    };
+    pick(p, ADD, reference)
+}
+
+/// The kernel for an elementwise multiply.
+pub fn mul(p: &Elementwise<MulParams>) -> Chosen<MulFn> {
+    let reference = Chosen {
+        run: reference::mul_s8 as MulFn,
+        name: "mul_s8",
+    };
+    pick(p, MUL, reference)
+}
+
+/// The kernel for a table lookup over `len` elements.
+pub fn lut(len: &usize) -> Chosen<LutFn> {
+    let reference = Chosen {
+        run: reference::lut_s8 as LutFn,
+        name: "lut_s8",
+    };
+    pick(len, LUT, reference)
+}

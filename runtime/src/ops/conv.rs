@@ -1,0 +1,120 @@
+//! Conv: 1-D/2-D convolution, grouped and depthwise included.
+
+use super::window::Window;
+use super::{nchw, Ctx, Io, Operand, Requant};
+use crate::error::Error;
+use crate::format::layout::params::conv as w;
+use crate::kernels::select::{self, Chosen, ConvFn};
+use crate::kernels::ConvParams;
+
+/// A prepared Conv.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Conv<'a> {
+    pub p: ConvParams,
+    x: Operand<'a>,
+    weights: &'a [i8],
+    rq: Requant<'a>,
+    pub kernel: Chosen<ConvFn>,
+}
+
+/// Inputs `[x, weights, bias, multiplier, shift]`; see `params::conv`.
+pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
+    cx.check_arity(5, w::COUNT)?;
+    let x = cx.input(0)?;
+    let input_zero_point = cx.i8_operand(&x)?;
+    let (cin, in_h, in_w, is_2d) =
+        nchw(&x).ok_or(cx.bad(why!("input must be [1, C, H, W] or [1, C, L]")))?;
+    let wt = cx.input(1)?;
+    let wd = wt.dims_usize();
+    let rank_ok = wt.rank() == 4 || (wt.rank() == 3 && !is_2d);
+    let weights = cx.weights(&wt, rank_ok)?;
+    let (cout, cin_g) = (wd[0], wd[1]);
+    let (kernel_h, kernel_w) = if wt.rank() == 4 {
+        (wd[2], wd[3])
+    } else {
+        (1, wd[2])
+    };
+    let Window {
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        pad_top,
+        pad_left,
+        out_h,
+        out_w,
+    } = cx.window(w::STRIDE_H, (kernel_h, kernel_w), (in_h, in_w), is_2d)?;
+    let groups = cx.size(w::GROUPS, 1, why!("groups must be at least 1"))?;
+    let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
+    cx.ensure(
+        cin % groups == 0 && cout % groups == 0 && cin_g == cin / groups,
+        why!("groups do not divide the channels, or weights have the wrong input channels"),
+    )?;
+    cx.ensure(
+        nchw(&cx.output) == Some((cout, out_h, out_w, is_2d)),
+        why!("output shape does not match the window"),
+    )?;
+    let rq = cx.requant_vectors(cout)?;
+    let p = ConvParams {
+        in_channels: cin,
+        in_h,
+        in_w,
+        out_channels: cout,
+        out_h,
+        out_w,
+        kernel_h,
+        kernel_w,
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        pad_top,
+        pad_left,
+        groups,
+        input_zero_point,
+        output_zero_point: cx.out_zp,
+        act_min,
+        act_max,
+    };
+    Ok(Conv {
+        p,
+        x: Operand::of(&x),
+        weights,
+        rq,
+        kernel: select::conv(&p),
+    })
+}
+
+impl Conv<'_> {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read(&self.x)?;
+        let (w, rq) = (self.weights, &self.rq);
+        (self.kernel.run)(&self.p, x, w, rq.bias, rq.multiplier, rq.shift, io.output);
+        Ok(())
+    }
+
+    pub fn macs(&self) -> u64 {
+        let p = &self.p;
+        let per_output = (p.in_channels / p.groups.max(1)) * p.kernel_h * p.kernel_w;
+        (p.out_channels * p.out_h * p.out_w) as u64 * per_output as u64
+    }
+}
+
+impl<'a> Ctx<'_, 'a> {
+    /// Bias, multiplier and shift vectors (inputs 2..5) of `n` channels,
+    /// the requantization operands of Conv and FullyConnected.
+    pub(super) fn requant_vectors(&self, n: usize) -> Result<Requant<'a>, Error> {
+        let bias = self.i32_vector(&self.input(2)?, n)?;
+        let multiplier = self.i32_vector(&self.input(3)?, n)?;
+        let shift = self.shift_vector(&self.input(4)?, n)?;
+        self.ensure(
+            multiplier.iter().all(|&m| m >= 0),
+            why!("negative multiplier"),
+        )?;
+        Ok(Requant {
+            bias,
+            multiplier,
+            shift,
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! FullyConnected: `y = x · Wᵀ + b` over the last axis (Gemm, MatMul with
+//! constant weights).
+
+use super::{Ctx, Io, Operand, Requant};
+use crate::error::Error;
+use crate::format::layout::params::fully_connected as w;
+use crate::kernels::select::{self, Chosen, FullyConnectedFn};
+use crate::kernels::FullyConnectedParams;
+
+/// A prepared FullyConnected.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FullyConnected<'a> {
+    pub p: FullyConnectedParams,
+    x: Operand<'a>,
+    weights: &'a [i8],
+    rq: Requant<'a>,
+    pub kernel: Chosen<FullyConnectedFn>,
+}
+
+/// Inputs `[x, weights [N, K], bias, multiplier, shift]`.
+pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error> {
+    cx.check_arity(5, w::COUNT)?;
+    let x = cx.input(0)?;
+    let input_zero_point = cx.i8_operand(&x)?;
+    let (&k, lead) = x
+        .dims()
+        .split_last()
+        .ok_or(cx.bad(why!("input must have rank at least 1")))?;
+    let wt = cx.input(1)?;
+    let weights = cx.weights(&wt, wt.rank() == 2)?;
+    let (n, wk) = (wt.dims_usize()[0], wt.dims_usize()[1]);
+    cx.ensure(
+        wk == k as usize,
+        why!("weights [N, K] do not match the input's last dim"),
+    )?;
+    let shape_ok = cx
+        .output
+        .dims()
+        .split_last()
+        .is_some_and(|(&yn, ylead)| yn as usize == n && ylead == lead);
+    cx.ensure(
+        shape_ok,
+        why!("output must be the input shape with the last dim N"),
+    )?;
+    let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
+    let rq = cx.requant_vectors(n)?;
+    let p = FullyConnectedParams {
+        rows: x.numel() / (k as usize).max(1),
+        in_features: k as usize,
+        out_features: n,
+        input_zero_point,
+        output_zero_point: cx.out_zp,
+        act_min,
+        act_max,
+    };
+    Ok(FullyConnected {
+        p,
+        x: Operand::of(&x),
+        weights,
+        rq,
+        kernel: select::fully_connected(&p),
+    })
+}
+
+impl FullyConnected<'_> {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read(&self.x)?;
+        let (w, rq) = (self.weights, &self.rq);
+        (self.kernel.run)(&self.p, x, w, rq.bias, rq.multiplier, rq.shift, io.output);
+        Ok(())
+    }
+
+    pub fn macs(&self) -> u64 {
+        let p = &self.p;
+        (p.rows * p.in_features * p.out_features) as u64
+    }
+}

@@ -1,0 +1,621 @@
+//! The op registry: one module per op family, each the only place its op
+//! lives. A family's `prepare` decodes an op record, checks it against its
+//! kernel's contract and chooses the kernel (once, when the model is parsed
+//! and when an [`Interpreter`](crate::Interpreter) is built); its `eval`
+//! resolves the operands in the arena and calls that kernel.
+//!
+//! [`prepare`] and [`PreparedOp::eval`] match over every [`OpCode`] with no
+//! catch-all arm, so an op added to the format and forgotten here does not
+//! compile. [`is_built_in`] is the one answer to "is this op's kernel in
+//! this build?" (the `op-*` cargo features).
+#![forbid(unsafe_code)]
+
+mod concat;
+mod conv;
+mod elementwise;
+mod fully_connected;
+mod lut;
+mod pad;
+mod pool;
+mod recurrent;
+mod reshape;
+mod softmax;
+mod window;
+
+pub use add_shift::MAX_ADD_LEFT_SHIFT;
+pub use pool::MAX_AVG_POOL_WINDOW;
+pub use softmax::{SOFTMAX_OUTPUT_SCALE, SOFTMAX_OUTPUT_ZERO_POINT};
+
+use crate::error::Error;
+use crate::format::layout::{DType, OpCode, Storage};
+use crate::format::{Model, OpInfo, Quant, TensorInfo};
+use crate::kernels::select::Candidate;
+use crate::numerics::{MAX_SHIFT, MIN_SHIFT};
+
+mod add_shift {
+    /// The Add kernel's largest headroom shift: `(x − z) << 20` fits `i32`.
+    pub const MAX_ADD_LEFT_SHIFT: i32 = 20;
+}
+
+/// Whether this build holds `opcode`'s kernel (its `op-*` cargo feature).
+/// [`Model::parse`] refuses a model with an op left out, with
+/// [`Error::OpNotBuiltIn`].
+pub const fn is_built_in(opcode: OpCode) -> bool {
+    match opcode {
+        OpCode::Conv => cfg!(feature = "op-conv"),
+        OpCode::FullyConnected => cfg!(feature = "op-fully-connected"),
+        OpCode::Add => cfg!(feature = "op-add"),
+        OpCode::Mul => cfg!(feature = "op-mul"),
+        OpCode::Lut => cfg!(feature = "op-lut"),
+        OpCode::MaxPool => cfg!(feature = "op-max-pool"),
+        OpCode::AvgPool => cfg!(feature = "op-avg-pool"),
+        OpCode::Softmax => cfg!(feature = "op-softmax"),
+        OpCode::Concat => cfg!(feature = "op-concat"),
+        OpCode::Pad => cfg!(feature = "op-pad"),
+        OpCode::Reshape => cfg!(feature = "op-reshape"),
+        OpCode::Lstm => cfg!(feature = "op-lstm"),
+        OpCode::Gru => cfg!(feature = "op-gru"),
+    }
+}
+
+/// A byte range of the arena.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Span {
+    fn of(t: &TensorInfo<'_>) -> Span {
+        Span {
+            offset: t.offset,
+            len: t.len,
+        }
+    }
+}
+
+/// Where an `i8` operand lives: in the arena, or in the file (a constant).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Operand<'a> {
+    Arena(Span),
+    Const(&'a [i8]),
+}
+
+impl<'a> Operand<'a> {
+    fn of(t: &TensorInfo<'a>) -> Operand<'a> {
+        match t.storage {
+            Storage::Constant => Operand::Const(t.data_i8().unwrap_or(&[])),
+            Storage::Arena => Operand::Arena(Span::of(t)),
+        }
+    }
+}
+
+/// The per-output-channel requantization of Conv and FullyConnected.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Requant<'a> {
+    pub bias: &'a [i32],
+    pub multiplier: &'a [i32],
+    pub shift: &'a [i8],
+}
+
+/// One op, decoded, validated and with its kernel chosen: what an
+/// [`Interpreter`](crate::Interpreter) runs.
+///
+/// The caller provides the memory for a model's prepared ops, like the
+/// arena ([`Model::op_count`] entries, each starting as
+/// [`PreparedOp::EMPTY`]), so that nothing is decoded on each run and
+/// nothing is allocated.
+#[derive(Clone, Copy, Debug)]
+pub struct PreparedOp<'a> {
+    index: u16,
+    output_tensor: u16,
+    output: Span,
+    kind: Kind<'a>,
+}
+
+/// The family-specific part of a prepared op.
+#[derive(Clone, Copy, Debug)]
+enum Kind<'a> {
+    Empty,
+    Conv(conv::Conv<'a>),
+    FullyConnected(fully_connected::FullyConnected<'a>),
+    Add(elementwise::Add<'a>),
+    Mul(elementwise::Mul<'a>),
+    Lut(lut::Lut<'a>),
+    MaxPool(pool::Pool<'a>),
+    AvgPool(pool::Pool<'a>),
+    Softmax(softmax::Softmax<'a>),
+    Concat(concat::Concat<'a>),
+    Pad(pad::Pad<'a>),
+    Reshape(reshape::Reshape<'a>),
+    Lstm(recurrent::Lstm<'a>),
+    Gru(recurrent::Gru<'a>),
+}
+
+impl<'a> PreparedOp<'a> {
+    /// A placeholder, to initialize the memory [`Interpreter::new`]
+    /// (crate::Interpreter::new) prepares the ops into.
+    pub const EMPTY: PreparedOp<'a> = PreparedOp {
+        index: 0,
+        output_tensor: 0,
+        output: Span { offset: 0, len: 0 },
+        kind: Kind::Empty,
+    };
+
+    /// The op's index in the model.
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// The tensor the op writes.
+    pub fn output_tensor(&self) -> u16 {
+        self.output_tensor
+    }
+
+    /// The name of the kernel that runs this op, e.g. `conv_s8_avx2`, or
+    /// `conv_s8` for the reference kernel.
+    pub fn kernel(&self) -> &'static str {
+        match &self.kind {
+            Kind::Empty => "",
+            Kind::Conv(op) => op.kernel.name,
+            Kind::FullyConnected(op) => op.kernel.name,
+            Kind::Add(op) => op.kernel.name,
+            Kind::Mul(op) => op.kernel.name,
+            Kind::Lut(op) => op.kernel.name,
+            Kind::MaxPool(op) | Kind::AvgPool(op) => op.kernel.name,
+            Kind::Softmax(_) => "softmax_s8",
+            Kind::Concat(_) => "concat_part_s8",
+            Kind::Pad(_) => "pad_s8",
+            Kind::Reshape(_) => "copy",
+            Kind::Lstm(_) => "lstm_s8",
+            Kind::Gru(_) => "gru_s8",
+        }
+    }
+
+    /// Every optimized kernel this build has for the op, best first, with
+    /// whether it takes the op's shape on this CPU (`Err`: why not). The
+    /// first that takes it is [`kernel`](Self::kernel); when none does, the
+    /// reference kernel runs.
+    pub fn candidates(&self, f: impl FnMut(&'static str, Result<(), &'static str>)) {
+        use crate::kernels::select::{self as s, explain};
+        match &self.kind {
+            Kind::Conv(op) => explain(&op.p, s::CONV, f),
+            Kind::FullyConnected(op) => explain(&op.p, s::FULLY_CONNECTED, f),
+            Kind::Add(op) => explain(&(op.p, op.bc), s::ADD, f),
+            Kind::Mul(op) => explain(&(op.p, op.bc), s::MUL, f),
+            Kind::Lut(op) => explain(&op.len, s::LUT, f),
+            Kind::MaxPool(op) => explain(&op.p, s::MAX_POOL, f),
+            Kind::AvgPool(op) => explain(&op.p, s::AVG_POOL, f),
+            Kind::Empty
+            | Kind::Softmax(_)
+            | Kind::Concat(_)
+            | Kind::Pad(_)
+            | Kind::Reshape(_)
+            | Kind::Lstm(_)
+            | Kind::Gru(_) => explain::<(), ()>(&(), NONE, f),
+        }
+    }
+
+    /// Multiply-accumulates of one run (0 for ops without products).
+    pub fn macs(&self) -> u64 {
+        match &self.kind {
+            Kind::Conv(op) => op.macs(),
+            Kind::FullyConnected(op) => op.macs(),
+            Kind::Lstm(op) => op.macs(),
+            Kind::Gru(op) => op.macs(),
+            Kind::Empty
+            | Kind::Add(_)
+            | Kind::Mul(_)
+            | Kind::Lut(_)
+            | Kind::MaxPool(_)
+            | Kind::AvgPool(_)
+            | Kind::Softmax(_)
+            | Kind::Concat(_)
+            | Kind::Pad(_)
+            | Kind::Reshape(_) => 0,
+        }
+    }
+
+    /// Runs the op on `arena`. Cannot fail for an op [`prepare`] accepted
+    /// with an arena of at least [`Model::arena_len`] bytes; every access is
+    /// still checked, so a misuse is an `Err`, never a panic.
+    pub(crate) fn eval(&self, model: &Model<'a>, arena: &mut [u8]) -> Result<(), Error> {
+        let mut io = Io::split(arena, self.output, self.index)?;
+        let io = &mut io;
+        let i = self.index;
+        use OpCode as O;
+        // Gated like `prepare`, so a family left out links none of its code.
+        match &self.kind {
+            Kind::Empty => Err(io.inputs.bad(why!("op not prepared"))),
+            Kind::Conv(op) => gated(O::Conv, i, || op.eval(io)),
+            Kind::FullyConnected(op) => gated(O::FullyConnected, i, || op.eval(io)),
+            Kind::Add(op) => gated(O::Add, i, || op.eval(io)),
+            Kind::Mul(op) => gated(O::Mul, i, || op.eval(io)),
+            Kind::Lut(op) => gated(O::Lut, i, || op.eval(io)),
+            Kind::MaxPool(op) => gated(O::MaxPool, i, || op.eval(io)),
+            Kind::AvgPool(op) => gated(O::AvgPool, i, || op.eval(io)),
+            Kind::Softmax(op) => gated(O::Softmax, i, || op.eval(io)),
+            Kind::Concat(op) => gated(O::Concat, i, || op.eval(model, io)),
+            Kind::Pad(op) => gated(O::Pad, i, || op.eval(io)),
+            Kind::Reshape(op) => gated(O::Reshape, i, || op.eval(io)),
+            Kind::Lstm(op) => gated(O::Lstm, i, || op.eval(io)),
+            Kind::Gru(op) => gated(O::Gru, i, || op.eval(io)),
+        }
+    }
+}
+
+/// Runs `f` only if `opcode`'s kernel is built in: `is_built_in` of a
+/// constant folds, so the code of a family left out of the build is dead and
+/// the linker drops it (and its kernels).
+#[inline(always)]
+fn gated<T>(opcode: OpCode, index: u16, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    if is_built_in(opcode) {
+        f()
+    } else {
+        Err(Error::OpNotBuiltIn { index, opcode })
+    }
+}
+
+/// Ops without optimized kernels yet.
+const NONE: &[Candidate<(), ()>] = &[];
+
+/// Checks op `op` of `model` against its kernel, chooses the kernel and
+/// returns the op ready to run.
+pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>, Error> {
+    if !is_built_in(op.opcode) {
+        // Before any decoding, so that this error wins over a bad record.
+        return Err(Error::OpNotBuiltIn {
+            index: op.index,
+            opcode: op.opcode,
+        });
+    }
+    let cx = Ctx::new(model, op)?;
+    let i = op.index;
+    use OpCode as O;
+    let kind = match op.opcode {
+        O::Conv => Kind::Conv(gated(O::Conv, i, || conv::prepare(&cx))?),
+        O::FullyConnected => Kind::FullyConnected(gated(O::FullyConnected, i, || {
+            fully_connected::prepare(&cx)
+        })?),
+        O::Add => Kind::Add(gated(O::Add, i, || elementwise::prepare_add(&cx))?),
+        O::Mul => Kind::Mul(gated(O::Mul, i, || elementwise::prepare_mul(&cx))?),
+        O::Lut => Kind::Lut(gated(O::Lut, i, || lut::prepare(&cx))?),
+        O::MaxPool => Kind::MaxPool(gated(O::MaxPool, i, || pool::prepare(&cx))?),
+        O::AvgPool => Kind::AvgPool(gated(O::AvgPool, i, || pool::prepare(&cx))?),
+        O::Softmax => Kind::Softmax(gated(O::Softmax, i, || softmax::prepare(&cx))?),
+        O::Concat => Kind::Concat(gated(O::Concat, i, || concat::prepare(&cx))?),
+        O::Pad => Kind::Pad(gated(O::Pad, i, || pad::prepare(&cx))?),
+        O::Reshape => Kind::Reshape(gated(O::Reshape, i, || reshape::prepare(&cx))?),
+        O::Lstm => Kind::Lstm(gated(O::Lstm, i, || recurrent::prepare_lstm(&cx))?),
+        O::Gru => Kind::Gru(gated(O::Gru, i, || recurrent::prepare_gru(&cx))?),
+    };
+    Ok(PreparedOp {
+        index: op.index,
+        output_tensor: cx.output.index,
+        output: Span::of(&cx.output),
+        kind,
+    })
+}
+
+impl<'a> Model<'a> {
+    /// Validates `bytes` as a `.mq` file and returns a view of it.
+    ///
+    /// `bytes` must start on a [`BUFFER_ALIGN`](crate::format::layout::BUFFER_ALIGN)
+    /// boundary (constants are read in place as `i32`/`f32`), else
+    /// [`Error::Misaligned`]; use [`include_model!`](crate::include_model) to
+    /// embed a file aligned, or `ModelFile` (feature `std`) to load one.
+    /// `bytes` must be exactly the file: its length must equal the header's
+    /// file length.
+    ///
+    /// The records are checked first (`format`), then every op against its
+    /// kernel's contract (the families' `prepare`, here in `ops`) and its
+    /// place in the graph, then the graph as a whole and the arena plan. Runs in time linear in the file plus a pairwise pass over the
+    /// arena tensors (the plan check), without allocating.
+    pub fn parse(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
+        let model = Model::parse_layout(bytes)?;
+        for k in 0..model.op_count() {
+            let op = model.op(k)?;
+            prepare(&model, &op)?;
+            model.validate_op_order(&op)?;
+        }
+        model.validate_graph()?;
+        Ok(model)
+    }
+}
+
+/// The arena around one op's output, while it runs: the output is
+/// writable, and everything before and after it readable through
+/// [`Inputs`]. The plan check guarantees an op's inputs never overlap its
+/// output (in-place ops aside, which alias it exactly and say so).
+pub(crate) struct Io<'x> {
+    pub inputs: Inputs<'x>,
+    pub output: &'x mut [i8],
+}
+
+/// The readable arena around an op's output.
+pub(crate) struct Inputs<'x> {
+    index: u16,
+    before: &'x [u8],
+    after: &'x [u8],
+    output: Span,
+}
+
+impl<'x> Io<'x> {
+    fn split(arena: &'x mut [u8], out: Span, index: u16) -> Result<Io<'x>, Error> {
+        let outside = Error::BadOp {
+            index,
+            reason: why!("output outside the arena"),
+        };
+        let (before, rest) = arena.split_at_mut_checked(out.offset).ok_or(outside)?;
+        let (out_bytes, after) = rest.split_at_mut_checked(out.len).ok_or(outside)?;
+        Ok(Io {
+            inputs: Inputs {
+                index,
+                before,
+                after,
+                output: out,
+            },
+            output: bytemuck::cast_slice_mut(out_bytes),
+        })
+    }
+}
+
+impl Inputs<'_> {
+    fn bad(&self, reason: &'static str) -> Error {
+        Error::BadOp {
+            index: self.index,
+            reason,
+        }
+    }
+
+    /// An operand's values, if it does not overlap the output.
+    fn read<'o>(&'o self, x: &Operand<'o>) -> Result<&'o [i8], Error> {
+        let s = match *x {
+            Operand::Const(c) => return Ok(c),
+            Operand::Arena(s) => s,
+        };
+        let end = s.offset.checked_add(s.len);
+        let out_end = self.output.offset + self.output.len;
+        let bytes = match end {
+            Some(end) if end <= self.output.offset => self.before.get(s.offset..end),
+            Some(end) if s.offset >= out_end => self.after.get(s.offset - out_end..end - out_end),
+            _ => None,
+        };
+        bytes
+            .map(bytemuck::cast_slice)
+            .ok_or(self.bad(why!("input overlaps the output")))
+    }
+
+    /// Whether `x` is exactly the output's bytes (an in-place op's input).
+    fn is_output(&self, x: &Operand<'_>) -> bool {
+        matches!(x, Operand::Arena(s) if *s == self.output)
+    }
+}
+
+// ---- validation helpers shared by the families ----
+
+/// An op being prepared: its record, its model and its (single) output.
+pub(crate) struct Ctx<'m, 'a> {
+    model: &'m Model<'a>,
+    op: &'m OpInfo<'a>,
+    output: TensorInfo<'a>,
+    out_scale: f32,
+    out_zp: i32,
+}
+
+impl<'m, 'a> Ctx<'m, 'a> {
+    fn new(model: &'m Model<'a>, op: &'m OpInfo<'a>) -> Result<Ctx<'m, 'a>, Error> {
+        let bad = |reason| Error::BadOp {
+            index: op.index,
+            reason,
+        };
+        if op.outputs.len() != 1 {
+            return Err(bad(why!("every op has exactly one output")));
+        }
+        let output = model.tensor(usize::from(op.output().unwrap_or(0)))?;
+        if output.storage != Storage::Arena {
+            return Err(bad(why!("output must be an activation")));
+        }
+        // Arena tensors are per-tensor i8 (checked per tensor).
+        let (out_scale, out_zp) = output
+            .scale_zero_point()
+            .ok_or(bad(why!("output not quantized")))?;
+        Ok(Ctx {
+            model,
+            op,
+            output,
+            out_scale,
+            out_zp,
+        })
+    }
+
+    fn bad(&self, reason: &'static str) -> Error {
+        Error::BadOp {
+            index: self.op.index,
+            reason,
+        }
+    }
+
+    fn ensure(&self, cond: bool, reason: &'static str) -> Result<(), Error> {
+        if cond {
+            Ok(())
+        } else {
+            Err(self.bad(reason))
+        }
+    }
+
+    fn input(&self, i: usize) -> Result<TensorInfo<'a>, Error> {
+        let t = self
+            .op
+            .inputs
+            .get(i)
+            .ok_or(self.bad(why!("missing input")))?;
+        self.model.tensor(usize::from(*t))
+    }
+
+    fn word(&self, i: usize) -> Result<i32, Error> {
+        self.op
+            .params
+            .get(i)
+            .copied()
+            .ok_or(self.bad(why!("missing parameter")))
+    }
+
+    /// A parameter word that is a size or count, at least `min`.
+    fn size(&self, i: usize, min: usize, reason: &'static str) -> Result<usize, Error> {
+        usize::try_from(self.word(i)?)
+            .ok()
+            .filter(|&v| v >= min)
+            .ok_or(self.bad(reason))
+    }
+
+    /// `-128 <= act_min <= act_max <= 127`, from two parameter words.
+    fn act_range(&self, min_word: usize, max_word: usize) -> Result<(i32, i32), Error> {
+        let (lo, hi) = (self.word(min_word)?, self.word(max_word)?);
+        self.ensure(
+            -128 <= lo && lo <= hi && hi <= 127,
+            why!("activation range not within [-128, 127]"),
+        )?;
+        Ok((lo, hi))
+    }
+
+    /// A requantization pair: multiplier ≥ 0, shift in `MIN_SHIFT..=MAX_SHIFT`.
+    fn requant_pair(&self, m_word: usize, s_word: usize) -> Result<(i32, i32), Error> {
+        let (m, s) = (self.word(m_word)?, self.word(s_word)?);
+        self.ensure(m >= 0, why!("negative multiplier"))?;
+        self.ensure(
+            (MIN_SHIFT..=MAX_SHIFT).contains(&s),
+            why!("shift out of range"),
+        )?;
+        Ok((m, s))
+    }
+
+    /// An int8 per-tensor quantized operand (activation or constant):
+    /// returns its zero point.
+    fn i8_operand(&self, t: &TensorInfo<'a>) -> Result<i32, Error> {
+        match (t.dtype, t.quant) {
+            (DType::I8, Quant::PerTensor { zero_point, .. }) => Ok(zero_point),
+            _ => Err(self.bad(why!("operand is not a per-tensor quantized i8 tensor"))),
+        }
+    }
+
+    fn check_arity(&self, n_inputs: usize, n_params: usize) -> Result<(), Error> {
+        self.ensure(
+            self.op.inputs.len() == n_inputs,
+            why!("wrong number of inputs"),
+        )?;
+        self.ensure(
+            self.op.params.len() == n_params,
+            why!("wrong number of parameters"),
+        )
+    }
+
+    /// Symmetric int8 constant weights; per-channel only along axis 0.
+    fn weights(&self, t: &TensorInfo<'a>, rank_ok: bool) -> Result<&'a [i8], Error> {
+        self.ensure(rank_ok, why!("weights have the wrong rank"))?;
+        let symmetric = match t.quant {
+            Quant::None => true,
+            Quant::PerTensor { zero_point, .. } => zero_point == 0,
+            Quant::PerChannel { axis, .. } => axis == 0,
+        };
+        self.ensure(
+            symmetric,
+            why!("weights must be symmetric (zero point 0, channels on axis 0)"),
+        )?;
+        t.data_i8()
+            .ok_or(self.bad(why!("weights must be an i8 constant")))
+    }
+
+    /// An `i32` constant of shape `[n]`.
+    fn i32_vector(&self, t: &TensorInfo<'a>, n: usize) -> Result<&'a [i32], Error> {
+        let data = t
+            .data_i32()
+            .ok_or(self.bad(why!("expected an i32 constant")))?;
+        self.ensure(
+            t.rank() == 1 && data.len() == n,
+            why!("i32 constant has the wrong shape"),
+        )?;
+        Ok(data)
+    }
+
+    /// A per-channel shift vector: an `i8` constant of shape `[n]`,
+    /// quantization None, every entry in `MIN_SHIFT..=MAX_SHIFT`.
+    fn shift_vector(&self, t: &TensorInfo<'a>, n: usize) -> Result<&'a [i8], Error> {
+        let data = t
+            .data_i8()
+            .filter(|_| matches!(t.quant, Quant::None))
+            .ok_or(self.bad(why!(
+                "shift vector must be an i8 constant without quantization"
+            )))?;
+        self.ensure(
+            t.rank() == 1 && data.len() == n,
+            why!("shift vector has the wrong shape"),
+        )?;
+        self.ensure(
+            data.iter()
+                .all(|&s| (MIN_SHIFT..=MAX_SHIFT).contains(&i32::from(s))),
+            why!("shift out of range"),
+        )?;
+        Ok(data)
+    }
+
+    /// An input whose shape equals the output's: `(operand, zero point)`.
+    fn same_shape_input(&self, i: usize) -> Result<(TensorInfo<'a>, i32), Error> {
+        let x = self.input(i)?;
+        let zp = self.i8_operand(&x)?;
+        self.ensure(
+            x.dims() == self.output.dims(),
+            why!("output shape differs from input shape"),
+        )?;
+        Ok((x, zp))
+    }
+}
+
+/// `[1, C, H, W]` or `[1, C, L]` (H = 1): returns `(C, H, W, is_2d)`.
+fn nchw(t: &TensorInfo<'_>) -> Option<(usize, usize, usize, bool)> {
+    match *t.dims() {
+        [1, c, h, w] => Some((c as usize, h as usize, w as usize, true)),
+        [1, c, l] => Some((c as usize, 1, l as usize, false)),
+        _ => None,
+    }
+}
+
+/// The shape right-aligned into 4 dims, padded in front with 1s. Shapes of
+/// rank above 4 fit only if their extra leading dims are 1.
+fn right_align4(t: &TensorInfo<'_>) -> Option<[usize; 4]> {
+    let dims = t.dims();
+    let extra = dims.len().saturating_sub(4);
+    let (lead, last4) = dims.split_at(extra);
+    if lead.iter().any(|&d| d != 1) {
+        return None;
+    }
+    let mut out = [1usize; 4];
+    for (slot, &d) in out.iter_mut().skip(4 - last4.len()).zip(last4) {
+        *slot = d as usize;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_code_round_trips_and_no_other_code_decodes() {
+        for (i, op) in OpCode::ALL.iter().enumerate() {
+            assert_eq!(OpCode::from_u16(*op as u16), Some(*op));
+            let later = &OpCode::ALL[i + 1..];
+            assert!(later.iter().all(|o| o.name() != op.name() && o != op));
+        }
+        let decoded = (0..=u16::MAX)
+            .filter(|&v| OpCode::from_u16(v).is_some())
+            .count();
+        assert_eq!(decoded, OpCode::ALL.len());
+    }
+
+    #[test]
+    #[cfg(feature = "all-ops")]
+    fn all_ops_builds_every_kernel() {
+        assert!(OpCode::ALL.iter().all(|&op| is_built_in(op)));
+    }
+}

@@ -1,0 +1,67 @@
+//! Pad: constant padding in at most 4 dims.
+
+use super::{right_align4, Ctx, Io, Operand};
+use crate::error::Error;
+use crate::format::layout::params::pad as w;
+use crate::kernels::{pad_s8, PadParams};
+
+/// A prepared Pad.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pad<'a> {
+    p: PadParams,
+    x: Operand<'a>,
+}
+
+/// Input `[x]`: the pad value, then `rank` begin counts and `rank` end counts.
+pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Pad<'a>, Error> {
+    let x = cx.input(0)?;
+    let y = &cx.output;
+    let rank = x.rank();
+    cx.check_arity(1, w::PADS + 2 * rank)?;
+    cx.i8_operand(&x)?;
+    cx.ensure(
+        x.quant == y.quant,
+        why!("output quantization differs from input"),
+    )?;
+    cx.ensure(
+        rank <= 4 && y.rank() == rank,
+        why!("pad supports rank at most 4, output of the same rank"),
+    )?;
+    let value =
+        i8::try_from(cx.word(w::VALUE)?).map_err(|_| cx.bad(why!("pad value outside i8")))?;
+    let (xd, yd) = (x.dims_usize(), y.dims_usize());
+    let mut pad_before = [0usize; 4];
+    // Right-aligned like the shapes: dim d of a rank-r tensor is slot 4 − r + d.
+    let slots = pad_before.iter_mut().skip(4 - rank);
+    for (d, (slot, (&xs, &ys))) in slots.zip(xd.iter().zip(&yd)).enumerate() {
+        let before = cx.size(w::PADS + d, 0, why!("negative pad"))?;
+        let after = cx.size(w::PADS + rank + d, 0, why!("negative pad"))?;
+        let want = xs.checked_add(before).and_then(|v| v.checked_add(after));
+        cx.ensure(
+            want == Some(ys),
+            why!("output shape is not input plus pads"),
+        )?;
+        *slot = before;
+    }
+    let (Some(in_shape), Some(out_shape)) = (right_align4(&x), right_align4(y)) else {
+        return Err(cx.bad(why!("pad supports rank at most 4")));
+    };
+    let p = PadParams {
+        in_shape,
+        out_shape,
+        pad_before,
+        value,
+    };
+    Ok(Pad {
+        p,
+        x: Operand::of(&x),
+    })
+}
+
+impl Pad<'_> {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read(&self.x)?;
+        pad_s8(&self.p, x, io.output);
+        Ok(())
+    }
+}

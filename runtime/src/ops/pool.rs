@@ -1,0 +1,97 @@
+//! MaxPool and AvgPool, 1-D/2-D (global pooling included).
+
+use super::window::Window;
+use super::{nchw, Ctx, Io, Operand};
+use crate::error::Error;
+use crate::format::layout::params::pool as w;
+use crate::format::layout::OpCode;
+use crate::kernels::select::{self, Chosen, PoolFn};
+use crate::kernels::PoolParams;
+
+/// The AvgPool kernel's largest window area (its `i32` sum cannot overflow).
+pub const MAX_AVG_POOL_WINDOW: usize = 1 << 23;
+
+/// A prepared MaxPool or AvgPool.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pool<'a> {
+    pub p: PoolParams,
+    x: Operand<'a>,
+    pub kernel: Chosen<PoolFn>,
+}
+
+/// Input `[x]`; see `params::pool`.
+pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Pool<'a>, Error> {
+    cx.check_arity(1, w::COUNT)?;
+    let x = cx.input(0)?;
+    let zero_point = cx.i8_operand(&x)?;
+    cx.ensure(
+        x.quant == cx.output.quant,
+        why!("output quantization differs from input"),
+    )?;
+    let (channels, in_h, in_w, is_2d) =
+        nchw(&x).ok_or(cx.bad(why!("input must be [1, C, H, W] or [1, C, L]")))?;
+    let kernel_h = cx.size(w::KERNEL_H, 1, why!("kernel must be at least 1"))?;
+    let kernel_w = cx.size(w::KERNEL_W, 1, why!("kernel must be at least 1"))?;
+    let include_pad = cx.word(w::COUNT_INCLUDE_PAD)?;
+    let is_avg = cx.op.opcode == OpCode::AvgPool;
+    cx.ensure(
+        include_pad == 0 || (is_avg && include_pad == 1),
+        why!("count_include_pad must be 0 or 1 (AvgPool) or 0 (MaxPool)"),
+    )?;
+    if is_avg {
+        let area = kernel_h.checked_mul(kernel_w);
+        cx.ensure(
+            area.is_some_and(|a| a <= MAX_AVG_POOL_WINDOW),
+            why!("average window above 2^23 elements"),
+        )?;
+    }
+    let Window {
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        pad_top,
+        pad_left,
+        out_h,
+        out_w,
+    } = cx.window(w::STRIDE_H, (kernel_h, kernel_w), (in_h, in_w), is_2d)?;
+    cx.ensure(
+        nchw(&cx.output) == Some((channels, out_h, out_w, is_2d)),
+        why!("output shape does not match the window"),
+    )?;
+    let p = PoolParams {
+        channels,
+        in_h,
+        in_w,
+        out_h,
+        out_w,
+        kernel_h,
+        kernel_w,
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        pad_top,
+        pad_left,
+        count_include_pad: include_pad == 1,
+        zero_point,
+    };
+    let kernel = if is_avg {
+        select::avg_pool(&p)
+    } else {
+        select::max_pool(&p)
+    };
+    Ok(Pool {
+        p,
+        x: Operand::of(&x),
+        kernel,
+    })
+}
+
+impl Pool<'_> {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read(&self.x)?;
+        (self.kernel.run)(&self.p, x, io.output);
+        Ok(())
+    }
+}
