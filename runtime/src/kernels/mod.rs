@@ -26,6 +26,8 @@
 
 pub mod cortex_m;
 pub mod reference;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
 
 pub use reference::*;
 
