@@ -27,6 +27,8 @@
 pub mod cortex_m;
 pub mod reference;
 pub mod select;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
 
 pub use reference::*;
 

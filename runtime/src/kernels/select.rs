@@ -91,6 +91,18 @@ pub fn explain<P, F>(
 
 /// Convolution candidates.
 pub const CONV: &[Candidate<ConvParams, ConvFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "depthwise_conv_s8_avx2",
+        takes: super::x86_64::depthwise_conv_avx2_takes,
+        run: super::x86_64::depthwise_conv_s8_avx2,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "conv_s8_avx2",
+        takes: super::x86_64::conv_avx2_takes,
+        run: super::x86_64::conv_s8_avx2,
+    },
     #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
     Candidate {
         name: "conv_s8_dsp",
@@ -101,6 +113,12 @@ pub const CONV: &[Candidate<ConvParams, ConvFn>] = &[
 
 /// Fully connected candidates.
 pub const FULLY_CONNECTED: &[Candidate<FullyConnectedParams, FullyConnectedFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "fully_connected_s8_avx2",
+        takes: super::x86_64::fully_connected_avx2_takes,
+        run: super::x86_64::fully_connected_s8_avx2,
+    },
     #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
     Candidate {
         name: "fully_connected_s8_dsp",
@@ -110,13 +128,41 @@ pub const FULLY_CONNECTED: &[Candidate<FullyConnectedParams, FullyConnectedFn>] 
 ];
 
 /// Max pooling candidates.
-pub const MAX_POOL: &[Candidate<PoolParams, PoolFn>] = &[];
+pub const MAX_POOL: &[Candidate<PoolParams, PoolFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "max_pool_s8_avx2",
+        takes: super::x86_64::max_pool_avx2_takes,
+        run: super::x86_64::max_pool_s8_avx2,
+    },
+];
 /// Average pooling candidates.
-pub const AVG_POOL: &[Candidate<PoolParams, PoolFn>] = &[];
+pub const AVG_POOL: &[Candidate<PoolParams, PoolFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "avg_pool_s8_avx2",
+        takes: super::x86_64::avg_pool_avx2_takes,
+        run: super::x86_64::avg_pool_s8_avx2,
+    },
+];
 /// Elementwise add candidates.
-pub const ADD: &[Candidate<Elementwise<AddParams>, AddFn>] = &[];
+pub const ADD: &[Candidate<Elementwise<AddParams>, AddFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "add_s8_avx2",
+        takes: |(p, bc)| super::x86_64::add_avx2_takes(p, bc),
+        run: super::x86_64::add_s8_avx2,
+    },
+];
 /// Elementwise multiply candidates.
-pub const MUL: &[Candidate<Elementwise<MulParams>, MulFn>] = &[];
+pub const MUL: &[Candidate<Elementwise<MulParams>, MulFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "mul_s8_avx2",
+        takes: |(p, bc)| super::x86_64::mul_avx2_takes(p, bc),
+        run: super::x86_64::mul_s8_avx2,
+    },
+];
 /// Table lookup candidates (the parameter is the element count).
 pub const LUT: &[Candidate<usize, LutFn>] = &[];
 
