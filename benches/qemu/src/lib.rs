@@ -11,6 +11,7 @@ use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
 use cortex_m_semihosting::debug;
 pub use cortex_m_semihosting::hprintln;
+use medq::kernels::cortex_m as medq_dsp;
 use medq::kernels::{self, conv_out_len, reference, ConvParams, FullyConnectedParams};
 
 /// Ends the QEMU run; the exit code reaches the shell (0 or 1).
@@ -184,6 +185,9 @@ pub trait Op: core::fmt::Debug {
     fn weights_len(&self) -> usize {
         self.channels() * self.reduction()
     }
+    /// The DSP kernel a prepare-time selection would pick for this call,
+    /// and its name.
+    fn dsp_kernel(&self) -> (&'static str, Kernel<Self>);
     /// Nominal multiply-accumulates (padded taps included).
     fn macs(&self) -> u64 {
         (self.output_len() * self.reduction()) as u64
@@ -194,6 +198,9 @@ impl Op for ConvParams {
     const NAME: &'static str = "conv";
     const REFERENCE: Kernel<Self> = reference::conv_s8;
     const DISPATCHED: Kernel<Self> = kernels::conv_s8;
+    fn dsp_kernel(&self) -> (&'static str, Kernel<Self>) {
+        ("conv_s8_dsp", medq_dsp::conv_s8_dsp)
+    }
     fn channels(&self) -> usize {
         self.out_channels
     }
@@ -212,6 +219,9 @@ impl Op for FullyConnectedParams {
     const NAME: &'static str = "fc";
     const REFERENCE: Kernel<Self> = reference::fully_connected_s8;
     const DISPATCHED: Kernel<Self> = kernels::fully_connected_s8;
+    fn dsp_kernel(&self) -> (&'static str, Kernel<Self>) {
+        ("fully_connected_s8_dsp", medq_dsp::fully_connected_s8_dsp)
+    }
     fn channels(&self) -> usize {
         self.out_features
     }
