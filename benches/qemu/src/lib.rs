@@ -199,6 +199,9 @@ impl Op for ConvParams {
     const REFERENCE: Kernel<Self> = reference::conv_s8;
     const DISPATCHED: Kernel<Self> = kernels::conv_s8;
     fn dsp_kernel(&self) -> (&'static str, Kernel<Self>) {
+        if medq_dsp::depthwise_conv_dsp_takes(self).is_ok() {
+            return ("depthwise_conv_s8_dsp", medq_dsp::depthwise_conv_s8_dsp);
+        }
         ("conv_s8_dsp", medq_dsp::conv_s8_dsp)
     }
     fn channels(&self) -> usize {

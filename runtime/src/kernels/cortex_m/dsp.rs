@@ -75,6 +75,28 @@ mod imp {
         out
     }
 
+    /// Each signed byte of `x` clamped to the same byte of `lo` and `hi`
+    /// (`SSUB8` sets the GE flags per byte, `SEL` picks by them).
+    #[inline(always)]
+    pub fn clamp4(x: u32, lo: u32, hi: u32) -> u32 {
+        let out: u32;
+        // SAFETY: register-only arithmetic; SSUB8 writes the GE flags.
+        unsafe {
+            asm!(
+                "ssub8 {t}, {x}, {lo}",
+                "sel {x}, {x}, {lo}",
+                "ssub8 {t}, {hi}, {x}",
+                "sel {x}, {x}, {hi}",
+                x = inout(reg) x => out,
+                lo = in(reg) lo,
+                hi = in(reg) hi,
+                t = out(reg) _,
+                options(pure, nomem, nostack),
+            );
+        }
+        out
+    }
+
     /// Bytes 0..4 of `w` as `[b0+o, b2+o]`, `[b1+o, b3+o]` lanes (`o` from
     /// [`splat16`](super::splat16)): one group of a column.
     #[inline(always)]
@@ -412,7 +434,25 @@ mod imp {
         // are LDRs, unaligned being fine on ARMv7-M (see `mac_1x4`).
         unsafe {
             asm!(
+                // An odd group first, then two a trip.
+                "tst {n}, #1",
+                "beq 3f",
+                "ldr {x}, [{ps}], #4",
+                "sxtb16 {o}, {x}, ror #8",
+                "sxtb16 {x}, {x}",
+                "sadd16 {o}, {o}, {off}",
+                "sadd16 {x}, {x}, {off}",
+                "strd {x}, {o}, [{pd}], #{step}",
+                "3:",
+                "lsrs {n}, {n}, #1",
+                "beq 4f",
                 "2:",
+                "ldr {x}, [{ps}], #4",
+                "sxtb16 {o}, {x}, ror #8",
+                "sxtb16 {x}, {x}",
+                "sadd16 {o}, {o}, {off}",
+                "sadd16 {x}, {x}, {off}",
+                "strd {x}, {o}, [{pd}], #{step}",
                 "ldr {x}, [{ps}], #4",
                 "sxtb16 {o}, {x}, ror #8",
                 "sxtb16 {x}, {x}",
@@ -421,6 +461,7 @@ mod imp {
                 "strd {x}, {o}, [{pd}], #{step}",
                 "subs {n}, {n}, #1",
                 "bne 2b",
+                "4:",
                 n = inout(reg) groups => _,
                 ps = inout(reg) src.as_ptr() => _,
                 pd = inout(reg) dst.as_mut_ptr() => _,
@@ -810,6 +851,143 @@ mod imp {
             );
         }
     }
+
+    /// See [`widen_rows`](super::widen_rows), which checks the lengths.
+    ///
+    /// # Safety
+    ///
+    /// As [`widen_rows`](super::widen_rows) checks.
+    #[inline(always)]
+    pub unsafe fn widen_rows_raw(c: &mut super::WidenRows, src: &[i8], dst: &mut [u32]) {
+        // SAFETY: per row `r < rows` (word 4, counted down), reads `cols =
+        // 4·groups + tail` bytes from `src + r·src_stride` (unaligned LDRs
+        // and LDRSBs) and writes `cols` lanes from `dst + r·pitch` words
+        // (STRD on word-aligned rows, then STRH), in bounds by the caller's
+        // contract; the steps (words 2, 3) go from a row's end to the next
+        // row's start. Reads the 7 constant words and writes word 4.
+        // Every register written is declared; flags are not preserved.
+        unsafe {
+            asm!(
+                "1:",
+                "ldr {n}, [{c}]",
+                "cmp {n}, #0",
+                "beq 3f",
+                "2:",
+                "ldr {x}, [{ps}], #4",
+                "sxtb16 {o}, {x}, ror #8",
+                "sxtb16 {x}, {x}",
+                "sadd16 {o}, {o}, {off}",
+                "sadd16 {x}, {x}, {off}",
+                "pkhbt {t}, {x}, {o}, lsl #16",
+                "pkhtb {o}, {o}, {x}, asr #16",
+                "strd {t}, {o}, [{pd}], #8",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "3:",
+                "ldr {n}, [{c}, #4]",
+                "cmp {n}, #0",
+                "beq 5f",
+                "ldr {t}, [{c}, #24]",
+                "4:",
+                "ldrsb {x}, [{ps}], #1",
+                "sub {x}, {x}, {t}",
+                "strh {x}, [{pd}], #2",
+                "subs {n}, {n}, #1",
+                "bne 4b",
+                "5:",
+                "ldrd {x}, {o}, [{c}, #8]",
+                "add {ps}, {ps}, {x}",
+                "add {pd}, {pd}, {o}",
+                "ldr {n}, [{c}, #16]",
+                "subs {n}, {n}, #1",
+                "str {n}, [{c}, #16]",
+                "bne 1b",
+                c = in(reg) c.words.as_mut_ptr(),
+                ps = inout(reg) src.as_ptr() => _,
+                pd = inout(reg) dst.as_mut_ptr() => _,
+                off = in(reg) c.words[5],
+                n = out(reg) _,
+                x = out(reg) _,
+                o = out(reg) _,
+                t = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// See [`copy_rows4`](super::copy_rows4).
+    ///
+    /// # Safety
+    ///
+    /// As [`copy_rows4`](super::copy_rows4) requires.
+    #[inline(always)]
+    pub unsafe fn copy_rows4(src: *const i8, dst: *mut i8, g: &super::RowCopy) {
+        // SAFETY: the caller guarantees every read and write below is in
+        // bounds (see `copy_rows4`): channel `c < chans`, row `r < rows`
+        // reads 4 bytes at `src + c·plane + r·row_step` (unaligned LDR) and
+        // writes 4 at `dst + (c·rows + r)·kw` (unaligned STR), in that
+        // order, so a row's excess bytes are overwritten by the next row.
+        // `chans, rows >= 1`. Every register written is declared.
+        unsafe {
+            asm!(
+                "cmp {m}, #1",
+                "beq 7f",
+                "cmp {m}, #3",
+                "bne 5f",
+                // Three rows a channel, written out.
+                "1:",
+                "ldr {x}, [{s}]",
+                "ldr {y}, [{s}, {rs}]",
+                "str {x}, [{d}]",
+                "add {d}, {d}, {kw}",
+                "ldr {x}, [{s}, {rs2}]",
+                "str {y}, [{d}]",
+                "add {d}, {d}, {kw}",
+                "str {x}, [{d}]",
+                "add {d}, {d}, {kw}",
+                "add {s}, {s}, {pl}",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                "b 9f",
+                // Any other number of rows.
+                "5:",
+                "mov {t}, {s}",
+                "mov {y}, {m}",
+                "6:",
+                "ldr {x}, [{t}]",
+                "add {t}, {t}, {rs}",
+                "str {x}, [{d}]",
+                "add {d}, {d}, {kw}",
+                "subs {y}, {y}, #1",
+                "bne 6b",
+                "add {s}, {s}, {pl}",
+                "subs {n}, {n}, #1",
+                "bne 5b",
+                "b 9f",
+                // One row a channel (1-D).
+                "7:",
+                "ldr {x}, [{s}]",
+                "add {s}, {s}, {pl}",
+                "str {x}, [{d}]",
+                "add {d}, {d}, {kw}",
+                "subs {n}, {n}, #1",
+                "bne 7b",
+                "9:",
+                s = inout(reg) src => _,
+                d = inout(reg) dst => _,
+                n = inout(reg) g.chans => _,
+                m = in(reg) g.rows,
+                rs = in(reg) g.row_step,
+                rs2 = in(reg) 2 * g.row_step,
+                pl = in(reg) g.plane,
+                kw = in(reg) g.kw,
+                x = out(reg) _,
+                y = out(reg) _,
+                t = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
 }
 
 #[cfg(not(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp))))]
@@ -941,13 +1119,27 @@ mod imp {
         acc
     }
 
+    pub fn smlabt(a: u32, b: u32, acc: i32) -> i32 {
+        acc.wrapping_add(i32::from(a as u16 as i16) * i32::from((b >> 16) as u16 as i16))
+    }
+
+    pub fn smlatb(a: u32, b: u32, acc: i32) -> i32 {
+        acc.wrapping_add(i32::from((a >> 16) as u16 as i16) * i32::from(b as u16 as i16))
+    }
+
     /// `SMMLA`: `acc + ((a · b) >> 32)`, the high word of `(acc << 32) + a·b`.
-    fn smmla(a: i32, b: i32, acc: i32) -> i32 {
+    pub fn smmla(a: i32, b: i32, acc: i32) -> i32 {
         ((i64::from(acc) << 32).wrapping_add(i64::from(a) * i64::from(b)) >> 32) as i32
     }
 
+    pub fn clamp4(x: u32, lo: u32, hi: u32) -> u32 {
+        let [x, lo, hi] = [x, lo, hi].map(u32::to_le_bytes);
+        let byte = |i: usize| (x[i] as i8).clamp(lo[i] as i8, (hi[i] as i8).max(lo[i] as i8));
+        u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)].map(|b| b as u8))
+    }
+
     /// `SSAT #8`.
-    fn ssat8(x: i32) -> i8 {
+    pub fn ssat8(x: i32) -> i8 {
         x.clamp(-128, 127) as i8
     }
 
@@ -997,6 +1189,44 @@ mod imp {
         }
     }
 
+    /// # Safety
+    ///
+    /// None needed here; `unsafe` to match the asm.
+    pub unsafe fn widen_rows_raw(c: &mut super::WidenRows, src: &[i8], dst: &mut [u32]) {
+        let Ok(lanes) = bytemuck::try_cast_slice_mut::<u32, i16>(dst) else {
+            return;
+        };
+        let k = c.words.map(|w| w as usize);
+        let cols = 4 * k[0] + k[1];
+        let (src_stride, pitch) = (cols + k[2], (k[3] + 2 * cols) / 4);
+        let zp = c.words[6] as i32;
+        for r in 0..k[4] {
+            let row = src.get(r * src_stride..).unwrap_or(&[]);
+            let out = lanes.get_mut(2 * r * pitch..).unwrap_or(&mut []);
+            for (l, &x) in out.iter_mut().zip(row).take(cols) {
+                *l = (i32::from(x) - zp) as i16;
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As the asm version.
+    pub unsafe fn copy_rows4(src: *const i8, dst: *mut i8, g: &super::RowCopy) {
+        let mut d = dst;
+        for c in 0..g.chans {
+            for r in 0..g.rows {
+                let at = c * g.plane + r * g.row_step;
+                // SAFETY: in bounds by the caller's contract; unaligned.
+                unsafe {
+                    let v = src.wrapping_add(at).cast::<[i8; 4]>().read_unaligned();
+                    d.cast::<[i8; 4]>().write_unaligned(v);
+                }
+                d = d.wrapping_add(g.kw);
+            }
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -1013,6 +1243,15 @@ mod imp {
             assert_eq!(smlad(0xFFFC_0003, 0x0005_FFFE, 100), 74);
             // (-32768)² · 2 = 2^31 wraps past i32::MAX.
             assert_eq!(smlad(0x8000_8000, 0x8000_8000, 0), i32::MIN);
+            // Halves: a = (lo 3, hi -4), b = (lo 5, hi -2): lo·hi = -6,
+            // hi·lo = -20.
+            assert_eq!(smlabt(0xFFFC_0003, 0xFFFE_0005, 100), 94);
+            assert_eq!(smlatb(0xFFFC_0003, 0xFFFE_0005, 100), 80);
+            // (-2^15)² = 2^30 on top of i32::MAX wraps.
+            assert_eq!(
+                smlabt(0x0000_8000, 0x8000_0000, i32::MAX),
+                i32::MIN + (1 << 30) - 1
+            );
             // SMMLA adds the floor of the product / 2^32: 3·(−2^31) -> −2,
             // −1 -> −1, 2^32 -> 1.
             assert_eq!(smmla(3, i32::MIN, 7), 5);
@@ -1034,6 +1273,26 @@ mod imp {
 pub(super) use imp::{
     mac_1x1, mac_1x2, mac_1x4, mac_rows_1x4, smlad, widen_groups, widen_offset, widen_word,
 };
+/// The emulated instructions `dw3`'s emulation is written in.
+#[cfg(not(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp))))]
+pub(super) use imp::{smlabt, smlatb, smmla, ssat8};
+
+/// Clamps every byte of `out` to `lo..=hi` (`-128 <= lo <= hi <= 127`),
+/// four at a time.
+pub(super) fn clamp_bytes(out: &mut [i8], lo: i32, hi: i32) {
+    let splat = |v: i32| u32::from(v as u8) * 0x0101_0101;
+    let (lo4, hi4) = (splat(lo), splat(hi));
+    let mut words = out.chunks_exact_mut(4);
+    for w in &mut words {
+        if let Ok(bytes) = <&mut [i8; 4]>::try_from(w) {
+            let v = imp::clamp4(word(*bytes), lo4, hi4);
+            *bytes = v.to_le_bytes().map(|b| b as i8);
+        }
+    }
+    for y in words.into_remainder() {
+        *y = i32::from(*y).clamp(lo, hi) as i8;
+    }
+}
 
 /// One output channel's constants for [`row_passes`], for rows of `n`
 /// outputs, laid out as the asm loads them: the even outputs' tap pairs
@@ -1129,6 +1388,84 @@ pub(super) fn widen_lanes(src: &[i8], groups: usize, offset: u32, dst: &mut [u32
         // SAFETY: the lengths are checked above.
         unsafe { imp::widen_lanes_raw(src, groups, offset, dst) }
     }
+}
+
+/// Rows copied by [`copy_rows4`]: `rows` rows of each of `chans`
+/// channels, `row_step` and `plane` bytes apart in the source, `kw` apart
+/// in the destination.
+#[derive(Clone, Copy)]
+pub(super) struct RowCopy {
+    pub chans: usize,
+    pub rows: usize,
+    pub plane: usize,
+    pub row_step: usize,
+    pub kw: usize,
+}
+
+/// For `c < chans`, `r < rows`, in that order: 4 bytes of `src + c·plane +
+/// r·row_step` to `dst + (c·rows + r)·kw` (so with `kw < 4`, each row's
+/// excess is overwritten by the next).
+///
+/// # Safety
+///
+/// `chans, rows >= 1`; every such read inside one slice, every such write
+/// inside another, distinct, exclusively borrowed one.
+#[inline(always)]
+pub(super) unsafe fn copy_rows4(src: *const i8, dst: *mut i8, g: &RowCopy) {
+    // SAFETY: the caller's contract.
+    unsafe { imp::copy_rows4(src, dst, g) }
+}
+
+/// The constants of [`widen_rows`], laid out as the asm loads them: 4-byte
+/// groups and tail bytes per row, the steps from a row's end to the next
+/// row's start in the source (bytes) and destination (bytes), rows left,
+/// `splat16(−zp)`, `zp`.
+pub(super) struct WidenRows {
+    words: [u32; 7],
+}
+
+/// Rows `r < rows` of `src` (`cols` bytes each, `src_stride` apart)
+/// widened to `x − zp` lanes, in order, into `dst` from word `r·pitch`.
+/// Does nothing unless `rows, cols >= 1`, `cols <= src_stride`, `cols <=
+/// 2·pitch` and both slices hold every row.
+pub(super) fn widen_rows(
+    src: &[i8],
+    (rows, cols, src_stride): (usize, usize, usize),
+    zp: i8,
+    dst: &mut [u32],
+    pitch: usize,
+) {
+    let src_end = (rows.max(1) - 1)
+        .checked_mul(src_stride)
+        .and_then(|r| r.checked_add(cols));
+    let dst_end = (rows.max(1) - 1)
+        .checked_mul(pitch)
+        .and_then(|r| r.checked_add(cols.div_ceil(2)));
+    let ok = rows >= 1
+        && cols >= 1
+        && cols <= src_stride
+        && cols <= pitch.saturating_mul(2)
+        && src_end.is_some_and(|e| e <= src.len())
+        && dst_end.is_some_and(|e| e <= dst.len())
+        && u32::try_from(pitch.saturating_mul(4)).is_ok()
+        && u32::try_from(src_stride).is_ok();
+    if !ok {
+        return;
+    }
+    let mut c = WidenRows {
+        words: [
+            (cols / 4) as u32,
+            (cols % 4) as u32,
+            (src_stride - cols) as u32,
+            (4 * pitch - 2 * cols) as u32,
+            rows as u32,
+            splat16(-i32::from(zp)),
+            i32::from(zp) as u32,
+        ],
+    };
+    // SAFETY: the lengths are checked above; a row's lanes start on a word
+    // (`pitch` words apart), as STRD needs.
+    unsafe { imp::widen_rows_raw(&mut c, src, dst) }
 }
 
 /// `acc[c] + Σ_k w[k] · column c[k]` for `NC` ∈ {1, 2, 4} interleaved

@@ -27,10 +27,13 @@
 //! Stack: the column and staging buffers take [`SCRATCH_BYTES`].
 
 mod conv;
+mod depthwise;
 mod dsp;
+mod dw3;
 mod fully_connected;
 
 pub use conv::conv_s8_dsp;
+pub use depthwise::{depthwise_conv_dsp_takes, depthwise_conv_s8_dsp};
 pub use dsp::USES_DSP_INSTRUCTIONS;
 pub use fully_connected::fully_connected_s8_dsp;
 
@@ -39,7 +42,7 @@ use core::mem::MaybeUninit;
 use crate::numerics::{clamp, requantize};
 
 /// `u32` words in the column buffer: 512 `i16` lanes.
-const COL_WORDS: usize = 256;
+const COL_WORDS: usize = 320;
 /// Most groups of 4 reduction indices in one column (2 words per group).
 const MAX_GROUPS_X1: usize = COL_WORDS / 2;
 /// Most groups when two columns share the buffer.
@@ -105,6 +108,36 @@ impl Requant {
             let v = requantize_cold(acc, self.multiplier, self.shift);
             clamp(v.saturating_add(zp), lo, hi) as i8
         }
+    }
+}
+
+/// [`Requant`]'s shortcut with the output zero point folded into the
+/// rounding constant, for shifts in `[-23, -2]` (`hs = −shift − 1 <= 22`)
+/// and an output zero point in `i8`. With `hi` the high word of `acc · m`,
+///
+/// `((hi + 2^(hs−1)) >> hs) + zp == (hi + 2^(hs−1) + zp·2^hs) >> hs`
+///
+/// exactly (floor division by `2^hs` commutes with adding a multiple of
+/// it), so `SMMLA(acc, m, round) >> hs` is the output before its clamp. No
+/// step overflows: `|hi| <= 2^30` and `|2^(hs−1) + zp·2^hs| < 2^30`.
+#[derive(Clone, Copy)]
+struct Folded {
+    multiplier: i32,
+    round: i32,
+    hs: u32,
+}
+
+impl Requant {
+    /// The folded form for output zero point `zp`, when it applies.
+    #[inline(always)]
+    fn folded(self, zp: i32) -> Option<Folded> {
+        // `fast && hs <= 22` as one compare: `e − 2 = hs − 1` in `0..=21`.
+        let fits = self.shift.wrapping_neg().wrapping_sub(2) as u32 <= 21;
+        (fits && (-128..=127).contains(&zp)).then(|| Folded {
+            multiplier: self.multiplier,
+            round: self.round + (zp << self.high_shift),
+            hs: self.high_shift,
+        })
     }
 }
 
@@ -178,6 +211,35 @@ impl Taps {
 
 // The same geometry and clamp checks as the reference kernels, so both refuse alike.
 use super::reference::{act_ok, axis_ok};
+use super::ConvParams;
+
+/// The reference kernel's checks on a convolution's parameters alone:
+/// groups divide both channel counts, both axes' windows are well formed,
+/// the clamp is inside `i8`.
+fn conv_shape_ok(p: &ConvParams) -> bool {
+    let groups_ok =
+        p.groups != 0 && p.in_channels % p.groups == 0 && p.out_channels % p.groups == 0;
+    let h = (
+        p.out_h,
+        p.stride_h,
+        p.kernel_h,
+        p.dilation_h,
+        p.pad_top,
+        p.in_h,
+    );
+    let w = (
+        p.out_w,
+        p.stride_w,
+        p.kernel_w,
+        p.dilation_w,
+        p.pad_left,
+        p.in_w,
+    );
+    groups_ok
+        && act_ok(p.act_min, p.act_max)
+        && axis_ok(h.0, h.1, h.2, h.3, h.4, h.5)
+        && axis_ok(w.0, w.1, w.2, w.3, w.4, w.5)
+}
 
 /// Widens `src` (`x` bytes, at most `4·groups` of them, the rest taken as
 /// `pad`) into column `slot` of `nc` interleaved columns: group `j` goes to
@@ -209,6 +271,58 @@ fn widen_into(
         if let Some([lo, hi]) = dst.get_mut(2 * nc * full..2 * nc * full + 2) {
             [*lo, *hi] = dsp::widen_offset(dsp::word(last), offset);
         }
+    }
+}
+
+/// Lanes `0..span` of `col` (two `i16` a word, low first): lane `i` =
+/// `row[i − pad] − zp` where that is inside `row`, 0 elsewhere (the
+/// padding). Four bytes at a time where they land on whole words.
+/// (`offset` = `splat16(−zp)`.)
+fn widen_padded(row: &[i8], pad: usize, span: usize, zp: i8, offset: u32, col: &mut [u32]) {
+    let zp = i32::from(zp);
+    // x − zp fits i16 for a zero point in i8.
+    let lane = |x: i8| (i32::from(x) - zp) as i16;
+    let pad = pad.min(span);
+    let end = (pad + row.len()).min(span);
+    let row = row.get(..end - pad).unwrap_or(&[]);
+    // An odd start: its first byte alone, so the rest starts on a word.
+    let head = (pad % 2).min(row.len());
+    let first = pad + head;
+    let groups = (row.len() - head) / 4;
+    {
+        let Ok(lanes) = bytemuck::try_cast_slice_mut::<u32, i16>(col) else {
+            return;
+        };
+        let Some(lanes) = lanes.get_mut(..span) else {
+            return;
+        };
+        let bulk_end = first + 4 * groups;
+        // The padding, then the bytes outside whole groups. (Plain loops:
+        // `fill` becomes a `memset` call that costs more than these lanes.)
+        let (front, rest) = lanes.split_at_mut(pad);
+        for l in front
+            .iter_mut()
+            .chain(rest.get_mut(end - pad..).unwrap_or(&mut []))
+        {
+            *l = 0;
+        }
+        let odd = [(pad, first), (bulk_end, end)];
+        for (from, to) in odd {
+            let src = row.get(from - pad..).unwrap_or(&[]);
+            for (l, &x) in lanes
+                .get_mut(from..to)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .zip(src)
+            {
+                *l = lane(x);
+            }
+        }
+    }
+    if groups > 0 {
+        let src = row.get(head..).unwrap_or(&[]);
+        let dst = col.get_mut(first / 2..).unwrap_or(&mut []);
+        dsp::widen_lanes(src, groups, offset, dst);
     }
 }
 
