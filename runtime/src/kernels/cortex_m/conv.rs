@@ -482,6 +482,7 @@ impl Geometry {
     /// input, in one output row, with rows of at most 4 contiguous taps (and
     /// the 4-byte row reads of the last one stay inside `in_group`): where
     /// the first window starts and how [`dsp::copy_rows4`] stages them.
+    #[inline(never)]
     fn interior_block(
         &self,
         p: &ConvParams,

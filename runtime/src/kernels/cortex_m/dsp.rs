@@ -988,6 +988,97 @@ mod imp {
             );
         }
     }
+
+    /// See [`mac_4x1`](super::mac_4x1), which checks the lengths.
+    ///
+    /// Register use (all 14 allocatable ones, so r6/r7, which `asm!`
+    /// cannot take as operands, are saved on the stack and restored): r0
+    /// the column, r1–r4 the four weight rows, r5 the group counter, r6/r7
+    /// a weight word unpacked, r8–r11 the sums, r12/lr a column group.
+    ///
+    /// # Safety
+    ///
+    /// `groups >= 1`; `col` holds `2·groups` words; each of the four rows
+    /// (`w`, `w + stride`, `w + 2·stride`, `w + 3·stride`) holds
+    /// `4·groups` readable bytes.
+    #[inline(always)]
+    pub unsafe fn mac_4x1_raw(
+        w: *const i8,
+        stride: usize,
+        col: &[u32],
+        groups: usize,
+        acc: [i32; 4],
+    ) -> [i32; 4] {
+        let [mut a0, mut a1, mut a2, mut a3] = acc;
+        /// One group of the four rows: the column's two words, then each
+        /// row's weight word unpacked and multiplied with them.
+        macro_rules! group {
+            () => {
+                concat!(
+                    "ldrd r12, lr, [r0], #8\n",
+                    "ldr r6, [r1], #4\n",
+                    "sxtb16 r7, r6, ror #8\n",
+                    "sxtb16 r6, r6\n",
+                    "smlad r8, r6, r12, r8\n",
+                    "smlad r8, r7, lr, r8\n",
+                    "ldr r6, [r2], #4\n",
+                    "sxtb16 r7, r6, ror #8\n",
+                    "sxtb16 r6, r6\n",
+                    "smlad r9, r6, r12, r9\n",
+                    "smlad r9, r7, lr, r9\n",
+                    "ldr r6, [r3], #4\n",
+                    "sxtb16 r7, r6, ror #8\n",
+                    "sxtb16 r6, r6\n",
+                    "smlad r10, r6, r12, r10\n",
+                    "smlad r10, r7, lr, r10\n",
+                    "ldr r6, [r4], #4\n",
+                    "sxtb16 r7, r6, ror #8\n",
+                    "sxtb16 r6, r6\n",
+                    "smlad r11, r6, r12, r11\n",
+                    "smlad r11, r7, lr, r11\n",
+                )
+            };
+        }
+        // SAFETY: reads `2·groups` words of `col` (word-aligned, as LDRD
+        // needs) and `4·groups` bytes from each of the four row pointers
+        // (unaligned LDRs, see `mac_1x4`), in bounds by the caller's
+        // contract; an odd group first, then two a trip (`groups >= 1`).
+        // r6/r7 are pushed and popped around their use (8 bytes: the stack
+        // stays 8-byte aligned); every other register written is declared.
+        // SMLAD may set Q and the counter sets NZCV.
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "tst r5, #1",
+                "beq 3f",
+                group!(),
+                "3:",
+                "lsrs r5, r5, #1",
+                "beq 4f",
+                "2:",
+                group!(),
+                group!(),
+                "subs r5, r5, #1",
+                "bne 2b",
+                "4:",
+                "pop {{r6, r7}}",
+                inout("r0") col.as_ptr() => _,
+                inout("r1") w => _,
+                inout("r2") w.wrapping_add(stride) => _,
+                inout("r3") w.wrapping_add(2 * stride) => _,
+                inout("r4") w.wrapping_add(3 * stride) => _,
+                inout("r5") groups => _,
+                inout("r8") a0,
+                inout("r9") a1,
+                inout("r10") a2,
+                inout("r11") a3,
+                out("r12") _,
+                out("lr") _,
+                options(readonly),
+            );
+        }
+        [a0, a1, a2, a3]
+    }
 }
 
 #[cfg(not(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp))))]
@@ -1227,6 +1318,25 @@ mod imp {
         }
     }
 
+    /// # Safety
+    ///
+    /// As the asm version.
+    pub unsafe fn mac_4x1_raw(
+        w: *const i8,
+        stride: usize,
+        col: &[u32],
+        groups: usize,
+        mut acc: [i32; 4],
+    ) -> [i32; 4] {
+        for (r, a) in acc.iter_mut().enumerate() {
+            // SAFETY: the caller's contract: `4·groups` readable bytes.
+            let row =
+                unsafe { core::slice::from_raw_parts(w.wrapping_add(r * stride), 4 * groups) };
+            *a = mac_1x1(row, col, groups, *a);
+        }
+        acc
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -1410,7 +1520,7 @@ pub(super) struct RowCopy {
 ///
 /// `chans, rows >= 1`; every such read inside one slice, every such write
 /// inside another, distinct, exclusively borrowed one.
-#[inline(always)]
+#[inline(never)]
 pub(super) unsafe fn copy_rows4(src: *const i8, dst: *mut i8, g: &RowCopy) {
     // SAFETY: the caller's contract.
     unsafe { imp::copy_rows4(src, dst, g) }
@@ -1466,6 +1576,32 @@ pub(super) fn widen_rows(
     // SAFETY: the lengths are checked above; a row's lanes start on a word
     // (`pitch` words apart), as STRD needs.
     unsafe { imp::widen_rows_raw(&mut c, src, dst) }
+}
+
+/// `acc[r] + Σ_k w[r·stride + k] · col[k]` for the four weight rows `r <
+/// 4` starting at `w[0]`, over `groups` groups of one column (group `j` at
+/// words `2j..2j+2`): each column group is loaded once for the four rows.
+/// Returns `acc` unchanged unless `groups >= 1`, `col` holds `2·groups`
+/// words and `w` holds `3·stride + 4·groups` bytes.
+#[inline(always)]
+pub(super) fn mac_4x1(
+    w: &[i8],
+    stride: usize,
+    col: &[u32],
+    groups: usize,
+    acc: [i32; 4],
+) -> [i32; 4] {
+    let w_end = stride
+        .checked_mul(3)
+        .and_then(|r| r.checked_add(groups.checked_mul(4)?));
+    let ok = groups >= 1
+        && groups.checked_mul(2).is_some_and(|n| n <= col.len())
+        && w_end.is_some_and(|n| n <= w.len());
+    if !ok {
+        return acc;
+    }
+    // SAFETY: the lengths are checked above.
+    unsafe { imp::mac_4x1_raw(w.as_ptr(), stride, col, groups, acc) }
 }
 
 /// `acc[c] + Σ_k w[k] · column c[k]` for `NC` ∈ {1, 2, 4} interleaved

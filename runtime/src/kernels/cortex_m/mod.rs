@@ -35,7 +35,7 @@ mod fully_connected;
 pub use conv::conv_s8_dsp;
 pub use depthwise::{depthwise_conv_dsp_takes, depthwise_conv_s8_dsp};
 pub use dsp::USES_DSP_INSTRUCTIONS;
-pub use fully_connected::fully_connected_s8_dsp;
+pub use fully_connected::{fully_connected_dsp_takes, fully_connected_s8_dsp};
 
 use core::mem::MaybeUninit;
 
@@ -244,8 +244,9 @@ fn conv_shape_ok(p: &ConvParams) -> bool {
 /// Widens `src` (`x` bytes, at most `4·groups` of them, the rest taken as
 /// `pad`) into column `slot` of `nc` interleaved columns: group `j` goes to
 /// words `(j·nc + slot)·2 ..+2`, each lane holding `x − zp` (`offset` is
-/// `splat16(−zp)`), so `pad = zp` widens to 0.
-#[inline(always)]
+/// `splat16(−zp)`), so `pad = zp` widens to 0. Out of line: one copy for
+/// every caller (flash), at a call per column.
+#[inline(never)]
 fn widen_into(
     src: &[i8],
     pad: i8,
