@@ -25,9 +25,9 @@ use core::mem::MaybeUninit;
 /// is a few `SMLAD`s over pairs of adjacent lanes.
 ///
 /// Falls back to the reference kernel (which returns early on a failed
-/// precondition) unless the preconditions hold, the input zero point is in
-/// `i8`, and the reduction `C_in/groups · kH · kW` is in
-/// `1..=`[`MAX_REDUCTION`](super::MAX_REDUCTION).
+/// precondition) unless the preconditions hold and [`conv_dsp_takes`]
+/// accepts `p`: the input zero point in `i8`, the reduction `C_in/groups ·
+/// kH · kW` in `1..=`[`MAX_REDUCTION`](super::MAX_REDUCTION).
 #[inline(never)]
 pub fn conv_s8_dsp(
     p: &ConvParams,
@@ -99,6 +99,18 @@ pub fn conv_s8_dsp(
             pos += ep.valid;
         }
     }
+}
+
+/// `Ok` when [`conv_s8_dsp`] computes `p` itself (given operands of the
+/// lengths `p` implies); otherwise why not. Depthwise shapes with several
+/// kernel rows run faster in
+/// [`depthwise_conv_s8_dsp`](super::depthwise_conv_s8_dsp): a selection
+/// asks [`depthwise_conv_dsp_takes`](super::depthwise_conv_dsp_takes) first.
+pub fn conv_dsp_takes(p: &ConvParams) -> Result<(), &'static str> {
+    if !dsp::USES_DSP_INSTRUCTIONS {
+        return Err("no Arm DSP extension");
+    }
+    Geometry::of(p).map(|_| ())
 }
 
 /// Columns per block with `left` positions to go: as many as the buffer
@@ -408,31 +420,45 @@ impl Geometry {
         shift: &[i8],
         output: &[i8],
     ) -> Option<Geometry> {
-        if !conv_shape_ok(p) {
-            return None;
-        }
-        let cin_g = p.in_channels / p.groups;
-        let k = cin_g.checked_mul(p.kernel_h)?.checked_mul(p.kernel_w)?;
-        let in_plane = p.in_h.checked_mul(p.in_w)?;
-        let out_plane = p.out_h.checked_mul(p.out_w)?;
-        let lens_ok = p.in_channels.checked_mul(in_plane) == Some(input.len())
-            && p.out_channels.checked_mul(k) == Some(weights.len())
-            && p.out_channels.checked_mul(out_plane) == Some(output.len())
+        let g = Geometry::of(p).ok()?;
+        let lens_ok = p.in_channels.checked_mul(g.in_plane) == Some(input.len())
+            && p.out_channels.checked_mul(g.k) == Some(weights.len())
+            && p.out_channels.checked_mul(g.out_plane) == Some(output.len())
             && bias.len() == p.out_channels
             && multiplier.len() == p.out_channels
             && shift.len() == p.out_channels;
-        let groups4 = k.div_ceil(4);
-        if !lens_ok || output.is_empty() || k == 0 || groups4 > MAX_GROUPS_X1 {
-            return None;
+        (lens_ok && !output.is_empty()).then_some(g)
+    }
+
+    /// The geometry of `p` when this kernel takes it, else why not.
+    fn of(p: &ConvParams) -> Result<Geometry, &'static str> {
+        if !conv_shape_ok(p) {
+            return Err("invalid convolution parameters");
         }
-        let zp = zp_byte(p.input_zero_point)?;
-        Some(Geometry {
+        let cin_g = p.in_channels / p.groups;
+        let too_large = "sizes overflow";
+        let k = cin_g
+            .checked_mul(p.kernel_h)
+            .and_then(|k| k.checked_mul(p.kernel_w))
+            .ok_or(too_large)?;
+        let in_plane = p.in_h.checked_mul(p.in_w).ok_or(too_large)?;
+        let out_plane = p.out_h.checked_mul(p.out_w).ok_or(too_large)?;
+        if k == 0 {
+            return Err("empty reduction");
+        }
+        // (The reason names MAX_REDUCTION, 640.)
+        const _: () = assert!(super::MAX_REDUCTION == 640);
+        if k.div_ceil(4) > MAX_GROUPS_X1 {
+            return Err("reduction (in_channels/groups × kernel) longer than 640");
+        }
+        let zp = zp_byte(p.input_zero_point).ok_or("input zero point outside i8")?;
+        Ok(Geometry {
             cin_g,
             cout_g: p.out_channels / p.groups,
             in_plane,
             out_plane,
             k,
-            groups4,
+            groups4: k.div_ceil(4),
             zp,
             offset: splat16(-p.input_zero_point),
         })
@@ -1069,6 +1095,38 @@ mod tests {
         c.shift = std::vec![-20; 4];
         let (want, got) = both(&c);
         assert_eq!(want, got);
+    }
+
+    #[test]
+    fn takes_says_why_not() {
+        let ok = ecg_like(16, 32, 5, 70).p;
+        assert_eq!(Geometry::of(&ok).err(), None);
+        // The longest reduction the column buffer holds, and one more.
+        let at_limit = ConvParams {
+            in_channels: 128,
+            ..ok
+        };
+        assert_eq!(Geometry::of(&at_limit).err(), None);
+        let past = ConvParams {
+            in_channels: 129,
+            ..ok
+        };
+        assert!(Geometry::of(&past).is_err_and(|e| e.contains("640")));
+        let zp = ConvParams {
+            input_zero_point: 128,
+            ..ok
+        };
+        assert!(Geometry::of(&zp).is_err_and(|e| e.contains("zero point")));
+        let bad = ConvParams { groups: 3, ..ok };
+        assert!(Geometry::of(&bad).is_err_and(|e| e.contains("invalid")));
+        // Without the DSP extension (this host), never.
+        assert_eq!(
+            conv_dsp_takes(&ok),
+            match dsp::USES_DSP_INSTRUCTIONS {
+                true => Ok(()),
+                false => Err("no Arm DSP extension"),
+            }
+        );
     }
 
     #[test]

@@ -510,4 +510,82 @@ mod tests {
             prop_assert_eq!(want, got);
         }
     }
+
+    /// The CMSIS-NN comparison's layer: 3×3 over 25×5, 64 channels.
+    fn kws_layer() -> Case {
+        let mut s = 0x0bad_cafe_u32;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        let c = 64;
+        let p = ConvParams {
+            in_channels: c,
+            in_h: 25,
+            in_w: 5,
+            out_channels: c,
+            out_h: 25,
+            out_w: 5,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 1,
+            pad_left: 1,
+            groups: c,
+            input_zero_point: -128,
+            output_zero_point: -128,
+            act_min: -128,
+            act_max: 127,
+        };
+        Case {
+            input: (0..c * 125).map(|_| next() as i8).collect(),
+            weights: (0..c * 9).map(|_| next() as i8).collect(),
+            bias: (0..c).map(|_| (next() % 4000) as i32 - 2000).collect(),
+            multiplier: (0..c).map(|_| (1 << 30) + (next() >> 2) as i32).collect(),
+            shift: (0..c).map(|_| -9 - (next() % 3) as i8).collect(),
+            p,
+        }
+    }
+
+    #[test]
+    fn kws_layer_matches_reference_with_and_without_clamp() {
+        let mut c = kws_layer();
+        assert!(Plan::new(&c.p).is_ok_and(|plan| plan.three_taps));
+        let (want, got) = both(&c);
+        assert_eq!(want, got);
+        assert!(want.iter().any(|&y| y != want[0]), "{want:?}");
+        // A fused ReLU (clamped after the three-tap rows), and a shift
+        // outside the folded form (the pairs path for that channel).
+        c.p.act_min = -100;
+        c.shift[5] = 2;
+        let (want, got) = both(&c);
+        assert_eq!(want, got);
+        assert!(want.contains(&-100));
+    }
+
+    #[test]
+    fn takes_says_why_not() {
+        let ok = kws_layer().p;
+        assert_eq!(Plan::new(&ok).err(), None);
+        let cases: [(ConvParams, &str); 6] = [
+            (ConvParams { groups: 1, ..ok }, "not depthwise"),
+            (ConvParams { kernel_h: 1, out_h: 27, ..ok }, "one kernel row"),
+            (ConvParams { dilation_w: 2, out_w: 3, ..ok }, "dilated"),
+            (ConvParams { input_zero_point: 128, ..ok }, "zero point"),
+            (ConvParams { in_w: 600, out_w: 600, ..ok }, "row buffer"),
+            (ConvParams { stride_h: 0, ..ok }, "invalid"),
+        ];
+        for (p, why) in cases {
+            assert!(Plan::new(&p).is_err_and(|e| e.contains(why)), "{why}: {p:?}");
+        }
+        assert_eq!(
+            depthwise_conv_dsp_takes(&ok).is_ok(),
+            dsp::USES_DSP_INSTRUCTIONS
+        );
+    }
 }

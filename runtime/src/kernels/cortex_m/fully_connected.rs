@@ -380,6 +380,66 @@ mod tests {
     }
 
     #[test]
+    fn takes_any_reduction_length() {
+        let p = FullyConnectedParams {
+            rows: 1,
+            in_features: 100_000,
+            out_features: 3,
+            input_zero_point: -128,
+            output_zero_point: 0,
+            act_min: -128,
+            act_max: 127,
+        };
+        assert_eq!(shape_ok(&p), Ok(()));
+        let empty = FullyConnectedParams { in_features: 0, ..p };
+        assert_eq!(shape_ok(&empty), Err("empty reduction"));
+        let zp = FullyConnectedParams {
+            input_zero_point: -129,
+            ..p
+        };
+        assert!(shape_ok(&zp).is_err_and(|e| e.contains("zero point")));
+        let act = FullyConnectedParams { act_min: 5, act_max: 4, ..p };
+        assert!(shape_ok(&act).is_err());
+        assert_eq!(
+            fully_connected_dsp_takes(&p).is_ok(),
+            dsp::USES_DSP_INSTRUCTIONS
+        );
+    }
+
+    #[test]
+    fn five_chunk_reduction_matches_reference() {
+        // 3000 inputs (five chunks of 640, the last partial and not a
+        // multiple of 4), 170 outputs (two blocks of sums), two rows.
+        let (rows, k, n) = (2, 3001, 170);
+        let mut s = 0x1234_5678_u32;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        let c = Case {
+            p: FullyConnectedParams {
+                rows,
+                in_features: k,
+                out_features: n,
+                input_zero_point: -128,
+                output_zero_point: 3,
+                act_min: -128,
+                act_max: 127,
+            },
+            input: (0..rows * k).map(|_| next() as i8).collect(),
+            weights: (0..n * k).map(|_| next() as i8).collect(),
+            bias: (0..n).map(|_| (next() % 10_000) as i32 - 5000).collect(),
+            multiplier: (0..n).map(|_| (1 << 30) + (next() >> 2) as i32).collect(),
+            shift: (0..n).map(|_| -13 - (next() % 3) as i8).collect(),
+        };
+        let (want, got) = both(&c);
+        assert_eq!(want, got);
+        assert!(want.iter().any(|&y| y != want[0]), "{want:?}");
+    }
+
+    #[test]
     fn invalid_calls_leave_output_untouched() {
         let p = FullyConnectedParams {
             rows: 1,

@@ -32,7 +32,7 @@ mod dsp;
 mod dw3;
 mod fully_connected;
 
-pub use conv::conv_s8_dsp;
+pub use conv::{conv_dsp_takes, conv_s8_dsp};
 pub use depthwise::{depthwise_conv_dsp_takes, depthwise_conv_s8_dsp};
 pub use dsp::USES_DSP_INSTRUCTIONS;
 pub use fully_connected::{fully_connected_dsp_takes, fully_connected_s8_dsp};
