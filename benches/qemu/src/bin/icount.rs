@@ -1,8 +1,16 @@
 //! Guest instructions per conv/FC layer on a Cortex-M4 under QEMU `-icount`,
-//! reference kernels against the DSP ones (`medq::kernels::conv_s8` on
-//! thumbv7em), for the ECG model's layers and two extra shapes. Each layer
-//! also checks that both kernels give the same bytes. The MAC count is the
-//! nominal one, `C_out · positions · K` (padded taps included).
+//! reference kernels against the DSP ones (the kernel a prepare-time
+//! selection picks: the first of the op's DSP kernels whose `_takes`
+//! accepts the layer), for the ECG model's layers, a few extra shapes, and
+//! the layers of the CMSIS-NN comparison (issue 10), with CMSIS-NN's cited
+//! figures beside ours. Each layer also checks that both kernels give the
+//! same bytes. The MAC count is the nominal one, `C_out · positions · K`
+//! (padded taps included).
+//!
+//! After the table, one JSON object a line for scripts, prefixed
+//! `cortex_m4 `: `layer`, `macs`, `instr_per_mac` (the DSP kernel),
+//! `cmsis_nn_instr_per_mac` (`null` where there is no cited figure),
+//! `reference_instr_per_mac` and `kernel`.
 #![no_std]
 #![no_main]
 
@@ -116,27 +124,27 @@ fn rows() -> [Row; 12] {
         ),
         extra("FC 272->5", Layer::Fc(fc(272, 5, FC_ZP))),
         cmsis(
-            "Conv1d 16->32 k5 /140",
+            "conv 1-D 16->32, k5, 140 wide",
             Layer::Conv(conv_same(16, 32, 1, 140, 5, 1)),
             cmsis_nn::CONV1D_16_32_K5_W140,
         ),
         cmsis(
-            "Conv2d 32x32x16 3x3 ->16",
+            "conv 2-D 32x32x16, 3x3 -> 16",
             Layer::Conv(conv_same(16, 16, 32, 32, 3, 1)),
             cmsis_nn::CONV2D_32X32X16_3X3_16,
         ),
         cmsis(
-            "Conv2d 1x1 25x5x64 ->64",
+            "conv 1x1, 25x5x64 -> 64",
             Layer::Conv(conv_same(64, 64, 25, 5, 1, 1)),
             cmsis_nn::CONV1X1_25X5X64_64,
         ),
         cmsis(
-            "DW Conv2d 3x3 25x5x64",
+            "depthwise 3x3, 25x5x64",
             Layer::Conv(conv_same(64, 64, 25, 5, 3, 64)),
             cmsis_nn::DW3X3_25X5X64,
         ),
         cmsis(
-            "FC 640->128",
+            "fully connected 640 -> 128",
             Layer::Fc(fc(640, 128, FC_ZP)),
             cmsis_nn::FC_640_128,
         ),
@@ -161,9 +169,9 @@ fn main() -> ! {
     let mut rng = Rng::new(0x1c0_u64);
     let mut ok = dsp::USES_DSP_INSTRUCTIONS;
     let (mut tot_ref, mut tot_dsp, mut tot_macs) = (0u64, 0u64, 0u64);
-    let mut measured = [(0u64, 0u64); 12];
+    let mut measured = [(0u64, 0u64, 0u64, ""); 12];
     hprintln!(
-        "{:<28} {:>8} {:>10} {:>8} {:>10} {:>8} {:>7} {:>9}  {}",
+        "{:<30} {:>8} {:>10} {:>8} {:>10} {:>8} {:>7} {:>9}  {}",
         "layer",
         "MACs",
         "ref instr",
@@ -186,9 +194,9 @@ fn main() -> ! {
             tot_dsp += d;
             tot_macs += macs;
         }
-        *m = (macs, d);
+        *m = (macs, r, d, kernel);
         hprintln!(
-            "{:<28} {:>8} {:>10} {:>8} {:>10} {:>8} {:>6}x {:>9}  {}{}",
+            "{:<30} {:>8} {:>10} {:>8} {:>10} {:>8} {:>6}x {:>9}  {}{}",
             row.name,
             macs,
             r,
@@ -202,7 +210,7 @@ fn main() -> ! {
         );
     }
     hprintln!(
-        "{:<28} {:>8} {:>10} {:>8} {:>10} {:>8} {:>6}x",
+        "{:<30} {:>8} {:>10} {:>8} {:>10} {:>8} {:>6}x",
         "ECG model conv+FC total",
         tot_macs,
         tot_ref,
@@ -213,13 +221,15 @@ fn main() -> ! {
     );
     // One JSON object a line for scripts (benches/run.sh collects them
     // into results.json under `cortex_m4`).
-    for (row, &(macs, d)) in rows.iter().zip(&measured) {
+    for (row, &(macs, r, d, kernel)) in rows.iter().zip(&measured) {
         hprintln!(
-            "cortex_m4 {{\"layer\": \"{}\", \"macs\": {}, \"instr_per_mac\": {}, \"cmsis_nn_instr_per_mac\": {}}}",
+            "cortex_m4 {{\"layer\": \"{}\", \"macs\": {}, \"instr_per_mac\": {}, \"cmsis_nn_instr_per_mac\": {}, \"reference_instr_per_mac\": {}, \"kernel\": \"{}\"}}",
             row.name,
             macs,
             per_mac(d, macs),
-            CitedJson(row.cmsis_nn)
+            CitedJson(row.cmsis_nn),
+            per_mac(r, macs),
+            kernel
         );
     }
     exit(ok)

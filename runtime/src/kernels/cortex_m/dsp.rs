@@ -121,6 +121,30 @@ mod imp {
         [even, odd]
     }
 
+    /// One group of [`mac_rows_1x4`]: a weight word unpacked, then
+    /// multiplied with the group's two words of each of the four columns.
+    macro_rules! group_1x4 {
+        () => {
+            concat!(
+                "ldr {wa}, [{pw}], #4\n",
+                "sxtb16 {wb}, {wa}, ror #8\n",
+                "sxtb16 {wa}, {wa}\n",
+                "ldrd {c0}, {c1}, [{pc}], #8\n",
+                "smlad {a0}, {wa}, {c0}, {a0}\n",
+                "smlad {a0}, {wb}, {c1}, {a0}\n",
+                "ldrd {c0}, {c1}, [{pc}], #8\n",
+                "smlad {a1}, {wa}, {c0}, {a1}\n",
+                "smlad {a1}, {wb}, {c1}, {a1}\n",
+                "ldrd {c0}, {c1}, [{pc}], #8\n",
+                "smlad {a2}, {wa}, {c0}, {a2}\n",
+                "smlad {a2}, {wb}, {c1}, {a2}\n",
+                "ldrd {c0}, {c1}, [{pc}], #8\n",
+                "smlad {a3}, {wa}, {c0}, {a3}\n",
+                "smlad {a3}, {wb}, {c1}, {a3}\n",
+            )
+        };
+    }
+
     /// `acc[c] += Σ_k w[k] · column c[k]` over `groups` groups of 4 weights
     /// and 4 interleaved columns (group `j` of column `c` at words
     /// `(4j + c)·2 ..+2`). Returns `acc` unchanged if the slices are short.
@@ -270,57 +294,22 @@ mod imp {
                 "mov {a2}, {a0}",
                 "mov {a3}, {a0}",
                 "ldrd {pc}, {n}, [{ctl}]",
-                "tst {n}, #1",
+                // Groups past a multiple of 4 first, one at a time, then
+                // four a trip.
+                "1:",
+                "tst {n}, #3",
                 "beq 3f",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
+                group_1x4!(),
+                "sub {n}, {n}, #1",
+                "b 1b",
                 "3:",
-                "lsrs {n}, {n}, #1",
+                "lsrs {n}, {n}, #2",
                 "beq 4f",
                 "2:",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
+                group_1x4!(),
+                group_1x4!(),
+                group_1x4!(),
+                group_1x4!(),
                 "subs {n}, {n}, #1",
                 "bne 2b",
                 "4:",
@@ -1042,20 +1031,27 @@ mod imp {
         // SAFETY: reads `2·groups` words of `col` (word-aligned, as LDRD
         // needs) and `4·groups` bytes from each of the four row pointers
         // (unaligned LDRs, see `mac_1x4`), in bounds by the caller's
-        // contract; an odd group first, then two a trip (`groups >= 1`).
+        // contract; `groups mod 4` groups first, then four a trip.
         // r6/r7 are pushed and popped around their use (8 bytes: the stack
         // stays 8-byte aligned); every other register written is declared.
         // SMLAD may set Q and the counter sets NZCV.
         unsafe {
             asm!(
                 "push {{r6, r7}}",
-                "tst r5, #1",
+                // Groups past a multiple of 4 first, one at a time, then
+                // four a trip.
+                "1:",
+                "tst r5, #3",
                 "beq 3f",
                 group!(),
+                "sub r5, r5, #1",
+                "b 1b",
                 "3:",
-                "lsrs r5, r5, #1",
+                "lsrs r5, r5, #2",
                 "beq 4f",
                 "2:",
+                group!(),
+                group!(),
                 group!(),
                 group!(),
                 "subs r5, r5, #1",

@@ -1,30 +1,57 @@
 //! Cortex-M kernels on the Arm DSP extension (ARMv7E-M: Cortex-M4/M7/…),
-//! CMSIS-NN style: the input windows are widened once into `i16` "column"
-//! buffers with the input zero point already subtracted, and each weight
-//! row is unpacked with `SXTB16` and multiplied with `SMLAD`, two
-//! multiply-accumulates per instruction, against up to four columns at once.
-//! The multiply-accumulate loops are hand-written (`dsp`); the rest is Rust.
+//! CMSIS-NN style: activations are widened once into `i16` with the input
+//! zero point already subtracted, weights are unpacked with `SXTB16`, and
+//! `SMLAD` does two multiply-accumulates per instruction. The
+//! multiply-accumulate loops are hand-written (`dsp`, `dw3`); the rest is
+//! Rust. Three kernels:
 //!
-//! Measured on a Cortex-M4 under QEMU (`benches/qemu`, `icount`), the ECG
-//! model's convolutions take 1.50, 1.48 and 1.46 instructions per MAC
-//! (the first, one input channel with 7 taps, through a single-row asm
-//! loop), against 24–33 for the reference.
+//! - [`conv_s8_dsp`]: im2col into "column" buffers, one weight row against
+//!   four columns (output positions) per pass; one input channel per group
+//!   with one kernel row runs single rows of taps instead.
+//! - [`depthwise_conv_s8_dsp`]: each channel's plane widened once into
+//!   zero-padded rows; 3-row kernels of up to 3 taps pair neighbouring
+//!   outputs on shared input words (`SMLAD`/`SMLABT`/`SMLATB`).
+//! - [`fully_connected_s8_dsp`]: input rows as columns (two or more rows),
+//!   or four weight rows against one column, the reduction in chunks of the
+//!   column buffer (any length).
+//!
+//! Each has a `_takes` function ([`conv_dsp_takes`],
+//! [`depthwise_conv_dsp_takes`], [`fully_connected_dsp_takes`]) saying up
+//! front whether it computes a shape itself, or why not, for a prepare-time
+//! selection (depthwise first, then conv). Given a shape it refuses, or a
+//! call that breaks a precondition, a kernel runs the reference kernel: a
+//! safety net, which also keeps the "returns early, output unchanged"
+//! behaviour identical.
+//!
+//! Measured on a Cortex-M4 under QEMU (`benches/qemu`, `icount`, exact
+//! instruction counts), instructions per MAC against CMSIS-NN's DSP kernels
+//! on the same shapes:
+//!
+//! | layer | medq | CMSIS-NN |
+//! |---|---|---|
+//! | conv 1-D 16→32, k5, 140 wide | 1.44 | 2.40 |
+//! | conv 2-D 32×32×16, 3×3 → 16 | 1.43 | 2.33 |
+//! | conv 1×1, 25×5×64 → 64 | 1.45 | 2.09 |
+//! | depthwise 3×3, 25×5×64 | 3.16 | 8.33 |
+//! | fully connected 640 → 128 | 1.43 | 1.95 |
+//!
+//! and the ECG model's convolutions 1.50, 1.46 and 1.41 (the first, one
+//! input channel with 7 taps, through a single-row asm loop), against
+//! 24–33 for the reference.
 //!
 //! Bit-exact with [`reference`](super::reference) for every input: the sums
 //! are the same wrapping `i32` sums in another order (`NUMERICS.md` §2), and
-//! requantization is `numerics::requantize` (with a shortcut for the shifts
-//! where it provably cannot saturate). Shapes these kernels do not cover
-//! (reduction longer than the column buffer, zero points outside `i8`, empty
-//! reductions) and every precondition failure go to the reference kernel,
-//! which also keeps the "returns early, output unchanged" behaviour identical.
+//! requantization is `numerics::requantize` (with shortcuts for the shifts
+//! where it provably cannot saturate).
 //!
 //! With `cfg(medq_dsp)` (the build script sets it on thumbv7em targets)
 //! the inner loops are inline `asm!` and `kernels::conv_s8` /
-//! `kernels::fully_connected_s8` are these functions. On other targets they
-//! still build, on a portable emulation of the instructions, so the tests
-//! can compare them with the reference on the host.
+//! `kernels::fully_connected_s8` are [`conv_s8_dsp`] /
+//! [`fully_connected_s8_dsp`]. On other targets they still build, on a
+//! portable emulation of the instructions, so the tests can compare them
+//! with the reference on the host (their `_takes` refuse every shape there).
 //!
-//! Stack: the column and staging buffers take [`SCRATCH_BYTES`].
+//! Stack: a call's buffers take at most [`SCRATCH_BYTES`].
 
 mod conv;
 mod depthwise;
@@ -41,7 +68,8 @@ use core::mem::MaybeUninit;
 
 use crate::numerics::{clamp, requantize};
 
-/// `u32` words in the column buffer: 512 `i16` lanes.
+/// `u32` words in the column buffer: 640 `i16` lanes (four columns of a
+/// 3×3 kernel over 16 channels, or one of a 640-input fully connected row).
 const COL_WORDS: usize = 320;
 /// Most groups of 4 reduction indices in one column (2 words per group).
 const MAX_GROUPS_X1: usize = COL_WORDS / 2;
@@ -49,10 +77,10 @@ const MAX_GROUPS_X1: usize = COL_WORDS / 2;
 const MAX_GROUPS_X2: usize = COL_WORDS / 4;
 /// Most groups when four columns share the buffer.
 const MAX_GROUPS_X4: usize = COL_WORDS / 8;
-/// Longest reduction (`C_in/groups · kH · kW`, or `in_features`) the kernels
-/// handle themselves; longer ones go to the reference kernel. Up to a
-/// quarter of it, four output positions (or input rows) share each weight
-/// load.
+/// Longest convolution reduction (`C_in/groups · kH · kW`) [`conv_s8_dsp`]
+/// takes, and the chunk in which [`fully_connected_s8_dsp`] takes longer
+/// ones. Up to a quarter of it, four output positions (or input rows) share
+/// each weight load.
 pub const MAX_REDUCTION: usize = 4 * MAX_GROUPS_X1;
 /// Words of the second buffer: a window's bytes while the columns are
 /// built (plus slack for 8-byte row copies), then a block's accumulators.
