@@ -81,25 +81,21 @@ fn conv_same(cin: usize, cout: usize, h: usize, w: usize, k: usize, groups: usiz
     p
 }
 
+impl Row {
+    fn new(name: &'static str, layer: Layer, ecg: bool, cmsis_nn: Option<u64>) -> Row {
+        Row {
+            name,
+            layer,
+            ecg,
+            cmsis_nn,
+        }
+    }
+}
+
 fn rows() -> [Row; 12] {
-    let ecg = |name, layer| Row {
-        name,
-        layer,
-        ecg: true,
-        cmsis_nn: None,
-    };
-    let extra = |name, layer| Row {
-        name,
-        layer,
-        ecg: false,
-        cmsis_nn: None,
-    };
-    let cmsis = |name, layer, figure| Row {
-        name,
-        layer,
-        ecg: false,
-        cmsis_nn: Some(figure),
-    };
+    let ecg = |name, layer| Row::new(name, layer, true, None);
+    let extra = |name, layer| Row::new(name, layer, false, None);
+    let cmsis = |name, layer, figure| Row::new(name, layer, false, Some(figure));
     [
         ecg(
             "Conv1d 1->16 k7 /140",

@@ -4,8 +4,8 @@
 
 use super::dsp::{self, smlad, splat16};
 use super::{
-    conv_shape_ok, run_block, widen_into, widen_padded, zeroed_prefix, zp_byte, Epilogue, Requant,
-    Taps,
+    conv_lens_ok, conv_shape_ok, run_block, widen_into, widen_padded, zeroed_prefix, zp_byte,
+    Epilogue, Operands, Requant, Taps,
 };
 use super::{COL_WORDS, MAX_GROUPS_X1, MAX_GROUPS_X2, MAX_GROUPS_X4, SCRATCH_WORDS};
 use crate::kernels::{reference, ConvParams};
@@ -38,19 +38,19 @@ pub fn conv_s8_dsp(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    let Some(g) = Geometry::new(p, input, weights, bias, multiplier, shift, output) else {
+    let io = Operands {
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+    };
+    let Some(g) = Geometry::new(p, &io, output) else {
         reference::conv_s8(p, input, weights, bias, multiplier, shift, output);
         return;
     };
     let mut col_buf = MaybeUninit::<[u32; COL_WORDS]>::uninit();
     if let Some(rows) = g.row_path(p) {
-        let io = Operands {
-            input,
-            weights,
-            bias,
-            multiplier,
-            shift,
-        };
         let col = zeroed_prefix(&mut col_buf, rows.span.div_ceil(2));
         conv_rows(p, &g, io, output, rows, col);
         return;
@@ -136,16 +136,6 @@ struct Geometry {
     groups4: usize,
     zp: i8,
     offset: u32,
-}
-
-/// The read-only arguments of a convolution.
-#[derive(Clone, Copy)]
-struct Operands<'a> {
-    input: &'a [i8],
-    weights: &'a [i8],
-    bias: &'a [i32],
-    multiplier: &'a [i32],
-    shift: &'a [i8],
 }
 
 /// Tap pairs per kernel row on the single-channel path: `ceil(kW/2)`, at
@@ -411,22 +401,9 @@ impl Geometry {
 
     /// `None` when the reference kernel must handle the call: the same
     /// preconditions as `reference::conv_s8`, plus the limits of this kernel.
-    fn new(
-        p: &ConvParams,
-        input: &[i8],
-        weights: &[i8],
-        bias: &[i32],
-        multiplier: &[i32],
-        shift: &[i8],
-        output: &[i8],
-    ) -> Option<Geometry> {
+    fn new(p: &ConvParams, io: &Operands<'_>, output: &[i8]) -> Option<Geometry> {
         let g = Geometry::of(p).ok()?;
-        let lens_ok = p.in_channels.checked_mul(g.in_plane) == Some(input.len())
-            && p.out_channels.checked_mul(g.k) == Some(weights.len())
-            && p.out_channels.checked_mul(g.out_plane) == Some(output.len())
-            && bias.len() == p.out_channels
-            && multiplier.len() == p.out_channels
-            && shift.len() == p.out_channels;
+        let lens_ok = conv_lens_ok(p, io, output, (g.k, g.in_plane, g.out_plane));
         (lens_ok && !output.is_empty()).then_some(g)
     }
 
@@ -771,20 +748,10 @@ fn fill_row(row: &mut [i8], src: &[i8], tx: Taps, dilation: usize, zp: i8) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{conv_both, xorshift, ConvCase as Case};
     use super::*;
     use proptest::prelude::*;
     use std::vec::Vec;
-
-    /// A conv call with consistent geometry and random data.
-    #[derive(Debug, Clone)]
-    struct Case {
-        p: ConvParams,
-        input: Vec<i8>,
-        weights: Vec<i8>,
-        bias: Vec<i32>,
-        multiplier: Vec<i32>,
-        shift: Vec<i8>,
-    }
 
     fn axis(
         max_in: usize,
@@ -851,50 +818,11 @@ mod tests {
                     (-128i32..=127, -128i32..=127, -128i32..=127, -128i32..=127),
                 )
             })
-            .prop_map(
-                |(mut p, input, weights, bias, multiplier, shift, (izp, ozp, a, b))| {
-                    p.input_zero_point = izp;
-                    p.output_zero_point = ozp;
-                    (p.act_min, p.act_max) = if a % 2 == 0 {
-                        (-128, 127)
-                    } else {
-                        (a.min(b), a.max(b))
-                    };
-                    Case {
-                        p,
-                        input,
-                        weights,
-                        bias,
-                        multiplier,
-                        shift,
-                    }
-                },
-            )
+            .prop_map(|(p, x, w, b, m, s, zps)| Case::new(p, (x, w), (b, m, s), zps))
     }
 
     fn both(c: &Case) -> (Vec<i8>, Vec<i8>) {
-        let n = c.p.out_channels * c.p.out_h * c.p.out_w;
-        let mut want = std::vec![0x55i8; n];
-        let mut got = std::vec![0x55i8; n];
-        reference::conv_s8(
-            &c.p,
-            &c.input,
-            &c.weights,
-            &c.bias,
-            &c.multiplier,
-            &c.shift,
-            &mut want,
-        );
-        conv_s8_dsp(
-            &c.p,
-            &c.input,
-            &c.weights,
-            &c.bias,
-            &c.multiplier,
-            &c.shift,
-            &mut got,
-        );
-        (want, got)
+        conv_both(c, conv_s8_dsp)
     }
 
     proptest! {
@@ -909,13 +837,7 @@ mod tests {
 
     fn ecg_like(cin: usize, cout: usize, k: usize, w: usize) -> Case {
         // Deterministic pseudo-random data (xorshift), full i8 range.
-        let mut s = 0x2545_f491_u32 ^ (cin * 131 + k) as u32;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x2545_f491 ^ (cin * 131 + k) as u32);
         let p = ConvParams {
             in_channels: cin,
             in_h: 1,
@@ -984,13 +906,7 @@ mod tests {
         // both passes), padding on either side, strides 1 and 2, extreme
         // zero points, shifts on both sides of the passes' limit (hs 22 /
         // 23), a wrapping bias, a negative multiplier and a fused clamp.
-        let mut s = 0x9e37_79b9_u32;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x9e37_79b9);
         let mut checked = 0;
         for kw in 1..=9 {
             for in_w in 1..=40 {

@@ -6,7 +6,7 @@
 use super::conv::{dot_pairs, row_pairs, ROW_MAX_PAIRS};
 use super::dsp;
 use super::dw3;
-use super::{conv_shape_ok, zeroed_prefix, zp_byte, Requant, COL_WORDS};
+use super::{conv_lens_ok, conv_shape_ok, zeroed_prefix, zp_byte, Operands, Requant, COL_WORDS};
 use crate::kernels::{reference, ConvParams};
 use core::mem::MaybeUninit;
 
@@ -42,15 +42,6 @@ pub fn depthwise_conv_s8_dsp(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    let plan = Plan::new(p).ok().filter(|plan| {
-        plan.lens_ok(p, input, weights, bias, multiplier, shift, output) && !output.is_empty()
-    });
-    let Some(plan) = plan else {
-        reference::conv_s8(p, input, weights, bias, multiplier, shift, output);
-        return;
-    };
-    let mut buf = MaybeUninit::<[u32; COL_WORDS]>::uninit();
-    let buf = zeroed_prefix(&mut buf, plan.pitch * plan.rows_in(p, plan.band));
     let io = Operands {
         input,
         weights,
@@ -58,6 +49,16 @@ pub fn depthwise_conv_s8_dsp(
         multiplier,
         shift,
     };
+    let plan = Plan::new(p).ok().filter(|plan| {
+        let sizes = (p.kernel_h * p.kernel_w, plan.in_plane, plan.out_plane);
+        conv_lens_ok(p, &io, output, sizes) && !output.is_empty()
+    });
+    let Some(plan) = plan else {
+        reference::conv_s8(p, input, weights, bias, multiplier, shift, output);
+        return;
+    };
+    let mut buf = MaybeUninit::<[u32; COL_WORDS]>::uninit();
+    let buf = zeroed_prefix(&mut buf, plan.pitch * plan.rows_in(p, plan.band));
     let mut oy = 0;
     while oy < p.out_h {
         let rows = plan.band.min(p.out_h - oy);
@@ -77,15 +78,6 @@ pub fn depthwise_conv_dsp_takes(p: &ConvParams) -> Result<(), &'static str> {
         return Err("no Arm DSP extension");
     }
     Plan::new(p).map(|_| ())
-}
-
-/// The read-only arguments of a convolution.
-struct Operands<'a> {
-    input: &'a [i8],
-    weights: &'a [i8],
-    bias: &'a [i32],
-    multiplier: &'a [i32],
-    shift: &'a [i8],
 }
 
 /// A band's input rows, see [`Plan::band_rows`].
@@ -179,27 +171,6 @@ impl Plan {
             three_taps,
             zp,
         })
-    }
-
-    /// The operand lengths `p` implies.
-    #[allow(clippy::too_many_arguments)]
-    fn lens_ok(
-        &self,
-        p: &ConvParams,
-        input: &[i8],
-        weights: &[i8],
-        bias: &[i32],
-        multiplier: &[i32],
-        shift: &[i8],
-        output: &[i8],
-    ) -> bool {
-        let n = p.out_channels;
-        p.in_channels.checked_mul(self.in_plane) == Some(input.len())
-            && n.checked_mul(p.kernel_h * p.kernel_w) == Some(weights.len())
-            && n.checked_mul(self.out_plane) == Some(output.len())
-            && bias.len() == n
-            && multiplier.len() == n
-            && shift.len() == n
     }
 
     /// Input rows that `rows >= 1` output rows read.
@@ -368,21 +339,11 @@ fn pairs_row<const J: usize>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{conv_both, xorshift, ConvCase as Case};
     use super::*;
     use core::ops::RangeInclusive;
     use proptest::prelude::*;
     use std::vec::Vec;
-
-    /// A depthwise conv call with consistent geometry and random data.
-    #[derive(Debug, Clone)]
-    struct Case {
-        p: ConvParams,
-        input: Vec<i8>,
-        weights: Vec<i8>,
-        bias: Vec<i32>,
-        multiplier: Vec<i32>,
-        shift: Vec<i8>,
-    }
 
     /// `(in, kernel, stride, dilation, pad_begin, out)` along one axis.
     fn axis(
@@ -455,50 +416,11 @@ mod tests {
                     (-128i32..=127, -128i32..=127, -128i32..=127, -128i32..=127),
                 )
             })
-            .prop_map(
-                |(mut p, input, weights, bias, multiplier, shift, (izp, ozp, a, b))| {
-                    p.input_zero_point = izp;
-                    p.output_zero_point = ozp;
-                    (p.act_min, p.act_max) = if a % 2 == 0 {
-                        (-128, 127)
-                    } else {
-                        (a.min(b), a.max(b))
-                    };
-                    Case {
-                        p,
-                        input,
-                        weights,
-                        bias,
-                        multiplier,
-                        shift,
-                    }
-                },
-            )
+            .prop_map(|(p, x, w, b, m, s, zps)| Case::new(p, (x, w), (b, m, s), zps))
     }
 
     fn both(c: &Case) -> (Vec<i8>, Vec<i8>) {
-        let n = c.p.out_channels * c.p.out_h * c.p.out_w;
-        let mut want = std::vec![0x55i8; n];
-        let mut got = std::vec![0x55i8; n];
-        reference::conv_s8(
-            &c.p,
-            &c.input,
-            &c.weights,
-            &c.bias,
-            &c.multiplier,
-            &c.shift,
-            &mut want,
-        );
-        depthwise_conv_s8_dsp(
-            &c.p,
-            &c.input,
-            &c.weights,
-            &c.bias,
-            &c.multiplier,
-            &c.shift,
-            &mut got,
-        );
-        (want, got)
+        conv_both(c, depthwise_conv_s8_dsp)
     }
 
     proptest! {
@@ -513,13 +435,7 @@ mod tests {
 
     /// The CMSIS-NN comparison's layer: 3×3 over 25×5, 64 channels.
     fn kws_layer() -> Case {
-        let mut s = 0x0bad_cafe_u32;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x0bad_cafe);
         let c = 64;
         let p = ConvParams {
             in_channels: c,
@@ -574,14 +490,44 @@ mod tests {
         assert_eq!(Plan::new(&ok).err(), None);
         let cases: [(ConvParams, &str); 6] = [
             (ConvParams { groups: 1, ..ok }, "not depthwise"),
-            (ConvParams { kernel_h: 1, out_h: 27, ..ok }, "one kernel row"),
-            (ConvParams { dilation_w: 2, out_w: 3, ..ok }, "dilated"),
-            (ConvParams { input_zero_point: 128, ..ok }, "zero point"),
-            (ConvParams { in_w: 600, out_w: 600, ..ok }, "row buffer"),
+            (
+                ConvParams {
+                    kernel_h: 1,
+                    out_h: 27,
+                    ..ok
+                },
+                "one kernel row",
+            ),
+            (
+                ConvParams {
+                    dilation_w: 2,
+                    out_w: 3,
+                    ..ok
+                },
+                "dilated",
+            ),
+            (
+                ConvParams {
+                    input_zero_point: 128,
+                    ..ok
+                },
+                "zero point",
+            ),
+            (
+                ConvParams {
+                    in_w: 600,
+                    out_w: 600,
+                    ..ok
+                },
+                "row buffer",
+            ),
             (ConvParams { stride_h: 0, ..ok }, "invalid"),
         ];
         for (p, why) in cases {
-            assert!(Plan::new(&p).is_err_and(|e| e.contains(why)), "{why}: {p:?}");
+            assert!(
+                Plan::new(&p).is_err_and(|e| e.contains(why)),
+                "{why}: {p:?}"
+            );
         }
         assert_eq!(
             depthwise_conv_dsp_takes(&ok).is_ok(),

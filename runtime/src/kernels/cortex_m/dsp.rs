@@ -121,7 +121,7 @@ mod imp {
         [even, odd]
     }
 
-    /// One group of [`mac_rows_1x4`]: a weight word unpacked, then
+    /// One group of [`mac_1x4`] and [`mac_rows_1x4`]: a weight word unpacked, then
     /// multiplied with the group's two words of each of the four columns.
     macro_rules! group_1x4 {
         () => {
@@ -166,55 +166,13 @@ mod imp {
                 // An odd group first, so the loop can do two per iteration.
                 "tst {n}, #1",
                 "beq 3f",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
+                group_1x4!(),
                 "3:",
                 "lsrs {n}, {n}, #1",
                 "beq 4f",
                 "2:",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
+                group_1x4!(),
+                group_1x4!(),
                 "subs {n}, {n}, #1",
                 "bne 2b",
                 "4:",
@@ -782,6 +740,24 @@ mod imp {
         [lo, hi]
     }
 
+    /// One group of [`widen_lanes_raw`] and [`widen_rows_raw`]: 4 bytes
+    /// from `{ps}` widened with `{off}` and stored in order, two lanes a word
+    /// (`(b0, b2), (b1, b3)` repacked as `(b0, b1), (b2, b3)`), at `{pd}`.
+    macro_rules! widen_in_order {
+        () => {
+            concat!(
+                "ldr {x}, [{ps}], #4\n",
+                "sxtb16 {o}, {x}, ror #8\n",
+                "sxtb16 {x}, {x}\n",
+                "sadd16 {o}, {o}, {off}\n",
+                "sadd16 {x}, {x}, {off}\n",
+                "pkhbt {t}, {x}, {o}, lsl #16\n",
+                "pkhtb {o}, {o}, {x}, asr #16\n",
+                "strd {t}, {o}, [{pd}], #8\n",
+            )
+        };
+    }
+
     /// See [`widen_lanes`](super::widen_lanes); lengths are checked there.
     ///
     /// # Safety
@@ -798,34 +774,12 @@ mod imp {
             asm!(
                 "tst {n}, #1",
                 "beq 3f",
-                "ldr {x}, [{ps}], #4",
-                "sxtb16 {o}, {x}, ror #8",
-                "sxtb16 {x}, {x}",
-                "sadd16 {o}, {o}, {off}",
-                "sadd16 {x}, {x}, {off}",
-                // (b0, b2), (b1, b3) -> (b0, b1), (b2, b3).
-                "pkhbt {t}, {x}, {o}, lsl #16",
-                "pkhtb {o}, {o}, {x}, asr #16",
-                "strd {t}, {o}, [{pd}], #8",
+                widen_in_order!(),
                 "subs {n}, {n}, #1",
                 "beq 4f",
                 "3:",
-                "ldr {x}, [{ps}], #4",
-                "sxtb16 {o}, {x}, ror #8",
-                "sxtb16 {x}, {x}",
-                "sadd16 {o}, {o}, {off}",
-                "sadd16 {x}, {x}, {off}",
-                "pkhbt {t}, {x}, {o}, lsl #16",
-                "pkhtb {o}, {o}, {x}, asr #16",
-                "strd {t}, {o}, [{pd}], #8",
-                "ldr {x}, [{ps}], #4",
-                "sxtb16 {o}, {x}, ror #8",
-                "sxtb16 {x}, {x}",
-                "sadd16 {o}, {o}, {off}",
-                "sadd16 {x}, {x}, {off}",
-                "pkhbt {t}, {x}, {o}, lsl #16",
-                "pkhtb {o}, {o}, {x}, asr #16",
-                "strd {t}, {o}, [{pd}], #8",
+                widen_in_order!(),
+                widen_in_order!(),
                 "subs {n}, {n}, #2",
                 "bne 3b",
                 "4:",
@@ -862,14 +816,7 @@ mod imp {
                 "cmp {n}, #0",
                 "beq 3f",
                 "2:",
-                "ldr {x}, [{ps}], #4",
-                "sxtb16 {o}, {x}, ror #8",
-                "sxtb16 {x}, {x}",
-                "sadd16 {o}, {o}, {off}",
-                "sadd16 {x}, {x}, {off}",
-                "pkhbt {t}, {x}, {o}, lsl #16",
-                "pkhtb {o}, {o}, {x}, asr #16",
-                "strd {t}, {o}, [{pd}], #8",
+                widen_in_order!(),
                 "subs {n}, {n}, #1",
                 "bne 2b",
                 "3:",

@@ -5,7 +5,9 @@
 
 use super::conv::block_width;
 use super::dsp::{self, splat16};
-use super::{act_ok, dot, run_block, widen_into, zeroed_prefix, zp_byte, Epilogue, Requant};
+use super::{
+    act_ok, dot, run_block, widen_into, zeroed_prefix, zp_byte, Epilogue, Operands, Requant,
+};
 use super::{COL_WORDS, MAX_GROUPS_X1, MAX_GROUPS_X2, MAX_GROUPS_X4, SCRATCH_WORDS};
 use crate::kernels::{reference, FullyConnectedParams};
 use core::mem::MaybeUninit;
@@ -77,15 +79,6 @@ fn shape_ok(p: &FullyConnectedParams) -> Result<(), &'static str> {
     }
     zp_byte(p.input_zero_point).ok_or("input zero point outside i8")?;
     Ok(())
-}
-
-/// The read-only arguments of a fully connected layer.
-struct Operands<'a> {
-    input: &'a [i8],
-    weights: &'a [i8],
-    bias: &'a [i32],
-    multiplier: &'a [i32],
-    shift: &'a [i8],
 }
 
 /// Several input rows, `in_features <= 320`: up to four input rows widened
@@ -260,6 +253,7 @@ fn requantize_row(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::xorshift;
     use super::*;
     use core::ops::RangeInclusive;
     use proptest::prelude::*;
@@ -391,14 +385,21 @@ mod tests {
             act_max: 127,
         };
         assert_eq!(shape_ok(&p), Ok(()));
-        let empty = FullyConnectedParams { in_features: 0, ..p };
+        let empty = FullyConnectedParams {
+            in_features: 0,
+            ..p
+        };
         assert_eq!(shape_ok(&empty), Err("empty reduction"));
         let zp = FullyConnectedParams {
             input_zero_point: -129,
             ..p
         };
         assert!(shape_ok(&zp).is_err_and(|e| e.contains("zero point")));
-        let act = FullyConnectedParams { act_min: 5, act_max: 4, ..p };
+        let act = FullyConnectedParams {
+            act_min: 5,
+            act_max: 4,
+            ..p
+        };
         assert!(shape_ok(&act).is_err());
         assert_eq!(
             fully_connected_dsp_takes(&p).is_ok(),
@@ -411,13 +412,7 @@ mod tests {
         // 3000 inputs (five chunks of 640, the last partial and not a
         // multiple of 4), 170 outputs (two blocks of sums), two rows.
         let (rows, k, n) = (2, 3001, 170);
-        let mut s = 0x1234_5678_u32;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x1234_5678);
         let c = Case {
             p: FullyConnectedParams {
                 rows,

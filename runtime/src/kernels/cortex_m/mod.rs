@@ -58,6 +58,8 @@ mod depthwise;
 mod dsp;
 mod dw3;
 mod fully_connected;
+#[cfg(test)]
+mod testing;
 
 pub use conv::{conv_dsp_takes, conv_s8_dsp};
 pub use depthwise::{depthwise_conv_dsp_takes, depthwise_conv_s8_dsp};
@@ -87,6 +89,34 @@ pub const MAX_REDUCTION: usize = 4 * MAX_GROUPS_X1;
 const SCRATCH_WORDS: usize = MAX_REDUCTION / 4 + 2;
 /// Stack taken by a kernel call for its buffers.
 pub const SCRATCH_BYTES: usize = (COL_WORDS + SCRATCH_WORDS) * 4;
+
+/// The read-only arguments of a convolution or fully connected call.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    input: &'a [i8],
+    weights: &'a [i8],
+    bias: &'a [i32],
+    multiplier: &'a [i32],
+    shift: &'a [i8],
+}
+
+/// Whether a convolution's operands and `output` have the lengths `p`
+/// implies, given its reduction `k` (`C_in/groups · kH · kW`) and input
+/// and output planes.
+fn conv_lens_ok(
+    p: &ConvParams,
+    io: &Operands<'_>,
+    output: &[i8],
+    (k, in_plane, out_plane): (usize, usize, usize),
+) -> bool {
+    let n = p.out_channels;
+    p.in_channels.checked_mul(in_plane) == Some(io.input.len())
+        && n.checked_mul(k) == Some(io.weights.len())
+        && n.checked_mul(out_plane) == Some(output.len())
+        && io.bias.len() == n
+        && io.multiplier.len() == n
+        && io.shift.len() == n
+}
 
 /// Requantization of one output channel, with the common case precomputed.
 ///
