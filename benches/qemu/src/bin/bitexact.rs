@@ -425,7 +425,16 @@ fn tally_conv(p: &ConvParams, t: &mut Tally) {
         && p.dilation_w == 1
         && p.kernel_w <= 8
         && (p.out_w - 1) * p.stride_w + 2 * p.kernel_w.div_ceil(2) <= dsp::MAX_REDUCTION;
-    classify(t, k, p.out_h * p.out_w, p.input_zero_point, rows_path);
+    // Depthwise over several kernel rows: the conv kernel leaves it to the
+    // reference (the depthwise kernel's shape).
+    let refused = cin_g == 1 && p.kernel_h > 1;
+    classify(
+        t,
+        k,
+        p.out_h * p.out_w,
+        p.input_zero_point,
+        (rows_path, refused),
+    );
     let passes = rows_path
         && p.stride_w == 1
         && p.kernel_w <= 7
@@ -502,13 +511,13 @@ fn row_case(rng: &mut Rng) -> Option<ConvParams> {
     fits.then_some(p)
 }
 
-/// Which path the DSP kernel takes, from its documented limits (the
+/// Which path the conv kernel takes, from its documented limits (the
 /// column buffer holds `MAX_REDUCTION` lanes: one column of up to that
 /// reduction, two of half, four of a quarter).
-fn classify(t: &mut Tally, k: usize, columns: usize, zp: i32, rows_path: bool) {
+fn classify(t: &mut Tally, k: usize, columns: usize, zp: i32, (rows_path, refused): (bool, bool)) {
     let zp_ok = (-128..=127).contains(&zp);
     let k4 = k.div_ceil(4) * 4;
-    if !zp_ok || k4 > dsp::MAX_REDUCTION {
+    if !zp_ok || k4 > dsp::MAX_REDUCTION || refused {
         t.fallback += 1;
     } else if rows_path {
         t.rows_path += 1;

@@ -27,7 +27,10 @@ use core::mem::MaybeUninit;
 /// Falls back to the reference kernel (which returns early on a failed
 /// precondition) unless the preconditions hold and [`conv_dsp_takes`]
 /// accepts `p`: the input zero point in `i8`, the reduction `C_in/groups ·
-/// kH · kW` in `1..=`[`MAX_REDUCTION`](super::MAX_REDUCTION).
+/// kH · kW` in `1..=`[`MAX_REDUCTION`](super::MAX_REDUCTION), and not one
+/// input channel per group over several kernel rows (depthwise 2-D, where
+/// columns of a few taps are slower than the reference;
+/// [`depthwise_conv_s8_dsp`](super::depthwise_conv_s8_dsp) takes those).
 #[inline(never)]
 pub fn conv_s8_dsp(
     p: &ConvParams,
@@ -103,9 +106,8 @@ pub fn conv_s8_dsp(
 
 /// `Ok` when [`conv_s8_dsp`] computes `p` itself (given operands of the
 /// lengths `p` implies); otherwise why not. Depthwise shapes with several
-/// kernel rows run faster in
-/// [`depthwise_conv_s8_dsp`](super::depthwise_conv_s8_dsp): a selection
-/// asks [`depthwise_conv_dsp_takes`](super::depthwise_conv_dsp_takes) first.
+/// kernel rows are [`depthwise_conv_s8_dsp`](super::depthwise_conv_s8_dsp)'s
+/// (see [`depthwise_conv_dsp_takes`](super::depthwise_conv_dsp_takes)).
 pub fn conv_dsp_takes(p: &ConvParams) -> Result<(), &'static str> {
     if !dsp::USES_DSP_INSTRUCTIONS {
         return Err("no Arm DSP extension");
@@ -413,6 +415,13 @@ impl Geometry {
             return Err("invalid convolution parameters");
         }
         let cin_g = p.in_channels / p.groups;
+        if cin_g == 1 && p.kernel_h > 1 {
+            // Columns of a few taps cost more to build than they save.
+            return Err(
+                "one input channel per group over several kernel rows (depthwise: \
+                        slower than the reference as columns)",
+            );
+        }
         let too_large = "sizes overflow";
         let k = cin_g
             .checked_mul(p.kernel_h)
@@ -1035,6 +1044,23 @@ mod tests {
         assert!(Geometry::of(&zp).is_err_and(|e| e.contains("zero point")));
         let bad = ConvParams { groups: 3, ..ok };
         assert!(Geometry::of(&bad).is_err_and(|e| e.contains("invalid")));
+        // Depthwise over several kernel rows: the depthwise kernel's; one
+        // kernel row: the single-channel rows here.
+        let dw = ConvParams {
+            in_channels: 32,
+            groups: 32,
+            in_h: 4,
+            out_h: 2,
+            kernel_h: 3,
+            ..ok
+        };
+        assert!(Geometry::of(&dw).is_err_and(|e| e.contains("depthwise")));
+        let dw_1d = ConvParams {
+            in_channels: 32,
+            groups: 32,
+            ..ok
+        };
+        assert_eq!(Geometry::of(&dw_1d).err(), None);
         // Without the DSP extension (this host), never.
         assert_eq!(
             conv_dsp_takes(&ok),

@@ -19,12 +19,14 @@ const MAX_KH: usize = 8;
 ///
 /// Same arguments, layout and preconditions as the reference. Takes the
 /// shapes [`depthwise_conv_dsp_takes`] accepts: one input channel per
-/// group (any depth multiplier), `kH, kW <= 8`, no dilation along W, and
-/// a padded band of `(kH − 1)·dilation_h + 1` rows fitting the row buffer.
+/// group (any depth multiplier), `2 <= kH <= 8` (one kernel row is
+/// [`conv_s8_dsp`](super::conv_s8_dsp)'s), `kW <= 8`, no dilation along W,
+/// the input zero point in `i8`, and a padded band of `(kH − 1)·dilation_h
+/// + 1` rows fitting the row buffer.
 ///
 /// Each channel's plane is widened, in bands of output rows, into rows of
-/// `x − zp` lanes (padding 0). With `kW <= 3`, `kH = 3` and stride 1 along
-/// W, two outputs `2m, 2m + 1` share the two words `m, m + 1` of each
+/// `x − zp` lanes (padding 0). With `kW <= 3`, `kH = 3`, stride 1 along W
+/// and a shift in `[-23, -2]`, two outputs `2m, 2m + 1` share the two words `m, m + 1` of each
 /// kernel row's input: with `A = (w0, w1)`, `B = (w1, w2)`, the even one
 /// is `SMLAD(A, word m) + SMLATB(B, word m+1)` and the odd one
 /// `SMLABT(A, word m) + SMLAD(B, word m+1)`. Other shapes read each
