@@ -3,7 +3,7 @@
 //! a few `SMLAD`-family multiply-accumulates over pairs of adjacent lanes,
 //! the weight pairs held in registers.
 
-use super::conv::{dot_pairs, row_pairs, ROW_MAX_PAIRS};
+use super::conv::{lane_pair, row_pairs, ROW_MAX_PAIRS};
 use super::dsp;
 use super::dw3;
 use super::{conv_lens_ok, conv_shape_ok, zeroed_prefix, zp_byte, Operands, Requant, COL_WORDS};
@@ -304,11 +304,8 @@ impl Plan {
         for (r, out_row) in out.chunks_exact_mut(p.out_w).enumerate() {
             let at = 2 * r * row_step + self.head;
             let win = lanes.get(at..at + 2 * window - self.head).unwrap_or(&[]);
-            match row_pairs(kw) {
-                2 => pairs_row::<2>(win, 2 * tap_step, p.stride_w, pairs, q, out_row),
-                3 => pairs_row::<3>(win, 2 * tap_step, p.stride_w, pairs, q, out_row),
-                _ => pairs_row::<4>(win, 2 * tap_step, p.stride_w, pairs, q, out_row),
-            }
+            let (step, n) = (2 * tap_step, row_pairs(kw));
+            pairs_row(win, (step, p.stride_w), (pairs, n), q, out_row);
         }
     }
 }
@@ -319,13 +316,13 @@ fn pack(lo: i8, hi: i8) -> u32 {
 }
 
 /// One output row on the general path: output `o` is `bias + Σ_ky
-/// Σ_{j<J} SMLAD(pairs[ky][j], lanes ky·step + o·stride + 2j, +1)`.
+/// Σ_{j<n} SMLAD(pairs[ky][j], lanes ky·step + o·stride + 2j, +1)`. (One
+/// loop for every pair count, for flash: this path is the less common.)
 #[inline(never)]
-fn pairs_row<const J: usize>(
+fn pairs_row(
     lanes: &[i16],
-    step: usize,
-    stride: usize,
-    pairs: &[[u32; ROW_MAX_PAIRS]],
+    (step, stride): (usize, usize),
+    (pairs, n): (&[[u32; ROW_MAX_PAIRS]], usize),
     q: &Quant,
     out: &mut [i8],
 ) {
@@ -333,7 +330,10 @@ fn pairs_row<const J: usize>(
         let mut acc = q.bias;
         for (ky, row) in pairs.iter().enumerate() {
             let at = ky * step + o * stride;
-            acc = dot_pairs::<J>(lanes.get(at..at + 2 * J).unwrap_or(&[]), row, acc);
+            let win = lanes.get(at..at + 2 * n).unwrap_or(&[]);
+            for (&pair, two) in row.iter().zip(win.chunks_exact(2)) {
+                acc = dsp::smlad(pair, lane_pair(two, 0), acc);
+            }
         }
         *y = q.rq.apply(acc, q.zp, q.act_min, q.act_max);
     }
