@@ -11,6 +11,7 @@ use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
 use cortex_m_semihosting::debug;
 pub use cortex_m_semihosting::hprintln;
+use medq::kernels::cortex_m as medq_dsp;
 use medq::kernels::{self, conv_out_len, reference, ConvParams, FullyConnectedParams};
 
 /// Ends the QEMU run; the exit code reaches the shell (0 or 1).
@@ -168,9 +169,17 @@ impl Counter {
 /// The signature the reference and the dispatched conv/FC kernels share.
 pub type Kernel<P> = fn(&P, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
 
-/// A conv or FC call: its operand sizes and its two kernels, the reference
-/// and the one the interpreter dispatches to on this core.
-pub trait Op: core::fmt::Debug {
+/// A DSP kernel of an op: its name, the kernel, and its `_takes` (whether it
+/// computes a call itself, or why not).
+pub struct DspKernel<P: 'static> {
+    pub name: &'static str,
+    pub run: Kernel<P>,
+    pub takes: fn(&P) -> Result<(), &'static str>,
+}
+
+/// A conv or FC call: its operand sizes and its kernels: the reference, the
+/// one `medq::kernels` exports for this core, and the DSP ones.
+pub trait Op: core::fmt::Debug + Sized + 'static {
     /// Name in reports.
     const NAME: &'static str;
     const REFERENCE: Kernel<Self>;
@@ -184,6 +193,17 @@ pub trait Op: core::fmt::Debug {
     fn weights_len(&self) -> usize {
         self.channels() * self.reduction()
     }
+    /// The op's DSP kernels, in the order a prepare-time selection tries
+    /// them (the first that takes a call runs it).
+    const DSP_KERNELS: &'static [DspKernel<Self>];
+    /// The DSP kernel a selection picks for this call (the first whose
+    /// `_takes` accepts it), and its name; the reference when none does.
+    fn dsp_kernel(&self) -> (&'static str, Kernel<Self>) {
+        Self::DSP_KERNELS
+            .iter()
+            .find(|k| (k.takes)(self).is_ok())
+            .map_or(("reference", Self::REFERENCE), |k| (k.name, k.run))
+    }
     /// Nominal multiply-accumulates (padded taps included).
     fn macs(&self) -> u64 {
         (self.output_len() * self.reduction()) as u64
@@ -194,6 +214,18 @@ impl Op for ConvParams {
     const NAME: &'static str = "conv";
     const REFERENCE: Kernel<Self> = reference::conv_s8;
     const DISPATCHED: Kernel<Self> = kernels::conv_s8;
+    const DSP_KERNELS: &'static [DspKernel<Self>] = &[
+        DspKernel {
+            name: "depthwise_conv_s8_dsp",
+            run: medq_dsp::depthwise_conv_s8_dsp,
+            takes: medq_dsp::depthwise_conv_dsp_takes,
+        },
+        DspKernel {
+            name: "conv_s8_dsp",
+            run: medq_dsp::conv_s8_dsp,
+            takes: medq_dsp::conv_dsp_takes,
+        },
+    ];
     fn channels(&self) -> usize {
         self.out_channels
     }
@@ -212,6 +244,11 @@ impl Op for FullyConnectedParams {
     const NAME: &'static str = "fc";
     const REFERENCE: Kernel<Self> = reference::fully_connected_s8;
     const DISPATCHED: Kernel<Self> = kernels::fully_connected_s8;
+    const DSP_KERNELS: &'static [DspKernel<Self>] = &[DspKernel {
+        name: "fully_connected_s8_dsp",
+        run: medq_dsp::fully_connected_s8_dsp,
+        takes: medq_dsp::fully_connected_dsp_takes,
+    }];
     fn channels(&self) -> usize {
         self.out_features
     }
