@@ -11,7 +11,6 @@ use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
 use cortex_m_semihosting::debug;
 pub use cortex_m_semihosting::hprintln;
-use medq::kernels::cortex_m as medq_dsp;
 use medq::kernels::{self, conv_out_len, reference, ConvParams, FullyConnectedParams};
 
 /// Ends the QEMU run; the exit code reaches the shell (0 or 1).
@@ -169,21 +168,15 @@ impl Counter {
 /// The signature the reference and the dispatched conv/FC kernels share.
 pub type Kernel<P> = fn(&P, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
 
-/// A DSP kernel of an op: its name, the kernel, and its `_takes` (whether it
-/// computes a call itself, or why not).
-pub struct DspKernel<P: 'static> {
-    pub name: &'static str,
-    pub run: Kernel<P>,
-    pub takes: fn(&P) -> Result<(), &'static str>,
-}
+/// An optimized kernel of an op, as the runtime's kernel selection lists it.
+pub type DspKernel<P> = medq::kernels::select::Candidate<P, Kernel<P>>;
 
 /// A conv or FC call: its operand sizes and its kernels: the reference, the
-/// one `medq::kernels` exports for this core, and the DSP ones.
+/// and the DSP ones the runtime's kernel selection tries, best first.
 pub trait Op: core::fmt::Debug + Sized + 'static {
     /// Name in reports.
     const NAME: &'static str;
     const REFERENCE: Kernel<Self>;
-    const DISPATCHED: Kernel<Self>;
     /// Output channels: the length of bias, multipliers and shifts.
     fn channels(&self) -> usize;
     /// Terms summed into each output.
@@ -213,19 +206,7 @@ pub trait Op: core::fmt::Debug + Sized + 'static {
 impl Op for ConvParams {
     const NAME: &'static str = "conv";
     const REFERENCE: Kernel<Self> = reference::conv_s8;
-    const DISPATCHED: Kernel<Self> = kernels::conv_s8;
-    const DSP_KERNELS: &'static [DspKernel<Self>] = &[
-        DspKernel {
-            name: "depthwise_conv_s8_dsp",
-            run: medq_dsp::depthwise_conv_s8_dsp,
-            takes: medq_dsp::depthwise_conv_dsp_takes,
-        },
-        DspKernel {
-            name: "conv_s8_dsp",
-            run: medq_dsp::conv_s8_dsp,
-            takes: medq_dsp::conv_dsp_takes,
-        },
-    ];
+    const DSP_KERNELS: &'static [DspKernel<Self>] = kernels::select::CONV;
     fn channels(&self) -> usize {
         self.out_channels
     }
@@ -243,12 +224,7 @@ impl Op for ConvParams {
 impl Op for FullyConnectedParams {
     const NAME: &'static str = "fc";
     const REFERENCE: Kernel<Self> = reference::fully_connected_s8;
-    const DISPATCHED: Kernel<Self> = kernels::fully_connected_s8;
-    const DSP_KERNELS: &'static [DspKernel<Self>] = &[DspKernel {
-        name: "fully_connected_s8_dsp",
-        run: medq_dsp::fully_connected_s8_dsp,
-        takes: medq_dsp::fully_connected_dsp_takes,
-    }];
+    const DSP_KERNELS: &'static [DspKernel<Self>] = kernels::select::FULLY_CONNECTED;
     fn channels(&self) -> usize {
         self.out_features
     }

@@ -10,7 +10,11 @@
 //!
 //! Candidates are compiled in per architecture (`cfg(target_arch)`), so a
 //! Cortex-M0 build holds the reference kernels only, and the check for a
-//! CPU feature is a `cfg!` without `std` and a run-time probe with it.
+//! CPU feature is a `cfg!` without `std` and a run-time probe with it. The
+//! depthwise kernels also need feature `op-depthwise` (in `all-ops`): on a
+//! Cortex-M4 they take ~6 KB of flash that a model without depthwise
+//! convolutions does not need; without them depthwise layers run on the
+//! general convolution kernels.
 
 use super::{
     reference, AddParams, Broadcast4, ConvParams, FullyConnectedParams, MulParams, PoolParams,
@@ -91,7 +95,7 @@ pub fn explain<P, F>(
 
 /// Convolution candidates.
 pub const CONV: &[Candidate<ConvParams, ConvFn>] = &[
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", feature = "op-depthwise"))]
     Candidate {
         name: "depthwise_conv_s8_avx2",
         takes: super::x86_64::depthwise_conv_avx2_takes,
@@ -102,6 +106,16 @@ pub const CONV: &[Candidate<ConvParams, ConvFn>] = &[
         name: "conv_s8_avx2",
         takes: super::x86_64::conv_avx2_takes,
         run: super::x86_64::conv_s8_avx2,
+    },
+    #[cfg(all(
+        target_arch = "arm",
+        any(target_feature = "dsp", medq_dsp),
+        feature = "op-depthwise"
+    ))]
+    Candidate {
+        name: "depthwise_conv_s8_dsp",
+        takes: super::cortex_m::depthwise_conv_dsp_takes,
+        run: super::cortex_m::depthwise_conv_s8_dsp,
     },
     #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
     Candidate {

@@ -10,7 +10,7 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use medq::kernels::{self, conv_out_len, cortex_m as dsp, ConvParams, FullyConnectedParams};
+use medq::kernels::{conv_out_len, cortex_m as dsp, ConvParams, FullyConnectedParams};
 use medq_qemu_bench::{conv1d, exit, fc, hprintln, Op, Rng};
 
 const CONV_CASES: u32 = 6000;
@@ -596,20 +596,20 @@ fn invalid_calls(b: &mut Bufs) -> bool {
         ConvParams { out_w: 11, ..p },
     ] {
         got.fill(SENTINEL);
-        kernels::conv_s8(&bad, x, w, bias, m, s, &mut got[..40]);
+        dsp::conv_s8_dsp(&bad, x, w, bias, m, s, &mut got[..40]);
         ok &= got.iter().all(|&y| y == SENTINEL);
     }
     // Valid: interior outputs sum 4 channels × 3 taps of (9 − 3) = 72; the
     // edges lose a tap to padding: 48.
-    kernels::conv_s8(&p, x, w, bias, m, s, &mut got[..40]);
+    dsp::conv_s8_dsp(&p, x, w, bias, m, s, &mut got[..40]);
     ok &= got[..10] == [48, 72, 72, 72, 72, 72, 72, 72, 72, 48];
     let fp = fc(40, 1, (3, 0));
     got.fill(SENTINEL);
-    kernels::fully_connected_s8(&fp, &x[..39], &w[..40], bias, m, s, &mut got[..1]);
+    dsp::fully_connected_s8_dsp(&fp, &x[..39], &w[..40], bias, m, s, &mut got[..1]);
     ok &= got[0] == SENTINEL;
     // Valid: 40 · 6 = 240 saturates to 127.
     let (bias, m, s) = (&bias[..1], &m[..1], &s[..1]);
-    kernels::fully_connected_s8(&fp, x, &w[..40], bias, m, s, &mut got[..1]);
+    dsp::fully_connected_s8_dsp(&fp, x, &w[..40], bias, m, s, &mut got[..1]);
     ok &= got[0] == 127;
     if !ok {
         hprintln!("invalid-call checks FAILED");

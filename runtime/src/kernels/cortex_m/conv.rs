@@ -110,7 +110,7 @@ pub fn conv_s8_dsp(
 /// (see [`depthwise_conv_dsp_takes`](super::depthwise_conv_dsp_takes)).
 pub fn conv_dsp_takes(p: &ConvParams) -> Result<(), &'static str> {
     if !dsp::USES_DSP_INSTRUCTIONS {
-        return Err("no Arm DSP extension");
+        return Err(why!("no Arm DSP extension"));
     }
     Geometry::of(p).map(|_| ())
 }
@@ -412,7 +412,7 @@ impl Geometry {
     /// The geometry of `p` when this kernel takes it, else why not.
     fn of(p: &ConvParams) -> Result<Geometry, &'static str> {
         if !conv_shape_ok(p) {
-            return Err("invalid convolution parameters");
+            return Err(why!("invalid convolution parameters"));
         }
         let cin_g = p.in_channels / p.groups;
         if cin_g == 1 && p.kernel_h > 1 {
@@ -430,12 +430,14 @@ impl Geometry {
         let in_plane = p.in_h.checked_mul(p.in_w).ok_or(too_large)?;
         let out_plane = p.out_h.checked_mul(p.out_w).ok_or(too_large)?;
         if k == 0 {
-            return Err("empty reduction");
+            return Err(why!("empty reduction"));
         }
         // (The reason names MAX_REDUCTION, 640.)
         const _: () = assert!(super::MAX_REDUCTION == 640);
         if k.div_ceil(4) > MAX_GROUPS_X1 {
-            return Err("reduction (in_channels/groups × kernel) longer than 640");
+            return Err(why!(
+                "reduction (in_channels/groups × kernel) longer than 640"
+            ));
         }
         let zp = zp_byte(p.input_zero_point).ok_or("input zero point outside i8")?;
         Ok(Geometry {

@@ -77,7 +77,7 @@ pub fn depthwise_conv_s8_dsp(
 /// of the lengths `p` implies); otherwise why not.
 pub fn depthwise_conv_dsp_takes(p: &ConvParams) -> Result<(), &'static str> {
     if !dsp::USES_DSP_INSTRUCTIONS {
-        return Err("no Arm DSP extension");
+        return Err(why!("no Arm DSP extension"));
     }
     Plan::new(p).map(|_| ())
 }
@@ -126,20 +126,22 @@ struct Plan {
 impl Plan {
     fn new(p: &ConvParams) -> Result<Plan, &'static str> {
         if !conv_shape_ok(p) {
-            return Err("invalid convolution parameters");
+            return Err(why!("invalid convolution parameters"));
         }
         if p.in_channels != p.groups {
-            return Err("not depthwise (more than one input channel per group)");
+            return Err(why!(
+                "not depthwise (more than one input channel per group)"
+            ));
         }
         if p.kernel_h == 1 {
-            return Err("one kernel row: conv_s8_dsp's single-channel rows");
+            return Err(why!("one kernel row: conv_s8_dsp's single-channel rows"));
         }
         let zp = zp_byte(p.input_zero_point).ok_or("input zero point outside i8")?;
         if p.dilation_w != 1 {
-            return Err("dilated along W");
+            return Err(why!("dilated along W"));
         }
         if p.kernel_w > 2 * ROW_MAX_PAIRS || p.kernel_h > MAX_KH {
-            return Err("kernel larger than 8x8");
+            return Err(why!("kernel larger than 8x8"));
         }
         let head = p.pad_left % 2;
         let three_taps = p.kernel_h == 3 && p.kernel_w <= 3 && p.stride_w == 1;
@@ -159,7 +161,7 @@ impl Plan {
             .ok_or("row too long")?;
         let rows_in = COL_WORDS / pitch.max(1);
         if rows_in <= reach {
-            return Err("widened rows longer than the row buffer");
+            return Err(why!("widened rows longer than the row buffer"));
         }
         Ok(Plan {
             cout_g: p.out_channels / p.groups,

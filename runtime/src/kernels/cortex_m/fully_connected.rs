@@ -1,26 +1,22 @@
-//! Fully connected: input rows widened into `i16` columns, then each weight
-//! row against up to four input rows per pass; or, for a single input row
-//! (or a long reduction), four weight rows against one column per pass, the
-//! reduction taken through the column buffer in chunks.
+//! Fully connected: each input row widened into an `i16` column in chunks,
+//! and four weight rows against the column per pass. Several input rows run
+//! one after the other: a path that also shared weight loads across input
+//! rows was dropped for its ~0.5 KB of flash, which the ECG firmware's
+//! 64 KiB budget cannot spare (its layer has one row).
 
-use super::conv::block_width;
 use super::dsp::{self, splat16};
-use super::{
-    act_ok, dot, run_block, widen_into, zeroed_prefix, zp_byte, Epilogue, Operands, Requant,
-};
-use super::{COL_WORDS, MAX_GROUPS_X1, MAX_GROUPS_X2, MAX_GROUPS_X4, SCRATCH_WORDS};
+use super::{act_ok, dot, widen_into, zeroed_prefix, zp_byte, Operands, Requant};
+use super::{COL_WORDS, MAX_GROUPS_X1, SCRATCH_WORDS};
 use crate::kernels::{reference, FullyConnectedParams};
 use core::mem::MaybeUninit;
 
 /// [`reference::fully_connected_s8`], bit for bit, on the DSP extension.
 ///
-/// Same arguments, layout and preconditions, any reduction length. With
-/// two or more input rows and `in_features <= 320`, input rows are widened
-/// to `x − zp` in `i16` once (up to four at a time, as `in_features`
-/// allows), then every weight row runs over them, 4 inputs per `SXTB16`
-/// pair and 2 per `SMLAD`. Otherwise each input row is widened in chunks of
-/// up to [`MAX_REDUCTION`](super::MAX_REDUCTION) inputs, and four weight
-/// rows at a time run over each chunk, sharing its loads.
+/// Same arguments, layout and preconditions, any reduction length. Each
+/// input row is widened to `x − zp` in `i16` in chunks of up to
+/// [`MAX_REDUCTION`](super::MAX_REDUCTION) inputs, and four weight rows at a
+/// time run over each chunk, sharing its loads, 4 inputs per `SXTB16` pair
+/// and 2 per `SMLAD`.
 ///
 /// Falls back to the reference kernel (which returns early on a failed
 /// precondition) unless the preconditions hold and
@@ -53,18 +49,14 @@ pub fn fully_connected_s8_dsp(
         multiplier,
         shift,
     };
-    if p.rows >= 2 && k.div_ceil(4) <= MAX_GROUPS_X2 {
-        by_columns(p, &io, output);
-    } else {
-        by_weight_rows(p, &io, output);
-    }
+    by_weight_rows(p, &io, output);
 }
 
 /// `Ok` when [`fully_connected_s8_dsp`] computes `p` itself (given operands
 /// of the lengths `p` implies); otherwise why not.
 pub fn fully_connected_dsp_takes(p: &FullyConnectedParams) -> Result<(), &'static str> {
     if !dsp::USES_DSP_INSTRUCTIONS {
-        return Err("no Arm DSP extension");
+        return Err(why!("no Arm DSP extension"));
     }
     shape_ok(p)
 }
@@ -72,60 +64,13 @@ pub fn fully_connected_dsp_takes(p: &FullyConnectedParams) -> Result<(), &'stati
 /// The kernel's own limits (the slice lengths are checked per call).
 fn shape_ok(p: &FullyConnectedParams) -> Result<(), &'static str> {
     if !act_ok(p.act_min, p.act_max) {
-        return Err("invalid activation clamp");
+        return Err(why!("invalid activation clamp"));
     }
     if p.in_features == 0 {
-        return Err("empty reduction");
+        return Err(why!("empty reduction"));
     }
     zp_byte(p.input_zero_point).ok_or("input zero point outside i8")?;
     Ok(())
-}
-
-/// Several input rows, `in_features <= 320`: up to four input rows widened
-/// side by side, every weight row run over them.
-fn by_columns(p: &FullyConnectedParams, io: &Operands<'_>, output: &mut [i8]) {
-    let k = p.in_features;
-    let groups4 = k.div_ceil(4);
-    let Some(zp) = zp_byte(p.input_zero_point) else {
-        return;
-    };
-    let offset = splat16(-p.input_zero_point);
-    let n_out = p.out_features;
-    let widest = if groups4 <= MAX_GROUPS_X4 { 4 } else { 2 };
-    let mut ep = Epilogue {
-        zp: p.output_zero_point,
-        act_min: p.act_min,
-        act_max: p.act_max,
-        oc_stride: 1,
-        col_stride: n_out,
-        valid: 4,
-    };
-    let mut col_buf = MaybeUninit::<[u32; COL_WORDS]>::uninit();
-    let col = zeroed_prefix(&mut col_buf, widest * 2 * groups4);
-    let mut scratch_buf = MaybeUninit::<[u32; SCRATCH_WORDS]>::uninit();
-    let scratch = zeroed_prefix(&mut scratch_buf, 4 * n_out);
-    let q = (io.bias, io.multiplier, io.shift);
-    let w = io.weights;
-
-    let mut r = 0;
-    while r < p.rows {
-        let nc = block_width(p.rows - r, widest);
-        ep.valid = (p.rows - r).min(nc);
-        for slot in 0..ep.valid {
-            let x = io
-                .input
-                .get((r + slot) * k..(r + slot + 1) * k)
-                .unwrap_or(&[]);
-            widen_into(x, zp, offset, col, slot, nc, groups4);
-        }
-        let base = r * n_out;
-        match nc {
-            4 => run_block::<4>(col, w, k, groups4, q, &ep, output, base, scratch),
-            2 => run_block::<2>(col, w, k, groups4, q, &ep, output, base, scratch),
-            _ => run_block::<1>(col, w, k, groups4, q, &ep, output, base, scratch),
-        }
-        r += ep.valid;
-    }
 }
 
 /// One input row at a time (a single row, or a reduction too long for

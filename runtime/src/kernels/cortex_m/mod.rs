@@ -66,28 +66,6 @@ pub use depthwise::{depthwise_conv_dsp_takes, depthwise_conv_s8_dsp};
 pub use dsp::USES_DSP_INSTRUCTIONS;
 pub use fully_connected::{fully_connected_dsp_takes, fully_connected_s8_dsp};
 
-use crate::kernels::{ConvParams, FullyConnectedParams};
-
-/// Whether [`conv_s8_dsp`] runs `p` itself (`Err`: why the reference runs).
-pub fn conv_dsp_takes(p: &ConvParams) -> Result<(), &'static str> {
-    let k = (p.in_channels / p.groups.max(1))
-        .checked_mul(p.kernel_h)
-        .and_then(|k| k.checked_mul(p.kernel_w));
-    match k {
-        Some(1..=MAX_REDUCTION) => Ok(()),
-        _ => Err("reduction C_in/groups·kH·kW outside 1..=512"),
-    }
-}
-
-/// Whether [`fully_connected_s8_dsp`] runs `p` itself (`Err`: why the reference runs).
-pub fn fully_connected_dsp_takes(p: &FullyConnectedParams) -> Result<(), &'static str> {
-    if (1..=MAX_REDUCTION).contains(&p.in_features) {
-        Ok(())
-    } else {
-        Err("in_features outside 1..=512")
-    }
-}
-
 use core::mem::MaybeUninit;
 
 use crate::numerics::{clamp, requantize};
