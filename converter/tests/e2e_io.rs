@@ -256,3 +256,29 @@ fn sample_files_must_be_one_per_input() {
     opts.labels_output = Some("probs".into());
     refused(&opts, "the outputs are \"hr\", \"rhythm\"");
 }
+
+/// `--select` takes one held-out file per input too: every candidate runs
+/// on both inputs and the report names both files.
+#[test]
+fn selection_runs_on_every_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = fusion(dir.path());
+    opts.select = vec![net("fusion_ecg_test.npy"), net("fusion_ppg_test.npy")];
+    let report = convert(&opts).unwrap();
+    let sel = report.selection.as_ref().expect("a selection");
+    assert_eq!(sel.samples, 64);
+    assert!(
+        sel.data.contains("fusion_ecg_test.npy") && sel.data.contains("fusion_ppg_test.npy"),
+        "{}",
+        sel.data
+    );
+    // The score is the worst output's SQNR: both outputs count.
+    let chosen = &sel.candidates[sel.chosen];
+    assert!(chosen.score_db >= 25.0, "{chosen:?}");
+    opts.select.pop();
+    opts.output = dir.path().join("refused.mq");
+    refused(
+        &opts,
+        "1 --select file was given, but the model has 2 inputs",
+    );
+}
