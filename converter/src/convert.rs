@@ -664,7 +664,7 @@ fn search(
             setting,
             name: setting.name(),
             score_db: score,
-            top1_agreement: ev.outputs.first().and_then(|o| o.top1_agreement),
+            top1_agreement: ev.outputs.iter().find_map(|o| o.top1_agreement),
         });
     }
     Ok(SelectionReport {

@@ -67,7 +67,8 @@ pub struct Candidate {
     pub name: String,
     /// The selection criterion on the held-out samples (higher is better).
     pub score_db: f64,
-    /// Float-vs-int8 top-1 agreement of the first output, for a classifier.
+    /// Float-vs-int8 top-1 agreement of the first output with more than one
+    /// value (a classifier's), if any.
     pub top1_agreement: Option<f64>,
 }
 
