@@ -91,11 +91,6 @@ pub fn parse_input_shape(spec: &str) -> Result<(String, Vec<usize>), String> {
     Ok((name.to_string(), dims))
 }
 
-/// Show a shape as the option writes it: `1,19,1000`.
-fn option_dims(dims: &[String]) -> String {
-    dims.join(",")
-}
-
 /// The static shapes of `inputs` (graph order), given the user's `overrides`
 /// (input name → full shape, batch included).
 pub fn resolve(
@@ -268,7 +263,7 @@ fn fixed_shape(
                      each <…> replaced by its size in your samples (only the batch may stay \
                      dynamic: it is 1)",
                     d.describe(),
-                    option_dims(&syntax)
+                    syntax.join(",")
                 )));
             }
         }
