@@ -332,12 +332,19 @@ fn window_op(
 
 /// Evaluate `g` on one input in plain f32: the value of every tensor.
 pub fn eval_ir(g: &Graph, input: &[f32]) -> Vec<Option<Vec<f32>>> {
+    eval_ir_inputs(g, &[input])
+}
+
+/// [`eval_ir`] with a value for every graph input, in order.
+pub fn eval_ir_inputs(g: &Graph, inputs: &[&[f32]]) -> Vec<Option<Vec<f32>>> {
     let mut vals: Vec<Option<Vec<f32>>> = g
         .tensors
         .iter()
         .map(|t| t.value.as_ref().map(|a| a.data.clone()))
         .collect();
-    vals[g.inputs[0]] = Some(input.to_vec());
+    for (&t, x) in g.inputs.iter().zip(inputs) {
+        vals[t] = Some(x.to_vec());
+    }
     for n in &g.nodes {
         let os = g.tensors[n.output].shape.clone();
         let x = |k: usize| vals[n.inputs[k]].clone().expect("input computed");
