@@ -164,7 +164,7 @@ def main():
     with open(args.results, "w") as f:
         json.dump(results, f, indent=2, ensure_ascii=False)
         f.write("\n")
-    print(f"updated {args.results}; re-render RESULTS.md with `side_by_side render`")
+    print(f"updated {args.results} (run.sh --ort re-renders RESULTS.md; by hand: side_by_side render)")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,13 @@
 # Installs only what test.sh installs (rustup targets, qemu-user,
 # gcc-aarch64-linux-gnu, qemu-system-arm), and only when missing.
 # Environment: CARGO_TARGET_DIR (default ./target); MEDQ_BENCH_WORK, where the
-# .mq files and logs go (default $CARGO_TARGET_DIR/medq-bench).
+# .mq files and logs go (default $CARGO_TARGET_DIR/medq-bench);
+# MEDQ_BENCH_PROFILE, the cargo profile (default release, dev for --quick).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+script="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$script")/.."
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$script" | sed 's/^# \{0,1\}//'; }
 
 host=0 arm=0 m4=0 ort=0 quick=0
 for arg in "$@"; do
@@ -62,17 +64,19 @@ need_target() {
 
 if [ $quick = 1 ]; then
     models="--models ecg5000,breast_cancer"
-    rounds=3 short=1 long=2 profile=dev dir=debug
+    rounds=3 short=1 long=2 profile="${MEDQ_BENCH_PROFILE:-dev}"
     work="$work/quick"
     results="$work/results.json" md="$work/RESULTS.md"
     mkdir -p "$work"
     rm -f "$results"
 else
-    models="" rounds=30 short=2 long=6 profile=release dir=release
+    models="" rounds=30 short=2 long=6 profile="${MEDQ_BENCH_PROFILE:-release}"
     results=benches/results.json md=benches/RESULTS.md
 fi
 out=(--results "$results" --md "$md")
 quick_flag=()
+dir="$profile"
+[ "$profile" != dev ] || dir=debug
 [ $quick = 0 ] || quick_flag=(--quick)
 
 step "building the host harness ($profile profile)"
