@@ -1,0 +1,572 @@
+//! Convolution with one group (1-D and 2-D, any stride, dilation and pads).
+//!
+//! For each output row, the input rows its windows read (`C_in · kH` of
+//! them) are staged once: padded with the input zero point, and split by
+//! the W stride into phases, so that tap `kx` of consecutive output
+//! positions reads consecutive bytes. A tile of [`TILE`] positions is then
+//! packed (im2col) from the staged rows, one 16-byte load per reduction
+//! index, and multiplied with the weight rows in place (see `gemm`). A 1×1
+//! convolution with stride 1 and no pads is a GEMM over the flattened
+//! plane. Reductions longer than the column buffer run in chunks, with the
+//! partial sums kept per output channel.
+
+use core::arch::aarch64::*;
+use core::mem::MaybeUninit;
+
+use super::gemm::{Columns, DotProd, Neon, WeightRows, MAX_CHUNK, PACK_BYTES, TILE};
+use super::requant::{Output, Requant};
+use super::{act_ok, axis_ok, filled_prefix, has_dotprod, zero_point_ok, Aligned, NO_DOTPROD};
+use crate::kernels::{reference, ConvParams};
+
+/// Bytes of staged input rows one output row may need (`C_in · kH` rows of
+/// the padded width); larger convolutions are refused.
+pub const MAX_STAGED_BYTES: usize = 32 * 1024;
+/// Output channels whose biases and partial sums one pass keeps.
+const OC_GROUP: usize = 64;
+/// Stack taken by one convolution call, for its buffers.
+pub const CONV_STACK_BYTES: usize =
+    MAX_STAGED_BYTES + PACK_BYTES + 4 * MAX_CHUNK + 2 * MAX_CHUNK + OC_GROUP * (4 + 4 * TILE);
+
+/// A convolution the kernels take, normalized: a 1×1 convolution with unit
+/// strides and no pads becomes 1-D over the flattened plane.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    cin: usize,
+    in_h: usize,
+    in_w: usize,
+    cout: usize,
+    out_h: usize,
+    out_w: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    pt: usize,
+    pl: usize,
+    /// Reduction length `cin · kh · kw`.
+    k: usize,
+    /// Staged bytes per phase row: every position a tile may load.
+    phase_len: usize,
+    /// Staged bytes per output row.
+    band_len: usize,
+    in_zp: i8,
+}
+
+impl Geometry {
+    fn new(p: &ConvParams) -> Result<Geometry, &'static str> {
+        if p.groups != 1 {
+            return Err("grouped convolution");
+        }
+        zero_point_ok(p.input_zero_point, "input zero point outside int8")?;
+        zero_point_ok(p.output_zero_point, "output zero point outside int8")?;
+        if !act_ok(p.act_min, p.act_max) {
+            return Err("activation clamp outside int8");
+        }
+        let h_ok = axis_ok(
+            p.out_h,
+            p.stride_h,
+            p.kernel_h,
+            p.dilation_h,
+            p.pad_top,
+            p.in_h,
+        );
+        let w_ok = axis_ok(
+            p.out_w,
+            p.stride_w,
+            p.kernel_w,
+            p.dilation_w,
+            p.pad_left,
+            p.in_w,
+        );
+        if !h_ok || !w_ok {
+            return Err("invalid window geometry");
+        }
+        let k = p
+            .in_channels
+            .checked_mul(p.kernel_h)
+            .and_then(|n| n.checked_mul(p.kernel_w))
+            .ok_or("reduction length overflows")?;
+        if k == 0 || p.out_channels == 0 {
+            return Err("empty convolution");
+        }
+        let mut g = Geometry {
+            cin: p.in_channels,
+            in_h: p.in_h,
+            in_w: p.in_w,
+            cout: p.out_channels,
+            out_h: p.out_h,
+            out_w: p.out_w,
+            kh: p.kernel_h,
+            kw: p.kernel_w,
+            sh: p.stride_h,
+            sw: p.stride_w,
+            dh: p.dilation_h,
+            dw: p.dilation_w,
+            pt: p.pad_top,
+            pl: p.pad_left,
+            k,
+            phase_len: 0,
+            band_len: 0,
+            in_zp: p.input_zero_point as i8,
+        };
+        g.flatten_pointwise();
+        g.size_band()?;
+        Ok(g)
+    }
+
+    /// A 1×1 convolution with unit strides, no pads and the input's size
+    /// reads each position's own column: one row of `H · W` positions.
+    fn flatten_pointwise(&mut self) {
+        let pointwise = self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1;
+        let same =
+            self.pt == 0 && self.pl == 0 && self.out_h == self.in_h && self.out_w == self.in_w;
+        if let (true, true, Some(n)) = (pointwise, same, self.in_h.checked_mul(self.in_w)) {
+            (self.in_h, self.out_h, self.in_w, self.out_w) = (1, 1, n, n);
+        }
+    }
+
+    fn size_band(&mut self) -> Result<(), &'static str> {
+        const TOO_BIG: &str = "input rows of one output row exceed the staging buffer";
+        // A tile at the last position loads TILE bytes from the furthest tap.
+        let reach = (self.kw - 1) * self.dw / self.sw;
+        self.phase_len = self.out_w.checked_add(reach + TILE).ok_or(TOO_BIG)?;
+        self.band_len = [self.cin, self.kh, self.sw, self.phase_len]
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= MAX_STAGED_BYTES)
+            .ok_or(TOO_BIG)?;
+        Ok(())
+    }
+
+    fn out_plane(&self) -> usize {
+        self.out_h * self.out_w
+    }
+
+    /// Every slice has the length the reference kernel requires.
+    fn lengths_match(&self, io: &Operands, output: &[i8]) -> bool {
+        let n_in = self
+            .cin
+            .checked_mul(self.in_h)
+            .and_then(|n| n.checked_mul(self.in_w));
+        let n_out = self.cout.checked_mul(self.out_plane());
+        n_in == Some(io.input.len())
+            && self.cout.checked_mul(self.k) == Some(io.weights.len())
+            && n_out == Some(output.len())
+            && io.bias.len() == self.cout
+            && io.multiplier.len() == self.cout
+            && io.shift.len() == self.cout
+    }
+}
+
+/// The operands of a call, besides the output.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    input: &'a [i8],
+    weights: &'a [i8],
+    bias: &'a [i32],
+    multiplier: &'a [i32],
+    shift: &'a [i8],
+}
+
+/// Whether [`conv_s8_neon`] runs `p` itself: `Ok`, or why the reference
+/// kernel runs it instead.
+pub fn conv_neon_takes(p: &ConvParams) -> Result<(), &'static str> {
+    Geometry::new(p).map(|_| ())
+}
+
+/// Whether [`conv_s8_dotprod`] runs `p` itself on this CPU.
+pub fn conv_dotprod_takes(p: &ConvParams) -> Result<(), &'static str> {
+    if !has_dotprod() {
+        return Err(NO_DOTPROD);
+    }
+    Geometry::new(p).map(|_| ())
+}
+
+/// [`reference::conv_s8`], bit for bit, on NEON (`i16` columns, `smlal`).
+///
+/// Same arguments, layout and preconditions. Shapes [`conv_neon_takes`]
+/// refuses, and wrong slice lengths, go to the reference kernel.
+pub fn conv_s8_neon(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    let io = Operands {
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+    };
+    match Geometry::new(p) {
+        Ok(g) if g.lengths_match(&io, output) => {
+            // SAFETY: NEON is part of the aarch64 baseline.
+            unsafe { conv_neon(&g, p, io, output) }
+        }
+        _ => reference::conv_s8(p, input, weights, bias, multiplier, shift, output),
+    }
+}
+
+/// [`reference::conv_s8`], bit for bit, with the dot-product extension.
+///
+/// Same arguments, layout and preconditions. On a CPU without `sdot`, for
+/// shapes [`conv_dotprod_takes`] refuses, and on wrong slice lengths, the
+/// reference kernel runs.
+pub fn conv_s8_dotprod(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    let io = Operands {
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+    };
+    match Geometry::new(p) {
+        Ok(g) if has_dotprod() && g.lengths_match(&io, output) => {
+            // SAFETY: the CPU has the dot-product extension (checked above),
+            // and NEON is part of the aarch64 baseline.
+            unsafe { conv_dotprod(&g, p, io, output) }
+        }
+        _ => reference::conv_s8(p, input, weights, bias, multiplier, shift, output),
+    }
+}
+
+#[target_feature(enable = "neon")]
+fn conv_neon(g: &Geometry, p: &ConvParams, io: Operands, output: &mut [i8]) {
+    // SAFETY: `Neon` needs nothing beyond the baseline.
+    unsafe { conv_tiled::<Neon>(g, p, io, output) }
+}
+
+/// # Safety
+/// The CPU has the dot-product extension.
+#[target_feature(enable = "neon")]
+unsafe fn conv_dotprod(g: &Geometry, p: &ConvParams, io: Operands, output: &mut [i8]) {
+    // SAFETY: forwarded from the caller.
+    unsafe { conv_tiled::<DotProd>(g, p, io, output) }
+}
+
+/// Per-call state of the tiled loop.
+struct Tiler<'a> {
+    g: &'a Geometry,
+    io: Operands<'a>,
+    rows: WeightRows<'a>,
+    out: Output,
+    /// Per output channel of the current group: the bias (less `zp · Σ w`
+    /// for raw columns).
+    bias: [i32; OC_GROUP],
+    /// Per output channel of the current group: partial sums of a tile
+    /// (empty when the reduction is one chunk).
+    partial: &'a mut [[int32x4_t; 4]],
+}
+
+/// The reduction chunk `[k0, k0 + len)` being multiplied, padded to `padded`.
+#[derive(Clone, Copy)]
+struct Chunk {
+    k0: usize,
+    padded: usize,
+    first: bool,
+    last: bool,
+}
+
+/// # Safety
+/// `g` came from `Geometry::new(p)` and the operands and `output` match it;
+/// for [`DotProd`] the CPU has the extension.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, output: &mut [i8]) {
+    let chunks = g.k.div_ceil(C::CHUNK);
+    let mut band = MaybeUninit::uninit();
+    let band = filled_prefix::<i8, MAX_STAGED_BYTES>(&mut band, g.band_len, g.in_zp);
+    let mut pack = MaybeUninit::<Aligned<[u8; PACK_BYTES]>>::uninit();
+    let pack = pack.as_mut_ptr().cast::<u8>();
+    let mut offsets = MaybeUninit::uninit();
+    let offsets = filled_prefix::<u32, MAX_CHUNK>(&mut offsets, g.k.min(C::CHUNK), 0);
+    // Partial sums only live between chunks.
+    let mut partial = MaybeUninit::uninit();
+    let zero = vdupq_n_s32(0);
+    let partial_len = if chunks > 1 { OC_GROUP } else { 0 };
+    let partial = filled_prefix::<[int32x4_t; 4], OC_GROUP>(&mut partial, partial_len, [zero; 4]);
+    let mut t = Tiler {
+        g,
+        io,
+        rows: WeightRows::new(io.weights, g.k, C::CHUNK),
+        out: Output::new(p.output_zero_point, p.act_min, p.act_max),
+        bias: [0; OC_GROUP],
+        partial,
+    };
+    if chunks == 1 {
+        tap_offsets(g, 0, offsets);
+    }
+    for g0 in (0..g.cout).step_by(OC_GROUP) {
+        let gn = OC_GROUP.min(g.cout - g0);
+        t.group_bias::<C>(g0, gn);
+        for oy in 0..g.out_h {
+            stage_band(g, io.input, oy, band);
+            for ox0 in (0..g.out_w).step_by(TILE) {
+                for c in 0..chunks {
+                    let k0 = c * C::CHUNK;
+                    let len = C::CHUNK.min(g.k - k0);
+                    let offs = offsets.get_mut(..len).unwrap_or(&mut []);
+                    if chunks > 1 {
+                        tap_offsets(g, k0, offs);
+                    }
+                    let padded = len.next_multiple_of(C::STEP);
+                    // SAFETY: every offset plus `ox0 + 16` is inside the band
+                    // (`stage_band`'s layout, `phase_len`), and the column
+                    // buffer holds `padded <= CHUNK` columns.
+                    unsafe { C::pack(band.as_ptr().add(ox0), offs, padded, g.in_zp, pack) };
+                    let chunk = Chunk {
+                        k0,
+                        padded,
+                        first: c == 0,
+                        last: c + 1 == chunks,
+                    };
+                    // SAFETY: the columns were just packed; forwarded for `sdot`.
+                    unsafe { t.multiply::<C>(pack, chunk, g0..g0 + gn, oy, ox0, output) };
+                }
+            }
+        }
+    }
+}
+
+impl Tiler<'_> {
+    /// The group's biases; for raw columns less `zp · Σ w` (wrapping, like
+    /// the accumulator), so that padded taps holding `zp` cancel.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn group_bias<C: Columns>(&mut self, g0: usize, gn: usize) {
+        let zp = i32::from(self.g.in_zp);
+        let k = self.g.k;
+        for (i, b) in self.bias.iter_mut().take(gn).enumerate() {
+            let oc = g0 + i;
+            let bias = self.io.bias.get(oc).copied().unwrap_or(0);
+            *b = if C::RAW {
+                let w = self.io.weights.get(oc * k..(oc + 1) * k).unwrap_or(&[]);
+                let sum = w.iter().fold(0i32, |s, &v| s.wrapping_add(i32::from(v)));
+                bias.wrapping_sub(zp.wrapping_mul(sum))
+            } else {
+                bias
+            };
+        }
+    }
+
+    /// Multiplies the packed chunk with output channels `ocs`, four at a
+    /// time, and stores (last chunk) or keeps (otherwise) the sums.
+    ///
+    /// # Safety
+    /// As for [`Columns::block`] over `chunk.padded` packed indices.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn multiply<C: Columns>(
+        &mut self,
+        pack: *const u8,
+        chunk: Chunk,
+        ocs: core::ops::Range<usize>,
+        oy: usize,
+        ox0: usize,
+        output: &mut [i8],
+    ) {
+        let g0 = ocs.start;
+        let mut oc = g0;
+        while oc + 4 <= ocs.end {
+            // SAFETY: forwarded.
+            unsafe { self.block::<C, 4>(pack, chunk, oc - g0, g0, oy, ox0, output) };
+            oc += 4;
+        }
+        while oc < ocs.end {
+            // SAFETY: forwarded.
+            unsafe { self.block::<C, 1>(pack, chunk, oc - g0, g0, oy, ox0, output) };
+            oc += 1;
+        }
+    }
+
+    /// Output channels `g0 + i .. g0 + i + M` over one chunk of one tile.
+    ///
+    /// # Safety
+    /// As for [`Tiler::multiply`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn block<C: Columns, const M: usize>(
+        &mut self,
+        pack: *const u8,
+        chunk: Chunk,
+        i: usize,
+        g0: usize,
+        oy: usize,
+        ox0: usize,
+        output: &mut [i8],
+    ) {
+        let mut rows = [core::ptr::null::<i8>(); M];
+        let mut acc = [[vdupq_n_s32(0); 4]; M];
+        for (m, (row, acc)) in rows.iter_mut().zip(&mut acc).enumerate() {
+            *row = self.rows.row(g0 + i + m, chunk.k0, chunk.padded);
+            let j = (i + m).min(OC_GROUP - 1);
+            *acc = match self.partial.get(j) {
+                Some(&partial) if !chunk.first => partial,
+                _ => [vdupq_n_s32(self.bias[j]); 4],
+            };
+        }
+        // SAFETY: each row pointer is valid for `padded` bytes
+        // (`WeightRows::row`); the rest is forwarded.
+        unsafe { C::block::<M>(pack, chunk.padded, rows, &mut acc) };
+        for (m, acc) in acc.iter().enumerate() {
+            let j = (i + m).min(OC_GROUP - 1);
+            if chunk.last {
+                self.store(acc, g0 + i + m, oy, ox0, output);
+            } else if let Some(partial) = self.partial.get_mut(j) {
+                *partial = *acc;
+            }
+        }
+    }
+
+    /// Requantizes output channel `oc`'s sums for the tile at `(oy, ox0)`.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn store(&self, acc: &[int32x4_t; 4], oc: usize, oy: usize, ox0: usize, output: &mut [i8]) {
+        let g = self.g;
+        let m = self.io.multiplier.get(oc).copied().unwrap_or(0);
+        let s = self.io.shift.get(oc).copied().unwrap_or(0);
+        let rq = Requant::splat(m, s);
+        let y = self.out.finish16([
+            rq.apply(acc[0]),
+            rq.apply(acc[1]),
+            rq.apply(acc[2]),
+            rq.apply(acc[3]),
+        ]);
+        let n = TILE.min(g.out_w - ox0);
+        let at = oc * g.out_plane() + oy * g.out_w + ox0;
+        if let Some(dst) = output.get_mut(at..at + n) {
+            store_prefix(y, dst);
+        }
+    }
+}
+
+/// Stores the first `dst.len()` (at most 16) lanes of `y`.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(super) fn store_prefix(y: int8x16_t, dst: &mut [i8]) {
+    if let Ok(dst) = <&mut [i8; 16]>::try_from(&mut *dst) {
+        // SAFETY: `dst` is 16 writable bytes.
+        unsafe { vst1q_s8(dst.as_mut_ptr(), y) };
+        return;
+    }
+    let mut all = [0i8; 16];
+    // SAFETY: `all` is 16 writable bytes.
+    unsafe { vst1q_s8(all.as_mut_ptr(), y) };
+    let n = dst.len().min(16);
+    dst[..n].copy_from_slice(&all[..n]);
+}
+
+/// For reduction indices `k0..k0 + offsets.len()`, the staged-band offset
+/// of tap `(ic, ky, kx)` for output position 0: its phase row, plus
+/// `⌊kx·dw / sw⌋`.
+fn tap_offsets(g: &Geometry, k0: usize, offsets: &mut [u32]) {
+    let taps = g.kh * g.kw;
+    let (mut ic, mut ky, mut kx) = (k0 / taps, (k0 / g.kw) % g.kh, k0 % g.kw);
+    for o in offsets.iter_mut() {
+        let d = kx * g.dw;
+        let row = ((ic * g.kh + ky) * g.sw + d % g.sw) * g.phase_len;
+        // The band is at most MAX_STAGED_BYTES, so offsets fit u32.
+        *o = (row + d / g.sw) as u32;
+        kx += 1;
+        if kx == g.kw {
+            kx = 0;
+            ky += 1;
+            if ky == g.kh {
+                ky = 0;
+                ic += 1;
+            }
+        }
+    }
+}
+
+/// Stages the input rows output row `oy` reads: for each input channel and
+/// kernel row, the input row padded with the zero point, as `sw` phase rows
+/// (phase `r`, element `t` is padded column `t·sw + r`). Rows in the top or
+/// bottom padding are all zero point.
+#[inline]
+#[target_feature(enable = "neon")]
+fn stage_band(g: &Geometry, input: &[i8], oy: usize, band: &mut [i8]) {
+    let pad = g.in_zp;
+    let in_plane = g.in_h * g.in_w;
+    let mut phases = band.chunks_exact_mut(g.phase_len);
+    for ic in 0..g.cin {
+        for ky in 0..g.kh {
+            let iy = (oy * g.sh + ky * g.dh)
+                .checked_sub(g.pt)
+                .filter(|&y| y < g.in_h);
+            let start = iy.map(|iy| ic * in_plane + iy * g.in_w);
+            let row = start.and_then(|s| input.get(s..s + g.in_w));
+            for r in 0..g.sw {
+                let Some(dst) = phases.next() else { return };
+                match row {
+                    Some(src) => stage_phase(src, r, g.sw, g.pl, pad, dst),
+                    None => dst.fill(pad),
+                }
+            }
+        }
+    }
+}
+
+/// Phase `r` of one input row padded by `pl` on the left and with `pad`
+/// wherever the padded column `t·sw + r` is outside the input.
+#[inline]
+#[target_feature(enable = "neon")]
+fn stage_phase(src: &[i8], r: usize, sw: usize, pl: usize, pad: i8, dst: &mut [i8]) {
+    let n = dst.len();
+    // First t with t·sw + r >= pl, and first with t·sw + r >= in_w + pl.
+    let lo = if r >= pl { 0 } else { (pl - r).div_ceil(sw) }.min(n);
+    let end = src.len() + pl;
+    let hi = if r >= end { 0 } else { (end - r).div_ceil(sw) }.clamp(lo, n);
+    let (head, rest) = dst.split_at_mut(lo);
+    let (mid, tail) = rest.split_at_mut(hi - lo);
+    head.fill(pad);
+    tail.fill(pad);
+    // Column (lo·sw + r − pl) is the first inside the input (when hi > lo).
+    let first = (lo * sw + r).saturating_sub(pl);
+    copy_strided(src.get(first..).unwrap_or(&[]), sw, mid);
+}
+
+/// `dst[i] = src[i·stride]` for every `i` with a source element.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(super) fn copy_strided(src: &[i8], stride: usize, dst: &mut [i8]) {
+    match stride {
+        1 => {
+            let n = dst.len().min(src.len());
+            dst[..n].copy_from_slice(&src[..n]);
+        }
+        2 => {
+            let mut done = 0;
+            for (d, s) in dst.chunks_exact_mut(16).zip(src.chunks_exact(32)) {
+                // SAFETY: `s` is 32 readable bytes and `d` 16 writable ones.
+                unsafe { vst1q_s8(d.as_mut_ptr(), vld2q_s8(s.as_ptr()).0) };
+                done += 16;
+            }
+            let src = src.get(2 * done..).unwrap_or(&[]);
+            let dst = dst.get_mut(done..).unwrap_or(&mut []);
+            for (d, &x) in dst.iter_mut().zip(src.iter().step_by(2)) {
+                *d = x;
+            }
+        }
+        _ => {
+            for (d, &x) in dst.iter_mut().zip(src.iter().step_by(stride.max(1))) {
+                *d = x;
+            }
+        }
+    }
+}

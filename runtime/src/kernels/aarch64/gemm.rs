@@ -1,0 +1,271 @@
+//! The engine under the convolutions: a tile of [`TILE`] output positions'
+//! input patches packed into a column buffer, times weight rows read in
+//! place from the file's `[C_out, K]` layout, several output channels at a
+//! time. One implementation of [`Columns`] per instruction set.
+
+use core::arch::aarch64::*;
+
+use super::dot::sdot_lane;
+use super::Aligned;
+
+/// Output positions per tile (four vectors of four `i32` sums per channel).
+pub(super) const TILE: usize = 16;
+/// Bytes of the column buffer.
+pub(super) const PACK_BYTES: usize = 16 * 1024;
+/// Longest reduction chunk of any instruction set (the `i8` columns).
+pub(super) const MAX_CHUNK: usize = PACK_BYTES / TILE;
+
+/// One instruction set's column layout and multiply-accumulate block.
+pub(super) trait Columns {
+    /// Reduction indices per weight load; packed chunks are padded to it.
+    const STEP: usize;
+    /// Longest reduction chunk one column buffer holds (a multiple of `STEP`).
+    const CHUNK: usize;
+    /// The columns hold raw input bytes, so the bias must absorb `−zp · Σ w`
+    /// (otherwise they hold `x − zp`).
+    const RAW: bool;
+
+    /// Packs `TILE` positions of one chunk into `dst`: reduction index `k`
+    /// reads the 16 bytes at `src + offsets[k]` (one per position); indices
+    /// from `offsets.len()` up to `padded` are zero.
+    ///
+    /// # Safety
+    /// Each `src + offsets[k]` is valid for 16 bytes; `dst` is 16-aligned and
+    /// valid for `padded · TILE` elements; `offsets.len() <= padded`,
+    /// `padded` a multiple of `STEP` and at most `CHUNK`.
+    unsafe fn pack(src: *const i8, offsets: &[u32], padded: usize, zp: i8, dst: *mut u8);
+
+    /// `acc[m][q] += Σ_k column[k][4q..4q+4] · rows[m][k]` over `padded`
+    /// packed indices.
+    ///
+    /// # Safety
+    /// `pack` holds `padded` packed indices (written by `pack`), each row
+    /// pointer is valid for `padded` bytes, and for the dot-product set the
+    /// CPU has the extension.
+    unsafe fn block<const M: usize>(
+        pack: *const u8,
+        padded: usize,
+        rows: [*const i8; M],
+        acc: &mut [[int32x4_t; 4]; M],
+    );
+}
+
+/// Plain NEON: `i16` columns of `x − zp`, `smlal` by element.
+pub(super) struct Neon;
+
+/// `sdot` by element on raw `i8` columns, four indices per 4-byte group.
+pub(super) struct DotProd;
+
+impl Columns for Neon {
+    const STEP: usize = 8;
+    const CHUNK: usize = PACK_BYTES / (2 * TILE);
+    const RAW: bool = false;
+
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn pack(src: *const i8, offsets: &[u32], padded: usize, zp: i8, dst: *mut u8) {
+        let zp = vdupq_n_s8(zp);
+        let dst = dst.cast::<i16>();
+        for (k, &o) in offsets.iter().enumerate() {
+            // SAFETY: the caller guarantees 16 readable bytes at each offset
+            // and room for `padded >= offsets.len()` columns at `dst`.
+            unsafe {
+                let x = vld1q_s8(src.add(o as usize));
+                vst1q_s16(dst.add(TILE * k), vsubl_s8(vget_low_s8(x), vget_low_s8(zp)));
+                vst1q_s16(dst.add(TILE * k + 8), vsubl_high_s8(x, zp));
+            }
+        }
+        for k in offsets.len()..padded {
+            // SAFETY: `k < padded`, inside `dst`.
+            unsafe {
+                vst1q_s16(dst.add(TILE * k), vdupq_n_s16(0));
+                vst1q_s16(dst.add(TILE * k + 8), vdupq_n_s16(0));
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn block<const M: usize>(
+        pack: *const u8,
+        padded: usize,
+        rows: [*const i8; M],
+        acc: &mut [[int32x4_t; 4]; M],
+    ) {
+        let mut a = *acc;
+        let mut col = pack.cast::<i16>();
+        for step in 0..padded / 8 {
+            let mut w = [vdupq_n_s16(0); M];
+            for (w, row) in w.iter_mut().zip(rows) {
+                // SAFETY: each row is readable for `padded` bytes.
+                *w = vmovl_s8(unsafe { vld1_s8(row.add(8 * step)) });
+            }
+            macro_rules! tap {
+                ($lane:literal) => {
+                    // SAFETY: the column buffer holds `padded` columns of TILE lanes.
+                    let (x0, x1) = unsafe {
+                        (
+                            vld1q_s16(col.add(TILE * $lane)),
+                            vld1q_s16(col.add(TILE * $lane + 8)),
+                        )
+                    };
+                    for (a, w) in a.iter_mut().zip(w) {
+                        a[0] = vmlal_laneq_s16::<$lane>(a[0], vget_low_s16(x0), w);
+                        a[1] = vmlal_high_laneq_s16::<$lane>(a[1], x0, w);
+                        a[2] = vmlal_laneq_s16::<$lane>(a[2], vget_low_s16(x1), w);
+                        a[3] = vmlal_high_laneq_s16::<$lane>(a[3], x1, w);
+                    }
+                };
+            }
+            tap!(0);
+            tap!(1);
+            tap!(2);
+            tap!(3);
+            tap!(4);
+            tap!(5);
+            tap!(6);
+            tap!(7);
+            // SAFETY: advances within (or one past) the packed columns.
+            col = unsafe { col.add(8 * TILE) };
+        }
+        *acc = a;
+    }
+}
+
+impl Columns for DotProd {
+    const STEP: usize = 16;
+    const CHUNK: usize = MAX_CHUNK;
+    const RAW: bool = true;
+
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn pack(src: *const i8, offsets: &[u32], padded: usize, _zp: i8, dst: *mut u8) {
+        let dst = dst.cast::<i8>();
+        let groups = offsets.chunks_exact(4);
+        let rest = groups.remainder();
+        let mut g = 0;
+        for o in groups {
+            // SAFETY: 16 readable bytes at each offset; group `g` of 64
+            // bytes is inside `dst` since `4g < padded`.
+            unsafe {
+                let v = int8x16x4_t(
+                    vld1q_s8(src.add(o[0] as usize)),
+                    vld1q_s8(src.add(o[1] as usize)),
+                    vld1q_s8(src.add(o[2] as usize)),
+                    vld1q_s8(src.add(o[3] as usize)),
+                );
+                // Interleaves the four indices per position: position p's
+                // group is bytes 4p..4p+4, as `sdot` by element reads it.
+                vst4q_s8(dst.add(64 * g), v);
+            }
+            g += 1;
+        }
+        if !rest.is_empty() {
+            let mut v = [vdupq_n_s8(0); 4];
+            for (v, &o) in v.iter_mut().zip(rest) {
+                // SAFETY: 16 readable bytes at each offset.
+                *v = unsafe { vld1q_s8(src.add(o as usize)) };
+            }
+            // SAFETY: `4g < padded`: the partial group is inside `dst`.
+            unsafe { vst4q_s8(dst.add(64 * g), int8x16x4_t(v[0], v[1], v[2], v[3])) };
+            g += 1;
+        }
+        while 4 * g < padded {
+            // SAFETY: inside `dst`, as above.
+            unsafe {
+                vst1q_s8_x4(
+                    dst.add(64 * g),
+                    int8x16x4_t(vdupq_n_s8(0), vdupq_n_s8(0), vdupq_n_s8(0), vdupq_n_s8(0)),
+                )
+            };
+            g += 1;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn block<const M: usize>(
+        pack: *const u8,
+        padded: usize,
+        rows: [*const i8; M],
+        acc: &mut [[int32x4_t; 4]; M],
+    ) {
+        let mut a = *acc;
+        let mut col = pack.cast::<i8>();
+        for step in 0..padded / 16 {
+            let mut w = [vdupq_n_s8(0); M];
+            for (w, row) in w.iter_mut().zip(rows) {
+                // SAFETY: each row is readable for `padded` bytes.
+                *w = unsafe { vld1q_s8(row.add(16 * step)) };
+            }
+            macro_rules! group {
+                ($lane:literal) => {
+                    // SAFETY: the column buffer holds `padded / 4` groups of 64 bytes.
+                    let x = unsafe { vld1q_s8_x4(col.add(64 * $lane)) };
+                    for (a, w) in a.iter_mut().zip(w) {
+                        // SAFETY: the caller checked the CPU has `sdot`.
+                        unsafe {
+                            a[0] = sdot_lane::<$lane>(a[0], x.0, w);
+                            a[1] = sdot_lane::<$lane>(a[1], x.1, w);
+                            a[2] = sdot_lane::<$lane>(a[2], x.2, w);
+                            a[3] = sdot_lane::<$lane>(a[3], x.3, w);
+                        }
+                    }
+                };
+            }
+            group!(0);
+            group!(1);
+            group!(2);
+            group!(3);
+            // SAFETY: advances within (or one past) the packed columns.
+            col = unsafe { col.add(4 * 64) };
+        }
+        *acc = a;
+    }
+}
+
+/// Weight rows `[rows, k]` read in place, `len` bytes from index `k0` of a
+/// row. A read that would run past the end of the tensor (the last rows'
+/// padding to `STEP`, which meets zero columns) is served from a zero-padded
+/// copy of the tensor's end.
+pub(super) struct WeightRows<'a> {
+    w: &'a [i8],
+    k: usize,
+    end: Aligned<[i8; 2 * MAX_CHUNK]>,
+    end_start: usize,
+}
+
+impl<'a> WeightRows<'a> {
+    /// For reads of at most `max_len <= MAX_CHUNK` bytes.
+    pub(super) fn new(w: &'a [i8], k: usize, max_len: usize) -> WeightRows<'a> {
+        let kept = w.len().min(max_len.min(MAX_CHUNK));
+        let end_start = w.len() - kept;
+        let mut end = Aligned([0i8; 2 * MAX_CHUNK]);
+        if let (Some(dst), Some(src)) = (end.0.get_mut(..kept), w.get(end_start..)) {
+            dst.copy_from_slice(src);
+        }
+        WeightRows {
+            w,
+            k,
+            end,
+            end_start,
+        }
+    }
+
+    /// A pointer valid for `len` bytes holding row `r` from index `k0` (and
+    /// whatever follows it: the next row, or zeros), for `k0 < k` and
+    /// `len <= max_len`.
+    #[inline]
+    pub(super) fn row(&self, r: usize, k0: usize, len: usize) -> *const i8 {
+        let at = r * self.k + k0;
+        if at + len <= self.w.len() {
+            // In place: `at + len` is within the slice.
+            return self.w.as_ptr().wrapping_add(at);
+        }
+        // `at` is inside the tensor and the read runs past its end, so
+        // `at > len(w) − len >= end_start` and `at − end_start + len <
+        // kept + max_len <= 2 · MAX_CHUNK`.
+        let i = at.saturating_sub(self.end_start).min(MAX_CHUNK);
+        self.end.0.as_ptr().wrapping_add(i)
+    }
+}

@@ -1,0 +1,135 @@
+//! aarch64 kernels on Advanced SIMD (NEON), with and without the
+//! dot-product extension (`sdot`), bit-exact with [`reference`](super::reference).
+//!
+//! Two instruction sets, chosen at run time:
+//! - **`neon`**, for every aarch64 core (the Cortex-A53/A72 of a Raspberry
+//!   Pi 3/4 have no `sdot`): operands are widened to `i16` with the input
+//!   zero point already subtracted (`|x − zp| ≤ 255`, `|x − zp| · |w| ≤
+//!   32640`), and `smlal` by element multiplies four output positions by
+//!   one weight per instruction.
+//! - **`dotprod`** (Cortex-A76 of a Pi 5, and later cores): `sdot` takes 16
+//!   `i8` products per instruction on the raw bytes. `x − zp` does not fit
+//!   `i8`, so the kernels accumulate `Σ x·w` and subtract `zp · Σ w` per
+//!   output channel once; padded taps hold `x = zp` and cancel exactly.
+//!   Wrapping `i32` sums make the reordering exact (`NUMERICS.md` §2).
+//!   `sdot` is written with inline `asm!` inside functions compiled with
+//!   `target_feature(enable = "dotprod")`, which are only called after
+//!   [`has_dotprod`] said yes.
+//!
+//! Every kernel `<op>_s8_<isa>` takes the reference kernel's arguments and
+//! is safe to call anywhere: when its `<op>_<isa>_takes` refuses the shape
+//! (or the CPU lacks the extension), or a slice length is wrong, it calls the
+//! reference kernel, which also keeps the "returns early, output
+//! unchanged" behaviour identical.
+//!
+//! Scratch lives in bounded stack buffers; the largest call (a convolution)
+//! takes about [`CONV_STACK_BYTES`].
+
+mod conv;
+mod dot;
+mod gemm;
+mod requant;
+
+pub use conv::{conv_dotprod_takes, conv_neon_takes, conv_s8_dotprod, conv_s8_neon};
+pub use conv::{CONV_STACK_BYTES, MAX_STAGED_BYTES};
+
+/// Whether this CPU has the dot-product extension (`sdot`, ARMv8.2 `FEAT_DotProd`).
+///
+/// With feature `std`, asked of the operating system (cached after the first
+/// call); without it, whether the build targets such a CPU
+/// (`-C target-feature=+dotprod`).
+pub fn has_dotprod() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::arch::is_aarch64_feature_detected!("dotprod")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "dotprod")
+    }
+}
+
+/// The reason every `_dotprod_takes` gives on a CPU without `sdot`.
+const NO_DOTPROD: &str = "CPU lacks the dot-product extension";
+
+/// Refusal unless `zp` is an `i8` (the format guarantees it; the kernels
+/// rely on it to pad with `zp` bytes and to add it in `i16`).
+fn zero_point_ok(zp: i32, what: &'static str) -> Result<(), &'static str> {
+    if (-128..=127).contains(&zp) {
+        Ok(())
+    } else {
+        Err(what)
+    }
+}
+
+/// The taps of a sliding window along one axis that land inside the input:
+/// tap `k` of output `o` reads input `o·stride + k·dilation − pad`, the valid
+/// taps are `lo..hi`. Same closed form as the reference kernels; exact when
+/// `reference::axis_ok` holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Taps {
+    lo: usize,
+    hi: usize,
+}
+
+impl Taps {
+    fn new(
+        o: usize,
+        stride: usize,
+        dilation: usize,
+        pad: usize,
+        kernel: usize,
+        in_len: usize,
+    ) -> Taps {
+        let d = dilation.max(1);
+        let base = o.saturating_mul(stride);
+        let lo = if base >= pad {
+            0
+        } else {
+            (pad - base).div_ceil(d)
+        }
+        .min(kernel);
+        let end = in_len.saturating_add(pad);
+        let hi = if end > base {
+            (end - base).div_ceil(d)
+        } else {
+            0
+        }
+        .min(kernel);
+        if lo >= hi {
+            Taps { lo: 0, hi: 0 }
+        } else {
+            Taps { lo, hi }
+        }
+    }
+
+    fn len(self) -> usize {
+        self.hi - self.lo
+    }
+}
+
+// The same geometry and clamp checks as the reference kernels, so both refuse alike.
+use super::reference::{act_ok, axis_ok};
+
+/// `#[repr(align(16))]` wrapper, so that stack buffers hold whole vectors.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+struct Aligned<T>(T);
+
+/// The first `len` (at most `N`) elements of `buf`, set to `value`: a call
+/// initializes only as much of its stack buffers as its shape needs.
+fn filled_prefix<T: Copy, const N: usize>(
+    buf: &mut core::mem::MaybeUninit<Aligned<[T; N]>>,
+    len: usize,
+    value: T,
+) -> &mut [T] {
+    let len = len.min(N);
+    let first = buf.as_mut_ptr().cast::<T>();
+    for i in 0..len {
+        // SAFETY: `i < len <= N`, inside `buf`, which is borrowed exclusively.
+        unsafe { first.add(i).write(value) };
+    }
+    // SAFETY: the first `len` elements were just initialized, and the slice
+    // borrows `buf` for its lifetime.
+    unsafe { core::slice::from_raw_parts_mut(first, len) }
+}
