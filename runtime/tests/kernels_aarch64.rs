@@ -228,10 +228,10 @@ fn conv_long_case() -> impl Strategy<Value = ConvCase> {
         .prop_flat_map(with_conv_operands)
 }
 
-fn run_conv(
-    c: &ConvCase,
-    f: fn(&ConvParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]),
-) -> Vec<i8> {
+/// A convolution kernel's signature.
+type ConvFn = fn(&ConvParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
+
+fn run_conv(c: &ConvCase, f: ConvFn) -> Vec<i8> {
     let n_out = c.p.out_channels * c.p.out_h * c.p.out_w;
     let mut y = vec![0x55i8; n_out];
     f(&c.p, &c.x, &c.w, &c.q.bias, &c.q.mult, &c.q.shift, &mut y);
@@ -262,5 +262,529 @@ proptest! {
     #[test]
     fn conv_long_reductions_match_reference(c in conv_long_case()) {
         check_conv(&c)?;
+    }
+}
+
+/// Grouped convolutions are refused (and still give the reference's bytes).
+#[test]
+fn conv_refuses_groups_and_falls_back() {
+    let mut p = conv_params(
+        (1, 1, 1, 1, 0, 1),
+        (8, 3, 1, 1, 1, 8),
+        4,
+        4,
+        (3, -2),
+        (-128, 127),
+    );
+    p.groups = 2;
+    assert_eq!(conv_neon_takes(&p), Err("grouped convolution"));
+    let c = ConvCase {
+        p,
+        x: (0..32).map(|i| (i * 37 % 251) as i8).collect(),
+        w: (0..24).map(|i| (i * 11 % 255) as i8).collect(),
+        q: Quant {
+            bias: vec![100, -7, 0, 5],
+            mult: vec![1 << 30; 4],
+            shift: vec![-3; 4],
+        },
+    };
+    let want = run_conv(&c, medq::kernels::reference::conv_s8);
+    assert_eq!(run_conv(&c, conv_s8_neon), want);
+    assert_eq!(run_conv(&c, conv_s8_dotprod), want);
+}
+
+// ---------------------------------------------------------------------------
+// Depthwise convolution
+
+fn depthwise_case() -> impl Strategy<Value = ConvCase> {
+    let one_d = (flat_axis(), axis(1..=40, 1..=9));
+    let two_d = (axis(1..=9, 1..=3), axis(1..=24, 1..=3));
+    (prop_oneof![one_d, two_d], 1usize..=5, (zp(), zp()), act())
+        .prop_map(|((h, w), c, zps, act)| {
+            let mut p = conv_params(h, w, c, c, zps, act);
+            p.groups = c;
+            p
+        })
+        .prop_flat_map(with_conv_operands)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn depthwise_matches_reference(c in depthwise_case()) {
+        prop_assert_eq!(depthwise_conv_neon_takes(&c.p), Ok(()));
+        let want = run_conv(&c, medq::kernels::reference::conv_s8);
+        prop_assert_eq!(run_conv(&c, depthwise_conv_s8_neon), want);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fully connected
+
+#[derive(Clone, Debug)]
+struct FcCase {
+    p: FullyConnectedParams,
+    x: Vec<i8>,
+    w: Vec<i8>,
+    q: Quant,
+}
+
+fn fc_case(k: impl Strategy<Value = usize>) -> impl Strategy<Value = FcCase> {
+    (1usize..=3, k, 1usize..=11, (zp(), zp()), act())
+        .prop_map(|(rows, k, n, (zi, zo), (lo, hi))| FullyConnectedParams {
+            rows,
+            in_features: k,
+            out_features: n,
+            input_zero_point: zi,
+            output_zero_point: zo,
+            act_min: lo,
+            act_max: hi,
+        })
+        .prop_flat_map(|p| {
+            let (n_x, n_w) = (p.rows * p.in_features, p.out_features * p.in_features);
+            (Just(p), bytes(n_x), weights(n_w), quant(p.out_features))
+        })
+        .prop_map(|(p, x, w, q)| FcCase { p, x, w, q })
+}
+
+/// A fully connected kernel's signature.
+type FcFn = fn(&FullyConnectedParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
+
+fn run_fc(c: &FcCase, f: FcFn) -> Vec<i8> {
+    let mut y = vec![0x55i8; c.p.rows * c.p.out_features];
+    f(&c.p, &c.x, &c.w, &c.q.bias, &c.q.mult, &c.q.shift, &mut y);
+    y
+}
+
+fn check_fc(c: &FcCase) -> Result<(), TestCaseError> {
+    let want = run_fc(c, medq::kernels::reference::fully_connected_s8);
+    prop_assert_eq!(&run_fc(c, fully_connected_s8_neon), &want, "neon");
+    prop_assert_eq!(&run_fc(c, fully_connected_s8_dotprod), &want, "dotprod");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn fully_connected_matches_reference(c in fc_case(prop_oneof![16usize..=70, 380usize..=420])) {
+        prop_assert_eq!(fully_connected_neon_takes(&c.p), Ok(()));
+        check_dotprod_takes(fully_connected_dotprod_takes(&c.p), Ok(()))?;
+        check_fc(&c)?;
+    }
+
+    /// Fewer than 16 features are refused, and fall back bit-exactly.
+    #[test]
+    fn fully_connected_short_rows_fall_back(c in fc_case(0usize..=15)) {
+        prop_assert_eq!(fully_connected_neon_takes(&c.p), Err("fewer than 16 input features"));
+        check_fc(&c)?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pooling
+
+#[derive(Clone, Debug)]
+struct PoolCase {
+    p: PoolParams,
+    x: Vec<i8>,
+}
+
+fn pool_params(
+    c: usize,
+    h: (usize, usize, usize, usize, usize, usize),
+    w: (usize, usize, usize, usize, usize, usize),
+    count_include_pad: bool,
+    zero_point: i32,
+) -> PoolParams {
+    PoolParams {
+        channels: c,
+        in_h: h.0,
+        in_w: w.0,
+        out_h: h.5,
+        out_w: w.5,
+        kernel_h: h.1,
+        kernel_w: w.1,
+        stride_h: h.2,
+        stride_w: w.2,
+        dilation_h: h.3,
+        dilation_w: w.3,
+        pad_top: h.4,
+        pad_left: w.4,
+        count_include_pad,
+        zero_point,
+    }
+}
+
+fn with_pool_input(p: PoolParams) -> impl Strategy<Value = PoolCase> {
+    (Just(p), bytes(p.channels * p.in_h * p.in_w)).prop_map(|(p, x)| PoolCase { p, x })
+}
+
+/// Any geometry, including windows longer than 16 (vector row reductions)
+/// and windows entirely in the padding.
+fn pool_case() -> impl Strategy<Value = PoolCase> {
+    let h = prop_oneof![flat_axis().boxed(), axis(1..=8, 1..=3).boxed()];
+    let w = prop_oneof![axis(1..=40, 1..=5).boxed(), axis(17..=60, 17..=40).boxed()];
+    (1usize..=3, h, w, any::<bool>(), zp())
+        .prop_map(|(c, h, w, inc, z)| pool_params(c, h, w, inc, z))
+        .prop_flat_map(with_pool_input)
+}
+
+/// Side-by-side 1-D windows of 2–4 (the vector deinterleaving path).
+fn pool_rows_case() -> impl Strategy<Value = PoolCase> {
+    (
+        1usize..=3,
+        1usize..=3,
+        2usize..=4,
+        1usize..=50,
+        0usize..=3,
+        zp(),
+    )
+        .prop_map(|(c, h, k, out_w, extra, z)| {
+            let w = (out_w * k + extra, k, k, 1, 0, out_w);
+            let mut p = pool_params(c, (h, 1, 1, 1, 0, h), w, false, z);
+            p.kernel_h = 1;
+            p
+        })
+        .prop_flat_map(with_pool_input)
+}
+
+fn check_pools(c: &PoolCase) -> Result<(), TestCaseError> {
+    prop_assert_eq!(max_pool_neon_takes(&c.p), Ok(()));
+    prop_assert_eq!(avg_pool_neon_takes(&c.p), Ok(()));
+    let n_out = c.p.channels * c.p.out_h * c.p.out_w;
+    for (reference, neon) in [
+        (
+            medq::kernels::reference::max_pool_s8 as fn(&PoolParams, &[i8], &mut [i8]),
+            max_pool_s8_neon as fn(&PoolParams, &[i8], &mut [i8]),
+        ),
+        (medq::kernels::reference::avg_pool_s8, avg_pool_s8_neon),
+    ] {
+        let (mut want, mut got) = (vec![0x55i8; n_out], vec![0x55i8; n_out]);
+        reference(&c.p, &c.x, &mut want);
+        neon(&c.p, &c.x, &mut got);
+        prop_assert_eq!(got, want);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn pools_match_reference(c in pool_case()) {
+        check_pools(&c)?;
+    }
+
+    #[test]
+    fn side_by_side_pools_match_reference(c in pool_rows_case()) {
+        check_pools(&c)?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Add, Mul, lookup tables
+
+/// Output shapes with a same-shape, per-channel (`[C, 1, ..]`) or scalar
+/// second operand, or any numpy broadcast of two shapes of rank ≤ 4.
+fn broadcast_shapes() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    let dims = vec(1usize..=40, 1..=3);
+    prop_oneof![
+        dims.clone().prop_map(|s| (s.clone(), s)),
+        dims.clone().prop_map(|s| {
+            let mut b = vec![1; s.len()];
+            b[0] = s[0];
+            (s, b)
+        }),
+        dims.clone().prop_map(|s| (s, vec![])),
+        (vec(1usize..=20, 0..=4), any::<u8>(), any::<u8>()).prop_map(|(out, ma, mb)| {
+            let derive = |mask: u8| -> Vec<usize> {
+                out.iter()
+                    .enumerate()
+                    .map(|(i, &n)| if mask >> i & 1 == 1 { 1 } else { n })
+                    .collect()
+            };
+            (derive(ma), derive(mb))
+        }),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct BinaryCase {
+    bc: Broadcast4,
+    a: Vec<i8>,
+    b: Vec<i8>,
+    swap: bool,
+}
+
+fn binary_case() -> impl Strategy<Value = BinaryCase> {
+    (broadcast_shapes(), any::<bool>()).prop_flat_map(|((sa, sb), swap)| {
+        let (sa, sb) = if swap { (sb, sa) } else { (sa, sb) };
+        let bc = Broadcast4::new(&sa, &sb).expect("broadcastable by construction");
+        let (na, nb) = (sa.iter().product(), sb.iter().product());
+        (Just(bc), bytes(na), bytes(nb), Just(swap)).prop_map(|(bc, a, b, swap)| BinaryCase {
+            bc,
+            a,
+            b,
+            swap,
+        })
+    })
+}
+
+fn add_params() -> impl Strategy<Value = AddParams> {
+    let m = multiplier;
+    let s = || prop_oneof![4 => -3i32..=1, 1 => -31i32..=30, 1 => -60i32..=60];
+    (
+        zp(),
+        zp(),
+        zp(),
+        0i32..=20,
+        (m(), s(), m(), s()),
+        (m(), -40i32..=10),
+        act(),
+    )
+        .prop_map(
+            |(za, zb, zo, ls, (am, as_, bm, bs), (om, os), (lo, hi))| AddParams {
+                a_zero_point: za,
+                b_zero_point: zb,
+                output_zero_point: zo,
+                left_shift: ls,
+                a_multiplier: am,
+                a_shift: as_,
+                b_multiplier: bm,
+                b_shift: bs,
+                out_multiplier: om,
+                out_shift: os,
+                act_min: lo,
+                act_max: hi,
+            },
+        )
+}
+
+fn mul_params() -> impl Strategy<Value = MulParams> {
+    (
+        zp(),
+        zp(),
+        zp(),
+        multiplier(),
+        prop_oneof![3 => -20i32..=0, 1 => -60i32..=60],
+        act(),
+    )
+        .prop_map(|(za, zb, zo, om, os, (lo, hi))| MulParams {
+            a_zero_point: za,
+            b_zero_point: zb,
+            output_zero_point: zo,
+            out_multiplier: om,
+            out_shift: os,
+            act_min: lo,
+            act_max: hi,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn add_matches_reference(c in binary_case(), p in add_params()) {
+        let n = c.bc.out_len();
+        let (mut want, mut got) = (vec![0x55i8; n], vec![0x55i8; n]);
+        medq::kernels::reference::add_s8(&p, &c.bc, &c.a, &c.b, &mut want);
+        add_s8_neon(&p, &c.bc, &c.a, &c.b, &mut got);
+        prop_assert_eq!(got, want);
+        // Same-shape, per-channel and scalar operands with rows of 16 or
+        // more are taken (not passed to the reference).
+        if c.bc.out_shape[3] >= 16 && !c.swap {
+            prop_assert_eq!(add_neon_takes(&p, &c.bc), Ok(()));
+        }
+    }
+
+    #[test]
+    fn mul_matches_reference(c in binary_case(), p in mul_params()) {
+        let n = c.bc.out_len();
+        let (mut want, mut got) = (vec![0x55i8; n], vec![0x55i8; n]);
+        medq::kernels::reference::mul_s8(&p, &c.bc, &c.a, &c.b, &mut want);
+        mul_s8_neon(&p, &c.bc, &c.a, &c.b, &mut got);
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn lut_matches_reference(table in vec(any::<i8>(), 256), x in vec(any::<i8>(), 0..100)) {
+        let table: [i8; 256] = table.try_into().expect("256 entries");
+        let (mut want, mut got) = (vec![0x55i8; x.len()], vec![0x55i8; x.len()]);
+        medq::kernels::reference::lut_s8(&table, &x, &mut want);
+        lut_s8_neon(&table, &x, &mut got);
+        prop_assert_eq!(got, want);
+    }
+}
+
+/// Same-shape and per-channel operands over rows of 16 or more are taken.
+#[test]
+fn add_mul_take_the_common_broadcasts() {
+    let add = AddParams {
+        a_zero_point: 0,
+        b_zero_point: 0,
+        output_zero_point: 0,
+        left_shift: 20,
+        a_multiplier: 1 << 30,
+        a_shift: 0,
+        b_multiplier: 1 << 30,
+        b_shift: 0,
+        out_multiplier: 1 << 30,
+        out_shift: -19,
+        act_min: -128,
+        act_max: 127,
+    };
+    let mul = MulParams {
+        a_zero_point: 0,
+        b_zero_point: 0,
+        output_zero_point: 0,
+        out_multiplier: 1 << 30,
+        out_shift: 0,
+        act_min: -128,
+        act_max: 127,
+    };
+    for (a, b) in [
+        (vec![32, 205], vec![32, 205]),
+        (vec![32, 205], vec![32, 1]),
+        (vec![1, 16, 70], vec![]),
+        (vec![3, 5], vec![3, 5]),
+    ] {
+        let bc = Broadcast4::new(&a, &b).expect("broadcastable");
+        assert_eq!(add_neon_takes(&add, &bc), Ok(()), "{a:?} + {b:?}");
+        assert_eq!(mul_neon_takes(&mul, &bc), Ok(()), "{a:?} * {b:?}");
+    }
+    let short_rows = Broadcast4::new(&[32, 5], &[32, 1]).expect("broadcastable");
+    assert_eq!(
+        add_neon_takes(&add, &short_rows),
+        Err("broadcast rows shorter than 16 elements")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The zoo's layer shapes
+
+/// `[cin, len] → [cout, ·]`, kernel `k`, stride `s`, pads `pad` (1-D).
+fn zoo_conv1d(cin: usize, len: usize, k: usize, s: usize, pad: usize, cout: usize) -> ConvParams {
+    let out = (len + 2 * pad - k) / s + 1;
+    conv_params(
+        (1, 1, 1, 1, 0, 1),
+        (len, k, s, 1, pad, out),
+        cin,
+        cout,
+        (-128, -128),
+        (-128, 127),
+    )
+}
+
+/// Deterministic operands for a shape (an LCG).
+fn fixed_conv_case(p: ConvParams, seed: u32) -> ConvCase {
+    let mut s = seed;
+    let mut next = move || {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (s >> 24) as i8
+    };
+    let n_x = p.in_channels * p.in_h * p.in_w;
+    let n_w = p.out_channels * p.in_channels / p.groups * p.kernel_h * p.kernel_w;
+    let c = p.out_channels;
+    ConvCase {
+        p,
+        x: (0..n_x).map(|_| next()).collect(),
+        w: (0..n_w).map(|_| next()).collect(),
+        q: Quant {
+            bias: (0..c).map(|i| i as i32 * 977 - 5000).collect(),
+            mult: (0..c)
+                .map(|i| 1_100_000_000 + i as i32 * 7_000_000)
+                .collect(),
+            shift: (0..c).map(|i| -8 - (i % 3) as i8).collect(),
+        },
+    }
+}
+
+/// Every convolution shape of the zoo is taken by both instruction sets
+/// (on a CPU with `sdot`) and gives the reference's bytes.
+#[test]
+fn zoo_convolutions_are_taken_and_exact() {
+    let two_d = |cin, h, w, k: usize, pad, cout| {
+        conv_params(
+            (h, k, 1, 1, pad, h),
+            (w, k, 1, 1, pad, w),
+            cin,
+            cout,
+            (-5, 9),
+            (-128, 127),
+        )
+    };
+    let shapes = [
+        zoo_conv1d(1, 1639, 9, 2, 4, 16),
+        zoo_conv1d(16, 205, 7, 1, 3, 32),
+        zoo_conv1d(32, 51, 5, 1, 2, 32),
+        zoo_conv1d(32, 25, 3, 1, 1, 16),
+        zoo_conv1d(1, 140, 7, 1, 3, 16),
+        zoo_conv1d(16, 70, 5, 1, 2, 32),
+        zoo_conv1d(32, 35, 3, 1, 1, 32),
+        zoo_conv1d(1, 750, 9, 2, 4, 24),
+        zoo_conv1d(24, 187, 7, 1, 3, 48),
+        zoo_conv1d(48, 93, 5, 1, 2, 64),
+        zoo_conv1d(64, 46, 3, 1, 1, 96),
+        zoo_conv1d(1, 99, 5, 1, 2, 16),
+        zoo_conv1d(16, 49, 5, 1, 2, 32),
+        zoo_conv1d(32, 24, 3, 1, 1, 16),
+        two_d(16, 32, 32, 3, 1, 16),
+        two_d(64, 25, 5, 1, 0, 64),
+    ];
+    for (i, p) in shapes.into_iter().enumerate() {
+        assert_eq!(conv_neon_takes(&p), Ok(()), "{p:?}");
+        if has_dotprod() {
+            assert_eq!(conv_dotprod_takes(&p), Ok(()), "{p:?}");
+        }
+        let c = fixed_conv_case(p, i as u32);
+        let want = run_conv(&c, medq::kernels::reference::conv_s8);
+        assert_eq!(run_conv(&c, conv_s8_neon), want, "neon {p:?}");
+        assert_eq!(run_conv(&c, conv_s8_dotprod), want, "dotprod {p:?}");
+    }
+    let mut dw = conv_params(
+        (25, 3, 1, 1, 1, 25),
+        (5, 3, 1, 1, 1, 5),
+        64,
+        64,
+        (3, -1),
+        (-1, 127),
+    );
+    dw.groups = 64;
+    assert_eq!(depthwise_conv_neon_takes(&dw), Ok(()));
+    let c = fixed_conv_case(dw, 99);
+    let want = run_conv(&c, medq::kernels::reference::conv_s8);
+    assert_eq!(run_conv(&c, depthwise_conv_s8_neon), want);
+}
+
+/// The zoo's fully connected shapes are taken and exact.
+#[test]
+fn zoo_fully_connected_are_taken_and_exact() {
+    for (i, (k, n)) in [(640, 128), (400, 42), (128, 5), (30, 2), (64, 10)]
+        .into_iter()
+        .enumerate()
+    {
+        let p = FullyConnectedParams {
+            rows: 1,
+            in_features: k,
+            out_features: n,
+            input_zero_point: -128,
+            output_zero_point: 4,
+            act_min: -128,
+            act_max: 127,
+        };
+        assert_eq!(fully_connected_neon_takes(&p), Ok(()));
+        if has_dotprod() {
+            assert_eq!(fully_connected_dotprod_takes(&p), Ok(()));
+        }
+        let conv = fixed_conv_case(zoo_conv1d(k, 1, 1, 1, 0, n), i as u32);
+        let c = FcCase {
+            p,
+            x: conv.x,
+            w: conv.w,
+            q: conv.q,
+        };
+        check_fc(&c).expect("bit-exact");
     }
 }

@@ -23,9 +23,15 @@ use crate::kernels::{reference, ConvParams};
 pub const MAX_STAGED_BYTES: usize = 32 * 1024;
 /// Output channels whose biases and partial sums one pass keeps.
 const OC_GROUP: usize = 64;
-/// Stack taken by one convolution call, for its buffers.
-pub const CONV_STACK_BYTES: usize =
-    MAX_STAGED_BYTES + PACK_BYTES + 4 * MAX_CHUNK + 2 * MAX_CHUNK + OC_GROUP * (4 + 4 * TILE);
+/// Stack taken by one convolution call for its buffers (about 64 KiB):
+/// staged rows, packed columns, tap offsets, the weights' zero-padded end,
+/// and per output channel of a group its bias, requantization, row pointer
+/// and partial sums.
+pub const CONV_STACK_BYTES: usize = MAX_STAGED_BYTES
+    + PACK_BYTES
+    + 4 * MAX_CHUNK
+    + 2 * MAX_CHUNK
+    + OC_GROUP * (4 + core::mem::size_of::<Requant>() + 8 + core::mem::size_of::<[int32x4_t; 4]>());
 
 /// A convolution the kernels take, normalized: a 1×1 convolution with unit
 /// strides and no pads becomes 1-D over the flattened plane.
@@ -150,7 +156,10 @@ impl Geometry {
             .cin
             .checked_mul(self.in_h)
             .and_then(|n| n.checked_mul(self.in_w));
-        let n_out = self.cout.checked_mul(self.out_plane());
+        let n_out = self
+            .cout
+            .checked_mul(self.out_h)
+            .and_then(|n| n.checked_mul(self.out_w));
         n_in == Some(io.input.len())
             && self.cout.checked_mul(self.k) == Some(io.weights.len())
             && n_out == Some(output.len())
@@ -265,17 +274,20 @@ struct Tiler<'a> {
     rows: WeightRows<'a>,
     out: Output,
     /// Per output channel of the current group: the bias (less `zp · Σ w`
-    /// for raw columns).
+    /// for raw columns) and the requantization.
     bias: [i32; OC_GROUP],
+    rq: [Requant; OC_GROUP],
     /// Per output channel of the current group: partial sums of a tile
     /// (empty when the reduction is one chunk).
     partial: &'a mut [[int32x4_t; 4]],
+    /// Per output channel of the current group: its weights in the current
+    /// chunk (`WeightRows::row`).
+    row_ptrs: [*const i8; OC_GROUP],
 }
 
-/// The reduction chunk `[k0, k0 + len)` being multiplied, padded to `padded`.
+/// The reduction chunk being multiplied, padded to `padded` indices.
 #[derive(Clone, Copy)]
 struct Chunk {
-    k0: usize,
     padded: usize,
     first: bool,
     last: bool,
@@ -305,14 +317,19 @@ unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, out
         rows: WeightRows::new(io.weights, g.k, C::CHUNK),
         out: Output::new(p.output_zero_point, p.act_min, p.act_max),
         bias: [0; OC_GROUP],
+        rq: [Requant::splat(0, 0); OC_GROUP],
         partial,
+        row_ptrs: [core::ptr::null(); OC_GROUP],
     };
     if chunks == 1 {
         tap_offsets(g, 0, offsets);
     }
     for g0 in (0..g.cout).step_by(OC_GROUP) {
         let gn = OC_GROUP.min(g.cout - g0);
-        t.group_bias::<C>(g0, gn);
+        t.group_setup::<C>(g0, gn);
+        if chunks == 1 {
+            t.point_rows::<C>(g0, gn, 0, g.k);
+        }
         for oy in 0..g.out_h {
             stage_band(g, io.input, oy, band);
             for ox0 in (0..g.out_w).step_by(TILE) {
@@ -322,6 +339,7 @@ unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, out
                     let offs = offsets.get_mut(..len).unwrap_or(&mut []);
                     if chunks > 1 {
                         tap_offsets(g, k0, offs);
+                        t.point_rows::<C>(g0, gn, k0, len);
                     }
                     let padded = len.next_multiple_of(C::STEP);
                     // SAFETY: every offset plus `ox0 + 16` is inside the band
@@ -329,7 +347,6 @@ unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, out
                     // buffer holds `padded <= CHUNK` columns.
                     unsafe { C::pack(band.as_ptr().add(ox0), offs, padded, g.in_zp, pack) };
                     let chunk = Chunk {
-                        k0,
                         padded,
                         first: c == 0,
                         last: c + 1 == chunks,
@@ -343,23 +360,35 @@ unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, out
 }
 
 impl Tiler<'_> {
-    /// The group's biases; for raw columns less `zp · Σ w` (wrapping, like
-    /// the accumulator), so that padded taps holding `zp` cancel.
+    /// The group's biases and requantizations; for raw columns the bias
+    /// less `zp · Σ w` (wrapping, like the accumulator), so that padded taps
+    /// holding `zp` cancel.
     #[inline]
     #[target_feature(enable = "neon")]
-    fn group_bias<C: Columns>(&mut self, g0: usize, gn: usize) {
+    fn group_setup<C: Columns>(&mut self, g0: usize, gn: usize) {
         let zp = i32::from(self.g.in_zp);
         let k = self.g.k;
-        for (i, b) in self.bias.iter_mut().take(gn).enumerate() {
-            let oc = g0 + i;
-            let bias = self.io.bias.get(oc).copied().unwrap_or(0);
+        let io = self.io;
+        let per_oc = self.bias.iter_mut().zip(&mut self.rq).take(gn);
+        for (oc, (b, rq)) in (g0..).zip(per_oc) {
+            let bias = io.bias.get(oc).copied().unwrap_or(0);
             *b = if C::RAW {
-                let w = self.io.weights.get(oc * k..(oc + 1) * k).unwrap_or(&[]);
+                let w = io.weights.get(oc * k..(oc + 1) * k).unwrap_or(&[]);
                 let sum = w.iter().fold(0i32, |s, &v| s.wrapping_add(i32::from(v)));
                 bias.wrapping_sub(zp.wrapping_mul(sum))
             } else {
                 bias
             };
+            let m = io.multiplier.get(oc).copied().unwrap_or(0);
+            *rq = Requant::splat(m, io.shift.get(oc).copied().unwrap_or(0));
+        }
+    }
+
+    /// Points `row_ptrs` at the group's weights for the chunk `[k0, k0 + len)`.
+    fn point_rows<C: Columns>(&mut self, g0: usize, gn: usize, k0: usize, len: usize) {
+        let read = len.next_multiple_of(C::STEP).next_multiple_of(C::READ);
+        for (i, p) in self.row_ptrs.iter_mut().take(gn).enumerate() {
+            *p = self.rows.row(g0 + i, k0, read);
         }
     }
 
@@ -410,49 +439,59 @@ impl Tiler<'_> {
         ox0: usize,
         output: &mut [i8],
     ) {
-        let mut rows = [core::ptr::null::<i8>(); M];
-        let mut acc = [[vdupq_n_s32(0); 4]; M];
-        for (m, (row, acc)) in rows.iter_mut().zip(&mut acc).enumerate() {
-            *row = self.rows.row(g0 + i + m, chunk.k0, chunk.padded);
-            let j = (i + m).min(OC_GROUP - 1);
-            *acc = match self.partial.get(j) {
-                Some(&partial) if !chunk.first => partial,
-                _ => [vdupq_n_s32(self.bias[j]); 4],
-            };
-        }
-        // SAFETY: each row pointer is valid for `padded` bytes
-        // (`WeightRows::row`); the rest is forwarded.
-        unsafe { C::block::<M>(pack, chunk.padded, rows, &mut acc) };
-        for (m, acc) in acc.iter().enumerate() {
-            let j = (i + m).min(OC_GROUP - 1);
-            if chunk.last {
-                self.store(acc, g0 + i + m, oy, ox0, output);
-            } else if let Some(partial) = self.partial.get_mut(j) {
-                *partial = *acc;
+        // `i + M <= gn <= OC_GROUP`: the group's channels i..i + M.
+        let at = i.min(OC_GROUP - M);
+        let (Some(rows), Some(bias), Some(rq)) = (
+            group_slice::<_, M>(&self.row_ptrs, at),
+            group_slice::<_, M>(&self.bias, at),
+            self.rq.get(at..at + M),
+        ) else {
+            return;
+        };
+        let mut acc = bias.map(|b| [vdupq_n_s32(b); 4]);
+        if !chunk.first {
+            if let Some(partial) = group_slice::<_, M>(self.partial, at) {
+                acc = partial;
             }
         }
-    }
-
-    /// Requantizes output channel `oc`'s sums for the tile at `(oy, ox0)`.
-    #[inline]
-    #[target_feature(enable = "neon")]
-    fn store(&self, acc: &[int32x4_t; 4], oc: usize, oy: usize, ox0: usize, output: &mut [i8]) {
+        // SAFETY: each row pointer is valid for `padded` rounded up to
+        // `READ` bytes (`point_rows`); the rest is forwarded.
+        let acc = unsafe { C::block::<M>(pack, chunk.padded, rows, acc) };
+        if !chunk.last {
+            if let Some(partial) = self.partial.get_mut(at..at + M) {
+                partial.copy_from_slice(&acc);
+            }
+            return;
+        }
         let g = self.g;
-        let m = self.io.multiplier.get(oc).copied().unwrap_or(0);
-        let s = self.io.shift.get(oc).copied().unwrap_or(0);
-        let rq = Requant::splat(m, s);
-        let y = self.out.finish16([
-            rq.apply(acc[0]),
-            rq.apply(acc[1]),
-            rq.apply(acc[2]),
-            rq.apply(acc[3]),
-        ]);
         let n = TILE.min(g.out_w - ox0);
-        let at = oc * g.out_plane() + oy * g.out_w + ox0;
-        if let Some(dst) = output.get_mut(at..at + n) {
-            store_prefix(y, dst);
+        let first = (g0 + i) * g.out_plane() + oy * g.out_w + ox0;
+        let out = self.out;
+        let mut put = |m: usize| {
+            if let (Some(acc), Some(rq)) = (acc.get(m), rq.get(m)) {
+                let y = out.finish16(acc.map(|a| rq.apply(a)));
+                let at = first + m * g.out_plane();
+                if let Some(dst) = output.get_mut(at..at + n) {
+                    store_prefix(y, dst);
+                }
+            }
+        };
+        // Written out for the common block, so the sums stay in registers.
+        if M == 4 {
+            put(0);
+            put(1);
+            put(2);
+            put(3);
+        } else {
+            (0..M).for_each(put);
         }
     }
+}
+
+/// `M` consecutive entries of a group array from `at`, by value.
+#[inline]
+fn group_slice<T: Copy, const M: usize>(all: &[T], at: usize) -> Option<[T; M]> {
+    all.get(at..at + M).and_then(|s| <[T; M]>::try_from(s).ok())
 }
 
 /// Stores the first `dst.len()` (at most 16) lanes of `y`.
@@ -464,32 +503,55 @@ pub(super) fn store_prefix(y: int8x16_t, dst: &mut [i8]) {
         unsafe { vst1q_s8(dst.as_mut_ptr(), y) };
         return;
     }
-    let mut all = [0i8; 16];
-    // SAFETY: `all` is 16 writable bytes.
-    unsafe { vst1q_s8(all.as_mut_ptr(), y) };
-    let n = dst.len().min(16);
-    dst[..n].copy_from_slice(&all[..n]);
+    // Pieces of 8, 4, 2 and 1 lanes, without a call (which would spill
+    // the caller's accumulators).
+    let halves = vreinterpretq_u64_s8(y);
+    let dst: &mut [u8] = bytemuck::cast_slice_mut(dst);
+    let mut word = vgetq_lane_u64::<0>(halves);
+    let mut at = 0;
+    if let Some(d) = dst.get_mut(..8) {
+        d.copy_from_slice(&word.to_le_bytes());
+        word = vgetq_lane_u64::<1>(halves);
+        at = 8;
+    }
+    if let Some(d) = dst.get_mut(at..at + 4) {
+        d.copy_from_slice(&(word as u32).to_le_bytes());
+        word >>= 32;
+        at += 4;
+    }
+    if let Some(d) = dst.get_mut(at..at + 2) {
+        d.copy_from_slice(&(word as u16).to_le_bytes());
+        word >>= 16;
+        at += 2;
+    }
+    if let Some(d) = dst.get_mut(at) {
+        *d = word as u8;
+    }
 }
 
 /// For reduction indices `k0..k0 + offsets.len()`, the staged-band offset
 /// of tap `(ic, ky, kx)` for output position 0: its phase row, plus
 /// `⌊kx·dw / sw⌋`.
 fn tap_offsets(g: &Geometry, k0: usize, offsets: &mut [u32]) {
-    let taps = g.kh * g.kw;
-    let (mut ic, mut ky, mut kx) = (k0 / taps, (k0 / g.kw) % g.kh, k0 % g.kw);
+    // Index k is tap (ic, ky, kx) with ic·kh + ky = k / kw: its band row is
+    // that, times the phases per row; tap kx sits at kx·dw = q·sw + r, phase
+    // r, offset q. All kept incrementally.
+    let row_len = g.sw * g.phase_len;
+    let mut row = (k0 / g.kw) * row_len;
+    let mut kx = k0 % g.kw;
+    let (dq, dr) = (g.dw / g.sw, g.dw % g.sw);
+    let (mut q, mut r) = ((kx * g.dw) / g.sw, (kx * g.dw) % g.sw);
     for o in offsets.iter_mut() {
-        let d = kx * g.dw;
-        let row = ((ic * g.kh + ky) * g.sw + d % g.sw) * g.phase_len;
         // The band is at most MAX_STAGED_BYTES, so offsets fit u32.
-        *o = (row + d / g.sw) as u32;
+        *o = (row + r * g.phase_len + q) as u32;
         kx += 1;
+        (q, r) = (q + dq, r + dr);
+        if r >= g.sw {
+            (q, r) = (q + 1, r - g.sw);
+        }
         if kx == g.kw {
-            kx = 0;
-            ky += 1;
-            if ky == g.kh {
-                ky = 0;
-                ic += 1;
-            }
+            (kx, q, r) = (0, 0, 0);
+            row += row_len;
         }
     }
 }

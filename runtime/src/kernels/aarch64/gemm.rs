@@ -17,8 +17,11 @@ pub(super) const MAX_CHUNK: usize = PACK_BYTES / TILE;
 
 /// One instruction set's column layout and multiply-accumulate block.
 pub(super) trait Columns {
-    /// Reduction indices per weight load; packed chunks are padded to it.
+    /// Packed chunks are padded to a multiple of `STEP` indices (with zeros).
     const STEP: usize;
+    /// Weight rows are read `READ` bytes at a time: a row pointer must be
+    /// valid for the padded chunk rounded up to `READ`.
+    const READ: usize;
     /// Longest reduction chunk one column buffer holds (a multiple of `STEP`).
     const CHUNK: usize;
     /// The columns hold raw input bytes, so the bias must absorb `−zp · Σ w`
@@ -40,14 +43,14 @@ pub(super) trait Columns {
     ///
     /// # Safety
     /// `pack` holds `padded` packed indices (written by `pack`), each row
-    /// pointer is valid for `padded` bytes, and for the dot-product set the
-    /// CPU has the extension.
+    /// pointer is valid for `padded.next_multiple_of(READ)` bytes, and for
+    /// the dot-product set the CPU has the extension.
     unsafe fn block<const M: usize>(
         pack: *const u8,
         padded: usize,
         rows: [*const i8; M],
-        acc: &mut [[int32x4_t; 4]; M],
-    );
+        acc: [[int32x4_t; 4]; M],
+    ) -> [[int32x4_t; 4]; M];
 }
 
 /// Plain NEON: `i16` columns of `x − zp`, `smlal` by element.
@@ -57,7 +60,8 @@ pub(super) struct Neon;
 pub(super) struct DotProd;
 
 impl Columns for Neon {
-    const STEP: usize = 8;
+    const STEP: usize = 1;
+    const READ: usize = 8;
     const CHUNK: usize = PACK_BYTES / (2 * TILE);
     const RAW: bool = false;
 
@@ -90,50 +94,83 @@ impl Columns for Neon {
         pack: *const u8,
         padded: usize,
         rows: [*const i8; M],
-        acc: &mut [[int32x4_t; 4]; M],
-    ) {
-        let mut a = *acc;
+        mut acc: [[int32x4_t; 4]; M],
+    ) -> [[int32x4_t; 4]; M] {
+        let steps = padded / 8;
         let mut col = pack.cast::<i16>();
-        for step in 0..padded / 8 {
-            let mut w = [vdupq_n_s16(0); M];
-            for (w, row) in w.iter_mut().zip(rows) {
-                // SAFETY: each row is readable for `padded` bytes.
-                *w = vmovl_s8(unsafe { vld1_s8(row.add(8 * step)) });
-            }
-            macro_rules! tap {
-                ($lane:literal) => {
-                    // SAFETY: the column buffer holds `padded` columns of TILE lanes.
-                    let (x0, x1) = unsafe {
-                        (
-                            vld1q_s16(col.add(TILE * $lane)),
-                            vld1q_s16(col.add(TILE * $lane + 8)),
-                        )
-                    };
-                    for (a, w) in a.iter_mut().zip(w) {
-                        a[0] = vmlal_laneq_s16::<$lane>(a[0], vget_low_s16(x0), w);
-                        a[1] = vmlal_high_laneq_s16::<$lane>(a[1], x0, w);
-                        a[2] = vmlal_laneq_s16::<$lane>(a[2], vget_low_s16(x1), w);
-                        a[3] = vmlal_high_laneq_s16::<$lane>(a[3], x1, w);
-                    }
-                };
-            }
-            tap!(0);
-            tap!(1);
-            tap!(2);
-            tap!(3);
-            tap!(4);
-            tap!(5);
-            tap!(6);
-            tap!(7);
-            // SAFETY: advances within (or one past) the packed columns.
-            col = unsafe { col.add(8 * TILE) };
+        for step in 0..steps {
+            // SAFETY: forwarded; step `step` covers packed columns
+            // `8·step..8·step + 8 <= padded`.
+            unsafe { acc = neon_step::<M, 8>(col, rows, 8 * step, acc) };
+            col = col.wrapping_add(8 * TILE);
         }
-        *acc = a;
+        // SAFETY: as above, for the last `padded % 8` columns.
+        unsafe {
+            match padded % 8 {
+                0 => acc,
+                1 => neon_step::<M, 1>(col, rows, 8 * steps, acc),
+                2 => neon_step::<M, 2>(col, rows, 8 * steps, acc),
+                3 => neon_step::<M, 3>(col, rows, 8 * steps, acc),
+                4 => neon_step::<M, 4>(col, rows, 8 * steps, acc),
+                5 => neon_step::<M, 5>(col, rows, 8 * steps, acc),
+                6 => neon_step::<M, 6>(col, rows, 8 * steps, acc),
+                _ => neon_step::<M, 7>(col, rows, 8 * steps, acc),
+            }
+        }
     }
 }
 
+/// The first `TAPS` (at most 8) columns at `col` times weights `k..k + TAPS`
+/// of each row: one 8-byte weight load per row, then `smlal` by lane.
+///
+/// # Safety
+/// `col` holds `TAPS` packed columns; each row is readable at `k..k + 8`.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn neon_step<const M: usize, const TAPS: usize>(
+    col: *const i16,
+    rows: [*const i8; M],
+    k: usize,
+    mut acc: [[int32x4_t; 4]; M],
+) -> [[int32x4_t; 4]; M] {
+    let mut w = [vdupq_n_s16(0); M];
+    for (w, row) in w.iter_mut().zip(rows) {
+        // SAFETY: the row is readable at `k..k + 8`.
+        *w = vmovl_s8(unsafe { vld1_s8(row.add(k)) });
+    }
+    macro_rules! tap {
+        ($lane:literal) => {
+            if $lane < TAPS {
+                // SAFETY: column `lane < TAPS` is packed.
+                let (x0, x1) = unsafe {
+                    (
+                        vld1q_s16(col.add(TILE * $lane)),
+                        vld1q_s16(col.add(TILE * $lane + 8)),
+                    )
+                };
+                for (a, w) in acc.iter_mut().zip(w) {
+                    a[0] = vmlal_laneq_s16::<$lane>(a[0], vget_low_s16(x0), w);
+                    a[1] = vmlal_high_laneq_s16::<$lane>(a[1], x0, w);
+                    a[2] = vmlal_laneq_s16::<$lane>(a[2], vget_low_s16(x1), w);
+                    a[3] = vmlal_high_laneq_s16::<$lane>(a[3], x1, w);
+                }
+            }
+        };
+    }
+    tap!(0);
+    tap!(1);
+    tap!(2);
+    tap!(3);
+    tap!(4);
+    tap!(5);
+    tap!(6);
+    tap!(7);
+    acc
+}
+
 impl Columns for DotProd {
-    const STEP: usize = 16;
+    const STEP: usize = 4;
+    const READ: usize = 16;
     const CHUNK: usize = MAX_CHUNK;
     const RAW: bool = true;
 
@@ -188,40 +225,70 @@ impl Columns for DotProd {
         pack: *const u8,
         padded: usize,
         rows: [*const i8; M],
-        acc: &mut [[int32x4_t; 4]; M],
-    ) {
-        let mut a = *acc;
+        mut acc: [[int32x4_t; 4]; M],
+    ) -> [[int32x4_t; 4]; M] {
+        let steps = padded / 16;
         let mut col = pack.cast::<i8>();
-        for step in 0..padded / 16 {
-            let mut w = [vdupq_n_s8(0); M];
-            for (w, row) in w.iter_mut().zip(rows) {
-                // SAFETY: each row is readable for `padded` bytes.
-                *w = unsafe { vld1q_s8(row.add(16 * step)) };
-            }
-            macro_rules! group {
-                ($lane:literal) => {
-                    // SAFETY: the column buffer holds `padded / 4` groups of 64 bytes.
-                    let x = unsafe { vld1q_s8_x4(col.add(64 * $lane)) };
-                    for (a, w) in a.iter_mut().zip(w) {
-                        // SAFETY: the caller checked the CPU has `sdot`.
-                        unsafe {
-                            a[0] = sdot_lane::<$lane>(a[0], x.0, w);
-                            a[1] = sdot_lane::<$lane>(a[1], x.1, w);
-                            a[2] = sdot_lane::<$lane>(a[2], x.2, w);
-                            a[3] = sdot_lane::<$lane>(a[3], x.3, w);
-                        }
-                    }
-                };
-            }
-            group!(0);
-            group!(1);
-            group!(2);
-            group!(3);
-            // SAFETY: advances within (or one past) the packed columns.
-            col = unsafe { col.add(4 * 64) };
+        for step in 0..steps {
+            // SAFETY: forwarded; step `step` covers packed indices
+            // `16·step..16·step + 16 <= padded`.
+            unsafe { acc = dot_step::<M, 4>(col, rows, 16 * step, acc) };
+            col = col.wrapping_add(4 * 64);
         }
-        *acc = a;
+        // SAFETY: as above, for the last `padded % 16` indices (whole groups).
+        unsafe {
+            match padded % 16 / 4 {
+                0 => acc,
+                1 => dot_step::<M, 1>(col, rows, 16 * steps, acc),
+                2 => dot_step::<M, 2>(col, rows, 16 * steps, acc),
+                _ => dot_step::<M, 3>(col, rows, 16 * steps, acc),
+            }
+        }
     }
+}
+
+/// The first `GROUPS` (at most 4) packed groups at `col` times weights
+/// `k..k + 4·GROUPS` of each row: one 16-byte weight load per row, then
+/// `sdot` by lane.
+///
+/// # Safety
+/// `col` holds `GROUPS` packed groups; each row is readable at `k..k + 16`;
+/// the CPU has the dot-product extension.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn dot_step<const M: usize, const GROUPS: usize>(
+    col: *const i8,
+    rows: [*const i8; M],
+    k: usize,
+    mut acc: [[int32x4_t; 4]; M],
+) -> [[int32x4_t; 4]; M] {
+    let mut w = [vdupq_n_s8(0); M];
+    for (w, row) in w.iter_mut().zip(rows) {
+        // SAFETY: the row is readable at `k..k + 16`.
+        *w = unsafe { vld1q_s8(row.add(k)) };
+    }
+    macro_rules! group {
+        ($lane:literal) => {
+            if $lane < GROUPS {
+                // SAFETY: group `lane < GROUPS` is packed.
+                let x = unsafe { vld1q_s8_x4(col.add(64 * $lane)) };
+                for (a, w) in acc.iter_mut().zip(w) {
+                    // SAFETY: the caller guarantees the CPU has `sdot`.
+                    unsafe {
+                        a[0] = sdot_lane::<$lane>(a[0], x.0, w);
+                        a[1] = sdot_lane::<$lane>(a[1], x.1, w);
+                        a[2] = sdot_lane::<$lane>(a[2], x.2, w);
+                        a[3] = sdot_lane::<$lane>(a[3], x.3, w);
+                    }
+                }
+            }
+        };
+    }
+    group!(0);
+    group!(1);
+    group!(2);
+    group!(3);
+    acc
 }
 
 /// Weight rows `[rows, k]` read in place, `len` bytes from index `k0` of a

@@ -26,12 +26,25 @@
 //! takes about [`CONV_STACK_BYTES`].
 
 mod conv;
+mod depthwise;
 mod dot;
+mod elementwise;
+mod fully_connected;
 mod gemm;
+mod lut;
+mod pool;
 mod requant;
 
 pub use conv::{conv_dotprod_takes, conv_neon_takes, conv_s8_dotprod, conv_s8_neon};
 pub use conv::{CONV_STACK_BYTES, MAX_STAGED_BYTES};
+pub use depthwise::{depthwise_conv_neon_takes, depthwise_conv_s8_neon};
+pub use elementwise::{add_neon_takes, add_s8_neon, mul_neon_takes, mul_s8_neon};
+pub use fully_connected::{
+    fully_connected_dotprod_takes, fully_connected_neon_takes, fully_connected_s8_dotprod,
+    fully_connected_s8_neon,
+};
+pub use lut::{lut_neon_takes, lut_s8_neon};
+pub use pool::{avg_pool_neon_takes, avg_pool_s8_neon, max_pool_neon_takes, max_pool_s8_neon};
 
 /// Whether this CPU has the dot-product extension (`sdot`, ARMv8.2 `FEAT_DotProd`).
 ///

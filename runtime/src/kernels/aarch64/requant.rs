@@ -41,7 +41,15 @@ impl Requant {
     #[inline]
     #[target_feature(enable = "neon")]
     pub(super) fn splat(multiplier: i32, shift: i8) -> Requant {
-        Requant::lanes([multiplier; 4], [shift; 4])
+        let s = clamp_shift(shift);
+        let wide = vdupq_n_s64(i64::from(s - 31));
+        Requant {
+            multiplier: vdupq_n_s32(multiplier),
+            shift: vdupq_n_s32(s),
+            wide_lo: wide,
+            wide_hi: wide,
+            fast: s <= -1,
+        }
     }
 
     /// Lane `i` requantizes with `(multiplier[i], shift[i])`.
