@@ -172,25 +172,123 @@ pub fn mul_s8_neon(p: &MulParams, bc: &Broadcast4, a: &[i8], b: &[i8], output: &
     });
 }
 
-/// 16 values of `s` from element `i` (`Row`s hold at least `i + 16`).
-#[inline]
-#[target_feature(enable = "neon")]
-fn load16(s: Source, i: usize) -> int8x16_t {
-    match s {
-        Source::Splat(v) => vdupq_n_s8(v),
-        Source::Row(r) => match r.get(i..i + 16) {
-            // SAFETY: `r` is 16 readable bytes.
+/// One operand's 16 lanes at a time.
+trait Lanes: Copy {
+    /// Elements `i..i + 16` (`i + 16` at most the row length).
+    fn at16(self, i: usize) -> int8x16_t;
+    fn at(self, i: usize) -> i8;
+}
+
+/// A contiguous operand row.
+#[derive(Clone, Copy)]
+struct RowLanes<'a>(&'a [i8]);
+
+/// One value for the whole row.
+#[derive(Clone, Copy)]
+struct SplatLanes(i8);
+
+impl Lanes for RowLanes<'_> {
+    #[inline(always)]
+    fn at16(self, i: usize) -> int8x16_t {
+        match self.0.get(i..i + 16) {
+            // SAFETY: `r` is 16 readable bytes; NEON is baseline.
             Some(r) => unsafe { vld1q_s8(r.as_ptr()) },
-            None => vdupq_n_s8(0),
-        },
+            // SAFETY: NEON is baseline.
+            None => unsafe { vdupq_n_s8(0) },
+        }
+    }
+
+    #[inline(always)]
+    fn at(self, i: usize) -> i8 {
+        self.0.get(i).copied().unwrap_or(0)
     }
 }
 
-/// Element `i` of `s`.
-fn at(s: Source, i: usize) -> i8 {
-    match s {
-        Source::Splat(v) => v,
-        Source::Row(r) => r.get(i).copied().unwrap_or(0),
+impl Lanes for SplatLanes {
+    #[inline(always)]
+    fn at16(self, _: usize) -> int8x16_t {
+        // SAFETY: NEON is baseline.
+        unsafe { vdupq_n_s8(self.0) }
+    }
+
+    #[inline(always)]
+    fn at(self, _: usize) -> i8 {
+        self.0
+    }
+}
+
+/// Calls `f` with both operands as concrete [`Lanes`] types, so that each
+/// combination gets its own loop.
+macro_rules! with_lanes {
+    ($a:expr, $b:expr, |$x:ident, $y:ident| $body:expr) => {
+        match ($a, $b) {
+            (Source::Row(a), Source::Row(b)) => {
+                let ($x, $y) = (RowLanes(a), RowLanes(b));
+                $body
+            }
+            (Source::Row(a), Source::Splat(b)) => {
+                let ($x, $y) = (RowLanes(a), SplatLanes(b));
+                $body
+            }
+            (Source::Splat(a), Source::Row(b)) => {
+                let ($x, $y) = (SplatLanes(a), RowLanes(b));
+                $body
+            }
+            (Source::Splat(a), Source::Splat(b)) => {
+                let ($x, $y) = (SplatLanes(a), SplatLanes(b));
+                $body
+            }
+        }
+    };
+}
+
+/// `requantize((x − zp) << left_shift, m, s)` for one Add operand, in
+/// either of two exact forms (the caller picks one per row).
+///
+/// The short form holds when `−8 <= s + left_shift <= 22` (clamped `s`):
+/// with `d = x − zp`, `|d| ≤ 255`, and `e = 31 − s − ls`, the result is
+/// `(d·m + 2^(e−1)) >> e`; `sqdmulh(d·2^23, m) = ⌊d·m / 2^8⌋` exactly
+/// (`d·2^23` is never −2^31), and since `2^(e−1)` is a multiple of 2^8,
+/// `srshl` by `−(e − 8)` (between −31 and −1) finishes it.
+#[derive(Clone, Copy)]
+struct InputScale {
+    multiplier: int32x4_t,
+    /// `s + ls − 23`, for the short form.
+    short_shift: int32x4_t,
+    short: bool,
+    left: int32x4_t,
+    rq: Requant,
+}
+
+impl InputScale {
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn new(multiplier: i32, shift: i32, left_shift: i32) -> InputScale {
+        let s = shift.clamp(crate::numerics::MIN_SHIFT, crate::numerics::MAX_SHIFT);
+        InputScale {
+            multiplier: vdupq_n_s32(multiplier),
+            short_shift: vdupq_n_s32(s + left_shift - 23),
+            short: (-8..=22).contains(&(s + left_shift)),
+            left: vdupq_n_s32(left_shift),
+            rq: Requant::splat(multiplier, s as i8),
+        }
+    }
+
+    /// The rescaled `d = x − zp` (`|d| ≤ 255`) in the short form.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn short(self, d: int32x4_t) -> int32x4_t {
+        vrshlq_s32(
+            vqdmulhq_s32(vshlq_n_s32::<23>(d), self.multiplier),
+            self.short_shift,
+        )
+    }
+
+    /// The rescaled `d` in the general form.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn general(self, d: int32x4_t) -> int32x4_t {
+        self.rq.apply(vshlq_s32(d, self.left))
     }
 }
 
@@ -210,33 +308,56 @@ fn widen16(x: int8x16_t, zp: int8x16_t) -> [int32x4_t; 4] {
 
 #[target_feature(enable = "neon")]
 fn add_row(p: &AddParams, a: Source, b: Source, y: &mut [i8]) {
+    let sa = InputScale::new(p.a_multiplier, p.a_shift, p.left_shift);
+    let sb = InputScale::new(p.b_multiplier, p.b_shift, p.left_shift);
+    let ro = Requant::splat(p.out_multiplier, p.out_shift.clamp(-128, 127) as i8);
+    let scales = (sa, sb, ro);
+    match (sa.short && sb.short, ro.is_fast()) {
+        (true, true) => with_lanes!(a, b, |a, b| add_lanes::<true, true>(p, scales, a, b, y)),
+        (true, false) => with_lanes!(a, b, |a, b| add_lanes::<true, false>(p, scales, a, b, y)),
+        (false, true) => with_lanes!(a, b, |a, b| add_lanes::<false, true>(p, scales, a, b, y)),
+        (false, false) => {
+            with_lanes!(a, b, |a, b| add_lanes::<false, false>(p, scales, a, b, y))
+        }
+    }
+}
+
+/// One row of Add, with the rescaling forms fixed: `SHORT` inputs,
+/// `FAST` output requantization.
+#[inline]
+#[target_feature(enable = "neon")]
+fn add_lanes<const SHORT: bool, const FAST: bool>(
+    p: &AddParams,
+    (sa, sb, ro): (InputScale, InputScale, Requant),
+    a: impl Lanes,
+    b: impl Lanes,
+    y: &mut [i8],
+) {
     let (za, zb) = (
         vdupq_n_s8(p.a_zero_point as i8),
         vdupq_n_s8(p.b_zero_point as i8),
     );
-    let shift = vdupq_n_s32(p.left_shift);
-    let clamp8 = |s: i32| s.clamp(-128, 127) as i8;
-    let ra = Requant::splat(p.a_multiplier, clamp8(p.a_shift));
-    let rb = Requant::splat(p.b_multiplier, clamp8(p.b_shift));
-    let ro = Requant::splat(p.out_multiplier, clamp8(p.out_shift));
     let out = Output::new(p.output_zero_point, p.act_min, p.act_max);
+    let scale = |s: InputScale, d| if SHORT { s.short(d) } else { s.general(d) };
     let mut i = 0;
     for y16 in y.chunks_exact_mut(16) {
-        let xa = widen16(load16(a, i), za);
-        let xb = widen16(load16(b, i), zb);
+        let xa = widen16(a.at16(i), za);
+        let xb = widen16(b.at16(i), zb);
         let mut v = [vdupq_n_s32(0); 4];
         for (v, (xa, xb)) in v.iter_mut().zip(xa.into_iter().zip(xb)) {
-            // |x − z| << 20 < 2^29: the shifts cannot overflow.
-            let sa = ra.apply(vshlq_s32(xa, shift));
-            let sb = rb.apply(vshlq_s32(xb, shift));
-            *v = ro.apply(vqaddq_s32(sa, sb));
+            let sum = vqaddq_s32(scale(sa, xa), scale(sb, xb));
+            *v = if FAST {
+                ro.apply_fast(sum)
+            } else {
+                ro.apply_wide(sum)
+            };
         }
         // SAFETY: `y16` is 16 writable bytes.
         unsafe { vst1q_s8(y16.as_mut_ptr(), out.finish16(v)) };
         i += 16;
     }
     for (j, y) in y.iter_mut().enumerate().skip(i) {
-        *y = add_one(p, at(a, j), at(b, j));
+        *y = add_one(p, a.at(j), b.at(j));
     }
 }
 
@@ -261,15 +382,39 @@ fn add_one(p: &AddParams, a: i8, b: i8) -> i8 {
 
 #[target_feature(enable = "neon")]
 fn mul_row(p: &MulParams, a: Source, b: Source, y: &mut [i8]) {
+    let ro = Requant::splat(p.out_multiplier, p.out_shift.clamp(-128, 127) as i8);
+    if ro.is_fast() {
+        with_lanes!(a, b, |a, b| mul_lanes::<true>(p, ro, a, b, y))
+    } else {
+        with_lanes!(a, b, |a, b| mul_lanes::<false>(p, ro, a, b, y))
+    }
+}
+
+/// One row of Mul, with the requantization form fixed (`FAST`).
+#[inline]
+#[target_feature(enable = "neon")]
+fn mul_lanes<const FAST: bool>(
+    p: &MulParams,
+    ro: Requant,
+    a: impl Lanes,
+    b: impl Lanes,
+    y: &mut [i8],
+) {
     let (za, zb) = (
         vdupq_n_s8(p.a_zero_point as i8),
         vdupq_n_s8(p.b_zero_point as i8),
     );
-    let ro = Requant::splat(p.out_multiplier, p.out_shift.clamp(-128, 127) as i8);
     let out = Output::new(p.output_zero_point, p.act_min, p.act_max);
+    let rq = |x| {
+        if FAST {
+            ro.apply_fast(x)
+        } else {
+            ro.apply_wide(x)
+        }
+    };
     let mut i = 0;
     for y16 in y.chunks_exact_mut(16) {
-        let (va, vb) = (load16(a, i), load16(b, i));
+        let (va, vb) = (a.at16(i), b.at16(i));
         let (alo, ahi) = (
             vsubl_s8(vget_low_s8(va), vget_low_s8(za)),
             vsubl_high_s8(va, za),
@@ -280,17 +425,17 @@ fn mul_row(p: &MulParams, a: Source, b: Source, y: &mut [i8]) {
         );
         // |a − za| · |b − zb| ≤ 255² fits i32.
         let v = [
-            ro.apply(vmull_s16(vget_low_s16(alo), vget_low_s16(blo))),
-            ro.apply(vmull_high_s16(alo, blo)),
-            ro.apply(vmull_s16(vget_low_s16(ahi), vget_low_s16(bhi))),
-            ro.apply(vmull_high_s16(ahi, bhi)),
+            rq(vmull_s16(vget_low_s16(alo), vget_low_s16(blo))),
+            rq(vmull_high_s16(alo, blo)),
+            rq(vmull_s16(vget_low_s16(ahi), vget_low_s16(bhi))),
+            rq(vmull_high_s16(ahi, bhi)),
         ];
         // SAFETY: `y16` is 16 writable bytes.
         unsafe { vst1q_s8(y16.as_mut_ptr(), out.finish16(v)) };
         i += 16;
     }
     for (j, y) in y.iter_mut().enumerate().skip(i) {
-        let prod = (i32::from(at(a, j)) - p.a_zero_point) * (i32::from(at(b, j)) - p.b_zero_point);
+        let prod = (i32::from(a.at(j)) - p.a_zero_point) * (i32::from(b.at(j)) - p.b_zero_point);
         *y = requantize_to_i8(
             prod,
             p.out_multiplier,

@@ -139,51 +139,80 @@ fn average(sum_x: i32, valid: usize, count: usize, zp: i32) -> i8 {
 /// Side-by-side windows of `k` (2–4) along each row.
 #[target_feature(enable = "neon")]
 fn rows_side_by_side(p: &PoolParams, k: usize, input: &[i8], output: &mut [i8], op: Reduce) {
+    match (op, k) {
+        (Reduce::Max, 2) => side_by_side_rows::<2, true>(p, input, output),
+        (Reduce::Max, 3) => side_by_side_rows::<3, true>(p, input, output),
+        (Reduce::Max, _) => side_by_side_rows::<4, true>(p, input, output),
+        (Reduce::Avg, 2) => side_by_side_rows::<2, false>(p, input, output),
+        (Reduce::Avg, 3) => side_by_side_rows::<3, false>(p, input, output),
+        (Reduce::Avg, _) => side_by_side_rows::<4, false>(p, input, output),
+    }
+}
+
+/// Windows of `K` side by side, maxima (`MAX`) or averages. A row's last
+/// 16 outputs are recomputed from its last 16 windows (same values), so
+/// only rows shorter than 16 outputs take the scalar loop.
+#[inline]
+#[target_feature(enable = "neon")]
+fn side_by_side_rows<const K: usize, const MAX: bool>(
+    p: &PoolParams,
+    input: &[i8],
+    output: &mut [i8],
+) {
     let zp = p.zero_point;
     let rows = output
         .chunks_exact_mut(p.out_w)
         .zip(input.chunks_exact(p.in_w));
     for (y, x) in rows {
-        let mut done = 0;
-        for (y16, x16) in y.chunks_exact_mut(16).zip(x.chunks_exact(16 * k)) {
-            // SAFETY: `x16` holds 16 windows of `k` bytes.
-            let (max, sums) = unsafe { reduce16(x16.as_ptr(), k) };
-            match op {
+        if y.len() < 16 {
+            for (y, w) in y.iter_mut().zip(x.chunks_exact(K)) {
+                *y = if MAX {
+                    w.iter().copied().max().unwrap_or(i8::MIN)
+                } else {
+                    average(w.iter().map(|&v| i32::from(v)).sum(), K, K, zp)
+                };
+            }
+            continue;
+        }
+        let last = y.len() - 16;
+        let mut o = 0;
+        loop {
+            let (Some(y16), Some(x16)) = (y.get_mut(o..o + 16), x.get(K * o..K * (o + 16))) else {
+                break;
+            };
+            // SAFETY: `x16` holds 16 windows of `K` bytes.
+            let (max, sums) = unsafe { reduce16::<K>(x16.as_ptr()) };
+            if MAX {
                 // SAFETY: `y16` is 16 writable bytes.
-                Reduce::Max => unsafe { vst1q_s8(y16.as_mut_ptr(), max) },
-                Reduce::Avg => {
-                    let mut s = [0i16; 16];
-                    // SAFETY: `s` is 16 writable i16.
-                    unsafe {
-                        vst1q_s16(s.as_mut_ptr(), sums.0);
-                        vst1q_s16(s.as_mut_ptr().add(8), sums.1);
-                    }
-                    for (y, &s) in y16.iter_mut().zip(&s) {
-                        *y = average(i32::from(s), k, k, zp);
-                    }
+                unsafe { vst1q_s8(y16.as_mut_ptr(), max) };
+            } else {
+                let mut s = [0i16; 16];
+                // SAFETY: `s` is 16 writable i16.
+                unsafe {
+                    vst1q_s16(s.as_mut_ptr(), sums.0);
+                    vst1q_s16(s.as_mut_ptr().add(8), sums.1);
+                }
+                for (y, &s) in y16.iter_mut().zip(&s) {
+                    *y = average(i32::from(s), K, K, zp);
                 }
             }
-            done += 16;
-        }
-        let rest = y.iter_mut().zip(x.chunks_exact(k)).skip(done);
-        for (y, w) in rest {
-            *y = match op {
-                Reduce::Max => w.iter().copied().max().unwrap_or(i8::MIN),
-                Reduce::Avg => average(w.iter().map(|&v| i32::from(v)).sum(), k, k, zp),
-            };
+            if o == last {
+                break;
+            }
+            o = (o + 16).min(last);
         }
     }
 }
 
 /// The maxima and the sums (in `i16`, low and high 8) of 16 side-by-side
-/// windows of `k` (2–4) bytes at `x`.
+/// windows of `K` (2–4) bytes at `x`.
 ///
 /// # Safety
-/// `x` is valid for `16·k` bytes.
+/// `x` is valid for `16·K` bytes.
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn reduce16(x: *const i8, k: usize) -> (int8x16_t, (int16x8_t, int16x8_t)) {
-    let (a, b, c, d) = match k {
+unsafe fn reduce16<const K: usize>(x: *const i8) -> (int8x16_t, (int16x8_t, int16x8_t)) {
+    let (a, b, c, d) = match K {
         // SAFETY: 32, 48 or 64 bytes are readable at `x`.
         2 => unsafe {
             let v = vld2q_s8(x);
@@ -198,14 +227,18 @@ unsafe fn reduce16(x: *const i8, k: usize) -> (int8x16_t, (int16x8_t, int16x8_t)
             (v.0, v.1, v.2, v.3)
         },
     };
-    let max = vmaxq_s8(vmaxq_s8(a, b), vmaxq_s8(c, d));
+    let max = match K {
+        2 => vmaxq_s8(a, b),
+        3 => vmaxq_s8(vmaxq_s8(a, b), c),
+        _ => vmaxq_s8(vmaxq_s8(a, b), vmaxq_s8(c, d)),
+    };
     let mut lo = vaddl_s8(vget_low_s8(a), vget_low_s8(b));
     let mut hi = vaddl_high_s8(a, b);
-    if k >= 3 {
+    if K >= 3 {
         lo = vaddw_s8(lo, vget_low_s8(c));
         hi = vaddw_high_s8(hi, c);
     }
-    if k == 4 {
+    if K == 4 {
         lo = vaddw_s8(lo, vget_low_s8(d));
         hi = vaddw_high_s8(hi, d);
     }
@@ -256,28 +289,52 @@ fn windows(p: &PoolParams, input: &[i8], output: &mut [i8], op: Reduce) {
 
 /// Max and (wrapping) sum of `n` bytes of `row` at stride `step`; sums
 /// only matter for averages, whose windows are small enough not to wrap.
+/// Contiguous rows of 16 or more run 16 at a time, the last 16 with the
+/// lanes already counted masked off.
 #[inline]
 #[target_feature(enable = "neon")]
 fn reduce_row(row: &[i8], n: usize, step: usize) -> (i8, i32) {
-    let (mut best, mut sum) = (i8::MIN, 0i32);
-    let mut done = 0;
-    if step == 1 {
-        let mut vmax = vdupq_n_s8(i8::MIN);
-        let mut vsum = vdupq_n_s32(0);
-        for c in row.chunks_exact(16).take(n / 16) {
-            // SAFETY: `c` is 16 readable bytes.
-            let v = unsafe { vld1q_s8(c.as_ptr()) };
-            vmax = vmaxq_s8(vmax, v);
-            vsum = vpadalq_s16(vsum, vpaddlq_s8(v));
-            done += 16;
+    let Some(row) = row.get(..n).filter(|_| step == 1 && n >= 16) else {
+        let (mut best, mut sum) = (i8::MIN, 0i32);
+        for &v in row.iter().step_by(step.max(1)).take(n) {
+            best = best.max(v);
+            sum = sum.wrapping_add(i32::from(v));
         }
-        best = vmaxvq_s8(vmax);
-        sum = vaddvq_s32(vsum);
+        return (best, sum);
+    };
+    let mut vmax = vdupq_n_s8(i8::MIN);
+    let mut vsum = vdupq_n_s32(0);
+    let chunks = row.chunks_exact(16);
+    let rest = chunks.remainder().len();
+    for c in chunks {
+        // SAFETY: `c` is 16 readable bytes.
+        let v = unsafe { vld1q_s8(c.as_ptr()) };
+        vmax = vmaxq_s8(vmax, v);
+        vsum = vpadalq_s16(vsum, vpaddlq_s8(v));
     }
-    let rest = row.get(done * step..).unwrap_or(&[]);
-    for &v in rest.iter().step_by(step.max(1)).take(n - done) {
-        best = best.max(v);
-        sum = sum.wrapping_add(i32::from(v));
+    if let Some(last) = row.get(n - 16..).filter(|_| rest > 0) {
+        // Lanes `16 − rest..` are the uncounted tail.
+        // SAFETY: `last` is 16 readable bytes; `rest..rest + 16` is inside `TAIL`.
+        let (v, keep) = unsafe {
+            let keep = vreinterpretq_s8_u8(vld1q_u8(TAIL.as_ptr().add(rest)));
+            (vld1q_s8(last.as_ptr()), keep)
+        };
+        vmax = vmaxq_s8(
+            vmax,
+            vbslq_s8(vreinterpretq_u8_s8(keep), v, vdupq_n_s8(i8::MIN)),
+        );
+        vsum = vpadalq_s16(vsum, vpaddlq_s8(vandq_s8(v, keep)));
     }
-    (best, sum)
+    (vmaxvq_s8(vmax), vaddvq_s32(vsum))
 }
+
+/// `TAIL[r..r + 16]` keeps the last `r` of 16 lanes.
+static TAIL: [u8; 32] = {
+    let mut m = [0u8; 32];
+    let mut i = 16;
+    while i < 32 {
+        m[i] = 0xff;
+        i += 1;
+    }
+    m
+};

@@ -76,15 +76,29 @@ impl Requant {
     #[target_feature(enable = "neon")]
     pub(super) fn apply(self, acc: int32x4_t) -> int32x4_t {
         if self.fast {
-            vrshlq_s32(vqdmulhq_s32(acc, self.multiplier), self.shift)
+            self.apply_fast(acc)
         } else {
             self.apply_wide(acc)
         }
     }
 
+    /// Whether [`Requant::apply_fast`] is exact (every shift below 0).
+    pub(super) fn is_fast(self) -> bool {
+        self.fast
+    }
+
+    /// [`Requant::apply`] when [`Requant::is_fast`] (for loops that choose
+    /// the form once).
     #[inline]
     #[target_feature(enable = "neon")]
-    fn apply_wide(self, acc: int32x4_t) -> int32x4_t {
+    pub(super) fn apply_fast(self, acc: int32x4_t) -> int32x4_t {
+        vrshlq_s32(vqdmulhq_s32(acc, self.multiplier), self.shift)
+    }
+
+    /// [`Requant::apply`] for any shift.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    pub(super) fn apply_wide(self, acc: int32x4_t) -> int32x4_t {
         let lo = vmull_s32(vget_low_s32(acc), vget_low_s32(self.multiplier));
         let hi = vmull_high_s32(acc, self.multiplier);
         let lo = vqmovn_s64(vrshlq_s64(lo, self.wide_lo));
