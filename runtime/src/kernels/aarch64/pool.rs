@@ -176,10 +176,7 @@ fn side_by_side_rows<const K: usize, const MAX: bool>(
         }
         let last = y.len() - 16;
         let mut o = 0;
-        loop {
-            let (Some(y16), Some(x16)) = (y.get_mut(o..o + 16), x.get(K * o..K * (o + 16))) else {
-                break;
-            };
+        while let (Some(y16), Some(x16)) = (y.get_mut(o..o + 16), x.get(K * o..K * (o + 16))) {
             // SAFETY: `x16` holds 16 windows of `K` bytes.
             let (max, sums) = unsafe { reduce16::<K>(x16.as_ptr()) };
             if MAX {
