@@ -450,6 +450,15 @@ fn pool_rows_case() -> impl Strategy<Value = PoolCase> {
         .prop_flat_map(with_pool_input)
 }
 
+/// Global pooling: one window over each whole plane (GlobalAveragePool).
+fn global_pool_case() -> impl Strategy<Value = PoolCase> {
+    (1usize..=5, 1usize..=3, 1usize..=70, any::<bool>(), zp())
+        .prop_map(|(c, h, w, inc, z)| {
+            pool_params(c, (h, h, 1, 1, 0, 1), (w, w, 1, 1, 0, 1), inc, z)
+        })
+        .prop_flat_map(with_pool_input)
+}
+
 fn check_pools(c: &PoolCase) -> Result<(), TestCaseError> {
     prop_assert_eq!(max_pool_neon_takes(&c.p), Ok(()));
     prop_assert_eq!(avg_pool_neon_takes(&c.p), Ok(()));
@@ -479,6 +488,11 @@ proptest! {
 
     #[test]
     fn side_by_side_pools_match_reference(c in pool_rows_case()) {
+        check_pools(&c)?;
+    }
+
+    #[test]
+    fn global_pools_match_reference(c in global_pool_case()) {
         check_pools(&c)?;
     }
 }

@@ -114,8 +114,31 @@ pub fn avg_pool_s8_neon(p: &PoolParams, input: &[i8], output: &mut [i8]) {
     unsafe {
         match side_by_side(p) {
             Some(k) => rows_side_by_side(p, k, input, output, Reduce::Avg),
+            None if global(p) => global_average(p, input, output),
             None => windows(p, input, output, Reduce::Avg),
         }
+    }
+}
+
+/// One window covering the whole (unpadded) plane: global pooling.
+fn global(p: &PoolParams) -> bool {
+    p.out_h == 1
+        && p.out_w == 1
+        && p.kernel_h == p.in_h
+        && p.kernel_w == p.in_w
+        && p.pad_top == 0
+        && p.pad_left == 0
+        && p.dilation_h == 1
+        && p.dilation_w == 1
+}
+
+/// Global average pooling: each channel's plane is one contiguous row.
+#[target_feature(enable = "neon")]
+fn global_average(p: &PoolParams, input: &[i8], output: &mut [i8]) {
+    let n = p.in_h * p.in_w;
+    for (y, x) in output.iter_mut().zip(input.chunks_exact(n)) {
+        let (_, sum) = reduce_row(x, n, 1);
+        *y = average(sum, n, n, p.zero_point);
     }
 }
 
