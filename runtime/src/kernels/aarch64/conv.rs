@@ -21,6 +21,10 @@ use crate::kernels::{reference, ConvParams};
 /// Bytes of staged input rows one output row may need (`C_in · kH` rows of
 /// the padded width); larger convolutions are refused.
 pub const MAX_STAGED_BYTES: usize = 32 * 1024;
+/// Bytes after the band that unit-stride staging may overwrite.
+const BAND_SLACK: usize = 16;
+/// Most W phases (the W stride) of a staged row.
+const MAX_PHASES: usize = 8;
 /// Output channels whose biases and partial sums one pass keeps.
 const OC_GROUP: usize = 64;
 /// Stack taken by one convolution call for its buffers (about 64 KiB):
@@ -117,6 +121,9 @@ impl Geometry {
             band_len: 0,
             in_zp: p.input_zero_point as i8,
         };
+        if g.sw > MAX_PHASES {
+            return Err("W stride above 8");
+        }
         g.flatten_pointwise();
         g.size_band()?;
         Ok(g)
@@ -141,7 +148,7 @@ impl Geometry {
         self.band_len = [self.cin, self.kh, self.sw, self.phase_len]
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .filter(|&n| n <= MAX_STAGED_BYTES)
+            .filter(|&n| n + BAND_SLACK <= MAX_STAGED_BYTES)
             .ok_or(TOO_BIG)?;
         Ok(())
     }
@@ -301,7 +308,7 @@ struct Chunk {
 unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, output: &mut [i8]) {
     let chunks = g.k.div_ceil(C::CHUNK);
     let mut band = MaybeUninit::uninit();
-    let band = filled_prefix::<i8, MAX_STAGED_BYTES>(&mut band, g.band_len, g.in_zp);
+    let band = filled_prefix::<i8, MAX_STAGED_BYTES>(&mut band, g.band_len + BAND_SLACK, g.in_zp);
     let mut pack = MaybeUninit::<Aligned<[u8; PACK_BYTES]>>::uninit();
     let pack = pack.as_mut_ptr().cast::<u8>();
     let mut offsets = MaybeUninit::uninit();
@@ -324,6 +331,8 @@ unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, out
     if chunks == 1 {
         tap_offsets(g, 0, offsets);
     }
+    let phases = PhaseRows::new(g);
+    let mut staged = None;
     for g0 in (0..g.cout).step_by(OC_GROUP) {
         let gn = OC_GROUP.min(g.cout - g0);
         t.group_setup::<C>(g0, gn);
@@ -331,7 +340,11 @@ unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, out
             t.point_rows::<C>(g0, gn, 0, g.k);
         }
         for oy in 0..g.out_h {
-            stage_band(g, io.input, oy, band);
+            // The band of one output row serves every group.
+            if staged != Some(oy) {
+                stage_band(g, &phases, io.input, oy, band);
+                staged = Some(oy);
+            }
             for ox0 in (0..g.out_w).step_by(TILE) {
                 for c in 0..chunks {
                     let k0 = c * C::CHUNK;
@@ -374,7 +387,7 @@ impl Tiler<'_> {
             let bias = io.bias.get(oc).copied().unwrap_or(0);
             *b = if C::RAW {
                 let w = io.weights.get(oc * k..(oc + 1) * k).unwrap_or(&[]);
-                let sum = w.iter().fold(0i32, |s, &v| s.wrapping_add(i32::from(v)));
+                let sum = sum_bytes(w);
                 bias.wrapping_sub(zp.wrapping_mul(sum))
             } else {
                 bias
@@ -556,61 +569,187 @@ fn tap_offsets(g: &Geometry, k0: usize, offsets: &mut [u32]) {
     }
 }
 
+/// Per W phase `r`: the staged elements `lo..hi` that hold input columns,
+/// the first being column `first` (the same for every row).
+struct PhaseRows {
+    lo: [usize; MAX_PHASES],
+    hi: [usize; MAX_PHASES],
+    first: [usize; MAX_PHASES],
+}
+
+impl PhaseRows {
+    fn new(g: &Geometry) -> PhaseRows {
+        let (sw, pl) = (g.sw, g.pl);
+        let mut rows = PhaseRows {
+            lo: [0; MAX_PHASES],
+            hi: [0; MAX_PHASES],
+            first: [0; MAX_PHASES],
+        };
+        for r in 0..sw.min(MAX_PHASES) {
+            // Padded column t·sw + r is input column t·sw + r − pad_left.
+            let lo = if r >= pl { 0 } else { (pl - r).div_ceil(sw) }.min(g.phase_len);
+            let end = g.in_w + pl;
+            let hi = if r >= end { 0 } else { (end - r).div_ceil(sw) }.clamp(lo, g.phase_len);
+            rows.lo[r] = lo;
+            rows.hi[r] = hi;
+            rows.first[r] = (lo * sw + r).saturating_sub(pl);
+        }
+        rows
+    }
+}
+
 /// Stages the input rows output row `oy` reads: for each input channel and
 /// kernel row, the input row padded with the zero point, as `sw` phase rows
 /// (phase `r`, element `t` is padded column `t·sw + r`). Rows in the top or
 /// bottom padding are all zero point.
 #[inline]
 #[target_feature(enable = "neon")]
-fn stage_band(g: &Geometry, input: &[i8], oy: usize, band: &mut [i8]) {
-    let pad = g.in_zp;
+fn stage_band(g: &Geometry, phases: &PhaseRows, input: &[i8], oy: usize, band: &mut [i8]) {
+    if g.sw == 1 {
+        stage_band_unit_stride(g, phases, input, oy, band);
+        return;
+    }
+    let pad = vdupq_n_s8(g.in_zp);
     let in_plane = g.in_h * g.in_w;
-    let mut phases = band.chunks_exact_mut(g.phase_len);
+    let mut rows = band.chunks_exact_mut(g.phase_len);
     for ic in 0..g.cin {
         for ky in 0..g.kh {
             let iy = (oy * g.sh + ky * g.dh)
                 .checked_sub(g.pt)
                 .filter(|&y| y < g.in_h);
-            let start = iy.map(|iy| ic * in_plane + iy * g.in_w);
-            let row = start.and_then(|s| input.get(s..s + g.in_w));
-            for r in 0..g.sw {
-                let Some(dst) = phases.next() else { return };
-                match row {
-                    Some(src) => stage_phase(src, r, g.sw, g.pl, pad, dst),
-                    None => dst.fill(pad),
-                }
+            // The row and whatever follows it in the input.
+            let src = iy.and_then(|iy| input.get(ic * in_plane + iy * g.in_w..));
+            for r in 0..g.sw.min(MAX_PHASES) {
+                let Some(dst) = rows.next() else { return };
+                let Some(src) = src else {
+                    fill(dst, pad);
+                    continue;
+                };
+                let (lo, hi) = (phases.lo[r], phases.hi[r]);
+                let (head, rest) = dst.split_at_mut(lo.min(dst.len()));
+                let (mid, tail) = rest.split_at_mut((hi - lo).min(rest.len()));
+                fill(head, pad);
+                fill(tail, pad);
+                copy_strided(src.get(phases.first[r]..).unwrap_or(&[]), g.sw, mid);
             }
         }
     }
 }
 
-/// Phase `r` of one input row padded by `pl` on the left and with `pad`
-/// wherever the padded column `t·sw + r` is outside the input.
+/// [`stage_band`] for W stride 1, with whole 16-byte stores: each row is
+/// written in order (left pad, input columns, right pad), and a store's
+/// bytes past its part land in the next part or row, written right after
+/// (or in the band's slack).
 #[inline]
 #[target_feature(enable = "neon")]
-fn stage_phase(src: &[i8], r: usize, sw: usize, pl: usize, pad: i8, dst: &mut [i8]) {
-    let n = dst.len();
-    // First t with t·sw + r >= pl, and first with t·sw + r >= in_w + pl.
-    let lo = if r >= pl { 0 } else { (pl - r).div_ceil(sw) }.min(n);
-    let end = src.len() + pl;
-    let hi = if r >= end { 0 } else { (end - r).div_ceil(sw) }.clamp(lo, n);
-    let (head, rest) = dst.split_at_mut(lo);
-    let (mid, tail) = rest.split_at_mut(hi - lo);
-    head.fill(pad);
-    tail.fill(pad);
-    // Column (lo·sw + r − pl) is the first inside the input (when hi > lo).
-    let first = (lo * sw + r).saturating_sub(pl);
-    copy_strided(src.get(first..).unwrap_or(&[]), sw, mid);
+fn stage_band_unit_stride(
+    g: &Geometry,
+    phases: &PhaseRows,
+    input: &[i8],
+    oy: usize,
+    band: &mut [i8],
+) {
+    let pad = vdupq_n_s8(g.in_zp);
+    let in_plane = g.in_h * g.in_w;
+    let (lo, hi, first) = (phases.lo[0], phases.hi[0], phases.first[0]);
+    let mut store = |at: usize, v: int8x16_t| {
+        if let Some(d) = band.get_mut(at..at + 16) {
+            // SAFETY: `d` is 16 writable bytes.
+            unsafe { vst1q_s8(d.as_mut_ptr(), v) };
+        }
+    };
+    let mut row = 0;
+    for ic in 0..g.cin {
+        for ky in 0..g.kh {
+            let iy = (oy * g.sh + ky * g.dh)
+                .checked_sub(g.pt)
+                .filter(|&y| y < g.in_h);
+            let src = iy.and_then(|iy| input.get(ic * in_plane + iy * g.in_w + first..));
+            let (mut at, end) = (row, row + g.phase_len);
+            if let Some(src) = src {
+                store(row, pad);
+                let cols = hi - lo;
+                for c in (0..cols).step_by(16) {
+                    let v = match src.get(c..c + 16) {
+                        // SAFETY: `s` is 16 readable bytes.
+                        Some(s) => unsafe { vld1q_s8(s.as_ptr()) },
+                        // The input's last bytes: through a padded copy.
+                        None => {
+                            let mut last = [0i8; 16];
+                            let s = src.get(c..).unwrap_or(&[]);
+                            for (d, &s) in last.iter_mut().zip(s) {
+                                *d = s;
+                            }
+                            // SAFETY: `last` is 16 readable bytes.
+                            unsafe { vld1q_s8(last.as_ptr()) }
+                        }
+                    };
+                    store(row + lo + c, v);
+                }
+                at = row + hi;
+            }
+            while at < end {
+                store(at, pad);
+                at += 16;
+            }
+            row = end;
+        }
+    }
+}
+
+/// `dst` set to `v`'s bytes, with vector stores (no `memset` call).
+#[inline]
+#[target_feature(enable = "neon")]
+fn fill(dst: &mut [i8], v: int8x16_t) {
+    let mut chunks = dst.chunks_exact_mut(16);
+    for c in chunks.by_ref() {
+        // SAFETY: `c` is 16 writable bytes.
+        unsafe { vst1q_s8(c.as_mut_ptr(), v) };
+    }
+    store_prefix(v, chunks.into_remainder());
+}
+
+/// `Σ w` in wrapping `i32` (exact for any slice shorter than 2^24).
+#[inline]
+#[target_feature(enable = "neon")]
+fn sum_bytes(w: &[i8]) -> i32 {
+    let mut acc = vdupq_n_s32(0);
+    let chunks = w.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        // SAFETY: `c` is 16 readable bytes.
+        acc = vpadalq_s16(acc, vpaddlq_s8(unsafe { vld1q_s8(c.as_ptr()) }));
+    }
+    let tail = rest.iter().fold(0i32, |s, &v| s.wrapping_add(i32::from(v)));
+    vaddvq_s32(acc).wrapping_add(tail)
 }
 
 /// `dst[i] = src[i·stride]` for every `i` with a source element.
 #[inline]
 #[target_feature(enable = "neon")]
-pub(super) fn copy_strided(src: &[i8], stride: usize, dst: &mut [i8]) {
+fn copy_strided(src: &[i8], stride: usize, dst: &mut [i8]) {
     match stride {
         1 => {
-            let n = dst.len().min(src.len());
-            dst[..n].copy_from_slice(&src[..n]);
+            let mut done = 0;
+            for (d, s) in dst.chunks_exact_mut(16).zip(src.chunks_exact(16)) {
+                // SAFETY: `s` is 16 readable bytes and `d` 16 writable ones.
+                unsafe { vst1q_s8(d.as_mut_ptr(), vld1q_s8(s.as_ptr())) };
+                done += 16;
+            }
+            let (dst, src) = (
+                dst.get_mut(done..).unwrap_or(&mut []),
+                src.get(done..).unwrap_or(&[]),
+            );
+            match src.get(..16) {
+                // SAFETY: `s` is 16 readable bytes (the row's end and what
+                // follows it in the input); only `dst.len()` are stored.
+                Some(s) => store_prefix(unsafe { vld1q_s8(s.as_ptr()) }, dst),
+                None => {
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d = s;
+                    }
+                }
+            }
         }
         2 => {
             let mut done = 0;

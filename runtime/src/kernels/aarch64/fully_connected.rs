@@ -7,24 +7,12 @@ use core::arch::aarch64::*;
 
 use super::dot::sdot;
 use super::requant::{Output, Requant};
-use super::{act_ok, has_dotprod, zero_point_ok, Aligned, NO_DOTPROD};
+use super::{act_ok, has_dotprod, zero_point_ok, Aligned, LAST_LANES, NO_DOTPROD};
 use crate::kernels::{reference, FullyConnectedParams};
 use crate::numerics::requantize_to_i8;
 
 /// Longest input row the NEON kernel widens onto its stack (`i16`).
 const MAX_NEON_FEATURES: usize = 4096;
-
-/// `MASK[t..t + 16]` keeps the last `t` of 16 lanes; `MASK[8 + t..16 + t]`
-/// the last `t` of 8.
-static MASK: [u8; 32] = {
-    let mut m = [0u8; 32];
-    let mut i = 16;
-    while i < 32 {
-        m[i] = 0xff;
-        i += 1;
-    }
-    m
-};
 
 /// Checks shared by both instruction sets.
 fn takes(p: &FullyConnectedParams) -> Result<(), &'static str> {
@@ -250,9 +238,9 @@ unsafe fn dot_rows<const M: usize>(
     if t > 0 {
         // The last 16 bytes of each row, lanes before the tail masked off.
         // SAFETY: `k >= 16`, so `k − 16..k` is inside `x` and each row;
-        // `t..t + 16` is inside `MASK` (t < 16).
+        // `t..t + 16` is inside `LAST_LANES` (t < 16).
         unsafe {
-            let mask = vreinterpretq_s8_u8(vld1q_u8(MASK.as_ptr().add(t)));
+            let mask = vreinterpretq_s8_u8(vld1q_u8(LAST_LANES.as_ptr().add(t)));
             let xv = vandq_s8(vld1q_s8(xp.add(k - 16)), mask);
             let ov = vandq_s8(ones, mask);
             for m in 0..M {
@@ -345,9 +333,9 @@ fn mac_rows<const M: usize>(xw: &[i16], w: &[i8], k: usize) -> [int32x4_t; M] {
     if t > 0 {
         // The last 8 of each row, lanes before the tail masked off.
         // SAFETY: `k >= 16`: `k − 8..k` is inside `xw` and each row;
-        // `8 + t..16 + t` is inside `MASK` (t < 8).
+        // `8 + t..16 + t` is inside `LAST_LANES` (t < 8).
         unsafe {
-            let mask = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(MASK.as_ptr().add(8 + t))));
+            let mask = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(LAST_LANES.as_ptr().add(8 + t))));
             let mask = vorrq_s16(mask, vshlq_n_s16::<8>(mask));
             let xv = vandq_s16(vld1q_s16(xp.add(k - 8)), mask);
             for (m, acc) in acc.iter_mut().enumerate() {

@@ -146,3 +146,15 @@ fn filled_prefix<T: Copy, const N: usize>(
     // borrows `buf` for its lifetime.
     unsafe { core::slice::from_raw_parts_mut(first, len) }
 }
+
+/// `LAST_LANES[r..r + 16]` keeps the last `r` of 16 byte lanes (0xff there,
+/// 0 before); `LAST_LANES[8 + r..16 + r]` the last `r` of 8.
+static LAST_LANES: [u8; 32] = {
+    let mut m = [0u8; 32];
+    let mut i = 16;
+    while i < 32 {
+        m[i] = 0xff;
+        i += 1;
+    }
+    m
+};

@@ -9,7 +9,7 @@
 
 use core::arch::aarch64::*;
 
-use super::{axis_ok, Taps};
+use super::{axis_ok, Taps, LAST_LANES};
 use crate::kernels::{reference, PoolParams};
 use crate::numerics::{clamp, div_round_half_away};
 
@@ -334,9 +334,9 @@ fn reduce_row(row: &[i8], n: usize, step: usize) -> (i8, i32) {
     }
     if let Some(last) = row.get(n - 16..).filter(|_| rest > 0) {
         // Lanes `16 − rest..` are the uncounted tail.
-        // SAFETY: `last` is 16 readable bytes; `rest..rest + 16` is inside `TAIL`.
+        // SAFETY: `last` is 16 readable bytes; `rest..rest + 16` is inside `LAST_LANES`.
         let (v, keep) = unsafe {
-            let keep = vreinterpretq_s8_u8(vld1q_u8(TAIL.as_ptr().add(rest)));
+            let keep = vreinterpretq_s8_u8(vld1q_u8(LAST_LANES.as_ptr().add(rest)));
             (vld1q_s8(last.as_ptr()), keep)
         };
         vmax = vmaxq_s8(
@@ -347,14 +347,3 @@ fn reduce_row(row: &[i8], n: usize, step: usize) -> (i8, i32) {
     }
     (vmaxvq_s8(vmax), vaddvq_s32(vsum))
 }
-
-/// `TAIL[r..r + 16]` keeps the last `r` of 16 lanes.
-static TAIL: [u8; 32] = {
-    let mut m = [0u8; 32];
-    let mut i = 16;
-    while i < 32 {
-        m[i] = 0xff;
-        i += 1;
-    }
-    m
-};
