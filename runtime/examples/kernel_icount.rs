@@ -132,6 +132,8 @@ mod shapes {
             ("conv_1x99_k5_16", conv1d(1, 99, 5, 1, 2, 16)),
             ("conv_16x49_k5_32", conv1d(16, 49, 5, 1, 2, 32)),
             ("conv_32x24_k3_16", conv1d(32, 24, 3, 1, 1, 16)),
+            // Fixed cost per call: one position, a few channels.
+            ("conv_4x1_k1_4", conv1d(4, 1, 1, 1, 0, 4)),
             (
                 "conv2d_16x32x32_3x3_16",
                 Layer::Conv(conv2d_params(
@@ -157,6 +159,7 @@ mod shapes {
             ("fc_400_42", fc(400, 42)),
             ("fc_128_5", fc(128, 5)),
             ("fc_30_2", fc(30, 2)),
+            ("fc_16_1", fc(16, 1)),
             ("maxpool_16x820_k2", Layer::MaxPool(pool(16, 820, 2, 2))),
             ("maxpool_32x205_k4", Layer::MaxPool(pool(32, 205, 4, 4))),
             ("avgpool_64x46_global", Layer::AvgPool(pool(64, 46, 46, 1))),

@@ -13,7 +13,7 @@
 use core::arch::aarch64::*;
 use core::mem::MaybeUninit;
 
-use super::gemm::{Columns, DotProd, Neon, WeightRows, MAX_CHUNK, PACK_BYTES, TILE};
+use super::gemm::{Columns, DotProd, Neon, WeightEnd, WeightRows, MAX_CHUNK, PACK_BYTES, TILE};
 use super::requant::{Output, Requant};
 use super::{act_ok, axis_ok, filled_prefix, has_dotprod, zero_point_ok, Aligned, NO_DOTPROD};
 use crate::kernels::{reference, ConvParams};
@@ -280,16 +280,15 @@ struct Tiler<'a> {
     io: Operands<'a>,
     rows: WeightRows<'a>,
     out: Output,
-    /// Per output channel of the current group: the bias (less `zp · Σ w`
-    /// for raw columns) and the requantization.
-    bias: [i32; OC_GROUP],
-    rq: [Requant; OC_GROUP],
+    /// Per output channel of the current group (at most [`OC_GROUP`]): the
+    /// bias (less `zp · Σ w` for raw columns), the requantization, and its
+    /// weights in the current chunk (`WeightRows::row`).
+    bias: &'a mut [i32],
+    rq: &'a mut [Requant],
+    row_ptrs: &'a mut [*const i8],
     /// Per output channel of the current group: partial sums of a tile
     /// (empty when the reduction is one chunk).
     partial: &'a mut [[int32x4_t; 4]],
-    /// Per output channel of the current group: its weights in the current
-    /// chunk (`WeightRows::row`).
-    row_ptrs: [*const i8; OC_GROUP],
 }
 
 /// The reduction chunk being multiplied, padded to `padded` indices.
@@ -318,15 +317,25 @@ unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, out
     let zero = vdupq_n_s32(0);
     let partial_len = if chunks > 1 { OC_GROUP } else { 0 };
     let partial = filled_prefix::<[int32x4_t; 4], OC_GROUP>(&mut partial, partial_len, [zero; 4]);
+    // Per-channel state for one group, as long as the call needs.
+    let group = g.cout.min(OC_GROUP);
+    let (mut bias, mut rq, mut row_ptrs) = (
+        MaybeUninit::uninit(),
+        MaybeUninit::uninit(),
+        MaybeUninit::uninit(),
+    );
+    let mut end: WeightEnd = MaybeUninit::uninit();
+    // Reads are of a chunk rounded up to 16 at most.
+    let read = g.k.min(C::CHUNK).next_multiple_of(16).min(C::CHUNK);
     let mut t = Tiler {
         g,
         io,
-        rows: WeightRows::new(io.weights, g.k, C::CHUNK),
+        rows: WeightRows::new(io.weights, g.k, read, &mut end),
         out: Output::new(p.output_zero_point, p.act_min, p.act_max),
-        bias: [0; OC_GROUP],
-        rq: [Requant::splat(0, 0); OC_GROUP],
+        bias: filled_prefix::<i32, OC_GROUP>(&mut bias, group, 0),
+        rq: filled_prefix::<Requant, OC_GROUP>(&mut rq, group, Requant::splat(0, 0)),
+        row_ptrs: filled_prefix::<*const i8, OC_GROUP>(&mut row_ptrs, group, core::ptr::null()),
         partial,
-        row_ptrs: [core::ptr::null(); OC_GROUP],
     };
     if chunks == 1 {
         tap_offsets(g, 0, offsets);
@@ -382,7 +391,7 @@ impl Tiler<'_> {
         let zp = i32::from(self.g.in_zp);
         let k = self.g.k;
         let io = self.io;
-        let per_oc = self.bias.iter_mut().zip(&mut self.rq).take(gn);
+        let per_oc = self.bias.iter_mut().zip(self.rq.iter_mut()).take(gn);
         for (oc, (b, rq)) in (g0..).zip(per_oc) {
             let bias = io.bias.get(oc).copied().unwrap_or(0);
             *b = if C::RAW {
@@ -452,11 +461,11 @@ impl Tiler<'_> {
         ox0: usize,
         output: &mut [i8],
     ) {
-        // `i + M <= gn <= OC_GROUP`: the group's channels i..i + M.
-        let at = i.min(OC_GROUP - M);
+        // The group's channels `i..i + M` (`i + M <= gn`).
+        let at = i;
         let (Some(rows), Some(bias), Some(rq)) = (
-            group_slice::<_, M>(&self.row_ptrs, at),
-            group_slice::<_, M>(&self.bias, at),
+            group_slice::<_, M>(self.row_ptrs, at),
+            group_slice::<_, M>(self.bias, at),
             self.rq.get(at..at + M),
         ) else {
             return;

@@ -5,8 +5,10 @@
 
 use core::arch::aarch64::*;
 
+use core::mem::MaybeUninit;
+
 use super::dot::sdot_lane;
-use super::Aligned;
+use super::{filled_prefix, Aligned};
 
 /// Output positions per tile (four vectors of four `i32` sums per channel).
 pub(super) const TILE: usize = 16;
@@ -298,17 +300,24 @@ unsafe fn dot_step<const M: usize, const GROUPS: usize>(
 pub(super) struct WeightRows<'a> {
     w: &'a [i8],
     k: usize,
-    end: Aligned<[i8; 2 * MAX_CHUNK]>,
+    /// The tensor's last `kept` bytes, then `max_len` zeros.
+    end: &'a [i8],
     end_start: usize,
+    max_len: usize,
 }
 
+/// Stack room for [`WeightRows`]' copy of the tensor's end.
+pub(super) type WeightEnd = MaybeUninit<Aligned<[i8; 2 * MAX_CHUNK]>>;
+
 impl<'a> WeightRows<'a> {
-    /// For reads of at most `max_len <= MAX_CHUNK` bytes.
-    pub(super) fn new(w: &'a [i8], k: usize, max_len: usize) -> WeightRows<'a> {
-        let kept = w.len().min(max_len.min(MAX_CHUNK));
+    /// For reads of at most `max_len <= MAX_CHUNK` bytes (only as much of
+    /// `buf` as that needs is written).
+    pub(super) fn new(w: &'a [i8], k: usize, max_len: usize, buf: &'a mut WeightEnd) -> Self {
+        let max_len = max_len.min(MAX_CHUNK);
+        let kept = w.len().min(max_len);
         let end_start = w.len() - kept;
-        let mut end = Aligned([0i8; 2 * MAX_CHUNK]);
-        if let (Some(dst), Some(src)) = (end.0.get_mut(..kept), w.get(end_start..)) {
+        let end = filled_prefix::<i8, { 2 * MAX_CHUNK }>(buf, kept + max_len, 0);
+        if let (Some(dst), Some(src)) = (end.get_mut(..kept), w.get(end_start..)) {
             dst.copy_from_slice(src);
         }
         WeightRows {
@@ -316,6 +325,7 @@ impl<'a> WeightRows<'a> {
             k,
             end,
             end_start,
+            max_len,
         }
     }
 
@@ -331,8 +341,10 @@ impl<'a> WeightRows<'a> {
         }
         // `at` is inside the tensor and the read runs past its end, so
         // `at > len(w) − len >= end_start` and `at − end_start + len <
-        // kept + max_len <= 2 · MAX_CHUNK`.
-        let i = at.saturating_sub(self.end_start).min(MAX_CHUNK);
-        self.end.0.as_ptr().wrapping_add(i)
+        // kept + max_len`, the length of `end` (the `min` keeps a read of
+        // `len <= max_len` inside `end` whatever the arguments).
+        let i = at.saturating_sub(self.end_start);
+        let i = i.min(self.end.len().saturating_sub(self.max_len));
+        self.end.as_ptr().wrapping_add(i)
     }
 }
