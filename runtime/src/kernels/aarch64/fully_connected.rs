@@ -4,10 +4,11 @@
 //! counted masked off, so nothing is copied and nothing is read past a row.
 
 use core::arch::aarch64::*;
+use core::mem::MaybeUninit;
 
 use super::dot::sdot;
 use super::requant::{Output, Requant};
-use super::{act_ok, has_dotprod, zero_point_ok, Aligned, LAST_LANES, NO_DOTPROD};
+use super::{act_ok, filled_prefix, has_dotprod, zero_point_ok, LAST_LANES, NO_DOTPROD};
 use crate::kernels::{reference, FullyConnectedParams};
 use crate::numerics::requantize_to_i8;
 
@@ -222,7 +223,21 @@ unsafe fn dot_rows<const M: usize>(
     let ones = vdupq_n_s8(1);
     let (xp, wp) = (x.as_ptr(), w.as_ptr());
     let mut at = 0;
-    while at + 16 <= k {
+    // Two vectors per step: the loop's own instructions count too.
+    while at + 32 <= k {
+        // SAFETY: `at + 32 <= k`: inside `x` and inside each row of `w`.
+        unsafe {
+            let (x0, x1) = (vld1q_s8(xp.add(at)), vld1q_s8(xp.add(at + 16)));
+            for m in 0..M {
+                let row = wp.add(m * k + at);
+                let (w0, w1) = (vld1q_s8(row), vld1q_s8(row.add(16)));
+                acc[m] = sdot(sdot(acc[m], x0, w0), x1, w1);
+                wsum[m] = sdot(sdot(wsum[m], w0, ones), w1, ones);
+            }
+        }
+        at += 32;
+    }
+    if at + 16 <= k {
         // SAFETY: `at + 16 <= k`: inside `x` and inside each row of `w`.
         unsafe {
             let xv = vld1q_s8(xp.add(at));
@@ -256,10 +271,8 @@ unsafe fn dot_rows<const M: usize>(
 #[target_feature(enable = "neon")]
 fn fc_neon(p: &FullyConnectedParams, io: Operands, output: &mut [i8]) {
     let k = p.in_features;
-    let mut staged = Aligned([0i16; MAX_NEON_FEATURES]);
-    let Some(xw) = staged.0.get_mut(..k) else {
-        return;
-    };
+    let mut staged = MaybeUninit::uninit();
+    let xw = filled_prefix::<i16, MAX_NEON_FEATURES>(&mut staged, k, 0);
     for (x, out) in io
         .input
         .chunks_exact(k)
@@ -317,7 +330,22 @@ fn mac_rows<const M: usize>(xw: &[i16], w: &[i8], k: usize) -> [int32x4_t; M] {
     }
     let (xp, wp) = (xw.as_ptr(), w.as_ptr());
     let mut at = 0;
-    while at + 8 <= k {
+    while at + 16 <= k {
+        // SAFETY: `at + 16 <= k`: inside `xw` and inside each row of `w`.
+        unsafe {
+            let (x0, x1) = (vld1q_s16(xp.add(at)), vld1q_s16(xp.add(at + 8)));
+            for (m, acc) in acc.iter_mut().enumerate() {
+                let wv = vld1q_s8(wp.add(m * k + at));
+                let (w0, w1) = (vmovl_s8(vget_low_s8(wv)), vmovl_high_s8(wv));
+                *acc = vmlal_s16(*acc, vget_low_s16(x0), vget_low_s16(w0));
+                *acc = vmlal_high_s16(*acc, x0, w0);
+                *acc = vmlal_s16(*acc, vget_low_s16(x1), vget_low_s16(w1));
+                *acc = vmlal_high_s16(*acc, x1, w1);
+            }
+        }
+        at += 16;
+    }
+    if at + 8 <= k {
         // SAFETY: `at + 8 <= k`: inside `xw` and inside each row of `w`.
         unsafe {
             let xv = vld1q_s16(xp.add(at));
