@@ -802,3 +802,173 @@ fn zoo_fully_connected_are_taken_and_exact() {
         check_fc(&c).expect("bit-exact");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Any parameters and slice lengths: no panic, and the reference's bytes
+// (including its early return, output unchanged, on a failed precondition).
+
+fn wild() -> impl Strategy<Value = usize> {
+    prop_oneof![6 => 0usize..=6, 1 => Just(usize::MAX), 1 => Just(usize::MAX / 2 + 1)]
+}
+
+fn wild_i32() -> impl Strategy<Value = i32> {
+    prop_oneof![4 => -130i32..=130, 1 => any::<i32>()]
+}
+
+#[derive(Clone, Debug)]
+struct WildConv {
+    p: ConvParams,
+    lens: [usize; 6],
+    fill: i8,
+}
+
+fn wild_conv() -> impl Strategy<Value = WildConv> {
+    let dims = [
+        wild(),
+        wild(),
+        wild(),
+        wild(),
+        wild(),
+        wild(),
+        wild(),
+        wild(),
+    ];
+    let more = [wild(), wild(), wild(), wild(), wild(), wild(), wild()];
+    let q = [wild_i32(), wild_i32(), wild_i32(), wild_i32()];
+    (
+        dims,
+        more,
+        q,
+        [
+            0usize..=60,
+            0usize..=60,
+            0usize..=60,
+            0usize..=8,
+            0usize..=8,
+            0usize..=8,
+        ],
+        any::<i8>(),
+    )
+        .prop_map(|(d, m, q, lens, fill)| WildConv {
+            p: ConvParams {
+                in_channels: d[0],
+                in_h: d[1],
+                in_w: d[2],
+                out_channels: d[3],
+                out_h: d[4],
+                out_w: d[5],
+                kernel_h: d[6],
+                kernel_w: d[7],
+                stride_h: m[0],
+                stride_w: m[1],
+                dilation_h: m[2],
+                dilation_w: m[3],
+                pad_top: m[4],
+                pad_left: m[5],
+                groups: m[6],
+                input_zero_point: q[0],
+                output_zero_point: q[1],
+                act_min: q[2],
+                act_max: q[3],
+            },
+            lens,
+            fill,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn wild_parameters_match_reference(c in wild_conv()) {
+        let [nx, nw, ny, nb, nm, ns] = c.lens;
+        let x: Vec<i8> = (0..nx).map(|i| (i * 37) as i8).collect();
+        let w: Vec<i8> = (0..nw).map(|i| (i * 11) as i8).collect();
+        let (b, m, s) = (vec![7i32; nb], vec![1 << 30; nm], vec![-3i8; ns]);
+        let run = |f: ConvFn| {
+            let mut y = vec![c.fill; ny];
+            f(&c.p, &x, &w, &b, &m, &s, &mut y);
+            y
+        };
+        let want = run(medq::kernels::reference::conv_s8);
+        prop_assert_eq!(&run(conv_s8_neon), &want);
+        prop_assert_eq!(&run(conv_s8_dotprod), &want);
+        prop_assert_eq!(&run(depthwise_conv_s8_neon), &want);
+        // The same numbers as a fully connected layer and as pools.
+        let fc = FullyConnectedParams {
+            rows: c.p.in_h,
+            in_features: c.p.in_w,
+            out_features: c.p.out_w,
+            input_zero_point: c.p.input_zero_point,
+            output_zero_point: c.p.output_zero_point,
+            act_min: c.p.act_min,
+            act_max: c.p.act_max,
+        };
+        let run_fc = |f: FcFn| {
+            let mut y = vec![c.fill; ny];
+            f(&fc, &x, &w, &b, &m, &s, &mut y);
+            y
+        };
+        let want = run_fc(medq::kernels::reference::fully_connected_s8);
+        prop_assert_eq!(&run_fc(fully_connected_s8_neon), &want);
+        prop_assert_eq!(&run_fc(fully_connected_s8_dotprod), &want);
+        let pool = PoolParams {
+            channels: c.p.in_channels,
+            in_h: c.p.in_h,
+            in_w: c.p.in_w,
+            out_h: c.p.out_h,
+            out_w: c.p.out_w,
+            kernel_h: c.p.kernel_h,
+            kernel_w: c.p.kernel_w,
+            stride_h: c.p.stride_h,
+            stride_w: c.p.stride_w,
+            dilation_h: c.p.dilation_h,
+            dilation_w: c.p.dilation_w,
+            pad_top: c.p.pad_top,
+            pad_left: c.p.pad_left,
+            count_include_pad: c.p.groups % 2 == 1,
+            zero_point: c.p.input_zero_point,
+        };
+        let run_pool = |f: fn(&PoolParams, &[i8], &mut [i8])| {
+            let mut y = vec![c.fill; ny];
+            f(&pool, &x, &mut y);
+            y
+        };
+        prop_assert_eq!(run_pool(max_pool_s8_neon), run_pool(medq::kernels::reference::max_pool_s8));
+        prop_assert_eq!(run_pool(avg_pool_s8_neon), run_pool(medq::kernels::reference::avg_pool_s8));
+    }
+}
+
+/// Three wild sizes (or strides) and an innermost one from `last`.
+fn four(last: impl Strategy<Value = usize>) -> impl Strategy<Value = [usize; 4]> {
+    (wild(), wild(), wild(), last).prop_map(|(a, b, c, d)| [a, b, c, d])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Hand-built (possibly inconsistent) broadcasts and slice lengths.
+    #[test]
+    fn wild_broadcasts_match_reference(
+        shape in four(prop_oneof![0usize..=40, Just(usize::MAX)]),
+        a_strides in four(0usize..=2),
+        b_strides in four(0usize..=2),
+        lens in [0usize..=80, 0usize..=80, 0usize..=80],
+        p in add_params(),
+        q in mul_params(),
+        fill in any::<i8>(),
+    ) {
+        let bc = Broadcast4 { out_shape: shape, a_strides, b_strides };
+        let a: Vec<i8> = (0..lens[0]).map(|i| (i * 37) as i8).collect();
+        let b: Vec<i8> = (0..lens[1]).map(|i| (i * 11) as i8).collect();
+        let run = |f: &dyn Fn(&mut [i8])| {
+            let mut y = vec![fill; lens[2]];
+            f(&mut y);
+            y
+        };
+        let want = run(&|y| medq::kernels::reference::add_s8(&p, &bc, &a, &b, y));
+        prop_assert_eq!(run(&|y| add_s8_neon(&p, &bc, &a, &b, y)), want);
+        let want = run(&|y| medq::kernels::reference::mul_s8(&q, &bc, &a, &b, y));
+        prop_assert_eq!(run(&|y| mul_s8_neon(&q, &bc, &a, &b, y)), want);
+    }
+}
