@@ -628,7 +628,10 @@ proptest! {
         let (mut want, mut got) = (vec![0x55i8; x.len()], vec![0x55i8; x.len()]);
         medq::kernels::reference::lut_s8(&table, &x, &mut want);
         lut_s8_neon(&table, &x, &mut got);
-        prop_assert_eq!(got, want);
+        prop_assert_eq!(&got, &want);
+        let mut in_place = x.clone();
+        lut_in_place_s8_neon(&table, &mut in_place);
+        prop_assert_eq!(in_place, want);
     }
 }
 

@@ -43,7 +43,7 @@ pub use fully_connected::{
     fully_connected_dotprod_takes, fully_connected_neon_takes, fully_connected_s8_dotprod,
     fully_connected_s8_neon,
 };
-pub use lut::{lut_neon_takes, lut_s8_neon};
+pub use lut::{lut_in_place_s8_neon, lut_neon_takes, lut_s8_neon};
 pub use pool::{avg_pool_neon_takes, avg_pool_s8_neon, max_pool_neon_takes, max_pool_s8_neon};
 
 /// Whether this CPU has the dot-product extension (`sdot`, ARMv8.2 `FEAT_DotProd`).
