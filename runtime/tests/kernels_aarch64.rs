@@ -231,6 +231,33 @@ fn conv_long_case() -> impl Strategy<Value = ConvCase> {
 /// A convolution kernel's signature.
 type ConvFn = fn(&ConvParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
 
+/// Rows too long for one staged band (more than 32 KiB of input rows):
+/// they run in W segments.
+fn conv_long_row_case() -> impl Strategy<Value = ConvCase> {
+    (
+        (
+            1000usize..=1300,
+            1usize..=7,
+            1usize..=2,
+            1usize..=2,
+            0usize..=3,
+            0usize..=3,
+        ),
+        36usize..=40,
+        1usize..=5,
+        (zp(), zp()),
+        act(),
+    )
+        .prop_filter_map(
+            "window longer than the padded input",
+            |((i, k, s, d, pb, pe), cin, cout, zps, act)| {
+                let w = (i, k, s, d, pb, conv_out_len(i, k, s, d, pb, pe)?);
+                Some(conv_params((1, 1, 1, 1, 0, 1), w, cin, cout, zps, act))
+            },
+        )
+        .prop_flat_map(with_conv_operands)
+}
+
 fn run_conv(c: &ConvCase, f: ConvFn) -> Vec<i8> {
     let n_out = c.p.out_channels * c.p.out_h * c.p.out_w;
     let mut y = vec![0x55i8; n_out];
@@ -261,6 +288,11 @@ proptest! {
 
     #[test]
     fn conv_long_reductions_match_reference(c in conv_long_case()) {
+        check_conv(&c)?;
+    }
+
+    #[test]
+    fn conv_long_rows_match_reference(c in conv_long_row_case()) {
         check_conv(&c)?;
     }
 }
@@ -749,6 +781,8 @@ fn zoo_convolutions_are_taken_and_exact() {
         zoo_conv1d(32, 24, 3, 1, 1, 16),
         two_d(16, 32, 32, 3, 1, 16),
         two_d(64, 25, 5, 1, 0, 64),
+        // A 12-lead ECG of 5000 samples: staged in W segments.
+        zoo_conv1d(12, 5000, 7, 1, 3, 16),
     ];
     for (i, p) in shapes.into_iter().enumerate() {
         assert_eq!(conv_neon_takes(&p), Ok(()), "{p:?}");

@@ -57,7 +57,11 @@ struct Geometry {
     pl: usize,
     /// Reduction length `cin · kh · kw`.
     k: usize,
-    /// Staged bytes per phase row: every position a tile may load.
+    /// Output positions per W segment: a row runs in segments whose staged
+    /// rows fit the buffer (one segment, `out_w`, unless it is long).
+    seg: usize,
+    /// Staged bytes per phase row: every position a tile of a segment may
+    /// load.
     phase_len: usize,
     /// Staged bytes per output row.
     band_len: usize,
@@ -117,6 +121,7 @@ impl Geometry {
             pt: p.pad_top,
             pl: p.pad_left,
             k,
+            seg: 0,
             phase_len: 0,
             band_len: 0,
             in_zp: p.input_zero_point as i8,
@@ -140,16 +145,29 @@ impl Geometry {
         }
     }
 
+    /// Chooses the segment: the whole row if its staged rows fit, else
+    /// the most whole tiles that do.
     fn size_band(&mut self) -> Result<(), &'static str> {
-        const TOO_BIG: &str = "input rows of one output row exceed the staging buffer";
-        // A tile at the last position loads TILE bytes from the furthest tap.
+        const TOO_BIG: &str = "input rows of one tile exceed the staging buffer";
+        // A tile at a segment's last position loads TILE bytes from the
+        // furthest tap.
         let reach = (self.kw - 1) * self.dw / self.sw;
-        self.phase_len = self.out_w.checked_add(reach + TILE).ok_or(TOO_BIG)?;
-        self.band_len = [self.cin, self.kh, self.sw, self.phase_len]
+        let rows = [self.cin, self.kh, self.sw]
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .filter(|&n| n + BAND_SLACK <= MAX_STAGED_BYTES)
             .ok_or(TOO_BIG)?;
+        let per_row = (MAX_STAGED_BYTES - BAND_SLACK) / rows;
+        let room = per_row.checked_sub(reach + TILE).ok_or(TOO_BIG)?;
+        self.seg = if self.out_w <= room {
+            self.out_w
+        } else {
+            room / TILE * TILE
+        };
+        if self.seg == 0 && self.out_w > 0 {
+            return Err(TOO_BIG);
+        }
+        self.phase_len = self.seg + reach + TILE;
+        self.band_len = rows * self.phase_len;
         Ok(())
     }
 
@@ -340,7 +358,6 @@ unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, out
     if chunks == 1 {
         tap_offsets(g, 0, offsets);
     }
-    let phases = PhaseRows::new(g);
     let mut staged = None;
     for g0 in (0..g.cout).step_by(OC_GROUP) {
         let gn = OC_GROUP.min(g.cout - g0);
@@ -348,13 +365,15 @@ unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, out
         if chunks == 1 {
             t.point_rows::<C>(g0, gn, 0, g.k);
         }
-        for oy in 0..g.out_h {
-            // The band of one output row serves every group.
-            if staged != Some(oy) {
-                stage_band(g, &phases, io.input, oy, band);
-                staged = Some(oy);
+        for (oy, x0) in
+            (0..g.out_h).flat_map(|oy| (0..g.out_w).step_by(g.seg.max(1)).map(move |x0| (oy, x0)))
+        {
+            // The band of one output row (segment) serves every group.
+            if staged != Some((oy, x0)) {
+                stage_band(g, &PhaseRows::new(g, x0), io.input, oy, band);
+                staged = Some((oy, x0));
             }
-            for ox0 in (0..g.out_w).step_by(TILE) {
+            for ox0 in (x0..g.out_w.min(x0 + g.seg)).step_by(TILE) {
                 for c in 0..chunks {
                     let k0 = c * C::CHUNK;
                     let len = C::CHUNK.min(g.k - k0);
@@ -367,7 +386,7 @@ unsafe fn conv_tiled<C: Columns>(g: &Geometry, p: &ConvParams, io: Operands, out
                     // SAFETY: every offset plus `ox0 + 16` is inside the band
                     // (`stage_band`'s layout, `phase_len`), and the column
                     // buffer holds `padded <= CHUNK` columns.
-                    unsafe { C::pack(band.as_ptr().add(ox0), offs, padded, g.in_zp, pack) };
+                    unsafe { C::pack(band.as_ptr().add(ox0 - x0), offs, padded, g.in_zp, pack) };
                     let chunk = Chunk {
                         padded,
                         first: c == 0,
@@ -578,8 +597,10 @@ fn tap_offsets(g: &Geometry, k0: usize, offsets: &mut [u32]) {
     }
 }
 
-/// Per W phase `r`: the staged elements `lo..hi` that hold input columns,
-/// the first being column `first` (the same for every row).
+/// Per W phase `r` of the segment from output position `x0` (element `t`
+/// of a phase row is padded column `(x0 + t)·sw + r`): the staged elements
+/// `lo..hi` that hold input columns, the first being column `first` (the
+/// same for every row).
 struct PhaseRows {
     lo: [usize; MAX_PHASES],
     hi: [usize; MAX_PHASES],
@@ -587,7 +608,7 @@ struct PhaseRows {
 }
 
 impl PhaseRows {
-    fn new(g: &Geometry) -> PhaseRows {
+    fn new(g: &Geometry, x0: usize) -> PhaseRows {
         let (sw, pl) = (g.sw, g.pl);
         let mut rows = PhaseRows {
             lo: [0; MAX_PHASES],
@@ -595,13 +616,16 @@ impl PhaseRows {
             first: [0; MAX_PHASES],
         };
         for r in 0..sw.min(MAX_PHASES) {
-            // Padded column t·sw + r is input column t·sw + r − pad_left.
-            let lo = if r >= pl { 0 } else { (pl - r).div_ceil(sw) }.min(g.phase_len);
+            // Element t is input column (x0 + t)·sw + r − pad_left; with
+            // c = x0·sw + r, the first t with t·sw + c >= pl, and with
+            // t·sw + c >= in_w + pl.
+            let c = x0 * sw + r;
+            let lo = if c >= pl { 0 } else { (pl - c).div_ceil(sw) }.min(g.phase_len);
             let end = g.in_w + pl;
-            let hi = if r >= end { 0 } else { (end - r).div_ceil(sw) }.clamp(lo, g.phase_len);
+            let hi = if c >= end { 0 } else { (end - c).div_ceil(sw) }.clamp(lo, g.phase_len);
             rows.lo[r] = lo;
             rows.hi[r] = hi;
-            rows.first[r] = (lo * sw + r).saturating_sub(pl);
+            rows.first[r] = (lo * sw + c).saturating_sub(pl);
         }
         rows
     }
