@@ -4,26 +4,57 @@
 //! Two instruction sets, chosen at run time:
 //! - **`neon`**, for every aarch64 core (the Cortex-A53/A72 of a Raspberry
 //!   Pi 3/4 have no `sdot`): operands are widened to `i16` with the input
-//!   zero point already subtracted (`|x − zp| ≤ 255`, `|x − zp| · |w| ≤
-//!   32640`), and `smlal` by element multiplies four output positions by
-//!   one weight per instruction.
-//! - **`dotprod`** (Cortex-A76 of a Pi 5, and later cores): `sdot` takes 16
-//!   `i8` products per instruction on the raw bytes. `x − zp` does not fit
-//!   `i8`, so the kernels accumulate `Σ x·w` and subtract `zp · Σ w` per
-//!   output channel once; padded taps hold `x = zp` and cancel exactly.
-//!   Wrapping `i32` sums make the reordering exact (`NUMERICS.md` §2).
-//!   `sdot` is written with inline `asm!` inside functions compiled with
-//!   `target_feature(enable = "dotprod")`, which are only called after
-//!   [`has_dotprod`] said yes.
+//!   zero point already subtracted (`|x − zp| ≤ 255`, so `|x − zp| · |w| ≤
+//!   32640` even for a weight of −128), and `smlal` by element multiplies
+//!   four output positions by one weight per instruction.
+//! - **`dotprod`** (the Cortex-A76 of a Pi 5, and later cores): `sdot` takes
+//!   16 `i8` products per instruction on the raw bytes. `x − zp` does not
+//!   fit `i8`, so the kernels accumulate `Σ x·w` and subtract `zp · Σ w` per
+//!   output channel; padded taps hold `x = zp` and cancel exactly. Wrapping
+//!   `i32` sums make the reordering exact (`NUMERICS.md` §2). `sdot` is
+//!   inline `asm!` (`.arch_extension dotprod`) in `unsafe` functions that
+//!   run only after [`has_dotprod`] said yes.
+//!
+//! Requantization is `numerics::requantize` exactly, four lanes at a time:
+//! `sqdmulh` + `srshl` when the shift is negative (proof in `requant`),
+//! else the 64-bit product (`smull`), `srshl` and `sqxtn`.
 //!
 //! Every kernel `<op>_s8_<isa>` takes the reference kernel's arguments and
 //! is safe to call anywhere: when its `<op>_<isa>_takes` refuses the shape
 //! (or the CPU lacks the extension), or a slice length is wrong, it calls the
 //! reference kernel, which also keeps the "returns early, output
-//! unchanged" behaviour identical.
+//! unchanged" behaviour identical. The kernels and what they refuse:
+//!
+//! | kernel | takes | refuses |
+//! |---|---|---|
+//! | `conv_s8_{neon,dotprod}` | groups = 1, 1-D and 2-D, any stride (W ≤ 8), dilation, pads; long reductions in chunks, long rows in W segments | grouped convolutions, zero points or clamps outside `i8`, `C_in · kH · W-stride` rows of one tile above [`MAX_STAGED_BYTES`] |
+//! | `depthwise_conv_s8_neon` | one filter per channel, any stride (W ≤ 8), dilation, pads | filters over 64 taps, padded planes over 8192 elements |
+//! | `fully_connected_s8_{neon,dotprod}` | any rows, any N | K < 16 (NEON also K > 4096) |
+//! | `max_pool_s8_neon`, `avg_pool_s8_neon` | any geometry (fast: side-by-side 1-D windows of 2–4, global pooling, long rows) | empty planes; averages over windows above 2^23 |
+//! | `add_s8_neon`, `mul_s8_neon` | same shape, scalar, and broadcasts whose rows are 16 or longer (per-channel constants) | broadcast rows shorter than 16 |
+//! | `lut_s8_neon`, `lut_in_place_s8_neon` | everything | — |
+//!
+//! Guest instructions per multiply-accumulate (conv, FC) or per input
+//! element (pools, add, mul, lut), under `qemu-aarch64 -cpu max`
+//! (`examples/kernel_icount.rs`):
+//!
+//! | layer | reference | neon | dotprod |
+//! |---|---|---|---|
+//! | conv 1×1639 → 16, k9 s2 | 23.0 | 0.80 | 0.56 |
+//! | conv 16×205 → 32, k7 | 17.6 | 0.36 | 0.14 |
+//! | conv 24×187 → 48, k7 | 17.4 | 0.34 | 0.12 |
+//! | conv 48×93 → 64, k5 | 19.3 | 0.34 | 0.12 |
+//! | conv 64×46 → 96, k3 | 24.2 | 0.36 | 0.15 |
+//! | conv 16×32×32 → 16, 3×3 | 21.3 | 0.42 | 0.19 |
+//! | depthwise 64×25×5, 3×3 | 27.6 | 3.1 | — |
+//! | fully connected 640 → 128 | 1.55 | 0.57 | 0.27 |
+//! | max pool k2 / k4 | 10.5 / 8.8 | 0.46 / 0.34 | — |
+//! | global average pool 64×46 | 12.1 | 0.84 | — |
+//! | add / mul 32×205 | 10.1 / 5.2 | 4.8 / 2.8 | — |
+//! | lookup table | 5.0 | 0.69 | — |
 //!
 //! Scratch lives in bounded stack buffers; the largest call (a convolution)
-//! takes about [`CONV_STACK_BYTES`].
+//! takes about [`CONV_STACK_BYTES`] (64 KiB).
 
 mod conv;
 mod depthwise;
