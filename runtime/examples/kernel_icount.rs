@@ -183,6 +183,11 @@ mod shapes {
         }
     }
 
+    /// Weights as the converter writes them: symmetric, in `[-127, 127]`.
+    fn weights(n: usize, seed: u32) -> Vec<i8> {
+        bytes(n, seed).into_iter().map(|w| w.max(-127)).collect()
+    }
+
     /// Deterministic bytes (an LCG), so every run sees the same data.
     fn bytes(n: usize, seed: u32) -> Vec<i8> {
         let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
@@ -227,7 +232,7 @@ mod shapes {
                         Some(conv_s8_dotprod),
                     )?,
                 };
-                let w = bytes(
+                let w = weights(
                     p.out_channels * p.in_channels / p.groups * p.kernel_h * p.kernel_w,
                     2,
                 );
@@ -245,7 +250,7 @@ mod shapes {
                     fully_connected_s8_neon,
                     Some(fully_connected_s8_dotprod),
                 )?;
-                let w = bytes(p.in_features * p.out_features, 2);
+                let w = weights(p.in_features * p.out_features, 2);
                 let (b, m, s) = quant(p.out_features);
                 let xs = &x[..p.rows * p.in_features];
                 y = vec![0i8; p.rows * p.out_features];

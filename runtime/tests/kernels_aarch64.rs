@@ -79,10 +79,14 @@ fn bias() -> impl Strategy<Value = i32> {
     prop_oneof![4 => -50_000i32..=50_000, 1 => any::<i32>()]
 }
 
-/// Weights: any byte, sometimes only the extremes.
+/// Weights: symmetric as the converter writes them (`[-127, 127]`, the
+/// NEON kernels' byte-pair path), any byte (a −128 takes their `i16`
+/// path), and only the extremes, with and without −128.
 fn weights(n: usize) -> impl Strategy<Value = Vec<i8>> {
     prop_oneof![
-        4 => vec(any::<i8>(), n),
+        3 => vec(-127i8..=127, n),
+        2 => vec(any::<i8>(), n),
+        1 => vec(prop_oneof![Just(127i8), Just(-127i8)], n),
         1 => vec(prop_oneof![Just(-128i8), Just(127i8), Just(-127i8)], n),
     ]
 }
@@ -739,7 +743,8 @@ fn fixed_conv_case(p: ConvParams, seed: u32) -> ConvCase {
     ConvCase {
         p,
         x: (0..n_x).map(|_| next()).collect(),
-        w: (0..n_w).map(|_| next()).collect(),
+        // Symmetric, as the converter writes weights.
+        w: (0..n_w).map(|_| next().max(-127)).collect(),
         q: Quant {
             bias: (0..c).map(|i| i as i32 * 977 - 5000).collect(),
             mult: (0..c)
@@ -1007,5 +1012,32 @@ proptest! {
         prop_assert_eq!(run(&|y| add_s8_neon(&p, &bc, &a, &b, y)), want);
         let want = run(&|y| medq::kernels::reference::mul_s8(&q, &bc, &a, &b, y));
         prop_assert_eq!(run(&|y| mul_s8_neon(&q, &bc, &a, &b, y)), want);
+    }
+}
+
+/// Weights of −128 times inputs of −128 would overflow the NEON kernel's
+/// byte pairs (2 · 16384 > i16::MAX): such weights must take its `i16` path.
+#[test]
+fn conv_minus_128_weights_stay_exact() {
+    for (cin, k, cout) in [(1, 4, 1), (3, 5, 4), (16, 7, 9)] {
+        // Input zero point 0, so Σ (x − zp)·w is 16384 per tap; an overflow
+        // would be off by 65536. Multiplier 2^-14 and output zero point 0
+        // keep the outputs (16384·taps·2^-14 = taps) unsaturated.
+        let mut p = zoo_conv1d(cin, 40, k, 1, k / 2, cout);
+        (p.input_zero_point, p.output_zero_point) = (0, 0);
+        let c = ConvCase {
+            x: vec![-128; cin * 40],
+            w: vec![-128; cout * cin * k],
+            q: Quant {
+                bias: vec![0; cout],
+                mult: vec![1 << 30; cout],
+                shift: vec![-13; cout],
+            },
+            p,
+        };
+        let want = run_conv(&c, medq::kernels::reference::conv_s8);
+        assert!(want.iter().any(|&y| y != 127 && y != -128), "unsaturated");
+        assert_eq!(run_conv(&c, conv_s8_neon), want, "{cin} {k} {cout}");
+        assert_eq!(run_conv(&c, conv_s8_dotprod), want, "{cin} {k} {cout}");
     }
 }

@@ -13,7 +13,9 @@
 use core::arch::aarch64::*;
 use core::mem::MaybeUninit;
 
-use super::gemm::{Columns, DotProd, Neon, WeightEnd, WeightRows, MAX_CHUNK, PACK_BYTES, TILE};
+use super::gemm::{
+    Columns, DotProd, Neon, NeonPairs, WeightEnd, WeightRows, MAX_CHUNK, PACK_BYTES, TILE,
+};
 use super::requant::{Output, Requant};
 use super::{act_ok, axis_ok, filled_prefix, has_dotprod, zero_point_ok, Aligned, NO_DOTPROD};
 use crate::kernels::{reference, ConvParams};
@@ -218,7 +220,8 @@ pub fn conv_dotprod_takes(p: &ConvParams) -> Result<(), &'static str> {
     Geometry::new(p).map(|_| ())
 }
 
-/// [`reference::conv_s8`], bit for bit, on NEON (`i16` columns, `smlal`).
+/// [`reference::conv_s8`], bit for bit, on NEON (`smull`/`smlal` on pairs
+/// of bytes, or `i16` columns and `smlal` when a weight is −128).
 ///
 /// Same arguments, layout and preconditions. Shapes [`conv_neon_takes`]
 /// refuses, and wrong slice lengths, go to the reference kernel.
@@ -278,10 +281,33 @@ pub fn conv_s8_dotprod(
     }
 }
 
+/// Raw `i8` pairs when no weight is −128 (the converter never writes one:
+/// weights are symmetric), else `i16` columns.
 #[target_feature(enable = "neon")]
 fn conv_neon(g: &Geometry, p: &ConvParams, io: Operands, output: &mut [i8]) {
-    // SAFETY: `Neon` needs nothing beyond the baseline.
-    unsafe { conv_tiled::<Neon>(g, p, io, output) }
+    // SAFETY: neither set needs more than the baseline.
+    unsafe {
+        if contains_min(io.weights) {
+            conv_tiled::<Neon>(g, p, io, output)
+        } else {
+            conv_tiled::<NeonPairs>(g, p, io, output)
+        }
+    }
+}
+
+/// Whether some byte is −128.
+#[inline]
+#[target_feature(enable = "neon")]
+fn contains_min(w: &[i8]) -> bool {
+    let min = vdupq_n_s8(i8::MIN);
+    let mut hit = vdupq_n_u8(0);
+    let chunks = w.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        // SAFETY: `c` is 16 readable bytes.
+        hit = vorrq_u8(hit, vceqq_s8(unsafe { vld1q_s8(c.as_ptr()) }, min));
+    }
+    vmaxvq_u8(hit) != 0 || rest.contains(&i8::MIN)
 }
 
 /// # Safety

@@ -293,6 +293,139 @@ unsafe fn dot_step<const M: usize, const GROUPS: usize>(
     acc
 }
 
+/// Plain NEON on raw `i8` pairs, for weights without −128: columns hold
+/// two reduction indices per position (`[pair][position][2]`), a weight
+/// pair is broadcast with `dup .8h`, and `smull`/`smlal` put two products
+/// of one position in each `i16` lane, which `sadalp` folds into the
+/// position's `i32` sum. Each `i16` lane sums products of two pairs, one
+/// each: with no weight of −128 every product is within ±128·127, so the
+/// two fit (±32512). The bias absorbs `−zp · Σ w`, as with `sdot`.
+pub(super) struct NeonPairs;
+
+impl Columns for NeonPairs {
+    const STEP: usize = 4;
+    const READ: usize = 16;
+    const CHUNK: usize = MAX_CHUNK;
+    const RAW: bool = true;
+
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn pack(src: *const i8, offsets: &[u32], padded: usize, _zp: i8, dst: *mut u8) {
+        let dst = dst.cast::<i8>();
+        let pairs = offsets.chunks_exact(2);
+        let rest = pairs.remainder();
+        let mut at = 0;
+        for o in pairs {
+            // SAFETY: 16 readable bytes at each offset; pair `at / 32` is
+            // inside `dst` (`2·pairs <= padded`).
+            unsafe {
+                let v = int8x16x2_t(
+                    vld1q_s8(src.add(o[0] as usize)),
+                    vld1q_s8(src.add(o[1] as usize)),
+                );
+                // Position p's pair is bytes 2p, 2p + 1.
+                vst2q_s8(dst.add(at), v);
+            }
+            at += 32;
+        }
+        if let [o] = rest {
+            // SAFETY: as above; the pair's second index is zero.
+            unsafe {
+                vst2q_s8(
+                    dst.add(at),
+                    int8x16x2_t(vld1q_s8(src.add(*o as usize)), vdupq_n_s8(0)),
+                )
+            };
+            at += 32;
+        }
+        while at < 16 * padded {
+            // SAFETY: inside `dst` (16 bytes per packed index).
+            unsafe { vst1q_s8_x2(dst.add(at), int8x16x2_t(vdupq_n_s8(0), vdupq_n_s8(0))) };
+            at += 32;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn block<const M: usize>(
+        pack: *const u8,
+        padded: usize,
+        rows: [*const i8; M],
+        mut acc: [[int32x4_t; 4]; M],
+    ) -> [[int32x4_t; 4]; M] {
+        let steps = padded / 16;
+        let mut col = pack.cast::<i8>();
+        for step in 0..steps {
+            // SAFETY: forwarded; step `step` covers packed indices
+            // `16·step..16·step + 16 <= padded`.
+            acc = unsafe { pairs_step::<M, 4>(col, rows, 16 * step, acc) };
+            col = col.wrapping_add(16 * 16);
+        }
+        // SAFETY: as above, for the last `padded % 16` indices (whole quads).
+        unsafe {
+            match padded % 16 / 4 {
+                0 => acc,
+                1 => pairs_step::<M, 1>(col, rows, 16 * steps, acc),
+                2 => pairs_step::<M, 2>(col, rows, 16 * steps, acc),
+                _ => pairs_step::<M, 3>(col, rows, 16 * steps, acc),
+            }
+        }
+    }
+}
+
+/// The first `QUADS` (at most 4) quads of packed indices at `col` (two
+/// pairs each) times weights `k..k + 4·QUADS` of each row.
+///
+/// # Safety
+/// `col` holds `QUADS` packed quads; each row is readable at `k..k + 16`.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn pairs_step<const M: usize, const QUADS: usize>(
+    col: *const i8,
+    rows: [*const i8; M],
+    k: usize,
+    mut acc: [[int32x4_t; 4]; M],
+) -> [[int32x4_t; 4]; M] {
+    let mut w = [vdupq_n_s16(0); M];
+    for (w, row) in w.iter_mut().zip(rows) {
+        // SAFETY: the row is readable at `k..k + 16`.
+        *w = vreinterpretq_s16_s8(unsafe { vld1q_s8(row.add(k)) });
+    }
+    macro_rules! quad {
+        ($q:literal, $p0:literal, $p1:literal) => {
+            if $q < QUADS {
+                // SAFETY: quad `q < QUADS` (64 bytes) is packed.
+                let x = unsafe { vld1q_s8_x4(col.add(64 * $q)) };
+                for (a, w) in acc.iter_mut().zip(w) {
+                    let d0 = vreinterpretq_s8_s16(vdupq_laneq_s16::<$p0>(w));
+                    let d1 = vreinterpretq_s8_s16(vdupq_laneq_s16::<$p1>(w));
+                    let lo0 = vmlal_s8(
+                        vmull_s8(vget_low_s8(x.0), vget_low_s8(d0)),
+                        vget_low_s8(x.2),
+                        vget_low_s8(d1),
+                    );
+                    let hi0 = vmlal_high_s8(vmull_high_s8(x.0, d0), x.2, d1);
+                    let lo1 = vmlal_s8(
+                        vmull_s8(vget_low_s8(x.1), vget_low_s8(d0)),
+                        vget_low_s8(x.3),
+                        vget_low_s8(d1),
+                    );
+                    let hi1 = vmlal_high_s8(vmull_high_s8(x.1, d0), x.3, d1);
+                    a[0] = vpadalq_s16(a[0], lo0);
+                    a[1] = vpadalq_s16(a[1], hi0);
+                    a[2] = vpadalq_s16(a[2], lo1);
+                    a[3] = vpadalq_s16(a[3], hi1);
+                }
+            }
+        };
+    }
+    quad!(0, 0, 1);
+    quad!(1, 2, 3);
+    quad!(2, 4, 5);
+    quad!(3, 6, 7);
+    acc
+}
+
 /// Weight rows `[rows, k]` read in place, `len` bytes from index `k0` of a
 /// row. A read that would run past the end of the tensor (the last rows'
 /// padding to `STEP`, which meets zero columns) is served from a zero-padded
