@@ -3,7 +3,11 @@
 //!
 //! Two instruction sets, chosen at run time:
 //! - **`neon`**, for every aarch64 core (the Cortex-A53/A72 of a Raspberry
-//!   Pi 3/4 have no `sdot`): operands are widened to `i16` with the input
+//!   Pi 3/4 have no `sdot`). Convolutions multiply raw bytes in pairs:
+//!   `smull`/`smlal` put two products of one output position in an `i16`
+//!   lane and `sadalp` folds them into `i32` — exact when no weight is −128
+//!   (the converter writes symmetric weights; each call checks). Otherwise,
+//!   and for the other ops, operands are widened to `i16` with the input
 //!   zero point already subtracted (`|x − zp| ≤ 255`, so `|x − zp| · |w| ≤
 //!   32640` even for a weight of −128), and `smlal` by element multiplies
 //!   four output positions by one weight per instruction.
@@ -40,12 +44,12 @@
 //!
 //! | layer | reference | neon | dotprod |
 //! |---|---|---|---|
-//! | conv 1×1639 → 16, k9 s2 | 23.0 | 0.80 | 0.56 |
-//! | conv 16×205 → 32, k7 | 17.6 | 0.36 | 0.14 |
-//! | conv 24×187 → 48, k7 | 17.4 | 0.34 | 0.12 |
-//! | conv 48×93 → 64, k5 | 19.3 | 0.34 | 0.12 |
-//! | conv 64×46 → 96, k3 | 24.2 | 0.36 | 0.15 |
-//! | conv 16×32×32 → 16, 3×3 | 21.3 | 0.42 | 0.19 |
+//! | conv 1×1639 → 16, k9 s2 | 23.0 | 0.83 | 0.56 |
+//! | conv 16×205 → 32, k7 | 17.6 | 0.32 | 0.14 |
+//! | conv 24×187 → 48, k7 | 17.4 | 0.31 | 0.12 |
+//! | conv 48×93 → 64, k5 | 19.3 | 0.31 | 0.12 |
+//! | conv 64×46 → 96, k3 | 24.2 | 0.34 | 0.15 |
+//! | conv 16×32×32 → 16, 3×3 | 21.3 | 0.37 | 0.19 |
 //! | depthwise 64×25×5, 3×3 | 27.6 | 3.1 | — |
 //! | fully connected 640 → 128 | 1.55 | 0.57 | 0.27 |
 //! | max pool k2 / k4 | 10.5 / 8.8 | 0.46 / 0.34 | — |
