@@ -14,7 +14,7 @@ fn bench_ecg(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("ecg.mq");
     let mut opts = Options::new(root.join("ecg.onnx"), &out);
-    opts.calib = Some(root.join("calib.npy"));
+    opts.calib = vec![root.join("calib.npy")];
     convert(&opts).expect("convert the ECG model");
 
     let x: Vec<f32> = (0..140).map(|i| ((i % 50) as f32 - 25.0) / 10.0).collect();

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use medq::{Interpreter, Model, ModelFile};
+use medq::{Interpreter, Model, ModelFile, PreparedOp};
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
@@ -76,24 +76,41 @@ pub fn read_sample(path: &Path) -> Result<Vec<f32>> {
 
 /// The one place the harness creates a medq interpreter, so that a change of
 /// `Interpreter::new`'s signature touches one line.
-fn interpreter<'m, 'a>(model: &'m Model<'a>, arena: &'m mut [u8]) -> Result<Interpreter<'m, 'a>> {
-    Interpreter::new(model, arena).map_err(|e| anyhow!("creating the interpreter: {e}"))
+fn interpreter<'m, 'a>(
+    model: &'m Model<'a>,
+    arena: &'m mut [u8],
+    plan: &'m mut [PreparedOp<'a>],
+) -> Result<Interpreter<'m, 'a>> {
+    Interpreter::new(model, arena, plan).map_err(|e| anyhow!("creating the interpreter: {e}"))
 }
 
-/// medq on one sample: each inference writes the int8 input into the arena
-/// and invokes.
+/// medq on one sample, float in and float out like tract: each inference
+/// quantizes the f32 sample into the arena, invokes, and dequantizes
+/// output 0.
 pub struct MedqEngine<'m, 'a> {
     interp: Interpreter<'m, 'a>,
-    input: Vec<i8>,
+    sample: Vec<f32>,
+    input_q: (f32, i32),
+    output_q: (f32, i32),
+    output: Vec<f32>,
 }
 
 impl Engine for MedqEngine<'_, '_> {
     fn infer(&mut self) -> Result<()> {
-        self.interp
+        let (scale, zp) = self.input_q;
+        let input = self
+            .interp
             .input_mut(0)
-            .map_err(|e| anyhow!("input: {e}"))?
-            .copy_from_slice(&self.input);
-        self.interp.invoke().map_err(|e| anyhow!("invoke: {e}"))
+            .map_err(|e| anyhow!("input: {e}"))?;
+        medq::quant::quantize_slice(&self.sample, scale, zp, input)
+            .map_err(|e| anyhow!("input: {e}"))?;
+        self.interp.invoke().map_err(|e| anyhow!("invoke: {e}"))?;
+        let (scale, zp) = self.output_q;
+        let out = self.interp.output(0).map_err(|e| anyhow!("output: {e}"))?;
+        self.output.clear();
+        self.output
+            .extend(out.iter().map(|&q| medq::quant::dequantize(q, scale, zp)));
+        Ok(())
     }
 }
 
@@ -124,17 +141,22 @@ pub fn with_medq<R>(
             sample.len()
         );
     }
-    let (scale, zero_point) = info
+    let input_q = info
         .scale_zero_point()
         .ok_or_else(|| anyhow!("{}: input 0 is not int8-quantized", mq.display()))?;
-    let input = sample
-        .iter()
-        .map(|&x| ((x / scale).round() as i32 + zero_point).clamp(-128, 127) as i8)
-        .collect();
+    let output_q = model
+        .output_info(0)
+        .ok()
+        .and_then(|o| o.scale_zero_point())
+        .ok_or_else(|| anyhow!("{}: output 0 is not int8-quantized", mq.display()))?;
     let mut arena = vec![0u8; model.arena_len()];
+    let mut plan = vec![PreparedOp::EMPTY; model.op_count()];
     let mut engine = MedqEngine {
-        interp: interpreter(&model, &mut arena)?,
-        input,
+        interp: interpreter(&model, &mut arena, &mut plan)?,
+        sample: sample.to_vec(),
+        input_q,
+        output_q,
+        output: Vec::new(),
     };
     f(&mut engine)
 }

@@ -55,7 +55,7 @@ fn convert_one(config: &ZooConfig, entry: &ModelEntry, work: &Path) -> Result<Pr
         .calibration()
         .map_err(|e| anyhow!("{}: {e}", entry.name))?;
     let mut opts = Options::new(&onnx, &mq);
-    opts.calib = Some(calib.clone());
+    opts.calib = vec![calib.clone()];
     opts.class_names = Some(config.path(entry, &entry.labels));
     opts.method = setting.method;
     opts.percentile = setting.percentile;

@@ -95,6 +95,24 @@ pub fn explain<P, F>(
 
 /// Convolution candidates.
 pub const CONV: &[Candidate<ConvParams, ConvFn>] = &[
+    #[cfg(all(target_arch = "aarch64", feature = "op-depthwise"))]
+    Candidate {
+        name: "depthwise_conv_s8_neon",
+        takes: super::aarch64::depthwise_conv_neon_takes,
+        run: super::aarch64::depthwise_conv_s8_neon,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "conv_s8_dotprod",
+        takes: super::aarch64::conv_dotprod_takes,
+        run: super::aarch64::conv_s8_dotprod,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "conv_s8_neon",
+        takes: super::aarch64::conv_neon_takes,
+        run: super::aarch64::conv_s8_neon,
+    },
     #[cfg(all(target_arch = "x86_64", feature = "op-depthwise"))]
     Candidate {
         name: "depthwise_conv_s8_avx2",
@@ -127,6 +145,18 @@ pub const CONV: &[Candidate<ConvParams, ConvFn>] = &[
 
 /// Fully connected candidates.
 pub const FULLY_CONNECTED: &[Candidate<FullyConnectedParams, FullyConnectedFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "fully_connected_s8_dotprod",
+        takes: super::aarch64::fully_connected_dotprod_takes,
+        run: super::aarch64::fully_connected_s8_dotprod,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "fully_connected_s8_neon",
+        takes: super::aarch64::fully_connected_neon_takes,
+        run: super::aarch64::fully_connected_s8_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "fully_connected_s8_avx2",
@@ -143,6 +173,12 @@ pub const FULLY_CONNECTED: &[Candidate<FullyConnectedParams, FullyConnectedFn>] 
 
 /// Max pooling candidates.
 pub const MAX_POOL: &[Candidate<PoolParams, PoolFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "max_pool_s8_neon",
+        takes: super::aarch64::max_pool_neon_takes,
+        run: super::aarch64::max_pool_s8_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "max_pool_s8_avx2",
@@ -152,6 +188,12 @@ pub const MAX_POOL: &[Candidate<PoolParams, PoolFn>] = &[
 ];
 /// Average pooling candidates.
 pub const AVG_POOL: &[Candidate<PoolParams, PoolFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "avg_pool_s8_neon",
+        takes: super::aarch64::avg_pool_neon_takes,
+        run: super::aarch64::avg_pool_s8_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "avg_pool_s8_avx2",
@@ -161,6 +203,12 @@ pub const AVG_POOL: &[Candidate<PoolParams, PoolFn>] = &[
 ];
 /// Elementwise add candidates.
 pub const ADD: &[Candidate<Elementwise<AddParams>, AddFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "add_s8_neon",
+        takes: |(p, bc)| super::aarch64::add_neon_takes(p, bc),
+        run: super::aarch64::add_s8_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "add_s8_avx2",
@@ -170,6 +218,12 @@ pub const ADD: &[Candidate<Elementwise<AddParams>, AddFn>] = &[
 ];
 /// Elementwise multiply candidates.
 pub const MUL: &[Candidate<Elementwise<MulParams>, MulFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "mul_s8_neon",
+        takes: |(p, bc)| super::aarch64::mul_neon_takes(p, bc),
+        run: super::aarch64::mul_s8_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "mul_s8_avx2",
@@ -178,7 +232,14 @@ pub const MUL: &[Candidate<Elementwise<MulParams>, MulFn>] = &[
     },
 ];
 /// Table lookup candidates (the parameter is the element count).
-pub const LUT: &[Candidate<usize, LutFn>] = &[];
+pub const LUT: &[Candidate<usize, LutFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "lut_s8_neon",
+        takes: |_| super::aarch64::lut_neon_takes(),
+        run: super::aarch64::lut_s8_neon,
+    },
+];
 
 /// The kernel for a convolution.
 pub fn conv(p: &ConvParams) -> Chosen<ConvFn> {
