@@ -522,10 +522,16 @@ fn fill_tap_row(
 /// padded offset `off` (`kx · dilation`) lands inside the input row.
 fn valid_span(p: &ConvParams, off: usize, ox0: usize, len: usize) -> (usize, usize) {
     let s = p.stride_w;
-    // First output whose tap is at or after the left pad: ox·s + off ≥ pad.
-    let lo = p.pad_left.saturating_sub(off).div_ceil(s);
-    // First output whose tap is past the input: ox·s + off ≥ pad + in_w.
-    let hi = (p.pad_left + p.in_w).saturating_sub(off).div_ceil(s);
+    // First output whose tap is at or after the left pad: ox·s + off ≥ pad;
+    // first output whose tap is past the input: ox·s + off ≥ pad + in_w.
+    // (Stride 1, the common case, without a division.)
+    let before = p.pad_left.saturating_sub(off);
+    let past = (p.pad_left + p.in_w).saturating_sub(off);
+    let (lo, hi) = if s == 1 {
+        (before, past)
+    } else {
+        (before.div_ceil(s), past.div_ceil(s))
+    };
     let a = lo.clamp(ox0, ox0 + len) - ox0;
     let b = hi.clamp(ox0, ox0 + len) - ox0;
     (a, b.max(a))

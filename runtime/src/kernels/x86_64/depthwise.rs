@@ -26,6 +26,8 @@ const MAX_ENTRIES: usize = 64;
 const ROWS_CAP: usize = 16 * 1024;
 /// Output channels per pass at most.
 const MAX_M: usize = 4;
+/// Stack taken by the sliding path's buffers.
+pub(super) const SCRATCH_BYTES: usize = ROWS_CAP * 2;
 
 /// [`reference::conv_s8`] for one input channel per group, bit for bit, on AVX2.
 ///

@@ -42,8 +42,19 @@ pub use elementwise::{add_avx2_takes, add_s8_avx2, mul_avx2_takes, mul_s8_avx2};
 pub use fully_connected::{fully_connected_avx2_takes, fully_connected_s8_avx2};
 pub use pool::{avg_pool_avx2_takes, avg_pool_s8_avx2, max_pool_avx2_takes, max_pool_s8_avx2};
 
-/// Most stack any kernel here takes for its buffers (the convolution's).
-pub const SCRATCH_BYTES: usize = conv::SCRATCH_BYTES;
+/// Most stack any kernel here takes for its buffers.
+pub const SCRATCH_BYTES: usize = max(
+    max(conv::SCRATCH_BYTES, depthwise::SCRATCH_BYTES),
+    pool::SCRATCH_BYTES,
+);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
 
 /// Whether this CPU runs AVX2: detected at run time with feature `std`,
 /// else whether the build targets it (`-C target-feature=+avx2`).

@@ -26,6 +26,12 @@ use crate::numerics::div_round_half_away;
 const MAX_ROWS_CAP: usize = 32 * 1024;
 /// `i16` lanes of the average-pool window buffer.
 const AVG_ROWS_CAP: usize = 16 * 1024;
+/// Stack taken by the pools' buffers (the larger of the two).
+pub(super) const SCRATCH_BYTES: usize = if MAX_ROWS_CAP > AVG_ROWS_CAP * 2 {
+    MAX_ROWS_CAP
+} else {
+    AVG_ROWS_CAP * 2
+};
 /// Largest window area average pooling accepts (as the reference).
 const MAX_AVG_WINDOW: usize = 1 << 23;
 /// Windows of at least this many positions are summed window by window.
