@@ -632,7 +632,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     #[test]
-    fn chunked_reduction_conv_matches_reference(
+    fn direct_conv_with_many_channels_matches_reference(
         cin in 50usize..=70,
         cout in 60usize..=70,
         w in 3usize..=30,
@@ -641,7 +641,28 @@ proptest! {
         seed in any::<u64>(),
     ) {
         if !have_avx2() { return Ok(()); }
-        // 3x3 over cin channels: 450..630 taps, one or two chunks.
+        // 3x3 over 50..70 channels: 225..315 channel pairs per output.
+        let h = (3, 3, 1, 1, 1, 3);
+        let wa = (w, 3, 1, 1, 1, w);
+        let p = conv_params(h, wa, cin, cout, 1, izp, ozp, (-128, 127));
+        prop_assert_eq!(conv_avx2_takes(&p), Ok(()));
+        let c = seeded_conv_case(p, seed);
+        prop_assert_eq!(run_conv(&c, conv_s8_avx2), run_conv(&c, conv_s8));
+    }
+
+    #[test]
+    fn chunked_reduction_conv_matches_reference(
+        cin in 240usize..=300,
+        cout in 60usize..=70,
+        w in 3usize..=12,
+        izp in zp(),
+        ozp in zp(),
+        seed in any::<u64>(),
+    ) {
+        if !have_avx2() { return Ok(()); }
+        // 3x3 over 240..300 channels: more channel pairs than the direct
+        // path takes, so the im2col GEMM runs, with 2160..2700 taps in
+        // chunks of 512 and (past 64) output channels in two passes.
         let h = (3, 3, 1, 1, 1, 3);
         let wa = (w, 3, 1, 1, 1, w);
         let p = conv_params(h, wa, cin, cout, 1, izp, ozp, (-128, 127));
@@ -718,6 +739,58 @@ fn seeded_conv_case(p: ConvParams, seed: u64) -> ConvCase {
         bias,
         mult,
         shift,
+    }
+}
+
+/// Convolutions whose input rows are too wide for the direct path's band
+/// (at least 8 channel pairs of 1400 columns), so the im2col GEMM runs
+/// them: any stride, dilation, padding, groups of 1 or 2.
+fn im2col_case() -> impl Strategy<Value = ConvCase> {
+    (
+        prop_oneof![Just(FLAT).boxed(), axis(4, 3, 2, 2).boxed()],
+        (
+            1400usize..=1600,
+            1usize..=5,
+            1usize..=3,
+            1usize..=2,
+            0usize..=3,
+            0usize..=3,
+        ),
+        1usize..=2,
+        16usize..=20,
+        1usize..=5,
+        zp(),
+        zp(),
+        act(),
+    )
+        .prop_filter_map(
+            "window longer than padded input",
+            |(h, (i, k, s, d, pb, pe), groups, cin_g, cout_g, izp, ozp, act)| {
+                let w = (i, k, s, d, pb, conv_out_len(i, k, s, d, pb, pe)?);
+                let cin = groups * cin_g;
+                Some(conv_params(
+                    h,
+                    w,
+                    cin,
+                    groups * cout_g,
+                    groups,
+                    izp,
+                    ozp,
+                    act,
+                ))
+            },
+        )
+        .prop_flat_map(conv_operands)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn im2col_conv_matches_reference(c in im2col_case()) {
+        if !have_avx2() { return Ok(()); }
+        prop_assert_eq!(conv_avx2_takes(&c.p), Ok(()));
+        prop_assert_eq!(run_conv(&c, conv_s8_avx2), run_conv(&c, conv_s8));
     }
 }
 

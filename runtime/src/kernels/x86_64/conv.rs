@@ -14,6 +14,7 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::depthwise::{sliding_conv, SlidingPlan};
+use super::direct::{direct_conv, DirectPlan};
 use super::need_avx2;
 use super::requant::{pack16, Requant};
 use crate::kernels::reference::{self, act_ok, axis_ok};
@@ -77,6 +78,11 @@ pub fn conv_s8_avx2(
             unsafe { sliding_conv(p, &plan, &ops, output) };
             return;
         }
+    }
+    if let Some(plan) = DirectPlan::new(p) {
+        // SAFETY: as above.
+        unsafe { direct_conv(p, &plan, &ops, output) };
+        return;
     }
     // SAFETY: as above.
     unsafe { conv_gemm(p, &ops, output) };
@@ -332,7 +338,10 @@ fn block<const N: usize>(
         let sh = ops.shift.get(oc).map_or(0, |&v| i32::from(v));
         let rq = Requant::splat(m, sh, p.output_zero_point);
         let mut bytes = [0i8; 32];
-        let y: [__m256i; N] = acc_r.map(|a| rq.apply(a));
+        let mut y = [_mm256_setzero_si256(); N];
+        for (o, &a) in y.iter_mut().zip(acc_r) {
+            *o = rq.apply(a);
+        }
         let first = pack16(y[0], y[N.min(2) - 1], lo, hi);
         store_i8x16(&mut bytes, 0, first);
         if N == 3 {

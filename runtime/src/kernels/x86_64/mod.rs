@@ -29,8 +29,10 @@
 //!
 //! Stack: at most [`SCRATCH_BYTES`] of buffers per call.
 
+mod band;
 mod conv;
 mod depthwise;
+mod direct;
 mod elementwise;
 mod fully_connected;
 mod pool;
@@ -44,7 +46,10 @@ pub use pool::{avg_pool_avx2_takes, avg_pool_s8_avx2, max_pool_avx2_takes, max_p
 
 /// Most stack any kernel here takes for its buffers.
 pub const SCRATCH_BYTES: usize = max(
-    max(conv::SCRATCH_BYTES, depthwise::SCRATCH_BYTES),
+    max(
+        max(conv::SCRATCH_BYTES, direct::SCRATCH_BYTES),
+        depthwise::SCRATCH_BYTES,
+    ),
     pool::SCRATCH_BYTES,
 );
 
