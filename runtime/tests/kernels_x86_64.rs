@@ -351,7 +351,7 @@ fn pool_rows_case() -> impl Strategy<Value = PoolCase> {
         .prop_map(|(p, x)| PoolCase { p, x })
 }
 
-/// Large windows (global pooling and the like).
+/// Large windows (global pooling and the like): 64 positions or 16 columns.
 fn wide_pool_case() -> impl Strategy<Value = PoolCase> {
     (
         1usize..=3,
@@ -375,7 +375,7 @@ fn wide_pool_case() -> impl Strategy<Value = PoolCase> {
             |((c, in_h, in_w, cip, zp, pad), kh, kw, s)| {
                 let oh = conv_out_len(in_h, kh, s, 1, pad, pad)?;
                 let ow = conv_out_len(in_w, kw, s, 1, pad, pad)?;
-                (kh * kw >= 64).then(|| {
+                (kh * kw >= 64 || kw >= 16).then(|| {
                     pool_params(
                         c,
                         (in_h, kh, s, 1, pad, oh),

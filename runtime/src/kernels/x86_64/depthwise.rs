@@ -17,6 +17,7 @@ use super::band::{input_row, put_run, Band, Columns, Cursor, Run, MAX_RUNS};
 use super::conv::{conv_args_ok, store_i8x16, zeroed_prefix, Operands};
 use super::need_avx2;
 use super::requant::{pack16, Requant};
+use super::widen::{widen_padded, NarrowRow};
 use crate::kernels::reference;
 use crate::kernels::ConvParams;
 
@@ -179,10 +180,9 @@ pub(super) fn sliding_conv(
     let mut band = plan.first;
     loop {
         for grp in 0..p.groups {
-            let plane = ops
-                .input
-                .get(grp * in_plane..(grp + 1) * in_plane)
-                .unwrap_or(&[]);
+            // The plane and the rest of the input (read, masked, by the
+            // 16-byte row loads).
+            let plane = ops.input.get(grp * in_plane..).unwrap_or(&[]);
             widen_band(p, &plan.cols, &band, plane, rows, split);
             let mut oc = 0;
             while oc < cout_g {
@@ -233,14 +233,47 @@ fn widen_band(
     let s = p.stride_w;
     let wd = cols.wd;
     let zp = p.input_zero_point;
-    for i in 0..band.rows {
-        let src = match input_row(p, band, i) {
+    // Without horizontal padding at stride 1 the band rows are the input
+    // rows back to back: a run of them is widened as one.
+    let contiguous = s == 1 && p.pad_left == 0 && wd == p.in_w;
+    // (Rows of at most 16 lanes: one store covers a whole row.)
+    let narrow = if s == 1 && wd <= 16 {
+        NarrowRow::new(p.pad_left, p.in_w, zp)
+    } else {
+        None
+    };
+    let mut i = 0;
+    while i < band.rows {
+        let iy = input_row(p, band, i);
+        if let Some(nr) = narrow {
+            let v = match iy {
+                Some(iy) => nr.lanes(plane.get(iy * p.in_w..).unwrap_or(&[])),
+                None => Some(_mm256_setzero_si256()),
+            };
+            if let (Some(v), Some(d)) = (v, rows.get_mut(i * wd..i * wd + 16)) {
+                // SAFETY: room for 16 `i16`.
+                unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), v) };
+                i += 1;
+                continue;
+            }
+        }
+        let mut run = 1;
+        if contiguous && iy.is_some() {
+            while i + run < band.rows && input_row(p, band, i + run).is_some() {
+                run += 1;
+            }
+        }
+        let src = match iy {
             Some(iy) => plane.get(iy * p.in_w..).unwrap_or(&[]),
             None => &[],
         };
-        let n = if src.is_empty() { 0 } else { p.in_w };
+        let n = if src.is_empty() {
+            0
+        } else {
+            (run * p.in_w).min(src.len())
+        };
         if s == 1 {
-            widen_padded(src, n, p.pad_left, zp, rows, i * wd, wd);
+            widen_padded(src, n, p.pad_left, zp, rows, i * wd, run * wd);
         } else if s == 2 && 2 * wd + 32 <= split.len() {
             widen_padded(src, n, p.pad_left, zp, split, 0, 2 * wd);
             split_phases(split, wd, rows, i * wd, band.pitch);
@@ -255,68 +288,12 @@ fn widen_band(
                 }
             }
         }
+        i += run;
     }
 }
 
 /// Lanes of the staging row for the stride-2 split.
 const SPLIT_LANES: usize = 4096;
-
-/// `buf[at + j] = src[j − pad] − zp` for `j < len`, 0 outside the `n`
-/// bytes of the row, 16 lanes at a time; may also write up to 15 lanes
-/// past `at + len` (inside `buf`). `src` is the row and whatever follows it.
-#[target_feature(enable = "avx2")]
-pub(super) fn widen_padded(
-    src: &[i8],
-    n: usize,
-    pad: usize,
-    zp: i32,
-    buf: &mut [i16],
-    at: usize,
-    len: usize,
-) {
-    let zp16 = _mm256_set1_epi16(zp as i16);
-    let iota = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let mut j = 0;
-    while j < len {
-        // Lanes j..j + 16 are row bytes j − pad ..: the first `lead` are
-        // padding, then up to `avail` bytes.
-        let lead = pad.saturating_sub(j).min(16);
-        let first = (j + lead).saturating_sub(pad);
-        let avail = n.saturating_sub(first).min(16 - lead);
-        let mut bytes = [0i8; 32];
-        match src.get(first..first + 16) {
-            Some(s16) => bytes[lead..lead + 16].copy_from_slice(s16),
-            None => {
-                let tail = src.get(first..first + avail).unwrap_or(&[]);
-                bytes[lead..lead + tail.len()].copy_from_slice(tail);
-            }
-        }
-        // SAFETY: `bytes` has 16 bytes to load.
-        let raw = unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) };
-        let v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(raw), zp16);
-        // Keep lanes lead..lead + avail, zero the rest.
-        let from = _mm256_set1_epi16(lead as i16);
-        let to = _mm256_set1_epi16((lead + avail) as i16);
-        let inside =
-            _mm256_andnot_si256(_mm256_cmpgt_epi16(from, iota), _mm256_cmpgt_epi16(to, iota));
-        let v = _mm256_and_si256(v, inside);
-        match buf.get_mut(at + j..at + j + 16) {
-            // SAFETY: room for 16 `i16`.
-            Some(d) => unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), v) },
-            None => {
-                let mut lanes = [0i16; 16];
-                // SAFETY: `lanes` has room for 16 `i16`.
-                unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
-                let d = buf
-                    .get_mut(at + j..(at + len).min(buf.len()))
-                    .unwrap_or(&mut []);
-                let k = d.len().min(16);
-                d[..k].copy_from_slice(&lanes[..k]);
-            }
-        }
-        j += 16;
-    }
-}
 
 /// Splits a padded row (`split`, `2·wd` lanes) into its two stride
 /// phases: even lanes to `rows[at..]`, odd lanes to `rows[pitch + at..]`.
@@ -389,22 +366,22 @@ impl Job<'_> {
         }
         let offsets = offsets.get(..entries.len()).unwrap_or(&[]);
         let pairs = pairs.get(..entries.len()).unwrap_or(&[]);
-        let mut rq = [Requant::splat(0, 0, 0); M];
-        let mut bias = [0i32; M];
-        for (c, (r, b)) in rq.iter_mut().zip(&mut bias).enumerate() {
+        let rq: [Requant; M] = core::array::from_fn(|c| {
             let m = self.ops.multiplier.get(c).copied().unwrap_or(0);
             let s = self.ops.shift.get(c).map_or(0, |&v| i32::from(v));
-            *r = Requant::splat(m, s, p.output_zero_point);
-            *b = self.ops.bias.get(c).copied().unwrap_or(0);
-        }
+            Requant::splat(m, s, p.output_zero_point)
+        });
+        let bias: [i32; M] = core::array::from_fn(|c| self.ops.bias.get(c).copied().unwrap_or(0));
         let lo = _mm_set1_epi8(p.act_min as i8);
         let hi = _mm_set1_epi8(p.act_max as i8);
+        let mut runs = [Run::default(); MAX_RUNS];
+        // 16 bytes and 16 of slack for `put_run`.
+        let mut bytes = [0i8; 32];
         for (start, end) in self.band.segments(p, wd) {
             let mut cursor = Cursor::at(p, self.band, wd, start);
             let mut t0 = start;
             while t0 < end {
                 let sums = self.slide::<M>(offsets, pairs, t0, bias);
-                let mut runs = [Run::default(); MAX_RUNS];
                 let n_runs = cursor.take((end - t0).min(16), &mut runs);
                 let runs = runs.get(..n_runs).unwrap_or(&[]);
                 for (c, ((e, o), r)) in sums.iter().zip(&rq).enumerate() {
@@ -413,8 +390,6 @@ impl Job<'_> {
                     let hi_half = _mm256_unpackhi_epi32(*e, *o);
                     let first = r.apply(_mm256_permute2x128_si256::<0x20>(lo_half, hi_half));
                     let second = r.apply(_mm256_permute2x128_si256::<0x31>(lo_half, hi_half));
-                    // 16 bytes and 16 of slack for `put_run`.
-                    let mut bytes = [0i8; 32];
                     store_i8x16(&mut bytes, 0, pack16(first, second, lo, hi));
                     let out_c = out
                         .get_mut(c * out_plane..(c + 1) * out_plane)
@@ -446,17 +421,19 @@ impl Job<'_> {
         for (a, &b) in acc.iter_mut().zip(&bias) {
             *a = (_mm256_set1_epi32(b), _mm256_set1_epi32(b));
         }
+        let reach = offsets.iter().copied().max().unwrap_or(0);
+        if t0 + reach + 17 > self.rows.len() {
+            return acc;
+        }
+        let rows = self.rows.as_ptr();
         for (&off, pair) in offsets.iter().zip(pairs) {
-            let at = t0 + off;
-            let Some(lanes) = self.rows.get(at..at + 17) else {
-                continue;
-            };
-            // SAFETY: `lanes` holds 17 `i16`: 16 from its start and 16 from
-            // its second lane can be loaded (unaligned).
+            // SAFETY: `t0 + off + 17 ≤ t0 + reach + 17 ≤ rows.len()` (checked
+            // above): 16 lanes from `t0 + off` and 16 from the next lane.
             let (xe, xo) = unsafe {
+                let at = rows.add(t0 + off);
                 (
-                    _mm256_loadu_si256(lanes.as_ptr().cast()),
-                    _mm256_loadu_si256(lanes.as_ptr().add(1).cast()),
+                    _mm256_loadu_si256(at.cast()),
+                    _mm256_loadu_si256(at.add(1).cast()),
                 )
             };
             for ((a_e, a_o), &w) in acc.iter_mut().zip(pair) {

@@ -16,8 +16,8 @@ use core::mem::MaybeUninit;
 
 use super::band::{input_row, put_run, Band, Columns, Cursor, Run, MAX_RUNS};
 use super::conv::{store_i8x16, zeroed_prefix, Operands};
-use super::depthwise::widen_padded;
 use super::requant::{pack16, Requant};
+use super::widen::{store_pairs16, widen_pairs, NarrowRow};
 use crate::kernels::ConvParams;
 
 /// `i32` lanes of one band (two channels per lane).
@@ -35,8 +35,7 @@ const NR: usize = 2;
 /// Outputs per register tile.
 const TILE: usize = 8 * NR;
 /// Stack taken by the direct path's buffers.
-pub(super) const SCRATCH_BYTES: usize =
-    (X_CAP + (MR + 1) * MAX_PAIRS + W_SLACK) * 4 + STAGE_LANES * 2 * 2;
+pub(super) const SCRATCH_BYTES: usize = (X_CAP + (MR + 1) * MAX_PAIRS + W_SLACK) * 4;
 
 /// How a convolution runs on the direct path.
 pub(super) struct DirectPlan {
@@ -110,14 +109,6 @@ pub(super) fn direct_conv(
     let w = zeroed_prefix(&mut w_buf, MR * k_pairs + W_SLACK);
     let mut off_buf = MaybeUninit::<[u32; MAX_PAIRS]>::uninit();
     let offsets = zeroed_prefix(&mut off_buf, k_pairs);
-    // Two staging rows for stride 1, when they fit.
-    let mut stage_buf = MaybeUninit::<[i16; 2 * STAGE_LANES]>::uninit();
-    let stage_lanes = if p.stride_w == 1 {
-        2 * (plan.cols.wd + 16)
-    } else {
-        0
-    };
-    let stage = zeroed_prefix(&mut stage_buf, stage_lanes);
     let cin_g = p.in_channels / p.groups;
     let cout_g = p.out_channels / p.groups;
     let in_plane = p.in_h * p.in_w;
@@ -128,7 +119,7 @@ pub(super) fn direct_conv(
         entry_offsets(p, plan, &band, offsets);
         for grp in 0..p.groups {
             let group_in = ops.input.get(grp * cin_g * in_plane..).unwrap_or(&[]);
-            widen_band(p, plan, &band, group_in, x, stage);
+            widen_band(p, plan, &band, group_in, x);
             let mut oc = 0;
             while oc < cout_g {
                 // 6 channels a pass, the rest as 4 and/or 2 (an odd last
@@ -186,105 +177,78 @@ pub(super) fn direct_conv(
 /// `i·wd` in it, lane `j` = padded column `s·j + r` of channels `2c` (low
 /// half) and `2c + 1` (high half), `x − zp`, 0 in the padding. Rows go in
 /// order, so a row's stores may spill into the next row's lanes (or the
-/// slack) before that row is written.
+/// slack) before that row is written. Without horizontal padding at
+/// stride 1 the band rows are the input rows back to back, and a run of
+/// them is widened as one.
 #[target_feature(enable = "avx2")]
-fn widen_band(
-    p: &ConvParams,
-    plan: &DirectPlan,
-    band: &Band,
-    group_in: &[i8],
-    x: &mut [i32],
-    stage: &mut [i16],
-) {
+fn widen_band(p: &ConvParams, plan: &DirectPlan, band: &Band, group_in: &[i8], x: &mut [i32]) {
     let s = p.stride_w;
     let wd = plan.cols.wd;
     let cin_g = p.in_channels / p.groups;
     let in_plane = p.in_h * p.in_w;
     let zp = p.input_zero_point;
-    let (lanes_a, lanes_b) = stage.split_at_mut(stage.len() / 2);
+    let contiguous = s == 1 && p.pad_left == 0 && wd == p.in_w;
+    // (Rows of at most 16 lanes: one store covers a whole row.)
+    let narrow = if s == 1 && wd <= 16 {
+        NarrowRow::new(p.pad_left, p.in_w, zp)
+    } else {
+        None
+    };
     for c in 0..plan.pairs_c {
-        for i in 0..band.rows {
+        let mut i = 0;
+        while i < band.rows {
             let iy = input_row(p, band, i);
-            // A channel's row and what follows it, and the row's length
-            // (0 for padding or a missing channel).
-            let row = |ic: usize| -> (&[i8], usize) {
+            if let Some(nr) = narrow {
+                let row = |ic: usize| match iy {
+                    Some(iy) if ic < cin_g => {
+                        nr.lanes(group_in.get(ic * in_plane + iy * p.in_w..).unwrap_or(&[]))
+                    }
+                    _ => Some(_mm256_setzero_si256()),
+                };
+                if let (Some(a), Some(b)) = (row(2 * c), row(2 * c + 1)) {
+                    if store_pairs16(a, b, x, c * band.pitch + i * wd) {
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
+            let mut run = 1;
+            if contiguous && iy.is_some() {
+                while i + run < band.rows && input_row(p, band, i + run).is_some() {
+                    run += 1;
+                }
+            }
+            // A channel's rows and what follows them, and their length (0
+            // for padding or a missing channel).
+            let rows_of = |ic: usize| -> (&[i8], usize) {
                 match iy {
                     Some(iy) if ic < cin_g => {
                         let src = group_in.get(ic * in_plane + iy * p.in_w..).unwrap_or(&[]);
-                        (src, p.in_w.min(src.len()))
+                        (src, (run * p.in_w).min(src.len()))
                     }
                     _ => (&[], 0),
                 }
             };
-            let ((a, na), (b, nb)) = (row(2 * c), row(2 * c + 1));
-            if s == 1 && wd + 16 <= lanes_a.len() {
-                widen_padded(a, na, p.pad_left, zp, lanes_a, 0, wd);
-                widen_padded(b, nb, p.pad_left, zp, lanes_b, 0, wd);
+            let ((a, na), (b, nb)) = (rows_of(2 * c), rows_of(2 * c + 1));
+            if s == 1 {
                 let at = c * band.pitch + i * wd;
-                interleave(lanes_a, lanes_b, wd, x, at);
-                continue;
-            }
-            for r in 0..s {
-                let at = (c * s + r) * band.pitch + i * wd;
-                let Some(dst) = x.get_mut(at..at + wd) else {
-                    return;
-                };
-                for (j, d) in dst.iter_mut().enumerate() {
-                    let col = (s * j + r).wrapping_sub(p.pad_left);
-                    let lane = |src: &[i8], n: usize| -> i32 {
-                        let v = src.get(col).filter(|_| col < n);
-                        v.map_or(0, |&v| (i32::from(v) - zp) & 0xffff)
-                    };
-                    *d = lane(a, na) | (lane(b, nb) << 16);
+                widen_pairs(a, na, b, nb, p.pad_left, zp, x, at, run * wd);
+            } else {
+                for r in 0..s {
+                    let at = (c * s + r) * band.pitch + i * wd;
+                    let dst = x.get_mut(at..at + wd).unwrap_or(&mut []);
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        let col = (s * j + r).wrapping_sub(p.pad_left);
+                        let lane = |src: &[i8], n: usize| -> i32 {
+                            let v = src.get(col).filter(|_| col < n);
+                            v.map_or(0, |&v| (i32::from(v) - zp) & 0xffff)
+                        };
+                        *d = lane(a, na) | (lane(b, nb) << 16);
+                    }
                 }
             }
+            i += run;
         }
-    }
-}
-
-/// Most lanes of each staging row of [`widen_band`].
-const STAGE_LANES: usize = 1024;
-
-/// `x[at + j] = a[j] | b[j] << 16` for `j < wd`, 16 lanes at a time (the
-/// last store may spill up to 15 lanes past, inside `x`).
-#[target_feature(enable = "avx2")]
-fn interleave(a: &[i16], b: &[i16], wd: usize, x: &mut [i32], at: usize) {
-    let mut j = 0;
-    while j < wd {
-        let (Some(a16), Some(b16)) = (a.get(j..j + 16), b.get(j..j + 16)) else {
-            return;
-        };
-        // SAFETY: 16 `i16` to load from each.
-        let (va, vb) = unsafe {
-            (
-                _mm256_loadu_si256(a16.as_ptr().cast()),
-                _mm256_loadu_si256(b16.as_ptr().cast()),
-            )
-        };
-        // Per 128-bit half: lanes 0-3 | 8-11 and 4-7 | 12-15.
-        let lo = _mm256_unpacklo_epi16(va, vb);
-        let hi = _mm256_unpackhi_epi16(va, vb);
-        let first = _mm256_permute2x128_si256::<0x20>(lo, hi);
-        let second = _mm256_permute2x128_si256::<0x31>(lo, hi);
-        match x.get_mut(at + j..at + j + 16) {
-            // SAFETY: room for 16 `i32` (64 bytes).
-            Some(d) => unsafe {
-                _mm256_storeu_si256(d.as_mut_ptr().cast(), first);
-                _mm256_storeu_si256(d.as_mut_ptr().add(8).cast(), second);
-            },
-            None => {
-                let mut out = [0i32; 16];
-                // SAFETY: `out` has room for 16 `i32`.
-                unsafe {
-                    _mm256_storeu_si256(out.as_mut_ptr().cast(), first);
-                    _mm256_storeu_si256(out.as_mut_ptr().add(8).cast(), second);
-                }
-                let d = x.get_mut(at + j..).unwrap_or(&mut []);
-                let k = d.len().min(16).min(wd - j);
-                d[..k].copy_from_slice(&out[..k]);
-            }
-        }
-        j += 16;
     }
 }
 
@@ -422,14 +386,13 @@ impl Pass<'_> {
     fn run<const M: usize>(&self, q: (&[i32], &[i32], &[i8]), out: &mut [i8], out_plane: usize) {
         let (bias, multiplier, shift) = q;
         let zp = self.p.output_zero_point;
-        let mut rq = [Requant::splat(0, 0, zp); M];
-        let mut b = [0i32; M];
-        for r in 0..self.rows.min(M) {
+        // Rows past `self.rows` get 0s (their outputs are not stored).
+        let rq: [Requant; M] = core::array::from_fn(|r| {
             let m = multiplier.get(r).copied().unwrap_or(0);
             let s = shift.get(r).map_or(0, |&v| i32::from(v));
-            rq[r] = Requant::splat(m, s, zp);
-            b[r] = bias.get(r).copied().unwrap_or(0);
-        }
+            Requant::splat(m, s, zp)
+        });
+        let b: [i32; M] = core::array::from_fn(|r| bias.get(r).copied().unwrap_or(0));
         let lo = _mm_set1_epi8(self.p.act_min as i8);
         let hi = _mm_set1_epi8(self.p.act_max as i8);
         // 16 bytes per channel and room for `put_run`'s last store.

@@ -37,6 +37,7 @@ mod elementwise;
 mod fully_connected;
 mod pool;
 mod requant;
+mod widen;
 
 pub use conv::{conv_avx2_takes, conv_s8_avx2};
 pub use depthwise::{depthwise_conv_avx2_takes, depthwise_conv_s8_avx2};
