@@ -883,3 +883,86 @@ fn zoo_shapes_match_reference() {
     let c = seeded_conv_case(p, 9);
     assert_eq!(run_conv(&c, depthwise_conv_s8_avx2), run_conv(&c, conv_s8));
 }
+
+// ---------------------------------------------------------------------------
+// Arbitrary (mostly invalid) arguments: no panic, and the same bytes as the
+// reference, which leaves the output untouched when it returns early.
+
+fn small() -> impl Strategy<Value = usize> {
+    prop_oneof![6 => 0usize..=4, 1 => Just(usize::MAX), 1 => any::<usize>()]
+}
+
+fn wild_i32() -> impl Strategy<Value = i32> {
+    prop_oneof![3 => -300i32..=300, 1 => any::<i32>()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn wild_conv_calls_match_reference(
+        dims in vec(small(), 15),
+        q in vec(wild_i32(), 4),
+        lens in vec(0usize..=40, 6),
+        fill in any::<i8>(),
+    ) {
+        let h = (dims[1], dims[6], dims[8], dims[10], dims[12], dims[4]);
+        let w = (dims[2], dims[7], dims[9], dims[11], dims[13], dims[5]);
+        let p = conv_params(h, w, dims[0], dims[3], dims[14], q[0], q[1], (q[2], q[3]));
+        let c = ConvCase {
+            p,
+            x: vec![fill; lens[0]],
+            w: vec![fill.wrapping_neg(); lens[1]],
+            bias: vec![7; lens[2]],
+            mult: vec![1 << 30; lens[3]],
+            shift: vec![-3; lens[4]],
+        };
+        let run = |f: ConvKernel| {
+            let mut y = vec![0x55u8 as i8; lens[5]];
+            f(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+            y
+        };
+        let want = run(conv_s8);
+        prop_assert_eq!(run(conv_s8_avx2), want.clone());
+        prop_assert_eq!(run(depthwise_conv_s8_avx2), want);
+    }
+
+    #[test]
+    fn wild_fc_and_pool_calls_match_reference(
+        dims in vec(small(), 13),
+        q in vec(wild_i32(), 4),
+        lens in vec(0usize..=40, 6),
+        cip in any::<bool>(),
+    ) {
+        let p = FullyConnectedParams {
+            rows: dims[0],
+            in_features: dims[1],
+            out_features: dims[2],
+            input_zero_point: q[0],
+            output_zero_point: q[1],
+            act_min: q[2],
+            act_max: q[3],
+        };
+        let (x, w) = (vec![3i8; lens[0]], vec![-2i8; lens[1]]);
+        let (b, m, s) = (vec![5; lens[2]], vec![1 << 30; lens[3]], vec![-2i8; lens[4]]);
+        let run = |f: FcKernel| {
+            let mut y = vec![0x55u8 as i8; lens[5]];
+            f(&p, &x, &w, &b, &m, &s, &mut y);
+            y
+        };
+        prop_assert_eq!(run(fully_connected_s8_avx2), run(fully_connected_s8));
+        let pp = PoolParams {
+            channels: dims[0], in_h: dims[1], in_w: dims[2], out_h: dims[3], out_w: dims[4],
+            kernel_h: dims[5], kernel_w: dims[6], stride_h: dims[7], stride_w: dims[8],
+            dilation_h: dims[9], dilation_w: dims[10], pad_top: dims[11], pad_left: dims[12],
+            count_include_pad: cip, zero_point: q[0],
+        };
+        let pool = |f: fn(&PoolParams, &[i8], &mut [i8])| {
+            let mut y = vec![0x55u8 as i8; lens[5]];
+            f(&pp, &x, &mut y);
+            y
+        };
+        prop_assert_eq!(pool(max_pool_s8_avx2), pool(max_pool_s8));
+        prop_assert_eq!(pool(avg_pool_s8_avx2), pool(avg_pool_s8));
+    }
+}

@@ -29,14 +29,18 @@ pub(super) struct Columns {
 }
 
 impl Columns {
-    /// `None` on overflow.
+    /// `None` on overflow or a zero stride.
     pub(super) fn new(p: &ConvParams) -> Option<Columns> {
         let s = p.stride_w;
+        if s == 0 {
+            return None;
+        }
         let reach = (p.kernel_w.checked_sub(1)?).checked_mul(p.dilation_w)?;
         // Padded width: the input with its left pad, and every window.
         let windows = (p.out_w.checked_sub(1)?)
             .checked_mul(s)?
-            .checked_add(reach + 1)?;
+            .checked_add(reach)?
+            .checked_add(1)?;
         let padded = p.in_w.checked_add(p.pad_left)?.max(windows);
         Some(Columns {
             wd: padded.div_ceil(s),
@@ -62,7 +66,8 @@ impl Band {
         let reach = (p.kernel_h.checked_sub(1)?).checked_mul(p.dilation_h)?;
         (n.checked_sub(1)?)
             .checked_mul(p.stride_h)?
-            .checked_add(reach + 1)
+            .checked_add(reach)?
+            .checked_add(1)
     }
 
     /// The longest band from `oy0` whose `planes · stride_w` phase planes
@@ -76,7 +81,10 @@ impl Band {
     ) -> Option<Band> {
         let lanes = |n: usize| -> Option<(usize, usize, usize)> {
             let rows = Band::rows_for(p, n)?;
-            let pitch = rows.checked_mul(cols.wd)?.checked_add(SLACK + cols.q_max)?;
+            let pitch = rows
+                .checked_mul(cols.wd)?
+                .checked_add(cols.q_max)?
+                .checked_add(SLACK)?;
             let total = pitch.checked_mul(p.stride_w)?.checked_mul(planes)?;
             Some((rows, pitch, total))
         };

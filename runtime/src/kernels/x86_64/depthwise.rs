@@ -127,7 +127,9 @@ impl SlidingPlan {
         for ky in 0..p.kernel_h {
             let mut i = 0;
             while let Some(&(phase, q, kx_a)) = taps.get(i) {
-                let partner = taps.get(i + 1).filter(|t| t.0 == phase && t.1 == q + 1);
+                let partner = taps
+                    .get(i + 1)
+                    .filter(|t| t.0 == phase && t.1.checked_sub(1) == Some(q));
                 *entries.get_mut(n_entries)? = Entry {
                     ky,
                     phase,

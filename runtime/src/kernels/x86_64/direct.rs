@@ -271,6 +271,7 @@ fn widen_weight_pairs(
     let taps = plan.taps;
     let k = cin_g * taps;
     let k_pairs = plan.pairs_c * taps;
+    let order = small_block_order(taps);
     for r in 0..width.min(MR) {
         let at = r * k_pairs;
         if r >= rows {
@@ -278,8 +279,8 @@ fn widen_weight_pairs(
             continue;
         }
         let rest = w_rows.get(r * k..).unwrap_or(&[]);
-        let done = if taps <= 8 {
-            pairs_small_blocks(rest, cin_g / 2, taps, w, at)
+        let done = if let Some(order) = order {
+            pairs_small_blocks(rest, cin_g / 2, taps, order, w, at)
         } else {
             pairs_large_blocks(rest, cin_g / 2, taps, w, at)
         };
@@ -302,22 +303,41 @@ fn widen_weight_pairs(
     }
 }
 
-/// Channel-pair blocks of `taps ≤ 8` taps: as many whole blocks as give at
-/// most 8 pairs are interleaved by one byte shuffle and widened. Returns
-/// how many of the `blocks` it did.
+/// For `taps ≤ 8`: the byte shuffle that interleaves `8 / taps` whole
+/// channel-pair blocks: output byte `2j` is block `b`'s tap `t` (`j = b·taps
+/// + t`), byte `2j + 1` the partner channel's, that is input bytes
+/// `2·taps·b + t` and `2·taps·b + taps + t`.
 #[target_feature(enable = "avx2")]
-fn pairs_small_blocks(row: &[i8], blocks: usize, taps: usize, w: &mut [i32], at: usize) -> usize {
-    let per_step = 8 / taps;
-    // Output byte 2j is block b's tap t (j = b·taps + t), byte 2j + 1 the
-    // partner channel's: input bytes b·2·taps + t and b·2·taps + taps + t.
+fn small_block_order(taps: usize) -> Option<__m128i> {
+    if taps == 0 || taps > 8 {
+        return None;
+    }
     let mut order = [0i8; 16];
-    for j in 0..per_step * taps {
-        let (b, t) = (j / taps, j % taps);
-        order[2 * j] = (b * 2 * taps + t) as i8;
-        order[2 * j + 1] = (b * 2 * taps + taps + t) as i8;
+    let mut j = 0;
+    for b in 0..8 / taps {
+        for t in 0..taps {
+            order[2 * j] = (b * 2 * taps + t) as i8;
+            order[2 * j + 1] = (b * 2 * taps + taps + t) as i8;
+            j += 1;
+        }
     }
     // SAFETY: `order` holds 16 bytes to load.
-    let order = unsafe { _mm_loadu_si128(order.as_ptr().cast()) };
+    Some(unsafe { _mm_loadu_si128(order.as_ptr().cast()) })
+}
+
+/// Channel-pair blocks of `taps ≤ 8` taps: `8 / taps` whole blocks per
+/// shuffle (`order`, from [`small_block_order`]), widened. Returns how
+/// many of the `blocks` it did.
+#[target_feature(enable = "avx2")]
+fn pairs_small_blocks(
+    row: &[i8],
+    blocks: usize,
+    taps: usize,
+    order: __m128i,
+    w: &mut [i32],
+    at: usize,
+) -> usize {
+    let per_step = 8 / taps;
     let mut b = 0;
     while b < blocks {
         let src = row.get(2 * taps * b..2 * taps * b + 16);

@@ -143,7 +143,8 @@ fn row_width(p: &PoolParams, block: usize) -> Option<usize> {
     let reach = (p.kernel_w - 1).checked_mul(p.dilation_w)? / p.stride_w;
     p.out_w
         .checked_next_multiple_of(block)?
-        .checked_add(reach + 1)
+        .checked_add(reach)?
+        .checked_add(1)
 }
 
 /// Lanes of all window rows of one output row.
