@@ -965,4 +965,31 @@ proptest! {
         prop_assert_eq!(pool(max_pool_s8_avx2), pool(max_pool_s8));
         prop_assert_eq!(pool(avg_pool_s8_avx2), pool(avg_pool_s8));
     }
+
+    #[test]
+    fn wild_add_and_mul_calls_match_reference(
+        geometry in vec(small(), 12),
+        add in add_params(),
+        mul in mul_params(),
+        ls in prop_oneof![0i32..=20, any::<i32>()],
+        lens in vec(0usize..=40, 3),
+    ) {
+        let take4 = |i: usize| [geometry[i], geometry[i + 1], geometry[i + 2], geometry[i + 3]];
+        let bc = Broadcast4 { out_shape: take4(0), a_strides: take4(4), b_strides: take4(8) };
+        let (a, b) = (vec![9i8; lens[0]], vec![-4i8; lens[1]]);
+        let add = AddParams { left_shift: ls, ..add };
+        let run = |f: &dyn Fn(&mut [i8])| {
+            let mut y = vec![0x55u8 as i8; lens[2]];
+            f(&mut y);
+            y
+        };
+        prop_assert_eq!(
+            run(&|y| add_s8_avx2(&add, &bc, &a, &b, y)),
+            run(&|y| add_s8(&add, &bc, &a, &b, y))
+        );
+        prop_assert_eq!(
+            run(&|y| mul_s8_avx2(&mul, &bc, &a, &b, y)),
+            run(&|y| mul_s8(&mul, &bc, &a, &b, y))
+        );
+    }
 }

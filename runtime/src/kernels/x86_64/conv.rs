@@ -1,14 +1,19 @@
-//! Convolution as a tiled GEMM: `C[oc, pos] = Σ_k W[oc, k] · X[k, pos]`
-//! with `k = (ic, ky, kx)` in the weight layout and `pos` the flattened
-//! output plane.
+//! The convolution entry point, and its general fallback: a tiled im2col
+//! GEMM, `C[oc, pos] = Σ_k W[oc, k] · X[k, pos]` with `k = (ic, ky, kx)` in
+//! the weight layout and `pos` the flattened output plane.
 //!
-//! A tile of [`TILE`] output positions is gathered (im2col) into a buffer of
-//! `i16` pairs, `x − zp` for taps `2j` and `2j + 1` side by side, so that
-//! one `vpmaddwd` of 8 positions' pairs with a broadcast weight pair adds
-//! two taps to 8 accumulators. The weight rows are widened [`MR`] at a time
-//! from the file's `[C_out, C_in/groups·kH·kW]` layout; a register tile of
-//! `MR` channels × 24 positions then shares every load. Reductions longer
-//! than [`KC`] taps run in chunks, the partial sums parked in a buffer.
+//! Most convolutions take the sliding path ([`depthwise`](super::depthwise),
+//! one input channel per group) or the direct path ([`direct`](super::direct));
+//! the GEMM runs what neither fits: reductions of more than 640
+//! channel-pair taps, or input rows too long for the direct path's band.
+//! There a tile of [`TILE`] output positions is gathered (im2col) into a
+//! buffer of `i16` pairs, `x − zp` for taps `2j` and `2j + 1` side by side,
+//! so that one `vpmaddwd` of 8 positions' pairs with a broadcast weight pair
+//! adds two taps to 8 accumulators. The weight rows are widened [`MR`] at a
+//! time from the file's `[C_out, C_in/groups·kH·kW]` layout; a register
+//! tile of `MR` channels × 24 positions then shares every load. Reductions
+//! longer than [`KC`] taps run in chunks, the partial sums parked in a
+//! buffer.
 
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
@@ -43,11 +48,14 @@ pub(super) const SCRATCH_BYTES: usize =
 
 /// [`reference::conv_s8`], bit for bit, on AVX2.
 ///
-/// Same arguments, layout and preconditions. One input channel per group
-/// (a single-channel input such as an ECG lead, or depthwise) runs on the
+/// Same arguments, layout and preconditions; 1-D and 2-D, any stride,
+/// dilation, padding and groups. One input channel per group (a
+/// single-channel input such as an ECG lead, or depthwise) runs on the
 /// sliding path of [`depthwise_conv_s8_avx2`](super::depthwise_conv_s8_avx2)
-/// when its plan fits; everything else as the tiled GEMM described in the
-/// module docs, one group at a time.
+/// when its plan fits; other shapes on the direct path (input channels
+/// paired in a widened band, no im2col) when the reduction has at most 640
+/// channel-pair taps and one output row's band fits 32 KiB; the rest as the
+/// tiled GEMM of the module docs, one group at a time.
 ///
 /// Calls the reference kernel instead (which returns early on a failed
 /// precondition) when AVX2 is missing, a precondition fails, or
