@@ -351,7 +351,7 @@ fn pool_rows_case() -> impl Strategy<Value = PoolCase> {
         .prop_map(|(p, x)| PoolCase { p, x })
 }
 
-/// Large windows (global pooling and the like).
+/// Large windows (global pooling and the like): 64 positions or 16 columns.
 fn wide_pool_case() -> impl Strategy<Value = PoolCase> {
     (
         1usize..=3,
@@ -375,7 +375,7 @@ fn wide_pool_case() -> impl Strategy<Value = PoolCase> {
             |((c, in_h, in_w, cip, zp, pad), kh, kw, s)| {
                 let oh = conv_out_len(in_h, kh, s, 1, pad, pad)?;
                 let ow = conv_out_len(in_w, kw, s, 1, pad, pad)?;
-                (kh * kw >= 64).then(|| {
+                (kh * kw >= 64 || kw >= 16).then(|| {
                     pool_params(
                         c,
                         (in_h, kh, s, 1, pad, oh),
@@ -632,7 +632,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     #[test]
-    fn chunked_reduction_conv_matches_reference(
+    fn direct_conv_with_many_channels_matches_reference(
         cin in 50usize..=70,
         cout in 60usize..=70,
         w in 3usize..=30,
@@ -641,7 +641,28 @@ proptest! {
         seed in any::<u64>(),
     ) {
         if !have_avx2() { return Ok(()); }
-        // 3x3 over cin channels: 450..630 taps, one or two chunks.
+        // 3x3 over 50..70 channels: 225..315 channel pairs per output.
+        let h = (3, 3, 1, 1, 1, 3);
+        let wa = (w, 3, 1, 1, 1, w);
+        let p = conv_params(h, wa, cin, cout, 1, izp, ozp, (-128, 127));
+        prop_assert_eq!(conv_avx2_takes(&p), Ok(()));
+        let c = seeded_conv_case(p, seed);
+        prop_assert_eq!(run_conv(&c, conv_s8_avx2), run_conv(&c, conv_s8));
+    }
+
+    #[test]
+    fn chunked_reduction_conv_matches_reference(
+        cin in 240usize..=300,
+        cout in 60usize..=70,
+        w in 3usize..=12,
+        izp in zp(),
+        ozp in zp(),
+        seed in any::<u64>(),
+    ) {
+        if !have_avx2() { return Ok(()); }
+        // 3x3 over 240..300 channels: more channel pairs than the direct
+        // path takes, so the im2col GEMM runs, with 2160..2700 taps in
+        // chunks of 512 and (past 64) output channels in two passes.
         let h = (3, 3, 1, 1, 1, 3);
         let wa = (w, 3, 1, 1, 1, w);
         let p = conv_params(h, wa, cin, cout, 1, izp, ozp, (-128, 127));
@@ -718,6 +739,58 @@ fn seeded_conv_case(p: ConvParams, seed: u64) -> ConvCase {
         bias,
         mult,
         shift,
+    }
+}
+
+/// Convolutions whose input rows are too wide for the direct path's band
+/// (at least 8 channel pairs of 1400 columns), so the im2col GEMM runs
+/// them: any stride, dilation, padding, groups of 1 or 2.
+fn im2col_case() -> impl Strategy<Value = ConvCase> {
+    (
+        prop_oneof![Just(FLAT).boxed(), axis(4, 3, 2, 2).boxed()],
+        (
+            1400usize..=1600,
+            1usize..=5,
+            1usize..=3,
+            1usize..=2,
+            0usize..=3,
+            0usize..=3,
+        ),
+        1usize..=2,
+        16usize..=20,
+        1usize..=5,
+        zp(),
+        zp(),
+        act(),
+    )
+        .prop_filter_map(
+            "window longer than padded input",
+            |(h, (i, k, s, d, pb, pe), groups, cin_g, cout_g, izp, ozp, act)| {
+                let w = (i, k, s, d, pb, conv_out_len(i, k, s, d, pb, pe)?);
+                let cin = groups * cin_g;
+                Some(conv_params(
+                    h,
+                    w,
+                    cin,
+                    groups * cout_g,
+                    groups,
+                    izp,
+                    ozp,
+                    act,
+                ))
+            },
+        )
+        .prop_flat_map(conv_operands)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn im2col_conv_matches_reference(c in im2col_case()) {
+        if !have_avx2() { return Ok(()); }
+        prop_assert_eq!(conv_avx2_takes(&c.p), Ok(()));
+        prop_assert_eq!(run_conv(&c, conv_s8_avx2), run_conv(&c, conv_s8));
     }
 }
 
@@ -809,4 +882,114 @@ fn zoo_shapes_match_reference() {
     assert_eq!(depthwise_conv_avx2_takes(&p), Ok(()));
     let c = seeded_conv_case(p, 9);
     assert_eq!(run_conv(&c, depthwise_conv_s8_avx2), run_conv(&c, conv_s8));
+}
+
+// ---------------------------------------------------------------------------
+// Arbitrary (mostly invalid) arguments: no panic, and the same bytes as the
+// reference, which leaves the output untouched when it returns early.
+
+fn small() -> impl Strategy<Value = usize> {
+    prop_oneof![6 => 0usize..=4, 1 => Just(usize::MAX), 1 => any::<usize>()]
+}
+
+fn wild_i32() -> impl Strategy<Value = i32> {
+    prop_oneof![3 => -300i32..=300, 1 => any::<i32>()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn wild_conv_calls_match_reference(
+        dims in vec(small(), 15),
+        q in vec(wild_i32(), 4),
+        lens in vec(0usize..=40, 6),
+        fill in any::<i8>(),
+    ) {
+        let h = (dims[1], dims[6], dims[8], dims[10], dims[12], dims[4]);
+        let w = (dims[2], dims[7], dims[9], dims[11], dims[13], dims[5]);
+        let p = conv_params(h, w, dims[0], dims[3], dims[14], q[0], q[1], (q[2], q[3]));
+        let c = ConvCase {
+            p,
+            x: vec![fill; lens[0]],
+            w: vec![fill.wrapping_neg(); lens[1]],
+            bias: vec![7; lens[2]],
+            mult: vec![1 << 30; lens[3]],
+            shift: vec![-3; lens[4]],
+        };
+        let run = |f: ConvKernel| {
+            let mut y = vec![0x55u8 as i8; lens[5]];
+            f(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+            y
+        };
+        let want = run(conv_s8);
+        prop_assert_eq!(run(conv_s8_avx2), want.clone());
+        prop_assert_eq!(run(depthwise_conv_s8_avx2), want);
+    }
+
+    #[test]
+    fn wild_fc_and_pool_calls_match_reference(
+        dims in vec(small(), 13),
+        q in vec(wild_i32(), 4),
+        lens in vec(0usize..=40, 6),
+        cip in any::<bool>(),
+    ) {
+        let p = FullyConnectedParams {
+            rows: dims[0],
+            in_features: dims[1],
+            out_features: dims[2],
+            input_zero_point: q[0],
+            output_zero_point: q[1],
+            act_min: q[2],
+            act_max: q[3],
+        };
+        let (x, w) = (vec![3i8; lens[0]], vec![-2i8; lens[1]]);
+        let (b, m, s) = (vec![5; lens[2]], vec![1 << 30; lens[3]], vec![-2i8; lens[4]]);
+        let run = |f: FcKernel| {
+            let mut y = vec![0x55u8 as i8; lens[5]];
+            f(&p, &x, &w, &b, &m, &s, &mut y);
+            y
+        };
+        prop_assert_eq!(run(fully_connected_s8_avx2), run(fully_connected_s8));
+        let pp = PoolParams {
+            channels: dims[0], in_h: dims[1], in_w: dims[2], out_h: dims[3], out_w: dims[4],
+            kernel_h: dims[5], kernel_w: dims[6], stride_h: dims[7], stride_w: dims[8],
+            dilation_h: dims[9], dilation_w: dims[10], pad_top: dims[11], pad_left: dims[12],
+            count_include_pad: cip, zero_point: q[0],
+        };
+        let pool = |f: fn(&PoolParams, &[i8], &mut [i8])| {
+            let mut y = vec![0x55u8 as i8; lens[5]];
+            f(&pp, &x, &mut y);
+            y
+        };
+        prop_assert_eq!(pool(max_pool_s8_avx2), pool(max_pool_s8));
+        prop_assert_eq!(pool(avg_pool_s8_avx2), pool(avg_pool_s8));
+    }
+
+    #[test]
+    fn wild_add_and_mul_calls_match_reference(
+        geometry in vec(small(), 12),
+        add in add_params(),
+        mul in mul_params(),
+        ls in prop_oneof![0i32..=20, any::<i32>()],
+        lens in vec(0usize..=40, 3),
+    ) {
+        let take4 = |i: usize| [geometry[i], geometry[i + 1], geometry[i + 2], geometry[i + 3]];
+        let bc = Broadcast4 { out_shape: take4(0), a_strides: take4(4), b_strides: take4(8) };
+        let (a, b) = (vec![9i8; lens[0]], vec![-4i8; lens[1]]);
+        let add = AddParams { left_shift: ls, ..add };
+        let run = |f: &dyn Fn(&mut [i8])| {
+            let mut y = vec![0x55u8 as i8; lens[2]];
+            f(&mut y);
+            y
+        };
+        prop_assert_eq!(
+            run(&|y| add_s8_avx2(&add, &bc, &a, &b, y)),
+            run(&|y| add_s8(&add, &bc, &a, &b, y))
+        );
+        prop_assert_eq!(
+            run(&|y| mul_s8_avx2(&mul, &bc, &a, &b, y)),
+            run(&|y| mul_s8(&mul, &bc, &a, &b, y))
+        );
+    }
 }

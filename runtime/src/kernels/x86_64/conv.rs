@@ -1,19 +1,25 @@
-//! Convolution as a tiled GEMM: `C[oc, pos] = Σ_k W[oc, k] · X[k, pos]`
-//! with `k = (ic, ky, kx)` in the weight layout and `pos` the flattened
-//! output plane.
+//! The convolution entry point, and its general fallback: a tiled im2col
+//! GEMM, `C[oc, pos] = Σ_k W[oc, k] · X[k, pos]` with `k = (ic, ky, kx)` in
+//! the weight layout and `pos` the flattened output plane.
 //!
-//! A tile of [`TILE`] output positions is gathered (im2col) into a buffer of
-//! `i16` pairs, `x − zp` for taps `2j` and `2j + 1` side by side, so that
-//! one `vpmaddwd` of 8 positions' pairs with a broadcast weight pair adds
-//! two taps to 8 accumulators. The weight rows are widened [`MR`] at a time
-//! from the file's `[C_out, C_in/groups·kH·kW]` layout; a register tile of
-//! `MR` channels × 24 positions then shares every load. Reductions longer
-//! than [`KC`] taps run in chunks, the partial sums parked in a buffer.
+//! Most convolutions take the sliding path ([`depthwise`](super::depthwise),
+//! one input channel per group) or the direct path ([`direct`](super::direct));
+//! the GEMM runs what neither fits: reductions of more than 640
+//! channel-pair taps, or input rows too long for the direct path's band.
+//! There a tile of [`TILE`] output positions is gathered (im2col) into a
+//! buffer of `i16` pairs, `x − zp` for taps `2j` and `2j + 1` side by side,
+//! so that one `vpmaddwd` of 8 positions' pairs with a broadcast weight pair
+//! adds two taps to 8 accumulators. The weight rows are widened [`MR`] at a
+//! time from the file's `[C_out, C_in/groups·kH·kW]` layout; a register
+//! tile of `MR` channels × 24 positions then shares every load. Reductions
+//! longer than [`KC`] taps run in chunks, the partial sums parked in a
+//! buffer.
 
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::depthwise::{sliding_conv, SlidingPlan};
+use super::direct::{direct_conv, DirectPlan};
 use super::need_avx2;
 use super::requant::{pack16, Requant};
 use crate::kernels::reference::{self, act_ok, axis_ok};
@@ -42,11 +48,14 @@ pub(super) const SCRATCH_BYTES: usize =
 
 /// [`reference::conv_s8`], bit for bit, on AVX2.
 ///
-/// Same arguments, layout and preconditions. One input channel per group
-/// (a single-channel input such as an ECG lead, or depthwise) runs on the
+/// Same arguments, layout and preconditions; 1-D and 2-D, any stride,
+/// dilation, padding and groups. One input channel per group (a
+/// single-channel input such as an ECG lead, or depthwise) runs on the
 /// sliding path of [`depthwise_conv_s8_avx2`](super::depthwise_conv_s8_avx2)
-/// when its plan fits; everything else as the tiled GEMM described in the
-/// module docs, one group at a time.
+/// when its plan fits; other shapes on the direct path (input channels
+/// paired in a widened band, no im2col) when the reduction has at most 640
+/// channel-pair taps and one output row's band fits 32 KiB; the rest as the
+/// tiled GEMM of the module docs, one group at a time.
 ///
 /// Calls the reference kernel instead (which returns early on a failed
 /// precondition) when AVX2 is missing, a precondition fails, or
@@ -77,6 +86,11 @@ pub fn conv_s8_avx2(
             unsafe { sliding_conv(p, &plan, &ops, output) };
             return;
         }
+    }
+    if let Some(plan) = DirectPlan::new(p) {
+        // SAFETY: as above.
+        unsafe { direct_conv(p, &plan, &ops, output) };
+        return;
     }
     // SAFETY: as above.
     unsafe { conv_gemm(p, &ops, output) };
@@ -332,7 +346,10 @@ fn block<const N: usize>(
         let sh = ops.shift.get(oc).map_or(0, |&v| i32::from(v));
         let rq = Requant::splat(m, sh, p.output_zero_point);
         let mut bytes = [0i8; 32];
-        let y: [__m256i; N] = acc_r.map(|a| rq.apply(a));
+        let mut y = [_mm256_setzero_si256(); N];
+        for (o, &a) in y.iter_mut().zip(acc_r) {
+            *o = rq.apply(a);
+        }
         let first = pack16(y[0], y[N.min(2) - 1], lo, hi);
         store_i8x16(&mut bytes, 0, first);
         if N == 3 {
@@ -522,10 +539,16 @@ fn fill_tap_row(
 /// padded offset `off` (`kx · dilation`) lands inside the input row.
 fn valid_span(p: &ConvParams, off: usize, ox0: usize, len: usize) -> (usize, usize) {
     let s = p.stride_w;
-    // First output whose tap is at or after the left pad: ox·s + off ≥ pad.
-    let lo = p.pad_left.saturating_sub(off).div_ceil(s);
-    // First output whose tap is past the input: ox·s + off ≥ pad + in_w.
-    let hi = (p.pad_left + p.in_w).saturating_sub(off).div_ceil(s);
+    // First output whose tap is at or after the left pad: ox·s + off ≥ pad;
+    // first output whose tap is past the input: ox·s + off ≥ pad + in_w.
+    // (Stride 1, the common case, without a division.)
+    let before = p.pad_left.saturating_sub(off);
+    let past = (p.pad_left + p.in_w).saturating_sub(off);
+    let (lo, hi) = if s == 1 {
+        (before, past)
+    } else {
+        (before.div_ceil(s), past.div_ceil(s))
+    };
     let a = lo.clamp(ox0, ox0 + len) - ox0;
     let b = hi.clamp(ox0, ox0 + len) - ox0;
     (a, b.max(a))

@@ -3,18 +3,23 @@
 //!
 //! The multiply-accumulates are `vpmaddwd`: sixteen `i16 × i16` products
 //! summed in pairs into eight `i32` lanes, exact for `|x − zp| ≤ 255` and
-//! `|w| ≤ 128`, with wrapping `i32` adds after it, the same sums the
+//! `|w| ≤ 128`, with wrapping `i32` adds after it: the same sums the
 //! reference forms, in another order (`NUMERICS.md` §2). `vpmaddubsw`
 //! (which saturates) is never used. Requantization is `numerics::requantize`
-//! on eight lanes ([`requant`]).
+//! on eight lanes (module `requant`).
 //!
-//! - [`conv_s8_avx2`]: im2col tiles of 24 output positions, widened to
-//!   `x − zp` in `i16` pairs, times 4 weight rows at a time (a 4 × 24
-//!   register tile); one input channel per group goes to the sliding path
-//!   of [`depthwise_conv_s8_avx2`].
-//! - [`depthwise_conv_s8_avx2`]: each input plane is widened once into
-//!   zero-padded rows (split into stride phases), and 16 output positions
-//!   are computed per pass from pairs of taps.
+//! - [`conv_s8_avx2`]: the direct path (module `direct`) widens the input once
+//!   into a band of `i32` lanes holding two input channels' `x − zp`, so 8
+//!   consecutive outputs read 8 consecutive lanes for every tap; a register
+//!   tile of 6 output channels × 16 outputs takes 12 `vpmaddwd` per channel
+//!   pair and tap. One input channel per group goes to the sliding path of
+//!   [`depthwise_conv_s8_avx2`], and what fits neither to an im2col GEMM.
+//! - [`depthwise_conv_s8_avx2`]: each input plane is widened into a band
+//!   split into stride phases, and 16 outputs take two `vpmaddwd` per pair
+//!   of taps.
+//! - Both widen whole bands of padded rows (module `band`) and compute over them
+//!   flat, across output rows when the H stride is 1, so narrow planes
+//!   (25×5) do not waste a vector per row.
 //! - [`fully_connected_s8_avx2`]: 8 weight rows against one input row at a
 //!   time, the reduction in chunks of 16.
 //! - [`max_pool_s8_avx2`], [`avg_pool_s8_avx2`], [`add_s8_avx2`],
@@ -29,12 +34,15 @@
 //!
 //! Stack: at most [`SCRATCH_BYTES`] of buffers per call.
 
+mod band;
 mod conv;
 mod depthwise;
+mod direct;
 mod elementwise;
 mod fully_connected;
 mod pool;
 mod requant;
+mod widen;
 
 pub use conv::{conv_avx2_takes, conv_s8_avx2};
 pub use depthwise::{depthwise_conv_avx2_takes, depthwise_conv_s8_avx2};
@@ -42,8 +50,22 @@ pub use elementwise::{add_avx2_takes, add_s8_avx2, mul_avx2_takes, mul_s8_avx2};
 pub use fully_connected::{fully_connected_avx2_takes, fully_connected_s8_avx2};
 pub use pool::{avg_pool_avx2_takes, avg_pool_s8_avx2, max_pool_avx2_takes, max_pool_s8_avx2};
 
-/// Most stack any kernel here takes for its buffers (the convolution's).
-pub const SCRATCH_BYTES: usize = conv::SCRATCH_BYTES;
+/// Most stack any kernel here takes for its buffers.
+pub const SCRATCH_BYTES: usize = max(
+    max(
+        max(conv::SCRATCH_BYTES, direct::SCRATCH_BYTES),
+        depthwise::SCRATCH_BYTES,
+    ),
+    pool::SCRATCH_BYTES,
+);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
 
 /// Whether this CPU runs AVX2: detected at run time with feature `std`,
 /// else whether the build targets it (`-C target-feature=+avx2`).

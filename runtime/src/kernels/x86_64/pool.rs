@@ -26,6 +26,12 @@ use crate::numerics::div_round_half_away;
 const MAX_ROWS_CAP: usize = 32 * 1024;
 /// `i16` lanes of the average-pool window buffer.
 const AVG_ROWS_CAP: usize = 16 * 1024;
+/// Stack taken by the pools' buffers (the larger of the two).
+pub(super) const SCRATCH_BYTES: usize = if MAX_ROWS_CAP > AVG_ROWS_CAP * 2 {
+    MAX_ROWS_CAP
+} else {
+    AVG_ROWS_CAP * 2
+};
 /// Largest window area average pooling accepts (as the reference).
 const MAX_AVG_WINDOW: usize = 1 << 23;
 /// Windows of at least this many positions are summed window by window.
@@ -76,7 +82,7 @@ pub fn avg_pool_s8_avx2(p: &PoolParams, input: &[i8], output: &mut [i8]) {
     }
     // SAFETY: `avg_pool_avx2_takes` checked that the CPU runs AVX2.
     unsafe {
-        if p.kernel_h * p.kernel_w >= WIDE_WINDOW && p.dilation_w == 1 {
+        if wide_window(p) {
             avg_pool_wide(p, input, output);
         } else {
             avg_pool_rows(p, input, output);
@@ -85,18 +91,23 @@ pub fn avg_pool_s8_avx2(p: &PoolParams, input: &[i8], output: &mut [i8]) {
 }
 
 /// `Ok` when [`avg_pool_s8_avx2`] runs `p` itself: AVX2 is available and,
-/// for windows under 64 positions or dilated along W, one output row's
-/// window rows fit its 32 KiB buffer.
+/// for windows under 64 positions and 16 columns or dilated along W, one
+/// output row's window rows fit its 32 KiB buffer.
 pub fn avg_pool_avx2_takes(p: &PoolParams) -> Result<(), &'static str> {
     need_avx2()?;
-    let wide = p.kernel_h.saturating_mul(p.kernel_w) >= WIDE_WINDOW && p.dilation_w == 1;
-    if wide {
+    if wide_window(p) {
         return Ok(());
     }
     match row_width(p, 16) {
         Some(w) if rows_lanes(p, w).is_some_and(|n| n <= AVG_ROWS_CAP) => Ok(()),
         _ => Err("window rows too large for the buffer"),
     }
+}
+
+/// Windows summed one by one with `vpsadbw`: at least [`WIDE_WINDOW`]
+/// positions or 16 columns (global pooling), without W dilation.
+fn wide_window(p: &PoolParams) -> bool {
+    p.dilation_w == 1 && (p.kernel_h.saturating_mul(p.kernel_w) >= WIDE_WINDOW || p.kernel_w >= 16)
 }
 
 /// The reference kernels' preconditions.
@@ -132,7 +143,8 @@ fn row_width(p: &PoolParams, block: usize) -> Option<usize> {
     let reach = (p.kernel_w - 1).checked_mul(p.dilation_w)? / p.stride_w;
     p.out_w
         .checked_next_multiple_of(block)?
-        .checked_add(reach + 1)
+        .checked_add(reach)?
+        .checked_add(1)
 }
 
 /// Lanes of all window rows of one output row.
@@ -191,13 +203,17 @@ fn max_pool_pairs(p: &PoolParams, input: &[i8], output: &mut [i8]) -> bool {
     if !applies {
         return false;
     }
-    for (y, x) in output
-        .chunks_exact_mut(p.out_w)
-        .zip(input.chunks_exact(p.in_w))
-    {
+    // Rows in order; a block of 32 outputs may read past its row (into
+    // the next one, or stop where the input ends) and store past it, into
+    // outputs written after it.
+    let rows = output.len() / p.out_w.max(1);
+    for r in 0..rows {
+        let (x0, y0) = (r * p.in_w, r * p.out_w);
         let mut o = 0;
-        while o + 32 <= y.len() {
-            let (Some(src), Some(dst)) = (x.get(o * k..(o + 32) * k), y.get_mut(o..o + 32)) else {
+        while o < p.out_w {
+            let src = input.get(x0 + o * k..x0 + (o + 32) * k);
+            let dst = output.get_mut(y0 + o..y0 + o + 32);
+            let (Some(src), Some(dst)) = (src, dst) else {
                 break;
             };
             let v = if k == 2 {
@@ -209,6 +225,9 @@ fn max_pool_pairs(p: &PoolParams, input: &[i8], output: &mut [i8]) -> bool {
             unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) };
             o += 32;
         }
+        // Near the end of the tensor: one window at a time.
+        let x = input.get(x0..x0 + p.in_w).unwrap_or(&[]);
+        let y = output.get_mut(y0..y0 + p.out_w).unwrap_or(&mut []);
         for (j, d) in y.iter_mut().enumerate().skip(o) {
             let w = x.get(j * k..(j + 1) * k).unwrap_or(&[]);
             *d = w.iter().copied().max().unwrap_or(i8::MIN);
@@ -458,8 +477,8 @@ fn divide_16(sums: &[i32; 16], counts: &[i32; 16], zp: i32, out: &mut [i8; 16]) 
     }
 }
 
-/// Large windows (at least [`WIDE_WINDOW`] positions, no W dilation): each
-/// output sums its window row by row with `vpsadbw`.
+/// Large windows (see [`wide_window`]): each output sums its window row by
+/// row with `vpsadbw`.
 #[target_feature(enable = "avx2")]
 fn avg_pool_wide(p: &PoolParams, input: &[i8], output: &mut [i8]) {
     let in_plane = p.in_h * p.in_w;

@@ -26,17 +26,11 @@ use crate::numerics::{MAX_SHIFT, MIN_SHIFT};
 #[derive(Clone, Copy)]
 pub(super) struct Requant {
     multiplier: __m256i,
-    /// High-word path: `2^(e−2)` per lane; 64-bit path: `2^(n−1)` per
-    /// 64-bit half (even lanes), see `round_odd`.
+    /// High-word path: `2^(e−2)` per lane (unused on the 64-bit path).
     round: __m256i,
-    /// High-word path: `e − 1` per lane; 64-bit path: `n` for the even lanes.
+    /// High-word path: `e − 1` per lane; 64-bit path: the total shift
+    /// `n = 31 − s` per lane.
     shift: __m256i,
-    /// 64-bit path only: the odd lanes' rounding constants, shifts and
-    /// sign-fix constants; the even lanes' sign fix.
-    round_odd: __m256i,
-    shift_odd: __m256i,
-    sign_even: __m256i,
-    sign_odd: __m256i,
     zero_point: __m256i,
     high_word: bool,
 }
@@ -50,35 +44,20 @@ impl Requant {
     #[target_feature(enable = "avx2")]
     pub(super) fn lanes(multiplier: [i32; 8], shift: [i32; 8], zero_point: i32) -> Requant {
         let shift = shift.map(|s| s.clamp(MIN_SHIFT, MAX_SHIFT));
-        let zero = _mm256_setzero_si256();
-        let mut rq = Requant {
-            multiplier: load8(multiplier),
-            round: zero,
-            shift: zero,
-            round_odd: zero,
-            shift_odd: zero,
-            sign_even: zero,
-            sign_odd: zero,
-            zero_point: _mm256_set1_epi32(zero_point),
-            high_word: shift.iter().all(|&s| s <= -2),
-        };
-        if rq.high_word {
+        let high_word = shift.iter().all(|&s| s <= -2);
+        let (round, shift) = if high_word {
             // e = −s in 2..=31: round 2^(e−2), shift e − 1.
-            rq.round = load8(shift.map(|s| 1i32 << (-s - 2)));
-            rq.shift = load8(shift.map(|s| -s - 1));
-            return rq;
+            (shift.map(|s| 1i32 << (-s - 2)), shift.map(|s| -s - 1))
+        } else {
+            ([0; 8], shift.map(|s| 31 - s))
+        };
+        Requant {
+            multiplier: load8(multiplier),
+            round: load8(round),
+            shift: load8(shift),
+            zero_point: _mm256_set1_epi32(zero_point),
+            high_word,
         }
-        // Total shift n = 31 − s in 1..=62, per 64-bit half.
-        let n = shift.map(|s| i64::from(31 - s));
-        let even = [n[0], n[2], n[4], n[6]];
-        let odd = [n[1], n[3], n[5], n[7]];
-        rq.round = load4(even.map(|n| 1i64 << (n - 1)));
-        rq.shift = load4(even);
-        rq.sign_even = load4(even.map(|n| 1i64 << (63 - n)));
-        rq.round_odd = load4(odd.map(|n| 1i64 << (n - 1)));
-        rq.shift_odd = load4(odd);
-        rq.sign_odd = load4(odd.map(|n| 1i64 << (63 - n)));
-        rq
     }
 
     /// Constants for one multiplier and shift in every lane.
@@ -127,32 +106,33 @@ impl Requant {
     /// The 64-bit path, each result clamped to `[−limit, limit − 1]`
     /// (`limit` is 2^15 or 2^31).
     #[target_feature(enable = "avx2")]
-    #[inline]
+    #[inline(never)]
     fn wide_path(&self, acc: __m256i, limit: i64) -> __m256i {
         let hi = _mm256_set1_epi64x(limit - 1);
         let lo = _mm256_set1_epi64x(-limit);
         let m_odd = _mm256_srli_epi64::<32>(self.multiplier);
         let even = _mm256_mul_epi32(acc, self.multiplier);
         let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), m_odd);
-        let even = shift_clamp(even, self.round, self.shift, self.sign_even, lo, hi);
-        let odd = shift_clamp(odd, self.round_odd, self.shift_odd, self.sign_odd, lo, hi);
+        // Each 64-bit half's total shift.
+        let n_even = _mm256_and_si256(self.shift, _mm256_set1_epi64x(0xffff_ffff));
+        let n_odd = _mm256_srli_epi64::<32>(self.shift);
+        let even = shift_clamp(even, n_even, lo, hi);
+        let odd = shift_clamp(odd, n_odd, lo, hi);
         // Low words of the clamped results: even in place, odd moved up.
         _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd))
     }
 }
 
-/// `clamp((v + round) >> n, lo, hi)` on 64-bit lanes, `sign = 2^(63−n)`.
-/// `|v| ≤ 2^62` and `round ≤ 2^61`, so the sum does not overflow.
+/// `clamp((v + 2^(n−1)) >> n, lo, hi)` on 64-bit lanes, `n` in 1..=62.
+/// `|v| ≤ 2^62` and the rounding term is at most 2^61, so the sum does not
+/// overflow; the arithmetic shift is a logical one sign-extended with
+/// `(t ^ k) − k`, `k = 2^(63−n)`.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn shift_clamp(
-    v: __m256i,
-    round: __m256i,
-    n: __m256i,
-    sign: __m256i,
-    lo: __m256i,
-    hi: __m256i,
-) -> __m256i {
+fn shift_clamp(v: __m256i, n: __m256i, lo: __m256i, hi: __m256i) -> __m256i {
+    let one = _mm256_set1_epi64x(1);
+    let round = _mm256_sllv_epi64(one, _mm256_sub_epi64(n, one));
+    let sign = _mm256_sllv_epi64(one, _mm256_sub_epi64(_mm256_set1_epi64x(63), n));
     let t = _mm256_srlv_epi64(_mm256_add_epi64(v, round), n);
     let t = _mm256_sub_epi64(_mm256_xor_si256(t, sign), sign);
     let t = _mm256_blendv_epi8(t, hi, _mm256_cmpgt_epi64(t, hi));
@@ -163,12 +143,6 @@ fn shift_clamp(
 #[inline]
 fn load8(v: [i32; 8]) -> __m256i {
     _mm256_setr_epi32(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7])
-}
-
-#[target_feature(enable = "avx2")]
-#[inline]
-fn load4(v: [i64; 4]) -> __m256i {
-    _mm256_setr_epi64x(v[0], v[1], v[2], v[3])
 }
 
 /// Two vectors of `i32` results (lanes in order) as 16 bytes, saturated to
