@@ -10,6 +10,8 @@ use anyhow::{bail, Context, Result};
 use medq::{Interpreter, MetaKey, Model, ModelFile, Quant, Storage, TensorInfo};
 use npyz::WriterBuilder;
 
+pub mod npy;
+
 /// Load and fully validate a `.mq` file.
 pub fn open(path: &Path) -> Result<ModelFile> {
     ModelFile::open(path).with_context(|| format!("{} was refused", path.display()))
