@@ -4,14 +4,15 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
-use medq::{Interpreter, MetaKey, Model, ModelFile, Quant, Storage, TensorInfo};
+use medq::{MetaKey, ModelFile, Quant, Storage, TensorInfo};
 
+pub mod bench;
 pub mod npy;
 pub mod run;
 
+pub use bench::{bench, BenchReport};
 pub use run::{
     accuracy, read_npy_f32, read_npy_labels, run_batch, run_batch_inputs, run_files, NpyF32,
     RunOptions, RunOutput, RunSummary,
@@ -144,51 +145,6 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
             t.len,
             place,
             quant(&t.quant)
-        )?;
-    }
-    Ok(s)
-}
-
-/// `medq bench`: time `iterations` invocations, total and per op.
-pub fn bench(model: &Model, iterations: usize) -> Result<String> {
-    let mut arena = vec![0u8; model.arena_len()];
-    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
-    let mut interp = Interpreter::new(model, &mut arena, &mut plan)?;
-    for (i, v) in interp.input_mut(0)?.iter_mut().enumerate() {
-        *v = (i % 64) as i8 - 32;
-    }
-    interp.invoke()?; // warm caches
-    let mut per_op = vec![0f64; model.op_count()];
-    let start = Instant::now();
-    for _ in 0..iterations {
-        let mut last = Instant::now();
-        interp.invoke_observed(|k, _, _| {
-            let now = Instant::now();
-            if let Some(t) = per_op.get_mut(k) {
-                *t += (now - last).as_secs_f64();
-            }
-            last = now;
-        })?;
-    }
-    let total = start.elapsed().as_secs_f64();
-    let per_inference = total / iterations.max(1) as f64;
-    let mut s = String::new();
-    writeln!(
-        s,
-        "{iterations} inferences in {:.3} s: {:.1} µs per inference, {:.0} inferences/s, arena {} bytes",
-        total,
-        per_inference * 1e6,
-        1.0 / per_inference,
-        model.arena_len()
-    )?;
-    for (k, t) in per_op.iter().enumerate() {
-        let op = model.op(k)?;
-        writeln!(
-            s,
-            "{k:>4}  {:<15} {:>9.2} µs  {:>5.1}%",
-            op.opcode.name(),
-            t / iterations.max(1) as f64 * 1e6,
-            100.0 * t / total.max(f64::MIN_POSITIVE)
         )?;
     }
     Ok(s)

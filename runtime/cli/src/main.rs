@@ -61,12 +61,29 @@ enum Command {
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
     },
-    /// Time inference on this machine, in total and per op.
-    #[command(after_help = "Example:\n  medq bench ecg.mq --iterations 2000")]
+    /// Time inference on this machine, in total and per op, and show which kernel ran
+    /// each op and why faster candidate kernels did not take it.
+    ///
+    /// The iterations are split into rounds; times are the median and the minimum of the
+    /// rounds' per-inference times. The total is timed without the per-op clock reads
+    /// (the per-op times come from as many extra inferences).
+    #[command(after_help = "Examples:\n  \
+        medq bench ecg.mq\n  \
+        medq bench ecg.mq --iterations 5000 --json > bench.json\n\n\
+        JSON schema (medq-bench/1):\n  \
+        {\"schema\": \"medq-bench/1\", \"iterations\", \"rounds\", \"arena_bytes\", \"macs\",\n   \
+        \"total_us\": {\"median\", \"min\"}, \"gmacs\",\n   \
+        \"ops\": [{\"index\", \"op\", \"kernel\", \"refused\": [{\"kernel\", \"reason\"}],\n            \
+        \"us\": {\"median\", \"min\"}, \"macs\", \"gmacs\"}]}\n  \
+        Times are µs per inference; gmacs is G MAC/s at the median time.")]
     Bench {
         model: PathBuf,
+        /// Timed inferences (at least 1).
         #[arg(long, default_value_t = 1000)]
         iterations: usize,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the golden input stored in the file and check the output bit for bit.
     #[command(after_help = "Example:\n  medq selftest ecg.mq")]
@@ -126,9 +143,19 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Bench { model, iterations } => {
+        Command::Bench {
+            model,
+            iterations,
+            json,
+        } => {
             let file = medq_cli::open(&model)?;
-            print!("{}", medq_cli::bench(&file.model()?, iterations)?);
+            let report = medq_cli::bench(&file.model()?, iterations)?;
+            if json {
+                print!("{}", report.json());
+            } else {
+                println!("{}", model.display());
+                print!("{}", report.table());
+            }
         }
         Command::Selftest { model } => {
             let file = medq_cli::open(&model)?;
