@@ -123,12 +123,12 @@ impl SampleReader {
         let dims = self.shape[1..].to_vec();
         let mut column = vec![0f32; rows];
         self.bytes.resize(rows * 4, 0);
+        // Unbuffered: each column is one seek and one read of `rows` items.
+        let file = self.file.get_mut();
         for k in 0..self.per_sample {
             let item = n * column_major_index(&dims, k) as u64 + self.next_sample as u64;
-            self.file
-                .seek(SeekFrom::Start(self.data_start + 4 * item))?;
-            self.file
-                .read_exact(&mut self.bytes)
+            file.seek(SeekFrom::Start(self.data_start + 4 * item))?;
+            file.read_exact(&mut self.bytes)
                 .with_context(|| format!("cannot read {}", self.path.display()))?;
             decode(&self.bytes, self.big_endian, &mut column);
             for (row, &v) in column.iter().enumerate() {
