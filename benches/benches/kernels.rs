@@ -149,15 +149,14 @@ mod x86 {
             act_max: 127,
         };
         let o = operands(rng, k, n * k, n);
-        let call =
-            |f: fn(&FullyConnectedParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8])| {
-                let o = o.clone();
-                let mut y = vec![0i8; n];
-                Box::new(move || {
-                    f(&p, &o.x, &o.w, &o.bias, &o.mult, &o.shift, &mut y);
-                    black_box(&mut y);
-                }) as Box<dyn FnMut()>
-            };
+        let call = |f: medq::kernels::select::FullyConnectedFn| {
+            let o = o.clone();
+            let mut y = vec![0i8; n];
+            Box::new(move || {
+                f(&p, &o.x, &o.w, &o.bias, &o.mult, &o.shift, &mut y);
+                black_box(&mut y);
+            }) as Box<dyn FnMut()>
+        };
         Job {
             name: format!("fc {k}->{n}"),
             unit: "G MAC/s",
