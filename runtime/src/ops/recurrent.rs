@@ -4,15 +4,16 @@
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::{self, recurrent as inp};
+use crate::kernels::select::{self, Chosen, GruFn, LstmFn};
 use crate::kernels::{
-    gru_s8, lstm_s8, GruParams, LstmParams, RecurrentParams, RecurrentWeights, MAX_HIDDEN,
-    TABLE_LEN,
+    GruParams, LstmParams, RecurrentParams, RecurrentWeights, MAX_HIDDEN, TABLE_LEN,
 };
 
 /// A prepared Lstm.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Lstm<'a> {
-    p: LstmParams,
+    pub(super) p: LstmParams,
+    pub(super) kernel: Chosen<LstmFn>,
     wts: RecurrentWeights<'a>,
     x: Operand<'a>,
 }
@@ -20,7 +21,8 @@ pub(super) struct Lstm<'a> {
 /// A prepared Gru.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Gru<'a> {
-    p: GruParams,
+    pub(super) p: GruParams,
+    pub(super) kernel: Chosen<GruFn>,
     wts: RecurrentWeights<'a>,
     x: Operand<'a>,
 }
@@ -126,6 +128,7 @@ pub(super) fn prepare_lstm<'a>(cx: &Ctx<'_, 'a>) -> Result<Lstm<'a>, Error> {
     };
     Ok(Lstm {
         p,
+        kernel: select::lstm(&p),
         wts: s.wts,
         x: s.x,
     })
@@ -151,6 +154,7 @@ pub(super) fn prepare_gru<'a>(cx: &Ctx<'_, 'a>) -> Result<Gru<'a>, Error> {
     };
     Ok(Gru {
         p,
+        kernel: select::gru(&p),
         wts: s.wts,
         x: s.x,
     })
@@ -166,7 +170,7 @@ fn macs(rec: &RecurrentParams, gates: usize) -> u64 {
 impl Lstm<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let x = io.inputs.read(&self.x)?;
-        lstm_s8(&self.p, &self.wts, x, io.output);
+        (self.kernel.run)(&self.p, &self.wts, x, io.output);
         Ok(())
     }
 
@@ -178,7 +182,7 @@ impl Lstm<'_> {
 impl Gru<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let x = io.inputs.read(&self.x)?;
-        gru_s8(&self.p, &self.wts, x, io.output);
+        (self.kernel.run)(&self.p, &self.wts, x, io.output);
         Ok(())
     }
 
