@@ -312,6 +312,18 @@ pub fn lut(len: &usize) -> Chosen<LutFn> {
 
 /// LSTM candidates.
 pub const LSTM: &[Candidate<LstmParams, LstmFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "lstm_s8_dotprod",
+        takes: super::aarch64::lstm_dotprod_takes,
+        run: super::aarch64::lstm_s8_dotprod,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "lstm_s8_neon",
+        takes: super::aarch64::lstm_neon_takes,
+        run: super::aarch64::lstm_s8_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "lstm_s8_avx2",
@@ -322,6 +334,18 @@ pub const LSTM: &[Candidate<LstmParams, LstmFn>] = &[
 
 /// GRU candidates.
 pub const GRU: &[Candidate<GruParams, GruFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "gru_s8_dotprod",
+        takes: super::aarch64::gru_dotprod_takes,
+        run: super::aarch64::gru_s8_dotprod,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "gru_s8_neon",
+        takes: super::aarch64::gru_neon_takes,
+        run: super::aarch64::gru_s8_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "gru_s8_avx2",
