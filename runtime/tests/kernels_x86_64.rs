@@ -1029,6 +1029,8 @@ fn recurrent_refusals_name_the_reason() {
         output_zero_point: 0,
         out_multiplier: 1 << 30,
         out_shift: 0,
+        reverse: false,
+        sequence: false,
     };
     let p = GruParams {
         rec,

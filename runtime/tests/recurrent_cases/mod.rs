@@ -3,7 +3,8 @@
 //! widths (rows shorter than 16, exactly 16, with tails, the largest hidden
 //! size), zero points across `i8`, extreme weights and biases, multipliers
 //! and shifts across their whole ranges (both requantization paths), random
-//! tables (so saturated and wild gate values occur) and both GRU reset modes.
+//! tables (so saturated and wild gate values occur), both GRU reset modes,
+//! both directions, and the last state or the whole sequence as output.
 #![allow(dead_code)] // each test file uses its own part
 
 use medq::kernels::*;
@@ -81,7 +82,12 @@ pub fn recurrent_case(gates: usize, n_tables: usize) -> impl Strategy<Value = Re
     (1usize..=5, size(), hidden()).prop_flat_map(move |(steps, input_size, hidden)| {
         let rows = gates * hidden;
         (
-            (-128i32..=127, -128i32..=127, any::<bool>()),
+            (
+                -128i32..=127,
+                -128i32..=127,
+                any::<bool>(),
+                any::<(bool, bool)>(),
+            ),
             (weights(rows * input_size), weights(rows * hidden)),
             (
                 biases(rows),
@@ -102,7 +108,7 @@ pub fn recurrent_case(gates: usize, n_tables: usize) -> impl Strategy<Value = Re
         )
             .prop_map(
                 move |(
-                    (zx, zy, lbr),
+                    (zx, zy, lbr, (reverse, sequence)),
                     (w, r),
                     (bx, bh, xm, hm),
                     (xs, hs),
@@ -120,6 +126,8 @@ pub fn recurrent_case(gates: usize, n_tables: usize) -> impl Strategy<Value = Re
                             output_zero_point: zy,
                             out_multiplier: out.0,
                             out_shift: out.1,
+                            reverse,
+                            sequence,
                         },
                         w,
                         r,
@@ -173,14 +181,14 @@ impl RecurrentCase {
 
     /// The output of an LSTM kernel on this case.
     pub fn run_lstm(&self, f: fn(&LstmParams, &RecurrentWeights<'_>, &[i8], &mut [i8])) -> Vec<i8> {
-        let mut y = vec![0x55i8; self.rec.hidden];
+        let mut y = vec![0x55i8; self.rec.output_len().unwrap_or(0)];
         f(&self.lstm(), &self.weights(), &self.input, &mut y);
         y
     }
 
     /// The output of a GRU kernel on this case.
     pub fn run_gru(&self, f: fn(&GruParams, &RecurrentWeights<'_>, &[i8], &mut [i8])) -> Vec<i8> {
-        let mut y = vec![0x55i8; self.rec.hidden];
+        let mut y = vec![0x55i8; self.rec.output_len().unwrap_or(0)];
         f(&self.gru(), &self.weights(), &self.input, &mut y);
         y
     }

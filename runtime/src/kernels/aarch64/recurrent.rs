@@ -521,6 +521,8 @@ mod tests {
                 output_zero_point: 0,
                 out_multiplier: 0,
                 out_shift: 0,
+                reverse: false,
+                sequence: false,
             };
             let expected = run(&ScalarProducts, &b, zx);
             let neon = NeonProducts::new(&rec).map(|g| run(&g, &b, zx));

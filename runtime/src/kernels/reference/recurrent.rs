@@ -41,6 +41,35 @@ pub struct RecurrentParams {
     /// Q0.15 hidden state → output scale.
     pub out_multiplier: i32,
     pub out_shift: i32,
+    /// Run the steps from the last to the first (ONNX `reverse`, and the
+    /// second half of `bidirectional`).
+    pub reverse: bool,
+    /// Output every step's hidden state, `[T, H]` (ONNX `Y`, step `t` at row
+    /// `t` in either direction), instead of the last one, `[H]` (`Y_h`).
+    pub sequence: bool,
+}
+
+impl RecurrentParams {
+    /// Output elements: `T · H` for a sequence, else `H`.
+    pub fn output_len(&self) -> Option<usize> {
+        if self.sequence {
+            self.steps.checked_mul(self.hidden)
+        } else {
+            Some(self.hidden)
+        }
+    }
+
+    /// The input of the `n`-th step run (step `T − 1 − n` when reversed)
+    /// and that step's time index.
+    fn step<'x>(&self, input: &'x [i8], n: usize) -> Option<(usize, &'x [i8])> {
+        let t = if self.reverse {
+            self.steps.checked_sub(n + 1)?
+        } else {
+            n
+        };
+        let at = t.checked_mul(self.input_size)?;
+        Some((t, input.get(at..at.checked_add(self.input_size)?)?))
+    }
 }
 
 /// LSTM parameters for [`lstm_s8`].
@@ -262,10 +291,20 @@ impl<'a> Rows<'a> {
 fn io_ok(p: &RecurrentParams, input: &[i8], output: &[i8]) -> bool {
     p.input_size >= 1
         && p.steps.checked_mul(p.input_size) == Some(input.len())
-        && output.len() == p.hidden
+        && p.output_len() == Some(output.len())
 }
 
-/// The last hidden state (`H` values) as int8.
+/// Step `t`'s hidden state into its row of a sequence output.
+fn write_step(p: &RecurrentParams, t: usize, h: &[i16], output: &mut [i8]) {
+    let at = t * p.hidden;
+    if p.sequence {
+        if let Some(row) = output.get_mut(at..at + p.hidden) {
+            write_output(p, h, row);
+        }
+    }
+}
+
+/// A hidden state (`H` values) as int8.
 fn write_output(p: &RecurrentParams, h: &[i16], output: &mut [i8]) {
     for (y, &hv) in output.iter_mut().zip(h) {
         *y = requantize_to_i8(
@@ -299,11 +338,13 @@ fn add_parts(x_part: &mut [i32], h_part: &[i32]) {
 /// h = sat16(requantize(o · act_4(sat16(requantize(c, tanh_m, tanh_s))), 2^30, −14))  (Q0.15)
 /// ```
 ///
-/// and after the last step `y = requantize_to_i8(h, out_m, out_s, zy, −128, 127)`.
+/// and after the last step `y = requantize_to_i8(h, out_m, out_s, zy, −128, 127)`
+/// (with `sequence`, after every step `t`, into row `t` of `y`). With
+/// `reverse`, the steps run from `t = T − 1` down to 0.
 ///
 /// Returns early, leaving `output` unchanged, unless: `1 ≤ hidden ≤
 /// MAX_HIDDEN`, `input_size ≥ 1`, `input.len() = steps · input_size`,
-/// `output.len() = hidden`, `w`/`r` hold `4·H·I`/`4·H·H` values, every
+/// `output.len() = hidden` (`steps · hidden` with `sequence`), `w`/`r` hold `4·H·I`/`4·H·H` values, every
 /// per-row vector `4·H`, and `tables` at least 5 tables.
 pub fn lstm_s8(p: &LstmParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i8]) {
     lstm_with(&ScalarProducts, p, wts, input, output);
@@ -347,7 +388,8 @@ fn lstm_inner<G: GateProducts>(
     let mut pre = [0i32; 4 * MAX_HIDDEN];
     let mut h_part = [0i32; 4 * MAX_HIDDEN];
     let (pre, h_part) = (pre.get_mut(..4 * n)?, h_part.get_mut(..4 * n)?);
-    for x in input.chunks_exact(rp.input_size) {
+    for step in 0..rp.steps {
+        let (t, x) = rp.step(input, step)?;
         let h = h_prev.get(..n)?;
         rows.x_parts(g, 0, x, zx, pre);
         rows.h_parts(g, 0, h, h_part);
@@ -371,9 +413,12 @@ fn lstm_inner<G: GateProducts>(
             let tanh_c = table_lookup_s16(t_c, tanh_in);
             *h_out = sat16(requantize(o * tanh_c, Q15_M, Q15_S)) as i16;
         }
+        write_step(rp, t, h_next.get(..n)?, output);
         h_prev = h_next;
     }
-    write_output(rp, h_prev.get(..n)?, output);
+    if !rp.sequence {
+        write_output(rp, h_prev.get(..n)?, output);
+    }
     Some(())
 }
 
@@ -440,7 +485,8 @@ fn gru_inner<G: GateProducts>(
     let mut x_part = [0i32; 3 * MAX_HIDDEN];
     let mut h_part = [0i32; 3 * MAX_HIDDEN];
     let (x_part, h_part) = (x_part.get_mut(..3 * n)?, h_part.get_mut(..3 * n)?);
-    for x in input.chunks_exact(rp.input_size) {
+    for step in 0..rp.steps {
+        let (t, x) = rp.step(input, step)?;
         let h = h_prev.get(..n)?;
         rows.x_parts(g, 0, x, zx, x_part);
         let (zr_part, n_part) = h_part.split_at_mut(2 * n);
@@ -472,9 +518,12 @@ fn gru_inner<G: GateProducts>(
             let toward_h = requantize(i32::from(zj) * (i32::from(hj) - nj), Q15_M, Q15_S);
             *h_out = sat16(nj + toward_h) as i16;
         }
+        write_step(rp, t, h_next.get(..n)?, output);
         h_prev = h_next;
     }
-    write_output(rp, h_prev.get(..n)?, output);
+    if !rp.sequence {
+        write_output(rp, h_prev.get(..n)?, output);
+    }
     Some(())
 }
 
@@ -538,6 +587,8 @@ mod tests {
             // 2^-8: Q0.15 → a scale of 2^-7.
             out_multiplier: 1 << 30,
             out_shift: -7,
+            reverse: false,
+            sequence: false,
         }
     }
 
