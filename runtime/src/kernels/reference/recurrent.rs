@@ -7,13 +7,22 @@
 //! § "Recurrent ops" states the formulas; this file is their executable form.
 //!
 //! State lives in fixed stack buffers of [`MAX_HIDDEN`] entries (LSTM: 3 × 256
-//! bytes, GRU: 4 × 256 bytes), so the ops need no arena scratch.
+//! bytes, GRU: 4 × 256 bytes), and each step's gate pre-activations in
+//! buffers for 32 units at a time (LSTM 640 bytes, GRU 256), so the ops need
+//! no arena scratch. The gate products (the matrix-vector sums) go through
+//! [`GateProducts`], which the optimized kernels implement; everything else
+//! is this file's code in every kernel.
 
 use crate::numerics::{clamp, requantize, requantize_to_i8};
 
 /// Largest hidden size the kernels run: it bounds their stack buffers, and
 /// keeps the recurrent accumulator `H · 32768 · 127` far below `2^31`.
 pub const MAX_HIDDEN: usize = 128;
+/// Hidden units whose gate rows a step computes together: it bounds the
+/// buffers of pre-activations (`4 · UNITS` `i32`), which stay small on a
+/// microcontroller's stack, while an optimized kernel still gets whole
+/// blocks of rows (32 per gate) per call.
+const UNITS: usize = 32;
 /// Entries of an interpolated table: 256 segments and their end points.
 pub const TABLE_LEN: usize = 257;
 /// Tables an LSTM reads: the i, f, g, o gates, then tanh of the cell state.
@@ -287,6 +296,24 @@ impl<'a> Rows<'a> {
     }
 }
 
+impl Rows<'_> {
+    /// Pre-activations `sat16(x_part +sat h_part)` of rows `k0..k0 +
+    /// pre.len()` into `pre` (`scratch` as long, for the recurrent parts).
+    fn pre<G: GateProducts>(
+        &self,
+        g: &G,
+        k0: usize,
+        (x, zx): (&[i8], i32),
+        h: &[i16],
+        pre: &mut [i32],
+        scratch: &mut [i32],
+    ) {
+        self.x_parts(g, k0, x, zx, pre);
+        self.h_parts(g, k0, h, scratch);
+        add_parts(pre, scratch);
+    }
+}
+
 /// Shared shape checks; returns the step inputs' length `T · I`.
 fn io_ok(p: &RecurrentParams, input: &[i8], output: &[i8]) -> bool {
     p.input_size >= 1
@@ -385,33 +412,36 @@ fn lstm_inner<G: GateProducts>(
     let mut h_prev = [0i16; MAX_HIDDEN];
     let mut h_next = [0i16; MAX_HIDDEN];
     let mut cell = [0i16; MAX_HIDDEN];
-    let mut pre = [0i32; 4 * MAX_HIDDEN];
-    let mut h_part = [0i32; 4 * MAX_HIDDEN];
-    let (pre, h_part) = (pre.get_mut(..4 * n)?, h_part.get_mut(..4 * n)?);
+    let mut pre = [0i32; 4 * UNITS];
+    let mut scratch = [0i32; UNITS];
     for step in 0..rp.steps {
         let (t, x) = rp.step(input, step)?;
         let h = h_prev.get(..n)?;
-        rows.x_parts(g, 0, x, zx, pre);
-        rows.h_parts(g, 0, h, h_part);
-        add_parts(pre, h_part);
-        let (pre_i, rest) = pre.split_at(n);
-        let (pre_f, rest) = rest.split_at(n);
-        let (pre_g, pre_o) = rest.split_at(n);
-        let gates = pre_i.iter().zip(pre_f).zip(pre_g.iter().zip(pre_o));
-        let state = cell.iter_mut().zip(h_next.iter_mut());
-        for (((&pi, &pf), (&pg, &po)), (c, h_out)) in gates.zip(state) {
-            let i = table_lookup_s16(t_i, pi);
-            let f = table_lookup_s16(t_f, pf);
-            let g = table_lookup_s16(t_g, pg);
-            let o = table_lookup_s16(t_o, po);
-            // Products of two i16 values fit i32 (|·| ≤ 2^30).
-            let kept = requantize(f * i32::from(*c), Q15_M, Q15_S);
-            let added = requantize(i * g, p.cell_multiplier, p.cell_shift);
-            let c_new = sat16(kept.saturating_add(added));
-            *c = c_new as i16;
-            let tanh_in = sat16(requantize(c_new, p.tanh_multiplier, p.tanh_shift));
-            let tanh_c = table_lookup_s16(t_c, tanh_in);
-            *h_out = sat16(requantize(o * tanh_c, Q15_M, Q15_S)) as i16;
+        for j0 in (0..n).step_by(UNITS) {
+            let b = (n - j0).min(UNITS);
+            let pre = pre.get_mut(..4 * b)?;
+            for (gate, pre) in pre.chunks_exact_mut(b).enumerate() {
+                rows.pre(g, gate * n + j0, (x, zx), h, pre, scratch.get_mut(..b)?);
+            }
+            let (pre_i, rest) = pre.split_at(b);
+            let (pre_f, rest) = rest.split_at(b);
+            let (pre_g, pre_o) = rest.split_at(b);
+            let gates = pre_i.iter().zip(pre_f).zip(pre_g.iter().zip(pre_o));
+            let state = cell.iter_mut().zip(h_next.iter_mut()).skip(j0);
+            for (((&pi, &pf), (&pg, &po)), (c, h_out)) in gates.zip(state) {
+                let i = table_lookup_s16(t_i, pi);
+                let f = table_lookup_s16(t_f, pf);
+                let g = table_lookup_s16(t_g, pg);
+                let o = table_lookup_s16(t_o, po);
+                // Products of two i16 values fit i32 (|·| ≤ 2^30).
+                let kept = requantize(f * i32::from(*c), Q15_M, Q15_S);
+                let added = requantize(i * g, p.cell_multiplier, p.cell_shift);
+                let c_new = sat16(kept.saturating_add(added));
+                *c = c_new as i16;
+                let tanh_in = sat16(requantize(c_new, p.tanh_multiplier, p.tanh_shift));
+                let tanh_c = table_lookup_s16(t_c, tanh_in);
+                *h_out = sat16(requantize(o * tanh_c, Q15_M, Q15_S)) as i16;
+            }
         }
         write_step(rp, t, h_next.get(..n)?, output);
         h_prev = h_next;
@@ -482,41 +512,53 @@ fn gru_inner<G: GateProducts>(
     let mut z = [0i16; MAX_HIDDEN];
     // r, or r ⊙ h when the reset gate applies before the recurrent product.
     let mut r = [0i16; MAX_HIDDEN];
-    let mut x_part = [0i32; 3 * MAX_HIDDEN];
-    let mut h_part = [0i32; 3 * MAX_HIDDEN];
-    let (x_part, h_part) = (x_part.get_mut(..3 * n)?, h_part.get_mut(..3 * n)?);
+    let mut pre = [0i32; UNITS];
+    let mut scratch = [0i32; UNITS];
     for step in 0..rp.steps {
         let (t, x) = rp.step(input, step)?;
         let h = h_prev.get(..n)?;
-        rows.x_parts(g, 0, x, zx, x_part);
-        let (zr_part, n_part) = h_part.split_at_mut(2 * n);
-        rows.h_parts(g, 0, h, zr_part);
-        let (zr_pre, xn) = x_part.split_at_mut(2 * n);
-        add_parts(zr_pre, zr_part);
-        let (pre_z, pre_r) = zr_pre.split_at(n);
-        for ((zj, rj), (&pz, &pr)) in z.iter_mut().zip(r.iter_mut()).zip(pre_z.iter().zip(pre_r)) {
-            *zj = table_lookup_s16(t_z, pz) as i16;
-            *rj = table_lookup_s16(t_r, pr) as i16;
+        for j0 in (0..n).step_by(UNITS) {
+            let b = (n - j0).min(UNITS);
+            let (pre, scratch) = (pre.get_mut(..b)?, scratch.get_mut(..b)?);
+            for (gate, (act, t_act)) in [(&mut z, t_z), (&mut r, t_r)].into_iter().enumerate() {
+                rows.pre(g, gate * n + j0, (x, zx), h, pre, scratch);
+                for (a, &v) in act.iter_mut().skip(j0).zip(pre.iter()) {
+                    *a = table_lookup_s16(t_act, v) as i16;
+                }
+            }
         }
-        if p.linear_before_reset {
-            rows.h_parts(g, 2 * n, h, n_part);
-        } else {
+        if !p.linear_before_reset {
             for (rj, &hj) in r.iter_mut().zip(h) {
                 *rj = sat16(requantize(i32::from(*rj) * i32::from(hj), Q15_M, Q15_S)) as i16;
             }
-            rows.h_parts(g, 2 * n, r.get(..n)?, n_part);
         }
-        let units = h_next.iter_mut().zip(h).zip(z.iter().zip(r.iter()));
-        for (((h_out, &hj), (&zj, &rj)), (&xn, &hp)) in units.zip(xn.iter().zip(n_part.iter())) {
-            let recurrent = if p.linear_before_reset {
-                requantize(i32::from(rj) * sat16(hp), p.rh_multiplier, p.rh_shift)
-            } else {
-                hp
-            };
-            let nj = table_lookup_s16(t_n, sat16(xn.saturating_add(recurrent)));
-            // |z| ≤ 2^15 and |h − n| < 2^16: the product fits i32.
-            let toward_h = requantize(i32::from(zj) * (i32::from(hj) - nj), Q15_M, Q15_S);
-            *h_out = sat16(nj + toward_h) as i16;
+        // The n rows read h, or r ⊙ h.
+        let h_n = if p.linear_before_reset {
+            h
+        } else {
+            r.get(..n)?
+        };
+        for j0 in (0..n).step_by(UNITS) {
+            let b = (n - j0).min(UNITS);
+            let (xn, hp) = (pre.get_mut(..b)?, scratch.get_mut(..b)?);
+            rows.x_parts(g, 2 * n + j0, x, zx, xn);
+            rows.h_parts(g, 2 * n + j0, h_n, hp);
+            let units = h_next
+                .iter_mut()
+                .zip(h)
+                .zip(z.iter().zip(r.iter()))
+                .skip(j0);
+            for (((h_out, &hj), (&zj, &rj)), (&xn, &hp)) in units.zip(xn.iter().zip(hp.iter())) {
+                let recurrent = if p.linear_before_reset {
+                    requantize(i32::from(rj) * sat16(hp), p.rh_multiplier, p.rh_shift)
+                } else {
+                    hp
+                };
+                let nj = table_lookup_s16(t_n, sat16(xn.saturating_add(recurrent)));
+                // |z| ≤ 2^15 and |h − n| < 2^16: the product fits i32.
+                let toward_h = requantize(i32::from(zj) * (i32::from(hj) - nj), Q15_M, Q15_S);
+                *h_out = sat16(nj + toward_h) as i16;
+            }
         }
         write_step(rp, t, h_next.get(..n)?, output);
         h_prev = h_next;
