@@ -118,34 +118,49 @@ fn products(q: RowQuant<'_>, m: &[i8], v: &[i16], out: &mut [i32]) {
         return;
     }
     let chunks = Chunks::new(v);
-    // Short rows: the rows whose 16-byte load stays inside `m`.
-    let vector_rows = if len >= 16 {
-        rows
-    } else if m.len() >= 16 {
-        ((m.len() - 16) / len + 1).min(rows)
+    // Rows of 16 or more: whole chunks and a tail ending at the row's end.
+    // Shorter rows: forward (16 bytes from the row start) while that stays
+    // inside `m`, backward (16 bytes ending at the row end) once the row
+    // ends 16 or more bytes into `m`; a row that fits neither (only in a
+    // matrix of a few rows) runs on the scalar code.
+    let (forward_end, backward_start) = if len >= 16 {
+        (rows, rows)
     } else {
-        0
+        let forward = if m.len() >= 16 {
+            (m.len() - 16) / len + 1
+        } else {
+            0
+        };
+        let backward = 16usize.div_ceil(len) - 1;
+        // Split at a whole pass of 8 when both kinds of load reach it.
+        let split = backward.next_multiple_of(ROWS);
+        if split <= forward.min(rows) {
+            (split, split)
+        } else {
+            (forward.min(backward).min(rows), backward.min(rows))
+        }
     };
-    let mut k = 0;
-    while k < vector_rows {
-        let n = (vector_rows - k).min(ROWS);
-        let sums = chunks.row_sums(m, k, n);
-        requantize_rows(q, k, n, sums, out);
-        k += n;
-    }
-    if let (Some(tail), Some(bias), Some(mult), Some(shift)) = (
-        out.get_mut(k..),
-        q.bias.get(k..),
-        q.multiplier.get(k..),
-        q.shift.get(k..),
-    ) {
+    chunks.passes(q, m, (0, forward_end), false, out);
+    chunks.passes(q, m, (backward_start, rows), true, out);
+    if forward_end < backward_start {
+        let (Some(dst), Some(bias), Some(mult), Some(shift)) = (
+            out.get_mut(forward_end..backward_start),
+            q.bias.get(forward_end..backward_start),
+            q.multiplier.get(forward_end..backward_start),
+            q.shift.get(forward_end..backward_start),
+        ) else {
+            return;
+        };
         let q = RowQuant {
             bias,
             multiplier: mult,
             shift,
         };
+        let rows_m = m
+            .get(forward_end * len..backward_start * len)
+            .unwrap_or(&[]);
         // `h_rows` is the scalar `Σ v · m` for any `i16` vector.
-        ScalarProducts.h_rows(q, m.get(k * len..).unwrap_or(&[]), v, tail);
+        ScalarProducts.h_rows(q, rows_m, v, dst);
     }
 }
 
@@ -155,14 +170,20 @@ struct Chunks<'a> {
     /// `len < 16`: `v` padded with zeros. `len ≥ 16` with a tail: the last
     /// 16 lanes of `v`, the lanes before the tail zeroed.
     last: [i16; 16],
+    /// `len < 16`: `v` in the last `len` lanes, zeros before (for the loads
+    /// that end at a row's end).
+    back: [i16; 16],
 }
 
 impl<'a> Chunks<'a> {
     fn new(v: &'a [i16]) -> Chunks<'a> {
         let len = v.len();
-        let mut last = [0i16; 16];
+        let (mut last, mut back) = ([0i16; 16], [0i16; 16]);
         if len < 16 {
             for (d, &s) in last.iter_mut().zip(v) {
+                *d = s;
+            }
+            for (d, &s) in back.iter_mut().skip(16 - len).zip(v) {
                 *d = s;
             }
         } else {
@@ -172,29 +193,65 @@ impl<'a> Chunks<'a> {
                 *d = s;
             }
         }
-        Chunks { v, last }
+        Chunks { v, last, back }
+    }
+
+    /// Rows `from..to` of `m`, 8 per pass, requantized into `out`.
+    #[target_feature(enable = "avx2")]
+    fn passes(
+        &self,
+        q: RowQuant<'_>,
+        m: &[i8],
+        (from, to): (usize, usize),
+        back: bool,
+        out: &mut [i32],
+    ) {
+        let mut k = from;
+        while k < to {
+            let n = (to - k).min(ROWS);
+            let sums = self.row_sums(m, k, n, back);
+            requantize_rows(q, k, n, sums, out);
+            k += n;
+        }
     }
 
     /// The sums of rows `k..k + n` (`n ≤ 8`) of `m`, lane `r` for row `k + r`
-    /// (rows past `n` are 0). Reads nothing unless every load of those rows
-    /// is inside `m`.
+    /// (rows past `n` are 0). A row shorter than 16 is read from its start,
+    /// or with `back` from 16 bytes before its end. Reads nothing unless
+    /// every load of those rows is inside `m`.
     #[target_feature(enable = "avx2")]
-    fn row_sums(&self, m: &[i8], k: usize, n: usize) -> __m256i {
+    fn row_sums(&self, m: &[i8], k: usize, n: usize, back: bool) -> __m256i {
         let len = self.v.len();
-        // The end of the last load: row k + n − 1's start plus max(len, 16).
-        if n == 0 || n > ROWS || (k + n - 1) * len + len.max(16) > m.len() {
+        if n == 0 || n > ROWS {
+            return _mm256_setzero_si256();
+        }
+        // Where row k's loads start, relative to the row, and where the last
+        // row's loads end.
+        let short_back = back && len < 16;
+        let fits = if short_back {
+            (k + 1) * len >= 16 && (k + n) * len <= m.len()
+        } else {
+            (k + n - 1) * len + len.max(16) <= m.len()
+        };
+        if !fits {
             return _mm256_setzero_si256();
         }
         let mut rows = [m.as_ptr(); ROWS];
         for (r, p) in rows.iter_mut().enumerate() {
             // Rows past `n` repeat row k (read, then discarded below).
             let row = k + if r < n { r } else { 0 };
-            // SAFETY: `row · len` is below the end checked above: inside `m`.
-            *p = unsafe { m.as_ptr().add(row * len) };
+            let at = if short_back {
+                (row + 1) * len - 16
+            } else {
+                row * len
+            };
+            // SAFETY: `at` is a load start checked above: inside `m`.
+            *p = unsafe { m.as_ptr().add(at) };
         }
-        // SAFETY: every load below ends at most at the end checked above (the checks
-        // above), and `self.v` / `self.last` hold the lanes loaded from them.
-        let acc = unsafe { self.dot8(&rows, len) };
+        let short = if short_back { &self.back } else { &self.last };
+        // SAFETY: every load below ends at most at the end checked above,
+        // and `self.v` / `short` hold the lanes loaded from them.
+        let acc = unsafe { self.dot8(&rows, len, short) };
         let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes());
         _mm256_and_si256(reduce8(acc), keep)
     }
@@ -202,10 +259,16 @@ impl<'a> Chunks<'a> {
     /// `Σ v · row` of eight rows, in 8 lanes each.
     ///
     /// # Safety
-    /// Each `rows[r]` is followed by `max(len, 16)` readable bytes.
+    /// Each `rows[r]` is followed by `max(len, 16)` readable bytes; `short`
+    /// is `self.last` when `len >= 16`.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn dot8(&self, rows: &[*const i8; ROWS], len: usize) -> [__m256i; ROWS] {
+    unsafe fn dot8(
+        &self,
+        rows: &[*const i8; ROWS],
+        len: usize,
+        short: &[i16; 16],
+    ) -> [__m256i; ROWS] {
         let mut acc = [_mm256_setzero_si256(); ROWS];
         let vp = self.v.as_ptr();
         let mut c = 0;
@@ -224,9 +287,9 @@ impl<'a> Chunks<'a> {
             // Short rows read from their start, long rows their last 16.
             let at = len.max(16) - 16;
             // SAFETY: `at + 16 = max(len, 16)` bytes follow each row start;
-            // `last` holds 16 lanes.
+            // `short` holds 16 lanes (`self.last` when `len >= 16`).
             unsafe {
-                let vv = _mm256_loadu_si256(self.last.as_ptr().cast());
+                let vv = _mm256_loadu_si256(short.as_ptr().cast());
                 for (a, row) in acc.iter_mut().zip(rows) {
                     let w = _mm256_cvtepi8_epi16(_mm_loadu_si128(row.add(at).cast()));
                     *a = _mm256_add_epi32(*a, _mm256_madd_epi16(vv, w));
