@@ -16,6 +16,9 @@ use medq::kernels::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+mod recurrent_cases;
+use recurrent_cases::recurrent_case;
+
 #[test]
 fn dotprod_detection_matches_run() {
     let expected = std::env::var("MEDQ_EXPECT_DOTPROD").expect(
@@ -1039,5 +1042,29 @@ fn conv_minus_128_weights_stay_exact() {
         assert!(want.iter().any(|&y| y != 127 && y != -128), "unsaturated");
         assert_eq!(run_conv(&c, conv_s8_neon), want, "{cin} {k} {cout}");
         assert_eq!(run_conv(&c, conv_s8_dotprod), want, "{cin} {k} {cout}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn lstm_matches_reference(c in recurrent_case(4, LSTM_TABLES)) {
+        let p = c.lstm();
+        prop_assert_eq!(lstm_neon_takes(&p), Ok(()));
+        check_dotprod_takes(lstm_dotprod_takes(&p), lstm_neon_takes(&p))?;
+        let expected = c.run_lstm(lstm_s8);
+        prop_assert_eq!(c.run_lstm(lstm_s8_neon), expected.clone());
+        prop_assert_eq!(c.run_lstm(lstm_s8_dotprod), expected);
+    }
+
+    #[test]
+    fn gru_matches_reference(c in recurrent_case(3, GRU_TABLES)) {
+        let p = c.gru();
+        prop_assert_eq!(gru_neon_takes(&p), Ok(()));
+        check_dotprod_takes(gru_dotprod_takes(&p), gru_neon_takes(&p))?;
+        let expected = c.run_gru(gru_s8);
+        prop_assert_eq!(c.run_gru(gru_s8_neon), expected.clone());
+        prop_assert_eq!(c.run_gru(gru_s8_dotprod), expected);
     }
 }

@@ -14,6 +14,9 @@ use medq::kernels::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+mod recurrent_cases;
+use recurrent_cases::recurrent_case;
+
 fn have_avx2() -> bool {
     let ok = avx2_available();
     if !ok {
@@ -992,4 +995,53 @@ proptest! {
             run(&|y| mul_s8(&mul, &bc, &a, &b, y))
         );
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn lstm_matches_reference(c in recurrent_case(4, LSTM_TABLES)) {
+        if !have_avx2() {
+            return Ok(());
+        }
+        prop_assert_eq!(lstm_avx2_takes(&c.lstm()), Ok(()));
+        prop_assert_eq!(c.run_lstm(lstm_s8_avx2), c.run_lstm(lstm_s8));
+    }
+
+    #[test]
+    fn gru_matches_reference(c in recurrent_case(3, GRU_TABLES)) {
+        if !have_avx2() {
+            return Ok(());
+        }
+        prop_assert_eq!(gru_avx2_takes(&c.gru()), Ok(()));
+        prop_assert_eq!(c.run_gru(gru_s8_avx2), c.run_gru(gru_s8));
+    }
+}
+
+#[test]
+fn recurrent_refusals_name_the_reason() {
+    let rec = RecurrentParams {
+        steps: 1,
+        input_size: 4097,
+        hidden: 4,
+        input_zero_point: 0,
+        output_zero_point: 0,
+        out_multiplier: 1 << 30,
+        out_shift: 0,
+        reverse: false,
+        sequence: false,
+    };
+    let p = GruParams {
+        rec,
+        linear_before_reset: true,
+        rh_multiplier: 1 << 30,
+        rh_shift: 0,
+    };
+    let expect = if have_avx2() {
+        "input size above 4096"
+    } else {
+        "AVX2 not available"
+    };
+    assert_eq!(gru_avx2_takes(&p), Err(expect));
 }

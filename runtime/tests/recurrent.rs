@@ -169,6 +169,39 @@ fn gru_through_the_interpreter() {
     assert_eq!(run(&s, &[100, 50]), [44]);
 }
 
+#[test]
+fn gru_sequence_and_reverse_through_the_interpreter() {
+    use params::recurrent::{FLAG_REVERSE, FLAG_SEQUENCE};
+    // linear_before_reset = 0, no recurrent bias (as above: h = 7500, then
+    // 11250). Reversed, x = 50 runs first: n = 5000, h = 5000 − 1250 = 3750;
+    // then rh = 1875, pre_n = 10000 + 3750 = 13750, h = 13750 − 2500 = 11250.
+    let mut s = gru_spec();
+    s.params[params::gru::LINEAR_BEFORE_RESET] = 0;
+    s.vectors[1] = vec![0; 3];
+    let with = |flags: i32, y_dims: Vec<usize>| {
+        let mut s = s.clone();
+        s.params.push(flags);
+        s.y_dims = y_dims;
+        s
+    };
+    // Flags 0 written out is the record without the word.
+    assert_eq!(run(&with(0, vec![1, 1, 1]), &[100, 50]), [44]);
+    // Y, step t at row t: round(7500 / 256) = 29, round(11250 / 256) = 44.
+    let seq = with(FLAG_SEQUENCE, vec![2, 1, 1, 1]);
+    assert_eq!(run(&seq, &[100, 50]), [29, 44]);
+    // Reversed, row 0 is the state after x[0], which ran last.
+    let both = with(FLAG_SEQUENCE | FLAG_REVERSE, vec![2, 1, 1, 1]);
+    assert_eq!(run(&both, &[100, 50]), [44, 15]);
+    assert_eq!(run(&with(FLAG_REVERSE, vec![1, 1, 1]), &[100, 50]), [44]);
+    assert_eq!(run(&with(FLAG_REVERSE, vec![1, 1, 1]), &[50, 100]), [44]);
+    // A sequence needs T x H outputs; unknown flag bits are refused.
+    assert!(refused(&with(FLAG_SEQUENCE, vec![1, 1, 1])));
+    assert!(refused(&with(4, vec![1, 1, 1])));
+    let mut two_words = with(0, vec![1, 1, 1]);
+    two_words.params.push(0);
+    assert!(refused(&two_words));
+}
+
 fn refused(s: &Spec) -> bool {
     matches!(write(s).finish(), Err(Error::BadOp { .. }))
 }
@@ -325,7 +358,9 @@ fn naive_lstm(p: &LstmParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8
     let nv = Naive { p: p.rec, wts };
     let n = p.rec.hidden;
     let (mut h, mut c) = (vec![0i64; n], vec![0i64; n]);
-    for x in input.chunks(p.rec.input_size) {
+    let mut y = vec![Vec::new(); p.rec.steps];
+    for t in order(&p.rec) {
+        let x = &input[t * p.rec.input_size..(t + 1) * p.rec.input_size];
         let (xp, hp) = (nv.x_parts(x), nv.h_parts(&h));
         let pre: Vec<i64> = (0..4 * n).map(|k| sat16(xp[k] + hp[k])).collect();
         let mut h_new = vec![0i64; n];
@@ -343,15 +378,36 @@ fn naive_lstm(p: &LstmParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8
             h_new[j] = sat16(q15(o * t));
         }
         h = h_new;
+        y[t] = nv.output(&h);
     }
-    nv.output(&h)
+    outputs(&p.rec, y, nv.output(&h))
+}
+
+/// The time indices in the order the steps run.
+fn order(p: &RecurrentParams) -> Vec<usize> {
+    let mut t: Vec<usize> = (0..p.steps).collect();
+    if p.reverse {
+        t.reverse();
+    }
+    t
+}
+
+/// Every step's output in time order (sequence), else the last state's.
+fn outputs(p: &RecurrentParams, per_step: Vec<Vec<i8>>, last: Vec<i8>) -> Vec<i8> {
+    if p.sequence {
+        per_step.concat()
+    } else {
+        last
+    }
 }
 
 fn naive_gru(p: &GruParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8> {
     let nv = Naive { p: p.rec, wts };
     let n = p.rec.hidden;
     let mut h = vec![0i64; n];
-    for x in input.chunks(p.rec.input_size) {
+    let mut y = vec![Vec::new(); p.rec.steps];
+    for t in order(&p.rec) {
+        let x = &input[t * p.rec.input_size..(t + 1) * p.rec.input_size];
         let (xp, hp) = (nv.x_parts(x), nv.h_parts(&h));
         let z: Vec<i64> = (0..n)
             .map(|j| lookup(wts.tables, 0, sat16(xp[j] + hp[j])))
@@ -374,8 +430,9 @@ fn naive_gru(p: &GruParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8> 
                 sat16(nj + q15(z[j] * (h[j] - nj)))
             })
             .collect();
+        y[t] = nv.output(&h);
     }
-    nv.output(&h)
+    outputs(&p.rec, y, nv.output(&h))
 }
 
 // ---------------------------------------------------------------------------
@@ -399,15 +456,24 @@ struct Case {
     tables: Vec<i16>,
     words: [i32; 6],
     lbr: bool,
+    /// reverse, sequence.
+    flags: (bool, bool),
     input: Vec<i8>,
 }
 
 fn case(gates: usize, n_tables: usize) -> impl Strategy<Value = Case> {
-    (1usize..=6, 1usize..=5, 1usize..=6).prop_flat_map(move |(steps, input_size, hidden)| {
+    // Hidden sizes past 32 run the kernels' blocks of units more than once.
+    let hidden = prop_oneof![3 => 1usize..=6, 1 => 31usize..=70, 1 => Just(MAX_HIDDEN)];
+    (1usize..=6, 1usize..=5, hidden).prop_flat_map(move |(steps, input_size, hidden)| {
         let rows = gates * hidden;
         let mult = || vec((1i32 << 30)..=i32::MAX, rows);
         (
-            (-128i32..=127, -128i32..=127, any::<bool>()),
+            (
+                -128i32..=127,
+                -128i32..=127,
+                any::<bool>(),
+                any::<(bool, bool)>(),
+            ),
             vec(any::<i8>(), rows * input_size),
             vec(any::<i8>(), rows * hidden),
             (
@@ -430,7 +496,15 @@ fn case(gates: usize, n_tables: usize) -> impl Strategy<Value = Case> {
             vec(any::<i8>(), steps * input_size),
         )
             .prop_map(
-                move |((zx, zy, lbr), w, r, (bx, bh, xm, xs, hm, hs), tables, words, input)| Case {
+                move |(
+                    (zx, zy, lbr, flags),
+                    w,
+                    r,
+                    (bx, bh, xm, xs, hm, hs),
+                    tables,
+                    words,
+                    input,
+                )| Case {
                     steps,
                     input_size,
                     hidden,
@@ -443,6 +517,7 @@ fn case(gates: usize, n_tables: usize) -> impl Strategy<Value = Case> {
                     tables,
                     words: [words.0, words.1, words.2, words.3, words.4, words.5],
                     lbr,
+                    flags,
                     input,
                 },
             )
@@ -475,6 +550,8 @@ impl Case {
             output_zero_point: self.zy,
             out_multiplier: self.words[4],
             out_shift: self.words[5],
+            reverse: self.flags.0,
+            sequence: self.flags.1,
         }
     }
 }
@@ -491,7 +568,7 @@ proptest! {
             tanh_multiplier: c.words[2],
             tanh_shift: c.words[3],
         };
-        let mut y = vec![0i8; c.hidden];
+        let mut y = vec![0i8; p.rec.output_len().unwrap()];
         lstm_s8(&p, &c.weights(), &c.input, &mut y);
         prop_assert_eq!(y, naive_lstm(&p, c.weights(), &c.input));
     }
@@ -504,7 +581,7 @@ proptest! {
             rh_multiplier: c.words[0],
             rh_shift: c.words[1],
         };
-        let mut y = vec![0i8; c.hidden];
+        let mut y = vec![0i8; p.rec.output_len().unwrap()];
         gru_s8(&p, &c.weights(), &c.input, &mut y);
         prop_assert_eq!(y, naive_gru(&p, c.weights(), &c.input));
     }
@@ -517,7 +594,7 @@ proptest! {
         w in vec(any::<i8>(), 0..40), r in vec(any::<i8>(), 0..40),
         v in vec(any::<i32>(), 0..20), tables in vec(any::<i16>(), 0..1400),
         words in vec(any::<i32>(), 8), input in vec(any::<i8>(), 0..12),
-        out_len in 0usize..8, lbr in any::<bool>(),
+        out_len in 0usize..8, lbr in any::<bool>(), seq in any::<bool>(),
     ) {
         // The shifts: as many as `v`, any i8 values.
         let s: Vec<i8> = v.iter().map(|&x| x as i8).collect();
@@ -529,6 +606,7 @@ proptest! {
             steps, input_size, hidden,
             input_zero_point: words[0], output_zero_point: words[1],
             out_multiplier: words[2], out_shift: words[3],
+            reverse: lbr, sequence: seq,
         };
         let lstm = LstmParams {
             rec, cell_multiplier: words[4], cell_shift: words[5],
@@ -537,7 +615,8 @@ proptest! {
         let mut y = vec![0x33i8; out_len];
         lstm_s8(&lstm, &wts, &input, &mut y);
         let fits = |g: usize| (1..=MAX_HIDDEN).contains(&hidden) && input_size >= 1
-            && input.len() == steps * input_size && out_len == hidden
+            && input.len() == steps * input_size
+            && out_len == if seq { steps * hidden } else { hidden }
             && w.len() == g * hidden * input_size && r.len() == g * hidden * hidden
             && v.len() == g * hidden;
         if !(fits(4) && tables.len() >= 5 * 257) {

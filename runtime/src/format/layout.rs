@@ -460,6 +460,11 @@ pub mod params {
         pub const INPUT_COUNT: usize = 10;
         /// Entries per interpolated table.
         pub const TABLE_LEN: usize = 257;
+        /// Bits of the optional flags word (`lstm::FLAGS`, `gru::FLAGS`; a
+        /// record without it has flags 0): run the steps last to first.
+        pub const FLAG_REVERSE: i32 = 1;
+        /// Output every step's hidden state, `[T, H]`, not only the last.
+        pub const FLAG_SEQUENCE: i32 = 2;
     }
     /// Lstm parameter words (inputs: [`recurrent`]).
     pub mod lstm {
@@ -473,6 +478,8 @@ pub mod params {
         pub const OUT_MULTIPLIER: usize = 4;
         pub const OUT_SHIFT: usize = 5;
         pub const COUNT: usize = 6;
+        /// Optional (`COUNT + 1` words): `recurrent::FLAG_*` bits.
+        pub const FLAGS: usize = 6;
         pub const GATES: usize = 4;
         pub const TABLES: usize = 5;
     }
@@ -488,6 +495,8 @@ pub mod params {
         pub const OUT_MULTIPLIER: usize = 3;
         pub const OUT_SHIFT: usize = 4;
         pub const COUNT: usize = 5;
+        /// Optional (`COUNT + 1` words): `recurrent::FLAG_*` bits.
+        pub const FLAGS: usize = 5;
         pub const GATES: usize = 3;
         pub const TABLES: usize = 3;
     }

@@ -19,6 +19,7 @@
 use super::{
     reference, AddParams, Broadcast4, ConvParams, FullyConnectedParams, MulParams, PoolParams,
 };
+use super::{GruParams, LstmParams, RecurrentWeights};
 
 /// Signature of every convolution kernel (`conv_s8` and its optimized twins).
 pub type ConvFn = fn(&ConvParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
@@ -37,6 +38,11 @@ pub type AddFn = fn(&AddParams, &Broadcast4, &[i8], &[i8], &mut [i8]);
 pub type MulFn = fn(&MulParams, &Broadcast4, &[i8], &[i8], &mut [i8]);
 /// Signature of every table-lookup kernel.
 pub type LutFn = fn(&[i8; 256], &[i8], &mut [i8]);
+
+/// Signature of every LSTM kernel.
+pub type LstmFn = fn(&LstmParams, &RecurrentWeights<'_>, &[i8], &mut [i8]);
+/// Signature of every GRU kernel.
+pub type GruFn = fn(&GruParams, &RecurrentWeights<'_>, &[i8], &mut [i8]);
 
 /// Answers whether a kernel takes a shape on this CPU: `Err` holds the reason.
 pub type Takes<P> = fn(&P) -> Result<(), &'static str>;
@@ -302,4 +308,66 @@ pub fn lut(len: &usize) -> Chosen<LutFn> {
         name: "lut_s8",
     };
     pick(len, LUT, reference)
+}
+
+/// LSTM candidates.
+pub const LSTM: &[Candidate<LstmParams, LstmFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "lstm_s8_dotprod",
+        takes: super::aarch64::lstm_dotprod_takes,
+        run: super::aarch64::lstm_s8_dotprod,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "lstm_s8_neon",
+        takes: super::aarch64::lstm_neon_takes,
+        run: super::aarch64::lstm_s8_neon,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "lstm_s8_avx2",
+        takes: super::x86_64::lstm_avx2_takes,
+        run: super::x86_64::lstm_s8_avx2,
+    },
+];
+
+/// GRU candidates.
+pub const GRU: &[Candidate<GruParams, GruFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "gru_s8_dotprod",
+        takes: super::aarch64::gru_dotprod_takes,
+        run: super::aarch64::gru_s8_dotprod,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "gru_s8_neon",
+        takes: super::aarch64::gru_neon_takes,
+        run: super::aarch64::gru_s8_neon,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "gru_s8_avx2",
+        takes: super::x86_64::gru_avx2_takes,
+        run: super::x86_64::gru_s8_avx2,
+    },
+];
+
+/// The kernel for an LSTM.
+pub fn lstm(p: &LstmParams) -> Chosen<LstmFn> {
+    let reference = Chosen {
+        run: reference::lstm_s8 as LstmFn,
+        name: "lstm_s8",
+    };
+    pick(p, LSTM, reference)
+}
+
+/// The kernel for a GRU.
+pub fn gru(p: &GruParams) -> Chosen<GruFn> {
+    let reference = Chosen {
+        run: reference::gru_s8 as GruFn,
+        name: "gru_s8",
+    };
+    pick(p, GRU, reference)
 }

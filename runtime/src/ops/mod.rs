@@ -167,8 +167,8 @@ impl<'a> PreparedOp<'a> {
             Kind::Concat(_) => "concat_part_s8",
             Kind::Pad(_) => "pad_s8",
             Kind::Reshape(_) => "copy",
-            Kind::Lstm(_) => "lstm_s8",
-            Kind::Gru(_) => "gru_s8",
+            Kind::Lstm(op) => op.kernel.name,
+            Kind::Gru(op) => op.kernel.name,
         }
     }
 
@@ -186,13 +186,11 @@ impl<'a> PreparedOp<'a> {
             Kind::Lut(op) => explain(&op.len, s::LUT, f),
             Kind::MaxPool(op) => explain(&op.p, s::MAX_POOL, f),
             Kind::AvgPool(op) => explain(&op.p, s::AVG_POOL, f),
-            Kind::Empty
-            | Kind::Softmax(_)
-            | Kind::Concat(_)
-            | Kind::Pad(_)
-            | Kind::Reshape(_)
-            | Kind::Lstm(_)
-            | Kind::Gru(_) => explain::<(), ()>(&(), NONE, f),
+            Kind::Lstm(op) => explain(&op.p, s::LSTM, f),
+            Kind::Gru(op) => explain(&op.p, s::GRU, f),
+            Kind::Empty | Kind::Softmax(_) | Kind::Concat(_) | Kind::Pad(_) | Kind::Reshape(_) => {
+                explain::<(), ()>(&(), NONE, f)
+            }
         }
     }
 

@@ -1,18 +1,20 @@
-//! Lstm and Gru over a sequence (forward, batch 1): the shared operand list
-//! of `params::recurrent`, then each op's own parameter words.
+//! Lstm and Gru over a sequence (batch 1, either direction): the shared
+//! operand list of `params::recurrent`, then each op's own parameter words
+//! and the optional flags word (reverse, sequence output).
 
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::{self, recurrent as inp};
+use crate::kernels::select::{self, Chosen, GruFn, LstmFn};
 use crate::kernels::{
-    gru_s8, lstm_s8, GruParams, LstmParams, RecurrentParams, RecurrentWeights, MAX_HIDDEN,
-    TABLE_LEN,
+    GruParams, LstmParams, RecurrentParams, RecurrentWeights, MAX_HIDDEN, TABLE_LEN,
 };
 
 /// A prepared Lstm.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Lstm<'a> {
-    p: LstmParams,
+    pub(super) p: LstmParams,
+    pub(super) kernel: Chosen<LstmFn>,
     wts: RecurrentWeights<'a>,
     x: Operand<'a>,
 }
@@ -20,7 +22,8 @@ pub(super) struct Lstm<'a> {
 /// A prepared Gru.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Gru<'a> {
-    p: GruParams,
+    pub(super) p: GruParams,
+    pub(super) kernel: Chosen<GruFn>,
     wts: RecurrentWeights<'a>,
     x: Operand<'a>,
 }
@@ -39,7 +42,12 @@ fn shared<'a>(
     n_words: usize,
     out_words: (usize, usize),
 ) -> Result<Shared<'a>, Error> {
-    cx.check_arity(inp::INPUT_COUNT, n_words)?;
+    // The flags word is optional: records written before it have none.
+    let with_flags = cx.op.params.len() == n_words + 1;
+    cx.check_arity(inp::INPUT_COUNT, n_words + usize::from(with_flags))?;
+    let flags = if with_flags { cx.word(n_words)? } else { 0 };
+    let known = inp::FLAG_REVERSE | inp::FLAG_SEQUENCE;
+    cx.ensure(flags & !known == 0, why!("unknown recurrent flags"))?;
     let x = cx.input(inp::X)?;
     let input_zero_point = cx.i8_operand(&x)?;
     let wt = cx.input(inp::W)?;
@@ -63,10 +71,13 @@ fn shared<'a>(
         x.dims().last().map(|&d| d as usize) == Some(input_size),
         why!("input's last dim differs from the weights' input size"),
     )?;
+    let steps = x.numel() / input_size.max(1);
+    let sequence = flags & inp::FLAG_SEQUENCE != 0;
     let y = &cx.output;
+    let y_len = if sequence { steps * hidden } else { hidden };
     cx.ensure(
-        y.dims().last().map(|&d| d as usize) == Some(hidden) && y.numel() == hidden,
-        why!("output must be the hidden state (last dim H, H elements)"),
+        y.dims().last().map(|&d| d as usize) == Some(hidden) && y.numel() == y_len,
+        why!("output must be the hidden state (last dim H; H elements, T x H for a sequence)"),
     )?;
     let vector = |i: usize| cx.i32_vector(&cx.input(i)?, rows);
     let (x_multiplier, h_multiplier) = (vector(inp::X_MULTIPLIER)?, vector(inp::H_MULTIPLIER)?);
@@ -94,13 +105,15 @@ fn shared<'a>(
     };
     let (out_multiplier, out_shift) = cx.requant_pair(out_words.0, out_words.1)?;
     let rec = RecurrentParams {
-        steps: x.numel() / input_size.max(1),
+        steps,
         input_size,
         hidden,
         input_zero_point,
         output_zero_point: cx.out_zp,
         out_multiplier,
         out_shift,
+        reverse: flags & inp::FLAG_REVERSE != 0,
+        sequence,
     };
     Ok(Shared {
         rec,
@@ -126,6 +139,7 @@ pub(super) fn prepare_lstm<'a>(cx: &Ctx<'_, 'a>) -> Result<Lstm<'a>, Error> {
     };
     Ok(Lstm {
         p,
+        kernel: select::lstm(&p),
         wts: s.wts,
         x: s.x,
     })
@@ -151,6 +165,7 @@ pub(super) fn prepare_gru<'a>(cx: &Ctx<'_, 'a>) -> Result<Gru<'a>, Error> {
     };
     Ok(Gru {
         p,
+        kernel: select::gru(&p),
         wts: s.wts,
         x: s.x,
     })
@@ -166,7 +181,7 @@ fn macs(rec: &RecurrentParams, gates: usize) -> u64 {
 impl Lstm<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let x = io.inputs.read(&self.x)?;
-        lstm_s8(&self.p, &self.wts, x, io.output);
+        (self.kernel.run)(&self.p, &self.wts, x, io.output);
         Ok(())
     }
 
@@ -178,7 +193,7 @@ impl Lstm<'_> {
 impl Gru<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let x = io.inputs.read(&self.x)?;
-        gru_s8(&self.p, &self.wts, x, io.output);
+        (self.kernel.run)(&self.p, &self.wts, x, io.output);
         Ok(())
     }
 

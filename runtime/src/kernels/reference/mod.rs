@@ -23,6 +23,7 @@ pub use recurrent::{
     gru_s8, lstm_s8, table_lookup_s16, GruParams, LstmParams, RecurrentParams, RecurrentWeights,
     GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,
 };
+pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts};
 pub use softmax::softmax_s8;
 
 /// The taps of a sliding window along one axis that land inside the input.

@@ -7,13 +7,22 @@
 //! § "Recurrent ops" states the formulas; this file is their executable form.
 //!
 //! State lives in fixed stack buffers of [`MAX_HIDDEN`] entries (LSTM: 3 × 256
-//! bytes, GRU: 4 × 256 bytes), so the ops need no arena scratch.
+//! bytes, GRU: 4 × 256 bytes), and each step's gate pre-activations in
+//! buffers for 32 units at a time (LSTM 640 bytes, GRU 256), so the ops need
+//! no arena scratch. The gate products (the matrix-vector sums) go through
+//! [`GateProducts`], which the optimized kernels implement; everything else
+//! is this file's code in every kernel.
 
 use crate::numerics::{clamp, requantize, requantize_to_i8};
 
 /// Largest hidden size the kernels run: it bounds their stack buffers, and
 /// keeps the recurrent accumulator `H · 32768 · 127` far below `2^31`.
 pub const MAX_HIDDEN: usize = 128;
+/// Hidden units whose gate rows a step computes together: it bounds the
+/// buffers of pre-activations (`4 · UNITS` `i32`), which stay small on a
+/// microcontroller's stack, while an optimized kernel still gets whole
+/// blocks of rows (32 per gate) per call.
+const UNITS: usize = 32;
 /// Entries of an interpolated table: 256 segments and their end points.
 pub const TABLE_LEN: usize = 257;
 /// Tables an LSTM reads: the i, f, g, o gates, then tanh of the cell state.
@@ -41,6 +50,35 @@ pub struct RecurrentParams {
     /// Q0.15 hidden state → output scale.
     pub out_multiplier: i32,
     pub out_shift: i32,
+    /// Run the steps from the last to the first (ONNX `reverse`, and the
+    /// second half of `bidirectional`).
+    pub reverse: bool,
+    /// Output every step's hidden state, `[T, H]` (ONNX `Y`, step `t` at row
+    /// `t` in either direction), instead of the last one, `[H]` (`Y_h`).
+    pub sequence: bool,
+}
+
+impl RecurrentParams {
+    /// Output elements: `T · H` for a sequence, else `H`.
+    pub fn output_len(&self) -> Option<usize> {
+        if self.sequence {
+            self.steps.checked_mul(self.hidden)
+        } else {
+            Some(self.hidden)
+        }
+    }
+
+    /// The input of the `n`-th step run (step `T − 1 − n` when reversed)
+    /// and that step's time index.
+    fn step<'x>(&self, input: &'x [i8], n: usize) -> Option<(usize, &'x [i8])> {
+        let t = if self.reverse {
+            self.steps.checked_sub(n + 1)?
+        } else {
+            n
+        };
+        let at = t.checked_mul(self.input_size)?;
+        Some((t, input.get(at..at.checked_add(self.input_size)?)?))
+    }
 }
 
 /// LSTM parameters for [`lstm_s8`].
@@ -123,6 +161,76 @@ fn table(tables: &[i16], n: usize) -> Option<&[i16; TABLE_LEN]> {
     <&[i16; TABLE_LEN]>::try_from(slice).ok()
 }
 
+/// The per-row rescale of one block of gate rows: `bias`, `multiplier`,
+/// `shift` of rows `k0..k0 + n` (all `n` long).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowQuant<'a> {
+    pub bias: &'a [i32],
+    pub multiplier: &'a [i32],
+    pub shift: &'a [i8],
+}
+
+impl RowQuant<'_> {
+    /// Rows this block has, if its three vectors agree.
+    pub(crate) fn rows(&self) -> Option<usize> {
+        let n = self.bias.len();
+        (self.multiplier.len() == n && self.shift.len() == n).then_some(n)
+    }
+}
+
+/// The gate products of one time step, the part of a recurrent op that
+/// optimized kernels replace: matrix (int8 rows) × vector, plus the row's
+/// bias, requantized per row. Both write `out[k]` for every `k <
+/// out.len()`; on mismatched lengths they return leaving `out` unchanged
+/// (never reached: [`Rows::new`] checked every length).
+pub(crate) trait GateProducts {
+    /// `out[k] = requantize(bias[k] + Σ_i (x[i] − zx) · w[k·I + i], m[k], s[k])`
+    /// with `I = x.len()`, wrapping `i32` sums.
+    fn x_rows(&self, q: RowQuant<'_>, w: &[i8], x: &[i8], zx: i32, out: &mut [i32]);
+    /// `out[k] = requantize(bias[k] + Σ_m h[m] · r[k·H + m], m[k], s[k])` with
+    /// `H = h.len()`, wrapping `i32` sums.
+    fn h_rows(&self, q: RowQuant<'_>, r: &[i8], h: &[i16], out: &mut [i32]);
+}
+
+/// The gate products one row at a time: the definition.
+pub(crate) struct ScalarProducts;
+
+impl GateProducts for ScalarProducts {
+    fn x_rows(&self, q: RowQuant<'_>, w: &[i8], x: &[i8], zx: i32, out: &mut [i32]) {
+        scalar_rows(q, w, x, |xv| i32::from(xv) - zx, out);
+    }
+
+    fn h_rows(&self, q: RowQuant<'_>, r: &[i8], h: &[i16], out: &mut [i32]) {
+        scalar_rows(q, r, h, i32::from, out);
+    }
+}
+
+/// `out[k] = requantize(bias[k] + Σ_i value(v[i]) · m[k·len + i], …)`.
+fn scalar_rows<T: Copy>(
+    q: RowQuant<'_>,
+    m: &[i8],
+    v: &[T],
+    value: impl Fn(T) -> i32,
+    out: &mut [i32],
+) {
+    if v.is_empty()
+        || q.rows() != Some(out.len())
+        || Some(m.len()) != out.len().checked_mul(v.len())
+    {
+        return;
+    }
+    let quant = q.bias.iter().zip(q.multiplier.iter().zip(q.shift));
+    for ((y, row), (&bias, (&mult, &shift))) in
+        out.iter_mut().zip(m.chunks_exact(v.len())).zip(quant)
+    {
+        let mut acc = bias;
+        for (&vi, &mi) in v.iter().zip(row) {
+            acc = acc.wrapping_add(value(vi).wrapping_mul(i32::from(mi)));
+        }
+        *y = requantize(acc, mult, i32::from(shift));
+    }
+}
+
 /// The constant operands with their lengths checked for `gates` gates.
 struct Rows<'a> {
     wts: RecurrentWeights<'a>,
@@ -149,42 +257,60 @@ impl<'a> Rows<'a> {
         })
     }
 
-    /// `requantize(bias_x[k] + Σ (x − zx) · w[k])`: the input part of row `k`
-    /// at the gate scale.
-    fn x_part(&self, k: usize, x: &[i8], zx: i32) -> Option<i32> {
-        let start = k.checked_mul(self.input_size)?;
-        let w = self.wts.w.get(start..start + self.input_size)?;
-        let mut acc = *self.wts.bias_x.get(k)?;
-        for (&xv, &wv) in x.iter().zip(w) {
-            acc = acc.wrapping_add((i32::from(xv) - zx).wrapping_mul(i32::from(wv)));
-        }
-        Some(requantize(
-            acc,
-            *self.wts.x_multiplier.get(k)?,
-            i32::from(*self.wts.x_shift.get(k)?),
-        ))
+    /// The input parts of rows `k0..k0 + out.len()` at the gate scale.
+    fn x_parts<G: GateProducts>(&self, g: &G, k0: usize, x: &[i8], zx: i32, out: &mut [i32]) {
+        let (wts, n) = (&self.wts, out.len());
+        let (Some(bias), Some(multiplier), Some(shift), Some(w)) = (
+            wts.bias_x.get(k0..k0 + n),
+            wts.x_multiplier.get(k0..k0 + n),
+            wts.x_shift.get(k0..k0 + n),
+            wts.w.get(k0 * self.input_size..(k0 + n) * self.input_size),
+        ) else {
+            return;
+        };
+        let q = RowQuant {
+            bias,
+            multiplier,
+            shift,
+        };
+        g.x_rows(q, w, x, zx, out);
     }
 
-    /// `requantize(bias_h[k] + Σ h · r[k])` for a Q0.15 vector `h`.
-    fn h_part(&self, k: usize, h: &[i16]) -> Option<i32> {
-        let start = k.checked_mul(self.hidden)?;
-        let r = self.wts.r.get(start..start + self.hidden)?;
-        let mut acc = *self.wts.bias_h.get(k)?;
-        for (&hv, &rv) in h.iter().zip(r) {
-            acc = acc.wrapping_add(i32::from(hv).wrapping_mul(i32::from(rv)));
-        }
-        Some(requantize(
-            acc,
-            *self.wts.h_multiplier.get(k)?,
-            i32::from(*self.wts.h_shift.get(k)?),
-        ))
+    /// The recurrent parts of rows `k0..k0 + out.len()` for a Q0.15 vector `h`.
+    fn h_parts<G: GateProducts>(&self, g: &G, k0: usize, h: &[i16], out: &mut [i32]) {
+        let (wts, n) = (&self.wts, out.len());
+        let (Some(bias), Some(multiplier), Some(shift), Some(r)) = (
+            wts.bias_h.get(k0..k0 + n),
+            wts.h_multiplier.get(k0..k0 + n),
+            wts.h_shift.get(k0..k0 + n),
+            wts.r.get(k0 * self.hidden..(k0 + n) * self.hidden),
+        ) else {
+            return;
+        };
+        let q = RowQuant {
+            bias,
+            multiplier,
+            shift,
+        };
+        g.h_rows(q, r, h, out);
     }
+}
 
-    /// Row `k`'s gate pre-activation: both parts, saturated to `i16`.
-    fn pre(&self, k: usize, x: &[i8], zx: i32, h: &[i16]) -> Option<i32> {
-        Some(sat16(
-            self.x_part(k, x, zx)?.saturating_add(self.h_part(k, h)?),
-        ))
+impl Rows<'_> {
+    /// Pre-activations `sat16(x_part +sat h_part)` of rows `k0..k0 +
+    /// pre.len()` into `pre` (`scratch` as long, for the recurrent parts).
+    fn pre<G: GateProducts>(
+        &self,
+        g: &G,
+        k0: usize,
+        (x, zx): (&[i8], i32),
+        h: &[i16],
+        pre: &mut [i32],
+        scratch: &mut [i32],
+    ) {
+        self.x_parts(g, k0, x, zx, pre);
+        self.h_parts(g, k0, h, scratch);
+        add_parts(pre, scratch);
     }
 }
 
@@ -192,10 +318,20 @@ impl<'a> Rows<'a> {
 fn io_ok(p: &RecurrentParams, input: &[i8], output: &[i8]) -> bool {
     p.input_size >= 1
         && p.steps.checked_mul(p.input_size) == Some(input.len())
-        && output.len() == p.hidden
+        && p.output_len() == Some(output.len())
 }
 
-/// The last hidden state (`H` values) as int8.
+/// Step `t`'s hidden state into its row of a sequence output.
+fn write_step(p: &RecurrentParams, t: usize, h: &[i16], output: &mut [i8]) {
+    let at = t * p.hidden;
+    if p.sequence {
+        if let Some(row) = output.get_mut(at..at + p.hidden) {
+            write_output(p, h, row);
+        }
+    }
+}
+
+/// A hidden state (`H` values) as int8.
 fn write_output(p: &RecurrentParams, h: &[i16], output: &mut [i8]) {
     for (y, &hv) in output.iter_mut().zip(h) {
         *y = requantize_to_i8(
@@ -209,28 +345,51 @@ fn write_output(p: &RecurrentParams, h: &[i16], output: &mut [i8]) {
     }
 }
 
+/// Gate pre-activations `sat16(x_part +sat h_part)`, in place in `x_part`.
+fn add_parts(x_part: &mut [i32], h_part: &[i32]) {
+    for (x, &h) in x_part.iter_mut().zip(h_part) {
+        *x = sat16(x.saturating_add(h));
+    }
+}
+
 /// LSTM, gates in the order i, f, g, o; initial hidden and cell state 0.
 ///
-/// Per step `t` and unit `j`, with `pre_g = sat16(x_part + h_part)` of row
+/// Per step `t` and unit `j`, with `pre_g = sat16(x_part +sat h_part)` of row
 /// `g·H + j` and `act_n` table `n`:
 ///
 /// ```text
+/// x_part[k] = requantize(bias_x[k] + Σ_i (x[i] − zx) · w[k][i], x_m[k], x_s[k])
+/// h_part[k] = requantize(bias_h[k] + Σ_m h[m] · r[k][m], h_m[k], h_s[k])
 /// i = act_0(pre_i)  f = act_1(pre_f)  g = act_2(pre_g)  o = act_3(pre_o)      (Q0.15)
 /// c = sat16(requantize(f·c, 2^30, −14) +sat requantize(i·g, cell_m, cell_s))  (cell scale)
 /// h = sat16(requantize(o · act_4(sat16(requantize(c, tanh_m, tanh_s))), 2^30, −14))  (Q0.15)
 /// ```
 ///
-/// and after the last step `y = requantize_to_i8(h, out_m, out_s, zy, −128, 127)`.
+/// and after the last step `y = requantize_to_i8(h, out_m, out_s, zy, −128, 127)`
+/// (with `sequence`, after every step `t`, into row `t` of `y`). With
+/// `reverse`, the steps run from `t = T − 1` down to 0.
 ///
 /// Returns early, leaving `output` unchanged, unless: `1 ≤ hidden ≤
 /// MAX_HIDDEN`, `input_size ≥ 1`, `input.len() = steps · input_size`,
-/// `output.len() = hidden`, `w`/`r` hold `4·H·I`/`4·H·H` values, every
+/// `output.len() = hidden` (`steps · hidden` with `sequence`), `w`/`r` hold `4·H·I`/`4·H·H` values, every
 /// per-row vector `4·H`, and `tables` at least 5 tables.
 pub fn lstm_s8(p: &LstmParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i8]) {
-    let _ = lstm_inner(p, wts, input, output);
+    lstm_with(&ScalarProducts, p, wts, input, output);
 }
 
-fn lstm_inner(
+/// [`lstm_s8`] with the gate products of `g` (which optimized kernels pass).
+pub(crate) fn lstm_with<G: GateProducts>(
+    g: &G,
+    p: &LstmParams,
+    wts: &RecurrentWeights<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) {
+    let _ = lstm_inner(g, p, wts, input, output);
+}
+
+fn lstm_inner<G: GateProducts>(
+    g: &G,
     p: &LstmParams,
     wts: &RecurrentWeights<'_>,
     input: &[i8],
@@ -253,32 +412,51 @@ fn lstm_inner(
     let mut h_prev = [0i16; MAX_HIDDEN];
     let mut h_next = [0i16; MAX_HIDDEN];
     let mut cell = [0i16; MAX_HIDDEN];
-    for x in input.chunks_exact(rp.input_size) {
+    let mut pre = [0i32; 4 * UNITS];
+    let mut scratch = [0i32; UNITS];
+    for step in 0..rp.steps {
+        let (t, x) = rp.step(input, step)?;
         let h = h_prev.get(..n)?;
-        for (j, (c, h_out)) in cell.iter_mut().zip(h_next.iter_mut()).take(n).enumerate() {
-            let i = table_lookup_s16(t_i, rows.pre(j, x, zx, h)?);
-            let f = table_lookup_s16(t_f, rows.pre(n + j, x, zx, h)?);
-            let g = table_lookup_s16(t_g, rows.pre(2 * n + j, x, zx, h)?);
-            let o = table_lookup_s16(t_o, rows.pre(3 * n + j, x, zx, h)?);
-            // Products of two i16 values fit i32 (|·| ≤ 2^30).
-            let kept = requantize(f * i32::from(*c), Q15_M, Q15_S);
-            let added = requantize(i * g, p.cell_multiplier, p.cell_shift);
-            let c_new = sat16(kept.saturating_add(added));
-            *c = c_new as i16;
-            let tanh_in = sat16(requantize(c_new, p.tanh_multiplier, p.tanh_shift));
-            let tanh_c = table_lookup_s16(t_c, tanh_in);
-            *h_out = sat16(requantize(o * tanh_c, Q15_M, Q15_S)) as i16;
+        for j0 in (0..n).step_by(UNITS) {
+            let b = (n - j0).min(UNITS);
+            let pre = pre.get_mut(..4 * b)?;
+            for (gate, pre) in pre.chunks_exact_mut(b).enumerate() {
+                rows.pre(g, gate * n + j0, (x, zx), h, pre, scratch.get_mut(..b)?);
+            }
+            let (pre_i, rest) = pre.split_at(b);
+            let (pre_f, rest) = rest.split_at(b);
+            let (pre_g, pre_o) = rest.split_at(b);
+            let gates = pre_i.iter().zip(pre_f).zip(pre_g.iter().zip(pre_o));
+            let state = cell.iter_mut().zip(h_next.iter_mut()).skip(j0);
+            for (((&pi, &pf), (&pg, &po)), (c, h_out)) in gates.zip(state) {
+                let i = table_lookup_s16(t_i, pi);
+                let f = table_lookup_s16(t_f, pf);
+                let g = table_lookup_s16(t_g, pg);
+                let o = table_lookup_s16(t_o, po);
+                // Products of two i16 values fit i32 (|·| ≤ 2^30).
+                let kept = requantize(f * i32::from(*c), Q15_M, Q15_S);
+                let added = requantize(i * g, p.cell_multiplier, p.cell_shift);
+                let c_new = sat16(kept.saturating_add(added));
+                *c = c_new as i16;
+                let tanh_in = sat16(requantize(c_new, p.tanh_multiplier, p.tanh_shift));
+                let tanh_c = table_lookup_s16(t_c, tanh_in);
+                *h_out = sat16(requantize(o * tanh_c, Q15_M, Q15_S)) as i16;
+            }
         }
+        write_step(rp, t, h_next.get(..n)?, output);
         h_prev = h_next;
     }
-    write_output(rp, h_prev.get(..n)?, output);
+    if !rp.sequence {
+        write_output(rp, h_prev.get(..n)?, output);
+    }
     Some(())
 }
 
 /// GRU, gates in the order z, r, n; initial hidden state 0.
 ///
 /// Per step, first for every unit `j`: `z = act_0(pre_z)`, `r = act_1(pre_r)`
-/// (Q0.15). Then, with `xn` the input part of row `2H + j` at the n gate scale:
+/// (Q0.15), with `x_part`, `h_part` and `pre` as for [`lstm_s8`]. Then, with
+/// `xn` the input part of row `2H + j` at the n gate scale:
 ///
 /// ```text
 /// linear_before_reset = 1:
@@ -296,10 +474,22 @@ fn lstm_inner(
 /// Returns early, leaving `output` unchanged, under the conditions of
 /// [`lstm_s8`] with 3 gates and 3 tables.
 pub fn gru_s8(p: &GruParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i8]) {
-    let _ = gru_inner(p, wts, input, output);
+    gru_with(&ScalarProducts, p, wts, input, output);
 }
 
-fn gru_inner(
+/// [`gru_s8`] with the gate products of `g` (which optimized kernels pass).
+pub(crate) fn gru_with<G: GateProducts>(
+    g: &G,
+    p: &GruParams,
+    wts: &RecurrentWeights<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) {
+    let _ = gru_inner(g, p, wts, input, output);
+}
+
+fn gru_inner<G: GateProducts>(
+    g: &G,
     p: &GruParams,
     wts: &RecurrentWeights<'_>,
     input: &[i8],
@@ -322,37 +512,60 @@ fn gru_inner(
     let mut z = [0i16; MAX_HIDDEN];
     // r, or r ⊙ h when the reset gate applies before the recurrent product.
     let mut r = [0i16; MAX_HIDDEN];
-    for x in input.chunks_exact(rp.input_size) {
+    let mut pre = [0i32; UNITS];
+    let mut scratch = [0i32; UNITS];
+    for step in 0..rp.steps {
+        let (t, x) = rp.step(input, step)?;
         let h = h_prev.get(..n)?;
-        for (j, (zj, rj)) in z.iter_mut().zip(r.iter_mut()).take(n).enumerate() {
-            *zj = table_lookup_s16(t_z, rows.pre(j, x, zx, h)?) as i16;
-            *rj = table_lookup_s16(t_r, rows.pre(n + j, x, zx, h)?) as i16;
+        for j0 in (0..n).step_by(UNITS) {
+            let b = (n - j0).min(UNITS);
+            let (pre, scratch) = (pre.get_mut(..b)?, scratch.get_mut(..b)?);
+            for (gate, (act, t_act)) in [(&mut z, t_z), (&mut r, t_r)].into_iter().enumerate() {
+                rows.pre(g, gate * n + j0, (x, zx), h, pre, scratch);
+                for (a, &v) in act.iter_mut().skip(j0).zip(pre.iter()) {
+                    *a = table_lookup_s16(t_act, v) as i16;
+                }
+            }
         }
         if !p.linear_before_reset {
             for (rj, &hj) in r.iter_mut().zip(h) {
                 *rj = sat16(requantize(i32::from(*rj) * i32::from(hj), Q15_M, Q15_S)) as i16;
             }
         }
-        let (z, r) = (z.get(..n)?, r.get(..n)?);
-        for (j, ((h_out, &hj), (&zj, &rj))) in
-            h_next.iter_mut().zip(h).zip(z.iter().zip(r)).enumerate()
-        {
-            let k = 2 * n + j;
-            let xn = rows.x_part(k, x, zx)?;
-            let recurrent = if p.linear_before_reset {
-                let hn = sat16(rows.h_part(k, h)?);
-                requantize(i32::from(rj) * hn, p.rh_multiplier, p.rh_shift)
-            } else {
-                rows.h_part(k, r)?
-            };
-            let nj = table_lookup_s16(t_n, sat16(xn.saturating_add(recurrent)));
-            // |z| ≤ 2^15 and |h − n| < 2^16: the product fits i32.
-            let toward_h = requantize(i32::from(zj) * (i32::from(hj) - nj), Q15_M, Q15_S);
-            *h_out = sat16(nj + toward_h) as i16;
+        // The n rows read h, or r ⊙ h.
+        let h_n = if p.linear_before_reset {
+            h
+        } else {
+            r.get(..n)?
+        };
+        for j0 in (0..n).step_by(UNITS) {
+            let b = (n - j0).min(UNITS);
+            let (xn, hp) = (pre.get_mut(..b)?, scratch.get_mut(..b)?);
+            rows.x_parts(g, 2 * n + j0, x, zx, xn);
+            rows.h_parts(g, 2 * n + j0, h_n, hp);
+            let units = h_next
+                .iter_mut()
+                .zip(h)
+                .zip(z.iter().zip(r.iter()))
+                .skip(j0);
+            for (((h_out, &hj), (&zj, &rj)), (&xn, &hp)) in units.zip(xn.iter().zip(hp.iter())) {
+                let recurrent = if p.linear_before_reset {
+                    requantize(i32::from(rj) * sat16(hp), p.rh_multiplier, p.rh_shift)
+                } else {
+                    hp
+                };
+                let nj = table_lookup_s16(t_n, sat16(xn.saturating_add(recurrent)));
+                // |z| ≤ 2^15 and |h − n| < 2^16: the product fits i32.
+                let toward_h = requantize(i32::from(zj) * (i32::from(hj) - nj), Q15_M, Q15_S);
+                *h_out = sat16(nj + toward_h) as i16;
+            }
         }
+        write_step(rp, t, h_next.get(..n)?, output);
         h_prev = h_next;
     }
-    write_output(rp, h_prev.get(..n)?, output);
+    if !rp.sequence {
+        write_output(rp, h_prev.get(..n)?, output);
+    }
     Some(())
 }
 
@@ -416,6 +629,8 @@ mod tests {
             // 2^-8: Q0.15 → a scale of 2^-7.
             out_multiplier: 1 << 30,
             out_shift: -7,
+            reverse: false,
+            sequence: false,
         }
     }
 

@@ -24,6 +24,9 @@
 //!   time, the reduction in chunks of 16.
 //! - [`max_pool_s8_avx2`], [`avg_pool_s8_avx2`], [`add_s8_avx2`],
 //!   [`mul_s8_avx2`]: vectorized over output positions / elements.
+//! - [`lstm_s8_avx2`], [`gru_s8_avx2`]: the gate products of each time step
+//!   (8 rows at a time, as the fully connected kernel), the rest of the step
+//!   the reference kernel's own code.
 //!
 //! Every kernel is a safe function with the reference's arguments. When
 //! AVX2 is missing (detected at run time with `std`, at compile time
@@ -41,6 +44,7 @@ mod direct;
 mod elementwise;
 mod fully_connected;
 mod pool;
+mod recurrent;
 mod requant;
 mod widen;
 
@@ -49,6 +53,7 @@ pub use depthwise::{depthwise_conv_avx2_takes, depthwise_conv_s8_avx2};
 pub use elementwise::{add_avx2_takes, add_s8_avx2, mul_avx2_takes, mul_s8_avx2};
 pub use fully_connected::{fully_connected_avx2_takes, fully_connected_s8_avx2};
 pub use pool::{avg_pool_avx2_takes, avg_pool_s8_avx2, max_pool_avx2_takes, max_pool_s8_avx2};
+pub use recurrent::{gru_avx2_takes, gru_s8_avx2, lstm_avx2_takes, lstm_s8_avx2};
 
 /// Most stack any kernel here takes for its buffers.
 pub const SCRATCH_BYTES: usize = max(
