@@ -12,6 +12,7 @@
 
 mod concat;
 mod conv;
+mod conv_transpose;
 mod elementwise;
 mod fully_connected;
 mod lut;
@@ -55,6 +56,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::Reshape => cfg!(feature = "op-reshape"),
         OpCode::Lstm => cfg!(feature = "op-lstm"),
         OpCode::Gru => cfg!(feature = "op-gru"),
+        OpCode::ConvTranspose => cfg!(feature = "op-conv-transpose"),
     }
 }
 
@@ -130,6 +132,7 @@ enum Kind<'a> {
     Reshape(reshape::Reshape<'a>),
     Lstm(recurrent::Lstm<'a>),
     Gru(recurrent::Gru<'a>),
+    ConvTranspose(conv_transpose::ConvTranspose<'a>),
 }
 
 impl<'a> PreparedOp<'a> {
@@ -169,6 +172,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Reshape(_) => "copy",
             Kind::Lstm(_) => "lstm_s8",
             Kind::Gru(_) => "gru_s8",
+            Kind::ConvTranspose(_) => "conv_transpose_s8",
         }
     }
 
@@ -192,7 +196,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::Pad(_)
             | Kind::Reshape(_)
             | Kind::Lstm(_)
-            | Kind::Gru(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::Gru(_)
+            | Kind::ConvTranspose(_) => explain::<(), ()>(&(), NONE, f),
         }
     }
 
@@ -203,6 +208,7 @@ impl<'a> PreparedOp<'a> {
             Kind::FullyConnected(op) => op.macs(),
             Kind::Lstm(op) => op.macs(),
             Kind::Gru(op) => op.macs(),
+            Kind::ConvTranspose(op) => op.macs(),
             Kind::Empty
             | Kind::Add(_)
             | Kind::Mul(_)
@@ -240,6 +246,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Reshape(op) => gated(O::Reshape, i, || op.eval(io)),
             Kind::Lstm(op) => gated(O::Lstm, i, || op.eval(io)),
             Kind::Gru(op) => gated(O::Gru, i, || op.eval(io)),
+            Kind::ConvTranspose(op) => gated(O::ConvTranspose, i, || op.eval(io)),
         }
     }
 }
@@ -288,6 +295,9 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Reshape => Kind::Reshape(gated(O::Reshape, i, || reshape::prepare(&cx))?),
         O::Lstm => Kind::Lstm(gated(O::Lstm, i, || recurrent::prepare_lstm(&cx))?),
         O::Gru => Kind::Gru(gated(O::Gru, i, || recurrent::prepare_gru(&cx))?),
+        O::ConvTranspose => {
+            Kind::ConvTranspose(gated(O::ConvTranspose, i, || conv_transpose::prepare(&cx))?)
+        }
     };
     Ok(PreparedOp {
         index: op.index,

@@ -4,6 +4,7 @@
 
 mod concat;
 mod conv;
+mod conv_transpose;
 mod elementwise;
 mod fully_connected;
 mod lut;
@@ -14,6 +15,7 @@ mod softmax;
 
 pub use concat::concat_part_s8;
 pub use conv::conv_s8;
+pub use conv_transpose::conv_transpose_s8;
 pub use elementwise::{add_s8, mul_s8};
 pub use fully_connected::fully_connected_s8;
 pub use lut::{lut_in_place_s8, lut_s8};

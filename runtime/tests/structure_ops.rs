@@ -1,0 +1,169 @@
+//! The structure ops (ConvTranspose, Transpose, Gather, Resize) through
+//! `Model::parse` and the interpreter: one-op models with outputs worked out
+//! by hand, refusals of bad records, and no panic on arbitrary parameter
+//! words.
+
+mod format_models;
+
+use format_models::*;
+use medq::{AlignedBuf, Error, Interpreter, Model, OpCode, QuantSpec, Writer};
+use proptest::prelude::*;
+
+/// A one-op model: activation inputs at consecutive offsets, then the output.
+struct OneOp {
+    w: Writer,
+    next_offset: usize,
+    inputs: Vec<u16>,
+}
+
+impl OneOp {
+    fn new() -> OneOp {
+        OneOp {
+            w: Writer::new(),
+            next_offset: 0,
+            inputs: Vec::new(),
+        }
+    }
+
+    fn input(&mut self, dims: &[usize], quant: QuantSpec) -> u16 {
+        let id = self.w.add_activation("x", dims, quant, self.next_offset);
+        self.next_offset += dims.iter().product::<usize>();
+        self.inputs.push(id);
+        id
+    }
+
+    fn finish(self, op: OpCode, inputs: &[u16], out_dims: &[usize], params: &[i32]) -> Writer {
+        self.finish_q(op, inputs, out_dims, q1(), params)
+    }
+
+    fn finish_q(
+        mut self,
+        op: OpCode,
+        inputs: &[u16],
+        out_dims: &[usize],
+        out_q: QuantSpec,
+        params: &[i32],
+    ) -> Writer {
+        let y = self
+            .w
+            .add_activation("y", out_dims, out_q, self.next_offset);
+        self.next_offset += out_dims.iter().product::<usize>();
+        self.w.add_op(op, inputs, &[y], params);
+        self.w.set_inputs(&self.inputs);
+        self.w.set_outputs(&[y]);
+        self.w.set_arena_len(self.next_offset);
+        self.w
+    }
+}
+
+fn q1() -> QuantSpec {
+    pt(1.0, 0)
+}
+
+/// Parses and runs a one-input model; returns output 0.
+fn run(w: Writer, input: &[i8]) -> Vec<i8> {
+    try_run(w, input).unwrap()
+}
+
+/// The file's bytes without the writer's own validation, so that
+/// `Model::parse` is the one judging the record.
+fn unvalidated(w: Writer) -> AlignedBuf {
+    AlignedBuf::from_slice(&w.finish_unvalidated().expect("writes"))
+}
+
+fn try_run(w: Writer, input: &[i8]) -> Result<Vec<i8>, Error> {
+    let buf = unvalidated(w);
+    let model = Model::parse(buf.as_slice())?;
+    let mut arena = vec![0x5Au8; model.arena_len()];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan)?;
+    interp.input_mut(0)?.copy_from_slice(input);
+    interp.invoke()?;
+    Ok(interp.output(0)?.to_vec())
+}
+
+fn refusal(w: Writer) -> &'static str {
+    let buf = unvalidated(w);
+    match Model::parse(buf.as_slice()) {
+        Err(Error::BadOp { reason, .. }) => reason,
+        other => panic!("expected BadOp, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ConvTranspose
+
+/// x `[1, 1, 3]` → ConvTranspose with kernel `[1, 10]`, the given words.
+fn conv_transpose_1d(out_w: usize, params: &[i32]) -> Writer {
+    let mut m = OneOp::new();
+    let x = m.input(&[1, 1, 3], q1());
+    let wt = m.w.add_constant_i8("w", &[1, 1, 2], q1(), &[1, 10]);
+    let b = m.w.add_constant_i32("b", &[1], &[0]);
+    let mm = m.w.add_constant_i32("m", &[1], &[ONE.0]);
+    let s = add_shifts(&mut m.w, "s", &[ONE.1]);
+    m.finish(
+        OpCode::ConvTranspose,
+        &[x, wt, b, mm, s],
+        &[1, 1, out_w],
+        params,
+    )
+}
+
+#[test]
+fn conv_transpose_1d_stride_two_with_output_padding() {
+    // Stride 2, output_padding 1: out = (3−1)·2 + 1·(2−1) + 1 + 1 = 7.
+    // x[i] lands at 2i (·1) and 2i+1 (·10); position 6 only gets the bias.
+    let params = [1, 2, 1, 1, 0, 0, 0, 0, 0, 1, 1, -128, 127];
+    let y = run(conv_transpose_1d(7, &params), &[1, 2, 3]);
+    assert_eq!(y, [1, 10, 2, 20, 3, 30, 0]);
+}
+
+#[test]
+fn conv_transpose_2d_pads_crop_the_full_output() {
+    // x [1, 1, 2, 2] = [[1, 2], [3, 4]], 2×2 kernel of ones, stride 1:
+    // the full output is 3×3 [[1, 3, 2], [4, 10, 6], [3, 7, 4]]; pads
+    // (top 1, left 1, bottom 0, right 0) drop the first row and column.
+    let mut m = OneOp::new();
+    let x = m.input(&[1, 1, 2, 2], q1());
+    let wt = m.w.add_constant_i8("w", &[1, 1, 2, 2], q1(), &[1; 4]);
+    let b = m.w.add_constant_i32("b", &[1], &[0]);
+    let mm = m.w.add_constant_i32("m", &[1], &[ONE.0]);
+    let s = add_shifts(&mut m.w, "s", &[ONE.1]);
+    let params = [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, -128, 127];
+    let w = m.finish(
+        OpCode::ConvTranspose,
+        &[x, wt, b, mm, s],
+        &[1, 1, 2, 2],
+        &params,
+    );
+    assert_eq!(run(w, &[1, 2, 3, 4]), [10, 6, 7, 4]);
+}
+
+#[test]
+fn conv_transpose_refuses_a_wrong_output_size() {
+    // Stride 2 without output padding gives 6, not 7.
+    let params = [1, 2, 1, 1, 0, 0, 0, 0, 0, 0, 1, -128, 127];
+    let reason = refusal(conv_transpose_1d(7, &params));
+    assert!(reason.contains("output shape"), "{reason}");
+    // Pads that eat the whole output.
+    let params = [1, 1, 1, 1, 0, 2, 0, 2, 0, 0, 1, -128, 127];
+    let reason = refusal(conv_transpose_1d(1, &params));
+    assert!(reason.contains("no output"), "{reason}");
+    // A stride along H in 1-D.
+    let params = [2, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, -128, 127];
+    let reason = refusal(conv_transpose_1d(4, &params));
+    assert!(reason.contains("1-D"), "{reason}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any parameter words: the model is refused or runs, never panics.
+    #[test]
+    fn conv_transpose_any_words_never_panic(
+        params in proptest::collection::vec(prop_oneof![-3i32..=8, any::<i32>()], 11..=14),
+        out_w in 1usize..=9,
+    ) {
+        let _ = try_run(conv_transpose_1d(out_w, &params), &[1, 2, 3]);
+    }
+}

@@ -1,0 +1,197 @@
+//! Property tests of the structure ops' reference kernels (ConvTranspose,
+//! Transpose, Slice/Gather, Resize) against naive implementations of the
+//! formulas in `NUMERICS.md`, written differently from the kernels (a
+//! scatter for ConvTranspose, coordinate arithmetic in `f64`/`i128` for
+//! Resize), and the kernels' totality on arbitrary parameters.
+
+use medq::kernels::*;
+use medq::numerics::requantize_to_i8;
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+fn i8s(n: usize) -> impl Strategy<Value = Vec<i8>> {
+    vec(any::<i8>(), n)
+}
+
+fn zp() -> impl Strategy<Value = i32> {
+    -128i32..=127
+}
+
+// ---------------------------------------------------------------------------
+// ConvTranspose
+
+#[derive(Clone, Debug)]
+struct ConvTransposeCase {
+    p: ConvTransposeParams,
+    x: Vec<i8>,
+    w: Vec<i8>,
+    bias: Vec<i32>,
+    mult: Vec<i32>,
+    shift: Vec<i8>,
+}
+
+/// One axis: `(in, kernel, stride, dilation, pad_begin, out)` with the ONNX
+/// output size `(in−1)·stride − pads + dilation·(kernel−1) + output_pad + 1`.
+fn transposed_axis(flat: bool) -> BoxedStrategy<(usize, usize, usize, usize, usize, usize)> {
+    if flat {
+        return Just((1, 1, 1, 1, 0, 1)).boxed();
+    }
+    (
+        1usize..=5,
+        1usize..=3,
+        1usize..=3,
+        1usize..=2,
+        0usize..=2,
+        0usize..=2,
+        0usize..=2,
+    )
+        .prop_filter_map("pads leave no output", |(i, k, s, d, pb, pe, op)| {
+            let full = (i - 1) * s + d * (k - 1) + op + 1;
+            full.checked_sub(pb + pe)
+                .filter(|&o| o >= 1)
+                .map(|o| (i, k, s, d, pb, o))
+        })
+        .boxed()
+}
+
+fn conv_transpose_case() -> impl Strategy<Value = ConvTransposeCase> {
+    let geometry = any::<bool>().prop_flat_map(|one_d| {
+        (
+            transposed_axis(one_d),
+            transposed_axis(false),
+            1usize..=3,
+            1usize..=3,
+            1usize..=3,
+            zp(),
+            zp(),
+            (-128i32..=127, -128i32..=127).prop_map(|(a, b)| (a.min(b), a.max(b))),
+        )
+    });
+    geometry.prop_flat_map(|(h, w, groups, cin_g, cout_g, in_zp, out_zp, (lo, hi))| {
+        let p = ConvTransposeParams {
+            in_channels: groups * cin_g,
+            in_h: h.0,
+            in_w: w.0,
+            out_channels: groups * cout_g,
+            out_h: h.5,
+            out_w: w.5,
+            kernel_h: h.1,
+            kernel_w: w.1,
+            stride_h: h.2,
+            stride_w: w.2,
+            dilation_h: h.3,
+            dilation_w: w.3,
+            pad_top: h.4,
+            pad_left: w.4,
+            groups,
+            input_zero_point: in_zp,
+            output_zero_point: out_zp,
+            act_min: lo,
+            act_max: hi,
+        };
+        let cout = p.out_channels;
+        (
+            Just(p),
+            i8s(p.in_channels * p.in_h * p.in_w),
+            vec(-127i8..=127, cout * cin_g * p.kernel_h * p.kernel_w),
+            vec(-30_000i32..=30_000, cout),
+            vec((1i32 << 30)..=i32::MAX, cout),
+            vec(-16i8..=1, cout),
+        )
+            .prop_map(|(p, x, w, bias, mult, shift)| ConvTransposeCase {
+                p,
+                x,
+                w,
+                bias,
+                mult,
+                shift,
+            })
+    })
+}
+
+/// The textbook form: every input element scatters `x · w` over the output
+/// window it touches, `oy = iy·stride + ky·dilation − pad`, in `i64`.
+fn conv_transpose_naive(c: &ConvTransposeCase) -> Vec<i8> {
+    let p = &c.p;
+    let cin_g = p.in_channels / p.groups;
+    let cout_g = p.out_channels / p.groups;
+    let mut acc: Vec<i64> = (0..p.out_channels * p.out_h * p.out_w)
+        .map(|i| c.bias[i / (p.out_h * p.out_w)] as i64)
+        .collect();
+    for ic in 0..p.in_channels {
+        let g = ic / cin_g;
+        for iy in 0..p.in_h {
+            for ix in 0..p.in_w {
+                let x = c.x[(ic * p.in_h + iy) * p.in_w + ix] as i64 - p.input_zero_point as i64;
+                for ocg in 0..cout_g {
+                    let oc = g * cout_g + ocg;
+                    for ky in 0..p.kernel_h {
+                        for kx in 0..p.kernel_w {
+                            let oy =
+                                (iy * p.stride_h + ky * p.dilation_h) as i64 - p.pad_top as i64;
+                            let ox =
+                                (ix * p.stride_w + kx * p.dilation_w) as i64 - p.pad_left as i64;
+                            if oy < 0 || ox < 0 || oy >= p.out_h as i64 || ox >= p.out_w as i64 {
+                                continue;
+                            }
+                            let wi =
+                                ((oc * cin_g + ic % cin_g) * p.kernel_h + ky) * p.kernel_w + kx;
+                            let oi = (oc * p.out_h + oy as usize) * p.out_w + ox as usize;
+                            acc[oi] += x * c.w[wi] as i64;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    acc.iter()
+        .enumerate()
+        .map(|(i, &a)| {
+            let oc = i / (p.out_h * p.out_w);
+            let a = i32::try_from(a).expect("test data keeps the accumulator in i32");
+            requantize_to_i8(
+                a,
+                c.mult[oc],
+                c.shift[oc].into(),
+                p.output_zero_point,
+                p.act_min,
+                p.act_max,
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn conv_transpose_matches_naive_scatter(c in conv_transpose_case()) {
+        let mut y = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+        conv_transpose_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        prop_assert_eq!(y, conv_transpose_naive(&c));
+    }
+
+    #[test]
+    fn conv_transpose_never_panics(
+        dims in vec(0usize..=4, 13),
+        big in prop_oneof![Just(0usize), Just(usize::MAX), Just(usize::MAX / 2), 0usize..4],
+        which in 0usize..13,
+        zps in (any::<i32>(), any::<i32>(), any::<i32>(), any::<i32>()),
+        lens in vec(0usize..=40, 6),
+    ) {
+        let mut d = dims.clone();
+        d[which] = big;
+        let p = ConvTransposeParams {
+            in_channels: d[0], in_h: d[1], in_w: d[2], out_channels: d[3], out_h: d[4],
+            out_w: d[5], kernel_h: d[6], kernel_w: d[7], stride_h: d[8], stride_w: d[9],
+            dilation_h: d[10], dilation_w: d[11], pad_top: d[12], pad_left: d[12] / 2,
+            groups: d[0].max(1), input_zero_point: zps.0, output_zero_point: zps.1,
+            act_min: zps.2, act_max: zps.3,
+        };
+        let mut y = vec![0i8; lens[5]];
+        conv_transpose_s8(
+            &p, &vec![1; lens[0]], &vec![1; lens[1]], &vec![1; lens[2]],
+            &vec![1 << 30; lens[3]], &vec![0; lens[4]], &mut y,
+        );
+    }
+}
