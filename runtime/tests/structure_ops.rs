@@ -167,3 +167,59 @@ proptest! {
         let _ = try_run(conv_transpose_1d(out_w, &params), &[1, 2, 3]);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Transpose
+
+fn transpose(in_dims: &[usize], out_dims: &[usize], perm: &[i32]) -> Writer {
+    let mut m = OneOp::new();
+    let x = m.input(in_dims, pt(0.5, 3));
+    m.finish_q(OpCode::Transpose, &[x], out_dims, pt(0.5, 3), perm)
+}
+
+#[test]
+fn transpose_nhwc_input_to_nchw() {
+    // x [1, 2, 2, 3] (N, H, W, C): pixel k holds channels (k, 10 + k, 20 + k).
+    let x: Vec<i8> = (0..4).flat_map(|k| [k, 10 + k, 20 + k]).collect();
+    let y = run(transpose(&[1, 2, 2, 3], &[1, 3, 2, 2], &[0, 3, 1, 2]), &x);
+    assert_eq!(y, [0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23]);
+}
+
+#[test]
+fn transpose_rank_3_sequence_to_channels() {
+    // [1, L=3, C=2] → [1, C, L]: the rows become columns.
+    let y = run(
+        transpose(&[1, 3, 2], &[1, 2, 3], &[0, 2, 1]),
+        &[1, 2, 3, 4, 5, 6],
+    );
+    assert_eq!(y, [1, 3, 5, 2, 4, 6]);
+}
+
+#[test]
+fn transpose_refusals() {
+    let reason = refusal(transpose(&[1, 3, 2], &[1, 2, 3], &[0, 2, 2]));
+    assert!(reason.contains("permutation"), "{reason}");
+    let reason = refusal(transpose(&[1, 3, 2], &[1, 3, 2], &[0, 2, 1]));
+    assert!(reason.contains("permuted input shape"), "{reason}");
+    let reason = refusal(transpose(&[1, 3, 2], &[1, 2, 3], &[0, 2]));
+    assert!(reason.contains("number of parameters"), "{reason}");
+    // A requantizing transpose is not this op.
+    let mut m = OneOp::new();
+    let x = m.input(&[2, 3], pt(0.5, 3));
+    let w = m.finish_q(OpCode::Transpose, &[x], &[3, 2], pt(0.25, 3), &[1, 0]);
+    assert!(refusal(w).contains("quantization"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn transpose_any_words_never_panic(
+        perm in proptest::collection::vec(prop_oneof![-2i32..=5, any::<i32>()], 0..=5),
+        out in proptest::collection::vec(1usize..=3, 1..=4),
+    ) {
+        let n: usize = out.iter().product();
+        let _ = try_run(transpose(&[n], &out, &perm), &vec![0; n]);
+        let _ = try_run(transpose(&[1, 2, 3], &out, &perm), &[0; 6]);
+    }
+}

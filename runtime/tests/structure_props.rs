@@ -195,3 +195,75 @@ proptest! {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Transpose
+
+/// A shape of rank 1..=4 (dims 1..=4) and a permutation of its dims.
+fn transpose_case() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    vec(1usize..=4, 1..=4).prop_flat_map(|shape| {
+        let rank = shape.len();
+        (
+            Just(shape),
+            Just((0..rank).collect::<Vec<_>>()).prop_shuffle(),
+        )
+    })
+}
+
+/// `y[o] = x[i]` with `i[perm[d]] = o[d]`, by explicit coordinates.
+fn transpose_naive(shape: &[usize], perm: &[usize], x: &[i8]) -> Vec<i8> {
+    let out_shape: Vec<usize> = perm.iter().map(|&d| shape[d]).collect();
+    let n: usize = shape.iter().product();
+    (0..n)
+        .map(|flat| {
+            let mut o = vec![0; out_shape.len()];
+            let mut rest = flat;
+            for d in (0..out_shape.len()).rev() {
+                o[d] = rest % out_shape[d];
+                rest /= out_shape[d];
+            }
+            let mut i = vec![0; shape.len()];
+            for d in 0..perm.len() {
+                i[perm[d]] = o[d];
+            }
+            let at = i.iter().zip(shape).fold(0, |a, (&v, &s)| a * s + v);
+            x[at]
+        })
+        .collect()
+}
+
+/// The kernel's 4-dim form of a lower-rank case: leading 1s, identity there.
+fn transpose_params(shape: &[usize], perm: &[usize]) -> TransposeParams {
+    let lead = 4 - shape.len();
+    let mut p = TransposeParams {
+        in_shape: [1; 4],
+        perm: [0, 1, 2, 3],
+    };
+    for (d, (&s, &q)) in shape.iter().zip(perm).enumerate() {
+        p.in_shape[lead + d] = s;
+        p.perm[lead + d] = lead + q;
+    }
+    p
+}
+
+proptest! {
+    #[test]
+    fn transpose_matches_naive((shape, perm) in transpose_case(), seed in any::<u64>()) {
+        let n: usize = shape.iter().product();
+        let x: Vec<i8> = (0..n).map(|i| (seed.rotate_left(i as u32) as i8) ^ i as i8).collect();
+        let mut y = vec![0i8; n];
+        transpose_s8(&transpose_params(&shape, &perm), &x, &mut y);
+        prop_assert_eq!(y, transpose_naive(&shape, &perm, &x));
+    }
+
+    #[test]
+    fn transpose_never_panics(
+        in_shape in proptest::array::uniform4(prop_oneof![0usize..=5, Just(usize::MAX)]),
+        perm in proptest::array::uniform4(0usize..=5),
+        len in 0usize..=40,
+        out_len in 0usize..=40,
+    ) {
+        let mut y = vec![0i8; out_len];
+        transpose_s8(&TransposeParams { in_shape, perm }, &vec![1; len], &mut y);
+    }
+}

@@ -284,11 +284,13 @@ pub enum OpCode {
     Gru = 13,
     /// Transposed convolution, 1-D/2-D, grouped.
     ConvTranspose = 14,
+    /// Permutation of up to 4 dims.
+    Transpose = 15,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 14] = [
+    pub const ALL: [OpCode; 15] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -303,6 +305,7 @@ impl OpCode {
         OpCode::Lstm,
         OpCode::Gru,
         OpCode::ConvTranspose,
+        OpCode::Transpose,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -321,6 +324,7 @@ impl OpCode {
             12 => Some(OpCode::Lstm),
             13 => Some(OpCode::Gru),
             14 => Some(OpCode::ConvTranspose),
+            15 => Some(OpCode::Transpose),
             _ => None,
         }
     }
@@ -342,6 +346,7 @@ impl OpCode {
             OpCode::Lstm => "Lstm",
             OpCode::Gru => "Gru",
             OpCode::ConvTranspose => "ConvTranspose",
+            OpCode::Transpose => "Transpose",
         }
     }
 

@@ -21,6 +21,7 @@ mod pool;
 mod recurrent;
 mod reshape;
 mod softmax;
+mod transpose;
 mod window;
 
 pub use add_shift::MAX_ADD_LEFT_SHIFT;
@@ -57,6 +58,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::Lstm => cfg!(feature = "op-lstm"),
         OpCode::Gru => cfg!(feature = "op-gru"),
         OpCode::ConvTranspose => cfg!(feature = "op-conv-transpose"),
+        OpCode::Transpose => cfg!(feature = "op-transpose"),
     }
 }
 
@@ -133,6 +135,7 @@ enum Kind<'a> {
     Lstm(recurrent::Lstm<'a>),
     Gru(recurrent::Gru<'a>),
     ConvTranspose(conv_transpose::ConvTranspose<'a>),
+    Transpose(transpose::Transpose<'a>),
 }
 
 impl<'a> PreparedOp<'a> {
@@ -173,6 +176,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Lstm(_) => "lstm_s8",
             Kind::Gru(_) => "gru_s8",
             Kind::ConvTranspose(_) => "conv_transpose_s8",
+            Kind::Transpose(_) => "transpose_s8",
         }
     }
 
@@ -197,7 +201,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::Reshape(_)
             | Kind::Lstm(_)
             | Kind::Gru(_)
-            | Kind::ConvTranspose(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::ConvTranspose(_)
+            | Kind::Transpose(_) => explain::<(), ()>(&(), NONE, f),
         }
     }
 
@@ -218,7 +223,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::Softmax(_)
             | Kind::Concat(_)
             | Kind::Pad(_)
-            | Kind::Reshape(_) => 0,
+            | Kind::Reshape(_)
+            | Kind::Transpose(_) => 0,
         }
     }
 
@@ -247,6 +253,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Lstm(op) => gated(O::Lstm, i, || op.eval(io)),
             Kind::Gru(op) => gated(O::Gru, i, || op.eval(io)),
             Kind::ConvTranspose(op) => gated(O::ConvTranspose, i, || op.eval(io)),
+            Kind::Transpose(op) => gated(O::Transpose, i, || op.eval(io)),
         }
     }
 }
@@ -298,6 +305,7 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::ConvTranspose => {
             Kind::ConvTranspose(gated(O::ConvTranspose, i, || conv_transpose::prepare(&cx))?)
         }
+        O::Transpose => Kind::Transpose(gated(O::Transpose, i, || transpose::prepare(&cx))?),
     };
     Ok(PreparedOp {
         index: op.index,

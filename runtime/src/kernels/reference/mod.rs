@@ -12,6 +12,7 @@ mod pad;
 mod pool;
 mod recurrent;
 mod softmax;
+mod transpose;
 
 pub use concat::concat_part_s8;
 pub use conv::conv_s8;
@@ -26,6 +27,7 @@ pub use recurrent::{
     GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,
 };
 pub use softmax::softmax_s8;
+pub use transpose::transpose_s8;
 
 /// The taps of a sliding window along one axis that land inside the input.
 ///
