@@ -223,3 +223,83 @@ proptest! {
         let _ = try_run(transpose(&[1, 2, 3], &out, &perm), &[0; 6]);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Gather
+
+fn slice(in_dims: &[usize], out_dims: &[usize], params: &[i32]) -> Writer {
+    let mut m = OneOp::new();
+    let x = m.input(in_dims, pt(0.5, -2));
+    m.finish_q(OpCode::Gather, &[x], out_dims, pt(0.5, -2), params)
+}
+
+fn gather(in_dims: &[usize], out_dims: &[usize], axis: i32, indices: &[i32]) -> Writer {
+    let mut m = OneOp::new();
+    let x = m.input(in_dims, pt(0.5, -2));
+    let idx = m.w.add_constant_i32("idx", &[indices.len()], indices);
+    m.finish_q(
+        OpCode::Gather,
+        &[x, idx],
+        out_dims,
+        pt(0.5, -2),
+        &[axis, 0, 0],
+    )
+}
+
+#[test]
+fn slice_every_other_sample_of_a_1d_signal() {
+    // x [1, 2, 5]; axis 2, start 1, step 2 → samples 1 and 3 of each channel.
+    let x = [0, 1, 2, 3, 4, 10, 11, 12, 13, 14];
+    let y = run(slice(&[1, 2, 5], &[1, 2, 2], &[2, 1, 2]), &x);
+    assert_eq!(y, [1, 3, 11, 13]);
+}
+
+#[test]
+fn slice_backwards_over_channels() {
+    // x [1, 3, 2]; axis 1, start 2, step −1, count 3 → channels reversed.
+    let y = run(
+        slice(&[1, 3, 2], &[1, 3, 2], &[1, 2, -1]),
+        &[1, 2, 3, 4, 5, 6],
+    );
+    assert_eq!(y, [5, 6, 3, 4, 1, 2]);
+}
+
+#[test]
+fn gather_constant_indices() {
+    // x [2, 3]; axis 1, indices [2, 2, 0].
+    let y = run(gather(&[2, 3], &[2, 3], 1, &[2, 2, 0]), &[1, 2, 3, 4, 5, 6]);
+    assert_eq!(y, [3, 3, 1, 6, 6, 4]);
+}
+
+#[test]
+fn gather_refusals() {
+    let reason = refusal(slice(&[1, 2, 5], &[1, 2, 3], &[2, 1, 2]));
+    assert!(reason.contains("outside the axis"), "{reason}");
+    let reason = refusal(slice(&[1, 2, 5], &[1, 2, 2], &[2, 1, 0]));
+    assert!(reason.contains("step is 0"), "{reason}");
+    let reason = refusal(slice(&[1, 2, 5], &[1, 1, 2], &[2, 1, 2]));
+    assert!(reason.contains("off the axis"), "{reason}");
+    let reason = refusal(slice(&[1, 2, 5], &[1, 2, 2], &[3, 1, 2]));
+    assert!(reason.contains("axis out of range"), "{reason}");
+    let reason = refusal(gather(&[2, 3], &[2, 2], 1, &[0, 3]));
+    assert!(reason.contains("index out of range"), "{reason}");
+    let reason = refusal(gather(&[2, 3], &[2, 2], 1, &[0, -1]));
+    assert!(reason.contains("index out of range"), "{reason}");
+    let reason = refusal(gather(&[2, 3], &[2, 3], 1, &[0, 1]));
+    assert!(reason.contains("wrong shape"), "{reason}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn gather_any_words_never_panic(
+        params in proptest::collection::vec(prop_oneof![-3i32..=6, any::<i32>()], 2..=4),
+        out in proptest::collection::vec(1usize..=5, 3),
+        indices in proptest::collection::vec(prop_oneof![-2i32..=6, any::<i32>()], 1..=5),
+    ) {
+        let _ = try_run(slice(&[1, 3, 5], &out, &params), &[0; 15]);
+        let axis = params[0];
+        let _ = try_run(gather(&[1, 3, 5], &out, axis, &indices), &[0; 15]);
+    }
+}

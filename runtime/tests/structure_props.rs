@@ -267,3 +267,90 @@ proptest! {
         transpose_s8(&TransposeParams { in_shape, perm }, &vec![1; len], &mut y);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Slice and Gather
+
+/// `(outer, axis_len, inner)` and a valid strided range `(start, step, count)`.
+fn slice_case() -> impl Strategy<Value = SliceParams> {
+    (0usize..=3, 1usize..=7, 0usize..=3, -3isize..=3)
+        .prop_filter("step 0", |c| c.3 != 0)
+        .prop_flat_map(|(outer, axis_len, inner, step)| {
+            (Just((outer, axis_len, inner, step)), 0..axis_len)
+        })
+        .prop_flat_map(|((outer, axis_len, inner, step), start)| {
+            // Indices start + k·step stay in 0..axis_len for k < count.
+            let room = if step > 0 {
+                axis_len - 1 - start
+            } else {
+                start
+            };
+            let max_count = room / step.unsigned_abs() + 1;
+            (0..=max_count).prop_map(move |count| SliceParams {
+                outer,
+                axis_len,
+                inner,
+                start,
+                step,
+                count,
+            })
+        })
+}
+
+/// `y[o, k, i] = x[o, idx(k), i]` by explicit coordinates.
+fn select_naive(outer: usize, axis_len: usize, inner: usize, idx: &[usize], x: &[i8]) -> Vec<i8> {
+    let mut y = Vec::new();
+    for o in 0..outer {
+        for &a in idx {
+            for i in 0..inner {
+                y.push(x[(o * axis_len + a) * inner + i]);
+            }
+        }
+    }
+    y
+}
+
+proptest! {
+    #[test]
+    fn slice_matches_naive(p in slice_case(), seed in any::<i8>()) {
+        let x: Vec<i8> = (0..p.outer * p.axis_len * p.inner)
+            .map(|i| (i as i8).wrapping_mul(7).wrapping_add(seed))
+            .collect();
+        let idx: Vec<usize> =
+            (0..p.count).map(|k| (p.start as isize + k as isize * p.step) as usize).collect();
+        let mut y = vec![0i8; p.outer * p.count * p.inner];
+        slice_s8(&p, &x, &mut y);
+        prop_assert_eq!(y, select_naive(p.outer, p.axis_len, p.inner, &idx, &x));
+    }
+
+    #[test]
+    fn gather_matches_naive(
+        (outer, axis_len, inner) in (0usize..=3, 1usize..=6, 0usize..=3),
+        raw in vec(any::<u16>(), 0..=8),
+        seed in any::<i8>(),
+    ) {
+        let idx: Vec<usize> = raw.iter().map(|&r| r as usize % axis_len).collect();
+        let indices: Vec<i32> = idx.iter().map(|&i| i as i32).collect();
+        let x: Vec<i8> = (0..outer * axis_len * inner)
+            .map(|i| (i as i8).wrapping_mul(5).wrapping_add(seed))
+            .collect();
+        let mut y = vec![0i8; outer * idx.len() * inner];
+        gather_s8(&GatherParams { outer, axis_len, inner }, &indices, &x, &mut y);
+        prop_assert_eq!(y, select_naive(outer, axis_len, inner, &idx, &x));
+    }
+
+    #[test]
+    fn slice_and_gather_never_panic(
+        dims in proptest::array::uniform4(prop_oneof![0usize..=5, Just(usize::MAX)]),
+        step in prop_oneof![-3isize..=3, Just(isize::MIN), Just(isize::MAX)],
+        indices in vec(any::<i32>(), 0..=5),
+        len in 0usize..=40,
+        out_len in 0usize..=40,
+    ) {
+        let [outer, axis_len, inner, start] = dims;
+        let mut y = vec![0i8; out_len];
+        let p = SliceParams { outer, axis_len, inner, start, step, count: out_len / 2 };
+        slice_s8(&p, &vec![1; len], &mut y);
+        gather_s8(&GatherParams { outer, axis_len, inner }, &indices, &vec![1; len], &mut y);
+    }
+}

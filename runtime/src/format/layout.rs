@@ -286,11 +286,14 @@ pub enum OpCode {
     ConvTranspose = 14,
     /// Permutation of up to 4 dims.
     Transpose = 15,
+    /// Selection along one axis: a strided range (Slice, Split) or constant
+    /// indices (Gather).
+    Gather = 16,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 15] = [
+    pub const ALL: [OpCode; 16] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -306,6 +309,7 @@ impl OpCode {
         OpCode::Gru,
         OpCode::ConvTranspose,
         OpCode::Transpose,
+        OpCode::Gather,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -325,6 +329,7 @@ impl OpCode {
             13 => Some(OpCode::Gru),
             14 => Some(OpCode::ConvTranspose),
             15 => Some(OpCode::Transpose),
+            16 => Some(OpCode::Gather),
             _ => None,
         }
     }
@@ -347,6 +352,7 @@ impl OpCode {
             OpCode::Gru => "Gru",
             OpCode::ConvTranspose => "ConvTranspose",
             OpCode::Transpose => "Transpose",
+            OpCode::Gather => "Gather",
         }
     }
 

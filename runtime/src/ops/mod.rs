@@ -15,6 +15,7 @@ mod conv;
 mod conv_transpose;
 mod elementwise;
 mod fully_connected;
+mod gather;
 mod lut;
 mod pad;
 mod pool;
@@ -59,6 +60,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::Gru => cfg!(feature = "op-gru"),
         OpCode::ConvTranspose => cfg!(feature = "op-conv-transpose"),
         OpCode::Transpose => cfg!(feature = "op-transpose"),
+        OpCode::Gather => cfg!(feature = "op-gather"),
     }
 }
 
@@ -136,6 +138,7 @@ enum Kind<'a> {
     Gru(recurrent::Gru<'a>),
     ConvTranspose(conv_transpose::ConvTranspose<'a>),
     Transpose(transpose::Transpose<'a>),
+    Gather(gather::Gather<'a>),
 }
 
 impl<'a> PreparedOp<'a> {
@@ -177,6 +180,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Gru(_) => "gru_s8",
             Kind::ConvTranspose(_) => "conv_transpose_s8",
             Kind::Transpose(_) => "transpose_s8",
+            Kind::Gather(op) => op.kernel(),
         }
     }
 
@@ -202,7 +206,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::Lstm(_)
             | Kind::Gru(_)
             | Kind::ConvTranspose(_)
-            | Kind::Transpose(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::Transpose(_)
+            | Kind::Gather(_) => explain::<(), ()>(&(), NONE, f),
         }
     }
 
@@ -224,7 +229,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::Concat(_)
             | Kind::Pad(_)
             | Kind::Reshape(_)
-            | Kind::Transpose(_) => 0,
+            | Kind::Transpose(_)
+            | Kind::Gather(_) => 0,
         }
     }
 
@@ -254,6 +260,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Gru(op) => gated(O::Gru, i, || op.eval(io)),
             Kind::ConvTranspose(op) => gated(O::ConvTranspose, i, || op.eval(io)),
             Kind::Transpose(op) => gated(O::Transpose, i, || op.eval(io)),
+            Kind::Gather(op) => gated(O::Gather, i, || op.eval(io)),
         }
     }
 }
@@ -306,6 +313,7 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
             Kind::ConvTranspose(gated(O::ConvTranspose, i, || conv_transpose::prepare(&cx))?)
         }
         O::Transpose => Kind::Transpose(gated(O::Transpose, i, || transpose::prepare(&cx))?),
+        O::Gather => Kind::Gather(gated(O::Gather, i, || gather::prepare(&cx))?),
     };
     Ok(PreparedOp {
         index: op.index,
