@@ -303,3 +303,65 @@ proptest! {
         let _ = try_run(gather(&[1, 3, 5], &out, axis, &indices), &[0; 15]);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Resize
+
+fn resize(in_dims: &[usize], out_dims: &[usize], params: &[i32]) -> Writer {
+    let mut m = OneOp::new();
+    let x = m.input(in_dims, pt(0.1, 5));
+    m.finish_q(OpCode::Resize, &[x], out_dims, pt(0.1, 5), params)
+}
+
+#[test]
+fn resize_2d_nearest_asymmetric_floor_doubles_pixels() {
+    // Upsample ×2 (ONNX Upsample's nearest): each pixel becomes a 2×2 block.
+    let params = [0, 1, 2, 2, 1, 2, 1];
+    let y = run(resize(&[1, 1, 2, 2], &[1, 1, 4, 4], &params), &[1, 2, 3, 4]);
+    assert_eq!(y, [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4]);
+}
+
+#[test]
+fn resize_1d_linear_half_pixel() {
+    // [0, 40] × 2 along L, two channels: coordinates −¼, ¼, ¾, 5/4.
+    let params = [1, 0, 0, 1, 1, 2, 1];
+    let y = run(resize(&[1, 2, 2], &[1, 2, 4], &params), &[0, 40, 8, -8]);
+    assert_eq!(y, [0, 10, 30, 40, 8, 4, -4, -8]);
+}
+
+#[test]
+fn resize_2d_linear_align_corners() {
+    // 2×2 → 3×3 align corners: the centre is the mean of the four corners,
+    // edges the mean of their two: [[0, 10], [20, 31]] → centre 61/4 → 15.
+    let params = [1, 2, 0, 3, 2, 3, 2];
+    let y = run(
+        resize(&[1, 1, 2, 2], &[1, 1, 3, 3], &params),
+        &[0, 10, 20, 31],
+    );
+    assert_eq!(y, [0, 5, 10, 10, 15, 21, 20, 26, 31]);
+}
+
+#[test]
+fn resize_refusals() {
+    let bad = |params: &[i32], out: &[usize]| refusal(resize(&[1, 1, 2, 2], out, params));
+    assert!(bad(&[2, 0, 0, 2, 1, 2, 1], &[1, 1, 4, 4]).contains("mode"));
+    assert!(bad(&[1, 0, 2, 2, 1, 2, 1], &[1, 1, 4, 4]).contains("mode"));
+    assert!(bad(&[0, 4, 0, 2, 1, 2, 1], &[1, 1, 4, 4]).contains("coordinate"));
+    assert!(bad(&[0, 0, 0, 0, 1, 2, 1], &[1, 1, 4, 4]).contains("scale term"));
+    assert!(bad(&[0, 0, 0, 2, (1 << 20) + 1, 2, 1], &[1, 1, 4, 4]).contains("scale term"));
+    assert!(bad(&[0, 0, 0, 2, 1, 2, 1], &[1, 2, 4, 4]).contains("same C"));
+    let one_d = refusal(resize(&[1, 1, 2], &[1, 1, 4], &[0, 0, 0, 2, 1, 2, 1]));
+    assert!(one_d.contains("1-D"), "{one_d}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn resize_any_words_never_panic(
+        params in proptest::collection::vec(prop_oneof![-1i32..=4, any::<i32>()], 6..=8),
+        out in proptest::collection::vec(1usize..=5, 2),
+    ) {
+        let _ = try_run(resize(&[1, 2, 2, 3], &[1, 2, out[0], out[1]], &params), &[0; 12]);
+    }
+}

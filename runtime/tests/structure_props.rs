@@ -354,3 +354,185 @@ proptest! {
         gather_s8(&GatherParams { outer, axis_len, inner }, &indices, &vec![1; len], &mut y);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Resize
+
+fn resize_axis(flat: bool) -> BoxedStrategy<ResizeAxis> {
+    if flat {
+        return Just(ResizeAxis {
+            in_len: 1,
+            out_len: 1,
+            scale_num: 1,
+            scale_den: 1,
+        })
+        .boxed();
+    }
+    (1usize..=5, 1usize..=7, 1u32..=8, 1u32..=8)
+        .prop_map(|(in_len, out_len, scale_num, scale_den)| ResizeAxis {
+            in_len,
+            out_len,
+            scale_num,
+            scale_den,
+        })
+        .boxed()
+}
+
+fn resize_case() -> impl Strategy<Value = ResizeParams> {
+    let mode = prop_oneof![
+        Just(ResizeMode::Linear),
+        Just(ResizeMode::Nearest(NearestRounding::RoundPreferFloor)),
+        Just(ResizeMode::Nearest(NearestRounding::RoundPreferCeil)),
+        Just(ResizeMode::Nearest(NearestRounding::Floor)),
+        Just(ResizeMode::Nearest(NearestRounding::Ceil)),
+    ];
+    let coordinate = prop_oneof![
+        Just(CoordinateMode::HalfPixel),
+        Just(CoordinateMode::Asymmetric),
+        Just(CoordinateMode::AlignCorners),
+        Just(CoordinateMode::PytorchHalfPixel),
+    ];
+    any::<bool>().prop_flat_map(move |one_d| {
+        (
+            1usize..=2,
+            resize_axis(one_d),
+            resize_axis(false),
+            mode.clone(),
+            coordinate.clone(),
+        )
+            .prop_map(|(channels, h, w, mode, coordinate)| ResizeParams {
+                channels,
+                h,
+                w,
+                mode,
+                coordinate,
+            })
+    })
+}
+
+/// ONNX's float coordinate of output `o` along `a`.
+fn onnx_coordinate(a: &ResizeAxis, mode: CoordinateMode, o: usize) -> f64 {
+    let scale = a.scale_num as f64 / a.scale_den as f64;
+    let o = o as f64;
+    match mode {
+        CoordinateMode::Asymmetric => o / scale,
+        CoordinateMode::HalfPixel => (o + 0.5) / scale - 0.5,
+        CoordinateMode::PytorchHalfPixel if a.out_len > 1 => (o + 0.5) / scale - 0.5,
+        CoordinateMode::AlignCorners if a.out_len > 1 => {
+            o * (a.in_len as f64 - 1.0) / (a.out_len as f64 - 1.0)
+        }
+        _ => 0.0,
+    }
+}
+
+/// `v` moved onto the nearest integer or half-integer when within `f64`
+/// noise of it: where the rounding rules flip, the exact value is rational
+/// and `f64` only approximates it.
+fn snap(v: f64) -> f64 {
+    let halves = (2.0 * v).round();
+    if (2.0 * v - halves).abs() < 1e-9 {
+        halves / 2.0
+    } else {
+        v
+    }
+}
+
+/// ONNX nearest index, from the `f64` coordinate.
+fn onnx_nearest(c: f64, r: NearestRounding, in_len: usize) -> usize {
+    let c = snap(c);
+    let i = match r {
+        NearestRounding::RoundPreferFloor => (c - 0.5).ceil(),
+        NearestRounding::RoundPreferCeil => (c + 0.5).floor(),
+        NearestRounding::Floor => c.floor(),
+        NearestRounding::Ceil => c.ceil(),
+    };
+    i.clamp(0.0, in_len as f64 - 1.0) as usize
+}
+
+/// ONNX linear interpolation weights along one axis: `(i0, i1, ratio)`.
+fn onnx_linear(c: f64, in_len: usize) -> (usize, usize, f64) {
+    let c = c.clamp(0.0, in_len as f64 - 1.0);
+    let i0 = c.floor() as usize;
+    ((i0), (i0 + 1).min(in_len - 1), c - i0 as f64)
+}
+
+/// The ONNX formula in `f64`, output rounded half up.
+fn resize_onnx_f64(p: &ResizeParams, x: &[i8]) -> Vec<i8> {
+    let (h, w) = (&p.h, &p.w);
+    let mut out = Vec::new();
+    for c in 0..p.channels {
+        let at = |iy: usize, ix: usize| x[(c * h.in_len + iy) * w.in_len + ix] as f64;
+        for oy in 0..h.out_len {
+            let cy = onnx_coordinate(h, p.coordinate, oy);
+            for ox in 0..w.out_len {
+                let cx = onnx_coordinate(w, p.coordinate, ox);
+                out.push(match p.mode {
+                    ResizeMode::Nearest(r) => {
+                        at(onnx_nearest(cy, r, h.in_len), onnx_nearest(cx, r, w.in_len)) as i8
+                    }
+                    ResizeMode::Linear => {
+                        let (y0, y1, ry) = onnx_linear(cy, h.in_len);
+                        let (x0, x1, rx) = onnx_linear(cx, w.in_len);
+                        let top = at(y0, x0) * (1.0 - rx) + at(y0, x1) * rx;
+                        let bottom = at(y1, x0) * (1.0 - rx) + at(y1, x1) * rx;
+                        let v = top * (1.0 - ry) + bottom * ry;
+                        (snap(v) + 0.5).floor() as i8
+                    }
+                });
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn resize_matches_onnx_formula(p in resize_case(), seed in any::<u64>()) {
+        let n = p.channels * p.h.in_len * p.w.in_len;
+        let x: Vec<i8> = (0..n).map(|i| (seed >> (i % 56)) as i8).collect();
+        let mut y = vec![0i8; p.channels * p.h.out_len * p.w.out_len];
+        resize_s8(&p, &x, &mut y);
+        prop_assert_eq!(y, resize_onnx_f64(&p, &x));
+    }
+
+    #[test]
+    fn resize_never_panics(
+        lens in proptest::array::uniform4(prop_oneof![0usize..=6, Just(usize::MAX), Just(1usize << 24)]),
+        terms in proptest::array::uniform4(prop_oneof![0u32..=9, Just(u32::MAX), Just(1u32 << 20)]),
+        channels in prop_oneof![0usize..=3, Just(usize::MAX)],
+        linear in any::<bool>(),
+        len in 0usize..=60,
+        out_len in 0usize..=60,
+    ) {
+        let p = ResizeParams {
+            channels,
+            h: ResizeAxis { in_len: lens[0], out_len: lens[1], scale_num: terms[0], scale_den: terms[1] },
+            w: ResizeAxis { in_len: lens[2], out_len: lens[3], scale_num: terms[2], scale_den: terms[3] },
+            mode: if linear { ResizeMode::Linear } else { ResizeMode::Nearest(NearestRounding::Ceil) },
+            coordinate: CoordinateMode::AlignCorners,
+        };
+        let mut y = vec![0i8; out_len];
+        resize_s8(&p, &vec![-128; len], &mut y);
+    }
+
+    /// Extreme but valid geometry: the largest scale terms and lengths keep
+    /// every product inside `i64` and every index inside the input.
+    #[test]
+    fn resize_extreme_scales_stay_in_bounds(
+        num in prop_oneof![Just(1u32), Just(MAX_SCALE_TERM), 1u32..=MAX_SCALE_TERM],
+        den in prop_oneof![Just(1u32), Just(MAX_SCALE_TERM), 1u32..=MAX_SCALE_TERM],
+        in_len in 1usize..=4,
+        out_len in 1usize..=4,
+        p in resize_case(),
+    ) {
+        let mut p = p;
+        p.w = ResizeAxis { in_len, out_len, scale_num: num, scale_den: den };
+        let x = vec![100i8; p.channels * p.h.in_len * in_len];
+        let mut y = vec![0i8; p.channels * p.h.out_len * out_len];
+        resize_s8(&p, &x, &mut y);
+        // A constant input resamples to itself under every mode.
+        prop_assert!(y.iter().all(|&v| v == 100));
+    }
+}

@@ -289,11 +289,13 @@ pub enum OpCode {
     /// Selection along one axis: a strided range (Slice, Split) or constant
     /// indices (Gather).
     Gather = 16,
+    /// Nearest or linear resampling, 1-D/2-D.
+    Resize = 17,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 16] = [
+    pub const ALL: [OpCode; 17] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -310,6 +312,7 @@ impl OpCode {
         OpCode::ConvTranspose,
         OpCode::Transpose,
         OpCode::Gather,
+        OpCode::Resize,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -330,6 +333,7 @@ impl OpCode {
             14 => Some(OpCode::ConvTranspose),
             15 => Some(OpCode::Transpose),
             16 => Some(OpCode::Gather),
+            17 => Some(OpCode::Resize),
             _ => None,
         }
     }
@@ -353,6 +357,7 @@ impl OpCode {
             OpCode::ConvTranspose => "ConvTranspose",
             OpCode::Transpose => "Transpose",
             OpCode::Gather => "Gather",
+            OpCode::Resize => "Resize",
         }
     }
 

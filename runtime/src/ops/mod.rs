@@ -21,6 +21,7 @@ mod pad;
 mod pool;
 mod recurrent;
 mod reshape;
+mod resize;
 mod softmax;
 mod transpose;
 mod window;
@@ -61,6 +62,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::ConvTranspose => cfg!(feature = "op-conv-transpose"),
         OpCode::Transpose => cfg!(feature = "op-transpose"),
         OpCode::Gather => cfg!(feature = "op-gather"),
+        OpCode::Resize => cfg!(feature = "op-resize"),
     }
 }
 
@@ -139,6 +141,7 @@ enum Kind<'a> {
     ConvTranspose(conv_transpose::ConvTranspose<'a>),
     Transpose(transpose::Transpose<'a>),
     Gather(gather::Gather<'a>),
+    Resize(resize::Resize<'a>),
 }
 
 impl<'a> PreparedOp<'a> {
@@ -181,6 +184,7 @@ impl<'a> PreparedOp<'a> {
             Kind::ConvTranspose(_) => "conv_transpose_s8",
             Kind::Transpose(_) => "transpose_s8",
             Kind::Gather(op) => op.kernel(),
+            Kind::Resize(_) => "resize_s8",
         }
     }
 
@@ -207,7 +211,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::Gru(_)
             | Kind::ConvTranspose(_)
             | Kind::Transpose(_)
-            | Kind::Gather(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::Gather(_)
+            | Kind::Resize(_) => explain::<(), ()>(&(), NONE, f),
         }
     }
 
@@ -230,7 +235,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::Pad(_)
             | Kind::Reshape(_)
             | Kind::Transpose(_)
-            | Kind::Gather(_) => 0,
+            | Kind::Gather(_)
+            | Kind::Resize(_) => 0,
         }
     }
 
@@ -261,6 +267,7 @@ impl<'a> PreparedOp<'a> {
             Kind::ConvTranspose(op) => gated(O::ConvTranspose, i, || op.eval(io)),
             Kind::Transpose(op) => gated(O::Transpose, i, || op.eval(io)),
             Kind::Gather(op) => gated(O::Gather, i, || op.eval(io)),
+            Kind::Resize(op) => gated(O::Resize, i, || op.eval(io)),
         }
     }
 }
@@ -314,6 +321,7 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         }
         O::Transpose => Kind::Transpose(gated(O::Transpose, i, || transpose::prepare(&cx))?),
         O::Gather => Kind::Gather(gated(O::Gather, i, || gather::prepare(&cx))?),
+        O::Resize => Kind::Resize(gated(O::Resize, i, || resize::prepare(&cx))?),
     };
     Ok(PreparedOp {
         index: op.index,

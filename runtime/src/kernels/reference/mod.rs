@@ -12,6 +12,7 @@ mod lut;
 mod pad;
 mod pool;
 mod recurrent;
+mod resize;
 mod softmax;
 mod transpose;
 
@@ -28,6 +29,7 @@ pub use recurrent::{
     gru_s8, lstm_s8, table_lookup_s16, GruParams, LstmParams, RecurrentParams, RecurrentWeights,
     GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,
 };
+pub use resize::{resize_s8, MAX_RESIZE_LEN, MAX_SCALE_TERM};
 pub use softmax::softmax_s8;
 pub use transpose::transpose_s8;
 
