@@ -272,6 +272,18 @@ fn gather_constant_indices() {
 }
 
 #[test]
+fn gather_scalar_index_drops_the_axis() {
+    // x [2, 3]; axis 1, the single index 1, output [2]: the middle column.
+    let y = run(gather(&[2, 3], &[2], 1, &[1]), &[1, 2, 3, 4, 5, 6]);
+    assert_eq!(y, [2, 5]);
+    // Dropping the axis needs exactly one index.
+    let reason = refusal(gather(&[2, 3], &[2], 1, &[1, 2]));
+    assert!(reason.contains("wrong shape"), "{reason}");
+    let reason = refusal(gather(&[2, 3], &[3], 1, &[1]));
+    assert!(reason.contains("off the axis"), "{reason}");
+}
+
+#[test]
 fn gather_refusals() {
     let reason = refusal(slice(&[1, 2, 5], &[1, 2, 3], &[2, 1, 2]));
     assert!(reason.contains("outside the axis"), "{reason}");

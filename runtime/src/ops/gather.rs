@@ -38,24 +38,28 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Gather<'a>, Error> {
     )?;
     let axis = cx.size(w::AXIS, 0, why!("axis out of range"))?;
     let rank = x.rank();
+    cx.ensure(axis < rank, why!("axis out of range"))?;
+    let (xd, yd) = (x.dims(), y.dims());
+    // The output keeps the axis (length `count`), or drops it when it picks
+    // one index (ONNX Gather with a scalar index): the same bytes either way.
+    let kept = yd.len() == rank
+        && xd
+            .iter()
+            .zip(yd)
+            .enumerate()
+            .all(|(d, (a, b))| d == axis || a == b);
+    let dropped = yd.len() + 1 == rank
+        && xd.get(..axis) == yd.get(..axis)
+        && xd.get(axis + 1..) == yd.get(axis..);
     cx.ensure(
-        axis < rank && y.rank() == rank,
-        why!("axis out of range, or output rank differs"),
-    )?;
-    let same_elsewhere = x
-        .dims()
-        .iter()
-        .zip(y.dims())
-        .enumerate()
-        .all(|(d, (a, b))| d == axis || a == b);
-    cx.ensure(
-        same_elsewhere,
+        kept || dropped,
         why!("output shape differs from the input off the axis"),
     )?;
-    let (xd, yd) = (x.dims_usize(), y.dims_usize());
+    let xd = x.dims_usize();
     let outer: usize = xd.iter().take(axis).product();
     let inner: usize = xd.iter().take(rank).skip(axis + 1).product();
-    let (axis_len, count) = (xd[axis], yd[axis]);
+    let count = if kept { y.dims_usize()[axis] } else { 1 };
+    let axis_len = xd[axis];
     let (start, step) = (cx.word(w::START)?, cx.word(w::STEP)?);
     if n_inputs == 2 {
         cx.ensure(
