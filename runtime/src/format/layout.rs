@@ -282,11 +282,20 @@ pub enum OpCode {
     Lstm = 12,
     /// GRU over a sequence (forward, batch 1): outputs the last hidden state.
     Gru = 13,
+    /// Transposed convolution, 1-D/2-D, grouped.
+    ConvTranspose = 14,
+    /// Permutation of up to 4 dims.
+    Transpose = 15,
+    /// Selection along one axis: a strided range (Slice, Split) or constant
+    /// indices (Gather).
+    Gather = 16,
+    /// Nearest or linear resampling, 1-D/2-D.
+    Resize = 17,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 13] = [
+    pub const ALL: [OpCode; 17] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -300,6 +309,10 @@ impl OpCode {
         OpCode::Reshape,
         OpCode::Lstm,
         OpCode::Gru,
+        OpCode::ConvTranspose,
+        OpCode::Transpose,
+        OpCode::Gather,
+        OpCode::Resize,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -317,6 +330,10 @@ impl OpCode {
             11 => Some(OpCode::Reshape),
             12 => Some(OpCode::Lstm),
             13 => Some(OpCode::Gru),
+            14 => Some(OpCode::ConvTranspose),
+            15 => Some(OpCode::Transpose),
+            16 => Some(OpCode::Gather),
+            17 => Some(OpCode::Resize),
             _ => None,
         }
     }
@@ -337,6 +354,10 @@ impl OpCode {
             OpCode::Reshape => "Reshape",
             OpCode::Lstm => "Lstm",
             OpCode::Gru => "Gru",
+            OpCode::ConvTranspose => "ConvTranspose",
+            OpCode::Transpose => "Transpose",
+            OpCode::Gather => "Gather",
+            OpCode::Resize => "Resize",
         }
     }
 
@@ -499,5 +520,69 @@ pub mod params {
         pub const FLAGS: usize = 5;
         pub const GATES: usize = 3;
         pub const TABLES: usize = 3;
+    }
+    /// ConvTranspose inputs: `[x, weights i8 [Cout, Cin/groups, kH, kW],
+    /// bias i32 [Cout], multiplier i32 [Cout], shift i8 [Cout]]`, the
+    /// operands of Conv. The weights are ONNX's `[Cin, Cout/groups, kH, kW]`
+    /// regrouped by output channel, so per-channel scales stay on axis 0.
+    pub mod conv_transpose {
+        pub const STRIDE_H: usize = 0;
+        pub const STRIDE_W: usize = 1;
+        pub const DILATION_H: usize = 2;
+        pub const DILATION_W: usize = 3;
+        pub const PAD_TOP: usize = 4;
+        pub const PAD_LEFT: usize = 5;
+        pub const PAD_BOTTOM: usize = 6;
+        pub const PAD_RIGHT: usize = 7;
+        pub const OUTPUT_PAD_H: usize = 8;
+        pub const OUTPUT_PAD_W: usize = 9;
+        pub const GROUPS: usize = 10;
+        pub const ACT_MIN: usize = 11;
+        pub const ACT_MAX: usize = 12;
+        pub const COUNT: usize = 13;
+    }
+    /// Transpose input `[x]` (rank ≤ 4): `PERM` holds `rank` words, output
+    /// dim `d` is input dim `perm[d]` (ONNX `perm`).
+    pub mod transpose {
+        pub const PERM: usize = 0;
+    }
+    /// Gather input `[x]`: output index `k` along `AXIS` reads input index
+    /// `START + k·STEP` (Slice, Split); or inputs `[x, indices i32 [count]]`
+    /// with `START = STEP = 0`: it reads `indices[k]` (Gather).
+    pub mod gather {
+        /// Non-negative axis.
+        pub const AXIS: usize = 0;
+        pub const START: usize = 1;
+        /// Non-zero; negative walks backwards.
+        pub const STEP: usize = 2;
+        pub const COUNT: usize = 3;
+    }
+    /// Resize input `[x]` (`[1, C, H, W]` or `[1, C, L]`). The scale along
+    /// an axis is `SCALE_NUM / SCALE_DEN` (output per input, ONNX `scales`,
+    /// or `sizes / input size`), each in `1..=MAX_SCALE_TERM`.
+    pub mod resize {
+        pub const MODE: usize = 0;
+        pub const COORDINATE: usize = 1;
+        pub const NEAREST: usize = 2;
+        pub const SCALE_NUM_H: usize = 3;
+        pub const SCALE_DEN_H: usize = 4;
+        pub const SCALE_NUM_W: usize = 5;
+        pub const SCALE_DEN_W: usize = 6;
+        pub const COUNT: usize = 7;
+        /// `MODE` values.
+        pub const MODE_NEAREST: i32 = 0;
+        pub const MODE_LINEAR: i32 = 1;
+        /// `COORDINATE` values (ONNX `coordinate_transformation_mode`).
+        pub const HALF_PIXEL: i32 = 0;
+        pub const ASYMMETRIC: i32 = 1;
+        pub const ALIGN_CORNERS: i32 = 2;
+        pub const PYTORCH_HALF_PIXEL: i32 = 3;
+        /// `NEAREST` values (ONNX `nearest_mode`; 0 for `MODE_LINEAR`).
+        pub const ROUND_PREFER_FLOOR: i32 = 0;
+        pub const ROUND_PREFER_CEIL: i32 = 1;
+        pub const FLOOR: i32 = 2;
+        pub const CEIL: i32 = 3;
+        /// Largest scale numerator or denominator.
+        pub const MAX_SCALE_TERM: i32 = 1 << 20;
     }
 }

@@ -296,6 +296,132 @@ pub fn conv_out_len(
     Some(room / stride + 1)
 }
 
+/// Transposed convolution geometry and quantization, for
+/// [`conv_transpose_s8`].
+///
+/// Output position `o`, tap `k` reads input position
+/// `(o + pad − k·dilation) / stride` when that division is exact and lands
+/// inside the input (ONNX ConvTranspose, gathered per output). Output size
+/// is given (the interpreter validates it against the end pads and
+/// `output_padding`); positions no tap reaches hold `requantize(bias)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConvTransposeParams {
+    pub in_channels: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_channels: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dilation_h: usize,
+    pub dilation_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    /// `in_channels` and `out_channels` are both multiples of `groups`.
+    pub groups: usize,
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127`.
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+/// A permutation of at most 4 dims, for [`transpose_s8`]: output dim `d` is
+/// input dim `perm[d]`. Shapes of lower rank are left-padded with 1s (and
+/// `perm` with the identity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TransposeParams {
+    pub in_shape: [usize; 4],
+    pub perm: [usize; 4],
+}
+
+/// A strided range along one axis of a tensor viewed as
+/// `[outer, axis_len, inner]`, for [`slice_s8`]: output index `k <
+/// count` reads input index `start + k·step`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SliceParams {
+    pub outer: usize,
+    pub axis_len: usize,
+    pub inner: usize,
+    pub start: usize,
+    /// Non-zero; negative walks backwards.
+    pub step: isize,
+    pub count: usize,
+}
+
+/// One axis of a tensor viewed as `[outer, axis_len, inner]`, for
+/// [`gather_s8`] (the index list gives the output's axis length).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct GatherParams {
+    pub outer: usize,
+    pub axis_len: usize,
+    pub inner: usize,
+}
+
+/// Resampling method of [`resize_s8`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ResizeMode {
+    /// The nearest input sample, ties and fractions rounded as given.
+    Nearest(NearestRounding),
+    /// Linear (bilinear in 2-D) interpolation between the two nearest samples.
+    Linear,
+}
+
+/// How a fractional source coordinate picks a sample (ONNX `nearest_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum NearestRounding {
+    RoundPreferFloor,
+    RoundPreferCeil,
+    Floor,
+    Ceil,
+}
+
+/// Where output position `o` samples the input (ONNX
+/// `coordinate_transformation_mode`), with `scale = num / den`:
+/// half-pixel `(o + ½)/scale − ½`; asymmetric `o/scale`; align-corners
+/// `o·(in − 1)/(out − 1)`; PyTorch half-pixel is half-pixel except 0 when
+/// `out = 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CoordinateMode {
+    HalfPixel,
+    Asymmetric,
+    AlignCorners,
+    PytorchHalfPixel,
+}
+
+/// One resized axis: input and output lengths and the scale `num / den`
+/// (output per input), each term in `1..=MAX_SCALE_TERM`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ResizeAxis {
+    pub in_len: usize,
+    pub out_len: usize,
+    pub scale_num: u32,
+    pub scale_den: u32,
+}
+
+/// Resampling of `[channels, in_h, in_w]` to `[channels, out_h, out_w]`,
+/// same scale and zero point, for [`resize_s8`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ResizeParams {
+    pub channels: usize,
+    pub h: ResizeAxis,
+    pub w: ResizeAxis,
+    pub mode: ResizeMode,
+    pub coordinate: CoordinateMode,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

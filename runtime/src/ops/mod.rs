@@ -12,14 +12,18 @@
 
 mod concat;
 mod conv;
+mod conv_transpose;
 mod elementwise;
 mod fully_connected;
+mod gather;
 mod lut;
 mod pad;
 mod pool;
 mod recurrent;
 mod reshape;
+mod resize;
 mod softmax;
+mod transpose;
 mod window;
 
 pub use add_shift::MAX_ADD_LEFT_SHIFT;
@@ -55,6 +59,10 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::Reshape => cfg!(feature = "op-reshape"),
         OpCode::Lstm => cfg!(feature = "op-lstm"),
         OpCode::Gru => cfg!(feature = "op-gru"),
+        OpCode::ConvTranspose => cfg!(feature = "op-conv-transpose"),
+        OpCode::Transpose => cfg!(feature = "op-transpose"),
+        OpCode::Gather => cfg!(feature = "op-gather"),
+        OpCode::Resize => cfg!(feature = "op-resize"),
     }
 }
 
@@ -130,6 +138,10 @@ enum Kind<'a> {
     Reshape(reshape::Reshape<'a>),
     Lstm(recurrent::Lstm<'a>),
     Gru(recurrent::Gru<'a>),
+    ConvTranspose(conv_transpose::ConvTranspose<'a>),
+    Transpose(transpose::Transpose<'a>),
+    Gather(gather::Gather<'a>),
+    Resize(resize::Resize<'a>),
 }
 
 impl<'a> PreparedOp<'a> {
@@ -169,6 +181,10 @@ impl<'a> PreparedOp<'a> {
             Kind::Reshape(_) => "copy",
             Kind::Lstm(op) => op.kernel.name,
             Kind::Gru(op) => op.kernel.name,
+            Kind::ConvTranspose(_) => "conv_transpose_s8",
+            Kind::Transpose(_) => "transpose_s8",
+            Kind::Gather(op) => op.kernel(),
+            Kind::Resize(_) => "resize_s8",
         }
     }
 
@@ -188,9 +204,15 @@ impl<'a> PreparedOp<'a> {
             Kind::AvgPool(op) => explain(&op.p, s::AVG_POOL, f),
             Kind::Lstm(op) => explain(&op.p, s::LSTM, f),
             Kind::Gru(op) => explain(&op.p, s::GRU, f),
-            Kind::Empty | Kind::Softmax(_) | Kind::Concat(_) | Kind::Pad(_) | Kind::Reshape(_) => {
-                explain::<(), ()>(&(), NONE, f)
-            }
+            Kind::Empty
+            | Kind::Softmax(_)
+            | Kind::Concat(_)
+            | Kind::Pad(_)
+            | Kind::Reshape(_)
+            | Kind::ConvTranspose(_)
+            | Kind::Transpose(_)
+            | Kind::Gather(_)
+            | Kind::Resize(_) => explain::<(), ()>(&(), NONE, f),
         }
     }
 
@@ -201,6 +223,7 @@ impl<'a> PreparedOp<'a> {
             Kind::FullyConnected(op) => op.macs(),
             Kind::Lstm(op) => op.macs(),
             Kind::Gru(op) => op.macs(),
+            Kind::ConvTranspose(op) => op.macs(),
             Kind::Empty
             | Kind::Add(_)
             | Kind::Mul(_)
@@ -210,7 +233,10 @@ impl<'a> PreparedOp<'a> {
             | Kind::Softmax(_)
             | Kind::Concat(_)
             | Kind::Pad(_)
-            | Kind::Reshape(_) => 0,
+            | Kind::Reshape(_)
+            | Kind::Transpose(_)
+            | Kind::Gather(_)
+            | Kind::Resize(_) => 0,
         }
     }
 
@@ -238,6 +264,10 @@ impl<'a> PreparedOp<'a> {
             Kind::Reshape(op) => gated(O::Reshape, i, || op.eval(io)),
             Kind::Lstm(op) => gated(O::Lstm, i, || op.eval(io)),
             Kind::Gru(op) => gated(O::Gru, i, || op.eval(io)),
+            Kind::ConvTranspose(op) => gated(O::ConvTranspose, i, || op.eval(io)),
+            Kind::Transpose(op) => gated(O::Transpose, i, || op.eval(io)),
+            Kind::Gather(op) => gated(O::Gather, i, || op.eval(io)),
+            Kind::Resize(op) => gated(O::Resize, i, || op.eval(io)),
         }
     }
 }
@@ -286,6 +316,12 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Reshape => Kind::Reshape(gated(O::Reshape, i, || reshape::prepare(&cx))?),
         O::Lstm => Kind::Lstm(gated(O::Lstm, i, || recurrent::prepare_lstm(&cx))?),
         O::Gru => Kind::Gru(gated(O::Gru, i, || recurrent::prepare_gru(&cx))?),
+        O::ConvTranspose => {
+            Kind::ConvTranspose(gated(O::ConvTranspose, i, || conv_transpose::prepare(&cx))?)
+        }
+        O::Transpose => Kind::Transpose(gated(O::Transpose, i, || transpose::prepare(&cx))?),
+        O::Gather => Kind::Gather(gated(O::Gather, i, || gather::prepare(&cx))?),
+        O::Resize => Kind::Resize(gated(O::Resize, i, || resize::prepare(&cx))?),
     };
     Ok(PreparedOp {
         index: op.index,

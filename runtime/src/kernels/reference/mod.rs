@@ -4,18 +4,24 @@
 
 mod concat;
 mod conv;
+mod conv_transpose;
 mod elementwise;
 mod fully_connected;
+mod gather;
 mod lut;
 mod pad;
 mod pool;
 mod recurrent;
+mod resize;
 mod softmax;
+mod transpose;
 
 pub use concat::concat_part_s8;
 pub use conv::conv_s8;
+pub use conv_transpose::conv_transpose_s8;
 pub use elementwise::{add_s8, mul_s8};
 pub use fully_connected::fully_connected_s8;
+pub use gather::{gather_s8, slice_s8};
 pub use lut::{lut_in_place_s8, lut_s8};
 pub use pad::pad_s8;
 pub use pool::{avg_pool_s8, max_pool_s8};
@@ -24,7 +30,9 @@ pub use recurrent::{
     GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,
 };
 pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts};
+pub use resize::{resize_s8, MAX_RESIZE_LEN, MAX_SCALE_TERM};
 pub use softmax::softmax_s8;
+pub use transpose::transpose_s8;
 
 /// The taps of a sliding window along one axis that land inside the input.
 ///

@@ -1,0 +1,211 @@
+//! Transposed convolution (grouped; 1-D is `H = 1`).
+
+use super::{act_ok, mul3};
+use crate::kernels::ConvTransposeParams;
+use crate::numerics::requantize_to_i8;
+
+/// Quantized transposed convolution, NCHW, batch 1, computed per output
+/// (a gather), so each output is requantized once from one accumulator.
+///
+/// `input` is `[in_channels, in_h, in_w]`, `weights` `[out_channels,
+/// in_channels/groups, kernel_h, kernel_w]` (symmetric; ONNX's
+/// `[in_channels, out_channels/groups, kH, kW]` regrouped by output
+/// channel), `bias`, `multiplier` and `shift` have `out_channels` entries,
+/// `output` is `[out_channels, out_h, out_w]`. Output channel `oc` of group
+/// `g = oc / (out_channels/groups)` reads input channels `g·in_channels/groups ..`.
+///
+/// `acc = bias[oc] + Σ (x[ic, iy, ix] − input_zero_point) · w[oc, ic, ky, kx]`
+/// over the taps with `iy = (oy + pad_top − ky·dilation_h) / stride_h` exact
+/// and inside the input (likewise `ix`), in wrapping `i32`;
+/// `y = requantize_to_i8(acc, multiplier[oc], shift[oc], output_zero_point, act_min, act_max)`.
+///
+/// Returns early, leaving `output` unchanged, unless: every slice has exactly
+/// the length above; `groups >= 1` divides both channel counts; kernel,
+/// stride and dilation are non-zero; and `-128 <= act_min <= act_max <= 127`.
+pub fn conv_transpose_s8(
+    p: &ConvTransposeParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    if !preconditions_hold(p, input, weights, bias, multiplier, shift, output) || output.is_empty()
+    {
+        return;
+    }
+    let cin_g = p.in_channels / p.groups;
+    let cout_g = p.out_channels / p.groups;
+    let in_plane = p.in_h * p.in_w;
+    let w_plane = p.kernel_h * p.kernel_w;
+    let out_plane = p.out_h * p.out_w;
+    let per_oc = output
+        .chunks_exact_mut(out_plane)
+        .zip(bias.iter().zip(multiplier).zip(shift));
+    for (oc, (out_oc, ((&b, &m), &s))) in per_oc.enumerate() {
+        let w_oc = weights.get(oc * cin_g * w_plane..).unwrap_or(&[]);
+        let x_group = input.get((oc / cout_g) * cin_g * in_plane..).unwrap_or(&[]);
+        for (oy, out_row) in out_oc.chunks_exact_mut(p.out_w).enumerate() {
+            for (ox, y) in out_row.iter_mut().enumerate() {
+                let mut acc = b;
+                for ky in 0..p.kernel_h {
+                    let Some(iy) = source(oy, ky, p.stride_h, p.dilation_h, p.pad_top, p.in_h)
+                    else {
+                        continue;
+                    };
+                    for kx in 0..p.kernel_w {
+                        let Some(ix) = source(ox, kx, p.stride_w, p.dilation_w, p.pad_left, p.in_w)
+                        else {
+                            continue;
+                        };
+                        let xs = x_group.iter().skip(iy * p.in_w + ix).step_by(in_plane);
+                        let ws = w_oc.iter().skip(ky * p.kernel_w + kx).step_by(w_plane);
+                        for (&x, &w) in xs.zip(ws).take(cin_g) {
+                            let term = i32::from(x)
+                                .wrapping_sub(p.input_zero_point)
+                                .wrapping_mul(i32::from(w));
+                            acc = acc.wrapping_add(term);
+                        }
+                    }
+                }
+                let s = i32::from(s);
+                *y = requantize_to_i8(acc, m, s, p.output_zero_point, p.act_min, p.act_max);
+            }
+        }
+    }
+}
+
+/// The input position tap `k` of output `o` reads along one axis:
+/// `(o + pad − k·dilation) / stride` when exact and inside `0..in_len`.
+#[inline]
+fn source(
+    o: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    pad: usize,
+    in_len: usize,
+) -> Option<usize> {
+    let t = o.checked_add(pad)?.checked_sub(k.checked_mul(dilation)?)?;
+    let i = t.checked_div(stride)?;
+    (t % stride == 0 && i < in_len).then_some(i)
+}
+
+fn preconditions_hold(
+    p: &ConvTransposeParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &[i8],
+) -> bool {
+    let groups_ok =
+        p.groups != 0 && p.in_channels % p.groups == 0 && p.out_channels % p.groups == 0;
+    let geometry_ok = [p.kernel_h, p.kernel_w, p.stride_h, p.stride_w]
+        .iter()
+        .chain(&[p.dilation_h, p.dilation_w])
+        .all(|&v| v != 0);
+    if !groups_ok || !geometry_ok || !act_ok(p.act_min, p.act_max) {
+        return false;
+    }
+    let cin_g = p.in_channels / p.groups;
+    let lens = (
+        mul3(p.in_channels, p.in_h, p.in_w),
+        mul3(p.out_channels, cin_g, p.kernel_h).and_then(|n| n.checked_mul(p.kernel_w)),
+        mul3(p.out_channels, p.out_h, p.out_w),
+    );
+    lens == (Some(input.len()), Some(weights.len()), Some(output.len()))
+        && bias.len() == p.out_channels
+        && multiplier.len() == p.out_channels
+        && shift.len() == p.out_channels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Multiplier 1.0 (`m = 2^30, s = 1`) so outputs show the raw accumulator.
+    const ONE: (i32, i8) = (1 << 30, 1);
+
+    fn params_1d(
+        cin: usize,
+        cout: usize,
+        in_w: usize,
+        out_w: usize,
+        k: usize,
+    ) -> ConvTransposeParams {
+        ConvTransposeParams {
+            in_channels: cin,
+            in_h: 1,
+            in_w,
+            out_channels: cout,
+            out_h: 1,
+            out_w,
+            kernel_h: 1,
+            kernel_w: k,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+            groups: 1,
+            input_zero_point: 0,
+            output_zero_point: 0,
+            act_min: -128,
+            act_max: 127,
+        }
+    }
+
+    #[test]
+    fn stride_two_scatters_each_input_over_the_kernel() {
+        // x = [1, 2, 3], kernel [1, 10], stride 2: out = (3−1)·2 + 2 = 6.
+        // Each x[i] lands at 2i (·1) and 2i+1 (·10): [1, 10, 2, 20, 3, 30].
+        let mut p = params_1d(1, 1, 3, 6, 2);
+        p.stride_w = 2;
+        let mut y = [0i8; 6];
+        conv_transpose_s8(&p, &[1, 2, 3], &[1, 10], &[0], &[ONE.0], &[ONE.1], &mut y);
+        assert_eq!(y, [1, 10, 2, 20, 3, 30]);
+    }
+
+    #[test]
+    fn overlapping_taps_add_and_pads_crop() {
+        // x = [1, 2, 3] with zero point 1 → [0, 1, 2]; kernel [1, 1, 1],
+        // stride 1, pad 1 both ends: out = 2 + 3 − 2 = 3, bias 5.
+        // Full (unpadded) result of [0, 1, 2] ⊛ [1, 1, 1] is [0, 1, 3, 3, 2];
+        // cropping one each end leaves [1, 3, 3]; plus bias: [6, 8, 8].
+        let mut p = params_1d(1, 1, 3, 3, 3);
+        p.pad_left = 1;
+        p.input_zero_point = 1;
+        let mut y = [0i8; 3];
+        conv_transpose_s8(&p, &[1, 2, 3], &[1, 1, 1], &[5], &[ONE.0], &[ONE.1], &mut y);
+        assert_eq!(y, [6, 8, 8]);
+    }
+
+    #[test]
+    fn groups_read_their_own_channels() {
+        // 2 input channels, 2 groups, 1 output channel per group, kernel 1:
+        // oc0 = 2·x0, oc1 = 3·x1. Output padding adds a tail that no tap
+        // reaches: out_w 3 for in_w 2, holding just the bias (0 here).
+        let mut p = params_1d(2, 2, 2, 3, 1);
+        p.groups = 2;
+        let mut y = [9i8; 6];
+        let x = [1, 2, 3, 4];
+        conv_transpose_s8(&p, &x, &[2, 3], &[0, 0], &[ONE.0; 2], &[ONE.1; 2], &mut y);
+        assert_eq!(y, [2, 4, 0, 9, 12, 0]);
+    }
+
+    #[test]
+    fn bad_lengths_leave_the_output_alone() {
+        let p = params_1d(1, 1, 3, 3, 1);
+        let mut y = [7i8; 3];
+        conv_transpose_s8(&p, &[1, 2], &[1], &[0], &[ONE.0], &[ONE.1], &mut y);
+        assert_eq!(y, [7; 3]);
+        let mut p = p;
+        p.stride_w = 0;
+        conv_transpose_s8(&p, &[1, 2, 3], &[1], &[0], &[ONE.0], &[ONE.1], &mut y);
+        assert_eq!(y, [7; 3]);
+    }
+}
