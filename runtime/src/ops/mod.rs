@@ -21,9 +21,14 @@ mod recurrent;
 mod reshape;
 mod softmax;
 mod window;
+// The math ops (codes 20–26).
+mod binary;
+mod layer_norm;
+mod reduce;
 
 pub use add_shift::MAX_ADD_LEFT_SHIFT;
 pub use pool::MAX_AVG_POOL_WINDOW;
+pub use reduce::MAX_REDUCE_COUNT;
 pub use softmax::{SOFTMAX_OUTPUT_SCALE, SOFTMAX_OUTPUT_ZERO_POINT};
 
 use crate::error::Error;
@@ -55,6 +60,13 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::Reshape => cfg!(feature = "op-reshape"),
         OpCode::Lstm => cfg!(feature = "op-lstm"),
         OpCode::Gru => cfg!(feature = "op-gru"),
+        OpCode::Sub => cfg!(feature = "op-sub"),
+        OpCode::Div => cfg!(feature = "op-div"),
+        OpCode::Min => cfg!(feature = "op-min"),
+        OpCode::Max => cfg!(feature = "op-max"),
+        OpCode::LayerNorm => cfg!(feature = "op-layer-norm"),
+        OpCode::ReduceSum => cfg!(feature = "op-reduce-sum"),
+        OpCode::ReduceMax => cfg!(feature = "op-reduce-max"),
     }
 }
 
@@ -130,6 +142,13 @@ enum Kind<'a> {
     Reshape(reshape::Reshape<'a>),
     Lstm(recurrent::Lstm<'a>),
     Gru(recurrent::Gru<'a>),
+    Sub(binary::Binary<'a, crate::kernels::AddParams>),
+    Div(binary::Binary<'a, crate::kernels::MulParams>),
+    Min(binary::Binary<'a, crate::kernels::MinMaxParams>),
+    Max(binary::Binary<'a, crate::kernels::MinMaxParams>),
+    LayerNorm(layer_norm::LayerNorm<'a>),
+    ReduceSum(reduce::Reduce<'a>),
+    ReduceMax(reduce::Reduce<'a>),
 }
 
 impl<'a> PreparedOp<'a> {
@@ -169,6 +188,11 @@ impl<'a> PreparedOp<'a> {
             Kind::Reshape(_) => "copy",
             Kind::Lstm(_) => "lstm_s8",
             Kind::Gru(_) => "gru_s8",
+            Kind::Sub(op) => op.name,
+            Kind::Div(op) => op.name,
+            Kind::Min(op) | Kind::Max(op) => op.name,
+            Kind::LayerNorm(_) => "layer_norm_s8",
+            Kind::ReduceSum(op) | Kind::ReduceMax(op) => op.kernel(),
         }
     }
 
@@ -192,7 +216,14 @@ impl<'a> PreparedOp<'a> {
             | Kind::Pad(_)
             | Kind::Reshape(_)
             | Kind::Lstm(_)
-            | Kind::Gru(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::Gru(_)
+            | Kind::Sub(_)
+            | Kind::Div(_)
+            | Kind::Min(_)
+            | Kind::Max(_)
+            | Kind::LayerNorm(_)
+            | Kind::ReduceSum(_)
+            | Kind::ReduceMax(_) => explain::<(), ()>(&(), NONE, f),
         }
     }
 
@@ -212,7 +243,14 @@ impl<'a> PreparedOp<'a> {
             | Kind::Softmax(_)
             | Kind::Concat(_)
             | Kind::Pad(_)
-            | Kind::Reshape(_) => 0,
+            | Kind::Reshape(_)
+            | Kind::Sub(_)
+            | Kind::Div(_)
+            | Kind::Min(_)
+            | Kind::Max(_)
+            | Kind::LayerNorm(_)
+            | Kind::ReduceSum(_)
+            | Kind::ReduceMax(_) => 0,
         }
     }
 
@@ -240,6 +278,13 @@ impl<'a> PreparedOp<'a> {
             Kind::Reshape(op) => gated(O::Reshape, i, || op.eval(io)),
             Kind::Lstm(op) => gated(O::Lstm, i, || op.eval(io)),
             Kind::Gru(op) => gated(O::Gru, i, || op.eval(io)),
+            Kind::Sub(op) => gated(O::Sub, i, || op.eval(io)),
+            Kind::Div(op) => gated(O::Div, i, || op.eval(io)),
+            Kind::Min(op) => gated(O::Min, i, || op.eval(io)),
+            Kind::Max(op) => gated(O::Max, i, || op.eval(io)),
+            Kind::LayerNorm(op) => gated(O::LayerNorm, i, || op.eval(io)),
+            Kind::ReduceSum(op) => gated(O::ReduceSum, i, || op.eval(io)),
+            Kind::ReduceMax(op) => gated(O::ReduceMax, i, || op.eval(io)),
         }
     }
 }
@@ -288,6 +333,13 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Reshape => Kind::Reshape(gated(O::Reshape, i, || reshape::prepare(&cx))?),
         O::Lstm => Kind::Lstm(gated(O::Lstm, i, || recurrent::prepare_lstm(&cx))?),
         O::Gru => Kind::Gru(gated(O::Gru, i, || recurrent::prepare_gru(&cx))?),
+        O::Sub => Kind::Sub(gated(O::Sub, i, || binary::prepare_sub(&cx))?),
+        O::Div => Kind::Div(gated(O::Div, i, || binary::prepare_div(&cx))?),
+        O::Min => Kind::Min(gated(O::Min, i, || binary::prepare_min_max(&cx, false))?),
+        O::Max => Kind::Max(gated(O::Max, i, || binary::prepare_min_max(&cx, true))?),
+        O::LayerNorm => Kind::LayerNorm(gated(O::LayerNorm, i, || layer_norm::prepare(&cx))?),
+        O::ReduceSum => Kind::ReduceSum(gated(O::ReduceSum, i, || reduce::prepare(&cx, false))?),
+        O::ReduceMax => Kind::ReduceMax(gated(O::ReduceMax, i, || reduce::prepare(&cx, true))?),
     };
     Ok(PreparedOp {
         index: op.index,

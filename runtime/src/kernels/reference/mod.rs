@@ -11,11 +11,19 @@ mod pad;
 mod pool;
 mod recurrent;
 mod softmax;
+// The math ops (issue 11): Sub, Div, Min, Max, LayerNorm, Reduce.
+mod binary;
+mod layer_norm;
+mod reduce;
 
+pub use binary::{div_s8, max_s8, min_s8, sub_s8, DIV_FRACTION_BITS};
 pub use concat::concat_part_s8;
 pub use conv::conv_s8;
 pub use elementwise::{add_s8, mul_s8};
 pub use fully_connected::fully_connected_s8;
+pub use layer_norm::{
+    isqrt, layer_norm_s8, LAYER_NORM_FRACTION_BITS, MAX_LAYER_NORM_EPSILON, MAX_LAYER_NORM_LEN,
+};
 pub use lut::{lut_in_place_s8, lut_s8};
 pub use pad::pad_s8;
 pub use pool::{avg_pool_s8, max_pool_s8};
@@ -23,6 +31,7 @@ pub use recurrent::{
     gru_s8, lstm_s8, table_lookup_s16, GruParams, LstmParams, RecurrentParams, RecurrentWeights,
     GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,
 };
+pub use reduce::{reduce_max_s8, reduce_sum_s8};
 pub use softmax::softmax_s8;
 
 /// The taps of a sliding window along one axis that land inside the input.
