@@ -291,11 +291,25 @@ pub enum OpCode {
     Gather = 16,
     /// Nearest or linear resampling, 1-D/2-D.
     Resize = 17,
+    /// Elementwise subtract with broadcasting (Add's words, `b` subtracted).
+    Sub = 20,
+    /// Elementwise divide with broadcasting (Mul's words, a Q16 quotient).
+    Div = 21,
+    /// Elementwise minimum with broadcasting.
+    Min = 22,
+    /// Elementwise maximum with broadcasting.
+    Max = 23,
+    /// Layer normalization over the trailing axes, integer statistics.
+    LayerNorm = 24,
+    /// Sum over any axes (ReduceMean too: `1/count` is in the multiplier).
+    ReduceSum = 25,
+    /// Maximum over any axes.
+    ReduceMax = 26,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 17] = [
+    pub const ALL: [OpCode; 24] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -313,6 +327,13 @@ impl OpCode {
         OpCode::Transpose,
         OpCode::Gather,
         OpCode::Resize,
+        OpCode::Sub,
+        OpCode::Div,
+        OpCode::Min,
+        OpCode::Max,
+        OpCode::LayerNorm,
+        OpCode::ReduceSum,
+        OpCode::ReduceMax,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -334,6 +355,13 @@ impl OpCode {
             15 => Some(OpCode::Transpose),
             16 => Some(OpCode::Gather),
             17 => Some(OpCode::Resize),
+            20 => Some(OpCode::Sub),
+            21 => Some(OpCode::Div),
+            22 => Some(OpCode::Min),
+            23 => Some(OpCode::Max),
+            24 => Some(OpCode::LayerNorm),
+            25 => Some(OpCode::ReduceSum),
+            26 => Some(OpCode::ReduceMax),
             _ => None,
         }
     }
@@ -358,6 +386,13 @@ impl OpCode {
             OpCode::Transpose => "Transpose",
             OpCode::Gather => "Gather",
             OpCode::Resize => "Resize",
+            OpCode::Sub => "Sub",
+            OpCode::Div => "Div",
+            OpCode::Min => "Min",
+            OpCode::Max => "Max",
+            OpCode::LayerNorm => "LayerNorm",
+            OpCode::ReduceSum => "ReduceSum",
+            OpCode::ReduceMax => "ReduceMax",
         }
     }
 
@@ -584,5 +619,49 @@ pub mod params {
         pub const CEIL: i32 = 3;
         /// Largest scale numerator or denominator.
         pub const MAX_SCALE_TERM: i32 = 1 << 20;
+    }
+    // ---- the math ops (codes 20–26) ----
+    /// Sub: Add's words ([`add`]), `y = … requant(a) − requant(b) …`.
+    /// Div: Mul's words ([`mul`]), `y = requant(round((a−za)·2^16/(b−zb)), m, s) + zy`.
+    /// Min/Max inputs `[a, b]`: each operand rescaled to the output scale,
+    /// then compared: `y = clamp(op(requant(a−za, ma, sa), requant(b−zb, mb, sb)) + zy)`.
+    pub mod min_max {
+        pub const A_MULTIPLIER: usize = 0;
+        pub const A_SHIFT: usize = 1;
+        pub const B_MULTIPLIER: usize = 2;
+        pub const B_SHIFT: usize = 3;
+        pub const ACT_MIN: usize = 4;
+        pub const ACT_MAX: usize = 5;
+        pub const COUNT: usize = 6;
+    }
+    /// LayerNorm inputs `[x, gamma i8 [N], bias i32 [N], multiplier i32 [N],
+    /// shift i8 [N]]`, `N` the product of the dims from `AXIS` on.
+    pub mod layer_norm {
+        pub const X: usize = 0;
+        pub const GAMMA: usize = 1;
+        pub const BIAS: usize = 2;
+        pub const MULTIPLIER: usize = 3;
+        pub const SHIFT: usize = 4;
+        pub const INPUT_COUNT: usize = 5;
+        /// Non-negative first normalized axis.
+        pub const AXIS: usize = 0;
+        /// The epsilon statistic `round(ε · N² / scale_x²)`, an `i64` in two
+        /// words: low 32 bits, then high 32 bits.
+        pub const EPSILON_LO: usize = 1;
+        pub const EPSILON_HI: usize = 2;
+        pub const ACT_MIN: usize = 3;
+        pub const ACT_MAX: usize = 4;
+        pub const COUNT: usize = 5;
+    }
+    /// ReduceSum/ReduceMax input `[x]` (rank <= 6); the output holds the kept
+    /// dims, with or without 1s in place of the reduced ones.
+    pub mod reduce {
+        /// Bit `d` set: axis `d` is reduced (at least one bit, below the rank).
+        pub const AXES: usize = 0;
+        pub const MULTIPLIER: usize = 1;
+        pub const SHIFT: usize = 2;
+        pub const ACT_MIN: usize = 3;
+        pub const ACT_MAX: usize = 4;
+        pub const COUNT: usize = 5;
     }
 }

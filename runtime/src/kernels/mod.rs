@@ -274,6 +274,66 @@ pub struct PadParams {
     pub value: i8,
 }
 
+/// Elementwise minimum or maximum with broadcasting, for [`min_s8`] and
+/// [`max_s8`]: each operand is rescaled to the output scale, then compared.
+/// `y = clamp(zy + op(requantize(a−za, am, as), requantize(b−zb, bm, bs)), min, max)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MinMaxParams {
+    pub a_zero_point: i32,
+    pub b_zero_point: i32,
+    pub output_zero_point: i32,
+    pub a_multiplier: i32,
+    pub a_shift: i32,
+    pub b_multiplier: i32,
+    pub b_shift: i32,
+    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127`.
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+/// Layer normalization of `rows` vectors of `len` values, for
+/// [`layer_norm_s8`]; `NUMERICS.md` § LayerNorm gives the integer formula.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LayerNormParams {
+    pub rows: usize,
+    /// `1..=MAX_LAYER_NORM_LEN`.
+    pub len: usize,
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    /// `ε · len² / scale_x²`, rounded: the epsilon in the units of the
+    /// integer variance statistic; `0..=MAX_LAYER_NORM_EPSILON`.
+    pub epsilon: i64,
+    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127`.
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+/// A reduction over any set of axes of a tensor of rank `<= 6`, for
+/// [`reduce_sum_s8`] and [`reduce_max_s8`].
+///
+/// The output holds the kept dims in order (with or without size-1 dims in
+/// place of the reduced ones: the bytes are the same).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ReduceParams {
+    /// Input shape, row-major; only the first `rank` entries count.
+    pub shape: [usize; 6],
+    pub rank: usize,
+    /// Bit `d` set: axis `d` is reduced.
+    pub axes: u8,
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    /// Rescale of the sum (or the maximum) to the output scale; a mean's
+    /// `1/count` is folded in by the converter.
+    pub multiplier: i32,
+    pub shift: i32,
+    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127`.
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
 /// Output length of a convolution or pooling window along one axis, floor mode:
 /// `(in + pad_begin + pad_end − dilation·(kernel−1) − 1) / stride + 1`.
 ///

@@ -31,7 +31,7 @@ pub(super) struct Mul<'a> {
 /// The two operands broadcast into the output: `(a, b, za, zb, plan)`.
 type Operands<'a> = (Operand<'a>, Operand<'a>, i32, i32, Broadcast4);
 
-fn binary<'a>(cx: &Ctx<'_, 'a>) -> Result<Operands<'a>, Error> {
+pub(super) fn binary<'a>(cx: &Ctx<'_, 'a>) -> Result<Operands<'a>, Error> {
     let (a, b) = (cx.input(0)?, cx.input(1)?);
     let (za, zb) = (cx.i8_operand(&a)?, cx.i8_operand(&b)?);
     let (sa, sb) = (a.dims_usize(), b.dims_usize());
@@ -53,6 +53,21 @@ fn binary<'a>(cx: &Ctx<'_, 'a>) -> Result<Operands<'a>, Error> {
 /// Inputs `[a, b]`; see `params::add`.
 #[inline(never)]
 pub(super) fn prepare_add<'a>(cx: &Ctx<'_, 'a>) -> Result<Add<'a>, Error> {
+    let (p, bc, a, b) = add_operands(cx)?;
+    let kernel = select::add(&(p, bc));
+    Ok(Add {
+        p,
+        bc,
+        a,
+        b,
+        kernel,
+    })
+}
+
+/// Add's operands and words (Sub has the same).
+pub(super) fn add_operands<'a>(
+    cx: &Ctx<'_, 'a>,
+) -> Result<(AddParams, Broadcast4, Operand<'a>, Operand<'a>), Error> {
     use params::add as w;
     cx.check_arity(2, w::COUNT)?;
     let (a, b, a_zero_point, b_zero_point, bc) = binary(cx)?;
@@ -79,8 +94,15 @@ pub(super) fn prepare_add<'a>(cx: &Ctx<'_, 'a>) -> Result<Add<'a>, Error> {
         act_min,
         act_max,
     };
-    let kernel = select::add(&(p, bc));
-    Ok(Add {
+    Ok((p, bc, a, b))
+}
+
+/// Inputs `[a, b]`; see `params::mul`.
+#[inline(never)]
+pub(super) fn prepare_mul<'a>(cx: &Ctx<'_, 'a>) -> Result<Mul<'a>, Error> {
+    let (p, bc, a, b) = mul_operands(cx)?;
+    let kernel = select::mul(&(p, bc));
+    Ok(Mul {
         p,
         bc,
         a,
@@ -89,9 +111,10 @@ pub(super) fn prepare_add<'a>(cx: &Ctx<'_, 'a>) -> Result<Add<'a>, Error> {
     })
 }
 
-/// Inputs `[a, b]`; see `params::mul`.
-#[inline(never)]
-pub(super) fn prepare_mul<'a>(cx: &Ctx<'_, 'a>) -> Result<Mul<'a>, Error> {
+/// Mul's operands and words (Div has the same).
+pub(super) fn mul_operands<'a>(
+    cx: &Ctx<'_, 'a>,
+) -> Result<(MulParams, Broadcast4, Operand<'a>, Operand<'a>), Error> {
     use params::mul as w;
     cx.check_arity(2, w::COUNT)?;
     let (a, b, a_zero_point, b_zero_point, bc) = binary(cx)?;
@@ -106,14 +129,7 @@ pub(super) fn prepare_mul<'a>(cx: &Ctx<'_, 'a>) -> Result<Mul<'a>, Error> {
         act_min,
         act_max,
     };
-    let kernel = select::mul(&(p, bc));
-    Ok(Mul {
-        p,
-        bc,
-        a,
-        b,
-        kernel,
-    })
+    Ok((p, bc, a, b))
 }
 
 impl Add<'_> {

@@ -25,9 +25,14 @@ mod resize;
 mod softmax;
 mod transpose;
 mod window;
+// The math ops (codes 20–26).
+mod binary;
+mod layer_norm;
+mod reduce;
 
 pub use add_shift::MAX_ADD_LEFT_SHIFT;
 pub use pool::MAX_AVG_POOL_WINDOW;
+pub use reduce::MAX_REDUCE_COUNT;
 pub use softmax::{SOFTMAX_OUTPUT_SCALE, SOFTMAX_OUTPUT_ZERO_POINT};
 
 use crate::error::Error;
@@ -63,6 +68,13 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::Transpose => cfg!(feature = "op-transpose"),
         OpCode::Gather => cfg!(feature = "op-gather"),
         OpCode::Resize => cfg!(feature = "op-resize"),
+        OpCode::Sub => cfg!(feature = "op-sub"),
+        OpCode::Div => cfg!(feature = "op-div"),
+        OpCode::Min => cfg!(feature = "op-min"),
+        OpCode::Max => cfg!(feature = "op-max"),
+        OpCode::LayerNorm => cfg!(feature = "op-layer-norm"),
+        OpCode::ReduceSum => cfg!(feature = "op-reduce-sum"),
+        OpCode::ReduceMax => cfg!(feature = "op-reduce-max"),
     }
 }
 
@@ -142,6 +154,13 @@ enum Kind<'a> {
     Transpose(transpose::Transpose<'a>),
     Gather(gather::Gather<'a>),
     Resize(resize::Resize<'a>),
+    Sub(binary::Binary<'a, crate::kernels::AddParams>),
+    Div(binary::Binary<'a, crate::kernels::MulParams>),
+    Min(binary::Binary<'a, crate::kernels::MinMaxParams>),
+    Max(binary::Binary<'a, crate::kernels::MinMaxParams>),
+    LayerNorm(layer_norm::LayerNorm<'a>),
+    ReduceSum(reduce::Reduce<'a>),
+    ReduceMax(reduce::Reduce<'a>),
 }
 
 impl<'a> PreparedOp<'a> {
@@ -185,6 +204,11 @@ impl<'a> PreparedOp<'a> {
             Kind::Transpose(_) => "transpose_s8",
             Kind::Gather(op) => op.kernel(),
             Kind::Resize(_) => "resize_s8",
+            Kind::Sub(op) => op.name,
+            Kind::Div(op) => op.name,
+            Kind::Min(op) | Kind::Max(op) => op.name,
+            Kind::LayerNorm(_) => "layer_norm_s8",
+            Kind::ReduceSum(op) | Kind::ReduceMax(op) => op.kernel(),
         }
     }
 
@@ -212,7 +236,14 @@ impl<'a> PreparedOp<'a> {
             | Kind::ConvTranspose(_)
             | Kind::Transpose(_)
             | Kind::Gather(_)
-            | Kind::Resize(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::Resize(_)
+            | Kind::Sub(_)
+            | Kind::Div(_)
+            | Kind::Min(_)
+            | Kind::Max(_)
+            | Kind::LayerNorm(_)
+            | Kind::ReduceSum(_)
+            | Kind::ReduceMax(_) => explain::<(), ()>(&(), NONE, f),
         }
     }
 
@@ -236,7 +267,14 @@ impl<'a> PreparedOp<'a> {
             | Kind::Reshape(_)
             | Kind::Transpose(_)
             | Kind::Gather(_)
-            | Kind::Resize(_) => 0,
+            | Kind::Resize(_)
+            | Kind::Sub(_)
+            | Kind::Div(_)
+            | Kind::Min(_)
+            | Kind::Max(_)
+            | Kind::LayerNorm(_)
+            | Kind::ReduceSum(_)
+            | Kind::ReduceMax(_) => 0,
         }
     }
 
@@ -268,6 +306,13 @@ impl<'a> PreparedOp<'a> {
             Kind::Transpose(op) => gated(O::Transpose, i, || op.eval(io)),
             Kind::Gather(op) => gated(O::Gather, i, || op.eval(io)),
             Kind::Resize(op) => gated(O::Resize, i, || op.eval(io)),
+            Kind::Sub(op) => gated(O::Sub, i, || op.eval(io)),
+            Kind::Div(op) => gated(O::Div, i, || op.eval(io)),
+            Kind::Min(op) => gated(O::Min, i, || op.eval(io)),
+            Kind::Max(op) => gated(O::Max, i, || op.eval(io)),
+            Kind::LayerNorm(op) => gated(O::LayerNorm, i, || op.eval(io)),
+            Kind::ReduceSum(op) => gated(O::ReduceSum, i, || op.eval(io)),
+            Kind::ReduceMax(op) => gated(O::ReduceMax, i, || op.eval(io)),
         }
     }
 }
@@ -322,6 +367,13 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Transpose => Kind::Transpose(gated(O::Transpose, i, || transpose::prepare(&cx))?),
         O::Gather => Kind::Gather(gated(O::Gather, i, || gather::prepare(&cx))?),
         O::Resize => Kind::Resize(gated(O::Resize, i, || resize::prepare(&cx))?),
+        O::Sub => Kind::Sub(gated(O::Sub, i, || binary::prepare_sub(&cx))?),
+        O::Div => Kind::Div(gated(O::Div, i, || binary::prepare_div(&cx))?),
+        O::Min => Kind::Min(gated(O::Min, i, || binary::prepare_min_max(&cx, false))?),
+        O::Max => Kind::Max(gated(O::Max, i, || binary::prepare_min_max(&cx, true))?),
+        O::LayerNorm => Kind::LayerNorm(gated(O::LayerNorm, i, || layer_norm::prepare(&cx))?),
+        O::ReduceSum => Kind::ReduceSum(gated(O::ReduceSum, i, || reduce::prepare(&cx, false))?),
+        O::ReduceMax => Kind::ReduceMax(gated(O::ReduceMax, i, || reduce::prepare(&cx, true))?),
     };
     Ok(PreparedOp {
         index: op.index,

@@ -63,7 +63,7 @@ pub fn mul_s8(p: &MulParams, bc: &Broadcast4, a: &[i8], b: &[i8], output: &mut [
 }
 
 /// `output[i] = f(a[ia], b[ib])` over the broadcast index space.
-fn broadcast_binary(
+pub(super) fn broadcast_binary(
     bc: &Broadcast4,
     a: &[i8],
     b: &[i8],

@@ -15,13 +15,21 @@ mod recurrent;
 mod resize;
 mod softmax;
 mod transpose;
+// The math ops (issue 11): Sub, Div, Min, Max, LayerNorm, Reduce.
+mod binary;
+mod layer_norm;
+mod reduce;
 
+pub use binary::{div_s8, max_s8, min_s8, sub_s8, DIV_FRACTION_BITS};
 pub use concat::concat_part_s8;
 pub use conv::conv_s8;
 pub use conv_transpose::conv_transpose_s8;
 pub use elementwise::{add_s8, mul_s8};
 pub use fully_connected::fully_connected_s8;
 pub use gather::{gather_s8, slice_s8};
+pub use layer_norm::{
+    isqrt, layer_norm_s8, LAYER_NORM_FRACTION_BITS, MAX_LAYER_NORM_EPSILON, MAX_LAYER_NORM_LEN,
+};
 pub use lut::{lut_in_place_s8, lut_s8};
 pub use pad::pad_s8;
 pub use pool::{avg_pool_s8, max_pool_s8};
@@ -30,6 +38,7 @@ pub use recurrent::{
     GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,
 };
 pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts};
+pub use reduce::{reduce_max_s8, reduce_sum_s8};
 pub use resize::{resize_s8, MAX_RESIZE_LEN, MAX_SCALE_TERM};
 pub use softmax::softmax_s8;
 pub use transpose::transpose_s8;

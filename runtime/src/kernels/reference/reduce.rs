@@ -1,0 +1,174 @@
+//! Reductions over any set of axes: ReduceSum (and ReduceMean, whose
+//! `1/count` is in the multiplier) and ReduceMax.
+
+use super::act_ok;
+use crate::kernels::ReduceParams;
+use crate::numerics::requantize_to_i8;
+
+/// Most axes a reduction handles (the format's `MAX_RANK`).
+const RANK: usize = 6;
+
+/// `y = requantize_to_i8(Σ (x − zx), m, s, zy, act_min, act_max)` over the
+/// reduced axes, the sum wrapping in `i32`.
+///
+/// Returns early unless `input` has the shape's element count, `output` has
+/// the product of the kept dims, `rank <= 6`, no dim is 0 and the
+/// activation range is valid.
+pub fn reduce_sum_s8(p: &ReduceParams, input: &[i8], output: &mut [i8]) {
+    reduce(p, input, output, 0, |acc, v| acc.wrapping_add(v));
+}
+
+/// `y = requantize_to_i8(max(x) − zx, m, s, zy, act_min, act_max)` over the
+/// reduced axes. Same early returns as [`reduce_sum_s8`].
+pub fn reduce_max_s8(p: &ReduceParams, input: &[i8], output: &mut [i8]) {
+    reduce(p, input, output, i32::MIN, i32::max);
+}
+
+/// The sizes and element strides of one group of axes (kept or reduced).
+#[derive(Clone, Copy)]
+struct Axes {
+    sizes: [usize; RANK],
+    strides: [usize; RANK],
+    n: usize,
+}
+
+impl Axes {
+    /// Number of index tuples (1 for no axes).
+    fn count(&self) -> usize {
+        self.sizes.iter().take(self.n).product()
+    }
+
+    /// Calls `f` with the offset of every index tuple, row-major.
+    fn for_each(&self, mut f: impl FnMut(usize)) {
+        let mut idx = [0usize; RANK];
+        for _ in 0..self.count() {
+            let off = (0..self.n).map(|d| idx[d] * self.strides[d]).sum();
+            f(off);
+            // Odometer step, innermost axis first.
+            for d in (0..self.n).rev() {
+                idx[d] += 1;
+                if idx[d] < self.sizes[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+    }
+}
+
+/// Splits the shape into kept and reduced axes; `None` if the shape is not
+/// valid (see the early returns).
+fn split(p: &ReduceParams) -> Option<(Axes, Axes, usize)> {
+    if p.rank > RANK || p.shape.iter().take(p.rank).any(|&d| d == 0) {
+        return None;
+    }
+    let empty = Axes {
+        sizes: [1; RANK],
+        strides: [0; RANK],
+        n: 0,
+    };
+    let (mut kept, mut reduced) = (empty, empty);
+    let mut stride = 1usize;
+    for d in (0..p.rank).rev() {
+        let size = p.shape[d];
+        let group = if p.axes & (1 << d) != 0 {
+            &mut reduced
+        } else {
+            &mut kept
+        };
+        group.sizes[group.n] = size;
+        group.strides[group.n] = stride;
+        group.n += 1;
+        stride = stride.checked_mul(size)?;
+    }
+    // Collected innermost first: put them in row-major order.
+    for g in [&mut kept, &mut reduced] {
+        g.sizes[..g.n].reverse();
+        g.strides[..g.n].reverse();
+    }
+    Some((kept, reduced, stride))
+}
+
+fn reduce(
+    p: &ReduceParams,
+    input: &[i8],
+    output: &mut [i8],
+    init: i32,
+    combine: impl Fn(i32, i32) -> i32,
+) {
+    let Some((kept, reduced, total)) = split(p) else {
+        return;
+    };
+    if input.len() != total || output.len() != kept.count() || !act_ok(p.act_min, p.act_max) {
+        return;
+    }
+    let mut out = output.iter_mut();
+    kept.for_each(|base| {
+        let mut acc = init;
+        reduced.for_each(|off| {
+            let v = input.get(base + off).copied().unwrap_or(0);
+            acc = combine(acc, i32::from(v).wrapping_sub(p.input_zero_point));
+        });
+        if let Some(y) = out.next() {
+            *y = requantize_to_i8(
+                acc,
+                p.multiplier,
+                p.shift,
+                p.output_zero_point,
+                p.act_min,
+                p.act_max,
+            );
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(shape: &[usize], axes: u8) -> ReduceParams {
+        let mut s = [1usize; 6];
+        s[..shape.len()].copy_from_slice(shape);
+        ReduceParams {
+            shape: s,
+            rank: shape.len(),
+            axes,
+            input_zero_point: 1,
+            output_zero_point: 0,
+            multiplier: 1 << 30,
+            shift: 1,
+            act_min: -128,
+            act_max: 127,
+        }
+    }
+
+    #[test]
+    fn sum_and_max_over_the_middle_axis() {
+        // [2, 3, 2]; reduce axis 1.
+        let x: [i8; 12] = core::array::from_fn(|i| i as i8);
+        let mut y = [0i8; 4];
+        reduce_sum_s8(&params(&[2, 3, 2], 0b010), &x, &mut y);
+        // (0+2+4)−3, (1+3+5)−3, (6+8+10)−3, (7+9+11)−3
+        assert_eq!(y, [3, 6, 21, 24]);
+        reduce_max_s8(&params(&[2, 3, 2], 0b010), &x, &mut y);
+        assert_eq!(y, [3, 4, 9, 10]);
+    }
+
+    #[test]
+    fn sum_over_outer_and_inner_axes() {
+        // [2, 2, 3]; reduce axes 0 and 2: y[j] = Σ_{i,k} x[i,j,k] − 6.
+        let x: [i8; 12] = core::array::from_fn(|i| i as i8);
+        let mut y = [0i8; 2];
+        reduce_sum_s8(&params(&[2, 2, 3], 0b101), &x, &mut y);
+        // j = 0: 3 + 21; j = 1: 12 + 30.
+        assert_eq!(y, [24 - 6, 42 - 6]);
+    }
+
+    #[test]
+    fn bad_lengths_leave_the_output() {
+        let mut y = [9i8; 2];
+        reduce_sum_s8(&params(&[2, 2], 0b01), &[0; 3], &mut y);
+        reduce_sum_s8(&params(&[2, 0], 0b01), &[], &mut y);
+        assert_eq!(y, [9, 9]);
+    }
+}

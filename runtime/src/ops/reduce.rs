@@ -1,0 +1,97 @@
+//! ReduceSum (ReduceMean too) and ReduceMax over any set of axes.
+
+use super::{Ctx, Io, Operand};
+use crate::error::Error;
+use crate::format::layout::params::reduce as w;
+use crate::kernels::{reduce_max_s8, reduce_sum_s8, ReduceParams};
+
+/// Most elements one output sums: `255 · 2^23` stays inside `i32`.
+pub const MAX_REDUCE_COUNT: usize = 1 << 23;
+
+/// A prepared ReduceSum or ReduceMax.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Reduce<'a> {
+    p: ReduceParams,
+    x: Operand<'a>,
+    max: bool,
+}
+
+/// Input `[x]`; see `params::reduce`. `max` picks ReduceMax, else ReduceSum.
+#[inline(never)]
+pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>, max: bool) -> Result<Reduce<'a>, Error> {
+    cx.check_arity(1, w::COUNT)?;
+    let x = cx.input(0)?;
+    let input_zero_point = cx.i8_operand(&x)?;
+    let rank = x.rank();
+    let dims = x.dims_usize();
+    let shape = [dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]];
+    cx.ensure(
+        rank <= 6 && shape.iter().take(rank).all(|&d| d > 0),
+        why!("reduce input needs rank <= 6 and no zero-size dim"),
+    )?;
+    let axes = cx.word(w::AXES)?;
+    cx.ensure(
+        axes > 0 && axes < (1 << rank),
+        why!("reduce axes must be a non-empty mask below the rank"),
+    )?;
+    let reduced = |d: usize| axes & (1 << d) != 0;
+    let count: usize = (0..rank)
+        .filter(|&d| reduced(d))
+        .map(|d| shape[d])
+        .product();
+    cx.ensure(
+        count <= MAX_REDUCE_COUNT,
+        why!("more than 2^23 elements per reduction"),
+    )?;
+    cx.ensure(
+        output_shape_ok(cx.output.dims(), &shape[..rank], reduced),
+        why!("output shape is not the kept dims (with or without 1s)"),
+    )?;
+    let (multiplier, shift) = cx.requant_pair(w::MULTIPLIER, w::SHIFT)?;
+    let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
+    let p = ReduceParams {
+        shape,
+        rank,
+        axes: axes as u8,
+        input_zero_point,
+        output_zero_point: cx.out_zp,
+        multiplier,
+        shift,
+        act_min,
+        act_max,
+    };
+    Ok(Reduce {
+        p,
+        x: Operand::of(&x),
+        max,
+    })
+}
+
+/// `out` is the input shape with the reduced dims set to 1 (keepdims) or
+/// dropped.
+fn output_shape_ok(out: &[u32], shape: &[usize], reduced: impl Fn(usize) -> bool) -> bool {
+    let keep = |d: usize| if reduced(d) { 1 } else { shape[d] };
+    let kept_only = (0..shape.len()).filter(|&d| !reduced(d)).map(|d| shape[d]);
+    let out = out.iter().map(|&d| d as usize);
+    (out.len() == shape.len() && out.clone().eq((0..shape.len()).map(keep))) || out.eq(kept_only)
+}
+
+impl Reduce<'_> {
+    pub fn kernel(&self) -> &'static str {
+        if self.max {
+            "reduce_max_s8"
+        } else {
+            "reduce_sum_s8"
+        }
+    }
+
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read(&self.x)?;
+        if self.max {
+            reduce_max_s8(&self.p, x, io.output);
+        } else {
+            reduce_sum_s8(&self.p, x, io.output);
+        }
+        Ok(())
+    }
+}
