@@ -152,8 +152,10 @@ impl Case {
         self.inputs
             .iter()
             .enumerate()
-            .map(|(k, (v, _))| {
-                elem_type(v) == Some(DataType::Float as i32) && (k == 0 || !only_first)
+            .map(|(k, (v, t))| {
+                // A scalar has no sample axis: it is a parameter (e.g. Pad's value).
+                let sample = k == 0 || (!only_first && !t.dims.is_empty());
+                elem_type(v) == Some(DataType::Float as i32) && sample
             })
             .collect()
     }
