@@ -29,11 +29,14 @@ install() {
 [ "${1:-}" = "--no-install" ] || install
 
 export CARGO_TERM_COLOR=never
+onnx_version=1.22.0
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# `--all-targets` leaves out test targets with `test = false` (the ONNX node tests).
+cargo clippy --workspace --test onnx_node --locked -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
@@ -46,6 +49,14 @@ cargo build -p medq --target thumbv7em-none-eabihf --no-default-features --featu
 
 step "workspace tests"
 cargo test --workspace --locked
+
+step "ONNX's node tests (onnx==${onnx_version}): every test of every supported op, per-op counts"
+# The tests come with the onnx Python package. `--workspace` resolves the
+# same features as the workspace tests above, so nothing is rebuilt.
+python3 -c "import onnx, sys; sys.exit(onnx.__version__ != '${onnx_version}')" 2>/dev/null ||
+    python3 -m pip install --quiet "onnx==${onnx_version}" ||
+    python3 -m pip install --quiet --break-system-packages "onnx==${onnx_version}"
+cargo test --workspace --test onnx_node --locked
 
 step "runtime with a firmware-like kernel selection (op-* features, no error reasons)"
 cargo test -p medq --no-default-features --features std,op-conv,op-max-pool,op-reshape \
