@@ -134,9 +134,14 @@ pub struct PreparedOp<'a> {
 }
 
 /// The family-specific part of a prepared op.
+///
+/// `repr(u8)` with `Empty` first makes [`PreparedOp::EMPTY`] all zero bytes,
+/// so a firmware's `static mut PLAN` lands in `.bss`, not in `.data` where it
+/// would also take its size in flash (a niche-encoded tag is not zero).
 #[derive(Clone, Copy, Debug)]
+#[repr(u8)]
 enum Kind<'a> {
-    Empty,
+    Empty = 0,
     Conv(conv::Conv<'a>),
     FullyConnected(fully_connected::FullyConnected<'a>),
     Add(elementwise::Add<'a>),
