@@ -87,10 +87,12 @@ fn json_report_follows_its_schema() {
             "Softmax" => "softmax_s8",
             _ => "",
         };
-        assert!(kernel.starts_with(family), "op {i} ran {kernel}");
+        // A family's kernels share its name: `conv_s8`, `conv_s8_avx2`,
+        // `depthwise_conv_s8_neon`, ...
+        assert!(kernel.contains(family), "op {i} ran {kernel}");
         for refused in op["refused"].as_array().expect("refused is a list") {
             let name = refused["kernel"].as_str().unwrap();
-            assert!(name.starts_with(family) && name != kernel, "{refused}");
+            assert!(name.contains(family) && name != kernel, "{refused}");
             assert!(!refused["reason"].as_str().unwrap().is_empty(), "{refused}");
         }
         let (us, _) = timing(&op["us"]);
@@ -113,7 +115,7 @@ fn table_names_each_ops_kernel() {
         .lines()
         .find(|l| l.trim_start().starts_with("0  Conv"))
         .unwrap_or_else(|| panic!("no line for op 0: {table}"));
-    assert!(conv.contains(" conv_s8"), "{conv}");
+    assert!(conv.contains("conv_s8"), "{conv}");
     assert!(conv.contains(" 15680 "), "{conv}");
 }
 
