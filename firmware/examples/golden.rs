@@ -27,7 +27,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut arena = vec![0u8; model.arena_len()];
     let quant = input_quant(&model)?;
     let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
-    let mut classifier = MedqClassifier::new(medq::Interpreter::new(&model, &mut arena, &mut plan)?, NoClock)?;
+    let mut classifier = MedqClassifier::new(
+        medq::Interpreter::new(&model, &mut arena, &mut plan)?,
+        NoClock,
+    )?;
     let cfg = MonitorConfig {
         fs: FS,
         window: WindowConfig::ecg5000(FS),

@@ -551,12 +551,12 @@ mod device {
 
     #[cfg(not(feature = "defmt"))]
     #[panic_handler]
-    fn panic(info: &core::panic::PanicInfo) -> ! {
-        // The location only: formatting the message would link core::fmt's
-        // Debug machinery for every panic payload.
-        if let Some(l) = info.location() {
-            cortex_m_semihosting::hprintln!("PANIC at {}:{}", l.file(), l.line());
-        }
+    fn panic(_: &core::panic::PanicInfo) -> ! {
+        // No location: printing it keeps every panic site's source path in
+        // flash (~1.1 KB, and more the deeper the checkout directory), so
+        // the link would pass or fail depending on where the repository
+        // was cloned. A debugger's backtrace gives the site.
+        cortex_m_semihosting::hprintln!("PANIC");
         cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
         loop {
             cortex_m::asm::bkpt();

@@ -37,6 +37,8 @@ pub use recurrent::{
     gru_s8, lstm_s8, table_lookup_s16, GruParams, LstmParams, RecurrentParams, RecurrentWeights,
     GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,
 };
+// The gate loops the SIMD kernels reuse with their own products.
+#[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
 pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts};
 pub use reduce::{reduce_max_s8, reduce_sum_s8};
 pub use resize::{resize_s8, MAX_RESIZE_LEN, MAX_SCALE_TERM};
