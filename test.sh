@@ -79,6 +79,12 @@ qemu_flags=(-nographic -semihosting-config enable=on,target=native -icount shift
 step "Cortex-M4 DSP kernels on QEMU: bit-exactness and instructions per MAC"
 bash benches/qemu/run.sh
 
+step "aarch64 NEON and dot-product kernels, bit-exact with the reference, under qemu-aarch64 (with and without sdot)"
+bash runtime/tests/aarch64.sh
+
+step "benchmark smoke: medq beside tract on two zoo models (figures come from benches/run.sh, not from here)"
+bash benches/run.sh --quick --host
+
 step "host CLI for aarch64 (Raspberry Pi class), run under qemu-aarch64"
 cargo build -p medq-cli --release --target aarch64-unknown-linux-gnu --locked
 ls -l target/aarch64-unknown-linux-gnu/release/medq

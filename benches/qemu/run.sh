@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Cortex-M4 checks of medq's DSP kernels on QEMU (mps2-an386):
-#   bitexact  the SXTB16/SMLAD kernels against the reference kernels over
-#             10 000 random conv/FC cases; any mismatch fails this script
-#   icount    instructions per layer (ECG model shapes), reference vs DSP
+#   bitexact  every DSP kernel (conv, depthwise, fully connected) against the
+#             reference kernels over 16 000 random cases, on the shapes each
+#             takes and on those it refuses; any mismatch fails this script
+#   icount    instructions per layer (the ECG model's, and the layers of the
+#             CMSIS-NN comparison), reference vs DSP, with CMSIS-NN's cited
+#             figures; also one JSON object a line, prefixed `cortex_m4 `,
+#             for scripts: layer, macs, instr_per_mac, cmsis_nn_instr_per_mac
 # Installs nothing: it needs `rustup target add thumbv7em-none-eabihf` and
 # qemu-system-arm (Debian: apt-get install qemu-system-arm).
 set -euo pipefail

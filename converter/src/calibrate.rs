@@ -17,7 +17,7 @@ use crate::float_ref::FloatRef;
 use crate::ir::{Graph, Op, Softmax, TensorId};
 use crate::ops::recurrent::CellRanges;
 use crate::rounding::{LayerMoments, MomentsCollector};
-use crate::samples::Samples;
+use crate::samples::InputSamples;
 
 /// How a tensor's quantization range is chosen from its observed values.
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum, serde::Serialize)]
@@ -242,7 +242,7 @@ pub fn activation_tensors(graph: &Graph) -> Vec<TensorId> {
 pub fn calibrate(
     graph: &Graph,
     float_ref: &FloatRef,
-    samples: &Samples,
+    samples: &impl InputSamples,
     moments: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<Calibration, ConvertError> {
@@ -283,10 +283,10 @@ pub fn calibrate(
                 .and_then(|t| ids.iter().position(|i| i == t))
         })
         .collect();
-    let quota = SUBSAMPLE_CAP.div_ceil(samples.len().max(1));
-    progress.set_length(samples.len() as u64);
-    for s in 0..samples.len() {
-        let values = float_ref.run(samples.sample(s), &names)?;
+    let quota = SUBSAMPLE_CAP.div_ceil(samples.count().max(1));
+    progress.set_length(samples.count() as u64);
+    for s in 0..samples.count() {
+        let values = float_ref.run_inputs(&samples.inputs(s), &names)?;
         for (&id, v) in ids.iter().zip(&values) {
             if let Some(obs) = observers[id].as_mut() {
                 obs.observe(v, quota);

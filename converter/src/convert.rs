@@ -9,23 +9,27 @@ use crate::error::ConvertError;
 use crate::evaluate;
 use crate::float_ref::FloatRef;
 use crate::ir::{Graph, Op};
-use crate::load::load_onnx;
+use crate::load::{load_onnx_with, LoadOptions};
 use crate::quantize;
 use crate::report::{
-    Candidate, EvaluationReport, LayerReport, PruningReport, Report, SelectionReport, Totals,
-    Unpruned,
+    Candidate, EvaluationReport, InputReport, LayerReport, PruningReport, Report, SelectionReport,
+    Totals, Unpruned,
 };
 use crate::rewrite::rewrite;
 use crate::rounding::{InputMoments, LayerMoments, Rounding};
-use crate::samples::{self, Samples};
+use crate::samples::{self, SampleSet};
 
 /// Everything `converter` can be told.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub model: PathBuf,
     pub output: PathBuf,
-    /// Representative float32 samples `[N, d1..dk]`. Required.
-    pub calib: Option<PathBuf>,
+    /// Full static shapes (batch 1 first) of graph inputs, by name, for
+    /// inputs with symbolic dimensions other than the batch.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Representative float32 samples `[N, d1..dk]`, one file per model
+    /// input in the model's input order. Required.
+    pub calib: Vec<PathBuf>,
     pub method: Method,
     /// Percentile for [`Method::Percentile`], e.g. 99.99.
     pub percentile: f32,
@@ -34,17 +38,22 @@ pub struct Options {
     /// Held-out samples (neither calibration nor test data) to choose the
     /// calibration method and weight rounding on: every [`Setting`] of
     /// [`search_space`] is tried and the one with the best output SQNR kept;
-    /// `method`, `percentile` and `rounding` are then ignored.
-    pub select: Option<PathBuf>,
-    /// Held-out samples for the report; the calibration samples otherwise.
-    pub eval: Option<PathBuf>,
+    /// `method`, `percentile` and `rounding` are then ignored. One file
+    /// per model input, like `calib`; empty for none.
+    pub select: Vec<PathBuf>,
+    /// Held-out samples for the report, one file per model input; the
+    /// calibration samples when empty.
+    pub eval: Vec<PathBuf>,
     /// Class indices for `eval` (or for `calib` when no `eval` is given).
     pub labels: Option<PathBuf>,
+    /// The graph output the labels are the classes of; output 0 when `None`.
+    pub labels_output: Option<String>,
     /// A text file with one class name per line, stored in the model.
     pub class_names: Option<PathBuf>,
     /// Remove filters and neurons ([`crate::prune`]) to this target.
     pub prune: Option<crate::prune::Target>,
-    /// Store the first evaluation sample and its int8 output for a device self-test.
+    /// Store the first evaluation sample and its int8 output for a device
+    /// self-test (single-input models: the golden pair holds input 0).
     pub golden: bool,
     /// Show progress bars.
     pub progress: bool,
@@ -55,13 +64,15 @@ impl Options {
         Options {
             model: model.into(),
             output: output.into(),
-            calib: None,
+            input_shapes: Vec::new(),
+            calib: Vec::new(),
             method: Method::Mse,
             percentile: 99.99,
             rounding: Rounding::Nearest,
-            select: None,
-            eval: None,
+            select: Vec::new(),
+            eval: Vec::new(),
             labels: None,
+            labels_output: None,
             class_names: None,
             prune: None,
             golden: true,
@@ -74,48 +85,45 @@ impl Options {
 pub const CALIBRATION_REQUIRED: &str = "representative input samples are required (--calib FILE.npy): \
 int8 quantization needs the real range of every activation tensor, and those ranges depend on the data \
 the model will see. Guessing them would silently cost accuracy. Pass a float32 .npy of shape [N, ...] \
-holding a few hundred typical inputs, e.g. part of the training set.";
+holding a few hundred typical inputs, e.g. part of the training set (for a model with several inputs, \
+one file per input, in the model's input order).";
+
+/// Why a model with several inputs gets no golden pair.
+const GOLDEN_SINGLE_INPUT: &str = "not stored: the .mq golden pair holds graph input 0 only, \
+and this model has several inputs";
 
 /// Convert, write `opts.output` atomically, and return the report. On any
 /// error nothing is written.
 pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
-    let calib_path = opts
-        .calib
-        .as_ref()
-        .ok_or(ConvertError::CalibrationRequired(CALIBRATION_REQUIRED))?;
-
-    let loaded = load_onnx(&opts.model)?;
+    if opts.calib.is_empty() {
+        return Err(ConvertError::CalibrationRequired(CALIBRATION_REQUIRED));
+    }
+    let load = LoadOptions {
+        input_shapes: opts.input_shapes.clone(),
+    };
+    let loaded = load_onnx_with(&opts.model, &load)?;
     let mut graph = loaded.graph;
     let rewrites = rewrite(&mut graph)?;
-    if graph.inputs.len() != 1 {
-        return Err(ConvertError::InvalidModel(format!(
-            "the model has {} inputs; medq v1 converts single-input models",
-            graph.inputs.len()
-        )));
-    }
-    let input_shape = graph.tensors[graph.inputs[0]].shape.clone();
-
-    let calib = Samples::load(calib_path, &input_shape)?;
-    let eval = match &opts.eval {
-        Some(p) => Some(Samples::load(p, &input_shape)?),
-        None => None,
-    };
+    let Data {
+        calib,
+        eval,
+        select,
+        labels,
+        label_output,
+        class_names,
+    } = Data::load(opts, &graph)?;
     let eval_set = eval.as_ref().unwrap_or(&calib);
-    let labels = match &opts.labels {
-        Some(p) => Some(samples::load_labels(p, eval_set.len())?),
-        None => None,
-    };
-    let class_names = match &opts.class_names {
-        Some(p) => Some(read_class_names(p)?),
-        None => None,
-    };
-
-    let select = match &opts.select {
-        Some(p) => Some((Samples::load(p, &input_shape)?, p.as_path())),
-        None => None,
-    };
-
-    let float_ref = FloatRef::new(&opts.model, &input_shape)?;
+    let labels = labels.as_deref().map(|classes| evaluate::Labels {
+        classes,
+        output: label_output,
+    });
+    let golden = opts.golden && graph.inputs.len() == 1;
+    let shapes: Vec<Vec<usize>> = calib
+        .inputs
+        .iter()
+        .map(|s| s.sample_shape.clone())
+        .collect();
+    let float_ref = FloatRef::with_inputs(&opts.model, &shapes)?;
     let bar = progress_bar(opts.progress, "calibrating");
     let asked = Setting {
         method: opts.method,
@@ -156,7 +164,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             n
         };
     let golden_len = (
-        input_shape.iter().product::<usize>(),
+        shapes.first().map_or(0, |s| s.iter().product::<usize>()),
         graph
             .outputs
             .first()
@@ -168,15 +176,13 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         Some(target) => {
             // The size a pruned graph would be written at: with the longest
             // notes any setting could give, and the golden pair if asked for.
-            let selected = select
-                .as_ref()
-                .map(|(set, _)| (set.len(), set.sha256.clone()));
+            let selected = select.as_ref().map(|set| (set.len(), set.sha256.clone()));
             let settings = match select {
                 Some(_) => search_space(),
                 None => vec![asked],
             };
             let zeros = (vec![0i8; golden_len.0], vec![0i8; golden_len.1]);
-            let golden = opts.golden.then_some((&zeros.0[..], &zeros.1[..]));
+            let golden = golden.then_some((&zeros.0[..], &zeros.1[..]));
             let nearest = Setting {
                 rounding: Rounding::Nearest,
                 ..asked
@@ -207,9 +213,9 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
 
     let (setting, selection) = match &select {
         None => (asked, None),
-        Some((set, path)) => {
+        Some(set) => {
             let bar = progress_bar(opts.progress, "selecting");
-            let s = search(work, work_calibration, &meta, &float_ref, set, path, &bar)?;
+            let s = search(work, work_calibration, &meta, &float_ref, set, &bar)?;
             (s.candidates[s.chosen].setting, Some(s))
         }
     };
@@ -235,18 +241,18 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         .map(Written::model)
         .collect();
     let mut evaluations =
-        evaluate::evaluate_all(&models, &float_ref, eval_set, labels.as_deref(), &bar)?.into_iter();
+        evaluate::evaluate_all(&models, &float_ref, eval_set, labels, &bar)?.into_iter();
     let (Some(ev), unpruned_ev) = (evaluations.next(), evaluations.next()) else {
         return Err(ConvertError::InvalidModel("no evaluation".into()));
     };
-    file.add_golden(&ev, opts.golden)?;
+    file.add_golden(&ev, golden)?;
     // The file must parse and validate before it may replace anything.
     medq::Model::parse(medq::AlignedBuf::from_slice(&file.bytes).as_slice())
         .map_err(ConvertError::Format)?;
 
     let pruning = match (&pruned, &mut unpruned, unpruned_ev) {
         (Some(p), Some(whole), Some(whole_ev)) => {
-            whole.add_golden(&whole_ev, opts.golden)?;
+            whole.add_golden(&whole_ev, golden)?;
             let (removed, prunable) = p.removed();
             Some(PruningReport {
                 target: opts.prune.map(|t| t.describe()).unwrap_or_default(),
@@ -276,6 +282,88 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     );
     write_atomically(&opts.output, &file.bytes)?;
     Ok(report)
+}
+
+/// The files a conversion reads besides the model, checked against its inputs
+/// and outputs.
+struct Data {
+    calib: SampleSet,
+    eval: Option<SampleSet>,
+    select: Option<SampleSet>,
+    /// For `eval` (the calibration samples without it).
+    labels: Option<Vec<usize>>,
+    /// The graph output `labels` are the classes of.
+    label_output: usize,
+    class_names: Option<Vec<String>>,
+}
+
+impl Data {
+    fn load(opts: &Options, graph: &Graph) -> Result<Data, ConvertError> {
+        let inputs: Vec<(String, Vec<usize>)> = graph
+            .inputs
+            .iter()
+            .map(|&t| {
+                (
+                    graph.tensors[t].name.clone(),
+                    graph.tensors[t].shape.clone(),
+                )
+            })
+            .collect();
+        let optional = |paths: &[PathBuf], option| match paths {
+            [] => Ok(None),
+            paths => SampleSet::load(paths, &inputs, option).map(Some),
+        };
+        let calib = SampleSet::load(&opts.calib, &inputs, "--calib")?;
+        let eval = optional(&opts.eval, "--eval")?;
+        let label_output = labels_output(graph, opts)?;
+        let labels = match &opts.labels {
+            Some(p) => Some(samples::load_labels(
+                p,
+                eval.as_ref().unwrap_or(&calib).len(),
+            )?),
+            None => None,
+        };
+        Ok(Data {
+            select: optional(&opts.select, "--select")?,
+            class_names: opts
+                .class_names
+                .as_deref()
+                .map(read_class_names)
+                .transpose()?,
+            calib,
+            eval,
+            labels,
+            label_output,
+        })
+    }
+}
+
+/// The index of the graph output `--labels` are the classes of: the one
+/// `--labels-output` names, output 0 otherwise.
+fn labels_output(graph: &Graph, opts: &Options) -> Result<usize, ConvertError> {
+    let Some(name) = &opts.labels_output else {
+        return Ok(0);
+    };
+    if opts.labels.is_none() {
+        return Err(ConvertError::Usage(
+            "--labels-output names the output --labels are for, but no --labels were given".into(),
+        ));
+    }
+    let names: Vec<&str> = graph
+        .outputs
+        .iter()
+        .map(|&t| graph.tensors[t].name.as_str())
+        .collect();
+    names.iter().position(|n| n == name).ok_or_else(|| {
+        ConvertError::Usage(format!(
+            "--labels-output \"{name}\" is not a model output; the outputs are {}",
+            names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
 }
 
 /// A quantized graph and its `.mq` bytes.
@@ -345,9 +433,13 @@ fn parameters(graph: &Graph) -> usize {
 
 fn evaluation_report(opts: &Options, ev: evaluate::Evaluation) -> EvaluationReport {
     EvaluationReport {
-        data: match &opts.eval {
-            Some(p) => p.display().to_string(),
-            None => "calibration data".into(),
+        data: match &opts.eval[..] {
+            [] => "calibration data".into(),
+            paths => paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + "),
         },
         samples: ev.samples,
         outputs: ev.outputs,
@@ -360,7 +452,7 @@ fn build_report(
     opts: &Options,
     file: &Written,
     onnx: &[u8],
-    calib: &Samples,
+    calib: &SampleSet,
     setting: Setting,
     selection: Option<SelectionReport>,
     pruning: Option<PruningReport>,
@@ -386,8 +478,29 @@ fn build_report(
             weight_rounding: rounding.get(i).cloned().flatten(),
         })
         .collect();
+    let inputs = graph
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, &t)| InputReport {
+            name: graph.tensors[t].name.clone(),
+            shape: graph.tensors[t].shape.clone(),
+            calibration: calib
+                .inputs
+                .get(k)
+                .map_or(String::new(), |s| s.path.display().to_string()),
+            eval: opts.eval.get(k).map(|p| p.display().to_string()),
+        })
+        .collect();
+    let golden = match (opts.golden, graph.inputs.len()) {
+        (false, _) => "not stored (--no-golden)",
+        (true, 1) => "stored: sample 0 of the evaluation data, input 0 and output 0",
+        (true, _) => GOLDEN_SINGLE_INPUT,
+    };
     Report {
         model: opts.model.display().to_string(),
+        inputs,
+        golden: golden.to_string(),
         output_file: opts.output.display().to_string(),
         converter_version: crate::VERSION.to_string(),
         source_sha256: samples::sha256_hex(onnx),
@@ -516,8 +629,7 @@ fn search(
     calibration: &calibrate::Calibration,
     meta: &Metadata,
     float_ref: &FloatRef,
-    set: &Samples,
-    path: &Path,
+    set: &SampleSet,
     progress: &indicatif::ProgressBar,
 ) -> Result<SelectionReport, ConvertError> {
     let space = search_space();
@@ -541,11 +653,11 @@ fn search(
             setting,
             name: setting.name(),
             score_db: score,
-            top1_agreement: ev.outputs.first().and_then(|o| o.top1_agreement),
+            top1_agreement: ev.outputs.iter().find_map(|o| o.top1_agreement),
         });
     }
     Ok(SelectionReport {
-        data: path.display().to_string(),
+        data: set.describe(),
         samples: set.len(),
         sha256: set.sha256.clone(),
         criterion: "the worst output's float-vs-int8 SQNR (dB)".into(),

@@ -64,6 +64,11 @@ pub enum ConvertError {
     #[error("{}: {reason}", path.display())]
     BadSamples { path: PathBuf, reason: String },
 
+    /// Options that do not fit the model: an `--input-shape` for no input, a
+    /// file count that is not one per input, an unknown output name.
+    #[error("{0}")]
+    Usage(String),
+
     /// No representative data was given.
     #[error("{0}")]
     CalibrationRequired(&'static str),

@@ -9,7 +9,7 @@ use crate::error::ConvertError;
 use crate::float_ref::FloatRef;
 use crate::ir::{Graph, Op, Unary};
 use crate::quantize::{QParams, QuantizedGraph};
-use crate::samples::Samples;
+use crate::samples::InputSamples;
 
 /// Sum of squares of signal and of error, for an SQNR.
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,8 +53,18 @@ pub struct OutputMetrics {
     pub confident_samples: usize,
 }
 
+/// Class labels for the evaluation samples, and the graph output (index)
+/// they are the classes of.
+#[derive(Clone, Copy, Debug)]
+pub struct Labels<'a> {
+    pub classes: &'a [usize],
+    pub output: usize,
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ClassMetrics {
+    /// The output whose prediction is compared with the labels.
+    pub output: String,
     pub accuracy_float: f64,
     pub accuracy_int8: f64,
     pub per_class_recall_float: Vec<Option<f64>>,
@@ -69,7 +79,7 @@ pub struct Evaluation {
     pub layer_sqnr_db: Vec<Option<f64>>,
     pub outputs: Vec<OutputMetrics>,
     pub classes: Option<ClassMetrics>,
-    /// Int8 output of sample 0 and its quantized input (for the golden section).
+    /// Sample 0's quantized input 0 and int8 output 0 (for the golden section).
     pub first_io: Option<(Vec<i8>, Vec<i8>)>,
 }
 
@@ -78,8 +88,8 @@ pub fn evaluate(
     qg: &QuantizedGraph,
     model_bytes: &[u8],
     float_ref: &FloatRef,
-    samples: &Samples,
-    labels: Option<&[usize]>,
+    samples: &impl InputSamples,
+    labels: Option<Labels>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Evaluation, ConvertError> {
     let mut all = evaluate_all(
@@ -99,8 +109,8 @@ pub fn evaluate(
 pub fn evaluate_all(
     models: &[(&Graph, &QuantizedGraph, &[u8])],
     float_ref: &FloatRef,
-    samples: &Samples,
-    labels: Option<&[usize]>,
+    samples: &impl InputSamples,
+    labels: Option<Labels>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<Evaluation>, ConvertError> {
     // The runtime reads constants in place, from an aligned buffer.
@@ -115,7 +125,9 @@ pub fn evaluate_all(
     let mut evaluators = models
         .iter()
         .zip(&parsed)
-        .map(|((graph, qg, _), model)| Evaluator::new(graph, qg, model))
+        .map(|((graph, qg, _), model)| {
+            Evaluator::new(graph, qg, model, labels.map_or(0, |l| l.output))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let names = evaluators
         .first()
@@ -126,12 +138,12 @@ pub fn evaluate_all(
             "models evaluated together must name the same tensors".into(),
         ));
     }
-    progress.set_length(samples.len() as u64);
-    for s in 0..samples.len() {
-        let x = samples.sample(s);
-        let float = float_ref.run(x, &names)?;
+    progress.set_length(samples.count() as u64);
+    for s in 0..samples.count() {
+        let x = samples.inputs(s);
+        let float = float_ref.run_inputs(&x, &names)?;
         for e in &mut evaluators {
-            e.add(x, &float, labels.and_then(|l| l.get(s)).copied())?;
+            e.add(&x, &float, labels.and_then(|l| l.classes.get(s)).copied())?;
         }
         progress.inc(1);
     }
@@ -148,11 +160,14 @@ pub struct Evaluator<'m> {
     model: &'m Model<'m>,
     arena: Vec<u8>,
     plan: Vec<medq::PreparedOp<'m>>,
-    input_q: QParams,
+    /// Per graph input.
+    input_q: Vec<QParams>,
     /// The float values [`Self::add`] expects: every node output, in node order.
     pub names: Vec<String>,
     /// Index of the node producing each graph output.
     output_nodes: Vec<usize>,
+    /// The graph output labels are compared with.
+    label_output: usize,
     layer: Vec<Sqnr>,
     out_sqnr: Vec<Sqnr>,
     max_err: Vec<f32>,
@@ -168,12 +183,19 @@ pub struct Evaluator<'m> {
 }
 
 impl<'m> Evaluator<'m> {
+    /// `label_output`: the graph output the labels given to [`Self::add`]
+    /// are compared with.
     pub fn new(
         graph: &'m Graph,
         qg: &'m QuantizedGraph,
         model: &'m Model<'m>,
+        label_output: usize,
     ) -> Result<Evaluator<'m>, ConvertError> {
-        let input_q = qparams(qg, graph.inputs[0])?;
+        let input_q = graph
+            .inputs
+            .iter()
+            .map(|&t| qparams(qg, t))
+            .collect::<Result<Vec<_>, _>>()?;
         let names = graph
             .nodes
             .iter()
@@ -200,6 +222,7 @@ impl<'m> Evaluator<'m> {
             input_q,
             names,
             output_nodes,
+            label_output,
             layer: vec![Sqnr::default(); graph.nodes.len()],
             out_sqnr: vec![Sqnr::default(); n_out],
             max_err: vec![0f32; n_out],
@@ -214,20 +237,40 @@ impl<'m> Evaluator<'m> {
         })
     }
 
-    /// Run the int8 model on `x` and compare it with `float`, the float
-    /// values of [`Self::names`] for the same sample.
+    /// Run the int8 model on `x` (a value for every graph input) and compare
+    /// it with `float`, the float values of [`Self::names`] for the same sample.
     pub fn add(
         &mut self,
-        x: &[f32],
+        x: &[&[f32]],
         float: &[Vec<f32>],
         label: Option<usize>,
     ) -> Result<(), ConvertError> {
         let (graph, qg) = (self.graph, self.qg);
+        if x.len() != self.input_q.len() {
+            return Err(ConvertError::InvalidModel(format!(
+                "{} input values for a model with {} inputs",
+                x.len(),
+                self.input_q.len()
+            )));
+        }
         let mut interp = Interpreter::new(self.model, &mut self.arena, &mut self.plan)
             .map_err(ConvertError::Format)?;
-        let input = interp.input_mut(0).map_err(ConvertError::Format)?;
-        let quantized_input: Vec<i8> = x.iter().map(|&v| self.input_q.quantize(v)).collect();
-        input.copy_from_slice(&quantized_input);
+        let mut quantized_input: Vec<i8> = Vec::new();
+        for (i, (values, q)) in x.iter().zip(&self.input_q).enumerate() {
+            let quantized: Vec<i8> = values.iter().map(|&v| q.quantize(v)).collect();
+            let input = interp.input_mut(i).map_err(ConvertError::Format)?;
+            if input.len() != quantized.len() {
+                return Err(ConvertError::InvalidModel(format!(
+                    "input {i} has {} values, the model's {}",
+                    quantized.len(),
+                    input.len()
+                )));
+            }
+            input.copy_from_slice(&quantized);
+            if i == 0 {
+                quantized_input = quantized;
+            }
+        }
         let mut int8: Vec<Vec<f32>> = vec![Vec::new(); graph.nodes.len()];
         let mut raw_out = Vec::new();
         let first_output = self.output_nodes.first().copied();
@@ -278,7 +321,7 @@ impl<'m> Evaluator<'m> {
                 }
             }
         }
-        if let (Some(y), Some(&node)) = (label, self.output_nodes.first()) {
+        if let (Some(y), Some(&node)) = (label, self.output_nodes.get(self.label_output)) {
             let threshold = decision_threshold(graph, node);
             if let (Some(f), Some(q)) = (float.get(node), int8.get(node)) {
                 self.predictions
@@ -315,8 +358,12 @@ impl<'m> Evaluator<'m> {
                 }
             })
             .collect();
-        let classes =
-            (!self.labels.is_empty()).then(|| class_metrics(&self.labels, &self.predictions));
+        let label_output = graph
+            .outputs
+            .get(self.label_output)
+            .map_or(String::new(), |&t| graph.tensors[t].name.clone());
+        let classes = (!self.labels.is_empty())
+            .then(|| class_metrics(label_output, &self.labels, &self.predictions));
         Evaluation {
             samples: self.samples,
             layer_sqnr_db: self.layer.iter().map(Sqnr::db).collect(),
@@ -366,7 +413,7 @@ fn predict(v: &[f32], threshold: f32) -> usize {
     }
 }
 
-fn class_metrics(labels: &[usize], predictions: &[(usize, usize)]) -> ClassMetrics {
+fn class_metrics(output: String, labels: &[usize], predictions: &[(usize, usize)]) -> ClassMetrics {
     let classes = labels
         .iter()
         .chain(predictions.iter().flat_map(|(a, b)| [a, b]))
@@ -388,6 +435,7 @@ fn class_metrics(labels: &[usize], predictions: &[(usize, usize)]) -> ClassMetri
             .collect()
     };
     ClassMetrics {
+        output,
         accuracy_float: hit_f.iter().sum::<usize>() as f64 / n,
         accuracy_int8: hit_q.iter().sum::<usize>() as f64 / n,
         per_class_recall_float: recall(&hit_f),
@@ -421,7 +469,7 @@ mod tests {
     fn class_metrics_count_per_class() {
         let labels = [0, 0, 1, 2];
         let preds = [(0, 0), (1, 0), (1, 1), (2, 0)];
-        let m = class_metrics(&labels, &preds);
+        let m = class_metrics("y".into(), &labels, &preds);
         assert_eq!(m.accuracy_float, 0.75);
         assert_eq!(m.accuracy_int8, 0.75);
         assert_eq!(

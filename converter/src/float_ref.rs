@@ -1,11 +1,22 @@
 //! The float reference: tract runs the original ONNX model, and can report the
 //! value of any named tensor. Calibration observes activations through it and
 //! the evaluation compares the int8 model against it.
+//!
+//! The inputs are fixed to the static shapes the converter uses (batch 1, the
+//! `--input-shape` sizes). Before tract sees the model, every symbolic
+//! dimension (`dim_param`) those shapes fix is written in as its size, and the
+//! other symbols of `value_info` and of the graph outputs are erased: tract
+//! would otherwise try to unify a declared `batch_size` with the input's 1
+//! and fail. `value_info` is only a hint; tract infers every shape from the
+//! inputs.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use prost::Message;
+use tract_onnx::pb::tensor_shape_proto::dimension;
+use tract_onnx::pb::{type_proto, ModelProto, ValueInfoProto};
 use tract_onnx::prelude::*;
 
 use crate::error::ConvertError;
@@ -13,10 +24,10 @@ use crate::error::ConvertError;
 type Plan = Arc<TypedRunnableModel>;
 
 pub struct FloatRef {
-    /// Parsed once, with the input fact fixed; cloned per set of outputs.
+    /// Parsed once, with the input facts fixed; cloned per set of outputs.
     model: InferenceModel,
-    input_name: String,
-    input_shape: Vec<usize>,
+    /// Graph inputs, in order: name and static shape.
+    inputs: Vec<(String, Vec<usize>)>,
     /// One optimized plan per requested list of output names.
     plans: Mutex<HashMap<Vec<String>, Plan>>,
 }
@@ -26,52 +37,94 @@ fn tract_err(context: &str) -> impl Fn(anyhow::Error) -> ConvertError + '_ {
 }
 
 impl FloatRef {
-    /// Parse `path` with tract and fix its (single) input to `input_shape`.
+    /// Parse `path` with tract and fix its single input to `input_shape`.
     pub fn new(path: &Path, input_shape: &[usize]) -> Result<FloatRef, ConvertError> {
-        let model = tract_onnx::onnx()
-            .model_for_path(path)
+        FloatRef::with_inputs(path, &[input_shape.to_vec()])
+    }
+
+    /// Parse `path` with tract and fix its inputs (graph order, initializers
+    /// excluded) to `input_shapes`.
+    pub fn with_inputs(path: &Path, input_shapes: &[Vec<usize>]) -> Result<FloatRef, ConvertError> {
+        let bytes = std::fs::read(path).map_err(|source| ConvertError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut proto = ModelProto::decode(&bytes[..])
+            .map_err(|e| ConvertError::FloatRef(format!("decoding {}: {e}", path.display())))?;
+        let names = pin_symbols(&mut proto, input_shapes)?;
+        let dir = path.parent().and_then(Path::to_str);
+        let parsed = tract_onnx::onnx()
+            .parse(&proto, dir)
             .map_err(tract_err(&format!("loading {}", path.display())))?;
-        let inputs = model
+        if !parsed.unresolved_inputs.is_empty() {
+            return Err(ConvertError::FloatRef(format!(
+                "loading {}: unresolved inputs {:?}",
+                path.display(),
+                parsed.unresolved_inputs
+            )));
+        }
+        let mut model = parsed.model;
+        let outlets = model
             .input_outlets()
             .map_err(tract_err("reading inputs"))?
             .to_vec();
-        let [input] = inputs[..] else {
+        if outlets.len() != input_shapes.len() {
             return Err(ConvertError::FloatRef(format!(
-                "the model has {} inputs; the float reference supports one",
-                inputs.len()
+                "the model has {} inputs, {} shapes were given",
+                outlets.len(),
+                input_shapes.len()
             )));
-        };
-        let input_name = model.node(input.node).name.clone();
-        let model = model
-            .with_input_fact(0, f32::fact(input_shape).into())
-            .map_err(tract_err("setting the input shape"))?;
+        }
+        for (i, shape) in input_shapes.iter().enumerate() {
+            model = model
+                .with_input_fact(i, f32::fact(shape).into())
+                .map_err(tract_err("setting the input shapes"))?;
+        }
         Ok(FloatRef {
             model,
-            input_name,
-            input_shape: input_shape.to_vec(),
+            inputs: names.into_iter().zip(input_shapes.to_vec()).collect(),
             plans: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The shape of input 0.
     pub fn input_shape(&self) -> &[usize] {
-        &self.input_shape
+        self.inputs.first().map_or(&[], |(_, s)| s)
     }
 
-    /// Run one sample and return the float value of each `wanted` tensor
-    /// (ONNX tensor names; the model input's name returns the input), in
-    /// order, flattened row-major.
+    /// Run one sample of a single-input model; see [`Self::run_inputs`].
     pub fn run(&self, input: &[f32], wanted: &[String]) -> Result<Vec<Vec<f32>>, ConvertError> {
-        let expected: usize = self.input_shape.iter().product();
-        if input.len() != expected {
+        self.run_inputs(&[input], wanted)
+    }
+
+    /// Run one sample (a value for every input, in graph order) and return
+    /// the float value of each `wanted` tensor (ONNX tensor names; an input's
+    /// name returns that input), in order, flattened row-major.
+    pub fn run_inputs(
+        &self,
+        inputs: &[&[f32]],
+        wanted: &[String],
+    ) -> Result<Vec<Vec<f32>>, ConvertError> {
+        if inputs.len() != self.inputs.len() {
             return Err(ConvertError::FloatRef(format!(
-                "the input has {} values, the model input {:?} needs {expected}",
-                input.len(),
-                self.input_shape
+                "{} input values for a model with {} inputs",
+                inputs.len(),
+                self.inputs.len()
             )));
         }
+        for ((name, shape), x) in self.inputs.iter().zip(inputs) {
+            let expected: usize = shape.iter().product();
+            if x.len() != expected {
+                return Err(ConvertError::FloatRef(format!(
+                    "input \"{name}\" has {} values, its shape {shape:?} needs {expected}",
+                    x.len()
+                )));
+            }
+        }
+        let input_index = |w: &str| self.inputs.iter().position(|(n, _)| n == w);
         let mut outputs: Vec<String> = Vec::new();
         for w in wanted {
-            if *w != self.input_name && !outputs.contains(w) {
+            if input_index(w).is_none() && !outputs.contains(w) {
                 outputs.push(w.clone());
             }
         }
@@ -79,15 +132,23 @@ impl FloatRef {
             TVec::new()
         } else {
             let plan = self.plan(&outputs)?;
-            let x = Tensor::from_shape(&self.input_shape, input)
-                .map_err(tract_err("building the input"))?;
-            plan.run(tvec![x.into()]).map_err(tract_err("running"))?
+            let xs = self
+                .inputs
+                .iter()
+                .zip(inputs)
+                .map(|((_, shape), x)| {
+                    Tensor::from_shape(shape, x)
+                        .map(TValue::from)
+                        .map_err(tract_err("building the input"))
+                })
+                .collect::<Result<TVec<_>, _>>()?;
+            plan.run(xs).map_err(tract_err("running"))?
         };
         wanted
             .iter()
             .map(|w| {
-                if *w == self.input_name {
-                    return Ok(input.to_vec());
+                if let Some(i) = input_index(w) {
+                    return Ok(inputs[i].to_vec());
                 }
                 let k = outputs.iter().position(|o| o == w).unwrap_or(usize::MAX);
                 let v = values
@@ -118,5 +179,60 @@ impl FloatRef {
             .map_err(tract_err("planning"))?;
         plans.insert(outputs.to_vec(), plan.clone());
         Ok(plan)
+    }
+}
+
+/// Write the graph inputs' `shapes` into `proto`, every `dim_param` they fix
+/// into `value_info` and the outputs as its size, and erase the other
+/// symbols there. Returns the input names.
+fn pin_symbols(proto: &mut ModelProto, shapes: &[Vec<usize>]) -> Result<Vec<String>, ConvertError> {
+    let graph = proto
+        .graph
+        .as_mut()
+        .ok_or_else(|| ConvertError::FloatRef("the model has no graph".into()))?;
+    let initializers: Vec<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
+    let mut sizes: HashMap<String, usize> = HashMap::new();
+    let mut names = Vec::new();
+    let mut real = graph
+        .input
+        .iter_mut()
+        .filter(|i| !initializers.contains(&i.name));
+    for shape in shapes {
+        let Some(input) = real.next() else {
+            return Err(ConvertError::FloatRef(format!(
+                "{} input shapes for a model with {} inputs",
+                shapes.len(),
+                names.len()
+            )));
+        };
+        for (i, dim) in dims_mut(input).into_iter().flatten().enumerate() {
+            if let (Some(dimension::Value::DimParam(p)), Some(&n)) = (&dim.value, shape.get(i)) {
+                sizes.insert(p.clone(), n);
+            }
+        }
+        names.push(input.name.clone());
+    }
+    let fix = |info: &mut ValueInfoProto| {
+        for dim in dims_mut(info).into_iter().flatten() {
+            if let Some(dimension::Value::DimParam(p)) = &dim.value {
+                dim.value = sizes.get(p).map(|&n| dimension::Value::DimValue(n as i64));
+            }
+        }
+    };
+    graph
+        .input
+        .iter_mut()
+        .chain(graph.output.iter_mut())
+        .chain(graph.value_info.iter_mut())
+        .for_each(fix);
+    Ok(names)
+}
+
+/// The dims of a tensor-typed value, when it declares a shape.
+fn dims_mut(
+    info: &mut ValueInfoProto,
+) -> Option<&mut Vec<tract_onnx::pb::tensor_shape_proto::Dimension>> {
+    match info.r#type.as_mut()?.value.as_mut()? {
+        type_proto::Value::TensorType(t) => t.shape.as_mut().map(|s| &mut s.dim),
     }
 }

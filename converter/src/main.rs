@@ -19,26 +19,42 @@ use medq_converter::{convert, Options};
         ranges by running the float model (tract) over representative samples, quantizes \
         to int8 (per-channel weights), optionally prunes filters, plans one static arena \
         and writes the file atomically. It then runs the int8 model with the medq runtime against the float \
-        model and reports the loss per layer and per output (and per class with --labels).",
+        model and reports the loss per layer and per output (and per class with --labels).\n\n\
+        Inputs: the batch (dimension 0) is 1; a symbolic batch is pinned to 1. Any other symbolic \
+        dimension (e.g. a \"time\" axis) needs --input-shape NAME=1,d1,..., once per input that has \
+        one; a symbol fixed for one input is fixed for every input that declares it. A model with \
+        several inputs takes --calib (and --eval, --select) once per input, in the model's input \
+        order, each file [N, d1..dk] with the same N. With several outputs the report shows each \
+        output's figures; --labels are for output 0 unless --labels-output names another.",
     after_help = "Examples:\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --eval test_x.npy --labels test_y.npy --report report.json\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --calibration percentile --percentile 99.9\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --select heldout.npy --eval test_x.npy --labels test_y.npy\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --max-size 16000 --eval test_x.npy --labels test_y.npy\n  \
-        converter ecg.onnx -o ecg.mq --calib calib.npy --prune-filters 0.25"
+        converter ecg.onnx -o ecg.mq --calib calib.npy --prune-filters 0.25\n  \
+        converter eeg.onnx -o eeg.mq --input-shape eeg=1,19,1000 --calib eeg_calib.npy\n  \
+        converter fusion.onnx -o fusion.mq --calib ecg_calib.npy --calib ppg_calib.npy \\\n      \
+        --eval ecg_test.npy --eval ppg_test.npy --labels rhythm_y.npy --labels-output rhythm"
 )]
 struct Cli {
     /// The ONNX model (batch size 1 or a symbolic batch dimension).
     model: PathBuf,
+
+    /// The full shape of a model input, batch 1 first, fixing its symbolic
+    /// dimensions (e.g. `eeg=1,19,1000` for an input declared
+    /// [batch, 19, time]). Repeat once per input that needs it.
+    #[arg(long = "input-shape", value_name = "NAME=d0,d1,...", value_parser = parse_input_shape)]
+    input_shape: Vec<(String, Vec<usize>)>,
 
     /// Where to write the .mq file (written atomically; nothing is written on error).
     #[arg(short, long, value_name = "FILE.mq")]
     output: PathBuf,
 
     /// Representative float32 samples, shape [N, d1..dk] for a model input [1, d1..dk].
+    /// Once per model input, in the model's input order, with the same N.
     #[arg(long, value_name = "FILE.npy")]
-    calib: Option<PathBuf>,
+    calib: Vec<PathBuf>,
 
     /// How activation ranges are chosen from the calibration data.
     #[arg(long, value_enum, default_value_t = Method::Mse)]
@@ -60,16 +76,23 @@ struct Cli {
     /// 99.99 and 99.9) with each --rounding is tried, and the one with the best
     /// float-vs-int8 output SQNR on these samples kept (--calibration,
     /// --percentile and --rounding are then ignored). The report lists every try.
+    /// Once per model input, like --calib.
     #[arg(long, value_name = "FILE.npy")]
-    select: Option<PathBuf>,
+    select: Vec<PathBuf>,
 
-    /// Held-out float32 samples to measure float-vs-int8 agreement on (default: the calibration samples).
+    /// Held-out float32 samples to measure float-vs-int8 agreement on (default: the
+    /// calibration samples). Once per model input, like --calib.
     #[arg(long, value_name = "X.npy")]
-    eval: Option<PathBuf>,
+    eval: Vec<PathBuf>,
 
-    /// Integer class labels for the evaluation samples, to report accuracy and per-class recall.
+    /// Integer class labels for the evaluation samples, to report accuracy and per-class recall
+    /// (of output 0, or of --labels-output).
     #[arg(long, value_name = "Y.npy")]
     labels: Option<PathBuf>,
+
+    /// The model output --labels are the classes of (default: output 0).
+    #[arg(long, value_name = "NAME", requires = "labels")]
+    labels_output: Option<String>,
 
     /// A text file with one class name per line, stored in the model's metadata.
     #[arg(long, value_name = "FILE.txt")]
@@ -93,13 +116,18 @@ struct Cli {
     #[arg(long, value_name = "BYTES")]
     max_size: Option<usize>,
 
-    /// Do not store a golden input/output pair in the file.
+    /// Do not store a golden input/output pair in the file (a model with several
+    /// inputs never gets one: the pair holds input 0 and output 0 only).
     #[arg(long)]
     no_golden: bool,
 
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+}
+
+fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
+    medq_converter::load::inputs::parse_input_shape(s)
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
@@ -115,6 +143,7 @@ fn main() -> ExitCode {
     let opts = Options {
         model: cli.model,
         output: cli.output,
+        input_shapes: cli.input_shape,
         calib: cli.calib,
         method: cli.calibration,
         percentile: cli.percentile,
@@ -122,6 +151,7 @@ fn main() -> ExitCode {
         select: cli.select,
         eval: cli.eval,
         labels: cli.labels,
+        labels_output: cli.labels_output,
         class_names: cli.class_names,
         prune: match (cli.prune_filters, cli.max_size) {
             (Some(f), _) => Some(prune::Target::Fraction(f)),

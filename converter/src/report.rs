@@ -24,6 +24,19 @@ pub struct LayerReport {
     pub weight_rounding: Option<String>,
 }
 
+/// One graph input as converted.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InputReport {
+    pub name: String,
+    /// The static shape (batch 1, symbolic dims as fixed by `--input-shape`).
+    pub shape: Vec<usize>,
+    /// Its `--calib` file.
+    pub calibration: String,
+    /// Its `--eval` file, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval: Option<String>,
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Totals {
     pub onnx_bytes: usize,
@@ -54,7 +67,8 @@ pub struct Candidate {
     pub name: String,
     /// The selection criterion on the held-out samples (higher is better).
     pub score_db: f64,
-    /// Float-vs-int8 top-1 agreement of the first output, for a classifier.
+    /// Float-vs-int8 top-1 agreement of the first output with more than one
+    /// value (a classifier's), if any.
     pub top1_agreement: Option<f64>,
 }
 
@@ -96,6 +110,10 @@ pub struct PruningReport {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Report {
     pub model: String,
+    /// Graph inputs in order, with their data files.
+    pub inputs: Vec<InputReport>,
+    /// Whether the file holds a golden self-test pair, or why not.
+    pub golden: String,
     pub output_file: String,
     pub converter_version: String,
     pub source_sha256: String,
@@ -154,6 +172,18 @@ impl Report {
             self.calibration_samples,
             &self.calibration_sha256[..self.calibration_sha256.len().min(12)]
         );
+        for (k, i) in self.inputs.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "input {k} {} {}: calibration {}{}",
+                i.name,
+                shape(&i.shape),
+                i.calibration,
+                i.eval
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(", evaluation {e}"))
+            );
+        }
         let _ = writeln!(s, "weight rounding: {}", self.weight_rounding);
         if let Some(sel) = &self.selection {
             let _ = writeln!(
@@ -230,6 +260,7 @@ impl Report {
             t.macs,
             t.parameters
         );
+        let _ = writeln!(s, "golden pair: {}", self.golden);
         if let Some(p) = &self.pruning {
             render_pruning(&mut s, p, t);
         }
@@ -273,6 +304,9 @@ impl Report {
                 pct(c.accuracy_float),
                 pct(c.accuracy_int8)
             );
+            if e.outputs.len() > 1 {
+                let _ = write!(s, " (labels for output {})", c.output);
+            }
             match before {
                 Some(b) => {
                     let _ = writeln!(s, " (without pruning {})", pct(b.accuracy_int8));

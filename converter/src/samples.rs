@@ -20,8 +20,18 @@ impl Samples {
     /// A file of shape `[d1..dk]` (one sample, no batch axis) is refused: the
     /// batch axis is what makes `N` unambiguous.
     pub fn load(path: &Path, input_shape: &[usize]) -> Result<Samples, ConvertError> {
-        let bytes = read(path)?;
-        let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad_npy(path, e))?;
+        Samples::from_bytes(path, &read(path)?, input_shape, "")
+    }
+
+    /// Parse the `.npy` `bytes` read from `path`; `input` names the model
+    /// input in errors (empty for a single-input model).
+    fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        input_shape: &[usize],
+        input: &str,
+    ) -> Result<Samples, ConvertError> {
+        let npy = npyz::NpyFile::new(bytes).map_err(|e| bad_npy(path, e))?;
         let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
         let dtype = npy.dtype();
         let data: Vec<f32> = match npy.into_vec::<f32>() {
@@ -41,7 +51,7 @@ impl Samples {
             return Err(ConvertError::BadSamples {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "shape is {shape:?}, but the model input is {input_shape:?}: \
+                    "shape is {shape:?}, but the model input{input} is {input_shape:?}: \
                      expected [N, {}] with N ≥ 1 samples stacked on the first axis",
                     want.iter()
                         .map(|d| d.to_string())
@@ -61,7 +71,7 @@ impl Samples {
         Ok(Samples {
             sample_shape,
             data,
-            sha256: sha256_hex(&bytes),
+            sha256: sha256_hex(bytes),
             path: path.to_path_buf(),
         })
     }
@@ -97,6 +107,153 @@ impl Samples {
         let n = self.sample_len();
         &self.data[i * n..(i + 1) * n]
     }
+}
+
+/// Samples of every input of a model, sample by sample: what calibration,
+/// selection and evaluation run the model on.
+pub trait InputSamples {
+    /// The number of samples.
+    fn count(&self) -> usize;
+    /// Sample `s` of each model input, in graph order.
+    fn inputs(&self, s: usize) -> Vec<&[f32]>;
+}
+
+impl InputSamples for Samples {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn inputs(&self, s: usize) -> Vec<&[f32]> {
+        vec![self.sample(s)]
+    }
+}
+
+/// One file of samples per model input, in the model's input order, with the
+/// same number of samples each: sample `i` of every file makes one run.
+#[derive(Clone, Debug)]
+pub struct SampleSet {
+    pub inputs: Vec<Samples>,
+    /// SHA-256 of the files' bytes concatenated in input order (for a single
+    /// file, that file's own SHA-256; `cat a.npy b.npy | sha256sum` checks it).
+    pub sha256: String,
+}
+
+impl InputSamples for SampleSet {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn inputs(&self, s: usize) -> Vec<&[f32]> {
+        self.inputs.iter().map(|x| x.sample(s)).collect()
+    }
+}
+
+impl SampleSet {
+    /// Load one file per model input (`inputs`: name and static shape, graph
+    /// order), given with `option` (e.g. `--calib`).
+    pub fn load(
+        paths: &[PathBuf],
+        inputs: &[(String, Vec<usize>)],
+        option: &str,
+    ) -> Result<SampleSet, ConvertError> {
+        if paths.len() != inputs.len() {
+            return Err(ConvertError::Usage(wrong_file_count(paths, inputs, option)));
+        }
+        use sha2::Digest;
+        let mut all = sha2::Sha256::new();
+        let mut loaded: Vec<Samples> = Vec::with_capacity(paths.len());
+        for (k, (path, (name, shape))) in paths.iter().zip(inputs).enumerate() {
+            let bytes = read(path)?;
+            all.update(&bytes);
+            let which = match inputs.len() {
+                1 => String::new(),
+                n => format!(
+                    " \"{name}\" (input {} of {n}, {} {option})",
+                    k + 1,
+                    ordinal(k + 1)
+                ),
+            };
+            let samples = Samples::from_bytes(path, &bytes, shape, &which)?;
+            if let Some(first) = loaded.first() {
+                if samples.len() != first.len() {
+                    return Err(ConvertError::BadSamples {
+                        path: path.clone(),
+                        reason: format!(
+                            "{} samples for input \"{name}\", but {} holds {} for input \"{}\": \
+                             every {option} file needs the same number (sample i of each file \
+                             is one run of the model)",
+                            samples.len(),
+                            first.path.display(),
+                            first.len(),
+                            inputs[0].0
+                        ),
+                    });
+                }
+            }
+            loaded.push(samples);
+        }
+        Ok(SampleSet {
+            inputs: loaded,
+            sha256: all.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.inputs.first().map_or(0, Samples::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The files, as the report names them.
+    pub fn describe(&self) -> String {
+        self.inputs
+            .iter()
+            .map(|s| s.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+}
+
+impl From<Samples> for SampleSet {
+    fn from(samples: Samples) -> SampleSet {
+        SampleSet {
+            sha256: samples.sha256.clone(),
+            inputs: vec![samples],
+        }
+    }
+}
+
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("the {n}{suffix}")
+}
+
+/// What to pass when the number of files is not one per input.
+fn wrong_file_count(paths: &[PathBuf], inputs: &[(String, Vec<usize>)], option: &str) -> String {
+    let list = inputs
+        .iter()
+        .map(|(name, shape)| format!("\"{name}\" {shape:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let example = inputs
+        .iter()
+        .map(|(name, _)| format!("{option} {name}.npy"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "{} {option} file{} given, but the model has {} input{} ({list}): give {option} once \
+         per input, in this order, e.g. {example}",
+        paths.len(),
+        if paths.len() == 1 { " was" } else { "s were" },
+        inputs.len(),
+        if inputs.len() == 1 { "" } else { "s" },
+    )
 }
 
 /// Integer class labels, one per sample.

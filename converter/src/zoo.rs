@@ -564,8 +564,8 @@ pub fn measure(
         config.path(entry, &entry.onnx),
         dir.path().join(format!("{}.mq", entry.name)),
     );
-    opts.calib = Some(config.path(entry, &entry.calib));
-    opts.eval = Some(config.path(entry, &entry.test_x));
+    opts.calib = vec![config.path(entry, &entry.calib)];
+    opts.eval = vec![config.path(entry, &entry.test_x)];
     opts.labels = Some(config.path(entry, &entry.test_y));
     opts.class_names = Some(config.path(entry, &entry.labels));
     opts.progress = progress;
@@ -580,7 +580,7 @@ pub fn measure(
             .select
             .as_ref()
             .ok_or("no calibration given and no `select` samples to choose one")?;
-        opts.select = Some(config.path(entry, select));
+        opts.select = vec![config.path(entry, select)];
         let report = convert(&opts).map_err(|e: ConvertError| e.to_string())?;
         return Measured::from_report(&report, class_count);
     };

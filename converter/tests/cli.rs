@@ -342,3 +342,128 @@ fn refuses_a_pruning_fraction_outside_zero_to_one() {
         "cannot be used with",
     );
 }
+
+fn testnet(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/testnets")
+        .join(file)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn input_shape_fixes_a_symbolic_dimension() {
+    let onnx = testnet("eeg_symbolic.onnx");
+    let calib = testnet("eeg_symbolic_calib.npy");
+    // Without it, the error shows the option to pass for this input.
+    refuses(
+        &[&onnx, "--calib", &calib],
+        "fix it with --input-shape eeg=1,4,<time>",
+    );
+    refuses(
+        &[&onnx, "--calib", &calib, "--input-shape", "eeg=1,4,n"],
+        "dimension \"n\" is not a positive integer",
+    );
+    refuses(
+        &[&onnx, "--calib", &calib, "--input-shape", "eeg=4,4,128"],
+        "medq runs one sample at a time: give 1",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (mq, json) = (dir.path().join("eeg.mq"), dir.path().join("eeg.json"));
+    let out = converter()
+        .args([&onnx, "--calib", &calib, "--input-shape", "eeg=1,4,128"])
+        .args([
+            "-o",
+            mq.to_str().unwrap(),
+            "--report",
+            json.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("input 0 eeg [1,4,128]: calibration"),
+        "{stdout}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["inputs"][0]["shape"], serde_json::json!([1, 4, 128]));
+    assert!(report["golden"].as_str().unwrap().starts_with("stored"));
+    let file = medq_cli::open(&mq).unwrap();
+    assert!(file.model().unwrap().golden().is_some());
+}
+
+#[test]
+fn two_inputs_take_one_file_each_and_report_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mq, json) = (dir.path().join("fusion.mq"), dir.path().join("fusion.json"));
+    let out = converter()
+        .arg(testnet("fusion.onnx"))
+        .args(["--calib", &testnet("fusion_ecg_calib.npy")])
+        .args(["--calib", &testnet("fusion_ppg_calib.npy")])
+        .args(["--eval", &testnet("fusion_ecg_test.npy")])
+        .args(["--eval", &testnet("fusion_ppg_test.npy")])
+        .args(["--labels", &testnet("fusion_test_y.npy")])
+        .args(["--labels-output", "rhythm"])
+        .args([
+            "-o",
+            mq.to_str().unwrap(),
+            "--report",
+            json.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "input 0 ecg [1,1,256]: calibration",
+        "input 1 ppg [1,1,128]: calibration",
+        "output hr ",
+        "output rhythm ",
+        "(labels for output rhythm)",
+        "golden pair: not stored",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in\n{stdout}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let outputs = report["evaluation"]["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 2);
+    assert_eq!(outputs[0]["softmax"], false);
+    assert!(outputs[0]["sqnr_db"].as_f64().unwrap() >= 25.0);
+    assert_eq!(outputs[1]["softmax"], true);
+    assert!(outputs[1]["top1_agreement"].as_f64().unwrap() >= 0.98);
+    assert_eq!(report["evaluation"]["classes"]["output"], "rhythm");
+    assert!(report["evaluation"]["data"]
+        .as_str()
+        .unwrap()
+        .contains("fusion_ecg_test.npy + "));
+    // One --calib for a two-input model says what to pass.
+    refuses(
+        &[
+            &testnet("fusion.onnx"),
+            "--calib",
+            &testnet("fusion_ecg_calib.npy"),
+        ],
+        "give --calib once per input, in this order, e.g. --calib ecg.npy --calib ppg.npy",
+    );
+    // --labels-output needs --labels.
+    refuses(
+        &[
+            &testnet("fusion.onnx"),
+            "--calib",
+            &testnet("fusion_ecg_calib.npy"),
+            "--labels-output",
+            "rhythm",
+        ],
+        "--labels",
+    );
+}

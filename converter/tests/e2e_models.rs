@@ -33,8 +33,8 @@ fn check(case: Case, min_within_0_03: f64) -> medq_converter::report::Report {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.mq");
     let mut opts = Options::new(&case.onnx, &out);
-    opts.calib = Some(case.calib);
-    opts.eval = Some(case.test);
+    opts.calib = vec![case.calib];
+    opts.eval = vec![case.test];
     opts.labels = case.labels;
     let report = convert(&opts).unwrap_or_else(|e| panic!("{}: {e}", case.onnx.display()));
     assert!(out.exists());
@@ -163,8 +163,8 @@ fn pruning_handles_every_test_net() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("model.mq");
         let mut opts = Options::new(&case.onnx, &out);
-        opts.calib = Some(case.calib);
-        opts.eval = Some(case.test);
+        opts.calib = vec![case.calib];
+        opts.eval = vec![case.test];
         opts.prune = Some(medq_converter::prune::Target::Fraction(0.25));
         match (convert(&opts), prunable.contains(name)) {
             (Ok(report), true) => {

@@ -31,8 +31,8 @@ fn zoo_keeps_its_accuracy(name: &str, op: &str) {
     let d = zoo(name);
     let dir = tempfile::tempdir().unwrap();
     let mut opts = Options::new(d.join("model.onnx"), dir.path().join("model.mq"));
-    opts.calib = Some(d.join("calib.npy"));
-    opts.eval = Some(d.join("test_x.npy"));
+    opts.calib = vec![d.join("calib.npy")];
+    opts.eval = vec![d.join("test_x.npy")];
     opts.labels = Some(d.join("test_y.npy"));
     let report = convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"));
     let c = report.evaluation.classes.expect("labels given");

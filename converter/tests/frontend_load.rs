@@ -908,15 +908,82 @@ fn input_shapes() {
         e.contains("\"x\"") && e.contains("dimension 2") && e.contains("\"len\""),
         "{e}"
     );
-    // ... unless the shape is given.
+    // ... and shows the option that fixes it, for this input ...
+    assert!(e.contains("--input-shape x=1,1,<len>"), "{e}");
+    // ... which does.
     let opts = LoadOptions {
-        input_shape: Some(vec![1, 1, 140]),
+        input_shapes: vec![("x".into(), vec![1, 1, 140])],
     };
     let (g, _) = convert_model(&dyn_len().build(), &opts).unwrap();
     assert_eq!(shape(&g, "y"), vec![1, 1, 140]);
+    // An override must keep the batch at 1, the rank and the fixed dims,
+    // and name a model input.
+    for (given, expect) in [
+        (vec![4, 1, 140], "the batch (dimension 0) is 4"),
+        (vec![1, 140], "declares 3 dimensions"),
+        (vec![1, 2, 140], "dimension 1 is fixed at 1"),
+    ] {
+        let opts = LoadOptions {
+            input_shapes: vec![("x".into(), given)],
+        };
+        let e = convert_model(&dyn_len().build(), &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(expect), "{e}");
+    }
+    let opts = LoadOptions {
+        input_shapes: vec![("z".into(), vec![1, 1, 140])],
+    };
+    let e = convert_model(&dyn_len().build(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"z\", which is not a model input") && e.contains("\"x\""),
+        "{e}"
+    );
     // Batch 4 is rejected.
     let e = load_err(single(13, &[4, 3], "Relu", &[], vec![]));
     assert!(e.contains("batch size is 4"), "{e}");
+}
+
+#[test]
+fn a_symbol_fixed_for_one_input_fixes_it_for_all() {
+    // Two inputs share "time"; fixing it on one fixes the other, and the
+    // shared batch symbol is 1 in both.
+    let b = || {
+        ModelBuilder::new(13)
+            .input_dims(
+                "a",
+                &[Dim::Param("batch"), Dim::Fixed(2), Dim::Param("time")],
+            )
+            .input_dims(
+                "b",
+                &[Dim::Param("batch"), Dim::Fixed(3), Dim::Param("time")],
+            )
+            .node(
+                "cat",
+                "Concat",
+                &["a", "b"],
+                &["y"],
+                vec![attr_i("axis", 1)],
+            )
+            .output("y")
+    };
+    let opts = LoadOptions {
+        input_shapes: vec![("b".into(), vec![1, 3, 50])],
+    };
+    let (g, _) = convert_model(&b().build(), &opts).unwrap();
+    assert_eq!(shape(&g, "a"), vec![1, 2, 50]);
+    assert_eq!(shape(&g, "y"), vec![1, 5, 50]);
+    // Without it, the error shows the option for the first input it stops at.
+    let e = load_err(b());
+    assert!(e.contains("--input-shape a=1,2,<time>"), "{e}");
+    // Two overrides that give "time" two sizes are refused.
+    let opts = LoadOptions {
+        input_shapes: vec![("a".into(), vec![1, 2, 50]), ("b".into(), vec![1, 3, 60])],
+    };
+    let e = convert_model(&b().build(), &opts).unwrap_err().to_string();
+    assert!(e.contains("\"time\" is 60 here but 50"), "{e}");
 }
 
 #[test]

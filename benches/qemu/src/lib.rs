@@ -168,13 +168,15 @@ impl Counter {
 /// The signature the reference and the dispatched conv/FC kernels share.
 pub type Kernel<P> = fn(&P, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
 
-/// A conv or FC call: its operand sizes and its two kernels, the reference
-/// and the one the interpreter dispatches to on this core.
-pub trait Op: core::fmt::Debug {
+/// An optimized kernel of an op, as the runtime's kernel selection lists it.
+pub type DspKernel<P> = medq::kernels::select::Candidate<P, Kernel<P>>;
+
+/// A conv or FC call: its operand sizes and its kernels: the reference, the
+/// and the DSP ones the runtime's kernel selection tries, best first.
+pub trait Op: core::fmt::Debug + Sized + 'static {
     /// Name in reports.
     const NAME: &'static str;
     const REFERENCE: Kernel<Self>;
-    const DISPATCHED: Kernel<Self>;
     /// Output channels: the length of bias, multipliers and shifts.
     fn channels(&self) -> usize;
     /// Terms summed into each output.
@@ -183,6 +185,17 @@ pub trait Op: core::fmt::Debug {
     fn output_len(&self) -> usize;
     fn weights_len(&self) -> usize {
         self.channels() * self.reduction()
+    }
+    /// The op's DSP kernels, in the order a prepare-time selection tries
+    /// them (the first that takes a call runs it).
+    const DSP_KERNELS: &'static [DspKernel<Self>];
+    /// The DSP kernel a selection picks for this call (the first whose
+    /// `_takes` accepts it), and its name; the reference when none does.
+    fn dsp_kernel(&self) -> (&'static str, Kernel<Self>) {
+        Self::DSP_KERNELS
+            .iter()
+            .find(|k| (k.takes)(self).is_ok())
+            .map_or(("reference", Self::REFERENCE), |k| (k.name, k.run))
     }
     /// Nominal multiply-accumulates (padded taps included).
     fn macs(&self) -> u64 {
@@ -193,7 +206,7 @@ pub trait Op: core::fmt::Debug {
 impl Op for ConvParams {
     const NAME: &'static str = "conv";
     const REFERENCE: Kernel<Self> = reference::conv_s8;
-    const DISPATCHED: Kernel<Self> = kernels::conv_s8;
+    const DSP_KERNELS: &'static [DspKernel<Self>] = kernels::select::CONV;
     fn channels(&self) -> usize {
         self.out_channels
     }
@@ -211,7 +224,7 @@ impl Op for ConvParams {
 impl Op for FullyConnectedParams {
     const NAME: &'static str = "fc";
     const REFERENCE: Kernel<Self> = reference::fully_connected_s8;
-    const DISPATCHED: Kernel<Self> = kernels::fully_connected_s8;
+    const DSP_KERNELS: &'static [DspKernel<Self>] = kernels::select::FULLY_CONNECTED;
     fn channels(&self) -> usize {
         self.out_features
     }

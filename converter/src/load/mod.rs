@@ -8,6 +8,7 @@
 //! arithmetic exporters emit (`Shape → Gather → Unsqueeze → Concat → Reshape`).
 
 pub(crate) mod fold;
+pub mod inputs;
 pub(crate) mod node;
 pub(crate) mod shape;
 pub(crate) mod tensor;
@@ -17,8 +18,6 @@ use std::path::Path;
 use std::rc::Rc;
 
 use prost::Message;
-use tract_onnx::pb::tensor_shape_proto::dimension;
-use tract_onnx::pb::type_proto;
 use tract_onnx::pb::{GraphProto, ModelProto, ValueInfoProto};
 
 use crate::error::ConvertError;
@@ -47,9 +46,10 @@ pub struct LoadedModel {
 
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
-    /// Overrides the (single) graph input's shape, for models exported with
-    /// dynamic dimensions other than the batch. Batch must still be 1.
-    pub input_shape: Option<Vec<usize>>,
+    /// Full shapes (batch 1 first) for graph inputs, by name: they fix
+    /// symbolic dimensions other than the batch (`--input-shape`). A symbol
+    /// fixed here also fixes it in the other inputs that declare it.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
 }
 
 /// Load and convert an ONNX file to the float IR.
@@ -168,14 +168,8 @@ impl Builder {
                 "the graph has no (non-initializer) input".into(),
             ));
         }
-        if options.input_shape.is_some() && real_inputs.len() != 1 {
-            return Err(ConvertError::InvalidModel(format!(
-                "an input shape override needs a model with one input; this one has {}",
-                real_inputs.len()
-            )));
-        }
-        for input in real_inputs {
-            let shape = input_shape(input, options.input_shape.as_deref())?;
+        let shapes = inputs::resolve(&real_inputs, &options.input_shapes)?;
+        for (input, shape) in real_inputs.into_iter().zip(shapes) {
             let id = self.add_tensor(&input.name, shape, None);
             self.env.insert(input.name.clone(), Value::Act(id));
             self.graph.inputs.push(id);
@@ -386,83 +380,4 @@ pub(crate) fn unsupported(ctx: &NodeCtx) -> ConvertError {
         opset: ctx.opset,
         supported: &SUPPORTED_OPS,
     }
-}
-
-/// A graph input's static shape: a dynamic batch becomes 1; other dynamic
-/// dims need the override.
-fn input_shape(
-    input: &ValueInfoProto,
-    override_shape: Option<&[usize]>,
-) -> Result<Vec<usize>, ConvertError> {
-    let bad =
-        |why: String| ConvertError::InvalidModel(format!("graph input \"{}\": {why}", input.name));
-    let tensor = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(type_proto::Value::TensorType(t)) => t,
-        None => return Err(bad("it has no tensor type".into())),
-    };
-    if tensor.elem_type != tract_onnx::pb::tensor_proto::DataType::Float as i32 {
-        return Err(bad(format!(
-            "its element type is {}; medq models take float32 input",
-            tensor::dtype_name(tensor.elem_type)
-        )));
-    }
-    // Per dim: Some(n) if fixed, None if symbolic / unknown.
-    let dims: Option<Vec<(Option<usize>, String)>> = tensor.shape.as_ref().map(|s| {
-        s.dim
-            .iter()
-            .map(|d| match &d.value {
-                Some(dimension::Value::DimValue(v)) if *v > 0 => {
-                    (usize::try_from(*v).ok(), v.to_string())
-                }
-                Some(dimension::Value::DimValue(v)) => (None, v.to_string()),
-                Some(dimension::Value::DimParam(p)) => (None, format!("\"{p}\"")),
-                None => (None, "?".to_string()),
-            })
-            .collect()
-    });
-    if let Some(o) = override_shape {
-        if o.first() != Some(&1) {
-            return Err(bad(format!(
-                "the input shape override {o:?} must have batch 1 first"
-            )));
-        }
-        if let Some(dims) = &dims {
-            let fits = dims.len() == o.len()
-                && dims
-                    .iter()
-                    .zip(o)
-                    .all(|((d, _), &x)| d.is_none_or(|d| d == x));
-            if !fits {
-                return Err(bad(format!(
-                    "the input shape override {o:?} does not fit the model's input shape"
-                )));
-            }
-        }
-        return Ok(o.to_vec());
-    }
-    let dims =
-        dims.ok_or_else(|| bad("its shape is unknown; pass the input shape explicitly".into()))?;
-    if dims.is_empty() {
-        return Err(bad("it is a scalar; medq needs a [1, ...] input".into()));
-    }
-    let mut shape = Vec::with_capacity(dims.len());
-    for (i, (d, shown)) in dims.iter().enumerate() {
-        match (i, d) {
-            (0, None) | (0, Some(1)) => shape.push(1),
-            (0, Some(n)) => {
-                return Err(bad(format!(
-                    "batch size is {n}; medq runs one sample at a time: export with batch 1 \
-                     (or a dynamic batch dimension)"
-                )))
-            }
-            (_, Some(n)) => shape.push(*n),
-            (_, None) => {
-                return Err(bad(format!(
-                    "dimension {i} is dynamic ({shown}); only the batch dimension may be. Export with a \
-                     fixed size for it (no dynamic_axes entry), or pass the input shape explicitly"
-                )))
-            }
-        }
-    }
-    Ok(shape)
 }

@@ -264,7 +264,12 @@ pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
 /// Evaluate `g` on one input in plain f32 (the library's per-op float
 /// semantics): the value of every tensor.
 pub fn eval_ir(g: &Graph, input: &[f32]) -> Vec<Option<Vec<f32>>> {
-    medq_converter::float_eval::eval(g, &[input]).expect("the graph evaluates")
+    eval_ir_inputs(g, &[input])
+}
+
+/// [`eval_ir`] with a value for every graph input, in order.
+pub fn eval_ir_inputs(g: &Graph, inputs: &[&[f32]]) -> Vec<Option<Vec<f32>>> {
+    medq_converter::float_eval::eval(g, inputs).expect("the graph evaluates")
 }
 
 /// The value of the graph's first output.

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
@@ -16,7 +17,8 @@ use clap::{Parser, Subcommand};
         medq inspect ecg.mq\n  \
         medq run ecg.mq --input test_x.npy --output probs.npy --labels test_y.npy\n  \
         medq bench ecg.mq --iterations 2000\n  \
-        medq selftest ecg.mq"
+        medq selftest ecg.mq\n\n\
+        `medq help <command>` shows each command's options and examples."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,28 +29,64 @@ struct Cli {
 enum Command {
     /// Print the header, metadata, inputs and outputs, ops, tensors and arena of a model.
     /// A corrupted or invalid file is refused with a non-zero exit.
+    #[command(after_help = "Example:\n  medq inspect ecg.mq")]
     Inspect { model: PathBuf },
-    /// Run a batch of float32 samples ([N, d1..dk] for an input [1, d1..dk]) and write
-    /// the dequantized float32 outputs ([N, ...]).
+    /// Run float32 samples through the model and write its dequantized float32 outputs.
+    ///
+    /// Each input file holds samples stacked on the first axis: [N, d1..dk] for a model
+    /// input [1, d1..dk]. Each output is written as [N, ...]. The files are streamed a
+    /// chunk of samples at a time (memory does not grow with N), the samples are spread
+    /// over --threads interpreters, and the outputs come out in input order, identical
+    /// whatever the thread count. Inputs must be finite (NaN and infinities are refused,
+    /// naming the sample); Fortran-order files are read transposed. Outputs are written
+    /// under temporary names and renamed only when the whole run succeeded.
+    #[command(after_help = "Examples:\n  \
+        medq run ecg.mq --input test_x.npy --output probs.npy\n  \
+        medq run ecg.mq --input test_x.npy --output probs.npy --labels test_y.npy --threads 4\n  \
+        medq run two_inputs.mq --input signal.npy --input meta.npy --output y0.npy --output y1.npy")]
     Run {
         model: PathBuf,
-        /// Float32 .npy with samples stacked on the first axis.
-        #[arg(long, value_name = "X.npy")]
-        input: PathBuf,
+        /// Float32 .npy, samples on the first axis: once per model input, in the
+        /// model's input order (`medq inspect` lists them).
+        #[arg(long, value_name = "X.npy", required = true)]
+        input: Vec<PathBuf>,
         /// Where to write each output, once per model output, in order.
         #[arg(long, value_name = "Y.npy", required = true)]
         output: Vec<PathBuf>,
-        /// Integer class labels: print the top-1 accuracy of output 0.
+        /// Integer class labels (int64 or int32, one per sample): print the top-1
+        /// accuracy of output 0. Checked before anything is written.
         #[arg(long, value_name = "LABELS.npy")]
         labels: Option<PathBuf>,
+        /// Worker threads, each with its own interpreter [default: all cores].
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
     },
-    /// Time inference on this machine, in total and per op.
+    /// Time inference on this machine, in total and per op, and show which kernel ran
+    /// each op and why faster candidate kernels did not take it.
+    ///
+    /// The iterations are split into rounds; times are the median and the minimum of the
+    /// rounds' per-inference times. The total is timed without the per-op clock reads
+    /// (the per-op times come from as many extra inferences).
+    #[command(after_help = "Examples:\n  \
+        medq bench ecg.mq\n  \
+        medq bench ecg.mq --iterations 5000 --json > bench.json\n\n\
+        JSON schema (medq-bench/1):\n  \
+        {\"schema\": \"medq-bench/1\", \"iterations\", \"rounds\", \"arena_bytes\", \"macs\",\n   \
+        \"total_us\": {\"median\", \"min\"}, \"gmacs\",\n   \
+        \"ops\": [{\"index\", \"op\", \"kernel\", \"refused\": [{\"kernel\", \"reason\"}],\n            \
+        \"us\": {\"median\", \"min\"}, \"macs\", \"gmacs\"}]}\n  \
+        Times are µs per inference; gmacs is G MAC/s at the median time.")]
     Bench {
         model: PathBuf,
+        /// Timed inferences (at least 1).
         #[arg(long, default_value_t = 1000)]
         iterations: usize,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the golden input stored in the file and check the output bit for bit.
+    #[command(after_help = "Example:\n  medq selftest ecg.mq")]
     Selftest { model: PathBuf },
 }
 
@@ -73,31 +111,51 @@ fn run(cli: Cli) -> Result<()> {
             input,
             output,
             labels,
+            threads,
         } => {
             let file = medq_cli::open(&model)?;
-            let model = file.model()?;
-            if output.len() != model.outputs().len() {
-                bail!(
-                    "the model has {} outputs; give --output once for each (got {})",
-                    model.outputs().len(),
-                    output.len()
-                );
-            }
-            let x = medq_cli::read_npy_f32(&input)?;
-            let y = medq_cli::run_batch(&model, &x)?;
-            for ((path, shape), data) in output.iter().zip(&y.shapes).zip(&y.data) {
-                medq_cli::write_npy_f32(path, shape, data)?;
+            let opts = medq_cli::RunOptions {
+                inputs: input,
+                outputs: output,
+                labels,
+                threads: threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                chunk_samples: None,
+            };
+            let start = Instant::now();
+            let done = medq_cli::run_files(&file.model()?, &opts)?;
+            let secs = start.elapsed().as_secs_f64();
+            for (path, shape) in opts.outputs.iter().zip(&done.output_shapes) {
                 println!("wrote {} {:?}", path.display(), shape);
             }
-            if let Some(labels) = labels {
-                let labels = medq_cli::read_npy_labels(&labels)?;
-                let acc = medq_cli::accuracy(&y, &labels)?;
-                println!("accuracy {:.2}% on {} samples", 100.0 * acc, y.samples);
+            println!(
+                "{} samples in {secs:.3} s ({:.0} samples/s) on {} thread{}",
+                done.samples,
+                done.samples as f64 / secs.max(f64::MIN_POSITIVE),
+                done.threads,
+                if done.threads == 1 { "" } else { "s" }
+            );
+            if let Some(correct) = done.correct {
+                println!(
+                    "accuracy {:.2}% on {} samples",
+                    100.0 * correct as f64 / done.samples.max(1) as f64,
+                    done.samples
+                );
             }
         }
-        Command::Bench { model, iterations } => {
+        Command::Bench {
+            model,
+            iterations,
+            json,
+        } => {
             let file = medq_cli::open(&model)?;
-            print!("{}", medq_cli::bench(&file.model()?, iterations)?);
+            let report = medq_cli::bench(&file.model()?, iterations)?;
+            if json {
+                print!("{}", report.json());
+            } else {
+                println!("{}", model.display());
+                print!("{}", report.table());
+            }
         }
         Command::Selftest { model } => {
             let file = medq_cli::open(&model)?;

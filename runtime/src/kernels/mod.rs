@@ -24,9 +24,13 @@
 //!   zero-point corrections into precomputed offsets and still be bit-exact;
 //!   the converter keeps real models far from the wrap (see `NUMERICS.md`).
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 pub mod cortex_m;
 pub mod reference;
 pub mod select;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
 
 pub use reference::*;
 

@@ -10,7 +10,11 @@
 //!
 //! Candidates are compiled in per architecture (`cfg(target_arch)`), so a
 //! Cortex-M0 build holds the reference kernels only, and the check for a
-//! CPU feature is a `cfg!` without `std` and a run-time probe with it.
+//! CPU feature is a `cfg!` without `std` and a run-time probe with it. The
+//! depthwise kernels also need feature `op-depthwise` (in `all-ops`): on a
+//! Cortex-M4 they take ~6 KB of flash that a model without depthwise
+//! convolutions does not need; without them depthwise layers run on the
+//! general convolution kernels.
 
 use super::{
     reference, AddParams, Broadcast4, ConvParams, FullyConnectedParams, MulParams, PoolParams,
@@ -91,6 +95,46 @@ pub fn explain<P, F>(
 
 /// Convolution candidates.
 pub const CONV: &[Candidate<ConvParams, ConvFn>] = &[
+    #[cfg(all(target_arch = "aarch64", feature = "op-depthwise"))]
+    Candidate {
+        name: "depthwise_conv_s8_neon",
+        takes: super::aarch64::depthwise_conv_neon_takes,
+        run: super::aarch64::depthwise_conv_s8_neon,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "conv_s8_dotprod",
+        takes: super::aarch64::conv_dotprod_takes,
+        run: super::aarch64::conv_s8_dotprod,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "conv_s8_neon",
+        takes: super::aarch64::conv_neon_takes,
+        run: super::aarch64::conv_s8_neon,
+    },
+    #[cfg(all(target_arch = "x86_64", feature = "op-depthwise"))]
+    Candidate {
+        name: "depthwise_conv_s8_avx2",
+        takes: super::x86_64::depthwise_conv_avx2_takes,
+        run: super::x86_64::depthwise_conv_s8_avx2,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "conv_s8_avx2",
+        takes: super::x86_64::conv_avx2_takes,
+        run: super::x86_64::conv_s8_avx2,
+    },
+    #[cfg(all(
+        target_arch = "arm",
+        any(target_feature = "dsp", medq_dsp),
+        feature = "op-depthwise"
+    ))]
+    Candidate {
+        name: "depthwise_conv_s8_dsp",
+        takes: super::cortex_m::depthwise_conv_dsp_takes,
+        run: super::cortex_m::depthwise_conv_s8_dsp,
+    },
     #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
     Candidate {
         name: "conv_s8_dsp",
@@ -101,6 +145,24 @@ pub const CONV: &[Candidate<ConvParams, ConvFn>] = &[
 
 /// Fully connected candidates.
 pub const FULLY_CONNECTED: &[Candidate<FullyConnectedParams, FullyConnectedFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "fully_connected_s8_dotprod",
+        takes: super::aarch64::fully_connected_dotprod_takes,
+        run: super::aarch64::fully_connected_s8_dotprod,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "fully_connected_s8_neon",
+        takes: super::aarch64::fully_connected_neon_takes,
+        run: super::aarch64::fully_connected_s8_neon,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "fully_connected_s8_avx2",
+        takes: super::x86_64::fully_connected_avx2_takes,
+        run: super::x86_64::fully_connected_s8_avx2,
+    },
     #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
     Candidate {
         name: "fully_connected_s8_dsp",
@@ -110,15 +172,74 @@ pub const FULLY_CONNECTED: &[Candidate<FullyConnectedParams, FullyConnectedFn>] 
 ];
 
 /// Max pooling candidates.
-pub const MAX_POOL: &[Candidate<PoolParams, PoolFn>] = &[];
+pub const MAX_POOL: &[Candidate<PoolParams, PoolFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "max_pool_s8_neon",
+        takes: super::aarch64::max_pool_neon_takes,
+        run: super::aarch64::max_pool_s8_neon,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "max_pool_s8_avx2",
+        takes: super::x86_64::max_pool_avx2_takes,
+        run: super::x86_64::max_pool_s8_avx2,
+    },
+];
 /// Average pooling candidates.
-pub const AVG_POOL: &[Candidate<PoolParams, PoolFn>] = &[];
+pub const AVG_POOL: &[Candidate<PoolParams, PoolFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "avg_pool_s8_neon",
+        takes: super::aarch64::avg_pool_neon_takes,
+        run: super::aarch64::avg_pool_s8_neon,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "avg_pool_s8_avx2",
+        takes: super::x86_64::avg_pool_avx2_takes,
+        run: super::x86_64::avg_pool_s8_avx2,
+    },
+];
 /// Elementwise add candidates.
-pub const ADD: &[Candidate<Elementwise<AddParams>, AddFn>] = &[];
+pub const ADD: &[Candidate<Elementwise<AddParams>, AddFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "add_s8_neon",
+        takes: |(p, bc)| super::aarch64::add_neon_takes(p, bc),
+        run: super::aarch64::add_s8_neon,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "add_s8_avx2",
+        takes: |(p, bc)| super::x86_64::add_avx2_takes(p, bc),
+        run: super::x86_64::add_s8_avx2,
+    },
+];
 /// Elementwise multiply candidates.
-pub const MUL: &[Candidate<Elementwise<MulParams>, MulFn>] = &[];
+pub const MUL: &[Candidate<Elementwise<MulParams>, MulFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "mul_s8_neon",
+        takes: |(p, bc)| super::aarch64::mul_neon_takes(p, bc),
+        run: super::aarch64::mul_s8_neon,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "mul_s8_avx2",
+        takes: |(p, bc)| super::x86_64::mul_avx2_takes(p, bc),
+        run: super::x86_64::mul_s8_avx2,
+    },
+];
 /// Table lookup candidates (the parameter is the element count).
-pub const LUT: &[Candidate<usize, LutFn>] = &[];
+pub const LUT: &[Candidate<usize, LutFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "lut_s8_neon",
+        takes: |_| super::aarch64::lut_neon_takes(),
+        run: super::aarch64::lut_s8_neon,
+    },
+];
 
 /// The kernel for a convolution.
 pub fn conv(p: &ConvParams) -> Chosen<ConvFn> {

@@ -20,6 +20,7 @@ pub(super) struct Concat<'a> {
 }
 
 /// Inputs `[x0, .., xn−1]`, then `(multiplier, shift)` per input.
+#[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Concat<'a>, Error> {
     let y = &cx.output;
     let n = cx.op.inputs.len();

@@ -18,6 +18,7 @@ pub(super) struct Conv<'a> {
 }
 
 /// Inputs `[x, weights, bias, multiplier, shift]`; see `params::conv`.
+#[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
     cx.check_arity(5, w::COUNT)?;
     let x = cx.input(0)?;

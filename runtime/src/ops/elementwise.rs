@@ -51,6 +51,7 @@ fn binary<'a>(cx: &Ctx<'_, 'a>) -> Result<Operands<'a>, Error> {
 }
 
 /// Inputs `[a, b]`; see `params::add`.
+#[inline(never)]
 pub(super) fn prepare_add<'a>(cx: &Ctx<'_, 'a>) -> Result<Add<'a>, Error> {
     use params::add as w;
     cx.check_arity(2, w::COUNT)?;
@@ -89,6 +90,7 @@ pub(super) fn prepare_add<'a>(cx: &Ctx<'_, 'a>) -> Result<Add<'a>, Error> {
 }
 
 /// Inputs `[a, b]`; see `params::mul`.
+#[inline(never)]
 pub(super) fn prepare_mul<'a>(cx: &Ctx<'_, 'a>) -> Result<Mul<'a>, Error> {
     use params::mul as w;
     cx.check_arity(2, w::COUNT)?;

@@ -18,6 +18,7 @@ pub(super) struct FullyConnected<'a> {
 }
 
 /// Inputs `[x, weights [N, K], bias, multiplier, shift]`.
+#[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error> {
     cx.check_arity(5, w::COUNT)?;
     let x = cx.input(0)?;

@@ -15,6 +15,7 @@ pub(super) struct Lut<'a> {
 }
 
 /// Inputs `[x, table i8 [256]]`: `y[i] = table[x[i] + 128]`.
+#[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Lut<'a>, Error> {
     cx.check_arity(2, w::COUNT)?;
     let (x, _) = cx.same_shape_input(0)?;

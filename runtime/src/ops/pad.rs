@@ -13,6 +13,7 @@ pub(super) struct Pad<'a> {
 }
 
 /// Input `[x]`: the pad value, then `rank` begin counts and `rank` end counts.
+#[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Pad<'a>, Error> {
     let x = cx.input(0)?;
     let y = &cx.output;

@@ -20,6 +20,7 @@ pub(super) struct Pool<'a> {
 }
 
 /// Input `[x]`; see `params::pool`.
+#[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Pool<'a>, Error> {
     cx.check_arity(1, w::COUNT)?;
     let x = cx.input(0)?;

@@ -110,6 +110,7 @@ fn shared<'a>(
 }
 
 /// Inputs per `params::recurrent`, words per `params::lstm`.
+#[inline(never)]
 pub(super) fn prepare_lstm<'a>(cx: &Ctx<'_, 'a>) -> Result<Lstm<'a>, Error> {
     use params::lstm as pw;
     let out_words = (pw::OUT_MULTIPLIER, pw::OUT_SHIFT);
@@ -131,6 +132,7 @@ pub(super) fn prepare_lstm<'a>(cx: &Ctx<'_, 'a>) -> Result<Lstm<'a>, Error> {
 }
 
 /// Inputs per `params::recurrent`, words per `params::gru`.
+#[inline(never)]
 pub(super) fn prepare_gru<'a>(cx: &Ctx<'_, 'a>) -> Result<Gru<'a>, Error> {
     use params::gru as pw;
     let out_words = (pw::OUT_MULTIPLIER, pw::OUT_SHIFT);

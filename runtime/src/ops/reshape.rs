@@ -13,6 +13,7 @@ pub(super) struct Reshape<'a> {
 }
 
 /// Input `[x]`.
+#[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Reshape<'a>, Error> {
     cx.check_arity(1, w::COUNT)?;
     let x = cx.input(0)?;

@@ -18,6 +18,7 @@ pub(super) struct Softmax<'a> {
 }
 
 /// Inputs `[x, exp_table i32 [256]]`; see `params::softmax`.
+#[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Softmax<'a>, Error> {
     cx.check_arity(2, w::COUNT)?;
     let (x, _) = cx.same_shape_input(0)?;

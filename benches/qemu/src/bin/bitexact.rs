@@ -1,16 +1,22 @@
-//! Runs the kernels the interpreter dispatches to on this core
-//! (`medq::kernels::conv_s8` / `fully_connected_s8`: the SXTB16/SMLAD ones on
-//! thumbv7em) against `medq::kernels::reference` over many random shapes,
-//! parameters and data, and compares the outputs byte for byte. Exits 0 only
-//! if every case matches and the DSP kernels are the ones in use.
+//! Runs every DSP kernel (`medq::kernels::cortex_m`: `conv_s8_dsp`,
+//! `depthwise_conv_s8_dsp`, `fully_connected_s8_dsp`) against
+//! `medq::kernels::reference` over many random shapes, parameters and data,
+//! and compares the outputs byte for byte: on the calls its `_takes` accepts
+//! (the kernel computes them) and on those it refuses (its safety net, the
+//! reference, must give the same bytes). Prints what each kernel took and
+//! why it refused the rest. Exits 0 only if every case matches and the DSP
+//! instructions are in use.
 #![no_std]
 #![no_main]
 
 use cortex_m_rt::entry;
-use medq::kernels::{self, conv_out_len, cortex_m as dsp, ConvParams, FullyConnectedParams};
+use medq::kernels::{conv_out_len, cortex_m as dsp, ConvParams, FullyConnectedParams};
 use medq_qemu_bench::{conv1d, exit, fc, hprintln, Op, Rng};
 
 const CONV_CASES: u32 = 6000;
+/// Extra conv cases aimed at the depthwise kernel (one input channel per
+/// group, mostly 3×3), and at the edges of its three-tap rows.
+const DW_CASES: u32 = 3000;
 /// Extra conv cases aimed at the single-channel row passes (one input
 /// channel per group, `kW <= 9`), and at the edges of their requantization.
 const ROW_CASES: u32 = 3000;
@@ -18,7 +24,7 @@ const FC_CASES: u32 = 4000;
 const SEED: u64 = 0x6d65_6471_2d64_7370; // "medq-dsp"
 
 const IN_CAP: usize = 8192;
-const W_CAP: usize = 16384;
+const W_CAP: usize = 65536;
 const OUT_CAP: usize = 8192;
 const CH_CAP: usize = 256;
 /// Written to both outputs before each case, so untouched bytes compare too.
@@ -48,8 +54,53 @@ struct Tally {
     four_wide: u32,
     two_wide: u32,
     one_wide: u32,
+    /// FC calls whose reduction runs in several chunks.
+    chunked: u32,
     fallback: u32,
     zp_extreme: u32,
+    /// Per DSP kernel (in `Op::DSP_KERNELS` order): calls taken, refused,
+    /// and the reasons given.
+    kernels: [KernelTally; 2],
+}
+
+#[derive(Default)]
+struct KernelTally {
+    taken: u32,
+    refused: u32,
+    reasons: [(&'static str, u32); 8],
+}
+
+impl KernelTally {
+    fn record(&mut self, verdict: Result<(), &'static str>) {
+        let Err(why) = verdict else {
+            self.taken += 1;
+            return;
+        };
+        self.refused += 1;
+        // Reasons are static strings: the same one is the same pointer.
+        let slot = self
+            .reasons
+            .iter_mut()
+            .find(|(r, n)| *n == 0 || core::ptr::eq(*r, why));
+        if let Some(slot) = slot {
+            *slot = (why, slot.1 + 1);
+        }
+    }
+}
+
+/// One line per DSP kernel of `P`: what it took and why it refused the rest.
+fn report_kernels<P: Op>(t: &Tally) {
+    for (k, kt) in P::DSP_KERNELS.iter().zip(&t.kernels) {
+        hprintln!(
+            "      {}: took {}, refused {}",
+            k.name,
+            kt.taken,
+            kt.refused
+        );
+        for (why, n) in kt.reasons.iter().filter(|(_, n)| *n > 0) {
+            hprintln!("        {:>5} x {}", n, why);
+        }
+    }
 }
 
 #[entry]
@@ -65,6 +116,7 @@ fn main() -> ! {
     let mut rng = Rng::new(SEED);
 
     let conv = check(&mut rng, b, CONV_CASES, conv_case, tally_conv);
+    let dw = check(&mut rng, b, DW_CASES, dw_case, tally_conv);
     let rows = check(&mut rng, b, ROW_CASES, row_case, tally_conv);
     let fc = check(&mut rng, b, FC_CASES, fc_case, tally_fc);
     let invalid_ok = invalid_calls(b);
@@ -82,20 +134,30 @@ fn main() -> ! {
         conv.one_wide,
         conv.fallback
     );
+    report_kernels::<ConvParams>(&conv);
+    hprintln!(
+        "dw:   {} cases, {} MACs: 2-D {}, strided {}, dilated {}, padded {}, input zp at -128/127 {}",
+        dw.cases, dw.macs, dw.two_d, dw.strided, dw.dilated, dw.padded, dw.zp_extreme
+    );
+    report_kernels::<ConvParams>(&dw);
     hprintln!(
         "rows: {} cases, {} MACs: depthwise {}, strided {}, padded {}; paths: single-channel rows {} (row passes {}), reference fallback {}",
         rows.cases, rows.macs, rows.depthwise, rows.strided, rows.padded, rows.rows_path,
         rows.row_passes, rows.fallback
     );
+    report_kernels::<ConvParams>(&rows);
     hprintln!(
-        "fc:   {} cases, {} MACs: K%4!=0 {}, input zp at -128/127 {}; paths: rows x4 {}, x2 {}, x1 {}, reference fallback {}",
-        fc.cases, fc.macs, fc.k_tail, fc.zp_extreme, fc.four_wide, fc.two_wide, fc.one_wide, fc.fallback
+        "fc:   {} cases, {} MACs: K%4!=0 {}, input zp at -128/127 {}; paths: input rows x4 {}, x2 {}, weight rows x4 {} (of which K in chunks {}), reference fallback {}",
+        fc.cases, fc.macs, fc.k_tail, fc.zp_extreme, fc.four_wide, fc.two_wide, fc.one_wide,
+        fc.chunked, fc.fallback
     );
-    let failures = conv.failures + rows.failures + fc.failures + u32::from(!invalid_ok);
+    report_kernels::<FullyConnectedParams>(&fc);
+    let failures =
+        conv.failures + dw.failures + rows.failures + fc.failures + u32::from(!invalid_ok);
     if failures == 0 {
         hprintln!(
             "bitexact: PASS: {} cases, DSP output byte-identical to the reference",
-            conv.cases + rows.cases + fc.cases
+            conv.cases + dw.cases + rows.cases + fc.cases
         );
         exit(true)
     } else {
@@ -202,6 +264,60 @@ fn conv_case(rng: &mut Rng) -> Option<ConvParams> {
     fits.then_some(p)
 }
 
+/// One input channel per group, mostly 3×3 (the three-tap rows) at stride
+/// 1 along W, otherwise kernels up to 5×5, strides, H (and sometimes W)
+/// dilation, padding on every side, depth multipliers 1–2, planes from 1×1
+/// to 30×40 (rows longer than the depthwise kernel's buffer are refused).
+fn dw_case(rng: &mut Rng) -> Option<ConvParams> {
+    let three = rng.chance(3, 5);
+    let (kh, kw) = if three {
+        (3, 3)
+    } else {
+        (rng.usize(1, 5), rng.usize(1, 5))
+    };
+    let sw = if three || rng.chance(1, 2) { 1 } else { 2 };
+    let sh = if rng.chance(1, 4) { 2 } else { 1 };
+    let dh = if rng.chance(1, 5) { 2 } else { 1 };
+    let dw = if rng.chance(1, 12) { 2 } else { 1 };
+    let widest = if rng.chance(1, 10) { 300 } else { 40 };
+    let (in_h, in_w) = (rng.usize(1, 30), rng.usize(1, widest));
+    let (pt, pb, pl, pr) = (
+        rng.usize(0, 2),
+        rng.usize(0, 2),
+        rng.usize(0, 2),
+        rng.usize(0, 2),
+    );
+    let out_h = conv_out_len(in_h, kh, sh, dh, pt, pb)?;
+    let out_w = conv_out_len(in_w, kw, sw, dw, pl, pr)?;
+    let groups = rng.usize(1, 16);
+    let (act_min, act_max) = act(rng);
+    let p = ConvParams {
+        in_channels: groups,
+        in_h,
+        in_w,
+        out_channels: groups * rng.usize(1, 2),
+        out_h,
+        out_w,
+        kernel_h: kh,
+        kernel_w: kw,
+        stride_h: sh,
+        stride_w: sw,
+        dilation_h: dh,
+        dilation_w: dw,
+        pad_top: pt,
+        pad_left: pl,
+        groups,
+        input_zero_point: input_zp(rng),
+        output_zero_point: rng.range(-128, 127) as i32,
+        act_min,
+        act_max,
+    };
+    let fits = p.in_channels * in_h * in_w <= IN_CAP
+        && p.out_channels * kh * kw <= W_CAP
+        && p.out_channels * out_h * out_w <= OUT_CAP;
+    fits.then_some(p)
+}
+
 /// Bias, multipliers and shifts for `n` channels whose outputs spread over
 /// the i8 range for a reduction of `k` terms, with the extremes mixed in.
 fn quant(rng: &mut Rng, b: &mut Bufs, n: usize, k: usize) {
@@ -250,41 +366,47 @@ fn check<P: Op>(
     t
 }
 
-/// Runs both kernels on random data for `p`; every output byte, and every
-/// byte past the outputs, must match.
+/// Runs the reference and every DSP kernel on random data for `p`; every
+/// output byte, and every byte past the outputs, must match.
 fn compare<P: Op>(rng: &mut Rng, p: &P, b: &mut Bufs, t: &mut Tally) {
     let k = p.reduction();
     b.fill(rng, p);
     quant(rng, b, p.channels(), k);
     b.want.fill(SENTINEL);
-    b.got.fill(SENTINEL);
-    let (o, want, got) = b.split(p);
+    let (o, want, _) = b.split(p);
     let (x, w, bias, m, s) = (o.input, o.weights, o.bias, o.multiplier, o.shift);
     P::REFERENCE(p, x, w, bias, m, s, want);
-    P::DISPATCHED(p, x, w, bias, m, s, got);
-
+    let mut ok = true;
+    for (kernel, kt) in P::DSP_KERNELS.iter().zip(&mut t.kernels) {
+        b.got.fill(SENTINEL);
+        let (o, _, got) = b.split(p);
+        let (x, w, bias, m, s) = (o.input, o.weights, o.bias, o.multiplier, o.shift);
+        (kernel.run)(p, x, w, bias, m, s, got);
+        kt.record((kernel.takes)(p));
+        if b.want != b.got {
+            ok = false;
+            if t.failures < 5 {
+                let at = b
+                    .want
+                    .iter()
+                    .zip(&b.got)
+                    .position(|(w, g)| w != g)
+                    .unwrap_or(0);
+                hprintln!(
+                    "{} MISMATCH at output {}: want {} got {}; {:?}",
+                    kernel.name,
+                    at,
+                    b.want[at],
+                    b.got[at],
+                    p
+                );
+            }
+        }
+    }
     t.cases += 1;
     t.macs += p.macs();
     t.k_tail += u32::from(k % 4 != 0);
-    if b.want != b.got {
-        t.failures += 1;
-        if t.failures <= 5 {
-            let at = b
-                .want
-                .iter()
-                .zip(&b.got)
-                .position(|(w, g)| w != g)
-                .unwrap_or(0);
-            hprintln!(
-                "{} MISMATCH at output {}: want {} got {}; {:?}",
-                P::NAME,
-                at,
-                b.want[at],
-                b.got[at],
-                p
-            );
-        }
-    }
+    t.failures += u32::from(!ok);
 }
 
 fn tally_conv(p: &ConvParams, t: &mut Tally) {
@@ -303,7 +425,16 @@ fn tally_conv(p: &ConvParams, t: &mut Tally) {
         && p.dilation_w == 1
         && p.kernel_w <= 8
         && (p.out_w - 1) * p.stride_w + 2 * p.kernel_w.div_ceil(2) <= dsp::MAX_REDUCTION;
-    classify(t, k, p.out_h * p.out_w, p.input_zero_point, rows_path);
+    // Depthwise over several kernel rows: the conv kernel leaves it to the
+    // reference (the depthwise kernel's shape).
+    let refused = cin_g == 1 && p.kernel_h > 1;
+    classify(
+        t,
+        k,
+        p.out_h * p.out_w,
+        p.input_zero_point,
+        (rows_path, refused),
+    );
     let passes = rows_path
         && p.stride_w == 1
         && p.kernel_w <= 7
@@ -380,13 +511,13 @@ fn row_case(rng: &mut Rng) -> Option<ConvParams> {
     fits.then_some(p)
 }
 
-/// Which path the DSP kernel takes, from its documented limits (the
+/// Which path the conv kernel takes, from its documented limits (the
 /// column buffer holds `MAX_REDUCTION` lanes: one column of up to that
 /// reduction, two of half, four of a quarter).
-fn classify(t: &mut Tally, k: usize, columns: usize, zp: i32, rows_path: bool) {
+fn classify(t: &mut Tally, k: usize, columns: usize, zp: i32, (rows_path, refused): (bool, bool)) {
     let zp_ok = (-128..=127).contains(&zp);
     let k4 = k.div_ceil(4) * 4;
-    if !zp_ok || k4 > dsp::MAX_REDUCTION {
+    if !zp_ok || k4 > dsp::MAX_REDUCTION || refused {
         t.fallback += 1;
     } else if rows_path {
         t.rows_path += 1;
@@ -406,12 +537,13 @@ fn fc_case(rng: &mut Rng) -> Option<FullyConnectedParams> {
     } else {
         rng.usize(2, 11)
     };
-    let k = match rng.range(0, 9) {
-        0 => rng.usize(1, 8),
-        1 => rng.usize(400, 600),
-        _ => rng.usize(1, 300),
+    // Past 640 inputs the reduction goes through the column in chunks.
+    let (k, n) = match rng.range(0, 9) {
+        0 => (rng.usize(1, 8), rng.usize(1, 40)),
+        1 => (rng.usize(400, 700), rng.usize(1, 40)),
+        2 => (rng.usize(640, 3000), rng.usize(1, 20)),
+        _ => (rng.usize(1, 300), rng.usize(1, 40)),
     };
-    let n = rng.usize(1, 40);
     let (act_min, act_max) = act(rng);
     let p = FullyConnectedParams {
         rows,
@@ -426,8 +558,23 @@ fn fc_case(rng: &mut Rng) -> Option<FullyConnectedParams> {
     fits.then_some(p)
 }
 
+/// The fully connected kernel's paths, from its documented limits: two or
+/// more input rows and `K <= MAX_REDUCTION / 2` run as columns (four or
+/// two input rows at a time); otherwise one input row at a time against
+/// four weight rows, `K` in chunks of `MAX_REDUCTION`.
 fn tally_fc(p: &FullyConnectedParams, t: &mut Tally) {
-    classify(t, p.in_features, p.rows, p.input_zero_point, false);
+    let k4 = p.in_features.div_ceil(4) * 4;
+    t.zp_extreme += u32::from(p.input_zero_point == -128 || p.input_zero_point == 127);
+    if !(-128..=127).contains(&p.input_zero_point) {
+        t.fallback += 1;
+    } else if p.rows >= 3 && k4 <= dsp::MAX_REDUCTION / 4 {
+        t.four_wide += 1;
+    } else if p.rows >= 2 && k4 <= dsp::MAX_REDUCTION / 2 {
+        t.two_wide += 1;
+    } else {
+        t.one_wide += 1;
+        t.chunked += u32::from(k4 > dsp::MAX_REDUCTION);
+    }
 }
 
 /// Calls that break a precondition leave the output untouched, as in the
@@ -449,20 +596,20 @@ fn invalid_calls(b: &mut Bufs) -> bool {
         ConvParams { out_w: 11, ..p },
     ] {
         got.fill(SENTINEL);
-        kernels::conv_s8(&bad, x, w, bias, m, s, &mut got[..40]);
+        dsp::conv_s8_dsp(&bad, x, w, bias, m, s, &mut got[..40]);
         ok &= got.iter().all(|&y| y == SENTINEL);
     }
     // Valid: interior outputs sum 4 channels × 3 taps of (9 − 3) = 72; the
     // edges lose a tap to padding: 48.
-    kernels::conv_s8(&p, x, w, bias, m, s, &mut got[..40]);
+    dsp::conv_s8_dsp(&p, x, w, bias, m, s, &mut got[..40]);
     ok &= got[..10] == [48, 72, 72, 72, 72, 72, 72, 72, 72, 48];
     let fp = fc(40, 1, (3, 0));
     got.fill(SENTINEL);
-    kernels::fully_connected_s8(&fp, &x[..39], &w[..40], bias, m, s, &mut got[..1]);
+    dsp::fully_connected_s8_dsp(&fp, &x[..39], &w[..40], bias, m, s, &mut got[..1]);
     ok &= got[0] == SENTINEL;
     // Valid: 40 · 6 = 240 saturates to 127.
     let (bias, m, s) = (&bias[..1], &m[..1], &s[..1]);
-    kernels::fully_connected_s8(&fp, x, &w[..40], bias, m, s, &mut got[..1]);
+    dsp::fully_connected_s8_dsp(&fp, x, &w[..40], bias, m, s, &mut got[..1]);
     ok &= got[0] == 127;
     if !ok {
         hprintln!("invalid-call checks FAILED");

@@ -4,7 +4,8 @@
 
 use super::dsp::{self, smlad, splat16};
 use super::{
-    act_ok, axis_ok, run_block, widen_into, zeroed_prefix, zp_byte, Epilogue, Requant, Taps,
+    conv_lens_ok, conv_shape_ok, run_block, widen_into, widen_padded, zeroed_prefix, zp_byte,
+    Epilogue, Operands, Requant, Taps,
 };
 use super::{COL_WORDS, MAX_GROUPS_X1, MAX_GROUPS_X2, MAX_GROUPS_X4, SCRATCH_WORDS};
 use crate::kernels::{reference, ConvParams};
@@ -24,9 +25,12 @@ use core::mem::MaybeUninit;
 /// is a few `SMLAD`s over pairs of adjacent lanes.
 ///
 /// Falls back to the reference kernel (which returns early on a failed
-/// precondition) unless the preconditions hold, the input zero point is in
-/// `i8`, and the reduction `C_in/groups · kH · kW` is in
-/// `1..=`[`MAX_REDUCTION`](super::MAX_REDUCTION).
+/// precondition) unless the preconditions hold and [`conv_dsp_takes`]
+/// accepts `p`: the input zero point in `i8`, the reduction `C_in/groups ·
+/// kH · kW` in `1..=`[`MAX_REDUCTION`](super::MAX_REDUCTION), and not one
+/// input channel per group over several kernel rows (depthwise 2-D, where
+/// columns of a few taps are slower than the reference;
+/// [`depthwise_conv_s8_dsp`](super::depthwise_conv_s8_dsp) takes those).
 #[inline(never)]
 pub fn conv_s8_dsp(
     p: &ConvParams,
@@ -37,19 +41,19 @@ pub fn conv_s8_dsp(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    let Some(g) = Geometry::new(p, input, weights, bias, multiplier, shift, output) else {
+    let io = Operands {
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+    };
+    let Some(g) = Geometry::new(p, &io, output) else {
         reference::conv_s8(p, input, weights, bias, multiplier, shift, output);
         return;
     };
     let mut col_buf = MaybeUninit::<[u32; COL_WORDS]>::uninit();
     if let Some(rows) = g.row_path(p) {
-        let io = Operands {
-            input,
-            weights,
-            bias,
-            multiplier,
-            shift,
-        };
         let col = zeroed_prefix(&mut col_buf, rows.span.div_ceil(2));
         conv_rows(p, &g, io, output, rows, col);
         return;
@@ -100,6 +104,17 @@ pub fn conv_s8_dsp(
     }
 }
 
+/// `Ok` when [`conv_s8_dsp`] computes `p` itself (given operands of the
+/// lengths `p` implies); otherwise why not. Depthwise shapes with several
+/// kernel rows are [`depthwise_conv_s8_dsp`](super::depthwise_conv_s8_dsp)'s
+/// (see [`depthwise_conv_dsp_takes`](super::depthwise_conv_dsp_takes)).
+pub fn conv_dsp_takes(p: &ConvParams) -> Result<(), &'static str> {
+    if !dsp::USES_DSP_INSTRUCTIONS {
+        return Err(why!("no Arm DSP extension"));
+    }
+    Geometry::of(p).map(|_| ())
+}
+
 /// Columns per block with `left` positions to go: as many as the buffer
 /// allows, except that 3 run as 4 (one discarded, cheaper than 2 + 1) and
 /// 2 or 1 as themselves.
@@ -125,23 +140,13 @@ struct Geometry {
     offset: u32,
 }
 
-/// The read-only arguments of a convolution.
-#[derive(Clone, Copy)]
-struct Operands<'a> {
-    input: &'a [i8],
-    weights: &'a [i8],
-    bias: &'a [i32],
-    multiplier: &'a [i32],
-    shift: &'a [i8],
-}
-
 /// Tap pairs per kernel row on the single-channel path: `ceil(kW/2)`, at
 /// least 2 (a kernel of 1 or 2 taps runs with a zero pair, which saves a
 /// specialization), at most 4.
-fn row_pairs(kernel_w: usize) -> usize {
+pub(super) fn row_pairs(kernel_w: usize) -> usize {
     kernel_w.div_ceil(2).max(2)
 }
-const ROW_MAX_PAIRS: usize = 4;
+pub(super) const ROW_MAX_PAIRS: usize = 4;
 
 /// How [`conv_rows`] runs: `span` lanes per widened row; `passes` when
 /// the stride is 1 and `kW <= 7`, so [`dsp::row_passes`] can do the rows.
@@ -245,23 +250,11 @@ fn row_out(p: &ConvParams, row: &RowOut, w: &[i8], col: &[u32], span: usize, out
 }
 
 /// The even- and odd-output constants of [`dsp::row_passes`] for one output
-/// channel (taps `w`, at most 7), when its requantization fits the pass:
-/// the shortcut of [`Requant`] with `hs = e − 1 <= 22` (`shift = −e`) and
-/// an output zero point in `i8`, and no clamp narrower than `i8` (the
-/// last two checked by the caller, see [`RowPath`]). Then, with `hi` the high word of `acc · m`,
-///
-/// `((hi + 2^(hs−1)) >> hs) + zp == (hi + 2^(hs−1) + zp·2^hs) >> hs`
-///
-/// exactly (floor division by `2^hs` commutes with adding a multiple of
-/// it), so the zero point rides in `SMMLA`'s accumulate and `SSAT #8` does
-/// the clamp. No step overflows: `|hi| <= 2^30` and `|2^(hs−1) + zp·2^hs|
-/// < 2^30` for `hs <= 22`.
+/// channel (taps `w`, at most 7), when its requantization has the
+/// [`Folded`](super::Folded) form; the caller checks that there is no
+/// clamp narrower than `i8` (see [`RowPath`]), which `SSAT #8` then does.
 fn pass_consts(w: &[i8], bias: i32, rq: Requant, zp: i32, n: usize) -> Option<dsp::RowConsts> {
-    // `rq.fast && hs <= 22` as one compare: `e − 2 = hs − 1` in `0..=21`.
-    if rq.shift.wrapping_neg().wrapping_sub(2) as u32 > 21 {
-        return None;
-    }
-    let hs = rq.high_shift;
+    let f = rq.folded(zp)?;
     // The taps, zero-padded to 7, widened two to a word: the even outputs'
     // pairs are (t0, t1) … (t4, t5), (t6, 0), the odd ones' (0, t0) …
     // (t5, t6). From taps t0..t4 and t3..t7 as two (overlapping) words:
@@ -280,9 +273,9 @@ fn pass_consts(w: &[i8], bias: i32, rq: Requant, zp: i32, n: usize) -> Option<ds
         [e0, e1, (o2 >> 16) | (o3 << 16), o3 >> 16],
         [e0 << 16, (e0 >> 16) | (e1 << 16), o2, o3],
         bias,
-        rq.multiplier,
-        rq.round + (zp << hs),
-        hs,
+        f.multiplier,
+        f.round,
+        f.hs,
         n,
     ))
 }
@@ -340,7 +333,11 @@ fn row_dot<const J: usize>(
 /// `acc + Σ_{j<J} SMLAD(pairs[j], lanes 2j, 2j + 1 of win)`, written out
 /// (size-optimized builds do not unroll even a 2-trip loop).
 #[inline(always)]
-fn dot_pairs<const J: usize>(win: &[i16], pairs: &[u32; ROW_MAX_PAIRS], acc: i32) -> i32 {
+pub(super) fn dot_pairs<const J: usize>(
+    win: &[i16],
+    pairs: &[u32; ROW_MAX_PAIRS],
+    acc: i32,
+) -> i32 {
     let [p0, p1, p2, p3] = *pairs;
     let mut acc = smlad(p0, lane_pair(win, 0), acc);
     acc = smlad(p1, lane_pair(win, 2), acc);
@@ -355,7 +352,7 @@ fn dot_pairs<const J: usize>(win: &[i16], pairs: &[u32; ROW_MAX_PAIRS], acc: i32
 
 /// Lanes `i` and `i + 1` of `x` as one word (low lane first), 0 past the end.
 #[inline(always)]
-fn lane_pair(x: &[i16], i: usize) -> u32 {
+pub(super) fn lane_pair(x: &[i16], i: usize) -> u32 {
     match x.get(i..i + 2) {
         Some(&[lo, hi]) => u32::from(lo as u16) | (u32::from(hi as u16) << 16),
         _ => 0,
@@ -364,8 +361,7 @@ fn lane_pair(x: &[i16], i: usize) -> u32 {
 
 /// Lanes `0..span` of `col` (two `i16` a word, low first): lane `i` =
 /// input `[chan, iy, i − pad_left] − zp` for the row `iy` that output row
-/// `oy` reads, 0 in the padding (and for a row entirely in it). Four bytes
-/// at a time where they land on whole words.
+/// `oy` reads, 0 in the padding (and for a row entirely in it).
 fn widen_row(
     p: &ConvParams,
     g: &Geometry,
@@ -382,51 +378,7 @@ fn widen_row(
     } else {
         &[]
     };
-    let zp = i32::from(g.zp);
-    // x − zp fits i16 for a zero point in i8.
-    let lane = |x: i8| (i32::from(x) - zp) as i16;
-    let pad = p.pad_left.min(span);
-    let end = (pad + row.len()).min(span);
-    let row = row.get(..end - pad).unwrap_or(&[]);
-    // An odd start: its first byte alone, so the rest starts on a word.
-    let head = (pad % 2).min(row.len());
-    let first = pad + head;
-    let groups = (row.len() - head) / 4;
-    {
-        let Ok(lanes) = bytemuck::try_cast_slice_mut::<u32, i16>(col) else {
-            return;
-        };
-        let Some(lanes) = lanes.get_mut(..span) else {
-            return;
-        };
-        let bulk_end = first + 4 * groups;
-        // The padding, then the bytes outside whole groups. (Plain loops:
-        // `fill` becomes a `memset` call that costs more than these lanes.)
-        let (front, rest) = lanes.split_at_mut(pad);
-        for l in front
-            .iter_mut()
-            .chain(rest.get_mut(end - pad..).unwrap_or(&mut []))
-        {
-            *l = 0;
-        }
-        let odd = [(pad, first), (bulk_end, end)];
-        for (from, to) in odd {
-            let src = row.get(from - pad..).unwrap_or(&[]);
-            for (l, &x) in lanes
-                .get_mut(from..to)
-                .unwrap_or(&mut [])
-                .iter_mut()
-                .zip(src)
-            {
-                *l = lane(x);
-            }
-        }
-    }
-    if groups > 0 {
-        let src = row.get(head..).unwrap_or(&[]);
-        let dst = col.get_mut(first / 2..).unwrap_or(&mut []);
-        dsp::widen_lanes(src, groups, g.offset, dst);
-    }
+    widen_padded(row, p.pad_left, span, g.zp, g.offset, col);
 }
 
 impl Geometry {
@@ -451,60 +403,50 @@ impl Geometry {
 
     /// `None` when the reference kernel must handle the call: the same
     /// preconditions as `reference::conv_s8`, plus the limits of this kernel.
-    fn new(
-        p: &ConvParams,
-        input: &[i8],
-        weights: &[i8],
-        bias: &[i32],
-        multiplier: &[i32],
-        shift: &[i8],
-        output: &[i8],
-    ) -> Option<Geometry> {
-        let groups_ok =
-            p.groups != 0 && p.in_channels % p.groups == 0 && p.out_channels % p.groups == 0;
-        if !groups_ok
-            || !act_ok(p.act_min, p.act_max)
-            || !axis_ok(
-                p.out_h,
-                p.stride_h,
-                p.kernel_h,
-                p.dilation_h,
-                p.pad_top,
-                p.in_h,
-            )
-            || !axis_ok(
-                p.out_w,
-                p.stride_w,
-                p.kernel_w,
-                p.dilation_w,
-                p.pad_left,
-                p.in_w,
-            )
-        {
-            return None;
+    fn new(p: &ConvParams, io: &Operands<'_>, output: &[i8]) -> Option<Geometry> {
+        let g = Geometry::of(p).ok()?;
+        let lens_ok = conv_lens_ok(p, io, output, (g.k, g.in_plane, g.out_plane));
+        (lens_ok && !output.is_empty()).then_some(g)
+    }
+
+    /// The geometry of `p` when this kernel takes it, else why not.
+    fn of(p: &ConvParams) -> Result<Geometry, &'static str> {
+        if !conv_shape_ok(p) {
+            return Err(why!("invalid convolution parameters"));
         }
         let cin_g = p.in_channels / p.groups;
-        let k = cin_g.checked_mul(p.kernel_h)?.checked_mul(p.kernel_w)?;
-        let in_plane = p.in_h.checked_mul(p.in_w)?;
-        let out_plane = p.out_h.checked_mul(p.out_w)?;
-        let lens_ok = p.in_channels.checked_mul(in_plane) == Some(input.len())
-            && p.out_channels.checked_mul(k) == Some(weights.len())
-            && p.out_channels.checked_mul(out_plane) == Some(output.len())
-            && bias.len() == p.out_channels
-            && multiplier.len() == p.out_channels
-            && shift.len() == p.out_channels;
-        let groups4 = k.div_ceil(4);
-        if !lens_ok || output.is_empty() || k == 0 || groups4 > MAX_GROUPS_X1 {
-            return None;
+        if cin_g == 1 && p.kernel_h > 1 {
+            // Columns of a few taps cost more to build than they save.
+            return Err(
+                "one input channel per group over several kernel rows (depthwise: \
+                        slower than the reference as columns)",
+            );
         }
-        let zp = zp_byte(p.input_zero_point)?;
-        Some(Geometry {
+        let too_large = "sizes overflow";
+        let k = cin_g
+            .checked_mul(p.kernel_h)
+            .and_then(|k| k.checked_mul(p.kernel_w))
+            .ok_or(too_large)?;
+        let in_plane = p.in_h.checked_mul(p.in_w).ok_or(too_large)?;
+        let out_plane = p.out_h.checked_mul(p.out_w).ok_or(too_large)?;
+        if k == 0 {
+            return Err(why!("empty reduction"));
+        }
+        // (The reason names MAX_REDUCTION, 640.)
+        const _: () = assert!(super::MAX_REDUCTION == 640);
+        if k.div_ceil(4) > MAX_GROUPS_X1 {
+            return Err(why!(
+                "reduction (in_channels/groups × kernel) longer than 640"
+            ));
+        }
+        let zp = zp_byte(p.input_zero_point).ok_or("input zero point outside i8")?;
+        Ok(Geometry {
             cin_g,
             cout_g: p.out_channels / p.groups,
             in_plane,
             out_plane,
             k,
-            groups4,
+            groups4: k.div_ceil(4),
             zp,
             offset: splat16(-p.input_zero_point),
         })
@@ -528,11 +470,67 @@ impl Geometry {
         let Ok(stage) = bytemuck::try_cast_slice_mut::<u32, i8>(scratch) else {
             return;
         };
+        if let Some(rows) = self.interior_block(p, in_group, pos, valid.min(nc)) {
+            // Every window of the block is inside the input: no padding,
+            // the asm copies (no per-window geometry).
+            let src = in_group.as_ptr().wrapping_add(rows.first);
+            for slot in 0..valid.min(nc) {
+                let at = src.wrapping_add(slot * p.stride_w);
+                // SAFETY: `interior_block` checked that every window of the
+                // block reads inside `in_group`, 4 bytes a row, and `stage`
+                // holds `k + 8 >= (chans·rows − 1)·kw + 4` bytes.
+                unsafe { dsp::copy_rows4(at, stage.as_mut_ptr(), &rows.copy) };
+                let src = stage.get(..self.k).unwrap_or(&[]);
+                widen_into(src, self.zp, self.offset, col, slot, nc, self.groups4);
+            }
+            return;
+        }
         for slot in 0..valid.min(nc) {
             self.stage_window(p, in_group, pos + slot, stage);
             let src = stage.get(..self.k).unwrap_or(&[]);
             widen_into(src, self.zp, self.offset, col, slot, nc, self.groups4);
         }
+    }
+
+    /// When the windows of positions `pos..pos + n` are all inside the
+    /// input, in one output row, with rows of at most 4 contiguous taps (and
+    /// the 4-byte row reads of the last one stay inside `in_group`): where
+    /// the first window starts and how [`dsp::copy_rows4`] stages them.
+    #[inline(never)]
+    fn interior_block(
+        &self,
+        p: &ConvParams,
+        in_group: &[i8],
+        pos: usize,
+        n: usize,
+    ) -> Option<InteriorBlock> {
+        let (oy, ox) = (pos / p.out_w, pos % p.out_w);
+        let last_ox = ox + n.checked_sub(1)?;
+        if p.kernel_w > 4 || p.dilation_w != 1 || last_ox >= p.out_w {
+            return None;
+        }
+        let top = (oy * p.stride_h).checked_sub(p.pad_top)?;
+        let left = (ox * p.stride_w).checked_sub(p.pad_left)?;
+        let row_step = p.dilation_h * p.in_w;
+        let bottom = top + (p.kernel_h - 1) * p.dilation_h;
+        let right = last_ox * p.stride_w + p.kernel_w - 1 - p.pad_left;
+        if bottom >= p.in_h || right >= p.in_w {
+            return None;
+        }
+        let first = top * p.in_w + left;
+        // The last window's last row reads 4 bytes from its start.
+        let reach =
+            (self.cin_g - 1) * self.in_plane + bottom * p.in_w + (right + 1 - p.kernel_w) + 4;
+        (reach <= in_group.len()).then_some(InteriorBlock {
+            first,
+            copy: dsp::RowCopy {
+                chans: self.cin_g,
+                rows: p.kernel_h,
+                plane: self.in_plane,
+                row_step,
+                kw: p.kernel_w,
+            },
+        })
     }
 
     /// Writes the `k` window values of output position `pos` (row-major over
@@ -545,17 +543,18 @@ impl Geometry {
         let tx = Taps::new(ox, p.stride_w, p.dilation_w, p.pad_left, p.kernel_w, p.in_w);
         let kw = p.kernel_w;
         let mut done = 0;
-        if ty.lo == 0 && ty.hi == p.kernel_h && tx.hi > tx.lo && p.dilation_w == 1 && kw <= 8 {
-            // Every row has the same taps, contiguous: word copies.
+        if ty.hi > ty.lo && tx.hi > tx.lo && p.dilation_w == 1 && kw <= 8 {
+            // Every valid row has the same taps, contiguous: word copies.
             let first = ty.first * p.in_w + tx.first;
             let row_step = p.dilation_h * p.in_w;
+            let (ky, k) = ((ty.lo, ty.hi), (p.kernel_h, kw));
             done = if kw <= 4 {
-                self.stage_rows::<4>(in_group, first, row_step, p.kernel_h, kw, tx, stage)
+                self.stage_rows::<4>(in_group, first, row_step, ky, k, tx, stage)
             } else {
-                self.stage_rows::<8>(in_group, first, row_step, p.kernel_h, kw, tx, stage)
+                self.stage_rows::<8>(in_group, first, row_step, ky, k, tx, stage)
             };
         }
-        // Whatever is left (windows in the top/bottom padding, dilated or
+        // Whatever is left (windows entirely in the padding, dilated or
         // wide rows, the last channels at the very end of the input): bytes.
         let mut rows = stage.chunks_exact_mut(kw).skip(done * p.kernel_h);
         for icg in done..self.cin_g {
@@ -583,10 +582,12 @@ impl Geometry {
         }
     }
 
-    /// Stages the leading channels of a window whose rows all have the
-    /// same contiguous taps `tx` (`kw ≤ W ≤ 8`), with `W`-byte copies, and
-    /// returns how many channels it did: those whose `W`-byte reads stay
-    /// inside `in_group` (all but, at the very end of the input, the last).
+    /// Stages the leading channels of a window whose valid rows (kernel
+    /// rows `ky.0..ky.1` of `kh × kw`, the first at `first`, `row_step` apart)
+    /// all have the same contiguous taps `tx` (`kw ≤ W ≤ 8`), with `W`-byte
+    /// copies, and returns how many channels it did: those whose `W`-byte
+    /// reads stay inside `in_group` (all but, at the very end of the input,
+    /// the last).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn stage_rows<const W: usize>(
@@ -594,14 +595,14 @@ impl Geometry {
         in_group: &[i8],
         first: usize,
         row_step: usize,
-        kh: usize,
-        kw: usize,
+        ky: (usize, usize),
+        (kh, kw): (usize, usize),
         tx: Taps,
         stage: &mut [i8],
     ) -> usize {
         let (cin_g, in_plane) = (self.cin_g, self.in_plane);
-        // Channel `c` reads up to `first + c·in_plane + (kh−1)·row_step + W`.
-        let Some(reach) = (kh - 1)
+        // Channel `c` reads up to `first + c·in_plane + (rows−1)·row_step + W`.
+        let Some(reach) = (ky.1 - ky.0 - 1)
             .checked_mul(row_step)
             .and_then(|r| r.checked_add(first)?.checked_add(W))
         else {
@@ -616,7 +617,7 @@ impl Geometry {
         } else {
             room / in_plane.max(1) + 1
         };
-        // The last row writes up to its start + max(lo + W, hi + 8).
+        // The last row writes up to its start + max(lo + W, hi + 8, 8).
         let last_row = (chans * kh).saturating_sub(1) * kw;
         let (lo, hi) = (tx.lo, tx.hi);
         if chans == 0 || lo >= hi || hi > kw || last_row + (lo + W).max(hi + 8) > stage.len() {
@@ -624,7 +625,8 @@ impl Geometry {
         }
         let rows = Rows {
             chans,
-            rows: kh,
+            kh,
+            ky,
             plane: in_plane,
             row_step,
             kw,
@@ -633,20 +635,28 @@ impl Geometry {
             zp: self.zp,
         };
         let src = in_group.as_ptr().wrapping_add(first);
-        // SAFETY: row `r` of channel `c` reads `src + c·in_plane +
+        // SAFETY: valid row `r` of channel `c` reads `src + c·in_plane +
         // r·row_step ..+W`, which ends by `reach + c·in_plane ≤
-        // in_group.len()` for `c < chans`; it writes within
-        // `(c·kh + r)·kw ..+ max(lo + W, hi + 8)`, which ends by
+        // in_group.len()` for `c < chans`; kernel row `y` writes within
+        // `(c·kh + y)·kw ..+ max(lo + W, hi + 8, 8)`, which ends by
         // `stage.len()` (both checked above).
         unsafe { copy_rows::<W>(src, stage.as_mut_ptr(), &rows) };
         chans
     }
 }
 
+/// A block of windows inside the input, see [`Geometry::interior_block`].
+struct InteriorBlock {
+    first: usize,
+    copy: dsp::RowCopy,
+}
+
 /// What [`copy_rows`] copies.
 struct Rows {
     chans: usize,
-    rows: usize,
+    kh: usize,
+    /// The valid kernel rows (the rest are padding).
+    ky: (usize, usize),
     plane: usize,
     row_step: usize,
     kw: usize,
@@ -655,23 +665,25 @@ struct Rows {
     zp: i8,
 }
 
-/// For `c < chans`, `r < rows`: the kernel row at `dst + (c·rows + r)·kw`
-/// gets `W` bytes of `src + c·plane + r·row_step` at offset `lo`, and the
-/// padding `[0, lo)` and `[hi, kw)` is `zp` (written 8 bytes at a time; the
-/// excess past `kw` is overwritten by the next row, or lies past `k`). Out
-/// of line, so the loops have the registers to themselves.
+/// For `c < chans`, `y < kh`: the kernel row at `dst + (c·kh + y)·kw` gets,
+/// for a valid row (`ky.0 <= y < ky.1`), `W` bytes of `src + c·plane +
+/// (y − ky.0)·row_step` at offset `lo`, and the padding `[0, lo)` and
+/// `[hi, kw)` is `zp`; a padding row is all `zp` (written 8 bytes at a
+/// time; the excess past `kw` is overwritten by the next row, or lies past
+/// `k`). Out of line, so the loops have the registers to themselves.
 ///
 /// # Safety
 ///
 /// Every such read (`W` bytes) must lie inside one slice, and every write
-/// (`lo + W` and, with padding, `hi + 8` bytes from the row start) inside
-/// another, distinct, exclusively borrowed one.
+/// (`max(lo + W, hi + 8, 8)` bytes from the row start) inside another,
+/// distinct, exclusively borrowed one.
 #[inline(never)]
 unsafe fn copy_rows<const W: usize>(src: *const i8, dst: *mut i8, g: &Rows) {
     let pad = [g.zp; 8];
     let mut chan = src;
     let mut d = dst;
-    if g.lo == 0 && g.hi == g.kw && g.rows == 1 {
+    let full = g.lo == 0 && g.hi == g.kw && g.ky == (0, g.kh);
+    if full && g.kh == 1 {
         // The common case: 1-D, away from the edges.
         for _ in 0..g.chans {
             // SAFETY: in bounds and non-overlapping by the contract above;
@@ -685,21 +697,39 @@ unsafe fn copy_rows<const W: usize>(src: *const i8, dst: *mut i8, g: &Rows) {
         }
         return;
     }
+    if full && W == 4 {
+        // 2-D, away from the edges: the asm loop.
+        let copy = dsp::RowCopy {
+            chans: g.chans,
+            rows: g.kh,
+            plane: g.plane,
+            row_step: g.row_step,
+            kw: g.kw,
+        };
+        // SAFETY: the same reads and writes (4 bytes a row, `lo = 0`),
+        // in bounds by the contract above; `chans, kh >= 1`.
+        unsafe { dsp::copy_rows4(chan, d, &copy) };
+        return;
+    }
     for _ in 0..g.chans {
         let mut s = chan;
-        for _ in 0..g.rows {
+        for y in 0..g.kh {
             // SAFETY: as above.
             unsafe {
-                if g.lo > 0 {
+                if y < g.ky.0 || y >= g.ky.1 {
                     d.cast::<[i8; 8]>().write_unaligned(pad);
-                }
-                let v = s.cast::<[i8; W]>().read_unaligned();
-                d.add(g.lo).cast::<[i8; W]>().write_unaligned(v);
-                if g.hi < g.kw {
-                    d.add(g.hi).cast::<[i8; 8]>().write_unaligned(pad);
+                } else {
+                    if g.lo > 0 {
+                        d.cast::<[i8; 8]>().write_unaligned(pad);
+                    }
+                    let v = s.cast::<[i8; W]>().read_unaligned();
+                    d.add(g.lo).cast::<[i8; W]>().write_unaligned(v);
+                    if g.hi < g.kw {
+                        d.add(g.hi).cast::<[i8; 8]>().write_unaligned(pad);
+                    }
+                    s = s.wrapping_add(g.row_step);
                 }
             }
-            s = s.wrapping_add(g.row_step);
             d = d.wrapping_add(g.kw);
         }
         chan = chan.wrapping_add(g.plane);
@@ -729,20 +759,10 @@ fn fill_row(row: &mut [i8], src: &[i8], tx: Taps, dilation: usize, zp: i8) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{conv_both, xorshift, ConvCase as Case};
     use super::*;
     use proptest::prelude::*;
     use std::vec::Vec;
-
-    /// A conv call with consistent geometry and random data.
-    #[derive(Debug, Clone)]
-    struct Case {
-        p: ConvParams,
-        input: Vec<i8>,
-        weights: Vec<i8>,
-        bias: Vec<i32>,
-        multiplier: Vec<i32>,
-        shift: Vec<i8>,
-    }
 
     fn axis(
         max_in: usize,
@@ -809,50 +829,11 @@ mod tests {
                     (-128i32..=127, -128i32..=127, -128i32..=127, -128i32..=127),
                 )
             })
-            .prop_map(
-                |(mut p, input, weights, bias, multiplier, shift, (izp, ozp, a, b))| {
-                    p.input_zero_point = izp;
-                    p.output_zero_point = ozp;
-                    (p.act_min, p.act_max) = if a % 2 == 0 {
-                        (-128, 127)
-                    } else {
-                        (a.min(b), a.max(b))
-                    };
-                    Case {
-                        p,
-                        input,
-                        weights,
-                        bias,
-                        multiplier,
-                        shift,
-                    }
-                },
-            )
+            .prop_map(|(p, x, w, b, m, s, zps)| Case::new(p, (x, w), (b, m, s), zps))
     }
 
     fn both(c: &Case) -> (Vec<i8>, Vec<i8>) {
-        let n = c.p.out_channels * c.p.out_h * c.p.out_w;
-        let mut want = std::vec![0x55i8; n];
-        let mut got = std::vec![0x55i8; n];
-        reference::conv_s8(
-            &c.p,
-            &c.input,
-            &c.weights,
-            &c.bias,
-            &c.multiplier,
-            &c.shift,
-            &mut want,
-        );
-        conv_s8_dsp(
-            &c.p,
-            &c.input,
-            &c.weights,
-            &c.bias,
-            &c.multiplier,
-            &c.shift,
-            &mut got,
-        );
-        (want, got)
+        conv_both(c, conv_s8_dsp)
     }
 
     proptest! {
@@ -867,13 +848,7 @@ mod tests {
 
     fn ecg_like(cin: usize, cout: usize, k: usize, w: usize) -> Case {
         // Deterministic pseudo-random data (xorshift), full i8 range.
-        let mut s = 0x2545_f491_u32 ^ (cin * 131 + k) as u32;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x2545_f491 ^ (cin * 131 + k) as u32);
         let p = ConvParams {
             in_channels: cin,
             in_h: 1,
@@ -942,13 +917,7 @@ mod tests {
         // both passes), padding on either side, strides 1 and 2, extreme
         // zero points, shifts on both sides of the passes' limit (hs 22 /
         // 23), a wrapping bias, a negative multiplier and a fused clamp.
-        let mut s = 0x9e37_79b9_u32;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x9e37_79b9);
         let mut checked = 0;
         for kw in 1..=9 {
             for in_w in 1..=40 {
@@ -1053,6 +1022,55 @@ mod tests {
         c.shift = std::vec![-20; 4];
         let (want, got) = both(&c);
         assert_eq!(want, got);
+    }
+
+    #[test]
+    fn takes_says_why_not() {
+        let ok = ecg_like(16, 32, 5, 70).p;
+        assert_eq!(Geometry::of(&ok).err(), None);
+        // The longest reduction the column buffer holds, and one more.
+        let at_limit = ConvParams {
+            in_channels: 128,
+            ..ok
+        };
+        assert_eq!(Geometry::of(&at_limit).err(), None);
+        let past = ConvParams {
+            in_channels: 129,
+            ..ok
+        };
+        assert!(Geometry::of(&past).is_err_and(|e| e.contains("640")));
+        let zp = ConvParams {
+            input_zero_point: 128,
+            ..ok
+        };
+        assert!(Geometry::of(&zp).is_err_and(|e| e.contains("zero point")));
+        let bad = ConvParams { groups: 3, ..ok };
+        assert!(Geometry::of(&bad).is_err_and(|e| e.contains("invalid")));
+        // Depthwise over several kernel rows: the depthwise kernel's; one
+        // kernel row: the single-channel rows here.
+        let dw = ConvParams {
+            in_channels: 32,
+            groups: 32,
+            in_h: 4,
+            out_h: 2,
+            kernel_h: 3,
+            ..ok
+        };
+        assert!(Geometry::of(&dw).is_err_and(|e| e.contains("depthwise")));
+        let dw_1d = ConvParams {
+            in_channels: 32,
+            groups: 32,
+            ..ok
+        };
+        assert_eq!(Geometry::of(&dw_1d).err(), None);
+        // Without the DSP extension (this host), never.
+        assert_eq!(
+            conv_dsp_takes(&ok),
+            match dsp::USES_DSP_INSTRUCTIONS {
+                true => Ok(()),
+                false => Err("no Arm DSP extension"),
+            }
+        );
     }
 
     #[test]

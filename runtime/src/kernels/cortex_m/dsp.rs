@@ -75,6 +75,28 @@ mod imp {
         out
     }
 
+    /// Each signed byte of `x` clamped to the same byte of `lo` and `hi`
+    /// (`SSUB8` sets the GE flags per byte, `SEL` picks by them).
+    #[inline(always)]
+    pub fn clamp4(x: u32, lo: u32, hi: u32) -> u32 {
+        let out: u32;
+        // SAFETY: register-only arithmetic; SSUB8 writes the GE flags.
+        unsafe {
+            asm!(
+                "ssub8 {t}, {x}, {lo}",
+                "sel {x}, {x}, {lo}",
+                "ssub8 {t}, {hi}, {x}",
+                "sel {x}, {x}, {hi}",
+                x = inout(reg) x => out,
+                lo = in(reg) lo,
+                hi = in(reg) hi,
+                t = out(reg) _,
+                options(pure, nomem, nostack),
+            );
+        }
+        out
+    }
+
     /// Bytes 0..4 of `w` as `[b0+o, b2+o]`, `[b1+o, b3+o]` lanes (`o` from
     /// [`splat16`](super::splat16)): one group of a column.
     #[inline(always)]
@@ -99,6 +121,30 @@ mod imp {
         [even, odd]
     }
 
+    /// One group of [`mac_1x4`] and [`mac_rows_1x4`]: a weight word unpacked, then
+    /// multiplied with the group's two words of each of the four columns.
+    macro_rules! group_1x4 {
+        () => {
+            concat!(
+                "ldr {wa}, [{pw}], #4\n",
+                "sxtb16 {wb}, {wa}, ror #8\n",
+                "sxtb16 {wa}, {wa}\n",
+                "ldrd {c0}, {c1}, [{pc}], #8\n",
+                "smlad {a0}, {wa}, {c0}, {a0}\n",
+                "smlad {a0}, {wb}, {c1}, {a0}\n",
+                "ldrd {c0}, {c1}, [{pc}], #8\n",
+                "smlad {a1}, {wa}, {c0}, {a1}\n",
+                "smlad {a1}, {wb}, {c1}, {a1}\n",
+                "ldrd {c0}, {c1}, [{pc}], #8\n",
+                "smlad {a2}, {wa}, {c0}, {a2}\n",
+                "smlad {a2}, {wb}, {c1}, {a2}\n",
+                "ldrd {c0}, {c1}, [{pc}], #8\n",
+                "smlad {a3}, {wa}, {c0}, {a3}\n",
+                "smlad {a3}, {wb}, {c1}, {a3}\n",
+            )
+        };
+    }
+
     /// `acc[c] += Σ_k w[k] · column c[k]` over `groups` groups of 4 weights
     /// and 4 interleaved columns (group `j` of column `c` at words
     /// `(4j + c)·2 ..+2`). Returns `acc` unchanged if the slices are short.
@@ -120,55 +166,13 @@ mod imp {
                 // An odd group first, so the loop can do two per iteration.
                 "tst {n}, #1",
                 "beq 3f",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
+                group_1x4!(),
                 "3:",
                 "lsrs {n}, {n}, #1",
                 "beq 4f",
                 "2:",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
+                group_1x4!(),
+                group_1x4!(),
                 "subs {n}, {n}, #1",
                 "bne 2b",
                 "4:",
@@ -248,57 +252,22 @@ mod imp {
                 "mov {a2}, {a0}",
                 "mov {a3}, {a0}",
                 "ldrd {pc}, {n}, [{ctl}]",
-                "tst {n}, #1",
+                // Groups past a multiple of 4 first, one at a time, then
+                // four a trip.
+                "1:",
+                "tst {n}, #3",
                 "beq 3f",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
+                group_1x4!(),
+                "sub {n}, {n}, #1",
+                "b 1b",
                 "3:",
-                "lsrs {n}, {n}, #1",
+                "lsrs {n}, {n}, #2",
                 "beq 4f",
                 "2:",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
-                "ldr {wa}, [{pw}], #4",
-                "sxtb16 {wb}, {wa}, ror #8",
-                "sxtb16 {wa}, {wa}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a0}, {wa}, {c0}, {a0}",
-                "smlad {a0}, {wb}, {c1}, {a0}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a1}, {wa}, {c0}, {a1}",
-                "smlad {a1}, {wb}, {c1}, {a1}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a2}, {wa}, {c0}, {a2}",
-                "smlad {a2}, {wb}, {c1}, {a2}",
-                "ldrd {c0}, {c1}, [{pc}], #8",
-                "smlad {a3}, {wa}, {c0}, {a3}",
-                "smlad {a3}, {wb}, {c1}, {a3}",
+                group_1x4!(),
+                group_1x4!(),
+                group_1x4!(),
+                group_1x4!(),
                 "subs {n}, {n}, #1",
                 "bne 2b",
                 "4:",
@@ -412,7 +381,25 @@ mod imp {
         // are LDRs, unaligned being fine on ARMv7-M (see `mac_1x4`).
         unsafe {
             asm!(
+                // An odd group first, then two a trip.
+                "tst {n}, #1",
+                "beq 3f",
+                "ldr {x}, [{ps}], #4",
+                "sxtb16 {o}, {x}, ror #8",
+                "sxtb16 {x}, {x}",
+                "sadd16 {o}, {o}, {off}",
+                "sadd16 {x}, {x}, {off}",
+                "strd {x}, {o}, [{pd}], #{step}",
+                "3:",
+                "lsrs {n}, {n}, #1",
+                "beq 4f",
                 "2:",
+                "ldr {x}, [{ps}], #4",
+                "sxtb16 {o}, {x}, ror #8",
+                "sxtb16 {x}, {x}",
+                "sadd16 {o}, {o}, {off}",
+                "sadd16 {x}, {x}, {off}",
+                "strd {x}, {o}, [{pd}], #{step}",
                 "ldr {x}, [{ps}], #4",
                 "sxtb16 {o}, {x}, ror #8",
                 "sxtb16 {x}, {x}",
@@ -421,6 +408,7 @@ mod imp {
                 "strd {x}, {o}, [{pd}], #{step}",
                 "subs {n}, {n}, #1",
                 "bne 2b",
+                "4:",
                 n = inout(reg) groups => _,
                 ps = inout(reg) src.as_ptr() => _,
                 pd = inout(reg) dst.as_mut_ptr() => _,
@@ -752,6 +740,24 @@ mod imp {
         [lo, hi]
     }
 
+    /// One group of [`widen_lanes_raw`] and [`widen_rows_raw`]: 4 bytes
+    /// from `{ps}` widened with `{off}` and stored in order, two lanes a word
+    /// (`(b0, b2), (b1, b3)` repacked as `(b0, b1), (b2, b3)`), at `{pd}`.
+    macro_rules! widen_in_order {
+        () => {
+            concat!(
+                "ldr {x}, [{ps}], #4\n",
+                "sxtb16 {o}, {x}, ror #8\n",
+                "sxtb16 {x}, {x}\n",
+                "sadd16 {o}, {o}, {off}\n",
+                "sadd16 {x}, {x}, {off}\n",
+                "pkhbt {t}, {x}, {o}, lsl #16\n",
+                "pkhtb {o}, {o}, {x}, asr #16\n",
+                "strd {t}, {o}, [{pd}], #8\n",
+            )
+        };
+    }
+
     /// See [`widen_lanes`](super::widen_lanes); lengths are checked there.
     ///
     /// # Safety
@@ -768,34 +774,12 @@ mod imp {
             asm!(
                 "tst {n}, #1",
                 "beq 3f",
-                "ldr {x}, [{ps}], #4",
-                "sxtb16 {o}, {x}, ror #8",
-                "sxtb16 {x}, {x}",
-                "sadd16 {o}, {o}, {off}",
-                "sadd16 {x}, {x}, {off}",
-                // (b0, b2), (b1, b3) -> (b0, b1), (b2, b3).
-                "pkhbt {t}, {x}, {o}, lsl #16",
-                "pkhtb {o}, {o}, {x}, asr #16",
-                "strd {t}, {o}, [{pd}], #8",
+                widen_in_order!(),
                 "subs {n}, {n}, #1",
                 "beq 4f",
                 "3:",
-                "ldr {x}, [{ps}], #4",
-                "sxtb16 {o}, {x}, ror #8",
-                "sxtb16 {x}, {x}",
-                "sadd16 {o}, {o}, {off}",
-                "sadd16 {x}, {x}, {off}",
-                "pkhbt {t}, {x}, {o}, lsl #16",
-                "pkhtb {o}, {o}, {x}, asr #16",
-                "strd {t}, {o}, [{pd}], #8",
-                "ldr {x}, [{ps}], #4",
-                "sxtb16 {o}, {x}, ror #8",
-                "sxtb16 {x}, {x}",
-                "sadd16 {o}, {o}, {off}",
-                "sadd16 {x}, {x}, {off}",
-                "pkhbt {t}, {x}, {o}, lsl #16",
-                "pkhtb {o}, {o}, {x}, asr #16",
-                "strd {t}, {o}, [{pd}], #8",
+                widen_in_order!(),
+                widen_in_order!(),
                 "subs {n}, {n}, #2",
                 "bne 3b",
                 "4:",
@@ -809,6 +793,234 @@ mod imp {
                 options(nostack),
             );
         }
+    }
+
+    /// See [`widen_rows`](super::widen_rows), which checks the lengths.
+    ///
+    /// # Safety
+    ///
+    /// As [`widen_rows`](super::widen_rows) checks.
+    #[inline(always)]
+    pub unsafe fn widen_rows_raw(c: &mut super::WidenRows, src: &[i8], dst: &mut [u32]) {
+        // SAFETY: per row `r < rows` (word 4, counted down), reads `cols =
+        // 4·groups + tail` bytes from `src + r·src_stride` (unaligned LDRs
+        // and LDRSBs) and writes `cols` lanes from `dst + r·pitch` words
+        // (STRD on word-aligned rows, then STRH), in bounds by the caller's
+        // contract; the steps (words 2, 3) go from a row's end to the next
+        // row's start. Reads the 7 constant words and writes word 4.
+        // Every register written is declared; flags are not preserved.
+        unsafe {
+            asm!(
+                "1:",
+                "ldr {n}, [{c}]",
+                "cmp {n}, #0",
+                "beq 3f",
+                "2:",
+                widen_in_order!(),
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "3:",
+                "ldr {n}, [{c}, #4]",
+                "cmp {n}, #0",
+                "beq 5f",
+                "ldr {t}, [{c}, #24]",
+                "4:",
+                "ldrsb {x}, [{ps}], #1",
+                "sub {x}, {x}, {t}",
+                "strh {x}, [{pd}], #2",
+                "subs {n}, {n}, #1",
+                "bne 4b",
+                "5:",
+                "ldrd {x}, {o}, [{c}, #8]",
+                "add {ps}, {ps}, {x}",
+                "add {pd}, {pd}, {o}",
+                "ldr {n}, [{c}, #16]",
+                "subs {n}, {n}, #1",
+                "str {n}, [{c}, #16]",
+                "bne 1b",
+                c = in(reg) c.words.as_mut_ptr(),
+                ps = inout(reg) src.as_ptr() => _,
+                pd = inout(reg) dst.as_mut_ptr() => _,
+                off = in(reg) c.words[5],
+                n = out(reg) _,
+                x = out(reg) _,
+                o = out(reg) _,
+                t = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// See [`copy_rows4`](super::copy_rows4).
+    ///
+    /// # Safety
+    ///
+    /// As [`copy_rows4`](super::copy_rows4) requires.
+    #[inline(always)]
+    pub unsafe fn copy_rows4(src: *const i8, dst: *mut i8, g: &super::RowCopy) {
+        // SAFETY: the caller guarantees every read and write below is in
+        // bounds (see `copy_rows4`): channel `c < chans`, row `r < rows`
+        // reads 4 bytes at `src + c·plane + r·row_step` (unaligned LDR) and
+        // writes 4 at `dst + (c·rows + r)·kw` (unaligned STR), in that
+        // order, so a row's excess bytes are overwritten by the next row.
+        // `chans, rows >= 1`. Every register written is declared.
+        unsafe {
+            asm!(
+                "cmp {m}, #1",
+                "beq 7f",
+                "cmp {m}, #3",
+                "bne 5f",
+                // Three rows a channel, written out.
+                "1:",
+                "ldr {x}, [{s}]",
+                "ldr {y}, [{s}, {rs}]",
+                "str {x}, [{d}]",
+                "add {d}, {d}, {kw}",
+                "ldr {x}, [{s}, {rs2}]",
+                "str {y}, [{d}]",
+                "add {d}, {d}, {kw}",
+                "str {x}, [{d}]",
+                "add {d}, {d}, {kw}",
+                "add {s}, {s}, {pl}",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                "b 9f",
+                // Any other number of rows.
+                "5:",
+                "mov {t}, {s}",
+                "mov {y}, {m}",
+                "6:",
+                "ldr {x}, [{t}]",
+                "add {t}, {t}, {rs}",
+                "str {x}, [{d}]",
+                "add {d}, {d}, {kw}",
+                "subs {y}, {y}, #1",
+                "bne 6b",
+                "add {s}, {s}, {pl}",
+                "subs {n}, {n}, #1",
+                "bne 5b",
+                "b 9f",
+                // One row a channel (1-D).
+                "7:",
+                "ldr {x}, [{s}]",
+                "add {s}, {s}, {pl}",
+                "str {x}, [{d}]",
+                "add {d}, {d}, {kw}",
+                "subs {n}, {n}, #1",
+                "bne 7b",
+                "9:",
+                s = inout(reg) src => _,
+                d = inout(reg) dst => _,
+                n = inout(reg) g.chans => _,
+                m = in(reg) g.rows,
+                rs = in(reg) g.row_step,
+                rs2 = in(reg) 2 * g.row_step,
+                pl = in(reg) g.plane,
+                kw = in(reg) g.kw,
+                x = out(reg) _,
+                y = out(reg) _,
+                t = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// See [`mac_4x1`](super::mac_4x1), which checks the lengths.
+    ///
+    /// Register use (all 14 allocatable ones, so r6/r7, which `asm!`
+    /// cannot take as operands, are saved on the stack and restored): r0
+    /// the column, r1–r4 the four weight rows, r5 the group counter, r6/r7
+    /// a weight word unpacked, r8–r11 the sums, r12/lr a column group.
+    ///
+    /// # Safety
+    ///
+    /// `groups >= 1`; `col` holds `2·groups` words; each of the four rows
+    /// (`w`, `w + stride`, `w + 2·stride`, `w + 3·stride`) holds
+    /// `4·groups` readable bytes.
+    #[inline(always)]
+    pub unsafe fn mac_4x1_raw(
+        w: *const i8,
+        stride: usize,
+        col: &[u32],
+        groups: usize,
+        acc: [i32; 4],
+    ) -> [i32; 4] {
+        let [mut a0, mut a1, mut a2, mut a3] = acc;
+        /// One group of the four rows: the column's two words, then each
+        /// row's weight word unpacked and multiplied with them.
+        macro_rules! group {
+            () => {
+                concat!(
+                    "ldrd r12, lr, [r0], #8\n",
+                    "ldr r6, [r1], #4\n",
+                    "sxtb16 r7, r6, ror #8\n",
+                    "sxtb16 r6, r6\n",
+                    "smlad r8, r6, r12, r8\n",
+                    "smlad r8, r7, lr, r8\n",
+                    "ldr r6, [r2], #4\n",
+                    "sxtb16 r7, r6, ror #8\n",
+                    "sxtb16 r6, r6\n",
+                    "smlad r9, r6, r12, r9\n",
+                    "smlad r9, r7, lr, r9\n",
+                    "ldr r6, [r3], #4\n",
+                    "sxtb16 r7, r6, ror #8\n",
+                    "sxtb16 r6, r6\n",
+                    "smlad r10, r6, r12, r10\n",
+                    "smlad r10, r7, lr, r10\n",
+                    "ldr r6, [r4], #4\n",
+                    "sxtb16 r7, r6, ror #8\n",
+                    "sxtb16 r6, r6\n",
+                    "smlad r11, r6, r12, r11\n",
+                    "smlad r11, r7, lr, r11\n",
+                )
+            };
+        }
+        // SAFETY: reads `2·groups` words of `col` (word-aligned, as LDRD
+        // needs) and `4·groups` bytes from each of the four row pointers
+        // (unaligned LDRs, see `mac_1x4`), in bounds by the caller's
+        // contract; `groups mod 4` groups first, then four a trip.
+        // r6/r7 are pushed and popped around their use (8 bytes: the stack
+        // stays 8-byte aligned); every other register written is declared.
+        // SMLAD may set Q and the counter sets NZCV.
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                // Groups past a multiple of 4 first, one at a time, then
+                // four a trip.
+                "1:",
+                "tst r5, #3",
+                "beq 3f",
+                group!(),
+                "sub r5, r5, #1",
+                "b 1b",
+                "3:",
+                "lsrs r5, r5, #2",
+                "beq 4f",
+                "2:",
+                group!(),
+                group!(),
+                group!(),
+                group!(),
+                "subs r5, r5, #1",
+                "bne 2b",
+                "4:",
+                "pop {{r6, r7}}",
+                inout("r0") col.as_ptr() => _,
+                inout("r1") w => _,
+                inout("r2") w.wrapping_add(stride) => _,
+                inout("r3") w.wrapping_add(2 * stride) => _,
+                inout("r4") w.wrapping_add(3 * stride) => _,
+                inout("r5") groups => _,
+                inout("r8") a0,
+                inout("r9") a1,
+                inout("r10") a2,
+                inout("r11") a3,
+                out("r12") _,
+                out("lr") _,
+                options(readonly),
+            );
+        }
+        [a0, a1, a2, a3]
     }
 }
 
@@ -941,13 +1153,27 @@ mod imp {
         acc
     }
 
+    pub fn smlabt(a: u32, b: u32, acc: i32) -> i32 {
+        acc.wrapping_add(i32::from(a as u16 as i16) * i32::from((b >> 16) as u16 as i16))
+    }
+
+    pub fn smlatb(a: u32, b: u32, acc: i32) -> i32 {
+        acc.wrapping_add(i32::from((a >> 16) as u16 as i16) * i32::from(b as u16 as i16))
+    }
+
     /// `SMMLA`: `acc + ((a · b) >> 32)`, the high word of `(acc << 32) + a·b`.
-    fn smmla(a: i32, b: i32, acc: i32) -> i32 {
+    pub fn smmla(a: i32, b: i32, acc: i32) -> i32 {
         ((i64::from(acc) << 32).wrapping_add(i64::from(a) * i64::from(b)) >> 32) as i32
     }
 
+    pub fn clamp4(x: u32, lo: u32, hi: u32) -> u32 {
+        let [x, lo, hi] = [x, lo, hi].map(u32::to_le_bytes);
+        let byte = |i: usize| (x[i] as i8).clamp(lo[i] as i8, (hi[i] as i8).max(lo[i] as i8));
+        u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)].map(|b| b as u8))
+    }
+
     /// `SSAT #8`.
-    fn ssat8(x: i32) -> i8 {
+    pub fn ssat8(x: i32) -> i8 {
         x.clamp(-128, 127) as i8
     }
 
@@ -997,6 +1223,63 @@ mod imp {
         }
     }
 
+    /// # Safety
+    ///
+    /// None needed here; `unsafe` to match the asm.
+    pub unsafe fn widen_rows_raw(c: &mut super::WidenRows, src: &[i8], dst: &mut [u32]) {
+        let Ok(lanes) = bytemuck::try_cast_slice_mut::<u32, i16>(dst) else {
+            return;
+        };
+        let k = c.words.map(|w| w as usize);
+        let cols = 4 * k[0] + k[1];
+        let (src_stride, pitch) = (cols + k[2], (k[3] + 2 * cols) / 4);
+        let zp = c.words[6] as i32;
+        for r in 0..k[4] {
+            let row = src.get(r * src_stride..).unwrap_or(&[]);
+            let out = lanes.get_mut(2 * r * pitch..).unwrap_or(&mut []);
+            for (l, &x) in out.iter_mut().zip(row).take(cols) {
+                *l = (i32::from(x) - zp) as i16;
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As the asm version.
+    pub unsafe fn copy_rows4(src: *const i8, dst: *mut i8, g: &super::RowCopy) {
+        let mut d = dst;
+        for c in 0..g.chans {
+            for r in 0..g.rows {
+                let at = c * g.plane + r * g.row_step;
+                // SAFETY: in bounds by the caller's contract; unaligned.
+                unsafe {
+                    let v = src.wrapping_add(at).cast::<[i8; 4]>().read_unaligned();
+                    d.cast::<[i8; 4]>().write_unaligned(v);
+                }
+                d = d.wrapping_add(g.kw);
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As the asm version.
+    pub unsafe fn mac_4x1_raw(
+        w: *const i8,
+        stride: usize,
+        col: &[u32],
+        groups: usize,
+        mut acc: [i32; 4],
+    ) -> [i32; 4] {
+        for (r, a) in acc.iter_mut().enumerate() {
+            // SAFETY: the caller's contract: `4·groups` readable bytes.
+            let row =
+                unsafe { core::slice::from_raw_parts(w.wrapping_add(r * stride), 4 * groups) };
+            *a = mac_1x1(row, col, groups, *a);
+        }
+        acc
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -1013,6 +1296,15 @@ mod imp {
             assert_eq!(smlad(0xFFFC_0003, 0x0005_FFFE, 100), 74);
             // (-32768)² · 2 = 2^31 wraps past i32::MAX.
             assert_eq!(smlad(0x8000_8000, 0x8000_8000, 0), i32::MIN);
+            // Halves: a = (lo 3, hi -4), b = (lo 5, hi -2): lo·hi = -6,
+            // hi·lo = -20.
+            assert_eq!(smlabt(0xFFFC_0003, 0xFFFE_0005, 100), 94);
+            assert_eq!(smlatb(0xFFFC_0003, 0xFFFE_0005, 100), 80);
+            // (-2^15)² = 2^30 on top of i32::MAX wraps.
+            assert_eq!(
+                smlabt(0x0000_8000, 0x8000_0000, i32::MAX),
+                i32::MIN + (1 << 30) - 1
+            );
             // SMMLA adds the floor of the product / 2^32: 3·(−2^31) -> −2,
             // −1 -> −1, 2^32 -> 1.
             assert_eq!(smmla(3, i32::MIN, 7), 5);
@@ -1034,6 +1326,26 @@ mod imp {
 pub(super) use imp::{
     mac_1x1, mac_1x2, mac_1x4, mac_rows_1x4, smlad, widen_groups, widen_offset, widen_word,
 };
+/// The emulated instructions `dw3`'s emulation is written in.
+#[cfg(not(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp))))]
+pub(super) use imp::{smlabt, smlatb, smmla, ssat8};
+
+/// Clamps every byte of `out` to `lo..=hi` (`-128 <= lo <= hi <= 127`),
+/// four at a time.
+pub(super) fn clamp_bytes(out: &mut [i8], lo: i32, hi: i32) {
+    let splat = |v: i32| u32::from(v as u8) * 0x0101_0101;
+    let (lo4, hi4) = (splat(lo), splat(hi));
+    let mut words = out.chunks_exact_mut(4);
+    for w in &mut words {
+        if let Ok(bytes) = <&mut [i8; 4]>::try_from(w) {
+            let v = imp::clamp4(word(*bytes), lo4, hi4);
+            *bytes = v.to_le_bytes().map(|b| b as i8);
+        }
+    }
+    for y in words.into_remainder() {
+        *y = i32::from(*y).clamp(lo, hi) as i8;
+    }
+}
 
 /// One output channel's constants for [`row_passes`], for rows of `n`
 /// outputs, laid out as the asm loads them: the even outputs' tap pairs
@@ -1129,6 +1441,110 @@ pub(super) fn widen_lanes(src: &[i8], groups: usize, offset: u32, dst: &mut [u32
         // SAFETY: the lengths are checked above.
         unsafe { imp::widen_lanes_raw(src, groups, offset, dst) }
     }
+}
+
+/// Rows copied by [`copy_rows4`]: `rows` rows of each of `chans`
+/// channels, `row_step` and `plane` bytes apart in the source, `kw` apart
+/// in the destination.
+#[derive(Clone, Copy)]
+pub(super) struct RowCopy {
+    pub chans: usize,
+    pub rows: usize,
+    pub plane: usize,
+    pub row_step: usize,
+    pub kw: usize,
+}
+
+/// For `c < chans`, `r < rows`, in that order: 4 bytes of `src + c·plane +
+/// r·row_step` to `dst + (c·rows + r)·kw` (so with `kw < 4`, each row's
+/// excess is overwritten by the next).
+///
+/// # Safety
+///
+/// `chans, rows >= 1`; every such read inside one slice, every such write
+/// inside another, distinct, exclusively borrowed one.
+#[inline(never)]
+pub(super) unsafe fn copy_rows4(src: *const i8, dst: *mut i8, g: &RowCopy) {
+    // SAFETY: the caller's contract.
+    unsafe { imp::copy_rows4(src, dst, g) }
+}
+
+/// The constants of [`widen_rows`], laid out as the asm loads them: 4-byte
+/// groups and tail bytes per row, the steps from a row's end to the next
+/// row's start in the source (bytes) and destination (bytes), rows left,
+/// `splat16(−zp)`, `zp`.
+pub(super) struct WidenRows {
+    words: [u32; 7],
+}
+
+/// Rows `r < rows` of `src` (`cols` bytes each, `src_stride` apart)
+/// widened to `x − zp` lanes, in order, into `dst` from word `r·pitch`.
+/// Does nothing unless `rows, cols >= 1`, `cols <= src_stride`, `cols <=
+/// 2·pitch` and both slices hold every row.
+pub(super) fn widen_rows(
+    src: &[i8],
+    (rows, cols, src_stride): (usize, usize, usize),
+    zp: i8,
+    dst: &mut [u32],
+    pitch: usize,
+) {
+    let src_end = (rows.max(1) - 1)
+        .checked_mul(src_stride)
+        .and_then(|r| r.checked_add(cols));
+    let dst_end = (rows.max(1) - 1)
+        .checked_mul(pitch)
+        .and_then(|r| r.checked_add(cols.div_ceil(2)));
+    let ok = rows >= 1
+        && cols >= 1
+        && cols <= src_stride
+        && cols <= pitch.saturating_mul(2)
+        && src_end.is_some_and(|e| e <= src.len())
+        && dst_end.is_some_and(|e| e <= dst.len())
+        && u32::try_from(pitch.saturating_mul(4)).is_ok()
+        && u32::try_from(src_stride).is_ok();
+    if !ok {
+        return;
+    }
+    let mut c = WidenRows {
+        words: [
+            (cols / 4) as u32,
+            (cols % 4) as u32,
+            (src_stride - cols) as u32,
+            (4 * pitch - 2 * cols) as u32,
+            rows as u32,
+            splat16(-i32::from(zp)),
+            i32::from(zp) as u32,
+        ],
+    };
+    // SAFETY: the lengths are checked above; a row's lanes start on a word
+    // (`pitch` words apart), as STRD needs.
+    unsafe { imp::widen_rows_raw(&mut c, src, dst) }
+}
+
+/// `acc[r] + Σ_k w[r·stride + k] · col[k]` for the four weight rows `r <
+/// 4` starting at `w[0]`, over `groups` groups of one column (group `j` at
+/// words `2j..2j+2`): each column group is loaded once for the four rows.
+/// Returns `acc` unchanged unless `groups >= 1`, `col` holds `2·groups`
+/// words and `w` holds `3·stride + 4·groups` bytes.
+#[inline(always)]
+pub(super) fn mac_4x1(
+    w: &[i8],
+    stride: usize,
+    col: &[u32],
+    groups: usize,
+    acc: [i32; 4],
+) -> [i32; 4] {
+    let w_end = stride
+        .checked_mul(3)
+        .and_then(|r| r.checked_add(groups.checked_mul(4)?));
+    let ok = groups >= 1
+        && groups.checked_mul(2).is_some_and(|n| n <= col.len())
+        && w_end.is_some_and(|n| n <= w.len());
+    if !ok {
+        return acc;
+    }
+    // SAFETY: the lengths are checked above.
+    unsafe { imp::mac_4x1_raw(w.as_ptr(), stride, col, groups, acc) }
 }
 
 /// `acc[c] + Σ_k w[k] · column c[k]` for `NC` ∈ {1, 2, 4} interleaved

@@ -1,83 +1,122 @@
 //! Cortex-M kernels on the Arm DSP extension (ARMv7E-M: Cortex-M4/M7/…),
-//! CMSIS-NN style: the input windows are widened once into `i16` "column"
-//! buffers with the input zero point already subtracted, and each weight
-//! row is unpacked with `SXTB16` and multiplied with `SMLAD`, two
-//! multiply-accumulates per instruction, against up to four columns at once.
-//! The multiply-accumulate loops are hand-written (`dsp`); the rest is Rust.
+//! CMSIS-NN style: activations are widened once into `i16` with the input
+//! zero point already subtracted, weights are unpacked with `SXTB16`, and
+//! `SMLAD` does two multiply-accumulates per instruction. The
+//! multiply-accumulate loops are hand-written (`dsp`, `dw3`); the rest is
+//! Rust. Three kernels:
 //!
-//! Measured on a Cortex-M4 under QEMU (`benches/qemu`, `icount`), the ECG
-//! model's convolutions take 1.50, 1.48 and 1.46 instructions per MAC
-//! (the first, one input channel with 7 taps, through a single-row asm
-//! loop), against 24–33 for the reference.
+//! - [`conv_s8_dsp`]: im2col into "column" buffers, one weight row against
+//!   four columns (output positions) per pass; one input channel per group
+//!   with one kernel row runs single rows of taps instead.
+//! - [`depthwise_conv_s8_dsp`]: each channel's plane widened once into
+//!   zero-padded rows; 3-row kernels of up to 3 taps pair neighbouring
+//!   outputs on shared input words (`SMLAD`/`SMLABT`/`SMLATB`).
+//! - [`fully_connected_s8_dsp`]: input rows as columns (two or more rows),
+//!   or four weight rows against one column, the reduction in chunks of the
+//!   column buffer (any length).
+//!
+//! Each has a `_takes` function ([`conv_dsp_takes`],
+//! [`depthwise_conv_dsp_takes`], [`fully_connected_dsp_takes`]) saying up
+//! front whether it computes a shape itself, or why not, for a prepare-time
+//! selection (depthwise first, then conv). Given a shape it refuses, or a
+//! call that breaks a precondition, a kernel runs the reference kernel: a
+//! safety net, which also keeps the "returns early, output unchanged"
+//! behaviour identical.
+//!
+//! Measured on a Cortex-M4 under QEMU (`benches/qemu`, `icount`, exact
+//! instruction counts), instructions per MAC against CMSIS-NN's DSP kernels
+//! on the same shapes:
+//!
+//! | layer | medq | CMSIS-NN |
+//! |---|---|---|
+//! | conv 1-D 16→32, k5, 140 wide | 1.44 | 2.40 |
+//! | conv 2-D 32×32×16, 3×3 → 16 | 1.43 | 2.33 |
+//! | conv 1×1, 25×5×64 → 64 | 1.45 | 2.09 |
+//! | depthwise 3×3, 25×5×64 | 3.16 | 8.33 |
+//! | fully connected 640 → 128 | 1.43 | 1.95 |
+//!
+//! and the ECG model's convolutions 1.50, 1.46 and 1.41 (the first, one
+//! input channel with 7 taps, through a single-row asm loop), against
+//! 24–33 for the reference.
 //!
 //! Bit-exact with [`reference`](super::reference) for every input: the sums
 //! are the same wrapping `i32` sums in another order (`NUMERICS.md` §2), and
-//! requantization is `numerics::requantize` (with a shortcut for the shifts
-//! where it provably cannot saturate). Shapes these kernels do not cover
-//! (reduction longer than the column buffer, zero points outside `i8`, empty
-//! reductions) and every precondition failure go to the reference kernel,
-//! which also keeps the "returns early, output unchanged" behaviour identical.
+//! requantization is `numerics::requantize` (with shortcuts for the shifts
+//! where it provably cannot saturate).
 //!
 //! With `cfg(medq_dsp)` (the build script sets it on thumbv7em targets)
 //! the inner loops are inline `asm!` and `kernels::conv_s8` /
-//! `kernels::fully_connected_s8` are these functions. On other targets they
-//! still build, on a portable emulation of the instructions, so the tests
-//! can compare them with the reference on the host.
+//! `kernels::fully_connected_s8` are [`conv_s8_dsp`] /
+//! [`fully_connected_s8_dsp`]. On other targets they still build, on a
+//! portable emulation of the instructions, so the tests can compare them
+//! with the reference on the host (their `_takes` refuse every shape there).
 //!
-//! Stack: the column and staging buffers take [`SCRATCH_BYTES`].
+//! Stack: a call's buffers take at most [`SCRATCH_BYTES`].
 
 mod conv;
+mod depthwise;
 mod dsp;
+mod dw3;
 mod fully_connected;
+#[cfg(test)]
+mod testing;
 
-pub use conv::conv_s8_dsp;
+pub use conv::{conv_dsp_takes, conv_s8_dsp};
+pub use depthwise::{depthwise_conv_dsp_takes, depthwise_conv_s8_dsp};
 pub use dsp::USES_DSP_INSTRUCTIONS;
-pub use fully_connected::fully_connected_s8_dsp;
-
-use crate::kernels::{ConvParams, FullyConnectedParams};
-
-/// Whether [`conv_s8_dsp`] runs `p` itself (`Err`: why the reference runs).
-pub fn conv_dsp_takes(p: &ConvParams) -> Result<(), &'static str> {
-    let k = (p.in_channels / p.groups.max(1))
-        .checked_mul(p.kernel_h)
-        .and_then(|k| k.checked_mul(p.kernel_w));
-    match k {
-        Some(1..=MAX_REDUCTION) => Ok(()),
-        _ => Err("reduction C_in/groups·kH·kW outside 1..=512"),
-    }
-}
-
-/// Whether [`fully_connected_s8_dsp`] runs `p` itself (`Err`: why the reference runs).
-pub fn fully_connected_dsp_takes(p: &FullyConnectedParams) -> Result<(), &'static str> {
-    if (1..=MAX_REDUCTION).contains(&p.in_features) {
-        Ok(())
-    } else {
-        Err("in_features outside 1..=512")
-    }
-}
+pub use fully_connected::{fully_connected_dsp_takes, fully_connected_s8_dsp};
 
 use core::mem::MaybeUninit;
 
 use crate::numerics::{clamp, requantize};
 
-/// `u32` words in the column buffer: 512 `i16` lanes.
-const COL_WORDS: usize = 256;
+/// `u32` words in the column buffer: 640 `i16` lanes (four columns of a
+/// 3×3 kernel over 16 channels, or one of a 640-input fully connected row).
+const COL_WORDS: usize = 320;
 /// Most groups of 4 reduction indices in one column (2 words per group).
 const MAX_GROUPS_X1: usize = COL_WORDS / 2;
 /// Most groups when two columns share the buffer.
 const MAX_GROUPS_X2: usize = COL_WORDS / 4;
 /// Most groups when four columns share the buffer.
 const MAX_GROUPS_X4: usize = COL_WORDS / 8;
-/// Longest reduction (`C_in/groups · kH · kW`, or `in_features`) the kernels
-/// handle themselves; longer ones go to the reference kernel. Up to a
-/// quarter of it, four output positions (or input rows) share each weight
-/// load.
+/// Longest convolution reduction (`C_in/groups · kH · kW`) [`conv_s8_dsp`]
+/// takes, and the chunk in which [`fully_connected_s8_dsp`] takes longer
+/// ones. Up to a quarter of it, four output positions (or input rows) share
+/// each weight load.
 pub const MAX_REDUCTION: usize = 4 * MAX_GROUPS_X1;
 /// Words of the second buffer: a window's bytes while the columns are
 /// built (plus slack for 8-byte row copies), then a block's accumulators.
 const SCRATCH_WORDS: usize = MAX_REDUCTION / 4 + 2;
 /// Stack taken by a kernel call for its buffers.
 pub const SCRATCH_BYTES: usize = (COL_WORDS + SCRATCH_WORDS) * 4;
+
+/// The read-only arguments of a convolution or fully connected call.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    input: &'a [i8],
+    weights: &'a [i8],
+    bias: &'a [i32],
+    multiplier: &'a [i32],
+    shift: &'a [i8],
+}
+
+/// Whether a convolution's operands and `output` have the lengths `p`
+/// implies, given its reduction `k` (`C_in/groups · kH · kW`) and input
+/// and output planes.
+fn conv_lens_ok(
+    p: &ConvParams,
+    io: &Operands<'_>,
+    output: &[i8],
+    (k, in_plane, out_plane): (usize, usize, usize),
+) -> bool {
+    let n = p.out_channels;
+    p.in_channels.checked_mul(in_plane) == Some(io.input.len())
+        && n.checked_mul(k) == Some(io.weights.len())
+        && n.checked_mul(out_plane) == Some(output.len())
+        && io.bias.len() == n
+        && io.multiplier.len() == n
+        && io.shift.len() == n
+}
 
 /// Requantization of one output channel, with the common case precomputed.
 ///
@@ -127,6 +166,36 @@ impl Requant {
             let v = requantize_cold(acc, self.multiplier, self.shift);
             clamp(v.saturating_add(zp), lo, hi) as i8
         }
+    }
+}
+
+/// [`Requant`]'s shortcut with the output zero point folded into the
+/// rounding constant, for shifts in `[-23, -2]` (`hs = −shift − 1 <= 22`)
+/// and an output zero point in `i8`. With `hi` the high word of `acc · m`,
+///
+/// `((hi + 2^(hs−1)) >> hs) + zp == (hi + 2^(hs−1) + zp·2^hs) >> hs`
+///
+/// exactly (floor division by `2^hs` commutes with adding a multiple of
+/// it), so `SMMLA(acc, m, round) >> hs` is the output before its clamp. No
+/// step overflows: `|hi| <= 2^30` and `|2^(hs−1) + zp·2^hs| < 2^30`.
+#[derive(Clone, Copy)]
+struct Folded {
+    multiplier: i32,
+    round: i32,
+    hs: u32,
+}
+
+impl Requant {
+    /// The folded form for output zero point `zp`, when it applies.
+    #[inline(always)]
+    fn folded(self, zp: i32) -> Option<Folded> {
+        // `fast && hs <= 22` as one compare: `e − 2 = hs − 1` in `0..=21`.
+        let fits = self.shift.wrapping_neg().wrapping_sub(2) as u32 <= 21;
+        (fits && (-128..=127).contains(&zp)).then(|| Folded {
+            multiplier: self.multiplier,
+            round: self.round + (zp << self.high_shift),
+            hs: self.high_shift,
+        })
     }
 }
 
@@ -200,12 +269,42 @@ impl Taps {
 
 // The same geometry and clamp checks as the reference kernels, so both refuse alike.
 use super::reference::{act_ok, axis_ok};
+use super::ConvParams;
+
+/// The reference kernel's checks on a convolution's parameters alone:
+/// groups divide both channel counts, both axes' windows are well formed,
+/// the clamp is inside `i8`.
+fn conv_shape_ok(p: &ConvParams) -> bool {
+    let groups_ok =
+        p.groups != 0 && p.in_channels % p.groups == 0 && p.out_channels % p.groups == 0;
+    let h = (
+        p.out_h,
+        p.stride_h,
+        p.kernel_h,
+        p.dilation_h,
+        p.pad_top,
+        p.in_h,
+    );
+    let w = (
+        p.out_w,
+        p.stride_w,
+        p.kernel_w,
+        p.dilation_w,
+        p.pad_left,
+        p.in_w,
+    );
+    groups_ok
+        && act_ok(p.act_min, p.act_max)
+        && axis_ok(h.0, h.1, h.2, h.3, h.4, h.5)
+        && axis_ok(w.0, w.1, w.2, w.3, w.4, w.5)
+}
 
 /// Widens `src` (`x` bytes, at most `4·groups` of them, the rest taken as
 /// `pad`) into column `slot` of `nc` interleaved columns: group `j` goes to
 /// words `(j·nc + slot)·2 ..+2`, each lane holding `x − zp` (`offset` is
-/// `splat16(−zp)`), so `pad = zp` widens to 0.
-#[inline(always)]
+/// `splat16(−zp)`), so `pad = zp` widens to 0. Out of line: one copy for
+/// every caller (flash), at a call per column.
+#[inline(never)]
 fn widen_into(
     src: &[i8],
     pad: i8,
@@ -231,6 +330,58 @@ fn widen_into(
         if let Some([lo, hi]) = dst.get_mut(2 * nc * full..2 * nc * full + 2) {
             [*lo, *hi] = dsp::widen_offset(dsp::word(last), offset);
         }
+    }
+}
+
+/// Lanes `0..span` of `col` (two `i16` a word, low first): lane `i` =
+/// `row[i − pad] − zp` where that is inside `row`, 0 elsewhere (the
+/// padding). Four bytes at a time where they land on whole words.
+/// (`offset` = `splat16(−zp)`.)
+fn widen_padded(row: &[i8], pad: usize, span: usize, zp: i8, offset: u32, col: &mut [u32]) {
+    let zp = i32::from(zp);
+    // x − zp fits i16 for a zero point in i8.
+    let lane = |x: i8| (i32::from(x) - zp) as i16;
+    let pad = pad.min(span);
+    let end = (pad + row.len()).min(span);
+    let row = row.get(..end - pad).unwrap_or(&[]);
+    // An odd start: its first byte alone, so the rest starts on a word.
+    let head = (pad % 2).min(row.len());
+    let first = pad + head;
+    let groups = (row.len() - head) / 4;
+    {
+        let Ok(lanes) = bytemuck::try_cast_slice_mut::<u32, i16>(col) else {
+            return;
+        };
+        let Some(lanes) = lanes.get_mut(..span) else {
+            return;
+        };
+        let bulk_end = first + 4 * groups;
+        // The padding, then the bytes outside whole groups. (Plain loops:
+        // `fill` becomes a `memset` call that costs more than these lanes.)
+        let (front, rest) = lanes.split_at_mut(pad);
+        for l in front
+            .iter_mut()
+            .chain(rest.get_mut(end - pad..).unwrap_or(&mut []))
+        {
+            *l = 0;
+        }
+        let odd = [(pad, first), (bulk_end, end)];
+        for (from, to) in odd {
+            let src = row.get(from - pad..).unwrap_or(&[]);
+            for (l, &x) in lanes
+                .get_mut(from..to)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .zip(src)
+            {
+                *l = lane(x);
+            }
+        }
+    }
+    if groups > 0 {
+        let src = row.get(head..).unwrap_or(&[]);
+        let dst = col.get_mut(first / 2..).unwrap_or(&mut []);
+        dsp::widen_lanes(src, groups, offset, dst);
     }
 }
 

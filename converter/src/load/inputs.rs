@@ -1,0 +1,296 @@
+//! The static shape of every graph input: fixed dims as declared, a dynamic
+//! batch (dimension 0) pinned to 1, and every other symbolic dim fixed by the
+//! user (`--input-shape NAME=d0,d1,…`) or by a symbol another input already
+//! fixed.
+
+use std::collections::HashMap;
+
+use tract_onnx::pb::tensor_shape_proto::dimension;
+use tract_onnx::pb::type_proto;
+use tract_onnx::pb::ValueInfoProto;
+
+use super::tensor;
+use crate::error::ConvertError;
+
+/// One declared dim of a graph input.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeclaredDim {
+    Fixed(usize),
+    /// A named symbol (`dim_param`), e.g. `batch` or `time`.
+    Symbol(String),
+    /// No value, `?`, or a non-positive `dim_value`.
+    Unknown,
+}
+
+impl DeclaredDim {
+    /// How the option syntax shows this dim when its size is not known.
+    fn placeholder(&self, index: usize) -> String {
+        match self {
+            DeclaredDim::Fixed(n) => n.to_string(),
+            DeclaredDim::Symbol(s) => format!("<{s}>"),
+            DeclaredDim::Unknown => format!("<d{index}>"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            DeclaredDim::Fixed(n) => n.to_string(),
+            DeclaredDim::Symbol(s) => format!("\"{s}\""),
+            DeclaredDim::Unknown => "?".into(),
+        }
+    }
+}
+
+/// A graph input's name and declared dims (`None`: no shape at all).
+pub fn declared(input: &ValueInfoProto) -> Result<Option<Vec<DeclaredDim>>, ConvertError> {
+    let bad =
+        |why: String| ConvertError::InvalidModel(format!("graph input \"{}\": {why}", input.name));
+    let tensor = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => t,
+        None => return Err(bad("it has no tensor type".into())),
+    };
+    if tensor.elem_type != tract_onnx::pb::tensor_proto::DataType::Float as i32 {
+        return Err(bad(format!(
+            "its element type is {}; medq models take float32 input",
+            tensor::dtype_name(tensor.elem_type)
+        )));
+    }
+    Ok(tensor.shape.as_ref().map(|s| {
+        s.dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(dimension::Value::DimValue(v)) if *v > 0 => {
+                    usize::try_from(*v).map_or(DeclaredDim::Unknown, DeclaredDim::Fixed)
+                }
+                Some(dimension::Value::DimParam(p)) if !p.is_empty() && p != "?" => {
+                    DeclaredDim::Symbol(p.clone())
+                }
+                _ => DeclaredDim::Unknown,
+            })
+            .collect()
+    }))
+}
+
+/// `NAME=d0,d1,…` as the converter's `--input-shape` takes it.
+pub fn parse_input_shape(spec: &str) -> Result<(String, Vec<usize>), String> {
+    let (name, dims) = spec
+        .rsplit_once('=')
+        .ok_or_else(|| format!("\"{spec}\" is not NAME=d0,d1,… (e.g. eeg=1,19,1000)"))?;
+    if name.is_empty() {
+        return Err(format!("\"{spec}\" names no input (NAME=d0,d1,…)"));
+    }
+    let dims = dims
+        .split(',')
+        .map(|d| match d.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "\"{spec}\": dimension \"{d}\" is not a positive integer"
+            )),
+        })
+        .collect::<Result<Vec<usize>, String>>()?;
+    Ok((name.to_string(), dims))
+}
+
+/// The static shapes of `inputs` (graph order), given the user's `overrides`
+/// (input name → full shape, batch included).
+pub fn resolve(
+    inputs: &[&ValueInfoProto],
+    overrides: &[(String, Vec<usize>)],
+) -> Result<Vec<Vec<usize>>, ConvertError> {
+    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    for (k, (name, _)) in overrides.iter().enumerate() {
+        if !names.contains(&name.as_str()) {
+            return Err(ConvertError::Usage(format!(
+                "--input-shape names \"{name}\", which is not a model input; the model's inputs are {}",
+                names
+                    .iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if overrides[..k].iter().any(|(n, _)| n == name) {
+            return Err(ConvertError::Usage(format!(
+                "--input-shape is given twice for \"{name}\""
+            )));
+        }
+    }
+    let declared = inputs
+        .iter()
+        .map(|i| declared(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Symbols the overrides fix, so that an input sharing one needs no override.
+    let mut symbols: HashMap<String, (usize, String)> = HashMap::new();
+    for (input, dims) in inputs.iter().zip(&declared) {
+        if let Some((_, shape)) = overrides.iter().find(|(n, _)| *n == input.name) {
+            check_override(&input.name, dims.as_deref(), shape, &mut symbols)?;
+        }
+    }
+    inputs
+        .iter()
+        .zip(&declared)
+        .map(
+            |(input, dims)| match overrides.iter().find(|(n, _)| *n == input.name) {
+                Some((_, shape)) => Ok(shape.clone()),
+                None => fixed_shape(&input.name, dims.as_deref(), &symbols),
+            },
+        )
+        .collect()
+}
+
+/// An override must keep the rank, the fixed dims and batch 1, and give each
+/// symbol one size.
+fn check_override(
+    name: &str,
+    dims: Option<&[DeclaredDim]>,
+    shape: &[usize],
+    symbols: &mut HashMap<String, (usize, String)>,
+) -> Result<(), ConvertError> {
+    let given = shape
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let bad = |why: String| ConvertError::Usage(format!("--input-shape {name}={given}: {why}"));
+    match shape.first() {
+        Some(1) => {}
+        Some(n) => {
+            return Err(bad(format!(
+                "the batch (dimension 0) is {n}, but medq runs one sample at a time: give 1"
+            )))
+        }
+        None => return Err(bad("no dimensions".into())),
+    }
+    let Some(dims) = dims else {
+        return Ok(());
+    };
+    if dims.len() != shape.len() {
+        return Err(bad(format!(
+            "the model declares {} dimensions [{}]",
+            dims.len(),
+            declared_list(dims)
+        )));
+    }
+    for (i, (d, &n)) in dims.iter().zip(shape).enumerate() {
+        match d {
+            DeclaredDim::Fixed(m) if *m != n && i == 0 => {
+                return Err(bad(format!(
+                    "the model's batch is fixed at {m}; medq runs one sample at a time: \
+                     export with batch 1 (or a dynamic batch dimension)"
+                )))
+            }
+            DeclaredDim::Fixed(m) if *m != n => {
+                return Err(bad(format!(
+                    "dimension {i} is fixed at {m} in the model [{}]",
+                    declared_list(dims)
+                )))
+            }
+            DeclaredDim::Symbol(s) => {
+                let here = format!("\"{name}\" dimension {i}");
+                match symbols.get(s) {
+                    Some((m, there)) if *m != n => {
+                        return Err(bad(format!(
+                            "\"{s}\" is {n} here but {m} at {there}; a symbol has one size"
+                        )))
+                    }
+                    Some(_) => {}
+                    None => {
+                        symbols.insert(s.clone(), (n, here));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn declared_list(dims: &[DeclaredDim]) -> String {
+    dims.iter()
+        .map(DeclaredDim::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The shape of an input without an override: its dynamic batch becomes 1,
+/// a symbol an override fixed takes that size, anything else dynamic is an
+/// error that shows the `--input-shape` to pass.
+fn fixed_shape(
+    name: &str,
+    dims: Option<&[DeclaredDim]>,
+    symbols: &HashMap<String, (usize, String)>,
+) -> Result<Vec<usize>, ConvertError> {
+    let bad = |why: String| ConvertError::InvalidModel(format!("graph input \"{name}\": {why}"));
+    let Some(dims) = dims else {
+        return Err(bad(format!(
+            "its shape is unknown; pass it with --input-shape {name}=1,<d1>,<d2>,… \
+             (batch 1, then the size of every other dimension)"
+        )));
+    };
+    if dims.is_empty() {
+        return Err(bad("it is a scalar; medq needs a [1, ...] input".into()));
+    }
+    let known = |i: usize, d: &DeclaredDim| {
+        match d {
+            DeclaredDim::Fixed(n) => Some(*n),
+            DeclaredDim::Symbol(s) => symbols.get(s).map(|(n, _)| *n),
+            DeclaredDim::Unknown => None,
+        }
+        .or((i == 0).then_some(1))
+    };
+    let mut shape = Vec::with_capacity(dims.len());
+    for (i, d) in dims.iter().enumerate() {
+        match (i, known(i, d)) {
+            (0, Some(1)) => shape.push(1),
+            (0, Some(n)) => {
+                return Err(bad(format!(
+                    "batch size is {n}; medq runs one sample at a time: export with batch 1 \
+                     (or a dynamic batch dimension)"
+                )))
+            }
+            (_, Some(n)) => shape.push(n),
+            (_, None) => {
+                let syntax: Vec<String> = dims
+                    .iter()
+                    .enumerate()
+                    .map(|(k, d)| match known(k, d) {
+                        Some(n) => n.to_string(),
+                        None => d.placeholder(k),
+                    })
+                    .collect();
+                return Err(bad(format!(
+                    "dimension {i} is dynamic ({}); fix it with --input-shape {name}={}, \
+                     each <…> replaced by its size in your samples (only the batch may stay \
+                     dynamic: it is 1)",
+                    d.describe(),
+                    syntax.join(",")
+                )));
+            }
+        }
+    }
+    Ok(shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_option() {
+        assert_eq!(
+            parse_input_shape("eeg=1,19,1000"),
+            Ok(("eeg".to_string(), vec![1, 19, 1000]))
+        );
+        // Names may hold '=' (ONNX names are free text); the last one splits.
+        assert_eq!(
+            parse_input_shape("a=b=1,2"),
+            Ok(("a=b".to_string(), vec![1, 2]))
+        );
+        assert!(parse_input_shape("eeg").is_err());
+        assert!(parse_input_shape("=1,2").is_err());
+        assert!(parse_input_shape("eeg=1,0,3")
+            .unwrap_err()
+            .contains("\"0\""));
+        assert!(parse_input_shape("eeg=1,,3").is_err());
+    }
+}

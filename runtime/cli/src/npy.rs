@@ -1,0 +1,521 @@
+//! `.npy` files read and written a chunk of samples at a time, so a run's
+//! memory does not grow with the number of samples.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use npyz::{NpyHeader, Order, WriterBuilder};
+
+/// A float32 `.npy` of samples stacked on its first axis, read in chunks.
+///
+/// C-order files are read sequentially; Fortran-order files (where one
+/// sample's values lie `N` items apart) are read one feature column of a
+/// chunk at a time and transposed, so both give the same samples. Every
+/// value is checked finite as it is read.
+pub struct SampleReader {
+    path: PathBuf,
+    file: BufReader<File>,
+    data_start: u64,
+    shape: Vec<usize>,
+    per_sample: usize,
+    big_endian: bool,
+    fortran: bool,
+    next_sample: usize,
+    bytes: Vec<u8>,
+}
+
+impl SampleReader {
+    /// Opens `path` and checks its header: float32, at least one axis, and
+    /// as many data bytes as the shape says.
+    pub fn open(path: &Path) -> Result<SampleReader> {
+        let mut raw =
+            File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let header = NpyHeader::from_reader(&mut raw)
+            .with_context(|| format!("{} is not a .npy file", path.display()))?;
+        let data_start = raw.stream_position()?;
+        let big_endian = match header.dtype().descr().trim_matches('\'') {
+            "<f4" => false,
+            ">f4" => true,
+            other => bail!(
+                "{}: expected float32 data (dtype '<f4'), got '{other}'",
+                path.display()
+            ),
+        };
+        let shape: Vec<usize> = header.shape().iter().map(|&d| d as usize).collect();
+        if shape.is_empty() {
+            bail!(
+                "{}: a scalar; expected samples stacked on the first axis",
+                path.display()
+            );
+        }
+        let per_sample: usize = shape[1..].iter().product();
+        let needed = (header.len() as u128) * 4;
+        let have = u128::from(raw.metadata()?.len().saturating_sub(data_start));
+        if have < needed {
+            bail!(
+                "{} is truncated: its shape {shape:?} needs {needed} data bytes, it holds {have}",
+                path.display()
+            );
+        }
+        Ok(SampleReader {
+            path: path.to_path_buf(),
+            file: BufReader::with_capacity(64 * 1024, raw),
+            data_start,
+            shape,
+            per_sample,
+            big_endian,
+            fortran: header.order() == Order::Fortran && header.shape().len() > 1,
+            next_sample: 0,
+            bytes: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's shape, samples first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn samples(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// Values per sample (the product of the shape after the first axis).
+    pub fn per_sample(&self) -> usize {
+        self.per_sample
+    }
+
+    /// Replaces `out` with the next samples, at most `max_samples` of them,
+    /// and returns how many it read: 0 once every sample has been read.
+    /// `out` holds exactly that many samples afterwards, and its capacity
+    /// never needs to exceed `max_samples` samples.
+    pub fn read_chunk(&mut self, max_samples: usize, out: &mut Vec<f32>) -> Result<usize> {
+        let rows = max_samples.min(self.samples() - self.next_sample);
+        out.clear();
+        if rows == 0 {
+            return Ok(0);
+        }
+        out.resize(rows * self.per_sample, 0.0);
+        if self.fortran {
+            self.read_fortran(rows, out)?;
+        } else {
+            self.bytes.resize(out.len() * 4, 0);
+            self.file
+                .read_exact(&mut self.bytes)
+                .with_context(|| format!("cannot read {}", self.path.display()))?;
+            decode(&self.bytes, self.big_endian, out);
+        }
+        self.check_finite(out)?;
+        self.next_sample += rows;
+        Ok(rows)
+    }
+
+    /// Fortran order: item `(i, r)` is at flat index `i + N·f(r)`, with
+    /// `f` the column-major index over the sample axes. Each C-order
+    /// position `k` of the chunk's samples is one contiguous run of items.
+    fn read_fortran(&mut self, rows: usize, out: &mut [f32]) -> Result<()> {
+        let n = self.samples() as u64;
+        let dims = self.shape[1..].to_vec();
+        let mut column = vec![0f32; rows];
+        self.bytes.resize(rows * 4, 0);
+        // Unbuffered: each column is one seek and one read of `rows` items.
+        let file = self.file.get_mut();
+        for k in 0..self.per_sample {
+            let item = n * column_major_index(&dims, k) as u64 + self.next_sample as u64;
+            file.seek(SeekFrom::Start(self.data_start + 4 * item))?;
+            file.read_exact(&mut self.bytes)
+                .with_context(|| format!("cannot read {}", self.path.display()))?;
+            decode(&self.bytes, self.big_endian, &mut column);
+            for (row, &v) in column.iter().enumerate() {
+                out[row * self.per_sample + k] = v;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_finite(&self, chunk: &[f32]) -> Result<()> {
+        let Some(at) = chunk.iter().position(|v| !v.is_finite()) else {
+            return Ok(());
+        };
+        let per = self.per_sample.max(1);
+        let what = if chunk[at].is_nan() {
+            "NaN"
+        } else {
+            "an infinity"
+        };
+        bail!(
+            "{}: sample {} holds {what} at position {:?}; inputs must be finite",
+            self.path.display(),
+            self.next_sample + at / per,
+            unravel(&self.shape[1..], at % per)
+        )
+    }
+}
+
+fn decode(bytes: &[u8], big_endian: bool, out: &mut [f32]) {
+    for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        let b = [b[0], b[1], b[2], b[3]];
+        *v = if big_endian {
+            f32::from_be_bytes(b)
+        } else {
+            f32::from_le_bytes(b)
+        };
+    }
+}
+
+/// The multi-index of C-order flat index `k` in `dims`.
+fn unravel(dims: &[usize], mut k: usize) -> Vec<usize> {
+    let mut index = vec![0; dims.len()];
+    for (slot, &d) in index.iter_mut().zip(dims).rev() {
+        *slot = k % d.max(1);
+        k /= d.max(1);
+    }
+    index
+}
+
+/// The column-major flat index of the element at C-order flat index `k`.
+fn column_major_index(dims: &[usize], k: usize) -> usize {
+    let index = unravel(dims, k);
+    index
+        .iter()
+        .zip(dims)
+        .rev()
+        .fold(0, |acc, (&i, &d)| acc * d + i)
+}
+
+/// Integer class labels (int64 or int32 `.npy`), read in chunks.
+pub struct LabelReader {
+    path: PathBuf,
+    values: Box<dyn Iterator<Item = std::io::Result<i64>> + Send>,
+    len: usize,
+}
+
+impl LabelReader {
+    pub fn open(path: &Path) -> Result<LabelReader> {
+        let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let npy = npyz::NpyFile::new(BufReader::new(file))
+            .with_context(|| format!("{} is not a .npy file", path.display()))?;
+        let len = npy.len() as usize;
+        let values: Box<dyn Iterator<Item = std::io::Result<i64>> + Send> =
+            match npy.try_data::<i64>() {
+                Ok(r) => Box::new(r),
+                Err(npy) => match npy.try_data::<i32>() {
+                    Ok(r) => Box::new(r.map(|v| v.map(i64::from))),
+                    Err(npy) => bail!(
+                        "{}: expected int64 or int32 class indices, got {}",
+                        path.display(),
+                        npy.dtype().descr()
+                    ),
+                },
+            };
+        Ok(LabelReader {
+            path: path.to_path_buf(),
+            values,
+            len,
+        })
+    }
+
+    /// How many labels the file holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Replaces `out` with the next labels, at most `max` of them.
+    pub fn read_chunk(&mut self, max: usize, out: &mut Vec<i64>) -> Result<usize> {
+        out.clear();
+        for v in self.values.by_ref().take(max) {
+            out.push(v.with_context(|| format!("cannot read {}", self.path.display()))?);
+        }
+        Ok(out.len())
+    }
+}
+
+/// Checks a labels file before a run writes anything: one label per sample,
+/// each a class index below `classes`.
+pub fn check_labels(path: &Path, samples: usize, classes: usize) -> Result<()> {
+    let mut labels = LabelReader::open(path)?;
+    if labels.len() != samples {
+        bail!(
+            "{} holds {} labels for {samples} samples",
+            path.display(),
+            labels.len()
+        );
+    }
+    let (mut chunk, mut seen) = (Vec::new(), 0);
+    while labels.read_chunk(64 * 1024, &mut chunk)? > 0 {
+        if let Some(at) = chunk
+            .iter()
+            .position(|&y| !(0..classes as i64).contains(&y))
+        {
+            bail!(
+                "{}: label {} of sample {} is not a class index (the model has {classes} classes: 0..={})",
+                path.display(),
+                chunk[at],
+                seen + at,
+                classes - 1
+            );
+        }
+        seen += chunk.len();
+    }
+    Ok(())
+}
+
+/// A float32 `.npy` written sample by sample into a temporary file next to
+/// its destination. [`complete`](Self::complete) checks and flushes it,
+/// [`rename`](Self::rename) moves it into place, and dropping it before
+/// that removes it, so a failed run leaves nothing half-written.
+pub struct NpyOut {
+    dest: PathBuf,
+    tmp: PathBuf,
+    writer: Option<BufWriter<File>>,
+    /// Values the header promises, and values appended so far.
+    len: usize,
+    written: usize,
+    renamed: bool,
+}
+
+impl NpyOut {
+    /// Creates the temporary file and writes the header of an array of `shape`.
+    pub fn create(dest: &Path, shape: &[usize]) -> Result<NpyOut> {
+        let tmp = dest.with_extension(format!("npy.tmp{}", std::process::id()));
+        let file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        // Owns the temporary file from here on, so an error below removes it.
+        let mut out = NpyOut {
+            dest: dest.to_path_buf(),
+            tmp,
+            writer: None,
+            len: shape.iter().product(),
+            written: 0,
+            renamed: false,
+        };
+        let shape64: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        let writer = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&shape64)
+            .writer(BufWriter::with_capacity(64 * 1024, file))
+            .write_header_only()
+            .with_context(|| format!("cannot write {}", out.tmp.display()))?;
+        out.writer = Some(writer);
+        Ok(out)
+    }
+
+    /// Appends values (little-endian float32, what the header says).
+    pub fn append(&mut self, values: &[f32]) -> Result<()> {
+        let w = self.writer.as_mut().context("output already completed")?;
+        if self.written + values.len() > self.len {
+            bail!("{}: more values than its shape holds", self.tmp.display());
+        }
+        let mut bytes = [0u8; 4096];
+        for part in values.chunks(bytes.len() / 4) {
+            for (b, v) in bytes.chunks_exact_mut(4).zip(part) {
+                b.copy_from_slice(&v.to_le_bytes());
+            }
+            w.write_all(&bytes[..part.len() * 4])
+                .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        }
+        self.written += values.len();
+        Ok(())
+    }
+
+    /// Checks that every value the header promised was written and flushes
+    /// the file (still under its temporary name).
+    pub fn complete(&mut self) -> Result<()> {
+        let w = self.writer.take().context("output already completed")?;
+        if self.written != self.len {
+            bail!(
+                "{}: {} of {} values written",
+                self.tmp.display(),
+                self.written,
+                self.len
+            );
+        }
+        let file = w
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("cannot write {}", self.tmp.display()))
+    }
+
+    /// Moves the completed file into place.
+    pub fn rename(mut self) -> Result<()> {
+        if self.writer.is_some() {
+            bail!("{} is not complete", self.tmp.display());
+        }
+        std::fs::rename(&self.tmp, &self.dest)
+            .with_context(|| format!("cannot write {}", self.dest.display()))?;
+        self.renamed = true;
+        Ok(())
+    }
+}
+
+impl Drop for NpyOut {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // Close the file before removing it.
+            drop(self.writer.take());
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes a whole float32 array at once, atomically (through [`NpyOut`]).
+pub fn write_npy_f32(dest: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    let mut out = NpyOut::create(dest, shape)?;
+    out.append(data)?;
+    out.complete()?;
+    out.rename()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use npyz::WriterBuilder;
+
+    /// Writes `values` (already in the file's memory order) as float32 `.npy`.
+    fn write(path: &Path, shape: &[u64], order: Order, values: &[f32]) {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .order(order)
+            .shape(shape)
+            .writer(BufWriter::new(File::create(path).unwrap()))
+            .begin_nd()
+            .unwrap();
+        w.extend(values.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+
+    fn read_all(path: &Path, max: usize) -> (Vec<usize>, Vec<f32>) {
+        let mut r = SampleReader::open(path).unwrap();
+        let (mut sizes, mut all, mut chunk) = (Vec::new(), Vec::new(), Vec::new());
+        loop {
+            let rows = r.read_chunk(max, &mut chunk).unwrap();
+            assert_eq!(chunk.len(), rows * r.per_sample());
+            if rows == 0 {
+                return (sizes, all);
+            }
+            sizes.push(rows);
+            all.extend_from_slice(&chunk);
+        }
+    }
+
+    #[test]
+    fn chunks_never_exceed_their_size_and_cover_every_sample_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npy");
+        let values: Vec<f32> = (0..50 * 6).map(|v| v as f32).collect();
+        write(&path, &[50, 2, 3], Order::C, &values);
+        let (sizes, all) = read_all(&path, 7);
+        assert_eq!(sizes, [7, 7, 7, 7, 7, 7, 7, 1]);
+        assert_eq!(all, values);
+    }
+
+    #[test]
+    fn fortran_order_reads_the_same_samples_as_c_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (n, c, l) = (5usize, 2usize, 3usize);
+        // Sample i, channel ch, position p holds 100·i + 10·ch + p.
+        let value = |i: usize, ch: usize, p: usize| (100 * i + 10 * ch + p) as f32;
+        let mut c_order = Vec::new();
+        for i in 0..n {
+            for ch in 0..c {
+                for p in 0..l {
+                    c_order.push(value(i, ch, p));
+                }
+            }
+        }
+        // Fortran order: the first axis varies fastest.
+        let mut f_order = Vec::new();
+        for p in 0..l {
+            for ch in 0..c {
+                for i in 0..n {
+                    f_order.push(value(i, ch, p));
+                }
+            }
+        }
+        let shape = [n as u64, c as u64, l as u64];
+        write(&dir.path().join("c.npy"), &shape, Order::C, &c_order);
+        write(&dir.path().join("f.npy"), &shape, Order::Fortran, &f_order);
+        for max in [1, 2, 5] {
+            assert_eq!(read_all(&dir.path().join("f.npy"), max).1, c_order);
+            assert_eq!(read_all(&dir.path().join("c.npy"), max).1, c_order);
+        }
+    }
+
+    #[test]
+    fn non_finite_values_are_refused_naming_file_sample_and_position() {
+        let dir = tempfile::tempdir().unwrap();
+        for (bad, what) in [(f32::NAN, "NaN"), (f32::NEG_INFINITY, "an infinity")] {
+            let path = dir.path().join("bad.npy");
+            let mut values = vec![0.5f32; 10 * 6];
+            values[7 * 6 + 4] = bad; // sample 7, channel 1, position 1
+            write(&path, &[10, 2, 3], Order::C, &values);
+            let mut r = SampleReader::open(&path).unwrap();
+            let mut chunk = Vec::new();
+            assert_eq!(r.read_chunk(4, &mut chunk).unwrap(), 4);
+            let err = r.read_chunk(4, &mut chunk).unwrap_err().to_string();
+            assert!(err.contains("bad.npy"), "{err}");
+            assert!(
+                err.contains(&format!("sample 7 holds {what} at position [1, 1]")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_other_dtypes_scalars_and_truncated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f64_path = dir.path().join("f64.npy");
+        npyz::to_file_1d(&f64_path, [1.0f64, 2.0, 3.0]).unwrap();
+        let err = SampleReader::open(&f64_path).err().unwrap().to_string();
+        assert!(err.contains("expected float32 data"), "{err}");
+
+        let scalar = dir.path().join("scalar.npy");
+        write(&scalar, &[], Order::C, &[1.0]);
+        let err = SampleReader::open(&scalar).err().unwrap().to_string();
+        assert!(err.contains("a scalar"), "{err}");
+
+        let whole = dir.path().join("whole.npy");
+        write(&whole, &[4, 3], Order::C, &[1.0; 12]);
+        let bytes = std::fs::read(&whole).unwrap();
+        let cut = dir.path().join("cut.npy");
+        std::fs::write(&cut, &bytes[..bytes.len() - 4]).unwrap();
+        let err = SampleReader::open(&cut).err().unwrap().to_string();
+        assert!(err.contains("is truncated"), "{err}");
+    }
+
+    #[test]
+    fn an_output_is_renamed_into_place_only_when_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("y.npy");
+        let mut out = NpyOut::create(&dest, &[2, 3]).unwrap();
+        out.append(&[1.0, 2.0, 3.0]).unwrap();
+        assert!(out.complete().is_err(), "3 of 6 values must not complete");
+        drop(out);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        let mut out = NpyOut::create(&dest, &[2, 3]).unwrap();
+        assert!(out.append(&[0.0; 7]).is_err(), "more values than the shape");
+        out.append(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.5]).unwrap();
+        out.complete().unwrap();
+        assert!(!dest.exists(), "renamed before rename()");
+        out.rename().unwrap();
+        let bytes = std::fs::read(&dest).unwrap();
+        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+        assert_eq!(npy.shape(), [2, 3]);
+        assert_eq!(
+            npy.into_vec::<f32>().unwrap(),
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.5]
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

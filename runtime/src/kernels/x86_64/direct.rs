@@ -1,0 +1,501 @@
+//! Direct convolution over a widened band, with input channels paired.
+//!
+//! The group's input is widened once into a [`band`](super::band) whose
+//! lanes are `i32` pairs `(x[2c] − zp, x[2c+1] − zp)` of two input
+//! channels at one padded position (a missing odd channel is 0). Output
+//! position `t` then reads, for tap `(ky, kx)` of channel pair `c`, the
+//! lane `t + offset(c, ky, kx)`, and 8 consecutive outputs read 8
+//! consecutive lanes: one `vpmaddwd` against the broadcast weight pair
+//! `(w[oc][2c][ky][kx], w[oc][2c+1][ky][kx])` adds two taps to 8 outputs,
+//! with no im2col gathering at all. A register tile is up to [`MR`] output
+//! channels × 16 outputs; the weight pairs of its channels are widened once
+//! per band.
+
+use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
+
+use super::band::{input_row, put_run, Band, Columns, Cursor, Run, MAX_RUNS};
+use super::conv::{store_i8x16, zeroed_prefix, Operands};
+use super::requant::{pack16, Requant};
+use super::widen::{store_pairs16, widen_pairs, NarrowRow};
+use crate::kernels::ConvParams;
+
+/// `i32` lanes of one band (two channels per lane).
+const X_CAP: usize = 8 * 1024;
+/// Most channel-pair taps per output channel (`⌈C_in/2⌉ · kH · kW`).
+const MAX_PAIRS: usize = 640;
+/// Pairs after the weight rows that a 16-pair store may spill into.
+const W_SLACK: usize = 16;
+/// Most output channels per register tile (passes take 6, 4 or 2).
+const MR: usize = 6;
+/// Vectors of 8 outputs per register tile: with 6 channels, 12
+/// accumulators, 2 inputs, a broadcast weight pair and a product fill the
+/// 16 registers.
+const NR: usize = 2;
+/// Outputs per register tile.
+const TILE: usize = 8 * NR;
+/// Stack taken by the direct path's buffers.
+pub(super) const SCRATCH_BYTES: usize = (X_CAP + (MR + 1) * MAX_PAIRS + W_SLACK) * 4;
+
+/// How a convolution runs on the direct path.
+pub(super) struct DirectPlan {
+    cols: Columns,
+    first: Band,
+    /// Channel pairs per group.
+    pairs_c: usize,
+    /// Taps per kernel plane.
+    taps: usize,
+}
+
+impl DirectPlan {
+    /// `None` when the reduction has more than [`MAX_PAIRS`] channel-pair
+    /// taps or one output row's band exceeds [`X_CAP`] lanes.
+    pub(super) fn new(p: &ConvParams) -> Option<DirectPlan> {
+        let cin_g = p.in_channels.checked_div(p.groups)?;
+        let pairs_c = cin_g.div_ceil(2);
+        let taps = p.kernel_h.checked_mul(p.kernel_w)?;
+        if taps == 0 || pairs_c.checked_mul(taps)? > MAX_PAIRS {
+            return None;
+        }
+        let cols = Columns::new(p)?;
+        let first = Band::new(p, &cols, 0, pairs_c, X_CAP)?;
+        Some(DirectPlan {
+            cols,
+            first,
+            pairs_c,
+            taps,
+        })
+    }
+}
+
+/// The lane offset of every channel-pair tap `e = c·taps + tap` in a band
+/// (channel pair `c`'s planes, tap `(ky, kx)`'s phase and row).
+fn entry_offsets(p: &ConvParams, plan: &DirectPlan, band: &Band, offsets: &mut [u32]) {
+    let pair_stride = band.pitch * p.stride_w;
+    let mut e = offsets.iter_mut();
+    for c in 0..plan.pairs_c {
+        for ky in 0..p.kernel_h {
+            let row = c * pair_stride + ky * p.dilation_h * plan.cols.wd;
+            let mut o = 0;
+            for _ in 0..p.kernel_w {
+                let (phase, q) = if p.stride_w == 1 {
+                    (0, o)
+                } else {
+                    (o % p.stride_w, o / p.stride_w)
+                };
+                if let Some(off) = e.next() {
+                    // Bands hold at most `X_CAP` lanes, so the offset fits.
+                    *off = (row + phase * band.pitch + q) as u32;
+                }
+                o += p.dilation_w;
+            }
+        }
+    }
+}
+
+/// The direct path over every group. Preconditions hold, `output` not
+/// empty, `plan` made for `p`.
+#[target_feature(enable = "avx2")]
+pub(super) fn direct_conv(
+    p: &ConvParams,
+    plan: &DirectPlan,
+    ops: &Operands<'_>,
+    output: &mut [i8],
+) {
+    let mut x_buf = MaybeUninit::<[i32; X_CAP]>::uninit();
+    let x = zeroed_prefix(&mut x_buf, plan.first.lanes(p, plan.pairs_c));
+    let k_pairs = plan.pairs_c * plan.taps;
+    let mut w_buf = MaybeUninit::<[i32; MR * MAX_PAIRS + W_SLACK]>::uninit();
+    let w = zeroed_prefix(&mut w_buf, MR * k_pairs + W_SLACK);
+    let mut off_buf = MaybeUninit::<[u32; MAX_PAIRS]>::uninit();
+    let offsets = zeroed_prefix(&mut off_buf, k_pairs);
+    let cin_g = p.in_channels / p.groups;
+    let cout_g = p.out_channels / p.groups;
+    let in_plane = p.in_h * p.in_w;
+    let out_plane = p.out_h * p.out_w;
+    let k = cin_g * plan.taps;
+    let mut band = plan.first;
+    loop {
+        entry_offsets(p, plan, &band, offsets);
+        for grp in 0..p.groups {
+            let group_in = ops.input.get(grp * cin_g * in_plane..).unwrap_or(&[]);
+            widen_band(p, plan, &band, group_in, x);
+            let mut oc = 0;
+            while oc < cout_g {
+                // 6 channels a pass, the rest as 4 and/or 2 (an odd last
+                // one with a zero row).
+                let rows = match cout_g - oc {
+                    n if n >= 6 => 6,
+                    n if n >= 4 => 4,
+                    n => n,
+                };
+                let first = grp * cout_g + oc;
+                let w_rows = ops
+                    .weights
+                    .get(first * k..(first + rows) * k)
+                    .unwrap_or(&[]);
+                let width = if rows > 4 {
+                    6
+                } else if rows > 2 {
+                    4
+                } else {
+                    2
+                };
+                widen_weight_pairs(p, plan, w_rows, rows, width, w);
+                let pass = Pass {
+                    p,
+                    wd: plan.cols.wd,
+                    band: &band,
+                    offsets,
+                    x,
+                    w,
+                    rows,
+                };
+                let q = (
+                    ops.bias.get(first..).unwrap_or(&[]),
+                    ops.multiplier.get(first..).unwrap_or(&[]),
+                    ops.shift.get(first..).unwrap_or(&[]),
+                );
+                let out = output.get_mut(first * out_plane..).unwrap_or(&mut []);
+                match width {
+                    6 => pass.run::<6>(q, out, out_plane),
+                    4 => pass.run::<4>(q, out, out_plane),
+                    _ => pass.run::<2>(q, out, out_plane),
+                }
+                oc += rows;
+            }
+        }
+        match Band::new(p, &plan.cols, band.oy1, plan.pairs_c, X_CAP) {
+            Some(next) => band = next,
+            None => return,
+        }
+    }
+}
+
+/// Widens the band's rows of the group's input into channel-pair lanes:
+/// pair `c`, phase `r` at `c·pair_stride + r·pitch`, band row `i` at
+/// `i·wd` in it, lane `j` = padded column `s·j + r` of channels `2c` (low
+/// half) and `2c + 1` (high half), `x − zp`, 0 in the padding. Rows go in
+/// order, so a row's stores may spill into the next row's lanes (or the
+/// slack) before that row is written. Without horizontal padding at
+/// stride 1 the band rows are the input rows back to back, and a run of
+/// them is widened as one.
+#[target_feature(enable = "avx2")]
+fn widen_band(p: &ConvParams, plan: &DirectPlan, band: &Band, group_in: &[i8], x: &mut [i32]) {
+    let s = p.stride_w;
+    let wd = plan.cols.wd;
+    let cin_g = p.in_channels / p.groups;
+    let in_plane = p.in_h * p.in_w;
+    let zp = p.input_zero_point;
+    let contiguous = s == 1 && p.pad_left == 0 && wd == p.in_w;
+    // (Rows of at most 16 lanes: one store covers a whole row.)
+    let narrow = if s == 1 && wd <= 16 {
+        NarrowRow::new(p.pad_left, p.in_w, zp)
+    } else {
+        None
+    };
+    for c in 0..plan.pairs_c {
+        let mut i = 0;
+        while i < band.rows {
+            let iy = input_row(p, band, i);
+            if let Some(nr) = narrow {
+                let row = |ic: usize| match iy {
+                    Some(iy) if ic < cin_g => {
+                        nr.lanes(group_in.get(ic * in_plane + iy * p.in_w..).unwrap_or(&[]))
+                    }
+                    _ => Some(_mm256_setzero_si256()),
+                };
+                if let (Some(a), Some(b)) = (row(2 * c), row(2 * c + 1)) {
+                    if store_pairs16(a, b, x, c * band.pitch + i * wd) {
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
+            let mut run = 1;
+            if contiguous && iy.is_some() {
+                while i + run < band.rows && input_row(p, band, i + run).is_some() {
+                    run += 1;
+                }
+            }
+            // A channel's rows and what follows them, and their length (0
+            // for padding or a missing channel).
+            let rows_of = |ic: usize| -> (&[i8], usize) {
+                match iy {
+                    Some(iy) if ic < cin_g => {
+                        let src = group_in.get(ic * in_plane + iy * p.in_w..).unwrap_or(&[]);
+                        (src, (run * p.in_w).min(src.len()))
+                    }
+                    _ => (&[], 0),
+                }
+            };
+            let ((a, na), (b, nb)) = (rows_of(2 * c), rows_of(2 * c + 1));
+            if s == 1 {
+                let at = c * band.pitch + i * wd;
+                widen_pairs(a, na, b, nb, p.pad_left, zp, x, at, run * wd);
+            } else {
+                for r in 0..s {
+                    let at = (c * s + r) * band.pitch + i * wd;
+                    let dst = x.get_mut(at..at + wd).unwrap_or(&mut []);
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        let col = (s * j + r).wrapping_sub(p.pad_left);
+                        let lane = |src: &[i8], n: usize| -> i32 {
+                            let v = src.get(col).filter(|_| col < n);
+                            v.map_or(0, |&v| (i32::from(v) - zp) & 0xffff)
+                        };
+                        *d = lane(a, na) | (lane(b, nb) << 16);
+                    }
+                }
+            }
+            i += run;
+        }
+    }
+}
+
+/// Widens the weight rows of `rows` output channels (`k = cin_g·kH·kW`
+/// taps each, back to back in `w_rows`) into the first `width` rows of
+/// `w`: row `r` at `r·k_pairs`, pair `c·taps + tap` = channels `2c`,
+/// `2c + 1` at `tap` (0 for a missing odd channel or row). Several pairs
+/// per step where the bytes are there; a step may spill up to 15 pairs
+/// past its block, into pairs written after it (or [`W_SLACK`]).
+#[target_feature(enable = "avx2")]
+fn widen_weight_pairs(
+    p: &ConvParams,
+    plan: &DirectPlan,
+    w_rows: &[i8],
+    rows: usize,
+    width: usize,
+    w: &mut [i32],
+) {
+    let cin_g = p.in_channels / p.groups;
+    let taps = plan.taps;
+    let k = cin_g * taps;
+    let k_pairs = plan.pairs_c * taps;
+    let order = small_block_order(taps);
+    for r in 0..width.min(MR) {
+        let at = r * k_pairs;
+        if r >= rows {
+            w.get_mut(at..at + k_pairs).unwrap_or(&mut []).fill(0);
+            continue;
+        }
+        let rest = w_rows.get(r * k..).unwrap_or(&[]);
+        let done = if let Some(order) = order {
+            pairs_small_blocks(rest, cin_g / 2, taps, order, w, at)
+        } else {
+            pairs_large_blocks(rest, cin_g / 2, taps, w, at)
+        };
+        // The blocks too near the end of the weights for 16-byte loads,
+        // and a last odd channel (paired with 0), one pair at a time.
+        let row = rest.get(..k).unwrap_or(&[]);
+        let dst = w.get_mut(at..at + k_pairs).unwrap_or(&mut []);
+        for (e, d) in dst.iter_mut().enumerate().skip(done * taps) {
+            let (c, t) = (e / taps, e % taps);
+            let lo = row
+                .get(2 * c * taps + t)
+                .map_or(0, |&v| i32::from(v) & 0xffff);
+            let hi = if 2 * c + 1 < cin_g {
+                row.get((2 * c + 1) * taps + t).map_or(0, |&v| i32::from(v))
+            } else {
+                0
+            };
+            *d = lo | (hi << 16);
+        }
+    }
+}
+
+/// For `taps ≤ 8`: the byte shuffle that interleaves `8 / taps` whole
+/// channel-pair blocks: output byte `2j` is block `b`'s tap `t` (`j = b·taps
+/// + t`), byte `2j + 1` the partner channel's, that is input bytes
+/// `2·taps·b + t` and `2·taps·b + taps + t`.
+#[target_feature(enable = "avx2")]
+fn small_block_order(taps: usize) -> Option<__m128i> {
+    if taps == 0 || taps > 8 {
+        return None;
+    }
+    let mut order = [0i8; 16];
+    let mut j = 0;
+    for b in 0..8 / taps {
+        for t in 0..taps {
+            order[2 * j] = (b * 2 * taps + t) as i8;
+            order[2 * j + 1] = (b * 2 * taps + taps + t) as i8;
+            j += 1;
+        }
+    }
+    // SAFETY: `order` holds 16 bytes to load.
+    Some(unsafe { _mm_loadu_si128(order.as_ptr().cast()) })
+}
+
+/// Channel-pair blocks of `taps ≤ 8` taps: `8 / taps` whole blocks per
+/// shuffle (`order`, from [`small_block_order`]), widened. Returns how
+/// many of the `blocks` it did.
+#[target_feature(enable = "avx2")]
+fn pairs_small_blocks(
+    row: &[i8],
+    blocks: usize,
+    taps: usize,
+    order: __m128i,
+    w: &mut [i32],
+    at: usize,
+) -> usize {
+    let per_step = 8 / taps;
+    let mut b = 0;
+    while b < blocks {
+        let src = row.get(2 * taps * b..2 * taps * b + 16);
+        let dst = w.get_mut(at + b * taps..at + b * taps + 8);
+        let (Some(src), Some(dst)) = (src, dst) else {
+            break;
+        };
+        // SAFETY: 16 bytes to load, room for 8 `i32`.
+        unsafe {
+            let v = _mm_shuffle_epi8(_mm_loadu_si128(src.as_ptr().cast()), order);
+            _mm256_storeu_si256(dst.as_mut_ptr().cast(), _mm256_cvtepi8_epi16(v));
+        }
+        b += per_step;
+    }
+    b.min(blocks)
+}
+
+/// Channel-pair blocks of more than 8 taps: 16 taps of both channels at a
+/// time, interleaved and widened. Returns how many of the `blocks` it did.
+#[target_feature(enable = "avx2")]
+fn pairs_large_blocks(row: &[i8], blocks: usize, taps: usize, w: &mut [i32], at: usize) -> usize {
+    for c in 0..blocks {
+        let block = 2 * c * taps;
+        let mut t0 = 0;
+        while t0 < taps {
+            let lo = row.get(block + t0..block + t0 + 16);
+            let hi = row.get(block + taps + t0..block + taps + t0 + 16);
+            let dst = w.get_mut(at + c * taps + t0..at + c * taps + t0 + 16);
+            let (Some(lo), Some(hi), Some(dst)) = (lo, hi, dst) else {
+                return c;
+            };
+            // SAFETY: 16 bytes to load from each, room for 16 `i32`.
+            unsafe {
+                let lo = _mm_loadu_si128(lo.as_ptr().cast());
+                let hi = _mm_loadu_si128(hi.as_ptr().cast());
+                // Bytes (lo_t, hi_t) side by side, widened: one pair a lane.
+                let first = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(lo, hi));
+                let second = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(lo, hi));
+                _mm256_storeu_si256(dst.as_mut_ptr().cast(), first);
+                _mm256_storeu_si256(dst.as_mut_ptr().add(8).cast(), second);
+            }
+            t0 += 16;
+        }
+    }
+    blocks
+}
+
+/// One pass of up to [`MR`] output channels over a band.
+struct Pass<'a> {
+    p: &'a ConvParams,
+    wd: usize,
+    band: &'a Band,
+    /// Lane offset of each channel-pair tap.
+    offsets: &'a [u32],
+    x: &'a [i32],
+    w: &'a [i32],
+    /// Real channels (the widened rows past them are 0).
+    rows: usize,
+}
+
+impl Pass<'_> {
+    /// Every segment of the band, [`TILE`] outputs at a time, for `M`
+    /// channels; `q` is (bias, multiplier, shift) from the pass's first
+    /// channel on, `out` the output from its first channel's plane on.
+    #[target_feature(enable = "avx2")]
+    fn run<const M: usize>(&self, q: (&[i32], &[i32], &[i8]), out: &mut [i8], out_plane: usize) {
+        let (bias, multiplier, shift) = q;
+        let zp = self.p.output_zero_point;
+        // Rows past `self.rows` get 0s (their outputs are not stored).
+        let rq: [Requant; M] = core::array::from_fn(|r| {
+            let m = multiplier.get(r).copied().unwrap_or(0);
+            let s = shift.get(r).map_or(0, |&v| i32::from(v));
+            Requant::splat(m, s, zp)
+        });
+        let b: [i32; M] = core::array::from_fn(|r| bias.get(r).copied().unwrap_or(0));
+        let lo = _mm_set1_epi8(self.p.act_min as i8);
+        let hi = _mm_set1_epi8(self.p.act_max as i8);
+        // 16 bytes per channel and room for `put_run`'s last store.
+        let mut bytes = [[0i8; 32]; M];
+        let mut runs = [Run::default(); MAX_RUNS];
+        for (start, end) in self.band.segments(self.p, self.wd) {
+            let mut cursor = Cursor::at(self.p, self.band, self.wd, start);
+            let mut t0 = start;
+            while t0 < end {
+                let t1 = (t0 + TILE).min(end);
+                if t1 - t0 > 8 {
+                    self.tile::<M, 2>(t0, &b, &rq, (lo, hi), &mut bytes);
+                } else {
+                    self.tile::<M, 1>(t0, &b, &rq, (lo, hi), &mut bytes);
+                }
+                let n_runs = cursor.take(t1 - t0, &mut runs);
+                for (r, y) in bytes.iter().enumerate().take(self.rows) {
+                    let out_r = out
+                        .get_mut(r * out_plane..(r + 1) * out_plane)
+                        .unwrap_or(&mut []);
+                    for run in runs.get(..n_runs).unwrap_or(&[]) {
+                        put_run(out_r, run.at, y.get(run.lane..).unwrap_or(&[]), run.len);
+                    }
+                }
+                t0 = t1;
+            }
+        }
+    }
+
+    /// The requantized bytes of `8·N` outputs from `t0` for each channel.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn tile<const M: usize, const N: usize>(
+        &self,
+        t0: usize,
+        bias: &[i32; M],
+        rq: &[Requant; M],
+        (lo, hi): (__m128i, __m128i),
+        bytes: &mut [[i8; 32]; M],
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); N]; M];
+        for (a, &b) in acc.iter_mut().zip(bias) {
+            *a = [_mm256_set1_epi32(b); N];
+        }
+        let acc = self.accumulate::<M, N>(t0, acc);
+        for ((acc_r, r), y) in acc.iter().zip(rq).zip(bytes.iter_mut()).take(self.rows) {
+            let first = r.apply(acc_r[0]);
+            let second = r.apply(acc_r[N - 1]);
+            store_i8x16(y, 0, pack16(first, second, lo, hi));
+        }
+    }
+
+    /// `acc[r][v] += Σ_e madd(x[t0 + off(e) + 8v ..], w pair (r, e))`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn accumulate<const M: usize, const N: usize>(
+        &self,
+        t0: usize,
+        mut acc: [[__m256i; N]; M],
+    ) -> [[__m256i; N]; M] {
+        let k_pairs = self.offsets.len();
+        let reach = self.offsets.iter().copied().max().unwrap_or(0) as usize;
+        if t0 + reach + 8 * N > self.x.len() || M * k_pairs > self.w.len() || N > NR {
+            return acc;
+        }
+        let x = self.x.as_ptr();
+        let w = self.w.as_ptr();
+        for (e, &off) in self.offsets.iter().enumerate() {
+            let base = t0 + off as usize;
+            let mut xs = [_mm256_setzero_si256(); N];
+            for (v, xv) in xs.iter_mut().enumerate() {
+                // SAFETY: `base + 8v + 8 ≤ t0 + reach + 8N ≤ x.len()` (checked
+                // above: `off ≤ reach`, `v < N`).
+                *xv = unsafe { _mm256_loadu_si256(x.add(base + 8 * v).cast()) };
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: `r·k_pairs + e < M·k_pairs ≤ w.len()`.
+                let b = _mm256_set1_epi32(unsafe { *w.add(r * k_pairs + e) });
+                for (a, &xv) in acc_r.iter_mut().zip(&xs) {
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(xv, b));
+                }
+            }
+        }
+        acc
+    }
+}
