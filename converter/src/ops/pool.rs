@@ -299,7 +299,11 @@ mod tests {
             // contract). A mean over all 63 values of a random plane varies
             // ~1/√63 as much as the input on the same step, so its SQNR is
             // bounded near 30 dB: it is held to the project's 25 dB bound.
-            let min_db = if op == "GlobalAveragePool" { 25.0 } else { 35.0 };
+            let min_db = if op == "GlobalAveragePool" {
+                25.0
+            } else {
+                35.0
+            };
             assert_conforms(op, &model, min_db);
         }
     }
