@@ -14,8 +14,8 @@
 
 use crate::error::ConvertError;
 use crate::float_ref::FloatRef;
-use crate::ir::{Graph, Op, TensorId};
-use crate::recurrent::CellRanges;
+use crate::ir::{Graph, Op, Softmax, TensorId};
+use crate::ops::recurrent::CellRanges;
 use crate::rounding::{LayerMoments, MomentsCollector};
 use crate::samples::InputSamples;
 
@@ -253,7 +253,7 @@ pub fn calibrate(
         observers[i] = Some(Observer::new());
     }
     for node in &graph.nodes {
-        if let (Op::Softmax { axis }, Some(&x)) = (&node.op, node.inputs.first()) {
+        if let (Op::Softmax(Softmax { axis }), Some(&x)) = (&node.op, node.inputs.first()) {
             if let Some(obs) = observers[x]
                 .as_mut()
                 .filter(|_| only_feeds(graph, x, node.output))

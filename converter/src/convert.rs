@@ -247,8 +247,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     };
     file.add_golden(&ev, golden)?;
     // The file must parse and validate before it may replace anything.
-    let storage = evaluate::aligned(&file.bytes);
-    medq::Model::parse(evaluate::aligned_bytes(&storage, file.bytes.len()))
+    medq::Model::parse(medq::AlignedBuf::from_slice(&file.bytes).as_slice())
         .map_err(ConvertError::Format)?;
 
     let pruning = match (&pruned, &mut unpruned, unpruned_ev) {
@@ -427,19 +426,9 @@ impl<'g> Written<'g> {
     }
 }
 
-/// Weights and biases of the Conv, FullyConnected and recurrent nodes.
+/// Float weights and biases of every node.
 fn parameters(graph: &Graph) -> usize {
-    graph
-        .nodes
-        .iter()
-        .map(|n| match &n.op {
-            Op::Conv { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
-                weights.len() + bias.len()
-            }
-            Op::Recurrent(r) => r.w.len() + r.r.len() + r.bias_w.len() + r.bias_r.len(),
-            _ => 0,
-        })
-        .sum()
+    graph.nodes.iter().map(|n| n.op.def().parameters()).sum()
 }
 
 fn evaluation_report(opts: &Options, ev: evaluate::Evaluation) -> EvaluationReport {
@@ -698,30 +687,10 @@ fn layer_rounding(
         .collect()
 }
 
-/// Multiply-accumulates of Conv and FullyConnected nodes.
+/// Multiply-accumulates of one run of a node.
 pub fn macs(graph: &Graph, node: usize) -> u64 {
     let n = &graph.nodes[node];
-    let out: usize = graph.tensors[n.output].shape.iter().product();
-    match &n.op {
-        Op::Conv { weights, .. } => {
-            // Each output element reads Cin/groups · kH · kW weights.
-            let per_out: usize = weights.shape.iter().skip(1).product();
-            (out * per_out) as u64
-        }
-        Op::FullyConnected { weights, .. } => {
-            let k = weights.shape.get(1).copied().unwrap_or(0);
-            (out * k) as u64
-        }
-        Op::Recurrent(r) => {
-            // Every step multiplies x by W and h by R.
-            let steps = n
-                .inputs
-                .first()
-                .map_or(0, |&x| r.steps(graph.tensors[x].shape.iter().product()));
-            (steps * (r.w.len() + r.r.len())) as u64
-        }
-        _ => 0,
-    }
+    n.op.def().macs(graph, n)
 }
 
 fn model_name(path: &Path) -> String {

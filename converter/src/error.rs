@@ -19,12 +19,16 @@ pub enum ConvertError {
 
     /// An op type medq has no kernel for.
     #[error(
-        "node \"{node}\" (op {op_type}, opset {opset}) is not supported by medq. Supported ops: {}",
+        "node \"{node}\" (op {op_type}{}, opset {opset}) is not supported by medq. Supported ops: {}",
+        in_domain(domain),
         supported.join(", ")
     )]
     UnsupportedOp {
         node: String,
         op_type: String,
+        /// The node's domain; empty for the default (`ai.onnx`).
+        domain: String,
+        /// The model's default-domain opset.
         opset: i64,
         supported: &'static [&'static str],
     },
@@ -80,6 +84,15 @@ pub enum ConvertError {
     /// A tensor or node that cannot be quantized.
     #[error("cannot quantize \"{node}\": {reason}")]
     Quantization { node: String, reason: String },
+}
+
+/// `, domain D` for an op outside the default domain.
+fn in_domain(domain: &str) -> String {
+    if domain.is_empty() || domain == "ai.onnx" {
+        String::new()
+    } else {
+        format!(", domain {domain}")
+    }
 }
 
 impl ConvertError {

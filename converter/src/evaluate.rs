@@ -3,7 +3,7 @@
 //! recall. The int8 figures are exactly what a device computes.
 
 use medq::interpreter::Interpreter;
-use medq::Model;
+use medq::{AlignedBuf, Model};
 
 use crate::error::ConvertError;
 use crate::float_ref::FloatRef;
@@ -83,19 +83,6 @@ pub struct Evaluation {
     pub first_io: Option<(Vec<i8>, Vec<i8>)>,
 }
 
-/// Copy into 16-aligned storage: the runtime reads constants in place.
-pub fn aligned(bytes: &[u8]) -> Vec<u128> {
-    let mut v = vec![0u128; bytes.len().div_ceil(16)];
-    let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut v);
-    dst[..bytes.len()].copy_from_slice(bytes);
-    v
-}
-
-/// The bytes of an aligned copy, at the original length.
-pub fn aligned_bytes(buf: &[u128], len: usize) -> &[u8] {
-    &bytemuck::cast_slice(buf)[..len]
-}
-
 pub fn evaluate(
     graph: &Graph,
     qg: &QuantizedGraph,
@@ -126,11 +113,14 @@ pub fn evaluate_all(
     labels: Option<Labels>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<Evaluation>, ConvertError> {
-    let storage: Vec<Vec<u128>> = models.iter().map(|(_, _, b)| aligned(b)).collect();
-    let parsed = models
+    // The runtime reads constants in place, from an aligned buffer.
+    let storage: Vec<AlignedBuf> = models
         .iter()
-        .zip(&storage)
-        .map(|((_, _, b), s)| Model::parse(aligned_bytes(s, b.len())).map_err(ConvertError::Format))
+        .map(|(_, _, b)| AlignedBuf::from_slice(b))
+        .collect();
+    let parsed = storage
+        .iter()
+        .map(|s| Model::parse(s.as_slice()).map_err(ConvertError::Format))
         .collect::<Result<Vec<_>, _>>()?;
     let mut evaluators = models
         .iter()

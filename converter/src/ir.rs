@@ -5,6 +5,19 @@
 //! planner makes free). Tensors keep their ONNX names, so the float reference
 //! (tract) can be asked for the value of any tensor the int8 model produces.
 
+/// The IR ops and their payloads are defined with everything else about
+/// them in the op registry, [`crate::ops`].
+pub use crate::ops::concat::Concat;
+pub use crate::ops::conv::Conv;
+pub use crate::ops::elementwise::{Add, Mul};
+pub use crate::ops::fully_connected::FullyConnected;
+pub use crate::ops::lut::Unary;
+pub use crate::ops::pad::Pad;
+pub use crate::ops::pool::{AvgPool, MaxPool};
+pub use crate::ops::recurrent::{Cell, Recurrent};
+pub use crate::ops::softmax::Softmax;
+pub use crate::ops::Op;
+
 /// Index into [`Graph::tensors`].
 pub type TensorId = usize;
 
@@ -72,37 +85,11 @@ impl FusedActivation {
             FusedActivation::Clip { min, max } => (min, max),
         }
     }
-}
 
-/// Elementwise nonlinearities: all become a 256-entry table.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Unary {
-    Relu,
-    Clip { min: f32, max: f32 },
-    LeakyRelu { alpha: f32 },
-    Sigmoid,
-    Tanh,
-    HardSigmoid { alpha: f32, beta: f32 },
-    HardSwish,
-}
-
-impl Unary {
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Unary::Relu => x.max(0.0),
-            Unary::Clip { min, max } => x.max(min).min(max),
-            Unary::LeakyRelu { alpha } => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    alpha * x
-                }
-            }
-            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            Unary::Tanh => x.tanh(),
-            Unary::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
-            Unary::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
-        }
+    /// `v` within [`Self::bounds`].
+    pub fn apply(self, v: f32) -> f32 {
+        let (lo, hi) = self.bounds();
+        v.max(lo).min(hi)
     }
 }
 
@@ -114,103 +101,6 @@ pub struct Window {
     pub dilations: [usize; 2],
     /// `[top, left, bottom, right]`.
     pub pads: [usize; 4],
-}
-
-#[derive(Clone, Debug)]
-pub enum Op {
-    /// `weights` is `[Cout, Cin/groups, kH, kW]` (1-D: `kH = 1`); `bias` has `Cout` entries.
-    Conv {
-        weights: Array,
-        bias: Vec<f32>,
-        window: Window,
-        groups: usize,
-        activation: FusedActivation,
-    },
-    /// `y = x · Wᵀ + b` over the last axis; `weights` is `[N, K]`.
-    FullyConnected {
-        weights: Array,
-        bias: Vec<f32>,
-        activation: FusedActivation,
-    },
-    /// Two inputs, numpy broadcasting; either may be a constant tensor.
-    Add {
-        activation: FusedActivation,
-    },
-    Mul {
-        activation: FusedActivation,
-    },
-    Unary(Unary),
-    MaxPool {
-        window: Window,
-    },
-    AvgPool {
-        window: Window,
-        count_include_pad: bool,
-    },
-    /// Non-negative axis.
-    Softmax {
-        axis: usize,
-    },
-    /// Non-negative axis.
-    Concat {
-        axis: usize,
-    },
-    /// Constant padding; `pads` is ONNX order (all begins, then all ends).
-    Pad {
-        pads: Vec<usize>,
-        value: f32,
-    },
-    /// Flatten, Reshape, Squeeze, Unsqueeze: same data, the output tensor's shape.
-    Reshape,
-    /// ONNX LSTM / GRU (forward, batch 1, zero initial state): the input is
-    /// `[T, 1, I]`, the output the last hidden state `Y_h` `[1, 1, H]`.
-    Recurrent(Recurrent),
-}
-
-/// The cell of a [`Op::Recurrent`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cell {
-    Lstm,
-    Gru { linear_before_reset: bool },
-}
-
-/// Float weights of an LSTM/GRU with rows in medq's gate order (LSTM i, f,
-/// g, o; GRU z, r, n), `G` gates of `hidden` rows each.
-#[derive(Clone, Debug)]
-pub struct Recurrent {
-    pub cell: Cell,
-    pub hidden: usize,
-    pub input_size: usize,
-    /// `[G·H, I]`.
-    pub w: Array,
-    /// `[G·H, H]`.
-    pub r: Array,
-    /// ONNX `Wb` and `Rb`, `G·H` each.
-    pub bias_w: Vec<f32>,
-    pub bias_r: Vec<f32>,
-}
-
-impl Op {
-    /// A short name for reports.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Op::Conv { .. } => "Conv",
-            Op::FullyConnected { .. } => "FullyConnected",
-            Op::Add { .. } => "Add",
-            Op::Mul { .. } => "Mul",
-            Op::Unary(_) => "Lut",
-            Op::MaxPool { .. } => "MaxPool",
-            Op::AvgPool { .. } => "AvgPool",
-            Op::Softmax { .. } => "Softmax",
-            Op::Concat { .. } => "Concat",
-            Op::Pad { .. } => "Pad",
-            Op::Reshape => "Reshape",
-            Op::Recurrent(r) => match r.cell {
-                Cell::Lstm => "Lstm",
-                Cell::Gru { .. } => "Gru",
-            },
-        }
-    }
 }
 
 /// A topologically ordered graph with static shapes.

@@ -1,7 +1,8 @@
 //! `medq-converter`: ONNX → `.mq`.
 //!
 //! The pipeline, one module per stage:
-//! [`load`] (ONNX protobuf → float [`ir`]) → [`rewrite`] (fold BN, fuse
+//! [`load`] (ONNX protobuf → float [`ir`], through the op registry
+//! [`ops`]) → [`rewrite`] (fold BN, fuse
 //! activations, drop no-ops) → [`calibrate`] (tract float runs over samples:
 //! activation ranges, and for GPTQ and pruning the weighted layers' input
 //! moments) → [`prune`] (optional: remove filters, refit their readers) →
@@ -17,13 +18,14 @@ pub mod convert;
 pub mod emit;
 pub mod error;
 pub mod evaluate;
+pub mod float_eval;
 pub mod float_ref;
 pub mod ir;
 pub mod load;
+pub mod ops;
 pub mod plan;
 pub mod prune;
 pub mod quantize;
-pub mod recurrent;
 pub mod report;
 pub mod rewrite;
 pub mod rounding;

@@ -40,7 +40,7 @@ use nalgebra::{DMatrix, DVector};
 
 use crate::calibrate::Calibration;
 use crate::error::ConvertError;
-use crate::ir::{Graph, KeptChannels, Op, TensorId};
+use crate::ir::{Conv, FullyConnected, Graph, KeptChannels, Op, Pad, TensorId};
 use crate::rounding::{InputMoments, LayerMoments};
 
 /// How much to prune.
@@ -211,15 +211,15 @@ impl Pair {
 fn follow(graph: &Graph, producer: usize) -> Result<(usize, usize, Vec<Link>), String> {
     let node = &graph.nodes[producer];
     let (conv, channels) = match &node.op {
-        Op::Conv {
+        Op::Conv(Conv {
             groups, weights, ..
-        } => {
+        }) => {
             if *groups != 1 {
                 return Err("a grouped convolution keeps its channels".into());
             }
             (true, weights.shape[0])
         }
-        Op::FullyConnected { weights, .. } => (false, weights.shape[0]),
+        Op::FullyConnected(FullyConnected { weights, .. }) => (false, weights.shape[0]),
         _ => return Err("not a weighted layer".into()),
     };
     let shape = &graph.tensors[node.output].shape;
@@ -265,7 +265,7 @@ fn follow(graph: &Graph, producer: usize) -> Result<(usize, usize, Vec<Link>), S
             // Elementwise: any layout keeps the channels where they are.
             Op::Unary(_) => {}
             Op::MaxPool { .. } | Op::AvgPool { .. } if channel_wise && link.axis == 1 => {}
-            Op::Pad { pads, .. }
+            Op::Pad(Pad { pads, .. })
                 if channel_wise
                     && pads.get(link.axis) == Some(&0)
                     && pads.get(rank + link.axis) == Some(&0) => {}
@@ -287,19 +287,19 @@ fn follow(graph: &Graph, producer: usize) -> Result<(usize, usize, Vec<Link>), S
                 };
                 continue;
             }
-            Op::Conv {
+            Op::Conv(Conv {
                 groups: 1, weights, ..
-            } if channel_wise && link.axis == 1 && weights.shape.get(1) == Some(&channels) => {
+            }) if channel_wise && link.axis == 1 && weights.shape.get(1) == Some(&channels) => {
                 let block = weights.shape.iter().skip(2).product();
                 return Ok((next, block, path));
             }
-            Op::FullyConnected { weights, .. }
+            Op::FullyConnected(FullyConnected { weights, .. })
                 if link.axis + 1 == rank
                     && weights.shape.get(1) == Some(&(channels * link.per_channel)) =>
             {
                 return Ok((next, link.per_channel, path));
             }
-            Op::Conv { groups, .. } if *groups != 1 => {
+            Op::Conv(Conv { groups, .. }) if *groups != 1 => {
                 return Err(format!(
                     "\"{name}\" reaches the grouped Conv \"{}\", whose weights are tied to \
                      its channels' groups",
@@ -323,9 +323,8 @@ fn follow(graph: &Graph, producer: usize) -> Result<(usize, usize, Vec<Link>), S
 
 fn weights_and_bias(op: &Op) -> Option<(&crate::ir::Array, &[f32])> {
     match op {
-        Op::Conv { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
-            Some((weights, bias))
-        }
+        Op::Conv(Conv { weights, bias, .. })
+        | Op::FullyConnected(FullyConnected { weights, bias, .. }) => Some((weights, bias)),
         _ => None,
     }
 }
@@ -511,9 +510,8 @@ fn apply(graph: &Graph, pairs: &[Pair]) -> Graph {
         let cols = p.columns(&kept);
         let bias_col = p.w_fit.ncols() - 1;
         let (weights, bias) = match &mut g.nodes[p.consumer].op {
-            Op::Conv { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
-                (weights, bias)
-            }
+            Op::Conv(Conv { weights, bias, .. })
+            | Op::FullyConnected(FullyConnected { weights, bias, .. }) => (weights, bias),
             _ => continue,
         };
         let rows = p.w_fit.nrows();
@@ -543,8 +541,8 @@ fn apply(graph: &Graph, pairs: &[Pair]) -> Graph {
     }
     for p in pairs.iter().filter(|p| !p.removed.is_empty()) {
         let kept = p.kept();
-        if let Op::Conv { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } =
-            &mut g.nodes[p.producer].op
+        if let Op::Conv(Conv { weights, bias, .. })
+        | Op::FullyConnected(FullyConnected { weights, bias, .. }) = &mut g.nodes[p.producer].op
         {
             let per = weights.data.len() / weights.shape[0].max(1);
             weights.data = kept
@@ -661,7 +659,7 @@ pub fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::{Array, FusedActivation, Node, Tensor, Window};
+    use crate::ir::{Array, FusedActivation, MaxPool, Node, Tensor, Window};
     use crate::rounding::MomentsCollector;
     use crate::testing::lcg;
 
@@ -698,32 +696,20 @@ mod tests {
     }
 
     fn fc(weights: Array, bias: Vec<f32>, activation: FusedActivation) -> Op {
-        Op::FullyConnected {
+        Op::FullyConnected(FullyConnected {
             weights,
             bias,
             activation,
-        }
+        })
     }
 
     /// `y = x Wᵀ + b`, then the activation.
-    fn dense(op: &Op, x: &[f32]) -> Vec<f32> {
-        let Op::FullyConnected {
-            weights,
-            bias,
-            activation,
-        } = op
-        else {
-            panic!("not a FullyConnected op");
-        };
-        let k = weights.shape[1];
-        (0..weights.shape[0])
-            .map(|r| {
-                let v = bias[r] + (0..k).map(|c| weights.data[r * k + c] * x[c]).sum::<f32>();
-                match activation {
-                    FusedActivation::Relu => v.max(0.0),
-                    _ => v,
-                }
-            })
+    /// Every tensor's float value on input `x`.
+    fn forward(graph: &Graph, x: &[f32]) -> Vec<Vec<f32>> {
+        crate::float_eval::eval(graph, &[x])
+            .expect("the test graph evaluates")
+            .into_iter()
+            .map(Option::unwrap_or_default)
             .collect()
     }
 
@@ -790,13 +776,13 @@ mod tests {
     fn mlp_calibration(graph: &Graph, xs: &[Vec<f32>]) -> Calibration {
         let inputs: Vec<(usize, Vec<f32>)> = xs
             .iter()
-            .flat_map(|x| [(0, x.clone()), (1, dense(&graph.nodes[0].op, x))])
+            .flat_map(|x| [(0, x.clone()), (1, forward(graph, x)[1].clone())])
             .collect();
         calibration(graph, &inputs)
     }
 
     fn run_mlp(graph: &Graph, x: &[f32]) -> Vec<f32> {
-        dense(&graph.nodes[1].op, &dense(&graph.nodes[0].op, x))
+        forward(graph, x)[2].clone()
     }
 
     fn no_size(_: &Graph, _: (usize, usize)) -> Result<usize, ConvertError> {
@@ -836,7 +822,7 @@ mod tests {
         // Without the refit, the same removal changes the output a lot.
         let mut unfit = graph.clone();
         let removed = if kept == &[0, 1] { 2 } else { 0 };
-        if let Op::FullyConnected { weights, .. } = &mut unfit.nodes[1].op {
+        if let Op::FullyConnected(FullyConnected { weights, .. }) = &mut unfit.nodes[1].op {
             weights.data[removed] = 0.0;
             weights.data[3 + removed] = 0.0;
         }
@@ -985,7 +971,7 @@ mod tests {
             nodes: vec![
                 node(
                     "conv",
-                    Op::Conv {
+                    Op::Conv(Conv {
                         weights: Array::new(
                             vec![3, 1, 1, 3],
                             vec![0.5, 1.0, -0.5, -0.2, 0.6, 0.3, 0.0, 0.0, 0.0],
@@ -994,15 +980,15 @@ mod tests {
                         window: window(3, 1, 1),
                         groups: 1,
                         activation: FusedActivation::Relu,
-                    },
+                    }),
                     0,
                     1,
                 ),
                 node(
                     "pool",
-                    Op::MaxPool {
+                    Op::MaxPool(MaxPool {
                         window: window(2, 2, 0),
-                    },
+                    }),
                     1,
                     2,
                 ),
@@ -1026,30 +1012,8 @@ mod tests {
 
     /// The conv net's float forward pass: the flattened features and the output.
     fn run_conv_net(g: &Graph, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let Op::Conv { weights, bias, .. } = &g.nodes[0].op else {
-            panic!()
-        };
-        let mut pooled = Vec::new();
-        for (o, b) in bias.iter().enumerate() {
-            let conv: Vec<f32> = (0..8)
-                .map(|t| {
-                    let v = b
-                        + (0..3)
-                            .map(|k| {
-                                let i = t as isize + k as isize - 1;
-                                match (0..8).contains(&i) {
-                                    true => weights.data[o * 3 + k] * x[i as usize],
-                                    false => 0.0,
-                                }
-                            })
-                            .sum::<f32>();
-                    v.max(0.0)
-                })
-                .collect();
-            pooled.extend(conv.chunks(2).map(|w| w[0].max(w[1])));
-        }
-        let y = dense(&g.nodes[3].op, &pooled);
-        (pooled, y)
+        let values = forward(g, x);
+        (values[3].clone(), values[4].clone())
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! per-channel symmetric int8 weights, asymmetric int8 activations, int32 bias,
 //! Q31 multiplier + shift requantization, 256-entry tables for nonlinearities.
 
-use medq::format::layout::{params, OpCode};
+use medq::format::layout::OpCode;
 use medq::numerics::quantize_multiplier;
 
 use crate::error::ConvertError;
-use crate::ir::{Array, FusedActivation, Graph, Node, Op, TensorId, Unary, Window};
-use crate::recurrent::CellRanges;
+use crate::ir::{Array, FusedActivation, Graph, Node, TensorId};
+use crate::ops::recurrent::CellRanges;
 use crate::rounding::{self, InputMoments};
 
 /// Per-tensor affine quantization: `real = scale · (q − zero_point)`.
@@ -18,20 +18,15 @@ pub struct QParams {
 }
 
 impl QParams {
-    /// Round half away from zero, then saturate: the same rule as `medq::quant::quantize`.
+    /// The runtime's rounding rule, [`medq::quant::quantize`]: what a device
+    /// does to the same value.
     pub fn quantize(self, x: f32) -> i8 {
-        ((x / self.scale).round() + self.zero_point as f32).clamp(-128.0, 127.0) as i8
+        medq::quant::quantize(x, self.scale, self.zero_point)
     }
     pub fn dequantize(self, q: i8) -> f32 {
-        self.scale * (q as i32 - self.zero_point) as f32
+        medq::quant::dequantize(q, self.scale, self.zero_point)
     }
 }
-
-/// The softmax output encoding fixed by the format: probabilities in `[0, 1)` on 1/256 steps.
-pub const SOFTMAX_OUTPUT: QParams = QParams {
-    scale: 1.0 / 256.0,
-    zero_point: -128,
-};
 
 /// Scale and zero point covering `[lo, hi]` (which must contain 0) with 256 levels.
 pub fn activation_qparams(lo: f32, hi: f32) -> (f32, i32) {
@@ -119,6 +114,19 @@ pub struct QuantizedGraph {
     pub ops: Vec<LoweredOp>,
 }
 
+/// How an op's output tensor is quantized ([`crate::ops::IrOp::output_quant`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OutputQuant {
+    /// From the calibrated range of the output, within the bounds of the
+    /// clamp the op applies (`FusedActivation::None`: the whole range).
+    Calibrated(FusedActivation),
+    /// The first input's: the op moves values without computing new ones,
+    /// so its kernel works on the integers directly.
+    SameAsInput,
+    /// An encoding the op's kernel fixes.
+    Fixed(QParams),
+}
+
 /// Quantize `graph` given each activation tensor's real range `[lo, hi]`.
 pub fn quantize(
     graph: &Graph,
@@ -139,17 +147,32 @@ pub fn quantize_with_cells(
 ) -> Result<QuantizedGraph, ConvertError> {
     let qparams = assign_qparams(graph, ranges)?;
     let mut ops = Vec::with_capacity(graph.nodes.len());
-    for (i, node) in graph.nodes.iter().enumerate() {
-        let cell = cells.get(i).and_then(Option::as_ref);
-        let m = moments.get(i).copied().flatten();
-        ops.push(lower(graph, &qparams, i, node, cell, m)?);
+    for (index, node) in graph.nodes.iter().enumerate() {
+        let cx = LowerCtx {
+            graph,
+            qparams: &qparams,
+            node,
+            cell: cells.get(index).and_then(Option::as_ref),
+            moments: moments.get(index).copied().flatten(),
+        };
+        let Lowered {
+            opcode,
+            inputs,
+            params,
+        } = node.op.def().lower(&cx)?;
+        ops.push(LoweredOp {
+            node: index,
+            opcode,
+            inputs,
+            output: node.output,
+            params,
+        });
     }
     Ok(QuantizedGraph { qparams, ops })
 }
 
-/// Activation quantization in topological order. Ops that move values without
-/// computing new ones (pools, pad, reshape) keep their input's encoding, which
-/// lets their kernels work on the integers directly; softmax has a fixed one.
+/// Activation quantization in topological order, by each op's
+/// [`OutputQuant`].
 fn assign_qparams(
     graph: &Graph,
     ranges: &[Option<(f32, f32)>],
@@ -169,22 +192,18 @@ fn assign_qparams(
         let (scale, zero_point) = activation_qparams(lo, hi);
         Ok(QParams { scale, zero_point })
     };
-    let open = (f32::NEG_INFINITY, f32::INFINITY);
     for &id in &graph.inputs {
-        q[id] = Some(calibrated(id, open)?);
+        q[id] = Some(calibrated(id, FusedActivation::None.bounds())?);
     }
     for node in &graph.nodes {
-        let input_q = node.inputs.first().and_then(|&i| q[i]);
-        let out = match &node.op {
-            Op::MaxPool { .. } | Op::AvgPool { .. } | Op::Pad { .. } | Op::Reshape => {
-                input_q.ok_or_else(|| missing_input(node))?
-            }
-            Op::Softmax { .. } => SOFTMAX_OUTPUT,
-            Op::Conv { activation, .. }
-            | Op::FullyConnected { activation, .. }
-            | Op::Add { activation }
-            | Op::Mul { activation } => calibrated(node.output, activation.bounds())?,
-            Op::Unary(_) | Op::Concat { .. } | Op::Recurrent(_) => calibrated(node.output, open)?,
+        let out = match node.op.def().output_quant() {
+            OutputQuant::SameAsInput => node
+                .inputs
+                .first()
+                .and_then(|&i| q[i])
+                .ok_or_else(|| missing_input(node))?,
+            OutputQuant::Fixed(p) => p,
+            OutputQuant::Calibrated(clamp) => calibrated(node.output, clamp.bounds())?,
         };
         q[node.output] = Some(out);
     }
@@ -198,13 +217,7 @@ fn missing_input(node: &Node) -> ConvertError {
     }
 }
 
-fn act_q(q: &[Option<QParams>], node: &Node, id: TensorId) -> Result<QParams, ConvertError> {
-    q.get(id)
-        .copied()
-        .flatten()
-        .ok_or_else(|| missing_input(node))
-}
-
+/// The Q31 multiplier and shift of a real rescale factor, or why not.
 pub(crate) fn multiplier(node: &Node, real: f64, what: &str) -> Result<(i32, i32), ConvertError> {
     quantize_multiplier(real).ok_or_else(|| ConvertError::Quantization {
         node: node.name.clone(),
@@ -214,68 +227,13 @@ pub(crate) fn multiplier(node: &Node, real: f64, what: &str) -> Result<(i32, i32
     })
 }
 
-/// The fused activation as an integer clamp on the output.
-fn act_clamp(activation: FusedActivation, out: QParams) -> (i32, i32) {
-    let (lo, hi) = activation.bounds();
-    let to_q = |v: f32, default: i32| {
-        if v.is_finite() {
-            ((v / out.scale).round() as i64 + out.zero_point as i64).clamp(-128, 127) as i32
-        } else {
-            default
-        }
-    };
-    (to_q(lo, -128), to_q(hi, 127))
-}
-
 /// Symmetric per-channel int8 along axis 0 (`scale[c] = max|w_c| / 127`),
 /// rounded to nearest.
 pub fn quantize_per_channel(weights: &Array) -> (Vec<i8>, Vec<f32>) {
     rounding::quantize_weights(weights, None)
 }
 
-/// The integer parts shared by Conv and FullyConnected: weights, bias, requant tables.
-fn weighted_operands(
-    node: &Node,
-    weights: &Array,
-    bias: &[f32],
-    x: QParams,
-    y: QParams,
-    moments: Option<&InputMoments>,
-) -> Result<Vec<Operand>, ConvertError> {
-    let (wq, w_scales) = rounding::quantize_weights(weights, moments);
-    let n = w_scales.len();
-    let mut bias_q = Vec::with_capacity(n);
-    let mut mults = Vec::with_capacity(n);
-    let mut shifts = Vec::with_capacity(n);
-    for (c, &ws) in w_scales.iter().enumerate() {
-        let acc_scale = x.scale as f64 * ws as f64;
-        let b = bias.get(c).copied().unwrap_or(0.0) as f64;
-        bias_q.push(
-            (b / acc_scale)
-                .round()
-                .clamp(i32::MIN as f64, i32::MAX as f64) as i32,
-        );
-        let (m, s) = multiplier(node, acc_scale / y.scale as f64, "output")?;
-        mults.push(m);
-        shifts.push(s);
-    }
-    let name = &node.name;
-    Ok(vec![
-        Operand::Constant(ConstTensor {
-            name: format!("{name}.weights"),
-            dims: weights.shape.clone(),
-            quant: ConstQuant::PerChannel {
-                axis: 0,
-                scales: w_scales,
-            },
-            data: ConstData::I8(wq),
-        }),
-        int_const(format!("{name}.bias"), bias_q),
-        int_const(format!("{name}.multiplier"), mults),
-        shift_const(format!("{name}.shift"), &shifts),
-    ])
-}
-
+/// An `i32` vector constant, quantization None.
 pub(crate) fn int_const(name: String, data: Vec<i32>) -> Operand {
     Operand::Constant(ConstTensor {
         name,
@@ -302,204 +260,146 @@ pub(crate) fn shift_const(name: String, shifts: &[i32]) -> Operand {
     })
 }
 
-/// An activation operand, or a constant operand quantized per tensor.
-fn elementwise_operand(
-    graph: &Graph,
-    q: &[Option<QParams>],
-    node: &Node,
-    id: TensorId,
-) -> Result<(Operand, QParams), ConvertError> {
-    let t = &graph.tensors[id];
-    match &t.value {
-        None => Ok((Operand::Activation(id), act_q(q, node, id)?)),
-        Some(v) => {
-            let lo = v.data.iter().copied().fold(0.0f32, f32::min);
-            let hi = v.data.iter().copied().fold(0.0f32, f32::max);
-            let (scale, zero_point) = activation_qparams(lo, hi);
-            let qp = QParams { scale, zero_point };
-            let data = v.data.iter().map(|&x| qp.quantize(x)).collect();
-            Ok((
-                Operand::Constant(ConstTensor {
-                    name: t.name.clone(),
-                    dims: v.shape.clone(),
-                    quant: ConstQuant::PerTensor(qp),
-                    data: ConstData::I8(data),
-                }),
-                qp,
-            ))
+/// The fused activation as an integer clamp on an output quantized by `out`.
+pub fn act_clamp(activation: FusedActivation, out: QParams) -> (i32, i32) {
+    let (lo, hi) = activation.bounds();
+    // Infinite bounds saturate to the full int8 range.
+    (i32::from(out.quantize(lo)), i32::from(out.quantize(hi)))
+}
+
+/// What an op's [`lower`](crate::ops::IrOp::lower) sees: the graph, the
+/// activations' quantization, its node and the calibration data it may use.
+pub struct LowerCtx<'a> {
+    pub graph: &'a Graph,
+    /// Every activation tensor's quantization (`None` for constants).
+    pub qparams: &'a [Option<QParams>],
+    pub node: &'a Node,
+    /// The internal ranges of a recurrent node.
+    pub cell: Option<&'a CellRanges>,
+    /// The input moments GPTQ rounds a weighted node with (`None`: nearest).
+    pub moments: Option<&'a InputMoments>,
+}
+
+/// An op's part of a [`LoweredOp`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lowered {
+    pub opcode: OpCode,
+    pub inputs: Vec<Operand>,
+    pub params: Vec<i32>,
+}
+
+impl LowerCtx<'_> {
+    /// A quantization error naming the node.
+    pub fn err(&self, reason: impl Into<String>) -> ConvertError {
+        ConvertError::Quantization {
+            node: self.node.name.clone(),
+            reason: reason.into(),
         }
     }
-}
 
-fn window_params(w: &Window) -> [i32; 10] {
-    [
-        w.kernel[0] as i32,
-        w.kernel[1] as i32,
-        w.strides[0] as i32,
-        w.strides[1] as i32,
-        w.dilations[0] as i32,
-        w.dilations[1] as i32,
-        w.pads[0] as i32,
-        w.pads[1] as i32,
-        w.pads[2] as i32,
-        w.pads[3] as i32,
-    ]
-}
+    /// The tensor of input `k`.
+    pub fn input(&self, k: usize) -> Result<TensorId, ConvertError> {
+        self.node
+            .inputs
+            .get(k)
+            .copied()
+            .ok_or_else(|| missing_input(self.node))
+    }
 
-/// Fractional bits kept when two addends are brought to a common scale.
-const ADD_LEFT_SHIFT: i32 = 20;
+    fn activation_q(&self, id: TensorId) -> Result<QParams, ConvertError> {
+        self.qparams
+            .get(id)
+            .copied()
+            .flatten()
+            .ok_or_else(|| missing_input(self.node))
+    }
 
-fn lower(
-    graph: &Graph,
-    q: &[Option<QParams>],
-    index: usize,
-    node: &Node,
-    cell: Option<&CellRanges>,
-    moments: Option<&InputMoments>,
-) -> Result<LoweredOp, ConvertError> {
-    let y = act_q(q, node, node.output)?;
-    let first = *node.inputs.first().ok_or_else(|| missing_input(node))?;
-    let mut inputs = vec![Operand::Activation(first)];
-    let (opcode, params): (OpCode, Vec<i32>) = match &node.op {
-        Op::Conv {
-            weights,
-            bias,
-            window,
-            groups,
-            activation,
-        } => {
-            let x = act_q(q, node, first)?;
-            inputs.extend(weighted_operands(node, weights, bias, x, y, moments)?);
-            let (lo, hi) = act_clamp(*activation, y);
-            let mut p = vec![0; params::conv::COUNT];
-            p[params::conv::STRIDE_H] = window.strides[0] as i32;
-            p[params::conv::STRIDE_W] = window.strides[1] as i32;
-            p[params::conv::DILATION_H] = window.dilations[0] as i32;
-            p[params::conv::DILATION_W] = window.dilations[1] as i32;
-            p[params::conv::PAD_TOP] = window.pads[0] as i32;
-            p[params::conv::PAD_LEFT] = window.pads[1] as i32;
-            p[params::conv::PAD_BOTTOM] = window.pads[2] as i32;
-            p[params::conv::PAD_RIGHT] = window.pads[3] as i32;
-            p[params::conv::GROUPS] = *groups as i32;
-            p[params::conv::ACT_MIN] = lo;
-            p[params::conv::ACT_MAX] = hi;
-            (OpCode::Conv, p)
-        }
-        Op::FullyConnected {
-            weights,
-            bias,
-            activation,
-        } => {
-            let x = act_q(q, node, first)?;
-            inputs.extend(weighted_operands(node, weights, bias, x, y, moments)?);
-            let (lo, hi) = act_clamp(*activation, y);
-            (OpCode::FullyConnected, vec![lo, hi])
-        }
-        Op::Add { activation } | Op::Mul { activation } => {
-            let b_id = *node.inputs.get(1).ok_or_else(|| missing_input(node))?;
-            let (a_op, a) = elementwise_operand(graph, q, node, first)?;
-            let (b_op, b) = elementwise_operand(graph, q, node, b_id)?;
-            inputs = vec![a_op, b_op];
-            let (lo, hi) = act_clamp(*activation, y);
-            if matches!(node.op, Op::Add { .. }) {
-                let twice_max = 2.0 * (a.scale as f64).max(b.scale as f64);
-                let (am, ash) = multiplier(node, a.scale as f64 / twice_max, "first input")?;
-                let (bm, bsh) = multiplier(node, b.scale as f64 / twice_max, "second input")?;
-                let (om, osh) = multiplier(
-                    node,
-                    twice_max / ((1i64 << ADD_LEFT_SHIFT) as f64 * y.scale as f64),
-                    "output",
-                )?;
-                (
-                    OpCode::Add,
-                    vec![ADD_LEFT_SHIFT, am, ash, bm, bsh, om, osh, lo, hi],
-                )
-            } else {
-                let (om, osh) = multiplier(
-                    node,
-                    a.scale as f64 * b.scale as f64 / y.scale as f64,
-                    "output",
-                )?;
-                (OpCode::Mul, vec![om, osh, lo, hi])
-            }
-        }
-        Op::Unary(f) => {
-            let x = act_q(q, node, first)?;
-            inputs.push(Operand::Constant(ConstTensor {
-                name: format!("{}.table", node.name),
-                dims: vec![256],
-                quant: ConstQuant::None,
-                data: ConstData::I8(lut(*f, x, y)),
-            }));
-            (OpCode::Lut, vec![])
-        }
-        Op::MaxPool { window } => {
-            let mut p = window_params(window).to_vec();
-            p.push(0);
-            (OpCode::MaxPool, p)
-        }
-        Op::AvgPool {
-            window,
-            count_include_pad,
-        } => {
-            let mut p = window_params(window).to_vec();
-            p.push(*count_include_pad as i32);
-            (OpCode::AvgPool, p)
-        }
-        Op::Softmax { axis } => {
-            let x = act_q(q, node, first)?;
-            inputs.push(int_const(
-                format!("{}.exp_table", node.name),
-                exp_table(x.scale),
-            ));
-            (OpCode::Softmax, vec![*axis as i32])
-        }
-        Op::Concat { axis } => {
-            inputs.clear();
-            let mut p = vec![*axis as i32];
-            for &id in &node.inputs {
-                let (operand, x) = elementwise_operand(graph, q, node, id)?;
-                let (m, s) = multiplier(node, x.scale as f64 / y.scale as f64, "input")?;
-                inputs.push(operand);
-                p.extend([m, s]);
-            }
-            (OpCode::Concat, p)
-        }
-        Op::Pad { pads, value } => {
-            let x = act_q(q, node, first)?;
-            let mut p = vec![x.quantize(*value) as i32];
-            p.extend(pads.iter().map(|&v| v as i32));
-            (OpCode::Pad, p)
-        }
-        Op::Reshape => (OpCode::Reshape, vec![]),
-        Op::Recurrent(rec) => {
-            let x = act_q(q, node, first)?;
-            let (opcode, operands, words) = crate::recurrent::lower(node, rec, x, y, cell)?;
-            inputs.extend(operands);
-            (opcode, words)
-        }
-    };
-    Ok(LoweredOp {
-        node: index,
-        opcode,
-        inputs,
-        output: node.output,
-        params,
-    })
-}
+    /// Input `k` as an activation operand, with its quantization.
+    pub fn activation(&self, k: usize) -> Result<(Operand, QParams), ConvertError> {
+        let id = self.input(k)?;
+        Ok((Operand::Activation(id), self.activation_q(id)?))
+    }
 
-/// `table[i] = quantize_out(f(dequantize_in(i − 128)))`.
-pub fn lut(f: Unary, x: QParams, y: QParams) -> Vec<i8> {
-    (-128..=127i32)
-        .map(|v| y.quantize(f.apply(x.dequantize(v as i8))))
-        .collect()
-}
+    /// The output's quantization.
+    pub fn output_q(&self) -> Result<QParams, ConvertError> {
+        self.activation_q(self.node.output)
+    }
 
-/// `table[d] = round(2^24 · exp(−d · scale))`, the softmax numerator for `d = max − x`.
-pub fn exp_table(input_scale: f32) -> Vec<i32> {
-    (0..256)
-        .map(|d| ((-(d as f64) * input_scale as f64).exp() * (1u32 << 24) as f64).round() as i32)
-        .collect()
+    /// Input `k`: an activation, or a constant quantized per tensor over
+    /// its own range.
+    pub fn operand(&self, k: usize) -> Result<(Operand, QParams), ConvertError> {
+        let id = self.input(k)?;
+        let t = &self.graph.tensors[id];
+        let Some(v) = &t.value else {
+            return Ok((Operand::Activation(id), self.activation_q(id)?));
+        };
+        let lo = v.data.iter().copied().fold(0.0f32, f32::min);
+        let hi = v.data.iter().copied().fold(0.0f32, f32::max);
+        let (scale, zero_point) = activation_qparams(lo, hi);
+        let qp = QParams { scale, zero_point };
+        let data = v.data.iter().map(|&x| qp.quantize(x)).collect();
+        let constant = ConstTensor {
+            name: t.name.clone(),
+            dims: v.shape.clone(),
+            quant: ConstQuant::PerTensor(qp),
+            data: ConstData::I8(data),
+        };
+        Ok((Operand::Constant(constant), qp))
+    }
+
+    /// The Q31 multiplier and shift of a real rescale factor.
+    pub fn multiplier(&self, real: f64, what: &str) -> Result<(i32, i32), ConvertError> {
+        multiplier(self.node, real, what)
+    }
+
+    /// The fused activation as an integer clamp on the output.
+    pub fn clamp(&self, activation: FusedActivation) -> Result<(i32, i32), ConvertError> {
+        Ok(act_clamp(activation, self.output_q()?))
+    }
+
+    /// The integer operands of a weighted op (Conv, FullyConnected) after its
+    /// input `x`: per-channel int8 weights, i32 bias, requant multipliers and
+    /// shifts. Weights are rounded with [`Self::moments`] when there are some.
+    pub fn weighted_operands(
+        &self,
+        x: QParams,
+        weights: &Array,
+        bias: &[f32],
+    ) -> Result<Vec<Operand>, ConvertError> {
+        let y = self.output_q()?;
+        let (wq, w_scales) = rounding::quantize_weights(weights, self.moments);
+        let n = w_scales.len();
+        let mut bias_q = Vec::with_capacity(n);
+        let mut mults = Vec::with_capacity(n);
+        let mut shifts = Vec::with_capacity(n);
+        for (c, &ws) in w_scales.iter().enumerate() {
+            let acc_scale = x.scale as f64 * ws as f64;
+            let b = bias.get(c).copied().unwrap_or(0.0) as f64;
+            bias_q.push(
+                (b / acc_scale)
+                    .round()
+                    .clamp(i32::MIN as f64, i32::MAX as f64) as i32,
+            );
+            let (m, s) = self.multiplier(acc_scale / y.scale as f64, "output")?;
+            mults.push(m);
+            shifts.push(s);
+        }
+        let name = &self.node.name;
+        Ok(vec![
+            Operand::Constant(ConstTensor {
+                name: format!("{name}.weights"),
+                dims: weights.shape.clone(),
+                quant: ConstQuant::PerChannel {
+                    axis: 0,
+                    scales: w_scales,
+                },
+                data: ConstData::I8(wq),
+            }),
+            int_const(format!("{name}.bias"), bias_q),
+            int_const(format!("{name}.multiplier"), mults),
+            shift_const(format!("{name}.shift"), &shifts),
+        ])
+    }
 }
 
 #[cfg(test)]
@@ -529,31 +429,6 @@ mod tests {
         assert_eq!(q, vec![64, -127, 32, 0, 0, 0]);
         assert!((s[0] - 1.0 / 127.0).abs() < 1e-9);
         assert_eq!(s[1], 1.0, "an all-zero channel gets a harmless scale");
-    }
-
-    #[test]
-    fn relu_table_is_a_clamp_at_zero() {
-        let x = QParams {
-            scale: 0.1,
-            zero_point: 0,
-        };
-        let y = QParams {
-            scale: 0.05,
-            zero_point: -128,
-        };
-        let t = lut(Unary::Relu, x, y);
-        assert_eq!(t[0], -128); // x = −12.8 → 0
-        assert_eq!(t[128], -128); // x = 0 → 0
-        assert_eq!(t[128 + 5], -118); // x = 0.5 → 10 steps of 0.05
-        assert_eq!(t[255], 126); // x = 12.7 → 254 steps of 0.05 above −128
-    }
-
-    #[test]
-    fn exp_table_starts_at_one_and_decays() {
-        let t = exp_table(0.1);
-        assert_eq!(t[0], 1 << 24);
-        assert_eq!(t[10], ((-1.0f64).exp() * 16777216.0).round() as i32);
-        assert!(t.windows(2).all(|w| w[0] >= w[1]));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use nalgebra::{DMatrix, DVector};
 
-use crate::ir::{Array, Graph, Op, Window};
+use crate::ir::{Array, Conv, FullyConnected, Graph, Op, Window};
 
 /// How weights are rounded to int8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -82,7 +82,7 @@ fn geometry(graph: &Graph, node: usize) -> Option<Geometry> {
     let n = &graph.nodes[node];
     let x = &graph.tensors[*n.inputs.first()?].shape;
     match &n.op {
-        Op::Conv { window, groups, .. } => {
+        Op::Conv(Conv { window, groups, .. }) => {
             let (channels, height, width) = match x.as_slice() {
                 [1, c, l] => (*c, 1, *l),
                 [1, c, h, w] => (*c, *h, *w),
@@ -96,7 +96,7 @@ fn geometry(graph: &Graph, node: usize) -> Option<Geometry> {
                 groups: *groups,
             })
         }
-        Op::FullyConnected { weights, .. } => Some(Geometry::FullyConnected {
+        Op::FullyConnected(FullyConnected { weights, .. }) => Some(Geometry::FullyConnected {
             k: *weights.shape.get(1)?,
         }),
         _ => None,
@@ -519,13 +519,13 @@ mod tests {
         graph.nodes.push(crate::ir::Node {
             name: "conv".into(),
             onnx_ops: vec!["Conv".into()],
-            op: Op::Conv {
+            op: Op::Conv(Conv {
                 weights: weights.clone(),
                 bias: vec![0.0; cout],
                 window,
                 groups,
                 activation: crate::ir::FusedActivation::None,
-            },
+            }),
             inputs: vec![0],
             output: 1,
         });

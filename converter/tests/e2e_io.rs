@@ -215,12 +215,8 @@ fn two_inputs_two_outputs() {
     assert!(text.contains("(labels for output rhythm)"), "{text}");
     // The file has both inputs and both outputs, in the model's order.
     let bytes = std::fs::read(&opts.output).unwrap();
-    let storage = medq_converter::evaluate::aligned(&bytes);
-    let model = medq::Model::parse(medq_converter::evaluate::aligned_bytes(
-        &storage,
-        bytes.len(),
-    ))
-    .unwrap();
+    let storage = medq::AlignedBuf::from_slice(&bytes);
+    let model = medq::Model::parse(storage.as_slice()).unwrap();
     assert_eq!((model.inputs().len(), model.outputs().len()), (2, 2));
     let shapes: Vec<Vec<u32>> = (0..2)
         .map(|i| model.input_info(i).unwrap().dims().to_vec())

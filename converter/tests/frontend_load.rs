@@ -4,7 +4,10 @@ mod frontend_common;
 
 use frontend_common::*;
 use medq_converter::error::ConvertError;
-use medq_converter::ir::{FusedActivation, Graph, Op, Unary, Window};
+use medq_converter::ir::{
+    AvgPool, Concat, Conv, FullyConnected, FusedActivation, Graph, MaxPool, Op, Pad, Softmax,
+    Unary, Window,
+};
 use medq_converter::load::{convert_model, load_onnx, load_onnx_with, LoadOptions};
 
 fn load(b: ModelBuilder) -> Graph {
@@ -66,13 +69,13 @@ fn conv2d_attributes_become_the_window() {
         .f32("b", &[4], &[1.0, 2.0, 3.0, 4.0]),
     );
     assert_eq!(g.nodes.len(), 1);
-    let Op::Conv {
+    let Op::Conv(Conv {
         weights,
         bias,
         window,
         groups,
         activation,
-    } = &g.nodes[0].op
+    }) = &g.nodes[0].op
     else {
         panic!()
     };
@@ -108,12 +111,12 @@ fn conv1d_uses_the_width_axis() {
         )
         .f32("w", &[5, 2, 4], &[0.5; 40]),
     );
-    let Op::Conv {
+    let Op::Conv(Conv {
         weights,
         bias,
         window,
         ..
-    } = &g.nodes[0].op
+    }) = &g.nodes[0].op
     else {
         panic!()
     };
@@ -145,7 +148,7 @@ fn conv_auto_pad_same_resolves_to_explicit_pads() {
             )
             .f32("w", &[1, 1, 2, 3], &[1.0; 6]),
         );
-        let Op::Conv { window, .. } = &g.nodes[0].op else {
+        let Op::Conv(Conv { window, .. }) = &g.nodes[0].op else {
             panic!()
         };
         // H: out ceil(7/2) = 4, total pad (4-1)·2 + 2 - 7 = 1; W: out 7, total 2.
@@ -202,7 +205,7 @@ fn gemm_trans_b_alpha_beta() {
         .f32("B", &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
         .f32("C", &[2], &[10.0, 20.0]),
     );
-    let Op::FullyConnected { weights, bias, .. } = &g.nodes[0].op else {
+    let Op::FullyConnected(FullyConnected { weights, bias, .. }) = &g.nodes[0].op else {
         panic!()
     };
     assert_eq!(weights.shape, vec![2, 3]);
@@ -219,7 +222,7 @@ fn gemm_without_trans_b_transposes_the_weights() {
             .f32("B", &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
             .f32("C", &[1, 2], &[7.0, 8.0]),
     );
-    let Op::FullyConnected { weights, bias, .. } = &g.nodes[0].op else {
+    let Op::FullyConnected(FullyConnected { weights, bias, .. }) = &g.nodes[0].op else {
         panic!()
     };
     assert_eq!(weights.shape, vec![2, 3]);
@@ -252,7 +255,7 @@ fn matmul_with_constant_weights_is_fully_connected() {
         &[3, 2],
         &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
     ));
-    let Op::FullyConnected { weights, bias, .. } = &g.nodes[0].op else {
+    let Op::FullyConnected(FullyConnected { weights, bias, .. }) = &g.nodes[0].op else {
         panic!()
     };
     assert_eq!(weights.shape, vec![2, 3]);
@@ -409,7 +412,7 @@ fn pools_and_ceil_mode() {
             attr_i("ceil_mode", 1),
         ],
     ));
-    let Op::MaxPool { window } = g.nodes[0].op else {
+    let Op::MaxPool(MaxPool { window }) = g.nodes[0].op else {
         panic!()
     };
     // ceil((7 - 2) / 2) + 1 = 4 windows; the last reaches one past the end.
@@ -427,10 +430,10 @@ fn pools_and_ceil_mode() {
             attr_ints("pads", &[1, 1]),
         ],
     ));
-    let Op::AvgPool {
+    let Op::AvgPool(AvgPool {
         window,
         count_include_pad,
-    } = g.nodes[0].op
+    }) = g.nodes[0].op
     else {
         panic!()
     };
@@ -467,13 +470,13 @@ fn pools_and_ceil_mode() {
 #[test]
 fn global_pools_cover_the_input() {
     let g = load(single(13, &[1, 3, 5, 6], "GlobalAveragePool", &[], vec![]));
-    let Op::AvgPool { window, .. } = g.nodes[0].op else {
+    let Op::AvgPool(AvgPool { window, .. }) = g.nodes[0].op else {
         panic!()
     };
     assert_eq!(window.kernel, [5, 6]);
     assert_eq!(shape(&g, "y"), vec![1, 3, 1, 1]);
     let g = load(single(13, &[1, 3, 9], "GlobalMaxPool", &[], vec![]));
-    let Op::MaxPool { window } = g.nodes[0].op else {
+    let Op::MaxPool(MaxPool { window }) = g.nodes[0].op else {
         panic!()
     };
     assert_eq!(window.kernel, [1, 9]);
@@ -483,7 +486,7 @@ fn global_pools_cover_the_input() {
 #[test]
 fn softmax_axis_by_opset() {
     let g = load(single(13, &[1, 3, 4], "Softmax", &[], vec![]));
-    assert!(matches!(g.nodes[0].op, Op::Softmax { axis: 2 }));
+    assert!(matches!(g.nodes[0].op, Op::Softmax(Softmax { axis: 2 })));
     let g = load(single(
         13,
         &[1, 3, 4],
@@ -491,13 +494,13 @@ fn softmax_axis_by_opset() {
         &[],
         vec![attr_i("axis", 1)],
     ));
-    assert!(matches!(g.nodes[0].op, Op::Softmax { axis: 1 }));
+    assert!(matches!(g.nodes[0].op, Op::Softmax(Softmax { axis: 1 })));
     // Opset 11 default axis 1 over [1, 10] is the last axis.
     let g = load(single(11, &[1, 10], "Softmax", &[], vec![]));
-    assert!(matches!(g.nodes[0].op, Op::Softmax { axis: 1 }));
+    assert!(matches!(g.nodes[0].op, Op::Softmax(Softmax { axis: 1 })));
     // ... and over [1, 10, 1] it still normalizes only the 10.
     let g = load(single(11, &[1, 10, 1], "Softmax", &[], vec![]));
-    assert!(matches!(g.nodes[0].op, Op::Softmax { axis: 1 }));
+    assert!(matches!(g.nodes[0].op, Op::Softmax(Softmax { axis: 1 })));
     let e = load_err(single(11, &[1, 3, 4], "Softmax", &[], vec![]));
     assert!(e.contains("axis") && e.contains("opset 11"), "{e}");
 }
@@ -532,9 +535,9 @@ fn concat_pad_and_views() {
         kinds,
         ["Concat", "Pad", "Reshape", "Reshape", "Reshape", "Reshape", "Reshape", "Reshape"]
     );
-    assert!(matches!(g.nodes[0].op, Op::Concat { axis: 1 }));
+    assert!(matches!(g.nodes[0].op, Op::Concat(Concat { axis: 1 })));
     assert_eq!(shape(&g, "c"), vec![1, 3, 3, 3]);
-    let Op::Pad { pads, value } = &g.nodes[1].op else {
+    let Op::Pad(Pad { pads, value }) = &g.nodes[1].op else {
         panic!()
     };
     assert_eq!((pads.clone(), *value), (vec![0, 0, 1, 0, 0, 0, 0, 2], -1.5));
@@ -562,7 +565,7 @@ fn pad_legacy_attributes_and_reflect() {
         &[],
         vec![attr_ints("pads", &[0, 0, 1, 0, 0, 2]), attr_f("value", 3.0)],
     ));
-    let Op::Pad { pads, value } = &g.nodes[0].op else {
+    let Op::Pad(Pad { pads, value }) = &g.nodes[0].op else {
         panic!()
     };
     assert_eq!((pads.clone(), *value), (vec![0, 0, 1, 0, 0, 2], 3.0));
@@ -621,13 +624,13 @@ fn batch_norm_standalone_is_a_per_channel_affine() {
     };
     // scale = g / sqrt(v) = [1, 1]; shift = b - m·scale = [0.5, -3].
     let g = load(bn(&[1, 2, 3, 3]));
-    let Op::Conv {
+    let Op::Conv(Conv {
         weights,
         bias,
         groups,
         window,
         ..
-    } = &g.nodes[0].op
+    }) = &g.nodes[0].op
     else {
         panic!()
     };
@@ -637,7 +640,7 @@ fn batch_norm_standalone_is_a_per_channel_affine() {
     assert_eq!((*groups, window.kernel), (2, [1, 1]));
     assert_eq!(g.nodes[0].onnx_ops, vec!["BatchNormalization".to_string()]);
     let g = load(bn(&[1, 2]));
-    let Op::FullyConnected { weights, bias, .. } = &g.nodes[0].op else {
+    let Op::FullyConnected(FullyConnected { weights, bias, .. }) = &g.nodes[0].op else {
         panic!()
     };
     assert_eq!(weights.data, vec![1.0, 0.0, 0.0, 1.0]);
@@ -851,6 +854,23 @@ fn unsupported_op_names_node_op_opset_and_the_supported_list() {
     .unwrap_err();
     assert!(
         matches!(err, ConvertError::UnsupportedOp { ref op_type, opset: 17, .. } if op_type == "Foo")
+    );
+    // An op of another domain names it.
+    let mut m = ModelBuilder::new(17)
+        .input("x", &[1, 4])
+        .node("q", "Conv", &["x"], &["y"], vec![])
+        .output("y")
+        .build();
+    m.graph.as_mut().unwrap().node[0].domain = "com.microsoft".into();
+    let e = convert_model(&m, &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(
+            "node \"q\" (op Conv, domain com.microsoft, opset 17) is not supported by medq. \
+             Supported ops: Add, "
+        ),
+        "{e}"
     );
 }
 

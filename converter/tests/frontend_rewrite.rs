@@ -4,7 +4,7 @@
 mod frontend_common;
 
 use frontend_common::*;
-use medq_converter::ir::{FusedActivation, Graph, Op};
+use medq_converter::ir::{Add, Conv, FullyConnected, FusedActivation, Graph, Mul, Op};
 use medq_converter::load::{convert_model, LoadOptions};
 use medq_converter::rewrite::rewrite;
 
@@ -80,10 +80,10 @@ fn conv_bn_relu_becomes_one_conv() {
         assert_eq!(n.onnx_ops, ["Conv", "BatchNormalization", "Relu"]);
         assert!(matches!(
             n.op,
-            Op::Conv {
+            Op::Conv(Conv {
                 activation: FusedActivation::Relu,
                 ..
-            }
+            })
         ));
         assert_eq!(r.tensors[n.output].name, "y");
         assert_eq!(
@@ -122,7 +122,7 @@ fn matmul_add_becomes_fc_with_bias() {
     let g = load(b);
     let (r, log) = rewrite_checked(&g);
     assert_eq!(r.nodes.len(), 1);
-    let Op::FullyConnected { bias, .. } = &r.nodes[0].op else {
+    let Op::FullyConnected(FullyConnected { bias, .. }) = &r.nodes[0].op else {
         panic!()
     };
     assert_eq!(bias, &vec![0.5, -1.0, 2.0]);
@@ -201,10 +201,10 @@ fn clip_fuses_into_add_and_mul_with_half_open_bounds() {
     let (r, _) = rewrite_checked(&load(b));
     assert_eq!(r.nodes.len(), 2);
     assert!(
-        matches!(r.nodes[0].op, Op::Add { activation: FusedActivation::Clip { min, max } } if min == f32::NEG_INFINITY && max == 6.0)
+        matches!(r.nodes[0].op, Op::Add(Add { activation: FusedActivation::Clip { min, max } }) if min == f32::NEG_INFINITY && max == 6.0)
     );
     assert!(
-        matches!(r.nodes[1].op, Op::Mul { activation: FusedActivation::Clip { min, max } } if min == 0.0 && max == 6.0)
+        matches!(r.nodes[1].op, Op::Mul(Mul { activation: FusedActivation::Clip { min, max } }) if min == 0.0 && max == 6.0)
     );
 }
 

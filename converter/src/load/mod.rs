@@ -7,13 +7,11 @@
 //! whose inputs are all constants is folded, which removes the shape
 //! arithmetic exporters emit (`Shape → Gather → Unsqueeze → Concat → Reshape`).
 
-mod fold;
+pub(crate) mod fold;
 pub mod inputs;
-mod node;
-mod ops;
-mod recurrent;
-mod shape;
-mod tensor;
+pub(crate) mod node;
+pub(crate) mod shape;
+pub(crate) mod tensor;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,45 +25,10 @@ use crate::ir::{Graph, Node, Op, Tensor, TensorId};
 use node::NodeCtx;
 use tensor::Const;
 
-/// The ONNX ops medq runs (on computed tensors). Shape arithmetic on
-/// constants may also use the ops in [`CONST_ONLY_OPS`]: they fold away.
-pub const SUPPORTED_OPS: &[&str] = &[
-    "Add",
-    "AveragePool",
-    "BatchNormalization",
-    "Cast",
-    "Clip",
-    "Concat",
-    "Constant",
-    "Conv",
-    "Div",
-    "Dropout",
-    "Flatten",
-    "Gemm",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "GRU",
-    "HardSigmoid",
-    "HardSwish",
-    "Identity",
-    "LeakyRelu",
-    "LSTM",
-    "MatMul",
-    "MaxPool",
-    "Mul",
-    "Pad",
-    "Relu",
-    "Reshape",
-    "Shape",
-    "Sigmoid",
-    "Size",
-    "Softmax",
-    "Squeeze",
-    "Sub",
-    "Tanh",
-    "Transpose",
-    "Unsqueeze",
-];
+/// The ONNX ops medq runs (on computed tensors), from [`crate::ops::ONNX_OPS`].
+/// Shape arithmetic on constants may also use the ops in [`CONST_ONLY_OPS`]:
+/// they fold away.
+pub use crate::ops::SUPPORTED_OPS;
 
 pub use fold::CONST_ONLY_OPS;
 
@@ -154,7 +117,7 @@ pub fn convert_model(
 
 /// What an ONNX tensor name stands for while loading.
 #[derive(Clone, Debug)]
-enum Value {
+pub(crate) enum Value {
     Const(Rc<Const>),
     Act(TensorId),
     /// A secondary output medq does not compute (e.g. MaxPool's indices).
@@ -162,12 +125,13 @@ enum Value {
 }
 
 /// A resolved node input.
-struct Input<'a> {
-    name: &'a str,
-    value: Value,
+pub(crate) struct Input<'a> {
+    pub name: &'a str,
+    pub value: Value,
 }
 
-struct Builder {
+/// The graph being built; ONNX lowerings ([`crate::ops`]) add nodes to it.
+pub(crate) struct Builder {
     graph: Graph,
     env: HashMap<String, Value>,
     /// IR tensors already made for constant operands, by name.
@@ -312,7 +276,7 @@ impl Builder {
     }
 
     /// The IR tensor for a constant operand, made once per name.
-    fn const_tensor(&mut self, name: &str, c: &Const) -> Result<TensorId, ConvertError> {
+    pub(crate) fn const_tensor(&mut self, name: &str, c: &Const) -> Result<TensorId, ConvertError> {
         if let Some(&id) = self.const_ids.get(name) {
             return Ok(id);
         }
@@ -322,7 +286,7 @@ impl Builder {
     }
 
     /// Add an IR node producing the ONNX node's first output.
-    fn emit(
+    pub(crate) fn emit(
         &mut self,
         ctx: &NodeCtx,
         op: Op,
@@ -343,7 +307,7 @@ impl Builder {
         Ok(Value::Act(id))
     }
 
-    fn shape_of(&self, v: &Value) -> Vec<usize> {
+    pub(crate) fn shape_of(&self, v: &Value) -> Vec<usize> {
         match v {
             Value::Const(c) => c.shape.clone(),
             Value::Act(id) => self
@@ -358,33 +322,16 @@ impl Builder {
 
     fn node(&mut self, ctx: &NodeCtx, ins: &[Option<Input>]) -> Result<Value, ConvertError> {
         if !ctx.pb.domain.is_empty() && ctx.pb.domain != "ai.onnx" {
-            return Err(ConvertError::UnsupportedOp {
-                node: ctx.name.clone(),
-                op_type: format!("{}.{}", ctx.pb.domain, ctx.op),
-                opset: ctx.opset,
-                supported: SUPPORTED_OPS,
-            });
+            return Err(unsupported(ctx));
         }
-        match ctx.op {
-            "Constant" => return ops::constant(ctx).map(|c| Value::Const(Rc::new(c))),
-            "Shape" | "Size" => {
-                let v = &ins
-                    .first()
-                    .and_then(|i| i.as_ref())
-                    .ok_or_else(|| ctx.err("missing input"))?
-                    .value;
-                let dims = self.shape_of(v);
-                return ops::shape_op(ctx, &dims).map(|c| Value::Const(Rc::new(c)));
-            }
-            "Identity" | "Dropout" | "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Cast"
-            | "Transpose" => {
-                return ops::view(self, ctx, ins);
-            }
-            _ => {}
+        let op = crate::ops::onnx_op(ctx.op);
+        if let Some(op) = op.filter(|op| op.takes_constants) {
+            return (op.lower)(self, ctx, ins);
         }
         let present: Vec<&Input> = ins.iter().flatten().collect();
         let all_const =
             !present.is_empty() && present.iter().all(|i| matches!(i.value, Value::Const(_)));
+        let const_only = op.is_none() && CONST_ONLY_OPS.contains(&ctx.op);
         if all_const {
             let consts: Vec<Option<&Const>> = ins
                 .iter()
@@ -399,7 +346,7 @@ impl Builder {
             if let Some(c) = fold::eval(ctx, &consts)? {
                 return Ok(Value::Const(Rc::new(c)));
             }
-            if !SUPPORTED_OPS.contains(&ctx.op) && !CONST_ONLY_OPS.contains(&ctx.op) {
+            if op.is_none() && !const_only {
                 return Err(unsupported(ctx));
             }
             return Err(ctx.err(
@@ -407,7 +354,7 @@ impl Builder {
                  fold it before export (e.g. with onnxsim)",
             ));
         }
-        if fold::CONST_ONLY_OPS.contains(&ctx.op) {
+        if const_only {
             let computed = present
                 .iter()
                 .find(|i| matches!(i.value, Value::Act(_)))
@@ -418,15 +365,19 @@ impl Builder {
                 ctx.op
             )));
         }
-        ops::convert(self, ctx, ins)
+        match op {
+            Some(op) => (op.lower)(self, ctx, ins),
+            None => Err(unsupported(ctx)),
+        }
     }
 }
 
-fn unsupported(ctx: &NodeCtx) -> ConvertError {
+pub(crate) fn unsupported(ctx: &NodeCtx) -> ConvertError {
     ConvertError::UnsupportedOp {
         node: ctx.name.clone(),
         op_type: ctx.op.to_string(),
+        domain: ctx.pb.domain.clone(),
         opset: ctx.opset,
-        supported: SUPPORTED_OPS,
+        supported: &SUPPORTED_OPS,
     }
 }

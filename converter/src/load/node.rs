@@ -37,20 +37,21 @@ impl<'a> NodeCtx<'a> {
         ConvertError::attribute(&self.name, self.op, attribute, reason)
     }
 
-    /// Which output medq computes: the first, except for LSTM and GRU,
-    /// whose last hidden state `Y_h` is output 1.
+    /// Which output medq computes, and what it is: the first, unless the
+    /// op table ([`crate::ops::ONNX_OPS`]) says otherwise.
     pub fn primary_output(&self) -> usize {
-        usize::from(matches!(self.op, "LSTM" | "GRU"))
+        crate::ops::onnx_op(self.op).map_or(0, |op| op.output.0)
     }
 
     /// The computed output's name (every op medq converts has one).
     pub fn output(&self) -> Result<&'a str, ConvertError> {
-        match self.pb.output.get(self.primary_output()) {
+        let (k, what) = crate::ops::onnx_op(self.op).map_or((0, ""), |op| op.output);
+        match self.pb.output.get(k) {
             Some(o) if !o.is_empty() => Ok(o),
-            _ if self.primary_output() == 1 => Err(self.err(
-                "medq computes only Y_h (output 1, the last hidden state) of LSTM and GRU, \
-                 and this node does not output it",
-            )),
+            _ if k > 0 => Err(self.err(format!(
+                "medq computes only output {k} ({what}) of {}, and this node does not output it",
+                self.op
+            ))),
             _ => Err(self.err("the node has no output")),
         }
     }

@@ -3,7 +3,7 @@
 //! Concat) disappear; chains of reshapes become one.
 
 use super::{absorb, is_output, label, producer, sole_consumer, RewriteLog};
-use crate::ir::{Graph, Op, Unary};
+use crate::ir::{Add, AvgPool, Graph, MaxPool, Mul, Op, Pad, Unary};
 
 pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
     for i in 0..g.nodes.len() {
@@ -32,7 +32,7 @@ fn is_noop(g: &Graph, i: usize) -> bool {
     match &n.op {
         Op::Reshape => true,
         Op::Unary(Unary::Clip { min, max }) => *min == f32::NEG_INFINITY && *max == f32::INFINITY,
-        Op::Add { activation } | Op::Mul { activation } => {
+        Op::Add(Add { activation }) | Op::Mul(Mul { activation }) => {
             let neutral = if matches!(n.op, Op::Add { .. }) {
                 0.0
             } else {
@@ -46,9 +46,9 @@ fn is_noop(g: &Graph, i: usize) -> bool {
                     .and_then(|t| t.value.as_ref())
                     .is_some_and(|v| v.data.iter().all(|&e| e == neutral))
         }
-        Op::Pad { pads, .. } => pads.iter().all(|&p| p == 0),
+        Op::Pad(Pad { pads, .. }) => pads.iter().all(|&p| p == 0),
         Op::Concat { .. } => n.inputs.len() == 1,
-        Op::MaxPool { window } | Op::AvgPool { window, .. } => {
+        Op::MaxPool(MaxPool { window }) | Op::AvgPool(AvgPool { window, .. }) => {
             window.kernel == [1, 1] && window.strides == [1, 1] && window.pads == [0; 4]
         }
         _ => false,

@@ -3,16 +3,16 @@
 //! rank-3 inputs as `MatMul` + `Add`, and some exporters split conv biases.
 
 use super::{absorb, label, producer, sole_consumer, RewriteLog};
-use crate::ir::{FusedActivation, Graph, Op};
+use crate::ir::{Add, Conv, FullyConnected, FusedActivation, Graph, Op};
 
 pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
     for i in 0..g.nodes.len() {
         let Some(n) = g.nodes.get(i) else {
             continue;
         };
-        let Op::Add {
+        let Op::Add(Add {
             activation: add_act,
-        } = n.op
+        }) = n.op
         else {
             continue;
         };
@@ -44,12 +44,12 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
             continue;
         };
         let (bias, activation, channel_axis) = match &mut pn.op {
-            Op::Conv {
+            Op::Conv(Conv {
                 bias, activation, ..
-            } => (bias, activation, 1),
-            Op::FullyConnected {
+            }) => (bias, activation, 1),
+            Op::FullyConnected(FullyConnected {
                 bias, activation, ..
-            } => (bias, activation, x_shape.len().saturating_sub(1)),
+            }) => (bias, activation, x_shape.len().saturating_sub(1)),
             _ => continue,
         };
         if *activation != FusedActivation::None {

@@ -5,7 +5,7 @@
 //! `s = γ/√(σ²+ε)` and `t = β − μ·s` were computed at load.
 
 use super::{absorb, label, producer, sole_consumer, RewriteLog};
-use crate::ir::{FusedActivation, Graph, Node, Op};
+use crate::ir::{Conv, FullyConnected, FusedActivation, Graph, Node, Op};
 
 /// The per-channel `(scale, shift)` of a BatchNormalization-derived node, and
 /// the activation fused into it (which moves to the producer).
@@ -14,24 +14,24 @@ fn affine(n: &Node) -> Option<(Vec<f32>, Vec<f32>, FusedActivation)> {
         return None;
     }
     match &n.op {
-        Op::Conv {
+        Op::Conv(Conv {
             weights,
             bias,
             window,
             groups,
             activation,
-        } => {
+        }) => {
             let c = bias.len();
             let trivial =
                 window.kernel == [1, 1] && window.strides == [1, 1] && window.pads == [0; 4];
             (trivial && *groups == c && weights.shape == [c, 1, 1, 1])
                 .then(|| (weights.data.clone(), bias.clone(), *activation))
         }
-        Op::FullyConnected {
+        Op::FullyConnected(FullyConnected {
             weights,
             bias,
             activation,
-        } => {
+        }) => {
             let c = bias.len();
             if weights.shape != [c, c] {
                 return None;
@@ -71,23 +71,23 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         // Channels are axis 1 for Conv and the last axis for FC: the affine
         // must be of the same kind as its producer to act per output channel.
         let ok = match &mut pn.op {
-            Op::Conv {
+            Op::Conv(Conv {
                 weights,
                 bias,
                 activation,
                 ..
-            } if bn_is_conv && *activation == FusedActivation::None => {
+            }) if bn_is_conv && *activation == FusedActivation::None => {
                 let ok = scale_rows(&mut weights.data, bias, &scale, &shift);
                 if ok {
                     *activation = act;
                 }
                 ok
             }
-            Op::FullyConnected {
+            Op::FullyConnected(FullyConnected {
                 weights,
                 bias,
                 activation,
-            } if !bn_is_conv && *activation == FusedActivation::None => {
+            }) if !bn_is_conv && *activation == FusedActivation::None => {
                 let ok = scale_rows(&mut weights.data, bias, &scale, &shift);
                 if ok {
                     *activation = act;

@@ -42,12 +42,9 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         let Some(pn) = g.nodes.get_mut(p) else {
             continue;
         };
-        let activation = match &mut pn.op {
-            Op::Conv { activation, .. }
-            | Op::FullyConnected { activation, .. }
-            | Op::Add { activation }
-            | Op::Mul { activation } => activation,
-            _ => continue,
+        // Ops whose kernel clamps its output (see `IrOp::activation_mut`).
+        let Some(activation) = pn.op.activation_mut() else {
+            continue;
         };
         let Some(fused) = compose(*activation, outer) else {
             continue;

@@ -3,17 +3,28 @@
 //! and full-length sequences. Everything else is refused with the reason;
 //! nothing is silently approximated.
 
-use super::node::NodeCtx;
-use super::ops::{act, konst, opt_konst, Ins};
-use super::{Builder, Value};
-use crate::error::ConvertError;
-use crate::ir::{Array, Cell, Op, Recurrent};
 use medq::kernels::MAX_HIDDEN;
 
-pub(super) fn recurrent(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
-    let is_lstm = ctx.op == "LSTM";
-    let gates = if is_lstm { 4 } else { 3 };
+use super::{Cell, Recurrent};
+use crate::error::ConvertError;
+use crate::ir::{Array, Op};
+use crate::load::node::NodeCtx;
+use crate::load::{Builder, Value};
+use crate::ops::onnx::{act, konst, opt_konst, Ins};
 
+/// ONNX `LSTM`.
+pub(crate) fn lstm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    from_onnx(b, ctx, ins, true)
+}
+
+/// ONNX `GRU`.
+pub(crate) fn gru(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    from_onnx(b, ctx, ins, false)
+}
+
+/// The attributes medq supports (forward, layout 0, default activations,
+/// no clipping); returns the GRU's `linear_before_reset`.
+fn check_attributes(ctx: &NodeCtx, is_lstm: bool) -> Result<bool, ConvertError> {
     let direction = ctx.string("direction")?.unwrap_or_else(|| "forward".into());
     if direction != "forward" {
         return Err(ctx.attr_err(
@@ -69,7 +80,17 @@ pub(super) fn recurrent(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
             }
         }
     };
+    Ok(linear_before_reset)
+}
 
+fn from_onnx(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: Ins,
+    is_lstm: bool,
+) -> Result<Value, ConvertError> {
+    let gates = if is_lstm { 4 } else { 3 };
+    let linear_before_reset = check_attributes(ctx, is_lstm)?;
     let (x, xs) = act(b, ctx, ins, 0)?;
     let w = konst(ctx, ins, 1, "input weights W")?;
     let r = konst(ctx, ins, 2, "recurrence weights R")?;

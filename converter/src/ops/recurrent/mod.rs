@@ -2,17 +2,46 @@
 //! the internal ranges — gate pre-activations, cell state, the GRU's
 //! `R_n·h + Rb_n` — come from simulating the cell on the node's float input)
 //! and the lowering to medq's `Lstm` / `Gru` ops under `NUMERICS.md`
-//! § "Recurrent ops".
+//! § "Recurrent ops". The ONNX side is in `onnx.rs` beside this file.
+
+pub(crate) mod onnx;
 
 use medq::format::layout::{params, OpCode};
 use medq::kernels::{MAX_HIDDEN, TABLE_LEN};
 
+use super::IrOp;
 use crate::error::ConvertError;
-use crate::ir::{Cell, Node, Recurrent};
+use crate::float_eval::EvalCtx;
+use crate::ir::{Array, FusedActivation, Graph, Node};
 use crate::quantize::{
     int_const, multiplier, quantize_per_channel, shift_const, ConstData, ConstQuant, ConstTensor,
-    Operand, QParams,
+    LowerCtx, Lowered, Operand, OutputQuant, QParams,
 };
+
+/// The cell of a recurrent op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    Lstm,
+    Gru { linear_before_reset: bool },
+}
+
+/// An LSTM or GRU over a sequence (forward, batch 1, zero initial state):
+/// the input is `[T, 1, I]`, the output the last hidden state `Y_h`
+/// `[1, 1, H]`. Float weights with rows in medq's gate order (LSTM i, f, g,
+/// o; GRU z, r, n), `G` gates of `hidden` rows each.
+#[derive(Clone, Debug)]
+pub struct Recurrent {
+    pub cell: Cell,
+    pub hidden: usize,
+    pub input_size: usize,
+    /// `[G·H, I]`.
+    pub w: Array,
+    /// `[G·H, H]`.
+    pub r: Array,
+    /// ONNX `Wb` and `Rb`, `G·H` each.
+    pub bias_w: Vec<f32>,
+    pub bias_r: Vec<f32>,
+}
 
 /// Q0.15: the real value 1.0 is 2^15 (saturated to 32767 where stored).
 const Q15: f64 = 32768.0;
@@ -59,7 +88,7 @@ impl Recurrent {
     }
 
     /// `Σ_i m[k, i] · v[i] + b[k]` for every row `k`.
-    fn matvec(m: &crate::ir::Array, v: &[f64], b: &[f32]) -> Vec<f64> {
+    fn matvec(m: &Array, v: &[f64], b: &[f32]) -> Vec<f64> {
         let cols = v.len();
         m.data
             .chunks_exact(cols.max(1))
@@ -163,7 +192,7 @@ fn err(node: &Node, reason: String) -> ConvertError {
     }
 }
 
-fn i8_weights(name: String, m: &crate::ir::Array) -> Operand {
+fn i8_weights(name: String, m: &Array) -> Operand {
     let (q, scales) = quantize_per_channel(m);
     Operand::Constant(ConstTensor {
         name,
@@ -173,15 +202,16 @@ fn i8_weights(name: String, m: &crate::ir::Array) -> Operand {
     })
 }
 
-/// The `Lstm` / `Gru` op: operands after the activation input and the
-/// parameter words (see `params::recurrent`, `params::lstm`, `params::gru`).
-pub fn lower(
+/// The `Lstm` / `Gru` op of `node` on input `x`, output `y`: its operands
+/// (see `params::recurrent`) and parameter words (`params::lstm`,
+/// `params::gru`).
+fn lower(
     node: &Node,
     rec: &Recurrent,
-    x: QParams,
+    (x, xq): (Operand, QParams),
     y: QParams,
     ranges: Option<&CellRanges>,
-) -> Result<(OpCode, Vec<Operand>, Vec<i32>), ConvertError> {
+) -> Result<Lowered, ConvertError> {
     let ranges = ranges.ok_or_else(|| {
         err(
             node,
@@ -227,7 +257,7 @@ pub fn lower(
     for k in 0..rows {
         let gate = k / n;
         let n_row_lbr = lbr && gate == 2;
-        let acc_x = x.scale as f64 * w_scales[k] as f64;
+        let acc_x = xq.scale as f64 * w_scales[k] as f64;
         let acc_h = r_scales[k] as f64 / Q15;
         // Biases that add before the nonlinearity ride on the input side;
         // the GRU's reset-scaled Rb_n stays with the recurrent product.
@@ -263,53 +293,111 @@ pub fn lower(
     let (out_m, out_s) = multiplier(node, 1.0 / (Q15 * y.scale as f64), "output")?;
     let (opcode, words) = match rec.cell {
         Cell::Lstm => {
+            use params::lstm as w;
             let cell_scale = range(ranges.cell_absmax, f32::INFINITY) / Q15;
             let tanh_scale = range(ranges.cell_absmax, TANH_CAP) / Q15;
             tables.extend(interpolation_table(f64::tanh, tanh_scale));
             let (cm, cs) = multiplier(node, 1.0 / (Q15 * Q15 * cell_scale), "cell update")?;
             let (tm, ts) = multiplier(node, cell_scale / tanh_scale, "cell tanh input")?;
-            (OpCode::Lstm, vec![cm, cs, tm, ts, out_m, out_s])
+            let mut p = [0; w::COUNT];
+            p[w::CELL_MULTIPLIER] = cm;
+            p[w::CELL_SHIFT] = cs;
+            p[w::TANH_MULTIPLIER] = tm;
+            p[w::TANH_SHIFT] = ts;
+            p[w::OUT_MULTIPLIER] = out_m;
+            p[w::OUT_SHIFT] = out_s;
+            (OpCode::Lstm, p.to_vec())
         }
         Cell::Gru {
             linear_before_reset,
         } => {
+            use params::gru as w;
             let (rm, rs) = if linear_before_reset {
                 multiplier(node, hn_scale / (Q15 * gate_scale[2]), "reset product")?
             } else {
                 (0, 0)
             };
-            (
-                OpCode::Gru,
-                vec![i32::from(linear_before_reset), rm, rs, out_m, out_s],
-            )
+            let mut p = [0; w::COUNT];
+            p[w::LINEAR_BEFORE_RESET] = i32::from(linear_before_reset);
+            p[w::RH_MULTIPLIER] = rm;
+            p[w::RH_SHIFT] = rs;
+            p[w::OUT_MULTIPLIER] = out_m;
+            p[w::OUT_SHIFT] = out_s;
+            (OpCode::Gru, p.to_vec())
         }
     };
     let n_tables = tables.len() / TABLE_LEN;
     let name = &node.name;
     let [bias_x, bias_h, x_mult, x_shift, h_mult, h_shift] = v;
-    let operands = vec![
-        i8_weights(format!("{name}.w"), &rec.w),
-        i8_weights(format!("{name}.r"), &rec.r),
-        int_const(format!("{name}.bias_x"), bias_x),
-        int_const(format!("{name}.bias_h"), bias_h),
-        int_const(format!("{name}.x_multiplier"), x_mult),
-        shift_const(format!("{name}.x_shift"), &x_shift),
-        int_const(format!("{name}.h_multiplier"), h_mult),
-        shift_const(format!("{name}.h_shift"), &h_shift),
-        Operand::Constant(ConstTensor {
-            name: format!("{name}.tables"),
-            dims: vec![n_tables, TABLE_LEN],
-            quant: ConstQuant::None,
-            data: ConstData::I16(tables),
-        }),
-    ];
-    Ok((opcode, operands, words))
+    use params::recurrent as at;
+    let mut inputs: Vec<Option<Operand>> = vec![None; at::INPUT_COUNT];
+    inputs[at::X] = Some(x);
+    inputs[at::W] = Some(i8_weights(format!("{name}.w"), &rec.w));
+    inputs[at::R] = Some(i8_weights(format!("{name}.r"), &rec.r));
+    inputs[at::BIAS_X] = Some(int_const(format!("{name}.bias_x"), bias_x));
+    inputs[at::BIAS_H] = Some(int_const(format!("{name}.bias_h"), bias_h));
+    inputs[at::X_MULTIPLIER] = Some(int_const(format!("{name}.x_multiplier"), x_mult));
+    inputs[at::X_SHIFT] = Some(shift_const(format!("{name}.x_shift"), &x_shift));
+    inputs[at::H_MULTIPLIER] = Some(int_const(format!("{name}.h_multiplier"), h_mult));
+    inputs[at::H_SHIFT] = Some(shift_const(format!("{name}.h_shift"), &h_shift));
+    inputs[at::TABLES] = Some(Operand::Constant(ConstTensor {
+        name: format!("{name}.tables"),
+        dims: vec![n_tables, TABLE_LEN],
+        quant: ConstQuant::None,
+        data: ConstData::I16(tables),
+    }));
+    let inputs = inputs
+        .into_iter()
+        .collect::<Option<Vec<Operand>>>()
+        .ok_or_else(|| err(node, "an operand of the recurrent op is missing".into()))?;
+    Ok(Lowered {
+        opcode,
+        inputs,
+        params: words,
+    })
+}
+
+impl IrOp for Recurrent {
+    fn kind(&self) -> &'static str {
+        match self.cell {
+            Cell::Lstm => "Lstm",
+            Cell::Gru { .. } => "Gru",
+        }
+    }
+
+    fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
+        Ok(self.simulate(cx.input(0)?.0, &mut CellRanges::default()))
+    }
+
+    fn output_quant(&self) -> OutputQuant {
+        OutputQuant::Calibrated(FusedActivation::None)
+    }
+
+    fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        lower(cx.node, self, cx.activation(0)?, cx.output_q()?, cx.cell)
+    }
+
+    fn macs(&self, graph: &Graph, node: &Node) -> u64 {
+        // Every step multiplies x by W and h by R.
+        let steps = node
+            .inputs
+            .first()
+            .map_or(0, |&x| self.steps(graph.tensors[x].shape.iter().product()));
+        (steps * (self.w.len() + self.r.len())) as u64
+    }
+
+    fn parameters(&self) -> usize {
+        self.w.len() + self.r.len() + self.bias_w.len() + self.bias_r.len()
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::Array;
 
     #[test]
     fn tables_sample_the_function_at_segment_starts() {
@@ -381,5 +469,18 @@ mod tests {
         assert!((h[0] as f64 - o * c2.tanh()).abs() < 1e-6);
         assert!((ranges.cell_absmax as f64 - c2).abs() < 1e-6);
         assert_eq!(ranges.gate_absmax, vec![0.0, 1.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn the_op_table_states_the_hidden_size_limit() {
+        for op in ["LSTM", "GRU"] {
+            let entry = crate::ops::onnx_op(op).expect("in the table");
+            assert!(
+                entry.supports.contains(&format!("hidden ≤ {MAX_HIDDEN}")),
+                "{op}: {}",
+                entry.supports
+            );
+            assert_eq!(entry.output.0, 1, "{op} computes Y_h");
+        }
     }
 }

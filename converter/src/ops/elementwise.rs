@@ -1,0 +1,252 @@
+//! Add and Mul: two inputs with numpy broadcasting, either of which may be a
+//! constant tensor (ONNX Add, Sub, Mul, Div; a constant subtrahend or
+//! divisor becomes an addend or factor).
+
+use medq::format::layout::{params, OpCode};
+use medq::ops::MAX_ADD_LEFT_SHIFT;
+
+use super::onnx::{input, Ins};
+use super::IrOp;
+use crate::error::ConvertError;
+use crate::float_eval::EvalCtx;
+use crate::ir::{FusedActivation, Graph, Node, Op};
+use crate::load::node::NodeCtx;
+use crate::load::shape::{broadcast, broadcast_indices};
+use crate::load::tensor::Const;
+use crate::load::{Builder, Value};
+use crate::quantize::{LowerCtx, Lowered, OutputQuant};
+
+#[derive(Clone, Debug)]
+pub struct Add {
+    pub activation: FusedActivation,
+}
+
+#[derive(Clone, Debug)]
+pub struct Mul {
+    pub activation: FusedActivation,
+}
+
+/// The ONNX arithmetic ops, all lowered to [`Add`] or [`Mul`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// ONNX `Add`, `Sub`, `Mul` or `Div`.
+pub(crate) fn from_onnx(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: Ins,
+    arith: Arith,
+) -> Result<Value, ConvertError> {
+    let (x, y) = (input(ctx, ins, 0)?, input(ctx, ins, 1)?);
+    let out = broadcast(&b.shape_of(&x.value), &b.shape_of(&y.value)).ok_or_else(|| {
+        ctx.err(format!(
+            "shapes {:?} and {:?} do not broadcast",
+            b.shape_of(&x.value),
+            b.shape_of(&y.value)
+        ))
+    })?;
+    let op = match arith {
+        Arith::Add | Arith::Sub => Op::Add(Add {
+            activation: FusedActivation::None,
+        }),
+        Arith::Mul | Arith::Div => Op::Mul(Mul {
+            activation: FusedActivation::None,
+        }),
+    };
+    let inverted = matches!(arith, Arith::Sub | Arith::Div);
+    match (&x.value, &y.value) {
+        (Value::Act(p), Value::Act(q)) => {
+            if inverted {
+                return Err(ctx.err(format!(
+                    "{} of two computed tensors is not supported (medq has Add and Mul, and {} by a constant)",
+                    ctx.op, ctx.op
+                )));
+            }
+            b.emit(ctx, op, vec![*p, *q], out)
+        }
+        (Value::Act(p), Value::Const(c)) => {
+            // x − c = x + (−c) and x / c = x · (1/c): the IR has Add and Mul only.
+            let (name, c) = match arith {
+                Arith::Sub => (
+                    format!("{}/neg", y.name),
+                    Const::f32(c.shape.clone(), c.to_f32().iter().map(|v| -v).collect()),
+                ),
+                Arith::Div => {
+                    let v = c.to_f32();
+                    if v.contains(&0.0) {
+                        return Err(ctx.err(format!(
+                            "division by a constant that contains 0 (\"{}\")",
+                            y.name
+                        )));
+                    }
+                    (
+                        format!("{}/recip", y.name),
+                        Const::f32(c.shape.clone(), v.iter().map(|v| 1.0 / v).collect()),
+                    )
+                }
+                Arith::Add | Arith::Mul => (y.name.to_string(), c.as_ref().clone()),
+            };
+            let cid = b.const_tensor(&name, &c)?;
+            b.emit(ctx, op, vec![*p, cid], out)
+        }
+        (Value::Const(c), Value::Act(q)) => {
+            if inverted {
+                let verb = if arith == Arith::Sub {
+                    "minus"
+                } else {
+                    "divided by"
+                };
+                return Err(ctx.err(format!(
+                    "a constant {verb} a computed tensor is not supported (only a computed tensor {verb} a constant)",
+                )));
+            }
+            // Activation first, constant second, for the quantizer's convenience.
+            let cid = b.const_tensor(x.name, c)?;
+            b.emit(ctx, op, vec![*q, cid], out)
+        }
+        _ => Err(ctx.err("unexpected operands")),
+    }
+}
+
+/// `f(a, b)` elementwise over the broadcast output shape.
+fn broadcast_eval(cx: &EvalCtx, f: impl Fn(f32, f32) -> f32) -> Result<Vec<f32>, ConvertError> {
+    let ((a, sa), (b, sb)) = (cx.input(0)?, cx.input(1)?);
+    let out = cx.output_shape;
+    let (ia, ib) = (broadcast_indices(sa, out), broadcast_indices(sb, out));
+    Ok(ia.iter().zip(&ib).map(|(&i, &j)| f(a[i], b[j])).collect())
+}
+
+impl IrOp for Add {
+    fn kind(&self) -> &'static str {
+        "Add"
+    }
+
+    fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
+        broadcast_eval(cx, |a, b| self.activation.apply(a + b))
+    }
+
+    fn output_quant(&self) -> OutputQuant {
+        OutputQuant::Calibrated(self.activation)
+    }
+
+    /// Both addends are brought to twice the larger input scale with
+    /// [`MAX_ADD_LEFT_SHIFT`] fractional bits, summed, and requantized.
+    fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        use params::add as w;
+        let ((a, aq), (b, bq)) = (cx.operand(0)?, cx.operand(1)?);
+        let y = cx.output_q()?;
+        let twice_max = 2.0 * (aq.scale as f64).max(bq.scale as f64);
+        let headroom = (1i64 << MAX_ADD_LEFT_SHIFT) as f64;
+        let (am, ash) = cx.multiplier(aq.scale as f64 / twice_max, "first input")?;
+        let (bm, bsh) = cx.multiplier(bq.scale as f64 / twice_max, "second input")?;
+        let (om, osh) = cx.multiplier(twice_max / (headroom * y.scale as f64), "output")?;
+        let (act_min, act_max) = cx.clamp(self.activation)?;
+        let mut p = [0; w::COUNT];
+        p[w::LEFT_SHIFT] = MAX_ADD_LEFT_SHIFT;
+        p[w::A_MULTIPLIER] = am;
+        p[w::A_SHIFT] = ash;
+        p[w::B_MULTIPLIER] = bm;
+        p[w::B_SHIFT] = bsh;
+        p[w::OUT_MULTIPLIER] = om;
+        p[w::OUT_SHIFT] = osh;
+        p[w::ACT_MIN] = act_min;
+        p[w::ACT_MAX] = act_max;
+        Ok(Lowered {
+            opcode: OpCode::Add,
+            inputs: vec![a, b],
+            params: p.to_vec(),
+        })
+    }
+
+    fn macs(&self, _: &Graph, _: &Node) -> u64 {
+        0
+    }
+
+    fn parameters(&self) -> usize {
+        0
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        Some(&mut self.activation)
+    }
+}
+
+impl IrOp for Mul {
+    fn kind(&self) -> &'static str {
+        "Mul"
+    }
+
+    fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
+        broadcast_eval(cx, |a, b| self.activation.apply(a * b))
+    }
+
+    fn output_quant(&self) -> OutputQuant {
+        OutputQuant::Calibrated(self.activation)
+    }
+
+    fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        use params::mul as w;
+        let ((a, aq), (b, bq)) = (cx.operand(0)?, cx.operand(1)?);
+        let y = cx.output_q()?;
+        let real = aq.scale as f64 * bq.scale as f64 / y.scale as f64;
+        let (om, osh) = cx.multiplier(real, "output")?;
+        let (act_min, act_max) = cx.clamp(self.activation)?;
+        let mut p = [0; w::COUNT];
+        p[w::OUT_MULTIPLIER] = om;
+        p[w::OUT_SHIFT] = osh;
+        p[w::ACT_MIN] = act_min;
+        p[w::ACT_MAX] = act_max;
+        Ok(Lowered {
+            opcode: OpCode::Mul,
+            inputs: vec![a, b],
+            params: p.to_vec(),
+        })
+    }
+
+    fn macs(&self, _: &Graph, _: &Node) -> u64 {
+        0
+    }
+
+    fn parameters(&self) -> usize {
+        0
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        Some(&mut self.activation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::Op;
+    use crate::ops::testing::{assert_conforms, one_node, weights};
+
+    #[test]
+    fn arithmetic_with_a_constant_runs_in_int8() {
+        for (op, ir) in [
+            ("Add", "Add"),
+            ("Sub", "Add"),
+            ("Mul", "Mul"),
+            ("Div", "Mul"),
+        ] {
+            // A per-channel constant, broadcast over the last axis.
+            let model = one_node(
+                op,
+                &[1, 4, 6],
+                &["c"],
+                vec![],
+                vec![weights("c", &[4, 1], 1)],
+            );
+            let g = assert_conforms(op, &model, 30.0);
+            assert!(matches!(g.nodes[..], [ref n] if n.op.kind() == ir), "{op}");
+        }
+        let squared = one_node("Mul", &[1, 8], &["x"], vec![], vec![]);
+        let g = assert_conforms("x · x", &squared, 30.0);
+        assert!(matches!(g.nodes[0].op, Op::Mul(_)));
+    }
+}

@@ -1,0 +1,213 @@
+//! FullyConnected: `y = x · Wᵀ + b` over the last axis (ONNX Gemm, and
+//! MatMul with constant weights on the right).
+
+use medq::format::layout::{params::fully_connected as w, OpCode};
+
+use super::onnx::{act, input, konst, opt_konst, Ins};
+use super::IrOp;
+use crate::error::ConvertError;
+use crate::float_eval::EvalCtx;
+use crate::ir::{Array, FusedActivation, Graph, Node, Op};
+use crate::load::node::NodeCtx;
+use crate::load::shape::{broadcast, broadcast_indices};
+use crate::load::{Builder, Value};
+use crate::quantize::{LowerCtx, Lowered, OutputQuant};
+
+/// `weights` is `[N, K]`; `bias` has `N` entries.
+#[derive(Clone, Debug)]
+pub struct FullyConnected {
+    pub weights: Array,
+    pub bias: Vec<f32>,
+    pub activation: FusedActivation,
+}
+
+/// `[K, N]` row-major → `[N, K]`, scaled.
+fn transpose_2d(data: &[f32], k: usize, n: usize, scale: f32) -> Vec<f32> {
+    let mut t = vec![0.0; k * n];
+    for (i, row) in data.chunks_exact(n).enumerate().take(k) {
+        for (j, &v) in row.iter().enumerate() {
+            t[j * k + i] = v * scale;
+        }
+    }
+    t
+}
+
+/// ONNX `Gemm`: `alpha · A · B + beta · C` with a constant `B` and a `C`
+/// that is the same for every row.
+pub(crate) fn gemm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (a, shape_a) = act(b, ctx, ins, 0)?;
+    if ctx.int("transA", 0)? != 0 {
+        return Err(ctx.attr_err("transA", "only transA = 0 is supported"));
+    }
+    let w = konst(ctx, ins, 1, "weights (B)")?;
+    let c = opt_konst(ctx, ins, 2, "bias (C)")?;
+    let (alpha, beta) = (ctx.float("alpha", 1.0)?, ctx.float("beta", 1.0)?);
+    let trans_b = ctx.int("transB", 0)? != 0;
+    let [m, k_in] = shape_a[..] else {
+        return Err(ctx.err(format!("Gemm needs a 2-D input, found shape {shape_a:?}")));
+    };
+    let [w0, w1] = w.shape[..] else {
+        return Err(ctx.err(format!("B must be 2-D, found shape {:?}", w.shape)));
+    };
+    let (k, n) = if trans_b { (w1, w0) } else { (w0, w1) };
+    if k != k_in {
+        return Err(ctx.err(format!(
+            "input {shape_a:?} does not fit B {:?} (transB={})",
+            w.shape,
+            u8::from(trans_b)
+        )));
+    }
+    let wf = w.to_f32();
+    let weights = if trans_b {
+        wf.iter().map(|&v| v * alpha).collect()
+    } else {
+        transpose_2d(&wf, k, n, alpha)
+    };
+    let bias = match c {
+        None => vec![0.0; n],
+        Some(c) => {
+            // C must be the same for every row: [N], [1, N], [1] or scalar.
+            let row_shape: Vec<usize> = match c.shape[..] {
+                [1, cn] => vec![cn],
+                [_, _] => {
+                    return Err(ctx.err(format!(
+                        "C of shape {:?} differs per row; medq needs a bias vector",
+                        c.shape
+                    )))
+                }
+                _ => c.shape.clone(),
+            };
+            if broadcast(&row_shape, &[n]).as_deref() != Some(&[n][..]) {
+                return Err(ctx.err(format!(
+                    "C of shape {:?} does not broadcast to [{n}]",
+                    c.shape
+                )));
+            }
+            let cf = c.to_f32();
+            broadcast_indices(&row_shape, &[n])
+                .into_iter()
+                .map(|i| cf.get(i).copied().unwrap_or(0.0) * beta)
+                .collect()
+        }
+    };
+    let op = Op::FullyConnected(FullyConnected {
+        weights: Array::new(vec![n, k], weights),
+        bias,
+        activation: FusedActivation::None,
+    });
+    b.emit(ctx, op, vec![a], vec![m, n])
+}
+
+/// ONNX `MatMul` of a computed tensor by constant weights.
+pub(crate) fn matmul(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    if matches!(input(ctx, ins, 0)?.value, Value::Const(_)) {
+        return Err(ctx.err(
+            "MatMul with a constant left operand is not supported: medq needs the weights on the right (x · W)",
+        ));
+    }
+    let (a, sa) = act(b, ctx, ins, 0)?;
+    let w = konst(ctx, ins, 1, "weights (right operand)")?;
+    if sa.len() < 2 {
+        return Err(ctx.err(format!(
+            "the left operand must have rank ≥ 2, found shape {sa:?}"
+        )));
+    }
+    let r = w.shape.len();
+    if r < 2 || r > sa.len() || w.shape[..r - 2].iter().any(|&d| d != 1) {
+        return Err(ctx.err(format!(
+            "the weights must be a 2-D matrix (optionally with leading 1-dims), found shape {:?}",
+            w.shape
+        )));
+    }
+    let (k, n) = (w.shape[r - 2], w.shape[r - 1]);
+    if sa.last() != Some(&k) {
+        return Err(ctx.err(format!("input {sa:?} does not fit weights {:?}", w.shape)));
+    }
+    let mut out = sa[..sa.len() - 1].to_vec();
+    out.push(n);
+    let op = Op::FullyConnected(FullyConnected {
+        weights: Array::new(vec![n, k], transpose_2d(&w.to_f32(), k, n, 1.0)),
+        bias: vec![0.0; n],
+        activation: FusedActivation::None,
+    });
+    b.emit(ctx, op, vec![a], out)
+}
+
+impl IrOp for FullyConnected {
+    fn kind(&self) -> &'static str {
+        "FullyConnected"
+    }
+
+    fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
+        let (x, _) = cx.input(0)?;
+        let [n, k] = self.weights.shape[..] else {
+            return Err(cx.err("weights are not [N, K]"));
+        };
+        let mut out = Vec::with_capacity(x.len() / k.max(1) * n);
+        for row in x.chunks_exact(k.max(1)) {
+            for (weights, &b) in self.weights.data.chunks_exact(k.max(1)).zip(&self.bias) {
+                let acc = b + row.iter().zip(weights).map(|(a, w)| a * w).sum::<f32>();
+                out.push(self.activation.apply(acc));
+            }
+        }
+        Ok(out)
+    }
+
+    fn output_quant(&self) -> OutputQuant {
+        OutputQuant::Calibrated(self.activation)
+    }
+
+    fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        let (x, xq) = cx.activation(0)?;
+        let mut inputs = vec![x];
+        inputs.extend(cx.weighted_operands(xq, &self.weights, &self.bias)?);
+        let (act_min, act_max) = cx.clamp(self.activation)?;
+        let mut p = [0; w::COUNT];
+        p[w::ACT_MIN] = act_min;
+        p[w::ACT_MAX] = act_max;
+        Ok(Lowered {
+            opcode: OpCode::FullyConnected,
+            inputs,
+            params: p.to_vec(),
+        })
+    }
+
+    fn macs(&self, graph: &Graph, node: &Node) -> u64 {
+        let out: usize = graph.tensors[node.output].shape.iter().product();
+        let k = self.weights.shape.get(1).copied().unwrap_or(0);
+        (out * k) as u64
+    }
+
+    fn parameters(&self) -> usize {
+        self.weights.len() + self.bias.len()
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        Some(&mut self.activation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::{assert_conforms, attr_i, one_node, weights};
+
+    #[test]
+    fn gemm_and_matmul_run_in_int8() {
+        let gemm = one_node(
+            "Gemm",
+            &[1, 8],
+            &["w", "c"],
+            vec![attr_i("transB", 1)],
+            vec![weights("w", &[5, 8], 1), weights("c", &[5], 2)],
+        );
+        assert_conforms("Gemm transB", &gemm, 30.0);
+        let matmul = one_node(
+            "MatMul",
+            &[1, 5, 8],
+            &["w"],
+            vec![],
+            vec![weights("w", &[8, 3], 3)],
+        );
+        assert_conforms("MatMul", &matmul, 30.0);
+    }
+}

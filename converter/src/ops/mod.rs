@@ -1,0 +1,349 @@
+//! The converter's op registry: one module per IR op family, each the only
+//! place its op lives, and one table of the ONNX ops the converter reads.
+//!
+//! A family module (`conv.rs`, `pool.rs`, ...) holds its IR payload type and
+//! everything about it:
+//! - the ONNX lowering(s): ONNX node → IR node, with static shapes, named in
+//!   [`ONNX_OPS`];
+//! - [`IrOp`]: its float semantics ([`IrOp::eval`], walked over a graph by
+//!   [`crate::float_eval`]), its output quantization ([`IrOp::output_quant`]),
+//!   its lowering to a `.mq` op with parameter words written by the runtime's
+//!   named `params::<op>::*` indices ([`IrOp::lower`]), and what the report
+//!   and the rewrites need to know about it.
+//!
+//! [`Op::def`] and [`Op::def_mut`] are the one dispatch over [`Op`]: they
+//! match every variant with no catch-all arm, and [`IrOp`] has no default
+//! methods, so an op added to the IR and forgotten here, or missing a part of
+//! its definition, does not compile. `CONTRIBUTING.md` has the checklist.
+
+pub mod batch_norm;
+pub mod concat;
+pub mod constant;
+pub mod conv;
+pub mod elementwise;
+pub mod fully_connected;
+pub mod lut;
+pub(crate) mod onnx;
+pub mod pad;
+pub mod pool;
+pub mod recurrent;
+pub mod reshape;
+pub mod softmax;
+#[cfg(test)]
+pub(crate) mod testing;
+pub(crate) mod window;
+
+use crate::error::ConvertError;
+use crate::float_eval::EvalCtx;
+use crate::ir::{FusedActivation, Graph, Node};
+use crate::quantize::{LowerCtx, Lowered, OutputQuant};
+use concat::Concat;
+use conv::Conv;
+use elementwise::{Add, Arith, Mul};
+use fully_connected::FullyConnected;
+use lut::Unary;
+use pad::Pad;
+use pool::{AvgPool, MaxPool, Pooling};
+use recurrent::Recurrent;
+use softmax::Softmax;
+
+pub use onnx::{markdown_table, onnx_op, OnnxOp, SUPPORTED_OPS};
+
+/// An IR op: one `.mq` op (or nothing, for views the planner makes free).
+/// Each variant's payload and everything about it (ONNX lowering, float
+/// semantics, output quantization, int8 lowering) live in its family
+/// module; [`Op::def`] is the one dispatch over this enum.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Conv(Conv),
+    FullyConnected(FullyConnected),
+    Add(Add),
+    Mul(Mul),
+    /// Every elementwise nonlinearity: a 256-entry table.
+    Unary(Unary),
+    MaxPool(MaxPool),
+    AvgPool(AvgPool),
+    Softmax(Softmax),
+    Concat(Concat),
+    Pad(Pad),
+    /// Flatten, Reshape, Squeeze, Unsqueeze: same data, the output tensor's shape.
+    Reshape,
+    /// ONNX LSTM / GRU (forward, batch 1, zero initial state).
+    Recurrent(Recurrent),
+}
+
+/// What every IR op defines. No method has a default: a new op states each.
+pub trait IrOp {
+    /// A short name for reports: the `.mq` op it becomes.
+    fn kind(&self) -> &'static str;
+
+    /// The output from the inputs, in plain `f32`: the op's meaning, which
+    /// the int8 op approximates.
+    fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError>;
+
+    /// How the output tensor is quantized.
+    fn output_quant(&self) -> OutputQuant;
+
+    /// The `.mq` op: opcode, operands after quantization, parameter words.
+    fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError>;
+
+    /// Multiply-accumulates of one run of `node` (0 for ops without products).
+    fn macs(&self, graph: &Graph, node: &Node) -> u64;
+
+    /// Float weights and biases the op holds (0 for ops without).
+    fn parameters(&self) -> usize;
+
+    /// The clamp the op applies to its output, for ops whose kernel has one
+    /// (a following Relu/Clip fuses into it); `None` otherwise.
+    fn activation_mut(&mut self) -> Option<&mut FusedActivation>;
+}
+
+/// The IR's one `Reshape` op has no payload; this is its definition.
+static RESHAPE: reshape::Reshape = reshape::Reshape;
+
+impl Op {
+    /// The op's definition.
+    pub fn def(&self) -> &dyn IrOp {
+        match self {
+            Op::Conv(op) => op,
+            Op::FullyConnected(op) => op,
+            Op::Add(op) => op,
+            Op::Mul(op) => op,
+            Op::Unary(op) => op,
+            Op::MaxPool(op) => op,
+            Op::AvgPool(op) => op,
+            Op::Softmax(op) => op,
+            Op::Concat(op) => op,
+            Op::Pad(op) => op,
+            Op::Reshape => &RESHAPE,
+            Op::Recurrent(op) => op,
+        }
+    }
+
+    /// The op's definition, to change its fused activation.
+    pub fn def_mut(&mut self) -> Option<&mut dyn IrOp> {
+        Some(match self {
+            Op::Conv(op) => op,
+            Op::FullyConnected(op) => op,
+            Op::Add(op) => op,
+            Op::Mul(op) => op,
+            Op::Unary(op) => op,
+            Op::MaxPool(op) => op,
+            Op::AvgPool(op) => op,
+            Op::Softmax(op) => op,
+            Op::Concat(op) => op,
+            Op::Pad(op) => op,
+            // Nothing in a unit variant to change.
+            Op::Reshape => return None,
+            Op::Recurrent(op) => op,
+        })
+    }
+
+    /// A short name for reports.
+    pub fn kind(&self) -> &'static str {
+        self.def().kind()
+    }
+
+    /// The clamp fused into the op's output, if it has one.
+    pub fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        self.def_mut()?.activation_mut()
+    }
+}
+
+/// Every ONNX op the converter reads (default domain), sorted by name:
+/// the supported-op list of errors and the README's table come from here.
+pub const ONNX_OPS: &[OnnxOp] = &[
+    OnnxOp::new(
+        "Add",
+        |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Add),
+        "Add",
+        "numpy broadcasting; either operand may be a constant",
+    ),
+    OnnxOp::new(
+        "AveragePool",
+        |b, ctx, ins| pool::from_onnx(b, ctx, ins, Pooling::Average),
+        "AvgPool",
+        "1-D/2-D; strides, pads, dilations, `ceil_mode`, `count_include_pad`",
+    ),
+    OnnxOp::new(
+        "BatchNormalization",
+        batch_norm::from_onnx,
+        "folded into the Conv/Gemm before it, else Conv (depthwise 1×1) or FullyConnected",
+        "inference mode, inputs of rank 2 to 4",
+    ),
+    OnnxOp::new(
+        "Cast",
+        reshape::cast,
+        "— (removed)",
+        "any type on constants; to float on computed tensors",
+    )
+    .takes_constants(),
+    OnnxOp::new(
+        "Clip",
+        lut::clip,
+        "fused into the op before it, else Lut",
+        "constant bounds (attributes before opset 11)",
+    ),
+    OnnxOp::new(
+        "Concat",
+        concat::from_onnx,
+        "Concat",
+        "any axis; inputs may be constants",
+    ),
+    OnnxOp::new(
+        "Constant",
+        constant::constant,
+        "— (a constant)",
+        "`value`, `value_float(s)`, `value_int(s)`",
+    )
+    .takes_constants(),
+    OnnxOp::new(
+        "Conv",
+        conv::from_onnx,
+        "Conv",
+        "1-D/2-D; strides, pads (`auto_pad` too), dilations, groups, depthwise; constant weights",
+    ),
+    OnnxOp::new(
+        "Div",
+        |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Div),
+        "Mul (by the reciprocal)",
+        "a computed tensor divided by a constant without zeros",
+    ),
+    OnnxOp::new(
+        "Dropout",
+        reshape::identity,
+        "— (removed)",
+        "inference (the identity)",
+    )
+    .takes_constants(),
+    OnnxOp::new("Flatten", reshape::flatten, "Reshape (a view)", "any axis").takes_constants(),
+    OnnxOp::new(
+        "Gemm",
+        fully_connected::gemm,
+        "FullyConnected",
+        "2-D input, constant B (`transB`, `alpha`, `beta`), C the same for every row; not `transA`",
+    ),
+    OnnxOp::new(
+        "GlobalAveragePool",
+        |b, ctx, ins| pool::global(b, ctx, ins, Pooling::Average),
+        "AvgPool",
+        "1-D/2-D",
+    ),
+    OnnxOp::new(
+        "GlobalMaxPool",
+        |b, ctx, ins| pool::global(b, ctx, ins, Pooling::Max),
+        "MaxPool",
+        "1-D/2-D",
+    ),
+    OnnxOp::new(
+        "GRU",
+        recurrent::onnx::gru,
+        "Gru",
+        "forward, batch 1, `layout` 0, default activations, zero initial state, hidden ≤ 128, \
+         `linear_before_reset` 0 or 1; outputs `Y_h` (int16 state inside)",
+    )
+    .computes_output(1, "Y_h, the last hidden state"),
+    OnnxOp::new(
+        "HardSigmoid",
+        lut::hard_sigmoid,
+        "Lut",
+        "any `alpha`, `beta`",
+    ),
+    OnnxOp::new("HardSwish", lut::hard_swish, "Lut", "yes"),
+    OnnxOp::new("Identity", reshape::identity, "— (removed)", "yes").takes_constants(),
+    OnnxOp::new("LeakyRelu", lut::leaky_relu, "Lut", "any `alpha`"),
+    OnnxOp::new(
+        "LSTM",
+        recurrent::onnx::lstm,
+        "Lstm",
+        "forward, batch 1, `layout` 0, default activations, zero initial state, no peepholes, \
+         hidden ≤ 128; outputs `Y_h` (int16 state inside)",
+    )
+    .computes_output(1, "Y_h, the last hidden state"),
+    OnnxOp::new(
+        "MatMul",
+        fully_connected::matmul,
+        "FullyConnected",
+        "a computed tensor (rank ≥ 2) times constant weights on the right",
+    ),
+    OnnxOp::new(
+        "MaxPool",
+        |b, ctx, ins| pool::from_onnx(b, ctx, ins, Pooling::Max),
+        "MaxPool",
+        "1-D/2-D; strides, pads, dilations, `ceil_mode`; output 0 only",
+    ),
+    OnnxOp::new(
+        "Mul",
+        |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Mul),
+        "Mul",
+        "numpy broadcasting; either operand may be a constant",
+    ),
+    OnnxOp::new(
+        "Pad",
+        pad::from_onnx,
+        "Pad",
+        "constant mode, non-negative constant pads (`axes` too)",
+    ),
+    OnnxOp::new(
+        "Relu",
+        lut::relu,
+        "fused into the op before it, else Lut",
+        "yes",
+    ),
+    OnnxOp::new(
+        "Reshape",
+        reshape::reshape,
+        "Reshape (a view)",
+        "constant target shape (`0`, `-1`, `allowzero`)",
+    )
+    .takes_constants(),
+    OnnxOp::new(
+        "Shape",
+        constant::shape,
+        "— (a constant: shapes are static)",
+        "`start`, `end`",
+    )
+    .takes_constants(),
+    OnnxOp::new("Sigmoid", lut::sigmoid, "Lut", "yes"),
+    OnnxOp::new(
+        "Size",
+        constant::size,
+        "— (a constant: shapes are static)",
+        "yes",
+    )
+    .takes_constants(),
+    OnnxOp::new(
+        "Softmax",
+        softmax::from_onnx,
+        "Softmax",
+        "one axis (before opset 13: the axes from `axis` on, at most one of them longer than 1)",
+    ),
+    OnnxOp::new(
+        "Squeeze",
+        reshape::squeeze,
+        "Reshape (a view)",
+        "axes as attribute or constant input",
+    )
+    .takes_constants(),
+    OnnxOp::new(
+        "Sub",
+        |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Sub),
+        "Add (of the negation)",
+        "a computed tensor minus a constant",
+    ),
+    OnnxOp::new("Tanh", lut::tanh, "Lut", "yes"),
+    OnnxOp::new(
+        "Transpose",
+        reshape::transpose,
+        "Reshape (a view)",
+        "any permutation of a constant; of a computed tensor, one that moves only size-1 axes",
+    )
+    .takes_constants(),
+    OnnxOp::new(
+        "Unsqueeze",
+        reshape::unsqueeze,
+        "Reshape (a view)",
+        "axes as attribute or constant input",
+    )
+    .takes_constants(),
+];
