@@ -4,7 +4,7 @@
 //! and when an [`Interpreter`](crate::Interpreter) is built); its `eval`
 //! resolves the operands in the arena and calls that kernel.
 //!
-//! [`prepare`] and [`PreparedOp::eval`] match over every [`OpCode`] with no
+//! [`prepare`] and `PreparedOp::eval` match over every [`OpCode`] with no
 //! catch-all arm, so an op added to the format and forgotten here does not
 //! compile. [`is_built_in`] is the one answer to "is this op's kernel in
 //! this build?" (the `op-*` cargo features).
@@ -145,8 +145,8 @@ enum Kind<'a> {
 }
 
 impl<'a> PreparedOp<'a> {
-    /// A placeholder, to initialize the memory [`Interpreter::new`]
-    /// (crate::Interpreter::new) prepares the ops into.
+    /// A placeholder, to initialize the memory
+    /// [`Interpreter::new`](crate::Interpreter::new) prepares the ops into.
     pub const EMPTY: PreparedOp<'a> = PreparedOp {
         index: 0,
         output_tensor: 0,

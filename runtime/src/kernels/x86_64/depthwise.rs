@@ -16,7 +16,7 @@ use core::mem::MaybeUninit;
 use super::band::{input_row, put_run, Band, Columns, Cursor, Run, MAX_RUNS};
 use super::conv::{conv_args_ok, store_i8x16, zeroed_prefix, Operands};
 use super::need_avx2;
-use super::requant::{pack16, Requant};
+use super::requant::Requant;
 use super::widen::{widen_padded, NarrowRow};
 use crate::kernels::reference;
 use crate::kernels::ConvParams;
@@ -333,6 +333,21 @@ fn split_phases(split: &[i16], wd: usize, rows: &mut [i16], at: usize, pitch: us
     }
 }
 
+/// The 16 output bytes, in order, of even-output sums `e` and odd-output
+/// sums `o` (outputs `2i` and `2i + 1` in lane `i`): requantized, saturated
+/// to `i8` and clamped to `[lo, hi]` like `requant::pack16`, put back in order
+/// with one byte shuffle after the packs rather than lane shuffles before.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn interleaved_bytes(r: &Requant, e: __m256i, o: __m256i, lo: __m128i, hi: __m128i) -> __m128i {
+    // Per 128-bit half: [e0..3 o0..3 | e4..7 o4..7] in `i16`, then the
+    // bytes [e0..3 o0..3 e4..7 o4..7].
+    let w = _mm256_packs_epi32(r.apply(e), r.apply(o));
+    let b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
+    let order = _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+    _mm_min_epi8(_mm_max_epi8(_mm_shuffle_epi8(b, order), lo), hi)
+}
+
 /// One band of one group for some output channels.
 struct Job<'a> {
     p: &'a ConvParams,
@@ -379,20 +394,27 @@ impl Job<'_> {
         let mut runs = [Run::default(); MAX_RUNS];
         // 16 bytes and 16 of slack for `put_run`.
         let mut bytes = [0i8; 32];
+        // One output row: flat position `t` is output `t`, so a tile is one
+        // run and needs no cursor.
+        let one_row = p.out_h == 1;
         for (start, end) in self.band.segments(p, wd) {
             let mut cursor = Cursor::at(p, self.band, wd, start);
             let mut t0 = start;
             while t0 < end {
                 let sums = self.slide::<M>(offsets, pairs, t0, bias);
-                let n_runs = cursor.take((end - t0).min(16), &mut runs);
+                let n_runs = if one_row {
+                    runs[0] = Run {
+                        lane: 0,
+                        at: t0,
+                        len: (end - t0).min(16),
+                    };
+                    1
+                } else {
+                    cursor.take((end - t0).min(16), &mut runs)
+                };
                 let runs = runs.get(..n_runs).unwrap_or(&[]);
-                for (c, ((e, o), r)) in sums.iter().zip(&rq).enumerate() {
-                    // Even outputs in `e`, odd in `o`: back into order.
-                    let lo_half = _mm256_unpacklo_epi32(*e, *o);
-                    let hi_half = _mm256_unpackhi_epi32(*e, *o);
-                    let first = r.apply(_mm256_permute2x128_si256::<0x20>(lo_half, hi_half));
-                    let second = r.apply(_mm256_permute2x128_si256::<0x31>(lo_half, hi_half));
-                    store_i8x16(&mut bytes, 0, pack16(first, second, lo, hi));
+                for (c, (&(e, o), r)) in sums.iter().zip(&rq).enumerate() {
+                    store_i8x16(&mut bytes, 0, interleaved_bytes(r, e, o, lo, hi));
                     let out_c = out
                         .get_mut(c * out_plane..(c + 1) * out_plane)
                         .unwrap_or(&mut []);

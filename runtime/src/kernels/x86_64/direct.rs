@@ -142,15 +142,7 @@ pub(super) fn direct_conv(
                     2
                 };
                 widen_weight_pairs(p, plan, w_rows, rows, width, w);
-                let pass = Pass {
-                    p,
-                    wd: plan.cols.wd,
-                    band: &band,
-                    offsets,
-                    x,
-                    w,
-                    rows,
-                };
+                let pass = Pass::new(p, plan.cols.wd, &band, offsets, x, w, rows);
                 let q = (
                     ops.bias.get(first..).unwrap_or(&[]),
                     ops.multiplier.get(first..).unwrap_or(&[]),
@@ -392,13 +384,39 @@ struct Pass<'a> {
     band: &'a Band,
     /// Lane offset of each channel-pair tap.
     offsets: &'a [u32],
+    /// The largest of `offsets` (set by [`Pass::new`] only).
+    reach: usize,
     x: &'a [i32],
     w: &'a [i32],
     /// Real channels (the widened rows past them are 0).
     rows: usize,
 }
 
-impl Pass<'_> {
+impl<'a> Pass<'a> {
+    /// A pass over `band` whose channel-pair taps are at `offsets`; their
+    /// largest is found here, once per pass rather than per tile.
+    fn new(
+        p: &'a ConvParams,
+        wd: usize,
+        band: &'a Band,
+        offsets: &'a [u32],
+        x: &'a [i32],
+        w: &'a [i32],
+        rows: usize,
+    ) -> Pass<'a> {
+        let reach = offsets.iter().copied().max().unwrap_or(0) as usize;
+        Pass {
+            p,
+            wd,
+            band,
+            offsets,
+            reach,
+            x,
+            w,
+            rows,
+        }
+    }
+
     /// Every segment of the band, [`TILE`] outputs at a time, for `M`
     /// channels; `q` is (bias, multiplier, shift) from the pass's first
     /// channel on, `out` the output from its first channel's plane on.
@@ -418,6 +436,9 @@ impl Pass<'_> {
         // 16 bytes per channel and room for `put_run`'s last store.
         let mut bytes = [[0i8; 32]; M];
         let mut runs = [Run::default(); MAX_RUNS];
+        // One output row: flat position `t` is output `t`, so a tile is one
+        // run and needs no cursor.
+        let one_row = self.p.out_h == 1;
         for (start, end) in self.band.segments(self.p, self.wd) {
             let mut cursor = Cursor::at(self.p, self.band, self.wd, start);
             let mut t0 = start;
@@ -428,7 +449,16 @@ impl Pass<'_> {
                 } else {
                     self.tile::<M, 1>(t0, &b, &rq, (lo, hi), &mut bytes);
                 }
-                let n_runs = cursor.take(t1 - t0, &mut runs);
+                let n_runs = if one_row {
+                    runs[0] = Run {
+                        lane: 0,
+                        at: t0,
+                        len: t1 - t0,
+                    };
+                    1
+                } else {
+                    cursor.take(t1 - t0, &mut runs)
+                };
                 for (r, y) in bytes.iter().enumerate().take(self.rows) {
                     let out_r = out
                         .get_mut(r * out_plane..(r + 1) * out_plane)
@@ -474,7 +504,7 @@ impl Pass<'_> {
         mut acc: [[__m256i; N]; M],
     ) -> [[__m256i; N]; M] {
         let k_pairs = self.offsets.len();
-        let reach = self.offsets.iter().copied().max().unwrap_or(0) as usize;
+        let reach = self.reach;
         if t0 + reach + 8 * N > self.x.len() || M * k_pairs > self.w.len() || N > NR {
             return acc;
         }
@@ -485,7 +515,8 @@ impl Pass<'_> {
             let mut xs = [_mm256_setzero_si256(); N];
             for (v, xv) in xs.iter_mut().enumerate() {
                 // SAFETY: `base + 8v + 8 ≤ t0 + reach + 8N ≤ x.len()` (checked
-                // above: `off ≤ reach`, `v < N`).
+                // above; `off ≤ reach`, the max of `offsets`, by `Pass::new`;
+                // `v < N`).
                 *xv = unsafe { _mm256_loadu_si256(x.add(base + 8 * v).cast()) };
             }
             for (r, acc_r) in acc.iter_mut().enumerate() {

@@ -478,44 +478,51 @@ fn divide_16(sums: &[i32; 16], counts: &[i32; 16], zp: i32, out: &mut [i8; 16]) 
 }
 
 /// Large windows (see [`wide_window`]): each output sums its window row by
-/// row with `vpsadbw`.
+/// row with `vpsadbw`. The window geometry (taps, count, divisor: integer
+/// divisions) is found once per output position, then used for every
+/// channel: a global pool over many channels pays it once, not per channel.
 #[target_feature(enable = "avx2")]
 fn avg_pool_wide(p: &PoolParams, input: &[i8], output: &mut [i8]) {
     let in_plane = p.in_h * p.in_w;
     let out_plane = p.out_h * p.out_w;
     let zp = p.zero_point;
-    for (c, out_c) in output.chunks_exact_mut(out_plane).enumerate() {
-        let plane = input.get(c * in_plane..(c + 1) * in_plane).unwrap_or(&[]);
-        for (oy, out_row) in out_c.chunks_exact_mut(p.out_w).enumerate() {
-            let ty = taps(oy, p.stride_h, p.dilation_h, p.pad_top, p.kernel_h, p.in_h);
-            for (ox, y) in out_row.iter_mut().enumerate() {
-                let tx = taps(ox, p.stride_w, 1, p.pad_left, p.kernel_w, p.in_w);
-                let (rows, cols) = (ty.1 - ty.0, tx.1 - tx.0);
-                // Whole rows of a dense window are one contiguous block.
-                let (blocks, block_len) = if cols == p.in_w && p.dilation_h == 1 {
-                    (1, rows * cols)
-                } else {
-                    (rows, cols)
-                };
+    for oy in 0..p.out_h {
+        let ty = taps(oy, p.stride_h, p.dilation_h, p.pad_top, p.kernel_h, p.in_h);
+        for ox in 0..p.out_w {
+            let tx = taps(ox, p.stride_w, 1, p.pad_left, p.kernel_w, p.in_w);
+            let (rows, cols) = (ty.1 - ty.0, tx.1 - tx.0);
+            // Whole rows of a dense window are one contiguous block.
+            let (blocks, block_len) = if cols == p.in_w && p.dilation_h == 1 {
+                (1, rows * cols)
+            } else {
+                (rows, cols)
+            };
+            let count = rows * cols;
+            let divisor = if p.count_include_pad {
+                p.kernel_h * p.kernel_w
+            } else {
+                count
+            };
+            let first = ty.2 * p.in_w + tx.2;
+            let at = oy * p.out_w + ox;
+            for c in 0..p.channels {
+                let plane = input.get(c * in_plane..(c + 1) * in_plane).unwrap_or(&[]);
                 let mut biased = 0u64;
                 for b in 0..blocks {
-                    let start = (ty.2 + b * p.dilation_h) * p.in_w + tx.2;
+                    let start = first + b * p.dilation_h * p.in_w;
                     biased += sum_biased(plane.get(start..start + block_len).unwrap_or(&[]));
                 }
-                let count = rows * cols;
                 // Σ (x − zp) = Σ (x + 128) − count · (128 + zp); |·| < 2^31.
                 let sum = biased as i64 - count as i64 * i64::from(128 + zp);
-                let divisor = if p.count_include_pad {
-                    p.kernel_h * p.kernel_w
-                } else {
-                    count
-                };
-                *y = if divisor == 0 {
+                let y = if divisor == 0 {
                     zp as i8
                 } else {
                     let q = div_round_half_away(sum as i32, divisor as i32);
                     (zp + q).clamp(-128, 127) as i8
                 };
+                if let Some(dst) = output.get_mut(c * out_plane + at) {
+                    *dst = y;
+                }
             }
         }
     }
@@ -524,17 +531,12 @@ fn avg_pool_wide(p: &PoolParams, input: &[i8], output: &mut [i8]) {
 /// `Σ (x + 128)` over `xs`, 32 bytes per `vpsadbw`.
 #[target_feature(enable = "avx2")]
 fn sum_biased(xs: &[i8]) -> u64 {
-    let flip = _mm256_set1_epi8(i8::MIN);
     let mut acc = _mm256_setzero_si256();
     let mut chunks = xs.chunks_exact(32);
     for c in &mut chunks {
         // SAFETY: a chunk holds 32 bytes.
         let v = unsafe { _mm256_loadu_si256(c.as_ptr().cast()) };
-        // x ^ 0x80 is x + 128 as an unsigned byte.
-        acc = _mm256_add_epi64(
-            acc,
-            _mm256_sad_epu8(_mm256_xor_si256(v, flip), _mm256_setzero_si256()),
-        );
+        acc = _mm256_add_epi64(acc, sad(v));
     }
     let mut lanes = [0u64; 4];
     // SAFETY: room for 4 `u64` (32 bytes).
@@ -545,4 +547,13 @@ fn sum_biased(xs: &[i8]) -> u64 {
         .map(|&x| (i32::from(x) + 128) as u64)
         .sum();
     lanes.iter().sum::<u64>() + tail
+}
+
+/// `x + 128` of 32 bytes summed into four `u64` lanes (`x ^ 0x80` is
+/// `x + 128` as an unsigned byte).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn sad(v: __m256i) -> __m256i {
+    let flip = _mm256_set1_epi8(i8::MIN);
+    _mm256_sad_epu8(_mm256_xor_si256(v, flip), _mm256_setzero_si256())
 }
