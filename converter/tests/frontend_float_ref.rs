@@ -456,14 +456,7 @@ fn repository_models_load_rewrite_and_match_tract() {
     // (branches `opsa-lowerings` and the math lowerings, waiting for the
     // converter op registry). They must still be refused, naming the node:
     // when a lowering lands this fails, and the model moves to the check.
-    let pending_lowering = [
-        "gelu20.onnx",
-        "ln_pattern.onnx",
-        "tf_head.onnx",
-        "tf_nhwc.onnx",
-        "unet1d.onnx",
-        "upsampler.onnx",
-    ];
+    let pending_lowering = ["gelu20.onnx", "ln_pattern.onnx", "tf_head.onnx"];
     for p in paths {
         let name = p.file_name().unwrap().to_str().unwrap();
         if pending_lowering.contains(&name) {

@@ -212,7 +212,9 @@ impl Builder {
             let first = ctx.output()?;
             self.bind(&ctx, first, out)?;
             for (k, extra) in pb.output.iter().enumerate() {
-                if k != ctx.primary_output() && !extra.is_empty() {
+                // Outputs the lowering computed itself (Split's) are bound.
+                let bound = self.env.contains_key(extra.as_str());
+                if k != ctx.primary_output() && !extra.is_empty() && !bound {
                     let why = format!(
                         "output {k} of node \"{}\" ({}), which medq does not compute",
                         ctx.name, ctx.op
@@ -304,6 +306,38 @@ impl Builder {
             inputs,
             output: id,
         });
+        Ok(Value::Act(id))
+    }
+
+    /// Add an IR node producing the ONNX node's output `k` (an op with
+    /// several computed outputs, like Split); binds it unless it is the
+    /// primary output, which the caller returns.
+    pub(crate) fn emit_output(
+        &mut self,
+        ctx: &NodeCtx,
+        k: usize,
+        op: Op,
+        inputs: Vec<TensorId>,
+        shape: Vec<usize>,
+    ) -> Result<Value, ConvertError> {
+        let name = match ctx.pb.output.get(k) {
+            Some(n) if !n.is_empty() => n.clone(),
+            _ => return Err(ctx.err(format!("output {k} has no name"))),
+        };
+        if shape.contains(&0) {
+            return Err(ctx.err(format!("output {k} would be empty (shape {shape:?})")));
+        }
+        let id = self.add_tensor(&name, shape, None);
+        self.graph.nodes.push(Node {
+            name: format!("{}:{k}", ctx.name),
+            onnx_ops: vec![ctx.op.to_string()],
+            op,
+            inputs,
+            output: id,
+        });
+        if k != ctx.primary_output() {
+            self.bind(ctx, &name, Value::Act(id))?;
+        }
         Ok(Value::Act(id))
     }
 

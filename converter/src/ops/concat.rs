@@ -20,7 +20,13 @@ pub struct Concat {
 
 /// ONNX `Concat`.
 pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
-    let parts: Vec<&Input> = ins.iter().flatten().collect();
+    // Zero-size parts (e.g. an exporter's zero-length ConstantOfShape)
+    // contribute nothing: drop them here, before they become tensors.
+    let parts: Vec<&Input> = ins
+        .iter()
+        .flatten()
+        .filter(|p| !b.shape_of(&p.value).contains(&0))
+        .collect();
     let first = parts.first().ok_or_else(|| ctx.err("no inputs"))?;
     let s0 = b.shape_of(&first.value);
     let axis = norm_axis(ctx.int("axis", 0)?, s0.len())
@@ -46,6 +52,10 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
             Value::Const(c) => b.const_tensor(p.name, c)?,
             Value::Unavailable(_) => return Err(ctx.err("input is unavailable")),
         });
+    }
+    if let [only] = ids[..] {
+        // One part left: the same values, a view.
+        return b.emit(ctx, Op::Reshape, vec![only], out);
     }
     b.emit(ctx, Op::Concat(Concat { axis }), ids, out)
 }

@@ -20,17 +20,21 @@ pub mod batch_norm;
 pub mod concat;
 pub mod constant;
 pub mod conv;
+pub mod conv_transpose;
 pub mod elementwise;
 pub mod fully_connected;
+pub mod gather;
 pub mod lut;
 pub(crate) mod onnx;
 pub mod pad;
 pub mod pool;
 pub mod recurrent;
 pub mod reshape;
+pub mod resize;
 pub mod softmax;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod transpose;
 pub(crate) mod window;
 
 use crate::error::ConvertError;
@@ -39,13 +43,17 @@ use crate::ir::{FusedActivation, Graph, Node};
 use crate::quantize::{LowerCtx, Lowered, OutputQuant};
 use concat::Concat;
 use conv::Conv;
+use conv_transpose::ConvTranspose;
 use elementwise::{Add, Arith, Mul};
 use fully_connected::FullyConnected;
+use gather::Select;
 use lut::Unary;
 use pad::Pad;
 use pool::{AvgPool, MaxPool, Pooling};
 use recurrent::Recurrent;
+use resize::Resize;
 use softmax::Softmax;
+use transpose::Transpose;
 
 pub use onnx::{markdown_table, onnx_op, OnnxOp, SUPPORTED_OPS};
 
@@ -70,6 +78,12 @@ pub enum Op {
     Reshape,
     /// ONNX LSTM / GRU (forward, batch 1, zero initial state).
     Recurrent(Recurrent),
+    ConvTranspose(ConvTranspose),
+    /// Slice, Split and Gather of a computed tensor: one axis.
+    Select(Select),
+    /// A Transpose that reorders data (others are Reshape views).
+    Transpose(Transpose),
+    Resize(Resize),
 }
 
 /// What every IR op defines. No method has a default: a new op states each.
@@ -117,6 +131,10 @@ impl Op {
             Op::Pad(op) => op,
             Op::Reshape => &RESHAPE,
             Op::Recurrent(op) => op,
+            Op::ConvTranspose(op) => op,
+            Op::Select(op) => op,
+            Op::Transpose(op) => op,
+            Op::Resize(op) => op,
         }
     }
 
@@ -136,6 +154,10 @@ impl Op {
             // Nothing in a unit variant to change.
             Op::Reshape => return None,
             Op::Recurrent(op) => op,
+            Op::ConvTranspose(op) => op,
+            Op::Select(op) => op,
+            Op::Transpose(op) => op,
+            Op::Resize(op) => op,
         })
     }
 
@@ -204,6 +226,13 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "1-D/2-D; strides, pads (`auto_pad` too), dilations, groups, depthwise; constant weights",
     ),
     OnnxOp::new(
+        "ConvTranspose",
+        conv_transpose::from_onnx,
+        "ConvTranspose",
+        "1-D/2-D; strides, pads, `output_padding`, `output_shape`, `auto_pad`, dilations, groups; \
+         constant weights",
+    ),
+    OnnxOp::new(
         "Div",
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Div),
         "Mul (by the reciprocal)",
@@ -217,6 +246,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     )
     .takes_constants(),
     OnnxOp::new("Flatten", reshape::flatten, "Reshape (a view)", "any axis").takes_constants(),
+    OnnxOp::new(
+        "Gather",
+        gather::gather,
+        "Gather",
+        "a computed tensor, constant scalar or 1-D indices, any axis",
+    ),
     OnnxOp::new(
         "Gemm",
         fully_connected::gemm,
@@ -298,6 +333,14 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     )
     .takes_constants(),
     OnnxOp::new(
+        "Resize",
+        resize::resize,
+        "Resize",
+        "1-D/2-D, nearest (all `nearest_mode`s) and linear; `coordinate_transformation_mode` \
+         half_pixel, asymmetric, align_corners, pytorch_half_pixel; `scales` (ratios of \
+         integers) or `sizes`",
+    ),
+    OnnxOp::new(
         "Shape",
         constant::shape,
         "— (a constant: shapes are static)",
@@ -313,10 +356,22 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     )
     .takes_constants(),
     OnnxOp::new(
+        "Slice",
+        gather::slice,
+        "Gather",
+        "a computed tensor along one axis per node; any steps",
+    ),
+    OnnxOp::new(
         "Softmax",
         softmax::from_onnx,
         "Softmax",
         "one axis (before opset 13: the axes from `axis` on, at most one of them longer than 1)",
+    ),
+    OnnxOp::new(
+        "Split",
+        gather::split,
+        "Gather (one per output)",
+        "a computed tensor; `split` or equal parts",
     ),
     OnnxOp::new(
         "Squeeze",
@@ -335,8 +390,8 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Transpose",
         reshape::transpose,
-        "Reshape (a view)",
-        "any permutation of a constant; of a computed tensor, one that moves only size-1 axes",
+        "Transpose, or Reshape (a view)",
+        "any permutation; on a computed tensor up to 4-D (a view when it moves only size-1 axes)",
     )
     .takes_constants(),
     OnnxOp::new(

@@ -155,13 +155,11 @@ pub(crate) fn transpose(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
         .filter(|&a| in_shape.get(a) != Some(&1))
         .collect();
     if moved.windows(2).any(|w| w[0] > w[1]) {
-        return Err(ctx.attr_err(
-            "perm",
-            format!(
-                "transposing a computed tensor of shape {in_shape:?} with perm {p:?} reorders its \
-                 data, which medq does not support"
-            ),
-        ));
+        // The data moves: a Transpose op.
+        let Value::Act(id) = x.value else {
+            return Err(ctx.err("input is unavailable"));
+        };
+        return super::transpose::emit(b, ctx, id, &in_shape, p);
     }
     let out = p
         .iter()

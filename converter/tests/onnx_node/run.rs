@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use medq::{Interpreter, Model, PreparedOp};
 use medq_converter::calibrate::Method;
-use medq_converter::evaluate::{aligned, aligned_bytes};
 use medq_converter::{convert, Options};
 
 use crate::bounds::Measure;
@@ -61,8 +60,8 @@ pub fn run(case: &Case) -> Result<Measure> {
 /// test's expected ones.
 fn execute(mq: &Path, inputs: &[(String, FloatTensor)], case: &Case) -> Result<Measure> {
     let bytes = std::fs::read(mq)?;
-    let storage = aligned(&bytes);
-    let model = Model::parse(aligned_bytes(&storage, bytes.len()))
+    let storage = medq::AlignedBuf::from_slice(&bytes);
+    let model = Model::parse(storage.as_slice())
         .map_err(|e| anyhow!("the .mq file does not parse: {e:?}"))?;
     let mut arena = vec![0u8; model.arena_len()];
     let mut plan = vec![PreparedOp::EMPTY; model.op_count()];

@@ -1,0 +1,298 @@
+//! Select: picking along one axis of a computed tensor — ONNX Slice (with
+//! steps; PyTorch's circular padding is Slice, Slice, Concat), Split (one
+//! node per output) and Gather with constant indices. The output keeps the
+//! input's quantization; it becomes the `.mq` Gather op.
+
+use medq::format::layout::{params::gather as w, OpCode};
+
+use super::onnx::{act, konst, opt_konst, Ins};
+use super::IrOp;
+use crate::error::ConvertError;
+use crate::float_eval::EvalCtx;
+use crate::ir::{FusedActivation, Graph, Node, Op};
+use crate::load::fold;
+use crate::load::node::{norm_axis, NodeCtx};
+use crate::load::{Builder, Value};
+use crate::quantize::{int_const, LowerCtx, Lowered, OutputQuant};
+
+/// Output index `k` along `axis` reads input index `index.at(k)`.
+#[derive(Clone, Debug)]
+pub struct Select {
+    pub axis: usize,
+    pub index: Index,
+}
+
+/// Which input indices a [`Select`] reads.
+#[derive(Clone, Debug)]
+pub enum Index {
+    /// `start + k·step` (Slice, Split).
+    Range { start: usize, step: isize },
+    /// A constant list (Gather), each in range.
+    List(Vec<usize>),
+}
+
+impl Index {
+    fn at(&self, k: usize) -> usize {
+        match self {
+            Index::Range { start, step } => (*start as isize + k as isize * step) as usize,
+            Index::List(v) => v[k],
+        }
+    }
+}
+
+/// ONNX `Slice` of a computed tensor, along one axis (others untouched):
+/// `starts`, `ends`, `axes`, `steps` constant inputs (attributes before
+/// opset 10), clamped as ONNX says.
+pub(crate) fn slice(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let r = xs.len();
+    let list = |k: usize, attr: &str| -> Result<Option<Vec<i64>>, ConvertError> {
+        if ctx.opset < 10 {
+            return ctx.ints(attr);
+        }
+        opt_konst(ctx, ins, k, attr)?
+            .map(|c| fold::ints(ctx, &c, attr).map(<[i64]>::to_vec))
+            .transpose()
+    };
+    let starts = list(1, "starts")?.ok_or_else(|| ctx.attr_err("starts", "missing"))?;
+    let ends = list(2, "ends")?.ok_or_else(|| ctx.attr_err("ends", "missing"))?;
+    let axes = list(3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = if ctx.opset < 10 {
+        None
+    } else {
+        list(4, "steps")?
+    }
+    .unwrap_or_else(|| vec![1; starts.len()]);
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err(ctx.err(format!(
+            "starts {starts:?}, ends {ends:?}, axes {axes:?} and steps {steps:?} differ in length"
+        )));
+    }
+    let mut out = xs.clone();
+    let mut picked = None;
+    for k in 0..starts.len() {
+        let axis = norm_axis(axes[k], r).ok_or_else(|| {
+            ctx.attr_err("axes", format!("{} is out of range for rank {r}", axes[k]))
+        })?;
+        let (start, step, count) = slice_range(ctx, xs[axis], starts[k], ends[k], steps[k])?;
+        if step == 1 && start == 0 && count == xs[axis] {
+            continue;
+        }
+        if picked.is_some() {
+            return Err(ctx.attr_err(
+                "axes",
+                format!(
+                    "{axes:?}: medq slices one axis per Slice node (export one Slice per axis)"
+                ),
+            ));
+        }
+        out[axis] = count;
+        picked = Some(Select {
+            axis,
+            index: Index::Range { start, step },
+        });
+    }
+    match picked {
+        Some(op) => b.emit(ctx, Op::Select(op), vec![x], out),
+        // The whole tensor: a view.
+        None => b.emit(ctx, Op::Reshape, vec![x], out),
+    }
+}
+
+/// ONNX's clamping of one sliced axis of length `dim`: `(start, step, count)`.
+fn slice_range(
+    ctx: &NodeCtx,
+    dim: usize,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<(usize, isize, usize), ConvertError> {
+    if step == 0 {
+        return Err(ctx.attr_err("steps", "a step of 0"));
+    }
+    let d = dim as i64;
+    let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
+    // Elements from the first index up to (not including) the end, every |step|.
+    let steps_in = |span: i64, stride: i64| span.max(0).saturating_add(stride - 1) / stride;
+    let (start, end, count) = if step > 0 {
+        let (s, e) = (norm(start).clamp(0, d), norm(end).clamp(0, d));
+        (s, e, steps_in(e - s, step))
+    } else {
+        let (s, e) = (norm(start).clamp(0, d - 1), norm(end).clamp(-1, d - 1));
+        (s, e, steps_in(s - e, step.saturating_neg()))
+    };
+    if count == 0 {
+        return Err(ctx.err(format!(
+            "the slice [{start}:{end}:{step}] of an axis of {dim} is empty"
+        )));
+    }
+    Ok((start as usize, step as isize, count as usize))
+}
+
+/// ONNX `Gather` of a computed tensor with constant indices (scalar indices
+/// drop the axis, as ONNX says).
+pub(crate) fn gather(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let r = xs.len();
+    let axis = norm_axis(ctx.int("axis", 0)?, r).ok_or_else(|| {
+        ctx.attr_err(
+            "axis",
+            format!(
+                "{} is out of range for rank {r}",
+                ctx.int("axis", 0).unwrap_or(0)
+            ),
+        )
+    })?;
+    let idx = konst(ctx, ins, 1, "indices")?;
+    if idx.shape.len() > 1 {
+        return Err(ctx.err(format!(
+            "indices of shape {:?}: medq gathers with a scalar or a 1-D list",
+            idx.shape
+        )));
+    }
+    let dim = xs[axis] as i64;
+    let list = fold::ints(ctx, &idx, "indices")?
+        .iter()
+        .map(|&i| {
+            let j = if i < 0 { i + dim } else { i };
+            usize::try_from(j)
+                .ok()
+                .filter(|&j| j < xs[axis])
+                .ok_or_else(|| ctx.err(format!("index {i} is out of range for an axis of {dim}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = xs.clone();
+    if idx.shape.is_empty() {
+        out.remove(axis);
+    } else {
+        out[axis] = list.len();
+    }
+    b.emit(
+        ctx,
+        Op::Select(Select {
+            axis,
+            index: Index::List(list),
+        }),
+        vec![x],
+        out,
+    )
+}
+
+/// ONNX `Split` of a computed tensor: one Select per output (`split` as
+/// attribute before opset 13, constant input from it on; else equal parts,
+/// opset 18's `num_outputs` included).
+pub(crate) fn split(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let r = xs.len();
+    let axis = norm_axis(ctx.int("axis", 0)?, r)
+        .ok_or_else(|| ctx.attr_err("axis", format!("out of range for rank {r}")))?;
+    let n_out = ctx.pb.output.len();
+    let sizes: Vec<usize> = match if ctx.opset < 13 {
+        ctx.ints("split")?
+    } else {
+        opt_konst(ctx, ins, 1, "split")?
+            .map(|c| fold::ints(ctx, &c, "split").map(<[i64]>::to_vec))
+            .transpose()?
+    } {
+        Some(v) => v
+            .iter()
+            .map(|&s| usize::try_from(s).ok().filter(|&s| s > 0))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ctx.attr_err("split", format!("{v:?}: every part must be positive")))?,
+        None => {
+            let part = xs[axis].div_ceil(n_out.max(1));
+            (0..n_out)
+                .map(|k| part.min(xs[axis].saturating_sub(k * part)))
+                .collect()
+        }
+    };
+    if sizes.len() != n_out || sizes.iter().sum::<usize>() != xs[axis] || sizes.contains(&0) {
+        return Err(ctx.attr_err(
+            "split",
+            format!(
+                "{sizes:?} does not split an axis of {} into {n_out} parts",
+                xs[axis]
+            ),
+        ));
+    }
+    let mut start = 0;
+    let mut first = None;
+    for (k, &size) in sizes.iter().enumerate() {
+        let mut out = xs.clone();
+        out[axis] = size;
+        let op = Op::Select(Select {
+            axis,
+            index: Index::Range { start, step: 1 },
+        });
+        let v = b.emit_output(ctx, k, op, vec![x], out)?;
+        first.get_or_insert(v);
+        start += size;
+    }
+    first.ok_or_else(|| ctx.err("the node has no output"))
+}
+
+impl IrOp for Select {
+    fn kind(&self) -> &'static str {
+        "Gather"
+    }
+
+    fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
+        let (x, xs) = cx.input(0)?;
+        let outer: usize = xs.iter().take(self.axis).product();
+        let inner: usize = xs.iter().skip(self.axis + 1).product();
+        let len = xs.get(self.axis).copied().unwrap_or(1);
+        let count = cx.output_shape.iter().product::<usize>() / (outer * inner).max(1);
+        let mut out = Vec::with_capacity(outer * count * inner);
+        for o in 0..outer {
+            for k in 0..count {
+                let at = (o * len + self.index.at(k)) * inner;
+                out.extend_from_slice(&x[at..at + inner]);
+            }
+        }
+        Ok(out)
+    }
+
+    fn output_quant(&self) -> OutputQuant {
+        OutputQuant::SameAsInput
+    }
+
+    /// A range: words axis, start, step. A list: an `i32` index constant,
+    /// start = step = 0. A Gather that dropped its axis keeps it in the
+    /// `.mq` op (length 1), as the runtime's shapes are the same bytes.
+    fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        let (x, _) = cx.activation(0)?;
+        let mut p = [0; w::COUNT];
+        p[w::AXIS] = self.axis as i32;
+        let mut inputs = vec![x];
+        match &self.index {
+            Index::Range { start, step } => {
+                p[w::START] = i32::try_from(*start).map_err(|_| cx.err("slice start too large"))?;
+                p[w::STEP] = i32::try_from(*step).map_err(|_| cx.err("slice step too large"))?;
+            }
+            Index::List(v) => {
+                let idx = v
+                    .iter()
+                    .map(|&i| i32::try_from(i).unwrap_or(i32::MAX))
+                    .collect();
+                inputs.push(int_const(format!("{}.indices", cx.node.name), idx));
+            }
+        }
+        Ok(Lowered {
+            opcode: OpCode::Gather,
+            inputs,
+            params: p.to_vec(),
+        })
+    }
+
+    fn macs(&self, _: &Graph, _: &Node) -> u64 {
+        0
+    }
+
+    fn parameters(&self) -> usize {
+        0
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        None
+    }
+}

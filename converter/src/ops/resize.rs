@@ -1,0 +1,365 @@
+//! Resize: nearest or linear resampling of `[N, C, L]` or `[N, C, H, W]`
+//! (ONNX Resize). The scale per axis is kept as an exact fraction, which the
+//! runtime's integer coordinates use. Upsample (opsets 7–9, deprecated) is
+//! not taken: tract, which gives the float reference, does not run it.
+
+use medq::format::layout::{params::resize as w, OpCode};
+
+use super::onnx::{act, opt_konst, Ins};
+use super::IrOp;
+use crate::error::ConvertError;
+use crate::float_eval::EvalCtx;
+use crate::ir::{FusedActivation, Graph, Node, Op};
+use crate::load::fold;
+use crate::load::node::{norm_axis, NodeCtx};
+use crate::load::{Builder, Value};
+use crate::quantize::{LowerCtx, Lowered, OutputQuant};
+
+/// Nearest (with its rounding) or linear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Nearest(i32),
+    Linear,
+}
+
+/// `scales[a] = (num, den)` per spatial axis `[h, w]` (1-D: `h` is 1/1);
+/// `mode`'s rounding and `coordinate` are the runtime's `params::resize` codes.
+#[derive(Clone, Debug)]
+pub struct Resize {
+    pub mode: Mode,
+    pub coordinate: i32,
+    pub scales: [(u32, u32); 2],
+}
+
+/// ONNX `Resize` (opset 10: `X, scales`; from 11: `X, roi, scales, sizes`;
+/// from 18: `axes`, `antialias`, `keep_aspect_ratio_policy`).
+pub(crate) fn resize(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let legacy = ctx.opset < 11;
+    let mode = mode(ctx, legacy)?;
+    let coordinate = if legacy {
+        w::ASYMMETRIC
+    } else {
+        coordinate_mode(ctx)?
+    };
+    refuse_nonzero(ctx, "antialias")?;
+    refuse_nonzero(ctx, "exclude_outside")?;
+    if let Some(p) = ctx
+        .string("keep_aspect_ratio_policy")?
+        .filter(|p| p != "stretch")
+    {
+        return Err(ctx.attr_err(
+            "keep_aspect_ratio_policy",
+            format!("\"{p}\": only \"stretch\" is supported"),
+        ));
+    }
+    let (scales_at, sizes_at) = if legacy { (1, usize::MAX) } else { (2, 3) };
+    let scales = opt_konst(ctx, ins, scales_at, "scales")?
+        .map(|c| c.to_f32())
+        .filter(|s| !s.is_empty());
+    let sizes = opt_konst(ctx, ins, sizes_at, "sizes")?
+        .map(|c| fold::ints(ctx, &c, "sizes").map(<[i64]>::to_vec))
+        .transpose()?
+        .filter(|s| !s.is_empty());
+    let axes = ctx.ints("axes")?;
+    let per_dim = |v: Vec<f64>, fill: f64| expand_axes(ctx, v, axes.as_deref(), xs.len(), fill);
+    let factors: Vec<Factor> = match (scales, sizes) {
+        (Some(s), None) => per_dim(s.iter().map(|&v| f64::from(v)).collect(), 1.0)?
+            .into_iter()
+            .enumerate()
+            .map(|(d, s)| Factor::from_scale(ctx, xs[d], s))
+            .collect::<Result<_, _>>()?,
+        (None, Some(z)) => per_dim(z.iter().map(|&v| v as f64).collect(), f64::NAN)?
+            .into_iter()
+            .enumerate()
+            .map(|(d, n)| Factor::from_size(ctx, xs[d], n))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(ctx.err("exactly one of scales and sizes must be given")),
+    };
+    build(b, ctx, x, &xs, mode, coordinate, &factors)
+}
+
+/// A resized dim: its output size and exact scale `num / den`.
+#[derive(Clone, Copy, Debug)]
+struct Factor {
+    out: usize,
+    num: u32,
+    den: u32,
+}
+
+impl Factor {
+    /// From a float scale: the smallest fraction within 1e-6 of it
+    /// (2.0 → 2/1, 0.5 → 1/2, 1.5 → 3/2); the output is `⌊in · scale⌋`.
+    fn from_scale(ctx: &NodeCtx, len: usize, s: f64) -> Result<Factor, ConvertError> {
+        let bad = || {
+            ctx.attr_err(
+                "scales",
+                format!("{s} is not a positive ratio of integers ≤ 2^20"),
+            )
+        };
+        if !(s.is_finite() && s > 0.0) {
+            return Err(bad());
+        }
+        let den = (1..=4096u32)
+            .find(|&d| {
+                ((s * f64::from(d)).round() - s * f64::from(d)).abs() <= 1e-6 * s * f64::from(d)
+            })
+            .ok_or_else(bad)?;
+        let num = (s * f64::from(den)).round();
+        if num < 1.0 || num > f64::from(w::MAX_SCALE_TERM) {
+            return Err(bad());
+        }
+        let out = (len as f64 * s + 1e-9).floor() as usize;
+        Ok(Factor {
+            out,
+            num: num as u32,
+            den,
+        })
+    }
+
+    /// From a target size: scale `out / in`, reduced.
+    fn from_size(ctx: &NodeCtx, len: usize, n: f64) -> Result<Factor, ConvertError> {
+        let out = if n.is_nan() { len } else { n as usize };
+        let g = gcd(out, len);
+        let (num, den) = (out / g.max(1), len / g.max(1));
+        let max = w::MAX_SCALE_TERM as usize;
+        if out == 0 || num > max || den > max {
+            return Err(ctx.err(format!("resizing {len} to {out} is not supported")));
+        }
+        Ok(Factor {
+            out,
+            num: num as u32,
+            den: den as u32,
+        })
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Opset 18's `axes`: values given for some dims only, `fill` for the rest.
+fn expand_axes(
+    ctx: &NodeCtx,
+    v: Vec<f64>,
+    axes: Option<&[i64]>,
+    rank: usize,
+    fill: f64,
+) -> Result<Vec<f64>, ConvertError> {
+    let Some(axes) = axes else {
+        return if v.len() == rank {
+            Ok(v)
+        } else {
+            Err(ctx.err(format!(
+                "{} scales or sizes for an input of rank {rank}",
+                v.len()
+            )))
+        };
+    };
+    let mut full = vec![fill; rank];
+    if axes.len() != v.len() {
+        return Err(ctx.attr_err("axes", format!("{axes:?} for {} values", v.len())));
+    }
+    for (&a, &x) in axes.iter().zip(&v) {
+        let a = norm_axis(a, rank)
+            .ok_or_else(|| ctx.attr_err("axes", format!("{a} is out of range")))?;
+        full[a] = x;
+    }
+    Ok(full)
+}
+
+fn refuse_nonzero(ctx: &NodeCtx, attr: &str) -> Result<(), ConvertError> {
+    match ctx.int(attr, 0)? {
+        0 => Ok(()),
+        v => Err(ctx.attr_err(attr, format!("{v} is not supported (only 0)"))),
+    }
+}
+
+fn mode(ctx: &NodeCtx, legacy: bool) -> Result<Mode, ConvertError> {
+    let mode = ctx.string("mode")?.unwrap_or_else(|| "nearest".into());
+    match mode.as_str() {
+        "nearest" if legacy => Ok(Mode::Nearest(w::FLOOR)),
+        "nearest" => {
+            let nm = ctx
+                .string("nearest_mode")?
+                .unwrap_or_else(|| "round_prefer_floor".into());
+            Ok(Mode::Nearest(match nm.as_str() {
+                "round_prefer_floor" => w::ROUND_PREFER_FLOOR,
+                "round_prefer_ceil" => w::ROUND_PREFER_CEIL,
+                "floor" => w::FLOOR,
+                "ceil" => w::CEIL,
+                other => {
+                    return Err(ctx.attr_err("nearest_mode", format!("unknown value \"{other}\"")))
+                }
+            }))
+        }
+        "linear" | "bilinear" => Ok(Mode::Linear),
+        other => Err(ctx.attr_err(
+            "mode",
+            format!("\"{other}\" is not supported (nearest and linear are)"),
+        )),
+    }
+}
+
+fn coordinate_mode(ctx: &NodeCtx) -> Result<i32, ConvertError> {
+    let c = ctx
+        .string("coordinate_transformation_mode")?
+        .unwrap_or_else(|| "half_pixel".into());
+    Ok(match c.as_str() {
+        "half_pixel" => w::HALF_PIXEL,
+        "asymmetric" => w::ASYMMETRIC,
+        "align_corners" => w::ALIGN_CORNERS,
+        "pytorch_half_pixel" => w::PYTORCH_HALF_PIXEL,
+        other => {
+            return Err(ctx.attr_err(
+                "coordinate_transformation_mode",
+                format!(
+                    "\"{other}\" is not supported (half_pixel, asymmetric, align_corners and \
+                     pytorch_half_pixel are)"
+                ),
+            ))
+        }
+    })
+}
+
+fn build(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    x: crate::ir::TensorId,
+    xs: &[usize],
+    mode: Mode,
+    coordinate: i32,
+    f: &[Factor],
+) -> Result<Value, ConvertError> {
+    if !(3..=4).contains(&xs.len()) {
+        return Err(ctx.err(format!(
+            "only 1-D and 2-D resizing is supported (input shape {xs:?})"
+        )));
+    }
+    if f[..2]
+        .iter()
+        .zip(xs)
+        .any(|(f, &d)| f.out != d || f.num != f.den)
+    {
+        return Err(ctx.err("resizing the batch or channel dims is not supported"));
+    }
+    let spatial = &f[2..];
+    let scales = match spatial {
+        [w] => [(1, 1), (w.num, w.den)],
+        [h, w] => [(h.num, h.den), (w.num, w.den)],
+        _ => return Err(ctx.err(format!("only 1-D and 2-D resizing is supported ({xs:?})"))),
+    };
+    let mut out = xs[..2].to_vec();
+    out.extend(spatial.iter().map(|f| f.out));
+    let op = Resize {
+        mode,
+        coordinate,
+        scales,
+    };
+    b.emit(ctx, Op::Resize(op), vec![x], out)
+}
+
+impl Resize {
+    /// Where output `o` samples an axis of `len` resized to `out`, in `f64`
+    /// (exact for these small fractions).
+    fn coordinate(&self, axis: usize, o: usize, len: usize, out: usize) -> f64 {
+        let (num, den) = self.scales[axis];
+        let scale = f64::from(num) / f64::from(den);
+        let o = o as f64;
+        match self.coordinate {
+            w::ASYMMETRIC => o / scale,
+            w::ALIGN_CORNERS if out > 1 => o * (len as f64 - 1.0) / (out as f64 - 1.0),
+            w::PYTORCH_HALF_PIXEL if out > 1 => (o + 0.5) / scale - 0.5,
+            w::HALF_PIXEL => (o + 0.5) / scale - 0.5,
+            _ => 0.0,
+        }
+    }
+
+    /// `(i0, i1, weight of i1)` of output `o` along `axis`.
+    fn taps(&self, axis: usize, o: usize, len: usize, out: usize) -> (usize, usize, f64) {
+        let c = self.coordinate(axis, o, len, out);
+        let last = len as f64 - 1.0;
+        match self.mode {
+            Mode::Nearest(r) => {
+                let i = match r {
+                    w::ROUND_PREFER_CEIL => (c + 0.5).floor(),
+                    w::FLOOR => c.floor(),
+                    w::CEIL => c.ceil(),
+                    _ => (c - 0.5).ceil(),
+                }
+                .clamp(0.0, last) as usize;
+                (i, i, 0.0)
+            }
+            Mode::Linear => {
+                let c = c.clamp(0.0, last);
+                let i = c.floor();
+                (i as usize, (i as usize + 1).min(len - 1), c - i)
+            }
+        }
+    }
+}
+
+impl IrOp for Resize {
+    fn kind(&self) -> &'static str {
+        "Resize"
+    }
+
+    fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
+        let (x, xs) = cx.input(0)?;
+        let [_, c, h, wd] = cx.nchw(xs)?;
+        let [_, _, oh, ow] = cx.nchw(cx.output_shape)?;
+        let mut out = Vec::with_capacity(c * oh * ow);
+        for ch in 0..c {
+            let at = |y: usize, x0: usize| f64::from(x[(ch * h + y) * wd + x0]);
+            for oy in 0..oh {
+                let (y0, y1, ry) = self.taps(0, oy, h, oh);
+                for ox in 0..ow {
+                    let (x0, x1, rx) = self.taps(1, ox, wd, ow);
+                    let top = at(y0, x0) * (1.0 - rx) + at(y0, x1) * rx;
+                    let bottom = at(y1, x0) * (1.0 - rx) + at(y1, x1) * rx;
+                    out.push((top * (1.0 - ry) + bottom * ry) as f32);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn output_quant(&self) -> OutputQuant {
+        OutputQuant::SameAsInput
+    }
+
+    fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        let (x, _) = cx.activation(0)?;
+        let mut p = [0; w::COUNT];
+        (p[w::MODE], p[w::NEAREST]) = match self.mode {
+            Mode::Nearest(r) => (w::MODE_NEAREST, r),
+            Mode::Linear => (w::MODE_LINEAR, 0),
+        };
+        p[w::COORDINATE] = self.coordinate;
+        p[w::SCALE_NUM_H] = self.scales[0].0 as i32;
+        p[w::SCALE_DEN_H] = self.scales[0].1 as i32;
+        p[w::SCALE_NUM_W] = self.scales[1].0 as i32;
+        p[w::SCALE_DEN_W] = self.scales[1].1 as i32;
+        Ok(Lowered {
+            opcode: OpCode::Resize,
+            inputs: vec![x],
+            params: p.to_vec(),
+        })
+    }
+
+    fn macs(&self, _: &Graph, _: &Node) -> u64 {
+        0
+    }
+
+    fn parameters(&self) -> usize {
+        0
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        None
+    }
+}
