@@ -452,21 +452,8 @@ fn repository_models_load_rewrite_and_match_tract() {
         ("eeg_symbolic.onnx", "eeg", &[1, 4, 128]),
         ("gru_state.onnx", "x", &[1, 40, 6]),
     ];
-    // Test nets whose runtime ops landed before their converter lowering
-    // (branches `opsa-lowerings` and the math lowerings, waiting for the
-    // converter op registry). They must still be refused, naming the node:
-    // when a lowering lands this fails, and the model moves to the check.
-    let pending_lowering = ["gelu20.onnx", "ln_pattern.onnx", "tf_head.onnx"];
     for p in paths {
         let name = p.file_name().unwrap().to_str().unwrap();
-        if pending_lowering.contains(&name) {
-            let refused = load_onnx(&p).err().map(|e| e.to_string());
-            assert!(
-                refused.as_deref().is_some_and(|e| e.contains("(op ")),
-                "{name}: expected a refusal naming the node and op, got {refused:?}"
-            );
-            continue;
-        }
         let load = LoadOptions {
             input_shapes: fixed
                 .iter()

@@ -182,10 +182,16 @@ impl Builder {
             .enumerate()
             .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
             .collect();
+        // Chains of pointwise nodes become one table (`ops::pointwise`).
+        let fusions = crate::ops::pointwise::find(g);
         for (index, pb) in g.node.iter().enumerate() {
+            if fusions.skips(index) {
+                continue;
+            }
             let ctx = NodeCtx::new(pb, index, opset);
-            let mut ins = Vec::with_capacity(pb.input.len());
-            for name in &pb.input {
+            let names = fusions.inputs(index).unwrap_or(&pb.input[..]);
+            let mut ins = Vec::with_capacity(names.len());
+            for name in names {
                 if name.is_empty() {
                     ins.push(None);
                     continue;
@@ -208,7 +214,10 @@ impl Builder {
                 };
                 ins.push(Some(Input { name, value }));
             }
-            let out = self.node(&ctx, &ins)?;
+            let out = match fusions.lower(self, &ctx, &ins, index) {
+                Some(out) => out?,
+                None => self.node(&ctx, &ins)?,
+            };
             let first = ctx.output()?;
             self.bind(&ctx, first, out)?;
             for (k, extra) in pb.output.iter().enumerate() {

@@ -58,17 +58,11 @@ pub(crate) fn from_onnx(
             activation: FusedActivation::None,
         }),
     };
-    let inverted = matches!(arith, Arith::Sub | Arith::Div);
     match (&x.value, &y.value) {
-        (Value::Act(p), Value::Act(q)) => {
-            if inverted {
-                return Err(ctx.err(format!(
-                    "{} of two computed tensors is not supported (medq has Add and Mul, and {} by a constant)",
-                    ctx.op, ctx.op
-                )));
-            }
-            b.emit(ctx, op, vec![*p, *q], out)
-        }
+        (Value::Act(p), Value::Act(q)) => match inverted_op(arith) {
+            Some(sub_or_div) => super::binary::emit(b, ctx, sub_or_div, [*p, *q], out),
+            None => b.emit(ctx, op, vec![*p, *q], out),
+        },
         (Value::Act(p), Value::Const(c)) => {
             // x − c = x + (−c) and x / c = x · (1/c): the IR has Add and Mul only.
             let (name, c) = match arith {
@@ -95,21 +89,24 @@ pub(crate) fn from_onnx(
             b.emit(ctx, op, vec![*p, cid], out)
         }
         (Value::Const(c), Value::Act(q)) => {
-            if inverted {
-                let verb = if arith == Arith::Sub {
-                    "minus"
-                } else {
-                    "divided by"
-                };
-                return Err(ctx.err(format!(
-                    "a constant {verb} a computed tensor is not supported (only a computed tensor {verb} a constant)",
-                )));
-            }
-            // Activation first, constant second, for the quantizer's convenience.
             let cid = b.const_tensor(x.name, c)?;
-            b.emit(ctx, op, vec![*q, cid], out)
+            match inverted_op(arith) {
+                // c − x and c / x keep their order.
+                Some(sub_or_div) => super::binary::emit(b, ctx, sub_or_div, [cid, *q], out),
+                // Activation first, constant second, for the quantizer's convenience.
+                None => b.emit(ctx, op, vec![*q, cid], out),
+            }
         }
         _ => Err(ctx.err("unexpected operands")),
+    }
+}
+
+/// The op of the math family that runs Sub or Div when Add or Mul cannot.
+fn inverted_op(arith: Arith) -> Option<super::binary::BinaryOp> {
+    match arith {
+        Arith::Sub => Some(super::binary::BinaryOp::Sub),
+        Arith::Div => Some(super::binary::BinaryOp::Div),
+        Arith::Add | Arith::Mul => None,
     }
 }
 

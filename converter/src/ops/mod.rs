@@ -17,6 +17,7 @@
 //! its definition, does not compile. `CONTRIBUTING.md` has the checklist.
 
 pub mod batch_norm;
+pub mod binary;
 pub mod concat;
 pub mod constant;
 pub mod conv;
@@ -24,11 +25,14 @@ pub mod conv_transpose;
 pub mod elementwise;
 pub mod fully_connected;
 pub mod gather;
+pub mod layer_norm;
 pub mod lut;
 pub(crate) mod onnx;
 pub mod pad;
+pub mod pointwise;
 pub mod pool;
 pub mod recurrent;
+pub mod reduce;
 pub mod reshape;
 pub mod resize;
 pub mod softmax;
@@ -41,16 +45,20 @@ use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
 use crate::ir::{FusedActivation, Graph, Node};
 use crate::quantize::{LowerCtx, Lowered, OutputQuant};
+use binary::{Binary, BinaryOp};
 use concat::Concat;
 use conv::Conv;
 use conv_transpose::ConvTranspose;
 use elementwise::{Add, Arith, Mul};
 use fully_connected::FullyConnected;
 use gather::Select;
+use layer_norm::LayerNorm;
 use lut::Unary;
 use pad::Pad;
+use pointwise::Pointwise;
 use pool::{AvgPool, MaxPool, Pooling};
 use recurrent::Recurrent;
+use reduce::{Reduce, Reduction};
 use resize::Resize;
 use softmax::Softmax;
 use transpose::Transpose;
@@ -84,6 +92,13 @@ pub enum Op {
     /// A Transpose that reorders data (others are Reshape views).
     Transpose(Transpose),
     Resize(Resize),
+    /// A pointwise function of one tensor (Erf, Gelu, fused chains): a table.
+    Pointwise(Pointwise),
+    /// Sub, Div, Min, Max where Add and Mul do not do.
+    Binary(Binary),
+    LayerNorm(LayerNorm),
+    /// ReduceSum (ReduceMean too) and ReduceMax.
+    Reduce(Reduce),
 }
 
 /// What every IR op defines. No method has a default: a new op states each.
@@ -135,6 +150,10 @@ impl Op {
             Op::Select(op) => op,
             Op::Transpose(op) => op,
             Op::Resize(op) => op,
+            Op::Pointwise(op) => op,
+            Op::Binary(op) => op,
+            Op::LayerNorm(op) => op,
+            Op::Reduce(op) => op,
         }
     }
 
@@ -158,6 +177,10 @@ impl Op {
             Op::Select(op) => op,
             Op::Transpose(op) => op,
             Op::Resize(op) => op,
+            Op::Pointwise(op) => op,
+            Op::Binary(op) => op,
+            Op::LayerNorm(op) => op,
+            Op::Reduce(op) => op,
         })
     }
 
@@ -175,6 +198,12 @@ impl Op {
 /// Every ONNX op the converter reads (default domain), sorted by name:
 /// the supported-op list of errors and the README's table come from here.
 pub const ONNX_OPS: &[OnnxOp] = &[
+    OnnxOp::new(
+        "Abs",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
     OnnxOp::new(
         "Add",
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Add),
@@ -235,8 +264,8 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Div",
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Div),
-        "Mul (by the reciprocal)",
-        "a computed tensor divided by a constant without zeros",
+        "Mul (by the reciprocal of a constant), else Div",
+        "numpy broadcasting; a constant divisor without zeros becomes a product",
     ),
     OnnxOp::new(
         "Dropout",
@@ -245,12 +274,36 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "inference (the identity)",
     )
     .takes_constants(),
-    OnnxOp::new("Flatten", reshape::flatten, "Reshape (a view)", "any axis").takes_constants(),
+    OnnxOp::new(
+        "Erf",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it, e.g. GELU)",
+        "yes",
+    ),
+    OnnxOp::new(
+        "Exp",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
+        "Flatten",
+        reshape::flatten,
+        "Reshape (a view)",
+        "any axis",
+    )
+    .takes_constants(),
     OnnxOp::new(
         "Gather",
         gather::gather,
         "Gather",
         "a computed tensor, constant scalar or 1-D indices, any axis",
+    ),
+    OnnxOp::new(
+        "Gelu",
+        pointwise::gelu,
+        "Lut",
+        "`approximate` \"none\" or \"tanh\"",
     ),
     OnnxOp::new(
         "Gemm",
@@ -278,14 +331,21 @@ pub const ONNX_OPS: &[OnnxOp] = &[
          `linear_before_reset` 0 or 1; outputs `Y_h` (int16 state inside)",
     )
     .computes_output(1, "Y_h, the last hidden state"),
-    OnnxOp::new(
-        "HardSigmoid",
-        lut::hard_sigmoid,
-        "Lut",
-        "any `alpha`, `beta`",
-    ),
+    OnnxOp::new("HardSigmoid", lut::hard_sigmoid, "Lut", "any `alpha`, `beta`"),
     OnnxOp::new("HardSwish", lut::hard_swish, "Lut", "yes"),
-    OnnxOp::new("Identity", reshape::identity, "— (removed)", "yes").takes_constants(),
+    OnnxOp::new(
+        "Identity",
+        reshape::identity,
+        "— (removed)",
+        "yes",
+    )
+    .takes_constants(),
+    OnnxOp::new(
+        "LayerNormalization",
+        layer_norm::from_onnx,
+        "LayerNorm",
+        "any `axis` (the axes from it on, ≤ 16384 values), `epsilon`, `stash_type` 1; constant Scale and B; output Y",
+    ),
     OnnxOp::new("LeakyRelu", lut::leaky_relu, "Lut", "any `alpha`"),
     OnnxOp::new(
         "LSTM",
@@ -302,10 +362,22 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "a computed tensor (rank ≥ 2) times constant weights on the right",
     ),
     OnnxOp::new(
+        "Max",
+        |b, ctx, ins| binary::min_max(b, ctx, ins, BinaryOp::Max),
+        "Max",
+        "two inputs (either may be a constant), numpy broadcasting",
+    ),
+    OnnxOp::new(
         "MaxPool",
         |b, ctx, ins| pool::from_onnx(b, ctx, ins, Pooling::Max),
         "MaxPool",
         "1-D/2-D; strides, pads, dilations, `ceil_mode`; output 0 only",
+    ),
+    OnnxOp::new(
+        "Min",
+        |b, ctx, ins| binary::min_max(b, ctx, ins, BinaryOp::Min),
+        "Min",
+        "two inputs (either may be a constant), numpy broadcasting",
     ),
     OnnxOp::new(
         "Mul",
@@ -314,17 +386,48 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "numpy broadcasting; either operand may be a constant",
     ),
     OnnxOp::new(
+        "Neg",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
         "Pad",
         pad::from_onnx,
         "Pad",
         "constant mode, non-negative constant pads (`axes` too)",
     ),
     OnnxOp::new(
-        "Relu",
-        lut::relu,
-        "fused into the op before it, else Lut",
+        "Pow",
+        pointwise::pow,
+        "Lut (fused with the pointwise nodes around it)",
+        "a computed tensor to a constant scalar power",
+    ),
+    OnnxOp::new(
+        "Reciprocal",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
         "yes",
     ),
+    OnnxOp::new(
+        "ReduceMax",
+        |b, ctx, ins| reduce::from_onnx(b, ctx, ins, Reduction::Max),
+        "ReduceMax",
+        "any axes (attribute, or input from opset 18), `keepdims`; rank ≤ 6",
+    ),
+    OnnxOp::new(
+        "ReduceMean",
+        |b, ctx, ins| reduce::from_onnx(b, ctx, ins, Reduction::Mean),
+        "ReduceSum (1/count in its multiplier)",
+        "any axes (attribute, or input from opset 18), `keepdims`; rank ≤ 6",
+    ),
+    OnnxOp::new(
+        "ReduceSum",
+        |b, ctx, ins| reduce::from_onnx(b, ctx, ins, Reduction::Sum),
+        "ReduceSum",
+        "any axes (input from opset 13), `keepdims`; rank ≤ 6",
+    ),
+    OnnxOp::new("Relu", lut::relu, "fused into the op before it, else Lut", "yes"),
     OnnxOp::new(
         "Reshape",
         reshape::reshape,
@@ -374,6 +477,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "a computed tensor; `split` or equal parts",
     ),
     OnnxOp::new(
+        "Sqrt",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
         "Squeeze",
         reshape::squeeze,
         "Reshape (a view)",
@@ -383,8 +492,8 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Sub",
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Sub),
-        "Add (of the negation)",
-        "a computed tensor minus a constant",
+        "Add (of a negated constant), else Sub",
+        "numpy broadcasting; either operand may be a constant",
     ),
     OnnxOp::new("Tanh", lut::tanh, "Lut", "yes"),
     OnnxOp::new(

@@ -1,0 +1,222 @@
+//! Sub, Div, Min and Max where Add and Mul do not do: two computed tensors,
+//! or a constant minus / divided by a computed tensor. numpy broadcasting;
+//! each runs as its own `.mq` op (`NUMERICS.md` § The math ops).
+
+use medq::format::layout::{params, OpCode};
+use medq::kernels::DIV_FRACTION_BITS;
+use medq::ops::MAX_ADD_LEFT_SHIFT;
+
+use super::onnx::{input, Ins};
+use super::IrOp;
+use crate::error::ConvertError;
+use crate::float_eval::EvalCtx;
+use crate::ir::{FusedActivation, Graph, Node, Op, TensorId};
+use crate::load::node::NodeCtx;
+use crate::load::shape::{broadcast, broadcast_indices};
+use crate::load::{Builder, Value};
+use crate::quantize::{LowerCtx, Lowered, OutputQuant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Sub,
+    Div,
+    Min,
+    Max,
+}
+
+#[derive(Clone, Debug)]
+pub struct Binary {
+    pub op: BinaryOp,
+}
+
+impl BinaryOp {
+    fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryOp::Sub => a - b,
+            BinaryOp::Div => a / b,
+            BinaryOp::Min => a.min(b),
+            BinaryOp::Max => a.max(b),
+        }
+    }
+}
+
+/// Emits `a op b` for operands Add/Mul cannot take; the operands in order.
+pub(crate) fn emit(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    op: BinaryOp,
+    operands: [TensorId; 2],
+    out: Vec<usize>,
+) -> Result<Value, ConvertError> {
+    b.emit(ctx, Op::Binary(Binary { op }), operands.to_vec(), out)
+}
+
+/// ONNX `Min` / `Max` of two tensors (either may be a constant).
+pub(crate) fn min_max(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: Ins,
+    op: BinaryOp,
+) -> Result<Value, ConvertError> {
+    if ins.len() != 2 {
+        return Err(ctx.err(format!(
+            "{} inputs: medq takes exactly two (chain the node for more)",
+            ins.len()
+        )));
+    }
+    let mut ids = [0; 2];
+    let mut shapes = Vec::new();
+    for (k, id) in ids.iter_mut().enumerate() {
+        let x = input(ctx, ins, k)?;
+        shapes.push(b.shape_of(&x.value));
+        *id = match &x.value {
+            Value::Act(t) => *t,
+            Value::Const(c) => b.const_tensor(x.name, c)?,
+            Value::Unavailable(why) => return Err(ctx.err(format!("input {k} is {why}"))),
+        };
+    }
+    let out = broadcast(&shapes[0], &shapes[1]).ok_or_else(|| {
+        ctx.err(format!(
+            "shapes {:?} and {:?} do not broadcast",
+            shapes[0], shapes[1]
+        ))
+    })?;
+    emit(b, ctx, op, ids, out)
+}
+
+impl IrOp for Binary {
+    fn kind(&self) -> &'static str {
+        match self.op {
+            BinaryOp::Sub => "Sub",
+            BinaryOp::Div => "Div",
+            BinaryOp::Min => "Min",
+            BinaryOp::Max => "Max",
+        }
+    }
+
+    fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
+        let ((a, sa), (b, sb)) = (cx.input(0)?, cx.input(1)?);
+        let out = cx.output_shape;
+        let (ia, ib) = (broadcast_indices(sa, out), broadcast_indices(sb, out));
+        Ok(ia
+            .iter()
+            .zip(&ib)
+            .map(|(&i, &j)| self.op.apply(a[i], b[j]))
+            .collect())
+    }
+
+    fn output_quant(&self) -> OutputQuant {
+        OutputQuant::Calibrated(FusedActivation::None)
+    }
+
+    fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        let ((a, aq), (b, bq)) = (cx.operand(0)?, cx.operand(1)?);
+        let y = cx.output_q()?;
+        let (sa, sb, sy) = (aq.scale as f64, bq.scale as f64, y.scale as f64);
+        let (opcode, p) = match self.op {
+            BinaryOp::Sub => {
+                // Add's scheme: both operands on twice the larger scale with
+                // 20 fraction bits, then to the output.
+                use params::add as w;
+                let twice_max = 2.0 * sa.max(sb);
+                let headroom = (1i64 << MAX_ADD_LEFT_SHIFT) as f64;
+                let mut p = vec![0; w::COUNT];
+                p[w::LEFT_SHIFT] = MAX_ADD_LEFT_SHIFT;
+                (p[w::A_MULTIPLIER], p[w::A_SHIFT]) =
+                    cx.multiplier(sa / twice_max, "first input")?;
+                (p[w::B_MULTIPLIER], p[w::B_SHIFT]) =
+                    cx.multiplier(sb / twice_max, "second input")?;
+                (p[w::OUT_MULTIPLIER], p[w::OUT_SHIFT]) =
+                    cx.multiplier(twice_max / (headroom * sy), "output")?;
+                (p[w::ACT_MIN], p[w::ACT_MAX]) = (-128, 127);
+                (OpCode::Sub, p)
+            }
+            BinaryOp::Div => {
+                use params::mul as w;
+                let q = (1u64 << DIV_FRACTION_BITS) as f64;
+                let mut p = vec![0; w::COUNT];
+                (p[w::OUT_MULTIPLIER], p[w::OUT_SHIFT]) =
+                    cx.multiplier(sa / (sb * q * sy), "output")?;
+                (p[w::ACT_MIN], p[w::ACT_MAX]) = (-128, 127);
+                (OpCode::Div, p)
+            }
+            BinaryOp::Min | BinaryOp::Max => {
+                use params::min_max as w;
+                let mut p = vec![0; w::COUNT];
+                (p[w::A_MULTIPLIER], p[w::A_SHIFT]) = cx.multiplier(sa / sy, "first input")?;
+                (p[w::B_MULTIPLIER], p[w::B_SHIFT]) = cx.multiplier(sb / sy, "second input")?;
+                (p[w::ACT_MIN], p[w::ACT_MAX]) = (-128, 127);
+                let opcode = if self.op == BinaryOp::Min {
+                    OpCode::Min
+                } else {
+                    OpCode::Max
+                };
+                (opcode, p)
+            }
+        };
+        Ok(Lowered {
+            opcode,
+            inputs: vec![a, b],
+            params: p,
+        })
+    }
+
+    fn macs(&self, _: &Graph, _: &Node) -> u64 {
+        0
+    }
+
+    fn parameters(&self) -> usize {
+        0
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::{assert_conforms, floats, one_node, weights};
+    use tract_onnx::pb::{GraphProto, NodeProto};
+
+    /// `y = op(x, 1 + sigmoid(x·W))`: both operands computed, the divisor
+    /// in (1, 2).
+    fn two_computed(op: &str) -> tract_onnx::pb::ModelProto {
+        let inits = vec![weights("w", &[6, 6], 5), floats("one", &[], &[1.0])];
+        let mut model = one_node("MatMul", &[1, 4, 6], &["w"], vec![], inits);
+        let g: &mut GraphProto = model.graph.as_mut().unwrap();
+        g.node[0].output = vec!["m".into()];
+        let mut node = |name: &str, op: &str, ins: &[&str], out: &str| {
+            g.node.push(NodeProto {
+                name: name.into(),
+                op_type: op.into(),
+                input: ins.iter().map(|s| s.to_string()).collect(),
+                output: vec![out.into()],
+                ..Default::default()
+            })
+        };
+        node("sig", "Sigmoid", &["m"], "s");
+        node("plus", "Add", &["s", "one"], "t");
+        node(&format!("the_{op}"), op, &["x", "t"], "y");
+        model
+    }
+
+    #[test]
+    fn two_computed_operands_run_in_int8() {
+        for op in ["Sub", "Div", "Min", "Max"] {
+            let g = assert_conforms(op, &two_computed(op), 30.0);
+            assert_eq!(g.nodes.last().unwrap().op.kind(), op);
+        }
+    }
+
+    #[test]
+    fn a_constant_first_operand_runs_in_int8() {
+        for op in ["Sub", "Min", "Max"] {
+            let mut model = one_node(op, &[1, 4, 6], &["c"], vec![], vec![weights("c", &[6], 2)]);
+            // c − x: the constant first.
+            let n = &mut model.graph.as_mut().unwrap().node[0];
+            n.input.swap(0, 1);
+            assert_conforms(op, &model, 30.0);
+        }
+    }
+}

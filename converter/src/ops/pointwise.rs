@@ -1,0 +1,607 @@
+//! Pointwise functions of one tensor as one 256-entry table: ONNX `Erf`,
+//! `Gelu` (opset 20), `Pow` by a constant, `Sqrt`, `Exp`, `Neg`, `Abs`,
+//! `Reciprocal`, and any chain of pointwise nodes over a single computed
+//! tensor, fused before lowering — the GELU patterns exporters write
+//! (`x·½(1+erf(x/√2))`, `½x(1+tanh(√(2/π)(x+0.044715x³)))`), SiLU
+//! (`x·sigmoid(x)`), `sqrt(var + ε)`. One table means one rounding instead
+//! of one per node.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use medq::format::layout::{params::lut as w, OpCode};
+use tract_onnx::pb::{GraphProto, NodeProto};
+
+use super::onnx::{act, konst, Ins};
+use super::IrOp;
+use crate::error::ConvertError;
+use crate::float_eval::EvalCtx;
+use crate::ir::{FusedActivation, Graph, Node, Op};
+use crate::load::node::NodeCtx;
+use crate::load::tensor::{from_proto, Const};
+use crate::load::{Builder, Value};
+use crate::quantize::{ConstData, ConstQuant, ConstTensor, LowerCtx, Lowered, Operand};
+use crate::quantize::{OutputQuant, QParams};
+
+/// A real function of one input `x`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    X,
+    Const(f64),
+    Unary(Fn1, Rc<Expr>),
+    Binary(Fn2, Rc<Expr>, Rc<Expr>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fn1 {
+    Erf,
+    Tanh,
+    Sigmoid,
+    Sqrt,
+    Exp,
+    Neg,
+    Abs,
+    Relu,
+    Reciprocal,
+    Gelu,
+    GeluTanh,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fn2 {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Max,
+    Min,
+}
+
+impl Expr {
+    pub fn eval(&self, x: f64) -> f64 {
+        match self {
+            Expr::X => x,
+            Expr::Const(c) => *c,
+            Expr::Unary(f, a) => f.apply(a.eval(x)),
+            Expr::Binary(f, a, b) => f.apply(a.eval(x), b.eval(x)),
+        }
+    }
+}
+
+impl Fn1 {
+    fn apply(self, v: f64) -> f64 {
+        match self {
+            Fn1::Erf => erf(v),
+            Fn1::Tanh => v.tanh(),
+            Fn1::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+            Fn1::Sqrt => v.sqrt(),
+            Fn1::Exp => v.exp(),
+            Fn1::Neg => -v,
+            Fn1::Abs => v.abs(),
+            Fn1::Relu => v.max(0.0),
+            Fn1::Reciprocal => 1.0 / v,
+            Fn1::Gelu => 0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2)),
+            Fn1::GeluTanh => {
+                let k = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh())
+            }
+        }
+    }
+
+    /// The ONNX single-input op, if `op` is one (`Gelu` reads its attribute).
+    fn of(ctx_op: &str, approximate: Option<&str>) -> Option<Fn1> {
+        Some(match ctx_op {
+            "Erf" => Fn1::Erf,
+            "Tanh" => Fn1::Tanh,
+            "Sigmoid" => Fn1::Sigmoid,
+            "Sqrt" => Fn1::Sqrt,
+            "Exp" => Fn1::Exp,
+            "Neg" => Fn1::Neg,
+            "Abs" => Fn1::Abs,
+            "Relu" => Fn1::Relu,
+            "Reciprocal" => Fn1::Reciprocal,
+            "Gelu" => match approximate.unwrap_or("none") {
+                "none" => Fn1::Gelu,
+                "tanh" => Fn1::GeluTanh,
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl Fn2 {
+    fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            Fn2::Add => a + b,
+            Fn2::Sub => a - b,
+            Fn2::Mul => a * b,
+            Fn2::Div => a / b,
+            Fn2::Pow => a.powf(b),
+            Fn2::Max => a.max(b),
+            Fn2::Min => a.min(b),
+        }
+    }
+
+    fn of(op: &str) -> Option<Fn2> {
+        Some(match op {
+            "Add" => Fn2::Add,
+            "Sub" => Fn2::Sub,
+            "Mul" => Fn2::Mul,
+            "Div" => Fn2::Div,
+            "Pow" => Fn2::Pow,
+            "Max" => Fn2::Max,
+            "Min" => Fn2::Min,
+            _ => return None,
+        })
+    }
+}
+
+/// `erf(x)`, to about 1e-15 relative: the Maclaurin series below 2.5,
+/// Laplace's continued fraction for `erfc` above (no `erf` in `std`).
+pub fn erf(x: f64) -> f64 {
+    let a = x.abs();
+    let r = if a < 2.5 {
+        // erf(a) = 2/√π Σ (−1)^n a^(2n+1) / (n! (2n+1))
+        let (mut term, mut sum, mut n) = (a, a, 0.0);
+        while term.abs() > 1e-17 * sum.abs() {
+            n += 1.0;
+            term *= -a * a / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else if a < 6.0 {
+        // erfc(a) = e^(−a²)/√π · 1/(a + (1/2)/(a + 1/(a + (3/2)/(a + ...))))
+        let mut frac = 0.0;
+        for k in (1..60).rev() {
+            frac = (k as f64 / 2.0) / (a + frac);
+        }
+        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / (a + frac)
+    } else {
+        1.0
+    };
+    r.copysign(x)
+}
+
+/// The IR op: one table.
+#[derive(Clone, Debug)]
+pub struct Pointwise {
+    pub f: Rc<Expr>,
+}
+
+/// `table[i] = quantize_out(f(dequantize_in(i − 128)))`, computed in `f64`;
+/// NaN (e.g. the root of a negative) becomes 0 before quantization.
+pub fn table(f: &Expr, x: QParams, y: QParams) -> Vec<i8> {
+    (-128..=127i32)
+        .map(|v| {
+            let r = f.eval(x.dequantize(v as i8) as f64);
+            y.quantize(if r.is_nan() { 0.0 } else { r as f32 })
+        })
+        .collect()
+}
+
+impl IrOp for Pointwise {
+    fn kind(&self) -> &'static str {
+        "Lut"
+    }
+
+    fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
+        let (x, _) = cx.input(0)?;
+        Ok(x.iter().map(|&v| self.f.eval(v as f64) as f32).collect())
+    }
+
+    fn output_quant(&self) -> OutputQuant {
+        OutputQuant::Calibrated(FusedActivation::None)
+    }
+
+    fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        let (x, xq) = cx.activation(0)?;
+        let t = ConstTensor {
+            name: format!("{}.table", cx.node.name),
+            dims: vec![256],
+            quant: ConstQuant::None,
+            data: ConstData::I8(table(&self.f, xq, cx.output_q()?)),
+        };
+        Ok(Lowered {
+            opcode: OpCode::Lut,
+            inputs: vec![x, Operand::Constant(t)],
+            params: vec![0; w::COUNT],
+        })
+    }
+
+    fn macs(&self, _: &Graph, _: &Node) -> u64 {
+        0
+    }
+
+    fn parameters(&self) -> usize {
+        0
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        None
+    }
+}
+
+fn emit(b: &mut Builder, ctx: &NodeCtx, ins: Ins, f: Expr) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    b.emit(ctx, Op::Pointwise(Pointwise { f: Rc::new(f) }), vec![x], xs)
+}
+
+/// ONNX `Erf`, `Sqrt`, `Exp`, `Neg`, `Abs`, `Reciprocal` on their own.
+pub(crate) fn unary(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let f = Fn1::of(ctx.op, None).ok_or_else(|| ctx.err("not a pointwise op"))?;
+    emit(b, ctx, ins, Expr::Unary(f, Rc::new(Expr::X)))
+}
+
+/// ONNX `Gelu` (opset 20): `approximate` "none" or "tanh".
+pub(crate) fn gelu(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let approximate = ctx.string("approximate")?;
+    let f = Fn1::of("Gelu", approximate.as_deref()).ok_or_else(|| {
+        ctx.attr_err(
+            "approximate",
+            format!("{approximate:?}: only \"none\" and \"tanh\" are defined"),
+        )
+    })?;
+    emit(b, ctx, ins, Expr::Unary(f, Rc::new(Expr::X)))
+}
+
+/// ONNX `Pow` of a computed tensor by a constant scalar exponent.
+pub(crate) fn pow(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let e = konst(ctx, ins, 1, "exponent")?;
+    let e = e
+        .scalar_f32()
+        .ok_or_else(|| ctx.err("the exponent must be a scalar constant"))?;
+    let f = Expr::Binary(Fn2::Pow, Rc::new(Expr::X), Rc::new(Expr::Const(e as f64)));
+    emit(b, ctx, ins, f)
+}
+
+// ---- fusion of pointwise chains, before lowering ----
+
+/// Chains of pointwise nodes over one computed tensor, found before the
+/// graph is lowered: each becomes one [`Pointwise`] node at its last node
+/// (the "sink"), and its other nodes are skipped.
+#[derive(Debug, Default)]
+pub(crate) struct Fusions {
+    /// Sink node index → (the fused node's input tensors, what it computes).
+    sinks: HashMap<usize, (Vec<String>, Fused)>,
+    skipped: HashSet<usize>,
+}
+
+/// What a fused group of ONNX nodes computes.
+#[derive(Debug)]
+pub(crate) enum Fused {
+    /// A pointwise function of input 0.
+    Pointwise(Expr),
+    /// A layer normalization written out (`layer_norm::find_pattern`).
+    LayerNorm(super::layer_norm::Pattern),
+}
+
+impl Fusions {
+    /// Whether node `index` is inside a fused group (not its sink).
+    pub(crate) fn skips(&self, index: usize) -> bool {
+        self.skipped.contains(&index)
+    }
+
+    /// The input tensor names of the fused group ending at node `index`.
+    pub(crate) fn inputs(&self, index: usize) -> Option<&[String]> {
+        self.sinks.get(&index).map(|(ins, _)| &ins[..])
+    }
+
+    /// Lowers node `index`, if it is the sink of a fused group.
+    pub(crate) fn lower(
+        &self,
+        b: &mut Builder,
+        ctx: &NodeCtx,
+        ins: Ins,
+        index: usize,
+    ) -> Option<Result<Value, ConvertError>> {
+        Some(match &self.sinks.get(&index)?.1 {
+            Fused::Pointwise(f) => fused(b, ctx, ins, f),
+            Fused::LayerNorm(p) => super::layer_norm::from_pattern(b, ctx, ins, p),
+        })
+    }
+
+    /// Records a fused group: `nodes` (sink included) become one node at `sink`.
+    pub(crate) fn add(
+        &mut self,
+        nodes: &HashSet<usize>,
+        sink: usize,
+        inputs: Vec<String>,
+        f: Fused,
+    ) {
+        self.skipped.extend(nodes.iter().filter(|&&k| k != sink));
+        self.sinks.insert(sink, (inputs, f));
+    }
+
+    /// Whether node `k` is already in a fused group.
+    fn taken(&self, k: usize) -> bool {
+        self.skipped.contains(&k) || self.sinks.contains_key(&k)
+    }
+}
+
+/// Lowers a fused chain whose sink is `ctx`'s node.
+fn fused(b: &mut Builder, ctx: &NodeCtx, ins: Ins, f: &Expr) -> Result<Value, ConvertError> {
+    // A chain over a constant folds, as its nodes one by one would have.
+    if let Some(Some(crate::load::Input {
+        value: Value::Const(c),
+        ..
+    })) = ins.first()
+    {
+        let data = c
+            .to_f32()
+            .iter()
+            .map(|&v| f.eval(v as f64) as f32)
+            .collect();
+        return Ok(Value::Const(Rc::new(Const::f32(c.shape.clone(), data))));
+    }
+    emit(b, ctx, ins, f.clone())
+}
+
+/// Scalar constants by tensor name: initializers and `Constant` nodes with
+/// one value.
+pub(crate) fn scalars(g: &GraphProto) -> HashMap<&str, f64> {
+    let mut out = HashMap::new();
+    let one = |c: Const| (c.len() == 1 && c.shape.len() <= 1).then(|| c.to_f32()[0] as f64);
+    for t in &g.initializer {
+        if let Some(v) = from_proto(t).ok().and_then(one) {
+            out.insert(t.name.as_str(), v);
+        }
+    }
+    for n in g.node.iter().filter(|n| n.op_type == "Constant") {
+        let value = n.attribute.iter().find_map(|a| match a.name.as_str() {
+            "value" => a.t.as_ref().and_then(|t| from_proto(t).ok()).and_then(one),
+            "value_float" => Some(a.f as f64),
+            _ => None,
+        });
+        if let (Some(v), Some(o)) = (value, n.output.first()) {
+            out.insert(o.as_str(), v);
+        }
+    }
+    out
+}
+
+/// A node as a pointwise function of its computed inputs: `None` unless its
+/// op is pointwise, its constant inputs are scalars, and (`Max`/`Min`) it
+/// has two inputs. Nodes with attributes other than Gelu's `approximate`
+/// are left to their own lowering.
+fn pointwise_op(n: &NodeProto) -> Option<Result<Fn1, Fn2>> {
+    if n.op_type == "Gelu" {
+        let approx = n
+            .attribute
+            .iter()
+            .find(|a| a.name == "approximate")
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned());
+        if n.attribute.iter().any(|a| a.name != "approximate") {
+            return None;
+        }
+        return Fn1::of("Gelu", approx.as_deref()).map(Ok);
+    }
+    if !n.attribute.is_empty() || !n.domain.is_empty() {
+        return None;
+    }
+    match (Fn1::of(&n.op_type, None), Fn2::of(&n.op_type)) {
+        (Some(f), _) if n.input.len() == 1 => Some(Ok(f)),
+        (_, Some(f)) if n.input.len() == 2 => Some(Err(f)),
+        _ => None,
+    }
+}
+
+/// Which nodes read each tensor.
+pub(crate) fn consumers(g: &GraphProto) -> HashMap<&str, Vec<usize>> {
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for name in &n.input {
+            consumers.entry(name.as_str()).or_default().push(i);
+        }
+    }
+    consumers
+}
+
+/// Finds the groups to fuse in `g` (nodes in topological order): written-out
+/// layer normalizations first, then pointwise chains.
+pub(crate) fn find(g: &GraphProto) -> Fusions {
+    let consts = scalars(g);
+    let consumers = consumers(g);
+    let mut fusions = Fusions::default();
+    super::layer_norm::find_pattern(g, &consts, &consumers, &mut fusions);
+    let outputs: HashSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
+    let computed = |n: &NodeProto| -> Vec<String> {
+        n.input
+            .iter()
+            .filter(|s| !consts.contains_key(s.as_str()))
+            .cloned()
+            .collect()
+    };
+    for start in 0..g.node.len() {
+        let n = &g.node[start];
+        let ins = computed(n);
+        if fusions.taken(start)
+            || pointwise_op(n).is_none()
+            || ins.is_empty()
+            || n.output.len() != 1
+        {
+            continue;
+        }
+        let x = ins[0].clone();
+        if ins.iter().any(|s| *s != x) {
+            continue;
+        }
+        // Grow: every later pointwise node whose computed inputs are x or
+        // outputs of the chain.
+        let mut chain = vec![start];
+        let mut avail: HashSet<String> = [x.clone(), n.output[0].clone()].into();
+        for (j, m) in g.node.iter().enumerate().skip(start + 1) {
+            let ins = computed(m);
+            if !fusions.taken(j)
+                && pointwise_op(m).is_some()
+                && m.output.len() == 1
+                && !ins.is_empty()
+                && ins.iter().all(|s| avail.contains(s))
+            {
+                chain.push(j);
+                avail.insert(m.output[0].clone());
+            }
+        }
+        // The latest sink whose ancestors in the chain feed nothing else.
+        for &sink in chain.iter().rev() {
+            let part = ancestors(g, &chain, sink, &x, &consts);
+            let closed = part.iter().filter(|&&k| k != sink).all(|&k| {
+                let o = g.node[k].output[0].as_str();
+                !outputs.contains(o)
+                    && consumers
+                        .get(o)
+                        .is_some_and(|c| c.iter().all(|u| part.contains(u)))
+            });
+            if part.len() >= 2 && closed && worth_fusing(g, &part, &consts) {
+                if let Some(f) = expr(g, &g.node[sink].output[0], &x, &consts, &part) {
+                    fusions.add(&part, sink, vec![x.clone()], Fused::Pointwise(f));
+                    break;
+                }
+            }
+        }
+    }
+    fusions
+}
+
+/// The chain nodes `sink` depends on, itself included.
+fn ancestors(
+    g: &GraphProto,
+    chain: &[usize],
+    sink: usize,
+    x: &str,
+    consts: &HashMap<&str, f64>,
+) -> HashSet<usize> {
+    let producer: HashMap<&str, usize> = chain
+        .iter()
+        .map(|&k| (g.node[k].output[0].as_str(), k))
+        .collect();
+    let mut part = HashSet::new();
+    let mut stack = vec![sink];
+    while let Some(k) = stack.pop() {
+        if part.insert(k) {
+            for s in &g.node[k].input {
+                if s != x && !consts.contains_key(s.as_str()) {
+                    if let Some(&p) = producer.get(s.as_str()) {
+                        stack.push(p);
+                    }
+                }
+            }
+        }
+    }
+    part
+}
+
+/// A chain of plain affine steps and clamps is left to the ops it is
+/// (they fold into convolutions and activations); a chain with a
+/// nonlinearity or a product of two computed values becomes a table.
+fn worth_fusing(g: &GraphProto, part: &HashSet<usize>, consts: &HashMap<&str, f64>) -> bool {
+    part.iter().any(|&k| {
+        let n = &g.node[k];
+        let two_computed = n
+            .input
+            .iter()
+            .filter(|s| !consts.contains_key(s.as_str()))
+            .count()
+            == 2;
+        !matches!(
+            n.op_type.as_str(),
+            "Add" | "Sub" | "Mul" | "Div" | "Relu" | "Neg"
+        ) || two_computed
+    })
+}
+
+/// The function computing `name` from `x` through the nodes of `part`.
+fn expr(
+    g: &GraphProto,
+    name: &str,
+    x: &str,
+    consts: &HashMap<&str, f64>,
+    part: &HashSet<usize>,
+) -> Option<Expr> {
+    if name == x {
+        return Some(Expr::X);
+    }
+    if let Some(&c) = consts.get(name) {
+        return Some(Expr::Const(c));
+    }
+    let k = *part.iter().find(|&&k| g.node[k].output[0] == name)?;
+    let n = &g.node[k];
+    let arg = |i: usize| expr(g, n.input.get(i)?, x, consts, part).map(Rc::new);
+    Some(match pointwise_op(n)? {
+        Ok(f) => Expr::Unary(f, arg(0)?),
+        Err(f) => Expr::Binary(f, arg(0)?, arg(1)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{assert_conforms, floats, one_node};
+    use tract_onnx::pb::{attribute_proto::AttributeType, AttributeProto};
+
+    fn attr_s(name: &str, v: &str) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::String as i32,
+            s: v.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn erf_matches_known_values() {
+        // Reference values of erf to 16 digits.
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.5204998778130465),
+            (1.0, 0.8427007929497149),
+            (2.0, 0.9953222650189527),
+            (2.5, 0.999_593_047_982_555),
+            (3.0, 0.9999779095030014),
+            (-1.5, -0.9661051464753108),
+        ] {
+            assert!(
+                (erf(x) - want).abs() < 1e-13,
+                "erf({x}) = {} vs {want}",
+                erf(x)
+            );
+        }
+    }
+
+    #[test]
+    fn single_pointwise_ops_run_in_int8() {
+        for op in ["Erf", "Exp", "Neg", "Abs"] {
+            let model = one_node(op, &[1, 3, 20], &[], vec![], vec![]);
+            let g = assert_conforms(op, &model, 35.0);
+            assert!(
+                matches!(g.nodes[..], [ref n] if n.op.kind() == "Lut"),
+                "{op}"
+            );
+        }
+        let model = one_node(
+            "Pow",
+            &[1, 3, 20],
+            &["e"],
+            vec![],
+            vec![floats("e", &[], &[3.0])],
+        );
+        assert_conforms("Pow", &model, 35.0);
+    }
+
+    #[test]
+    fn gelu_refuses_an_unknown_approximation() {
+        let model = one_node(
+            "Gelu",
+            &[1, 4],
+            &[],
+            vec![attr_s("approximate", "fast")],
+            vec![],
+        );
+        let err = crate::ops::testing::load(&model).unwrap_err().to_string();
+        assert!(
+            err.contains("approximate") && err.contains("fast") && err.contains("the_Gelu"),
+            "{err}"
+        );
+    }
+}

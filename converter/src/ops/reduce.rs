@@ -1,0 +1,221 @@
+//! ReduceMean, ReduceSum and ReduceMax over any axes: the runtime's
+//! ReduceSum (a mean's `1/count` in its multiplier) and ReduceMax.
+
+use medq::format::layout::{params::reduce as w, OpCode};
+
+use super::onnx::{act, opt_konst, Ins};
+use super::IrOp;
+use crate::error::ConvertError;
+use crate::float_eval::EvalCtx;
+use crate::ir::{FusedActivation, Graph, Node, Op};
+use crate::load::node::{norm_axis, NodeCtx};
+use crate::load::{Builder, Value};
+use crate::quantize::{LowerCtx, Lowered, OutputQuant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    Sum,
+    Mean,
+    Max,
+}
+
+/// `axes`: sorted, non-negative, non-empty.
+#[derive(Clone, Debug)]
+pub struct Reduce {
+    pub how: Reduction,
+    pub axes: Vec<usize>,
+}
+
+/// ONNX `ReduceMean`, `ReduceSum`, `ReduceMax`: axes as attribute (or input
+/// from opset 18; ReduceSum from 13), `keepdims` 0 or 1,
+/// `noop_with_empty_axes` 0.
+pub(crate) fn from_onnx(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: Ins,
+    how: Reduction,
+) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let axes_as_input = ctx.opset >= 18 || (how == Reduction::Sum && ctx.opset >= 13);
+    let axes: Option<Vec<i64>> = if axes_as_input {
+        if ctx.ints("axes")?.is_some() {
+            return Err(ctx.attr_err("axes", "is an input from this opset on, not an attribute"));
+        }
+        opt_konst(ctx, ins, 1, "axes")?
+            .map(|c| {
+                c.as_i64()
+                    .map(<[i64]>::to_vec)
+                    .ok_or_else(|| ctx.err("the axes must be integers"))
+            })
+            .transpose()?
+    } else {
+        ctx.ints("axes")?
+    };
+    let keepdims = ctx.int("keepdims", 1)?;
+    if !matches!(keepdims, 0 | 1) {
+        return Err(ctx.attr_err("keepdims", format!("{keepdims}: must be 0 or 1")));
+    }
+    let noop = ctx.int("noop_with_empty_axes", 0)?;
+    if noop != 0 {
+        return Err(ctx.attr_err(
+            "noop_with_empty_axes",
+            format!("{noop}: only 0 (empty axes reduce every axis) is supported"),
+        ));
+    }
+    let rank = xs.len();
+    let mut axes: Vec<usize> = match axes.filter(|a| !a.is_empty()) {
+        None => (0..rank).collect(),
+        Some(a) => a
+            .iter()
+            .map(|&v| norm_axis(v, rank))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ctx.err(format!("axes {a:?} out of range for rank {rank}")))?,
+    };
+    axes.sort_unstable();
+    axes.dedup();
+    if rank > 6 {
+        return Err(ctx.err(format!("inputs of rank ≤ 6 are supported, found {xs:?}")));
+    }
+    let out: Vec<usize> = (0..rank)
+        .filter_map(|d| match (axes.contains(&d), keepdims) {
+            (true, 1) => Some(1),
+            (true, _) => None,
+            (false, _) => Some(xs[d]),
+        })
+        .collect();
+    let count: usize = axes.iter().map(|&d| xs[d]).product();
+    if count > medq::ops::MAX_REDUCE_COUNT {
+        return Err(ctx.err(format!(
+            "reduces {count} elements per output; at most {} are supported",
+            medq::ops::MAX_REDUCE_COUNT
+        )));
+    }
+    b.emit(ctx, Op::Reduce(Reduce { how, axes }), vec![x], out)
+}
+
+impl IrOp for Reduce {
+    fn kind(&self) -> &'static str {
+        match self.how {
+            Reduction::Max => "ReduceMax",
+            Reduction::Sum | Reduction::Mean => "ReduceSum",
+        }
+    }
+
+    fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
+        let (x, s) = cx.input(0)?;
+        let kept: Vec<usize> = (0..s.len()).filter(|d| !self.axes.contains(d)).collect();
+        let n_out: usize = kept.iter().map(|&d| s[d]).product();
+        let init = if self.how == Reduction::Max {
+            f32::NEG_INFINITY
+        } else {
+            0.0
+        };
+        let mut acc = vec![init; n_out];
+        let mut idx = vec![0usize; s.len()];
+        for &v in x {
+            let o = kept.iter().fold(0, |a, &d| a * s[d] + idx[d]);
+            acc[o] = match self.how {
+                Reduction::Max => acc[o].max(v),
+                _ => acc[o] + v,
+            };
+            for d in (0..s.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < s[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        if self.how == Reduction::Mean {
+            let count = (x.len() / n_out.max(1)) as f32;
+            acc.iter_mut().for_each(|a| *a /= count);
+        }
+        Ok(acc)
+    }
+
+    fn output_quant(&self) -> OutputQuant {
+        OutputQuant::Calibrated(FusedActivation::None)
+    }
+
+    fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        let (x, xq) = cx.activation(0)?;
+        let y = cx.output_q()?;
+        let shape = &cx.graph.tensors[cx.input(0)?].shape;
+        let count: usize = self.axes.iter().map(|&d| shape[d]).product();
+        let per = if self.how == Reduction::Mean {
+            count as f64
+        } else {
+            1.0
+        };
+        let (m, s) = cx.multiplier(xq.scale as f64 / (per * y.scale as f64), "output")?;
+        let mut p = [0; w::COUNT];
+        p[w::AXES] = self.axes.iter().map(|&d| 1 << d).sum();
+        p[w::MULTIPLIER] = m;
+        p[w::SHIFT] = s;
+        p[w::ACT_MIN] = -128;
+        p[w::ACT_MAX] = 127;
+        Ok(Lowered {
+            opcode: match self.how {
+                Reduction::Max => OpCode::ReduceMax,
+                Reduction::Sum | Reduction::Mean => OpCode::ReduceSum,
+            },
+            inputs: vec![x],
+            params: p.to_vec(),
+        })
+    }
+
+    fn macs(&self, _: &Graph, _: &Node) -> u64 {
+        0
+    }
+
+    fn parameters(&self) -> usize {
+        0
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::{assert_conforms, attr_i, attr_ints, one_node};
+
+    #[test]
+    fn reductions_over_any_axes_run_in_int8() {
+        for op in ["ReduceMean", "ReduceSum", "ReduceMax"] {
+            for (axes, keep) in [
+                (&[2][..], 1),
+                (&[1, 3][..], 0),
+                (&[-1][..], 0),
+                (&[][..], 1),
+            ] {
+                let mut attrs = vec![attr_i("keepdims", keep)];
+                if !axes.is_empty() {
+                    attrs.push(attr_ints("axes", axes));
+                }
+                let mut model = one_node(op, &[1, 2, 3, 5], &[], attrs, vec![]);
+                // Opset 11: axes are an attribute for all three.
+                model.opset_import[0].version = 11;
+                assert_conforms(&format!("{op} {axes:?} keepdims {keep}"), &model, 30.0);
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_noop_with_empty_axes() {
+        let mut model = one_node(
+            "ReduceMax",
+            &[1, 3],
+            &[],
+            vec![attr_i("noop_with_empty_axes", 1)],
+            vec![],
+        );
+        model.opset_import[0].version = 18;
+        let err = crate::ops::testing::load(&model).unwrap_err().to_string();
+        assert!(
+            err.contains("noop_with_empty_axes") && err.contains("the_ReduceMax"),
+            "{err}"
+        );
+    }
+}
