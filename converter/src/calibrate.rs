@@ -247,7 +247,6 @@ pub fn calibrate(
     progress: &indicatif::ProgressBar,
 ) -> Result<Calibration, ConvertError> {
     let ids = activation_tensors(graph);
-    let names: Vec<String> = ids.iter().map(|&i| graph.tensors[i].name.clone()).collect();
     let mut observers: Vec<Option<Observer>> = vec![None; graph.tensors.len()];
     for &i in &ids {
         observers[i] = Some(Observer::new());
@@ -286,7 +285,8 @@ pub fn calibrate(
     let quota = SUBSAMPLE_CAP.div_ceil(samples.count().max(1));
     progress.set_length(samples.count() as u64);
     for s in 0..samples.count() {
-        let values = float_ref.run_inputs(&samples.inputs(s), &names)?;
+        let values =
+            crate::float_eval::reference_values(graph, float_ref, &samples.inputs(s), &ids)?;
         for (&id, v) in ids.iter().zip(&values) {
             if let Some(obs) = observers[id].as_mut() {
                 obs.observe(v, quota);

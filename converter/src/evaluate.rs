@@ -141,7 +141,13 @@ pub fn evaluate_all(
     progress.set_length(samples.count() as u64);
     for s in 0..samples.count() {
         let x = samples.inputs(s);
-        let float = float_ref.run_inputs(&x, &names)?;
+        let float = match models.first() {
+            Some((graph, _, _)) => {
+                let ids: Vec<_> = graph.nodes.iter().map(|n| n.output).collect();
+                crate::float_eval::reference_values(graph, float_ref, &x, &ids)?
+            }
+            None => Vec::new(),
+        };
         for e in &mut evaluators {
             e.add(&x, &float, labels.and_then(|l| l.classes.get(s)).copied())?;
         }

@@ -30,6 +30,8 @@ pub struct FloatRef {
     inputs: Vec<(String, Vec<usize>)>,
     /// One optimized plan per requested list of output names.
     plans: Mutex<HashMap<Vec<String>, Plan>>,
+    /// The tensor names of the ONNX graph (inputs and node outputs).
+    onnx_names: std::collections::HashSet<String>,
 }
 
 fn tract_err(context: &str) -> impl Fn(anyhow::Error) -> ConvertError + '_ {
@@ -52,6 +54,14 @@ impl FloatRef {
         let mut proto = ModelProto::decode(&bytes[..])
             .map_err(|e| ConvertError::FloatRef(format!("decoding {}: {e}", path.display())))?;
         let names = pin_symbols(&mut proto, input_shapes)?;
+        let onnx_names = proto
+            .graph
+            .iter()
+            .flat_map(|g| {
+                let inputs = g.input.iter().map(|i| i.name.clone());
+                inputs.chain(g.node.iter().flat_map(|n| n.output.iter().cloned()))
+            })
+            .collect();
         let dir = path.parent().and_then(Path::to_str);
         let parsed = tract_onnx::onnx()
             .parse(&proto, dir)
@@ -84,7 +94,14 @@ impl FloatRef {
             model,
             inputs: names.into_iter().zip(input_shapes.to_vec()).collect(),
             plans: Mutex::new(HashMap::new()),
+            onnx_names,
         })
+    }
+
+    /// Whether the ONNX graph has a tensor of this name (the converter's
+    /// own tensors inside one node's lowering have none).
+    pub fn knows(&self, name: &str) -> bool {
+        self.onnx_names.contains(name)
     }
 
     /// The shape of input 0.

@@ -448,7 +448,8 @@ fn repository_models_load_rewrite_and_match_tract() {
     paths.sort();
     assert!(!paths.is_empty(), "no models under {}", root.display());
     // The models with a symbolic dimension besides the batch, and its size.
-    let fixed: [(&str, &str, &[usize]); 2] = [
+    let fixed: [(&str, &str, &[usize]); 3] = [
+        ("eeg_bigru.onnx", "eeg", &[1, 4, 64]),
         ("eeg_symbolic.onnx", "eeg", &[1, 4, 128]),
         ("gru_state.onnx", "x", &[1, 40, 6]),
     ];

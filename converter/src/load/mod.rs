@@ -13,7 +13,7 @@ pub(crate) mod node;
 pub(crate) mod shape;
 pub(crate) mod tensor;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -182,13 +182,21 @@ impl Builder {
             .enumerate()
             .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
             .collect();
+        // What the graph reads, so that nodes skip outputs nobody uses.
+        let read: HashSet<&str> = g
+            .node
+            .iter()
+            .flat_map(|n| n.input.iter())
+            .chain(g.output.iter().map(|o| &o.name))
+            .map(String::as_str)
+            .collect();
         // Chains of pointwise nodes become one table (`ops::pointwise`).
         let fusions = crate::ops::pointwise::find(g);
         for (index, pb) in g.node.iter().enumerate() {
             if fusions.skips(index) {
                 continue;
             }
-            let ctx = NodeCtx::new(pb, index, opset);
+            let ctx = NodeCtx::new(pb, index, opset).reading(&read);
             let names = fusions.inputs(index).unwrap_or(&pb.input[..]);
             let mut ins = Vec::with_capacity(names.len());
             for name in names {
@@ -316,6 +324,32 @@ impl Builder {
             output: id,
         });
         Ok(Value::Act(id))
+    }
+
+    /// Add an IR node whose output stays inside the ONNX node's lowering
+    /// (named `<node>/<part>`, bound to no ONNX name): one direction of a
+    /// bidirectional RNN, before its directions are joined.
+    pub(crate) fn emit_part(
+        &mut self,
+        ctx: &NodeCtx,
+        part: &str,
+        op: Op,
+        inputs: Vec<TensorId>,
+        shape: Vec<usize>,
+    ) -> Result<TensorId, ConvertError> {
+        if shape.contains(&0) {
+            return Err(ctx.err(format!("{part} would be empty (shape {shape:?})")));
+        }
+        let name = format!("{}/{part}", ctx.name);
+        let id = self.add_tensor(&name, shape, None);
+        self.graph.nodes.push(Node {
+            name,
+            onnx_ops: vec![ctx.op.to_string()],
+            op,
+            inputs,
+            output: id,
+        });
+        Ok(id)
     }
 
     /// Add an IR node producing the ONNX node's output `k` (an op with

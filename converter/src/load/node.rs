@@ -1,6 +1,8 @@
 //! One ONNX node being converted: its identity (for error messages) and typed
 //! attribute access.
 
+use std::collections::HashSet;
+
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::{AttributeProto, NodeProto, TensorProto};
 
@@ -12,6 +14,9 @@ pub struct NodeCtx<'a> {
     pub name: String,
     pub op: &'a str,
     pub opset: i64,
+    /// Names some node reads or the graph outputs; `None` treats every named
+    /// output as read (unit tests that build a lone node).
+    read: Option<&'a HashSet<&'a str>>,
 }
 
 impl<'a> NodeCtx<'a> {
@@ -26,7 +31,37 @@ impl<'a> NodeCtx<'a> {
             name,
             op: &pb.op_type,
             opset,
+            read: None,
         }
+    }
+
+    /// Tell the node which names the rest of the graph reads, so that
+    /// [`Self::output_used`] can skip outputs nobody reads.
+    pub fn reading(mut self, read: &'a HashSet<&'a str>) -> NodeCtx<'a> {
+        self.read = Some(read);
+        self
+    }
+
+    fn output_named(&self, k: usize) -> bool {
+        self.pb.output.get(k).is_some_and(|o| !o.is_empty())
+    }
+
+    /// Whether output `k` is worth computing: it is named and read by a
+    /// node or the graph. Exporters name outputs nobody reads (PyTorch names
+    /// an RNN's `Y` even when only `Y_h` is used), and computing those would
+    /// cost time and arena. A node none of whose outputs is read counts all
+    /// its named outputs as used, so that it still converts.
+    pub fn output_used(&self, k: usize) -> bool {
+        let Some(read) = self.read else {
+            return self.output_named(k);
+        };
+        let is_read = |k: usize| {
+            self.pb
+                .output
+                .get(k)
+                .is_some_and(|o| !o.is_empty() && read.contains(o.as_str()))
+        };
+        is_read(k) || (self.output_named(k) && !(0..self.pb.output.len()).any(is_read))
     }
 
     pub fn err(&self, reason: impl Into<String>) -> ConvertError {
@@ -37,19 +72,22 @@ impl<'a> NodeCtx<'a> {
         ConvertError::attribute(&self.name, self.op, attribute, reason)
     }
 
-    /// Which output medq computes, and what it is: the first, unless the
-    /// op table ([`crate::ops::ONNX_OPS`]) says otherwise.
+    /// The output the lowering returns: the first, unless the op table
+    /// ([`crate::ops::ONNX_OPS`]) says medq computes several (an RNN's `Y`
+    /// and `Y_h`); then the first of them that is used.
     pub fn primary_output(&self) -> usize {
-        crate::ops::onnx_op(self.op).map_or(0, |op| op.output.0)
+        let n = crate::ops::onnx_op(self.op).map_or(1, |op| op.outputs.0);
+        (0..n).find(|&k| self.output_used(k)).unwrap_or(0)
     }
 
-    /// The computed output's name (every op medq converts has one).
+    /// The primary output's name (every op medq converts has one).
     pub fn output(&self) -> Result<&'a str, ConvertError> {
-        let (k, what) = crate::ops::onnx_op(self.op).map_or((0, ""), |op| op.output);
-        match self.pb.output.get(k) {
+        let (n, what) = crate::ops::onnx_op(self.op).map_or((1, ""), |op| op.outputs);
+        match self.pb.output.get(self.primary_output()) {
             Some(o) if !o.is_empty() => Ok(o),
-            _ if k > 0 => Err(self.err(format!(
-                "medq computes only output {k} ({what}) of {}, and this node does not output it",
+            _ if n > 1 => Err(self.err(format!(
+                "medq computes outputs 0 to {} ({what}) of {}, and this node outputs none of them",
+                n - 1,
                 self.op
             ))),
             _ => Err(self.err("the node has no output")),

@@ -327,10 +327,10 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "GRU",
         recurrent::onnx::gru,
         "Gru",
-        "forward, batch 1, `layout` 0, default activations, zero initial state, hidden ≤ 128, \
-         `linear_before_reset` 0 or 1; outputs `Y_h` (int16 state inside)",
+        "forward or bidirectional (not reverse alone), batch 1, `layout` 0, default activations, zero initial \
+         state, hidden ≤ 128, `linear_before_reset` 0 or 1; outputs `Y` and `Y_h` (int16 state inside)",
     )
-    .computes_output(1, "Y_h, the last hidden state"),
+    .computes_outputs(2, "Y, every step's hidden state, and Y_h, the last one"),
     OnnxOp::new("HardSigmoid", lut::hard_sigmoid, "Lut", "any `alpha`, `beta`"),
     OnnxOp::new("HardSwish", lut::hard_swish, "Lut", "yes"),
     OnnxOp::new(
@@ -351,10 +351,10 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "LSTM",
         recurrent::onnx::lstm,
         "Lstm",
-        "forward, batch 1, `layout` 0, default activations, zero initial state, no peepholes, \
-         hidden ≤ 128; outputs `Y_h` (int16 state inside)",
+        "forward or bidirectional (not reverse alone), batch 1, `layout` 0, default activations, zero initial \
+         state, no peepholes, hidden ≤ 128; outputs `Y` and `Y_h`, not `Y_c` (int16 state inside)",
     )
-    .computes_output(1, "Y_h, the last hidden state"),
+    .computes_outputs(2, "Y, every step's hidden state, and Y_h, the last one"),
     OnnxOp::new(
         "MatMul",
         fully_connected::matmul,

@@ -32,8 +32,9 @@ pub struct OnnxOp {
     /// Otherwise a node whose inputs are all constants is folded at load
     /// (`load::fold`) and never lowered.
     pub(crate) takes_constants: bool,
-    /// The ONNX output medq computes, and what it is.
-    pub(crate) output: (usize, &'static str),
+    /// How many of the ONNX outputs, from the first, medq computes, and what
+    /// they are. The node's primary output is the first of them it names.
+    pub(crate) outputs: (usize, &'static str),
 }
 
 impl OnnxOp {
@@ -49,7 +50,7 @@ impl OnnxOp {
             supports,
             lower,
             takes_constants: false,
-            output: (0, ""),
+            outputs: (1, ""),
         }
     }
 
@@ -59,9 +60,9 @@ impl OnnxOp {
         self
     }
 
-    /// medq computes output `k` (`what`), not output 0.
-    pub(crate) const fn computes_output(mut self, k: usize, what: &'static str) -> OnnxOp {
-        self.output = (k, what);
+    /// medq computes outputs `0..n` (`what`), not only output 0.
+    pub(crate) const fn computes_outputs(mut self, n: usize, what: &'static str) -> OnnxOp {
+        self.outputs = (n, what);
         self
     }
 }

@@ -41,6 +41,12 @@ pub struct Recurrent {
     /// ONNX `Wb` and `Rb`, `G·H` each.
     pub bias_w: Vec<f32>,
     pub bias_r: Vec<f32>,
+    /// Run the steps last to first (ONNX `reverse`, and the backward half
+    /// of `bidirectional`).
+    pub reverse: bool,
+    /// Output every step's hidden state, `[T, H]` in time order (ONNX `Y`
+    /// of one direction), not only the last one (`Y_h`).
+    pub sequence: bool,
 }
 
 /// Q0.15: the real value 1.0 is 2^15 (saturated to 32767 where stored).
@@ -100,8 +106,23 @@ impl Recurrent {
     }
 
     /// The ONNX cell in `f64` over `x` (`T·I` values, zero initial state):
-    /// returns the last hidden state and widens `ranges`.
+    /// returns the last hidden state (every step's, in time order, with
+    /// `sequence`) and widens `ranges`.
     pub fn simulate(&self, x: &[f32], ranges: &mut CellRanges) -> Vec<f32> {
+        let steps: Vec<&[f32]> = x.chunks_exact(self.input_size.max(1)).collect();
+        let mut y = vec![
+            0f32;
+            if self.sequence {
+                steps.len() * self.hidden
+            } else {
+                0
+            }
+        ];
+        let order: Vec<usize> = if self.reverse {
+            (0..steps.len()).rev().collect()
+        } else {
+            (0..steps.len()).collect()
+        };
         let (n, g) = (self.hidden, self.gates());
         if ranges.gate_absmax.len() != g {
             ranges.gate_absmax = vec![0.0; g];
@@ -110,8 +131,8 @@ impl Recurrent {
         let mut h = vec![0f64; n];
         let mut c = vec![0f64; n];
         let zeros = vec![0f32; g * n];
-        for xt in x.chunks_exact(self.input_size.max(1)) {
-            let xt: Vec<f64> = xt.iter().map(|&v| v as f64).collect();
+        for t in order {
+            let xt: Vec<f64> = steps[t].iter().map(|&v| v as f64).collect();
             let xw = Self::matvec(&self.w, &xt, &self.bias_w);
             match self.cell {
                 Cell::Lstm => {
@@ -164,8 +185,16 @@ impl Recurrent {
                     }
                 }
             }
+            if let Some(row) = y.get_mut(t * n..(t + 1) * n) {
+                for (d, &v) in row.iter_mut().zip(&h) {
+                    *d = v as f32;
+                }
+            }
         }
         ranges.samples += 1;
+        if self.sequence {
+            return y;
+        }
         h.into_iter().map(|v| v as f32).collect()
     }
 }
@@ -326,6 +355,14 @@ fn lower(
             (OpCode::Gru, p.to_vec())
         }
     };
+    // The flags word is written only when a flag is set, so a forward
+    // last-state op keeps the record (and the bytes) it always had.
+    use params::recurrent::{FLAG_REVERSE, FLAG_SEQUENCE};
+    let flags = i32::from(rec.reverse) * FLAG_REVERSE + i32::from(rec.sequence) * FLAG_SEQUENCE;
+    let mut words = words;
+    if flags != 0 {
+        words.push(flags);
+    }
     let n_tables = tables.len() / TABLE_LEN;
     let name = &node.name;
     let [bias_x, bias_h, x_mult, x_shift, h_mult, h_shift] = v;
@@ -428,7 +465,28 @@ mod tests {
             r: Array::new(vec![3, 1], vec![0.0, 0.0, 0.5]),
             bias_w: vec![-30.0, 30.0, 0.0],
             bias_r: vec![0.0, 0.0, 0.25],
+            reverse: false,
+            sequence: false,
         }
+    }
+
+    #[test]
+    fn reversed_sequence_runs_last_to_first_and_outputs_in_time_order() {
+        let rec = Recurrent {
+            reverse: true,
+            sequence: true,
+            ..gru(false)
+        };
+        let y = rec.simulate(&[0.5, -0.2], &mut CellRanges::default());
+        // Step t = 1 runs first from h = 0, then t = 0.
+        let h_t1 = (-0.2f64 + 0.25).tanh();
+        let h_t0 = (0.5 + 0.5 * h_t1 + 0.25).tanh();
+        assert_eq!(y.len(), 2);
+        assert!((y[0] as f64 - h_t0).abs() < 1e-6, "{y:?}");
+        assert!((y[1] as f64 - h_t1).abs() < 1e-6, "{y:?}");
+        // Forward, the last state alone.
+        let h = gru(false).simulate(&[0.5, -0.2], &mut CellRanges::default());
+        assert_eq!(h.len(), 1);
     }
 
     #[test]
@@ -460,6 +518,8 @@ mod tests {
             r: Array::new(vec![4, 1], vec![0.0; 4]),
             bias_w: vec![0.0, 1.0, 0.0, 2.0],
             bias_r: vec![0.0; 4],
+            reverse: false,
+            sequence: false,
         };
         let mut ranges = CellRanges::default();
         let h = rec.simulate(&[1.0, 2.0], &mut ranges);
@@ -480,7 +540,7 @@ mod tests {
                 "{op}: {}",
                 entry.supports
             );
-            assert_eq!(entry.output.0, 1, "{op} computes Y_h");
+            assert_eq!(entry.outputs.0, 2, "{op} computes Y and Y_h");
         }
     }
 }

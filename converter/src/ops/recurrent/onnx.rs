@@ -1,15 +1,20 @@
-//! ONNX `LSTM` and `GRU` → [`Op::Recurrent`]: what medq runs is the forward
-//! direction, batch 1, `layout = 0`, default activations, zero initial state
-//! and full-length sequences. Everything else is refused with the reason;
-//! nothing is silently approximated.
+//! ONNX `LSTM` and `GRU` → [`Op::Recurrent`]: forward or bidirectional (one
+//! op per direction, joined by a Concat; reverse alone is refused), batch 1,
+//! `layout = 0`, default activations, zero initial state and full-length
+//! sequences; outputs `Y` (every step, the op's sequence flag) and `Y_h`
+//! (the last step, or a Gather of `Y`'s last row when both are read).
+//! Everything else is refused with the reason; nothing is silently
+//! approximated.
 
 use medq::kernels::MAX_HIDDEN;
 
 use super::{Cell, Recurrent};
 use crate::error::ConvertError;
-use crate::ir::{Array, Op};
+use crate::ir::{Array, Op, TensorId};
 use crate::load::node::NodeCtx;
 use crate::load::{Builder, Value};
+use crate::ops::concat::Concat;
+use crate::ops::gather::{Index, Select};
 use crate::ops::onnx::{act, konst, opt_konst, Ins};
 
 /// ONNX `LSTM`.
@@ -22,16 +27,31 @@ pub(crate) fn gru(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Con
     from_onnx(b, ctx, ins, false)
 }
 
-/// The attributes medq supports (forward, layout 0, default activations,
-/// no clipping); returns the GRU's `linear_before_reset`.
-fn check_attributes(ctx: &NodeCtx, is_lstm: bool) -> Result<bool, ConvertError> {
+/// ONNX `direction`: the number of directions, and whether the first runs
+/// last to first (never, while "reverse" alone is refused).
+fn directions(ctx: &NodeCtx) -> Result<(usize, bool), ConvertError> {
     let direction = ctx.string("direction")?.unwrap_or_else(|| "forward".into());
-    if direction != "forward" {
-        return Err(ctx.attr_err(
+    match direction.as_str() {
+        "forward" => Ok((1, false)),
+        // tract, which gives the converter its float reference, runs a
+        // reverse-only LSTM forward (its `Y_h` is the forward last state),
+        // so the int8 model could not be checked against it.
+        "reverse" => Err(ctx.attr_err(
             "direction",
-            format!("only \"forward\" is supported, found \"{direction}\""),
-        ));
+            "\"reverse\" alone is not supported (the float reference runs it forward); \
+             use \"bidirectional\", or flip the sequence before a forward layer",
+        )),
+        "bidirectional" => Ok((2, false)),
+        other => Err(ctx.attr_err(
+            "direction",
+            format!("unknown value \"{other}\" (forward, reverse, bidirectional)"),
+        )),
     }
+}
+
+/// The attributes medq supports (layout 0, default activations, no
+/// clipping); returns the GRU's `linear_before_reset`.
+fn check_attributes(ctx: &NodeCtx, is_lstm: bool) -> Result<bool, ConvertError> {
     if ctx.int("layout", 0)? != 0 {
         return Err(ctx.attr_err("layout", "only layout 0 ([seq, batch, input]) is supported"));
     }
@@ -50,10 +70,12 @@ fn check_attributes(ctx: &NodeCtx, is_lstm: bool) -> Result<bool, ConvertError> 
         &["Sigmoid", "Tanh"]
     };
     if let Some(list) = ctx.strings("activations")? {
-        let same = list.len() == defaults.len()
+        // Bidirectional nodes list the activations once per direction.
+        let same = list.len() % defaults.len() == 0
+            && !list.is_empty()
             && list
                 .iter()
-                .zip(defaults)
+                .zip(defaults.iter().cycle())
                 .all(|(a, d)| a.eq_ignore_ascii_case(d));
         if !same {
             return Err(ctx.attr_err(
@@ -91,17 +113,23 @@ fn from_onnx(
 ) -> Result<Value, ConvertError> {
     let gates = if is_lstm { 4 } else { 3 };
     let linear_before_reset = check_attributes(ctx, is_lstm)?;
+    let (num_dir, first_reversed) = directions(ctx)?;
     let (x, xs) = act(b, ctx, ins, 0)?;
     let w = konst(ctx, ins, 1, "input weights W")?;
     let r = konst(ctx, ins, 2, "recurrence weights R")?;
-    let [1, rows, input_size] = w.shape[..] else {
+    let [dirs, rows, input_size] = w.shape[..] else {
         return Err(ctx.err(format!(
-            "W has shape {:?}; expected [1, {gates}·hidden, input] (one direction)",
+            "W has shape {:?}; expected [{num_dir}, {gates}·hidden, input]",
             w.shape
         )));
     };
+    if dirs != num_dir {
+        return Err(ctx.err(format!(
+            "W has {dirs} directions; this node's direction needs {num_dir}"
+        )));
+    }
     let hidden = rows / gates;
-    if rows % gates != 0 || hidden == 0 || r.shape != [1, rows, hidden] {
+    if rows % gates != 0 || hidden == 0 || r.shape != [num_dir, rows, hidden] {
         return Err(ctx.err(format!(
             "W {:?} and R {:?} do not describe {gates} gates of one hidden size",
             w.shape, r.shape
@@ -130,16 +158,170 @@ fn from_onnx(
         return Err(ctx.err(format!("input X {xs:?} does not fit W {:?}", w.shape)));
     }
     let bias = match opt_konst(ctx, ins, 3, "bias B")? {
-        None => vec![0.0; 2 * rows],
-        Some(c) if c.shape == [1, 2 * rows] => c.to_f32(),
+        None => vec![0.0; num_dir * 2 * rows],
+        Some(c) if c.shape == [num_dir, 2 * rows] => c.to_f32(),
         Some(c) => {
             return Err(ctx.err(format!(
-                "B has shape {:?}; expected [1, {}]",
+                "B has shape {:?}; expected [{num_dir}, {}]",
                 c.shape,
                 2 * rows
             )))
         }
     };
+    check_full_length_and_zero_state(ctx, ins, steps, is_lstm)?;
+
+    let (want_y, want_h) = (ctx.output_used(0), ctx.output_used(1));
+    let cell = if is_lstm {
+        Cell::Lstm
+    } else {
+        Cell::Gru {
+            linear_before_reset,
+        }
+    };
+    let (w, r) = (w.to_f32(), r.to_f32());
+    let direction = |d: usize| {
+        let slice = |all: &[f32], len: usize| all[d * len..(d + 1) * len].to_vec();
+        let rows_of =
+            |all: &[f32], cols: usize| gate_order(&slice(all, rows * cols), gates, hidden, cols);
+        Recurrent {
+            cell,
+            hidden,
+            input_size,
+            w: Array::new(vec![rows, input_size], rows_of(&w, input_size)),
+            r: Array::new(vec![rows, hidden], rows_of(&r, hidden)),
+            bias_w: gate_order(&bias[2 * d * rows..(2 * d + 1) * rows], gates, hidden, 1),
+            bias_r: gate_order(
+                &bias[(2 * d + 1) * rows..(2 * d + 2) * rows],
+                gates,
+                hidden,
+                1,
+            ),
+            reverse: first_reversed || d == 1,
+            sequence: want_y,
+        }
+    };
+    // The last step run is row T − 1 forward, row 0 reversed.
+    let last_row = |rec: &Recurrent| Select {
+        axis: 0,
+        index: Index::List(vec![if rec.reverse { 0 } else { steps - 1 }]),
+    };
+    if num_dir == 1 {
+        let rec = direction(0);
+        if !want_y {
+            return b.emit_output(ctx, 1, Op::Recurrent(rec), vec![x], vec![1, 1, hidden]);
+        }
+        let last = last_row(&rec);
+        let y = b.emit_output(
+            ctx,
+            0,
+            Op::Recurrent(rec),
+            vec![x],
+            vec![steps, 1, 1, hidden],
+        )?;
+        if want_h {
+            let Value::Act(y_id) = y else {
+                return Err(ctx.err("Y is not a computed tensor"));
+            };
+            let row = b.emit_part(
+                ctx,
+                "Y_h",
+                Op::Select(last),
+                vec![y_id],
+                vec![1, 1, 1, hidden],
+            )?;
+            b.emit_output(ctx, 1, Op::Reshape, vec![row], vec![1, 1, hidden])?;
+        }
+        return Ok(y);
+    }
+    // Bidirectional: one op per direction, joined by Concats; ONNX `Y` is
+    // [T, 2, 1, H] and `Y_h` [2, 1, H].
+    let mut sequences: Vec<TensorId> = Vec::new();
+    let mut lasts: Vec<TensorId> = Vec::new();
+    for d in 0..num_dir {
+        let rec = direction(d);
+        let suffix = if rec.reverse { "backward" } else { "forward" };
+        let last = last_row(&rec);
+        if want_y {
+            let seq = b.emit_part(
+                ctx,
+                &format!("Y.{suffix}"),
+                Op::Recurrent(rec),
+                vec![x],
+                vec![steps, 1, hidden],
+            )?;
+            sequences.push(seq);
+            if want_h {
+                lasts.push(b.emit_part(
+                    ctx,
+                    &format!("Y_h.{suffix}"),
+                    Op::Select(last),
+                    vec![seq],
+                    vec![1, 1, hidden],
+                )?);
+            }
+        } else {
+            lasts.push(b.emit_part(
+                ctx,
+                &format!("Y_h.{suffix}"),
+                Op::Recurrent(rec),
+                vec![x],
+                vec![1, 1, hidden],
+            )?);
+        }
+    }
+    let mut out_y = None;
+    if want_y {
+        let joined = b.emit_part(
+            ctx,
+            "Y.joined",
+            Op::Concat(Concat { axis: 1 }),
+            sequences,
+            vec![steps, num_dir, hidden],
+        )?;
+        out_y = Some(b.emit_output(
+            ctx,
+            0,
+            Op::Reshape,
+            vec![joined],
+            vec![steps, num_dir, 1, hidden],
+        )?);
+    }
+    let mut out_h = None;
+    if want_h {
+        let joined = Op::Concat(Concat { axis: 0 });
+        out_h = Some(b.emit_output(ctx, 1, joined, lasts, vec![num_dir, 1, hidden])?);
+    }
+    out_y
+        .or(out_h)
+        .ok_or_else(|| ctx.err("the node outputs neither Y nor Y_h"))
+}
+
+/// ONNX gate order → medq's, over `gates` blocks of `hidden` rows of `cols`:
+/// LSTM i, o, f, c → i, f, g(c), o; GRU z, r, h unchanged.
+fn gate_order(data: &[f32], gates: usize, hidden: usize, cols: usize) -> Vec<f32> {
+    let order: &[usize] = if gates == 4 {
+        &[0, 2, 3, 1]
+    } else {
+        &[0, 1, 2]
+    };
+    order
+        .iter()
+        .flat_map(|&g| {
+            data[g * hidden * cols..(g + 1) * hidden * cols]
+                .iter()
+                .copied()
+        })
+        .collect()
+}
+
+/// `sequence_lens` absent or full, and a zero initial state (medq has no
+/// peepholes either).
+fn check_full_length_and_zero_state(
+    ctx: &NodeCtx,
+    ins: Ins,
+    steps: usize,
+    is_lstm: bool,
+) -> Result<(), ConvertError> {
     if let Some(c) = opt_konst(ctx, ins, 4, "sequence_lens")? {
         let full = c
             .as_i64()
@@ -168,33 +350,5 @@ fn from_onnx(
     if !is_lstm && ins.get(6).is_some_and(Option::is_some) {
         return Err(ctx.err("GRU takes at most 6 inputs"));
     }
-
-    // ONNX gate order → medq's: LSTM i, o, f, c → i, f, g(c), o; GRU z, r, h unchanged.
-    let order: &[usize] = if is_lstm { &[0, 2, 3, 1] } else { &[0, 1, 2] };
-    let permute = |data: &[f32], cols: usize| -> Vec<f32> {
-        order
-            .iter()
-            .flat_map(|&g| {
-                data[g * hidden * cols..(g + 1) * hidden * cols]
-                    .iter()
-                    .copied()
-            })
-            .collect()
-    };
-    let rec = Recurrent {
-        cell: if is_lstm {
-            Cell::Lstm
-        } else {
-            Cell::Gru {
-                linear_before_reset,
-            }
-        },
-        hidden,
-        input_size,
-        w: Array::new(vec![rows, input_size], permute(&w.to_f32(), input_size)),
-        r: Array::new(vec![rows, hidden], permute(&r.to_f32(), hidden)),
-        bias_w: permute(&bias[..rows], 1),
-        bias_r: permute(&bias[rows..], 1),
-    };
-    b.emit(ctx, Op::Recurrent(rec), vec![x], vec![1, 1, hidden])
+    Ok(())
 }
