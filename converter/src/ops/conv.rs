@@ -3,7 +3,7 @@
 use medq::format::layout::{params::conv as w, OpCode};
 
 use super::onnx::{act, konst, opt_konst, Ins};
-use super::window::{geometry, per_axis, spatial_rank, window};
+use super::window::{geometry, kernel_attrs, per_axis, spatial_rank, window, KernelAttrs};
 use super::IrOp;
 use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
@@ -28,50 +28,23 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     let w = konst(ctx, ins, 1, "weights")?;
     let bias = opt_konst(ctx, ins, 2, "bias")?;
     let n = spatial_rank(ctx, &xs, "kernel_shape")?;
-    if w.shape.len() != n + 2 {
-        return Err(ctx.err(format!(
-            "weights of shape {:?} do not fit input {xs:?}",
-            w.shape
-        )));
-    }
-    let group = usize::try_from(ctx.int("group", 1)?)
-        .ok()
-        .filter(|&g| g > 0)
-        .ok_or_else(|| ctx.attr_err("group", "must be positive"))?;
-    let (cin, cout, cin_g) = (xs[1], w.shape[0], w.shape[1]);
+    let cout = w.shape.first().copied().unwrap_or(0);
+    let KernelAttrs {
+        group,
+        kernel,
+        kh_kw: (kh, kw),
+        bias,
+    } = kernel_attrs(ctx, &w, bias.as_deref(), &xs, n, |_| cout)?;
+    let (cin, cin_g) = (xs[1], w.shape[1]);
     if cin_g * group != cin || cout % group != 0 {
         return Err(ctx.err(format!(
             "weights {:?} with group {group} do not fit {cin} input channels",
             w.shape
         )));
     }
-    let kernel = w.shape[2..].to_vec();
-    if let Some(ks) = ctx.usizes("kernel_shape")? {
-        if ks != kernel {
-            return Err(ctx.attr_err(
-                "kernel_shape",
-                format!("{ks:?} differs from the weights' {kernel:?}"),
-            ));
-        }
-    }
     let strides = per_axis(ctx, "strides", n)?;
     let dilations = per_axis(ctx, "dilations", n)?;
     let g = geometry(ctx, &xs[2..], &kernel, &strides, &dilations, false)?;
-    let bias = match bias {
-        Some(c) if c.len() == cout => c.to_f32(),
-        Some(c) => {
-            return Err(ctx.err(format!(
-                "bias has {} values for {cout} output channels",
-                c.len()
-            )))
-        }
-        None => vec![0.0; cout],
-    };
-    let (kh, kw) = if n == 1 {
-        (1, kernel[0])
-    } else {
-        (kernel[0], kernel[1])
-    };
     let weights = Array::new(vec![cout, cin_g, kh, kw], w.to_f32());
     let mut out = vec![xs[0], cout];
     out.extend_from_slice(&g.outs);

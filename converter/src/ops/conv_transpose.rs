@@ -3,7 +3,7 @@
 use medq::format::layout::{params::conv_transpose as w, OpCode};
 
 use super::onnx::{act, konst, opt_konst, to_usize, Ins};
-use super::window::{per_axis, spatial_rank};
+use super::window::{kernel_attrs, per_axis, spatial_rank, KernelAttrs};
 use super::IrOp;
 use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
@@ -34,31 +34,18 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     let wt = konst(ctx, ins, 1, "weights")?;
     let bias = opt_konst(ctx, ins, 2, "bias")?;
     let n = spatial_rank(ctx, &xs, "kernel_shape")?;
-    if wt.shape.len() != n + 2 {
-        return Err(ctx.err(format!(
-            "weights of shape {:?} do not fit input {xs:?}",
-            wt.shape
-        )));
-    }
-    let group = usize::try_from(ctx.int("group", 1)?)
-        .ok()
-        .filter(|&g| g > 0)
-        .ok_or_else(|| ctx.attr_err("group", "must be positive"))?;
-    let (cin, cout_g) = (xs[1], wt.shape[1]);
+    let (cin, cout_g) = (xs[1], wt.shape.get(1).copied().unwrap_or(0));
+    let KernelAttrs {
+        group,
+        kernel,
+        kh_kw: (kh, kw),
+        bias,
+    } = kernel_attrs(ctx, &wt, bias.as_deref(), &xs, n, |group| cout_g * group)?;
     if wt.shape[0] != cin || cin % group != 0 {
         return Err(ctx.err(format!(
             "weights {:?} with group {group} do not fit {cin} input channels",
             wt.shape
         )));
-    }
-    let kernel = wt.shape[2..].to_vec();
-    if let Some(ks) = ctx.usizes("kernel_shape")? {
-        if ks != kernel {
-            return Err(ctx.attr_err(
-                "kernel_shape",
-                format!("{ks:?} differs from the weights' {kernel:?}"),
-            ));
-        }
     }
     let strides = per_axis(ctx, "strides", n)?;
     let dilations = per_axis(ctx, "dilations", n)?;
@@ -96,21 +83,6 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
             })?;
         out.push(o);
     }
-    let bias = match bias {
-        Some(c) if c.len() == cout => c.to_f32(),
-        Some(c) => {
-            return Err(ctx.err(format!(
-                "bias has {} values for {cout} output channels",
-                c.len()
-            )))
-        }
-        None => vec![0.0; cout],
-    };
-    let (kh, kw) = if n == 1 {
-        (1, kernel[0])
-    } else {
-        (kernel[0], kernel[1])
-    };
     let op = ConvTranspose {
         weights: regroup(&wt.to_f32(), cin, cout_g, group, kh * kw, [kh, kw]),
         bias,

@@ -6,6 +6,7 @@ use super::onnx::to_usize;
 use crate::error::ConvertError;
 use crate::ir::Window;
 use crate::load::node::NodeCtx;
+use crate::load::tensor::Const;
 
 /// Padding and output size of one convolution / pooling axis set.
 pub(crate) struct Geometry {
@@ -142,6 +143,69 @@ pub(crate) fn spatial_rank(
             ),
         )),
     }
+}
+
+/// What Conv and ConvTranspose read alike from their constant weights and
+/// attributes: `group`, the kernel (checked against `kernel_shape`), the
+/// kernel as `(kH, kW)` (1-D: `kH = 1`) and the bias (zeros when absent).
+pub(crate) struct KernelAttrs {
+    pub group: usize,
+    pub kernel: Vec<usize>,
+    pub kh_kw: (usize, usize),
+    pub bias: Vec<f32>,
+}
+
+/// [`KernelAttrs`] of weights `w` of rank `n + 2` over an input `xs`, with
+/// `cout` output channels.
+pub(crate) fn kernel_attrs(
+    ctx: &NodeCtx,
+    w: &Const,
+    bias: Option<&Const>,
+    xs: &[usize],
+    n: usize,
+    cout: impl FnOnce(usize) -> usize,
+) -> Result<KernelAttrs, ConvertError> {
+    if w.shape.len() != n + 2 {
+        return Err(ctx.err(format!(
+            "weights of shape {:?} do not fit input {xs:?}",
+            w.shape
+        )));
+    }
+    let group = usize::try_from(ctx.int("group", 1)?)
+        .ok()
+        .filter(|&g| g > 0)
+        .ok_or_else(|| ctx.attr_err("group", "must be positive"))?;
+    let kernel = w.shape[2..].to_vec();
+    if let Some(ks) = ctx.usizes("kernel_shape")? {
+        if ks != kernel {
+            return Err(ctx.attr_err(
+                "kernel_shape",
+                format!("{ks:?} differs from the weights' {kernel:?}"),
+            ));
+        }
+    }
+    let cout = cout(group);
+    let bias = match bias {
+        Some(c) if c.len() == cout => c.to_f32(),
+        Some(c) => {
+            return Err(ctx.err(format!(
+                "bias has {} values for {cout} output channels",
+                c.len()
+            )))
+        }
+        None => vec![0.0; cout],
+    };
+    let kh_kw = match kernel[..] {
+        [kw] => (1, kw),
+        [kh, kw] => (kh, kw),
+        _ => return Err(ctx.err(format!("kernel {kernel:?} is neither 1-D nor 2-D"))),
+    };
+    Ok(KernelAttrs {
+        group,
+        kernel,
+        kh_kw,
+        bias,
+    })
 }
 
 /// A per-spatial-axis attribute (strides, dilations), 1 on every axis when absent.
