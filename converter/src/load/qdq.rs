@@ -26,8 +26,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::{GraphProto, NodeProto, TensorProto};
+use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 
 use super::node::{norm_axis, NodeCtx};
 use super::tensor;
@@ -222,6 +223,35 @@ struct Strip<'g> {
     rename_out: HashMap<String, String>,
     initializers: Vec<TensorProto>,
     fixed: FixedQuant,
+    /// The node producing each tensor name.
+    producers: HashMap<&'g str, usize>,
+    /// Clamps the float graph gets back (see [`Strip::clamp`]): the tensor,
+    /// its upper bound, the QuantizeLinear it comes from.
+    clamps: Vec<(String, f32, String)>,
+}
+
+/// The float model the loader converts: `model` with its Q/DQ nodes stripped
+/// as [`strip`] does (its `value_info`, hints about the names that went,
+/// dropped); `None` when it has none. The float reference runs this: tract's
+/// run of a QDQ model is not ONNX's (on `models/testnets/qdq/cnn1d_int8.onnx`
+/// every quantized tensor matches ONNX Runtime's except the Softmax output
+/// after its QuantizeLinear, which tract gives as 127 everywhere).
+pub fn float_model(model: &ModelProto) -> Result<Option<ModelProto>, ConvertError> {
+    let Some(g) = model.graph.as_ref() else {
+        return Ok(None);
+    };
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(0, |o| o.version);
+    Ok(strip(g, opset)?.map(|(mut float, _)| {
+        float.value_info.clear();
+        ModelProto {
+            graph: Some(float),
+            ..model.clone()
+        }
+    }))
 }
 
 /// Strip the Q/DQ nodes of `g` (see the module documentation). `None` when
@@ -248,6 +278,13 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
         rename_out: HashMap::new(),
         initializers: Vec::new(),
         fixed: FixedQuant::default(),
+        producers: g
+            .node
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+            .collect(),
+        clamps: Vec::new(),
     };
     for (i, node) in g.node.iter().enumerate() {
         if s.removed[i] || !is_qdq(node) {
@@ -441,6 +478,7 @@ impl<'g> Strip<'g> {
         for o in dq_outputs.into_iter().filter(|o| *o != canonical) {
             self.rename_in.insert(o, canonical.clone());
         }
+        self.clamp(index, &ctx.name, &x, &canonical, qp);
         match self.fixed.activations.insert(canonical.clone(), qp) {
             Some(before) if before != qp => Err(ctx.err(format!(
                 "\"{canonical}\" is quantized twice with different parameters ({before:?} and {qp:?}); \
@@ -448,6 +486,36 @@ impl<'g> Strip<'g> {
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// Keep the Relu or Clip a quantizer removed because this pair does it.
+    ///
+    /// ONNX Runtime's `quantize_static` drops a Relu (or a Clip from 0)
+    /// after a Conv, Gemm, MatMul, Add or Mul when the QuantizeLinear after
+    /// it starts at 0 (zero point at the bottom of the type): the pair's
+    /// saturation does the clamp. Without the pair the float graph would lose
+    /// it, so a `Clip(0, hi)` (`hi` the pair's top) goes back after the
+    /// producer; the converter fuses it into that op, where it is a no-op in
+    /// int8 (it is the encoding's own range) and the float meaning the
+    /// report and `--calib` run is the model's again.
+    fn clamp(&mut self, q_node: usize, q_name: &str, x: &str, canonical: &str, qp: QParams) {
+        const FUSING: [&str; 6] = ["Add", "Conv", "ConvTranspose", "Gemm", "MatMul", "Mul"];
+        let Some(&p) = self.producers.get(x) else {
+            return;
+        };
+        let producer = &self.g.node[p];
+        let only_the_q = self.readers.get(x).is_some_and(|r| r[..] == [(q_node, 0)]);
+        if qp.zero_point != -128
+            || !producer.domain.is_empty()
+            || !FUSING.contains(&producer.op_type.as_str())
+            || !only_the_q
+            || self.outputs.contains(x)
+        {
+            return;
+        }
+        let hi = qp.dequantize(127);
+        self.clamps
+            .push((canonical.to_string(), hi, format!("{q_name}/clamp")));
     }
 
     /// The name a reader of `name` reads after the renames so far.
@@ -482,11 +550,61 @@ impl<'g> Strip<'g> {
                     *output = to.clone();
                 }
             }
-            nodes.push(node);
+            let clamp = node.output.first().and_then(|o| {
+                self.clamps
+                    .iter()
+                    .find(|(tensor, _, _)| tensor == o)
+                    .cloned()
+            });
+            match clamp {
+                Some((tensor, hi, name)) => {
+                    let before = format!("{tensor}/before_clamp");
+                    node.output[0] = before.clone();
+                    nodes.push(node);
+                    nodes.push(self.clip(&mut g.initializer, &name, before, tensor, hi));
+                }
+                None => nodes.push(node),
+            }
         }
         g.node = nodes;
         g.initializer.extend(self.initializers);
         (g, self.fixed)
+    }
+
+    /// `Clip(x, 0, hi)`: bounds as inputs (opset 11 on) or attributes.
+    fn clip(
+        &self,
+        initializers: &mut Vec<TensorProto>,
+        name: &str,
+        x: String,
+        y: String,
+        hi: f32,
+    ) -> NodeProto {
+        let mut node = NodeProto {
+            name: name.to_string(),
+            op_type: "Clip".into(),
+            input: vec![x],
+            output: vec![y],
+            ..NodeProto::default()
+        };
+        if self.opset >= 11 {
+            for (bound, v) in [("min", 0.0), ("max", hi)] {
+                let n = format!("{name}/{bound}");
+                initializers.push(float_tensor(&n, &[], vec![v]));
+                node.input.push(n);
+            }
+        } else {
+            node.attribute = [("min", 0.0), ("max", hi)]
+                .into_iter()
+                .map(|(a, f)| AttributeProto {
+                    name: a.into(),
+                    f,
+                    r#type: AttributeType::Float as i32,
+                    ..AttributeProto::default()
+                })
+                .collect();
+        }
+        node
     }
 }
 
@@ -500,6 +618,9 @@ fn float_tensor(name: &str, shape: &[usize], data: Vec<f32>) -> TensorProto {
     }
 }
 
+/// Int8 weights, row-major, and one scale per output channel.
+pub type GridWeights = (Vec<i8>, Vec<f32>);
+
 /// The int8 weights of `node` on the grid its QDQ model fixed, and their
 /// scales; `None` when the model fixed none for it. The float weights are
 /// the dequantized int8 values, so dividing by the scale gives the integers
@@ -509,7 +630,7 @@ pub fn weights_on_grid(
     graph: &Graph,
     node: &Node,
     weights: &Array,
-) -> Option<Result<(Vec<i8>, Vec<f32>), ConvertError>> {
+) -> Option<Result<GridWeights, ConvertError>> {
     let scales = graph.qdq.weight_scales.get(&node.name)?;
     let rows = scales.len();
     let per = weights.data.len() / rows.max(1);
