@@ -746,3 +746,117 @@ pub fn requantizing_pools(graph: &mut Graph) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, name: &str, inputs: &[&str], output: &str) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            name: name.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..NodeProto::default()
+        }
+    }
+
+    fn scalar(name: &str, dtype: DataType, v: i32) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            data_type: dtype as i32,
+            int32_data: vec![v],
+            ..TensorProto::default()
+        }
+    }
+
+    /// `x → Conv(w) → Q → DQ → y`, the pair's zero point `zp` (`dtype`),
+    /// scale 0.5; the weights `DequantizeLinear` of int8 `[1, 1, 1, 1]`.
+    fn conv_pair(dtype: DataType, zp: i32) -> GraphProto {
+        let w = TensorProto {
+            name: "wq".into(),
+            dims: vec![1, 1, 1, 1],
+            data_type: DataType::Int8 as i32,
+            int32_data: vec![100],
+            ..TensorProto::default()
+        };
+        GraphProto {
+            node: vec![
+                node("DequantizeLinear", "w_dq", &["wq", "ws"], "w"),
+                node("Conv", "conv", &["x", "w"], "c"),
+                node("QuantizeLinear", "c_q", &["c", "s", "zp"], "cq"),
+                node("DequantizeLinear", "c_dq", &["cq", "s", "zp"], "y"),
+            ],
+            initializer: vec![
+                w,
+                float_tensor("ws", &[], vec![0.01]),
+                float_tensor("s", &[], vec![0.5]),
+                scalar("zp", dtype, zp),
+            ],
+            output: vec![tract_onnx::pb::ValueInfoProto {
+                name: "y".into(),
+                ..Default::default()
+            }],
+            ..GraphProto::default()
+        }
+    }
+
+    #[test]
+    fn uint8_activations_become_int8_exactly_and_a_pair_from_0_keeps_its_relu() {
+        let (g, fixed) = strip(&conv_pair(DataType::Uint8, 0), 13).unwrap().unwrap();
+        // uint8 q = int8 q + 128: zero point 0 becomes −128, same reals.
+        let y = fixed.activation("y").unwrap();
+        assert_eq!((y.scale, y.zero_point), (0.5, -128));
+        assert_eq!(fixed.weight_scales["conv"], vec![0.01]);
+        let ops: Vec<&str> = g.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(
+            ops,
+            ["Conv", "Clip"],
+            "the pairs go, the Relu they stood for stays"
+        );
+        let clip = &g.node[1];
+        assert_eq!(
+            (clip.input[0].as_str(), clip.output[0].as_str()),
+            ("y/before_clamp", "y")
+        );
+        let max = g
+            .initializer
+            .iter()
+            .find(|t| t.name == clip.input[2])
+            .unwrap();
+        assert_eq!(max.float_data, vec![0.5 * 255.0]);
+        // The weights are the dequantized int8 values.
+        let w = g.initializer.iter().find(|t| t.name == "w").unwrap();
+        assert_eq!(w.float_data, vec![1.0]);
+    }
+
+    #[test]
+    fn a_pair_below_0_adds_no_clamp() {
+        let (g, _) = strip(&conv_pair(DataType::Int8, 0), 13).unwrap().unwrap();
+        let ops: Vec<&str> = g.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(ops, ["Conv"]);
+    }
+
+    #[test]
+    fn a_dequantize_of_a_computed_tensor_is_refused_with_its_name() {
+        let mut g = conv_pair(DataType::Int8, 0);
+        g.node.push(node("Cast", "cast", &["y"], "yi"));
+        g.node
+            .push(node("DequantizeLinear", "odd_dq", &["yi", "s", "zp"], "z"));
+        let e = strip(&g, 13).unwrap_err().to_string();
+        assert!(e.contains("odd_dq"), "{e}");
+        assert!(
+            e.contains("a computed tensor that no QuantizeLinear produced"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn per_channel_activations_are_refused() {
+        let mut g = conv_pair(DataType::Int8, 0);
+        g.initializer[2] = float_tensor("s", &[2], vec![0.5, 0.25]);
+        let e = strip(&g, 13).unwrap_err().to_string();
+        assert!(e.contains("c_q"), "{e}");
+        assert!(e.contains("per-channel activation quantization"), "{e}");
+    }
+}
