@@ -88,6 +88,14 @@ the model will see. Guessing them would silently cost accuracy. Pass a float32 .
 holding a few hundred typical inputs, e.g. part of the training set (for a model with several inputs, \
 one file per input, in the model's input order).";
 
+/// What a QDQ model converted without `--calib` still needs.
+pub const QDQ_EVAL_REQUIRED: &str = "this QDQ model brings its own scales and zero points, so \
+--calib is optional, but the report and the golden pair run the model on samples: pass --eval FILE.npy \
+(held-out inputs, one file per model input)";
+
+/// How the file's notes describe a QDQ model's quantization.
+const QDQ_NOTE: &str = "quantization: the model's own QDQ scales and zero points";
+
 /// Why a model with several inputs gets no golden pair.
 const GOLDEN_SINGLE_INPUT: &str = "not stored: the .mq golden pair holds graph input 0 only, \
 and this model has several inputs";
@@ -95,14 +103,27 @@ and this model has several inputs";
 /// Convert, write `opts.output` atomically, and return the report. On any
 /// error nothing is written.
 pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
-    if opts.calib.is_empty() {
-        return Err(ConvertError::CalibrationRequired(CALIBRATION_REQUIRED));
-    }
     let load = LoadOptions {
         input_shapes: opts.input_shapes.clone(),
     };
     let loaded = load_onnx_with(&opts.model, &load)?;
     let mut graph = loaded.graph;
+    if opts.calib.is_empty() {
+        // A QDQ model brings its own encodings; evaluating still needs inputs.
+        if graph.qdq.is_empty() {
+            return Err(ConvertError::CalibrationRequired(CALIBRATION_REQUIRED));
+        }
+        if opts.eval.is_empty() {
+            return Err(ConvertError::Usage(QDQ_EVAL_REQUIRED.into()));
+        }
+    }
+    if !graph.qdq.is_empty() && opts.prune.is_some() {
+        return Err(ConvertError::Usage(
+            "pruning refits weights, and this QDQ model fixes its int8 weights: \
+             prune the float model, then quantize it"
+                .into(),
+        ));
+    }
     let rewrites = rewrite(&mut graph)?;
     let Data {
         calib,
@@ -150,6 +171,9 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 calib.len(),
                 setting.rounding.name()
             );
+            if !graph.qdq.is_empty() {
+                n = format!("{QDQ_NOTE}; other tensors: {n}");
+            }
             if let Some((samples, sha256)) = selected {
                 n.push_str(&format!(
                     "; chosen by output SQNR on {samples} held-out samples (sha256 {sha256})"
@@ -313,7 +337,17 @@ impl Data {
             [] => Ok(None),
             paths => SampleSet::load(paths, &inputs, option).map(Some),
         };
-        let calib = SampleSet::load(&opts.calib, &inputs, "--calib")?;
+        let calib = match &opts.calib[..] {
+            // A QDQ model without --calib: nothing to calibrate on.
+            [] => SampleSet {
+                inputs: inputs
+                    .iter()
+                    .map(|(_, shape)| samples::Samples::from_vec(shape.clone(), Vec::new()))
+                    .collect(),
+                sha256: String::new(),
+            },
+            paths => SampleSet::load(paths, &inputs, "--calib")?,
+        };
         let eval = optional(&opts.eval, "--eval")?;
         let label_output = labels_output(graph, opts)?;
         let labels = match &opts.labels {
@@ -596,6 +630,7 @@ fn quantize_as(
         .iter()
         .map(|o| {
             o.as_ref()
+                .filter(|o| o.count > 0)
                 .map(|o| o.range(setting.method, setting.percentile))
         })
         .collect();

@@ -1,6 +1,9 @@
 //! The float reference: tract runs the original ONNX model, and can report the
 //! value of any named tensor. Calibration observes activations through it and
-//! the evaluation compares the int8 model against it.
+//! the evaluation compares the int8 model against it. Of a pre-quantized
+//! (QDQ) model it runs the float model the loader converts, the Q/DQ pairs
+//! stripped ([`crate::load::qdq::float_model`]): the model's dequantized
+//! weights, float activations.
 //!
 //! The inputs are fixed to the static shapes the converter uses (batch 1, the
 //! `--input-shape` sizes). Before tract sees the model, every symbolic
@@ -53,6 +56,9 @@ impl FloatRef {
         })?;
         let mut proto = ModelProto::decode(&bytes[..])
             .map_err(|e| ConvertError::FloatRef(format!("decoding {}: {e}", path.display())))?;
+        if let Some(float) = crate::load::qdq::float_model(&proto)? {
+            proto = float;
+        }
         let names = pin_symbols(&mut proto, input_shapes)?;
         let onnx_names = proto
             .graph

@@ -115,6 +115,8 @@ pub struct Graph {
     /// Tensors that lost channels to [`crate::prune`]: which part of the
     /// float model's tensor of the same name each one still holds.
     pub pruned: std::collections::BTreeMap<TensorId, KeptChannels>,
+    /// The encodings a pre-quantized (QDQ) model fixes; empty otherwise.
+    pub qdq: crate::load::qdq::FixedQuant,
 }
 
 /// The channels a pruned tensor kept of the float model's tensor.

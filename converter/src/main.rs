@@ -25,7 +25,10 @@ use medq_converter::{convert, Options};
         one; a symbol fixed for one input is fixed for every input that declares it. A model with \
         several inputs takes --calib (and --eval, --select) once per input, in the model's input \
         order, each file [N, d1..dk] with the same N. With several outputs the report shows each \
-        output's figures; --labels are for output 0 unless --labels-output names another.",
+        output's figures; --labels are for output 0 unless --labels-output names another.\n\n\
+        A pre-quantized (QDQ) model, with QuantizeLinear/DequantizeLinear pairs (ONNX Runtime's \
+        quantize_static, a QAT export), converts with its own scales and zero points: --calib is \
+        optional (it calibrates only tensors the model leaves float), --eval is then required.",
     after_help = "Examples:\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --eval test_x.npy --labels test_y.npy --report report.json\n  \
@@ -34,6 +37,7 @@ use medq_converter::{convert, Options};
         converter ecg.onnx -o ecg.mq --calib calib.npy --max-size 16000 --eval test_x.npy --labels test_y.npy\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --prune-filters 0.25\n  \
         converter eeg.onnx -o eeg.mq --input-shape eeg=1,19,1000 --calib eeg_calib.npy\n  \
+        converter ecg_qdq.onnx -o ecg.mq --eval test_x.npy\n  \
         converter fusion.onnx -o fusion.mq --calib ecg_calib.npy --calib ppg_calib.npy \\\n      \
         --eval ecg_test.npy --eval ppg_test.npy --labels rhythm_y.npy --labels-output rhythm"
 )]
@@ -52,7 +56,8 @@ struct Cli {
     output: PathBuf,
 
     /// Representative float32 samples, shape [N, d1..dk] for a model input [1, d1..dk].
-    /// Once per model input, in the model's input order, with the same N.
+    /// Once per model input, in the model's input order, with the same N. Optional for a
+    /// QDQ model, which brings its own scales and zero points.
     #[arg(long, value_name = "FILE.npy")]
     calib: Vec<PathBuf>,
 

