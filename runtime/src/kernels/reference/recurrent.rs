@@ -190,6 +190,14 @@ pub(crate) trait GateProducts {
     /// `out[k] = requantize(bias[k] + Σ_m h[m] · r[k·H + m], m[k], s[k])` with
     /// `H = h.len()`, wrapping `i32` sums.
     fn h_rows(&self, q: RowQuant<'_>, r: &[i8], h: &[i16], out: &mut [i32]);
+    /// `out[k] = table_lookup_s16(table, pre[k])` for `k < min(len)`: the
+    /// gate activations (every result lies between two table entries, so
+    /// it fits `i16`).
+    fn lookups(&self, table: &[i16; TABLE_LEN], pre: &[i32], out: &mut [i16]) {
+        for (o, &v) in out.iter_mut().zip(pre) {
+            *o = table_lookup_s16(table, v) as i16;
+        }
+    }
 }
 
 /// The gate products one row at a time: the definition.
@@ -413,6 +421,7 @@ fn lstm_inner<G: GateProducts>(
     let mut h_next = [0i16; MAX_HIDDEN];
     let mut cell = [0i16; MAX_HIDDEN];
     let mut pre = [0i32; 4 * UNITS];
+    let mut acts = [0i16; 4 * UNITS];
     let mut scratch = [0i32; UNITS];
     for step in 0..rp.steps {
         let (t, x) = rp.step(input, step)?;
@@ -423,16 +432,21 @@ fn lstm_inner<G: GateProducts>(
             for (gate, pre) in pre.chunks_exact_mut(b).enumerate() {
                 rows.pre(g, gate * n + j0, (x, zx), h, pre, scratch.get_mut(..b)?);
             }
-            let (pre_i, rest) = pre.split_at(b);
-            let (pre_f, rest) = rest.split_at(b);
-            let (pre_g, pre_o) = rest.split_at(b);
-            let gates = pre_i.iter().zip(pre_f).zip(pre_g.iter().zip(pre_o));
+            let acts = acts.get_mut(..4 * b)?;
+            for ((pre, act), table) in pre
+                .chunks_exact(b)
+                .zip(acts.chunks_exact_mut(b))
+                .zip([t_i, t_f, t_g, t_o])
+            {
+                g.lookups(table, pre, act);
+            }
+            let (act_i, rest) = acts.split_at(b);
+            let (act_f, rest) = rest.split_at(b);
+            let (act_g, act_o) = rest.split_at(b);
+            let gates = act_i.iter().zip(act_f).zip(act_g.iter().zip(act_o));
             let state = cell.iter_mut().zip(h_next.iter_mut()).skip(j0);
-            for (((&pi, &pf), (&pg, &po)), (c, h_out)) in gates.zip(state) {
-                let i = table_lookup_s16(t_i, pi);
-                let f = table_lookup_s16(t_f, pf);
-                let g = table_lookup_s16(t_g, pg);
-                let o = table_lookup_s16(t_o, po);
+            for (((&i, &f), (&g, &o)), (c, h_out)) in gates.zip(state) {
+                let (i, f, g, o) = (i32::from(i), i32::from(f), i32::from(g), i32::from(o));
                 // Products of two i16 values fit i32 (|·| ≤ 2^30).
                 let kept = requantize(f * i32::from(*c), Q15_M, Q15_S);
                 let added = requantize(i * g, p.cell_multiplier, p.cell_shift);
@@ -514,6 +528,7 @@ fn gru_inner<G: GateProducts>(
     let mut r = [0i16; MAX_HIDDEN];
     let mut pre = [0i32; UNITS];
     let mut scratch = [0i32; UNITS];
+    let mut n_act = [0i16; UNITS];
     for step in 0..rp.steps {
         let (t, x) = rp.step(input, step)?;
         let h = h_prev.get(..n)?;
@@ -522,9 +537,7 @@ fn gru_inner<G: GateProducts>(
             let (pre, scratch) = (pre.get_mut(..b)?, scratch.get_mut(..b)?);
             for (gate, (act, t_act)) in [(&mut z, t_z), (&mut r, t_r)].into_iter().enumerate() {
                 rows.pre(g, gate * n + j0, (x, zx), h, pre, scratch);
-                for (a, &v) in act.iter_mut().skip(j0).zip(pre.iter()) {
-                    *a = table_lookup_s16(t_act, v) as i16;
-                }
+                g.lookups(t_act, pre, act.get_mut(j0..j0 + b)?);
             }
         }
         if !p.linear_before_reset {
@@ -543,18 +556,19 @@ fn gru_inner<G: GateProducts>(
             let (xn, hp) = (pre.get_mut(..b)?, scratch.get_mut(..b)?);
             rows.x_parts(g, 2 * n + j0, x, zx, xn);
             rows.h_parts(g, 2 * n + j0, h_n, hp);
-            let units = h_next
-                .iter_mut()
-                .zip(h)
-                .zip(z.iter().zip(r.iter()))
-                .skip(j0);
-            for (((h_out, &hj), (&zj, &rj)), (&xn, &hp)) in units.zip(xn.iter().zip(hp.iter())) {
+            for ((xn, &hp), &rj) in xn.iter_mut().zip(hp.iter()).zip(r.iter().skip(j0)) {
                 let recurrent = if p.linear_before_reset {
                     requantize(i32::from(rj) * sat16(hp), p.rh_multiplier, p.rh_shift)
                 } else {
                     hp
                 };
-                let nj = table_lookup_s16(t_n, sat16(xn.saturating_add(recurrent)));
+                *xn = sat16(xn.saturating_add(recurrent));
+            }
+            let n_act = n_act.get_mut(..b)?;
+            g.lookups(t_n, xn, n_act);
+            let units = h_next.iter_mut().zip(h).zip(z.iter()).skip(j0);
+            for (((h_out, &hj), &zj), &nj) in units.zip(n_act.iter()) {
+                let nj = i32::from(nj);
                 // |z| ≤ 2^15 and |h − n| < 2^16: the product fits i32.
                 let toward_h = requantize(i32::from(zj) * (i32::from(hj) - nj), Q15_M, Q15_S);
                 *h_out = sat16(nj + toward_h) as i16;

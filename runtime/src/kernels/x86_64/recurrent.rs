@@ -1,11 +1,12 @@
 //! LSTM and GRU with their gate products on AVX2: per time step, every gate
 //! row's `Σ (x − zx) · w` and `Σ h · r` (`vpmaddwd` on `i16`: `x − zx` fits
 //! `i16`, and `h` already is), 8 rows at a time, their biases added and the
-//! 8 sums requantized together. The rest of the step (table lookups, cell
-//! and hidden state) is the reference kernel's own code
-//! (`reference::recurrent::lstm_with`), so only the products differ, and
-//! they are exact: `|h · r| ≤ 2^22`, so the pair sums of `vpmaddwd` never
-//! saturate, and the wrapping `i32` adds reorder the reference's sum.
+//! 8 sums requantized together; the gate tables are looked up 8 lanes at a
+//! time (a gather). The rest of the step (cell and hidden state) is the
+//! reference kernel's own code (`reference::recurrent::lstm_with`), so only
+//! the products and lookups differ, and they are exact: `|h · r| ≤ 2^22`,
+//! so the pair sums of `vpmaddwd` never saturate, and the wrapping `i32`
+//! adds reorder the reference's sum.
 //!
 //! A row shorter than 16 is read as one 16-byte load from its start (the
 //! lanes past the row meet zeros in the vector); the last rows, where such
@@ -19,7 +20,7 @@ use core::mem::MaybeUninit;
 use super::need_avx2;
 use super::requant::Requant;
 use crate::kernels::reference::{
-    self, gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts,
+    self, gru_with, lstm_with, table_lookup_s16, GateProducts, RowQuant, ScalarProducts, TABLE_LEN,
 };
 use crate::kernels::{GruParams, LstmParams, RecurrentParams, RecurrentWeights};
 use crate::numerics::{requantize, MAX_SHIFT, MIN_SHIFT};
@@ -106,6 +107,45 @@ impl GateProducts for Avx2Products {
     fn h_rows(&self, q: RowQuant<'_>, r: &[i8], h: &[i16], out: &mut [i32]) {
         // SAFETY: as for `x_rows`.
         unsafe { products(q, r, h, out) };
+    }
+
+    fn lookups(&self, table: &[i16; TABLE_LEN], pre: &[i32], out: &mut [i16]) {
+        // SAFETY: as for `x_rows`.
+        unsafe { lookups(table, pre, out) };
+    }
+}
+
+/// `out[k] = table_lookup_s16(table, pre[k])`, 8 lanes at a time: one
+/// gather reads entries `idx` and `idx + 1` together (4 bytes at `2·idx`),
+/// and the interpolation `requantize((hi − lo)·frac, 2^30, −7)` is
+/// `((hi − lo)·frac + 2^7) >> 8` exactly (one rounding, halves up).
+#[target_feature(enable = "avx2")]
+fn lookups(table: &[i16; TABLE_LEN], pre: &[i32], out: &mut [i16]) {
+    let n = pre.len().min(out.len());
+    let (lo16, hi16) = (_mm256_set1_epi32(-32768), _mm256_set1_epi32(32767));
+    let mut k = 0;
+    while k + 8 <= n {
+        // SAFETY: `k + 8 <= n <= pre.len()`: 8 `i32` read unaligned.
+        let v = unsafe { _mm256_loadu_si256(pre.as_ptr().add(k).cast()) };
+        let u = _mm256_sub_epi32(_mm256_min_epi32(_mm256_max_epi32(v, lo16), hi16), lo16);
+        let idx = _mm256_srli_epi32::<8>(u);
+        let frac = _mm256_and_si256(u, _mm256_set1_epi32(0xff));
+        // SAFETY: `idx ≤ 255`, so each lane reads entries `idx` and
+        // `idx + 1 ≤ 256`, inside the 257 entries of `table`.
+        let pair = unsafe { _mm256_i32gather_epi32::<2>(table.as_ptr().cast(), idx) };
+        let lo = _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(pair));
+        let hi = _mm256_srai_epi32::<16>(pair);
+        let step = _mm256_mullo_epi32(_mm256_sub_epi32(hi, lo), frac);
+        let step = _mm256_srai_epi32::<8>(_mm256_add_epi32(step, _mm256_set1_epi32(1 << 7)));
+        let y = _mm256_add_epi32(lo, step);
+        // Between two entries: inside i16, so the saturating pack is exact.
+        let y = _mm_packs_epi32(_mm256_castsi256_si128(y), _mm256_extracti128_si256::<1>(y));
+        // SAFETY: `k + 8 <= n <= out.len()`: 8 `i16` written unaligned.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(k).cast(), y) };
+        k += 8;
+    }
+    for (o, &v) in out.iter_mut().zip(pre).take(n).skip(k) {
+        *o = table_lookup_s16(table, v) as i16;
     }
 }
 
