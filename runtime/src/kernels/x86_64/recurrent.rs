@@ -18,7 +18,7 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::need_avx2;
-use super::requant::Requant;
+use super::requant::requantize_lanes_i32;
 use crate::kernels::reference::{
     self, gru_with, lstm_with, table_lookup_s16, GateProducts, RowQuant, ScalarProducts, TABLE_LEN,
 };
@@ -157,6 +157,10 @@ fn products(q: RowQuant<'_>, m: &[i8], v: &[i16], out: &mut [i32]) {
     if len == 0 || q.rows() != Some(rows) || Some(m.len()) != rows.checked_mul(len) {
         return;
     }
+    if matches!(len, 1 | 2 | 4 | 8) {
+        packed_products(q, m, v, out);
+        return;
+    }
     let chunks = Chunks::new(v);
     // Rows of 16 or more: whole chunks and a tail ending at the row's end.
     // Shorter rows: forward (16 bytes from the row start) while that stays
@@ -201,6 +205,89 @@ fn products(q: RowQuant<'_>, m: &[i8], v: &[i16], out: &mut [i32]) {
             .unwrap_or(&[]);
         // `h_rows` is the scalar `Σ v · m` for any `i16` vector.
         ScalarProducts.h_rows(q, rows_m, v, dst);
+    }
+}
+
+/// [`products`] for rows of 1, 2, 4 or 8 values (an RNN's input, often a
+/// few leads or channels): eight such rows are 8·L contiguous bytes, so
+/// they are multiplied by `v` repeated `16 / L` times, 16 weights per
+/// `vpmaddwd` instead of one row, and the pair sums of each row joined by
+/// `vphaddd`. The rows past the last whole 8 run on the scalar code.
+#[target_feature(enable = "avx2")]
+fn packed_products(q: RowQuant<'_>, m: &[i8], v: &[i16], out: &mut [i32]) {
+    let (len, rows) = (v.len(), out.len());
+    if !matches!(len, 1 | 2 | 4 | 8) || Some(m.len()) != rows.checked_mul(len) {
+        return;
+    }
+    let mut tiled = [0i16; 16];
+    for (t, &x) in tiled.iter_mut().zip(v.iter().cycle()) {
+        *t = x;
+    }
+    // SAFETY: `tiled` holds 16 `i16` (32 bytes), read unaligned.
+    let vt = unsafe { _mm256_loadu_si256(tiled.as_ptr().cast()) };
+    let whole = rows / ROWS * ROWS;
+    for k in (0..whole).step_by(ROWS) {
+        // SAFETY: rows `k..k + 8` are the `8·len` bytes from `k·len`, and
+        // `(k + 8)·len ≤ rows·len = m.len()`.
+        let sums = unsafe { packed_sums(m.as_ptr().add(k * len), len, vt, v[0]) };
+        requantize_rows(q, k, ROWS, sums, out);
+    }
+    if whole < rows {
+        let (Some(dst), Some(bias), Some(multiplier), Some(shift), Some(rest)) = (
+            out.get_mut(whole..),
+            q.bias.get(whole..),
+            q.multiplier.get(whole..),
+            q.shift.get(whole..),
+            m.get(whole * len..),
+        ) else {
+            return;
+        };
+        let q = RowQuant {
+            bias,
+            multiplier,
+            shift,
+        };
+        ScalarProducts.h_rows(q, rest, v, dst);
+    }
+}
+
+/// `Σ v · row` of the eight rows of `len ∈ {1, 2, 4, 8}` values starting at
+/// `rows`, lane `r` for row `r`; `vt` is `v` repeated over 16 lanes, `v0`
+/// its first value.
+///
+/// # Safety
+/// `8·len` bytes are readable from `rows`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn packed_sums(rows: *const i8, len: usize, vt: __m256i, v0: i16) -> __m256i {
+    // SAFETY: chunk `c < len / 2` reads bytes `16c..16c + 16` of the `8·len`.
+    let chunk = |c: usize| unsafe {
+        _mm256_madd_epi16(
+            vt,
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(rows.add(16 * c).cast())),
+        )
+    };
+    match len {
+        1 => {
+            // One value per row: widen the 8 weights to i32 and multiply.
+            // SAFETY: reads the 8 bytes of the 8 rows.
+            let w = unsafe { _mm256_cvtepi8_epi32(_mm_loadl_epi64(rows.cast())) };
+            _mm256_mullo_epi32(w, _mm256_set1_epi32(i32::from(v0)))
+        }
+        // Each pair sum is one row.
+        2 => chunk(0),
+        4 => {
+            // Rows [0, 1, 4, 5 | 2, 3, 6, 7] after the pair sums.
+            let h = _mm256_hadd_epi32(chunk(0), chunk(1));
+            _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7))
+        }
+        _ => {
+            // Rows [0, 2, 4, 6 | 1, 3, 5, 7] after two rounds of pair sums.
+            let h01 = _mm256_hadd_epi32(chunk(0), chunk(1));
+            let h23 = _mm256_hadd_epi32(chunk(2), chunk(3));
+            let h = _mm256_hadd_epi32(h01, h23);
+            _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+        }
     }
 }
 
@@ -381,7 +468,7 @@ fn requantize_rows(q: RowQuant<'_>, k: usize, n: usize, sums: __m256i, out: &mut
 
 /// `requantize(acc, m, s)` per lane, exactly. When every (clamped) shift is
 /// at most −2 (the usual case), the high-word form of `requant` (its module
-/// doc has the proof) inline; otherwise `Requant`'s 64-bit path.
+/// doc has the proof) inline; otherwise its 64-bit path.
 #[target_feature(enable = "avx2")]
 #[inline]
 fn requantize8(acc: __m256i, m: __m256i, s: __m256i) -> __m256i {
@@ -398,13 +485,7 @@ fn requantize8(acc: __m256i, m: __m256i, s: __m256i) -> __m256i {
         let high = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd);
         _mm256_srav_epi32(_mm256_add_epi32(high, round), _mm256_sub_epi32(e, one))
     } else {
-        let (mut ms, mut ss) = ([0i32; ROWS], [0i32; ROWS]);
-        // SAFETY: `ms` and `ss` hold 8 `i32` (32 bytes) each.
-        unsafe {
-            _mm256_storeu_si256(ms.as_mut_ptr().cast(), m);
-            _mm256_storeu_si256(ss.as_mut_ptr().cast(), s);
-        }
-        Requant::lanes(ms, ss, 0).apply_i32(acc)
+        requantize_lanes_i32(acc, m, s)
     }
 }
 
@@ -433,7 +514,11 @@ mod tests {
     type Block = (Vec<(i32, i32, i8)>, Vec<i8>, Vec<i16>);
 
     fn block() -> impl Strategy<Value = Block> {
-        (1usize..=40, 1usize..=70).prop_flat_map(|(rows, len)| {
+        let len = prop_oneof![
+            1usize..=70,
+            prop_oneof![Just(1usize), Just(2), Just(4), Just(8)]
+        ];
+        (1usize..=40, len).prop_flat_map(|(rows, len)| {
             (
                 prop_oneof![
                     // Both requantization forms: any shift, or all ≤ −2.

@@ -108,19 +108,36 @@ impl Requant {
     #[target_feature(enable = "avx2")]
     #[inline(never)]
     fn wide_path(&self, acc: __m256i, limit: i64) -> __m256i {
-        let hi = _mm256_set1_epi64x(limit - 1);
-        let lo = _mm256_set1_epi64x(-limit);
-        let m_odd = _mm256_srli_epi64::<32>(self.multiplier);
-        let even = _mm256_mul_epi32(acc, self.multiplier);
-        let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), m_odd);
-        // Each 64-bit half's total shift.
-        let n_even = _mm256_and_si256(self.shift, _mm256_set1_epi64x(0xffff_ffff));
-        let n_odd = _mm256_srli_epi64::<32>(self.shift);
-        let even = shift_clamp(even, n_even, lo, hi);
-        let odd = shift_clamp(odd, n_odd, lo, hi);
-        // Low words of the clamped results: even in place, odd moved up.
-        _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd))
+        wide(acc, self.multiplier, self.shift, limit)
     }
+}
+
+/// `saturate_i32(requantize(acc, m, s))` per lane, with per-lane `m` and
+/// `s ∈ [MIN_SHIFT, MAX_SHIFT]`, on the 64-bit path (exact for any shift):
+/// for row rescales whose shifts change from row to row.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn requantize_lanes_i32(acc: __m256i, m: __m256i, s: __m256i) -> __m256i {
+    wide(acc, m, _mm256_sub_epi32(_mm256_set1_epi32(31), s), 1 << 31)
+}
+
+/// The 64-bit path with total shifts `n = 31 − s` per lane, each result
+/// clamped to `[−limit, limit − 1]`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn wide(acc: __m256i, multiplier: __m256i, n: __m256i, limit: i64) -> __m256i {
+    let hi = _mm256_set1_epi64x(limit - 1);
+    let lo = _mm256_set1_epi64x(-limit);
+    let m_odd = _mm256_srli_epi64::<32>(multiplier);
+    let even = _mm256_mul_epi32(acc, multiplier);
+    let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), m_odd);
+    // Each 64-bit half's total shift.
+    let n_even = _mm256_and_si256(n, _mm256_set1_epi64x(0xffff_ffff));
+    let n_odd = _mm256_srli_epi64::<32>(n);
+    let even = shift_clamp(even, n_even, lo, hi);
+    let odd = shift_clamp(odd, n_odd, lo, hi);
+    // Low words of the clamped results: even in place, odd moved up.
+    _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd))
 }
 
 /// `clamp((v + 2^(n−1)) >> n, lo, hi)` on 64-bit lanes, `n` in 1..=62.
