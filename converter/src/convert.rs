@@ -100,9 +100,84 @@ const QDQ_NOTE: &str = "quantization: the model's own QDQ scales and zero points
 const GOLDEN_SINGLE_INPUT: &str = "not stored: the .mq golden pair holds graph input 0 only, \
 and this model has several inputs";
 
+/// Refuse, before any work, what would lose a file or leave one
+/// half-written: `opts.output` (or any of `extra_outputs`, such as the CLI's
+/// JSON report) being one of the input files or another output, a
+/// percentile outside (50, 100], and an output whose directory does not
+/// exist. [`convert`] runs it with no extra outputs; a caller that writes
+/// more after `convert` passes them.
+pub fn check_paths(opts: &Options, extra_outputs: &[&Path]) -> Result<(), ConvertError> {
+    if !(opts.percentile > 50.0 && opts.percentile <= 100.0) {
+        return Err(ConvertError::Usage(format!(
+            "--percentile {} is not in (50, 100]: it is the upper percentile kept \
+             (the lower is 100 minus it)",
+            opts.percentile
+        )));
+    }
+    let inputs = [&opts.model]
+        .into_iter()
+        .chain(&opts.calib)
+        .chain(&opts.eval)
+        .chain(&opts.select)
+        .chain(&opts.labels)
+        .chain(&opts.class_names);
+    let inputs: Vec<&Path> = inputs.map(PathBuf::as_path).collect();
+    let outputs: Vec<&Path> = [opts.output.as_path()]
+        .into_iter()
+        .chain(extra_outputs.iter().copied())
+        .collect();
+    for (k, out) in outputs.iter().enumerate() {
+        if let Some(input) = inputs.iter().find(|i| same_file(i, out)) {
+            return Err(ConvertError::Usage(format!(
+                "the output {} is the input file {}: refusing to overwrite it",
+                out.display(),
+                input.display()
+            )));
+        }
+        if let Some(other) = outputs[..k].iter().find(|o| same_path(o, out)) {
+            return Err(ConvertError::Usage(format!(
+                "two outputs go to one file ({} and {})",
+                other.display(),
+                out.display()
+            )));
+        }
+        let dir = match out.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(ConvertError::Usage(format!(
+                "cannot write {}: the directory {} does not exist",
+                out.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` are one existing file (through links too).
+fn same_file(a: &Path, b: &Path) -> bool {
+    same_file::is_same_file(a, b).unwrap_or(false)
+}
+
+/// Whether two outputs name one file: the same existing file, or the same
+/// path once the (existing) directories are resolved.
+fn same_path(a: &Path, b: &Path) -> bool {
+    let resolved = |p: &Path| -> Option<PathBuf> {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some(dir.canonicalize().ok()?.join(p.file_name()?))
+    };
+    same_file(a, b) || matches!((resolved(a), resolved(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// Convert, write `opts.output` atomically, and return the report. On any
 /// error nothing is written.
 pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
+    check_paths(opts, &[])?;
     let load = LoadOptions {
         input_shapes: opts.input_shapes.clone(),
     };

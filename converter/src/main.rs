@@ -65,7 +65,8 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Method::Mse)]
     calibration: Method,
 
-    /// The percentile used by --calibration percentile.
+    /// The percentile used by --calibration percentile: the upper percentile
+    /// kept, in (50, 100] (the lower is 100 minus it).
     #[arg(long, default_value_t = 99.99, value_name = "P")]
     percentile: f32,
 
@@ -166,6 +167,12 @@ fn main() -> ExitCode {
         golden: !cli.no_golden,
         progress: !cli.quiet,
     };
+    let report_path: Vec<&std::path::Path> = cli.report.as_deref().into_iter().collect();
+    if let Err(e) = medq_converter::convert::check_paths(&opts, &report_path) {
+        eprintln!("error: {e}");
+        eprintln!("nothing was written");
+        return ExitCode::FAILURE;
+    }
     let report = match convert(&opts) {
         Ok(r) => r,
         Err(e) => {

@@ -495,3 +495,81 @@ fn two_inputs_take_one_file_each_and_report_every_output() {
         "--labels",
     );
 }
+
+/// Outputs that would overwrite an input or each other, or land in a
+/// directory that does not exist, are refused before any work, and every
+/// file is left as it was.
+#[test]
+fn refuses_outputs_that_would_lose_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // Copies, so that the test can show they are untouched.
+    let model = dir.path().join("ecg.onnx");
+    let calib = dir.path().join("calib.npy");
+    std::fs::copy(ecg().join("ecg.onnx"), &model).unwrap();
+    std::fs::copy(ecg().join("calib.npy"), &calib).unwrap();
+    let (model_bytes, calib_bytes) = (
+        std::fs::read(&model).unwrap(),
+        std::fs::read(&calib).unwrap(),
+    );
+    let (m, c) = (model.to_str().unwrap(), calib.to_str().unwrap());
+    let mq = dir.path().join("out.mq");
+    let mq = mq.to_str().unwrap();
+    let missing = dir.path().join("no/such/dir/report.json");
+    let cases: [(Vec<&str>, &str); 5] = [
+        (vec![m, "-o", m, "--calib", c], "is the input file"),
+        (vec![m, "-o", c, "--calib", c], "is the input file"),
+        (
+            vec![m, "-o", mq, "--calib", c, "--report", c],
+            "is the input file",
+        ),
+        (
+            vec![m, "-o", mq, "--calib", c, "--report", mq],
+            "two outputs go to one file",
+        ),
+        (
+            vec![
+                m,
+                "-o",
+                mq,
+                "--calib",
+                c,
+                "--report",
+                missing.to_str().unwrap(),
+            ],
+            "does not exist",
+        ),
+    ];
+    for (args, expect) in cases {
+        let out = converter().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "should fail: {args:?}");
+        assert!(
+            stderr.contains(expect),
+            "{args:?}: stderr lacks {expect:?}: {stderr}"
+        );
+        assert_eq!(std::fs::read(&model).unwrap(), model_bytes, "{args:?}");
+        assert_eq!(std::fs::read(&calib).unwrap(), calib_bytes, "{args:?}");
+        assert!(!Path::new(mq).exists(), "{args:?} wrote the .mq");
+    }
+    // Only the two copies: no temporary file was left either.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn refuses_a_percentile_outside_fifty_to_a_hundred() {
+    let (model, calib) = (ecg().join("ecg.onnx"), ecg().join("calib.npy"));
+    for p in ["NaN", "50", "100.5", "-1"] {
+        let percentile = format!("--percentile={p}");
+        refuses(
+            &[
+                model.to_str().unwrap(),
+                "--calib",
+                calib.to_str().unwrap(),
+                "--calibration",
+                "percentile",
+                &percentile,
+            ],
+            "is not in (50, 100]",
+        );
+    }
+}
