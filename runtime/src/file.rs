@@ -141,11 +141,14 @@ pub enum LoadError {
     Format(Error),
 }
 
+/// The message names the kind of failure only; the cause is the
+/// [`source`](std::error::Error::source), so that a chain printed in full
+/// (anyhow's `{:#}`) says each part once.
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Io(e) => write!(f, "cannot read model file: {e}"),
-            LoadError::Format(e) => write!(f, "invalid model file: {e}"),
+            LoadError::Io(_) => f.write_str("cannot read model file"),
+            LoadError::Format(_) => f.write_str("invalid model file"),
         }
     }
 }

@@ -129,3 +129,25 @@ fn zero_iterations_are_refused() {
         "{stderr}"
     );
 }
+
+/// A refused file's error says each part of its cause once ("model file is
+/// truncated: model file is truncated" before).
+#[test]
+fn a_refused_file_names_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.mq");
+    let bytes = std::fs::read(ecg_mq()).unwrap();
+    std::fs::write(&path, &bytes[..100]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medq"))
+        .arg("inspect")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("was refused: invalid model file: "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("truncated").count(), 1, "{stderr}");
+}
