@@ -840,7 +840,7 @@ fn progress_bar(enabled: bool, what: &'static str) -> indicatif::ProgressBar {
 /// Write through a temporary file in the same directory, then rename: a reader
 /// sees the old file or the complete new one, never a partial one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
-    let io_err = |source| ConvertError::Io {
+    let io_err = |source| ConvertError::Write {
         path: path.to_path_buf(),
         source,
     };
@@ -848,7 +848,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err)?;
+    let mut builder = tempfile::Builder::new();
+    // A new file gets the mode any other program's would (0666 less the
+    // umask), not the temporary file's private 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(&dir).map_err(io_err)?;
+    // A replaced file keeps its permissions.
+    if let Ok(meta) = std::fs::metadata(path) {
+        tmp.as_file()
+            .set_permissions(meta.permissions())
+            .map_err(io_err)?;
+    }
     tmp.write_all(bytes).map_err(io_err)?;
     tmp.as_file().sync_all().map_err(io_err)?;
     tmp.persist(path).map_err(|e| io_err(e.error))?;

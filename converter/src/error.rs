@@ -13,6 +13,14 @@ pub enum ConvertError {
         source: std::io::Error,
     },
 
+    /// An output could not be written (nothing was: the write is atomic).
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The bytes are not a decodable ONNX `ModelProto`.
     #[error("{} is not an ONNX model: {reason}", path.display())]
     NotOnnx { path: PathBuf, reason: String },

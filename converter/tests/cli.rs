@@ -573,3 +573,25 @@ fn refuses_a_percentile_outside_fifty_to_a_hundred() {
         );
     }
 }
+
+/// The .mq gets the mode any new file would get (not the temporary file's
+/// private 0600), and a replaced file keeps its own.
+#[cfg(unix)]
+#[test]
+fn outputs_get_the_usual_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, b"").unwrap();
+    let (mq, _) = convert_ecg(dir.path(), "new", &[]);
+    assert_eq!(mode(&mq), mode(&plain));
+
+    let kept = dir.path().join("kept.mq");
+    std::fs::write(&kept, b"old").unwrap();
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (mq, _) = convert_ecg(dir.path(), "kept", &[]);
+    assert_eq!(mq, kept);
+    assert_ne!(std::fs::read(&kept).unwrap(), b"old");
+    assert_eq!(mode(&kept), 0o640);
+}
