@@ -595,3 +595,22 @@ fn outputs_get_the_usual_file_mode() {
     assert_ne!(std::fs::read(&kept).unwrap(), b"old");
     assert_eq!(mode(&kept), 0o640);
 }
+
+/// `medq selftest` passes on a file with its golden pair and says plainly
+/// that a file converted with --no-golden has none (the section is
+/// optional, not "required").
+#[test]
+fn selftest_needs_the_optional_golden_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let (with, _) = convert_ecg(dir.path(), "with", &[]);
+    let (without, _) = convert_ecg(dir.path(), "without", &["--no-golden"]);
+    let file = medq_cli::open(&with).unwrap();
+    medq_cli::selftest(&file.model().unwrap()).unwrap();
+    let file = medq_cli::open(&without).unwrap();
+    let e = medq_cli::selftest(&file.model().unwrap()).unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("no golden pair") && !e.contains("required"),
+        "{e}"
+    );
+}

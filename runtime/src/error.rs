@@ -39,7 +39,8 @@ pub enum Error {
     UnknownSection(u32),
     /// A section appears twice in the section table.
     DuplicateSection(SectionId),
-    /// A required section is absent.
+    /// A section the operation needs is absent (a required one on load; the
+    /// optional golden section for a self-test).
     MissingSection(SectionId),
     /// A section is misaligned, reaches outside the file, or overlaps the
     /// header, the section table or another section.
@@ -106,7 +107,7 @@ impl fmt::Display for Error {
             Error::BadSectionTable => f.write_str("bad section table"),
             Error::UnknownSection(id) => write!(f, "unknown section id {id}"),
             Error::DuplicateSection(id) => write!(f, "section {id:?} appears twice"),
-            Error::MissingSection(id) => write!(f, "required section {id:?} is missing"),
+            Error::MissingSection(id) => write!(f, "section {id:?} is missing"),
             Error::SectionOutOfBounds(id) => {
                 write!(f, "section {id:?} is misaligned, out of bounds or overlapping")
             }

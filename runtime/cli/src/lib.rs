@@ -21,6 +21,26 @@ pub use run::{
 };
 
 /// Load and fully validate a `.mq` file.
+/// `medq selftest`: run the file's golden input and compare the output bit
+/// for bit with its golden output. A file without the (optional) golden
+/// section is an error that says so.
+pub fn selftest(model: &medq::Model<'_>) -> Result<()> {
+    if model.golden().is_none() {
+        anyhow::bail!(
+            "the file has no golden pair to test against (the golden section is optional: \
+             the converter leaves it out with --no-golden, and for models with several inputs)"
+        );
+    }
+    let mut arena = vec![0u8; model.arena_len()];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = medq::Interpreter::new(model, &mut arena, &mut plan)?;
+    anyhow::ensure!(
+        interp.self_test()?,
+        "self-test FAILED: the output differs from the golden output"
+    );
+    Ok(())
+}
+
 pub fn open(path: &Path) -> Result<ModelFile> {
     ModelFile::open(path).with_context(|| format!("{} was refused", path.display()))
 }

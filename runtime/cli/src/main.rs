@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -157,17 +157,11 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", report.table());
             }
         }
-        Command::Selftest { model } => {
-            let file = medq_cli::open(&model)?;
-            let model = file.model()?;
-            let mut arena = vec![0u8; model.arena_len()];
-            let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
-            let mut interp = medq::Interpreter::new(&model, &mut arena, &mut plan)?;
-            if interp.self_test()? {
-                println!("self-test passed: the golden output matches bit for bit");
-            } else {
-                bail!("self-test FAILED: the output differs from the golden output");
-            }
+        Command::Selftest { model: path } => {
+            let file = medq_cli::open(&path)?;
+            medq_cli::selftest(&file.model()?)
+                .with_context(|| format!("self-test of {}", path.display()))?;
+            println!("self-test passed: the golden output matches bit for bit");
         }
     }
     Ok(())
