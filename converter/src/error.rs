@@ -36,7 +36,7 @@ pub enum ConvertError {
         op_type: String,
         /// The node's domain; empty for the default (`ai.onnx`).
         domain: String,
-        /// The model's default-domain opset.
+        /// The opset the model imports for the node's domain.
         opset: i64,
         supported: &'static [&'static str],
     },

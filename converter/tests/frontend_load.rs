@@ -867,12 +867,17 @@ fn unsupported_op_names_node_op_opset_and_the_supported_list() {
         .output("y")
         .build();
     m.graph.as_mut().unwrap().node[0].domain = "com.microsoft".into();
+    m.opset_import.push(tract_onnx::pb::OperatorSetIdProto {
+        domain: "com.microsoft".into(),
+        version: 1,
+    });
     let e = convert_model(&m, &LoadOptions::default())
         .unwrap_err()
         .to_string();
+    // With the opset of its own domain, not the default domain's 17.
     assert!(
         e.starts_with(
-            "node \"q\" (op Conv, domain com.microsoft, opset 17) is not supported by medq. \
+            "node \"q\" (op Conv, domain com.microsoft, opset 1) is not supported by medq. \
              Supported ops: Abs, Add, "
         ),
         "{e}"

@@ -111,6 +111,11 @@ pub fn convert_model(
         graph: Graph::default(),
         env: HashMap::new(),
         const_ids: HashMap::new(),
+        domain_opsets: model
+            .opset_import
+            .iter()
+            .map(|o| (o.domain.clone(), o.version))
+            .collect(),
     };
     match qdq::strip(graph, opset)? {
         Some((float, fixed)) => {
@@ -144,6 +149,8 @@ pub(crate) struct Builder {
     env: HashMap<String, Value>,
     /// IR tensors already made for constant operands, by name.
     const_ids: HashMap<String, TensorId>,
+    /// The opset the model imports per domain (for refusals of other domains' ops).
+    domain_opsets: HashMap<String, i64>,
 }
 
 impl Builder {
@@ -407,7 +414,12 @@ impl Builder {
 
     fn node(&mut self, ctx: &NodeCtx, ins: &[Option<Input>]) -> Result<Value, ConvertError> {
         if !ctx.pb.domain.is_empty() && ctx.pb.domain != "ai.onnx" {
-            return Err(unsupported(ctx));
+            // Named with the opset the model imports for that domain.
+            let mut e = unsupported(ctx);
+            if let ConvertError::UnsupportedOp { opset, .. } = &mut e {
+                *opset = self.domain_opsets.get(&ctx.pb.domain).copied().unwrap_or(0);
+            }
+            return Err(e);
         }
         let op = crate::ops::onnx_op(ctx.op);
         if let Some(op) = op.filter(|op| op.takes_constants) {
