@@ -12,6 +12,7 @@ use std::path::Path;
 use std::vec::Vec;
 
 use crate::error::Error;
+use crate::format::layout::HEADER_LEN;
 use crate::format::Model;
 
 /// Bytes in a buffer aligned for [`Model::parse`] (16 bytes, more than
@@ -23,6 +24,14 @@ pub struct AlignedBuf {
 }
 
 impl AlignedBuf {
+    /// `len` zero bytes.
+    pub fn zeroed(len: usize) -> AlignedBuf {
+        AlignedBuf {
+            words: std::vec![0u128; len.div_ceil(16)],
+            len,
+        }
+    }
+
     /// A copy of `bytes`.
     pub fn from_slice(bytes: &[u8]) -> AlignedBuf {
         let mut words = std::vec![0u128; bytes.len().div_ceil(16)];
@@ -90,8 +99,29 @@ pub type MappedModel = ModelFile;
 impl ModelFile {
     /// Reads the file and validates it once, so that [`model`](Self::model)
     /// only fails if called on a file that was refused here.
+    ///
+    /// The header is read and checked first, so a file that is not a `.mq`
+    /// of this version, or whose length is not the one its header declares,
+    /// is refused before the rest is read; the rest is read straight into
+    /// the aligned buffer (one copy of the file in memory).
     pub fn open(path: impl AsRef<Path>) -> Result<ModelFile, LoadError> {
-        let file = ModelFile::from_bytes(&std::fs::read(path)?);
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)?;
+        let len = usize::try_from(f.metadata()?.len()).unwrap_or(usize::MAX);
+        let mut head = [0u8; HEADER_LEN];
+        let head = head.get_mut(..len.min(HEADER_LEN)).unwrap_or(&mut []);
+        f.read_exact(head)?;
+        crate::format::check_header(head, len)?;
+        let mut buf = AlignedBuf::zeroed(len);
+        let (start, rest) = buf
+            .as_mut_slice()
+            .split_at_mut_checked(head.len())
+            .ok_or(Error::Truncated)?;
+        start.copy_from_slice(head);
+        f.read_exact(rest)?;
+        let file = ModelFile {
+            bytes: Bytes::Owned(buf),
+        };
         file.model()?;
         Ok(file)
     }

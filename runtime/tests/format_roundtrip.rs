@@ -344,3 +344,33 @@ fn file_loading_round_trip() {
     let model = file.model().unwrap();
     assert_eq!(model.metadata(MetaKey::ModelName), Some("tiny"));
 }
+
+/// `ModelFile::open` checks the header before it reads (or allocates for)
+/// the rest: a 64 GiB file (sparse, so the test costs nothing) that starts
+/// like a `.mq` of another version, or declares another length, is refused
+/// at once instead of being read into memory.
+#[test]
+fn open_refuses_a_huge_file_from_its_header() {
+    let path = std::env::temp_dir().join(format!("medq-huge-{}.mq", std::process::id()));
+    let huge = 64u64 << 30;
+    let write = |bytes: &[u8]| {
+        let f = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut &f, bytes).unwrap();
+        f.set_len(huge).unwrap();
+    };
+    write(b"MEDQ\0\0\0\0");
+    let e = medq::ModelFile::open(&path).unwrap_err();
+    assert!(
+        matches!(e, medq::LoadError::Format(Error::UnsupportedVersion(0))),
+        "{e:?}"
+    );
+    // A valid header (of a real file) declares its own length.
+    let bytes = fc_lut_softmax().finish().unwrap();
+    write(&bytes);
+    let e = medq::ModelFile::open(&path).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        matches!(e, medq::LoadError::Format(Error::TrailingBytes)),
+        "{e:?}"
+    );
+}

@@ -9,7 +9,9 @@ mod model;
 #[cfg(feature = "std")]
 pub mod writer;
 
-pub use model::{peek_arena_len, peek_op_count, MetadataEntries, Model, OpInfo, Quant, TensorInfo};
+pub use model::{
+    check_header, peek_arena_len, peek_op_count, MetadataEntries, Model, OpInfo, Quant, TensorInfo,
+};
 
 /// CRC-32/ISO-HDLC (the zlib/PNG CRC), the file checksum.
 pub(crate) const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);

@@ -52,6 +52,30 @@ impl Rec<'_> {
     }
 }
 
+/// The header's own checks, on its first [`HEADER_LEN`] bytes of a file of
+/// `file_len` bytes: magic, format version, and the length the header
+/// declares. A host reads this much before reading (or allocating for) the
+/// rest, so a large file that is not a `.mq` of this version is refused at
+/// once.
+pub fn check_header(head: &[u8], file_len: usize) -> Result<(), Error> {
+    let head = Rec(head.get(..HEADER_LEN).ok_or(Error::Truncated)?);
+    if chunk::<4>(head.0, header::MAGIC) != Some(MAGIC) {
+        return Err(Error::BadMagic);
+    }
+    let version = head.u16(header::VERSION);
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    let declared = head.usize(header::FILE_LEN);
+    if file_len < declared {
+        return Err(Error::Truncated);
+    }
+    if file_len > declared {
+        return Err(Error::TrailingBytes);
+    }
+    Ok(())
+}
+
 /// Reads the arena size a model needs straight from its header, in a `const`
 /// context, so firmware can size a static arena at compile time:
 ///
@@ -327,21 +351,8 @@ impl<'a> Model<'a> {
     /// against its kernel and [`validate_op_order`](Self::validate_op_order),
     /// and last [`validate_graph`](Self::validate_graph).
     pub(crate) fn parse_layout(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
+        check_header(bytes, bytes.len())?;
         let head = Rec(bytes.get(..HEADER_LEN).ok_or(Error::Truncated)?);
-        if chunk::<4>(head.0, header::MAGIC) != Some(MAGIC) {
-            return Err(Error::BadMagic);
-        }
-        let version = head.u16(header::VERSION);
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion(version));
-        }
-        let file_len = head.usize(header::FILE_LEN);
-        if bytes.len() < file_len {
-            return Err(Error::Truncated);
-        }
-        if bytes.len() > file_len {
-            return Err(Error::TrailingBytes);
-        }
         if (bytes.as_ptr() as usize) % BUFFER_ALIGN != 0 {
             return Err(Error::Misaligned);
         }
@@ -393,7 +404,7 @@ impl<'a> Model<'a> {
 
         let model = Model {
             bytes,
-            version,
+            version: head.u16(header::VERSION),
             crc32: stored,
             arena_len: head.usize(header::ARENA_LEN),
             tensors,
