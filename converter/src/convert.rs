@@ -421,15 +421,46 @@ impl Data {
                     .collect(),
                 sha256: String::new(),
             },
-            paths => SampleSet::load(paths, &inputs, "--calib")?,
+            paths => {
+                let set = SampleSet::load(paths, &inputs, "--calib")?;
+                // One value everywhere calibrates nothing: every range would
+                // be that value's, and the model useless (2% accurate).
+                for (samples, path) in set.inputs.iter().zip(paths) {
+                    if let Some(v) = samples.constant_value() {
+                        return Err(ConvertError::BadSamples {
+                            path: path.clone(),
+                            reason: format!(
+                                "every calibration value is {v}: calibration needs \
+                                 representative samples of the model's input"
+                            ),
+                        });
+                    }
+                }
+                set
+            }
         };
         let eval = optional(&opts.eval, "--eval")?;
         let label_output = labels_output(graph, opts)?;
         let labels = match &opts.labels {
-            Some(p) => Some(samples::load_labels(
-                p,
-                eval.as_ref().unwrap_or(&calib).len(),
-            )?),
+            Some(p) => {
+                let labels = samples::load_labels(p, eval.as_ref().unwrap_or(&calib).len())?;
+                // The classes are the output's values per sample.
+                let output = graph
+                    .outputs
+                    .get(label_output)
+                    .and_then(|&t| graph.tensors.get(t));
+                let classes = output.map_or(0, |t| t.shape.iter().skip(1).product::<usize>());
+                if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
+                    return Err(ConvertError::BadSamples {
+                        path: p.clone(),
+                        reason: format!(
+                            "label {l} of sample {i} is not a class of output \"{}\", which has {classes}",
+                            output.map_or("", |t| t.name.as_str())
+                        ),
+                    });
+                }
+                Some(labels)
+            }
             None => None,
         };
         Ok(Data {

@@ -103,6 +103,13 @@ impl Samples {
         self.len() == 0
     }
 
+    /// The one value every sample holds everywhere, if so (data that
+    /// cannot calibrate anything).
+    pub fn constant_value(&self) -> Option<f32> {
+        let first = *self.data.first()?;
+        self.data.iter().all(|&v| v == first).then_some(first)
+    }
+
     pub fn sample(&self, i: usize) -> &[f32] {
         let n = self.sample_len();
         &self.data[i * n..(i + 1) * n]

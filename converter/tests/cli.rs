@@ -614,3 +614,51 @@ fn selftest_needs_the_optional_golden_pair() {
         "{e}"
     );
 }
+
+/// A label that is no class of the output is refused before any work
+/// (a label 5 of the 5-class ECG model was counted as a miss).
+#[test]
+fn refuses_a_label_beyond_the_class_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("y.npy");
+    let mut y: Vec<i64> = npyz::NpyFile::new(&std::fs::read(ecg().join("test_y.npy")).unwrap()[..])
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    y[7] = 5;
+    npyz::to_file_1d(&labels, y).unwrap();
+    let out = converter()
+        .arg(ecg().join("ecg.onnx"))
+        .args(["-o", dir.path().join("m.mq").to_str().unwrap()])
+        .args(["--calib", ecg().join("calib.npy").to_str().unwrap()])
+        .args(["--eval", ecg().join("test_x.npy").to_str().unwrap()])
+        .args(["--labels", labels.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("label 5 of sample 7 is not a class of output \"probs\", which has 5"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("m.mq").exists());
+}
+
+/// Calibration data with one value everywhere (all zeros, say) is refused:
+/// it calibrates nothing (it gave a 2%-accurate model without a word).
+#[test]
+fn refuses_constant_calibration_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let zeros = dir.path().join("zeros.npy");
+    medq_cli::write_npy_f32(&zeros, &[16, 1, 140], &[0.0; 16 * 140]).unwrap();
+    let out = converter()
+        .arg(ecg().join("ecg.onnx"))
+        .args(["-o", dir.path().join("m.mq").to_str().unwrap()])
+        .args(["--calib", zeros.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("every calibration value is 0"), "{stderr}");
+    assert!(!dir.path().join("m.mq").exists());
+}
