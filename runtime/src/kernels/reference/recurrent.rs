@@ -170,11 +170,20 @@ pub(crate) struct RowQuant<'a> {
     pub shift: &'a [i8],
 }
 
-impl RowQuant<'_> {
+impl<'a> RowQuant<'a> {
     /// Rows this block has, if its three vectors agree.
     pub(crate) fn rows(&self) -> Option<usize> {
         let n = self.bias.len();
         (self.multiplier.len() == n && self.shift.len() == n).then_some(n)
+    }
+
+    /// Rows `rows` of this block, if it has them.
+    pub(crate) fn range(&self, rows: core::ops::Range<usize>) -> Option<RowQuant<'a>> {
+        Some(RowQuant {
+            bias: self.bias.get(rows.clone())?,
+            multiplier: self.multiplier.get(rows.clone())?,
+            shift: self.shift.get(rows)?,
+        })
     }
 }
 
@@ -268,39 +277,29 @@ impl<'a> Rows<'a> {
     /// The input parts of rows `k0..k0 + out.len()` at the gate scale.
     fn x_parts<G: GateProducts>(&self, g: &G, k0: usize, x: &[i8], zx: i32, out: &mut [i32]) {
         let (wts, n) = (&self.wts, out.len());
-        let (Some(bias), Some(multiplier), Some(shift), Some(w)) = (
-            wts.bias_x.get(k0..k0 + n),
-            wts.x_multiplier.get(k0..k0 + n),
-            wts.x_shift.get(k0..k0 + n),
-            wts.w.get(k0 * self.input_size..(k0 + n) * self.input_size),
-        ) else {
-            return;
+        let all = RowQuant {
+            bias: wts.bias_x,
+            multiplier: wts.x_multiplier,
+            shift: wts.x_shift,
         };
-        let q = RowQuant {
-            bias,
-            multiplier,
-            shift,
-        };
-        g.x_rows(q, w, x, zx, out);
+        let rows = wts.w.get(k0 * self.input_size..(k0 + n) * self.input_size);
+        if let (Some(q), Some(w)) = (all.range(k0..k0 + n), rows) {
+            g.x_rows(q, w, x, zx, out);
+        }
     }
 
     /// The recurrent parts of rows `k0..k0 + out.len()` for a Q0.15 vector `h`.
     fn h_parts<G: GateProducts>(&self, g: &G, k0: usize, h: &[i16], out: &mut [i32]) {
         let (wts, n) = (&self.wts, out.len());
-        let (Some(bias), Some(multiplier), Some(shift), Some(r)) = (
-            wts.bias_h.get(k0..k0 + n),
-            wts.h_multiplier.get(k0..k0 + n),
-            wts.h_shift.get(k0..k0 + n),
-            wts.r.get(k0 * self.hidden..(k0 + n) * self.hidden),
-        ) else {
-            return;
+        let all = RowQuant {
+            bias: wts.bias_h,
+            multiplier: wts.h_multiplier,
+            shift: wts.h_shift,
         };
-        let q = RowQuant {
-            bias,
-            multiplier,
-            shift,
-        };
-        g.h_rows(q, r, h, out);
+        let rows = wts.r.get(k0 * self.hidden..(k0 + n) * self.hidden);
+        if let (Some(q), Some(r)) = (all.range(k0..k0 + n), rows) {
+            g.h_rows(q, r, h, out);
+        }
     }
 }
 

@@ -187,24 +187,16 @@ fn products(q: RowQuant<'_>, m: &[i8], v: &[i16], out: &mut [i32]) {
     chunks.passes(q, m, (0, forward_end), false, out);
     chunks.passes(q, m, (backward_start, rows), true, out);
     if forward_end < backward_start {
-        let (Some(dst), Some(bias), Some(mult), Some(shift)) = (
-            out.get_mut(forward_end..backward_start),
-            q.bias.get(forward_end..backward_start),
-            q.multiplier.get(forward_end..backward_start),
-            q.shift.get(forward_end..backward_start),
-        ) else {
-            return;
-        };
-        let q = RowQuant {
-            bias,
-            multiplier: mult,
-            shift,
-        };
-        let rows_m = m
-            .get(forward_end * len..backward_start * len)
-            .unwrap_or(&[]);
-        // `h_rows` is the scalar `Σ v · m` for any `i16` vector.
-        ScalarProducts.h_rows(q, rows_m, v, dst);
+        let (fits, scalar) = (
+            forward_end..backward_start,
+            forward_end * len..backward_start * len,
+        );
+        if let (Some(dst), Some(q), Some(rows_m)) =
+            (out.get_mut(fits.clone()), q.range(fits), m.get(scalar))
+        {
+            // `h_rows` is the scalar `Σ v · m` for any `i16` vector.
+            ScalarProducts.h_rows(q, rows_m, v, dst);
+        }
     }
 }
 
@@ -233,21 +225,13 @@ fn packed_products(q: RowQuant<'_>, m: &[i8], v: &[i16], out: &mut [i32]) {
         requantize_rows(q, k, ROWS, sums, out);
     }
     if whole < rows {
-        let (Some(dst), Some(bias), Some(multiplier), Some(shift), Some(rest)) = (
+        if let (Some(dst), Some(q), Some(rest)) = (
             out.get_mut(whole..),
-            q.bias.get(whole..),
-            q.multiplier.get(whole..),
-            q.shift.get(whole..),
+            q.range(whole..rows),
             m.get(whole * len..),
-        ) else {
-            return;
-        };
-        let q = RowQuant {
-            bias,
-            multiplier,
-            shift,
-        };
-        ScalarProducts.h_rows(q, rest, v, dst);
+        ) {
+            ScalarProducts.h_rows(q, rest, v, dst);
+        }
     }
 }
 
