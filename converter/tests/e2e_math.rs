@@ -5,9 +5,7 @@
 //! medq int8 run on the bytes written against tract's float run on held-out
 //! samples, within the project's bounds.
 
-use std::path::Path;
-
-use medq_converter::{convert, Options};
+mod testnets;
 
 /// Converts test net `name` within the project's bounds (max|Δp| ≤ 0.03 on
 /// 99% of the samples); returns the report.
@@ -22,13 +20,7 @@ fn check(name: &str) -> medq_converter::report::Report {
 /// confident top-1 agreement 100%), so their tests hold them to what they
 /// reach and the gap is stated, not hidden.
 fn check_within(name: &str, within: f64) -> medq_converter::report::Report {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/testnets");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("model.mq");
-    let mut opts = Options::new(d.join(format!("{name}.onnx")), &out);
-    opts.calib = vec![d.join(format!("{name}_calib.npy"))];
-    opts.eval = vec![d.join(format!("{name}_test.npy"))];
-    let report = convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let report = testnets::convert_testnet(name, Vec::new());
     for o in &report.evaluation.outputs {
         assert!(o.softmax, "{name}: the test nets end in Softmax");
         assert!(

@@ -4,23 +4,10 @@
 //! calibration data; the medq int8 run on the bytes written against tract's
 //! float run on held-out samples.
 
-use std::path::Path;
+mod testnets;
 
 use medq_converter::{convert, Options};
-
-fn convert_net(
-    name: &str,
-    input_shapes: Vec<(String, Vec<usize>)>,
-) -> medq_converter::report::Report {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/testnets");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("model.mq");
-    let mut opts = Options::new(d.join(format!("{name}.onnx")), &out);
-    opts.calib = vec![d.join(format!("{name}_calib.npy"))];
-    opts.eval = vec![d.join(format!("{name}_test.npy"))];
-    opts.input_shapes = input_shapes;
-    convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+use testnets::convert_testnet as convert_net;
 
 fn kinds(report: &medq_converter::report::Report) -> Vec<String> {
     report.layers.iter().map(|l| l.op.to_string()).collect()
@@ -62,7 +49,7 @@ fn stacked_lstm_with_sequence_and_last_state() {
 
 #[test]
 fn a_reverse_only_layer_is_refused_with_the_reason() {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/testnets");
+    let d = testnets::dir();
     let mut model = std::fs::read(d.join("lstm_stacked.onnx")).unwrap();
     // The second LSTM's default direction, made explicit as "reverse".
     let dir = tempfile::tempdir().unwrap();

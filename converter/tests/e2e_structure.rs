@@ -3,28 +3,11 @@
 //! the medq int8 run against tract's float run on held-out samples, within
 //! the project's bounds.
 
-use std::path::{Path, PathBuf};
-
-use medq_converter::{convert, Options};
-
-fn testnet(name: &str) -> [PathBuf; 3] {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/testnets");
-    [
-        d.join(format!("{name}.onnx")),
-        d.join(format!("{name}_calib.npy")),
-        d.join(format!("{name}_test.npy")),
-    ]
-}
+mod testnets;
 
 /// Converts `name` and returns the report.
 fn convert_net(name: &str) -> medq_converter::report::Report {
-    let [onnx, calib, test] = testnet(name);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("model.mq");
-    let mut opts = Options::new(&onnx, &out);
-    opts.calib = vec![calib];
-    opts.eval = vec![test];
-    convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"))
+    testnets::convert_testnet(name, Vec::new())
 }
 
 /// Converts `name` and checks every output against the bounds: softmax
