@@ -327,17 +327,16 @@ impl Builder {
         inputs: Vec<TensorId>,
         shape: Vec<usize>,
     ) -> Result<Value, ConvertError> {
-        if shape.contains(&0) {
-            return Err(ctx.err(format!("the output would be empty (shape {shape:?})")));
-        }
-        let id = self.add_tensor(ctx.output()?, shape, None);
-        self.graph.nodes.push(Node {
-            name: ctx.name.clone(),
-            onnx_ops: vec![ctx.op.to_string()],
+        let tensor = ctx.output()?;
+        let id = self.push_node(
+            ctx,
+            tensor,
+            ctx.name.clone(),
+            "the output",
             op,
             inputs,
-            output: id,
-        });
+            shape,
+        )?;
         Ok(Value::Act(id))
     }
 
@@ -352,19 +351,8 @@ impl Builder {
         inputs: Vec<TensorId>,
         shape: Vec<usize>,
     ) -> Result<TensorId, ConvertError> {
-        if shape.contains(&0) {
-            return Err(ctx.err(format!("{part} would be empty (shape {shape:?})")));
-        }
         let name = format!("{}/{part}", ctx.name);
-        let id = self.add_tensor(&name, shape, None);
-        self.graph.nodes.push(Node {
-            name,
-            onnx_ops: vec![ctx.op.to_string()],
-            op,
-            inputs,
-            output: id,
-        });
-        Ok(id)
+        self.push_node(ctx, &name, name.clone(), part, op, inputs, shape)
     }
 
     /// Add an IR node producing the ONNX node's output `k` (an op with
@@ -382,21 +370,39 @@ impl Builder {
             Some(n) if !n.is_empty() => n.clone(),
             _ => return Err(ctx.err(format!("output {k} has no name"))),
         };
-        if shape.contains(&0) {
-            return Err(ctx.err(format!("output {k} would be empty (shape {shape:?})")));
+        let node = format!("{}:{k}", ctx.name);
+        let id = self.push_node(ctx, &name, node, &format!("output {k}"), op, inputs, shape)?;
+        if k != ctx.primary_output() {
+            self.bind(ctx, &name, Value::Act(id))?;
         }
-        let id = self.add_tensor(&name, shape, None);
+        Ok(Value::Act(id))
+    }
+
+    /// The IR node `node` computing a new tensor `tensor` of `shape`
+    /// (refused, as `what`, when empty); what the `emit*` methods share.
+    #[allow(clippy::too_many_arguments)]
+    fn push_node(
+        &mut self,
+        ctx: &NodeCtx,
+        tensor: &str,
+        node: String,
+        what: &str,
+        op: Op,
+        inputs: Vec<TensorId>,
+        shape: Vec<usize>,
+    ) -> Result<TensorId, ConvertError> {
+        if shape.contains(&0) {
+            return Err(ctx.err(format!("{what} would be empty (shape {shape:?})")));
+        }
+        let id = self.add_tensor(tensor, shape, None);
         self.graph.nodes.push(Node {
-            name: format!("{}:{k}", ctx.name),
+            name: node,
             onnx_ops: vec![ctx.op.to_string()],
             op,
             inputs,
             output: id,
         });
-        if k != ctx.primary_output() {
-            self.bind(ctx, &name, Value::Act(id))?;
-        }
-        Ok(Value::Act(id))
+        Ok(id)
     }
 
     pub(crate) fn shape_of(&self, v: &Value) -> Vec<usize> {
