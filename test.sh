@@ -87,6 +87,8 @@ qemu_flags=(-nographic -semihosting-config enable=on,target=native -icount shift
         -kernel target/thumbv6m-none-eabi/release/medq-firmware
     echo "-- the board build (defmt over RTT instead of semihosting): builds and links"
     cargo build --release --locked --features defmt
+    echo "-- signed models on the M4: genuine accepted; tampered, other key and unsigned refused"
+    bash signed.sh
 )
 
 step "Cortex-M4 DSP kernels on QEMU: bit-exactness and instructions per MAC"

@@ -1,6 +1,5 @@
 //! The whole conversion, from ONNX path to an atomically written `.mq` file.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::calibrate::{self, Method};
@@ -55,6 +54,9 @@ pub struct Options {
     /// Store the first evaluation sample and its int8 output for a device
     /// self-test (single-input models: the golden pair holds input 0).
     pub golden: bool,
+    /// Sign the file with this Ed25519 secret key (PKCS#8 PEM, from
+    /// `medq keygen`); see [`medq::sign`].
+    pub sign: Option<PathBuf>,
     /// Show progress bars.
     pub progress: bool,
 }
@@ -76,6 +78,7 @@ impl Options {
             class_names: None,
             prune: None,
             golden: true,
+            sign: None,
             progress: false,
         }
     }
@@ -120,7 +123,8 @@ pub fn check_paths(opts: &Options, extra_outputs: &[&Path]) -> Result<(), Conver
         .chain(&opts.eval)
         .chain(&opts.select)
         .chain(&opts.labels)
-        .chain(&opts.class_names);
+        .chain(&opts.class_names)
+        .chain(&opts.sign);
     let inputs: Vec<&Path> = inputs.map(PathBuf::as_path).collect();
     let outputs: Vec<&Path> = [opts.output.as_path()]
         .into_iter()
@@ -178,6 +182,14 @@ fn same_path(a: &Path, b: &Path) -> bool {
 /// error nothing is written.
 pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     check_paths(opts, &[])?;
+    // A bad key fails before any work.
+    let signing_key = match &opts.sign {
+        Some(path) => Some(
+            medq_cli::keys::read_signing_key(path)
+                .map_err(|e| ConvertError::Usage(format!("--sign: {e:#}")))?,
+        ),
+        None => None,
+    };
     let load = LoadOptions {
         input_shapes: opts.input_shapes.clone(),
     };
@@ -379,7 +391,11 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         &layer_rounding(setting.rounding, work, &work_calibration.moments),
         ev,
     );
-    write_atomically(&opts.output, &file.bytes)?;
+    let bytes = match &signing_key {
+        Some(key) => medq::sign(&file.bytes, key).map_err(ConvertError::Format)?,
+        None => file.bytes,
+    };
+    write_atomically(&opts.output, &bytes)?;
     Ok(report)
 }
 
@@ -868,31 +884,14 @@ fn progress_bar(enabled: bool, what: &'static str) -> indicatif::ProgressBar {
     bar
 }
 
-/// Write through a temporary file in the same directory, then rename: a reader
-/// sees the old file or the complete new one, never a partial one.
+/// Write through a temporary file in the same directory, then rename
+/// ([`medq::file::write_atomically`]): a reader sees the old file or the
+/// complete new one, never a partial one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
-    let io_err = |source| ConvertError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    // A new file gets the mode any other program's would (0666 less the
-    // umask), not the temporary file's private 0600.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp = builder.tempfile_in(&dir).map_err(io_err)?;
-    // A replaced file keeps its permissions.
-    if let Ok(meta) = std::fs::metadata(path) {
-        tmp.as_file()
-            .set_permissions(meta.permissions())
-            .map_err(io_err)?;
-    }
-    tmp.write_all(bytes).map_err(io_err)?;
-    tmp.as_file().sync_all().map_err(io_err)?;
-    tmp.persist(path).map_err(|e| io_err(e.error))?;
-    Ok(())
+    medq::file::write_atomically(path, bytes, medq::file::Access::Shared).map_err(|source| {
+        ConvertError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }

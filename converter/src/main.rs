@@ -127,6 +127,11 @@ struct Cli {
     #[arg(long)]
     no_golden: bool,
 
+    /// Sign the .mq file with this Ed25519 secret key (from `medq keygen KEY`); devices
+    /// and `medq verify FILE.mq --key KEY.pub` then accept it only unchanged.
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
@@ -165,6 +170,7 @@ fn main() -> ExitCode {
             (None, None) => None,
         },
         golden: !cli.no_golden,
+        sign: cli.sign,
         progress: !cli.quiet,
     };
     let report_path: Vec<&std::path::Path> = cli.report.as_deref().into_iter().collect();

@@ -662,3 +662,47 @@ fn refuses_constant_calibration_data() {
     assert!(stderr.contains("every calibration value is 0"), "{stderr}");
     assert!(!dir.path().join("m.mq").exists());
 }
+
+/// `--sign KEY` writes a file `medq verify` accepts with KEY.pub only, and
+/// otherwise the same model as an unsigned conversion.
+#[test]
+fn sign_writes_a_file_only_its_key_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("maker.key");
+    let other = dir.path().join("other.key");
+    let keys = medq_cli::keys::keygen(&key, false).unwrap();
+    medq_cli::keys::keygen(&other, false).unwrap();
+    let (signed, _) = convert_ecg(dir.path(), "signed", &["--sign", key.to_str().unwrap()]);
+    let (plain, _) = convert_ecg(dir.path(), "plain", &[]);
+    medq_cli::keys::verify_file(&signed, &dir.path().join("maker.key.pub")).unwrap();
+    assert_eq!(
+        keys,
+        medq_cli::keys::read_public_key(&dir.path().join("maker.key.pub")).unwrap()
+    );
+    let wrong = medq_cli::keys::verify_file(&signed, &dir.path().join("other.key.pub"));
+    assert!(format!("{:#}", wrong.unwrap_err()).contains("signature does not match"));
+    // Signing the unsigned conversion gives the same bytes: conversion and
+    // signing are both deterministic, and --sign adds nothing else.
+    let resigned = dir.path().join("resigned.mq");
+    medq_cli::keys::sign_file(&plain, &key, &resigned).unwrap();
+    assert_eq!(
+        std::fs::read(&resigned).unwrap(),
+        std::fs::read(&signed).unwrap()
+    );
+}
+
+#[test]
+fn refuses_a_signing_key_that_is_not_one() {
+    let onnx = ecg().join("ecg.onnx");
+    let calib = ecg().join("calib.npy");
+    refuses(
+        &[
+            onnx.to_str().unwrap(),
+            "--calib",
+            calib.to_str().unwrap(),
+            "--sign",
+            calib.to_str().unwrap(),
+        ],
+        "--sign",
+    );
+}

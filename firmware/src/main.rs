@@ -60,13 +60,17 @@ mod device {
     #[cfg(not(target_abi = "eabihf"))]
     const BOARD: (&str, u64) = ("Cortex-M0/M3, QEMU micro:bit (16 MHz SysTick)", 62_500);
 
-    /// The recording, in the fixture region (see memory.x).
+    /// The recording, in the fixture region (see memory.template.x).
     #[link_section = ".replay.record"]
     static RECORD: [u8; include_bytes!("../data/mitbih208.i16").len()] =
         *include_bytes!("../data/mitbih208.i16");
 
+    /// `model/ecg.mq`, or the file `MEDQ_MODEL` named at build time.
     #[cfg(medq_model)]
-    static MODEL: &[u8] = medq::include_model!("../model/ecg.mq");
+    static MODEL: &[u8] = medq::include_model!(concat!(env!("OUT_DIR"), "/model.mq"));
+    /// The key the model must be signed with (`MEDQ_PUBLIC_KEY` at build time).
+    #[cfg(medq_signed)]
+    const PUBLIC_KEY: medq::PublicKey = include!(concat!(env!("OUT_DIR"), "/public_key.rs"));
     #[cfg(medq_model)]
     const OPS: usize = match medq::peek_op_count(MODEL) {
         Some(n) => n,
@@ -260,9 +264,11 @@ mod device {
         info!("stack: {} of {} bytes used (high-water mark)", used, avail);
         let (flash, ram) = memory_use();
         info!(
-            "budgets: flash {} of 65536 bytes (code + model), RAM {} of 16384 bytes ({} static + {} stack)",
+            "budgets: flash {} of {} bytes (code + model), RAM {} of {} bytes ({} static + {} stack)",
             flash,
+            env!("MEDQ_FLASH_BUDGET"),
             ram + used,
+            env!("MEDQ_RAM_BUDGET"),
             ram,
             used
         );
@@ -422,10 +428,24 @@ mod device {
         let plan: &'static mut [medq::PreparedOp<'static>] =
             unsafe { &mut *core::ptr::addr_of_mut!(PLAN) };
 
-        let model = match medq::Model::parse(MODEL) {
+        #[cfg(medq_signed)]
+        let parsed = {
+            let start = Ticks.now();
+            let parsed = medq::Model::parse_verified(MODEL, &PUBLIC_KEY);
+            if parsed.is_ok() {
+                info!(
+                    "model signature: valid ({} instructions to check it and parse the model)",
+                    instr(Ticks.now() - start)
+                );
+            }
+            parsed
+        };
+        #[cfg(not(medq_signed))]
+        let parsed = medq::Model::parse(MODEL);
+        let model = match parsed {
             Ok(m) => m,
             Err(e) => {
-                info!("FAIL: model/ecg.mq: {}", error_name(&e));
+                info!("FAIL: model: {}", error_name(&e));
                 return false;
             }
         };
@@ -522,6 +542,11 @@ mod device {
             | medq::Error::BadOp { reason, .. }
             | medq::Error::BadGraph(reason) => reason,
             medq::Error::ArenaTooSmall { .. } => "arena too small",
+            medq::Error::NotSigned => "not signed (this firmware takes signed models only)",
+            medq::Error::SignatureMismatch => {
+                "signature mismatch: changed after signing, or signed with another key"
+            }
+            medq::Error::BadPublicKey => "the built-in public key is not a valid Ed25519 key",
             medq::Error::LengthMismatch { .. } => "model input/output length is not 140/5",
             _ => "invalid model",
         }

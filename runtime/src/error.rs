@@ -69,6 +69,14 @@ pub enum Error {
     PlanOverlap { a: u16, b: u16 },
     /// The golden self-test section does not match the graph's first input/output.
     BadGolden,
+    /// A signed model was required and the file has no Signature section.
+    NotSigned,
+    /// The public key given to `Model::parse_verified` is not a valid
+    /// Ed25519 key.
+    BadPublicKey,
+    /// The signature does not match the file and the key: the file was
+    /// changed after signing, or signed with another key.
+    SignatureMismatch,
     /// The arena handed to the interpreter is smaller than the model needs.
     ArenaTooSmall { needed: usize, got: usize },
     /// The memory handed to the interpreter for its prepared ops has fewer
@@ -130,6 +138,11 @@ impl fmt::Display for Error {
                 "arena plan: tensors {a} and {b} are alive together and share bytes"
             ),
             Error::BadGolden => f.write_str("golden self-test section does not match the graph"),
+            Error::NotSigned => f.write_str("model file is not signed"),
+            Error::BadPublicKey => f.write_str("the public key is not a valid Ed25519 key"),
+            Error::SignatureMismatch => f.write_str(
+                "signature does not match: the file was changed after signing, or signed with another key",
+            ),
             Error::ArenaTooSmall { needed, got } => {
                 write!(f, "arena too small: model needs {needed} bytes, got {got}")
             }

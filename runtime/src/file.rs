@@ -240,3 +240,45 @@ mod tests {
         ));
     }
 }
+
+/// Who may read a file [`write_atomically`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// What any other program would give a new file (0666 less the umask); a
+    /// replaced file keeps its permissions.
+    Shared,
+    /// The owner only (0600), new or replaced: secret keys.
+    Private,
+}
+
+/// Writes through a temporary file in the same directory, synced, then
+/// renamed over `path`: a reader sees the old file or the complete new one,
+/// never a partial one. On any error the temporary file is removed.
+pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> std::io::Result<()> {
+    use std::io::Write;
+
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = match access {
+            Access::Shared => 0o666,
+            Access::Private => 0o600,
+        };
+        builder.permissions(std::fs::Permissions::from_mode(mode));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    if access == Access::Shared {
+        if let Ok(meta) = std::fs::metadata(path) {
+            tmp.as_file().set_permissions(meta.permissions())?;
+        }
+    }
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

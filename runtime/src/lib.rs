@@ -43,7 +43,8 @@
 //! `op-concat`, `op-pad`, `op-reshape`) and [`Model::parse`] refuses other
 //! ops with [`Error::OpNotBuiltIn`]. `error-reasons` (default) keeps the
 //! text of each validation rule in the errors; without it they are empty
-//! and the checks stay.
+//! and the checks stay. `verify` adds `Model::parse_verified`, which checks
+//! a file's Ed25519 signature (and, with `std`, `sign`).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
@@ -87,6 +88,10 @@ pub use error::Error;
 #[cfg(feature = "std")]
 pub use file::{AlignedBuf, LoadError, MappedModel, ModelFile};
 pub use format::layout::{DType, MetaKey, OpCode, QuantKind, SectionId, Storage};
+#[cfg(all(feature = "std", feature = "verify"))]
+pub use format::signature::sign;
+#[cfg(feature = "verify")]
+pub use format::signature::PublicKey;
 #[cfg(feature = "std")]
 pub use format::writer::{QuantSpec, Writer};
 pub use format::{peek_arena_len, peek_op_count, Model, OpInfo, Quant, TensorInfo};

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use medq::{MetaKey, ModelFile, Quant, Storage, TensorInfo};
 
 pub mod bench;
+pub mod keys;
 pub mod npy;
 pub mod run;
 
@@ -83,6 +84,11 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
     )?;
     writeln!(s, "crc32         {:08x} (verified)", model.crc32())?;
     writeln!(s, "arena         {} bytes", model.arena_len())?;
+    let signature = match model.signature() {
+        Some(_) => "present (check it with `medq verify FILE --key KEY.pub`)",
+        None => "none",
+    };
+    writeln!(s, "signature     {signature}")?;
     let keys = [
         (MetaKey::ModelName, "model"),
         (MetaKey::ConverterVersion, "converter"),

@@ -17,7 +17,8 @@ use clap::{Parser, Subcommand};
         medq inspect ecg.mq\n  \
         medq run ecg.mq --input test_x.npy --output probs.npy --labels test_y.npy\n  \
         medq bench ecg.mq --iterations 2000\n  \
-        medq selftest ecg.mq\n\n\
+        medq selftest ecg.mq\n  \
+        medq keygen maker.key && medq sign ecg.mq --key maker.key && medq verify ecg.mq --key maker.key.pub\n\n\
         `medq help <command>` shows each command's options and examples."
 )]
 struct Cli {
@@ -88,6 +89,43 @@ enum Command {
     /// Run the golden input stored in the file and check the output bit for bit.
     #[command(after_help = "Example:\n  medq selftest ecg.mq")]
     Selftest { model: PathBuf },
+    /// Make an Ed25519 key pair for signing models: the secret key in KEY (PKCS#8 PEM,
+    /// readable by its owner only) and the public key in KEY.pub (PEM). Keep KEY
+    /// secret; devices get KEY.pub (or the hex this prints) at build time.
+    #[command(after_help = "Example:\n  medq keygen maker.key\n\n\
+        Keys from `openssl genpkey -algorithm ed25519 -out maker.key` work too.")]
+    Keygen {
+        #[arg(value_name = "KEY")]
+        key: PathBuf,
+        /// Overwrite an existing KEY or KEY.pub.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign a model with a secret key: adds (or replaces) the file's signature section,
+    /// which covers every other byte. The file is rewritten atomically.
+    #[command(after_help = "Examples:\n  \
+        medq sign ecg.mq --key maker.key\n  \
+        medq sign ecg.mq --key maker.key --output ecg.signed.mq\n\n\
+        The converter signs as it writes: `converter ecg.onnx -o ecg.mq --sign maker.key`.")]
+    Sign {
+        model: PathBuf,
+        /// The secret key (from `medq keygen`).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Write the signed file here instead of replacing MODEL.
+        #[arg(long, value_name = "OUT.mq")]
+        output: Option<PathBuf>,
+    },
+    /// Check that a model is signed with the secret key matching a public key. Exits 0
+    /// only for a genuine file; a file changed after signing, signed with another key,
+    /// unsigned or corrupted exits 1 with the reason.
+    #[command(after_help = "Example:\n  medq verify ecg.mq --key maker.key.pub")]
+    Verify {
+        model: PathBuf,
+        /// The public key (KEY.pub from `medq keygen`).
+        #[arg(long, value_name = "KEY.pub")]
+        key: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -162,6 +200,24 @@ fn run(cli: Cli) -> Result<()> {
             medq_cli::selftest(&file.model()?)
                 .with_context(|| format!("self-test of {}", path.display()))?;
             println!("self-test passed: the golden output matches bit for bit");
+        }
+        Command::Keygen { key, force } => {
+            let public = medq_cli::keys::keygen(&key, force)?;
+            println!(
+                "wrote the secret key {} and the public key {}",
+                key.display(),
+                medq_cli::keys::public_key_path(&key).display()
+            );
+            println!("public key (hex): {}", medq_cli::keys::key_hex(&public));
+        }
+        Command::Sign { model, key, output } => {
+            let output = output.unwrap_or_else(|| model.clone());
+            medq_cli::keys::sign_file(&model, &key, &output)?;
+            println!("signed {} with {}", output.display(), key.display());
+        }
+        Command::Verify { model, key } => {
+            medq_cli::keys::verify_file(&model, &key)?;
+            println!("{}: signature valid for {}", model.display(), key.display());
         }
     }
     Ok(())

@@ -64,10 +64,13 @@ pub enum SectionId {
     Metadata = 8,
     /// Optional: one input and its expected output, for a boot-time self-test.
     Golden = 9,
+    /// Optional: an Ed25519ph signature of every other byte, see
+    /// [`SIGNATURE_LEN`] and `format::signature`.
+    Signature = 10,
 }
 
 impl SectionId {
-    pub const ALL: [SectionId; 9] = [
+    pub const ALL: [SectionId; 10] = [
         SectionId::Tensors,
         SectionId::Ops,
         SectionId::OpIo,
@@ -77,6 +80,7 @@ impl SectionId {
         SectionId::Strings,
         SectionId::Metadata,
         SectionId::Golden,
+        SectionId::Signature,
     ];
 
     pub const fn from_u32(v: u32) -> Option<SectionId> {
@@ -90,14 +94,23 @@ impl SectionId {
             7 => Some(SectionId::Strings),
             8 => Some(SectionId::Metadata),
             9 => Some(SectionId::Golden),
+            10 => Some(SectionId::Signature),
             _ => None,
         }
     }
 
     pub const fn required(self) -> bool {
-        !matches!(self, SectionId::Golden)
+        !matches!(self, SectionId::Golden | SectionId::Signature)
     }
 }
+
+/// Signature section: exactly one Ed25519ph signature (RFC 8032 §5.1,
+/// SHA-512 prehash, context [`SIGNATURE_CONTEXT`]) of the whole file with
+/// the header's CRC32 field and the signature's own bytes read as zero.
+pub const SIGNATURE_LEN: usize = 64;
+/// The Ed25519ph context string: a signature made for another purpose with
+/// the same key cannot pass as a model signature.
+pub const SIGNATURE_CONTEXT: &[u8] = b"medq model v1";
 
 /// Tensor record: 64 bytes.
 pub const TENSOR_RECORD_LEN: usize = 64;

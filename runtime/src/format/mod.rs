@@ -6,6 +6,8 @@
 
 pub mod layout;
 mod model;
+#[cfg(feature = "verify")]
+pub mod signature;
 #[cfg(feature = "std")]
 pub mod writer;
 

@@ -8,7 +8,7 @@ use super::layout::{
     header, meta_record, op_record, section_entry, tensor_record, DType, MetaKey, OpCode,
     QuantKind, SectionId, Storage, BUFFER_ALIGN, FORMAT_VERSION, GOLDEN_HEADER_LEN, HEADER_LEN,
     MAGIC, MAX_RANK, MAX_SECTIONS, META_RECORD_LEN, OP_RECORD_LEN, SECTION_ALIGN,
-    SECTION_ENTRY_LEN, TENSOR_RECORD_LEN,
+    SECTION_ENTRY_LEN, SIGNATURE_LEN, TENSOR_RECORD_LEN,
 };
 use crate::error::Error;
 
@@ -309,6 +309,7 @@ pub struct Model<'a> {
     strings: &'a [u8],
     metadata: &'a [u8],
     golden: Option<(&'a [i8], &'a [i8])>,
+    signature: Option<&'a [u8; SIGNATURE_LEN]>,
 }
 
 impl fmt::Debug for Model<'_> {
@@ -343,7 +344,7 @@ impl defmt::Format for Model<'_> {
 }
 
 /// The byte range of each section, indexed by `SectionId as usize - 1`.
-type SectionRanges = [Option<(usize, usize)>; SectionId::ALL.len()];
+pub(crate) type SectionRanges = [Option<(usize, usize)>; SectionId::ALL.len()];
 
 impl<'a> Model<'a> {
     /// The first step of [`Model::parse`]: header, CRC, sections, tensor
@@ -351,25 +352,9 @@ impl<'a> Model<'a> {
     /// against its kernel and [`validate_op_order`](Self::validate_op_order),
     /// and last [`validate_graph`](Self::validate_graph).
     pub(crate) fn parse_layout(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
-        check_header(bytes, bytes.len())?;
+        let ranges = checked_sections(bytes)?;
         let head = Rec(bytes.get(..HEADER_LEN).ok_or(Error::Truncated)?);
-        if (bytes.as_ptr() as usize) % BUFFER_ALIGN != 0 {
-            return Err(Error::Misaligned);
-        }
         let stored = head.u32(header::CRC32);
-        let computed = super::file_crc32(bytes);
-        if stored != computed {
-            return Err(Error::ChecksumMismatch { stored, computed });
-        }
-        let reserved_zero = chunk::<8>(head.0, header::RESERVED) == Some([0; 8]);
-        if usize::from(head.u16(header::HEADER_LEN)) != HEADER_LEN
-            || head.u16(header::FLAGS) != 0
-            || !reserved_zero
-        {
-            return Err(Error::BadHeader);
-        }
-
-        let ranges = section_ranges(bytes, usize::from(head.u16(header::SECTION_COUNT)))?;
         let section = |id: SectionId| -> Result<&'a [u8], Error> {
             let (start, end) = ranges
                 .get(id as usize - 1)
@@ -401,6 +386,18 @@ impl<'a> Model<'a> {
             Some(_) => Some(golden(section(SectionId::Golden)?)?),
             None => None,
         };
+        let signature = match ranges
+            .get(SectionId::Signature as usize - 1)
+            .copied()
+            .flatten()
+        {
+            Some(_) => Some(
+                section(SectionId::Signature)?
+                    .try_into()
+                    .map_err(|_| Error::BadSectionLength(SectionId::Signature))?,
+            ),
+            None => None,
+        };
 
         let model = Model {
             bytes,
@@ -417,6 +414,7 @@ impl<'a> Model<'a> {
             strings: section(SectionId::Strings)?,
             metadata,
             golden,
+            signature,
         };
         for i in 0..model.tensor_count() {
             model.tensor(i)?;
@@ -442,6 +440,13 @@ impl<'a> Model<'a> {
     /// Bytes of arena an [`Interpreter`](crate::Interpreter) needs.
     pub fn arena_len(&self) -> usize {
         self.arena_len
+    }
+
+    /// The Ed25519ph signature, if the file is signed. [`Model::parse`]
+    /// checks only its length; `Model::parse_verified` (feature `verify`)
+    /// checks it against a public key.
+    pub fn signature(&self) -> Option<&'a [u8; SIGNATURE_LEN]> {
+        self.signature
     }
 
     /// Size of the Weights section: the constant data, per-channel scales included.
@@ -910,6 +915,31 @@ fn str_at(strings: &[u8], offset: usize, len: usize) -> Result<&str, Error> {
         .and_then(|end| strings.get(offset..end))
         .ok_or(Error::BadString)?;
     core::str::from_utf8(bytes).map_err(|_| Error::BadString)
+}
+
+/// The first checks of every parse: header, alignment, CRC, then the section
+/// table. Enough to find the sections (the signer and the signature check
+/// need no more).
+pub(crate) fn checked_sections(bytes: &[u8]) -> Result<SectionRanges, Error> {
+    check_header(bytes, bytes.len())?;
+    let head = Rec(bytes.get(..HEADER_LEN).ok_or(Error::Truncated)?);
+    if (bytes.as_ptr() as usize) % BUFFER_ALIGN != 0 {
+        return Err(Error::Misaligned);
+    }
+    let stored = head.u32(header::CRC32);
+    let computed = super::file_crc32(bytes);
+    if stored != computed {
+        return Err(Error::ChecksumMismatch { stored, computed });
+    }
+    let reserved_zero = chunk::<8>(head.0, header::RESERVED) == Some([0; 8]);
+    if usize::from(head.u16(header::HEADER_LEN)) != HEADER_LEN
+        || head.u16(header::FLAGS) != 0
+        || !reserved_zero
+    {
+        return Err(Error::BadHeader);
+    }
+
+    section_ranges(bytes, usize::from(head.u16(header::SECTION_COUNT)))
 }
 
 /// Parses and checks the section table: known ids, each at most once, each

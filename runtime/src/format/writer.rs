@@ -268,37 +268,7 @@ impl Writer {
             sections.push((SectionId::Golden, golden));
         }
 
-        let table_len = sections.len() * SECTION_ENTRY_LEN;
-        let mut file = std::vec![0u8; HEADER_LEN + table_len];
-        let mut table = Vec::with_capacity(table_len);
-        for (id, body) in &sections {
-            pad_to(&mut file, SECTION_ALIGN);
-            let mut entry = [0u8; SECTION_ENTRY_LEN];
-            put_u32(&mut entry, section_entry::ID, *id as u32);
-            put_u32(&mut entry, section_entry::OFFSET, u32_of(file.len())?);
-            put_u32(&mut entry, section_entry::LEN, u32_of(body.len())?);
-            table.extend_from_slice(&entry);
-            file.extend_from_slice(body);
-        }
-        let file_len = u32_of(file.len())?;
-        if let Some(dst) = file.get_mut(HEADER_LEN..HEADER_LEN + table_len) {
-            dst.copy_from_slice(&table);
-        }
-        let mut head = [0u8; HEADER_LEN];
-        head[header::MAGIC..header::MAGIC + 4].copy_from_slice(&MAGIC);
-        put_u16(&mut head, header::VERSION, FORMAT_VERSION);
-        put_u16(&mut head, header::HEADER_LEN, HEADER_LEN as u16);
-        put_u32(&mut head, header::FILE_LEN, file_len);
-        put_u16(&mut head, header::SECTION_COUNT, u16_of(sections.len())?);
-        put_u32(&mut head, header::ARENA_LEN, u32_of(self.arena_len)?);
-        if let Some(dst) = file.get_mut(..HEADER_LEN) {
-            dst.copy_from_slice(&head);
-        }
-        let crc = super::file_crc32(&file);
-        if let Some(dst) = file.get_mut(header::CRC32..header::CRC32 + 4) {
-            dst.copy_from_slice(&crc.to_le_bytes());
-        }
-        Ok(file)
+        assemble(&sections, self.arena_len)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -455,4 +425,45 @@ fn put_u32(buf: &mut [u8], off: usize, v: u32) {
     if let Some(dst) = buf.get_mut(off..off + 4) {
         dst.copy_from_slice(&v.to_le_bytes());
     }
+}
+
+/// Lays out a whole file: the header, the section table and each section at
+/// the next [`SECTION_ALIGN`] boundary, in the order given, then the CRC.
+/// Offsets inside sections are section-relative, so a section's bytes are
+/// valid wherever it lands (the signer relies on this).
+pub(crate) fn assemble<B: AsRef<[u8]>>(
+    sections: &[(SectionId, B)],
+    arena_len: usize,
+) -> Result<Vec<u8>, Error> {
+    let table_len = sections.len() * SECTION_ENTRY_LEN;
+    let mut file = std::vec![0u8; HEADER_LEN + table_len];
+    let mut table = Vec::with_capacity(table_len);
+    for (id, body) in sections {
+        pad_to(&mut file, SECTION_ALIGN);
+        let mut entry = [0u8; SECTION_ENTRY_LEN];
+        put_u32(&mut entry, section_entry::ID, *id as u32);
+        put_u32(&mut entry, section_entry::OFFSET, u32_of(file.len())?);
+        put_u32(&mut entry, section_entry::LEN, u32_of(body.as_ref().len())?);
+        table.extend_from_slice(&entry);
+        file.extend_from_slice(body.as_ref());
+    }
+    let file_len = u32_of(file.len())?;
+    if let Some(dst) = file.get_mut(HEADER_LEN..HEADER_LEN + table_len) {
+        dst.copy_from_slice(&table);
+    }
+    let mut head = [0u8; HEADER_LEN];
+    head[header::MAGIC..header::MAGIC + 4].copy_from_slice(&MAGIC);
+    put_u16(&mut head, header::VERSION, FORMAT_VERSION);
+    put_u16(&mut head, header::HEADER_LEN, HEADER_LEN as u16);
+    put_u32(&mut head, header::FILE_LEN, file_len);
+    put_u16(&mut head, header::SECTION_COUNT, u16_of(sections.len())?);
+    put_u32(&mut head, header::ARENA_LEN, u32_of(arena_len)?);
+    if let Some(dst) = file.get_mut(..HEADER_LEN) {
+        dst.copy_from_slice(&head);
+    }
+    let crc = super::file_crc32(&file);
+    if let Some(dst) = file.get_mut(header::CRC32..header::CRC32 + 4) {
+        dst.copy_from_slice(&crc.to_le_bytes());
+    }
+    Ok(file)
 }
