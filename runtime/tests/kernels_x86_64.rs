@@ -396,6 +396,30 @@ fn wide_pool_case() -> impl Strategy<Value = PoolCase> {
         .prop_map(|(p, x)| PoolCase { p, x })
 }
 
+/// Global average pools (1-D and 2-D) over many channels: every row length
+/// from 16 to 200, so the 32-byte sums end on every remainder, and inputs
+/// at the `i8` extremes (the largest and smallest sums).
+fn global_pool_case() -> impl Strategy<Value = PoolCase> {
+    (1usize..=100, 1usize..=3, 16usize..=200, zp())
+        .prop_flat_map(|(c, in_h, in_w, zp)| {
+            let p = pool_params(
+                c,
+                (in_h, in_h, 1, 1, 0, 1),
+                (in_w, in_w, 1, 1, 0, 1),
+                false,
+                zp,
+            );
+            let n = c * in_h * in_w;
+            let data = prop_oneof![
+                2 => i8s(n),
+                1 => vec(prop_oneof![Just(-128i8), Just(127i8)], n),
+                1 => vec(Just(127i8), n),
+            ];
+            (Just(p), data)
+        })
+        .prop_map(|(p, x)| PoolCase { p, x })
+}
+
 fn run_pool(c: &PoolCase, f: fn(&PoolParams, &[i8], &mut [i8])) -> Vec<i8> {
     let mut y = vec![0x55u8 as i8; c.p.channels * c.p.out_h * c.p.out_w];
     f(&c.p, &c.x, &mut y);
@@ -590,6 +614,13 @@ proptest! {
 
     #[test]
     fn avg_pool_matches_reference(c in pool_case()) {
+        if !have_avx2() { return Ok(()); }
+        prop_assert_eq!(avg_pool_avx2_takes(&c.p), Ok(()));
+        prop_assert_eq!(run_pool(&c, avg_pool_s8_avx2), run_pool(&c, avg_pool_s8));
+    }
+
+    #[test]
+    fn global_avg_pool_matches_reference(c in global_pool_case()) {
         if !have_avx2() { return Ok(()); }
         prop_assert_eq!(avg_pool_avx2_takes(&c.p), Ok(()));
         prop_assert_eq!(run_pool(&c, avg_pool_s8_avx2), run_pool(&c, avg_pool_s8));

@@ -382,6 +382,8 @@ impl Job<'_> {
             }
         }
         let offsets = offsets.get(..entries.len()).unwrap_or(&[]);
+        // The largest offset, once per pass rather than per tile.
+        let reach = offsets.iter().copied().max().unwrap_or(0);
         let pairs = pairs.get(..entries.len()).unwrap_or(&[]);
         let rq: [Requant; M] = core::array::from_fn(|c| {
             let m = self.ops.multiplier.get(c).copied().unwrap_or(0);
@@ -401,7 +403,19 @@ impl Job<'_> {
             let mut cursor = Cursor::at(p, self.band, wd, start);
             let mut t0 = start;
             while t0 < end {
-                let sums = self.slide::<M>(offsets, pairs, t0, bias);
+                let sums = self.slide::<M>(offsets, reach, pairs, t0, bias);
+                if one_row && t0 + 16 <= end {
+                    // 16 whole outputs in order: stored in place, without
+                    // the round trip through `bytes` and `put_run`.
+                    for (c, (&(e, o), r)) in sums.iter().zip(&rq).enumerate() {
+                        let out_c = out
+                            .get_mut(c * out_plane..(c + 1) * out_plane)
+                            .unwrap_or(&mut []);
+                        store_i8x16(out_c, t0, interleaved_bytes(r, e, o, lo, hi));
+                    }
+                    t0 += 16;
+                    continue;
+                }
                 let n_runs = if one_row {
                     runs[0] = Run {
                         lane: 0,
@@ -430,12 +444,14 @@ impl Job<'_> {
     }
 
     /// The even- and odd-output sums of 16 flat outputs from `t0`, per
-    /// channel, starting from `bias`.
+    /// channel, starting from `bias`; `reach` must be the largest of
+    /// `offsets`.
     #[target_feature(enable = "avx2")]
     #[inline]
     fn slide<const M: usize>(
         &self,
         offsets: &[usize],
+        reach: usize,
         pairs: &[[i32; M]],
         t0: usize,
         bias: [i32; M],
@@ -445,14 +461,15 @@ impl Job<'_> {
         for (a, &b) in acc.iter_mut().zip(&bias) {
             *a = (_mm256_set1_epi32(b), _mm256_set1_epi32(b));
         }
-        let reach = offsets.iter().copied().max().unwrap_or(0);
-        if t0 + reach + 17 > self.rows.len() {
-            return acc;
-        }
+        // Out of bounds (never, for a band made by `sliding_conv`): no
+        // entries.
+        let in_bounds = t0 + reach + 17 <= self.rows.len();
+        let offsets = if in_bounds { offsets } else { &[] };
         let rows = self.rows.as_ptr();
         for (&off, pair) in offsets.iter().zip(pairs) {
             // SAFETY: `t0 + off + 17 ≤ t0 + reach + 17 ≤ rows.len()` (checked
-            // above): 16 lanes from `t0 + off` and 16 from the next lane.
+            // above; `off ≤ reach`, the max of `offsets`, by `run`, the only
+            // caller): 16 lanes from `t0 + off` and 16 from the next lane.
             let (xe, xo) = unsafe {
                 let at = rows.add(t0 + off);
                 (

@@ -444,10 +444,26 @@ impl<'a> Pass<'a> {
             let mut t0 = start;
             while t0 < end {
                 let t1 = (t0 + TILE).min(end);
-                if t1 - t0 > 8 {
-                    self.tile::<M, 2>(t0, &b, &rq, (lo, hi), &mut bytes);
+                if one_row && t1 - t0 == TILE {
+                    // 16 whole outputs in order: stored in place, without
+                    // the round trip through `bytes` and `put_run`.
+                    let ys = self.tile::<M, 2>(t0, &b, &rq, (lo, hi));
+                    for (r, &y) in ys.iter().enumerate().take(self.rows) {
+                        let out_r = out
+                            .get_mut(r * out_plane..(r + 1) * out_plane)
+                            .unwrap_or(&mut []);
+                        store_i8x16(out_r, t0, y);
+                    }
+                    t0 = t1;
+                    continue;
+                }
+                let ys = if t1 - t0 > 8 {
+                    self.tile::<M, 2>(t0, &b, &rq, (lo, hi))
                 } else {
-                    self.tile::<M, 1>(t0, &b, &rq, (lo, hi), &mut bytes);
+                    self.tile::<M, 1>(t0, &b, &rq, (lo, hi))
+                };
+                for (y, &v) in bytes.iter_mut().zip(&ys) {
+                    store_i8x16(y, 0, v);
                 }
                 let n_runs = if one_row {
                     runs[0] = Run {
@@ -472,7 +488,8 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// The requantized bytes of `8·N` outputs from `t0` for each channel.
+    /// The requantized bytes of `8·N` outputs from `t0` for each channel
+    /// (with `N = 1`, the last 8 repeat the first).
     #[target_feature(enable = "avx2")]
     #[inline]
     fn tile<const M: usize, const N: usize>(
@@ -481,18 +498,22 @@ impl<'a> Pass<'a> {
         bias: &[i32; M],
         rq: &[Requant; M],
         (lo, hi): (__m128i, __m128i),
-        bytes: &mut [[i8; 32]; M],
-    ) {
+    ) -> [__m128i; M] {
         let mut acc = [[_mm256_setzero_si256(); N]; M];
         for (a, &b) in acc.iter_mut().zip(bias) {
             *a = [_mm256_set1_epi32(b); N];
         }
         let acc = self.accumulate::<M, N>(t0, acc);
-        for ((acc_r, r), y) in acc.iter().zip(rq).zip(bytes.iter_mut()).take(self.rows) {
+        // Every row, the zero rows past `self.rows` too (their bytes are
+        // not stored): a loop of constant length keeps the accumulators in
+        // registers, where a `take(self.rows)` spilled and copied them.
+        let mut ys = [_mm_setzero_si128(); M];
+        for ((acc_r, r), y) in acc.iter().zip(rq).zip(ys.iter_mut()) {
             let first = r.apply(acc_r[0]);
             let second = r.apply(acc_r[N - 1]);
-            store_i8x16(y, 0, pack16(first, second, lo, hi));
+            *y = pack16(first, second, lo, hi);
         }
+        ys
     }
 
     /// `acc[r][v] += Σ_e madd(x[t0 + off(e) + 8v ..], w pair (r, e))`.
@@ -505,17 +526,20 @@ impl<'a> Pass<'a> {
     ) -> [[__m256i; N]; M] {
         let k_pairs = self.offsets.len();
         let reach = self.reach;
-        if t0 + reach + 8 * N > self.x.len() || M * k_pairs > self.w.len() || N > NR {
-            return acc;
-        }
+        // Out of bounds (never, for a pass made by `direct_conv`): no
+        // entries, rather than an early return, which made the compiler
+        // keep `acc` in memory and copy it on every tile.
+        let in_bounds =
+            t0 + reach + 8 * N <= self.x.len() && M * k_pairs <= self.w.len() && N <= NR;
+        let offsets = if in_bounds { self.offsets } else { &[] };
         let x = self.x.as_ptr();
         let w = self.w.as_ptr();
-        for (e, &off) in self.offsets.iter().enumerate() {
+        for (e, &off) in offsets.iter().enumerate() {
             let base = t0 + off as usize;
             let mut xs = [_mm256_setzero_si256(); N];
             for (v, xv) in xs.iter_mut().enumerate() {
                 // SAFETY: `base + 8v + 8 ≤ t0 + reach + 8N ≤ x.len()` (checked
-                // above; `off ≤ reach`, the max of `offsets`, by `Pass::new`;
+                // above, else `offsets` is empty; `off ≤ reach`, the max of `offsets`, by `Pass::new`;
                 // `v < N`).
                 *xv = unsafe { _mm256_loadu_si256(x.add(base + 8 * v).cast()) };
             }

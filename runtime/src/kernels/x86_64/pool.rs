@@ -538,15 +538,36 @@ fn sum_biased(xs: &[i8]) -> u64 {
         let v = unsafe { _mm256_loadu_si256(c.as_ptr().cast()) };
         acc = _mm256_add_epi64(acc, sad(v));
     }
-    let mut lanes = [0u64; 4];
-    // SAFETY: room for 4 `u64` (32 bytes).
-    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc) };
-    let tail: u64 = chunks
-        .remainder()
-        .iter()
-        .map(|&x| (i32::from(x) + 128) as u64)
-        .sum();
-    lanes.iter().sum::<u64>() + tail
+    let rest = chunks.remainder();
+    let mut tail = 0u64;
+    match xs.len().checked_sub(32) {
+        // The last 32 bytes in one load, the `32 − rest` already summed
+        // masked out (to 0, which adds nothing once flipped to `x + 128`):
+        // no byte-by-byte tail.
+        Some(at) if !rest.is_empty() => {
+            if let Some(last) = xs.get(at..) {
+                // SAFETY: `last` holds 32 bytes.
+                let v = unsafe { _mm256_loadu_si256(last.as_ptr().cast()) };
+                let flipped = _mm256_xor_si256(v, _mm256_set1_epi8(i8::MIN));
+                let index = _mm256_setr_epi8(
+                    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                    22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                );
+                // Byte `i` is new when `i ≥ 32 − rest`, i.e. `i > 31 − rest`.
+                let first_new = _mm256_set1_epi8((31 - rest.len()) as i8);
+                let keep = _mm256_cmpgt_epi8(index, first_new);
+                let sums = _mm256_sad_epu8(_mm256_and_si256(flipped, keep), _mm256_setzero_si256());
+                acc = _mm256_add_epi64(acc, sums);
+            }
+        }
+        _ => tail = rest.iter().map(|&x| (i32::from(x) + 128) as u64).sum(),
+    }
+    let halves = _mm_add_epi64(
+        _mm256_castsi256_si128(acc),
+        _mm256_extracti128_si256::<1>(acc),
+    );
+    let lanes = _mm_add_epi64(halves, _mm_unpackhi_epi64(halves, halves));
+    _mm_cvtsi128_si64(lanes) as u64 + tail
 }
 
 /// `x + 128` of 32 bytes summed into four `u64` lanes (`x ^ 0x80` is

@@ -63,7 +63,22 @@ impl Requant {
     /// Constants for one multiplier and shift in every lane.
     #[target_feature(enable = "avx2")]
     pub(super) fn splat(multiplier: i32, shift: i32, zero_point: i32) -> Requant {
-        Requant::lanes([multiplier; 8], [shift; 8], zero_point)
+        // `lanes` with eight equal lanes, without the per-lane arrays (it
+        // runs once per output channel of every convolution).
+        let s = shift.clamp(MIN_SHIFT, MAX_SHIFT);
+        let high_word = s <= -2;
+        let (round, shift) = if high_word {
+            (1i32 << (-s - 2), -s - 1)
+        } else {
+            (0, 31 - s)
+        };
+        Requant {
+            multiplier: _mm256_set1_epi32(multiplier),
+            round: _mm256_set1_epi32(round),
+            shift: _mm256_set1_epi32(shift),
+            zero_point: _mm256_set1_epi32(zero_point),
+            high_word,
+        }
     }
 
     /// `requantize(acc, m, s) + zp` per lane (see the module doc for the

@@ -103,8 +103,26 @@ pub(super) fn widen_pairs(
     let zp16 = _mm256_set1_epi16(zp as i16);
     let mut j = 0;
     while j < len {
-        let va = chunk(a, na, pad, j, zp16);
-        let vb = chunk(b, nb, pad, j, zp16);
+        // Inside both rows (the common case): two plain loads, without
+        // `chunk`'s padding and masking arithmetic.
+        let first = j.saturating_sub(pad);
+        let inside = j >= pad && first + 16 <= na.min(nb);
+        let (va, vb) = match (a.get(first..first + 16), b.get(first..first + 16)) {
+            // SAFETY: 16 bytes to load from each.
+            (Some(sa), Some(sb)) if inside => unsafe {
+                (
+                    _mm256_sub_epi16(
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128(sa.as_ptr().cast())),
+                        zp16,
+                    ),
+                    _mm256_sub_epi16(
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128(sb.as_ptr().cast())),
+                        zp16,
+                    ),
+                )
+            },
+            _ => (chunk(a, na, pad, j, zp16), chunk(b, nb, pad, j, zp16)),
+        };
         // Per 128-bit half: lanes 0-3 | 8-11 and 4-7 | 12-15.
         let lo = _mm256_unpacklo_epi16(va, vb);
         let hi = _mm256_unpackhi_epi16(va, vb);
