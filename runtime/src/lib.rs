@@ -73,6 +73,7 @@ macro_rules! why {
     };
 }
 
+pub mod decision;
 pub mod error;
 #[cfg(feature = "std")]
 pub mod file;
@@ -83,6 +84,7 @@ pub mod numerics;
 pub mod ops;
 pub mod quant;
 
+pub use decision::Decision;
 pub use error::Error;
 #[cfg(feature = "std")]
 pub use file::{AlignedBuf, LoadError, MappedModel, ModelFile};
@@ -90,7 +92,7 @@ pub use format::layout::{DType, MetaKey, OpCode, QuantKind, SectionId, Storage};
 #[cfg(feature = "std")]
 pub use format::writer::{QuantSpec, Writer};
 pub use format::{peek_arena_len, peek_op_count, Model, OpInfo, Quant, TensorInfo};
-pub use interpreter::Interpreter;
+pub use interpreter::{InputReport, Interpreter};
 pub use ops::{is_built_in, PreparedOp};
 
 /// Embeds a `.mq` file like `include_bytes!`, but 16-byte aligned, as
