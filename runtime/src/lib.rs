@@ -43,7 +43,14 @@
 //! `op-concat`, `op-pad`, `op-reshape`) and [`Model::parse`] refuses other
 //! ops with [`Error::OpNotBuiltIn`]. `error-reasons` (default) keeps the
 //! text of each validation rule in the errors; without it they are empty
-//! and the checks stay.
+//! and the checks stay. `saturation-counters` counts, after each op, its
+//! int8 outputs at −128 or 127 ([`Interpreter::saturated`]); without it the
+//! counting is compiled out.
+//!
+//! Input guards: [`Interpreter::set_input_f32`] quantizes float inputs,
+//! refusing NaN and infinities and counting values clipped to the input's
+//! calibrated range; [`Interpreter::decision`] applies the file's abstain
+//! rule ([`decision`]).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
