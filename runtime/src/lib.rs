@@ -44,7 +44,7 @@
 //! ops with [`Error::OpNotBuiltIn`]. `error-reasons` (default) keeps the
 //! text of each validation rule in the errors; without it they are empty
 //! and the checks stay. `saturation-counters` counts, after each op, its
-//! int8 outputs at −128 or 127 ([`Interpreter::saturated`]); without it the
+//! int8 outputs at −128 or 127 (`Interpreter::saturated`); without it the
 //! counting is compiled out.
 //!
 //! Input guards: [`Interpreter::set_input_f32`] quantizes float inputs,
