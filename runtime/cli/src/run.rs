@@ -474,8 +474,16 @@ impl Pipeline {
         }
         let mut rows = None;
         for (reader, buf) in source.readers.iter_mut().zip(&mut chunk.inputs) {
-            let n = reader.read_chunk(chunk_samples, buf)?;
+            let read = reader.read_chunk(chunk_samples, buf);
+            if read.is_err() {
+                // Stop before releasing the lock: a reader that failed
+                // mid-chunk is in no state for another worker to read on
+                // (its error, not the first one's, would be reported).
+                self.stop.store(true, Ordering::Release);
+            }
+            let n = read?;
             if rows.is_some_and(|r| r != n) {
+                self.stop.store(true, Ordering::Release);
                 bail!("{} ran out of samples early", reader.path().display());
             }
             rows = Some(n);
