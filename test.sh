@@ -64,6 +64,9 @@ step "runtime with a firmware-like kernel selection (op-* features, no error rea
 cargo test -p medq --no-default-features --features std,op-conv,op-max-pool,op-reshape \
     --test build_features --locked
 
+step "runtime monitors: per-op saturation counters (feature saturation-counters)"
+cargo test -p medq --features saturation-counters --test guards --locked
+
 step "firmware: host tests (ADS1292R driver on embedded-hal-mock, detector, windows, pipeline)"
 (cd firmware && cargo test --target x86_64-unknown-linux-gnu --lib --locked)
 

@@ -57,6 +57,9 @@ pub struct Options {
     /// Sign the file with this Ed25519 secret key (PKCS#8 PEM, from
     /// `medq keygen`); see [`medq::sign`].
     pub sign: Option<PathBuf>,
+    /// Store the abstain rule's minimum top-1 margin of output 0, in the
+    /// file's form: `0.` then 1 to 6 digits ([`medq::decision::parse_margin`]).
+    pub abstain_margin: Option<String>,
     /// Show progress bars.
     pub progress: bool,
 }
@@ -79,6 +82,7 @@ impl Options {
             prune: None,
             golden: true,
             sign: None,
+            abstain_margin: None,
             progress: false,
         }
     }
@@ -106,8 +110,8 @@ and this model has several inputs";
 /// Refuse, before any work, what would lose a file or leave one
 /// half-written: `opts.output` (or any of `extra_outputs`, such as the CLI's
 /// JSON report) being one of the input files or another output, a
-/// percentile outside (50, 100], and an output whose directory does not
-/// exist. [`convert`] runs it with no extra outputs; a caller that writes
+/// percentile outside (50, 100], an abstain margin not in the file's form,
+/// and an output whose directory does not exist. [`convert`] runs it with no extra outputs; a caller that writes
 /// more after `convert` passes them.
 pub fn check_paths(opts: &Options, extra_outputs: &[&Path]) -> Result<(), ConvertError> {
     if !(opts.percentile > 50.0 && opts.percentile <= 100.0) {
@@ -116,6 +120,14 @@ pub fn check_paths(opts: &Options, extra_outputs: &[&Path]) -> Result<(), Conver
              (the lower is 100 minus it)",
             opts.percentile
         )));
+    }
+    if let Some(m) = &opts.abstain_margin {
+        if medq::decision::parse_margin(m).is_none() {
+            return Err(ConvertError::Usage(format!(
+                "--abstain-margin {m:?} is not a margin in (0, 1) written as 0. and 1 to 6 \
+                 digits (e.g. 0.2)"
+            )));
+        }
     }
     let inputs = [&opts.model]
         .into_iter()
@@ -248,6 +260,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         source_sha256: samples::sha256_hex(&loaded.source_bytes),
         calibration_sha256: calib.sha256.clone(),
         class_labels: class_names,
+        abstain_margin: opts.abstain_margin.clone(),
         notes: String::new(),
     };
     let notes =

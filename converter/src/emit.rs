@@ -19,6 +19,8 @@ pub struct Metadata {
     pub source_sha256: String,
     pub calibration_sha256: String,
     pub class_labels: Option<Vec<String>>,
+    /// The abstain rule's minimum top-1 margin, as the file stores it.
+    pub abstain_margin: Option<String>,
     pub notes: String,
 }
 
@@ -148,6 +150,9 @@ pub fn emit(
     }
     if !meta.notes.is_empty() {
         w.set_metadata(MetaKey::Notes, &meta.notes);
+    }
+    if let Some(margin) = &meta.abstain_margin {
+        w.set_metadata(MetaKey::AbstainMargin, margin);
     }
     if let Some((input, output)) = golden {
         w.set_golden(input, output);

@@ -131,6 +131,12 @@ struct Cli {
     /// and `medq verify FILE.mq --key KEY.pub` then accept it only unchanged.
     #[arg(long, value_name = "KEY")]
     sign: Option<PathBuf>,
+    /// Store an abstain rule: runtimes report "uncertain" instead of a class when output 0's
+    /// top-1 probability leads the runner-up by less than P, in (0, 1), written as 0. and
+    /// 1 to 6 digits (e.g. 0.2). `medq run` counts uncertain samples; the firmware counts
+    /// uncertain beats apart from its classes.
+    #[arg(long, value_name = "P")]
+    abstain_margin: Option<String>,
 
     /// Print nothing but errors.
     #[arg(short, long)]
@@ -171,6 +177,7 @@ fn main() -> ExitCode {
         },
         golden: !cli.no_golden,
         sign: cli.sign,
+        abstain_margin: cli.abstain_margin,
         progress: !cli.quiet,
     };
     let report_path: Vec<&std::path::Path> = cli.report.as_deref().into_iter().collect();

@@ -574,6 +574,51 @@ fn refuses_a_percentile_outside_fifty_to_a_hundred() {
     }
 }
 
+#[test]
+fn an_abstain_margin_is_stored_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mq, _) = convert_ecg(dir.path(), "plain", &[]);
+    let file = medq_cli::open(&mq).unwrap();
+    assert_eq!(file.model().unwrap().abstain_margin(), None);
+
+    let (mq, _) = convert_ecg(dir.path(), "abstain", &["--abstain-margin", "0.2"]);
+    let file = medq_cli::open(&mq).unwrap();
+    let model = file.model().unwrap();
+    assert_eq!(model.abstain_margin(), Some(0.2));
+    assert_eq!(model.metadata(medq::MetaKey::AbstainMargin), Some("0.2"));
+    // The runtime applies it: every held-out beat leading by less is uncertain.
+    let x = medq_cli::read_npy_f32(&ecg().join("test_x.npy")).unwrap();
+    let y = medq_cli::run_batch(&model, &x).unwrap();
+    let mut uncertain = 0;
+    for row in y.data[0].chunks_exact(5) {
+        let top = medq::decision::top1(row.iter().copied()).unwrap();
+        let decision = medq_cli::run::decide(row, model.abstain_margin());
+        assert_eq!(decision == medq::Decision::Uncertain, top.margin < 0.2);
+        uncertain += usize::from(decision == medq::Decision::Uncertain);
+    }
+    assert!(
+        uncertain > 0 && uncertain < x.shape[0],
+        "{uncertain} uncertain"
+    );
+}
+
+#[test]
+fn refuses_an_abstain_margin_outside_its_form() {
+    let (model, calib) = (ecg().join("ecg.onnx"), ecg().join("calib.npy"));
+    for m in ["0", "0.0", "1", "1.5", "-0.2", "NaN", "0.1234567", ".2"] {
+        let margin = format!("--abstain-margin={m}");
+        refuses(
+            &[
+                model.to_str().unwrap(),
+                "--calib",
+                calib.to_str().unwrap(),
+                &margin,
+            ],
+            "is not a margin in (0, 1)",
+        );
+    }
+}
+
 /// The .mq gets the mode any new file would get (not the temporary file's
 /// private 0600), and a replaced file keeps its own.
 #[cfg(unix)]

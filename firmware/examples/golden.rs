@@ -69,5 +69,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, n) in CLASS_NAMES.iter().zip(t.per_class) {
         println!("  {name}: {n}");
     }
+    println!("  uncertain: {}", t.uncertain);
     Ok(())
 }

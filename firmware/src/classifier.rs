@@ -2,7 +2,7 @@
 //! accounting through a [`Clock`] (SysTick under QEMU `-icount`, nothing on
 //! the host).
 
-use medq::{Error, Interpreter, Model};
+use medq::{Decision, Error, Interpreter, Model};
 
 use crate::monitor::{Classifier, NUM_CLASSES};
 use crate::window::{InputQuant, BEAT_LEN};
@@ -137,5 +137,78 @@ impl<K: Clock> Classifier for MedqClassifier<'_, '_, K> {
             *d = v;
         }
         Ok(())
+    }
+
+    /// The model's decision: [`Decision::Uncertain`] when the top-1
+    /// probability leads by less than the file's abstain margin.
+    fn decide(&self, scores: &[i8; NUM_CLASSES]) -> Result<Decision, Error> {
+        self.interp.model().decide(scores)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use medq::{MetaKey, OpCode, QuantSpec, Writer};
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A stand-in ECG model whose class probabilities are the first
+    /// [`NUM_CLASSES`] input values (a Gather), at the softmax's scale
+    /// 1/256 and zero point −128, with abstain margin `margin`.
+    fn passthrough_model(margin: Option<&str>) -> medq::AlignedBuf {
+        let mut w = Writer::new();
+        let q = || QuantSpec::PerTensor {
+            scale: 1.0 / 256.0,
+            zero_point: -128,
+        };
+        let x = w.add_activation("beat", &[1, BEAT_LEN], q(), 0);
+        let y = w.add_activation("probs", &[1, NUM_CLASSES], q(), BEAT_LEN);
+        w.add_op(OpCode::Gather, &[x], &[y], &[1, 0, 1]);
+        w.set_inputs(&[x]);
+        w.set_outputs(&[y]);
+        w.set_arena_len(BEAT_LEN + NUM_CLASSES);
+        if let Some(m) = margin {
+            w.set_metadata(MetaKey::AbstainMargin, m);
+        }
+        medq::AlignedBuf::from_slice(&w.finish().unwrap())
+    }
+
+    /// The decisions for beats whose first values are each of `probs`
+    /// (probabilities × 256).
+    fn decisions(margin: Option<&str>, probs: &[[i32; NUM_CLASSES]]) -> Vec<Decision> {
+        let buf = passthrough_model(margin);
+        let model = Model::parse(buf.as_slice()).unwrap();
+        let mut arena = vec![0u8; model.arena_len()];
+        let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+        let interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+        let mut c = MedqClassifier::new(interp, NoClock).unwrap();
+        probs
+            .iter()
+            .map(|p| {
+                let mut beat = [-128i8; BEAT_LEN];
+                for (b, &v) in beat.iter_mut().zip(p) {
+                    *b = (v - 128) as i8;
+                }
+                let mut scores = [0i8; NUM_CLASSES];
+                c.classify(&beat, &mut scores).unwrap();
+                c.decide(&scores).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn beats_below_the_files_abstain_margin_are_uncertain() {
+        // Leads of 64/256 = 0.25 (at the margin), 63/256 (below), 0 (a tie).
+        let probs = [[160, 96, 0, 0, 0], [0, 0, 159, 96, 1], [100, 0, 100, 56, 0]];
+        assert_eq!(
+            decisions(Some("0.25"), &probs),
+            [Decision::Class(0), Decision::Uncertain, Decision::Uncertain]
+        );
+        assert_eq!(
+            decisions(None, &probs),
+            [Decision::Class(0), Decision::Class(2), Decision::Class(0)]
+        );
     }
 }

@@ -201,9 +201,10 @@ mod tests {
             seq: 0,
             r_index,
             scores,
-            class: 0,
+            decision: medq::Decision::Class(0),
             search_back: false,
             abnormal_recent: 0,
+            uncertain_recent: 0,
             alert: false,
             alert_changed: false,
         }

@@ -385,6 +385,10 @@ mod device {
         for (name, n) in CLASS_NAMES.iter().zip(t.per_class.iter()) {
             info!("  {}: {}", name, n);
         }
+        info!(
+            "  uncertain (top-1 margin below the model's abstain margin): {}",
+            t.uncertain
+        );
         t.detected > 0 && t.samples as usize == RECORD.len() / 2
     }
 

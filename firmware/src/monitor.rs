@@ -6,6 +6,7 @@
 //! its state is a few KB, sized at compile time.
 
 use heapless::Deque;
+use medq::Decision;
 
 use crate::ads1292r::{self, Ads1292r, Channel};
 use crate::detector::{self, Detector};
@@ -172,6 +173,13 @@ pub trait Classifier {
         input: &[i8; BEAT_LEN],
         scores: &mut [i8; NUM_CLASSES],
     ) -> Result<(), Self::Error>;
+
+    /// What to report for `scores`: the top-1 class, or
+    /// [`Decision::Uncertain`] when the model's abstain rule says so. The
+    /// default never abstains.
+    fn decide(&self, scores: &[i8; NUM_CLASSES]) -> Result<Decision, Self::Error> {
+        Ok(Decision::Class(argmax(scores)))
+    }
 }
 
 /// "More than `threshold` abnormal beats among the last `window`."
@@ -235,12 +243,16 @@ pub struct BeatReport {
     pub r_index: u32,
     /// Model output (int8 scores, quantized probabilities for ECG5000).
     pub scores: [i8; NUM_CLASSES],
-    /// argmax of `scores` (the first on ties).
-    pub class: u8,
+    /// The class (argmax of `scores`, the first on ties), or uncertain
+    /// when its margin is below the model's abstain margin.
+    pub decision: Decision,
     /// Found by the detector's search-back.
     pub search_back: bool,
     /// Abnormal beats among the last `alert.window`.
     pub abnormal_recent: u8,
+    /// Uncertain beats among the last `alert.window`: counted apart, neither
+    /// normal nor abnormal, so they never raise the alert themselves.
+    pub uncertain_recent: u8,
     /// The alert is on after this beat.
     pub alert: bool,
     /// This beat switched the alert on or off.
@@ -284,6 +296,9 @@ pub struct Totals {
     pub detected: u32,
     /// Beats classified, per class.
     pub per_class: [u32; NUM_CLASSES],
+    /// Beats the model was run on but that got no class (the top-1
+    /// margin was below the model's abstain margin).
+    pub uncertain: u32,
     /// Beats detected but not classified.
     pub skipped: u32,
     /// Times the alert switched on.
@@ -291,9 +306,9 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Beats classified.
+    /// Beats run through the model: classified, or uncertain.
     pub fn classified(&self) -> u32 {
-        self.per_class.iter().sum()
+        self.per_class.iter().sum::<u32>() + self.uncertain
     }
 }
 
@@ -319,6 +334,8 @@ pub struct Monitor {
     input: [i8; BEAT_LEN],
     /// Abnormal flags of the last beats, newest in bit 0.
     recent: u64,
+    /// Uncertain flags of the same beats.
+    recent_uncertain: u64,
     recent_len: u8,
     alert: bool,
     totals: Totals,
@@ -354,12 +371,14 @@ impl Monitor {
             lead_was_off: false,
             input: [0; BEAT_LEN],
             recent: 0,
+            recent_uncertain: 0,
             recent_len: 0,
             alert: false,
             totals: Totals {
                 samples: 0,
                 detected: 0,
                 per_class: [0; NUM_CLASSES],
+                uncertain: 0,
                 skipped: 0,
                 alerts: 0,
             },
@@ -384,6 +403,7 @@ impl Monitor {
         self.lead_was_off = false;
         self.input = [0; BEAT_LEN];
         self.recent = 0;
+        self.recent_uncertain = 0;
         self.recent_len = 0;
         self.alert = false;
         self.totals = Totals::default();
@@ -518,14 +538,21 @@ impl Monitor {
         }
         let mut scores = [0i8; NUM_CLASSES];
         classifier.classify(&self.input, &mut scores)?;
-        let class = argmax(&scores);
-        if let Some(c) = self.totals.per_class.get_mut(class) {
+        let decision = classifier.decide(&scores)?;
+        let count = match decision {
+            Decision::Class(class) => self.totals.per_class.get_mut(class),
+            Decision::Uncertain => Some(&mut self.totals.uncertain),
+        };
+        if let Some(c) = count {
             *c = c.wrapping_add(1);
         }
 
         let w = self.cfg.alert.window;
         let mask = if w >= 64 { u64::MAX } else { (1u64 << w) - 1 };
-        self.recent = ((self.recent << 1) | u64::from(class != NORMAL_CLASS)) & mask;
+        let abnormal_beat = matches!(decision, Decision::Class(c) if c != NORMAL_CLASS);
+        let uncertain_beat = decision == Decision::Uncertain;
+        self.recent = ((self.recent << 1) | u64::from(abnormal_beat)) & mask;
+        self.recent_uncertain = ((self.recent_uncertain << 1) | u64::from(uncertain_beat)) & mask;
         self.recent_len = self.recent_len.saturating_add(1).min(w);
         let abnormal = self.recent.count_ones() as u8;
         let alert = abnormal > self.cfg.alert.threshold;
@@ -539,9 +566,10 @@ impl Monitor {
             seq: self.totals.classified().wrapping_sub(1),
             r_index: beat.r_index,
             scores,
-            class: class as u8,
+            decision,
             search_back: beat.search_back,
             abnormal_recent: abnormal,
+            uncertain_recent: self.recent_uncertain.count_ones() as u8,
             alert,
             alert_changed,
         }))
@@ -576,10 +604,13 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
-    /// Scores "abnormal" (class 2) for beats whose R index is in `pvc`,
-    /// records every input it saw.
+    /// Scores "abnormal" (class 2) for every `pvc_every`-th beat, ties
+    /// classes 0 and 3 on every `unsure_every`-th (0: never), and records
+    /// every input it saw. Like a model with an abstain margin, it calls a
+    /// tie uncertain.
     struct Fake {
         pvc_every: u32,
+        unsure_every: u32,
         seen: Vec<[i8; BEAT_LEN]>,
         calls: u32,
     }
@@ -597,7 +628,20 @@ mod tests {
             if self.pvc_every != 0 && self.calls % self.pvc_every == 0 {
                 scores[2] = 20;
             }
+            if self.unsure_every != 0 && self.calls % self.unsure_every == 0 {
+                scores[3] = scores[argmax(scores)];
+            }
             Ok(())
+        }
+
+        fn decide(&self, scores: &[i8; NUM_CLASSES]) -> Result<Decision, ()> {
+            let best = argmax(scores);
+            let tied = (0..NUM_CLASSES).any(|i| i != best && scores[i] == scores[best]);
+            Ok(if tied {
+                Decision::Uncertain
+            } else {
+                Decision::Class(best)
+            })
         }
     }
 
@@ -662,6 +706,7 @@ mod tests {
         let (x, truth) = ecg(30.0);
         let fake = Fake {
             pvc_every: 0,
+            unsure_every: 0,
             seen: vec![],
             calls: 0,
         };
@@ -686,7 +731,7 @@ mod tests {
         for (b, (seq, &r)) in beats.iter().zip(expected.iter().enumerate()) {
             assert!(b.r_index.abs_diff(r) <= 2, "{} vs {r}", b.r_index);
             assert_eq!(b.seq, seq as u32);
-            assert_eq!(b.class, 0);
+            assert_eq!(b.decision, Decision::Class(0));
             assert!(!b.alert);
         }
         // The model saw z-normalised beats whose maximum (the R wave) sits
@@ -709,6 +754,7 @@ mod tests {
         // 7th classified beat is in.
         let fake = Fake {
             pvc_every: 2,
+            unsure_every: 0,
             seen: vec![],
             calls: 0,
         };
@@ -735,10 +781,59 @@ mod tests {
     }
 
     #[test]
+    fn uncertain_beats_are_counted_apart_and_never_raise_the_alert() {
+        let (x, _) = ecg(40.0);
+        // Every beat abnormal-or-uncertain: every second beat scores class
+        // 2, every third ties two classes (uncertain, even when it is also
+        // a class-2 beat). Per 6 beats: 2 uncertain, 2 abnormal, 2 normal.
+        let mut fake = Fake {
+            pvc_every: 2,
+            unsure_every: 3,
+            seen: vec![],
+            calls: 0,
+        };
+        let mut m = Monitor::new(config()).unwrap();
+        let events = run(&mut m, &mut fake, &x, |_| false);
+        let beats: Vec<BeatReport> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Beat(b) => Some(*b),
+                _ => None,
+            })
+            .collect();
+        assert!(beats.len() >= 12, "{} beats", beats.len());
+        for (k, b) in beats.iter().enumerate() {
+            let call = k as u32 + 1;
+            let want = if call % 3 == 0 {
+                Decision::Uncertain
+            } else if call % 2 == 0 {
+                Decision::Class(2)
+            } else {
+                Decision::Class(0)
+            };
+            assert_eq!(b.decision, want, "beat {k}");
+            assert_eq!(b.seq, k as u32);
+        }
+        // The last 8 beats hold 2 or 3 of each kind: never more than 3
+        // abnormal, so no alert, though the uncertain ones are not normal.
+        let last = beats.last().unwrap();
+        assert!((2..=3).contains(&last.uncertain_recent), "{last:?}");
+        assert!(last.abnormal_recent <= 3);
+        assert!(beats.iter().all(|b| !b.alert));
+        let t = m.totals();
+        let n = beats.len() as u32;
+        assert_eq!(t.uncertain, n / 3);
+        assert_eq!(t.per_class[2], n / 2 - n / 6);
+        assert_eq!(t.per_class[0] + t.per_class[2] + t.uncertain, n);
+        assert_eq!(t.classified(), n);
+    }
+
+    #[test]
     fn lead_off_skips_beats_and_relearns() {
         let (x, _) = ecg(40.0);
         let fake = Fake {
             pvc_every: 0,
+            unsure_every: 0,
             seen: vec![],
             calls: 0,
         };
@@ -859,6 +954,7 @@ mod tests {
         let (x, _) = ecg(12.0);
         let mut fake = Fake {
             pvc_every: 0,
+            unsure_every: 0,
             seen: vec![],
             calls: 0,
         };

@@ -50,7 +50,9 @@ pub enum Error {
     BadSectionLength(SectionId),
     /// A string reference reaches outside the Strings section or is not UTF-8.
     BadString,
-    /// A metadata record is malformed or a known key appears twice.
+    /// A metadata record is malformed, a known key appears twice, or a known
+    /// key's value is not in its form (an abstain margin that is not `0.`
+    /// and 1 to 6 digits, not all zero).
     BadMetadata,
     /// A tensor record breaks a rule.
     BadTensor { index: u16, reason: &'static str },
@@ -86,6 +88,9 @@ pub enum Error {
     IndexOutOfRange,
     /// Two slices that must have equal lengths do not.
     LengthMismatch { expected: usize, got: usize },
+    /// A float input value at `index` is NaN or infinite (refused before
+    /// anything was written into the input).
+    NonFiniteInput { index: usize },
     /// The model exceeds a limit of the format (u16 tensor ids, u32 sizes,
     /// rank, op arity). Only the writer returns this.
     LimitExceeded,
@@ -153,6 +158,9 @@ impl fmt::Display for Error {
             Error::IndexOutOfRange => f.write_str("index out of range"),
             Error::LengthMismatch { expected, got } => {
                 write!(f, "length mismatch: expected {expected}, got {got}")
+            }
+            Error::NonFiniteInput { index } => {
+                write!(f, "input value {index} is NaN or infinite; inputs must be finite")
             }
             Error::LimitExceeded => f.write_str("model exceeds a limit of the .mq format"),
         }

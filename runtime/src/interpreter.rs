@@ -1,9 +1,11 @@
 //! Runs a validated [`Model`] in caller-provided memory, op by op.
 #![forbid(unsafe_code)]
 
+use crate::decision::Decision;
 use crate::error::Error;
 use crate::format::{Model, TensorInfo};
 use crate::ops::{prepare, PreparedOp};
+use crate::quant;
 
 /// An inference session: a model, the arena its activations live in, and
 /// its ops prepared once.
@@ -27,7 +29,7 @@ use crate::ops::{prepare, PreparedOp};
 pub struct Interpreter<'m, 'a> {
     model: &'m Model<'a>,
     arena: &'m mut [u8],
-    plan: &'m [PreparedOp<'a>],
+    plan: &'m mut [PreparedOp<'a>],
 }
 
 impl core::fmt::Debug for Interpreter<'_, '_> {
@@ -103,14 +105,50 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         activation(self.arena, &info).ok_or(Error::IndexOutOfRange)
     }
 
+    /// Quantizes `values` into graph input `i` with the input's scale and
+    /// zero point ([`quant::quantize`], the one rounding rule).
+    ///
+    /// [`Error::NonFiniteInput`] for a NaN or infinity (naming the first),
+    /// [`Error::LengthMismatch`] unless `values` has the input's element
+    /// count; on either the input is left as it was. Values outside the
+    /// input's calibrated range are clipped to it and counted in the report.
+    pub fn set_input_f32(&mut self, i: usize, values: &[f32]) -> Result<InputReport, Error> {
+        let (scale, zero_point) = port_quant(&self.model.input_info(i)?)?;
+        let clipped = quant::quantize_checked(values, scale, zero_point, self.input_mut(i)?)?;
+        Ok(InputReport { clipped })
+    }
+
+    /// Dequantizes graph output `i` into `values` (valid after
+    /// [`invoke`](Self::invoke)); [`Error::LengthMismatch`] unless `values`
+    /// has the output's element count.
+    pub fn output_f32(&self, i: usize, values: &mut [f32]) -> Result<(), Error> {
+        let (scale, zero_point) = port_quant(&self.model.output_info(i)?)?;
+        let output = self.output(i)?;
+        // Reported as the caller's slice against the output, like set_input_f32.
+        if values.len() != output.len() {
+            return Err(Error::LengthMismatch {
+                expected: output.len(),
+                got: values.len(),
+            });
+        }
+        quant::dequantize_slice(output, scale, zero_point, values)
+    }
+
+    /// The decision for output 0 after [`invoke`](Self::invoke): its top-1
+    /// class, or [`Decision::Uncertain`] below the model's
+    /// [`abstain_margin`](Model::abstain_margin) (see [`Model::decide`]).
+    pub fn decision(&self) -> Result<Decision, Error> {
+        self.model.decide(self.output(0)?)
+    }
+
     /// Runs every op in order.
     ///
     /// Cannot fail once [`new`](Self::new) succeeded: every op was checked
     /// there. The `Result` is there because every access is still checked
     /// (the kernels index nothing unchecked), never to report bad data.
     pub fn invoke(&mut self) -> Result<(), Error> {
-        for op in self.plan {
-            op.eval(self.model, self.arena)?;
+        for op in self.plan.iter_mut() {
+            run_op(op, self.model, self.arena)?;
         }
         Ok(())
     }
@@ -122,13 +160,23 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         &mut self,
         mut observe: impl FnMut(usize, u16, &[i8]),
     ) -> Result<(), Error> {
-        for (k, op) in self.plan.iter().enumerate() {
-            op.eval(self.model, self.arena)?;
+        for (k, op) in self.plan.iter_mut().enumerate() {
+            run_op(op, self.model, self.arena)?;
             let out = self.model.tensor(usize::from(op.output_tensor()))?;
             let bytes = activation(self.arena, &out).ok_or(Error::IndexOutOfRange)?;
             observe(k, op.output_tensor(), bytes);
         }
         Ok(())
+    }
+
+    /// For each op in execution order, how many of its int8 output values
+    /// sat at −128 or 127 after the latest [`invoke`](Self::invoke) (feature
+    /// `saturation-counters`; without it the counting is compiled out).
+    /// A layer that saturates often sees activations beyond the range
+    /// calibrated for it.
+    #[cfg(feature = "saturation-counters")]
+    pub fn saturated(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
+        self.plan.iter().map(PreparedOp::saturated)
     }
 
     /// Runs the file's golden pair, if it has one: writes the golden input
@@ -151,6 +199,34 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         self.invoke()?;
         Ok(self.output(0)? == expected)
     }
+}
+
+/// Runs one prepared op and, with feature `saturation-counters`, counts its
+/// saturated outputs; without it this is the bare kernel call.
+#[inline(always)]
+fn run_op(op: &mut PreparedOp<'_>, model: &Model<'_>, arena: &mut [u8]) -> Result<(), Error> {
+    op.eval(model, arena)?;
+    #[cfg(feature = "saturation-counters")]
+    op.count_saturated(arena);
+    Ok(())
+}
+
+/// What [`Interpreter::set_input_f32`] did with the values it was given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct InputReport {
+    /// Values outside the input's calibrated (representable) range, clipped
+    /// to −128 or 127: the model sees a less extreme input than it was given.
+    pub clipped: usize,
+}
+
+/// A graph port's `(scale, zero_point)`. The validator makes every
+/// activation per-tensor, so the error only keeps the accessor total.
+fn port_quant(t: &TensorInfo<'_>) -> Result<(f32, i32), Error> {
+    t.scale_zero_point().ok_or(Error::BadTensor {
+        index: t.index,
+        reason: why!("a graph port is not per-tensor quantized"),
+    })
 }
 
 /// The bytes of activation `t` in `arena`, as `i8`.

@@ -45,6 +45,14 @@
 //! text of each validation rule in the errors; without it they are empty
 //! and the checks stay. `verify` adds `Model::parse_verified`, which checks
 //! a file's Ed25519 signature (and, with `std`, `sign`).
+//! `saturation-counters` counts, after each op, its
+//! int8 outputs at −128 or 127 (`Interpreter::saturated`); without it the
+//! counting is compiled out.
+//!
+//! Input guards: [`Interpreter::set_input_f32`] quantizes float inputs,
+//! refusing NaN and infinities and counting values clipped to the input's
+//! calibrated range; [`Interpreter::decision`] applies the file's abstain
+//! rule ([`decision`]).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
@@ -74,6 +82,7 @@ macro_rules! why {
     };
 }
 
+pub mod decision;
 pub mod error;
 #[cfg(feature = "std")]
 pub mod file;
@@ -84,6 +93,7 @@ pub mod numerics;
 pub mod ops;
 pub mod quant;
 
+pub use decision::Decision;
 pub use error::Error;
 #[cfg(feature = "std")]
 pub use file::{AlignedBuf, LoadError, MappedModel, ModelFile};
@@ -95,7 +105,7 @@ pub use format::signature::PublicKey;
 #[cfg(feature = "std")]
 pub use format::writer::{QuantSpec, Writer};
 pub use format::{peek_arena_len, peek_op_count, Model, OpInfo, Quant, TensorInfo};
-pub use interpreter::Interpreter;
+pub use interpreter::{InputReport, Interpreter};
 pub use ops::{is_built_in, PreparedOp};
 
 /// Embeds a `.mq` file like `include_bytes!`, but 16-byte aligned, as

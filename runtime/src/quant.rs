@@ -13,10 +13,15 @@ use crate::error::Error;
 /// (clamped), and a non-positive or non-finite `scale` follows IEEE division
 /// (the file validator guarantees real tensor scales are finite and positive).
 pub fn quantize(x: f32, scale: f32, zero_point: i32) -> i8 {
+    quantize_unclamped(x, scale, zero_point).clamp(-128, 127) as i8
+}
+
+/// [`quantize`] before the clamp: the integer `x` rounds to, which lies
+/// outside −128..=127 exactly when `quantize` clips it.
+fn quantize_unclamped(x: f32, scale: f32, zero_point: i32) -> i64 {
     let v = round_half_away(x / scale);
     // `as` saturates at the i64 range and sends NaN to 0.
-    let q = (v as i64).saturating_add(i64::from(zero_point));
-    q.clamp(-128, 127) as i8
+    (v as i64).saturating_add(i64::from(zero_point))
 }
 
 /// `scale · (q − zero_point)`.
@@ -42,6 +47,37 @@ pub fn quantize_slice(
         *q = quantize(x, scale, zero_point);
     }
     Ok(())
+}
+
+/// [`quantize_slice`] for values from outside (sensor data, files): refuses
+/// a non-finite value with [`Error::NonFiniteInput`] naming the first one,
+/// before writing anything, and returns how many values fell outside the
+/// range `output` can represent (`scale · (−128 − zero_point)` to
+/// `scale · (127 − zero_point)`, the range calibrated for an input tensor)
+/// and were clipped to −128 or 127. A value within half a step of an end
+/// rounds onto it and is not counted.
+pub fn quantize_checked(
+    input: &[f32],
+    scale: f32,
+    zero_point: i32,
+    output: &mut [i8],
+) -> Result<usize, Error> {
+    if input.len() != output.len() {
+        return Err(Error::LengthMismatch {
+            expected: output.len(),
+            got: input.len(),
+        });
+    }
+    if let Some(index) = input.iter().position(|x| !x.is_finite()) {
+        return Err(Error::NonFiniteInput { index });
+    }
+    let mut clipped = 0;
+    for (q, &x) in output.iter_mut().zip(input) {
+        let v = quantize_unclamped(x, scale, zero_point);
+        clipped += usize::from(!(-128..=127).contains(&v));
+        *q = v.clamp(-128, 127) as i8;
+    }
+    Ok(clipped)
 }
 
 /// [`dequantize`] element by element; [`Error::LengthMismatch`] unless the
@@ -108,6 +144,36 @@ mod tests {
         assert_eq!(quantize(f32::NEG_INFINITY, 1.0, 0), -128);
         assert_eq!(quantize(f32::NAN, 1.0, 7), 7);
         assert_eq!(quantize(3e9, 1.0, -100), 127);
+    }
+
+    #[test]
+    fn checked_quantize_counts_clipped_values_and_refuses_non_finite() {
+        // scale 0.5, zp 0: representable −64.0..=63.5; ±0.25 past an end
+        // still rounds onto it (not clipped), ±0.25 more does not.
+        let x = [0.0, 63.5, 63.74, 63.75, 100.0, -64.0, -64.24, -64.25, -1e30];
+        let mut q = [0i8; 9];
+        assert_eq!(quantize_checked(&x, 0.5, 0, &mut q), Ok(4));
+        assert_eq!(q, [0, 127, 127, 127, 127, -128, -128, -128, -128]);
+        // The zero point shifts the range: with zp 100, 14.0 is q = 128.
+        let mut one = [0i8; 1];
+        assert_eq!(quantize_checked(&[13.5], 0.5, 100, &mut one), Ok(0));
+        assert_eq!(quantize_checked(&[14.0], 0.5, 100, &mut one), Ok(1));
+
+        let mut q = [7i8; 3];
+        for (bad, index) in [(f32::NAN, 1), (f32::INFINITY, 1), (f32::NEG_INFINITY, 1)] {
+            assert_eq!(
+                quantize_checked(&[1.0, bad, f32::NAN], 0.5, 0, &mut q),
+                Err(Error::NonFiniteInput { index })
+            );
+            assert_eq!(q, [7; 3], "nothing written before the refusal");
+        }
+        assert_eq!(
+            quantize_checked(&[1.0], 0.5, 0, &mut q),
+            Err(Error::LengthMismatch {
+                expected: 3,
+                got: 1
+            })
+        );
     }
 
     #[test]

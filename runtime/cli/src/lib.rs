@@ -18,7 +18,7 @@ pub use npy::write_npy_f32;
 pub use bench::{bench, BenchReport};
 pub use run::{
     accuracy, read_npy_f32, read_npy_labels, run_batch, run_batch_inputs, run_files, NpyF32,
-    RunOptions, RunOutput, RunSummary,
+    RunOptions, RunOutput, RunSummary, SampleCounts,
 };
 
 /// Load and fully validate a `.mq` file.
@@ -107,6 +107,9 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
             "classes       {}",
             labels.lines().collect::<Vec<_>>().join(", ")
         )?;
+    }
+    if let Some(m) = model.abstain_margin() {
+        writeln!(s, "abstain       below a top-1 margin of {m} (output 0)")?;
     }
     writeln!(
         s,

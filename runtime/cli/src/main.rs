@@ -41,6 +41,12 @@ enum Command {
     /// whatever the thread count. Inputs must be finite (NaN and infinities are refused,
     /// naming the sample); Fortran-order files are read transposed. Outputs are written
     /// under temporary names and renamed only when the whole run succeeded.
+    ///
+    /// Input values outside the range the model was calibrated for are clipped to it;
+    /// a line on stderr counts the samples and values clipped. A model converted with
+    /// --abstain-margin calls a sample uncertain when output 0's top-1 probability leads
+    /// the runner-up by less than the margin: the run prints how many were, and with
+    /// --labels an uncertain sample counts as wrong.
     #[command(after_help = "Examples:\n  \
         medq run ecg.mq --input test_x.npy --output probs.npy\n  \
         medq run ecg.mq --input test_x.npy --output probs.npy --labels test_y.npy --threads 4\n  \
@@ -138,6 +144,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// ", first: samples 3, 17, …" for a report line, or nothing.
+fn first_samples(counts: &medq_cli::SampleCounts) -> String {
+    if counts.first.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = counts.first.iter().map(usize::to_string).collect();
+    let more = if counts.samples > counts.first.len() {
+        ", …"
+    } else {
+        ""
+    };
+    format!("; first: samples {}{more}", list.join(", "))
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect { model } => {
@@ -173,12 +193,36 @@ fn run(cli: Cli) -> Result<()> {
                 done.threads,
                 if done.threads == 1 { "" } else { "s" }
             );
+            let c = &done.clipping;
+            eprintln!(
+                "clipped inputs: {} of {} samples had values outside the calibrated range ({} values clipped){}",
+                c.samples,
+                done.samples,
+                c.total,
+                first_samples(c)
+            );
+            let percent = |n: usize, of: usize| 100.0 * n as f64 / of.max(1) as f64;
+            if let Some(margin) = done.abstain_margin {
+                println!(
+                    "uncertain {} of {} samples (top-1 margin below {margin}){}",
+                    done.uncertain.samples,
+                    done.samples,
+                    first_samples(&done.uncertain)
+                );
+            }
             if let Some(correct) = done.correct {
                 println!(
                     "accuracy {:.2}% on {} samples",
-                    100.0 * correct as f64 / done.samples.max(1) as f64,
+                    percent(correct, done.samples),
                     done.samples
                 );
+                if done.abstain_margin.is_some() {
+                    let decided = done.samples - done.uncertain.samples;
+                    println!(
+                        "accuracy {:.2}% on the {decided} samples given a class (uncertain ones count as wrong above)",
+                        percent(correct, decided)
+                    );
+                }
             }
         }
         Command::Bench {

@@ -7,20 +7,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use anyhow::{anyhow, bail, Context, Result};
-use medq::{Interpreter, Model};
+use medq::{Decision, Interpreter, Model};
 
 use crate::npy::{check_labels, LabelReader, NpyOut, SampleReader};
 
 /// One graph input or output as `medq run` sees it: float32 samples of
-/// `dims[1..]`, quantized per tensor.
+/// `dims[1..]`, quantized per tensor (by the interpreter's float helpers).
 #[derive(Clone, Debug)]
 pub struct Port {
     pub name: String,
     /// The tensor's dims; the first is the batch of 1.
     pub dims: Vec<usize>,
     pub numel: usize,
-    scale: f32,
-    zero_point: i32,
 }
 
 /// The inputs and outputs of a model, checked for `medq run`.
@@ -40,15 +38,12 @@ impl ModelIo {
                     t.name
                 );
             }
-            let (scale, zero_point) = t
-                .scale_zero_point()
+            t.scale_zero_point()
                 .with_context(|| format!("{what} {} is not per-tensor quantized", t.name))?;
             Ok(Port {
                 name: t.name.to_string(),
                 numel: dims.iter().product(),
                 dims,
-                scale,
-                zero_point,
             })
         };
         let inputs = (0..model.inputs().len())
@@ -90,17 +85,18 @@ impl ModelIo {
     }
 }
 
-/// Top-1 class of one sample's output 0 (a single value is a binary probability).
+/// Top-1 class of one sample's output 0 (a single value is a binary
+/// probability), by the runtime's rule ([`medq::decision::top1`]).
 pub fn top1(row: &[f32]) -> i64 {
-    if let [p] = row {
-        return i64::from(*p >= 0.5);
-    }
-    let best =
-        row.iter().enumerate().fold(
-            (0, f32::NEG_INFINITY),
-            |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-        );
-    best.0 as i64
+    medq::decision::top1(row.iter().copied()).map_or(0, |t| t.class as i64)
+}
+
+/// The class of one sample's output 0, or [`Decision::Uncertain`] when its
+/// top-1 margin is below `abstain_margin` (the model's, if it stores one).
+pub fn decide(row: &[f32], abstain_margin: Option<f32>) -> Decision {
+    medq::decision::top1(row.iter().copied()).map_or(Decision::Uncertain, |t| {
+        medq::decision::decide(t, abstain_margin)
+    })
 }
 
 /// One interpreter with its arena and plan: runs chunks of samples.
@@ -110,35 +106,40 @@ struct Runner<'i, 'm, 'a> {
 }
 
 impl Runner<'_, '_, '_> {
-    /// Runs `rows` samples (`inputs[i]` holds `rows` samples of input `i`)
-    /// and replaces `outputs[i]` with their dequantized output `i`.
+    /// Runs `rows` samples, numbered from `first` in error messages
+    /// (`inputs[i]` holds `rows` samples of input `i`),
+    /// replaces `outputs[i]` with their dequantized output `i` and `clipped`
+    /// with each sample's count of input values clipped to the calibrated
+    /// range (all inputs together).
     fn run<X: AsRef<[f32]>>(
         &mut self,
+        first: usize,
         rows: usize,
         inputs: &[X],
         outputs: &mut [Vec<f32>],
+        clipped: &mut Vec<usize>,
     ) -> Result<()> {
         outputs.iter_mut().for_each(Vec::clear);
+        clipped.clear();
         for r in 0..rows {
+            let mut sample_clipped = 0;
             for (i, port) in self.io.inputs.iter().enumerate() {
                 let x = inputs[i]
                     .as_ref()
                     .get(r * port.numel..(r + 1) * port.numel)
                     .context("input chunk too short")?;
-                medq::quant::quantize_slice(
-                    x,
-                    port.scale,
-                    port.zero_point,
-                    self.interp.input_mut(i)?,
-                )?;
+                let report = self
+                    .interp
+                    .set_input_f32(i, x)
+                    .with_context(|| format!("sample {}, input {i} ({})", first + r, port.name))?;
+                sample_clipped += report.clipped;
             }
+            clipped.push(sample_clipped);
             self.interp.invoke()?;
             for (i, port) in self.io.outputs.iter().enumerate() {
-                let q = self.interp.output(i)?;
-                outputs[i].extend(
-                    q.iter()
-                        .map(|&q| medq::quant::dequantize(q, port.scale, port.zero_point)),
-                );
+                let start = outputs[i].len();
+                outputs[i].resize(start + port.numel, 0.0);
+                self.interp.output_f32(i, &mut outputs[i][start..])?;
             }
         }
         Ok(())
@@ -178,10 +179,47 @@ pub struct RunOptions {
 pub struct RunSummary {
     pub samples: usize,
     pub output_shapes: Vec<Vec<usize>>,
-    /// Samples whose top-1 class matched the label, with `--labels`.
+    /// Samples whose class matched the label, with `--labels` (an
+    /// uncertain sample is never correct).
     pub correct: Option<usize>,
+    /// Input values outside the calibrated range, clipped.
+    pub clipping: SampleCounts,
+    /// Samples whose output 0 leads by less than the model's abstain
+    /// margin (none without one).
+    pub uncertain: SampleCounts,
+    /// The model's abstain margin, if it stores one.
+    pub abstain_margin: Option<f32>,
     /// Worker threads used (never more than there are chunks).
     pub threads: usize,
+}
+
+/// How many samples something happened to, and the first of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SampleCounts {
+    /// Samples it happened to.
+    pub samples: usize,
+    /// Occurrences over all samples (clipped values; for uncertain
+    /// samples, equal to `samples`).
+    pub total: usize,
+    /// The first [`SampleCounts::FIRST`] such samples' indices, in order.
+    pub first: Vec<usize>,
+}
+
+impl SampleCounts {
+    /// How many sample indices are kept for the report.
+    pub const FIRST: usize = 10;
+
+    /// Records `count` occurrences in sample `index` (nothing for 0).
+    fn add(&mut self, index: usize, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.samples += 1;
+        self.total += count;
+        if self.first.len() < Self::FIRST {
+            self.first.push(index);
+        }
+    }
 }
 
 /// Bytes of float inputs and outputs one worker holds per chunk, about.
@@ -227,13 +265,19 @@ pub fn run_files(model: &Model, opts: &RunOptions) -> Result<RunSummary> {
         .unwrap_or_else(|| chunk_samples(&io, samples, opts.threads))
         .max(1);
     let threads = opts.threads.min(samples.div_ceil(chunk)).max(1);
-    let pipeline = Pipeline::new(readers, outs, labels);
+    let abstain_margin = model.abstain_margin();
+    let pipeline = Pipeline::new(readers, outs, labels, abstain_margin);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| pipeline.work(model, &io, chunk));
         }
     });
-    let (mut outs, correct) = pipeline.finish()?;
+    let Delivered {
+        mut outs,
+        correct,
+        clipping,
+        uncertain,
+    } = pipeline.finish()?;
     for out in &mut outs {
         out.complete()?;
     }
@@ -246,6 +290,9 @@ pub fn run_files(model: &Model, opts: &RunOptions) -> Result<RunSummary> {
             .map(|i| io.output_shape(i, samples))
             .collect(),
         correct: opts.labels.as_ref().map(|_| correct),
+        clipping,
+        uncertain,
+        abstain_margin,
         threads,
     })
 }
@@ -316,23 +363,37 @@ struct Pipeline {
 struct Source {
     readers: Vec<SampleReader>,
     next_chunk: usize,
+    next_sample: usize,
 }
 
 struct Sink {
-    outs: Vec<NpyOut>,
     labels: Option<LabelReader>,
     label_chunk: Vec<i64>,
-    correct: usize,
+    abstain_margin: Option<f32>,
+    /// Samples delivered so far, to number them.
+    samples: usize,
+    done: Delivered,
     next_chunk: usize,
     error: Option<anyhow::Error>,
+}
+
+/// What the sink has been handed: the outputs and the per-sample counts.
+struct Delivered {
+    outs: Vec<NpyOut>,
+    correct: usize,
+    clipping: SampleCounts,
+    uncertain: SampleCounts,
 }
 
 /// A worker's buffers for one chunk.
 struct Chunk {
     index: usize,
+    first_sample: usize,
     rows: usize,
     inputs: Vec<Vec<f32>>,
     outputs: Vec<Vec<f32>>,
+    /// Per sample: input values clipped.
+    clipped: Vec<usize>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -341,17 +402,29 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pipeline {
-    fn new(readers: Vec<SampleReader>, outs: Vec<NpyOut>, labels: Option<LabelReader>) -> Pipeline {
+    fn new(
+        readers: Vec<SampleReader>,
+        outs: Vec<NpyOut>,
+        labels: Option<LabelReader>,
+        abstain_margin: Option<f32>,
+    ) -> Pipeline {
         Pipeline {
             source: Mutex::new(Source {
                 readers,
                 next_chunk: 0,
+                next_sample: 0,
             }),
             sink: Mutex::new(Sink {
-                outs,
                 labels,
                 label_chunk: Vec::new(),
-                correct: 0,
+                abstain_margin,
+                samples: 0,
+                done: Delivered {
+                    outs,
+                    correct: 0,
+                    clipping: SampleCounts::default(),
+                    uncertain: SampleCounts::default(),
+                },
                 next_chunk: 0,
                 error: None,
             }),
@@ -366,13 +439,21 @@ impl Pipeline {
         let _guard = StopOnPanic(self);
         let mut chunk = Chunk {
             index: 0,
+            first_sample: 0,
             rows: 0,
             inputs: vec![Vec::new(); io.inputs.len()],
             outputs: vec![Vec::new(); io.outputs.len()],
+            clipped: Vec::new(),
         };
         let result = with_runner(model, io, |runner| {
             while self.take(&mut chunk, chunk_samples)? {
-                runner.run(chunk.rows, &chunk.inputs, &mut chunk.outputs)?;
+                runner.run(
+                    chunk.first_sample,
+                    chunk.rows,
+                    &chunk.inputs,
+                    &mut chunk.outputs,
+                    &mut chunk.clipped,
+                )?;
                 if !self.deliver(&chunk, io)? {
                     break;
                 }
@@ -393,15 +474,25 @@ impl Pipeline {
         }
         let mut rows = None;
         for (reader, buf) in source.readers.iter_mut().zip(&mut chunk.inputs) {
-            let n = reader.read_chunk(chunk_samples, buf)?;
+            let read = reader.read_chunk(chunk_samples, buf);
+            if read.is_err() {
+                // Stop before releasing the lock: a reader that failed
+                // mid-chunk is in no state for another worker to read on
+                // (its error, not the first one's, would be reported).
+                self.stop.store(true, Ordering::Release);
+            }
+            let n = read?;
             if rows.is_some_and(|r| r != n) {
+                self.stop.store(true, Ordering::Release);
                 bail!("{} ran out of samples early", reader.path().display());
             }
             rows = Some(n);
         }
         chunk.rows = rows.unwrap_or(0);
         chunk.index = source.next_chunk;
+        chunk.first_sample = source.next_sample;
         source.next_chunk += 1;
+        source.next_sample += chunk.rows;
         Ok(chunk.rows > 0)
     }
 
@@ -415,19 +506,29 @@ impl Pipeline {
         if self.stop.load(Ordering::Acquire) {
             return Ok(false);
         }
-        for (out, values) in sink.outs.iter_mut().zip(&chunk.outputs) {
+        let sink = &mut *sink;
+        for (out, values) in sink.done.outs.iter_mut().zip(&chunk.outputs) {
             out.append(values)?;
         }
-        let sink = &mut *sink;
+        let per = io.outputs[0].numel.max(1);
+        let decisions = chunk.outputs[0]
+            .chunks_exact(per)
+            .map(|row| decide(row, sink.abstain_margin));
         if let Some(labels) = &mut sink.labels {
             labels.read_chunk(chunk.rows, &mut sink.label_chunk)?;
-            let per = io.outputs[0].numel.max(1);
-            sink.correct += chunk.outputs[0]
-                .chunks_exact(per)
-                .zip(&sink.label_chunk)
-                .filter(|(row, &y)| top1(row) == y)
-                .count();
         }
+        for (r, (decision, &clipped)) in decisions.zip(&chunk.clipped).enumerate() {
+            let index = sink.samples + r;
+            sink.done.clipping.add(index, clipped);
+            match decision {
+                Decision::Uncertain => sink.done.uncertain.add(index, 1),
+                Decision::Class(c) => {
+                    let label = sink.labels.as_ref().and(sink.label_chunk.get(r));
+                    sink.done.correct += usize::from(label == Some(&(c as i64)));
+                }
+            }
+        }
+        sink.samples += chunk.rows;
         sink.next_chunk += 1;
         self.turn.notify_all();
         Ok(true)
@@ -441,14 +542,13 @@ impl Pipeline {
         self.turn.notify_all();
     }
 
-    /// The outputs (every chunk appended) and the count of correct top-1s,
-    /// or the first error.
-    fn finish(self) -> Result<(Vec<NpyOut>, usize)> {
+    /// The outputs (every chunk appended) and the counts, or the first error.
+    fn finish(self) -> Result<Delivered> {
         let sink = self.sink.into_inner().unwrap_or_else(|e| e.into_inner());
         match sink.error {
             Some(e) => Err(e),
             None if self.stop.into_inner() => Err(anyhow!("a worker thread panicked")),
-            None => Ok((sink.outs, sink.correct)),
+            None => Ok(sink.done),
         }
     }
 }
@@ -500,6 +600,8 @@ pub struct RunOutput {
     pub shapes: Vec<Vec<usize>>,
     pub data: Vec<Vec<f32>>,
     pub samples: usize,
+    /// Per sample: input values outside the calibrated range, clipped.
+    pub clipped: Vec<usize>,
 }
 
 /// Runs a single-input model on samples held in memory, on this thread.
@@ -526,8 +628,9 @@ pub fn run_batch_inputs(model: &Model, inputs: &[NpyF32]) -> Result<RunOutput> {
     }
     let data: Vec<&[f32]> = inputs.iter().map(|x| &x.data[..]).collect();
     let mut outputs = vec![Vec::new(); io.outputs.len()];
+    let mut clipped = Vec::new();
     with_runner(model, &io, |runner| {
-        runner.run(samples, &data, &mut outputs)
+        runner.run(0, samples, &data, &mut outputs, &mut clipped)
     })?;
     Ok(RunOutput {
         shapes: (0..io.outputs.len())
@@ -535,6 +638,7 @@ pub fn run_batch_inputs(model: &Model, inputs: &[NpyF32]) -> Result<RunOutput> {
             .collect(),
         data: outputs,
         samples,
+        clipped,
     })
 }
 

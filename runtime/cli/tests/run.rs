@@ -408,11 +408,21 @@ fn a_non_finite_sample_mid_stream_fails_the_run_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (x, _) = ecg_beats(d, 120);
-    let (_, mut beats) = read_npy(&x);
-    beats[97 * 140 + 42] = f32::INFINITY;
-    let bad = d.join("bad.npy");
-    write_npy(&bad, &[120, 1, 140], Order::C, &beats);
+    let (_, beats) = read_npy(&x);
     let out = d.join("probs.npy");
+    let bad = d.join("bad.npy");
+    // NaN last-but-one: the thread-count loop below runs on the infinity.
+    for (value, what) in [(f32::NAN, "NaN"), (f32::INFINITY, "an infinity")] {
+        let mut beats = beats.clone();
+        beats[97 * 140 + 42] = value;
+        write_npy(&bad, &[120, 1, 140], Order::C, &beats);
+        let before = files_in(d);
+        refused(
+            &medq(&[&"run", &ecg_mq(), &"--input", &bad, &"--output", &out]),
+            &format!("bad.npy: sample 97 holds {what} at position [0, 42]"),
+        );
+        assert_eq!(files_in(d), before, "a failed run left a file");
+    }
     let before = files_in(d);
     for threads in ["1", "2"] {
         refused(
@@ -430,6 +440,132 @@ fn a_non_finite_sample_mid_stream_fails_the_run_and_leaves_nothing() {
         );
         assert_eq!(files_in(d), before, "a failed run left a file");
     }
+}
+
+/// x [1, 3] → Reshape → probs [1, 3], both at the softmax's scale 1/256 and
+/// zero point −128 (so inputs are probabilities in 0 ..= 255/256), with
+/// `margin` as its abstain margin.
+fn probs_model(dir: &Path, margin: Option<&str>) -> PathBuf {
+    let q = || QuantSpec::PerTensor {
+        scale: 1.0 / 256.0,
+        zero_point: -128,
+    };
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 3], q(), 0);
+    let y = w.add_activation("probs", &[1, 3], q(), 0);
+    w.add_op(OpCode::Reshape, &[x], &[y], &[]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(3);
+    if let Some(m) = margin {
+        w.set_metadata(medq::MetaKey::AbstainMargin, m);
+    }
+    let path = dir.join(format!("probs{}.mq", margin.unwrap_or("")));
+    std::fs::write(&path, w.finish().unwrap()).unwrap();
+    path
+}
+
+/// Four samples through `probs_model`: leads of 0.7 (class 0), 0.1 (class
+/// 1, below a 0.25 margin), ~1 (class 0, two values clipped), 0.5 (class 2);
+/// labels 0, 1, 0, 1.
+fn run_four_samples(dir: &Path, margin: Option<&str>) -> Output {
+    let x = dir.join("x.npy");
+    #[rustfmt::skip]
+    let samples = [
+        0.8, 0.1, 0.1,
+        0.4, 0.5, 0.1,
+        1.5, -0.2, 0.0,
+        0.1, 0.2, 0.7,
+    ];
+    write_npy(&x, &[4, 3], Order::C, &samples);
+    let y = dir.join("y.npy");
+    npyz::to_file_1d(&y, [0i64, 1, 0, 1]).unwrap();
+    let out = dir.join("out.npy");
+    let mq = probs_model(dir, margin);
+    medq(&[
+        &"run",
+        &mq,
+        &"--input",
+        &x,
+        &"--output",
+        &out,
+        &"--labels",
+        &y,
+        &"--threads",
+        &"2",
+    ])
+}
+
+#[test]
+fn clipped_input_values_are_counted_per_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_four_samples(dir.path(), None);
+    ok(&out);
+    // 1.5 and −0.2 lie outside 0 ..= 255/256; 0.0 is its lower end.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "clipped inputs: 1 of 4 samples had values outside the calibrated range \
+             (2 values clipped); first: samples 2\n"
+        ),
+        "{stderr}"
+    );
+    let (_, probs) = read_npy(&dir.path().join("out.npy"));
+    assert_eq!(&probs[6..9], &[255.0 / 256.0, 0.0, 0.0]);
+}
+
+#[test]
+fn samples_below_the_abstain_margin_are_reported_uncertain() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = ok(&run_four_samples(dir.path(), None));
+    assert!(!stdout.contains("uncertain"), "{stdout}");
+    assert!(
+        stdout.contains("accuracy 75.00% on 4 samples\n"),
+        "{stdout}"
+    );
+
+    let stdout = ok(&run_four_samples(dir.path(), Some("0.25")));
+    assert!(
+        stdout.contains("uncertain 1 of 4 samples (top-1 margin below 0.25); first: samples 1\n"),
+        "{stdout}"
+    );
+    // Sample 1 would have been right: uncertain counts as wrong overall.
+    assert!(
+        stdout.contains("accuracy 50.00% on 4 samples\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("accuracy 66.67% on the 3 samples given a class"),
+        "{stdout}"
+    );
+    let mq = probs_model(dir.path(), Some("0.25"));
+    let inspect = ok(&medq(&[&"inspect", &mq]));
+    assert!(
+        inspect.contains("abstain       below a top-1 margin of 0.25 (output 0)"),
+        "{inspect}"
+    );
+}
+
+#[test]
+fn in_memory_runs_refuse_non_finite_values_naming_the_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = medq::ModelFile::open(probs_model(dir.path(), None)).unwrap();
+    let model = file.model().unwrap();
+    let input = medq_cli::NpyF32 {
+        shape: vec![2, 3],
+        data: vec![0.5, 0.2, 0.1, 0.3, f32::NAN, 0.1],
+    };
+    let err = medq_cli::run_batch(&model, &input).err().unwrap();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("sample 1, input 0 (x): input value 1 is NaN or infinite"),
+        "{message}"
+    );
+    let input = medq_cli::NpyF32 {
+        shape: vec![2, 3],
+        data: vec![0.5, 0.2, 2.0, 0.3, -1.0, -1.0],
+    };
+    assert_eq!(medq_cli::run_batch(&model, &input).unwrap().clipped, [1, 2]);
 }
 
 #[test]

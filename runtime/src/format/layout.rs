@@ -241,6 +241,9 @@ pub enum MetaKey {
     ClassLabels = 5,
     /// Free text: calibration method, compression settings.
     Notes = 6,
+    /// The abstain rule's minimum top-1 margin of output 0, written `0.`
+    /// then 1 to 6 digits (see [`crate::decision::parse_margin`]).
+    AbstainMargin = 7,
 }
 
 impl MetaKey {
@@ -252,6 +255,7 @@ impl MetaKey {
             4 => Some(MetaKey::CalibrationSha256),
             5 => Some(MetaKey::ClassLabels),
             6 => Some(MetaKey::Notes),
+            7 => Some(MetaKey::AbstainMargin),
             _ => None,
         }
     }

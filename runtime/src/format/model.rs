@@ -10,6 +10,7 @@ use super::layout::{
     MAGIC, MAX_RANK, MAX_SECTIONS, META_RECORD_LEN, OP_RECORD_LEN, SECTION_ALIGN,
     SECTION_ENTRY_LEN, SIGNATURE_LEN, TENSOR_RECORD_LEN,
 };
+use crate::decision::Decision;
 use crate::error::Error;
 
 // Sizes read from the file are u32; the reader widens them to usize.
@@ -520,6 +521,33 @@ impl<'a> Model<'a> {
         }
     }
 
+    /// The abstain rule's minimum top-1 margin of output 0 (a probability
+    /// difference in (0, 1)), if the file stores one; validated on load.
+    pub fn abstain_margin(&self) -> Option<f32> {
+        self.metadata(MetaKey::AbstainMargin)
+            .and_then(crate::decision::parse_margin)
+    }
+
+    /// The decision for graph output 0's int8 values `output0`: its top-1
+    /// class, or [`Decision::Uncertain`] when the top-1 probability leads
+    /// the runner-up by less than [`abstain_margin`](Self::abstain_margin).
+    /// [`Error::LengthMismatch`] unless `output0` has output 0's length.
+    pub fn decide(&self, output0: &[i8]) -> Result<Decision, Error> {
+        let info = self.output_info(0)?;
+        let (scale, zero_point) = info.scale_zero_point().ok_or(Error::IndexOutOfRange)?;
+        if output0.len() != info.numel() {
+            return Err(Error::LengthMismatch {
+                expected: info.numel(),
+                got: output0.len(),
+            });
+        }
+        let values = output0
+            .iter()
+            .map(|&q| crate::quant::dequantize(q, scale, zero_point));
+        let top = crate::decision::top1(values).ok_or(Error::IndexOutOfRange)?;
+        Ok(crate::decision::decide(top, self.abstain_margin()))
+    }
+
     /// The golden self-test pair: bytes of graph input 0 and the output 0
     /// they must produce, bit-exact.
     pub fn golden(&self) -> Option<(&'a [i8], &'a [i8])> {
@@ -878,6 +906,9 @@ impl<'a> Model<'a> {
                 .take(i)
                 .any(|before| Rec(before).u32(meta_record::KEY) == key);
             if MetaKey::from_u32(key).is_some() && repeated {
+                return Err(Error::BadMetadata);
+            }
+            if key == MetaKey::AbstainMargin as u32 && self.abstain_margin().is_none() {
                 return Err(Error::BadMetadata);
             }
         }

@@ -131,6 +131,9 @@ pub struct PreparedOp<'a> {
     output_tensor: u16,
     output: Span,
     kind: Kind<'a>,
+    /// Output values at −128 or 127 after the op's latest run.
+    #[cfg(feature = "saturation-counters")]
+    saturated: u32,
 }
 
 /// The family-specific part of a prepared op.
@@ -176,7 +179,27 @@ impl<'a> PreparedOp<'a> {
         output_tensor: 0,
         output: Span { offset: 0, len: 0 },
         kind: Kind::Empty,
+        #[cfg(feature = "saturation-counters")]
+        saturated: 0,
     };
+
+    /// How many of the op's int8 output values sat at −128 or 127 after its
+    /// latest run (feature `saturation-counters`): values that may have been
+    /// clamped, i.e. activations beyond the range calibrated for them.
+    #[cfg(feature = "saturation-counters")]
+    pub fn saturated(&self) -> u32 {
+        self.saturated
+    }
+
+    /// Counts the op's saturated output values in `arena`, after it ran.
+    #[cfg(feature = "saturation-counters")]
+    pub(crate) fn count_saturated(&mut self, arena: &[u8]) {
+        let out = arena.get(self.output.offset..).unwrap_or(&[]);
+        let out = out.get(..self.output.len).unwrap_or(&[]);
+        // -128 and 127 as bytes.
+        let at_rail = out.iter().filter(|&&b| b == 0x80 || b == 0x7F).count();
+        self.saturated = u32::try_from(at_rail).unwrap_or(u32::MAX);
+    }
 
     /// The op's index in the model.
     pub fn index(&self) -> u16 {
@@ -385,6 +408,8 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         output_tensor: cx.output.index,
         output: Span::of(&cx.output),
         kind,
+        #[cfg(feature = "saturation-counters")]
+        saturated: 0,
     })
 }
 
