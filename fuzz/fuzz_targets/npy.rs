@@ -1,0 +1,36 @@
+//! The CLI's `.npy` readers (samples and labels), as `medq run` and the
+//! converter use them, on arbitrary files: an `Err` is fine, a panic or an
+//! allocation the file's header asks for without having the data is a bug.
+#![no_main]
+
+use std::io::Write;
+
+use libfuzzer_sys::fuzz_target;
+use medq_cli::npy::{LabelReader, SampleReader};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(mut file) = tempfile::NamedTempFile::new() else {
+        return;
+    };
+    if file.write_all(data).is_err() {
+        return;
+    }
+    if let Ok(mut reader) = SampleReader::open(file.path()) {
+        let mut out = Vec::new();
+        while let Ok(n) = reader.read_chunk(64, &mut out) {
+            if n == 0 {
+                break;
+            }
+            out.clear();
+        }
+    }
+    if let Ok(mut reader) = LabelReader::open(file.path()) {
+        let mut out = Vec::new();
+        while let Ok(n) = reader.read_chunk(64, &mut out) {
+            if n == 0 {
+                break;
+            }
+            out.clear();
+        }
+    }
+});

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of medq's input surfaces with cargo fuzz (libFuzzer,
+# AddressSanitizer, nightly Rust).
+#
+#   fuzz/run.sh --smoke [SECONDS]   every runtime target for SECONDS (default 20) each,
+#                                   the ONNX loader too unless --no-onnx; CI runs this
+#   fuzz/run.sh TARGET [SECONDS]    one target, long (default 3600 s), with its
+#                                   coverage and execution count printed at the end
+#
+# Targets: parse, parse_invoke, verify, npy (runtime and CLI; quick to build) and
+# onnx_load (the converter's loader: builds tract with sanitizers, ~10 min the
+# first time). Corpora start from the repository's own files (seeds below) and
+# grow in fuzz/corpus/TARGET (not committed). A crash leaves its input in
+# fuzz/artifacts/TARGET/ and fails the run; turn it into a regression test
+# before fixing it (see README.md).
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(cd .. && pwd)
+
+install() {
+    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+}
+
+# Seed corpora from the repository: the firmware's model (plain and signed with
+# the fuzzing key), the zoo's and test nets' ONNX files, small .npy files.
+seed() {
+    local seeds=seeds
+    rm -rf "$seeds" && mkdir -p "$seeds"/{mq,npy,onnx}
+    cp "$root/firmware/model/ecg.mq" "$seeds/mq/"
+    # The fuzzing key: the 32 bytes 7, 7, …, as PKCS#8 PEM (a test key).
+    printf -- '-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----\n' \
+        "$(printf '302e020100300506032b657004220420%s' "$(printf '07%.0s' $(seq 32))" |
+            xxd -r -p | base64 -w0)" >"$seeds/fuzz.key"
+    (cd "$root" && cargo run -q --locked -p medq-cli -- sign "$root/fuzz/$seeds/mq/ecg.mq" \
+        --key "$root/fuzz/$seeds/fuzz.key" --output "$root/fuzz/$seeds/mq/ecg.signed.mq" >/dev/null)
+    rm "$seeds/fuzz.key"
+    for d in "$root"/models/*/; do
+        [ -f "$d/test_y.npy" ] && cp "$d/test_y.npy" "$seeds/npy/$(basename "$d")_y.npy"
+    done
+    cp "$root"/models/testnets/*.onnx "$root"/models/ecg5000/ecg.onnx "$seeds/onnx/"
+}
+
+seeds_of() {
+    case "$1" in
+        parse | parse_invoke | verify) echo seeds/mq ;;
+        npy) echo seeds/npy ;;
+        onnx_load) echo seeds/onnx ;;
+        *) echo "unknown target $1" >&2; exit 2 ;;
+    esac
+}
+
+features_of() { [ "$1" = onnx_load ] && echo "--features onnx" || true; }
+
+run_target() { # target seconds
+    local t=$1 secs=$2
+    mkdir -p "corpus/$t"
+    # -rss_limit_mb: the loaders may legitimately use a few hundred MB.
+    # shellcheck disable=SC2046
+    cargo +nightly fuzz run $(features_of "$t") "$t" "corpus/$t" "$(seeds_of "$t")" -- \
+        -max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
+        tee "corpus/$t.log" | grep -E '^(#[0-9]+.*(INITED|DONE)|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)' || true
+    if grep -q -E '^(==[0-9]+==ERROR|SUMMARY: libFuzzer|thread .* panicked)' "corpus/$t.log"; then
+        echo "fuzz/run.sh: $t found a crash (input in fuzz/artifacts/$t/):"
+        tail -40 "corpus/$t.log"
+        return 1
+    fi
+}
+
+install
+seed
+case "${1:---smoke}" in
+    --smoke)
+        secs=${2:-20}
+        targets=(parse parse_invoke verify npy)
+        [ "${3:-}" = --no-onnx ] || targets+=(onnx_load)
+        for t in "${targets[@]}"; do
+            echo "-- $t (${secs} s)"
+            run_target "$t" "$secs"
+        done
+        ;;
+    *)
+        run_target "$1" "${2:-3600}"
+        ;;
+esac
