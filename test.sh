@@ -100,6 +100,11 @@ bash benches/qemu/run.sh
 step "aarch64 NEON and dot-product kernels, bit-exact with the reference, under qemu-aarch64 (with and without sdot)"
 bash runtime/tests/aarch64.sh
 
+step "fuzzing smoke (cargo fuzz, nightly, AddressSanitizer): parse, parse_invoke, verify, npy for 10 s each"
+# The ONNX loader target builds tract with sanitizers (~10 min): long runs only,
+# `fuzz/run.sh onnx_load` (see fuzz/README.md).
+bash fuzz/run.sh --smoke 10 --no-onnx
+
 step "benchmark smoke: medq beside tract on two zoo models (figures come from benches/run.sh, not from here)"
 bash benches/run.sh --quick --host
 

@@ -29,9 +29,7 @@ seed() {
     rm -rf "$seeds" && mkdir -p "$seeds"/{mq,npy,onnx}
     cp "$root/firmware/model/ecg.mq" "$seeds/mq/"
     # The fuzzing key: the 32 bytes 7, 7, …, as PKCS#8 PEM (a test key).
-    printf -- '-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----\n' \
-        "$(printf '302e020100300506032b657004220420%s' "$(printf '07%.0s' $(seq 32))" |
-            xxd -r -p | base64 -w0)" >"$seeds/fuzz.key"
+    python3 -c 'import base64; print("-----BEGIN PRIVATE KEY-----\n" + base64.b64encode(bytes.fromhex("302e020100300506032b657004220420") + bytes([7] * 32)).decode() + "\n-----END PRIVATE KEY-----")' >"$seeds/fuzz.key"
     (cd "$root" && cargo run -q --locked -p medq-cli -- sign "$root/fuzz/$seeds/mq/ecg.mq" \
         --key "$root/fuzz/$seeds/fuzz.key" --output "$root/fuzz/$seeds/mq/ecg.signed.mq" >/dev/null)
     rm "$seeds/fuzz.key"
