@@ -4,8 +4,10 @@
 #
 #   fuzz/run.sh --smoke [SECONDS]   every runtime target for SECONDS (default 20) each,
 #                                   the ONNX loader too unless --no-onnx; CI runs this
-#   fuzz/run.sh TARGET [SECONDS]    one target, long (default 3600 s), with its
-#                                   coverage and execution count printed at the end
+#   fuzz/run.sh TARGET [SECONDS] [RUNS]
+#                                   one target, long (default 3600 s, or until RUNS
+#                                   executions), with its coverage and execution
+#                                   count printed at the end
 #
 # Targets: parse, parse_invoke, verify, npy (runtime and CLI; quick to build) and
 # onnx_load (the converter's loader: builds tract with sanitizers, ~10 min the
@@ -50,14 +52,25 @@ seeds_of() {
 
 features_of() { [ "$1" = onnx_load ] && echo "--features onnx" || true; }
 
-run_target() { # target seconds
-    local t=$1 secs=$2
+# AddressSanitizer where our unsafe kernels run. The npy and ONNX readers are
+# safe Rust (debug assertions and overflow checks stay on), and without ASan
+# they run ~5x faster, which is what makes their long runs possible.
+sanitizer_of() {
+    case "$1" in
+        npy | onnx_load) echo none ;;
+        *) echo address ;;
+    esac
+}
+
+run_target() { # target seconds [runs]
+    local t=$1 secs=$2 runs=${3:--1}
     mkdir -p "corpus/$t"
     # -rss_limit_mb: the loaders may legitimately use a few hundred MB.
     # shellcheck disable=SC2046
-    cargo +nightly fuzz run $(features_of "$t") "$t" "corpus/$t" "$(seeds_of "$t")" -- \
-        -max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
+    cargo +nightly fuzz run -s "$(sanitizer_of "$t")" $(features_of "$t") "$t" "corpus/$t" "$(seeds_of "$t")" -- \
+        -max_total_time="$secs" -runs="$runs" -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
         tee "corpus/$t.log" | grep -E '^(#[0-9]+.*(INITED|DONE)|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)' || true
+    rm -f /dev/shm/medq-fuzz-* # the npy and onnx_load targets' scratch files
     if grep -q -E '^(==[0-9]+==ERROR|SUMMARY: libFuzzer|thread .* panicked)' "corpus/$t.log"; then
         echo "fuzz/run.sh: $t found a crash (input in fuzz/artifacts/$t/):"
         tail -40 "corpus/$t.log"
@@ -78,6 +91,6 @@ case "${1:---smoke}" in
         done
         ;;
     *)
-        run_target "$1" "${2:-3600}"
+        run_target "$1" "${2:-3600}" "${3:--1}"
         ;;
 esac

@@ -1059,3 +1059,49 @@ fn loaded_model_metadata() {
     assert_eq!(m.source_bytes, std::fs::read(&path).unwrap());
     assert_eq!(m.graph.outputs.len(), 1);
 }
+
+/// Shapes whose element count overflows are refused with the node's name,
+/// never multiplied out (the fuzzer's first `onnx_load` finding).
+#[test]
+fn oversized_shapes_are_refused_naming_the_node() {
+    let huge = 1i64 << 40;
+    for target in [[huge, huge, -1], [huge, huge, 0], [1, huge, huge]] {
+        let b = ModelBuilder::new(13)
+            .input("x", &[1, 4, 3])
+            .i64("t", &[3], &target)
+            .node("big", "Reshape", &["x", "t"], &["y"], vec![])
+            .output("y");
+        let e = load_err(b);
+        assert!(e.contains("\"big\"") && e.contains("Reshape"), "{e}");
+        assert!(e.contains("more elements than medq accepts"), "{e}");
+    }
+    // A shape that fits u64 but not the tensor bound: an activation too large.
+    let b = ModelBuilder::new(13)
+        .input("x", &[1, 4, 3])
+        .i64("t", &[4], &[1, 1 << 20, 1 << 20, 12])
+        .node("wide", "Expand", &["x", "t"], &["y"], vec![])
+        .output("y");
+    let e = load_err(b);
+    assert!(e.contains("\"wide\""), "{e}");
+}
+
+/// Every input the fuzzer found is an error, not a panic.
+#[test]
+fn fuzzer_findings_are_errors() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/onnx_load");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no regression inputs in {}",
+        dir.display()
+    );
+    for path in files {
+        let e = load_onnx(&path).expect_err(&path.display().to_string());
+        assert!(!e.to_string().is_empty());
+    }
+}

@@ -3,19 +3,15 @@
 //! allocation the file's header asks for without having the data is a bug.
 #![no_main]
 
-use std::io::Write;
-
 use libfuzzer_sys::fuzz_target;
 use medq_cli::npy::{LabelReader, SampleReader};
+use medq_fuzz::scratch_file;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut file) = tempfile::NamedTempFile::new() else {
+    let Some(path) = scratch_file(data) else {
         return;
     };
-    if file.write_all(data).is_err() {
-        return;
-    }
-    if let Ok(mut reader) = SampleReader::open(file.path()) {
+    if let Ok(mut reader) = SampleReader::open(path) {
         let mut out = Vec::new();
         while let Ok(n) = reader.read_chunk(64, &mut out) {
             if n == 0 {
@@ -24,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
             out.clear();
         }
     }
-    if let Ok(mut reader) = LabelReader::open(file.path()) {
+    if let Ok(mut reader) = LabelReader::open(path) {
         let mut out = Vec::new();
         while let Ok(n) = reader.read_chunk(64, &mut out) {
             if n == 0 {

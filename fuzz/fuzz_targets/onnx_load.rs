@@ -3,16 +3,12 @@
 //! graphs must give an error naming the problem, never a panic.
 #![no_main]
 
-use std::io::Write;
-
 use libfuzzer_sys::fuzz_target;
+use medq_fuzz::scratch_file;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut file) = tempfile::Builder::new().suffix(".onnx").tempfile() else {
+    let Some(path) = scratch_file(data) else {
         return;
     };
-    if file.write_all(data).is_err() {
-        return;
-    }
-    let _ = medq_converter::load::load_onnx(file.path());
+    let _ = medq_converter::load::load_onnx(path);
 });

@@ -185,6 +185,9 @@ impl Builder {
         }
         let shapes = inputs::resolve(&real_inputs, &options.input_shapes)?;
         for (input, shape) in real_inputs.into_iter().zip(shapes) {
+            shape::check_size(&shape).map_err(|e| {
+                ConvertError::InvalidModel(format!("input \"{}\": {e}", input.name))
+            })?;
             let id = self.add_tensor(&input.name, shape, None);
             self.env.insert(input.name.clone(), Value::Act(id));
             self.graph.inputs.push(id);
@@ -394,6 +397,7 @@ impl Builder {
         if shape.contains(&0) {
             return Err(ctx.err(format!("{what} would be empty (shape {shape:?})")));
         }
+        shape::check_size(&shape).map_err(|e| ctx.err(format!("{what}: {e}")))?;
         let id = self.add_tensor(tensor, shape, None);
         self.graph.nodes.push(Node {
             name: node,

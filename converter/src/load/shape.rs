@@ -2,8 +2,31 @@
 
 use super::node::norm_axis;
 
+/// The element count of a shape that [`check_size`] accepted (every tensor
+/// in the IR and every constant was).
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
+}
+
+/// The most elements one tensor may hold. Real biosignal models are far
+/// below it; a bigger shape is a malformed model, and refusing it here keeps
+/// every later product of its dims from overflowing.
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
+
+/// The element count of `shape` if it fits [`MAX_TENSOR_ELEMENTS`]. Zero
+/// dims are skipped in the bound, so that any product of a subset of the
+/// dims (strides, inner and outer counts) is bounded too.
+pub fn check_size(shape: &[usize]) -> Result<usize, String> {
+    let nonzero = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    match nonzero {
+        Some(n) if n <= MAX_TENSOR_ELEMENTS => Ok(numel(shape)),
+        _ => Err(format!(
+            "shape {shape:?} has more elements than medq accepts (2^28)"
+        )),
+    }
 }
 
 /// Row-major strides.
@@ -99,15 +122,15 @@ pub fn reshape(input: &[usize], spec: &[i64], allowzero: bool) -> Result<Vec<usi
             d => out.push(usize::try_from(d).map_err(|_| format!("invalid dim {d} in target shape {spec:?}"))?),
         }
     }
-    let total = numel(input);
+    let total = check_size(input)?;
     if let Some(i) = infer {
-        let known = numel(&out);
+        let known = check_size(&out).map_err(|e| format!("target {e}"))?;
         if known == 0 || total % known != 0 {
             return Err(format!("cannot reshape {input:?} to {spec:?}"));
         }
         out[i] = total / known;
     }
-    if numel(&out) != total {
+    if check_size(&out).map_err(|e| format!("target {e}"))? != total {
         return Err(format!(
             "cannot reshape {input:?} ({total} elements) to {spec:?}"
         ));

@@ -108,10 +108,7 @@ pub fn from_proto(t: &TensorProto) -> Result<Const, String> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d} in {:?}", t.dims)))
         .collect::<Result<Vec<usize>, String>>()?;
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| format!("dimensions {:?} overflow", t.dims))?;
+    let count = super::shape::check_size(&shape)?;
     let dtype = DataType::try_from(t.data_type)
         .map_err(|_| format!("unknown data type code {}", t.data_type))?;
     let raw = &t.raw_data;
