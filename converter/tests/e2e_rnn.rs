@@ -21,14 +21,17 @@ fn bidirectional_gru_sequence_with_symbolic_time() {
     assert_eq!(k.iter().filter(|k| *k == "Gru").count(), 2, "{k:?}");
     assert!(k.iter().any(|k| k == "Concat"), "{k:?}");
     let o = &r.evaluation.outputs[0];
+    // The figure the README quotes (`--nocapture`).
+    println!("eeg_bigru {}: SQNR {:.1?} dB", o.name, o.sqnr_db);
     assert!(o.samples_within_0_03 >= 0.99, "{}", o.samples_within_0_03);
     assert!(o.top1_agreement_confident.expect("confident samples") >= 0.98);
 }
 
 /// Stacked LSTMs, the last read as `Y` and `Y_h`: `Y_h` is a Gather of the
 /// sequence's last row, not a second run. The per-step softmax is at 96.9%
-/// of the samples within 0.03 (32 rows each; SQNR 43 dB): held to what it
-/// reaches.
+/// of the samples within 0.03 (32 rows each; centered SQNR 31.7 dB), and
+/// the sigmoid of `Y_h` (values that vary little across samples) at a
+/// centered 22.7 dB: held to what they reach.
 #[test]
 fn stacked_lstm_with_sequence_and_last_state() {
     let r = convert_net("lstm_stacked", Vec::new());
@@ -36,8 +39,11 @@ fn stacked_lstm_with_sequence_and_last_state() {
     assert_eq!(k.iter().filter(|k| *k == "Lstm").count(), 2, "{k:?}");
     assert_eq!(k.iter().filter(|k| *k == "Gather").count(), 1, "{k:?}");
     for o in &r.evaluation.outputs {
+        // The figures the README quotes (`--nocapture`).
+        println!("lstm_stacked {}: SQNR {:.1?} dB", o.name, o.sqnr_db);
         let sqnr = o.sqnr_db.expect("an output SQNR");
-        assert!(sqnr >= 35.0, "{}: SQNR {sqnr:.1} dB", o.name);
+        let min_db = if o.name == "any" { 22.0 } else { 31.0 };
+        assert!(sqnr >= min_db, "{}: SQNR {sqnr:.1} dB", o.name);
     }
     let per_step = &r.evaluation.outputs[0];
     assert!(
