@@ -157,6 +157,7 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    medq_cli::remove_temporaries_on_interrupt();
     let opts = Options {
         model: cli.model,
         output: cli.output,

@@ -220,6 +220,23 @@ mod tests {
     }
 
     #[test]
+    fn tracked_temporaries_are_removed_until_untracked() {
+        let dir = std::env::temp_dir().join(std::format!("medq-tracked-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.tmp"), dir.join("b.tmp"));
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"b").unwrap();
+        let tracked_a = TrackedTemporary::new(&a);
+        drop(TrackedTemporary::new(&b));
+        remove_tracked_temporaries();
+        let (a_left, b_left) = (a.exists(), b.exists());
+        drop(tracked_a);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!a_left, "a tracked file is removed");
+        assert!(b_left, "an untracked file is kept");
+    }
+
+    #[test]
     fn open_reports_io_and_format_errors() {
         let missing = ModelFile::open("/nonexistent/medq/model.mq");
         assert!(matches!(missing, Err(LoadError::Io(_))));
@@ -251,9 +268,55 @@ pub enum Access {
     Private,
 }
 
+/// Temporary files being written, so that an interrupt (SIGINT, SIGTERM,
+/// SIGHUP) can remove them before the process exits: see
+/// [`remove_tracked_temporaries`].
+static TRACKED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A temporary file listed for [`remove_tracked_temporaries`] until this
+/// guard is dropped (after the file was renamed into place or removed).
+#[must_use = "the file is tracked only while the guard lives"]
+#[derive(Debug)]
+pub struct TrackedTemporary {
+    path: std::path::PathBuf,
+}
+
+impl TrackedTemporary {
+    pub fn new(path: &Path) -> TrackedTemporary {
+        let path = path.to_path_buf();
+        if let Ok(mut tracked) = TRACKED.lock() {
+            tracked.push(path.clone());
+        }
+        TrackedTemporary { path }
+    }
+}
+
+impl Drop for TrackedTemporary {
+    fn drop(&mut self) {
+        if let Ok(mut tracked) = TRACKED.lock() {
+            if let Some(i) = tracked.iter().rposition(|p| *p == self.path) {
+                tracked.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Removes every temporary file still being written. For an interrupt
+/// handler that then exits: a write it races with either already renamed
+/// its file into place (complete) or finds it gone (nothing written).
+pub fn remove_tracked_temporaries() {
+    if let Ok(tracked) = TRACKED.lock() {
+        for path in tracked.iter() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Writes through a temporary file in the same directory, synced, then
 /// renamed over `path`: a reader sees the old file or the complete new one,
-/// never a partial one. On any error the temporary file is removed.
+/// never a partial one. On any error the temporary file is removed, and an
+/// interrupt handler that calls [`remove_tracked_temporaries`] removes it
+/// too.
 pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> std::io::Result<()> {
     use std::io::Write;
 
@@ -272,6 +335,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> std::io::R
         builder.permissions(std::fs::Permissions::from_mode(mode));
     }
     let mut tmp = builder.tempfile_in(dir)?;
+    let _tracked = TrackedTemporary::new(tmp.path());
     if access == Access::Shared {
         if let Ok(meta) = std::fs::metadata(path) {
             tmp.as_file().set_permissions(meta.permissions())?;

@@ -54,6 +54,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    medq_cli::remove_temporaries_on_interrupt();
     let config = match ZooConfig::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {

@@ -25,6 +25,23 @@ pub use run::{
 /// `medq selftest`: run the file's golden input and compare the output bit
 /// for bit with its golden output. A file without the (optional) golden
 /// section is an error that says so.
+/// The exit status of a run stopped by SIGINT, SIGTERM or SIGHUP.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Makes an interrupt (Ctrl-C, SIGTERM, SIGHUP) remove the temporary files
+/// being written (outputs, models, keys, reports) and exit with
+/// [`EXIT_INTERRUPTED`], so that a stopped run leaves nothing beside its
+/// outputs. Call once, early in `main`. Only SIGKILL (or a power cut)
+/// can still leave a `.tmp` file behind.
+pub fn remove_temporaries_on_interrupt() {
+    // Fails only when a handler is already set: it then stays in charge.
+    let _ = ctrlc::set_handler(|| {
+        medq::file::remove_tracked_temporaries();
+        eprintln!("interrupted: temporary files removed, nothing written");
+        std::process::exit(EXIT_INTERRUPTED);
+    });
+}
+
 pub fn selftest(model: &medq::Model<'_>) -> Result<()> {
     if model.golden().is_none() {
         anyhow::bail!(

@@ -281,12 +281,15 @@ pub struct NpyOut {
     len: usize,
     written: usize,
     renamed: bool,
+    /// Lists `tmp` for an interrupt handler to remove.
+    _tracked: medq::file::TrackedTemporary,
 }
 
 impl NpyOut {
     /// Creates the temporary file and writes the header of an array of `shape`.
     pub fn create(dest: &Path, shape: &[usize]) -> Result<NpyOut> {
         let tmp = dest.with_extension(format!("npy.tmp{}", std::process::id()));
+        let _tracked = medq::file::TrackedTemporary::new(&tmp);
         let file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
         // Owns the temporary file from here on, so an error below removes it.
         let mut out = NpyOut {
@@ -296,6 +299,7 @@ impl NpyOut {
             len: shape.iter().product(),
             written: 0,
             renamed: false,
+            _tracked,
         };
         let shape64: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
         let writer = npyz::WriteOptions::<f32>::new()

@@ -619,3 +619,63 @@ fn every_command_has_help_with_examples() {
         "{run}"
     );
 }
+
+/// Ctrl-C or SIGTERM in the middle of a long run removes the temporary
+/// output and leaves no output file: exit status 130, nothing half-written.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("beats.npy");
+    let beats = 20_000u64;
+    let values: Vec<f32> = (0..beats * 140)
+        .map(|i| ((i % 140) as f32 / 20.0).sin())
+        .collect();
+    write_npy(&input, &[beats, 1, 140], Order::C, &values);
+    let output = dir.path().join("probs.npy");
+    for signal in ["-INT", "-TERM"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_medq"))
+            .args(["run".as_ref(), ecg_mq().as_os_str(), "--input".as_ref()])
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let temporaries = || -> Vec<String> {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("probs.npy"))
+                .collect()
+        };
+        // Interrupt once the temporary output exists (the run is writing).
+        let start = std::time::Instant::now();
+        while temporaries().is_empty() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before writing"
+            );
+            assert!(
+                start.elapsed().as_secs() < 60,
+                "no temporary output appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(medq_cli::EXIT_INTERRUPTED),
+            "{signal}: {stderr}"
+        );
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        assert_eq!(temporaries(), Vec::<String>::new(), "{signal}: left behind");
+    }
+}
