@@ -48,6 +48,7 @@ run() { # model, expected exit (0 or 1), text the log must contain
     echo "$1.mq: exit $rc, $(grep -m1 "$3" "$log")"
 }
 run genuine 0 "model signature: valid"
+grep -E '^(stack|budgets):' "$work/genuine.log" # what a signed build costs
 run tampered 1 "signature mismatch"
 run other 1 "signature mismatch"
 run unsigned 1 "not signed"

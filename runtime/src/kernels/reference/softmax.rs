@@ -50,14 +50,33 @@ pub fn softmax_s8(p: &SoftmaxParams, exp_table: &[i32; 256], input: &[i8], outpu
                 .iter_mut()
                 .step_by(p.inner);
             for (y, x) in ys.zip(xs()) {
-                // e ≤ sum, so the quotient is at most 256 and fits i32.
-                *y = match (exp(m, x) * 256 + sum / 2).checked_div(sum) {
-                    Some(q) => (q as i32 - 128).clamp(-128, 127) as i8,
-                    None => -128,
+                *y = if sum == 0 {
+                    -128
+                } else {
+                    // e ≤ sum, so the quotient is at most 256.
+                    let q = quotient_below_512(exp(m, x) * 256 + sum / 2, sum);
+                    (q as i32 - 128).clamp(-128, 127) as i8
                 };
             }
         }
     }
+}
+
+/// `n / d` (`d > 0`) for a quotient known to be below 512, by nine fixed
+/// compare-and-subtract steps. A 64-bit `/` is a library call on 32-bit
+/// cores whose length depends on its operands; this takes the same
+/// instructions for every input, so an inference's cost does not depend on
+/// the data (`benches/qemu`'s `invoke_cost` checks it).
+#[inline]
+fn quotient_below_512(mut n: u64, d: u64) -> u64 {
+    let mut q = 0;
+    for bit in (0..9).rev() {
+        let step = d << bit;
+        let take = u64::from(n >= step);
+        n -= step * take;
+        q |= take << bit;
+    }
+    q
 }
 
 #[cfg(test)]
@@ -75,6 +94,28 @@ mod tests {
 
     fn run(p: SoftmaxParams, t: &[i32; 256], x: &[i8], y: &mut [i8]) {
         softmax_s8(&p, t, x, y);
+    }
+
+    #[test]
+    fn fixed_step_quotient_is_the_division() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..100_000 {
+            // Divisors from 1 to 2^44 (a 256-long row of 2^31 entries and more).
+            let d = 1 + (next() >> (20 + next() % 44));
+            let n = next() % (d * 512);
+            assert_eq!(quotient_below_512(n, d), n / d, "{n} / {d}");
+        }
+        for d in [1u64, 2, 3, 255, 256, 257, 1 << 24, (1 << 31) * 256] {
+            for n in [0, d - 1, d, 256 * d, 256 * d + d / 2, 512 * d - 1] {
+                assert_eq!(quotient_below_512(n, d), n / d, "{n} / {d}");
+            }
+        }
     }
 
     #[test]
