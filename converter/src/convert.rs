@@ -12,7 +12,7 @@ use crate::load::{load_onnx_with, LoadOptions};
 use crate::quantize;
 use crate::report::{
     Candidate, EvaluationReport, InputReport, LayerReport, PruningReport, Report, SelectionReport,
-    Totals, Unpruned,
+    Totals, Unpruned, WeightPruningReport,
 };
 use crate::rewrite::rewrite;
 use crate::rounding::{InputMoments, LayerMoments, Rounding};
@@ -51,6 +51,8 @@ pub struct Options {
     pub class_names: Option<PathBuf>,
     /// Remove filters and neurons ([`crate::prune`]) to this target.
     pub prune: Option<crate::prune::Target>,
+    /// Set individual weights to zero ([`crate::prune_weights`]).
+    pub prune_weights: Option<crate::prune_weights::WeightPruning>,
     /// Store the first evaluation sample and its int8 output for a device
     /// self-test (single-input models: the golden pair holds input 0).
     pub golden: bool,
@@ -80,6 +82,7 @@ impl Options {
             labels_output: None,
             class_names: None,
             prune: None,
+            prune_weights: None,
             golden: true,
             sign: None,
             abstain_margin: None,
@@ -216,7 +219,8 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             return Err(ConvertError::Usage(QDQ_EVAL_REQUIRED.into()));
         }
     }
-    if !graph.qdq.is_empty() && opts.prune.is_some() {
+    let pruning_asked = opts.prune.is_some() || opts.prune_weights.is_some();
+    if !graph.qdq.is_empty() && pruning_asked {
         return Err(ConvertError::Usage(
             "pruning refits weights, and this QDQ model fixes its int8 weights: \
              prune the float model, then quantize it"
@@ -285,6 +289,9 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                     target.describe()
                 ));
             }
+            if let Some(spec) = opts.prune_weights {
+                n.push_str(&format!("; weights pruned: {}", spec.describe()));
+            }
             n
         };
     let golden_len = (
@@ -330,9 +337,19 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             )?)
         }
     };
-    let (work, work_calibration) = match &pruned {
-        Some(p) => (&p.graph, &p.calibration),
-        None => (&graph, &calibration),
+    // Weight pruning, on the filter-pruned graph when there is one.
+    let sparse = opts.prune_weights.map(|spec| {
+        let mut g = pruned
+            .as_ref()
+            .map_or_else(|| graph.clone(), |p| p.graph.clone());
+        let layers = crate::prune_weights::prune_weights(&mut g, &spec);
+        (g, layers)
+    });
+    let (work, work_calibration) = match (&sparse, &pruned) {
+        (Some((g, _)), Some(p)) => (g, &p.calibration),
+        (Some((g, _)), None) => (g, &calibration),
+        (None, Some(p)) => (&p.graph, &p.calibration),
+        (None, None) => (&graph, &calibration),
     };
 
     let (setting, selection) = match &select {
@@ -351,12 +368,12 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     );
     let mut file = Written::new(work, work_calibration, setting, meta.clone(), None)?;
     // Without pruning, for the report: the same setting on the whole graph.
-    let mut unpruned = match &pruned {
-        Some(_) => {
+    let mut unpruned = match pruning_asked {
+        true => {
             meta.notes = notes(setting, selected.as_ref(), None);
             Some(Written::new(&graph, &calibration, setting, meta, None)?)
         }
-        None => None,
+        false => None,
     };
 
     let bar = progress_bar(opts.progress, "evaluating");
@@ -374,16 +391,29 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     medq::Model::parse(medq::AlignedBuf::from_slice(&file.bytes).as_slice())
         .map_err(ConvertError::Format)?;
 
-    let pruning = match (&pruned, &mut unpruned, unpruned_ev) {
-        (Some(p), Some(whole), Some(whole_ev)) => {
+    let pruning = match (&mut unpruned, unpruned_ev) {
+        (Some(whole), Some(whole_ev)) => {
             whole.add_golden(&whole_ev, golden)?;
-            let (removed, prunable) = p.removed();
+            let (removed, prunable) = pruned.as_ref().map_or((0, 0), |p| p.removed());
             Some(PruningReport {
                 target: opts.prune.map(|t| t.describe()).unwrap_or_default(),
                 removed,
                 prunable,
-                layers: p.layers.clone(),
-                skipped: p.skipped.clone(),
+                layers: pruned.as_ref().map_or_else(Vec::new, |p| p.layers.clone()),
+                skipped: pruned.as_ref().map_or_else(Vec::new, |p| p.skipped.clone()),
+                weights: sparse
+                    .as_ref()
+                    .zip(opts.prune_weights)
+                    .map(|((_, layers), spec)| {
+                        let (zeros, total) = layers
+                            .iter()
+                            .fold((0, 0), |(z, t), l| (z + l.zeros, t + l.weights));
+                        WeightPruningReport {
+                            target: spec.describe(),
+                            sparsity: zeros as f64 / total.max(1) as f64,
+                            layers: layers.clone(),
+                        }
+                    }),
                 unpruned: Unpruned {
                     totals: whole.totals(&loaded.source_bytes),
                     evaluation: evaluation_report(opts, whole_ev),

@@ -25,6 +25,7 @@ pub mod load;
 pub mod ops;
 pub mod plan;
 pub mod prune;
+pub mod prune_weights;
 pub mod quantize;
 pub mod report;
 pub mod rewrite;

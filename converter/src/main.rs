@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use medq_converter::calibrate::Method;
-use medq_converter::prune;
 use medq_converter::rounding::Rounding;
 use medq_converter::{convert, Options};
+use medq_converter::{prune, prune_weights};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +36,8 @@ use medq_converter::{convert, Options};
         converter ecg.onnx -o ecg.mq --calib calib.npy --select heldout.npy --eval test_x.npy --labels test_y.npy\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --max-size 16000 --eval test_x.npy --labels test_y.npy\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --prune-filters 0.25\n  \
+        converter ecg.onnx -o ecg.mq --calib calib.npy --prune-weights 0.5 --eval test_x.npy --labels test_y.npy\n  \
+        converter ecg.onnx -o ecg.mq --calib calib.npy --prune-weights 0.5 --criterion random --seed 7\n  \
         converter eeg.onnx -o eeg.mq --input-shape eeg=1,19,1000 --calib eeg_calib.npy\n  \
         converter ecg_qdq.onnx -o ecg.mq --eval test_x.npy\n  \
         converter fusion.onnx -o fusion.mq --calib ecg_calib.npy --calib ppg_calib.npy \\\n      \
@@ -116,6 +118,28 @@ struct Cli {
     #[arg(long, value_name = "FRACTION", value_parser = parse_fraction, conflicts_with = "max_size")]
     prune_filters: Option<f64>,
 
+    /// Set this share (between 0 and 1) of the Conv, ConvTranspose and FullyConnected
+    /// weights to zero (unstructured pruning), chosen by --criterion over --prune-scope.
+    /// Combines with --prune-filters / --max-size (weights go after filters). The report
+    /// shows the sparsity per layer and the accuracy with and without pruning. The file
+    /// still stores the zeros densely: this measures what they cost, it saves no bytes yet.
+    #[arg(long, value_name = "SPARSITY", value_parser = parse_fraction)]
+    prune_weights: Option<f64>,
+
+    /// Which weights --prune-weights sets to zero: l1 (the smallest magnitudes) or random
+    /// (uniformly, seeded by --seed: the baseline a criterion has to beat).
+    #[arg(long, value_enum, default_value = "l1", requires = "prune_weights")]
+    criterion: CriterionArg,
+
+    /// Where --prune-weights counts its share: layer (every layer loses that share) or
+    /// global (over all pruned layers together).
+    #[arg(long, value_enum, default_value = "layer", requires = "prune_weights")]
+    prune_scope: ScopeArg,
+
+    /// The seed of --criterion random (the same seed prunes the same weights).
+    #[arg(long, default_value_t = 0, requires = "prune_weights")]
+    seed: u64,
+
     /// Prune filters as --prune-filters does, as few as needed for the .mq file
     /// (golden pair included) to take at most BYTES; fails, writing nothing,
     /// if even the most pruned model is larger. A model that already fits is not pruned.
@@ -141,6 +165,18 @@ struct Cli {
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CriterionArg {
+    L1,
+    Random,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ScopeArg {
+    Layer,
+    Global,
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -176,6 +212,19 @@ fn main() -> ExitCode {
             (None, Some(n)) => Some(prune::Target::MaxBytes(n)),
             (None, None) => None,
         },
+        prune_weights: cli
+            .prune_weights
+            .map(|sparsity| prune_weights::WeightPruning {
+                sparsity,
+                criterion: match cli.criterion {
+                    CriterionArg::L1 => prune_weights::Criterion::L1,
+                    CriterionArg::Random => prune_weights::Criterion::Random { seed: cli.seed },
+                },
+                scope: match cli.prune_scope {
+                    ScopeArg::Layer => prune_weights::Scope::Layer,
+                    ScopeArg::Global => prune_weights::Scope::Global,
+                },
+            }),
         golden: !cli.no_golden,
         sign: cli.sign,
         abstain_margin: cli.abstain_margin,

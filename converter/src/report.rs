@@ -95,10 +95,22 @@ pub struct Unpruned {
     pub evaluation: EvaluationReport,
 }
 
-/// What `--prune-filters` / `--max-size` removed.
+/// What `--prune-weights` set to zero.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WeightPruningReport {
+    /// What was asked for, e.g. `50% of the weights, smallest magnitude per layer`.
+    pub target: String,
+    /// Zero weights over all pruned layers, as a share of their weights.
+    pub sparsity: f64,
+    pub layers: Vec<crate::prune_weights::SparseLayer>,
+}
+
+/// What pruning removed: filters (`--prune-filters` / `--max-size`),
+/// weights (`--prune-weights`), or both, and the same conversion without.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PruningReport {
-    /// What was asked for, e.g. `a file of at most 15334 bytes`.
+    /// The filter target, e.g. `a file of at most 15334 bytes`; empty when
+    /// no filters were asked to go.
     pub target: String,
     /// Filters and neurons removed, of those that could be.
     pub removed: usize,
@@ -106,6 +118,8 @@ pub struct PruningReport {
     pub layers: Vec<crate::prune::PrunedLayer>,
     /// Conv and FullyConnected nodes left whole, and why.
     pub skipped: Vec<crate::prune::Skipped>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightPruningReport>,
     pub unpruned: Unpruned,
 }
 
@@ -350,6 +364,58 @@ impl Report {
 /// The pruning section: per producer → consumer pair, the filters kept and
 /// how closely the rebuilt consumer reproduces its float output.
 fn render_pruning(s: &mut String, p: &PruningReport, t: &Totals) {
+    if let Some(w) = &p.weights {
+        render_weight_pruning(s, w);
+    }
+    if !p.target.is_empty() {
+        render_filter_pruning(s, p);
+    }
+    let u = &p.unpruned;
+    let _ = writeln!(
+        s,
+        "  without pruning: .mq {} B, {} MACs, {} parameters; pruned: .mq {} B, {} MACs, {} parameters",
+        u.totals.mq_bytes,
+        u.totals.macs,
+        u.totals.parameters,
+        t.mq_bytes,
+        t.macs,
+        t.parameters
+    );
+}
+
+fn render_weight_pruning(s: &mut String, w: &WeightPruningReport) {
+    let _ = writeln!(
+        s,
+        "\nweight pruning, {}: {} of the pruned layers' weights are zero \
+         (the file stores them densely: zeros cost accuracy here, not bytes)",
+        w.target,
+        pct(w.sparsity)
+    );
+    let width = w
+        .layers
+        .iter()
+        .map(|l| l.node.len())
+        .max()
+        .unwrap_or(0)
+        .clamp(4, 40);
+    let _ = writeln!(
+        s,
+        "  {:<width$}  {:>9}  {:>14}  {:>9}",
+        "node", "weights", "zero before", "zero"
+    );
+    for l in &w.layers {
+        let _ = writeln!(
+            s,
+            "  {:<width$}  {:>9}  {:>14}  {:>9}",
+            l.node,
+            l.weights,
+            l.zeros_before,
+            pct(l.sparsity())
+        );
+    }
+}
+
+fn render_filter_pruning(s: &mut String, p: &PruningReport) {
     let _ = writeln!(
         s,
         "\npruning for {}: {} of {} prunable filters removed (each consumer refit by least \
@@ -386,15 +452,4 @@ fn render_pruning(s: &mut String, p: &PruningReport, t: &Totals) {
     for k in &p.skipped {
         let _ = writeln!(s, "  left whole: {}: {}", k.node, k.reason);
     }
-    let u = &p.unpruned;
-    let _ = writeln!(
-        s,
-        "  without pruning: .mq {} B, {} MACs, {} parameters; pruned: .mq {} B, {} MACs, {} parameters",
-        u.totals.mq_bytes,
-        u.totals.macs,
-        u.totals.parameters,
-        t.mq_bytes,
-        t.macs,
-        t.parameters
-    );
 }

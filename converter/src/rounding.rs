@@ -345,7 +345,10 @@ fn gptq_block(block: &[f32], scales: &[f32], h: &DMatrix<f64>) -> Option<Vec<i8>
             w[i] = block[r * n + src] as f64;
         }
         for i in 0..n {
-            let qi = to_grid(w[i], scale);
+            // A weight that is exactly zero (pruned) stays zero; the other
+            // weights of its row compensate for it like for any rounding.
+            let pruned = block[r * n + order[i]] == 0.0;
+            let qi = if pruned { 0 } else { to_grid(w[i], scale) };
             q[r * n + order[i]] = qi;
             let err = (w[i] - qi as f64 * scale) / u[(i, i)];
             for j in i + 1..n {
@@ -427,6 +430,18 @@ mod tests {
         // The grid is symmetric, and the result deterministic.
         assert!(gptq.iter().all(|&q| q != i8::MIN));
         assert_eq!(quantize_weights(&w, Some(&m)).0, gptq);
+
+        // Pruned (zero) weights stay zero, and the others make up for them:
+        // less output error than the same zeros with nearest rounding.
+        let mut sparse = w.clone();
+        for v in sparse.data.iter_mut().step_by(2) {
+            *v = 0.0;
+        }
+        let (near, s1) = quantize_weights(&sparse, None);
+        let (gptq, s2) = quantize_weights(&sparse, Some(&m));
+        assert!(gptq.iter().step_by(2).all(|&q| q == 0));
+        assert!(gptq.iter().skip(1).step_by(2).any(|&q| q != 0));
+        assert!(output_error(&w, &gptq, &s2, &xs) < output_error(&w, &near, &s1, &xs));
     }
 
     /// A naive grouped 2-D convolution without bias, `x` `[C, H, W]`.

@@ -756,3 +756,113 @@ fn refuses_a_signing_key_that_is_not_one() {
         "--sign",
     );
 }
+
+/// `--prune-weights`: the int8 file keeps the zeros (GPTQ does not refill
+/// them), the report gives the sparsity per layer and the accuracy with and
+/// without, and magnitude beats the random baseline at the same sparsity.
+#[test]
+fn prune_weights_keeps_its_zeros_and_reports_both_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let (test_x, test_y) = (ecg().join("test_x.npy"), ecg().join("test_y.npy"));
+    let eval = [
+        "--eval",
+        test_x.to_str().unwrap(),
+        "--labels",
+        test_y.to_str().unwrap(),
+    ];
+    let mut args = eval.to_vec();
+    args.extend(["--prune-weights", "0.5", "--rounding", "gptq"]);
+    let (mq, report) = convert_ecg(dir.path(), "l1", &args);
+    let w = &report["pruning"]["weights"];
+    assert!(w["target"]
+        .as_str()
+        .unwrap()
+        .contains("smallest magnitude per layer"));
+    assert!((w["sparsity"].as_f64().unwrap() - 0.5).abs() < 0.01, "{w}");
+    // No filters were asked to go.
+    assert_eq!(report["pruning"]["target"], "");
+    assert_eq!(report["pruning"]["removed"], 0);
+
+    // In the file: every Conv and FullyConnected weight tensor is at least
+    // half zeros (per-channel symmetric, so a zero stays a zero).
+    let file = medq_cli::open(&mq).unwrap();
+    let model = file.model().unwrap();
+    let mut pruned_ops = 0;
+    for k in 0..model.op_count() {
+        let op = model.op(k).unwrap();
+        if !matches!(op.opcode, medq::OpCode::Conv | medq::OpCode::FullyConnected) {
+            continue;
+        }
+        let weights = model.tensor(usize::from(op.inputs[1])).unwrap();
+        let data = weights.data_i8().unwrap();
+        let zeros = data.iter().filter(|&&v| v == 0).count();
+        assert!(
+            2 * zeros >= data.len(),
+            "op {k}: {zeros} zeros of {}",
+            data.len()
+        );
+        pruned_ops += 1;
+    }
+    assert_eq!(pruned_ops, w["layers"].as_array().unwrap().len());
+    assert!(model
+        .metadata(medq::MetaKey::Notes)
+        .unwrap()
+        .contains("weights pruned: 50%"));
+
+    // With and without, measured in the same run; the runtime agrees.
+    let classes = &report["evaluation"]["classes"];
+    let unpruned = &report["pruning"]["unpruned"]["evaluation"]["classes"];
+    let (pruned_acc, whole_acc) = (
+        classes["accuracy_int8"].as_f64().unwrap(),
+        unpruned["accuracy_int8"].as_f64().unwrap(),
+    );
+    assert!(
+        whole_acc - pruned_acc < 0.02,
+        "l1 at 50%: {pruned_acc} vs {whole_acc}"
+    );
+    let x = medq_cli::read_npy_f32(&test_x).unwrap();
+    let y = medq_cli::read_npy_labels(&test_y).unwrap();
+    let out = medq_cli::run_batch(&model, &x).unwrap();
+    assert!((medq_cli::accuracy(&out, &y).unwrap() - pruned_acc).abs() < 1e-9);
+
+    // The random baseline at the same sparsity loses far more.
+    let mut args = eval.to_vec();
+    args.extend([
+        "--prune-weights",
+        "0.5",
+        "--criterion",
+        "random",
+        "--seed",
+        "3",
+    ]);
+    let (_, random) = convert_ecg(dir.path(), "random", &args);
+    let random_acc = random["evaluation"]["classes"]["accuracy_int8"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        random_acc < pruned_acc - 0.2,
+        "random {random_acc} vs l1 {pruned_acc}"
+    );
+    assert!(random["pruning"]["weights"]["target"]
+        .as_str()
+        .unwrap()
+        .contains("seed 3"));
+}
+
+#[test]
+fn prune_weights_options_are_checked() {
+    let (onnx, calib) = (ecg().join("ecg.onnx"), ecg().join("calib.npy"));
+    let base = [onnx.to_str().unwrap(), "--calib", calib.to_str().unwrap()];
+    for (extra, expect) in [
+        (&["--prune-weights", "1.5"][..], "not between 0 and 1"),
+        (&["--prune-weights", "0"][..], "not between 0 and 1"),
+        (&["--criterion", "random"][..], "--prune-weights"),
+        (
+            &["--prune-weights", "0.5", "--criterion", "obs"][..],
+            "possible values: l1, random",
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        refuses(&args, expect);
+    }
+}
