@@ -220,6 +220,16 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         }
     }
     let pruning_asked = opts.prune.is_some() || opts.prune_weights.is_some();
+    if let Some(w) = opts.prune_weights {
+        use crate::prune_weights::{Criterion, Scope};
+        if w.criterion == Criterion::Obs && w.scope == Scope::Global {
+            return Err(ConvertError::Usage(
+                "--criterion obs compares the weights of one layer (their costs are in that \
+                 layer's output units): use it with --prune-scope layer"
+                    .into(),
+            ));
+        }
+    }
     if !graph.qdq.is_empty() && pruning_asked {
         return Err(ConvertError::Usage(
             "pruning refits weights, and this QDQ model fixes its int8 weights: \
@@ -255,7 +265,9 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         rounding: opts.rounding,
     };
     // GPTQ rounds with the weighted layers' input moments, pruning refits with them.
-    let moments = select.is_some() || asked.rounding == Rounding::Gptq || opts.prune.is_some();
+    let obs = matches!(opts.prune_weights, Some(w) if w.criterion == crate::prune_weights::Criterion::Obs);
+    let moments =
+        select.is_some() || asked.rounding == Rounding::Gptq || opts.prune.is_some() || obs;
     let calibration = calibrate::calibrate(&graph, &float_ref, &calib, moments, &bar)?;
 
     let mut meta = Metadata {
@@ -342,7 +354,11 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         let mut g = pruned
             .as_ref()
             .map_or_else(|| graph.clone(), |p| p.graph.clone());
-        let layers = crate::prune_weights::prune_weights(&mut g, &spec);
+        let moments = &pruned
+            .as_ref()
+            .map_or(&calibration, |p| &p.calibration)
+            .moments;
+        let layers = crate::prune_weights::prune_weights(&mut g, &spec, moments);
         (g, layers)
     });
     let (work, work_calibration) = match (&sparse, &pruned) {

@@ -126,7 +126,9 @@ struct Cli {
     #[arg(long, value_name = "SPARSITY", value_parser = parse_fraction)]
     prune_weights: Option<f64>,
 
-    /// Which weights --prune-weights sets to zero: l1 (the smallest magnitudes) or random
+    /// Which weights --prune-weights sets to zero: l1 (the smallest magnitudes), obs
+    /// (second order: the least output error on the calibration data, the remaining weights
+    /// of each row updated to make up for them, as SparseGPT; per layer), or random
     /// (uniformly, seeded by --seed: the baseline a criterion has to beat).
     #[arg(long, value_enum, default_value = "l1", requires = "prune_weights")]
     criterion: CriterionArg,
@@ -171,6 +173,7 @@ struct Cli {
 enum CriterionArg {
     L1,
     Random,
+    Obs,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -219,6 +222,7 @@ fn main() -> ExitCode {
                 criterion: match cli.criterion {
                     CriterionArg::L1 => prune_weights::Criterion::L1,
                     CriterionArg::Random => prune_weights::Criterion::Random { seed: cli.seed },
+                    CriterionArg::Obs => prune_weights::Criterion::Obs,
                 },
                 scope: match cli.prune_scope {
                     ScopeArg::Layer => prune_weights::Scope::Layer,

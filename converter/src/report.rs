@@ -400,17 +400,18 @@ fn render_weight_pruning(s: &mut String, w: &WeightPruningReport) {
         .clamp(4, 40);
     let _ = writeln!(
         s,
-        "  {:<width$}  {:>9}  {:>14}  {:>9}",
+        "  {:<width$}  {:>9}  {:>11}  {:>7}  chosen by",
         "node", "weights", "zero before", "zero"
     );
     for l in &w.layers {
         let _ = writeln!(
             s,
-            "  {:<width$}  {:>9}  {:>14}  {:>9}",
+            "  {:<width$}  {:>9}  {:>11}  {:>7}  {}",
             l.node,
             l.weights,
             l.zeros_before,
-            pct(l.sparsity())
+            pct(l.sparsity()),
+            l.criterion
         );
     }
 }

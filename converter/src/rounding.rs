@@ -314,49 +314,92 @@ pub fn quantize_weights(weights: &Array, moments: Option<&InputMoments>) -> (Vec
 /// nearest).
 fn gptq_block(block: &[f32], scales: &[f32], h: &DMatrix<f64>) -> Option<Vec<i8>> {
     let n = h.nrows();
-    let rows = scales.len();
-    let mut h = h.clone();
-    // Inputs the data never excited: no compensation flows into or out of them.
-    let mean_diag = (0..n).map(|i| h[(i, i)]).sum::<f64>() / n as f64;
-    if !(mean_diag.is_finite() && mean_diag > 0.0) {
-        return None;
-    }
-    for i in 0..n {
-        if h[(i, i)] == 0.0 {
-            h[(i, i)] = mean_diag;
-        }
-        h[(i, i)] += DAMPING * mean_diag;
-    }
-    // Round the most excited inputs first ("act order"): their errors then
-    // have the most columns left to be compensated in.
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| h[(b, b)].total_cmp(&h[(a, a)]).then(a.cmp(&b)));
-    let h = DMatrix::from_fn(n, n, |i, j| h[(order[i], order[j])]);
-    // The upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ U): row i of U carries
-    // the error of column i onto the columns after it.
-    let h_inv = h.cholesky()?.inverse();
-    let u = h_inv.cholesky()?.l().transpose();
-
+    let factor = ObsFactor::new(h)?;
     let mut q = vec![0i8; block.len()];
-    let mut w: Vec<f64> = vec![0.0; n];
-    for r in 0..rows {
-        let scale = scales[r] as f64;
-        for (i, &src) in order.iter().enumerate() {
-            w[i] = block[r * n + src] as f64;
-        }
-        for i in 0..n {
+    for (r, (row, &scale)) in block.chunks(n).zip(scales).enumerate() {
+        let scale = f64::from(scale);
+        let mut w: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+        factor.fix_row(&mut w, |i, v| {
             // A weight that is exactly zero (pruned) stays zero; the other
             // weights of its row compensate for it like for any rounding.
-            let pruned = block[r * n + order[i]] == 0.0;
-            let qi = if pruned { 0 } else { to_grid(w[i], scale) };
-            q[r * n + order[i]] = qi;
-            let err = (w[i] - qi as f64 * scale) / u[(i, i)];
+            let qi = if row[i] == 0.0 { 0 } else { to_grid(v, scale) };
+            q[r * n + i] = qi;
+            f64::from(qi) * scale
+        });
+    }
+    Some(q)
+}
+
+/// Optimal Brain Surgeon's sequential update, which GPTQ rounds with and
+/// SparseGPT prunes with: a row's weights are fixed one input at a time
+/// (most excited input first), and each fixed weight's error is spread over
+/// the inputs not fixed yet so that the layer's output on the calibration
+/// data moves least.
+pub(crate) struct ObsFactor {
+    /// Inputs in the order they are fixed.
+    order: Vec<usize>,
+    /// The upper Cholesky factor U of the damped H⁻¹ in that order
+    /// (H⁻¹ = Uᵀ U): row i carries input i's error onto the inputs after it.
+    u: DMatrix<f64>,
+    /// `[H⁻¹]ᵢᵢ` per input, in the inputs' own order.
+    inverse_diagonal: Vec<f64>,
+}
+
+impl ObsFactor {
+    /// `None` when `h` is all zero or cannot be factored.
+    pub(crate) fn new(h: &DMatrix<f64>) -> Option<ObsFactor> {
+        let n = h.nrows();
+        let mut h = h.clone();
+        // Inputs the data never excited: no compensation flows into or out of them.
+        let mean_diag = (0..n).map(|i| h[(i, i)]).sum::<f64>() / n as f64;
+        if !(mean_diag.is_finite() && mean_diag > 0.0) {
+            return None;
+        }
+        for i in 0..n {
+            if h[(i, i)] == 0.0 {
+                h[(i, i)] = mean_diag;
+            }
+            h[(i, i)] += DAMPING * mean_diag;
+        }
+        // Fix the most excited inputs first ("act order"): their errors then
+        // have the most inputs left to be compensated in.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| h[(b, b)].total_cmp(&h[(a, a)]).then(a.cmp(&b)));
+        let h = DMatrix::from_fn(n, n, |i, j| h[(order[i], order[j])]);
+        let h_inv = h.cholesky()?.inverse();
+        let mut inverse_diagonal = vec![0.0; n];
+        for (i, &src) in order.iter().enumerate() {
+            inverse_diagonal[src] = h_inv[(i, i)];
+        }
+        let u = h_inv.cholesky()?.l().transpose();
+        Some(ObsFactor {
+            order,
+            u,
+            inverse_diagonal,
+        })
+    }
+
+    /// `[H⁻¹]ᵢᵢ` for each input: OBS's cost of setting weight `i` of a row
+    /// to zero (alone) is `wᵢ² / [H⁻¹]ᵢᵢ`.
+    pub(crate) fn inverse_diagonal(&self) -> &[f64] {
+        &self.inverse_diagonal
+    }
+
+    /// Fixes the row `w` (in the inputs' order) input by input:
+    /// `fix(input, current value)` gives the value the weight keeps, and
+    /// the difference is spread over the inputs not fixed yet.
+    pub(crate) fn fix_row(&self, w: &mut [f64], mut fix: impl FnMut(usize, f64) -> f64) {
+        let n = self.order.len().min(w.len());
+        for i in 0..n {
+            let src = self.order[i];
+            let kept = fix(src, w[src]);
+            let err = (w[src] - kept) / self.u[(i, i)];
+            w[src] = kept;
             for j in i + 1..n {
-                w[j] -= err * u[(i, j)];
+                w[self.order[j]] -= err * self.u[(i, j)];
             }
         }
     }
-    Some(q)
 }
 
 #[cfg(test)]

@@ -825,6 +825,21 @@ fn prune_weights_keeps_its_zeros_and_reports_both_models() {
     let out = medq_cli::run_batch(&model, &x).unwrap();
     assert!((medq_cli::accuracy(&out, &y).unwrap() - pruned_acc).abs() < 1e-9);
 
+    // Second order, with the remaining weights updated: closer to the float
+    // model than magnitude at the same sparsity.
+    let mut args = eval.to_vec();
+    args.extend(["--prune-weights", "0.5", "--criterion", "obs"]);
+    let (_, obs) = convert_ecg(dir.path(), "obs", &args);
+    let sqnr = |r: &serde_json::Value| r["evaluation"]["outputs"][0]["sqnr_db"].as_f64().unwrap();
+    assert!(
+        sqnr(&obs) > sqnr(&report) + 3.0,
+        "obs {} vs l1 {} dB",
+        sqnr(&obs),
+        sqnr(&report)
+    );
+    let layers = obs["pruning"]["weights"]["layers"].as_array().unwrap();
+    assert!(layers.iter().all(|l| l["criterion"] == "obs"), "{layers:?}");
+
     // The random baseline at the same sparsity loses far more.
     let mut args = eval.to_vec();
     args.extend([
@@ -858,8 +873,19 @@ fn prune_weights_options_are_checked() {
         (&["--prune-weights", "0"][..], "not between 0 and 1"),
         (&["--criterion", "random"][..], "--prune-weights"),
         (
-            &["--prune-weights", "0.5", "--criterion", "obs"][..],
-            "possible values: l1, random",
+            &["--prune-weights", "0.5", "--criterion", "lasso"][..],
+            "possible values: l1, random, obs",
+        ),
+        (
+            &[
+                "--prune-weights",
+                "0.5",
+                "--criterion",
+                "obs",
+                "--prune-scope",
+                "global",
+            ][..],
+            "use it with --prune-scope layer",
         ),
     ] {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
