@@ -246,6 +246,33 @@ pub fn calibrate(
     moments: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<Calibration, ConvertError> {
+    calibrate_from(
+        graph,
+        Values::Reference(float_ref),
+        samples,
+        moments,
+        progress,
+    )
+}
+
+/// Where calibration takes each tensor's float values from.
+#[derive(Clone, Copy)]
+pub enum Values<'a> {
+    /// tract's run of the ONNX model (what the graph was lowered from).
+    Reference(&'a FloatRef),
+    /// The graph's own float evaluation: for a graph whose weights were
+    /// changed after lowering (weight pruning), which tract knows nothing of.
+    Graph,
+}
+
+/// [`calibrate`] with the values from `source`.
+pub fn calibrate_from(
+    graph: &Graph,
+    source: Values<'_>,
+    samples: &impl InputSamples,
+    moments: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<Calibration, ConvertError> {
     let ids = activation_tensors(graph);
     let mut observers: Vec<Option<Observer>> = vec![None; graph.tensors.len()];
     for &i in &ids {
@@ -285,8 +312,17 @@ pub fn calibrate(
     let quota = SUBSAMPLE_CAP.div_ceil(samples.count().max(1));
     progress.set_length(samples.count() as u64);
     for s in 0..samples.count() {
-        let values =
-            crate::float_eval::reference_values(graph, float_ref, &samples.inputs(s), &ids)?;
+        let values = match source {
+            Values::Reference(float_ref) => {
+                crate::float_eval::reference_values(graph, float_ref, &samples.inputs(s), &ids)?
+            }
+            Values::Graph => {
+                let mut all = crate::float_eval::eval(graph, &samples.inputs(s))?;
+                ids.iter()
+                    .map(|&i| all.get_mut(i).and_then(Option::take).unwrap_or_default())
+                    .collect()
+            }
+        };
         for (&id, v) in ids.iter().zip(&values) {
             if let Some(obs) = observers[id].as_mut() {
                 obs.observe(v, quota);

@@ -349,21 +349,35 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             )?)
         }
     };
-    // Weight pruning, on the filter-pruned graph when there is one.
-    let sparse = opts.prune_weights.map(|spec| {
-        let mut g = pruned
-            .as_ref()
-            .map_or_else(|| graph.clone(), |p| p.graph.clone());
-        let moments = &pruned
-            .as_ref()
-            .map_or(&calibration, |p| &p.calibration)
-            .moments;
-        let layers = crate::prune_weights::prune_weights(&mut g, &spec, moments);
-        (g, layers)
-    });
+    // Weight pruning, on the filter-pruned graph when there is one. The
+    // zeros change every later activation, so the pruned graph is then
+    // calibrated again on its own float values (tract runs the original).
+    let sparse = match opts.prune_weights {
+        None => None,
+        Some(spec) => {
+            use crate::calibrate::{calibrate_from, Values};
+            use crate::prune_weights::{prune_obs_sequential, prune_weights, Criterion};
+            let bar = progress_bar(opts.progress, "pruning weights");
+            let mut g = pruned
+                .as_ref()
+                .map_or_else(|| graph.clone(), |p| p.graph.clone());
+            let layers = match spec.criterion {
+                Criterion::Obs => prune_obs_sequential(&mut g, spec.sparsity, |g| {
+                    Ok::<_, ConvertError>(
+                        calibrate_from(g, Values::Graph, &calib, true, &bar)?.moments,
+                    )
+                })?,
+                _ => {
+                    let before = pruned.as_ref().map_or(&calibration, |p| &p.calibration);
+                    prune_weights(&mut g, &spec, &before.moments)
+                }
+            };
+            let recalibrated = calibrate_from(&g, Values::Graph, &calib, moments, &bar)?;
+            Some((g, layers, recalibrated))
+        }
+    };
     let (work, work_calibration) = match (&sparse, &pruned) {
-        (Some((g, _)), Some(p)) => (g, &p.calibration),
-        (Some((g, _)), None) => (g, &calibration),
+        (Some((g, _, c)), _) => (g, c),
         (None, Some(p)) => (&p.graph, &p.calibration),
         (None, None) => (&graph, &calibration),
     };
@@ -420,7 +434,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 weights: sparse
                     .as_ref()
                     .zip(opts.prune_weights)
-                    .map(|((_, layers), spec)| {
+                    .map(|((_, layers, _), spec)| {
                         let (zeros, total) = layers
                             .iter()
                             .fold((0, 0), |(z, t), l| (z + l.zeros, t + l.weights));

@@ -180,39 +180,67 @@ pub fn prune_weights(
     layers.into_iter().map(|(_, l)| l).collect()
 }
 
-/// `obs`, layer by layer.
+/// `obs`, every layer with the same moments.
 fn prune_obs(
     graph: &mut Graph,
     sparsity: f64,
     moments: &[Option<LayerMoments>],
 ) -> Vec<SparseLayer> {
+    (0..graph.nodes.len())
+        .filter_map(|n| prune_obs_node(graph, n, sparsity, moments))
+        .collect()
+}
+
+/// `obs` as SparseGPT runs it, layer after layer: each layer's input
+/// moments come from `moments_of` on the graph whose earlier layers are
+/// already pruned, so each layer's update also makes up for what the zeros
+/// upstream changed in its input.
+pub fn prune_obs_sequential<E>(
+    graph: &mut Graph,
+    sparsity: f64,
+    mut moments_of: impl FnMut(&Graph) -> Result<Vec<Option<LayerMoments>>, E>,
+) -> Result<Vec<SparseLayer>, E> {
     let mut layers = Vec::new();
-    for (n, node) in graph.nodes.iter_mut().enumerate() {
-        let Some(w) = weights_mut(&mut node.op) else {
+    for n in 0..graph.nodes.len() {
+        if weights_mut(&mut graph.nodes[n].op).is_none() {
             continue;
-        };
-        let zeros_before = w.data.iter().filter(|&&v| v == 0.0).count();
-        let count = (sparsity * w.data.len() as f64).round() as usize;
-        let criterion = match moments.get(n).and_then(Option::as_ref) {
-            Some(LayerMoments::Usable(m)) => match obs_layer(w, &m.groups, count) {
-                Ok(()) => "obs".to_string(),
-                Err(why) => format!("l1: {why}"),
-            },
-            Some(LayerMoments::Unusable(why)) => format!("l1: {why}"),
-            None => "l1: no input moments for this op".to_string(),
-        };
-        if criterion != "obs" {
-            l1_layer(w, count);
         }
-        layers.push(SparseLayer {
-            node: node.name.clone(),
-            weights: w.data.len(),
-            zeros_before,
-            zeros: w.data.iter().filter(|&&v| v == 0.0).count(),
-            criterion,
-        });
+        let moments = moments_of(graph)?;
+        layers.extend(prune_obs_node(graph, n, sparsity.clamp(0.0, 1.0), &moments));
     }
-    layers
+    Ok(layers)
+}
+
+/// `obs` on node `n`, when it has weights.
+fn prune_obs_node(
+    graph: &mut Graph,
+    n: usize,
+    sparsity: f64,
+    moments: &[Option<LayerMoments>],
+) -> Option<SparseLayer> {
+    let node = &mut graph.nodes[n];
+    let w = weights_mut(&mut node.op)?;
+    let zeros_before = w.data.iter().filter(|&&v| v == 0.0).count();
+    let count = (sparsity * w.data.len() as f64).round() as usize;
+    let criterion = match moments.get(n).and_then(Option::as_ref) {
+        Some(LayerMoments::Usable(m)) => match obs_layer(w, &m.groups, count) {
+            Ok(()) => "obs".to_string(),
+            Err(why) => format!("l1: {why}"),
+        },
+        Some(LayerMoments::Unusable(why)) => format!("l1: {why}"),
+        None => "l1: no input moments for this op".to_string(),
+    };
+    if criterion != "obs" {
+        l1_layer(w, count);
+    }
+    let (weights, zeros) = (w.data.len(), w.data.iter().filter(|&&v| v == 0.0).count());
+    Some(SparseLayer {
+        node: node.name.clone(),
+        weights,
+        zeros_before,
+        zeros,
+        criterion,
+    })
 }
 
 /// Zeroes the `count` smallest magnitudes of one layer.
