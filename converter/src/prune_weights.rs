@@ -331,6 +331,14 @@ mod tests {
         g
     }
 
+    fn spec(sparsity: f64, criterion: Criterion, scope: Scope) -> WeightPruning {
+        WeightPruning {
+            sparsity,
+            criterion,
+            scope,
+        }
+    }
+
     fn weights(g: &Graph, n: usize) -> Vec<f32> {
         match &g.nodes[n].op {
             Op::FullyConnected(f) => f.weights.data.clone(),
@@ -341,11 +349,7 @@ mod tests {
     #[test]
     fn l1_per_layer_zeroes_the_smallest_share_of_each_layer() {
         let mut g = fc_graph(&[vec![0.1, -0.9, 0.3, -0.05], vec![5.0, 4.0, -3.0, 2.0]]);
-        let spec = WeightPruning {
-            sparsity: 0.5,
-            criterion: Criterion::L1,
-            scope: Scope::Layer,
-        };
+        let spec = spec(0.5, Criterion::L1, Scope::Layer);
         let report = prune_weights(&mut g, &spec, &[]);
         assert_eq!(weights(&g, 0), [0.0, -0.9, 0.3, 0.0]);
         assert_eq!(weights(&g, 1), [5.0, 4.0, 0.0, 0.0]);
@@ -356,11 +360,7 @@ mod tests {
     #[test]
     fn l1_global_takes_one_threshold_over_all_layers() {
         let mut g = fc_graph(&[vec![0.1, -0.9, 0.3, -0.05], vec![5.0, 4.0, -3.0, 2.0]]);
-        let spec = WeightPruning {
-            sparsity: 0.5,
-            criterion: Criterion::L1,
-            scope: Scope::Global,
-        };
+        let spec = spec(0.5, Criterion::L1, Scope::Global);
         let report = prune_weights(&mut g, &spec, &[]);
         // The four smallest of eight are all in the first layer.
         assert_eq!(weights(&g, 0), [0.0; 4]);
@@ -372,11 +372,7 @@ mod tests {
     #[test]
     fn random_is_seeded_and_reaches_the_share() {
         let layer: Vec<f32> = (1..=200).map(|v| v as f32).collect();
-        let spec = |seed| WeightPruning {
-            sparsity: 0.3,
-            criterion: Criterion::Random { seed },
-            scope: Scope::Layer,
-        };
+        let spec = |seed| spec(0.3, Criterion::Random { seed }, Scope::Layer);
         let run = |seed| {
             let mut g = fc_graph(std::slice::from_ref(&layer));
             prune_weights(&mut g, &spec(seed), &[]);
@@ -465,11 +461,7 @@ mod tests {
         assert!(e_obs < 0.5 * e_l1, "obs {e_obs:e} vs l1 {e_l1:e}");
         // Without moments a layer falls back to magnitude, and says so.
         let mut g = fc_graph(std::slice::from_ref(&w));
-        let spec = WeightPruning {
-            sparsity: 0.5,
-            criterion: Criterion::Obs,
-            scope: Scope::Layer,
-        };
+        let spec = spec(0.5, Criterion::Obs, Scope::Layer);
         let report = prune_weights(&mut g, &spec, &[]);
         assert!(
             report[0].criterion.starts_with("l1: "),
@@ -482,11 +474,7 @@ mod tests {
     #[test]
     fn existing_zeros_count_toward_the_share() {
         let mut g = fc_graph(&[vec![0.0, 0.0, 0.7, -0.2]]);
-        let spec = WeightPruning {
-            sparsity: 0.5,
-            criterion: Criterion::L1,
-            scope: Scope::Layer,
-        };
+        let spec = spec(0.5, Criterion::L1, Scope::Layer);
         let report = prune_weights(&mut g, &spec, &[]);
         assert_eq!(weights(&g, 0), [0.0, 0.0, 0.7, -0.2]);
         assert_eq!((report[0].zeros_before, report[0].zeros), (2, 2));

@@ -10,6 +10,21 @@ fn ecg() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/ecg5000")
 }
 
+/// The ECG model's held-out beats and labels.
+fn test_set() -> (PathBuf, PathBuf) {
+    (ecg().join("test_x.npy"), ecg().join("test_y.npy"))
+}
+
+/// The arguments that evaluate on `x` with labels `y`.
+fn eval_args<'a>(x: &'a Path, y: &'a Path) -> [&'a str; 4] {
+    [
+        "--eval",
+        x.to_str().unwrap(),
+        "--labels",
+        y.to_str().unwrap(),
+    ]
+}
+
 fn converter() -> Command {
     Command::new(env!("CARGO_BIN_EXE_converter"))
 }
@@ -279,13 +294,8 @@ fn refuses_selection_samples_of_the_wrong_shape() {
 #[test]
 fn max_size_prunes_to_fit_and_reports_both_models() {
     let dir = tempfile::tempdir().unwrap();
-    let (test_x, test_y) = (ecg().join("test_x.npy"), ecg().join("test_y.npy"));
-    let eval = [
-        "--eval",
-        test_x.to_str().unwrap(),
-        "--labels",
-        test_y.to_str().unwrap(),
-    ];
+    let (test_x, test_y) = test_set();
+    let eval = eval_args(&test_x, &test_y);
     let (_, plain) = convert_ecg(dir.path(), "plain", &eval);
     let plain_bytes = plain["totals"]["mq_bytes"].as_u64().unwrap();
     let max = 10_000u64;
@@ -763,13 +773,8 @@ fn refuses_a_signing_key_that_is_not_one() {
 #[test]
 fn prune_weights_keeps_its_zeros_and_reports_both_models() {
     let dir = tempfile::tempdir().unwrap();
-    let (test_x, test_y) = (ecg().join("test_x.npy"), ecg().join("test_y.npy"));
-    let eval = [
-        "--eval",
-        test_x.to_str().unwrap(),
-        "--labels",
-        test_y.to_str().unwrap(),
-    ];
+    let (test_x, test_y) = test_set();
+    let eval = eval_args(&test_x, &test_y);
     let mut args = eval.to_vec();
     args.extend(["--prune-weights", "0.5", "--rounding", "gptq"]);
     let (mq, report) = convert_ecg(dir.path(), "l1", &args);
