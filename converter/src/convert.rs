@@ -220,16 +220,6 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         }
     }
     let pruning_asked = opts.prune.is_some() || opts.prune_weights.is_some();
-    if let Some(w) = opts.prune_weights {
-        use crate::prune_weights::{Criterion, Scope};
-        if w.criterion == Criterion::Obs && w.scope == Scope::Global {
-            return Err(ConvertError::Usage(
-                "--criterion obs compares the weights of one layer (their costs are in that \
-                 layer's output units): use it with --prune-scope layer"
-                    .into(),
-            ));
-        }
-    }
     if !graph.qdq.is_empty() && pruning_asked {
         return Err(ConvertError::Usage(
             "pruning refits weights, and this QDQ model fixes its int8 weights: \
@@ -356,21 +346,24 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         None => None,
         Some(spec) => {
             use crate::calibrate::{calibrate_from, Values};
-            use crate::prune_weights::{prune_obs_sequential, prune_weights, Criterion};
+            use crate::prune_weights::{
+                obs_counts, prune_obs_sequential, prune_weights, Criterion,
+            };
             let bar = progress_bar(opts.progress, "pruning weights");
             let mut g = pruned
                 .as_ref()
                 .map_or_else(|| graph.clone(), |p| p.graph.clone());
+            let before = pruned.as_ref().map_or(&calibration, |p| &p.calibration);
             let layers = match spec.criterion {
-                Criterion::Obs => prune_obs_sequential(&mut g, spec.sparsity, |g| {
-                    Ok::<_, ConvertError>(
-                        calibrate_from(g, Values::Graph, &calib, true, &bar)?.moments,
-                    )
-                })?,
-                _ => {
-                    let before = pruned.as_ref().map_or(&calibration, |p| &p.calibration);
-                    prune_weights(&mut g, &spec, &before.moments)
+                Criterion::Obs => {
+                    let counts = obs_counts(&g, spec.sparsity, spec.scope, &before.moments);
+                    prune_obs_sequential(&mut g, &counts, |g| {
+                        Ok::<_, ConvertError>(
+                            calibrate_from(g, Values::Graph, &calib, true, &bar)?.moments,
+                        )
+                    })?
                 }
+                _ => prune_weights(&mut g, &spec, &before.moments),
             };
             let recalibrated = calibrate_from(&g, Values::Graph, &calib, moments, &bar)?;
             Some((g, layers, recalibrated))

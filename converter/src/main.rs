@@ -134,7 +134,8 @@ struct Cli {
     criterion: CriterionArg,
 
     /// Where --prune-weights counts its share: layer (every layer loses that share) or
-    /// global (over all pruned layers together).
+    /// global (over all pruned layers together: for obs, each weight's cost relative to its
+    /// layer's output energy decides which layers give more).
     #[arg(long, value_enum, default_value = "layer", requires = "prune_weights")]
     prune_scope: ScopeArg,
 

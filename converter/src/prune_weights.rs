@@ -94,6 +94,16 @@ impl SparseLayer {
 }
 
 /// The weights of a node that unstructured pruning applies to.
+fn weights(op: &Op) -> Option<&Array> {
+    match op {
+        Op::Conv(c) => Some(&c.weights),
+        Op::ConvTranspose(c) => Some(&c.weights),
+        Op::FullyConnected(f) => Some(&f.weights),
+        _ => None,
+    }
+}
+
+/// [`weights`], to change them.
 fn weights_mut(op: &mut Op) -> Option<&mut Array> {
     match op {
         Op::Conv(c) => Some(&mut c.weights),
@@ -111,7 +121,7 @@ pub fn prune_weights(
     moments: &[Option<LayerMoments>],
 ) -> Vec<SparseLayer> {
     if spec.criterion == Criterion::Obs {
-        return prune_obs(graph, spec.sparsity.clamp(0.0, 1.0), moments);
+        return prune_obs(graph, spec, moments);
     }
     let sparsity = spec.sparsity.clamp(0.0, 1.0);
     let mut layers: Vec<(usize, SparseLayer)> = Vec::new();
@@ -183,11 +193,12 @@ pub fn prune_weights(
 /// `obs`, every layer with the same moments.
 fn prune_obs(
     graph: &mut Graph,
-    sparsity: f64,
+    spec: &WeightPruning,
     moments: &[Option<LayerMoments>],
 ) -> Vec<SparseLayer> {
+    let counts = obs_counts(graph, spec.sparsity, spec.scope, moments);
     (0..graph.nodes.len())
-        .filter_map(|n| prune_obs_node(graph, n, sparsity, moments))
+        .filter_map(|n| prune_obs_node(graph, n, counts[n], moments))
         .collect()
 }
 
@@ -195,9 +206,11 @@ fn prune_obs(
 /// moments come from `moments_of` on the graph whose earlier layers are
 /// already pruned, so each layer's update also makes up for what the zeros
 /// upstream changed in its input.
+/// `counts` (per node, from [`obs_counts`]) says how many weights each
+/// layer loses.
 pub fn prune_obs_sequential<E>(
     graph: &mut Graph,
-    sparsity: f64,
+    counts: &[usize],
     mut moments_of: impl FnMut(&Graph) -> Result<Vec<Option<LayerMoments>>, E>,
 ) -> Result<Vec<SparseLayer>, E> {
     let mut layers = Vec::new();
@@ -206,22 +219,91 @@ pub fn prune_obs_sequential<E>(
             continue;
         }
         let moments = moments_of(graph)?;
-        layers.extend(prune_obs_node(graph, n, sparsity.clamp(0.0, 1.0), &moments));
+        let count = counts.get(n).copied().unwrap_or(0);
+        layers.extend(prune_obs_node(graph, n, count, &moments));
     }
     Ok(layers)
 }
 
-/// `obs` on node `n`, when it has weights.
+/// How many weights each node (indexed by node) loses under `obs`.
+///
+/// Per layer, the same share of each. Over all layers, one ranking of every
+/// weight by its OBS cost relative to its layer's output energy
+/// `Σ_rows w H wᵀ` (costs are in each layer's output units; relative, they
+/// compare), so that layers where zeros cost little give more. Layers
+/// without usable moments lose the plain share, outside the ranking.
+pub fn obs_counts(
+    graph: &Graph,
+    sparsity: f64,
+    scope: Scope,
+    moments: &[Option<LayerMoments>],
+) -> Vec<usize> {
+    let sparsity = sparsity.clamp(0.0, 1.0);
+    let share = |len: usize| (sparsity * len as f64).round() as usize;
+    let mut counts = vec![0; graph.nodes.len()];
+    let mut pool: Vec<(f64, usize)> = Vec::new();
+    for (n, node) in graph.nodes.iter().enumerate() {
+        let Some(w) = weights(&node.op) else {
+            continue;
+        };
+        counts[n] = share(w.data.len());
+        if scope == Scope::Global {
+            let costs = match moments.get(n).and_then(Option::as_ref) {
+                Some(LayerMoments::Usable(m)) => relative_costs(w, &m.groups),
+                _ => None,
+            };
+            if let Some(costs) = costs {
+                counts[n] = 0;
+                pool.extend(costs.into_iter().map(|c| (c, n)));
+            }
+        }
+    }
+    let total = share(pool.len());
+    pool.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    for &(_, n) in pool.iter().take(total) {
+        counts[n] += 1;
+    }
+    counts
+}
+
+/// Each weight's OBS cost over its layer's output energy; `None` when the
+/// moments do not fit the weights or cannot be factored.
+fn relative_costs(w: &Array, groups: &[DMatrix<f64>]) -> Option<Vec<f64>> {
+    let rows = *w.shape.first()?;
+    let n = w.data.len() / rows.max(1);
+    if groups.is_empty() || rows % groups.len() != 0 || groups.iter().any(|h| h.nrows() != n) {
+        return None;
+    }
+    let rows_per_group = rows / groups.len();
+    let factors: Vec<ObsFactor> = groups.iter().map(ObsFactor::new).collect::<Option<_>>()?;
+    let mut energy = 0.0;
+    for (r, row) in w.data.chunks(n).enumerate() {
+        let v = nalgebra::DVector::from_iterator(n, row.iter().map(|&x| f64::from(x)));
+        energy += (v.transpose() * &groups[r / rows_per_group] * &v)[(0, 0)];
+    }
+    let energy = energy.max(f64::MIN_POSITIVE);
+    Some(
+        w.data
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let f = &factors[i / n / rows_per_group];
+                f64::from(x).powi(2) / f.inverse_diagonal()[i % n].max(f64::MIN_POSITIVE) / energy
+            })
+            .collect(),
+    )
+}
+
+/// `obs` on node `n`, when it has weights: `count` of them go.
 fn prune_obs_node(
     graph: &mut Graph,
     n: usize,
-    sparsity: f64,
+    count: usize,
     moments: &[Option<LayerMoments>],
 ) -> Option<SparseLayer> {
     let node = &mut graph.nodes[n];
     let w = weights_mut(&mut node.op)?;
     let zeros_before = w.data.iter().filter(|&&v| v == 0.0).count();
-    let count = (sparsity * w.data.len() as f64).round() as usize;
     let criterion = match moments.get(n).and_then(Option::as_ref) {
         Some(LayerMoments::Usable(m)) => match obs_layer(w, &m.groups, count) {
             Ok(()) => "obs".to_string(),
@@ -469,6 +551,29 @@ mod tests {
             report[0].criterion
         );
         assert_eq!(report[0].zeros, w.len() / 2);
+    }
+
+    /// Over all layers, `obs` takes more from the layer whose small weights
+    /// cost little relative to its output.
+    #[test]
+    fn obs_over_all_layers_allocates_by_relative_cost() {
+        use crate::rounding::InputMoments;
+        let g = fc_graph(&[vec![1.0, 1.0, 1.0, 1.0], vec![1.0, 0.01, 0.01, 0.01]]);
+        let usable = || {
+            Some(LayerMoments::Usable(InputMoments {
+                groups: vec![DMatrix::identity(4, 4)],
+                sums: vec![nalgebra::DVector::zeros(4)],
+                observations: 100,
+            }))
+        };
+        let moments = vec![usable(), usable()];
+        assert_eq!(obs_counts(&g, 0.5, Scope::Layer, &moments), [2, 2]);
+        assert_eq!(obs_counts(&g, 0.5, Scope::Global, &moments), [1, 3]);
+        // A layer without moments keeps the plain share, outside the ranking.
+        assert_eq!(
+            obs_counts(&g, 0.5, Scope::Global, &[None, usable()]),
+            [2, 2]
+        );
     }
 
     #[test]

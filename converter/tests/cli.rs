@@ -881,17 +881,6 @@ fn prune_weights_options_are_checked() {
             &["--prune-weights", "0.5", "--criterion", "lasso"][..],
             "possible values: l1, random, obs",
         ),
-        (
-            &[
-                "--prune-weights",
-                "0.5",
-                "--criterion",
-                "obs",
-                "--prune-scope",
-                "global",
-            ][..],
-            "use it with --prune-scope layer",
-        ),
     ] {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
         refuses(&args, expect);
