@@ -31,7 +31,7 @@ impl Samples {
         input_shape: &[usize],
         input: &str,
     ) -> Result<Samples, ConvertError> {
-        let npy = npyz::NpyFile::new(bytes).map_err(|e| bad_npy(path, e))?;
+        let npy = open_npy(path, bytes)?;
         let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
         let dtype = npy.dtype();
         let data: Vec<f32> = match npy.into_vec::<f32>() {
@@ -266,7 +266,7 @@ fn wrong_file_count(paths: &[PathBuf], inputs: &[(String, Vec<usize>)], option: 
 /// Integer class labels, one per sample.
 pub fn load_labels(path: &Path, expected: usize) -> Result<Vec<usize>, ConvertError> {
     let bytes = read(path)?;
-    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad_npy(path, e))?;
+    let npy = open_npy(path, &bytes)?;
     let shape = npy.shape().to_vec();
     let dtype = npy.dtype();
     let values: Vec<i64> = match dtype_code(&dtype).as_deref() {
@@ -315,6 +315,14 @@ fn read(path: &Path) -> Result<Vec<u8>, ConvertError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The `.npy` in `bytes`, its header checked first
+/// ([`medq_cli::npy::check_header`]: `npyz`'s parser can take hours on a
+/// crafted header).
+fn open_npy<'b>(path: &Path, bytes: &'b [u8]) -> Result<npyz::NpyFile<&'b [u8]>, ConvertError> {
+    medq_cli::npy::check_header(bytes).map_err(|e| bad_npy(path, e))?;
+    npyz::NpyFile::new(bytes).map_err(|e| bad_npy(path, e))
 }
 
 fn bad_npy(path: &Path, e: impl std::fmt::Display) -> ConvertError {

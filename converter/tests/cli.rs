@@ -186,6 +186,31 @@ fn refuses_samples_of_the_wrong_shape() {
     );
 }
 
+/// The `.npy` header the fuzzer found (nested braces that made the header
+/// parser run for more than 30 minutes) is refused at once, as calibration
+/// data and as labels.
+#[test]
+fn refuses_a_crafted_npy_header_at_once() {
+    let onnx = ecg().join("ecg.onnx");
+    let crafted = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/npy/nested-braces-header-hangs-parser.npy");
+    let (calib, test_x) = (ecg().join("calib.npy"), ecg().join("test_x.npy"));
+    let (onnx, crafted) = (onnx.to_str().unwrap(), crafted.to_str().unwrap());
+    refuses(&[onnx, "--calib", crafted], "not a flat dictionary");
+    refuses(
+        &[
+            onnx,
+            "--calib",
+            calib.to_str().unwrap(),
+            "--eval",
+            test_x.to_str().unwrap(),
+            "--labels",
+            crafted,
+        ],
+        "not a flat dictionary",
+    );
+}
+
 #[test]
 fn keeps_an_existing_output_when_refusing() {
     let dir = tempfile::tempdir().unwrap();

@@ -32,6 +32,7 @@ impl SampleReader {
     pub fn open(path: &Path) -> Result<SampleReader> {
         let mut raw =
             File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        check_header_text(path, &mut raw)?;
         let header = NpyHeader::from_reader(&mut raw)
             .with_context(|| format!("{} is not a .npy file", path.display()))?;
         let data_start = raw.stream_position()?;
@@ -188,6 +189,63 @@ fn column_major_index(dims: &[usize], k: usize) -> usize {
         .fold(0, |acc, (&i, &d)| acc * d + i)
 }
 
+/// The most header bytes a `.npy` file medq reads may declare. numpy pads
+/// a plain header to 64 or 128 bytes; only structured dtypes, which medq
+/// does not read, need more.
+const MAX_HEADER_LEN: usize = 4096;
+
+/// Refuses a header that is not a flat dictionary before `npyz` parses it.
+/// `npyz`'s grammar backtracks without bound on nested brackets: a 165-byte
+/// file with eighteen `{` in its header ran for more than 30 minutes (found
+/// by `fuzz/`'s `npy` target, kept in `fuzz/regressions/npy/`). The dtypes
+/// medq reads (`<f4`, `<i8`, `<i4`, …) never need nesting: one `{…}`
+/// holding strings, `True`/`False` and a shape tuple.
+///
+/// `start` is the file's beginning: its first 12 + [`MAX_HEADER_LEN`] bytes
+/// are enough. The error says what is wrong, not which file.
+pub fn check_header(start: &[u8]) -> std::result::Result<(), String> {
+    if start.len() < 10 || &start[..6] != b"\x93NUMPY" {
+        return Err("no .npy magic".into());
+    }
+    let (len, at) = match start[6] {
+        1 => (usize::from(u16::from_le_bytes([start[8], start[9]])), 10),
+        2 | 3 if start.len() >= 12 => (
+            u32::from_le_bytes([start[8], start[9], start[10], start[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!("format version {v}")),
+    };
+    if len > MAX_HEADER_LEN {
+        return Err(format!("a {len}-byte header (at most {MAX_HEADER_LEN})"));
+    }
+    let text = start.get(at..at + len).ok_or("the header is truncated")?;
+    let count = |c: u8| text.iter().filter(|&&b| b == c).count();
+    if count(b'{') != 1 || count(b'}') != 1 || count(b'[') != 0 || count(b'(') > 1 {
+        return Err("its header is not a flat dictionary of a plain dtype and a shape".into());
+    }
+    Ok(())
+}
+
+/// [`check_header`] on an open file, left at its start.
+fn check_header_text(path: &Path, file: &mut File) -> Result<()> {
+    let mut start = vec![0u8; 12 + MAX_HEADER_LEN];
+    let mut n = 0;
+    while n < start.len() {
+        match file
+            .read(&mut start[n..])
+            .with_context(|| format!("cannot read {}", path.display()))?
+        {
+            0 => break,
+            k => n += k,
+        }
+    }
+    check_header(&start[..n]).map_err(|why| {
+        anyhow::anyhow!("{} is not a .npy file medq reads: {why}", path.display())
+    })?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(())
+}
+
 /// Integer class labels (int64 or int32 `.npy`), read in chunks.
 pub struct LabelReader {
     path: PathBuf,
@@ -197,7 +255,9 @@ pub struct LabelReader {
 
 impl LabelReader {
     pub fn open(path: &Path) -> Result<LabelReader> {
-        let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut file =
+            File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        check_header_text(path, &mut file)?;
         let npy = npyz::NpyFile::new(BufReader::new(file))
             .with_context(|| format!("{} is not a .npy file", path.display()))?;
         let len = npy.len() as usize;
@@ -384,6 +444,66 @@ pub fn write_npy_f32(dest: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 mod tests {
     use super::*;
     use npyz::WriterBuilder;
+
+    /// Every input the fuzzer found is refused by both readers, at once.
+    #[test]
+    fn fuzzer_findings_are_refused() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/npy");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(
+            !files.is_empty(),
+            "no regression inputs in {}",
+            dir.display()
+        );
+        for path in files {
+            let e = SampleReader::open(&path).err().expect("refused as samples");
+            assert!(format!("{e:#}").contains("not a flat dictionary"), "{e:#}");
+            let e = LabelReader::open(&path).err().expect("refused as labels");
+            assert!(format!("{e:#}").contains("not a flat dictionary"), "{e:#}");
+        }
+    }
+
+    #[test]
+    fn headers_are_checked_before_parsing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npy");
+        let header = |version: u8, text: &str| {
+            let mut b = b"\x93NUMPY".to_vec();
+            b.extend([version, 0]);
+            match version {
+                1 => b.extend((text.len() as u16).to_le_bytes()),
+                _ => b.extend((text.len() as u32).to_le_bytes()),
+            }
+            b.extend(text.as_bytes());
+            b
+        };
+        let plain = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }\n";
+        for (bytes, expect) in [
+            (b"not numpy at all".to_vec(), "no .npy magic"),
+            (header(9, plain), "format version 9"),
+            (
+                header(1, "{'descr': [('a', '<f4')], 'shape': (1,)}"),
+                "not a flat dictionary",
+            ),
+            (header(2, &" ".repeat(5000)), "a 5000-byte header"),
+        ] {
+            std::fs::write(&path, &bytes).unwrap();
+            let e = SampleReader::open(&path).err().expect("refused");
+            assert!(format!("{e:#}").contains(expect), "{e:#}");
+        }
+        // A plain header (version 1 and 2) passes on to the reader.
+        for version in [1, 2] {
+            let mut bytes = header(version, plain);
+            bytes.extend([0u8; 8]);
+            std::fs::write(&path, &bytes).unwrap();
+            let r = SampleReader::open(&path).unwrap();
+            assert_eq!(r.shape(), [1, 2]);
+        }
+    }
 
     /// Writes `values` (already in the file's memory order) as float32 `.npy`.
     fn write(path: &Path, shape: &[u64], order: Order, values: &[f32]) {
