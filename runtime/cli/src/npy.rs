@@ -220,11 +220,33 @@ pub fn check_header(start: &[u8]) -> std::result::Result<(), String> {
     }
     let text = start.get(at..at + len).ok_or("the header is truncated")?;
     let count = |c: u8| text.iter().filter(|&&b| b == c).count();
-    if count(b'{') != 1 || count(b'}') != 1 || count(b'[') != 0 || count(b'(') > 1 {
+    if count(b'{') != 1 || count(b'}') != 1 || count(b'[') != 0 || count(b'(') != 1 {
         return Err("its header is not a flat dictionary of a plain dtype and a shape".into());
+    }
+    // The shape's element count must fit: npyz multiplies the dims unchecked.
+    let open = text.iter().position(|&b| b == b'(').unwrap_or(0);
+    let close = text
+        .iter()
+        .position(|&b| b == b')')
+        .ok_or("its shape tuple is not closed")?;
+    let dims = std::str::from_utf8(text.get(open + 1..close).unwrap_or(&[]))
+        .map_err(|_| "its shape is not text")?;
+    let mut elements: u64 = 1;
+    for dim in dims.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let d: u64 = dim
+            .parse()
+            .map_err(|_| format!("shape dimension {dim:?}"))?;
+        elements = elements
+            .checked_mul(d)
+            .filter(|&n| n <= MAX_ELEMENTS)
+            .ok_or("its shape holds more elements than medq reads (2^40)")?;
     }
     Ok(())
 }
+
+/// The most elements a `.npy` file medq reads may declare (far more than
+/// any sample set; the bound keeps every product of its dims in range).
+const MAX_ELEMENTS: u64 = 1 << 40;
 
 /// [`check_header`] on an open file, left at its start.
 fn check_header_text(path: &Path, file: &mut File) -> Result<()> {
@@ -461,9 +483,15 @@ mod tests {
         );
         for path in files {
             let e = SampleReader::open(&path).err().expect("refused as samples");
-            assert!(format!("{e:#}").contains("not a flat dictionary"), "{e:#}");
+            assert!(
+                format!("{e:#}").contains("not a .npy file medq reads"),
+                "{e:#}"
+            );
             let e = LabelReader::open(&path).err().expect("refused as labels");
-            assert!(format!("{e:#}").contains("not a flat dictionary"), "{e:#}");
+            assert!(
+                format!("{e:#}").contains("not a .npy file medq reads"),
+                "{e:#}"
+            );
         }
     }
 
@@ -490,6 +518,14 @@ mod tests {
                 "not a flat dictionary",
             ),
             (header(2, &" ".repeat(5000)), "a 5000-byte header"),
+            (
+                header(1, "{'descr': '<f4', 'shape': (4294967296, 4294967296), }"),
+                "more elements than medq reads",
+            ),
+            (
+                header(1, "{'descr': '<f4', 'shape': (2, x), }"),
+                "shape dimension \"x\"",
+            ),
         ] {
             std::fs::write(&path, &bytes).unwrap();
             let e = SampleReader::open(&path).err().expect("refused");
