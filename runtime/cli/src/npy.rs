@@ -192,7 +192,7 @@ fn column_major_index(dims: &[usize], k: usize) -> usize {
 /// The most header bytes a `.npy` file medq reads may declare. numpy pads
 /// a plain header to 64 or 128 bytes; only structured dtypes, which medq
 /// does not read, need more.
-const MAX_HEADER_LEN: usize = 4096;
+pub const MAX_HEADER_LEN: usize = 4096;
 
 /// Refuses a header that is not a flat dictionary before `npyz` parses it.
 /// `npyz`'s grammar backtracks without bound on nested brackets: a 165-byte
@@ -246,7 +246,7 @@ pub fn check_header(start: &[u8]) -> std::result::Result<(), String> {
 
 /// The most elements a `.npy` file medq reads may declare (far more than
 /// any sample set; the bound keeps every product of its dims in range).
-const MAX_ELEMENTS: u64 = 1 << 40;
+pub const MAX_ELEMENTS: u64 = 1 << 40;
 
 /// [`check_header`] on an open file, left at its start.
 fn check_header_text(path: &Path, file: &mut File) -> Result<()> {
