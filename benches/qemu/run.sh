@@ -8,7 +8,7 @@
 #             figures; also one JSON object a line, prefixed `cortex_m4 `,
 #             for scripts: layer, macs, instr_per_mac, cmsis_nn_instr_per_mac
 #   invoke_cost  the firmware ECG model's instructions per inference on nine
-#             inputs (extremes, zero point, sine, random): fails unless the
+#             inputs (extremes, zero point, triangle wave, random): fails unless the
 #             cost is the same on every input; prints the worst case
 # Installs nothing: it needs `rustup target add thumbv7em-none-eabihf` and
 # qemu-system-arm (Debian: apt-get install qemu-system-arm).

@@ -147,10 +147,10 @@ pub fn prune_weights(
         Criterion::Random { seed } => Some(SplitMix64(seed)),
         Criterion::L1 | Criterion::Obs => None,
     };
-    let mut order = |graph: &mut Graph, which: &[usize]| -> Vec<(usize, usize)> {
+    let mut order = |graph: &Graph, which: &[usize]| -> Vec<(usize, usize)> {
         let mut all: Vec<(usize, usize, f32)> = Vec::new();
         for &l in which {
-            if let Some(w) = weights_mut(&mut graph.nodes[layers[l].0].op) {
+            if let Some(w) = weights(&graph.nodes[layers[l].0].op) {
                 all.extend(w.data.iter().enumerate().map(|(i, v)| (l, i, v.abs())));
             }
         }
@@ -183,7 +183,7 @@ pub fn prune_weights(
         }
     }
     for (n, layer) in &mut layers {
-        if let Some(w) = weights_mut(&mut graph.nodes[*n].op) {
+        if let Some(w) = weights(&graph.nodes[*n].op) {
             layer.zeros = w.data.iter().filter(|&&v| v == 0.0).count();
         }
     }
@@ -215,7 +215,7 @@ pub fn prune_obs_sequential<E>(
 ) -> Result<Vec<SparseLayer>, E> {
     let mut layers = Vec::new();
     for n in 0..graph.nodes.len() {
-        if weights_mut(&mut graph.nodes[n].op).is_none() {
+        if weights(&graph.nodes[n].op).is_none() {
             continue;
         }
         let moments = moments_of(graph)?;

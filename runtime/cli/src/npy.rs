@@ -250,18 +250,12 @@ pub const MAX_ELEMENTS: u64 = 1 << 40;
 
 /// [`check_header`] on an open file, left at its start.
 fn check_header_text(path: &Path, file: &mut File) -> Result<()> {
-    let mut start = vec![0u8; 12 + MAX_HEADER_LEN];
-    let mut n = 0;
-    while n < start.len() {
-        match file
-            .read(&mut start[n..])
-            .with_context(|| format!("cannot read {}", path.display()))?
-        {
-            0 => break,
-            k => n += k,
-        }
-    }
-    check_header(&start[..n]).map_err(|why| {
+    let mut start = Vec::with_capacity(12 + MAX_HEADER_LEN);
+    Read::by_ref(file)
+        .take(12 + MAX_HEADER_LEN as u64)
+        .read_to_end(&mut start)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    check_header(&start).map_err(|why| {
         anyhow::anyhow!("{} is not a .npy file medq reads: {why}", path.display())
     })?;
     file.seek(SeekFrom::Start(0))?;

@@ -12,7 +12,8 @@
 //!
 //! The inputs reach every edge the requantization has: the int8 minimum and
 //! maximum everywhere (every accumulator saturates one way), alternating
-//! extremes, the input zero point, a slow sine, and pseudo-random bytes.
+//! extremes, the input zero point, a slow triangle wave, and pseudo-random
+//! bytes.
 //!
 //! This build is `opt-level = 3` (the kernel benchmarks' profile); the
 //! firmware (`opt-level = "z"`) prints its own per-beat min and max.
@@ -70,10 +71,12 @@ fn main() -> ! {
     inputs[1] = ("int8 maximum everywhere", [i8::MAX; INPUT_LEN]);
     inputs[2] = ("the input zero point", [zero_point; INPUT_LEN]);
     inputs[3].0 = "alternating extremes";
-    inputs[4].0 = "a slow sine";
+    inputs[4].0 = "a slow triangle wave";
     for i in 0..INPUT_LEN {
         inputs[3].1[i] = if i % 2 == 0 { i8::MIN } else { i8::MAX };
-        inputs[4].1[i] = (100.0 * libm_sin(i as f32 / 9.0)) as i8;
+        // Period 56: up from −112 to 112 and back, in steps of 8.
+        let phase = (i % 56) as i32;
+        inputs[4].1[i] = (8 * (phase.min(56 - phase)) - 112) as i8;
     }
     let mut rng = Rng::new(0x5eed);
     for (k, slot) in inputs.iter_mut().skip(5).enumerate() {
@@ -109,9 +112,7 @@ fn main() -> ! {
     );
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     let mut ok = true;
-    // Ticks per op for each input, to name an op whose cost varies.
-    let mut per_op = [[0u64; OPS]; 9];
-    for (k, (name, x)) in inputs.iter().enumerate() {
+    for (name, x) in &inputs {
         let ticks = total_ticks(&counter, || {
             ok &= load(&mut interpreter, x);
             ok &= interpreter.invoke().is_ok();
@@ -124,34 +125,6 @@ fn main() -> ! {
             name,
             ticks * counter.per_tick / u64::from(REPS)
         );
-        for _ in 0..REPS {
-            ok &= load(&mut interpreter, x);
-            let mut last = Counter::ticks();
-            ok &= interpreter
-                .invoke_observed(|op, _, _| {
-                    let now = Counter::ticks();
-                    per_op[k][op] += now - last;
-                    last = Counter::ticks();
-                })
-                .is_ok();
-        }
-    }
-    if hi - lo > 1 {
-        // Each op's reading is off by up to a tick per run, so only a
-        // spread well beyond REPS ticks points at an op.
-        for op in 0..OPS {
-            let (a, b) = per_op
-                .iter()
-                .fold((u64::MAX, 0), |(a, b), t| (a.min(t[op]), b.max(t[op])));
-            hprintln!(
-                "  op {}: {}..{} ticks over {} runs (±{} per input)",
-                op,
-                a,
-                b,
-                REPS,
-                REPS
-            );
-        }
     }
     if !ok {
         hprintln!("FAIL: an inference failed");
@@ -185,16 +158,4 @@ fn total_ticks(counter: &Counter, mut f: impl FnMut()) -> u64 {
     }
     let t1 = Counter::ticks();
     (t1 - t0).saturating_sub(counter.overhead)
-}
-
-/// sin(x) by its Taylor series after range reduction: enough for a test
-/// waveform, without a libm dependency.
-fn libm_sin(x: f32) -> f32 {
-    let tau = 2.0 * core::f32::consts::PI;
-    let mut r = x - tau * ((x / tau) as i32 as f32);
-    if r > core::f32::consts::PI {
-        r -= tau;
-    }
-    let r2 = r * r;
-    r * (1.0 - r2 / 6.0 * (1.0 - r2 / 20.0 * (1.0 - r2 / 42.0 * (1.0 - r2 / 72.0))))
 }
