@@ -223,7 +223,9 @@ pub fn check_header(start: &[u8]) -> std::result::Result<(), String> {
     if count(b'{') != 1 || count(b'}') != 1 || count(b'[') != 0 || count(b'(') != 1 {
         return Err("its header is not a flat dictionary of a plain dtype and a shape".into());
     }
-    // The shape's element count must fit: npyz multiplies the dims unchecked.
+    // The shape's element count must fit: npyz multiplies the dims unchecked,
+    // and its strides multiply every run of them, so a zero dim does not make
+    // the others safe. Bounding the product of the non-zero dims bounds all.
     let open = text.iter().position(|&b| b == b'(').unwrap_or(0);
     let close = text
         .iter()
@@ -237,7 +239,7 @@ pub fn check_header(start: &[u8]) -> std::result::Result<(), String> {
             .parse()
             .map_err(|_| format!("shape dimension {dim:?}"))?;
         elements = elements
-            .checked_mul(d)
+            .checked_mul(d.max(1))
             .filter(|&n| n <= MAX_ELEMENTS)
             .ok_or("its shape holds more elements than medq reads (2^40)")?;
     }
