@@ -92,6 +92,7 @@ pub mod kernels;
 pub mod numerics;
 pub mod ops;
 pub mod quant;
+pub mod sparse;
 
 pub use decision::Decision;
 pub use error::Error;
@@ -103,10 +104,11 @@ pub use format::signature::sign;
 #[cfg(feature = "verify")]
 pub use format::signature::PublicKey;
 #[cfg(feature = "std")]
-pub use format::writer::{QuantSpec, Writer};
+pub use format::writer::{sparse_stored_len, QuantSpec, Writer};
 pub use format::{peek_arena_len, peek_op_count, Model, OpInfo, Quant, TensorInfo};
 pub use interpreter::{InputReport, Interpreter};
 pub use ops::{is_built_in, PreparedOp};
+pub use sparse::SparseRows;
 
 /// Embeds a `.mq` file like `include_bytes!`, but 16-byte aligned, as
 /// [`Model::parse`] needs. The path is relative to the invoking file, and the

@@ -8,7 +8,10 @@ use medq::{Interpreter, Model, OpCode, QuantSpec, Writer};
 
 /// Runs a model whose graph inputs are filled from `inputs`; returns output 0.
 fn run(w: Writer, inputs: &[&[i8]]) -> Vec<i8> {
-    let buf = aligned(w);
+    run_bytes(&aligned(w), inputs)
+}
+
+fn run_bytes(buf: &medq::AlignedBuf, inputs: &[&[i8]]) -> Vec<i8> {
     let model = Model::parse(buf.as_slice()).unwrap();
     let mut arena = vec![0x5Au8; model.arena_len()];
     let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
@@ -101,22 +104,32 @@ fn conv_2d_depthwise_strided_with_end_pads() {
     // {0, 2}; out = (3 + 1 − 2)/2 + 1 = 2.
     // oc0 = x0 at (0,0), (0,2), (2,0), (2,2) = [1, 3, 7, 9];
     // oc1 = window sums of ch1 = [1, 0, 0, 2] (the last is 2 + padding).
-    let mut m = OneOp::new();
-    let x = m.input(&[1, 2, 3, 3], q1());
-    let wt =
-        m.w.add_constant_i8("w", &[2, 1, 2, 2], q1(), &[1, 0, 0, 0, 1, 1, 1, 1]);
-    let b = m.w.add_constant_i32("b", &[2], &[0, 0]);
-    let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
-    let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
-    let w = m.finish(
-        OpCode::Conv,
-        &[x, wt, b, mm, s],
-        &[1, 2, 2, 2],
-        q1(),
-        &[2, 2, 1, 1, 0, 0, 1, 1, 2, -128, 127],
-    );
-    let input = [1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 0, 0, 0, 0, 0, 0, 0, 2];
-    assert_eq!(run(w, &[&input]), [1, 3, 7, 9, 1, 0, 0, 2]);
+    // The same with the weights stored sparse (the three zeros left out).
+    for sparse in [false, true] {
+        let mut m = OneOp::new();
+        let x = m.input(&[1, 2, 3, 3], q1());
+        let (dims, weights) = (&[2, 1, 2, 2], &[1, 0, 0, 0, 1, 1, 1, 1]);
+        let wt = match sparse {
+            false => m.w.add_constant_i8("w", dims, q1(), weights),
+            true => m.w.add_sparse_constant_i8("w", dims, q1(), weights),
+        };
+        let b = m.w.add_constant_i32("b", &[2], &[0, 0]);
+        let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
+        let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
+        let w = m.finish(
+            OpCode::Conv,
+            &[x, wt, b, mm, s],
+            &[1, 2, 2, 2],
+            q1(),
+            &[2, 2, 1, 1, 0, 0, 1, 1, 2, -128, 127],
+        );
+        let input = [1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+        assert_eq!(
+            run(w, &[&input]),
+            [1, 3, 7, 9, 1, 0, 0, 2],
+            "sparse {sparse}"
+        );
+    }
 }
 
 #[test]
@@ -145,21 +158,72 @@ fn conv_zero_points_and_requantization() {
 fn fully_connected_over_several_rows() {
     // x [2, 3] = [[1, 2, 3], [4, 5, 6]], W = [[1, 0, −1], [1, 1, 1]], bias [0, −6]:
     // row 0 = [1 − 3, 6 − 6] = [−2, 0], row 1 = [4 − 6, 15 − 6] = [−2, 9].
+    for sparse in [false, true] {
+        let buf = aligned(fully_connected_2x3(sparse));
+        assert_eq!(run_bytes(&buf, &[&[1, 2, 3, 4, 5, 6]]), [-2, 0, -2, 9]);
+    }
+}
+
+/// `fully_connected_over_several_rows`'s model, its weights dense or sparse.
+fn fully_connected_2x3(sparse: bool) -> Writer {
     let mut m = OneOp::new();
     let x = m.input(&[2, 3], q1());
-    let wt =
-        m.w.add_constant_i8("w", &[2, 3], q1(), &[1, 0, -1, 1, 1, 1]);
+    let (dims, weights) = (&[2, 3], &[1, 0, -1, 1, 1, 1]);
+    let wt = match sparse {
+        false => m.w.add_constant_i8("w", dims, q1(), weights),
+        true => m.w.add_sparse_constant_i8("w", dims, q1(), weights),
+    };
     let b = m.w.add_constant_i32("b", &[2], &[0, -6]);
     let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
     let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
-    let w = m.finish(
+    m.finish(
         OpCode::FullyConnected,
         &[x, wt, b, mm, s],
         &[2, 2],
         q1(),
         &[-128, 127],
+    )
+}
+
+/// A sparse constant whose bitmap and values disagree is refused on load,
+/// and so is one read by an op other than as Conv or FullyConnected weights.
+#[test]
+fn sparse_weights_are_validated_on_load() {
+    let buf = aligned(fully_connected_2x3(true));
+    let bytes = buf.as_slice();
+    let model = Model::parse(bytes).unwrap();
+    let wt = model.tensor(1).unwrap();
+    assert_eq!(wt.storage, medq::Storage::SparseConstant);
+    assert_eq!(wt.len, 2 + 5);
+    // Bitmap rows [0b101, 0b111], then the values [1, -1, 1, 1, 1].
+    let at = |i| constant_byte(bytes, 1, i);
+    assert_eq!(
+        [bytes[at(0)], bytes[at(1)], bytes[at(3)]],
+        [0b101, 0b111, 0xFF]
     );
-    assert_eq!(run(w, &[&[1, 2, 3, 4, 5, 6]]), [-2, 0, -2, 9]);
+    for (i, value) in [(0, 0b001), (1, 0b1111), (0, 0b1101), (2, 0)] {
+        let e = Model::parse(patched_u8(bytes, at(i), value).as_slice()).unwrap_err();
+        // Too few set bits, a padding bit set, too many, a stored zero.
+        assert!(
+            matches!(e, medq::Error::BadTensor { index: 1, .. })
+                && e.to_string().contains("bitmap and values disagree"),
+            "{e}"
+        );
+    }
+
+    // A sparse constant as the input of an Add.
+    let mut m = OneOp::new();
+    let x = m.input(&[1, 3], q1());
+    let c = m.w.add_sparse_constant_i8("c", &[1, 3], q1(), &[1, 0, 2]);
+    let params = [0, ONE.0, ONE.1, ONE.0, ONE.1, ONE.0, ONE.1, -128, 127];
+    let w = m.finish(OpCode::Add, &[x, c], &[1, 3], q1(), &params);
+    // The writer runs the reader's validation on its own output.
+    let e = w.finish().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("only Conv and FullyConnected weights"),
+        "{e}"
+    );
 }
 
 #[test]

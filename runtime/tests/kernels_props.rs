@@ -977,3 +977,92 @@ proptest! {
         prop_assert!(y.iter().all(|&v| v == sentinel));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Sparse weights: bit-exact with the dense kernels on the same weights
+
+/// `c` with a random share of its weights zeroed (a mask per weight, drawn
+/// with the given percentage of zeros, from none to all).
+fn pruned<P: Clone + std::fmt::Debug>(c: Case<P>) -> impl Strategy<Value = Case<P>> {
+    let n = c.w.len();
+    (Just(c), 0u32..=100, vec(0u32..100, n)).prop_map(|(mut c, percent, draws)| {
+        for (w, d) in c.w.iter_mut().zip(draws) {
+            if d < percent {
+                *w = 0;
+            }
+        }
+        c
+    })
+}
+
+fn sparse_of(w: &[i8], rows: usize) -> Vec<u8> {
+    encode_sparse_rows(w, w.len().checked_div(rows).unwrap_or(0))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn conv_sparse_matches_dense(c in conv_case().prop_flat_map(pruned)) {
+        let rows = c.p.out_channels;
+        let row_len = c.w.len() / rows;
+        let stored = sparse_of(&c.w, rows);
+        let w = SparseRows::parse(&stored, rows, row_len).expect("the encoder's output parses");
+        let mut dense = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+        conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+        let mut sparse = vec![0x55i8; dense.len()];
+        conv_sparse_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
+        prop_assert_eq!(sparse, dense);
+    }
+
+    #[test]
+    fn fully_connected_sparse_matches_dense(c in fc_case().prop_flat_map(pruned)) {
+        let rows = c.p.out_features;
+        let stored = sparse_of(&c.w, rows);
+        let w = SparseRows::parse(&stored, rows, c.p.in_features).expect("parses");
+        let mut dense = vec![0i8; c.p.rows * c.p.out_features];
+        fully_connected_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+        let mut sparse = vec![0x55i8; dense.len()];
+        fully_connected_sparse_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
+        prop_assert_eq!(sparse, dense);
+    }
+
+    /// Any byte string either parses as consistent sparse rows or is
+    /// refused; a parsed one encodes back to the same bytes.
+    #[test]
+    fn sparse_rows_parse_only_their_one_encoding(
+        bytes in vec(any::<u8>(), 0..=24),
+        rows in 0usize..=4,
+        row_len in 0usize..=20,
+    ) {
+        if let Some(w) = SparseRows::parse(&bytes, rows, row_len) {
+            let mut dense = vec![0i8; rows * row_len];
+            let mut values = w.values.iter();
+            for (k, d) in dense.iter_mut().enumerate() {
+                let (r, i) = (k / row_len, k % row_len);
+                let byte = w.bitmap[r * SparseRows::row_bytes(row_len) + i / 8];
+                if byte & (1 << (i % 8)) != 0 {
+                    *d = *values.next().expect("a value per set bit");
+                }
+            }
+            prop_assert_eq!(values.next(), None);
+            prop_assert_eq!(encode_sparse_rows(&dense, row_len), bytes);
+        }
+    }
+}
+
+#[test]
+fn sparse_rows_refuse_inconsistent_encodings() {
+    // Two rows of 10: 2 bitmap bytes each.
+    let ok = [0b0000_0011, 0b10, 0, 0, 5, -3i8 as u8, 7];
+    assert!(SparseRows::parse(&ok, 2, 10).is_some());
+    // A padding bit set (bit 2 of a 10-long row's second byte).
+    assert!(SparseRows::parse(&[3, 0b110, 0, 0, 5, 253, 7, 1], 2, 10).is_none());
+    // One value too many, one too few.
+    assert!(SparseRows::parse(&[ok.as_slice(), &[9]].concat(), 2, 10).is_none());
+    assert!(SparseRows::parse(&ok[..6], 2, 10).is_none());
+    // A stored zero.
+    assert!(SparseRows::parse(&[3, 0b10, 0, 0, 5, 0, 7], 2, 10).is_none());
+    // A bitmap shorter than the rows.
+    assert!(SparseRows::parse(&[1], 2, 10).is_none());
+}

@@ -163,7 +163,7 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
             .inputs
             .iter()
             .filter_map(|&t| model.tensor(usize::from(t)).ok())
-            .filter(|t| t.storage == Storage::Constant)
+            .filter(|t| t.storage.is_constant())
             .map(|t| t.len)
             .sum();
         writeln!(
@@ -183,6 +183,10 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
         let place = match t.storage {
             Storage::Arena => format!("arena @{}", t.offset),
             Storage::Constant => format!("const @{}", t.offset),
+            Storage::SparseConstant => {
+                let nonzero = t.sparse_i8().map_or(0, |w| w.values.len());
+                format!("sparse @{} ({nonzero} of {} non-zero)", t.offset, t.numel())
+            }
         };
         writeln!(
             s,

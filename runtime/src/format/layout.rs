@@ -171,6 +171,11 @@ pub enum Storage {
     Arena = 0,
     /// In the weight blob of the file, read in place.
     Constant = 1,
+    /// Pruned `i8` weights in the weight blob: per row (axis 0) a bitmap of
+    /// the non-zero weights, then all non-zero values packed
+    /// ([`SparseRows`](crate::sparse::SparseRows)). Only Conv and
+    /// FullyConnected weights may be stored so.
+    SparseConstant = 2,
 }
 
 impl Storage {
@@ -178,8 +183,14 @@ impl Storage {
         match v {
             0 => Some(Storage::Arena),
             1 => Some(Storage::Constant),
+            2 => Some(Storage::SparseConstant),
             _ => None,
         }
+    }
+
+    /// In the file rather than the arena.
+    pub const fn is_constant(self) -> bool {
+        !matches!(self, Storage::Arena)
     }
 }
 

@@ -12,6 +12,7 @@ use super::layout::{
 };
 use crate::decision::Decision;
 use crate::error::Error;
+use crate::sparse::SparseRows;
 
 // Sizes read from the file are u32; the reader widens them to usize.
 const _: () = assert!(usize::BITS >= 32);
@@ -196,9 +197,10 @@ pub struct TensorInfo<'a> {
     pub dtype: DType,
     pub storage: Storage,
     /// Byte offset into the arena ([`Storage::Arena`]) or into the Weights
-    /// section ([`Storage::Constant`]).
+    /// section (constants).
     pub offset: usize,
-    /// Byte length: element count × dtype size.
+    /// Byte length: element count × dtype size, or for
+    /// [`Storage::SparseConstant`] the bytes stored.
     pub len: usize,
     pub quant: Quant<'a>,
     rank: u8,
@@ -230,11 +232,20 @@ impl<'a> TensorInfo<'a> {
         }
     }
 
-    /// The raw bytes of a constant; `None` for activations.
+    /// The raw bytes of a dense constant; `None` for activations and sparse
+    /// constants.
     pub fn data(&self) -> Option<&'a [u8]> {
         match self.storage {
             Storage::Constant => Some(self.data),
-            Storage::Arena => None,
+            Storage::Arena | Storage::SparseConstant => None,
+        }
+    }
+
+    /// The rows of an `i8` constant stored sparse (validated on load).
+    pub fn sparse_i8(&self) -> Option<SparseRows<'a>> {
+        match self.storage {
+            Storage::SparseConstant => sparse_rows(self.data, self.dims()),
+            Storage::Arena | Storage::Constant => None,
         }
     }
 
@@ -283,6 +294,14 @@ pub struct OpInfo<'a> {
 }
 
 impl OpInfo<'_> {
+    /// Whether tensor `t` is this op's input `at` and the op is one whose
+    /// weights may be stored sparse (Conv, FullyConnected: input 1).
+    fn reads_weights_at(&self, t: u16, at: usize) -> bool {
+        matches!(self.opcode, OpCode::Conv | OpCode::FullyConnected)
+            && self.inputs.get(at) == Some(&t)
+            && self.inputs.iter().filter(|&&i| i == t).count() == 1
+    }
+
     /// The op's (single) output tensor.
     pub fn output(&self) -> Option<u16> {
         self.outputs.first().copied()
@@ -589,7 +608,7 @@ impl<'a> Model<'a> {
         }
         let byte_len = numel.saturating_mul(dtype.size() as u64);
         let len = rec.usize(tensor_record::DATA_LEN);
-        if byte_len != len as u64 {
+        if byte_len != len as u64 && storage != Storage::SparseConstant {
             return Err(bad(why!(
                 "data length is not element count times dtype size"
             )));
@@ -608,13 +627,19 @@ impl<'a> Model<'a> {
                 }
                 &[]
             }
-            Storage::Constant => {
+            Storage::Constant | Storage::SparseConstant => {
                 if offset % SECTION_ALIGN != 0 {
                     return Err(bad(why!("constant not 16-byte aligned in the weights")));
                 }
-                self.weights
+                let data = self
+                    .weights
                     .get(offset..end)
-                    .ok_or(bad(why!("constant outside the weights")))?
+                    .ok_or(bad(why!("constant outside the weights")))?;
+                if storage == Storage::SparseConstant {
+                    check_sparse(dtype, data, dims.get(..usize::from(rank)).unwrap_or(&[]))
+                        .map_err(bad)?;
+                }
+                data
             }
         };
 
@@ -786,8 +811,16 @@ impl<'a> Model<'a> {
     pub(crate) fn validate_op_order(&self, op: &OpInfo<'a>) -> Result<(), Error> {
         let not_topo = Error::NotTopological { op: op.index };
         for &t in op.inputs {
-            if self.tensor(usize::from(t))?.storage == Storage::Constant || self.inputs.contains(&t)
-            {
+            let storage = self.tensor(usize::from(t))?.storage;
+            // Without the feature no sparse tensor gets this far.
+            let sparse = cfg!(feature = "sparse-weights") && storage == Storage::SparseConstant;
+            if sparse && !op.reads_weights_at(t, 1) {
+                return Err(Error::BadOp {
+                    index: op.index,
+                    reason: why!("only Conv and FullyConnected weights may be stored sparse"),
+                });
+            }
+            if storage.is_constant() || self.inputs.contains(&t) {
                 continue;
             }
             match self.producer(t) {
@@ -1068,6 +1101,34 @@ fn golden(section: &[u8]) -> Result<(&[i8], &[i8]), Error> {
         .ok_or(bad)?;
     let output = section.get(out_start..).ok_or(bad)?;
     Ok((bytemuck::cast_slice(input), bytemuck::cast_slice(output)))
+}
+
+/// `data` split into the [`SparseRows`] of a tensor of `dims` (rows on axis 0).
+fn sparse_rows<'a>(data: &'a [u8], dims: &[u32]) -> Option<SparseRows<'a>> {
+    let (&rows, rest) = dims.split_first()?;
+    let row_len = rest
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d as usize))?;
+    SparseRows::parse(data, rows as usize, row_len)
+}
+
+/// A sparse constant is `i8` of rank at least 1, and its bitmap and values
+/// agree (see [`SparseRows::parse`]).
+#[cfg(feature = "sparse-weights")]
+fn check_sparse(dtype: DType, data: &[u8], dims: &[u32]) -> Result<(), &'static str> {
+    if dtype != DType::I8 {
+        return Err(why!("only i8 constants may be stored sparse"));
+    }
+    sparse_rows(data, dims)
+        .map(|_| ())
+        .ok_or(why!("sparse bitmap and values disagree"))
+}
+
+#[cfg(not(feature = "sparse-weights"))]
+fn check_sparse(_: DType, _: &[u8], _: &[u32]) -> Result<(), &'static str> {
+    Err(why!(
+        "sparse weights are not built in (feature sparse-weights)"
+    ))
 }
 
 #[cfg(test)]

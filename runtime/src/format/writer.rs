@@ -85,6 +85,30 @@ impl Writer {
         self.push(name, DType::I8, Storage::Constant, dims, quant, 0, data)
     }
 
+    /// Conv or FullyConnected weights, given dense, stored as
+    /// [`SparseRows`](crate::sparse::SparseRows) (rows on axis 0). The caller
+    /// decides whether that is smaller: [`sparse_stored_len`](crate::sparse_stored_len) tells.
+    pub fn add_sparse_constant_i8(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        quant: QuantSpec,
+        data: &[i8],
+    ) -> u16 {
+        self.check_len(dims, data.len());
+        let row_len = dims.iter().skip(1).product();
+        let data = crate::sparse::encode_sparse_rows(data, row_len);
+        self.push(
+            name,
+            DType::I8,
+            Storage::SparseConstant,
+            dims,
+            quant,
+            0,
+            data,
+        )
+    }
+
     /// An `i32` constant (bias, multipliers, a softmax exp table).
     pub fn add_constant_i32(&mut self, name: &str, dims: &[usize], data: &[i32]) -> u16 {
         self.check_len(dims, data.len());
@@ -356,10 +380,14 @@ fn tensor_record(
     let byte_len = byte_len
         .and_then(|n| u32::try_from(n).ok())
         .ok_or(Error::LimitExceeded)?;
-    put_u32(&mut rec, tensor_record::DATA_LEN, byte_len);
+    let stored_len = match t.storage {
+        Storage::SparseConstant => u32_of(t.data.len())?,
+        Storage::Arena | Storage::Constant => byte_len,
+    };
+    put_u32(&mut rec, tensor_record::DATA_LEN, stored_len);
     let offset = match t.storage {
         Storage::Arena => t.arena_offset,
-        Storage::Constant => {
+        Storage::Constant | Storage::SparseConstant => {
             pad_to(weights, SECTION_ALIGN);
             let offset = u32_of(weights.len())?;
             weights.extend_from_slice(&t.data);
@@ -466,4 +494,11 @@ pub(crate) fn assemble<B: AsRef<[u8]>>(
         dst.copy_from_slice(&crc.to_le_bytes());
     }
     Ok(file)
+}
+
+/// The bytes `weights` (`[rows, ...]`, rows on axis 0) take stored sparse.
+pub fn sparse_stored_len(weights: &[i8], rows: usize) -> usize {
+    let row_len = weights.len().checked_div(rows).unwrap_or(0);
+    let nonzero = weights.iter().filter(|&&w| w != 0).count();
+    rows * crate::sparse::SparseRows::row_bytes(row_len) + nonzero
 }

@@ -32,6 +32,9 @@ pub mod select;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
+#[cfg(feature = "std")]
+pub use crate::sparse::encode_sparse_rows;
+pub use crate::sparse::{encode_sparse_rows_into, SparseRows};
 pub use reference::*;
 
 /// 2-D convolution geometry and quantization, for [`conv_s8`].

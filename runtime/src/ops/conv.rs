@@ -1,9 +1,11 @@
 //! Conv: 1-D/2-D convolution, grouped and depthwise included.
 
 use super::window::Window;
-use super::{nchw, Ctx, Io, Operand, Requant};
+use super::{nchw, Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::conv as w;
+#[cfg(feature = "sparse-weights")]
+use crate::kernels;
 use crate::kernels::select::{self, Chosen, ConvFn};
 use crate::kernels::ConvParams;
 
@@ -12,7 +14,7 @@ use crate::kernels::ConvParams;
 pub(super) struct Conv<'a> {
     pub p: ConvParams,
     x: Operand<'a>,
-    weights: &'a [i8],
+    weights: Weights<'a>,
     rq: Requant<'a>,
     pub kernel: Chosen<ConvFn>,
 }
@@ -28,7 +30,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
     let wt = cx.input(1)?;
     let wd = wt.dims_usize();
     let rank_ok = wt.rank() == 4 || (wt.rank() == 3 && !is_2d);
-    let weights = cx.weights(&wt, rank_ok)?;
+    let weights = cx.weight_rows(&wt, rank_ok)?;
     let (cout, cin_g) = (wd[0], wd[1]);
     let (kernel_h, kernel_w) = if wt.rank() == 4 {
         (wd[2], wd[3])
@@ -89,9 +91,25 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
 impl Conv<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let x = io.inputs.read(&self.x)?;
-        let (w, rq) = (self.weights, &self.rq);
-        (self.kernel.run)(&self.p, x, w, rq.bias, rq.multiplier, rq.shift, io.output);
+        let (p, rq) = (&self.p, &self.rq);
+        match &self.weights {
+            Weights::Dense(w) => {
+                (self.kernel.run)(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+            }
+            #[cfg(feature = "sparse-weights")]
+            Weights::Sparse(w) => {
+                kernels::conv_sparse_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+            }
+        }
         Ok(())
+    }
+
+    pub fn kernel_name(&self) -> &'static str {
+        match self.weights {
+            Weights::Dense(_) => self.kernel.name,
+            #[cfg(feature = "sparse-weights")]
+            Weights::Sparse(_) => "conv_sparse_s8",
+        }
     }
 
     pub fn macs(&self) -> u64 {

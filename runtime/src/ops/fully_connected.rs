@@ -1,9 +1,11 @@
 //! FullyConnected: `y = x · Wᵀ + b` over the last axis (Gemm, MatMul with
 //! constant weights).
 
-use super::{Ctx, Io, Operand, Requant};
+use super::{Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::fully_connected as w;
+#[cfg(feature = "sparse-weights")]
+use crate::kernels;
 use crate::kernels::select::{self, Chosen, FullyConnectedFn};
 use crate::kernels::FullyConnectedParams;
 
@@ -12,7 +14,7 @@ use crate::kernels::FullyConnectedParams;
 pub(super) struct FullyConnected<'a> {
     pub p: FullyConnectedParams,
     x: Operand<'a>,
-    weights: &'a [i8],
+    weights: Weights<'a>,
     rq: Requant<'a>,
     pub kernel: Chosen<FullyConnectedFn>,
 }
@@ -28,7 +30,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error>
         .split_last()
         .ok_or(cx.bad(why!("input must have rank at least 1")))?;
     let wt = cx.input(1)?;
-    let weights = cx.weights(&wt, wt.rank() == 2)?;
+    let weights = cx.weight_rows(&wt, wt.rank() == 2)?;
     let (n, wk) = (wt.dims_usize()[0], wt.dims_usize()[1]);
     cx.ensure(
         wk == k as usize,
@@ -66,9 +68,31 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error>
 impl FullyConnected<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let x = io.inputs.read(&self.x)?;
-        let (w, rq) = (self.weights, &self.rq);
-        (self.kernel.run)(&self.p, x, w, rq.bias, rq.multiplier, rq.shift, io.output);
+        let (p, rq) = (&self.p, &self.rq);
+        match &self.weights {
+            Weights::Dense(w) => {
+                (self.kernel.run)(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+            }
+            #[cfg(feature = "sparse-weights")]
+            Weights::Sparse(w) => kernels::fully_connected_sparse_s8(
+                p,
+                x,
+                w,
+                rq.bias,
+                rq.multiplier,
+                rq.shift,
+                io.output,
+            ),
+        }
         Ok(())
+    }
+
+    pub fn kernel_name(&self) -> &'static str {
+        match self.weights {
+            Weights::Dense(_) => self.kernel.name,
+            #[cfg(feature = "sparse-weights")]
+            Weights::Sparse(_) => "fully_connected_sparse_s8",
+        }
     }
 
     pub fn macs(&self) -> u64 {

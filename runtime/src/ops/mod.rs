@@ -40,6 +40,8 @@ use crate::format::layout::{DType, OpCode, Storage};
 use crate::format::{Model, OpInfo, Quant, TensorInfo};
 use crate::kernels::select::Candidate;
 use crate::numerics::{MAX_SHIFT, MIN_SHIFT};
+#[cfg(feature = "sparse-weights")]
+use crate::sparse::SparseRows;
 
 mod add_shift {
     /// The Add kernel's largest headroom shift: `(x − z) << 20` fits `i32`.
@@ -104,10 +106,23 @@ pub(crate) enum Operand<'a> {
 impl<'a> Operand<'a> {
     fn of(t: &TensorInfo<'a>) -> Operand<'a> {
         match t.storage {
-            Storage::Constant => Operand::Const(t.data_i8().unwrap_or(&[])),
+            // Validation allows a sparse constant only as Conv or
+            // FullyConnected weights, which are not read as operands.
+            Storage::Constant | Storage::SparseConstant => {
+                Operand::Const(t.data_i8().unwrap_or(&[]))
+            }
             Storage::Arena => Operand::Arena(Span::of(t)),
         }
     }
+}
+
+/// Conv or FullyConnected weights, as the file stores them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Weights<'a> {
+    Dense(&'a [i8]),
+    /// Run by the reference kernels that skip the zeros.
+    #[cfg(feature = "sparse-weights")]
+    Sparse(SparseRows<'a>),
 }
 
 /// The per-output-channel requantization of Conv and FullyConnected.
@@ -216,8 +231,8 @@ impl<'a> PreparedOp<'a> {
     pub fn kernel(&self) -> &'static str {
         match &self.kind {
             Kind::Empty => "",
-            Kind::Conv(op) => op.kernel.name,
-            Kind::FullyConnected(op) => op.kernel.name,
+            Kind::Conv(op) => op.kernel_name(),
+            Kind::FullyConnected(op) => op.kernel_name(),
             Kind::Add(op) => op.kernel.name,
             Kind::Mul(op) => op.kernel.name,
             Kind::Lut(op) => op.kernel.name,
@@ -628,6 +643,26 @@ impl<'m, 'a> Ctx<'m, 'a> {
 
     /// Symmetric int8 constant weights; per-channel only along axis 0.
     fn weights(&self, t: &TensorInfo<'a>, rank_ok: bool) -> Result<&'a [i8], Error> {
+        self.check_weights(t, rank_ok)?;
+        t.data_i8()
+            .ok_or(self.bad(why!("weights must be an i8 constant")))
+    }
+
+    /// [`weights`](Self::weights), or the same stored sparse (Conv and
+    /// FullyConnected).
+    fn weight_rows(&self, t: &TensorInfo<'a>, rank_ok: bool) -> Result<Weights<'a>, Error> {
+        self.check_weights(t, rank_ok)?;
+        if let Some(dense) = t.data_i8() {
+            return Ok(Weights::Dense(dense));
+        }
+        #[cfg(feature = "sparse-weights")]
+        if let Some(sparse) = t.sparse_i8() {
+            return Ok(Weights::Sparse(sparse));
+        }
+        Err(self.bad(why!("weights must be an i8 constant")))
+    }
+
+    fn check_weights(&self, t: &TensorInfo<'a>, rank_ok: bool) -> Result<(), Error> {
         self.ensure(rank_ok, why!("weights have the wrong rank"))?;
         let symmetric = match t.quant {
             Quant::None => true,
@@ -637,9 +672,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
         self.ensure(
             symmetric,
             why!("weights must be symmetric (zero point 0, channels on axis 0)"),
-        )?;
-        t.data_i8()
-            .ok_or(self.bad(why!("weights must be an i8 constant")))
+        )
     }
 
     /// An `i32` constant of shape `[n]`.

@@ -30,7 +30,11 @@ pub fn conv_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    if !preconditions_hold(p, input, weights, bias, multiplier, shift, output) || output.is_empty()
+    let weights_ok = conv_weight_count(p) == Some(weights.len());
+    if !weights_ok
+        || !preconditions_hold(p, input, bias, multiplier, shift)
+        || mul3(p.out_channels, p.out_h, p.out_w) != Some(output.len())
+        || output.is_empty()
     {
         return;
     }
@@ -80,20 +84,27 @@ fn weights_row(w_oc: &[i8], start: usize, tx: Taps) -> &[i8] {
     w_oc.get(start + tx.lo..start + tx.hi).unwrap_or(&[])
 }
 
-fn preconditions_hold(
+/// `out_channels · in_channels/groups · kernel_h · kernel_w`, the dense
+/// weight count (`None` on overflow or zero groups).
+pub(super) fn conv_weight_count(p: &ConvParams) -> Option<usize> {
+    let cin_g = p.in_channels.checked_div(p.groups)?;
+    mul3(p.out_channels, cin_g, p.kernel_h).and_then(|n| n.checked_mul(p.kernel_w))
+}
+
+/// The geometry, activation range and per-channel vectors are valid, and
+/// `input` has its length (the weights and output are the callers' checks).
+pub(super) fn preconditions_hold(
     p: &ConvParams,
     input: &[i8],
-    weights: &[i8],
     bias: &[i32],
     multiplier: &[i32],
     shift: &[i8],
-    output: &[i8],
 ) -> bool {
     let groups_ok =
         p.groups != 0 && p.in_channels % p.groups == 0 && p.out_channels % p.groups == 0;
-    if !groups_ok
-        || !act_ok(p.act_min, p.act_max)
-        || !axis_ok(
+    groups_ok
+        && act_ok(p.act_min, p.act_max)
+        && axis_ok(
             p.out_h,
             p.stride_h,
             p.kernel_h,
@@ -101,7 +112,7 @@ fn preconditions_hold(
             p.pad_top,
             p.in_h,
         )
-        || !axis_ok(
+        && axis_ok(
             p.out_w,
             p.stride_w,
             p.kernel_w,
@@ -109,16 +120,7 @@ fn preconditions_hold(
             p.pad_left,
             p.in_w,
         )
-    {
-        return false;
-    }
-    let cin_g = p.in_channels / p.groups;
-    let lens = (
-        mul3(p.in_channels, p.in_h, p.in_w),
-        mul3(p.out_channels, cin_g, p.kernel_h).and_then(|n| n.checked_mul(p.kernel_w)),
-        mul3(p.out_channels, p.out_h, p.out_w),
-    );
-    lens == (Some(input.len()), Some(weights.len()), Some(output.len()))
+        && mul3(p.in_channels, p.in_h, p.in_w) == Some(input.len())
         && bias.len() == p.out_channels
         && multiplier.len() == p.out_channels
         && shift.len() == p.out_channels

@@ -14,6 +14,8 @@ mod pool;
 mod recurrent;
 mod resize;
 mod softmax;
+#[cfg(feature = "sparse-weights")]
+mod sparse;
 mod transpose;
 // The math ops (issue 11): Sub, Div, Min, Max, LayerNorm, Reduce.
 mod binary;
@@ -43,6 +45,8 @@ pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarPr
 pub use reduce::{reduce_max_s8, reduce_sum_s8};
 pub use resize::{resize_s8, MAX_RESIZE_LEN, MAX_SCALE_TERM};
 pub use softmax::softmax_s8;
+#[cfg(feature = "sparse-weights")]
+pub use sparse::{conv_sparse_s8, fully_connected_sparse_s8};
 pub use transpose::transpose_s8;
 
 /// The taps of a sliding window along one axis that land inside the input.
