@@ -3,12 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::calibrate::{self, Method};
-use crate::emit::{self, Metadata};
+use crate::emit::{self, Metadata, WeightStorage, WeightStorage::Dense};
 use crate::error::ConvertError;
 use crate::evaluate;
 use crate::float_ref::FloatRef;
 use crate::ir::{Graph, Op};
 use crate::load::{load_onnx_with, LoadOptions};
+use crate::prune_weights::{SparseLayer, StoredWeights};
 use crate::quantize;
 use crate::report::{
     Candidate, EvaluationReport, InputReport, LayerReport, PruningReport, Report, SelectionReport,
@@ -53,6 +54,10 @@ pub struct Options {
     pub prune: Option<crate::prune::Target>,
     /// Set individual weights to zero ([`crate::prune_weights`]).
     pub prune_weights: Option<crate::prune_weights::WeightPruning>,
+    /// Keep pruned weights dense in the file (for runtimes built without
+    /// `sparse-weights`); otherwise a pruned layer is stored sparse when
+    /// that is smaller.
+    pub dense_weights: bool,
     /// Store the first evaluation sample and its int8 output for a device
     /// self-test (single-input models: the golden pair holds input 0).
     pub golden: bool,
@@ -83,6 +88,7 @@ impl Options {
             class_names: None,
             prune: None,
             prune_weights: None,
+            dense_weights: false,
             golden: true,
             sign: None,
             abstain_margin: None,
@@ -327,7 +333,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                     .map(|&s| notes(s, selected.as_ref(), Some(counts)))
                     .max_by_key(String::len)
                     .unwrap_or_default();
-                Ok(Written::new(g, &calibration, nearest, meta, golden)?
+                Ok(Written::new(g, &calibration, nearest, meta, golden, Dense)?
                     .bytes
                     .len())
             };
@@ -389,12 +395,24 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         selected.as_ref(),
         pruned.as_ref().map(|p| p.removed()),
     );
-    let mut file = Written::new(work, work_calibration, setting, meta.clone(), None)?;
+    // Zeros pay in bytes only where weight pruning made them.
+    let storage = match opts.prune_weights.is_some() && !opts.dense_weights {
+        true => WeightStorage::SmallerOf,
+        false => Dense,
+    };
+    let mut file = Written::new(work, work_calibration, setting, meta.clone(), None, storage)?;
     // Without pruning, for the report: the same setting on the whole graph.
     let mut unpruned = match pruning_asked {
         true => {
             meta.notes = notes(setting, selected.as_ref(), None);
-            Some(Written::new(&graph, &calibration, setting, meta, None)?)
+            Some(Written::new(
+                &graph,
+                &calibration,
+                setting,
+                meta,
+                None,
+                Dense,
+            )?)
         }
         false => None,
     };
@@ -414,6 +432,9 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     medq::Model::parse(medq::AlignedBuf::from_slice(&file.bytes).as_slice())
         .map_err(ConvertError::Format)?;
 
+    let pruned_layers = sparse
+        .as_ref()
+        .map(|(_, layers, _)| file.stored_weights(layers));
     let pruning = match (&mut unpruned, unpruned_ev) {
         (Some(whole), Some(whole_ev)) => {
             whole.add_golden(&whole_ev, golden)?;
@@ -424,19 +445,16 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 prunable,
                 layers: pruned.as_ref().map_or_else(Vec::new, |p| p.layers.clone()),
                 skipped: pruned.as_ref().map_or_else(Vec::new, |p| p.skipped.clone()),
-                weights: sparse
-                    .as_ref()
-                    .zip(opts.prune_weights)
-                    .map(|((_, layers, _), spec)| {
-                        let (zeros, total) = layers
-                            .iter()
-                            .fold((0, 0), |(z, t), l| (z + l.zeros, t + l.weights));
-                        WeightPruningReport {
-                            target: spec.describe(),
-                            sparsity: zeros as f64 / total.max(1) as f64,
-                            layers: layers.clone(),
-                        }
-                    }),
+                weights: pruned_layers.zip(opts.prune_weights).map(|(layers, spec)| {
+                    let (zeros, total) = layers
+                        .iter()
+                        .fold((0, 0), |(z, t), l| (z + l.zeros, t + l.weights));
+                    WeightPruningReport {
+                        target: spec.describe(),
+                        sparsity: zeros as f64 / total.max(1) as f64,
+                        layers,
+                    }
+                }),
                 unpruned: Unpruned {
                     totals: whole.totals(&loaded.source_bytes),
                     evaluation: evaluation_report(opts, whole_ev),
@@ -594,6 +612,7 @@ struct Written<'g> {
     qg: quantize::QuantizedGraph,
     arena: crate::plan::Plan,
     meta: Metadata,
+    storage: WeightStorage,
     bytes: Vec<u8>,
 }
 
@@ -605,15 +624,17 @@ impl<'g> Written<'g> {
         setting: Setting,
         meta: Metadata,
         golden: Option<(&[i8], &[i8])>,
+        storage: WeightStorage,
     ) -> Result<Written<'g>, ConvertError> {
         let qg = quantize_as(graph, calibration, setting)?;
         let arena = emit::plan_arena(graph, &qg);
-        let bytes = emit::emit(graph, &qg, &arena, &meta, golden)?;
+        let bytes = emit::emit(graph, &qg, &arena, &meta, golden, storage)?;
         Ok(Written {
             graph,
             qg,
             arena,
             meta,
+            storage,
             bytes,
         })
     }
@@ -628,9 +649,50 @@ impl<'g> Written<'g> {
     fn add_golden(&mut self, ev: &evaluate::Evaluation, wanted: bool) -> Result<(), ConvertError> {
         if let (Some((input, output)), true) = (&ev.first_io, wanted) {
             let golden = Some((&input[..], &output[..]));
-            self.bytes = emit::emit(self.graph, &self.qg, &self.arena, &self.meta, golden)?;
+            self.bytes = emit::emit(
+                self.graph,
+                &self.qg,
+                &self.arena,
+                &self.meta,
+                golden,
+                self.storage,
+            )?;
         }
         Ok(())
+    }
+
+    /// `layers` with how this file stores each one's weights.
+    fn stored_weights(&self, layers: &[SparseLayer]) -> Vec<SparseLayer> {
+        let mut layers = layers.to_vec();
+        for layer in &mut layers {
+            let op = self
+                .qg
+                .ops
+                .iter()
+                .find(|op| self.graph.nodes.get(op.node).map(|n| &n.name) == Some(&layer.node));
+            let weights = op.and_then(|op| {
+                let candidate = emit::sparse_candidate(op);
+                let dense = match op.inputs.get(1) {
+                    Some(quantize::Operand::Constant(c)) => c.byte_len(),
+                    _ => return None,
+                };
+                Some((dense, candidate.map(|(_, _, sparse)| sparse)))
+            });
+            layer.stored = weights.map(|(dense_bytes, sparse_bytes)| {
+                let sparse = self.storage == WeightStorage::SmallerOf
+                    && sparse_bytes.is_some_and(|s| s < dense_bytes);
+                StoredWeights {
+                    storage: if sparse { "sparse" } else { "dense" },
+                    bytes: match sparse {
+                        true => sparse_bytes.unwrap_or(dense_bytes),
+                        false => dense_bytes,
+                    },
+                    dense_bytes,
+                    sparse_bytes,
+                }
+            });
+        }
+        layers
     }
 
     /// The sizes and cost of the file, against the ONNX file's `onnx` bytes.
@@ -859,7 +921,7 @@ fn search(
     let space = search_space();
     let files = space
         .iter()
-        .map(|&setting| Written::new(graph, calibration, setting, meta.clone(), None))
+        .map(|&setting| Written::new(graph, calibration, setting, meta.clone(), None, Dense))
         .collect::<Result<Vec<_>, _>>()?;
     let models: Vec<_> = files.iter().map(Written::model).collect();
     // One float run per sample, shared by every candidate.

@@ -9,7 +9,36 @@ use medq::format::writer::{QuantSpec, Writer};
 use crate::error::ConvertError;
 use crate::ir::{Graph, TensorId};
 use crate::plan::{plan, Plan, PlanTensor};
-use crate::quantize::{ConstData, ConstQuant, Operand, QuantizedGraph};
+use crate::quantize::{ConstData, ConstQuant, ConstTensor, LoweredOp, Operand, QuantizedGraph};
+
+/// How Conv and FullyConnected weights are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightStorage {
+    /// Every weight, as the runtimes built without `sparse-weights` read.
+    #[default]
+    Dense,
+    /// Per layer, sparse (a bitmap and the non-zero values) when that is
+    /// smaller than dense, else dense.
+    SmallerOf,
+}
+
+/// The weights of `op` that may be stored sparse (Conv and FullyConnected
+/// input 1), with the bytes they take dense and sparse.
+pub fn sparse_candidate(op: &LoweredOp) -> Option<(&ConstTensor, usize, usize)> {
+    if !matches!(op.opcode, OpCode::Conv | OpCode::FullyConnected) {
+        return None;
+    }
+    match op.inputs.get(1)? {
+        Operand::Constant(c) => match &c.data {
+            ConstData::I8(w) => {
+                let rows = c.dims.first().copied().unwrap_or(1);
+                Some((c, w.len(), medq::sparse_stored_len(w, rows)))
+            }
+            _ => None,
+        },
+        Operand::Activation(_) => None,
+    }
+}
 
 /// Provenance and descriptive metadata stored in the file.
 #[derive(Clone, Debug, Default)]
@@ -87,6 +116,7 @@ pub fn emit(
     arena: &Plan,
     meta: &Metadata,
     golden: Option<(&[i8], &[i8])>,
+    storage: WeightStorage,
 ) -> Result<Vec<u8>, ConvertError> {
     let mut w = Writer::new();
     let mut ids: HashMap<TensorId, u16> = HashMap::new();
@@ -107,8 +137,12 @@ pub fn emit(
         ids.insert(t, id);
     }
     for op in &qg.ops {
+        let sparse = match (storage, sparse_candidate(op)) {
+            (WeightStorage::SmallerOf, Some((_, dense, sparse))) => sparse < dense,
+            _ => false,
+        };
         let mut inputs = Vec::with_capacity(op.inputs.len());
-        for operand in &op.inputs {
+        for (at, operand) in op.inputs.iter().enumerate() {
             inputs.push(match operand {
                 Operand::Activation(t) => {
                     *ids.get(t).ok_or_else(|| ConvertError::Quantization {
@@ -117,6 +151,9 @@ pub fn emit(
                     })?
                 }
                 Operand::Constant(c) => match &c.data {
+                    ConstData::I8(data) if sparse && at == 1 => {
+                        w.add_sparse_constant_i8(&c.name, &c.dims, quant_spec(&c.quant), data)
+                    }
                     ConstData::I8(data) => {
                         w.add_constant_i8(&c.name, &c.dims, quant_spec(&c.quant), data)
                     }

@@ -121,10 +121,16 @@ struct Cli {
     /// Set this share (between 0 and 1) of the Conv, ConvTranspose and FullyConnected
     /// weights to zero (unstructured pruning), chosen by --criterion over --prune-scope.
     /// Combines with --prune-filters / --max-size (weights go after filters). The report
-    /// shows the sparsity per layer and the accuracy with and without pruning. The file
-    /// still stores the zeros densely: this measures what they cost, it saves no bytes yet.
+    /// shows the sparsity per layer and the accuracy with and without pruning. A pruned
+    /// Conv or FullyConnected layer is stored sparse (a bitmap and its non-zero weights)
+    /// when that is smaller; the report says which layers were.
     #[arg(long, value_name = "SPARSITY", value_parser = parse_fraction)]
     prune_weights: Option<f64>,
+
+    /// Store the pruned weights densely all the same, for a runtime built without its
+    /// `sparse-weights` feature (such as the bundled firmware), which refuses sparse layers.
+    #[arg(long, requires = "prune_weights")]
+    dense_weights: bool,
 
     /// Which weights --prune-weights sets to zero: l1 (the smallest magnitudes), obs
     /// (second order: the least output error on the calibration data, the remaining weights
@@ -230,6 +236,7 @@ fn main() -> ExitCode {
                     ScopeArg::Global => prune_weights::Scope::Global,
                 },
             }),
+        dense_weights: cli.dense_weights,
         golden: !cli.no_golden,
         sign: cli.sign,
         abstain_margin: cli.abstain_margin,

@@ -85,6 +85,21 @@ pub struct SparseLayer {
     /// How this layer's weights were chosen: the criterion, or the fallback
     /// and why (`l1: …` for an `obs` layer without usable moments).
     pub criterion: String,
+    /// How the file stores the layer's int8 weights, once it is written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredWeights>,
+}
+
+/// How a pruned layer's weights are stored, and what each way takes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct StoredWeights {
+    /// `sparse` (bitmap and non-zero values) or `dense`.
+    pub storage: &'static str,
+    pub bytes: usize,
+    pub dense_bytes: usize,
+    /// What sparse storage would take; `None` for an op whose runtime
+    /// kernels read dense weights only (ConvTranspose).
+    pub sparse_bytes: Option<usize>,
 }
 
 impl SparseLayer {
@@ -138,6 +153,7 @@ pub fn prune_weights(
                         Criterion::Random { .. } => "random".into(),
                         _ => "l1".into(),
                     },
+                    stored: None,
                 },
             ));
         }
@@ -322,6 +338,7 @@ fn prune_obs_node(
         zeros_before,
         zeros,
         criterion,
+        stored: None,
     })
 }
 

@@ -386,8 +386,8 @@ fn render_pruning(s: &mut String, p: &PruningReport, t: &Totals) {
 fn render_weight_pruning(s: &mut String, w: &WeightPruningReport) {
     let _ = writeln!(
         s,
-        "\nweight pruning, {}: {} of the pruned layers' weights are zero \
-         (the file stores them densely: zeros cost accuracy here, not bytes)",
+        "\nweight pruning, {}: {} of the pruned layers' weights are zero; \
+         a layer is stored sparse (a bitmap and its non-zero weights) where that is smaller",
         w.target,
         pct(w.sparsity)
     );
@@ -400,17 +400,26 @@ fn render_weight_pruning(s: &mut String, w: &WeightPruningReport) {
         .clamp(4, 40);
     let _ = writeln!(
         s,
-        "  {:<width$}  {:>9}  {:>11}  {:>7}  chosen by",
-        "node", "weights", "zero before", "zero"
+        "  {:<width$}  {:>9}  {:>11}  {:>7}  {:<32}  chosen by",
+        "node", "weights", "zero before", "zero", "stored"
     );
     for l in &w.layers {
+        let stored = match &l.stored {
+            None => String::new(),
+            Some(st) => match (st.storage, st.sparse_bytes) {
+                ("sparse", _) => format!("sparse {} B of {} B dense", st.bytes, st.dense_bytes),
+                (_, Some(sparse)) => format!("dense {} B (sparse: {sparse} B)", st.bytes),
+                (_, None) => format!("dense {} B (op reads dense only)", st.bytes),
+            },
+        };
         let _ = writeln!(
             s,
-            "  {:<width$}  {:>9}  {:>11}  {:>7}  {}",
+            "  {:<width$}  {:>9}  {:>11}  {:>7}  {:<32}  {}",
             l.node,
             l.weights,
             l.zeros_before,
             pct(l.sparsity()),
+            stored,
             l.criterion
         );
     }

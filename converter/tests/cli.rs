@@ -793,8 +793,10 @@ fn refuses_a_signing_key_that_is_not_one() {
 }
 
 /// `--prune-weights`: the int8 file keeps the zeros (GPTQ does not refill
-/// them), the report gives the sparsity per layer and the accuracy with and
-/// without, and magnitude beats the random baseline at the same sparsity.
+/// them) and stores those layers sparse, which the runtime runs bit for bit
+/// like the same file stored dense (`--dense-weights`); the report gives the
+/// sparsity and storage per layer and the accuracy with and without, and
+/// magnitude beats the random baseline at the same sparsity.
 #[test]
 fn prune_weights_keeps_its_zeros_and_reports_both_models() {
     let dir = tempfile::tempdir().unwrap();
@@ -814,7 +816,8 @@ fn prune_weights_keeps_its_zeros_and_reports_both_models() {
     assert_eq!(report["pruning"]["removed"], 0);
 
     // In the file: every Conv and FullyConnected weight tensor is at least
-    // half zeros (per-channel symmetric, so a zero stays a zero).
+    // half zeros (per-channel symmetric, so a zero stays a zero), stored
+    // sparse, as the report says.
     let file = medq_cli::open(&mq).unwrap();
     let model = file.model().unwrap();
     let mut pruned_ops = 0;
@@ -824,16 +827,47 @@ fn prune_weights_keeps_its_zeros_and_reports_both_models() {
             continue;
         }
         let weights = model.tensor(usize::from(op.inputs[1])).unwrap();
-        let data = weights.data_i8().unwrap();
-        let zeros = data.iter().filter(|&&v| v == 0).count();
+        assert_eq!(weights.storage, medq::Storage::SparseConstant, "op {k}");
+        let sparse = weights.sparse_i8().unwrap();
+        let total = weights.numel();
         assert!(
-            2 * zeros >= data.len(),
-            "op {k}: {zeros} zeros of {}",
-            data.len()
+            2 * sparse.values.len() <= total,
+            "op {k}: {} non-zero of {total}",
+            sparse.values.len()
         );
+        let row_bytes = medq::SparseRows::row_bytes(sparse.row_len);
+        assert_eq!(weights.len, sparse.rows * row_bytes + sparse.values.len());
         pruned_ops += 1;
     }
-    assert_eq!(pruned_ops, w["layers"].as_array().unwrap().len());
+    let layers = w["layers"].as_array().unwrap();
+    assert_eq!(pruned_ops, layers.len());
+    for l in layers {
+        let stored = &l["stored"];
+        assert_eq!(stored["storage"], "sparse", "{l}");
+        assert!(
+            stored["bytes"].as_u64() < stored["dense_bytes"].as_u64(),
+            "{l}"
+        );
+    }
+
+    // The same conversion stored dense: larger, the same outputs bit for bit.
+    let mut dense_args = args.clone();
+    dense_args.push("--dense-weights");
+    let (dense_mq, dense_report) = convert_ecg(dir.path(), "l1-dense", &dense_args);
+    let dense_layers = dense_report["pruning"]["weights"]["layers"]
+        .as_array()
+        .unwrap();
+    assert!(dense_layers
+        .iter()
+        .all(|l| l["stored"]["storage"] == "dense"));
+    let dense_file = medq_cli::open(&dense_mq).unwrap();
+    let dense_model = dense_file.model().unwrap();
+    assert!(dense_model.bytes().len() > model.bytes().len() + 2000);
+    let probe = medq_cli::read_npy_f32(&test_x).unwrap();
+    assert_eq!(
+        medq_cli::run_batch(&model, &probe).unwrap().data,
+        medq_cli::run_batch(&dense_model, &probe).unwrap().data
+    );
     assert!(model
         .metadata(medq::MetaKey::Notes)
         .unwrap()

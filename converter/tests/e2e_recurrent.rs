@@ -177,7 +177,15 @@ fn int8_sqnr(onnx: &Path, calib: &Samples, eval: &Samples) -> f64 {
         .collect();
     let qg = quantize::quantize_with_cells(&graph, &ranges, &cal.cells, &[]).unwrap();
     let plan = emit::plan_arena(&graph, &qg);
-    let bytes = emit::emit(&graph, &qg, &plan, &Default::default(), None).unwrap();
+    let bytes = emit::emit(
+        &graph,
+        &qg,
+        &plan,
+        &Default::default(),
+        None,
+        Default::default(),
+    )
+    .unwrap();
     let ev = evaluate::evaluate(&graph, &qg, &bytes, &tract, eval, None, &bar).unwrap();
     ev.outputs[0].sqnr_db.unwrap()
 }

@@ -225,7 +225,15 @@ pub fn conformance(model: &ModelProto, n: usize) -> Conformance {
         .collect();
     let qg = quantize::quantize_with_cells(&graph, &ranges, &cal.cells, &[]).expect("quantizes");
     let plan = emit::plan_arena(&graph, &qg);
-    let bytes = emit::emit(&graph, &qg, &plan, &Default::default(), None).expect("emits");
+    let bytes = emit::emit(
+        &graph,
+        &qg,
+        &plan,
+        &Default::default(),
+        None,
+        Default::default(),
+    )
+    .expect("emits");
     let ev = evaluate::evaluate(&graph, &qg, &bytes, &tract, &samples, None, &bar)
         .expect("the runtime runs the file");
     let int8_sqnr_db = ev.outputs[0].sqnr_db.unwrap_or(f64::INFINITY);
