@@ -6,6 +6,8 @@
 //! also measures the cycles per inference on this chip — then bring the
 //! ADS1292R up on SPIM3 and classify every beat, sleeping on DRDY between
 //! samples. Everything is logged with defmt over RTT (`probe-rs run`).
+//! With the `ble` feature it also advertises a GATT service with the beat
+//! counts and notifies every alert (see `ble.rs`).
 //!
 //! The pipeline, the driver and the boot sequence are the portable
 //! `medq_firmware` library's (`board` module); this file holds only what is
@@ -13,9 +15,18 @@
 #![no_std]
 #![no_main]
 
+#[cfg(all(feature = "ble", feature = "single-core-critical-section"))]
+compile_error!(
+    "BLE brings the MPSL's critical section: build with `--no-default-features --features ble`"
+);
+
+#[cfg(feature = "ble")]
+mod ble;
+
 use defmt::{error, info};
 use embassy_executor::Spawner;
 use embassy_nrf::gpio::{Input, Level, Output, OutputDrive, Pull};
+use embassy_nrf::interrupt::{self, InterruptExt, Priority};
 use embassy_nrf::{bind_interrupts, peripherals, spim};
 use embassy_time::Delay;
 use embedded_hal_bus::spi::ExclusiveDevice;
@@ -82,7 +93,25 @@ static MONITOR: ConstStaticCell<Monitor> = ConstStaticCell::new(Monitor::idle())
 
 #[embassy_executor::main]
 async fn main(_spawner: Spawner) {
-    let p = embassy_nrf::init(Default::default());
+    // Interrupts below the radio's: the MPSL (BLE builds) runs RADIO,
+    // TIMER0 and RTC0 at priority 0 and must never be delayed by ours.
+    let mut hal = embassy_nrf::config::Config::default();
+    hal.gpiote_interrupt_priority = Priority::P2;
+    hal.time_interrupt_priority = Priority::P2;
+    let p = embassy_nrf::init(hal);
+    interrupt::SPIM3.set_priority(Priority::P2);
+    // The radio's peripherals, before anything else can take them.
+    #[cfg(feature = "ble")]
+    let radio = ble::Radio {
+        mpsl: nrf_sdc::mpsl::Peripherals::new(
+            p.RTC0, p.TIMER0, p.TEMP, p.PPI_CH19, p.PPI_CH30, p.PPI_CH31,
+        ),
+        sdc: nrf_sdc::Peripherals::new(
+            p.PPI_CH17, p.PPI_CH18, p.PPI_CH20, p.PPI_CH21, p.PPI_CH22, p.PPI_CH23, p.PPI_CH24,
+            p.PPI_CH25, p.PPI_CH26, p.PPI_CH27, p.PPI_CH28, p.PPI_CH29,
+        ),
+        rng: p.RNG,
+    };
     info!("medq ECG monitor, nRF52840 at {} MHz", CPU_HZ / 1_000_000);
     for (signal, pin, header) in PIN_MAP {
         info!("  pin {}: {} ({})", signal, pin, header);
@@ -129,12 +158,34 @@ async fn main(_spawner: Spawner) {
     };
     info!("ADS1292R streaming at {} SPS; monitoring", board::FS);
 
-    let err = board::stream(monitor, &mut source, &mut classifier, |_, event| {
+    #[cfg(feature = "ble")]
+    let server = match ble::Server::new_with_config(trouble_host::prelude::GapConfig::Peripheral(
+        trouble_host::prelude::PeripheralConfig {
+            name: "medq ECG",
+            appearance:
+                &trouble_host::prelude::appearance::heart_rate_sensor::GENERIC_HEART_RATE_SENSOR,
+        },
+    )) {
+        Ok(s) => s,
+        Err(e) => defmt::panic!("GATT server: {}", e),
+    };
+    #[cfg(feature = "ble")]
+    let updates = ble::Updates::new();
+
+    let on_event = |_m: &Monitor, event: &Event| {
         board::log_event(event);
         if let Event::Beat(b) = event {
             led.set_level(if b.alert { Level::Low } else { Level::High });
         }
-    })
-    .await;
-    error!("monitor stopped: {}", err);
+        #[cfg(feature = "ble")]
+        updates.on_event(&server, _m, event);
+    };
+    let monitoring = async {
+        let err = board::stream(monitor, &mut source, &mut classifier, on_event).await;
+        error!("monitor stopped: {}", err);
+    };
+    #[cfg(not(feature = "ble"))]
+    monitoring.await;
+    #[cfg(feature = "ble")]
+    ble::run(radio, &server, &updates, monitoring).await;
 }
