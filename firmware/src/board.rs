@@ -25,7 +25,7 @@ use crate::window::{InputQuant, WindowConfig};
 ///
 /// 250 SPS rather than the power-up 500: the detector's `HISTORY` (1024
 /// samples) then holds 4.1 s, so a beat that search-back finds ~1.7 RR late
-/// still has its window at heart rates down to ~35 bpm (at 500 SPS, 2 s of
+/// still has its window at heart rates down to ~25 bpm (RR 2.4 s; at 500 SPS, 2 s of
 /// history would lose such beats below ~50 bpm), and the pipeline runs half
 /// as often. The ECG5000 window is resampled to 140 points either way.
 pub const DATA_RATE: DataRate = DataRate::Sps250;
