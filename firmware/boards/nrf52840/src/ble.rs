@@ -46,10 +46,11 @@ const NAME: &str = "medq ECG";
 const CONNECTIONS: usize = 1;
 /// L2CAP channels: signalling + ATT.
 const CHANNELS: usize = 2;
-/// Controller memory for one peripheral link with these buffers. The SDC
-/// reports the exact figure at start-up when it differs (too small is an
-/// error, too big a warning).
-const SDC_MEM: usize = 3312;
+/// Controller memory. Its exact need (one peripheral link, four 251-byte
+/// buffers each way) is known only from the SDC library at run time, and
+/// too small a block is an error while too big is only a warning, so this
+/// is generous (RAM is plentiful); the need is logged at start-up.
+const SDC_MEM: usize = 8192;
 /// Alert notifications waiting for the connection loop.
 const ALERT_QUEUE: usize = 4;
 
@@ -147,7 +148,8 @@ pub async fn run(
     let mut rng = rng::Rng::new(radio.rng, Irqs);
     let mut mem = sdc::Mem::<SDC_MEM>::new();
     let controller = sdc::Builder::new().and_then(|b| {
-        b.support_adv()
+        let b = b
+            .support_adv()
             .support_peripheral()
             .peripheral_count(1)?
             .buffer_cfg(
@@ -155,8 +157,14 @@ pub async fn run(
                 DefaultPacketPool::MTU as u16,
                 4,
                 4,
-            )?
-            .build(radio.sdc, &mut rng, &mpsl, &mut mem)
+            )?;
+        if let Ok(need) = b.required_memory() {
+            info!(
+                "BLE: the controller needs {} of its {} bytes",
+                need, SDC_MEM
+            );
+        }
+        b.build(radio.sdc, &mut rng, &mpsl, &mut mem)
     });
     let controller = match controller {
         Ok(c) => c,
