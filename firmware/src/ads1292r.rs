@@ -685,6 +685,17 @@ impl<SPI: SpiDevice, DRDY: InputPin> Ads1292r<SPI, DRDY> {
     }
 }
 
+impl<SPI: SpiDevice, DRDY: InputPin + embedded_hal_async::digital::Wait> Ads1292r<SPI, DRDY> {
+    /// Wait until a conversion is ready (DRDY low), sleeping meanwhile: on a
+    /// board whose HAL wires the pin to an edge interrupt (embassy's GPIOTE
+    /// or EXTI inputs), the core idles between samples instead of polling.
+    /// Returns at once when DRDY is already low, so a frame whose edge came
+    /// before the call is not missed.
+    pub async fn wait_ready(&mut self) -> DevResult<(), SPI, DRDY> {
+        self.drdy.wait_for_low().await.map_err(Error::Pin)
+    }
+}
+
 /// Operations to use for a command of `bytes` bytes: the trailing pause only
 /// when there is one.
 const fn ops_len(bytes: usize, gap: u32) -> usize {

@@ -2,7 +2,7 @@
 //! accounting through a [`Clock`] (SysTick under QEMU `-icount`, nothing on
 //! the host).
 
-use medq::{Decision, Error, Interpreter, Model};
+use medq::{Decision, Error, Interpreter, Model, PreparedOp};
 
 use crate::monitor::{Classifier, NUM_CLASSES};
 use crate::window::{InputQuant, BEAT_LEN};
@@ -53,6 +53,45 @@ pub fn input_quant(model: &Model<'_>) -> Result<InputQuant, Error> {
     InputQuant::new(scale, zero_point).ok_or(Error::BadGraph("input 0 has an unusable scale"))
 }
 
+/// Outcome of [`MedqClassifier::self_test`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SelfTest {
+    /// The model reproduced its golden output byte for byte.
+    Match,
+    /// The output differs from the file's golden output: do not trust this
+    /// build (miscompiled kernel, corrupted flash, wrong features).
+    Differs,
+    /// The file carries no golden pair, so there is nothing to compare.
+    NoGoldenPair,
+    /// The run itself failed.
+    Failed(Error),
+}
+
+/// A short name for a runtime error, for logs. Printing errors with `{:?}`
+/// would pull core's Debug machinery (escapes, Unicode tables) into flash.
+pub fn error_name(e: &Error) -> &'static str {
+    match e {
+        Error::Truncated | Error::TrailingBytes => "wrong file length",
+        Error::BadMagic | Error::UnsupportedVersion(_) | Error::BadHeader => {
+            "not a .mq file of this version"
+        }
+        Error::ChecksumMismatch { .. } => "checksum mismatch",
+        Error::Misaligned => "misaligned buffer",
+        Error::BadTensor { reason, .. } | Error::BadOp { reason, .. } | Error::BadGraph(reason) => {
+            reason
+        }
+        Error::ArenaTooSmall { .. } => "arena too small",
+        Error::NotSigned => "not signed (this firmware takes signed models only)",
+        Error::SignatureMismatch => {
+            "signature mismatch: changed after signing, or signed with another key"
+        }
+        Error::BadPublicKey => "the built-in public key is not a valid Ed25519 key",
+        Error::LengthMismatch { .. } => "model input/output length is not 140/5",
+        _ => "invalid model",
+    }
+}
+
 /// Runs a beat through a medq interpreter.
 pub struct MedqClassifier<'m, 'a, K> {
     interp: Interpreter<'m, 'a>,
@@ -91,6 +130,33 @@ impl<'m, 'a, K: Clock> MedqClassifier<'m, 'a, K> {
                 ops,
             },
         })
+    }
+
+    /// Everything a firmware does with a parsed model before the first
+    /// beat, in one place so the QEMU binary and the boards do it alike:
+    /// read the input quantization the monitor needs ([`input_quant`]), bind
+    /// the model to its arena and op plan, and check it takes a beat and
+    /// gives the class scores ([`new`](Self::new)).
+    pub fn start(
+        model: &'m Model<'a>,
+        arena: &'m mut [u8],
+        plan: &'m mut [PreparedOp<'a>],
+        clock: K,
+    ) -> Result<(InputQuant, Self), Error> {
+        let quant = input_quant(model)?;
+        let interp = Interpreter::new(model, arena, plan)?;
+        Ok((quant, Self::new(interp, clock)?))
+    }
+
+    /// The boot self-test: run the golden input pair stored in the model
+    /// file and compare the output bit for bit (`Interpreter::self_test`).
+    pub fn self_test(&mut self) -> SelfTest {
+        match self.interp.self_test() {
+            Ok(true) => SelfTest::Match,
+            Ok(false) => SelfTest::Differs,
+            Err(Error::MissingSection(_)) => SelfTest::NoGoldenPair,
+            Err(e) => SelfTest::Failed(e),
+        }
     }
 
     /// Cost so far.

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod ads1292r;
+pub mod board;
 pub mod classifier;
 pub mod detector;
 pub mod golden;

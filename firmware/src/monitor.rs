@@ -142,6 +142,18 @@ impl<SPI: embedded_hal::spi::SpiDevice, DRDY: embedded_hal::digital::InputPin> F
     }
 }
 
+impl<SPI, DRDY> FrontEnd<SPI, DRDY>
+where
+    SPI: embedded_hal::spi::SpiDevice,
+    DRDY: embedded_hal::digital::InputPin + embedded_hal_async::digital::Wait,
+{
+    /// Sleep until the device has a conversion ready (see
+    /// [`Ads1292r::wait_ready`]); [`poll`](SampleSource::poll) then reads it.
+    pub async fn wait_ready(&mut self) -> Result<(), ads1292r::Error<SPI::Error, DRDY::Error>> {
+        self.dev.wait_ready().await
+    }
+}
+
 impl<SPI: embedded_hal::spi::SpiDevice, DRDY: embedded_hal::digital::InputPin> SampleSource
     for FrontEnd<SPI, DRDY>
 {
