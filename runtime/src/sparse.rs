@@ -43,12 +43,20 @@ impl<'a> SparseRows<'a> {
             bitmap,
             values,
         };
-        let tail_bits = row_len % 8;
+        (w.is_well_formed() && values.iter().all(|&v| v != 0)).then_some(w)
+    }
+
+    /// The bitmap has `rows` whole rows, no bit set past a row's end, and
+    /// its set bits number the values: what a kernel needs to walk it.
+    pub fn is_well_formed(&self) -> bool {
+        let row_bytes = Self::row_bytes(self.row_len);
+        let tail_bits = self.row_len % 8;
         let padding_clear = tail_bits == 0
-            || bitmap
-                .chunks_exact(row_bytes)
+            || self
+                .bitmap
+                .chunks_exact(row_bytes.max(1))
                 .all(|row| row.last().is_none_or(|&b| b >> tail_bits == 0));
-        (padding_clear && w.counts_agree() && values.iter().all(|&v| v != 0)).then_some(w)
+        padding_clear && self.counts_agree()
     }
 
     /// The bitmap's set bits number the values, and it has `rows` whole rows.

@@ -1066,3 +1066,65 @@ fn sparse_rows_refuse_inconsistent_encodings() {
     // A bitmap shorter than the rows.
     assert!(SparseRows::parse(&[1], 2, 10).is_none());
 }
+
+/// Rows longer than the sparse conv kernel decodes at once (96 taps), and
+/// output rows longer than its tile (32), with pads, strides and dilation.
+fn long_row_conv_case() -> impl Strategy<Value = ConvCase> {
+    (
+        40usize..=80,
+        1usize..=3,
+        1usize..=5,
+        20usize..=80,
+        0usize..=2,
+        1usize..=2,
+        1usize..=2,
+        zp(),
+    )
+        .prop_filter_map(
+            "window fits",
+            |(cin, cout, k, w, pad, stride, dil, in_zp)| {
+                let out_w = conv_out_len(w, k, stride, dil, pad, pad)?;
+                Some(ConvParams {
+                    in_channels: cin,
+                    in_h: 1,
+                    in_w: w,
+                    out_channels: cout,
+                    out_h: 1,
+                    out_w,
+                    kernel_h: 1,
+                    kernel_w: k,
+                    stride_h: 1,
+                    stride_w: stride,
+                    dilation_h: 1,
+                    dilation_w: dil,
+                    pad_top: 0,
+                    pad_left: pad,
+                    groups: 1,
+                    input_zero_point: in_zp,
+                    output_zero_point: 0,
+                    act_min: -128,
+                    act_max: 127,
+                })
+            },
+        )
+        .prop_flat_map(|p| {
+            let n_w = p.out_channels * p.in_channels * p.kernel_w;
+            with_operands(p, p.in_channels * p.in_w, n_w, p.out_channels)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn conv_sparse_matches_dense_on_long_rows(c in long_row_conv_case().prop_flat_map(pruned)) {
+        let rows = c.p.out_channels;
+        let stored = sparse_of(&c.w, rows);
+        let w = SparseRows::parse(&stored, rows, c.w.len() / rows).expect("parses");
+        let mut dense = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+        conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+        let mut sparse = vec![0x55i8; dense.len()];
+        conv_sparse_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
+        prop_assert_eq!(sparse, dense);
+    }
+}

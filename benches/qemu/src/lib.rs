@@ -325,6 +325,18 @@ impl<const IN: usize, const W: usize, const OUT: usize, const CH: usize> Bufs<IN
         rng.fill_i8(&mut self.weights[..p.weights_len()]);
     }
 
+    /// Bias, multipliers and shifts for `n` channels that spread the
+    /// outputs over i8 for a reduction of `k` terms (|acc| is about
+    /// 2^14 · sqrt(k) on random data).
+    pub fn spread_quant(&mut self, rng: &mut Rng, n: usize, k: usize) {
+        let bits = 14 + (usize::BITS - k.leading_zeros()) as i8 / 2;
+        for c in 0..n {
+            self.bias[c] = rng.range(-4000, 4000) as i32;
+            self.multiplier[c] = rng.range(1 << 30, i32::MAX as i64) as i32;
+            self.shift[c] = 7 - bits + rng.range(-1, 1) as i8;
+        }
+    }
+
     /// `p`'s operands, and its outputs in `want` and in `got`.
     pub fn split<P: Op>(&mut self, p: &P) -> (Operands<'_>, &mut [i8], &mut [i8]) {
         let (n_out, ch) = (p.output_len(), p.channels());
@@ -336,5 +348,36 @@ impl<const IN: usize, const W: usize, const OUT: usize, const CH: usize> Bufs<IN
             shift: &self.shift[..ch],
         };
         (operands, &mut self.want[..n_out], &mut self.got[..n_out])
+    }
+}
+
+/// `a / b` with two decimals, padded like a string.
+pub struct Ratio(pub u64, pub u64);
+
+impl core::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::fmt::Write;
+        let hundredths = (self.0 * 100 + self.1 / 2) / self.1.max(1);
+        let mut s = Small {
+            buf: [0; 24],
+            len: 0,
+        };
+        write!(s, "{}.{:02}", hundredths / 100, hundredths % 100)?;
+        f.pad(core::str::from_utf8(&s.buf[..s.len]).unwrap_or("?"))
+    }
+}
+
+struct Small {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl core::fmt::Write for Small {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }

@@ -18,7 +18,7 @@ use core::hint::black_box;
 
 use cortex_m_rt::entry;
 use medq::kernels::{cortex_m as dsp, ConvParams, FullyConnectedParams};
-use medq_qemu_bench::{conv1d, exit, fc, hprintln, Counter, Op, Rng};
+use medq_qemu_bench::{conv1d, exit, fc, hprintln, Counter, Op, Ratio, Rng};
 
 /// Runs per measurement (layers of more than 500 000 MACs: 2).
 const REPS: u32 = 10;
@@ -260,48 +260,6 @@ fn per_mac(x: u64, macs: u64) -> Ratio {
     Ratio(x, macs)
 }
 
-/// `a / b` with two decimals, padded like a string.
-struct Ratio(u64, u64);
-
-impl core::fmt::Display for Ratio {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        use core::fmt::Write;
-        let hundredths = (self.0 * 100 + self.1 / 2) / self.1.max(1);
-        let mut s = Small {
-            buf: [0; 24],
-            len: 0,
-        };
-        write!(s, "{}.{:02}", hundredths / 100, hundredths % 100)?;
-        f.pad(core::str::from_utf8(&s.buf[..s.len]).unwrap_or("?"))
-    }
-}
-
-struct Small {
-    buf: [u8; 24],
-    len: usize,
-}
-
-impl core::fmt::Write for Small {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len + s.len();
-        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-/// Quantization that spreads the outputs over i8 for a reduction of `k`
-/// terms (|acc| is about 2^14 · sqrt(k) here).
-fn quant(rng: &mut Rng, b: &mut Bufs, n: usize, k: usize) {
-    let bits = 14 + (usize::BITS - k.leading_zeros()) as i8 / 2;
-    for c in 0..n {
-        b.bias[c] = rng.range(-4000, 4000) as i32;
-        b.multiplier[c] = rng.range(1 << 30, i32::MAX as i64) as i32;
-        b.shift[c] = 7 - bits + rng.range(-1, 1) as i8;
-    }
-}
-
 /// Instructions of the reference and of the DSP kernel a prepare-time
 /// selection picks for `p` (and its name), on random data, and whether
 /// their outputs agree. Large layers run fewer times: the count is exact,
@@ -317,7 +275,7 @@ fn measure<P: Op>(
     for w in &mut b.weights[..p.weights_len()] {
         *w = (*w).max(-127);
     }
-    quant(rng, b, p.channels(), p.reduction());
+    b.spread_quant(rng, p.channels(), p.reduction());
     let (name, kernel) = p.dsp_kernel();
     let reps = if p.macs() > 500_000 { 2 } else { REPS };
     let (o, want, got) = b.split(p);

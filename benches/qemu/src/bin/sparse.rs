@@ -1,0 +1,224 @@
+//! Guest instructions per layer on a Cortex-M4 under QEMU `-icount` with
+//! pruned weights: the dense kernel a dense file runs (the DSP one a
+//! prepare-time selection picks) against the sparse reference kernel on the
+//! same weights stored sparse (`conv_sparse_s8`, `fully_connected_sparse_s8`),
+//! at 0, 50, 75 and 90 % zeros, for the ECG model's layers and a long fully
+//! connected one. Every sparse output must equal the dense kernel's, byte
+//! for byte, or the run fails.
+//!
+//! After the table, one JSON object a line for scripts, prefixed
+//! `sparse_m4 `: `layer`, `sparsity`, `macs`, `dense_instr`, `sparse_instr`,
+//! `dense_bytes`, `sparse_bytes`.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+
+use cortex_m_rt::entry;
+use medq::kernels::{
+    conv_sparse_s8, cortex_m as dsp, encode_sparse_rows_into, fully_connected_sparse_s8,
+    ConvParams, FullyConnectedParams, SparseRows,
+};
+use medq_qemu_bench::{conv1d, exit, fc, hprintln, Counter, Op, Ratio, Rng};
+
+const REPS: u32 = 4;
+/// (input, output) zero points, as in `icount`.
+const CONV_ZP: (i32, i32) = (-128, -128);
+const FC_ZP: (i32, i32) = (-128, 0);
+
+const IN_CAP: usize = 4096;
+const W_CAP: usize = 81920;
+const OUT_CAP: usize = 4096;
+const CH_CAP: usize = 128;
+/// A bitmap byte per 8 weights and per row, then at most every weight.
+const SPARSE_CAP: usize = W_CAP + W_CAP / 8 + CH_CAP;
+
+type Bufs = medq_qemu_bench::Bufs<IN_CAP, W_CAP, OUT_CAP, CH_CAP>;
+
+/// The sparse kernel of an op.
+trait SparseOp: Op {
+    fn run_sparse(
+        &self,
+        x: &[i8],
+        w: &SparseRows<'_>,
+        bias: &[i32],
+        m: &[i32],
+        s: &[i8],
+        y: &mut [i8],
+    );
+}
+
+impl SparseOp for ConvParams {
+    fn run_sparse(
+        &self,
+        x: &[i8],
+        w: &SparseRows<'_>,
+        b: &[i32],
+        m: &[i32],
+        s: &[i8],
+        y: &mut [i8],
+    ) {
+        conv_sparse_s8(self, x, w, b, m, s, y)
+    }
+}
+
+impl SparseOp for FullyConnectedParams {
+    fn run_sparse(
+        &self,
+        x: &[i8],
+        w: &SparseRows<'_>,
+        b: &[i32],
+        m: &[i32],
+        s: &[i8],
+        y: &mut [i8],
+    ) {
+        fully_connected_sparse_s8(self, x, w, b, m, s, y)
+    }
+}
+
+enum Layer {
+    Conv(&'static str, ConvParams),
+    Fc(&'static str, FullyConnectedParams),
+}
+
+const SPARSITIES: [u64; 4] = [0, 50, 75, 90];
+
+#[entry]
+fn main() -> ! {
+    let Some(cp) = cortex_m::Peripherals::take() else {
+        exit(false)
+    };
+    let counter = Counter::start(cp.SYST);
+    hprintln!(
+        "sparse: Cortex-M4 (QEMU mps2-an386, -icount shift=0): {} instructions per SysTick tick; DSP kernels {}",
+        counter.per_tick,
+        if dsp::USES_DSP_INSTRUCTIONS { "on" } else { "OFF" }
+    );
+    let Some(b) = cortex_m::singleton!(: Bufs = Bufs::ZERO) else {
+        exit(false)
+    };
+    let Some(stored) = cortex_m::singleton!(: [u8; SPARSE_CAP] = [0; SPARSE_CAP]) else {
+        exit(false)
+    };
+    let layers = [
+        Layer::Conv("Conv1d 16->32 k5 /70", conv1d(16, 32, 5, 70, 2, 1, CONV_ZP)),
+        Layer::Conv("Conv1d 32->32 k3 /35", conv1d(32, 32, 3, 35, 1, 1, CONV_ZP)),
+        Layer::Fc("FC 32->5", fc(32, 5, FC_ZP)),
+        Layer::Fc("FC 640->128", fc(640, 128, FC_ZP)),
+    ];
+    hprintln!(
+        "{:<22} {:>6} {:>8} {:>11} {:>9} {:>12} {:>10} {:>8} {:>13}",
+        "layer",
+        "zeros",
+        "MACs",
+        "dense instr",
+        "dense/MAC",
+        "sparse instr",
+        "sparse/MAC",
+        "speedup",
+        "bytes s/d"
+    );
+    let mut rng = Rng::new(0x5ba75e);
+    let mut ok = dsp::USES_DSP_INSTRUCTIONS;
+    let mut rows = [(0u64, 0u64, 0u64, 0u64, 0usize, 0usize); 16];
+    let mut next = 0;
+    for layer in &layers {
+        for &sparsity in &SPARSITIES {
+            let (name, m) = match layer {
+                Layer::Conv(name, p) => {
+                    (*name, measure(&counter, &mut rng, b, stored, p, sparsity))
+                }
+                Layer::Fc(name, p) => (*name, measure(&counter, &mut rng, b, stored, p, sparsity)),
+            };
+            let Some((macs, dense, sparse, same, dense_bytes, sparse_bytes)) = m else {
+                hprintln!("{name}: does not fit the buffers");
+                exit(false)
+            };
+            ok &= same;
+            hprintln!(
+                "{:<22} {:>5}% {:>8} {:>11} {:>9} {:>12} {:>10} {:>7}x {:>6}/{:<6}{}",
+                name,
+                sparsity,
+                macs,
+                dense,
+                Ratio(dense, macs),
+                sparse,
+                Ratio(sparse, macs),
+                Ratio(dense, sparse),
+                sparse_bytes,
+                dense_bytes,
+                if same { "" } else { "  OUTPUT MISMATCH" }
+            );
+            if let Some(row) = rows.get_mut(next) {
+                *row = (sparsity, macs, dense, sparse, dense_bytes, sparse_bytes);
+            }
+            next += 1;
+        }
+    }
+    let names = layers.iter().flat_map(|l| {
+        let name = match l {
+            Layer::Conv(name, _) | Layer::Fc(name, _) => *name,
+        };
+        SPARSITIES.iter().map(move |_| name)
+    });
+    for (name, &(sparsity, macs, dense, sparse, dense_bytes, sparse_bytes)) in names.zip(&rows) {
+        hprintln!(
+            "sparse_m4 {{\"layer\": \"{}\", \"sparsity\": {}, \"macs\": {}, \"dense_instr\": {}, \"sparse_instr\": {}, \"dense_bytes\": {}, \"sparse_bytes\": {}}}",
+            name, sparsity, macs, dense, sparse, dense_bytes, sparse_bytes
+        );
+    }
+    exit(ok)
+}
+
+/// One layer at `sparsity` % zeros: (MACs, dense kernel instructions,
+/// sparse kernel instructions, outputs equal, dense bytes, sparse bytes);
+/// `None` when the layer does not fit the buffers.
+fn measure<P: SparseOp>(
+    counter: &Counter,
+    rng: &mut Rng,
+    b: &mut Bufs,
+    stored: &mut [u8],
+    p: &P,
+    sparsity: u64,
+) -> Option<(u64, u64, u64, bool, usize, usize)> {
+    if p.input_len() > IN_CAP || p.weights_len() > W_CAP || p.output_len() > OUT_CAP {
+        return None;
+    }
+    b.fill(rng, p);
+    for w in &mut b.weights[..p.weights_len()] {
+        // Symmetric, as the converter makes them; `sparsity` % set to zero.
+        *w = if rng.chance(sparsity, 100) {
+            0
+        } else {
+            (*w).max(-127)
+        };
+    }
+    b.spread_quant(rng, p.channels(), p.reduction());
+    let (_, kernel) = p.dsp_kernel();
+    let (o, want, got) = b.split(p);
+    let (x, w, bias, m, s) = (o.input, o.weights, o.bias, o.multiplier, o.shift);
+    let len = encode_sparse_rows_into(w, p.reduction(), stored)?;
+    let sparse = SparseRows::parse(stored.get(..len)?, p.channels(), p.reduction())?;
+    let dense = counter.instructions(REPS, || {
+        kernel(
+            black_box(p),
+            black_box(x),
+            w,
+            bias,
+            m,
+            s,
+            black_box(&mut *want),
+        )
+    });
+    let sparse_instr = counter.instructions(REPS, || {
+        p.run_sparse(
+            black_box(x),
+            black_box(&sparse),
+            bias,
+            m,
+            s,
+            black_box(&mut *got),
+        )
+    });
+    Some((p.macs(), dense, sparse_instr, want == got, w.len(), len))
+}
