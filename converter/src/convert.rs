@@ -661,6 +661,11 @@ impl<'g> Written<'g> {
         Ok(())
     }
 
+    /// The bytes of `op`'s constants as this file stores them.
+    fn stored_bytes(&self, op: &quantize::LoweredOp) -> usize {
+        op.constant_bytes() - emit::sparse_saving(op, self.storage).unwrap_or(0)
+    }
+
     /// `layers` with how this file stores each one's weights.
     fn stored_weights(&self, layers: &[SparseLayer]) -> Vec<SparseLayer> {
         let mut layers = layers.to_vec();
@@ -678,18 +683,15 @@ impl<'g> Written<'g> {
                 };
                 Some((dense, candidate.map(|(_, _, sparse)| sparse)))
             });
-            layer.stored = weights.map(|(dense_bytes, sparse_bytes)| {
-                let sparse = self.storage == WeightStorage::SmallerOf
-                    && sparse_bytes.is_some_and(|s| s < dense_bytes);
-                StoredWeights {
-                    storage: if sparse { "sparse" } else { "dense" },
-                    bytes: match sparse {
-                        true => sparse_bytes.unwrap_or(dense_bytes),
-                        false => dense_bytes,
-                    },
-                    dense_bytes,
-                    sparse_bytes,
-                }
+            let sparse = op.is_some_and(|op| emit::sparse_saving(op, self.storage).is_some());
+            layer.stored = weights.map(|(dense_bytes, sparse_bytes)| StoredWeights {
+                storage: if sparse { "sparse" } else { "dense" },
+                bytes: match sparse {
+                    true => sparse_bytes.unwrap_or(dense_bytes),
+                    false => dense_bytes,
+                },
+                dense_bytes,
+                sparse_bytes,
             });
         }
         layers
@@ -704,7 +706,7 @@ impl<'g> Written<'g> {
             arena_bytes: self.arena.arena_len,
             arena_lower_bound: self.arena.lower_bound,
             macs: (0..graph.nodes.len()).map(|i| macs(graph, i)).sum(),
-            weight_bytes: self.qg.ops.iter().map(|op| op.constant_bytes()).sum(),
+            weight_bytes: self.qg.ops.iter().map(|op| self.stored_bytes(op)).sum(),
             parameters: parameters(graph),
         }
     }
@@ -758,7 +760,7 @@ fn build_report(
             onnx_ops: node.onnx_ops.clone(),
             output_shape: graph.tensors[node.output].shape.clone(),
             macs: macs(graph, i),
-            weight_bytes: op.constant_bytes(),
+            weight_bytes: file.stored_bytes(op),
             sqnr_db: ev.layer_sqnr_db.get(i).copied().flatten(),
             weight_rounding: rounding.get(i).cloned().flatten(),
         })

@@ -109,6 +109,17 @@ pub fn plan_arena(graph: &Graph, qg: &QuantizedGraph) -> Plan {
     p
 }
 
+/// The bytes `op`'s weights save stored sparse under `storage`; `None` when
+/// they are written dense. The one rule [`emit`] and the report follow.
+pub fn sparse_saving(op: &LoweredOp, storage: WeightStorage) -> Option<usize> {
+    match (storage, sparse_candidate(op)) {
+        (WeightStorage::SmallerOf, Some((_, dense, sparse))) if sparse < dense => {
+            Some(dense - sparse)
+        }
+        _ => None,
+    }
+}
+
 /// Write the model. `golden` is one quantized input and its expected output.
 pub fn emit(
     graph: &Graph,
@@ -137,10 +148,7 @@ pub fn emit(
         ids.insert(t, id);
     }
     for op in &qg.ops {
-        let sparse = match (storage, sparse_candidate(op)) {
-            (WeightStorage::SmallerOf, Some((_, dense, sparse))) => sparse < dense,
-            _ => false,
-        };
+        let sparse = sparse_saving(op, storage).is_some();
         let mut inputs = Vec::with_capacity(op.inputs.len());
         for (at, operand) in op.inputs.iter().enumerate() {
             inputs.push(match operand {

@@ -863,6 +863,8 @@ fn prune_weights_keeps_its_zeros_and_reports_both_models() {
     let dense_file = medq_cli::open(&dense_mq).unwrap();
     let dense_model = dense_file.model().unwrap();
     assert!(dense_model.bytes().len() > model.bytes().len() + 2000);
+    let weight_bytes = |r: &serde_json::Value| r["totals"]["weight_bytes"].as_u64().unwrap();
+    assert!(weight_bytes(&dense_report) > weight_bytes(&report) + 2000);
     let probe = medq_cli::read_npy_f32(&test_x).unwrap();
     assert_eq!(
         medq_cli::run_batch(&model, &probe).unwrap().data,

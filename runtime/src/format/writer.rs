@@ -87,7 +87,7 @@ impl Writer {
 
     /// Conv or FullyConnected weights, given dense, stored as
     /// [`SparseRows`](crate::sparse::SparseRows) (rows on axis 0). The caller
-    /// decides whether that is smaller: [`sparse_stored_len`](crate::sparse_stored_len) tells.
+    /// decides whether that is smaller: [`sparse_stored_len`] tells.
     pub fn add_sparse_constant_i8(
         &mut self,
         name: &str,
