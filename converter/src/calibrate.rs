@@ -14,7 +14,7 @@
 
 use crate::error::ConvertError;
 use crate::float_ref::FloatRef;
-use crate::ir::{Graph, Op, Softmax, TensorId};
+use crate::ir::{Graph, Op, OutputActivation, Softmax, TensorId};
 use crate::ops::recurrent::CellRanges;
 use crate::rounding::{LayerMoments, MomentsCollector};
 use crate::samples::InputSamples;
@@ -44,7 +44,14 @@ pub struct Observer {
     kept: Vec<f32>,
     /// Set when the tensor only feeds a Softmax.
     pub softmax: Option<SoftmaxRows>,
+    /// Set when the application applies a sigmoid to this graph output.
+    pub sigmoid: bool,
 }
+
+/// Beyond ±this a sigmoid is within half an int8 probability step (1/512)
+/// of 0 or 1: `ln(511)`. A logit range clipped to it loses nothing the
+/// sigmoid's output can show, and its int8 steps go where it can.
+pub const SIGMOID_EDGE: f32 = 6.236_37;
 
 /// The range a Softmax input needs, from its rows (the values along the
 /// softmax axis).
@@ -123,6 +130,7 @@ impl Observer {
             count: 0,
             kept: Vec::new(),
             softmax: None,
+            sigmoid: false,
         }
     }
 
@@ -159,6 +167,10 @@ impl Observer {
             (Method::MinMax, None) => (self.min, self.max),
             (Method::Percentile, None) => self.percentile_range(percentile),
             (Method::Mse, None) => self.mse_range(),
+        };
+        let (lo, hi) = match self.sigmoid {
+            true => (lo.max(-SIGMOID_EDGE), hi.min(SIGMOID_EDGE)),
+            false => (lo, hi),
         };
         (
             lo.min(0.0).max(self.min.min(0.0)),
@@ -293,6 +305,18 @@ pub fn calibrate_from(
             }
         }
     }
+    for (&t, activation) in &graph.output_activations {
+        let Some(obs) = observers.get_mut(t).and_then(Option::as_mut) else {
+            continue;
+        };
+        match activation {
+            OutputActivation::Sigmoid => obs.sigmoid = true,
+            OutputActivation::Softmax => {
+                let last = graph.tensors[t].shape.last().copied().unwrap_or(1);
+                obs.softmax = Some(SoftmaxRows::new(last, 1));
+            }
+        }
+    }
     let mut cells: Vec<Option<CellRanges>> = graph
         .nodes
         .iter()
@@ -388,6 +412,24 @@ mod tests {
         assert!((lo - (2.0 - c)).abs() < 1e-5, "lo {lo}");
         // Every method gives the same: the range serves the probabilities.
         assert_eq!(obs.range(Method::Mse, 99.9), (lo, hi));
+    }
+
+    #[test]
+    fn sigmoid_outputs_keep_what_the_sigmoid_shows() {
+        // Logits in [−554, 2.4] (a face-score head): the sigmoid is 0 to
+        // within 1/512 below −ln 511, so the range stops there; the top stays.
+        let mut obs = observer(&[-554.0, -300.0, -7.0, 0.5, 2.4]);
+        obs.sigmoid = true;
+        for method in [Method::MinMax, Method::Mse, Method::Percentile] {
+            let (lo, hi) = obs.range(method, 99.99);
+            assert_eq!(lo, -SIGMOID_EDGE, "{method:?}");
+            assert!(hi <= 2.4 && hi > 0.0, "{method:?}: {hi}");
+        }
+        let sigma = |x: f32| 1.0 / (1.0 + (-x).exp());
+        assert!((sigma(-SIGMOID_EDGE) - 1.0 / 512.0).abs() < 1e-7);
+        // Without the sigmoid the min/max range is the logits'.
+        obs.sigmoid = false;
+        assert_eq!(obs.range(Method::MinMax, 99.99), (-554.0, 2.4));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct Options {
     /// Full static shapes (batch 1 first) of graph inputs, by name, for
     /// inputs with symbolic dimensions other than the batch.
     pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Functions the application applies to raw graph outputs, by output
+    /// name ([`crate::ir::OutputActivation`]).
+    pub output_activations: Vec<(String, crate::ir::OutputActivation)>,
     /// Representative float32 samples `[N, d1..dk]`, one file per model
     /// input in the model's input order. Required.
     pub calib: Vec<PathBuf>,
@@ -77,6 +80,7 @@ impl Options {
             model: model.into(),
             output: output.into(),
             input_shapes: Vec::new(),
+            output_activations: Vec::new(),
             calib: Vec::new(),
             method: Method::Mse,
             percentile: 99.99,
@@ -234,6 +238,26 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         ));
     }
     let rewrites = rewrite(&mut graph)?;
+    // After the rewrites, which may renumber tensors.
+    for (name, activation) in &opts.output_activations {
+        let output = graph
+            .outputs
+            .iter()
+            .copied()
+            .find(|&t| graph.tensors[t].name == *name)
+            .ok_or_else(|| {
+                let outputs: Vec<&str> = graph
+                    .outputs
+                    .iter()
+                    .map(|&t| graph.tensors[t].name.as_str())
+                    .collect();
+                ConvertError::Usage(format!(
+                    "--output-activation: the model has no output {name:?} (its outputs: {})",
+                    outputs.join(", ")
+                ))
+            })?;
+        graph.output_activations.insert(output, *activation);
+    }
     let Data {
         calib,
         eval,

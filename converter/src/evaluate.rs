@@ -59,6 +59,10 @@ pub struct OutputMetrics {
     pub name: String,
     /// Whether the output is a probability distribution (a Softmax).
     pub softmax: bool,
+    /// The function the application applies to this output
+    /// (`--output-activation`); the metrics are measured after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<&'static str>,
     pub sqnr_db: Option<f64>,
     pub max_abs_error: f32,
     /// Fraction of samples whose largest |int8 − float| is ≤ 0.03.
@@ -326,6 +330,12 @@ impl<'m> Evaluator<'m> {
             let (Some(f), Some(q)) = (float.get(node), int8.get(node)) else {
                 continue;
             };
+            let applied = graph
+                .outputs
+                .get(o)
+                .and_then(|t| graph.output_activations.get(t))
+                .map(|a| (a.apply(f), a.apply(q)));
+            let (f, q) = applied.as_ref().map_or((f, q), |(f, q)| (f, q));
             self.out_sqnr[o].add(f, q);
             let e = f
                 .iter()
@@ -371,6 +381,7 @@ impl<'m> Evaluator<'m> {
                         .nodes
                         .get(node)
                         .is_some_and(|n| matches!(n.op, Op::Softmax { .. })),
+                    applied: graph.output_activations.get(&t).map(|a| a.name()),
                     sqnr_db: self.out_sqnr[o].db(),
                     max_abs_error: self.max_err[o],
                     samples_within_0_03: self.within[o] as f64 / n,

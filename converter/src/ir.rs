@@ -117,6 +117,42 @@ pub struct Graph {
     pub pruned: std::collections::BTreeMap<TensorId, KeptChannels>,
     /// The encodings a pre-quantized (QDQ) model fixes; empty otherwise.
     pub qdq: crate::load::qdq::FixedQuant,
+    /// What the application applies to some graph outputs outside the model
+    /// (`--output-activation`).
+    pub output_activations: std::collections::BTreeMap<TensorId, OutputActivation>,
+}
+
+/// A function the application applies to a raw graph output (logits) outside
+/// the model. The output's int8 range is then chosen for what that function
+/// can distinguish, and its agreement is measured after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputActivation {
+    /// Element-wise logistic function.
+    Sigmoid,
+    /// Softmax over the last axis.
+    Softmax,
+}
+
+impl OutputActivation {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputActivation::Sigmoid => "sigmoid",
+            OutputActivation::Softmax => "softmax",
+        }
+    }
+
+    /// `values` (one sample's output) as the application sees them.
+    pub fn apply(self, values: &[f32]) -> Vec<f32> {
+        match self {
+            OutputActivation::Sigmoid => values.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect(),
+            OutputActivation::Softmax => {
+                let top = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = values.iter().map(|&x| (x - top).exp()).collect();
+                let sum: f32 = e.iter().sum();
+                e.iter().map(|&v| v / sum).collect()
+            }
+        }
+    }
 }
 
 /// The channels a pruned tensor kept of the float model's tensor.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use medq_converter::calibrate::Method;
+use medq_converter::ir::OutputActivation;
 use medq_converter::rounding::Rounding;
 use medq_converter::{convert, Options};
 use medq_converter::{prune, prune_weights};
@@ -52,6 +53,15 @@ struct Cli {
     /// [batch, 19, time]). Repeat once per input that needs it.
     #[arg(long = "input-shape", value_name = "NAME=d0,d1,...", value_parser = parse_input_shape)]
     input_shape: Vec<(String, Vec<usize>)>,
+
+    /// The function the application applies to a raw model output outside the model
+    /// (e.g. `face_score=sigmoid` for logits it passes through a sigmoid; `softmax` is over
+    /// the last axis). The output's int8 range is then chosen for what that function can
+    /// distinguish, as for a Softmax inside the graph, instead of spending its 256 steps on
+    /// logits the function maps to 0 or 1; the report measures the output after the
+    /// function. Repeat once per output.
+    #[arg(long = "output-activation", value_name = "NAME=sigmoid|softmax", value_parser = parse_output_activation)]
+    output_activation: Vec<(String, OutputActivation)>,
 
     /// Where to write the .mq file (written atomically; nothing is written on error).
     #[arg(short, long, value_name = "FILE.mq")]
@@ -193,6 +203,14 @@ fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
     medq_converter::load::inputs::parse_input_shape(s)
 }
 
+fn parse_output_activation(s: &str) -> Result<(String, OutputActivation), String> {
+    let (name, function) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=sigmoid|softmax"))?;
+    let function = <OutputActivation as clap::ValueEnum>::from_str(function, false)?;
+    Ok((name.to_string(), function))
+}
+
 fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if f > 0.0 && f < 1.0 => Ok(f),
@@ -208,6 +226,7 @@ fn main() -> ExitCode {
         model: cli.model,
         output: cli.output,
         input_shapes: cli.input_shape,
+        output_activations: cli.output_activation,
         calib: cli.calib,
         method: cli.calibration,
         percentile: cli.percentile,

@@ -285,10 +285,14 @@ impl Report {
         let _ = writeln!(s, "  (SQNR is {})", e.sqnr);
         let unpruned = self.pruning.as_ref().map(|p| &p.unpruned.evaluation);
         for (k, o) in e.outputs.iter().enumerate() {
+            let name = match o.applied {
+                Some(f) => format!("{f}({})", o.name),
+                None => o.name.clone(),
+            };
             let _ = write!(
                 s,
                 "  output {:<12} SQNR {} dB, max |Δ| {:.4}, samples with max |Δ| ≤ 0.03: {}",
-                o.name,
+                name,
                 db(o.sqnr_db),
                 o.max_abs_error,
                 pct(o.samples_within_0_03)

@@ -284,3 +284,62 @@ fn selection_runs_on_every_input() {
         "1 --select file was given, but the model has 2 inputs",
     );
 }
+
+/// `--output-activation face_score=sigmoid` on a detector whose logit spans
+/// about [−583, 1.6] (`logit_head`, made by `make_logit_testnet.py`): the
+/// output's range stops where the sigmoid is 0 or 1 to within half an int8
+/// probability step, so its steps fall where faces are told apart. Without
+/// it, one step is 2.3 logits, and most faces (float logits in (0, 2.1])
+/// read as no face.
+#[test]
+fn output_activation_spends_the_steps_where_the_sigmoid_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = medq_cli::read_npy_f32(&net("logit_head_test.npy")).unwrap();
+    let float = medq_cli::read_npy_f32(&net("logit_head_test_logits.npy")).unwrap();
+    let faces = |logits: &[f32]| logits.iter().map(|&z| z > 0.0).collect::<Vec<bool>>();
+    let want = faces(&float.data);
+    let convert_with = |activation: Option<&str>| {
+        let mut opts = options("logit_head.onnx", dir.path());
+        opts.calib = vec![net("logit_head_calib.npy")];
+        opts.eval = vec![net("logit_head_test.npy")];
+        if let Some(a) = activation {
+            let f = medq_converter::ir::OutputActivation::Sigmoid;
+            opts.output_activations = vec![(a.to_string(), f)];
+        }
+        let report = convert(&opts).expect("converts");
+        let file = medq_cli::open(&opts.output).unwrap();
+        let model = file.model().unwrap();
+        let scale = model.output_info(0).unwrap().scale_zero_point().unwrap().0;
+        let out = medq_cli::run_batch(&model, &x).unwrap();
+        let got = faces(&out.data[0]);
+        let agree = got.iter().zip(&want).filter(|(a, b)| a == b).count();
+        (report, scale, agree as f64 / want.len() as f64)
+    };
+
+    let (plain, plain_scale, plain_agree) = convert_with(None);
+    let (sigmoid, scale, agree) = convert_with(Some("face_score"));
+    assert_eq!(plain.evaluation.outputs[0].applied, None);
+    assert_eq!(sigmoid.evaluation.outputs[0].applied, Some("sigmoid"));
+    // The range: the logits' own without, ±ln 511 at most with.
+    assert!(plain_scale > 2.0, "{plain_scale}");
+    let edge = medq_converter::calibrate::SIGMOID_EDGE;
+    assert!(scale <= 2.0 * edge / 255.0 + 1e-6, "{scale}");
+    // Face or not, as the float model decides (logit > 0).
+    assert!(agree >= 0.98, "with: {agree}");
+    assert!(plain_agree < 0.9, "without: {plain_agree}");
+    // The report measures sigmoid(output): most samples within 0.03.
+    let o = &sigmoid.evaluation.outputs[0];
+    assert!(o.samples_within_0_03 > 0.85, "{}", o.samples_within_0_03);
+    assert!(o.max_abs_error <= 1.0, "a probability: {}", o.max_abs_error);
+
+    // An output the model does not have is refused, naming those it has.
+    let mut opts = options("logit_head.onnx", dir.path());
+    opts.calib = vec![net("logit_head_calib.npy")];
+    opts.output = dir.path().join("refused.mq");
+    opts.output_activations = vec![(
+        "score".into(),
+        medq_converter::ir::OutputActivation::Softmax,
+    )];
+    let e = refused(&opts, "no output \"score\"");
+    assert!(e.to_string().contains("face_score"), "{e}");
+}
