@@ -57,6 +57,11 @@ pub struct Options {
     pub prune: Option<crate::prune::Target>,
     /// Set individual weights to zero ([`crate::prune_weights`]).
     pub prune_weights: Option<crate::prune_weights::WeightPruning>,
+    /// Compare occlusion attribution maps of the int8 (and unpruned) model
+    /// with the float model's ([`crate::attribution`]).
+    pub attribution: bool,
+    /// Also draw sample 0 with its float and int8 maps into this SVG file.
+    pub attribution_svg: Option<PathBuf>,
     /// Keep pruned weights dense in the file (for runtimes built without
     /// `sparse-weights`); otherwise a pruned layer is stored sparse when
     /// that is smaller.
@@ -93,6 +98,8 @@ impl Options {
             prune: None,
             prune_weights: None,
             dense_weights: false,
+            attribution: false,
+            attribution_svg: None,
             golden: true,
             sign: None,
             abstain_margin: None,
@@ -153,6 +160,7 @@ pub fn check_paths(opts: &Options, extra_outputs: &[&Path]) -> Result<(), Conver
     let inputs: Vec<&Path> = inputs.map(PathBuf::as_path).collect();
     let outputs: Vec<&Path> = [opts.output.as_path()]
         .into_iter()
+        .chain(opts.attribution_svg.as_deref())
         .chain(extra_outputs.iter().copied())
         .collect();
     for (k, out) in outputs.iter().enumerate() {
@@ -487,7 +495,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         }
         _ => None,
     };
-    let report = build_report(
+    let mut report = build_report(
         opts,
         &file,
         &loaded.source_bytes,
@@ -499,11 +507,50 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         &layer_rounding(setting.rounding, work, &work_calibration.moments),
         ev,
     );
+    let mut plot = None;
+    if opts.attribution {
+        let bar = progress_bar(opts.progress, "attribution maps");
+        let models = std::iter::once((&file, &mut report.evaluation)).chain(
+            unpruned
+                .as_ref()
+                .zip(report.pruning.as_mut())
+                .map(|(w, p)| (w, &mut p.unpruned.evaluation)),
+        );
+        for (written, evaluation) in models {
+            match attribution_of(written, &float_ref, eval_set)? {
+                Ok(a) => {
+                    if plot.is_none() {
+                        plot = a.first.clone();
+                    }
+                    evaluation.attribution = Some(a);
+                }
+                Err(why) => evaluation.attribution_skipped = Some(why),
+            }
+        }
+        bar.finish_and_clear();
+    }
+    let svg = match (&opts.attribution_svg, &plot) {
+        (Some(_), Some((x, float, int8))) => Some(crate::attribution::svg(x, float, int8)?),
+        (Some(_), None) => {
+            return Err(ConvertError::Usage(format!(
+                "--attribution-svg: no maps were made ({})",
+                report
+                    .evaluation
+                    .attribution_skipped
+                    .as_deref()
+                    .unwrap_or("no samples")
+            )))
+        }
+        _ => None,
+    };
     let bytes = match &signing_key {
         Some(key) => medq::sign(&file.bytes, key).map_err(ConvertError::Format)?,
         None => file.bytes,
     };
     write_atomically(&opts.output, &bytes)?;
+    if let (Some(path), Some(svg)) = (&opts.attribution_svg, &svg) {
+        write_atomically(path, svg.as_bytes())?;
+    }
     Ok(report)
 }
 
@@ -755,7 +802,45 @@ fn evaluation_report(opts: &Options, ev: evaluate::Evaluation) -> EvaluationRepo
         sqnr: evaluate::SQNR_DEFINITION,
         outputs: ev.outputs,
         classes: ev.classes,
+        attribution: None,
+        attribution_skipped: None,
     }
+}
+
+/// `--attribution` for one written model: its occlusion maps against the
+/// float model's, on the evaluation samples.
+fn attribution_of(
+    written: &Written,
+    float_ref: &FloatRef,
+    samples: &SampleSet,
+) -> Result<Result<crate::attribution::AttributionReport, String>, ConvertError> {
+    let graph = written.graph;
+    let (Some(&input), Some(&output)) = (graph.inputs.first(), graph.outputs.first()) else {
+        return Ok(Err("the graph has no input or output".into()));
+    };
+    let buf = medq::AlignedBuf::from_slice(&written.bytes);
+    let model = medq::Model::parse(buf.as_slice()).map_err(ConvertError::Format)?;
+    let mut arena = vec![0u8; model.arena_len()];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp =
+        medq::Interpreter::new(&model, &mut arena, &mut plan).map_err(ConvertError::Format)?;
+    let len = model.output_info(0).map_err(ConvertError::Format)?.numel();
+    let mut int8 = |x: &[f32]| -> Result<Vec<f32>, ConvertError> {
+        interp.set_input_f32(0, x).map_err(ConvertError::Format)?;
+        interp.invoke().map_err(ConvertError::Format)?;
+        let mut out = vec![0.0; len];
+        interp
+            .output_f32(0, &mut out)
+            .map_err(ConvertError::Format)?;
+        Ok(out)
+    };
+    crate::attribution::compare(
+        float_ref,
+        &graph.tensors[output].name,
+        samples,
+        &graph.tensors[input].shape,
+        &mut int8,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

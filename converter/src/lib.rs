@@ -13,6 +13,7 @@
 //!
 //! [`convert()`] runs it all; the `converter` binary is a thin CLI around it.
 
+pub mod attribution;
 pub mod calibrate;
 pub mod convert;
 pub mod emit;

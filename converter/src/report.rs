@@ -58,6 +58,12 @@ pub struct EvaluationReport {
     pub sqnr: &'static str,
     pub outputs: Vec<OutputMetrics>,
     pub classes: Option<ClassMetrics>,
+    /// Occlusion maps of int8 against float (`--attribution`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<crate::attribution::AttributionReport>,
+    /// Why `--attribution` made no maps for this model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution_skipped: Option<String>,
 }
 
 /// One setting `--select` tried.
@@ -317,6 +323,7 @@ impl Report {
                 let _ = writeln!(s);
             }
         }
+        render_attribution(&mut s, e, unpruned);
         if let Some(c) = &e.classes {
             let before = unpruned.and_then(|u| u.classes.as_ref());
             let _ = write!(
@@ -385,6 +392,28 @@ fn render_pruning(s: &mut String, p: &PruningReport, t: &Totals) {
         t.macs,
         t.parameters
     );
+}
+
+fn render_attribution(s: &mut String, e: &EvaluationReport, unpruned: Option<&EvaluationReport>) {
+    if let Some(why) = &e.attribution_skipped {
+        let _ = writeln!(s, "  attribution: not computed: {why}");
+    }
+    let Some(a) = &e.attribution else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "  attribution (occlusion, window {}, stride {}; {} samples): Spearman int8 vs float \
+         median {:.3}, 5th percentile {:.3}",
+        a.occlusion.window, a.occlusion.stride, a.samples, a.spearman_median, a.spearman_p5
+    );
+    if let Some(u) = unpruned.and_then(|u| u.attribution.as_ref()) {
+        let _ = writeln!(
+            s,
+            "         without pruning: median {:.3}, 5th percentile {:.3}",
+            u.spearman_median, u.spearman_p5
+        );
+    }
 }
 
 fn render_weight_pruning(s: &mut String, w: &WeightPruningReport) {
