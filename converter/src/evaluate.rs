@@ -90,7 +90,18 @@ pub struct ClassMetrics {
     pub accuracy_int8: f64,
     pub per_class_recall_float: Vec<Option<f64>>,
     pub per_class_recall_int8: Vec<Option<f64>>,
+    /// The mean recall over the classes with samples: accuracy as if every
+    /// class were equally common, which an imbalanced test set's accuracy
+    /// hides (ECG5000's rare classes are where int8 and pruning hurt first).
+    pub balanced_accuracy_float: f64,
+    pub balanced_accuracy_int8: f64,
     pub class_counts: Vec<usize>,
+}
+
+/// The mean of the recalls of the classes that have samples.
+pub fn balanced_accuracy(recall: &[Option<f64>]) -> f64 {
+    let present: Vec<f64> = recall.iter().flatten().copied().collect();
+    present.iter().sum::<f64>() / present.len().max(1) as f64
 }
 
 #[derive(Clone, Debug)]
@@ -462,18 +473,21 @@ fn class_metrics(output: String, labels: &[usize], predictions: &[(usize, usize)
         hit_q[y] += (pq == y) as usize;
     }
     let n = predictions.len().max(1) as f64;
-    let recall = |hits: &[usize]| {
+    let recall = |hits: &[usize]| -> Vec<Option<f64>> {
         hits.iter()
             .zip(&counts)
             .map(|(&h, &c)| (c > 0).then(|| h as f64 / c as f64))
             .collect()
     };
+    let (recall_float, recall_int8) = (recall(&hit_f), recall(&hit_q));
     ClassMetrics {
         output,
         accuracy_float: hit_f.iter().sum::<usize>() as f64 / n,
         accuracy_int8: hit_q.iter().sum::<usize>() as f64 / n,
-        per_class_recall_float: recall(&hit_f),
-        per_class_recall_int8: recall(&hit_q),
+        balanced_accuracy_float: balanced_accuracy(&recall_float),
+        balanced_accuracy_int8: balanced_accuracy(&recall_int8),
+        per_class_recall_float: recall_float,
+        per_class_recall_int8: recall_int8,
         class_counts: counts,
     }
 }
@@ -525,5 +539,10 @@ mod tests {
             vec![Some(1.0), Some(1.0), Some(0.0)]
         );
         assert_eq!(m.class_counts, vec![2, 1, 1]);
+        // (0.5 + 1 + 1) / 3 and (1 + 1 + 0) / 3.
+        assert!((m.balanced_accuracy_float - 2.5 / 3.0).abs() < 1e-12);
+        assert!((m.balanced_accuracy_int8 - 2.0 / 3.0).abs() < 1e-12);
+        // A class without samples does not count.
+        assert_eq!(balanced_accuracy(&[Some(1.0), None, Some(0.5)]), 0.75);
     }
 }

@@ -328,9 +328,11 @@ impl Report {
             let before = unpruned.and_then(|u| u.classes.as_ref());
             let _ = write!(
                 s,
-                "  accuracy: float {}, int8 {}",
+                "  accuracy: float {}, int8 {} (balanced: float {}, int8 {})",
                 pct(c.accuracy_float),
-                pct(c.accuracy_int8)
+                pct(c.accuracy_int8),
+                pct(c.balanced_accuracy_float),
+                pct(c.balanced_accuracy_int8)
             );
             if e.outputs.len() > 1 {
                 let _ = write!(s, " (labels for output {})", c.output);
