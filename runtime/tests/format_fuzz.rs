@@ -18,6 +18,14 @@ fn pipeline_file() -> Vec<u8> {
     pipeline_1d().finish().unwrap()
 }
 
+/// The two models with their Conv and FullyConnected weights stored sparse.
+fn sparse_files() -> [Vec<u8>; 2] {
+    [
+        fc_lut_softmax_stored(Storage::Sparse).finish().unwrap(),
+        pipeline_1d_stored(Storage::Sparse).finish().unwrap(),
+    ]
+}
+
 fn parse_err(buf: &AlignedBuf) -> Option<Error> {
     Model::parse(buf.as_slice()).err()
 }
@@ -117,7 +125,8 @@ fn offset_at(b: &[u8], off: usize) -> usize {
 
 #[test]
 fn every_single_byte_change_is_refused() {
-    for file in [fc_file(), pipeline_file()] {
+    let [sparse_fc, sparse_pipeline] = sparse_files();
+    for file in [fc_file(), pipeline_file(), sparse_fc, sparse_pipeline] {
         for i in 0..file.len() {
             for x in [0x01u8, 0x80, 0xFF] {
                 let mut buf = AlignedBuf::from_slice(&file);
@@ -130,10 +139,12 @@ fn every_single_byte_change_is_refused() {
 
 #[test]
 fn every_truncation_is_refused() {
-    let file = fc_file();
-    for n in 0..file.len() {
-        let buf = AlignedBuf::from_slice(&file[..n]);
-        assert!(parse_err(&buf).is_some(), "prefix of {n} bytes accepted");
+    let [sparse_fc, _] = sparse_files();
+    for file in [fc_file(), sparse_fc] {
+        for n in 0..file.len() {
+            let buf = AlignedBuf::from_slice(&file[..n]);
+            assert!(parse_err(&buf).is_some(), "prefix of {n} bytes accepted");
+        }
     }
 }
 
@@ -141,7 +152,8 @@ fn every_truncation_is_refused() {
 fn single_byte_patches_with_fixed_crc_never_panic() {
     // Every byte set to a few values, CRC recomputed: whatever validates must run.
     let mut accepted = 0;
-    for file in [fc_file(), pipeline_file()] {
+    let [sparse_fc, sparse_pipeline] = sparse_files();
+    for file in [fc_file(), pipeline_file(), sparse_fc, sparse_pipeline] {
         for i in header::CRC32 + 4..file.len() {
             for v in [
                 0x00u8,

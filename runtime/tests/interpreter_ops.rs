@@ -96,6 +96,36 @@ fn pipeline_through_every_op() {
     assert_eq!(interp.output(0).unwrap(), PIPELINE_OUTPUTS[8]);
 }
 
+/// The same pipeline with its Conv weights stored sparse: the same outputs,
+/// op by op.
+#[test]
+fn pipeline_with_sparse_weights_gives_the_same_outputs() {
+    let buf = aligned(pipeline_1d_stored(Storage::Sparse));
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let conv_weights = model
+        .tensor(usize::from(model.op(0).unwrap().inputs[1]))
+        .unwrap();
+    assert_eq!(conv_weights.storage, medq::Storage::SparseConstant);
+    let mut arena = vec![0u8; model.arena_len()];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+    assert_eq!(interp.ops()[0].kernel(), "conv_sparse_s8");
+    interp
+        .input_mut(0)
+        .unwrap()
+        .copy_from_slice(&PIPELINE_INPUT);
+    let mut seen = Vec::new();
+    interp
+        .invoke_observed(|k, _, y| seen.push((k, y.to_vec())))
+        .unwrap();
+    let want: Vec<_> = PIPELINE_OUTPUTS
+        .iter()
+        .enumerate()
+        .map(|(k, y)| (k, y.to_vec()))
+        .collect();
+    assert_eq!(seen, want);
+}
+
 #[test]
 fn conv_2d_depthwise_strided_with_end_pads() {
     // x: ch0 = [[1,2,3],[4,5,6],[7,8,9]], ch1 = [[1,0,0],[0,0,0],[0,0,2]].

@@ -40,9 +40,40 @@ pub fn halving_exp_table() -> Vec<i32> {
 /// - Softmax with the halving table: e = [2^22, 2^23, 2^24], sum = 7·2^22,
 ///   y + 128 = floor((256·e + sum/2) / sum) = [37, 73, 146] → s = [−91, −55, 18].
 pub fn fc_lut_softmax() -> Writer {
+    fc_lut_softmax_stored(Storage::Dense)
+}
+
+/// How a test model stores its Conv and FullyConnected weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    Dense,
+    /// Bitmap and non-zero values (`Storage::SparseConstant`): the same
+    /// model, the same outputs.
+    Sparse,
+}
+
+/// Conv or FullyConnected weights, stored as `storage` says.
+fn add_weights(
+    w: &mut Writer,
+    storage: Storage,
+    name: &str,
+    dims: &[usize],
+    quant: QuantSpec,
+    data: &[i8],
+) -> u16 {
+    match storage {
+        Storage::Dense => w.add_constant_i8(name, dims, quant, data),
+        Storage::Sparse => w.add_sparse_constant_i8(name, dims, quant, data),
+    }
+}
+
+/// [`fc_lut_softmax`] with its weights stored as `storage` says.
+pub fn fc_lut_softmax_stored(storage: Storage) -> Writer {
     let mut w = Writer::new();
     let x = w.add_activation("x", &[1, 4], pt(0.5, 1), 0);
-    let weights = w.add_constant_i8(
+    let weights = add_weights(
+        &mut w,
+        storage,
         "fc.weight",
         &[3, 4],
         QuantSpec::PerChannel {
@@ -100,10 +131,17 @@ pub const FC_LUT_SOFTMAX_OUTPUTS: [&[i8]; 3] = [&[5, 6, 7], &[0, 1, 2], &[-91, -
 /// - Reshape (copy) to [1, 1, 8], AvgPool k2 s2:
 ///   [0, 11, 61, −57] (−114/2 = −57, 22/2 = 11, 122/2 = 61).
 pub fn pipeline_1d() -> Writer {
+    pipeline_1d_stored(Storage::Dense)
+}
+
+/// [`pipeline_1d`] with its Conv weights stored as `storage` says.
+pub fn pipeline_1d_stored(storage: Storage) -> Writer {
     let q = || pt(1.0, 0);
     let mut w = Writer::new();
     let x = w.add_activation("x", &[1, 2, 4], q(), 0);
-    let cw = w.add_constant_i8(
+    let cw = add_weights(
+        &mut w,
+        storage,
         "conv.weight",
         &[2, 2, 1, 3],
         QuantSpec::PerTensor {
