@@ -25,7 +25,8 @@ install() {
 }
 
 # Seed corpora from the repository: the firmware's model (plain and signed with
-# the fuzzing key), the zoo's and test nets' ONNX files, small .npy files.
+# the fuzzing key), the ECG model pruned and stored sparse, the zoo's and test
+# nets' ONNX files, small .npy files.
 seed() {
     local seeds=seeds
     rm -rf "$seeds" && mkdir -p "$seeds"/{mq,npy,onnx}
@@ -35,6 +36,10 @@ seed() {
     (cd "$root" && cargo run -q --locked -p medq-cli -- sign "$root/fuzz/$seeds/mq/ecg.mq" \
         --key "$root/fuzz/$seeds/fuzz.key" --output "$root/fuzz/$seeds/mq/ecg.signed.mq" >/dev/null)
     rm "$seeds/fuzz.key"
+    # A pruned model, its Conv and FullyConnected weights stored sparse.
+    (cd "$root" && cargo run -q --locked -p medq-converter -- models/ecg5000/ecg.onnx \
+        -o "$root/fuzz/$seeds/mq/ecg.sparse.mq" --calib models/ecg5000/calib.npy \
+        --prune-weights 0.5 --quiet)
     for d in "$root"/models/*/; do
         [ -f "$d/test_y.npy" ] && cp "$d/test_y.npy" "$seeds/npy/$(basename "$d")_y.npy"
     done
