@@ -454,7 +454,8 @@ pub(crate) fn find(g: &GraphProto) -> Fusions {
                         .is_some_and(|c| c.iter().all(|u| part.contains(u)))
             });
             if part.len() >= 2 && closed && worth_fusing(g, &part, &consts) {
-                if let Some(f) = expr(g, &g.node[sink].output[0], &x, &consts, &part) {
+                let sink_output = &g.node[sink].output[0];
+                if let Some(f) = expr(g, sink_output, &x, &consts, &part, part.len()) {
                     fusions.add(&part, sink, vec![x.clone()], Fused::Pointwise(f));
                     break;
                 }
@@ -511,13 +512,18 @@ fn worth_fusing(g: &GraphProto, part: &HashSet<usize>, consts: &HashMap<&str, f6
     })
 }
 
-/// The function computing `name` from `x` through the nodes of `part`.
+/// The function computing `name` from `x` through the nodes of `part`, at
+/// most `depth` nodes deep: a path through an acyclic `part` has at most
+/// `part.len()` nodes, so a deeper one is a cycle (a malformed graph, found
+/// by `fuzz/`'s `onnx_load`: the recursion overflowed the stack), and the
+/// chain is not fused.
 fn expr(
     g: &GraphProto,
     name: &str,
     x: &str,
     consts: &HashMap<&str, f64>,
     part: &HashSet<usize>,
+    depth: usize,
 ) -> Option<Expr> {
     if name == x {
         return Some(Expr::X);
@@ -525,9 +531,10 @@ fn expr(
     if let Some(&c) = consts.get(name) {
         return Some(Expr::Const(c));
     }
+    let depth = depth.checked_sub(1)?;
     let k = *part.iter().find(|&&k| g.node[k].output[0] == name)?;
     let n = &g.node[k];
-    let arg = |i: usize| expr(g, n.input.get(i)?, x, consts, part).map(Rc::new);
+    let arg = |i: usize| expr(g, n.input.get(i)?, x, consts, part, depth).map(Rc::new);
     Some(match pointwise_op(n)? {
         Ok(f) => Expr::Unary(f, arg(0)?),
         Err(f) => Expr::Binary(f, arg(0)?, arg(1)?),
