@@ -72,58 +72,37 @@ fn q1() -> QuantSpec {
     pt(1.0, 0)
 }
 
+/// The pipeline op by op, its Conv weights stored dense and sparse: the
+/// same outputs either way.
 #[test]
 fn pipeline_through_every_op() {
-    let buf = aligned(pipeline_1d());
-    let model = Model::parse(buf.as_slice()).unwrap();
-    let mut arena = vec![0u8; model.arena_len()];
-    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
-    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
-    interp
-        .input_mut(0)
-        .unwrap()
-        .copy_from_slice(&PIPELINE_INPUT);
-    let mut seen = Vec::new();
-    interp
-        .invoke_observed(|k, _, y| seen.push((k, y.to_vec())))
-        .unwrap();
-    let want: Vec<_> = PIPELINE_OUTPUTS
-        .iter()
-        .enumerate()
-        .map(|(k, y)| (k, y.to_vec()))
-        .collect();
-    assert_eq!(seen, want);
-    assert_eq!(interp.output(0).unwrap(), PIPELINE_OUTPUTS[8]);
-}
-
-/// The same pipeline with its Conv weights stored sparse: the same outputs,
-/// op by op.
-#[test]
-fn pipeline_with_sparse_weights_gives_the_same_outputs() {
-    let buf = aligned(pipeline_1d_stored(Storage::Sparse));
-    let model = Model::parse(buf.as_slice()).unwrap();
-    let conv_weights = model
-        .tensor(usize::from(model.op(0).unwrap().inputs[1]))
-        .unwrap();
-    assert_eq!(conv_weights.storage, medq::Storage::SparseConstant);
-    let mut arena = vec![0u8; model.arena_len()];
-    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
-    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
-    assert_eq!(interp.ops()[0].kernel(), "conv_sparse_s8");
-    interp
-        .input_mut(0)
-        .unwrap()
-        .copy_from_slice(&PIPELINE_INPUT);
-    let mut seen = Vec::new();
-    interp
-        .invoke_observed(|k, _, y| seen.push((k, y.to_vec())))
-        .unwrap();
-    let want: Vec<_> = PIPELINE_OUTPUTS
-        .iter()
-        .enumerate()
-        .map(|(k, y)| (k, y.to_vec()))
-        .collect();
-    assert_eq!(seen, want);
+    for (storage, conv_kernel_sparse) in [(Storage::Dense, false), (Storage::Sparse, true)] {
+        let buf = aligned(pipeline_1d_stored(storage));
+        let model = Model::parse(buf.as_slice()).unwrap();
+        let mut arena = vec![0u8; model.arena_len()];
+        let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+        let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+        assert_eq!(
+            interp.ops()[0].kernel() == "conv_sparse_s8",
+            conv_kernel_sparse,
+            "{storage:?}"
+        );
+        interp
+            .input_mut(0)
+            .unwrap()
+            .copy_from_slice(&PIPELINE_INPUT);
+        let mut seen = Vec::new();
+        interp
+            .invoke_observed(|k, _, y| seen.push((k, y.to_vec())))
+            .unwrap();
+        let want: Vec<_> = PIPELINE_OUTPUTS
+            .iter()
+            .enumerate()
+            .map(|(k, y)| (k, y.to_vec()))
+            .collect();
+        assert_eq!(seen, want, "{storage:?}");
+        assert_eq!(interp.output(0).unwrap(), PIPELINE_OUTPUTS[8]);
+    }
 }
 
 #[test]
