@@ -507,10 +507,12 @@ fn slice(ctx: &NodeCtx, inputs: &[Option<&Const>]) -> Result<Const, ConvertError
             )
         };
         let span = if st > 0 { e - s } else { s - e };
+        // ⌈span / |step|⌉, without `span + |step| − 1`, which overflows
+        // for a step near i64::MAX (a fuzzer finding).
         let n = if span <= 0 {
             0
         } else {
-            (span + st.abs() - 1) / st.abs()
+            (span.unsigned_abs() - 1) / st.unsigned_abs() + 1
         };
         first[a] = s;
         step[a] = st;
