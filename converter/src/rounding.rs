@@ -286,7 +286,7 @@ pub fn quantize_weights(weights: &Array, moments: Option<&InputMoments>) -> (Vec
         return (nearest(), scales);
     };
     let groups = m.groups.len().max(1);
-    if rows % groups != 0 || m.groups.iter().any(|h| h.nrows() != per) {
+    if !rows.is_multiple_of(groups) || m.groups.iter().any(|h| h.nrows() != per) {
         return (nearest(), scales);
     }
     let rows_per_group = rows / groups;

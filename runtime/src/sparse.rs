@@ -82,7 +82,7 @@ pub fn encode_sparse_rows_into(weights: &[i8], row_len: usize, out: &mut [u8]) -
     let row_bytes = SparseRows::row_bytes(row_len);
     let rows = match row_len {
         0 => 0,
-        n if weights.len() % n == 0 => weights.len() / n,
+        n if weights.len().is_multiple_of(n) => weights.len() / n,
         _ => return None,
     };
     let (bitmap, values) = out.split_at_mut_checked(rows.checked_mul(row_bytes)?)?;

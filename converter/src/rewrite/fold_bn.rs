@@ -110,7 +110,7 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
 /// `false` (and nothing changed) if the sizes disagree.
 pub(super) fn scale_rows(w: &mut [f32], b: &mut [f32], s: &[f32], t: &[f32]) -> bool {
     let c = b.len();
-    if c == 0 || s.len() != c || t.len() != c || w.len() % c != 0 {
+    if c == 0 || s.len() != c || t.len() != c || !w.len().is_multiple_of(c) {
         return false;
     }
     let per = w.len() / c;

@@ -628,7 +628,7 @@ impl<'a> Model<'a> {
                 &[]
             }
             Storage::Constant | Storage::SparseConstant => {
-                if offset % SECTION_ALIGN != 0 {
+                if !offset.is_multiple_of(SECTION_ALIGN) {
                     return Err(bad(why!("constant not 16-byte aligned in the weights")));
                 }
                 let data = self
@@ -693,7 +693,7 @@ impl<'a> Model<'a> {
                         "per-channel axis or channel count does not match the shape"
                     )));
                 }
-                if scales_offset % SECTION_ALIGN != 0 {
+                if !scales_offset.is_multiple_of(SECTION_ALIGN) {
                     return Err(bad(why!(
                         "channel scales not 16-byte aligned in the weights"
                     )));
@@ -987,7 +987,7 @@ fn str_at(strings: &[u8], offset: usize, len: usize) -> Result<&str, Error> {
 pub(crate) fn checked_sections(bytes: &[u8]) -> Result<SectionRanges, Error> {
     check_header(bytes, bytes.len())?;
     let head = Rec(bytes.get(..HEADER_LEN).ok_or(Error::Truncated)?);
-    if (bytes.as_ptr() as usize) % BUFFER_ALIGN != 0 {
+    if !(bytes.as_ptr() as usize).is_multiple_of(BUFFER_ALIGN) {
         return Err(Error::Misaligned);
     }
     let stored = head.u32(header::CRC32);
@@ -1059,7 +1059,9 @@ fn section_ranges(bytes: &[u8], count: usize) -> Result<SectionRanges, Error> {
 /// A section of fixed-length records, with at most `u16::MAX` of them so that
 /// indices fit the format's `u16` ids.
 fn records(section: &[u8], record_len: usize, id: SectionId) -> Result<&[u8], Error> {
-    if section.len() % record_len != 0 || section.len() / record_len > usize::from(u16::MAX) {
+    if !section.len().is_multiple_of(record_len)
+        || section.len() / record_len > usize::from(u16::MAX)
+    {
         return Err(Error::BadSectionLength(id));
     }
     Ok(section)
@@ -1067,7 +1069,7 @@ fn records(section: &[u8], record_len: usize, id: SectionId) -> Result<&[u8], Er
 
 /// A section of little-endian integers read in place.
 fn cast_section<T: bytemuck::Pod>(section: &[u8], id: SectionId) -> Result<&[T], Error> {
-    if section.len() % core::mem::size_of::<T>() != 0 {
+    if !section.len().is_multiple_of(core::mem::size_of::<T>()) {
         return Err(Error::BadSectionLength(id));
     }
     // Sections are 16-aligned in a BUFFER_ALIGN-aligned buffer.

@@ -275,8 +275,9 @@ use super::ConvParams;
 /// groups divide both channel counts, both axes' windows are well formed,
 /// the clamp is inside `i8`.
 fn conv_shape_ok(p: &ConvParams) -> bool {
-    let groups_ok =
-        p.groups != 0 && p.in_channels % p.groups == 0 && p.out_channels % p.groups == 0;
+    let groups_ok = p.groups != 0
+        && p.in_channels.is_multiple_of(p.groups)
+        && p.out_channels.is_multiple_of(p.groups);
     let h = (
         p.out_h,
         p.stride_h,

@@ -100,8 +100,9 @@ pub(super) fn preconditions_hold(
     multiplier: &[i32],
     shift: &[i8],
 ) -> bool {
-    let groups_ok =
-        p.groups != 0 && p.in_channels % p.groups == 0 && p.out_channels % p.groups == 0;
+    let groups_ok = p.groups != 0
+        && p.in_channels.is_multiple_of(p.groups)
+        && p.out_channels.is_multiple_of(p.groups);
     groups_ok
         && act_ok(p.act_min, p.act_max)
         && axis_ok(

@@ -101,8 +101,9 @@ fn preconditions_hold(
     shift: &[i8],
     output: &[i8],
 ) -> bool {
-    let groups_ok =
-        p.groups != 0 && p.in_channels % p.groups == 0 && p.out_channels % p.groups == 0;
+    let groups_ok = p.groups != 0
+        && p.in_channels.is_multiple_of(p.groups)
+        && p.out_channels.is_multiple_of(p.groups);
     let geometry_ok = [p.kernel_h, p.kernel_w, p.stride_h, p.stride_w]
         .iter()
         .chain(&[p.dilation_h, p.dilation_w])

@@ -110,7 +110,7 @@ impl Taps {
 
 #[inline]
 fn div_ceil(x: usize, d: usize) -> usize {
-    x / d + usize::from(x % d != 0)
+    x / d + usize::from(!x.is_multiple_of(d))
 }
 
 /// One axis of a window geometry is usable: kernel, stride and dilation are

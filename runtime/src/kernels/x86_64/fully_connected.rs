@@ -95,7 +95,7 @@ fn fc_row(p: &FullyConnectedParams, x: &[i8], weights: &[i8], q: &Quant<'_>, out
                 *a = _mm256_add_epi32(*a, _mm256_madd_epi16(xw, w));
             }
         }
-        if k % 16 != 0 {
+        if !k.is_multiple_of(16) {
             let xw = widen(Some(&x_tail), zp);
             for (r, a) in acc.iter_mut().enumerate().take(rows) {
                 let at = (n0 + r) * k + 16 * full;
