@@ -1,4 +1,5 @@
-//! The AVX2 kernels against the reference kernels, byte for byte, over
+//! The AVX2 (and AVX-512 VNNI) kernels against the reference kernels, byte
+//! for byte, over
 //! random shapes (tails of every vector width, reductions of 1, single
 //! output positions, chunked reductions), zero points across `i8`, extreme
 //! weights, shifts across (and beyond) the valid range, multipliers near
@@ -6,7 +7,8 @@
 //!
 //! Every case first checks that the AVX2 kernel's `_takes` accepts it, so a
 //! comparison never passes merely because the kernel fell back to the
-//! reference. Without AVX2 the tests return early (they print why).
+//! reference. Without AVX2 the tests return early (they print why), and
+//! so do the VNNI tests without AVX-512 VNNI.
 #![cfg(target_arch = "x86_64")]
 
 use medq::kernels::x86_64::*;
@@ -21,6 +23,14 @@ fn have_avx2() -> bool {
     let ok = avx2_available();
     if !ok {
         eprintln!("AVX2 not available: the x86-64 kernel tests do not run here");
+    }
+    ok
+}
+
+fn have_vnni() -> bool {
+    let ok = vnni_available();
+    if !ok {
+        eprintln!("AVX-512 VNNI not available: the VNNI kernel tests do not run here");
     }
     ok
 }
@@ -535,6 +545,16 @@ proptest! {
     }
 
     #[test]
+    fn vnni_conv_matches_reference(c in conv_case()) {
+        if !have_vnni() { return Ok(()); }
+        // One input channel per group is the sliding path's; every other
+        // shape here has a direct-path plan with four channels a lane.
+        let one_channel = c.p.in_channels / c.p.groups == 1;
+        prop_assert_eq!(conv_vnni_takes(&c.p).is_ok(), !one_channel);
+        prop_assert_eq!(run_conv(&c, conv_s8_vnni), run_conv(&c, conv_s8));
+    }
+
+    #[test]
     fn single_channel_conv_matches_reference(c in single_channel_case()) {
         if !have_avx2() { return Ok(()); }
         prop_assert_eq!(conv_avx2_takes(&c.p), Ok(()));
@@ -681,7 +701,12 @@ proptest! {
         let p = conv_params(h, wa, cin, cout, 1, izp, ozp, (-128, 127));
         prop_assert_eq!(conv_avx2_takes(&p), Ok(()));
         let c = seeded_conv_case(p, seed);
-        prop_assert_eq!(run_conv(&c, conv_s8_avx2), run_conv(&c, conv_s8));
+        let want = run_conv(&c, conv_s8);
+        prop_assert_eq!(run_conv(&c, conv_s8_avx2), want.clone());
+        if have_vnni() {
+            prop_assert_eq!(conv_vnni_takes(&p), Ok(()));
+            prop_assert_eq!(run_conv(&c, conv_s8_vnni), want);
+        }
     }
 
     #[test]
@@ -702,7 +727,14 @@ proptest! {
         let p = conv_params(h, wa, cin, cout, 1, izp, ozp, (-128, 127));
         prop_assert_eq!(conv_avx2_takes(&p), Ok(()));
         let c = seeded_conv_case(p, seed);
-        prop_assert_eq!(run_conv(&c, conv_s8_avx2), run_conv(&c, conv_s8));
+        let want = run_conv(&c, conv_s8);
+        prop_assert_eq!(run_conv(&c, conv_s8_avx2), want.clone());
+        // Four channels a lane: up to 284 channels (640 quads of 3x3 taps)
+        // still take VNNI's direct path; past it, its reference fallback.
+        if have_vnni() {
+            prop_assert_eq!(conv_vnni_takes(&p).is_ok(), cin.div_ceil(4) * 9 <= 640);
+            prop_assert_eq!(run_conv(&c, conv_s8_vnni), want);
+        }
     }
 
     #[test]

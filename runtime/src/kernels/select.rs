@@ -127,6 +127,12 @@ pub const CONV: &[Candidate<ConvParams, ConvFn>] = &[
     },
     #[cfg(target_arch = "x86_64")]
     Candidate {
+        name: "conv_s8_vnni",
+        takes: super::x86_64::conv_vnni_takes,
+        run: super::x86_64::conv_s8_vnni,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
         name: "conv_s8_avx2",
         takes: super::x86_64::conv_avx2_takes,
         run: super::x86_64::conv_s8_avx2,

@@ -19,7 +19,7 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::depthwise::{sliding_conv, SlidingPlan};
-use super::direct::{direct_conv, DirectPlan};
+use super::direct::{direct_conv, DirectPlan, PairsI16};
 use super::need_avx2;
 use super::requant::{pack16, Requant};
 use crate::kernels::reference::{self, act_ok, axis_ok};
@@ -87,9 +87,9 @@ pub fn conv_s8_avx2(
             return;
         }
     }
-    if let Some(plan) = DirectPlan::new(p) {
-        // SAFETY: as above.
-        unsafe { direct_conv(p, &plan, &ops, output) };
+    if let Some(plan) = DirectPlan::new::<PairsI16>(p) {
+        // SAFETY: as above (AVX2 is all that `PairsI16` needs).
+        unsafe { direct_conv::<PairsI16>(p, &plan, &ops, output) };
         return;
     }
     // SAFETY: as above.
@@ -104,7 +104,7 @@ pub fn conv_avx2_takes(p: &ConvParams) -> Result<(), &'static str> {
     if !(-128..=127).contains(&p.input_zero_point) {
         return Err("input zero point outside i8");
     }
-    if p.groups == 0 || p.in_channels % p.groups != 0 {
+    if p.groups == 0 || !p.in_channels.is_multiple_of(p.groups) {
         return Err("groups do not divide the input channels");
     }
     if p.in_channels == 0 || p.kernel_h == 0 || p.kernel_w == 0 {
@@ -125,8 +125,9 @@ pub(super) struct Operands<'a> {
 
 /// The reference kernel's preconditions (so both refuse alike).
 pub(super) fn conv_args_ok(p: &ConvParams, ops: &Operands<'_>, output: &[i8]) -> bool {
-    let groups_ok =
-        p.groups != 0 && p.in_channels % p.groups == 0 && p.out_channels % p.groups == 0;
+    let groups_ok = p.groups != 0
+        && p.in_channels.is_multiple_of(p.groups)
+        && p.out_channels.is_multiple_of(p.groups);
     if !groups_ok
         || !act_ok(p.act_min, p.act_max)
         || !axis_ok(

@@ -1,81 +1,159 @@
-//! Direct convolution over a widened band, with input channels paired.
+//! Direct convolution over a widened band, with input channels packed into
+//! `i32` lanes.
 //!
 //! The group's input is widened once into a [`band`](super::band) whose
-//! lanes are `i32` pairs `(x[2c] − zp, x[2c+1] − zp)` of two input
-//! channels at one padded position (a missing odd channel is 0). Output
-//! position `t` then reads, for tap `(ky, kx)` of channel pair `c`, the
-//! lane `t + offset(c, ky, kx)`, and 8 consecutive outputs read 8
-//! consecutive lanes: one `vpmaddwd` against the broadcast weight pair
-//! `(w[oc][2c][ky][kx], w[oc][2c+1][ky][kx])` adds two taps to 8 outputs,
-//! with no im2col gathering at all. A register tile is up to [`MR`] output
-//! channels × 16 outputs; the weight pairs of its channels are widened once
-//! per band.
+//! lanes each hold a *pack* of input channels at one padded position. Output
+//! position `t` then reads, for tap `(ky, kx)` of pack `c`, the lane
+//! `t + offset(c, ky, kx)`, and 8 consecutive outputs read 8 consecutive
+//! lanes: one multiply-accumulate against the broadcast weights of that pack
+//! and tap adds the pack's taps to 8 outputs, with no im2col gathering at
+//! all. A register tile is up to [`MR`] output channels × 16 outputs; the
+//! weight packs of its channels are widened once per band.
+//!
+//! Two packings ([`Packing`]) share this machinery:
+//! - [`PairsI16`] (AVX2): two channels as `i16` `x − zp`, multiplied by
+//!   `vpmaddwd` and added with `vpaddd`;
+//! - [`QuadsU8`](super::vnni::QuadsU8) (AVX-512 VNNI): four channels as
+//!   `u8` `x + 128`, multiplied and added by one `vpdpbusd`.
 
 use core::arch::x86_64::*;
+use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 
 use super::band::{input_row, put_run, Band, Columns, Cursor, Run, MAX_RUNS};
 use super::conv::{store_i8x16, zeroed_prefix, Operands};
 use super::requant::{pack16, Requant};
+use super::vnni::{dpbusd_quads, QuadsU8};
 use super::widen::{store_pairs16, widen_pairs, NarrowRow};
 use crate::kernels::ConvParams;
 
-/// `i32` lanes of one band (two channels per lane).
+/// `i32` lanes of one band (one channel pack per lane).
 const X_CAP: usize = 8 * 1024;
-/// Most channel-pair taps per output channel (`⌈C_in/2⌉ · kH · kW`).
-const MAX_PAIRS: usize = 640;
-/// Pairs after the weight rows that a 16-pair store may spill into.
-const W_SLACK: usize = 16;
+/// Most channel-pack taps per output channel (`⌈C_in/pack⌉ · kH · kW`).
+const MAX_PACK_TAPS: usize = 640;
+/// Lanes after the weight rows that a 16-lane store may spill into.
+pub(super) const W_SLACK: usize = 16;
 /// Most output channels per register tile (passes take 6, 4 or 2).
-const MR: usize = 6;
+pub(super) const MR: usize = 6;
 /// Vectors of 8 outputs per register tile: with 6 channels, 12
-/// accumulators, 2 inputs, a broadcast weight pair and a product fill the
+/// accumulators, 2 inputs, a broadcast weight pack and a product fill the
 /// 16 registers.
 const NR: usize = 2;
 /// Outputs per register tile.
 const TILE: usize = 8 * NR;
 /// Stack taken by the direct path's buffers.
-pub(super) const SCRATCH_BYTES: usize = (X_CAP + (MR + 1) * MAX_PAIRS + W_SLACK) * 4;
+pub(super) const SCRATCH_BYTES: usize = (X_CAP + (MR + 1) * MAX_PACK_TAPS + W_SLACK) * 4;
+
+/// How input channels are packed into the `i32` lanes of the band and of
+/// the weight rows, and the instructions that multiply them.
+///
+/// # Safety
+///
+/// Every `unsafe fn` here needs a CPU that runs AVX2 and the packing's own
+/// instructions (for [`QuadsU8`], AVX-512 VNNI and VL).
+pub(super) trait Packing: Sized {
+    /// Input channels per lane.
+    const CHANNELS: usize;
+
+    /// Widens the band's rows of the group's input (`group_in`, from the
+    /// group's first channel on) into `x`: pack `c`, phase `r` at
+    /// `c·pair_stride + r·pitch`, band row `i` at `i·wd` in it; every lane
+    /// of every band row is written, the padding included.
+    ///
+    /// # Safety
+    ///
+    /// See the trait.
+    unsafe fn widen_band(
+        p: &ConvParams,
+        plan: &DirectPlan,
+        band: &Band,
+        group_in: &[i8],
+        x: &mut [i32],
+    );
+
+    /// Widens the weight rows of `rows` output channels (`k = cin_g·kH·kW`
+    /// taps each, back to back in `w_rows`) into the first `width` rows of
+    /// `w`: row `r` at `r·k_packs`, lane `c·taps + tap` = the pack of
+    /// channels `c·CHANNELS…` at `tap` (0 for missing channels or rows).
+    /// A step may spill up to 15 lanes past its block, into lanes written
+    /// after it (or [`W_SLACK`]).
+    ///
+    /// # Safety
+    ///
+    /// See the trait.
+    unsafe fn widen_weights(
+        p: &ConvParams,
+        plan: &DirectPlan,
+        w_rows: &[i8],
+        rows: usize,
+        width: usize,
+        w: &mut [i32],
+    );
+
+    /// What the packed sum of one output channel (weights `w_row`) adds to
+    /// the reference's `Σ (x − zp)·w`, subtracted from its bias.
+    ///
+    /// # Safety
+    ///
+    /// See the trait.
+    unsafe fn bias_offset(p: &ConvParams, w_row: &[i8]) -> i32;
+
+    /// [`Pass::run`] for `M` channels.
+    ///
+    /// # Safety
+    ///
+    /// See the trait.
+    unsafe fn run_pass<const M: usize>(
+        pass: &Pass<'_, Self>,
+        q: (&[i32], &[i32], &[i8]),
+        out: &mut [i8],
+        out_plane: usize,
+    );
+}
+
+/// Two channels per lane, `(x[2c] − zp) | (x[2c+1] − zp) << 16`, multiplied
+/// by `vpmaddwd` (AVX2).
+pub(super) struct PairsI16;
 
 /// How a convolution runs on the direct path.
 pub(super) struct DirectPlan {
-    cols: Columns,
+    pub cols: Columns,
     first: Band,
-    /// Channel pairs per group.
-    pairs_c: usize,
+    /// Channel packs per group.
+    pub packs: usize,
     /// Taps per kernel plane.
-    taps: usize,
+    pub taps: usize,
 }
 
 impl DirectPlan {
-    /// `None` when the reduction has more than [`MAX_PAIRS`] channel-pair
-    /// taps or one output row's band exceeds [`X_CAP`] lanes.
-    pub(super) fn new(p: &ConvParams) -> Option<DirectPlan> {
+    /// `None` when the reduction has more than [`MAX_PACK_TAPS`]
+    /// channel-pack taps or one output row's band exceeds [`X_CAP`] lanes.
+    pub(super) fn new<P: Packing>(p: &ConvParams) -> Option<DirectPlan> {
         let cin_g = p.in_channels.checked_div(p.groups)?;
-        let pairs_c = cin_g.div_ceil(2);
+        let packs = cin_g.div_ceil(P::CHANNELS);
         let taps = p.kernel_h.checked_mul(p.kernel_w)?;
-        if taps == 0 || pairs_c.checked_mul(taps)? > MAX_PAIRS {
+        if taps == 0 || packs.checked_mul(taps)? > MAX_PACK_TAPS {
             return None;
         }
         let cols = Columns::new(p)?;
-        let first = Band::new(p, &cols, 0, pairs_c, X_CAP)?;
+        let first = Band::new(p, &cols, 0, packs, X_CAP)?;
         Some(DirectPlan {
             cols,
             first,
-            pairs_c,
+            packs,
             taps,
         })
     }
 }
 
-/// The lane offset of every channel-pair tap `e = c·taps + tap` in a band
-/// (channel pair `c`'s planes, tap `(ky, kx)`'s phase and row).
+/// The lane offset of every channel-pack tap `e = c·taps + tap` in a band
+/// (pack `c`'s planes, tap `(ky, kx)`'s phase and row).
 fn entry_offsets(p: &ConvParams, plan: &DirectPlan, band: &Band, offsets: &mut [u32]) {
-    let pair_stride = band.pitch * p.stride_w;
+    let pack_stride = band.pitch * p.stride_w;
     let mut e = offsets.iter_mut();
-    for c in 0..plan.pairs_c {
+    for c in 0..plan.packs {
         for ky in 0..p.kernel_h {
-            let row = c * pair_stride + ky * p.dilation_h * plan.cols.wd;
+            let row = c * pack_stride + ky * p.dilation_h * plan.cols.wd;
             let mut o = 0;
             for _ in 0..p.kernel_w {
                 let (phase, q) = if p.stride_w == 1 {
@@ -94,21 +172,25 @@ fn entry_offsets(p: &ConvParams, plan: &DirectPlan, band: &Band, offsets: &mut [
 }
 
 /// The direct path over every group. Preconditions hold, `output` not
-/// empty, `plan` made for `p`.
+/// empty, `plan` made for `p` and `P`.
+///
+/// # Safety
+///
+/// The CPU runs `P`'s instructions (see [`Packing`]).
 #[target_feature(enable = "avx2")]
-pub(super) fn direct_conv(
+pub(super) unsafe fn direct_conv<P: Packing>(
     p: &ConvParams,
     plan: &DirectPlan,
     ops: &Operands<'_>,
     output: &mut [i8],
 ) {
     let mut x_buf = MaybeUninit::<[i32; X_CAP]>::uninit();
-    let x = zeroed_prefix(&mut x_buf, plan.first.lanes(p, plan.pairs_c));
-    let k_pairs = plan.pairs_c * plan.taps;
-    let mut w_buf = MaybeUninit::<[i32; MR * MAX_PAIRS + W_SLACK]>::uninit();
-    let w = zeroed_prefix(&mut w_buf, MR * k_pairs + W_SLACK);
-    let mut off_buf = MaybeUninit::<[u32; MAX_PAIRS]>::uninit();
-    let offsets = zeroed_prefix(&mut off_buf, k_pairs);
+    let x = zeroed_prefix(&mut x_buf, plan.first.lanes(p, plan.packs));
+    let k_packs = plan.packs * plan.taps;
+    let mut w_buf = MaybeUninit::<[i32; MR * MAX_PACK_TAPS + W_SLACK]>::uninit();
+    let w = zeroed_prefix(&mut w_buf, MR * k_packs + W_SLACK);
+    let mut off_buf = MaybeUninit::<[u32; MAX_PACK_TAPS]>::uninit();
+    let offsets = zeroed_prefix(&mut off_buf, k_packs);
     let cin_g = p.in_channels / p.groups;
     let cout_g = p.out_channels / p.groups;
     let in_plane = p.in_h * p.in_w;
@@ -119,7 +201,8 @@ pub(super) fn direct_conv(
         entry_offsets(p, plan, &band, offsets);
         for grp in 0..p.groups {
             let group_in = ops.input.get(grp * cin_g * in_plane..).unwrap_or(&[]);
-            widen_band(p, plan, &band, group_in, x);
+            // SAFETY: the CPU runs `P` (this function's contract).
+            unsafe { P::widen_band(p, plan, &band, group_in, x) };
             let mut oc = 0;
             while oc < cout_g {
                 // 6 channels a pass, the rest as 4 and/or 2 (an odd last
@@ -141,27 +224,85 @@ pub(super) fn direct_conv(
                 } else {
                     2
                 };
-                widen_weight_pairs(p, plan, w_rows, rows, width, w);
-                let pass = Pass::new(p, plan.cols.wd, &band, offsets, x, w, rows);
+                // SAFETY: as above.
+                unsafe { P::widen_weights(p, plan, w_rows, rows, width, w) };
+                let mut pass = Pass::new(p, plan.cols.wd, &band, offsets, x, w, rows);
+                for (r, b) in pass.bias_offset.iter_mut().enumerate().take(rows) {
+                    let w_row = w_rows.get(r * k..(r + 1) * k).unwrap_or(&[]);
+                    // SAFETY: as above.
+                    *b = unsafe { P::bias_offset(p, w_row) };
+                }
                 let q = (
                     ops.bias.get(first..).unwrap_or(&[]),
                     ops.multiplier.get(first..).unwrap_or(&[]),
                     ops.shift.get(first..).unwrap_or(&[]),
                 );
                 let out = output.get_mut(first * out_plane..).unwrap_or(&mut []);
-                match width {
-                    6 => pass.run::<6>(q, out, out_plane),
-                    4 => pass.run::<4>(q, out, out_plane),
-                    _ => pass.run::<2>(q, out, out_plane),
+                // SAFETY: as above.
+                unsafe {
+                    match width {
+                        6 => P::run_pass::<6>(&pass, q, out, out_plane),
+                        4 => P::run_pass::<4>(&pass, q, out, out_plane),
+                        _ => P::run_pass::<2>(&pass, q, out, out_plane),
+                    }
                 }
                 oc += rows;
             }
         }
-        match Band::new(p, &plan.cols, band.oy1, plan.pairs_c, X_CAP) {
+        match Band::new(p, &plan.cols, band.oy1, plan.packs, X_CAP) {
             Some(next) => band = next,
             None => return,
         }
     }
+}
+
+impl Packing for PairsI16 {
+    const CHANNELS: usize = 2;
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn widen_band(
+        p: &ConvParams,
+        plan: &DirectPlan,
+        band: &Band,
+        group_in: &[i8],
+        x: &mut [i32],
+    ) {
+        widen_band(p, plan, band, group_in, x);
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn widen_weights(
+        p: &ConvParams,
+        plan: &DirectPlan,
+        w_rows: &[i8],
+        rows: usize,
+        width: usize,
+        w: &mut [i32],
+    ) {
+        widen_weight_pairs(p, plan, w_rows, rows, width, w);
+    }
+
+    /// Pairs hold `x − zp` itself: nothing to take off.
+    unsafe fn bias_offset(_: &ConvParams, _: &[i8]) -> i32 {
+        0
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_pass<const M: usize>(
+        pass: &Pass<'_, Self>,
+        q: (&[i32], &[i32], &[i8]),
+        out: &mut [i8],
+        out_plane: usize,
+    ) {
+        pass.run::<M>(q, out, out_plane);
+    }
+}
+
+/// `acc + vpmaddwd(x, w)`: two channels' taps added to 8 lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn madd_pairs(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
+    _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
 }
 
 /// Widens the band's rows of the group's input into channel-pair lanes:
@@ -186,7 +327,7 @@ fn widen_band(p: &ConvParams, plan: &DirectPlan, band: &Band, group_in: &[i8], x
     } else {
         None
     };
-    for c in 0..plan.pairs_c {
+    for c in 0..plan.packs {
         let mut i = 0;
         while i < band.rows {
             let iy = input_row(p, band, i);
@@ -262,7 +403,7 @@ fn widen_weight_pairs(
     let cin_g = p.in_channels / p.groups;
     let taps = plan.taps;
     let k = cin_g * taps;
-    let k_pairs = plan.pairs_c * taps;
+    let k_pairs = plan.packs * taps;
     let order = small_block_order(taps);
     for r in 0..width.min(MR) {
         let at = r * k_pairs;
@@ -377,12 +518,12 @@ fn pairs_large_blocks(row: &[i8], blocks: usize, taps: usize, w: &mut [i32], at:
     blocks
 }
 
-/// One pass of up to [`MR`] output channels over a band.
-struct Pass<'a> {
+/// One pass of up to [`MR`] output channels over a band, for packing `P`.
+pub(super) struct Pass<'a, P> {
     p: &'a ConvParams,
     wd: usize,
     band: &'a Band,
-    /// Lane offset of each channel-pair tap.
+    /// Lane offset of each channel-pack tap.
     offsets: &'a [u32],
     /// The largest of `offsets` (set by [`Pass::new`] only).
     reach: usize,
@@ -390,9 +531,12 @@ struct Pass<'a> {
     w: &'a [i32],
     /// Real channels (the widened rows past them are 0).
     rows: usize,
+    /// [`Packing::bias_offset`] of each channel, taken off its bias.
+    bias_offset: [i32; MR],
+    packing: PhantomData<P>,
 }
 
-impl<'a> Pass<'a> {
+impl<'a, P> Pass<'a, P> {
     /// A pass over `band` whose channel-pair taps are at `offsets`; their
     /// largest is found here, once per pass rather than per tile.
     fn new(
@@ -403,7 +547,7 @@ impl<'a> Pass<'a> {
         x: &'a [i32],
         w: &'a [i32],
         rows: usize,
-    ) -> Pass<'a> {
+    ) -> Pass<'a, P> {
         let reach = offsets.iter().copied().max().unwrap_or(0) as usize;
         Pass {
             p,
@@ -414,143 +558,166 @@ impl<'a> Pass<'a> {
             x,
             w,
             rows,
+            bias_offset: [0; MR],
+            packing: PhantomData,
         }
-    }
-
-    /// Every segment of the band, [`TILE`] outputs at a time, for `M`
-    /// channels; `q` is (bias, multiplier, shift) from the pass's first
-    /// channel on, `out` the output from its first channel's plane on.
-    #[target_feature(enable = "avx2")]
-    fn run<const M: usize>(&self, q: (&[i32], &[i32], &[i8]), out: &mut [i8], out_plane: usize) {
-        let (bias, multiplier, shift) = q;
-        let zp = self.p.output_zero_point;
-        // Rows past `self.rows` get 0s (their outputs are not stored).
-        let rq: [Requant; M] = core::array::from_fn(|r| {
-            let m = multiplier.get(r).copied().unwrap_or(0);
-            let s = shift.get(r).map_or(0, |&v| i32::from(v));
-            Requant::splat(m, s, zp)
-        });
-        let b: [i32; M] = core::array::from_fn(|r| bias.get(r).copied().unwrap_or(0));
-        let lo = _mm_set1_epi8(self.p.act_min as i8);
-        let hi = _mm_set1_epi8(self.p.act_max as i8);
-        // 16 bytes per channel and room for `put_run`'s last store.
-        let mut bytes = [[0i8; 32]; M];
-        let mut runs = [Run::default(); MAX_RUNS];
-        // One output row: flat position `t` is output `t`, so a tile is one
-        // run and needs no cursor.
-        let one_row = self.p.out_h == 1;
-        for (start, end) in self.band.segments(self.p, self.wd) {
-            let mut cursor = Cursor::at(self.p, self.band, self.wd, start);
-            let mut t0 = start;
-            while t0 < end {
-                let t1 = (t0 + TILE).min(end);
-                if one_row && t1 - t0 == TILE {
-                    // 16 whole outputs in order: stored in place, without
-                    // the round trip through `bytes` and `put_run`.
-                    let ys = self.tile::<M, 2>(t0, &b, &rq, (lo, hi));
-                    for (r, &y) in ys.iter().enumerate().take(self.rows) {
-                        let out_r = out
-                            .get_mut(r * out_plane..(r + 1) * out_plane)
-                            .unwrap_or(&mut []);
-                        store_i8x16(out_r, t0, y);
-                    }
-                    t0 = t1;
-                    continue;
-                }
-                let ys = if t1 - t0 > 8 {
-                    self.tile::<M, 2>(t0, &b, &rq, (lo, hi))
-                } else {
-                    self.tile::<M, 1>(t0, &b, &rq, (lo, hi))
-                };
-                for (y, &v) in bytes.iter_mut().zip(&ys) {
-                    store_i8x16(y, 0, v);
-                }
-                let n_runs = if one_row {
-                    runs[0] = Run {
-                        lane: 0,
-                        at: t0,
-                        len: t1 - t0,
-                    };
-                    1
-                } else {
-                    cursor.take(t1 - t0, &mut runs)
-                };
-                for (r, y) in bytes.iter().enumerate().take(self.rows) {
-                    let out_r = out
-                        .get_mut(r * out_plane..(r + 1) * out_plane)
-                        .unwrap_or(&mut []);
-                    for run in runs.get(..n_runs).unwrap_or(&[]) {
-                        put_run(out_r, run.at, y.get(run.lane..).unwrap_or(&[]), run.len);
-                    }
-                }
-                t0 = t1;
-            }
-        }
-    }
-
-    /// The requantized bytes of `8·N` outputs from `t0` for each channel
-    /// (with `N = 1`, the last 8 repeat the first).
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn tile<const M: usize, const N: usize>(
-        &self,
-        t0: usize,
-        bias: &[i32; M],
-        rq: &[Requant; M],
-        (lo, hi): (__m128i, __m128i),
-    ) -> [__m128i; M] {
-        let mut acc = [[_mm256_setzero_si256(); N]; M];
-        for (a, &b) in acc.iter_mut().zip(bias) {
-            *a = [_mm256_set1_epi32(b); N];
-        }
-        let acc = self.accumulate::<M, N>(t0, acc);
-        // Every row, the zero rows past `self.rows` too (their bytes are
-        // not stored): a loop of constant length keeps the accumulators in
-        // registers, where a `take(self.rows)` spilled and copied them.
-        let mut ys = [_mm_setzero_si128(); M];
-        for ((acc_r, r), y) in acc.iter().zip(rq).zip(ys.iter_mut()) {
-            let first = r.apply(acc_r[0]);
-            let second = r.apply(acc_r[N - 1]);
-            *y = pack16(first, second, lo, hi);
-        }
-        ys
-    }
-
-    /// `acc[r][v] += Σ_e madd(x[t0 + off(e) + 8v ..], w pair (r, e))`.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn accumulate<const M: usize, const N: usize>(
-        &self,
-        t0: usize,
-        mut acc: [[__m256i; N]; M],
-    ) -> [[__m256i; N]; M] {
-        let k_pairs = self.offsets.len();
-        let reach = self.reach;
-        // Out of bounds (never, for a pass made by `direct_conv`): no
-        // entries, rather than an early return, which made the compiler
-        // keep `acc` in memory and copy it on every tile.
-        let in_bounds =
-            t0 + reach + 8 * N <= self.x.len() && M * k_pairs <= self.w.len() && N <= NR;
-        let offsets = if in_bounds { self.offsets } else { &[] };
-        let x = self.x.as_ptr();
-        let w = self.w.as_ptr();
-        for (e, &off) in offsets.iter().enumerate() {
-            let base = t0 + off as usize;
-            let mut xs = [_mm256_setzero_si256(); N];
-            for (v, xv) in xs.iter_mut().enumerate() {
-                // SAFETY: `base + 8v + 8 ≤ t0 + reach + 8N ≤ x.len()` (checked
-                // above, else `offsets` is empty; `off ≤ reach`, the max of `offsets`, by `Pass::new`;
-                // `v < N`).
-                *xv = unsafe { _mm256_loadu_si256(x.add(base + 8 * v).cast()) };
-            }
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                // SAFETY: `r·k_pairs + e < M·k_pairs ≤ w.len()`.
-                let b = _mm256_set1_epi32(unsafe { *w.add(r * k_pairs + e) });
-                for (a, &xv) in acc_r.iter_mut().zip(&xs) {
-                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(xv, b));
-                }
-            }
-        }
-        acc
     }
 }
+
+/// The register-tiled passes for one packing: `run`, `tile` and
+/// `accumulate` compiled with the packing's target features (`$features`)
+/// and its multiply-accumulate `$mac(acc, x, w) -> acc` (a function with
+/// the same features), so that every call inlines.
+macro_rules! direct_pass {
+    ($packing:ty, $features:literal, $mac:path) => {
+        impl Pass<'_, $packing> {
+            /// Every segment of the band, [`TILE`] outputs at a time, for `M`
+            /// channels; `q` is (bias, multiplier, shift) from the pass's first
+            /// channel on, `out` the output from its first channel's plane on.
+            #[target_feature(enable = $features)]
+            pub(super) fn run<const M: usize>(
+                &self,
+                q: (&[i32], &[i32], &[i8]),
+                out: &mut [i8],
+                out_plane: usize,
+            ) {
+                let (bias, multiplier, shift) = q;
+                let zp = self.p.output_zero_point;
+                // Rows past `self.rows` get 0s (their outputs are not stored).
+                let rq: [Requant; M] = core::array::from_fn(|r| {
+                    let m = multiplier.get(r).copied().unwrap_or(0);
+                    let s = shift.get(r).map_or(0, |&v| i32::from(v));
+                    Requant::splat(m, s, zp)
+                });
+                let b: [i32; M] = core::array::from_fn(|r| {
+                    let offset = self.bias_offset.get(r).copied().unwrap_or(0);
+                    bias.get(r).copied().unwrap_or(0).wrapping_sub(offset)
+                });
+                let lo = _mm_set1_epi8(self.p.act_min as i8);
+                let hi = _mm_set1_epi8(self.p.act_max as i8);
+                // 16 bytes per channel and room for `put_run`'s last store.
+                let mut bytes = [[0i8; 32]; M];
+                let mut runs = [Run::default(); MAX_RUNS];
+                // One output row: flat position `t` is output `t`, so a tile is one
+                // run and needs no cursor.
+                let one_row = self.p.out_h == 1;
+                for (start, end) in self.band.segments(self.p, self.wd) {
+                    let mut cursor = Cursor::at(self.p, self.band, self.wd, start);
+                    let mut t0 = start;
+                    while t0 < end {
+                        let t1 = (t0 + TILE).min(end);
+                        if one_row && t1 - t0 == TILE {
+                            // 16 whole outputs in order: stored in place, without
+                            // the round trip through `bytes` and `put_run`.
+                            let ys = self.tile::<M, 2>(t0, &b, &rq, (lo, hi));
+                            for (r, &y) in ys.iter().enumerate().take(self.rows) {
+                                let out_r = out
+                                    .get_mut(r * out_plane..(r + 1) * out_plane)
+                                    .unwrap_or(&mut []);
+                                store_i8x16(out_r, t0, y);
+                            }
+                            t0 = t1;
+                            continue;
+                        }
+                        let ys = if t1 - t0 > 8 {
+                            self.tile::<M, 2>(t0, &b, &rq, (lo, hi))
+                        } else {
+                            self.tile::<M, 1>(t0, &b, &rq, (lo, hi))
+                        };
+                        for (y, &v) in bytes.iter_mut().zip(&ys) {
+                            store_i8x16(y, 0, v);
+                        }
+                        let n_runs = if one_row {
+                            runs[0] = Run {
+                                lane: 0,
+                                at: t0,
+                                len: t1 - t0,
+                            };
+                            1
+                        } else {
+                            cursor.take(t1 - t0, &mut runs)
+                        };
+                        for (r, y) in bytes.iter().enumerate().take(self.rows) {
+                            let out_r = out
+                                .get_mut(r * out_plane..(r + 1) * out_plane)
+                                .unwrap_or(&mut []);
+                            for run in runs.get(..n_runs).unwrap_or(&[]) {
+                                put_run(out_r, run.at, y.get(run.lane..).unwrap_or(&[]), run.len);
+                            }
+                        }
+                        t0 = t1;
+                    }
+                }
+            }
+
+            /// The requantized bytes of `8·N` outputs from `t0` for each channel
+            /// (with `N = 1`, the last 8 repeat the first).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn tile<const M: usize, const N: usize>(
+                &self,
+                t0: usize,
+                bias: &[i32; M],
+                rq: &[Requant; M],
+                (lo, hi): (__m128i, __m128i),
+            ) -> [__m128i; M] {
+                let mut acc = [[_mm256_setzero_si256(); N]; M];
+                for (a, &b) in acc.iter_mut().zip(bias) {
+                    *a = [_mm256_set1_epi32(b); N];
+                }
+                let acc = self.accumulate::<M, N>(t0, acc);
+                // Every row, the zero rows past `self.rows` too (their bytes are
+                // not stored): a loop of constant length keeps the accumulators in
+                // registers, where a `take(self.rows)` spilled and copied them.
+                let mut ys = [_mm_setzero_si128(); M];
+                for ((acc_r, r), y) in acc.iter().zip(rq).zip(ys.iter_mut()) {
+                    let first = r.apply(acc_r[0]);
+                    let second = r.apply(acc_r[N - 1]);
+                    *y = pack16(first, second, lo, hi);
+                }
+                ys
+            }
+
+            /// `acc[r][v] += Σ_e mac(x[t0 + off(e) + 8v ..], w pack (r, e))`.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn accumulate<const M: usize, const N: usize>(
+                &self,
+                t0: usize,
+                mut acc: [[__m256i; N]; M],
+            ) -> [[__m256i; N]; M] {
+                let k_pairs = self.offsets.len();
+                let reach = self.reach;
+                // Out of bounds (never, for a pass made by `direct_conv`): no
+                // entries, rather than an early return, which made the compiler
+                // keep `acc` in memory and copy it on every tile.
+                let in_bounds =
+                    t0 + reach + 8 * N <= self.x.len() && M * k_pairs <= self.w.len() && N <= NR;
+                let offsets = if in_bounds { self.offsets } else { &[] };
+                let x = self.x.as_ptr();
+                let w = self.w.as_ptr();
+                for (e, &off) in offsets.iter().enumerate() {
+                    let base = t0 + off as usize;
+                    let mut xs = [_mm256_setzero_si256(); N];
+                    for (v, xv) in xs.iter_mut().enumerate() {
+                        // SAFETY: `base + 8v + 8 ≤ t0 + reach + 8N ≤ x.len()` (checked
+                        // above, else `offsets` is empty; `off ≤ reach`, the max of `offsets`, by `Pass::new`;
+                        // `v < N`).
+                        *xv = unsafe { _mm256_loadu_si256(x.add(base + 8 * v).cast()) };
+                    }
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        // SAFETY: `r·k_pairs + e < M·k_pairs ≤ w.len()`.
+                        let b = _mm256_set1_epi32(unsafe { *w.add(r * k_pairs + e) });
+                        for (a, &xv) in acc_r.iter_mut().zip(&xs) {
+                            *a = $mac(*a, xv, b);
+                        }
+                    }
+                }
+                acc
+            }
+        }
+    };
+}
+
+direct_pass!(PairsI16, "avx2", madd_pairs);
+direct_pass!(QuadsU8, "avx2,avx512vnni,avx512vl", dpbusd_quads);

@@ -1,5 +1,5 @@
-//! x86-64 kernels on AVX2, bit-exact with the [`reference`](super::reference)
-//! kernels.
+//! x86-64 kernels on AVX2 (and AVX-512 VNNI for convolutions), bit-exact
+//! with the [`reference`](super::reference) kernels.
 //!
 //! The multiply-accumulates are `vpmaddwd`: sixteen `i16 × i16` products
 //! summed in pairs into eight `i32` lanes, exact for `|x − zp| ≤ 255` and
@@ -14,6 +14,11 @@
 //!   tile of 6 output channels × 16 outputs takes 12 `vpmaddwd` per channel
 //!   pair and tap. One input channel per group goes to the sliding path of
 //!   [`depthwise_conv_s8_avx2`], and what fits neither to an im2col GEMM.
+//! - [`conv_s8_vnni`] (AVX-512 VNNI on 256-bit vectors, detected like AVX2
+//!   and chosen before [`conv_s8_avx2`] where the CPU has it): the same
+//!   direct path with four input channels per lane as `u8` `x + 128`, one
+//!   exact `vpdpbusd` adding four taps to 8 outputs; the `128 + zp` it adds
+//!   per weight is taken off the bias (module `vnni`).
 //! - [`depthwise_conv_s8_avx2`]: each input plane is widened into a band
 //!   split into stride phases, and 16 outputs take two `vpmaddwd` per pair
 //!   of taps.
@@ -46,6 +51,7 @@ mod fully_connected;
 mod pool;
 mod recurrent;
 mod requant;
+mod vnni;
 mod widen;
 
 pub use conv::{conv_avx2_takes, conv_s8_avx2};
@@ -54,6 +60,7 @@ pub use elementwise::{add_avx2_takes, add_s8_avx2, mul_avx2_takes, mul_s8_avx2};
 pub use fully_connected::{fully_connected_avx2_takes, fully_connected_s8_avx2};
 pub use pool::{avg_pool_avx2_takes, avg_pool_s8_avx2, max_pool_avx2_takes, max_pool_s8_avx2};
 pub use recurrent::{gru_avx2_takes, gru_s8_avx2, lstm_avx2_takes, lstm_s8_avx2};
+pub use vnni::{conv_s8_vnni, conv_vnni_takes, vnni_available};
 
 /// Most stack any kernel here takes for its buffers.
 pub const SCRATCH_BYTES: usize = max(
