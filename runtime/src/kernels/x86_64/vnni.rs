@@ -180,6 +180,7 @@ impl Packing for QuadsU8 {
         let taps = plan.taps;
         let k = cin_g * taps;
         let k_quads = plan.packs * taps;
+        let short_order = ShortOrder::new(taps);
         for r in 0..width.min(MR) {
             let at = r * k_quads;
             if r >= rows {
@@ -187,7 +188,10 @@ impl Packing for QuadsU8 {
                 continue;
             }
             let rest = w_rows.get(r * k..).unwrap_or(&[]);
-            let done = weight_quads(rest, cin_g / 4, taps, w, at);
+            let done = match &short_order {
+                Some(order) => short_weight_quads(rest, cin_g / 4, taps, order, w, at),
+                None => weight_quads(rest, cin_g / 4, taps, w, at),
+            };
             // The quads too near the end of the weights for 16-byte loads,
             // and a last partial quad (with 0s), one lane at a time.
             let row = rest.get(..k).unwrap_or(&[]);
@@ -358,6 +362,75 @@ fn weight_quads(row: &[i8], quads: usize, taps: usize, w: &mut [i32], at: usize)
             }
             store_quads([a, b, c2, d], w, lane, lane + 16);
             t0 += 16;
+        }
+    }
+    quads
+}
+
+/// For kernels of at most 8 taps: a channel quad's `4·taps ≤ 32` weight
+/// bytes transposed into its `taps` lanes by byte shuffles. Output byte
+/// `4t + j` (lane `t`, channel `j`) is input byte `j·taps + t`; `lo` and
+/// `hi` pick it from the quad's first or second 16 bytes (the other gives
+/// 0: a shuffle index with its high bit set), for the first 4 lanes and
+/// the next 4.
+struct ShortOrder {
+    lo: [__m128i; 2],
+    hi: [__m128i; 2],
+}
+
+impl ShortOrder {
+    /// `None` for more than 8 taps (or none).
+    #[target_feature(enable = "avx2")]
+    fn new(taps: usize) -> Option<ShortOrder> {
+        if taps == 0 || taps > 8 {
+            return None;
+        }
+        let mut idx = [[[-128i8; 16]; 2]; 2];
+        for t in 0..taps {
+            for j in 0..4 {
+                let src = j * taps + t;
+                let (part, byte) = (t / 4, 4 * (t % 4) + j);
+                idx[src / 16][part][byte] = (src % 16) as i8;
+            }
+        }
+        // SAFETY: each row of `idx` holds 16 bytes to load.
+        let load = |v: &[i8; 16]| unsafe { _mm_loadu_si128(v.as_ptr().cast()) };
+        Some(ShortOrder {
+            lo: [load(&idx[0][0]), load(&idx[0][1])],
+            hi: [load(&idx[1][0]), load(&idx[1][1])],
+        })
+    }
+}
+
+/// [`weight_quads`] for at most 8 taps: per quad, two 16-byte loads and
+/// four shuffles give its 8 lanes (those past `taps` spill into the next
+/// quad's, written after them). Returns how many of the `quads` it did.
+#[target_feature(enable = "avx2")]
+fn short_weight_quads(
+    row: &[i8],
+    quads: usize,
+    taps: usize,
+    order: &ShortOrder,
+    w: &mut [i32],
+    at: usize,
+) -> usize {
+    for c in 0..quads {
+        let block = 4 * c * taps;
+        let lane = at + c * taps;
+        let (Some(src), Some(dst)) = (row.get(block..block + 32), w.get_mut(lane..lane + 8)) else {
+            return c;
+        };
+        // SAFETY: 32 bytes to load from `src`, room for 8 `i32` in `dst`.
+        unsafe {
+            let lo = _mm_loadu_si128(src.as_ptr().cast());
+            let hi = _mm_loadu_si128(src.as_ptr().add(16).cast());
+            for (part, d) in [0, 4].into_iter().enumerate() {
+                let v = _mm_or_si128(
+                    _mm_shuffle_epi8(lo, order.lo[part]),
+                    _mm_shuffle_epi8(hi, order.hi[part]),
+                );
+                _mm_storeu_si128(dst.as_mut_ptr().add(d).cast(), v);
+            }
         }
     }
     quads
