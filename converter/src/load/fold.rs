@@ -164,9 +164,12 @@ pub fn eval(ctx: &NodeCtx, inputs: &[Option<&Const>]) -> Result<Option<Const>, C
 /// this is a malformed model, not a reason to exhaust memory.
 const MAX_FOLDED_ELEMENTS: usize = 1 << 26;
 
-/// Check a shape about to be materialized.
+/// Check a shape about to be materialized. Zero dims are skipped in the
+/// bound: a shape like `[2^60, 0]` has no elements, but loops over its
+/// outer dims would still run 2^60 times (a fuzzer finding: a hang).
 fn check_size(ctx: &NodeCtx, shape: &[usize]) -> Result<(), ConvertError> {
-    match shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+    let mut nonzero = shape.iter().filter(|&&d| d != 0);
+    match nonzero.try_fold(1usize, |a, &d| a.checked_mul(d)) {
         Some(n) if n <= MAX_FOLDED_ELEMENTS => Ok(()),
         _ => Err(ctx.err(format!(
             "folding produces a constant of shape {shape:?}, larger than medq accepts"
