@@ -71,9 +71,11 @@ run_target() { # target seconds [runs]
     local t=$1 secs=$2 runs=${3:--1}
     mkdir -p "corpus/$t"
     # -rss_limit_mb: the loaders may legitimately use a few hundred MB.
+    # -timeout: one input taking 30 s is a hang (libFuzzer's default waits
+    # 20 minutes, longer than a smoke run).
     # shellcheck disable=SC2046
     cargo +nightly fuzz run -s "$(sanitizer_of "$t")" $(features_of "$t") "$t" "corpus/$t" "$(seeds_of "$t")" -- \
-        -max_total_time="$secs" -runs="$runs" -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
+        -max_total_time="$secs" -runs="$runs" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 2>&1 |
         tee "corpus/$t.log" | grep -E '^(#[0-9]+.*(INITED|DONE)|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)' || true
     rm -f /dev/shm/medq-fuzz-* # the npy and onnx_load targets' scratch files
     if grep -q -E '^(==[0-9]+==ERROR|SUMMARY: libFuzzer|thread .* panicked)' "corpus/$t.log"; then
