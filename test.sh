@@ -18,6 +18,8 @@ install() {
     command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
     command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
     command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+    # firmware/stack_bound.py reads the firmware's disassembly.
+    command -v llvm-objdump >/dev/null || need+=(llvm)
     # bindgen in the nRF52840's BLE build (nrf-sdc) loads libclang and needs
     # clang's own headers.
     compgen -G "/usr/lib/llvm-*/lib/clang/*/include/stdint.h" >/dev/null ||
@@ -84,7 +86,10 @@ qemu_flags=(-nographic -semihosting-config enable=on,target=native -icount shift
     python3 budget.py
     echo "-- Cortex-M4F (mps2-an386)"
     qemu-system-arm -cpu cortex-m4 -machine mps2-an386 "${qemu_flags[@]}" \
-        -kernel target/thumbv7em-none-eabihf/release/medq-firmware
+        -kernel target/thumbv7em-none-eabihf/release/medq-firmware | tee target/m4-run.log
+    echo "-- the static stack bound: fits the RAM the statics leave, and is above the measured mark"
+    measured=$(sed -n 's/^stack: \([0-9]*\) of .*/\1/p' target/m4-run.log)
+    python3 stack_bound.py --ram 16384 --measured "$measured"
     echo "-- Cortex-M7 (mps2-an500)"
     qemu-system-arm -cpu cortex-m7 -machine mps2-an500 "${qemu_flags[@]}" \
         -kernel target/thumbv7em-none-eabihf/release/medq-firmware
