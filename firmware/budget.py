@@ -91,7 +91,9 @@ POWER_BOARDS = [
 HEART_RATES = (60, 180)
 
 
-def sections(path):
+def section_data(path):
+    """{name: (addr, size, bytes)} of a 32-bit little-endian ELF's sections
+    (the bytes empty for NOBITS sections such as .bss)."""
     with open(path, "rb") as f:
         data = f.read()
     if data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
@@ -102,10 +104,15 @@ def sections(path):
     strtab = heads[shstrndx]
     names = data[strtab[4]:strtab[4] + strtab[5]]
     out = {}
-    for h in heads:
-        name = names[h[0]:names.index(b"\0", h[0])].decode()
-        out[name] = (h[3], h[5])  # addr, size
+    for name, typ, _flags, addr, off, size, *_ in heads:
+        label = names[name:names.index(b"\0", name)].decode()
+        out[label] = (addr, size, data[off:off + size] if typ != 8 else b"")
     return out
+
+
+def sections(path):
+    """{name: (addr, size)} of the ELF's sections."""
+    return {name: (addr, size) for name, (addr, size, _) in section_data(path).items()}
 
 
 def board_report(board, elf):

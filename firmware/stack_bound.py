@@ -38,29 +38,13 @@ import struct
 import subprocess
 import sys
 
+from budget import section_data
+
 EXCEPTION_FRAME = 104  # 8 words + 18 FP words (S0-S15, FPSCR, reserved)
 
 FUNC_RE = re.compile(r"^([0-9a-f]+) <(.+)>:$")
 INSN_RE = re.compile(r"^\s+([0-9a-f]+):\s+(\S+)\s*(.*)$")
 TARGET_RE = re.compile(r"^(?:0x)?([0-9a-f]+)\s*<([^>+]+)(\+0x[0-9a-f]+)?>")
-
-
-def sections(path):
-    """{name: (addr, bytes)} of the ELF32 little-endian image's sections."""
-    data = open(path, "rb").read()
-    if data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
-        sys.exit(f"{path}: not a 32-bit little-endian ELF")
-    shoff, = struct.unpack_from("<I", data, 0x20)
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
-    heads = [struct.unpack_from("<IIIIIIIIII", data, shoff + i * shentsize) for i in range(shnum)]
-    strtab = heads[shstrndx]
-    names = data[strtab[4]:strtab[4] + strtab[5]]
-    out = {}
-    for name, typ, _flags, addr, off, size, *_ in heads:
-        label = names[name:names.index(b"\0", name)].decode()
-        # NOBITS (.bss, .uninit): no bytes in the file, only a size.
-        out[label] = (addr, data[off:off + size] if typ != 8 else bytes(size))
-    return out
 
 
 def disassemble(path):
@@ -138,7 +122,7 @@ def address_taken(funcs, secs):
     for label in (".text", ".rodata", ".data"):
         if label not in secs:
             continue
-        addr, data = secs[label]
+        addr, _, data = secs[label]
         first = (4 - addr % 4) % 4
         for off in range(first, len(data) - 3, 4):
             word, = struct.unpack_from("<I", data, off)
@@ -221,7 +205,7 @@ def vector_handlers(funcs, secs):
     """The handler functions of the vector table, the reset handler first."""
     if ".vector_table" not in secs:
         sys.exit("stack_bound: no .vector_table section")
-    _, data = secs[".vector_table"]
+    _, _, data = secs[".vector_table"]
     starts = {start | 1: name for name, (start, _) in funcs.items()}
     handlers = []
     for off in range(4, len(data) - 3, 4):  # word 0 is the initial SP
@@ -240,7 +224,7 @@ def main():
                     help="RAM bytes: fail unless the bound fits what .data, .bss and .uninit leave")
     ap.add_argument("--measured", type=int, help="a measured high-water mark, which must not exceed the bound")
     args = ap.parse_args()
-    secs = sections(args.elf)
+    secs = section_data(args.elf)
     funcs = disassemble(args.elf)
     info = analyse(funcs)
     indirect_targets = address_taken(funcs, secs)
@@ -264,7 +248,7 @@ def main():
     if args.measured is not None and args.measured > total:
         sys.exit(f"stack_bound: measured {args.measured} B exceeds the bound {total} B: the analysis is wrong")
     if args.ram is not None:
-        static = sum(len(secs[n][1]) for n in (".data", ".bss", ".uninit") if n in secs)
+        static = sum(secs[n][1] for n in (".data", ".bss", ".uninit") if n in secs)
         left = args.ram - static
         print(f"RAM {args.ram} B - static {static} B = {left} B for the stack: "
               f"{'fits' if total <= left else 'DOES NOT FIT'} ({left - total} B spare)")
