@@ -22,6 +22,7 @@ use core::arch::x86_64::*;
 use super::band::{input_row, Band};
 use super::conv::{conv_args_ok, conv_avx2_takes, Operands};
 use super::direct::{direct_conv, DirectPlan, Packing, Pass, MR};
+use super::widen::window;
 use crate::kernels::reference;
 use crate::kernels::ConvParams;
 
@@ -237,36 +238,12 @@ pub(super) fn dpbusd_quads(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
 }
 
 /// Bytes `j..j + 16` of a padded row as `u8`: byte `l` is `src[l − pad] +
-/// 128` when `pad ≤ l < pad + n`, else `fill`. `src` is the row and
-/// whatever follows it (read, masked, when 16 bytes are there).
+/// 128` when `pad ≤ l < pad + n`, else `fill` (see [`window`]).
 #[target_feature(enable = "avx2")]
 #[inline]
 fn chunk_u8(src: &[i8], n: usize, pad: usize, j: usize, fill: __m128i) -> __m128i {
-    let lead = pad.saturating_sub(j).min(16);
-    let first = (j + lead).saturating_sub(pad);
-    let avail = n.saturating_sub(first).min(16 - lead);
-    if avail == 0 {
+    let Some((raw, lead, avail)) = window(src, n, pad, j) else {
         return fill;
-    }
-    let raw = match src.get(first..first + 16) {
-        // SAFETY: 16 bytes to load.
-        Some(s) if lead == 0 => unsafe { _mm_loadu_si128(s.as_ptr().cast()) },
-        Some(s) => {
-            // SAFETY: 16 bytes to load.
-            let v = unsafe { _mm_loadu_si128(s.as_ptr().cast()) };
-            // Move the bytes up by `lead`: byte l takes byte l − lead.
-            let iota = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            _mm_shuffle_epi8(v, _mm_sub_epi8(iota, _mm_set1_epi8(lead as i8)))
-        }
-        None => {
-            let mut bytes = [0i8; 16];
-            let part = src.get(first..first + avail).unwrap_or(&[]);
-            for (d, &b) in bytes.iter_mut().skip(lead).zip(part) {
-                *d = b;
-            }
-            // SAFETY: `bytes` has 16 bytes to load.
-            unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
-        }
     };
     let v = _mm_xor_si128(raw, _mm_set1_epi8(i8::MIN));
     if lead == 0 && avail == 16 {

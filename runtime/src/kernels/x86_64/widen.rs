@@ -5,17 +5,24 @@
 
 use core::arch::x86_64::*;
 
-/// Lanes `j..j + 16` of a padded row: lane `l` is `src[l − pad] − zp`
-/// when `pad ≤ l < pad + n`, else 0. `src` is the row and whatever follows
-/// it (read, masked, when 16 bytes are there).
+/// Bytes `j..j + 16` of a padded row, before padding: byte `l` is
+/// `src[l − pad]` for `lead ≤ l < lead + avail` (the others are
+/// unspecified), with `(raw, lead, avail)` returned; `None` when the window
+/// holds no byte of the row. `src` is the row and whatever follows it (read
+/// whole when 16 bytes are there), `n` the row's length.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn chunk(src: &[i8], n: usize, pad: usize, j: usize, zp16: __m256i) -> __m256i {
+pub(super) fn window(
+    src: &[i8],
+    n: usize,
+    pad: usize,
+    j: usize,
+) -> Option<(__m128i, usize, usize)> {
     let lead = pad.saturating_sub(j).min(16);
     let first = (j + lead).saturating_sub(pad);
     let avail = n.saturating_sub(first).min(16 - lead);
     if avail == 0 {
-        return _mm256_setzero_si256();
+        return None;
     }
     let raw = match src.get(first..first + 16) {
         // SAFETY: 16 bytes to load.
@@ -37,6 +44,17 @@ fn chunk(src: &[i8], n: usize, pad: usize, j: usize, zp16: __m256i) -> __m256i {
             // SAFETY: `bytes` has 16 bytes to load.
             unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
         }
+    };
+    Some((raw, lead, avail))
+}
+
+/// Lanes `j..j + 16` of a padded row: lane `l` is `src[l − pad] − zp`
+/// when `pad ≤ l < pad + n`, else 0 (see [`window`]).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn chunk(src: &[i8], n: usize, pad: usize, j: usize, zp16: __m256i) -> __m256i {
+    let Some((raw, lead, avail)) = window(src, n, pad, j) else {
+        return _mm256_setzero_si256();
     };
     let v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(raw), zp16);
     if lead == 0 && avail == 16 {
