@@ -402,36 +402,56 @@ fn widen_weight_pairs(
 ) {
     let cin_g = p.in_channels / p.groups;
     let taps = plan.taps;
-    let k = cin_g * taps;
-    let k_pairs = plan.packs * taps;
     let order = small_block_order(taps);
+    let whole = |rest: &[i8], w: &mut [i32], at: usize| match order {
+        Some(order) => pairs_small_blocks(rest, cin_g / 2, taps, order, w, at),
+        None => pairs_large_blocks(rest, cin_g / 2, taps, w, at),
+    };
+    // A last odd channel pairs with 0.
+    let lane = |row: &[i8], c: usize, t: usize| {
+        let lo = row
+            .get(2 * c * taps + t)
+            .map_or(0, |&v| i32::from(v) & 0xffff);
+        let hi = if 2 * c + 1 < cin_g {
+            row.get((2 * c + 1) * taps + t).map_or(0, |&v| i32::from(v))
+        } else {
+            0
+        };
+        lo | (hi << 16)
+    };
+    widen_weight_rows(p, plan, (w_rows, rows, width), w, whole, lane);
+}
+
+/// The loop that every packing's weight widening shares: for each of the
+/// first `width` rows, `whole(rest, w, at)` packs as many whole channel
+/// packs of the row (and whatever rows follow it, `rest`) as its vector
+/// loads can reach and returns how many; the packs after them (near the
+/// end of the weights, or a last partial pack) are written one lane at a
+/// time as `lane(row, pack, tap)`; rows from `rows` on are 0.
+#[inline(always)]
+pub(super) fn widen_weight_rows(
+    p: &ConvParams,
+    plan: &DirectPlan,
+    (w_rows, rows, width): (&[i8], usize, usize),
+    w: &mut [i32],
+    whole: impl Fn(&[i8], &mut [i32], usize) -> usize,
+    lane: impl Fn(&[i8], usize, usize) -> i32,
+) {
+    let taps = plan.taps;
+    let k = p.in_channels / p.groups * taps;
+    let k_packs = plan.packs * taps;
     for r in 0..width.min(MR) {
-        let at = r * k_pairs;
+        let at = r * k_packs;
         if r >= rows {
-            w.get_mut(at..at + k_pairs).unwrap_or(&mut []).fill(0);
+            w.get_mut(at..at + k_packs).unwrap_or(&mut []).fill(0);
             continue;
         }
         let rest = w_rows.get(r * k..).unwrap_or(&[]);
-        let done = if let Some(order) = order {
-            pairs_small_blocks(rest, cin_g / 2, taps, order, w, at)
-        } else {
-            pairs_large_blocks(rest, cin_g / 2, taps, w, at)
-        };
-        // The blocks too near the end of the weights for 16-byte loads,
-        // and a last odd channel (paired with 0), one pair at a time.
+        let done = whole(rest, w, at);
         let row = rest.get(..k).unwrap_or(&[]);
-        let dst = w.get_mut(at..at + k_pairs).unwrap_or(&mut []);
+        let dst = w.get_mut(at..at + k_packs).unwrap_or(&mut []);
         for (e, d) in dst.iter_mut().enumerate().skip(done * taps) {
-            let (c, t) = (e / taps, e % taps);
-            let lo = row
-                .get(2 * c * taps + t)
-                .map_or(0, |&v| i32::from(v) & 0xffff);
-            let hi = if 2 * c + 1 < cin_g {
-                row.get((2 * c + 1) * taps + t).map_or(0, |&v| i32::from(v))
-            } else {
-                0
-            };
-            *d = lo | (hi << 16);
+            *d = lane(row, e / taps, e % taps);
         }
     }
 }

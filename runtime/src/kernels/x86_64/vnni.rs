@@ -21,7 +21,7 @@ use core::arch::x86_64::*;
 
 use super::band::{input_row, Band};
 use super::conv::{conv_args_ok, conv_avx2_takes, Operands};
-use super::direct::{direct_conv, DirectPlan, Packing, Pass, MR};
+use super::direct::{direct_conv, widen_weight_rows, DirectPlan, Packing, Pass};
 use super::widen::window;
 use crate::kernels::reference;
 use crate::kernels::ConvParams;
@@ -179,34 +179,21 @@ impl Packing for QuadsU8 {
     ) {
         let cin_g = p.in_channels / p.groups;
         let taps = plan.taps;
-        let k = cin_g * taps;
-        let k_quads = plan.packs * taps;
         let short_order = ShortOrder::new(taps);
-        for r in 0..width.min(MR) {
-            let at = r * k_quads;
-            if r >= rows {
-                w.get_mut(at..at + k_quads).unwrap_or(&mut []).fill(0);
-                continue;
-            }
-            let rest = w_rows.get(r * k..).unwrap_or(&[]);
-            let done = match &short_order {
-                Some(order) => short_weight_quads(rest, cin_g / 4, taps, order, w, at),
-                None => weight_quads(rest, cin_g / 4, taps, w, at),
+        let whole = |rest: &[i8], w: &mut [i32], at: usize| match &short_order {
+            Some(order) => short_weight_quads(rest, cin_g / 4, taps, order, w, at),
+            None => weight_quads(rest, cin_g / 4, taps, w, at),
+        };
+        // A last partial quad takes 0s.
+        let lane = |row: &[i8], c: usize, t: usize| {
+            let byte = |j: usize| -> u32 {
+                let ch = 4 * c + j;
+                let v = row.get(ch * taps + t).filter(|_| ch < cin_g);
+                u32::from(v.map_or(0, |&v| v as u8)) << (8 * j)
             };
-            // The quads too near the end of the weights for 16-byte loads,
-            // and a last partial quad (with 0s), one lane at a time.
-            let row = rest.get(..k).unwrap_or(&[]);
-            let dst = w.get_mut(at..at + k_quads).unwrap_or(&mut []);
-            for (e, d) in dst.iter_mut().enumerate().skip(done * taps) {
-                let (c, t) = (e / taps, e % taps);
-                let byte = |j: usize| -> u32 {
-                    let ch = 4 * c + j;
-                    let v = row.get(ch * taps + t).filter(|_| ch < cin_g);
-                    u32::from(v.map_or(0, |&v| v as u8)) << (8 * j)
-                };
-                *d = (byte(0) | byte(1) | byte(2) | byte(3)) as i32;
-            }
-        }
+            (byte(0) | byte(1) | byte(2) | byte(3)) as i32
+        };
+        widen_weight_rows(p, plan, (w_rows, rows, width), w, whole, lane);
     }
 
     /// `(zp + 128)·Σ w`, wrapping as the accumulation does.
