@@ -103,12 +103,34 @@ fn in_domain(domain: &str) -> String {
     }
 }
 
+/// The longest reason a node's error keeps. A malformed attribute can hold
+/// millions of values (a fuzzer found a `pads` of 25 million): the message
+/// names the problem and the first values, not all of them.
+const MAX_REASON: usize = 600;
+
+/// `reason`, cut at [`MAX_REASON`] bytes (on a character boundary) with the
+/// length it had.
+fn brief(reason: String) -> String {
+    if reason.len() <= MAX_REASON {
+        return reason;
+    }
+    let mut end = MAX_REASON;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… (cut: {} characters in all)",
+        &reason[..end],
+        reason.len()
+    )
+}
+
 impl ConvertError {
     pub(crate) fn node(node: &str, op_type: &str, reason: impl Into<String>) -> ConvertError {
         ConvertError::InvalidNode {
             node: node.to_string(),
             op_type: op_type.to_string(),
-            reason: reason.into(),
+            reason: brief(reason.into()),
         }
     }
 
@@ -122,7 +144,25 @@ impl ConvertError {
             node: node.to_string(),
             op_type: op_type.to_string(),
             attribute: attribute.to_string(),
-            reason: reason.into(),
+            reason: brief(reason.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_reasons_are_cut_and_say_so() {
+        let values = format!("{:?}", vec![0u8; 25_000]);
+        let e = ConvertError::attribute("/Pad", "Pad", "pads", format!("found {values}"));
+        let text = e.to_string();
+        assert!(text.len() < MAX_REASON + 200, "{} characters", text.len());
+        assert!(text.contains("found [0, 0"));
+        assert!(text.ends_with(&format!("(cut: {} characters in all)", values.len() + 6)));
+        // Short reasons are kept whole.
+        let e = ConvertError::node("/Conv", "Conv", "kernel_shape [3, 3] is 2-D");
+        assert!(e.to_string().ends_with("kernel_shape [3, 3] is 2-D"));
     }
 }

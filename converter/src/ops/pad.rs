@@ -68,7 +68,11 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     if raw.len() != 2 * r {
         return Err(ctx.attr_err(
             "pads",
-            format!("expected {} values for rank {r}, found {raw:?}", 2 * r),
+            format!(
+                "expected {} values for rank {r}, found {}",
+                2 * r,
+                raw.len()
+            ),
         ));
     }
     if raw.iter().any(|&p| p < 0) {
