@@ -207,6 +207,16 @@ pub(crate) trait GateProducts {
             *o = table_lookup_s16(table, v) as i16;
         }
     }
+    /// `pre[k] = sat16(pre[k] +sat requantize(r[k] · sat16(h[k]), m, s))`
+    /// for `k < min(len)`: the GRU's n gate adding its recurrent part when
+    /// the reset applies after the product (`linear_before_reset`, as
+    /// PyTorch exports), with `h` the recurrent products `Σ h · r`.
+    fn add_reset_products(&self, r: &[i16], h: &[i32], (m, s): (i32, i32), pre: &mut [i32]) {
+        for ((xn, &hp), &rj) in pre.iter_mut().zip(h).zip(r) {
+            let recurrent = requantize(i32::from(rj) * sat16(hp), m, s);
+            *xn = sat16(xn.saturating_add(recurrent));
+        }
+    }
 }
 
 /// The gate products one row at a time: the definition.
@@ -562,13 +572,13 @@ fn gru_inner<G: GateProducts>(
             let (xn, hp) = (pre.get_mut(..b)?, scratch.get_mut(..b)?);
             rows.x_parts(g, 2 * n + j0, x, zx, xn);
             rows.h_parts(g, 2 * n + j0, h_n, hp);
-            for ((xn, &hp), &rj) in xn.iter_mut().zip(hp.iter()).zip(r.iter().skip(j0)) {
-                let recurrent = if p.linear_before_reset {
-                    requantize(i32::from(rj) * sat16(hp), p.rh_multiplier, p.rh_shift)
-                } else {
-                    hp
-                };
-                *xn = sat16(xn.saturating_add(recurrent));
+            if p.linear_before_reset {
+                let r = r.get(j0..j0 + b)?;
+                g.add_reset_products(r, hp, (p.rh_multiplier, p.rh_shift), xn);
+            } else {
+                for (xn, &hp) in xn.iter_mut().zip(hp.iter()) {
+                    *xn = sat16(xn.saturating_add(hp));
+                }
             }
             let n_act = n_act.get_mut(..b)?;
             g.lookups(t_n, xn, n_act);

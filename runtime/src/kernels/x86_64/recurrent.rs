@@ -18,7 +18,7 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::need_avx2;
-use super::requant::requantize_lanes_i32;
+use super::requant::{requantize_lanes_i32, Requant};
 use crate::kernels::reference::{
     self, gru_with, lstm_with, table_lookup_s16, GateProducts, RowQuant, ScalarProducts, TABLE_LEN,
 };
@@ -141,6 +141,45 @@ impl GateProducts for Avx2Products {
     fn lookups(&self, table: &[i16; TABLE_LEN], pre: &[i32], out: &mut [i16]) {
         // SAFETY: as for `x_rows`.
         unsafe { lookups(table, pre, out) };
+    }
+
+    fn add_reset_products(&self, r: &[i16], h: &[i32], q: (i32, i32), pre: &mut [i32]) {
+        // SAFETY: as for `x_rows`.
+        unsafe { add_reset_products(r, h, q, pre) };
+    }
+}
+
+/// [`GateProducts::add_reset_products`], 8 lanes at a time: the product
+/// `r · sat16(h)` fits `i32` (both operands are `i16`), its requantization
+/// is [`Requant::apply_i32`] (exactly `numerics::requantize`), and the
+/// saturating `i32` add is rebuilt from the wrapping one: where both
+/// operands share a sign the sum does not, it takes that sign's limit.
+#[target_feature(enable = "avx2")]
+fn add_reset_products(r: &[i16], h: &[i32], (m, s): (i32, i32), pre: &mut [i32]) {
+    let n = r.len().min(h.len()).min(pre.len());
+    let rq = Requant::splat(m, s, 0);
+    let (lo16, hi16) = (_mm256_set1_epi32(-32768), _mm256_set1_epi32(32767));
+    let mut k = 0;
+    while k + 8 <= n {
+        // SAFETY: `k + 8 <= n`: 8 `i16` of `r`, 8 `i32` of `h` and `pre`,
+        // read (and `pre` written) unaligned.
+        unsafe {
+            let rv = _mm256_cvtepi16_epi32(_mm_loadu_si128(r.as_ptr().add(k).cast()));
+            let hv = _mm256_loadu_si256(h.as_ptr().add(k).cast());
+            let hv = _mm256_min_epi32(_mm256_max_epi32(hv, lo16), hi16);
+            let rec = rq.apply_i32(_mm256_mullo_epi32(rv, hv));
+            let a = _mm256_loadu_si256(pre.as_ptr().add(k).cast());
+            let sum = _mm256_add_epi32(a, rec);
+            let overflow = _mm256_and_si256(_mm256_xor_si256(a, sum), _mm256_xor_si256(rec, sum));
+            let limit = _mm256_xor_si256(_mm256_srai_epi32::<31>(a), _mm256_set1_epi32(i32::MAX));
+            let sum = _mm256_blendv_epi8(sum, limit, _mm256_srai_epi32::<31>(overflow));
+            let y = _mm256_min_epi32(_mm256_max_epi32(sum, lo16), hi16);
+            _mm256_storeu_si256(pre.as_mut_ptr().add(k).cast(), y);
+        }
+        k += 8;
+    }
+    if let (Some(r), Some(h), Some(pre)) = (r.get(k..n), h.get(k..n), pre.get_mut(k..n)) {
+        ScalarProducts.add_reset_products(r, h, (m, s), pre);
     }
 }
 
@@ -564,6 +603,31 @@ mod tests {
             // SAFETY: AVX2 was detected above.
             unsafe { products(q, &m, &v, &mut fast) };
             ScalarProducts.h_rows(q, &m, &v, &mut slow);
+            prop_assert_eq!(fast, slow);
+        }
+
+        /// The n gate's reset-scaled recurrent part equals the scalar one,
+        /// with sums at the `i32` limits (the saturating add) and beyond
+        /// `i16` (the clamps) among the cases.
+        #[test]
+        fn reset_products_match_scalar(
+            cases in vec((any::<i16>(), any::<i32>(), prop_oneof![
+                2 => any::<i32>(),
+                1 => prop_oneof![Just(i32::MIN), Just(i32::MAX), Just(-32769), Just(32768)],
+            ]), 0..40),
+            m in any::<i32>(),
+            s in -33i32..=32,
+        ) {
+            if !crate::kernels::x86_64::avx2_available() {
+                return Ok(());
+            }
+            let r: Vec<i16> = cases.iter().map(|c| c.0).collect();
+            let h: Vec<i32> = cases.iter().map(|c| c.1).collect();
+            let mut fast: Vec<i32> = cases.iter().map(|c| c.2).collect();
+            let mut slow = fast.clone();
+            // SAFETY: AVX2 was detected above.
+            unsafe { add_reset_products(&r, &h, (m, s), &mut fast) };
+            ScalarProducts.add_reset_products(&r, &h, (m, s), &mut slow);
             prop_assert_eq!(fast, slow);
         }
     }
