@@ -4,7 +4,9 @@
 //! get here.
 
 use super::node::{norm_axis, NodeCtx};
-use super::shape::{broadcast, broadcast_indices, gather_indices, numel, permutation, strides};
+use super::shape::{
+    broadcast, broadcast_indices, gather_indices, nonzero_product, numel, permutation, strides,
+};
 use super::tensor::{Const, Data};
 use crate::error::ConvertError;
 use crate::ir::Unary;
@@ -168,8 +170,7 @@ const MAX_FOLDED_ELEMENTS: usize = 1 << 26;
 /// bound: a shape like `[2^60, 0]` has no elements, but loops over its
 /// outer dims would still run 2^60 times (a fuzzer finding: a hang).
 fn check_size(ctx: &NodeCtx, shape: &[usize]) -> Result<(), ConvertError> {
-    let mut nonzero = shape.iter().filter(|&&d| d != 0);
-    match nonzero.try_fold(1usize, |a, &d| a.checked_mul(d)) {
+    match nonzero_product(shape) {
         Some(n) if n <= MAX_FOLDED_ELEMENTS => Ok(()),
         _ => Err(ctx.err(format!(
             "folding produces a constant of shape {shape:?}, larger than medq accepts"

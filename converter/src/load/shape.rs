@@ -17,16 +17,22 @@ pub const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
 /// dims are skipped in the bound, so that any product of a subset of the
 /// dims (strides, inner and outer counts) is bounded too.
 pub fn check_size(shape: &[usize]) -> Result<usize, String> {
-    let nonzero = shape
-        .iter()
-        .filter(|&&d| d != 0)
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    match nonzero {
+    match nonzero_product(shape) {
         Some(n) if n <= MAX_TENSOR_ELEMENTS => Ok(numel(shape)),
         _ => Err(format!(
             "shape {shape:?} has more elements than medq accepts (2^28)"
         )),
     }
+}
+
+/// The product of `shape`'s non-zero dims (`None` on overflow): the bound
+/// on every product of a subset of its dims, which the element count (0 as
+/// soon as one dim is) is not.
+pub fn nonzero_product(shape: &[usize]) -> Option<usize> {
+    shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
 /// Row-major strides.
