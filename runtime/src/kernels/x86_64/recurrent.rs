@@ -519,43 +519,33 @@ fn requantize_rows(q: RowQuant<'_>, k: usize, n: usize, sums: __m256i, out: &mut
 }
 
 /// `requantize(acc, m, s)` per lane, exactly. When every (clamped) shift is
-/// at most −2 (the usual case), the high-word form of `requant` (its module
-/// doc has the proof) inline; when every one is at most −1, the same with
-/// the rounding constant added to the 64-bit products (for `e = 1` it is
-/// 2^31, not a multiple of 2^32); otherwise its 64-bit path.
+/// at most −1 (the usual case), the high-word form of `requant` (its module
+/// doc has the proof) inline, with the rounding constant `2^(30+e)` added to
+/// the 64-bit products (for `e = 1` it is 2^31, not a multiple of 2^32);
+/// otherwise its 64-bit path.
 #[target_feature(enable = "avx2")]
 #[inline]
 fn requantize8(acc: __m256i, m: __m256i, s: __m256i) -> __m256i {
     let s = _mm256_max_epi32(_mm256_set1_epi32(MIN_SHIFT), s);
     let s = _mm256_min_epi32(_mm256_set1_epi32(MAX_SHIFT), s);
-    let wide = _mm256_cmpgt_epi32(s, _mm256_set1_epi32(-2));
-    if _mm256_movemask_epi8(wide) == 0 {
-        // e = −s in 2..=31: ((acc·m) >> 32 + 2^(e−2)) >> (e − 1).
-        let e = _mm256_sub_epi32(_mm256_setzero_si256(), s);
-        let one = _mm256_set1_epi32(1);
-        let round = _mm256_sllv_epi32(one, _mm256_sub_epi32(e, _mm256_set1_epi32(2)));
-        let even = _mm256_mul_epi32(acc, m);
-        let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), _mm256_srli_epi64::<32>(m));
-        let high = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd);
-        _mm256_srav_epi32(_mm256_add_epi32(high, round), _mm256_sub_epi32(e, one))
-    } else if _mm256_movemask_epi8(_mm256_cmpgt_epi32(s, _mm256_set1_epi32(-1))) == 0 {
-        // e = −s in 1..=31: ((acc·m + 2^(30+e)) >> 32) >> (e − 1); the sum
-        // fits i64 (|acc·m| ≤ 2^62) and the result i32 (|·| ≤ 2^30).
-        let e = _mm256_sub_epi32(_mm256_setzero_si256(), s);
-        let one64 = _mm256_set1_epi64x(1);
-        let thirty = _mm256_set1_epi64x(30);
-        let e_even = _mm256_and_si256(e, _mm256_set1_epi64x(0xffff_ffff));
-        let e_odd = _mm256_srli_epi64::<32>(e);
-        let round_even = _mm256_sllv_epi64(one64, _mm256_add_epi64(e_even, thirty));
-        let round_odd = _mm256_sllv_epi64(one64, _mm256_add_epi64(e_odd, thirty));
-        let even = _mm256_add_epi64(_mm256_mul_epi32(acc, m), round_even);
-        let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), _mm256_srli_epi64::<32>(m));
-        let odd = _mm256_add_epi64(odd, round_odd);
-        let high = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd);
-        _mm256_srav_epi32(high, _mm256_sub_epi32(e, _mm256_set1_epi32(1)))
-    } else {
-        requantize_lanes_i32(acc, m, s)
+    let wide = _mm256_cmpgt_epi32(s, _mm256_set1_epi32(-1));
+    if _mm256_movemask_epi8(wide) != 0 {
+        return requantize_lanes_i32(acc, m, s);
     }
+    // e = −s in 1..=31: ((acc·m + 2^(30+e)) >> 32) >> (e − 1); the sum fits
+    // i64 (|acc·m| ≤ 2^62) and the result i32 (|·| ≤ 2^30).
+    let e = _mm256_sub_epi32(_mm256_setzero_si256(), s);
+    let one64 = _mm256_set1_epi64x(1);
+    let thirty = _mm256_set1_epi64x(30);
+    let e_even = _mm256_and_si256(e, _mm256_set1_epi64x(0xffff_ffff));
+    let e_odd = _mm256_srli_epi64::<32>(e);
+    let round_even = _mm256_sllv_epi64(one64, _mm256_add_epi64(e_even, thirty));
+    let round_odd = _mm256_sllv_epi64(one64, _mm256_add_epi64(e_odd, thirty));
+    let even = _mm256_add_epi64(_mm256_mul_epi32(acc, m), round_even);
+    let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), _mm256_srli_epi64::<32>(m));
+    let odd = _mm256_add_epi64(odd, round_odd);
+    let high = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd);
+    _mm256_srav_epi32(high, _mm256_sub_epi32(e, _mm256_set1_epi32(1)))
 }
 
 /// Lane `r` of the result is the sum of the 8 lanes of `acc[r]`.
@@ -590,8 +580,8 @@ mod tests {
         (1usize..=40, len).prop_flat_map(|(rows, len)| {
             (
                 prop_oneof![
-                    // The three requantization forms: any shift, all ≤ −1
-                    // (some −1), or all ≤ −2.
+                    // Both requantization forms: any shift, or all ≤ −1
+                    // (some −1, some ≤ −2).
                     vec((any::<i32>(), any::<i32>(), -33i8..=32), rows),
                     vec(
                         (
