@@ -306,81 +306,112 @@ fn madd_pairs(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
 }
 
 /// Widens the band's rows of the group's input into channel-pair lanes:
-/// pair `c`, phase `r` at `c·pair_stride + r·pitch`, band row `i` at
-/// `i·wd` in it, lane `j` = padded column `s·j + r` of channels `2c` (low
-/// half) and `2c + 1` (high half), `x − zp`, 0 in the padding. Rows go in
-/// order, so a row's stores may spill into the next row's lanes (or the
-/// slack) before that row is written. Without horizontal padding at
-/// stride 1 the band rows are the input rows back to back, and a run of
-/// them is widened as one.
+/// lane `j` of phase `r` = padded column `s·j + r` of channels `2c` (low
+/// half) and `2c + 1` (high half), `x − zp`, 0 in the padding (the layout
+/// of [`widen_band_rows`]).
 #[target_feature(enable = "avx2")]
 fn widen_band(p: &ConvParams, plan: &DirectPlan, band: &Band, group_in: &[i8], x: &mut [i32]) {
-    let s = p.stride_w;
     let wd = plan.cols.wd;
     let cin_g = p.in_channels / p.groups;
     let in_plane = p.in_h * p.in_w;
     let zp = p.input_zero_point;
-    let contiguous = s == 1 && p.pad_left == 0 && wd == p.in_w;
     // (Rows of at most 16 lanes: one store covers a whole row.)
-    let narrow = if s == 1 && wd <= 16 {
+    let narrow = if p.stride_w == 1 && wd <= 16 {
         NarrowRow::new(p.pad_left, p.in_w, zp)
     } else {
         None
     };
+    let narrow_row = |c: usize, i: usize, iy: Option<usize>, x: &mut [i32]| {
+        let Some(nr) = narrow else {
+            return false;
+        };
+        let row = |ic: usize| match iy {
+            Some(iy) if ic < cin_g => {
+                nr.lanes(group_in.get(ic * in_plane + iy * p.in_w..).unwrap_or(&[]))
+            }
+            _ => Some(_mm256_setzero_si256()),
+        };
+        match (row(2 * c), row(2 * c + 1)) {
+            (Some(a), Some(b)) => store_pairs16(a, b, x, c * band.pitch + i * wd),
+            _ => false,
+        }
+    };
+    let run = |[(a, na), (b, nb)]: [(&[i8], usize); 2], x: &mut [i32], at: usize, len: usize| {
+        widen_pairs(a, na, b, nb, p.pad_left, zp, x, at, len);
+    };
+    let lane = |[(a, na), (b, nb)]: &[(&[i8], usize); 2], col: usize| {
+        let half = |src: &[i8], n: usize| -> i32 {
+            let v = src.get(col).filter(|_| col < n);
+            v.map_or(0, |&v| (i32::from(v) - zp) & 0xffff)
+        };
+        half(a, *na) | (half(b, *nb) << 16)
+    };
+    widen_band_rows(p, plan, band, group_in, x, narrow_row, run, lane);
+}
+
+/// The loop that every packing's band widening shares: pack `c`, phase `r`
+/// at `(c·s + r)·pitch`, band row `i` at `i·wd` in it. For each pack and
+/// band row, the pack's `CH` channel rows, each as the row and what follows
+/// it with its length (empty for a padding row or a missing channel).
+/// `first(c, i, row, x)` may write band row `i` itself and return `true`
+/// (a fast path); else at stride 1 `run(rows, x, at, len)` writes `len`
+/// lanes from `at` (a run of band rows at once when they are the input's
+/// rows back to back: no horizontal padding), and at a larger stride lane
+/// `j` of phase `r` is `lane(&rows, col)` for padded column
+/// `col = s·j + r − pad_left` (wrapping below 0). Rows go in order, so a
+/// row's stores may spill into the next row's lanes (or the slack) before
+/// that row is written.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn widen_band_rows<'a, const CH: usize>(
+    p: &ConvParams,
+    plan: &DirectPlan,
+    band: &Band,
+    group_in: &'a [i8],
+    x: &mut [i32],
+    mut first: impl FnMut(usize, usize, Option<usize>, &mut [i32]) -> bool,
+    mut run: impl FnMut([(&'a [i8], usize); CH], &mut [i32], usize, usize),
+    lane: impl Fn(&[(&'a [i8], usize); CH], usize) -> i32,
+) {
+    let s = p.stride_w;
+    let wd = plan.cols.wd;
+    let cin_g = p.in_channels / p.groups;
+    let in_plane = p.in_h * p.in_w;
+    let contiguous = s == 1 && p.pad_left == 0 && wd == p.in_w;
     for c in 0..plan.packs {
         let mut i = 0;
         while i < band.rows {
             let iy = input_row(p, band, i);
-            if let Some(nr) = narrow {
-                let row = |ic: usize| match iy {
-                    Some(iy) if ic < cin_g => {
-                        nr.lanes(group_in.get(ic * in_plane + iy * p.in_w..).unwrap_or(&[]))
-                    }
-                    _ => Some(_mm256_setzero_si256()),
-                };
-                if let (Some(a), Some(b)) = (row(2 * c), row(2 * c + 1)) {
-                    if store_pairs16(a, b, x, c * band.pitch + i * wd) {
-                        i += 1;
-                        continue;
-                    }
-                }
+            if first(c, i, iy, x) {
+                i += 1;
+                continue;
             }
-            let mut run = 1;
+            let mut rows_in_run = 1;
             if contiguous && iy.is_some() {
-                while i + run < band.rows && input_row(p, band, i + run).is_some() {
-                    run += 1;
+                while i + rows_in_run < band.rows && input_row(p, band, i + rows_in_run).is_some() {
+                    rows_in_run += 1;
                 }
             }
-            // A channel's rows and what follows them, and their length (0
-            // for padding or a missing channel).
-            let rows_of = |ic: usize| -> (&[i8], usize) {
-                match iy {
-                    Some(iy) if ic < cin_g => {
-                        let src = group_in.get(ic * in_plane + iy * p.in_w..).unwrap_or(&[]);
-                        (src, (run * p.in_w).min(src.len()))
-                    }
-                    _ => (&[], 0),
+            let rows: [(&[i8], usize); CH] = core::array::from_fn(|j| match iy {
+                Some(iy) if CH * c + j < cin_g => {
+                    let at = (CH * c + j) * in_plane + iy * p.in_w;
+                    let src = group_in.get(at..).unwrap_or(&[]);
+                    (src, (rows_in_run * p.in_w).min(src.len()))
                 }
-            };
-            let ((a, na), (b, nb)) = (rows_of(2 * c), rows_of(2 * c + 1));
+                _ => (&[][..], 0),
+            });
             if s == 1 {
-                let at = c * band.pitch + i * wd;
-                widen_pairs(a, na, b, nb, p.pad_left, zp, x, at, run * wd);
+                run(rows, x, c * band.pitch + i * wd, rows_in_run * wd);
             } else {
                 for r in 0..s {
                     let at = (c * s + r) * band.pitch + i * wd;
                     let dst = x.get_mut(at..at + wd).unwrap_or(&mut []);
                     for (j, d) in dst.iter_mut().enumerate() {
-                        let col = (s * j + r).wrapping_sub(p.pad_left);
-                        let lane = |src: &[i8], n: usize| -> i32 {
-                            let v = src.get(col).filter(|_| col < n);
-                            v.map_or(0, |&v| (i32::from(v) - zp) & 0xffff)
-                        };
-                        *d = lane(a, na) | (lane(b, nb) << 16);
+                        *d = lane(&rows, (s * j + r).wrapping_sub(p.pad_left));
                     }
                 }
             }
-            i += run;
+            i += rows_in_run;
         }
     }
 }

@@ -19,9 +19,9 @@
 
 use core::arch::x86_64::*;
 
-use super::band::{input_row, Band};
+use super::band::Band;
 use super::conv::{conv_args_ok, conv_avx2_takes, Operands};
-use super::direct::{direct_conv, widen_weight_rows, DirectPlan, Packing, Pass};
+use super::direct::{direct_conv, widen_band_rows, widen_weight_rows, DirectPlan, Packing, Pass};
 use super::widen::window;
 use crate::kernels::reference;
 use crate::kernels::ConvParams;
@@ -117,55 +117,19 @@ impl Packing for QuadsU8 {
         group_in: &[i8],
         x: &mut [i32],
     ) {
-        let s = p.stride_w;
-        let wd = plan.cols.wd;
-        let cin_g = p.in_channels / p.groups;
-        let in_plane = p.in_h * p.in_w;
         let pad = (p.input_zero_point + 128) as u8;
-        // Without horizontal padding at stride 1, band rows are the input
-        // rows back to back, and a run of them is widened as one.
-        let contiguous = s == 1 && p.pad_left == 0 && wd == p.in_w;
-        for c in 0..plan.packs {
-            let mut i = 0;
-            while i < band.rows {
-                let iy = input_row(p, band, i);
-                let mut run = 1;
-                if contiguous && iy.is_some() {
-                    while i + run < band.rows && input_row(p, band, i + run).is_some() {
-                        run += 1;
-                    }
-                }
-                // Each channel's rows and what follows them, and their
-                // length (0 for padding or a missing channel).
-                let rows: [(&[i8], usize); 4] = core::array::from_fn(|j| match iy {
-                    Some(iy) if 4 * c + j < cin_g => {
-                        let at = (4 * c + j) * in_plane + iy * p.in_w;
-                        let src = group_in.get(at..).unwrap_or(&[]);
-                        (src, (run * p.in_w).min(src.len()))
-                    }
-                    _ => (&[][..], 0),
-                });
-                if s == 1 {
-                    let at = c * band.pitch + i * wd;
-                    widen_quads(rows, p.pad_left, pad, x, at, run * wd);
-                } else {
-                    for r in 0..s {
-                        let at = (c * s + r) * band.pitch + i * wd;
-                        let dst = x.get_mut(at..at + wd).unwrap_or(&mut []);
-                        for (j, d) in dst.iter_mut().enumerate() {
-                            let col = (s * j + r).wrapping_sub(p.pad_left);
-                            let byte = |(src, n): (&[i8], usize)| -> u32 {
-                                let v = src.get(col).filter(|_| col < n);
-                                u32::from(v.map_or(pad, |&v| (v as u8) ^ 0x80))
-                            };
-                            let [a, b, c2, d2] = rows.map(byte);
-                            *d = (a | b << 8 | c2 << 16 | d2 << 24) as i32;
-                        }
-                    }
-                }
-                i += run;
-            }
-        }
+        let run = |rows: [(&[i8], usize); 4], x: &mut [i32], at: usize, len: usize| {
+            widen_quads(rows, p.pad_left, pad, x, at, len);
+        };
+        let lane = |rows: &[(&[i8], usize); 4], col: usize| {
+            let byte = |(k, &(src, n)): (usize, &(&[i8], usize))| -> u32 {
+                let v = src.get(col).filter(|_| col < n);
+                u32::from(v.map_or(pad, |&v| (v as u8) ^ 0x80)) << (8 * k)
+            };
+            rows.iter().enumerate().map(byte).fold(0, |a, b| a | b) as i32
+        };
+        let no_fast_path = |_: usize, _: usize, _: Option<usize>, _: &mut [i32]| false;
+        widen_band_rows(p, plan, band, group_in, x, no_fast_path, run, lane);
     }
 
     #[target_feature(enable = "avx2")]
