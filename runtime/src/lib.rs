@@ -91,6 +91,7 @@ pub mod interpreter;
 pub mod kernels;
 pub mod numerics;
 pub mod ops;
+pub mod pow2;
 pub mod quant;
 pub mod sparse;
 
@@ -104,10 +105,11 @@ pub use format::signature::sign;
 #[cfg(feature = "verify")]
 pub use format::signature::PublicKey;
 #[cfg(feature = "std")]
-pub use format::writer::{sparse_stored_len, QuantSpec, Writer};
+pub use format::writer::{pow2_stored_len, sparse_stored_len, QuantSpec, Writer};
 pub use format::{peek_arena_len, peek_op_count, Model, OpInfo, Quant, TensorInfo};
 pub use interpreter::{InputReport, Interpreter};
 pub use ops::{is_built_in, PreparedOp};
+pub use pow2::Pow2Rows;
 pub use sparse::SparseRows;
 
 /// Embeds a `.mq` file like `include_bytes!`, but 16-byte aligned, as

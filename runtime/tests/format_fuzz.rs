@@ -18,12 +18,22 @@ fn pipeline_file() -> Vec<u8> {
     pipeline_1d().finish().unwrap()
 }
 
-/// The two models with their Conv and FullyConnected weights stored sparse.
-fn sparse_files() -> [Vec<u8>; 2] {
+/// The two models with their Conv and FullyConnected weights stored
+/// `storage` (sparse, powers of two).
+fn packed_files(storage: Storage) -> [Vec<u8>; 2] {
     [
-        fc_lut_softmax_stored(Storage::Sparse).finish().unwrap(),
-        pipeline_1d_stored(Storage::Sparse).finish().unwrap(),
+        fc_lut_softmax_stored(storage).finish().unwrap(),
+        pipeline_1d_stored(storage).finish().unwrap(),
     ]
+}
+
+/// Every test model: the two dense ones, then each stored sparse and as
+/// powers of two.
+fn every_file() -> Vec<Vec<u8>> {
+    let mut files = vec![fc_file(), pipeline_file()];
+    files.extend(packed_files(Storage::Sparse));
+    files.extend(packed_files(Storage::Pow2));
+    files
 }
 
 fn parse_err(buf: &AlignedBuf) -> Option<Error> {
@@ -125,8 +135,7 @@ fn offset_at(b: &[u8], off: usize) -> usize {
 
 #[test]
 fn every_single_byte_change_is_refused() {
-    let [sparse_fc, sparse_pipeline] = sparse_files();
-    for file in [fc_file(), pipeline_file(), sparse_fc, sparse_pipeline] {
+    for file in every_file() {
         for i in 0..file.len() {
             for x in [0x01u8, 0x80, 0xFF] {
                 let mut buf = AlignedBuf::from_slice(&file);
@@ -139,8 +148,9 @@ fn every_single_byte_change_is_refused() {
 
 #[test]
 fn every_truncation_is_refused() {
-    let [sparse_fc, _] = sparse_files();
-    for file in [fc_file(), sparse_fc] {
+    let [sparse_fc, _] = packed_files(Storage::Sparse);
+    let [pow2_fc, _] = packed_files(Storage::Pow2);
+    for file in [fc_file(), sparse_fc, pow2_fc] {
         for n in 0..file.len() {
             let buf = AlignedBuf::from_slice(&file[..n]);
             assert!(parse_err(&buf).is_some(), "prefix of {n} bytes accepted");
@@ -152,8 +162,7 @@ fn every_truncation_is_refused() {
 fn single_byte_patches_with_fixed_crc_never_panic() {
     // Every byte set to a few values, CRC recomputed: whatever validates must run.
     let mut accepted = 0;
-    let [sparse_fc, sparse_pipeline] = sparse_files();
-    for file in [fc_file(), pipeline_file(), sparse_fc, sparse_pipeline] {
+    for file in every_file() {
         for i in header::CRC32 + 4..file.len() {
             for v in [
                 0x00u8,

@@ -72,21 +72,21 @@ fn q1() -> QuantSpec {
     pt(1.0, 0)
 }
 
-/// The pipeline op by op, its Conv weights stored dense and sparse: the
-/// same outputs either way.
+/// The pipeline op by op, its Conv weights stored dense, sparse and as
+/// powers of two: the same outputs every way.
 #[test]
 fn pipeline_through_every_op() {
-    for (storage, conv_kernel_sparse) in [(Storage::Dense, false), (Storage::Sparse, true)] {
+    for storage in Storage::ALL {
         let buf = aligned(pipeline_1d_stored(storage));
         let model = Model::parse(buf.as_slice()).unwrap();
         let mut arena = vec![0u8; model.arena_len()];
         let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
         let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
-        assert_eq!(
-            interp.ops()[0].kernel() == "conv_sparse_s8",
-            conv_kernel_sparse,
-            "{storage:?}"
-        );
+        let kernel = interp.ops()[0].kernel();
+        match storage.conv_kernel() {
+            Some(packed) => assert_eq!(kernel, packed),
+            None => assert!(Storage::ALL.iter().all(|s| s.conv_kernel() != Some(kernel))),
+        }
         interp
             .input_mut(0)
             .unwrap()
@@ -113,15 +113,13 @@ fn conv_2d_depthwise_strided_with_end_pads() {
     // {0, 2}; out = (3 + 1 − 2)/2 + 1 = 2.
     // oc0 = x0 at (0,0), (0,2), (2,0), (2,2) = [1, 3, 7, 9];
     // oc1 = window sums of ch1 = [1, 0, 0, 2] (the last is 2 + padding).
-    // The same with the weights stored sparse (the three zeros left out).
-    for sparse in [false, true] {
+    // The same with the weights stored sparse (the three zeros left out)
+    // and as powers of two.
+    for storage in Storage::ALL {
         let mut m = OneOp::new();
         let x = m.input(&[1, 2, 3, 3], q1());
         let (dims, weights) = (&[2, 1, 2, 2], &[1, 0, 0, 0, 1, 1, 1, 1]);
-        let wt = match sparse {
-            false => m.w.add_constant_i8("w", dims, q1(), weights),
-            true => m.w.add_sparse_constant_i8("w", dims, q1(), weights),
-        };
+        let wt = add_weights(&mut m.w, storage, "w", dims, q1(), weights);
         let b = m.w.add_constant_i32("b", &[2], &[0, 0]);
         let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
         let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
@@ -133,11 +131,7 @@ fn conv_2d_depthwise_strided_with_end_pads() {
             &[2, 2, 1, 1, 0, 0, 1, 1, 2, -128, 127],
         );
         let input = [1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 0, 0, 0, 0, 0, 0, 0, 2];
-        assert_eq!(
-            run(w, &[&input]),
-            [1, 3, 7, 9, 1, 0, 0, 2],
-            "sparse {sparse}"
-        );
+        assert_eq!(run(w, &[&input]), [1, 3, 7, 9, 1, 0, 0, 2], "{storage:?}");
     }
 }
 
@@ -167,21 +161,19 @@ fn conv_zero_points_and_requantization() {
 fn fully_connected_over_several_rows() {
     // x [2, 3] = [[1, 2, 3], [4, 5, 6]], W = [[1, 0, −1], [1, 1, 1]], bias [0, −6]:
     // row 0 = [1 − 3, 6 − 6] = [−2, 0], row 1 = [4 − 6, 15 − 6] = [−2, 9].
-    for sparse in [false, true] {
-        let buf = aligned(fully_connected_2x3(sparse));
+    for storage in Storage::ALL {
+        let buf = aligned(fully_connected_2x3(storage));
         assert_eq!(run_bytes(&buf, &[&[1, 2, 3, 4, 5, 6]]), [-2, 0, -2, 9]);
     }
 }
 
-/// `fully_connected_over_several_rows`'s model, its weights dense or sparse.
-fn fully_connected_2x3(sparse: bool) -> Writer {
+/// `fully_connected_over_several_rows`'s model, its weights stored as
+/// `storage` says.
+fn fully_connected_2x3(storage: Storage) -> Writer {
     let mut m = OneOp::new();
     let x = m.input(&[2, 3], q1());
     let (dims, weights) = (&[2, 3], &[1, 0, -1, 1, 1, 1]);
-    let wt = match sparse {
-        false => m.w.add_constant_i8("w", dims, q1(), weights),
-        true => m.w.add_sparse_constant_i8("w", dims, q1(), weights),
-    };
+    let wt = add_weights(&mut m.w, storage, "w", dims, q1(), weights);
     let b = m.w.add_constant_i32("b", &[2], &[0, -6]);
     let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
     let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
@@ -198,7 +190,7 @@ fn fully_connected_2x3(sparse: bool) -> Writer {
 /// and so is one read by an op other than as Conv or FullyConnected weights.
 #[test]
 fn sparse_weights_are_validated_on_load() {
-    let buf = aligned(fully_connected_2x3(true));
+    let buf = aligned(fully_connected_2x3(Storage::Sparse));
     let bytes = buf.as_slice();
     let model = Model::parse(bytes).unwrap();
     let wt = model.tensor(1).unwrap();
@@ -233,6 +225,58 @@ fn sparse_weights_are_validated_on_load() {
             .contains("only Conv and FullyConnected weights"),
         "{e}"
     );
+}
+
+/// Power-of-two codes are validated on load: a "negative zero" code or a
+/// set padding nibble is refused, and so is such a constant read by an op
+/// other than as Conv or FullyConnected weights.
+#[test]
+fn pow2_weights_are_validated_on_load() {
+    let buf = aligned(fully_connected_2x3(Storage::Pow2));
+    let bytes = buf.as_slice();
+    let model = Model::parse(bytes).unwrap();
+    let wt = model.tensor(1).unwrap();
+    assert_eq!(wt.storage, medq::Storage::Pow2Constant);
+    // Rows [1, 0, −1], [1, 1, 1] of 3 codes: 2 bytes each, low nibble first.
+    assert_eq!(wt.len, 4);
+    let at = |i| constant_byte(bytes, 1, i);
+    assert_eq!(
+        [bytes[at(0)], bytes[at(1)], bytes[at(2)], bytes[at(3)]],
+        [0x01, 0x09, 0x11, 0x01]
+    );
+    for (i, value) in [(0, 0x08), (2, 0x81), (1, 0x19), (3, 0x71)] {
+        let e = Model::parse(patched_u8(bytes, at(i), value).as_slice()).unwrap_err();
+        assert!(
+            matches!(e, medq::Error::BadTensor { index: 1, .. })
+                && e.to_string().contains("power-of-two codes malformed"),
+            "byte {i} = {value:#x}: {e}"
+        );
+    }
+    // A well-formed change (−1 to −64) is a different model, not an error.
+    let changed = patched_u8(bytes, at(1), 0x0f);
+    assert!(Model::parse(changed.as_slice()).is_ok());
+
+    let mut m = OneOp::new();
+    let x = m.input(&[1, 3], q1());
+    let c = m.w.add_pow2_constant_i8("c", &[1, 3], q1(), &[1, 0, 2]);
+    let params = [0, ONE.0, ONE.1, ONE.0, ONE.1, ONE.0, ONE.1, -128, 127];
+    let w = m.finish(OpCode::Add, &[x, c], &[1, 3], q1(), &params);
+    let e = w.finish().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("only Conv and FullyConnected weights"),
+        "{e}"
+    );
+
+    // The writer refuses a weight that has no code.
+    let mut m = OneOp::new();
+    let x = m.input(&[1, 3], q1());
+    let c = m.w.add_pow2_constant_i8("c", &[1, 3], q1(), &[1, 3, 2]);
+    let e = m
+        .finish(OpCode::Add, &[x, c], &[1, 3], q1(), &params)
+        .finish()
+        .unwrap_err();
+    assert!(e.to_string().contains("0 or ±2^e"), "{e}");
 }
 
 #[test]

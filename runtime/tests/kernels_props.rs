@@ -1067,6 +1067,73 @@ fn sparse_rows_refuse_inconsistent_encodings() {
     assert!(SparseRows::parse(&[1], 2, 10).is_none());
 }
 
+// ---------------------------------------------------------------------------
+// Power-of-two weights: bit-exact with the dense kernels on the decoded weights
+
+/// `c` with every weight replaced by a random power-of-two weight: 0 or
+/// `±2^e`, `e <= 6` (the 15 codes; `0b1000` is not one).
+fn on_pow2_grid<P: Clone + std::fmt::Debug>(c: Case<P>) -> impl Strategy<Value = Case<P>> {
+    let n = c.w.len();
+    let code = (0u8..15).prop_map(|c| if c >= 8 { c + 1 } else { c });
+    (Just(c), vec(code, n)).prop_map(|(mut c, codes)| {
+        for (w, code) in c.w.iter_mut().zip(codes) {
+            *w = medq::pow2::decode(code);
+        }
+        c
+    })
+}
+
+fn pow2_of(w: &[i8], rows: usize) -> Vec<u8> {
+    medq::pow2::encode_pow2_rows(w, w.len().checked_div(rows).unwrap_or(0))
+        .expect("every weight is on the grid")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn conv_pow2_matches_dense(c in conv_case().prop_flat_map(on_pow2_grid)) {
+        let rows = c.p.out_channels;
+        let row_len = c.w.len() / rows;
+        let stored = pow2_of(&c.w, rows);
+        let w = Pow2Rows::parse(&stored, rows, row_len).expect("the encoder's output parses");
+        let mut dense = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+        conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+        let mut pow2 = vec![0x55i8; dense.len()];
+        conv_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut pow2);
+        prop_assert_eq!(pow2, dense);
+    }
+
+    #[test]
+    fn fully_connected_pow2_matches_dense(c in fc_case().prop_flat_map(on_pow2_grid)) {
+        let rows = c.p.out_features;
+        let stored = pow2_of(&c.w, rows);
+        let w = Pow2Rows::parse(&stored, rows, c.p.in_features).expect("parses");
+        let mut dense = vec![0i8; c.p.rows * c.p.out_features];
+        fully_connected_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+        let mut pow2 = vec![0x55i8; dense.len()];
+        fully_connected_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut pow2);
+        prop_assert_eq!(pow2, dense);
+    }
+
+    /// Any byte string either parses as power-of-two rows or is refused; a
+    /// parsed one decodes and encodes back to the same bytes.
+    #[test]
+    fn pow2_rows_parse_only_their_one_encoding(
+        bytes in vec(any::<u8>(), 0..=12),
+        rows in 0usize..=4,
+        row_len in 0usize..=7,
+    ) {
+        if let Some(w) = Pow2Rows::parse(&bytes, rows, row_len) {
+            let dense: Vec<i8> = (0..rows)
+                .flat_map(|r| (0..row_len).map(move |k| (r, k)))
+                .map(|(r, k)| medq::pow2::decode(Pow2Rows::code(w.row(r), k)))
+                .collect();
+            prop_assert_eq!(medq::pow2::encode_pow2_rows(&dense, row_len), Some(bytes));
+        }
+    }
+}
+
 /// Rows longer than the sparse conv kernel decodes at once (96 taps), and
 /// output rows longer than its tile (32), with pads, strides and dilation.
 fn long_row_conv_case() -> impl Strategy<Value = ConvCase> {

@@ -176,6 +176,11 @@ pub enum Storage {
     /// ([`SparseRows`](crate::sparse::SparseRows)). Only Conv and
     /// FullyConnected weights may be stored so.
     SparseConstant = 2,
+    /// `i8` weights that are all 0 or `±2^e` (`e <= 6`), in the weight blob
+    /// as 4-bit codes, two per byte, each row starting on a byte
+    /// ([`Pow2Rows`](crate::pow2::Pow2Rows)). Only Conv and FullyConnected
+    /// weights may be stored so.
+    Pow2Constant = 3,
 }
 
 impl Storage {
@@ -184,6 +189,7 @@ impl Storage {
             0 => Some(Storage::Arena),
             1 => Some(Storage::Constant),
             2 => Some(Storage::SparseConstant),
+            3 => Some(Storage::Pow2Constant),
             _ => None,
         }
     }
@@ -191,6 +197,12 @@ impl Storage {
     /// In the file rather than the arena.
     pub const fn is_constant(self) -> bool {
         !matches!(self, Storage::Arena)
+    }
+
+    /// Weights in a packed form (not a byte per weight) that only Conv and
+    /// FullyConnected read.
+    pub const fn is_packed_weights(self) -> bool {
+        matches!(self, Storage::SparseConstant | Storage::Pow2Constant)
     }
 }
 

@@ -12,6 +12,7 @@ use super::layout::{
 };
 use crate::decision::Decision;
 use crate::error::Error;
+use crate::pow2::Pow2Rows;
 use crate::sparse::SparseRows;
 
 // Sizes read from the file are u32; the reader widens them to usize.
@@ -232,12 +233,12 @@ impl<'a> TensorInfo<'a> {
         }
     }
 
-    /// The raw bytes of a dense constant; `None` for activations and sparse
-    /// constants.
+    /// The raw bytes of a dense constant; `None` for activations and packed
+    /// (sparse, power-of-two) constants.
     pub fn data(&self) -> Option<&'a [u8]> {
         match self.storage {
             Storage::Constant => Some(self.data),
-            Storage::Arena | Storage::SparseConstant => None,
+            Storage::Arena | Storage::SparseConstant | Storage::Pow2Constant => None,
         }
     }
 
@@ -245,7 +246,16 @@ impl<'a> TensorInfo<'a> {
     pub fn sparse_i8(&self) -> Option<SparseRows<'a>> {
         match self.storage {
             Storage::SparseConstant => sparse_rows(self.data, self.dims()),
-            Storage::Arena | Storage::Constant => None,
+            Storage::Arena | Storage::Constant | Storage::Pow2Constant => None,
+        }
+    }
+
+    /// The rows of an `i8` constant stored as power-of-two codes (validated
+    /// on load).
+    pub fn pow2_i8(&self) -> Option<Pow2Rows<'a>> {
+        match self.storage {
+            Storage::Pow2Constant => pow2_rows(self.data, self.dims()),
+            Storage::Arena | Storage::Constant | Storage::SparseConstant => None,
         }
     }
 
@@ -295,7 +305,7 @@ pub struct OpInfo<'a> {
 
 impl OpInfo<'_> {
     /// Whether tensor `t` is this op's input `at` and the op is one whose
-    /// weights may be stored sparse (Conv, FullyConnected: input 1).
+    /// weights may be stored packed (Conv, FullyConnected: input 1).
     fn reads_weights_at(&self, t: u16, at: usize) -> bool {
         matches!(self.opcode, OpCode::Conv | OpCode::FullyConnected)
             && self.inputs.get(at) == Some(&t)
@@ -608,7 +618,7 @@ impl<'a> Model<'a> {
         }
         let byte_len = numel.saturating_mul(dtype.size() as u64);
         let len = rec.usize(tensor_record::DATA_LEN);
-        if byte_len != len as u64 && storage != Storage::SparseConstant {
+        if byte_len != len as u64 && !storage.is_packed_weights() {
             return Err(bad(why!(
                 "data length is not element count times dtype size"
             )));
@@ -627,7 +637,7 @@ impl<'a> Model<'a> {
                 }
                 &[]
             }
-            Storage::Constant | Storage::SparseConstant => {
+            Storage::Constant | Storage::SparseConstant | Storage::Pow2Constant => {
                 if !offset.is_multiple_of(SECTION_ALIGN) {
                     return Err(bad(why!("constant not 16-byte aligned in the weights")));
                 }
@@ -635,9 +645,11 @@ impl<'a> Model<'a> {
                     .weights
                     .get(offset..end)
                     .ok_or(bad(why!("constant outside the weights")))?;
-                if storage == Storage::SparseConstant {
-                    check_sparse(dtype, data, dims.get(..usize::from(rank)).unwrap_or(&[]))
-                        .map_err(bad)?;
+                let dims = dims.get(..usize::from(rank)).unwrap_or(&[]);
+                match storage {
+                    Storage::SparseConstant => check_sparse(dtype, data, dims).map_err(bad)?,
+                    Storage::Pow2Constant => check_pow2(dtype, data, dims).map_err(bad)?,
+                    Storage::Arena | Storage::Constant => {}
                 }
                 data
             }
@@ -812,12 +824,13 @@ impl<'a> Model<'a> {
         let not_topo = Error::NotTopological { op: op.index };
         for &t in op.inputs {
             let storage = self.tensor(usize::from(t))?.storage;
-            // Without the feature no sparse tensor gets this far.
-            let sparse = cfg!(feature = "sparse-weights") && storage == Storage::SparseConstant;
-            if sparse && !op.reads_weights_at(t, 1) {
+            // Without their features no packed tensor gets this far.
+            if storage.is_packed_weights() && !op.reads_weights_at(t, 1) {
                 return Err(Error::BadOp {
                     index: op.index,
-                    reason: why!("only Conv and FullyConnected weights may be stored sparse"),
+                    reason: why!(
+                        "only Conv and FullyConnected weights may be stored sparse or as powers of two"
+                    ),
                 });
             }
             if storage.is_constant() || self.inputs.contains(&t) {
@@ -1130,6 +1143,34 @@ fn check_sparse(dtype: DType, data: &[u8], dims: &[u32]) -> Result<(), &'static 
 fn check_sparse(_: DType, _: &[u8], _: &[u32]) -> Result<(), &'static str> {
     Err(why!(
         "sparse weights are not built in (feature sparse-weights)"
+    ))
+}
+
+/// `data` as the [`Pow2Rows`] of a tensor of `dims` (rows on axis 0).
+fn pow2_rows<'a>(data: &'a [u8], dims: &[u32]) -> Option<Pow2Rows<'a>> {
+    let (&rows, rest) = dims.split_first()?;
+    let row_len = rest
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d as usize))?;
+    Pow2Rows::parse(data, rows as usize, row_len)
+}
+
+/// A power-of-two constant is `i8` of rank at least 1, with one well-formed
+/// code per weight (see [`Pow2Rows::parse`]).
+#[cfg(feature = "pow2-weights")]
+fn check_pow2(dtype: DType, data: &[u8], dims: &[u32]) -> Result<(), &'static str> {
+    if dtype != DType::I8 {
+        return Err(why!("only i8 constants may be stored as powers of two"));
+    }
+    pow2_rows(data, dims)
+        .map(|_| ())
+        .ok_or(why!("power-of-two codes malformed or of the wrong length"))
+}
+
+#[cfg(not(feature = "pow2-weights"))]
+fn check_pow2(_: DType, _: &[u8], _: &[u32]) -> Result<(), &'static str> {
+    Err(why!(
+        "power-of-two weights are not built in (feature pow2-weights)"
     ))
 }
 

@@ -32,6 +32,7 @@ pub mod select;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
+pub use crate::pow2::{encode_pow2_rows_into, Pow2Rows};
 #[cfg(feature = "std")]
 pub use crate::sparse::encode_sparse_rows;
 pub use crate::sparse::{encode_sparse_rows_into, SparseRows};

@@ -4,7 +4,7 @@ use super::window::Window;
 use super::{nchw, Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::conv as w;
-#[cfg(feature = "sparse-weights")]
+#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
 use crate::kernels;
 use crate::kernels::select::{self, Chosen, ConvFn};
 use crate::kernels::ConvParams;
@@ -100,6 +100,10 @@ impl Conv<'_> {
             Weights::Sparse(w) => {
                 kernels::conv_sparse_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
             }
+            #[cfg(feature = "pow2-weights")]
+            Weights::Pow2(w) => {
+                kernels::conv_pow2_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+            }
         }
         Ok(())
     }
@@ -109,6 +113,8 @@ impl Conv<'_> {
             Weights::Dense(_) => self.kernel.name,
             #[cfg(feature = "sparse-weights")]
             Weights::Sparse(_) => "conv_sparse_s8",
+            #[cfg(feature = "pow2-weights")]
+            Weights::Pow2(_) => "conv_pow2_s8",
         }
     }
 

@@ -4,7 +4,7 @@
 use super::{Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::fully_connected as w;
-#[cfg(feature = "sparse-weights")]
+#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
 use crate::kernels;
 use crate::kernels::select::{self, Chosen, FullyConnectedFn};
 use crate::kernels::FullyConnectedParams;
@@ -83,6 +83,16 @@ impl FullyConnected<'_> {
                 rq.shift,
                 io.output,
             ),
+            #[cfg(feature = "pow2-weights")]
+            Weights::Pow2(w) => kernels::fully_connected_pow2_s8(
+                p,
+                x,
+                w,
+                rq.bias,
+                rq.multiplier,
+                rq.shift,
+                io.output,
+            ),
         }
         Ok(())
     }
@@ -92,6 +102,8 @@ impl FullyConnected<'_> {
             Weights::Dense(_) => self.kernel.name,
             #[cfg(feature = "sparse-weights")]
             Weights::Sparse(_) => "fully_connected_sparse_s8",
+            #[cfg(feature = "pow2-weights")]
+            Weights::Pow2(_) => "fully_connected_pow2_s8",
         }
     }
 

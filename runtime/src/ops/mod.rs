@@ -40,6 +40,8 @@ use crate::format::layout::{DType, OpCode, Storage};
 use crate::format::{Model, OpInfo, Quant, TensorInfo};
 use crate::kernels::select::Candidate;
 use crate::numerics::{MAX_SHIFT, MIN_SHIFT};
+#[cfg(feature = "pow2-weights")]
+use crate::pow2::Pow2Rows;
 #[cfg(feature = "sparse-weights")]
 use crate::sparse::SparseRows;
 
@@ -106,9 +108,9 @@ pub(crate) enum Operand<'a> {
 impl<'a> Operand<'a> {
     fn of(t: &TensorInfo<'a>) -> Operand<'a> {
         match t.storage {
-            // Validation allows a sparse constant only as Conv or
+            // Validation allows a packed constant only as Conv or
             // FullyConnected weights, which are not read as operands.
-            Storage::Constant | Storage::SparseConstant => {
+            Storage::Constant | Storage::SparseConstant | Storage::Pow2Constant => {
                 Operand::Const(t.data_i8().unwrap_or(&[]))
             }
             Storage::Arena => Operand::Arena(Span::of(t)),
@@ -123,6 +125,9 @@ pub(crate) enum Weights<'a> {
     /// Run by the reference kernels that skip the zeros.
     #[cfg(feature = "sparse-weights")]
     Sparse(SparseRows<'a>),
+    /// Run by the reference kernels that multiply by shifting.
+    #[cfg(feature = "pow2-weights")]
+    Pow2(Pow2Rows<'a>),
 }
 
 /// The per-output-channel requantization of Conv and FullyConnected.
@@ -658,6 +663,10 @@ impl<'m, 'a> Ctx<'m, 'a> {
         #[cfg(feature = "sparse-weights")]
         if let Some(sparse) = t.sparse_i8() {
             return Ok(Weights::Sparse(sparse));
+        }
+        #[cfg(feature = "pow2-weights")]
+        if let Some(pow2) = t.pow2_i8() {
+            return Ok(Weights::Pow2(pow2));
         }
         Err(self.bad(why!("weights must be an i8 constant")))
     }

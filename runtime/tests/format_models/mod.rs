@@ -50,10 +50,26 @@ pub enum Storage {
     /// Bitmap and non-zero values (`Storage::SparseConstant`): the same
     /// model, the same outputs.
     Sparse,
+    /// 4-bit power-of-two codes (`Storage::Pow2Constant`): every test
+    /// model's Conv and FullyConnected weights are 0 or ±2^e.
+    Pow2,
+}
+
+impl Storage {
+    pub const ALL: [Storage; 3] = [Storage::Dense, Storage::Sparse, Storage::Pow2];
+
+    /// The Conv kernel a model stored so runs (dense: not a packed one).
+    pub fn conv_kernel(self) -> Option<&'static str> {
+        match self {
+            Storage::Dense => None,
+            Storage::Sparse => Some("conv_sparse_s8"),
+            Storage::Pow2 => Some("conv_pow2_s8"),
+        }
+    }
 }
 
 /// Conv or FullyConnected weights, stored as `storage` says.
-fn add_weights(
+pub fn add_weights(
     w: &mut Writer,
     storage: Storage,
     name: &str,
@@ -64,6 +80,7 @@ fn add_weights(
     match storage {
         Storage::Dense => w.add_constant_i8(name, dims, quant, data),
         Storage::Sparse => w.add_sparse_constant_i8(name, dims, quant, data),
+        Storage::Pow2 => w.add_pow2_constant_i8(name, dims, quant, data),
     }
 }
 

@@ -11,6 +11,8 @@ mod gather;
 mod lut;
 mod pad;
 mod pool;
+#[cfg(feature = "pow2-weights")]
+mod pow2;
 mod recurrent;
 mod resize;
 mod softmax;
@@ -40,6 +42,8 @@ pub use recurrent::{
     GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,
 };
 // The gate loops the SIMD kernels reuse with their own products.
+#[cfg(feature = "pow2-weights")]
+pub use pow2::{conv_pow2_s8, fully_connected_pow2_s8};
 #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
 pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts};
 pub use reduce::{reduce_max_s8, reduce_sum_s8};
