@@ -12,11 +12,11 @@ use crate::load::{load_onnx_with, LoadOptions};
 use crate::prune_weights::{SparseLayer, StoredWeights};
 use crate::quantize;
 use crate::report::{
-    Candidate, EvaluationReport, InputReport, LayerReport, PruningReport, Report, SelectionReport,
-    Totals, Unpruned, WeightPruningReport,
+    Baseline, Candidate, EvaluationReport, InputReport, LayerReport, PruningReport, Report,
+    SelectionReport, Totals, WeightPruningReport,
 };
 use crate::rewrite::rewrite;
-use crate::rounding::{InputMoments, LayerMoments, Rounding};
+use crate::rounding::{InputMoments, LayerMoments, Rounding, WeightGrid, WeightQuant};
 use crate::samples::{self, SampleSet};
 
 /// Everything `converter` can be told.
@@ -36,8 +36,12 @@ pub struct Options {
     pub method: Method,
     /// Percentile for [`Method::Percentile`], e.g. 99.99.
     pub percentile: f32,
-    /// How Conv/FullyConnected weights are rounded to int8.
+    /// How Conv/FullyConnected weights are rounded to their grid.
     pub rounding: Rounding,
+    /// The grid Conv/FullyConnected weights are quantized to (`--weights`).
+    /// On [`WeightGrid::Pow2`] the report also measures the same conversion
+    /// with int8 weights.
+    pub weights: WeightGrid,
     /// Held-out samples (neither calibration nor test data) to choose the
     /// calibration method and weight rounding on: every [`Setting`] of
     /// [`search_space`] is tried and the one with the best output SQNR kept;
@@ -62,9 +66,10 @@ pub struct Options {
     pub attribution: bool,
     /// Also draw sample 0 with its float and int8 maps into this SVG file.
     pub attribution_svg: Option<PathBuf>,
-    /// Keep pruned weights dense in the file (for runtimes built without
-    /// `sparse-weights`); otherwise a pruned layer is stored sparse when
-    /// that is smaller.
+    /// Keep every weight a byte in the file (for runtimes built without
+    /// `sparse-weights` or `pow2-weights`); otherwise a pruned or
+    /// power-of-two layer is stored sparse or in 4-bit codes, whichever is
+    /// smallest.
     pub dense_weights: bool,
     /// Store the first evaluation sample and its int8 output for a device
     /// self-test (single-input models: the golden pair holds input 0).
@@ -90,6 +95,7 @@ impl Options {
             method: Method::Mse,
             percentile: 99.99,
             rounding: Rounding::Nearest,
+            weights: WeightGrid::Int8,
             select: Vec::new(),
             eval: Vec::new(),
             labels: None,
@@ -291,11 +297,16 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         method: opts.method,
         percentile: opts.percentile,
         rounding: opts.rounding,
+        weights: opts.weights,
     };
     // GPTQ rounds with the weighted layers' input moments, pruning refits with them.
     let obs = matches!(opts.prune_weights, Some(w) if w.criterion == crate::prune_weights::Criterion::Obs);
-    let moments =
-        select.is_some() || asked.rounding == Rounding::Gptq || opts.prune.is_some() || obs;
+    // A power-of-two grid's scales are chosen on them too.
+    let moments = select.is_some()
+        || asked.rounding == Rounding::Gptq
+        || asked.weights == WeightGrid::Pow2
+        || opts.prune.is_some()
+        || obs;
     let calibration = calibrate::calibrate(&graph, &float_ref, &calib, moments, &bar)?;
 
     let mut meta = Metadata {
@@ -315,6 +326,9 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 calib.len(),
                 setting.rounding.name()
             );
+            if setting.weights != WeightGrid::Int8 {
+                n = format!("{n} + {}", setting.weights.name());
+            }
             if !graph.qdq.is_empty() {
                 n = format!("{QDQ_NOTE}; other tensors: {n}");
             }
@@ -349,7 +363,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             // notes any setting could give, and the golden pair if asked for.
             let selected = select.as_ref().map(|set| (set.len(), set.sha256.clone()));
             let settings = match select {
-                Some(_) => search_space(),
+                Some(_) => search_space(asked.weights),
                 None => vec![asked],
             };
             let zeros = (vec![0i8; golden_len.0], vec![0i8; golden_len.1]);
@@ -365,9 +379,12 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                     .map(|&s| notes(s, selected.as_ref(), Some(counts)))
                     .max_by_key(String::len)
                     .unwrap_or_default();
-                Ok(Written::new(g, &calibration, nearest, meta, golden, Dense)?
-                    .bytes
-                    .len())
+                let storage = weight_storage(opts, nearest, false);
+                Ok(
+                    Written::new(g, &calibration, nearest, meta, golden, storage)?
+                        .bytes
+                        .len(),
+                )
             };
             Some(crate::prune::prune(
                 &graph,
@@ -417,7 +434,15 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         None => (asked, None),
         Some(set) => {
             let bar = progress_bar(opts.progress, "selecting");
-            let s = search(work, work_calibration, &meta, &float_ref, set, &bar)?;
+            let s = search(
+                work,
+                work_calibration,
+                &meta,
+                &float_ref,
+                set,
+                asked.weights,
+                &bar,
+            )?;
             (s.candidates[s.chosen].setting, Some(s))
         }
     };
@@ -427,23 +452,44 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         selected.as_ref(),
         pruned.as_ref().map(|p| p.removed()),
     );
-    // Zeros pay in bytes only where weight pruning made them.
-    let storage = match opts.prune_weights.is_some() && !opts.dense_weights {
-        true => WeightStorage::SmallerOf,
-        false => Dense,
-    };
+    let pruned_weights = opts.prune_weights.is_some();
+    let storage = weight_storage(opts, setting, pruned_weights);
     let mut file = Written::new(work, work_calibration, setting, meta.clone(), None, storage)?;
+    // On a power-of-two grid, for the report: the same conversion with int8
+    // weights.
+    let int8_weights = match setting.weights {
+        WeightGrid::Int8 => None,
+        WeightGrid::Pow2 => {
+            let int8 = setting.with_int8_weights();
+            let mut meta = meta.clone();
+            meta.notes = notes(
+                int8,
+                selected.as_ref(),
+                pruned.as_ref().map(|p| p.removed()),
+            );
+            let storage = weight_storage(opts, int8, pruned_weights);
+            Some(Written::new(
+                work,
+                work_calibration,
+                int8,
+                meta,
+                None,
+                storage,
+            )?)
+        }
+    };
     // Without pruning, for the report: the same setting on the whole graph.
     let mut unpruned = match pruning_asked {
         true => {
             meta.notes = notes(setting, selected.as_ref(), None);
+            let storage = weight_storage(opts, setting, false);
             Some(Written::new(
                 &graph,
                 &calibration,
                 setting,
                 meta,
                 None,
-                Dense,
+                storage,
             )?)
         }
         false => None,
@@ -452,12 +498,26 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     let bar = progress_bar(opts.progress, "evaluating");
     let models: Vec<_> = std::iter::once(&file)
         .chain(&unpruned)
+        .chain(&int8_weights)
         .map(Written::model)
         .collect();
     let mut evaluations =
         evaluate::evaluate_all(&models, &float_ref, eval_set, labels, &bar)?.into_iter();
-    let (Some(ev), unpruned_ev) = (evaluations.next(), evaluations.next()) else {
+    let Some(ev) = evaluations.next() else {
         return Err(ConvertError::InvalidModel("no evaluation".into()));
+    };
+    let unpruned_ev = unpruned.as_ref().and_then(|_| evaluations.next());
+    let int8_ev = int8_weights.as_ref().and_then(|_| evaluations.next());
+    let int8_weights = match (int8_weights, int8_ev) {
+        (Some(mut w), Some(ev)) => {
+            // Sized like the file it is compared with.
+            w.add_golden(&ev, golden)?;
+            Some(Baseline {
+                totals: w.totals(&loaded.source_bytes),
+                evaluation: evaluation_report(opts, ev),
+            })
+        }
+        _ => None,
     };
     file.add_golden(&ev, golden)?;
     // The file must parse and validate before it may replace anything.
@@ -487,7 +547,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                         layers,
                     }
                 }),
-                unpruned: Unpruned {
+                unpruned: Baseline {
                     totals: whole.totals(&loaded.source_bytes),
                     evaluation: evaluation_report(opts, whole_ev),
                 },
@@ -507,6 +567,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         &layer_rounding(setting.rounding, work, &work_calibration.moments),
         ev,
     );
+    report.int8_weights = int8_weights;
     let mut plot = None;
     if opts.attribution {
         let bar = progress_bar(opts.progress, "attribution maps");
@@ -734,7 +795,7 @@ impl<'g> Written<'g> {
 
     /// The bytes of `op`'s constants as this file stores them.
     fn stored_bytes(&self, op: &quantize::LoweredOp) -> usize {
-        op.constant_bytes() - emit::sparse_saving(op, self.storage).unwrap_or(0)
+        op.constant_bytes() - emit::packing(op, self.storage).1
     }
 
     /// `layers` with how this file stores each one's weights.
@@ -746,23 +807,20 @@ impl<'g> Written<'g> {
                 .ops
                 .iter()
                 .find(|op| self.graph.nodes.get(op.node).map(|n| &n.name) == Some(&layer.node));
-            let weights = op.and_then(|op| {
-                let candidate = emit::sparse_candidate(op);
-                let dense = match op.inputs.get(1) {
+            layer.stored = op.and_then(|op| {
+                let dense_bytes = match op.inputs.get(1) {
                     Some(quantize::Operand::Constant(c)) => c.byte_len(),
                     _ => return None,
                 };
-                Some((dense, candidate.map(|(_, _, sparse)| sparse)))
-            });
-            let sparse = op.is_some_and(|op| emit::sparse_saving(op, self.storage).is_some());
-            layer.stored = weights.map(|(dense_bytes, sparse_bytes)| StoredWeights {
-                storage: if sparse { "sparse" } else { "dense" },
-                bytes: match sparse {
-                    true => sparse_bytes.unwrap_or(dense_bytes),
-                    false => dense_bytes,
-                },
-                dense_bytes,
-                sparse_bytes,
+                let sizes = emit::packing_candidate(op).map(|(_, sizes)| sizes);
+                let (packing, saved) = emit::packing(op, self.storage);
+                Some(StoredWeights {
+                    storage: packing.name(),
+                    bytes: dense_bytes - saved,
+                    dense_bytes,
+                    sparse_bytes: sizes.map(|s| s.sparse),
+                    pow2_bytes: sizes.and_then(|s| s.pow2),
+                })
             });
         }
         layers
@@ -780,6 +838,18 @@ impl<'g> Written<'g> {
             weight_bytes: self.qg.ops.iter().map(|op| self.stored_bytes(op)).sum(),
             parameters: parameters(graph),
         }
+    }
+}
+
+/// How a file of `setting` stores its Conv/FullyConnected weights: each
+/// layer the smallest way (sparse, 4-bit codes or dense) when weight pruning
+/// or a power-of-two grid can make a packed way pay, unless
+/// `--dense-weights`; dense otherwise.
+fn weight_storage(opts: &Options, setting: Setting, weights_pruned: bool) -> WeightStorage {
+    let packs = weights_pruned || setting.weights == WeightGrid::Pow2;
+    match packs && !opts.dense_weights {
+        true => WeightStorage::SmallerOf,
+        false => Dense,
     }
 }
 
@@ -904,6 +974,8 @@ fn build_report(
         calibration_method: setting.method_name(),
         calibration_samples: calib.len(),
         weight_rounding: setting.rounding.name().to_string(),
+        weight_grid: setting.weights.name().to_string(),
+        int8_weights: None,
         selection,
         pruning,
         rewrites,
@@ -921,6 +993,8 @@ pub struct Setting {
     /// For [`Method::Percentile`].
     pub percentile: f32,
     pub rounding: Rounding,
+    /// The weights' grid (not searched: the user's choice of storage).
+    pub weights: WeightGrid,
 }
 
 impl Default for Setting {
@@ -931,6 +1005,7 @@ impl Default for Setting {
             method: o.method,
             percentile: o.percentile,
             rounding: o.rounding,
+            weights: o.weights,
         }
     }
 }
@@ -954,15 +1029,29 @@ impl Setting {
         }
     }
 
-    /// Method and rounding, e.g. `percentile 99.9 + gptq`.
+    /// Method and rounding, e.g. `percentile 99.9 + gptq`, and the grid
+    /// when it is not int8 (`mse + gptq + pow2`).
     pub fn name(self) -> String {
-        format!("{} + {}", self.method_name(), self.rounding.name())
+        let mut name = format!("{} + {}", self.method_name(), self.rounding.name());
+        if self.weights != WeightGrid::Int8 {
+            name = format!("{name} + {}", self.weights.name());
+        }
+        name
+    }
+
+    /// The same setting with int8 weights.
+    pub fn with_int8_weights(self) -> Setting {
+        Setting {
+            weights: WeightGrid::Int8,
+            ..self
+        }
     }
 }
 
 /// What `--select` tries, the converter's defaults first (a tie keeps the
-/// earlier setting): every calibration method, each with both roundings.
-pub fn search_space() -> Vec<Setting> {
+/// earlier setting): every calibration method, each with both roundings, on
+/// the weight grid `weights`.
+pub fn search_space(weights: WeightGrid) -> Vec<Setting> {
     let methods = [
         (Method::Mse, 99.99),
         (Method::MinMax, 99.99),
@@ -976,6 +1065,7 @@ pub fn search_space() -> Vec<Setting> {
                 method,
                 percentile,
                 rounding,
+                weights,
             })
         })
         .collect()
@@ -996,18 +1086,19 @@ fn quantize_as(
                 .map(|o| o.range(setting.method, setting.percentile))
         })
         .collect();
-    let moments: Vec<Option<&InputMoments>> = match setting.rounding {
-        Rounding::Nearest => Vec::new(),
-        Rounding::Gptq => calibration
-            .moments
-            .iter()
-            .map(|r| match r {
-                Some(LayerMoments::Usable(m)) => Some(m),
-                _ => None,
-            })
-            .collect(),
+    let moments: Vec<Option<&InputMoments>> = calibration
+        .moments
+        .iter()
+        .map(|r| match r {
+            Some(LayerMoments::Usable(m)) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let weights = WeightQuant {
+        grid: setting.weights,
+        rounding: setting.rounding,
     };
-    quantize::quantize_with_cells(graph, &ranges, &calibration.cells, &moments)
+    quantize::quantize_with_cells(graph, &ranges, &calibration.cells, &moments, weights)
 }
 
 /// The score `--select` maximises: the worst output's float-vs-int8 SQNR
@@ -1027,9 +1118,10 @@ fn search(
     meta: &Metadata,
     float_ref: &FloatRef,
     set: &SampleSet,
+    weights: WeightGrid,
     progress: &indicatif::ProgressBar,
 ) -> Result<SelectionReport, ConvertError> {
-    let space = search_space();
+    let space = search_space(weights);
     let files = space
         .iter()
         .map(|&setting| Written::new(graph, calibration, setting, meta.clone(), None, Dense))

@@ -14,17 +14,45 @@ use crate::quantize::{ConstData, ConstQuant, ConstTensor, LoweredOp, Operand, Qu
 /// How Conv and FullyConnected weights are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WeightStorage {
-    /// Every weight, as the runtimes built without `sparse-weights` read.
+    /// Every weight a byte, as the runtimes built without `sparse-weights`
+    /// and `pow2-weights` read.
     #[default]
     Dense,
-    /// Per layer, sparse (a bitmap and the non-zero values) when that is
-    /// smaller than dense, else dense.
+    /// Per layer, the smallest of dense, sparse (a bitmap and the non-zero
+    /// values) and, when every weight is 0 or ±2^e, 4-bit power-of-two codes.
     SmallerOf,
 }
 
-/// The weights of `op` that may be stored sparse (Conv and FullyConnected
-/// input 1), with the bytes they take dense and sparse.
-pub fn sparse_candidate(op: &LoweredOp) -> Option<(&ConstTensor, usize, usize)> {
+/// How one layer's weights are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    Dense,
+    Sparse,
+    Pow2,
+}
+
+impl Packing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Packing::Dense => "dense",
+            Packing::Sparse => "sparse",
+            Packing::Pow2 => "pow2",
+        }
+    }
+}
+
+/// The bytes one layer's weights take each way they can be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeightSizes {
+    pub dense: usize,
+    pub sparse: usize,
+    /// `None` unless every weight is 0 or ±2^e.
+    pub pow2: Option<usize>,
+}
+
+/// The weights of `op` that may be stored packed (Conv and FullyConnected
+/// input 1), with the bytes each way takes.
+pub fn packing_candidate(op: &LoweredOp) -> Option<(&ConstTensor, WeightSizes)> {
     if !matches!(op.opcode, OpCode::Conv | OpCode::FullyConnected) {
         return None;
     }
@@ -32,7 +60,12 @@ pub fn sparse_candidate(op: &LoweredOp) -> Option<(&ConstTensor, usize, usize)> 
         Operand::Constant(c) => match &c.data {
             ConstData::I8(w) => {
                 let rows = c.dims.first().copied().unwrap_or(1);
-                Some((c, w.len(), medq::sparse_stored_len(w, rows)))
+                let sizes = WeightSizes {
+                    dense: w.len(),
+                    sparse: medq::sparse_stored_len(w, rows),
+                    pow2: medq::pow2_stored_len(w, rows),
+                };
+                Some((c, sizes))
             }
             _ => None,
         },
@@ -109,15 +142,25 @@ pub fn plan_arena(graph: &Graph, qg: &QuantizedGraph) -> Plan {
     p
 }
 
-/// The bytes `op`'s weights save stored sparse under `storage`; `None` when
-/// they are written dense. The one rule [`emit`] and the report follow.
-pub fn sparse_saving(op: &LoweredOp, storage: WeightStorage) -> Option<usize> {
-    match (storage, sparse_candidate(op)) {
-        (WeightStorage::SmallerOf, Some((_, dense, sparse))) if sparse < dense => {
-            Some(dense - sparse)
+/// How `op`'s weights are written under `storage`, and the bytes that saves
+/// against dense: the one rule [`emit`] and the report follow. The smallest
+/// way wins; a tie keeps dense, then power-of-two codes (which decode
+/// without a walk over a bitmap).
+pub fn packing(op: &LoweredOp, storage: WeightStorage) -> (Packing, usize) {
+    let Some((_, sizes)) = packing_candidate(op).filter(|_| storage == WeightStorage::SmallerOf)
+    else {
+        return (Packing::Dense, 0);
+    };
+    let mut best = (Packing::Dense, sizes.dense);
+    for (packing, bytes) in [
+        (Packing::Pow2, sizes.pow2),
+        (Packing::Sparse, Some(sizes.sparse)),
+    ] {
+        if let Some(bytes) = bytes.filter(|&b| b < best.1) {
+            best = (packing, bytes);
         }
-        _ => None,
     }
+    (best.0, sizes.dense - best.1)
 }
 
 /// Write the model. `golden` is one quantized input and its expected output.
@@ -148,7 +191,7 @@ pub fn emit(
         ids.insert(t, id);
     }
     for op in &qg.ops {
-        let sparse = sparse_saving(op, storage).is_some();
+        let (packing, _) = packing(op, storage);
         let mut inputs = Vec::with_capacity(op.inputs.len());
         for (at, operand) in op.inputs.iter().enumerate() {
             inputs.push(match operand {
@@ -159,11 +202,15 @@ pub fn emit(
                     })?
                 }
                 Operand::Constant(c) => match &c.data {
-                    ConstData::I8(data) if sparse && at == 1 => {
-                        w.add_sparse_constant_i8(&c.name, &c.dims, quant_spec(&c.quant), data)
-                    }
                     ConstData::I8(data) => {
-                        w.add_constant_i8(&c.name, &c.dims, quant_spec(&c.quant), data)
+                        let (name, dims, quant) = (&c.name, &c.dims, quant_spec(&c.quant));
+                        match (packing, at) {
+                            (Packing::Sparse, 1) => {
+                                w.add_sparse_constant_i8(name, dims, quant, data)
+                            }
+                            (Packing::Pow2, 1) => w.add_pow2_constant_i8(name, dims, quant, data),
+                            _ => w.add_constant_i8(name, dims, quant, data),
+                        }
                     }
                     ConstData::I16(data) => w.add_constant_i16(&c.name, &c.dims, data),
                     ConstData::I32(data) => w.add_constant_i32(&c.name, &c.dims, data),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use medq_converter::calibrate::Method;
 use medq_converter::ir::OutputActivation;
-use medq_converter::rounding::Rounding;
+use medq_converter::rounding::{Rounding, WeightGrid};
 use medq_converter::{convert, Options};
 use medq_converter::{prune, prune_weights};
 
@@ -89,6 +89,14 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Rounding::Nearest)]
     rounding: Rounding,
 
+    /// The grid of the Conv and FullyConnected weights. `int8`: linear, 255 steps per
+    /// channel. `pow2`: logarithmic, 0 and ±2^e (e = 0..6) times a per-channel scale chosen
+    /// to minimise the layer's output error on the calibration data; stored in 4 bits a
+    /// weight (half the bytes), with products computed as shifts. The report measures the
+    /// same conversion with int8 weights beside it. Other layers keep int8 weights.
+    #[arg(long, value_enum, default_value_t = WeightGrid::Int8)]
+    weights: WeightGrid,
+
     /// Held-out float32 samples, neither calibration nor test data, to choose
     /// the calibration and weight rounding on: every --calibration method (percentile
     /// 99.99 and 99.9) with each --rounding is tried, and the one with the best
@@ -151,9 +159,10 @@ struct Cli {
     #[arg(long, value_name = "FILE.svg")]
     attribution_svg: Option<PathBuf>,
 
-    /// Store the pruned weights densely all the same, for a runtime built without its
-    /// `sparse-weights` feature (such as the bundled firmware), which refuses sparse layers.
-    #[arg(long, requires = "prune_weights")]
+    /// Store every weight a byte all the same (pruned or power-of-two layers included), for
+    /// a runtime built without its `sparse-weights` and `pow2-weights` features (such as
+    /// the bundled firmware), which refuses packed layers.
+    #[arg(long)]
     dense_weights: bool,
 
     /// Which weights --prune-weights sets to zero: l1 (the smallest magnitudes), obs
@@ -245,6 +254,7 @@ fn main() -> ExitCode {
         method: cli.calibration,
         percentile: cli.percentile,
         rounding: cli.rounding,
+        weights: cli.weights,
         select: cli.select,
         eval: cli.eval,
         labels: cli.labels,

@@ -93,13 +93,17 @@ pub struct SparseLayer {
 /// How a pruned layer's weights are stored, and what each way takes.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct StoredWeights {
-    /// `sparse` (bitmap and non-zero values) or `dense`.
+    /// `sparse` (bitmap and non-zero values), `pow2` (4-bit codes) or
+    /// `dense`.
     pub storage: &'static str,
     pub bytes: usize,
     pub dense_bytes: usize,
     /// What sparse storage would take; `None` for an op whose runtime
     /// kernels read dense weights only (ConvTranspose).
     pub sparse_bytes: Option<usize>,
+    /// What power-of-two codes would take, when every weight has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pow2_bytes: Option<usize>,
 }
 
 impl SparseLayer {

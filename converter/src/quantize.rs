@@ -6,9 +6,9 @@ use medq::format::layout::OpCode;
 use medq::numerics::quantize_multiplier;
 
 use crate::error::ConvertError;
-use crate::ir::{Array, FusedActivation, Graph, Node, TensorId};
+use crate::ir::{Array, FusedActivation, Graph, Node, Op, TensorId};
 use crate::ops::recurrent::CellRanges;
-use crate::rounding::{self, InputMoments};
+use crate::rounding::{self, InputMoments, WeightGrid, WeightQuant};
 
 /// Per-tensor affine quantization: `real = scale · (q − zero_point)`.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -132,18 +132,21 @@ pub fn quantize(
     graph: &Graph,
     ranges: &[Option<(f32, f32)>],
 ) -> Result<QuantizedGraph, ConvertError> {
-    quantize_with_cells(graph, ranges, &[], &[])
+    quantize_with_cells(graph, ranges, &[], &[], WeightQuant::default())
 }
 
 /// [`quantize`], with the internal ranges of recurrent nodes and the input
-/// moments that GPTQ rounds Conv/FullyConnected weights with (both indexed by
-/// node; see [`crate::calibrate::Calibration`]). A node without moments gets
-/// nearest rounding.
+/// moments of Conv/FullyConnected nodes (both indexed by node; see
+/// [`crate::calibrate::Calibration`]), their weights quantized as `weights`
+/// says ([`rounding::quantize_weights`]). A node without moments gets
+/// nearest rounding and, on a power-of-two grid, scales chosen on its
+/// weights alone.
 pub fn quantize_with_cells(
     graph: &Graph,
     ranges: &[Option<(f32, f32)>],
     cells: &[Option<CellRanges>],
     moments: &[Option<&InputMoments>],
+    weights: WeightQuant,
 ) -> Result<QuantizedGraph, ConvertError> {
     let qparams = assign_qparams(graph, ranges)?;
     let mut ops = Vec::with_capacity(graph.nodes.len());
@@ -154,6 +157,7 @@ pub fn quantize_with_cells(
             node,
             cell: cells.get(index).and_then(Option::as_ref),
             moments: moments.get(index).copied().flatten(),
+            weights,
         };
         let Lowered {
             opcode,
@@ -236,7 +240,7 @@ pub(crate) fn multiplier(node: &Node, real: f64, what: &str) -> Result<(i32, i32
 /// Symmetric per-channel int8 along axis 0 (`scale[c] = max|w_c| / 127`),
 /// rounded to nearest.
 pub fn quantize_per_channel(weights: &Array) -> (Vec<i8>, Vec<f32>) {
-    rounding::quantize_weights(weights, None)
+    rounding::quantize_weights(weights, None, WeightQuant::default())
 }
 
 /// An `i32` vector constant, quantization None.
@@ -282,8 +286,11 @@ pub struct LowerCtx<'a> {
     pub node: &'a Node,
     /// The internal ranges of a recurrent node.
     pub cell: Option<&'a CellRanges>,
-    /// The input moments GPTQ rounds a weighted node with (`None`: nearest).
+    /// The input moments of a weighted node (GPTQ rounds with them; a
+    /// power-of-two grid's scales are chosen on them).
     pub moments: Option<&'a InputMoments>,
+    /// How Conv and FullyConnected weights are quantized.
+    pub weights: WeightQuant,
 }
 
 /// An op's part of a [`LoweredOp`].
@@ -365,7 +372,9 @@ impl LowerCtx<'_> {
 
     /// The integer operands of a weighted op (Conv, FullyConnected) after its
     /// input `x`: per-channel int8 weights, i32 bias, requant multipliers and
-    /// shifts. Weights are rounded with [`Self::moments`] when there are some.
+    /// shifts, quantized as [`Self::weights`] says. Only Conv and
+    /// FullyConnected weights take a power-of-two grid: the ops whose
+    /// weights the file can store in 4 bits (ConvTranspose stays int8).
     pub fn weighted_operands(
         &self,
         x: QParams,
@@ -376,7 +385,17 @@ impl LowerCtx<'_> {
         let (wq, w_scales) = match crate::load::qdq::weights_on_grid(self.graph, self.node, weights)
         {
             Some(fixed) => fixed?,
-            None => rounding::quantize_weights(weights, self.moments),
+            None => {
+                let packable = matches!(self.node.op, Op::Conv(_) | Op::FullyConnected(_));
+                let how = match packable {
+                    true => self.weights,
+                    false => WeightQuant {
+                        grid: WeightGrid::Int8,
+                        ..self.weights
+                    },
+                };
+                rounding::quantize_weights(weights, self.moments, how)
+            }
         };
         let n = w_scales.len();
         let mut bias_q = Vec::with_capacity(n);

@@ -93,11 +93,12 @@ pub struct SelectionReport {
     pub chosen: usize,
 }
 
-/// The same conversion without pruning: what pruning cost and saved.
+/// The same conversion with one compression step left out (pruning, or the
+/// power-of-two grid): what that step cost and saved.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Unpruned {
+pub struct Baseline {
     pub totals: Totals,
-    /// Float vs the unpruned int8 model, on the same samples.
+    /// Float vs that int8 model, on the same samples.
     pub evaluation: EvaluationReport,
 }
 
@@ -126,7 +127,7 @@ pub struct PruningReport {
     pub skipped: Vec<crate::prune::Skipped>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weights: Option<WeightPruningReport>,
-    pub unpruned: Unpruned,
+    pub unpruned: Baseline,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -144,6 +145,8 @@ pub struct Report {
     pub calibration_samples: usize,
     /// How Conv/FullyConnected weights were rounded (`nearest`, `gptq`).
     pub weight_rounding: String,
+    /// Their grid: `int8` or `pow2` (`--weights`).
+    pub weight_grid: String,
     /// Present when `--select` chose the two settings above.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selection: Option<SelectionReport>,
@@ -151,6 +154,10 @@ pub struct Report {
     /// the pruned model's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pruning: Option<PruningReport>,
+    /// Present with `--weights pow2`: the same conversion (same pruning)
+    /// with int8 weights, measured on the same samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub int8_weights: Option<Baseline>,
     pub rewrites: Vec<String>,
     pub layers: Vec<LayerReport>,
     pub totals: Totals,
@@ -206,13 +213,23 @@ impl Report {
                     .map_or(String::new(), |e| format!(", evaluation {e}"))
             );
         }
-        let _ = writeln!(s, "weight rounding: {}", self.weight_rounding);
+        let _ = writeln!(
+            s,
+            "weights: {} grid, rounding {}",
+            self.weight_grid, self.weight_rounding
+        );
         if let Some(sel) = &self.selection {
             let _ = writeln!(
                 s,
                 "chosen on {} ({} held-out samples) by {}:",
                 sel.data, sel.samples, sel.criterion
             );
+            let name_w = sel
+                .candidates
+                .iter()
+                .map(|c| c.name.len())
+                .max()
+                .unwrap_or(0);
             for (i, c) in sel.candidates.iter().enumerate() {
                 let agree = c
                     .top1_agreement
@@ -220,7 +237,7 @@ impl Report {
                 let mark = if i == sel.chosen { "  <- chosen" } else { "" };
                 let _ = writeln!(
                     s,
-                    "  {:<26} {:>6} dB{agree}{mark}",
+                    "  {:<name_w$} {:>6} dB{agree}{mark}",
                     c.name,
                     db(Some(c.score_db))
                 );
@@ -286,10 +303,32 @@ impl Report {
         if let Some(p) = &self.pruning {
             render_pruning(&mut s, p, t);
         }
+        if let Some(b) = &self.int8_weights {
+            let _ = writeln!(
+                s,
+                "with int8 weights: .mq {} B, weights {} B; with {} weights: .mq {} B, weights {} B",
+                b.totals.mq_bytes,
+                b.totals.weight_bytes,
+                self.weight_grid,
+                t.mq_bytes,
+                t.weight_bytes
+            );
+        }
         let e = &self.evaluation;
         let _ = writeln!(s, "\nfloat vs int8 on {} ({} samples):", e.data, e.samples);
         let _ = writeln!(s, "  (SQNR is {})", e.sqnr);
         let unpruned = self.pruning.as_ref().map(|p| &p.unpruned.evaluation);
+        // What each left-out step gives, beside the result: its label and
+        // its per-class recall column's head.
+        let baselines: Vec<(&str, &str, &EvaluationReport)> = unpruned
+            .map(|u| ("without pruning", "int8 not pruned", u))
+            .into_iter()
+            .chain(
+                self.int8_weights
+                    .as_ref()
+                    .map(|b| ("with int8 weights", "int8 weights", &b.evaluation)),
+            )
+            .collect();
         for (k, o) in e.outputs.iter().enumerate() {
             let name = match o.applied {
                 Some(f) => format!("{f}({})", o.name),
@@ -315,8 +354,9 @@ impl Report {
                 );
             }
             let _ = writeln!(s);
-            if let Some(u) = unpruned.and_then(|u| u.outputs.get(k)) {
-                let _ = write!(s, "         without pruning: SQNR {} dB", db(u.sqnr_db));
+            for (label, _, b) in &baselines {
+                let Some(u) = b.outputs.get(k) else { continue };
+                let _ = write!(s, "         {label}: SQNR {} dB", db(u.sqnr_db));
                 if let Some(a) = u.top1_agreement {
                     let _ = write!(s, ", top-1 agreement {}", pct(a));
                 }
@@ -325,7 +365,10 @@ impl Report {
         }
         render_attribution(&mut s, e, unpruned);
         if let Some(c) = &e.classes {
-            let before = unpruned.and_then(|u| u.classes.as_ref());
+            let before: Vec<(&str, &str, &ClassMetrics)> = baselines
+                .iter()
+                .filter_map(|(label, head, b)| Some((*label, *head, b.classes.as_ref()?)))
+                .collect();
             let _ = write!(
                 s,
                 "  accuracy: float {}, int8 {} (balanced: float {}, int8 {})",
@@ -337,21 +380,17 @@ impl Report {
             if e.outputs.len() > 1 {
                 let _ = write!(s, " (labels for output {})", c.output);
             }
-            match before {
-                Some(b) => {
-                    let _ = writeln!(s, " (without pruning {})", pct(b.accuracy_int8));
-                }
-                None => {
-                    let _ = writeln!(s);
-                }
+            for (label, _, b) in &before {
+                let _ = write!(s, " ({label} {})", pct(b.accuracy_int8));
             }
+            let _ = writeln!(s);
             let _ = write!(
                 s,
                 "  {:>5}  {:>7}  {:>12}  {:>12}",
                 "class", "count", "recall float", "recall int8"
             );
-            if before.is_some() {
-                let _ = write!(s, "  {:>16}", "int8 not pruned");
+            for (_, head, _) in &before {
+                let _ = write!(s, "  {head:>16}");
             }
             let _ = writeln!(s);
             for (k, count) in c.class_counts.iter().enumerate() {
@@ -364,7 +403,7 @@ impl Report {
                     r(&c.per_class_recall_float),
                     r(&c.per_class_recall_int8)
                 );
-                if let Some(b) = before {
+                for (_, _, b) in &before {
                     let _ = write!(s, "  {:>16}", r(&b.per_class_recall_int8));
                 }
                 let _ = writeln!(s);

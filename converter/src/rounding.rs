@@ -10,15 +10,25 @@
 //! scales, hence bias, multiplier and shift) is the same for both; only which
 //! neighbour each weight rounds to changes, so the runtime and the file format
 //! do not know which was used.
+//!
+//! The grid is linear int8 (`−127..=127` times the channel's scale) or
+//! logarithmic ([`WeightGrid::Pow2`]: 0 and `±2^e`, `e <= 6`, stored in 4
+//! bits). A power-of-two grid is coarse at its top (64 and 32 are its two
+//! largest steps), so its per-channel scale is searched for: each candidate
+//! is scored by the layer's output error on the calibration data,
+//! `(w − s·q)ᵀ H (w − s·q)` with `H = Σ x xᵀ` the input moments (or by
+//! `‖w − s·q‖²` without them), and both roundings then work on the chosen
+//! grid.
 
 use nalgebra::{DMatrix, DVector};
 
 use crate::ir::{Array, Conv, FullyConnected, Graph, Op, Window};
 
-/// How weights are rounded to int8.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// How weights are rounded to their grid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Rounding {
     /// Round each weight to the nearest grid point.
+    #[default]
     Nearest,
     /// Error-compensating rounding driven by the calibration inputs (GPTQ).
     Gptq,
@@ -31,6 +41,72 @@ impl Rounding {
             Rounding::Gptq => "gptq",
         }
     }
+}
+
+/// The grid Conv and FullyConnected weights are quantized to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightGrid {
+    /// Linear: the integers `−127..=127` times the channel's scale.
+    #[default]
+    Int8,
+    /// Logarithmic: 0 and `±2^e` (`e = 0..=6`) times the channel's scale,
+    /// stored in 4 bits; products become shifts.
+    Pow2,
+}
+
+impl WeightGrid {
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightGrid::Int8 => "int8",
+            WeightGrid::Pow2 => "pow2",
+        }
+    }
+
+    /// The grid point nearest `t` (a weight over its channel's scale).
+    fn nearest(self, t: f64) -> i8 {
+        match self {
+            WeightGrid::Int8 => t.round().clamp(-127.0, 127.0) as i8,
+            WeightGrid::Pow2 => nearest_pow2(t),
+        }
+    }
+
+    /// The grid's largest magnitude: the scale that puts a channel's largest
+    /// weight on it is `max|w| / top`.
+    fn top(self) -> f64 {
+        match self {
+            WeightGrid::Int8 => 127.0,
+            WeightGrid::Pow2 => f64::from(1u8 << medq::pow2::MAX_EXPONENT),
+        }
+    }
+}
+
+/// How Conv and FullyConnected weights are quantized: the grid, and how each
+/// weight picks its grid point.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WeightQuant {
+    pub grid: WeightGrid,
+    pub rounding: Rounding,
+}
+
+/// The nearest of 0, `±1, ±2, …, ±64` to `t` (in linear distance: between
+/// `2^e` and `2^(e+1)` the midpoint is `1.5·2^e`; past 64, 64).
+fn nearest_pow2(t: f64) -> i8 {
+    let a = t.abs();
+    if a.is_nan() || a < 0.5 {
+        return 0;
+    }
+    let top = WeightGrid::Pow2.top();
+    let m = if a >= top {
+        top
+    } else {
+        let lo = a.log2().floor().exp2().max(1.0);
+        if a >= 1.5 * lo {
+            (2.0 * lo).min(top)
+        } else {
+            lo
+        }
+    };
+    (m.copysign(t)) as i8
 }
 
 /// Layers whose weight rows are longer than this are rounded to nearest: the
@@ -251,38 +327,100 @@ pub fn channel_scales(weights: &Array) -> Vec<f32> {
     let channels = weights.shape.first().copied().unwrap_or(1).max(1);
     let per = weights.data.len() / channels;
     (0..channels)
-        .map(|c| {
-            let max_abs = weights.data[c * per..(c + 1) * per]
-                .iter()
-                .fold(0.0f32, |m, v| m.max(v.abs()));
-            if max_abs > 0.0 {
-                max_abs / 127.0
-            } else {
-                1.0
+        .map(|c| max_abs_scale(&weights.data[c * per..(c + 1) * per], WeightGrid::Int8))
+        .collect()
+}
+
+/// The scale that puts the row's largest weight on the grid's top (1.0 for
+/// an all-zero row).
+fn max_abs_scale(row: &[f32], grid: WeightGrid) -> f32 {
+    let max_abs = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if max_abs > 0.0 {
+        (f64::from(max_abs) / grid.top()) as f32
+    } else {
+        1.0
+    }
+}
+
+/// Candidate scales a power-of-two channel tries, as multiples of
+/// `max|w| / 64` in sixteenths of an octave: from half (the largest weight
+/// clips at 64, and one exponent more reaches the small ones) up to where
+/// it would round down to 32.
+const POW2_SCALE_STEPS: std::ops::RangeInclusive<i32> = -16..=6;
+
+/// Per-channel power-of-two scales: of [`POW2_SCALE_STEPS`], the one whose
+/// nearest-rounded row changes the layer's output least on the calibration
+/// data (`dᵀ H d` for the row's error `d`, `H` its group's input moments),
+/// or the row itself least without usable moments. A tie keeps the smaller
+/// step.
+pub fn pow2_scales(weights: &Array, moments: Option<&InputMoments>) -> Vec<f32> {
+    let rows = weights.shape.first().copied().unwrap_or(1).max(1);
+    let per = weights.data.len() / rows;
+    let moments = moments.filter(|m| {
+        let groups = m.groups.len().max(1);
+        rows.is_multiple_of(groups) && m.groups.iter().all(|h| h.nrows() == per)
+    });
+    let rows_per_group = moments.map_or(rows, |m| rows / m.groups.len().max(1));
+    (0..rows)
+        .map(|r| {
+            let row = &weights.data[r * per..(r + 1) * per];
+            let h = moments.and_then(|m| m.groups.get(r / rows_per_group.max(1)));
+            let base = f64::from(max_abs_scale(row, WeightGrid::Pow2));
+            let error = |scale: f64| -> f64 {
+                let d: Vec<f64> = row
+                    .iter()
+                    .map(|&v| {
+                        let v = f64::from(v);
+                        v - f64::from(WeightGrid::Pow2.nearest(v / scale)) * scale
+                    })
+                    .collect();
+                match h {
+                    Some(h) => {
+                        let d = DVector::from_vec(d);
+                        (d.transpose() * h * &d)[(0, 0)]
+                    }
+                    None => d.iter().map(|e| e * e).sum(),
+                }
+            };
+            let mut best = (f64::INFINITY, base);
+            for step in POW2_SCALE_STEPS {
+                let scale = base * (f64::from(step) / 16.0).exp2();
+                let e = error(scale);
+                if e < best.0 {
+                    best = (e, scale);
+                }
             }
+            best.1 as f32
         })
         .collect()
 }
 
-fn to_grid(v: f64, scale: f64) -> i8 {
-    (v / scale).round().clamp(-127.0, 127.0) as i8
-}
-
-/// Per-channel int8 weights (axis 0) and their scales. With `moments` the
-/// rounding is GPTQ's; without, nearest.
-pub fn quantize_weights(weights: &Array, moments: Option<&InputMoments>) -> (Vec<i8>, Vec<f32>) {
-    let scales = channel_scales(weights);
+/// Per-channel weights (axis 0) on `how.grid` and their scales. With
+/// `moments`, a power-of-two grid's scales are chosen on them, and
+/// `Rounding::Gptq` rounds with them; otherwise each weight rounds to
+/// nearest.
+pub fn quantize_weights(
+    weights: &Array,
+    moments: Option<&InputMoments>,
+    how: WeightQuant,
+) -> (Vec<i8>, Vec<f32>) {
+    let grid = how.grid;
+    let scales = match grid {
+        WeightGrid::Int8 => channel_scales(weights),
+        WeightGrid::Pow2 => pow2_scales(weights, moments),
+    };
     let rows = scales.len();
     let per = weights.data.len() / rows.max(1);
+    let to_grid = |v: f64, scale: f32| grid.nearest(v / f64::from(scale));
     let nearest = || {
         weights
             .data
             .iter()
             .enumerate()
-            .map(|(i, &v)| to_grid(v as f64, scales[i / per.max(1)] as f64))
+            .map(|(i, &v)| to_grid(v as f64, scales[i / per.max(1)]))
             .collect::<Vec<i8>>()
     };
-    let Some(m) = moments else {
+    let Some(m) = moments.filter(|_| how.rounding == Rounding::Gptq) else {
         return (nearest(), scales);
     };
     let groups = m.groups.len().max(1);
@@ -295,12 +433,12 @@ pub fn quantize_weights(weights: &Array, moments: Option<&InputMoments>) -> (Vec
         let rows = g * rows_per_group..(g + 1) * rows_per_group;
         let block = &weights.data[rows.start * per..rows.end * per];
         let row_scales = &scales[rows.clone()];
-        match gptq_block(block, row_scales, h) {
+        match gptq_block(block, row_scales, h, grid) {
             Some(qb) => q[rows.start * per..rows.end * per].copy_from_slice(&qb),
             None => {
                 for (r, row) in block.chunks(per).enumerate() {
                     for (c, &v) in row.iter().enumerate() {
-                        q[(rows.start + r) * per + c] = to_grid(v as f64, row_scales[r] as f64);
+                        q[(rows.start + r) * per + c] = to_grid(v as f64, row_scales[r]);
                     }
                 }
             }
@@ -312,7 +450,12 @@ pub fn quantize_weights(weights: &Array, moments: Option<&InputMoments>) -> (Vec
 /// GPTQ on a row-major block of weight rows sharing the input moments `h`.
 /// `None` when the moments cannot be factored (then the caller rounds to
 /// nearest).
-fn gptq_block(block: &[f32], scales: &[f32], h: &DMatrix<f64>) -> Option<Vec<i8>> {
+fn gptq_block(
+    block: &[f32],
+    scales: &[f32],
+    h: &DMatrix<f64>,
+    grid: WeightGrid,
+) -> Option<Vec<i8>> {
     let n = h.nrows();
     let factor = ObsFactor::new(h)?;
     let mut q = vec![0i8; block.len()];
@@ -322,7 +465,11 @@ fn gptq_block(block: &[f32], scales: &[f32], h: &DMatrix<f64>) -> Option<Vec<i8>
         factor.fix_row(&mut w, |i, v| {
             // A weight that is exactly zero (pruned) stays zero; the other
             // weights of its row compensate for it like for any rounding.
-            let qi = if row[i] == 0.0 { 0 } else { to_grid(v, scale) };
+            let qi = if row[i] == 0.0 {
+                0
+            } else {
+                grid.nearest(v / scale)
+            };
             q[r * n + i] = qi;
             f64::from(qi) * scale
         });
@@ -407,6 +554,15 @@ mod tests {
     use super::*;
     use crate::testing::lcg;
 
+    const NEAREST: WeightQuant = WeightQuant {
+        grid: WeightGrid::Int8,
+        rounding: Rounding::Nearest,
+    };
+    const GPTQ: WeightQuant = WeightQuant {
+        grid: WeightGrid::Int8,
+        rounding: Rounding::Gptq,
+    };
+
     fn moments_of(xs: &[Vec<f32>]) -> InputMoments {
         let n = xs[0].len();
         let mut h = DMatrix::zeros(n, n);
@@ -459,8 +615,8 @@ mod tests {
             })
             .collect();
         let m = moments_of(&xs);
-        let (near, s1) = quantize_weights(&w, None);
-        let (gptq, s2) = quantize_weights(&w, Some(&m));
+        let (near, s1) = quantize_weights(&w, None, NEAREST);
+        let (gptq, s2) = quantize_weights(&w, Some(&m), GPTQ);
         assert_eq!(s1, s2, "the grid does not change");
         let (e_near, e_gptq) = (
             output_error(&w, &near, &s1, &xs),
@@ -472,7 +628,7 @@ mod tests {
         );
         // The grid is symmetric, and the result deterministic.
         assert!(gptq.iter().all(|&q| q != i8::MIN));
-        assert_eq!(quantize_weights(&w, Some(&m)).0, gptq);
+        assert_eq!(quantize_weights(&w, Some(&m), GPTQ).0, gptq);
 
         // Pruned (zero) weights stay zero, and the others make up for them:
         // less output error than the same zeros with nearest rounding.
@@ -480,11 +636,91 @@ mod tests {
         for v in sparse.data.iter_mut().step_by(2) {
             *v = 0.0;
         }
-        let (near, s1) = quantize_weights(&sparse, None);
-        let (gptq, s2) = quantize_weights(&sparse, Some(&m));
+        let (near, s1) = quantize_weights(&sparse, None, NEAREST);
+        let (gptq, s2) = quantize_weights(&sparse, Some(&m), GPTQ);
         assert!(gptq.iter().step_by(2).all(|&q| q == 0));
         assert!(gptq.iter().skip(1).step_by(2).any(|&q| q != 0));
         assert!(output_error(&w, &gptq, &s2, &xs) < output_error(&w, &near, &s1, &xs));
+    }
+
+    #[test]
+    fn nearest_pow2_rounds_in_linear_distance() {
+        let cases = [
+            (0.0, 0),
+            (0.49, 0),
+            (0.5, 1),
+            (-0.7, -1),
+            (1.49, 1),
+            (1.5, 2),
+            (2.9, 2),
+            (3.0, 4),
+            (47.9, 32),
+            (48.0, 64),
+            (-1000.0, -64),
+            (f64::NAN, 0),
+        ];
+        for (t, want) in cases {
+            assert_eq!(nearest_pow2(t), want, "{t}");
+        }
+    }
+
+    #[test]
+    fn pow2_scale_search_and_gptq_lower_the_output_error() {
+        let mut seed = 11;
+        let (rows, n) = (8, 24);
+        let w = Array::new(
+            vec![rows, n],
+            (0..rows * n).map(|_| lcg(&mut seed) * 0.3).collect(),
+        );
+        let xs: Vec<Vec<f32>> = (0..200)
+            .map(|_| {
+                let mut v = Vec::with_capacity(n);
+                let mut acc = 0.0;
+                for _ in 0..n {
+                    acc = 0.9 * acc + lcg(&mut seed);
+                    v.push(acc);
+                }
+                v
+            })
+            .collect();
+        let m = moments_of(&xs);
+        let pow2 = |rounding| WeightQuant {
+            grid: WeightGrid::Pow2,
+            rounding,
+        };
+        // The plain grid: the largest weight of each row on 64.
+        let plain: Vec<f32> = (0..rows)
+            .map(|r| max_abs_scale(&w.data[r * n..(r + 1) * n], WeightGrid::Pow2))
+            .collect();
+        let plain_q: Vec<i8> = w
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| nearest_pow2(f64::from(v / plain[i / n])))
+            .collect();
+        let (searched, s1) = quantize_weights(&w, Some(&m), pow2(Rounding::Nearest));
+        let (gptq, s2) = quantize_weights(&w, Some(&m), pow2(Rounding::Gptq));
+        assert_eq!(s1, s2, "GPTQ rounds on the searched grid");
+        for q in [&searched, &gptq] {
+            assert!(q.iter().all(|&v| medq::pow2::encode(v).is_some()));
+        }
+        let e_plain = output_error(&w, &plain_q, &plain, &xs);
+        let e_searched = output_error(&w, &searched, &s1, &xs);
+        let e_gptq = output_error(&w, &gptq, &s2, &xs);
+        assert!(
+            e_searched < 0.5 * e_plain && e_gptq < 0.8 * e_searched,
+            "plain {e_plain:e}, searched {e_searched:e}, gptq {e_gptq:e}"
+        );
+        // Without moments the search minimises the weights' own error.
+        let (own, s) = quantize_weights(&w, None, pow2(Rounding::Nearest));
+        let weight_error = |q: &[i8], s: &[f32]| -> f64 {
+            w.data
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (f64::from(v) - f64::from(q[i]) * f64::from(s[i / n])).powi(2))
+                .sum()
+        };
+        assert!(weight_error(&own, &s) <= weight_error(&plain_q, &plain));
     }
 
     /// A naive grouped 2-D convolution without bias, `x` `[C, H, W]`.
@@ -630,13 +866,13 @@ mod tests {
     #[test]
     fn without_data_or_with_unusable_moments_rounding_is_nearest() {
         let w = Array::new(vec![2, 3], vec![0.5, -0.25, 0.1, 1.0, 0.0, -0.7]);
-        let (near, _) = quantize_weights(&w, None);
+        let (near, _) = quantize_weights(&w, None, NEAREST);
         assert_eq!(near, vec![127, -64, 25, 127, 0, -89]);
         let zero = InputMoments {
             groups: vec![DMatrix::zeros(3, 3)],
             sums: vec![DVector::zeros(3)],
             observations: 0,
         };
-        assert_eq!(quantize_weights(&w, Some(&zero)).0, near);
+        assert_eq!(quantize_weights(&w, Some(&zero), GPTQ).0, near);
     }
 }

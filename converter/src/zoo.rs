@@ -156,7 +156,7 @@ pub struct CalibrationChoice {
 /// results show whether another existing method or rounding would have met
 /// it: the converter's `--select` search space.
 pub fn candidates() -> Vec<Setting> {
-    crate::convert::search_space()
+    crate::convert::search_space(crate::rounding::WeightGrid::Int8)
 }
 
 impl ZooConfig {

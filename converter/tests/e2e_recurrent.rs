@@ -175,7 +175,8 @@ fn int8_sqnr(onnx: &Path, calib: &Samples, eval: &Samples) -> f64 {
                 .map(|o| o.range(calibrate::Method::MinMax, 99.99))
         })
         .collect();
-    let qg = quantize::quantize_with_cells(&graph, &ranges, &cal.cells, &[]).unwrap();
+    let qg = quantize::quantize_with_cells(&graph, &ranges, &cal.cells, &[], Default::default())
+        .unwrap();
     let plan = emit::plan_arena(&graph, &qg);
     let bytes = emit::emit(
         &graph,

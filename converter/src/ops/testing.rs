@@ -223,7 +223,8 @@ pub fn conformance(model: &ModelProto, n: usize) -> Conformance {
                 .map(|o| o.range(calibrate::Method::MinMax, 99.99))
         })
         .collect();
-    let qg = quantize::quantize_with_cells(&graph, &ranges, &cal.cells, &[]).expect("quantizes");
+    let qg = quantize::quantize_with_cells(&graph, &ranges, &cal.cells, &[], Default::default())
+        .expect("quantizes");
     let plan = emit::plan_arena(&graph, &qg);
     let bytes = emit::emit(
         &graph,
