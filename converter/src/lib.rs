@@ -32,6 +32,7 @@ pub mod report;
 pub mod rewrite;
 pub mod rounding;
 pub mod samples;
+pub mod sweep;
 #[cfg(test)]
 mod testing;
 pub mod zoo;

@@ -461,7 +461,8 @@ fn render_weight_pruning(s: &mut String, w: &WeightPruningReport) {
     let _ = writeln!(
         s,
         "\nweight pruning, {}: {} of the pruned layers' weights are zero; \
-         a layer is stored sparse (a bitmap and its non-zero weights) where that is smaller",
+         each layer is stored the smallest way: sparse (a bitmap and its non-zero weights), \
+         4-bit power-of-two codes (pow2 grid only) or dense",
         w.target,
         pct(w.sparsity)
     );
@@ -481,9 +482,9 @@ fn render_weight_pruning(s: &mut String, w: &WeightPruningReport) {
         let stored = match &l.stored {
             None => String::new(),
             Some(st) => match (st.storage, st.sparse_bytes) {
-                ("sparse", _) => format!("sparse {} B of {} B dense", st.bytes, st.dense_bytes),
-                (_, Some(sparse)) => format!("dense {} B (sparse: {sparse} B)", st.bytes),
-                (_, None) => format!("dense {} B (op reads dense only)", st.bytes),
+                ("dense", Some(sparse)) => format!("dense {} B (sparse: {sparse} B)", st.bytes),
+                ("dense", None) => format!("dense {} B (op reads dense only)", st.bytes),
+                (packed, _) => format!("{packed} {} B of {} B dense", st.bytes, st.dense_bytes),
             },
         };
         let _ = writeln!(

@@ -1,0 +1,189 @@
+//! `zoo-sweep`: every zoo model × pruning method × sparsity × weight grid,
+//! converted and measured, into `SWEEP.md`, `sweep.json` and
+//! `sweep/<model>.svg` ([`medq_converter::sweep`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use medq_converter::rounding::WeightGrid;
+use medq_converter::sweep::{self, Method, Plan};
+use medq_converter::zoo::{self, ZooConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "zoo-sweep",
+    version,
+    about = "Sweep every zoo model over pruning methods, sparsities and weight grids",
+    long_about = "Convert every model in the zoo config once per pruning method (structured, \
+        l1, obs, random), sparsity and weight grid (int8, pow2), run each written .mq file on \
+        the model's test set against the float model, and write SWEEP.md (a table per model, \
+        and whether the random baseline is below l1 and obs), sweep.json (one row per run) and \
+        sweep/<model>.svg (accuracy versus .mq size), each atomically.\n\n\
+        The full sweep is long (hundreds of conversions, tens of minutes); --only, --methods, \
+        --sparsities and --weights narrow it. A run that fails to convert is written as a row \
+        with its error. Exit status: 0 when every run converted; 1 when one did not (the \
+        files are written anyway); 2 when the config or the output directory cannot be used.",
+    after_help = "Examples (from the workspace root):\n  \
+        cargo run --release -p medq-converter --bin zoo-sweep\n  \
+        cargo run --release -p medq-converter --bin zoo-sweep -- --only ecg5000 \
+        --methods l1,random --sparsities 0,0.5 --weights int8 --out-dir /tmp/sweep"
+)]
+struct Cli {
+    /// The zoo config; model folders are relative to its directory.
+    #[arg(long, value_name = "FILE.json", default_value = "models/zoo.json")]
+    config: PathBuf,
+
+    /// Where to write SWEEP.md, sweep.json and sweep/ (default: the config's directory).
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+
+    /// Only this model (repeatable). A partial sweep must not replace the full
+    /// one, so this and the narrowing options below need --out-dir.
+    #[arg(long, value_name = "NAME", requires = "out_dir")]
+    only: Vec<String>,
+
+    /// Pruning methods (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', requires = "out_dir")]
+    methods: Vec<Method>,
+
+    /// Sparsities in [0, 1) (comma-separated); 0 is the unpruned model.
+    #[arg(long, value_delimiter = ',', value_parser = parse_sparsity, requires = "out_dir")]
+    sparsities: Vec<f64>,
+
+    /// Weight grids (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', requires = "out_dir")]
+    weights: Vec<WeightGrid>,
+
+    /// Skip the occlusion attribution maps (the slowest part of each run).
+    #[arg(long, requires = "out_dir")]
+    no_attribution: bool,
+
+    /// Print nothing but errors and the final summary.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn parse_sparsity(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+        Ok(f) => Err(format!("{f} is not in [0, 1)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    medq_cli::remove_temporaries_on_interrupt();
+    let config = match ZooConfig::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(unknown) = cli.only.iter().find(|n| config.model(n).is_none()) {
+        let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+        eprintln!(
+            "error: --only {unknown}: no such model in {} (models: {})",
+            cli.config.display(),
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let out_dir = cli.out_dir.clone().unwrap_or_else(|| config.base.clone());
+    let svg_dir = out_dir.join("sweep");
+    if let Err(e) = std::fs::create_dir_all(&svg_dir) {
+        eprintln!("error: cannot create {}: {e}", svg_dir.display());
+        return ExitCode::from(2);
+    }
+    let mut plan = Plan::default();
+    if !cli.methods.is_empty() {
+        plan.methods = cli.methods.clone();
+    }
+    if !cli.sparsities.is_empty() {
+        plan.sparsities = cli.sparsities.clone();
+    }
+    if !cli.weights.is_empty() {
+        plan.grids = cli.weights.clone();
+    }
+    plan.attribution = !cli.no_attribution;
+
+    let selected: Vec<&zoo::ModelEntry> = config
+        .models
+        .iter()
+        .filter(|m| cli.only.is_empty() || cli.only.contains(&m.name))
+        .collect();
+    let runs = sweep::runs(&plan);
+    let bar = match cli.quiet {
+        true => indicatif::ProgressBar::hidden(),
+        false => indicatif::ProgressBar::new((selected.len() * runs.len()) as u64),
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    let mut rows = Vec::new();
+    for entry in &selected {
+        for &run in &runs {
+            let (method, sparsity, grid) = run;
+            bar.set_message(format!(
+                "{} {} {:.0}% {}",
+                entry.name,
+                method.map_or("none", Method::name),
+                100.0 * sparsity,
+                grid.name()
+            ));
+            let result = sweep::run_one(&config, entry, run, plan.attribution);
+            rows.push(sweep::row(
+                &entry.name,
+                run,
+                result.as_ref().map_err(|e| e.as_str()),
+            ));
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    sweep::set_dense_bytes(&mut rows);
+
+    let json = serde_json::json!({
+        "about": "One row per zoo-sweep run; see SWEEP.md for how each was made.",
+        "rows": rows,
+    });
+    let mut files: Vec<(PathBuf, String)> = vec![
+        (
+            out_dir.join("SWEEP.md"),
+            sweep::render_markdown(&rows, &plan),
+        ),
+        (
+            out_dir.join("sweep.json"),
+            serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
+        ),
+    ];
+    for entry in &selected {
+        match sweep::render_svg(&rows, &entry.name) {
+            Ok(svg) => files.push((svg_dir.join(format!("{}.svg", entry.name)), svg)),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    for (path, text) in &files {
+        if let Err(e) = medq_converter::convert::write_atomically(path, text.as_bytes()) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let failed = rows.iter().filter(|r| r.error.is_some()).count();
+    eprintln!(
+        "wrote {} ({} runs, {} failed, {:.0} s)",
+        out_dir.join("SWEEP.md").display(),
+        rows.len(),
+        failed,
+        start.elapsed().as_secs_f64()
+    );
+    match failed {
+        0 => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}
