@@ -53,10 +53,15 @@ def inverse_sqrt_class_weights(y: np.ndarray, num_classes: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256):
-    """(accuracy, mean cross-entropy, predictions) of `net` (in eval mode)."""
+def evaluate(net: nn.Module, x: np.ndarray, y: np.ndarray, batch=256):
+    """(accuracy, mean cross-entropy, predictions) of `net` (in eval mode), run `batch`
+    samples at a time (`batch=None`: all of x in one call, as models/ecg5000 always
+    did, so its reruns keep their bit-exact logits and best epoch)."""
     net.eval()
-    logits = torch.cat([net(torch.from_numpy(x[i : i + batch])) for i in range(0, len(x), batch)])
+    if batch is None:
+        logits = net(torch.from_numpy(x))
+    else:
+        logits = torch.cat([net(torch.from_numpy(x[i : i + batch])) for i in range(0, len(x), batch)])
     loss = F.cross_entropy(logits, torch.from_numpy(y)).item()
     pred = logits.argmax(1).numpy()
     return float((pred == y).mean()), loss, pred
@@ -78,10 +83,11 @@ def train(
     val=None,
     grad_clip=None,
     log_every: int = 10,
+    eval_batch=256,
 ):
     """AdamW + one-cycle LR. With `val=(x, y)` keeps the weights of the epoch with the
-    best (val accuracy, -val loss); without it keeps the last epoch. Returns
-    (best_epoch, seconds)."""
+    best (val accuracy, -val loss), evaluated `eval_batch` samples at a time (see
+    `evaluate`); without it keeps the last epoch. Returns (best_epoch, seconds)."""
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (len(y_tr) + batch - 1) // batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
@@ -106,7 +112,7 @@ def train(
             opt.step()
             sched.step()
         if val is not None:
-            acc, vloss, _ = evaluate(net, *val)
+            acc, vloss, _ = evaluate(net, *val, batch=eval_batch)
             if (acc, -vloss) > (best[0], -best[1]):
                 best = (acc, vloss)
                 best_state = {k: v.clone() for k, v in net.state_dict().items()}
