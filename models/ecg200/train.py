@@ -26,7 +26,8 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import zoo_common as zc  # noqa: E402
+import zoo_data as zd  # noqa: E402
+import zoo_train as zt  # noqa: E402
 
 SEED = 20240918
 SIG_LEN = 96
@@ -63,7 +64,7 @@ class Ecg200Cnn(nn.Module):
 
 
 def load(split):
-    x, y_raw = zc.load_ucr_tsv(zc.ucr_file("ECG200", split), SIG_LEN)
+    x, y_raw = zd.load_ucr_tsv(zd.ucr_file("ECG200", split), SIG_LEN)
     y = np.array([UCR_TO_INDEX[int(v)] for v in y_raw], np.int64)
     return x[:, None, :], y
 
@@ -73,13 +74,13 @@ def main():
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
-    zc.set_determinism(SEED)
+    zt.set_determinism(SEED)
 
     x_tr, y_tr = load("TRAIN")
     x_te, y_te = load("TEST")
 
     net = Ecg200Cnn()
-    best_epoch, secs = zc.train(
+    best_epoch, secs = zt.train(
         net,
         x_tr,
         y_tr,
@@ -88,19 +89,19 @@ def main():
         batch=16,
         lr=3e-3,
         weight_decay=1e-2,
-        class_w=zc.inverse_sqrt_class_weights(y_tr, len(LABELS)),
-        augment=lambda x, g: zc.augment_1d(x, g, max_shift=3, scale=0.1, offset=0.1, noise=0.05),
+        class_w=zt.inverse_sqrt_class_weights(y_tr, len(LABELS)),
+        augment=lambda x, g: zt.augment_1d(x, g, max_shift=3, scale=0.1, offset=0.1, noise=0.05),
         log_every=25,
     )
-    tr_acc, _, _ = zc.evaluate(net, x_tr, y_tr)
-    te_acc, _, te_pred = zc.evaluate(net, x_te, y_te)
+    tr_acc, _, _ = zt.evaluate(net, x_tr, y_tr)
+    te_acc, _, te_pred = zt.evaluate(net, x_te, y_te)
 
     os.makedirs(args.out, exist_ok=True)
     test_x, test_y, calib = x_te.astype(np.float32), y_te, x_tr.astype(np.float32)
-    ops, op_counts, max_diff, onnx_pred = zc.export_and_verify(net, test_x, os.path.join(args.out, "model.onnx"), "ecg")
+    ops, op_counts, max_diff, onnx_pred = zt.export_and_verify(net, test_x, os.path.join(args.out, "model.onnx"), "ecg")
     assert (onnx_pred == te_pred).all()
 
-    zc.save_artifacts(
+    zd.save_artifacts(
         args.out,
         calib=calib,
         test_x=test_x,
@@ -114,7 +115,7 @@ def main():
             "onnx_file": "model.onnx",
             "input_name": "ecg",
             "input_shape": [1, 1, SIG_LEN],
-            "params": zc.n_params(net),
+            "params": zt.n_params(net),
             "epochs": args.epochs,
             "best_epoch": best_epoch,
             "onnx_ops": ops,
@@ -123,7 +124,7 @@ def main():
                 "train": round(tr_acc, 4),
                 "committed_test (= full UCR TEST, onnx reference evaluator)": round(float((onnx_pred == test_y).mean()), 4),
             },
-            "committed_test_per_class_recall": zc.per_class_recall(onnx_pred, test_y, LABELS),
+            "committed_test_per_class_recall": zd.per_class_recall(onnx_pred, test_y, LABELS),
             "max_abs_diff_onnx_vs_torch": max_diff,
             "class_counts": {
                 "train": np.bincount(y_tr, minlength=len(LABELS)).tolist(),

