@@ -349,7 +349,7 @@ fn max_abs_scale(row: &[f32], grid: WeightGrid) -> f32 {
 const POW2_SCALE_STEPS: std::ops::RangeInclusive<i32> = -16..=6;
 
 /// Per-channel power-of-two scales: of the candidate steps (from half of
-/// `max|w| / 64` up to where the largest weight would round to 32), the one whose
+/// `max|w| / 64` up to just before the largest weight rounds to 32), the one whose
 /// nearest-rounded row changes the layer's output least on the calibration
 /// data (`dᵀ H d` for the row's error `d`, `H` its group's input moments),
 /// or the row itself least without usable moments. A tie keeps the smaller
