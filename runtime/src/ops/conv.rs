@@ -102,7 +102,11 @@ impl Conv<'_> {
             }
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => {
-                kernels::conv_pow2_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+                use super::pow2_blocks::{conv, DECODE_BYTES};
+                let vectors = (rq.bias, rq.multiplier, rq.shift);
+                if !conv::<DECODE_BYTES>(p, x, w, vectors, io.output) {
+                    kernels::conv_pow2_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+                }
             }
         }
         Ok(())
@@ -114,7 +118,12 @@ impl Conv<'_> {
             #[cfg(feature = "sparse-weights")]
             Weights::Sparse(_) => "conv_sparse_s8",
             #[cfg(feature = "pow2-weights")]
-            Weights::Pow2(_) => "conv_pow2_s8",
+            Weights::Pow2(w) => {
+                match super::pow2_blocks::conv_fits::<{ super::pow2_blocks::DECODE_BYTES }>(&w) {
+                    true => "conv_pow2_blocks",
+                    false => "conv_pow2_s8",
+                }
+            }
         }
     }
 

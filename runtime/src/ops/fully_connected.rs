@@ -84,15 +84,21 @@ impl FullyConnected<'_> {
                 io.output,
             ),
             #[cfg(feature = "pow2-weights")]
-            Weights::Pow2(w) => kernels::fully_connected_pow2_s8(
-                p,
-                x,
-                w,
-                rq.bias,
-                rq.multiplier,
-                rq.shift,
-                io.output,
-            ),
+            Weights::Pow2(w) => {
+                use super::pow2_blocks::{fully_connected, DECODE_BYTES};
+                let vectors = (rq.bias, rq.multiplier, rq.shift);
+                if !fully_connected::<DECODE_BYTES>(p, x, w, vectors, io.output) {
+                    kernels::fully_connected_pow2_s8(
+                        p,
+                        x,
+                        w,
+                        rq.bias,
+                        rq.multiplier,
+                        rq.shift,
+                        io.output,
+                    )
+                }
+            }
         }
         Ok(())
     }
@@ -103,7 +109,13 @@ impl FullyConnected<'_> {
             #[cfg(feature = "sparse-weights")]
             Weights::Sparse(_) => "fully_connected_sparse_s8",
             #[cfg(feature = "pow2-weights")]
-            Weights::Pow2(_) => "fully_connected_pow2_s8",
+            Weights::Pow2(w) => {
+                use super::pow2_blocks::{fully_connected_fits, DECODE_BYTES};
+                match fully_connected_fits::<DECODE_BYTES>(&self.p, &w) {
+                    true => "fully_connected_pow2_blocks",
+                    false => "fully_connected_pow2_s8",
+                }
+            }
         }
     }
 

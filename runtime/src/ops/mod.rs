@@ -19,6 +19,8 @@ mod gather;
 mod lut;
 mod pad;
 mod pool;
+#[cfg(feature = "pow2-weights")]
+mod pow2_blocks;
 mod recurrent;
 mod reshape;
 mod resize;

@@ -63,7 +63,7 @@ impl Storage {
         match self {
             Storage::Dense => None,
             Storage::Sparse => Some("conv_sparse_s8"),
-            Storage::Pow2 => Some("conv_pow2_s8"),
+            Storage::Pow2 => Some("conv_pow2_blocks"),
         }
     }
 }

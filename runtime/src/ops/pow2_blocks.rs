@@ -1,0 +1,318 @@
+//! Power-of-two weights run by the dense kernels: a block of output
+//! channels at a time, their 4-bit codes decoded into an `i8` buffer on the
+//! stack, then the kernel chosen for that block's shape (SIMD, DSP or
+//! reference) runs it.
+//!
+//! Output channels are independent, and a decoded weight is exactly the
+//! `i8` weight its code stands for, so this is bit-exact with
+//! [`conv_pow2_s8`](crate::kernels::conv_pow2_s8) (which defines the
+//! result): the shift kernels walk codes per tap and run at a fraction of
+//! the dense kernels' speed on every target measured. A block is whole
+//! groups when a group's rows fit the buffer, else part of one group's
+//! rows (then its input is that group's channels alone).
+
+use crate::kernels::select;
+use crate::kernels::{ConvParams, FullyConnectedParams};
+use crate::pow2::{decode, Pow2Rows};
+
+/// Bytes of decoded weights per block: on microcontrollers a bounded share
+/// of a small stack, elsewhere enough for most layers in one or a few blocks.
+pub(super) const DECODE_BYTES: usize = if cfg!(target_os = "none") {
+    1024
+} else {
+    16384
+};
+
+/// The two weights of every code byte (low nibble first): one lookup per
+/// byte, where decoding each nibble costs a few branches (measured: the
+/// decode was half the time of a 32→32 conv layer).
+static PAIRS: [[i8; 2]; 256] = {
+    let mut t = [[0i8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = [decode(b as u8 & 0x0f), decode(b as u8 >> 4)];
+        b += 1;
+    }
+    t
+};
+
+/// Decodes rows `first..first + n` of `w` into the front of `buf`.
+fn decode_rows<'b>(w: &Pow2Rows<'_>, first: usize, n: usize, buf: &'b mut [i8]) -> &'b [i8] {
+    let len = n * w.row_len;
+    let Some(out) = buf.get_mut(..len) else {
+        return &[];
+    };
+    for (r, row_out) in out.chunks_exact_mut(w.row_len.max(1)).enumerate() {
+        let codes = w.row(first + r);
+        let (whole, last) = row_out.as_chunks_mut::<2>();
+        for (pair, &byte) in whole.iter_mut().zip(codes) {
+            *pair = PAIRS[usize::from(byte)];
+        }
+        // An odd row's last byte holds one weight and the padding.
+        if let (Some(v), Some(&byte)) = (last.first_mut(), codes.last()) {
+            *v = PAIRS[usize::from(byte)][0];
+        }
+    }
+    out
+}
+
+/// Whether a conv with these weights runs in decoded blocks of at most `N`
+/// bytes (a row must fit).
+pub(super) fn conv_fits<const N: usize>(w: &Pow2Rows<'_>) -> bool {
+    w.row_len <= N
+}
+
+/// Conv over power-of-two weights, in decoded blocks of at most `N` bytes.
+/// Returns `false`, writing nothing, when a row does not fit (the caller
+/// then runs the shift kernel) or the operands do not have the lengths of
+/// `p` (the kernels' own preconditions).
+pub(super) fn conv<const N: usize>(
+    p: &ConvParams,
+    x: &[i8],
+    w: &Pow2Rows<'_>,
+    (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
+    out: &mut [i8],
+) -> bool {
+    let groups = p.groups.max(1);
+    let (cin_g, cout_g) = (p.in_channels / groups, p.out_channels / groups);
+    let (in_plane, out_plane) = (p.in_h * p.in_w, p.out_h * p.out_w);
+    let cap = N.checked_div(w.row_len).unwrap_or(0);
+    let lens_ok = w.rows == p.out_channels
+        && bias.len() == p.out_channels
+        && multiplier.len() == p.out_channels
+        && shift.len() == p.out_channels
+        && out.len() == p.out_channels * out_plane
+        && x.len() == p.in_channels * in_plane;
+    if cap == 0 || cout_g == 0 || !lens_ok || !w.is_well_formed() {
+        return false;
+    }
+    let mut buf = [0i8; N];
+    let mut run = |oc0: usize, n: usize, in0: usize, bp: ConvParams| {
+        let weights = decode_rows(w, oc0, n, &mut buf);
+        let xs = x.get(in0 * in_plane..(in0 + bp.in_channels) * in_plane);
+        let ys = out.get_mut(oc0 * out_plane..(oc0 + n) * out_plane);
+        let rq = (
+            bias.get(oc0..oc0 + n),
+            multiplier.get(oc0..oc0 + n),
+            shift.get(oc0..oc0 + n),
+        );
+        if let (Some(xs), Some(ys), (Some(b), Some(m), Some(s))) = (xs, ys, rq) {
+            (select::conv(&bp).run)(&bp, xs, weights, b, m, s, ys);
+        }
+    };
+    if cout_g <= cap {
+        // Whole groups per block.
+        let per_block = (cap / cout_g).clamp(1, groups);
+        for g0 in (0..groups).step_by(per_block) {
+            let k = per_block.min(groups - g0);
+            let bp = ConvParams {
+                in_channels: k * cin_g,
+                out_channels: k * cout_g,
+                groups: k,
+                ..*p
+            };
+            run(g0 * cout_g, k * cout_g, g0 * cin_g, bp);
+        }
+    } else {
+        // Part of one group's rows per block, over that group's input.
+        for g in 0..groups {
+            for c0 in (0..cout_g).step_by(cap) {
+                let n = cap.min(cout_g - c0);
+                let bp = ConvParams {
+                    in_channels: cin_g,
+                    out_channels: n,
+                    groups: 1,
+                    ..*p
+                };
+                run(g * cout_g + c0, n, g * cin_g, bp);
+            }
+        }
+    }
+    true
+}
+
+/// Whether a FullyConnected runs in decoded blocks of at most `N` bytes: one
+/// input row (a block's outputs are then contiguous), and a weight row fits.
+pub(super) fn fully_connected_fits<const N: usize>(
+    p: &FullyConnectedParams,
+    w: &Pow2Rows<'_>,
+) -> bool {
+    p.rows == 1 && w.row_len <= N && w.row_len > 0
+}
+
+/// FullyConnected over power-of-two weights, in decoded blocks of output
+/// features. Returns `false`, writing nothing, unless
+/// [`fully_connected_fits`] and the operands have the lengths of `p`.
+pub(super) fn fully_connected<const N: usize>(
+    p: &FullyConnectedParams,
+    x: &[i8],
+    w: &Pow2Rows<'_>,
+    (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
+    out: &mut [i8],
+) -> bool {
+    let n_all = p.out_features;
+    let lens_ok = w.rows == n_all
+        && w.row_len == p.in_features
+        && bias.len() == n_all
+        && multiplier.len() == n_all
+        && shift.len() == n_all
+        && out.len() == n_all
+        && x.len() == p.in_features;
+    if !fully_connected_fits::<N>(p, w) || !lens_ok || !w.is_well_formed() {
+        return false;
+    }
+    let cap = N / w.row_len;
+    let mut buf = [0i8; N];
+    for n0 in (0..n_all).step_by(cap) {
+        let n = cap.min(n_all - n0);
+        let bp = FullyConnectedParams {
+            out_features: n,
+            ..*p
+        };
+        let weights = decode_rows(w, n0, n, &mut buf);
+        let rq = (
+            bias.get(n0..n0 + n),
+            multiplier.get(n0..n0 + n),
+            shift.get(n0..n0 + n),
+        );
+        if let (Some(ys), (Some(b), Some(m), Some(s))) = (out.get_mut(n0..n0 + n), rq) {
+            (select::fully_connected(&bp).run)(&bp, x, weights, b, m, s, ys);
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{conv_pow2_s8, fully_connected_pow2_s8};
+    use crate::pow2::encode_pow2_rows;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    /// Random power-of-two weights: every code but `0b1000`.
+    fn pow2_weights(n: usize, seed: &mut u64) -> Vec<i8> {
+        (0..n)
+            .map(|_| {
+                let c = (lcg(seed) % 15) as u8;
+                decode(if c >= 8 { c + 1 } else { c })
+            })
+            .collect()
+    }
+
+    /// Blocks of every kind (whole groups, parts of a group, one row each)
+    /// give the shift kernel's output, on random grouped, strided, padded
+    /// convs with small buffers that force many blocks.
+    #[test]
+    fn conv_blocks_match_the_shift_kernel() {
+        let mut seed = 1;
+        for case in 0..300 {
+            let groups = 1 + (lcg(&mut seed) % 3) as usize;
+            let cin_g = 1 + (lcg(&mut seed) % 3) as usize;
+            let cout_g = 1 + (lcg(&mut seed) % 5) as usize;
+            let (kh, kw) = (
+                1 + (lcg(&mut seed) % 2) as usize,
+                1 + (lcg(&mut seed) % 3) as usize,
+            );
+            let (in_h, in_w) = (
+                kh + (lcg(&mut seed) % 3) as usize,
+                kw + (lcg(&mut seed) % 5) as usize,
+            );
+            let stride_w = 1 + (lcg(&mut seed) % 2) as usize;
+            let pad_left = (lcg(&mut seed) % 2) as usize;
+            let out_h = in_h - kh + 1;
+            let out_w = (in_w + pad_left - kw) / stride_w + 1;
+            let p = ConvParams {
+                in_channels: groups * cin_g,
+                in_h,
+                in_w,
+                out_channels: groups * cout_g,
+                out_h,
+                out_w,
+                kernel_h: kh,
+                kernel_w: kw,
+                stride_h: 1,
+                stride_w,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: 0,
+                pad_left,
+                groups,
+                input_zero_point: (lcg(&mut seed) % 256) as i32 - 128,
+                output_zero_point: (lcg(&mut seed) % 256) as i32 - 128,
+                act_min: -128,
+                act_max: 127,
+            };
+            let row_len = cin_g * kh * kw;
+            let w = pow2_weights(p.out_channels * row_len, &mut seed);
+            let codes = encode_pow2_rows(&w, row_len).unwrap();
+            let rows = Pow2Rows::parse(&codes, p.out_channels, row_len).unwrap();
+            let x: Vec<i8> = (0..p.in_channels * in_h * in_w)
+                .map(|_| lcg(&mut seed) as i8)
+                .collect();
+            let n = p.out_channels;
+            let bias: Vec<i32> = (0..n)
+                .map(|_| (lcg(&mut seed) % 2001) as i32 - 1000)
+                .collect();
+            let mult = vec![1 << 30; n];
+            let shift = vec![-3i8; n];
+            let mut want = vec![0i8; n * out_h * out_w];
+            conv_pow2_s8(&p, &x, &rows, &bias, &mult, &shift, &mut want);
+            let rq = (&bias[..], &mult[..], &shift[..]);
+            // Rows are at most 18 weights: 64 bytes hold 3 or more rows,
+            // 12 bytes one or two (or none: then the shift kernel runs).
+            let mut y = vec![0x55i8; want.len()];
+            assert!(conv::<64>(&p, &x, &rows, rq, &mut y));
+            assert_eq!(y, want, "case {case}: {p:?}");
+            let mut y = vec![0x55i8; want.len()];
+            assert_eq!(conv::<12>(&p, &x, &rows, rq, &mut y), row_len <= 12);
+            if row_len <= 12 {
+                assert_eq!(y, want, "case {case}, 12 bytes: {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn fully_connected_blocks_match_the_shift_kernel() {
+        let mut seed = 5;
+        for _ in 0..200 {
+            let k = 1 + (lcg(&mut seed) % 20) as usize;
+            let n = 1 + (lcg(&mut seed) % 9) as usize;
+            let p = FullyConnectedParams {
+                rows: 1,
+                in_features: k,
+                out_features: n,
+                input_zero_point: (lcg(&mut seed) % 256) as i32 - 128,
+                output_zero_point: 0,
+                act_min: -128,
+                act_max: 127,
+            };
+            let w = pow2_weights(n * k, &mut seed);
+            let codes = encode_pow2_rows(&w, k).unwrap();
+            let rows = Pow2Rows::parse(&codes, n, k).unwrap();
+            let x: Vec<i8> = (0..k).map(|_| lcg(&mut seed) as i8).collect();
+            let bias: Vec<i32> = (0..n)
+                .map(|_| (lcg(&mut seed) % 201) as i32 - 100)
+                .collect();
+            let (mult, shift) = (vec![1 << 30; n], vec![-2i8; n]);
+            let mut want = vec![0i8; n];
+            fully_connected_pow2_s8(&p, &x, &rows, &bias, &mult, &shift, &mut want);
+            let mut got = vec![0x55i8; n];
+            assert!(fully_connected::<20>(
+                &p,
+                &x,
+                &rows,
+                (&bias, &mult, &shift),
+                &mut got
+            ));
+            assert_eq!(got, want);
+        }
+    }
+}
