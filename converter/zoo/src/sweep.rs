@@ -15,12 +15,13 @@
 use serde::Serialize;
 use std::fmt::Write as _;
 
-use crate::convert::{convert, Options};
-use crate::prune::Target;
-use crate::prune_weights::{Criterion, Scope, WeightPruning};
-use crate::report::Report;
-use crate::rounding::{Rounding, WeightGrid};
-use crate::zoo::{ModelEntry, ZooConfig};
+use medq_converter::convert::{convert, Options};
+use medq_converter::prune::Target;
+use medq_converter::prune_weights::{Criterion, Scope, WeightPruning};
+use medq_converter::report::Report;
+use medq_converter::rounding::{Rounding, WeightGrid};
+
+use crate::{ModelEntry, ZooConfig};
 
 /// How a run prunes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -184,7 +185,7 @@ pub fn row(
         error: None,
     };
     match result {
-        Err(e) => row.error = Some(crate::zoo::first_line(e).to_string()),
+        Err(e) => row.error = Some(crate::first_line(e).to_string()),
         Ok(r) => {
             if let Some(c) = &r.evaluation.classes {
                 row.float_accuracy = Some(c.accuracy_float);
@@ -254,7 +255,7 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
     let _ = writeln!(
         s,
         "# Compression sweep\n\n\
-         Written by `cargo run --release -p medq-converter --bin zoo-sweep` (do not edit). \
+         Written by `cargo run --release -p medq-zoo --bin zoo-sweep` (do not edit). \
          Every zoo model converted with its zoo calibration method and GPTQ rounding, \
          pruned by each method to each sparsity, on each weight grid, and measured on its \
          test set. `structured` removes that share of the prunable filters and neurons \

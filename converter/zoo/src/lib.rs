@@ -1,10 +1,11 @@
-//! The model zoo's results: convert every model listed in `models/zoo.json`
-//! with [`convert()`](crate::convert()), measure the `.mq` bytes it wrote with
+//! `medq-zoo`: the model zoo's harness, kept apart from the converter it
+//! measures. Convert every model listed in `models/zoo.json`
+//! with [`convert()`], measure the `.mq` bytes it wrote with
 //! the medq runtime against tract on the model's committed test set, and hold
 //! the figures to the product's quality [`TARGETS`].
 //!
 //! The `zoo-results` binary renders [`ModelResult`]s as `models/RESULTS.md`
-//! and `models/results.json`; `converter/tests/zoo.rs` asserts the targets on
+//! and `models/results.json`; `converter/zoo/tests/zoo.rs` asserts the targets on
 //! the same results. Nothing here computes a metric itself: accuracy, recall,
 //! agreement, SQNR and sizes are the converter's own [`Report`].
 
@@ -16,13 +17,15 @@ use clap::ValueEnum as _;
 use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Serialize};
 
-use crate::calibrate::Method;
-use crate::convert::{convert, Options, Setting};
-use crate::error::ConvertError;
-use crate::report::Report;
+use medq_converter::calibrate::Method;
+use medq_converter::convert::{convert, Options, Setting};
+use medq_converter::error::ConvertError;
+use medq_converter::report::Report;
+
+pub mod sweep;
 
 /// The command that regenerates the results files, as the files name it.
-pub const COMMAND: &str = "cargo run --release -p medq-converter --bin zoo-results";
+pub const COMMAND: &str = "cargo run --release -p medq-zoo --bin zoo-results";
 
 /// The quality contract every zoo model is held to.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -156,7 +159,7 @@ pub struct CalibrationChoice {
 /// results show whether another existing method or rounding would have met
 /// it: the converter's `--select` search space.
 pub fn candidates() -> Vec<Setting> {
-    crate::convert::search_space(crate::rounding::WeightGrid::Int8)
+    medq_converter::convert::search_space(medq_converter::rounding::WeightGrid::Int8)
 }
 
 impl ZooConfig {
@@ -327,7 +330,7 @@ pub struct Pruning {
     pub target: String,
     pub removed: usize,
     pub prunable: usize,
-    pub layers: Vec<crate::prune::PrunedLayer>,
+    pub layers: Vec<medq_converter::prune::PrunedLayer>,
     /// The unpruned int8 model, measured in the same run.
     pub unpruned: Box<Measured>,
 }
@@ -405,8 +408,8 @@ impl Measured {
 
     fn from_evaluation(
         report: &Report,
-        evaluation: &crate::report::EvaluationReport,
-        sizes: &crate::report::Totals,
+        evaluation: &medq_converter::report::EvaluationReport,
+        sizes: &medq_converter::report::Totals,
         classes: usize,
     ) -> Result<Measured, String> {
         let c = evaluation
@@ -459,8 +462,8 @@ impl Measured {
     /// test samples).
     pub fn balanced_accuracy(&self) -> (f64, f64) {
         (
-            crate::evaluate::balanced_accuracy(&self.recall_float),
-            crate::evaluate::balanced_accuracy(&self.recall_int8),
+            medq_converter::evaluate::balanced_accuracy(&self.recall_float),
+            medq_converter::evaluate::balanced_accuracy(&self.recall_int8),
         )
     }
 
@@ -582,7 +585,9 @@ pub fn measure(
         let onnx_bytes = std::fs::metadata(&opts.model)
             .map_err(|e| format!("cannot read {}: {e}", opts.model.display()))?
             .len() as usize;
-        opts.prune = Some(crate::prune::Target::MaxBytes(p.max_bytes(onnx_bytes)));
+        opts.prune = Some(medq_converter::prune::Target::MaxBytes(
+            p.max_bytes(onnx_bytes),
+        ));
     }
     let Some(calibration) = calibration else {
         let select = entry
@@ -613,7 +618,7 @@ pub fn measure(
 
 /// The converter's class names, refusing a file that names none.
 pub fn read_class_names(path: &Path) -> Result<Vec<String>, String> {
-    let names = crate::convert::read_class_names(path).map_err(|e| e.to_string())?;
+    let names = medq_converter::convert::read_class_names(path).map_err(|e| e.to_string())?;
     if names.is_empty() {
         return Err(format!("{} names no classes", path.display()));
     }
@@ -854,8 +859,8 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
          Every figure comes from converting the committed ONNX model with the medq converter \
          (converter {}) and running the `.mq` file it wrote with the medq runtime (int8) against \
          tract (float) on the model's committed test set. The same figures, unrounded where it \
-         matters, are in `results.json`; `converter/tests/zoo.rs` asserts the targets.\n",
-        crate::VERSION
+         matters, are in `results.json`; `converter/zoo/tests/zoo.rs` asserts the targets.\n",
+        medq_converter::VERSION
     );
     let _ = writeln!(w, "Targets:\n");
     let _ = writeln!(
@@ -1237,7 +1242,7 @@ struct JsonPruning {
     target: String,
     removed: usize,
     prunable: usize,
-    layers: Vec<crate::prune::PrunedLayer>,
+    layers: Vec<medq_converter::prune::PrunedLayer>,
     /// The same setting without pruning, measured in the same run.
     not_pruned: Box<JsonMeasured>,
 }
@@ -1329,7 +1334,7 @@ fn json_measured(r: &ModelResult, m: &Measured, t: &Targets) -> JsonMeasured {
             layers: p
                 .layers
                 .iter()
-                .map(|l| crate::prune::PrunedLayer {
+                .map(|l| medq_converter::prune::PrunedLayer {
                     reconstruction_sqnr_db: l.reconstruction_sqnr_db.map(|d| round(d, 2)),
                     ..l.clone()
                 })
@@ -1370,7 +1375,7 @@ pub fn render_json(results: &[ModelResult], t: &Targets) -> Result<String, ZooEr
         .collect();
     let doc = JsonResults {
         generated_by: COMMAND,
-        converter_version: crate::VERSION,
+        converter_version: medq_converter::VERSION,
         targets: *t,
         models,
     };
@@ -1385,7 +1390,7 @@ pub fn write_results(dir: &Path, results: &[ModelResult], t: &Targets) -> Result
     let json = render_json(results, t)?;
     let md = render_markdown(results, t);
     for (name, text) in [("results.json", json), ("RESULTS.md", md)] {
-        crate::convert::write_atomically(&dir.join(name), text.as_bytes())
+        medq_converter::convert::write_atomically(&dir.join(name), text.as_bytes())
             .map_err(|e| ZooError::Write(e.to_string()))?;
     }
     Ok(())
