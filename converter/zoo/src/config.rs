@@ -178,24 +178,18 @@ impl ZooConfig {
 
 impl ModelEntry {
     /// The calibration the published figures use.
-    pub fn calibration(&self) -> Result<Setting, String> {
+    pub fn calibration(&self) -> Result<Setting, ZooError> {
         let mut c = Setting::default();
         let Some(choice) = &self.calibration else {
             return Ok(c);
         };
-        c.method = Method::from_str(&choice.method, false).map_err(|_| {
-            format!(
-                "unknown calibration method {:?} (minmax, percentile or mse)",
-                choice.method
-            )
-        })?;
+        c.method = Method::from_str(&choice.method, false)
+            .map_err(|_| ZooError::UnknownCalibrationMethod(choice.method.clone()))?;
         match (c.method, choice.percentile) {
             (Method::Percentile, Some(p)) if (50.0..=100.0).contains(&p) => c.percentile = p,
-            (Method::Percentile, Some(p)) => {
-                return Err(format!("percentile {p} is not in [50, 100]"))
-            }
+            (Method::Percentile, Some(p)) => return Err(ZooError::PercentileOutOfRange(p)),
             (Method::Percentile, None) => {}
-            (_, Some(_)) => return Err("`percentile` only applies to method percentile".into()),
+            (_, Some(_)) => return Err(ZooError::PercentileWithoutPercentileMethod),
             (_, None) => {}
         }
         Ok(c)

@@ -5,10 +5,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use medq_converter::convert::{convert, Options, Setting};
-use medq_converter::error::ConvertError;
 use medq_converter::report::Report;
 
-use crate::{candidates, ModelEntry, ZooConfig};
+use crate::{candidates, ModelEntry, ZooConfig, ZooError};
 
 /// The quality contract every zoo model is held to.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -132,7 +131,7 @@ impl Verdicts {
 }
 
 impl Measured {
-    fn from_report(report: &Report, classes: usize) -> Result<Measured, String> {
+    fn from_report(report: &Report, classes: usize) -> Result<Measured, ZooError> {
         let mut measured =
             Measured::from_evaluation(report, &report.evaluation, &report.totals, classes)?;
         if let Some(p) = &report.pruning {
@@ -158,25 +157,20 @@ impl Measured {
         evaluation: &medq_converter::report::EvaluationReport,
         sizes: &medq_converter::report::Totals,
         classes: usize,
-    ) -> Result<Measured, String> {
+    ) -> Result<Measured, ZooError> {
         let c = evaluation
             .classes
             .as_ref()
-            .ok_or("the converter reported no class metrics")?;
-        let output = evaluation
-            .outputs
-            .first()
-            .ok_or("the converter reported no output")?;
-        let agreement = output
-            .top1_agreement
-            .ok_or("the output has a single value: no top-1 agreement")?;
+            .ok_or(ZooError::NoClassMetrics)?;
+        let output = evaluation.outputs.first().ok_or(ZooError::NoOutput)?;
+        let agreement = output.top1_agreement.ok_or(ZooError::NoTopOneAgreement)?;
         // The converter sizes its class vectors by the largest label or
         // prediction seen; labels.txt is the authority on the class count.
         if c.class_counts.len() > classes {
-            return Err(format!(
-                "class index {} occurs in the labels or predictions, but labels.txt names {classes} classes",
-                c.class_counts.len() - 1
-            ));
+            return Err(ZooError::ClassCount {
+                index: c.class_counts.len() - 1,
+                classes,
+            });
         }
         let pad = |v: &[Option<f64>]| {
             let mut v = v.to_vec();
@@ -278,7 +272,7 @@ impl Measured {
 }
 
 /// A model's results: the chosen calibration's, and other calibrations' for comparison.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ModelResult {
     pub name: String,
     pub dataset: String,
@@ -292,12 +286,12 @@ pub struct ModelResult {
     /// Why the model is pruned.
     pub prune_reason: Option<String>,
     /// The published figures, or why the model could not be converted.
-    pub chosen: Result<Measured, String>,
+    pub chosen: Result<Measured, ZooError>,
     /// Other calibrations (by [`Setting::name`]): the converter default
     /// when `chosen` is another one, and every [`candidates`] entry when
     /// `chosen` misses the accuracy or class recall target. Empty when not
     /// asked for.
-    pub others: Vec<(String, Result<Measured, String>)>,
+    pub others: Vec<(String, Result<Measured, ZooError>)>,
 }
 
 impl ModelResult {
@@ -316,9 +310,8 @@ pub fn measure(
     calibration: Option<Setting>,
     class_count: usize,
     progress: bool,
-) -> Result<Measured, String> {
-    let dir =
-        tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+) -> Result<Measured, ZooError> {
+    let dir = tempfile::tempdir().map_err(ZooError::TempDir)?;
     let mut opts = Options::new(
         config.path(entry, &entry.onnx),
         dir.path().join(format!("{}.mq", entry.name)),
@@ -330,44 +323,44 @@ pub fn measure(
     opts.progress = progress;
     if let Some(p) = &entry.prune {
         let onnx_bytes = std::fs::metadata(&opts.model)
-            .map_err(|e| format!("cannot read {}: {e}", opts.model.display()))?
+            .map_err(|source| ZooError::Io {
+                path: opts.model.clone(),
+                source,
+            })?
             .len() as usize;
         opts.prune = Some(medq_converter::prune::Target::MaxBytes(
             p.max_bytes(onnx_bytes),
         ));
     }
     let Some(calibration) = calibration else {
-        let select = entry
-            .select
-            .as_ref()
-            .ok_or("no calibration given and no `select` samples to choose one")?;
+        let select = entry.select.as_ref().ok_or(ZooError::NoCalibration)?;
         opts.select = vec![config.path(entry, select)];
-        let report = convert(&opts).map_err(|e: ConvertError| e.to_string())?;
+        let report = convert(&opts)?;
         return Measured::from_report(&report, class_count);
     };
     opts.method = calibration.method;
     opts.percentile = calibration.percentile;
     opts.rounding = calibration.rounding;
-    let report = convert(&opts).map_err(|e: ConvertError| e.to_string())?;
+    let report = convert(&opts)?;
     // The results label rows by `name()`; it must be what the converter ran.
     if report.calibration_method != calibration.method_name()
         || report.weight_rounding != calibration.rounding.name()
     {
-        return Err(format!(
-            "the converter reports \"{} + {}\" for \"{}\"",
-            report.calibration_method,
-            report.weight_rounding,
-            calibration.name()
-        ));
+        return Err(ZooError::SettingMismatch {
+            reported: format!("{} + {}", report.calibration_method, report.weight_rounding),
+            asked: calibration.name(),
+        });
     }
     Measured::from_report(&report, class_count)
 }
 
 /// The converter's class names, refusing a file that names none.
-pub fn read_class_names(path: &Path) -> Result<Vec<String>, String> {
-    let names = medq_converter::convert::read_class_names(path).map_err(|e| e.to_string())?;
+pub fn read_class_names(path: &Path) -> Result<Vec<String>, ZooError> {
+    let names = medq_converter::convert::read_class_names(path)?;
     if names.is_empty() {
-        return Err(format!("{} names no classes", path.display()));
+        return Err(ZooError::NoClasses {
+            path: path.to_path_buf(),
+        });
     }
     Ok(names)
 }
@@ -383,16 +376,22 @@ pub fn run_model(
     mut on_conversion: impl FnMut(&str),
 ) -> ModelResult {
     let onnx = config.path(entry, &entry.onnx);
-    let class_names = read_class_names(&config.path(entry, &entry.labels));
+    let labels = config.path(entry, &entry.labels);
+    let class_names = read_class_names(&labels);
     // `None`: the published setting is the one `--select` chooses.
     let published = match entry.select {
         Some(_) => Ok(None),
         None => entry.calibration().map(Some),
     };
-    let mut run = |c: Option<Setting>| -> Result<Measured, String> {
+    let mut run = |c: Option<Setting>| -> Result<Measured, ZooError> {
         on_conversion(&c.map_or_else(|| "select".into(), |c| c.name()));
-        let names = class_names.as_ref().map_err(Clone::clone)?;
-        measure(config, entry, c, names.len(), progress)
+        // Without class names every conversion fails with their error; it
+        // is not `Clone`, so each one reads the file again for its own.
+        let classes = match &class_names {
+            Ok(names) => names.len(),
+            Err(_) => read_class_names(&labels)?.len(),
+        };
+        measure(config, entry, c, classes, progress)
     };
     let mut others = Vec::new();
     let chosen = match published {

@@ -44,13 +44,14 @@ fn sqnr(v: Option<f64>) -> String {
     v.map_or("exact".into(), |d| format!("{d:.1}"))
 }
 
-/// The first line of an error, without the list of supported ops that an
-/// unsupported-op error carries.
-pub fn first_line(e: &str) -> &str {
-    let line = e.lines().next().unwrap_or(e);
+/// The first line of an error's message, without the list of supported ops
+/// that an unsupported-op error carries.
+pub fn first_line(e: &ZooError) -> String {
+    let message = e.to_string();
+    let line = message.lines().next().unwrap_or(&message);
     match line.find(". Supported ops:") {
-        Some(i) => &line[..i],
-        None => line,
+        Some(i) => line[..i].to_string(),
+        None => line.to_string(),
     }
 }
 
@@ -405,7 +406,7 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
                 };
                 (label, run)
             });
-            let mut rows: Vec<(String, Result<&Measured, &String>)> = labelled.collect();
+            let mut rows: Vec<(String, Result<&Measured, &ZooError>)> = labelled.collect();
             if let Some(row) = unpruned {
                 rows.insert(1, row);
             }
@@ -434,7 +435,7 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
                             w,
                             "| {} | {label} | not converted: {} | — | — | — | — | — | **no** |",
                             r.name,
-                            cell(first_line(e))
+                            cell(&first_line(e))
                         );
                     }
                 }
@@ -457,7 +458,7 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
         }
     }
 
-    let failed: Vec<(&ModelResult, &String)> = results
+    let failed: Vec<(&ModelResult, &ZooError)> = results
         .iter()
         .filter_map(|r| r.chosen.as_ref().err().map(|e| (r, e)))
         .collect();
@@ -465,7 +466,12 @@ pub fn render_markdown(results: &[ModelResult], t: &Targets) -> String {
         let _ = writeln!(w, "\n## Conversion failures\n");
         for (r, e) in failed {
             let _ = writeln!(w, "### {}\n", r.name);
-            let _ = writeln!(w, "`{}`:\n\n```text\n{}\n```\n", r.onnx_file, e.trim_end());
+            let _ = writeln!(
+                w,
+                "`{}`:\n\n```text\n{}\n```\n",
+                r.onnx_file,
+                e.to_string().trim_end()
+            );
         }
     }
 
@@ -680,7 +686,7 @@ pub fn render_json(results: &[ModelResult], t: &Targets) -> Result<String, ZooEr
             } else {
                 "failed"
             },
-            error: r.chosen.as_ref().err().cloned(),
+            error: r.chosen.as_ref().err().map(ToString::to_string),
             chosen: r.chosen.as_ref().ok().map(|m| json_measured(r, m, t)),
             calibration_reason: r.calibration_reason.clone(),
             other_calibrations: r
@@ -688,7 +694,7 @@ pub fn render_json(results: &[ModelResult], t: &Targets) -> Result<String, ZooEr
                 .iter()
                 .map(|(name, run)| JsonOther {
                     calibration: run.is_err().then(|| name.clone()),
-                    error: run.as_ref().err().cloned(),
+                    error: run.as_ref().err().map(ToString::to_string),
                     measured: run.as_ref().ok().map(|m| json_measured(r, m, t)),
                 })
                 .collect(),
@@ -700,8 +706,7 @@ pub fn render_json(results: &[ModelResult], t: &Targets) -> Result<String, ZooEr
         targets: *t,
         models,
     };
-    let mut text =
-        serde_json::to_string_pretty(&doc).map_err(|e| ZooError::Write(e.to_string()))?;
+    let mut text = serde_json::to_string_pretty(&doc).map_err(ZooError::Json)?;
     text.push('\n');
     Ok(text)
 }
@@ -712,7 +717,7 @@ pub fn write_results(dir: &Path, results: &[ModelResult], t: &Targets) -> Result
     let md = render_markdown(results, t);
     for (name, text) in [("results.json", json), ("RESULTS.md", md)] {
         medq_converter::convert::write_atomically(&dir.join(name), text.as_bytes())
-            .map_err(|e| ZooError::Write(e.to_string()))?;
+            .map_err(ZooError::Write)?;
     }
     Ok(())
 }
@@ -722,8 +727,9 @@ mod tests {
     use super::*;
     use crate::measure::tests::measured;
     use crate::TARGETS;
+    use medq_converter::ConvertError;
 
-    fn result(name: &str, chosen: Result<Measured, String>) -> ModelResult {
+    fn result(name: &str, chosen: Result<Measured, ZooError>) -> ModelResult {
         ModelResult {
             name: name.into(),
             dataset: "a | b".into(),
@@ -752,7 +758,13 @@ mod tests {
             ),
             result(
                 "bad",
-                Err("node \"x\" (op LSTM, opset 17) is not supported".into()),
+                Err(ZooError::Convert(ConvertError::UnsupportedOp {
+                    node: "x".into(),
+                    op_type: "LSTM".into(),
+                    domain: String::new(),
+                    opset: 17,
+                    supported: &["Conv", "Gemm"],
+                })),
             ),
         ];
         assert!(results[0].passes(&TARGETS));

@@ -137,11 +137,7 @@ fn main() -> ExitCode {
                 grid.name()
             ));
             let result = sweep::run_one(&config, entry, run, plan.attribution);
-            rows.push(sweep::row(
-                &entry.name,
-                run,
-                result.as_ref().map_err(|e| e.as_str()),
-            ));
+            rows.push(sweep::row(&entry.name, run, result.as_ref()));
             bar.inc(1);
         }
     }
