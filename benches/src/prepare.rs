@@ -1,6 +1,6 @@
 //! Converts the zoo's committed ONNX models to `.mq` with the converter
 //! library, with the zoo's settings (`models/zoo.json`, as
-//! `medq_converter::zoo` reads it): a model's fixed calibration if it has
+//! `medq_zoo` reads it): a model's fixed calibration if it has
 //! one, and its pruning. A model the zoo calibrates with `--select` gets the
 //! converter's default setting instead: the choice among calibrations and
 //! weight roundings changes the int8 values, not the ops, shapes or MACs, so
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use medq_converter::prune::Target;
-use medq_converter::zoo::{ModelEntry, ZooConfig};
 use medq_converter::{convert, Options};
+use medq_zoo::{ModelEntry, ZooConfig};
 
 use crate::engine::{Manifest, PreparedModel};
 

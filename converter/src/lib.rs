@@ -32,10 +32,8 @@ pub mod report;
 pub mod rewrite;
 pub mod rounding;
 pub mod samples;
-pub mod sweep;
 #[cfg(test)]
 mod testing;
-pub mod zoo;
 
 pub use convert::{convert, Options};
 pub use error::ConvertError;

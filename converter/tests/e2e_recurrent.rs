@@ -1,6 +1,7 @@
-//! LSTM and GRU end to end: the zoo models keep their accuracy through int8
-//! (the medq runtime on the bytes written, against tract's float run), the
-//! converter's float cell (which calibrates the internal ranges) agrees with
+//! LSTM and GRU end to end: the zoo models' cells keep their SQNR through
+//! int8 (the medq runtime on the bytes written, against tract's float run;
+//! their accuracy is held to the zoo's targets in `converter/zoo/tests/zoo.rs`),
+//! the converter's float cell (which calibrates the internal ranges) agrees with
 //! tract, small synthetic cells cover what the zoo does not (GRU with
 //! `linear_before_reset = 0`, several units and steps), and every unsupported
 //! variant is refused with the node, the op and the reason.
@@ -24,40 +25,16 @@ fn zoo(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Accuracy and per-class recall drop of int8 against float on the committed
-/// test set, plus the recurrent layer's SQNR. Targets: accuracy drop ≤ 0.5
-/// points, recall drop ≤ 2 points for classes with ≥ 20 samples.
-fn zoo_keeps_its_accuracy(name: &str, op: &str) {
+/// The int8 recurrent cell against the float one on the zoo model's test set:
+/// the layer's SQNR and the model's top-1 agreement. (Accuracy and per-class
+/// recall against the quality targets are the zoo's: `converter/zoo/tests/zoo.rs`.)
+fn zoo_cell_keeps_its_sqnr(name: &str, op: &str) {
     let d = zoo(name);
     let dir = tempfile::tempdir().unwrap();
     let mut opts = Options::new(d.join("model.onnx"), dir.path().join("model.mq"));
     opts.calib = vec![d.join("calib.npy")];
     opts.eval = vec![d.join("test_x.npy")];
-    opts.labels = Some(d.join("test_y.npy"));
     let report = convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let c = report.evaluation.classes.expect("labels given");
-    assert!(
-        c.accuracy_float > 0.93,
-        "{name}: float {}",
-        c.accuracy_float
-    );
-    let drop = c.accuracy_float - c.accuracy_int8;
-    assert!(
-        drop <= 0.005,
-        "{name}: int8 {} vs float {}",
-        c.accuracy_int8,
-        c.accuracy_float
-    );
-    for (k, &n) in c.class_counts.iter().enumerate() {
-        if n < 20 {
-            continue;
-        }
-        let (f, q) = (
-            c.per_class_recall_float[k].unwrap(),
-            c.per_class_recall_int8[k].unwrap(),
-        );
-        assert!(f - q <= 0.02, "{name}: class {k} recall {q} vs float {f}");
-    }
     let out = &report.evaluation.outputs[0];
     assert!(out.top1_agreement.unwrap() >= 0.99, "{name}: {out:?}");
     let layer = report
@@ -72,13 +49,13 @@ fn zoo_keeps_its_accuracy(name: &str, op: &str) {
 }
 
 #[test]
-fn ecg5000_lstm_keeps_its_accuracy() {
-    zoo_keeps_its_accuracy("ecg5000_lstm", "Lstm");
+fn ecg5000_lstm_cell_keeps_its_sqnr() {
+    zoo_cell_keeps_its_sqnr("ecg5000_lstm", "Lstm");
 }
 
 #[test]
-fn ecg5000_gru_keeps_its_accuracy() {
-    zoo_keeps_its_accuracy("ecg5000_gru", "Gru");
+fn ecg5000_gru_cell_keeps_its_sqnr() {
+    zoo_cell_keeps_its_sqnr("ecg5000_gru", "Gru");
 }
 
 /// The converter's f64 cell, on the node input tract computes, gives tract's

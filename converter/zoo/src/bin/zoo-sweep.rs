@@ -1,6 +1,6 @@
 //! `zoo-sweep`: every zoo model × pruning method × sparsity × weight grid,
 //! converted and measured, into `SWEEP.md`, `sweep.json` and
-//! `sweep/<model>.svg` ([`medq_converter::sweep`]).
+//! `sweep/<model>.svg` ([`medq_zoo::sweep`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use medq_converter::rounding::WeightGrid;
-use medq_converter::sweep::{self, Method, Plan};
-use medq_converter::zoo::{self, ZooConfig};
+use medq_zoo::sweep::{self, Method, Plan};
+use medq_zoo::{self as zoo, ZooConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,8 +26,8 @@ use medq_converter::zoo::{self, ZooConfig};
         with its error. Exit status: 0 when every run converted; 1 when one did not (the \
         files are written anyway); 2 when the config or the output directory cannot be used.",
     after_help = "Examples (from the workspace root):\n  \
-        cargo run --release -p medq-converter --bin zoo-sweep\n  \
-        cargo run --release -p medq-converter --bin zoo-sweep -- --only ecg5000 \
+        cargo run --release -p medq-zoo --bin zoo-sweep\n  \
+        cargo run --release -p medq-zoo --bin zoo-sweep -- --only ecg5000 \
         --methods l1,random --sparsities 0,0.5 --weights int8 --out-dir /tmp/sweep"
 )]
 struct Cli {
@@ -137,11 +137,7 @@ fn main() -> ExitCode {
                 grid.name()
             ));
             let result = sweep::run_one(&config, entry, run, plan.attribution);
-            rows.push(sweep::row(
-                &entry.name,
-                run,
-                result.as_ref().map_err(|e| e.as_str()),
-            ));
+            rows.push(sweep::row(&entry.name, run, result.as_ref()));
             bar.inc(1);
         }
     }

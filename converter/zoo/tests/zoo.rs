@@ -1,16 +1,16 @@
 //! The model zoo held to the quality targets. Every model in `models/zoo.json`
 //! is converted with its configured calibration and its `.mq` run with the
 //! medq runtime against tract on the committed test set: the same library code
-//! (`medq_converter::zoo`) that writes `models/RESULTS.md`. Also the
+//! (`medq_zoo`) that writes `models/RESULTS.md`. Also the
 //! `zoo-results` command itself: files, determinism, failures.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use medq_converter::zoo::{self, Verdict, ZooConfig, TARGETS};
+use medq_zoo::{self as zoo, Verdict, ZooConfig, TARGETS};
 
 fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
 fn config() -> ZooConfig {
@@ -204,7 +204,7 @@ fn every_zoo_model_has_a_test() {
     tested.sort();
     assert_eq!(
         configured, tested,
-        "models/zoo.json and the tests in converter/tests/zoo.rs must list the same models"
+        "models/zoo.json and the tests in converter/zoo/tests/zoo.rs must list the same models"
     );
     for (name, _) in KNOWN_MISSES {
         assert!(

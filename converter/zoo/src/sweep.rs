@@ -15,12 +15,13 @@
 use serde::Serialize;
 use std::fmt::Write as _;
 
-use crate::convert::{convert, Options};
-use crate::prune::Target;
-use crate::prune_weights::{Criterion, Scope, WeightPruning};
-use crate::report::Report;
-use crate::rounding::{Rounding, WeightGrid};
-use crate::zoo::{ModelEntry, ZooConfig};
+use medq_converter::convert::{convert, Options};
+use medq_converter::prune::Target;
+use medq_converter::prune_weights::{Criterion, Scope, WeightPruning};
+use medq_converter::report::Report;
+use medq_converter::rounding::{Rounding, WeightGrid};
+
+use crate::{ModelEntry, ZooConfig, ZooError};
 
 /// How a run prunes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -126,9 +127,8 @@ pub fn run_one(
     entry: &ModelEntry,
     (method, sparsity, grid): (Option<Method>, f64, WeightGrid),
     attribution: bool,
-) -> Result<Report, String> {
-    let dir =
-        tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+) -> Result<Report, ZooError> {
+    let dir = tempfile::tempdir().map_err(ZooError::TempDir)?;
     let mut opts = Options::new(
         config.path(entry, &entry.onnx),
         dir.path().join(format!("{}.mq", entry.name)),
@@ -157,14 +157,14 @@ pub fn run_one(
             })
         }
     }
-    convert(&opts).map_err(|e| e.to_string())
+    Ok(convert(&opts)?)
 }
 
 /// The row of a run's report (or of its error).
 pub fn row(
     model: &str,
     (method, sparsity, grid): (Option<Method>, f64, WeightGrid),
-    result: Result<&Report, &str>,
+    result: Result<&Report, &ZooError>,
 ) -> Row {
     let mut row = Row {
         model: model.to_string(),
@@ -184,7 +184,7 @@ pub fn row(
         error: None,
     };
     match result {
-        Err(e) => row.error = Some(crate::zoo::first_line(e).to_string()),
+        Err(e) => row.error = Some(crate::first_line(e)),
         Ok(r) => {
             if let Some(c) = &r.evaluation.classes {
                 row.float_accuracy = Some(c.accuracy_float);
@@ -254,7 +254,7 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
     let _ = writeln!(
         s,
         "# Compression sweep\n\n\
-         Written by `cargo run --release -p medq-converter --bin zoo-sweep` (do not edit). \
+         Written by `cargo run --release -p medq-zoo --bin zoo-sweep` (do not edit). \
          Every zoo model converted with its zoo calibration method and GPTQ rounding, \
          pruned by each method to each sparsity, on each weight grid, and measured on its \
          test set. `structured` removes that share of the prunable filters and neurons \
@@ -338,9 +338,12 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
 
 /// One model's accuracy-versus-size curves: a line per method and grid
 /// through its sparsities (each starting at the unpruned model).
-pub fn render_svg(rows: &[Row], model: &str) -> Result<String, String> {
+pub fn render_svg(rows: &[Row], model: &str) -> Result<String, ZooError> {
     use plotters::prelude::*;
-    let fail = |e: &dyn std::fmt::Display| format!("{model}.svg: {e}");
+    let fail = |e: Box<dyn std::error::Error + Send + Sync>| ZooError::Chart {
+        file: format!("{model}.svg"),
+        source: e,
+    };
     let mine: Vec<&Row> = rows
         .iter()
         .filter(|r| r.model == model && r.error.is_none())
@@ -353,7 +356,7 @@ pub fn render_svg(rows: &[Row], model: &str) -> Result<String, String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (820, 520)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        root.fill(&WHITE).map_err(|e| fail(e.into()))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 format!("{model}: int8 accuracy versus .mq size"),
@@ -363,13 +366,13 @@ pub fn render_svg(rows: &[Row], model: &str) -> Result<String, String> {
             .x_label_area_size(40)
             .y_label_area_size(55)
             .build_cartesian_2d(0.0..x_max * 1.05, (y_min - 2.0).max(0.0)..100.5)
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| fail(e.into()))?;
         chart
             .configure_mesh()
             .x_desc(".mq bytes")
             .y_desc("accuracy %")
             .draw()
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| fail(e.into()))?;
         let palette = [&BLUE, &RED, &GREEN, &MAGENTA, &CYAN, &BLACK];
         let mut k = 0;
         for grid in ["int8", "pow2"] {
@@ -395,12 +398,12 @@ pub fn render_svg(rows: &[Row], model: &str) -> Result<String, String> {
                 };
                 chart
                     .draw_series(LineSeries::new(line.iter().copied(), style))
-                    .map_err(|e| fail(&e))?
+                    .map_err(|e| fail(e.into()))?
                     .label(format!("{} {grid}", method.name()))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
                 chart
                     .draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                    .map_err(|e| fail(&e))?;
+                    .map_err(|e| fail(e.into()))?;
             }
         }
         chart
@@ -409,8 +412,8 @@ pub fn render_svg(rows: &[Row], model: &str) -> Result<String, String> {
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
-            .map_err(|e| fail(&e))?;
-        root.present().map_err(|e| fail(&e))?;
+            .map_err(|e| fail(e.into()))?;
+        root.present().map_err(|e| fail(e.into()))?;
     }
     Ok(out)
 }
@@ -420,7 +423,11 @@ mod tests {
     use super::*;
 
     fn at(model: &str, method: &str, s: f64, acc: Option<f64>) -> Row {
-        let mut r = row(model, (None, s, WeightGrid::Int8), Err("x"));
+        let mut r = row(
+            model,
+            (None, s, WeightGrid::Int8),
+            Err(&ZooError::NoCalibration),
+        );
         r.method = method.into();
         r.accuracy = acc;
         r.error = None;

@@ -7,7 +7,7 @@ use std::process::Command;
 #[test]
 fn a_narrow_sweep_writes_rows_tables_and_curves() {
     let dir = tempfile::tempdir().unwrap();
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let out = Command::new(env!("CARGO_BIN_EXE_zoo-sweep"))
         .current_dir(root)
         .args(["--only", "ecg5000", "--methods", "l1,random"])

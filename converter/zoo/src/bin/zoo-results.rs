@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use medq_converter::zoo::{self, ZooConfig, TARGETS};
+use medq_zoo::{self as zoo, ZooConfig, TARGETS};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,8 +26,8 @@ use medq_converter::zoo::{self, ZooConfig, TARGETS};
         (the files are written anyway and show why), unless --allow-failures; 2 when the \
         config or the output directory cannot be used.",
     after_help = "Examples (from the workspace root):\n  \
-        cargo run --release -p medq-converter --bin zoo-results\n  \
-        cargo run --release -p medq-converter --bin zoo-results -- --only ecg200 --out-dir /tmp/zoo"
+        cargo run --release -p medq-zoo --bin zoo-results\n  \
+        cargo run --release -p medq-zoo --bin zoo-results -- --only ecg200 --out-dir /tmp/zoo"
 )]
 struct Cli {
     /// The zoo config; model folders are relative to its directory.
