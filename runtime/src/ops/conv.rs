@@ -1,5 +1,7 @@
 //! Conv: 1-D/2-D convolution, grouped and depthwise included.
 
+#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+use super::packed_blocks::{self as blocks, DECODE_BYTES};
 use super::window::Window;
 use super::{nchw, Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
@@ -98,13 +100,13 @@ impl Conv<'_> {
             }
             #[cfg(feature = "sparse-weights")]
             Weights::Sparse(w) => {
-                kernels::conv_sparse_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output) {
+                    kernels::conv_sparse_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+                }
             }
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => {
-                use super::pow2_blocks::{conv, DECODE_BYTES};
-                let vectors = (rq.bias, rq.multiplier, rq.shift);
-                if !conv::<DECODE_BYTES>(p, x, w, vectors, io.output) {
+                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output) {
                     kernels::conv_pow2_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
                 }
             }
@@ -112,18 +114,21 @@ impl Conv<'_> {
         Ok(())
     }
 
+    /// The kernel that runs: packed weights in decoded blocks on the dense
+    /// kernels when a row fits the buffer, else the packed kernel.
     pub fn kernel_name(&self) -> &'static str {
-        match self.weights {
+        match &self.weights {
             Weights::Dense(_) => self.kernel.name,
             #[cfg(feature = "sparse-weights")]
-            Weights::Sparse(_) => "conv_sparse_s8",
+            Weights::Sparse(w) => match blocks::conv_fits::<DECODE_BYTES, _>(w) {
+                true => "conv_sparse_blocks",
+                false => "conv_sparse_s8",
+            },
             #[cfg(feature = "pow2-weights")]
-            Weights::Pow2(w) => {
-                match super::pow2_blocks::conv_fits::<{ super::pow2_blocks::DECODE_BYTES }>(&w) {
-                    true => "conv_pow2_blocks",
-                    false => "conv_pow2_s8",
-                }
-            }
+            Weights::Pow2(w) => match blocks::conv_fits::<DECODE_BYTES, _>(w) {
+                true => "conv_pow2_blocks",
+                false => "conv_pow2_s8",
+            },
         }
     }
 

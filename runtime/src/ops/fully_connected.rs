@@ -1,6 +1,8 @@
 //! FullyConnected: `y = x · Wᵀ + b` over the last axis (Gemm, MatMul with
 //! constant weights).
 
+#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+use super::packed_blocks::{self as blocks, DECODE_BYTES};
 use super::{Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::fully_connected as w;
@@ -74,20 +76,22 @@ impl FullyConnected<'_> {
                 (self.kernel.run)(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
             }
             #[cfg(feature = "sparse-weights")]
-            Weights::Sparse(w) => kernels::fully_connected_sparse_s8(
-                p,
-                x,
-                w,
-                rq.bias,
-                rq.multiplier,
-                rq.shift,
-                io.output,
-            ),
+            Weights::Sparse(w) => {
+                if !blocks::fully_connected::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output) {
+                    kernels::fully_connected_sparse_s8(
+                        p,
+                        x,
+                        w,
+                        rq.bias,
+                        rq.multiplier,
+                        rq.shift,
+                        io.output,
+                    )
+                }
+            }
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => {
-                use super::pow2_blocks::{fully_connected, DECODE_BYTES};
-                let vectors = (rq.bias, rq.multiplier, rq.shift);
-                if !fully_connected::<DECODE_BYTES>(p, x, w, vectors, io.output) {
+                if !blocks::fully_connected::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output) {
                     kernels::fully_connected_pow2_s8(
                         p,
                         x,
@@ -103,19 +107,23 @@ impl FullyConnected<'_> {
         Ok(())
     }
 
+    /// The kernel that runs: packed weights in decoded blocks on the dense
+    /// kernels (one input row, a weight row that fits), else the packed
+    /// kernel.
     pub fn kernel_name(&self) -> &'static str {
-        match self.weights {
+        match &self.weights {
             Weights::Dense(_) => self.kernel.name,
             #[cfg(feature = "sparse-weights")]
-            Weights::Sparse(_) => "fully_connected_sparse_s8",
+            Weights::Sparse(w) => match blocks::fully_connected_fits::<DECODE_BYTES, _>(&self.p, w)
+            {
+                true => "fully_connected_sparse_blocks",
+                false => "fully_connected_sparse_s8",
+            },
             #[cfg(feature = "pow2-weights")]
-            Weights::Pow2(w) => {
-                use super::pow2_blocks::{fully_connected_fits, DECODE_BYTES};
-                match fully_connected_fits::<DECODE_BYTES>(&self.p, &w) {
-                    true => "fully_connected_pow2_blocks",
-                    false => "fully_connected_pow2_s8",
-                }
-            }
+            Weights::Pow2(w) => match blocks::fully_connected_fits::<DECODE_BYTES, _>(&self.p, w) {
+                true => "fully_connected_pow2_blocks",
+                false => "fully_connected_pow2_s8",
+            },
         }
     }
 

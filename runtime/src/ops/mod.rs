@@ -17,10 +17,10 @@ mod elementwise;
 mod fully_connected;
 mod gather;
 mod lut;
+#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+mod packed_blocks;
 mod pad;
 mod pool;
-#[cfg(feature = "pow2-weights")]
-mod pow2_blocks;
 mod recurrent;
 mod reshape;
 mod resize;
@@ -138,6 +138,14 @@ pub(crate) struct Requant<'a> {
     pub bias: &'a [i32],
     pub multiplier: &'a [i32],
     pub shift: &'a [i8],
+}
+
+impl<'a> Requant<'a> {
+    /// `(bias, multiplier, shift)`.
+    #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+    pub fn vectors(&self) -> (&'a [i32], &'a [i32], &'a [i8]) {
+        (self.bias, self.multiplier, self.shift)
+    }
 }
 
 /// One op, decoded, validated and with its kernel chosen: what an

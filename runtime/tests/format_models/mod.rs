@@ -62,7 +62,7 @@ impl Storage {
     pub fn conv_kernel(self) -> Option<&'static str> {
         match self {
             Storage::Dense => None,
-            Storage::Sparse => Some("conv_sparse_s8"),
+            Storage::Sparse => Some("conv_sparse_blocks"),
             Storage::Pow2 => Some("conv_pow2_blocks"),
         }
     }
