@@ -18,7 +18,9 @@
 #             instructions per layer with power-of-two weights, the dense kernel
 #             the board runs on the decoded weights against the pow2 kernel on
 #             the 4-bit codes (and the sparse kernel on them, for its loop
-#             structure); fails unless every output is the dense kernel's
+#             structure); fails unless every output is the dense kernel's.
+#             muls.sh (not run here: it needs gcc and a QEMU 7.2 plugin) adds
+#             the M0's multiply counts
 # Installs nothing: it needs `rustup target add thumbv7em-none-eabihf
 # thumbv6m-none-eabi` and qemu-system-arm (Debian: apt-get install
 # qemu-system-arm).
