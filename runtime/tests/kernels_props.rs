@@ -1089,6 +1089,29 @@ fn on_pow2_grid<P: Clone + std::fmt::Debug>(c: Case<P>) -> impl Strategy<Value =
     })
 }
 
+/// `rows` rows of `row_len` weights as arbitrary code bytes (cycling
+/// `seed`, every nibble value included), and the weights `decode` reads
+/// from them.
+fn any_codes(seed: &[u8], rows: usize, row_len: usize) -> (Vec<u8>, Vec<i8>) {
+    let row_bytes = Pow2Rows::row_bytes(row_len);
+    let codes: Vec<u8> = seed
+        .iter()
+        .cycle()
+        .take(rows * row_bytes)
+        .copied()
+        .collect();
+    let w = Pow2Rows {
+        rows,
+        row_len,
+        codes: &codes,
+    };
+    let dense = (0..rows)
+        .flat_map(|r| (0..row_len).map(move |k| (r, k)))
+        .map(|(r, k)| medq::pow2::decode(Pow2Rows::code(w.row(r), k)))
+        .collect();
+    (codes, dense)
+}
+
 fn pow2_of(w: &[i8], rows: usize) -> Vec<u8> {
     medq::pow2::encode_pow2_rows(w, w.len().checked_div(rows).unwrap_or(0))
         .expect("every weight is on the grid")
@@ -1112,6 +1135,36 @@ proptest! {
         let mut pow2 = vec![0x55i8; dense.len()];
         fully_connected_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut pow2);
         prop_assert_eq!(pow2, dense);
+    }
+
+    /// The kernels check only the codes' length (the loader checks the
+    /// rest once): any code bytes, "negative zeros" and set padding nibbles
+    /// included, compute what the dense kernels do on the weights `decode`
+    /// reads from them.
+    #[test]
+    fn pow2_kernels_read_any_codes_as_decode_does(
+        c in conv_case(),
+        f in fc_case(),
+        seed in vec(any::<u8>(), 64),
+    ) {
+        let rows = c.p.out_channels;
+        let row_len = c.w.len() / rows;
+        let (codes, dense) = any_codes(&seed, rows, row_len);
+        let w = Pow2Rows { rows, row_len, codes: &codes };
+        let mut want = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+        conv_s8(&c.p, &c.x, &dense, &c.bias, &c.mult, &c.shift, &mut want);
+        let mut got = vec![0x55i8; want.len()];
+        conv_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut got);
+        prop_assert_eq!(got, want);
+
+        let (rows, row_len) = (f.p.out_features, f.p.in_features);
+        let (codes, dense) = any_codes(&seed, rows, row_len);
+        let w = Pow2Rows { rows, row_len, codes: &codes };
+        let mut want = vec![0i8; f.p.rows * f.p.out_features];
+        fully_connected_s8(&f.p, &f.x, &dense, &f.bias, &f.mult, &f.shift, &mut want);
+        let mut got = vec![0x55i8; want.len()];
+        fully_connected_pow2_s8(&f.p, &f.x, &w, &f.bias, &f.mult, &f.shift, &mut got);
+        prop_assert_eq!(got, want);
     }
 
     /// Any byte string either parses as power-of-two rows or is refused; a
