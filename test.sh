@@ -121,7 +121,7 @@ clang_include=$(compgen -G "/usr/lib/llvm-*/lib/clang/*/include" | sort -V | tai
 python3 firmware/budget.py --board nrf52840
 python3 firmware/budget.py --power
 
-step "Cortex-M4 DSP kernels on QEMU: bit-exactness and instructions per MAC"
+step "Cortex-M4 DSP kernels and Cortex-M0/M4 power-of-two kernels on QEMU: bit-exactness and instructions per MAC"
 bash benches/qemu/run.sh
 
 step "aarch64 NEON and dot-product kernels, bit-exact with the reference, under qemu-aarch64 (with and without sdot)"

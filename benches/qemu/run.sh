@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Cortex-M4 checks of medq's DSP kernels on QEMU (mps2-an386):
+# Cortex-M4 checks of medq's DSP kernels on QEMU (mps2-an386), and of its
+# power-of-two kernels on the M4 and a Cortex-M0 (micro:bit):
 #   bitexact  every DSP kernel (conv, depthwise, fully connected) against the
 #             reference kernels over 16 000 random cases, on the shapes each
 #             takes and on those it refuses; any mismatch fails this script
@@ -13,8 +14,16 @@
 #   invoke_cost  the firmware ECG model's instructions per inference on nine
 #             inputs (extremes, zero point, triangle wave, random): fails unless the
 #             cost is the same on every input; prints the worst case
-# Installs nothing: it needs `rustup target add thumbv7em-none-eabihf` and
-# qemu-system-arm (Debian: apt-get install qemu-system-arm).
+#   pow2      on the M4 and on the M0 (thumbv6m-none-eabi, QEMU micro:bit):
+#             instructions per layer with power-of-two weights, the dense kernel
+#             the board runs on the decoded weights against the pow2 kernel on
+#             the 4-bit codes (and the sparse kernel on them, for its loop
+#             structure); fails unless every output is the dense kernel's.
+#             muls.sh (not run here: it needs gcc and a QEMU 7.2 plugin) adds
+#             the M0's multiply counts
+# Installs nothing: it needs `rustup target add thumbv7em-none-eabihf
+# thumbv6m-none-eabi` and qemu-system-arm (Debian: apt-get install
+# qemu-system-arm).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -28,3 +37,6 @@ cargo run --release --locked --bin bitexact
 cargo run --release --locked --bin icount
 cargo run --release --locked --bin sparse
 cargo run --release --locked --bin invoke_cost
+cargo run --release --locked --bin pow2
+# The other bins need more RAM than the micro:bit's 16 KiB.
+cargo run --release --locked --bin pow2 --target thumbv6m-none-eabi

@@ -1071,16 +1071,45 @@ fn sparse_rows_refuse_inconsistent_encodings() {
 // Power-of-two weights: bit-exact with the dense kernels on the decoded weights
 
 /// `c` with every weight replaced by a random power-of-two weight: 0 or
-/// `±2^e`, `e <= 6` (the 15 codes; `0b1000` is not one).
+/// `±2^e`, `e <= 6` (the 15 codes; `0b1000` is not one), each equally
+/// likely, or with 0 for about three weights in four (pruned, so rows and
+/// exponents go missing).
 fn on_pow2_grid<P: Clone + std::fmt::Debug>(c: Case<P>) -> impl Strategy<Value = Case<P>> {
     let n = c.w.len();
-    let code = (0u8..15).prop_map(|c| if c >= 8 { c + 1 } else { c });
-    (Just(c), vec(code, n)).prop_map(|(mut c, codes)| {
+    let any_code = (0u8..15).prop_map(|c| if c >= 8 { c + 1 } else { c });
+    let codes = prop_oneof![
+        vec(any_code.clone(), n),
+        vec(prop_oneof![3 => Just(0u8), 1 => any_code], n),
+    ];
+    (Just(c), codes).prop_map(|(mut c, codes)| {
         for (w, code) in c.w.iter_mut().zip(codes) {
             *w = medq::pow2::decode(code);
         }
         c
     })
+}
+
+/// `rows` rows of `row_len` weights as arbitrary code bytes (cycling
+/// `seed`, every nibble value included), and the weights `decode` reads
+/// from them.
+fn any_codes(seed: &[u8], rows: usize, row_len: usize) -> (Vec<u8>, Vec<i8>) {
+    let row_bytes = Pow2Rows::row_bytes(row_len);
+    let codes: Vec<u8> = seed
+        .iter()
+        .cycle()
+        .take(rows * row_bytes)
+        .copied()
+        .collect();
+    let w = Pow2Rows {
+        rows,
+        row_len,
+        codes: &codes,
+    };
+    let dense = (0..rows)
+        .flat_map(|r| (0..row_len).map(move |k| (r, k)))
+        .map(|(r, k)| medq::pow2::decode(Pow2Rows::code(w.row(r), k)))
+        .collect();
+    (codes, dense)
 }
 
 fn pow2_of(w: &[i8], rows: usize) -> Vec<u8> {
@@ -1093,15 +1122,7 @@ proptest! {
 
     #[test]
     fn conv_pow2_matches_dense(c in conv_case().prop_flat_map(on_pow2_grid)) {
-        let rows = c.p.out_channels;
-        let row_len = c.w.len() / rows;
-        let stored = pow2_of(&c.w, rows);
-        let w = Pow2Rows::parse(&stored, rows, row_len).expect("the encoder's output parses");
-        let mut dense = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
-        conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
-        let mut pow2 = vec![0x55i8; dense.len()];
-        conv_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut pow2);
-        prop_assert_eq!(pow2, dense);
+        conv_pow2_vs_dense(&c)?;
     }
 
     #[test]
@@ -1114,6 +1135,36 @@ proptest! {
         let mut pow2 = vec![0x55i8; dense.len()];
         fully_connected_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut pow2);
         prop_assert_eq!(pow2, dense);
+    }
+
+    /// The kernels check only the codes' length (the loader checks the
+    /// rest once): any code bytes, "negative zeros" and set padding nibbles
+    /// included, compute what the dense kernels do on the weights `decode`
+    /// reads from them.
+    #[test]
+    fn pow2_kernels_read_any_codes_as_decode_does(
+        c in conv_case(),
+        f in fc_case(),
+        seed in vec(any::<u8>(), 64),
+    ) {
+        let rows = c.p.out_channels;
+        let row_len = c.w.len() / rows;
+        let (codes, dense) = any_codes(&seed, rows, row_len);
+        let w = Pow2Rows { rows, row_len, codes: &codes };
+        let mut want = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+        conv_s8(&c.p, &c.x, &dense, &c.bias, &c.mult, &c.shift, &mut want);
+        let mut got = vec![0x55i8; want.len()];
+        conv_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut got);
+        prop_assert_eq!(got, want);
+
+        let (rows, row_len) = (f.p.out_features, f.p.in_features);
+        let (codes, dense) = any_codes(&seed, rows, row_len);
+        let w = Pow2Rows { rows, row_len, codes: &codes };
+        let mut want = vec![0i8; f.p.rows * f.p.out_features];
+        fully_connected_s8(&f.p, &f.x, &dense, &f.bias, &f.mult, &f.shift, &mut want);
+        let mut got = vec![0x55i8; want.len()];
+        fully_connected_pow2_s8(&f.p, &f.x, &w, &f.bias, &f.mult, &f.shift, &mut got);
+        prop_assert_eq!(got, want);
     }
 
     /// Any byte string either parses as power-of-two rows or is refused; a
@@ -1180,8 +1231,79 @@ fn long_row_conv_case() -> impl Strategy<Value = ConvCase> {
         })
 }
 
+/// 2-D convolutions with more taps per output than the pow2 and sparse conv
+/// kernels decode at once (96), vertical pads (kernel rows outside the
+/// input) and groups.
+fn long_row_conv_2d_case() -> impl Strategy<Value = ConvCase> {
+    (
+        (8usize..=24, 1usize..=2, 1usize..=3),
+        (1usize..=6, 1usize..=4, 0usize..=1),
+        (3usize..=40, 1usize..=5, 0usize..=2),
+        (1usize..=2, 1usize..=2),
+        zp(),
+    )
+        .prop_filter_map(
+            "window fits",
+            |((cin_g, groups, cout_g), (h, kh, pad_h), (w, kw, pad_w), (stride, dil), in_zp)| {
+                let out_h = conv_out_len(h, kh, 1, 1, pad_h, pad_h)?;
+                let out_w = conv_out_len(w, kw, stride, dil, pad_w, pad_w)?;
+                Some(ConvParams {
+                    in_channels: cin_g * groups,
+                    in_h: h,
+                    in_w: w,
+                    out_channels: cout_g * groups,
+                    out_h,
+                    out_w,
+                    kernel_h: kh,
+                    kernel_w: kw,
+                    stride_h: 1,
+                    stride_w: stride,
+                    dilation_h: 1,
+                    dilation_w: dil,
+                    pad_top: pad_h,
+                    pad_left: pad_w,
+                    groups,
+                    input_zero_point: in_zp,
+                    output_zero_point: 0,
+                    act_min: -128,
+                    act_max: 127,
+                })
+            },
+        )
+        .prop_flat_map(|p| {
+            let cin_g = p.in_channels / p.groups;
+            let n_w = p.out_channels * cin_g * p.kernel_h * p.kernel_w;
+            with_operands(p, p.in_channels * p.in_h * p.in_w, n_w, p.out_channels)
+        })
+}
+
+/// [`conv_pow2_s8`] against [`conv_s8`] on the decoded weights.
+fn conv_pow2_vs_dense(c: &ConvCase) -> Result<(), TestCaseError> {
+    let rows = c.p.out_channels;
+    let stored = pow2_of(&c.w, rows);
+    let w = Pow2Rows::parse(&stored, rows, c.w.len() / rows).expect("parses");
+    let mut dense = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+    conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+    let mut pow2 = vec![0x55i8; dense.len()];
+    conv_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut pow2);
+    prop_assert_eq!(pow2, dense);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn conv_pow2_matches_dense_on_long_rows(c in long_row_conv_case().prop_flat_map(on_pow2_grid)) {
+        conv_pow2_vs_dense(&c)?;
+    }
+
+    #[test]
+    fn conv_pow2_matches_dense_on_long_2d_rows(
+        c in long_row_conv_2d_case().prop_flat_map(on_pow2_grid)
+    ) {
+        conv_pow2_vs_dense(&c)?;
+    }
 
     #[test]
     fn conv_sparse_matches_dense_on_long_rows(c in long_row_conv_case().prop_flat_map(pruned)) {

@@ -84,15 +84,25 @@ const RELOAD: u32 = 0x00FF_FFFF;
 
 #[exception]
 fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    // Only this handler writes it and the core is single: load + store is
+    // atomic enough, and thumbv6m (Cortex-M0) has no read-modify-write atomics.
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// SysTick on the core clock, free running, extended past its 24 bits by an
 /// interrupt that counts wraps. Under `-icount shift=0` one tick is a fixed
-/// number of guest instructions ([`Counter::calibrate`] measures it).
+/// number of guest instructions ([`Counter::calibrate`] measures it): 40 on
+/// the MPS2 boards (25 MHz), 62.5 on the micro:bit (16 MHz). The ratio is
+/// kept in hundredths, which holds both exactly; the calibration's ±1 tick
+/// is far below the rounding.
 pub struct Counter {
-    /// Guest instructions per tick.
+    /// Guest instructions per tick, rounded to a whole number (for reports).
     pub per_tick: u64,
+    /// Guest instructions per tick, in hundredths.
+    pub per_tick_hundredths: u64,
     /// Ticks a measurement of nothing reads (subtracted from every measurement).
     pub overhead: u64,
 }
@@ -112,6 +122,7 @@ impl Counter {
         }
         let mut c = Counter {
             per_tick: 1,
+            per_tick_hundredths: 100,
             overhead: 0,
         };
         c.calibrate();
@@ -147,7 +158,13 @@ impl Counter {
         }
         let t1 = Counter::ticks();
         let ticks = (t1 - t0).saturating_sub(self.overhead).max(1);
-        self.per_tick = (2 * u64::from(N) + ticks / 2) / ticks;
+        self.per_tick_hundredths = (200 * u64::from(N) + ticks / 2) / ticks;
+        self.per_tick = (self.per_tick_hundredths + 50) / 100;
+    }
+
+    /// Guest instructions in `ticks` ticks, rounded.
+    pub fn to_instructions(&self, ticks: u64) -> u64 {
+        (ticks * self.per_tick_hundredths + 50) / 100
     }
 
     /// Guest instructions `f` takes, averaged over `reps` runs (which
@@ -159,7 +176,8 @@ impl Counter {
         }
         let t1 = Counter::ticks();
         let ticks = (t1 - t0).saturating_sub(self.overhead);
-        (ticks * self.per_tick + u64::from(reps) / 2) / u64::from(reps.max(1))
+        let reps = u64::from(reps.max(1));
+        (self.to_instructions(ticks) + reps / 2) / reps
     }
 }
 
