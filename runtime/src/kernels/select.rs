@@ -262,6 +262,16 @@ pub fn conv(p: &ConvParams) -> Chosen<ConvFn> {
     pick(p, CONV, reference)
 }
 
+/// Whether an optimized convolution kernel (not the reference) takes `p`.
+pub fn conv_has_optimized(p: &ConvParams) -> bool {
+    CONV.iter().any(|c| (c.takes)(p).is_ok())
+}
+
+/// Whether an optimized fully connected kernel (not the reference) takes `p`.
+pub fn fully_connected_has_optimized(p: &FullyConnectedParams) -> bool {
+    FULLY_CONNECTED.iter().any(|c| (c.takes)(p).is_ok())
+}
+
 /// The kernel for a fully connected layer.
 pub fn fully_connected(p: &FullyConnectedParams) -> Chosen<FullyConnectedFn> {
     let reference = Chosen {

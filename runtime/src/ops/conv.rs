@@ -120,12 +120,12 @@ impl Conv<'_> {
         match &self.weights {
             Weights::Dense(_) => self.kernel.name,
             #[cfg(feature = "sparse-weights")]
-            Weights::Sparse(w) => match blocks::conv_fits::<DECODE_BYTES, _>(w) {
+            Weights::Sparse(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
                 true => "conv_sparse_blocks",
                 false => "conv_sparse_s8",
             },
             #[cfg(feature = "pow2-weights")]
-            Weights::Pow2(w) => match blocks::conv_fits::<DECODE_BYTES, _>(w) {
+            Weights::Pow2(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
                 true => "conv_pow2_blocks",
                 false => "conv_pow2_s8",
             },

@@ -3,6 +3,11 @@
 //! stack, then the kernel chosen for that block's shape (SIMD, DSP or
 //! reference) runs it.
 //!
+//! Only where an optimized dense kernel takes the layer: the packed
+//! reference kernels beat the dense reference (on the Cortex-M0 the pow2
+//! kernels take 2–4× fewer instructions than `conv_s8`), and decoding would
+//! only add to it.
+//!
 //! Output channels are independent, and decoding is exact, so this is
 //! bit-exact with the kernels that read the packed forms directly
 //! ([`conv_sparse_s8`](crate::kernels::conv_sparse_s8),
@@ -131,8 +136,8 @@ fn decode_block<'b, W: PackedRows>(w: &W, first: usize, n: usize, buf: &'b mut [
 
 /// Whether a conv with these weights runs in decoded blocks of at most `N`
 /// bytes (a row must fit).
-pub(super) fn conv_fits<const N: usize, W: PackedRows>(w: &W) -> bool {
-    w.row_len() <= N
+pub(super) fn conv_fits<const N: usize, W: PackedRows>(p: &ConvParams, w: &W) -> bool {
+    w.row_len() <= N && select::conv_has_optimized(p)
 }
 
 /// Conv over packed weights, in decoded blocks of at most `N` bytes.
@@ -156,7 +161,7 @@ pub(super) fn conv<const N: usize, W: PackedRows>(
         && shift.len() == p.out_channels
         && out.len() == p.out_channels * out_plane
         && x.len() == p.in_channels * in_plane;
-    if cap == 0 || cout_g == 0 || !lens_ok || !w.is_well_formed() {
+    if !conv_fits::<N, W>(p, w) || cap == 0 || cout_g == 0 || !lens_ok || !w.is_well_formed() {
         return false;
     }
     let mut buf = [0i8; N];
@@ -210,7 +215,7 @@ pub(super) fn fully_connected_fits<const N: usize, W: PackedRows>(
     p: &FullyConnectedParams,
     w: &W,
 ) -> bool {
-    p.rows == 1 && w.row_len() <= N && w.row_len() > 0
+    p.rows == 1 && w.row_len() <= N && w.row_len() > 0 && select::fully_connected_has_optimized(p)
 }
 
 /// FullyConnected over packed weights, in decoded blocks of output
@@ -287,6 +292,7 @@ mod tests {
     #[test]
     fn conv_blocks_match_the_shift_kernel() {
         let mut seed = 1;
+        let mut ran = 0;
         for case in 0..300 {
             let groups = 1 + (lcg(&mut seed) % 3) as usize;
             let cin_g = 1 + (lcg(&mut seed) % 3) as usize;
@@ -343,7 +349,14 @@ mod tests {
             // Rows are at most 18 weights: 64 bytes hold 3 or more rows,
             // 12 bytes one or two (or none: then the shift kernel runs).
             let mut y = vec![0x55i8; want.len()];
-            assert!(conv::<64, _>(&p, &x, &rows, rq, &mut y));
+            // Decoded only where an optimized dense kernel takes the shape.
+            let optimized = select::conv_has_optimized(&p);
+            assert_eq!(conv::<64, _>(&p, &x, &rows, rq, &mut y), optimized);
+            if !optimized {
+                assert!(y.iter().all(|&v| v == 0x55), "nothing written");
+                continue;
+            }
+            ran += 1;
             assert_eq!(y, want, "case {case}: {p:?}");
             let mut y = vec![0x55i8; want.len()];
             assert_eq!(conv::<12, _>(&p, &x, &rows, rq, &mut y), row_len <= 12);
@@ -357,6 +370,32 @@ mod tests {
             assert!(conv::<18, _>(&p, &x, &sparse, rq, &mut y));
             assert_eq!(y, want, "case {case}, sparse: {p:?}");
         }
+        // Where a plain 3×3 conv has an optimized kernel, so do many cases.
+        let plain = ConvParams {
+            in_channels: 8,
+            in_h: 8,
+            in_w: 8,
+            out_channels: 8,
+            out_h: 6,
+            out_w: 6,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+            groups: 1,
+            input_zero_point: 0,
+            output_zero_point: 0,
+            act_min: -128,
+            act_max: 127,
+        };
+        assert!(
+            !select::conv_has_optimized(&plain) || ran > 30,
+            "{ran} cases ran"
+        );
     }
 
     #[test]
@@ -384,6 +423,9 @@ mod tests {
             let (mult, shift) = (vec![1 << 30; n], vec![-2i8; n]);
             let mut want = vec![0i8; n];
             fully_connected_pow2_s8(&p, &x, &rows, &bias, &mult, &shift, &mut want);
+            if !select::fully_connected_has_optimized(&p) {
+                continue;
+            }
             let mut got = vec![0x55i8; n];
             assert!(fully_connected::<20, _>(
                 &p,

@@ -58,12 +58,14 @@ pub enum Storage {
 impl Storage {
     pub const ALL: [Storage; 3] = [Storage::Dense, Storage::Sparse, Storage::Pow2];
 
-    /// The Conv kernel a model stored so runs (dense: not a packed one).
-    pub fn conv_kernel(self) -> Option<&'static str> {
+    /// The Conv kernels a model stored so may run (dense: not a packed
+    /// one): decoded blocks on an optimized dense kernel, or the packed
+    /// reference kernel where no optimized kernel takes the shape.
+    pub fn conv_kernels(self) -> Option<[&'static str; 2]> {
         match self {
             Storage::Dense => None,
-            Storage::Sparse => Some("conv_sparse_blocks"),
-            Storage::Pow2 => Some("conv_pow2_blocks"),
+            Storage::Sparse => Some(["conv_sparse_blocks", "conv_sparse_s8"]),
+            Storage::Pow2 => Some(["conv_pow2_blocks", "conv_pow2_s8"]),
         }
     }
 }
