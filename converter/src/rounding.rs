@@ -595,26 +595,32 @@ mod tests {
         e
     }
 
-    #[test]
-    fn gptq_lowers_the_output_error_on_correlated_inputs() {
-        let mut seed = 7;
-        let (rows, n) = (8, 24);
+    /// Random weights `[rows, n]` and 200 input vectors whose neighbours
+    /// correlate strongly, like a sampled signal.
+    fn weights_and_correlated_inputs(seed: u64, rows: usize, n: usize) -> (Array, Vec<Vec<f32>>) {
+        let mut seed = seed;
         let w = Array::new(
             vec![rows, n],
             (0..rows * n).map(|_| lcg(&mut seed) * 0.3).collect(),
         );
-        // Inputs with strongly correlated neighbours, like a sampled signal.
-        let xs: Vec<Vec<f32>> = (0..200)
+        let xs = (0..200)
             .map(|_| {
-                let mut v = Vec::with_capacity(n);
                 let mut acc = 0.0;
-                for _ in 0..n {
-                    acc = 0.9 * acc + lcg(&mut seed);
-                    v.push(acc);
-                }
-                v
+                (0..n)
+                    .map(|_| {
+                        acc = 0.9 * acc + lcg(&mut seed);
+                        acc
+                    })
+                    .collect()
             })
             .collect();
+        (w, xs)
+    }
+
+    #[test]
+    fn gptq_lowers_the_output_error_on_correlated_inputs() {
+        let (rows, n) = (8, 24);
+        let (w, xs) = weights_and_correlated_inputs(7, rows, n);
         let m = moments_of(&xs);
         let (near, s1) = quantize_weights(&w, None, NEAREST);
         let (gptq, s2) = quantize_weights(&w, Some(&m), GPTQ);
@@ -667,23 +673,8 @@ mod tests {
 
     #[test]
     fn pow2_scale_search_and_gptq_lower_the_output_error() {
-        let mut seed = 11;
         let (rows, n) = (8, 24);
-        let w = Array::new(
-            vec![rows, n],
-            (0..rows * n).map(|_| lcg(&mut seed) * 0.3).collect(),
-        );
-        let xs: Vec<Vec<f32>> = (0..200)
-            .map(|_| {
-                let mut v = Vec::with_capacity(n);
-                let mut acc = 0.0;
-                for _ in 0..n {
-                    acc = 0.9 * acc + lcg(&mut seed);
-                    v.push(acc);
-                }
-                v
-            })
-            .collect();
+        let (w, xs) = weights_and_correlated_inputs(11, rows, n);
         let m = moments_of(&xs);
         let pow2 = |rounding| WeightQuant {
             grid: WeightGrid::Pow2,

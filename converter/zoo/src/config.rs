@@ -7,7 +7,7 @@ use clap::ValueEnum as _;
 use serde::Deserialize;
 
 use medq_converter::calibrate::Method;
-use medq_converter::convert::Setting;
+use medq_converter::convert::{Options, Setting};
 
 use crate::ZooError;
 
@@ -159,6 +159,38 @@ impl ZooConfig {
     /// The entry named `name`.
     pub fn model(&self, name: &str) -> Option<&ModelEntry> {
         self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The config at `path` for a command given `--only` names: an error
+    /// message for the command line when it cannot be read (with where to
+    /// run from when the file is missing) or names a model it does not have.
+    pub fn load_for_cli(path: &Path, only: &[String]) -> Result<ZooConfig, String> {
+        let config = ZooConfig::load(path).map_err(|e| match path.exists() {
+            true => e.to_string(),
+            false => format!("{e}\nrun from the workspace root, or pass --config models/zoo.json"),
+        })?;
+        if let Some(unknown) = only.iter().find(|n| config.model(n).is_none()) {
+            let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+            return Err(format!(
+                "--only {unknown}: no such model in {} (models: {})",
+                path.display(),
+                names.join(", ")
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Converter options for `entry`: its ONNX file, calibration samples,
+    /// test set and labels, writing `<name>.mq` into `dir`.
+    pub fn options(&self, entry: &ModelEntry, dir: &Path) -> Options {
+        let mut opts = Options::new(
+            self.path(entry, &entry.onnx),
+            dir.join(format!("{}.mq", entry.name)),
+        );
+        opts.calib = vec![self.path(entry, &entry.calib)];
+        opts.eval = vec![self.path(entry, &entry.test_x)];
+        opts.labels = Some(self.path(entry, &entry.test_y));
+        opts
     }
 
     /// A file of `entry`.

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use medq_converter::convert::{convert, Options, Setting};
+use medq_converter::convert::{convert, Setting};
 use medq_converter::report::Report;
 
 use crate::{candidates, ModelEntry, ZooConfig, ZooError};
@@ -312,13 +312,7 @@ pub fn measure(
     progress: bool,
 ) -> Result<Measured, ZooError> {
     let dir = tempfile::tempdir().map_err(ZooError::TempDir)?;
-    let mut opts = Options::new(
-        config.path(entry, &entry.onnx),
-        dir.path().join(format!("{}.mq", entry.name)),
-    );
-    opts.calib = vec![config.path(entry, &entry.calib)];
-    opts.eval = vec![config.path(entry, &entry.test_x)];
-    opts.labels = Some(config.path(entry, &entry.test_y));
+    let mut opts = config.options(entry, dir.path());
     opts.class_names = Some(config.path(entry, &entry.labels));
     opts.progress = progress;
     if let Some(p) = &entry.prune {

@@ -15,7 +15,7 @@
 use serde::Serialize;
 use std::fmt::Write as _;
 
-use medq_converter::convert::{convert, Options};
+use medq_converter::convert::convert;
 use medq_converter::prune::Target;
 use medq_converter::prune_weights::{Criterion, Scope, WeightPruning};
 use medq_converter::report::Report;
@@ -129,13 +129,7 @@ pub fn run_one(
     attribution: bool,
 ) -> Result<Report, ZooError> {
     let dir = tempfile::tempdir().map_err(ZooError::TempDir)?;
-    let mut opts = Options::new(
-        config.path(entry, &entry.onnx),
-        dir.path().join(format!("{}.mq", entry.name)),
-    );
-    opts.calib = vec![config.path(entry, &entry.calib)];
-    opts.eval = vec![config.path(entry, &entry.test_x)];
-    opts.labels = Some(config.path(entry, &entry.test_y));
+    let mut opts = config.options(entry, dir.path());
     let setting = entry.calibration()?;
     opts.method = setting.method;
     opts.percentile = setting.percentile;

@@ -55,25 +55,13 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     medq_cli::remove_temporaries_on_interrupt();
-    let config = match ZooConfig::load(&cli.config) {
+    let config = match ZooConfig::load_for_cli(&cli.config, &cli.only) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            if !cli.config.exists() {
-                eprintln!("run from the workspace root, or pass --config models/zoo.json");
-            }
             return ExitCode::from(2);
         }
     };
-    if let Some(unknown) = cli.only.iter().find(|n| config.model(n).is_none()) {
-        let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
-        eprintln!(
-            "error: --only {unknown}: no such model in {} (models: {})",
-            cli.config.display(),
-            names.join(", ")
-        );
-        return ExitCode::from(2);
-    }
     let out_dir = cli.out_dir.clone().unwrap_or_else(|| config.base.clone());
     if !out_dir.is_dir() {
         eprintln!("error: {} is not a directory", out_dir.display());

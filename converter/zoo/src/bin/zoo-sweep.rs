@@ -76,22 +76,13 @@ fn parse_sparsity(s: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     medq_cli::remove_temporaries_on_interrupt();
-    let config = match ZooConfig::load(&cli.config) {
+    let config = match ZooConfig::load_for_cli(&cli.config, &cli.only) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    if let Some(unknown) = cli.only.iter().find(|n| config.model(n).is_none()) {
-        let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
-        eprintln!(
-            "error: --only {unknown}: no such model in {} (models: {})",
-            cli.config.display(),
-            names.join(", ")
-        );
-        return ExitCode::from(2);
-    }
     let out_dir = cli.out_dir.clone().unwrap_or_else(|| config.base.clone());
     let svg_dir = out_dir.join("sweep");
     if let Err(e) = std::fs::create_dir_all(&svg_dir) {
