@@ -74,7 +74,7 @@ impl Default for Plan {
 }
 
 /// One run: `sweep.json`'s row.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Row {
     pub model: String,
     /// `none` at sparsity 0, else a [`Method`] name.
@@ -363,18 +363,20 @@ pub fn render_svg(rows: &[Row], model: &str) -> Result<String, ZooError> {
             .map_err(|e| fail(e.into()))?;
         chart
             .configure_mesh()
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .x_desc(".mq bytes")
             .y_desc("accuracy %")
             .draw()
             .map_err(|e| fail(e.into()))?;
-        let palette = [&BLUE, &RED, &GREEN, &MAGENTA, &CYAN, &BLACK];
-        let mut k = 0;
+        // A colour per method; the pow2 line of a method is its thin, pale twin.
+        let palette = [&BLUE, &RED, &GREEN, &MAGENTA];
         for grid in ["int8", "pow2"] {
             let start = mine
                 .iter()
                 .find(|r| r.method == "none" && r.weights == grid)
                 .and_then(|r| points(r));
-            for method in Method::ALL {
+            for (k, method) in Method::ALL.into_iter().enumerate() {
                 let mut line: Vec<(f64, f64)> = start.into_iter().collect();
                 line.extend(
                     mine.iter()
@@ -385,10 +387,9 @@ pub fn render_svg(rows: &[Row], model: &str) -> Result<String, ZooError> {
                     continue;
                 }
                 let color = palette[k % palette.len()];
-                k += 1;
-                let style = match grid {
-                    "int8" => color.stroke_width(2),
-                    _ => color.mix(0.6).stroke_width(1),
+                let (style, dot) = match grid {
+                    "int8" => (color.stroke_width(2), color.filled()),
+                    _ => (color.mix(0.45).stroke_width(1), color.mix(0.45).filled()),
                 };
                 chart
                     .draw_series(LineSeries::new(line.iter().copied(), style))
@@ -396,7 +397,7 @@ pub fn render_svg(rows: &[Row], model: &str) -> Result<String, ZooError> {
                     .label(format!("{} {grid}", method.name()))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
                 chart
-                    .draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .draw_series(line.iter().map(|&p| Circle::new(p, 3, dot)))
                     .map_err(|e| fail(e.into()))?;
             }
         }

@@ -74,4 +74,36 @@ fn a_narrow_sweep_writes_rows_tables_and_curves() {
     assert!(md.contains("random baseline is below `l1` and `obs` (those that ran) at every"));
     let svg = std::fs::read_to_string(dir.path().join("sweep/ecg5000.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("l1 int8") && svg.contains("random int8"));
+
+    // Rendering again from sweep.json converts nothing and gives the same
+    // table and chart; the JSON is left as it was.
+    let json_before = std::fs::read(dir.path().join("sweep.json")).unwrap();
+    std::fs::remove_file(dir.path().join("SWEEP.md")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zoo-sweep"))
+        .current_dir(root)
+        .args([
+            "--render-only",
+            "--quiet",
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("SWEEP.md")).unwrap(),
+        md
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("sweep/ecg5000.svg")).unwrap(),
+        svg
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("sweep.json")).unwrap(),
+        json_before
+    );
 }

@@ -60,6 +60,11 @@ struct Cli {
     #[arg(long, requires = "out_dir")]
     no_attribution: bool,
 
+    /// Convert nothing: render SWEEP.md and the charts again from the
+    /// sweep.json in the output directory (after a change to the rendering).
+    #[arg(long, conflicts_with_all = ["only", "methods", "sparsities", "weights", "no_attribution"])]
+    render_only: bool,
+
     /// Print nothing but errors and the final summary.
     #[arg(short, long)]
     quiet: bool,
@@ -101,57 +106,40 @@ fn main() -> ExitCode {
     }
     plan.attribution = !cli.no_attribution;
 
-    let selected: Vec<&zoo::ModelEntry> = config
-        .models
-        .iter()
-        .filter(|m| cli.only.is_empty() || cli.only.contains(&m.name))
-        .collect();
-    let runs = sweep::runs(&plan);
-    let bar = match cli.quiet {
-        true => indicatif::ProgressBar::hidden(),
-        false => indicatif::ProgressBar::new((selected.len() * runs.len()) as u64),
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
     let start = Instant::now();
-    let mut rows = Vec::new();
-    for entry in &selected {
-        for &run in &runs {
-            let (method, sparsity, grid) = run;
-            bar.set_message(format!(
-                "{} {} {:.0}% {}",
-                entry.name,
-                method.map_or("none", Method::name),
-                100.0 * sparsity,
-                grid.name()
-            ));
-            let result = sweep::run_one(&config, entry, run, plan.attribution);
-            rows.push(sweep::row(&entry.name, run, result.as_ref()));
-            bar.inc(1);
-        }
-    }
-    bar.finish_and_clear();
-    sweep::set_dense_bytes(&mut rows);
+    let rows = match cli.render_only {
+        true => match read_rows(&out_dir.join("sweep.json")) {
+            Ok(rows) => rows,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        false => run(&cli, &config, &plan),
+    };
+    plan.attribution = rows.iter().any(|r| r.attribution_spearman_median.is_some());
+    let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
+    models.dedup();
 
     let json = serde_json::json!({
         "about": "One row per zoo-sweep run; see SWEEP.md for how each was made.",
         "rows": rows,
     });
-    let mut files: Vec<(PathBuf, String)> = vec![
-        (
-            out_dir.join("SWEEP.md"),
-            sweep::render_markdown(&rows, &plan),
-        ),
-        (
+    let mut files: Vec<(PathBuf, String)> = vec![(
+        out_dir.join("SWEEP.md"),
+        sweep::render_markdown(&rows, &plan),
+    )];
+    // Rendering again leaves the JSON as it was (parsing and printing
+    // floats again need not give the same digits).
+    if !cli.render_only {
+        files.push((
             out_dir.join("sweep.json"),
             serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
-        ),
-    ];
-    for entry in &selected {
-        match sweep::render_svg(&rows, &entry.name) {
-            Ok(svg) => files.push((svg_dir.join(format!("{}.svg", entry.name)), svg)),
+        ));
+    }
+    for model in models {
+        match sweep::render_svg(&rows, model) {
+            Ok(svg) => files.push((svg_dir.join(format!("{model}.svg")), svg)),
             Err(e) => eprintln!("error: {e}"),
         }
     }
@@ -173,4 +161,53 @@ fn main() -> ExitCode {
         0 => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     }
+}
+
+/// The rows of an earlier sweep's JSON.
+fn read_rows(path: &std::path::Path) -> Result<Vec<sweep::Row>, String> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        rows: Vec<sweep::Row>,
+    }
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_slice::<File>(&text)
+        .map(|f| f.rows)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Every run of the plan on the selected models, with a progress bar.
+fn run(cli: &Cli, config: &ZooConfig, plan: &Plan) -> Vec<sweep::Row> {
+    let selected: Vec<&zoo::ModelEntry> = config
+        .models
+        .iter()
+        .filter(|m| cli.only.is_empty() || cli.only.contains(&m.name))
+        .collect();
+    let runs = sweep::runs(plan);
+    let bar = match cli.quiet {
+        true => indicatif::ProgressBar::hidden(),
+        false => indicatif::ProgressBar::new((selected.len() * runs.len()) as u64),
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut rows = Vec::new();
+    for entry in &selected {
+        for &run in &runs {
+            let (method, sparsity, grid) = run;
+            bar.set_message(format!(
+                "{} {} {:.0}% {}",
+                entry.name,
+                method.map_or("none", Method::name),
+                100.0 * sparsity,
+                grid.name()
+            ));
+            let result = sweep::run_one(config, entry, run, plan.attribution);
+            rows.push(sweep::row(&entry.name, run, result.as_ref()));
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    sweep::set_dense_bytes(&mut rows);
+    rows
 }
