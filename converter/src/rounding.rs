@@ -138,6 +138,15 @@ pub struct InputMoments {
     pub observations: usize,
 }
 
+impl InputMoments {
+    /// Whether they belong to `rows` weight rows of `per` weights: the
+    /// groups divide the rows, and each matrix is `per × per`.
+    fn fit(&self, rows: usize, per: usize) -> bool {
+        rows.is_multiple_of(self.groups.len().max(1))
+            && self.groups.iter().all(|h| h.nrows() == per)
+    }
+}
+
 /// Where a Conv or FullyConnected node's weight rows meet its input.
 #[derive(Clone, Debug)]
 enum Geometry {
@@ -357,10 +366,7 @@ const POW2_SCALE_STEPS: std::ops::RangeInclusive<i32> = -16..=6;
 pub fn pow2_scales(weights: &Array, moments: Option<&InputMoments>) -> Vec<f32> {
     let rows = weights.shape.first().copied().unwrap_or(1).max(1);
     let per = weights.data.len() / rows;
-    let moments = moments.filter(|m| {
-        let groups = m.groups.len().max(1);
-        rows.is_multiple_of(groups) && m.groups.iter().all(|h| h.nrows() == per)
-    });
+    let moments = moments.filter(|m| m.fit(rows, per));
     let rows_per_group = moments.map_or(rows, |m| rows / m.groups.len().max(1));
     (0..rows)
         .map(|r| {
@@ -421,14 +427,11 @@ pub fn quantize_weights(
             .map(|(i, &v)| to_grid(v as f64, scales[i / per.max(1)]))
             .collect::<Vec<i8>>()
     };
-    let Some(m) = moments.filter(|_| how.rounding == Rounding::Gptq) else {
+    let gptq = moments.filter(|m| how.rounding == Rounding::Gptq && m.fit(rows, per));
+    let Some(m) = gptq else {
         return (nearest(), scales);
     };
-    let groups = m.groups.len().max(1);
-    if !rows.is_multiple_of(groups) || m.groups.iter().any(|h| h.nrows() != per) {
-        return (nearest(), scales);
-    }
-    let rows_per_group = rows / groups;
+    let rows_per_group = rows / m.groups.len().max(1);
     let mut q = vec![0i8; weights.data.len()];
     for (g, h) in m.groups.iter().enumerate() {
         let rows = g * rows_per_group..(g + 1) * rows_per_group;

@@ -54,6 +54,12 @@ impl<'a> Pow2Rows<'a> {
         w.is_well_formed().then_some(w)
     }
 
+    /// `codes` holds exactly `rows` rows: all a kernel must check per call
+    /// (decoding reads any nibble safely; the loader has checked the codes).
+    pub fn has_length(&self) -> bool {
+        Self::stored_len(self.rows, self.row_len) == Some(self.codes.len())
+    }
+
     /// What [`parse`](Self::parse) checks, for a kernel handed the rows.
     pub fn is_well_formed(&self) -> bool {
         let row_bytes = Self::row_bytes(self.row_len);

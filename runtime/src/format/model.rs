@@ -1118,13 +1118,20 @@ fn golden(section: &[u8]) -> Result<(&[i8], &[i8]), Error> {
     Ok((bytemuck::cast_slice(input), bytemuck::cast_slice(output)))
 }
 
-/// `data` split into the [`SparseRows`] of a tensor of `dims` (rows on axis 0).
-fn sparse_rows<'a>(data: &'a [u8], dims: &[u32]) -> Option<SparseRows<'a>> {
+/// `(rows, row_len)` of a weight tensor of `dims`: rows on axis 0, each the
+/// product of the other dims (`None` for rank 0 or on overflow).
+fn rows_of(dims: &[u32]) -> Option<(usize, usize)> {
     let (&rows, rest) = dims.split_first()?;
     let row_len = rest
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d as usize))?;
-    SparseRows::parse(data, rows as usize, row_len)
+    Some((rows as usize, row_len))
+}
+
+/// `data` split into the [`SparseRows`] of a tensor of `dims`.
+fn sparse_rows<'a>(data: &'a [u8], dims: &[u32]) -> Option<SparseRows<'a>> {
+    let (rows, row_len) = rows_of(dims)?;
+    SparseRows::parse(data, rows, row_len)
 }
 
 /// A sparse constant is `i8` of rank at least 1, and its bitmap and values
@@ -1146,13 +1153,10 @@ fn check_sparse(_: DType, _: &[u8], _: &[u32]) -> Result<(), &'static str> {
     ))
 }
 
-/// `data` as the [`Pow2Rows`] of a tensor of `dims` (rows on axis 0).
+/// `data` as the [`Pow2Rows`] of a tensor of `dims`.
 fn pow2_rows<'a>(data: &'a [u8], dims: &[u32]) -> Option<Pow2Rows<'a>> {
-    let (&rows, rest) = dims.split_first()?;
-    let row_len = rest
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d as usize))?;
-    Pow2Rows::parse(data, rows as usize, row_len)
+    let (rows, row_len) = rows_of(dims)?;
+    Pow2Rows::parse(data, rows, row_len)
 }
 
 /// A power-of-two constant is `i8` of rank at least 1, with one well-formed

@@ -38,7 +38,10 @@ pub(super) const DECODE_BYTES: usize = if cfg!(target_os = "none") {
 pub(super) trait PackedRows {
     fn rows(&self) -> usize;
     fn row_len(&self) -> usize;
-    fn is_well_formed(&self) -> bool;
+    /// The stored bytes are as long as `rows` rows need. Only this is
+    /// checked per call: the loader has validated the rest once, and
+    /// decoding reads every byte through bounds-checked accesses.
+    fn has_length(&self) -> bool;
     /// Decodes rows `first..first + n` into `out` (`n · row_len` weights).
     fn decode_rows(&self, first: usize, n: usize, out: &mut [i8]);
 }
@@ -65,8 +68,8 @@ impl PackedRows for Pow2Rows<'_> {
     fn row_len(&self) -> usize {
         self.row_len
     }
-    fn is_well_formed(&self) -> bool {
-        Pow2Rows::is_well_formed(self)
+    fn has_length(&self) -> bool {
+        Pow2Rows::has_length(self)
     }
     fn decode_rows(&self, first: usize, n: usize, out: &mut [i8]) {
         for (r, row_out) in out
@@ -95,8 +98,8 @@ impl PackedRows for SparseRows<'_> {
     fn row_len(&self) -> usize {
         self.row_len
     }
-    fn is_well_formed(&self) -> bool {
-        SparseRows::is_well_formed(self)
+    fn has_length(&self) -> bool {
+        self.rows.checked_mul(SparseRows::row_bytes(self.row_len)) == Some(self.bitmap.len())
     }
     fn decode_rows(&self, first: usize, n: usize, out: &mut [i8]) {
         // The values of row `first` start after the set bits of the rows
@@ -161,7 +164,7 @@ pub(super) fn conv<const N: usize, W: PackedRows>(
         && shift.len() == p.out_channels
         && out.len() == p.out_channels * out_plane
         && x.len() == p.in_channels * in_plane;
-    if !conv_fits::<N, W>(p, w) || cap == 0 || cout_g == 0 || !lens_ok || !w.is_well_formed() {
+    if !conv_fits::<N, W>(p, w) || cap == 0 || cout_g == 0 || !lens_ok || !w.has_length() {
         return false;
     }
     let mut buf = [0i8; N];
@@ -236,7 +239,7 @@ pub(super) fn fully_connected<const N: usize, W: PackedRows>(
         && shift.len() == n_all
         && out.len() == n_all
         && x.len() == p.in_features;
-    if !fully_connected_fits::<N, W>(p, w) || !lens_ok || !w.is_well_formed() {
+    if !fully_connected_fits::<N, W>(p, w) || !lens_ok || !w.has_length() {
         return false;
     }
     let cap = N / w.row_len();

@@ -29,18 +29,6 @@ use crate::kernels::{ConvParams, FullyConnectedParams};
 use crate::numerics::requantize_to_i8;
 use crate::pow2::{Pow2Rows, MAX_EXPONENT};
 
-/// `weights.codes` holds exactly its rows.
-///
-/// The kernels check only this, not [`Pow2Rows::is_well_formed`]: that
-/// walks every code byte, which on a Cortex-M0 costs about half as much as
-/// the fully connected kernel itself, on every call, while the loader has
-/// checked it once. Nothing depends on it: every nibble a kernel reads
-/// counts as [`decode`](crate::pow2::decode) reads it (a "negative zero" is
-/// 0), and the padding nibble of an odd row is never read.
-fn has_length(weights: &Pow2Rows<'_>) -> bool {
-    Pow2Rows::stored_len(weights.rows, weights.row_len) == Some(weights.codes.len())
-}
-
 /// Exponents `0..=MAX_EXPONENT`: the Horner levels.
 const LEVELS: usize = MAX_EXPONENT as usize + 1;
 /// Outputs that share one decoded list of taps.
@@ -74,7 +62,7 @@ pub fn conv_pow2_s8(
 ) {
     let shape_ok = weights.rows == p.out_channels
         && conv_weight_count(p) == weights.rows.checked_mul(weights.row_len)
-        && has_length(weights);
+        && weights.has_length();
     if !shape_ok
         || !preconditions_hold(p, input, bias, multiplier, shift)
         || mul3(p.out_channels, p.out_h, p.out_w) != Some(output.len())
@@ -399,7 +387,7 @@ pub fn fully_connected_pow2_s8(
     let lens_ok = p.rows.checked_mul(p.in_features) == Some(input.len())
         && weights.rows == p.out_features
         && weights.row_len == p.in_features
-        && has_length(weights)
+        && weights.has_length()
         && p.rows.checked_mul(p.out_features) == Some(output.len())
         && bias.len() == p.out_features
         && multiplier.len() == p.out_features
