@@ -38,6 +38,9 @@ pub struct Options {
     pub percentile: f32,
     /// How Conv/FullyConnected weights are rounded to their grid.
     pub rounding: Rounding,
+    /// Which activations are int16 (`--precision auto`, `--int16`); the
+    /// report then also measures the all-int8 file.
+    pub precision: crate::precision::Choice,
     /// The grid Conv/FullyConnected weights are quantized to (`--weights`).
     /// On [`WeightGrid::Pow2`] the report also measures the same conversion
     /// with int8 weights.
@@ -96,6 +99,7 @@ impl Options {
             percentile: 99.99,
             rounding: Rounding::Nearest,
             weights: WeightGrid::Int8,
+            precision: crate::precision::Choice::Int8,
             select: Vec::new(),
             eval: Vec::new(),
             labels: None,
@@ -454,7 +458,45 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     );
     let pruned_weights = opts.prune_weights.is_some();
     let storage = weight_storage(opts, setting, pruned_weights);
+    // Mixed precision, on the setting and pruning chosen above.
+    let int8_work = work;
+    let raised_graph;
+    let (work, precision_draft) = match &opts.precision {
+        crate::precision::Choice::Int8 => (work, None),
+        choice => {
+            let bar = progress_bar(opts.progress, "choosing int16 layers");
+            let set = select.as_ref().unwrap_or(&calib);
+            let (g, draft) = choose_precision(
+                work,
+                work_calibration,
+                (setting, &meta, storage),
+                &float_ref,
+                set,
+                choice,
+                &bar,
+            )?;
+            if !draft.raised.is_empty() {
+                let names: Vec<&str> = draft.raised.iter().map(|r| r.node.as_str()).collect();
+                meta.notes
+                    .push_str(&format!("; int16 outputs: {}", names.join(", ")));
+            }
+            raised_graph = g;
+            (&raised_graph, Some(draft))
+        }
+    };
     let mut file = Written::new(work, work_calibration, setting, meta.clone(), None, storage)?;
+    // With mixed precision, for the report: the same conversion all int8.
+    let all_int8 = match precision_draft {
+        Some(_) => Some(Written::new(
+            int8_work,
+            work_calibration,
+            setting,
+            meta.clone(),
+            None,
+            storage,
+        )?),
+        None => None,
+    };
     // On a power-of-two grid, for the report: the same conversion with int8
     // weights.
     let int8_weights = match setting.weights {
@@ -478,13 +520,16 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             )?)
         }
     };
-    // Without pruning, for the report: the same setting on the whole graph.
+    // Without pruning, for the report: the same setting on the whole graph
+    // (with the same int16 tensors, when its structure takes them).
+    let unpruned_graph;
     let mut unpruned = match pruning_asked {
         true => {
             meta.notes = notes(setting, selected.as_ref(), None);
             let storage = weight_storage(opts, setting, false);
+            unpruned_graph = crate::precision::with_tensors(&graph, &work.wide);
             Some(Written::new(
-                &graph,
+                unpruned_graph.as_ref().unwrap_or(&graph),
                 &calibration,
                 setting,
                 meta,
@@ -499,6 +544,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     let models: Vec<_> = std::iter::once(&file)
         .chain(&unpruned)
         .chain(&int8_weights)
+        .chain(&all_int8)
         .map(Written::model)
         .collect();
     let mut evaluations =
@@ -508,6 +554,18 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     };
     let unpruned_ev = unpruned.as_ref().and_then(|_| evaluations.next());
     let int8_ev = int8_weights.as_ref().and_then(|_| evaluations.next());
+    let all_int8_ev = all_int8.as_ref().and_then(|_| evaluations.next());
+    let precision = match (precision_draft, all_int8, all_int8_ev) {
+        (Some(mut draft), Some(mut w), Some(ev)) => {
+            w.add_golden(&ev, golden)?;
+            draft.int8 = Some(Baseline {
+                totals: w.totals(&loaded.source_bytes),
+                evaluation: evaluation_report(opts, ev),
+            });
+            Some(draft)
+        }
+        _ => None,
+    };
     let int8_weights = match (int8_weights, int8_ev) {
         (Some(mut w), Some(ev)) => {
             // Sized like the file it is compared with.
@@ -568,6 +626,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         ev,
     );
     report.int8_weights = int8_weights;
+    report.precision = precision;
     let mut plot = None;
     if opts.attribution {
         let bar = progress_bar(opts.progress, "attribution maps");
@@ -942,6 +1001,7 @@ fn build_report(
             weight_bytes: file.stored_bytes(op),
             sqnr_db: ev.layer_sqnr_db.get(i).copied().flatten(),
             weight_rounding: rounding.get(i).cloned().flatten(),
+            int16_output: graph.wide.contains(&node.output),
         })
         .collect();
     let inputs = graph
@@ -976,6 +1036,7 @@ fn build_report(
         weight_rounding: setting.rounding.name().to_string(),
         weight_grid: setting.weights.name().to_string(),
         int8_weights: None,
+        precision: None,
         selection,
         pruning,
         rewrites,
@@ -1153,6 +1214,160 @@ fn search(
         candidates,
         chosen,
     })
+}
+
+/// `graph` with the layers `choice` raises to int16 outputs, and the report
+/// of the choice (its `int8` baseline left for the caller to measure on the
+/// evaluation samples).
+///
+/// Auto: every layer that can be raised is measured raised alone on `set`;
+/// those that help are added best first, and the shortest such prefix that
+/// meets the target wins (all prefixes are measured in one pass, with one
+/// float run per sample). When none does, the prefix with the most slack.
+fn choose_precision(
+    graph: &Graph,
+    calibration: &calibrate::Calibration,
+    (setting, meta, storage): (Setting, &Metadata, WeightStorage),
+    float_ref: &FloatRef,
+    set: &SampleSet,
+    choice: &crate::precision::Choice,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Graph, crate::report::PrecisionReport), ConvertError> {
+    use crate::precision::{self, Choice, Raisable};
+    let candidates: Vec<Raisable> = match choice {
+        Choice::Int8 => Vec::new(),
+        Choice::Layers(names) => precision::named(graph, names)?,
+        Choice::Auto(_) => precision::raisable(graph),
+    };
+    fn write<'g>(
+        g: &'g Graph,
+        calibration: &calibrate::Calibration,
+        (setting, meta, storage): (Setting, &Metadata, WeightStorage),
+    ) -> Result<Written<'g>, ConvertError> {
+        Written::new(g, calibration, setting, meta.clone(), None, storage)
+    }
+    let how = (setting, meta, storage);
+    let singles: Vec<Graph> = candidates
+        .iter()
+        .map(|c| precision::with_raised(graph, &[c]))
+        .collect();
+    let base = write(graph, calibration, how)?;
+    let single_files = singles
+        .iter()
+        .map(|g| write(g, calibration, how))
+        .collect::<Result<Vec<_>, _>>()?;
+    let models: Vec<_> = std::iter::once(&base)
+        .chain(&single_files)
+        .map(Written::model)
+        .collect();
+    let evs = evaluate::evaluate_all(&models, float_ref, set, None, progress)?;
+    let (Some(base_ev), single_evs) = (evs.first(), evs.get(1..).unwrap_or(&[])) else {
+        return Err(ConvertError::InvalidModel("no evaluation".into()));
+    };
+    let finite = |db: f64| db.is_finite().then_some(db);
+    let base_score = selection_score(base_ev);
+
+    // The candidates to add, in order.
+    let order: Vec<usize> = match choice {
+        Choice::Auto(target) if !target.met(base_ev) => {
+            let base_slack = target.slack_db(base_ev);
+            let mut helpful: Vec<(usize, f64)> = single_evs
+                .iter()
+                .map(|ev| target.slack_db(ev))
+                .enumerate()
+                .filter(|&(_, slack)| slack > base_slack)
+                .collect();
+            // Best first; a tie keeps node order (the sort is stable).
+            helpful.sort_by(|a, b| b.1.total_cmp(&a.1));
+            helpful.into_iter().map(|(i, _)| i).collect()
+        }
+        Choice::Auto(_) | Choice::Int8 => Vec::new(),
+        Choice::Layers(_) => (0..candidates.len()).collect(),
+    };
+    let prefixes: Vec<Graph> = (1..=order.len())
+        .map(|k| {
+            let layers: Vec<&Raisable> = order[..k].iter().map(|&i| &candidates[i]).collect();
+            precision::with_raised(graph, &layers)
+        })
+        .collect();
+    let prefix_files = prefixes
+        .iter()
+        .map(|g| write(g, calibration, how))
+        .collect::<Result<Vec<_>, _>>()?;
+    let models: Vec<_> = prefix_files.iter().map(Written::model).collect();
+    let prefix_evs = match models.is_empty() {
+        true => Vec::new(),
+        false => evaluate::evaluate_all(&models, float_ref, set, None, progress)?,
+    };
+    let (taken, met) = match choice {
+        Choice::Auto(target) => {
+            let slack = |k: usize| match k {
+                0 => target.slack_db(base_ev),
+                k => prefix_evs.get(k - 1).map_or(f64::NEG_INFINITY, |e| target.slack_db(e)),
+            };
+            match (0..=order.len()).find(|&k| slack(k) >= 0.0) {
+                Some(k) => (k, Some(true)),
+                // The most slack; a tie keeps fewer layers.
+                None => {
+                    let best = (0..=order.len())
+                        .fold(0, |best, k| if slack(k) > slack(best) { k } else { best });
+                    (best, Some(false))
+                }
+            }
+        }
+        _ => (order.len(), None),
+    };
+    let chosen_score = match taken {
+        0 => base_score,
+        k => prefix_evs.get(k - 1).map_or(base_score, selection_score),
+    };
+    let tensor_names = |ts: &[usize]| -> Vec<String> {
+        ts.iter().map(|&t| graph.tensors[t].name.clone()).collect()
+    };
+    let raised = order[..taken]
+        .iter()
+        .map(|&i| {
+            let c = &candidates[i];
+            let file = &single_files[i];
+            crate::report::RaisedLayer {
+                node: graph.nodes[c.node].name.clone(),
+                tensors: tensor_names(&c.tensors),
+                gain_db: single_evs
+                    .get(i)
+                    .and_then(|ev| finite(selection_score(ev)))
+                    .zip(finite(base_score))
+                    .map(|(a, b)| a - b),
+                file_bytes: file.bytes.len() as i64 - base.bytes.len() as i64,
+                arena_bytes: file.arena.arena_len as i64 - base.arena.arena_len as i64,
+            }
+        })
+        .collect();
+    let result = match taken {
+        0 => graph.clone(),
+        k => prefixes.into_iter().nth(k - 1).unwrap_or_else(|| graph.clone()),
+    };
+    let report = crate::report::PrecisionReport {
+        mode: match choice {
+            Choice::Auto(_) => "auto".into(),
+            _ => "--int16".into(),
+        },
+        target: match choice {
+            Choice::Auto(target) => Some(target.describe()),
+            _ => None,
+        },
+        met,
+        data: set.describe(),
+        samples: set.len(),
+        int8_sqnr_db: finite(base_score),
+        sqnr_db: finite(chosen_score),
+        raisable: match choice {
+            Choice::Auto(_) => candidates.len(),
+            _ => precision::raisable(graph).len(),
+        },
+        raised,
+        int8: None,
+    };
+    Ok((result, report))
 }
 
 /// Each Conv/FullyConnected node's weight rounding as the report shows it.

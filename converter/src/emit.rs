@@ -53,7 +53,8 @@ pub struct WeightSizes {
 /// The weights of `op` that may be stored packed (Conv and FullyConnected
 /// input 1), with the bytes each way takes.
 pub fn packing_candidate(op: &LoweredOp) -> Option<(&ConstTensor, WeightSizes)> {
-    if !matches!(op.opcode, OpCode::Conv | OpCode::FullyConnected) {
+    // The int16 kernels read dense weights only.
+    if !matches!(op.opcode, OpCode::Conv | OpCode::FullyConnected) || op.wide {
         return None;
     }
     match op.inputs.get(1)? {
@@ -98,7 +99,8 @@ pub fn plan_arena(graph: &Graph, qg: &QuantizedGraph) -> Plan {
     let mut tensors: Vec<PlanTensor> = order
         .iter()
         .map(|&t| PlanTensor {
-            size: graph.tensors[t].shape.iter().product(),
+            size: graph.tensors[t].shape.iter().product::<usize>()
+                * if graph.wide.contains(&t) { 2 } else { 1 },
             def: None,
             uses: vec![],
             is_graph_output: graph.outputs.contains(&t),
@@ -179,15 +181,15 @@ pub fn emit(
             node: graph.tensors[t].name.clone(),
             reason: "activation tensor without quantization parameters".into(),
         })?;
-        let id = w.add_activation(
-            &graph.tensors[t].name,
-            &graph.tensors[t].shape,
-            QuantSpec::PerTensor {
-                scale: q.scale,
-                zero_point: q.zero_point,
-            },
-            arena.offsets[t],
-        );
+        let (name, dims) = (&graph.tensors[t].name, &graph.tensors[t].shape);
+        let quant = QuantSpec::PerTensor {
+            scale: q.scale,
+            zero_point: q.zero_point,
+        };
+        let id = match graph.wide.contains(&t) {
+            true => w.add_activation_i16(name, dims, quant, arena.offsets[t]),
+            false => w.add_activation(name, dims, quant, arena.offsets[t]),
+        };
         ids.insert(t, id);
     }
     for op in &qg.ops {

@@ -65,6 +65,9 @@ pub struct OutputMetrics {
     pub applied: Option<&'static str>,
     pub sqnr_db: Option<f64>,
     pub max_abs_error: f32,
+    /// The 99th percentile over samples of each sample's largest
+    /// |quantized − float| (the bound on softmax outputs is 0.03).
+    pub max_abs_error_p99: f32,
     /// Fraction of samples whose largest |int8 − float| is ≤ 0.03.
     pub samples_within_0_03: f64,
     /// Top-1 agreement (outputs with more than one value per sample).
@@ -209,6 +212,8 @@ pub struct Evaluator<'m> {
     layer: Vec<Sqnr>,
     out_sqnr: Vec<Sqnr>,
     max_err: Vec<f32>,
+    /// Per output, each sample's largest |quantized − float|.
+    sample_err: Vec<Vec<f32>>,
     within: Vec<usize>,
     agree: Vec<usize>,
     confident: Vec<usize>,
@@ -264,6 +269,7 @@ impl<'m> Evaluator<'m> {
             layer: vec![Sqnr::default(); graph.nodes.len()],
             out_sqnr: vec![Sqnr::default(); n_out],
             max_err: vec![0f32; n_out],
+            sample_err: vec![Vec::new(); n_out],
             within: vec![0usize; n_out],
             agree: vec![0usize; n_out],
             confident: vec![0usize; n_out],
@@ -315,8 +321,16 @@ impl<'m> Evaluator<'m> {
         interp
             .invoke_observed(|op, _tensor, bytes| {
                 if let Some(slot) = int8.get_mut(op) {
-                    if let Some(q) = qg.qparams[graph.nodes[op].output] {
-                        *slot = bytes.iter().map(|&b| q.dequantize(b)).collect();
+                    let out = graph.nodes[op].output;
+                    if let Some(q) = qg.qparams[out] {
+                        *slot = match graph.wide.contains(&out) {
+                            // int16, little-endian, zero point 0.
+                            true => bytes
+                                .chunks_exact(2)
+                                .map(|b| f32::from(i16::from_le_bytes([b[0] as u8, b[1] as u8])) * q.scale)
+                                .collect(),
+                            false => bytes.iter().map(|&b| q.dequantize(b)).collect(),
+                        };
                     }
                 }
                 if Some(op) == first_output {
@@ -354,6 +368,7 @@ impl<'m> Evaluator<'m> {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             self.max_err[o] = self.max_err[o].max(e);
+            self.sample_err[o].push(e);
             self.within[o] += (e <= 0.03) as usize;
             if f.len() > 1 {
                 let (fa, margin) = top2(f);
@@ -395,6 +410,7 @@ impl<'m> Evaluator<'m> {
                     applied: graph.output_activations.get(&t).map(|a| a.name()),
                     sqnr_db: self.out_sqnr[o].db(),
                     max_abs_error: self.max_err[o],
+                    max_abs_error_p99: percentile_99(&self.sample_err[o]),
                     samples_within_0_03: self.within[o] as f64 / n,
                     top1_agreement: multi.then(|| self.agree[o] as f64 / n),
                     top1_agreement_confident: (multi && self.confident[o] > 0)
@@ -424,6 +440,14 @@ fn qparams(qg: &QuantizedGraph, t: usize) -> Result<QParams, ConvertError> {
         node: format!("tensor {t}"),
         reason: "no quantization parameters".into(),
     })
+}
+
+/// The 99th percentile of `v` (the nearest-rank value; 0 for none).
+fn percentile_99(v: &[f32]) -> f32 {
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let rank = (sorted.len() as f64 * 0.99).ceil() as usize;
+    sorted.get(rank.saturating_sub(1)).copied().unwrap_or(0.0)
 }
 
 /// Index of the largest value and its margin over the second largest.

@@ -120,6 +120,10 @@ pub struct Graph {
     /// What the application applies to some graph outputs outside the model
     /// (`--output-activation`).
     pub output_activations: std::collections::BTreeMap<TensorId, OutputActivation>,
+    /// Activation tensors stored as int16 (symmetric, zero point 0) instead
+    /// of int8: mixed precision, chosen by [`crate::precision`]. Empty for an
+    /// all-int8 model.
+    pub wide: std::collections::BTreeSet<TensorId>,
 }
 
 /// A function the application applies to a raw graph output (logits) outside

@@ -25,6 +25,7 @@ pub mod ir;
 pub mod load;
 pub mod ops;
 pub mod plan;
+pub mod precision;
 pub mod prune;
 pub mod prune_weights;
 pub mod quantize;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use medq_converter::calibrate::Method;
 use medq_converter::ir::OutputActivation;
+use medq_converter::precision::{Choice, Target};
 use medq_converter::rounding::{Rounding, WeightGrid};
 use medq_converter::{convert, Options};
 use medq_converter::{prune, prune_weights};
@@ -39,6 +40,8 @@ use medq_converter::{prune, prune_weights};
         converter ecg.onnx -o ecg.mq --calib calib.npy --prune-filters 0.25\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --prune-weights 0.5 --eval test_x.npy --labels test_y.npy\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --prune-weights 0.5 --criterion random --seed 7\n  \
+        converter fetal.onnx -o fetal.mq --calib calib.npy --select heldout.npy --precision auto\n  \
+        converter fetal.onnx -o fetal.mq --calib calib.npy --int16 /conv2/Conv --int16 /conv3/Conv\n  \
         converter eeg.onnx -o eeg.mq --input-shape eeg=1,19,1000 --calib eeg_calib.npy\n  \
         converter ecg_qdq.onnx -o ecg.mq --eval test_x.npy\n  \
         converter fusion.onnx -o fusion.mq --calib ecg_calib.npy --calib ppg_calib.npy \\\n      \
@@ -96,6 +99,28 @@ struct Cli {
     /// same conversion with int8 weights beside it. Other layers keep int8 weights.
     #[arg(long, value_enum, default_value_t = WeightGrid::Int8)]
     weights: WeightGrid,
+
+    /// Activation precision. `int8`: every activation. `auto`: raise the fewest Conv and
+    /// FullyConnected layers to int16 outputs (int8 weights, int64 accumulation) that bring
+    /// the model within the target, measured on the --select samples (else the calibration
+    /// samples): --target-sqnr, or by default softmax outputs' 99th-percentile max|Δp| ≤ 0.02
+    /// and other outputs' SQNR ≥ 28 dB (the bounds 0.03 and 25 dB with a margin). A layer can
+    /// be raised when everything reading its output (through pools and reshapes) is a Conv,
+    /// FullyConnected or Softmax; graph outputs stay int8. The report lists the layers
+    /// raised, what each gained and cost in bytes and arena, and the all-int8 file beside.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Int8, conflicts_with = "int16")]
+    precision: PrecisionArg,
+
+    /// With --precision auto: the worst output's SQNR to reach, in dB, instead of the
+    /// default bounds.
+    #[arg(long, value_name = "DB")]
+    target_sqnr: Option<f64>,
+
+    /// Give this Conv or FullyConnected layer (node or output tensor name) an int16 output,
+    /// as --precision auto would; repeat for several. Refused, with the reason, for a layer
+    /// that cannot be raised.
+    #[arg(long, value_name = "LAYER")]
+    int16: Vec<String>,
 
     /// Held-out float32 samples, neither calibration nor test data, to choose
     /// the calibration and weight rounding on: every --calibration method (percentile
@@ -209,6 +234,12 @@ struct Cli {
     quiet: bool,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PrecisionArg {
+    Int8,
+    Auto,
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum CriterionArg {
     L1,
@@ -245,6 +276,17 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     medq_cli::remove_temporaries_on_interrupt();
+    if cli.target_sqnr.is_some() && cli.precision != PrecisionArg::Auto {
+        eprintln!("error: --target-sqnr is the target of --precision auto; pass that too");
+        eprintln!("nothing was written");
+        return ExitCode::FAILURE;
+    }
+    let precision = match (cli.precision, cli.target_sqnr) {
+        (PrecisionArg::Auto, Some(db)) => Choice::Auto(Target::Sqnr(db)),
+        (PrecisionArg::Auto, None) => Choice::Auto(Target::Bounds),
+        (PrecisionArg::Int8, _) if !cli.int16.is_empty() => Choice::Layers(cli.int16.clone()),
+        (PrecisionArg::Int8, _) => Choice::Int8,
+    };
     let opts = Options {
         model: cli.model,
         output: cli.output,
@@ -255,6 +297,7 @@ fn main() -> ExitCode {
         percentile: cli.percentile,
         rounding: cli.rounding,
         weights: cli.weights,
+        precision,
         select: cli.select,
         eval: cli.eval,
         labels: cli.labels,

@@ -41,6 +41,31 @@ pub fn activation_qparams(lo: f32, hi: f32) -> (f32, i32) {
     (scale, zero_point)
 }
 
+/// The int16 encoding of a real range (mixed precision): symmetric, zero
+/// point 0, `max(|lo|, |hi|)` on 32767 — the runtime's contract for int16
+/// activations (`runtime/NUMERICS.md`).
+pub fn wide_qparams(lo: f32, hi: f32) -> QParams {
+    let bound = lo.abs().max(hi.abs());
+    if bound.is_nan() || bound <= 0.0 || !bound.is_finite() {
+        return QParams {
+            scale: 1.0 / 32768.0,
+            zero_point: 0,
+        };
+    }
+    QParams {
+        scale: bound / 32767.0,
+        zero_point: 0,
+    }
+}
+
+/// `x` on the int16 grid of `q` (zero point 0), rounded as the runtime
+/// rounds ([`medq::quant::quantize`]: half away from zero) and saturated.
+pub fn quantize_wide(q: QParams, x: f32) -> i32 {
+    let v = (x / q.scale).round();
+    // `as` sends NaN to 0 and saturates infinities.
+    (v as i32).clamp(i32::from(i16::MIN), i32::from(i16::MAX))
+}
+
 /// How a constant's integers map to reals.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConstQuant {
@@ -93,6 +118,9 @@ pub struct LoweredOp {
     pub inputs: Vec<Operand>,
     pub output: TensorId,
     pub params: Vec<i32>,
+    /// Whether it reads or writes an int16 activation (mixed precision):
+    /// its kernel then takes dense weights only.
+    pub wide: bool,
 }
 
 impl LoweredOp {
@@ -151,6 +179,7 @@ pub fn quantize_with_cells(
     let qparams = assign_qparams(graph, ranges)?;
     let mut ops = Vec::with_capacity(graph.nodes.len());
     for (index, node) in graph.nodes.iter().enumerate() {
+        crate::precision::check_node(graph, node)?;
         let cx = LowerCtx {
             graph,
             qparams: &qparams,
@@ -164,12 +193,16 @@ pub fn quantize_with_cells(
             inputs,
             params,
         } = node.op.def().lower(&cx)?;
+        let wide = std::iter::once(&node.output)
+            .chain(&node.inputs)
+            .any(|t| graph.wide.contains(t));
         ops.push(LoweredOp {
             node: index,
             opcode,
             inputs,
             output: node.output,
             params,
+            wide,
         });
     }
     Ok(QuantizedGraph { qparams, ops })
@@ -199,6 +232,9 @@ fn assign_qparams(
                 reason: crate::load::qdq::no_range(graph).into(),
             })?;
         let (lo, hi) = (lo.max(bounds.0), hi.min(bounds.1));
+        if graph.wide.contains(&id) {
+            return Ok(wide_qparams(lo, hi));
+        }
         let (scale, zero_point) = activation_qparams(lo, hi);
         Ok(QParams { scale, zero_point })
     };
@@ -270,11 +306,15 @@ pub(crate) fn shift_const(name: String, shifts: &[i32]) -> Operand {
     })
 }
 
-/// The fused activation as an integer clamp on an output quantized by `out`.
-pub fn act_clamp(activation: FusedActivation, out: QParams) -> (i32, i32) {
+/// The fused activation as an integer clamp on an output quantized by `out`,
+/// an int16 output when `wide`.
+pub fn act_clamp(activation: FusedActivation, out: QParams, wide: bool) -> (i32, i32) {
     let (lo, hi) = activation.bounds();
-    // Infinite bounds saturate to the full int8 range.
-    (i32::from(out.quantize(lo)), i32::from(out.quantize(hi)))
+    // Infinite bounds saturate to the full int8 (int16) range.
+    match wide {
+        true => (quantize_wide(out, lo), quantize_wide(out, hi)),
+        false => (i32::from(out.quantize(lo)), i32::from(out.quantize(hi))),
+    }
 }
 
 /// What an op's [`lower`](crate::ops::IrOp::lower) sees: the graph, the
@@ -367,7 +407,8 @@ impl LowerCtx<'_> {
 
     /// The fused activation as an integer clamp on the output.
     pub fn clamp(&self, activation: FusedActivation) -> Result<(i32, i32), ConvertError> {
-        Ok(act_clamp(activation, self.output_q()?))
+        let wide = self.graph.wide.contains(&self.node.output);
+        Ok(act_clamp(activation, self.output_q()?, wide))
     }
 
     /// The integer operands of a weighted op (Conv, FullyConnected) after its
@@ -403,12 +444,16 @@ impl LowerCtx<'_> {
         let mut shifts = Vec::with_capacity(n);
         for (c, &ws) in w_scales.iter().enumerate() {
             let acc_scale = x.scale as f64 * ws as f64;
-            let b = bias.get(c).copied().unwrap_or(0.0) as f64;
-            bias_q.push(
-                (b / acc_scale)
-                    .round()
-                    .clamp(i32::MIN as f64, i32::MAX as f64) as i32,
-            );
+            let b = (bias.get(c).copied().unwrap_or(0.0) as f64 / acc_scale).round();
+            // An int16 input's fine scale can put a large bias beyond i32:
+            // refuse rather than clip it (int8 inputs keep the old clip).
+            let input_wide = self.node.inputs.first().is_some_and(|t| self.graph.wide.contains(t));
+            if input_wide && !(i32::MIN as f64..=i32::MAX as f64).contains(&b) {
+                return Err(self.err(format!(
+                    "channel {c}'s bias does not fit int32 on the int16 input's scale"
+                )));
+            }
+            bias_q.push(b.clamp(i32::MIN as f64, i32::MAX as f64) as i32);
             let (m, s) = self.multiplier(acc_scale / y.scale as f64, "output")?;
             mults.push(m);
             shifts.push(s);
@@ -466,11 +511,17 @@ mod tests {
             scale: 0.02,
             zero_point: -20,
         };
-        assert_eq!(act_clamp(FusedActivation::Relu, y), (-20, 127));
+        assert_eq!(act_clamp(FusedActivation::Relu, y, false), (-20, 127));
         assert_eq!(
-            act_clamp(FusedActivation::Clip { min: 0.0, max: 1.0 }, y),
+            act_clamp(FusedActivation::Clip { min: 0.0, max: 1.0 }, y, false),
             (-20, 30)
         );
-        assert_eq!(act_clamp(FusedActivation::None, y), (-128, 127));
+        assert_eq!(act_clamp(FusedActivation::None, y, false), (-128, 127));
+        let wide = wide_qparams(-1.0, 2.0);
+        assert_eq!(act_clamp(FusedActivation::Relu, wide, true), (0, 32767));
+        assert_eq!(
+            act_clamp(FusedActivation::Clip { min: -0.25, max: 0.5 }, wide, true),
+            (-4096, 8192)
+        );
     }
 }

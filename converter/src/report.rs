@@ -22,6 +22,9 @@ pub struct LayerReport {
     /// `nearest`, or `nearest: <why GPTQ could not be used>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_rounding: Option<String>,
+    /// Whether the output is stored as int16 (mixed precision).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub int16_output: bool,
 }
 
 /// One graph input as converted.
@@ -130,6 +133,51 @@ pub struct PruningReport {
     pub unpruned: Baseline,
 }
 
+/// One layer run with an int16 output, and what raising it alone does.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RaisedLayer {
+    /// The Conv or FullyConnected node.
+    pub node: String,
+    /// The tensors stored as int16: its output and what pools and reshapes
+    /// carry it into.
+    pub tensors: Vec<String>,
+    /// Raised alone: the change of the worst output's SQNR (dB) over the
+    /// all-int8 file, on the choice data.
+    pub gain_db: Option<f64>,
+    /// Raised alone: bytes added to the file (dense weights, a wider
+    /// softmax table) and to the arena.
+    pub file_bytes: i64,
+    pub arena_bytes: i64,
+}
+
+/// Mixed precision: which layers run with int16 outputs, why, and at what
+/// cost (`--precision auto` or `--int16`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PrecisionReport {
+    /// `auto`, or `--int16` for layers the user named.
+    pub mode: String,
+    /// What auto precision aimed for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Whether the target was met on the choice data (auto only); when not,
+    /// the file holds the best mix found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub met: Option<bool>,
+    /// The samples the choice was measured on.
+    pub data: String,
+    pub samples: usize,
+    /// The worst output's SQNR (dB) on those samples, all int8 and as chosen.
+    pub int8_sqnr_db: Option<f64>,
+    pub sqnr_db: Option<f64>,
+    /// Layers that could run in int16, and those chosen, in the order added.
+    pub raisable: usize,
+    pub raised: Vec<RaisedLayer>,
+    /// The all-int8 file, measured on the evaluation samples like the
+    /// result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub int8: Option<Baseline>,
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Report {
     pub model: String,
@@ -158,6 +206,9 @@ pub struct Report {
     /// with int8 weights, measured on the same samples.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub int8_weights: Option<Baseline>,
+    /// Present with `--precision auto` or `--int16`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<PrecisionReport>,
     pub rewrites: Vec<String>,
     pub layers: Vec<LayerReport>,
     pub totals: Totals,
@@ -303,6 +354,9 @@ impl Report {
         if let Some(p) = &self.pruning {
             render_pruning(&mut s, p, t);
         }
+        if let Some(p) = &self.precision {
+            render_precision(&mut s, p, t);
+        }
         if let Some(b) = &self.int8_weights {
             let _ = writeln!(
                 s,
@@ -327,6 +381,12 @@ impl Report {
                 self.int8_weights
                     .as_ref()
                     .map(|b| ("with int8 weights", "int8 weights", &b.evaluation)),
+            )
+            .chain(
+                self.precision
+                    .as_ref()
+                    .and_then(|p| p.int8.as_ref())
+                    .map(|b| ("all int8", "all int8", &b.evaluation)),
             )
             .collect();
         for (k, o) in e.outputs.iter().enumerate() {
@@ -415,6 +475,45 @@ impl Report {
 
 /// The pruning section: per producer → consumer pair, the filters kept and
 /// how closely the rebuilt consumer reproduces its float output.
+fn render_precision(s: &mut String, p: &PrecisionReport, t: &Totals) {
+    let _ = writeln!(s, "\nmixed precision ({}):", p.mode);
+    if let Some(target) = &p.target {
+        let verdict = match p.met {
+            Some(false) => "NOT met: the file holds the best mix found",
+            _ => "met",
+        };
+        let _ = writeln!(s, "  target: {target} — {verdict}");
+    }
+    let _ = writeln!(
+        s,
+        "  on {} ({} samples): worst output SQNR {} dB all int8 → {} dB; {} of {} layers raised to int16 outputs",
+        p.data,
+        p.samples,
+        db(p.int8_sqnr_db),
+        db(p.sqnr_db),
+        p.raised.len(),
+        p.raisable
+    );
+    for r in &p.raised {
+        let gain = r.gain_db.map_or("exact".into(), |g| format!("{g:+.1} dB"));
+        let _ = writeln!(
+            s,
+            "  {} ({} tensors): alone {gain}, file {:+} B, arena {:+} B",
+            r.node,
+            r.tensors.len(),
+            r.file_bytes,
+            r.arena_bytes
+        );
+    }
+    if let Some(b) = p.int8.as_ref().map(|b| &b.totals) {
+        let _ = writeln!(
+            s,
+            "  all int8: .mq {} B, arena {} B; mixed: .mq {} B, arena {} B",
+            b.mq_bytes, b.arena_bytes, t.mq_bytes, t.arena_bytes
+        );
+    }
+}
+
 fn render_pruning(s: &mut String, p: &PruningReport, t: &Totals) {
     if let Some(w) = &p.weights {
         render_weight_pruning(s, w);

@@ -1,0 +1,372 @@
+//! Mixed int8/int16 precision: which activation tensors may be stored as
+//! int16 (symmetric, zero point 0; `runtime/NUMERICS.md`), and what
+//! `--precision auto` aims for when it raises the fewest of them.
+//!
+//! The unit raised is a weighted layer's output: the tensor a Conv or
+//! FullyConnected writes, with the tensors that MaxPool, AvgPool and Reshape
+//! move it into (those ops keep their input's encoding). Every reader of a
+//! raised tensor must read int16 itself (Conv, FullyConnected, Softmax, or
+//! one of those movers), so no conversion op is ever inserted and int16
+//! values reach the next product or the softmax intact. A layer whose output
+//! feeds anything else (Add, a table, Concat, ...) or is a graph output
+//! stays int8: the graph's inputs and outputs are int8 by contract.
+
+use std::collections::BTreeSet;
+
+use crate::error::ConvertError;
+use crate::evaluate::Evaluation;
+use crate::ir::{Graph, Node, Op, TensorId};
+
+/// Whether `op` can read an int16 activation.
+fn reads_wide(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Conv(_) | Op::FullyConnected(_) | Op::Softmax(_) | Op::MaxPool(_) | Op::AvgPool(_)
+    ) || moves(op)
+}
+
+/// Whether `op` can write an int16 activation.
+fn writes_wide(op: &Op) -> bool {
+    matches!(op, Op::Conv(_) | Op::FullyConnected(_)) || moves(op)
+}
+
+/// Ops whose output keeps their input's encoding, int16 included.
+fn moves(op: &Op) -> bool {
+    matches!(op, Op::MaxPool(_) | Op::AvgPool(_) | Op::Reshape)
+}
+
+/// Whether `node`'s operands and output are in encodings its kernel takes;
+/// the guard every lowering passes, whoever chose `graph.wide`.
+pub fn check_node(graph: &Graph, node: &Node) -> Result<(), ConvertError> {
+    let wide = |t: &TensorId| graph.wide.contains(t);
+    let refuse = |why: &str| ConvertError::Quantization {
+        node: node.name.clone(),
+        reason: format!("mixed precision: {why}"),
+    };
+    let kind = node.op.def().kind();
+    if wide(&node.output) && !writes_wide(&node.op) {
+        return Err(refuse(&format!("{kind} cannot write an int16 output")));
+    }
+    if node.inputs.iter().any(wide) && !reads_wide(&node.op) {
+        return Err(refuse(&format!("{kind} cannot read an int16 input")));
+    }
+    if moves(&node.op) && node.inputs.first().is_some_and(|t| wide(t) != wide(&node.output)) {
+        return Err(refuse(&format!(
+            "{kind} keeps its input's encoding, so its input and output are both int16 or both int8"
+        )));
+    }
+    if graph.inputs.iter().chain(&graph.outputs).any(wide) {
+        return Err(refuse("graph inputs and outputs stay int8"));
+    }
+    Ok(())
+}
+
+/// One weighted layer that can run with an int16 output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Raisable {
+    /// The Conv or FullyConnected node.
+    pub node: usize,
+    /// Its output and the tensors movers carry it into, in id order.
+    pub tensors: Vec<TensorId>,
+}
+
+/// The tensors raising `node`'s output takes along, or why it cannot be
+/// raised.
+pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
+    let Some(n) = graph.nodes.get(node) else {
+        return Err(format!("no node {node}"));
+    };
+    if !matches!(n.op, Op::Conv(_) | Op::FullyConnected(_)) {
+        return Err(format!(
+            "{} is not a Conv or FullyConnected layer",
+            n.op.def().kind()
+        ));
+    }
+    let mut set = BTreeSet::new();
+    let mut todo = vec![n.output];
+    while let Some(t) = todo.pop() {
+        if !set.insert(t) {
+            continue;
+        }
+        let name = &graph.tensors[t].name;
+        if graph.outputs.contains(&t) {
+            return Err(format!("{name} is a graph output (outputs stay int8)"));
+        }
+        for c in graph.consumers(t) {
+            let reader = &graph.nodes[c];
+            if !reads_wide(&reader.op) {
+                return Err(format!(
+                    "{name} is read by {} ({}), which takes int8 only",
+                    reader.name,
+                    reader.op.def().kind()
+                ));
+            }
+            if moves(&reader.op) {
+                todo.push(reader.output);
+            }
+        }
+    }
+    Ok(set.into_iter().collect())
+}
+
+/// Every layer that can run with an int16 output, in node order.
+pub fn raisable(graph: &Graph) -> Vec<Raisable> {
+    (0..graph.nodes.len())
+        .filter_map(|node| {
+            closure(graph, node)
+                .ok()
+                .map(|tensors| Raisable { node, tensors })
+        })
+        .collect()
+}
+
+/// `graph` with the outputs of `layers` (and what movers carry them into)
+/// stored as int16.
+pub fn with_raised(graph: &Graph, layers: &[&Raisable]) -> Graph {
+    let mut g = graph.clone();
+    g.wide = layers
+        .iter()
+        .flat_map(|r| r.tensors.iter().copied())
+        .collect();
+    g
+}
+
+/// The layers `names` name (a Conv/FullyConnected node's name or its
+/// output tensor's), or which name cannot be raised and why.
+pub fn named(graph: &Graph, names: &[String]) -> Result<Vec<Raisable>, ConvertError> {
+    names
+        .iter()
+        .map(|name| {
+            let node = graph
+                .nodes
+                .iter()
+                .position(|n| n.name == *name || graph.tensors[n.output].name == *name)
+                .ok_or_else(|| {
+                    ConvertError::Usage(format!(
+                        "--int16 {name}: no layer or tensor of that name (raisable: {})",
+                        raisable_names(graph)
+                    ))
+                })?;
+            let tensors = closure(graph, node).map_err(|why| {
+                ConvertError::Usage(format!("--int16 {name}: cannot run in int16: {why}"))
+            })?;
+            Ok(Raisable { node, tensors })
+        })
+        .collect()
+}
+
+fn raisable_names(graph: &Graph) -> String {
+    let names: Vec<&str> = raisable(graph)
+        .iter()
+        .map(|r| graph.nodes[r.node].name.as_str())
+        .collect();
+    match names.is_empty() {
+        true => "none".into(),
+        false => names.join(", "),
+    }
+}
+
+/// How activations are stored (`--precision`, `--int16`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Choice {
+    /// Every activation int8.
+    Int8,
+    /// The layers named (nodes or their output tensors) get int16 outputs.
+    Layers(Vec<String>),
+    /// The fewest layers whose int16 outputs reach the target.
+    Auto(Target),
+}
+
+/// `graph` with `wide` stored as int16 when every node can take that (the
+/// same tensors in a graph of the same structure, e.g. before pruning);
+/// `None` when some node cannot.
+pub fn with_tensors(graph: &Graph, wide: &BTreeSet<TensorId>) -> Option<Graph> {
+    if wide.iter().any(|&t| t >= graph.tensors.len()) {
+        return None;
+    }
+    let mut g = graph.clone();
+    g.wide = wide.clone();
+    g.nodes.iter().all(|n| check_node(&g, n).is_ok()).then_some(g)
+}
+
+/// What `--precision auto` must reach, measured float against quantized on
+/// the `--select` samples, or the calibration samples without them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Target {
+    /// Every output's SQNR at least this many dB (`--target-sqnr`).
+    Sqnr(f64),
+    /// The agreement bounds used throughout, with a margin
+    /// ([`SOFTMAX_P99_TARGET`], [`SQNR_TARGET_DB`]).
+    Bounds,
+}
+
+/// The bound on a softmax output's 99th-percentile largest |Δp| is 0.03;
+/// auto precision aims a third below it, so that held-out data, which the
+/// choice never saw, still lands within.
+pub const SOFTMAX_P99_TARGET: f32 = 0.02;
+/// The bound on any other output's SQNR is 25 dB; auto aims 3 dB above.
+pub const SQNR_TARGET_DB: f64 = 28.0;
+
+impl Target {
+    pub fn describe(self) -> String {
+        match self {
+            Target::Sqnr(db) => format!("every output's SQNR ≥ {db} dB"),
+            Target::Bounds => format!(
+                "softmax outputs: 99th-percentile max|Δp| ≤ {SOFTMAX_P99_TARGET}; \
+                 other outputs: SQNR ≥ {SQNR_TARGET_DB} dB (the bounds 0.03 and 25 dB, with a margin)"
+            ),
+        }
+    }
+
+    /// How far `ev` is inside the target, in dB: ≥ 0 when it is met. A
+    /// softmax output's |Δp| counts as `20·log10(target / p99)`, so one
+    /// scale ranks every output and the worst decides.
+    pub fn slack_db(self, ev: &Evaluation) -> f64 {
+        ev.outputs
+            .iter()
+            .map(|o| {
+                let sqnr = o.sqnr_db.unwrap_or(f64::INFINITY);
+                match (self, o.softmax) {
+                    (Target::Sqnr(db), _) => sqnr - db,
+                    (Target::Bounds, true) => {
+                        let p99 = f64::from(o.max_abs_error_p99).max(1e-9);
+                        20.0 * (f64::from(SOFTMAX_P99_TARGET) / p99).log10()
+                    }
+                    (Target::Bounds, false) => sqnr - SQNR_TARGET_DB,
+                }
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    pub fn met(self, ev: &Evaluation) -> bool {
+        self.slack_db(ev) >= 0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Array, FusedActivation, Tensor, Window};
+    use crate::ops::conv::Conv;
+    use crate::ops::elementwise::Add;
+    use crate::ops::pool::MaxPool;
+    use crate::ops::softmax::Softmax;
+
+    fn tensor(name: &str, shape: &[usize]) -> Tensor {
+        Tensor {
+            name: name.into(),
+            shape: shape.to_vec(),
+            value: None,
+        }
+    }
+
+    fn conv(channels: usize) -> Op {
+        Op::Conv(Conv {
+            weights: Array::new(vec![channels, channels, 1, 1], vec![0.5; channels * channels]),
+            bias: vec![0.0; channels],
+            window: Window {
+                kernel: [1, 1],
+                strides: [1, 1],
+                dilations: [1, 1],
+                pads: [0; 4],
+            },
+            groups: 1,
+            activation: FusedActivation::Relu,
+        })
+    }
+
+    fn node(name: &str, op: Op, inputs: &[TensorId], output: TensorId) -> Node {
+        Node {
+            name: name.into(),
+            onnx_ops: vec![],
+            op,
+            inputs: inputs.to_vec(),
+            output,
+        }
+    }
+
+    /// x → conv0 → t1 → maxpool → t2 → conv1 → t3 → softmax → y, and conv0's
+    /// output also read by an Add when `add` (t1 + t1 → t4, a second output).
+    fn net(add: bool) -> Graph {
+        let mut g = Graph::default();
+        for (name, shape) in [
+            ("x", [1, 2, 8]),
+            ("t1", [1, 2, 8]),
+            ("t2", [1, 2, 4]),
+            ("t3", [1, 2, 4]),
+            ("y", [1, 2, 4]),
+            ("t4", [1, 2, 8]),
+        ] {
+            g.tensors.push(tensor(name, &shape));
+        }
+        g.inputs = vec![0];
+        g.outputs = vec![4];
+        let pool = MaxPool {
+            window: Window {
+                kernel: [1, 2],
+                strides: [1, 2],
+                dilations: [1, 1],
+                pads: [0; 4],
+            },
+        };
+        g.nodes = vec![
+            node("conv0", conv(2), &[0], 1),
+            node("pool", Op::MaxPool(pool), &[1], 2),
+            node("conv1", conv(2), &[2], 3),
+            node("softmax", Op::Softmax(Softmax { axis: 1 }), &[3], 4),
+        ];
+        if add {
+            g.nodes.push(node(
+                "add",
+                Op::Add(Add {
+                    activation: FusedActivation::None,
+                }),
+                &[1, 1],
+                5,
+            ));
+            g.outputs.push(5);
+        }
+        g
+    }
+
+    #[test]
+    fn raising_a_layer_takes_the_tensors_movers_carry_it_into() {
+        let g = net(false);
+        assert_eq!(closure(&g, 0), Ok(vec![1, 2]));
+        assert_eq!(closure(&g, 2), Ok(vec![3]));
+        assert!(closure(&g, 1).is_err(), "a MaxPool is not a layer to raise");
+        let all = raisable(&g);
+        assert_eq!(all.len(), 2);
+        let raised = with_raised(&g, &[&all[0]]);
+        for n in &raised.nodes {
+            check_node(&raised, n).unwrap();
+        }
+    }
+
+    #[test]
+    fn layers_read_by_int8_only_ops_or_writing_outputs_stay_int8() {
+        let g = net(true);
+        let why = closure(&g, 0).unwrap_err();
+        assert!(why.contains("add") && why.contains("int8 only"), "{why}");
+        assert_eq!(raisable(&g).len(), 1);
+        let err = named(&g, &["conv0".into()]).unwrap_err().to_string();
+        assert!(err.contains("--int16 conv0") && err.contains("int8 only"), "{err}");
+        // By tensor name too; and an unknown name lists what can be raised.
+        assert_eq!(named(&g, &["t3".into()]).unwrap()[0].node, 2);
+        let err = named(&g, &["nope".into()]).unwrap_err().to_string();
+        assert!(err.contains("raisable: conv1"), "{err}");
+    }
+
+    #[test]
+    fn the_guard_refuses_what_no_kernel_takes() {
+        let mut g = net(true);
+        g.wide = [1].into();
+        let add = g.nodes[4].clone();
+        assert!(check_node(&g, &add).is_err(), "Add reads int16");
+        let pool = g.nodes[1].clone();
+        assert!(check_node(&g, &pool).is_err(), "MaxPool mixes encodings");
+        g.wide = [4].into();
+        let softmax = g.nodes[3].clone();
+        assert!(check_node(&g, &softmax).is_err(), "a graph output is int16");
+    }
+}
