@@ -1,0 +1,129 @@
+//! Mixed int8/int16 precision end to end: `--precision auto` and `--int16`
+//! convert, the file runs on the medq runtime (the evaluation runs the bytes
+//! written), and the held-out MatMul MLP that int8 alone leaves outside the
+//! softmax bound comes within it.
+
+use std::path::{Path, PathBuf};
+
+use medq_converter::precision::{Choice, Target};
+use medq_converter::report::Report;
+use medq_converter::{convert, Options};
+
+fn testnets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/testnets")
+}
+
+/// `mlp_digits` (models/testnets/make_mixed_testnets.py) converted with
+/// `precision`, evaluated on its held-out test digits; the report and the
+/// file's bytes.
+fn digits(precision: Choice, select: bool) -> (Report, Vec<u8>) {
+    let d = testnets();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("digits.mq");
+    let mut opts = Options::new(d.join("mlp_digits.onnx"), &out);
+    opts.calib = vec![d.join("mlp_digits_calib.npy")];
+    if select {
+        opts.select = vec![d.join("mlp_digits_select.npy")];
+    }
+    opts.eval = vec![d.join("mlp_digits_test.npy")];
+    opts.labels = Some(d.join("mlp_digits_test_y.npy"));
+    opts.precision = precision;
+    let report = convert(&opts).unwrap_or_else(|e| panic!("mlp_digits: {e}"));
+    let bytes = std::fs::read(&out).unwrap();
+    (report, bytes)
+}
+
+fn p99(report: &Report) -> f32 {
+    report.evaluation.outputs[0].max_abs_error_p99
+}
+
+#[test]
+fn auto_precision_brings_the_matmul_mlp_within_the_softmax_bound() {
+    let (int8, int8_bytes) = digits(Choice::Int8, true);
+    // The case auto precision is for: int8 activations alone leave the
+    // 99th-percentile |Δp| above 0.03 on held-out digits.
+    assert!(p99(&int8) > 0.03, "int8 alone: p99 |Δp| {}", p99(&int8));
+    assert!(int8.precision.is_none());
+
+    let (auto, bytes) = digits(Choice::Auto(Target::Bounds), true);
+    let p = auto.precision.as_ref().expect("a precision report");
+    println!("{}", auto.render());
+    assert_eq!(p.mode, "auto");
+    assert_eq!(p.met, Some(true), "the target is met on the select data");
+    assert!(!p.raised.is_empty() && p.raised.len() < p.raisable + 1);
+    assert!(p99(&auto) <= 0.03, "auto: p99 |Δp| {}", p99(&auto));
+    let classes = auto.evaluation.classes.as_ref().unwrap();
+    assert!(classes.accuracy_int8 >= classes.accuracy_float - 0.005);
+    // The layers raised are marked, and only they.
+    let marked: Vec<&str> = auto
+        .layers
+        .iter()
+        .filter(|l| l.int16_output)
+        .map(|l| l.name.as_str())
+        .collect();
+    let raised: Vec<&str> = p.raised.iter().map(|r| r.node.as_str()).collect();
+    assert_eq!(marked, {
+        let mut r = raised.clone();
+        r.sort_by_key(|n| auto.layers.iter().position(|l| l.name == *n));
+        r
+    });
+    // What it cost: int16 activations take arena, and the all-int8 file is
+    // measured beside on the same test samples.
+    let int8_totals = &p.int8.as_ref().unwrap().totals;
+    assert_eq!(int8_totals.mq_bytes, int8_bytes.len());
+    assert!(auto.totals.arena_bytes >= int8_totals.arena_bytes);
+    assert!(p.raised.iter().all(|r| r.arena_bytes >= 0));
+    assert!(bytes.len() > int8_bytes.len(), "a wider softmax table at least");
+}
+
+#[test]
+fn auto_precision_is_deterministic_and_keeps_int8_when_int8_meets_the_target() {
+    let (a, bytes_a) = digits(Choice::Auto(Target::Bounds), false);
+    let (_, bytes_b) = digits(Choice::Auto(Target::Bounds), false);
+    assert_eq!(bytes_a, bytes_b, "same inputs, same file");
+    assert!(a.precision.unwrap().data.ends_with("mlp_digits_calib.npy"));
+
+    // A target int8 already meets raises nothing: the file is the int8 one.
+    let (low, bytes) = digits(Choice::Auto(Target::Sqnr(10.0)), false);
+    let (_, int8_bytes) = digits(Choice::Int8, false);
+    let p = low.precision.unwrap();
+    assert_eq!((p.met, p.raised.len()), (Some(true), 0));
+    assert_eq!(bytes, int8_bytes);
+
+    // An unreachable one is reported as not met, with the best mix written.
+    let (high, _) = digits(Choice::Auto(Target::Sqnr(200.0)), false);
+    let p = high.precision.unwrap();
+    assert_eq!(p.met, Some(false));
+    assert!(p.sqnr_db.unwrap() > p.int8_sqnr_db.unwrap());
+    assert!(high.render().contains("NOT met"));
+}
+
+#[test]
+fn named_layers_run_in_int16_and_unraisable_ones_are_refused_with_the_reason() {
+    let (r, _) = digits(Choice::Layers(vec!["/fc1/MatMul".into()]), false);
+    let p = r.precision.unwrap();
+    assert_eq!(p.mode, "--int16");
+    assert_eq!(p.raised.len(), 1);
+    assert_eq!(p.raised[0].node, "/fc1/MatMul");
+    assert!(r.layers.iter().any(|l| l.name == "/fc1/MatMul" && l.int16_output));
+
+    let d = testnets();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.mq");
+    let mut opts = Options::new(d.join("resnet1d.onnx"), &out);
+    opts.calib = vec![d.join("resnet1d_calib.npy")];
+    // A layer whose output feeds a residual Add cannot run in int16.
+    let refused = |layer: &str| {
+        let opts = Options {
+            precision: Choice::Layers(vec![layer.into()]),
+            ..opts.clone()
+        };
+        let err = convert(&opts).unwrap_err().to_string();
+        assert!(!out.exists(), "nothing is written");
+        err
+    };
+    let err = refused("/net/b1/conv2/Conv");
+    assert!(err.contains("/net/b1/Add") && err.contains("int8 only"), "{err}");
+    let err = refused("no such layer");
+    assert!(err.contains("raisable: ") && err.contains("/net/b1/conv1/Conv"), "{err}");
+}
