@@ -345,11 +345,13 @@ pub enum OpCode {
     ReduceSum = 25,
     /// Maximum over any axes.
     ReduceMax = 26,
+    /// Rescale between int8 and int16 activations (feature `int16-activations`).
+    Requantize = 27,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 24] = [
+    pub const ALL: [OpCode; 25] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -374,6 +376,7 @@ impl OpCode {
         OpCode::LayerNorm,
         OpCode::ReduceSum,
         OpCode::ReduceMax,
+        OpCode::Requantize,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -402,6 +405,7 @@ impl OpCode {
             24 => Some(OpCode::LayerNorm),
             25 => Some(OpCode::ReduceSum),
             26 => Some(OpCode::ReduceMax),
+            27 => Some(OpCode::Requantize),
             _ => None,
         }
     }
@@ -433,6 +437,7 @@ impl OpCode {
             OpCode::LayerNorm => "LayerNorm",
             OpCode::ReduceSum => "ReduceSum",
             OpCode::ReduceMax => "ReduceMax",
+            OpCode::Requantize => "Requantize",
         }
     }
 
@@ -703,5 +708,13 @@ pub mod params {
         pub const ACT_MIN: usize = 3;
         pub const ACT_MAX: usize = 4;
         pub const COUNT: usize = 5;
+    }
+    /// Requantize input `[x]` (an `i8` or `i16` activation, not both `i8`);
+    /// output `y` of the same element count:
+    /// `y = clamp(zp_y + requantize(x − zp_x, m, s))` to `y`'s dtype.
+    pub mod requantize {
+        pub const MULTIPLIER: usize = 0;
+        pub const SHIFT: usize = 1;
+        pub const COUNT: usize = 2;
     }
 }
