@@ -163,7 +163,8 @@ impl<'m, 'a> Interpreter<'m, 'a> {
 
     /// [`invoke`](Self::invoke), calling `observe(op_index, output_tensor,
     /// output_bytes)` after each op, e.g. to compare every layer against a
-    /// float reference or to time layers.
+    /// float reference or to time layers. An int16 output comes as its
+    /// little-endian bytes (two per value).
     pub fn invoke_observed(
         &mut self,
         mut observe: impl FnMut(usize, u16, &[i8]),

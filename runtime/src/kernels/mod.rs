@@ -25,6 +25,9 @@
 //!   arithmetic is associative, so optimized kernels may reorder sums or fold
 //!   zero-point corrections into precomputed offsets and still be bit-exact;
 //!   the converter keeps real models far from the wrap (see `NUMERICS.md`).
+//! - The int16 kernels (`*_s16`) take symmetric `i16` activations (zero
+//!   point 0) and accumulate in `i64`, exactly; their activation windows are
+//!   within `i16` (`NUMERICS.md` §5).
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
@@ -241,6 +244,7 @@ pub struct PoolParams {
 /// [`requantize_s8_s16`], [`requantize_s16_s8`] and [`requantize_s16_s16`]:
 /// `y = clamp(output_zero_point + requantize(x − input_zero_point,
 /// multiplier, shift))` to the output type. An int16 side's zero point is 0.
+#[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RequantizeParams {
