@@ -69,8 +69,7 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnectedS16<'a>,
 
 /// Checks a FullyConnected record and decodes it, `x` checked by `operand`
 /// (which returns its zero point) and the activation range by `act`.
-/// `build` makes the prepared op of the decoded parts (in place, once inlined).
-#[inline(always)]
+/// `build` makes the prepared op of the decoded parts.
 fn decode<'a, 'c, T>(
     cx: &Ctx<'c, 'a>,
     operand: impl Fn(&Ctx<'c, 'a>, &TensorInfo<'a>) -> Result<i32, Error>,
