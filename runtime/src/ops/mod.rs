@@ -832,15 +832,14 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// Input 0 and the output of an int16 op with int16 on both sides
     /// (Conv, FullyConnected, the pools): mixed pairs need a Requantize.
     #[cfg(feature = "int16-activations")]
-    fn i16_in_out(&self) -> Result<TensorInfo<'a>, Error> {
+    fn i16_in_out(&self) -> Result<(), Error> {
         let x = self.input(0)?;
         self.ensure(
             x.dtype == DType::I16 && self.output.dtype == DType::I16,
             why!("input and output mix int8 and int16 (put a Requantize between)"),
         )?;
         self.i16_operand(&x)?;
-        self.i16_operand(&self.output)?;
-        Ok(x)
+        self.i16_operand(&self.output)
     }
 
     /// `-32768 <= act_min <= act_max <= 32767`, from two parameter words:
