@@ -47,8 +47,10 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     ///
     /// [`Error::ArenaTooSmall`] if the arena is shorter than
     /// [`Model::arena_len`], [`Error::PlanTooSmall`] if `plan` has fewer
-    /// than [`Model::op_count`] entries (extra entries are left alone). The
-    /// previous contents of both do not matter.
+    /// than [`Model::op_count`] entries (extra entries are left alone),
+    /// [`Error::Misaligned`] if the model has int16 activations and the
+    /// arena does not start on a 2-byte boundary. The previous contents of
+    /// both do not matter.
     pub fn new(
         model: &'m Model<'a>,
         arena: &'m mut [u8],
@@ -64,6 +66,12 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             needed: model.op_count(),
             got: plan.len(),
         };
+        // Int16 activations sit at even offsets: a 2-aligned arena holds
+        // them aligned, so that `invoke` cannot fail on one.
+        #[cfg(feature = "int16-activations")]
+        if !(arena.as_ptr() as usize).is_multiple_of(2) && has_int16_activation(model) {
+            return Err(Error::Misaligned);
+        }
         let plan = plan.get_mut(..model.op_count()).ok_or(too_small)?;
         for (k, slot) in plan.iter_mut().enumerate() {
             *slot = prepare(model, &model.op(k)?)?;
@@ -155,7 +163,8 @@ impl<'m, 'a> Interpreter<'m, 'a> {
 
     /// [`invoke`](Self::invoke), calling `observe(op_index, output_tensor,
     /// output_bytes)` after each op, e.g. to compare every layer against a
-    /// float reference or to time layers.
+    /// float reference or to time layers. An int16 output comes as its
+    /// little-endian bytes (two per value).
     pub fn invoke_observed(
         &mut self,
         mut observe: impl FnMut(usize, u16, &[i8]),
@@ -209,6 +218,17 @@ fn run_op(op: &mut PreparedOp<'_>, model: &Model<'_>, arena: &mut [u8]) -> Resul
     #[cfg(feature = "saturation-counters")]
     op.count_saturated(arena);
     Ok(())
+}
+
+/// Whether any activation of `model` is int16.
+#[cfg(feature = "int16-activations")]
+fn has_int16_activation(model: &Model<'_>) -> bool {
+    (0..model.tensor_count()).any(|i| {
+        model.tensor(i).is_ok_and(|t| {
+            t.storage == crate::format::layout::Storage::Arena
+                && t.dtype == crate::format::layout::DType::I16
+        })
+    })
 }
 
 /// What [`Interpreter::set_input_f32`] did with the values it was given.

@@ -47,7 +47,10 @@
 //! a file's Ed25519 signature (and, with `std`, `sign`).
 //! `saturation-counters` counts, after each op, its
 //! int8 outputs at −128 or 127 (`Interpreter::saturated`); without it the
-//! counting is compiled out.
+//! counting is compiled out. `int16-activations` (in `all-ops`) lets some
+//! layers run on int16 activations with int8 weights (`FORMAT.md` § Int16
+//! activations, `NUMERICS.md` §5; op `Requantize` with `op-requantize`);
+//! without it such a model is refused on load.
 //!
 //! Input guards: [`Interpreter::set_input_f32`] quantizes float inputs,
 //! refusing NaN and infinities and counting values clipped to the input's

@@ -37,6 +37,33 @@ pub const fn requantize(x: i32, multiplier: i32, shift: i32) -> i32 {
     saturate_i32(rounded)
 }
 
+/// [`requantize`] of a 64-bit accumulator (the int16 Conv and
+/// FullyConnected kernels): the same single rounding,
+/// `(x·m + 2^(30−s)) >> (31 − s)`, with the product in `i128` so that no
+/// `i64` input can overflow it, saturated to `i32`. Equal to [`requantize`]
+/// for every `x` that fits `i32`.
+#[inline(always)]
+pub const fn requantize_i64(x: i64, multiplier: i32, shift: i32) -> i32 {
+    let shift = if shift < MIN_SHIFT {
+        MIN_SHIFT
+    } else if shift > MAX_SHIFT {
+        MAX_SHIFT
+    } else {
+        shift
+    };
+    let total_shift = (31 - shift) as u32; // 1..=62
+                                           // |x·m| < 2^94, far from the i128 limits.
+    let product = x as i128 * multiplier as i128;
+    let rounded = (product + (1i128 << (total_shift - 1))) >> total_shift;
+    if rounded > i32::MAX as i128 {
+        i32::MAX
+    } else if rounded < i32::MIN as i128 {
+        i32::MIN
+    } else {
+        rounded as i32
+    }
+}
+
 /// Requantize an accumulator and apply the output zero point and the fused
 /// activation clamp: the last step of every conv/fully-connected/add output.
 #[inline(always)]
@@ -226,6 +253,25 @@ mod tests {
         assert_eq!(requantize_to_i8(-10, 1 << 30, 1, -5, -5, 127), -5);
         // Saturating zero-point add near i32::MAX.
         assert_eq!(requantize_to_i8(i32::MAX, 1 << 30, 1, 100, -128, 127), 127);
+    }
+
+    #[test]
+    fn requantize_i64_beyond_i32() {
+        // Multiplier 0.5 on 2^40 + 1: 2^39 + 0.5 → 2^39 + 1, saturated to i32.
+        assert_eq!(requantize_i64((1 << 40) + 1, 1 << 30, 0), i32::MAX);
+        // 2^40 · 2^-20 (m = 2^30, s = −19) = 2^20 exactly.
+        assert_eq!(requantize_i64(1 << 40, 1 << 30, -19), 1 << 20);
+        // (−2^40 − 2^19) · 2^-20 = −2^20 − 0.5 → −2^20 (halves toward +∞).
+        assert_eq!(
+            requantize_i64(-(1 << 40) - (1 << 19), 1 << 30, -19),
+            -(1 << 20)
+        );
+        assert_eq!(requantize_i64(i64::MIN, i32::MAX, MAX_SHIFT), i32::MIN);
+        assert_eq!(requantize_i64(i64::MAX, i32::MAX, MAX_SHIFT), i32::MAX);
+        // −2^63 · (2^31 − 1) · 2^-62 = −2^32 + 2: below i32, saturated.
+        assert_eq!(requantize_i64(i64::MIN, i32::MAX, MIN_SHIFT), i32::MIN);
+        // 2^62 · (2^31 − 1) · 2^-62 = 2^31 − 1 exactly.
+        assert_eq!(requantize_i64(1 << 62, i32::MAX, MIN_SHIFT), i32::MAX);
     }
 
     #[test]

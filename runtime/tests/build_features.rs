@@ -1,5 +1,6 @@
 //! The runtime's cargo features: `op-*` choose the kernels that are built in,
-//! `error-reasons` keeps the text of the validation rules.
+//! `error-reasons` keeps the text of the validation rules,
+//! `int16-activations` lets a model hold int16 activations.
 //!
 //! `cargo test` runs these with every feature (the default). `test.sh` runs
 //! them again with a firmware-like selection
@@ -65,5 +66,43 @@ fn refusals_carry_the_rule_text_only_with_error_reasons() {
         }
         Err(Error::OpNotBuiltIn { index: 0, .. }) if !is_built_in(OpCode::Conv) => {}
         other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn int16_models_parse_exactly_with_int16_activations_and_their_kernels() {
+    use OpCode::*;
+    let fixtures = [
+        (
+            unvalidated(int16_pipeline()),
+            &[
+                Requantize,
+                Conv,
+                MaxPool,
+                Reshape,
+                FullyConnected,
+                Requantize,
+            ][..],
+        ),
+        (unvalidated(int16_softmax()), &[Requantize, Softmax][..]),
+    ];
+    for (bytes, ops) in fixtures {
+        if cfg!(feature = "int16-activations") {
+            check_fixture(bytes.as_slice(), ops);
+            continue;
+        }
+        // Without the feature the first int16 tensor (`a`, tensor 1 in both)
+        // is refused as the tensor table is read, before any op.
+        match Model::parse(bytes.as_slice()) {
+            Err(Error::BadTensor { index: 1, reason }) => assert_eq!(
+                reason,
+                if cfg!(feature = "error-reasons") {
+                    "int16 activations are not built in (feature int16-activations)"
+                } else {
+                    ""
+                }
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -28,11 +28,15 @@ fn packed_files(storage: Storage) -> [Vec<u8>; 2] {
 }
 
 /// Every test model: the two dense ones, then each stored sparse and as
-/// powers of two.
+/// powers of two, then (with int16 activations built in) the int16 ones.
 fn every_file() -> Vec<Vec<u8>> {
     let mut files = vec![fc_file(), pipeline_file()];
     files.extend(packed_files(Storage::Sparse));
     files.extend(packed_files(Storage::Pow2));
+    if cfg!(feature = "int16-activations") {
+        files.push(int16_pipeline().finish().unwrap());
+        files.push(int16_softmax().finish().unwrap());
+    }
     files
 }
 

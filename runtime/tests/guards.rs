@@ -143,6 +143,36 @@ fn saturation_counters_count_each_ops_outputs_at_the_rails() {
     assert_eq!(interp.saturated().collect::<Vec<_>>(), [6, 0]);
 }
 
+#[cfg(all(feature = "saturation-counters", feature = "int16-activations"))]
+#[test]
+fn saturation_counters_count_int16_outputs_at_the_int16_rails() {
+    // x i8 → ×256 → a i16 → /128 → y i8: a saturates at −32768 and 32767
+    // (not at the bytes 0x80, 0x7F), y at −128 and 127.
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 6], pt(1.0, 0), 0);
+    let a = w.add_activation_i16("a", &[1, 6], pt(1.0 / 256.0, 0), 8);
+    w.add_op(OpCode::Requantize, &[x], &[a], &[1 << 30, 9]);
+    let y = w.add_activation("y", &[1, 6], pt(0.5, 0), 20);
+    w.add_op(OpCode::Requantize, &[a], &[y], &[1 << 30, -6]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(26);
+    let buf = aligned(w);
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = vec![0u8; model.arena_len()];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+    // a = [32512, −32768, 256, −256, 0, 0]: only −32768 is at a rail (32512
+    // is 0x7F00, whose high byte a byte-wise int8 count would take for 127);
+    // y = a / 128 = [254, −256, 2, −2, 0, 0] clamped: 127 and −128.
+    interp
+        .input_mut(0)
+        .unwrap()
+        .copy_from_slice(&[127, -128, 1, -1, 0, 0]);
+    interp.invoke().unwrap();
+    assert_eq!(interp.saturated().collect::<Vec<_>>(), [1, 2]);
+}
+
 #[cfg(not(feature = "saturation-counters"))]
 #[test]
 fn without_saturation_counters_the_model_still_runs() {

@@ -345,11 +345,13 @@ pub enum OpCode {
     ReduceSum = 25,
     /// Maximum over any axes.
     ReduceMax = 26,
+    /// Rescale between int8 and int16 activations (feature `int16-activations`).
+    Requantize = 27,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 24] = [
+    pub const ALL: [OpCode; 25] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -374,6 +376,7 @@ impl OpCode {
         OpCode::LayerNorm,
         OpCode::ReduceSum,
         OpCode::ReduceMax,
+        OpCode::Requantize,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -402,6 +405,7 @@ impl OpCode {
             24 => Some(OpCode::LayerNorm),
             25 => Some(OpCode::ReduceSum),
             26 => Some(OpCode::ReduceMax),
+            27 => Some(OpCode::Requantize),
             _ => None,
         }
     }
@@ -433,6 +437,7 @@ impl OpCode {
             OpCode::LayerNorm => "LayerNorm",
             OpCode::ReduceSum => "ReduceSum",
             OpCode::ReduceMax => "ReduceMax",
+            OpCode::Requantize => "Requantize",
         }
     }
 
@@ -448,7 +453,9 @@ impl OpCode {
 pub mod params {
     /// Conv inputs: `[x, weights i8 [Cout, Cin/groups, kH, kW], bias i32 [Cout],
     /// multiplier i32 [Cout], shift i8 [Cout]]`; output `y`.
-    /// `x` is `[1, Cin, H, W]` or `[1, Cin, L]` (1-D: H = 1).
+    /// `x` is `[1, Cin, H, W]` or `[1, Cin, L]` (1-D: H = 1). `x` and `y`
+    /// are both `i8`, or both `i16` (feature `int16-activations`: dense
+    /// weights, the activation range within `i16`).
     pub mod conv {
         pub const STRIDE_H: usize = 0;
         pub const STRIDE_W: usize = 1;
@@ -465,6 +472,7 @@ pub mod params {
     }
     /// FullyConnected inputs: `[x, weights i8 [N, K], bias i32 [N], multiplier
     /// i32 [N], shift i8 [N]]`; `x` has `M·K` elements, last dim `K`; output `[.., N]`.
+    /// `x` and `y` both `i8` or both `i16`, as for Conv.
     pub mod fully_connected {
         pub const ACT_MIN: usize = 0;
         pub const ACT_MAX: usize = 1;
@@ -496,7 +504,8 @@ pub mod params {
     pub mod lut {
         pub const COUNT: usize = 0;
     }
-    /// MaxPool/AvgPool input `[x]` (`[1, C, H, W]` or `[1, C, L]`); output same quantization.
+    /// MaxPool/AvgPool input `[x]` (`[1, C, H, W]` or `[1, C, L]`); output same
+    /// quantization and dtype (`i8`, or `i16` with feature `int16-activations`).
     pub mod pool {
         pub const KERNEL_H: usize = 0;
         pub const KERNEL_W: usize = 1;
@@ -512,7 +521,9 @@ pub mod params {
         pub const COUNT_INCLUDE_PAD: usize = 10;
         pub const COUNT: usize = 11;
     }
-    /// Softmax inputs `[x, exp_table i32 [256]]`; output scale 1/256, zero point −128.
+    /// Softmax inputs `[x, exp_table i32 [256]]`, or for an `i16` `x`
+    /// `[x, exp_table i32 [512]]` (low-byte then high-byte factors); output
+    /// `i8`, scale 1/256, zero point −128.
     pub mod softmax {
         /// Non-negative axis of `x`.
         pub const AXIS: usize = 0;
@@ -530,7 +541,7 @@ pub mod params {
         pub const VALUE: usize = 0;
         pub const PADS: usize = 1;
     }
-    /// Reshape input `[x]`.
+    /// Reshape input `[x]`; output of the same dtype (`i8` or `i16`).
     pub mod reshape {
         pub const COUNT: usize = 0;
     }
@@ -703,5 +714,13 @@ pub mod params {
         pub const ACT_MIN: usize = 3;
         pub const ACT_MAX: usize = 4;
         pub const COUNT: usize = 5;
+    }
+    /// Requantize input `[x]` (an `i8` or `i16` activation, not both `i8`);
+    /// output `y` of the same element count:
+    /// `y = clamp(zp_y + requantize(x − zp_x, m, s))` to `y`'s dtype.
+    pub mod requantize {
+        pub const MULTIPLIER: usize = 0;
+        pub const SHIFT: usize = 1;
+        pub const COUNT: usize = 2;
     }
 }

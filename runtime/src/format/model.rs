@@ -629,8 +629,14 @@ impl<'a> Model<'a> {
             .ok_or(bad(why!("data out of bounds")))?;
         let data: &'a [u8] = match storage {
             Storage::Arena => {
-                if dtype != DType::I8 || quant_kind != QuantKind::PerTensor {
-                    return Err(bad(why!("activations must be per-tensor quantized i8")));
+                if quant_kind != QuantKind::PerTensor {
+                    return Err(bad(why!("activations must be per-tensor quantized")));
+                }
+                match dtype {
+                    DType::I8 => {}
+                    DType::I16 => check_i16_activation(rec.i32(tensor_record::ZERO_POINT), offset)
+                        .map_err(bad)?,
+                    DType::I32 => return Err(bad(why!("activations are i8 or i16"))),
                 }
                 if end > self.arena_len {
                     return Err(bad(why!("activation outside the arena")));
@@ -806,6 +812,13 @@ impl<'a> Model<'a> {
                 if info.storage != Storage::Arena {
                     return Err(Error::BadGraph(why!(
                         "graph inputs and outputs must be activations"
+                    )));
+                }
+                // Without the feature the tensor rule already refused them.
+                #[cfg(feature = "int16-activations")]
+                if info.dtype != DType::I8 {
+                    return Err(Error::BadGraph(why!(
+                        "graph inputs and outputs are int8 (Requantize int16 ones)"
                     )));
                 }
                 if list.get(..i).is_some_and(|before| before.contains(&t)) {
@@ -1150,6 +1163,26 @@ fn check_sparse(dtype: DType, data: &[u8], dims: &[u32]) -> Result<(), &'static 
 fn check_sparse(_: DType, _: &[u8], _: &[u32]) -> Result<(), &'static str> {
     Err(why!(
         "sparse weights are not built in (feature sparse-weights)"
+    ))
+}
+
+/// An int16 activation is symmetric (zero point 0) and starts on an even
+/// arena offset, so that a 2-aligned arena holds it aligned.
+#[cfg(feature = "int16-activations")]
+fn check_i16_activation(zero_point: i32, offset: usize) -> Result<(), &'static str> {
+    if zero_point != 0 {
+        return Err(why!("int16 activations have zero point 0"));
+    }
+    if !offset.is_multiple_of(2) {
+        return Err(why!("int16 activation at an odd arena offset"));
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "int16-activations"))]
+fn check_i16_activation(_: i32, _: usize) -> Result<(), &'static str> {
+    Err(why!(
+        "int16 activations are not built in (feature int16-activations)"
     ))
 }
 

@@ -189,6 +189,27 @@ impl Writer {
         )
     }
 
+    /// An `i16` activation at `arena_offset` (even) in the arena, quantized
+    /// per tensor with zero point 0 (feature `int16-activations` to load it).
+    pub fn add_activation_i16(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        quant: QuantSpec,
+        arena_offset: usize,
+    ) -> u16 {
+        let offset = self.fit_u32(arena_offset);
+        self.push(
+            name,
+            DType::I16,
+            Storage::Arena,
+            dims,
+            quant,
+            offset,
+            Vec::new(),
+        )
+    }
+
     /// Appends an op; ops run in the order they are added.
     pub fn add_op(&mut self, opcode: OpCode, inputs: &[u16], outputs: &[u16], params: &[i32]) {
         if inputs.len() > usize::from(u8::MAX) || outputs.len() > usize::from(u8::MAX) {

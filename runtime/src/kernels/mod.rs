@@ -1,4 +1,6 @@
-//! Int8 kernels: one function per op, layout and type (`<op>_s8`), CMSIS-NN style.
+//! Int8 kernels: one function per op, layout and type (`<op>_s8`), CMSIS-NN
+//! style; with feature `int16-activations`, their int16-activation twins
+//! (`<op>_s16`, `requantize_s8_s16`, `softmax_s16_s8`: reference kernels only).
 //!
 //! Kernels know nothing of the `.mq` format. They take slices and the plain
 //! parameter structs defined here, so that every implementation of an op
@@ -23,6 +25,9 @@
 //!   arithmetic is associative, so optimized kernels may reorder sums or fold
 //!   zero-point corrections into precomputed offsets and still be bit-exact;
 //!   the converter keeps real models far from the wrap (see `NUMERICS.md`).
+//! - The int16 kernels (`*_s16`) take symmetric `i16` activations (zero
+//!   point 0) and accumulate in `i64`, exactly; their activation windows are
+//!   within `i16` (`NUMERICS.md` §5).
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
@@ -233,6 +238,20 @@ pub struct PoolParams {
     pub count_include_pad: bool,
     /// Zero point of input and output, in `[-128, 127]`.
     pub zero_point: i32,
+}
+
+/// The rescale of one activation tensor to another's grid and type, for
+/// [`requantize_s8_s16`], [`requantize_s16_s8`] and [`requantize_s16_s16`]:
+/// `y = clamp(output_zero_point + requantize(x − input_zero_point,
+/// multiplier, shift))` to the output type. An int16 side's zero point is 0.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RequantizeParams {
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    pub multiplier: i32,
+    pub shift: i32,
 }
 
 /// Softmax along one axis of a tensor viewed as `[outer, axis_len, inner]`,

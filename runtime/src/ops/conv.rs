@@ -6,7 +6,12 @@ use super::window::Window;
 use super::{nchw, Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::conv as w;
-#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+use crate::format::TensorInfo;
+#[cfg(any(
+    feature = "sparse-weights",
+    feature = "pow2-weights",
+    feature = "int16-activations"
+))]
 use crate::kernels;
 use crate::kernels::select::{self, Chosen, ConvFn};
 use crate::kernels::ConvParams;
@@ -21,12 +26,58 @@ pub(super) struct Conv<'a> {
     pub kernel: Chosen<ConvFn>,
 }
 
+/// A prepared Conv with int16 activations (dense weights, reference kernel).
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ConvS16<'a> {
+    pub p: ConvParams,
+    x: Operand<'a>,
+    weights: &'a [i8],
+    rq: Requant<'a>,
+}
+
 /// Inputs `[x, weights, bias, multiplier, shift]`; see `params::conv`.
 #[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
+    decode(cx, Ctx::i8_operand, Ctx::act_range, |p, x, weights, rq| {
+        Ok(Conv {
+            p,
+            x,
+            weights,
+            rq,
+            kernel: select::conv(&p),
+        })
+    })
+}
+
+/// [`prepare`] for int16 `x` and `y`: the same record, the activation
+/// range within `i16`, dense weights.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvS16<'a>, Error> {
+    cx.dense_for_s16()?;
+    cx.i16_in_out()?;
+    let operand = |cx: &Ctx<'_, 'a>, x: &TensorInfo<'a>| cx.i16_operand(x).map(|()| 0);
+    decode(cx, operand, Ctx::act_range_s16, |p, x, weights, rq| {
+        let weights = weights.dense().ok_or(cx.bad(why!(
+            "int16 layers take dense weights, not sparse or power-of-two"
+        )))?;
+        Ok(ConvS16 { p, x, weights, rq })
+    })
+}
+
+/// Checks a Conv record and decodes it, `x` checked by `operand` (which
+/// returns its zero point) and the activation range by `act`.
+/// `build` makes the prepared op of the decoded parts.
+fn decode<'a, 'c, T>(
+    cx: &Ctx<'c, 'a>,
+    operand: impl Fn(&Ctx<'c, 'a>, &TensorInfo<'a>) -> Result<i32, Error>,
+    act: impl Fn(&Ctx<'c, 'a>, usize, usize) -> Result<(i32, i32), Error>,
+    build: impl FnOnce(ConvParams, Operand<'a>, Weights<'a>, Requant<'a>) -> Result<T, Error>,
+) -> Result<T, Error> {
     cx.check_arity(5, w::COUNT)?;
     let x = cx.input(0)?;
-    let input_zero_point = cx.i8_operand(&x)?;
+    let input_zero_point = operand(cx, &x)?;
     let (cin, in_h, in_w, is_2d) =
         nchw(&x).ok_or(cx.bad(why!("input must be [1, C, H, W] or [1, C, L]")))?;
     let wt = cx.input(1)?;
@@ -50,7 +101,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
         out_w,
     } = cx.window(w::STRIDE_H, (kernel_h, kernel_w), (in_h, in_w), is_2d)?;
     let groups = cx.size(w::GROUPS, 1, why!("groups must be at least 1"))?;
-    let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
+    let (act_min, act_max) = act(cx, w::ACT_MIN, w::ACT_MAX)?;
     cx.ensure(
         cin % groups == 0 && cout % groups == 0 && cin_g == cin / groups,
         why!("groups do not divide the channels, or weights have the wrong input channels"),
@@ -81,13 +132,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
         act_min,
         act_max,
     };
-    Ok(Conv {
-        p,
-        x: Operand::of(&x),
-        weights,
-        rq,
-        kernel: select::conv(&p),
-    })
+    build(p, Operand::of(&x), weights, rq)
 }
 
 impl Conv<'_> {
@@ -133,9 +178,35 @@ impl Conv<'_> {
     }
 
     pub fn macs(&self) -> u64 {
-        let p = &self.p;
-        let per_output = (p.in_channels / p.groups.max(1)) * p.kernel_h * p.kernel_w;
-        (p.out_channels * p.out_h * p.out_w) as u64 * per_output as u64
+        macs(&self.p)
+    }
+}
+
+fn macs(p: &ConvParams) -> u64 {
+    let per_output = (p.in_channels / p.groups.max(1)) * p.kernel_h * p.kernel_w;
+    (p.out_channels * p.out_h * p.out_w) as u64 * per_output as u64
+}
+
+#[cfg(feature = "int16-activations")]
+impl ConvS16<'_> {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read_i16(&self.x)?;
+        let y = super::output_i16(io.output)?;
+        let rq = &self.rq;
+        kernels::conv_s16(
+            &self.p,
+            x,
+            self.weights,
+            rq.bias,
+            rq.multiplier,
+            rq.shift,
+            y,
+        );
+        Ok(())
+    }
+
+    pub fn macs(&self) -> u64 {
+        macs(&self.p)
     }
 }
 

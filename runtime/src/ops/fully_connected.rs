@@ -6,7 +6,12 @@ use super::packed_blocks::{self as blocks, DECODE_BYTES};
 use super::{Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::fully_connected as w;
-#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+use crate::format::TensorInfo;
+#[cfg(any(
+    feature = "sparse-weights",
+    feature = "pow2-weights",
+    feature = "int16-activations"
+))]
 use crate::kernels;
 use crate::kernels::select::{self, Chosen, FullyConnectedFn};
 use crate::kernels::FullyConnectedParams;
@@ -21,12 +26,59 @@ pub(super) struct FullyConnected<'a> {
     pub kernel: Chosen<FullyConnectedFn>,
 }
 
+/// A prepared FullyConnected with int16 activations (dense weights,
+/// reference kernel).
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FullyConnectedS16<'a> {
+    pub p: FullyConnectedParams,
+    x: Operand<'a>,
+    weights: &'a [i8],
+    rq: Requant<'a>,
+}
+
 /// Inputs `[x, weights [N, K], bias, multiplier, shift]`.
 #[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error> {
+    decode(cx, Ctx::i8_operand, Ctx::act_range, |p, x, weights, rq| {
+        Ok(FullyConnected {
+            p,
+            x,
+            weights,
+            rq,
+            kernel: select::fully_connected(&p),
+        })
+    })
+}
+
+/// [`prepare`] for int16 `x` and `y`: the same record, the activation
+/// range within `i16`, dense weights.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnectedS16<'a>, Error> {
+    cx.dense_for_s16()?;
+    cx.i16_in_out()?;
+    let operand = |cx: &Ctx<'_, 'a>, x: &TensorInfo<'a>| cx.i16_operand(x).map(|()| 0);
+    decode(cx, operand, Ctx::act_range_s16, |p, x, weights, rq| {
+        let weights = weights.dense().ok_or(cx.bad(why!(
+            "int16 layers take dense weights, not sparse or power-of-two"
+        )))?;
+        Ok(FullyConnectedS16 { p, x, weights, rq })
+    })
+}
+
+/// Checks a FullyConnected record and decodes it, `x` checked by `operand`
+/// (which returns its zero point) and the activation range by `act`.
+/// `build` makes the prepared op of the decoded parts.
+fn decode<'a, 'c, T>(
+    cx: &Ctx<'c, 'a>,
+    operand: impl Fn(&Ctx<'c, 'a>, &TensorInfo<'a>) -> Result<i32, Error>,
+    act: impl Fn(&Ctx<'c, 'a>, usize, usize) -> Result<(i32, i32), Error>,
+    build: impl FnOnce(FullyConnectedParams, Operand<'a>, Weights<'a>, Requant<'a>) -> Result<T, Error>,
+) -> Result<T, Error> {
     cx.check_arity(5, w::COUNT)?;
     let x = cx.input(0)?;
-    let input_zero_point = cx.i8_operand(&x)?;
+    let input_zero_point = operand(cx, &x)?;
     let (&k, lead) = x
         .dims()
         .split_last()
@@ -47,7 +99,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error>
         shape_ok,
         why!("output must be the input shape with the last dim N"),
     )?;
-    let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
+    let (act_min, act_max) = act(cx, w::ACT_MIN, w::ACT_MAX)?;
     let rq = cx.requant_vectors(n)?;
     let p = FullyConnectedParams {
         rows: x.numel() / (k as usize).max(1),
@@ -58,13 +110,31 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error>
         act_min,
         act_max,
     };
-    Ok(FullyConnected {
-        p,
-        x: Operand::of(&x),
-        weights,
-        rq,
-        kernel: select::fully_connected(&p),
-    })
+    build(p, Operand::of(&x), weights, rq)
+}
+
+#[cfg(feature = "int16-activations")]
+impl FullyConnectedS16<'_> {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read_i16(&self.x)?;
+        let y = super::output_i16(io.output)?;
+        let rq = &self.rq;
+        kernels::fully_connected_s16(
+            &self.p,
+            x,
+            self.weights,
+            rq.bias,
+            rq.multiplier,
+            rq.shift,
+            y,
+        );
+        Ok(())
+    }
+
+    pub fn macs(&self) -> u64 {
+        let p = &self.p;
+        (p.rows * p.in_features * p.out_features) as u64
+    }
 }
 
 impl FullyConnected<'_> {

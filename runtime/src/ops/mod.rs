@@ -22,6 +22,8 @@ mod packed_blocks;
 mod pad;
 mod pool;
 mod recurrent;
+#[cfg(feature = "op-requantize")]
+mod requantize;
 mod reshape;
 mod resize;
 mod softmax;
@@ -35,6 +37,8 @@ mod reduce;
 pub use add_shift::MAX_ADD_LEFT_SHIFT;
 pub use pool::MAX_AVG_POOL_WINDOW;
 pub use reduce::MAX_REDUCE_COUNT;
+#[cfg(all(feature = "std", feature = "int16-activations"))]
+pub use softmax::softmax_exp_table_s16;
 pub use softmax::{SOFTMAX_OUTPUT_SCALE, SOFTMAX_OUTPUT_ZERO_POINT};
 
 use crate::error::Error;
@@ -81,6 +85,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::LayerNorm => cfg!(feature = "op-layer-norm"),
         OpCode::ReduceSum => cfg!(feature = "op-reduce-sum"),
         OpCode::ReduceMax => cfg!(feature = "op-reduce-max"),
+        OpCode::Requantize => cfg!(feature = "op-requantize"),
     }
 }
 
@@ -132,6 +137,20 @@ pub(crate) enum Weights<'a> {
     Pow2(Pow2Rows<'a>),
 }
 
+impl<'a> Weights<'a> {
+    /// The weights stored a byte each, the only kind int16 layers take.
+    #[cfg(feature = "int16-activations")]
+    fn dense(self) -> Option<&'a [i8]> {
+        match self {
+            Weights::Dense(w) => Some(w),
+            #[cfg(feature = "sparse-weights")]
+            Weights::Sparse(_) => None,
+            #[cfg(feature = "pow2-weights")]
+            Weights::Pow2(_) => None,
+        }
+    }
+}
+
 /// The per-output-channel requantization of Conv and FullyConnected.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Requant<'a> {
@@ -164,6 +183,9 @@ pub struct PreparedOp<'a> {
     /// Output values at −128 or 127 after the op's latest run.
     #[cfg(feature = "saturation-counters")]
     saturated: u32,
+    /// The output is `i16`: its rails are −32768 and 32767.
+    #[cfg(all(feature = "saturation-counters", feature = "int16-activations"))]
+    wide: bool,
 }
 
 /// The family-specific part of a prepared op.
@@ -199,6 +221,20 @@ enum Kind<'a> {
     LayerNorm(layer_norm::LayerNorm<'a>),
     ReduceSum(reduce::Reduce<'a>),
     ReduceMax(reduce::Reduce<'a>),
+    // Int16 activations: their own variants, so that a build without them
+    // keeps the enum and the dispatch as they were.
+    #[cfg(feature = "int16-activations")]
+    ConvS16(conv::ConvS16<'a>),
+    #[cfg(feature = "int16-activations")]
+    FullyConnectedS16(fully_connected::FullyConnectedS16<'a>),
+    #[cfg(feature = "int16-activations")]
+    MaxPoolS16(pool::PoolS16),
+    #[cfg(feature = "int16-activations")]
+    AvgPoolS16(pool::PoolS16),
+    #[cfg(feature = "int16-activations")]
+    SoftmaxS16(softmax::SoftmaxS16<'a>),
+    #[cfg(feature = "op-requantize")]
+    Requantize(requantize::Requantize<'a>),
 }
 
 impl<'a> PreparedOp<'a> {
@@ -211,11 +247,14 @@ impl<'a> PreparedOp<'a> {
         kind: Kind::Empty,
         #[cfg(feature = "saturation-counters")]
         saturated: 0,
+        #[cfg(all(feature = "saturation-counters", feature = "int16-activations"))]
+        wide: false,
     };
 
     /// How many of the op's int8 output values sat at −128 or 127 after its
     /// latest run (feature `saturation-counters`): values that may have been
-    /// clamped, i.e. activations beyond the range calibrated for them.
+    /// clamped, i.e. activations beyond the range calibrated for them. An
+    /// int16 output counts its values at −32768 or 32767.
     #[cfg(feature = "saturation-counters")]
     pub fn saturated(&self) -> u32 {
         self.saturated
@@ -226,6 +265,16 @@ impl<'a> PreparedOp<'a> {
     pub(crate) fn count_saturated(&mut self, arena: &[u8]) {
         let out = arena.get(self.output.offset..).unwrap_or(&[]);
         let out = out.get(..self.output.len).unwrap_or(&[]);
+        #[cfg(feature = "int16-activations")]
+        if self.wide {
+            let rails = [i16::MIN.to_le_bytes(), i16::MAX.to_le_bytes()];
+            let at_rail = out
+                .chunks_exact(2)
+                .filter(|v| rails.iter().any(|r| r == v))
+                .count();
+            self.saturated = u32::try_from(at_rail).unwrap_or(u32::MAX);
+            return;
+        }
         // -128 and 127 as bytes.
         let at_rail = out.iter().filter(|&&b| b == 0x80 || b == 0x7F).count();
         self.saturated = u32::try_from(at_rail).unwrap_or(u32::MAX);
@@ -267,6 +316,18 @@ impl<'a> PreparedOp<'a> {
             Kind::Min(op) | Kind::Max(op) => op.name,
             Kind::LayerNorm(_) => "layer_norm_s8",
             Kind::ReduceSum(op) | Kind::ReduceMax(op) => op.kernel(),
+            #[cfg(feature = "int16-activations")]
+            Kind::ConvS16(_) => "conv_s16",
+            #[cfg(feature = "int16-activations")]
+            Kind::FullyConnectedS16(_) => "fully_connected_s16",
+            #[cfg(feature = "int16-activations")]
+            Kind::MaxPoolS16(_) => "max_pool_s16",
+            #[cfg(feature = "int16-activations")]
+            Kind::AvgPoolS16(_) => "avg_pool_s16",
+            #[cfg(feature = "int16-activations")]
+            Kind::SoftmaxS16(_) => "softmax_s16_s8",
+            #[cfg(feature = "op-requantize")]
+            Kind::Requantize(op) => op.kernel(),
         }
     }
 
@@ -302,6 +363,15 @@ impl<'a> PreparedOp<'a> {
             | Kind::LayerNorm(_)
             | Kind::ReduceSum(_)
             | Kind::ReduceMax(_) => explain::<(), ()>(&(), NONE, f),
+            // Int16 layers run the reference kernels on every target.
+            #[cfg(feature = "int16-activations")]
+            Kind::ConvS16(_)
+            | Kind::FullyConnectedS16(_)
+            | Kind::MaxPoolS16(_)
+            | Kind::AvgPoolS16(_)
+            | Kind::SoftmaxS16(_) => explain::<(), ()>(&(), NONE, f),
+            #[cfg(feature = "op-requantize")]
+            Kind::Requantize(_) => explain::<(), ()>(&(), NONE, f),
         }
     }
 
@@ -313,6 +383,14 @@ impl<'a> PreparedOp<'a> {
             Kind::Lstm(op) => op.macs(),
             Kind::Gru(op) => op.macs(),
             Kind::ConvTranspose(op) => op.macs(),
+            #[cfg(feature = "int16-activations")]
+            Kind::ConvS16(op) => op.macs(),
+            #[cfg(feature = "int16-activations")]
+            Kind::FullyConnectedS16(op) => op.macs(),
+            #[cfg(feature = "int16-activations")]
+            Kind::MaxPoolS16(_) | Kind::AvgPoolS16(_) | Kind::SoftmaxS16(_) => 0,
+            #[cfg(feature = "op-requantize")]
+            Kind::Requantize(_) => 0,
             Kind::Empty
             | Kind::Add(_)
             | Kind::Mul(_)
@@ -371,6 +449,18 @@ impl<'a> PreparedOp<'a> {
             Kind::LayerNorm(op) => gated(O::LayerNorm, i, || op.eval(io)),
             Kind::ReduceSum(op) => gated(O::ReduceSum, i, || op.eval(io)),
             Kind::ReduceMax(op) => gated(O::ReduceMax, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::ConvS16(op) => gated(O::Conv, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::FullyConnectedS16(op) => gated(O::FullyConnected, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::MaxPoolS16(op) => gated(O::MaxPool, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::AvgPoolS16(op) => gated(O::AvgPool, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::SoftmaxS16(op) => gated(O::Softmax, i, || op.eval(io)),
+            #[cfg(feature = "op-requantize")]
+            Kind::Requantize(op) => gated(O::Requantize, i, || op.eval(io)),
         }
     }
 }
@@ -404,15 +494,37 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
     let i = op.index;
     use OpCode as O;
     let kind = match op.opcode {
+        // An op that reads (input 0) or writes an int16 activation runs its
+        // int16 kernel, which checks the pairing of the two.
+        #[cfg(feature = "int16-activations")]
+        O::Conv if cx.int16() => Kind::ConvS16(gated(O::Conv, i, || conv::prepare_s16(&cx))?),
         O::Conv => Kind::Conv(gated(O::Conv, i, || conv::prepare(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::FullyConnected if cx.int16() => {
+            Kind::FullyConnectedS16(gated(O::FullyConnected, i, || {
+                fully_connected::prepare_s16(&cx)
+            })?)
+        }
         O::FullyConnected => Kind::FullyConnected(gated(O::FullyConnected, i, || {
             fully_connected::prepare(&cx)
         })?),
         O::Add => Kind::Add(gated(O::Add, i, || elementwise::prepare_add(&cx))?),
         O::Mul => Kind::Mul(gated(O::Mul, i, || elementwise::prepare_mul(&cx))?),
         O::Lut => Kind::Lut(gated(O::Lut, i, || lut::prepare(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::MaxPool if cx.int16() => {
+            Kind::MaxPoolS16(gated(O::MaxPool, i, || pool::prepare_s16(&cx))?)
+        }
         O::MaxPool => Kind::MaxPool(gated(O::MaxPool, i, || pool::prepare(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::AvgPool if cx.int16() => {
+            Kind::AvgPoolS16(gated(O::AvgPool, i, || pool::prepare_s16(&cx))?)
+        }
         O::AvgPool => Kind::AvgPool(gated(O::AvgPool, i, || pool::prepare(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::Softmax if cx.int16() => {
+            Kind::SoftmaxS16(gated(O::Softmax, i, || softmax::prepare_s16(&cx))?)
+        }
         O::Softmax => Kind::Softmax(gated(O::Softmax, i, || softmax::prepare(&cx))?),
         O::Concat => Kind::Concat(gated(O::Concat, i, || concat::prepare(&cx))?),
         O::Pad => Kind::Pad(gated(O::Pad, i, || pad::prepare(&cx))?),
@@ -432,6 +544,16 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::LayerNorm => Kind::LayerNorm(gated(O::LayerNorm, i, || layer_norm::prepare(&cx))?),
         O::ReduceSum => Kind::ReduceSum(gated(O::ReduceSum, i, || reduce::prepare(&cx, false))?),
         O::ReduceMax => Kind::ReduceMax(gated(O::ReduceMax, i, || reduce::prepare(&cx, true))?),
+        #[cfg(feature = "op-requantize")]
+        O::Requantize => Kind::Requantize(gated(O::Requantize, i, || requantize::prepare(&cx))?),
+        // Refused above, before any decoding.
+        #[cfg(not(feature = "op-requantize"))]
+        O::Requantize => {
+            return Err(Error::OpNotBuiltIn {
+                index: i,
+                opcode: O::Requantize,
+            })
+        }
     };
     Ok(PreparedOp {
         index: op.index,
@@ -440,6 +562,8 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         kind,
         #[cfg(feature = "saturation-counters")]
         saturated: 0,
+        #[cfg(all(feature = "saturation-counters", feature = "int16-activations"))]
+        wide: cx.output.dtype == DType::I16,
     })
 }
 
@@ -520,6 +644,11 @@ impl Inputs<'_> {
             Operand::Const(c) => return Ok(c),
             Operand::Arena(s) => s,
         };
+        self.bytes(s).map(bytemuck::cast_slice)
+    }
+
+    /// The arena bytes of `s`, if they do not overlap the output.
+    fn bytes(&self, s: Span) -> Result<&[u8], Error> {
         let end = s.offset.checked_add(s.len);
         let out_end = self.output.offset + self.output.len;
         let bytes = match end {
@@ -527,9 +656,19 @@ impl Inputs<'_> {
             Some(end) if s.offset >= out_end => self.after.get(s.offset - out_end..end - out_end),
             _ => None,
         };
-        bytes
-            .map(bytemuck::cast_slice)
-            .ok_or(self.bad(why!("input overlaps the output")))
+        bytes.ok_or(self.bad(why!("input overlaps the output")))
+    }
+
+    /// An int16 activation's values. The offset is even and the arena
+    /// usually 16-aligned, but the arena is the caller's: a view that is
+    /// not 2-aligned is an `Err`, never a misaligned read.
+    #[cfg(feature = "int16-activations")]
+    fn read_i16(&self, x: &Operand<'_>) -> Result<&[i16], Error> {
+        let s = match *x {
+            Operand::Arena(s) => s,
+            Operand::Const(_) => return Err(self.bad(why!("int16 operands are activations"))),
+        };
+        bytemuck::try_cast_slice(self.bytes(s)?).map_err(|_| Error::Misaligned)
     }
 
     /// Whether `x` is exactly the output's bytes (an in-place op's input).
@@ -539,6 +678,14 @@ impl Inputs<'_> {
 }
 
 // ---- validation helpers shared by the families ----
+
+/// `out` (an op's output bytes) as the `i16` values of an int16 activation;
+/// [`Error::Misaligned`] if the caller's arena puts it off a 2-byte boundary.
+#[cfg(feature = "int16-activations")]
+fn output_i16(out: &mut [i8]) -> Result<&mut [i16], Error> {
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
+    bytemuck::try_cast_slice_mut(bytes).map_err(|_| Error::Misaligned)
+}
 
 /// An op being prepared: its record, its model and its (single) output.
 pub(crate) struct Ctx<'m, 'a> {
@@ -562,7 +709,24 @@ impl<'m, 'a> Ctx<'m, 'a> {
         if output.storage != Storage::Arena {
             return Err(bad(why!("output must be an activation")));
         }
-        // Arena tensors are per-tensor i8 (checked per tensor).
+        // Only the ops with int16 kernels write an int16 activation; each of
+        // them checks its operands' pairing. (Without the feature the loader
+        // refuses every int16 activation.)
+        #[cfg(feature = "int16-activations")]
+        if output.dtype != DType::I8
+            && !matches!(
+                op.opcode,
+                OpCode::Conv
+                    | OpCode::FullyConnected
+                    | OpCode::MaxPool
+                    | OpCode::AvgPool
+                    | OpCode::Reshape
+                    | OpCode::Requantize
+            )
+        {
+            return Err(bad(why!("op does not take int16 activations")));
+        }
+        // Arena tensors are per-tensor quantized (checked per tensor).
         let (out_scale, out_zp) = output
             .scale_zero_point()
             .ok_or(bad(why!("output not quantized")))?;
@@ -643,6 +807,60 @@ impl<'m, 'a> Ctx<'m, 'a> {
             (DType::I8, Quant::PerTensor { zero_point, .. }) => Ok(zero_point),
             _ => Err(self.bad(why!("operand is not a per-tensor quantized i8 tensor"))),
         }
+    }
+
+    /// Whether input 0 or the output is an int16 activation: the op runs
+    /// its int16 kernel (which refuses a mixed pair).
+    #[cfg(feature = "int16-activations")]
+    fn int16(&self) -> bool {
+        self.output.dtype == DType::I16 || self.input(0).is_ok_and(|x| x.dtype == DType::I16)
+    }
+
+    /// An int16 activation operand: `i16`, in the arena, per-tensor with
+    /// zero point 0 (the symmetric int16 scheme; the loader checks it too).
+    #[cfg(feature = "int16-activations")]
+    fn i16_operand(&self, t: &TensorInfo<'a>) -> Result<(), Error> {
+        let ok = t.dtype == DType::I16
+            && t.storage == Storage::Arena
+            && matches!(t.quant, Quant::PerTensor { zero_point: 0, .. });
+        self.ensure(
+            ok,
+            why!("operand is not an int16 activation (per-tensor, zero point 0)"),
+        )
+    }
+
+    /// Input 0 and the output of an int16 op with int16 on both sides
+    /// (Conv, FullyConnected, the pools): mixed pairs need a Requantize.
+    #[cfg(feature = "int16-activations")]
+    fn i16_in_out(&self) -> Result<(), Error> {
+        let x = self.input(0)?;
+        self.ensure(
+            x.dtype == DType::I16 && self.output.dtype == DType::I16,
+            why!("input and output mix int8 and int16 (put a Requantize between)"),
+        )?;
+        self.i16_operand(&x)?;
+        self.i16_operand(&self.output)
+    }
+
+    /// `-32768 <= act_min <= act_max <= 32767`, from two parameter words:
+    /// the fused activation range of an int16 output.
+    #[cfg(feature = "int16-activations")]
+    fn act_range_s16(&self, min_word: usize, max_word: usize) -> Result<(i32, i32), Error> {
+        let (lo, hi) = (self.word(min_word)?, self.word(max_word)?);
+        self.ensure(
+            -32768 <= lo && lo <= hi && hi <= 32767,
+            why!("activation range not within [-32768, 32767]"),
+        )?;
+        Ok((lo, hi))
+    }
+
+    /// Conv or FullyConnected weights (input 1) of an int16 layer: dense.
+    #[cfg(feature = "int16-activations")]
+    fn dense_for_s16(&self) -> Result<(), Error> {
+        self.ensure(
+            !self.input(1)?.storage.is_packed_weights(),
+            why!("int16 layers take dense weights, not sparse or power-of-two"),
+        )
     }
 
     fn check_arity(&self, n_inputs: usize, n_params: usize) -> Result<(), Error> {

@@ -5,6 +5,9 @@ use super::{nchw, Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::pool as w;
 use crate::format::layout::OpCode;
+use crate::format::TensorInfo;
+#[cfg(feature = "int16-activations")]
+use crate::kernels;
 use crate::kernels::select::{self, Chosen, PoolFn};
 use crate::kernels::PoolParams;
 
@@ -19,12 +22,50 @@ pub(super) struct Pool<'a> {
     pub kernel: Chosen<PoolFn>,
 }
 
+/// A prepared MaxPool or AvgPool with int16 activations (reference kernels).
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PoolS16 {
+    p: PoolParams,
+    x: super::Span,
+    avg: bool,
+}
+
 /// Input `[x]`; see `params::pool`.
 #[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Pool<'a>, Error> {
+    let (p, x) = decode(cx, Ctx::i8_operand)?;
+    let kernel = if cx.op.opcode == OpCode::AvgPool {
+        select::avg_pool(&p)
+    } else {
+        select::max_pool(&p)
+    };
+    Ok(Pool { p, x, kernel })
+}
+
+/// [`prepare`] for int16 `x` and `y` (the same quantization, zero point 0).
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_s16(cx: &Ctx<'_, '_>) -> Result<PoolS16, Error> {
+    cx.i16_in_out()?;
+    let (p, x) = decode(cx, |cx, x| cx.i16_operand(x).map(|()| 0))?;
+    let Operand::Arena(x) = x else {
+        return Err(cx.bad(why!("int16 operands are activations")));
+    };
+    let avg = cx.op.opcode == OpCode::AvgPool;
+    Ok(PoolS16 { p, x, avg })
+}
+
+/// Checks a pool record and decodes it, `x` checked by `operand` (which
+/// returns its zero point).
+#[inline(always)]
+fn decode<'a, 'c>(
+    cx: &Ctx<'c, 'a>,
+    operand: impl Fn(&Ctx<'c, 'a>, &TensorInfo<'a>) -> Result<i32, Error>,
+) -> Result<(PoolParams, Operand<'a>), Error> {
     cx.check_arity(1, w::COUNT)?;
     let x = cx.input(0)?;
-    let zero_point = cx.i8_operand(&x)?;
+    let zero_point = operand(cx, &x)?;
     cx.ensure(
         x.quant == cx.output.quant,
         why!("output quantization differs from input"),
@@ -77,16 +118,21 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Pool<'a>, Error> {
         count_include_pad: include_pad == 1,
         zero_point,
     };
-    let kernel = if is_avg {
-        select::avg_pool(&p)
-    } else {
-        select::max_pool(&p)
-    };
-    Ok(Pool {
-        p,
-        x: Operand::of(&x),
-        kernel,
-    })
+    Ok((p, Operand::of(&x)))
+}
+
+#[cfg(feature = "int16-activations")]
+impl PoolS16 {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read_i16(&Operand::Arena(self.x))?;
+        let y = super::output_i16(io.output)?;
+        if self.avg {
+            kernels::avg_pool_s16(&self.p, x, y);
+        } else {
+            kernels::max_pool_s16(&self.p, x, y);
+        }
+        Ok(())
+    }
 }
 
 impl Pool<'_> {

@@ -1,6 +1,6 @@
 //! Reshape: the same bytes under a new shape (Flatten, Squeeze, Unsqueeze).
 //! The planner may place the output exactly over the input, and then
-//! nothing moves.
+//! nothing moves. Int16 activations (feature `int16-activations`) too.
 
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
@@ -17,6 +17,18 @@ pub(super) struct Reshape<'a> {
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Reshape<'a>, Error> {
     cx.check_arity(1, w::COUNT)?;
     let x = cx.input(0)?;
+    // An int16 activation moves as its bytes: the same dtype on both sides.
+    #[cfg(feature = "int16-activations")]
+    if cx.int16() {
+        cx.ensure(
+            x.dtype == cx.output.dtype,
+            why!("reshape changes the dtype"),
+        )?;
+        cx.i16_operand(&x)?;
+    } else {
+        cx.i8_operand(&x)?;
+    }
+    #[cfg(not(feature = "int16-activations"))]
     cx.i8_operand(&x)?;
     cx.ensure(
         x.numel() == cx.output.numel(),

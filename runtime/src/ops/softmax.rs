@@ -1,8 +1,10 @@
-//! Softmax along one axis, through the converter's 256-entry exp table.
+//! Softmax along one axis, through the converter's 256-entry exp table (or,
+//! for an int16 input, the 512-entry pair of tables).
 
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::softmax as w;
+use crate::format::TensorInfo;
 use crate::kernels::{softmax_s8, SoftmaxParams};
 
 /// The output quantization Softmax must declare: its kernel's fixed format.
@@ -17,17 +19,21 @@ pub(super) struct Softmax<'a> {
     table: &'a [i32; 256],
 }
 
+/// A prepared Softmax of an int16 input.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SoftmaxS16<'a> {
+    p: SoftmaxParams,
+    x: Operand<'a>,
+    table: &'a [i32; 512],
+}
+
 /// Inputs `[x, exp_table i32 [256]]`; see `params::softmax`.
 #[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Softmax<'a>, Error> {
     cx.check_arity(2, w::COUNT)?;
     let (x, _) = cx.same_shape_input(0)?;
-    cx.ensure(
-        cx.out_scale == SOFTMAX_OUTPUT_SCALE && cx.out_zp == SOFTMAX_OUTPUT_ZERO_POINT,
-        why!("softmax output must have scale 1/256 and zero point -128"),
-    )?;
-    let axis = cx.size(w::AXIS, 0, why!("axis out of range"))?;
-    cx.ensure(axis < x.rank(), why!("axis out of range"))?;
+    let p = decode(cx, &x)?;
     let table = cx.input(1)?;
     let table = table
         .data_i32()
@@ -38,16 +44,85 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Softmax<'a>, Error> {
         table[0] > 0 && table.iter().all(|&e| e >= 0),
         why!("exp table needs table[0] > 0 and no negative entries"),
     )?;
-    let dims = x.dims_usize();
-    let p = SoftmaxParams {
-        outer: dims.iter().take(axis).product(),
-        axis_len: dims.get(axis).copied().unwrap_or(1),
-        inner: dims.iter().take(x.rank()).skip(axis + 1).product(),
-    };
     Ok(Softmax {
         p,
         x: Operand::of(&x),
         table,
+    })
+}
+
+/// Inputs `[x (i16), exp_table i32 [512]]`: the int8 output as for an int8
+/// input; the table is [`softmax_exp_table_s16`]'s: both halves start at
+/// `2^24` (`exp(0)`) and no entry is negative or above it, so a row's sum
+/// is positive and cannot overflow.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<SoftmaxS16<'a>, Error> {
+    cx.check_arity(2, w::COUNT)?;
+    let x = cx.input(0)?;
+    cx.i16_operand(&x)?;
+    cx.ensure(
+        x.dims() == cx.output.dims(),
+        why!("output shape differs from input shape"),
+    )?;
+    let p = decode(cx, &x)?;
+    let table = cx.input(1)?;
+    let table = table
+        .data_i32()
+        .filter(|_| table.rank() == 1)
+        .and_then(|d| <&[i32; 512]>::try_from(d).ok())
+        .ok_or(cx.bad(why!(
+            "exp table of an int16 input must be an i32 constant of shape [512]"
+        )))?;
+    const ONE: i32 = 1 << 24;
+    cx.ensure(
+        table[0] == ONE && table[256] == ONE && table.iter().all(|&e| (0..=ONE).contains(&e)),
+        why!("int16 exp table needs table[0] = table[256] = 2^24 and entries in 0..=2^24"),
+    )?;
+    Ok(SoftmaxS16 {
+        p,
+        x: Operand::of(&x),
+        table,
+    })
+}
+
+/// The output quantization and the axis, shared by both input types.
+fn decode(cx: &Ctx<'_, '_>, x: &TensorInfo<'_>) -> Result<SoftmaxParams, Error> {
+    cx.ensure(
+        cx.out_scale == SOFTMAX_OUTPUT_SCALE && cx.out_zp == SOFTMAX_OUTPUT_ZERO_POINT,
+        why!("softmax output must have scale 1/256 and zero point -128"),
+    )?;
+    let axis = cx.size(w::AXIS, 0, why!("axis out of range"))?;
+    cx.ensure(axis < x.rank(), why!("axis out of range"))?;
+    let dims = x.dims_usize();
+    Ok(SoftmaxParams {
+        outer: dims.iter().take(axis).product(),
+        axis_len: dims.get(axis).copied().unwrap_or(1),
+        inner: dims.iter().take(x.rank()).skip(axis + 1).product(),
+    })
+}
+
+#[cfg(feature = "int16-activations")]
+impl SoftmaxS16<'_> {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read_i16(&self.x)?;
+        crate::kernels::softmax_s16_s8(&self.p, self.table, x, io.output);
+        Ok(())
+    }
+}
+
+/// The exp table of a Softmax whose input is int16 with scale
+/// `input_scale` (feature `std`: it needs `f64::exp`): `T[d] = round(2^24 ·
+/// exp(−d·s))` for the low byte `d` of a distance, `T[256 + h] = round(2^24
+/// · exp(−256·h·s))` for its high byte `h`. The converter writes it as the
+/// op's input 1; `softmax_s16_s8` multiplies the two factors of a distance.
+#[cfg(all(feature = "std", feature = "int16-activations"))]
+pub fn softmax_exp_table_s16(input_scale: f32) -> [i32; 512] {
+    let s = f64::from(input_scale);
+    let entry = |steps: f64| ((-steps * s).exp() * f64::from(1u32 << 24)).round() as i32;
+    core::array::from_fn(|i| match i {
+        0..256 => entry(i as f64),
+        _ => entry(256.0 * (i - 256) as f64),
     })
 }
 

@@ -334,3 +334,115 @@ pub fn patched_u8(file: &[u8], off: usize, v: u8) -> AlignedBuf {
     fix_crc(b.as_mut_slice());
     b
 }
+
+// ---- Int16 activations ------------------------------------------------------
+
+/// The int16 pipeline's Conv: weights `[3, 2, 3]` (±127 included), bias,
+/// per-channel multipliers and shifts.
+pub const I16_CONV_W: [i8; 18] = [
+    127, -127, 64, 3, 0, -5, //
+    -1, 2, -3, 127, 127, 127, //
+    0, 0, 1, -127, 50, -50,
+];
+pub const I16_CONV_BIAS: [i32; 3] = [100_000, -50_000, 7];
+pub const I16_CONV_MULT: [i32; 3] = [1 << 30, 1_518_500_250, (1 << 30) + 12_345];
+pub const I16_CONV_SHIFT: [i32; 3] = [-7, -9, -7];
+/// The FullyConnected: weights `[4, 9]`.
+pub const I16_FC_W: [i8; 36] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, //
+    -127, 127, -127, 127, -127, 127, -127, 127, -127, //
+    0, 0, 0, 0, 127, 0, 0, 0, 0, //
+    10, -20, 30, -40, 50, -60, 70, -80, 90,
+];
+pub const I16_FC_BIAS: [i32; 4] = [0, 1 << 20, -(1 << 21), 12_345];
+pub const I16_FC_MULT: [i32; 4] = [1 << 30, 1 << 30, 1_700_000_000, 1_100_000_000];
+pub const I16_FC_SHIFT: [i32; 4] = [-3, -6, -2, -4];
+/// Requantize word pairs: int8 → int16 multiplies by 256, int16 → int8
+/// divides by 128.
+pub const I16_UP: (i32, i32) = (1 << 30, 9);
+pub const I16_DOWN: (i32, i32) = (1 << 30, -6);
+pub const I16_CONV_PARAMS: [i32; 11] = [1, 1, 1, 2, 0, 2, 0, 2, 1, -12_000, 32_767];
+pub const I16_POOL_PARAMS: [i32; 11] = [1, 2, 1, 2, 1, 1, 0, 0, 0, 0, 0];
+
+/// x i8 `[1, 2, 6]` (zp 3) → Requantize (×256) → a i16 `[1, 2, 6]` → Conv
+/// (kernel 3, dilation 2, pads 2/2, act [−12000, 32767]) → b i16 `[1, 3, 6]`
+/// → MaxPool k2 s2 → c i16 `[1, 3, 3]` → Reshape in place → d i16 `[1, 9]`
+/// → FullyConnected → e i16 `[1, 4]` → Requantize (/128, zp −5) → y i8
+/// `[1, 4]`. Arena: x [0, 12), a [16, 40), b [40, 76), c and d [80, 98),
+/// e [100, 108), y [112, 116).
+pub fn int16_pipeline() -> Writer {
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 2, 6], pt(0.05, 3), 0);
+    let s16 = 0.05 / 256.0;
+    let a = w.add_activation_i16("a", &[1, 2, 6], pt(s16, 0), 16);
+    w.add_op(OpCode::Requantize, &[x], &[a], &[I16_UP.0, I16_UP.1]);
+    let cw = w.add_constant_i8(
+        "conv.weight",
+        &[3, 2, 3],
+        QuantSpec::PerChannel {
+            axis: 0,
+            scales: vec![0.01, 0.02, 0.03],
+        },
+        &I16_CONV_W,
+    );
+    let cb = w.add_constant_i32("conv.bias", &[3], &I16_CONV_BIAS);
+    let cm = w.add_constant_i32("conv.multiplier", &[3], &I16_CONV_MULT);
+    let cs = add_shifts(&mut w, "conv.shift", &I16_CONV_SHIFT);
+    let b = w.add_activation_i16("b", &[1, 3, 6], pt(s16 * 4.0, 0), 40);
+    w.add_op(OpCode::Conv, &[a, cw, cb, cm, cs], &[b], &I16_CONV_PARAMS);
+    let c = w.add_activation_i16("c", &[1, 3, 3], pt(s16 * 4.0, 0), 80);
+    w.add_op(OpCode::MaxPool, &[b], &[c], &I16_POOL_PARAMS);
+    let d = w.add_activation_i16("d", &[1, 9], pt(s16 * 4.0, 0), 80);
+    w.add_op(OpCode::Reshape, &[c], &[d], &[]);
+    let fw = w.add_constant_i8("fc.weight", &[4, 9], pt(0.01, 0), &I16_FC_W);
+    let fb = w.add_constant_i32("fc.bias", &[4], &I16_FC_BIAS);
+    let fm = w.add_constant_i32("fc.multiplier", &[4], &I16_FC_MULT);
+    let fs = add_shifts(&mut w, "fc.shift", &I16_FC_SHIFT);
+    let e = w.add_activation_i16("e", &[1, 4], pt(s16 * 8.0, 0), 100);
+    w.add_op(
+        OpCode::FullyConnected,
+        &[d, fw, fb, fm, fs],
+        &[e],
+        &[-32768, 32767],
+    );
+    let y = w.add_activation("y", &[1, 4], pt(s16 * 8.0 * 128.0, -5), 112);
+    w.add_op(OpCode::Requantize, &[e], &[y], &[I16_DOWN.0, I16_DOWN.1]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(116);
+    w
+}
+
+pub const I16_PIPELINE_INPUT: [i8; 12] = [127, -128, 0, 5, -7, 100, 3, 3, -128, 127, 50, -50];
+
+/// Scale of the int16 Softmax input: 1/4096 (a distance of 65535 is 16).
+pub const I16_SOFTMAX_SCALE: f32 = 1.0 / 4096.0;
+
+/// The int16 Softmax's exp table, computed here independently of
+/// `medq::ops::softmax_exp_table_s16`: `2^24 · exp(−d·s)` for the low byte,
+/// `2^24 · exp(−256·h·s)` for the high byte.
+pub fn int16_exp_table(scale: f32) -> Vec<i32> {
+    let e = |steps: f64| ((-steps * scale as f64).exp() * 16_777_216.0).round() as i32;
+    (0..256)
+        .map(|d| e(d as f64))
+        .chain((0..256).map(|h| e(256.0 * h as f64)))
+        .collect()
+}
+
+/// x i8 `[1, 6]` (scale 1/16, zp 0) → Requantize (×256) → a i16 `[1, 6]`
+/// (scale 1/4096) → Softmax (axis 1, the 512-entry table) → y i8 `[1, 6]`.
+pub fn int16_softmax() -> Writer {
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 6], pt(I16_SOFTMAX_SCALE * 256.0, 0), 0);
+    let a = w.add_activation_i16("a", &[1, 6], pt(I16_SOFTMAX_SCALE, 0), 8);
+    w.add_op(OpCode::Requantize, &[x], &[a], &[I16_UP.0, I16_UP.1]);
+    let t = w.add_constant_i32("exp", &[512], &int16_exp_table(I16_SOFTMAX_SCALE));
+    let y = w.add_activation("y", &[1, 6], pt(1.0 / 256.0, -128), 20);
+    w.add_op(OpCode::Softmax, &[a, t], &[y], &[1]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(26);
+    w
+}
+
+pub const I16_SOFTMAX_INPUT: [i8; 6] = [127, -128, 0, 126, 100, -5];

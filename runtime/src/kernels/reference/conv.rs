@@ -1,6 +1,8 @@
 //! 2-D convolution (grouped and depthwise included; 1-D is `H = 1`).
 
 use super::{act_ok, axis_ok, mul3, Taps};
+#[cfg(feature = "int16-activations")]
+use super::{act_ok_s16, requantize_to_i16};
 use crate::kernels::ConvParams;
 use crate::numerics::requantize_to_i8;
 
@@ -100,11 +102,22 @@ pub(super) fn preconditions_hold(
     multiplier: &[i32],
     shift: &[i8],
 ) -> bool {
+    act_ok(p.act_min, p.act_max) && shape_holds(p, input.len(), bias, multiplier, shift)
+}
+
+/// [`preconditions_hold`] without the activation range, which depends on
+/// the output type.
+fn shape_holds(
+    p: &ConvParams,
+    input_len: usize,
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+) -> bool {
     let groups_ok = p.groups != 0
         && p.in_channels.is_multiple_of(p.groups)
         && p.out_channels.is_multiple_of(p.groups);
     groups_ok
-        && act_ok(p.act_min, p.act_max)
         && axis_ok(
             p.out_h,
             p.stride_h,
@@ -121,10 +134,81 @@ pub(super) fn preconditions_hold(
             p.pad_left,
             p.in_w,
         )
-        && mul3(p.in_channels, p.in_h, p.in_w) == Some(input.len())
+        && mul3(p.in_channels, p.in_h, p.in_w) == Some(input_len)
         && bias.len() == p.out_channels
         && multiplier.len() == p.out_channels
         && shift.len() == p.out_channels
+}
+
+/// Quantized convolution with int16 activations and int8 weights (TFLite's
+/// 16x8 scheme), NCHW, batch 1: the operands and geometry of [`conv_s8`],
+/// with symmetric `i16` input and output (zero points 0).
+///
+/// `acc = bias[oc] + Σ x · w` over the window taps inside the input, in
+/// `i64` (exact: a tap adds less than 2^22); `y = clamp(requantize_i64(acc,
+/// multiplier[oc], shift[oc]), act_min, act_max)`.
+///
+/// Returns early, leaving `output` unchanged, on the conditions of
+/// [`conv_s8`] with `-32768 <= act_min <= act_max <= 32767` in place of the
+/// `i8` window, and unless both zero points are 0.
+#[cfg(feature = "int16-activations")]
+pub fn conv_s16(
+    p: &ConvParams,
+    input: &[i16],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    if conv_weight_count(p) != Some(weights.len())
+        || !shape_holds(p, input.len(), bias, multiplier, shift)
+        || !act_ok_s16(p.act_min, p.act_max)
+        || p.input_zero_point != 0
+        || p.output_zero_point != 0
+        || mul3(p.out_channels, p.out_h, p.out_w) != Some(output.len())
+        || output.is_empty()
+    {
+        return;
+    }
+    let cin_g = p.in_channels / p.groups;
+    let cout_g = p.out_channels / p.groups;
+    let in_plane = p.in_h * p.in_w;
+    let out_plane = p.out_h * p.out_w;
+    let w_plane = p.kernel_h * p.kernel_w;
+    let w_per_oc = cin_g * w_plane;
+
+    // The loop of `conv_s8`, widened; `output` is non-empty, so `out_plane`
+    // and `out_w` are non-zero.
+    let per_oc = output
+        .chunks_exact_mut(out_plane)
+        .zip(bias.iter().zip(multiplier).zip(shift));
+    for (oc, (out_oc, ((&b, &m), &s))) in per_oc.enumerate() {
+        let s = i32::from(s);
+        let w_oc = weights.get(oc * w_per_oc..).unwrap_or(&[]);
+        let in_group = input.get((oc / cout_g) * cin_g * in_plane..).unwrap_or(&[]);
+        for (oy, out_row) in out_oc.chunks_exact_mut(p.out_w).enumerate() {
+            let ty = Taps::new(oy, p.stride_h, p.dilation_h, p.pad_top, p.kernel_h, p.in_h);
+            for (ox, y) in out_row.iter_mut().enumerate() {
+                let tx = Taps::new(ox, p.stride_w, p.dilation_w, p.pad_left, p.kernel_w, p.in_w);
+                let mut acc = i64::from(b);
+                for icg in 0..cin_g {
+                    for (j, ky) in (ty.lo..ty.hi).enumerate() {
+                        let iy = ty.first + j * p.dilation_h;
+                        let in_start = icg * in_plane + iy * p.in_w + tx.first;
+                        let w_start = icg * w_plane + ky * p.kernel_w;
+                        let xs = in_group.get(in_start..).unwrap_or(&[]);
+                        let ws = weights_row(w_oc, w_start, tx);
+                        for (&x, &w) in xs.iter().step_by(p.dilation_w).zip(ws) {
+                            // Wrapping only to stay total: 2^41 taps would be needed.
+                            acc = acc.wrapping_add(i64::from(x) * i64::from(w));
+                        }
+                    }
+                }
+                *y = requantize_to_i16(acc, m, s, p.act_min, p.act_max);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,58 @@ pub fn fully_connected_s8(
     }
 }
 
+/// `y = x · Wᵀ + b` with int16 activations and int8 weights (TFLite's 16x8
+/// scheme): the operands of [`fully_connected_s8`], with symmetric `i16`
+/// input and output (zero points 0).
+///
+/// `acc = bias[n] + Σ_k x[r][k] · w[n][k]` in `i64` (exact: a term is below
+/// 2^22 in magnitude); `y[r][n] = clamp(requantize_i64(acc, multiplier[n],
+/// shift[n]), act_min, act_max)`.
+///
+/// Returns early, leaving `output` unchanged, unless every slice has exactly
+/// the length above, `-32768 <= act_min <= act_max <= 32767` and both zero
+/// points are 0.
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s16(
+    p: &FullyConnectedParams,
+    input: &[i16],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    let lens_ok = p.rows.checked_mul(p.in_features) == Some(input.len())
+        && p.out_features.checked_mul(p.in_features) == Some(weights.len())
+        && p.rows.checked_mul(p.out_features) == Some(output.len())
+        && bias.len() == p.out_features
+        && multiplier.len() == p.out_features
+        && shift.len() == p.out_features;
+    if !lens_ok
+        || !super::act_ok_s16(p.act_min, p.act_max)
+        || p.input_zero_point != 0
+        || p.output_zero_point != 0
+        || output.is_empty()
+    {
+        return;
+    }
+    let k = p.in_features;
+    for (r, out_row) in output.chunks_exact_mut(p.out_features).enumerate() {
+        let x_row = input.get(r * k..(r + 1) * k).unwrap_or(&[]);
+        let per_n = out_row
+            .iter_mut()
+            .zip(bias.iter().zip(multiplier).zip(shift));
+        for (n, (y, ((&b, &m), &s))) in per_n.enumerate() {
+            let w_row = weights.get(n * k..(n + 1) * k).unwrap_or(&[]);
+            // Wrapping only to stay total: it would take K ≥ 2^41.
+            let acc = x_row.iter().zip(w_row).fold(i64::from(b), |acc, (&x, &w)| {
+                acc.wrapping_add(i64::from(x) * i64::from(w))
+            });
+            *y = super::requantize_to_i16(acc, m, i32::from(s), p.act_min, p.act_max);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,12 +23,18 @@ mod transpose;
 mod binary;
 mod layer_norm;
 mod reduce;
+#[cfg(feature = "int16-activations")]
+mod requantize;
 
 pub use binary::{div_s8, max_s8, min_s8, sub_s8, DIV_FRACTION_BITS};
 pub use concat::concat_part_s8;
+#[cfg(feature = "int16-activations")]
+pub use conv::conv_s16;
 pub use conv::conv_s8;
 pub use conv_transpose::conv_transpose_s8;
 pub use elementwise::{add_s8, mul_s8};
+#[cfg(feature = "int16-activations")]
+pub use fully_connected::fully_connected_s16;
 pub use fully_connected::fully_connected_s8;
 pub use gather::{gather_s8, slice_s8};
 pub use layer_norm::{
@@ -36,6 +42,8 @@ pub use layer_norm::{
 };
 pub use lut::{lut_in_place_s8, lut_s8};
 pub use pad::pad_s8;
+#[cfg(feature = "int16-activations")]
+pub use pool::{avg_pool_s16, max_pool_s16};
 pub use pool::{avg_pool_s8, max_pool_s8};
 pub use recurrent::{
     gru_s8, lstm_s8, table_lookup_s16, GruParams, LstmParams, RecurrentParams, RecurrentWeights,
@@ -47,7 +55,11 @@ pub use pow2::{conv_pow2_s8, fully_connected_pow2_s8};
 #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
 pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts};
 pub use reduce::{reduce_max_s8, reduce_sum_s8};
+#[cfg(feature = "int16-activations")]
+pub use requantize::{requantize_s16_s16, requantize_s16_s8, requantize_s8_s16};
 pub use resize::{resize_s8, MAX_RESIZE_LEN, MAX_SCALE_TERM};
+#[cfg(feature = "int16-activations")]
+pub use softmax::softmax_s16_s8;
 pub use softmax::softmax_s8;
 #[cfg(feature = "sparse-weights")]
 pub use sparse::{conv_sparse_s8, fully_connected_sparse_s8};
@@ -141,6 +153,22 @@ pub(crate) fn axis_ok(
 /// The fused activation clamp stays inside `i8`, so the final cast is exact.
 pub(crate) fn act_ok(act_min: i32, act_max: i32) -> bool {
     -128 <= act_min && act_min <= act_max && act_max <= 127
+}
+
+/// The fused activation clamp of an int16 output stays inside `i16`.
+#[cfg(feature = "int16-activations")]
+pub(crate) fn act_ok_s16(act_min: i32, act_max: i32) -> bool {
+    -32768 <= act_min && act_min <= act_max && act_max <= 32767
+}
+
+/// The last step of the int16 Conv and FullyConnected kernels: requantize
+/// the `i64` accumulator and clamp to the activation window (inside `i16`
+/// by [`act_ok_s16`], so the cast is exact).
+#[cfg(feature = "int16-activations")]
+#[inline(always)]
+fn requantize_to_i16(acc: i64, multiplier: i32, shift: i32, act_min: i32, act_max: i32) -> i16 {
+    let v = crate::numerics::requantize_i64(acc, multiplier, shift);
+    crate::numerics::clamp(v, act_min, act_max) as i16
 }
 
 /// `a · b · c`, `None` on overflow.

@@ -21,7 +21,7 @@ pub fn max_pool_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
     if !preconditions_hold(p, input, output) {
         return;
     }
-    if max_pool_rows_s8(p, input, output) {
+    if max_pool_rows(p, input, output) {
         return;
     }
     let empty = p.zero_point as i8; // in range: checked above
@@ -44,7 +44,7 @@ pub fn max_pool_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
 /// the kernel), no padding or dilation — without the general window
 /// bookkeeping, which costs far more than the max itself (the ECG models'
 /// pools). Same windows, same result. Returns whether it applied.
-fn max_pool_rows_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) -> bool {
+fn max_pool_rows<T: Copy + Ord>(p: &PoolParams, input: &[T], output: &mut [T]) -> bool {
     let k = p.kernel_w;
     let applies = p.kernel_h == 1
         && p.stride_h == 1
@@ -65,7 +65,10 @@ fn max_pool_rows_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) -> bool {
         .zip(input.chunks_exact(p.in_w))
     {
         for (y, window) in y.iter_mut().zip(x.chunks_exact(k)) {
-            *y = window.iter().copied().max().unwrap_or(i8::MIN);
+            // `k > 0`, so every window has a maximum.
+            if let Some(m) = window.iter().copied().max() {
+                *y = m;
+            }
         }
     }
     true
@@ -109,34 +112,36 @@ pub fn avg_pool_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
 }
 
 fn preconditions_hold(p: &PoolParams, input: &[i8], output: &[i8]) -> bool {
-    (-128..=127).contains(&p.zero_point)
-        && axis_ok(
-            p.out_h,
-            p.stride_h,
-            p.kernel_h,
-            p.dilation_h,
-            p.pad_top,
-            p.in_h,
-        )
-        && axis_ok(
-            p.out_w,
-            p.stride_w,
-            p.kernel_w,
-            p.dilation_w,
-            p.pad_left,
-            p.in_w,
-        )
-        && mul3(p.channels, p.in_h, p.in_w) == Some(input.len())
-        && mul3(p.channels, p.out_h, p.out_w) == Some(output.len())
+    (-128..=127).contains(&p.zero_point) && shape_holds(p, input.len(), output.len())
+}
+
+/// The geometry is valid and the slices have its lengths.
+fn shape_holds(p: &PoolParams, input_len: usize, output_len: usize) -> bool {
+    axis_ok(
+        p.out_h,
+        p.stride_h,
+        p.kernel_h,
+        p.dilation_h,
+        p.pad_top,
+        p.in_h,
+    ) && axis_ok(
+        p.out_w,
+        p.stride_w,
+        p.kernel_w,
+        p.dilation_w,
+        p.pad_left,
+        p.in_w,
+    ) && mul3(p.channels, p.in_h, p.in_w) == Some(input_len)
+        && mul3(p.channels, p.out_h, p.out_w) == Some(output_len)
 }
 
 /// Calls `f(channel_input, taps_h, taps_w)` for every output element, in
 /// order, and stores its result. Preconditions must already hold.
-fn for_each_window(
+fn for_each_window<T: Copy>(
     p: &PoolParams,
-    input: &[i8],
-    output: &mut [i8],
-    mut f: impl FnMut(&[i8], Taps, Taps) -> i8,
+    input: &[T],
+    output: &mut [T],
+    mut f: impl FnMut(&[T], Taps, Taps) -> T,
 ) {
     let out_plane = p.out_h * p.out_w;
     let in_plane = p.in_h * p.in_w;
@@ -157,7 +162,7 @@ fn for_each_window(
 
 /// Calls `f` with the input row of every valid tap row, starting at the
 /// first valid column; `f` reads `tx.len()` elements at stride `dilation_w`.
-fn for_each_row(p: &PoolParams, x: &[i8], ty: Taps, tx: Taps, mut f: impl FnMut(&[i8])) {
+fn for_each_row<T>(p: &PoolParams, x: &[T], ty: Taps, tx: Taps, mut f: impl FnMut(&[T])) {
     if tx.len() == 0 {
         return;
     }
@@ -165,6 +170,80 @@ fn for_each_row(p: &PoolParams, x: &[i8], ty: Taps, tx: Taps, mut f: impl FnMut(
         let iy = ty.first + j * p.dilation_h;
         f(x.get(iy * p.in_w + tx.first..).unwrap_or(&[]));
     }
+}
+
+/// [`max_pool_s8`] on `i16` activations (input and output share their
+/// quantization): `y = max x` over the window taps inside the input, a
+/// window with none outputs `zero_point`.
+///
+/// Returns early, leaving `output` unchanged, on the conditions of
+/// [`max_pool_s8`] with `zero_point` in `[-32768, 32767]`.
+#[cfg(feature = "int16-activations")]
+pub fn max_pool_s16(p: &PoolParams, input: &[i16], output: &mut [i16]) {
+    let Ok(empty) = i16::try_from(p.zero_point) else {
+        return;
+    };
+    if !shape_holds(p, input.len(), output.len()) || max_pool_rows(p, input, output) {
+        return;
+    }
+    for_each_window(p, input, output, |x, ty, tx| {
+        let mut best: Option<i16> = None;
+        for_each_row(p, x, ty, tx, |row| {
+            let m = row
+                .iter()
+                .step_by(p.dilation_w)
+                .take(tx.len())
+                .copied()
+                .max();
+            best = best.max(m);
+        });
+        best.unwrap_or(empty)
+    });
+}
+
+/// [`avg_pool_s8`] on `i16` activations: `y = clamp(zp +
+/// div_round_half_away(Σ (x − zp), count), −32768, 32767)`, the same
+/// windows, divisor and rounding. The sum is taken in `i64`: a term is at
+/// most 65535 in magnitude and a window at most 2^23 taps, so it stays below
+/// 2^40 (an `i32` sum would overflow from 2^15 taps on).
+///
+/// Returns early, leaving `output` unchanged, on the conditions of
+/// [`avg_pool_s8`] with `zero_point` in `[-32768, 32767]`.
+#[cfg(feature = "int16-activations")]
+pub fn avg_pool_s16(p: &PoolParams, input: &[i16], output: &mut [i16]) {
+    let area = p.kernel_h.checked_mul(p.kernel_w);
+    if !matches!(area, Some(a) if a <= MAX_AVG_WINDOW)
+        || !(-32768..=32767).contains(&p.zero_point)
+        || !shape_holds(p, input.len(), output.len())
+    {
+        return;
+    }
+    let zp = i64::from(p.zero_point);
+    for_each_window(p, input, output, |x, ty, tx| {
+        let mut sum = 0i64;
+        for_each_row(p, x, ty, tx, |row| {
+            for &v in row.iter().step_by(p.dilation_w).take(tx.len()) {
+                sum += i64::from(v) - zp;
+            }
+        });
+        // Both counts are at most MAX_AVG_WINDOW, so the casts are exact.
+        let count = if p.count_include_pad {
+            p.kernel_h * p.kernel_w
+        } else {
+            ty.len() * tx.len()
+        } as i64;
+        if count == 0 {
+            return zp as i16;
+        }
+        // div_round_half_away in i64: |sum| + count/2 < 2^41.
+        let half = count / 2;
+        let avg = if sum >= 0 {
+            (sum + half) / count
+        } else {
+            (sum - half) / count
+        };
+        (zp + avg).clamp(-32768, 32767) as i16
+    });
 }
 
 #[cfg(test)]

@@ -62,6 +62,74 @@ pub fn softmax_s8(p: &SoftmaxParams, exp_table: &[i32; 256], input: &[i8], outpu
     }
 }
 
+/// Softmax of `i16` activations along the middle axis of `[outer, axis_len,
+/// inner]`, to the int8 output of [`softmax_s8`].
+///
+/// `exp_table[d] = round(2^24 · exp(−d · input_scale))` for `d` in `0..256`
+/// and `exp_table[256 + h] = round(2^24 · exp(−256 · h · input_scale))` for
+/// `h` in `0..256`, computed by `medq::ops::softmax_exp_table_s16`; negative
+/// entries count as 0. For every row: `m = max x`, `d = m − x` (`0..=65535`),
+/// `e = (exp_table[d & 255] · exp_table[256 + (d >> 8)] + 2^23) >> 24` in
+/// `u64` (`exp(−d·s)` as the product of its low and high byte's factors),
+/// then [`softmax_s8`]'s normalization: `sum = Σ e` in `u64` (saturating),
+/// `y = clamp((e·256 + sum/2) / sum − 128, −128, 127)`, −128 for a row
+/// whose `sum` is 0.
+///
+/// Returns early, leaving `output` unchanged, unless `input` and `output`
+/// both have `outer · axis_len · inner` elements.
+#[cfg(feature = "int16-activations")]
+pub fn softmax_s16_s8(p: &SoftmaxParams, exp_table: &[i32; 512], input: &[i16], output: &mut [i8]) {
+    let n = p
+        .outer
+        .checked_mul(p.axis_len)
+        .and_then(|v| v.checked_mul(p.inner));
+    if n != Some(input.len()) || input.len() != output.len() || input.is_empty() {
+        return;
+    }
+    let (low, high) = exp_table.split_at(256);
+    let exp = |m: i16, x: i16| -> u64 {
+        // m >= x, so m − x is in 0..=65535: each byte indexes 256 entries.
+        let d = (m as u16).wrapping_sub(x as u16);
+        let entry = |t: &[i32], i: u16| t.get(usize::from(i)).map_or(0, |&e| e.max(0) as u64);
+        // Each factor is below 2^31: the product and the rounding fit u64.
+        (entry(low, d & 255) * entry(high, d >> 8) + (1 << 23)) >> 24
+    };
+    let block = p.axis_len * p.inner;
+    for (x_block, y_block) in input
+        .chunks_exact(block)
+        .zip(output.chunks_exact_mut(block))
+    {
+        for i in 0..p.inner {
+            let xs = || {
+                x_block
+                    .get(i..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .step_by(p.inner)
+                    .copied()
+            };
+            let m = xs().max().unwrap_or(0);
+            // Saturating: e < 2^38 (a corrupt table), so only a row longer
+            // than 2^26 could reach it; e ≤ sum still holds.
+            let sum = xs().fold(0u64, |s, x| s.saturating_add(exp(m, x)));
+            let ys = y_block
+                .get_mut(i..)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .step_by(p.inner);
+            for (y, x) in ys.zip(xs()) {
+                *y = if sum == 0 {
+                    -128
+                } else {
+                    // e·256 < 2^46 and sum/2 < 2^63: no overflow; e ≤ sum.
+                    let q = quotient_below_512(exp(m, x) * 256 + sum / 2, sum);
+                    (q as i32 - 128).clamp(-128, 127) as i8
+                };
+            }
+        }
+    }
+}
+
 /// `n / d` (`d > 0`) for a quotient known to be below 512, by nine fixed
 /// compare-and-subtract steps. A 64-bit `/` is a library call on 32-bit
 /// cores whose length depends on its operands; this takes the same

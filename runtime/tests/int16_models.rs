@@ -1,0 +1,627 @@
+//! Int16 activations through the interpreter and the loader: models written
+//! with the `Writer`, run op by op against the reference kernels, and every
+//! rule of the int16 contract broken once.
+#![cfg(feature = "int16-activations")]
+
+mod format_models;
+
+use format_models::*;
+use medq::kernels::*;
+use medq::{Error, Interpreter, Model, OpCode, QuantSpec, Writer};
+
+fn i16s(bytes: &[i8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0] as u8, b[1] as u8]))
+        .collect()
+}
+
+/// Runs `w` on `input`: every op's kernel name and output bytes.
+fn run_observed(w: Writer, input: &[i8]) -> (Vec<&'static str>, Vec<Vec<i8>>) {
+    let buf = aligned(w);
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = vec![0x5Au8; model.arena_len()];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+    let kernels = interp.ops().iter().map(|op| op.kernel()).collect();
+    interp.input_mut(0).unwrap().copy_from_slice(input);
+    let mut outputs = Vec::new();
+    interp
+        .invoke_observed(|_, _, y| outputs.push(y.to_vec()))
+        .unwrap();
+    (kernels, outputs)
+}
+
+#[test]
+fn int16_pipeline_runs_the_int16_kernels_op_by_op() {
+    let (kernels, got) = run_observed(int16_pipeline(), &I16_PIPELINE_INPUT);
+    assert_eq!(
+        kernels,
+        [
+            "requantize_s8_s16",
+            "conv_s16",
+            "max_pool_s16",
+            "copy",
+            "fully_connected_s16",
+            "requantize_s16_s8"
+        ]
+    );
+
+    // The same chain, kernel by kernel.
+    let up = RequantizeParams {
+        input_zero_point: 3,
+        output_zero_point: 0,
+        multiplier: I16_UP.0,
+        shift: I16_UP.1,
+    };
+    let mut a = [0i16; 12];
+    requantize_s8_s16(&up, &I16_PIPELINE_INPUT, &mut a);
+    // (−128 − 3) · 256 saturates; (127 − 3) · 256 does not.
+    assert_eq!(a[..2], [31744, -32768]);
+    let conv = ConvParams {
+        in_channels: 2,
+        in_h: 1,
+        in_w: 6,
+        out_channels: 3,
+        out_h: 1,
+        out_w: 6,
+        kernel_h: 1,
+        kernel_w: 3,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 2,
+        pad_top: 0,
+        pad_left: 2,
+        groups: 1,
+        input_zero_point: 0,
+        output_zero_point: 0,
+        act_min: -12_000,
+        act_max: 32_767,
+    };
+    let shifts = |s: &[i32]| s.iter().map(|&v| v as i8).collect::<Vec<_>>();
+    let mut b = [0i16; 18];
+    conv_s16(
+        &conv,
+        &a,
+        &I16_CONV_W,
+        &I16_CONV_BIAS,
+        &I16_CONV_MULT,
+        &shifts(&I16_CONV_SHIFT),
+        &mut b,
+    );
+    let pool = PoolParams {
+        channels: 3,
+        in_h: 1,
+        in_w: 6,
+        out_h: 1,
+        out_w: 3,
+        kernel_h: 1,
+        kernel_w: 2,
+        stride_h: 1,
+        stride_w: 2,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 0,
+        pad_left: 0,
+        count_include_pad: false,
+        zero_point: 0,
+    };
+    let mut c = [0i16; 9];
+    max_pool_s16(&pool, &b, &mut c);
+    let fc = FullyConnectedParams {
+        rows: 1,
+        in_features: 9,
+        out_features: 4,
+        input_zero_point: 0,
+        output_zero_point: 0,
+        act_min: -32768,
+        act_max: 32767,
+    };
+    let mut e = [0i16; 4];
+    fully_connected_s16(
+        &fc,
+        &c,
+        &I16_FC_W,
+        &I16_FC_BIAS,
+        &I16_FC_MULT,
+        &shifts(&I16_FC_SHIFT),
+        &mut e,
+    );
+    let down = RequantizeParams {
+        input_zero_point: 0,
+        output_zero_point: -5,
+        multiplier: I16_DOWN.0,
+        shift: I16_DOWN.1,
+    };
+    let mut y = [0i8; 4];
+    requantize_s16_s8(&down, &e, &mut y);
+
+    assert_eq!(i16s(&got[0]), a);
+    assert_eq!(i16s(&got[1]), b);
+    assert_eq!(i16s(&got[2]), c);
+    assert_eq!(i16s(&got[3]), c, "reshape in place keeps the bytes");
+    assert_eq!(i16s(&got[4]), e);
+    assert_eq!(got[5], y);
+    // The data reaches beyond int8 inside: not a model that int8 could hold.
+    assert!(b.iter().any(|&v| !(-128..=127).contains(&v)), "{b:?}");
+    assert!(b.contains(&-12_000), "the activation floor clamps: {b:?}");
+    assert!(y.iter().any(|&v| v != y[0]), "{y:?}");
+}
+
+#[test]
+fn int16_pipeline_by_the_formulas() {
+    // Output channel 1 at position 0 worked out without the kernels: taps
+    // at −2, 0, 2 (dilation 2, pad 2) read a[ic][0] and a[ic][2].
+    let (_, got) = run_observed(int16_pipeline(), &I16_PIPELINE_INPUT);
+    let a: Vec<i64> = I16_PIPELINE_INPUT
+        .iter()
+        .map(|&x| ((x as i64 - 3) * 256).clamp(-32768, 32767))
+        .collect();
+    let w = |ic: usize, k: usize| I16_CONV_W[(2 + ic) * 3 + k] as i64;
+    let acc = -50_000 + a[0] * w(0, 1) + a[2] * w(0, 2) + a[6] * w(1, 1) + a[8] * w(1, 2);
+    // m = 1518500250, s = −9: (acc·m + 2^39) >> 40.
+    let want = (acc as i128 * 1_518_500_250 + (1 << 39)) >> 40;
+    assert_eq!(i16s(&got[1])[6] as i128, want);
+    assert_eq!(want, -5726, "inside the activation range");
+}
+
+#[test]
+fn int16_softmax_matches_the_two_table_formula() {
+    let (kernels, got) = run_observed(int16_softmax(), &I16_SOFTMAX_INPUT);
+    assert_eq!(kernels, ["requantize_s8_s16", "softmax_s16_s8"]);
+    // Naive: x·256 (zp 0, no saturation below 127·256), e = T_lo·T_hi
+    // rounded, y = (256·e + sum/2) / sum − 128.
+    let t = int16_exp_table(I16_SOFTMAX_SCALE);
+    let a: Vec<i64> = I16_SOFTMAX_INPUT.iter().map(|&x| x as i64 * 256).collect();
+    let m = *a.iter().max().unwrap();
+    let e: Vec<u128> = a
+        .iter()
+        .map(|&v| {
+            let d = (m - v) as usize;
+            (t[d % 256] as u128 * t[256 + d / 256] as u128 + (1 << 23)) >> 24
+        })
+        .collect();
+    let sum: u128 = e.iter().sum();
+    let want: Vec<i8> = e
+        .iter()
+        .map(|&e| ((e * 256 + sum / 2) / sum).min(255) as i64 - 128)
+        .map(|v| v as i8)
+        .collect();
+    assert_eq!(got[1], want);
+    // The two largest inputs (127 and 126, 256 steps of 1/4096 apart) are
+    // told apart: e^(−1/16) ≈ 0.94.
+    assert!(want[0] > want[3] && want[3] > want[4], "{want:?}");
+}
+
+#[test]
+#[cfg(feature = "std")]
+fn the_exp_table_helper_is_the_documented_table() {
+    for scale in [I16_SOFTMAX_SCALE, 0.01, 1e-6, 3.0] {
+        let t = medq::ops::softmax_exp_table_s16(scale);
+        assert_eq!(t.to_vec(), int16_exp_table(scale), "{scale}");
+        assert_eq!((t[0], t[256]), (1 << 24, 1 << 24));
+    }
+}
+
+#[test]
+fn a_misaligned_arena_is_an_error_not_a_misread() {
+    let buf = aligned(int16_pipeline());
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut storage = vec![0u16; model.arena_len() / 2 + 2];
+    // One byte in: every int16 activation would be at an odd address.
+    let arena = &mut u16_bytes(&mut storage)[1..];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let got = Interpreter::new(&model, arena, &mut plan).map(|_| ());
+    assert_eq!(got, Err(Error::Misaligned));
+    // An int8 model does not mind.
+    let buf = aligned(fc_lut_softmax());
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut storage = vec![0u16; model.arena_len() / 2 + 2];
+    let arena = &mut u16_bytes(&mut storage)[1..];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, arena, &mut plan).unwrap();
+    interp.invoke().unwrap();
+}
+
+/// `v`'s bytes: 2-aligned storage, so its byte 1 is not.
+fn u16_bytes(v: &mut [u16]) -> &mut [u8] {
+    bytemuck::cast_slice_mut(v)
+}
+
+// ---- The loader's int16 rules ----------------------------------------------
+
+fn refusal(w: Writer) -> Option<Error> {
+    w.finish().err()
+}
+
+/// x i8 → Requantize → a i16 `[1, 2, 4]` → (`op` from a) → y; `op` gets the
+/// writer, a, and returns y. Output y is the graph output.
+fn after_up(dims: &[usize], op: impl FnOnce(&mut Writer, u16) -> u16) -> Writer {
+    let mut w = Writer::new();
+    let n: usize = dims.iter().product();
+    let x = w.add_activation("x", dims, pt(1.0, 0), 0);
+    let a = w.add_activation_i16("a", dims, pt(1.0 / 256.0, 0), 64);
+    w.add_op(OpCode::Requantize, &[x], &[a], &[I16_UP.0, I16_UP.1]);
+    let y = op(&mut w, a);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(64 + 2 * n + 256);
+    w
+}
+
+fn bad_tensor(e: Option<Error>) -> bool {
+    matches!(e, Some(Error::BadTensor { .. }))
+}
+
+fn bad_op(e: Option<Error>, index: u16) -> bool {
+    matches!(e, Some(Error::BadOp { index: i, .. }) if i == index)
+}
+
+#[test]
+fn int16_activations_are_symmetric_at_even_offsets() {
+    let with = |zp: i32, offset: usize| {
+        let mut w = Writer::new();
+        let x = w.add_activation("x", &[4], pt(1.0, 0), 0);
+        let a = w.add_activation_i16("a", &[4], pt(1.0, zp), offset);
+        w.add_op(OpCode::Requantize, &[x], &[a], &[1 << 30, 1]);
+        let y = w.add_activation("y", &[4], pt(1.0, 0), 32);
+        w.add_op(OpCode::Requantize, &[a], &[y], &[1 << 30, 1]);
+        w.set_inputs(&[x]);
+        w.set_outputs(&[y]);
+        w.set_arena_len(40);
+        refusal(w)
+    };
+    assert_eq!(with(0, 8), None);
+    assert!(bad_tensor(with(1, 8)));
+    assert!(bad_tensor(with(-1, 8)));
+    assert!(bad_tensor(with(0, 9)));
+    // Activations are per-tensor: a per-channel int16 one is refused.
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[2], pt(1.0, 0), 0);
+    let per_channel = QuantSpec::PerChannel {
+        axis: 0,
+        scales: vec![1.0, 2.0],
+    };
+    let a = w.add_activation_i16("a", &[2], per_channel, 8);
+    w.add_op(OpCode::Requantize, &[x], &[a], &[1 << 30, 1]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[x]);
+    w.set_arena_len(16);
+    assert!(bad_tensor(refusal(w)));
+}
+
+#[test]
+fn graph_inputs_and_outputs_stay_int8() {
+    // An int16 graph output.
+    let w = after_up(&[1, 4], |_, a| a);
+    assert!(matches!(refusal(w), Some(Error::BadGraph(_))));
+    // An int16 graph input.
+    let mut w = Writer::new();
+    let a = w.add_activation_i16("a", &[4], pt(1.0, 0), 0);
+    let y = w.add_activation("y", &[4], pt(1.0, 0), 8);
+    w.add_op(OpCode::Requantize, &[a], &[y], &[1 << 30, 1]);
+    w.set_inputs(&[a]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(12);
+    assert!(matches!(refusal(w), Some(Error::BadGraph(_))));
+}
+
+/// `op` on an int8 `[1, 2, 4]` activation is valid; reading an int16 one it
+/// is refused (op 1), and so is writing one (op 2, `wide_out`). `op` returns
+/// its output and the output's element count.
+fn refused_on_int16(what: &str, op: impl Fn(&mut Writer, u16, bool) -> (u16, usize)) {
+    // The int8 twin: x → Requantize → a i16 → Requantize back → b i8 → op.
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 2, 4], pt(1.0, 0), 0);
+    let a = w.add_activation_i16("a", &[1, 2, 4], pt(1.0 / 256.0, 0), 16);
+    w.add_op(OpCode::Requantize, &[x], &[a], &[I16_UP.0, I16_UP.1]);
+    let b = w.add_activation("b", &[1, 2, 4], pt(1.0, 0), 32);
+    w.add_op(OpCode::Requantize, &[a], &[b], &[1 << 30, -7]);
+    let (y, _) = op(&mut w, b, false);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(256);
+    assert_eq!(refusal(w), None, "{what} on int8");
+    for wide_out in [false, true] {
+        let w = after_up(&[1, 2, 4], |w, a| {
+            let src = if wide_out {
+                // int8 in, int16 out.
+                let b = w.add_activation("b", &[1, 2, 4], pt(1.0, 0), 32);
+                w.add_op(OpCode::Requantize, &[a], &[b], &[1 << 30, -7]);
+                b
+            } else {
+                a
+            };
+            let (y, n) = op(w, src, wide_out);
+            if !wide_out {
+                return y;
+            }
+            // Graph outputs are int8: back from the int16 output.
+            let z = w.add_activation("z", &[n], pt(1.0, 0), 192);
+            w.add_op(OpCode::Requantize, &[y], &[z], &[1 << 30, 1]);
+            z
+        });
+        let index = if wide_out { 2 } else { 1 };
+        assert!(bad_op(refusal(w), index), "{what}, int16 output {wide_out}");
+    }
+}
+
+/// An output `[dims]` at offset 128 (i16 when `wide`) and its element count.
+fn out(w: &mut Writer, dims: &[usize], q: QuantSpec, wide: bool) -> (u16, usize) {
+    let y = if wide {
+        w.add_activation_i16("y", dims, pt(1.0, 0), 128)
+    } else {
+        w.add_activation("y", dims, q, 128)
+    };
+    (y, dims.iter().product())
+}
+
+#[test]
+fn ops_without_int16_kernels_refuse_int16_operands() {
+    refused_on_int16("Lut", |w, x, wide| {
+        let t = w.add_constant_i8("t", &[256], QuantSpec::None, &[1; 256]);
+        let (y, n) = out(w, &[1, 2, 4], pt(1.0, 0), wide);
+        w.add_op(OpCode::Lut, &[x, t], &[y], &[]);
+        (y, n)
+    });
+    refused_on_int16("Transpose", |w, x, wide| {
+        let (y, n) = out(w, &[1, 4, 2], pt(1.0, 0), wide);
+        w.add_op(OpCode::Transpose, &[x], &[y], &[0, 2, 1]);
+        (y, n)
+    });
+    refused_on_int16("Pad", |w, x, wide| {
+        let (y, n) = out(w, &[1, 2, 5], pt(1.0, 0), wide);
+        w.add_op(OpCode::Pad, &[x], &[y], &[0, 0, 0, 0, 0, 0, 1]);
+        (y, n)
+    });
+    refused_on_int16("Gather", |w, x, wide| {
+        let (y, n) = out(w, &[1, 2, 2], pt(1.0, 0), wide);
+        w.add_op(OpCode::Gather, &[x], &[y], &[2, 0, 2]);
+        (y, n)
+    });
+    refused_on_int16("Concat", |w, x, wide| {
+        let (y, n) = out(w, &[1, 2, 4], pt(1.0, 0), wide);
+        w.add_op(OpCode::Concat, &[x], &[y], &[1, 1 << 30, 1]);
+        (y, n)
+    });
+    refused_on_int16("Add", |w, x, wide| {
+        let b = w.add_constant_i8("b", &[4], pt(1.0, 0), &[1, 2, 3, 4]);
+        let (y, n) = out(w, &[1, 2, 4], pt(1.0, 0), wide);
+        let one = [1 << 30, 1];
+        let p = [0, one[0], one[1], one[0], one[1], one[0], one[1], -128, 127];
+        w.add_op(OpCode::Add, &[x, b], &[y], &p);
+        (y, n)
+    });
+    refused_on_int16("ReduceMax", |w, x, wide| {
+        let (y, n) = out(w, &[1, 2, 1], pt(1.0, 0), wide);
+        w.add_op(
+            OpCode::ReduceMax,
+            &[x],
+            &[y],
+            &[0b100, 1 << 30, 1, -128, 127],
+        );
+        (y, n)
+    });
+    refused_on_int16("Resize", |w, x, wide| {
+        let (y, n) = out(w, &[1, 2, 8], pt(1.0, 0), wide);
+        w.add_op(OpCode::Resize, &[x], &[y], &[0, 1, 2, 1, 1, 2, 1]);
+        (y, n)
+    });
+    refused_on_int16("Softmax to int16", |w, x, wide| {
+        // An int16 Softmax input is fine (its own test); an int16 output is not.
+        let t = w.add_constant_i32("t", &[256], &halving_exp_table());
+        let (y, n) = out(w, &[1, 2, 4], pt(1.0 / 256.0, -128), wide);
+        w.add_op(OpCode::Softmax, &[x, t], &[y], &[2]);
+        (y, n)
+    });
+}
+
+/// A Conv `[1, 2, 4]` → `[1, 1, 4]` (kernel 1) from `x` into `y`.
+fn conv_op(w: &mut Writer, x: u16, y: u16, act: (i32, i32), sparse: bool) {
+    let wq = pt(1.0, 0);
+    let cw = if sparse {
+        w.add_sparse_constant_i8("w", &[1, 2, 1], wq, &[0, 1])
+    } else {
+        w.add_constant_i8("w", &[1, 2, 1], wq, &[0, 1])
+    };
+    let cb = w.add_constant_i32("b", &[1], &[0]);
+    let cm = w.add_constant_i32("m", &[1], &[1 << 30]);
+    let cs = add_shifts(w, "s", &[1]);
+    w.add_op(
+        OpCode::Conv,
+        &[x, cw, cb, cm, cs],
+        &[y],
+        &[1, 1, 1, 1, 0, 0, 0, 0, 1, act.0, act.1],
+    );
+}
+
+/// x i8 → a i16 → Conv → c (i16 when `wide_out`) → back to int8 if needed.
+fn conv_model(wide_out: bool, act: (i32, i32), sparse: bool) -> Writer {
+    after_up(&[1, 2, 4], |w, a| {
+        if wide_out {
+            let c = w.add_activation_i16("c", &[1, 1, 4], pt(1.0, 0), 128);
+            conv_op(w, a, c, act, sparse);
+            let y = w.add_activation("y", &[1, 1, 4], pt(1.0, 0), 160);
+            w.add_op(OpCode::Requantize, &[c], &[y], &[1 << 30, 1]);
+            y
+        } else {
+            let y = w.add_activation("y", &[1, 1, 4], pt(1.0, 0), 128);
+            conv_op(w, a, y, act, sparse);
+            y
+        }
+    })
+}
+
+#[test]
+fn conv_and_fully_connected_check_the_int16_contract() {
+    assert_eq!(refusal(conv_model(true, (-32768, 32767), false)), None);
+    assert_eq!(refusal(conv_model(true, (-5, 40), false)), None);
+    // Beyond i16.
+    assert!(bad_op(refusal(conv_model(true, (-32769, 0), false)), 1));
+    assert!(bad_op(refusal(conv_model(true, (0, 32768), false)), 1));
+    // i16 in, i8 out.
+    assert!(bad_op(refusal(conv_model(false, (-128, 127), false)), 1));
+    // i8 in, i16 out.
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 2, 4], pt(1.0, 0), 0);
+    let c = w.add_activation_i16("c", &[1, 1, 4], pt(1.0, 0), 16);
+    conv_op(&mut w, x, c, (-128, 127), false);
+    let y = w.add_activation("y", &[1, 1, 4], pt(1.0, 0), 32);
+    w.add_op(OpCode::Requantize, &[c], &[y], &[1 << 30, 1]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(40);
+    assert!(bad_op(refusal(w), 0));
+    // Packed weights.
+    assert!(bad_op(refusal(conv_model(true, (-32768, 32767), true)), 1));
+
+    // FullyConnected: the same rules.
+    let fc = |act: (i32, i32), wide_out: bool, sparse: bool| {
+        after_up(&[1, 8], |w, a| {
+            let q = pt(1.0, 0);
+            let fw = if sparse {
+                w.add_sparse_constant_i8(
+                    "w",
+                    &[2, 8],
+                    q,
+                    &[0, 1, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0],
+                )
+            } else {
+                w.add_constant_i8(
+                    "w",
+                    &[2, 8],
+                    q,
+                    &[0, 1, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0],
+                )
+            };
+            let fb = w.add_constant_i32("b", &[2], &[0, 0]);
+            let fm = w.add_constant_i32("m", &[2], &[1 << 30; 2]);
+            let fs = add_shifts(w, "s", &[1, 1]);
+            let y = if wide_out {
+                w.add_activation_i16("e", &[1, 2], pt(1.0, 0), 128)
+            } else {
+                w.add_activation("e", &[1, 2], pt(1.0, 0), 128)
+            };
+            w.add_op(
+                OpCode::FullyConnected,
+                &[a, fw, fb, fm, fs],
+                &[y],
+                &[act.0, act.1],
+            );
+            if !wide_out {
+                return y;
+            }
+            let z = w.add_activation("z", &[1, 2], pt(1.0, 0), 160);
+            w.add_op(OpCode::Requantize, &[y], &[z], &[1 << 30, 1]);
+            z
+        })
+    };
+    assert_eq!(refusal(fc((-32768, 32767), true, false)), None);
+    assert!(bad_op(refusal(fc((-32768, 32768), true, false)), 1));
+    assert!(bad_op(refusal(fc((-128, 127), false, false)), 1));
+    assert!(bad_op(refusal(fc((-32768, 32767), true, true)), 1));
+}
+
+#[test]
+fn pools_reshape_and_requantize_check_their_pairs() {
+    let pool = |opcode: OpCode, wide_out: bool, same_quant: bool| {
+        after_up(&[1, 2, 4], |w, a| {
+            let scale = if same_quant { 1.0 / 256.0 } else { 1.0 };
+            let y = if wide_out {
+                w.add_activation_i16("p", &[1, 2, 2], pt(scale, 0), 128)
+            } else {
+                w.add_activation("p", &[1, 2, 2], pt(scale, 0), 128)
+            };
+            w.add_op(opcode, &[a], &[y], &I16_POOL_PARAMS);
+            if !wide_out {
+                return y;
+            }
+            let z = w.add_activation("z", &[1, 2, 2], pt(1.0, 0), 160);
+            w.add_op(OpCode::Requantize, &[y], &[z], &[1 << 30, 1]);
+            z
+        })
+    };
+    for opcode in [OpCode::MaxPool, OpCode::AvgPool] {
+        assert_eq!(refusal(pool(opcode, true, true)), None, "{opcode:?}");
+        assert!(bad_op(refusal(pool(opcode, false, true)), 1), "{opcode:?}");
+        assert!(bad_op(refusal(pool(opcode, true, false)), 1), "{opcode:?}");
+    }
+    // Reshape: same dtype both sides.
+    let reshape = |wide_out: bool| {
+        after_up(&[1, 2, 4], |w, a| {
+            if !wide_out {
+                let y = w.add_activation("r", &[1, 8], pt(1.0 / 256.0, 0), 128);
+                w.add_op(OpCode::Reshape, &[a], &[y], &[]);
+                return y;
+            }
+            let r = w.add_activation_i16("r", &[1, 8], pt(1.0 / 256.0, 0), 128);
+            w.add_op(OpCode::Reshape, &[a], &[r], &[]);
+            let z = w.add_activation("z", &[1, 8], pt(1.0, 0), 160);
+            w.add_op(OpCode::Requantize, &[r], &[z], &[1 << 30, 1]);
+            z
+        })
+    };
+    assert_eq!(refusal(reshape(true)), None);
+    assert!(bad_op(refusal(reshape(false)), 1));
+    // Requantize: int8 to int8 is refused, and so is a change of length.
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[4], pt(1.0, 0), 0);
+    let y = w.add_activation("y", &[4], pt(1.0, 0), 8);
+    w.add_op(OpCode::Requantize, &[x], &[y], &[1 << 30, 1]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(12);
+    assert!(bad_op(refusal(w), 0));
+    let w = after_up(&[1, 4], |w, a| {
+        let y = w.add_activation("y", &[1, 3], pt(1.0, 0), 128);
+        w.add_op(OpCode::Requantize, &[a], &[y], &[1 << 30, 1]);
+        y
+    });
+    assert!(bad_op(refusal(w), 1));
+    let w = after_up(&[1, 4], |w, a| {
+        let y = w.add_activation("y", &[1, 4], pt(1.0, 0), 128);
+        w.add_op(OpCode::Requantize, &[a], &[y], &[-1, 1]);
+        y
+    });
+    assert!(bad_op(refusal(w), 1), "negative multiplier");
+}
+
+#[test]
+fn softmax_tables_match_the_input_dtype() {
+    let softmax = |table: &[i32], wide_in: bool| {
+        let mut w = Writer::new();
+        let x = w.add_activation("x", &[1, 6], pt(1.0 / 16.0, 0), 0);
+        let src = if wide_in {
+            let a = w.add_activation_i16("a", &[1, 6], pt(1.0 / 4096.0, 0), 8);
+            w.add_op(OpCode::Requantize, &[x], &[a], &[I16_UP.0, I16_UP.1]);
+            a
+        } else {
+            x
+        };
+        let t = w.add_constant_i32("exp", &[table.len()], table);
+        let y = w.add_activation("y", &[1, 6], pt(1.0 / 256.0, -128), 24);
+        w.add_op(OpCode::Softmax, &[src, t], &[y], &[1]);
+        w.set_inputs(&[x]);
+        w.set_outputs(&[y]);
+        w.set_arena_len(32);
+        refusal(w)
+    };
+    let t512 = int16_exp_table(I16_SOFTMAX_SCALE);
+    let t256 = halving_exp_table();
+    assert_eq!(softmax(&t512, true), None);
+    assert_eq!(softmax(&t256, false), None);
+    assert!(bad_op(softmax(&t256, true), 1));
+    assert!(bad_op(softmax(&t512, false), 0));
+    // Both halves start at exp(0) = 2^24; no entry is negative or above it.
+    for (at, v) in [
+        (0, (1 << 24) - 1),
+        (256, 1 << 23),
+        (7, -1),
+        (300, (1 << 24) + 1),
+    ] {
+        let mut t = t512.clone();
+        t[at] = v;
+        assert!(bad_op(softmax(&t, true), 1), "table[{at}] = {v}");
+    }
+}

@@ -1,0 +1,659 @@
+//! Property tests of the int16-activation kernels against naive forms of
+//! their documented formulas (explicit loops over output coordinates, `i128`
+//! accumulators, bounds tested per tap), written without the kernels'
+//! helpers, over random shapes and data with the extremes of every type.
+#![cfg(feature = "int16-activations")]
+
+use medq::kernels::*;
+use medq::numerics::{requantize, requantize_i64, MAX_SHIFT, MIN_SHIFT};
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------
+// Strategies
+
+/// An `i16` activation, often at a rail.
+fn x16() -> impl Strategy<Value = i16> {
+    prop_oneof![4 => any::<i16>(), 1 => Just(i16::MIN), 1 => Just(i16::MAX)]
+}
+
+/// A symmetric int8 weight, often ±127.
+fn w8() -> impl Strategy<Value = i8> {
+    prop_oneof![4 => -127i8..=127, 1 => Just(127i8), 1 => Just(-127i8)]
+}
+
+fn multiplier() -> impl Strategy<Value = i32> {
+    prop_oneof![8 => (1i32 << 30)..=i32::MAX, 1 => Just(0), 1 => 1i32..(1 << 30)]
+}
+
+/// An int16 activation window.
+fn act16() -> impl Strategy<Value = (i32, i32)> {
+    prop_oneof![
+        2 => Just((-32768, 32767)),
+        3 => (-32768i32..=32767, -32768i32..=32767).prop_map(|(a, b)| (a.min(b), a.max(b))),
+    ]
+}
+
+/// `round(v · m · 2^(s−31))`, halves up, saturated to `i32`: by floor
+/// division in `i128`, not by shifting.
+fn naive_requantize(v: i128, m: i32, s: i32) -> i32 {
+    let s = s.clamp(MIN_SHIFT, MAX_SHIFT);
+    let den = 1i128 << (31 - s);
+    let q = (2 * v * m as i128 + den).div_euclid(2 * den);
+    q.clamp(i32::MIN as i128, i32::MAX as i128) as i32
+}
+
+/// One window axis: `(in, kernel, stride, dilation, pad_begin, out)`, valid
+/// in floor mode; `large` allows dilations up to 19 over inputs up to 40.
+fn axis(flat: bool, large: bool) -> BoxedStrategy<(usize, usize, usize, usize, usize, usize)> {
+    if flat {
+        return Just((1, 1, 1, 1, 0, 1)).boxed();
+    }
+    let (i, d) = if large {
+        (1usize..=40, 1usize..=19)
+    } else {
+        (1usize..=7, 1usize..=2)
+    };
+    (i, 1usize..=3, 1usize..=3, d, 0usize..=2, 0usize..=2)
+        .prop_filter_map("window longer than padded input", |(i, k, s, d, pb, pe)| {
+            conv_out_len(i, k, s, d, pb, pe).map(|o| (i, k, s, d, pb, o))
+        })
+        .boxed()
+}
+
+// ---------------------------------------------------------------------------
+// requantize_i64
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn requantize_i64_equals_requantize_on_every_i32(
+        x in any::<i32>(),
+        m in any::<i32>(),
+        s in -40i32..=40,
+    ) {
+        prop_assert_eq!(requantize_i64(x as i64, m, s), requantize(x, m, s));
+    }
+
+    #[test]
+    fn requantize_i64_rounds_once_and_saturates(
+        x in prop_oneof![any::<i64>(), -(1i64 << 45)..(1i64 << 45)],
+        m in any::<i32>(),
+        s in MIN_SHIFT..=MAX_SHIFT,
+    ) {
+        prop_assert_eq!(requantize_i64(x, m, s), naive_requantize(x as i128, m, s));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Conv and FullyConnected
+
+#[derive(Clone, Debug)]
+struct Case<P> {
+    p: P,
+    x: Vec<i16>,
+    w: Vec<i8>,
+    bias: Vec<i32>,
+    mult: Vec<i32>,
+    shift: Vec<i8>,
+}
+
+fn with_operands<P: Clone + std::fmt::Debug>(
+    p: P,
+    n_x: usize,
+    n_w: usize,
+    channels: usize,
+) -> impl Strategy<Value = Case<P>> {
+    // A quarter of the cases take inputs and weights all large and of one
+    // sign, so that a long reduction leaves the range of i32.
+    let xs = prop_oneof![3 => vec(x16(), n_x), 1 => vec(24576i16..=i16::MAX, n_x)];
+    let ws = prop_oneof![
+        2 => vec(w8(), n_w),
+        1 => vec(100i8..=127, n_w),
+        1 => vec(-127i8..=-100, n_w),
+    ];
+    (
+        Just(p),
+        xs,
+        ws,
+        vec(any::<i32>(), channels),
+        vec(multiplier(), channels),
+        vec(
+            prop_oneof![6 => -24i8..=-8, 1 => Just(-31i8), 1 => Just(30i8)],
+            channels,
+        ),
+    )
+        .prop_map(|(p, x, w, bias, mult, shift)| Case {
+            p,
+            x,
+            w,
+            bias,
+            mult,
+            shift,
+        })
+}
+
+fn conv_case(large: bool) -> impl Strategy<Value = Case<ConvParams>> {
+    let geometry = any::<bool>().prop_flat_map(move |one_d| {
+        (
+            axis(one_d, large),
+            axis(false, large),
+            1usize..=3,
+            1usize..=3,
+            1usize..=3,
+            act16(),
+        )
+    });
+    geometry.prop_flat_map(|(h, w, groups, cin_g, cout_g, (act_min, act_max))| {
+        let p = ConvParams {
+            in_channels: groups * cin_g,
+            in_h: h.0,
+            in_w: w.0,
+            out_channels: groups * cout_g,
+            out_h: h.5,
+            out_w: w.5,
+            kernel_h: h.1,
+            kernel_w: w.1,
+            stride_h: h.2,
+            stride_w: w.2,
+            dilation_h: h.3,
+            dilation_w: w.3,
+            pad_top: h.4,
+            pad_left: w.4,
+            groups,
+            input_zero_point: 0,
+            output_zero_point: 0,
+            act_min,
+            act_max,
+        };
+        let n_w = p.out_channels * cin_g * p.kernel_h * p.kernel_w;
+        with_operands(p, p.in_channels * p.in_h * p.in_w, n_w, p.out_channels)
+    })
+}
+
+/// A long reduction: one output of a 1x1-kernel Conv over `cin` channels.
+fn long_conv_case() -> impl Strategy<Value = Case<ConvParams>> {
+    (500usize..=3000, act16()).prop_flat_map(|(cin, (act_min, act_max))| {
+        let p = ConvParams {
+            in_channels: cin,
+            in_h: 1,
+            in_w: 1,
+            out_channels: 1,
+            out_h: 1,
+            out_w: 1,
+            kernel_h: 1,
+            kernel_w: 1,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+            groups: 1,
+            input_zero_point: 0,
+            output_zero_point: 0,
+            act_min,
+            act_max,
+        };
+        with_operands(p, cin, cin, 1)
+    })
+}
+
+fn conv_naive(c: &Case<ConvParams>) -> Vec<i16> {
+    let p = &c.p;
+    let cin_g = p.in_channels / p.groups;
+    let cout_g = p.out_channels / p.groups;
+    let mut out = Vec::new();
+    for oc in 0..p.out_channels {
+        let g = oc / cout_g;
+        for oy in 0..p.out_h {
+            for ox in 0..p.out_w {
+                let mut acc = c.bias[oc] as i128;
+                for icg in 0..cin_g {
+                    let ic = g * cin_g + icg;
+                    for ky in 0..p.kernel_h {
+                        for kx in 0..p.kernel_w {
+                            let iy =
+                                (oy * p.stride_h + ky * p.dilation_h) as i64 - p.pad_top as i64;
+                            let ix =
+                                (ox * p.stride_w + kx * p.dilation_w) as i64 - p.pad_left as i64;
+                            if iy < 0 || ix < 0 || iy >= p.in_h as i64 || ix >= p.in_w as i64 {
+                                continue;
+                            }
+                            let xi = (ic * p.in_h + iy as usize) * p.in_w + ix as usize;
+                            let wi = ((oc * cin_g + icg) * p.kernel_h + ky) * p.kernel_w + kx;
+                            acc += c.x[xi] as i128 * c.w[wi] as i128;
+                        }
+                    }
+                }
+                let v = naive_requantize(acc, c.mult[oc], c.shift[oc].into());
+                out.push(v.clamp(p.act_min, p.act_max) as i16);
+            }
+        }
+    }
+    out
+}
+
+fn run_conv(c: &Case<ConvParams>) -> Vec<i16> {
+    let mut y = vec![0x7A7Ai16; c.p.out_channels * c.p.out_h * c.p.out_w];
+    conv_s16(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+    y
+}
+
+fn fc_case(long: bool) -> impl Strategy<Value = Case<FullyConnectedParams>> {
+    let k = if long { 1000usize..=4000 } else { 0usize..=24 };
+    (1usize..=3, k, 1usize..=4, act16()).prop_flat_map(|(rows, k, n, (lo, hi))| {
+        let p = FullyConnectedParams {
+            rows,
+            in_features: k,
+            out_features: n,
+            input_zero_point: 0,
+            output_zero_point: 0,
+            act_min: lo,
+            act_max: hi,
+        };
+        with_operands(p, rows * k, n * k, n)
+    })
+}
+
+fn fc_naive(c: &Case<FullyConnectedParams>) -> Vec<i16> {
+    let p = &c.p;
+    let mut out = Vec::new();
+    for r in 0..p.rows {
+        for n in 0..p.out_features {
+            let mut acc = c.bias[n] as i128;
+            for k in 0..p.in_features {
+                acc += c.x[r * p.in_features + k] as i128 * c.w[n * p.in_features + k] as i128;
+            }
+            let v = naive_requantize(acc, c.mult[n], c.shift[n].into());
+            out.push(v.clamp(p.act_min, p.act_max) as i16);
+        }
+    }
+    out
+}
+
+fn run_fc(c: &Case<FullyConnectedParams>) -> Vec<i16> {
+    let mut y = vec![0x7A7Ai16; c.p.rows * c.p.out_features];
+    fully_connected_s16(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+    y
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn conv_s16_matches_naive(c in conv_case(false)) {
+        prop_assert_eq!(run_conv(&c), conv_naive(&c));
+    }
+
+    #[test]
+    fn conv_s16_large_dilations_match_naive(c in conv_case(true)) {
+        prop_assert_eq!(run_conv(&c), conv_naive(&c));
+    }
+
+    #[test]
+    fn conv_s16_long_reductions_match_naive(c in long_conv_case()) {
+        prop_assert_eq!(run_conv(&c), conv_naive(&c));
+    }
+
+    #[test]
+    fn fully_connected_s16_matches_naive(c in fc_case(false)) {
+        prop_assert_eq!(run_fc(&c), fc_naive(&c));
+    }
+
+    #[test]
+    fn fully_connected_s16_long_reductions_match_naive(c in fc_case(true)) {
+        prop_assert_eq!(run_fc(&c), fc_naive(&c));
+    }
+}
+
+#[test]
+fn accumulators_beyond_i32_are_exact() {
+    // K = 4096 taps of 32767 · 127 = 17_043_341_312 ≈ 2^34, then × 2^-23
+    // (m = 2^30, s = −22): 2031.74… → 2032; an i32 accumulator would wrap.
+    let k = 4096;
+    let fc = FullyConnectedParams {
+        rows: 1,
+        in_features: k,
+        out_features: 2,
+        input_zero_point: 0,
+        output_zero_point: 0,
+        act_min: -32768,
+        act_max: 32767,
+    };
+    let x = vec![i16::MAX; k];
+    let w: Vec<i8> = [vec![127i8; k], vec![-127i8; k]].concat();
+    let mut y = [0i16; 2];
+    fully_connected_s16(&fc, &x, &w, &[0, 0], &[1 << 30; 2], &[-22; 2], &mut y);
+    assert_eq!(y, [2032, -2032]);
+    // The same reduction as a Conv over 4096 channels.
+    let conv = ConvParams {
+        in_channels: k,
+        in_h: 1,
+        in_w: 1,
+        out_channels: 2,
+        out_h: 1,
+        out_w: 1,
+        kernel_h: 1,
+        kernel_w: 1,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 0,
+        pad_left: 0,
+        groups: 1,
+        input_zero_point: 0,
+        output_zero_point: 0,
+        act_min: -32768,
+        act_max: 32767,
+    };
+    let mut y = [0i16; 2];
+    conv_s16(&conv, &x, &w, &[0, 0], &[1 << 30; 2], &[-22; 2], &mut y);
+    assert_eq!(y, [2032, -2032]);
+}
+
+#[test]
+fn bad_int16_calls_leave_the_output_untouched() {
+    let fc = FullyConnectedParams {
+        rows: 1,
+        in_features: 1,
+        out_features: 1,
+        input_zero_point: 0,
+        output_zero_point: 0,
+        act_min: -32768,
+        act_max: 32767,
+    };
+    let call = |p: &FullyConnectedParams| {
+        let mut y = [7i16];
+        fully_connected_s16(p, &[1], &[1], &[0], &[1 << 30], &[1], &mut y);
+        y[0]
+    };
+    assert_eq!(call(&fc), 1);
+    for bad in [
+        FullyConnectedParams {
+            act_max: 32768,
+            ..fc
+        },
+        FullyConnectedParams {
+            act_min: -32769,
+            ..fc
+        },
+        FullyConnectedParams {
+            input_zero_point: 1,
+            ..fc
+        },
+        FullyConnectedParams {
+            output_zero_point: -1,
+            ..fc
+        },
+        FullyConnectedParams { rows: 2, ..fc },
+    ] {
+        assert_eq!(call(&bad), 7, "{bad:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pools
+
+#[derive(Clone, Debug)]
+struct PoolCase {
+    p: PoolParams,
+    x: Vec<i16>,
+}
+
+fn pool_case(large: bool) -> impl Strategy<Value = PoolCase> {
+    (
+        any::<bool>(),
+        1usize..=3,
+        any::<bool>(),
+        prop_oneof![3 => Just(0i32), 1 => -32768i32..=32767],
+    )
+        .prop_flat_map(move |(one_d, c, cip, zp)| {
+            (
+                axis(one_d, large),
+                axis(false, large),
+                Just(c),
+                Just(cip),
+                Just(zp),
+            )
+        })
+        .prop_flat_map(|(h, w, channels, count_include_pad, zero_point)| {
+            let p = PoolParams {
+                channels,
+                in_h: h.0,
+                in_w: w.0,
+                out_h: h.5,
+                out_w: w.5,
+                kernel_h: h.1,
+                kernel_w: w.1,
+                stride_h: h.2,
+                stride_w: w.2,
+                dilation_h: h.3,
+                dilation_w: w.3,
+                pad_top: h.4,
+                pad_left: w.4,
+                count_include_pad,
+                zero_point,
+            };
+            (Just(p), vec(x16(), channels * p.in_h * p.in_w))
+        })
+        .prop_map(|(p, x)| PoolCase { p, x })
+}
+
+/// Every output's valid taps: `f(values)` per window.
+fn pool_naive(c: &PoolCase, f: impl Fn(&[i16], usize) -> i16) -> Vec<i16> {
+    let p = &c.p;
+    let mut out = Vec::new();
+    for ch in 0..p.channels {
+        for oy in 0..p.out_h {
+            for ox in 0..p.out_w {
+                let mut vals = Vec::new();
+                for ky in 0..p.kernel_h {
+                    for kx in 0..p.kernel_w {
+                        let iy = (oy * p.stride_h + ky * p.dilation_h) as i64 - p.pad_top as i64;
+                        let ix = (ox * p.stride_w + kx * p.dilation_w) as i64 - p.pad_left as i64;
+                        if iy >= 0 && ix >= 0 && iy < p.in_h as i64 && ix < p.in_w as i64 {
+                            vals.push(c.x[(ch * p.in_h + iy as usize) * p.in_w + ix as usize]);
+                        }
+                    }
+                }
+                let count = if p.count_include_pad {
+                    p.kernel_h * p.kernel_w
+                } else {
+                    vals.len()
+                };
+                out.push(f(&vals, count));
+            }
+        }
+    }
+    out
+}
+
+fn max_naive(c: &PoolCase) -> Vec<i16> {
+    pool_naive(c, |v, _| {
+        v.iter().copied().max().unwrap_or(c.p.zero_point as i16)
+    })
+}
+
+fn avg_naive(c: &PoolCase) -> Vec<i16> {
+    let zp = c.p.zero_point as i128;
+    pool_naive(c, |v, count| {
+        if count == 0 {
+            return zp as i16;
+        }
+        let sum: i128 = v.iter().map(|&x| x as i128 - zp).sum();
+        let n = count as i128;
+        // Halves away from zero: round |sum|/n, then restore the sign.
+        let mag = (2 * sum.abs() + n) / (2 * n);
+        let avg = if sum < 0 { -mag } else { mag };
+        (zp + avg).clamp(-32768, 32767) as i16
+    })
+}
+
+fn run_pool(c: &PoolCase, f: fn(&PoolParams, &[i16], &mut [i16])) -> Vec<i16> {
+    let mut y = vec![0x7A7Ai16; c.p.channels * c.p.out_h * c.p.out_w];
+    f(&c.p, &c.x, &mut y);
+    y
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn max_pool_s16_matches_naive(c in pool_case(false)) {
+        prop_assert_eq!(run_pool(&c, max_pool_s16), max_naive(&c));
+    }
+
+    #[test]
+    fn avg_pool_s16_matches_naive(c in pool_case(false)) {
+        prop_assert_eq!(run_pool(&c, avg_pool_s16), avg_naive(&c));
+    }
+
+    #[test]
+    fn pools_s16_with_large_dilations_match_naive(c in pool_case(true)) {
+        prop_assert_eq!(run_pool(&c, max_pool_s16), max_naive(&c));
+        prop_assert_eq!(run_pool(&c, avg_pool_s16), avg_naive(&c));
+    }
+}
+
+#[test]
+fn avg_pool_s16_sums_a_large_window_without_overflow() {
+    // A 256 x 256 global window of −32768 around zero point 32767: every term
+    // is −65535, the sum −2^16 · 65535 ≈ −2^32 (an i32 sum would wrap).
+    let p = PoolParams {
+        channels: 1,
+        in_h: 256,
+        in_w: 256,
+        out_h: 1,
+        out_w: 1,
+        kernel_h: 256,
+        kernel_w: 256,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 0,
+        pad_left: 0,
+        count_include_pad: false,
+        zero_point: 32767,
+    };
+    let x = vec![i16::MIN; 256 * 256];
+    let mut y = [0i16];
+    avg_pool_s16(&p, &x, &mut y);
+    assert_eq!(y, [-32768]);
+    let mut y = [0i16];
+    let x: Vec<i16> = (0..256 * 256)
+        .map(|i| if i % 2 == 0 { i16::MAX } else { 1 })
+        .collect();
+    avg_pool_s16(&PoolParams { zero_point: 0, ..p }, &x, &mut y);
+    // (32767 + 1) / 2 = 16384.
+    assert_eq!(y, [16384]);
+}
+
+// ---------------------------------------------------------------------------
+// Requantize
+
+fn requantize_params() -> impl Strategy<Value = (i32, i32, i32)> {
+    (
+        multiplier(),
+        prop_oneof![6 => -10i32..=10, 1 => Just(MIN_SHIFT), 1 => Just(MAX_SHIFT)],
+        -128i32..=127,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn requantize_s8_s16_matches_naive((m, s, zx) in requantize_params(), x in vec(any::<i8>(), 0..40)) {
+        let p = RequantizeParams { input_zero_point: zx, output_zero_point: 0, multiplier: m, shift: s };
+        let mut y = vec![0i16; x.len()];
+        requantize_s8_s16(&p, &x, &mut y);
+        let want: Vec<i16> = x
+            .iter()
+            .map(|&v| naive_requantize(v as i128 - zx as i128, m, s).clamp(-32768, 32767) as i16)
+            .collect();
+        prop_assert_eq!(y, want);
+    }
+
+    #[test]
+    fn requantize_s16_s8_matches_naive((m, s, zy) in requantize_params(), x in vec(x16(), 0..40)) {
+        let p = RequantizeParams { input_zero_point: 0, output_zero_point: zy, multiplier: m, shift: s };
+        let mut y = vec![0i8; x.len()];
+        requantize_s16_s8(&p, &x, &mut y);
+        let want: Vec<i8> = x
+            .iter()
+            .map(|&v| (naive_requantize(v as i128, m, s) as i64 + zy as i64).clamp(-128, 127) as i8)
+            .collect();
+        prop_assert_eq!(y, want);
+    }
+
+    #[test]
+    fn requantize_s16_s16_matches_naive((m, s, _) in requantize_params(), x in vec(x16(), 0..40)) {
+        let p = RequantizeParams { input_zero_point: 0, output_zero_point: 0, multiplier: m, shift: s };
+        let mut y = vec![0i16; x.len()];
+        requantize_s16_s16(&p, &x, &mut y);
+        let want: Vec<i16> = x
+            .iter()
+            .map(|&v| naive_requantize(v as i128, m, s).clamp(-32768, 32767) as i16)
+            .collect();
+        prop_assert_eq!(y, want);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Softmax
+
+/// A table as the converter writes it (random input scale), or any entries.
+fn table() -> impl Strategy<Value = Vec<i32>> {
+    prop_oneof![
+        3 => (1e-6f64..0.1).prop_map(|s| {
+            let e = |steps: f64| ((-steps * s).exp() * 16_777_216.0).round() as i32;
+            (0..256).map(|d| e(d as f64)).chain((0..256).map(|h| e(256.0 * h as f64))).collect()
+        }),
+        1 => vec(any::<i32>(), 512),
+    ]
+}
+
+fn softmax_naive(p: &SoftmaxParams, t: &[i32], x: &[i16]) -> Vec<i8> {
+    let mut y = vec![0i8; x.len()];
+    let ent = |i: usize| t[i].max(0) as u128;
+    for o in 0..p.outer {
+        for i in 0..p.inner {
+            let at = |a: usize| (o * p.axis_len + a) * p.inner + i;
+            let m = (0..p.axis_len).map(|a| x[at(a)] as i32).max().unwrap();
+            let e = |a: usize| {
+                let d = (m - x[at(a)] as i32) as usize;
+                (ent(d % 256) * ent(256 + d / 256) + (1 << 23)) >> 24
+            };
+            let sum: u128 = (0..p.axis_len).map(e).sum();
+            for a in 0..p.axis_len {
+                // A row whose sum is 0 outputs −128.
+                y[at(a)] = (e(a) * 256 + sum / 2)
+                    .checked_div(sum)
+                    .map_or(-128, |q| (q as i64 - 128).clamp(-128, 127) as i8);
+            }
+        }
+    }
+    y
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn softmax_s16_s8_matches_naive(
+        (outer, axis_len, inner) in (1usize..=3, 1usize..=12, 1usize..=3),
+        t in table(),
+        seed in vec(x16(), 108),
+    ) {
+        let p = SoftmaxParams { outer, axis_len, inner };
+        let x = &seed[..outer * axis_len * inner];
+        let t512: &[i32; 512] = t.as_slice().try_into().unwrap();
+        let mut y = vec![0x55i8; x.len()];
+        softmax_s16_s8(&p, t512, x, &mut y);
+        prop_assert_eq!(y, softmax_naive(&p, &t, x));
+    }
+}
