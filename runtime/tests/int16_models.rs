@@ -460,19 +460,24 @@ fn conv_and_fully_connected_check_the_int16_contract() {
     // Beyond i16.
     assert!(bad_op(refusal(conv_model(true, (-32769, 0), false)), 1));
     assert!(bad_op(refusal(conv_model(true, (0, 32768), false)), 1));
-    // i16 in, i8 out.
-    assert!(bad_op(refusal(conv_model(false, (-128, 127), false)), 1));
-    // i8 in, i16 out.
-    let mut w = Writer::new();
-    let x = w.add_activation("x", &[1, 2, 4], pt(1.0, 0), 0);
-    let c = w.add_activation_i16("c", &[1, 1, 4], pt(1.0, 0), 16);
-    conv_op(&mut w, x, c, (-128, 127), false);
-    let y = w.add_activation("y", &[1, 1, 4], pt(1.0, 0), 32);
-    w.add_op(OpCode::Requantize, &[c], &[y], &[1 << 30, 1]);
-    w.set_inputs(&[x]);
-    w.set_outputs(&[y]);
-    w.set_arena_len(40);
-    assert!(bad_op(refusal(w), 0));
+    // i16 in, i8 out: the window within i8.
+    assert_eq!(refusal(conv_model(false, (-128, 127), false)), None);
+    assert!(bad_op(refusal(conv_model(false, (-129, 127), false)), 1));
+    // i8 in, i16 out: the window within i16.
+    let i8_in = |act: (i32, i32)| {
+        let mut w = Writer::new();
+        let x = w.add_activation("x", &[1, 2, 4], pt(1.0, 0), 0);
+        let c = w.add_activation_i16("c", &[1, 1, 4], pt(1.0, 0), 16);
+        conv_op(&mut w, x, c, act, false);
+        let y = w.add_activation("y", &[1, 1, 4], pt(1.0, 0), 32);
+        w.add_op(OpCode::Requantize, &[c], &[y], &[1 << 30, 1]);
+        w.set_inputs(&[x]);
+        w.set_outputs(&[y]);
+        w.set_arena_len(40);
+        w
+    };
+    assert_eq!(refusal(i8_in((-300, 300))), None);
+    assert!(bad_op(refusal(i8_in((-32769, 0))), 0));
     // Packed weights.
     assert!(bad_op(refusal(conv_model(true, (-32768, 32767), true)), 1));
 
@@ -519,7 +524,8 @@ fn conv_and_fully_connected_check_the_int16_contract() {
     };
     assert_eq!(refusal(fc((-32768, 32767), true, false)), None);
     assert!(bad_op(refusal(fc((-32768, 32768), true, false)), 1));
-    assert!(bad_op(refusal(fc((-128, 127), false, false)), 1));
+    assert_eq!(refusal(fc((-128, 127), false, false)), None);
+    assert!(bad_op(refusal(fc((-128, 128), false, false)), 1));
     assert!(bad_op(refusal(fc((-32768, 32767), true, true)), 1));
 }
 

@@ -308,6 +308,202 @@ proptest! {
     }
 }
 
+// Mixed pairs: an int8 side (any zero point) reading into int16, or int16
+// into an int8 side. The naive forms take the int8 input as `x − zp` and add
+// the output zero point after requantizing, as the int8 kernels do.
+
+/// [`conv_naive`]'s accumulation with inputs `xs` (already less their zero
+/// point), then `requantize + zp_out` clamped to `act`.
+fn conv_naive_mixed(c: &Case<ConvParams>, xs: &[i128], zp_out: i32, act: (i32, i32)) -> Vec<i32> {
+    let p = &c.p;
+    let cin_g = p.in_channels / p.groups;
+    let cout_g = p.out_channels / p.groups;
+    let mut out = Vec::new();
+    for oc in 0..p.out_channels {
+        for oy in 0..p.out_h {
+            for ox in 0..p.out_w {
+                let mut acc = c.bias[oc] as i128;
+                for icg in 0..cin_g {
+                    let ic = (oc / cout_g) * cin_g + icg;
+                    for ky in 0..p.kernel_h {
+                        for kx in 0..p.kernel_w {
+                            let iy =
+                                (oy * p.stride_h + ky * p.dilation_h) as i64 - p.pad_top as i64;
+                            let ix =
+                                (ox * p.stride_w + kx * p.dilation_w) as i64 - p.pad_left as i64;
+                            if iy < 0 || ix < 0 || iy >= p.in_h as i64 || ix >= p.in_w as i64 {
+                                continue;
+                            }
+                            let xi = (ic * p.in_h + iy as usize) * p.in_w + ix as usize;
+                            let wi = ((oc * cin_g + icg) * p.kernel_h + ky) * p.kernel_w + kx;
+                            acc += xs[xi] * c.w[wi] as i128;
+                        }
+                    }
+                }
+                let v =
+                    naive_requantize(acc, c.mult[oc], c.shift[oc].into()) as i64 + zp_out as i64;
+                out.push(v.clamp(act.0 as i64, act.1 as i64) as i32);
+            }
+        }
+    }
+    out
+}
+
+fn fc_naive_mixed(
+    c: &Case<FullyConnectedParams>,
+    xs: &[i128],
+    zp_out: i32,
+    act: (i32, i32),
+) -> Vec<i32> {
+    let p = &c.p;
+    let mut out = Vec::new();
+    for r in 0..p.rows {
+        for n in 0..p.out_features {
+            let mut acc = c.bias[n] as i128;
+            for k in 0..p.in_features {
+                acc += xs[r * p.in_features + k] * c.w[n * p.in_features + k] as i128;
+            }
+            let v = naive_requantize(acc, c.mult[n], c.shift[n].into()) as i64 + zp_out as i64;
+            out.push(v.clamp(act.0 as i64, act.1 as i64) as i32);
+        }
+    }
+    out
+}
+
+/// An int8 activation window.
+fn act8() -> impl Strategy<Value = (i32, i32)> {
+    prop_oneof![
+        2 => Just((-128, 127)),
+        3 => (-128i32..=127, -128i32..=127).prop_map(|(a, b)| (a.min(b), a.max(b))),
+    ]
+}
+
+/// The case's int16 inputs narrowed to int8 (their high bytes), so the
+/// rails and the spread carry over.
+fn narrowed(x: &[i16]) -> Vec<i8> {
+    x.iter().map(|&v| (v >> 8) as i8).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn conv_s8_s16_matches_naive(c in conv_case(false), zp in any::<i8>()) {
+        let x8 = narrowed(&c.x);
+        let mut p = c.p;
+        p.input_zero_point = zp.into();
+        let mut y = vec![0x7A7Ai16; p.out_channels * p.out_h * p.out_w];
+        conv_s8_s16(&p, &x8, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        let xs: Vec<i128> = x8.iter().map(|&v| v as i128 - zp as i128).collect();
+        let want = conv_naive_mixed(&c, &xs, 0, (p.act_min, p.act_max));
+        prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn conv_s16_s8_matches_naive(c in conv_case(false), zp in any::<i8>(), act in act8()) {
+        let mut p = c.p;
+        (p.output_zero_point, p.act_min, p.act_max) = (zp.into(), act.0, act.1);
+        let mut y = vec![0x7Ai8; p.out_channels * p.out_h * p.out_w];
+        conv_s16_s8(&p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        let xs: Vec<i128> = c.x.iter().map(|&v| v as i128).collect();
+        let want = conv_naive_mixed(&c, &xs, zp.into(), act);
+        prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn fully_connected_s8_s16_matches_naive(c in fc_case(false), zp in any::<i8>()) {
+        let x8 = narrowed(&c.x);
+        let mut p = c.p;
+        p.input_zero_point = zp.into();
+        let mut y = vec![0x7A7Ai16; p.rows * p.out_features];
+        fully_connected_s8_s16(&p, &x8, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        let xs: Vec<i128> = x8.iter().map(|&v| v as i128 - zp as i128).collect();
+        let want = fc_naive_mixed(&c, &xs, 0, (p.act_min, p.act_max));
+        prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn fully_connected_s16_s8_matches_naive(c in fc_case(true), zp in any::<i8>(), act in act8()) {
+        let mut p = c.p;
+        (p.output_zero_point, p.act_min, p.act_max) = (zp.into(), act.0, act.1);
+        let mut y = vec![0x7Ai8; p.rows * p.out_features];
+        fully_connected_s16_s8(&p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        let xs: Vec<i128> = c.x.iter().map(|&v| v as i128).collect();
+        let want = fc_naive_mixed(&c, &xs, zp.into(), act);
+        prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+    }
+}
+
+#[test]
+fn mixed_pairs_refuse_a_nonzero_int16_zero_point_or_a_window_beyond_the_output_type() {
+    let p = FullyConnectedParams {
+        rows: 1,
+        in_features: 2,
+        out_features: 1,
+        input_zero_point: 0,
+        output_zero_point: 0,
+        act_min: -128,
+        act_max: 127,
+    };
+    let (w, b, m, s) = ([1i8, 1], [0i32], [1i32 << 30], [0i8]); // a multiplier of 1/2
+                                                                // int16 in, int8 out: a window beyond i8 is refused, the output untouched.
+    let mut y8 = [7i8];
+    fully_connected_s16_s8(
+        &FullyConnectedParams { act_max: 128, ..p },
+        &[1, 1],
+        &w,
+        &b,
+        &m,
+        &s,
+        &mut y8,
+    );
+    assert_eq!(y8, [7]);
+    fully_connected_s16_s8(
+        &FullyConnectedParams {
+            input_zero_point: 1,
+            ..p
+        },
+        &[1, 1],
+        &w,
+        &b,
+        &m,
+        &s,
+        &mut y8,
+    );
+    assert_eq!(y8, [7]);
+    fully_connected_s16_s8(&p, &[100, 28], &w, &b, &m, &s, &mut y8);
+    assert_eq!(y8, [64], "(100 + 28) / 2");
+    // int8 in, int16 out: the output zero point must be 0.
+    let mut y16 = [7i16];
+    fully_connected_s8_s16(
+        &FullyConnectedParams {
+            output_zero_point: 3,
+            ..p
+        },
+        &[1, 1],
+        &w,
+        &b,
+        &m,
+        &s,
+        &mut y16,
+    );
+    assert_eq!(y16, [7]);
+    fully_connected_s8_s16(
+        &FullyConnectedParams {
+            input_zero_point: -10,
+            act_max: 32767,
+            ..p
+        },
+        &[100, 28],
+        &w,
+        &b,
+        &m,
+        &s,
+        &mut y16,
+    );
+    assert_eq!(y16, [74], "(110 + 38) / 2");
+}
+
 #[test]
 fn accumulators_beyond_i32_are_exact() {
     // K = 4096 taps of 32767 · 127 = 17_043_341_312 ≈ 2^34, then × 2^-23

@@ -34,6 +34,7 @@ pub(super) struct ConvS16<'a> {
     x: Operand<'a>,
     weights: &'a [i8],
     rq: Requant<'a>,
+    lanes: super::Lanes,
 }
 
 /// Inputs `[x, weights, bias, multiplier, shift]`; see `params::conv`.
@@ -56,13 +57,19 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
 #[inline(never)]
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvS16<'a>, Error> {
     cx.dense_for_s16()?;
-    cx.i16_in_out()?;
-    let operand = |cx: &Ctx<'_, 'a>, x: &TensorInfo<'a>| cx.i16_operand(x).map(|()| 0);
-    decode(cx, operand, Ctx::act_range_s16, |p, x, weights, rq| {
+    let (lanes, zp) = cx.lanes()?;
+    let operand = |_: &Ctx<'_, 'a>, _: &TensorInfo<'a>| Ok(zp);
+    decode(cx, operand, Ctx::act_range_of, |p, x, weights, rq| {
         let weights = weights.dense().ok_or(cx.bad(why!(
             "int16 layers take dense weights, not sparse or power-of-two"
         )))?;
-        Ok(ConvS16 { p, x, weights, rq })
+        Ok(ConvS16 {
+            p,
+            x,
+            weights,
+            rq,
+            lanes,
+        })
     })
 }
 
@@ -189,19 +196,31 @@ fn macs(p: &ConvParams) -> u64 {
 
 #[cfg(feature = "int16-activations")]
 impl ConvS16<'_> {
+    pub fn kernel_name(&self) -> &'static str {
+        match self.lanes {
+            super::Lanes::S16 => "conv_s16",
+            super::Lanes::S8S16 => "conv_s8_s16",
+            super::Lanes::S16S8 => "conv_s16_s8",
+        }
+    }
+
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        let x = io.inputs.read_i16(&self.x)?;
-        let y = super::output_i16(io.output)?;
-        let rq = &self.rq;
-        kernels::conv_s16(
-            &self.p,
-            x,
-            self.weights,
-            rq.bias,
-            rq.multiplier,
-            rq.shift,
-            y,
-        );
+        let (p, w, rq) = (&self.p, self.weights, &self.rq);
+        let (b, m, s) = (rq.bias, rq.multiplier, rq.shift);
+        match self.lanes {
+            super::Lanes::S16 => {
+                let x = io.inputs.read_i16(&self.x)?;
+                kernels::conv_s16(p, x, w, b, m, s, super::output_i16(io.output)?)
+            }
+            super::Lanes::S8S16 => {
+                let x = io.inputs.read(&self.x)?;
+                kernels::conv_s8_s16(p, x, w, b, m, s, super::output_i16(io.output)?)
+            }
+            super::Lanes::S16S8 => {
+                let x = io.inputs.read_i16(&self.x)?;
+                kernels::conv_s16_s8(p, x, w, b, m, s, io.output)
+            }
+        }
         Ok(())
     }
 

@@ -317,9 +317,9 @@ impl<'a> PreparedOp<'a> {
             Kind::LayerNorm(_) => "layer_norm_s8",
             Kind::ReduceSum(op) | Kind::ReduceMax(op) => op.kernel(),
             #[cfg(feature = "int16-activations")]
-            Kind::ConvS16(_) => "conv_s16",
+            Kind::ConvS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
-            Kind::FullyConnectedS16(_) => "fully_connected_s16",
+            Kind::FullyConnectedS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
             Kind::MaxPoolS16(_) => "max_pool_s16",
             #[cfg(feature = "int16-activations")]
@@ -679,6 +679,16 @@ impl Inputs<'_> {
 
 // ---- validation helpers shared by the families ----
 
+/// The activation types of a mixed-precision Conv or FullyConnected:
+/// input then output.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Lanes {
+    S16,
+    S8S16,
+    S16S8,
+}
+
 /// `out` (an op's output bytes) as the `i16` values of an int16 activation;
 /// [`Error::Misaligned`] if the caller's arena puts it off a 2-byte boundary.
 #[cfg(feature = "int16-activations")]
@@ -829,8 +839,37 @@ impl<'m, 'a> Ctx<'m, 'a> {
         )
     }
 
+    /// Which sides of a Conv or FullyConnected are int16 (at least one is):
+    /// each side an int8 per-tensor tensor or an int16 activation. Returns
+    /// the pair and input 0's zero point.
+    #[cfg(feature = "int16-activations")]
+    fn lanes(&self) -> Result<(Lanes, i32), Error> {
+        let x = self.input(0)?;
+        let side = |t: &TensorInfo<'a>| match t.dtype {
+            DType::I16 => self.i16_operand(t).map(|()| (true, 0)),
+            _ => self.i8_operand(t).map(|zp| (false, zp)),
+        };
+        let ((x_wide, zp), (y_wide, _)) = (side(&x)?, side(&self.output)?);
+        let lanes = match (x_wide, y_wide) {
+            (true, true) => Lanes::S16,
+            (false, true) => Lanes::S8S16,
+            (true, false) => Lanes::S16S8,
+            (false, false) => return Err(self.bad(why!("no int16 side"))),
+        };
+        Ok((lanes, zp))
+    }
+
+    /// The activation range of the output: within `i16` for an int16 one.
+    #[cfg(feature = "int16-activations")]
+    fn act_range_of(&self, min_word: usize, max_word: usize) -> Result<(i32, i32), Error> {
+        match self.output.dtype {
+            DType::I16 => self.act_range_s16(min_word, max_word),
+            _ => self.act_range(min_word, max_word),
+        }
+    }
+
     /// Input 0 and the output of an int16 op with int16 on both sides
-    /// (Conv, FullyConnected, the pools): mixed pairs need a Requantize.
+    /// (the pools): mixed pairs need a Requantize.
     #[cfg(feature = "int16-activations")]
     fn i16_in_out(&self) -> Result<(), Error> {
         let x = self.input(0)?;

@@ -2,7 +2,7 @@
 
 use super::{act_ok, axis_ok, mul3, Taps};
 #[cfg(feature = "int16-activations")]
-use super::{act_ok_s16, requantize_to_i16};
+use super::{lanes_ok, requantize_to_lane, Lane};
 use crate::kernels::ConvParams;
 use crate::numerics::requantize_to_i8;
 
@@ -161,11 +161,61 @@ pub fn conv_s16(
     shift: &[i8],
     output: &mut [i16],
 ) {
+    conv_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// [`conv_s16`] reading an int8 input (any zero point): the first layer of
+/// an int16 run. `acc = bias[oc] + Σ (x − input_zero_point) · w` in `i64`.
+#[cfg(feature = "int16-activations")]
+pub fn conv_s8_s16(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    conv_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// [`conv_s16`] writing an int8 output: the layer after an int16 run.
+/// `y = clamp(requantize_i64(acc, multiplier[oc], shift[oc]) +
+/// output_zero_point, act_min, act_max)` with `-128 <= act_min <= act_max <= 127`.
+#[cfg(feature = "int16-activations")]
+pub fn conv_s16_s8(
+    p: &ConvParams,
+    input: &[i16],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    conv_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// The one loop of [`conv_s16`], [`conv_s8_s16`] and [`conv_s16_s8`]: the
+/// loop of [`conv_s8`] widened to `i64`, generic in the input and output
+/// types.
+#[cfg(feature = "int16-activations")]
+fn conv_lanes<X: Lane, Y: Lane>(
+    p: &ConvParams,
+    input: &[X],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [Y],
+) {
     if conv_weight_count(p) != Some(weights.len())
         || !shape_holds(p, input.len(), bias, multiplier, shift)
-        || !act_ok_s16(p.act_min, p.act_max)
-        || p.input_zero_point != 0
-        || p.output_zero_point != 0
+        || !lanes_ok::<X, Y>(
+            p.input_zero_point,
+            p.output_zero_point,
+            p.act_min,
+            p.act_max,
+        )
         || mul3(p.out_channels, p.out_h, p.out_w) != Some(output.len())
         || output.is_empty()
     {
@@ -177,9 +227,9 @@ pub fn conv_s16(
     let out_plane = p.out_h * p.out_w;
     let w_plane = p.kernel_h * p.kernel_w;
     let w_per_oc = cin_g * w_plane;
+    let zp = i64::from(p.input_zero_point);
 
-    // The loop of `conv_s8`, widened; `output` is non-empty, so `out_plane`
-    // and `out_w` are non-zero.
+    // `output` is non-empty, so `out_plane` and `out_w` are non-zero.
     let per_oc = output
         .chunks_exact_mut(out_plane)
         .zip(bias.iter().zip(multiplier).zip(shift));
@@ -200,12 +250,13 @@ pub fn conv_s16(
                         let xs = in_group.get(in_start..).unwrap_or(&[]);
                         let ws = weights_row(w_oc, w_start, tx);
                         for (&x, &w) in xs.iter().step_by(p.dilation_w).zip(ws) {
-                            // Wrapping only to stay total: 2^41 taps would be needed.
-                            acc = acc.wrapping_add(i64::from(x) * i64::from(w));
+                            // Wrapping only to stay total: 2^40 taps would be needed.
+                            let term = (Into::<i64>::into(x) - zp) * i64::from(w);
+                            acc = acc.wrapping_add(term);
                         }
                     }
                 }
-                *y = requantize_to_i16(acc, m, s, p.act_min, p.act_max);
+                *y = requantize_to_lane(acc, m, s, p.output_zero_point, p.act_min, p.act_max);
             }
         }
     }

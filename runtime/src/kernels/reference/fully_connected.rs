@@ -76,21 +76,69 @@ pub fn fully_connected_s16(
     shift: &[i8],
     output: &mut [i16],
 ) {
+    fully_connected_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// [`fully_connected_s16`] reading an int8 input (any zero point):
+/// `acc = bias[n] + Σ_k (x[r][k] − input_zero_point) · w[n][k]` in `i64`.
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s8_s16(
+    p: &FullyConnectedParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    fully_connected_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// [`fully_connected_s16`] writing an int8 output: `y = clamp(requantize_i64(acc,
+/// multiplier[n], shift[n]) + output_zero_point, act_min, act_max)` with
+/// `-128 <= act_min <= act_max <= 127`.
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s16_s8(
+    p: &FullyConnectedParams,
+    input: &[i16],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    fully_connected_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// The one loop of the mixed-precision FullyConnected kernels, generic in
+/// the input and output types.
+#[cfg(feature = "int16-activations")]
+fn fully_connected_lanes<X: super::Lane, Y: super::Lane>(
+    p: &FullyConnectedParams,
+    input: &[X],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [Y],
+) {
     let lens_ok = p.rows.checked_mul(p.in_features) == Some(input.len())
         && p.out_features.checked_mul(p.in_features) == Some(weights.len())
         && p.rows.checked_mul(p.out_features) == Some(output.len())
         && bias.len() == p.out_features
         && multiplier.len() == p.out_features
         && shift.len() == p.out_features;
-    if !lens_ok
-        || !super::act_ok_s16(p.act_min, p.act_max)
-        || p.input_zero_point != 0
-        || p.output_zero_point != 0
-        || output.is_empty()
-    {
+    let lanes_ok = super::lanes_ok::<X, Y>(
+        p.input_zero_point,
+        p.output_zero_point,
+        p.act_min,
+        p.act_max,
+    );
+    if !lens_ok || !lanes_ok || output.is_empty() {
         return;
     }
     let k = p.in_features;
+    let zp = i64::from(p.input_zero_point);
     for (r, out_row) in output.chunks_exact_mut(p.out_features).enumerate() {
         let x_row = input.get(r * k..(r + 1) * k).unwrap_or(&[]);
         let per_n = out_row
@@ -98,11 +146,18 @@ pub fn fully_connected_s16(
             .zip(bias.iter().zip(multiplier).zip(shift));
         for (n, (y, ((&b, &m), &s))) in per_n.enumerate() {
             let w_row = weights.get(n * k..(n + 1) * k).unwrap_or(&[]);
-            // Wrapping only to stay total: it would take K ≥ 2^41.
+            // Wrapping only to stay total: it would take K ≥ 2^40.
             let acc = x_row.iter().zip(w_row).fold(i64::from(b), |acc, (&x, &w)| {
-                acc.wrapping_add(i64::from(x) * i64::from(w))
+                acc.wrapping_add((Into::<i64>::into(x) - zp) * i64::from(w))
             });
-            *y = super::requantize_to_i16(acc, m, i32::from(s), p.act_min, p.act_max);
+            *y = super::requantize_to_lane(
+                acc,
+                m,
+                i32::from(s),
+                p.output_zero_point,
+                p.act_min,
+                p.act_max,
+            );
         }
     }
 }

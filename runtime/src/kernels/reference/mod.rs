@@ -28,14 +28,14 @@ mod requantize;
 
 pub use binary::{div_s8, max_s8, min_s8, sub_s8, DIV_FRACTION_BITS};
 pub use concat::concat_part_s8;
-#[cfg(feature = "int16-activations")]
-pub use conv::conv_s16;
 pub use conv::conv_s8;
+#[cfg(feature = "int16-activations")]
+pub use conv::{conv_s16, conv_s16_s8, conv_s8_s16};
 pub use conv_transpose::conv_transpose_s8;
 pub use elementwise::{add_s8, mul_s8};
-#[cfg(feature = "int16-activations")]
-pub use fully_connected::fully_connected_s16;
 pub use fully_connected::fully_connected_s8;
+#[cfg(feature = "int16-activations")]
+pub use fully_connected::{fully_connected_s16, fully_connected_s16_s8, fully_connected_s8_s16};
 pub use gather::{gather_s8, slice_s8};
 pub use layer_norm::{
     isqrt, layer_norm_s8, LAYER_NORM_FRACTION_BITS, MAX_LAYER_NORM_EPSILON, MAX_LAYER_NORM_LEN,
@@ -155,20 +155,75 @@ pub(crate) fn act_ok(act_min: i32, act_max: i32) -> bool {
     -128 <= act_min && act_min <= act_max && act_max <= 127
 }
 
-/// The fused activation clamp of an int16 output stays inside `i16`.
+/// An activation type of the mixed-precision Conv and FullyConnected
+/// kernels: `i8` (asymmetric, any zero point) or `i16` (symmetric, zero
+/// point 0). A layer may read one and write the other, so a model raises a
+/// tensor to int16 without a conversion op on either side.
 #[cfg(feature = "int16-activations")]
-pub(crate) fn act_ok_s16(act_min: i32, act_max: i32) -> bool {
-    -32768 <= act_min && act_min <= act_max && act_max <= 32767
+pub trait Lane: Copy + Into<i64> {
+    /// The type's range, which the activation window must lie in.
+    const MIN: i32;
+    const MAX: i32;
+    /// Whether the type's zero point must be 0.
+    const SYMMETRIC: bool;
+    /// `v`, already clamped into `MIN..=MAX`, so the cast is exact.
+    fn from_clamped(v: i32) -> Self;
 }
 
-/// The last step of the int16 Conv and FullyConnected kernels: requantize
-/// the `i64` accumulator and clamp to the activation window (inside `i16`
-/// by [`act_ok_s16`], so the cast is exact).
+#[cfg(feature = "int16-activations")]
+impl Lane for i8 {
+    const MIN: i32 = -128;
+    const MAX: i32 = 127;
+    const SYMMETRIC: bool = false;
+    #[inline(always)]
+    fn from_clamped(v: i32) -> i8 {
+        v as i8
+    }
+}
+
+#[cfg(feature = "int16-activations")]
+impl Lane for i16 {
+    const MIN: i32 = -32768;
+    const MAX: i32 = 32767;
+    const SYMMETRIC: bool = true;
+    #[inline(always)]
+    fn from_clamped(v: i32) -> i16 {
+        v as i16
+    }
+}
+
+/// The zero points and activation window a kernel reading `X` and writing
+/// `Y` takes: symmetric types at zero point 0, the window inside `Y`.
+#[cfg(feature = "int16-activations")]
+pub(crate) fn lanes_ok<X: Lane, Y: Lane>(
+    input_zero_point: i32,
+    output_zero_point: i32,
+    act_min: i32,
+    act_max: i32,
+) -> bool {
+    (!X::SYMMETRIC || input_zero_point == 0)
+        && (!Y::SYMMETRIC || output_zero_point == 0)
+        && Y::MIN <= act_min
+        && act_min <= act_max
+        && act_max <= Y::MAX
+}
+
+/// The last step of the mixed-precision Conv and FullyConnected kernels:
+/// requantize the `i64` accumulator, add the output zero point and clamp to
+/// the activation window (inside `Y` by [`lanes_ok`], so the cast is exact).
 #[cfg(feature = "int16-activations")]
 #[inline(always)]
-fn requantize_to_i16(acc: i64, multiplier: i32, shift: i32, act_min: i32, act_max: i32) -> i16 {
-    let v = crate::numerics::requantize_i64(acc, multiplier, shift);
-    crate::numerics::clamp(v, act_min, act_max) as i16
+fn requantize_to_lane<Y: Lane>(
+    acc: i64,
+    multiplier: i32,
+    shift: i32,
+    output_zero_point: i32,
+    act_min: i32,
+    act_max: i32,
+) -> Y {
+    let v =
+        crate::numerics::requantize_i64(acc, multiplier, shift).saturating_add(output_zero_point);
+    Y::from_clamped(crate::numerics::clamp(v, act_min, act_max))
 }
 
 /// `a · b · c`, `None` on overflow.
