@@ -460,6 +460,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     let storage = weight_storage(opts, setting, pruned_weights);
     // Mixed precision, on the setting and pruning chosen above.
     let int8_work = work;
+    let int8_meta = meta.clone();
     let raised_graph;
     let (work, precision_draft) = match &opts.precision {
         crate::precision::Choice::Int8 => (work, None),
@@ -491,7 +492,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             int8_work,
             work_calibration,
             setting,
-            meta.clone(),
+            int8_meta,
             None,
             storage,
         )?),
@@ -1220,10 +1221,11 @@ fn search(
 /// of the choice (its `int8` baseline left for the caller to measure on the
 /// evaluation samples).
 ///
-/// Auto: every layer that can be raised is measured raised alone on `set`;
-/// those that help are added best first, and the shortest such prefix that
-/// meets the target wins (all prefixes are measured in one pass, with one
-/// float run per sample). When none does, the prefix with the most slack.
+/// Auto is a forward greedy search on `set`: each round measures every layer
+/// not yet raised added to those chosen (all in one pass, with one float run
+/// per sample) and keeps the one that leaves the most slack, until the
+/// target is met or no layer adds slack. The first round also gives what
+/// each layer does alone, which the report shows.
 fn choose_precision(
     graph: &Graph,
     calibration: &calibrate::Calibration,
@@ -1234,11 +1236,6 @@ fn choose_precision(
     progress: &indicatif::ProgressBar,
 ) -> Result<(Graph, crate::report::PrecisionReport), ConvertError> {
     use crate::precision::{self, Choice, Raisable};
-    let candidates: Vec<Raisable> = match choice {
-        Choice::Int8 => Vec::new(),
-        Choice::Layers(names) => precision::named(graph, names)?,
-        Choice::Auto(_) => precision::raisable(graph),
-    };
     fn write<'g>(
         g: &'g Graph,
         calibration: &calibrate::Calibration,
@@ -1247,105 +1244,125 @@ fn choose_precision(
         Written::new(g, calibration, setting, meta.clone(), None, storage)
     }
     let how = (setting, meta, storage);
-    let singles: Vec<Graph> = candidates
-        .iter()
-        .map(|c| precision::with_raised(graph, &[c]))
-        .collect();
-    let base = write(graph, calibration, how)?;
-    let single_files = singles
-        .iter()
-        .map(|g| write(g, calibration, how))
-        .collect::<Result<Vec<_>, _>>()?;
-    let models: Vec<_> = std::iter::once(&base)
-        .chain(&single_files)
-        .map(Written::model)
-        .collect();
-    let evs = evaluate::evaluate_all(&models, float_ref, set, None, progress)?;
-    let (Some(base_ev), single_evs) = (evs.first(), evs.get(1..).unwrap_or(&[])) else {
+    let candidates: Vec<Raisable> = match choice {
+        Choice::Int8 => Vec::new(),
+        Choice::Layers(names) => precision::named(graph, names)?,
+        Choice::Auto(_) => precision::raisable(graph),
+    };
+    let raise = |layers: &[usize]| -> Graph {
+        let layers: Vec<&Raisable> = layers.iter().map(|&i| &candidates[i]).collect();
+        precision::with_raised(graph, &layers)
+    };
+    let size_of = |g: &Graph| -> Result<(usize, usize), ConvertError> {
+        let w = write(g, calibration, how)?;
+        Ok((w.bytes.len(), w.arena.arena_len))
+    };
+    let evaluate_sets = |sets: &[Vec<usize>]| -> Result<Vec<evaluate::Evaluation>, ConvertError> {
+        let graphs: Vec<Graph> = sets.iter().map(|s| raise(s)).collect();
+        let written = graphs
+            .iter()
+            .map(|g| write(g, calibration, how))
+            .collect::<Result<Vec<_>, _>>()?;
+        let models: Vec<_> = written.iter().map(Written::model).collect();
+        evaluate::evaluate_all(&models, float_ref, set, None, progress)
+    };
+
+    // Round one: the graph as it is, and each candidate alone.
+    let mut first: Vec<Vec<usize>> = vec![Vec::new()];
+    first.extend((0..candidates.len()).map(|i| vec![i]));
+    let evs = evaluate_sets(&first)?;
+    let (Some(base_ev), alone) = (evs.first(), evs.get(1..).unwrap_or(&[])) else {
         return Err(ConvertError::InvalidModel("no evaluation".into()));
     };
     let finite = |db: f64| db.is_finite().then_some(db);
     let base_score = selection_score(base_ev);
 
-    // The candidates to add, in order.
-    let order: Vec<usize> = match choice {
-        Choice::Auto(target) if !target.met(base_ev) => {
-            let base_slack = target.slack_db(base_ev);
-            let mut helpful: Vec<(usize, f64)> = single_evs
-                .iter()
-                .map(|ev| target.slack_db(ev))
-                .enumerate()
-                .filter(|&(_, slack)| slack > base_slack)
-                .collect();
-            // Best first; a tie keeps node order (the sort is stable).
-            helpful.sort_by(|a, b| b.1.total_cmp(&a.1));
-            helpful.into_iter().map(|(i, _)| i).collect()
-        }
-        Choice::Auto(_) | Choice::Int8 => Vec::new(),
-        Choice::Layers(_) => (0..candidates.len()).collect(),
-    };
-    let prefixes: Vec<Graph> = (1..=order.len())
-        .map(|k| {
-            let layers: Vec<&Raisable> = order[..k].iter().map(|&i| &candidates[i]).collect();
-            precision::with_raised(graph, &layers)
-        })
-        .collect();
-    let prefix_files = prefixes
-        .iter()
-        .map(|g| write(g, calibration, how))
-        .collect::<Result<Vec<_>, _>>()?;
-    let models: Vec<_> = prefix_files.iter().map(Written::model).collect();
-    let prefix_evs = match models.is_empty() {
-        true => Vec::new(),
-        false => evaluate::evaluate_all(&models, float_ref, set, None, progress)?,
-    };
-    let (taken, met) = match choice {
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut current = base_ev.clone();
+    let met = match choice {
         Choice::Auto(target) => {
-            let slack = |k: usize| match k {
-                0 => target.slack_db(base_ev),
-                k => prefix_evs.get(k - 1).map_or(f64::NEG_INFINITY, |e| target.slack_db(e)),
-            };
-            match (0..=order.len()).find(|&k| slack(k) >= 0.0) {
-                Some(k) => (k, Some(true)),
-                // The most slack; a tie keeps fewer layers.
-                None => {
-                    let best = (0..=order.len())
-                        .fold(0, |best, k| if slack(k) > slack(best) { k } else { best });
-                    (best, Some(false))
-                }
+            // Slack first, then the worst output's SQNR: the worst sample of
+            // a small set moves in steps, and the SQNR tells which layer
+            // helps when it does not move.
+            let rank = |ev: &evaluate::Evaluation| (target.slack_db(ev), selection_score(ev));
+            let better = |a: (f64, f64), b: (f64, f64)| a.0 > b.0 || (a.0 == b.0 && a.1 > b.1);
+            // Every prefix of the greedy order, with its evaluation.
+            let mut path: Vec<(usize, evaluate::Evaluation)> = Vec::new();
+            let mut round: Vec<(usize, evaluate::Evaluation)> =
+                alone.iter().cloned().enumerate().collect();
+            while !target.met(path.last().map_or(base_ev, |p| &p.1)) && !round.is_empty() {
+                // A tie keeps the earlier layer.
+                let best = (0..round.len()).fold(0, |best, k| {
+                    match better(rank(&round[k].1), rank(&round[best].1)) {
+                        true => k,
+                        false => best,
+                    }
+                });
+                path.push(round.swap_remove(best));
+                let taken: Vec<usize> = path.iter().map(|p| p.0).collect();
+                let rest: Vec<usize> = (0..candidates.len())
+                    .filter(|i| !taken.contains(i))
+                    .collect();
+                let sets: Vec<Vec<usize>> = rest
+                    .iter()
+                    .map(|&i| taken.iter().copied().chain([i]).collect())
+                    .collect();
+                let next = match path.last().is_some_and(|p| target.met(&p.1)) || sets.is_empty() {
+                    true => Vec::new(),
+                    false => evaluate_sets(&sets)?,
+                };
+                round = rest.into_iter().zip(next).collect();
             }
+            // The shortest prefix that meets the target, else the one with
+            // the most slack (a tie keeps fewer layers).
+            let at = |k: usize| match k {
+                0 => base_ev,
+                k => &path[k - 1].1,
+            };
+            let keep = (0..=path.len())
+                .find(|&k| target.met(at(k)))
+                .unwrap_or_else(|| {
+                    (1..=path.len()).fold(0, |best, k| match better(rank(at(k)), rank(at(best))) {
+                        true => k,
+                        false => best,
+                    })
+                });
+            chosen = path[..keep].iter().map(|p| p.0).collect();
+            if keep > 0 {
+                current = path[keep - 1].1.clone();
+            }
+            Some(target.met(&current))
         }
-        _ => (order.len(), None),
+        Choice::Layers(_) => {
+            chosen = (0..candidates.len()).collect();
+            if let Some(ev) = evaluate_sets(&[chosen.clone()])?.pop() {
+                current = ev;
+            }
+            None
+        }
+        Choice::Int8 => None,
     };
-    let chosen_score = match taken {
-        0 => base_score,
-        k => prefix_evs.get(k - 1).map_or(base_score, selection_score),
-    };
+
+    let (base_bytes, base_arena) = size_of(graph)?;
     let tensor_names = |ts: &[usize]| -> Vec<String> {
         ts.iter().map(|&t| graph.tensors[t].name.clone()).collect()
     };
-    let raised = order[..taken]
-        .iter()
-        .map(|&i| {
-            let c = &candidates[i];
-            let file = &single_files[i];
-            crate::report::RaisedLayer {
-                node: graph.nodes[c.node].name.clone(),
-                tensors: tensor_names(&c.tensors),
-                gain_db: single_evs
-                    .get(i)
-                    .and_then(|ev| finite(selection_score(ev)))
-                    .zip(finite(base_score))
-                    .map(|(a, b)| a - b),
-                file_bytes: file.bytes.len() as i64 - base.bytes.len() as i64,
-                arena_bytes: file.arena.arena_len as i64 - base.arena.arena_len as i64,
-            }
-        })
-        .collect();
-    let result = match taken {
-        0 => graph.clone(),
-        k => prefixes.into_iter().nth(k - 1).unwrap_or_else(|| graph.clone()),
-    };
+    let mut raised = Vec::with_capacity(chosen.len());
+    for &i in &chosen {
+        let c = &candidates[i];
+        let (bytes, arena) = size_of(&raise(&[i]))?;
+        raised.push(crate::report::RaisedLayer {
+            node: graph.nodes[c.node].name.clone(),
+            tensors: tensor_names(&c.tensors),
+            gain_db: alone
+                .get(i)
+                .and_then(|ev| finite(selection_score(ev)))
+                .zip(finite(base_score))
+                .map(|(a, b)| a - b),
+            file_bytes: bytes as i64 - base_bytes as i64,
+            arena_bytes: arena as i64 - base_arena as i64,
+        });
+    }
     let report = crate::report::PrecisionReport {
         mode: match choice {
             Choice::Auto(_) => "auto".into(),
@@ -1359,7 +1376,7 @@ fn choose_precision(
         data: set.describe(),
         samples: set.len(),
         int8_sqnr_db: finite(base_score),
-        sqnr_db: finite(chosen_score),
+        sqnr_db: finite(selection_score(&current)),
         raisable: match choice {
             Choice::Auto(_) => candidates.len(),
             _ => precision::raisable(graph).len(),
@@ -1367,7 +1384,7 @@ fn choose_precision(
         raised,
         int8: None,
     };
-    Ok((result, report))
+    Ok((raise(&chosen), report))
 }
 
 /// Each Conv/FullyConnected node's weight rounding as the report shows it.

@@ -327,7 +327,10 @@ impl<'m> Evaluator<'m> {
                             // int16, little-endian, zero point 0.
                             true => bytes
                                 .chunks_exact(2)
-                                .map(|b| f32::from(i16::from_le_bytes([b[0] as u8, b[1] as u8])) * q.scale)
+                                .map(|b| {
+                                    f32::from(i16::from_le_bytes([b[0] as u8, b[1] as u8]))
+                                        * q.scale
+                                })
                                 .collect(),
                             false => bytes.iter().map(|&b| q.dequantize(b)).collect(),
                         };

@@ -103,7 +103,7 @@ struct Cli {
     /// Activation precision. `int8`: every activation. `auto`: raise the fewest Conv and
     /// FullyConnected layers to int16 outputs (int8 weights, int64 accumulation) that bring
     /// the model within the target, measured on the --select samples (else the calibration
-    /// samples): --target-sqnr, or by default softmax outputs' 99th-percentile max|Δp| ≤ 0.02
+    /// samples): --target-sqnr, or by default softmax outputs' |Δp| ≤ 0.02 on every sample
     /// and other outputs' SQNR ≥ 28 dB (the bounds 0.03 and 25 dB with a margin). A layer can
     /// be raised when everything reading its output (through pools and reshapes) is a Conv,
     /// FullyConnected or Softmax; graph outputs stay int8. The report lists the layers

@@ -447,7 +447,11 @@ impl LowerCtx<'_> {
             let b = (bias.get(c).copied().unwrap_or(0.0) as f64 / acc_scale).round();
             // An int16 input's fine scale can put a large bias beyond i32:
             // refuse rather than clip it (int8 inputs keep the old clip).
-            let input_wide = self.node.inputs.first().is_some_and(|t| self.graph.wide.contains(t));
+            let input_wide = self
+                .node
+                .inputs
+                .first()
+                .is_some_and(|t| self.graph.wide.contains(t));
             if input_wide && !(i32::MIN as f64..=i32::MAX as f64).contains(&b) {
                 return Err(self.err(format!(
                     "channel {c}'s bias does not fit int32 on the int16 input's scale"
@@ -520,7 +524,14 @@ mod tests {
         let wide = wide_qparams(-1.0, 2.0);
         assert_eq!(act_clamp(FusedActivation::Relu, wide, true), (0, 32767));
         assert_eq!(
-            act_clamp(FusedActivation::Clip { min: -0.25, max: 0.5 }, wide, true),
+            act_clamp(
+                FusedActivation::Clip {
+                    min: -0.25,
+                    max: 0.5
+                },
+                wide,
+                true
+            ),
             (-4096, 8192)
         );
     }

@@ -39,18 +39,23 @@ fn p99(report: &Report) -> f32 {
 
 #[test]
 fn auto_precision_brings_the_matmul_mlp_within_the_softmax_bound() {
-    let (int8, int8_bytes) = digits(Choice::Int8, true);
+    let (int8, int8_bytes) = digits(Choice::Int8, false);
     // The case auto precision is for: int8 activations alone leave the
     // 99th-percentile |Δp| above 0.03 on held-out digits.
     assert!(p99(&int8) > 0.03, "int8 alone: p99 |Δp| {}", p99(&int8));
     assert!(int8.precision.is_none());
 
-    let (auto, bytes) = digits(Choice::Auto(Target::Bounds), true);
+    // Chosen on the calibration digits, where even int16 activations leave
+    // a sample beyond the 0.02 aimed for (the int8 weights bound it): the
+    // report says so and the file holds the best mix, every layer raised,
+    // which the held-out digits show within the bound.
+    let (auto, bytes) = digits(Choice::Auto(Target::Bounds), false);
     let p = auto.precision.as_ref().expect("a precision report");
     println!("{}", auto.render());
     assert_eq!(p.mode, "auto");
-    assert_eq!(p.met, Some(true), "the target is met on the select data");
-    assert!(!p.raised.is_empty() && p.raised.len() < p.raisable + 1);
+    assert_eq!(p.met, Some(false));
+    assert_eq!((p.raised.len(), p.raisable), (3, 3));
+    assert!(p.sqnr_db.unwrap() > p.int8_sqnr_db.unwrap());
     assert!(p99(&auto) <= 0.03, "auto: p99 |Δp| {}", p99(&auto));
     let classes = auto.evaluation.classes.as_ref().unwrap();
     assert!(classes.accuracy_int8 >= classes.accuracy_float - 0.005);
@@ -73,7 +78,10 @@ fn auto_precision_brings_the_matmul_mlp_within_the_softmax_bound() {
     assert_eq!(int8_totals.mq_bytes, int8_bytes.len());
     assert!(auto.totals.arena_bytes >= int8_totals.arena_bytes);
     assert!(p.raised.iter().all(|r| r.arena_bytes >= 0));
-    assert!(bytes.len() > int8_bytes.len(), "a wider softmax table at least");
+    assert!(
+        bytes.len() > int8_bytes.len(),
+        "a wider softmax table at least"
+    );
 }
 
 #[test]
@@ -92,10 +100,18 @@ fn auto_precision_is_deterministic_and_keeps_int8_when_int8_meets_the_target() {
 
     // An unreachable one is reported as not met, with the best mix written.
     let (high, _) = digits(Choice::Auto(Target::Sqnr(200.0)), false);
-    let p = high.precision.unwrap();
+    let p = high.precision.as_ref().unwrap();
     assert_eq!(p.met, Some(false));
     assert!(p.sqnr_db.unwrap() > p.int8_sqnr_db.unwrap());
     assert!(high.render().contains("NOT met"));
+
+    // On the select digits, which int8 already serves as well as int16
+    // does (their worst sample is bound by the int8 weights), nothing is
+    // raised: auto measures, it does not assume int16 helps.
+    let (select, _) = digits(Choice::Auto(Target::Bounds), true);
+    let p = select.precision.unwrap();
+    assert!(p.data.ends_with("mlp_digits_select.npy"));
+    assert!(p.raised.is_empty(), "{:?}", p.raised);
 }
 
 #[test]
@@ -105,7 +121,10 @@ fn named_layers_run_in_int16_and_unraisable_ones_are_refused_with_the_reason() {
     assert_eq!(p.mode, "--int16");
     assert_eq!(p.raised.len(), 1);
     assert_eq!(p.raised[0].node, "/fc1/MatMul");
-    assert!(r.layers.iter().any(|l| l.name == "/fc1/MatMul" && l.int16_output));
+    assert!(r
+        .layers
+        .iter()
+        .any(|l| l.name == "/fc1/MatMul" && l.int16_output));
 
     let d = testnets();
     let dir = tempfile::tempdir().unwrap();
@@ -123,7 +142,13 @@ fn named_layers_run_in_int16_and_unraisable_ones_are_refused_with_the_reason() {
         err
     };
     let err = refused("/net/b1/conv2/Conv");
-    assert!(err.contains("/net/b1/Add") && err.contains("int8 only"), "{err}");
+    assert!(
+        err.contains("/net/b1/Add") && err.contains("int8 only"),
+        "{err}"
+    );
     let err = refused("no such layer");
-    assert!(err.contains("raisable: ") && err.contains("/net/b1/conv1/Conv"), "{err}");
+    assert!(
+        err.contains("raisable: ") && err.contains("/net/b1/conv1/Conv"),
+        "{err}"
+    );
 }

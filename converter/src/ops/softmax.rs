@@ -64,18 +64,6 @@ pub fn exp_table(input_scale: f32) -> Vec<i32> {
         .collect()
 }
 
-/// The table of an int16 input (`d = max − x` up to 65535): 256 entries
-/// for the low byte of `d`, then 256 for the high byte,
-/// `table[256 + h] = round(2^24 · exp(−256·h · scale))`; the kernel
-/// multiplies the two (`runtime/NUMERICS.md`).
-pub fn exp_table_wide(input_scale: f32) -> Vec<i32> {
-    let low = exp_table(input_scale);
-    let high = (0..256).map(|h| {
-        ((-(256.0 * h as f64) * input_scale as f64).exp() * (1u32 << 24) as f64).round() as i32
-    });
-    low.into_iter().chain(high).collect()
-}
-
 impl IrOp for Softmax {
     fn kind(&self) -> &'static str {
         "Softmax"
@@ -111,7 +99,8 @@ impl IrOp for Softmax {
         let (x, xq) = cx.activation(0)?;
         let wide = cx.input(0).is_ok_and(|t| cx.graph.wide.contains(&t));
         let table = match wide {
-            true => exp_table_wide(xq.scale),
+            // The runtime's definition (low-byte and high-byte factors).
+            true => medq::ops::softmax_exp_table_s16(xq.scale).to_vec(),
             false => exp_table(xq.scale),
         };
         let table = int_const(format!("{}.exp_table", cx.node.name), table);
@@ -147,20 +136,6 @@ mod tests {
         assert_eq!(t[0], 1 << 24);
         assert_eq!(t[10], ((-1.0f64).exp() * 16777216.0).round() as i32);
         assert!(t.windows(2).all(|w| w[0] >= w[1]));
-    }
-
-    #[test]
-    fn the_wide_table_is_the_exponential_of_low_and_high_bytes() {
-        let s = 0.001f32;
-        let t = exp_table_wide(s);
-        assert_eq!(t.len(), 512);
-        assert_eq!(t[..256], exp_table(s)[..]);
-        assert_eq!(t[256], 1 << 24);
-        // d = 256·h + l: the product of the two entries is exp(−d·s) in Q24.
-        let d = 3 * 256 + 17;
-        let e = (t[17] as i64 * t[256 + 3] as i64 + (1 << 23)) >> 24;
-        let want = (-(d as f64) * s as f64).exp() * 16777216.0;
-        assert!((e as f64 - want).abs() <= 1.0, "{e} vs {want}");
     }
 
     #[test]
