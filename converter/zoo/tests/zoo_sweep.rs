@@ -1,6 +1,6 @@
 //! `zoo-sweep` end to end on a narrowed sweep: the files it writes, one row
-//! per run with the fields, and the random baseline below magnitude
-//! pruning.
+//! per run with the fields, the random baseline below magnitude
+//! pruning, rendering again, and auto precision rows merged in.
 
 use std::process::Command;
 
@@ -14,7 +14,7 @@ fn a_narrow_sweep_writes_rows_tables_and_curves() {
         .args([
             "--sparsities",
             "0,0.5",
-            "--weights",
+            "--variants",
             "int8",
             "--no-attribution",
         ])
@@ -46,6 +46,7 @@ fn a_narrow_sweep_writes_rows_tables_and_curves() {
         "sparsity",
         "weights",
         "precision",
+        "int16_layers",
         "float_accuracy",
         "accuracy",
         "balanced_accuracy",
@@ -62,6 +63,8 @@ fn a_narrow_sweep_writes_rows_tables_and_curves() {
         }
         assert_eq!(r["dense_mq_bytes"], rows[0]["mq_bytes"]);
         assert_eq!(r["per_class_recall"].as_array().unwrap().len(), 5);
+        assert_eq!(r["precision"], "int8");
+        assert!(r["int16_layers"].is_null());
     }
     let acc = |k: usize| rows[k]["accuracy"].as_f64().unwrap();
     assert!(acc(2) + 0.2 < acc(1), "random {} vs l1 {}", acc(2), acc(1));
@@ -106,4 +109,52 @@ fn a_narrow_sweep_writes_rows_tables_and_curves() {
         std::fs::read(dir.path().join("sweep.json")).unwrap(),
         json_before
     );
+
+    // Auto precision merged into the same sweep: its rows after the model's
+    // int8 rows, which stay as they were.
+    let out = Command::new(env!("CARGO_BIN_EXE_zoo-sweep"))
+        .current_dir(root)
+        .args([
+            "--only",
+            "ecg5000",
+            "--methods",
+            "l1",
+            "--sparsities",
+            "0,0.5",
+        ])
+        .args([
+            "--variants",
+            "auto",
+            "--no-attribution",
+            "--merge",
+            "--quiet",
+        ])
+        .args(["--out-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let merged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("sweep.json")).unwrap()).unwrap();
+    let merged = merged["rows"].as_array().unwrap();
+    let errors: Vec<&serde_json::Value> = merged.iter().filter_map(|r| r.get("error")).collect();
+    assert!(
+        out.status.success(),
+        "{}{errors:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(merged.len(), 5);
+    assert_eq!(merged[..3], rows[..]);
+    for (r, method) in merged[3..].iter().zip(["none", "l1"]) {
+        assert_eq!(r["method"], method);
+        assert_eq!(
+            (&r["weights"], &r["precision"]),
+            (&"int8".into(), &"auto".into())
+        );
+        assert!(r["int16_layers"].is_u64(), "{r}");
+        assert_eq!(r["dense_mq_bytes"], rows[0]["mq_bytes"]);
+        assert!(r["accuracy"].as_f64().unwrap() + 0.05 >= acc(0), "{r}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("SWEEP.md")).unwrap();
+    assert!(md.contains("| weights | precision |") && md.contains("| int8 | auto ("));
+    let svg = std::fs::read_to_string(dir.path().join("sweep/ecg5000.svg")).unwrap();
+    assert!(svg.contains("l1 int8") && svg.contains("l1 auto"));
 }

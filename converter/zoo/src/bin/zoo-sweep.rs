@@ -1,34 +1,39 @@
-//! `zoo-sweep`: every zoo model × pruning method × sparsity × weight grid,
-//! converted and measured, into `SWEEP.md`, `sweep.json` and
-//! `sweep/<model>.svg` ([`medq_zoo::sweep`]).
+//! `zoo-sweep`: every zoo model × pruning method × sparsity × variant
+//! (weight grid and activation precision: int8, pow2, auto), converted and
+//! measured, into `SWEEP.md`, `sweep.json` and `sweep/<model>.svg`
+//! ([`medq_zoo::sweep`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use medq_converter::rounding::WeightGrid;
-use medq_zoo::sweep::{self, Method, Plan};
+use medq_zoo::sweep::{self, Method, Plan, Variant};
 use medq_zoo::{self as zoo, ZooConfig};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "zoo-sweep",
     version,
-    about = "Sweep every zoo model over pruning methods, sparsities and weight grids",
+    about = "Sweep every zoo model over pruning methods, sparsities, weight grids and precisions",
     long_about = "Convert every model in the zoo config once per pruning method (structured, \
-        l1, obs, random), sparsity and weight grid (int8, pow2), run each written .mq file on \
-        the model's test set against the float model, and write SWEEP.md (a table per model, \
-        and whether the random baseline is below l1 and obs), sweep.json (one row per run) and \
-        sweep/<model>.svg (accuracy versus .mq size), each atomically.\n\n\
-        The full sweep is long (hundreds of conversions, tens of minutes); --only, --methods, \
-        --sparsities and --weights narrow it. A run that fails to convert is written as a row \
-        with its error. Exit status: 0 when every run converted; 1 when one did not (the \
-        files are written anyway); 2 when the config or the output directory cannot be used.",
+        l1, obs, random), sparsity and variant (int8: int8 weights and activations; pow2: \
+        power-of-two weights; auto: int8 weights with --precision auto, the fewest layers \
+        raised to int16 outputs), run each written .mq file on the model's test set against \
+        the float model, and write SWEEP.md (a table per model, and whether the random \
+        baseline is below l1 and obs), sweep.json (one row per run) and sweep/<model>.svg \
+        (accuracy versus .mq size), each atomically.\n\n\
+        The full sweep is long (hundreds of conversions, an hour or more); --only, --methods, \
+        --sparsities and --variants narrow it, into another --out-dir, or with --merge into \
+        the rows already there. A run that fails to convert is written as a row with its \
+        error. Exit status: 0 when every run converted; 1 when one did not (the files are \
+        written anyway); 2 when the config, the output directory or the sweep.json to merge \
+        into cannot be used.",
     after_help = "Examples (from the workspace root):\n  \
         cargo run --release -p medq-zoo --bin zoo-sweep\n  \
         cargo run --release -p medq-zoo --bin zoo-sweep -- --only ecg5000 \
-        --methods l1,random --sparsities 0,0.5 --weights int8 --out-dir /tmp/sweep"
+        --methods l1,random --sparsities 0,0.5 --variants int8 --out-dir /tmp/sweep\n  \
+        cargo run --release -p medq-zoo --bin zoo-sweep -- --variants auto --merge"
 )]
 struct Cli {
     /// The zoo config; model folders are relative to its directory.
@@ -40,21 +45,30 @@ struct Cli {
     out_dir: Option<PathBuf>,
 
     /// Only this model (repeatable). A partial sweep must not replace the full
-    /// one, so this and the narrowing options below need --out-dir.
-    #[arg(long, value_name = "NAME", requires = "out_dir")]
+    /// one, so this and the narrowing options below need --out-dir or --merge.
+    #[arg(long, value_name = "NAME")]
     only: Vec<String>,
 
     /// Pruning methods (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', requires = "out_dir")]
+    #[arg(long, value_enum, value_delimiter = ',')]
     methods: Vec<Method>,
 
     /// Sparsities in [0, 1) (comma-separated); 0 is the unpruned model.
-    #[arg(long, value_delimiter = ',', value_parser = parse_sparsity, requires = "out_dir")]
+    #[arg(long, value_delimiter = ',', value_parser = parse_sparsity)]
     sparsities: Vec<f64>,
 
-    /// Weight grids (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', requires = "out_dir")]
-    weights: Vec<WeightGrid>,
+    /// Weight grid and activation precision of each run (comma-separated):
+    /// int8 (int8 weights and activations), pow2 (power-of-two weights),
+    /// auto (int8 weights, --precision auto). `--weights int8,pow2` is the
+    /// same.
+    #[arg(long, value_enum, value_delimiter = ',', alias = "weights")]
+    variants: Vec<Variant>,
+
+    /// Add the rows of this sweep to the output directory's sweep.json
+    /// (replacing those of the same model, method, sparsity, weights and
+    /// precision, keeping the others) and write every file from them.
+    #[arg(long)]
+    merge: bool,
 
     /// Skip the occlusion attribution maps (the slowest part of each run).
     #[arg(long, requires = "out_dir")]
@@ -62,7 +76,7 @@ struct Cli {
 
     /// Convert nothing: render SWEEP.md and the charts again from the
     /// sweep.json in the output directory (after a change to the rendering).
-    #[arg(long, conflicts_with_all = ["only", "methods", "sparsities", "weights", "no_attribution"])]
+    #[arg(long, conflicts_with_all = ["only", "methods", "sparsities", "variants", "no_attribution", "merge"])]
     render_only: bool,
 
     /// Print nothing but errors and the final summary.
@@ -80,6 +94,18 @@ fn parse_sparsity(s: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let narrowed = !(cli.only.is_empty()
+        && cli.methods.is_empty()
+        && cli.sparsities.is_empty()
+        && cli.variants.is_empty());
+    if narrowed && cli.out_dir.is_none() && !cli.merge {
+        eprintln!(
+            "error: --only, --methods, --sparsities and --variants narrow the sweep, which \
+             must not replace the full one: pass --out-dir DIR, or --merge to add its rows \
+             to the sweep.json there"
+        );
+        return ExitCode::from(2);
+    }
     medq_cli::remove_temporaries_on_interrupt();
     let config = match ZooConfig::load_for_cli(&cli.config, &cli.only) {
         Ok(c) => c,
@@ -101,13 +127,15 @@ fn main() -> ExitCode {
     if !cli.sparsities.is_empty() {
         plan.sparsities = cli.sparsities.clone();
     }
-    if !cli.weights.is_empty() {
-        plan.grids = cli.weights.clone();
+    if !cli.variants.is_empty() {
+        plan.variants = cli.variants.clone();
     }
     plan.attribution = !cli.no_attribution;
 
     let start = Instant::now();
-    let rows = match cli.render_only {
+    // The rows already there, for --render-only and --merge (read before
+    // converting anything).
+    let old = match cli.render_only || cli.merge {
         true => match read_rows(&out_dir.join("sweep.json")) {
             Ok(rows) => rows,
             Err(e) => {
@@ -115,11 +143,24 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        false => run(&cli, &config, &plan),
+        false => Vec::new(),
+    };
+    let failures = |rows: &[sweep::Row]| rows.iter().filter(|r| r.error.is_some()).count();
+    // The runs of this sweep and how many failed (every row when only
+    // rendering), and the rows to write.
+    let (ran, failed, rows) = match cli.render_only {
+        true => (old.len(), failures(&old), old),
+        false => {
+            let new = run(&cli, &config, &plan);
+            let (ran, failed) = (new.len(), failures(&new));
+            match cli.merge {
+                true => (ran, failed, sweep::merge(old, new)),
+                false => (ran, failed, new),
+            }
+        }
     };
     plan.attribution = rows.iter().any(|r| r.attribution_spearman_median.is_some());
-    let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
-    models.dedup();
+    let models = sweep::models(&rows);
 
     let json = serde_json::json!({
         "about": "One row per zoo-sweep run; see SWEEP.md for how each was made.",
@@ -149,12 +190,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let failed = rows.iter().filter(|r| r.error.is_some()).count();
     eprintln!(
-        "wrote {} ({} runs, {} failed, {:.0} s)",
+        "wrote {} ({ran} runs, {failed} failed{}, {:.0} s)",
         out_dir.join("SWEEP.md").display(),
-        rows.len(),
-        failed,
+        match cli.merge {
+            true => format!(", {} rows after merging", rows.len()),
+            false => String::new(),
+        },
         start.elapsed().as_secs_f64()
     );
     match failed {
@@ -194,13 +236,13 @@ fn run(cli: &Cli, config: &ZooConfig, plan: &Plan) -> Vec<sweep::Row> {
     let mut rows = Vec::new();
     for entry in &selected {
         for &run in &runs {
-            let (method, sparsity, grid) = run;
+            let (method, sparsity, variant) = run;
             bar.set_message(format!(
                 "{} {} {:.0}% {}",
                 entry.name,
                 method.map_or("none", Method::name),
                 100.0 * sparsity,
-                grid.name()
+                variant.name()
             ));
             let result = sweep::run_one(config, entry, run, plan.attribution);
             rows.push(sweep::row(&entry.name, run, result.as_ref()));
