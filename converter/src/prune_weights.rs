@@ -12,18 +12,29 @@
 //!   each row are updated in the same pass to make up for them, as
 //!   SparseGPT does (Frantar and Alistarh, 2023; with one mask per layer
 //!   chosen up front rather than per block of columns). A layer without
-//!   usable moments falls back to `l1`, and the report says why.
+//!   usable moments falls back to `l1`, and the report says why. Then each
+//!   layer's bias is corrected (Nagel et al., "Data-Free Quantization
+//!   Through Weight Equalization and Bias Correction", 2019): per output
+//!   channel, shifted so that the layer's mean output on the calibration
+//!   data, from the input it gets once the layers before it are pruned, is
+//!   the float model's. The weight update minimizes the output error on the
+//!   layer's own (already changed) input but cannot see the float model, so
+//!   the mean shifts add up from layer to layer; on ECG5000 at 75% the
+//!   classifier's logits moved by 0.6 of their standard deviation on
+//!   average and the model predicted one class (40.6% accuracy; 88.7% with
+//!   the correction).
 //!
 //! A weight set to zero in float quantizes to exactly zero (weights are
-//! symmetric per channel), so the `.mq` file holds the same sparsity. Biases
-//! are kept. Pruning runs on the float graph after calibration, like filter
-//! pruning: the activation ranges of the float model are kept, and the
-//! report measures what the zeros cost against that float model.
+//! symmetric per channel), so the `.mq` file holds the same sparsity.
+//! `l1` and `random` keep the biases. Pruning runs on the float graph after
+//! calibration, like filter pruning: the activation ranges of the float
+//! model are kept, and the report measures what the zeros cost against
+//! that float model.
 
 use nalgebra::DMatrix;
 
 use crate::ir::{Array, Graph, Op};
-use crate::rounding::{LayerMoments, ObsFactor};
+use crate::rounding::{InputMoments, LayerMoments, ObsFactor};
 
 /// Which weights go first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +44,7 @@ pub enum Criterion {
     /// Uniformly at random, from this seed.
     Random { seed: u64 },
     /// Optimal Brain Surgeon's cost, with the remaining weights updated
-    /// (per layer only).
+    /// and the biases corrected.
     Obs,
 }
 
@@ -66,7 +77,8 @@ impl WeightPruning {
                 format!("random over all layers, seed {seed}")
             }
             (Criterion::Obs, _) => {
-                "second-order cost per layer, remaining weights updated".to_string()
+                "second-order cost per layer, remaining weights updated, biases corrected"
+                    .to_string()
             }
         };
         format!("{:.0}% of the weights, {how}", 100.0 * self.sparsity)
@@ -85,6 +97,9 @@ pub struct SparseLayer {
     /// How this layer's weights were chosen: the criterion, or the fallback
     /// and why (`l1: …` for an `obs` layer without usable moments).
     pub criterion: String,
+    /// Whether its bias was corrected for the shift of its mean output
+    /// (`obs`, when the layer has input moments).
+    pub bias_corrected: bool,
     /// How the file stores the layer's int8 weights, once it is written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stored: Option<StoredWeights>,
@@ -157,6 +172,7 @@ pub fn prune_weights(
                         Criterion::Random { .. } => "random".into(),
                         _ => "l1".into(),
                     },
+                    bias_corrected: false,
                     stored: None,
                 },
             ));
@@ -210,7 +226,8 @@ pub fn prune_weights(
     layers.into_iter().map(|(_, l)| l).collect()
 }
 
-/// `obs`, every layer with the same moments.
+/// `obs`, every layer with the same moments (each bias corrected for its
+/// own layer's mean shift only).
 fn prune_obs(
     graph: &mut Graph,
     spec: &WeightPruning,
@@ -218,19 +235,22 @@ fn prune_obs(
 ) -> Vec<SparseLayer> {
     let counts = obs_counts(graph, spec.sparsity, spec.scope, moments);
     (0..graph.nodes.len())
-        .filter_map(|n| prune_obs_node(graph, n, counts[n], moments))
+        .filter_map(|n| prune_obs_node(graph, n, counts[n], moments, moments))
         .collect()
 }
 
 /// `obs` as SparseGPT runs it, layer after layer: each layer's input
 /// moments come from `moments_of` on the graph whose earlier layers are
-/// already pruned, so each layer's update also makes up for what the zeros
-/// upstream changed in its input.
+/// already pruned, so each layer's update minimizes its output error on
+/// the input it will get. Its bias is then corrected so that its mean
+/// output is the float model's, whose layer input moments are `float`
+/// (what the earlier layers' zeros shifted is made up for too).
 /// `counts` (per node, from [`obs_counts`]) says how many weights each
 /// layer loses.
 pub fn prune_obs_sequential<E>(
     graph: &mut Graph,
     counts: &[usize],
+    float: &[Option<LayerMoments>],
     mut moments_of: impl FnMut(&Graph) -> Result<Vec<Option<LayerMoments>>, E>,
 ) -> Result<Vec<SparseLayer>, E> {
     let mut layers = Vec::new();
@@ -240,9 +260,54 @@ pub fn prune_obs_sequential<E>(
         }
         let moments = moments_of(graph)?;
         let count = counts.get(n).copied().unwrap_or(0);
-        layers.extend(prune_obs_node(graph, n, count, &moments));
+        layers.extend(prune_obs_node(graph, n, count, &moments, float));
     }
     Ok(layers)
+}
+
+/// Shifts each output channel's bias by what pruning moved the layer's
+/// mean output on the calibration data: `original` on the inputs that
+/// `float` describes against the pruned weights of `op` on those of `now`.
+/// False (and nothing changed) when the moments or the bias do not fit.
+fn correct_bias(op: &mut Op, original: &Array, float: &InputMoments, now: &InputMoments) -> bool {
+    let rows = original.shape.first().copied().unwrap_or(0);
+    let n = original.data.len() / rows.max(1);
+    let groups = float.sums.len();
+    let fits = |m: &InputMoments| m.observations > 0 && m.sums.iter().all(|s| s.len() == n);
+    if groups == 0 || now.sums.len() != groups || rows % groups != 0 || !fits(float) || !fits(now) {
+        return false;
+    }
+    let rows_per_group = rows / groups;
+    let mean = |w: &[f32], m: &InputMoments, g: usize| {
+        let dot: f64 = w
+            .iter()
+            .zip(m.sums[g].iter())
+            .map(|(&w, &s)| f64::from(w) * s)
+            .sum();
+        dot / m.observations as f64
+    };
+    let Some(pruned) = weights(op) else {
+        return false;
+    };
+    let shifts: Vec<f64> = (0..rows)
+        .map(|r| {
+            let g = r / rows_per_group;
+            let row = r * n..(r + 1) * n;
+            mean(&original.data[row.clone()], float, g) - mean(&pruned.data[row], now, g)
+        })
+        .collect();
+    let bias = match op {
+        Op::Conv(c) => &mut c.bias,
+        Op::FullyConnected(f) => &mut f.bias,
+        _ => return false,
+    };
+    if bias.len() != rows {
+        return false;
+    }
+    for (b, shift) in bias.iter_mut().zip(shifts) {
+        *b = (f64::from(*b) + shift) as f32;
+    }
+    true
 }
 
 /// How many weights each node (indexed by node) loses under `obs`.
@@ -314,14 +379,18 @@ fn relative_costs(w: &Array, groups: &[DMatrix<f64>]) -> Option<Vec<f64>> {
     )
 }
 
-/// `obs` on node `n`, when it has weights: `count` of them go.
+/// `obs` on node `n`, when it has weights: `count` of them go, chosen and
+/// compensated on the input `moments`; then the bias is corrected towards
+/// the mean output on the input `float` describes.
 fn prune_obs_node(
     graph: &mut Graph,
     n: usize,
     count: usize,
     moments: &[Option<LayerMoments>],
+    float: &[Option<LayerMoments>],
 ) -> Option<SparseLayer> {
     let node = &mut graph.nodes[n];
+    let original = weights(&node.op)?.clone();
     let w = weights_mut(&mut node.op)?;
     let zeros_before = w.data.iter().filter(|&&v| v == 0.0).count();
     let criterion = match moments.get(n).and_then(Option::as_ref) {
@@ -336,12 +405,22 @@ fn prune_obs_node(
         l1_layer(w, count);
     }
     let (weights, zeros) = (w.data.len(), w.data.iter().filter(|&&v| v == 0.0).count());
+    let bias_corrected = match (
+        float.get(n).and_then(Option::as_ref),
+        moments.get(n).and_then(Option::as_ref),
+    ) {
+        (Some(LayerMoments::Usable(float)), Some(LayerMoments::Usable(now))) => {
+            correct_bias(&mut node.op, &original, float, now)
+        }
+        _ => false,
+    };
     Some(SparseLayer {
         node: node.name.clone(),
         weights,
         zeros_before,
         zeros,
         criterion,
+        bias_corrected,
         stored: None,
     })
 }
@@ -595,6 +674,155 @@ mod tests {
             obs_counts(&g, 0.5, Scope::Global, &[None, usable()]),
             [2, 2]
         );
+    }
+
+    /// Moments of `xs` as the calibration collects them for a FullyConnected
+    /// layer.
+    fn moments_of(xs: &[Vec<f32>]) -> crate::rounding::InputMoments {
+        let n = xs[0].len();
+        let mut h = DMatrix::zeros(n, n);
+        let mut sum = nalgebra::DVector::zeros(n);
+        for x in xs {
+            let v = nalgebra::DVector::from_iterator(n, x.iter().map(|&v| f64::from(v)));
+            h += &v * v.transpose();
+            sum += v;
+        }
+        crate::rounding::InputMoments {
+            groups: vec![h],
+            sums: vec![sum],
+            observations: xs.len(),
+        }
+    }
+
+    /// Mean output of each row of an FC node over `xs`.
+    fn mean_output(g: &Graph, n: usize, xs: &[Vec<f32>]) -> Vec<f64> {
+        let Op::FullyConnected(f) = &g.nodes[n].op else {
+            unreachable!()
+        };
+        let k = f.weights.shape[1];
+        (0..f.weights.shape[0])
+            .map(|r| {
+                let w = &f.weights.data[r * k..(r + 1) * k];
+                let total: f64 = xs
+                    .iter()
+                    .map(|x| {
+                        w.iter()
+                            .zip(x)
+                            .map(|(&w, &x)| f64::from(w * x))
+                            .sum::<f64>()
+                    })
+                    .sum();
+                total / xs.len() as f64 + f64::from(f.bias[r])
+            })
+            .collect()
+    }
+
+    /// Positive inputs (as after a ReLU) whose neighbours correlate.
+    fn relu_inputs(count: usize, n: usize, seed: &mut u64) -> Vec<Vec<f32>> {
+        use crate::testing::lcg;
+        (0..count)
+            .map(|_| {
+                let mut acc = 0.0;
+                (0..n)
+                    .map(|_| {
+                        acc = 0.7 * acc + lcg(seed);
+                        acc.max(0.0) + 0.2
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// On inputs with a mean, the OBS update leaves the layer's mean output
+    /// shifted; the corrected bias puts it back where the float layer has it.
+    #[test]
+    fn obs_corrects_the_bias_for_the_mean_output() {
+        use crate::testing::lcg;
+        let mut seed = 5;
+        let (rows, n) = (8, 24);
+        let w: Vec<f32> = (0..rows * n).map(|_| lcg(&mut seed)).collect();
+        let xs = relu_inputs(400, n, &mut seed);
+        let moments = vec![Some(LayerMoments::Usable(moments_of(&xs)))];
+        let mut g = fc_graph(&[vec![0.0]]);
+        if let Op::FullyConnected(f) = &mut g.nodes[0].op {
+            f.weights = Array::new(vec![rows, n], w.clone());
+            f.bias = (0..rows).map(|r| r as f32 * 0.1).collect();
+        }
+        let before = mean_output(&g, 0, &xs);
+        let spec = spec(0.75, Criterion::Obs, Scope::Layer);
+        let report = prune_weights(&mut g, &spec, &moments);
+        assert!(report[0].bias_corrected);
+        assert_eq!(report[0].zeros, rows * n * 3 / 4);
+        let after = mean_output(&g, 0, &xs);
+        // With the pruned weights and the original biases, the means move.
+        let mut uncorrected = g.clone();
+        if let Op::FullyConnected(f) = &mut uncorrected.nodes[0].op {
+            f.bias = (0..rows).map(|r| r as f32 * 0.1).collect();
+        }
+        let shifted = mean_output(&uncorrected, 0, &xs);
+        let worst = |m: &[f64]| {
+            before
+                .iter()
+                .zip(m)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max)
+        };
+        assert!(worst(&shifted) > 0.02, "shift {}", worst(&shifted));
+        assert!(worst(&after) < 1e-4, "left {}", worst(&after));
+    }
+
+    /// Sequentially, the correction also makes up for what the pruned layer
+    /// before changed in its input: the mean output is the float model's.
+    #[test]
+    fn sequential_obs_corrects_the_bias_towards_the_float_model() {
+        use crate::testing::lcg;
+        let mut seed = 9;
+        let n = 16;
+        let xs = relu_inputs(300, n, &mut seed);
+        // Input → FC n×n (ReLU) → FC 3×n.
+        let w0: Vec<f32> = (0..n * n).map(|_| lcg(&mut seed) * 0.5).collect();
+        let w1: Vec<f32> = (0..3 * n).map(|_| lcg(&mut seed)).collect();
+        let mut g = fc_graph(&[vec![0.0], vec![0.0]]);
+        for (node, w, rows) in [(0, &w0, n), (1, &w1, 3)] {
+            if let Op::FullyConnected(f) = &mut g.nodes[node].op {
+                f.weights = Array::new(vec![rows, n], w.clone());
+                f.bias = vec![0.1; rows];
+            }
+        }
+        if let Op::FullyConnected(f) = &mut g.nodes[0].op {
+            f.activation = crate::ir::FusedActivation::Relu;
+        }
+        let forward = |g: &Graph, x: &[f32]| -> Vec<f32> {
+            let Op::FullyConnected(f) = &g.nodes[0].op else {
+                unreachable!()
+            };
+            f.weights
+                .data
+                .chunks(n)
+                .zip(&f.bias)
+                .map(|(w, b)| (w.iter().zip(x).map(|(w, x)| w * x).sum::<f32>() + b).max(0.0))
+                .collect()
+        };
+        let moments_of_graph = |g: &Graph| -> Result<Vec<Option<LayerMoments>>, ()> {
+            let hidden: Vec<Vec<f32>> = xs.iter().map(|x| forward(g, x)).collect();
+            Ok(vec![
+                Some(LayerMoments::Usable(moments_of(&xs))),
+                Some(LayerMoments::Usable(moments_of(&hidden))),
+            ])
+        };
+        let float = moments_of_graph(&g).unwrap();
+        let hidden_float: Vec<Vec<f32>> = xs.iter().map(|x| forward(&g, x)).collect();
+        let target = mean_output(&g, 1, &hidden_float);
+        let counts = obs_counts(&g, 0.75, Scope::Layer, &float);
+        let report = prune_obs_sequential(&mut g, &counts, &float, moments_of_graph).unwrap();
+        assert!(report
+            .iter()
+            .all(|l| l.bias_corrected && l.criterion == "obs"));
+        let hidden: Vec<Vec<f32>> = xs.iter().map(|x| forward(&g, x)).collect();
+        let got = mean_output(&g, 1, &hidden);
+        for (a, b) in target.iter().zip(&got) {
+            assert!((a - b).abs() < 1e-4, "{target:?} vs {got:?}");
+        }
     }
 
     #[test]
