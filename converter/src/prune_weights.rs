@@ -8,10 +8,17 @@
 //!   any criterion has to beat;
 //! - `obs`: second order, per layer, from the layer-input moments the
 //!   calibration collects for GPTQ: a weight's cost is Optimal Brain
-//!   Surgeon's `w² / [H⁻¹]ᵢᵢ`, the cheapest go, and the remaining weights of
-//!   each row are updated in the same pass to make up for them, as
-//!   SparseGPT does (Frantar and Alistarh, 2023; with one mask per layer
-//!   chosen up front rather than per block of columns). A layer without
+//!   Surgeon's `w² / [H⁻¹]ᵢᵢ`, the cheapest go (one mask per layer, chosen
+//!   up front), and the remaining weights of each row are refit by least
+//!   squares to the row's output on the calibration data: exactly, for
+//!   rows of up to [`EXACT_REFIT_MAX_COLUMNS`] weights (a solve over the
+//!   kept weights), and by SparseGPT's column-by-column update for longer
+//!   ones (Frantar and Alistarh, 2023), which freezes each kept weight once
+//!   passed, so that the errors of the pruned weights after it can only go
+//!   to the few weights left after them. At 75% that leaves far more error:
+//!   on ECG5000 the output error of the 32×80 conv was 35% of its output
+//!   energy with the update and 17% refit exactly, that of the classifier
+//!   18% and 1.4%, for the same mask. A layer without
 //!   usable moments falls back to `l1`, and the report says why. Then each
 //!   layer's bias is corrected (Nagel et al., "Data-Free Quantization
 //!   Through Weight Equalization and Bias Correction", 2019): per output
@@ -34,7 +41,13 @@
 use nalgebra::DMatrix;
 
 use crate::ir::{Array, Graph, Op};
-use crate::rounding::{InputMoments, LayerMoments, ObsFactor};
+use crate::rounding::{damped, InputMoments, LayerMoments, ObsFactor};
+
+/// Weight rows up to this long have their kept weights refit exactly (a
+/// Cholesky solve over the kept weights per row, `k³/3` for `k` kept);
+/// longer rows get SparseGPT's update (`n²` per row). The zoo's longest
+/// row is 400.
+pub const EXACT_REFIT_MAX_COLUMNS: usize = 512;
 
 /// Which weights go first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +56,8 @@ pub enum Criterion {
     L1,
     /// Uniformly at random, from this seed.
     Random { seed: u64 },
-    /// Optimal Brain Surgeon's cost, with the remaining weights updated
-    /// and the biases corrected.
+    /// Optimal Brain Surgeon's cost, with the remaining weights refit and
+    /// the biases corrected.
     Obs,
 }
 
@@ -77,8 +90,7 @@ impl WeightPruning {
                 format!("random over all layers, seed {seed}")
             }
             (Criterion::Obs, _) => {
-                "second-order cost per layer, remaining weights updated, biases corrected"
-                    .to_string()
+                "second-order cost per layer, remaining weights refit, biases corrected".to_string()
             }
         };
         format!("{:.0}% of the weights, {how}", 100.0 * self.sparsity)
@@ -434,8 +446,10 @@ fn l1_layer(w: &mut Array, count: usize) {
     }
 }
 
-/// One layer by OBS cost with the SparseGPT update; `groups` are the
-/// input moments of each group of rows (one for a FullyConnected layer).
+/// One layer by OBS cost, the kept weights refit (exactly, or with the
+/// SparseGPT update for rows over [`EXACT_REFIT_MAX_COLUMNS`]); `groups`
+/// are the input moments of each group of rows (one for a FullyConnected
+/// layer).
 fn obs_layer(w: &mut Array, groups: &[DMatrix<f64>], count: usize) -> Result<(), &'static str> {
     let rows = w.shape.first().copied().unwrap_or(0);
     let n = w.data.len() / rows.max(1);
@@ -459,16 +473,50 @@ fn obs_layer(w: &mut Array, groups: &[DMatrix<f64>], count: usize) -> Result<(),
     for i in order.into_iter().take(count) {
         mask[i] = true;
     }
+    let exact: Option<Vec<DMatrix<f64>>> = match n <= EXACT_REFIT_MAX_COLUMNS {
+        true => groups.iter().map(damped).collect(),
+        false => None,
+    };
     for (r, row) in w.data.chunks_mut(n).enumerate() {
-        let f = &factors[r / rows_per_group];
+        let g = r / rows_per_group;
         let mut v: Vec<f64> = row.iter().map(|&x| f64::from(x)).collect();
         let pruned = &mask[r * n..(r + 1) * n];
-        f.fix_row(&mut v, |i, x| if pruned[i] { 0.0 } else { x });
+        let refit = exact
+            .as_ref()
+            .is_some_and(|h| refit_row(&h[g], &mut v, pruned));
+        if !refit {
+            factors[g].fix_row(&mut v, |i, x| if pruned[i] { 0.0 } else { x });
+        }
         for (dst, &x) in row.iter_mut().zip(&v) {
             *dst = x as f32;
         }
     }
     Ok(())
+}
+
+/// Sets the `pruned` weights of row `v` to zero and refits the others by
+/// least squares to the row's output on the moments `h` (damped):
+/// `v_K += H_KK⁻¹ H_KP v_P`, the minimum of `(v − v')ᵀ H (v − v')` over
+/// `v'` with `v'_P = 0`. False (and `v` unchanged) when `H_KK` cannot be
+/// factored.
+fn refit_row(h: &DMatrix<f64>, v: &mut [f64], pruned: &[bool]) -> bool {
+    let kept: Vec<usize> = (0..v.len()).filter(|&i| !pruned[i]).collect();
+    let gone: Vec<usize> = (0..v.len()).filter(|&i| pruned[i]).collect();
+    let h_kk = DMatrix::from_fn(kept.len(), kept.len(), |i, j| h[(kept[i], kept[j])]);
+    let Some(cholesky) = h_kk.cholesky() else {
+        return false;
+    };
+    let rhs = nalgebra::DVector::from_fn(kept.len(), |i, _| {
+        gone.iter().map(|&p| h[(kept[i], p)] * v[p]).sum::<f64>()
+    });
+    let delta = cholesky.solve(&rhs);
+    for (&k, d) in kept.iter().zip(delta.iter()) {
+        v[k] += d;
+    }
+    for &p in &gone {
+        v[p] = 0.0;
+    }
+    true
 }
 
 /// SplitMix64 (Steele, Lea and Flood, 2014): a seeded, portable sequence, so
@@ -823,6 +871,48 @@ mod tests {
         for (a, b) in target.iter().zip(&got) {
             assert!((a - b).abs() < 1e-4, "{target:?} vs {got:?}");
         }
+    }
+
+    /// The kept weights are the least-squares refit for the mask: no change
+    /// of them lowers the row's (damped) output error, which is well below
+    /// what SparseGPT's column-by-column update leaves for the same mask.
+    #[test]
+    fn obs_refits_the_kept_weights_exactly() {
+        use crate::testing::lcg;
+        let mut seed = 3;
+        let (rows, n) = (6, 20);
+        let w: Vec<f32> = (0..rows * n).map(|_| lcg(&mut seed)).collect();
+        let xs = relu_inputs(300, n, &mut seed);
+        let m = moments_of(&xs);
+        let h = damped(&m.groups[0]).unwrap();
+        let mut pruned = Array::new(vec![rows, n], w.clone());
+        obs_layer(&mut pruned, &m.groups, rows * n * 3 / 4).unwrap();
+        let factor = ObsFactor::new(&m.groups[0]).unwrap();
+        let (mut exact, mut update) = (0.0, 0.0);
+        for r in 0..rows {
+            let a =
+                nalgebra::DVector::from_iterator(n, w[r * n..][..n].iter().map(|&v| f64::from(v)));
+            let b = nalgebra::DVector::from_iterator(
+                n,
+                pruned.data[r * n..][..n].iter().map(|&v| f64::from(v)),
+            );
+            // Zero gradient over the kept weights.
+            let grad = &h * (&b - &a);
+            let scale = (a.transpose() * &h * &a)[(0, 0)].sqrt();
+            for i in (0..n).filter(|&i| b[i] != 0.0) {
+                assert!(
+                    grad[i].abs() < 1e-4 * scale,
+                    "row {r} input {i}: {}",
+                    grad[i]
+                );
+            }
+            exact += ((&b - &a).transpose() * &h * (&b - &a))[(0, 0)];
+            let mut u: Vec<f64> = a.iter().copied().collect();
+            factor.fix_row(&mut u, |i, x| if b[i] == 0.0 { 0.0 } else { x });
+            let u = nalgebra::DVector::from_vec(u);
+            update += ((&u - &a).transpose() * &h * (&u - &a))[(0, 0)];
+        }
+        assert!(exact < 0.8 * update, "exact {exact:e} vs update {update:e}");
     }
 
     #[test]
