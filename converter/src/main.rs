@@ -167,7 +167,8 @@ struct Cli {
 
     /// Which weights --prune-weights sets to zero: l1 (the smallest magnitudes), obs
     /// (second order: the least output error on the calibration data, the remaining weights
-    /// of each row updated to make up for them, as SparseGPT; per layer), or random
+    /// of each row refit by least squares to make up for them, and each layer's bias
+    /// corrected so that its mean output stays the float model's), or random
     /// (uniformly, seeded by --seed: the baseline a criterion has to beat).
     #[arg(long, value_enum, default_value = "l1", requires = "prune_weights")]
     criterion: CriterionArg,
