@@ -1015,6 +1015,10 @@ fn prune_weights_options_are_checked() {
         (&["--prune-weights", "0"][..], "not between 0 and 1"),
         (&["--criterion", "random"][..], "--prune-weights"),
         (
+            &["--prune-weights", "0.5", "--prune-scope", "measured"][..],
+            "--prune-scope measured needs --criterion obs",
+        ),
+        (
             &["--prune-weights", "0.5", "--criterion", "lasso"][..],
             "possible values: l1, random, obs",
         ),
