@@ -416,7 +416,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             let layers = match spec.criterion {
                 Criterion::Obs => {
                     let counts = obs_counts(&g, spec.sparsity, spec.scope, &before.moments);
-                    prune_obs_sequential(&mut g, &counts, |g| {
+                    prune_obs_sequential(&mut g, &counts, &before.moments, |g| {
                         Ok::<_, ConvertError>(
                             calibrate_from(g, Values::Graph, &calib, true, &bar)?.moments,
                         )

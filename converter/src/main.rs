@@ -192,14 +192,17 @@ struct Cli {
 
     /// Which weights --prune-weights sets to zero: l1 (the smallest magnitudes), obs
     /// (second order: the least output error on the calibration data, the remaining weights
-    /// of each row updated to make up for them, as SparseGPT; per layer), or random
+    /// of each row refit by least squares to make up for them, and each layer's bias
+    /// corrected so that its mean output stays the float model's), or random
     /// (uniformly, seeded by --seed: the baseline a criterion has to beat).
     #[arg(long, value_enum, default_value = "l1", requires = "prune_weights")]
     criterion: CriterionArg,
 
-    /// Where --prune-weights counts its share: layer (every layer loses that share) or
+    /// Where --prune-weights counts its share: layer (every layer loses that share),
     /// global (over all pruned layers together: for obs, each weight's cost relative to its
-    /// layer's output energy decides which layers give more).
+    /// layer's output energy decides which layers give more) or measured (obs only: over
+    /// all pruned layers together, each layer pruned at 17 shares and its output error
+    /// measured, and the shares chosen for the least sum of relative errors).
     #[arg(long, value_enum, default_value = "layer", requires = "prune_weights")]
     prune_scope: ScopeArg,
 
@@ -251,6 +254,7 @@ enum CriterionArg {
 enum ScopeArg {
     Layer,
     Global,
+    Measured,
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -275,6 +279,11 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.prune_scope, ScopeArg::Measured) && !matches!(cli.criterion, CriterionArg::Obs)
+    {
+        eprintln!("error: --prune-scope measured needs --criterion obs");
+        return ExitCode::FAILURE;
+    }
     medq_cli::remove_temporaries_on_interrupt();
     if cli.target_sqnr.is_some() && cli.precision != PrecisionArg::Auto {
         eprintln!("error: --target-sqnr is the target of --precision auto; pass that too");
@@ -320,6 +329,7 @@ fn main() -> ExitCode {
                 scope: match cli.prune_scope {
                     ScopeArg::Layer => prune_weights::Scope::Layer,
                     ScopeArg::Global => prune_weights::Scope::Global,
+                    ScopeArg::Measured => prune_weights::Scope::Measured,
                 },
             }),
         dense_weights: cli.dense_weights,

@@ -594,7 +594,10 @@ fn render_weight_pruning(s: &mut String, w: &WeightPruningReport) {
             l.zeros_before,
             pct(l.sparsity()),
             stored,
-            l.criterion
+            match l.bias_corrected {
+                true => format!("{}, bias corrected", l.criterion),
+                false => l.criterion.clone(),
+            }
         );
     }
 }

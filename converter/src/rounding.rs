@@ -481,6 +481,26 @@ fn gptq_block(
     Some(q)
 }
 
+/// The input moments as GPTQ and OBS use them: [`DAMPING`] times their
+/// mean diagonal added to the diagonal, and inputs the data never excited
+/// given the mean diagonal, so that no compensation flows into or out of
+/// them. `None` when `h` is all zero.
+pub(crate) fn damped(h: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    let n = h.nrows();
+    let mut h = h.clone();
+    let mean_diag = (0..n).map(|i| h[(i, i)]).sum::<f64>() / n as f64;
+    if !(mean_diag.is_finite() && mean_diag > 0.0) {
+        return None;
+    }
+    for i in 0..n {
+        if h[(i, i)] == 0.0 {
+            h[(i, i)] = mean_diag;
+        }
+        h[(i, i)] += DAMPING * mean_diag;
+    }
+    Some(h)
+}
+
 /// Optimal Brain Surgeon's sequential update, which GPTQ rounds with and
 /// SparseGPT prunes with: a row's weights are fixed one input at a time
 /// (most excited input first), and each fixed weight's error is spread over
@@ -500,18 +520,7 @@ impl ObsFactor {
     /// `None` when `h` is all zero or cannot be factored.
     pub(crate) fn new(h: &DMatrix<f64>) -> Option<ObsFactor> {
         let n = h.nrows();
-        let mut h = h.clone();
-        // Inputs the data never excited: no compensation flows into or out of them.
-        let mean_diag = (0..n).map(|i| h[(i, i)]).sum::<f64>() / n as f64;
-        if !(mean_diag.is_finite() && mean_diag > 0.0) {
-            return None;
-        }
-        for i in 0..n {
-            if h[(i, i)] == 0.0 {
-                h[(i, i)] = mean_diag;
-            }
-            h[(i, i)] += DAMPING * mean_diag;
-        }
+        let h = damped(h)?;
         // Fix the most excited inputs first ("act order"): their errors then
         // have the most inputs left to be compensated in.
         let mut order: Vec<usize> = (0..n).collect();

@@ -962,7 +962,7 @@ fn prune_weights_keeps_its_zeros_and_reports_both_models() {
     let out = medq_cli::run_batch(&model, &x).unwrap();
     assert!((medq_cli::accuracy(&out, &y).unwrap() - pruned_acc).abs() < 1e-9);
 
-    // Second order, with the remaining weights updated: closer to the float
+    // Second order, with the remaining weights refit: closer to the float
     // model than magnitude at the same sparsity.
     let mut args = eval.to_vec();
     args.extend(["--prune-weights", "0.5", "--criterion", "obs"]);
@@ -975,7 +975,12 @@ fn prune_weights_keeps_its_zeros_and_reports_both_models() {
         sqnr(&report)
     );
     let layers = obs["pruning"]["weights"]["layers"].as_array().unwrap();
-    assert!(layers.iter().all(|l| l["criterion"] == "obs"), "{layers:?}");
+    assert!(
+        layers
+            .iter()
+            .all(|l| l["criterion"] == "obs" && l["bias_corrected"] == true),
+        "{layers:?}"
+    );
 
     // The random baseline at the same sparsity loses far more.
     let mut args = eval.to_vec();
@@ -1009,6 +1014,10 @@ fn prune_weights_options_are_checked() {
         (&["--prune-weights", "1.5"][..], "not between 0 and 1"),
         (&["--prune-weights", "0"][..], "not between 0 and 1"),
         (&["--criterion", "random"][..], "--prune-weights"),
+        (
+            &["--prune-weights", "0.5", "--prune-scope", "measured"][..],
+            "--prune-scope measured needs --criterion obs",
+        ),
         (
             &["--prune-weights", "0.5", "--criterion", "lasso"][..],
             "possible values: l1, random, obs",

@@ -42,7 +42,7 @@ pub enum Method {
     Structured,
     /// Unstructured, smallest magnitude.
     L1,
-    /// Unstructured, second order (SparseGPT's update).
+    /// Unstructured, second order (least-squares refit, bias correction).
     Obs,
     /// Unstructured, uniformly at random (seed 0): the baseline.
     Random,
