@@ -8,9 +8,10 @@
 //! and the power-of-two grid build on, so that rows differ only in the
 //! compression they name. Sparsity 0 is one unpruned row per variant (method
 //! `none`); `structured` removes that share of the prunable filters and
-//! neurons (`--prune-filters`), the others that share of the weights of every
-//! Conv, ConvTranspose and FullyConnected layer (`--prune-weights`, per
-//! layer).
+//! neurons (`--prune-filters`), the others that share of the weights of the
+//! Conv, ConvTranspose and FullyConnected layers (`--prune-weights`): `l1`
+//! and `random` per layer, `obs` over all layers with each layer's share
+//! chosen by its measured output error (`--prune-scope measured`).
 //!
 //! The variants are `int8` (int8 weights and activations), `pow2` (4-bit
 //! power-of-two weights, int8 activations) and `auto` (int8 weights,
@@ -246,7 +247,13 @@ pub fn run_one(
                     Method::Obs => Criterion::Obs,
                     Method::Random => Criterion::Random { seed: 0 },
                 },
-                scope: Scope::Layer,
+                // obs shares the sparsity out by each layer's measured
+                // output error (a 7-tap first conv cannot lose 75% and
+                // recover); l1 and random keep the same share per layer.
+                scope: match m {
+                    Method::Obs => Scope::Measured,
+                    _ => Scope::Layer,
+                },
             })
         }
     }
@@ -392,8 +399,10 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
          Every zoo model converted with its zoo calibration method and GPTQ rounding, \
          pruned by each method to each sparsity, in each variant, and measured on its \
          test set. `structured` removes that share of the prunable filters and neurons \
-         (least-squares refit); `l1`, `obs` and `random` set that share of each layer's \
-         weights to zero. Variants: `int8` (int8 weights and activations); `pow2` \
+         (least-squares refit); `l1` and `random` set that share of each layer's \
+         weights to zero, `obs` that share of all the layers' weights, each layer's \
+         share chosen by its measured output error (second-order choice of the weights, \
+         the rest refit by least squares, biases corrected). Variants: `int8` (int8 weights and activations); `pow2` \
          (Conv/FullyConnected weights as 4-bit powers of two, int8 activations); `auto` \
          (int8 weights; `--precision auto` raises the fewest layers to int16 outputs that \
          meet the agreement bounds on the calibration samples{}). \
