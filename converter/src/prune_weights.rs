@@ -335,7 +335,7 @@ fn correct_bias(op: &mut Op, original: &Array, float: &InputMoments, now: &Input
 
 /// How many weights each node (indexed by node) loses under `obs`.
 ///
-/// [`Scope::Measured`]: see [`measured_counts`].
+/// [`Scope::Measured`]: see `measured_counts`.
 ///
 /// Per layer, the same share of each. Over all layers, one ranking of every
 /// weight by its OBS cost relative to its layer's output energy
