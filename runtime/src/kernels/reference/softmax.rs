@@ -22,44 +22,12 @@ pub fn softmax_s8(p: &SoftmaxParams, exp_table: &[i32; 256], input: &[i8], outpu
     if n != Some(input.len()) || input.len() != output.len() || input.is_empty() {
         return;
     }
-    // Non-empty, so `inner` and `axis_len` are non-zero.
-    let block = p.axis_len * p.inner;
     let exp = |m: i8, x: i8| -> u64 {
         // m >= x, so m − x is in 0..=255 and the u8 index cannot be out of bounds.
         let d = (m as u8).wrapping_sub(x as u8);
         exp_table[usize::from(d)].max(0) as u64
     };
-    for (x_block, y_block) in input
-        .chunks_exact(block)
-        .zip(output.chunks_exact_mut(block))
-    {
-        for i in 0..p.inner {
-            let xs = || {
-                x_block
-                    .get(i..)
-                    .unwrap_or(&[])
-                    .iter()
-                    .step_by(p.inner)
-                    .copied()
-            };
-            let m = xs().max().unwrap_or(0);
-            let sum: u64 = xs().map(|x| exp(m, x)).sum();
-            let ys = y_block
-                .get_mut(i..)
-                .unwrap_or(&mut [])
-                .iter_mut()
-                .step_by(p.inner);
-            for (y, x) in ys.zip(xs()) {
-                *y = if sum == 0 {
-                    -128
-                } else {
-                    // e ≤ sum, so the quotient is at most 256.
-                    let q = quotient_below_512(exp(m, x) * 256 + sum / 2, sum);
-                    (q as i32 - 128).clamp(-128, 127) as i8
-                };
-            }
-        }
-    }
+    softmax_rows(p, input, output, exp);
 }
 
 /// Softmax of `i16` activations along the middle axis of `[outer, axis_len,
@@ -71,7 +39,7 @@ pub fn softmax_s8(p: &SoftmaxParams, exp_table: &[i32; 256], input: &[i8], outpu
 /// entries count as 0. For every row: `m = max x`, `d = m − x` (`0..=65535`),
 /// `e = (exp_table[d & 255] · exp_table[256 + (d >> 8)] + 2^23) >> 24` in
 /// `u64` (`exp(−d·s)` as the product of its low and high byte's factors),
-/// then [`softmax_s8`]'s normalization: `sum = Σ e` in `u64` (saturating),
+/// then [`softmax_s8`]'s normalization: `sum = Σ e` in `u64`,
 /// `y = clamp((e·256 + sum/2) / sum − 128, −128, 127)`, −128 for a row
 /// whose `sum` is 0.
 ///
@@ -94,6 +62,22 @@ pub fn softmax_s16_s8(p: &SoftmaxParams, exp_table: &[i32; 512], input: &[i16], 
         // Each factor is below 2^31: the product and the rounding fit u64.
         (entry(low, d & 255) * entry(high, d >> 8) + (1 << 23)) >> 24
     };
+    softmax_rows(p, input, output, exp);
+}
+
+/// The rows of [`softmax_s8`] and [`softmax_s16_s8`]: for each `(outer,
+/// inner)` row, `m = max x`, `sum = Σ exp(m, x)`,
+/// `y = clamp((exp(m, x)·256 + sum/2) / sum − 128, −128, 127)`, −128 when
+/// `sum` is 0. `input` and `output` hold `outer · axis_len · inner`
+/// elements, at least one (the callers check).
+#[inline(always)]
+fn softmax_rows<X: Copy + Ord + Default>(
+    p: &SoftmaxParams,
+    input: &[X],
+    output: &mut [i8],
+    exp: impl Fn(X, X) -> u64,
+) {
+    // Non-empty, so `inner` and `axis_len` are non-zero.
     let block = p.axis_len * p.inner;
     for (x_block, y_block) in input
         .chunks_exact(block)
@@ -108,10 +92,11 @@ pub fn softmax_s16_s8(p: &SoftmaxParams, exp_table: &[i32; 512], input: &[i16], 
                     .step_by(p.inner)
                     .copied()
             };
-            let m = xs().max().unwrap_or(0);
-            // Saturating: e < 2^38 (a corrupt table), so only a row longer
-            // than 2^26 could reach it; e ≤ sum still holds.
-            let sum = xs().fold(0u64, |s, x| s.saturating_add(exp(m, x)));
+            let m = xs().max().unwrap_or_default();
+            // Below 2^63: an entry is below 2^31 (2^38 for a corrupt int16
+            // table) and a row shorter than 2^32 (2^25 elements for the
+            // int16 case's 2^38); wrapping only keeps the kernel total.
+            let sum = xs().fold(0u64, |s, x| s.wrapping_add(exp(m, x)));
             let ys = y_block
                 .get_mut(i..)
                 .unwrap_or(&mut [])
@@ -121,7 +106,8 @@ pub fn softmax_s16_s8(p: &SoftmaxParams, exp_table: &[i32; 512], input: &[i16], 
                 *y = if sum == 0 {
                     -128
                 } else {
-                    // e·256 < 2^46 and sum/2 < 2^63: no overflow; e ≤ sum.
+                    // An entry is below 2^38 even from a corrupt table, so
+                    // e·256 + sum/2 fits u64; e ≤ sum bounds the quotient.
                     let q = quotient_below_512(exp(m, x) * 256 + sum / 2, sum);
                     (q as i32 - 128).clamp(-128, 127) as i8
                 };
