@@ -1097,3 +1097,24 @@ fn attribution_maps_agree_and_are_drawn() {
     assert!(stderr.contains("single-input"), "{stderr}");
     assert!(!mq.exists() && !dir.path().join("f.svg").exists());
 }
+
+#[test]
+fn precision_options_are_refused_with_the_reason_and_nothing_written() {
+    let onnx = ecg().join("ecg.onnx");
+    let calib = ecg().join("calib.npy");
+    let base = [onnx.to_str().unwrap(), "--calib", calib.to_str().unwrap()];
+    refuses(
+        &[&base[..], &["--target-sqnr", "30"]].concat(),
+        "--target-sqnr is the target of --precision auto",
+    );
+    refuses(
+        &[&base[..], &["--precision", "auto", "--int16", "x"]].concat(),
+        "cannot be used with",
+    );
+    // ECG5000's convs feed pools and the next conv: raisable; the
+    // classifier writes the logits its Softmax reads: raisable too.
+    refuses(
+        &[&base[..], &["--int16", "no_such_layer"]].concat(),
+        "raisable: /net/features/features.0/Conv",
+    );
+}
