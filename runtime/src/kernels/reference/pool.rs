@@ -25,8 +25,14 @@ pub fn max_pool_s8(p: &PoolParams, input: &[i8], output: &mut [i8]) {
         return;
     }
     let empty = p.zero_point as i8; // in range: checked above
+    max_pool_windows(p, input, output, empty);
+}
+
+/// The general window loop of [`max_pool_s8`] and `max_pool_s16`: the
+/// largest tap inside the input, `empty` for a window with none.
+fn max_pool_windows<T: Copy + Ord>(p: &PoolParams, input: &[T], output: &mut [T], empty: T) {
     for_each_window(p, input, output, |x, ty, tx| {
-        let mut best: Option<i8> = None;
+        let mut best: Option<T> = None;
         for_each_row(p, x, ty, tx, |row| {
             let m = row
                 .iter()
@@ -186,19 +192,7 @@ pub fn max_pool_s16(p: &PoolParams, input: &[i16], output: &mut [i16]) {
     if !shape_holds(p, input.len(), output.len()) || max_pool_rows(p, input, output) {
         return;
     }
-    for_each_window(p, input, output, |x, ty, tx| {
-        let mut best: Option<i16> = None;
-        for_each_row(p, x, ty, tx, |row| {
-            let m = row
-                .iter()
-                .step_by(p.dilation_w)
-                .take(tx.len())
-                .copied()
-                .max();
-            best = best.max(m);
-        });
-        best.unwrap_or(empty)
-    });
+    max_pool_windows(p, input, output, empty);
 }
 
 /// [`avg_pool_s8`] on `i16` activations: `y = clamp(zp +
