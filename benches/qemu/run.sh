@@ -21,6 +21,9 @@
 #             structure); fails unless every output is the dense kernel's.
 #             muls.sh (not run here: it needs gcc and a QEMU 7.2 plugin) adds
 #             the M0's multiply counts
+#   int16     instructions per layer of the int16-activation kernels (reference,
+#             as every target runs them) against the int8 DSP kernel; fails
+#             unless, on the same data, their outputs are the int8 kernel's
 # Installs nothing: it needs `rustup target add thumbv7em-none-eabihf
 # thumbv6m-none-eabi` and qemu-system-arm (Debian: apt-get install
 # qemu-system-arm).
@@ -38,5 +41,6 @@ cargo run --release --locked --bin icount
 cargo run --release --locked --bin sparse
 cargo run --release --locked --bin invoke_cost
 cargo run --release --locked --bin pow2
+cargo run --release --locked --bin int16
 # The other bins need more RAM than the micro:bit's 16 KiB.
 cargo run --release --locked --bin pow2 --target thumbv6m-none-eabi
