@@ -201,38 +201,12 @@ fn long_conv_case() -> impl Strategy<Value = Case<ConvParams>> {
 }
 
 fn conv_naive(c: &Case<ConvParams>) -> Vec<i16> {
-    let p = &c.p;
-    let cin_g = p.in_channels / p.groups;
-    let cout_g = p.out_channels / p.groups;
-    let mut out = Vec::new();
-    for oc in 0..p.out_channels {
-        let g = oc / cout_g;
-        for oy in 0..p.out_h {
-            for ox in 0..p.out_w {
-                let mut acc = c.bias[oc] as i128;
-                for icg in 0..cin_g {
-                    let ic = g * cin_g + icg;
-                    for ky in 0..p.kernel_h {
-                        for kx in 0..p.kernel_w {
-                            let iy =
-                                (oy * p.stride_h + ky * p.dilation_h) as i64 - p.pad_top as i64;
-                            let ix =
-                                (ox * p.stride_w + kx * p.dilation_w) as i64 - p.pad_left as i64;
-                            if iy < 0 || ix < 0 || iy >= p.in_h as i64 || ix >= p.in_w as i64 {
-                                continue;
-                            }
-                            let xi = (ic * p.in_h + iy as usize) * p.in_w + ix as usize;
-                            let wi = ((oc * cin_g + icg) * p.kernel_h + ky) * p.kernel_w + kx;
-                            acc += c.x[xi] as i128 * c.w[wi] as i128;
-                        }
-                    }
-                }
-                let v = naive_requantize(acc, c.mult[oc], c.shift[oc].into());
-                out.push(v.clamp(p.act_min, p.act_max) as i16);
-            }
-        }
-    }
-    out
+    let xs: Vec<i128> = c.x.iter().map(|&v| v as i128).collect();
+    let act = (c.p.act_min, c.p.act_max);
+    conv_naive_mixed(c, &xs, 0, act)
+        .into_iter()
+        .map(|v| v as i16)
+        .collect()
 }
 
 fn run_conv(c: &Case<ConvParams>) -> Vec<i16> {
@@ -258,19 +232,12 @@ fn fc_case(long: bool) -> impl Strategy<Value = Case<FullyConnectedParams>> {
 }
 
 fn fc_naive(c: &Case<FullyConnectedParams>) -> Vec<i16> {
-    let p = &c.p;
-    let mut out = Vec::new();
-    for r in 0..p.rows {
-        for n in 0..p.out_features {
-            let mut acc = c.bias[n] as i128;
-            for k in 0..p.in_features {
-                acc += c.x[r * p.in_features + k] as i128 * c.w[n * p.in_features + k] as i128;
-            }
-            let v = naive_requantize(acc, c.mult[n], c.shift[n].into());
-            out.push(v.clamp(p.act_min, p.act_max) as i16);
-        }
-    }
-    out
+    let xs: Vec<i128> = c.x.iter().map(|&v| v as i128).collect();
+    let act = (c.p.act_min, c.p.act_max);
+    fc_naive_mixed(c, &xs, 0, act)
+        .into_iter()
+        .map(|v| v as i16)
+        .collect()
 }
 
 fn run_fc(c: &Case<FullyConnectedParams>) -> Vec<i16> {
@@ -309,11 +276,13 @@ proptest! {
 }
 
 // Mixed pairs: an int8 side (any zero point) reading into int16, or int16
-// into an int8 side. The naive forms take the int8 input as `x − zp` and add
-// the output zero point after requantizing, as the int8 kernels do.
+// into an int8 side. The naive forms take the input as `x − zp` and add the
+// output zero point after requantizing, as the int8 kernels do; the int16
+// pair is the case of zero points 0.
 
-/// [`conv_naive`]'s accumulation with inputs `xs` (already less their zero
-/// point), then `requantize + zp_out` clamped to `act`.
+/// The naive conv: an `i128` accumulation over the taps inside the input,
+/// with inputs `xs` (already less their zero point), then
+/// `requantize + zp_out` clamped to `act`.
 fn conv_naive_mixed(c: &Case<ConvParams>, xs: &[i128], zp_out: i32, act: (i32, i32)) -> Vec<i32> {
     let p = &c.p;
     let cin_g = p.in_channels / p.groups;
