@@ -1253,24 +1253,28 @@ fn choose_precision(
         let layers: Vec<&Raisable> = layers.iter().map(|&i| &candidates[i]).collect();
         precision::with_raised(graph, &layers)
     };
-    let size_of = |g: &Graph| -> Result<(usize, usize), ConvertError> {
-        let w = write(g, calibration, how)?;
-        Ok((w.bytes.len(), w.arena.arena_len))
-    };
-    let evaluate_sets = |sets: &[Vec<usize>]| -> Result<Vec<evaluate::Evaluation>, ConvertError> {
+    // Each set's file measured on `set`, and its (file, arena) bytes.
+    type Measured = (Vec<evaluate::Evaluation>, Vec<(usize, usize)>);
+    let measure = |sets: &[Vec<usize>]| -> Result<Measured, ConvertError> {
         let graphs: Vec<Graph> = sets.iter().map(|s| raise(s)).collect();
         let written = graphs
             .iter()
             .map(|g| write(g, calibration, how))
             .collect::<Result<Vec<_>, _>>()?;
+        let sizes = written
+            .iter()
+            .map(|w| (w.bytes.len(), w.arena.arena_len))
+            .collect();
         let models: Vec<_> = written.iter().map(Written::model).collect();
-        evaluate::evaluate_all(&models, float_ref, set, None, progress)
+        let evs = evaluate::evaluate_all(&models, float_ref, set, None, progress)?;
+        Ok((evs, sizes))
     };
+    let evaluate_sets = |sets: &[Vec<usize>]| measure(sets).map(|(evs, _)| evs);
 
     // Round one: the graph as it is, and each candidate alone.
     let mut first: Vec<Vec<usize>> = vec![Vec::new()];
     first.extend((0..candidates.len()).map(|i| vec![i]));
-    let evs = evaluate_sets(&first)?;
+    let (evs, first_sizes) = measure(&first)?;
     let (Some(base_ev), alone) = (evs.first(), evs.get(1..).unwrap_or(&[])) else {
         return Err(ConvertError::InvalidModel("no evaluation".into()));
     };
@@ -1343,14 +1347,15 @@ fn choose_precision(
         Choice::Int8 => None,
     };
 
-    let (base_bytes, base_arena) = size_of(graph)?;
+    let size = |k: usize| first_sizes.get(k).copied().unwrap_or_default();
+    let (base_bytes, base_arena) = size(0);
     let tensor_names = |ts: &[usize]| -> Vec<String> {
         ts.iter().map(|&t| graph.tensors[t].name.clone()).collect()
     };
     let mut raised = Vec::with_capacity(chosen.len());
     for &i in &chosen {
         let c = &candidates[i];
-        let (bytes, arena) = size_of(&raise(&[i]))?;
+        let (bytes, arena) = size(1 + i);
         raised.push(crate::report::RaisedLayer {
             node: graph.nodes[c.node].name.clone(),
             tensors: tensor_names(&c.tensors),

@@ -439,19 +439,19 @@ impl LowerCtx<'_> {
             }
         };
         let n = w_scales.len();
+        // An int16 input's fine scale can put a large bias beyond i32:
+        // refuse rather than clip it (int8 inputs keep the old clip).
+        let input_wide = self
+            .node
+            .inputs
+            .first()
+            .is_some_and(|t| self.graph.wide.contains(t));
         let mut bias_q = Vec::with_capacity(n);
         let mut mults = Vec::with_capacity(n);
         let mut shifts = Vec::with_capacity(n);
         for (c, &ws) in w_scales.iter().enumerate() {
             let acc_scale = x.scale as f64 * ws as f64;
             let b = (bias.get(c).copied().unwrap_or(0.0) as f64 / acc_scale).round();
-            // An int16 input's fine scale can put a large bias beyond i32:
-            // refuse rather than clip it (int8 inputs keep the old clip).
-            let input_wide = self
-                .node
-                .inputs
-                .first()
-                .is_some_and(|t| self.graph.wide.contains(t));
             if input_wide && !(i32::MIN as f64..=i32::MAX as f64).contains(&b) {
                 return Err(self.err(format!(
                     "channel {c}'s bias does not fit int32 on the int16 input's scale"

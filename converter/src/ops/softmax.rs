@@ -57,11 +57,10 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     b.emit(ctx, Op::Softmax(Softmax { axis }), vec![x], xs)
 }
 
-/// `table[d] = round(2^24 · exp(−d · scale))`, the softmax numerator for `d = max − x`.
+/// `table[d] = round(2^24 · exp(−d · scale))`, the softmax numerator for
+/// `d = max − x`: the runtime's definition.
 pub fn exp_table(input_scale: f32) -> Vec<i32> {
-    (0..256)
-        .map(|d| ((-(d as f64) * input_scale as f64).exp() * (1u32 << 24) as f64).round() as i32)
-        .collect()
+    medq::ops::softmax_exp_table_s8(input_scale).to_vec()
 }
 
 impl IrOp for Softmax {

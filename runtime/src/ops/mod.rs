@@ -39,6 +39,8 @@ pub use pool::MAX_AVG_POOL_WINDOW;
 pub use reduce::MAX_REDUCE_COUNT;
 #[cfg(all(feature = "std", feature = "int16-activations"))]
 pub use softmax::softmax_exp_table_s16;
+#[cfg(feature = "std")]
+pub use softmax::softmax_exp_table_s8;
 pub use softmax::{SOFTMAX_OUTPUT_SCALE, SOFTMAX_OUTPUT_ZERO_POINT};
 
 use crate::error::Error;

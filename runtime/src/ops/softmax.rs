@@ -118,12 +118,25 @@ impl SoftmaxS16<'_> {
 /// op's input 1; `softmax_s16_s8` multiplies the two factors of a distance.
 #[cfg(all(feature = "std", feature = "int16-activations"))]
 pub fn softmax_exp_table_s16(input_scale: f32) -> [i32; 512] {
-    let s = f64::from(input_scale);
-    let entry = |steps: f64| ((-steps * s).exp() * f64::from(1u32 << 24)).round() as i32;
     core::array::from_fn(|i| match i {
-        0..256 => entry(i as f64),
-        _ => entry(256.0 * (i - 256) as f64),
+        0..256 => exp_entry(i as f64, input_scale),
+        _ => exp_entry(256.0 * (i - 256) as f64, input_scale),
     })
+}
+
+/// The int8 Softmax's exp table (input 1 of an `i8` Softmax):
+/// `T[d] = round(2^24 · exp(−d·s))` for the distance `d = max − x` in
+/// `0..256` and the input scale `s`; the low half of
+/// [`softmax_exp_table_s16`].
+#[cfg(feature = "std")]
+pub fn softmax_exp_table_s8(input_scale: f32) -> [i32; 256] {
+    core::array::from_fn(|d| exp_entry(d as f64, input_scale))
+}
+
+/// `round(2^24 · exp(−steps · s))`: one entry of the exp tables.
+#[cfg(feature = "std")]
+fn exp_entry(steps: f64, input_scale: f32) -> i32 {
+    ((-steps * f64::from(input_scale)).exp() * f64::from(1u32 << 24)).round() as i32
 }
 
 impl Softmax<'_> {
