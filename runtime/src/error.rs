@@ -91,6 +91,10 @@ pub enum Error {
     /// A float input value at `index` is NaN or infinite (refused before
     /// anything was written into the input).
     NonFiniteInput { index: usize },
+    /// A graph port was read as another element type than it has (an
+    /// int16 output through `Interpreter::output`, say). A unit variant:
+    /// fields would bring `DType`'s formatting into every firmware.
+    WrongDType,
     /// The model exceeds a limit of the format (u16 tensor ids, u32 sizes,
     /// rank, op arity). Only the writer returns this.
     LimitExceeded,
@@ -162,6 +166,8 @@ impl fmt::Display for Error {
             Error::NonFiniteInput { index } => {
                 write!(f, "input value {index} is NaN or infinite; inputs must be finite")
             }
+            // Short: this text is in every firmware that prints errors.
+            Error::WrongDType => f.write_str("port read as another type"),
             Error::LimitExceeded => f.write_str("model exceeds a limit of the .mq format"),
         }
     }

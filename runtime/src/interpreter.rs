@@ -3,6 +3,8 @@
 
 use crate::decision::Decision;
 use crate::error::Error;
+#[cfg(feature = "int16-activations")]
+use crate::format::layout::DType;
 use crate::format::{Model, TensorInfo};
 use crate::ops::{prepare, PreparedOp};
 use crate::quant;
@@ -107,10 +109,31 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         Ok(bytemuck::cast_slice_mut(bytes))
     }
 
-    /// The arena bytes of graph output `i`, valid after [`invoke`](Self::invoke).
+    /// The values of int8 graph output `i`, valid after
+    /// [`invoke`](Self::invoke). [`Error::WrongDType`] for an int16
+    /// output: read it with `output_i16` or [`output_f32`](Self::output_f32).
     pub fn output(&self, i: usize) -> Result<&[i8], Error> {
         let info = self.model.output_info(i)?;
+        // Without the feature the loader admits int8 outputs only.
+        #[cfg(feature = "int16-activations")]
+        port_dtype(&info, DType::I8)?;
         activation(self.arena, &info).ok_or(Error::IndexOutOfRange)
+    }
+
+    /// The values of int16 graph output `i` (symmetric, zero point 0), valid
+    /// after [`invoke`](Self::invoke); [`Error::WrongDType`] for an int8
+    /// output.
+    #[cfg(feature = "int16-activations")]
+    pub fn output_i16(&self, i: usize) -> Result<&[i16], Error> {
+        let info = self.model.output_info(i)?;
+        port_dtype(&info, DType::I16)?;
+        let bytes = self
+            .arena
+            .get(info.offset..info.offset + info.len)
+            .ok_or(Error::IndexOutOfRange)?;
+        // `new` refused an odd arena and the loader odd offsets, so this
+        // never fails on a validated model.
+        bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned)
     }
 
     /// Quantizes `values` into graph input `i` with the input's scale and
@@ -130,7 +153,22 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     /// [`invoke`](Self::invoke)); [`Error::LengthMismatch`] unless `values`
     /// has the output's element count.
     pub fn output_f32(&self, i: usize, values: &mut [f32]) -> Result<(), Error> {
-        let (scale, zero_point) = port_quant(&self.model.output_info(i)?)?;
+        let info = self.model.output_info(i)?;
+        let (scale, zero_point) = port_quant(&info)?;
+        #[cfg(feature = "int16-activations")]
+        if info.dtype == DType::I16 {
+            let output = self.output_i16(i)?;
+            if values.len() != output.len() {
+                return Err(Error::LengthMismatch {
+                    expected: output.len(),
+                    got: values.len(),
+                });
+            }
+            for (v, &q) in values.iter_mut().zip(output) {
+                *v = f32::from(q) * scale;
+            }
+            return Ok(());
+        }
         let output = self.output(i)?;
         // Reported as the caller's slice against the output, like set_input_f32.
         if values.len() != output.len() {
@@ -146,6 +184,10 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     /// class, or [`Decision::Uncertain`] below the model's
     /// [`abstain_margin`](Model::abstain_margin) (see [`Model::decide`]).
     pub fn decision(&self) -> Result<Decision, Error> {
+        #[cfg(feature = "int16-activations")]
+        if self.model.output_info(0)?.dtype == DType::I16 {
+            return self.model.decide_i16(self.output_i16(0)?);
+        }
         self.model.decide(self.output(0)?)
     }
 
@@ -206,7 +248,8 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         }
         dst.copy_from_slice(input);
         self.invoke()?;
-        Ok(self.output(0)? == expected)
+        let output = activation(self.arena, &self.model.output_info(0)?);
+        Ok(output == Some(expected))
     }
 }
 
@@ -247,6 +290,15 @@ fn port_quant(t: &TensorInfo<'_>) -> Result<(f32, i32), Error> {
         index: t.index,
         reason: why!("a graph port is not per-tensor quantized"),
     })
+}
+
+/// [`Error::WrongDType`] unless graph port `t` is `dtype`.
+#[cfg(feature = "int16-activations")]
+fn port_dtype(t: &TensorInfo<'_>, dtype: DType) -> Result<(), Error> {
+    match t.dtype == dtype {
+        true => Ok(()),
+        false => Err(Error::WrongDType),
+    }
 }
 
 /// The bytes of activation `t` in `arena`, as `i8`.

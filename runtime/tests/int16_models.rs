@@ -292,11 +292,46 @@ fn int16_activations_are_symmetric_at_even_offsets() {
 }
 
 #[test]
-fn graph_inputs_and_outputs_stay_int8() {
-    // An int16 graph output.
-    let w = after_up(&[1, 4], |_, a| a);
-    assert!(matches!(refusal(w), Some(Error::BadGraph(_))));
-    // An int16 graph input.
+fn graph_outputs_may_be_int16_inputs_stay_int8() {
+    // x i8 → Requantize → a i16, a graph output (a raw logit head).
+    let buf = aligned(after_up(&[1, 4], |_, a| a));
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = vec![0u16; model.arena_len().div_ceil(2)];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, u16_bytes(&mut arena), &mut plan).unwrap();
+    let x = [-100i8, 0, 3, 127];
+    interp.input_mut(0).unwrap().copy_from_slice(&x);
+    interp.invoke().unwrap();
+    let up = RequantizeParams {
+        input_zero_point: 0,
+        output_zero_point: 0,
+        multiplier: I16_UP.0,
+        shift: I16_UP.1,
+    };
+    let mut want = [0i16; 4];
+    requantize_s8_s16(&up, &x, &mut want);
+    assert_eq!(interp.output_i16(0).unwrap(), want);
+    // Read as int8 it is a type error, not its bytes.
+    assert_eq!(interp.output(0), Err(Error::WrongDType));
+    let mut f = [0f32; 4];
+    interp.output_f32(0, &mut f).unwrap();
+    let scale = 1.0 / 256.0;
+    assert_eq!(f, want.map(|q| f32::from(q) * scale));
+    assert_eq!(interp.decision(), Ok(medq::Decision::Class(3)));
+    assert!(matches!(
+        interp.output_f32(0, &mut [0f32; 3]),
+        Err(Error::LengthMismatch { .. })
+    ));
+
+    // An int8 output is not read as int16.
+    let buf = aligned(fc_lut_softmax());
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = vec![0u8; model.arena_len()];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+    assert!(matches!(interp.output_i16(0), Err(Error::WrongDType)));
+
+    // An int16 graph input is refused.
     let mut w = Writer::new();
     let a = w.add_activation_i16("a", &[4], pt(1.0, 0), 0);
     let y = w.add_activation("y", &[4], pt(1.0, 0), 8);

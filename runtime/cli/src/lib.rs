@@ -141,9 +141,10 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
     let io = |s: &mut String, what: &str, t: TensorInfo| -> std::fmt::Result {
         writeln!(
             s,
-            "{what:<7} {:<20} {:<16} i8  {}",
+            "{what:<7} {:<20} {:<16} {:<3} {}",
             t.name,
             shape(t.dims()),
+            format!("{:?}", t.dtype).to_lowercase(),
             quant(&t.quant)
         )
     };

@@ -562,17 +562,36 @@ impl<'a> Model<'a> {
     /// the runner-up by less than [`abstain_margin`](Self::abstain_margin).
     /// [`Error::LengthMismatch`] unless `output0` has output 0's length.
     pub fn decide(&self, output0: &[i8]) -> Result<Decision, Error> {
-        let info = self.output_info(0)?;
-        let (scale, zero_point) = info.scale_zero_point().ok_or(Error::IndexOutOfRange)?;
-        if output0.len() != info.numel() {
-            return Err(Error::LengthMismatch {
-                expected: info.numel(),
-                got: output0.len(),
-            });
-        }
+        let (scale, zero_point) = self.decided_output(DType::I8, output0.len())?;
         let values = output0
             .iter()
             .map(|&q| crate::quant::dequantize(q, scale, zero_point));
+        self.decide_values(values)
+    }
+
+    /// [`decide`](Self::decide) for an int16 graph output 0.
+    #[cfg(feature = "int16-activations")]
+    pub fn decide_i16(&self, output0: &[i16]) -> Result<Decision, Error> {
+        let (scale, _) = self.decided_output(DType::I16, output0.len())?;
+        self.decide_values(output0.iter().map(|&q| f32::from(q) * scale))
+    }
+
+    /// Output 0's `(scale, zero_point)`, once its type and length match.
+    fn decided_output(&self, dtype: DType, len: usize) -> Result<(f32, i32), Error> {
+        let info = self.output_info(0)?;
+        if info.dtype != dtype {
+            return Err(Error::WrongDType);
+        }
+        if len != info.numel() {
+            return Err(Error::LengthMismatch {
+                expected: info.numel(),
+                got: len,
+            });
+        }
+        info.scale_zero_point().ok_or(Error::IndexOutOfRange)
+    }
+
+    fn decide_values(&self, values: impl Iterator<Item = f32>) -> Result<Decision, Error> {
         let top = crate::decision::top1(values).ok_or(Error::IndexOutOfRange)?;
         Ok(crate::decision::decide(top, self.abstain_margin()))
     }
@@ -804,7 +823,7 @@ impl<'a> Model<'a> {
                 "the graph needs at least one input and one output"
             )));
         }
-        for list in [self.inputs, self.outputs] {
+        for (list, is_input) in [(self.inputs, true), (self.outputs, false)] {
             for (i, &t) in list.iter().enumerate() {
                 let info = self
                     .tensor(usize::from(t))
@@ -814,13 +833,17 @@ impl<'a> Model<'a> {
                         "graph inputs and outputs must be activations"
                     )));
                 }
-                // Without the feature the tensor rule already refused them.
+                // An int16 output is read as such (`Interpreter::output_i16`,
+                // `output_f32`); inputs are int8, as every sensor feed is.
+                // Without the feature the tensor rule already refused int16.
                 #[cfg(feature = "int16-activations")]
-                if info.dtype != DType::I8 {
+                if is_input && info.dtype != DType::I8 {
                     return Err(Error::BadGraph(why!(
-                        "graph inputs and outputs are int8 (Requantize int16 ones)"
+                        "graph inputs are int8 (Requantize into int16 layers)"
                     )));
                 }
+                #[cfg(not(feature = "int16-activations"))]
+                let _ = is_input;
                 if list.get(..i).is_some_and(|before| before.contains(&t)) {
                     return Err(Error::BadGraph(why!(
                         "tensor listed twice as graph input or output"
