@@ -8,8 +8,9 @@
 //! raised tensor must read int16 itself (Conv, FullyConnected, Softmax, or
 //! one of those movers), so no conversion op is ever inserted and int16
 //! values reach the next product or the softmax intact. A layer whose output
-//! feeds anything else (Add, a table, Concat, ...) or is a graph output
-//! stays int8: the graph's inputs and outputs are int8 by contract.
+//! feeds anything else (Add, a table, Concat, ...) stays int8. A raised
+//! tensor may be a graph output (a raw logit head the application reads
+//! itself, `Interpreter::output_i16`); graph inputs stay int8.
 
 use std::collections::BTreeSet;
 
@@ -60,8 +61,8 @@ pub fn check_node(graph: &Graph, node: &Node) -> Result<(), ConvertError> {
             "{kind} keeps its input's encoding, so its input and output are both int16 or both int8"
         )));
     }
-    if graph.inputs.iter().chain(&graph.outputs).any(wide) {
-        return Err(refuse("graph inputs and outputs stay int8"));
+    if graph.inputs.iter().any(wide) {
+        return Err(refuse("graph inputs stay int8"));
     }
     Ok(())
 }
@@ -94,9 +95,6 @@ pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
             continue;
         }
         let name = &graph.tensors[t].name;
-        if graph.outputs.contains(&t) {
-            return Err(format!("{name} is a graph output (outputs stay int8)"));
-        }
         for c in graph.consumers(t) {
             let reader = &graph.nodes[c];
             if !reads_wide(&reader.op) {
@@ -221,7 +219,7 @@ impl Target {
         match self {
             Target::Sqnr(db) => format!("every output's SQNR ≥ {db} dB"),
             Target::Bounds => format!(
-                "softmax outputs: |Δp| ≤ {SOFTMAX_TARGET} on every sample; \
+                "probability outputs (a softmax, or --output-activation): |Δp| ≤ {SOFTMAX_TARGET} on every sample; \
                  other outputs: SQNR ≥ {SQNR_TARGET_DB} dB (the bounds 0.03 and 25 dB, with a margin)"
             ),
         }
@@ -235,7 +233,9 @@ impl Target {
             .iter()
             .map(|o| {
                 let sqnr = o.sqnr_db.unwrap_or(f64::INFINITY);
-                match (self, o.softmax) {
+                // A softmax inside the graph, or one the application
+                // applies (`--output-activation`): a probability.
+                match (self, o.softmax || o.applied.is_some()) {
                     (Target::Sqnr(db), _) => sqnr - db,
                     (Target::Bounds, true) => {
                         let worst = f64::from(o.max_abs_error).max(1e-9);
@@ -382,6 +382,23 @@ mod tests {
         assert!(check_node(&g, &pool).is_err(), "MaxPool mixes encodings");
         g.wide = [4].into();
         let softmax = g.nodes[3].clone();
-        assert!(check_node(&g, &softmax).is_err(), "a graph output is int16");
+        assert!(check_node(&g, &softmax).is_err(), "Softmax writes int16");
+        g.wide = [0].into();
+        let conv0 = g.nodes[0].clone();
+        assert!(check_node(&g, &conv0).is_err(), "a graph input is int16");
+    }
+
+    #[test]
+    fn a_layer_writing_a_graph_output_can_be_raised() {
+        // x → conv0 → pool → conv1 → t3, a raw graph output.
+        let mut g = net(false);
+        g.nodes.pop();
+        g.outputs = vec![3];
+        assert_eq!(closure(&g, 2), Ok(vec![3]));
+        let raised = with_raised(&g, &raisable(&g).iter().collect::<Vec<_>>());
+        assert_eq!(raised.wide, [1, 2, 3].into());
+        for n in &raised.nodes {
+            check_node(&raised, n).unwrap();
+        }
     }
 }

@@ -152,3 +152,52 @@ fn named_layers_run_in_int16_and_unraisable_ones_are_refused_with_the_reason() {
         "{err}"
     );
 }
+
+/// A raw graph output raised to int16 (`logit_head`'s face score, which the
+/// application passes through a sigmoid): the file's output is `i16`, read
+/// by the runtime's float path as the int8 file's is, and it is the same
+/// accumulator at a finer step: wherever neither file clamps, the two
+/// outputs differ by at most half a step of each.
+#[test]
+fn a_raw_output_layer_runs_with_an_int16_output() {
+    let d = testnets();
+    let dir = tempfile::tempdir().unwrap();
+    let x = medq_cli::read_npy_f32(&d.join("logit_head_test.npy")).unwrap();
+    let run = |precision: Choice, name: &str| {
+        let out = dir.path().join(name);
+        let mut opts = Options::new(d.join("logit_head.onnx"), &out);
+        opts.calib = vec![d.join("logit_head_calib.npy")];
+        opts.output_activations = vec![(
+            "face_score".into(),
+            medq_converter::ir::OutputActivation::Sigmoid,
+        )];
+        opts.precision = precision;
+        let report = convert(&opts).unwrap_or_else(|e| panic!("logit_head: {e}"));
+        let file = medq_cli::open(&out).unwrap();
+        let model = file.model().unwrap();
+        let info = model.output_info(0).unwrap();
+        let (scale, zero_point) = info.scale_zero_point().unwrap();
+        let logits = medq_cli::run_batch(&model, &x).unwrap().data.remove(0);
+        (report, info.dtype, (scale, zero_point), logits)
+    };
+    let (_, dtype8, (s8, zp8), int8) = run(Choice::Int8, "int8.mq");
+    let (report, dtype16, (s16, zp16), int16) =
+        run(Choice::Layers(vec!["score".into()]), "int16.mq");
+    assert_eq!((dtype8, dtype16), (medq::DType::I8, medq::DType::I16));
+    assert_eq!(zp16, 0);
+    assert!(s16 < s8 / 100.0, "int16 step {s16}, int8 step {s8}");
+    let p = report.precision.expect("a precision report");
+    assert_eq!(p.raised.len(), 1);
+    assert_eq!(p.raised[0].node, "score");
+
+    let (lo8, hi8) = (s8 * (-128 - zp8) as f32, s8 * (127 - zp8) as f32);
+    let inside = |v: f32| v > lo8 + s8 && v < hi8 - s8;
+    let mut compared = 0;
+    for (&a, &b) in int8.iter().zip(&int16) {
+        if inside(a) && inside(b) {
+            assert!((a - b).abs() <= (s8 + s16) / 2.0 + 1e-5, "{a} vs {b}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 20, "only {compared} samples inside both ranges");
+}
