@@ -103,10 +103,11 @@ struct Cli {
     /// Activation precision. `int8`: every activation. `auto`: raise the fewest Conv and
     /// FullyConnected layers to int16 outputs (int8 weights, int64 accumulation) that bring
     /// the model within the target, measured on the --select samples (else the calibration
-    /// samples): --target-sqnr, or by default softmax outputs' |Δp| ≤ 0.02 on every sample
+    /// samples): --target-sqnr, or by default probability outputs' |Δp| ≤ 0.02 on every sample
     /// and other outputs' SQNR ≥ 28 dB (the bounds 0.03 and 25 dB with a margin). A layer can
     /// be raised when everything reading its output (through pools and reshapes) is a Conv,
-    /// FullyConnected or Softmax; graph outputs stay int8. The report lists the layers
+    /// FullyConnected or Softmax, or is a graph output (int16 then; inputs stay int8).
+    /// Outputs with an --output-activation count as probabilities. The report lists the layers
     /// raised, what each gained and cost in bytes and arena, and the all-int8 file beside.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Int8, conflicts_with = "int16")]
     precision: PrecisionArg,

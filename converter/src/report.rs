@@ -498,9 +498,10 @@ fn render_precision(s: &mut String, p: &PrecisionReport, t: &Totals) {
         let gain = r.gain_db.map_or("exact".into(), |g| format!("{g:+.1} dB"));
         let _ = writeln!(
             s,
-            "  {} ({} tensors): alone {gain}, file {:+} B, arena {:+} B",
+            "  {} ({} tensor{}): alone {gain}, file {:+} B, arena {:+} B",
             r.node,
             r.tensors.len(),
+            if r.tensors.len() == 1 { "" } else { "s" },
             r.file_bytes,
             r.arena_bytes
         );

@@ -372,7 +372,7 @@ fn refused_on_int16(what: &str, op: impl Fn(&mut Writer, u16, bool) -> (u16, usi
             if !wide_out {
                 return y;
             }
-            // Graph outputs are int8: back from the int16 output.
+            // Back to int8, so that only `op`'s int16 output is judged.
             let z = w.add_activation("z", &[n], pt(1.0, 0), 192);
             w.add_op(OpCode::Requantize, &[y], &[z], &[1 << 30, 1]);
             z
