@@ -44,6 +44,12 @@ pub const fn requantize(x: i32, multiplier: i32, shift: i32) -> i32 {
 /// for every `x` that fits `i32`.
 #[inline(always)]
 pub const fn requantize_i64(x: i64, multiplier: i32, shift: i32) -> i32 {
+    // Most accumulators fit `i32`: there the `i64` product of `requantize`
+    // gives the same result, without 128-bit arithmetic (a library call on
+    // 32-bit cores).
+    if x as i32 as i64 == x {
+        return requantize(x as i32, multiplier, shift);
+    }
     let shift = if shift < MIN_SHIFT {
         MIN_SHIFT
     } else if shift > MAX_SHIFT {

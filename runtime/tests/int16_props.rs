@@ -67,13 +67,27 @@ fn axis(flat: bool, large: bool) -> BoxedStrategy<(usize, usize, usize, usize, u
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
 
+    /// Accumulators within `i32` take `requantize` (no 128-bit product):
+    /// the same single rounding, against the naive formula.
     #[test]
-    fn requantize_i64_equals_requantize_on_every_i32(
-        x in any::<i32>(),
+    fn requantize_i64_on_i32_accumulators_is_the_formula(
+        x in prop_oneof![any::<i32>(), -70000i32..70000],
         m in any::<i32>(),
-        s in -40i32..=40,
+        s in MIN_SHIFT..=MAX_SHIFT,
     ) {
+        prop_assert_eq!(requantize_i64(x as i64, m, s), naive_requantize(x as i128, m, s));
         prop_assert_eq!(requantize_i64(x as i64, m, s), requantize(x, m, s));
+    }
+
+    /// Shifts beyond the range are clamped alike on both paths.
+    #[test]
+    fn requantize_i64_clamps_the_shift_on_both_paths(
+        x in any::<i64>(),
+        m in any::<i32>(),
+        s in -80i32..=80,
+    ) {
+        let clamped = s.clamp(MIN_SHIFT, MAX_SHIFT);
+        prop_assert_eq!(requantize_i64(x, m, s), requantize_i64(x, m, clamped));
     }
 
     #[test]
@@ -369,6 +383,19 @@ proptest! {
     }
 
     #[test]
+    fn conv_s8_s16_refuses_a_zero_point_beyond_i16(
+        c in conv_case(false),
+        zp in prop_oneof![i32::MIN..-32768, 32768i32..],
+    ) {
+        let x8 = narrowed(&c.x);
+        let mut p = c.p;
+        p.input_zero_point = zp;
+        let mut y = vec![0x7A7Ai16; p.out_channels * p.out_h * p.out_w];
+        conv_s8_s16(&p, &x8, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        prop_assert!(y.iter().all(|&v| v == 0x7A7A), "output left unchanged");
+    }
+
+    #[test]
     fn conv_s16_s8_matches_naive(c in conv_case(false), zp in any::<i8>(), act in act8()) {
         let mut p = c.p;
         (p.output_zero_point, p.act_min, p.act_max) = (zp.into(), act.0, act.1);
@@ -389,6 +416,19 @@ proptest! {
         let xs: Vec<i128> = x8.iter().map(|&v| v as i128 - zp as i128).collect();
         let want = fc_naive_mixed(&c, &xs, 0, (p.act_min, p.act_max));
         prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn fully_connected_s8_s16_refuses_a_zero_point_beyond_i16(
+        c in fc_case(false),
+        zp in prop_oneof![i32::MIN..-32768, 32768i32..],
+    ) {
+        let x8 = narrowed(&c.x);
+        let mut p = c.p;
+        p.input_zero_point = zp;
+        let mut y = vec![0x7A7Ai16; p.rows * p.out_features];
+        fully_connected_s8_s16(&p, &x8, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        prop_assert!(y.iter().all(|&v| v == 0x7A7A), "output left unchanged");
     }
 
     #[test]

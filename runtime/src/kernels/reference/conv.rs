@@ -2,7 +2,7 @@
 
 use super::{act_ok, axis_ok, mul3, Taps};
 #[cfg(feature = "int16-activations")]
-use super::{lanes_ok, requantize_to_lane, Lane};
+use super::{lanes_ok, requantize_to_lane, Lane, I32_EXACT_TERMS};
 use crate::kernels::ConvParams;
 use crate::numerics::requantize_to_i8;
 
@@ -164,8 +164,10 @@ pub fn conv_s16(
     conv_lanes(p, input, weights, bias, multiplier, shift, output);
 }
 
-/// [`conv_s16`] reading an int8 input (any zero point): the first layer of
-/// an int16 run. `acc = bias[oc] + Σ (x − input_zero_point) · w` in `i64`.
+/// [`conv_s16`] reading an int8 input (asymmetric): the first layer of an
+/// int16 run. `acc = bias[oc] + Σ (x − input_zero_point) · w` in `i64`.
+/// Also returns early unless the input zero point is within `i16` (the
+/// loader admits int8 ones only), which keeps each product inside `i32`.
 #[cfg(feature = "int16-activations")]
 pub fn conv_s8_s16(
     p: &ConvParams,
@@ -195,11 +197,22 @@ pub fn conv_s16_s8(
     conv_lanes(p, input, weights, bias, multiplier, shift, output);
 }
 
-/// The one loop of [`conv_s16`], [`conv_s8_s16`] and [`conv_s16_s8`]: the
-/// loop of [`conv_s8`] widened to `i64`, generic in the input and output
-/// types.
+/// Output positions per pass of [`conv_lanes`]: their `i64` sums (256 B)
+/// live on the stack.
 #[cfg(feature = "int16-activations")]
-fn conv_lanes<X: Lane, Y: Lane>(
+const ROW_TILE: usize = 32;
+
+/// The one loop of [`conv_s16`], [`conv_s8_s16`] and [`conv_s16_s8`], generic
+/// in the input and output types.
+///
+/// Tap-major over a tile of an output row: each weight is loaded once per
+/// tile and added into every output of the tile whose tap lies inside the
+/// input, so the inner loop is one multiply-add per MAC with no window
+/// bookkeeping (a window-major loop spends most of its time on short
+/// per-pixel tap loops). The sums are exact in `i64`, so the order does not
+/// change the result.
+#[cfg(feature = "int16-activations")]
+fn conv_lanes<X: Lane + Into<i32>, Y: Lane>(
     p: &ConvParams,
     input: &[X],
     weights: &[i8],
@@ -218,6 +231,7 @@ fn conv_lanes<X: Lane, Y: Lane>(
         )
         || mul3(p.out_channels, p.out_h, p.out_w) != Some(output.len())
         || output.is_empty()
+        || i16::try_from(p.input_zero_point).is_err()
     {
         return;
     }
@@ -227,7 +241,8 @@ fn conv_lanes<X: Lane, Y: Lane>(
     let out_plane = p.out_h * p.out_w;
     let w_plane = p.kernel_h * p.kernel_w;
     let w_per_oc = cin_g * w_plane;
-    let zp = i64::from(p.input_zero_point);
+    // Within `i16`, so `(x − zp) · w` is below 2^24 in magnitude.
+    let zp = p.input_zero_point;
 
     // `output` is non-empty, so `out_plane` and `out_w` are non-zero.
     let per_oc = output
@@ -239,27 +254,95 @@ fn conv_lanes<X: Lane, Y: Lane>(
         let in_group = input.get((oc / cout_g) * cin_g * in_plane..).unwrap_or(&[]);
         for (oy, out_row) in out_oc.chunks_exact_mut(p.out_w).enumerate() {
             let ty = Taps::new(oy, p.stride_h, p.dilation_h, p.pad_top, p.kernel_h, p.in_h);
-            for (ox, y) in out_row.iter_mut().enumerate() {
-                let tx = Taps::new(ox, p.stride_w, p.dilation_w, p.pad_left, p.kernel_w, p.in_w);
-                let mut acc = i64::from(b);
-                for icg in 0..cin_g {
-                    for (j, ky) in (ty.lo..ty.hi).enumerate() {
-                        let iy = ty.first + j * p.dilation_h;
-                        let in_start = icg * in_plane + iy * p.in_w + tx.first;
-                        let w_start = icg * w_plane + ky * p.kernel_w;
-                        let xs = in_group.get(in_start..).unwrap_or(&[]);
-                        let ws = weights_row(w_oc, w_start, tx);
-                        for (&x, &w) in xs.iter().step_by(p.dilation_w).zip(ws) {
-                            // Wrapping only to stay total: 2^40 taps would be needed.
-                            let term = (Into::<i64>::into(x) - zp) * i64::from(w);
-                            acc = acc.wrapping_add(term);
+            for (tile, out_tile) in out_row.chunks_mut(ROW_TILE).enumerate() {
+                let ox0 = tile * ROW_TILE;
+                let n = out_tile.len();
+                let mut totals = [i64::from(b); ROW_TILE];
+                let totals = totals.get_mut(..n).unwrap_or(&mut []);
+                let mut sums = [0i32; ROW_TILE];
+                let sums = sums.get_mut(..n).unwrap_or(&mut []);
+                let mut taps = 0;
+                // Column taps outermost: which outputs a tap reaches depends
+                // on its column only.
+                for kx in 0..p.kernel_w {
+                    let (lo, hi, first) = tap_outputs(p, kx, ox0, n);
+                    for icg in 0..cin_g {
+                        for (j, ky) in (ty.lo..ty.hi).enumerate() {
+                            let iy = ty.first + j * p.dilation_h;
+                            let row = icg * in_plane + iy * p.in_w;
+                            let xs = in_group.get(row + first..row + p.in_w).unwrap_or(&[]);
+                            let w = w_oc
+                                .get(icg * w_plane + ky * p.kernel_w + kx)
+                                .copied()
+                                .unwrap_or(0);
+                            let lanes = sums.get_mut(lo..hi).unwrap_or(&mut []);
+                            match p.stride_w {
+                                1 => add_tap(lanes, xs.iter(), zp, w),
+                                stride => add_tap(lanes, xs.iter().step_by(stride), zp, w),
+                            }
+                            taps += 1;
+                            if taps == I32_EXACT_TERMS {
+                                flush(totals, sums);
+                                taps = 0;
+                            }
                         }
                     }
                 }
-                *y = requantize_to_lane(acc, m, s, p.output_zero_point, p.act_min, p.act_max);
+                flush(totals, sums);
+                for (y, &acc) in out_tile.iter_mut().zip(totals.iter()) {
+                    *y = requantize_to_lane(acc, m, s, p.output_zero_point, p.act_min, p.act_max);
+                }
             }
         }
     }
+}
+
+/// `sums[i] += (xs[i] − zp) · w` for each sum, in `i32`: exact within
+/// [`I32_EXACT_TERMS`] taps, and a load, a multiply-add and a store per MAC
+/// where `i64` sums would take twice that.
+#[cfg(feature = "int16-activations")]
+#[inline(always)]
+fn add_tap<'x, X: Lane + Into<i32> + 'x>(
+    sums: &mut [i32],
+    xs: impl Iterator<Item = &'x X>,
+    zp: i32,
+    w: i8,
+) {
+    let w = i32::from(w);
+    for (acc, &x) in sums.iter_mut().zip(xs) {
+        *acc = acc.wrapping_add((Into::<i32>::into(x) - zp) * w);
+    }
+}
+
+/// Adds the `i32` sums into the `i64` totals and clears them.
+#[cfg(feature = "int16-activations")]
+#[inline(always)]
+fn flush(totals: &mut [i64], sums: &mut [i32]) {
+    for (t, s) in totals.iter_mut().zip(sums.iter_mut()) {
+        // Wrapping only to stay total: 2^40 taps would be needed.
+        *t = t.wrapping_add(i64::from(*s));
+        *s = 0;
+    }
+}
+
+/// For column tap `kx` and the `n` outputs from `ox0`: the outputs
+/// `ox0 + lo .. ox0 + hi` whose tap lies inside the input row, and the
+/// input index of the first. `ix = ox·stride + kx·dilation − pad_left`
+/// must lie in `0..in_w`. Total; exact when `axis_ok` holds.
+#[cfg(feature = "int16-activations")]
+fn tap_outputs(p: &ConvParams, kx: usize, ox0: usize, n: usize) -> (usize, usize, usize) {
+    let stride = p.stride_w.max(1);
+    let offset = kx.saturating_mul(p.dilation_w);
+    let first_out = p.pad_left.saturating_sub(offset).div_ceil(stride);
+    let reach = p.in_w.saturating_add(p.pad_left);
+    let end_out = reach.saturating_sub(offset).div_ceil(stride);
+    let lo = first_out.saturating_sub(ox0).min(n);
+    let hi = end_out.saturating_sub(ox0).min(n).max(lo);
+    let first = (ox0 + lo)
+        .saturating_mul(stride)
+        .saturating_add(offset)
+        .saturating_sub(p.pad_left);
+    (lo, hi, first)
 }
 
 #[cfg(test)]

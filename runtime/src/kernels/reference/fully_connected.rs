@@ -1,6 +1,8 @@
 //! Fully connected layer (Gemm / MatMul with constant weights).
 
 use super::act_ok;
+#[cfg(feature = "int16-activations")]
+use super::I32_EXACT_TERMS;
 use crate::kernels::FullyConnectedParams;
 use crate::numerics::requantize_to_i8;
 
@@ -79,8 +81,10 @@ pub fn fully_connected_s16(
     fully_connected_lanes(p, input, weights, bias, multiplier, shift, output);
 }
 
-/// [`fully_connected_s16`] reading an int8 input (any zero point):
+/// [`fully_connected_s16`] reading an int8 input (asymmetric):
 /// `acc = bias[n] + Σ_k (x[r][k] − input_zero_point) · w[n][k]` in `i64`.
+/// Also returns early unless the input zero point is within `i16` (the
+/// loader admits int8 ones only), which keeps each product inside `i32`.
 #[cfg(feature = "int16-activations")]
 pub fn fully_connected_s8_s16(
     p: &FullyConnectedParams,
@@ -113,7 +117,7 @@ pub fn fully_connected_s16_s8(
 /// The one loop of the mixed-precision FullyConnected kernels, generic in
 /// the input and output types.
 #[cfg(feature = "int16-activations")]
-fn fully_connected_lanes<X: super::Lane, Y: super::Lane>(
+fn fully_connected_lanes<X: super::Lane + Into<i32>, Y: super::Lane>(
     p: &FullyConnectedParams,
     input: &[X],
     weights: &[i8],
@@ -134,11 +138,11 @@ fn fully_connected_lanes<X: super::Lane, Y: super::Lane>(
         p.act_min,
         p.act_max,
     );
-    if !lens_ok || !lanes_ok || output.is_empty() {
+    if !lens_ok || !lanes_ok || output.is_empty() || i16::try_from(p.input_zero_point).is_err() {
         return;
     }
     let k = p.in_features;
-    let zp = i64::from(p.input_zero_point);
+    let zp = p.input_zero_point;
     for (r, out_row) in output.chunks_exact_mut(p.out_features).enumerate() {
         let x_row = input.get(r * k..(r + 1) * k).unwrap_or(&[]);
         let per_n = out_row
@@ -146,9 +150,13 @@ fn fully_connected_lanes<X: super::Lane, Y: super::Lane>(
             .zip(bias.iter().zip(multiplier).zip(shift));
         for (n, (y, ((&b, &m), &s))) in per_n.enumerate() {
             let w_row = weights.get(n * k..(n + 1) * k).unwrap_or(&[]);
-            // Wrapping only to stay total: it would take K ≥ 2^40.
-            let acc = x_row.iter().zip(w_row).fold(i64::from(b), |acc, (&x, &w)| {
-                acc.wrapping_add((Into::<i64>::into(x) - zp) * i64::from(w))
+            // Exact `i32` partial sums, added up in `i64` (wrapping only to
+            // stay total: it would take K ≥ 2^40).
+            let parts = x_row
+                .chunks(I32_EXACT_TERMS)
+                .zip(w_row.chunks(I32_EXACT_TERMS));
+            let acc = parts.fold(i64::from(b), |acc, (xs, ws)| {
+                acc.wrapping_add(i64::from(super::dot_i32(xs, ws, zp)))
             });
             *y = super::requantize_to_lane(
                 acc,

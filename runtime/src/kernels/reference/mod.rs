@@ -208,6 +208,23 @@ pub(crate) fn lanes_ok<X: Lane, Y: Lane>(
         && act_max <= Y::MAX
 }
 
+/// Terms the int16 Conv and FullyConnected kernels sum in `i32` before
+/// adding into their `i64` accumulators: a term `(x − zp) · w` is at most
+/// `(32768 + 128) · 128 < 2^22.01` in magnitude (an `i16` input, or an `i8`
+/// one less a zero point within `i16`), so 256 of them stay below 2^31 and
+/// the `i32` sums are exact; on a 32-bit core they cost half of `i64` ones.
+#[cfg(feature = "int16-activations")]
+pub(super) const I32_EXACT_TERMS: usize = 256;
+
+/// `Σ (x − zp) · w` over at most [`I32_EXACT_TERMS`] pairs, exact in `i32`.
+#[cfg(feature = "int16-activations")]
+#[inline(always)]
+fn dot_i32<X: Lane + Into<i32>>(xs: &[X], ws: &[i8], zp: i32) -> i32 {
+    xs.iter().zip(ws).fold(0i32, |acc, (&x, &w)| {
+        acc.wrapping_add((Into::<i32>::into(x) - zp) * i32::from(w))
+    })
+}
+
 /// The last step of the mixed-precision Conv and FullyConnected kernels:
 /// requantize the `i64` accumulator, add the output zero point and clamp to
 /// the activation window (inside `Y` by [`lanes_ok`], so the cast is exact).
