@@ -16,6 +16,17 @@ fn i16s(bytes: &[i8]) -> Vec<i16> {
         .collect()
 }
 
+/// The fixtures' int8 → int16 Requantize ([`I16_UP`]) from an input at
+/// `input_zero_point`.
+fn up(input_zero_point: i32) -> RequantizeParams {
+    RequantizeParams {
+        input_zero_point,
+        output_zero_point: 0,
+        multiplier: I16_UP.0,
+        shift: I16_UP.1,
+    }
+}
+
 /// Runs `w` on `input`: every op's kernel name and output bytes.
 fn run_observed(w: Writer, input: &[i8]) -> (Vec<&'static str>, Vec<Vec<i8>>) {
     let buf = aligned(w);
@@ -48,14 +59,8 @@ fn int16_pipeline_runs_the_int16_kernels_op_by_op() {
     );
 
     // The same chain, kernel by kernel.
-    let up = RequantizeParams {
-        input_zero_point: 3,
-        output_zero_point: 0,
-        multiplier: I16_UP.0,
-        shift: I16_UP.1,
-    };
     let mut a = [0i16; 12];
-    requantize_s8_s16(&up, &I16_PIPELINE_INPUT, &mut a);
+    requantize_s8_s16(&up(3), &I16_PIPELINE_INPUT, &mut a);
     // (−128 − 3) · 256 saturates; (127 − 3) · 256 does not.
     assert_eq!(a[..2], [31744, -32768]);
     let conv = ConvParams {
@@ -302,14 +307,8 @@ fn graph_outputs_may_be_int16_inputs_stay_int8() {
     let x = [-100i8, 0, 3, 127];
     interp.input_mut(0).unwrap().copy_from_slice(&x);
     interp.invoke().unwrap();
-    let up = RequantizeParams {
-        input_zero_point: 0,
-        output_zero_point: 0,
-        multiplier: I16_UP.0,
-        shift: I16_UP.1,
-    };
     let mut want = [0i16; 4];
-    requantize_s8_s16(&up, &x, &mut want);
+    requantize_s8_s16(&up(0), &x, &mut want);
     assert_eq!(interp.output_i16(0).unwrap(), want);
     // Read as int8 it is a type error, not its bytes.
     assert_eq!(interp.output(0), Err(Error::WrongDType));

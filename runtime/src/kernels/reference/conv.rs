@@ -197,10 +197,12 @@ pub fn conv_s16_s8(
     conv_lanes(p, input, weights, bias, multiplier, shift, output);
 }
 
-/// Output positions per pass of [`conv_lanes`]: their `i64` sums (256 B)
-/// live on the stack.
+/// Output positions per pass of [`conv_lanes`]: their `i64` totals and
+/// `i32` sums (768 B) live on the stack. 64 rather than 32 spreads each
+/// tap's bookkeeping over twice the outputs: 15% fewer instructions on the
+/// Cortex-M4's ECG convs.
 #[cfg(feature = "int16-activations")]
-const ROW_TILE: usize = 32;
+const ROW_TILE: usize = 64;
 
 /// The one loop of [`conv_s16`], [`conv_s8_s16`] and [`conv_s16_s8`], generic
 /// in the input and output types.
