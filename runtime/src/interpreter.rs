@@ -155,29 +155,18 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     pub fn output_f32(&self, i: usize, values: &mut [f32]) -> Result<(), Error> {
         let info = self.model.output_info(i)?;
         let (scale, zero_point) = port_quant(&info)?;
-        #[cfg(feature = "int16-activations")]
-        if info.dtype == DType::I16 {
-            let output = self.output_i16(i)?;
-            if values.len() != output.len() {
-                return Err(Error::LengthMismatch {
-                    expected: output.len(),
-                    got: values.len(),
-                });
-            }
-            for (v, &q) in values.iter_mut().zip(output) {
-                *v = f32::from(q) * scale;
-            }
-            return Ok(());
-        }
-        let output = self.output(i)?;
         // Reported as the caller's slice against the output, like set_input_f32.
-        if values.len() != output.len() {
+        if values.len() != info.numel() {
             return Err(Error::LengthMismatch {
-                expected: output.len(),
+                expected: info.numel(),
                 got: values.len(),
             });
         }
-        quant::dequantize_slice(output, scale, zero_point, values)
+        #[cfg(feature = "int16-activations")]
+        if info.dtype == DType::I16 {
+            return quant::dequantize_slice(self.output_i16(i)?, scale, zero_point, values);
+        }
+        quant::dequantize_slice(self.output(i)?, scale, zero_point, values)
     }
 
     /// The decision for output 0 after [`invoke`](Self::invoke): its top-1

@@ -24,9 +24,9 @@ fn quantize_unclamped(x: f32, scale: f32, zero_point: i32) -> i64 {
     (v as i64).saturating_add(i64::from(zero_point))
 }
 
-/// `scale · (q − zero_point)`.
-pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
-    scale * (i64::from(q) - i64::from(zero_point)) as f32
+/// `scale · (q − zero_point)`, for an int8 or int16 value.
+pub fn dequantize<Q: Into<i64>>(q: Q, scale: f32, zero_point: i32) -> f32 {
+    scale * (q.into() - i64::from(zero_point)) as f32
 }
 
 /// [`quantize`] element by element; [`Error::LengthMismatch`] unless the
@@ -82,8 +82,8 @@ pub fn quantize_checked(
 
 /// [`dequantize`] element by element; [`Error::LengthMismatch`] unless the
 /// slices have equal lengths.
-pub fn dequantize_slice(
-    input: &[i8],
+pub fn dequantize_slice<Q: Copy + Into<i64>>(
+    input: &[Q],
     scale: f32,
     zero_point: i32,
     output: &mut [f32],

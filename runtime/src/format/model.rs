@@ -572,8 +572,11 @@ impl<'a> Model<'a> {
     /// [`decide`](Self::decide) for an int16 graph output 0.
     #[cfg(feature = "int16-activations")]
     pub fn decide_i16(&self, output0: &[i16]) -> Result<Decision, Error> {
-        let (scale, _) = self.decided_output(DType::I16, output0.len())?;
-        self.decide_values(output0.iter().map(|&q| f32::from(q) * scale))
+        let (scale, zero_point) = self.decided_output(DType::I16, output0.len())?;
+        let values = output0
+            .iter()
+            .map(|&q| crate::quant::dequantize(q, scale, zero_point));
+        self.decide_values(values)
     }
 
     /// Output 0's `(scale, zero_point)`, once its type and length match.

@@ -57,13 +57,10 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error>
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnectedS16<'a>, Error> {
-    cx.dense_for_s16()?;
     let (lanes, zp) = cx.lanes()?;
     let operand = |_: &Ctx<'_, 'a>, _: &TensorInfo<'a>| Ok(zp);
     decode(cx, operand, Ctx::act_range_of, |p, x, weights, rq| {
-        let weights = weights.dense().ok_or(cx.bad(why!(
-            "int16 layers take dense weights, not sparse or power-of-two"
-        )))?;
+        let weights = weights.dense_for_s16(cx)?;
         Ok(FullyConnectedS16 {
             p,
             x,

@@ -140,15 +140,17 @@ pub(crate) enum Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
-    /// The weights stored a byte each, the only kind int16 layers take.
+    /// The weights stored a byte each, the only kind int16 layers take;
+    /// `cx`'s error otherwise.
     #[cfg(feature = "int16-activations")]
-    fn dense(self) -> Option<&'a [i8]> {
+    fn dense_for_s16(self, cx: &Ctx<'_, 'a>) -> Result<&'a [i8], Error> {
         match self {
-            Weights::Dense(w) => Some(w),
-            #[cfg(feature = "sparse-weights")]
-            Weights::Sparse(_) => None,
-            #[cfg(feature = "pow2-weights")]
-            Weights::Pow2(_) => None,
+            Weights::Dense(w) => Ok(w),
+            // Unreachable when no packed storage is built in.
+            #[allow(unreachable_patterns)]
+            _ => Err(cx.bad(why!(
+                "int16 layers take dense weights, not sparse or power-of-two"
+            ))),
         }
     }
 }
@@ -893,15 +895,6 @@ impl<'m, 'a> Ctx<'m, 'a> {
             why!("activation range not within [-32768, 32767]"),
         )?;
         Ok((lo, hi))
-    }
-
-    /// Conv or FullyConnected weights (input 1) of an int16 layer: dense.
-    #[cfg(feature = "int16-activations")]
-    fn dense_for_s16(&self) -> Result<(), Error> {
-        self.ensure(
-            !self.input(1)?.storage.is_packed_weights(),
-            why!("int16 layers take dense weights, not sparse or power-of-two"),
-        )
     }
 
     fn check_arity(&self, n_inputs: usize, n_params: usize) -> Result<(), Error> {
