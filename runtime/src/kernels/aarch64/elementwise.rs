@@ -62,6 +62,11 @@ impl Rows {
         if shape[3] < 16 {
             return Err("broadcast rows shorter than 16 elements");
         }
+        // A row is read contiguously or as one value: any other innermost
+        // stride (a hand-built broadcast) goes to the reference.
+        if ![bc.a_strides[3], bc.b_strides[3]].iter().all(|&s| s <= 1) {
+            return Err("innermost broadcast stride other than 0 or 1");
+        }
         Ok(Rows {
             outer: [shape[0], shape[1], shape[2]],
             len: shape[3],

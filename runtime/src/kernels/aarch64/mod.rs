@@ -35,7 +35,7 @@
 //! | `depthwise_conv_s8_neon` | one filter per channel, any stride (W ≤ 8), dilation, pads | filters over 64 taps, padded planes over 8192 elements |
 //! | `fully_connected_s8_{neon,dotprod}` | any rows, any N | K < 16 (NEON also K > 4096) |
 //! | `max_pool_s8_neon`, `avg_pool_s8_neon` | any geometry (fast: side-by-side 1-D windows of 2–4, global pooling, long rows) | empty planes; averages over windows above 2^23 |
-//! | `add_s8_neon`, `mul_s8_neon` | same shape, scalar, and broadcasts whose rows are 16 or longer (per-channel constants) | broadcast rows shorter than 16 |
+//! | `add_s8_neon`, `mul_s8_neon` | same shape, scalar, and broadcasts whose rows are 16 or longer (per-channel constants) | broadcast rows shorter than 16, innermost strides other than 0 or 1 |
 //! | `lut_s8_neon`, `lut_in_place_s8_neon` | everything | — |
 //! | `lstm_s8_{neon,dotprod}`, `gru_s8_{neon,dotprod}` (gate products) | any geometry | input size above 4096, input zero point outside `i8` |
 //!
