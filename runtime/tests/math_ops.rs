@@ -1,4 +1,5 @@
-//! The math ops (Sub, Div, Min, Max, LayerNorm, ReduceSum, ReduceMax)
+//! The math ops (Sub, Div, Min, Max, LayerNorm, ReduceSum, ReduceMax,
+//! MatMul)
 //! through the format and the interpreter: one-op models with outputs
 //! worked out by hand, the refusals of bad records, and hostile patches of a
 //! model that chains them all.
@@ -118,6 +119,57 @@ fn min_and_max_rescale_each_operand() {
         let y = m.op(op, &[a, b], &[3], q1(), &p);
         // a = [−3, 2, 5] against b/2 = [4, 2, 9].
         assert_eq!(run(m.finish(y), &[&[-3, 2, 5], &[8, 4, 18]]), want);
+    }
+}
+
+/// `a [2, 2, 3] · b`, `b` a computed `[3, 2]` (broadcast over a's batch)
+/// or `dims_b` given, into `y_dims`.
+fn mat_mul_net(dims_b: &[usize], y_dims: &[usize], words: &[i32]) -> Writer {
+    let mut m = Net::new();
+    let a = m.input(&[2, 2, 3], pt(1.0, 1));
+    let b = m.input(dims_b, pt(1.0, -2));
+    let y = m.op(OpCode::MatMul, &[a, b], y_dims, pt(1.0, 5), words);
+    m.finish(y)
+}
+
+#[test]
+fn mat_mul_of_two_inputs_broadcasts_the_batch() {
+    // a − 1 = [[1, 2, 3], [0, −1, 1]] and [[2, 2, 2], [1, 0, 0]];
+    // b + 2 = [[1, 0], [0, 1], [1, 1]] for both batches; output + 5.
+    let a = [2, 3, 4, 1, 0, 2, 3, 3, 3, 2, 1, 1];
+    let b = [-1, -2, -2, -1, -1, -1];
+    // batch 0: [[4, 5], [1, 0]], batch 1: [[4, 4], [1, 0]].
+    assert_eq!(
+        run(
+            mat_mul_net(&[3, 2], &[2, 2, 2], &[ONE.0, ONE.1, -128, 127]),
+            &[&a, &b]
+        ),
+        [9, 10, 6, 5, 9, 9, 6, 5]
+    );
+}
+
+#[test]
+fn mat_mul_refuses_bad_records() {
+    let one = [ONE.0, ONE.1, -128, 127];
+    for (w, what) in [
+        (mat_mul_net(&[4, 2], &[2, 2, 2], &one), "depths differ"),
+        (mat_mul_net(&[3, 2], &[2, 2, 3], &one), "wrong output cols"),
+        (mat_mul_net(&[3, 2], &[2, 2], &one), "batch dim dropped"),
+        (mat_mul_net(&[3, 3, 2], &[3, 2, 2], &one), "batches 2 and 3"),
+        (
+            mat_mul_net(&[3, 2], &[2, 2, 2], &[ONE.0, ONE.1, 5, 4]),
+            "empty act range",
+        ),
+        (
+            mat_mul_net(&[3, 2], &[2, 2, 2], &[-1, ONE.1, -128, 127]),
+            "negative multiplier",
+        ),
+        (mat_mul_net(&[3, 2], &[2, 2, 2], &one[..3]), "three words"),
+    ] {
+        assert!(
+            matches!(bad_reason(w), Some(Error::BadOp { .. })),
+            "{what} accepted"
+        );
     }
 }
 

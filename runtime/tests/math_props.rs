@@ -1,5 +1,5 @@
 //! Property tests of the math kernels (Sub, Div, Min, Max, ReduceSum,
-//! ReduceMax, LayerNorm) against naive implementations of their documented
+//! ReduceMax, LayerNorm, MatMul) against naive implementations of their documented
 //! formulas: explicit coordinates, `i64`/`i128`/`f64` arithmetic.
 
 use medq::kernels::*;
@@ -338,8 +338,93 @@ fn naive_layer_norm(c: &LayerNormCase) -> Vec<i8> {
     y
 }
 
+/// A MatMul: broadcast batch shapes (as for the binary ops), `rows`,
+/// `depth`, `cols`, and both operands' values.
+type MatMulCase = (
+    Vec<usize>,
+    Vec<usize>,
+    Vec<usize>,
+    [usize; 3],
+    Vec<i8>,
+    Vec<i8>,
+);
+
+fn mat_mul_case() -> impl Strategy<Value = MatMulCase> {
+    (broadcast_shapes(), 1usize..=5, 1usize..=40, 1usize..=70).prop_flat_map(
+        |((out, a, b), m, k, n)| {
+            let (na, nb): (usize, usize) = (a.iter().product(), b.iter().product());
+            (
+                Just(out),
+                Just(a),
+                Just(b),
+                Just([m, k, n]),
+                vec(any::<i8>(), na * m * k),
+                vec(any::<i8>(), nb * k * n),
+            )
+        },
+    )
+}
+
+fn mat_mul_params() -> impl Strategy<Value = (i32, i32, i32, i32, i32, (i32, i32))> {
+    (zp(), zp(), zp(), multiplier(), shift(-20..=-5), act())
+}
+
+/// `y[.., r, c] = requant(Σₖ (a[.., r, k] − za)(b[.., k, c] − zb))`, the sum
+/// in `i64` over explicit coordinates.
+fn naive_mat_mul(c: &MatMulCase, p: &MatMulParams) -> Vec<i8> {
+    let (out, sa, sb, [m, k, n], a, b) = c;
+    let mut y = Vec::new();
+    for co in coords(out) {
+        let (ia, ib) = (operand_index(&co, sa), operand_index(&co, sb));
+        for r in 0..*m {
+            for col in 0..*n {
+                let sum: i64 = (0..*k)
+                    .map(|t| {
+                        let x = i64::from(a[(ia * m + r) * k + t]) - i64::from(p.a_zero_point);
+                        let w = i64::from(b[(ib * k + t) * n + col]) - i64::from(p.b_zero_point);
+                        x * w
+                    })
+                    .sum();
+                let acc = i32::try_from(sum).expect("the depth bound keeps the sum in i32");
+                y.push(requantize_to_i8(
+                    acc,
+                    p.out_multiplier,
+                    p.out_shift,
+                    p.output_zero_point,
+                    p.act_min,
+                    p.act_max,
+                ));
+            }
+        }
+    }
+    y
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn mat_mul_matches_naive(c in mat_mul_case(), q in mat_mul_params()) {
+        let (za, zb, zy, om, os, (lo, hi)) = q;
+        let (_, sa, sb, [rows, depth, cols], a, b) = &c;
+        let p = MatMulParams {
+            batch: Broadcast4::new(sa, sb).unwrap(),
+            rows: *rows,
+            depth: *depth,
+            cols: *cols,
+            a_zero_point: za,
+            b_zero_point: zb,
+            output_zero_point: zy,
+            out_multiplier: om,
+            out_shift: os,
+            act_min: lo,
+            act_max: hi,
+        };
+        let want = naive_mat_mul(&c, &p);
+        let mut y = vec![0x55u8 as i8; want.len()];
+        mat_mul_s8(&p, a, b, &mut y);
+        prop_assert_eq!(y, want);
+    }
 
     #[test]
     fn sub_matches_naive(c in binary_case(), p in add_params()) {

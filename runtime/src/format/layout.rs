@@ -347,11 +347,14 @@ pub enum OpCode {
     ReduceMax = 26,
     /// Rescale between int8 and int16 activations (feature `int16-activations`).
     Requantize = 27,
+    /// Matrix product of two int8 tensors (MatMul of computed operands, e.g.
+    /// attention's `Q·Kᵀ`), batch dims broadcast.
+    MatMul = 28,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 25] = [
+    pub const ALL: [OpCode; 26] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -377,6 +380,7 @@ impl OpCode {
         OpCode::ReduceSum,
         OpCode::ReduceMax,
         OpCode::Requantize,
+        OpCode::MatMul,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -406,6 +410,7 @@ impl OpCode {
             25 => Some(OpCode::ReduceSum),
             26 => Some(OpCode::ReduceMax),
             27 => Some(OpCode::Requantize),
+            28 => Some(OpCode::MatMul),
             _ => None,
         }
     }
@@ -438,6 +443,7 @@ impl OpCode {
             OpCode::ReduceSum => "ReduceSum",
             OpCode::ReduceMax => "ReduceMax",
             OpCode::Requantize => "Requantize",
+            OpCode::MatMul => "MatMul",
         }
     }
 
@@ -494,6 +500,16 @@ pub mod params {
     }
     /// Mul inputs `[a, b]`: `y = requant((a−za)·(b−zb), m, s) + zy`.
     pub mod mul {
+        pub const OUT_MULTIPLIER: usize = 0;
+        pub const OUT_SHIFT: usize = 1;
+        pub const ACT_MIN: usize = 2;
+        pub const ACT_MAX: usize = 3;
+        pub const COUNT: usize = 4;
+    }
+    /// MatMul inputs `[a [..., M, K], b [..., K, N]]` (either may be a
+    /// constant), output `[..., M, N]`; the batch dims broadcast (numpy
+    /// rules, at most 4). `y = requant(Σₖ (a−za)·(b−zb), m, s) + zy`.
+    pub mod mat_mul {
         pub const OUT_MULTIPLIER: usize = 0;
         pub const OUT_SHIFT: usize = 1;
         pub const ACT_MIN: usize = 2;

@@ -212,6 +212,31 @@ pub struct MulParams {
     pub act_max: i32,
 }
 
+/// A batched matrix product, for [`mat_mul_s8`]: `a [.., rows, depth]` times
+/// `b [.., depth, cols]` into `y [.., rows, cols]`, row-major.
+///
+/// `batch` broadcasts the two operands' batch dims (their leading dims) as
+/// numpy does; its strides count whole matrices, so matrix `(i, j, k, l)` of
+/// `a` starts at `(i·s₀ + j·s₁ + k·s₂ + l·s₃)·rows·depth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MatMulParams {
+    pub batch: Broadcast4,
+    pub rows: usize,
+    /// `1..=`[`MAX_MAT_MUL_DEPTH`]: the `i32` sum of `depth` products of
+    /// two values in `[-255, 255]` cannot wrap.
+    pub depth: usize,
+    pub cols: usize,
+    pub a_zero_point: i32,
+    pub b_zero_point: i32,
+    pub output_zero_point: i32,
+    pub out_multiplier: i32,
+    pub out_shift: i32,
+    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127`.
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
 /// Max/average pooling geometry, for [`max_pool_s8`] and [`avg_pool_s8`].
 ///
 /// Input `[channels, in_h, in_w]`, output `[channels, out_h, out_w]`, same

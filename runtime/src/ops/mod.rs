@@ -17,6 +17,7 @@ mod elementwise;
 mod fully_connected;
 mod gather;
 mod lut;
+mod mat_mul;
 #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
 mod packed_blocks;
 mod pad;
@@ -88,6 +89,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::ReduceSum => cfg!(feature = "op-reduce-sum"),
         OpCode::ReduceMax => cfg!(feature = "op-reduce-max"),
         OpCode::Requantize => cfg!(feature = "op-requantize"),
+        OpCode::MatMul => cfg!(feature = "op-mat-mul"),
     }
 }
 
@@ -225,6 +227,7 @@ enum Kind<'a> {
     LayerNorm(layer_norm::LayerNorm<'a>),
     ReduceSum(reduce::Reduce<'a>),
     ReduceMax(reduce::Reduce<'a>),
+    MatMul(mat_mul::MatMul<'a>),
     // Int16 activations: their own variants, so that a build without them
     // keeps the enum and the dispatch as they were.
     #[cfg(feature = "int16-activations")]
@@ -320,6 +323,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Min(op) | Kind::Max(op) => op.name,
             Kind::LayerNorm(_) => "layer_norm_s8",
             Kind::ReduceSum(op) | Kind::ReduceMax(op) => op.kernel(),
+            Kind::MatMul(_) => "mat_mul_s8",
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
@@ -366,7 +370,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::Max(_)
             | Kind::LayerNorm(_)
             | Kind::ReduceSum(_)
-            | Kind::ReduceMax(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::ReduceMax(_)
+            | Kind::MatMul(_) => explain::<(), ()>(&(), NONE, f),
             // Int16 layers run the reference kernels on every target.
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(_)
@@ -387,6 +392,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Lstm(op) => op.macs(),
             Kind::Gru(op) => op.macs(),
             Kind::ConvTranspose(op) => op.macs(),
+            Kind::MatMul(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
@@ -453,6 +459,7 @@ impl<'a> PreparedOp<'a> {
             Kind::LayerNorm(op) => gated(O::LayerNorm, i, || op.eval(io)),
             Kind::ReduceSum(op) => gated(O::ReduceSum, i, || op.eval(io)),
             Kind::ReduceMax(op) => gated(O::ReduceMax, i, || op.eval(io)),
+            Kind::MatMul(op) => gated(O::MatMul, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => gated(O::Conv, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
@@ -548,6 +555,7 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::LayerNorm => Kind::LayerNorm(gated(O::LayerNorm, i, || layer_norm::prepare(&cx))?),
         O::ReduceSum => Kind::ReduceSum(gated(O::ReduceSum, i, || reduce::prepare(&cx, false))?),
         O::ReduceMax => Kind::ReduceMax(gated(O::ReduceMax, i, || reduce::prepare(&cx, true))?),
+        O::MatMul => Kind::MatMul(gated(O::MatMul, i, || mat_mul::prepare(&cx))?),
         #[cfg(feature = "op-requantize")]
         O::Requantize => Kind::Requantize(gated(O::Requantize, i, || requantize::prepare(&cx))?),
         // Refused above, before any decoding.

@@ -9,6 +9,7 @@ mod elementwise;
 mod fully_connected;
 mod gather;
 mod lut;
+mod mat_mul;
 mod pad;
 mod pool;
 #[cfg(feature = "pow2-weights")]
@@ -41,6 +42,7 @@ pub use layer_norm::{
     isqrt, layer_norm_s8, LAYER_NORM_FRACTION_BITS, MAX_LAYER_NORM_EPSILON, MAX_LAYER_NORM_LEN,
 };
 pub use lut::{lut_in_place_s8, lut_s8};
+pub use mat_mul::{mat_mul_s8, MAX_MAT_MUL_DEPTH};
 pub use pad::pad_s8;
 #[cfg(feature = "int16-activations")]
 pub use pool::{avg_pool_s16, max_pool_s16};
