@@ -98,27 +98,23 @@ pub(crate) fn gemm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
     b.emit(ctx, op, vec![a], vec![m, n])
 }
 
-/// ONNX `MatMul` of a computed tensor by constant weights.
+/// ONNX `MatMul` of a computed tensor by constant weights; any other
+/// MatMul (two computed tensors, a constant on the left, batched or 1-D
+/// constants) runs as [`MatMul`](super::mat_mul).
 pub(crate) fn matmul(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
-    if matches!(input(ctx, ins, 0)?.value, Value::Const(_)) {
-        return Err(ctx.err(
-            "MatMul with a constant left operand is not supported: medq needs the weights on the right (x · W)",
-        ));
+    let (x, w) = (input(ctx, ins, 0)?, input(ctx, ins, 1)?);
+    let rank = b.shape_of(&x.value).len();
+    let weights_on_the_right = matches!(&x.value, Value::Act(_))
+        && matches!(&w.value, Value::Const(c)
+            if (2..=rank).contains(&c.shape.len())
+                && c.shape[..c.shape.len() - 2].iter().all(|&d| d == 1));
+    if !weights_on_the_right {
+        return super::mat_mul::from_onnx(b, ctx, ins);
     }
     let (a, sa) = act(b, ctx, ins, 0)?;
     let w = konst(ctx, ins, 1, "weights (right operand)")?;
-    if sa.len() < 2 {
-        return Err(ctx.err(format!(
-            "the left operand must have rank ≥ 2, found shape {sa:?}"
-        )));
-    }
+    // Checked above: 2 ≤ r ≤ rank, leading dims 1.
     let r = w.shape.len();
-    if r < 2 || r > sa.len() || w.shape[..r - 2].iter().any(|&d| d != 1) {
-        return Err(ctx.err(format!(
-            "the weights must be a 2-D matrix (optionally with leading 1-dims), found shape {:?}",
-            w.shape
-        )));
-    }
     let (k, n) = (w.shape[r - 2], w.shape[r - 1]);
     if sa.last() != Some(&k) {
         return Err(ctx.err(format!("input {sa:?} does not fit weights {:?}", w.shape)));

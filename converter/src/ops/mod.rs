@@ -27,6 +27,7 @@ pub mod fully_connected;
 pub mod gather;
 pub mod layer_norm;
 pub mod lut;
+pub mod mat_mul;
 pub(crate) mod onnx;
 pub mod pad;
 pub mod pointwise;
@@ -54,6 +55,7 @@ use fully_connected::FullyConnected;
 use gather::Select;
 use layer_norm::LayerNorm;
 use lut::Unary;
+use mat_mul::MatMul;
 use pad::Pad;
 use pointwise::Pointwise;
 use pool::{AvgPool, MaxPool, Pooling};
@@ -99,6 +101,8 @@ pub enum Op {
     LayerNorm(LayerNorm),
     /// ReduceSum (ReduceMean too) and ReduceMax.
     Reduce(Reduce),
+    /// MatMul of two computed tensors, or of a constant on the left.
+    MatMul(MatMul),
 }
 
 /// What every IR op defines. No method has a default: a new op states each.
@@ -154,6 +158,7 @@ impl Op {
             Op::Binary(op) => op,
             Op::LayerNorm(op) => op,
             Op::Reduce(op) => op,
+            Op::MatMul(op) => op,
         }
     }
 
@@ -181,6 +186,7 @@ impl Op {
             Op::Binary(op) => op,
             Op::LayerNorm(op) => op,
             Op::Reduce(op) => op,
+            Op::MatMul(op) => op,
         })
     }
 
@@ -358,8 +364,9 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "MatMul",
         fully_connected::matmul,
-        "FullyConnected",
-        "a computed tensor (rank ≥ 2) times constant weights on the right",
+        "FullyConnected, else MatMul",
+        "constant weights on the right run as FullyConnected; two computed tensors (attention), \
+         or a constant on the left, as MatMul: batch dims broadcast, 1-D operands, depth ≤ 32768",
     ),
     OnnxOp::new(
         "Max",

@@ -96,6 +96,19 @@ pub fn one_node(
     attrs: Vec<AttributeProto>,
     initializers: Vec<TensorProto>,
 ) -> ModelProto {
+    let inputs: Vec<&str> = std::iter::once("x").chain(inputs.iter().copied()).collect();
+    node_of(op, x_shape, &inputs, attrs, initializers)
+}
+
+/// [`one_node`] with `x` among `inputs` where the node reads it (e.g.
+/// `["w", "x"]`, or `["x", "x"]`).
+pub fn node_of(
+    op: &str,
+    x_shape: &[i64],
+    inputs: &[&str],
+    attrs: Vec<AttributeProto>,
+    initializers: Vec<TensorProto>,
+) -> ModelProto {
     let dims = x_shape
         .iter()
         .map(|&d| Dimension {
@@ -117,10 +130,7 @@ pub fn one_node(
     let node = NodeProto {
         name: format!("the_{op}"),
         op_type: op.into(),
-        input: std::iter::once("x")
-            .chain(inputs.iter().copied())
-            .map(String::from)
-            .collect(),
+        input: inputs.iter().copied().map(String::from).collect(),
         output: vec!["y".into()],
         attribute: attrs,
         ..Default::default()

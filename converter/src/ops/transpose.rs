@@ -20,7 +20,11 @@ pub struct Transpose {
 }
 
 /// The Transpose node for `x` of shape `in_shape`, permuted by `perm`
-/// (already checked to be a permutation of its dims).
+/// (already checked to be a permutation of its dims). Above 4 dims, the
+/// same data movement in fewer dims: size-1 axes dropped and input axes that
+/// stay adjacent merged (PyTorch's multi-head attention moves a rank-5
+/// `[1, T, 1, 3, E]` to `[3, T, 1, 1, E]`, a rank-2 transpose of
+/// `[T, 3·E]`), between two views.
 pub(crate) fn emit(
     b: &mut Builder,
     ctx: &NodeCtx,
@@ -28,18 +32,63 @@ pub(crate) fn emit(
     in_shape: &[usize],
     perm: Vec<usize>,
 ) -> Result<Value, ConvertError> {
-    if in_shape.len() > 4 {
+    let out: Vec<usize> = perm.iter().map(|&a| in_shape[a]).collect();
+    if in_shape.len() <= 4 {
+        return b.emit(ctx, Op::Transpose(Transpose { perm }), vec![x], out);
+    }
+    let (shape, fewer) = simplify(in_shape, &perm);
+    if shape.len() > 4 {
         return Err(ctx.attr_err(
             "perm",
             format!(
-                "{perm:?} reorders the data of a rank-{} tensor {in_shape:?}; medq transposes up \
-                 to 4 dims",
-                in_shape.len()
+                "{perm:?} reorders the data of a rank-{} tensor {in_shape:?} in {} dims; medq \
+                 transposes up to 4 dims",
+                in_shape.len(),
+                shape.len()
             ),
         ));
     }
-    let out = perm.iter().map(|&a| in_shape[a]).collect();
-    b.emit(ctx, Op::Transpose(Transpose { perm }), vec![x], out)
+    let moved: Vec<usize> = fewer.iter().map(|&a| shape[a]).collect();
+    let flat = b.emit_part(ctx, "fewer_dims", Op::Reshape, vec![x], shape)?;
+    let t = b.emit_part(
+        ctx,
+        "transposed",
+        Op::Transpose(Transpose { perm: fewer }),
+        vec![flat],
+        moved,
+    )?;
+    b.emit(ctx, Op::Reshape, vec![t], out)
+}
+
+/// `(shape, perm)` moving the same data as `perm` on `shape`, in the fewest
+/// dims: size-1 axes dropped, and runs of input axes that stay in order next
+/// to each other in the output merged into one.
+fn simplify(shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    // The output's non-1 axes, as input axes, cut into runs of consecutive
+    // (non-1) input axes.
+    let kept: Vec<usize> = perm.iter().copied().filter(|&a| shape[a] != 1).collect();
+    let mut sorted = kept.clone();
+    sorted.sort_unstable();
+    let rank_in = |a: usize| sorted.iter().position(|&s| s == a).unwrap_or(0);
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    for &a in &kept {
+        match runs.last_mut() {
+            Some(run) if run.last().map(|&l| rank_in(l) + 1) == Some(rank_in(a)) => run.push(a),
+            _ => runs.push(vec![a]),
+        }
+    }
+    // The merged input: the runs in input order.
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_unstable_by_key(|&r| runs[r][0]);
+    let merged = order
+        .iter()
+        .map(|&r| runs[r].iter().map(|&a| shape[a]).product())
+        .collect();
+    let mut perm = vec![0; runs.len()];
+    for (position, &r) in order.iter().enumerate() {
+        perm[r] = position;
+    }
+    (merged, perm)
 }
 
 impl IrOp for Transpose {
@@ -98,6 +147,35 @@ impl IrOp for Transpose {
 mod tests {
     use crate::ir::Op;
     use crate::ops::testing::{assert_conforms, attr_ints, one_node};
+
+    #[test]
+    fn simplify_drops_unit_axes_and_merges_runs() {
+        // PyTorch's packed q/k/v split: [1, T, 1, 3, E] → [3, T, 1, 1, E].
+        assert_eq!(
+            super::simplify(&[1, 32, 1, 3, 8], &[3, 1, 2, 0, 4]),
+            (vec![32, 3, 8], vec![1, 0, 2])
+        );
+        // Adjacent axes that move together merge: [2, 3, 4, 5, 6] → [5, 6, 2, 3, 4].
+        assert_eq!(
+            super::simplify(&[2, 3, 4, 5, 6], &[3, 4, 0, 1, 2]),
+            (vec![24, 30], vec![1, 0])
+        );
+    }
+
+    #[test]
+    fn a_rank_5_transpose_runs_in_fewer_dims() {
+        let model = one_node(
+            "Transpose",
+            &[1, 6, 1, 3, 4],
+            &[],
+            vec![attr_ints("perm", &[3, 1, 2, 0, 4])],
+            vec![],
+        );
+        let g = assert_conforms("rank-5 Transpose", &model, 40.0);
+        assert_eq!(g.tensors[g.outputs[0]].shape, [3, 6, 1, 1, 4]);
+        let transposes = g.nodes.iter().filter(|n| matches!(n.op, Op::Transpose(_)));
+        assert_eq!(transposes.count(), 1);
+    }
 
     #[test]
     fn transpose_runs_in_int8() {
