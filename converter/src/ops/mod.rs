@@ -236,6 +236,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     )
     .takes_constants(),
     OnnxOp::new(
+        "Celu",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "any `alpha` but 0",
+    ),
+    OnnxOp::new(
         "Clip",
         lut::clip,
         "fused into the op before it, else Lut",
@@ -268,6 +274,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
          constant weights",
     ),
     OnnxOp::new(
+        "Cos",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
         "Div",
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Div),
         "Mul (by the reciprocal of a constant), else Div",
@@ -280,6 +292,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "inference (the identity)",
     )
     .takes_constants(),
+    OnnxOp::new(
+        "Elu",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "any `alpha`",
+    ),
     OnnxOp::new(
         "Erf",
         pointwise::unary,
@@ -307,7 +325,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     ),
     OnnxOp::new(
         "Gelu",
-        pointwise::gelu,
+        pointwise::unary,
         "Lut",
         "`approximate` \"none\" or \"tanh\"",
     ),
@@ -354,6 +372,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     ),
     OnnxOp::new("LeakyRelu", lut::leaky_relu, "Lut", "any `alpha`"),
     OnnxOp::new(
+        "Log",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes (log 0 is the lowest output value; a negative input, NaN, gives 0 like every table's NaN)",
+    ),
+    OnnxOp::new(
         "LSTM",
         recurrent::onnx::lstm,
         "Lstm",
@@ -385,6 +409,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         |b, ctx, ins| binary::min_max(b, ctx, ins, BinaryOp::Min),
         "Min",
         "two inputs (either may be a constant), numpy broadcasting",
+    ),
+    OnnxOp::new(
+        "Mish",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
     ),
     OnnxOp::new(
         "Mul",
@@ -451,13 +481,37 @@ pub const ONNX_OPS: &[OnnxOp] = &[
          integers) or `sizes`",
     ),
     OnnxOp::new(
+        "Selu",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "any `alpha`, `gamma`",
+    ),
+    OnnxOp::new(
         "Shape",
         constant::shape,
         "— (a constant: shapes are static)",
         "`start`, `end`",
     )
     .takes_constants(),
+    OnnxOp::new(
+        "Shrink",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "any `bias`, `lambd`",
+    ),
     OnnxOp::new("Sigmoid", lut::sigmoid, "Lut", "yes"),
+    OnnxOp::new(
+        "Sign",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
+        "Sin",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
     OnnxOp::new(
         "Size",
         constant::size,
@@ -476,6 +530,18 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         softmax::from_onnx,
         "Softmax",
         "one axis (before opset 13: the axes from `axis` on, at most one of them longer than 1)",
+    ),
+    OnnxOp::new(
+        "Softplus",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
+        "Softsign",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
     ),
     OnnxOp::new(
         "Split",
@@ -503,6 +569,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "numpy broadcasting; either operand may be a constant",
     ),
     OnnxOp::new("Tanh", lut::tanh, "Lut", "yes"),
+    OnnxOp::new(
+        "ThresholdedRelu",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "any `alpha`",
+    ),
     OnnxOp::new(
         "Transpose",
         reshape::transpose,

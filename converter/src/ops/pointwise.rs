@@ -1,6 +1,8 @@
 //! Pointwise functions of one tensor as one 256-entry table: ONNX `Erf`,
-//! `Gelu` (opset 20), `Pow` by a constant, `Sqrt`, `Exp`, `Neg`, `Abs`,
-//! `Reciprocal`, and any chain of pointwise nodes over a single computed
+//! `Gelu` (opset 20), `Pow` by a constant, `Sqrt`, `Exp`, `Log`, `Neg`,
+//! `Abs`, `Reciprocal`, `Sign`, `Sin`, `Cos`, the activations `Elu`,
+//! `Selu`, `Celu`, `Softplus`, `Softsign`, `Mish`, `ThresholdedRelu`,
+//! `Shrink`, and any chain of pointwise nodes over a single computed
 //! tensor, fused before lowering — the GELU patterns exporters write
 //! (`x·½(1+erf(x/√2))`, `½x(1+tanh(√(2/π)(x+0.044715x³)))`), SiLU
 //! (`x·sigmoid(x)`), `sqrt(var + ε)`. One table means one rounding instead
@@ -10,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use medq::format::layout::{params::lut as w, OpCode};
-use tract_onnx::pb::{GraphProto, NodeProto};
+use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto};
 
 use super::onnx::{act, konst, Ins};
 use super::IrOp;
@@ -45,6 +47,23 @@ pub enum Fn1 {
     Reciprocal,
     Gelu,
     GeluTanh,
+    Log,
+    Sign,
+    Sin,
+    Cos,
+    Softplus,
+    Softsign,
+    Mish,
+    /// `alpha`.
+    Elu(f64),
+    /// `alpha`, `gamma`.
+    Selu(f64, f64),
+    /// `alpha`.
+    Celu(f64),
+    /// `alpha`.
+    ThresholdedRelu(f64),
+    /// `bias`, `lambd`.
+    Shrink(f64, f64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -86,12 +105,71 @@ impl Fn1 {
                 let k = (2.0 / std::f64::consts::PI).sqrt();
                 0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh())
             }
+            Fn1::Log => v.ln(),
+            // ONNX's Sign: 0 at 0 (f64::signum gives 1).
+            Fn1::Sign => {
+                if v == 0.0 {
+                    0.0
+                } else {
+                    v.signum()
+                }
+            }
+            Fn1::Sin => v.sin(),
+            Fn1::Cos => v.cos(),
+            Fn1::Softplus => softplus(v),
+            Fn1::Softsign => v / (1.0 + v.abs()),
+            Fn1::Mish => v * softplus(v).tanh(),
+            Fn1::Elu(alpha) => {
+                if v >= 0.0 {
+                    v
+                } else {
+                    alpha * v.exp_m1()
+                }
+            }
+            Fn1::Selu(alpha, gamma) => {
+                if v > 0.0 {
+                    gamma * v
+                } else {
+                    gamma * alpha * v.exp_m1()
+                }
+            }
+            Fn1::Celu(alpha) => v.max(0.0) + (alpha * (v / alpha).exp_m1()).min(0.0),
+            Fn1::ThresholdedRelu(alpha) => {
+                if v > alpha {
+                    v
+                } else {
+                    0.0
+                }
+            }
+            Fn1::Shrink(bias, lambd) => {
+                if v < -lambd {
+                    v + bias
+                } else if v > lambd {
+                    v - bias
+                } else {
+                    0.0
+                }
+            }
         }
     }
 
-    /// The ONNX single-input op, if `op` is one (`Gelu` reads its attribute).
-    fn of(ctx_op: &str, approximate: Option<&str>) -> Option<Fn1> {
-        Some(match ctx_op {
+    /// The ONNX single-input op `op` with attributes `attrs`, if it is one
+    /// and every attribute is one it defines (`None` otherwise: a node with
+    /// another attribute is left to its own lowering, or refused).
+    fn of(op: &str, attrs: &[AttributeProto]) -> Option<Fn1> {
+        let known: &[&str] = match op {
+            "Gelu" => &["approximate"],
+            "Elu" | "Celu" | "ThresholdedRelu" => &["alpha"],
+            "Selu" => &["alpha", "gamma"],
+            "Shrink" => &["bias", "lambd"],
+            _ => &[],
+        };
+        if attrs.iter().any(|a| !known.contains(&a.name.as_str())) {
+            return None;
+        }
+        let attr = |name: &str| attrs.iter().find(|a| a.name == name);
+        let float = |name: &str, default: f64| attr(name).map_or(default, |a| a.f as f64);
+        Some(match op {
             "Erf" => Fn1::Erf,
             "Tanh" => Fn1::Tanh,
             "Sigmoid" => Fn1::Sigmoid,
@@ -101,13 +179,42 @@ impl Fn1 {
             "Abs" => Fn1::Abs,
             "Relu" => Fn1::Relu,
             "Reciprocal" => Fn1::Reciprocal,
-            "Gelu" => match approximate.unwrap_or("none") {
-                "none" => Fn1::Gelu,
-                "tanh" => Fn1::GeluTanh,
+            "Gelu" => match attr("approximate").map(|a| String::from_utf8_lossy(&a.s)) {
+                None => Fn1::Gelu,
+                Some(a) if a == "none" => Fn1::Gelu,
+                Some(a) if a == "tanh" => Fn1::GeluTanh,
+                Some(_) => return None,
+            },
+            "Log" => Fn1::Log,
+            "Sign" => Fn1::Sign,
+            "Sin" => Fn1::Sin,
+            "Cos" => Fn1::Cos,
+            "Softplus" => Fn1::Softplus,
+            "Softsign" => Fn1::Softsign,
+            "Mish" => Fn1::Mish,
+            "Elu" => Fn1::Elu(float("alpha", 1.0)),
+            // ONNX's defaults, to the digits the spec gives.
+            "Selu" => Fn1::Selu(
+                float("alpha", 1.673_263_192_176_818_8),
+                float("gamma", 1.050_701_022_148_132_3),
+            ),
+            "Celu" => match float("alpha", 1.0) {
+                a if a != 0.0 => Fn1::Celu(a),
                 _ => return None,
             },
+            "ThresholdedRelu" => Fn1::ThresholdedRelu(float("alpha", 1.0)),
+            "Shrink" => Fn1::Shrink(float("bias", 0.0), float("lambd", 0.5)),
             _ => return None,
         })
+    }
+}
+
+/// `ln(1 + eˣ)` without overflow for large `x`.
+fn softplus(x: f64) -> f64 {
+    if x > 30.0 {
+        x
+    } else {
+        x.exp().ln_1p()
     }
 }
 
@@ -228,20 +335,26 @@ fn emit(b: &mut Builder, ctx: &NodeCtx, ins: Ins, f: Expr) -> Result<Value, Conv
     b.emit(ctx, Op::Pointwise(Pointwise { f: Rc::new(f) }), vec![x], xs)
 }
 
-/// ONNX `Erf`, `Sqrt`, `Exp`, `Neg`, `Abs`, `Reciprocal` on their own.
+/// A single-input pointwise ONNX op on its own (`Erf`, `Log`, `Elu`, …,
+/// and opset 20's `Gelu`), its attributes read.
 pub(crate) fn unary(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
-    let f = Fn1::of(ctx.op, None).ok_or_else(|| ctx.err("not a pointwise op"))?;
-    emit(b, ctx, ins, Expr::Unary(f, Rc::new(Expr::X)))
-}
-
-/// ONNX `Gelu` (opset 20): `approximate` "none" or "tanh".
-pub(crate) fn gelu(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
-    let approximate = ctx.string("approximate")?;
-    let f = Fn1::of("Gelu", approximate.as_deref()).ok_or_else(|| {
-        ctx.attr_err(
-            "approximate",
-            format!("{approximate:?}: only \"none\" and \"tanh\" are defined"),
-        )
+    let f = Fn1::of(ctx.op, &ctx.pb.attribute).ok_or_else(|| {
+        let attrs: Vec<String> = ctx
+            .pb
+            .attribute
+            .iter()
+            .map(|a| match a.r#type() {
+                tract_onnx::pb::attribute_proto::AttributeType::String => {
+                    format!("{}={:?}", a.name, String::from_utf8_lossy(&a.s))
+                }
+                _ => a.name.clone(),
+            })
+            .collect();
+        ctx.err(format!(
+            "attributes {attrs:?}: medq takes the ones ONNX defines for {} (Gelu's \
+             `approximate` only \"none\" or \"tanh\"; Celu's `alpha` not 0)",
+            ctx.op
+        ))
     })?;
     emit(b, ctx, ins, Expr::Unary(f, Rc::new(Expr::X)))
 }
@@ -366,23 +479,12 @@ pub(crate) fn scalars(g: &GraphProto) -> HashMap<&str, f64> {
 /// has two inputs. Nodes with attributes other than Gelu's `approximate`
 /// are left to their own lowering.
 fn pointwise_op(n: &NodeProto) -> Option<Result<Fn1, Fn2>> {
-    if n.op_type == "Gelu" {
-        let approx = n
-            .attribute
-            .iter()
-            .find(|a| a.name == "approximate")
-            .map(|a| String::from_utf8_lossy(&a.s).into_owned());
-        if n.attribute.iter().any(|a| a.name != "approximate") {
-            return None;
-        }
-        return Fn1::of("Gelu", approx.as_deref()).map(Ok);
-    }
-    if !n.attribute.is_empty() || !n.domain.is_empty() {
+    if !n.domain.is_empty() {
         return None;
     }
-    match (Fn1::of(&n.op_type, None), Fn2::of(&n.op_type)) {
+    match (Fn1::of(&n.op_type, &n.attribute), Fn2::of(&n.op_type)) {
         (Some(f), _) if n.input.len() == 1 => Some(Ok(f)),
-        (_, Some(f)) if n.input.len() == 2 => Some(Err(f)),
+        (_, Some(f)) if n.input.len() == 2 && n.attribute.is_empty() => Some(Err(f)),
         _ => None,
     }
 }
@@ -574,6 +676,102 @@ mod tests {
                 erf(x)
             );
         }
+    }
+
+    fn attr_f(name: &str, v: f32) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Float as i32,
+            f: v,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn activations_with_attributes_run_in_int8() {
+        for (op, attrs) in [
+            ("Elu", vec![attr_f("alpha", 0.7)]),
+            ("Elu", vec![]),
+            ("Selu", vec![]),
+            ("Selu", vec![attr_f("alpha", 1.2), attr_f("gamma", 0.9)]),
+            // tract, the float reference here, computes Celu as if `alpha`
+            // were 1 (onnx's reference evaluator and ONNX Runtime agree with
+            // this table's `alpha` 0.5; see `celu_reads_its_alpha`).
+            ("Celu", vec![]),
+            ("Softplus", vec![]),
+            ("Softsign", vec![]),
+            ("ThresholdedRelu", vec![attr_f("alpha", 0.3)]),
+            ("Shrink", vec![attr_f("bias", 0.2), attr_f("lambd", 0.4)]),
+            ("Sin", vec![]),
+            ("Cos", vec![]),
+            ("Sign", vec![]),
+        ] {
+            let model = one_node(op, &[1, 3, 20], &[], attrs, vec![]);
+            // Sign jumps by 1 at 0: inputs within half a step of it round
+            // to 0, so its error is that share of the samples, not a rounding.
+            let min_db = if op == "Sign" { 20.0 } else { 30.0 };
+            let g = assert_conforms(op, &model, min_db);
+            assert!(
+                matches!(g.nodes[..], [ref n] if n.op.kind() == "Lut"),
+                "{op}"
+            );
+        }
+    }
+
+    #[test]
+    fn mish_and_log_follow_their_formulas() {
+        // tract has no opset-18 Mish; check the table's function instead.
+        for x in [-3.0, -0.5, 0.0, 0.7, 4.0, 40.0] {
+            let softplus = (1.0f64 + f64::exp(x)).ln();
+            assert!(
+                (Fn1::Mish.apply(x) - x * softplus.tanh()).abs() < 1e-12,
+                "{x}"
+            );
+        }
+        assert_eq!(Fn1::Log.apply(1.0), 0.0);
+        assert_eq!(Fn1::Log.apply(0.0), f64::NEG_INFINITY);
+        // Log of an |x| + 1: the whole chain is one table.
+        let mut model = one_node("Abs", &[1, 3, 20], &[], vec![], vec![]);
+        let graph = model.graph.as_mut().unwrap();
+        graph.initializer.push(floats("one", &[], &[1.0]));
+        graph.node.push(NodeProto {
+            name: "plus_one".into(),
+            op_type: "Add".into(),
+            input: vec!["y".into(), "one".into()],
+            output: vec!["y1".into()],
+            ..Default::default()
+        });
+        graph.node.push(NodeProto {
+            name: "log".into(),
+            op_type: "Log".into(),
+            input: vec!["y1".into()],
+            output: vec!["z".into()],
+            ..Default::default()
+        });
+        graph.output[0].name = "z".into();
+        let g = assert_conforms("Log(|x| + 1)", &model, 35.0);
+        assert!(matches!(g.nodes[..], [ref n] if n.op.kind() == "Lut"));
+    }
+
+    #[test]
+    fn celu_reads_its_alpha() {
+        // onnx's ReferenceEvaluator on [-2, -0.5, 0.5, 2] with alpha 0.5.
+        let f = Fn1::of("Celu", &[attr_f("alpha", 0.5)]).unwrap();
+        for (x, want) in [
+            (-2.0, -0.4908422),
+            (-0.5, -0.3160603),
+            (0.5, 0.5),
+            (2.0, 2.0),
+        ] {
+            assert!((f.apply(x) - want).abs() < 1e-6, "{x}");
+        }
+    }
+
+    #[test]
+    fn an_attribute_an_op_does_not_define_is_refused_by_name() {
+        let model = one_node("Elu", &[1, 4], &[], vec![attr_f("beta", 2.0)], vec![]);
+        let err = crate::ops::testing::load(&model).unwrap_err().to_string();
+        assert!(err.contains("the_Elu") && err.contains("beta"), "{err}");
     }
 
     #[test]
