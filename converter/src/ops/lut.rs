@@ -3,12 +3,13 @@
 
 use medq::format::layout::{params::lut as w, OpCode};
 
-use super::onnx::{act, opt_konst, Ins};
+use super::onnx::{act, input, konst, opt_konst, Ins};
 use super::IrOp;
 use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
 use crate::ir::{FusedActivation, Graph, Node, Op};
 use crate::load::node::NodeCtx;
+use crate::load::shape::broadcast;
 use crate::load::{Builder, Value};
 use crate::quantize::{ConstData, ConstQuant, ConstTensor, LowerCtx, Lowered, Operand};
 use crate::quantize::{OutputQuant, QParams};
@@ -68,6 +69,80 @@ pub(crate) fn leaky_relu(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Val
             alpha: ctx.float("alpha", 0.01)?,
         })
     })
+}
+
+/// ONNX `PRelu`: `x` where positive, `slope·x` elsewhere, the slope a
+/// constant that broadcasts onto `x` (PyTorch's `nn.PReLU(C)` exports it as
+/// `[C, 1]`). A single slope is one table. Per-channel slopes run as
+/// `Max(x, slope·x)` when every slope is in `[0, 1]` (`Min` when every one
+/// is ≥ 1), otherwise as `relu(x) + slope·min(x, 0)`.
+pub(crate) fn prelu(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    use super::binary::{Binary, BinaryOp};
+    use super::elementwise::{Add, Mul};
+    use super::pointwise::{Expr, Fn1, Fn2, Pointwise};
+    use std::rc::Rc;
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let slope = konst(ctx, ins, 1, "slope")?;
+    if broadcast(&xs, &slope.shape).as_deref() != Some(&xs[..]) {
+        return Err(ctx.err(format!(
+            "the slope's shape {:?} does not broadcast onto the input's {xs:?}",
+            slope.shape
+        )));
+    }
+    let c = slope.to_f32();
+    // relu(x) + a·min(x, 0), as an expression of x.
+    let leaky = |a: Rc<Expr>| {
+        let neg = Rc::new(Expr::Binary(
+            Fn2::Min,
+            Rc::new(Expr::X),
+            Rc::new(Expr::Const(0.0)),
+        ));
+        Expr::Binary(
+            Fn2::Add,
+            Rc::new(Expr::Unary(Fn1::Relu, Rc::new(Expr::X))),
+            Rc::new(Expr::Binary(Fn2::Mul, a, neg)),
+        )
+    };
+    let table = |f: Expr| Op::Pointwise(Pointwise { f: Rc::new(f) });
+    if let [a] = c[..] {
+        return b.emit(
+            ctx,
+            table(leaky(Rc::new(Expr::Const(a as f64)))),
+            vec![x],
+            xs,
+        );
+    }
+    let slope_id = b.const_tensor(input(ctx, ins, 1)?.name, &slope)?;
+    let mul = || {
+        Op::Mul(Mul {
+            activation: FusedActivation::None,
+        })
+    };
+    let pick = if c.iter().all(|a| (0.0..=1.0).contains(a)) {
+        Some(BinaryOp::Max)
+    } else if c.iter().all(|&a| a >= 1.0) {
+        Some(BinaryOp::Min)
+    } else {
+        None
+    };
+    if let Some(op) = pick {
+        let scaled = b.emit_part(ctx, "scaled", mul(), vec![x, slope_id], xs.clone())?;
+        return b.emit(ctx, Op::Binary(Binary { op }), vec![x, scaled], xs);
+    }
+    let min0 = Expr::Binary(Fn2::Min, Rc::new(Expr::X), Rc::new(Expr::Const(0.0)));
+    let neg = b.emit_part(ctx, "negative_part", table(min0), vec![x], xs.clone())?;
+    let scaled = b.emit_part(ctx, "scaled", mul(), vec![neg, slope_id], xs.clone())?;
+    let pos = b.emit_part(
+        ctx,
+        "positive_part",
+        table(Expr::Unary(Fn1::Relu, Rc::new(Expr::X))),
+        vec![x],
+        xs.clone(),
+    )?;
+    let add = Op::Add(Add {
+        activation: FusedActivation::None,
+    });
+    b.emit(ctx, add, vec![pos, scaled], xs)
 }
 
 /// ONNX `Sigmoid`.
@@ -215,6 +290,32 @@ mod tests {
         assert_eq!(t[128], -128); // x = 0 → 0
         assert_eq!(t[128 + 5], -118); // x = 0.5 → 10 steps of 0.05
         assert_eq!(t[255], 126); // x = 12.7 → 254 steps of 0.05 above −128
+    }
+
+    #[test]
+    fn prelu_runs_as_a_table_or_as_its_parts_in_int8() {
+        use crate::ops::testing::{assert_conforms, floats, one_node};
+        for (slope, shape, kinds) in [
+            (vec![0.25], vec![1], &["Lut"][..]),
+            (vec![0.1, 0.5, 0.9], vec![3, 1], &["Mul", "Max"][..]),
+            (vec![1.5, 2.0, 1.0], vec![3, 1], &["Mul", "Min"][..]),
+            (
+                vec![-0.3, 0.2, 1.4],
+                vec![3, 1],
+                &["Lut", "Mul", "Lut", "Add"][..],
+            ),
+        ] {
+            let model = one_node(
+                "PRelu",
+                &[1, 3, 20],
+                &["slope"],
+                vec![],
+                vec![floats("slope", &shape, &slope)],
+            );
+            let g = assert_conforms("PRelu", &model, 30.0);
+            let got: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+            assert_eq!(got, kinds, "slopes {slope:?}");
+        }
     }
 
     #[test]

@@ -378,6 +378,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "yes (log 0 is the lowest output value; a negative input, NaN, gives 0 like every table's NaN)",
     ),
     OnnxOp::new(
+        "LogSoftmax",
+        softmax::log_softmax,
+        "ReduceMax, Sub, Lut (exp), ReduceSum, Lut (log), Sub",
+        "one axis (before opset 13: the axes from `axis` on, at most one of them longer than 1)",
+    ),
+    OnnxOp::new(
         "LSTM",
         recurrent::onnx::lstm,
         "Lstm",
@@ -439,6 +445,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         pointwise::pow,
         "Lut (fused with the pointwise nodes around it)",
         "a computed tensor to a constant scalar power",
+    ),
+    OnnxOp::new(
+        "PRelu",
+        lut::prelu,
+        "Lut (one slope), else Mul and Max/Min, or Lut, Mul, Add",
+        "a constant slope that broadcasts onto the input (per channel, or one)",
     ),
     OnnxOp::new(
         "Reciprocal",

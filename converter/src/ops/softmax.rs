@@ -57,6 +57,53 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     b.emit(ctx, Op::Softmax(Softmax { axis }), vec![x], xs)
 }
 
+/// ONNX `LogSoftmax` (a classifier head for `NLLLoss`), as the ops it is
+/// made of: `d = x − max(x)`, `y = d − log(Σ exp(d))` along the axis. Each
+/// step is requantized on its own calibrated range, so the low log
+/// probabilities keep the precision of `x − max` (a log of the int8 Softmax
+/// output would floor every probability under 1/512).
+pub(crate) fn log_softmax(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    use super::binary::{Binary, BinaryOp};
+    use super::pointwise::{Expr, Fn1, Pointwise};
+    use super::reduce::{Reduce, Reduction};
+    use std::rc::Rc;
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let r = xs.len();
+    let default = if ctx.opset >= 13 { -1 } else { 1 };
+    let axis = norm_axis(ctx.int("axis", default)?, r)
+        .ok_or_else(|| ctx.attr_err("axis", "out of range"))?;
+    if ctx.opset < 13 && xs[axis + 1..].iter().any(|&d| d != 1) {
+        return Err(ctx.attr_err(
+            "axis",
+            format!(
+                "opset {} LogSoftmax normalizes over axes {axis}.. of shape {xs:?} together; medq \
+                 normalizes over one axis. Re-export with opset ≥ 13 or flatten first",
+                ctx.opset
+            ),
+        ));
+    }
+    let mut kept = xs.clone();
+    kept[axis] = 1;
+    let table = |f: Fn1| {
+        Op::Pointwise(Pointwise {
+            f: Rc::new(Expr::Unary(f, Rc::new(Expr::X))),
+        })
+    };
+    let reduce = |how| {
+        Op::Reduce(Reduce {
+            how,
+            axes: vec![axis],
+        })
+    };
+    let sub = || Op::Binary(Binary { op: BinaryOp::Sub });
+    let max = b.emit_part(ctx, "max", reduce(Reduction::Max), vec![x], kept.clone())?;
+    let d = b.emit_part(ctx, "shifted", sub(), vec![x, max], xs.clone())?;
+    let e = b.emit_part(ctx, "exp", table(Fn1::Exp), vec![d], xs.clone())?;
+    let sum = b.emit_part(ctx, "sum", reduce(Reduction::Sum), vec![e], kept.clone())?;
+    let log_sum = b.emit_part(ctx, "log_sum", table(Fn1::Log), vec![sum], kept)?;
+    b.emit(ctx, sub(), vec![d, log_sum], xs)
+}
+
 /// `table[d] = round(2^24 · exp(−d · scale))`, the softmax numerator for
 /// `d = max − x`: the runtime's definition.
 pub fn exp_table(input_scale: f32) -> Vec<i32> {
@@ -142,5 +189,24 @@ mod tests {
         use crate::ops::testing::{assert_conforms, attr_i, one_node};
         let model = one_node("Softmax", &[1, 3, 10], &[], vec![attr_i("axis", 1)], vec![]);
         assert_conforms("Softmax", &model, 30.0);
+    }
+
+    #[test]
+    fn log_softmax_runs_as_its_parts_in_int8() {
+        use crate::ops::testing::{assert_conforms, attr_i, one_node};
+        for (shape, axis) in [
+            (&[1, 3, 10][..], 1),
+            (&[1, 12][..], -1),
+            (&[1, 4, 5][..], -1),
+        ] {
+            let model = one_node("LogSoftmax", shape, &[], vec![attr_i("axis", axis)], vec![]);
+            let g = assert_conforms("LogSoftmax", &model, 30.0);
+            let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+            assert_eq!(
+                kinds,
+                ["ReduceMax", "Sub", "Lut", "ReduceSum", "Lut", "Sub"],
+                "{shape:?}"
+            );
+        }
     }
 }
