@@ -36,6 +36,8 @@ pub const CONST_ONLY_OPS: &[&str] = &[
     "Or",
     "Pow",
     "Range",
+    "ReduceMin",
+    "ReduceProd",
     "Reciprocal",
     "Slice",
     "Sqrt",
@@ -141,6 +143,9 @@ pub fn eval(ctx: &NodeCtx, inputs: &[Option<&Const>]) -> Result<Option<Const>, C
             take(x, out.clone(), &broadcast_indices(&x.shape, &out))
         }
         "Range" => range(ctx, input(0)?, input(1)?, input(2)?)?,
+        "ReduceProd" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" => {
+            reduce(ctx, input(0)?, inputs.get(1).copied().flatten())?
+        }
         "ConstantOfShape" => {
             let spec = ints(ctx, input(0)?, "shape")?;
             let shape = spec
@@ -199,6 +204,101 @@ pub fn constant_of_shape(ctx: &NodeCtx, shape: Vec<usize>) -> Result<Const, Conv
 pub fn ints<'c>(ctx: &NodeCtx, c: &'c Const, what: &str) -> Result<&'c [i64], ConvertError> {
     c.as_i64()
         .ok_or_else(|| ctx.err(format!("the {what} operand must be an integer tensor")))
+}
+
+/// `ReduceProd`, `ReduceSum`, `ReduceMean`, `ReduceMax`, `ReduceMin` of a
+/// constant (`x.numel()` and `x.std()` exports take the product of a
+/// `Shape`): axes from the attribute or, from opset 18 (ReduceSum 13), the
+/// second input; `keepdims`; no axes reduce every axis, or none with
+/// `noop_with_empty_axes`. Integers stay integers (checked arithmetic).
+fn reduce(ctx: &NodeCtx, x: &Const, axes_input: Option<&Const>) -> Result<Const, ConvertError> {
+    let r = x.shape.len();
+    let listed: Vec<i64> = match axes_input {
+        Some(a) => ints(ctx, a, "axes")?.to_vec(),
+        None => ctx.ints("axes")?.unwrap_or_default(),
+    };
+    let axes: Vec<usize> = if listed.is_empty() {
+        if ctx.int("noop_with_empty_axes", 0)? != 0 {
+            return Ok(x.clone());
+        }
+        (0..r).collect()
+    } else {
+        listed
+            .iter()
+            .map(|&a| {
+                norm_axis(a, r).ok_or_else(|| ctx.attr_err("axes", format!("{a} out of range")))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let keep = ctx.int("keepdims", 1)? != 0;
+    let out_full: Vec<usize> = (0..r)
+        .map(|d| if axes.contains(&d) { 1 } else { x.shape[d] })
+        .collect();
+    let out_shape: Vec<usize> = (0..r)
+        .filter(|d| keep || !axes.contains(d))
+        .map(|d| out_full[d])
+        .collect();
+    // Each input element's output index (the reduced axes dropped).
+    let st = strides(&out_full);
+    let dest = gather_indices(&x.shape, |axis, i| {
+        if axes.contains(&axis) {
+            0
+        } else {
+            i * st[axis]
+        }
+    });
+    let n_out = numel(&out_full);
+    let count = numel(&x.shape) / n_out.max(1);
+    let overflow = || ctx.err("integer overflow while folding a reduction");
+    Ok(match &x.data {
+        Data::I64(v) => {
+            let init = match ctx.op {
+                "ReduceProd" => 1,
+                "ReduceMax" => i64::MIN,
+                "ReduceMin" => i64::MAX,
+                _ => 0,
+            };
+            let mut acc = vec![init; n_out];
+            for (&d, &e) in dest.iter().zip(v) {
+                acc[d] = match ctx.op {
+                    "ReduceProd" => acc[d].checked_mul(e).ok_or_else(overflow)?,
+                    "ReduceMax" => acc[d].max(e),
+                    "ReduceMin" => acc[d].min(e),
+                    _ => acc[d].checked_add(e).ok_or_else(overflow)?,
+                };
+            }
+            if ctx.op == "ReduceMean" {
+                for a in &mut acc {
+                    *a /= count.max(1) as i64;
+                }
+            }
+            Const::i64(out_shape, acc)
+        }
+        Data::F32(v) => {
+            let init = match ctx.op {
+                "ReduceProd" => 1.0,
+                "ReduceMax" => f64::NEG_INFINITY,
+                "ReduceMin" => f64::INFINITY,
+                _ => 0.0,
+            };
+            let mut acc = vec![init; n_out];
+            for (&d, &e) in dest.iter().zip(v) {
+                let e = e as f64;
+                acc[d] = match ctx.op {
+                    "ReduceProd" => acc[d] * e,
+                    "ReduceMax" => acc[d].max(e),
+                    "ReduceMin" => acc[d].min(e),
+                    _ => acc[d] + e,
+                };
+            }
+            if ctx.op == "ReduceMean" {
+                for a in &mut acc {
+                    *a /= count.max(1) as f64;
+                }
+            }
+            Const::f32(out_shape, acc.into_iter().map(|a| a as f32).collect())
+        }
+    })
 }
 
 /// A new constant of `shape` whose elements are `c`'s at flat indices `idx`.
@@ -588,6 +688,38 @@ mod tests {
         let pb = node(op, attrs);
         let ctx = NodeCtx::new(&pb, 0, 17);
         eval(&ctx, inputs).unwrap().unwrap()
+    }
+
+    #[test]
+    fn reductions_of_constants() {
+        // x.numel() as PyTorch exports it: ReduceProd of a Shape, keepdims 0.
+        let shape = Const::i64(vec![3], vec![1, 8, 128]);
+        let p = run("ReduceProd", vec![int_attr("keepdims", 0)], &[Some(&shape)]);
+        assert_eq!(
+            (p.shape.clone(), p.as_i64().unwrap().to_vec()),
+            (vec![], vec![1024])
+        );
+        // [[1, 2, 3], [4, 5, 6]] over axis 1 (an input, opset 18 style), kept.
+        let x = Const::f32(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let axes = Const::i64(vec![1], vec![-1]);
+        for (op, want) in [
+            ("ReduceSum", [6.0, 15.0]),
+            ("ReduceMean", [2.0, 5.0]),
+            ("ReduceMax", [3.0, 6.0]),
+            ("ReduceMin", [1.0, 4.0]),
+            ("ReduceProd", [6.0, 120.0]),
+        ] {
+            let r = run(op, vec![], &[Some(&x), Some(&axes)]);
+            assert_eq!(
+                (r.shape.clone(), r.to_f32()),
+                (vec![2, 1], want.to_vec()),
+                "{op}"
+            );
+        }
+        let overflow = Const::i64(vec![2], vec![i64::MAX, 2]);
+        let pb = node("ReduceProd", vec![]);
+        let ctx = NodeCtx::new(&pb, 0, 17);
+        assert!(eval(&ctx, &[Some(&overflow)]).is_err());
     }
 
     #[test]
