@@ -437,8 +437,8 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Pad",
         pad::from_onnx,
-        "Pad",
-        "constant mode, non-negative constant pads (`axes` too)",
+        "Pad, or Gather (reflect and edge modes)",
+        "modes constant, reflect (pads below the axis length) and edge; non-negative constant pads (`axes` too)",
     ),
     OnnxOp::new(
         "Pow",

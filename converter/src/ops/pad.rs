@@ -1,12 +1,16 @@
-//! Pad: constant padding; the output keeps the input's quantization.
+//! Pad: constant padding; the output keeps the input's quantization. The
+//! `reflect` and `edge` modes (PyTorch's `padding_mode` reflect and
+//! replicate; circular is exported as Slice and Concat) copy input values,
+//! so they run as one Gather with constant indices per padded axis.
 
 use medq::format::layout::{params::pad as w, OpCode};
 
+use super::gather::{Index, Select};
 use super::onnx::{act, konst, opt_konst, to_usize, Ins};
 use super::IrOp;
 use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
-use crate::ir::{FusedActivation, Graph, Node, Op};
+use crate::ir::{FusedActivation, Graph, Node, Op, TensorId};
 use crate::load::fold;
 use crate::load::node::{norm_axis, NodeCtx};
 use crate::load::shape::strides;
@@ -26,10 +30,11 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     let (x, xs) = act(b, ctx, ins, 0)?;
     let r = xs.len();
     let mode = ctx.string("mode")?.unwrap_or_else(|| "constant".into());
-    if mode != "constant" {
+    // Not "wrap" (opset 19): tract, the float reference, does not run it.
+    if !matches!(mode.as_str(), "constant" | "reflect" | "edge") {
         return Err(ctx.attr_err(
             "mode",
-            format!("only constant padding is supported, found \"{mode}\""),
+            format!("\"{mode}\": medq pads in the modes constant, reflect and edge"),
         ));
     }
     let (raw, value) = if ctx.opset < 11 {
@@ -83,7 +88,66 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     }
     let pads = to_usize(ctx, "pads", &raw)?;
     let out: Vec<usize> = (0..r).map(|i| xs[i] + pads[i] + pads[i + r]).collect();
-    b.emit(ctx, Op::Pad(Pad { pads, value }), vec![x], out)
+    if mode == "constant" {
+        return b.emit(ctx, Op::Pad(Pad { pads, value }), vec![x], out);
+    }
+    copy_pad(b, ctx, x, xs, &pads, &mode)
+}
+
+/// Pads `x` (shape `xs`) in mode `reflect` or `edge`: one Gather of
+/// constant indices per padded axis.
+fn copy_pad(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    x: TensorId,
+    xs: Vec<usize>,
+    pads: &[usize],
+    mode: &str,
+) -> Result<Value, ConvertError> {
+    let r = xs.len();
+    let axes: Vec<usize> = (0..r).filter(|&a| pads[a] + pads[a + r] > 0).collect();
+    let Some((&last, first)) = axes.split_last() else {
+        return b.emit(ctx, Op::Reshape, vec![x], xs);
+    };
+    // The Gather that pads axis `a` of a tensor of `shape`, and its output shape.
+    let pad_axis = |a: usize, shape: &[usize]| -> Result<(Op, Vec<usize>), ConvertError> {
+        let (n, before, after) = (shape[a], pads[a], pads[a + r]);
+        if mode == "reflect" && (before >= n || after >= n) {
+            return Err(ctx.attr_err(
+                "pads",
+                format!(
+                    "reflect pads {before} and {after} on an axis of {n}: each must be below it"
+                ),
+            ));
+        }
+        let n = n as isize;
+        let source = |i: isize| -> usize {
+            let i = match mode {
+                "reflect" if i < 0 => -i,
+                "reflect" if i >= n => 2 * (n - 1) - i,
+                _ => i.clamp(0, n - 1),
+            };
+            i as usize
+        };
+        let indices = (-(before as isize)..n + after as isize)
+            .map(source)
+            .collect();
+        let mut out = shape.to_vec();
+        out[a] = shape[a] + before + after;
+        let select = Op::Select(Select {
+            axis: a,
+            index: Index::List(indices),
+        });
+        Ok((select, out))
+    };
+    let (mut t, mut shape) = (x, xs);
+    for &a in first {
+        let (select, out) = pad_axis(a, &shape)?;
+        t = b.emit_part(ctx, &format!("axis{a}"), select, vec![t], out.clone())?;
+        shape = out;
+    }
+    let (select, out) = pad_axis(last, &shape)?;
+    b.emit(ctx, select, vec![t], out)
 }
 
 impl IrOp for Pad {
@@ -163,5 +227,45 @@ mod tests {
             ],
         );
         assert_conforms("Pad", &model, 35.0);
+    }
+
+    #[test]
+    fn reflect_and_edge_pads_run_as_gathers() {
+        use crate::ops::testing::attr_s;
+        // Conv1d's padding_mode reflect / replicate on [1, 2, 6],
+        // and a 2-D reflect pad on two axes.
+        for (mode, shape, pads) in [
+            ("reflect", &[1, 2, 6][..], &[0, 0, 3, 0, 0, 2][..]),
+            ("edge", &[1, 2, 6], &[0, 0, 4, 0, 0, 1]),
+            ("reflect", &[1, 2, 4, 5], &[0, 0, 1, 2, 0, 0, 2, 1]),
+        ] {
+            let model = one_node(
+                "Pad",
+                shape,
+                &["pads"],
+                vec![attr_s("mode", mode)],
+                vec![int64s("pads", &[pads.len() as i64], pads)],
+            );
+            let g = assert_conforms(mode, &model, 40.0);
+            let padded_axes = (pads.len() / 2..pads.len())
+                .filter(|&e| pads[e] + pads[e - pads.len() / 2] > 0)
+                .count();
+            assert_eq!(g.nodes.len(), padded_axes, "{mode}");
+            assert!(g.nodes.iter().all(|n| n.op.kind() == "Gather"), "{mode}");
+        }
+    }
+
+    #[test]
+    fn a_reflect_pad_as_long_as_the_axis_is_refused() {
+        use crate::ops::testing::attr_s;
+        let model = one_node(
+            "Pad",
+            &[1, 2, 3],
+            &["pads"],
+            vec![attr_s("mode", "reflect")],
+            vec![int64s("pads", &[6], &[0, 0, 3, 0, 0, 0])],
+        );
+        let err = crate::ops::testing::load(&model).unwrap_err().to_string();
+        assert!(err.contains("reflect pads 3"), "{err}");
     }
 }
