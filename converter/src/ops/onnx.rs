@@ -101,7 +101,9 @@ pub fn markdown_table() -> String {
         .filter(|name| onnx_op(name).is_none())
         .collect();
     md.push_str(&format!(
-        "| {} | — (folded at load) | on constants only: shape arithmetic and weight preprocessing |\n",
+        "| {} | — (folded at load) | on constants only: shape arithmetic and weight preprocessing; \
+         the comparisons, `And`, `Or`, `Not` and `Where` also inside a pointwise chain of one \
+         computed tensor, which becomes one Lut (`torch.where(x > 0, x, 0.1 * x)`, Hardshrink) |\n",
         folded.join(", ")
     ));
     md

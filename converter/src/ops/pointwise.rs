@@ -5,8 +5,10 @@
 //! `Shrink`, and any chain of pointwise nodes over a single computed
 //! tensor, fused before lowering — the GELU patterns exporters write
 //! (`x·½(1+erf(x/√2))`, `½x(1+tanh(√(2/π)(x+0.044715x³)))`), SiLU
-//! (`x·sigmoid(x)`), `sqrt(var + ε)`. One table means one rounding instead
-//! of one per node.
+//! (`x·sigmoid(x)`), `sqrt(var + ε)`, and `Where` of comparisons of that
+//! tensor (`torch.where(x > 0, x, 0.1·x)`, Hardshrink), whose comparison,
+//! logic and `Cast` nodes run nowhere else. One table means one rounding
+//! instead of one per node.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -32,6 +34,8 @@ pub enum Expr {
     Const(f64),
     Unary(Fn1, Rc<Expr>),
     Binary(Fn2, Rc<Expr>, Rc<Expr>),
+    /// ONNX `Where`: the second where the first is non-zero, else the third.
+    Where(Rc<Expr>, Rc<Expr>, Rc<Expr>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -64,6 +68,12 @@ pub enum Fn1 {
     ThresholdedRelu(f64),
     /// `bias`, `lambd`.
     Shrink(f64, f64),
+    /// ONNX `Not` of a boolean held as 0 or 1.
+    Not,
+    /// `Cast` to bool: 1 where non-zero.
+    NonZero,
+    /// `Cast` to a float type.
+    Identity,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -75,6 +85,14 @@ pub enum Fn2 {
     Pow,
     Max,
     Min,
+    // Comparisons and logic give 1 or 0 (ONNX booleans, as `Where` reads them).
+    Greater,
+    GreaterOrEqual,
+    Less,
+    LessOrEqual,
+    Equal,
+    And,
+    Or,
 }
 
 impl Expr {
@@ -84,6 +102,13 @@ impl Expr {
             Expr::Const(c) => *c,
             Expr::Unary(f, a) => f.apply(a.eval(x)),
             Expr::Binary(f, a, b) => f.apply(a.eval(x), b.eval(x)),
+            Expr::Where(c, a, b) => {
+                if c.eval(x) != 0.0 {
+                    a.eval(x)
+                } else {
+                    b.eval(x)
+                }
+            }
         }
     }
 }
@@ -141,6 +166,9 @@ impl Fn1 {
                     0.0
                 }
             }
+            Fn1::Not => f64::from(u8::from(v == 0.0)),
+            Fn1::NonZero => f64::from(u8::from(v != 0.0)),
+            Fn1::Identity => v,
             Fn1::Shrink(bias, lambd) => {
                 if v < -lambd {
                     v + bias
@@ -228,6 +256,13 @@ impl Fn2 {
             Fn2::Pow => a.powf(b),
             Fn2::Max => a.max(b),
             Fn2::Min => a.min(b),
+            Fn2::Greater => f64::from(u8::from(a > b)),
+            Fn2::GreaterOrEqual => f64::from(u8::from(a >= b)),
+            Fn2::Less => f64::from(u8::from(a < b)),
+            Fn2::LessOrEqual => f64::from(u8::from(a <= b)),
+            Fn2::Equal => f64::from(u8::from(a == b)),
+            Fn2::And => f64::from(u8::from(a != 0.0 && b != 0.0)),
+            Fn2::Or => f64::from(u8::from(a != 0.0 || b != 0.0)),
         }
     }
 
@@ -240,6 +275,13 @@ impl Fn2 {
             "Pow" => Fn2::Pow,
             "Max" => Fn2::Max,
             "Min" => Fn2::Min,
+            "Greater" => Fn2::Greater,
+            "GreaterOrEqual" => Fn2::GreaterOrEqual,
+            "Less" => Fn2::Less,
+            "LessOrEqual" => Fn2::LessOrEqual,
+            "Equal" => Fn2::Equal,
+            "And" => Fn2::And,
+            "Or" => Fn2::Or,
             _ => return None,
         })
     }
@@ -478,15 +520,44 @@ pub(crate) fn scalars(g: &GraphProto) -> HashMap<&str, f64> {
 /// op is pointwise, its constant inputs are scalars, and (`Max`/`Min`) it
 /// has two inputs. Nodes with attributes other than Gelu's `approximate`
 /// are left to their own lowering.
-fn pointwise_op(n: &NodeProto) -> Option<Result<Fn1, Fn2>> {
+fn pointwise_op(n: &NodeProto) -> Option<Step> {
     if !n.domain.is_empty() {
         return None;
     }
+    match n.op_type.as_str() {
+        "Where" if n.input.len() == 3 && n.attribute.is_empty() => return Some(Step::Where),
+        "Not" if n.input.len() == 1 && n.attribute.is_empty() => {
+            return Some(Step::Unary(Fn1::Not))
+        }
+        "Cast" if n.input.len() == 1 => {
+            use tract_onnx::pb::tensor_proto::DataType;
+            let to = n
+                .attribute
+                .iter()
+                .find(|a| a.name == "to")
+                .map(|a| a.i as i32);
+            return match to.and_then(|t| DataType::try_from(t).ok()) {
+                Some(
+                    DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16,
+                ) => Some(Step::Unary(Fn1::Identity)),
+                Some(DataType::Bool) => Some(Step::Unary(Fn1::NonZero)),
+                _ => None,
+            };
+        }
+        _ => {}
+    }
     match (Fn1::of(&n.op_type, &n.attribute), Fn2::of(&n.op_type)) {
-        (Some(f), _) if n.input.len() == 1 => Some(Ok(f)),
-        (_, Some(f)) if n.input.len() == 2 && n.attribute.is_empty() => Some(Err(f)),
+        (Some(f), _) if n.input.len() == 1 => Some(Step::Unary(f)),
+        (_, Some(f)) if n.input.len() == 2 && n.attribute.is_empty() => Some(Step::Binary(f)),
         _ => None,
     }
+}
+
+/// One node of a pointwise chain.
+enum Step {
+    Unary(Fn1),
+    Binary(Fn2),
+    Where,
 }
 
 /// Which nodes read each tensor.
@@ -638,8 +709,9 @@ fn expr(
     let n = &g.node[k];
     let arg = |i: usize| expr(g, n.input.get(i)?, x, consts, part, depth).map(Rc::new);
     Some(match pointwise_op(n)? {
-        Ok(f) => Expr::Unary(f, arg(0)?),
-        Err(f) => Expr::Binary(f, arg(0)?, arg(1)?),
+        Step::Unary(f) => Expr::Unary(f, arg(0)?),
+        Step::Binary(f) => Expr::Binary(f, arg(0)?, arg(1)?),
+        Step::Where => Expr::Where(arg(0)?, arg(1)?, arg(2)?),
     })
 }
 
@@ -764,6 +836,66 @@ mod tests {
             (2.0, 2.0),
         ] {
             assert!((f.apply(x) - want).abs() < 1e-6, "{x}");
+        }
+    }
+
+    #[test]
+    fn where_of_a_comparison_of_one_tensor_is_one_table() {
+        // torch.where(x > 0, x, 0.1·x), and Hardshrink as PyTorch's legacy
+        // exporter writes it: Where(Or(x > λ, x < −λ) as bool, x, 0).
+        let node = |op: &str, ins: &[&str], out: &str| NodeProto {
+            name: out.into(),
+            op_type: op.into(),
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.into()],
+            ..Default::default()
+        };
+        let cast_bool = NodeProto {
+            attribute: vec![AttributeProto {
+                name: "to".into(),
+                r#type: AttributeType::Int as i32,
+                i: 9,
+                ..Default::default()
+            }],
+            ..node("Cast", &["either"], "mask")
+        };
+        for (what, nodes) in [
+            (
+                "where leaky",
+                vec![
+                    node("Greater", &["x", "zero"], "positive"),
+                    node("Mul", &["x", "tenth"], "scaled"),
+                    node("Where", &["positive", "x", "scaled"], "z"),
+                ],
+            ),
+            (
+                "hardshrink",
+                vec![
+                    node("Greater", &["x", "half"], "above"),
+                    node("Less", &["x", "minus_half"], "below"),
+                    node("Or", &["above", "below"], "either"),
+                    cast_bool,
+                    node("Where", &["mask", "x", "zero"], "z"),
+                ],
+            ),
+        ] {
+            let mut model = one_node("Identity", &[1, 3, 20], &[], vec![], vec![]);
+            let graph = model.graph.as_mut().unwrap();
+            graph.node = nodes;
+            for (name, v) in [
+                ("zero", 0.0),
+                ("tenth", 0.1),
+                ("half", 0.5),
+                ("minus_half", -0.5),
+            ] {
+                graph.initializer.push(floats(name, &[], &[v]));
+            }
+            graph.output[0].name = "z".into();
+            let g = assert_conforms(what, &model, 25.0);
+            assert!(
+                matches!(g.nodes[..], [ref n] if n.op.kind() == "Lut"),
+                "{what}"
+            );
         }
     }
 
