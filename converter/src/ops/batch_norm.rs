@@ -56,18 +56,7 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
                 activation: FusedActivation::None,
             })
         }
-        3 | 4 => Op::Conv(Conv {
-            weights: Array::new(vec![c, 1, 1, 1], scale),
-            bias: shift,
-            window: Window {
-                kernel: [1, 1],
-                strides: [1, 1],
-                dilations: [1, 1],
-                pads: [0; 4],
-            },
-            groups: c,
-            activation: FusedActivation::None,
-        }),
+        3 | 4 => per_channel_affine(scale, shift),
         _ => {
             return Err(ctx.err(format!(
                 "inputs of rank 2 to 4 are supported, found shape {xs:?}"
@@ -75,6 +64,24 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
         }
     };
     b.emit(ctx, op, vec![x], xs)
+}
+
+/// `y = scale[c]·x + shift[c]` on `[1, C, L]` or `[1, C, H, W]`: a
+/// depthwise 1×1 Conv.
+pub(crate) fn per_channel_affine(scale: Vec<f32>, shift: Vec<f32>) -> Op {
+    let c = scale.len();
+    Op::Conv(Conv {
+        weights: Array::new(vec![c, 1, 1, 1], scale),
+        bias: shift,
+        window: Window {
+            kernel: [1, 1],
+            strides: [1, 1],
+            dilations: [1, 1],
+            pads: [0; 4],
+        },
+        groups: c,
+        activation: FusedActivation::None,
+    })
 }
 
 #[cfg(test)]

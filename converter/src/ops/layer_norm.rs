@@ -277,6 +277,13 @@ pub(crate) fn emit(
     xs: Vec<usize>,
     op: LayerNorm,
 ) -> Result<Value, ConvertError> {
+    check(ctx, &xs, &op)?;
+    b.emit(ctx, Op::LayerNorm(op), vec![x], xs)
+}
+
+/// What the runtime's LayerNorm takes: at most [`MAX_LAYER_NORM_LEN`]
+/// values per row, `epsilon ≥ 0`.
+fn check(ctx: &NodeCtx, xs: &[usize], op: &LayerNorm) -> Result<(), ConvertError> {
     let n: usize = xs[op.axis..].iter().product();
     if n > MAX_LAYER_NORM_LEN {
         return Err(ctx.err(format!(
@@ -286,7 +293,56 @@ pub(crate) fn emit(
     if op.epsilon.is_nan() || op.epsilon < 0.0 {
         return Err(ctx.attr_err("epsilon", format!("{}: must be ≥ 0", op.epsilon)));
     }
-    b.emit(ctx, Op::LayerNorm(op), vec![x], xs)
+    Ok(())
+}
+
+/// ONNX `InstanceNormalization` (`nn.InstanceNorm1d/2d`, and `nn.GroupNorm`,
+/// which PyTorch exports as Reshape, InstanceNormalization with scale 1 and
+/// bias 0, Reshape, Mul, Add): each channel of `[1, C, ...]` normalized over
+/// its positions, a LayerNorm over the axes after the channels; then the
+/// per-channel scale and bias as a depthwise 1×1 Conv, left out when they
+/// are 1 and 0.
+pub(crate) fn instance_norm(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: Ins,
+) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    if !(3..=4).contains(&xs.len()) {
+        return Err(ctx.err(format!(
+            "inputs [1, C, L] and [1, C, H, W] are supported, found shape {xs:?}"
+        )));
+    }
+    let c = xs[1];
+    let n: usize = xs[2..].iter().product();
+    let epsilon = ctx.float("epsilon", 1e-5)?;
+    let mut affine = Vec::with_capacity(2);
+    for (i, what) in [(1, "scale"), (2, "bias")] {
+        let v = konst(ctx, ins, i, what)?.to_f32();
+        if v.len() != c {
+            return Err(ctx.err(format!(
+                "the {what} has {} values for {c} channels",
+                v.len()
+            )));
+        }
+        affine.push(v);
+    }
+    let norm = LayerNorm {
+        axis: 2,
+        epsilon,
+        gamma: vec![1.0; n],
+        beta: vec![0.0; n],
+    };
+    check(ctx, &xs, &norm)?;
+    let [scale, bias] = &affine[..] else {
+        return Err(ctx.err("missing scale or bias"));
+    };
+    if scale.iter().all(|&s| s == 1.0) && bias.iter().all(|&t| t == 0.0) {
+        return b.emit(ctx, Op::LayerNorm(norm), vec![x], xs);
+    }
+    let normalized = b.emit_part(ctx, "normalized", Op::LayerNorm(norm), vec![x], xs.clone())?;
+    let per_channel = super::batch_norm::per_channel_affine(scale.clone(), bias.clone());
+    b.emit(ctx, per_channel, vec![normalized], xs)
 }
 
 impl IrOp for LayerNorm {
@@ -424,6 +480,39 @@ mod tests {
             vec![floats("g", &[4], &[1.0, 0.0, -2.0, 0.5])],
         );
         assert_conforms("no bias", &model, 30.0);
+    }
+
+    #[test]
+    fn instance_norm_runs_as_layer_norm_and_a_per_channel_affine() {
+        for (shape, affine) in [
+            (&[1, 3, 16][..], true),
+            (&[1, 3, 4, 5], true),
+            (&[1, 3, 16], false),
+        ] {
+            let (scale, bias) = if affine {
+                (weights("scale", &[3], 5), weights("bias", &[3], 6))
+            } else {
+                (
+                    floats("scale", &[3], &[1.0; 3]),
+                    floats("bias", &[3], &[0.0; 3]),
+                )
+            };
+            let model = one_node(
+                "InstanceNormalization",
+                shape,
+                &["scale", "bias"],
+                vec![attr_f("epsilon", 1e-4)],
+                vec![scale, bias],
+            );
+            let g = assert_conforms("InstanceNormalization", &model, 30.0);
+            let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+            let want: &[&str] = if affine {
+                &["LayerNorm", "Conv"]
+            } else {
+                &["LayerNorm"]
+            };
+            assert_eq!(kinds, want, "{shape:?}");
+        }
     }
 
     #[test]

@@ -365,6 +365,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     )
     .takes_constants(),
     OnnxOp::new(
+        "InstanceNormalization",
+        layer_norm::instance_norm,
+        "LayerNorm, then Conv (depthwise 1×1) unless scale 1 and bias 0",
+        "inputs `[1, C, L]` and `[1, C, H, W]` (≤ 16384 positions), any `epsilon`; constant scale and bias",
+    ),
+    OnnxOp::new(
         "LayerNormalization",
         layer_norm::from_onnx,
         "LayerNorm",
