@@ -465,6 +465,30 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "yes",
     ),
     OnnxOp::new(
+        "ReduceL1",
+        reduce::norm,
+        "Lut (|x|), ReduceSum",
+        "any axes (input from opset 18), `keepdims`; rank ≤ 6",
+    ),
+    OnnxOp::new(
+        "ReduceL2",
+        reduce::norm,
+        "Lut (x²), ReduceSum, Lut (√)",
+        "any axes (input from opset 18), `keepdims`; rank ≤ 6",
+    ),
+    OnnxOp::new(
+        "ReduceLogSum",
+        reduce::norm,
+        "ReduceSum, Lut (log)",
+        "any axes (input from opset 18), `keepdims`; rank ≤ 6",
+    ),
+    OnnxOp::new(
+        "ReduceLogSumExp",
+        reduce::norm,
+        "Lut (eˣ), ReduceSum, Lut (log)",
+        "any axes (input from opset 18), `keepdims`; rank ≤ 6",
+    ),
+    OnnxOp::new(
         "ReduceMax",
         |b, ctx, ins| reduce::from_onnx(b, ctx, ins, Reduction::Max),
         "ReduceMax",
@@ -475,6 +499,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         |b, ctx, ins| reduce::from_onnx(b, ctx, ins, Reduction::Mean),
         "ReduceSum (1/count in its multiplier)",
         "any axes (attribute, or input from opset 18), `keepdims`; rank ≤ 6",
+    ),
+    OnnxOp::new(
+        "ReduceSumSquare",
+        reduce::norm,
+        "Lut (x²), ReduceSum",
+        "any axes (input from opset 18), `keepdims`; rank ≤ 6",
     ),
     OnnxOp::new(
         "ReduceSum",

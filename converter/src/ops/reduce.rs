@@ -7,7 +7,7 @@ use super::onnx::{act, opt_konst, Ins};
 use super::IrOp;
 use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
-use crate::ir::{FusedActivation, Graph, Node, Op};
+use crate::ir::{FusedActivation, Graph, Node, Op, TensorId};
 use crate::load::node::{norm_axis, NodeCtx};
 use crate::load::{Builder, Value};
 use crate::quantize::{LowerCtx, Lowered, OutputQuant};
@@ -35,8 +35,78 @@ pub(crate) fn from_onnx(
     ins: Ins,
     how: Reduction,
 ) -> Result<Value, ConvertError> {
-    let (x, xs) = act(b, ctx, ins, 0)?;
     let axes_as_input = ctx.opset >= 18 || (how == Reduction::Sum && ctx.opset >= 13);
+    let r = operands(b, ctx, ins, axes_as_input)?;
+    b.emit(
+        ctx,
+        Op::Reduce(Reduce { how, axes: r.axes }),
+        vec![r.x],
+        r.out,
+    )
+}
+
+/// ONNX `ReduceL1`, `ReduceL2` (`F.normalize`), `ReduceSumSquare`,
+/// `ReduceLogSum` and `ReduceLogSumExp`, as the ops they are made of: a
+/// table before the sum (|x|, x², eˣ) and one after it (√, log), each on its
+/// own calibrated range.
+pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    use super::pointwise::{Expr, Fn1, Fn2, Pointwise};
+    use std::rc::Rc;
+    let x2 = Expr::Binary(Fn2::Mul, Rc::new(Expr::X), Rc::new(Expr::X));
+    let (before, after) = match ctx.op {
+        "ReduceL1" => (Some(Expr::Unary(Fn1::Abs, Rc::new(Expr::X))), None),
+        "ReduceL2" => (Some(x2), Some(Fn1::Sqrt)),
+        "ReduceSumSquare" => (Some(x2), None),
+        "ReduceLogSum" => (None, Some(Fn1::Log)),
+        _ => (
+            Some(Expr::Unary(Fn1::Exp, Rc::new(Expr::X))),
+            Some(Fn1::Log),
+        ),
+    };
+    let Operands {
+        x,
+        shape: xs,
+        axes,
+        out,
+    } = operands(b, ctx, ins, ctx.opset >= 18)?;
+    let table = |f: Expr| Op::Pointwise(Pointwise { f: Rc::new(f) });
+    let x = match before {
+        Some(f) => b.emit_part(ctx, "before_sum", table(f), vec![x], xs)?,
+        None => x,
+    };
+    let sum = Op::Reduce(Reduce {
+        how: Reduction::Sum,
+        axes,
+    });
+    let Some(after) = after else {
+        return b.emit(ctx, sum, vec![x], out);
+    };
+    let s = b.emit_part(ctx, "sum", sum, vec![x], out.clone())?;
+    b.emit(
+        ctx,
+        table(Expr::Unary(after, Rc::new(Expr::X))),
+        vec![s],
+        out,
+    )
+}
+
+/// A reduction's input, its shape, its sorted axes and its output shape.
+struct Operands {
+    x: TensorId,
+    shape: Vec<usize>,
+    axes: Vec<usize>,
+    out: Vec<usize>,
+}
+
+/// The [`Operands`] of a reduction node; `axes` an input (`axes_as_input`,
+/// opset 18 on) or an attribute.
+fn operands(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: Ins,
+    axes_as_input: bool,
+) -> Result<Operands, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
     let axes: Option<Vec<i64>> = if axes_as_input {
         if ctx.ints("axes")?.is_some() {
             return Err(ctx.attr_err("axes", "is an input from this opset on, not an attribute"));
@@ -90,7 +160,12 @@ pub(crate) fn from_onnx(
             medq::ops::MAX_REDUCE_COUNT
         )));
     }
-    b.emit(ctx, Op::Reduce(Reduce { how, axes }), vec![x], out)
+    Ok(Operands {
+        x,
+        shape: xs,
+        axes,
+        out,
+    })
 }
 
 impl IrOp for Reduce {
@@ -199,6 +274,27 @@ mod tests {
                 model.opset_import[0].version = 11;
                 assert_conforms(&format!("{op} {axes:?} keepdims {keep}"), &model, 30.0);
             }
+        }
+    }
+
+    #[test]
+    fn norms_run_as_tables_around_a_sum() {
+        for (op, kinds) in [
+            ("ReduceL1", &["Lut", "ReduceSum"][..]),
+            ("ReduceL2", &["Lut", "ReduceSum", "Lut"][..]),
+            ("ReduceSumSquare", &["Lut", "ReduceSum"][..]),
+            ("ReduceLogSumExp", &["Lut", "ReduceSum", "Lut"][..]),
+        ] {
+            let model = one_node(
+                op,
+                &[1, 4, 10],
+                &[],
+                vec![attr_ints("axes", &[1]), attr_i("keepdims", 1)],
+                vec![],
+            );
+            let g = assert_conforms(op, &model, 30.0);
+            let got: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+            assert_eq!(got, kinds, "{op}");
         }
     }
 
