@@ -12,6 +12,7 @@ use crate::float_eval::EvalCtx;
 use crate::ir::{FusedActivation, Graph, Node, Op};
 use crate::load::fold;
 use crate::load::node::{norm_axis, NodeCtx};
+use crate::load::shape::broadcast;
 use crate::load::{Builder, Value};
 use crate::quantize::{int_const, LowerCtx, Lowered, OutputQuant};
 
@@ -38,6 +39,50 @@ impl Index {
             Index::List(v) => v[k],
         }
     }
+}
+
+/// ONNX `Expand` of a computed tensor (`F.normalize` expands the norm back
+/// to the input's shape before dividing): numpy broadcasting to the
+/// constant target shape, as one Gather of index 0 repeated per stretched
+/// axis (after a view adding the leading 1s).
+pub(crate) fn expand(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let shape_input = konst(ctx, ins, 1, "shape")?;
+    let spec = fold::ints(ctx, &shape_input, "shape")?.to_vec();
+    let target = spec
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| ctx.err(format!("invalid shape {spec:?}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = broadcast(&xs, &target)
+        .ok_or_else(|| ctx.err(format!("cannot expand {xs:?} to {spec:?}")))?;
+    let mut shape = vec![1; out.len() - xs.len()];
+    shape.extend(&xs);
+    let stretched: Vec<usize> = (0..out.len()).filter(|&a| shape[a] != out[a]).collect();
+    let Some((&last, first)) = stretched.split_last() else {
+        return b.emit(ctx, Op::Reshape, vec![x], out);
+    };
+    let mut t = if shape == xs {
+        x
+    } else {
+        b.emit_part(ctx, "ranked", Op::Reshape, vec![x], shape.clone())?
+    };
+    let repeat = |axis: usize, n: usize| {
+        Op::Select(Select {
+            axis,
+            index: Index::List(vec![0; n]),
+        })
+    };
+    for &a in first {
+        shape[a] = out[a];
+        t = b.emit_part(
+            ctx,
+            &format!("axis{a}"),
+            repeat(a, out[a]),
+            vec![t],
+            shape.clone(),
+        )?;
+    }
+    b.emit(ctx, repeat(last, out[last]), vec![t], out)
 }
 
 /// ONNX `Slice` of a computed tensor, along one axis (others untouched):
@@ -294,5 +339,34 @@ impl IrOp for Select {
 
     fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::{assert_conforms, int64s, one_node};
+
+    #[test]
+    fn expand_of_a_computed_tensor_runs_as_gathers() {
+        // [1, 1, 5] to [1, 3, 5]; [1, 3, 1] to [1, 2, 3, 4] (a new axis).
+        for (shape, target, gathers) in [
+            (&[1, 1, 5][..], &[1, 3, 5][..], 1),
+            (&[1, 3, 1], &[1, 2, 3, 4], 2),
+        ] {
+            let model = one_node(
+                "Expand",
+                shape,
+                &["shape"],
+                vec![],
+                vec![int64s("shape", &[target.len() as i64], target)],
+            );
+            let g = assert_conforms("Expand", &model, 40.0);
+            let n = g.nodes.iter().filter(|n| n.op.kind() == "Gather").count();
+            assert_eq!(n, gathers, "{shape:?} → {target:?}");
+            assert_eq!(
+                g.tensors[g.outputs[0]].shape,
+                target.iter().map(|&d| d as usize).collect::<Vec<_>>()
+            );
+        }
     }
 }

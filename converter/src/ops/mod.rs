@@ -239,7 +239,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Celu",
         pointwise::unary,
         "Lut (fused with the pointwise nodes around it)",
-        "any `alpha` but 0",
+        "`alpha` 1 (tract, the float reference, computes another `alpha` differently)",
     ),
     OnnxOp::new(
         "Clip",
@@ -309,6 +309,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         pointwise::unary,
         "Lut (fused with the pointwise nodes around it)",
         "yes",
+    ),
+    OnnxOp::new(
+        "Expand",
+        gather::expand,
+        "Gather (index 0 repeated, per stretched axis)",
+        "a computed tensor to a constant shape (numpy broadcasting)",
     ),
     OnnxOp::new(
         "Flatten",

@@ -226,8 +226,11 @@ impl Fn1 {
                 float("alpha", 1.673_263_192_176_818_8),
                 float("gamma", 1.050_701_022_148_132_3),
             ),
+            // tract, the converter's float reference (calibration and the
+            // report), computes Celu as if `alpha` were 1: another `alpha`
+            // could be neither calibrated nor checked.
             "Celu" => match float("alpha", 1.0) {
-                a if a != 0.0 => Fn1::Celu(a),
+                a if a == 1.0 => Fn1::Celu(a),
                 _ => return None,
             },
             "ThresholdedRelu" => Fn1::ThresholdedRelu(float("alpha", 1.0)),
@@ -394,7 +397,8 @@ pub(crate) fn unary(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
             .collect();
         ctx.err(format!(
             "attributes {attrs:?}: medq takes the ones ONNX defines for {} (Gelu's \
-             `approximate` only \"none\" or \"tanh\"; Celu's `alpha` not 0)",
+             `approximate` only \"none\" or \"tanh\"; Celu's `alpha` only 1, as tract, the \
+             float reference, computes it)",
             ctx.op
         ))
     })?;
@@ -766,9 +770,7 @@ mod tests {
             ("Elu", vec![]),
             ("Selu", vec![]),
             ("Selu", vec![attr_f("alpha", 1.2), attr_f("gamma", 0.9)]),
-            // tract, the float reference here, computes Celu as if `alpha`
-            // were 1 (onnx's reference evaluator and ONNX Runtime agree with
-            // this table's `alpha` 0.5; see `celu_reads_its_alpha`).
+            // Only alpha 1: see `celu_follows_its_formula_and_takes_alpha_1`.
             ("Celu", vec![]),
             ("Softplus", vec![]),
             ("Softsign", vec![]),
@@ -826,9 +828,12 @@ mod tests {
     }
 
     #[test]
-    fn celu_reads_its_alpha() {
-        // onnx's ReferenceEvaluator on [-2, -0.5, 0.5, 2] with alpha 0.5.
-        let f = Fn1::of("Celu", &[attr_f("alpha", 0.5)]).unwrap();
+    fn celu_follows_its_formula_and_takes_alpha_1() {
+        // onnx's ReferenceEvaluator on [-2, -0.5, 0.5, 2] with alpha 0.5;
+        // the lowering refuses that alpha (tract computes another function).
+        assert_eq!(Fn1::of("Celu", &[attr_f("alpha", 0.5)]), None);
+        assert_eq!(Fn1::of("Celu", &[]), Some(Fn1::Celu(1.0)));
+        let f = Fn1::Celu(0.5);
         for (x, want) in [
             (-2.0, -0.4908422),
             (-0.5, -0.3160603),
