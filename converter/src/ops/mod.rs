@@ -507,16 +507,16 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "any axes (attribute, or input from opset 18), `keepdims`; rank ≤ 6",
     ),
     OnnxOp::new(
-        "ReduceSumSquare",
-        reduce::norm,
-        "Lut (x²), ReduceSum",
-        "any axes (input from opset 18), `keepdims`; rank ≤ 6",
-    ),
-    OnnxOp::new(
         "ReduceSum",
         |b, ctx, ins| reduce::from_onnx(b, ctx, ins, Reduction::Sum),
         "ReduceSum",
         "any axes (input from opset 13), `keepdims`; rank ≤ 6",
+    ),
+    OnnxOp::new(
+        "ReduceSumSquare",
+        reduce::norm,
+        "Lut (x²), ReduceSum",
+        "any axes (input from opset 18), `keepdims`; rank ≤ 6",
     ),
     OnnxOp::new("Relu", lut::relu, "fused into the op before it, else Lut", "yes"),
     OnnxOp::new(
