@@ -223,6 +223,62 @@ pub(crate) fn gather(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
     )
 }
 
+/// ONNX `GatherND` of a computed tensor by constant indices, `batch_dims`
+/// 0 (the dynamo exporter's `F.interpolate` and adaptive pooling): indices
+/// `[..., k]` pick slices of the first `k` dims, so it is a Gather along one
+/// axis of the data with those dims merged, between views.
+pub(crate) fn gather_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    if ctx.int("batch_dims", 0)? != 0 {
+        return Err(ctx.attr_err("batch_dims", "only 0 is supported"));
+    }
+    let idx = konst(ctx, ins, 1, "indices")?;
+    let Some((&k, lead)) = idx.shape.split_last() else {
+        return Err(ctx.err("the indices must have rank ≥ 1"));
+    };
+    if k == 0 || k > xs.len() {
+        return Err(ctx.err(format!(
+            "indices [..., {k}] into data of shape {xs:?}: 1 to {} coordinates each",
+            xs.len()
+        )));
+    }
+    let merged: usize = xs[..k].iter().product();
+    let coords = fold::ints(ctx, &idx, "indices")?;
+    let list = coords
+        .chunks_exact(k)
+        .map(|c| {
+            c.iter().zip(&xs[..k]).try_fold(0usize, |flat, (&i, &dim)| {
+                let j = if i < 0 { i + dim as i64 } else { i };
+                usize::try_from(j)
+                    .ok()
+                    .filter(|&j| j < dim)
+                    .map(|j| flat * dim + j)
+                    .ok_or_else(|| ctx.err(format!("index {i} is out of range for a dim of {dim}")))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut flat = vec![merged];
+    flat.extend(&xs[k..]);
+    let mut picked = vec![list.len()];
+    picked.extend(&xs[k..]);
+    let mut out = lead.to_vec();
+    out.extend(&xs[k..]);
+    let src = if flat == xs {
+        x
+    } else {
+        b.emit_part(ctx, "merged", Op::Reshape, vec![x], flat)?
+    };
+    let select = Op::Select(Select {
+        axis: 0,
+        index: Index::List(list),
+    });
+    if picked == out {
+        return b.emit(ctx, select, vec![src], out);
+    }
+    let t = b.emit_part(ctx, "picked", select, vec![src], picked)?;
+    b.emit(ctx, Op::Reshape, vec![t], out)
+}
+
 /// ONNX `Split` of a computed tensor: one Select per output (`split` as
 /// attribute before opset 13, constant input from it on; else equal parts,
 /// opset 18's `num_outputs` included).
@@ -345,6 +401,45 @@ impl IrOp for Select {
 #[cfg(test)]
 mod tests {
     use crate::ops::testing::{assert_conforms, int64s, one_node};
+
+    #[test]
+    fn gather_nd_by_constant_indices_runs_as_a_gather() {
+        // Pairs of the first two dims: [1, 4, 3] by [6, 2] (positions
+        // repeated, as the dynamo exporter's interpolation picks them), and
+        // [1, 3, 4] by [2, 2, 2]. (tract, the reference here, panics on a
+        // negative index, which the lowering takes.)
+        for (shape, idx_shape, idx, out) in [
+            (
+                &[1, 4, 3][..],
+                &[6, 2][..],
+                &[0, 0, 0, 1, 0, 1, 0, 2, 0, 3, 0, 3][..],
+                &[6, 3][..],
+            ),
+            (
+                &[1, 3, 4],
+                &[2, 2, 2],
+                &[0, 2, 0, 0, 0, 1, 0, 1],
+                &[2, 2, 4],
+            ),
+        ] {
+            let model = one_node(
+                "GatherND",
+                shape,
+                &["indices"],
+                vec![],
+                vec![int64s("indices", idx_shape, idx)],
+            );
+            let g = assert_conforms("GatherND", &model, 40.0);
+            assert_eq!(
+                g.tensors[g.outputs[0]].shape,
+                out.iter().map(|&d| d as usize).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                g.nodes.iter().filter(|n| n.op.kind() == "Gather").count(),
+                1
+            );
+        }
+    }
 
     #[test]
     fn expand_of_a_computed_tensor_runs_as_gathers() {

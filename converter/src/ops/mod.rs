@@ -330,6 +330,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "a computed tensor, constant scalar or 1-D indices, any axis",
     ),
     OnnxOp::new(
+        "GatherND",
+        gather::gather_nd,
+        "Gather (its dims merged, between views)",
+        "a computed tensor by constant indices, `batch_dims` 0",
+    ),
+    OnnxOp::new(
         "Gelu",
         pointwise::unary,
         "Lut",
