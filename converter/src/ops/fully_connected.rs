@@ -129,6 +129,55 @@ pub(crate) fn matmul(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
     b.emit(ctx, op, vec![a], out)
 }
 
+/// ONNX `CumSum` of a computed tensor (running sums, e.g. integrating a
+/// signal): a product by a constant triangular matrix of ones, which int8
+/// holds exactly. Along the last axis a FullyConnected; along another, a
+/// MatMul with the matrix on the left, between views `[outer, L, inner]`.
+/// `exclusive` and `reverse` shape the triangle.
+pub(crate) fn cumsum(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let axis_input = konst(ctx, ins, 1, "axis")?;
+    let axis = crate::load::fold::ints(ctx, &axis_input, "axis")?;
+    let [a] = axis[..] else {
+        return Err(ctx.err("the axis must be a scalar"));
+    };
+    let r = xs.len();
+    let axis = crate::load::node::norm_axis(a, r)
+        .ok_or_else(|| ctx.err(format!("axis {a} is out of range for rank {r}")))?;
+    let (exclusive, reverse) = (ctx.int("exclusive", 0)? != 0, ctx.int("reverse", 0)? != 0);
+    let l = xs[axis];
+    // Output n sums inputs k of the triangle.
+    let sums = |n: usize, k: usize| match (reverse, exclusive) {
+        (false, false) => k <= n,
+        (false, true) => k < n,
+        (true, false) => k >= n,
+        (true, true) => k > n,
+    };
+    let triangle = |n: usize, k: usize| f32::from(u8::from(sums(n, k)));
+    if axis == r - 1 {
+        let weights = (0..l * l).map(|i| triangle(i / l, i % l)).collect();
+        let op = Op::FullyConnected(FullyConnected {
+            weights: Array::new(vec![l, l], weights),
+            bias: vec![0.0; l],
+            activation: FusedActivation::None,
+        });
+        return b.emit(ctx, op, vec![x], xs);
+    }
+    let (outer, inner) = (xs[..axis].iter().product(), xs[axis + 1..].iter().product());
+    let lhs: Vec<f32> = (0..l * l).map(|i| triangle(i / l, i % l)).collect();
+    let lhs = b.const_tensor(
+        &format!("{}/triangle", ctx.name),
+        &crate::load::tensor::Const::f32(vec![l, l], lhs),
+    )?;
+    let view = vec![outer, l, inner];
+    let v = b.emit_part(ctx, "rows", Op::Reshape, vec![x], view.clone())?;
+    let product = Op::MatMul(super::mat_mul::MatMul {
+        activation: FusedActivation::None,
+    });
+    let y = b.emit_part(ctx, "sums", product, vec![lhs, v], view)?;
+    b.emit(ctx, Op::Reshape, vec![y], xs)
+}
+
 impl IrOp for FullyConnected {
     fn kind(&self) -> &'static str {
         "FullyConnected"
@@ -186,6 +235,27 @@ impl IrOp for FullyConnected {
 #[cfg(test)]
 mod tests {
     use crate::ops::testing::{assert_conforms, attr_i, one_node, weights};
+
+    #[test]
+    fn cumsum_runs_as_a_triangular_product() {
+        use crate::ops::testing::{attr_i, int64s};
+        for (axis, exclusive, reverse, kind) in [
+            (-1, 0, 0, "FullyConnected"),
+            (2, 1, 0, "FullyConnected"),
+            (1, 0, 1, "MatMul"),
+            (1, 1, 1, "MatMul"),
+        ] {
+            let model = one_node(
+                "CumSum",
+                &[1, 4, 6],
+                &["axis"],
+                vec![attr_i("exclusive", exclusive), attr_i("reverse", reverse)],
+                vec![int64s("axis", &[], &[axis])],
+            );
+            let g = assert_conforms("CumSum", &model, 30.0);
+            assert!(g.nodes.iter().any(|n| n.op.kind() == kind), "axis {axis}");
+        }
+    }
 
     #[test]
     fn gemm_and_matmul_run_in_int8() {

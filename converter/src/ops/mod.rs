@@ -280,6 +280,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "yes",
     ),
     OnnxOp::new(
+        "CumSum",
+        fully_connected::cumsum,
+        "FullyConnected (last axis), else MatMul: a triangular matrix of ones",
+        "a computed tensor along a constant axis, `exclusive`, `reverse`",
+    ),
+    OnnxOp::new(
         "Div",
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Div),
         "Mul (by the reciprocal of a constant), else Div",
