@@ -22,6 +22,7 @@ pub mod concat;
 pub mod constant;
 pub mod conv;
 pub mod conv_transpose;
+pub mod einsum;
 pub mod elementwise;
 pub mod fully_connected;
 pub mod gather;
@@ -298,6 +299,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "inference (the identity)",
     )
     .takes_constants(),
+    OnnxOp::new(
+        "Einsum",
+        einsum::from_onnx,
+        "MatMul, or FullyConnected (a constant matrix on the right), with ReduceSum, Transpose and views around it",
+        "one or two operands, ellipsis; not diagonals (a label twice in one term)",
+    ),
     OnnxOp::new(
         "Elu",
         pointwise::unary,

@@ -60,6 +60,49 @@ pub(crate) fn emit(
     b.emit(ctx, Op::Reshape, vec![t], out)
 }
 
+/// `x` (of `shape`) permuted by `perm`, as parts of the node `ctx` lowers
+/// (named `<part>/…`): nothing for the identity, a view when only size-1
+/// axes move, else a Transpose in the fewest dims between views.
+pub(crate) fn permute(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    part: &str,
+    x: TensorId,
+    shape: &[usize],
+    perm: &[usize],
+) -> Result<TensorId, ConvertError> {
+    let out: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+    if perm.iter().enumerate().all(|(i, &a)| i == a) {
+        return Ok(x);
+    }
+    let (fewer_shape, fewer) = simplify(shape, perm);
+    if fewer.iter().enumerate().all(|(i, &a)| i == a) {
+        return b.emit_part(ctx, part, Op::Reshape, vec![x], out);
+    }
+    if fewer_shape.len() > 4 {
+        return Err(ctx.err(format!(
+            "permuting {shape:?} by {perm:?} reorders the data in {} dims; medq transposes up to 4",
+            fewer_shape.len()
+        )));
+    }
+    let moved: Vec<usize> = fewer.iter().map(|&a| fewer_shape[a]).collect();
+    let flat = b.emit_part(
+        ctx,
+        &format!("{part}/in"),
+        Op::Reshape,
+        vec![x],
+        fewer_shape,
+    )?;
+    let t = b.emit_part(
+        ctx,
+        &format!("{part}/transposed"),
+        Op::Transpose(Transpose { perm: fewer }),
+        vec![flat],
+        moved,
+    )?;
+    b.emit_part(ctx, part, Op::Reshape, vec![t], out)
+}
+
 /// `(shape, perm)` moving the same data as `perm` on `shape`, in the fewest
 /// dims: size-1 axes dropped, and runs of input axes that stay in order next
 /// to each other in the output merged into one.
