@@ -318,3 +318,76 @@ fn neutral_constants_are_dropped() {
     let kinds: Vec<&str> = r.nodes.iter().map(|n| n.op.kind()).collect();
     assert_eq!(kinds, ["Lut", "Lut"]);
 }
+
+#[test]
+fn scalar_scales_fold_into_the_product_next_to_them() {
+    // Attention's q·kᵀ / 2 and (q·0.5)·kᵀ both become the MatMul's alpha.
+    let after = ModelBuilder::new(17)
+        .input("x", &[1, 4, 3])
+        .f32("two", &[], &[2.0])
+        .node(
+            "/t",
+            "Transpose",
+            &["x"],
+            &["xt"],
+            vec![attr_ints("perm", &[0, 2, 1])],
+        )
+        .node("/scores", "MatMul", &["x", "xt"], &["s"], vec![])
+        .node("/scale", "Div", &["s", "two"], &["y"], vec![])
+        .output("y");
+    let before = ModelBuilder::new(17)
+        .input("x", &[1, 4, 3])
+        .f32("half", &[], &[0.5])
+        .node(
+            "/t",
+            "Transpose",
+            &["x"],
+            &["xt"],
+            vec![attr_ints("perm", &[0, 2, 1])],
+        )
+        .node("/scale", "Mul", &["x", "half"], &["q"], vec![])
+        .node("/scores", "MatMul", &["q", "xt"], &["y"], vec![])
+        .output("y");
+    for (what, b) in [("after", after), ("before", before)] {
+        let (r, log) = rewrite_checked(&load(b));
+        let alphas: Vec<f32> = r
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::MatMul(m) => Some(m.alpha),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(alphas, [0.5], "{what}");
+        assert!(
+            !r.nodes.iter().any(|n| matches!(n.op, Op::Mul(_))),
+            "{what}"
+        );
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("folded") && l.contains("/scale")),
+            "{what}: {log:?}"
+        );
+    }
+    // A Gemm's temperature scales its weights and bias; a negative scale
+    // stays a Mul (the requantization multiplier is positive).
+    let mut rng = Rng::new(5);
+    for (t, folds) in [(0.5f32, true), (-2.0, false)] {
+        let b = ModelBuilder::new(17)
+            .input("x", &[1, 4])
+            .f32("W", &[3, 4], &rng.vec(12))
+            .f32("c", &[3], &[0.5, -1.0, 2.0])
+            .f32("t", &[], &[t])
+            .node(
+                "/fc",
+                "Gemm",
+                &["x", "W", "c"],
+                &["g"],
+                vec![attr_i("transB", 1)],
+            )
+            .node("/temperature", "Div", &["g", "t"], &["y"], vec![])
+            .output("y");
+        let (r, _) = rewrite_checked(&load(b));
+        assert_eq!(r.nodes.len() == 1, folds, "temperature {t}");
+    }
+}

@@ -343,6 +343,7 @@ impl Parts<'_, '_, '_> {
             });
         }
         let op = Op::MatMul(super::mat_mul::MatMul {
+            alpha: 1.0,
             activation: FusedActivation::None,
         });
         let y = self

@@ -172,6 +172,7 @@ pub(crate) fn cumsum(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
     let view = vec![outer, l, inner];
     let v = b.emit_part(ctx, "rows", Op::Reshape, vec![x], view.clone())?;
     let product = Op::MatMul(super::mat_mul::MatMul {
+        alpha: 1.0,
         activation: FusedActivation::None,
     });
     let y = b.emit_part(ctx, "sums", product, vec![lhs, v], view)?;

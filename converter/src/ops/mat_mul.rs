@@ -16,9 +16,12 @@ use crate::load::shape::{broadcast, broadcast_indices};
 use crate::load::{Builder, Input, Value};
 use crate::quantize::{LowerCtx, Lowered, OutputQuant};
 
-/// `y = a · b` over the last two dims, per broadcast batch index.
+/// `y = alpha · (a · b)` over the last two dims, per broadcast batch index.
 #[derive(Clone, Debug)]
 pub struct MatMul {
+    /// A positive factor a rewrite folds in (attention's `1/√d`): it goes
+    /// into the requantization multiplier, at no cost.
+    pub alpha: f32,
     pub activation: FusedActivation,
 }
 
@@ -67,6 +70,7 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     let ia = operand(b, ctx, x, "a", ma)?;
     let ib = operand(b, ctx, y, "b", mb)?;
     let op = Op::MatMul(MatMul {
+        alpha: 1.0,
         activation: FusedActivation::None,
     });
     let mut onnx_out = out.clone();
@@ -131,7 +135,7 @@ impl IrOp for MatMul {
                         .enumerate()
                         .map(|(t, &v)| v * bm[t * n + c])
                         .sum();
-                    out.push(self.activation.apply(acc));
+                    out.push(self.activation.apply(self.alpha * acc));
                 }
             }
         }
@@ -145,7 +149,7 @@ impl IrOp for MatMul {
     fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
         let ((a, aq), (b, bq)) = (cx.operand(0)?, cx.operand(1)?);
         let y = cx.output_q()?;
-        let real = aq.scale as f64 * bq.scale as f64 / y.scale as f64;
+        let real = self.alpha as f64 * aq.scale as f64 * bq.scale as f64 / y.scale as f64;
         let mut p = [0; w::COUNT];
         (p[w::OUT_MULTIPLIER], p[w::OUT_SHIFT]) = cx.multiplier(real, "output")?;
         (p[w::ACT_MIN], p[w::ACT_MAX]) = cx.clamp(self.activation)?;

@@ -1,7 +1,7 @@
 //! Float-graph rewrites before quantization. Each preserves the float
 //! function the graph computes; together they remove ops the int8 model would
 //! otherwise pay for (and lose precision in): BatchNormalization, bias Adds,
-//! separate Relu/Clip nodes, identities.
+//! scalar scales next to a product, separate Relu/Clip nodes, identities.
 //!
 //! A rewrite that merges a node into its producer keeps the producer's node
 //! name and the *consumer's* output tensor, so the surviving tensor keeps its
@@ -10,6 +10,7 @@
 mod drop_noops;
 mod fold_bias;
 mod fold_bn;
+mod fold_scale;
 mod fuse_activation;
 
 use crate::error::ConvertError;
@@ -30,6 +31,7 @@ pub fn rewrite(graph: &mut Graph) -> Result<RewriteLog, ConvertError> {
             || drop_noops::run(graph, &mut log)
             || fold_bn::run(graph, &mut log)
             || fold_bias::run(graph, &mut log)
+            || fold_scale::run(graph, &mut log)
             || fuse_activation::run(graph, &mut log);
         if !changed {
             compact(graph);

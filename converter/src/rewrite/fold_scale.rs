@@ -1,0 +1,100 @@
+//! Fold a multiplication by a positive constant scalar into the product
+//! next to it: `MatMul(q, kᵀ) / √d`, or `q·c` and `kᵀ·c` before it (as
+//! PyTorch's scaled-dot-product attention exports it), becomes the MatMul's
+//! `alpha`; `Gemm(x) / T` (a temperature) the FullyConnected's weights and
+//! bias, and likewise a Conv's. The float function is unchanged, one int8
+//! rounding goes, and a MatMul feeding a Softmax gets the Softmax-aware
+//! range directly.
+
+use super::{absorb, label, producer, sole_consumer, RewriteLog};
+use crate::ir::{Conv, FullyConnected, FusedActivation, Graph, Mul, Op};
+
+pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
+    for i in 0..g.nodes.len() {
+        let Some(n) = g.nodes.get(i) else {
+            continue;
+        };
+        let Op::Mul(Mul {
+            activation: FusedActivation::None,
+        }) = n.op
+        else {
+            continue;
+        };
+        let [a, b] = n.inputs[..] else {
+            continue;
+        };
+        let scalar = |t: usize| {
+            g.tensors
+                .get(t)
+                .and_then(|x| x.value.as_ref())
+                .and_then(|v| match v.data[..] {
+                    [c] => Some(c),
+                    _ => None,
+                })
+        };
+        let (x, c) = match (scalar(a), scalar(b)) {
+            (None, Some(c)) => (a, c),
+            (Some(c), None) => (b, c),
+            _ => continue,
+        };
+        let same_shape =
+            g.tensors.get(x).map(|t| &t.shape) == g.tensors.get(n.output).map(|t| &t.shape);
+        if !(c > 0.0 && c.is_finite() && same_shape) {
+            continue;
+        }
+        let (what, y) = (label(g, i), n.output);
+        // After the product: its only reader is this Mul.
+        if let (Some(p), Some(_)) = (producer(g, x), sole_consumer(g, x)) {
+            if g.nodes.get_mut(p).is_some_and(|pn| scale(&mut pn.op, c)) {
+                absorb(g, p, i);
+                log.0
+                    .push(format!("folded {what} (× {c}) into the product before it"));
+                return true;
+            }
+        }
+        // Before a MatMul that is its only reader.
+        let Some(m) = sole_consumer(g, y) else {
+            continue;
+        };
+        let Some(mn) = g.nodes.get_mut(m) else {
+            continue;
+        };
+        if let Op::MatMul(mm) = &mut mn.op {
+            mm.alpha *= c;
+            for input in &mut mn.inputs {
+                if *input == y {
+                    *input = x;
+                }
+            }
+            g.nodes.remove(i);
+            log.0
+                .push(format!("folded {what} (× {c}) into the MatMul after it"));
+            return true;
+        }
+    }
+    false
+}
+
+/// Multiplies the output of the product `op` by `c > 0`, if `op` is a
+/// product without a fused activation.
+fn scale(op: &mut Op, c: f32) -> bool {
+    match op {
+        Op::MatMul(mm) if mm.activation == FusedActivation::None => mm.alpha *= c,
+        Op::FullyConnected(FullyConnected {
+            weights,
+            bias,
+            activation: FusedActivation::None,
+        })
+        | Op::Conv(Conv {
+            weights,
+            bias,
+            activation: FusedActivation::None,
+            ..
+        }) => {
+            weights.data.iter_mut().for_each(|w| *w *= c);
+            bias.iter_mut().for_each(|b| *b *= c);
+        }
+        _ => return false,
+    }
+    true
+}
