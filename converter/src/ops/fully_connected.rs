@@ -129,6 +129,9 @@ pub(crate) fn matmul(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
     b.emit(ctx, op, vec![a], out)
 }
 
+/// The longest axis [`cumsum`] takes: 4096² = 16 M weights.
+const MAX_CUMSUM_LEN: usize = 4096;
+
 /// ONNX `CumSum` of a computed tensor (running sums, e.g. integrating a
 /// signal): a product by a constant triangular matrix of ones, which int8
 /// holds exactly. Along the last axis a FullyConnected; along another, a
@@ -146,6 +149,12 @@ pub(crate) fn cumsum(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
         .ok_or_else(|| ctx.err(format!("axis {a} is out of range for rank {r}")))?;
     let (exclusive, reverse) = (ctx.int("exclusive", 0)? != 0, ctx.int("reverse", 0)? != 0);
     let l = xs[axis];
+    if l > MAX_CUMSUM_LEN {
+        return Err(ctx.err(format!(
+            "a running sum over {l} values: medq's triangular product takes at most \
+             {MAX_CUMSUM_LEN} (its matrix has L² weights)"
+        )));
+    }
     // Output n sums inputs k of the triangle.
     let sums = |n: usize, k: usize| match (reverse, exclusive) {
         (false, false) => k <= n,

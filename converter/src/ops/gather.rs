@@ -12,7 +12,7 @@ use crate::float_eval::EvalCtx;
 use crate::ir::{FusedActivation, Graph, Node, Op};
 use crate::load::fold;
 use crate::load::node::{norm_axis, NodeCtx};
-use crate::load::shape::broadcast;
+use crate::load::shape::{broadcast, check_size};
 use crate::load::{Builder, Value};
 use crate::quantize::{int_const, LowerCtx, Lowered, OutputQuant};
 
@@ -55,6 +55,7 @@ pub(crate) fn expand(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
         .collect::<Result<Vec<_>, _>>()?;
     let out = broadcast(&xs, &target)
         .ok_or_else(|| ctx.err(format!("cannot expand {xs:?} to {spec:?}")))?;
+    check_size(&out).map_err(|e| ctx.err(e))?;
     let mut shape = vec![1; out.len() - xs.len()];
     shape.extend(&xs);
     let stretched: Vec<usize> = (0..out.len()).filter(|&a| shape[a] != out[a]).collect();

@@ -91,6 +91,8 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     if mode == "constant" {
         return b.emit(ctx, Op::Pad(Pad { pads, value }), vec![x], out);
     }
+    // Before the index lists are built.
+    crate::load::shape::check_size(&out).map_err(|e| ctx.err(e))?;
     copy_pad(b, ctx, x, xs, &pads, &mode)
 }
 
