@@ -56,6 +56,8 @@ impl FloatRef {
         })?;
         let mut proto = ModelProto::decode(&bytes[..])
             .map_err(|e| ConvertError::FloatRef(format!("decoding {}: {e}", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        crate::load::external::embed_external_data(&mut proto, dir)?;
         if let Some(float) = crate::load::qdq::float_model(&proto)? {
             proto = float;
         }

@@ -1134,3 +1134,43 @@ fn fuzzer_findings_are_errors() {
         );
     }
 }
+
+#[test]
+fn weights_in_an_external_data_file_load_as_if_embedded() {
+    // PyTorch's default (dynamo) export writes `m.onnx` and `m.onnx.data`.
+    use prost::Message;
+    use tract_onnx::pb::tensor_proto::DataLocation;
+    use tract_onnx::pb::{ModelProto, StringStringEntryProto};
+    let net = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/testnets/cnn1d.onnx");
+    let embedded = load_onnx(std::path::Path::new(net)).unwrap();
+    let mut proto = ModelProto::decode(&std::fs::read(net).unwrap()[..]).unwrap();
+    let mut data = Vec::new();
+    for t in &mut proto.graph.as_mut().unwrap().initializer {
+        let entry = |k: &str, v: String| StringStringEntryProto {
+            key: k.into(),
+            value: v,
+        };
+        t.external_data = vec![
+            entry("location", "m.onnx.data".into()),
+            entry("offset", data.len().to_string()),
+            entry("length", t.raw_data.len().to_string()),
+        ];
+        t.data_location = Some(DataLocation::External as i32);
+        data.append(&mut t.raw_data);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.onnx"), proto.encode_to_vec()).unwrap();
+    std::fs::write(dir.path().join("m.onnx.data"), &data).unwrap();
+    let external = load_onnx(&dir.path().join("m.onnx")).unwrap();
+    assert_eq!(
+        format!("{:?}", external.graph),
+        format!("{:?}", embedded.graph)
+    );
+    // The data file is part of the source: its hash and size.
+    assert!(external.source_bytes.ends_with(&data));
+    std::fs::remove_file(dir.path().join("m.onnx.data")).unwrap();
+    let e = load_onnx(&dir.path().join("m.onnx"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("m.onnx.data"), "{e}");
+}

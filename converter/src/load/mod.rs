@@ -7,6 +7,7 @@
 //! whose inputs are all constants is folded, which removes the shape
 //! arithmetic exporters emit (`Shape → Gather → Unsqueeze → Concat → Reshape`).
 
+pub mod external;
 pub(crate) mod fold;
 pub mod inputs;
 pub(crate) mod node;
@@ -39,7 +40,9 @@ pub struct LoadedModel {
     pub graph: Graph,
     /// The default-domain (`ai.onnx`) opset the model imports.
     pub opset: i64,
-    /// The file's bytes, for hashing into the report.
+    /// The file's bytes, then those of the external data files it names
+    /// (each once, in the order first used): the source model, for the
+    /// report's hash and size.
     pub source_bytes: Vec<u8>,
     /// `producer_name producer_version`, e.g. `pytorch 2.5.1`.
     pub producer: String,
@@ -63,10 +66,14 @@ pub fn load_onnx_with(path: &Path, options: &LoadOptions) -> Result<LoadedModel,
         path: path.to_path_buf(),
         source,
     })?;
-    let model = decode(&source_bytes).map_err(|reason| ConvertError::NotOnnx {
+    let mut model = decode(&source_bytes).map_err(|reason| ConvertError::NotOnnx {
         path: path.to_path_buf(),
         reason,
     })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let external = external::embed_external_data(&mut model, dir)?;
+    let mut source_bytes = source_bytes;
+    source_bytes.extend(external);
     let (graph, opset) = convert_model(&model, options)?;
     let producer = format!("{} {}", model.producer_name, model.producer_version)
         .trim()
