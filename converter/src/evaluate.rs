@@ -73,8 +73,13 @@ pub struct OutputMetrics {
     /// Top-1 agreement (outputs with more than one value per sample).
     pub top1_agreement: Option<f64>,
     /// Top-1 agreement on samples whose float top-2 margin is ≥ 0.05, and how many those are.
+    /// A Softmax along a middle axis (a per-time-step classifier) counts its positions:
+    /// the agreement is over positions, and the count is of positions.
     pub top1_agreement_confident: Option<f64>,
     pub confident_samples: usize,
+    /// Positions per sample the top-1 figures count (1 but for a Softmax
+    /// along a middle axis).
+    pub top1_positions: usize,
 }
 
 /// Class labels for the evaluation samples, and the graph output (index)
@@ -215,7 +220,10 @@ pub struct Evaluator<'m> {
     /// Per output, each sample's largest |quantized − float|.
     sample_err: Vec<Vec<f32>>,
     within: Vec<usize>,
-    agree: Vec<usize>,
+    /// Per output: the sum over samples of the share of its positions
+    /// whose top-1 agrees (one position unless a Softmax runs along a
+    /// middle axis: a per-time-step or per-pixel classifier).
+    agree: Vec<f64>,
     confident: Vec<usize>,
     confident_agree: Vec<usize>,
     /// `(float, int8)` class per labelled sample, and the labels.
@@ -271,7 +279,7 @@ impl<'m> Evaluator<'m> {
             max_err: vec![0f32; n_out],
             sample_err: vec![Vec::new(); n_out],
             within: vec![0usize; n_out],
-            agree: vec![0usize; n_out],
+            agree: vec![0.0; n_out],
             confident: vec![0usize; n_out],
             confident_agree: vec![0usize; n_out],
             predictions: Vec::new(),
@@ -374,13 +382,22 @@ impl<'m> Evaluator<'m> {
             self.sample_err[o].push(e);
             self.within[o] += (e <= 0.03) as usize;
             if f.len() > 1 {
-                let (fa, margin) = top2(f);
-                let (qa, _) = top2(q);
-                self.agree[o] += (fa == qa) as usize;
-                if margin >= 0.05 {
-                    self.confident[o] += 1;
-                    self.confident_agree[o] += (fa == qa) as usize;
+                let (outer, dim, inner) = classes_layout(graph, node, f.len());
+                let mut agreeing = 0usize;
+                for at in 0..outer * inner {
+                    let (o_, i_) = (at / inner, at % inner);
+                    let pick = |v: &[f32]| -> Vec<f32> {
+                        (0..dim).map(|d| v[(o_ * dim + d) * inner + i_]).collect()
+                    };
+                    let (fa, margin) = top2(&pick(f));
+                    let (qa, _) = top2(&pick(q));
+                    agreeing += (fa == qa) as usize;
+                    if margin >= 0.05 {
+                        self.confident[o] += 1;
+                        self.confident_agree[o] += (fa == qa) as usize;
+                    }
                 }
+                self.agree[o] += agreeing as f64 / (outer * inner).max(1) as f64;
             }
         }
         if let (Some(y), Some(&node)) = (label, self.output_nodes.get(self.label_output)) {
@@ -415,10 +432,15 @@ impl<'m> Evaluator<'m> {
                     max_abs_error: self.max_err[o],
                     max_abs_error_p99: percentile_99(&self.sample_err[o]),
                     samples_within_0_03: self.within[o] as f64 / n,
-                    top1_agreement: multi.then(|| self.agree[o] as f64 / n),
+                    top1_agreement: multi.then(|| self.agree[o] / n),
                     top1_agreement_confident: (multi && self.confident[o] > 0)
                         .then(|| self.confident_agree[o] as f64 / self.confident[o] as f64),
                     confident_samples: self.confident[o],
+                    top1_positions: {
+                        let len = graph.tensors[t].shape.iter().product::<usize>();
+                        let (outer, _, inner) = classes_layout(graph, node, len);
+                        outer * inner
+                    },
                 }
             })
             .collect();
@@ -451,6 +473,25 @@ fn percentile_99(v: &[f32]) -> f32 {
     sorted.sort_by(f32::total_cmp);
     let rank = (sorted.len() as f64 * 0.99).ceil() as usize;
     sorted.get(rank.saturating_sub(1)).copied().unwrap_or(0.0)
+}
+
+/// How an output of `len` values per sample splits into class scores:
+/// `(outer, classes, inner)`. A Softmax along a middle axis (`[1, C, T]`
+/// over `C`: a per-time-step classifier) gives one position per outer and
+/// inner index; any other output is one score vector.
+fn classes_layout(graph: &Graph, node: usize, len: usize) -> (usize, usize, usize) {
+    let Some(n) = graph.nodes.get(node) else {
+        return (1, len, 1);
+    };
+    let shape = &graph.tensors[n.output].shape;
+    match &n.op {
+        Op::Softmax(s) if s.axis < shape.len() && shape.iter().product::<usize>() == len => {
+            let outer = shape[..s.axis].iter().product();
+            let inner = shape[s.axis + 1..].iter().product();
+            (outer, shape[s.axis], inner)
+        }
+        _ => (1, len, 1),
+    }
 }
 
 /// Index of the largest value and its margin over the second largest.

@@ -406,9 +406,14 @@ impl Report {
                 let _ = write!(s, ", top-1 agreement {}", pct(a));
             }
             if let Some(a) = o.top1_agreement_confident {
+                let what = if o.top1_positions > 1 {
+                    format!("positions, of {} per sample", o.top1_positions)
+                } else {
+                    "samples".into()
+                };
                 let _ = write!(
                     s,
-                    " ({} where the float margin ≥ 0.05, {} samples)",
+                    " ({} where the float margin ≥ 0.05, {} {what})",
                     pct(a),
                     o.confident_samples
                 );
