@@ -1,5 +1,5 @@
 //! The math ops (Sub, Div, Min, Max, LayerNorm, ReduceSum, ReduceMax,
-//! MatMul)
+//! MatMul, ArgMax)
 //! through the format and the interpreter: one-op models with outputs
 //! worked out by hand, the refusals of bad records, and hostile patches of a
 //! model that chains them all.
@@ -146,6 +146,31 @@ fn mat_mul_of_two_inputs_broadcasts_the_batch() {
         ),
         [9, 10, 6, 5, 9, 9, 6, 5]
     );
+}
+
+#[test]
+fn arg_max_writes_the_index_along_its_axis() {
+    // x [2, 3] over axis 1, the output [2] and [2, 1]; scale 1, zero point 0.
+    for out in [&[2][..], &[2, 1]] {
+        let mut m = Net::new();
+        let x = m.input(&[2, 3], pt(0.5, 3));
+        let y = m.op(OpCode::ArgMax, &[x], out, q1(), &[1, 0]);
+        assert_eq!(run(m.finish(y), &[&[4, 9, -2, 7, 7, 1]]), [1, 0]);
+    }
+    let refused = |out: &[usize], q: QuantSpec, words: &[i32]| {
+        let mut m = Net::new();
+        let x = m.input(&[2, 3], pt(0.5, 3));
+        let y = m.op(OpCode::ArgMax, &[x], out, q, words);
+        matches!(bad_reason(m.finish(y)), Some(Error::BadOp { .. }))
+    };
+    assert!(refused(&[2], pt(0.5, 0), &[1, 0]), "scale other than 1");
+    assert!(
+        refused(&[2], pt(1.0, 1), &[1, 0]),
+        "zero point other than 0"
+    );
+    assert!(refused(&[3], q1(), &[1, 0]), "the axis kept");
+    assert!(refused(&[2], q1(), &[2, 0]), "axis = rank");
+    assert!(refused(&[2], q1(), &[1, 2]), "select_last_index 2");
 }
 
 #[test]

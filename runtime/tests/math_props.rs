@@ -1,5 +1,5 @@
 //! Property tests of the math kernels (Sub, Div, Min, Max, ReduceSum,
-//! ReduceMax, LayerNorm, MatMul) against naive implementations of their documented
+//! ReduceMax, LayerNorm, MatMul, ArgMax) against naive implementations of their documented
 //! formulas: explicit coordinates, `i64`/`i128`/`f64` arithmetic.
 
 use medq::kernels::*;
@@ -402,6 +402,32 @@ fn naive_mat_mul(c: &MatMulCase, p: &MatMulParams) -> Vec<i8> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arg_max_matches_naive(
+        (outer, len, inner) in (1usize..=4, 1usize..=128, 1usize..=5),
+        select_last in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        // Few distinct values, so that ties are common.
+        let x: Vec<i8> = (0..outer * len * inner)
+            .map(|k| ((seed.wrapping_mul(k as u64 + 1) >> 13) % 5) as i8 - 2)
+            .collect();
+        let mut want = Vec::new();
+        for o in 0..outer {
+            for i in 0..inner {
+                let column: Vec<i8> = (0..len).map(|k| x[(o * len + k) * inner + i]).collect();
+                let top = *column.iter().max().unwrap();
+                let mut at = column.iter().enumerate().filter(|(_, &v)| v == top).map(|(k, _)| k);
+                let pick = if select_last { at.last() } else { at.next() };
+                want.push(pick.unwrap() as i8);
+            }
+        }
+        let p = ArgMaxParams { outer, len, inner, select_last };
+        let mut y = vec![-1i8; outer * inner];
+        arg_max_s8(&p, &x, &mut y);
+        prop_assert_eq!(y, want);
+    }
 
     #[test]
     fn mat_mul_matches_naive(c in mat_mul_case(), q in mat_mul_params()) {

@@ -16,6 +16,7 @@
 //! methods, so an op added to the IR and forgotten here, or missing a part of
 //! its definition, does not compile. `CONTRIBUTING.md` has the checklist.
 
+pub mod arg_max;
 pub mod batch_norm;
 pub mod binary;
 pub mod concat;
@@ -47,6 +48,7 @@ use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
 use crate::ir::{FusedActivation, Graph, Node};
 use crate::quantize::{LowerCtx, Lowered, OutputQuant};
+use arg_max::ArgMax;
 use binary::{Binary, BinaryOp};
 use concat::Concat;
 use conv::Conv;
@@ -104,6 +106,8 @@ pub enum Op {
     Reduce(Reduce),
     /// MatMul of two computed tensors, or of a constant on the left.
     MatMul(MatMul),
+    /// The index of the largest value along one axis.
+    ArgMax(ArgMax),
 }
 
 /// What every IR op defines. No method has a default: a new op states each.
@@ -160,6 +164,7 @@ impl Op {
             Op::LayerNorm(op) => op,
             Op::Reduce(op) => op,
             Op::MatMul(op) => op,
+            Op::ArgMax(op) => op,
         }
     }
 
@@ -188,6 +193,7 @@ impl Op {
             Op::LayerNorm(op) => op,
             Op::Reduce(op) => op,
             Op::MatMul(op) => op,
+            Op::ArgMax(op) => op,
         })
     }
 
@@ -216,6 +222,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Add),
         "Add",
         "numpy broadcasting; either operand may be a constant",
+    ),
+    OnnxOp::new(
+        "ArgMax",
+        arg_max::from_onnx,
+        "ArgMax (an int8 output of scale 1: the indices)",
+        "any axis of at most 128 values, `keepdims`, `select_last_index`",
     ),
     OnnxOp::new(
         "AveragePool",

@@ -350,11 +350,14 @@ pub enum OpCode {
     /// Matrix product of two int8 tensors (MatMul of computed operands, e.g.
     /// attention's `Q·Kᵀ`), batch dims broadcast.
     MatMul = 28,
+    /// The index of the largest value along one axis, as an int8 tensor of
+    /// scale 1 (a classifier's predicted class as a model output).
+    ArgMax = 29,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 26] = [
+    pub const ALL: [OpCode; 27] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -381,6 +384,7 @@ impl OpCode {
         OpCode::ReduceMax,
         OpCode::Requantize,
         OpCode::MatMul,
+        OpCode::ArgMax,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -411,6 +415,7 @@ impl OpCode {
             26 => Some(OpCode::ReduceMax),
             27 => Some(OpCode::Requantize),
             28 => Some(OpCode::MatMul),
+            29 => Some(OpCode::ArgMax),
             _ => None,
         }
     }
@@ -444,6 +449,7 @@ impl OpCode {
             OpCode::ReduceMax => "ReduceMax",
             OpCode::Requantize => "Requantize",
             OpCode::MatMul => "MatMul",
+            OpCode::ArgMax => "ArgMax",
         }
     }
 
@@ -515,6 +521,14 @@ pub mod params {
         pub const ACT_MIN: usize = 2;
         pub const ACT_MAX: usize = 3;
         pub const COUNT: usize = 4;
+    }
+    /// ArgMax input `[x]`: along `AXIS`, the index of the largest value
+    /// (the first of equal ones, or the last with `SELECT_LAST_INDEX` 1);
+    /// the output an `i8` tensor of scale 1 and zero point 0.
+    pub mod arg_max {
+        pub const AXIS: usize = 0;
+        pub const SELECT_LAST_INDEX: usize = 1;
+        pub const COUNT: usize = 2;
     }
     /// Lut inputs `[x, table i8 [256]]`: `y[i] = table[x[i] + 128]`.
     pub mod lut {

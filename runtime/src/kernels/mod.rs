@@ -237,6 +237,19 @@ pub struct MatMulParams {
     pub act_max: i32,
 }
 
+/// The layout of an ArgMax, for [`arg_max_s8`]: `x` is `[outer, len,
+/// inner]` row-major, `y` is `[outer, inner]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ArgMaxParams {
+    pub outer: usize,
+    /// `1..=`[`MAX_ARG_MAX_LEN`]: every index fits `i8`.
+    pub len: usize,
+    pub inner: usize,
+    /// Of equal largest values, the last index instead of the first.
+    pub select_last: bool,
+}
+
 /// Max/average pooling geometry, for [`max_pool_s8`] and [`avg_pool_s8`].
 ///
 /// Input `[channels, in_h, in_w]`, output `[channels, out_h, out_w]`, same

@@ -10,6 +10,7 @@
 //! this build?" (the `op-*` cargo features).
 #![forbid(unsafe_code)]
 
+mod arg_max;
 mod concat;
 mod conv;
 mod conv_transpose;
@@ -90,6 +91,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::ReduceMax => cfg!(feature = "op-reduce-max"),
         OpCode::Requantize => cfg!(feature = "op-requantize"),
         OpCode::MatMul => cfg!(feature = "op-mat-mul"),
+        OpCode::ArgMax => cfg!(feature = "op-arg-max"),
     }
 }
 
@@ -228,6 +230,7 @@ enum Kind<'a> {
     ReduceSum(reduce::Reduce<'a>),
     ReduceMax(reduce::Reduce<'a>),
     MatMul(mat_mul::MatMul<'a>),
+    ArgMax(arg_max::ArgMax<'a>),
     // Int16 activations: their own variants, so that a build without them
     // keeps the enum and the dispatch as they were.
     #[cfg(feature = "int16-activations")]
@@ -324,6 +327,7 @@ impl<'a> PreparedOp<'a> {
             Kind::LayerNorm(_) => "layer_norm_s8",
             Kind::ReduceSum(op) | Kind::ReduceMax(op) => op.kernel(),
             Kind::MatMul(_) => "mat_mul_s8",
+            Kind::ArgMax(_) => "arg_max_s8",
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
@@ -371,7 +375,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::LayerNorm(_)
             | Kind::ReduceSum(_)
             | Kind::ReduceMax(_)
-            | Kind::MatMul(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::MatMul(_)
+            | Kind::ArgMax(_) => explain::<(), ()>(&(), NONE, f),
             // Int16 layers run the reference kernels on every target.
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(_)
@@ -420,7 +425,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::Max(_)
             | Kind::LayerNorm(_)
             | Kind::ReduceSum(_)
-            | Kind::ReduceMax(_) => 0,
+            | Kind::ReduceMax(_)
+            | Kind::ArgMax(_) => 0,
         }
     }
 
@@ -460,6 +466,7 @@ impl<'a> PreparedOp<'a> {
             Kind::ReduceSum(op) => gated(O::ReduceSum, i, || op.eval(io)),
             Kind::ReduceMax(op) => gated(O::ReduceMax, i, || op.eval(io)),
             Kind::MatMul(op) => gated(O::MatMul, i, || op.eval(io)),
+            Kind::ArgMax(op) => gated(O::ArgMax, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => gated(O::Conv, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
@@ -556,6 +563,7 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::ReduceSum => Kind::ReduceSum(gated(O::ReduceSum, i, || reduce::prepare(&cx, false))?),
         O::ReduceMax => Kind::ReduceMax(gated(O::ReduceMax, i, || reduce::prepare(&cx, true))?),
         O::MatMul => Kind::MatMul(gated(O::MatMul, i, || mat_mul::prepare(&cx))?),
+        O::ArgMax => Kind::ArgMax(gated(O::ArgMax, i, || arg_max::prepare(&cx))?),
         #[cfg(feature = "op-requantize")]
         O::Requantize => Kind::Requantize(gated(O::Requantize, i, || requantize::prepare(&cx))?),
         // Refused above, before any decoding.

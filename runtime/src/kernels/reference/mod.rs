@@ -2,6 +2,7 @@
 //! arithmetic. Written for clarity first; optimized kernels elsewhere must be
 //! bit-exact with these.
 
+mod arg_max;
 mod concat;
 mod conv;
 mod conv_transpose;
@@ -27,6 +28,7 @@ mod reduce;
 #[cfg(feature = "int16-activations")]
 mod requantize;
 
+pub use arg_max::{arg_max_s8, MAX_ARG_MAX_LEN};
 pub use binary::{div_s8, max_s8, min_s8, sub_s8, DIV_FRACTION_BITS};
 pub use concat::concat_part_s8;
 pub use conv::conv_s8;
