@@ -419,7 +419,7 @@ proptest! {
                 let column: Vec<i8> = (0..len).map(|k| x[(o * len + k) * inner + i]).collect();
                 let top = *column.iter().max().unwrap();
                 let mut at = column.iter().enumerate().filter(|(_, &v)| v == top).map(|(k, _)| k);
-                let pick = if select_last { at.last() } else { at.next() };
+                let pick = if select_last { at.next_back() } else { at.next() };
                 want.push(pick.unwrap() as i8);
             }
         }
