@@ -858,7 +858,7 @@ fn unsupported_op_names_node_op_opset_and_the_supported_list() {
         "{e}"
     );
     assert!(
-        e.contains("Supported ops: Abs, Add, AveragePool, BatchNormalization")
+        e.contains("Supported ops: Abs, Add, ArgMax, AveragePool, BatchNormalization")
             && e.contains("Softmax"),
         "{e}"
     );
