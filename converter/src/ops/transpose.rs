@@ -36,27 +36,7 @@ pub(crate) fn emit(
     if in_shape.len() <= 4 {
         return b.emit(ctx, Op::Transpose(Transpose { perm }), vec![x], out);
     }
-    let (shape, fewer) = simplify(in_shape, &perm);
-    if shape.len() > 4 {
-        return Err(ctx.attr_err(
-            "perm",
-            format!(
-                "{perm:?} reorders the data of a rank-{} tensor {in_shape:?} in {} dims; medq \
-                 transposes up to 4 dims",
-                in_shape.len(),
-                shape.len()
-            ),
-        ));
-    }
-    let moved: Vec<usize> = fewer.iter().map(|&a| shape[a]).collect();
-    let flat = b.emit_part(ctx, "fewer_dims", Op::Reshape, vec![x], shape)?;
-    let t = b.emit_part(
-        ctx,
-        "transposed",
-        Op::Transpose(Transpose { perm: fewer }),
-        vec![flat],
-        moved,
-    )?;
+    let t = permute(b, ctx, "transposed", x, in_shape, &perm)?;
     b.emit(ctx, Op::Reshape, vec![t], out)
 }
 
@@ -80,10 +60,15 @@ pub(crate) fn permute(
         return b.emit_part(ctx, part, Op::Reshape, vec![x], out);
     }
     if fewer_shape.len() > 4 {
-        return Err(ctx.err(format!(
-            "permuting {shape:?} by {perm:?} reorders the data in {} dims; medq transposes up to 4",
-            fewer_shape.len()
-        )));
+        return Err(ctx.attr_err(
+            "perm",
+            format!(
+                "{perm:?} reorders the data of a rank-{} tensor {shape:?} in {} dims; medq \
+                 transposes up to 4 dims",
+                shape.len(),
+                fewer_shape.len()
+            ),
+        ));
     }
     let moved: Vec<usize> = fewer.iter().map(|&a| fewer_shape[a]).collect();
     let flat = b.emit_part(

@@ -23,11 +23,11 @@ pub fn arg_max_s8(p: &ArgMaxParams, x: &[i8], y: &mut [i8]) {
     for (at, out) in y.iter_mut().enumerate() {
         let (o, i) = (at / inner, at % inner);
         let value = |k: usize| x.get((o * len + k) * inner + i).copied().unwrap_or(i8::MIN);
-        let mut best = 0usize;
+        let (mut best, mut top) = (0usize, value(0));
         for k in 1..len {
-            let (v, b) = (value(k), value(best));
-            if v > b || (p.select_last && v == b) {
-                best = k;
+            let v = value(k);
+            if v > top || (p.select_last && v == top) {
+                (best, top) = (k, v);
             }
         }
         // best < 128.
