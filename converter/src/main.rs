@@ -100,13 +100,15 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = WeightGrid::Int8)]
     weights: WeightGrid,
 
-    /// Activation precision. `int8`: every activation. `auto`: raise the fewest Conv and
-    /// FullyConnected layers to int16 outputs (int8 weights, int64 accumulation) that bring
-    /// the model within the target, measured on the --select samples (else the calibration
-    /// samples): --target-sqnr, or by default probability outputs' |Δp| ≤ 0.02 on every sample
-    /// and other outputs' SQNR ≥ 28 dB (the bounds 0.03 and 25 dB with a margin). A layer can
-    /// be raised when everything reading its output (through pools and reshapes) is a Conv,
-    /// FullyConnected or Softmax, or is a graph output (int16 then; inputs stay int8).
+    /// Activation precision. `int8`: every activation. `auto`: raise the fewest Conv,
+    /// FullyConnected, MatMul and Softmax layers to int16 outputs (int8 weights, int64
+    /// accumulation) that bring the model within the target, measured on the --select samples
+    /// (else the calibration samples): --target-sqnr, or by default probability outputs' |Δp| ≤
+    /// 0.02 on every sample and other outputs' SQNR ≥ 28 dB (the bounds 0.03 and 25 dB with a
+    /// margin). A layer can be raised when everything reading its output (through pools and
+    /// reshapes, transposes and gathers) is a Conv, FullyConnected, MatMul or Softmax, or is a graph output (int16 then;
+    /// a Softmax output and the inputs stay int8). Attention's scores and probabilities are
+    /// what transformer-style models raise.
     /// Outputs with an --output-activation count as probabilities. The report lists the layers
     /// raised, what each gained and cost in bytes and arena, and the all-int8 file beside.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Int8, conflicts_with = "int16")]
@@ -117,7 +119,8 @@ struct Cli {
     #[arg(long, value_name = "DB")]
     target_sqnr: Option<f64>,
 
-    /// Give this Conv or FullyConnected layer (node or output tensor name) an int16 output,
+    /// Give this Conv, FullyConnected, MatMul or Softmax layer (node or output tensor name) an
+    /// int16 output,
     /// as --precision auto would; repeat for several. Refused, with the reason, for a layer
     /// that cannot be raised.
     #[arg(long, value_name = "LAYER")]

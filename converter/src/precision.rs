@@ -2,15 +2,19 @@
 //! int16 (symmetric, zero point 0; `runtime/NUMERICS.md`), and what
 //! `--precision auto` aims for when it raises the fewest of them.
 //!
-//! The unit raised is a weighted layer's output: the tensor a Conv or
-//! FullyConnected writes, with the tensors that MaxPool, AvgPool and Reshape
-//! move it into (those ops keep their input's encoding). Every reader of a
-//! raised tensor must read int16 itself (Conv, FullyConnected, Softmax, or
-//! one of those movers), so no conversion op is ever inserted and int16
-//! values reach the next product or the softmax intact. A layer whose output
+//! The unit raised is a product's or a softmax's output: the tensor a Conv,
+//! FullyConnected, MatMul or Softmax writes, with the tensors that MaxPool,
+//! AvgPool, Reshape, Transpose and Gather (Slice, Split) move it into
+//! (those ops keep their input's encoding). Every reader of a raised tensor must read int16 itself (Conv,
+//! FullyConnected, MatMul, Softmax, or one of those movers), so no
+//! conversion op is ever inserted and int16 values reach the next product
+//! or the softmax intact. In attention, that raises the scores `Q·Kᵀ` and
+//! the probabilities, which int8 keeps to 1/256 steps. A layer whose output
 //! feeds anything else (Add, a table, Concat, ...) stays int8. A raised
 //! tensor may be a graph output (a raw logit head the application reads
-//! itself, `Interpreter::output_i16`); graph inputs stay int8.
+//! itself, `Interpreter::output_i16`), except a Softmax's: a classifier's
+//! probabilities stay int8, where 1/256 steps are far inside the bounds.
+//! Graph inputs stay int8.
 
 use std::collections::BTreeSet;
 
@@ -22,18 +26,34 @@ use crate::ir::{Graph, Node, Op, TensorId};
 fn reads_wide(op: &Op) -> bool {
     matches!(
         op,
-        Op::Conv(_) | Op::FullyConnected(_) | Op::Softmax(_) | Op::MaxPool(_) | Op::AvgPool(_)
+        Op::Conv(_)
+            | Op::FullyConnected(_)
+            | Op::MatMul(_)
+            | Op::Softmax(_)
+            | Op::MaxPool(_)
+            | Op::AvgPool(_)
     ) || moves(op)
 }
 
 /// Whether `op` can write an int16 activation.
 fn writes_wide(op: &Op) -> bool {
-    matches!(op, Op::Conv(_) | Op::FullyConnected(_)) || moves(op)
+    raises(op) || moves(op)
+}
+
+/// Whether `op`'s output is a unit `--precision` may raise.
+fn raises(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Conv(_) | Op::FullyConnected(_) | Op::MatMul(_) | Op::Softmax(_)
+    )
 }
 
 /// Ops whose output keeps their input's encoding, int16 included.
 fn moves(op: &Op) -> bool {
-    matches!(op, Op::MaxPool(_) | Op::AvgPool(_) | Op::Reshape)
+    matches!(
+        op,
+        Op::MaxPool(_) | Op::AvgPool(_) | Op::Reshape | Op::Transpose(_) | Op::Select(_)
+    )
 }
 
 /// Whether `node`'s operands and output are in encodings its kernel takes;
@@ -67,10 +87,10 @@ pub fn check_node(graph: &Graph, node: &Node) -> Result<(), ConvertError> {
     Ok(())
 }
 
-/// One weighted layer that can run with an int16 output.
+/// One layer that can run with an int16 output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Raisable {
-    /// The Conv or FullyConnected node.
+    /// The Conv, FullyConnected, MatMul or Softmax node.
     pub node: usize,
     /// Its output and the tensors movers carry it into, in id order.
     pub tensors: Vec<TensorId>,
@@ -82,11 +102,16 @@ pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
     let Some(n) = graph.nodes.get(node) else {
         return Err(format!("no node {node}"));
     };
-    if !matches!(n.op, Op::Conv(_) | Op::FullyConnected(_)) {
+    if !raises(&n.op) {
         return Err(format!(
-            "{} is not a Conv or FullyConnected layer",
+            "{} is not a Conv, FullyConnected, MatMul or Softmax layer",
             n.op.def().kind()
         ));
+    }
+    if matches!(n.op, Op::Softmax(_)) && graph.outputs.contains(&n.output) {
+        return Err(
+            "a Softmax graph output stays int8 (its probabilities are read as int8)".into(),
+        );
     }
     let mut set = BTreeSet::new();
     let mut todo = vec![n.output];
@@ -134,8 +159,8 @@ pub fn with_raised(graph: &Graph, layers: &[&Raisable]) -> Graph {
     g
 }
 
-/// The layers `names` name (a Conv/FullyConnected node's name or its
-/// output tensor's), or which name cannot be raised and why.
+/// The layers `names` name (a raisable node's name or its output
+/// tensor's), or which name cannot be raised and why.
 pub fn named(graph: &Graph, names: &[String]) -> Result<Vec<Raisable>, ConvertError> {
     names
         .iter()
@@ -380,9 +405,14 @@ mod tests {
         assert!(check_node(&g, &add).is_err(), "Add reads int16");
         let pool = g.nodes[1].clone();
         assert!(check_node(&g, &pool).is_err(), "MaxPool mixes encodings");
+        g.wide = [5].into();
+        assert!(check_node(&g, &add).is_err(), "Add writes int16");
+        // A Softmax may write int16 (attention's probabilities), but its
+        // graph output is not offered for raising.
         g.wide = [4].into();
         let softmax = g.nodes[3].clone();
-        assert!(check_node(&g, &softmax).is_err(), "Softmax writes int16");
+        assert!(check_node(&g, &softmax).is_ok(), "Softmax writes int16");
+        assert!(closure(&g, 3).unwrap_err().contains("Softmax graph output"));
         g.wide = [0].into();
         let conv0 = g.nodes[0].clone();
         assert!(check_node(&g, &conv0).is_err(), "a graph input is int16");

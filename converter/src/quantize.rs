@@ -153,6 +153,9 @@ pub enum OutputQuant {
     SameAsInput,
     /// An encoding the op's kernel fixes.
     Fixed(QParams),
+    /// A probability in `[0, 1)`, as the Softmax kernels write it: 1/256
+    /// steps from −128 in int8, 1/32768 steps from 0 in int16.
+    Probability,
 }
 
 /// Quantize `graph` given each activation tensor's real range `[lo, hi]`.
@@ -249,6 +252,10 @@ fn assign_qparams(
                 .and_then(|&i| q[i])
                 .ok_or_else(|| missing_input(node))?,
             OutputQuant::Fixed(p) => p,
+            OutputQuant::Probability => match graph.wide.contains(&node.output) {
+                true => crate::ops::softmax::SOFTMAX_OUTPUT_S16,
+                false => crate::ops::softmax::SOFTMAX_OUTPUT,
+            },
             OutputQuant::Calibrated(clamp) => calibrated(node.output, clamp.bounds(), &q)?,
         };
         q[node.output] = Some(out);

@@ -201,3 +201,66 @@ fn a_raw_output_layer_runs_with_an_int16_output() {
     }
     assert!(compared > 20, "only {compared} samples inside both ranges");
 }
+
+/// Attention raised by name (`attn_pool`, `make_attention_testnets.py`):
+/// int8 `Q·Kᵀ` to int16 scores, an int16 Softmax reading them and writing
+/// int16 probabilities, and those times int8 `V`. The probabilities keep
+/// 1/32768 steps instead of 1/256, so the Softmax, the product after it and
+/// the output all gain on the held-out samples. A Softmax graph output is
+/// refused: a classifier's probabilities stay int8.
+#[test]
+fn attention_scores_and_probabilities_run_in_int16() {
+    let d = testnets();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("attn.mq");
+    let mut opts = Options::new(d.join("attn_pool.onnx"), &out);
+    opts.calib = vec![d.join("attn_pool_calib.npy")];
+    opts.eval = vec![d.join("attn_pool_test.npy")];
+    let run = |precision: Choice| {
+        let opts = Options {
+            precision,
+            ..opts.clone()
+        };
+        convert(&opts).unwrap_or_else(|e| panic!("attn_pool: {e}"))
+    };
+    let int8 = run(Choice::Int8);
+    let raised = run(Choice::Layers(vec![
+        "/net/MatMul".into(),
+        "/net/Softmax".into(),
+    ]));
+    let layer = |r: &Report, name: &str| {
+        r.layers
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap_or_else(|| panic!("no layer {name}"))
+            .clone()
+    };
+    for name in ["/net/MatMul", "/net/Softmax"] {
+        assert!(layer(&raised, name).int16_output, "{name}");
+        assert!(!layer(&int8, name).int16_output, "{name}");
+    }
+    assert_eq!(layer(&raised, "/net/MatMul").op, "MatMul");
+    for name in ["/net/Softmax", "/net/MatMul_1"] {
+        let (a, b) = (
+            layer(&int8, name).sqnr_db.unwrap(),
+            layer(&raised, name).sqnr_db.unwrap(),
+        );
+        println!("{name}: int8 {a:.1} dB, int16 attention {b:.1} dB");
+        assert!(b > a + 0.5, "{name}: {a:.1} → {b:.1} dB");
+    }
+    let sqnr = |r: &Report| r.evaluation.outputs[0].sqnr_db.unwrap();
+    assert!(
+        sqnr(&raised) > sqnr(&int8),
+        "{} vs {}",
+        sqnr(&raised),
+        sqnr(&int8)
+    );
+
+    let err = convert(&Options {
+        precision: Choice::Layers(vec!["/Softmax".into()]),
+        ..opts.clone()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("Softmax graph output stays int8"), "{err}");
+}

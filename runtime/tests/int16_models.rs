@@ -199,6 +199,103 @@ fn int16_softmax_matches_the_two_table_formula() {
     assert!(want[0] > want[3] && want[3] > want[4], "{want:?}");
 }
 
+/// Attention with int16 scores and probabilities: `x [1,4,3]` (int8) times
+/// a constant `K [1,3,4]` to int16 scores, an int16 Softmax over the keys,
+/// and the int16 probabilities times a constant `V [1,4,3]` back to int8.
+fn int16_attention() -> Writer {
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 4, 3], pt(0.05, 3), 0);
+    let k = w.add_constant_i8("k", &[1, 3, 4], pt(0.02, -4), &ATTENTION_K);
+    let scores = w.add_activation_i16("scores", &[1, 4, 4], pt(ATTENTION_SCORE_SCALE, 0), 16);
+    w.add_op(
+        OpCode::MatMul,
+        &[x, k],
+        &[scores],
+        &[ATTENTION_QK.0, ATTENTION_QK.1, -32768, 32767],
+    );
+    let t = w.add_constant_i32(
+        "t",
+        &[512],
+        &medq::ops::softmax_exp_table_s16(ATTENTION_SCORE_SCALE),
+    );
+    let probs = w.add_activation_i16("p", &[1, 4, 4], pt(1.0 / 32768.0, 0), 64);
+    w.add_op(OpCode::Softmax, &[scores, t], &[probs], &[2]);
+    let v = w.add_constant_i8("v", &[1, 4, 3], pt(0.03, 0), &ATTENTION_V);
+    let y = w.add_activation("y", &[1, 4, 3], pt(0.01, -2), 112);
+    w.add_op(
+        OpCode::MatMul,
+        &[probs, v],
+        &[y],
+        &[ATTENTION_PV.0, ATTENTION_PV.1, -128, 127],
+    );
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(128);
+    w
+}
+
+const ATTENTION_SCORE_SCALE: f32 = 1.0 / 4096.0;
+const ATTENTION_K: [i8; 12] = [5, -7, 100, 3, 60, -128, 9, 0, -20, 127, 44, -1];
+const ATTENTION_V: [i8; 12] = [10, -20, 30, 127, -127, 0, 64, 64, -64, 1, 2, 3];
+/// The real multipliers as `m · 2^(s − 31)`: 0.05 · 0.02 · 4096 = 4.096 =
+/// (1.024 · 2^30) · 2^(3 − 31).
+const ATTENTION_QK: (i32, i32) = (1_099_511_628, 3);
+/// (1/32768) · 0.03 / 0.01 = 3/32768 = (1.5 · 2^30) · 2^(−14 − 31).
+const ATTENTION_PV: (i32, i32) = (1_610_612_736, -14);
+const ATTENTION_INPUT: [i8; 12] = [127, -128, 3, 50, 20, -90, 3, 3, 3, -7, 110, 64];
+
+#[test]
+fn int16_attention_runs_int16_scores_and_probabilities() {
+    let (kernels, got) = run_observed(int16_attention(), &ATTENTION_INPUT);
+    assert_eq!(kernels, ["mat_mul_s16", "softmax_s16", "mat_mul_s16"]);
+    // Op by op against the reference kernels on the previous op's output.
+    let batch = Broadcast4::new(&[1], &[1]).unwrap();
+    let mat_mul = |za, zb, zy, (m, s): (i32, i32), (lo, hi), (rows, depth, cols)| MatMulParams {
+        batch,
+        rows,
+        depth,
+        cols,
+        a_zero_point: za,
+        b_zero_point: zb,
+        output_zero_point: zy,
+        out_multiplier: m,
+        out_shift: s,
+        act_min: lo,
+        act_max: hi,
+    };
+    let mut scores = [0i16; 16];
+    let qk = mat_mul(3, -4, 0, ATTENTION_QK, (-32768, 32767), (4, 3, 4));
+    mat_mul_s16(&qk, &ATTENTION_INPUT[..], &ATTENTION_K[..], &mut scores);
+    assert_eq!(i16s(&got[0]), scores);
+    // The scores use the int16 range: int8 would have rounded them to 1/32
+    // of this resolution.
+    assert!(
+        scores.iter().any(|&s| s.unsigned_abs() > 1000),
+        "{scores:?}"
+    );
+    let mut probs = [0i16; 16];
+    let sp = SoftmaxParams {
+        outer: 4,
+        axis_len: 4,
+        inner: 1,
+    };
+    softmax_s16(
+        &sp,
+        &medq::ops::softmax_exp_table_s16(ATTENTION_SCORE_SCALE),
+        &scores,
+        &mut probs,
+    );
+    assert_eq!(i16s(&got[1]), probs);
+    for row in probs.chunks(4) {
+        let total: i32 = row.iter().map(|&p| i32::from(p)).sum();
+        assert!((32766..=32770).contains(&total), "{row:?} sums to {total}");
+    }
+    let mut y = [0i8; 12];
+    let pv = mat_mul(0, 0, -2, ATTENTION_PV, (-128, 127), (4, 4, 3));
+    mat_mul_s16(&pv, &probs[..], &ATTENTION_V[..], &mut y);
+    assert_eq!(got[2], y);
+}
+
 #[test]
 #[cfg(feature = "std")]
 fn the_exp_table_helper_is_the_documented_table() {
@@ -443,7 +540,9 @@ fn ops_without_int16_kernels_refuse_int16_operands() {
         (y, n)
     });
     refused_on_int16("Softmax to int16", |w, x, wide| {
-        // An int16 Softmax input is fine (its own test); an int16 output is not.
+        // Fine with an int16 input's 512-entry table, or an int16 output at
+        // scale 1/32768 (their own tests); here the table has 256 entries
+        // for the int16 input and the int16 output has scale 1.
         let t = w.add_constant_i32("t", &[256], &halving_exp_table());
         let (y, n) = out(w, &[1, 2, 4], pt(1.0 / 256.0, -128), wide);
         w.add_op(OpCode::Softmax, &[x, t], &[y], &[2]);

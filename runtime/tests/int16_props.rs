@@ -822,27 +822,55 @@ fn table() -> impl Strategy<Value = Vec<i32>> {
     ]
 }
 
-fn softmax_naive(p: &SoftmaxParams, t: &[i32], x: &[i16]) -> Vec<i8> {
-    let mut y = vec![0i8; x.len()];
+/// The documented Softmax formula in `u128`: the exponentials of an int16
+/// input from the pair of tables (`wide_input`) or of an int8 one from the
+/// first 256 entries, each row's probabilities as `prob(e, sum)`, or `empty`
+/// for a row whose sum is 0.
+fn softmax_naive_with<X: Copy + Into<i32>, Y: Copy>(
+    p: &SoftmaxParams,
+    t: &[i32],
+    x: &[X],
+    wide_input: bool,
+    prob: impl Fn(u128, u128) -> Y,
+    empty: Y,
+) -> Vec<Y> {
+    let mut y = vec![empty; x.len()];
     let ent = |i: usize| t[i].max(0) as u128;
     for o in 0..p.outer {
         for i in 0..p.inner {
             let at = |a: usize| (o * p.axis_len + a) * p.inner + i;
-            let m = (0..p.axis_len).map(|a| x[at(a)] as i32).max().unwrap();
+            let v = |a: usize| -> i32 { x[at(a)].into() };
+            let m = (0..p.axis_len).map(v).max().unwrap();
             let e = |a: usize| {
-                let d = (m - x[at(a)] as i32) as usize;
-                (ent(d % 256) * ent(256 + d / 256) + (1 << 23)) >> 24
+                let d = (m - v(a)) as usize;
+                match wide_input {
+                    true => (ent(d % 256) * ent(256 + d / 256) + (1 << 23)) >> 24,
+                    false => ent(d),
+                }
             };
             let sum: u128 = (0..p.axis_len).map(e).sum();
             for a in 0..p.axis_len {
-                // A row whose sum is 0 outputs −128.
-                y[at(a)] = (e(a) * 256 + sum / 2)
-                    .checked_div(sum)
-                    .map_or(-128, |q| (q as i64 - 128).clamp(-128, 127) as i8);
+                if sum > 0 {
+                    y[at(a)] = prob(e(a), sum);
+                }
             }
         }
     }
     y
+}
+
+/// An int8 probability: `clamp((e·256 + sum/2) / sum − 128, −128, 127)`.
+fn prob8(e: u128, sum: u128) -> i8 {
+    (((e * 256 + sum / 2) / sum) as i64 - 128).clamp(-128, 127) as i8
+}
+
+/// An int16 probability: `min((e·32768 + sum/2) / sum, 32767)`.
+fn prob16(e: u128, sum: u128) -> i16 {
+    ((e * 32768 + sum / 2) / sum).min(32767) as i16
+}
+
+fn softmax_naive(p: &SoftmaxParams, t: &[i32], x: &[i16]) -> Vec<i8> {
+    softmax_naive_with(p, t, x, true, prob8, -128)
 }
 
 proptest! {
@@ -860,5 +888,379 @@ proptest! {
         let mut y = vec![0x55i8; x.len()];
         softmax_s16_s8(&p, t512, x, &mut y);
         prop_assert_eq!(y, softmax_naive(&p, &t, x));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn softmax_s8_s16_matches_naive(
+        (outer, axis_len, inner) in (1usize..=3, 1usize..=40, 1usize..=3),
+        t in table(),
+        seed in vec(any::<i8>(), 360),
+    ) {
+        let p = SoftmaxParams { outer, axis_len, inner };
+        let x = &seed[..outer * axis_len * inner];
+        let t256: &[i32; 256] = t[..256].try_into().unwrap();
+        let mut y = vec![0x55i16; x.len()];
+        softmax_s8_s16(&p, t256, x, &mut y);
+        prop_assert_eq!(y, softmax_naive_with(&p, &t[..256], x, false, prob16, 0));
+    }
+
+    #[test]
+    fn softmax_s16_matches_naive(
+        (outer, axis_len, inner) in (1usize..=3, 1usize..=40, 1usize..=3),
+        t in table(),
+        seed in vec(x16(), 360),
+    ) {
+        let p = SoftmaxParams { outer, axis_len, inner };
+        let x = &seed[..outer * axis_len * inner];
+        let t512: &[i32; 512] = t.as_slice().try_into().unwrap();
+        let mut y = vec![0x55i16; x.len()];
+        softmax_s16(&p, t512, x, &mut y);
+        prop_assert_eq!(y, softmax_naive_with(&p, &t, x, true, prob16, 0));
+    }
+}
+
+#[test]
+fn int16_probabilities_of_a_uniform_row_are_exact() {
+    // 64 equal logits: each 1/64 = 512 steps of 1/32768 (4 in int8).
+    let p = SoftmaxParams {
+        outer: 1,
+        axis_len: 64,
+        inner: 1,
+    };
+    let t: [i32; 256] = std::array::from_fn(|d| (1 << 24) >> d.min(31));
+    let mut y = [0i16; 64];
+    softmax_s8_s16(&p, &t, &[7i8; 64], &mut y);
+    assert_eq!(y, [512i16; 64]);
+    // One dominant logit: probability 1 saturates at 32767, the rest 0.
+    let x: [i8; 64] = std::array::from_fn(|i| if i == 3 { 127 } else { -128 });
+    softmax_s8_s16(&p, &t, &x, &mut y);
+    assert_eq!(y[3], 32767);
+    assert!(y.iter().enumerate().all(|(i, &v)| i == 3 || v == 0));
+}
+
+// ---------------------------------------------------------------------------
+// MatMul with int16 sides
+
+/// A MatMul case: shapes `a [ba.., M, K]`, `b [bb.., K, N]` with broadcast
+/// batch dims, values (int16 sides at zero point 0), the requantization.
+#[derive(Clone, Debug)]
+struct MatMulCase {
+    a_batch: Vec<usize>,
+    b_batch: Vec<usize>,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Vec<i16>,
+    b: Vec<i16>,
+    za: i32,
+    zb: i32,
+    zy: i32,
+    multiplier: i32,
+    shift: i32,
+    act: (i32, i32),
+}
+
+/// Batch dims of `a` and `b` that broadcast: each pair equal or one of them 1.
+fn broadcast_batches() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    vec((1usize..=3, 0u8..3), 0..=2).prop_map(|dims| {
+        let a = dims
+            .iter()
+            .map(|&(d, w)| if w == 1 { 1 } else { d })
+            .collect();
+        let b = dims
+            .iter()
+            .map(|&(d, w)| if w == 2 { 1 } else { d })
+            .collect();
+        (a, b)
+    })
+}
+
+fn mat_mul_case(a_wide: bool, b_wide: bool, y_wide: bool) -> impl Strategy<Value = MatMulCase> {
+    let long = prop_oneof![3 => 1usize..=9, 1 => 60usize..=300];
+    (broadcast_batches(), 1usize..=4, long, 1usize..=70).prop_flat_map(
+        move |((ab, bb), m, k, n)| {
+            let na = ab.iter().product::<usize>() * m * k;
+            let nb = bb.iter().product::<usize>() * k * n;
+            let side = |wide: bool, len: usize| match wide {
+                true => vec(x16(), len).boxed(),
+                false => vec(any::<i8>().prop_map(i16::from), len).boxed(),
+            };
+            let zp = |wide: bool| match wide {
+                true => Just(0).boxed(),
+                false => any::<i8>().prop_map(i32::from).boxed(),
+            };
+            let act = match y_wide {
+                true => act16().boxed(),
+                false => act8().boxed(),
+            };
+            (
+                side(a_wide, na),
+                side(b_wide, nb),
+                zp(a_wide),
+                zp(b_wide),
+                zp(y_wide),
+                multiplier(),
+                -20i32..=10,
+                act,
+            )
+                .prop_map(move |(a, b, za, zb, zy, multiplier, shift, act)| {
+                    MatMulCase {
+                        a_batch: ab.clone(),
+                        b_batch: bb.clone(),
+                        m,
+                        k,
+                        n,
+                        a,
+                        b,
+                        za,
+                        zb,
+                        zy,
+                        multiplier,
+                        shift,
+                        act,
+                    }
+                })
+        },
+    )
+}
+
+fn mat_mul_params(c: &MatMulCase) -> MatMulParams {
+    MatMulParams {
+        batch: Broadcast4::new(&c.a_batch, &c.b_batch).unwrap(),
+        rows: c.m,
+        depth: c.k,
+        cols: c.n,
+        a_zero_point: c.za,
+        b_zero_point: c.zb,
+        output_zero_point: c.zy,
+        out_multiplier: c.multiplier,
+        out_shift: c.shift,
+        act_min: c.act.0,
+        act_max: c.act.1,
+    }
+}
+
+/// The formula by explicit batch coordinates, in `i128`.
+fn mat_mul_naive(c: &MatMulCase) -> Vec<i32> {
+    let rank = c.a_batch.len();
+    let out: Vec<usize> = (0..rank).map(|i| c.a_batch[i].max(c.b_batch[i])).collect();
+    let count: usize = out.iter().product();
+    let mut y = Vec::new();
+    for flat in 0..count {
+        // The batch coordinate, last dim fastest; a size-1 dim reads index 0.
+        let mut idx = vec![0; rank];
+        let mut rest = flat;
+        for i in (0..rank).rev() {
+            idx[i] = rest % out[i];
+            rest /= out[i];
+        }
+        let offset = |dims: &[usize]| {
+            (0..rank).fold(0, |acc, i| {
+                acc * dims[i] + if dims[i] == 1 { 0 } else { idx[i] }
+            })
+        };
+        let (oa, ob) = (
+            offset(&c.a_batch) * c.m * c.k,
+            offset(&c.b_batch) * c.k * c.n,
+        );
+        for r in 0..c.m {
+            for col in 0..c.n {
+                let acc: i128 = (0..c.k)
+                    .map(|i| {
+                        let a = c.a[oa + r * c.k + i] as i128 - c.za as i128;
+                        let b = c.b[ob + i * c.n + col] as i128 - c.zb as i128;
+                        a * b
+                    })
+                    .sum();
+                let v = naive_requantize(acc, c.multiplier, c.shift).saturating_add(c.zy);
+                y.push(v.clamp(c.act.0, c.act.1));
+            }
+        }
+    }
+    y
+}
+
+fn run_mat_mul(c: &MatMulCase, a_wide: bool, b_wide: bool, y_wide: bool) -> Vec<i32> {
+    let p = mat_mul_params(c);
+    let len = mat_mul_naive(c).len();
+    let narrow = |v: &[i16]| v.iter().map(|&x| x as i8).collect::<Vec<i8>>();
+    let (a8, b8) = (narrow(&c.a), narrow(&c.b));
+    macro_rules! go {
+        ($a:expr, $b:expr) => {
+            match y_wide {
+                true => {
+                    let mut y = vec![0x5555i16; len];
+                    mat_mul_s16(&p, $a, $b, &mut y);
+                    y.iter().map(|&v| i32::from(v)).collect()
+                }
+                false => {
+                    let mut y = vec![0x55i8; len];
+                    mat_mul_s16(&p, $a, $b, &mut y);
+                    y.iter().map(|&v| i32::from(v)).collect()
+                }
+            }
+        };
+    }
+    match (a_wide, b_wide) {
+        (true, true) => go!(&c.a[..], &c.b[..]),
+        (true, false) => go!(&c.a[..], &b8[..]),
+        (false, true) => go!(&a8[..], &c.b[..]),
+        (false, false) => go!(&a8[..], &b8[..]),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn mat_mul_s16_matches_naive_for_every_mix(
+        (sides, c) in (0u8..8).prop_flat_map(|sides| {
+            let (a, b, y) = (sides & 1 != 0, sides & 2 != 0, sides & 4 != 0);
+            (Just(sides), mat_mul_case(a, b, y))
+        })
+    ) {
+        let (a, b, y) = (sides & 1 != 0, sides & 2 != 0, sides & 4 != 0);
+        prop_assert_eq!(run_mat_mul(&c, a, b, y), mat_mul_naive(&c));
+    }
+}
+
+#[test]
+fn mat_mul_s16_refuses_a_nonzero_int16_zero_point_and_a_window_beyond_the_output() {
+    let c = MatMulCase {
+        a_batch: vec![],
+        b_batch: vec![],
+        m: 1,
+        k: 2,
+        n: 1,
+        a: vec![32767, -32768],
+        b: vec![3, 4],
+        za: 0,
+        zb: 0,
+        zy: 0,
+        multiplier: 1 << 30,
+        shift: 0,
+        act: (-32768, 32767),
+    };
+    let p = mat_mul_params(&c);
+    let mut y = [7i16];
+    mat_mul_s16(&p, &c.a[..], &[3i8, 4][..], &mut y);
+    // (32767·3 − 32768·4) / 2 = −16385.5, rounded half up.
+    assert_eq!(y, [-16385]);
+    for bad in [
+        MatMulParams {
+            a_zero_point: 1,
+            ..p
+        },
+        MatMulParams {
+            act_min: -32769,
+            ..p
+        },
+    ] {
+        let mut y = [7i16];
+        mat_mul_s16(&bad, &c.a[..], &[3i8, 4][..], &mut y);
+        assert_eq!(y, [7], "{bad:?}");
+    }
+    // An int8 output takes an int8 window only.
+    let mut y8 = [7i8];
+    mat_mul_s16(&p, &c.a[..], &[3i8, 4][..], &mut y8);
+    assert_eq!(y8, [7]);
+}
+
+// ---------------------------------------------------------------------------
+// Movers: Transpose and Gather of int16 activations
+
+/// A shape of four dims and a permutation of them.
+fn transpose_case() -> impl Strategy<Value = ([usize; 4], [usize; 4], Vec<i16>)> {
+    let perm = Just([0usize, 1, 2, 3]).prop_shuffle();
+    ([1usize..=3, 1usize..=4, 1usize..=5, 1usize..=6], perm).prop_flat_map(|(shape, perm)| {
+        let n: usize = shape.iter().product();
+        (Just(shape), Just(perm), vec(x16(), n))
+    })
+}
+
+/// A Gather along the middle of `[outer, axis_len, inner]`: indices, and a
+/// slice `start + k·step`.
+fn gather_case() -> impl Strategy<Value = (usize, usize, usize, Vec<i32>, Vec<i16>)> {
+    (1usize..=3, 1usize..=6, 1usize..=4).prop_flat_map(|(outer, axis_len, inner)| {
+        let indices = vec(0..axis_len as i32, 1..=8);
+        (
+            Just(outer),
+            Just(axis_len),
+            Just(inner),
+            indices,
+            vec(x16(), outer * axis_len * inner),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn transpose_s16_matches_naive((shape, perm, x) in transpose_case()) {
+        let p = TransposeParams { in_shape: shape, perm };
+        let mut y = vec![0x5555i16; x.len()];
+        transpose_s16(&p, &x, &mut y);
+        // y[o] = x[i] with i[perm[d]] = o[d], by explicit coordinates.
+        let out: Vec<usize> = perm.iter().map(|&d| shape[d]).collect();
+        let mut want = Vec::new();
+        for o0 in 0..out[0] {
+            for o1 in 0..out[1] {
+                for o2 in 0..out[2] {
+                    for o3 in 0..out[3] {
+                        let o = [o0, o1, o2, o3];
+                        let mut i = [0; 4];
+                        for d in 0..4 {
+                            i[perm[d]] = o[d];
+                        }
+                        let flat = ((i[0] * shape[1] + i[1]) * shape[2] + i[2]) * shape[3] + i[3];
+                        want.push(x[flat]);
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(y, want);
+    }
+
+    #[test]
+    fn gather_and_slice_s16_match_naive(
+        (outer, axis_len, inner, indices, x) in gather_case(),
+        (start, step) in (0usize..6, -3isize..=3),
+    ) {
+        let at = |o: usize, a: usize, i: usize| x[(o * axis_len + a) * inner + i];
+        let p = GatherParams { outer, axis_len, inner };
+        let mut y = vec![0x5555i16; outer * indices.len() * inner];
+        gather_s16(&p, &indices, &x, &mut y);
+        let mut want = Vec::new();
+        for o in 0..outer {
+            for &k in &indices {
+                want.extend((0..inner).map(|i| at(o, k as usize, i)));
+            }
+        }
+        prop_assert_eq!(y, want);
+
+        // The longest slice from `start` by `step` that stays on the axis.
+        let start = start.min(axis_len - 1);
+        let taken: Vec<usize> = (0..)
+            .map(|k: isize| start as isize + k * step)
+            .take_while(|&a| (0..axis_len as isize).contains(&a))
+            .take(if step == 0 { 0 } else { axis_len })
+            .map(|a| a as usize)
+            .collect();
+        prop_assume!(!taken.is_empty());
+        let s = SliceParams { outer, axis_len, inner, start, step, count: taken.len() };
+        let mut y = vec![0x5555i16; outer * taken.len() * inner];
+        slice_s16(&s, &x, &mut y);
+        let mut want = Vec::new();
+        for o in 0..outer {
+            for &a in &taken {
+                want.extend((0..inner).map(|i| at(o, a, i)));
+            }
+        }
+        prop_assert_eq!(y, want);
     }
 }

@@ -2,7 +2,7 @@
 //! encoding is the one the runtime's kernel fixes.
 
 use medq::format::layout::{params::softmax as w, OpCode};
-use medq::ops::{SOFTMAX_OUTPUT_SCALE, SOFTMAX_OUTPUT_ZERO_POINT};
+use medq::ops::{SOFTMAX_OUTPUT_S16_SCALE, SOFTMAX_OUTPUT_SCALE, SOFTMAX_OUTPUT_ZERO_POINT};
 
 use super::onnx::{act, Ins};
 use super::IrOp;
@@ -24,6 +24,13 @@ pub struct Softmax {
 pub const SOFTMAX_OUTPUT: QParams = QParams {
     scale: SOFTMAX_OUTPUT_SCALE,
     zero_point: SOFTMAX_OUTPUT_ZERO_POINT,
+};
+
+/// The same stored as int16 (`--precision`): 1/32768 steps, so that an
+/// attention weight of 1/64 keeps 512 steps instead of 4.
+pub const SOFTMAX_OUTPUT_S16: QParams = QParams {
+    scale: SOFTMAX_OUTPUT_S16_SCALE,
+    zero_point: 0,
 };
 
 /// ONNX `Softmax`.
@@ -138,7 +145,7 @@ impl IrOp for Softmax {
     }
 
     fn output_quant(&self) -> OutputQuant {
-        OutputQuant::Fixed(SOFTMAX_OUTPUT)
+        OutputQuant::Probability
     }
 
     fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {

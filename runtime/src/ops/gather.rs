@@ -12,11 +12,14 @@ pub(super) enum Gather<'a> {
     Slice {
         p: SliceParams,
         x: Operand<'a>,
+        /// An int16 activation on both sides.
+        wide: bool,
     },
     Indices {
         p: GatherParams,
         indices: &'a [i32],
         x: Operand<'a>,
+        wide: bool,
     },
 }
 
@@ -31,7 +34,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Gather<'a>, Error> {
     cx.check_arity(n_inputs, w::COUNT)?;
     let x = cx.input(0)?;
     let y = &cx.output;
-    cx.i8_operand(&x)?;
+    let wide = super::mover_operand(cx, &x)?;
     cx.ensure(
         x.quant == y.quant,
         why!("output quantization differs from input"),
@@ -78,6 +81,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Gather<'a>, Error> {
             p,
             indices,
             x: Operand::of(&x),
+            wide,
         });
     }
     let last = i64::from(start) + (count as i64 - 1) * i64::from(step);
@@ -97,22 +101,45 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Gather<'a>, Error> {
     Ok(Gather::Slice {
         p,
         x: Operand::of(&x),
+        wide,
     })
 }
 
 impl Gather<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        match self {
-            Gather::Slice { p, x } => slice_s8(p, io.inputs.read(x)?, io.output),
-            Gather::Indices { p, indices, x } => {
-                gather_s8(p, indices, io.inputs.read(x)?, io.output)
+        match *self {
+            #[cfg(feature = "int16-activations")]
+            Gather::Slice {
+                ref p,
+                x,
+                wide: true,
+            } => {
+                crate::kernels::slice_s16(p, io.inputs.read_i16(&x)?, super::output_i16(io.output)?)
             }
+            #[cfg(feature = "int16-activations")]
+            Gather::Indices {
+                ref p,
+                indices,
+                x,
+                wide: true,
+            } => crate::kernels::gather_s16(
+                p,
+                indices,
+                io.inputs.read_i16(&x)?,
+                super::output_i16(io.output)?,
+            ),
+            Gather::Slice { ref p, x, .. } => slice_s8(p, io.inputs.read(&x)?, io.output),
+            Gather::Indices {
+                ref p, indices, x, ..
+            } => gather_s8(p, indices, io.inputs.read(&x)?, io.output),
         }
         Ok(())
     }
 
     pub fn kernel(&self) -> &'static str {
-        match self {
+        match *self {
+            Gather::Slice { wide: true, .. } => "slice_s16",
+            Gather::Indices { wide: true, .. } => "gather_s16",
             Gather::Slice { .. } => "slice_s8",
             Gather::Indices { .. } => "gather_s8",
         }

@@ -14,12 +14,53 @@ pub(super) struct MatMul<'a> {
     b: Operand<'a>,
 }
 
+/// A prepared MatMul with an int16 side: which of `a`, `b` and the output
+/// are int16.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct MatMulS16<'a> {
+    mat_mul: MatMul<'a>,
+    wide: [bool; 3],
+}
+
 /// Inputs `[a [.., M, K], b [.., K, N]]`; see `params::mat_mul`.
 #[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<MatMul<'a>, Error> {
+    let (a, b) = (cx.input(0)?, cx.input(1)?);
+    let zero_points = (cx.i8_operand(&a)?, cx.i8_operand(&b)?);
+    decode(cx, zero_points)
+}
+
+/// [`prepare`] with int16 sides: each of `a`, `b` and the output is an int8
+/// per-tensor tensor or an int16 activation (zero point 0).
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<MatMulS16<'a>, Error> {
+    use crate::format::layout::DType;
+    let (a, b) = (cx.input(0)?, cx.input(1)?);
+    let zero_point = |t: &crate::format::TensorInfo<'a>| match t.dtype {
+        DType::I16 => cx.i16_operand(t).map(|()| 0),
+        _ => cx.i8_operand(t),
+    };
+    let zero_points = (zero_point(&a)?, zero_point(&b)?);
+    let wide = [a.dtype, b.dtype, cx.output.dtype].map(|d| d == DType::I16);
+    if wide[2] {
+        cx.i16_operand(&cx.output)?;
+    }
+    Ok(MatMulS16 {
+        mat_mul: decode(cx, zero_points)?,
+        wide,
+    })
+}
+
+/// The shapes and requantization of either kind, given the operands' zero
+/// points.
+fn decode<'a>(
+    cx: &Ctx<'_, 'a>,
+    (a_zero_point, b_zero_point): (i32, i32),
+) -> Result<MatMul<'a>, Error> {
     cx.check_arity(2, w::COUNT)?;
     let (a, b) = (cx.input(0)?, cx.input(1)?);
-    let (a_zero_point, b_zero_point) = (cx.i8_operand(&a)?, cx.i8_operand(&b)?);
     let (sa, sb) = (a.dims_usize(), b.dims_usize());
     let (sa, sb) = (
         sa.get(..a.rank()).unwrap_or(&[]),
@@ -62,6 +103,9 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<MatMul<'a>, Error> {
         why!("output shape is not [broadcast batch.., M, N]"),
     )?;
     let (out_multiplier, out_shift) = cx.requant_pair(w::OUT_MULTIPLIER, w::OUT_SHIFT)?;
+    #[cfg(feature = "int16-activations")]
+    let (act_min, act_max) = cx.act_range_of(w::ACT_MIN, w::ACT_MAX)?;
+    #[cfg(not(feature = "int16-activations"))]
     let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
     let p = MatMulParams {
         batch,
@@ -96,5 +140,44 @@ impl MatMul<'_> {
         [p.rows, p.depth, p.cols, p.batch.out_len()]
             .iter()
             .fold(1u64, |acc, &d| acc.saturating_mul(d as u64))
+    }
+}
+
+#[cfg(feature = "int16-activations")]
+impl MatMulS16<'_> {
+    pub fn kernel_name(&self) -> &'static str {
+        "mat_mul_s16"
+    }
+
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        use crate::kernels::mat_mul_s16;
+        let (p, x) = (&self.mat_mul.p, &io.inputs);
+        let (a, b) = (&self.mat_mul.a, &self.mat_mul.b);
+        match self.wide {
+            [false, false, false] => mat_mul_s8(p, x.read(a)?, x.read(b)?, io.output),
+            [false, false, true] => {
+                mat_mul_s16(p, x.read(a)?, x.read(b)?, super::output_i16(io.output)?)
+            }
+            [false, true, false] => mat_mul_s16(p, x.read(a)?, x.read_i16(b)?, io.output),
+            [false, true, true] => {
+                mat_mul_s16(p, x.read(a)?, x.read_i16(b)?, super::output_i16(io.output)?)
+            }
+            [true, false, false] => mat_mul_s16(p, x.read_i16(a)?, x.read(b)?, io.output),
+            [true, false, true] => {
+                mat_mul_s16(p, x.read_i16(a)?, x.read(b)?, super::output_i16(io.output)?)
+            }
+            [true, true, false] => mat_mul_s16(p, x.read_i16(a)?, x.read_i16(b)?, io.output),
+            [true, true, true] => mat_mul_s16(
+                p,
+                x.read_i16(a)?,
+                x.read_i16(b)?,
+                super::output_i16(io.output)?,
+            ),
+        }
+        Ok(())
+    }
+
+    pub fn macs(&self) -> u64 {
+        self.mat_mul.macs()
     }
 }

@@ -43,7 +43,7 @@ pub use reduce::MAX_REDUCE_COUNT;
 pub use softmax::softmax_exp_table_s16;
 #[cfg(feature = "std")]
 pub use softmax::softmax_exp_table_s8;
-pub use softmax::{SOFTMAX_OUTPUT_SCALE, SOFTMAX_OUTPUT_ZERO_POINT};
+pub use softmax::{SOFTMAX_OUTPUT_S16_SCALE, SOFTMAX_OUTPUT_SCALE, SOFTMAX_OUTPUT_ZERO_POINT};
 
 use crate::error::Error;
 use crate::format::layout::{DType, OpCode, Storage};
@@ -243,6 +243,8 @@ enum Kind<'a> {
     AvgPoolS16(pool::PoolS16),
     #[cfg(feature = "int16-activations")]
     SoftmaxS16(softmax::SoftmaxS16<'a>),
+    #[cfg(feature = "int16-activations")]
+    MatMulS16(mat_mul::MatMulS16<'a>),
     #[cfg(feature = "op-requantize")]
     Requantize(requantize::Requantize<'a>),
 }
@@ -318,7 +320,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Lstm(op) => op.kernel.name,
             Kind::Gru(op) => op.kernel.name,
             Kind::ConvTranspose(_) => "conv_transpose_s8",
-            Kind::Transpose(_) => "transpose_s8",
+            Kind::Transpose(op) => op.kernel(),
             Kind::Gather(op) => op.kernel(),
             Kind::Resize(_) => "resize_s8",
             Kind::Sub(op) => op.name,
@@ -337,7 +339,9 @@ impl<'a> PreparedOp<'a> {
             #[cfg(feature = "int16-activations")]
             Kind::AvgPoolS16(_) => "avg_pool_s16",
             #[cfg(feature = "int16-activations")]
-            Kind::SoftmaxS16(_) => "softmax_s16_s8",
+            Kind::SoftmaxS16(op) => op.kernel_name(),
+            #[cfg(feature = "int16-activations")]
+            Kind::MatMulS16(op) => op.kernel_name(),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => op.kernel(),
         }
@@ -383,7 +387,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::FullyConnectedS16(_)
             | Kind::MaxPoolS16(_)
             | Kind::AvgPoolS16(_)
-            | Kind::SoftmaxS16(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::SoftmaxS16(_)
+            | Kind::MatMulS16(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => explain::<(), ()>(&(), NONE, f),
         }
@@ -402,6 +407,8 @@ impl<'a> PreparedOp<'a> {
             Kind::ConvS16(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::FullyConnectedS16(op) => op.macs(),
+            #[cfg(feature = "int16-activations")]
+            Kind::MatMulS16(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::MaxPoolS16(_) | Kind::AvgPoolS16(_) | Kind::SoftmaxS16(_) => 0,
             #[cfg(feature = "op-requantize")]
@@ -477,6 +484,8 @@ impl<'a> PreparedOp<'a> {
             Kind::AvgPoolS16(op) => gated(O::AvgPool, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::SoftmaxS16(op) => gated(O::Softmax, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::MatMulS16(op) => gated(O::MatMul, i, || op.eval(io)),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => gated(O::Requantize, i, || op.eval(io)),
         }
@@ -562,6 +571,10 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::LayerNorm => Kind::LayerNorm(gated(O::LayerNorm, i, || layer_norm::prepare(&cx))?),
         O::ReduceSum => Kind::ReduceSum(gated(O::ReduceSum, i, || reduce::prepare(&cx, false))?),
         O::ReduceMax => Kind::ReduceMax(gated(O::ReduceMax, i, || reduce::prepare(&cx, true))?),
+        #[cfg(feature = "int16-activations")]
+        O::MatMul if cx.int16() || cx.input(1).is_ok_and(|b| b.dtype == DType::I16) => {
+            Kind::MatMulS16(gated(O::MatMul, i, || mat_mul::prepare_s16(&cx))?)
+        }
         O::MatMul => Kind::MatMul(gated(O::MatMul, i, || mat_mul::prepare(&cx))?),
         O::ArgMax => Kind::ArgMax(gated(O::ArgMax, i, || arg_max::prepare(&cx))?),
         #[cfg(feature = "op-requantize")]
@@ -699,6 +712,23 @@ impl Inputs<'_> {
 
 // ---- validation helpers shared by the families ----
 
+/// The input of an op that moves values without arithmetic (Transpose,
+/// Gather): an int8 per-tensor operand, or with feature
+/// `int16-activations` an int16 activation whose output is int16 too.
+/// Returns whether it is int16.
+fn mover_operand<'a>(cx: &Ctx<'_, 'a>, x: &TensorInfo<'a>) -> Result<bool, Error> {
+    #[cfg(feature = "int16-activations")]
+    if cx.int16() {
+        cx.ensure(
+            x.dtype == cx.output.dtype,
+            why!("input and output mix int8 and int16 (put a Requantize between)"),
+        )?;
+        cx.i16_operand(x)?;
+        return Ok(true);
+    }
+    cx.i8_operand(x).map(|_| false)
+}
+
 /// The activation types of a mixed-precision Conv or FullyConnected:
 /// input then output.
 #[cfg(feature = "int16-activations")]
@@ -752,6 +782,10 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::AvgPool
                     | OpCode::Reshape
                     | OpCode::Requantize
+                    | OpCode::Softmax
+                    | OpCode::MatMul
+                    | OpCode::Transpose
+                    | OpCode::Gather
             )
         {
             return Err(bad(why!("op does not take int16 activations")));

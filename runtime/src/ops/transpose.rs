@@ -11,6 +11,8 @@ use crate::kernels::{transpose_s8, TransposeParams};
 pub(super) struct Transpose<'a> {
     p: TransposeParams,
     x: Operand<'a>,
+    /// An int16 activation on both sides.
+    wide: bool,
 }
 
 /// Input `[x]`; `rank` words of `perm`.
@@ -20,7 +22,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Transpose<'a>, Error> {
     let y = &cx.output;
     let rank = x.rank();
     cx.check_arity(1, w::PERM + rank)?;
-    cx.i8_operand(&x)?;
+    let wide = super::mover_operand(cx, &x)?;
     cx.ensure(
         x.quant == y.quant,
         why!("output quantization differs from input"),
@@ -51,13 +53,27 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Transpose<'a>, Error> {
     Ok(Transpose {
         p: TransposeParams { in_shape, perm },
         x: Operand::of(&x),
+        wide,
     })
 }
 
 impl Transpose<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        #[cfg(feature = "int16-activations")]
+        if self.wide {
+            let x = io.inputs.read_i16(&self.x)?;
+            crate::kernels::transpose_s16(&self.p, x, super::output_i16(io.output)?);
+            return Ok(());
+        }
         let x = io.inputs.read(&self.x)?;
         transpose_s8(&self.p, x, io.output);
         Ok(())
+    }
+
+    pub fn kernel(&self) -> &'static str {
+        match self.wide {
+            true => "transpose_s16",
+            false => "transpose_s8",
+        }
     }
 }

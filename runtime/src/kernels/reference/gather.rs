@@ -11,6 +11,16 @@ use crate::kernels::{GatherParams, SliceParams};
 /// lengths above, `step != 0` and every index `start + k·step` is in
 /// `0..axis_len`.
 pub fn slice_s8(p: &SliceParams, input: &[i8], output: &mut [i8]) {
+    slice_elems(p, input, output);
+}
+
+/// [`slice_s8`] of an int16 activation.
+#[cfg(feature = "int16-activations")]
+pub fn slice_s16(p: &SliceParams, input: &[i16], output: &mut [i16]) {
+    slice_elems(p, input, output);
+}
+
+fn slice_elems<T: Copy>(p: &SliceParams, input: &[T], output: &mut [T]) {
     let last = (p.count as i128 - 1) * p.step as i128 + p.start as i128;
     let in_range = |i: i128| (0..p.axis_len as i128).contains(&i);
     let indices_ok = p.count == 0 || (in_range(p.start as i128) && in_range(last));
@@ -32,6 +42,16 @@ pub fn slice_s8(p: &SliceParams, input: &[i8], output: &mut [i8]) {
 /// Returns early, leaving `output` unchanged, unless both slices have the
 /// lengths above and every index is in `0..axis_len`.
 pub fn gather_s8(p: &GatherParams, indices: &[i32], input: &[i8], output: &mut [i8]) {
+    gather_elems(p, indices, input, output);
+}
+
+/// [`gather_s8`] of an int16 activation.
+#[cfg(feature = "int16-activations")]
+pub fn gather_s16(p: &GatherParams, indices: &[i32], input: &[i16], output: &mut [i16]) {
+    gather_elems(p, indices, input, output);
+}
+
+fn gather_elems<T: Copy>(p: &GatherParams, indices: &[i32], input: &[T], output: &mut [T]) {
     let count = indices.len();
     let in_range = |&i: &i32| usize::try_from(i).is_ok_and(|i| i < p.axis_len);
     if !indices.iter().all(in_range)
@@ -43,13 +63,13 @@ pub fn gather_s8(p: &GatherParams, indices: &[i32], input: &[i8], output: &mut [
     copy_rows(p.outer, p.axis_len, p.inner, count, index, input, output);
 }
 
-fn lengths_ok(
+fn lengths_ok<T>(
     outer: usize,
     axis_len: usize,
     inner: usize,
     count: usize,
-    x: &[i8],
-    y: &[i8],
+    x: &[T],
+    y: &[T],
 ) -> bool {
     let len = |n: usize| outer.checked_mul(n)?.checked_mul(inner);
     len(axis_len) == Some(x.len()) && len(count) == Some(y.len())
@@ -57,14 +77,14 @@ fn lengths_ok(
 
 /// Copies row `index(k)` of every outer block of `input` to row `k` of the
 /// same block of `output`; rows are `inner` long. Indices are in range.
-fn copy_rows(
+fn copy_rows<T: Copy>(
     outer: usize,
     axis_len: usize,
     inner: usize,
     count: usize,
     index: impl Fn(usize) -> usize,
-    input: &[i8],
-    output: &mut [i8],
+    input: &[T],
+    output: &mut [T],
 ) {
     if inner == 0 || count == 0 {
         return;

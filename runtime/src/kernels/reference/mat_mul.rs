@@ -22,6 +22,45 @@ const COL_TILE: usize = 64;
 /// `batch · rows · cols` long, or a batch's matrix would lie past the end of
 /// `a` or `b`.
 pub fn mat_mul_s8(p: &MatMulParams, a: &[i8], b: &[i8], output: &mut [i8]) {
+    if act_ok(p.act_min, p.act_max) {
+        each_matrix(p, a, b, output, matrix);
+    }
+}
+
+/// [`mat_mul_s8`] where any of `a`, `b` and the output is an int16
+/// activation (symmetric, zero point 0), the others int8: attention's
+/// int16 probabilities times int8 values, or int8 `Q·Kᵀ` to int16 scores.
+/// `acc = Σₖ (a − za)·(b − zb)` in `i64` (exact: a term is below 2^31 in
+/// magnitude and there are at most 2^15), then
+/// `y = clamp(requantize_i64(acc, m, s) + zy, act_min, act_max)`.
+///
+/// Also returns early unless an int16 side's zero point is 0 and the
+/// activation window lies within the output type.
+#[cfg(feature = "int16-activations")]
+pub fn mat_mul_s16<A, B, Y>(p: &MatMulParams, a: &[A], b: &[B], output: &mut [Y])
+where
+    A: super::Lane + Into<i32>,
+    B: super::Lane + Into<i32>,
+    Y: super::Lane,
+{
+    let zero_points_ok =
+        (!A::SYMMETRIC || p.a_zero_point == 0) && (!B::SYMMETRIC || p.b_zero_point == 0);
+    if zero_points_ok && super::lanes_ok::<A, Y>(0, p.output_zero_point, p.act_min, p.act_max) {
+        each_matrix(p, a, b, output, matrix_lanes);
+    }
+}
+
+/// Runs `matrix` on every broadcast batch's `rows × depth` by `depth ×
+/// cols` pair, after the checks every MatMul kernel makes (the depth, the
+/// output length, each operand's last matrix in bounds).
+#[inline(always)]
+fn each_matrix<A, B, Y>(
+    p: &MatMulParams,
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+    matrix: impl Fn(&MatMulParams, &[A], &[B], &mut [Y]),
+) {
     let (m, k, n) = (p.rows, p.depth, p.cols);
     let (Some(a_mat), Some(b_mat), Some(y_mat)) =
         (m.checked_mul(k), k.checked_mul(n), m.checked_mul(n))
@@ -32,7 +71,6 @@ pub fn mat_mul_s8(p: &MatMulParams, a: &[i8], b: &[i8], output: &mut [i8]) {
     let shape = bc.out_shape;
     let y_len = y_mat.checked_mul(bc.out_len());
     if !(1..=MAX_MAT_MUL_DEPTH).contains(&k)
-        || !act_ok(p.act_min, p.act_max)
         || y_len != Some(output.len())
         || y_mat == 0
         || !matrices_fit(shape, bc.a_strides, a_mat, a.len())
@@ -82,6 +120,44 @@ fn matrix(p: &MatMulParams, a: &[i8], b: &[i8], y: &mut [i8]) {
             }
             for (out, &s) in y_tile.iter_mut().zip(acc.iter()) {
                 *out = requantize_to_i8(
+                    s,
+                    p.out_multiplier,
+                    p.out_shift,
+                    p.output_zero_point,
+                    p.act_min,
+                    p.act_max,
+                );
+            }
+        }
+    }
+}
+
+/// [`matrix`] with `i64` sums, for any mix of int8 and int16 sides.
+#[cfg(feature = "int16-activations")]
+fn matrix_lanes<A, B, Y>(p: &MatMulParams, a: &[A], b: &[B], y: &mut [Y])
+where
+    A: super::Lane + Into<i32>,
+    B: super::Lane + Into<i32>,
+    Y: super::Lane,
+{
+    let n = p.cols;
+    let (za, zb) = (i64::from(p.a_zero_point), i64::from(p.b_zero_point));
+    for (a_row, y_row) in a.chunks_exact(p.depth).zip(y.chunks_exact_mut(n)) {
+        for (t, y_tile) in y_row.chunks_mut(COL_TILE).enumerate() {
+            let c0 = t * COL_TILE;
+            let mut acc = [0i64; COL_TILE];
+            let acc = &mut acc[..y_tile.len()];
+            for (b_row, &x) in b.chunks_exact(n).zip(a_row) {
+                let x = i64::from(Into::<i32>::into(x)) - za;
+                let b_tile = b_row.get(c0..c0 + acc.len()).unwrap_or(&[]);
+                for (s, &v) in acc.iter_mut().zip(b_tile) {
+                    let v = i64::from(Into::<i32>::into(v)) - zb;
+                    // Wrapping only keeps a corrupt zero point total.
+                    *s = s.wrapping_add(x.wrapping_mul(v));
+                }
+            }
+            for (out, &s) in y_tile.iter_mut().zip(acc.iter()) {
+                *out = super::requantize_to_lane(
                     s,
                     p.out_multiplier,
                     p.out_shift,

@@ -39,11 +39,15 @@ pub use elementwise::{add_s8, mul_s8};
 pub use fully_connected::fully_connected_s8;
 #[cfg(feature = "int16-activations")]
 pub use fully_connected::{fully_connected_s16, fully_connected_s16_s8, fully_connected_s8_s16};
+#[cfg(feature = "int16-activations")]
+pub use gather::{gather_s16, slice_s16};
 pub use gather::{gather_s8, slice_s8};
 pub use layer_norm::{
     isqrt, layer_norm_s8, LAYER_NORM_FRACTION_BITS, MAX_LAYER_NORM_EPSILON, MAX_LAYER_NORM_LEN,
 };
 pub use lut::{lut_in_place_s8, lut_s8};
+#[cfg(feature = "int16-activations")]
+pub use mat_mul::mat_mul_s16;
 pub use mat_mul::{mat_mul_s8, MAX_MAT_MUL_DEPTH};
 pub use pad::pad_s8;
 #[cfg(feature = "int16-activations")]
@@ -62,11 +66,13 @@ pub use reduce::{reduce_max_s8, reduce_sum_s8};
 #[cfg(feature = "int16-activations")]
 pub use requantize::{requantize_s16_s16, requantize_s16_s8, requantize_s8_s16};
 pub use resize::{resize_s8, MAX_RESIZE_LEN, MAX_SCALE_TERM};
-#[cfg(feature = "int16-activations")]
-pub use softmax::softmax_s16_s8;
 pub use softmax::softmax_s8;
+#[cfg(feature = "int16-activations")]
+pub use softmax::{softmax_s16, softmax_s16_s8, softmax_s8_s16};
 #[cfg(feature = "sparse-weights")]
 pub use sparse::{conv_sparse_s8, fully_connected_sparse_s8};
+#[cfg(feature = "int16-activations")]
+pub use transpose::transpose_s16;
 pub use transpose::transpose_s8;
 
 /// The taps of a sliding window along one axis that land inside the input.

@@ -15,19 +15,9 @@ use crate::kernels::SoftmaxParams;
 /// Returns early, leaving `output` unchanged, unless `input` and `output`
 /// both have `outer · axis_len · inner` elements.
 pub fn softmax_s8(p: &SoftmaxParams, exp_table: &[i32; 256], input: &[i8], output: &mut [i8]) {
-    let n = p
-        .outer
-        .checked_mul(p.axis_len)
-        .and_then(|v| v.checked_mul(p.inner));
-    if n != Some(input.len()) || input.len() != output.len() || input.is_empty() {
-        return;
+    if rows_fit(p, input.len(), output.len()) {
+        softmax_rows(p, input, output, exp_s8(exp_table), probability_s8);
     }
-    let exp = |m: i8, x: i8| -> u64 {
-        // m >= x, so m − x is in 0..=255 and the u8 index cannot be out of bounds.
-        let d = (m as u8).wrapping_sub(x as u8);
-        exp_table[usize::from(d)].max(0) as u64
-    };
-    softmax_rows(p, input, output, exp);
 }
 
 /// Softmax of `i16` activations along the middle axis of `[outer, axis_len,
@@ -47,35 +37,100 @@ pub fn softmax_s8(p: &SoftmaxParams, exp_table: &[i32; 256], input: &[i8], outpu
 /// both have `outer · axis_len · inner` elements.
 #[cfg(feature = "int16-activations")]
 pub fn softmax_s16_s8(p: &SoftmaxParams, exp_table: &[i32; 512], input: &[i16], output: &mut [i8]) {
+    if rows_fit(p, input.len(), output.len()) {
+        softmax_rows(p, input, output, exp_s16(exp_table), probability_s8);
+    }
+}
+
+/// [`softmax_s8`] to an int16 output (scale 1/32768, zero point 0): the
+/// same exponentials and sum, then `y = min((e·32768 + sum/2) / sum, 32767)`,
+/// 0 for a row whose `sum` is 0. Attention's probabilities: a key's weight
+/// of 1/64 is 512 steps here, 4 in int8.
+///
+/// Returns early, leaving `output` unchanged, unless `input` and `output`
+/// both have `outer · axis_len · inner` elements.
+#[cfg(feature = "int16-activations")]
+pub fn softmax_s8_s16(p: &SoftmaxParams, exp_table: &[i32; 256], input: &[i8], output: &mut [i16]) {
+    if rows_fit(p, input.len(), output.len()) {
+        softmax_rows(p, input, output, exp_s8(exp_table), probability_s16);
+    }
+}
+
+/// [`softmax_s16_s8`]'s exponentials to [`softmax_s8_s16`]'s int16 output.
+///
+/// Returns early, leaving `output` unchanged, unless `input` and `output`
+/// both have `outer · axis_len · inner` elements.
+#[cfg(feature = "int16-activations")]
+pub fn softmax_s16(p: &SoftmaxParams, exp_table: &[i32; 512], input: &[i16], output: &mut [i16]) {
+    if rows_fit(p, input.len(), output.len()) {
+        softmax_rows(p, input, output, exp_s16(exp_table), probability_s16);
+    }
+}
+
+/// Whether `p` describes `input_len == output_len` elements, at least one.
+fn rows_fit(p: &SoftmaxParams, input_len: usize, output_len: usize) -> bool {
     let n = p
         .outer
         .checked_mul(p.axis_len)
         .and_then(|v| v.checked_mul(p.inner));
-    if n != Some(input.len()) || input.len() != output.len() || input.is_empty() {
-        return;
-    }
+    n == Some(input_len) && input_len == output_len && input_len > 0
+}
+
+/// The exponential of an int8 distance `m − x`: `T[m − x]`, a negative
+/// entry as 0.
+#[inline(always)]
+fn exp_s8(exp_table: &[i32; 256]) -> impl Fn(i8, i8) -> u64 + '_ {
+    // m >= x, so m − x is in 0..=255 and the u8 index cannot be out of bounds.
+    move |m: i8, x: i8| exp_table[usize::from((m as u8).wrapping_sub(x as u8))].max(0) as u64
+}
+
+/// The exponential of an int16 distance `m − x` from the pair of tables:
+/// `(T[d & 255] · T[256 + (d >> 8)] + 2^23) >> 24`.
+#[cfg(feature = "int16-activations")]
+#[inline(always)]
+fn exp_s16(exp_table: &[i32; 512]) -> impl Fn(i16, i16) -> u64 + '_ {
     let (low, high) = exp_table.split_at(256);
-    let exp = |m: i16, x: i16| -> u64 {
+    move |m: i16, x: i16| -> u64 {
         // m >= x, so m − x is in 0..=65535: each byte indexes 256 entries.
         let d = (m as u16).wrapping_sub(x as u16);
         let entry = |t: &[i32], i: u16| t.get(usize::from(i)).map_or(0, |&e| e.max(0) as u64);
         // Each factor is below 2^31: the product and the rounding fit u64.
         (entry(low, d & 255) * entry(high, d >> 8) + (1 << 23)) >> 24
-    };
-    softmax_rows(p, input, output, exp);
+    }
 }
 
-/// The rows of [`softmax_s8`] and [`softmax_s16_s8`]: for each `(outer,
-/// inner)` row, `m = max x`, `sum = Σ exp(m, x)`,
-/// `y = clamp((exp(m, x)·256 + sum/2) / sum − 128, −128, 127)`, −128 when
-/// `sum` is 0. `input` and `output` hold `outer · axis_len · inner`
-/// elements, at least one (the callers check).
+/// The int8 probability of `e` in a row summing to `sum > 0`:
+/// `clamp((e·256 + sum/2) / sum − 128, −128, 127)`.
 #[inline(always)]
-fn softmax_rows<X: Copy + Ord + Default>(
+fn probability_s8(e: u64, sum: u64) -> i8 {
+    // An entry is below 2^38 even from a corrupt table, so e·256 + sum/2
+    // fits u64; e ≤ sum bounds the quotient.
+    let q = quotient_below(e * 256 + sum / 2, sum, 9);
+    (q as i32 - 128).clamp(-128, 127) as i8
+}
+
+/// The int16 probability of `e` in a row summing to `sum > 0`:
+/// `min((e·32768 + sum/2) / sum, 32767)`.
+#[cfg(feature = "int16-activations")]
+#[inline(always)]
+fn probability_s16(e: u64, sum: u64) -> i16 {
+    // e < 2^38, so e·2^15 + sum/2 fits u64; e ≤ sum keeps the quotient
+    // at most 32768, below 2^16.
+    let q = quotient_below(e * 32768 + sum / 2, sum, 16);
+    q.min(32767) as i16
+}
+
+/// The rows of every Softmax kernel: for each `(outer, inner)` row,
+/// `m = max x`, `sum = Σ exp(m, x)`, `y = probability(exp(m, x), sum)`, and
+/// the lowest output value when `sum` is 0. `input` and `output` hold
+/// `outer · axis_len · inner` elements, at least one (the callers check).
+#[inline(always)]
+fn softmax_rows<X: Copy + Ord + Default, Y: Copy + Bounded>(
     p: &SoftmaxParams,
     input: &[X],
-    output: &mut [i8],
+    output: &mut [Y],
     exp: impl Fn(X, X) -> u64,
+    probability: impl Fn(u64, u64) -> Y,
 ) {
     // Non-empty, so `inner` and `axis_len` are non-zero.
     let block = p.axis_len * p.inner;
@@ -103,28 +158,37 @@ fn softmax_rows<X: Copy + Ord + Default>(
                 .iter_mut()
                 .step_by(p.inner);
             for (y, x) in ys.zip(xs()) {
-                *y = if sum == 0 {
-                    -128
-                } else {
-                    // An entry is below 2^38 even from a corrupt table, so
-                    // e·256 + sum/2 fits u64; e ≤ sum bounds the quotient.
-                    let q = quotient_below_512(exp(m, x) * 256 + sum / 2, sum);
-                    (q as i32 - 128).clamp(-128, 127) as i8
+                *y = match sum {
+                    0 => Y::LOWEST,
+                    _ => probability(exp(m, x), sum),
                 };
             }
         }
     }
 }
 
-/// `n / d` (`d > 0`) for a quotient known to be below 512, by nine fixed
-/// compare-and-subtract steps. A 64-bit `/` is a library call on 32-bit
+/// An output type's lowest value: probability 0.
+trait Bounded {
+    const LOWEST: Self;
+}
+
+impl Bounded for i8 {
+    const LOWEST: i8 = -128;
+}
+
+impl Bounded for i16 {
+    const LOWEST: i16 = 0;
+}
+
+/// `n / d` (`d > 0`) for a quotient known to be below `2^bits`, by `bits`
+/// fixed compare-and-subtract steps. A 64-bit `/` is a library call on 32-bit
 /// cores whose length depends on its operands; this takes the same
 /// instructions for every input, so an inference's cost does not depend on
 /// the data (`benches/qemu`'s `invoke_cost` checks it).
 #[inline]
-fn quotient_below_512(mut n: u64, d: u64) -> u64 {
+fn quotient_below(mut n: u64, d: u64, bits: u32) -> u64 {
     let mut q = 0;
-    for bit in (0..9).rev() {
+    for bit in (0..bits).rev() {
         let step = d << bit;
         let take = u64::from(n >= step);
         n -= step * take;
@@ -163,11 +227,11 @@ mod tests {
             // Divisors from 1 to 2^44 (a 256-long row of 2^31 entries and more).
             let d = 1 + (next() >> (20 + next() % 44));
             let n = next() % (d * 512);
-            assert_eq!(quotient_below_512(n, d), n / d, "{n} / {d}");
+            assert_eq!(quotient_below(n, d, 9), n / d, "{n} / {d}");
         }
         for d in [1u64, 2, 3, 255, 256, 257, 1 << 24, (1 << 31) * 256] {
             for n in [0, d - 1, d, 256 * d, 256 * d + d / 2, 512 * d - 1] {
-                assert_eq!(quotient_below_512(n, d), n / d, "{n} / {d}");
+                assert_eq!(quotient_below(n, d, 9), n / d, "{n} / {d}");
             }
         }
     }

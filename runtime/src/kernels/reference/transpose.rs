@@ -10,6 +10,16 @@ use crate::kernels::TransposeParams;
 /// Returns early, leaving `output` unchanged, unless `perm` holds each of
 /// `0..4` once and both slices have `Π in_shape` elements.
 pub fn transpose_s8(p: &TransposeParams, input: &[i8], output: &mut [i8]) {
+    transpose_elems(p, input, output);
+}
+
+/// [`transpose_s8`] of an int16 activation.
+#[cfg(feature = "int16-activations")]
+pub fn transpose_s16(p: &TransposeParams, input: &[i16], output: &mut [i16]) {
+    transpose_elems(p, input, output);
+}
+
+fn transpose_elems<T: Copy + Default>(p: &TransposeParams, input: &[T], output: &mut [T]) {
     let mut seen = [false; 4];
     for &d in &p.perm {
         match seen.get_mut(d) {
@@ -32,7 +42,10 @@ pub fn transpose_s8(p: &TransposeParams, input: &[i8], output: &mut [i8]) {
             for c in 0..out_shape[2] {
                 let base = a * strides[0] + b * strides[1] + c * strides[2];
                 for (k, y) in (0..out_shape[3]).zip(out.by_ref()) {
-                    *y = input.get(base + k * strides[3]).copied().unwrap_or(0);
+                    *y = input
+                        .get(base + k * strides[3])
+                        .copied()
+                        .unwrap_or_default();
                 }
             }
         }
