@@ -41,6 +41,28 @@ fn tract_err(context: &str) -> impl Fn(anyhow::Error) -> ConvertError + '_ {
     move |e| ConvertError::FloatRef(format!("{context}: {e:#}"))
 }
 
+/// Runs one tract step, with a panic inside tract as an error like its
+/// `Err`s: tract asserts rather than fails on some graphs it cannot run
+/// (a negative GatherND index), and the converter must still end with a
+/// clear error and nothing written. tract's own state is dropped with the
+/// step, so nothing half-updated is used afterwards.
+fn guarded<T>(context: &str, step: impl FnOnce() -> TractResult<T>) -> Result<T, ConvertError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(result) => result.map_err(tract_err(context)),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(ConvertError::FloatRef(format!(
+                "{context}: tract, the float reference, failed inside (\"{what}\"): it cannot \
+                 run this graph as given, so the model cannot be calibrated or checked"
+            )))
+        }
+    }
+}
+
 impl FloatRef {
     /// Parse `path` with tract and fix its single input to `input_shape`.
     pub fn new(path: &Path, input_shape: &[usize]) -> Result<FloatRef, ConvertError> {
@@ -71,9 +93,9 @@ impl FloatRef {
             })
             .collect();
         let dir = path.parent().and_then(Path::to_str);
-        let parsed = tract_onnx::onnx()
-            .parse(&proto, dir)
-            .map_err(tract_err(&format!("loading {}", path.display())))?;
+        let parsed = guarded(&format!("loading {}", path.display()), || {
+            tract_onnx::onnx().parse(&proto, dir)
+        })?;
         if !parsed.unresolved_inputs.is_empty() {
             return Err(ConvertError::FloatRef(format!(
                 "loading {}: unresolved inputs {:?}",
@@ -94,9 +116,9 @@ impl FloatRef {
             )));
         }
         for (i, shape) in input_shapes.iter().enumerate() {
-            model = model
-                .with_input_fact(i, f32::fact(shape).into())
-                .map_err(tract_err("setting the input shapes"))?;
+            model = guarded("setting the input shapes", || {
+                model.with_input_fact(i, f32::fact(shape).into())
+            })?;
         }
         Ok(FloatRef {
             model,
@@ -167,7 +189,7 @@ impl FloatRef {
                         .map_err(tract_err("building the input"))
                 })
                 .collect::<Result<TVec<_>, _>>()?;
-            plan.run(xs).map_err(tract_err("running"))?
+            guarded("running", || plan.run(xs))?
         };
         wanted
             .iter()
@@ -197,11 +219,9 @@ impl FloatRef {
         model
             .select_outputs_by_name(outputs)
             .map_err(tract_err("selecting the requested tensors"))?;
-        let plan = model
-            .into_optimized()
-            .map_err(tract_err("optimizing"))?
-            .into_runnable()
-            .map_err(tract_err("planning"))?;
+        let plan = guarded("optimizing and planning", || {
+            model.into_optimized()?.into_runnable()
+        })?;
         plans.insert(outputs.to_vec(), plan.clone());
         Ok(plan)
     }
@@ -259,5 +279,33 @@ fn dims_mut(
 ) -> Option<&mut Vec<tract_onnx::pb::tensor_shape_proto::Dimension>> {
     match info.r#type.as_mut()?.value.as_mut()? {
         type_proto::Value::TensorType(t) => t.shape.as_mut().map(|s| &mut s.dim),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{int64s, one_node};
+    use prost::Message;
+
+    /// tract asserts on a negative GatherND index (valid ONNX); the
+    /// reference reports it as an error instead of unwinding through the
+    /// converter.
+    #[test]
+    fn a_panic_inside_tract_is_an_error() {
+        let model = one_node(
+            "GatherND",
+            &[1, 4, 3],
+            &["i"],
+            vec![],
+            vec![int64s("i", &[1, 2, 1], &[-1, 0])],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        std::fs::write(&path, model.encode_to_vec()).unwrap();
+        let outcome = FloatRef::new(&path, &[1, 4, 3])
+            .and_then(|r| r.run(&[0.5; 12], &["y".to_string()]));
+        let err = outcome.expect_err("tract cannot run a negative GatherND index").to_string();
+        assert!(err.contains("tract, the float reference, failed inside"), "{err}");
     }
 }
