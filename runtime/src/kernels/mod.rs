@@ -1,7 +1,8 @@
 //! Int8 kernels: one function per op, layout and type (`<op>_s8`), CMSIS-NN
 //! style; with feature `int16-activations`, their int16-activation twins
 //! (`<op>_s16`, `requantize_s8_s16`, `softmax_s16_s8`, `mat_mul_s16` over any
-//! mix of sides: reference kernels only).
+//! mix of sides): reference kernels, and on the Cortex-M DSP extension
+//! `conv_s16_dsp` / `fully_connected_s16_dsp` and their `_s16_s8` twins.
 //!
 //! Kernels know nothing of the `.mq` format. They take slices and the plain
 //! parameter structs defined here, so that every implementation of an op

@@ -183,6 +183,61 @@ pub const FULLY_CONNECTED: &[Candidate<FullyConnectedParams, FullyConnectedFn>] 
     },
 ];
 
+/// Signature of the convolution kernels reading an int16 input, by output
+/// type (`i16`, or `i8`).
+#[cfg(feature = "int16-activations")]
+pub type ConvS16Fn<Y> = fn(&ConvParams, &[i16], &[i8], &[i32], &[i32], &[i8], &mut [Y]);
+
+/// Convolution candidates for an int16 input and output.
+#[cfg(feature = "int16-activations")]
+pub const CONV_S16: &[Candidate<ConvParams, ConvS16Fn<i16>>] = &[
+    #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
+    Candidate {
+        name: "conv_s16_dsp",
+        takes: super::cortex_m::conv_s16_dsp_takes,
+        run: super::cortex_m::conv_s16_dsp,
+    },
+];
+
+/// Convolution candidates for an int16 input and an int8 output.
+#[cfg(feature = "int16-activations")]
+pub const CONV_S16_S8: &[Candidate<ConvParams, ConvS16Fn<i8>>] = &[
+    #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
+    Candidate {
+        name: "conv_s16_s8_dsp",
+        takes: super::cortex_m::conv_s16_dsp_takes,
+        run: super::cortex_m::conv_s16_s8_dsp,
+    },
+];
+
+/// Signature of the fully connected kernels reading an int16 input, by
+/// output type (`i16`, or `i8`).
+#[cfg(feature = "int16-activations")]
+pub type FullyConnectedS16Fn<Y> =
+    fn(&FullyConnectedParams, &[i16], &[i8], &[i32], &[i32], &[i8], &mut [Y]);
+
+/// Candidates for an int16 input and output.
+#[cfg(feature = "int16-activations")]
+pub const FULLY_CONNECTED_S16: &[Candidate<FullyConnectedParams, FullyConnectedS16Fn<i16>>] = &[
+    #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
+    Candidate {
+        name: "fully_connected_s16_dsp",
+        takes: super::cortex_m::fully_connected_s16_dsp_takes,
+        run: super::cortex_m::fully_connected_s16_dsp,
+    },
+];
+
+/// Candidates for an int16 input and an int8 output.
+#[cfg(feature = "int16-activations")]
+pub const FULLY_CONNECTED_S16_S8: &[Candidate<FullyConnectedParams, FullyConnectedS16Fn<i8>>] = &[
+    #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
+    Candidate {
+        name: "fully_connected_s16_s8_dsp",
+        takes: super::cortex_m::fully_connected_s16_dsp_takes,
+        run: super::cortex_m::fully_connected_s16_s8_dsp,
+    },
+];
+
 /// Max pooling candidates.
 pub const MAX_POOL: &[Candidate<PoolParams, PoolFn>] = &[
     #[cfg(target_arch = "aarch64")]
@@ -279,6 +334,46 @@ pub fn fully_connected(p: &FullyConnectedParams) -> Chosen<FullyConnectedFn> {
         name: "fully_connected_s8",
     };
     pick(p, FULLY_CONNECTED, reference)
+}
+
+/// The convolution kernel for an int16 input and output.
+#[cfg(feature = "int16-activations")]
+pub fn conv_s16(p: &ConvParams) -> Chosen<ConvS16Fn<i16>> {
+    let reference = Chosen {
+        run: reference::conv_s16 as ConvS16Fn<i16>,
+        name: "conv_s16",
+    };
+    pick(p, CONV_S16, reference)
+}
+
+/// The convolution kernel for an int16 input and an int8 output.
+#[cfg(feature = "int16-activations")]
+pub fn conv_s16_s8(p: &ConvParams) -> Chosen<ConvS16Fn<i8>> {
+    let reference = Chosen {
+        run: reference::conv_s16_s8 as ConvS16Fn<i8>,
+        name: "conv_s16_s8",
+    };
+    pick(p, CONV_S16_S8, reference)
+}
+
+/// The kernel for an int16 input and output.
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s16(p: &FullyConnectedParams) -> Chosen<FullyConnectedS16Fn<i16>> {
+    let reference = Chosen {
+        run: reference::fully_connected_s16 as FullyConnectedS16Fn<i16>,
+        name: "fully_connected_s16",
+    };
+    pick(p, FULLY_CONNECTED_S16, reference)
+}
+
+/// The kernel for an int16 input and an int8 output.
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s16_s8(p: &FullyConnectedParams) -> Chosen<FullyConnectedS16Fn<i8>> {
+    let reference = Chosen {
+        run: reference::fully_connected_s16_s8 as FullyConnectedS16Fn<i8>,
+        name: "fully_connected_s16_s8",
+    };
+    pick(p, FULLY_CONNECTED_S16_S8, reference)
 }
 
 /// The kernel for max pooling.

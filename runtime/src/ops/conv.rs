@@ -26,7 +26,7 @@ pub(super) struct Conv<'a> {
     pub kernel: Chosen<ConvFn>,
 }
 
-/// A prepared Conv with int16 activations (dense weights, reference kernel).
+/// A prepared Conv with int16 activations (dense weights).
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ConvS16<'a> {
@@ -34,7 +34,17 @@ pub(super) struct ConvS16<'a> {
     x: Operand<'a>,
     weights: &'a [i8],
     rq: Requant<'a>,
-    lanes: super::Lanes,
+    kernel: KernelS16,
+}
+
+/// The kernel of each int16 pairing: an optimized one where the CPU has
+/// one for an int16 input, else the reference.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+enum KernelS16 {
+    S16(Chosen<select::ConvS16Fn<i16>>),
+    S8S16,
+    S16S8(Chosen<select::ConvS16Fn<i8>>),
 }
 
 /// Inputs `[x, weights, bias, multiplier, shift]`; see `params::conv`.
@@ -60,12 +70,17 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvS16<'a>, Error> {
     let operand = |_: &Ctx<'_, 'a>, _: &TensorInfo<'a>| Ok(zp);
     decode(cx, operand, Ctx::act_range_of, |p, x, weights, rq| {
         let weights = weights.dense_for_s16(cx)?;
+        let kernel = match lanes {
+            super::Lanes::S16 => KernelS16::S16(select::conv_s16(&p)),
+            super::Lanes::S8S16 => KernelS16::S8S16,
+            super::Lanes::S16S8 => KernelS16::S16S8(select::conv_s16_s8(&p)),
+        };
         Ok(ConvS16 {
             p,
             x,
             weights,
             rq,
-            lanes,
+            kernel,
         })
     })
 }
@@ -194,28 +209,37 @@ fn macs(p: &ConvParams) -> u64 {
 #[cfg(feature = "int16-activations")]
 impl ConvS16<'_> {
     pub fn kernel_name(&self) -> &'static str {
-        match self.lanes {
-            super::Lanes::S16 => "conv_s16",
-            super::Lanes::S8S16 => "conv_s8_s16",
-            super::Lanes::S16S8 => "conv_s16_s8",
+        match self.kernel {
+            KernelS16::S16(k) => k.name,
+            KernelS16::S8S16 => "conv_s8_s16",
+            KernelS16::S16S8(k) => k.name,
+        }
+    }
+
+    /// The optimized kernels considered for this op, with their answers.
+    pub fn candidates(&self, f: impl FnMut(&'static str, Result<(), &'static str>)) {
+        match self.kernel {
+            KernelS16::S16(_) => select::explain(&self.p, select::CONV_S16, f),
+            KernelS16::S16S8(_) => select::explain(&self.p, select::CONV_S16_S8, f),
+            KernelS16::S8S16 => {}
         }
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let (p, w, rq) = (&self.p, self.weights, &self.rq);
         let (b, m, s) = (rq.bias, rq.multiplier, rq.shift);
-        match self.lanes {
-            super::Lanes::S16 => {
+        match self.kernel {
+            KernelS16::S16(k) => {
                 let x = io.inputs.read_i16(&self.x)?;
-                kernels::conv_s16(p, x, w, b, m, s, super::output_i16(io.output)?)
+                (k.run)(p, x, w, b, m, s, super::output_i16(io.output)?)
             }
-            super::Lanes::S8S16 => {
+            KernelS16::S8S16 => {
                 let x = io.inputs.read(&self.x)?;
                 kernels::conv_s8_s16(p, x, w, b, m, s, super::output_i16(io.output)?)
             }
-            super::Lanes::S16S8 => {
+            KernelS16::S16S8(k) => {
                 let x = io.inputs.read_i16(&self.x)?;
-                kernels::conv_s16_s8(p, x, w, b, m, s, io.output)
+                (k.run)(p, x, w, b, m, s, io.output)
             }
         }
         Ok(())

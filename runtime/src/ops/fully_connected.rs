@@ -26,8 +26,7 @@ pub(super) struct FullyConnected<'a> {
     pub kernel: Chosen<FullyConnectedFn>,
 }
 
-/// A prepared FullyConnected with int16 activations (dense weights,
-/// reference kernel).
+/// A prepared FullyConnected with int16 activations (dense weights).
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) struct FullyConnectedS16<'a> {
@@ -35,7 +34,17 @@ pub(super) struct FullyConnectedS16<'a> {
     x: Operand<'a>,
     weights: &'a [i8],
     rq: Requant<'a>,
-    lanes: super::Lanes,
+    kernel: KernelS16,
+}
+
+/// The kernel of each int16 pairing: an optimized one where the CPU has
+/// one for an int16 input, else the reference.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+enum KernelS16 {
+    S16(Chosen<select::FullyConnectedS16Fn<i16>>),
+    S8S16,
+    S16S8(Chosen<select::FullyConnectedS16Fn<i8>>),
 }
 
 /// Inputs `[x, weights [N, K], bias, multiplier, shift]`.
@@ -61,12 +70,17 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnectedS16<'a>,
     let operand = |_: &Ctx<'_, 'a>, _: &TensorInfo<'a>| Ok(zp);
     decode(cx, operand, Ctx::act_range_of, |p, x, weights, rq| {
         let weights = weights.dense_for_s16(cx)?;
+        let kernel = match lanes {
+            super::Lanes::S16 => KernelS16::S16(select::fully_connected_s16(&p)),
+            super::Lanes::S8S16 => KernelS16::S8S16,
+            super::Lanes::S16S8 => KernelS16::S16S8(select::fully_connected_s16_s8(&p)),
+        };
         Ok(FullyConnectedS16 {
             p,
             x,
             weights,
             rq,
-            lanes,
+            kernel,
         })
     })
 }
@@ -120,28 +134,37 @@ fn decode<'a, 'c, T>(
 #[cfg(feature = "int16-activations")]
 impl FullyConnectedS16<'_> {
     pub fn kernel_name(&self) -> &'static str {
-        match self.lanes {
-            super::Lanes::S16 => "fully_connected_s16",
-            super::Lanes::S8S16 => "fully_connected_s8_s16",
-            super::Lanes::S16S8 => "fully_connected_s16_s8",
+        match self.kernel {
+            KernelS16::S16(k) => k.name,
+            KernelS16::S8S16 => "fully_connected_s8_s16",
+            KernelS16::S16S8(k) => k.name,
+        }
+    }
+
+    /// The optimized kernels considered for this op, with their answers.
+    pub fn candidates(&self, f: impl FnMut(&'static str, Result<(), &'static str>)) {
+        match self.kernel {
+            KernelS16::S16(_) => select::explain(&self.p, select::FULLY_CONNECTED_S16, f),
+            KernelS16::S16S8(_) => select::explain(&self.p, select::FULLY_CONNECTED_S16_S8, f),
+            KernelS16::S8S16 => {}
         }
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let (p, w, rq) = (&self.p, self.weights, &self.rq);
         let (b, m, s) = (rq.bias, rq.multiplier, rq.shift);
-        match self.lanes {
-            super::Lanes::S16 => {
+        match self.kernel {
+            KernelS16::S16(k) => {
                 let x = io.inputs.read_i16(&self.x)?;
-                kernels::fully_connected_s16(p, x, w, b, m, s, super::output_i16(io.output)?)
+                (k.run)(p, x, w, b, m, s, super::output_i16(io.output)?)
             }
-            super::Lanes::S8S16 => {
+            KernelS16::S8S16 => {
                 let x = io.inputs.read(&self.x)?;
                 kernels::fully_connected_s8_s16(p, x, w, b, m, s, super::output_i16(io.output)?)
             }
-            super::Lanes::S16S8 => {
+            KernelS16::S16S8(k) => {
                 let x = io.inputs.read_i16(&self.x)?;
-                kernels::fully_connected_s16_s8(p, x, w, b, m, s, io.output)
+                (k.run)(p, x, w, b, m, s, io.output)
             }
         }
         Ok(())

@@ -381,11 +381,13 @@ impl<'a> PreparedOp<'a> {
             | Kind::ReduceMax(_)
             | Kind::MatMul(_)
             | Kind::ArgMax(_) => explain::<(), ()>(&(), NONE, f),
-            // Int16 layers run the reference kernels on every target.
             #[cfg(feature = "int16-activations")]
-            Kind::ConvS16(_)
-            | Kind::FullyConnectedS16(_)
-            | Kind::MaxPoolS16(_)
+            Kind::ConvS16(op) => op.candidates(f),
+            #[cfg(feature = "int16-activations")]
+            Kind::FullyConnectedS16(op) => op.candidates(f),
+            // The other int16 layers run the reference kernels on every target.
+            #[cfg(feature = "int16-activations")]
+            Kind::MaxPoolS16(_)
             | Kind::AvgPoolS16(_)
             | Kind::SoftmaxS16(_)
             | Kind::MatMulS16(_) => explain::<(), ()>(&(), NONE, f),

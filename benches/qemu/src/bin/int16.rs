@@ -1,9 +1,9 @@
 //! The int16-activation kernels on a Cortex-M4 under QEMU `-icount`: for the
 //! ECG model's layers and a long fully connected one, guest instructions of
-//! the int8 DSP kernel the board runs against the reference int16 kernels
-//! (`conv_s8_s16` reading int8 into int16, `conv_s16`, `conv_s16_s8` back to
-//! int8; FullyConnected alike), which are what a mixed-precision model runs
-//! on every target.
+//! the int8 DSP kernel the board runs against the int16 kernels the runtime
+//! chooses on this CPU (`select`): `conv_s8_s16` reading int8 into int16
+//! (reference), then the `SMLALD` kernels `conv_s16_dsp` and
+//! `conv_s16_s8_dsp` back to int8; FullyConnected alike.
 //!
 //! It also checks them on the target against the int8 kernel, bit for bit:
 //! with `x16 = x8 − zp`, `*_s16_s8` must give the int8 kernel's output
@@ -21,8 +21,7 @@ use core::hint::black_box;
 
 use cortex_m_rt::entry;
 use medq::kernels::{
-    conv_s16, conv_s16_s8, conv_s8_s16, cortex_m as dsp, fully_connected_s16,
-    fully_connected_s16_s8, fully_connected_s8_s16, ConvParams, FullyConnectedParams,
+    conv_s8_s16, cortex_m as dsp, fully_connected_s8_s16, select, ConvParams, FullyConnectedParams,
 };
 use medq_qemu_bench::{conv1d, exit, fc, hprintln, Counter, Op, Ratio, Rng};
 
@@ -78,10 +77,10 @@ impl WideOp for ConvParams {
         conv_s8_s16(self, x, w, b, m, s, y)
     }
     fn s16(&self, x: &[i16], w: &[i8], b: &[i32], m: &[i32], s: &[i8], y: &mut [i16]) {
-        conv_s16(self, x, w, b, m, s, y)
+        (select::conv_s16(self).run)(self, x, w, b, m, s, y)
     }
     fn s16_s8(&self, x: &[i16], w: &[i8], b: &[i32], m: &[i32], s: &[i8], y: &mut [i8]) {
-        conv_s16_s8(self, x, w, b, m, s, y)
+        (select::conv_s16_s8(self).run)(self, x, w, b, m, s, y)
     }
 }
 
@@ -103,10 +102,10 @@ impl WideOp for FullyConnectedParams {
         fully_connected_s8_s16(self, x, w, b, m, s, y)
     }
     fn s16(&self, x: &[i16], w: &[i8], b: &[i32], m: &[i32], s: &[i8], y: &mut [i16]) {
-        fully_connected_s16(self, x, w, b, m, s, y)
+        (select::fully_connected_s16(self).run)(self, x, w, b, m, s, y)
     }
     fn s16_s8(&self, x: &[i16], w: &[i8], b: &[i32], m: &[i32], s: &[i8], y: &mut [i8]) {
-        fully_connected_s16_s8(self, x, w, b, m, s, y)
+        (select::fully_connected_s16_s8(self).run)(self, x, w, b, m, s, y)
     }
 }
 
@@ -157,7 +156,23 @@ fn main() -> ! {
         "s16_s8"
     );
     let mut rng = Rng::new(0x16b175);
-    let mut ok = dsp::USES_DSP_INSTRUCTIONS;
+    // The int16-input rows must measure the DSP kernels.
+    let (long_fc, conv) = (fc(640, 128, FC_ZP), conv1d(16, 32, 5, 70, 2, 1, CONV_ZP));
+    let chosen = [
+        select::conv_s16(&conv).name,
+        select::conv_s16_s8(&conv).name,
+        select::fully_connected_s16(&long_fc).name,
+        select::fully_connected_s16_s8(&long_fc).name,
+    ];
+    hprintln!("int16-input kernels: {:?}", chosen);
+    let mut ok = dsp::USES_DSP_INSTRUCTIONS
+        && chosen
+            == [
+                "conv_s16_dsp",
+                "conv_s16_s8_dsp",
+                "fully_connected_s16_dsp",
+                "fully_connected_s16_s8_dsp",
+            ];
     let mut rows = [(0u64, [0u64; 4]); 5];
     for (layer, row) in layers.iter().zip(&mut rows) {
         let (name, figures) = match layer {

@@ -75,6 +75,68 @@ mod imp {
         out
     }
 
+    /// `acc + a.lo·b.lo + a.hi·b.hi` in 64 bits (`SMLALD`): exact, the
+    /// int16 kernels' multiply-accumulate.
+    #[inline(always)]
+    pub fn smlald(a: u32, b: u32, acc: i64) -> i64 {
+        let mut lo = acc as u32;
+        let mut hi = (acc >> 32) as u32;
+        // SAFETY: register-only arithmetic; SMLALD writes no flags.
+        unsafe {
+            asm!(
+                "smlald {lo}, {hi}, {a}, {b}",
+                lo = inout(reg) lo,
+                hi = inout(reg) hi,
+                a = in(reg) a,
+                b = in(reg) b,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        ((u64::from(hi) << 32) | u64::from(lo)) as i64
+    }
+
+    /// Bytes 0..4 of `w` as lanes `[(b0, b2), (b1, b3)]` (`SXTB16`,
+    /// `SXTB16 ROR #8`): a weight word, no offset.
+    #[inline(always)]
+    pub fn unpack_word(w: u32) -> [u32; 2] {
+        let even: u32;
+        let odd: u32;
+        // SAFETY: register-only arithmetic; no flags written.
+        unsafe {
+            asm!(
+                "sxtb16 {odd}, {w}, ror #8",
+                "sxtb16 {even}, {w}",
+                w = in(reg) w,
+                even = lateout(reg) even,
+                odd = out(reg) odd,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        [even, odd]
+    }
+
+    /// The lanes `(x0, x1)`, `(x2, x3)` of two words as `[(x0, x2), (x1,
+    /// x3)]` (`PKHBT`, `PKHTB`): four `i16` activations in the order
+    /// [`unpack_word`] gives weights.
+    #[inline(always)]
+    pub fn interleave(x01: u32, x23: u32) -> [u32; 2] {
+        let even: u32;
+        let odd: u32;
+        // SAFETY: register-only arithmetic; no flags written.
+        unsafe {
+            asm!(
+                "pkhbt {even}, {a}, {b}, lsl #16",
+                "pkhtb {odd}, {b}, {a}, asr #16",
+                a = in(reg) x01,
+                b = in(reg) x23,
+                even = out(reg) even,
+                odd = lateout(reg) odd,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        [even, odd]
+    }
+
     /// Each signed byte of `x` clamped to the same byte of `lo` and `hi`
     /// (`SSUB8` sets the GE flags per byte, `SEL` picks by them).
     #[inline(always)]
@@ -1042,6 +1104,23 @@ mod imp {
         u32::from(lo) | (u32::from(hi) << 16)
     }
 
+    pub fn smlald(a: u32, b: u32, acc: i64) -> i64 {
+        let lo = i64::from(a as u16 as i16) * i64::from(b as u16 as i16);
+        let hi = i64::from((a >> 16) as u16 as i16) * i64::from((b >> 16) as u16 as i16);
+        acc.wrapping_add(lo).wrapping_add(hi)
+    }
+
+    pub fn unpack_word(w: u32) -> [u32; 2] {
+        [sxtb16(w), sxtb16(w.rotate_right(8))]
+    }
+
+    pub fn interleave(x01: u32, x23: u32) -> [u32; 2] {
+        [
+            (x01 & 0xffff) | (x23 << 16),
+            (x01 >> 16) | (x23 & 0xffff_0000),
+        ]
+    }
+
     pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
         let lo = i32::from(a as u16 as i16) * i32::from(b as u16 as i16);
         let hi = i32::from((a >> 16) as u16 as i16) * i32::from((b >> 16) as u16 as i16);
@@ -1323,6 +1402,8 @@ mod imp {
     }
 }
 
+#[cfg(feature = "int16-activations")]
+pub(super) use imp::{interleave, smlald, unpack_word};
 pub(super) use imp::{
     mac_1x1, mac_1x2, mac_1x4, mac_rows_1x4, smlad, widen_groups, widen_offset, widen_word,
 };

@@ -58,6 +58,8 @@ mod depthwise;
 mod dsp;
 mod dw3;
 mod fully_connected;
+#[cfg(feature = "int16-activations")]
+mod int16;
 #[cfg(test)]
 mod testing;
 
@@ -65,6 +67,11 @@ pub use conv::{conv_dsp_takes, conv_s8_dsp};
 pub use depthwise::{depthwise_conv_dsp_takes, depthwise_conv_s8_dsp};
 pub use dsp::USES_DSP_INSTRUCTIONS;
 pub use fully_connected::{fully_connected_dsp_takes, fully_connected_s8_dsp};
+#[cfg(feature = "int16-activations")]
+pub use int16::{
+    conv_s16_dsp, conv_s16_dsp_takes, conv_s16_s8_dsp, fully_connected_s16_dsp,
+    fully_connected_s16_dsp_takes, fully_connected_s16_s8_dsp, MAX_REDUCTION_S16,
+};
 
 use core::mem::MaybeUninit;
 
@@ -149,6 +156,19 @@ impl Requant {
             round: 1i32.wrapping_shl(e_minus_2),
             high_shift: e_minus_2.wrapping_add(1) & 31,
             fast: e_minus_2 <= 29,
+        }
+    }
+
+    /// `requantize(acc, m, s)`: the int16 kernels' step before their zero
+    /// point and clamp.
+    #[cfg(feature = "int16-activations")]
+    #[inline(always)]
+    fn value(self, acc: i32) -> i32 {
+        if self.fast {
+            let high = ((i64::from(acc) * i64::from(self.multiplier)) >> 32) as i32;
+            high.wrapping_add(self.round) >> self.high_shift
+        } else {
+            requantize_cold(acc, self.multiplier, self.shift)
         }
     }
 

@@ -213,6 +213,30 @@ const ROW_TILE: usize = 64;
 /// bookkeeping (a window-major loop spends most of its time on short
 /// per-pixel tap loops). The sums are exact in `i64`, so the order does not
 /// change the result.
+/// The preconditions of the mixed-precision convolutions reading `X` and
+/// writing `Y`, given the slice lengths: what every int16 conv kernel
+/// (reference or optimized) checks before it writes.
+#[cfg(feature = "int16-activations")]
+pub(crate) fn lanes_call_ok<X: Lane, Y: Lane>(
+    p: &ConvParams,
+    input_len: usize,
+    weights_len: usize,
+    (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
+    output_len: usize,
+) -> bool {
+    conv_weight_count(p) == Some(weights_len)
+        && shape_holds(p, input_len, bias, multiplier, shift)
+        && lanes_ok::<X, Y>(
+            p.input_zero_point,
+            p.output_zero_point,
+            p.act_min,
+            p.act_max,
+        )
+        && mul3(p.out_channels, p.out_h, p.out_w) == Some(output_len)
+        && output_len > 0
+        && i16::try_from(p.input_zero_point).is_ok()
+}
+
 #[cfg(feature = "int16-activations")]
 fn conv_lanes<X: Lane + Into<i32>, Y: Lane>(
     p: &ConvParams,
@@ -223,18 +247,13 @@ fn conv_lanes<X: Lane + Into<i32>, Y: Lane>(
     shift: &[i8],
     output: &mut [Y],
 ) {
-    if conv_weight_count(p) != Some(weights.len())
-        || !shape_holds(p, input.len(), bias, multiplier, shift)
-        || !lanes_ok::<X, Y>(
-            p.input_zero_point,
-            p.output_zero_point,
-            p.act_min,
-            p.act_max,
-        )
-        || mul3(p.out_channels, p.out_h, p.out_w) != Some(output.len())
-        || output.is_empty()
-        || i16::try_from(p.input_zero_point).is_err()
-    {
+    if !lanes_call_ok::<X, Y>(
+        p,
+        input.len(),
+        weights.len(),
+        (bias, multiplier, shift),
+        output.len(),
+    ) {
         return;
     }
     let cin_g = p.in_channels / p.groups;

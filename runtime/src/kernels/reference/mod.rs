@@ -33,6 +33,8 @@ pub use binary::{div_s8, max_s8, min_s8, sub_s8, DIV_FRACTION_BITS};
 pub use concat::concat_part_s8;
 pub use conv::conv_s8;
 #[cfg(feature = "int16-activations")]
+pub(crate) use conv::lanes_call_ok as conv_lanes_call_ok;
+#[cfg(feature = "int16-activations")]
 pub use conv::{conv_s16, conv_s16_s8, conv_s8_s16};
 pub use conv_transpose::conv_transpose_s8;
 pub use elementwise::{add_s8, mul_s8};
@@ -81,10 +83,10 @@ pub use transpose::transpose_s8;
 /// `o·stride + k·dilation − pad`; the valid taps are `lo..hi`, and tap `lo`
 /// reads input position `first` (meaningless when the range is empty).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Taps {
-    lo: usize,
-    hi: usize,
-    first: usize,
+pub(crate) struct Taps {
+    pub lo: usize,
+    pub hi: usize,
+    pub first: usize,
 }
 
 impl Taps {
@@ -92,7 +94,7 @@ impl Taps {
     /// Total for any arguments; exact when `o·stride + (kernel−1)·dilation`
     /// and `in_len + pad` do not overflow (the kernels check [`axis_ok`]).
     #[inline]
-    fn new(
+    pub(crate) fn new(
         o: usize,
         stride: usize,
         dilation: usize,
@@ -240,7 +242,7 @@ fn dot_i32<X: Lane + Into<i32>>(xs: &[X], ws: &[i8], zp: i32) -> i32 {
 /// the activation window (inside `Y` by [`lanes_ok`], so the cast is exact).
 #[cfg(feature = "int16-activations")]
 #[inline(always)]
-fn requantize_to_lane<Y: Lane>(
+pub(crate) fn requantize_to_lane<Y: Lane>(
     acc: i64,
     multiplier: i32,
     shift: i32,
