@@ -303,9 +303,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.onnx");
         std::fs::write(&path, model.encode_to_vec()).unwrap();
-        let outcome = FloatRef::new(&path, &[1, 4, 3])
-            .and_then(|r| r.run(&[0.5; 12], &["y".to_string()]));
-        let err = outcome.expect_err("tract cannot run a negative GatherND index").to_string();
-        assert!(err.contains("tract, the float reference, failed inside"), "{err}");
+        let outcome =
+            FloatRef::new(&path, &[1, 4, 3]).and_then(|r| r.run(&[0.5; 12], &["y".to_string()]));
+        let err = outcome
+            .expect_err("tract cannot run a negative GatherND index")
+            .to_string();
+        assert!(
+            err.contains("tract, the float reference, failed inside"),
+            "{err}"
+        );
     }
 }
