@@ -75,6 +75,7 @@ mod imp {
         out
     }
 
+    #[cfg(feature = "int16-activations")]
     /// `acc + a.lo·b.lo + a.hi·b.hi` in 64 bits (`SMLALD`): exact, the
     /// int16 kernels' multiply-accumulate.
     #[inline(always)]
@@ -95,6 +96,7 @@ mod imp {
         ((u64::from(hi) << 32) | u64::from(lo)) as i64
     }
 
+    #[cfg(feature = "int16-activations")]
     /// Bytes 0..4 of `w` as lanes `[(b0, b2), (b1, b3)]` (`SXTB16`,
     /// `SXTB16 ROR #8`): a weight word, no offset.
     #[inline(always)]
@@ -115,6 +117,7 @@ mod imp {
         [even, odd]
     }
 
+    #[cfg(feature = "int16-activations")]
     /// The lanes `(x0, x1)`, `(x2, x3)` of two words as `[(x0, x2), (x1,
     /// x3)]` (`PKHBT`, `PKHTB`): four `i16` activations in the order
     /// [`unpack_word`] gives weights.
@@ -1104,16 +1107,19 @@ mod imp {
         u32::from(lo) | (u32::from(hi) << 16)
     }
 
+    #[cfg(feature = "int16-activations")]
     pub fn smlald(a: u32, b: u32, acc: i64) -> i64 {
         let lo = i64::from(a as u16 as i16) * i64::from(b as u16 as i16);
         let hi = i64::from((a >> 16) as u16 as i16) * i64::from((b >> 16) as u16 as i16);
         acc.wrapping_add(lo).wrapping_add(hi)
     }
 
+    #[cfg(feature = "int16-activations")]
     pub fn unpack_word(w: u32) -> [u32; 2] {
         [sxtb16(w), sxtb16(w.rotate_right(8))]
     }
 
+    #[cfg(feature = "int16-activations")]
     pub fn interleave(x01: u32, x23: u32) -> [u32; 2] {
         [
             (x01 & 0xffff) | (x23 << 16),
