@@ -84,6 +84,7 @@ impl FloatRef {
             proto = float;
         }
         let names = pin_symbols(&mut proto, input_shapes)?;
+        stft_signals_as_rank_3(&mut proto);
         let onnx_names = proto
             .graph
             .iter()
@@ -224,6 +225,47 @@ impl FloatRef {
         })?;
         plans.insert(outputs.to_vec(), plan.clone());
         Ok(plan)
+    }
+}
+
+/// Puts a `Reshape` to `[batch, length, 1]` before every STFT's signal.
+/// The ONNX spec gives a real signal that shape, and tract requires it; the
+/// legacy PyTorch exporter writes `[batch, length]`, which ONNX Runtime
+/// also takes. (`[0, -1, 1]` keeps a signal already of that shape.)
+fn stft_signals_as_rank_3(proto: &mut ModelProto) {
+    use tract_onnx::pb::tensor_proto::DataType;
+    use tract_onnx::pb::{NodeProto, TensorProto};
+    let Some(graph) = proto.graph.as_mut() else {
+        return;
+    };
+    let mut nodes = Vec::with_capacity(graph.node.len());
+    let mut added = false;
+    for (i, mut node) in std::mem::take(&mut graph.node).into_iter().enumerate() {
+        if node.op_type == "STFT" && node.domain.is_empty() {
+            if let Some(signal) = node.input.first_mut() {
+                let reshaped = format!("{signal}/medq_signal_{i}");
+                nodes.push(NodeProto {
+                    name: format!("{}/medq_signal", node.name),
+                    op_type: "Reshape".into(),
+                    input: vec![signal.clone(), "medq_stft_signal_shape".into()],
+                    output: vec![reshaped.clone()],
+                    ..Default::default()
+                });
+                *signal = reshaped;
+                added = true;
+            }
+        }
+        nodes.push(node);
+    }
+    graph.node = nodes;
+    if added {
+        graph.initializer.push(TensorProto {
+            name: "medq_stft_signal_shape".into(),
+            dims: vec![3],
+            data_type: DataType::Int64 as i32,
+            int64_data: vec![0, -1, 1],
+            ..Default::default()
+        });
     }
 }
 

@@ -100,3 +100,41 @@ fn eeg_dilation_4096_and_a_zero_length_concat() {
     let kinds: Vec<String> = report.layers.iter().map(|l| l.op.clone()).collect();
     assert!(!kinds.iter().any(|k| k == "Concat"), "{kinds:?}");
 }
+
+/// `torch.stft` in the graph (`make_stft_testnet.py`), from both exporters:
+/// the legacy one's `[1, L]` signal and the dynamo one's `[1, L, 1]`. The
+/// STFT runs as one Conv (the windowed DFT rows, strided by the hop) and a
+/// Transpose (33.9 dB from tract), and the magnitude after it,
+/// `sqrt(re² + im² + ε)` written out as Gathers, Pows, Adds and a Sqrt, as
+/// one exact ReduceL2 (33.2 dB; squaring in int8 left 17 dB). The output
+/// is within the 25 dB bound.
+#[test]
+fn stft_spectrogram_from_both_exporters() {
+    let d = testnets::dir();
+    for name in ["stft_spectrogram", "stft_spectrogram_dynamo"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut opts = medq_converter::Options::new(
+            d.join(format!("{name}.onnx")),
+            tmp.path().join("model.mq"),
+        );
+        opts.calib = vec![d.join("stft_calib.npy")];
+        opts.eval = vec![d.join("stft_test.npy")];
+        let report = medq_converter::convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let layer = |op: &str, onnx: &str| {
+            let l = report
+                .layers
+                .iter()
+                .find(|l| l.op == op && l.onnx_ops.iter().any(|o| o == onnx))
+                .unwrap_or_else(|| panic!("{name}: no {op} from the {onnx}"));
+            l.sqnr_db.expect("a layer SQNR")
+        };
+        let (dft_db, norm_db) = (layer("Conv", "STFT"), layer("ReduceL2", "Sqrt"));
+        let out_db = report.evaluation.outputs[0]
+            .sqnr_db
+            .expect("an output SQNR");
+        println!("{name}: STFT {dft_db:.1} dB, magnitude {norm_db:.1} dB, output {out_db:.1} dB");
+        assert!(dft_db >= 33.0, "{name}: STFT {dft_db:.1} dB");
+        assert!(norm_db >= 33.0, "{name}: magnitude {norm_db:.1} dB");
+        assert!(out_db >= 25.0, "{name}: output {out_db:.1} dB");
+    }
+}

@@ -293,6 +293,34 @@ fn reductions_keep_or_drop_the_reduced_dims() {
     assert_eq!(run(w, &[&x]), [13]);
 }
 
+/// ReduceL2 over axis 2 of `x − zx = 0..12` as `[2, 3, 2]`, eps `eps`:
+/// `y = round(⌊√(S·2^16 + eps)⌋ / 2^8) + 2` with the multiplier 2^-8.
+fn reduce_l2_net(eps: i32) -> Writer {
+    let mut m = Net::new();
+    let x = m.input(&[2, 3, 2], pt(1.0, -1));
+    let y = m.op(
+        OpCode::ReduceL2,
+        &[x],
+        &[2, 3],
+        pt(1.0, 2),
+        &[0b100, 1 << 30, -7, -128, 127, eps],
+    );
+    m.finish(y)
+}
+
+#[test]
+fn reduce_l2_is_the_rounded_norm() {
+    let x: Vec<i8> = (0..12).map(|v| v - 1).collect();
+    // Pairs (0,1), (2,3), …: norms 1, 3.61, 6.40, 9.22, 12.04, 14.87.
+    assert_eq!(run(reduce_l2_net(0), &[&x]), [3, 6, 8, 11, 14, 17]);
+    // eps = 2^16 · 35 adds 35 under the root of the first pair: √36 = 6.
+    assert_eq!(run(reduce_l2_net(35 << 16), &[&x])[0], 8);
+    assert!(
+        matches!(bad_reason(reduce_l2_net(-1)), Some(Error::BadOp { .. })),
+        "a negative eps accepted"
+    );
+}
+
 #[test]
 fn reductions_refuse_bad_records() {
     for (w, what) in [

@@ -205,6 +205,46 @@ fn reduce_params(shape: &[usize], axes: u8) -> impl Strategy<Value = ReduceParam
     })
 }
 
+/// ReduceL2 naively: the squares summed per output in `u128`, the root as
+/// the largest `r` with `r² <= S · 2^16 + eps` (from the float root,
+/// corrected by whole steps).
+fn naive_reduce_l2(p: &ReduceParams, eps: u32, x: &[i8]) -> Vec<i8> {
+    let shape = &p.shape[..p.rank];
+    let kept: Vec<usize> = (0..p.rank)
+        .filter(|d| p.axes & (1 << d) == 0)
+        .map(|d| shape[d])
+        .collect();
+    let mut acc = vec![0u128; kept.iter().product::<usize>()];
+    for (flat, c) in coords(shape).iter().enumerate() {
+        let kc: Vec<usize> = (0..p.rank)
+            .filter(|d| p.axes & (1 << d) == 0)
+            .map(|d| c[d])
+            .collect();
+        let v = i128::from(x[flat]) - i128::from(p.input_zero_point);
+        acc[operand_index(&kc, &kept)] += (v * v) as u128;
+    }
+    acc.iter()
+        .map(|&s| {
+            let t = (s << 16) + u128::from(eps);
+            let mut r = (t as f64).sqrt() as u128;
+            while r * r > t {
+                r -= 1;
+            }
+            while (r + 1) * (r + 1) <= t {
+                r += 1;
+            }
+            requantize_to_i8(
+                i32::try_from(r).unwrap(),
+                p.multiplier,
+                p.shift,
+                p.output_zero_point,
+                p.act_min,
+                p.act_max,
+            )
+        })
+        .collect()
+}
+
 /// The reduction naively: every input coordinate added into (or maxed into)
 /// the output slot of its kept coordinates, in `i64`.
 fn naive_reduce(p: &ReduceParams, x: &[i8], max: bool) -> Vec<i8> {
@@ -506,6 +546,17 @@ proptest! {
             if max { reduce_max_s8(&p, &x, &mut y) } else { reduce_sum_s8(&p, &x, &mut y) }
             prop_assert_eq!(y, naive_reduce(&p, &x, max));
         }
+    }
+
+    #[test]
+    fn reduce_l2_matches_naive(
+        (p, x) in reduce_case().prop_flat_map(|(s, axes, x)| (reduce_params(&s, axes), Just(x))),
+        eps in prop_oneof![Just(0u32), any::<u32>()],
+    ) {
+        let kept: usize = (0..p.rank).filter(|d| p.axes & (1 << d) == 0).map(|d| p.shape[d]).product();
+        let mut y = vec![0x55u8 as i8; kept];
+        reduce_l2_s8(&p, eps, &x, &mut y);
+        prop_assert_eq!(y, naive_reduce_l2(&p, eps, &x));
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod reduce;
 pub mod reshape;
 pub mod resize;
 pub mod softmax;
+pub(crate) mod stft;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod transpose;
@@ -510,7 +511,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "ReduceL2",
         reduce::norm,
-        "Lut (x²), ReduceSum, Lut (√)",
+        "ReduceL2 (an exact sum of squares and integer root)",
         "any axes (input from opset 18), `keepdims`; rank ≤ 6",
     ),
     OnnxOp::new(
@@ -647,6 +648,13 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "axes as attribute or constant input",
     )
     .takes_constants(),
+    OnnxOp::new(
+        "STFT",
+        stft::from_onnx,
+        "Conv (the windowed DFT's cosine and sine rows, strided by the hop), Transpose",
+        "a real signal `[1, L]` or `[1, L, 1]`; constant `frame_step`, `window`, `frame_length`; \
+         `onesided`; frames up to 4096 samples",
+    ),
     OnnxOp::new(
         "Sub",
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Sub),

@@ -1,7 +1,8 @@
-//! ReduceMean, ReduceSum and ReduceMax over any axes: the runtime's
-//! ReduceSum (a mean's `1/count` in its multiplier) and ReduceMax.
+//! ReduceMean, ReduceSum, ReduceMax and ReduceL2 over any axes: the
+//! runtime's ReduceSum (a mean's `1/count` in its multiplier), ReduceMax and
+//! ReduceL2.
 
-use medq::format::layout::{params::reduce as w, OpCode};
+use medq::format::layout::{params::reduce as w, params::reduce_l2 as l2, OpCode};
 
 use super::onnx::{act, opt_konst, Ins};
 use super::IrOp;
@@ -17,6 +18,20 @@ pub enum Reduction {
     Sum,
     Mean,
     Max,
+    /// `sqrt(Σ x² + ε)`, `ε ≥ 0` as the bits of an `f32` (so the enum stays
+    /// `Eq`): ONNX ReduceL2, and a complex spectrum's magnitude.
+    L2 {
+        eps_bits: u32,
+    },
+}
+
+impl Reduction {
+    /// ReduceL2 with `sqrt(Σ x² + eps)`.
+    pub fn l2(eps: f32) -> Reduction {
+        Reduction::L2 {
+            eps_bits: eps.to_bits(),
+        }
+    }
 }
 
 /// `axes`: sorted, non-negative, non-empty.
@@ -45,17 +60,24 @@ pub(crate) fn from_onnx(
     )
 }
 
-/// ONNX `ReduceL1`, `ReduceL2` (`F.normalize`), `ReduceSumSquare`,
-/// `ReduceLogSum` and `ReduceLogSumExp`, as the ops they are made of: a
-/// table before the sum (|x|, x², eˣ) and one after it (√, log), each on its
-/// own calibrated range.
+/// ONNX `ReduceL2` (`F.normalize`) as the runtime's exact ReduceL2; and
+/// `ReduceL1`, `ReduceSumSquare`, `ReduceLogSum` and `ReduceLogSumExp` as
+/// the ops they are made of: a table before the sum (|x|, x², eˣ) and one
+/// after it (log), each on its own calibrated range.
 pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     use super::pointwise::{Expr, Fn1, Fn2, Pointwise};
     use std::rc::Rc;
     let x2 = Expr::Binary(Fn2::Mul, Rc::new(Expr::X), Rc::new(Expr::X));
+    if ctx.op == "ReduceL2" {
+        let r = operands(b, ctx, ins, ctx.opset >= 18)?;
+        let l2 = Op::Reduce(Reduce {
+            how: Reduction::l2(0.0),
+            axes: r.axes,
+        });
+        return b.emit(ctx, l2, vec![r.x], r.out);
+    }
     let (before, after) = match ctx.op {
         "ReduceL1" => (Some(Expr::Unary(Fn1::Abs, Rc::new(Expr::X))), None),
-        "ReduceL2" => (Some(x2), Some(Fn1::Sqrt)),
         "ReduceSumSquare" => (Some(x2), None),
         "ReduceLogSum" => (None, Some(Fn1::Log)),
         _ => (
@@ -173,6 +195,7 @@ impl IrOp for Reduce {
         match self.how {
             Reduction::Max => "ReduceMax",
             Reduction::Sum | Reduction::Mean => "ReduceSum",
+            Reduction::L2 { .. } => "ReduceL2",
         }
     }
 
@@ -191,7 +214,8 @@ impl IrOp for Reduce {
             let o = kept.iter().fold(0, |a, &d| a * s[d] + idx[d]);
             acc[o] = match self.how {
                 Reduction::Max => acc[o].max(v),
-                _ => acc[o] + v,
+                Reduction::L2 { .. } => acc[o] + v * v,
+                Reduction::Sum | Reduction::Mean => acc[o] + v,
             };
             for d in (0..s.len()).rev() {
                 idx[d] += 1;
@@ -201,9 +225,16 @@ impl IrOp for Reduce {
                 idx[d] = 0;
             }
         }
-        if self.how == Reduction::Mean {
-            let count = (x.len() / n_out.max(1)) as f32;
-            acc.iter_mut().for_each(|a| *a /= count);
+        match self.how {
+            Reduction::Mean => {
+                let count = (x.len() / n_out.max(1)) as f32;
+                acc.iter_mut().for_each(|a| *a /= count);
+            }
+            Reduction::L2 { eps_bits } => {
+                let eps = f32::from_bits(eps_bits);
+                acc.iter_mut().for_each(|a| *a = (*a + eps).sqrt());
+            }
+            Reduction::Sum | Reduction::Max => {}
         }
         Ok(acc)
     }
@@ -222,9 +253,27 @@ impl IrOp for Reduce {
         } else {
             1.0
         };
+        let axes = self.axes.iter().map(|&d| 1 << d).sum();
+        if let Reduction::L2 { eps_bits } = self.how {
+            // The root comes at 8 fractional bits of a step of x.
+            let (m, s) = cx.multiplier(xq.scale as f64 / (256.0 * y.scale as f64), "output")?;
+            let eps = f64::from(f32::from_bits(eps_bits)) * 65536.0 / (xq.scale as f64).powi(2);
+            let mut p = [0; l2::COUNT];
+            p[l2::AXES] = axes;
+            p[l2::MULTIPLIER] = m;
+            p[l2::SHIFT] = s;
+            p[l2::ACT_MIN] = -128;
+            p[l2::ACT_MAX] = 127;
+            p[l2::EPS] = eps.round().clamp(0.0, i32::MAX as f64) as i32;
+            return Ok(Lowered {
+                opcode: OpCode::ReduceL2,
+                inputs: vec![x],
+                params: p.to_vec(),
+            });
+        }
         let (m, s) = cx.multiplier(xq.scale as f64 / (per * y.scale as f64), "output")?;
         let mut p = [0; w::COUNT];
-        p[w::AXES] = self.axes.iter().map(|&d| 1 << d).sum();
+        p[w::AXES] = axes;
         p[w::MULTIPLIER] = m;
         p[w::SHIFT] = s;
         p[w::ACT_MIN] = -128;
@@ -233,6 +282,7 @@ impl IrOp for Reduce {
             opcode: match self.how {
                 Reduction::Max => OpCode::ReduceMax,
                 Reduction::Sum | Reduction::Mean => OpCode::ReduceSum,
+                Reduction::L2 { .. } => OpCode::ReduceL2,
             },
             inputs: vec![x],
             params: p.to_vec(),
@@ -278,10 +328,10 @@ mod tests {
     }
 
     #[test]
-    fn norms_run_as_tables_around_a_sum() {
+    fn norms_run_as_tables_around_a_sum_or_as_reduce_l2() {
         for (op, kinds) in [
             ("ReduceL1", &["Lut", "ReduceSum"][..]),
-            ("ReduceL2", &["Lut", "ReduceSum", "Lut"][..]),
+            ("ReduceL2", &["ReduceL2"][..]),
             ("ReduceSumSquare", &["Lut", "ReduceSum"][..]),
             ("ReduceLogSumExp", &["Lut", "ReduceSum", "Lut"][..]),
         ] {

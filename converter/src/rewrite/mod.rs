@@ -12,6 +12,7 @@ mod fold_bias;
 mod fold_bn;
 mod fold_scale;
 mod fuse_activation;
+mod fuse_norm;
 
 use crate::error::ConvertError;
 use crate::ir::{Graph, TensorId};
@@ -32,7 +33,8 @@ pub fn rewrite(graph: &mut Graph) -> Result<RewriteLog, ConvertError> {
             || fold_bn::run(graph, &mut log)
             || fold_bias::run(graph, &mut log)
             || fold_scale::run(graph, &mut log)
-            || fuse_activation::run(graph, &mut log);
+            || fuse_activation::run(graph, &mut log)
+            || fuse_norm::run(graph, &mut log);
         if !changed {
             compact(graph);
             return Ok(log);

@@ -353,11 +353,14 @@ pub enum OpCode {
     /// The index of the largest value along one axis, as an int8 tensor of
     /// scale 1 (a classifier's predicted class as a model output).
     ArgMax = 29,
+    /// Euclidean norm over any axes (ReduceL2, a complex spectrum's
+    /// magnitude): an exact integer sum of squares and integer square root.
+    ReduceL2 = 30,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 27] = [
+    pub const ALL: [OpCode; 28] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -385,6 +388,7 @@ impl OpCode {
         OpCode::Requantize,
         OpCode::MatMul,
         OpCode::ArgMax,
+        OpCode::ReduceL2,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -416,6 +420,7 @@ impl OpCode {
             27 => Some(OpCode::Requantize),
             28 => Some(OpCode::MatMul),
             29 => Some(OpCode::ArgMax),
+            30 => Some(OpCode::ReduceL2),
             _ => None,
         }
     }
@@ -450,6 +455,7 @@ impl OpCode {
             OpCode::Requantize => "Requantize",
             OpCode::MatMul => "MatMul",
             OpCode::ArgMax => "ArgMax",
+            OpCode::ReduceL2 => "ReduceL2",
         }
     }
 
@@ -744,6 +750,18 @@ pub mod params {
         pub const ACT_MIN: usize = 3;
         pub const ACT_MAX: usize = 4;
         pub const COUNT: usize = 5;
+    }
+    /// ReduceL2 input `[x]`: `reduce`'s words, then `EPS`, a non-negative
+    /// integer added to the sum of squares at 16 fractional bits
+    /// (`round(ε · 2^16 / s_x²)` for `sqrt(Σ x² + ε)`).
+    pub mod reduce_l2 {
+        pub const AXES: usize = 0;
+        pub const MULTIPLIER: usize = 1;
+        pub const SHIFT: usize = 2;
+        pub const ACT_MIN: usize = 3;
+        pub const ACT_MAX: usize = 4;
+        pub const EPS: usize = 5;
+        pub const COUNT: usize = 6;
     }
     /// Requantize input `[x]` (an `i8` or `i16` activation, not both `i8`);
     /// output `y` of the same element count:

@@ -89,6 +89,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::LayerNorm => cfg!(feature = "op-layer-norm"),
         OpCode::ReduceSum => cfg!(feature = "op-reduce-sum"),
         OpCode::ReduceMax => cfg!(feature = "op-reduce-max"),
+        OpCode::ReduceL2 => cfg!(feature = "op-reduce-l2"),
         OpCode::Requantize => cfg!(feature = "op-requantize"),
         OpCode::MatMul => cfg!(feature = "op-mat-mul"),
         OpCode::ArgMax => cfg!(feature = "op-arg-max"),
@@ -229,6 +230,7 @@ enum Kind<'a> {
     LayerNorm(layer_norm::LayerNorm<'a>),
     ReduceSum(reduce::Reduce<'a>),
     ReduceMax(reduce::Reduce<'a>),
+    ReduceL2(reduce::Reduce<'a>),
     MatMul(mat_mul::MatMul<'a>),
     ArgMax(arg_max::ArgMax<'a>),
     // Int16 activations: their own variants, so that a build without them
@@ -327,7 +329,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Div(op) => op.name,
             Kind::Min(op) | Kind::Max(op) => op.name,
             Kind::LayerNorm(_) => "layer_norm_s8",
-            Kind::ReduceSum(op) | Kind::ReduceMax(op) => op.kernel(),
+            Kind::ReduceSum(op) | Kind::ReduceMax(op) | Kind::ReduceL2(op) => op.kernel(),
             Kind::MatMul(_) => "mat_mul_s8",
             Kind::ArgMax(_) => "arg_max_s8",
             #[cfg(feature = "int16-activations")]
@@ -379,6 +381,7 @@ impl<'a> PreparedOp<'a> {
             | Kind::LayerNorm(_)
             | Kind::ReduceSum(_)
             | Kind::ReduceMax(_)
+            | Kind::ReduceL2(_)
             | Kind::MatMul(_)
             | Kind::ArgMax(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "int16-activations")]
@@ -435,6 +438,7 @@ impl<'a> PreparedOp<'a> {
             | Kind::LayerNorm(_)
             | Kind::ReduceSum(_)
             | Kind::ReduceMax(_)
+            | Kind::ReduceL2(_)
             | Kind::ArgMax(_) => 0,
         }
     }
@@ -474,6 +478,7 @@ impl<'a> PreparedOp<'a> {
             Kind::LayerNorm(op) => gated(O::LayerNorm, i, || op.eval(io)),
             Kind::ReduceSum(op) => gated(O::ReduceSum, i, || op.eval(io)),
             Kind::ReduceMax(op) => gated(O::ReduceMax, i, || op.eval(io)),
+            Kind::ReduceL2(op) => gated(O::ReduceL2, i, || op.eval(io)),
             Kind::MatMul(op) => gated(O::MatMul, i, || op.eval(io)),
             Kind::ArgMax(op) => gated(O::ArgMax, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
@@ -571,8 +576,15 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Min => Kind::Min(gated(O::Min, i, || binary::prepare_min_max(&cx, false))?),
         O::Max => Kind::Max(gated(O::Max, i, || binary::prepare_min_max(&cx, true))?),
         O::LayerNorm => Kind::LayerNorm(gated(O::LayerNorm, i, || layer_norm::prepare(&cx))?),
-        O::ReduceSum => Kind::ReduceSum(gated(O::ReduceSum, i, || reduce::prepare(&cx, false))?),
-        O::ReduceMax => Kind::ReduceMax(gated(O::ReduceMax, i, || reduce::prepare(&cx, true))?),
+        O::ReduceSum => Kind::ReduceSum(gated(O::ReduceSum, i, || {
+            reduce::prepare(&cx, reduce::How::Sum)
+        })?),
+        O::ReduceMax => Kind::ReduceMax(gated(O::ReduceMax, i, || {
+            reduce::prepare(&cx, reduce::How::Max)
+        })?),
+        O::ReduceL2 => Kind::ReduceL2(gated(O::ReduceL2, i, || {
+            reduce::prepare(&cx, reduce::How::L2(0))
+        })?),
         #[cfg(feature = "int16-activations")]
         O::MatMul if cx.int16() || cx.input(1).is_ok_and(|b| b.dtype == DType::I16) => {
             Kind::MatMulS16(gated(O::MatMul, i, || mat_mul::prepare_s16(&cx))?)

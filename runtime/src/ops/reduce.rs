@@ -1,9 +1,9 @@
-//! ReduceSum (ReduceMean too) and ReduceMax over any set of axes.
+//! ReduceSum (ReduceMean too), ReduceMax and ReduceL2 over any set of axes.
 
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
-use crate::format::layout::params::reduce as w;
-use crate::kernels::{reduce_max_s8, reduce_sum_s8, ReduceParams};
+use crate::format::layout::params::{reduce as w, reduce_l2 as l2};
+use crate::kernels::{reduce_l2_s8, reduce_max_s8, reduce_sum_s8, ReduceParams};
 
 /// Most elements one output sums: `255 · 2^23` stays inside `i32`.
 pub const MAX_REDUCE_COUNT: usize = 1 << 23;
@@ -13,13 +13,33 @@ pub const MAX_REDUCE_COUNT: usize = 1 << 23;
 pub(super) struct Reduce<'a> {
     p: ReduceParams,
     x: Operand<'a>,
-    max: bool,
+    how: How,
 }
 
-/// Input `[x]`; see `params::reduce`. `max` picks ReduceMax, else ReduceSum.
+/// Which reduction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum How {
+    Sum,
+    Max,
+    /// With the kernel's `eps` word.
+    L2(u32),
+}
+
+/// Input `[x]`; see `params::reduce` (and `params::reduce_l2`, the same
+/// words and `EPS`).
 #[inline(never)]
-pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>, max: bool) -> Result<Reduce<'a>, Error> {
-    cx.check_arity(1, w::COUNT)?;
+pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>, how: How) -> Result<Reduce<'a>, Error> {
+    let how = match how {
+        How::L2(_) => {
+            cx.check_arity(1, l2::COUNT)?;
+            let eps = u32::try_from(cx.word(l2::EPS)?).map_err(|_| cx.bad(why!("negative eps")))?;
+            How::L2(eps)
+        }
+        other => {
+            cx.check_arity(1, w::COUNT)?;
+            other
+        }
+    };
     let x = cx.input(0)?;
     let input_zero_point = cx.i8_operand(&x)?;
     let rank = x.rank();
@@ -63,7 +83,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>, max: bool) -> Result<Reduce<'a>, Err
     Ok(Reduce {
         p,
         x: Operand::of(&x),
-        max,
+        how,
     })
 }
 
@@ -78,19 +98,19 @@ fn output_shape_ok(out: &[u32], shape: &[usize], reduced: impl Fn(usize) -> bool
 
 impl Reduce<'_> {
     pub fn kernel(&self) -> &'static str {
-        if self.max {
-            "reduce_max_s8"
-        } else {
-            "reduce_sum_s8"
+        match self.how {
+            How::Sum => "reduce_sum_s8",
+            How::Max => "reduce_max_s8",
+            How::L2(_) => "reduce_l2_s8",
         }
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let x = io.inputs.read(&self.x)?;
-        if self.max {
-            reduce_max_s8(&self.p, x, io.output);
-        } else {
-            reduce_sum_s8(&self.p, x, io.output);
+        match self.how {
+            How::Sum => reduce_sum_s8(&self.p, x, io.output),
+            How::Max => reduce_max_s8(&self.p, x, io.output),
+            How::L2(eps) => reduce_l2_s8(&self.p, eps, x, io.output),
         }
         Ok(())
     }

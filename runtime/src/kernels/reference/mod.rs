@@ -64,7 +64,7 @@ pub use recurrent::{
 pub use pow2::{conv_pow2_s8, fully_connected_pow2_s8};
 #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
 pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts};
-pub use reduce::{reduce_max_s8, reduce_sum_s8};
+pub use reduce::{reduce_l2_s8, reduce_max_s8, reduce_sum_s8};
 #[cfg(feature = "int16-activations")]
 pub use requantize::{requantize_s16_s16, requantize_s16_s8, requantize_s8_s16};
 pub use resize::{resize_s8, MAX_RESIZE_LEN, MAX_SCALE_TERM};

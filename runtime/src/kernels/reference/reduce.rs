@@ -1,5 +1,5 @@
 //! Reductions over any set of axes: ReduceSum (and ReduceMean, whose
-//! `1/count` is in the multiplier) and ReduceMax.
+//! `1/count` is in the multiplier), ReduceMax and ReduceL2.
 
 use super::act_ok;
 use crate::kernels::ReduceParams;
@@ -15,13 +15,32 @@ const RANK: usize = 6;
 /// the product of the kept dims, `rank <= 6`, no dim is 0 and the
 /// activation range is valid.
 pub fn reduce_sum_s8(p: &ReduceParams, input: &[i8], output: &mut [i8]) {
-    reduce(p, input, output, 0, |acc, v| acc.wrapping_add(v));
+    reduce(
+        p,
+        input,
+        output,
+        0i32,
+        |acc, v| acc.wrapping_add(v),
+        |acc| acc,
+    );
 }
 
 /// `y = requantize_to_i8(max(x) − zx, m, s, zy, act_min, act_max)` over the
 /// reduced axes. Same early returns as [`reduce_sum_s8`].
 pub fn reduce_max_s8(p: &ReduceParams, input: &[i8], output: &mut [i8]) {
-    reduce(p, input, output, i32::MIN, i32::max);
+    reduce(p, input, output, i32::MIN, i32::max, |acc| acc);
+}
+
+/// The Euclidean norm over the reduced axes: `S = Σ (x − zx)²` exactly in
+/// `u64`, `r = ⌊√(S · 2^16 + eps)⌋` (the root at 8 fractional bits, by
+/// LayerNorm's exact [`isqrt`](super::isqrt)), `y = requantize_to_i8(r, m, s, zy, act_min, act_max)`. Same
+/// early returns as [`reduce_sum_s8`].
+pub fn reduce_l2_s8(p: &ReduceParams, eps: u32, input: &[i8], output: &mut [i8]) {
+    let square = |acc: u64, v: i32| acc.wrapping_add(u64::from(v.unsigned_abs()).pow(2));
+    // S < 2^23 · 2^16 (the count limit, |x − zx| <= 255), so S · 2^16 + eps
+    // < 2^56 and its root < 2^28 fits i32.
+    let root = |s: u64| super::isqrt((s << 16).wrapping_add(u64::from(eps))) as i32;
+    reduce(p, input, output, 0u64, square, root);
 }
 
 /// The sizes and element strides of one group of axes (kept or reduced).
@@ -89,12 +108,13 @@ fn split(p: &ReduceParams) -> Option<(Axes, Axes, usize)> {
     Some((kept, reduced, stride))
 }
 
-fn reduce(
+fn reduce<A: Copy>(
     p: &ReduceParams,
     input: &[i8],
     output: &mut [i8],
-    init: i32,
-    combine: impl Fn(i32, i32) -> i32,
+    init: A,
+    combine: impl Fn(A, i32) -> A,
+    finish: impl Fn(A) -> i32,
 ) {
     let Some((kept, reduced, total)) = split(p) else {
         return;
@@ -111,7 +131,7 @@ fn reduce(
         });
         if let Some(y) = out.next() {
             *y = requantize_to_i8(
-                acc,
+                finish(acc),
                 p.multiplier,
                 p.shift,
                 p.output_zero_point,
