@@ -726,8 +726,8 @@ impl Inputs<'_> {
 
 // ---- validation helpers shared by the families ----
 
-/// The input of an op that moves values without arithmetic (Transpose,
-/// Gather): an int8 per-tensor operand, or with feature
+/// The input of an op that moves values without arithmetic (Reshape,
+/// Transpose, Gather): an int8 per-tensor operand, or with feature
 /// `int16-activations` an int16 activation whose output is int16 too.
 /// Returns whether it is int16.
 fn mover_operand<'a>(cx: &Ctx<'_, 'a>, x: &TensorInfo<'a>) -> Result<bool, Error> {

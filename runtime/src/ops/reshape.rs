@@ -18,18 +18,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Reshape<'a>, Error> {
     cx.check_arity(1, w::COUNT)?;
     let x = cx.input(0)?;
     // An int16 activation moves as its bytes: the same dtype on both sides.
-    #[cfg(feature = "int16-activations")]
-    if cx.int16() {
-        cx.ensure(
-            x.dtype == cx.output.dtype,
-            why!("reshape changes the dtype"),
-        )?;
-        cx.i16_operand(&x)?;
-    } else {
-        cx.i8_operand(&x)?;
-    }
-    #[cfg(not(feature = "int16-activations"))]
-    cx.i8_operand(&x)?;
+    super::mover_operand(cx, &x)?;
     cx.ensure(
         x.numel() == cx.output.numel(),
         why!("element count changes"),
