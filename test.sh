@@ -124,6 +124,18 @@ python3 firmware/budget.py --power
 step "Cortex-M4 DSP kernels and Cortex-M0/M4 power-of-two kernels on QEMU: bit-exactness and instructions per MAC"
 bash benches/qemu/run.sh
 
+step "zoo-sweep --m4: a pruned ECG5000 file run on the Cortex-M4 (QEMU model_cost, built above), its instructions in the row"
+sweep_out=$(mktemp -d)
+cargo run -q --locked -p medq-zoo --bin zoo-sweep -- --only ecg5000 --methods obs --sparsities 0.5 \
+    --variants int8 --no-attribution --m4 --quiet --out-dir "$sweep_out"
+python3 - "$sweep_out/sweep.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+assert rows and all((r["m4_instructions"] or 0) > 0 for r in rows), rows
+print("m4_instructions:", [(r["method"], r["sparsity"], r["m4_instructions"]) for r in rows])
+PY
+rm -r "$sweep_out"
+
 step "aarch64 NEON and dot-product kernels, bit-exact with the reference, under qemu-aarch64 (with and without sdot)"
 bash runtime/tests/aarch64.sh
 

@@ -21,9 +21,13 @@
 #             structure); fails unless every output is the dense kernel's.
 #             muls.sh (not run here: it needs gcc and a QEMU 7.2 plugin) adds
 #             the M0's multiply counts
-#   int16     instructions per layer of the int16-activation kernels (reference,
-#             as every target runs them) against the int8 DSP kernel; fails
-#             unless, on the same data, their outputs are the int8 kernel's
+#   int16     instructions per layer of the int16-activation kernels the M4
+#             chooses (SMLALD DSP kernels for an int16 input, the reference
+#             for an int8 one) against the int8 DSP kernel; fails unless, on
+#             the same data, their outputs are the int8 kernel's
+#   model_cost  any .mq file's instructions per inference, read over
+#             semihosting from model.mq in QEMU's working directory (what
+#             `zoo-sweep --m4` records); a smoke run on the firmware's model
 # Installs nothing: it needs `rustup target add thumbv7em-none-eabihf
 # thumbv6m-none-eabi` and qemu-system-arm (Debian: apt-get install
 # qemu-system-arm).
@@ -42,5 +46,13 @@ cargo run --release --locked --bin sparse
 cargo run --release --locked --bin invoke_cost
 cargo run --release --locked --bin pow2
 cargo run --release --locked --bin int16
+smoke=$(mktemp -d)
+cp ../../firmware/model/ecg.mq "$smoke/model.mq"
+elf="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/thumbv7em-none-eabihf/release/model_cost"
+(cd "$smoke" && qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic -monitor none \
+    -serial none -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off \
+    -kernel "$elf") | tee "$smoke/out"
+grep -q '^model_cost {"instructions": [1-9]' "$smoke/out"
+rm -r "$smoke"
 # The other bins need more RAM than the micro:bit's 16 KiB.
 cargo run --release --locked --bin pow2 --target thumbv6m-none-eabi

@@ -17,6 +17,7 @@
 
 mod config;
 mod error;
+pub mod m4;
 mod measure;
 mod results;
 pub mod sweep;

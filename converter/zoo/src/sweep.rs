@@ -220,13 +220,23 @@ pub fn runs(plan: &Plan) -> Vec<Run> {
     out
 }
 
-/// Convert `entry` once as `(method, sparsity, variant)` says and measure it.
+/// One run's report, and its instructions per inference on the Cortex-M4
+/// (`Err` why not) when they were asked for.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    pub m4_instructions: Option<Result<u64, String>>,
+}
+
+/// Convert `entry` once as `(method, sparsity, variant)` says and measure it,
+/// on `m4` too when given.
 pub fn run_one(
     config: &ZooConfig,
     entry: &ModelEntry,
     (method, sparsity, variant): Run,
     attribution: bool,
-) -> Result<Report, ZooError> {
+    m4: Option<&crate::m4::M4>,
+) -> Result<Outcome, ZooError> {
     let dir = tempfile::tempdir().map_err(ZooError::TempDir)?;
     let mut opts = config.options(entry, dir.path());
     let setting = entry.calibration()?;
@@ -257,14 +267,19 @@ pub fn run_one(
             })
         }
     }
-    Ok(convert(&opts)?)
+    let report = convert(&opts)?;
+    let m4_instructions = m4.map(|m| m.instructions(&opts.output));
+    Ok(Outcome {
+        report,
+        m4_instructions,
+    })
 }
 
 /// The row of a run's report (or of its error).
 pub fn row(
     model: &str,
     (method, sparsity, variant): Run,
-    result: Result<&Report, &ZooError>,
+    result: Result<&Outcome, &ZooError>,
 ) -> Row {
     let mut row = Row {
         model: model.to_string(),
@@ -286,7 +301,9 @@ pub fn row(
     };
     match result {
         Err(e) => row.error = Some(crate::first_line(e)),
-        Ok(r) => {
+        Ok(outcome) => {
+            let r = &outcome.report;
+            row.m4_instructions = outcome.m4_instructions.clone().and_then(Result::ok);
             if let Some(c) = &r.evaluation.classes {
                 row.float_accuracy = Some(c.accuracy_float);
                 row.accuracy = Some(c.accuracy_int8);
@@ -391,6 +408,7 @@ pub fn baseline_not_worse(rows: &[Row], model: &str) -> Vec<(String, f64)> {
 /// there when some row's precision is not int8.
 pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
     let mixed = rows.iter().any(|r| r.precision != "int8");
+    let on_m4 = rows.iter().filter(|r| r.m4_instructions.is_some()).count();
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -409,8 +427,7 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
          Accuracy and balanced accuracy are the quantized model's on the test set, in %; \
          size is the `.mq` file against the unpruned int8 one; attribution is the median \
          Spearman correlation of the quantized model's occlusion maps with the float \
-         model's{}. M4 instructions are not measured per run (`benches/qemu` measures the \
-         kernels).\n",
+         model's{}. {}\n",
         match mixed {
             true => "; the precision column gives how many",
             false => "; not in this sweep, so every activation here is int8",
@@ -419,6 +436,14 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
             ""
         } else {
             " (not computed in this sweep)"
+        },
+        match on_m4 {
+            0 => "M4 instructions were not measured in this sweep (`zoo-sweep --m4`).".to_string(),
+            n => format!(
+                "M4 instructions are one inference of the `.mq` file on a Cortex-M4 with the DSP \
+                 kernels (QEMU mps2-an386, `-icount`, `benches/qemu` `model_cost`), measured for \
+                 the {n} runs with a figure (`zoo-sweep --m4`)."
+            ),
         }
     );
     for model in models(rows) {
@@ -435,10 +460,14 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
             true => ("| precision ", "|---"),
             false => ("", ""),
         };
+        let (m4_head, m4_rule) = match on_m4 {
+            0 => ("", ""),
+            _ => (" M4 instructions |", "---:|"),
+        };
         let _ = writeln!(
             s,
-            "| method | sparsity | weights {head}| accuracy | balanced | .mq bytes | size | MACs | attribution |\n\
-             |---|---:|---{rule}|---:|---:|---:|---:|---:|---:|"
+            "| method | sparsity | weights {head}| accuracy | balanced | .mq bytes | size | MACs |{m4_head} attribution |\n\
+             |---|---:|---{rule}|---:|---:|---:|---:|---:|{m4_rule}---:|"
         );
         for r in rows.iter().filter(|r| r.model == model) {
             let size = match (r.mq_bytes, r.dense_mq_bytes) {
@@ -450,9 +479,16 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
                 (true, Some(n)) => format!("| {} ({n} int16) ", r.precision),
                 (true, None) => format!("| {} ", r.precision),
             };
+            let m4 = match on_m4 {
+                0 => String::new(),
+                _ => format!(
+                    " {} |",
+                    r.m4_instructions.map_or("–".into(), |n| n.to_string())
+                ),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {:.0}% | {} {precision}| {} | {} | {} | {} | {} | {} |",
+                "| {} | {:.0}% | {} {precision}| {} | {} | {} | {} | {} |{m4} {} |",
                 r.method,
                 100.0 * r.sparsity,
                 r.weights,
@@ -709,6 +745,24 @@ mod tests {
             baseline_not_worse(&swapped, "m"),
             [("auto".to_string(), 0.5), ("pow2".to_string(), 0.5)]
         );
+    }
+
+    #[test]
+    fn m4_instructions_get_a_column_when_some_run_has_them() {
+        let mut rows = vec![
+            of(Variant::Int8, "none", 0.0, 0.9, 100),
+            of(Variant::Int8, "l1", 0.5, 0.85, 80),
+        ];
+        let md = render_markdown(&rows, &Plan::default());
+        assert!(!md.contains("M4 instructions |"), "{md}");
+        assert!(md.contains("not measured in this sweep"), "{md}");
+        rows[0].m4_instructions = Some(506_440);
+        let md = render_markdown(&rows, &Plan::default());
+        assert!(md.contains("| MACs | M4 instructions | attribution |"), "{md}");
+        assert!(md.contains("| 506440 |"), "{md}");
+        assert!(md.contains("measured for the 1 runs with a figure"), "{md}");
+        // The run without a figure shows a dash in that column.
+        assert!(md.contains("| l1 | 50% | int8 | 85.0 | – | 80 | – | – | – | – |"), "{md}");
     }
 
     #[test]

@@ -79,6 +79,13 @@ struct Cli {
     #[arg(long, conflicts_with_all = ["only", "methods", "sparsities", "variants", "no_attribution", "merge"])]
     render_only: bool,
 
+    /// Also run each converted file once on a Cortex-M4 under QEMU and record
+    /// its instructions per inference (`m4_instructions`). Needs
+    /// qemu-system-arm and benches/qemu's model_cost binary
+    /// (`cd benches/qemu && cargo build --release --bin model_cost`).
+    #[arg(long, conflicts_with = "render_only")]
+    m4: bool,
+
     /// Print nothing but errors and the final summary.
     #[arg(short, long)]
     quiet: bool,
@@ -113,6 +120,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
+    };
+    let m4 = match cli.m4 {
+        false => None,
+        true => match medq_zoo::m4::M4::find(&config.base.join("..")) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                eprintln!("error: --m4: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let out_dir = cli.out_dir.clone().unwrap_or_else(|| config.base.clone());
     let svg_dir = out_dir.join("sweep");
@@ -151,7 +168,7 @@ fn main() -> ExitCode {
     let (ran, failed, rows) = match cli.render_only {
         true => (old.len(), failures(&old), old),
         false => {
-            let new = run(&cli, &config, &plan);
+            let new = run(&cli, &config, &plan, m4.as_ref());
             let (ran, failed) = (new.len(), failures(&new));
             match cli.merge {
                 true => (ran, failed, sweep::merge(old, new)),
@@ -218,7 +235,12 @@ fn read_rows(path: &std::path::Path) -> Result<Vec<sweep::Row>, String> {
 }
 
 /// Every run of the plan on the selected models, with a progress bar.
-fn run(cli: &Cli, config: &ZooConfig, plan: &Plan) -> Vec<sweep::Row> {
+fn run(
+    cli: &Cli,
+    config: &ZooConfig,
+    plan: &Plan,
+    m4: Option<&medq_zoo::m4::M4>,
+) -> Vec<sweep::Row> {
     let selected: Vec<&zoo::ModelEntry> = config
         .models
         .iter()
@@ -244,7 +266,15 @@ fn run(cli: &Cli, config: &ZooConfig, plan: &Plan) -> Vec<sweep::Row> {
                 100.0 * sparsity,
                 variant.name()
             ));
-            let result = sweep::run_one(config, entry, run, plan.attribution);
+            let result = sweep::run_one(config, entry, run, plan.attribution, m4);
+            if let Ok(sweep::Outcome {
+                m4_instructions: Some(Err(e)),
+                ..
+            }) = &result
+            {
+                // `suspend`, not `println`: a bar off a terminal prints nothing.
+                bar.suspend(|| eprintln!("{}: no M4 figure: {e}", entry.name));
+            }
             rows.push(sweep::row(&entry.name, run, result.as_ref()));
             bar.inc(1);
         }
