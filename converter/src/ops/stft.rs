@@ -8,7 +8,7 @@
 use std::f64::consts::PI;
 
 use super::conv::Conv;
-use super::onnx::{act, konst, opt_konst, Ins};
+use super::onnx::{act, opt_konst, Ins};
 use super::transpose::Transpose;
 use crate::error::ConvertError;
 use crate::ir::{Array, FusedActivation, Op, Window};
@@ -48,7 +48,6 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     };
     let step =
         scalar(1, "frame_step")?.ok_or_else(|| ctx.err("the frame_step (input 1) is missing"))?;
-    konst(ctx, ins, 1, "frame_step")?;
     let window = opt_konst(ctx, ins, 2, "window")?.map(|w| w.to_f32());
     let n = match (scalar(3, "frame_length")?, &window) {
         (Some(n), Some(w)) if w.len() != n => {
