@@ -758,11 +758,17 @@ mod tests {
         assert!(md.contains("not measured in this sweep"), "{md}");
         rows[0].m4_instructions = Some(506_440);
         let md = render_markdown(&rows, &Plan::default());
-        assert!(md.contains("| MACs | M4 instructions | attribution |"), "{md}");
+        assert!(
+            md.contains("| MACs | M4 instructions | attribution |"),
+            "{md}"
+        );
         assert!(md.contains("| 506440 |"), "{md}");
         assert!(md.contains("measured for the 1 runs with a figure"), "{md}");
         // The run without a figure shows a dash in that column.
-        assert!(md.contains("| l1 | 50% | int8 | 85.0 | – | 80 | – | – | – | – |"), "{md}");
+        assert!(
+            md.contains("| l1 | 50% | int8 | 85.0 | – | 80 | – | – | – | – |"),
+            "{md}"
+        );
     }
 
     #[test]
