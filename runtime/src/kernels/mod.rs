@@ -2,7 +2,8 @@
 //! style; with feature `int16-activations`, their int16-activation twins
 //! (`<op>_s16`, `requantize_s8_s16`, `softmax_s16_s8`, `mat_mul_s16` over any
 //! mix of sides): reference kernels, and on the Cortex-M DSP extension
-//! `conv_s16_dsp` / `fully_connected_s16_dsp` and their `_s16_s8` twins.
+//! `SMLALD` kernels for every int16 Conv and FullyConnected pairing
+//! (`conv_s8_s16_dsp`, `conv_s16_dsp`, `conv_s16_s8_dsp`, FC alike).
 //!
 //! Kernels know nothing of the `.mq` format. They take slices and the plain
 //! parameter structs defined here, so that every implementation of an op

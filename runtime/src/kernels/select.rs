@@ -210,6 +210,39 @@ pub const CONV_S16_S8: &[Candidate<ConvParams, ConvS16Fn<i8>>] = &[
     },
 ];
 
+/// Signature of the convolution kernels reading an int8 input into an int16
+/// output (the first layer of an int16 run).
+#[cfg(feature = "int16-activations")]
+pub type ConvS8S16Fn = fn(&ConvParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i16]);
+
+/// Convolution candidates for an int8 input and an int16 output.
+#[cfg(feature = "int16-activations")]
+pub const CONV_S8_S16: &[Candidate<ConvParams, ConvS8S16Fn>] = &[
+    #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
+    Candidate {
+        name: "conv_s8_s16_dsp",
+        takes: super::cortex_m::conv_s16_dsp_takes,
+        run: super::cortex_m::conv_s8_s16_dsp,
+    },
+];
+
+/// Signature of the fully connected kernels reading an int8 input into an
+/// int16 output.
+#[cfg(feature = "int16-activations")]
+pub type FullyConnectedS8S16Fn =
+    fn(&FullyConnectedParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i16]);
+
+/// Candidates for an int8 input and an int16 output.
+#[cfg(feature = "int16-activations")]
+pub const FULLY_CONNECTED_S8_S16: &[Candidate<FullyConnectedParams, FullyConnectedS8S16Fn>] = &[
+    #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
+    Candidate {
+        name: "fully_connected_s8_s16_dsp",
+        takes: super::cortex_m::fully_connected_s8_s16_dsp_takes,
+        run: super::cortex_m::fully_connected_s8_s16_dsp,
+    },
+];
+
 /// Signature of the fully connected kernels reading an int16 input, by
 /// output type (`i16`, or `i8`).
 #[cfg(feature = "int16-activations")]
@@ -354,6 +387,26 @@ pub fn conv_s16_s8(p: &ConvParams) -> Chosen<ConvS16Fn<i8>> {
         name: "conv_s16_s8",
     };
     pick(p, CONV_S16_S8, reference)
+}
+
+/// The convolution kernel for an int8 input and an int16 output.
+#[cfg(feature = "int16-activations")]
+pub fn conv_s8_s16(p: &ConvParams) -> Chosen<ConvS8S16Fn> {
+    let reference = Chosen {
+        run: reference::conv_s8_s16 as ConvS8S16Fn,
+        name: "conv_s8_s16",
+    };
+    pick(p, CONV_S8_S16, reference)
+}
+
+/// The fully connected kernel for an int8 input and an int16 output.
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s8_s16(p: &FullyConnectedParams) -> Chosen<FullyConnectedS8S16Fn> {
+    let reference = Chosen {
+        run: reference::fully_connected_s8_s16 as FullyConnectedS8S16Fn,
+        name: "fully_connected_s8_s16",
+    };
+    pick(p, FULLY_CONNECTED_S8_S16, reference)
 }
 
 /// The kernel for an int16 input and output.

@@ -7,11 +7,7 @@ use super::{nchw, Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::conv as w;
 use crate::format::TensorInfo;
-#[cfg(any(
-    feature = "sparse-weights",
-    feature = "pow2-weights",
-    feature = "int16-activations"
-))]
+#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
 use crate::kernels;
 use crate::kernels::select::{self, Chosen, ConvFn};
 use crate::kernels::ConvParams;
@@ -43,7 +39,7 @@ pub(super) struct ConvS16<'a> {
 #[derive(Clone, Copy, Debug)]
 enum KernelS16 {
     S16(Chosen<select::ConvS16Fn<i16>>),
-    S8S16,
+    S8S16(Chosen<select::ConvS8S16Fn>),
     S16S8(Chosen<select::ConvS16Fn<i8>>),
 }
 
@@ -72,7 +68,7 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvS16<'a>, Error> {
         let weights = weights.dense_for_s16(cx)?;
         let kernel = match lanes {
             super::Lanes::S16 => KernelS16::S16(select::conv_s16(&p)),
-            super::Lanes::S8S16 => KernelS16::S8S16,
+            super::Lanes::S8S16 => KernelS16::S8S16(select::conv_s8_s16(&p)),
             super::Lanes::S16S8 => KernelS16::S16S8(select::conv_s16_s8(&p)),
         };
         Ok(ConvS16 {
@@ -211,7 +207,7 @@ impl ConvS16<'_> {
     pub fn kernel_name(&self) -> &'static str {
         match self.kernel {
             KernelS16::S16(k) => k.name,
-            KernelS16::S8S16 => "conv_s8_s16",
+            KernelS16::S8S16(k) => k.name,
             KernelS16::S16S8(k) => k.name,
         }
     }
@@ -221,7 +217,7 @@ impl ConvS16<'_> {
         match self.kernel {
             KernelS16::S16(_) => select::explain(&self.p, select::CONV_S16, f),
             KernelS16::S16S8(_) => select::explain(&self.p, select::CONV_S16_S8, f),
-            KernelS16::S8S16 => {}
+            KernelS16::S8S16(_) => select::explain(&self.p, select::CONV_S8_S16, f),
         }
     }
 
@@ -233,9 +229,9 @@ impl ConvS16<'_> {
                 let x = io.inputs.read_i16(&self.x)?;
                 (k.run)(p, x, w, b, m, s, super::output_i16(io.output)?)
             }
-            KernelS16::S8S16 => {
+            KernelS16::S8S16(k) => {
                 let x = io.inputs.read(&self.x)?;
-                kernels::conv_s8_s16(p, x, w, b, m, s, super::output_i16(io.output)?)
+                (k.run)(p, x, w, b, m, s, super::output_i16(io.output)?)
             }
             KernelS16::S16S8(k) => {
                 let x = io.inputs.read_i16(&self.x)?;

@@ -7,11 +7,7 @@ use super::{Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::fully_connected as w;
 use crate::format::TensorInfo;
-#[cfg(any(
-    feature = "sparse-weights",
-    feature = "pow2-weights",
-    feature = "int16-activations"
-))]
+#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
 use crate::kernels;
 use crate::kernels::select::{self, Chosen, FullyConnectedFn};
 use crate::kernels::FullyConnectedParams;
@@ -43,7 +39,7 @@ pub(super) struct FullyConnectedS16<'a> {
 #[derive(Clone, Copy, Debug)]
 enum KernelS16 {
     S16(Chosen<select::FullyConnectedS16Fn<i16>>),
-    S8S16,
+    S8S16(Chosen<select::FullyConnectedS8S16Fn>),
     S16S8(Chosen<select::FullyConnectedS16Fn<i8>>),
 }
 
@@ -72,7 +68,7 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnectedS16<'a>,
         let weights = weights.dense_for_s16(cx)?;
         let kernel = match lanes {
             super::Lanes::S16 => KernelS16::S16(select::fully_connected_s16(&p)),
-            super::Lanes::S8S16 => KernelS16::S8S16,
+            super::Lanes::S8S16 => KernelS16::S8S16(select::fully_connected_s8_s16(&p)),
             super::Lanes::S16S8 => KernelS16::S16S8(select::fully_connected_s16_s8(&p)),
         };
         Ok(FullyConnectedS16 {
@@ -136,7 +132,7 @@ impl FullyConnectedS16<'_> {
     pub fn kernel_name(&self) -> &'static str {
         match self.kernel {
             KernelS16::S16(k) => k.name,
-            KernelS16::S8S16 => "fully_connected_s8_s16",
+            KernelS16::S8S16(k) => k.name,
             KernelS16::S16S8(k) => k.name,
         }
     }
@@ -146,7 +142,7 @@ impl FullyConnectedS16<'_> {
         match self.kernel {
             KernelS16::S16(_) => select::explain(&self.p, select::FULLY_CONNECTED_S16, f),
             KernelS16::S16S8(_) => select::explain(&self.p, select::FULLY_CONNECTED_S16_S8, f),
-            KernelS16::S8S16 => {}
+            KernelS16::S8S16(_) => select::explain(&self.p, select::FULLY_CONNECTED_S8_S16, f),
         }
     }
 
@@ -158,9 +154,9 @@ impl FullyConnectedS16<'_> {
                 let x = io.inputs.read_i16(&self.x)?;
                 (k.run)(p, x, w, b, m, s, super::output_i16(io.output)?)
             }
-            KernelS16::S8S16 => {
+            KernelS16::S8S16(k) => {
                 let x = io.inputs.read(&self.x)?;
-                kernels::fully_connected_s8_s16(p, x, w, b, m, s, super::output_i16(io.output)?)
+                (k.run)(p, x, w, b, m, s, super::output_i16(io.output)?)
             }
             KernelS16::S16S8(k) => {
                 let x = io.inputs.read_i16(&self.x)?;

@@ -1,9 +1,9 @@
 //! The int16-activation kernels on a Cortex-M4 under QEMU `-icount`: for the
 //! ECG model's layers and a long fully connected one, guest instructions of
 //! the int8 DSP kernel the board runs against the int16 kernels the runtime
-//! chooses on this CPU (`select`): `conv_s8_s16` reading int8 into int16
-//! (reference), then the `SMLALD` kernels `conv_s16_dsp` and
-//! `conv_s16_s8_dsp` back to int8; FullyConnected alike.
+//! chooses on this CPU (`select`): the `SMLALD` kernels `conv_s8_s16_dsp`
+//! reading int8 into int16, `conv_s16_dsp`, and `conv_s16_s8_dsp` back to
+//! int8; FullyConnected alike.
 //!
 //! It also checks them on the target against the int8 kernel, bit for bit:
 //! with `x16 = x8 − zp`, `*_s16_s8` must give the int8 kernel's output
@@ -20,9 +20,7 @@
 use core::hint::black_box;
 
 use cortex_m_rt::entry;
-use medq::kernels::{
-    conv_s8_s16, cortex_m as dsp, fully_connected_s8_s16, select, ConvParams, FullyConnectedParams,
-};
+use medq::kernels::{cortex_m as dsp, select, ConvParams, FullyConnectedParams};
 use medq_qemu_bench::{conv1d, exit, fc, hprintln, Counter, Op, Ratio, Rng};
 
 const REPS: u32 = 2;
@@ -74,7 +72,7 @@ impl WideOp for ConvParams {
         p
     }
     fn s8_s16(&self, x: &[i8], w: &[i8], b: &[i32], m: &[i32], s: &[i8], y: &mut [i16]) {
-        conv_s8_s16(self, x, w, b, m, s, y)
+        (select::conv_s8_s16(self).run)(self, x, w, b, m, s, y)
     }
     fn s16(&self, x: &[i16], w: &[i8], b: &[i32], m: &[i32], s: &[i8], y: &mut [i16]) {
         (select::conv_s16(self).run)(self, x, w, b, m, s, y)
@@ -99,7 +97,7 @@ impl WideOp for FullyConnectedParams {
         p
     }
     fn s8_s16(&self, x: &[i8], w: &[i8], b: &[i32], m: &[i32], s: &[i8], y: &mut [i16]) {
-        fully_connected_s8_s16(self, x, w, b, m, s, y)
+        (select::fully_connected_s8_s16(self).run)(self, x, w, b, m, s, y)
     }
     fn s16(&self, x: &[i16], w: &[i8], b: &[i32], m: &[i32], s: &[i8], y: &mut [i16]) {
         (select::fully_connected_s16(self).run)(self, x, w, b, m, s, y)
@@ -159,17 +157,21 @@ fn main() -> ! {
     // The int16-input rows must measure the DSP kernels.
     let (long_fc, conv) = (fc(640, 128, FC_ZP), conv1d(16, 32, 5, 70, 2, 1, CONV_ZP));
     let chosen = [
+        select::conv_s8_s16(&conv.widened(false, true)).name,
         select::conv_s16(&conv).name,
         select::conv_s16_s8(&conv).name,
+        select::fully_connected_s8_s16(&long_fc.widened(false, true)).name,
         select::fully_connected_s16(&long_fc).name,
         select::fully_connected_s16_s8(&long_fc).name,
     ];
-    hprintln!("int16-input kernels: {:?}", chosen);
+    hprintln!("int16 kernels: {:?}", chosen);
     let mut ok = dsp::USES_DSP_INSTRUCTIONS
         && chosen
             == [
+                "conv_s8_s16_dsp",
                 "conv_s16_dsp",
                 "conv_s16_s8_dsp",
+                "fully_connected_s8_s16_dsp",
                 "fully_connected_s16_dsp",
                 "fully_connected_s16_s8_dsp",
             ];

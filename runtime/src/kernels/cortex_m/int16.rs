@@ -61,6 +61,34 @@ pub fn fully_connected_s16_s8_dsp(
     }
 }
 
+/// [`reference::fully_connected_s8_s16`] (an int8 input, an int16 output:
+/// the first layer of an int16 run), bit for bit, on the DSP extension:
+/// each input row less its zero point widened into a stack column (at most
+/// [`MAX_REDUCTION_S16`] inputs; longer rows run on the reference).
+#[inline(never)]
+pub fn fully_connected_s8_s16_dsp(
+    p: &FullyConnectedParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    if !run(p, input, weights, (bias, multiplier, shift), output) {
+        reference::fully_connected_s8_s16(p, input, weights, bias, multiplier, shift, output);
+    }
+}
+
+/// `Ok` when [`fully_connected_s8_s16_dsp`] computes `p` itself.
+pub fn fully_connected_s8_s16_dsp_takes(p: &FullyConnectedParams) -> Result<(), &'static str> {
+    fully_connected_s16_dsp_takes(p)?;
+    match p.in_features <= MAX_REDUCTION_S16 {
+        true => Ok(()),
+        false => Err(why!("rows longer than 1024 inputs")),
+    }
+}
+
 /// `Ok` when the int16 DSP kernels compute `p` themselves; otherwise why not.
 pub fn fully_connected_s16_dsp_takes(p: &FullyConnectedParams) -> Result<(), &'static str> {
     if !USES_DSP_INSTRUCTIONS {
@@ -107,6 +135,24 @@ pub fn conv_s16_s8_dsp(
     }
 }
 
+/// [`reference::conv_s8_s16`] (an int8 input, an int16 output: the first
+/// layer of an int16 run), bit for bit, on the DSP extension: the window
+/// is gathered less the input zero point. The same fallback.
+#[inline(never)]
+pub fn conv_s8_s16_dsp(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    if !run_conv(p, input, weights, (bias, multiplier, shift), output) {
+        reference::conv_s8_s16(p, input, weights, bias, multiplier, shift, output);
+    }
+}
+
 /// `Ok` when the int16 DSP convolutions compute `p` themselves; otherwise
 /// why not.
 pub fn conv_s16_dsp_takes(p: &ConvParams) -> Result<(), &'static str> {
@@ -129,22 +175,19 @@ fn window_len(p: &ConvParams) -> Option<usize> {
 
 /// The convolution into `output`, true; or false without writing when a
 /// precondition fails or the window does not fit the column.
-fn run_conv<Y: Lane>(
+fn run_conv<X: Activation, Y: Lane>(
     p: &ConvParams,
-    input: &[i16],
+    input: &[X],
     weights: &[i8],
     vectors: (&[i32], &[i32], &[i8]),
     output: &mut [Y],
 ) -> bool {
-    let call_ok = reference::conv_lanes_call_ok::<i16, Y>(
-        p,
-        input.len(),
-        weights.len(),
-        vectors,
-        output.len(),
-    );
+    let call_ok =
+        reference::conv_lanes_call_ok::<X, Y>(p, input.len(), weights.len(), vectors, output.len());
+    // An int8 input's zero point within int8 keeps `x − zp` within i16.
+    let zp_ok = (-128..=127).contains(&p.input_zero_point);
     let k = match window_len(p) {
-        Some(k @ MIN_REDUCTION_S16..=MAX_REDUCTION_S16) if call_ok => k,
+        Some(k @ MIN_REDUCTION_S16..=MAX_REDUCTION_S16) if call_ok && zp_ok => k,
         _ => return false,
     };
     let (bias, multiplier, shift) = vectors;
@@ -187,16 +230,17 @@ fn run_conv<Y: Lane>(
 }
 
 /// The window of output position `(oy, ox)` over the group's `cin_g`
-/// channels, in weight order `[c][ky][kx]`, zeros where it reaches into
-/// the padding: the valid taps of each axis in closed form, and a row's
-/// valid taps copied as one slice when the dilation is 1.
-fn gather_window(
+/// channels, less the input zero point, in weight order `[c][ky][kx]`,
+/// zeros where it reaches into the padding (the valid taps of each axis in
+/// closed form).
+fn gather_window<X: Activation>(
     p: &ConvParams,
-    x: &[i16],
+    x: &[X],
     cin_g: usize,
     (oy, ox): (usize, usize),
     column: &mut [i16],
 ) {
+    let zp = p.input_zero_point;
     let ty = Taps::new(oy, p.stride_h, p.dilation_h, p.pad_top, p.kernel_h, p.in_h);
     let tx = Taps::new(ox, p.stride_w, p.dilation_w, p.pad_left, p.kernel_w, p.in_w);
     let (in_w, in_plane) = (p.in_w, p.in_h * p.in_w);
@@ -214,16 +258,8 @@ fn gather_window(
                 continue;
             };
             let taps = src.get(tx.first..).unwrap_or(&[]);
-            match p.dilation_w {
-                1 => match taps.get(..valid.len()) {
-                    Some(t) => valid.copy_from_slice(t),
-                    None => valid.fill(0),
-                },
-                d => {
-                    for (v, &t) in valid.iter_mut().zip(taps.iter().step_by(d)) {
-                        *v = t;
-                    }
-                }
+            for (v, &t) in valid.iter_mut().zip(taps.iter().step_by(p.dilation_w)) {
+                *v = X::less_zero_point(t, zp);
             }
             let kw = dst.len();
             for v in dst.get_mut(..tx.lo.min(kw)).unwrap_or(&mut []) {
@@ -238,9 +274,9 @@ fn gather_window(
 
 /// Computes the layer into `output` and returns true, or returns false
 /// without writing when a precondition fails.
-fn run<Y: Lane>(
+fn run<X: Activation, Y: Lane>(
     p: &FullyConnectedParams,
-    input: &[i16],
+    input: &[X],
     weights: &[i8],
     (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
     output: &mut [Y],
@@ -252,20 +288,34 @@ fn run<Y: Lane>(
         && bias.len() == n
         && multiplier.len() == n
         && shift.len() == n;
-    let lanes_ok = reference::lanes_ok::<i16, Y>(
+    let lanes_ok = reference::lanes_ok::<X, Y>(
         p.input_zero_point,
         p.output_zero_point,
         p.act_min,
         p.act_max,
-    );
-    if !lens_ok || !lanes_ok || k == 0 || output.is_empty() {
+    ) && (-128..=127).contains(&p.input_zero_point);
+    // An int8 input is widened a row at a time into a column on the stack.
+    let column_ok = X::direct(&[]).is_some() || k <= MAX_REDUCTION_S16;
+    if !lens_ok || !lanes_ok || !column_ok || k == 0 || output.is_empty() {
         return false;
     }
+    let zp = p.input_zero_point;
+    let mut column = [0i16; MAX_REDUCTION_S16];
     let store = |y: &mut Y, acc: i64, o: usize| {
         let (m, s) = (multiplier[o], i32::from(shift[o]));
         *y = requantize_to_lane(acc, m, s, (p.output_zero_point, p.act_min, p.act_max));
     };
     for (x, y_row) in input.chunks_exact(k).zip(output.chunks_exact_mut(n)) {
+        let x: &[i16] = match X::direct(x) {
+            Some(x) => x,
+            None => {
+                let col = &mut column[..k];
+                for (c, &v) in col.iter_mut().zip(x) {
+                    *c = X::less_zero_point(v, zp);
+                }
+                col
+            }
+        };
         let mut rows = weights.chunks_exact(k);
         let mut o = 0;
         while let (Some(w0), Some(w1)) = (rows.next(), rows.next()) {
@@ -281,6 +331,31 @@ fn run<Y: Lane>(
         }
     }
     true
+}
+
+/// An activation type the int16 DSP kernels read: `i16` as it is, `i8`
+/// less its zero point, widened into a stack column.
+pub trait Activation: Lane + Into<i32> {
+    /// The row itself, when it is `i16` already (zero point 0).
+    fn direct(row: &[Self]) -> Option<&[i16]>;
+
+    /// `x − zp` as `i16`: exact for an `i16` (zp 0) and for an `i8` less a
+    /// zero point in `-128..=127` (which the callers check).
+    fn less_zero_point(x: Self, zp: i32) -> i16 {
+        (Into::<i32>::into(x) - zp) as i16
+    }
+}
+
+impl Activation for i16 {
+    fn direct(row: &[i16]) -> Option<&[i16]> {
+        Some(row)
+    }
+}
+
+impl Activation for i8 {
+    fn direct(_: &[i8]) -> Option<&[i16]> {
+        None
+    }
 }
 
 /// `reference::requantize_to_lane`: an accumulator within `i32` (the
@@ -371,6 +446,19 @@ mod tests {
         let mut got8 = want8.clone();
         reference::fully_connected_s16_s8(&p8, &input, &weights, b, m, s, &mut want8);
         fully_connected_s16_s8_dsp(&p8, &input, &weights, b, m, s, &mut got8);
+        // An int8 input (the high bytes) with a zero point, to int16.
+        let x8: Vec<i8> = input.iter().map(|&v| (v >> 8) as i8).collect();
+        let up = FullyConnectedParams {
+            input_zero_point: -7,
+            ..p
+        };
+        let (mut want_up, mut got_up) = (
+            std::vec![0x5555i16; rows * n],
+            std::vec![0x5555i16; rows * n],
+        );
+        reference::fully_connected_s8_s16(&up, &x8, &weights, b, m, s, &mut want_up);
+        fully_connected_s8_s16_dsp(&up, &x8, &weights, b, m, s, &mut got_up);
+        assert_eq!(want_up, got_up, "int8 input, {rows}×{k} → {n}");
         (want, got, want8, got8)
     }
 
@@ -512,6 +600,17 @@ mod tests {
             reference::conv_s16_s8(&p8, &x, &w, &b, &m, &s, &mut want8);
             conv_s16_s8_dsp(&p8, &x, &w, &b, &m, &s, &mut got8);
             assert_eq!(want8, got8, "int8 output, {g:?}");
+            // An int8 input (the high bytes) with a zero point, to int16:
+            // the padding reads as the zero point.
+            let x8: Vec<i8> = x.iter().map(|&v| (v >> 8) as i8).collect();
+            let up = ConvParams {
+                input_zero_point: 9,
+                ..p
+            };
+            let (mut want_up, mut got_up) = (std::vec![0x5555i16; n], std::vec![0x5555i16; n]);
+            reference::conv_s8_s16(&up, &x8, &w, &b, &m, &s, &mut want_up);
+            conv_s8_s16_dsp(&up, &x8, &w, &b, &m, &s, &mut got_up);
+            assert_eq!(want_up, got_up, "int8 input, {g:?}");
             let takes = conv_s16_dsp_takes(&p).is_ok();
             let fits = (MIN_REDUCTION_S16..=MAX_REDUCTION_S16).contains(&k);
             assert_eq!(takes, USES_DSP_INSTRUCTIONS && fits, "{g:?}");

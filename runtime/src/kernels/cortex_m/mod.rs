@@ -69,8 +69,9 @@ pub use dsp::USES_DSP_INSTRUCTIONS;
 pub use fully_connected::{fully_connected_dsp_takes, fully_connected_s8_dsp};
 #[cfg(feature = "int16-activations")]
 pub use int16::{
-    conv_s16_dsp, conv_s16_dsp_takes, conv_s16_s8_dsp, fully_connected_s16_dsp,
-    fully_connected_s16_dsp_takes, fully_connected_s16_s8_dsp, MAX_REDUCTION_S16,
+    conv_s16_dsp, conv_s16_dsp_takes, conv_s16_s8_dsp, conv_s8_s16_dsp, fully_connected_s16_dsp,
+    fully_connected_s16_dsp_takes, fully_connected_s16_s8_dsp, fully_connected_s8_s16_dsp,
+    fully_connected_s8_s16_dsp_takes, MAX_REDUCTION_S16,
 };
 
 use core::mem::MaybeUninit;
