@@ -16,7 +16,7 @@ use super::dsp::{interleave, smlald, unpack_word, USES_DSP_INSTRUCTIONS};
 use super::Requant;
 use crate::kernels::reference::{self, Lane, Taps};
 use crate::kernels::{ConvParams, FullyConnectedParams};
-use crate::numerics::{clamp, requantize_i64};
+use crate::numerics::{clamp, requantize, requantize_i64};
 
 /// The longest window (`C_in/groups · kH · kW`) the int16 DSP convolution
 /// gathers: 2 KB of stack.
@@ -363,8 +363,14 @@ impl Activation for i8 {
 /// `requantize` exactly, and the `i64` rounding otherwise.
 #[inline(always)]
 fn requantize_to_lane<Y: Lane>(acc: i64, m: i32, s: i32, (zp, lo, hi): (i32, i32, i32)) -> Y {
+    let rq = Requant::new(m, s);
     let v = match i32::try_from(acc) {
-        Ok(acc) => Requant::new(m, s).value(acc),
+        Ok(acc) if rq.fast => rq.value(acc),
+        // Inline, not the int8 kernels' out-of-line cold call: an int16
+        // output's small scale often puts its multiplier above 1/4, so
+        // these shifts are common here (every output of an int8 → int16
+        // layer).
+        Ok(acc) => requantize(acc, m, s),
         Err(_) => requantize_i64(acc, m, s),
     };
     Y::from_clamped(clamp(v.saturating_add(zp), lo, hi))

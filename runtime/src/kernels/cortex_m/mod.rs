@@ -160,17 +160,13 @@ impl Requant {
         }
     }
 
-    /// `requantize(acc, m, s)`: the int16 kernels' step before their zero
-    /// point and clamp.
+    /// `requantize(acc, m, s)` when `self.fast` (the caller checks): the
+    /// int16 kernels' step before their zero point and clamp.
     #[cfg(feature = "int16-activations")]
     #[inline(always)]
     fn value(self, acc: i32) -> i32 {
-        if self.fast {
-            let high = ((i64::from(acc) * i64::from(self.multiplier)) >> 32) as i32;
-            high.wrapping_add(self.round) >> self.high_shift
-        } else {
-            requantize_cold(acc, self.multiplier, self.shift)
-        }
+        let high = ((i64::from(acc) * i64::from(self.multiplier)) >> 32) as i32;
+        high.wrapping_add(self.round) >> self.high_shift
     }
 
     /// `requantize_to_i8(acc, m, s, zp, lo, hi)`.
