@@ -1247,7 +1247,7 @@ fn choose_precision(
     let candidates: Vec<Raisable> = match choice {
         Choice::Int8 => Vec::new(),
         Choice::Layers(names) => precision::named(graph, names)?,
-        Choice::Auto(_) => precision::raisable(graph),
+        Choice::All | Choice::Auto(_) => precision::raisable(graph),
     };
     let raise = |layers: &[usize]| -> Graph {
         let layers: Vec<&Raisable> = layers.iter().map(|&i| &candidates[i]).collect();
@@ -1337,7 +1337,7 @@ fn choose_precision(
             }
             Some(target.met(&current))
         }
-        Choice::Layers(_) => {
+        Choice::Layers(_) | Choice::All => {
             chosen = (0..candidates.len()).collect();
             if let Some(ev) = evaluate_sets(&[chosen.clone()])?.pop() {
                 current = ev;
@@ -1371,6 +1371,7 @@ fn choose_precision(
     let report = crate::report::PrecisionReport {
         mode: match choice {
             Choice::Auto(_) => "auto".into(),
+            Choice::All => "int16".into(),
             _ => "--int16".into(),
         },
         target: match choice {
@@ -1383,7 +1384,7 @@ fn choose_precision(
         int8_sqnr_db: finite(base_score),
         sqnr_db: finite(selection_score(&current)),
         raisable: match choice {
-            Choice::Auto(_) => candidates.len(),
+            Choice::Auto(_) | Choice::All => candidates.len(),
             _ => precision::raisable(graph).len(),
         },
         raised,

@@ -100,15 +100,18 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = WeightGrid::Int8)]
     weights: WeightGrid,
 
-    /// Activation precision. `int8`: every activation. `auto`: raise the fewest Conv,
-    /// FullyConnected, MatMul and Softmax layers to int16 outputs (int8 weights, int64
+    /// Activation precision. `int8`: every activation. `int16`: raise every layer that can be
+    /// raised (below) to an int16 output, the most precise file (TFLite's 16x8 mode where medq
+    /// has the kernels; the report measures it against all-int8). `auto`: raise the fewest Conv,
+    /// FullyConnected, MatMul, Softmax, Add and LayerNorm layers to int16 outputs (int8 weights, int64
     /// accumulation) that bring the model within the target, measured on the --select samples
     /// (else the calibration samples): --target-sqnr, or by default probability outputs' |Δp| ≤
     /// 0.02 on every sample and other outputs' SQNR ≥ 28 dB (the bounds 0.03 and 25 dB with a
     /// margin). A layer can be raised when everything reading its output (through pools and
-    /// reshapes, transposes and gathers) is a Conv, FullyConnected, MatMul or Softmax, or is a graph output (int16 then;
-    /// a Softmax output and the inputs stay int8). Attention's scores and probabilities are
-    /// what transformer-style models raise.
+    /// reshapes, transposes and gathers) is one of those layers, or is a graph output (int16
+    /// then; a Softmax output and the inputs stay int8). Attention's scores and probabilities,
+    /// and the residual stream (Adds, and the LayerNorms reading them), are what residual and
+    /// transformer-style models raise.
     /// Outputs with an --output-activation count as probabilities. The report lists the layers
     /// raised, what each gained and cost in bytes and arena, and the all-int8 file beside.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Int8, conflicts_with = "int16")]
@@ -119,8 +122,8 @@ struct Cli {
     #[arg(long, value_name = "DB")]
     target_sqnr: Option<f64>,
 
-    /// Give this Conv, FullyConnected, MatMul or Softmax layer (node or output tensor name) an
-    /// int16 output,
+    /// Give this Conv, FullyConnected, MatMul, Softmax, Add or LayerNorm layer (node or output
+    /// tensor name) an int16 output,
     /// as --precision auto would; repeat for several. Refused, with the reason, for a layer
     /// that cannot be raised.
     #[arg(long, value_name = "LAYER")]
@@ -245,6 +248,7 @@ struct Cli {
 enum PrecisionArg {
     Int8,
     Auto,
+    Int16,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -297,6 +301,7 @@ fn main() -> ExitCode {
     let precision = match (cli.precision, cli.target_sqnr) {
         (PrecisionArg::Auto, Some(db)) => Choice::Auto(Target::Sqnr(db)),
         (PrecisionArg::Auto, None) => Choice::Auto(Target::Bounds),
+        (PrecisionArg::Int16, _) => Choice::All,
         (PrecisionArg::Int8, _) if !cli.int16.is_empty() => Choice::Layers(cli.int16.clone()),
         (PrecisionArg::Int8, _) => Choice::Int8,
     };

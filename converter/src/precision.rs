@@ -2,15 +2,20 @@
 //! int16 (symmetric, zero point 0; `runtime/NUMERICS.md`), and what
 //! `--precision auto` aims for when it raises the fewest of them.
 //!
-//! The unit raised is a product's or a softmax's output: the tensor a Conv,
-//! FullyConnected, MatMul or Softmax writes, with the tensors that MaxPool,
-//! AvgPool, Reshape, Transpose and Gather (Slice, Split) move it into
-//! (those ops keep their input's encoding). Every reader of a raised tensor must read int16 itself (Conv,
-//! FullyConnected, MatMul, Softmax, or one of those movers), so no
-//! conversion op is ever inserted and int16 values reach the next product
-//! or the softmax intact. In attention, that raises the scores `Q·Kᵀ` and
-//! the probabilities, which int8 keeps to 1/256 steps. A layer whose output
-//! feeds anything else (Add, a table, Concat, ...) stays int8. A raised
+//! The unit raised is a layer's output: the tensor a Conv, FullyConnected,
+//! MatMul, Softmax, Add, LayerNorm, ReduceSum (ReduceMean) or ReduceMax
+//! writes, with the tensors that MaxPool,
+//! AvgPool, Reshape, Transpose, Gather (Slice, Split) and the tables (Lut:
+//! GELU, sigmoid, ...) carry it into (those ops keep their input's
+//! encoding; an int16 table interpolates 513 entries). Every reader of a raised tensor
+//! must read int16 itself (one of those layers or movers), so no
+//! conversion op is ever inserted and int16 values reach the next layer
+//! intact. In attention, that raises the scores `Q·Kᵀ` and the
+//! probabilities, which int8 keeps to 1/256 steps; in a residual network
+//! or a transformer, the residual stream (the Adds, and the LayerNorms
+//! that read it); in a feed-forward block, the GELU table between its two
+//! products. A layer whose output feeds anything else (Mul, Concat, ...)
+//! stays int8. A raised
 //! tensor may be a graph output (a raw logit head the application reads
 //! itself, `Interpreter::output_i16`), except a Softmax's: a classifier's
 //! probabilities stay int8, where 1/256 steps are far inside the bounds.
@@ -30,9 +35,12 @@ fn reads_wide(op: &Op) -> bool {
             | Op::FullyConnected(_)
             | Op::MatMul(_)
             | Op::Softmax(_)
+            | Op::Add(_)
+            | Op::LayerNorm(_)
             | Op::MaxPool(_)
             | Op::AvgPool(_)
-    ) || moves(op)
+    ) || reduces_sum_or_max(op)
+        || moves(op)
 }
 
 /// Whether `op` can write an int16 activation.
@@ -40,19 +48,38 @@ fn writes_wide(op: &Op) -> bool {
     raises(op) || moves(op)
 }
 
+/// ReduceSum (ReduceMean) and ReduceMax, which have int16 kernels;
+/// ReduceL2 has not.
+fn reduces_sum_or_max(op: &Op) -> bool {
+    use crate::ops::reduce::Reduction;
+    matches!(op, Op::Reduce(r) if matches!(r.how, Reduction::Sum | Reduction::Mean | Reduction::Max))
+}
+
 /// Whether `op`'s output is a unit `--precision` may raise.
 fn raises(op: &Op) -> bool {
     matches!(
         op,
-        Op::Conv(_) | Op::FullyConnected(_) | Op::MatMul(_) | Op::Softmax(_)
-    )
+        Op::Conv(_)
+            | Op::FullyConnected(_)
+            | Op::MatMul(_)
+            | Op::Softmax(_)
+            | Op::Add(_)
+            | Op::LayerNorm(_)
+    ) || reduces_sum_or_max(op)
 }
 
-/// Ops whose output keeps their input's encoding, int16 included.
+/// Ops whose output keeps their input's encoding, int16 included (a table
+/// changes the scale, not the encoding: int16 in, int16 out).
 fn moves(op: &Op) -> bool {
     matches!(
         op,
-        Op::MaxPool(_) | Op::AvgPool(_) | Op::Reshape | Op::Transpose(_) | Op::Select(_)
+        Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::Reshape
+            | Op::Transpose(_)
+            | Op::Select(_)
+            | Op::Unary(_)
+            | Op::Pointwise(_)
     )
 }
 
@@ -90,7 +117,8 @@ pub fn check_node(graph: &Graph, node: &Node) -> Result<(), ConvertError> {
 /// One layer that can run with an int16 output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Raisable {
-    /// The Conv, FullyConnected, MatMul or Softmax node.
+    /// The Conv, FullyConnected, MatMul, Softmax, Add, LayerNorm or
+    /// ReduceSum/ReduceMax node.
     pub node: usize,
     /// Its output and the tensors movers carry it into, in id order.
     pub tensors: Vec<TensorId>,
@@ -104,7 +132,7 @@ pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
     };
     if !raises(&n.op) {
         return Err(format!(
-            "{} is not a Conv, FullyConnected, MatMul or Softmax layer",
+            "{} is not a Conv, FullyConnected, MatMul, Softmax, Add, LayerNorm, ReduceSum or ReduceMax layer",
             n.op.def().kind()
         ));
     }
@@ -201,6 +229,10 @@ pub enum Choice {
     Int8,
     /// The layers named (nodes or their output tensors) get int16 outputs.
     Layers(Vec<String>),
+    /// Every layer that can be raised gets an int16 output (`--precision
+    /// int16`): the most precise file, TFLite's 16x8 mode where medq has
+    /// the kernels.
+    All,
     /// The fewest layers whose int16 outputs reach the target.
     Auto(Target),
 }
@@ -282,7 +314,7 @@ mod tests {
     use super::*;
     use crate::ir::{Array, FusedActivation, Tensor, Window};
     use crate::ops::conv::Conv;
-    use crate::ops::elementwise::Add;
+    use crate::ops::elementwise::Mul;
     use crate::ops::pool::MaxPool;
     use crate::ops::softmax::Softmax;
 
@@ -323,8 +355,8 @@ mod tests {
     }
 
     /// x → conv0 → t1 → maxpool → t2 → conv1 → t3 → softmax → y, and conv0's
-    /// output also read by an Add when `add` (t1 + t1 → t4, a second output).
-    fn net(add: bool) -> Graph {
+    /// output also read by a Mul when `mul` (t1 · t1 → t4, a second output).
+    fn net(mul: bool) -> Graph {
         let mut g = Graph::default();
         for (name, shape) in [
             ("x", [1, 2, 8]),
@@ -352,10 +384,10 @@ mod tests {
             node("conv1", conv(2), &[2], 3),
             node("softmax", Op::Softmax(Softmax { axis: 1 }), &[3], 4),
         ];
-        if add {
+        if mul {
             g.nodes.push(node(
-                "add",
-                Op::Add(Add {
+                "mul",
+                Op::Mul(Mul {
                     activation: FusedActivation::None,
                 }),
                 &[1, 1],
@@ -384,7 +416,10 @@ mod tests {
     fn layers_read_by_int8_only_ops_or_writing_outputs_stay_int8() {
         let g = net(true);
         let why = closure(&g, 0).unwrap_err();
-        assert!(why.contains("add") && why.contains("int8 only"), "{why}");
+        assert!(
+            why.contains("mul (Mul)") && why.contains("int8 only"),
+            "{why}"
+        );
         assert_eq!(raisable(&g).len(), 1);
         let err = named(&g, &["conv0".into()]).unwrap_err().to_string();
         assert!(
@@ -401,12 +436,12 @@ mod tests {
     fn the_guard_refuses_what_no_kernel_takes() {
         let mut g = net(true);
         g.wide = [1].into();
-        let add = g.nodes[4].clone();
-        assert!(check_node(&g, &add).is_err(), "Add reads int16");
+        let mul = g.nodes[4].clone();
+        assert!(check_node(&g, &mul).is_err(), "Mul reads int16");
         let pool = g.nodes[1].clone();
         assert!(check_node(&g, &pool).is_err(), "MaxPool mixes encodings");
         g.wide = [5].into();
-        assert!(check_node(&g, &add).is_err(), "Add writes int16");
+        assert!(check_node(&g, &mul).is_err(), "Mul writes int16");
         // A Softmax may write int16 (attention's probabilities), but its
         // graph output is not offered for raising.
         g.wide = [4].into();

@@ -105,13 +105,16 @@ fn auto_precision_is_deterministic_and_keeps_int8_when_int8_meets_the_target() {
     assert!(p.sqnr_db.unwrap() > p.int8_sqnr_db.unwrap());
     assert!(high.render().contains("NOT met"));
 
-    // On the select digits, which int8 already serves as well as int16
-    // does (their worst sample is bound by the int8 weights), nothing is
-    // raised: auto measures, it does not assume int16 helps.
+    // On the select digits, held out from calibration, some activations
+    // reach past the calibrated ranges: int8 clips them and misses the
+    // target; int16 outputs, with their headroom, meet it on those samples
+    // with two layers, and the held-out test set is then within bounds.
     let (select, _) = digits(Choice::Auto(Target::Bounds), true);
-    let p = select.precision.unwrap();
+    let p = select.precision.as_ref().unwrap();
     assert!(p.data.ends_with("mlp_digits_select.npy"));
-    assert!(p.raised.is_empty(), "{:?}", p.raised);
+    assert_eq!(p.met, Some(true), "{p:?}");
+    assert!((1..=2).contains(&p.raised.len()), "{:?}", p.raised);
+    assert!(p99(&select) <= 0.03, "{}", p99(&select));
 }
 
 #[test]
@@ -129,9 +132,10 @@ fn named_layers_run_in_int16_and_unraisable_ones_are_refused_with_the_reason() {
     let d = testnets();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.mq");
-    let mut opts = Options::new(d.join("resnet1d.onnx"), &out);
-    opts.calib = vec![d.join("resnet1d_calib.npy")];
-    // A layer whose output feeds a residual Add cannot run in int16.
+    let mut opts = Options::new(d.join("ecg_transformer.onnx"), &out);
+    opts.calib = vec![d.join("ecg_transformer_calib.npy")];
+    // A layer whose output feeds a Mul of two activations cannot run in
+    // int16 (the residual stream, the tables and the products can).
     let refused = |layer: &str| {
         let opts = Options {
             precision: Choice::Layers(vec![layer.into()]),
@@ -141,14 +145,14 @@ fn named_layers_run_in_int16_and_unraisable_ones_are_refused_with_the_reason() {
         assert!(!out.exists(), "nothing is written");
         err
     };
-    let err = refused("/net/b1/conv2/Conv");
+    let err = refused("/net/encoder/Mul_1");
     assert!(
-        err.contains("/net/b1/Add") && err.contains("int8 only"),
+        err.contains("is not a Conv") && err.contains("Lut"),
         "{err}"
     );
     let err = refused("no such layer");
     assert!(
-        err.contains("raisable: ") && err.contains("/net/b1/conv1/Conv"),
+        err.contains("raisable: ") && err.contains("/net/encoder/norm1/LayerNormalization"),
         "{err}"
     );
 }
@@ -185,7 +189,8 @@ fn a_raw_output_layer_runs_with_an_int16_output() {
         run(Choice::Layers(vec!["score".into()]), "int16.mq");
     assert_eq!((dtype8, dtype16), (medq::DType::I8, medq::DType::I16));
     assert_eq!(zp16, 0);
-    assert!(s16 < s8 / 100.0, "int16 step {s16}, int8 step {s8}");
+    // 256 times finer, less the 4× headroom over the calibrated range.
+    assert!(s16 < s8 / 30.0, "int16 step {s16}, int8 step {s8}");
     let p = report.precision.expect("a precision report");
     assert_eq!(p.raised.len(), 1);
     assert_eq!(p.raised[0].node, "score");
@@ -263,4 +268,113 @@ fn attention_scores_and_probabilities_run_in_int16() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("Softmax graph output stays int8"), "{err}");
+}
+
+/// A transformer's residual stream raised by name (`ecg_transformer`,
+/// `make_attention_testnets.py`): every Add, both LayerNorms, the GELU
+/// table and the mean pool run on int16 activations, with attention's
+/// products and the layers feeding the stream. All int8, 58 of its 64
+/// held-out samples are within 0.03 (30.6 dB); raised, all 64 (37.4 dB).
+#[test]
+fn a_transformer_residual_stream_runs_in_int16() {
+    let d = testnets();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tf.mq");
+    let mut opts = Options::new(d.join("ecg_transformer.onnx"), &out);
+    opts.calib = vec![d.join("ecg_transformer_calib.npy")];
+    opts.eval = vec![d.join("ecg_transformer_test.npy")];
+    let stream = [
+        "/net/stem/Conv",
+        "/net/Add",
+        "/net/encoder/Add",
+        "/net/encoder/Add_2",
+        "/net/encoder/norm1/LayerNormalization",
+        "/net/encoder/norm2/LayerNormalization",
+        "/net/ReduceMean",
+        "/net/encoder/linear1/MatMul",
+        "/net/encoder/linear2/MatMul",
+        "/net/encoder/self_attn/Gemm",
+    ];
+    let attention = [
+        "/net/encoder/self_attn/MatMul",
+        "/net/encoder/self_attn/MatMul_1",
+        "/net/encoder/self_attn/Softmax",
+        "/net/encoder/self_attn/MatMul_2",
+        "/net/fc/Gemm",
+    ];
+    let run = |precision: Choice| {
+        let opts = Options {
+            precision,
+            ..opts.clone()
+        };
+        convert(&opts).unwrap_or_else(|e| panic!("ecg_transformer: {e}"))
+    };
+    let int8 = run(Choice::Int8);
+    let names = stream.iter().chain(&attention).map(|s| s.to_string());
+    let raised = run(Choice::Layers(names.collect()));
+    for name in stream {
+        let layer = raised.layers.iter().find(|l| l.name == name).unwrap();
+        assert!(layer.int16_output, "{name}");
+    }
+    let ops: Vec<&str> = raised
+        .layers
+        .iter()
+        .filter(|l| l.int16_output)
+        .map(|l| l.op.as_str())
+        .collect();
+    for op in ["Add", "LayerNorm", "ReduceSum", "Lut"] {
+        assert!(ops.contains(&op), "{op} in {ops:?}");
+    }
+    let out = |r: &Report| r.evaluation.outputs[0].clone();
+    let (a, b) = (out(&int8), out(&raised));
+    println!(
+        "ecg_transformer: int8 {:.1} dB, {:.1}% within 0.03; residual stream int16 {:.1} dB, {:.1}%",
+        a.sqnr_db.unwrap(),
+        100.0 * a.samples_within_0_03,
+        b.sqnr_db.unwrap(),
+        100.0 * b.samples_within_0_03
+    );
+    assert!(b.sqnr_db.unwrap() > a.sqnr_db.unwrap() + 4.0);
+    assert!(b.samples_within_0_03 >= 63.0 / 64.0, "{b:?}");
+    assert!(a.samples_within_0_03 < b.samples_within_0_03);
+}
+
+/// `gelu20` (opset-20 Gelu between two convs, a mean pool and a softmax
+/// head): its held-out samples reach past the calibration range, which
+/// int8 clips (20.4 dB, one sample off by 0.096). Raised to int16, with the
+/// int16 tables interpolating the GELU and four times the calibrated range
+/// as headroom, every sample is within 0.03 (33.4 dB).
+#[test]
+fn gelu_tables_run_in_int16_with_headroom() {
+    let d = testnets();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g.mq");
+    let mut opts = Options::new(d.join("gelu20.onnx"), &out);
+    opts.calib = vec![d.join("gelu20_calib.npy")];
+    opts.eval = vec![d.join("gelu20_test.npy")];
+    // `--precision int16`: every layer that can be raised.
+    opts.precision = Choice::All;
+    let r = convert(&opts).unwrap_or_else(|e| panic!("gelu20: {e}"));
+    let p = r.precision.as_ref().unwrap();
+    assert_eq!(p.mode, "int16");
+    let raised: Vec<&str> = p.raised.iter().map(|l| l.node.as_str()).collect();
+    let all = [
+        "conv_3_Conv",
+        "conv_7_Conv",
+        "reducemean_10_ReduceMean",
+        "gemm_13_Gemm",
+    ];
+    assert_eq!(raised, all);
+    assert_eq!(p.raisable, 4);
+    let tables: Vec<_> = r.layers.iter().filter(|l| l.op == "Lut").collect();
+    assert_eq!(tables.len(), 2);
+    assert!(tables.iter().all(|l| l.int16_output));
+    let o = &r.evaluation.outputs[0];
+    println!(
+        "gelu20 int16: {:.1} dB, max |Δp| {}",
+        o.sqnr_db.unwrap(),
+        o.max_abs_error
+    );
+    assert_eq!(o.samples_within_0_03, 1.0, "{o:?}");
+    assert!(o.sqnr_db.unwrap() > 30.0, "{o:?}");
 }

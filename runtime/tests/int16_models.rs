@@ -516,21 +516,19 @@ fn ops_without_int16_kernels_refuse_int16_operands() {
         w.add_op(OpCode::Concat, &[x], &[y], &[1, 1 << 30, 1]);
         (y, n)
     });
-    refused_on_int16("Add", |w, x, wide| {
+    refused_on_int16("Mul", |w, x, wide| {
         let b = w.add_constant_i8("b", &[4], pt(1.0, 0), &[1, 2, 3, 4]);
         let (y, n) = out(w, &[1, 2, 4], pt(1.0, 0), wide);
-        let one = [1 << 30, 1];
-        let p = [0, one[0], one[1], one[0], one[1], one[0], one[1], -128, 127];
-        w.add_op(OpCode::Add, &[x, b], &[y], &p);
+        w.add_op(OpCode::Mul, &[x, b], &[y], &[1 << 30, 1, -128, 127]);
         (y, n)
     });
-    refused_on_int16("ReduceMax", |w, x, wide| {
+    refused_on_int16("ReduceL2", |w, x, wide| {
         let (y, n) = out(w, &[1, 2, 1], pt(1.0, 0), wide);
         w.add_op(
-            OpCode::ReduceMax,
+            OpCode::ReduceL2,
             &[x],
             &[y],
-            &[0b100, 1 << 30, 1, -128, 127],
+            &[0b100, 1 << 30, 1, -128, 127, 0],
         );
         (y, n)
     });
@@ -763,4 +761,141 @@ fn softmax_tables_match_the_input_dtype() {
         t[at] = v;
         assert!(bad_op(softmax(&t, true), 1), "table[{at}] = {v}");
     }
+}
+
+/// The residual stream in int16: x i8 → Requantize → a i16; s = a + x
+/// (i16, an int8 operand beside the int16 one); n = LayerNorm(s) (i8);
+/// r = ReduceSum(s) over the last axis (i16, a graph output).
+fn residual_stream(left_shift: i32) -> Writer {
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 2, 4], pt(1.0, 0), 0);
+    let a = w.add_activation_i16("a", &[1, 2, 4], pt(1.0 / 256.0, 0), 16);
+    w.add_op(OpCode::Requantize, &[x], &[a], &[I16_UP.0, I16_UP.1]);
+    // s at scale 1/128: a (1/256) and x (1) brought to twice the larger
+    // scale, 2, with 15 fraction bits: a·2^15·(1/512), x·2^15·½, then
+    // ·(2 · 128 / 2^15) = 2^-7 onto s's scale.
+    let s = w.add_activation_i16("s", &[1, 2, 4], pt(1.0 / 128.0, 0), 32);
+    let add = [
+        left_shift,
+        1 << 30,
+        -8,
+        1 << 30,
+        0,
+        1 << 30,
+        -6,
+        -32768,
+        32767,
+    ];
+    w.add_op(OpCode::Add, &[a, x], &[s], &add);
+    let g = w.add_constant_i8("gamma", &[4], pt(1.0, 0), &[1, 1, 1, -1]);
+    let bias = w.add_constant_i32("bias", &[4], &[0; 4]);
+    let mult = w.add_constant_i32("mult", &[4], &[1 << 30; 4]);
+    let shift = add_shifts(&mut w, "shift", &[-6; 4]);
+    let n = w.add_activation("n", &[1, 2, 4], pt(1.0, 0), 48);
+    w.add_op(
+        OpCode::LayerNorm,
+        &[s, g, bias, mult, shift],
+        &[n],
+        &[2, 0, 0, -128, 127],
+    );
+    let r = w.add_activation_i16("r", &[1, 2, 1], pt(1.0 / 32.0, 0), 64);
+    w.add_op(
+        OpCode::ReduceSum,
+        &[s],
+        &[r],
+        &[0b100, 1 << 30, -1, -32768, 32767],
+    );
+    w.set_inputs(&[x]);
+    w.set_outputs(&[n, r]);
+    w.set_arena_len(128);
+    w
+}
+
+#[test]
+fn a_residual_stream_runs_add_layer_norm_and_reduce_sum_in_int16() {
+    let input = [-128i8, -3, 0, 5, 127, 100, 7, 7];
+    let (kernels, got) = run_observed(residual_stream(15), &input);
+    assert_eq!(
+        kernels,
+        [
+            "requantize_s8_s16",
+            "add_s16",
+            "layer_norm_s16_s8",
+            "reduce_sum_s16"
+        ]
+    );
+    // By the formulas, without the kernels. a = 256·x; s's real value is
+    // a/256 + x = 2x, on the 1/128 grid 256·x.
+    let a: Vec<i32> = input
+        .iter()
+        .map(|&x| (x as i32 * 256).clamp(-32768, 32767))
+        .collect();
+    assert_eq!(
+        i16s(&got[0]).iter().map(|&v| v as i32).collect::<Vec<_>>(),
+        a
+    );
+    let s = i16s(&got[1]);
+    for (k, (&x, &v)) in input.iter().zip(&s).enumerate() {
+        let real = 2.0 * x as f64 * 128.0;
+        assert!(
+            (v as f64 - real.clamp(-32768.0, 32767.0)).abs() <= 1.0,
+            "s[{k}] {v} vs {real}"
+        );
+    }
+    // Beyond int8 both ways: −128 → −32768 (the rail), 127 → 32512.
+    assert!(
+        s.contains(&-32768) && s.contains(&32512) && s.contains(&1280),
+        "{s:?}"
+    );
+    // LayerNorm: row 1 is (32512, 25600, 1792, 1792), mean 15424: its first
+    // position is above it and its last (gamma −1) below, so both positive.
+    let n = &got[2];
+    assert!(n[7] > 0 && n[4] > 0, "{n:?}");
+    // ReduceSum: Σ s over each row of 4 from the 1/128 grid onto r's 1/32
+    // one, times ¼ (m = 2^30, s = −1).
+    let r = i16s(&got[3]);
+    for (row, &v) in r.iter().enumerate() {
+        let sum: i64 = s[row * 4..row * 4 + 4].iter().map(|&v| v as i64).sum();
+        let want = ((sum as f64) / 4.0).round().clamp(-32768.0, 32767.0) as i64;
+        assert!((v as i64 - want).abs() <= 1, "row {row}: {v} vs {want}");
+    }
+}
+
+#[test]
+fn residual_stream_ops_check_their_int16_contract() {
+    assert_eq!(refusal(residual_stream(15)), None);
+    // An int16 operand takes at most 15 fraction bits.
+    assert!(bad_op(refusal(residual_stream(16)), 1));
+}
+
+/// x i8 → Requantize → a i16 `[1, 2, 4]` → Lut with an `i32` table of
+/// `entries` → y i16.
+fn lut_s16_model(table: &[i32]) -> Writer {
+    after_up(&[1, 2, 4], |w, a| {
+        let t = w.add_constant_i32("t", &[table.len()], table);
+        let y = w.add_activation_i16("y", &[1, 2, 4], pt(1.0 / 128.0, 0), 128);
+        w.add_op(OpCode::Lut, &[a, t], &[y], &[]);
+        y
+    })
+}
+
+#[test]
+fn an_int16_table_interpolates_513_entries() {
+    // t[k] = |k − 256| · 64: y = |a| / 2 at every input (exactly, between
+    // entries of a straight segment).
+    let table: Vec<i32> = (0..513).map(|k: i32| (k - 256).abs() * 64).collect();
+    let input = [-128i8, -3, 0, 5, 127, 100, 7, -7];
+    let (kernels, got) = run_observed(lut_s16_model(&table), &input);
+    assert_eq!(kernels, ["requantize_s8_s16", "lut_s16"]);
+    let y = i16s(&got[1]);
+    let want: Vec<i16> = input
+        .iter()
+        .map(|&x| ((x as i32 * 256).abs() / 2) as i16)
+        .collect();
+    assert_eq!(y, want);
+    // 512 entries, or one beyond i16, are refused.
+    assert!(bad_op(refusal(lut_s16_model(&table[..512])), 1));
+    let mut beyond = table.clone();
+    beyond[0] = 40_000;
+    assert!(bad_op(refusal(lut_s16_model(&beyond)), 1));
 }

@@ -1264,3 +1264,586 @@ proptest! {
         prop_assert_eq!(y, want);
     }
 }
+
+// ---------------------------------------------------------------------------
+// The residual stream: Add, LayerNorm and ReduceSum/ReduceMax with int16
+// sides
+
+/// Values for one side: int16 (zero point 0) or int8 (any zero point),
+/// carried as `i32` with the side's type.
+#[derive(Clone, Debug)]
+struct Side {
+    wide: bool,
+    zero_point: i32,
+    values: Vec<i32>,
+}
+
+fn side(wide: bool, len: usize) -> BoxedStrategy<Side> {
+    match wide {
+        true => vec(x16(), len)
+            .prop_map(|v| Side {
+                wide: true,
+                zero_point: 0,
+                values: v.into_iter().map(i32::from).collect(),
+            })
+            .boxed(),
+        false => (any::<i8>(), vec(any::<i8>(), len))
+            .prop_map(|(zp, v)| Side {
+                wide: false,
+                zero_point: i32::from(zp),
+                values: v.into_iter().map(i32::from).collect(),
+            })
+            .boxed(),
+    }
+}
+
+impl Side {
+    fn i16s(&self) -> Vec<i16> {
+        self.values.iter().map(|&v| v as i16).collect()
+    }
+    fn i8s(&self) -> Vec<i8> {
+        self.values.iter().map(|&v| v as i8).collect()
+    }
+}
+
+/// The output type's window and zero point.
+fn out_side(wide: bool) -> BoxedStrategy<((i32, i32), i32)> {
+    match wide {
+        true => (act16(), Just(0)).boxed(),
+        false => (act8(), any::<i8>().prop_map(i32::from)).boxed(),
+    }
+}
+
+/// Runs `f` with the kernel's output of `len` values in the type `wide`
+/// says, returned widened.
+fn with_output(
+    wide: bool,
+    len: usize,
+    f: impl FnOnce(Option<&mut [i8]>, Option<&mut [i16]>),
+) -> Vec<i32> {
+    match wide {
+        true => {
+            let mut y = vec![0x5555i16; len];
+            f(None, Some(&mut y));
+            y.into_iter().map(i32::from).collect()
+        }
+        false => {
+            let mut y = vec![0x55i8; len];
+            f(Some(&mut y), None);
+            y.into_iter().map(i32::from).collect()
+        }
+    }
+}
+
+/// `[rows, cols]` plus `b`'s broadcast: 0 same shape, 1 a row `[cols]`,
+/// 2 a column `[rows, 1]`, 3 a scalar.
+#[derive(Clone, Debug)]
+struct AddCase {
+    rows: usize,
+    cols: usize,
+    b_shape: u8,
+    a: Side,
+    b: Side,
+    p: AddParams,
+}
+
+fn add_case(a_wide: bool, b_wide: bool, y_wide: bool) -> impl Strategy<Value = AddCase> {
+    let max_shift = if a_wide || b_wide { 15 } else { 20 };
+    (1usize..=4, 1usize..=6, 0u8..4).prop_flat_map(move |(rows, cols, b_shape)| {
+        let b_len = [rows * cols, cols, rows, 1][b_shape as usize];
+        (
+            side(a_wide, rows * cols),
+            side(b_wide, b_len),
+            out_side(y_wide),
+            0..=max_shift,
+            (multiplier(), multiplier(), multiplier()),
+            (-12i32..=0, -12i32..=0, -30i32..=4),
+        )
+            .prop_map(
+                move |(a, b, (act, zy), ls, (am, bm, om), (ash, bsh, osh))| {
+                    let p = AddParams {
+                        a_zero_point: a.zero_point,
+                        b_zero_point: b.zero_point,
+                        output_zero_point: zy,
+                        left_shift: ls,
+                        a_multiplier: am,
+                        a_shift: ash,
+                        b_multiplier: bm,
+                        b_shift: bsh,
+                        out_multiplier: om,
+                        out_shift: osh,
+                        act_min: act.0,
+                        act_max: act.1,
+                    };
+                    AddCase {
+                        rows,
+                        cols,
+                        b_shape,
+                        a,
+                        b,
+                        p,
+                    }
+                },
+            )
+    })
+}
+
+/// The documented formula by explicit coordinates, in `i128`.
+fn add_naive(c: &AddCase) -> Vec<i32> {
+    let p = &c.p;
+    let mut y = Vec::new();
+    for r in 0..c.rows {
+        for k in 0..c.cols {
+            let bi = [r * c.cols + k, k, r, 0][c.b_shape as usize];
+            let xa = ((c.a.values[r * c.cols + k] - p.a_zero_point) as i128) << p.left_shift;
+            let xb = ((c.b.values[bi] - p.b_zero_point) as i128) << p.left_shift;
+            let sum = naive_requantize(xa, p.a_multiplier, p.a_shift)
+                .saturating_add(naive_requantize(xb, p.b_multiplier, p.b_shift));
+            let v = naive_requantize(sum as i128, p.out_multiplier, p.out_shift)
+                .saturating_add(p.output_zero_point);
+            y.push(v.clamp(p.act_min, p.act_max));
+        }
+    }
+    y
+}
+
+fn run_add(c: &AddCase, y_wide: bool) -> Vec<i32> {
+    let b_dims: Vec<usize> = match c.b_shape {
+        0 => vec![c.rows, c.cols],
+        1 => vec![c.cols],
+        2 => vec![c.rows, 1],
+        _ => vec![],
+    };
+    let bc = Broadcast4::new(&[c.rows, c.cols], &b_dims).expect("broadcasts");
+    let (a16, a8, b16, b8) = (c.a.i16s(), c.a.i8s(), c.b.i16s(), c.b.i8s());
+    with_output(y_wide, c.rows * c.cols, |y8, y16| {
+        macro_rules! go {
+            ($a:expr, $b:expr) => {
+                match (y8, y16) {
+                    (Some(y), _) => add_s16(&c.p, &bc, $a, $b, y),
+                    (_, Some(y)) => add_s16(&c.p, &bc, $a, $b, y),
+                    _ => {}
+                }
+            };
+        }
+        match (c.a.wide, c.b.wide) {
+            (true, true) => go!(&a16[..], &b16[..]),
+            (true, false) => go!(&a16[..], &b8[..]),
+            (false, true) => go!(&a8[..], &b16[..]),
+            (false, false) => go!(&a8[..], &b8[..]),
+        }
+    })
+}
+
+#[derive(Clone, Debug)]
+struct LayerNormCase {
+    rows: usize,
+    len: usize,
+    x: Side,
+    gamma: Vec<i8>,
+    bias: Vec<i32>,
+    multiplier: Vec<i32>,
+    shift: Vec<i8>,
+    epsilon: i64,
+    zy: i32,
+    act: (i32, i32),
+}
+
+fn layer_norm_case(x_wide: bool, y_wide: bool) -> impl Strategy<Value = LayerNormCase> {
+    // Rows of 256 and more int16 values reach spreads beyond 2^46, where the
+    // root is taken over `u128`.
+    let len = prop_oneof![3 => 1usize..=24, 1 => 256usize..=600];
+    (1usize..=2, len).prop_flat_map(move |(rows, len)| {
+        // Sometimes a constant row: its spread is 0 and ε alone sets the root.
+        let x = prop_oneof![
+            4 => side(x_wide, rows * len),
+            1 => side(x_wide, 1).prop_map(move |s| Side {
+                values: vec![s.values[0]; rows * len],
+                ..s
+            }),
+        ];
+        (
+            x,
+            vec(w8(), len),
+            vec(-(1i32 << 20)..(1 << 20), len),
+            vec(multiplier(), len),
+            vec(-20i8..=0, len),
+            prop_oneof![Just(0i64), 0i64..=(1 << 40)],
+            out_side(y_wide),
+        )
+            .prop_map(
+                move |(x, gamma, bias, multiplier, shift, epsilon, (act, zy))| LayerNormCase {
+                    rows,
+                    len,
+                    x,
+                    gamma,
+                    bias,
+                    multiplier,
+                    shift,
+                    epsilon,
+                    zy,
+                    act,
+                },
+            )
+    })
+}
+
+/// `⌊√v⌋` by search from a float estimate.
+fn naive_isqrt(v: u128) -> u128 {
+    let mut r = (v as f64).sqrt() as u128;
+    while r * r > v {
+        r -= 1;
+    }
+    while (r + 1) * (r + 1) <= v {
+        r += 1;
+    }
+    r
+}
+
+/// NUMERICS.md § LayerNorm, in `i128`.
+fn layer_norm_naive(c: &LayerNormCase) -> Vec<i32> {
+    let n = c.len as i128;
+    let mut y = Vec::new();
+    for row in c.x.values.chunks(c.len) {
+        let cs: Vec<i128> = row.iter().map(|&v| (v - c.x.zero_point) as i128).collect();
+        let s: i128 = cs.iter().sum();
+        let q: i128 = cs.iter().map(|v| v * v).sum();
+        let t = (n * q - s * s).max(0) + c.epsilon as i128;
+        let root = naive_isqrt((t as u128) << 16) as i128;
+        for (i, &ci) in cs.iter().enumerate() {
+            let d = n * ci - s;
+            let z = match root {
+                0 => 0,
+                r => {
+                    // Halves away from zero.
+                    let q = (2 * d.abs() * (1 << 20) + r) / (2 * r);
+                    let q = q.min(i32::MAX as i128);
+                    if d < 0 {
+                        -q
+                    } else {
+                        q
+                    }
+                }
+            } as i32;
+            let acc = z
+                .wrapping_mul(i32::from(c.gamma[i]))
+                .wrapping_add(c.bias[i]);
+            let v = naive_requantize(acc as i128, c.multiplier[i], i32::from(c.shift[i]))
+                .saturating_add(c.zy);
+            y.push(v.clamp(c.act.0, c.act.1));
+        }
+    }
+    y
+}
+
+fn run_layer_norm(c: &LayerNormCase, y_wide: bool) -> Vec<i32> {
+    let p = LayerNormParams {
+        rows: c.rows,
+        len: c.len,
+        input_zero_point: c.x.zero_point,
+        output_zero_point: c.zy,
+        epsilon: c.epsilon,
+        act_min: c.act.0,
+        act_max: c.act.1,
+    };
+    let (x16, x8) = (c.x.i16s(), c.x.i8s());
+    let (g, b, m, s) = (&c.gamma[..], &c.bias[..], &c.multiplier[..], &c.shift[..]);
+    with_output(y_wide, c.rows * c.len, |y8, y16| {
+        match (c.x.wide, y8, y16) {
+            (true, Some(y), _) => layer_norm_s16(&p, &x16[..], g, b, m, s, y),
+            (true, _, Some(y)) => layer_norm_s16(&p, &x16[..], g, b, m, s, y),
+            (false, Some(y), _) => layer_norm_s16(&p, &x8[..], g, b, m, s, y),
+            (false, _, Some(y)) => layer_norm_s16(&p, &x8[..], g, b, m, s, y),
+            _ => {}
+        }
+    })
+}
+
+#[derive(Clone, Debug)]
+struct ReduceCase {
+    shape: [usize; 3],
+    axes: u8,
+    x: Side,
+    zy: i32,
+    act: (i32, i32),
+    multiplier: i32,
+    shift: i32,
+}
+
+fn reduce_case(x_wide: bool, y_wide: bool) -> impl Strategy<Value = ReduceCase> {
+    ([1usize..=4, 1usize..=5, 1usize..=6], 1u8..8).prop_flat_map(move |(shape, axes)| {
+        (
+            side(x_wide, shape.iter().product()),
+            out_side(y_wide),
+            multiplier(),
+            -20i32..=1,
+        )
+            .prop_map(move |(x, (act, zy), multiplier, shift)| ReduceCase {
+                shape,
+                axes,
+                x,
+                zy,
+                act,
+                multiplier,
+                shift,
+            })
+    })
+}
+
+/// The sum (or the max) of `x − zx` over the reduced axes by explicit
+/// coordinates, requantized, in `i128`.
+fn reduce_naive(c: &ReduceCase, max: bool) -> Vec<i32> {
+    let [d0, d1, d2] = c.shape;
+    let reduced = |d: usize| c.axes & (1 << d) != 0;
+    let range = |d: usize, i: usize| if reduced(d) { 0..c.shape[d] } else { i..i + 1 };
+    let kept = |d: usize| if reduced(d) { 1 } else { c.shape[d] };
+    let mut y = Vec::new();
+    for i0 in 0..kept(0) {
+        for i1 in 0..kept(1) {
+            for i2 in 0..kept(2) {
+                let mut values = Vec::new();
+                for j0 in range(0, i0) {
+                    for j1 in range(1, i1) {
+                        for j2 in range(2, i2) {
+                            let v = c.x.values[(j0 * d1 + j1) * d2 + j2] - c.x.zero_point;
+                            values.push(v as i128);
+                        }
+                    }
+                }
+                let acc = match max {
+                    true => values.iter().copied().max().unwrap_or(0),
+                    false => values.iter().sum(),
+                };
+                let v = naive_requantize(acc, c.multiplier, c.shift).saturating_add(c.zy);
+                y.push(v.clamp(c.act.0, c.act.1));
+            }
+        }
+    }
+    let _ = d0;
+    y
+}
+
+fn run_reduce(c: &ReduceCase, max: bool, y_wide: bool) -> Vec<i32> {
+    let p = ReduceParams {
+        shape: [c.shape[0], c.shape[1], c.shape[2], 1, 1, 1],
+        rank: 3,
+        axes: c.axes,
+        input_zero_point: c.x.zero_point,
+        output_zero_point: c.zy,
+        multiplier: c.multiplier,
+        shift: c.shift,
+        act_min: c.act.0,
+        act_max: c.act.1,
+    };
+    let len = (0..3)
+        .filter(|&d| c.axes & (1 << d) == 0)
+        .map(|d| c.shape[d])
+        .product();
+    let (x16, x8) = (c.x.i16s(), c.x.i8s());
+    with_output(y_wide, len, |y8, y16| match (c.x.wide, y8, y16) {
+        (true, Some(y), _) => reduce_s16(&p, max, &x16[..], y),
+        (true, _, Some(y)) => reduce_s16(&p, max, &x16[..], y),
+        (false, Some(y), _) => reduce_s16(&p, max, &x8[..], y),
+        (false, _, Some(y)) => reduce_s16(&p, max, &x8[..], y),
+        _ => {}
+    })
+}
+
+/// Which sides are int16, from 2 or 3 bits.
+fn sides(bits: u8) -> (bool, bool, bool) {
+    (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn add_s16_matches_naive_for_every_mix(
+        (bits, c) in (0u8..8).prop_flat_map(|bits| {
+            let (a, b, y) = sides(bits);
+            (Just(bits), add_case(a, b, y))
+        })
+    ) {
+        let (_, _, y) = sides(bits);
+        prop_assert_eq!(run_add(&c, y), add_naive(&c));
+    }
+
+    #[test]
+    fn layer_norm_s16_matches_naive_for_every_mix(
+        (bits, c) in (0u8..4).prop_flat_map(|bits| {
+            let (x, y, _) = sides(bits);
+            (Just(bits), layer_norm_case(x, y))
+        })
+    ) {
+        let (_, y, _) = sides(bits);
+        prop_assert_eq!(run_layer_norm(&c, y), layer_norm_naive(&c));
+    }
+
+    #[test]
+    fn reduce_s16_matches_naive_for_every_mix(
+        (bits, c) in (0u8..4).prop_flat_map(|bits| {
+            let (x, y, _) = sides(bits);
+            (Just(bits), reduce_case(x, y))
+        }),
+        max in any::<bool>(),
+    ) {
+        let (_, y, _) = sides(bits);
+        prop_assert_eq!(run_reduce(&c, max, y), reduce_naive(&c, max));
+    }
+}
+
+#[test]
+fn residual_kernels_on_int8_lanes_are_the_int8_kernels() {
+    // One fixed case each, int8 everywhere: the int16 entry points must give
+    // the int8 kernels' bytes (the same formula, one code path).
+    let p = AddParams {
+        a_zero_point: 3,
+        b_zero_point: -7,
+        output_zero_point: 5,
+        left_shift: 20,
+        a_multiplier: 1_500_000_000,
+        a_shift: -3,
+        b_multiplier: 1_200_000_000,
+        b_shift: -2,
+        out_multiplier: 1_800_000_000,
+        out_shift: -14,
+        act_min: -128,
+        act_max: 127,
+    };
+    let bc = Broadcast4::new(&[2, 4], &[4]).unwrap();
+    let a: Vec<i8> = (0..8).map(|i| (i * 37 - 128) as i8).collect();
+    let b: Vec<i8> = vec![-128, -1, 64, 127];
+    let (mut y8, mut y16) = ([0i8; 8], [0i8; 8]);
+    add_s8(&p, &bc, &a, &b, &mut y8);
+    add_s16(&p, &bc, &a[..], &b[..], &mut y16[..]);
+    assert_eq!(y8, y16);
+    assert!(y8.iter().any(|&v| v != y8[0]), "a case that varies: {y8:?}");
+}
+
+#[test]
+fn residual_kernels_refuse_bad_int16_sides() {
+    let p = AddParams {
+        a_zero_point: 0,
+        b_zero_point: 0,
+        output_zero_point: 0,
+        left_shift: 15,
+        a_multiplier: 1 << 30,
+        a_shift: 0,
+        b_multiplier: 1 << 30,
+        b_shift: 0,
+        out_multiplier: 1 << 30,
+        out_shift: -13,
+        act_min: -32768,
+        act_max: 32767,
+    };
+    let bc = Broadcast4::new(&[2], &[2]).unwrap();
+    let (a, b) = ([i16::MAX, i16::MIN], [i16::MIN, i16::MAX]);
+    let mut y = [7i16; 2];
+    add_s16(&p, &bc, &a[..], &b[..], &mut y[..]);
+    // Each side (x << 15)·½, the sum (32767 − 32768)·2^14 = −2^14, times
+    // ½·2^−13: exactly −1.
+    assert_eq!(y, [-1, -1]);
+    for bad in [
+        AddParams {
+            left_shift: 16,
+            ..p
+        },
+        AddParams {
+            a_zero_point: 1,
+            ..p
+        },
+        AddParams {
+            output_zero_point: 1,
+            ..p
+        },
+    ] {
+        let mut y = [7i16; 2];
+        add_s16(&bad, &bc, &a[..], &b[..], &mut y[..]);
+        assert_eq!(y, [7, 7], "{bad:?}");
+    }
+    // An int8 output takes an int8 window only.
+    let mut y8 = [7i8; 2];
+    add_s16(&p, &bc, &a[..], &b[..], &mut y8[..]);
+    assert_eq!(y8, [7, 7]);
+}
+
+#[test]
+fn layer_norm_s16_takes_the_root_of_a_wide_spread_exactly() {
+    // 1024 values at ±32767: len·Q − S² = 2^20 · 32767² ≈ 2^50, whose root
+    // at 8 fraction bits needs more than 64 bits before the square root.
+    let len = 1024;
+    let values: Vec<i32> = (0..len)
+        .map(|i| match i % 3 {
+            0 => 32767,
+            1 => -32767,
+            _ => (i as i32 * 61) % 30000,
+        })
+        .collect();
+    let c = LayerNormCase {
+        rows: 1,
+        len,
+        x: Side {
+            wide: true,
+            zero_point: 0,
+            values,
+        },
+        gamma: vec![127; len],
+        bias: vec![0; len],
+        multiplier: vec![1 << 30; len],
+        shift: vec![-3; len],
+        epsilon: 0,
+        zy: 0,
+        act: (-32768, 32767),
+    };
+    let y = run_layer_norm(&c, true);
+    assert_eq!(y, layer_norm_naive(&c));
+    // About ±1.2 standard deviations: 1.2 · 2^12 · 127 · 2^-4 ≈ 39000, so
+    // the extremes sit at or near the int16 rails.
+    assert!(y[0] > 30000 && y[1] < -30000, "{:?}", &y[..3]);
+}
+
+/// `lut_s16` by its definition: the segment and fraction by division, the
+/// interpolation rounded by floor division in `i64`.
+fn lut_s16_naive(table: &[i32], x: i16) -> i16 {
+    let u = x as i64 + 32768;
+    let (k, f) = ((u / 128) as usize, u % 128);
+    let (a, b) = (table[k] as i64, table[k + 1] as i64);
+    let v = a + ((b - a) * f + 64).div_euclid(128);
+    v.clamp(-32768, 32767) as i16
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn lut_s16_interpolates_as_documented(
+        table in vec(x16().prop_map(i32::from), LUT_S16_ENTRIES),
+        x in vec(x16(), 1..64),
+    ) {
+        let table: [i32; LUT_S16_ENTRIES] = table.try_into().unwrap();
+        let mut y = vec![0x5555i16; x.len()];
+        lut_s16(&table, &x, &mut y);
+        let want: Vec<i16> = x.iter().map(|&v| lut_s16_naive(&table, v)).collect();
+        prop_assert_eq!(y, want);
+    }
+}
+
+#[test]
+fn lut_s16_hits_every_entry_and_refuses_entries_beyond_i16() {
+    // A table of t[k] = 64·k − 16384: the line through every entry, so the
+    // interpolation is exact everywhere: y = (x + 32768)/2 − 16384 = x/2.
+    let table: [i32; LUT_S16_ENTRIES] = std::array::from_fn(|k| 64 * k as i32 - 16384);
+    let x: Vec<i16> = vec![-32768, -32767, -1, 0, 1, 127, 128, 32766, 32767];
+    let mut y = vec![0i16; x.len()];
+    lut_s16(&table, &x, &mut y);
+    let want: Vec<i16> = x
+        .iter()
+        .map(|&v| (v as f64 / 2.0).floor() as i16 + (v & 1))
+        .collect();
+    assert_eq!(y, want);
+    let mut bad = table;
+    bad[512] = 32768;
+    let mut y = vec![7i16; x.len()];
+    lut_s16(&bad, &x, &mut y);
+    assert!(y.iter().all(|&v| v == 7));
+}

@@ -3,6 +3,7 @@
 //! divisor becomes an addend or factor).
 
 use medq::format::layout::{params, OpCode};
+use medq::kernels::MAX_ADD_LEFT_SHIFT_S16;
 use medq::ops::MAX_ADD_LEFT_SHIFT;
 
 use super::onnx::{input, Ins};
@@ -132,19 +133,25 @@ impl IrOp for Add {
     }
 
     /// Both addends are brought to twice the larger input scale with
-    /// [`MAX_ADD_LEFT_SHIFT`] fractional bits, summed, and requantized.
+    /// [`MAX_ADD_LEFT_SHIFT`] fractional bits (15 when an operand is int16,
+    /// whose values already carry 8 more bits), summed, and requantized.
     fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
         use params::add as w;
         let ((a, aq), (b, bq)) = (cx.operand(0)?, cx.operand(1)?);
         let y = cx.output_q()?;
         let twice_max = 2.0 * (aq.scale as f64).max(bq.scale as f64);
-        let headroom = (1i64 << MAX_ADD_LEFT_SHIFT) as f64;
+        let wide_operand = cx.node.inputs.iter().any(|t| cx.graph.wide.contains(t));
+        let left_shift = match wide_operand {
+            true => MAX_ADD_LEFT_SHIFT_S16,
+            false => MAX_ADD_LEFT_SHIFT,
+        };
+        let headroom = (1i64 << left_shift) as f64;
         let (am, ash) = cx.multiplier(aq.scale as f64 / twice_max, "first input")?;
         let (bm, bsh) = cx.multiplier(bq.scale as f64 / twice_max, "second input")?;
         let (om, osh) = cx.multiplier(twice_max / (headroom * y.scale as f64), "output")?;
         let (act_min, act_max) = cx.clamp(self.activation)?;
         let mut p = [0; w::COUNT];
-        p[w::LEFT_SHIFT] = MAX_ADD_LEFT_SHIFT;
+        p[w::LEFT_SHIFT] = left_shift;
         p[w::A_MULTIPLIER] = am;
         p[w::A_SHIFT] = ash;
         p[w::B_MULTIPLIER] = bm;

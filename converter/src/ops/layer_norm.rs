@@ -413,8 +413,8 @@ impl IrOp for LayerNorm {
         p[w::AXIS] = self.axis as i32;
         p[w::EPSILON_LO] = e as u32 as i32;
         p[w::EPSILON_HI] = (e >> 32) as i32;
-        p[w::ACT_MIN] = -128;
-        p[w::ACT_MAX] = 127;
+        // The full output type (int8, or int16 when raised).
+        (p[w::ACT_MIN], p[w::ACT_MAX]) = cx.clamp(crate::ir::FusedActivation::None)?;
         let gamma = ConstTensor {
             name: format!("{name}.gamma"),
             dims: vec![n],

@@ -2,6 +2,7 @@
 //! int8 values to the output's.
 
 use medq::format::layout::{params::lut as w, OpCode};
+use medq::kernels::LUT_S16_ENTRIES;
 
 use super::onnx::{act, input, konst, opt_konst, Ins};
 use super::IrOp;
@@ -229,6 +230,27 @@ pub fn lut(f: Unary, x: QParams, y: QParams) -> Vec<i8> {
         .collect()
 }
 
+/// A table op on int16 activations (a raised run; its input and output are
+/// both int16): the [`LUT_S16_ENTRIES`] entries `lut_s16` interpolates,
+/// `t[k] = f(x_scale · (128·k − 32768))` on the output's int16 grid, `f`
+/// evaluated in `f64` (NaN taken as 0).
+pub(crate) fn lower_s16(cx: &LowerCtx, f: impl Fn(f64) -> f64) -> Result<Lowered, ConvertError> {
+    use crate::quantize::{int_const, quantize_wide};
+    let (x, xq) = cx.activation(0)?;
+    let y = cx.output_q()?;
+    let table = (0..LUT_S16_ENTRIES as i32)
+        .map(|k| {
+            let r = f(xq.scale as f64 * f64::from(128 * k - 32768));
+            quantize_wide(y, if r.is_nan() { 0.0 } else { r as f32 })
+        })
+        .collect();
+    Ok(Lowered {
+        opcode: OpCode::Lut,
+        inputs: vec![x, int_const(format!("{}.table", cx.node.name), table)],
+        params: vec![0; w::COUNT],
+    })
+}
+
 impl IrOp for Unary {
     fn kind(&self) -> &'static str {
         "Lut"
@@ -244,6 +266,9 @@ impl IrOp for Unary {
     }
 
     fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        if cx.graph.wide.contains(&cx.node.output) {
+            return lower_s16(cx, |v| f64::from(self.apply(v as f32)));
+        }
         let (x, xq) = cx.activation(0)?;
         let table = ConstTensor {
             name: format!("{}.table", cx.node.name),

@@ -348,6 +348,9 @@ impl IrOp for Pointwise {
     }
 
     fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
+        if cx.graph.wide.contains(&cx.node.output) {
+            return super::lut::lower_s16(cx, |v| self.f.eval(v));
+        }
         let (x, xq) = cx.activation(0)?;
         let t = ConstTensor {
             name: format!("{}.table", cx.node.name),

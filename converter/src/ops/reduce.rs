@@ -276,8 +276,8 @@ impl IrOp for Reduce {
         p[w::AXES] = axes;
         p[w::MULTIPLIER] = m;
         p[w::SHIFT] = s;
-        p[w::ACT_MIN] = -128;
-        p[w::ACT_MAX] = 127;
+        // The full output type (int8, or int16 when raised).
+        (p[w::ACT_MIN], p[w::ACT_MAX]) = cx.clamp(FusedActivation::None)?;
         Ok(Lowered {
             opcode: match self.how {
                 Reduction::Max => OpCode::ReduceMax,

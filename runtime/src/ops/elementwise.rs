@@ -28,12 +28,30 @@ pub(super) struct Mul<'a> {
     pub kernel: Chosen<MulFn>,
 }
 
+/// A prepared Add with an int16 side: which of `a`, `b` and the output
+/// are int16.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct AddS16<'a> {
+    add: Add<'a>,
+    wide: [bool; 3],
+}
+
 /// The two operands broadcast into the output: `(a, b, za, zb, plan)`.
 type Operands<'a> = (Operand<'a>, Operand<'a>, i32, i32, Broadcast4);
 
 pub(super) fn binary<'a>(cx: &Ctx<'_, 'a>) -> Result<Operands<'a>, Error> {
     let (a, b) = (cx.input(0)?, cx.input(1)?);
     let (za, zb) = (cx.i8_operand(&a)?, cx.i8_operand(&b)?);
+    broadcast(cx, (a, b), (za, zb))
+}
+
+/// [`binary`] once the operands' zero points are known.
+fn broadcast<'a>(
+    cx: &Ctx<'_, 'a>,
+    (a, b): (crate::format::TensorInfo<'a>, crate::format::TensorInfo<'a>),
+    (za, zb): (i32, i32),
+) -> Result<Operands<'a>, Error> {
     let (sa, sb) = (a.dims_usize(), b.dims_usize());
     let (sa, sb) = (
         sa.get(..a.rank()).unwrap_or(&[]),
@@ -68,18 +86,29 @@ pub(super) fn prepare_add<'a>(cx: &Ctx<'_, 'a>) -> Result<Add<'a>, Error> {
 pub(super) fn add_operands<'a>(
     cx: &Ctx<'_, 'a>,
 ) -> Result<(AddParams, Broadcast4, Operand<'a>, Operand<'a>), Error> {
+    cx.check_arity(2, params::add::COUNT)?;
+    let operands = binary(cx)?;
+    let (act_min, act_max) = cx.act_range(params::add::ACT_MIN, params::add::ACT_MAX)?;
+    add_words(cx, operands, MAX_ADD_LEFT_SHIFT, (act_min, act_max))
+}
+
+/// Add's words, given its operands, the largest left shift they take and
+/// the activation window.
+fn add_words<'a>(
+    cx: &Ctx<'_, 'a>,
+    (a, b, a_zero_point, b_zero_point, bc): Operands<'a>,
+    max_left_shift: i32,
+    (act_min, act_max): (i32, i32),
+) -> Result<(AddParams, Broadcast4, Operand<'a>, Operand<'a>), Error> {
     use params::add as w;
-    cx.check_arity(2, w::COUNT)?;
-    let (a, b, a_zero_point, b_zero_point, bc) = binary(cx)?;
     let left_shift = cx.word(w::LEFT_SHIFT)?;
     cx.ensure(
-        (0..=MAX_ADD_LEFT_SHIFT).contains(&left_shift),
-        why!("left shift not in 0..=20"),
+        (0..=max_left_shift).contains(&left_shift),
+        why!("left shift not in 0..=20 (0..=15 with an int16 operand)"),
     )?;
     let (a_multiplier, a_shift) = cx.requant_pair(w::A_MULTIPLIER, w::A_SHIFT)?;
     let (b_multiplier, b_shift) = cx.requant_pair(w::B_MULTIPLIER, w::B_SHIFT)?;
     let (out_multiplier, out_shift) = cx.requant_pair(w::OUT_MULTIPLIER, w::OUT_SHIFT)?;
-    let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
     let p = AddParams {
         a_zero_point,
         b_zero_point,
@@ -95,6 +124,46 @@ pub(super) fn add_operands<'a>(
         act_max,
     };
     Ok((p, bc, a, b))
+}
+
+/// [`prepare_add`] with int16 sides: each of `a`, `b` and the output is an
+/// int8 per-tensor tensor or an int16 activation (zero point 0), and the
+/// left shift is at most [`MAX_ADD_LEFT_SHIFT_S16`](crate::kernels::MAX_ADD_LEFT_SHIFT_S16)
+/// when an operand is int16.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_add_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<AddS16<'a>, Error> {
+    use crate::format::layout::DType;
+    use crate::kernels::MAX_ADD_LEFT_SHIFT_S16;
+    cx.check_arity(2, params::add::COUNT)?;
+    let (a, b) = (cx.input(0)?, cx.input(1)?);
+    let zero_point = |t: &crate::format::TensorInfo<'a>| match t.dtype {
+        DType::I16 => cx.i16_operand(t).map(|()| 0),
+        _ => cx.i8_operand(t),
+    };
+    let zero_points = (zero_point(&a)?, zero_point(&b)?);
+    let wide = [a.dtype, b.dtype, cx.output.dtype].map(|d| d == DType::I16);
+    if wide[2] {
+        cx.i16_operand(&cx.output)?;
+    }
+    let max_left_shift = match wide[0] || wide[1] {
+        true => MAX_ADD_LEFT_SHIFT_S16,
+        false => MAX_ADD_LEFT_SHIFT,
+    };
+    let operands = broadcast(cx, (a, b), zero_points)?;
+    let window = cx.act_range_of(params::add::ACT_MIN, params::add::ACT_MAX)?;
+    let (p, bc, a, b) = add_words(cx, operands, max_left_shift, window)?;
+    let kernel = select::add(&(p, bc));
+    Ok(AddS16 {
+        add: Add {
+            p,
+            bc,
+            a,
+            b,
+            kernel,
+        },
+        wide,
+    })
 }
 
 /// Inputs `[a, b]`; see `params::mul`.
@@ -144,6 +213,52 @@ impl Mul<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let (a, b) = (io.inputs.read(&self.a)?, io.inputs.read(&self.b)?);
         (self.kernel.run)(&self.p, &self.bc, a, b, io.output);
+        Ok(())
+    }
+}
+
+#[cfg(feature = "int16-activations")]
+impl AddS16<'_> {
+    pub fn kernel_name(&self) -> &'static str {
+        "add_s16"
+    }
+
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        use crate::kernels::add_s16;
+        let Add { p, bc, a, b, .. } = &self.add;
+        let x = &io.inputs;
+        match self.wide {
+            [false, false, false] => {
+                (self.add.kernel.run)(p, bc, x.read(a)?, x.read(b)?, io.output)
+            }
+            [false, false, true] => {
+                add_s16(p, bc, x.read(a)?, x.read(b)?, super::output_i16(io.output)?)
+            }
+            [false, true, false] => add_s16(p, bc, x.read(a)?, x.read_i16(b)?, io.output),
+            [false, true, true] => add_s16(
+                p,
+                bc,
+                x.read(a)?,
+                x.read_i16(b)?,
+                super::output_i16(io.output)?,
+            ),
+            [true, false, false] => add_s16(p, bc, x.read_i16(a)?, x.read(b)?, io.output),
+            [true, false, true] => add_s16(
+                p,
+                bc,
+                x.read_i16(a)?,
+                x.read(b)?,
+                super::output_i16(io.output)?,
+            ),
+            [true, true, false] => add_s16(p, bc, x.read_i16(a)?, x.read_i16(b)?, io.output),
+            [true, true, true] => add_s16(
+                p,
+                bc,
+                x.read_i16(a)?,
+                x.read_i16(b)?,
+                super::output_i16(io.output)?,
+            ),
+        }
         Ok(())
     }
 }

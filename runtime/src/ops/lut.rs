@@ -14,6 +14,14 @@ pub(super) struct Lut<'a> {
     pub kernel: Chosen<LutFn>,
 }
 
+/// A prepared Lut on int16 activations: input and output both `i16`.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LutS16<'a> {
+    x: Operand<'a>,
+    table: &'a [i32; crate::kernels::LUT_S16_ENTRIES],
+}
+
 /// Inputs `[x, table i8 [256]]`: `y[i] = table[x[i] + 128]`.
 #[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Lut<'a>, Error> {
@@ -32,6 +40,46 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Lut<'a>, Error> {
         len,
         kernel: select::lut(&len),
     })
+}
+
+/// Inputs `[x i16, table i32 [513]]`, output `i16`: the interpolated
+/// table of [`lut_s16`](crate::kernels::lut_s16).
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<LutS16<'a>, Error> {
+    use crate::kernels::LUT_S16_ENTRIES;
+    cx.check_arity(2, w::COUNT)?;
+    cx.i16_in_out()?;
+    let x = cx.input(0)?;
+    cx.ensure(
+        x.dims() == cx.output.dims(),
+        why!("output shape differs from input shape"),
+    )?;
+    let table = cx.input(1)?;
+    let table = table
+        .data_i32()
+        .filter(|_| table.rank() == 1)
+        .and_then(|d| <&[i32; LUT_S16_ENTRIES]>::try_from(d).ok())
+        .ok_or(cx.bad(why!(
+            "table of an int16 input must be an i32 constant of shape [513]"
+        )))?;
+    cx.ensure(
+        table.iter().all(|v| (-32768..=32767).contains(v)),
+        why!("int16 table entries must lie within i16"),
+    )?;
+    Ok(LutS16 {
+        x: Operand::of(&x),
+        table,
+    })
+}
+
+#[cfg(feature = "int16-activations")]
+impl LutS16<'_> {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read_i16(&self.x)?;
+        crate::kernels::lut_s16(self.table, x, super::output_i16(io.output)?);
+        Ok(())
+    }
 }
 
 impl Lut<'_> {

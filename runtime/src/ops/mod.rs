@@ -247,6 +247,16 @@ enum Kind<'a> {
     SoftmaxS16(softmax::SoftmaxS16<'a>),
     #[cfg(feature = "int16-activations")]
     MatMulS16(mat_mul::MatMulS16<'a>),
+    #[cfg(feature = "int16-activations")]
+    AddS16(elementwise::AddS16<'a>),
+    #[cfg(feature = "int16-activations")]
+    LayerNormS16(layer_norm::LayerNormS16<'a>),
+    #[cfg(feature = "int16-activations")]
+    LutS16(lut::LutS16<'a>),
+    #[cfg(feature = "int16-activations")]
+    ReduceSumS16(reduce::ReduceS16<'a>),
+    #[cfg(feature = "int16-activations")]
+    ReduceMaxS16(reduce::ReduceS16<'a>),
     #[cfg(feature = "op-requantize")]
     Requantize(requantize::Requantize<'a>),
 }
@@ -344,6 +354,14 @@ impl<'a> PreparedOp<'a> {
             Kind::SoftmaxS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
             Kind::MatMulS16(op) => op.kernel_name(),
+            #[cfg(feature = "int16-activations")]
+            Kind::AddS16(op) => op.kernel_name(),
+            #[cfg(feature = "int16-activations")]
+            Kind::LayerNormS16(op) => op.kernel_name(),
+            #[cfg(feature = "int16-activations")]
+            Kind::LutS16(_) => "lut_s16",
+            #[cfg(feature = "int16-activations")]
+            Kind::ReduceSumS16(op) | Kind::ReduceMaxS16(op) => op.kernel(),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => op.kernel(),
         }
@@ -393,7 +411,12 @@ impl<'a> PreparedOp<'a> {
             Kind::MaxPoolS16(_)
             | Kind::AvgPoolS16(_)
             | Kind::SoftmaxS16(_)
-            | Kind::MatMulS16(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::MatMulS16(_)
+            | Kind::AddS16(_)
+            | Kind::LayerNormS16(_)
+            | Kind::LutS16(_)
+            | Kind::ReduceSumS16(_)
+            | Kind::ReduceMaxS16(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => explain::<(), ()>(&(), NONE, f),
         }
@@ -415,7 +438,14 @@ impl<'a> PreparedOp<'a> {
             #[cfg(feature = "int16-activations")]
             Kind::MatMulS16(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
-            Kind::MaxPoolS16(_) | Kind::AvgPoolS16(_) | Kind::SoftmaxS16(_) => 0,
+            Kind::MaxPoolS16(_)
+            | Kind::AvgPoolS16(_)
+            | Kind::SoftmaxS16(_)
+            | Kind::AddS16(_)
+            | Kind::LayerNormS16(_)
+            | Kind::LutS16(_)
+            | Kind::ReduceSumS16(_)
+            | Kind::ReduceMaxS16(_) => 0,
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => 0,
             Kind::Empty
@@ -493,6 +523,16 @@ impl<'a> PreparedOp<'a> {
             Kind::SoftmaxS16(op) => gated(O::Softmax, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::MatMulS16(op) => gated(O::MatMul, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::AddS16(op) => gated(O::Add, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::LayerNormS16(op) => gated(O::LayerNorm, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::LutS16(op) => gated(O::Lut, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::ReduceSumS16(op) => gated(O::ReduceSum, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::ReduceMaxS16(op) => gated(O::ReduceMax, i, || op.eval(io)),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => gated(O::Requantize, i, || op.eval(io)),
         }
@@ -542,8 +582,14 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::FullyConnected => Kind::FullyConnected(gated(O::FullyConnected, i, || {
             fully_connected::prepare(&cx)
         })?),
+        #[cfg(feature = "int16-activations")]
+        O::Add if cx.int16() || cx.input(1).is_ok_and(|b| b.dtype == DType::I16) => {
+            Kind::AddS16(gated(O::Add, i, || elementwise::prepare_add_s16(&cx))?)
+        }
         O::Add => Kind::Add(gated(O::Add, i, || elementwise::prepare_add(&cx))?),
         O::Mul => Kind::Mul(gated(O::Mul, i, || elementwise::prepare_mul(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::Lut if cx.int16() => Kind::LutS16(gated(O::Lut, i, || lut::prepare_s16(&cx))?),
         O::Lut => Kind::Lut(gated(O::Lut, i, || lut::prepare(&cx))?),
         #[cfg(feature = "int16-activations")]
         O::MaxPool if cx.int16() => {
@@ -575,9 +621,21 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Div => Kind::Div(gated(O::Div, i, || binary::prepare_div(&cx))?),
         O::Min => Kind::Min(gated(O::Min, i, || binary::prepare_min_max(&cx, false))?),
         O::Max => Kind::Max(gated(O::Max, i, || binary::prepare_min_max(&cx, true))?),
+        #[cfg(feature = "int16-activations")]
+        O::LayerNorm if cx.int16() => {
+            Kind::LayerNormS16(gated(O::LayerNorm, i, || layer_norm::prepare_s16(&cx))?)
+        }
         O::LayerNorm => Kind::LayerNorm(gated(O::LayerNorm, i, || layer_norm::prepare(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::ReduceSum if cx.int16() => Kind::ReduceSumS16(gated(O::ReduceSum, i, || {
+            reduce::prepare_s16(&cx, reduce::How::Sum)
+        })?),
         O::ReduceSum => Kind::ReduceSum(gated(O::ReduceSum, i, || {
             reduce::prepare(&cx, reduce::How::Sum)
+        })?),
+        #[cfg(feature = "int16-activations")]
+        O::ReduceMax if cx.int16() => Kind::ReduceMaxS16(gated(O::ReduceMax, i, || {
+            reduce::prepare_s16(&cx, reduce::How::Max)
         })?),
         O::ReduceMax => Kind::ReduceMax(gated(O::ReduceMax, i, || {
             reduce::prepare(&cx, reduce::How::Max)
@@ -800,6 +858,11 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::MatMul
                     | OpCode::Transpose
                     | OpCode::Gather
+                    | OpCode::Add
+                    | OpCode::LayerNorm
+                    | OpCode::ReduceSum
+                    | OpCode::ReduceMax
+                    | OpCode::Lut
             )
         {
             return Err(bad(why!("op does not take int16 activations")));

@@ -16,6 +16,15 @@ pub(super) struct Reduce<'a> {
     how: How,
 }
 
+/// A prepared ReduceSum or ReduceMax with an int16 side: whether the
+/// input and the output are int16.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ReduceS16<'a> {
+    reduce: Reduce<'a>,
+    wide: [bool; 2],
+}
+
 /// Which reduction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum How {
@@ -42,6 +51,46 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>, how: How) -> Result<Reduce<'a>, Erro
     };
     let x = cx.input(0)?;
     let input_zero_point = cx.i8_operand(&x)?;
+    let window = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
+    decode(cx, how, x, input_zero_point, window)
+}
+
+/// [`prepare`] with int16 sides (ReduceSum and ReduceMax): the input and the
+/// output each an int8 per-tensor tensor or an int16 activation (zero
+/// point 0).
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>, how: How) -> Result<ReduceS16<'a>, Error> {
+    use crate::format::layout::DType;
+    cx.ensure(
+        !matches!(how, How::L2(_)),
+        why!("ReduceL2 takes int8 activations only"),
+    )?;
+    cx.check_arity(1, w::COUNT)?;
+    let x = cx.input(0)?;
+    let input_zero_point = match x.dtype {
+        DType::I16 => cx.i16_operand(&x).map(|()| 0)?,
+        _ => cx.i8_operand(&x)?,
+    };
+    let wide = [x.dtype, cx.output.dtype].map(|d| d == DType::I16);
+    if wide[1] {
+        cx.i16_operand(&cx.output)?;
+    }
+    let window = cx.act_range_of(w::ACT_MIN, w::ACT_MAX)?;
+    Ok(ReduceS16 {
+        reduce: decode(cx, how, x, input_zero_point, window)?,
+        wide,
+    })
+}
+
+/// The geometry and words of either kind.
+fn decode<'a>(
+    cx: &Ctx<'_, 'a>,
+    how: How,
+    x: crate::format::TensorInfo<'a>,
+    input_zero_point: i32,
+    (act_min, act_max): (i32, i32),
+) -> Result<Reduce<'a>, Error> {
     let rank = x.rank();
     let dims = x.dims_usize();
     let shape = [dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]];
@@ -68,7 +117,6 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>, how: How) -> Result<Reduce<'a>, Erro
         why!("output shape is not the kept dims (with or without 1s)"),
     )?;
     let (multiplier, shift) = cx.requant_pair(w::MULTIPLIER, w::SHIFT)?;
-    let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
     let p = ReduceParams {
         shape,
         rank,
@@ -111,6 +159,38 @@ impl Reduce<'_> {
             How::Sum => reduce_sum_s8(&self.p, x, io.output),
             How::Max => reduce_max_s8(&self.p, x, io.output),
             How::L2(eps) => reduce_l2_s8(&self.p, eps, x, io.output),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "int16-activations")]
+impl ReduceS16<'_> {
+    pub fn kernel(&self) -> &'static str {
+        match (self.reduce.how, self.wide) {
+            (How::Max, [true, false]) => "reduce_max_s16_s8",
+            (How::Max, [false, true]) => "reduce_max_s8_s16",
+            (How::Max, _) => "reduce_max_s16",
+            (_, [true, false]) => "reduce_sum_s16_s8",
+            (_, [false, true]) => "reduce_sum_s8_s16",
+            (_, _) => "reduce_sum_s16",
+        }
+    }
+
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        use crate::kernels::reduce_s16;
+        let Reduce { p, x, how } = &self.reduce;
+        let max = *how == How::Max;
+        match self.wide {
+            [false, false] => self.reduce.eval(io)?,
+            [true, false] => reduce_s16(p, max, io.inputs.read_i16(x)?, io.output),
+            [false, true] => reduce_s16(p, max, io.inputs.read(x)?, super::output_i16(io.output)?),
+            [true, true] => reduce_s16(
+                p,
+                max,
+                io.inputs.read_i16(x)?,
+                super::output_i16(io.output)?,
+            ),
         }
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! Broadcasting binary ops: Add and Mul.
 
 use super::act_ok;
+#[cfg(feature = "int16-activations")]
+use super::{lanes_ok, requantize_to_lane, Lane};
 use crate::kernels::{AddParams, Broadcast4, MulParams};
 use crate::numerics::{requantize, requantize_to_i8};
 
@@ -39,6 +41,55 @@ pub fn add_s8(p: &AddParams, bc: &Broadcast4, a: &[i8], b: &[i8], output: &mut [
     });
 }
 
+/// [`add_s8`] where either operand or the output is an int16 activation
+/// (symmetric, zero point 0): a residual stream kept at int16. The same
+/// formula and rounding, so on int8 lanes it is [`add_s8`] bit for bit.
+///
+/// Also returns early unless an int16 side's zero point is 0, the
+/// activation window lies within `Y`, and `left_shift <= 15` when an
+/// operand is int16 (`(x − 0) << 15` is at most 2^30 in magnitude, so the
+/// shifted operand still fits `i32`).
+#[cfg(feature = "int16-activations")]
+pub fn add_s16<A, B, Y>(p: &AddParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
+where
+    A: Lane + Into<i32> + Default,
+    B: Lane + Into<i32> + Default,
+    Y: Lane,
+{
+    let max_shift = match A::SYMMETRIC || B::SYMMETRIC {
+        true => MAX_ADD_LEFT_SHIFT_S16,
+        false => 20,
+    };
+    let ok = (0..=max_shift).contains(&p.left_shift)
+        && (!B::SYMMETRIC || p.b_zero_point == 0)
+        && lanes_ok::<A, Y>(p.a_zero_point, p.output_zero_point, p.act_min, p.act_max);
+    if !ok {
+        return;
+    }
+    let ls = p.left_shift;
+    broadcast_binary(bc, a, b, output, |x: A, y: B| {
+        let xa = Into::<i32>::into(x).wrapping_sub(p.a_zero_point) << ls;
+        let xb = Into::<i32>::into(y).wrapping_sub(p.b_zero_point) << ls;
+        let sum = requantize(xa, p.a_multiplier, p.a_shift).saturating_add(requantize(
+            xb,
+            p.b_multiplier,
+            p.b_shift,
+        ));
+        requantize_to_lane(
+            i64::from(sum),
+            p.out_multiplier,
+            p.out_shift,
+            p.output_zero_point,
+            p.act_min,
+            p.act_max,
+        )
+    });
+}
+
+/// Largest Add left shift with an int16 operand (see [`add_s16`]).
+#[cfg(feature = "int16-activations")]
+pub const MAX_ADD_LEFT_SHIFT_S16: i32 = 15;
+
 /// Quantized multiply with numpy broadcasting:
 /// `y = requantize_to_i8((a−za)·(b−zb), om, os, zy, act_min, act_max)`.
 ///
@@ -63,12 +114,12 @@ pub fn mul_s8(p: &MulParams, bc: &Broadcast4, a: &[i8], b: &[i8], output: &mut [
 }
 
 /// `output[i] = f(a[ia], b[ib])` over the broadcast index space.
-pub(super) fn broadcast_binary(
+pub(super) fn broadcast_binary<A: Copy + Default, B: Copy + Default, Y>(
     bc: &Broadcast4,
-    a: &[i8],
-    b: &[i8],
-    output: &mut [i8],
-    f: impl Fn(i8, i8) -> i8,
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+    f: impl Fn(A, B) -> Y,
 ) {
     let n = bc.out_len();
     // n == 0 returns here: a zero dim must not leave the other loops spinning.
@@ -100,8 +151,8 @@ pub(super) fn broadcast_binary(
                 let abase = i0 * a0 + i1 * a1 + i2 * a2;
                 let bbase = i0 * b0 + i1 * b1 + i2 * b2;
                 for i3 in 0..d3 {
-                    let x = a.get(abase + i3 * a3).copied().unwrap_or(0);
-                    let z = b.get(bbase + i3 * b3).copied().unwrap_or(0);
+                    let x = a.get(abase + i3 * a3).copied().unwrap_or_default();
+                    let z = b.get(bbase + i3 * b3).copied().unwrap_or_default();
                     if let Some(y) = out.next() {
                         *y = f(x, z);
                     }

@@ -33,10 +33,73 @@ pub fn layer_norm_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
+    if !act_ok(p.act_min, p.act_max) {
+        return;
+    }
+    let rq = (bias, multiplier, shift);
+    layer_norm_rows(p, input, gamma, rq, output, |acc, m, s| {
+        requantize_to_i8(acc, m, s, p.output_zero_point, p.act_min, p.act_max)
+    });
+}
+
+/// [`layer_norm_s8`] where the input or the output is an int16 activation
+/// (symmetric, zero point 0): a transformer's residual stream kept at
+/// int16 is normalized into int8 (or int16). The same formula; its
+/// statistics are exact in `i64` for `|c| <= 32768` too (`len·Q < 2^58`),
+/// and the root of `T · 2^16` is taken over `u128` when `T >= 2^46`. On
+/// int8 lanes it is [`layer_norm_s8`] bit for bit.
+///
+/// Also returns early unless an int16 side's zero point is 0 and the
+/// activation window lies within `Y`.
+#[cfg(feature = "int16-activations")]
+pub fn layer_norm_s16<X, Y>(
+    p: &LayerNormParams,
+    input: &[X],
+    gamma: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [Y],
+) where
+    X: super::Lane + Into<i32>,
+    Y: super::Lane,
+{
+    let lanes = super::lanes_ok::<X, Y>(
+        p.input_zero_point,
+        p.output_zero_point,
+        p.act_min,
+        p.act_max,
+    );
+    if !lanes {
+        return;
+    }
+    let rq = (bias, multiplier, shift);
+    layer_norm_rows(p, input, gamma, rq, output, |acc, m, s| {
+        super::requantize_to_lane(
+            i64::from(acc),
+            m,
+            s,
+            p.output_zero_point,
+            p.act_min,
+            p.act_max,
+        )
+    });
+}
+
+/// The rows of either kernel, after its own checks of the lanes; `write`
+/// requantizes `z·gamma + bias` with the position's multiplier and shift.
+#[inline(always)]
+fn layer_norm_rows<X: Copy + Into<i32>, Y>(
+    p: &LayerNormParams,
+    input: &[X],
+    gamma: &[i8],
+    (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
+    output: &mut [Y],
+    write: impl Fn(i32, i32, i32) -> Y,
+) {
     let n = p.len;
     let ok = (1..=MAX_LAYER_NORM_LEN).contains(&n)
         && (0..=MAX_LAYER_NORM_EPSILON).contains(&p.epsilon)
-        && act_ok(p.act_min, p.act_max)
         && p.rows.checked_mul(n) == Some(input.len())
         && output.len() == input.len()
         && [gamma.len(), bias.len(), multiplier.len(), shift.len()] == [n; 4];
@@ -47,35 +110,60 @@ pub fn layer_norm_s8(
         let (sum, root) = row_statistics(p, x);
         let len = n as i64;
         for (i, (&xi, yi)) in x.iter().zip(y.iter_mut()).enumerate() {
-            let c = i64::from(xi) - i64::from(p.input_zero_point);
+            let c = i64::from(xi.into()) - i64::from(p.input_zero_point);
             let z = normalized(len * c - sum, root);
             let acc = z.wrapping_mul(i32::from(gamma[i])).wrapping_add(bias[i]);
-            *yi = requantize_to_i8(
-                acc,
-                multiplier[i],
-                i32::from(shift[i]),
-                p.output_zero_point,
-                p.act_min,
-                p.act_max,
-            );
+            *yi = write(acc, multiplier[i], i32::from(shift[i]));
         }
     }
 }
 
 /// `(S, r)` of one row; see [`layer_norm_s8`].
-fn row_statistics(p: &LayerNormParams, x: &[i8]) -> (i64, u64) {
+fn row_statistics<X: Copy + Into<i32>>(p: &LayerNormParams, x: &[X]) -> (i64, u64) {
     let (mut sum, mut squares) = (0i64, 0i64);
     for &v in x {
-        let c = i64::from(v) - i64::from(p.input_zero_point);
+        let c = i64::from(v.into()) - i64::from(p.input_zero_point);
         sum += c;
         squares += c * c;
     }
-    // len·Q − S² = len² · variance >= 0 (Cauchy–Schwarz); below 2^45 for
-    // len <= 2^14 and |c| <= 255, so with ε <= 2^40 and 16 more bits it
-    // stays below 2^62.
+    // len·Q − S² = len² · variance >= 0 (Cauchy–Schwarz). For int8 inputs
+    // (|c| <= 255) it is below 2^45 for len <= 2^14, so with ε <= 2^40 and
+    // 16 more bits it stays below 2^62; int16 inputs (|c| <= 32768 + 128)
+    // keep it below 2^59, and their root is taken over `u128`.
     let spread = (x.len() as i64 * squares - sum * sum).max(0) as u64;
     let t = spread + p.epsilon as u64;
-    (sum, isqrt(t << (2 * ROOT_FRACTION_BITS)))
+    (sum, root_of(t))
+}
+
+/// `isqrt(t · 2^16)`: the root at [`ROOT_FRACTION_BITS`] fraction bits.
+#[inline(always)]
+fn root_of(t: u64) -> u64 {
+    #[cfg(feature = "int16-activations")]
+    if t >= 1 << (64 - 2 * ROOT_FRACTION_BITS - 2) {
+        return isqrt_u128(u128::from(t) << (2 * ROOT_FRACTION_BITS));
+    }
+    isqrt(t << (2 * ROOT_FRACTION_BITS))
+}
+
+/// [`isqrt`] of a `u128` below 2^76 (a root below 2^38 fits `u64`).
+#[cfg(feature = "int16-activations")]
+fn isqrt_u128(v: u128) -> u64 {
+    let mut rem = v;
+    let mut root = 0u128;
+    let mut bit = 1u128 << 126;
+    while bit > v {
+        bit >>= 2;
+    }
+    while bit != 0 {
+        if rem >= root + bit {
+            rem -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    u64::try_from(root).unwrap_or(u64::MAX)
 }
 
 /// `round(d · 2^20 / root)`, halves away from zero, saturated to `i32`.

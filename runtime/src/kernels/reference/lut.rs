@@ -18,6 +18,40 @@ pub fn lut_in_place_s8(table: &[i8; 256], data: &mut [i8]) {
     }
 }
 
+/// Entries of an int16 table: 512 segments of 128 input steps, and the
+/// value one past the last.
+#[cfg(feature = "int16-activations")]
+pub const LUT_S16_ENTRIES: usize = 513;
+
+/// An int16 nonlinearity by linear interpolation in a table of
+/// [`LUT_S16_ENTRIES`] (TFLite's int16 LUT): with `u = x + 32768`,
+/// `k = u >> 7` and `f = u & 127`,
+/// `y = t[k] + ((t[k+1] − t[k])·f + 64) >> 7` (the shift an arithmetic one,
+/// so halves round up), exact in `i32`. The converter computes `t[k]` as the
+/// output at input `k·128 − 32768` on the int16 grids, so the result is the
+/// same on every target.
+///
+/// Returns early, leaving `output` unchanged, unless `output` is as long as
+/// `input` and every entry lies within `i16`.
+#[cfg(feature = "int16-activations")]
+pub fn lut_s16(table: &[i32; LUT_S16_ENTRIES], input: &[i16], output: &mut [i16]) {
+    let in_i16 = |&v: &i32| (-32768..=32767).contains(&v);
+    if output.len() != input.len() || !table.iter().all(in_i16) {
+        return;
+    }
+    for (y, &x) in output.iter_mut().zip(input) {
+        let u = usize::from((x as u16) ^ 0x8000);
+        let (k, f) = (u >> 7, (u & 127) as i32);
+        // k <= 511, so both entries exist; unwrap_or keeps the totality
+        // visible to the compiler.
+        let a = table.get(k).copied().unwrap_or(0);
+        let b = table.get(k + 1).copied().unwrap_or(0);
+        // |b − a| <= 65535, so the product stays below 2^23.
+        let v = a + (((b - a) * f + 64) >> 7);
+        *y = v.clamp(-32768, 32767) as i16;
+    }
+}
+
 /// `x + 128` as a table index. Flipping the sign bit of the two's-complement
 /// byte is that addition, and a `u8` index into 256 entries cannot be out of bounds.
 #[inline(always)]

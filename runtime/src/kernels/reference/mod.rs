@@ -37,6 +37,8 @@ pub(crate) use conv::lanes_call_ok as conv_lanes_call_ok;
 #[cfg(feature = "int16-activations")]
 pub use conv::{conv_s16, conv_s16_s8, conv_s8_s16};
 pub use conv_transpose::conv_transpose_s8;
+#[cfg(feature = "int16-activations")]
+pub use elementwise::{add_s16, MAX_ADD_LEFT_SHIFT_S16};
 pub use elementwise::{add_s8, mul_s8};
 pub use fully_connected::fully_connected_s8;
 #[cfg(feature = "int16-activations")]
@@ -44,10 +46,14 @@ pub use fully_connected::{fully_connected_s16, fully_connected_s16_s8, fully_con
 #[cfg(feature = "int16-activations")]
 pub use gather::{gather_s16, slice_s16};
 pub use gather::{gather_s8, slice_s8};
+#[cfg(feature = "int16-activations")]
+pub use layer_norm::layer_norm_s16;
 pub use layer_norm::{
     isqrt, layer_norm_s8, LAYER_NORM_FRACTION_BITS, MAX_LAYER_NORM_EPSILON, MAX_LAYER_NORM_LEN,
 };
 pub use lut::{lut_in_place_s8, lut_s8};
+#[cfg(feature = "int16-activations")]
+pub use lut::{lut_s16, LUT_S16_ENTRIES};
 #[cfg(feature = "int16-activations")]
 pub use mat_mul::mat_mul_s16;
 pub use mat_mul::{mat_mul_s8, MAX_MAT_MUL_DEPTH};
@@ -64,6 +70,8 @@ pub use recurrent::{
 pub use pow2::{conv_pow2_s8, fully_connected_pow2_s8};
 #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
 pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts};
+#[cfg(feature = "int16-activations")]
+pub use reduce::reduce_s16;
 pub use reduce::{reduce_l2_s8, reduce_max_s8, reduce_sum_s8};
 #[cfg(feature = "int16-activations")]
 pub use requantize::{requantize_s16_s16, requantize_s16_s8, requantize_s8_s16};

@@ -15,20 +15,18 @@ const RANK: usize = 6;
 /// the product of the kept dims, `rank <= 6`, no dim is 0 and the
 /// activation range is valid.
 pub fn reduce_sum_s8(p: &ReduceParams, input: &[i8], output: &mut [i8]) {
-    reduce(
-        p,
-        input,
-        output,
-        0i32,
-        |acc, v| acc.wrapping_add(v),
-        |acc| acc,
-    );
+    if act_ok(p.act_min, p.act_max) {
+        let sum = |acc: i32, v| acc.wrapping_add(v);
+        reduce(p, input, output, 0i32, sum, |acc| to_i8(p, acc));
+    }
 }
 
 /// `y = requantize_to_i8(max(x) − zx, m, s, zy, act_min, act_max)` over the
 /// reduced axes. Same early returns as [`reduce_sum_s8`].
 pub fn reduce_max_s8(p: &ReduceParams, input: &[i8], output: &mut [i8]) {
-    reduce(p, input, output, i32::MIN, i32::max, |acc| acc);
+    if act_ok(p.act_min, p.act_max) {
+        reduce(p, input, output, i32::MIN, i32::max, |acc| to_i8(p, acc));
+    }
 }
 
 /// The Euclidean norm over the reduced axes: `S = Σ (x − zx)²` exactly in
@@ -40,7 +38,50 @@ pub fn reduce_l2_s8(p: &ReduceParams, eps: u32, input: &[i8], output: &mut [i8])
     // S < 2^23 · 2^16 (the count limit, |x − zx| <= 255), so S · 2^16 + eps
     // < 2^56 and its root < 2^28 fits i32.
     let root = |s: u64| super::isqrt((s << 16).wrapping_add(u64::from(eps))) as i32;
-    reduce(p, input, output, 0u64, square, root);
+    if act_ok(p.act_min, p.act_max) {
+        reduce(p, input, output, 0u64, square, |acc| to_i8(p, root(acc)));
+    }
+}
+
+/// [`reduce_sum_s8`] (`max == false`) or [`reduce_max_s8`] where the input
+/// or the output is an int16 activation (symmetric, zero point 0): a
+/// transformer's mean over its int16 residual stream. The sum is exact in
+/// `i64` and requantized by [`requantize_i64`](crate::numerics::requantize_i64);
+/// on int8 lanes both are the int8 kernels bit for bit.
+///
+/// Also returns early unless an int16 side's zero point is 0 and the
+/// activation window lies within `Y`.
+#[cfg(feature = "int16-activations")]
+pub fn reduce_s16<X, Y>(p: &ReduceParams, max: bool, input: &[X], output: &mut [Y])
+where
+    X: super::Lane + Into<i32> + Default,
+    Y: super::Lane,
+{
+    let lanes = super::lanes_ok::<X, Y>(
+        p.input_zero_point,
+        p.output_zero_point,
+        p.act_min,
+        p.act_max,
+    );
+    let (m, s, zy) = (p.multiplier, p.shift, p.output_zero_point);
+    let write = |acc| super::requantize_to_lane(acc, m, s, zy, p.act_min, p.act_max);
+    match (lanes, max) {
+        (false, _) => {}
+        (true, false) => {
+            let sum = |acc: i64, v: i32| acc.wrapping_add(i64::from(v));
+            reduce(p, input, output, 0i64, sum, write);
+        }
+        (true, true) => {
+            let top = |acc: i64, v: i32| acc.max(i64::from(v));
+            reduce(p, input, output, i64::from(i32::MIN), top, write);
+        }
+    }
+}
+
+/// `acc` requantized into the int8 output.
+fn to_i8(p: &ReduceParams, acc: i32) -> i8 {
+    let (m, s, zy) = (p.multiplier, p.shift, p.output_zero_point);
+    requantize_to_i8(acc, m, s, zy, p.act_min, p.act_max)
 }
 
 /// The sizes and element strides of one group of axes (kept or reduced).
@@ -108,36 +149,32 @@ fn split(p: &ReduceParams) -> Option<(Axes, Axes, usize)> {
     Some((kept, reduced, stride))
 }
 
-fn reduce<A: Copy>(
+/// Every kernel's walk: `combine` folds each reduced `x − zx` into `init`,
+/// and `finish` turns the result into the output value (the caller has
+/// checked the activation window).
+fn reduce<X: Copy + Into<i32> + Default, Y, A: Copy>(
     p: &ReduceParams,
-    input: &[i8],
-    output: &mut [i8],
+    input: &[X],
+    output: &mut [Y],
     init: A,
     combine: impl Fn(A, i32) -> A,
-    finish: impl Fn(A) -> i32,
+    finish: impl Fn(A) -> Y,
 ) {
     let Some((kept, reduced, total)) = split(p) else {
         return;
     };
-    if input.len() != total || output.len() != kept.count() || !act_ok(p.act_min, p.act_max) {
+    if input.len() != total || output.len() != kept.count() {
         return;
     }
     let mut out = output.iter_mut();
     kept.for_each(|base| {
         let mut acc = init;
         reduced.for_each(|off| {
-            let v = input.get(base + off).copied().unwrap_or(0);
-            acc = combine(acc, i32::from(v).wrapping_sub(p.input_zero_point));
+            let v = input.get(base + off).copied().unwrap_or_default();
+            acc = combine(acc, v.into().wrapping_sub(p.input_zero_point));
         });
         if let Some(y) = out.next() {
-            *y = requantize_to_i8(
-                finish(acc),
-                p.multiplier,
-                p.shift,
-                p.output_zero_point,
-                p.act_min,
-                p.act_max,
-            );
+            *y = finish(acc);
         }
     });
 }
