@@ -27,20 +27,10 @@ use crate::error::ConvertError;
 use crate::evaluate::Evaluation;
 use crate::ir::{Graph, Node, Op, TensorId};
 
-/// Whether `op` can read an int16 activation.
+/// Whether `op` can read an int16 activation: the layers that can write
+/// one, and the ops that carry one on.
 fn reads_wide(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Conv(_)
-            | Op::FullyConnected(_)
-            | Op::MatMul(_)
-            | Op::Softmax(_)
-            | Op::Add(_)
-            | Op::LayerNorm(_)
-            | Op::MaxPool(_)
-            | Op::AvgPool(_)
-    ) || reduces_sum_or_max(op)
-        || moves(op)
+    raises(op) || moves(op)
 }
 
 /// Whether `op` can write an int16 activation.

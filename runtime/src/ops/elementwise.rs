@@ -137,11 +137,7 @@ pub(super) fn prepare_add_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<AddS16<'a>, Error>
     use crate::kernels::MAX_ADD_LEFT_SHIFT_S16;
     cx.check_arity(2, params::add::COUNT)?;
     let (a, b) = (cx.input(0)?, cx.input(1)?);
-    let zero_point = |t: &crate::format::TensorInfo<'a>| match t.dtype {
-        DType::I16 => cx.i16_operand(t).map(|()| 0),
-        _ => cx.i8_operand(t),
-    };
-    let zero_points = (zero_point(&a)?, zero_point(&b)?);
+    let zero_points = (cx.s8_or_s16_operand(&a)?, cx.s8_or_s16_operand(&b)?);
     let wide = [a.dtype, b.dtype, cx.output.dtype].map(|d| d == DType::I16);
     if wide[2] {
         cx.i16_operand(&cx.output)?;

@@ -38,10 +38,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<LayerNorm<'a>, Error> {
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<LayerNormS16<'a>, Error> {
     use crate::format::layout::DType;
     let x = cx.input(w::X)?;
-    let input_zero_point = match x.dtype {
-        DType::I16 => cx.i16_operand(&x).map(|()| 0)?,
-        _ => cx.i8_operand(&x)?,
-    };
+    let input_zero_point = cx.s8_or_s16_operand(&x)?;
     cx.ensure(
         x.dims() == cx.output.dims(),
         why!("output shape differs from input shape"),

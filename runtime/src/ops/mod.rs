@@ -970,6 +970,16 @@ impl<'m, 'a> Ctx<'m, 'a> {
         )
     }
 
+    /// An operand of a mixed-precision op: an int16 activation (zero point
+    /// 0) or an int8 per-tensor tensor; returns its zero point.
+    #[cfg(feature = "int16-activations")]
+    fn s8_or_s16_operand(&self, t: &TensorInfo<'a>) -> Result<i32, Error> {
+        match t.dtype {
+            DType::I16 => self.i16_operand(t).map(|()| 0),
+            _ => self.i8_operand(t),
+        }
+    }
+
     /// Which sides of a Conv or FullyConnected are int16 (at least one is):
     /// each side an int8 per-tensor tensor or an int16 activation. Returns
     /// the pair and input 0's zero point.

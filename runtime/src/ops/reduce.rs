@@ -68,10 +68,7 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>, how: How) -> Result<ReduceS16<'a
     )?;
     cx.check_arity(1, w::COUNT)?;
     let x = cx.input(0)?;
-    let input_zero_point = match x.dtype {
-        DType::I16 => cx.i16_operand(&x).map(|()| 0)?,
-        _ => cx.i8_operand(&x)?,
-    };
+    let input_zero_point = cx.s8_or_s16_operand(&x)?;
     let wide = [x.dtype, cx.output.dtype].map(|d| d == DType::I16);
     if wide[1] {
         cx.i16_operand(&cx.output)?;

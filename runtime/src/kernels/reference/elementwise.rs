@@ -21,15 +21,8 @@ pub fn add_s8(p: &AddParams, bc: &Broadcast4, a: &[i8], b: &[i8], output: &mut [
     if !(0..=20).contains(&p.left_shift) || !act_ok(p.act_min, p.act_max) {
         return;
     }
-    let ls = p.left_shift;
     broadcast_binary(bc, a, b, output, |x, y| {
-        let xa = i32::from(x).wrapping_sub(p.a_zero_point) << ls;
-        let xb = i32::from(y).wrapping_sub(p.b_zero_point) << ls;
-        let sum = requantize(xa, p.a_multiplier, p.a_shift).saturating_add(requantize(
-            xb,
-            p.b_multiplier,
-            p.b_shift,
-        ));
+        let sum = rescaled_sum(p, i32::from(x), i32::from(y));
         requantize_to_i8(
             sum,
             p.out_multiplier,
@@ -66,15 +59,8 @@ where
     if !ok {
         return;
     }
-    let ls = p.left_shift;
     broadcast_binary(bc, a, b, output, |x: A, y: B| {
-        let xa = Into::<i32>::into(x).wrapping_sub(p.a_zero_point) << ls;
-        let xb = Into::<i32>::into(y).wrapping_sub(p.b_zero_point) << ls;
-        let sum = requantize(xa, p.a_multiplier, p.a_shift).saturating_add(requantize(
-            xb,
-            p.b_multiplier,
-            p.b_shift,
-        ));
+        let sum = rescaled_sum(p, x.into(), y.into());
         requantize_to_lane(
             i64::from(sum),
             p.out_multiplier,
@@ -89,6 +75,20 @@ where
 /// Largest Add left shift with an int16 operand (see [`add_s16`]).
 #[cfg(feature = "int16-activations")]
 pub const MAX_ADD_LEFT_SHIFT_S16: i32 = 15;
+
+/// Add's two operands shifted left, each rescaled to the common scale, and
+/// summed, saturating in `i32`: what both Add kernels requantize.
+#[inline(always)]
+fn rescaled_sum(p: &AddParams, x: i32, y: i32) -> i32 {
+    let ls = p.left_shift;
+    let xa = x.wrapping_sub(p.a_zero_point) << ls;
+    let xb = y.wrapping_sub(p.b_zero_point) << ls;
+    requantize(xa, p.a_multiplier, p.a_shift).saturating_add(requantize(
+        xb,
+        p.b_multiplier,
+        p.b_shift,
+    ))
+}
 
 /// Quantized multiply with numpy broadcasting:
 /// `y = requantize_to_i8((a−za)·(b−zb), om, os, zy, act_min, act_max)`.

@@ -14,6 +14,30 @@ pub const LAYER_NORM_FRACTION_BITS: u32 = 12;
 /// Fraction bits of the square root (computed as `isqrt(T · 2^16)`).
 const ROOT_FRACTION_BITS: u32 = 8;
 
+/// `floor(sqrt(v))` of an unsigned `$t`, digit by digit: two result bits
+/// per step from the highest power of four not above `v`.
+macro_rules! isqrt_digits {
+    ($t:ty, $v:expr) => {{
+        let v: $t = $v;
+        let mut rem = v;
+        let mut root: $t = 0;
+        let mut bit: $t = 1 << (<$t>::BITS - 2);
+        while bit > v {
+            bit >>= 2;
+        }
+        while bit != 0 {
+            if rem >= root + bit {
+                rem -= root + bit;
+                root = (root >> 1) + bit;
+            } else {
+                root >>= 1;
+            }
+            bit >>= 2;
+        }
+        root
+    }};
+}
+
 /// Per row of `len` values `c_i = x_i − zx`, with `S = Σ c`, `Q = Σ c²`,
 /// `T = len·Q − S² + ε` and `r = isqrt(T · 2^16)`:
 /// `z_i = round((len·c_i − S) · 2^20 / r)` (halves away from zero; 0 when
@@ -148,22 +172,7 @@ fn root_of(t: u64) -> u64 {
 /// [`isqrt`] of a `u128` below 2^76 (a root below 2^38 fits `u64`).
 #[cfg(feature = "int16-activations")]
 fn isqrt_u128(v: u128) -> u64 {
-    let mut rem = v;
-    let mut root = 0u128;
-    let mut bit = 1u128 << 126;
-    while bit > v {
-        bit >>= 2;
-    }
-    while bit != 0 {
-        if rem >= root + bit {
-            rem -= root + bit;
-            root = (root >> 1) + bit;
-        } else {
-            root >>= 1;
-        }
-        bit >>= 2;
-    }
-    u64::try_from(root).unwrap_or(u64::MAX)
+    u64::try_from(isqrt_digits!(u128, v)).unwrap_or(u64::MAX)
 }
 
 /// `round(d · 2^20 / root)`, halves away from zero, saturated to `i32`.
@@ -183,22 +192,7 @@ fn normalized(d: i64, root: u64) -> i32 {
 
 /// `floor(sqrt(v))`, digit by digit (exact, no floating point).
 pub fn isqrt(v: u64) -> u64 {
-    let mut rem = v;
-    let mut root = 0u64;
-    let mut bit = 1u64 << 62;
-    while bit > v {
-        bit >>= 2;
-    }
-    while bit != 0 {
-        if rem >= root + bit {
-            rem -= root + bit;
-            root = (root >> 1) + bit;
-        } else {
-            root >>= 1;
-        }
-        bit >>= 2;
-    }
-    root
+    isqrt_digits!(u64, v)
 }
 
 #[cfg(test)]
