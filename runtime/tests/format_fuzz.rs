@@ -36,6 +36,7 @@ fn every_file() -> Vec<Vec<u8>> {
     if cfg!(feature = "int16-activations") {
         files.push(int16_pipeline().finish().unwrap());
         files.push(int16_softmax().finish().unwrap());
+        files.push(int16_residual_stream(15).finish().unwrap());
     }
     files
 }

@@ -763,65 +763,18 @@ fn softmax_tables_match_the_input_dtype() {
     }
 }
 
-/// The residual stream in int16: x i8 → Requantize → a i16; s = a + x
-/// (i16, an int8 operand beside the int16 one); n = LayerNorm(s) (i8);
-/// r = ReduceSum(s) over the last axis (i16, a graph output).
-fn residual_stream(left_shift: i32) -> Writer {
-    let mut w = Writer::new();
-    let x = w.add_activation("x", &[1, 2, 4], pt(1.0, 0), 0);
-    let a = w.add_activation_i16("a", &[1, 2, 4], pt(1.0 / 256.0, 0), 16);
-    w.add_op(OpCode::Requantize, &[x], &[a], &[I16_UP.0, I16_UP.1]);
-    // s at scale 1/128: a (1/256) and x (1) brought to twice the larger
-    // scale, 2, with 15 fraction bits: a·2^15·(1/512), x·2^15·½, then
-    // ·(2 · 128 / 2^15) = 2^-7 onto s's scale.
-    let s = w.add_activation_i16("s", &[1, 2, 4], pt(1.0 / 128.0, 0), 32);
-    let add = [
-        left_shift,
-        1 << 30,
-        -8,
-        1 << 30,
-        0,
-        1 << 30,
-        -6,
-        -32768,
-        32767,
-    ];
-    w.add_op(OpCode::Add, &[a, x], &[s], &add);
-    let g = w.add_constant_i8("gamma", &[4], pt(1.0, 0), &[1, 1, 1, -1]);
-    let bias = w.add_constant_i32("bias", &[4], &[0; 4]);
-    let mult = w.add_constant_i32("mult", &[4], &[1 << 30; 4]);
-    let shift = add_shifts(&mut w, "shift", &[-6; 4]);
-    let n = w.add_activation("n", &[1, 2, 4], pt(1.0, 0), 48);
-    w.add_op(
-        OpCode::LayerNorm,
-        &[s, g, bias, mult, shift],
-        &[n],
-        &[2, 0, 0, -128, 127],
-    );
-    let r = w.add_activation_i16("r", &[1, 2, 1], pt(1.0 / 32.0, 0), 64);
-    w.add_op(
-        OpCode::ReduceSum,
-        &[s],
-        &[r],
-        &[0b100, 1 << 30, -1, -32768, 32767],
-    );
-    w.set_inputs(&[x]);
-    w.set_outputs(&[n, r]);
-    w.set_arena_len(128);
-    w
-}
-
 #[test]
-fn a_residual_stream_runs_add_layer_norm_and_reduce_sum_in_int16() {
+fn a_residual_stream_runs_add_layer_norm_reduce_sum_and_a_table_in_int16() {
     let input = [-128i8, -3, 0, 5, 127, 100, 7, 7];
-    let (kernels, got) = run_observed(residual_stream(15), &input);
+    let (kernels, got) = run_observed(int16_residual_stream(15), &input);
     assert_eq!(
         kernels,
         [
             "requantize_s8_s16",
             "add_s16",
             "layer_norm_s16_s8",
-            "reduce_sum_s16"
+            "reduce_sum_s16",
+            "lut_s16"
         ]
     );
     // By the formulas, without the kernels. a = 256·x; s's real value is
@@ -859,13 +812,17 @@ fn a_residual_stream_runs_add_layer_norm_and_reduce_sum_in_int16() {
         let want = ((sum as f64) / 4.0).round().clamp(-32768.0, 32767.0) as i64;
         assert!((v as i64 - want).abs() <= 1, "row {row}: {v} vs {want}");
     }
+    // The table: |s| / 2 exactly (every s is a multiple of 256).
+    let u = i16s(&got[4]);
+    let half: Vec<i16> = s.iter().map(|&v| ((v as i32).abs() / 2) as i16).collect();
+    assert_eq!(u, half);
 }
 
 #[test]
 fn residual_stream_ops_check_their_int16_contract() {
-    assert_eq!(refusal(residual_stream(15)), None);
+    assert_eq!(refusal(int16_residual_stream(15)), None);
     // An int16 operand takes at most 15 fraction bits.
-    assert!(bad_op(refusal(residual_stream(16)), 1));
+    assert!(bad_op(refusal(int16_residual_stream(16)), 1));
 }
 
 /// x i8 → Requantize → a i16 `[1, 2, 4]` → Lut with an `i32` table of

@@ -445,4 +445,59 @@ pub fn int16_softmax() -> Writer {
     w
 }
 
+/// The residual stream in int16: x i8 → Requantize → a i16; s = a + x
+/// (i16, an int8 operand beside the int16 one); n = LayerNorm(s) (i8);
+/// r = ReduceSum(s) over the last axis (i16, a graph output); u = |s|/2 by
+/// an int16 table (i16, a graph output).
+pub fn int16_residual_stream(left_shift: i32) -> Writer {
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 2, 4], pt(1.0, 0), 0);
+    let a = w.add_activation_i16("a", &[1, 2, 4], pt(1.0 / 256.0, 0), 16);
+    w.add_op(OpCode::Requantize, &[x], &[a], &[I16_UP.0, I16_UP.1]);
+    // s at scale 1/128: a (1/256) and x (1) brought to twice the larger
+    // scale, 2, with 15 fraction bits: a·2^15·(1/512), x·2^15·½, then
+    // ·(2 · 128 / 2^15) = 2^-7 onto s's scale.
+    let s = w.add_activation_i16("s", &[1, 2, 4], pt(1.0 / 128.0, 0), 32);
+    let add = [
+        left_shift,
+        1 << 30,
+        -8,
+        1 << 30,
+        0,
+        1 << 30,
+        -6,
+        -32768,
+        32767,
+    ];
+    w.add_op(OpCode::Add, &[a, x], &[s], &add);
+    let g = w.add_constant_i8("gamma", &[4], pt(1.0, 0), &[1, 1, 1, -1]);
+    let bias = w.add_constant_i32("bias", &[4], &[0; 4]);
+    let mult = w.add_constant_i32("mult", &[4], &[1 << 30; 4]);
+    let shift = add_shifts(&mut w, "shift", &[-6; 4]);
+    let n = w.add_activation("n", &[1, 2, 4], pt(1.0, 0), 48);
+    w.add_op(
+        OpCode::LayerNorm,
+        &[s, g, bias, mult, shift],
+        &[n],
+        &[2, 0, 0, -128, 127],
+    );
+    let r = w.add_activation_i16("r", &[1, 2, 1], pt(1.0 / 32.0, 0), 64);
+    w.add_op(
+        OpCode::ReduceSum,
+        &[s],
+        &[r],
+        &[0b100, 1 << 30, -1, -32768, 32767],
+    );
+    // u = |s| / 2 by an int16 table: t[k] = |k − 256| · 64, straight
+    // between entries.
+    let table: Vec<i32> = (0..513).map(|k: i32| (k - 256).abs() * 64).collect();
+    let t = w.add_constant_i32("table", &[513], &table);
+    let u = w.add_activation_i16("u", &[1, 2, 4], pt(1.0 / 256.0, 0), 80);
+    w.add_op(OpCode::Lut, &[s, t], &[u], &[]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[n, r, u]);
+    w.set_arena_len(128);
+    w
+}
+
 pub const I16_SOFTMAX_INPUT: [i8; 6] = [127, -128, 0, 126, 100, -5];
