@@ -583,7 +583,7 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
             fully_connected::prepare(&cx)
         })?),
         #[cfg(feature = "int16-activations")]
-        O::Add if cx.int16() || cx.input(1).is_ok_and(|b| b.dtype == DType::I16) => {
+        O::Add if cx.int16() => {
             Kind::AddS16(gated(O::Add, i, || elementwise::prepare_add_s16(&cx))?)
         }
         O::Add => Kind::Add(gated(O::Add, i, || elementwise::prepare_add(&cx))?),
@@ -644,7 +644,7 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
             reduce::prepare(&cx, reduce::How::L2(0))
         })?),
         #[cfg(feature = "int16-activations")]
-        O::MatMul if cx.int16() || cx.input(1).is_ok_and(|b| b.dtype == DType::I16) => {
+        O::MatMul if cx.int16() => {
             Kind::MatMulS16(gated(O::MatMul, i, || mat_mul::prepare_s16(&cx))?)
         }
         O::MatMul => Kind::MatMul(gated(O::MatMul, i, || mat_mul::prepare(&cx))?),
@@ -950,11 +950,16 @@ impl<'m, 'a> Ctx<'m, 'a> {
         }
     }
 
-    /// Whether input 0 or the output is an int16 activation: the op runs
-    /// its int16 kernel (which refuses a mixed pair).
+    /// Whether the output or any input is an int16 tensor: the op runs its
+    /// int16 kernel, which checks the pairing of its sides.
     #[cfg(feature = "int16-activations")]
     fn int16(&self) -> bool {
-        self.output.dtype == DType::I16 || self.input(0).is_ok_and(|x| x.dtype == DType::I16)
+        let wide = |t: &u16| {
+            self.model
+                .tensor(usize::from(*t))
+                .is_ok_and(|x| x.dtype == DType::I16)
+        };
+        self.output.dtype == DType::I16 || self.op.inputs.iter().any(wide)
     }
 
     /// An int16 activation operand: `i16`, in the arena, per-tensor with

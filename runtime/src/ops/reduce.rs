@@ -55,17 +55,13 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>, how: How) -> Result<Reduce<'a>, Erro
     decode(cx, how, x, input_zero_point, window)
 }
 
-/// [`prepare`] with int16 sides (ReduceSum and ReduceMax): the input and the
-/// output each an int8 per-tensor tensor or an int16 activation (zero
-/// point 0).
+/// [`prepare`] with int16 sides, for ReduceSum and ReduceMax (`how` is
+/// `Sum` or `Max`; ReduceL2 takes int8 only): the input and the output
+/// each an int8 per-tensor tensor or an int16 activation (zero point 0).
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>, how: How) -> Result<ReduceS16<'a>, Error> {
     use crate::format::layout::DType;
-    cx.ensure(
-        !matches!(how, How::L2(_)),
-        why!("ReduceL2 takes int8 activations only"),
-    )?;
     cx.check_arity(1, w::COUNT)?;
     let x = cx.input(0)?;
     let input_zero_point = cx.s8_or_s16_operand(&x)?;
