@@ -37,6 +37,7 @@ fn every_file() -> Vec<Vec<u8>> {
         files.push(int16_pipeline().finish().unwrap());
         files.push(int16_softmax().finish().unwrap());
         files.push(int16_residual_stream(15).finish().unwrap());
+        files.push(int16_concat(3).finish().unwrap());
     }
     files
 }

@@ -511,11 +511,6 @@ fn ops_without_int16_kernels_refuse_int16_operands() {
         w.add_op(OpCode::Gather, &[x], &[y], &[2, 0, 2]);
         (y, n)
     });
-    refused_on_int16("Concat", |w, x, wide| {
-        let (y, n) = out(w, &[1, 2, 4], pt(1.0, 0), wide);
-        w.add_op(OpCode::Concat, &[x], &[y], &[1, 1 << 30, 1]);
-        (y, n)
-    });
     refused_on_int16("Mul", |w, x, wide| {
         let b = w.add_constant_i8("b", &[4], pt(1.0, 0), &[1, 2, 3, 4]);
         let (y, n) = out(w, &[1, 2, 4], pt(1.0, 0), wide);
@@ -823,6 +818,50 @@ fn residual_stream_ops_check_their_int16_contract() {
     assert_eq!(refusal(int16_residual_stream(15)), None);
     // An int16 operand takes at most 15 fraction bits.
     assert!(bad_op(refusal(int16_residual_stream(16)), 1));
+}
+
+#[test]
+fn concat_joins_int16_and_int8_inputs_into_either_type() {
+    let input = [-128i8, -3, 0, 5, 127, 100, 7, -7];
+    let (kernels, got) = run_observed(int16_concat(0), &input);
+    assert_eq!(
+        kernels,
+        ["requantize_s8_s16", "concat_part_s16", "concat_part_s16"]
+    );
+    // Each row: the four of a, then the four of x, both on a's 1/256 grid
+    // (the int16 range holds 256·x for every int8 x).
+    let scaled = |row: usize| input[row * 4..row * 4 + 4].iter().map(|&x| x as i32 * 256);
+    let want_y: Vec<i32> = (0..2).flat_map(|r| scaled(r).chain(scaled(r))).collect();
+    let y: Vec<i32> = i16s(&got[1]).iter().map(|&v| v as i32).collect();
+    assert_eq!(y, want_y);
+    // Back on the int8 grid both halves are x itself, plus the zero point
+    // (saturated).
+    for zz in [0, 3] {
+        let (_, got) = run_observed(int16_concat(zz), &input);
+        let row = |r: usize| {
+            input[r * 4..r * 4 + 4]
+                .iter()
+                .map(|&x| (x as i32 + zz).min(127) as i8)
+        };
+        let want_z: Vec<i8> = (0..2).flat_map(|r| row(r).chain(row(r))).collect();
+        assert_eq!(got[2], want_z, "zero point {zz}");
+    }
+}
+
+#[test]
+fn concat_refuses_an_int16_side_off_the_contract() {
+    assert_eq!(refusal(int16_concat(0)), None);
+    // A shift past the contract's range on the int16 path, too.
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 2, 4], pt(1.0, 0), 0);
+    let a = w.add_activation_i16("a", &[1, 2, 4], pt(1.0 / 256.0, 0), 16);
+    w.add_op(OpCode::Requantize, &[x], &[a], &[I16_UP.0, I16_UP.1]);
+    let y = w.add_activation_i16("y", &[1, 2, 8], pt(1.0 / 256.0, 0), 32);
+    w.add_op(OpCode::Concat, &[a, x], &[y], &[2, 1 << 30, 1, 1 << 30, 31]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(128);
+    assert!(bad_op(refusal(w), 1));
 }
 
 /// x i8 → Requantize → a i16 `[1, 2, 4]` → Lut with an `i32` table of

@@ -1649,6 +1649,242 @@ fn run_reduce(c: &ReduceCase, max: bool, y_wide: bool) -> Vec<i32> {
     })
 }
 
+#[derive(Clone, Debug)]
+struct ConcatCase {
+    outer: usize,
+    /// The input's length along the axis, and the output's before and after it.
+    len: usize,
+    before: usize,
+    after: usize,
+    inner: usize,
+    x: Side,
+    zy: i32,
+    multiplier: i32,
+    shift: i32,
+}
+
+impl ConcatCase {
+    fn part(&self) -> ConcatPart {
+        ConcatPart {
+            outer: self.outer,
+            in_block: self.len * self.inner,
+            out_block: (self.before + self.len + self.after) * self.inner,
+            out_start: self.before * self.inner,
+            input_zero_point: self.x.zero_point,
+            output_zero_point: self.zy,
+            multiplier: self.multiplier,
+            shift: self.shift,
+        }
+    }
+}
+
+fn concat_case(x_wide: bool, y_wide: bool) -> impl Strategy<Value = ConcatCase> {
+    (1usize..=3, 1usize..=4, 0usize..=3, 0usize..=3, 1usize..=3).prop_flat_map(
+        move |(outer, len, before, after, inner)| {
+            (
+                side(x_wide, outer * len * inner),
+                out_side(y_wide),
+                multiplier(),
+                -12i32..=8,
+            )
+                .prop_map(move |(x, (_, zy), multiplier, shift)| ConcatCase {
+                    outer,
+                    len,
+                    before,
+                    after,
+                    inner,
+                    x,
+                    zy,
+                    multiplier,
+                    shift,
+                })
+        },
+    )
+}
+
+/// Every output position by its coordinates `(o, a, i)`: inside the input's
+/// slot `x − zx` requantized, plus `zy`, saturated to the output type;
+/// elsewhere the value the output held (`with_output`'s fill).
+fn concat_naive(c: &ConcatCase, y_wide: bool) -> Vec<i32> {
+    let (lo, hi, fill) = match y_wide {
+        true => (-32768, 32767, 0x5555),
+        false => (-128, 127, 0x55),
+    };
+    let mut y = Vec::new();
+    for o in 0..c.outer {
+        for a in 0..c.before + c.len + c.after {
+            for i in 0..c.inner {
+                let v = match a.checked_sub(c.before).filter(|&k| k < c.len) {
+                    Some(k) => {
+                        let x = c.x.values[(o * c.len + k) * c.inner + i] - c.x.zero_point;
+                        let v = naive_requantize(x as i128, c.multiplier, c.shift);
+                        v.saturating_add(c.zy).clamp(lo, hi)
+                    }
+                    None => fill,
+                };
+                y.push(v);
+            }
+        }
+    }
+    y
+}
+
+fn run_concat(c: &ConcatCase, y_wide: bool) -> Vec<i32> {
+    let p = c.part();
+    let (x16, x8) = (c.x.i16s(), c.x.i8s());
+    with_output(y_wide, c.outer * p.out_block, |y8, y16| {
+        match (c.x.wide, y8, y16) {
+            (true, Some(y), _) => concat_part_s16(&p, &x16[..], y),
+            (true, _, Some(y)) => concat_part_s16(&p, &x16[..], y),
+            (false, Some(y), _) => concat_part_s16(&p, &x8[..], y),
+            (false, _, Some(y)) => concat_part_s16(&p, &x8[..], y),
+            _ => {}
+        }
+    })
+}
+
+#[derive(Clone, Debug)]
+struct ConvTransposeCase {
+    p: ConvTransposeParams,
+    x: Side,
+    weights: Vec<i8>,
+    bias: Vec<i32>,
+    multiplier: Vec<i32>,
+    shift: Vec<i8>,
+}
+
+/// One transposed axis: `(in, kernel, stride, dilation, pad_begin, out)`
+/// with `out` anywhere from 1 to past the full length (output padding).
+fn transposed_axis(flat: bool) -> BoxedStrategy<(usize, usize, usize, usize, usize, usize)> {
+    if flat {
+        return Just((1, 1, 1, 1, 0, 1)).boxed();
+    }
+    (1usize..=5, 1usize..=3, 1usize..=3, 1usize..=2, 0usize..=2)
+        .prop_flat_map(|(len, k, st, d, pad)| {
+            let full = (len - 1) * st + d * (k - 1) + 1;
+            (Just((len, k, st, d, pad)), 1usize..=full + 1)
+        })
+        .prop_map(|((len, k, st, d, pad), out)| (len, k, st, d, pad, out))
+        .boxed()
+}
+
+fn conv_transpose_case(x_wide: bool, y_wide: bool) -> impl Strategy<Value = ConvTransposeCase> {
+    (
+        any::<bool>(),
+        1usize..=2,
+        1usize..=3,
+        1usize..=3,
+        transposed_axis(false),
+    )
+        .prop_flat_map(move |(flat, groups, cin_g, cout_g, wa)| {
+            (transposed_axis(flat), Just((groups, cin_g, cout_g, wa)))
+        })
+        .prop_flat_map(move |(ha, (groups, cin_g, cout_g, wa))| {
+            let (cin, cout) = (groups * cin_g, groups * cout_g);
+            let n_w = cout * cin_g * ha.1 * wa.1;
+            (
+                side(x_wide, cin * ha.0 * wa.0),
+                vec(w8(), n_w),
+                vec(-100_000i32..=100_000, cout),
+                vec(multiplier(), cout),
+                vec(-20i8..=1, cout),
+                out_side(y_wide),
+            )
+                .prop_map(move |(x, weights, bias, multiplier, shift, (act, zy))| {
+                    let p = ConvTransposeParams {
+                        in_channels: cin,
+                        in_h: ha.0,
+                        in_w: wa.0,
+                        out_channels: cout,
+                        out_h: ha.5,
+                        out_w: wa.5,
+                        kernel_h: ha.1,
+                        kernel_w: wa.1,
+                        stride_h: ha.2,
+                        stride_w: wa.2,
+                        dilation_h: ha.3,
+                        dilation_w: wa.3,
+                        pad_top: ha.4,
+                        pad_left: wa.4,
+                        groups,
+                        input_zero_point: x.zero_point,
+                        output_zero_point: zy,
+                        act_min: act.0,
+                        act_max: act.1,
+                    };
+                    ConvTransposeCase {
+                        p,
+                        x,
+                        weights,
+                        bias,
+                        multiplier,
+                        shift,
+                    }
+                })
+        })
+}
+
+/// Every output as the scatter defines it: input `(ic, iy, ix)` meets tap
+/// `(ky, kx)` at output `(iy·stride − pad + ky·dilation, …)`; the sum over
+/// all that land on an output, in `i128`, requantized.
+fn conv_transpose_naive(c: &ConvTransposeCase) -> Vec<i32> {
+    let p = &c.p;
+    let (cin_g, cout_g) = (p.in_channels / p.groups, p.out_channels / p.groups);
+    let mut acc: Vec<i128> = (0..p.out_channels)
+        .flat_map(|oc| std::iter::repeat_n(c.bias[oc] as i128, p.out_h * p.out_w))
+        .collect();
+    for oc in 0..p.out_channels {
+        let g = oc / cout_g;
+        for ci in 0..cin_g {
+            let ic = g * cin_g + ci;
+            for iy in 0..p.in_h {
+                for ix in 0..p.in_w {
+                    let x = c.x.values[(ic * p.in_h + iy) * p.in_w + ix] - c.x.zero_point;
+                    for ky in 0..p.kernel_h {
+                        for kx in 0..p.kernel_w {
+                            let oy =
+                                (iy * p.stride_h + ky * p.dilation_h) as i64 - p.pad_top as i64;
+                            let ox =
+                                (ix * p.stride_w + kx * p.dilation_w) as i64 - p.pad_left as i64;
+                            if oy < 0 || ox < 0 || oy >= p.out_h as i64 || ox >= p.out_w as i64 {
+                                continue;
+                            }
+                            let w =
+                                c.weights[((oc * cin_g + ci) * p.kernel_h + ky) * p.kernel_w + kx];
+                            let at = (oc * p.out_h + oy as usize) * p.out_w + ox as usize;
+                            acc[at] += x as i128 * w as i128;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let plane = p.out_h * p.out_w;
+    acc.iter()
+        .enumerate()
+        .map(|(i, &a)| {
+            let oc = i / plane;
+            let v = naive_requantize(a, c.multiplier[oc], c.shift[oc] as i32);
+            v.saturating_add(p.output_zero_point)
+                .clamp(p.act_min, p.act_max)
+        })
+        .collect()
+}
+
+fn run_conv_transpose(c: &ConvTransposeCase, y_wide: bool) -> Vec<i32> {
+    let p = &c.p;
+    let (x16, x8) = (c.x.i16s(), c.x.i8s());
+    let (w, b, m, s) = (&c.weights[..], &c.bias[..], &c.multiplier[..], &c.shift[..]);
+    let n = p.out_channels * p.out_h * p.out_w;
+    with_output(y_wide, n, |y8, y16| match (c.x.wide, y8, y16) {
+        (true, Some(y), _) => conv_transpose_s16(p, &x16[..], w, b, m, s, y),
+        (true, _, Some(y)) => conv_transpose_s16(p, &x16[..], w, b, m, s, y),
+        (false, Some(y), _) => conv_transpose_s16(p, &x8[..], w, b, m, s, y),
+        (false, _, Some(y)) => conv_transpose_s16(p, &x8[..], w, b, m, s, y),
+        _ => {}
+    })
+}
+
 /// Which sides are int16, from 2 or 3 bits.
 fn sides(bits: u8) -> (bool, bool, bool) {
     (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0)
@@ -1689,6 +1925,40 @@ proptest! {
     ) {
         let (_, y, _) = sides(bits);
         prop_assert_eq!(run_reduce(&c, max, y), reduce_naive(&c, max));
+    }
+
+    #[test]
+    fn conv_transpose_s16_matches_naive_for_every_mix(
+        (bits, c) in (0u8..4).prop_flat_map(|bits| {
+            let (x, y, _) = sides(bits);
+            (Just(bits), conv_transpose_case(x, y))
+        })
+    ) {
+        let (_, y, _) = sides(bits);
+        prop_assert_eq!(run_conv_transpose(&c, y), conv_transpose_naive(&c));
+    }
+
+    #[test]
+    fn conv_transpose_s16_on_int8_lanes_is_the_int8_kernel(c in conv_transpose_case(false, false)) {
+        let p = &c.p;
+        let (w, b, m, s) = (&c.weights[..], &c.bias[..], &c.multiplier[..], &c.shift[..]);
+        let n = p.out_channels * p.out_h * p.out_w;
+        let x = c.x.i8s();
+        let (mut y8, mut y16) = (vec![0i8; n], vec![0i8; n]);
+        conv_transpose_s8(p, &x, w, b, m, s, &mut y8);
+        conv_transpose_s16(p, &x[..], w, b, m, s, &mut y16[..]);
+        prop_assert_eq!(y8, y16);
+    }
+
+    #[test]
+    fn concat_part_s16_matches_naive_for_every_mix(
+        (bits, c) in (0u8..4).prop_flat_map(|bits| {
+            let (x, y, _) = sides(bits);
+            (Just(bits), concat_case(x, y))
+        })
+    ) {
+        let (_, y, _) = sides(bits);
+        prop_assert_eq!(run_concat(&c, y), concat_naive(&c, y));
     }
 }
 

@@ -449,7 +449,8 @@ pub struct ConvTransposeParams {
     pub groups: usize,
     pub input_zero_point: i32,
     pub output_zero_point: i32,
-    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127`.
+    /// Fused activation clamp, `-128 <= act_min <= act_max <= 127` (within
+    /// `i16` for an int16 output).
     pub act_min: i32,
     pub act_max: i32,
 }

@@ -14,6 +14,15 @@ pub(super) struct ConvTranspose<'a> {
     rq: Requant<'a>,
 }
 
+/// A prepared ConvTranspose with an int16 side: whether the input and the
+/// output are int16.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ConvTransposeS16<'a> {
+    op: ConvTranspose<'a>,
+    wide: [bool; 2],
+}
+
 /// One axis of the geometry, read from its parameter words.
 struct Axis {
     stride: usize,
@@ -25,9 +34,37 @@ struct Axis {
 /// Inputs `[x, weights, bias, multiplier, shift]`; see `params::conv_transpose`.
 #[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvTranspose<'a>, Error> {
-    cx.check_arity(5, w::COUNT)?;
     let x = cx.input(0)?;
     let input_zero_point = cx.i8_operand(&x)?;
+    let window = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
+    decode(cx, input_zero_point, window)
+}
+
+/// [`prepare`] with int16 sides: the input and the output each an int8
+/// per-tensor tensor or an int16 activation (zero point 0); the weights
+/// stay dense int8.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvTransposeS16<'a>, Error> {
+    use crate::format::layout::DType::I16;
+    let x = cx.input(0)?;
+    let input_zero_point = cx.s8_or_s16_operand(&x)?;
+    cx.s8_or_s16_operand(&cx.output)?;
+    let window = cx.act_range_of(w::ACT_MIN, w::ACT_MAX)?;
+    Ok(ConvTransposeS16 {
+        op: decode(cx, input_zero_point, window)?,
+        wide: [x.dtype, cx.output.dtype].map(|d| d == I16),
+    })
+}
+
+/// The geometry and operands of either kind.
+fn decode<'a>(
+    cx: &Ctx<'_, 'a>,
+    input_zero_point: i32,
+    (act_min, act_max): (i32, i32),
+) -> Result<ConvTranspose<'a>, Error> {
+    cx.check_arity(5, w::COUNT)?;
+    let x = cx.input(0)?;
     let (cin, in_h, in_w, is_2d) =
         nchw(&x).ok_or(cx.bad(why!("input must be [1, C, H, W] or [1, C, L]")))?;
     let wt = cx.input(1)?;
@@ -49,7 +86,6 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvTranspose<'a>, Error> 
         )?;
     }
     let groups = cx.size(w::GROUPS, 1, why!("groups must be at least 1"))?;
-    let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
     cx.ensure(
         cin % groups == 0 && cout % groups == 0 && cin_g == cin / groups,
         why!("groups do not divide the channels, or weights have the wrong input channels"),
@@ -142,5 +178,40 @@ impl ConvTranspose<'_> {
         let p = &self.p;
         let per_input = (p.out_channels / p.groups.max(1)) * p.kernel_h * p.kernel_w;
         (p.in_channels * p.in_h * p.in_w) as u64 * per_input as u64
+    }
+}
+
+#[cfg(feature = "int16-activations")]
+impl ConvTransposeS16<'_> {
+    pub fn kernel_name(&self) -> &'static str {
+        match self.wide {
+            [true, true] => "conv_transpose_s16",
+            [true, false] => "conv_transpose_s16_s8",
+            [false, true] => "conv_transpose_s8_s16",
+            [false, false] => "conv_transpose_s8",
+        }
+    }
+
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        use crate::kernels::conv_transpose_s16 as kernel;
+        let ConvTranspose { p, x, weights, rq } = &self.op;
+        let (b, m, s) = (rq.bias, rq.multiplier, rq.shift);
+        match self.wide {
+            [false, false] => self.op.eval(io)?,
+            [true, false] => kernel(p, io.inputs.read_i16(x)?, weights, b, m, s, io.output),
+            [false, true] => {
+                let y = super::output_i16(io.output)?;
+                kernel(p, io.inputs.read(x)?, weights, b, m, s, y)
+            }
+            [true, true] => {
+                let y = super::output_i16(io.output)?;
+                kernel(p, io.inputs.read_i16(x)?, weights, b, m, s, y)
+            }
+        }
+        Ok(())
+    }
+
+    pub fn macs(&self) -> u64 {
+        self.op.macs()
     }
 }

@@ -215,11 +215,15 @@ enum Kind<'a> {
     AvgPool(pool::Pool<'a>),
     Softmax(softmax::Softmax<'a>),
     Concat(concat::Concat<'a>),
+    #[cfg(feature = "int16-activations")]
+    ConcatS16(concat::ConcatS16<'a>),
     Pad(pad::Pad<'a>),
     Reshape(reshape::Reshape<'a>),
     Lstm(recurrent::Lstm<'a>),
     Gru(recurrent::Gru<'a>),
     ConvTranspose(conv_transpose::ConvTranspose<'a>),
+    #[cfg(feature = "int16-activations")]
+    ConvTransposeS16(conv_transpose::ConvTransposeS16<'a>),
     Transpose(transpose::Transpose<'a>),
     Gather(gather::Gather<'a>),
     Resize(resize::Resize<'a>),
@@ -327,11 +331,15 @@ impl<'a> PreparedOp<'a> {
             Kind::MaxPool(op) | Kind::AvgPool(op) => op.kernel.name,
             Kind::Softmax(_) => "softmax_s8",
             Kind::Concat(_) => "concat_part_s8",
+            #[cfg(feature = "int16-activations")]
+            Kind::ConcatS16(_) => "concat_part_s16",
             Kind::Pad(_) => "pad_s8",
             Kind::Reshape(_) => "copy",
             Kind::Lstm(op) => op.kernel.name,
             Kind::Gru(op) => op.kernel.name,
             Kind::ConvTranspose(_) => "conv_transpose_s8",
+            #[cfg(feature = "int16-activations")]
+            Kind::ConvTransposeS16(op) => op.kernel_name(),
             Kind::Transpose(op) => op.kernel(),
             Kind::Gather(op) => op.kernel(),
             Kind::Resize(_) => "resize_s8",
@@ -416,7 +424,9 @@ impl<'a> PreparedOp<'a> {
             | Kind::LayerNormS16(_)
             | Kind::LutS16(_)
             | Kind::ReduceSumS16(_)
-            | Kind::ReduceMaxS16(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::ReduceMaxS16(_)
+            | Kind::ConcatS16(_)
+            | Kind::ConvTransposeS16(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => explain::<(), ()>(&(), NONE, f),
         }
@@ -430,6 +440,8 @@ impl<'a> PreparedOp<'a> {
             Kind::Lstm(op) => op.macs(),
             Kind::Gru(op) => op.macs(),
             Kind::ConvTranspose(op) => op.macs(),
+            #[cfg(feature = "int16-activations")]
+            Kind::ConvTransposeS16(op) => op.macs(),
             Kind::MatMul(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => op.macs(),
@@ -445,7 +457,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::LayerNormS16(_)
             | Kind::LutS16(_)
             | Kind::ReduceSumS16(_)
-            | Kind::ReduceMaxS16(_) => 0,
+            | Kind::ReduceMaxS16(_)
+            | Kind::ConcatS16(_) => 0,
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => 0,
             Kind::Empty
@@ -493,11 +506,15 @@ impl<'a> PreparedOp<'a> {
             Kind::AvgPool(op) => gated(O::AvgPool, i, || op.eval(io)),
             Kind::Softmax(op) => gated(O::Softmax, i, || op.eval(io)),
             Kind::Concat(op) => gated(O::Concat, i, || op.eval(model, io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::ConcatS16(op) => gated(O::Concat, i, || op.eval(model, io)),
             Kind::Pad(op) => gated(O::Pad, i, || op.eval(io)),
             Kind::Reshape(op) => gated(O::Reshape, i, || op.eval(io)),
             Kind::Lstm(op) => gated(O::Lstm, i, || op.eval(io)),
             Kind::Gru(op) => gated(O::Gru, i, || op.eval(io)),
             Kind::ConvTranspose(op) => gated(O::ConvTranspose, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::ConvTransposeS16(op) => gated(O::ConvTranspose, i, || op.eval(io)),
             Kind::Transpose(op) => gated(O::Transpose, i, || op.eval(io)),
             Kind::Gather(op) => gated(O::Gather, i, || op.eval(io)),
             Kind::Resize(op) => gated(O::Resize, i, || op.eval(io)),
@@ -606,11 +623,21 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
             Kind::SoftmaxS16(gated(O::Softmax, i, || softmax::prepare_s16(&cx))?)
         }
         O::Softmax => Kind::Softmax(gated(O::Softmax, i, || softmax::prepare(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::Concat if cx.int16() => {
+            Kind::ConcatS16(gated(O::Concat, i, || concat::prepare_s16(&cx))?)
+        }
         O::Concat => Kind::Concat(gated(O::Concat, i, || concat::prepare(&cx))?),
         O::Pad => Kind::Pad(gated(O::Pad, i, || pad::prepare(&cx))?),
         O::Reshape => Kind::Reshape(gated(O::Reshape, i, || reshape::prepare(&cx))?),
         O::Lstm => Kind::Lstm(gated(O::Lstm, i, || recurrent::prepare_lstm(&cx))?),
         O::Gru => Kind::Gru(gated(O::Gru, i, || recurrent::prepare_gru(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::ConvTranspose if cx.int16() => {
+            Kind::ConvTransposeS16(gated(O::ConvTranspose, i, || {
+                conv_transpose::prepare_s16(&cx)
+            })?)
+        }
         O::ConvTranspose => {
             Kind::ConvTranspose(gated(O::ConvTranspose, i, || conv_transpose::prepare(&cx))?)
         }
@@ -863,6 +890,8 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::ReduceSum
                     | OpCode::ReduceMax
                     | OpCode::Lut
+                    | OpCode::Concat
+                    | OpCode::ConvTranspose
             )
         {
             return Err(bad(why!("op does not take int16 activations")));

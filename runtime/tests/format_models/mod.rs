@@ -500,4 +500,24 @@ pub fn int16_residual_stream(left_shift: i32) -> Writer {
     w
 }
 
+/// x i8 `[1, 2, 4]` (scale 1) → Requantize → a i16 (scale 1/256, a = 256·x);
+/// then Concat on axis 2 of `[a, x]` twice: into y, int16 at scale 1/256,
+/// and into z, int8 at scale 1 (zero point `zz`).
+pub fn int16_concat(zz: i32) -> Writer {
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 2, 4], pt(1.0, 0), 0);
+    let a = w.add_activation_i16("a", &[1, 2, 4], pt(1.0 / 256.0, 0), 16);
+    w.add_op(OpCode::Requantize, &[x], &[a], &[I16_UP.0, I16_UP.1]);
+    // Onto 1/256: a as it is (m = 2^30, s = 1 is ×1), x ×256 (s = 9).
+    let y = w.add_activation_i16("y", &[1, 2, 8], pt(1.0 / 256.0, 0), 32);
+    w.add_op(OpCode::Concat, &[a, x], &[y], &[2, 1 << 30, 1, 1 << 30, 9]);
+    // Onto 1: a ×1/256 (s = −7), x as it is.
+    let z = w.add_activation("z", &[1, 2, 8], pt(1.0, zz), 64);
+    w.add_op(OpCode::Concat, &[a, x], &[z], &[2, 1 << 30, -7, 1 << 30, 1]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y, z]);
+    w.set_arena_len(128);
+    w
+}
+
 pub const I16_SOFTMAX_INPUT: [i8; 6] = [127, -128, 0, 126, 100, -5];

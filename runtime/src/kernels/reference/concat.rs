@@ -13,15 +13,7 @@ use crate::numerics::requantize_to_i8;
 /// `input.len() == outer · in_block`, `output.len() == outer · out_block` and
 /// `out_start + in_block <= out_block`.
 pub fn concat_part_s8(p: &ConcatPart, input: &[i8], output: &mut [i8]) {
-    let fits = p
-        .out_start
-        .checked_add(p.in_block)
-        .is_some_and(|end| end <= p.out_block);
-    if !fits
-        || p.outer.checked_mul(p.in_block) != Some(input.len())
-        || p.outer.checked_mul(p.out_block) != Some(output.len())
-        || input.is_empty()
-    {
+    if !fits(p, input.len(), output.len()) {
         return;
     }
     // `input` is non-empty, so `in_block` and `out_block` are non-zero.
@@ -45,6 +37,57 @@ pub fn concat_part_s8(p: &ConcatPart, input: &[i8], output: &mut [i8]) {
             *y = requantize_to_i8(v, p.multiplier, p.shift, p.output_zero_point, -128, 127);
         }
     }
+}
+
+/// [`concat_part_s8`] where the input or the output is an int16 activation
+/// (symmetric, zero point 0): a U-Net's skip connection joining an int16
+/// branch. The requantization is the same, through
+/// [`requantize_to_lane`](super::requantize_to_lane), saturating to `Y`;
+/// on int8 lanes it is [`concat_part_s8`] bit for bit.
+///
+/// Also returns early unless an int16 side's zero point is 0.
+#[cfg(feature = "int16-activations")]
+pub fn concat_part_s16<X, Y>(p: &ConcatPart, input: &[X], output: &mut [Y])
+where
+    X: super::Lane + Into<i32>,
+    Y: super::Lane,
+{
+    let lanes = super::lanes_ok::<X, Y>(p.input_zero_point, p.output_zero_point, Y::MIN, Y::MAX);
+    if !lanes || !fits(p, input.len(), output.len()) {
+        return;
+    }
+    let rows = input
+        .chunks_exact(p.in_block)
+        .zip(output.chunks_exact_mut(p.out_block));
+    for (x, y_block) in rows {
+        let Some(y) = y_block.get_mut(p.out_start..p.out_start + p.in_block) else {
+            return;
+        };
+        for (y, &x) in y.iter_mut().zip(x) {
+            // An `i16` less a zero point within `i16` fits `i32`.
+            let v = Into::<i32>::into(x).wrapping_sub(p.input_zero_point);
+            *y = super::requantize_to_lane(
+                i64::from(v),
+                p.multiplier,
+                p.shift,
+                p.output_zero_point,
+                Y::MIN,
+                Y::MAX,
+            );
+        }
+    }
+}
+
+/// The slot lies inside the output block, and the lengths are `outer`
+/// non-empty blocks each.
+fn fits(p: &ConcatPart, input_len: usize, output_len: usize) -> bool {
+    let slot = p
+        .out_start
+        .checked_add(p.in_block)
+        .is_some_and(|end| end <= p.out_block);
+    slot && p.outer.checked_mul(p.in_block) == Some(input_len)
+        && p.outer.checked_mul(p.out_block) == Some(output_len)
+        && input_len > 0
 }
 
 #[cfg(test)]

@@ -31,8 +31,84 @@ pub fn conv_transpose_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    if !preconditions_hold(p, input, weights, bias, multiplier, shift, output) || output.is_empty()
+    let lens = [input.len(), weights.len(), output.len()];
+    if !preconditions_hold(p, lens, bias, multiplier, shift) || !act_ok(p.act_min, p.act_max) {
+        return;
+    }
+    let (zy, lo, hi) = (p.output_zero_point, p.act_min, p.act_max);
+    gather(
+        p,
+        input,
+        weights,
+        (bias, multiplier, shift),
+        output,
+        |acc: i32, term| acc.wrapping_add(term),
+        |acc, m, s| requantize_to_i8(acc, m, s, zy, lo, hi),
+    );
+}
+
+/// [`conv_transpose_s8`] where the input or the output is an int16
+/// activation (symmetric, zero point 0): a decoder's upsampling in an int16
+/// run. The sum is exact in `i64` (terms `(x − zx)·w` are below 2^22.01)
+/// and requantized by [`requantize_i64`](crate::numerics::requantize_i64);
+/// on int8 lanes it is [`conv_transpose_s8`] bit for bit wherever that
+/// kernel's `i32` sum does not wrap.
+///
+/// Also returns early unless an int16 side's zero point is 0 and the
+/// activation window lies within `Y`.
+#[cfg(feature = "int16-activations")]
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose_s16<X, Y>(
+    p: &ConvTransposeParams,
+    input: &[X],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [Y],
+) where
+    X: super::Lane + Into<i32>,
+    Y: super::Lane,
+{
+    let lens = [input.len(), weights.len(), output.len()];
+    let (zx, zy, lo, hi) = (
+        p.input_zero_point,
+        p.output_zero_point,
+        p.act_min,
+        p.act_max,
+    );
+    if !preconditions_hold(p, lens, bias, multiplier, shift)
+        || !super::lanes_ok::<X, Y>(zx, zy, lo, hi)
     {
+        return;
+    }
+    gather(
+        p,
+        input,
+        weights,
+        (bias, multiplier, shift),
+        output,
+        |acc: i64, term| acc.wrapping_add(i64::from(term)),
+        |acc, m, s| super::requantize_to_lane(acc, m, s, zy, lo, hi),
+    );
+}
+
+/// The per-output gather both kernels share: each output's accumulator
+/// starts at its bias, `add`s every tap's `(x − zx)·w` (exact in `i32`) and
+/// is `write`n with its channel's multiplier and shift.
+fn gather<X, Y, A>(
+    p: &ConvTransposeParams,
+    input: &[X],
+    weights: &[i8],
+    (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
+    output: &mut [Y],
+    add: impl Fn(A, i32) -> A,
+    write: impl Fn(A, i32, i32) -> Y,
+) where
+    X: Copy + Into<i32>,
+    A: Copy + From<i32>,
+{
+    if output.is_empty() {
         return;
     }
     let cin_g = p.in_channels / p.groups;
@@ -48,7 +124,7 @@ pub fn conv_transpose_s8(
         let x_group = input.get((oc / cout_g) * cin_g * in_plane..).unwrap_or(&[]);
         for (oy, out_row) in out_oc.chunks_exact_mut(p.out_w).enumerate() {
             for (ox, y) in out_row.iter_mut().enumerate() {
-                let mut acc = b;
+                let mut acc = A::from(b);
                 for ky in 0..p.kernel_h {
                     let Some(iy) = source(oy, ky, p.stride_h, p.dilation_h, p.pad_top, p.in_h)
                     else {
@@ -62,15 +138,15 @@ pub fn conv_transpose_s8(
                         let xs = x_group.iter().skip(iy * p.in_w + ix).step_by(in_plane);
                         let ws = w_oc.iter().skip(ky * p.kernel_w + kx).step_by(w_plane);
                         for (&x, &w) in xs.zip(ws).take(cin_g) {
-                            let term = i32::from(x)
+                            let term = x
+                                .into()
                                 .wrapping_sub(p.input_zero_point)
                                 .wrapping_mul(i32::from(w));
-                            acc = acc.wrapping_add(term);
+                            acc = add(acc, term);
                         }
                     }
                 }
-                let s = i32::from(s);
-                *y = requantize_to_i8(acc, m, s, p.output_zero_point, p.act_min, p.act_max);
+                *y = write(acc, m, i32::from(s));
             }
         }
     }
@@ -92,14 +168,14 @@ fn source(
     (t % stride == 0 && i < in_len).then_some(i)
 }
 
+/// The geometry and slice lengths (`[input, weights, output]`) the doc
+/// comment of [`conv_transpose_s8`] requires.
 fn preconditions_hold(
     p: &ConvTransposeParams,
-    input: &[i8],
-    weights: &[i8],
+    [input, weights, output]: [usize; 3],
     bias: &[i32],
     multiplier: &[i32],
     shift: &[i8],
-    output: &[i8],
 ) -> bool {
     let groups_ok = p.groups != 0
         && p.in_channels.is_multiple_of(p.groups)
@@ -108,7 +184,7 @@ fn preconditions_hold(
         .iter()
         .chain(&[p.dilation_h, p.dilation_w])
         .all(|&v| v != 0);
-    if !groups_ok || !geometry_ok || !act_ok(p.act_min, p.act_max) {
+    if !groups_ok || !geometry_ok {
         return false;
     }
     let cin_g = p.in_channels / p.groups;
@@ -117,7 +193,7 @@ fn preconditions_hold(
         mul3(p.out_channels, cin_g, p.kernel_h).and_then(|n| n.checked_mul(p.kernel_w)),
         mul3(p.out_channels, p.out_h, p.out_w),
     );
-    lens == (Some(input.len()), Some(weights.len()), Some(output.len()))
+    lens == (Some(input), Some(weights), Some(output))
         && bias.len() == p.out_channels
         && multiplier.len() == p.out_channels
         && shift.len() == p.out_channels

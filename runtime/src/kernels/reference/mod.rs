@@ -30,12 +30,16 @@ mod requantize;
 
 pub use arg_max::{arg_max_s8, MAX_ARG_MAX_LEN};
 pub use binary::{div_s8, max_s8, min_s8, sub_s8, DIV_FRACTION_BITS};
+#[cfg(feature = "int16-activations")]
+pub use concat::concat_part_s16;
 pub use concat::concat_part_s8;
 pub use conv::conv_s8;
 #[cfg(feature = "int16-activations")]
 pub(crate) use conv::lanes_call_ok as conv_lanes_call_ok;
 #[cfg(feature = "int16-activations")]
 pub use conv::{conv_s16, conv_s16_s8, conv_s8_s16};
+#[cfg(feature = "int16-activations")]
+pub use conv_transpose::conv_transpose_s16;
 pub use conv_transpose::conv_transpose_s8;
 #[cfg(feature = "int16-activations")]
 pub use elementwise::{add_s16, MAX_ADD_LEFT_SHIFT_S16};
