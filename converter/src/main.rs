@@ -103,16 +103,17 @@ struct Cli {
     /// Activation precision. `int8`: every activation. `int16`: raise every layer that can be
     /// raised (below) to an int16 output, the most precise file (TFLite's 16x8 mode where medq
     /// has the kernels; the report measures it against all-int8). `auto`: raise the fewest Conv,
-    /// FullyConnected, MatMul, Softmax, Add, LayerNorm and ReduceMean/Sum/Max layers to int16
+    /// ConvTranspose, FullyConnected, MatMul, Softmax, Add, LayerNorm and ReduceMean/Sum/Max layers to int16
     /// outputs (int8 weights, int64
     /// accumulation) that bring the model within the target, measured on the --select samples
     /// (else the calibration samples): --target-sqnr, or by default probability outputs' |Δp| ≤
     /// 0.02 on every sample and other outputs' SQNR ≥ 28 dB (the bounds 0.03 and 25 dB with a
     /// margin). A layer can be raised when everything reading its output (through pools and
-    /// reshapes, transposes, gathers and tables) is one of those layers, or is a graph output (int16
-    /// then; a Softmax output and the inputs stay int8). Attention's scores and probabilities,
-    /// and the residual stream (Adds, and the LayerNorms reading them), are what residual and
-    /// transformer-style models raise.
+    /// reshapes, transposes, gathers, tables and Concats, whose output is then int16) is one of
+    /// those layers, or is a graph output (int16 then; a Softmax output and the inputs stay
+    /// int8). Attention's scores and probabilities, the residual stream (Adds, and the
+    /// LayerNorms reading them) and a U-Net's skip connections are what residual,
+    /// transformer-style and segmentation models raise.
     /// Outputs with an --output-activation count as probabilities. The report lists the layers
     /// raised, what each gained and cost in bytes and arena, and the all-int8 file beside.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Int8, conflicts_with = "int16")]
@@ -123,7 +124,7 @@ struct Cli {
     #[arg(long, value_name = "DB")]
     target_sqnr: Option<f64>,
 
-    /// Give this Conv, FullyConnected, MatMul, Softmax, Add, LayerNorm or ReduceMean/Sum/Max
+    /// Give this Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, LayerNorm or ReduceMean/Sum/Max
     /// layer (node or output tensor name) an int16 output,
     /// as --precision auto would; repeat for several. Refused, with the reason, for a layer
     /// that cannot be raised.

@@ -2,19 +2,20 @@
 //! int16 (symmetric, zero point 0; `runtime/NUMERICS.md`), and what
 //! `--precision auto` aims for when it raises the fewest of them.
 //!
-//! The unit raised is a layer's output: the tensor a Conv, FullyConnected,
-//! MatMul, Softmax, Add, LayerNorm, ReduceSum (ReduceMean) or ReduceMax
+//! The unit raised is a layer's output: the tensor a Conv, ConvTranspose,
+//! FullyConnected, MatMul, Softmax, Add, LayerNorm, ReduceSum (ReduceMean) or ReduceMax
 //! writes, with the tensors that MaxPool,
 //! AvgPool, Reshape, Transpose, Gather (Slice, Split) and the tables (Lut:
 //! GELU, sigmoid, ...) carry it into (those ops keep their input's
-//! encoding; an int16 table interpolates 513 entries). Every reader of a raised tensor
+//! encoding; an int16 table interpolates 513 entries), and the Concats it
+//! joins (an int16 output; their other inputs may stay int8). Every reader of a raised tensor
 //! must read int16 itself (one of those layers or movers), so no
 //! conversion op is ever inserted and int16 values reach the next layer
 //! intact. In attention, that raises the scores `Q·Kᵀ` and the
 //! probabilities, which int8 keeps to 1/256 steps; in a residual network
 //! or a transformer, the residual stream (the Adds, and the LayerNorms
 //! that read it); in a feed-forward block, the GELU table between its two
-//! products. A layer whose output feeds anything else (Mul, Concat, ...)
+//! products. A layer whose output feeds anything else (Mul, Sub, ...)
 //! stays int8. A raised
 //! tensor may be a graph output (a raw logit head the application reads
 //! itself, `Interpreter::output_i16`), except a Softmax's: a classifier's
@@ -30,12 +31,19 @@ use crate::ir::{Graph, Node, Op, TensorId};
 /// Whether `op` can read an int16 activation: the layers that can write
 /// one, and the ops that carry one on.
 fn reads_wide(op: &Op) -> bool {
-    raises(op) || moves(op)
+    raises(op) || moves(op) || joins(op)
 }
 
 /// Whether `op` can write an int16 activation.
 fn writes_wide(op: &Op) -> bool {
-    raises(op) || moves(op)
+    raises(op) || moves(op) || joins(op)
+}
+
+/// Concat: it requantizes each input to its output, so its inputs may mix
+/// int8 and int16; its output is int16 when any input is (a U-Net's skip
+/// joined to an int16 branch keeps that branch's precision).
+fn joins(op: &Op) -> bool {
+    matches!(op, Op::Concat(_))
 }
 
 /// ReduceSum (ReduceMean) and ReduceMax, which have int16 kernels;
@@ -50,6 +58,7 @@ fn raises(op: &Op) -> bool {
     matches!(
         op,
         Op::Conv(_)
+            | Op::ConvTranspose(_)
             | Op::FullyConnected(_)
             | Op::MatMul(_)
             | Op::Softmax(_)
@@ -98,6 +107,11 @@ pub fn check_node(graph: &Graph, node: &Node) -> Result<(), ConvertError> {
             "{kind} keeps its input's encoding, so its input and output are both int16 or both int8"
         )));
     }
+    if joins(&node.op) && node.inputs.iter().any(wide) != wide(&node.output) {
+        return Err(refuse(&format!(
+            "{kind}'s output is int16 exactly when one of its inputs is"
+        )));
+    }
     if graph.inputs.iter().any(wide) {
         return Err(refuse("graph inputs stay int8"));
     }
@@ -107,8 +121,8 @@ pub fn check_node(graph: &Graph, node: &Node) -> Result<(), ConvertError> {
 /// One layer that can run with an int16 output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Raisable {
-    /// The Conv, FullyConnected, MatMul, Softmax, Add, LayerNorm or
-    /// ReduceSum/ReduceMax node.
+    /// The Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add,
+    /// LayerNorm or ReduceSum/ReduceMax node.
     pub node: usize,
     /// Its output and the tensors movers carry it into, in id order.
     pub tensors: Vec<TensorId>,
@@ -122,7 +136,7 @@ pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
     };
     if !raises(&n.op) {
         return Err(format!(
-            "{} is not a Conv, FullyConnected, MatMul, Softmax, Add, LayerNorm, ReduceSum or ReduceMax layer",
+            "{} is not a Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, LayerNorm, ReduceSum or ReduceMax layer",
             n.op.def().kind()
         ));
     }
@@ -147,7 +161,7 @@ pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
                     reader.op.def().kind()
                 ));
             }
-            if moves(&reader.op) {
+            if moves(&reader.op) || joins(&reader.op) {
                 todo.push(reader.output);
             }
         }
@@ -441,6 +455,45 @@ mod tests {
         g.wide = [0].into();
         let conv0 = g.nodes[0].clone();
         assert!(check_node(&g, &conv0).is_err(), "a graph input is int16");
+    }
+
+    #[test]
+    fn a_concat_joins_a_raised_branch_into_an_int16_output() {
+        // A U-Net's skip: conv0's t1 and conv1's t3 (from the pool's t2)
+        // concatenated into t5, which a third conv reads.
+        let mut g = net(false);
+        g.nodes.pop();
+        g.tensors.push(tensor("t5", &[1, 4, 4]));
+        g.tensors.push(tensor("t6", &[1, 4, 4]));
+        g.nodes.push(node(
+            "concat",
+            Op::Concat(crate::ops::concat::Concat { axis: 1 }),
+            &[2, 3],
+            5,
+        ));
+        g.nodes.push(node("conv2", conv(4), &[5], 6));
+        g.outputs = vec![6];
+        // Raising conv1 carries into the Concat's output; pool's t2 (the
+        // other input) stays int8.
+        assert_eq!(closure(&g, 2), Ok(vec![3, 5]));
+        let raised = with_raised(&g, &[&raisable(&g)[1]]);
+        assert_eq!(raised.nodes[raised.nodes.len() - 2].name, "concat");
+        for n in &raised.nodes {
+            check_node(&raised, n).unwrap();
+        }
+        // Its output is int16 exactly when an input is.
+        let concat = g.nodes[3].clone();
+        let mut g2 = g.clone();
+        g2.wide = [3].into();
+        assert!(
+            check_node(&g2, &concat).is_err(),
+            "int16 input, int8 output"
+        );
+        g2.wide = [5].into();
+        assert!(
+            check_node(&g2, &concat).is_err(),
+            "int8 inputs, int16 output"
+        );
     }
 
     #[test]

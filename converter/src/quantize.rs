@@ -436,24 +436,21 @@ impl LowerCtx<'_> {
         bias: &[f32],
     ) -> Result<Vec<Operand>, ConvertError> {
         let y = self.output_q()?;
-        let (wq, w_scales) = match crate::load::qdq::weights_on_grid(self.graph, self.node, weights)
-        {
+        let fixed = crate::load::qdq::weights_on_grid(self.graph, self.node, weights);
+        let fixed_grid = fixed.is_some();
+        let packable = matches!(self.node.op, Op::Conv(_) | Op::FullyConnected(_));
+        let how = match packable {
+            true => self.weights,
+            false => WeightQuant {
+                grid: WeightGrid::Int8,
+                ..self.weights
+            },
+        };
+        let (mut wq, mut w_scales) = match fixed {
             Some(fixed) => fixed?,
-            None => {
-                let packable = matches!(self.node.op, Op::Conv(_) | Op::FullyConnected(_));
-                let how = match packable {
-                    true => self.weights,
-                    false => WeightQuant {
-                        grid: WeightGrid::Int8,
-                        ..self.weights
-                    },
-                };
-                rounding::quantize_weights(weights, self.moments, how)
-            }
+            None => rounding::quantize_weights(weights, self.moments, how),
         };
         let n = w_scales.len();
-        // An int16 input's fine scale can put a large bias beyond i32:
-        // refuse rather than clip it (int8 inputs keep the old clip).
         let input_wide = self
             .node
             .inputs
@@ -462,14 +459,38 @@ impl LowerCtx<'_> {
         let mut bias_q = Vec::with_capacity(n);
         let mut mults = Vec::with_capacity(n);
         let mut shifts = Vec::with_capacity(n);
-        for (c, &ws) in w_scales.iter().enumerate() {
-            let acc_scale = x.scale as f64 * ws as f64;
-            let b = (bias.get(c).copied().unwrap_or(0.0) as f64 / acc_scale).round();
-            if input_wide && !(i32::MIN as f64..=i32::MAX as f64).contains(&b) {
-                return Err(self.err(format!(
-                    "channel {c}'s bias does not fit int32 on the int16 input's scale"
-                )));
+        for c in 0..n {
+            let bias_c = f64::from(bias.get(c).copied().unwrap_or(0.0));
+            // The weight scale at which the bias just fits `i32` (with a
+            // little room for rounding); an int16 input's fine scale makes
+            // this bite on dead units, whose weights are ~0.
+            let fits_at = bias_c.abs() / (f64::from(x.scale) * f64::from(i32::MAX)) * 1.001;
+            if f64::from(w_scales[c]) < fits_at {
+                match (fixed_grid, input_wide) {
+                    (false, _) => {
+                        let scale = fits_at as f32;
+                        rounding::coarsen_channel(
+                            weights,
+                            &mut wq,
+                            &mut w_scales,
+                            c,
+                            scale,
+                            how.grid,
+                        );
+                    }
+                    (true, true) => {
+                        return Err(self.err(format!(
+                            "channel {c}'s bias does not fit int32 on the int16 input's scale \
+                             and the model's own weight scale (QDQ) cannot be changed"
+                        )))
+                    }
+                    // A QDQ model's own scales are kept; the bias clips.
+                    (true, false) => {}
+                }
             }
+            let ws = w_scales[c];
+            let acc_scale = x.scale as f64 * ws as f64;
+            let b = (bias_c / acc_scale).round();
             bias_q.push(b.clamp(i32::MIN as f64, i32::MAX as f64) as i32);
             let (m, s) = self.multiplier(acc_scale / y.scale as f64, "output")?;
             mults.push(m);

@@ -402,6 +402,32 @@ pub fn pow2_scales(weights: &Array, moments: Option<&InputMoments>) -> Vec<f32> 
         .collect()
 }
 
+/// Moves channel `c` onto the coarser scale `scale` (larger than its own),
+/// rounding its weights to nearest there: for a channel whose bias is too
+/// large for `i32` on its accumulator's scale (a unit whose weights are
+/// tiny beside its bias), so the bias stays exact and nothing is clipped.
+pub fn coarsen_channel(
+    weights: &Array,
+    q: &mut [i8],
+    scales: &mut [f32],
+    c: usize,
+    scale: f32,
+    grid: WeightGrid,
+) {
+    let per = weights.data.len() / scales.len().max(1);
+    let (Some(row), Some(qs), Some(s)) = (
+        weights.data.get(c * per..(c + 1) * per),
+        q.get_mut(c * per..(c + 1) * per),
+        scales.get_mut(c),
+    ) else {
+        return;
+    };
+    *s = scale;
+    for (q, &v) in qs.iter_mut().zip(row) {
+        *q = grid.nearest(f64::from(v) / f64::from(scale));
+    }
+}
+
 /// Per-channel weights (axis 0) on `how.grid` and their scales. With
 /// `moments`, a power-of-two grid's scales are chosen on them, and
 /// `Rounding::Gptq` rounds with them; otherwise each weight rounds to

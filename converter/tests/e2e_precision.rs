@@ -378,3 +378,91 @@ fn gelu_tables_run_in_int16_with_headroom() {
     assert_eq!(o.samples_within_0_03, 1.0, "{o:?}");
     assert!(o.sqnr_db.unwrap() > 30.0, "{o:?}");
 }
+
+/// `unet1d` (a 1-D U-Net: an encoder Conv whose output is both pooled and
+/// skipped to a Concat with the ConvTranspose branch, then a per-position
+/// softmax): int8 leaves 2 of 64 held-out samples beyond 0.03. The Concat
+/// joins the raised encoder output and the raised ConvTranspose into an
+/// int16 tensor, so `--precision int16` raises the whole U-Net: every
+/// sample is within the bound.
+#[test]
+fn a_unet_skip_concat_runs_in_int16() {
+    let d = testnets();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("u.mq");
+    let mut opts = Options::new(d.join("unet1d.onnx"), &out);
+    opts.calib = vec![d.join("unet1d_calib.npy")];
+    opts.eval = vec![d.join("unet1d_test.npy")];
+    let run = |precision: Choice| {
+        let opts = Options {
+            precision,
+            ..opts.clone()
+        };
+        convert(&opts).unwrap_or_else(|e| panic!("unet1d: {e}"))
+    };
+    let int8 = run(Choice::Int8);
+    let raised = run(Choice::All);
+    let p = raised.precision.as_ref().unwrap();
+    let names: Vec<&str> = p.raised.iter().map(|l| l.node.as_str()).collect();
+    assert_eq!(names, ["Conv_16", "Conv_22", "ConvTranspose_28", "Conv_36"]);
+    for (op, name) in [
+        ("Concat", "Concat_32"),
+        ("ConvTranspose", "ConvTranspose_28"),
+    ] {
+        let layer = raised.layers.iter().find(|l| l.op == op && l.name == name);
+        assert!(layer.unwrap().int16_output, "{name} is int16");
+    }
+    let (a, b) = (&int8.evaluation.outputs[0], &raised.evaluation.outputs[0]);
+    println!(
+        "unet1d: int8 {:.1} dB, {:.1}% within 0.03; int16 {:.1} dB, {:.1}%",
+        a.sqnr_db.unwrap(),
+        100.0 * a.samples_within_0_03,
+        b.sqnr_db.unwrap(),
+        100.0 * b.samples_within_0_03
+    );
+    assert!(a.samples_within_0_03 < 0.99, "{a:?}");
+    assert_eq!(b.samples_within_0_03, 1.0, "{b:?}");
+}
+
+/// `fusion`'s heart-rate head is a difference of large terms (per-channel
+/// contributions with a spread three times the output's), which int8's
+/// steps bury: 17 dB. With every layer raised, the two branches joined by an
+/// int16 Concat, and GPTQ rounding, it reaches the 25 dB bound. Its
+/// shared layer has a dead unit (weights ~1e-19, a bias of its own): on the
+/// int16 input's fine scale that bias is beyond `i32`, so the converter
+/// puts that channel on a coarser weight scale instead of refusing or
+/// clipping it.
+#[test]
+fn two_branches_join_in_int16_and_a_dead_units_bias_still_fits() {
+    let d = testnets();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.mq");
+    let mut opts = Options::new(d.join("fusion.onnx"), &out);
+    opts.calib = vec![
+        d.join("fusion_ecg_calib.npy"),
+        d.join("fusion_ppg_calib.npy"),
+    ];
+    opts.eval = vec![d.join("fusion_ecg_test.npy"), d.join("fusion_ppg_test.npy")];
+    opts.rounding = medq_converter::rounding::Rounding::Gptq;
+    let run = |precision: Choice| {
+        let opts = Options {
+            precision,
+            ..opts.clone()
+        };
+        convert(&opts).unwrap_or_else(|e| panic!("fusion: {e}"))
+    };
+    let int8 = run(Choice::Int8);
+    let raised = run(Choice::All);
+    let p = raised.precision.as_ref().unwrap();
+    assert_eq!((p.raised.len(), p.raisable), (7, 7));
+    let concat = raised.layers.iter().find(|l| l.op == "Concat").unwrap();
+    assert!(concat.int16_output);
+    let hr = |r: &Report| r.evaluation.outputs[0].sqnr_db.unwrap();
+    println!(
+        "fusion hr: int8 {:.1} dB, int16 {:.1} dB",
+        hr(&int8),
+        hr(&raised)
+    );
+    assert!(hr(&int8) < 25.0);
+    assert!(hr(&raised) >= 25.0);
+}
