@@ -69,6 +69,10 @@ pub struct Options {
     pub attribution: bool,
     /// Also draw sample 0 with its float and int8 maps into this SVG file.
     pub attribution_svg: Option<PathBuf>,
+    /// Cross-layer equalization before quantization
+    /// ([`crate::rewrite::equalize`]): balances each pair of weighted
+    /// layers joined by a ReLU so that per-channel int8 weights lose less.
+    pub equalize: bool,
     /// Keep every weight a byte in the file (for runtimes built without
     /// `sparse-weights` or `pow2-weights`); otherwise a pruned or
     /// power-of-two layer is stored sparse or in 4-bit codes, whichever is
@@ -108,6 +112,7 @@ impl Options {
             prune: None,
             prune_weights: None,
             dense_weights: false,
+            equalize: false,
             attribution: false,
             attribution_svg: None,
             golden: true,
@@ -255,7 +260,15 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 .into(),
         ));
     }
-    let rewrites = rewrite(&mut graph)?;
+    let mut rewrites = rewrite(&mut graph)?;
+    if opts.equalize {
+        if !graph.qdq.is_empty() {
+            return Err(ConvertError::Usage(
+                "--equalize rescales weights, and this QDQ model fixes its int8 weights".into(),
+            ));
+        }
+        crate::rewrite::equalize::run(&mut graph, &mut rewrites);
+    }
     // After the rewrites, which may renumber tensors.
     for (name, activation) in &opts.output_activations {
         let output = graph
@@ -332,6 +345,9 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             );
             if setting.weights != WeightGrid::Int8 {
                 n = format!("{n} + {}", setting.weights.name());
+            }
+            if opts.equalize {
+                n.push_str("; cross-layer equalization");
             }
             if !graph.qdq.is_empty() {
                 n = format!("{QDQ_NOTE}; other tensors: {n}");

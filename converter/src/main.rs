@@ -100,6 +100,16 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = WeightGrid::Int8)]
     weights: WeightGrid,
 
+    /// Cross-layer equalization before quantizing (DFQ, Nagel et al. 2019): for each pair of
+    /// Conv or FullyConnected layers joined by a ReLU (or nothing) and pools, scale the first
+    /// layer's output channels down and the second's matching input channels up, so that
+    /// both weight ranges become the geometric mean. The float model is unchanged; a layer
+    /// whose per-channel int8 grid is set by one dominant input (a score head with one weight
+    /// of 180 beside 0.05) keeps its small weights. The spread moves into the activation
+    /// between the pair, which `--precision` can raise to int16. Not for QDQ models.
+    #[arg(long)]
+    equalize: bool,
+
     /// Activation precision. `int8`: every activation. `int16`: raise every layer that can be
     /// raised (below) to an int16 output, the most precise file (TFLite's 16x8 mode where medq
     /// has the kernels; the report measures it against all-int8). `auto`: raise the fewest Conv,
@@ -344,6 +354,7 @@ fn main() -> ExitCode {
                 },
             }),
         dense_weights: cli.dense_weights,
+        equalize: cli.equalize,
         attribution: cli.attribution || cli.attribution_svg.is_some(),
         attribution_svg: cli.attribution_svg,
         golden: !cli.no_golden,

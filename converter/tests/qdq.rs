@@ -256,3 +256,16 @@ fn a_qdq_model_without_any_samples_asks_for_eval() {
     assert!(e.to_string().contains("--calib is optional"), "{e}");
     assert!(e.to_string().contains("--eval"), "{e}");
 }
+
+#[test]
+fn equalizing_a_qdq_model_is_refused() {
+    // Equalization rescales weights; a QDQ model's own int8 weights are kept.
+    let dir = tempfile::tempdir().unwrap();
+    let mq = dir.path().join("m.mq");
+    let mut opts = Options::new(qdq_dir().join("cnn1d_int8.onnx"), &mq);
+    opts.eval = vec![testnets().join("cnn1d_test.npy")];
+    opts.equalize = true;
+    let e = convert(&opts).expect_err("--equalize on a QDQ model");
+    assert!(e.to_string().contains("--equalize"), "{e}");
+    assert!(!mq.exists(), "a refused conversion wrote a file");
+}

@@ -8,6 +8,7 @@
 //! ONNX name and the float reference can still be asked for it.
 
 mod drop_noops;
+pub mod equalize;
 mod fold_bias;
 mod fold_bn;
 mod fold_scale;
