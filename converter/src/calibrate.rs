@@ -18,6 +18,7 @@ use crate::ir::{Graph, Op, OutputActivation, Softmax, TensorId};
 use crate::ops::recurrent::CellRanges;
 use crate::rounding::{LayerMoments, MomentsCollector};
 use crate::samples::InputSamples;
+use std::sync::{Arc, Mutex};
 
 /// How a tensor's quantization range is chosen from its observed values.
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum, serde::Serialize)]
@@ -238,6 +239,59 @@ pub struct Calibration {
     /// Indexed by node: the input moments of Conv and FullyConnected nodes,
     /// for GPTQ and pruning (empty unless asked for).
     pub moments: Vec<Option<LayerMoments>>,
+    /// [`Self::ranges`] already chosen.
+    pub chosen: RangeCache,
+}
+
+/// The ranges of each method (and percentile) once chosen: the `mse`
+/// search over every tensor's kept values costs more than quantizing and
+/// writing a file, and `--precision auto` and `--select` write dozens of
+/// files from one calibration. A clone starts empty.
+#[derive(Default)]
+pub struct RangeCache(Mutex<Vec<(RangeKey, Arc<Ranges>)>>);
+
+type RangeKey = (Method, u32);
+/// Per tensor id: the quantization range, `None` for a constant or a
+/// tensor never observed.
+pub type Ranges = Vec<Option<(f32, f32)>>;
+
+impl Clone for RangeCache {
+    fn clone(&self) -> RangeCache {
+        RangeCache::default()
+    }
+}
+
+impl Calibration {
+    /// Every tensor's range under `method` (`percentile` for
+    /// [`Method::Percentile`]), chosen once per method and kept.
+    /// [`Self::observers`] must not change after the first call.
+    pub fn ranges(&self, method: Method, percentile: f32) -> Arc<Ranges> {
+        let key = (method, percentile.to_bits());
+        let find = |cache: &[(RangeKey, Arc<Ranges>)]| {
+            cache
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, r)| r.clone())
+        };
+        // A poisoned lock only means another thread panicked mid-insert;
+        // the entries it holds are whole.
+        let lock = || self.chosen.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = find(&lock()) {
+            return r;
+        }
+        let ranges: Ranges = self
+            .observers
+            .iter()
+            .map(|o| {
+                o.as_ref()
+                    .filter(|o| o.count > 0)
+                    .map(|o| o.range(method, percentile))
+            })
+            .collect();
+        let ranges = Arc::new(ranges);
+        lock().push((key, ranges.clone()));
+        ranges
+    }
 }
 
 /// The activation tensors of the graph (inputs and node outputs), in id order.
@@ -375,6 +429,7 @@ pub fn calibrate_from(
         observers,
         cells,
         moments,
+        chosen: RangeCache::default(),
     })
 }
 
@@ -485,6 +540,36 @@ mod tests {
         tailed.push(40.0);
         let (_, hi) = observer(&tailed).range(Method::Mse, 0.0);
         assert!(hi < 40.0, "a single far outlier is clipped: {hi}");
+    }
+
+    #[test]
+    fn ranges_are_chosen_once_per_method_and_a_clone_starts_afresh() {
+        let cal = Calibration {
+            observers: vec![None, Some(observer(&[-1.0, 0.5, 3.0, 100.0]))],
+            cells: Vec::new(),
+            moments: Vec::new(),
+            chosen: RangeCache::default(),
+        };
+        let minmax = cal.ranges(Method::MinMax, 99.99);
+        assert_eq!(*minmax, vec![None, Some((-1.0, 100.0))]);
+        // The same choice again is the kept one; another method its own.
+        assert!(Arc::ptr_eq(&minmax, &cal.ranges(Method::MinMax, 99.99)));
+        let p = cal.ranges(Method::Percentile, 50.0);
+        assert!(!Arc::ptr_eq(&minmax, &p));
+        assert_eq!(
+            p[1],
+            Some(
+                cal.observers[1]
+                    .as_ref()
+                    .unwrap()
+                    .range(Method::Percentile, 50.0)
+            )
+        );
+        assert!(!Arc::ptr_eq(&p, &cal.ranges(Method::Percentile, 99.9)));
+        // A clone may have its observers changed: it keeps no ranges.
+        let mut other = cal.clone();
+        other.observers[1] = Some(observer(&[-2.0, 2.0]));
+        assert_eq!(other.ranges(Method::MinMax, 99.99)[1], Some((-2.0, 2.0)));
     }
 
     #[test]

@@ -1155,15 +1155,7 @@ fn quantize_as(
     calibration: &calibrate::Calibration,
     setting: Setting,
 ) -> Result<quantize::QuantizedGraph, ConvertError> {
-    let ranges: Vec<Option<(f32, f32)>> = calibration
-        .observers
-        .iter()
-        .map(|o| {
-            o.as_ref()
-                .filter(|o| o.count > 0)
-                .map(|o| o.range(setting.method, setting.percentile))
-        })
-        .collect();
+    let ranges = calibration.ranges(setting.method, setting.percentile);
     let moments: Vec<Option<&InputMoments>> = calibration
         .moments
         .iter()

@@ -729,6 +729,7 @@ mod tests {
             observers: vec![None; graph.tensors.len()],
             cells: vec![None; graph.nodes.len()],
             moments: collector.finish(),
+            chosen: Default::default(),
         }
     }
 
