@@ -9,6 +9,9 @@ use medq::numerics::{requantize, requantize_i64, MAX_SHIFT, MIN_SHIFT};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+mod window_axes;
+use window_axes::transposed_axis;
+
 // ---------------------------------------------------------------------------
 // Strategies
 
@@ -1751,21 +1754,6 @@ struct ConvTransposeCase {
     bias: Vec<i32>,
     multiplier: Vec<i32>,
     shift: Vec<i8>,
-}
-
-/// One transposed axis: `(in, kernel, stride, dilation, pad_begin, out)`
-/// with `out` anywhere from 1 to past the full length (output padding).
-fn transposed_axis(flat: bool) -> BoxedStrategy<(usize, usize, usize, usize, usize, usize)> {
-    if flat {
-        return Just((1, 1, 1, 1, 0, 1)).boxed();
-    }
-    (1usize..=5, 1usize..=3, 1usize..=3, 1usize..=2, 0usize..=2)
-        .prop_flat_map(|(len, k, st, d, pad)| {
-            let full = (len - 1) * st + d * (k - 1) + 1;
-            (Just((len, k, st, d, pad)), 1usize..=full + 1)
-        })
-        .prop_map(|((len, k, st, d, pad), out)| (len, k, st, d, pad, out))
-        .boxed()
 }
 
 fn conv_transpose_case(x_wide: bool, y_wide: bool) -> impl Strategy<Value = ConvTransposeCase> {

@@ -9,6 +9,9 @@ use medq::numerics::requantize_to_i8;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+mod window_axes;
+use window_axes::transposed_axis;
+
 fn i8s(n: usize) -> impl Strategy<Value = Vec<i8>> {
     vec(any::<i8>(), n)
 }
@@ -28,30 +31,6 @@ struct ConvTransposeCase {
     bias: Vec<i32>,
     mult: Vec<i32>,
     shift: Vec<i8>,
-}
-
-/// One axis: `(in, kernel, stride, dilation, pad_begin, out)` with the ONNX
-/// output size `(in−1)·stride − pads + dilation·(kernel−1) + output_pad + 1`.
-fn transposed_axis(flat: bool) -> BoxedStrategy<(usize, usize, usize, usize, usize, usize)> {
-    if flat {
-        return Just((1, 1, 1, 1, 0, 1)).boxed();
-    }
-    (
-        1usize..=5,
-        1usize..=3,
-        1usize..=3,
-        1usize..=2,
-        0usize..=2,
-        0usize..=2,
-        0usize..=2,
-    )
-        .prop_filter_map("pads leave no output", |(i, k, s, d, pb, pe, op)| {
-            let full = (i - 1) * s + d * (k - 1) + op + 1;
-            full.checked_sub(pb + pe)
-                .filter(|&o| o >= 1)
-                .map(|o| (i, k, s, d, pb, o))
-        })
-        .boxed()
 }
 
 fn conv_transpose_case() -> impl Strategy<Value = ConvTransposeCase> {
