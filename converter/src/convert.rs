@@ -69,10 +69,10 @@ pub struct Options {
     pub attribution: bool,
     /// Also draw sample 0 with its float and int8 maps into this SVG file.
     pub attribution_svg: Option<PathBuf>,
-    /// Cross-layer equalization before quantization
-    /// ([`crate::rewrite::equalize`]): balances each pair of weighted
-    /// layers joined by a ReLU so that per-channel int8 weights lose less.
-    pub equalize: bool,
+    /// Which pairs of weighted layers joined by a ReLU cross-layer
+    /// equalization balances before quantization
+    /// ([`crate::rewrite::equalize`]).
+    pub equalize: crate::rewrite::equalize::Which,
     /// Keep every weight a byte in the file (for runtimes built without
     /// `sparse-weights` or `pow2-weights`); otherwise a pruned or
     /// power-of-two layer is stored sparse or in 4-bit codes, whichever is
@@ -112,7 +112,7 @@ impl Options {
             prune: None,
             prune_weights: None,
             dense_weights: false,
-            equalize: false,
+            equalize: Default::default(),
             attribution: false,
             attribution_svg: None,
             golden: true,
@@ -261,14 +261,22 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         ));
     }
     let mut rewrites = rewrite(&mut graph)?;
-    if opts.equalize {
-        if !graph.qdq.is_empty() {
-            return Err(ConvertError::Usage(
-                "--equalize rescales weights, and this QDQ model fixes its int8 weights".into(),
-            ));
+    let before = rewrites.0.len();
+    {
+        use crate::rewrite::equalize::{run, Which};
+        match (opts.equalize, graph.qdq.is_empty()) {
+            (Which::All, false) => {
+                return Err(ConvertError::Usage(
+                    "--equalize all rescales weights, and this QDQ model fixes its int8 weights"
+                        .into(),
+                ))
+            }
+            // A QDQ model's weights are its own.
+            (_, false) => {}
+            (which, true) => run(&mut graph, &mut rewrites, which),
         }
-        crate::rewrite::equalize::run(&mut graph, &mut rewrites);
     }
+    let equalized = rewrites.0.len() > before;
     // After the rewrites, which may renumber tensors.
     for (name, activation) in &opts.output_activations {
         let output = graph
@@ -346,7 +354,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             if setting.weights != WeightGrid::Int8 {
                 n = format!("{n} + {}", setting.weights.name());
             }
-            if opts.equalize {
+            if equalized {
                 n.push_str("; cross-layer equalization");
             }
             if !graph.qdq.is_empty() {

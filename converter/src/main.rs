@@ -100,15 +100,18 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = WeightGrid::Int8)]
     weights: WeightGrid,
 
-    /// Cross-layer equalization before quantizing (DFQ, Nagel et al. 2019): for each pair of
-    /// Conv or FullyConnected layers joined by a ReLU (or nothing) and pools, scale the first
+    /// Cross-layer equalization before quantizing (DFQ, Nagel et al. 2019): for a pair of Conv
+    /// or FullyConnected layers joined by a ReLU (or nothing) and pools, scale the first
     /// layer's output channels down and the second's matching input channels up, so that
-    /// both weight ranges become the geometric mean. The float model is unchanged; a layer
-    /// whose per-channel int8 grid is set by one dominant input (a score head with one weight
-    /// of 180 beside 0.05) keeps its small weights. The spread moves into the activation
-    /// between the pair, which `--precision` can raise to int16. Not for QDQ models.
-    #[arg(long)]
-    equalize: bool,
+    /// both weight ranges become their geometric mean; the float model is unchanged and the
+    /// spread moves into the activation between them (which `--precision` can raise).
+    /// `erased`: only the pairs where per-channel int8 would round every weight of one of the
+    /// second layer's inputs to 0 (a score head with one weight of 180 beside 0.05): those
+    /// inputs are lost otherwise. `all`: every pair (neutral to harmful on trained CNNs; try it
+    /// when weights, not activations, limit a model). `off`: none. QDQ models keep their own
+    /// weights.
+    #[arg(long, value_enum, default_value_t = EqualizeArg::Erased)]
+    equalize: EqualizeArg,
 
     /// Activation precision. `int8`: every activation. `int16`: raise every layer that can be
     /// raised (below) to an int16 output, the most precise file (TFLite's 16x8 mode where medq
@@ -257,6 +260,13 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum EqualizeArg {
+    Off,
+    Erased,
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum PrecisionArg {
     Int8,
     Auto,
@@ -354,7 +364,11 @@ fn main() -> ExitCode {
                 },
             }),
         dense_weights: cli.dense_weights,
-        equalize: cli.equalize,
+        equalize: match cli.equalize {
+            EqualizeArg::Off => medq_converter::rewrite::equalize::Which::None,
+            EqualizeArg::Erased => medq_converter::rewrite::equalize::Which::Erased,
+            EqualizeArg::All => medq_converter::rewrite::equalize::Which::All,
+        },
         attribution: cli.attribution || cli.attribution_svg.is_some(),
         attribution_svg: cli.attribution_svg,
         golden: !cli.no_golden,

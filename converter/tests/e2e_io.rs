@@ -352,10 +352,13 @@ fn output_activation_spends_the_steps_where_the_sigmoid_shows_them() {
 /// same, the scaled tensor gets a name of its own (so calibration takes its
 /// values from the graph, not from tract's unscaled tensor), and over 97%
 /// are within. A QDQ model, whose weights are fixed, is refused.
+/// `--equalize erased`, the default, does this pair too; a CNN whose int8
+/// grids erase no input (cnn1d) is left as it is.
 #[test]
 fn equalization_keeps_the_small_weights_of_a_dominated_head() {
     let dir = tempfile::tempdir().unwrap();
-    let convert_with = |equalize: bool| {
+    use medq_converter::rewrite::equalize::Which;
+    let convert_with = |equalize: Which| {
         let mut opts = options("logit_head.onnx", dir.path());
         opts.calib = vec![net("logit_head_calib.npy")];
         opts.eval = vec![net("logit_head_test.npy")];
@@ -370,9 +373,14 @@ fn equalization_keeps_the_small_weights_of_a_dominated_head() {
         let notes = model.metadata(medq::MetaKey::Notes).unwrap_or_default();
         (report, notes.to_string())
     };
-    let (plain, plain_notes) = convert_with(false);
-    let (equalized, notes) = convert_with(true);
+    let (plain, plain_notes) = convert_with(Which::None);
+    let (equalized, notes) = convert_with(Which::All);
+    // By default only pairs whose int8 grid erases an input are equalized:
+    // this one is (eleven of the score's twelve inputs round to 0).
+    let (default, _) = convert_with(Which::Erased);
+    assert_eq!(default.rewrites, equalized.rewrites);
     let within = |r: &Report| r.evaluation.outputs[0].samples_within_0_03;
+    assert_eq!(within(&default), within(&equalized));
     println!(
         "logit_head within 0.03: plain {}, equalized {}",
         within(&plain),
@@ -394,4 +402,13 @@ fn equalization_keeps_the_small_weights_of_a_dominated_head() {
     // unscaled tensor would put it near 0 dB).
     let fc1 = equalized.layers.iter().find(|l| l.name == "fc1").unwrap();
     assert!(fc1.sqnr_db.unwrap() > 20.0, "{:?}", fc1.sqnr_db);
+
+    let mut opts = options("cnn1d.onnx", dir.path());
+    opts.calib = vec![net("cnn1d_calib.npy")];
+    let r = convert(&opts).unwrap();
+    assert!(
+        !r.rewrites.iter().any(|l| l.starts_with("equalized")),
+        "{:?}",
+        r.rewrites
+    );
 }

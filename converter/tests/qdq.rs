@@ -264,8 +264,8 @@ fn equalizing_a_qdq_model_is_refused() {
     let mq = dir.path().join("m.mq");
     let mut opts = Options::new(qdq_dir().join("cnn1d_int8.onnx"), &mq);
     opts.eval = vec![testnets().join("cnn1d_test.npy")];
-    opts.equalize = true;
-    let e = convert(&opts).expect_err("--equalize on a QDQ model");
-    assert!(e.to_string().contains("--equalize"), "{e}");
+    opts.equalize = medq_converter::rewrite::equalize::Which::All;
+    let e = convert(&opts).expect_err("--equalize all on a QDQ model");
+    assert!(e.to_string().contains("--equalize all"), "{e}");
     assert!(!mq.exists(), "a refused conversion wrote a file");
 }

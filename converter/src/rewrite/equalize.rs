@@ -23,10 +23,32 @@ use crate::ir::{Array, FusedActivation, Graph, Op};
 /// next is balanced against both; DFQ iterates, and a few rounds settle.
 const ROUNDS: usize = 4;
 
-/// Equalizes every pair; logs one line per pair, with the range of the
-/// scales its channels moved by.
-pub fn run(g: &mut Graph, log: &mut RewriteLog) {
-    let pairs = pairs(g);
+/// Which pairs [`run`] equalizes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Which {
+    /// None (`--equalize off`).
+    None,
+    /// The pairs where per-channel int8 would erase an input of the second
+    /// layer: every weight of some input channel below half a step of its
+    /// output channel's grid, so int8 reads that channel as zero (the
+    /// default: it changes nothing else).
+    #[default]
+    Erased,
+    /// Every pair (`--equalize all`).
+    All,
+}
+
+/// Equalizes the pairs `which` says; logs one line per pair, with the
+/// range of the scales its channels moved by.
+pub fn run(g: &mut Graph, log: &mut RewriteLog, which: Which) {
+    let pairs: Vec<(usize, usize)> = match which {
+        Which::None => return,
+        Which::All => pairs(g),
+        Which::Erased => pairs(g)
+            .into_iter()
+            .filter(|&(a, b)| erases_an_input(g, a, b))
+            .collect(),
+    };
     let mut total: Vec<Vec<f32>> = vec![Vec::new(); pairs.len()];
     for _ in 0..ROUNDS {
         for (k, &(a, b)) in pairs.iter().enumerate() {
@@ -173,6 +195,37 @@ fn balance(g: &mut Graph, a: usize, b: usize) -> Option<Vec<f32>> {
     Some(scales)
 }
 
+/// Whether some input channel of `b` (an output channel of `a`) has
+/// non-zero weights that all round to 0 on per-channel int8: below half
+/// of `max|row| / 127` in every output row that reads it.
+fn erases_an_input(g: &mut Graph, a: usize, b: usize) -> bool {
+    let gb = groups(&g.nodes[b].op);
+    let Some(rows) = layer(&mut g.nodes[a].op).and_then(|(w, _)| w.shape.first().copied()) else {
+        return false;
+    };
+    let Some((wb, _)) = layer(&mut g.nodes[b].op) else {
+        return false;
+    };
+    let Some(columns) = Columns::of(wb, gb, rows) else {
+        return false;
+    };
+    let per_out = wb.data.len() / wb.shape.first().copied().unwrap_or(1).max(1);
+    let half_step: Vec<f32> = wb
+        .data
+        .chunks(per_out.max(1))
+        .map(|row| max_abs(row) / 127.0 / 2.0)
+        .collect();
+    (0..rows).any(|j| {
+        let mut nonzero = false;
+        let erased = columns.of_channel(j).all(|i| {
+            let w = wb.data[i].abs();
+            nonzero |= w > 0.0;
+            w < half_step[i / per_out.max(1)]
+        });
+        erased && nonzero
+    })
+}
+
 fn groups(op: &Op) -> usize {
     match op {
         Op::Conv(c) => c.groups.max(1),
@@ -289,7 +342,7 @@ mod tests {
             .map(|x| forward(&g, x))
             .collect();
         let mut log = RewriteLog::default();
-        run(&mut g, &mut log);
+        run(&mut g, &mut log, Which::All);
         assert_eq!(log.0.len(), 1, "{:?}", log.0);
         // h holds other values now: it no longer claims the ONNX name.
         assert_eq!(g.tensors[1].name, format!("h{EQUALIZED}"));
@@ -326,6 +379,27 @@ mod tests {
     }
 
     #[test]
+    fn by_default_only_a_pair_whose_int8_grid_erases_an_input_is_equalized() {
+        // 0.05 against 180: below half a step (180/254), read as 0.
+        let a = || fc(2, 2, vec![0.8, -0.4, 0.5, 0.25], vec![0.6, 0.1], true);
+        let mut g = graph(a(), fc(1, 2, vec![-180.0, 0.05], vec![0.0], false));
+        let mut log = RewriteLog::default();
+        run(&mut g, &mut log, Which::Erased);
+        assert_eq!(log.0.len(), 1, "{:?}", log.0);
+        // 0.8 against 180 is above half a step: nothing is lost, nothing done.
+        let mut g = graph(a(), fc(1, 2, vec![-180.0, 0.8], vec![0.0], false));
+        let mut log = RewriteLog::default();
+        run(&mut g, &mut log, Which::Erased);
+        run(&mut g, &mut log, Which::None);
+        assert!(log.0.is_empty(), "{:?}", log.0);
+        assert_eq!(g.tensors[1].name, "h");
+        // An input whose weights are all 0 already has nothing to lose.
+        let mut g = graph(a(), fc(1, 2, vec![-180.0, 0.0], vec![0.0], false));
+        run(&mut g, &mut log, Which::Erased);
+        assert!(log.0.is_empty(), "{:?}", log.0);
+    }
+
+    #[test]
     fn a_clip_between_the_layers_or_a_second_reader_leaves_the_pair_alone() {
         let clipped = Op::FullyConnected(FullyConnected {
             weights: Array::new(vec![2, 2], vec![0.8, -0.4, 0.5, 0.25]),
@@ -335,13 +409,13 @@ mod tests {
         let b = fc(1, 2, vec![-180.0, 0.05], vec![0.0], false);
         let mut g = graph(clipped, b.clone());
         let mut log = RewriteLog::default();
-        run(&mut g, &mut log);
+        run(&mut g, &mut log, Which::All);
         assert!(log.0.is_empty());
         // h also a graph output: its values must stay as they are.
         let a = fc(2, 2, vec![0.8, -0.4, 0.5, 0.25], vec![0.0; 2], true);
         let mut g = graph(a, b);
         g.outputs.push(1);
-        run(&mut g, &mut log);
+        run(&mut g, &mut log, Which::All);
         assert!(log.0.is_empty());
     }
 }
