@@ -41,8 +41,9 @@ pub fn concat_part_s8(p: &ConcatPart, input: &[i8], output: &mut [i8]) {
 
 /// [`concat_part_s8`] where the input or the output is an int16 activation
 /// (symmetric, zero point 0): a U-Net's skip connection joining an int16
-/// branch. The requantization is the same, through
-/// [`requantize_to_lane`](super::requantize_to_lane), saturating to `Y`;
+/// branch. The requantization is the same,
+/// [`requantize_i64`](crate::numerics::requantize_i64) plus the zero point,
+/// saturating to `Y`;
 /// on int8 lanes it is [`concat_part_s8`] bit for bit.
 ///
 /// Also returns early unless an int16 side's zero point is 0.
