@@ -9,8 +9,8 @@ use medq::numerics::{requantize, requantize_i64, MAX_SHIFT, MIN_SHIFT};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-mod window_axes;
-use window_axes::transposed_axis;
+mod transposed_conv;
+use transposed_conv::{scatter_sum, transposed_axis};
 
 // ---------------------------------------------------------------------------
 // Strategies
@@ -1817,36 +1817,12 @@ fn conv_transpose_case(x_wide: bool, y_wide: bool) -> impl Strategy<Value = Conv
 /// all that land on an output, in `i128`, requantized.
 fn conv_transpose_naive(c: &ConvTransposeCase) -> Vec<i32> {
     let p = &c.p;
-    let (cin_g, cout_g) = (p.in_channels / p.groups, p.out_channels / p.groups);
-    let mut acc: Vec<i128> = (0..p.out_channels)
-        .flat_map(|oc| std::iter::repeat_n(c.bias[oc] as i128, p.out_h * p.out_w))
-        .collect();
-    for oc in 0..p.out_channels {
-        let g = oc / cout_g;
-        for ci in 0..cin_g {
-            let ic = g * cin_g + ci;
-            for iy in 0..p.in_h {
-                for ix in 0..p.in_w {
-                    let x = c.x.values[(ic * p.in_h + iy) * p.in_w + ix] - c.x.zero_point;
-                    for ky in 0..p.kernel_h {
-                        for kx in 0..p.kernel_w {
-                            let oy =
-                                (iy * p.stride_h + ky * p.dilation_h) as i64 - p.pad_top as i64;
-                            let ox =
-                                (ix * p.stride_w + kx * p.dilation_w) as i64 - p.pad_left as i64;
-                            if oy < 0 || ox < 0 || oy >= p.out_h as i64 || ox >= p.out_w as i64 {
-                                continue;
-                            }
-                            let w =
-                                c.weights[((oc * cin_g + ci) * p.kernel_h + ky) * p.kernel_w + kx];
-                            let at = (oc * p.out_h + oy as usize) * p.out_w + ox as usize;
-                            acc[at] += x as i128 * w as i128;
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let x: Vec<i64> =
+        c.x.values
+            .iter()
+            .map(|&v| (v - c.x.zero_point) as i64)
+            .collect();
+    let acc = scatter_sum(p, &x, &c.weights, &c.bias);
     let plane = p.out_h * p.out_w;
     acc.iter()
         .enumerate()

@@ -9,8 +9,8 @@ use medq::numerics::requantize_to_i8;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-mod window_axes;
-use window_axes::transposed_axis;
+mod transposed_conv;
+use transposed_conv::{scatter_sum, transposed_axis};
 
 fn i8s(n: usize) -> impl Strategy<Value = Vec<i8>> {
     vec(any::<i8>(), n)
@@ -89,40 +89,14 @@ fn conv_transpose_case() -> impl Strategy<Value = ConvTransposeCase> {
 }
 
 /// The textbook form: every input element scatters `x · w` over the output
-/// window it touches, `oy = iy·stride + ky·dilation − pad`, in `i64`.
+/// window it touches ([`scatter_sum`]), then each sum is requantized.
 fn conv_transpose_naive(c: &ConvTransposeCase) -> Vec<i8> {
     let p = &c.p;
-    let cin_g = p.in_channels / p.groups;
-    let cout_g = p.out_channels / p.groups;
-    let mut acc: Vec<i64> = (0..p.out_channels * p.out_h * p.out_w)
-        .map(|i| c.bias[i / (p.out_h * p.out_w)] as i64)
-        .collect();
-    for ic in 0..p.in_channels {
-        let g = ic / cin_g;
-        for iy in 0..p.in_h {
-            for ix in 0..p.in_w {
-                let x = c.x[(ic * p.in_h + iy) * p.in_w + ix] as i64 - p.input_zero_point as i64;
-                for ocg in 0..cout_g {
-                    let oc = g * cout_g + ocg;
-                    for ky in 0..p.kernel_h {
-                        for kx in 0..p.kernel_w {
-                            let oy =
-                                (iy * p.stride_h + ky * p.dilation_h) as i64 - p.pad_top as i64;
-                            let ox =
-                                (ix * p.stride_w + kx * p.dilation_w) as i64 - p.pad_left as i64;
-                            if oy < 0 || ox < 0 || oy >= p.out_h as i64 || ox >= p.out_w as i64 {
-                                continue;
-                            }
-                            let wi =
-                                ((oc * cin_g + ic % cin_g) * p.kernel_h + ky) * p.kernel_w + kx;
-                            let oi = (oc * p.out_h + oy as usize) * p.out_w + ox as usize;
-                            acc[oi] += x * c.w[wi] as i64;
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let x: Vec<i64> =
+        c.x.iter()
+            .map(|&v| v as i64 - p.input_zero_point as i64)
+            .collect();
+    let acc = scatter_sum(p, &x, &c.w, &c.bias);
     acc.iter()
         .enumerate()
         .map(|(i, &a)| {
