@@ -186,7 +186,12 @@ pub const FULLY_CONNECTED: &[Candidate<FullyConnectedParams, FullyConnectedFn>] 
 /// Signature of the convolution kernels reading an int16 input, by output
 /// type (`i16`, or `i8`).
 #[cfg(feature = "int16-activations")]
-pub type ConvS16Fn<Y> = fn(&ConvParams, &[i16], &[i8], &[i32], &[i32], &[i8], &mut [Y]);
+pub type ConvS16Fn<Y> = LayerS16Fn<ConvParams, i16, Y>;
+
+/// A mixed-precision Conv or FullyConnected kernel on params `P`, reading
+/// `X` and writing `Y`: `(p, x, weights, bias, multiplier, shift, y)`.
+#[cfg(feature = "int16-activations")]
+pub type LayerS16Fn<P, X, Y> = fn(&P, &[X], &[i8], &[i32], &[i32], &[i8], &mut [Y]);
 
 /// Convolution candidates for an int16 input and output.
 #[cfg(feature = "int16-activations")]
@@ -213,7 +218,7 @@ pub const CONV_S16_S8: &[Candidate<ConvParams, ConvS16Fn<i8>>] = &[
 /// Signature of the convolution kernels reading an int8 input into an int16
 /// output (the first layer of an int16 run).
 #[cfg(feature = "int16-activations")]
-pub type ConvS8S16Fn = fn(&ConvParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i16]);
+pub type ConvS8S16Fn = LayerS16Fn<ConvParams, i8, i16>;
 
 /// Convolution candidates for an int8 input and an int16 output.
 #[cfg(feature = "int16-activations")]
@@ -229,8 +234,7 @@ pub const CONV_S8_S16: &[Candidate<ConvParams, ConvS8S16Fn>] = &[
 /// Signature of the fully connected kernels reading an int8 input into an
 /// int16 output.
 #[cfg(feature = "int16-activations")]
-pub type FullyConnectedS8S16Fn =
-    fn(&FullyConnectedParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i16]);
+pub type FullyConnectedS8S16Fn = LayerS16Fn<FullyConnectedParams, i8, i16>;
 
 /// Candidates for an int8 input and an int16 output.
 #[cfg(feature = "int16-activations")]
@@ -246,8 +250,7 @@ pub const FULLY_CONNECTED_S8_S16: &[Candidate<FullyConnectedParams, FullyConnect
 /// Signature of the fully connected kernels reading an int16 input, by
 /// output type (`i16`, or `i8`).
 #[cfg(feature = "int16-activations")]
-pub type FullyConnectedS16Fn<Y> =
-    fn(&FullyConnectedParams, &[i16], &[i8], &[i32], &[i32], &[i8], &mut [Y]);
+pub type FullyConnectedS16Fn<Y> = LayerS16Fn<FullyConnectedParams, i16, Y>;
 
 /// Candidates for an int16 input and output.
 #[cfg(feature = "int16-activations")]

@@ -30,17 +30,7 @@ pub(super) struct ConvS16<'a> {
     x: Operand<'a>,
     weights: &'a [i8],
     rq: Requant<'a>,
-    kernel: KernelS16,
-}
-
-/// The kernel of each int16 pairing: an optimized one where the CPU has
-/// one for an int16 input, else the reference.
-#[cfg(feature = "int16-activations")]
-#[derive(Clone, Copy, Debug)]
-enum KernelS16 {
-    S16(Chosen<select::ConvS16Fn<i16>>),
-    S8S16(Chosen<select::ConvS8S16Fn>),
-    S16S8(Chosen<select::ConvS16Fn<i8>>),
+    kernel: super::KernelS16<ConvParams>,
 }
 
 /// Inputs `[x, weights, bias, multiplier, shift]`; see `params::conv`.
@@ -67,9 +57,9 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvS16<'a>, Error> {
     decode(cx, operand, Ctx::act_range_of, |p, x, weights, rq| {
         let weights = weights.dense_for_s16(cx)?;
         let kernel = match lanes {
-            super::Lanes::S16 => KernelS16::S16(select::conv_s16(&p)),
-            super::Lanes::S8S16 => KernelS16::S8S16(select::conv_s8_s16(&p)),
-            super::Lanes::S16S8 => KernelS16::S16S8(select::conv_s16_s8(&p)),
+            super::Lanes::S16 => super::KernelS16::S16(select::conv_s16(&p)),
+            super::Lanes::S8S16 => super::KernelS16::S8S16(select::conv_s8_s16(&p)),
+            super::Lanes::S16S8 => super::KernelS16::S16S8(select::conv_s16_s8(&p)),
         };
         Ok(ConvS16 {
             p,
@@ -205,40 +195,18 @@ fn macs(p: &ConvParams) -> u64 {
 #[cfg(feature = "int16-activations")]
 impl ConvS16<'_> {
     pub fn kernel_name(&self) -> &'static str {
-        match self.kernel {
-            KernelS16::S16(k) => k.name,
-            KernelS16::S8S16(k) => k.name,
-            KernelS16::S16S8(k) => k.name,
-        }
+        self.kernel.name()
     }
 
     /// The optimized kernels considered for this op, with their answers.
     pub fn candidates(&self, f: impl FnMut(&'static str, Result<(), &'static str>)) {
-        match self.kernel {
-            KernelS16::S16(_) => select::explain(&self.p, select::CONV_S16, f),
-            KernelS16::S16S8(_) => select::explain(&self.p, select::CONV_S16_S8, f),
-            KernelS16::S8S16(_) => select::explain(&self.p, select::CONV_S8_S16, f),
-        }
+        let lists = (select::CONV_S16, select::CONV_S8_S16, select::CONV_S16_S8);
+        self.kernel.explain(&self.p, lists, f)
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        let (p, w, rq) = (&self.p, self.weights, &self.rq);
-        let (b, m, s) = (rq.bias, rq.multiplier, rq.shift);
-        match self.kernel {
-            KernelS16::S16(k) => {
-                let x = io.inputs.read_i16(&self.x)?;
-                (k.run)(p, x, w, b, m, s, super::output_i16(io.output)?)
-            }
-            KernelS16::S8S16(k) => {
-                let x = io.inputs.read(&self.x)?;
-                (k.run)(p, x, w, b, m, s, super::output_i16(io.output)?)
-            }
-            KernelS16::S16S8(k) => {
-                let x = io.inputs.read_i16(&self.x)?;
-                (k.run)(p, x, w, b, m, s, io.output)
-            }
-        }
-        Ok(())
+        self.kernel
+            .run(&self.p, &self.x, self.weights, &self.rq, io)
     }
 
     pub fn macs(&self) -> u64 {

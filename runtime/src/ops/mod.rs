@@ -49,6 +49,8 @@ use crate::error::Error;
 use crate::format::layout::{DType, OpCode, Storage};
 use crate::format::{Model, OpInfo, Quant, TensorInfo};
 use crate::kernels::select::Candidate;
+#[cfg(feature = "int16-activations")]
+use crate::kernels::select::{self, Chosen, LayerS16Fn};
 use crate::numerics::{MAX_SHIFT, MIN_SHIFT};
 #[cfg(feature = "pow2-weights")]
 use crate::pow2::Pow2Rows;
@@ -836,6 +838,84 @@ pub(super) enum Lanes {
     S16,
     S8S16,
     S16S8,
+}
+
+/// The kernel of each int16 pairing of a Conv or FullyConnected (params
+/// `P`): an optimized one where the CPU has one, else the reference.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) enum KernelS16<P: 'static> {
+    S16(Chosen<LayerS16Fn<P, i16, i16>>),
+    S8S16(Chosen<LayerS16Fn<P, i8, i16>>),
+    S16S8(Chosen<LayerS16Fn<P, i16, i8>>),
+}
+
+/// The candidate lists of the three pairings, in [`KernelS16`]'s order.
+#[cfg(feature = "int16-activations")]
+pub(super) type CandidatesS16<P> = (
+    &'static [Candidate<P, LayerS16Fn<P, i16, i16>>],
+    &'static [Candidate<P, LayerS16Fn<P, i8, i16>>],
+    &'static [Candidate<P, LayerS16Fn<P, i16, i8>>],
+);
+
+#[cfg(feature = "int16-activations")]
+impl<P: 'static> KernelS16<P> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            KernelS16::S16(k) => k.name,
+            KernelS16::S8S16(k) => k.name,
+            KernelS16::S16S8(k) => k.name,
+        }
+    }
+
+    /// The optimized kernels considered for this pairing, with their answers.
+    pub fn explain(
+        &self,
+        p: &P,
+        (s16, s8_s16, s16_s8): CandidatesS16<P>,
+        f: impl FnMut(&'static str, Result<(), &'static str>),
+    ) {
+        match self {
+            KernelS16::S16(_) => select::explain(p, s16, f),
+            KernelS16::S8S16(_) => select::explain(p, s8_s16, f),
+            KernelS16::S16S8(_) => select::explain(p, s16_s8, f),
+        }
+    }
+
+    /// Runs the kernel on `x` (read as its pairing's input type) into the
+    /// output.
+    pub fn run(
+        &self,
+        p: &P,
+        x: &Operand<'_>,
+        weights: &[i8],
+        rq: &Requant<'_>,
+        io: &mut Io<'_>,
+    ) -> Result<(), Error> {
+        let (b, m, s) = (rq.bias, rq.multiplier, rq.shift);
+        match self {
+            KernelS16::S16(k) => (k.run)(
+                p,
+                io.inputs.read_i16(x)?,
+                weights,
+                b,
+                m,
+                s,
+                output_i16(io.output)?,
+            ),
+            KernelS16::S8S16(k) => (k.run)(
+                p,
+                io.inputs.read(x)?,
+                weights,
+                b,
+                m,
+                s,
+                output_i16(io.output)?,
+            ),
+            KernelS16::S16S8(k) => (k.run)(p, io.inputs.read_i16(x)?, weights, b, m, s, io.output),
+        }
+        Ok(())
+    }
 }
 
 /// `out` (an op's output bytes) as the `i16` values of an int16 activation;
