@@ -4,8 +4,9 @@ use super::{act_ok, mul3};
 use crate::kernels::ConvTransposeParams;
 use crate::numerics::requantize_to_i8;
 
-/// Quantized transposed convolution, NCHW, batch 1, computed per output
-/// (a gather), so each output is requantized once from one accumulator.
+/// Quantized transposed convolution, NCHW, batch 1. Each output is
+/// requantized once from one accumulator; the accumulators of a row are
+/// summed a tile at a time along contiguous input rows (below).
 ///
 /// `input` is `[in_channels, in_h, in_w]`, `weights` `[out_channels,
 /// in_channels/groups, kernel_h, kernel_w]` (symmetric; ONNX's
@@ -36,7 +37,7 @@ pub fn conv_transpose_s8(
         return;
     }
     let (zy, lo, hi) = (p.output_zero_point, p.act_min, p.act_max);
-    gather(
+    sum_rows(
         p,
         input,
         weights,
@@ -82,7 +83,7 @@ pub fn conv_transpose_s16<X, Y>(
     {
         return;
     }
-    gather(
+    sum_rows(
         p,
         input,
         weights,
@@ -93,10 +94,18 @@ pub fn conv_transpose_s16<X, Y>(
     );
 }
 
-/// The per-output gather both kernels share: each output's accumulator
-/// starts at its bias, `add`s every tap's `(x − zx)·w` (exact in `i32`) and
-/// is `write`n with its channel's multiplier and shift.
-fn gather<X, Y, A>(
+/// Outputs of one row summed at a time: a stack tile of accumulators, so
+/// that the taps run along contiguous input rows (no heap).
+const TILE: usize = 64;
+
+/// The sum both kernels share, a tile of outputs of one row at a time (64
+/// accumulators on the stack: 256 B for int8, 512 B for int16):
+/// each output's accumulator starts at its bias and `add`s every tap's
+/// `(x − zx)·w` (exact in `i32`), scattered along the input row that reaches
+/// it; then it is `write`n with its channel's multiplier and shift. Every
+/// output gets the same terms as the per-output formula of the doc comment
+/// (`add` wraps or is exact, so their order does not matter).
+fn sum_rows<X, Y, A>(
     p: &ConvTransposeParams,
     input: &[X],
     weights: &[i8],
@@ -123,33 +132,74 @@ fn gather<X, Y, A>(
         let w_oc = weights.get(oc * cin_g * w_plane..).unwrap_or(&[]);
         let x_group = input.get((oc / cout_g) * cin_g * in_plane..).unwrap_or(&[]);
         for (oy, out_row) in out_oc.chunks_exact_mut(p.out_w).enumerate() {
-            for (ox, y) in out_row.iter_mut().enumerate() {
-                let mut acc = A::from(b);
+            for (t, y_tile) in out_row.chunks_mut(TILE).enumerate() {
+                let first = t * TILE;
+                let mut acc = [A::from(b); TILE];
+                let acc = &mut acc[..y_tile.len()];
                 for ky in 0..p.kernel_h {
                     let Some(iy) = source(oy, ky, p.stride_h, p.dilation_h, p.pad_top, p.in_h)
                     else {
                         continue;
                     };
-                    for kx in 0..p.kernel_w {
-                        let Some(ix) = source(ox, kx, p.stride_w, p.dilation_w, p.pad_left, p.in_w)
-                        else {
-                            continue;
-                        };
-                        let xs = x_group.iter().skip(iy * p.in_w + ix).step_by(in_plane);
-                        let ws = w_oc.iter().skip(ky * p.kernel_w + kx).step_by(w_plane);
-                        for (&x, &w) in xs.zip(ws).take(cin_g) {
-                            let term = x
-                                .into()
-                                .wrapping_sub(p.input_zero_point)
-                                .wrapping_mul(i32::from(w));
-                            acc = add(acc, term);
+                    for ci in 0..cin_g {
+                        let x_row = x_group.get(ci * in_plane + iy * p.in_w..).unwrap_or(&[]);
+                        let w_row = w_oc
+                            .get((ci * p.kernel_h + ky) * p.kernel_w..)
+                            .unwrap_or(&[]);
+                        for (kx, &w) in w_row.iter().take(p.kernel_w).enumerate() {
+                            let (ix, a0) = row_span(p, kx, first, acc.len());
+                            let Some(xs) = x_row.get(ix) else {
+                                continue;
+                            };
+                            let w = i32::from(w);
+                            match p.stride_w {
+                                // Contiguous slots: the common unit stride.
+                                1 => {
+                                    let slots = acc.iter_mut().skip(a0);
+                                    for (&x, a) in xs.iter().zip(slots) {
+                                        let term = x.into().wrapping_sub(p.input_zero_point);
+                                        *a = add(*a, term.wrapping_mul(w));
+                                    }
+                                }
+                                stride => {
+                                    let slots = acc.get_mut(a0..).unwrap_or(&mut []);
+                                    for (&x, a) in xs.iter().zip(slots.chunks_mut(stride)) {
+                                        let term = x.into().wrapping_sub(p.input_zero_point);
+                                        a[0] = add(a[0], term.wrapping_mul(w));
+                                    }
+                                }
+                            }
                         }
                     }
                 }
-                *y = write(acc, m, i32::from(s));
+                for (y, &a) in y_tile.iter_mut().zip(acc.iter()) {
+                    *y = write(a, m, i32::from(s));
+                }
             }
         }
     }
+}
+
+/// The inputs `ix` that tap `kx` carries into outputs `first..first + len`
+/// of a row (`ox = ix·stride + kx·dilation − pad_left`), and the tile slot
+/// of the first of them (the rest follow every `stride` slots).
+fn row_span(
+    p: &ConvTransposeParams,
+    kx: usize,
+    first: usize,
+    len: usize,
+) -> (core::ops::Range<usize>, usize) {
+    // Positions in i64: `kx·dilation − pad` may be negative; every factor
+    // is a slice length or a small window parameter, far inside i64.
+    let offset = (kx * p.dilation_w) as i64 - p.pad_left as i64;
+    let stride = p.stride_w as i64;
+    // The smallest ix with ix·stride + offset ≥ first, and the first with
+    // ix·stride + offset ≥ first + len.
+    let lowest = |bound: i64| ((bound - offset).max(0) + stride - 1) / stride;
+    let start = lowest(first as i64).min(p.in_w as i64);
+    let end = lowest((first + len) as i64).clamp(start, p.in_w as i64);
+    let slot = start * stride + offset - first as i64;
+    (start as usize..end as usize, slot.max(0) as usize)
 }
 
 /// The input position tap `k` of output `o` reads along one axis:
