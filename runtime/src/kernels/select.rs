@@ -188,8 +188,9 @@ pub const FULLY_CONNECTED: &[Candidate<FullyConnectedParams, FullyConnectedFn>] 
 #[cfg(feature = "int16-activations")]
 pub type ConvS16Fn<Y> = LayerS16Fn<ConvParams, i16, Y>;
 
-/// A mixed-precision Conv or FullyConnected kernel on params `P`, reading
-/// `X` and writing `Y`: `(p, x, weights, bias, multiplier, shift, y)`.
+/// A mixed-precision weighted-layer kernel (Conv, FullyConnected,
+/// ConvTranspose; LayerNorm with gamma as the weights) on params `P`,
+/// reading `X` and writing `Y`: `(p, x, weights, bias, multiplier, shift, y)`.
 #[cfg(feature = "int16-activations")]
 pub type LayerS16Fn<P, X, Y> = fn(&P, &[X], &[i8], &[i32], &[i32], &[i8], &mut [Y]);
 

@@ -14,13 +14,13 @@ pub(super) struct ConvTranspose<'a> {
     rq: Requant<'a>,
 }
 
-/// A prepared ConvTranspose with an int16 side: whether the input and the
-/// output are int16.
+/// A prepared ConvTranspose with an int16 side, and the reference kernel of
+/// its pairing.
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ConvTransposeS16<'a> {
     op: ConvTranspose<'a>,
-    wide: [bool; 2],
+    kernel: super::KernelS16<ConvTransposeParams>,
 }
 
 /// One axis of the geometry, read from its parameter words.
@@ -46,14 +46,27 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvTranspose<'a>, Error> 
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvTransposeS16<'a>, Error> {
-    use crate::format::layout::DType::I16;
-    let x = cx.input(0)?;
-    let input_zero_point = cx.s8_or_s16_operand(&x)?;
-    cx.s8_or_s16_operand(&cx.output)?;
+    use super::{KernelS16 as K, Lanes};
+    use crate::kernels::{conv_transpose_s16 as run, select::Chosen};
+    let (lanes, input_zero_point) = cx.lanes()?;
     let window = cx.act_range_of(w::ACT_MIN, w::ACT_MAX)?;
+    let kernel = match lanes {
+        Lanes::S16 => K::S16(Chosen {
+            run,
+            name: "conv_transpose_s16",
+        }),
+        Lanes::S8S16 => K::S8S16(Chosen {
+            run,
+            name: "conv_transpose_s8_s16",
+        }),
+        Lanes::S16S8 => K::S16S8(Chosen {
+            run,
+            name: "conv_transpose_s16_s8",
+        }),
+    };
     Ok(ConvTransposeS16 {
         op: decode(cx, input_zero_point, window)?,
-        wide: [x.dtype, cx.output.dtype].map(|d| d == I16),
+        kernel,
     })
 }
 
@@ -184,31 +197,12 @@ impl ConvTranspose<'_> {
 #[cfg(feature = "int16-activations")]
 impl ConvTransposeS16<'_> {
     pub fn kernel_name(&self) -> &'static str {
-        match self.wide {
-            [true, true] => "conv_transpose_s16",
-            [true, false] => "conv_transpose_s16_s8",
-            [false, true] => "conv_transpose_s8_s16",
-            [false, false] => "conv_transpose_s8",
-        }
+        self.kernel.name()
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        use crate::kernels::conv_transpose_s16 as kernel;
         let ConvTranspose { p, x, weights, rq } = &self.op;
-        let (b, m, s) = (rq.bias, rq.multiplier, rq.shift);
-        match self.wide {
-            [false, false] => self.op.eval(io)?,
-            [true, false] => kernel(p, io.inputs.read_i16(x)?, weights, b, m, s, io.output),
-            [false, true] => {
-                let y = super::output_i16(io.output)?;
-                kernel(p, io.inputs.read(x)?, weights, b, m, s, y)
-            }
-            [true, true] => {
-                let y = super::output_i16(io.output)?;
-                kernel(p, io.inputs.read_i16(x)?, weights, b, m, s, y)
-            }
-        }
-        Ok(())
+        self.kernel.run(p, x, weights, rq, io)
     }
 
     pub fn macs(&self) -> u64 {

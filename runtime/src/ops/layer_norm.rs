@@ -14,13 +14,13 @@ pub(super) struct LayerNorm<'a> {
     rq: Requant<'a>,
 }
 
-/// A prepared LayerNorm with an int16 side: whether the input and the
-/// output are int16.
+/// A prepared LayerNorm with an int16 side, and the reference kernel of
+/// its pairing.
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) struct LayerNormS16<'a> {
     layer_norm: LayerNorm<'a>,
-    wide: [bool; 2],
+    kernel: super::KernelS16<LayerNormParams>,
 }
 
 /// Inputs `[x, gamma, bias, multiplier, shift]`; see `params::layer_norm`.
@@ -36,21 +36,34 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<LayerNorm<'a>, Error> {
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<LayerNormS16<'a>, Error> {
-    use crate::format::layout::DType;
+    use super::{KernelS16 as K, Lanes};
+    use crate::kernels::{layer_norm_s16 as run, select::Chosen};
+    // `lanes` reads input 0, which is `x`.
+    const _: () = assert!(w::X == 0);
     let x = cx.input(w::X)?;
-    let input_zero_point = cx.s8_or_s16_operand(&x)?;
+    let (lanes, input_zero_point) = cx.lanes()?;
     cx.ensure(
         x.dims() == cx.output.dims(),
         why!("output shape differs from input shape"),
     )?;
-    let wide = [x.dtype, cx.output.dtype].map(|d| d == DType::I16);
-    if wide[1] {
-        cx.i16_operand(&cx.output)?;
-    }
     let window = cx.act_range_of(w::ACT_MIN, w::ACT_MAX)?;
+    let kernel = match lanes {
+        Lanes::S16 => K::S16(Chosen {
+            run,
+            name: "layer_norm_s16",
+        }),
+        Lanes::S8S16 => K::S8S16(Chosen {
+            run,
+            name: "layer_norm_s8_s16",
+        }),
+        Lanes::S16S8 => K::S16S8(Chosen {
+            run,
+            name: "layer_norm_s16_s8",
+        }),
+    };
     Ok(LayerNormS16 {
         layer_norm: decode(cx, x, input_zero_point, window)?,
-        wide,
+        kernel,
     })
 }
 
@@ -122,29 +135,11 @@ impl LayerNorm<'_> {
 #[cfg(feature = "int16-activations")]
 impl LayerNormS16<'_> {
     pub fn kernel_name(&self) -> &'static str {
-        match self.wide {
-            [true, false] => "layer_norm_s16_s8",
-            [false, true] => "layer_norm_s8_s16",
-            _ => "layer_norm_s16",
-        }
+        self.kernel.name()
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        use crate::kernels::layer_norm_s16;
         let LayerNorm { p, x, gamma, rq } = &self.layer_norm;
-        let (b, m, s) = (rq.bias, rq.multiplier, rq.shift);
-        match self.wide {
-            [false, false] => self.layer_norm.eval(io)?,
-            [true, false] => layer_norm_s16(p, io.inputs.read_i16(x)?, gamma, b, m, s, io.output),
-            [false, true] => {
-                let y = super::output_i16(io.output)?;
-                layer_norm_s16(p, io.inputs.read(x)?, gamma, b, m, s, y)
-            }
-            [true, true] => {
-                let y = super::output_i16(io.output)?;
-                layer_norm_s16(p, io.inputs.read_i16(x)?, gamma, b, m, s, y)
-            }
-        }
-        Ok(())
+        self.kernel.run(p, x, gamma, rq, io)
     }
 }

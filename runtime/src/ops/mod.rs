@@ -840,8 +840,9 @@ pub(super) enum Lanes {
     S16S8,
 }
 
-/// The kernel of each int16 pairing of a Conv or FullyConnected (params
-/// `P`): an optimized one where the CPU has one, else the reference.
+/// The kernel of each int16 pairing of a weighted layer (params `P`:
+/// Conv, FullyConnected, ConvTranspose, LayerNorm): an optimized one where
+/// the CPU has one, else the reference.
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) enum KernelS16<P: 'static> {
@@ -1100,9 +1101,9 @@ impl<'m, 'a> Ctx<'m, 'a> {
     #[cfg(feature = "int16-activations")]
     fn lanes(&self) -> Result<(Lanes, i32), Error> {
         let x = self.input(0)?;
-        let side = |t: &TensorInfo<'a>| match t.dtype {
-            DType::I16 => self.i16_operand(t).map(|()| (true, 0)),
-            _ => self.i8_operand(t).map(|zp| (false, zp)),
+        let side = |t: &TensorInfo<'a>| {
+            let zp = self.s8_or_s16_operand(t)?;
+            Ok::<_, Error>((t.dtype == DType::I16, zp))
         };
         let ((x_wide, zp), (y_wide, _)) = (side(&x)?, side(&self.output)?);
         let lanes = match (x_wide, y_wide) {
