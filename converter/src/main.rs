@@ -7,6 +7,7 @@ use clap::Parser;
 use medq_converter::calibrate::Method;
 use medq_converter::ir::OutputActivation;
 use medq_converter::precision::{Choice, Target};
+use medq_converter::rewrite::equalize::Which;
 use medq_converter::rounding::{Rounding, WeightGrid};
 use medq_converter::{convert, Options};
 use medq_converter::{prune, prune_weights};
@@ -105,13 +106,11 @@ struct Cli {
     /// layer's output channels down and the second's matching input channels up, so that
     /// both weight ranges become their geometric mean; the float model is unchanged and the
     /// spread moves into the activation between them (which `--precision` can raise).
-    /// `erased`: only the pairs where per-channel int8 would round every weight of one of the
-    /// second layer's inputs to 0 (a score head with one weight of 180 beside 0.05): those
-    /// inputs are lost otherwise. `all`: every pair (neutral to harmful on trained CNNs; try it
-    /// when weights, not activations, limit a model). `off`: none. QDQ models keep their own
-    /// weights.
-    #[arg(long, value_enum, default_value_t = EqualizeArg::Erased)]
-    equalize: EqualizeArg,
+    /// `erased` catches a score head with one weight of 180 beside 0.05, whose small weights
+    /// int8 would lose; `all` is neutral to harmful on trained CNNs (try it when weights, not
+    /// activations, limit a model). QDQ models keep their own weights.
+    #[arg(long, value_enum, default_value_t = Which::Erased)]
+    equalize: Which,
 
     /// Activation precision. `int8`: every activation. `int16`: raise every layer that can be
     /// raised (below) to an int16 output, the most precise file (TFLite's 16x8 mode where medq
@@ -260,13 +259,6 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum EqualizeArg {
-    Off,
-    Erased,
-    All,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum PrecisionArg {
     Int8,
     Auto,
@@ -364,11 +356,7 @@ fn main() -> ExitCode {
                 },
             }),
         dense_weights: cli.dense_weights,
-        equalize: match cli.equalize {
-            EqualizeArg::Off => medq_converter::rewrite::equalize::Which::None,
-            EqualizeArg::Erased => medq_converter::rewrite::equalize::Which::Erased,
-            EqualizeArg::All => medq_converter::rewrite::equalize::Which::All,
-        },
+        equalize: cli.equalize,
         attribution: cli.attribution || cli.attribution_svg.is_some(),
         attribution_svg: cli.attribution_svg,
         golden: !cli.no_golden,

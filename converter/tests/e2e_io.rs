@@ -373,7 +373,7 @@ fn equalization_keeps_the_small_weights_of_a_dominated_head() {
         let notes = model.metadata(medq::MetaKey::Notes).unwrap_or_default();
         (report, notes.to_string())
     };
-    let (plain, plain_notes) = convert_with(Which::None);
+    let (plain, plain_notes) = convert_with(Which::Off);
     let (equalized, notes) = convert_with(Which::All);
     // By default only pairs whose int8 grid erases an input are equalized:
     // this one is (eleven of the score's twelve inputs round to 0).

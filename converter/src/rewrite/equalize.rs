@@ -23,18 +23,18 @@ use crate::ir::{Array, FusedActivation, Graph, Op};
 /// next is balanced against both; DFQ iterates, and a few rounds settle.
 const ROUNDS: usize = 4;
 
-/// Which pairs [`run`] equalizes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Which pairs [`run`] equalizes (`--equalize`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Which {
-    /// None (`--equalize off`).
-    None,
+    /// None.
+    Off,
     /// The pairs where per-channel int8 would erase an input of the second
     /// layer: every weight of some input channel below half a step of its
-    /// output channel's grid, so int8 reads that channel as zero (the
-    /// default: it changes nothing else).
+    /// output channel's grid, so int8 reads that channel as zero. The
+    /// default: pairs that int8 represents are left as they are.
     #[default]
     Erased,
-    /// Every pair (`--equalize all`).
+    /// Every pair.
     All,
 }
 
@@ -42,7 +42,7 @@ pub enum Which {
 /// range of the scales its channels moved by.
 pub fn run(g: &mut Graph, log: &mut RewriteLog, which: Which) {
     let pairs: Vec<(usize, usize)> = match which {
-        Which::None => return,
+        Which::Off => return,
         Which::All => pairs(g),
         Which::Erased => pairs(g)
             .into_iter()
@@ -210,17 +210,14 @@ fn erases_an_input(g: &mut Graph, a: usize, b: usize) -> bool {
         return false;
     };
     let per_out = wb.data.len() / wb.shape.first().copied().unwrap_or(1).max(1);
-    let half_step: Vec<f32> = wb
-        .data
-        .chunks(per_out.max(1))
-        .map(|row| max_abs(row) / 127.0 / 2.0)
-        .collect();
+    // The int8 grid's step per output row, as quantization will choose it.
+    let steps = crate::rounding::channel_scales(wb);
     (0..rows).any(|j| {
         let mut nonzero = false;
         let erased = columns.of_channel(j).all(|i| {
             let w = wb.data[i].abs();
             nonzero |= w > 0.0;
-            w < half_step[i / per_out.max(1)]
+            w < steps[i / per_out.max(1)] / 2.0
         });
         erased && nonzero
     })
@@ -390,7 +387,7 @@ mod tests {
         let mut g = graph(a(), fc(1, 2, vec![-180.0, 0.8], vec![0.0], false));
         let mut log = RewriteLog::default();
         run(&mut g, &mut log, Which::Erased);
-        run(&mut g, &mut log, Which::None);
+        run(&mut g, &mut log, Which::Off);
         assert!(log.0.is_empty(), "{:?}", log.0);
         assert_eq!(g.tensors[1].name, "h");
         // An input whose weights are all 0 already has nothing to lose.
