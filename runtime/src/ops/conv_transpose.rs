@@ -46,24 +46,15 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvTranspose<'a>, Error> 
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvTransposeS16<'a>, Error> {
-    use super::{KernelS16 as K, Lanes};
-    use crate::kernels::{conv_transpose_s16 as run, select::Chosen};
+    use crate::kernels::conv_transpose_s16 as run;
     let (lanes, input_zero_point) = cx.lanes()?;
     let window = cx.act_range_of(w::ACT_MIN, w::ACT_MAX)?;
-    let kernel = match lanes {
-        Lanes::S16 => K::S16(Chosen {
-            run,
-            name: "conv_transpose_s16",
-        }),
-        Lanes::S8S16 => K::S8S16(Chosen {
-            run,
-            name: "conv_transpose_s8_s16",
-        }),
-        Lanes::S16S8 => K::S16S8(Chosen {
-            run,
-            name: "conv_transpose_s16_s8",
-        }),
-    };
+    let names = [
+        "conv_transpose_s16",
+        "conv_transpose_s8_s16",
+        "conv_transpose_s16_s8",
+    ];
+    let kernel = super::KernelS16::reference(lanes, names, (run, run, run));
     Ok(ConvTransposeS16 {
         op: decode(cx, input_zero_point, window)?,
         kernel,

@@ -36,8 +36,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<LayerNorm<'a>, Error> {
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<LayerNormS16<'a>, Error> {
-    use super::{KernelS16 as K, Lanes};
-    use crate::kernels::{layer_norm_s16 as run, select::Chosen};
+    use crate::kernels::layer_norm_s16 as run;
     // `lanes` reads input 0, which is `x`.
     const _: () = assert!(w::X == 0);
     let x = cx.input(w::X)?;
@@ -47,20 +46,8 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<LayerNormS16<'a>, Erro
         why!("output shape differs from input shape"),
     )?;
     let window = cx.act_range_of(w::ACT_MIN, w::ACT_MAX)?;
-    let kernel = match lanes {
-        Lanes::S16 => K::S16(Chosen {
-            run,
-            name: "layer_norm_s16",
-        }),
-        Lanes::S8S16 => K::S8S16(Chosen {
-            run,
-            name: "layer_norm_s8_s16",
-        }),
-        Lanes::S16S8 => K::S16S8(Chosen {
-            run,
-            name: "layer_norm_s16_s8",
-        }),
-    };
+    let names = ["layer_norm_s16", "layer_norm_s8_s16", "layer_norm_s16_s8"];
+    let kernel = super::KernelS16::reference(lanes, names, (run, run, run));
     Ok(LayerNormS16 {
         layer_norm: decode(cx, x, input_zero_point, window)?,
         kernel,

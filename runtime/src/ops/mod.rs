@@ -859,8 +859,41 @@ pub(super) type CandidatesS16<P> = (
     &'static [Candidate<P, LayerS16Fn<P, i16, i8>>],
 );
 
+/// One generic reference kernel instantiated for the three pairings.
+#[cfg(feature = "int16-activations")]
+pub(super) type ReferenceS16<P> = (
+    LayerS16Fn<P, i16, i16>,
+    LayerS16Fn<P, i8, i16>,
+    LayerS16Fn<P, i16, i8>,
+);
+
 #[cfg(feature = "int16-activations")]
 impl<P: 'static> KernelS16<P> {
+    /// The reference kernel of `lanes`' pairing: `run` instantiated for
+    /// it, named by `names` (the `s16`, `s8_s16` and `s16_s8` names, in
+    /// that order).
+    pub fn reference(
+        lanes: Lanes,
+        names: [&'static str; 3],
+        (s16, s8_s16, s16_s8): ReferenceS16<P>,
+    ) -> KernelS16<P> {
+        let [n16, n8_16, n16_8] = names;
+        match lanes {
+            Lanes::S16 => KernelS16::S16(Chosen {
+                run: s16,
+                name: n16,
+            }),
+            Lanes::S8S16 => KernelS16::S8S16(Chosen {
+                run: s8_s16,
+                name: n8_16,
+            }),
+            Lanes::S16S8 => KernelS16::S16S8(Chosen {
+                run: s16_s8,
+                name: n16_8,
+            }),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             KernelS16::S16(k) => k.name,
