@@ -1307,13 +1307,28 @@ proptest! {
 
     #[test]
     fn conv_sparse_matches_dense_on_long_rows(c in long_row_conv_case().prop_flat_map(pruned)) {
-        let rows = c.p.out_channels;
-        let stored = sparse_of(&c.w, rows);
-        let w = SparseRows::parse(&stored, rows, c.w.len() / rows).expect("parses");
-        let mut dense = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
-        conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
-        let mut sparse = vec![0x55i8; dense.len()];
-        conv_sparse_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
-        prop_assert_eq!(sparse, dense);
+        conv_sparse_vs_dense(&c)?;
     }
+
+    /// Wide interior runs (taken four outputs at a time) between padded
+    /// edges, on strided and dilated 2-D windows.
+    #[test]
+    fn conv_sparse_matches_dense_on_long_2d_rows(
+        c in long_row_conv_2d_case().prop_flat_map(pruned)
+    ) {
+        conv_sparse_vs_dense(&c)?;
+    }
+}
+
+/// [`conv_sparse_s8`] against [`conv_s8`] on the same pruned weights.
+fn conv_sparse_vs_dense(c: &ConvCase) -> Result<(), TestCaseError> {
+    let rows = c.p.out_channels;
+    let stored = sparse_of(&c.w, rows);
+    let w = SparseRows::parse(&stored, rows, c.w.len() / rows).expect("parses");
+    let mut dense = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+    conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+    let mut sparse = vec![0x55i8; dense.len()];
+    conv_sparse_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
+    prop_assert_eq!(sparse, dense);
+    Ok(())
 }

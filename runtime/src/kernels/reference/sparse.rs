@@ -200,15 +200,35 @@ impl TapList {
         let (offset, kx, weight) = (&self.offset[..n], &self.kx[..n], &self.weight[..n]);
         let zp = p.input_zero_point;
         let span = (p.kernel_w - 1) * p.dilation_w;
-        for (j, a) in acc.iter_mut().enumerate() {
+        let inside = |j: usize| {
             let start = (ox0 + j) * p.stride_w;
-            let inside = start >= p.pad_left && start - p.pad_left + span < p.in_w;
-            if inside {
-                // Every tap is inside the input: Σ (x − zp)·w = Σ x·w − zp·Σw.
+            start >= p.pad_left && start - p.pad_left + span < p.in_w
+        };
+        // Every tap of an interior output is inside the input:
+        // Σ (x − zp)·w = Σ x·w − zp·Σw.
+        let zp_sum = zp.wrapping_mul(self.weight_sum);
+        let mut j = 0;
+        while j < acc.len() {
+            let start = (ox0 + j) * p.stride_w;
+            // The interior is one run of outputs, so its ends bound a block.
+            let quad = inside(j) && inside(j + QUAD - 1);
+            if let (true, Some(block)) = (quad, acc.get_mut(j..j + QUAD)) {
+                let base = start - p.pad_left;
+                let sums = if p.stride_w == 1 {
+                    interior_sum_quad::<1>(in_group, base, 1, offset, weight)
+                } else {
+                    interior_sum_quad::<0>(in_group, base, p.stride_w, offset, weight)
+                };
+                for (a, s) in block.iter_mut().zip(sums) {
+                    *a = a.wrapping_add(s).wrapping_sub(zp_sum);
+                }
+                j += QUAD;
+                continue;
+            }
+            let Some(a) = acc.get_mut(j) else { break };
+            if inside(j) {
                 let sum = interior_sum(in_group, start - p.pad_left, offset, weight);
-                *a = a
-                    .wrapping_add(sum)
-                    .wrapping_sub(zp.wrapping_mul(self.weight_sum));
+                *a = a.wrapping_add(sum).wrapping_sub(zp_sum);
             } else {
                 for ((&off, &kx), &w) in offset.iter().zip(kx).zip(weight) {
                     let at = start + kx;
@@ -222,8 +242,42 @@ impl TapList {
                     *a = a.wrapping_add(i32::from(x).wrapping_sub(zp).wrapping_mul(w));
                 }
             }
+            j += 1;
         }
     }
+}
+
+/// Interior outputs summed together per tap.
+const QUAD: usize = 4;
+
+/// [`interior_sum`] for the [`QUAD`] outputs at `base`, `base + stride`, …:
+/// each tap's weight and offset are loaded once for all of them, which on a
+/// Cortex-M4 takes the loop from about 8 instructions a multiply-add to 3.
+/// `UNIT` 1 says `stride` is 1, so the four inputs sit at fixed distances.
+///
+/// The caller guarantees `base + (QUAD−1)·stride + offset[i] <
+/// in_group.len()` for every `i`: the last of the outputs is interior (see
+/// [`interior_sum`]), and so are those before it.
+#[inline(always)]
+fn interior_sum_quad<const UNIT: usize>(
+    in_group: &[i8],
+    base: usize,
+    stride: usize,
+    offset: &[usize],
+    weight: &[i32],
+) -> [i32; QUAD] {
+    let stride = if UNIT == 1 { 1 } else { stride };
+    let mut sums = [0i32; QUAD];
+    for (&off, &w) in offset.iter().zip(weight) {
+        let at = base + off;
+        debug_assert!(at + (QUAD - 1) * stride < in_group.len());
+        for (k, sum) in sums.iter_mut().enumerate() {
+            // SAFETY: the caller's guarantee above, for `k < QUAD`.
+            let x = unsafe { *in_group.get_unchecked(at + k * stride) };
+            *sum = sum.wrapping_add(i32::from(x).wrapping_mul(w));
+        }
+    }
+    sums
 }
 
 /// `Σ x[base + offset]·w` over taps that all lie inside `in_group`.
