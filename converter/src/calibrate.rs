@@ -360,14 +360,19 @@ pub fn calibrate_from(
         }
     }
     for (&t, activation) in &graph.output_activations {
-        let Some(obs) = observers.get_mut(t).and_then(Option::as_mut) else {
-            continue;
-        };
         match activation {
-            OutputActivation::Sigmoid => obs.sigmoid = true,
+            OutputActivation::Sigmoid => {
+                for c in sigmoid_carriers(graph, t) {
+                    if let Some(obs) = observers.get_mut(c).and_then(Option::as_mut) {
+                        obs.sigmoid = true;
+                    }
+                }
+            }
             OutputActivation::Softmax => {
-                let last = graph.tensors[t].shape.last().copied().unwrap_or(1);
-                obs.softmax = Some(SoftmaxRows::new(last, 1));
+                if let Some(obs) = observers.get_mut(t).and_then(Option::as_mut) {
+                    let last = graph.tensors[t].shape.last().copied().unwrap_or(1);
+                    obs.softmax = Some(SoftmaxRows::new(last, 1));
+                }
             }
         }
     }
@@ -435,6 +440,41 @@ pub fn calibrate_from(
 
 /// Whether `tensor`'s one use is as the input of the node producing
 /// `consumer_output` (not a graph output, not read by another node).
+/// `output` and the tensors whose values reach it only moved, never
+/// computed: through Reshape, Transpose, Slice/Gather and Concat, and read
+/// by nothing else. A sigmoid the application applies to `output` applies
+/// to each of their values, so their ranges follow the same rule; without
+/// this a detector's score convs keep their whole logit range and the
+/// Concat (or view) that assembles the output cannot win back the steps.
+fn sigmoid_carriers(graph: &Graph, output: TensorId) -> Vec<TensorId> {
+    let mut carriers = vec![output];
+    loop {
+        let before = carriers.len();
+        for node in &graph.nodes {
+            let moves_values = matches!(
+                node.op,
+                Op::Reshape | Op::Transpose(_) | Op::Select(_) | Op::Concat(_)
+            );
+            if !moves_values || !carriers.contains(&node.output) {
+                continue;
+            }
+            for &x in &node.inputs {
+                let only_carried = graph
+                    .consumers(x)
+                    .iter()
+                    .all(|&n| carriers.contains(&graph.nodes[n].output));
+                let own_value = graph.outputs.contains(&x) || graph.inputs.contains(&x);
+                if only_carried && !own_value && !carriers.contains(&x) {
+                    carriers.push(x);
+                }
+            }
+        }
+        if carriers.len() == before {
+            return carriers;
+        }
+    }
+}
+
 fn only_feeds(graph: &Graph, tensor: TensorId, consumer_output: TensorId) -> bool {
     let one_reader = matches!(
         graph.consumers(tensor)[..],
@@ -446,6 +486,42 @@ fn only_feeds(graph: &Graph, tensor: TensorId, consumer_output: TensorId) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::{Concat, Node, Tensor};
+
+    /// x → Reshape → t1 ─┐
+    /// x → Reshape → t3 → Reshape → t2b ─┴ Concat → y (sigmoid applied),
+    /// and t3 also → Reshape → t5, another graph output.
+    #[test]
+    fn a_sigmoid_reaches_back_through_moves_to_tensors_nothing_else_reads() {
+        let mut g = Graph::default();
+        for name in ["x", "t1", "t2b", "t3", "y", "t5"] {
+            g.tensors.push(Tensor {
+                name: name.into(),
+                shape: vec![1, 4],
+                value: None,
+            });
+        }
+        let node = |op: Op, inputs: &[TensorId], output: TensorId| Node {
+            name: format!("n{output}"),
+            onnx_ops: vec![],
+            op,
+            inputs: inputs.to_vec(),
+            output,
+        };
+        g.inputs = vec![0];
+        g.outputs = vec![4, 5];
+        g.nodes = vec![
+            node(Op::Reshape, &[0], 1),
+            node(Op::Reshape, &[0], 3),
+            node(Op::Reshape, &[3], 2),
+            node(Op::Concat(Concat { axis: 1 }), &[1, 2], 4),
+            node(Op::Reshape, &[3], 5),
+        ];
+        let mut carriers = sigmoid_carriers(&g, 4);
+        carriers.sort_unstable();
+        // Not x (a graph input) and not t3 (t5 reads it too).
+        assert_eq!(carriers, vec![1, 2, 4]);
+    }
 
     fn observer(values: &[f32]) -> Observer {
         let mut o = Observer::new();
