@@ -130,6 +130,13 @@ the model will see. Guessing them would silently cost accuracy. Pass a float32 .
 holding a few hundred typical inputs, e.g. part of the training set (for a model with several inputs, \
 one file per input, in the model's input order).";
 
+/// Why a model whose QDQ nodes quantize only its weights still needs data.
+pub const WEIGHTS_ONLY_CALIBRATION_REQUIRED: &str = "this model quantizes only its weights \
+(DequantizeLinear on constants, as TFLite's dynamic-range quantization and ONNX Runtime's weight-only \
+quantization write them): medq keeps those int8 weights and their scales, but every activation still \
+needs its real range, and those ranges depend on the data. Pass --calib FILE.npy, a float32 .npy of \
+shape [N, ...] holding a few hundred typical inputs (one file per model input, in the model's input order).";
+
 /// What a QDQ model converted without `--calib` still needs.
 pub const QDQ_EVAL_REQUIRED: &str = "this QDQ model brings its own scales and zero points, so \
 --calib is optional, but the report and the golden pair run the model on samples: pass --eval FILE.npy \
@@ -247,6 +254,11 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         // A QDQ model brings its own encodings; evaluating still needs inputs.
         if graph.qdq.is_empty() {
             return Err(ConvertError::CalibrationRequired(CALIBRATION_REQUIRED));
+        }
+        if graph.qdq.activations.is_empty() {
+            return Err(ConvertError::CalibrationRequired(
+                WEIGHTS_ONLY_CALIBRATION_REQUIRED,
+            ));
         }
         if opts.eval.is_empty() {
             return Err(ConvertError::Usage(QDQ_EVAL_REQUIRED.into()));
