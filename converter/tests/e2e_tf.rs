@@ -1,0 +1,164 @@
+//! TensorFlow models as tf2onnx converts them from TFLite files: the route
+//! by which camera-photoplethysmography pipelines bring MediaPipe-style face
+//! detectors to ONNX (`models/testnets/make_tf_testnets.py`, real tf2onnx
+//! 1.16 exports of briefly trained Keras models). They start with the
+//! NHWC → NCHW Transpose, keep TFLite's output names
+//! (`StatefulPartitionedCall:0`, …), assemble anchor grids with Transpose,
+//! Reshape and Concat, and, for a dynamic-range TFLite file, bring int8
+//! weights behind DequantizeLinear.
+
+mod testnets;
+
+use medq::Quant;
+use medq_converter::calibrate::SIGMOID_EDGE;
+use medq_converter::ir::OutputActivation;
+use medq_converter::report::Report;
+use medq_converter::{convert, ConvertError, Options};
+
+const SCORE: &str = "StatefulPartitionedCall:0";
+const BOXES: &str = "StatefulPartitionedCall:1";
+
+fn options(name: &str, dir: &std::path::Path) -> Options {
+    let d = testnets::dir();
+    let mut opts = Options::new(
+        d.join(format!("{name}.onnx")),
+        dir.join(format!("{name}.mq")),
+    );
+    opts.calib = vec![d.join(format!("{name}_calib.npy"))];
+    opts.eval = vec![d.join(format!("{name}_test.npy"))];
+    opts
+}
+
+fn output<'r>(report: &'r Report, name: &str) -> &'r medq_converter::evaluate::OutputMetrics {
+    let found = report
+        .evaluation
+        .outputs
+        .iter()
+        .find(|o| o.name.contains(name));
+    found.unwrap_or_else(|| panic!("no output {name}"))
+}
+
+/// A BlazeFace-style detector (`tf_blaze`): raw face-score logits for 504
+/// anchors (the application applies the sigmoid) and 16 box and keypoint
+/// regressors per anchor, each output a Concat of two anchor grids.
+///
+/// With `--output-activation` naming the score, the sigmoid-aware range
+/// reaches back through the Concat, Reshapes and Transposes to the two
+/// score convs: their int8 steps go where the sigmoid shows them. (Before,
+/// only the Concat's own range followed the rule, and the convs kept their
+/// whole logit range.) The box regressors are within the 25 dB bound. The
+/// face score is not within |Δp| ≤ 0.03 on every image at int8: the error
+/// is spread over the trunk's activations (fake-quantizing the depthwise
+/// outputs alone, per tensor or per channel, already moves the score by
+/// 0.2), and `--precision int16` brings more images within.
+#[test]
+fn a_tflite_face_detector_converts_with_its_score_range_set_by_the_sigmoid() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |int16: bool| {
+        let mut opts = options("tf_blaze", dir.path());
+        opts.output_activations = vec![(SCORE.into(), OutputActivation::Sigmoid)];
+        if int16 {
+            opts.precision = medq_converter::precision::Choice::All;
+        }
+        let report = convert(&opts).unwrap_or_else(|e| panic!("tf_blaze: {e}"));
+        (report, opts.output)
+    };
+    let (report, path) = run(false);
+    let boxes = output(&report, BOXES);
+    let sqnr = boxes.sqnr_db.expect("a regression SQNR");
+    println!("tf_blaze boxes: SQNR {sqnr:.1} dB");
+    assert!(sqnr >= 25.0, "boxes: {sqnr:.1} dB");
+    let score = output(&report, SCORE);
+    assert_eq!(score.applied, Some("sigmoid"));
+    println!(
+        "tf_blaze int8 score: {:.3} of images within 0.03, max |Δp| {:.3}",
+        score.samples_within_0_03, score.max_abs_error
+    );
+
+    // Every int8 tensor that carries the score, from the two 1×1 score convs
+    // on, is on the sigmoid's grid: at most 2·SIGMOID_EDGE over 255 steps.
+    let file = medq_cli::open(&path).unwrap();
+    let model = file.model().unwrap();
+    let bound = 2.0 * SIGMOID_EDGE / 255.0 + 1e-6;
+    let mut carriers = 0;
+    for i in 0..model.tensor_count() {
+        let t = model.tensor(i).unwrap();
+        // The score grids (2 anchors a cell on 12×12, 6 on 6×6, one value
+        // each): the convs' NCHW outputs, their NHWC Transposes, the
+        // Reshapes to anchors and the Concat.
+        let score_grid = matches!(
+            t.dims(),
+            [1, 2, 12, 12]
+                | [1, 12, 12, 2]
+                | [1, 6, 6, 6]
+                | [1, 288, 1]
+                | [1, 216, 1]
+                | [1, 504, 1]
+        );
+        if let (true, Quant::PerTensor { scale, .. }) = (score_grid, t.quant) {
+            assert!(scale <= bound, "{}: scale {scale} > {bound}", t.name);
+            carriers += 1;
+        }
+    }
+    assert_eq!(carriers, 7, "score tensors found");
+
+    let (wide, _) = run(true);
+    let wide_score = output(&wide, SCORE);
+    println!(
+        "tf_blaze int16 score: {:.3} of images within 0.03, max |Δp| {:.3}",
+        wide_score.samples_within_0_03, wide_score.max_abs_error
+    );
+    assert!(wide_score.max_abs_error < score.max_abs_error);
+    assert!(wide_score.samples_within_0_03 > score.samples_within_0_03);
+}
+
+/// A PReLU detector head from a TFLite file with dynamic-range quantization
+/// (`tf_dynrange`): the weights of its large Conv (TFLite quantizes those of
+/// 1024 elements or more) arrive as int8 behind a DequantizeLinear. medq
+/// keeps those weights' scales, calibrates the activations the model leaves
+/// float, and the score (a Sigmoid inside the graph) is within the bounds.
+/// Without `--calib` it is refused, saying why.
+#[test]
+fn a_dynamic_range_tflite_model_keeps_its_int8_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options("tf_dynrange", dir.path());
+    let report = convert(&opts).unwrap_or_else(|e| panic!("tf_dynrange: {e}"));
+    let score = output(&report, SCORE);
+    let sqnr = score.sqnr_db.expect("an SQNR");
+    println!("tf_dynrange score: SQNR {sqnr:.1} dB");
+    assert!(sqnr >= 25.0, "{sqnr:.1} dB");
+    assert!(
+        score.samples_within_0_03 >= 0.99,
+        "{}",
+        score.samples_within_0_03
+    );
+
+    // The .mq's per-channel weight scales are the DequantizeLinear scales.
+    let loaded = medq_converter::load::load_onnx(&opts.model).unwrap();
+    let fixed = &loaded.graph.qdq.weight_scales;
+    assert!(!fixed.is_empty(), "no layer with fixed weights");
+    let file = medq_cli::open(&opts.output).unwrap();
+    let model = file.model().unwrap();
+    let mut stored: Vec<Vec<f32>> = (0..model.tensor_count())
+        .filter_map(|i| match model.tensor(i).ok()?.quant {
+            Quant::PerChannel { scales, .. } => Some(scales.to_vec()),
+            _ => None,
+        })
+        .collect();
+    for scales in fixed.values() {
+        let at = stored.iter().position(|s| s == scales);
+        let at = at.unwrap_or_else(|| panic!("scales {scales:?} not in the .mq"));
+        stored.remove(at);
+    }
+
+    let mut opts = options("tf_dynrange", dir.path());
+    opts.calib.clear();
+    opts.output = dir.path().join("refused.mq");
+    match convert(&opts) {
+        Err(ConvertError::CalibrationRequired(why)) => {
+            assert!(why.contains("quantizes only its weights"), "{why}");
+        }
+        other => panic!("not refused: {:?}", other.map(|_| ())),
+    }
+    assert!(!opts.output.exists());
+}
