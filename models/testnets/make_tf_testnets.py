@@ -9,6 +9,14 @@ pipelines bring MediaPipe-style face detectors to ONNX.
                two anchor grids (12x12 x 2, 6x6 x 6 = 504 anchors), outputs
                regressors [1, 504, 16] and raw face-score logits [1, 504, 1]
                (the application applies the sigmoid), float32 TFLite
+  tf_blaze_int8  the same trained detector as a fully-integer TFLite file
+               (int8 activations and weights, calibrated by the TFLite
+               converter on the training images): tf2onnx writes
+               QuantizeLinear/DequantizeLinear around every op and moves the
+               int8 tensors through its Transposes, Reshapes and Concats;
+               with it, TFLite's own int8 outputs on the tf_blaze test
+               images (tf_blaze_int8_tflite_{0,1}.npy, int8 codes, in the
+               ONNX model's output order)
   tf_dynrange  a PReLU detector head: ZeroPadding2D + valid stride-2 Conv
                (TF's "same" padding made explicit), ReLU6, Sigmoid score
                [1, 128, 1], from a TFLite file with dynamic-range int8
@@ -37,6 +45,7 @@ import argparse
 import os
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
@@ -138,10 +147,55 @@ def tf_dynrange():
 MODELS = [("tf_blaze", tf_blaze), ("tf_dynrange", tf_dynrange)]
 
 
+def full_integer(model, representative, test, name, out):
+    """`model` as a fully-integer TFLite file through tf2onnx, and TFLite's
+    int8 outputs on `test` in the ONNX model's output order."""
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([representative[i : i + 1]] for i in range(len(representative)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    tflite = os.path.join(out, f"{name}.tflite")
+    with open(tflite, "wb") as f:
+        f.write(conv.convert())
+    onnx_path = os.path.join(out, f"{name}.onnx")
+    proto, _ = tf2onnx.convert.from_tflite(tflite, opset=13, output_path=onnx_path)
+    interp = tf.lite.Interpreter(tflite)
+    interp.allocate_tensors()
+    os.remove(tflite)
+    inp = interp.get_input_details()[0]
+    outs = {o["name"]: o for o in interp.get_output_details()}
+    codes = {o: [] for o in outs}
+    for i in range(len(test)):
+        x = test[i : i + 1]
+        if inp["dtype"] == np.int8:
+            scale, zp = inp["quantization"]
+            x = np.clip(np.round(x / scale + zp), -128, 127).astype(np.int8)
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        for o, d in outs.items():
+            codes[o].append(interp.get_tensor(d["index"]))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
+    for k, o in enumerate(proto.graph.output):
+        # TFLite dequantizes its outputs; back to the int8 codes, with the
+        # parameters of the DequantizeLinear tf2onnx wrote for them.
+        dq = next(n for n in proto.graph.node if n.output[0] == o.name)
+        assert dq.op_type == "DequantizeLinear", dq.op_type
+        scale, zp = inits[dq.input[1]], inits[dq.input[2]]
+        v = np.concatenate(codes[o.name])
+        c = np.round(v / scale + zp)
+        assert np.abs(c - (v / scale + zp)).max() < 1e-3 and c.min() >= -128 and c.max() <= 127
+        np.save(os.path.join(out, f"{name}_tflite_{k}.npy"), c.astype(np.int8))
+    print(f"{name}: {os.path.getsize(onnx_path)} B, ops {sorted({n.op_type for n in proto.graph.node})}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
+    # One thread, deterministic kernels: the same files on every run.
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.experimental.enable_op_determinism()
     for k, (name, make) in enumerate(MODELS):
         tf.keras.utils.set_random_seed(SEED + k)
         rng = np.random.default_rng(SEED + k)
@@ -165,6 +219,8 @@ def main():
         test, _ = blobs(rng, N, size)
         np.save(os.path.join(args.out, f"{name}_calib.npy"), calib)
         np.save(os.path.join(args.out, f"{name}_test.npy"), test)
+        if name == "tf_blaze":
+            full_integer(model, x[:256], test, f"{name}_int8", args.out)
 
         # The ONNX graph computes what the Keras model does.
         sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
