@@ -162,3 +162,44 @@ fn a_dynamic_range_tflite_model_keeps_its_int8_weights() {
     }
     assert!(!opts.output.exists());
 }
+
+/// The same trained detector as a fully-integer TFLite file
+/// (`tf_blaze_int8`): tf2onnx writes QuantizeLinear/DequantizeLinear around
+/// every op and runs the Transposes, Reshapes and Concats on the int8
+/// tensors between them. medq converts it with the file's own encodings and
+/// no `--calib`, and its int8 outputs on the test images are TFLite's own
+/// (`tf_blaze_int8_tflite_{0,1}.npy`, written by TFLite's interpreter), code
+/// for code.
+#[test]
+fn a_fully_integer_tflite_detector_gives_tflites_own_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = testnets::dir();
+    let mut opts = Options::new(d.join("tf_blaze_int8.onnx"), dir.path().join("int8.mq"));
+    let test = d.join("tf_blaze_test.npy");
+    opts.eval = vec![test.clone()];
+    let report = convert(&opts).unwrap_or_else(|e| panic!("tf_blaze_int8: {e}"));
+    assert_eq!(report.calibration_samples, 0);
+
+    let file = medq_cli::open(&opts.output).unwrap();
+    let model = file.model().unwrap();
+    let x = medq_cli::read_npy_f32(&test).unwrap();
+    let y = medq_cli::run_batch(&model, &x).unwrap();
+    assert_eq!(y.data.len(), 2);
+    for (k, values) in y.data.iter().enumerate() {
+        let (scale, zero_point) = model.output_info(k).unwrap().scale_zero_point().unwrap();
+        let codes: Vec<i8> = values
+            .iter()
+            .map(|&v| ((v / scale).round() as i32 + zero_point) as i8)
+            .collect();
+        let path = d.join(format!("tf_blaze_int8_tflite_{k}.npy"));
+        let npy = npyz::NpyFile::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let tflite: Vec<i8> = npy.into_vec().unwrap();
+        assert_eq!(codes.len(), tflite.len(), "output {k}");
+        let differ = codes.iter().zip(&tflite).filter(|(a, b)| a != b).count();
+        println!(
+            "tf_blaze_int8 output {k}: {differ} of {} codes differ from TFLite's",
+            codes.len()
+        );
+        assert_eq!(differ, 0, "output {k}");
+    }
+}

@@ -13,7 +13,12 @@
 //! - a `QuantizeLinear` whose output only feeds `DequantizeLinear` nodes with
 //!   the same parameters is removed with them, its consumers read its input
 //!   again, and that tensor's scale and zero point are recorded: the quantizer
-//!   uses them instead of a calibrated range.
+//!   uses them instead of a calibrated range;
+//! - ops that only move integers between a QuantizeLinear and a
+//!   DequantizeLinear (tf2onnx's conversion of a fully-integer TFLite file
+//!   runs its Transposes, Reshapes and Concats on int8 tensors) are first
+//!   moved onto float values between pairs of their own
+//!   (`float_int8_movers`).
 //!
 //! medq's contract is int8 with symmetric per-channel weights and per-tensor
 //! activations. uint8 activations are re-expressed exactly (`q − 128`, zero
@@ -260,6 +265,8 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
     if !g.node.iter().any(is_qdq) {
         return Ok(None);
     }
+    let floated = float_int8_movers(g, opset)?;
+    let g = floated.as_ref().unwrap_or(g);
     let mut readers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
     for (i, n) in g.node.iter().enumerate() {
         for (k, name) in n.input.iter().enumerate() {
@@ -304,6 +311,136 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
         }
     }
     Ok(Some(s.finish()))
+}
+
+/// ONNX ops that move integers without computing new ones. tf2onnx leaves
+/// them between a QuantizeLinear and a DequantizeLinear when it converts a
+/// fully-integer TFLite model: the NHWC → NCHW Transposes, a detector's
+/// anchor Reshapes and Concats run on the int8 tensors.
+const INT8_MOVERS: [&str; 7] = [
+    "Concat",
+    "Flatten",
+    "Identity",
+    "Reshape",
+    "Squeeze",
+    "Transpose",
+    "Unsqueeze",
+];
+
+fn is_mover(node: &NodeProto) -> bool {
+    node.domain.is_empty() && INT8_MOVERS.contains(&node.op_type.as_str())
+}
+
+/// The inputs of a mover that carry values (Concat: all; the others: the
+/// first, the rest being shapes and axes).
+fn moved_inputs(node: &NodeProto) -> std::ops::Range<usize> {
+    match node.op_type.as_str() {
+        "Concat" => 0..node.input.len(),
+        _ => 0..node.input.len().min(1),
+    }
+}
+
+/// `QuantizeLinear → movers → DequantizeLinear` rewritten as
+/// `QuantizeLinear → DequantizeLinear → movers → QuantizeLinear →
+/// DequantizeLinear`, so that every Q/DQ is a pair [`strip`] takes. Moving
+/// integers and dequantizing commute, so with the chain's
+/// DequantizeLinear parameters on both new nodes the float meaning is the
+/// model's; TFLite gives a mover's inputs and output one encoding, and a
+/// QuantizeLinear whose parameters differ is refused by the pair check as
+/// before. `None` when no DequantizeLinear reads a mover.
+fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, ConvertError> {
+    let producers: HashMap<&str, usize> = g
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    let producer = |name: &str| producers.get(name).map(|&i| (i, &g.node[i]));
+    // Per DequantizeLinear of a mover's output: the movers above it, and
+    // the (mover, input) positions that read a QuantizeLinear's output.
+    let mut after_q: Vec<Vec<usize>> = vec![Vec::new(); g.node.len()];
+    let mut before_dq: Vec<Option<usize>> = vec![None; g.node.len()];
+    let mut rewired: HashMap<(usize, usize), String> = HashMap::new();
+    let mut floated: HashSet<String> = HashSet::new();
+    let mut new_dq: Vec<NodeProto> = Vec::new();
+    for (d, node) in g.node.iter().enumerate() {
+        let x = node.input.first().map(String::as_str).unwrap_or("");
+        let chain_dq = node.op_type == "DequantizeLinear"
+            && node.domain.is_empty()
+            && producer(x).is_some_and(|(_, p)| is_mover(p));
+        if !chain_dq {
+            continue;
+        }
+        let ctx = NodeCtx::new(node, d, opset);
+        let mut stack = vec![producers[x]];
+        let mut seen = HashSet::new();
+        while let Some(m) = stack.pop() {
+            if !seen.insert(m) {
+                continue;
+            }
+            let mover = &g.node[m];
+            floated.extend(mover.output.iter().cloned());
+            for k in moved_inputs(mover) {
+                let t = mover.input[k].as_str();
+                match producer(t) {
+                    Some((p, n)) if is_mover(n) => stack.push(p),
+                    Some((q, n)) if n.op_type == "QuantizeLinear" && n.domain.is_empty() => {
+                        if rewired.contains_key(&(m, k)) {
+                            continue;
+                        }
+                        let float = format!("{t}/medq_float{}", new_dq.len());
+                        let mut dq = node.clone();
+                        dq.name = format!("{}/medq_dq{}", ctx.name, new_dq.len());
+                        dq.input[0] = t.to_string();
+                        dq.output = vec![float.clone()];
+                        after_q[q].push(new_dq.len());
+                        new_dq.push(dq);
+                        rewired.insert((m, k), float);
+                    }
+                    _ => {
+                        return Err(ctx.err(format!(
+                            "it dequantizes what {} \"{}\" moves, and its input \"{t}\" comes from \
+                             no QuantizeLinear (medq imports QuantizeLinear → Transpose, Reshape, \
+                             Concat, … → DequantizeLinear)",
+                            mover.op_type, mover.name
+                        )))
+                    }
+                }
+            }
+        }
+        before_dq[d] = Some(d);
+    }
+    if before_dq.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let mut out = g.clone();
+    let mut nodes = Vec::with_capacity(g.node.len() + 2 * new_dq.len());
+    for (i, node) in g.node.iter().enumerate() {
+        let mut node = node.clone();
+        // Name every node as the loader would at its original position:
+        // inserting nodes must not rename the unnamed ones.
+        node.name = NodeCtx::new(&node, i, opset).name;
+        for (k, input) in node.input.iter_mut().enumerate() {
+            if let Some(float) = rewired.get(&(i, k)) {
+                *input = float.clone();
+            }
+        }
+        if before_dq[i].is_some() {
+            let mut q = node.clone();
+            q.op_type = "QuantizeLinear".into();
+            q.name = format!("{}/medq_q", node.name);
+            let int8 = format!("{}/medq_int8", node.input[0]);
+            q.output = vec![int8.clone()];
+            node.input[0] = int8;
+            nodes.push(q);
+        }
+        nodes.push(node);
+        nodes.extend(after_q[i].iter().map(|&k| new_dq[k].clone()));
+    }
+    out.node = nodes;
+    // The moved tensors are float now; drop what the exporter declared.
+    out.value_info.retain(|v| !floated.contains(&v.name));
+    Ok(Some(out))
 }
 
 impl<'g> Strip<'g> {
