@@ -33,7 +33,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
+use tract_onnx::pb::{
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
+};
 
 use super::node::{norm_axis, NodeCtx};
 use super::tensor;
@@ -265,6 +267,8 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
     if !g.node.iter().any(is_qdq) {
         return Ok(None);
     }
+    let float_io = float_int8_io(g)?;
+    let g = float_io.as_ref().unwrap_or(g);
     let floated = float_int8_movers(g, opset)?;
     let g = floated.as_ref().unwrap_or(g);
     let mut readers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
@@ -338,6 +342,126 @@ fn moved_inputs(node: &NodeProto) -> std::ops::Range<usize> {
         "Concat" => 0..node.input.len(),
         _ => 0..node.input.len().min(1),
     }
+}
+
+/// The element type of a graph input or output.
+fn elem_type(v: &ValueInfoProto) -> Option<i32> {
+    match v.r#type.as_ref()?.value.as_ref()? {
+        type_proto::Value::TensorType(t) => Some(t.elem_type),
+    }
+}
+
+fn set_float(v: &mut ValueInfoProto) {
+    if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = DataType::Float as i32;
+    }
+}
+
+fn is_integer(elem: Option<i32>) -> bool {
+    elem == Some(DataType::Int8 as i32) || elem == Some(DataType::Uint8 as i32)
+}
+
+/// A graph input or output of int8 (or uint8) codes, as a fully-integer
+/// TFLite file with integer inputs and outputs (`inference_input_type =
+/// tf.int8`) keeps them through tf2onnx, becomes a float one with a
+/// QuantizeLinear after it (a DequantizeLinear before it) on the encoding
+/// its DequantizeLinear (QuantizeLinear) gives it: the `.mq` input and
+/// output are int8 on that encoding, and the samples the converter reads
+/// are float, as for every model. `None` when every input and output is
+/// already float.
+fn float_int8_io(g: &GraphProto) -> Result<Option<GraphProto>, ConvertError> {
+    let integer_io = g
+        .input
+        .iter()
+        .chain(&g.output)
+        .any(|v| is_integer(elem_type(v)));
+    if !integer_io {
+        return Ok(None);
+    }
+    let mut out = g.clone();
+    let mut first = Vec::new();
+    for input in out.input.iter_mut().filter(|v| is_integer(elem_type(v))) {
+        // The DequantizeLinear that reads it, through movers.
+        let mut frontier = vec![input.name.clone()];
+        let mut dq = None;
+        while let (None, Some(t)) = (dq, frontier.pop()) {
+            for n in &g.node {
+                let reads = |r: std::ops::Range<usize>| n.input[r].contains(&t);
+                if n.op_type == "DequantizeLinear" && n.input.first() == Some(&t) {
+                    dq = Some(n);
+                    break;
+                }
+                if is_mover(n) && reads(moved_inputs(n)) {
+                    frontier.extend(n.output.iter().cloned());
+                }
+            }
+        }
+        let Some(dq) = dq else {
+            return Err(ConvertError::InvalidModel(format!(
+                "graph input \"{}\" holds integers that no DequantizeLinear reads; medq models \
+                 take float32 input",
+                input.name
+            )));
+        };
+        let codes = format!("{}/medq_int8", input.name);
+        for node in out.node.iter_mut() {
+            for i in node.input.iter_mut().filter(|i| **i == input.name) {
+                *i = codes.clone();
+            }
+        }
+        let mut q = dq.clone();
+        q.op_type = "QuantizeLinear".into();
+        q.name = format!("{}/medq_quantize", input.name);
+        q.input[0] = input.name.clone();
+        q.output = vec![codes];
+        first.push(q);
+        set_float(input);
+    }
+    let mut last = Vec::new();
+    for output in out.output.iter_mut().filter(|v| is_integer(elem_type(v))) {
+        // The QuantizeLinear that wrote it, through movers.
+        let mut t = output.name.clone();
+        let q = loop {
+            let Some(n) = g.node.iter().find(|n| n.output.contains(&t)) else {
+                break None;
+            };
+            match n.op_type.as_str() {
+                "QuantizeLinear" => break Some(n),
+                _ if is_mover(n) => match n.input.first() {
+                    Some(x) => t = x.clone(),
+                    None => break None,
+                },
+                _ => break None,
+            }
+        };
+        let Some(q) = q else {
+            return Err(ConvertError::InvalidModel(format!(
+                "graph output \"{}\" holds integers that no QuantizeLinear wrote; medq models \
+                 give float32 output",
+                output.name
+            )));
+        };
+        let codes = format!("{}/medq_int8", output.name);
+        for node in out.node.iter_mut() {
+            for name in node.input.iter_mut().chain(node.output.iter_mut()) {
+                if *name == output.name {
+                    *name = codes.clone();
+                }
+            }
+        }
+        let mut dq = q.clone();
+        dq.op_type = "DequantizeLinear".into();
+        dq.name = format!("{}/medq_dequantize", output.name);
+        dq.input[0] = codes;
+        dq.output = vec![output.name.clone()];
+        last.push(dq);
+        set_float(output);
+    }
+    first.append(&mut out.node);
+    first.append(&mut last);
+    out.node = first;
+    Ok(Some(out))
 }
 
 /// `QuantizeLinear → movers → DequantizeLinear` rewritten as
@@ -936,6 +1060,66 @@ mod tests {
             }],
             ..GraphProto::default()
         }
+    }
+
+    fn typed(name: &str, dtype: DataType) -> ValueInfoProto {
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(tract_onnx::pb::TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: dtype as i32,
+                    shape: None,
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A fully-integer TFLite file through tf2onnx, in small: int8 input
+    /// `x` → Transpose → DQ → Relu → Q → Reshape → int8 output `y`.
+    #[test]
+    fn integer_inputs_outputs_and_movers_become_float_between_pairs() {
+        let g = GraphProto {
+            node: vec![
+                node("Transpose", "t", &["x"], "xt"),
+                node("DequantizeLinear", "x_dq", &["xt", "s", "zp"], "xf"),
+                node("Relu", "relu", &["xf"], "r"),
+                node("QuantizeLinear", "r_q", &["r", "s", "zp"], "rq"),
+                node("Reshape", "flat", &["rq", "shape"], "y"),
+            ],
+            initializer: vec![
+                float_tensor("s", &[], vec![0.25]),
+                scalar("zp", DataType::Int8, -3),
+                TensorProto {
+                    name: "shape".into(),
+                    dims: vec![1],
+                    data_type: DataType::Int64 as i32,
+                    int64_data: vec![-1],
+                    ..TensorProto::default()
+                },
+            ],
+            input: vec![typed("x", DataType::Int8)],
+            output: vec![typed("y", DataType::Int8)],
+            ..GraphProto::default()
+        };
+        let (g, fixed) = strip(&g, 13).unwrap().unwrap();
+        assert_eq!(elem_type(&g.input[0]), Some(DataType::Float as i32));
+        assert_eq!(elem_type(&g.output[0]), Some(DataType::Float as i32));
+        let ops: Vec<&str> = g.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(ops, ["Transpose", "Relu", "Reshape"], "every Q/DQ went");
+        // The encoding the DequantizeLinear gave the input codes, on the
+        // float input; the output's on the moved tensor, the same.
+        for t in ["x", "r"] {
+            let q = fixed
+                .activation(t)
+                .unwrap_or_else(|| panic!("{t}: {fixed:?}"));
+            assert_eq!((q.scale, q.zero_point), (0.25, -3), "{t}");
+        }
+        let reads = |op: &str| g.node.iter().find(|n| n.op_type == op).unwrap().input[0].clone();
+        assert_eq!(reads("Transpose"), "x");
+        assert_eq!(reads("Relu"), "xt");
+        assert_eq!(g.node[2].output[0], "y");
     }
 
     #[test]
