@@ -163,6 +163,31 @@ fn a_dynamic_range_tflite_model_keeps_its_int8_weights() {
     assert!(!opts.output.exists());
 }
 
+/// TFLite's int8 output codes of a test net (`<name>_tflite_<k>.npy`).
+fn tflite_codes(name: &str, k: usize) -> Vec<i8> {
+    let path = testnets::dir().join(format!("{name}_tflite_{k}.npy"));
+    let npy = npyz::NpyFile::new(std::fs::File::open(&path).unwrap()).unwrap();
+    npy.into_vec().unwrap()
+}
+
+/// medq's int8 output codes of `mq` on `x`, per output.
+fn medq_codes(mq: &std::path::Path, x: &std::path::Path) -> Vec<Vec<i8>> {
+    let file = medq_cli::open(mq).unwrap();
+    let model = file.model().unwrap();
+    let y = medq_cli::run_batch(&model, &medq_cli::read_npy_f32(x).unwrap()).unwrap();
+    y.data
+        .iter()
+        .enumerate()
+        .map(|(k, values)| {
+            let (scale, zero_point) = model.output_info(k).unwrap().scale_zero_point().unwrap();
+            values
+                .iter()
+                .map(|&v| ((v / scale).round() as i32 + zero_point) as i8)
+                .collect()
+        })
+        .collect()
+}
+
 /// The same trained detector as a fully-integer TFLite file
 /// (`tf_blaze_int8`): tf2onnx writes QuantizeLinear/DequantizeLinear around
 /// every op and runs the Transposes, Reshapes and Concats on the int8
@@ -180,20 +205,10 @@ fn a_fully_integer_tflite_detector_gives_tflites_own_codes() {
     let report = convert(&opts).unwrap_or_else(|e| panic!("tf_blaze_int8: {e}"));
     assert_eq!(report.calibration_samples, 0);
 
-    let file = medq_cli::open(&opts.output).unwrap();
-    let model = file.model().unwrap();
-    let x = medq_cli::read_npy_f32(&test).unwrap();
-    let y = medq_cli::run_batch(&model, &x).unwrap();
-    assert_eq!(y.data.len(), 2);
-    for (k, values) in y.data.iter().enumerate() {
-        let (scale, zero_point) = model.output_info(k).unwrap().scale_zero_point().unwrap();
-        let codes: Vec<i8> = values
-            .iter()
-            .map(|&v| ((v / scale).round() as i32 + zero_point) as i8)
-            .collect();
-        let path = d.join(format!("tf_blaze_int8_tflite_{k}.npy"));
-        let npy = npyz::NpyFile::new(std::fs::File::open(&path).unwrap()).unwrap();
-        let tflite: Vec<i8> = npy.into_vec().unwrap();
+    let outputs = medq_codes(&opts.output, &test);
+    assert_eq!(outputs.len(), 2);
+    for (k, codes) in outputs.iter().enumerate() {
+        let tflite = tflite_codes("tf_blaze_int8", k);
         assert_eq!(codes.len(), tflite.len(), "output {k}");
         let differ = codes.iter().zip(&tflite).filter(|(a, b)| a != b).count();
         println!(
@@ -202,4 +217,52 @@ fn a_fully_integer_tflite_detector_gives_tflites_own_codes() {
         );
         assert_eq!(differ, 0, "output {k}");
     }
+}
+
+/// A fully-integer TFLite file with int8 input and output
+/// (`tf_prelu_int8`, `inference_input_type = tf.int8` as microcontroller
+/// deployments use) and per-channel PReLU: the int8 graph input and output
+/// become float ones on their encodings, and the product inside medq's
+/// lowering of PReLU (slope times the negative part), which the file leaves
+/// float, gets its range from its input's encoding and the slopes. No
+/// `--calib`; the `.mq` input and output keep TFLite's encodings, and the
+/// outputs are within the QDQ bound of TFLite's (PReLU runs as three
+/// rounded parts in medq, one in TFLite: 2% of the codes differ, by at most
+/// 5 steps of 1/256).
+#[test]
+fn an_int8_io_tflite_model_with_prelu_converts_without_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = testnets::dir();
+    let mut opts = Options::new(d.join("tf_prelu_int8.onnx"), dir.path().join("prelu.mq"));
+    let test = d.join("tf_dynrange_test.npy");
+    opts.eval = vec![test.clone()];
+    let report = convert(&opts).unwrap_or_else(|e| panic!("tf_prelu_int8: {e}"));
+    assert_eq!(report.calibration_samples, 0);
+    let kinds: Vec<&str> = report.layers.iter().map(|l| l.op.as_str()).collect();
+    assert!(kinds.contains(&"Mul"), "PReLU's parts: {kinds:?}");
+
+    let codes = &medq_codes(&opts.output, &test)[0];
+    let tflite = tflite_codes("tf_prelu_int8", 0);
+    assert_eq!(codes.len(), tflite.len());
+    let steps: Vec<i32> = codes
+        .iter()
+        .zip(&tflite)
+        .map(|(&a, &b)| (i32::from(a) - i32::from(b)).abs())
+        .collect();
+    let differ = steps.iter().filter(|&&s| s > 0).count();
+    let worst = steps.iter().copied().max().unwrap_or(0);
+    // Both on one encoding, so the SQNR of the codes is that of the values.
+    let mut sqnr = medq_converter::evaluate::Sqnr::default();
+    let as_f32 = |c: &[i8]| c.iter().map(|&v| f32::from(v)).collect::<Vec<f32>>();
+    sqnr.add(&as_f32(&tflite), &as_f32(codes));
+    let db = sqnr.db().unwrap_or(f64::INFINITY);
+    println!(
+        "tf_prelu_int8: {differ} of {} codes differ from TFLite's (at most {worst} steps), \
+         {db:.1} dB from TFLite",
+        codes.len()
+    );
+    // The QDQ bound against the runtime the file came from (`qdq.rs`).
+    assert!(db >= 40.0, "{db:.1} dB");
+    // A sigmoid's steps are 1/256: within 0.03 everywhere.
+    assert!(worst <= 7, "{worst} steps");
 }

@@ -17,6 +17,11 @@ pipelines bring MediaPipe-style face detectors to ONNX.
                with it, TFLite's own int8 outputs on the tf_blaze test
                images (tf_blaze_int8_tflite_{0,1}.npy, int8 codes, in the
                ONNX model's output order)
+  tf_prelu_int8  tf_dynrange's trained head as a fully-integer TFLite file
+               with int8 input and output (`inference_input_type = tf.int8`,
+               as microcontroller deployments use): an int8 graph input and
+               output, PReLU between Q/DQ pairs; TFLite's int8 outputs on
+               the tf_dynrange test images (tf_prelu_int8_tflite_0.npy)
   tf_dynrange  a PReLU detector head: ZeroPadding2D + valid stride-2 Conv
                (TF's "same" padding made explicit), ReLU6, Sigmoid score
                [1, 128, 1], from a TFLite file with dynamic-range int8
@@ -147,13 +152,17 @@ def tf_dynrange():
 MODELS = [("tf_blaze", tf_blaze), ("tf_dynrange", tf_dynrange)]
 
 
-def full_integer(model, representative, test, name, out):
-    """`model` as a fully-integer TFLite file through tf2onnx, and TFLite's
-    int8 outputs on `test` in the ONNX model's output order."""
+def full_integer(model, representative, test, name, out, integer_io=False):
+    """`model` as a fully-integer TFLite file through tf2onnx (with int8
+    input and output when `integer_io`), and TFLite's int8 outputs on `test`
+    in the ONNX model's output order."""
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([representative[i : i + 1]] for i in range(len(representative)))
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if integer_io:
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
     tflite = os.path.join(out, f"{name}.tflite")
     with open(tflite, "wb") as f:
         f.write(conv.convert())
@@ -176,6 +185,9 @@ def full_integer(model, representative, test, name, out):
             codes[o].append(interp.get_tensor(d["index"]))
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
     for k, o in enumerate(proto.graph.output):
+        if integer_io:
+            np.save(os.path.join(out, f"{name}_tflite_{k}.npy"), np.concatenate(codes[o.name]))
+            continue
         # TFLite dequantizes its outputs; back to the int8 codes, with the
         # parameters of the DequantizeLinear tf2onnx wrote for them.
         dq = next(n for n in proto.graph.node if n.output[0] == o.name)
@@ -221,6 +233,8 @@ def main():
         np.save(os.path.join(args.out, f"{name}_test.npy"), test)
         if name == "tf_blaze":
             full_integer(model, x[:256], test, f"{name}_int8", args.out)
+        if name == "tf_dynrange":
+            full_integer(model, x[:256], test, "tf_prelu_int8", args.out, integer_io=True)
 
         # The ONNX graph computes what the Keras model does.
         sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])

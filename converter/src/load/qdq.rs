@@ -939,12 +939,16 @@ pub fn no_range(graph: &Graph) -> &'static str {
 
 /// The range of a table op's output in a QDQ model that leaves it float (ONNX
 /// Runtime does not quantize a final Tanh): the image of its 256 input
-/// codes, known without data once the input's encoding is.
+/// codes, known without data once the input's encoding is; for a product
+/// by a constant, its [`scaled_range`].
 pub fn table_range(graph: &Graph, q: &[Option<QParams>], id: TensorId) -> Option<(f32, f32)> {
     if graph.qdq.is_empty() {
         return None;
     }
     let node = graph.nodes.iter().find(|n| n.output == id)?;
+    if let Op::Mul(_) = node.op {
+        return scaled_range(graph, q, node);
+    }
     let x = node.inputs.first().and_then(|&i| q.get(i)?.as_ref())?;
     let f = |v: f32| -> Option<f32> {
         match &node.op {
@@ -961,6 +965,25 @@ pub fn table_range(graph: &Graph, q: &[Option<QParams>], id: TensorId) -> Option
         }
     }
     (range.0 <= range.1).then_some(range)
+}
+
+/// The range of a product of an encoded tensor and a constant, in a QDQ
+/// model that leaves it float: every code's value times every constant
+/// (PRelu's slopes on its negative part, as medq lowers it, when a
+/// fully-integer TFLite file quantizes only PRelu's input and output).
+fn scaled_range(graph: &Graph, q: &[Option<QParams>], node: &Node) -> Option<(f32, f32)> {
+    let [a, b] = node.inputs[..] else {
+        return None;
+    };
+    let encoded_times_constant =
+        |x: TensorId, c: TensorId| Some((q.get(x)?.as_ref()?, graph.tensors[c].value.as_ref()?));
+    let (x, c) = encoded_times_constant(a, b).or_else(|| encoded_times_constant(b, a))?;
+    let ends = [x.dequantize(-128), x.dequantize(127)];
+    let products = c.data.iter().flat_map(|&k| ends.map(|e| e * k));
+    let range = products.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    (range.0 <= range.1 && range.0.is_finite() && range.1.is_finite()).then_some(range)
 }
 
 /// Average pools whose QDQ output encoding differs from their input's become
