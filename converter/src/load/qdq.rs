@@ -344,6 +344,25 @@ fn moved_inputs(node: &NodeProto) -> std::ops::Range<usize> {
     }
 }
 
+/// A `op` node (QuantizeLinear or DequantizeLinear) from `input` to
+/// `output` with the scale, zero point and axis of `template`, a Q or DQ.
+fn with_params_of(
+    template: &NodeProto,
+    op: &str,
+    name: String,
+    input: &str,
+    output: String,
+) -> NodeProto {
+    let mut n = template.clone();
+    n.op_type = op.into();
+    n.name = name;
+    if let Some(x) = n.input.first_mut() {
+        *x = input.to_string();
+    }
+    n.output = vec![output];
+    n
+}
+
 /// The element type of a graph input or output.
 fn elem_type(v: &ValueInfoProto) -> Option<i32> {
     match v.r#type.as_ref()?.value.as_ref()? {
@@ -410,12 +429,14 @@ fn float_int8_io(g: &GraphProto) -> Result<Option<GraphProto>, ConvertError> {
                 *i = codes.clone();
             }
         }
-        let mut q = dq.clone();
-        q.op_type = "QuantizeLinear".into();
-        q.name = format!("{}/medq_quantize", input.name);
-        q.input[0] = input.name.clone();
-        q.output = vec![codes];
-        first.push(q);
+        let name = format!("{}/medq_quantize", input.name);
+        first.push(with_params_of(
+            dq,
+            "QuantizeLinear",
+            name,
+            &input.name,
+            codes,
+        ));
         set_float(input);
     }
     let mut last = Vec::new();
@@ -450,12 +471,14 @@ fn float_int8_io(g: &GraphProto) -> Result<Option<GraphProto>, ConvertError> {
                 }
             }
         }
-        let mut dq = q.clone();
-        dq.op_type = "DequantizeLinear".into();
-        dq.name = format!("{}/medq_dequantize", output.name);
-        dq.input[0] = codes;
-        dq.output = vec![output.name.clone()];
-        last.push(dq);
+        let name = format!("{}/medq_dequantize", output.name);
+        last.push(with_params_of(
+            q,
+            "DequantizeLinear",
+            name,
+            &codes,
+            output.name.clone(),
+        ));
         set_float(output);
     }
     first.append(&mut out.node);
@@ -513,10 +536,8 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
                             continue;
                         }
                         let float = format!("{t}/medq_float{}", new_dq.len());
-                        let mut dq = node.clone();
-                        dq.name = format!("{}/medq_dq{}", ctx.name, new_dq.len());
-                        dq.input[0] = t.to_string();
-                        dq.output = vec![float.clone()];
+                        let name = format!("{}/medq_dq{}", ctx.name, new_dq.len());
+                        let dq = with_params_of(node, "DequantizeLinear", name, t, float.clone());
                         after_q[q].push(new_dq.len());
                         new_dq.push(dq);
                         rewired.insert((m, k), float);
@@ -550,11 +571,9 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
             }
         }
         if before_dq[i].is_some() {
-            let mut q = node.clone();
-            q.op_type = "QuantizeLinear".into();
-            q.name = format!("{}/medq_q", node.name);
             let int8 = format!("{}/medq_int8", node.input[0]);
-            q.output = vec![int8.clone()];
+            let name = format!("{}/medq_q", node.name);
+            let q = with_params_of(&node, "QuantizeLinear", name, &node.input[0], int8.clone());
             node.input[0] = int8;
             nodes.push(q);
         }
