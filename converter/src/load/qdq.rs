@@ -363,6 +363,27 @@ fn with_params_of(
     n
 }
 
+/// Renames `name` to `name/medq_int8` wherever `nodes` read or write it;
+/// the new name.
+fn rename_everywhere(nodes: &mut [NodeProto], name: &str) -> String {
+    let codes = format!("{name}/medq_int8");
+    for node in nodes {
+        for n in node.input.iter_mut().chain(node.output.iter_mut()) {
+            if n == name {
+                *n = codes.clone();
+            }
+        }
+    }
+    codes
+}
+
+fn integers_without_pair(name: &str, kind: &str, pair: &str) -> ConvertError {
+    ConvertError::InvalidModel(format!(
+        "graph {kind} \"{name}\" holds integers that no {pair}; medq models take float32 \
+         inputs and give float32 outputs"
+    ))
+}
+
 /// The element type of a graph input or output.
 fn elem_type(v: &ValueInfoProto) -> Option<i32> {
     match v.r#type.as_ref()?.value.as_ref()? {
@@ -416,19 +437,9 @@ fn float_int8_io(g: &GraphProto) -> Result<Option<GraphProto>, ConvertError> {
                 }
             }
         }
-        let Some(dq) = dq else {
-            return Err(ConvertError::InvalidModel(format!(
-                "graph input \"{}\" holds integers that no DequantizeLinear reads; medq models \
-                 take float32 input",
-                input.name
-            )));
-        };
-        let codes = format!("{}/medq_int8", input.name);
-        for node in out.node.iter_mut() {
-            for i in node.input.iter_mut().filter(|i| **i == input.name) {
-                *i = codes.clone();
-            }
-        }
+        let dq = dq
+            .ok_or_else(|| integers_without_pair(&input.name, "input", "DequantizeLinear reads"))?;
+        let codes = rename_everywhere(&mut out.node, &input.name);
         let name = format!("{}/medq_quantize", input.name);
         first.push(with_params_of(
             dq,
@@ -456,21 +467,9 @@ fn float_int8_io(g: &GraphProto) -> Result<Option<GraphProto>, ConvertError> {
                 _ => break None,
             }
         };
-        let Some(q) = q else {
-            return Err(ConvertError::InvalidModel(format!(
-                "graph output \"{}\" holds integers that no QuantizeLinear wrote; medq models \
-                 give float32 output",
-                output.name
-            )));
-        };
-        let codes = format!("{}/medq_int8", output.name);
-        for node in out.node.iter_mut() {
-            for name in node.input.iter_mut().chain(node.output.iter_mut()) {
-                if *name == output.name {
-                    *name = codes.clone();
-                }
-            }
-        }
+        let q =
+            q.ok_or_else(|| integers_without_pair(&output.name, "output", "QuantizeLinear wrote"))?;
+        let codes = rename_everywhere(&mut out.node, &output.name);
         let name = format!("{}/medq_dequantize", output.name);
         last.push(with_params_of(
             q,
