@@ -495,11 +495,13 @@ fn float_int8_io(g: &GraphProto) -> Result<Option<GraphProto>, ConvertError> {
 /// QuantizeLinear whose parameters differ is refused by the pair check as
 /// before. `None` when no DequantizeLinear reads a mover.
 fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, ConvertError> {
+    // Empty names are absent optional outputs, not tensors.
     let producers: HashMap<&str, usize> = g
         .node
         .iter()
         .enumerate()
         .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .filter(|(o, _)| !o.is_empty())
         .collect();
     let producer = |name: &str| producers.get(name).map(|&i| (i, &g.node[i]));
     // Per DequantizeLinear of a mover's output: the movers above it, and
@@ -511,14 +513,12 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
     let mut new_dq: Vec<NodeProto> = Vec::new();
     for (d, node) in g.node.iter().enumerate() {
         let x = node.input.first().map(String::as_str).unwrap_or("");
-        let chain_dq = node.op_type == "DequantizeLinear"
-            && node.domain.is_empty()
-            && producer(x).is_some_and(|(_, p)| is_mover(p));
-        if !chain_dq {
+        let dq = node.op_type == "DequantizeLinear" && node.domain.is_empty();
+        let Some((first, _)) = producer(x).filter(|(_, p)| dq && is_mover(p)) else {
             continue;
-        }
+        };
         let ctx = NodeCtx::new(node, d, opset);
-        let mut stack = vec![producers[x]];
+        let mut stack = vec![first];
         let mut seen = HashSet::new();
         while let Some(m) = stack.pop() {
             if !seen.insert(m) {
