@@ -958,7 +958,7 @@ pub fn no_range(graph: &Graph) -> &'static str {
 /// The range of a table op's output in a QDQ model that leaves it float (ONNX
 /// Runtime does not quantize a final Tanh): the image of its 256 input
 /// codes, known without data once the input's encoding is; for a product
-/// by a constant, its [`scaled_range`].
+/// by a constant, its `scaled_range`.
 pub fn table_range(graph: &Graph, q: &[Option<QParams>], id: TensorId) -> Option<(f32, f32)> {
     if graph.qdq.is_empty() {
         return None;
