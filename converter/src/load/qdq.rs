@@ -411,17 +411,19 @@ fn is_integer(elem: Option<i32>) -> bool {
 /// are float, as for every model. `None` when every input and output is
 /// already float.
 fn float_int8_io(g: &GraphProto) -> Result<Option<GraphProto>, ConvertError> {
-    let integer_io = g
-        .input
-        .iter()
-        .chain(&g.output)
-        .any(|v| is_integer(elem_type(v)));
+    // Older exporters list the initializers among the inputs: those are
+    // constants (int8 weights behind their DequantizeLinear), not inputs.
+    let constants: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    let integer_input =
+        |v: &ValueInfoProto| is_integer(elem_type(v)) && !constants.contains(v.name.as_str());
+    let integer_io =
+        g.input.iter().any(integer_input) || g.output.iter().any(|v| is_integer(elem_type(v)));
     if !integer_io {
         return Ok(None);
     }
     let mut out = g.clone();
     let mut first = Vec::new();
-    for input in out.input.iter_mut().filter(|v| is_integer(elem_type(v))) {
+    for input in out.input.iter_mut().filter(|v| integer_input(v)) {
         // The DequantizeLinear that reads it, through movers.
         let mut frontier = vec![input.name.clone()];
         let mut dq = None;
@@ -1144,7 +1146,12 @@ mod tests {
             output: vec![typed("y", DataType::Int8)],
             ..GraphProto::default()
         };
+        // An older exporter's initializer listed among the inputs (int8
+        // weights) stays a constant.
+        let mut g = g;
+        g.input.push(typed("zp", DataType::Int8));
         let (g, fixed) = strip(&g, 13).unwrap().unwrap();
+        assert_eq!(elem_type(&g.input[1]), Some(DataType::Int8 as i32));
         assert_eq!(elem_type(&g.input[0]), Some(DataType::Float as i32));
         assert_eq!(elem_type(&g.output[0]), Some(DataType::Float as i32));
         let ops: Vec<&str> = g.node.iter().map(|n| n.op_type.as_str()).collect();
