@@ -13,8 +13,9 @@ its TFLite file, unchanged.
 Images: crops of scikit-image's sample pictures (from its wheel): about half
 around the astronaut's face (Eileen Collins, NASA, public domain) at random
 scales, offsets, flips and gains, the rest of the other pictures. Stored as
-uint8 RGB, `mp_face_short_range_{calib,test}_u8.npy` (12 each): the model's
-input is `u8 / 127.5 − 1`, which the tests compute.
+uint8 RGB, `mp_face_short_range_{calib,test,select}_u8.npy` (12 each; the
+select set is for `--select`): the model's input is `u8 / 127.5 − 1`, which
+the tests compute.
 
 Needs tf2onnx and TensorFlow (for the PNG decoding and resizing) as for
 make_tf_testnets.py; the two wheels are only downloaded and unzipped:
@@ -86,7 +87,7 @@ def main():
             for p in PICTURES
         }
     rng = np.random.default_rng(SEED)
-    for split in ["calib", "test"]:
+    for split in ["calib", "test", "select"]:
         np.save(os.path.join(args.out, f"mp_face_short_range_{split}_u8.npy"), crops(rng, pictures, N))
     print(f"mp_face_short_range: {os.path.getsize(onnx_path)} B")
 
