@@ -94,6 +94,19 @@ pub struct SelectionReport {
     pub candidates: Vec<Candidate>,
     /// Index into `candidates`.
     pub chosen: usize,
+    /// Whether equalizing every pair was weighed against the default
+    /// (`--equalize erased`), and what each scored.
+    pub equalization: Option<EqualizationChoice>,
+}
+
+/// `--select` weighing `--equalize all` against the default: each variant's
+/// best score (the worst output's SQNR on the held-out samples, dB).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct EqualizationChoice {
+    pub every_pair_db: f64,
+    pub default_db: f64,
+    /// Every pair was equalized (it won by `EQUALIZE_ALL_MARGIN_DB`).
+    pub every_pair: bool,
 }
 
 /// The same conversion with one compression step left out (pruning, or the

@@ -180,7 +180,15 @@ impl Measured {
         let mut class_counts = c.class_counts.clone();
         class_counts.resize(classes, 0);
         Ok(Measured {
-            calibration: format!("{} + {}", report.calibration_method, report.weight_rounding),
+            calibration: format!(
+                "{} + {}{}",
+                report.calibration_method,
+                report.weight_rounding,
+                match report.selection.as_ref().and_then(|s| s.equalization) {
+                    Some(e) if e.every_pair => " + every pair equalized",
+                    _ => "",
+                }
+            ),
             selected_on: report.selection.as_ref().map(|s| s.samples),
             test_samples: evaluation.samples,
             float_accuracy: c.accuracy_float,
