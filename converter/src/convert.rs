@@ -368,7 +368,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     let weigh_equalization = opts.equalize == crate::rewrite::equalize::Which::Erased
         && graph.qdq.is_empty()
         && !pruning_asked;
-    let mut equalization = None;
+    let mut searched: Option<SelectionReport> = None;
     if let (Some(set), true) = (&select, weigh_equalization) {
         use crate::rewrite::equalize::{run, Which};
         let mut all = graph.clone();
@@ -378,36 +378,62 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             let bar = progress_bar(opts.progress, "calibrating, equalized");
             let all_calibration = calibrate::calibrate(&all, &float_ref, &calib, moments, &bar)?;
             let bar = progress_bar(opts.progress, "selecting equalization");
+            let default = search(
+                &graph,
+                &calibration,
+                &meta,
+                &float_ref,
+                set,
+                asked.weights,
+                &bar,
+            )?;
+            let every = search(
+                &all,
+                &all_calibration,
+                &meta,
+                &float_ref,
+                set,
+                asked.weights,
+                &bar,
+            )?;
             // The best setting's score on the held-out samples.
-            let best_on = |g: &Graph, c: &calibrate::Calibration| -> Result<f64, ConvertError> {
-                let s = search(g, c, &meta, &float_ref, set, asked.weights, &bar)?;
-                Ok(s.candidates
+            let best = |s: &SelectionReport| {
+                s.candidates
                     .get(s.chosen)
-                    .map_or(f64::NEG_INFINITY, |c| c.score_db))
+                    .map_or(f64::NEG_INFINITY, |c| c.score_db)
             };
-            let default = best_on(&graph, &calibration)?;
-            let every = best_on(&all, &all_calibration)?;
+            let (every_db, default_db) = (best(&every), best(&default));
             // By a clear margin: held-out sets of a hundred samples rank
             // settings a fraction of a dB apart either way (mlp_digits:
             // +0.3 dB on its select set, −4 dB on its test set).
-            let every_pair = every >= default + EQUALIZE_ALL_MARGIN_DB;
-            equalization = Some(EqualizationChoice {
-                every_pair_db: every,
-                default_db: default,
+            let every_pair = every_db >= default_db + EQUALIZE_ALL_MARGIN_DB;
+            let choice = EqualizationChoice {
+                every_pair_db: every_db,
+                default_db,
                 every_pair,
-            });
+            };
+            // Without pruning the graph searched is the one written: its
+            // search is the selection below, not run again.
             let line = if every_pair {
                 graph = all;
                 calibration = all_calibration;
                 rewrites = log;
                 equalized = true;
+                searched = Some(SelectionReport {
+                    equalization: Some(choice),
+                    ..every
+                });
                 "--select chose to equalize every pair"
             } else {
+                searched = Some(SelectionReport {
+                    equalization: Some(choice),
+                    ..default
+                });
                 "--select kept the default equalization"
             };
             rewrites.0.push(format!(
-                "{line}: the worst output's SQNR on the held-out samples is {every:.1} dB with \
-                 every pair equalized, {default:.1} dB without"
+                "{line}: the worst output's SQNR on the held-out samples is {every_db:.1} dB \
+                 with every pair equalized, {default_db:.1} dB without"
             ));
         }
     }
@@ -526,9 +552,10 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         (None, None) => (&graph, &calibration),
     };
 
-    let (setting, selection) = match &select {
-        None => (asked, None),
-        Some(set) => {
+    let (setting, selection) = match (&select, searched) {
+        (_, Some(s)) => (s.candidates[s.chosen].setting, Some(s)),
+        (None, None) => (asked, None),
+        (Some(set), None) => {
             let bar = progress_bar(opts.progress, "selecting");
             let s = search(
                 work,
@@ -539,7 +566,6 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 asked.weights,
                 &bar,
             )?;
-            let s = SelectionReport { equalization, ..s };
             (s.candidates[s.chosen].setting, Some(s))
         }
     };

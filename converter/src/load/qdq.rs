@@ -509,14 +509,16 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
     // Per DequantizeLinear of a mover's output: the movers above it, and
     // the (mover, input) positions that read a QuantizeLinear's output.
     let mut after_q: Vec<Vec<usize>> = vec![Vec::new(); g.node.len()];
-    let mut before_dq: Vec<Option<usize>> = vec![None; g.node.len()];
+    let mut chain_dq = vec![false; g.node.len()];
     let mut rewired: HashMap<(usize, usize), String> = HashMap::new();
     let mut floated: HashSet<String> = HashSet::new();
     let mut new_dq: Vec<NodeProto> = Vec::new();
     for (d, node) in g.node.iter().enumerate() {
         let x = node.input.first().map(String::as_str).unwrap_or("");
-        let dq = node.op_type == "DequantizeLinear" && node.domain.is_empty();
-        let Some((first, _)) = producer(x).filter(|(_, p)| dq && is_mover(p)) else {
+        if node.op_type != "DequantizeLinear" || !node.domain.is_empty() {
+            continue;
+        }
+        let Some((first, _)) = producer(x).filter(|(_, p)| is_mover(p)) else {
             continue;
         };
         let ctx = NodeCtx::new(node, d, opset);
@@ -554,9 +556,9 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
                 }
             }
         }
-        before_dq[d] = Some(d);
+        chain_dq[d] = true;
     }
-    if before_dq.iter().all(Option::is_none) {
+    if !chain_dq.contains(&true) {
         return Ok(None);
     }
     let mut out = g.clone();
@@ -571,7 +573,7 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
                 *input = float.clone();
             }
         }
-        if before_dq[i].is_some() {
+        if chain_dq[i] {
             let int8 = format!("{}/medq_int8", node.input[0]);
             let name = format!("{}/medq_q", node.name);
             let q = with_params_of(&node, "QuantizeLinear", name, &node.input[0], int8.clone());
