@@ -595,10 +595,17 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 choice,
                 &bar,
             )?;
-            if !draft.raised.is_empty() {
-                let names: Vec<&str> = draft.raised.iter().map(|r| r.node.as_str()).collect();
-                meta.notes
-                    .push_str(&format!("; int16 outputs: {}", names.join(", ")));
+            for (weights, what) in [(false, "int16 outputs"), (true, "int16 weights")] {
+                let names: Vec<&str> = draft
+                    .raised
+                    .iter()
+                    .filter(|r| r.int16_weights == weights)
+                    .map(|r| r.node.as_str())
+                    .collect();
+                if !names.is_empty() {
+                    meta.notes
+                        .push_str(&format!("; {what}: {}", names.join(", ")));
+                }
             }
             raised_graph = g;
             (&raised_graph, Some(draft))
@@ -647,7 +654,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         true => {
             meta.notes = notes(setting, selected.as_ref(), None);
             let storage = weight_storage(opts, setting, false);
-            unpruned_graph = crate::precision::with_tensors(&graph, &work.wide);
+            unpruned_graph = crate::precision::with_tensors(&graph, work);
             Some(Written::new(
                 unpruned_graph.as_ref().unwrap_or(&graph),
                 &calibration,
@@ -1329,15 +1336,108 @@ fn search(
     })
 }
 
+/// One step `--precision` can take: a layer's output raised to int16, or
+/// also its weights (16x16), indices into the raisable layers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Raise {
+    Output(usize),
+    Weights(usize),
+}
+
+/// Measures each set of steps' file on the choice samples.
+type EvaluateSets<'a> =
+    dyn Fn(&[Vec<Raise>]) -> Result<Vec<evaluate::Evaluation>, ConvertError> + 'a;
+
+/// A forward greedy search from `base` (chosen already, evaluated as
+/// `base_ev`): each round adds the step of `pool` (each given with the
+/// evaluation of `base` plus it alone) that leaves the most slack, until
+/// the target is met or the pool is spent. Returns the shortest prefix of
+/// that order that meets the target, else the one with the most slack (a
+/// tie keeps fewer steps), with its evaluation.
+fn greedy(
+    target: crate::precision::Target,
+    (base, base_ev): (&[Raise], &evaluate::Evaluation),
+    pool: Vec<(Raise, evaluate::Evaluation)>,
+    evaluate_sets: &EvaluateSets<'_>,
+) -> Result<(Vec<Raise>, evaluate::Evaluation), ConvertError> {
+    // Slack first, then the worst output's SQNR: the worst sample of a
+    // small set moves in steps, and the SQNR tells which step helps when
+    // it does not move.
+    let rank = |ev: &evaluate::Evaluation| (target.slack_db(ev), selection_score(ev));
+    let better = |a: (f64, f64), b: (f64, f64)| a.0 > b.0 || (a.0 == b.0 && a.1 > b.1);
+    let order: Vec<Raise> = pool.iter().map(|p| p.0).collect();
+    // Every prefix of the greedy order, with its evaluation.
+    let mut path: Vec<(Raise, evaluate::Evaluation)> = Vec::new();
+    let mut round = pool;
+    while !target.met(path.last().map_or(base_ev, |p| &p.1)) && !round.is_empty() {
+        // A tie keeps the earlier step.
+        let best = (0..round.len()).fold(0, |best, k| {
+            match better(rank(&round[k].1), rank(&round[best].1)) {
+                true => k,
+                false => best,
+            }
+        });
+        path.push(round.swap_remove(best));
+        let taken: Vec<Raise> = path.iter().map(|p| p.0).collect();
+        let rest: Vec<Raise> = order
+            .iter()
+            .copied()
+            .filter(|u| !taken.contains(u))
+            .collect();
+        let sets: Vec<Vec<Raise>> = rest
+            .iter()
+            .map(|&u| base.iter().chain(&taken).copied().chain([u]).collect())
+            .collect();
+        let next = match path.last().is_some_and(|p| target.met(&p.1)) || sets.is_empty() {
+            true => Vec::new(),
+            false => evaluate_sets(&sets)?,
+        };
+        round = rest.into_iter().zip(next).collect();
+    }
+    let prefixes: Vec<&evaluate::Evaluation> = std::iter::once(base_ev)
+        .chain(path.iter().map(|p| &p.1))
+        .collect();
+    let keep = prefix_to_keep(target, &prefixes);
+    Ok((
+        path[..keep].iter().map(|p| p.0).collect(),
+        prefixes[keep].clone(),
+    ))
+}
+
+/// Of the evaluations of an order's prefixes (`prefixes[k]`: the first `k`
+/// steps taken), the shortest that meets the target, else the one with the
+/// most slack, then the best worst-output SQNR (a tie keeps fewer steps).
+fn prefix_to_keep(target: crate::precision::Target, prefixes: &[&evaluate::Evaluation]) -> usize {
+    let rank = |ev: &evaluate::Evaluation| (target.slack_db(ev), selection_score(ev));
+    let better = |a: (f64, f64), b: (f64, f64)| a.0 > b.0 || (a.0 == b.0 && a.1 > b.1);
+    prefixes
+        .iter()
+        .position(|ev| target.met(ev))
+        .unwrap_or_else(|| {
+            (1..prefixes.len()).fold(0, |best, k| {
+                match better(rank(prefixes[k]), rank(prefixes[best])) {
+                    true => k,
+                    false => best,
+                }
+            })
+        })
+}
+
 /// `graph` with the layers `choice` raises to int16 outputs, and the report
 /// of the choice (its `int8` baseline left for the caller to measure on the
 /// evaluation samples).
 ///
-/// Auto is a forward greedy search on `set`: each round measures every layer
-/// not yet raised added to those chosen (all in one pass, with one float run
-/// per sample) and keeps the one that leaves the most slack, until the
-/// target is met or no layer adds slack. The first round also gives what
-/// each layer does alone, which the report shows.
+/// Auto is a forward [`greedy`] search on `set`: each round measures every
+/// layer not yet raised added to those chosen (all in one pass, with one
+/// float run per sample) and keeps the one that leaves the most slack. The
+/// first round also gives what each layer does alone, which the report
+/// shows. When int16 outputs do not reach the target, Conv and
+/// FullyConnected layers get int16 weights too (16x16), for models whose
+/// int8 weights are the limit: each layer's weights measured alone on top
+/// of the outputs chosen, then added best first, keeping the shortest
+/// prefix that meets the target. (Unlike int16 outputs, which only pay once
+/// a run of them connects, one layer's weights help on their own, so the
+/// order of what each does alone is enough: one pass, not a greedy search.)
 fn choose_precision(
     graph: &Graph,
     calibration: &calibrate::Calibration,
@@ -1361,13 +1461,19 @@ fn choose_precision(
         Choice::Layers(names) => precision::named(graph, names)?,
         Choice::All | Choice::Auto(_) => precision::raisable(graph),
     };
-    let raise = |layers: &[usize]| -> Graph {
-        let layers: Vec<&Raisable> = layers.iter().map(|&i| &candidates[i]).collect();
-        precision::with_raised(graph, &layers)
+    let raise = |steps: &[Raise]| -> Graph {
+        let (mut layers, mut weights): (Vec<&Raisable>, Vec<&Raisable>) = (vec![], vec![]);
+        for step in steps {
+            match *step {
+                Raise::Output(i) => layers.push(&candidates[i]),
+                Raise::Weights(i) => weights.push(&candidates[i]),
+            }
+        }
+        precision::with_raised(graph, &layers, &weights)
     };
     // Each set's file measured on `set`, and its (file, arena) bytes.
     type Measured = (Vec<evaluate::Evaluation>, Vec<(usize, usize)>);
-    let measure = |sets: &[Vec<usize>]| -> Result<Measured, ConvertError> {
+    let measure = |sets: &[Vec<Raise>]| -> Result<Measured, ConvertError> {
         let graphs: Vec<Graph> = sets.iter().map(|s| raise(s)).collect();
         let written = graphs
             .iter()
@@ -1381,76 +1487,93 @@ fn choose_precision(
         let evs = evaluate::evaluate_all(&models, float_ref, set, None, progress)?;
         Ok((evs, sizes))
     };
-    let evaluate_sets = |sets: &[Vec<usize>]| measure(sets).map(|(evs, _)| evs);
+    let evaluate_sets = |sets: &[Vec<Raise>]| measure(sets).map(|(evs, _)| evs);
 
     // Round one: the graph as it is, and each candidate alone.
-    let mut first: Vec<Vec<usize>> = vec![Vec::new()];
-    first.extend((0..candidates.len()).map(|i| vec![i]));
+    let mut first: Vec<Vec<Raise>> = vec![Vec::new()];
+    first.extend((0..candidates.len()).map(|i| vec![Raise::Output(i)]));
     let (evs, first_sizes) = measure(&first)?;
     let (Some(base_ev), alone) = (evs.first(), evs.get(1..).unwrap_or(&[])) else {
         return Err(ConvertError::InvalidModel("no evaluation".into()));
     };
     let finite = |db: f64| db.is_finite().then_some(db);
     let base_score = selection_score(base_ev);
+    let size = |k: usize| first_sizes.get(k).copied().unwrap_or_default();
+    let (base_bytes, base_arena) = size(0);
+    let tensor_names = |ts: &[usize]| -> Vec<String> {
+        ts.iter().map(|&t| graph.tensors[t].name.clone()).collect()
+    };
+    // Raisable layer `i` as the report shows it, its file and arena
+    // measured against `base`'s.
+    let layer = |i: usize, gain: Option<f64>, (this, base): ((usize, usize), (usize, usize))| {
+        let c = &candidates[i];
+        crate::report::RaisedLayer {
+            node: graph.nodes[c.node].name.clone(),
+            tensors: tensor_names(&c.tensors),
+            int16_weights: false,
+            gain_db: gain,
+            file_bytes: this.0 as i64 - base.0 as i64,
+            arena_bytes: this.1 as i64 - base.1 as i64,
+        }
+    };
 
-    let mut chosen: Vec<usize> = Vec::new();
+    let mut chosen: Vec<Raise> = Vec::new();
     let mut current = base_ev.clone();
+    let mut raised = Vec::new();
     let met = match choice {
         Choice::Auto(target) => {
-            // Slack first, then the worst output's SQNR: the worst sample of
-            // a small set moves in steps, and the SQNR tells which layer
-            // helps when it does not move.
-            let rank = |ev: &evaluate::Evaluation| (target.slack_db(ev), selection_score(ev));
-            let better = |a: (f64, f64), b: (f64, f64)| a.0 > b.0 || (a.0 == b.0 && a.1 > b.1);
-            // Every prefix of the greedy order, with its evaluation.
-            let mut path: Vec<(usize, evaluate::Evaluation)> = Vec::new();
-            let mut round: Vec<(usize, evaluate::Evaluation)> =
-                alone.iter().cloned().enumerate().collect();
-            while !target.met(path.last().map_or(base_ev, |p| &p.1)) && !round.is_empty() {
-                // A tie keeps the earlier layer.
-                let best = (0..round.len()).fold(0, |best, k| {
-                    match better(rank(&round[k].1), rank(&round[best].1)) {
-                        true => k,
-                        false => best,
-                    }
-                });
-                path.push(round.swap_remove(best));
-                let taken: Vec<usize> = path.iter().map(|p| p.0).collect();
-                let rest: Vec<usize> = (0..candidates.len())
-                    .filter(|i| !taken.contains(i))
+            let pool = alone
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, ev)| (Raise::Output(i), ev))
+                .collect();
+            (chosen, current) = greedy(*target, (&[], base_ev), pool, &evaluate_sets)?;
+            if !target.met(&current) {
+                // Int16 weights, on top of the int16 outputs chosen.
+                let widen: Vec<usize> = (0..candidates.len())
+                    .filter(|&i| precision::can_widen_weights(graph, &candidates[i]))
                     .collect();
-                let sets: Vec<Vec<usize>> = rest
-                    .iter()
-                    .map(|&i| taken.iter().copied().chain([i]).collect())
+                let sets: Vec<Vec<Raise>> = std::iter::once(chosen.clone())
+                    .chain(
+                        widen
+                            .iter()
+                            .map(|&i| chosen.iter().copied().chain([Raise::Weights(i)]).collect()),
+                    )
                     .collect();
-                let next = match path.last().is_some_and(|p| target.met(&p.1)) || sets.is_empty() {
-                    true => Vec::new(),
-                    false => evaluate_sets(&sets)?,
-                };
-                round = rest.into_iter().zip(next).collect();
-            }
-            // The shortest prefix that meets the target, else the one with
-            // the most slack (a tie keeps fewer layers).
-            let at = |k: usize| match k {
-                0 => base_ev,
-                k => &path[k - 1].1,
-            };
-            let keep = (0..=path.len())
-                .find(|&k| target.met(at(k)))
-                .unwrap_or_else(|| {
-                    (1..=path.len()).fold(0, |best, k| match better(rank(at(k)), rank(at(best))) {
-                        true => k,
-                        false => best,
-                    })
+                let (evs, sizes) = measure(&sets)?;
+                let alone_w = evs.get(1..).unwrap_or(&[]);
+                let rank = |ev: &evaluate::Evaluation| (target.slack_db(ev), selection_score(ev));
+                // Best first; a tie keeps the earlier layer.
+                let mut order: Vec<usize> = (0..alone_w.len()).collect();
+                order.sort_by(|&a, &b| {
+                    rank(&alone_w[b])
+                        .partial_cmp(&rank(&alone_w[a]))
+                        .unwrap_or(std::cmp::Ordering::Equal)
                 });
-            chosen = path[..keep].iter().map(|p| p.0).collect();
-            if keep > 0 {
-                current = path[keep - 1].1.clone();
+                let steps: Vec<Raise> = order.iter().map(|&k| Raise::Weights(widen[k])).collect();
+                let prefix_sets: Vec<Vec<Raise>> = (1..=steps.len())
+                    .map(|k| chosen.iter().chain(&steps[..k]).copied().collect())
+                    .collect();
+                let prefix_evs = evaluate_sets(&prefix_sets)?;
+                let prefixes: Vec<&evaluate::Evaluation> =
+                    std::iter::once(&current).chain(&prefix_evs).collect();
+                let keep = prefix_to_keep(*target, &prefixes);
+                let here = selection_score(&current);
+                for &k in &order[..keep] {
+                    let gain = finite(selection_score(&alone_w[k]) - here);
+                    let mut r = layer(widen[k], gain, (sizes[1 + k], sizes[0]));
+                    r.int16_weights = true;
+                    raised.push(r);
+                }
+                chosen.extend(&steps[..keep]);
+                current = prefixes[keep].clone();
             }
             Some(target.met(&current))
         }
         Choice::Layers(_) | Choice::All => {
-            chosen = (0..candidates.len()).collect();
+            chosen = (0..candidates.len()).map(Raise::Output).collect();
+
             if let Some(ev) = evaluate_sets(&[chosen.clone()])?.pop() {
                 current = ev;
             }
@@ -1459,27 +1582,21 @@ fn choose_precision(
         Choice::Int8 => None,
     };
 
-    let size = |k: usize| first_sizes.get(k).copied().unwrap_or_default();
-    let (base_bytes, base_arena) = size(0);
-    let tensor_names = |ts: &[usize]| -> Vec<String> {
-        ts.iter().map(|&t| graph.tensors[t].name.clone()).collect()
-    };
-    let mut raised = Vec::with_capacity(chosen.len());
-    for &i in &chosen {
-        let c = &candidates[i];
-        let (bytes, arena) = size(1 + i);
-        raised.push(crate::report::RaisedLayer {
-            node: graph.nodes[c.node].name.clone(),
-            tensors: tensor_names(&c.tensors),
-            gain_db: alone
+    let outputs_first = chosen.iter().filter_map(|step| match *step {
+        Raise::Output(i) => Some(i),
+        Raise::Weights(_) => None,
+    });
+    let outputs: Vec<crate::report::RaisedLayer> = outputs_first
+        .map(|i| {
+            let gain = alone
                 .get(i)
                 .and_then(|ev| finite(selection_score(ev)))
                 .zip(finite(base_score))
-                .map(|(a, b)| a - b),
-            file_bytes: bytes as i64 - base_bytes as i64,
-            arena_bytes: arena as i64 - base_arena as i64,
-        });
-    }
+                .map(|(a, b)| a - b);
+            layer(i, gain, (size(1 + i), (base_bytes, base_arena)))
+        })
+        .collect();
+    raised.splice(0..0, outputs);
     let report = crate::report::PrecisionReport {
         mode: match choice {
             Choice::Auto(_) => "auto".into(),

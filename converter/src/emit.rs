@@ -214,7 +214,9 @@ pub fn emit(
                             _ => w.add_constant_i8(name, dims, quant, data),
                         }
                     }
-                    ConstData::I16(data) => w.add_constant_i16(&c.name, &c.dims, data),
+                    ConstData::I16(data) => {
+                        w.add_constant_i16(&c.name, &c.dims, quant_spec(&c.quant), data)
+                    }
                     ConstData::I32(data) => w.add_constant_i32(&c.name, &c.dims, data),
                 },
             });

@@ -124,6 +124,11 @@ pub struct Graph {
     /// of int8: mixed precision, chosen by [`crate::precision`]. Empty for an
     /// all-int8 model.
     pub wide: std::collections::BTreeSet<TensorId>,
+    /// Conv and FullyConnected layers, by output tensor, whose weights are
+    /// stored as int16 (16x16) instead of int8: the few whose int8 weights
+    /// limit a model even with int16 activations. Each is an int16 layer
+    /// (its input or output is in [`Self::wide`]).
+    pub wide_weights: std::collections::BTreeSet<TensorId>,
 }
 
 /// A function the application applies to a raw graph output (logits) outside

@@ -5,7 +5,7 @@
 //! The unit raised is a layer's output: the tensor a Conv, ConvTranspose,
 //! FullyConnected, MatMul, Softmax, Add, LayerNorm, ReduceSum (ReduceMean) or ReduceMax
 //! writes, with the tensors that MaxPool,
-//! AvgPool, Reshape, Transpose, Gather (Slice, Split) and the tables (Lut:
+//! AvgPool, Pad, Reshape, Transpose, Gather (Slice, Split) and the tables (Lut:
 //! GELU, sigmoid, ...) carry it into (those ops keep their input's
 //! encoding; an int16 table interpolates 513 entries), and the Concats it
 //! joins (an int16 output; their other inputs may stay int8). Every reader of a raised tensor
@@ -21,6 +21,11 @@
 //! itself, `Interpreter::output_i16`), except a Softmax's: a classifier's
 //! probabilities stay int8, where 1/256 steps are far inside the bounds.
 //! Graph inputs stay int8.
+//!
+//! A raised Conv or FullyConnected may also store its weights as int16
+//! (16x16, [`Graph::wide_weights`]): `--precision auto` adds those when
+//! int16 outputs alone do not reach the target, for models whose int8
+//! weights are the limit (a head taking the difference of large terms).
 
 use std::collections::BTreeSet;
 
@@ -74,6 +79,7 @@ fn moves(op: &Op) -> bool {
         op,
         Op::MaxPool(_)
             | Op::AvgPool(_)
+            | Op::Pad(_)
             | Op::Reshape
             | Op::Transpose(_)
             | Op::Select(_)
@@ -115,7 +121,32 @@ pub fn check_node(graph: &Graph, node: &Node) -> Result<(), ConvertError> {
     if graph.inputs.iter().any(wide) {
         return Err(refuse("graph inputs stay int8"));
     }
+    if graph.wide_weights.contains(&node.output) {
+        if !takes_wide_weights(&node.op) {
+            return Err(refuse(&format!("{kind} has no int16-weight kernel")));
+        }
+        if !(wide(&node.output) || node.inputs.iter().any(wide)) {
+            return Err(refuse(
+                "int16 weights need an int16 layer (an int16 input or output)",
+            ));
+        }
+        if graph.qdq.weight_scales.contains_key(&node.name) {
+            return Err(refuse("the QDQ model fixes this layer's int8 weights"));
+        }
+    }
     Ok(())
+}
+
+/// Conv and FullyConnected: the layers with 16x16 kernels.
+fn takes_wide_weights(op: &Op) -> bool {
+    matches!(op, Op::Conv(_) | Op::FullyConnected(_))
+}
+
+/// Whether `layer` can also take int16 weights once raised: a Conv or
+/// FullyConnected whose weights the model does not fix (QDQ).
+pub fn can_widen_weights(graph: &Graph, layer: &Raisable) -> bool {
+    let node = &graph.nodes[layer.node];
+    takes_wide_weights(&node.op) && !graph.qdq.weight_scales.contains_key(&node.name)
 }
 
 /// One layer that can run with an int16 output.
@@ -181,12 +212,18 @@ pub fn raisable(graph: &Graph) -> Vec<Raisable> {
 }
 
 /// `graph` with the outputs of `layers` (and what movers carry them into)
-/// stored as int16.
-pub fn with_raised(graph: &Graph, layers: &[&Raisable]) -> Graph {
+/// stored as int16, and the weights of `wide_weights` (raised layers too,
+/// each a Conv or FullyConnected) as int16.
+pub fn with_raised(graph: &Graph, layers: &[&Raisable], wide_weights: &[&Raisable]) -> Graph {
     let mut g = graph.clone();
     g.wide = layers
         .iter()
+        .chain(wide_weights)
         .flat_map(|r| r.tensors.iter().copied())
+        .collect();
+    g.wide_weights = wide_weights
+        .iter()
+        .map(|r| graph.nodes[r.node].output)
         .collect();
     g
 }
@@ -241,15 +278,21 @@ pub enum Choice {
     Auto(Target),
 }
 
-/// `graph` with `wide` stored as int16 when every node can take that (the
-/// same tensors in a graph of the same structure, e.g. before pruning);
-/// `None` when some node cannot.
-pub fn with_tensors(graph: &Graph, wide: &BTreeSet<TensorId>) -> Option<Graph> {
-    if wide.iter().any(|&t| t >= graph.tensors.len()) {
+/// `graph` with the int16 tensors and weights of `raised` when every node
+/// can take that (the same tensors in a graph of the same structure, e.g.
+/// before pruning); `None` when some node cannot.
+pub fn with_tensors(graph: &Graph, raised: &Graph) -> Option<Graph> {
+    let (wide, wide_weights) = (&raised.wide, &raised.wide_weights);
+    if wide
+        .iter()
+        .chain(wide_weights)
+        .any(|&t| t >= graph.tensors.len())
+    {
         return None;
     }
     let mut g = graph.clone();
     g.wide = wide.clone();
+    g.wide_weights = wide_weights.clone();
     g.nodes
         .iter()
         .all(|n| check_node(&g, n).is_ok())
@@ -410,7 +453,7 @@ mod tests {
         assert!(closure(&g, 1).is_err(), "a MaxPool is not a layer to raise");
         let all = raisable(&g);
         assert_eq!(all.len(), 2);
-        let raised = with_raised(&g, &[&all[0]]);
+        let raised = with_raised(&g, &[&all[0]], &[]);
         for n in &raised.nodes {
             check_node(&raised, n).unwrap();
         }
@@ -476,7 +519,7 @@ mod tests {
         // Raising conv1 carries into the Concat's output; pool's t2 (the
         // other input) stays int8.
         assert_eq!(closure(&g, 2), Ok(vec![3, 5]));
-        let raised = with_raised(&g, &[&raisable(&g)[1]]);
+        let raised = with_raised(&g, &[&raisable(&g)[1]], &[]);
         assert_eq!(raised.nodes[raised.nodes.len() - 2].name, "concat");
         for n in &raised.nodes {
             check_node(&raised, n).unwrap();
@@ -503,7 +546,7 @@ mod tests {
         g.nodes.pop();
         g.outputs = vec![3];
         assert_eq!(closure(&g, 2), Ok(vec![3]));
-        let raised = with_raised(&g, &raisable(&g).iter().collect::<Vec<_>>());
+        let raised = with_raised(&g, &raisable(&g).iter().collect::<Vec<_>>(), &[]);
         assert_eq!(raised.wide, [1, 2, 3].into());
         for n in &raised.nodes {
             check_node(&raised, n).unwrap();

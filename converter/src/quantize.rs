@@ -436,6 +436,19 @@ impl LowerCtx<'_> {
         bias: &[f32],
     ) -> Result<Vec<Operand>, ConvertError> {
         let y = self.output_q()?;
+        // The weight scale at which channel c's bias just fits `i32` (with a
+        // little room for rounding); an int16 input's fine scale makes this
+        // bite on dead units, whose weights are ~0.
+        let fits_at = |c: usize| {
+            let bias_c = f64::from(bias.get(c).copied().unwrap_or(0.0));
+            bias_c.abs() / (f64::from(x.scale) * f64::from(i32::MAX)) * 1.001
+        };
+        if self.graph.wide_weights.contains(&self.node.output) {
+            let (wq, w_scales) = rounding::quantize_weights_i16(weights, |c| fits_at(c) as f32);
+            let weights_f = weights;
+            let weights = ConstData::I16(wq);
+            return self.weighted_constants((x, y), &weights_f.shape, weights, w_scales, bias);
+        }
         let fixed = crate::load::qdq::weights_on_grid(self.graph, self.node, weights);
         let fixed_grid = fixed.is_some();
         let packable = matches!(self.node.op, Op::Conv(_) | Op::FullyConnected(_));
@@ -450,21 +463,13 @@ impl LowerCtx<'_> {
             Some(fixed) => fixed?,
             None => rounding::quantize_weights(weights, self.moments, how),
         };
-        let n = w_scales.len();
         let input_wide = self
             .node
             .inputs
             .first()
             .is_some_and(|t| self.graph.wide.contains(t));
-        let mut bias_q = Vec::with_capacity(n);
-        let mut mults = Vec::with_capacity(n);
-        let mut shifts = Vec::with_capacity(n);
-        for c in 0..n {
-            let bias_c = f64::from(bias.get(c).copied().unwrap_or(0.0));
-            // The weight scale at which the bias just fits `i32` (with a
-            // little room for rounding); an int16 input's fine scale makes
-            // this bite on dead units, whose weights are ~0.
-            let fits_at = bias_c.abs() / (f64::from(x.scale) * f64::from(i32::MAX)) * 1.001;
+        for c in 0..w_scales.len() {
+            let fits_at = fits_at(c);
             if f64::from(w_scales[c]) < fits_at {
                 match (fixed_grid, input_wide) {
                     (false, _) => {
@@ -488,7 +493,27 @@ impl LowerCtx<'_> {
                     (true, false) => {}
                 }
             }
-            let ws = w_scales[c];
+        }
+        self.weighted_constants((x, y), &weights.shape, ConstData::I8(wq), w_scales, bias)
+    }
+
+    /// The weight, bias, multiplier and shift constants of a weighted op
+    /// whose weights are quantized (`weights` of shape `dims`, on per-channel
+    /// `w_scales`), for input `x` and output `y`.
+    fn weighted_constants(
+        &self,
+        (x, y): (QParams, QParams),
+        dims: &[usize],
+        weights: ConstData,
+        w_scales: Vec<f32>,
+        bias: &[f32],
+    ) -> Result<Vec<Operand>, ConvertError> {
+        let n = w_scales.len();
+        let mut bias_q = Vec::with_capacity(n);
+        let mut mults = Vec::with_capacity(n);
+        let mut shifts = Vec::with_capacity(n);
+        for (c, &ws) in w_scales.iter().enumerate() {
+            let bias_c = f64::from(bias.get(c).copied().unwrap_or(0.0));
             let acc_scale = x.scale as f64 * ws as f64;
             let b = (bias_c / acc_scale).round();
             bias_q.push(b.clamp(i32::MIN as f64, i32::MAX as f64) as i32);
@@ -500,12 +525,12 @@ impl LowerCtx<'_> {
         Ok(vec![
             Operand::Constant(ConstTensor {
                 name: format!("{name}.weights"),
-                dims: weights.shape.clone(),
+                dims: dims.to_vec(),
                 quant: ConstQuant::PerChannel {
                     axis: 0,
                     scales: w_scales,
                 },
-                data: ConstData::I8(wq),
+                data: weights,
             }),
             int_const(format!("{name}.bias"), bias_q),
             int_const(format!("{name}.multiplier"), mults),

@@ -154,11 +154,14 @@ pub struct RaisedLayer {
     /// The tensors stored as int16: its output and what pools and reshapes
     /// carry it into.
     pub tensors: Vec<String>,
+    /// Its weights are int16 too (16x16). Such a step is measured on top of
+    /// the int16 outputs chosen before it, not against the all-int8 file.
+    pub int16_weights: bool,
     /// Raised alone: the change of the worst output's SQNR (dB) over the
     /// all-int8 file, on the choice data.
     pub gain_db: Option<f64>,
     /// Raised alone: bytes added to the file (dense weights, a wider
-    /// softmax table) and to the arena.
+    /// softmax table, int16 weights) and to the arena.
     pub file_bytes: i64,
     pub arena_bytes: i64,
 }
@@ -504,24 +507,32 @@ fn render_precision(s: &mut String, p: &PrecisionReport, t: &Totals) {
     }
     let _ = writeln!(
         s,
-        "  on {} ({} samples): worst output SQNR {} dB all int8 → {} dB; {} of {} layers raised to int16 outputs",
+        "  on {} ({} samples): worst output SQNR {} dB all int8 → {} dB; {} of {} layers raised to int16 outputs{}",
         p.data,
         p.samples,
         db(p.int8_sqnr_db),
         db(p.sqnr_db),
-        p.raised.len(),
-        p.raisable
+        p.raised.iter().filter(|r| !r.int16_weights).count(),
+        p.raisable,
+        match p.raised.iter().filter(|r| r.int16_weights).count() {
+            0 => String::new(),
+            n => format!(", {n} with int16 weights"),
+        }
     );
     for r in &p.raised {
         let gain = r.gain_db.map_or("exact".into(), |g| format!("{g:+.1} dB"));
+        let (what, over) = match r.int16_weights {
+            true => ("int16 weights".to_string(), "over the int16 outputs"),
+            false => {
+                let n = r.tensors.len();
+                let plural = if n == 1 { "" } else { "s" };
+                (format!("{n} tensor{plural}"), "alone")
+            }
+        };
         let _ = writeln!(
             s,
-            "  {} ({} tensor{}): alone {gain}, file {:+} B, arena {:+} B",
-            r.node,
-            r.tensors.len(),
-            if r.tensors.len() == 1 { "" } else { "s" },
-            r.file_bytes,
-            r.arena_bytes
+            "  {} ({what}): {over} {gain}, file {:+} B, arena {:+} B",
+            r.node, r.file_bytes, r.arena_bytes
         );
     }
     if let Some(b) = p.int8.as_ref().map(|b| &b.totals) {

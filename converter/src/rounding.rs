@@ -340,6 +340,39 @@ pub fn channel_scales(weights: &Array) -> Vec<f32> {
         .collect()
 }
 
+/// Symmetric per-channel int16 weights along axis 0 (an int16 layer's
+/// 16x16 form), rounded to nearest: `scale[c] = max(max|w_c| / 32767,
+/// floor[c])`, so a channel whose bias needs a coarser scale to fit `i32`
+/// (`floor`) gets it. At 16 bits nearest rounding is within 2^-16 of each
+/// weight's range, far below what GPTQ's error feedback could recover.
+pub fn quantize_weights_i16(weights: &Array, floor: impl Fn(usize) -> f32) -> (Vec<i16>, Vec<f32>) {
+    let channels = weights.shape.first().copied().unwrap_or(1).max(1);
+    let per = (weights.data.len() / channels).max(1);
+    let scales: Vec<f32> = weights
+        .data
+        .chunks(per)
+        .enumerate()
+        .map(|(c, row)| {
+            let max_abs = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let scale = match max_abs > 0.0 {
+                true => (f64::from(max_abs) / f64::from(i16::MAX)) as f32,
+                false => 1.0,
+            };
+            scale.max(floor(c))
+        })
+        .collect();
+    let q = weights
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let r = (f64::from(v) / f64::from(scales[i / per])).round();
+            r.clamp(-f64::from(i16::MAX), f64::from(i16::MAX)) as i16
+        })
+        .collect();
+    (q, scales)
+}
+
 /// The scale that puts the row's largest weight on the grid's top (1.0 for
 /// an all-zero row).
 fn max_abs_scale(row: &[f32], grid: WeightGrid) -> f32 {

@@ -111,9 +111,21 @@ struct Case<P> {
     p: P,
     x: Vec<i16>,
     w: Vec<i8>,
+    /// Int16 weights of the same shape, for the 16x16 kernels.
+    w16: Vec<i16>,
     bias: Vec<i32>,
     mult: Vec<i32>,
     shift: Vec<i8>,
+}
+
+impl<P> Case<P> {
+    fn weights(&self) -> Vec<i128> {
+        self.w.iter().map(|&v| v.into()).collect()
+    }
+
+    fn weights16(&self) -> Vec<i128> {
+        self.w16.iter().map(|&v| v.into()).collect()
+    }
 }
 
 fn with_operands<P: Clone + std::fmt::Debug>(
@@ -130,10 +142,17 @@ fn with_operands<P: Clone + std::fmt::Debug>(
         1 => vec(100i8..=127, n_w),
         1 => vec(-127i8..=-100, n_w),
     ];
+    // Int16 weights reach 2^30 per term against a rail input, so two
+    // terms already leave `i32`.
+    let ws16 = prop_oneof![
+        2 => vec(prop_oneof![4 => -32767i16..=32767, 1 => Just(32767i16), 1 => Just(-32767i16)], n_w),
+        1 => vec(30000i16..=32767, n_w),
+        1 => vec(-32767i16..=-30000, n_w),
+    ];
     (
         Just(p),
         xs,
-        ws,
+        (ws, ws16),
         vec(any::<i32>(), channels),
         vec(multiplier(), channels),
         vec(
@@ -141,10 +160,11 @@ fn with_operands<P: Clone + std::fmt::Debug>(
             channels,
         ),
     )
-        .prop_map(|(p, x, w, bias, mult, shift)| Case {
+        .prop_map(|(p, x, (w, w16), bias, mult, shift)| Case {
             p,
             x,
             w,
+            w16,
             bias,
             mult,
             shift,
@@ -220,7 +240,7 @@ fn long_conv_case() -> impl Strategy<Value = Case<ConvParams>> {
 fn conv_naive(c: &Case<ConvParams>) -> Vec<i16> {
     let xs: Vec<i128> = c.x.iter().map(|&v| v as i128).collect();
     let act = (c.p.act_min, c.p.act_max);
-    conv_naive_mixed(c, &xs, 0, act)
+    conv_naive_mixed(c, &xs, &c.weights(), 0, act)
         .into_iter()
         .map(|v| v as i16)
         .collect()
@@ -251,7 +271,7 @@ fn fc_case(long: bool) -> impl Strategy<Value = Case<FullyConnectedParams>> {
 fn fc_naive(c: &Case<FullyConnectedParams>) -> Vec<i16> {
     let xs: Vec<i128> = c.x.iter().map(|&v| v as i128).collect();
     let act = (c.p.act_min, c.p.act_max);
-    fc_naive_mixed(c, &xs, 0, act)
+    fc_naive_mixed(c, &xs, &c.weights(), 0, act)
         .into_iter()
         .map(|v| v as i16)
         .collect()
@@ -300,7 +320,13 @@ proptest! {
 /// The naive conv: an `i128` accumulation over the taps inside the input,
 /// with inputs `xs` (already less their zero point), then
 /// `requantize + zp_out` clamped to `act`.
-fn conv_naive_mixed(c: &Case<ConvParams>, xs: &[i128], zp_out: i32, act: (i32, i32)) -> Vec<i32> {
+fn conv_naive_mixed(
+    c: &Case<ConvParams>,
+    xs: &[i128],
+    ws: &[i128],
+    zp_out: i32,
+    act: (i32, i32),
+) -> Vec<i32> {
     let p = &c.p;
     let cin_g = p.in_channels / p.groups;
     let cout_g = p.out_channels / p.groups;
@@ -322,7 +348,7 @@ fn conv_naive_mixed(c: &Case<ConvParams>, xs: &[i128], zp_out: i32, act: (i32, i
                             }
                             let xi = (ic * p.in_h + iy as usize) * p.in_w + ix as usize;
                             let wi = ((oc * cin_g + icg) * p.kernel_h + ky) * p.kernel_w + kx;
-                            acc += xs[xi] * c.w[wi] as i128;
+                            acc += xs[xi] * ws[wi];
                         }
                     }
                 }
@@ -338,6 +364,7 @@ fn conv_naive_mixed(c: &Case<ConvParams>, xs: &[i128], zp_out: i32, act: (i32, i
 fn fc_naive_mixed(
     c: &Case<FullyConnectedParams>,
     xs: &[i128],
+    ws: &[i128],
     zp_out: i32,
     act: (i32, i32),
 ) -> Vec<i32> {
@@ -347,7 +374,7 @@ fn fc_naive_mixed(
         for n in 0..p.out_features {
             let mut acc = c.bias[n] as i128;
             for k in 0..p.in_features {
-                acc += xs[r * p.in_features + k] * c.w[n * p.in_features + k] as i128;
+                acc += xs[r * p.in_features + k] * ws[n * p.in_features + k];
             }
             let v = naive_requantize(acc, c.mult[n], c.shift[n].into()) as i64 + zp_out as i64;
             out.push(v.clamp(act.0 as i64, act.1 as i64) as i32);
@@ -381,7 +408,7 @@ proptest! {
         let mut y = vec![0x7A7Ai16; p.out_channels * p.out_h * p.out_w];
         conv_s8_s16(&p, &x8, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
         let xs: Vec<i128> = x8.iter().map(|&v| v as i128 - zp as i128).collect();
-        let want = conv_naive_mixed(&c, &xs, 0, (p.act_min, p.act_max));
+        let want = conv_naive_mixed(&c, &xs, &c.weights(), 0, (p.act_min, p.act_max));
         prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
     }
 
@@ -405,7 +432,7 @@ proptest! {
         let mut y = vec![0x7Ai8; p.out_channels * p.out_h * p.out_w];
         conv_s16_s8(&p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
         let xs: Vec<i128> = c.x.iter().map(|&v| v as i128).collect();
-        let want = conv_naive_mixed(&c, &xs, zp.into(), act);
+        let want = conv_naive_mixed(&c, &xs, &c.weights(), zp.into(), act);
         prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
     }
 
@@ -417,7 +444,7 @@ proptest! {
         let mut y = vec![0x7A7Ai16; p.rows * p.out_features];
         fully_connected_s8_s16(&p, &x8, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
         let xs: Vec<i128> = x8.iter().map(|&v| v as i128 - zp as i128).collect();
-        let want = fc_naive_mixed(&c, &xs, 0, (p.act_min, p.act_max));
+        let want = fc_naive_mixed(&c, &xs, &c.weights(), 0, (p.act_min, p.act_max));
         prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
     }
 
@@ -441,8 +468,79 @@ proptest! {
         let mut y = vec![0x7Ai8; p.rows * p.out_features];
         fully_connected_s16_s8(&p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
         let xs: Vec<i128> = c.x.iter().map(|&v| v as i128).collect();
-        let want = fc_naive_mixed(&c, &xs, zp.into(), act);
+        let want = fc_naive_mixed(&c, &xs, &c.weights(), zp.into(), act);
         prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+    }
+}
+
+// Int16 weights (16x16): the same formulas with `i16` weights, each pairing.
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn conv_w16_pairings_match_naive(c in conv_case(false), zp in any::<i8>(), act in act8()) {
+        let p = c.p;
+        let n = p.out_channels * p.out_h * p.out_w;
+        let xs: Vec<i128> = c.x.iter().map(|&v| v.into()).collect();
+        let mut y = vec![0x7A7Ai16; n];
+        conv_s16_w16(&p, &c.x, &c.w16, &c.bias, &c.mult, &c.shift, &mut y);
+        let want = conv_naive_mixed(&c, &xs, &c.weights16(), 0, (p.act_min, p.act_max));
+        prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+
+        let x8 = narrowed(&c.x);
+        let mut up = p;
+        up.input_zero_point = zp.into();
+        conv_s8_s16_w16(&up, &x8, &c.w16, &c.bias, &c.mult, &c.shift, &mut y);
+        let xs8: Vec<i128> = x8.iter().map(|&v| v as i128 - zp as i128).collect();
+        let want = conv_naive_mixed(&c, &xs8, &c.weights16(), 0, (p.act_min, p.act_max));
+        prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+
+        let mut down = p;
+        (down.output_zero_point, down.act_min, down.act_max) = (zp.into(), act.0, act.1);
+        let mut y8 = vec![0x7Ai8; n];
+        conv_s16_s8_w16(&down, &c.x, &c.w16, &c.bias, &c.mult, &c.shift, &mut y8);
+        let want = conv_naive_mixed(&c, &xs, &c.weights16(), zp.into(), act);
+        prop_assert_eq!(y8.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn conv_w16_long_reductions_match_naive(c in long_conv_case()) {
+        let mut y = vec![0x7A7Ai16; 1];
+        conv_s16_w16(&c.p, &c.x, &c.w16, &c.bias, &c.mult, &c.shift, &mut y);
+        let xs: Vec<i128> = c.x.iter().map(|&v| v.into()).collect();
+        let want = conv_naive_mixed(&c, &xs, &c.weights16(), 0, (c.p.act_min, c.p.act_max));
+        prop_assert_eq!(vec![i32::from(y[0])], want);
+    }
+
+    #[test]
+    fn fully_connected_w16_pairings_match_naive(
+        c in prop_oneof![fc_case(false), fc_case(true)],
+        zp in any::<i8>(),
+        act in act8(),
+    ) {
+        let p = c.p;
+        let n = p.rows * p.out_features;
+        let xs: Vec<i128> = c.x.iter().map(|&v| v.into()).collect();
+        let mut y = vec![0x7A7Ai16; n];
+        fully_connected_s16_w16(&p, &c.x, &c.w16, &c.bias, &c.mult, &c.shift, &mut y);
+        let want = fc_naive_mixed(&c, &xs, &c.weights16(), 0, (p.act_min, p.act_max));
+        prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+
+        let x8 = narrowed(&c.x);
+        let mut up = p;
+        up.input_zero_point = zp.into();
+        fully_connected_s8_s16_w16(&up, &x8, &c.w16, &c.bias, &c.mult, &c.shift, &mut y);
+        let xs8: Vec<i128> = x8.iter().map(|&v| v as i128 - zp as i128).collect();
+        let want = fc_naive_mixed(&c, &xs8, &c.weights16(), 0, (p.act_min, p.act_max));
+        prop_assert_eq!(y.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
+
+        let mut down = p;
+        (down.output_zero_point, down.act_min, down.act_max) = (zp.into(), act.0, act.1);
+        let mut y8 = vec![0x7Ai8; n];
+        fully_connected_s16_s8_w16(&down, &c.x, &c.w16, &c.bias, &c.mult, &c.shift, &mut y8);
+        let want = fc_naive_mixed(&c, &xs, &c.weights16(), zp.into(), act);
+        prop_assert_eq!(y8.iter().map(|&v| v as i32).collect::<Vec<_>>(), want);
     }
 }
 
@@ -1174,7 +1272,7 @@ fn mat_mul_s16_refuses_a_nonzero_int16_zero_point_and_a_window_beyond_the_output
 }
 
 // ---------------------------------------------------------------------------
-// Movers: Transpose and Gather of int16 activations
+// Movers: Pad, Transpose and Gather of int16 activations
 
 /// A shape of four dims and a permutation of them.
 fn transpose_case() -> impl Strategy<Value = ([usize; 4], [usize; 4], Vec<i16>)> {
@@ -1200,8 +1298,53 @@ fn gather_case() -> impl Strategy<Value = (usize, usize, usize, Vec<i32>, Vec<i1
     })
 }
 
+/// A Pad of four dims: input shape, pads before and after, an int16 value.
+fn pad_case() -> impl Strategy<Value = (PadParams, Vec<i16>)> {
+    let dims = [0usize..=3, 1usize..=3, 0usize..=4, 1usize..=5];
+    let pads = [0usize..=2, 0usize..=3, 0usize..=2, 0usize..=3];
+    (dims, pads.clone(), pads, x16()).prop_flat_map(|(in_shape, before, after, value)| {
+        let out_shape = [0, 1, 2, 3].map(|d| before[d] + in_shape[d] + after[d]);
+        let p = PadParams {
+            in_shape,
+            out_shape,
+            pad_before: before,
+            value: value.into(),
+        };
+        (Just(p), vec(x16(), in_shape.iter().product::<usize>()))
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn pad_s16_matches_naive((p, x) in pad_case()) {
+        let n: usize = p.out_shape.iter().product();
+        let mut y = vec![0x5555i16; n];
+        pad_s16(&p, &x, &mut y);
+        // y[o] = x[o − before] where that lies inside the input, else the value.
+        let mut want = Vec::new();
+        let [s0, s1, s2, s3] = p.in_shape;
+        for o0 in 0..p.out_shape[0] {
+            for o1 in 0..p.out_shape[1] {
+                for o2 in 0..p.out_shape[2] {
+                    for o3 in 0..p.out_shape[3] {
+                        let i = [o0, o1, o2, o3]
+                            .iter()
+                            .zip(&p.pad_before)
+                            .map(|(&o, &b)| o.checked_sub(b))
+                            .collect::<Option<Vec<usize>>>()
+                            .filter(|i| i[0] < s0 && i[1] < s1 && i[2] < s2 && i[3] < s3);
+                        want.push(match i {
+                            Some(i) => x[((i[0] * s1 + i[1]) * s2 + i[2]) * s3 + i[3]],
+                            None => p.value as i16,
+                        });
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(y, want);
+    }
 
     #[test]
     fn transpose_s16_matches_naive((shape, perm, x) in transpose_case()) {

@@ -621,7 +621,7 @@ fn pad_case() -> impl Strategy<Value = PadCase> {
                 in_shape,
                 out_shape,
                 pad_before: before,
-                value,
+                value: value.into(),
             };
             (Just(p), i8s(in_shape.iter().product())).prop_map(|(p, x)| PadCase { p, x })
         })
@@ -635,7 +635,7 @@ fn pad_naive(c: &PadCase) -> Vec<i8> {
             let mut flat = 0;
             for ((&o, &before), &n) in idx.iter().zip(&p.pad_before).zip(&p.in_shape) {
                 let Some(i) = o.checked_sub(before).filter(|&i| i < n) else {
-                    return p.value;
+                    return p.value as i8;
                 };
                 flat = flat * n + i;
             }

@@ -126,7 +126,7 @@ fn write_with(s: &Spec, i32_shifts: bool) -> Writer {
         };
         inputs.push(t);
     }
-    inputs.push(w.add_constant_i16("tables", &s.table_dims, &s.tables));
+    inputs.push(w.add_constant_i16("tables", &s.table_dims, QuantSpec::None, &s.tables));
     let x_len: usize = s.x_dims.iter().product();
     let y = w.add_activation("y", &s.y_dims, pt(1.0 / 128.0, 0), x_len);
     w.add_op(s.opcode, &inputs, &[y], &s.params);

@@ -188,7 +188,10 @@ impl IrOp for Pad {
     fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
         let (x, xq) = cx.activation(0)?;
         let mut p = vec![0; w::PADS + self.pads.len()];
-        p[w::VALUE] = i32::from(xq.quantize(self.value));
+        p[w::VALUE] = match cx.graph.wide.contains(&cx.node.output) {
+            true => crate::quantize::quantize_wide(xq, self.value),
+            false => i32::from(xq.quantize(self.value)),
+        };
         for (word, &pad) in p[w::PADS..].iter_mut().zip(&self.pads) {
             *word = pad as i32;
         }

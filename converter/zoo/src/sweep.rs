@@ -165,6 +165,11 @@ pub struct Row {
     /// precision).
     #[serde(default)]
     pub int16_layers: Option<usize>,
+    /// How many of those layers auto precision also gave int16 weights
+    /// (16x16); `null` where `int16_layers` is (and absent from sweeps
+    /// before int16 weights).
+    #[serde(default)]
+    pub int16_weight_layers: Option<usize>,
     pub float_accuracy: Option<f64>,
     pub accuracy: Option<f64>,
     pub balanced_accuracy: Option<f64>,
@@ -288,6 +293,7 @@ pub fn row(
         weights: variant.grid().name().to_string(),
         precision: variant.precision().to_string(),
         int16_layers: None,
+        int16_weight_layers: None,
         float_accuracy: None,
         accuracy: None,
         balanced_accuracy: None,
@@ -313,7 +319,12 @@ pub fn row(
             row.mq_bytes = Some(r.totals.mq_bytes);
             row.macs = Some(r.totals.macs);
             if variant == Variant::Auto {
-                row.int16_layers = r.precision.as_ref().map(|p| p.raised.len());
+                let raised = r.precision.as_ref().map(|p| &p.raised);
+                let count = |weights: bool| {
+                    raised.map(|rs| rs.iter().filter(|l| l.int16_weights == weights).count())
+                };
+                row.int16_layers = count(false);
+                row.int16_weight_layers = count(true);
             }
             row.attribution_spearman_median =
                 r.evaluation.attribution.as_ref().map(|a| a.spearman_median);
@@ -423,7 +434,8 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
          the rest refit by least squares, biases corrected). Variants: `int8` (int8 weights and activations); `pow2` \
          (Conv/FullyConnected weights as 4-bit powers of two, int8 activations); `auto` \
          (int8 weights; `--precision auto` raises the fewest layers to int16 outputs that \
-         meet the agreement bounds on the calibration samples{}). \
+         meet the agreement bounds on the calibration samples, and gives layers int16 weights \
+         where that is not enough{}). \
          Accuracy and balanced accuracy are the quantized model's on the test set, in %; \
          size is the `.mq` file against the unpruned int8 one; attribution is the median \
          Spearman correlation of the quantized model's occlusion maps with the float \
@@ -474,10 +486,13 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
                 (Some(b), Some(d)) => format!("{:.1}%", 100.0 * b as f64 / d.max(1) as f64),
                 _ => "–".into(),
             };
-            let precision = match (mixed, r.int16_layers) {
-                (false, _) => String::new(),
-                (true, Some(n)) => format!("| {} ({n} int16) ", r.precision),
-                (true, None) => format!("| {} ", r.precision),
+            let precision = match (mixed, r.int16_layers, r.int16_weight_layers) {
+                (false, _, _) => String::new(),
+                (true, Some(n), Some(w @ 1..)) => {
+                    format!("| {} ({n} int16, {w} with int16 weights) ", r.precision)
+                }
+                (true, Some(n), _) => format!("| {} ({n} int16) ", r.precision),
+                (true, None, _) => format!("| {} ", r.precision),
             };
             let m4 = match on_m4 {
                 0 => String::new(),

@@ -47,6 +47,7 @@ fn a_narrow_sweep_writes_rows_tables_and_curves() {
         "weights",
         "precision",
         "int16_layers",
+        "int16_weight_layers",
         "float_accuracy",
         "accuracy",
         "balanced_accuracy",
@@ -65,6 +66,7 @@ fn a_narrow_sweep_writes_rows_tables_and_curves() {
         assert_eq!(r["per_class_recall"].as_array().unwrap().len(), 5);
         assert_eq!(r["precision"], "int8");
         assert!(r["int16_layers"].is_null());
+        assert!(r["int16_weight_layers"].is_null());
     }
     let acc = |k: usize| rows[k]["accuracy"].as_f64().unwrap();
     assert!(acc(2) + 0.2 < acc(1), "random {} vs l1 {}", acc(2), acc(1));
@@ -150,6 +152,7 @@ fn a_narrow_sweep_writes_rows_tables_and_curves() {
             (&"int8".into(), &"auto".into())
         );
         assert!(r["int16_layers"].is_u64(), "{r}");
+        assert!(r["int16_weight_layers"].is_u64(), "{r}");
         assert_eq!(r["dense_mq_bytes"], rows[0]["mq_bytes"]);
         assert!(r["accuracy"].as_f64().unwrap() + 0.05 >= acc(0), "{r}");
     }

@@ -154,19 +154,18 @@ impl Writer {
         )
     }
 
-    /// An `i16` constant (the interpolated tables of Lstm and Gru).
-    pub fn add_constant_i16(&mut self, name: &str, dims: &[usize], data: &[i16]) -> u16 {
+    /// An `i16` constant: the interpolated tables of Lstm and Gru
+    /// (`QuantSpec::None`), or an int16 layer's 16-bit weights.
+    pub fn add_constant_i16(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        quant: QuantSpec,
+        data: &[i16],
+    ) -> u16 {
         self.check_len(dims, data.len());
         let data = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.push(
-            name,
-            DType::I16,
-            Storage::Constant,
-            dims,
-            QuantSpec::None,
-            0,
-            data,
-        )
+        self.push(name, DType::I16, Storage::Constant, dims, quant, 0, data)
     }
 
     /// An `i8` activation at `arena_offset` in the arena (the converter plans it).

@@ -324,7 +324,7 @@ pub struct ConcatPart {
     pub shift: i32,
 }
 
-/// Constant padding in at most 4 dims, for [`pad_s8`].
+/// Constant padding in at most 4 dims, for [`pad_s8`] (and `pad_s16`).
 ///
 /// Shapes are row-major and left-padded with 1s to 4 dims; for every dim
 /// `out_shape[d] >= pad_before[d] + in_shape[d]` (the rest is end padding).
@@ -334,8 +334,8 @@ pub struct PadParams {
     pub in_shape: [usize; 4],
     pub out_shape: [usize; 4],
     pub pad_before: [usize; 4],
-    /// The quantized pad value.
-    pub value: i8,
+    /// The quantized pad value, within the tensor's type.
+    pub value: i32,
 }
 
 /// Elementwise minimum or maximum with broadcasting, for [`min_s8`] and

@@ -190,9 +190,10 @@ pub type ConvS16Fn<Y> = LayerS16Fn<ConvParams, i16, Y>;
 
 /// A mixed-precision weighted-layer kernel (Conv, FullyConnected,
 /// ConvTranspose; LayerNorm with gamma as the weights) on params `P`,
-/// reading `X` and writing `Y`: `(p, x, weights, bias, multiplier, shift, y)`.
+/// reading `X` and writing `Y` with weights `W` (`i8`, or `i16` for 16x16):
+/// `(p, x, weights, bias, multiplier, shift, y)`.
 #[cfg(feature = "int16-activations")]
-pub type LayerS16Fn<P, X, Y> = fn(&P, &[X], &[i8], &[i32], &[i32], &[i8], &mut [Y]);
+pub type LayerS16Fn<P, X, Y, W = i8> = fn(&P, &[X], &[W], &[i32], &[i32], &[i8], &mut [Y]);
 
 /// Convolution candidates for an int16 input and output.
 #[cfg(feature = "int16-activations")]

@@ -9,6 +9,10 @@ use crate::format::layout::params::conv as w;
 use crate::format::TensorInfo;
 #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
 use crate::kernels;
+#[cfg(feature = "int16-activations")]
+use crate::kernels::reference;
+#[cfg(feature = "int16-activations")]
+use crate::kernels::select::LayerS16Fn;
 use crate::kernels::select::{self, Chosen, ConvFn};
 use crate::kernels::ConvParams;
 
@@ -22,63 +26,82 @@ pub(super) struct Conv<'a> {
     pub kernel: Chosen<ConvFn>,
 }
 
-/// A prepared Conv with int16 activations (dense weights).
+/// A prepared Conv with int16 activations (dense int8 or int16 weights).
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ConvS16<'a> {
     pub p: ConvParams,
     x: Operand<'a>,
-    weights: &'a [i8],
     rq: Requant<'a>,
-    kernel: super::KernelS16<ConvParams>,
+    kernel: super::WeightedS16<'a, ConvParams>,
 }
 
 /// Inputs `[x, weights, bias, multiplier, shift]`; see `params::conv`.
 #[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
-    decode(cx, Ctx::i8_operand, Ctx::act_range, |p, x, weights, rq| {
-        Ok(Conv {
-            p,
-            x,
-            weights,
-            rq,
-            kernel: select::conv(&p),
-        })
-    })
+    decode(
+        cx,
+        Ctx::i8_operand,
+        Ctx::act_range,
+        Ctx::weight_rows,
+        |p, x, weights, rq| {
+            Ok(Conv {
+                p,
+                x,
+                weights,
+                rq,
+                kernel: select::conv(&p),
+            })
+        },
+    )
 }
 
 /// [`prepare`] for int16 `x` and `y`: the same record, the activation
-/// range within `i16`, dense weights.
+/// range within `i16`, dense int8 or int16 weights.
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvS16<'a>, Error> {
     let (lanes, zp) = cx.lanes()?;
     let operand = |_: &Ctx<'_, 'a>, _: &TensorInfo<'a>| Ok(zp);
-    decode(cx, operand, Ctx::act_range_of, |p, x, weights, rq| {
-        let weights = weights.dense_for_s16(cx)?;
-        let kernel = match lanes {
-            super::Lanes::S16 => super::KernelS16::S16(select::conv_s16(&p)),
-            super::Lanes::S8S16 => super::KernelS16::S8S16(select::conv_s8_s16(&p)),
-            super::Lanes::S16S8 => super::KernelS16::S16S8(select::conv_s16_s8(&p)),
-        };
-        Ok(ConvS16 {
-            p,
-            x,
-            weights,
-            rq,
-            kernel,
-        })
-    })
+    decode(
+        cx,
+        operand,
+        Ctx::act_range_of,
+        Ctx::weight_rows_s16,
+        |p, x, weights, rq| {
+            let w8 = |lanes| match lanes {
+                super::Lanes::S16 => super::KernelS16::S16(select::conv_s16(&p)),
+                super::Lanes::S8S16 => super::KernelS16::S8S16(select::conv_s8_s16(&p)),
+                super::Lanes::S16S8 => super::KernelS16::S16S8(select::conv_s16_s8(&p)),
+            };
+            let w16 = (
+                ["conv_s16_w16", "conv_s8_s16_w16", "conv_s16_s8_w16"],
+                (
+                    reference::conv_s16_w16 as LayerS16Fn<_, _, _, i16>,
+                    reference::conv_s8_s16_w16 as LayerS16Fn<_, _, _, i16>,
+                    reference::conv_s16_s8_w16 as LayerS16Fn<_, _, _, i16>,
+                ),
+            );
+            Ok(ConvS16 {
+                p,
+                x,
+                rq,
+                kernel: super::WeightedS16::new(weights, lanes, w8, w16),
+            })
+        },
+    )
 }
 
 /// Checks a Conv record and decodes it, `x` checked by `operand` (which
-/// returns its zero point) and the activation range by `act`.
+/// returns its zero point), the activation range by `act` and the weights
+/// read by `read_weights`.
 /// `build` makes the prepared op of the decoded parts.
-fn decode<'a, 'c, T>(
+fn decode<'a, 'c, T, Wt>(
     cx: &Ctx<'c, 'a>,
     operand: impl Fn(&Ctx<'c, 'a>, &TensorInfo<'a>) -> Result<i32, Error>,
     act: impl Fn(&Ctx<'c, 'a>, usize, usize) -> Result<(i32, i32), Error>,
-    build: impl FnOnce(ConvParams, Operand<'a>, Weights<'a>, Requant<'a>) -> Result<T, Error>,
+    read_weights: impl Fn(&Ctx<'c, 'a>, &TensorInfo<'a>, bool) -> Result<Wt, Error>,
+    build: impl FnOnce(ConvParams, Operand<'a>, Wt, Requant<'a>) -> Result<T, Error>,
 ) -> Result<T, Error> {
     cx.check_arity(5, w::COUNT)?;
     let x = cx.input(0)?;
@@ -88,7 +111,7 @@ fn decode<'a, 'c, T>(
     let wt = cx.input(1)?;
     let wd = wt.dims_usize();
     let rank_ok = wt.rank() == 4 || (wt.rank() == 3 && !is_2d);
-    let weights = cx.weight_rows(&wt, rank_ok)?;
+    let weights = read_weights(cx, &wt, rank_ok)?;
     let (cout, cin_g) = (wd[0], wd[1]);
     let (kernel_h, kernel_w) = if wt.rank() == 4 {
         (wd[2], wd[3])
@@ -205,8 +228,7 @@ impl ConvS16<'_> {
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        self.kernel
-            .run(&self.p, &self.x, self.weights, &self.rq, io)
+        self.kernel.run(&self.p, &self.x, &self.rq, io)
     }
 
     pub fn macs(&self) -> u64 {

@@ -9,6 +9,10 @@ use crate::format::layout::params::fully_connected as w;
 use crate::format::TensorInfo;
 #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
 use crate::kernels;
+#[cfg(feature = "int16-activations")]
+use crate::kernels::reference;
+#[cfg(feature = "int16-activations")]
+use crate::kernels::select::LayerS16Fn;
 use crate::kernels::select::{self, Chosen, FullyConnectedFn};
 use crate::kernels::FullyConnectedParams;
 
@@ -22,63 +26,86 @@ pub(super) struct FullyConnected<'a> {
     pub kernel: Chosen<FullyConnectedFn>,
 }
 
-/// A prepared FullyConnected with int16 activations (dense weights).
+/// A prepared FullyConnected with int16 activations (dense int8 or int16 weights).
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) struct FullyConnectedS16<'a> {
     pub p: FullyConnectedParams,
     x: Operand<'a>,
-    weights: &'a [i8],
     rq: Requant<'a>,
-    kernel: super::KernelS16<FullyConnectedParams>,
+    kernel: super::WeightedS16<'a, FullyConnectedParams>,
 }
 
 /// Inputs `[x, weights [N, K], bias, multiplier, shift]`.
 #[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error> {
-    decode(cx, Ctx::i8_operand, Ctx::act_range, |p, x, weights, rq| {
-        Ok(FullyConnected {
-            p,
-            x,
-            weights,
-            rq,
-            kernel: select::fully_connected(&p),
-        })
-    })
+    decode(
+        cx,
+        Ctx::i8_operand,
+        Ctx::act_range,
+        Ctx::weight_rows,
+        |p, x, weights, rq| {
+            Ok(FullyConnected {
+                p,
+                x,
+                weights,
+                rq,
+                kernel: select::fully_connected(&p),
+            })
+        },
+    )
 }
 
 /// [`prepare`] for int16 `x` and `y`: the same record, the activation
-/// range within `i16`, dense weights.
+/// range within `i16`, dense int8 or int16 weights.
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnectedS16<'a>, Error> {
     let (lanes, zp) = cx.lanes()?;
     let operand = |_: &Ctx<'_, 'a>, _: &TensorInfo<'a>| Ok(zp);
-    decode(cx, operand, Ctx::act_range_of, |p, x, weights, rq| {
-        let weights = weights.dense_for_s16(cx)?;
-        let kernel = match lanes {
-            super::Lanes::S16 => super::KernelS16::S16(select::fully_connected_s16(&p)),
-            super::Lanes::S8S16 => super::KernelS16::S8S16(select::fully_connected_s8_s16(&p)),
-            super::Lanes::S16S8 => super::KernelS16::S16S8(select::fully_connected_s16_s8(&p)),
-        };
-        Ok(FullyConnectedS16 {
-            p,
-            x,
-            weights,
-            rq,
-            kernel,
-        })
-    })
+    decode(
+        cx,
+        operand,
+        Ctx::act_range_of,
+        Ctx::weight_rows_s16,
+        |p, x, weights, rq| {
+            let w8 = |lanes| match lanes {
+                super::Lanes::S16 => super::KernelS16::S16(select::fully_connected_s16(&p)),
+                super::Lanes::S8S16 => super::KernelS16::S8S16(select::fully_connected_s8_s16(&p)),
+                super::Lanes::S16S8 => super::KernelS16::S16S8(select::fully_connected_s16_s8(&p)),
+            };
+            let w16 = (
+                [
+                    "fully_connected_s16_w16",
+                    "fully_connected_s8_s16_w16",
+                    "fully_connected_s16_s8_w16",
+                ],
+                (
+                    reference::fully_connected_s16_w16 as LayerS16Fn<_, _, _, i16>,
+                    reference::fully_connected_s8_s16_w16 as LayerS16Fn<_, _, _, i16>,
+                    reference::fully_connected_s16_s8_w16 as LayerS16Fn<_, _, _, i16>,
+                ),
+            );
+            Ok(FullyConnectedS16 {
+                p,
+                x,
+                rq,
+                kernel: super::WeightedS16::new(weights, lanes, w8, w16),
+            })
+        },
+    )
 }
 
 /// Checks a FullyConnected record and decodes it, `x` checked by `operand`
-/// (which returns its zero point) and the activation range by `act`.
+/// (which returns its zero point), the activation range by `act` and the
+/// weights read by `read_weights`.
 /// `build` makes the prepared op of the decoded parts.
-fn decode<'a, 'c, T>(
+fn decode<'a, 'c, T, Wt>(
     cx: &Ctx<'c, 'a>,
     operand: impl Fn(&Ctx<'c, 'a>, &TensorInfo<'a>) -> Result<i32, Error>,
     act: impl Fn(&Ctx<'c, 'a>, usize, usize) -> Result<(i32, i32), Error>,
-    build: impl FnOnce(FullyConnectedParams, Operand<'a>, Weights<'a>, Requant<'a>) -> Result<T, Error>,
+    read_weights: impl Fn(&Ctx<'c, 'a>, &TensorInfo<'a>, bool) -> Result<Wt, Error>,
+    build: impl FnOnce(FullyConnectedParams, Operand<'a>, Wt, Requant<'a>) -> Result<T, Error>,
 ) -> Result<T, Error> {
     cx.check_arity(5, w::COUNT)?;
     let x = cx.input(0)?;
@@ -88,7 +115,7 @@ fn decode<'a, 'c, T>(
         .split_last()
         .ok_or(cx.bad(why!("input must have rank at least 1")))?;
     let wt = cx.input(1)?;
-    let weights = cx.weight_rows(&wt, wt.rank() == 2)?;
+    let weights = read_weights(cx, &wt, wt.rank() == 2)?;
     let (n, wk) = (wt.dims_usize()[0], wt.dims_usize()[1]);
     cx.ensure(
         wk == k as usize,
@@ -134,8 +161,7 @@ impl FullyConnectedS16<'_> {
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        self.kernel
-            .run(&self.p, &self.x, self.weights, &self.rq, io)
+        self.kernel.run(&self.p, &self.x, &self.rq, io)
     }
 
     pub fn macs(&self) -> u64 {

@@ -146,20 +146,13 @@ pub(crate) enum Weights<'a> {
     Pow2(Pow2Rows<'a>),
 }
 
-impl<'a> Weights<'a> {
-    /// The weights stored a byte each, the only kind int16 layers take;
-    /// `cx`'s error otherwise.
-    #[cfg(feature = "int16-activations")]
-    fn dense_for_s16(self, cx: &Ctx<'_, 'a>) -> Result<&'a [i8], Error> {
-        match self {
-            Weights::Dense(w) => Ok(w),
-            // Unreachable when no packed storage is built in.
-            #[allow(unreachable_patterns)]
-            _ => Err(cx.bad(why!(
-                "int16 layers take dense weights, not sparse or power-of-two"
-            ))),
-        }
-    }
+/// The weights of an int16 Conv or FullyConnected: dense int8 (16x8) or
+/// int16 (16x16).
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum WeightsS16<'a> {
+    S8(&'a [i8]),
+    S16(&'a [i16]),
 }
 
 /// The per-output-channel requantization of Conv and FullyConnected.
@@ -335,7 +328,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Concat(_) => "concat_part_s8",
             #[cfg(feature = "int16-activations")]
             Kind::ConcatS16(_) => "concat_part_s16",
-            Kind::Pad(_) => "pad_s8",
+            Kind::Pad(op) => op.kernel(),
             Kind::Reshape(_) => "copy",
             Kind::Lstm(op) => op.kernel.name,
             Kind::Gru(op) => op.kernel.name,
@@ -814,7 +807,7 @@ impl Inputs<'_> {
 // ---- validation helpers shared by the families ----
 
 /// The input of an op that moves values without arithmetic (Reshape,
-/// Transpose, Gather): an int8 per-tensor operand, or with feature
+/// Transpose, Gather, Pad): an int8 per-tensor operand, or with feature
 /// `int16-activations` an int16 activation whose output is int16 too.
 /// Returns whether it is int16.
 fn mover_operand<'a>(cx: &Ctx<'_, 'a>, x: &TensorInfo<'a>) -> Result<bool, Error> {
@@ -841,14 +834,74 @@ pub(super) enum Lanes {
 }
 
 /// The kernel of each int16 pairing of a weighted layer (params `P`:
-/// Conv, FullyConnected, ConvTranspose, LayerNorm): an optimized one where
-/// the CPU has one, else the reference.
+/// Conv, FullyConnected, ConvTranspose, LayerNorm; weights `W`): an
+/// optimized one where the CPU has one, else the reference.
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
-pub(super) enum KernelS16<P: 'static> {
-    S16(Chosen<LayerS16Fn<P, i16, i16>>),
-    S8S16(Chosen<LayerS16Fn<P, i8, i16>>),
-    S16S8(Chosen<LayerS16Fn<P, i16, i8>>),
+pub(super) enum KernelS16<P: 'static, W: 'static = i8> {
+    S16(Chosen<LayerS16Fn<P, i16, i16, W>>),
+    S8S16(Chosen<LayerS16Fn<P, i8, i16, W>>),
+    S16S8(Chosen<LayerS16Fn<P, i16, i8, W>>),
+}
+
+/// An int16 Conv's or FullyConnected's weights with their kernel: int8
+/// weights on an optimized kernel where the CPU has one, int16 weights on
+/// the reference (the few layers that need them are small).
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) enum WeightedS16<'a, P: 'static> {
+    W8(&'a [i8], KernelS16<P>),
+    W16(&'a [i16], KernelS16<P, i16>),
+}
+
+#[cfg(feature = "int16-activations")]
+impl<'a, P: 'static> WeightedS16<'a, P> {
+    /// `weights` with the kernel of `lanes`: `w8` chooses for int8 weights,
+    /// `w16` are the references for int16 ones.
+    pub fn new(
+        weights: WeightsS16<'a>,
+        lanes: Lanes,
+        w8: impl FnOnce(Lanes) -> KernelS16<P>,
+        (names, w16): ([&'static str; 3], ReferenceS16<P, i16>),
+    ) -> WeightedS16<'a, P> {
+        match weights {
+            WeightsS16::S8(w) => WeightedS16::W8(w, w8(lanes)),
+            WeightsS16::S16(w) => WeightedS16::W16(w, KernelS16::reference(lanes, names, w16)),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            WeightedS16::W8(_, k) => k.name(),
+            WeightedS16::W16(_, k) => k.name(),
+        }
+    }
+
+    /// The optimized kernels considered, with their answers (none for
+    /// int16 weights).
+    pub fn explain(
+        &self,
+        p: &P,
+        lists: CandidatesS16<P>,
+        f: impl FnMut(&'static str, Result<(), &'static str>),
+    ) {
+        if let WeightedS16::W8(_, k) = self {
+            k.explain(p, lists, f)
+        }
+    }
+
+    pub fn run(
+        &self,
+        p: &P,
+        x: &Operand<'_>,
+        rq: &Requant<'_>,
+        io: &mut Io<'_>,
+    ) -> Result<(), Error> {
+        match self {
+            WeightedS16::W8(w, k) => k.run(p, x, w, rq, io),
+            WeightedS16::W16(w, k) => k.run(p, x, w, rq, io),
+        }
+    }
 }
 
 /// The candidate lists of the three pairings, in [`KernelS16`]'s order.
@@ -861,22 +914,22 @@ pub(super) type CandidatesS16<P> = (
 
 /// One generic reference kernel instantiated for the three pairings.
 #[cfg(feature = "int16-activations")]
-pub(super) type ReferenceS16<P> = (
-    LayerS16Fn<P, i16, i16>,
-    LayerS16Fn<P, i8, i16>,
-    LayerS16Fn<P, i16, i8>,
+pub(super) type ReferenceS16<P, W = i8> = (
+    LayerS16Fn<P, i16, i16, W>,
+    LayerS16Fn<P, i8, i16, W>,
+    LayerS16Fn<P, i16, i8, W>,
 );
 
 #[cfg(feature = "int16-activations")]
-impl<P: 'static> KernelS16<P> {
+impl<P: 'static, W: 'static> KernelS16<P, W> {
     /// The reference kernel of `lanes`' pairing: `run` instantiated for
     /// it, named by `names` (the `s16`, `s8_s16` and `s16_s8` names, in
     /// that order).
     pub fn reference(
         lanes: Lanes,
         names: [&'static str; 3],
-        (s16, s8_s16, s16_s8): ReferenceS16<P>,
-    ) -> KernelS16<P> {
+        (s16, s8_s16, s16_s8): ReferenceS16<P, W>,
+    ) -> KernelS16<P, W> {
         let [n16, n8_16, n16_8] = names;
         match lanes {
             Lanes::S16 => KernelS16::S16(Chosen {
@@ -902,27 +955,13 @@ impl<P: 'static> KernelS16<P> {
         }
     }
 
-    /// The optimized kernels considered for this pairing, with their answers.
-    pub fn explain(
-        &self,
-        p: &P,
-        (s16, s8_s16, s16_s8): CandidatesS16<P>,
-        f: impl FnMut(&'static str, Result<(), &'static str>),
-    ) {
-        match self {
-            KernelS16::S16(_) => select::explain(p, s16, f),
-            KernelS16::S8S16(_) => select::explain(p, s8_s16, f),
-            KernelS16::S16S8(_) => select::explain(p, s16_s8, f),
-        }
-    }
-
     /// Runs the kernel on `x` (read as its pairing's input type) into the
     /// output.
     pub fn run(
         &self,
         p: &P,
         x: &Operand<'_>,
-        weights: &[i8],
+        weights: &[W],
         rq: &Requant<'_>,
         io: &mut Io<'_>,
     ) -> Result<(), Error> {
@@ -949,6 +988,23 @@ impl<P: 'static> KernelS16<P> {
             KernelS16::S16S8(k) => (k.run)(p, io.inputs.read_i16(x)?, weights, b, m, s, io.output),
         }
         Ok(())
+    }
+}
+
+#[cfg(feature = "int16-activations")]
+impl<P: 'static> KernelS16<P> {
+    /// The optimized kernels considered for this pairing, with their answers.
+    pub fn explain(
+        &self,
+        p: &P,
+        (s16, s8_s16, s16_s8): CandidatesS16<P>,
+        f: impl FnMut(&'static str, Result<(), &'static str>),
+    ) {
+        match self {
+            KernelS16::S16(_) => select::explain(p, s16, f),
+            KernelS16::S8S16(_) => select::explain(p, s8_s16, f),
+            KernelS16::S16S8(_) => select::explain(p, s16_s8, f),
+        }
     }
 }
 
@@ -994,6 +1050,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::MaxPool
                     | OpCode::AvgPool
                     | OpCode::Reshape
+                    | OpCode::Pad
                     | OpCode::Requantize
                     | OpCode::Softmax
                     | OpCode::MatMul
@@ -1216,6 +1273,21 @@ impl<'m, 'a> Ctx<'m, 'a> {
             return Ok(Weights::Pow2(pow2));
         }
         Err(self.bad(why!("weights must be an i8 constant")))
+    }
+
+    /// [`Self::weight_rows`] for an int16 layer: dense int8 or int16.
+    #[cfg(feature = "int16-activations")]
+    fn weight_rows_s16(&self, t: &TensorInfo<'a>, rank_ok: bool) -> Result<WeightsS16<'a>, Error> {
+        self.check_weights(t, rank_ok)?;
+        if let Some(w) = t.data_i8() {
+            return Ok(WeightsS16::S8(w));
+        }
+        if let Some(w) = t.data_i16() {
+            return Ok(WeightsS16::S16(w));
+        }
+        Err(self.bad(why!(
+            "int16 layers take dense i8 or i16 weights, not sparse or power-of-two"
+        )))
     }
 
     fn check_weights(&self, t: &TensorInfo<'a>, rank_ok: bool) -> Result<(), Error> {

@@ -10,6 +10,8 @@ use crate::kernels::{pad_s8, PadParams};
 pub(super) struct Pad<'a> {
     p: PadParams,
     x: Operand<'a>,
+    /// An int16 activation on both sides.
+    wide: bool,
 }
 
 /// Input `[x]`: the pad value, then `rank` begin counts and `rank` end counts.
@@ -19,7 +21,7 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Pad<'a>, Error> {
     let y = &cx.output;
     let rank = x.rank();
     cx.check_arity(1, w::PADS + 2 * rank)?;
-    cx.i8_operand(&x)?;
+    let wide = super::mover_operand(cx, &x)?;
     cx.ensure(
         x.quant == y.quant,
         why!("output quantization differs from input"),
@@ -28,8 +30,12 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Pad<'a>, Error> {
         rank <= 4 && y.rank() == rank,
         why!("pad supports rank at most 4, output of the same rank"),
     )?;
-    let value =
-        i8::try_from(cx.word(w::VALUE)?).map_err(|_| cx.bad(why!("pad value outside i8")))?;
+    let value = cx.word(w::VALUE)?;
+    let value_ok = match wide {
+        true => i16::try_from(value).is_ok(),
+        false => i8::try_from(value).is_ok(),
+    };
+    cx.ensure(value_ok, why!("pad value outside the tensor's type"))?;
     let (xd, yd) = (x.dims_usize(), y.dims_usize());
     let mut pad_before = [0usize; 4];
     // Right-aligned like the shapes: dim d of a rank-r tensor is slot 4 − r + d.
@@ -56,13 +62,27 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Pad<'a>, Error> {
     Ok(Pad {
         p,
         x: Operand::of(&x),
+        wide,
     })
 }
 
 impl Pad<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        #[cfg(feature = "int16-activations")]
+        if self.wide {
+            let x = io.inputs.read_i16(&self.x)?;
+            crate::kernels::pad_s16(&self.p, x, super::output_i16(io.output)?);
+            return Ok(());
+        }
         let x = io.inputs.read(&self.x)?;
         pad_s8(&self.p, x, io.output);
         Ok(())
+    }
+
+    pub fn kernel(&self) -> &'static str {
+        match self.wide {
+            true => "pad_s16",
+            false => "pad_s8",
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{act_ok, axis_ok, mul3, Taps};
 #[cfg(feature = "int16-activations")]
-use super::{lanes_ok, requantize_to_lane, Lane, I32_EXACT_TERMS};
+use super::{lanes_ok, requantize_to_lane, Lane, WeightLane};
 use crate::kernels::ConvParams;
 use crate::numerics::requantize_to_i8;
 
@@ -197,6 +197,50 @@ pub fn conv_s16_s8(
     conv_lanes(p, input, weights, bias, multiplier, shift, output);
 }
 
+/// [`conv_s16`] with int16 weights (16x16): `acc = bias[oc] + Σ x · w` in
+/// `i64`, each term exact in `i32` (below 2^30.01). For the few layers whose
+/// int8 weights limit a model; the reference is the kernel on every target.
+#[cfg(feature = "int16-activations")]
+pub fn conv_s16_w16(
+    p: &ConvParams,
+    input: &[i16],
+    weights: &[i16],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    conv_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// [`conv_s8_s16`] with int16 weights (see [`conv_s16_w16`]).
+#[cfg(feature = "int16-activations")]
+pub fn conv_s8_s16_w16(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i16],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    conv_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// [`conv_s16_s8`] with int16 weights (see [`conv_s16_w16`]).
+#[cfg(feature = "int16-activations")]
+pub fn conv_s16_s8_w16(
+    p: &ConvParams,
+    input: &[i16],
+    weights: &[i16],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    conv_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
 /// Output positions per pass of [`conv_lanes`]: their `i64` totals and
 /// `i32` sums (768 B) live on the stack. 64 rather than 32 spreads each
 /// tap's bookkeeping over twice the outputs: 15% fewer instructions on the
@@ -204,8 +248,8 @@ pub fn conv_s16_s8(
 #[cfg(feature = "int16-activations")]
 const ROW_TILE: usize = 64;
 
-/// The one loop of [`conv_s16`], [`conv_s8_s16`] and [`conv_s16_s8`], generic
-/// in the input and output types.
+/// The one loop of [`conv_s16`], [`conv_s8_s16`] and [`conv_s16_s8`] (and
+/// their `_w16` forms), generic in the input, output and weight types.
 ///
 /// Tap-major over a tile of an output row: each weight is loaded once per
 /// tile and added into every output of the tile whose tap lies inside the
@@ -238,10 +282,10 @@ pub(crate) fn lanes_call_ok<X: Lane, Y: Lane>(
 }
 
 #[cfg(feature = "int16-activations")]
-fn conv_lanes<X: Lane + Into<i32>, Y: Lane>(
+fn conv_lanes<X: Lane + Into<i32>, Y: Lane, W: WeightLane>(
     p: &ConvParams,
     input: &[X],
-    weights: &[i8],
+    weights: &[W],
     bias: &[i32],
     multiplier: &[i32],
     shift: &[i8],
@@ -294,15 +338,14 @@ fn conv_lanes<X: Lane + Into<i32>, Y: Lane>(
                             let xs = in_group.get(row + first..row + p.in_w).unwrap_or(&[]);
                             let w = w_oc
                                 .get(icg * w_plane + ky * p.kernel_w + kx)
-                                .copied()
-                                .unwrap_or(0);
+                                .map_or(0, |&w| w.into());
                             let lanes = sums.get_mut(lo..hi).unwrap_or(&mut []);
                             match p.stride_w {
                                 1 => add_tap(lanes, xs.iter(), zp, w),
                                 stride => add_tap(lanes, xs.iter().step_by(stride), zp, w),
                             }
                             taps += 1;
-                            if taps == I32_EXACT_TERMS {
+                            if taps == W::I32_EXACT_TERMS {
                                 flush(totals, sums);
                                 taps = 0;
                             }
@@ -319,17 +362,16 @@ fn conv_lanes<X: Lane + Into<i32>, Y: Lane>(
 }
 
 /// `sums[i] += (xs[i] − zp) · w` for each sum, in `i32`: exact within
-/// [`I32_EXACT_TERMS`] taps, and a load, a multiply-add and a store per MAC
-/// where `i64` sums would take twice that.
+/// [`WeightLane::I32_EXACT_TERMS`] taps, and a load, a multiply-add and a
+/// store per MAC where `i64` sums would take twice that.
 #[cfg(feature = "int16-activations")]
 #[inline(always)]
 fn add_tap<'x, X: Lane + Into<i32> + 'x>(
     sums: &mut [i32],
     xs: impl Iterator<Item = &'x X>,
     zp: i32,
-    w: i8,
+    w: i32,
 ) {
-    let w = i32::from(w);
     for (acc, &x) in sums.iter_mut().zip(xs) {
         *acc = acc.wrapping_add((Into::<i32>::into(x) - zp) * w);
     }

@@ -2,7 +2,7 @@
 
 use super::act_ok;
 #[cfg(feature = "int16-activations")]
-use super::I32_EXACT_TERMS;
+use super::WeightLane;
 use crate::kernels::FullyConnectedParams;
 use crate::numerics::requantize_to_i8;
 
@@ -114,13 +114,60 @@ pub fn fully_connected_s16_s8(
     fully_connected_lanes(p, input, weights, bias, multiplier, shift, output);
 }
 
-/// The one loop of the mixed-precision FullyConnected kernels, generic in
-/// the input and output types.
+/// [`fully_connected_s16`] with int16 weights (16x16): `acc = bias[n] +
+/// Σ_k x[r][k] · w[n][k]` in `i64`, each term exact in `i32` (below 2^30.01).
+/// For the few layers whose int8 weights limit a model; the reference is
+/// the kernel on every target.
 #[cfg(feature = "int16-activations")]
-fn fully_connected_lanes<X: super::Lane + Into<i32>, Y: super::Lane>(
+pub fn fully_connected_s16_w16(
+    p: &FullyConnectedParams,
+    input: &[i16],
+    weights: &[i16],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    fully_connected_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// [`fully_connected_s8_s16`] with int16 weights (see
+/// [`fully_connected_s16_w16`]).
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s8_s16_w16(
+    p: &FullyConnectedParams,
+    input: &[i8],
+    weights: &[i16],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    fully_connected_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// [`fully_connected_s16_s8`] with int16 weights (see
+/// [`fully_connected_s16_w16`]).
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s16_s8_w16(
+    p: &FullyConnectedParams,
+    input: &[i16],
+    weights: &[i16],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    fully_connected_lanes(p, input, weights, bias, multiplier, shift, output);
+}
+
+/// The one loop of the mixed-precision FullyConnected kernels, generic in
+/// the input, output and weight types.
+#[cfg(feature = "int16-activations")]
+fn fully_connected_lanes<X: super::Lane + Into<i32>, Y: super::Lane, W: WeightLane>(
     p: &FullyConnectedParams,
     input: &[X],
-    weights: &[i8],
+    weights: &[W],
     bias: &[i32],
     multiplier: &[i32],
     shift: &[i8],
@@ -153,8 +200,8 @@ fn fully_connected_lanes<X: super::Lane + Into<i32>, Y: super::Lane>(
             // Exact `i32` partial sums, added up in `i64` (wrapping only to
             // stay total: it would take K ≥ 2^40).
             let parts = x_row
-                .chunks(I32_EXACT_TERMS)
-                .zip(w_row.chunks(I32_EXACT_TERMS));
+                .chunks(W::I32_EXACT_TERMS)
+                .zip(w_row.chunks(W::I32_EXACT_TERMS));
             let acc = parts.fold(i64::from(b), |acc, (xs, ws)| {
                 acc.wrapping_add(i64::from(super::dot_i32(xs, ws, zp)))
             });

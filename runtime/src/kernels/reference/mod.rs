@@ -37,7 +37,9 @@ pub use conv::conv_s8;
 #[cfg(feature = "int16-activations")]
 pub(crate) use conv::lanes_call_ok as conv_lanes_call_ok;
 #[cfg(feature = "int16-activations")]
-pub use conv::{conv_s16, conv_s16_s8, conv_s8_s16};
+pub use conv::{
+    conv_s16, conv_s16_s8, conv_s16_s8_w16, conv_s16_w16, conv_s8_s16, conv_s8_s16_w16,
+};
 #[cfg(feature = "int16-activations")]
 pub use conv_transpose::conv_transpose_s16;
 pub use conv_transpose::conv_transpose_s8;
@@ -46,7 +48,10 @@ pub use elementwise::{add_s16, MAX_ADD_LEFT_SHIFT_S16};
 pub use elementwise::{add_s8, mul_s8};
 pub use fully_connected::fully_connected_s8;
 #[cfg(feature = "int16-activations")]
-pub use fully_connected::{fully_connected_s16, fully_connected_s16_s8, fully_connected_s8_s16};
+pub use fully_connected::{
+    fully_connected_s16, fully_connected_s16_s8, fully_connected_s16_s8_w16,
+    fully_connected_s16_w16, fully_connected_s8_s16, fully_connected_s8_s16_w16,
+};
 #[cfg(feature = "int16-activations")]
 pub use gather::{gather_s16, slice_s16};
 pub use gather::{gather_s8, slice_s8};
@@ -61,6 +66,8 @@ pub use lut::{lut_s16, LUT_S16_ENTRIES};
 #[cfg(feature = "int16-activations")]
 pub use mat_mul::mat_mul_s16;
 pub use mat_mul::{mat_mul_s8, MAX_MAT_MUL_DEPTH};
+#[cfg(feature = "int16-activations")]
+pub use pad::pad_s16;
 pub use pad::pad_s8;
 #[cfg(feature = "int16-activations")]
 pub use pool::{avg_pool_s16, max_pool_s16};
@@ -232,20 +239,37 @@ pub(crate) fn lanes_ok<X: Lane, Y: Lane>(
         && act_max <= Y::MAX
 }
 
-/// Terms the int16 Conv and FullyConnected kernels sum in `i32` before
-/// adding into their `i64` accumulators: a term `(x − zp) · w` is at most
-/// `(32768 + 128) · 128 < 2^22.01` in magnitude (an `i16` input, or an `i8`
-/// one less a zero point within `i16`), so 256 of them stay below 2^31 and
-/// the `i32` sums are exact; on a 32-bit core they cost half of `i64` ones.
+/// A weight type of the mixed-precision Conv and FullyConnected kernels
+/// (symmetric, zero point 0): `i8`, TFLite's 16x8 scheme, or `i16` (16x16),
+/// for the few layers whose int8 weights limit a model's accuracy.
+///
+/// A term `(x − zp) · w` has `|x − zp| ≤ 32768 + 128` (an `i16` input, or
+/// an `i8` one less a zero point within `i16`), so one term always fits
+/// `i32`: below 2^22.01 with `i8` weights, 2^30.01 with `i16` ones.
 #[cfg(feature = "int16-activations")]
-pub(super) const I32_EXACT_TERMS: usize = 256;
+pub trait WeightLane: Copy + Into<i32> {
+    /// Terms the kernels sum in `i32` before adding into their `i64`
+    /// accumulators, exactly: 256 for `i8` weights (on a 32-bit core `i32`
+    /// sums cost half of `i64` ones), 1 for `i16` weights.
+    const I32_EXACT_TERMS: usize;
+}
 
-/// `Σ (x − zp) · w` over at most [`I32_EXACT_TERMS`] pairs, exact in `i32`.
+#[cfg(feature = "int16-activations")]
+impl WeightLane for i8 {
+    const I32_EXACT_TERMS: usize = 256;
+}
+
+#[cfg(feature = "int16-activations")]
+impl WeightLane for i16 {
+    const I32_EXACT_TERMS: usize = 1;
+}
+
+/// `Σ (x − zp) · w` over at most `W::I32_EXACT_TERMS` pairs, exact in `i32`.
 #[cfg(feature = "int16-activations")]
 #[inline(always)]
-fn dot_i32<X: Lane + Into<i32>>(xs: &[X], ws: &[i8], zp: i32) -> i32 {
+fn dot_i32<X: Lane + Into<i32>, W: WeightLane>(xs: &[X], ws: &[W], zp: i32) -> i32 {
     xs.iter().zip(ws).fold(0i32, |acc, (&x, &w)| {
-        acc.wrapping_add((Into::<i32>::into(x) - zp) * i32::from(w))
+        acc.wrapping_add((Into::<i32>::into(x) - zp) * w.into())
     })
 }
 

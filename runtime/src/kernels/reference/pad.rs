@@ -6,9 +6,24 @@ use crate::kernels::PadParams;
 /// `value` everywhere else. Shapes are row-major, 4 dims (left-pad with 1s).
 ///
 /// Returns early, leaving `output` unchanged, unless `input` has
-/// `Π in_shape` elements, `output` has `Π out_shape` elements, and
-/// `pad_before[d] + in_shape[d] <= out_shape[d]` for every dim.
+/// `Π in_shape` elements, `output` has `Π out_shape` elements,
+/// `pad_before[d] + in_shape[d] <= out_shape[d]` for every dim, and
+/// `value` is within `i8`.
 pub fn pad_s8(p: &PadParams, input: &[i8], output: &mut [i8]) {
+    pad(p, input, output);
+}
+
+/// [`pad_s8`] on int16 activations: `value` within `i16`.
+#[cfg(feature = "int16-activations")]
+pub fn pad_s16(p: &PadParams, input: &[i16], output: &mut [i16]) {
+    pad(p, input, output);
+}
+
+/// The one loop of [`pad_s8`] and `pad_s16`, generic in the element type.
+fn pad<T: Copy + TryFrom<i32>>(p: &PadParams, input: &[T], output: &mut [T]) {
+    let Ok(value) = T::try_from(p.value) else {
+        return;
+    };
     let fits = (0..4).all(|d| {
         p.pad_before[d]
             .checked_add(p.in_shape[d])
@@ -20,7 +35,7 @@ pub fn pad_s8(p: &PadParams, input: &[i8], output: &mut [i8]) {
     {
         return;
     }
-    output.fill(p.value);
+    output.fill(value);
     let [_, i1, i2, i3] = p.in_shape;
     let [_, o1, o2, o3] = p.out_shape;
     let [b0, b1, b2, b3] = p.pad_before;
