@@ -1508,7 +1508,7 @@ fn choose_precision(
     let layer = |i: usize, gain: Option<f64>, (this, base): ((usize, usize), (usize, usize))| {
         let c = &candidates[i];
         crate::report::RaisedLayer {
-            node: graph.nodes[c.node].name.clone(),
+            node: c.name(graph).to_string(),
             tensors: tensor_names(&c.tensors),
             int16_weights: false,
             gain_db: gain,

@@ -309,7 +309,16 @@ impl<'m> Evaluator<'m> {
             .map_err(ConvertError::Format)?;
         let mut quantized_input: Vec<i8> = Vec::new();
         for (i, (values, q)) in x.iter().zip(&self.input_q).enumerate() {
-            let quantized: Vec<i8> = values.iter().map(|&v| q.quantize(v)).collect();
+            // An int16 input as its little-endian bytes, as the file's
+            // golden pair holds it.
+            let quantized: Vec<i8> = match graph.wide.contains(&graph.inputs[i]) {
+                true => values
+                    .iter()
+                    .flat_map(|&v| (crate::quantize::quantize_wide(*q, v) as i16).to_le_bytes())
+                    .map(|b| b as i8)
+                    .collect(),
+                false => values.iter().map(|&v| q.quantize(v)).collect(),
+            };
             let input = interp.input_mut(i).map_err(ConvertError::Format)?;
             if input.len() != quantized.len() {
                 return Err(ConvertError::InvalidModel(format!(

@@ -121,11 +121,13 @@ struct Cli {
     /// (else the calibration samples): --target-sqnr, or by default probability outputs' |Δp| ≤
     /// 0.02 on every sample and other outputs' SQNR ≥ 28 dB (the bounds 0.03 and 25 dB with a
     /// margin). A layer can be raised when everything reading its output (through pools and
-    /// reshapes, transposes, gathers, tables and Concats, whose output is then int16) is one of
-    /// those layers, or is a graph output (int16 then; a Softmax output and the inputs stay
-    /// int8). Attention's scores and probabilities, the residual stream (Adds, and the
-    /// LayerNorms reading them) and a U-Net's skip connections are what residual,
-    /// transformer-style and segmentation models raise.
+    /// reshapes, pads, transposes, gathers, tables and Concats, whose output is then int16) is
+    /// one of those layers, or is a graph output (int16 then; a Softmax output stays int8).
+    /// A graph input can be raised the same way (an image whose int8 encoding costs too much).
+    /// Attention's scores and probabilities, the residual stream (Adds, and the LayerNorms
+    /// reading them) and a U-Net's skip connections are what residual, transformer-style and
+    /// segmentation models raise. When int16 outputs are not enough, auto also gives Conv and
+    /// FullyConnected layers int16 weights (16x16), best first, the fewest that meet the target.
     /// Outputs with an --output-activation count as probabilities. The report lists the layers
     /// raised, what each gained and cost in bytes and arena, and the all-int8 file beside.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Int8, conflicts_with = "int16")]
@@ -137,7 +139,7 @@ struct Cli {
     target_sqnr: Option<f64>,
 
     /// Give this Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, LayerNorm or ReduceMean/Sum/Max
-    /// layer (node or output tensor name) an int16 output,
+    /// layer (node or output tensor name) an int16 output, or make this graph input int16,
     /// as --precision auto would; repeat for several. Refused, with the reason, for a layer
     /// that cannot be raised.
     #[arg(long, value_name = "LAYER")]

@@ -20,7 +20,10 @@
 //! tensor may be a graph output (a raw logit head the application reads
 //! itself, `Interpreter::output_i16`), except a Softmax's: a classifier's
 //! probabilities stay int8, where 1/256 steps are far inside the bounds.
-//! Graph inputs stay int8.
+//! A graph input may be raised too, when everything reading it reads int16:
+//! an image normalised as `u8 / 127.5 − 1` has no exact int8 encoding (its
+//! zero point would be −0.5), and on a detector that half step alone can
+//! cost more than the bounds allow.
 //!
 //! A raised Conv or FullyConnected may also store its weights as int16
 //! (16x16, [`Graph::wide_weights`]): `--precision auto` adds those when
@@ -118,9 +121,6 @@ pub fn check_node(graph: &Graph, node: &Node) -> Result<(), ConvertError> {
             "{kind}'s output is int16 exactly when one of its inputs is"
         )));
     }
-    if graph.inputs.iter().any(wide) {
-        return Err(refuse("graph inputs stay int8"));
-    }
     if graph.wide_weights.contains(&node.output) {
         if !takes_wide_weights(&node.op) {
             return Err(refuse(&format!("{kind} has no int16-weight kernel")));
@@ -145,18 +145,32 @@ fn takes_wide_weights(op: &Op) -> bool {
 /// Whether `layer` can also take int16 weights once raised: a Conv or
 /// FullyConnected whose weights the model does not fix (QDQ).
 pub fn can_widen_weights(graph: &Graph, layer: &Raisable) -> bool {
-    let node = &graph.nodes[layer.node];
+    let Some(node) = layer.node.map(|n| &graph.nodes[n]) else {
+        return false;
+    };
     takes_wide_weights(&node.op) && !graph.qdq.weight_scales.contains_key(&node.name)
 }
 
-/// One layer that can run with an int16 output.
+/// One layer that can run with an int16 output, or a graph input that can
+/// be int16.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Raisable {
     /// The Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add,
-    /// LayerNorm or ReduceSum/ReduceMax node.
-    pub node: usize,
-    /// Its output and the tensors movers carry it into, in id order.
+    /// LayerNorm or ReduceSum/ReduceMax node; `None` for a graph input.
+    pub node: Option<usize>,
+    /// Its output (or the input) and the tensors movers carry it into, in
+    /// id order.
     pub tensors: Vec<TensorId>,
+}
+
+impl Raisable {
+    /// The layer's node name, or the graph input's tensor name.
+    pub fn name<'g>(&self, graph: &'g Graph) -> &'g str {
+        match self.node {
+            Some(n) => &graph.nodes[n].name,
+            None => self.tensors.first().map_or("", |&t| &graph.tensors[t].name),
+        }
+    }
 }
 
 /// The tensors raising `node`'s output takes along, or why it cannot be
@@ -176,8 +190,14 @@ pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
             "a Softmax graph output stays int8 (its probabilities are read as int8)".into(),
         );
     }
+    carry(graph, n.output)
+}
+
+/// `start` and the tensors movers and Concats carry it into, or why one of
+/// their readers cannot read int16.
+fn carry(graph: &Graph, start: TensorId) -> Result<Vec<TensorId>, String> {
     let mut set = BTreeSet::new();
-    let mut todo = vec![n.output];
+    let mut todo = vec![start];
     while let Some(t) = todo.pop() {
         if !set.insert(t) {
             continue;
@@ -200,15 +220,22 @@ pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
     Ok(set.into_iter().collect())
 }
 
-/// Every layer that can run with an int16 output, in node order.
+/// Every graph input that can be int16, in input order, then every layer
+/// that can run with an int16 output, in node order.
 pub fn raisable(graph: &Graph) -> Vec<Raisable> {
-    (0..graph.nodes.len())
-        .filter_map(|node| {
-            closure(graph, node)
-                .ok()
-                .map(|tensors| Raisable { node, tensors })
+    let inputs = graph.inputs.iter().filter_map(|&t| {
+        carry(graph, t).ok().map(|tensors| Raisable {
+            node: None,
+            tensors,
         })
-        .collect()
+    });
+    let layers = (0..graph.nodes.len()).filter_map(|node| {
+        closure(graph, node).ok().map(|tensors| Raisable {
+            node: Some(node),
+            tensors,
+        })
+    });
+    inputs.chain(layers).collect()
 }
 
 /// `graph` with the outputs of `layers` (and what movers carry them into)
@@ -223,17 +250,30 @@ pub fn with_raised(graph: &Graph, layers: &[&Raisable], wide_weights: &[&Raisabl
         .collect();
     g.wide_weights = wide_weights
         .iter()
-        .map(|r| graph.nodes[r.node].output)
+        .filter_map(|r| r.node.map(|n| graph.nodes[n].output))
         .collect();
     g
 }
 
 /// The layers `names` name (a raisable node's name or its output
-/// tensor's), or which name cannot be raised and why.
+/// tensor's, or a graph input's), or which name cannot be raised and why.
 pub fn named(graph: &Graph, names: &[String]) -> Result<Vec<Raisable>, ConvertError> {
     names
         .iter()
         .map(|name| {
+            let input = graph
+                .inputs
+                .iter()
+                .find(|&&t| graph.tensors[t].name == *name);
+            if let Some(&t) = input {
+                let tensors = carry(graph, t).map_err(|why| {
+                    ConvertError::Usage(format!("--int16 {name}: cannot be int16: {why}"))
+                })?;
+                return Ok(Raisable {
+                    node: None,
+                    tensors,
+                });
+            }
             let node = graph
                 .nodes
                 .iter()
@@ -247,16 +287,17 @@ pub fn named(graph: &Graph, names: &[String]) -> Result<Vec<Raisable>, ConvertEr
             let tensors = closure(graph, node).map_err(|why| {
                 ConvertError::Usage(format!("--int16 {name}: cannot run in int16: {why}"))
             })?;
-            Ok(Raisable { node, tensors })
+            Ok(Raisable {
+                node: Some(node),
+                tensors,
+            })
         })
         .collect()
 }
 
 fn raisable_names(graph: &Graph) -> String {
-    let names: Vec<&str> = raisable(graph)
-        .iter()
-        .map(|r| graph.nodes[r.node].name.as_str())
-        .collect();
+    let all = raisable(graph);
+    let names: Vec<&str> = all.iter().map(|r| r.name(graph)).collect();
     match names.is_empty() {
         true => "none".into(),
         false => names.join(", "),
@@ -452,8 +493,11 @@ mod tests {
         assert_eq!(closure(&g, 2), Ok(vec![3]));
         assert!(closure(&g, 1).is_err(), "a MaxPool is not a layer to raise");
         let all = raisable(&g);
-        assert_eq!(all.len(), 2);
-        let raised = with_raised(&g, &[&all[0]], &[]);
+        assert_eq!(all.len(), 3);
+        // The graph input first: conv0 reads it and can read int16.
+        assert_eq!((all[0].node, &all[0].tensors[..]), (None, &[0][..]));
+        assert_eq!(all[0].name(&g), "x");
+        let raised = with_raised(&g, &[&all[1]], &[]);
         for n in &raised.nodes {
             check_node(&raised, n).unwrap();
         }
@@ -467,16 +511,16 @@ mod tests {
             why.contains("mul (Mul)") && why.contains("int8 only"),
             "{why}"
         );
-        assert_eq!(raisable(&g).len(), 1);
+        assert_eq!(raisable(&g).len(), 2);
         let err = named(&g, &["conv0".into()]).unwrap_err().to_string();
         assert!(
             err.contains("--int16 conv0") && err.contains("int8 only"),
             "{err}"
         );
         // By tensor name too; and an unknown name lists what can be raised.
-        assert_eq!(named(&g, &["t3".into()]).unwrap()[0].node, 2);
+        assert_eq!(named(&g, &["t3".into()]).unwrap()[0].node, Some(2));
         let err = named(&g, &["nope".into()]).unwrap_err().to_string();
-        assert!(err.contains("raisable: conv1"), "{err}");
+        assert!(err.contains("raisable: x, conv1"), "{err}");
     }
 
     #[test]
@@ -495,9 +539,13 @@ mod tests {
         let softmax = g.nodes[3].clone();
         assert!(check_node(&g, &softmax).is_ok(), "Softmax writes int16");
         assert!(closure(&g, 3).unwrap_err().contains("Softmax graph output"));
+        // A graph input may be int16 where its reader reads int16.
         g.wide = [0].into();
         let conv0 = g.nodes[0].clone();
-        assert!(check_node(&g, &conv0).is_err(), "a graph input is int16");
+        assert!(
+            check_node(&g, &conv0).is_ok(),
+            "a Conv reads an int16 input"
+        );
     }
 
     #[test]
@@ -519,7 +567,7 @@ mod tests {
         // Raising conv1 carries into the Concat's output; pool's t2 (the
         // other input) stays int8.
         assert_eq!(closure(&g, 2), Ok(vec![3, 5]));
-        let raised = with_raised(&g, &[&raisable(&g)[1]], &[]);
+        let raised = with_raised(&g, &[&raisable(&g)[2]], &[]);
         assert_eq!(raised.nodes[raised.nodes.len() - 2].name, "concat");
         for n in &raised.nodes {
             check_node(&raised, n).unwrap();
@@ -547,7 +595,7 @@ mod tests {
         g.outputs = vec![3];
         assert_eq!(closure(&g, 2), Ok(vec![3]));
         let raised = with_raised(&g, &raisable(&g).iter().collect::<Vec<_>>(), &[]);
-        assert_eq!(raised.wide, [1, 2, 3].into());
+        assert_eq!(raised.wide, [0, 1, 2, 3].into());
         for n in &raised.nodes {
             check_node(&raised, n).unwrap();
         }

@@ -99,7 +99,10 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         self.model.outputs().len()
     }
 
-    /// The arena bytes of graph input `i`, to fill before [`invoke`](Self::invoke).
+    /// The arena bytes of graph input `i`, to fill before
+    /// [`invoke`](Self::invoke): an int8 input's values, an int16 input's
+    /// little-endian bytes (fill that with `input_i16_mut`, or
+    /// [`set_input_f32`](Self::set_input_f32) for either).
     pub fn input_mut(&mut self, i: usize) -> Result<&mut [i8], Error> {
         let info = self.model.input_info(i)?;
         let bytes = self
@@ -107,6 +110,17 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             .get_mut(info.offset..info.offset + info.len)
             .ok_or(Error::IndexOutOfRange)?;
         Ok(bytemuck::cast_slice_mut(bytes))
+    }
+
+    /// The values of int16 graph input `i` (symmetric, zero point 0), to
+    /// fill before [`invoke`](Self::invoke); [`Error::WrongDType`] for an
+    /// int8 input.
+    #[cfg(feature = "int16-activations")]
+    pub fn input_i16_mut(&mut self, i: usize) -> Result<&mut [i16], Error> {
+        port_dtype(&self.model.input_info(i)?, DType::I16)?;
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(self.input_mut(i)?);
+        // `new` refused an odd arena and the loader odd offsets.
+        bytemuck::try_cast_slice_mut(bytes).map_err(|_| Error::Misaligned)
     }
 
     /// The values of int8 graph output `i`, valid after
@@ -144,7 +158,14 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     /// count; on either the input is left as it was. Values outside the
     /// input's calibrated range are clipped to it and counted in the report.
     pub fn set_input_f32(&mut self, i: usize, values: &[f32]) -> Result<InputReport, Error> {
-        let (scale, zero_point) = port_quant(&self.model.input_info(i)?)?;
+        let info = self.model.input_info(i)?;
+        let (scale, zero_point) = port_quant(&info)?;
+        #[cfg(feature = "int16-activations")]
+        if info.dtype == DType::I16 {
+            let input = self.input_i16_mut(i)?;
+            let clipped = quant::quantize_checked(values, scale, zero_point, input)?;
+            return Ok(InputReport { clipped });
+        }
         let clipped = quant::quantize_checked(values, scale, zero_point, self.input_mut(i)?)?;
         Ok(InputReport { clipped })
     }

@@ -56,11 +56,11 @@ pub fn quantize_slice(
 /// `scale · (127 − zero_point)`, the range calibrated for an input tensor)
 /// and were clipped to −128 or 127. A value within half a step of an end
 /// rounds onto it and is not counted.
-pub fn quantize_checked(
+pub fn quantize_checked<Q: Copy + TryFrom<i64> + Bounded>(
     input: &[f32],
     scale: f32,
     zero_point: i32,
-    output: &mut [i8],
+    output: &mut [Q],
 ) -> Result<usize, Error> {
     if input.len() != output.len() {
         return Err(Error::LengthMismatch {
@@ -74,10 +74,28 @@ pub fn quantize_checked(
     let mut clipped = 0;
     for (q, &x) in output.iter_mut().zip(input) {
         let v = quantize_unclamped(x, scale, zero_point);
-        clipped += usize::from(!(-128..=127).contains(&v));
-        *q = v.clamp(-128, 127) as i8;
+        clipped += usize::from(!(Q::MIN..=Q::MAX).contains(&v));
+        if let Ok(c) = Q::try_from(v.clamp(Q::MIN, Q::MAX)) {
+            *q = c;
+        }
     }
     Ok(clipped)
+}
+
+/// An integer type a graph input is quantized into: its range.
+pub trait Bounded {
+    const MIN: i64;
+    const MAX: i64;
+}
+
+impl Bounded for i8 {
+    const MIN: i64 = -128;
+    const MAX: i64 = 127;
+}
+
+impl Bounded for i16 {
+    const MIN: i64 = -32768;
+    const MAX: i64 = 32767;
 }
 
 /// [`dequantize`] element by element; [`Error::LengthMismatch`] unless the

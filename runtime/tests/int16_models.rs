@@ -394,7 +394,7 @@ fn int16_activations_are_symmetric_at_even_offsets() {
 }
 
 #[test]
-fn graph_outputs_may_be_int16_inputs_stay_int8() {
+fn graph_outputs_may_be_int16() {
     // x i8 → Requantize → a i16, a graph output (a raw logit head).
     let buf = aligned(after_up(&[1, 4], |_, a| a));
     let model = Model::parse(buf.as_slice()).unwrap();
@@ -426,16 +426,43 @@ fn graph_outputs_may_be_int16_inputs_stay_int8() {
     let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
     let interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
     assert!(matches!(interp.output_i16(0), Err(Error::WrongDType)));
+}
 
-    // An int16 graph input is refused.
+#[test]
+fn graph_inputs_may_be_int16() {
+    // a i16 (scale 1/512) → Requantize to y i8 (scale 1/64): y = round(a / 8).
     let mut w = Writer::new();
-    let a = w.add_activation_i16("a", &[4], pt(1.0, 0), 0);
-    let y = w.add_activation("y", &[4], pt(1.0, 0), 8);
-    w.add_op(OpCode::Requantize, &[a], &[y], &[1 << 30, 1]);
+    let a = w.add_activation_i16("a", &[4], pt(1.0 / 512.0, 0), 0);
+    let y = w.add_activation("y", &[4], pt(1.0 / 64.0, 0), 8);
+    w.add_op(OpCode::Requantize, &[a], &[y], &[1 << 30, -2]);
     w.set_inputs(&[a]);
     w.set_outputs(&[y]);
     w.set_arena_len(12);
-    assert!(matches!(refusal(w), Some(Error::BadGraph(_))));
+    let buf = aligned(w);
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = vec![0u16; model.arena_len().div_ceil(2)];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, u16_bytes(&mut arena), &mut plan).unwrap();
+    // Written typed, or from floats on the input's scale (clipped to i16).
+    interp
+        .input_i16_mut(0)
+        .unwrap()
+        .copy_from_slice(&[-800, 8, 100, 1000]);
+    interp.invoke().unwrap();
+    assert_eq!(interp.output(0).unwrap(), [-100, 1, 13, 125]);
+    let report = interp
+        .set_input_f32(0, &[-1.5625, 0.0, 0.25, 80.0])
+        .unwrap();
+    assert_eq!(report.clipped, 1);
+    assert_eq!(interp.input_i16_mut(0).unwrap(), [-800, 0, 128, 32767]);
+    // The raw view is the little-endian bytes; an int16 input is not int8.
+    assert_eq!(interp.input_mut(0).unwrap().len(), 8);
+    let buf8 = aligned(fc_lut_softmax());
+    let model8 = Model::parse(buf8.as_slice()).unwrap();
+    let mut arena8 = vec![0u8; model8.arena_len()];
+    let mut plan8 = vec![medq::PreparedOp::EMPTY; model8.op_count()];
+    let mut interp8 = Interpreter::new(&model8, &mut arena8, &mut plan8).unwrap();
+    assert!(matches!(interp8.input_i16_mut(0), Err(Error::WrongDType)));
 }
 
 /// `op` on an int8 `[1, 2, 4]` activation is valid; reading an int16 one it

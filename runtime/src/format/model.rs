@@ -826,7 +826,7 @@ impl<'a> Model<'a> {
                 "the graph needs at least one input and one output"
             )));
         }
-        for (list, is_input) in [(self.inputs, true), (self.outputs, false)] {
+        for list in [self.inputs, self.outputs] {
             for (i, &t) in list.iter().enumerate() {
                 let info = self
                     .tensor(usize::from(t))
@@ -836,17 +836,11 @@ impl<'a> Model<'a> {
                         "graph inputs and outputs must be activations"
                     )));
                 }
-                // An int16 output is read as such (`Interpreter::output_i16`,
-                // `output_f32`); inputs are int8, as every sensor feed is.
-                // Without the feature the tensor rule already refused int16.
-                #[cfg(feature = "int16-activations")]
-                if is_input && info.dtype != DType::I8 {
-                    return Err(Error::BadGraph(why!(
-                        "graph inputs are int8 (Requantize into int16 layers)"
-                    )));
-                }
-                #[cfg(not(feature = "int16-activations"))]
-                let _ = is_input;
+                // An int16 input or output is written and read as such
+                // (`Interpreter::input_i16_mut`, `set_input_f32`,
+                // `output_i16`, `output_f32`): an image whose int8 encoding
+                // would cost more than the model allows. Without the feature
+                // the tensor rule already refused int16.
                 if list.get(..i).is_some_and(|before| before.contains(&t)) {
                     return Err(Error::BadGraph(why!(
                         "tensor listed twice as graph input or output"
