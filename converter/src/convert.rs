@@ -1360,11 +1360,7 @@ fn greedy(
     pool: Vec<(Raise, evaluate::Evaluation)>,
     evaluate_sets: &EvaluateSets<'_>,
 ) -> Result<(Vec<Raise>, evaluate::Evaluation), ConvertError> {
-    // Slack first, then the worst output's SQNR: the worst sample of a
-    // small set moves in steps, and the SQNR tells which step helps when
-    // it does not move.
-    let rank = |ev: &evaluate::Evaluation| (target.slack_db(ev), selection_score(ev));
-    let better = |a: (f64, f64), b: (f64, f64)| a.0 > b.0 || (a.0 == b.0 && a.1 > b.1);
+    let rank = |ev: &evaluate::Evaluation| precision_rank(target, ev);
     let order: Vec<Raise> = pool.iter().map(|p| p.0).collect();
     // Every prefix of the greedy order, with its evaluation.
     let mut path: Vec<(Raise, evaluate::Evaluation)> = Vec::new();
@@ -1372,7 +1368,7 @@ fn greedy(
     while !target.met(path.last().map_or(base_ev, |p| &p.1)) && !round.is_empty() {
         // A tie keeps the earlier step.
         let best = (0..round.len()).fold(0, |best, k| {
-            match better(rank(&round[k].1), rank(&round[best].1)) {
+            match rank(&round[k].1) > rank(&round[best].1) {
                 true => k,
                 false => best,
             }
@@ -1404,18 +1400,25 @@ fn greedy(
     ))
 }
 
+/// How an evaluation ranks against `target`: slack first, then the worst
+/// output's SQNR (the worst sample of a small set moves in steps, and the
+/// SQNR tells which step helps when it does not move). Compared as a pair,
+/// lexicographically; a NaN compares as neither better nor worse.
+fn precision_rank(target: crate::precision::Target, ev: &evaluate::Evaluation) -> (f64, f64) {
+    (target.slack_db(ev), selection_score(ev))
+}
+
 /// Of the evaluations of an order's prefixes (`prefixes[k]`: the first `k`
 /// steps taken), the shortest that meets the target, else the one with the
 /// most slack, then the best worst-output SQNR (a tie keeps fewer steps).
 fn prefix_to_keep(target: crate::precision::Target, prefixes: &[&evaluate::Evaluation]) -> usize {
-    let rank = |ev: &evaluate::Evaluation| (target.slack_db(ev), selection_score(ev));
-    let better = |a: (f64, f64), b: (f64, f64)| a.0 > b.0 || (a.0 == b.0 && a.1 > b.1);
+    let rank = |ev: &evaluate::Evaluation| precision_rank(target, ev);
     prefixes
         .iter()
         .position(|ev| target.met(ev))
         .unwrap_or_else(|| {
             (1..prefixes.len()).fold(0, |best, k| {
-                match better(rank(prefixes[k]), rank(prefixes[best])) {
+                match rank(prefixes[k]) > rank(prefixes[best]) {
                     true => k,
                     false => best,
                 }
@@ -1433,11 +1436,13 @@ fn prefix_to_keep(target: crate::precision::Target, prefixes: &[&evaluate::Evalu
 /// first round also gives what each layer does alone, which the report
 /// shows. When int16 outputs do not reach the target, Conv and
 /// FullyConnected layers get int16 weights too (16x16), for models whose
-/// int8 weights are the limit: each layer's weights measured alone on top
-/// of the outputs chosen, then added best first, keeping the shortest
-/// prefix that meets the target. (Unlike int16 outputs, which only pay once
-/// a run of them connects, one layer's weights help on their own, so the
-/// order of what each does alone is enough: one pass, not a greedy search.)
+/// int8 weights are the limit: on top of every output raised (so that no
+/// int8 activation buries what the weights gain), each layer's weights are
+/// measured alone, and those that help are added best first, keeping the
+/// shortest prefix that meets the target, or the one with the most slack.
+/// (Unlike int16 outputs, which only pay once a run of them connects, one
+/// layer's weights help on their own, so the order of what each does alone
+/// is enough: one pass, not a greedy search.)
 fn choose_precision(
     graph: &Graph,
     calibration: &calibrate::Calibration,
@@ -1530,50 +1535,61 @@ fn choose_precision(
                 .collect();
             (chosen, current) = greedy(*target, (&[], base_ev), pool, &evaluate_sets)?;
             if !target.met(&current) {
-                // Int16 weights, on top of the int16 outputs chosen.
+                // Int16 weights, on top of every output raised: int16
+                // outputs could not meet the target, and a layer's weights
+                // show what they are worth once no activation buries them.
+                let outputs: Vec<Raise> = (0..candidates.len()).map(Raise::Output).collect();
                 let widen: Vec<usize> = (0..candidates.len())
                     .filter(|&i| precision::can_widen_weights(graph, &candidates[i]))
                     .collect();
-                let sets: Vec<Vec<Raise>> = std::iter::once(chosen.clone())
+                let sets: Vec<Vec<Raise>> = std::iter::once(outputs.clone())
                     .chain(
                         widen
                             .iter()
-                            .map(|&i| chosen.iter().copied().chain([Raise::Weights(i)]).collect()),
+                            .map(|&i| outputs.iter().copied().chain([Raise::Weights(i)]).collect()),
                     )
                     .collect();
                 let (evs, sizes) = measure(&sets)?;
-                let alone_w = evs.get(1..).unwrap_or(&[]);
-                let rank = |ev: &evaluate::Evaluation| (target.slack_db(ev), selection_score(ev));
-                // Best first; a tie keeps the earlier layer.
-                let mut order: Vec<usize> = (0..alone_w.len()).collect();
+                let (Some(all_ev), each) = (evs.first(), evs.get(1..).unwrap_or(&[])) else {
+                    return Err(ConvertError::InvalidModel("no evaluation".into()));
+                };
+                let rank = |ev: &evaluate::Evaluation| precision_rank(*target, ev);
+                // The weights that help alone, best first; a tie keeps the
+                // earlier layer.
+                let mut order: Vec<usize> = (0..each.len())
+                    .filter(|&k| rank(&each[k]) > rank(all_ev))
+                    .collect();
                 order.sort_by(|&a, &b| {
-                    rank(&alone_w[b])
-                        .partial_cmp(&rank(&alone_w[a]))
+                    rank(&each[b])
+                        .partial_cmp(&rank(&each[a]))
                         .unwrap_or(std::cmp::Ordering::Equal)
                 });
                 let steps: Vec<Raise> = order.iter().map(|&k| Raise::Weights(widen[k])).collect();
                 let prefix_sets: Vec<Vec<Raise>> = (1..=steps.len())
-                    .map(|k| chosen.iter().chain(&steps[..k]).copied().collect())
+                    .map(|k| outputs.iter().chain(&steps[..k]).copied().collect())
                     .collect();
                 let prefix_evs = evaluate_sets(&prefix_sets)?;
                 let prefixes: Vec<&evaluate::Evaluation> =
-                    std::iter::once(&current).chain(&prefix_evs).collect();
+                    std::iter::once(all_ev).chain(&prefix_evs).collect();
                 let keep = prefix_to_keep(*target, &prefixes);
-                let here = selection_score(&current);
-                for &k in &order[..keep] {
-                    let gain = finite(selection_score(&alone_w[k]) - here);
-                    let mut r = layer(widen[k], gain, (sizes[1 + k], sizes[0]));
-                    r.int16_weights = true;
-                    raised.push(r);
+                // Kept only when it does better than the outputs chosen.
+                if rank(prefixes[keep]) > rank(&current) {
+                    let here = selection_score(all_ev);
+                    for &k in &order[..keep] {
+                        let gain = finite(selection_score(&each[k]) - here);
+                        let mut r = layer(widen[k], gain, (sizes[1 + k], sizes[0]));
+                        r.int16_weights = true;
+                        raised.push(r);
+                    }
+                    chosen = outputs;
+                    chosen.extend(&steps[..keep]);
+                    current = prefixes[keep].clone();
                 }
-                chosen.extend(&steps[..keep]);
-                current = prefixes[keep].clone();
             }
             Some(target.met(&current))
         }
         Choice::Layers(_) | Choice::All => {
             chosen = (0..candidates.len()).map(Raise::Output).collect();
-
             if let Some(ev) = evaluate_sets(&[chosen.clone()])?.pop() {
                 current = ev;
             }
