@@ -443,6 +443,19 @@ fn a_unet_skip_concat_runs_in_int16() {
     assert_eq!(b.samples_within_0_03, 1.0, "{b:?}");
 }
 
+/// `fusion` (ECG and PPG inputs; heart rate and rhythm outputs) written to
+/// `out`, evaluated on its held-out samples.
+fn fusion(out: &Path) -> Options {
+    let d = testnets();
+    let mut opts = Options::new(d.join("fusion.onnx"), out);
+    opts.calib = vec![
+        d.join("fusion_ecg_calib.npy"),
+        d.join("fusion_ppg_calib.npy"),
+    ];
+    opts.eval = vec![d.join("fusion_ecg_test.npy"), d.join("fusion_ppg_test.npy")];
+    opts
+}
+
 /// `fusion`'s heart-rate head is a difference of large terms (per-channel
 /// contributions with a spread three times the output's), which int8's
 /// steps bury: 17 dB. With every layer raised, the two branches joined by an
@@ -453,15 +466,8 @@ fn a_unet_skip_concat_runs_in_int16() {
 /// clipping it.
 #[test]
 fn two_branches_join_in_int16_and_a_dead_units_bias_still_fits() {
-    let d = testnets();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("f.mq");
-    let mut opts = Options::new(d.join("fusion.onnx"), &out);
-    opts.calib = vec![
-        d.join("fusion_ecg_calib.npy"),
-        d.join("fusion_ppg_calib.npy"),
-    ];
-    opts.eval = vec![d.join("fusion_ecg_test.npy"), d.join("fusion_ppg_test.npy")];
+    let mut opts = fusion(&dir.path().join("f.mq"));
     opts.rounding = medq_converter::rounding::Rounding::Gptq;
     let run = |precision: Choice| {
         let opts = Options {
@@ -491,20 +497,14 @@ fn two_branches_join_in_int16_and_a_dead_units_bias_still_fits() {
 /// weights (16x16). `fusion`'s heart-rate head with nearest rounding: every
 /// output raised to int16 leaves it under the 25 dB bound on the held-out
 /// samples (its int8 weights bury the difference of large terms); auto
-/// raises some outputs, then the head's weights, meets its target on the
-/// choice data and passes the bound on the held-out samples. The file
+/// then gives the head int16 weights, meets its target on the choice data
+/// and passes the bound on the held-out samples. The file
 /// stores those weights as int16, per channel, and only those.
 #[test]
 fn auto_precision_gives_int16_weights_where_int16_outputs_are_not_enough() {
-    let d = testnets();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.mq");
-    let mut opts = Options::new(d.join("fusion.onnx"), &out);
-    opts.calib = vec![
-        d.join("fusion_ecg_calib.npy"),
-        d.join("fusion_ppg_calib.npy"),
-    ];
-    opts.eval = vec![d.join("fusion_ecg_test.npy"), d.join("fusion_ppg_test.npy")];
+    let opts = fusion(&out);
     let run = |precision: Choice| {
         let opts = Options {
             precision,

@@ -11,8 +11,6 @@ use crate::format::TensorInfo;
 use crate::kernels;
 #[cfg(feature = "int16-activations")]
 use crate::kernels::reference;
-#[cfg(feature = "int16-activations")]
-use crate::kernels::select::LayerS16Fn;
 use crate::kernels::select::{self, Chosen, FullyConnectedFn};
 use crate::kernels::FullyConnectedParams;
 
@@ -56,6 +54,21 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error>
     )
 }
 
+/// The 16x16 references, for int16 weights.
+#[cfg(feature = "int16-activations")]
+const W16: super::NamedS16<FullyConnectedParams, i16> = (
+    [
+        "fully_connected_s16_w16",
+        "fully_connected_s8_s16_w16",
+        "fully_connected_s16_s8_w16",
+    ],
+    (
+        reference::fully_connected_s16_w16,
+        reference::fully_connected_s8_s16_w16,
+        reference::fully_connected_s16_s8_w16,
+    ),
+);
+
 /// [`prepare`] for int16 `x` and `y`: the same record, the activation
 /// range within `i16`, dense int8 or int16 weights.
 #[cfg(feature = "int16-activations")]
@@ -69,28 +82,21 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnectedS16<'a>,
         Ctx::act_range_of,
         Ctx::weight_rows_s16,
         |p, x, weights, rq| {
-            let w8 = |lanes| match lanes {
-                super::Lanes::S16 => super::KernelS16::S16(select::fully_connected_s16(&p)),
-                super::Lanes::S8S16 => super::KernelS16::S8S16(select::fully_connected_s8_s16(&p)),
-                super::Lanes::S16S8 => super::KernelS16::S16S8(select::fully_connected_s16_s8(&p)),
-            };
-            let w16 = (
-                [
-                    "fully_connected_s16_w16",
-                    "fully_connected_s8_s16_w16",
-                    "fully_connected_s16_s8_w16",
-                ],
-                (
-                    reference::fully_connected_s16_w16 as LayerS16Fn<_, _, _, i16>,
-                    reference::fully_connected_s8_s16_w16 as LayerS16Fn<_, _, _, i16>,
-                    reference::fully_connected_s16_s8_w16 as LayerS16Fn<_, _, _, i16>,
-                ),
-            );
             Ok(FullyConnectedS16 {
                 p,
                 x,
                 rq,
-                kernel: super::WeightedS16::new(weights, lanes, w8, w16),
+                kernel: super::WeightedS16::new(
+                    weights,
+                    lanes,
+                    &p,
+                    (
+                        select::fully_connected_s16,
+                        select::fully_connected_s8_s16,
+                        select::fully_connected_s16_s8,
+                    ),
+                    W16,
+                ),
             })
         },
     )

@@ -856,16 +856,26 @@ pub(super) enum WeightedS16<'a, P: 'static> {
 
 #[cfg(feature = "int16-activations")]
 impl<'a, P: 'static> WeightedS16<'a, P> {
-    /// `weights` with the kernel of `lanes`: `w8` chooses for int8 weights,
-    /// `w16` are the references for int16 ones.
+    /// `weights` with the kernel of `lanes` for `p`: for int8 weights the
+    /// one `select` (the `s16`, `s8_s16` and `s16_s8` choosers) gives, for
+    /// int16 ones the named reference of `w16`.
     pub fn new(
         weights: WeightsS16<'a>,
         lanes: Lanes,
-        w8: impl FnOnce(Lanes) -> KernelS16<P>,
-        (names, w16): ([&'static str; 3], ReferenceS16<P, i16>),
+        p: &P,
+        select: SelectS16<P>,
+        (names, w16): NamedS16<P, i16>,
     ) -> WeightedS16<'a, P> {
+        let (s16, s8_s16, s16_s8) = select;
         match weights {
-            WeightsS16::S8(w) => WeightedS16::W8(w, w8(lanes)),
+            WeightsS16::S8(w) => WeightedS16::W8(
+                w,
+                match lanes {
+                    Lanes::S16 => KernelS16::S16(s16(p)),
+                    Lanes::S8S16 => KernelS16::S8S16(s8_s16(p)),
+                    Lanes::S16S8 => KernelS16::S16S8(s16_s8(p)),
+                },
+            ),
             WeightsS16::S16(w) => WeightedS16::W16(w, KernelS16::reference(lanes, names, w16)),
         }
     }
@@ -911,6 +921,18 @@ pub(super) type CandidatesS16<P> = (
     &'static [Candidate<P, LayerS16Fn<P, i8, i16>>],
     &'static [Candidate<P, LayerS16Fn<P, i16, i8>>],
 );
+
+/// The kernel choosers of the three pairings (`select::conv_s16`, ...).
+#[cfg(feature = "int16-activations")]
+pub(super) type SelectS16<P> = (
+    fn(&P) -> Chosen<LayerS16Fn<P, i16, i16>>,
+    fn(&P) -> Chosen<LayerS16Fn<P, i8, i16>>,
+    fn(&P) -> Chosen<LayerS16Fn<P, i16, i8>>,
+);
+
+/// [`ReferenceS16`] with the kernels' names.
+#[cfg(feature = "int16-activations")]
+pub(super) type NamedS16<P, W = i8> = ([&'static str; 3], ReferenceS16<P, W>);
 
 /// One generic reference kernel instantiated for the three pairings.
 #[cfg(feature = "int16-activations")]
