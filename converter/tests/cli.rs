@@ -1111,10 +1111,11 @@ fn precision_options_are_refused_with_the_reason_and_nothing_written() {
         &[&base[..], &["--precision", "auto", "--int16", "x"]].concat(),
         "cannot be used with",
     );
-    // ECG5000's convs feed pools and the next conv: raisable; the
-    // classifier writes the logits its Softmax reads: raisable too.
+    // ECG5000's input feeds the first conv, its convs feed pools and the
+    // next conv: raisable; the classifier writes the logits its Softmax
+    // reads: raisable too.
     refuses(
         &[&base[..], &["--int16", "no_such_layer"]].concat(),
-        "raisable: /net/features/features.0/Conv",
+        "raisable: ecg, /net/features/features.0/Conv",
     );
 }
