@@ -79,7 +79,7 @@ pub struct Options {
     /// smallest.
     pub dense_weights: bool,
     /// Store the first evaluation sample and its int8 output for a device
-    /// self-test (single-input models: the golden pair holds input 0).
+    /// self-test (every input and output 0).
     pub golden: bool,
     /// Sign the file with this Ed25519 secret key (PKCS#8 PEM, from
     /// `medq keygen`); see [`medq::sign`].
@@ -149,10 +149,6 @@ pub const QDQ_EVAL_REQUIRED: &str = "this QDQ model brings its own scales and ze
 
 /// How the file's notes describe a QDQ model's quantization.
 const QDQ_NOTE: &str = "quantization: the model's own QDQ scales and zero points";
-
-/// Why a model with several inputs gets no golden pair.
-const GOLDEN_SINGLE_INPUT: &str = "not stored: the .mq golden pair holds graph input 0 only, \
-and this model has several inputs";
 
 /// Refuse, before any work, what would lose a file or leave one
 /// half-written: `opts.output` (or any of `extra_outputs`, such as the CLI's
@@ -327,7 +323,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         classes,
         output: label_output,
     });
-    let golden = opts.golden && graph.inputs.len() == 1;
+    let golden = opts.golden;
     let shapes: Vec<Vec<usize>> = calib
         .inputs
         .iter()
@@ -471,7 +467,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             n
         };
     let golden_len = (
-        shapes.first().map_or(0, |s| s.iter().product::<usize>()),
+        shapes.iter().map(|s| s.iter().product::<usize>()).sum(),
         graph
             .outputs
             .first()
@@ -1148,7 +1144,7 @@ fn build_report(
     let golden = match (opts.golden, graph.inputs.len()) {
         (false, _) => "not stored (--no-golden)",
         (true, 1) => "stored: sample 0 of the evaluation data, input 0 and output 0",
-        (true, _) => GOLDEN_SINGLE_INPUT,
+        (true, _) => "stored: sample 0 of the evaluation data, every input and output 0",
     };
     Report {
         model: opts.model.display().to_string(),

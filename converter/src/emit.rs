@@ -165,7 +165,8 @@ pub fn packing(op: &LoweredOp, storage: WeightStorage) -> (Packing, usize) {
     (best.0, sizes.dense - best.1)
 }
 
-/// Write the model. `golden` is one quantized input and its expected output.
+/// Write the model. `golden` is one sample's quantized inputs (every
+/// input's bytes, in order) and its expected output 0.
 pub fn emit(
     graph: &Graph,
     qg: &QuantizedGraph,

@@ -119,7 +119,8 @@ pub struct Evaluation {
     pub layer_sqnr_db: Vec<Option<f64>>,
     pub outputs: Vec<OutputMetrics>,
     pub classes: Option<ClassMetrics>,
-    /// Sample 0's quantized input 0 and int8 output 0 (for the golden section).
+    /// Sample 0's quantized inputs (every input's bytes, in order) and int8
+    /// output 0 (for the golden section).
     pub first_io: Option<(Vec<i8>, Vec<i8>)>,
 }
 
@@ -328,9 +329,8 @@ impl<'m> Evaluator<'m> {
                 )));
             }
             input.copy_from_slice(&quantized);
-            if i == 0 {
-                quantized_input = quantized;
-            }
+            // The golden pair's input part: every input's bytes in order.
+            quantized_input.extend(quantized);
         }
         let mut int8: Vec<Vec<f32>> = vec![Vec::new(); graph.nodes.len()];
         let mut raw_out = Vec::new();

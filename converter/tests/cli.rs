@@ -493,7 +493,7 @@ fn two_inputs_take_one_file_each_and_report_every_output() {
         "output hr ",
         "output rhythm ",
         "(labels for output rhythm)",
-        "golden pair: not stored",
+        "golden pair: stored: sample 0 of the evaluation data, every input and output 0",
     ] {
         assert!(stdout.contains(line), "no {line:?} in\n{stdout}");
     }

@@ -214,8 +214,8 @@ fn two_inputs_two_outputs() {
         c.accuracy_int8,
         c.accuracy_float
     );
-    // The golden pair holds input 0 only: a two-input model gets none.
-    assert!(report.golden.starts_with("not stored"), "{}", report.golden);
+    // The golden pair holds both inputs' bytes, in order.
+    assert!(report.golden.contains("every input"), "{}", report.golden);
     let text = report.render();
     assert!(text.contains("output hr") && text.contains("output rhythm"));
     assert!(text.contains("(labels for output rhythm)"), "{text}");
@@ -228,7 +228,9 @@ fn two_inputs_two_outputs() {
         .map(|i| model.input_info(i).unwrap().dims().to_vec())
         .collect();
     assert_eq!(shapes, [vec![1, 1, 256], vec![1, 1, 128]]);
-    assert!(model.golden().is_none());
+    let (golden_in, _) = model.golden().expect("a golden pair");
+    assert_eq!(golden_in.len(), 256 + 128);
+    medq_cli::selftest(&model).unwrap();
 }
 
 #[test]

@@ -241,7 +241,8 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     }
 
     /// Runs the file's golden pair, if it has one: writes the golden input
-    /// into input 0, invokes, and tells whether output 0 matches bit for bit.
+    /// bytes into the graph inputs in order, invokes, and tells whether
+    /// output 0 matches bit for bit.
     /// [`Error::MissingSection`] if the file has no golden section.
     pub fn self_test(&mut self) -> Result<bool, Error> {
         use crate::format::layout::SectionId;
@@ -249,14 +250,21 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             .model
             .golden()
             .ok_or(Error::MissingSection(SectionId::Golden))?;
-        let dst = self.input_mut(0)?;
-        if dst.len() != input.len() {
-            return Err(Error::LengthMismatch {
-                expected: dst.len(),
-                got: input.len(),
-            });
+        let mut rest = input;
+        for i in 0..self.input_count() {
+            let dst = self.input_mut(i)?;
+            let Some((part, tail)) = rest.split_at_checked(dst.len()) else {
+                return Err(Error::LengthMismatch {
+                    expected: dst.len(),
+                    got: rest.len(),
+                });
+            };
+            dst.copy_from_slice(part);
+            rest = tail;
         }
-        dst.copy_from_slice(input);
+        if !rest.is_empty() {
+            return Err(Error::BadGolden);
+        }
         self.invoke()?;
         let output = activation(self.arena, &self.model.output_info(0)?);
         Ok(output == Some(expected))

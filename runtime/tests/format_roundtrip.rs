@@ -182,6 +182,55 @@ fn golden_self_test() {
     );
 }
 
+/// `y = a + b` on two int8 inputs of two values (scale 1, zero point 0),
+/// with the golden pair `golden` when given.
+fn two_input_add(golden: Option<(&[i8], &[i8])>) -> Writer {
+    let mut w = Writer::new();
+    let q = QuantSpec::PerTensor {
+        scale: 1.0,
+        zero_point: 0,
+    };
+    let a = w.add_activation("a", &[2], q.clone(), 0);
+    let b = w.add_activation("b", &[2], q.clone(), 2);
+    let y = w.add_activation("y", &[2], q, 4);
+    let one = (1 << 30, 1);
+    w.add_op(
+        OpCode::Add,
+        &[a, b],
+        &[y],
+        &[0, one.0, one.1, one.0, one.1, one.0, one.1, -128, 127],
+    );
+    w.set_inputs(&[a, b]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(6);
+    if let Some((input, output)) = golden {
+        w.set_golden(input, output);
+    }
+    w
+}
+
+#[test]
+fn a_golden_pair_holds_every_input() {
+    // Both inputs' bytes in order: a = [1, 2], b = [3, 4], y = [4, 6].
+    let buf = aligned(two_input_add(Some((&[1, 2, 3, 4], &[4, 6]))));
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = [0u8; 6];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+    assert_eq!(interp.self_test(), Ok(true));
+    assert_eq!(interp.input_mut(1).unwrap(), [3, 4]);
+
+    let buf = aligned(two_input_add(Some((&[1, 2, 3, 4], &[4, 7]))));
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+    assert_eq!(interp.self_test(), Ok(false));
+
+    // Input 0's bytes alone do not match the graph: the writer's check (the
+    // reader's validation) refuses them.
+    let written = two_input_add(Some((&[1, 2], &[4, 6]))).finish();
+    assert_eq!(written.err(), Some(Error::BadGolden));
+}
+
 #[test]
 fn arena_too_small() {
     let buf = aligned(fc_lut_softmax());

@@ -46,7 +46,7 @@ pub fn selftest(model: &medq::Model<'_>) -> Result<()> {
     if model.golden().is_none() {
         anyhow::bail!(
             "the file has no golden pair to test against (the golden section is optional: \
-             the converter leaves it out with --no-golden, and for models with several inputs)"
+             the converter leaves it out with --no-golden)"
         );
     }
     let mut arena = vec![0u8; model.arena_len()];

@@ -599,7 +599,8 @@ impl<'a> Model<'a> {
         Ok(crate::decision::decide(top, self.abstain_margin()))
     }
 
-    /// The golden self-test pair: bytes of graph input 0 and the output 0
+    /// The golden self-test pair: the bytes of every graph input, in order,
+    /// one after the other, and the output 0
     /// they must produce, bit-exact.
     pub fn golden(&self) -> Option<(&'a [i8], &'a [i8])> {
         self.golden
@@ -813,7 +814,11 @@ impl<'a> Model<'a> {
         self.validate_plan()?;
         self.validate_metadata()?;
         if let Some((input, output)) = self.golden {
-            if input.len() != self.input_info(0)?.len || output.len() != self.output_info(0)?.len {
+            let mut inputs_len = 0usize;
+            for i in 0..self.inputs.len() {
+                inputs_len = inputs_len.saturating_add(self.input_info(i)?.len);
+            }
+            if input.len() != inputs_len || output.len() != self.output_info(0)?.len {
                 return Err(Error::BadGolden);
             }
         }
