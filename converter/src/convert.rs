@@ -374,24 +374,11 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             let bar = progress_bar(opts.progress, "calibrating, equalized");
             let all_calibration = calibrate::calibrate(&all, &float_ref, &calib, moments, &bar)?;
             let bar = progress_bar(opts.progress, "selecting equalization");
-            let default = search(
-                &graph,
-                &calibration,
-                &meta,
-                &float_ref,
-                set,
-                asked.weights,
-                &bar,
-            )?;
-            let every = search(
-                &all,
-                &all_calibration,
-                &meta,
-                &float_ref,
-                set,
-                asked.weights,
-                &bar,
-            )?;
+            let search_on = |g: &Graph, c: &calibrate::Calibration| {
+                search(g, c, &meta, &float_ref, set, asked.weights, &bar)
+            };
+            let default = search_on(&graph, &calibration)?;
+            let every = search_on(&all, &all_calibration)?;
             // The best setting's score on the held-out samples.
             let best = |s: &SelectionReport| {
                 s.candidates
