@@ -1327,6 +1327,11 @@ enum Raise {
     Weights(usize),
 }
 
+/// How many outputs auto's search raises at most when every output raised
+/// misses the target: the few that can then meet it undo an int8 clip
+/// (e.g. `mlp_digits` on held-out `--select` digits, two layers).
+const FEW_OUTPUTS: usize = 4;
+
 /// Measures each set of steps' file on the choice samples.
 type EvaluateSets<'a> =
     dyn Fn(&[Vec<Raise>]) -> Result<Vec<evaluate::Evaluation>, ConvertError> + 'a;
@@ -1334,13 +1339,14 @@ type EvaluateSets<'a> =
 /// A forward greedy search from `base` (chosen already, evaluated as
 /// `base_ev`): each round adds the step of `pool` (each given with the
 /// evaluation of `base` plus it alone) that leaves the most slack, until
-/// the target is met or the pool is spent. Returns the shortest prefix of
-/// that order that meets the target, else the one with the most slack (a
-/// tie keeps fewer steps), with its evaluation.
+/// the target is met, the pool is spent or `max_steps` are taken. Returns
+/// the shortest prefix of that order that meets the target, else the one
+/// with the most slack (a tie keeps fewer steps), with its evaluation.
 fn greedy(
     target: crate::precision::Target,
     (base, base_ev): (&[Raise], &evaluate::Evaluation),
     pool: Vec<(Raise, evaluate::Evaluation)>,
+    max_steps: usize,
     evaluate_sets: &EvaluateSets<'_>,
 ) -> Result<(Vec<Raise>, evaluate::Evaluation), ConvertError> {
     let rank = |ev: &evaluate::Evaluation| precision_rank(target, ev);
@@ -1348,7 +1354,10 @@ fn greedy(
     // Every prefix of the greedy order, with its evaluation.
     let mut path: Vec<(Raise, evaluate::Evaluation)> = Vec::new();
     let mut round = pool;
-    while !target.met(path.last().map_or(base_ev, |p| &p.1)) && !round.is_empty() {
+    while !target.met(path.last().map_or(base_ev, |p| &p.1))
+        && !round.is_empty()
+        && path.len() < max_steps
+    {
         // A tie keeps the earlier step.
         let best = (0..round.len()).fold(0, |best, k| {
             match rank(&round[k].1) > rank(&round[best].1) {
@@ -1367,7 +1376,8 @@ fn greedy(
             .iter()
             .map(|&u| base.iter().chain(&taken).copied().chain([u]).collect())
             .collect();
-        let next = match path.last().is_some_and(|p| target.met(&p.1)) || sets.is_empty() {
+        let done = path.last().is_some_and(|p| target.met(&p.1)) || path.len() >= max_steps;
+        let next = match done || sets.is_empty() {
             true => Vec::new(),
             false => evaluate_sets(&sets)?,
         };
@@ -1413,19 +1423,25 @@ fn prefix_to_keep(target: crate::precision::Target, prefixes: &[&evaluate::Evalu
 /// of the choice (its `int8` baseline left for the caller to measure on the
 /// evaluation samples).
 ///
-/// Auto is a forward [`greedy`] search on `set`: each round measures every
-/// layer not yet raised added to those chosen (all in one pass, with one
-/// float run per sample) and keeps the one that leaves the most slack. The
-/// first round also gives what each layer does alone, which the report
-/// shows. When int16 outputs do not reach the target, Conv and
-/// FullyConnected layers get int16 weights too (16x16), for models whose
-/// int8 weights are the limit: on top of every output raised (so that no
-/// int8 activation buries what the weights gain), each layer's weights are
-/// measured alone, and those that help are added best first, keeping the
-/// shortest prefix that meets the target, or the one with the most slack.
-/// (Unlike int16 outputs, which only pay once a run of them connects, one
-/// layer's weights help on their own, so the order of what each does alone
-/// is enough: one pass, not a greedy search.)
+/// The first round measures on `set` the graph as it is, each layer raised
+/// alone (what the report shows it gains) and every layer raised (all in
+/// one pass, with one float run per sample).
+///
+/// Auto is then a forward [`greedy`] search for the fewest layers: each
+/// round measures every layer not yet raised added to those chosen and
+/// keeps the one that leaves the most slack. When every layer raised
+/// misses the target, the search stops at [`FEW_OUTPUTS`] layers.
+///
+/// When int16 outputs do not reach the target, Conv and FullyConnected
+/// layers get int16 weights too (16x16), for models whose int8 weights are
+/// the limit: on top of every output raised (so that no int8 activation
+/// buries what the weights gain), each layer's weights are measured alone,
+/// and those that help are added best first, keeping the shortest prefix
+/// that meets the target, or the one with the most slack, if that does
+/// better than the outputs the search chose. (Unlike int16 outputs, which
+/// only pay once a run of them connects, one layer's weights help on their
+/// own, so the order of what each does alone is enough: one pass, not a
+/// greedy search.)
 fn choose_precision(
     graph: &Graph,
     calibration: &calibrate::Calibration,
@@ -1477,11 +1493,18 @@ fn choose_precision(
     };
     let evaluate_sets = |sets: &[Vec<Raise>]| measure(sets).map(|(evs, _)| evs);
 
-    // Round one: the graph as it is, and each candidate alone.
+    // Round one: the graph as it is, each candidate alone, and every
+    // candidate raised.
+    let every_output: Vec<Raise> = (0..candidates.len()).map(Raise::Output).collect();
     let mut first: Vec<Vec<Raise>> = vec![Vec::new()];
     first.extend((0..candidates.len()).map(|i| vec![Raise::Output(i)]));
+    first.push(every_output.clone());
     let (evs, first_sizes) = measure(&first)?;
-    let (Some(base_ev), alone) = (evs.first(), evs.get(1..).unwrap_or(&[])) else {
+    let (Some(base_ev), Some(alone), Some(every_ev)) = (
+        evs.first(),
+        evs.get(1..=candidates.len()),
+        evs.get(candidates.len() + 1),
+    ) else {
         return Err(ConvertError::InvalidModel("no evaluation".into()));
     };
     let finite = |db: f64| db.is_finite().then_some(db);
@@ -1516,31 +1539,39 @@ fn choose_precision(
                 .enumerate()
                 .map(|(i, ev)| (Raise::Output(i), ev))
                 .collect();
-            (chosen, current) = greedy(*target, (&[], base_ev), pool, &evaluate_sets)?;
+            // When every output raised misses the target, only a few
+            // outputs can still meet it (where int16's headroom undoes an
+            // int8 clip, and raising more adds int16 tensors' own error);
+            // searching further costs a quadratic number of runs.
+            let rounds = match target.met(every_ev) {
+                true => usize::MAX,
+                false => FEW_OUTPUTS,
+            };
+            (chosen, current) = greedy(*target, (&[], base_ev), pool, rounds, &evaluate_sets)?;
             if !target.met(&current) {
                 // Int16 weights, on top of every output raised: int16
                 // outputs could not meet the target, and a layer's weights
                 // show what they are worth once no activation buries them.
-                let outputs: Vec<Raise> = (0..candidates.len()).map(Raise::Output).collect();
                 let widen: Vec<usize> = (0..candidates.len())
                     .filter(|&i| precision::can_widen_weights(graph, &candidates[i]))
                     .collect();
-                let sets: Vec<Vec<Raise>> = std::iter::once(outputs.clone())
-                    .chain(
-                        widen
+                let sets: Vec<Vec<Raise>> = widen
+                    .iter()
+                    .map(|&i| {
+                        every_output
                             .iter()
-                            .map(|&i| outputs.iter().copied().chain([Raise::Weights(i)]).collect()),
-                    )
+                            .copied()
+                            .chain([Raise::Weights(i)])
+                            .collect()
+                    })
                     .collect();
-                let (evs, sizes) = measure(&sets)?;
-                let (Some(all_ev), each) = (evs.first(), evs.get(1..).unwrap_or(&[])) else {
-                    return Err(ConvertError::InvalidModel("no evaluation".into()));
-                };
+                let (each, sizes) = measure(&sets)?;
+                let every_size = size(candidates.len() + 1);
                 let rank = |ev: &evaluate::Evaluation| precision_rank(*target, ev);
                 // The weights that help alone, best first; a tie keeps the
                 // earlier layer.
                 let mut order: Vec<usize> = (0..each.len())
-                    .filter(|&k| rank(&each[k]) > rank(all_ev))
+                    .filter(|&k| rank(&each[k]) > rank(every_ev))
                     .collect();
                 order.sort_by(|&a, &b| {
                     rank(&each[b])
@@ -1549,22 +1580,22 @@ fn choose_precision(
                 });
                 let steps: Vec<Raise> = order.iter().map(|&k| Raise::Weights(widen[k])).collect();
                 let prefix_sets: Vec<Vec<Raise>> = (1..=steps.len())
-                    .map(|k| outputs.iter().chain(&steps[..k]).copied().collect())
+                    .map(|k| every_output.iter().chain(&steps[..k]).copied().collect())
                     .collect();
                 let prefix_evs = evaluate_sets(&prefix_sets)?;
                 let prefixes: Vec<&evaluate::Evaluation> =
-                    std::iter::once(all_ev).chain(&prefix_evs).collect();
+                    std::iter::once(every_ev).chain(&prefix_evs).collect();
                 let keep = prefix_to_keep(*target, &prefixes);
                 // Kept only when it does better than the outputs chosen.
                 if rank(prefixes[keep]) > rank(&current) {
-                    let here = selection_score(all_ev);
+                    let here = selection_score(every_ev);
                     for &k in &order[..keep] {
                         let gain = finite(selection_score(&each[k]) - here);
-                        let mut r = layer(widen[k], gain, (sizes[1 + k], sizes[0]));
+                        let mut r = layer(widen[k], gain, (sizes[k], every_size));
                         r.int16_weights = true;
                         raised.push(r);
                     }
-                    chosen = outputs;
+                    chosen = every_output;
                     chosen.extend(&steps[..keep]);
                     current = prefixes[keep].clone();
                 }
@@ -1572,10 +1603,8 @@ fn choose_precision(
             Some(target.met(&current))
         }
         Choice::Layers(_) | Choice::All => {
-            chosen = (0..candidates.len()).map(Raise::Output).collect();
-            if let Some(ev) = evaluate_sets(&[chosen.clone()])?.pop() {
-                current = ev;
-            }
+            chosen = every_output;
+            current = every_ev.clone();
             None
         }
         Choice::Int8 => None,
@@ -1692,4 +1721,88 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
             source,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::precision::Target;
+    use std::cell::Cell;
+
+    /// An evaluation whose one (non-probability) output has this SQNR.
+    fn scored(db: f64) -> evaluate::Evaluation {
+        evaluate::Evaluation {
+            samples: 1,
+            layer_sqnr_db: Vec::new(),
+            outputs: vec![evaluate::OutputMetrics {
+                name: "y".into(),
+                softmax: false,
+                applied: None,
+                sqnr_db: Some(db),
+                max_abs_error: 0.0,
+                max_abs_error_p99: 0.0,
+                samples_within_0_03: 1.0,
+                top1_agreement: None,
+                top1_agreement_confident: None,
+                confident_samples: 0,
+                top1_positions: 1,
+            }],
+            classes: None,
+            first_io: None,
+        }
+    }
+
+    /// Output `i` raised adds `gain[i]` dB to 20 dB.
+    fn additive(gain: &[f64], set: &[Raise]) -> evaluate::Evaluation {
+        scored(
+            20.0 + set
+                .iter()
+                .map(|s| match *s {
+                    Raise::Output(i) | Raise::Weights(i) => gain[i],
+                })
+                .sum::<f64>(),
+        )
+    }
+
+    fn search(target: f64, gain: &[f64], max_steps: usize) -> (Vec<Raise>, f64, usize) {
+        let rounds = Cell::new(0);
+        let evaluate_sets = |sets: &[Vec<Raise>]| {
+            rounds.set(rounds.get() + 1);
+            Ok(sets.iter().map(|s| additive(gain, s)).collect())
+        };
+        let pool = (0..gain.len())
+            .map(|i| (Raise::Output(i), additive(gain, &[Raise::Output(i)])))
+            .collect();
+        let base = scored(20.0);
+        let (steps, ev) = greedy(
+            Target::Sqnr(target),
+            (&[], &base),
+            pool,
+            max_steps,
+            &evaluate_sets,
+        )
+        .unwrap();
+        (steps, selection_score(&ev), rounds.get())
+    }
+
+    #[test]
+    fn greedy_takes_the_best_steps_first_and_stops_at_the_target() {
+        let gain = [1.0, 4.0, 0.5, 3.0];
+        let (steps, db, _) = search(26.0, &gain, usize::MAX);
+        assert_eq!(steps, [Raise::Output(1), Raise::Output(3)]);
+        assert_eq!(db, 27.0);
+    }
+
+    #[test]
+    fn greedy_stops_after_max_steps_with_the_best_prefix_taken() {
+        let gain = [1.0, 4.0, 0.5, 3.0, 2.0, -1.0];
+        // Out of reach: every step is taken without a limit...
+        let (steps, db, rounds) = search(100.0, &gain, usize::MAX);
+        assert_eq!(steps.len(), 5, "all but the harmful step: {steps:?}");
+        assert_eq!((db, rounds), (30.5, 5));
+        // ...and two with one: two rounds, the second not measured further.
+        let (steps, db, rounds) = search(100.0, &gain, 2);
+        assert_eq!(steps, [Raise::Output(1), Raise::Output(3)]);
+        assert_eq!((db, rounds), (27.0, 1));
+    }
 }

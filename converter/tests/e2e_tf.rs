@@ -298,8 +298,9 @@ fn images_in_minus1_1(name: &str, dir: &std::path::Path) -> std::path::PathBuf {
 /// for, and `--equalize all` takes the regressors from 16.4 to 24.0 dB.
 /// (`--precision auto --select` on the select crops brings the face score
 /// within 0.018 on every test crop, regressors 44.8 dB, with an int16 input
-/// and int16 weights where they count; it takes minutes, so it is measured
-/// by hand, not here: see the README's test-net table.)
+/// and int16 weights where they count; it takes a minute and a half in a
+/// release build, so it is measured by hand, not here: see the README's
+/// test-net table.)
 #[test]
 fn mediapipes_face_detector_converts_and_equalization_lifts_its_int8_regressors() {
     let dir = tempfile::tempdir().unwrap();
