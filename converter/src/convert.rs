@@ -1328,8 +1328,9 @@ enum Raise {
 }
 
 /// How many outputs auto's search raises at most when every output raised
-/// misses the target: the few that can then meet it undo an int8 clip
-/// (e.g. `mlp_digits` on held-out `--select` digits, two layers).
+/// misses the target: a set that meets it then is a small one (e.g.
+/// `mlp_digits` on held-out `--select` digits: two layers meet it, all four
+/// do not).
 const FEW_OUTPUTS: usize = 4;
 
 /// Measures each set of steps' file on the choice samples.
@@ -1539,10 +1540,10 @@ fn choose_precision(
                 .enumerate()
                 .map(|(i, ev)| (Raise::Output(i), ev))
                 .collect();
-            // When every output raised misses the target, only a few
-            // outputs can still meet it (where int16's headroom undoes an
-            // int8 clip, and raising more adds int16 tensors' own error);
-            // searching further costs a quadratic number of runs.
+            // When every output raised misses the target, a set that meets
+            // it is a few outputs (raising some can do worse on a sample
+            // than raising fewer); searching further costs a quadratic
+            // number of runs.
             let rounds = match target.met(every_ev) {
                 true => usize::MAX,
                 false => FEW_OUTPUTS,
