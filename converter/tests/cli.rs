@@ -902,12 +902,15 @@ fn prune_weights_keeps_its_zeros_and_reports_both_models() {
         let sparse = weights.sparse_i8().unwrap();
         let total = weights.numel();
         assert!(
-            2 * sparse.values.len() <= total,
+            2 * sparse.values().len() <= total,
             "op {k}: {} non-zero of {total}",
-            sparse.values.len()
+            sparse.values().len()
         );
-        let row_bytes = medq::SparseRows::row_bytes(sparse.row_len);
-        assert_eq!(weights.len, sparse.rows * row_bytes + sparse.values.len());
+        let row_bytes = medq::SparseRows::row_bytes(sparse.row_len());
+        assert_eq!(
+            weights.len,
+            sparse.rows() * row_bytes + sparse.values().len()
+        );
         pruned_ops += 1;
     }
     let layers = w["layers"].as_array().unwrap();

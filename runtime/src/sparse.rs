@@ -14,19 +14,43 @@
 /// its byte `k / 8` is set when weight `k` is non-zero; the bits past
 /// `row_len` are 0. `values` holds the non-zero weights in row-major order,
 /// so its length is the number of set bits.
+///
+/// The fields are private: [`parse`](Self::parse), the only way to make
+/// one, checks all of that once, so a kernel can walk the bitmap without
+/// checking it again on every call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SparseRows<'a> {
-    pub rows: usize,
-    pub row_len: usize,
-    pub bitmap: &'a [u8],
-    pub values: &'a [i8],
+    rows: usize,
+    row_len: usize,
+    bitmap: &'a [u8],
+    values: &'a [i8],
 }
 
 impl<'a> SparseRows<'a> {
     /// Bitmap bytes per row.
     pub const fn row_bytes(row_len: usize) -> usize {
         row_len.div_ceil(8)
+    }
+
+    /// Rows (output channels).
+    pub const fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Weights per row, zeros included.
+    pub const fn row_len(&self) -> usize {
+        self.row_len
+    }
+
+    /// Every row's bitmap, row after row.
+    pub const fn bitmap(&self) -> &'a [u8] {
+        self.bitmap
+    }
+
+    /// The non-zero weights, row after row.
+    pub const fn values(&self) -> &'a [i8] {
+        self.values
     }
 
     /// Splits a stored tensor (bitmap, then values) of `rows` rows of
@@ -48,7 +72,7 @@ impl<'a> SparseRows<'a> {
 
     /// The bitmap has `rows` whole rows, no bit set past a row's end, and
     /// its set bits number the values: what a kernel needs to walk it.
-    pub fn is_well_formed(&self) -> bool {
+    fn is_well_formed(&self) -> bool {
         let row_bytes = Self::row_bytes(self.row_len);
         let tail_bits = self.row_len % 8;
         let padding_clear = tail_bits == 0
@@ -60,7 +84,7 @@ impl<'a> SparseRows<'a> {
     }
 
     /// The bitmap's set bits number the values, and it has `rows` whole rows.
-    pub(crate) fn counts_agree(&self) -> bool {
+    fn counts_agree(&self) -> bool {
         let set: usize = self.bitmap.iter().map(|b| b.count_ones() as usize).sum();
         self.rows.checked_mul(Self::row_bytes(self.row_len)) == Some(self.bitmap.len())
             && set == self.values.len()

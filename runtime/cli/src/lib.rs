@@ -185,7 +185,7 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
             Storage::Arena => format!("arena @{}", t.offset),
             Storage::Constant => format!("const @{}", t.offset),
             Storage::SparseConstant => {
-                let nonzero = t.sparse_i8().map_or(0, |w| w.values.len());
+                let nonzero = t.sparse_i8().map_or(0, |w| w.values().len());
                 format!("sparse @{} ({nonzero} of {} non-zero)", t.offset, t.numel())
             }
             Storage::Pow2Constant => format!("pow2 @{} ({} B, 4 bits a weight)", t.offset, t.len),

@@ -184,20 +184,20 @@ impl FullyConnected<'_> {
             Weights::Dense(w) => {
                 (self.kernel.run)(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
             }
+            // Not in decoded blocks, unlike a sparse conv: each weight of
+            // a FullyConnected is used once, so the sparse kernel reads each
+            // non-zero once, as decoding would, and then adds its term where
+            // decoding would store it for a dense kernel to load again.
             #[cfg(feature = "sparse-weights")]
-            Weights::Sparse(w) => {
-                if !blocks::fully_connected::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output) {
-                    kernels::fully_connected_sparse_s8(
-                        p,
-                        x,
-                        w,
-                        rq.bias,
-                        rq.multiplier,
-                        rq.shift,
-                        io.output,
-                    )
-                }
-            }
+            Weights::Sparse(w) => kernels::fully_connected_sparse_s8(
+                p,
+                x,
+                w,
+                rq.bias,
+                rq.multiplier,
+                rq.shift,
+                io.output,
+            ),
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => {
                 if !blocks::fully_connected::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output) {
@@ -223,11 +223,7 @@ impl FullyConnected<'_> {
         match &self.weights {
             Weights::Dense(_) => self.kernel.name,
             #[cfg(feature = "sparse-weights")]
-            Weights::Sparse(w) => match blocks::fully_connected_fits::<DECODE_BYTES, _>(&self.p, w)
-            {
-                true => "fully_connected_sparse_blocks",
-                false => "fully_connected_sparse_s8",
-            },
+            Weights::Sparse(_) => "fully_connected_sparse_s8",
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => match blocks::fully_connected_fits::<DECODE_BYTES, _>(&self.p, w) {
                 true => "fully_connected_pow2_blocks",

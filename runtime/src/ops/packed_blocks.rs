@@ -6,7 +6,8 @@
 //! Only where an optimized dense kernel takes the layer: the packed
 //! reference kernels beat the dense reference (on the Cortex-M0 the pow2
 //! kernels take 2–4× fewer instructions than `conv_s8`), and decoding would
-//! only add to it.
+//! only add to it. And not for a sparse FullyConnected, whose kernel reads
+//! each non-zero once, as decoding would (see `ops::fully_connected`).
 //!
 //! Output channels are independent, and decoding is exact, so this is
 //! bit-exact with the kernels that read the packed forms directly
@@ -93,32 +94,31 @@ impl PackedRows for Pow2Rows<'_> {
 #[cfg(feature = "sparse-weights")]
 impl PackedRows for SparseRows<'_> {
     fn rows(&self) -> usize {
-        self.rows
+        SparseRows::rows(self)
     }
     fn row_len(&self) -> usize {
-        self.row_len
+        SparseRows::row_len(self)
     }
     fn has_length(&self) -> bool {
-        self.rows.checked_mul(SparseRows::row_bytes(self.row_len)) == Some(self.bitmap.len())
+        // `parse` checked it when it made `self`.
+        true
     }
     fn decode_rows(&self, first: usize, n: usize, out: &mut [i8]) {
         // The values of row `first` start after the set bits of the rows
         // before it.
-        let row_bytes = SparseRows::row_bytes(self.row_len);
-        let before = self.bitmap.get(..first * row_bytes).unwrap_or(&[]);
+        let row_len = SparseRows::row_len(self);
+        let row_bytes = SparseRows::row_bytes(row_len);
+        let before = self.bitmap().get(..first * row_bytes).unwrap_or(&[]);
         let mut next: usize = before.iter().map(|b| b.count_ones() as usize).sum();
-        for (r, row_out) in out
-            .chunks_exact_mut(self.row_len.max(1))
-            .take(n)
-            .enumerate()
-        {
+        let values = self.values();
+        for (r, row_out) in out.chunks_exact_mut(row_len.max(1)).take(n).enumerate() {
             row_out.fill(0);
             for (i, &byte) in self.row_bitmap(first + r).iter().enumerate() {
                 let mut bits = byte;
                 while bits != 0 {
                     let k = i * 8 + bits.trailing_zeros() as usize;
                     bits &= bits - 1;
-                    if let (Some(w), Some(&v)) = (row_out.get_mut(k), self.values.get(next)) {
+                    if let (Some(w), Some(&v)) = (row_out.get_mut(k), values.get(next)) {
                         *w = v;
                     }
                     next += 1;

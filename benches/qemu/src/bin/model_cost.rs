@@ -5,8 +5,10 @@
 //! The file is read over semihosting from `model.mq` in QEMU's working
 //! directory (at most 1 MiB; an arena of at most 2 MiB), every input is
 //! filled with its zero point (the kernels' cost does not depend on the
-//! data: `invoke_cost` checks it), and one inference is timed. One line
-//! is printed: `model_cost {"instructions": N, "ops": K, "arena": A}`, or
+//! data: `invoke_cost` checks it), and one inference is timed. Then a second
+//! inference prints each op's share, one line each, `model_cost_op {"op": k,
+//! "opcode": "Conv", "instructions": n}` (the observer's own reads included),
+//! and last `model_cost {"instructions": N, "ops": K, "arena": A}`, or
 //! `model_cost {"error": "…"}` with exit code 1.
 #![no_std]
 #![no_main]
@@ -92,6 +94,30 @@ fn main() -> ! {
     let instructions = counter.instructions(1, || ok &= interpreter.invoke().is_ok());
     if !ok {
         fail("the inference failed")
+    }
+    // Per op, from a second inference: the tick count at each op's end.
+    let Some(ends) = cortex_m::singleton!(: [u64; OPS_CAP] = [0; OPS_CAP]) else {
+        fail("no per-op buffer")
+    };
+    let start = Counter::ticks();
+    let observed = interpreter.invoke_observed(|k, _, _| {
+        if let Some(end) = ends.get_mut(k) {
+            *end = Counter::ticks();
+        }
+    });
+    if observed.is_err() {
+        fail("the inference failed")
+    }
+    let mut last = start;
+    for (k, &end) in ends.iter().take(model.op_count()).enumerate() {
+        let opcode = model.op(k).map(|op| op.opcode);
+        hprintln!(
+            "model_cost_op {{\"op\": {}, \"opcode\": \"{:?}\", \"instructions\": {}}}",
+            k,
+            opcode.unwrap_or(medq::OpCode::Reshape),
+            counter.to_instructions(end.saturating_sub(last))
+        );
+        last = end;
     }
     hprintln!(
         "model_cost {{\"instructions\": {}, \"ops\": {}, \"arena\": {}}}",
