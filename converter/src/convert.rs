@@ -1030,7 +1030,7 @@ fn parameters(graph: &Graph) -> usize {
 fn evaluation_report(opts: &Options, ev: evaluate::Evaluation) -> EvaluationReport {
     EvaluationReport {
         data: match &opts.eval[..] {
-            [] => "calibration data".into(),
+            [] => crate::report::CALIBRATION_DATA.into(),
             paths => paths
                 .iter()
                 .map(|p| p.display().to_string())
@@ -1039,6 +1039,11 @@ fn evaluation_report(opts: &Options, ev: evaluate::Evaluation) -> EvaluationRepo
         },
         samples: ev.samples,
         sqnr: evaluate::SQNR_DEFINITION,
+        outside_bounds: ev
+            .outputs
+            .iter()
+            .filter_map(|o| Some(format!("{}: {}", o.display_name(), o.outside_bounds()?)))
+            .collect(),
         outputs: ev.outputs,
         classes: ev.classes,
         attribution: None,

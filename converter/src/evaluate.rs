@@ -53,6 +53,20 @@ impl Sqnr {
     }
 }
 
+/// The agreement bounds medq holds a converted model to, float against
+/// quantized on held-out samples: a probability output (a Softmax, or one
+/// with an `--output-activation`) within [`PROBABILITY_BOUND`] on at least
+/// [`WITHIN_SHARE`] of the samples and, when it has classes, the float top-1
+/// on [`TOP1_CONFIDENT_SHARE`] of those whose float top-2 margin is ≥ 0.05;
+/// any other output at least [`SQNR_BOUND_DB`] of (centered) SQNR.
+pub const PROBABILITY_BOUND: f32 = 0.03;
+/// See [`PROBABILITY_BOUND`].
+pub const WITHIN_SHARE: f64 = 0.99;
+/// See [`PROBABILITY_BOUND`].
+pub const TOP1_CONFIDENT_SHARE: f64 = 0.98;
+/// See [`PROBABILITY_BOUND`].
+pub const SQNR_BOUND_DB: f64 = 25.0;
+
 /// Agreement of one graph output.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct OutputMetrics {
@@ -80,6 +94,51 @@ pub struct OutputMetrics {
     /// Positions per sample the top-1 figures count (1 but for a Softmax
     /// along a middle axis).
     pub top1_positions: usize,
+}
+
+impl OutputMetrics {
+    /// The output's name, with the function the application applies
+    /// around it (`sigmoid(score)`).
+    pub fn display_name(&self) -> String {
+        match self.applied {
+            Some(f) => format!("{f}({})", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// Whether the application reads this output as probabilities.
+    pub fn probability(&self) -> bool {
+        self.softmax || self.applied.is_some()
+    }
+
+    /// How this output misses the agreement bounds ([`PROBABILITY_BOUND`]
+    /// and the rest), or `None` when it is within them.
+    pub fn outside_bounds(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if self.probability() {
+            // A share counted over whole samples: compare with a tolerance
+            // for its rounding.
+            if self.samples_within_0_03 < WITHIN_SHARE - 1e-9 {
+                why.push(format!(
+                    "{:.2}% of samples within {PROBABILITY_BOUND} (needs {}%)",
+                    100.0 * self.samples_within_0_03,
+                    100.0 * WITHIN_SHARE
+                ));
+            }
+            if let Some(a) = self.top1_agreement_confident {
+                if a < TOP1_CONFIDENT_SHARE - 1e-9 {
+                    why.push(format!(
+                        "confident top-1 agreement {:.2}% (needs {}%)",
+                        100.0 * a,
+                        100.0 * TOP1_CONFIDENT_SHARE
+                    ));
+                }
+            }
+        } else if let Some(db) = self.sqnr_db.filter(|&db| db < SQNR_BOUND_DB) {
+            why.push(format!("SQNR {db:.1} dB (needs {SQNR_BOUND_DB} dB)"));
+        }
+        (!why.is_empty()).then(|| why.join(", "))
+    }
 }
 
 /// Class labels for the evaluation samples, and the graph output (index)
@@ -389,7 +448,7 @@ impl<'m> Evaluator<'m> {
                 .fold(0f32, f32::max);
             self.max_err[o] = self.max_err[o].max(e);
             self.sample_err[o].push(e);
-            self.within[o] += (e <= 0.03) as usize;
+            self.within[o] += (e <= PROBABILITY_BOUND) as usize;
             if f.len() > 1 {
                 let (outer, dim, inner) = classes_layout(graph, node, f.len());
                 let mut agreeing = 0usize;
@@ -621,5 +680,46 @@ mod tests {
         assert!((m.balanced_accuracy_int8 - 2.0 / 3.0).abs() < 1e-12);
         // A class without samples does not count.
         assert_eq!(balanced_accuracy(&[Some(1.0), None, Some(0.5)]), 0.75);
+    }
+
+    fn metrics(softmax: bool, sqnr_db: f64, within: f64, confident: Option<f64>) -> OutputMetrics {
+        OutputMetrics {
+            name: "y".into(),
+            softmax,
+            applied: None,
+            sqnr_db: Some(sqnr_db),
+            max_abs_error: 0.1,
+            max_abs_error_p99: 0.1,
+            samples_within_0_03: within,
+            top1_agreement: confident,
+            top1_agreement_confident: confident,
+            confident_samples: 10,
+            top1_positions: 1,
+        }
+    }
+
+    #[test]
+    fn the_bounds_judge_probabilities_by_their_error_and_the_rest_by_sqnr() {
+        // A probability output: 99% within 0.03 and 98% confident top-1,
+        // whatever its SQNR.
+        assert_eq!(metrics(true, 10.0, 0.99, Some(0.98)).outside_bounds(), None);
+        let why = metrics(true, 40.0, 63.0 / 64.0, Some(0.9))
+            .outside_bounds()
+            .unwrap();
+        assert!(why.contains("98.44% of samples within 0.03"), "{why}");
+        assert!(why.contains("confident top-1 agreement 90.00%"), "{why}");
+        // An --output-activation makes any output a probability.
+        let mut score = metrics(false, 40.0, 0.5, None);
+        assert_eq!(score.outside_bounds(), None);
+        score.applied = Some("sigmoid");
+        assert!(score
+            .outside_bounds()
+            .unwrap()
+            .contains("50.00% of samples"));
+        assert_eq!(score.display_name(), "sigmoid(y)");
+        // Anything else: SQNR ≥ 25 dB, however far its values move.
+        assert_eq!(metrics(false, 25.0, 0.0, None).outside_bounds(), None);
+        let why = metrics(false, 24.9, 1.0, None).outside_bounds().unwrap();
+        assert_eq!(why, "SQNR 24.9 dB (needs 25 dB)");
     }
 }

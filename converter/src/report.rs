@@ -52,14 +52,21 @@ pub struct Totals {
     pub parameters: usize,
 }
 
+/// [`EvaluationReport::data`] when there are no `--eval` samples.
+pub const CALIBRATION_DATA: &str = "calibration data";
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct EvaluationReport {
-    /// `calibration` or the path given to `--eval`.
+    /// [`CALIBRATION_DATA`] or the paths given to `--eval`.
     pub data: String,
     pub samples: usize,
     /// How the SQNRs here and in the layer table are defined.
     pub sqnr: &'static str,
     pub outputs: Vec<OutputMetrics>,
+    /// Each output outside the agreement bounds
+    /// ([`PROBABILITY_BOUND`](crate::evaluate::PROBABILITY_BOUND) and the
+    /// rest), with how it misses them: empty when the model is within.
+    pub outside_bounds: Vec<String>,
     pub classes: Option<ClassMetrics>,
     /// Occlusion maps of int8 against float (`--attribution`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,6 +236,50 @@ pub struct Report {
     pub layers: Vec<LayerReport>,
     pub totals: Totals,
     pub evaluation: EvaluationReport,
+}
+
+/// The verdict against the agreement bounds, with what to try when the
+/// model is outside them.
+fn render_bounds(s: &mut String, e: &EvaluationReport, precision: Option<&PrecisionReport>) {
+    use crate::evaluate::{PROBABILITY_BOUND, SQNR_BOUND_DB, TOP1_CONFIDENT_SHARE, WITHIN_SHARE};
+    let bounds = format!(
+        "probabilities |Δp| ≤ {PROBABILITY_BOUND} on {}% of samples and confident top-1 on {}%, \
+         other outputs SQNR ≥ {SQNR_BOUND_DB} dB",
+        100.0 * WITHIN_SHARE,
+        100.0 * TOP1_CONFIDENT_SHARE
+    );
+    // The bounds are for held-out samples; the calibration samples are
+    // inside the calibrated ranges by construction.
+    let bounds = match e.data.as_str() {
+        CALIBRATION_DATA => format!(
+            "{bounds}; on the calibration samples, which flatter int8: --eval held-out ones"
+        ),
+        _ => bounds,
+    };
+    if e.outside_bounds.is_empty() {
+        let _ = writeln!(s, "  within the agreement bounds ({bounds})");
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  OUTSIDE the agreement bounds ({bounds}): {}",
+        e.outside_bounds.join("; ")
+    );
+    let hint = match precision.map(|p| p.mode.as_str()) {
+        Some("auto") => {
+            "auto chose on samples inside the calibrated ranges or too few to show \
+             the tail: give it held-out --select samples, or use --precision int16"
+        }
+        Some("int16") => {
+            "int16 activations are not enough here: --precision auto also gives \
+             layers int16 weights where int8 weights are the limit"
+        }
+        _ => {
+            "--precision auto raises to int16 the layers int8 loses most on (--precision int16 \
+             raises every one); see the README, \"When int8 is not close enough\""
+        }
+    };
+    let _ = writeln!(s, "  try: {hint}");
 }
 
 fn db(v: Option<f64>) -> String {
@@ -406,10 +457,7 @@ impl Report {
             )
             .collect();
         for (k, o) in e.outputs.iter().enumerate() {
-            let name = match o.applied {
-                Some(f) => format!("{f}({})", o.name),
-                None => o.name.clone(),
-            };
+            let name = o.display_name();
             let _ = write!(
                 s,
                 "  output {:<12} SQNR {} dB, max |Δ| {:.4}, samples with max |Δ| ≤ 0.03: {}",
@@ -444,6 +492,7 @@ impl Report {
                 let _ = writeln!(s);
             }
         }
+        render_bounds(&mut s, e, self.precision.as_ref());
         render_attribution(&mut s, e, unpruned);
         if let Some(c) = &e.classes {
             let before: Vec<(&str, &str, &ClassMetrics)> = baselines

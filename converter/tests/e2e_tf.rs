@@ -111,6 +111,20 @@ fn a_tflite_face_detector_converts_with_its_score_range_set_by_the_sigmoid() {
     );
     assert!(wide_score.max_abs_error < score.max_abs_error);
     assert!(wide_score.max_abs_error <= 0.03);
+
+    // The report says which output is outside the agreement bounds, and
+    // what to try; the int16 file is within them.
+    assert_eq!(report.evaluation.outside_bounds.len(), 1);
+    assert!(
+        report.evaluation.outside_bounds[0].starts_with("sigmoid(StatefulPartitionedCall:0): "),
+        "{:?}",
+        report.evaluation.outside_bounds
+    );
+    let text = report.render();
+    assert!(text.contains("OUTSIDE the agreement bounds"), "{text}");
+    assert!(text.contains("try: --precision auto"), "{text}");
+    assert!(wide.evaluation.outside_bounds.is_empty());
+    assert!(wide.render().contains("  within the agreement bounds"));
     let pads: Vec<bool> = wide
         .layers
         .iter()
