@@ -127,8 +127,9 @@ struct Cli {
     /// Attention's scores and probabilities, the residual stream (Adds, and the LayerNorms
     /// reading them) and a U-Net's skip connections are what residual, transformer-style and
     /// segmentation models raise. When even every layer raised misses the target, the search
-    /// stops at four layers, and auto also gives Conv and FullyConnected layers int16 weights
-    /// (16x16) on top of every layer raised, best first, the fewest that meet the target.
+    /// stops at four layers; when int16 outputs are not enough, auto gives Conv and
+    /// FullyConnected layers int16 weights (16x16) on top of every layer raised, best first,
+    /// the fewest that meet the target.
     /// Outputs with an --output-activation count as probabilities. The report lists the layers
     /// raised, what each gained and cost in bytes and arena, and the all-int8 file beside.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Int8, conflicts_with = "int16")]
