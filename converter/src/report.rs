@@ -239,8 +239,9 @@ pub struct Report {
 }
 
 /// The verdict against the agreement bounds, with what to try when the
-/// model is outside them.
-fn render_bounds(s: &mut String, e: &EvaluationReport, precision: Option<&PrecisionReport>) {
+/// model is outside them: `precision` is the `--precision` mode, if any,
+/// and `selected` whether `--select` samples were given.
+fn render_bounds(s: &mut String, e: &EvaluationReport, precision: Option<&str>, selected: bool) {
     use crate::evaluate::{PROBABILITY_BOUND, SQNR_BOUND_DB, TOP1_CONFIDENT_SHARE, WITHIN_SHARE};
     let bounds = format!(
         "probabilities |Δp| ≤ {PROBABILITY_BOUND} on {}% of samples and confident top-1 on {}%, \
@@ -265,10 +266,14 @@ fn render_bounds(s: &mut String, e: &EvaluationReport, precision: Option<&Precis
         "  OUTSIDE the agreement bounds ({bounds}): {}",
         e.outside_bounds.join("; ")
     );
-    let hint = match precision.map(|p| p.mode.as_str()) {
+    let hint = match precision {
+        Some("auto") if selected => {
+            "auto chose on the --select samples, too few to show the tail of these: \
+             use more, or --precision int16"
+        }
         Some("auto") => {
-            "auto chose on samples inside the calibrated ranges or too few to show \
-             the tail: give it held-out --select samples, or use --precision int16"
+            "auto chose on the calibration samples, inside the calibrated ranges by \
+             construction: give it held-out --select samples, or use --precision int16"
         }
         Some("int16") => {
             "int16 activations are not enough here: --precision auto also gives \
@@ -492,7 +497,8 @@ impl Report {
                 let _ = writeln!(s);
             }
         }
-        render_bounds(&mut s, e, self.precision.as_ref());
+        let mode = self.precision.as_ref().map(|p| p.mode.as_str());
+        render_bounds(&mut s, e, mode, self.selection.is_some());
         render_attribution(&mut s, e, unpruned);
         if let Some(c) = &e.classes {
             let before: Vec<(&str, &str, &ClassMetrics)> = baselines
