@@ -107,6 +107,44 @@ fn pipeline_through_every_op() {
     }
 }
 
+/// An arena longer than the plan: the same outputs, and a packed conv run
+/// in decoded blocks decodes its weights into the spare bytes once they
+/// outnumber the stack buffer (16 KiB on hosts).
+#[test]
+fn a_spare_arena_holds_decoded_weights() {
+    const WEIGHTS: [i8; 12] = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0];
+    for storage in Storage::ALL {
+        let buf = aligned(pipeline_1d_stored(storage));
+        let model = Model::parse(buf.as_slice()).unwrap();
+        let planned = model.arena_len();
+        let mut arena = vec![0x5Au8; planned + 16384 + 64];
+        let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+        let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+        let blocks = interp.ops()[0].kernel().ends_with("_blocks");
+        interp
+            .input_mut(0)
+            .unwrap()
+            .copy_from_slice(&PIPELINE_INPUT);
+        interp.invoke().unwrap();
+        assert_eq!(
+            interp.output(0).unwrap(),
+            PIPELINE_OUTPUTS[8],
+            "{storage:?}"
+        );
+        // The interpreter's last use ends its borrow of the arena.
+        let spare = &arena[planned..];
+        if blocks {
+            let decoded: Vec<i8> = spare[..12].iter().map(|&b| b as i8).collect();
+            assert_eq!(decoded, WEIGHTS, "{storage:?}");
+        } else {
+            assert!(
+                spare.iter().all(|&b| b == 0x5A),
+                "{storage:?}: spare untouched"
+            );
+        }
+    }
+}
+
 #[test]
 fn conv_2d_depthwise_strided_with_end_pads() {
     // x: ch0 = [[1,2,3],[4,5,6],[7,8,9]], ch1 = [[1,0,0],[0,0,0],[0,0,2]].

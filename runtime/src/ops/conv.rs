@@ -175,13 +175,13 @@ impl Conv<'_> {
             }
             #[cfg(feature = "sparse-weights")]
             Weights::Sparse(w) => {
-                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output) {
+                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
                     kernels::conv_sparse_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
                 }
             }
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => {
-                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output) {
+                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
                     kernels::conv_pow2_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
                 }
             }

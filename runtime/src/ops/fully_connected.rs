@@ -1,7 +1,7 @@
 //! FullyConnected: `y = x · Wᵀ + b` over the last axis (Gemm, MatMul with
 //! constant weights).
 
-#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+#[cfg(feature = "pow2-weights")]
 use super::packed_blocks::{self as blocks, DECODE_BYTES};
 use super::{Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;

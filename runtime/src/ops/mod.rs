@@ -485,7 +485,17 @@ impl<'a> PreparedOp<'a> {
     /// with an arena of at least [`Model::arena_len`] bytes; every access is
     /// still checked, so a misuse is an `Err`, never a panic.
     pub(crate) fn eval(&self, model: &Model<'a>, arena: &mut [u8]) -> Result<(), Error> {
-        let mut io = Io::split(arena, self.output, self.index)?;
+        // Past the plan's last byte the arena is the caller's spare: no
+        // tensor lives there, so an op may use it as scratch. Only packed
+        // convs do; without them the split is left out (firmware flash).
+        #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+        let (planned, spare) = match arena.len() > model.arena_len() {
+            true => arena.split_at_mut(model.arena_len()),
+            false => (arena, &mut [][..]),
+        };
+        #[cfg(not(any(feature = "sparse-weights", feature = "pow2-weights")))]
+        let (planned, spare) = (arena, &mut [][..]);
+        let mut io = Io::split(planned, spare, self.output, self.index)?;
         let io = &mut io;
         let i = self.index;
         use OpCode as O;
@@ -727,6 +737,13 @@ impl<'a> Model<'a> {
 pub(crate) struct Io<'x> {
     pub inputs: Inputs<'x>,
     pub output: &'x mut [i8],
+    /// The arena past [`Model::arena_len`], if the caller gave more: scratch
+    /// that no tensor uses (a packed conv decodes its weights there).
+    #[cfg_attr(
+        not(any(feature = "sparse-weights", feature = "pow2-weights")),
+        allow(dead_code)
+    )]
+    pub spare: &'x mut [u8],
 }
 
 /// The readable arena around an op's output.
@@ -738,7 +755,12 @@ pub(crate) struct Inputs<'x> {
 }
 
 impl<'x> Io<'x> {
-    fn split(arena: &'x mut [u8], out: Span, index: u16) -> Result<Io<'x>, Error> {
+    fn split(
+        arena: &'x mut [u8],
+        spare: &'x mut [u8],
+        out: Span,
+        index: u16,
+    ) -> Result<Io<'x>, Error> {
         let outside = Error::BadOp {
             index,
             reason: why!("output outside the arena"),
@@ -753,6 +775,7 @@ impl<'x> Io<'x> {
                 output: out,
             },
             output: bytemuck::cast_slice_mut(out_bytes),
+            spare,
         })
     }
 }

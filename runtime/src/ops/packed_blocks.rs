@@ -21,7 +21,9 @@
 //! alone).
 
 use crate::kernels::select;
-use crate::kernels::{ConvParams, FullyConnectedParams};
+use crate::kernels::ConvParams;
+#[cfg(feature = "pow2-weights")]
+use crate::kernels::FullyConnectedParams;
 #[cfg(feature = "pow2-weights")]
 use crate::pow2::{decode, Pow2Rows};
 #[cfg(feature = "sparse-weights")]
@@ -143,21 +145,30 @@ pub(super) fn conv_fits<const N: usize, W: PackedRows>(p: &ConvParams, w: &W) ->
     w.row_len() <= N && select::conv_has_optimized(p)
 }
 
-/// Conv over packed weights, in decoded blocks of at most `N` bytes.
-/// Returns `false`, writing nothing, when a row does not fit (the caller
-/// then runs the packed kernel) or the operands do not have the lengths of
-/// `p` (the kernels' own preconditions).
+/// Conv over packed weights, in decoded blocks of at most `N` bytes on the
+/// stack, or in `spare` when that is longer (the arena past the plan, which
+/// the caller may give: fewer blocks, each of which rebuilds the dense
+/// kernel's input columns). Returns `false`, writing nothing, when a row
+/// does not fit `N` (the caller then runs the packed kernel) or the
+/// operands do not have the lengths of `p` (the kernels' own
+/// preconditions).
 pub(super) fn conv<const N: usize, W: PackedRows>(
     p: &ConvParams,
     x: &[i8],
     w: &W,
     (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
     out: &mut [i8],
+    spare: &mut [u8],
 ) -> bool {
     let groups = p.groups.max(1);
     let (cin_g, cout_g) = (p.in_channels / groups, p.out_channels / groups);
     let (in_plane, out_plane) = (p.in_h * p.in_w, p.out_h * p.out_w);
-    let cap = N.checked_div(w.row_len()).unwrap_or(0);
+    let mut stack = [0i8; N];
+    let buf: &mut [i8] = match spare.len() > N {
+        true => bytemuck::cast_slice_mut(spare),
+        false => &mut stack,
+    };
+    let cap = buf.len().checked_div(w.row_len()).unwrap_or(0);
     let lens_ok = w.rows() == p.out_channels
         && bias.len() == p.out_channels
         && multiplier.len() == p.out_channels
@@ -167,9 +178,8 @@ pub(super) fn conv<const N: usize, W: PackedRows>(
     if !conv_fits::<N, W>(p, w) || cap == 0 || cout_g == 0 || !lens_ok || !w.has_length() {
         return false;
     }
-    let mut buf = [0i8; N];
     let mut run = |oc0: usize, n: usize, in0: usize, bp: ConvParams| {
-        let weights = decode_block(w, oc0, n, &mut buf);
+        let weights = decode_block(w, oc0, n, buf);
         let xs = x.get(in0 * in_plane..(in0 + bp.in_channels) * in_plane);
         let ys = out.get_mut(oc0 * out_plane..(oc0 + n) * out_plane);
         let rq = (
@@ -214,6 +224,7 @@ pub(super) fn conv<const N: usize, W: PackedRows>(
 
 /// Whether a FullyConnected runs in decoded blocks of at most `N` bytes: one
 /// input row (a block's outputs are then contiguous), and a weight row fits.
+#[cfg(feature = "pow2-weights")]
 pub(super) fn fully_connected_fits<const N: usize, W: PackedRows>(
     p: &FullyConnectedParams,
     w: &W,
@@ -224,6 +235,7 @@ pub(super) fn fully_connected_fits<const N: usize, W: PackedRows>(
 /// FullyConnected over packed weights, in decoded blocks of output
 /// features. Returns `false`, writing nothing, unless
 /// [`fully_connected_fits`] and the operands have the lengths of `p`.
+#[cfg(feature = "pow2-weights")]
 pub(super) fn fully_connected<const N: usize, W: PackedRows>(
     p: &FullyConnectedParams,
     x: &[i8],
@@ -354,7 +366,7 @@ mod tests {
             let mut y = vec![0x55i8; want.len()];
             // Decoded only where an optimized dense kernel takes the shape.
             let optimized = select::conv_has_optimized(&p);
-            assert_eq!(conv::<64, _>(&p, &x, &rows, rq, &mut y), optimized);
+            assert_eq!(conv::<64, _>(&p, &x, &rows, rq, &mut y, &mut []), optimized);
             if !optimized {
                 assert!(y.iter().all(|&v| v == 0x55), "nothing written");
                 continue;
@@ -362,7 +374,10 @@ mod tests {
             ran += 1;
             assert_eq!(y, want, "case {case}: {p:?}");
             let mut y = vec![0x55i8; want.len()];
-            assert_eq!(conv::<12, _>(&p, &x, &rows, rq, &mut y), row_len <= 12);
+            assert_eq!(
+                conv::<12, _>(&p, &x, &rows, rq, &mut y, &mut []),
+                row_len <= 12
+            );
             if row_len <= 12 {
                 assert_eq!(y, want, "case {case}, 12 bytes: {p:?}");
             }
@@ -370,8 +385,21 @@ mod tests {
             let stored = encode_sparse_rows(&w, row_len);
             let sparse = SparseRows::parse(&stored, p.out_channels, row_len).unwrap();
             let mut y = vec![0x55i8; want.len()];
-            assert!(conv::<18, _>(&p, &x, &sparse, rq, &mut y));
+            assert!(conv::<18, _>(&p, &x, &sparse, rq, &mut y, &mut []));
             assert_eq!(y, want, "case {case}, sparse: {p:?}");
+            // With a spare buffer longer than the stack's, decoded there:
+            // every row in one block.
+            let mut spare = vec![0u8; p.out_channels * row_len + 3];
+            let mut y = vec![0x55i8; want.len()];
+            assert!(conv::<18, _>(&p, &x, &sparse, rq, &mut y, &mut spare));
+            assert_eq!(y, want, "case {case}, spare: {p:?}");
+            let decoded: Vec<i8> = spare[..w.len()].iter().map(|&b| b as i8).collect();
+            if spare.len() > 18 {
+                assert_eq!(
+                    decoded, w,
+                    "case {case}: the weights were decoded into the spare"
+                );
+            }
         }
         // Where a plain 3×3 conv has an optimized kernel, so do many cases.
         let plain = ConvParams {

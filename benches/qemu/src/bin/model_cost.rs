@@ -8,7 +8,9 @@
 //! data: `invoke_cost` checks it), and one inference is timed. Then a second
 //! inference prints each op's share, one line each, `model_cost_op {"op": k,
 //! "opcode": "Conv", "instructions": n}` (the observer's own reads included),
-//! and last `model_cost {"instructions": N, "ops": K, "arena": A}`, or
+//! then `model_cost_spare {"instructions": N, "spare": 16384}`, one inference
+//! with 16 KiB of arena past the plan (where packed convs decode their
+//! weights), and last `model_cost {"instructions": N, "ops": K, "arena": A}`, or
 //! `model_cost {"error": "…"}` with exit code 1.
 #![no_std]
 #![no_main]
@@ -75,8 +77,9 @@ fn main() -> ! {
     else {
         fail("no plan")
     };
-    let arena = &mut arena.0[..model.arena_len()];
     let plan = &mut plan[..model.op_count()];
+    let spare = measure_with_spare(&counter, &model, &mut arena.0, plan);
+    let arena = &mut arena.0[..model.arena_len()];
     let Ok(mut interpreter) = Interpreter::new(&model, arena, plan) else {
         fail("the interpreter cannot be set up")
     };
@@ -119,6 +122,13 @@ fn main() -> ! {
         );
         last = end;
     }
+    if let Some(n) = spare {
+        hprintln!(
+            "model_cost_spare {{\"instructions\": {}, \"spare\": {}}}",
+            n,
+            SPARE
+        );
+    }
     hprintln!(
         "model_cost {{\"instructions\": {}, \"ops\": {}, \"arena\": {}}}",
         instructions,
@@ -126,4 +136,23 @@ fn main() -> ! {
         model.arena_len()
     );
     exit(true)
+}
+
+/// Spare arena bytes past the plan for [`measure_with_spare`].
+const SPARE: usize = 16 << 10;
+
+/// One inference with [`SPARE`] bytes of arena past the plan, where packed
+/// (sparse, power-of-two) convs decode their weights instead of 1 KiB on
+/// the stack; `None` when the arena buffer cannot hold them.
+fn measure_with_spare<'a>(
+    counter: &Counter,
+    model: &Model<'a>,
+    arena: &mut [u8],
+    plan: &mut [PreparedOp<'a>],
+) -> Option<u64> {
+    let arena = arena.get_mut(..model.arena_len() + SPARE)?;
+    let mut interpreter = Interpreter::new(model, arena, plan).ok()?;
+    let mut ok = true;
+    let n = counter.instructions(1, || ok &= interpreter.invoke().is_ok());
+    ok.then_some(n)
 }
