@@ -1631,12 +1631,14 @@ fn choose_precision(
         })
         .collect();
     raised.splice(0..0, outputs);
-    let report = crate::report::PrecisionReport {
+    use crate::report::PrecisionReport;
+    let report = PrecisionReport {
         mode: match choice {
-            Choice::Auto(_) => "auto".into(),
-            Choice::All => "int16".into(),
-            _ => "--int16".into(),
-        },
+            Choice::Auto(_) => PrecisionReport::AUTO,
+            Choice::All => PrecisionReport::EVERY_LAYER,
+            _ => PrecisionReport::NAMED,
+        }
+        .into(),
         target: match choice {
             Choice::Auto(target) => Some(target.describe()),
             _ => None,
@@ -1740,19 +1742,7 @@ mod tests {
         evaluate::Evaluation {
             samples: 1,
             layer_sqnr_db: Vec::new(),
-            outputs: vec![evaluate::OutputMetrics {
-                name: "y".into(),
-                softmax: false,
-                applied: None,
-                sqnr_db: Some(db),
-                max_abs_error: 0.0,
-                max_abs_error_p99: 0.0,
-                samples_within_0_03: 1.0,
-                top1_agreement: None,
-                top1_agreement_confident: None,
-                confident_samples: 0,
-                top1_positions: 1,
-            }],
+            outputs: vec![evaluate::OutputMetrics::for_test(false, db, 1.0, None)],
             classes: None,
             first_io: None,
         }

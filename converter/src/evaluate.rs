@@ -97,6 +97,29 @@ pub struct OutputMetrics {
 }
 
 impl OutputMetrics {
+    /// An output named `y` with these figures, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        softmax: bool,
+        sqnr_db: f64,
+        within: f64,
+        confident: Option<f64>,
+    ) -> OutputMetrics {
+        OutputMetrics {
+            name: "y".into(),
+            softmax,
+            applied: None,
+            sqnr_db: Some(sqnr_db),
+            max_abs_error: 0.1,
+            max_abs_error_p99: 0.1,
+            samples_within_0_03: within,
+            top1_agreement: confident,
+            top1_agreement_confident: confident,
+            confident_samples: 10,
+            top1_positions: 1,
+        }
+    }
+
     /// The output's name, with the function the application applies
     /// around it (`sigmoid(score)`).
     pub fn display_name(&self) -> String {
@@ -682,34 +705,23 @@ mod tests {
         assert_eq!(balanced_accuracy(&[Some(1.0), None, Some(0.5)]), 0.75);
     }
 
-    fn metrics(softmax: bool, sqnr_db: f64, within: f64, confident: Option<f64>) -> OutputMetrics {
-        OutputMetrics {
-            name: "y".into(),
-            softmax,
-            applied: None,
-            sqnr_db: Some(sqnr_db),
-            max_abs_error: 0.1,
-            max_abs_error_p99: 0.1,
-            samples_within_0_03: within,
-            top1_agreement: confident,
-            top1_agreement_confident: confident,
-            confident_samples: 10,
-            top1_positions: 1,
-        }
-    }
+    use OutputMetrics as M;
 
     #[test]
     fn the_bounds_judge_probabilities_by_their_error_and_the_rest_by_sqnr() {
         // A probability output: 99% within 0.03 and 98% confident top-1,
         // whatever its SQNR.
-        assert_eq!(metrics(true, 10.0, 0.99, Some(0.98)).outside_bounds(), None);
-        let why = metrics(true, 40.0, 63.0 / 64.0, Some(0.9))
+        assert_eq!(
+            M::for_test(true, 10.0, 0.99, Some(0.98)).outside_bounds(),
+            None
+        );
+        let why = M::for_test(true, 40.0, 63.0 / 64.0, Some(0.9))
             .outside_bounds()
             .unwrap();
         assert!(why.contains("98.44% of samples within 0.03"), "{why}");
         assert!(why.contains("confident top-1 agreement 90.00%"), "{why}");
         // An --output-activation makes any output a probability.
-        let mut score = metrics(false, 40.0, 0.5, None);
+        let mut score = M::for_test(false, 40.0, 0.5, None);
         assert_eq!(score.outside_bounds(), None);
         score.applied = Some("sigmoid");
         assert!(score
@@ -718,8 +730,10 @@ mod tests {
             .contains("50.00% of samples"));
         assert_eq!(score.display_name(), "sigmoid(y)");
         // Anything else: SQNR ≥ 25 dB, however far its values move.
-        assert_eq!(metrics(false, 25.0, 0.0, None).outside_bounds(), None);
-        let why = metrics(false, 24.9, 1.0, None).outside_bounds().unwrap();
+        assert_eq!(M::for_test(false, 25.0, 0.0, None).outside_bounds(), None);
+        let why = M::for_test(false, 24.9, 1.0, None)
+            .outside_bounds()
+            .unwrap();
         assert_eq!(why, "SQNR 24.9 dB (needs 25 dB)");
     }
 }

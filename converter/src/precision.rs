@@ -378,9 +378,7 @@ impl Target {
             .iter()
             .map(|o| {
                 let sqnr = o.sqnr_db.unwrap_or(f64::INFINITY);
-                // A softmax inside the graph, or one the application
-                // applies (`--output-activation`): a probability.
-                match (self, o.softmax || o.applied.is_some()) {
+                match (self, o.probability()) {
                     (Target::Sqnr(db), _) => sqnr - db,
                     (Target::Bounds, true) => {
                         let worst = f64::from(o.max_abs_error).max(1e-9);

@@ -177,7 +177,7 @@ pub struct RaisedLayer {
 /// cost (`--precision auto` or `--int16`).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PrecisionReport {
-    /// `auto`, or `--int16` for layers the user named.
+    /// [`Self::AUTO`], [`Self::EVERY_LAYER`] or [`Self::NAMED`].
     pub mode: String,
     /// What auto precision aimed for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -238,6 +238,15 @@ pub struct Report {
     pub evaluation: EvaluationReport,
 }
 
+impl PrecisionReport {
+    /// [`mode`](Self::mode) of `--precision auto`.
+    pub const AUTO: &'static str = "auto";
+    /// [`mode`](Self::mode) of `--precision int16`: every layer that can be.
+    pub const EVERY_LAYER: &'static str = "int16";
+    /// [`mode`](Self::mode) of `--int16 LAYER`: the layers the user named.
+    pub const NAMED: &'static str = "--int16";
+}
+
 /// The verdict against the agreement bounds, with what to try when the
 /// model is outside them: `precision` is the `--precision` mode, if any,
 /// and `selected` whether `--select` samples were given.
@@ -267,15 +276,15 @@ fn render_bounds(s: &mut String, e: &EvaluationReport, precision: Option<&str>, 
         e.outside_bounds.join("; ")
     );
     let hint = match precision {
-        Some("auto") if selected => {
+        Some(PrecisionReport::AUTO) if selected => {
             "auto chose on the --select samples, too few to show the tail of these: \
              use more, or --precision int16"
         }
-        Some("auto") => {
+        Some(PrecisionReport::AUTO) => {
             "auto chose on the calibration samples, inside the calibrated ranges by \
              construction: give it held-out --select samples, or use --precision int16"
         }
-        Some("int16") => {
+        Some(PrecisionReport::EVERY_LAYER) => {
             "int16 activations are not enough here: --precision auto also gives \
              layers int16 weights where int8 weights are the limit"
         }
@@ -465,10 +474,11 @@ impl Report {
             let name = o.display_name();
             let _ = write!(
                 s,
-                "  output {:<12} SQNR {} dB, max |Δ| {:.4}, samples with max |Δ| ≤ 0.03: {}",
+                "  output {:<12} SQNR {} dB, max |Δ| {:.4}, samples with max |Δ| ≤ {}: {}",
                 name,
                 db(o.sqnr_db),
                 o.max_abs_error,
+                crate::evaluate::PROBABILITY_BOUND,
                 pct(o.samples_within_0_03)
             );
             if let Some(a) = o.top1_agreement {

@@ -15,6 +15,9 @@ use crate::quant;
 /// Both buffers belong to the caller (`static`s on a device): the arena is
 /// at least [`Model::arena_len`] bytes, and the plan holds
 /// [`Model::op_count`] prepared ops (start it as [`PreparedOp::EMPTY`]s).
+/// Building the interpreter decodes and checks every op and chooses its
+/// kernel; each [`invoke`](Self::invoke) then only runs the kernels.
+/// Nothing is allocated.
 ///
 /// An arena longer than [`Model::arena_len`] is scratch past the plan that
 /// no tensor uses: a Conv whose weights are stored sparse or as powers of
@@ -22,12 +25,8 @@ use crate::quant;
 /// holds, when it is longer than the 1 KiB the kernel otherwise takes on the
 /// stack (16 KiB on hosts). Each block rebuilds the dense kernel's input
 /// columns, so a spare as long as the largest such conv's weights (`out ×
-/// in/groups × kh × kw` bytes) runs each in one: on a Cortex-M4, ECG5000
-/// pruned to 50% takes 563k instructions with it against 736k without
-/// (dense: 507k).
-/// Building the interpreter decodes and checks every op and chooses its
-/// kernel; each [`invoke`](Self::invoke) then only runs the kernels.
-/// Nothing is allocated.
+/// in/groups × kh × kw` bytes) runs each in one (the README has the
+/// Cortex-M4 figures).
 ///
 /// ```
 /// # fn demo(model: &medq::Model<'_>, arena: &mut [u8]) -> Result<(), medq::Error> {

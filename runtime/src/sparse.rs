@@ -70,8 +70,9 @@ impl<'a> SparseRows<'a> {
         (w.is_well_formed() && values.iter().all(|&v| v != 0)).then_some(w)
     }
 
-    /// The bitmap has `rows` whole rows, no bit set past a row's end, and
-    /// its set bits number the values: what a kernel needs to walk it.
+    /// No bit is set past a row's end, and the set bits number the values:
+    /// what a kernel needs to walk the bitmap (`parse` split it into whole
+    /// rows).
     fn is_well_formed(&self) -> bool {
         let row_bytes = Self::row_bytes(self.row_len);
         let tail_bits = self.row_len % 8;
@@ -80,14 +81,8 @@ impl<'a> SparseRows<'a> {
                 .bitmap
                 .chunks_exact(row_bytes.max(1))
                 .all(|row| row.last().is_none_or(|&b| b >> tail_bits == 0));
-        padding_clear && self.counts_agree()
-    }
-
-    /// The bitmap's set bits number the values, and it has `rows` whole rows.
-    fn counts_agree(&self) -> bool {
         let set: usize = self.bitmap.iter().map(|b| b.count_ones() as usize).sum();
-        self.rows.checked_mul(Self::row_bytes(self.row_len)) == Some(self.bitmap.len())
-            && set == self.values.len()
+        padding_clear && set == self.values.len()
     }
 
     /// Row `r`'s bitmap.

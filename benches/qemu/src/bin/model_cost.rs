@@ -113,11 +113,13 @@ fn main() -> ! {
     }
     let mut last = start;
     for (k, &end) in ends.iter().take(model.op_count()).enumerate() {
-        let opcode = model.op(k).map(|op| op.opcode);
+        let Ok(op) = model.op(k) else {
+            fail("an op of the model cannot be read")
+        };
         hprintln!(
             "model_cost_op {{\"op\": {}, \"opcode\": \"{:?}\", \"instructions\": {}}}",
             k,
-            opcode.unwrap_or(medq::OpCode::Reshape),
+            op.opcode,
             counter.to_instructions(end.saturating_sub(last))
         );
         last = end;
