@@ -989,6 +989,7 @@ impl<'g> Written<'g> {
                     dense_bytes,
                     sparse_bytes: sizes.map(|s| s.sparse),
                     pow2_bytes: sizes.and_then(|s| s.pow2),
+                    sparse_pow2_bytes: sizes.and_then(|s| s.sparse_pow2),
                 })
             });
         }
@@ -1011,13 +1012,16 @@ impl<'g> Written<'g> {
 }
 
 /// How a file of `setting` stores its Conv/FullyConnected weights: each
-/// layer the smallest way (sparse, 4-bit codes or dense) when weight pruning
-/// or a power-of-two grid can make a packed way pay, unless
-/// `--dense-weights`; dense otherwise.
+/// layer the smallest way (sparse, 4-bit codes, both, or dense) when weight
+/// pruning or a power-of-two grid can make a packed way pay, unless
+/// `--dense-weights`; dense otherwise. Sparse ways only after weight
+/// pruning.
 fn weight_storage(opts: &Options, setting: Setting, weights_pruned: bool) -> WeightStorage {
     let packs = weights_pruned || setting.weights == WeightGrid::Pow2;
     match packs && !opts.dense_weights {
-        true => WeightStorage::SmallerOf,
+        true => WeightStorage::SmallerOf {
+            sparse: weights_pruned,
+        },
         false => Dense,
     }
 }

@@ -19,8 +19,11 @@ pub enum WeightStorage {
     #[default]
     Dense,
     /// Per layer, the smallest of dense, sparse (a bitmap and the non-zero
-    /// values) and, when every weight is 0 or ±2^e, 4-bit power-of-two codes.
-    SmallerOf,
+    /// values, when `sparse`) and, when every weight is 0 or ±2^e, 4-bit
+    /// power-of-two codes, for every weight or (when `sparse`) for the
+    /// non-zero ones after a bitmap. Sparse storage is for pruned files
+    /// only: a runtime then needs `sparse-weights` because the user pruned.
+    SmallerOf { sparse: bool },
 }
 
 /// How one layer's weights are written.
@@ -29,6 +32,7 @@ pub enum Packing {
     Dense,
     Sparse,
     Pow2,
+    SparsePow2,
 }
 
 impl Packing {
@@ -37,6 +41,7 @@ impl Packing {
             Packing::Dense => "dense",
             Packing::Sparse => "sparse",
             Packing::Pow2 => "pow2",
+            Packing::SparsePow2 => "sparse pow2",
         }
     }
 }
@@ -48,6 +53,9 @@ pub struct WeightSizes {
     pub sparse: usize,
     /// `None` unless every weight is 0 or ±2^e.
     pub pow2: Option<usize>,
+    /// A bitmap and a power-of-two code per non-zero; `None` unless every
+    /// weight is 0 or ±2^e.
+    pub sparse_pow2: Option<usize>,
 }
 
 /// The weights of `op` that may be stored packed (Conv and FullyConnected
@@ -65,6 +73,7 @@ pub fn packing_candidate(op: &LoweredOp) -> Option<(&ConstTensor, WeightSizes)> 
                     dense: w.len(),
                     sparse: medq::sparse_stored_len(w, rows),
                     pow2: medq::pow2_stored_len(w, rows),
+                    sparse_pow2: medq::sparse_pow2_stored_len(w, rows),
                 };
                 Some((c, sizes))
             }
@@ -147,16 +156,20 @@ pub fn plan_arena(graph: &Graph, qg: &QuantizedGraph) -> Plan {
 /// How `op`'s weights are written under `storage`, and the bytes that saves
 /// against dense: the one rule [`emit`] and the report follow. The smallest
 /// way wins; a tie keeps dense, then power-of-two codes (which decode
-/// without a walk over a bitmap).
+/// without a walk over a bitmap), then a byte per non-zero.
 pub fn packing(op: &LoweredOp, storage: WeightStorage) -> (Packing, usize) {
-    let Some((_, sizes)) = packing_candidate(op).filter(|_| storage == WeightStorage::SmallerOf)
-    else {
+    let WeightStorage::SmallerOf { sparse } = storage else {
+        return (Packing::Dense, 0);
+    };
+    let Some((_, sizes)) = packing_candidate(op) else {
         return (Packing::Dense, 0);
     };
     let mut best = (Packing::Dense, sizes.dense);
+    let when_sparse = |bytes: Option<usize>| bytes.filter(|_| sparse);
     for (packing, bytes) in [
         (Packing::Pow2, sizes.pow2),
-        (Packing::Sparse, Some(sizes.sparse)),
+        (Packing::Sparse, when_sparse(Some(sizes.sparse))),
+        (Packing::SparsePow2, when_sparse(sizes.sparse_pow2)),
     ] {
         if let Some(bytes) = bytes.filter(|&b| b < best.1) {
             best = (packing, bytes);
@@ -212,6 +225,9 @@ pub fn emit(
                                 w.add_sparse_constant_i8(name, dims, quant, data)
                             }
                             (Packing::Pow2, 1) => w.add_pow2_constant_i8(name, dims, quant, data),
+                            (Packing::SparsePow2, 1) => {
+                                w.add_sparse_pow2_constant_i8(name, dims, quant, data)
+                            }
                             _ => w.add_constant_i8(name, dims, quant, data),
                         }
                     }

@@ -131,8 +131,8 @@ pub struct SparseLayer {
 /// How a pruned layer's weights are stored, and what each way takes.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct StoredWeights {
-    /// `sparse` (bitmap and non-zero values), `pow2` (4-bit codes) or
-    /// `dense`.
+    /// `sparse` (bitmap and non-zero values), `pow2` (4-bit codes),
+    /// `sparse pow2` (bitmap and a 4-bit code per non-zero) or `dense`.
     pub storage: &'static str,
     pub bytes: usize,
     pub dense_bytes: usize,
@@ -142,6 +142,10 @@ pub struct StoredWeights {
     /// What power-of-two codes would take, when every weight has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pow2_bytes: Option<usize>,
+    /// What a bitmap and power-of-two codes for the non-zeros would take,
+    /// when every weight has a code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sparse_pow2_bytes: Option<usize>,
 }
 
 impl SparseLayer {

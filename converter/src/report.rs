@@ -655,8 +655,9 @@ fn render_weight_pruning(s: &mut String, w: &WeightPruningReport) {
     let _ = writeln!(
         s,
         "\nweight pruning, {}: {} of the pruned layers' weights are zero; \
-         each layer is stored the smallest way: sparse (a bitmap and its non-zero weights), \
-         4-bit power-of-two codes (pow2 grid only) or dense",
+         each layer is stored the smallest way: sparse (a bitmap and its non-zero weights, \
+         a byte each, or on the pow2 grid 4 bits each), 4-bit power-of-two codes (pow2 grid \
+         only) or dense",
         w.target,
         pct(w.sparsity)
     );

@@ -863,6 +863,75 @@ fn pow2_weights_are_stored_in_four_bits_and_measured_against_int8() {
         .contains("weight rounding: gptq + pow2"));
 }
 
+/// `--prune-weights` with `--weights pow2`: pruning and the logarithmic
+/// grid compound. Each pruned layer is stored as a bitmap and a 4-bit code
+/// per non-zero weight (smaller than either alone), runs bit for bit like
+/// the same weights a byte each, and at 50 % `obs` ECG5000 stays within
+/// 0.5 pp of float.
+#[test]
+fn pruned_pow2_weights_store_a_code_per_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (test_x, test_y) = test_set();
+    let mut args = eval_args(&test_x, &test_y).to_vec();
+    args.extend(["--prune-weights", "0.5", "--criterion", "obs"]);
+    args.extend(["--weights", "pow2"]);
+    let (mq, report) = convert_ecg(dir.path(), "obs-pow2", &args);
+
+    let file = medq_cli::open(&mq).unwrap();
+    let model = file.model().unwrap();
+    let mut packed = 0;
+    for k in 0..model.op_count() {
+        let op = model.op(k).unwrap();
+        if !matches!(op.opcode, medq::OpCode::Conv | medq::OpCode::FullyConnected) {
+            continue;
+        }
+        let weights = model.tensor(usize::from(op.inputs[1])).unwrap();
+        assert_eq!(weights.storage, medq::Storage::SparsePow2Constant, "op {k}");
+        let rows = weights.sparse_pow2_i8().unwrap();
+        assert!(2 * rows.nonzero() <= weights.numel(), "op {k}");
+        let row_bytes = medq::SparsePow2Rows::row_bytes(rows.row_len());
+        assert_eq!(
+            weights.len,
+            rows.rows() * row_bytes + rows.nonzero().div_ceil(2)
+        );
+        packed += 1;
+    }
+    assert_eq!(packed, 4);
+    for l in report["pruning"]["weights"]["layers"].as_array().unwrap() {
+        let st = &l["stored"];
+        assert_eq!(st["storage"], "sparse pow2", "{l}");
+        let bytes = st["bytes"].as_u64().unwrap();
+        assert!(bytes < st["pow2_bytes"].as_u64().unwrap(), "{l}");
+        assert!(bytes < st["sparse_bytes"].as_u64().unwrap(), "{l}");
+    }
+
+    // The same weights a byte each: the same outputs, bit for bit.
+    let mut dense_args = args.clone();
+    dense_args.push("--dense-weights");
+    let (dense_mq, _) = convert_ecg(dir.path(), "obs-pow2-dense", &dense_args);
+    let dense_file = medq_cli::open(&dense_mq).unwrap();
+    let probe = medq_cli::read_npy_f32(&test_x).unwrap();
+    let out = medq_cli::run_batch(&model, &probe).unwrap();
+    assert_eq!(
+        out.data,
+        medq_cli::run_batch(&dense_file.model().unwrap(), &probe)
+            .unwrap()
+            .data
+    );
+    // Smaller than the unpruned pow2 file, and within 0.5 pp of float.
+    let mq_bytes = |r: &serde_json::Value| r["totals"]["mq_bytes"].as_u64().unwrap();
+    let unpruned = &report["pruning"]["unpruned"];
+    assert!(mq_bytes(&report) + 500 < mq_bytes(unpruned));
+    let classes = &report["evaluation"]["classes"];
+    let (float, quant) = (
+        classes["accuracy_float"].as_f64().unwrap(),
+        classes["accuracy_int8"].as_f64().unwrap(),
+    );
+    assert!(float - quant <= 0.005, "float {float}, pruned pow2 {quant}");
+    let y = medq_cli::read_npy_labels(&test_y).unwrap();
+    assert!((medq_cli::accuracy(&out, &y).unwrap() - quant).abs() < 1e-9);
+}
+
 /// `--prune-weights`: the int8 file keeps the zeros (GPTQ does not refill
 /// them) and stores those layers sparse, which the runtime runs bit for bit
 /// like the same file stored dense (`--dense-weights`); the report gives the

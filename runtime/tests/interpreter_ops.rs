@@ -319,6 +319,39 @@ fn pow2_weights_are_validated_on_load() {
     assert!(e.to_string().contains("0 or ±2^e"), "{e}");
 }
 
+/// Sparse power-of-two weights are validated on load: a zero code among
+/// the non-zeros, a set padding nibble, or codes that do not number the set
+/// bits are refused.
+#[test]
+fn sparse_pow2_weights_are_validated_on_load() {
+    let buf = aligned(fully_connected_2x3(Storage::SparsePow2));
+    let bytes = buf.as_slice();
+    let model = Model::parse(bytes).unwrap();
+    let wt = model.tensor(1).unwrap();
+    assert_eq!(wt.storage, medq::Storage::SparsePow2Constant);
+    // Bitmap rows [0b101, 0b111], then the codes of [1, −1, 1, 1, 1] low
+    // nibble first: 0x91, 0x11, 0x01 (an odd count ends in a 0 nibble).
+    assert_eq!(wt.len, 2 + 3);
+    let at = |i| constant_byte(bytes, 1, i);
+    assert_eq!(
+        (2..5).map(|i| bytes[at(i)]).collect::<Vec<_>>(),
+        [0x91, 0x11, 0x01]
+    );
+    // A zero code, a "negative zero", a set padding nibble, one set bit
+    // too many (the codes then run short).
+    for (i, value) in [(2, 0x90), (3, 0x18), (4, 0x71), (0, 0b111)] {
+        let e = Model::parse(patched_u8(bytes, at(i), value).as_slice()).unwrap_err();
+        assert!(
+            matches!(e, medq::Error::BadTensor { index: 1, .. })
+                && e.to_string()
+                    .contains("bitmap and power-of-two codes disagree"),
+            "byte {i} = {value:#x}: {e}"
+        );
+    }
+    // A well-formed change (−1 to −64) is a different model, not an error.
+    assert!(Model::parse(patched_u8(bytes, at(2), 0xf1).as_slice()).is_ok());
+}
+
 #[test]
 fn add_broadcasts_two_graph_inputs() {
     // a [2, 3] + b [2, 1]: b's column stretches across each row.

@@ -1058,6 +1058,72 @@ proptest! {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Sparse power-of-two weights: the same kernels, reading a 4-bit code per
+// non-zero
+
+fn sparse_pow2_of(w: &[i8], rows: usize) -> Vec<u8> {
+    let row_len = w.len().checked_div(rows).unwrap_or(0);
+    medq::sparse::encode_sparse::<medq::sparse::Pow2NonZeros>(w, row_len)
+        .expect("every weight is on the grid")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn conv_sparse_pow2_matches_dense(c in conv_case().prop_flat_map(on_pow2_grid)) {
+        let rows = c.p.out_channels;
+        let stored = sparse_pow2_of(&c.w, rows);
+        let w = medq::SparsePow2Rows::parse(&stored, rows, c.w.len() / rows).expect("parses");
+        let mut dense = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+        conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+        let mut sparse = vec![0x55i8; dense.len()];
+        conv_sparse_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
+        prop_assert_eq!(sparse, dense);
+    }
+
+    /// Rows up to 100 weights, so that a row's codes start on either nibble
+    /// and the bitmap is walked by words and by bytes.
+    #[test]
+    fn fully_connected_sparse_pow2_matches_dense(
+        c in fc_case_of(0..=100).prop_flat_map(on_pow2_grid)
+    ) {
+        let rows = c.p.out_features;
+        let stored = sparse_pow2_of(&c.w, rows);
+        let w = medq::SparsePow2Rows::parse(&stored, rows, c.p.in_features).expect("parses");
+        let mut dense = vec![0i8; c.p.rows * c.p.out_features];
+        fully_connected_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+        let mut sparse = vec![0x55i8; dense.len()];
+        fully_connected_sparse_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
+        prop_assert_eq!(sparse, dense);
+    }
+
+    /// Any byte string either parses as consistent sparse power-of-two rows
+    /// or is refused; a parsed one encodes back to the same bytes.
+    #[test]
+    fn sparse_pow2_rows_parse_only_their_one_encoding(
+        bytes in vec(any::<u8>(), 0..=24),
+        rows in 0usize..=4,
+        row_len in 0usize..=20,
+    ) {
+        if let Some(w) = medq::SparsePow2Rows::parse(&bytes, rows, row_len) {
+            let mut dense = vec![0i8; rows * row_len];
+            let mut values = w.values_from(0);
+            for (k, d) in dense.iter_mut().enumerate() {
+                let (r, i) = (k / row_len, k % row_len);
+                let byte = w.bitmap()[r * medq::SparsePow2Rows::row_bytes(row_len) + i / 8];
+                if byte & (1 << (i % 8)) != 0 {
+                    *d = values.next().expect("a code per set bit");
+                    prop_assert!(*d != 0);
+                }
+            }
+            prop_assert_eq!(values.next(), None);
+            prop_assert_eq!(sparse_pow2_of(&dense, rows), bytes);
+        }
+    }
+}
+
 #[test]
 fn sparse_rows_refuse_inconsistent_encodings() {
     // Two rows of 10: 2 bitmap bytes each.

@@ -185,10 +185,18 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
             Storage::Arena => format!("arena @{}", t.offset),
             Storage::Constant => format!("const @{}", t.offset),
             Storage::SparseConstant => {
-                let nonzero = t.sparse_i8().map_or(0, |w| w.values().len());
+                let nonzero = t.sparse_i8().map_or(0, |w| w.nonzero());
                 format!("sparse @{} ({nonzero} of {} non-zero)", t.offset, t.numel())
             }
             Storage::Pow2Constant => format!("pow2 @{} ({} B, 4 bits a weight)", t.offset, t.len),
+            Storage::SparsePow2Constant => {
+                let nonzero = t.sparse_pow2_i8().map_or(0, |w| w.nonzero());
+                format!(
+                    "sparse pow2 @{} ({nonzero} of {} non-zero, 4 bits each)",
+                    t.offset,
+                    t.numel()
+                )
+            }
         };
         writeln!(
             s,

@@ -181,6 +181,11 @@ pub enum Storage {
     /// ([`Pow2Rows`](crate::pow2::Pow2Rows)). Only Conv and FullyConnected
     /// weights may be stored so.
     Pow2Constant = 3,
+    /// Pruned `i8` weights that are all 0 or `±2^e`: the bitmap of
+    /// `SparseConstant`, then a 4-bit code per non-zero weight, two per
+    /// byte ([`SparsePow2Rows`](crate::sparse::SparsePow2Rows)). Only Conv
+    /// and FullyConnected weights may be stored so.
+    SparsePow2Constant = 4,
 }
 
 impl Storage {
@@ -190,6 +195,7 @@ impl Storage {
             1 => Some(Storage::Constant),
             2 => Some(Storage::SparseConstant),
             3 => Some(Storage::Pow2Constant),
+            4 => Some(Storage::SparsePow2Constant),
             _ => None,
         }
     }
@@ -202,7 +208,10 @@ impl Storage {
     /// Weights in a packed form (not a byte per weight) that only Conv and
     /// FullyConnected read.
     pub const fn is_packed_weights(self) -> bool {
-        matches!(self, Storage::SparseConstant | Storage::Pow2Constant)
+        matches!(
+            self,
+            Storage::SparseConstant | Storage::Pow2Constant | Storage::SparsePow2Constant
+        )
     }
 }
 

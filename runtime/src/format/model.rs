@@ -13,7 +13,7 @@ use super::layout::{
 use crate::decision::Decision;
 use crate::error::Error;
 use crate::pow2::Pow2Rows;
-use crate::sparse::SparseRows;
+use crate::sparse::{NonZeros, SparsePow2Rows, SparseRows, SparseRowsOf};
 
 // Sizes read from the file are u32; the reader widens them to usize.
 const _: () = assert!(usize::BITS >= 32);
@@ -238,7 +238,10 @@ impl<'a> TensorInfo<'a> {
     pub fn data(&self) -> Option<&'a [u8]> {
         match self.storage {
             Storage::Constant => Some(self.data),
-            Storage::Arena | Storage::SparseConstant | Storage::Pow2Constant => None,
+            Storage::Arena
+            | Storage::SparseConstant
+            | Storage::Pow2Constant
+            | Storage::SparsePow2Constant => None,
         }
     }
 
@@ -246,7 +249,22 @@ impl<'a> TensorInfo<'a> {
     pub fn sparse_i8(&self) -> Option<SparseRows<'a>> {
         match self.storage {
             Storage::SparseConstant => sparse_rows(self.data, self.dims()),
-            Storage::Arena | Storage::Constant | Storage::Pow2Constant => None,
+            Storage::Arena
+            | Storage::Constant
+            | Storage::Pow2Constant
+            | Storage::SparsePow2Constant => None,
+        }
+    }
+
+    /// The rows of an `i8` constant stored sparse with power-of-two codes
+    /// (validated on load).
+    pub fn sparse_pow2_i8(&self) -> Option<SparsePow2Rows<'a>> {
+        match self.storage {
+            Storage::SparsePow2Constant => sparse_rows(self.data, self.dims()),
+            Storage::Arena
+            | Storage::Constant
+            | Storage::SparseConstant
+            | Storage::Pow2Constant => None,
         }
     }
 
@@ -255,7 +273,10 @@ impl<'a> TensorInfo<'a> {
     pub fn pow2_i8(&self) -> Option<Pow2Rows<'a>> {
         match self.storage {
             Storage::Pow2Constant => pow2_rows(self.data, self.dims()),
-            Storage::Arena | Storage::Constant | Storage::SparseConstant => None,
+            Storage::Arena
+            | Storage::Constant
+            | Storage::SparseConstant
+            | Storage::SparsePow2Constant => None,
         }
     }
 
@@ -666,7 +687,10 @@ impl<'a> Model<'a> {
                 }
                 &[]
             }
-            Storage::Constant | Storage::SparseConstant | Storage::Pow2Constant => {
+            Storage::Constant
+            | Storage::SparseConstant
+            | Storage::Pow2Constant
+            | Storage::SparsePow2Constant => {
                 if !offset.is_multiple_of(SECTION_ALIGN) {
                     return Err(bad(why!("constant not 16-byte aligned in the weights")));
                 }
@@ -678,6 +702,9 @@ impl<'a> Model<'a> {
                 match storage {
                     Storage::SparseConstant => check_sparse(dtype, data, dims).map_err(bad)?,
                     Storage::Pow2Constant => check_pow2(dtype, data, dims).map_err(bad)?,
+                    Storage::SparsePow2Constant => {
+                        check_sparse_pow2(dtype, data, dims).map_err(bad)?
+                    }
                     Storage::Arena | Storage::Constant => {}
                 }
                 data
@@ -1167,9 +1194,9 @@ fn rows_of(dims: &[u32]) -> Option<(usize, usize)> {
 }
 
 /// `data` split into the [`SparseRows`] of a tensor of `dims`.
-fn sparse_rows<'a>(data: &'a [u8], dims: &[u32]) -> Option<SparseRows<'a>> {
+fn sparse_rows<'a, V: NonZeros>(data: &'a [u8], dims: &[u32]) -> Option<SparseRowsOf<'a, V>> {
     let (rows, row_len) = rows_of(dims)?;
-    SparseRows::parse(data, rows, row_len)
+    SparseRowsOf::parse(data, rows, row_len)
 }
 
 /// A sparse constant is `i8` of rank at least 1, and its bitmap and values
@@ -1179,7 +1206,7 @@ fn check_sparse(dtype: DType, data: &[u8], dims: &[u32]) -> Result<(), &'static 
     if dtype != DType::I8 {
         return Err(why!("only i8 constants may be stored sparse"));
     }
-    sparse_rows(data, dims)
+    sparse_rows::<crate::sparse::Int8NonZeros>(data, dims)
         .map(|_| ())
         .ok_or(why!("sparse bitmap and values disagree"))
 }
@@ -1227,6 +1254,25 @@ fn check_pow2(dtype: DType, data: &[u8], dims: &[u32]) -> Result<(), &'static st
     pow2_rows(data, dims)
         .map(|_| ())
         .ok_or(why!("power-of-two codes malformed or of the wrong length"))
+}
+
+/// A sparse power-of-two constant is `i8` of rank at least 1, and its
+/// bitmap and codes agree (see [`SparseRows::parse`]).
+#[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+fn check_sparse_pow2(dtype: DType, data: &[u8], dims: &[u32]) -> Result<(), &'static str> {
+    if dtype != DType::I8 {
+        return Err(why!("only i8 constants may be stored sparse"));
+    }
+    sparse_rows::<crate::sparse::Pow2NonZeros>(data, dims)
+        .map(|_| ())
+        .ok_or(why!("sparse bitmap and power-of-two codes disagree"))
+}
+
+#[cfg(not(all(feature = "sparse-weights", feature = "pow2-weights")))]
+fn check_sparse_pow2(_: DType, _: &[u8], _: &[u32]) -> Result<(), &'static str> {
+    Err(why!(
+        "sparse power-of-two weights are not built in (features sparse-weights and pow2-weights)"
+    ))
 }
 
 #[cfg(not(feature = "pow2-weights"))]

@@ -110,6 +110,39 @@ impl Writer {
     }
 
     /// Conv or FullyConnected weights, given dense, that are all 0 or `±2^e`
+    /// (`e <= 6`), stored as [`SparsePow2Rows`](crate::sparse::SparsePow2Rows):
+    /// a bitmap and a 4-bit code per non-zero, rows on axis 0. The caller
+    /// decides whether that is smaller: [`sparse_pow2_stored_len`] tells. A
+    /// weight without a code fails [`finish`](Self::finish).
+    pub fn add_sparse_pow2_constant_i8(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        quant: QuantSpec,
+        data: &[i8],
+    ) -> u16 {
+        self.check_len(dims, data.len());
+        let row_len = dims.iter().skip(1).product();
+        let stored = crate::sparse::encode_sparse::<crate::sparse::Pow2NonZeros>(data, row_len);
+        let stored = stored.unwrap_or_else(|| {
+            self.fail(Error::BadTensor {
+                index: u16::try_from(self.tensors.len()).unwrap_or(u16::MAX),
+                reason: "power-of-two weights must all be 0 or ±2^e with e <= 6",
+            });
+            Vec::new()
+        });
+        self.push(
+            name,
+            DType::I8,
+            Storage::SparsePow2Constant,
+            dims,
+            quant,
+            0,
+            stored,
+        )
+    }
+
+    /// Conv or FullyConnected weights, given dense, that are all 0 or `±2^e`
     /// (`e <= 6`), stored as [`Pow2Rows`](crate::pow2::Pow2Rows): 4 bits a
     /// weight, rows on axis 0. A weight without a code fails [`finish`](Self::finish).
     pub fn add_pow2_constant_i8(
@@ -431,13 +464,18 @@ fn tensor_record(
         .and_then(|n| u32::try_from(n).ok())
         .ok_or(Error::LimitExceeded)?;
     let stored_len = match t.storage {
-        Storage::SparseConstant | Storage::Pow2Constant => u32_of(t.data.len())?,
+        Storage::SparseConstant | Storage::Pow2Constant | Storage::SparsePow2Constant => {
+            u32_of(t.data.len())?
+        }
         Storage::Arena | Storage::Constant => byte_len,
     };
     put_u32(&mut rec, tensor_record::DATA_LEN, stored_len);
     let offset = match t.storage {
         Storage::Arena => t.arena_offset,
-        Storage::Constant | Storage::SparseConstant | Storage::Pow2Constant => {
+        Storage::Constant
+        | Storage::SparseConstant
+        | Storage::Pow2Constant
+        | Storage::SparsePow2Constant => {
             pad_to(weights, SECTION_ALIGN);
             let offset = u32_of(weights.len())?;
             weights.extend_from_slice(&t.data);
@@ -551,6 +589,15 @@ pub fn sparse_stored_len(weights: &[i8], rows: usize) -> usize {
     let row_len = weights.len().checked_div(rows).unwrap_or(0);
     let nonzero = weights.iter().filter(|&&w| w != 0).count();
     rows * crate::sparse::SparseRows::row_bytes(row_len) + nonzero
+}
+
+/// The bytes `weights` (`[rows, ...]`) take stored sparse with power-of-two
+/// codes for the non-zeros, or `None` when a weight has no code.
+pub fn sparse_pow2_stored_len(weights: &[i8], rows: usize) -> Option<usize> {
+    let row_len = weights.len().checked_div(rows).unwrap_or(0);
+    crate::pow2::all_pow2(weights)
+        .then(|| crate::sparse::stored_len::<crate::sparse::Pow2NonZeros>(weights, row_len))
+        .flatten()
 }
 
 /// The bytes `weights` (`[rows, ...]`) take stored as power-of-two codes, or

@@ -185,6 +185,13 @@ impl Conv<'_> {
                     kernels::conv_pow2_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
                 }
             }
+            #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+            Weights::SparsePow2(w) => {
+                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
+                    let (b, m, s) = rq.vectors();
+                    kernels::conv_sparse_pow2_s8(p, x, w, b, m, s, io.output)
+                }
+            }
         }
         Ok(())
     }
@@ -203,6 +210,11 @@ impl Conv<'_> {
             Weights::Pow2(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
                 true => "conv_pow2_blocks",
                 false => "conv_pow2_s8",
+            },
+            #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+            Weights::SparsePow2(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
+                true => "conv_sparse_pow2_blocks",
+                false => "conv_sparse_pow2_s8",
             },
         }
     }

@@ -54,6 +54,8 @@ use crate::kernels::select::{self, Chosen, LayerS16Fn};
 use crate::numerics::{MAX_SHIFT, MIN_SHIFT};
 #[cfg(feature = "pow2-weights")]
 use crate::pow2::Pow2Rows;
+#[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+use crate::sparse::SparsePow2Rows;
 #[cfg(feature = "sparse-weights")]
 use crate::sparse::SparseRows;
 
@@ -126,14 +128,14 @@ impl<'a> Operand<'a> {
         match t.storage {
             // Validation allows a packed constant only as Conv or
             // FullyConnected weights, which are not read as operands.
-            Storage::Constant | Storage::SparseConstant | Storage::Pow2Constant => {
-                Operand::Const(t.data_i8().unwrap_or(&[]))
-            }
+            Storage::Constant
+            | Storage::SparseConstant
+            | Storage::Pow2Constant
+            | Storage::SparsePow2Constant => Operand::Const(t.data_i8().unwrap_or(&[])),
             Storage::Arena => Operand::Arena(Span::of(t)),
         }
     }
 }
-
 /// Conv or FullyConnected weights, as the file stores them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Weights<'a> {
@@ -144,6 +146,10 @@ pub(crate) enum Weights<'a> {
     /// Run by the reference kernels that multiply by shifting.
     #[cfg(feature = "pow2-weights")]
     Pow2(Pow2Rows<'a>),
+    /// Pruned and on the power-of-two grid: run by the kernels that skip
+    /// the zeros, decoding each code.
+    #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+    SparsePow2(SparsePow2Rows<'a>),
 }
 
 /// The weights of an int16 Conv or FullyConnected: dense int8 (16x8) or
@@ -1316,6 +1322,10 @@ impl<'m, 'a> Ctx<'m, 'a> {
         #[cfg(feature = "pow2-weights")]
         if let Some(pow2) = t.pow2_i8() {
             return Ok(Weights::Pow2(pow2));
+        }
+        #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+        if let Some(sparse_pow2) = t.sparse_pow2_i8() {
+            return Ok(Weights::SparsePow2(sparse_pow2));
         }
         Err(self.bad(why!("weights must be an i8 constant")))
     }

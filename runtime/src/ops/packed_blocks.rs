@@ -27,7 +27,7 @@ use crate::kernels::FullyConnectedParams;
 #[cfg(feature = "pow2-weights")]
 use crate::pow2::{decode, Pow2Rows};
 #[cfg(feature = "sparse-weights")]
-use crate::sparse::SparseRows;
+use crate::sparse::{NonZeros, SparseRowsOf};
 
 /// Bytes of decoded weights per block: on microcontrollers a bounded share
 /// of a small stack, elsewhere enough for most layers in one block.
@@ -94,12 +94,12 @@ impl PackedRows for Pow2Rows<'_> {
 }
 
 #[cfg(feature = "sparse-weights")]
-impl PackedRows for SparseRows<'_> {
+impl<V: NonZeros> PackedRows for SparseRowsOf<'_, V> {
     fn rows(&self) -> usize {
-        SparseRows::rows(self)
+        SparseRowsOf::rows(self)
     }
     fn row_len(&self) -> usize {
-        SparseRows::row_len(self)
+        SparseRowsOf::row_len(self)
     }
     fn has_length(&self) -> bool {
         // `parse` checked it when it made `self`.
@@ -108,11 +108,10 @@ impl PackedRows for SparseRows<'_> {
     fn decode_rows(&self, first: usize, n: usize, out: &mut [i8]) {
         // The values of row `first` start after the set bits of the rows
         // before it.
-        let row_len = SparseRows::row_len(self);
-        let row_bytes = SparseRows::row_bytes(row_len);
+        let row_len = SparseRowsOf::row_len(self);
+        let row_bytes = SparseRowsOf::<V>::row_bytes(row_len);
         let before = self.bitmap().get(..first * row_bytes).unwrap_or(&[]);
         let mut next: usize = before.iter().map(|b| b.count_ones() as usize).sum();
-        let values = self.values();
         for (r, row_out) in out.chunks_exact_mut(row_len.max(1)).take(n).enumerate() {
             row_out.fill(0);
             for (i, &byte) in self.row_bitmap(first + r).iter().enumerate() {
@@ -120,8 +119,8 @@ impl PackedRows for SparseRows<'_> {
                 while bits != 0 {
                     let k = i * 8 + bits.trailing_zeros() as usize;
                     bits &= bits - 1;
-                    if let (Some(w), Some(&v)) = (row_out.get_mut(k), values.get(next)) {
-                        *w = v;
+                    if let Some(w) = row_out.get_mut(k) {
+                        *w = self.value(next);
                     }
                     next += 1;
                 }
@@ -280,7 +279,9 @@ mod tests {
     use super::*;
     use crate::kernels::{conv_pow2_s8, fully_connected_pow2_s8};
     use crate::pow2::encode_pow2_rows;
-    use crate::sparse::encode_sparse_rows;
+    use crate::sparse::{
+        encode_sparse, encode_sparse_rows, Pow2NonZeros, SparsePow2Rows, SparseRows,
+    };
     use std::vec;
     use std::vec::Vec;
 
@@ -387,6 +388,12 @@ mod tests {
             let mut y = vec![0x55i8; want.len()];
             assert!(conv::<18, _>(&p, &x, &sparse, rq, &mut y, &mut []));
             assert_eq!(y, want, "case {case}, sparse: {p:?}");
+            // And stored sparse with 4-bit codes for the non-zeros.
+            let stored = encode_sparse::<Pow2NonZeros>(&w, row_len).unwrap();
+            let sparse_pow2 = SparsePow2Rows::parse(&stored, p.out_channels, row_len).unwrap();
+            let mut y = vec![0x55i8; want.len()];
+            assert!(conv::<18, _>(&p, &x, &sparse_pow2, rq, &mut y, &mut []));
+            assert_eq!(y, want, "case {case}, sparse pow2: {p:?}");
             // With a spare buffer longer than the stack's, decoded there:
             // every row in one block.
             let mut spare = vec![0u8; p.out_channels * row_len + 3];

@@ -53,10 +53,18 @@ pub enum Storage {
     /// 4-bit power-of-two codes (`Storage::Pow2Constant`): every test
     /// model's Conv and FullyConnected weights are 0 or ±2^e.
     Pow2,
+    /// Bitmap and 4-bit power-of-two codes for the non-zero weights
+    /// (`Storage::SparsePow2Constant`).
+    SparsePow2,
 }
 
 impl Storage {
-    pub const ALL: [Storage; 3] = [Storage::Dense, Storage::Sparse, Storage::Pow2];
+    pub const ALL: [Storage; 4] = [
+        Storage::Dense,
+        Storage::Sparse,
+        Storage::Pow2,
+        Storage::SparsePow2,
+    ];
 
     /// The Conv kernels a model stored so may run (dense: not a packed
     /// one): decoded blocks on an optimized dense kernel, or the packed
@@ -66,6 +74,7 @@ impl Storage {
             Storage::Dense => None,
             Storage::Sparse => Some(["conv_sparse_blocks", "conv_sparse_s8"]),
             Storage::Pow2 => Some(["conv_pow2_blocks", "conv_pow2_s8"]),
+            Storage::SparsePow2 => Some(["conv_sparse_pow2_blocks", "conv_sparse_pow2_s8"]),
         }
     }
 }
@@ -83,6 +92,7 @@ pub fn add_weights(
         Storage::Dense => w.add_constant_i8(name, dims, quant, data),
         Storage::Sparse => w.add_sparse_constant_i8(name, dims, quant, data),
         Storage::Pow2 => w.add_pow2_constant_i8(name, dims, quant, data),
+        Storage::SparsePow2 => w.add_sparse_pow2_constant_i8(name, dims, quant, data),
     }
 }
 

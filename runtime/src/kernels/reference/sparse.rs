@@ -1,5 +1,7 @@
 //! Conv and FullyConnected over pruned weights stored sparse: per row, a
-//! bitmap of the non-zero weights, and the non-zero values packed.
+//! bitmap of the non-zero weights, and the non-zero values packed (a byte
+//! each, or a 4-bit power-of-two code each: one generic walk over the
+//! bitmap serves both, behind a function per storage).
 //!
 //! A zero weight adds nothing to an accumulator, and wrapping `i32` sums do
 //! not depend on their order, so skipping the zeros is bit-exact with
@@ -10,7 +12,7 @@ use super::conv::{conv_weight_count, preconditions_hold};
 use super::{act_ok, mul3, Taps};
 use crate::kernels::{ConvParams, FullyConnectedParams};
 use crate::numerics::requantize_to_i8;
-use crate::sparse::SparseRows;
+use crate::sparse::{NonZeros, SparsePow2Rows, SparseRows, SparseRowsOf};
 
 /// Outputs that share one decoded list of taps.
 const TILE: usize = 32;
@@ -38,6 +40,34 @@ pub fn conv_sparse_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
+    conv_sparse(p, input, weights, bias, multiplier, shift, output)
+}
+
+/// [`conv_sparse_s8`] with the non-zero weights stored as 4-bit
+/// power-of-two codes ([`SparsePow2Rows`]).
+pub fn conv_sparse_pow2_s8(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &SparsePow2Rows<'_>,
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    conv_sparse(p, input, weights, bias, multiplier, shift, output)
+}
+
+/// The conv of both sparse storages.
+#[inline(always)]
+fn conv_sparse<V: NonZeros>(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &SparseRowsOf<'_, V>,
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
     // `SparseRows::parse` checked the rest: whole rows, no bit past a
     // row's end, as many values as set bits.
     let shape_ok = weights.rows() == p.out_channels
@@ -53,14 +83,16 @@ pub fn conv_sparse_s8(
     let cout_g = p.out_channels / p.groups;
     let in_plane = p.in_h * p.in_w;
     let out_plane = p.out_h * p.out_w;
-    let mut values = weights.values();
+    let mut first_value = 0;
     let mut list = TapList::EMPTY;
 
     for (oc, out_oc) in output.chunks_exact_mut(out_plane).enumerate() {
         let bitmap = weights.row_bitmap(oc);
-        let nonzero: usize = bitmap.iter().map(|b| b.count_ones() as usize).sum();
-        let (row_values, rest) = values.split_at_checked(nonzero).unwrap_or((&[], &[]));
-        values = rest;
+        let row_first_value = first_value;
+        first_value += bitmap
+            .iter()
+            .map(|b| b.count_ones() as usize)
+            .sum::<usize>();
         let group = (oc / cout_g) * cin_g * in_plane;
         let Some(in_group) = input.get(group..group + cin_g * in_plane) else {
             return; // cannot happen: the input length was checked
@@ -70,8 +102,9 @@ pub fn conv_sparse_s8(
             let ty = Taps::new(oy, p.stride_h, p.dilation_h, p.pad_top, p.kernel_h, p.in_h);
             let row = RowTaps {
                 p,
+                weights,
                 bitmap,
-                values: row_values,
+                first_value: row_first_value,
                 ty,
                 cin_g,
             };
@@ -100,10 +133,12 @@ pub fn conv_sparse_s8(
 }
 
 /// The weights of one output channel, seen from one output row.
-struct RowTaps<'a, 'p> {
+struct RowTaps<'a, 'p, V: NonZeros> {
     p: &'p ConvParams,
+    weights: &'p SparseRowsOf<'a, V>,
     bitmap: &'a [u8],
-    values: &'a [i8],
+    /// The index of the channel's first non-zero value.
+    first_value: usize,
     /// The kernel rows that land inside the input for this output row.
     ty: Taps,
     cin_g: usize,
@@ -134,7 +169,7 @@ impl TapWalk {
     }
 }
 
-impl RowTaps<'_, '_> {
+impl<V: NonZeros> RowTaps<'_, '_, V> {
     /// Replaces `list` with the next valid taps from `walk` on, at most
     /// [`LIST`]; advances `walk` past them.
     fn fill(&self, walk: &mut TapWalk, list: &mut TapList) {
@@ -148,7 +183,7 @@ impl RowTaps<'_, '_> {
                 .get(k / 8)
                 .is_some_and(|&b| b & (1 << (k % 8)) != 0);
             if set {
-                let w = self.values.get(walk.value).copied().unwrap_or(0);
+                let w = self.weights.value(self.first_value + walk.value);
                 walk.value += 1;
                 if walk.ky >= self.ty.lo && walk.ky < self.ty.hi {
                     let iy = self.ty.first + (walk.ky - self.ty.lo) * p.dilation_h;
@@ -316,6 +351,34 @@ pub fn fully_connected_sparse_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
+    fully_connected_sparse(p, input, weights, bias, multiplier, shift, output)
+}
+
+/// [`fully_connected_sparse_s8`] with the non-zero weights stored as 4-bit
+/// power-of-two codes ([`SparsePow2Rows`]).
+pub fn fully_connected_sparse_pow2_s8(
+    p: &FullyConnectedParams,
+    input: &[i8],
+    weights: &SparsePow2Rows<'_>,
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    fully_connected_sparse(p, input, weights, bias, multiplier, shift, output)
+}
+
+/// The FullyConnected of both sparse storages.
+#[inline(always)]
+fn fully_connected_sparse<V: NonZeros>(
+    p: &FullyConnectedParams,
+    input: &[i8],
+    weights: &SparseRowsOf<'_, V>,
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
     let lens_ok = p.rows.checked_mul(p.in_features) == Some(input.len())
         && weights.rows() == p.out_features
         && weights.row_len() == p.in_features
@@ -328,12 +391,11 @@ pub fn fully_connected_sparse_s8(
     }
     let k = p.in_features;
     let zp = p.input_zero_point;
-    let values = weights.values();
     for (r, out_row) in output.chunks_exact_mut(p.out_features).enumerate() {
         let Some(x_row) = input.get(r * k..(r + 1) * k) else {
             return; // cannot happen: the input length was checked
         };
-        let mut values = values.iter();
+        let mut values = weights.values_from(0);
         for (n, y) in out_row.iter_mut().enumerate() {
             let mut dot = SparseDot {
                 values: &mut values,
@@ -368,13 +430,13 @@ pub fn fully_connected_sparse_s8(
 
 /// A dot product over one input row and the non-zero weights of
 /// [`SparseRows`] made by `parse`, taken in order from `values`.
-struct SparseDot<'a, 'v> {
-    values: &'v mut core::slice::Iter<'a, i8>,
+struct SparseDot<'v, I: Iterator<Item = i8>> {
+    values: &'v mut I,
     sum: i32,
     weight_sum: i32,
 }
 
-impl SparseDot<'_, '_> {
+impl<I: Iterator<Item = i8>> SparseDot<'_, I> {
     /// Adds the terms of the weights whose bits are set in `bits`, bit `j`
     /// standing for the weight of input `x[j]`.
     #[inline(always)]
@@ -382,14 +444,14 @@ impl SparseDot<'_, '_> {
         while bits != 0 {
             let at = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            debug_assert!(at < x.len() && self.values.len() > 0);
+            debug_assert!(at < x.len());
             // SAFETY: `SparseRows::parse` made the weights: no bit is set
             // past a row's `k` weights, so bit `at` of the word (or byte)
             // for inputs `x` has `at < x.len()` (the caller checked
             // `row_len == k` and passes each word with its 32 inputs, the
             // last ones fewer), and the set bits number the values, so each
             // set bit walked has a value left in `values`.
-            let (x, w) = unsafe { (*x.get_unchecked(at), *self.values.next().unwrap_unchecked()) };
+            let (x, w) = unsafe { (*x.get_unchecked(at), self.values.next().unwrap_unchecked()) };
             self.sum = self
                 .sum
                 .wrapping_add(i32::from(x).wrapping_mul(i32::from(w)));
