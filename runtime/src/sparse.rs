@@ -356,6 +356,9 @@ mod tests {
             [1, -2, 64]
         );
         assert_eq!((rows.value(1), rows.value(2), rows.value(3)), (-2, 64, 0));
+        // From a code in a byte's high nibble, and from a low one.
+        let from = |i| rows.values_from(i).collect::<std::vec::Vec<_>>();
+        assert_eq!((from(1), from(2)), (std::vec![-2, 64], std::vec![64]));
         // Off the grid, or no such code: nothing is written.
         assert!(encode_sparse::<Pow2NonZeros>(&[3, 0], 2).is_none());
     }
