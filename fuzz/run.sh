@@ -25,7 +25,7 @@ install() {
 }
 
 # Seed corpora from the repository: the firmware's model (plain and signed with
-# the fuzzing key), the ECG model pruned and stored sparse, the zoo's and test
+# the fuzzing key), the ECG model pruned and stored sparse (int8 and pow2), the zoo's and test
 # nets' ONNX files, small .npy files.
 seed() {
     local seeds=seeds
@@ -40,6 +40,10 @@ seed() {
     (cd "$root" && cargo run -q --locked -p medq-converter -- models/ecg5000/ecg.onnx \
         -o "$root/fuzz/$seeds/mq/ecg.sparse.mq" --calib models/ecg5000/calib.npy \
         --prune-weights 0.5 --quiet)
+    # The same with power-of-two weights: a bitmap and 4-bit codes.
+    (cd "$root" && cargo run -q --locked -p medq-converter -- models/ecg5000/ecg.onnx \
+        -o "$root/fuzz/$seeds/mq/ecg.sparse-pow2.mq" --calib models/ecg5000/calib.npy \
+        --prune-weights 0.5 --weights pow2 --quiet)
     for d in "$root"/models/*/; do
         [ -f "$d/test_y.npy" ] && cp "$d/test_y.npy" "$seeds/npy/$(basename "$d")_y.npy"
     done
