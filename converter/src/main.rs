@@ -190,8 +190,9 @@ struct Cli {
     /// weights to zero (unstructured pruning), chosen by --criterion over --prune-scope.
     /// Combines with --prune-filters / --max-size (weights go after filters). The report
     /// shows the sparsity per layer and the accuracy with and without pruning. A pruned
-    /// Conv or FullyConnected layer is stored sparse (a bitmap and its non-zero weights)
-    /// when that is smaller; the report says which layers were.
+    /// Conv or FullyConnected layer is stored sparse (a bitmap and its non-zero weights, a
+    /// byte each, or 4 bits each with --weights pow2) when that is smaller; the report
+    /// says which layers were.
     #[arg(long, value_name = "SPARSITY", value_parser = parse_fraction)]
     prune_weights: Option<f64>,
 
