@@ -1,7 +1,8 @@
 //! Pruned weights stored sparse: per row, a bitmap of the non-zero weights,
 //! then the non-zero values packed. The one layout shared by the file format
 //! (`Storage::SparseConstant`, `Storage::SparsePow2Constant`) and the kernels
-//! that skip the zeros (`conv_sparse_s8`, `fully_connected_sparse_s8`).
+//! that skip the zeros (`conv_sparse_s8`, `fully_connected_sparse_s8` and
+//! their `_pow2_` twins).
 //!
 //! A bitmap costs one bit per weight, so a row is smaller than dense once
 //! more than one weight in eight is zero; the converter stores a layer so
@@ -74,8 +75,7 @@ impl NonZeros for Int8NonZeros {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Pow2NonZeros;
 
-/// The weight of each 4-bit code: one load, where `pow2::decode` branches
-/// (a quarter of a sparse power-of-two conv's decoding on the Cortex-M4).
+/// The weight of each 4-bit code: one load, where `pow2::decode` branches.
 static CODE_WEIGHTS: [i8; 16] = {
     let mut t = [0i8; 16];
     let mut c = 0;
@@ -220,11 +220,6 @@ impl<'a, V: NonZeros> SparseRowsOf<'a, V> {
     /// The number of non-zero weights.
     pub const fn nonzero(&self) -> usize {
         self.nonzero
-    }
-
-    /// The stored values, encoded as `V` says.
-    pub const fn value_bytes(&self) -> &'a [u8] {
-        self.values
     }
 
     /// Non-zero value `i` (in row-major order; 0 past the end).
