@@ -792,6 +792,17 @@ fn refuses_a_signing_key_that_is_not_one() {
     );
 }
 
+/// The weights (input 1) of each Conv and FullyConnected op, with the op's
+/// index.
+fn layer_weights<'a>(model: &medq::Model<'a>) -> Vec<(usize, medq::TensorInfo<'a>)> {
+    (0..model.op_count())
+        .map(|k| model.op(k).unwrap())
+        .enumerate()
+        .filter(|(_, op)| matches!(op.opcode, medq::OpCode::Conv | medq::OpCode::FullyConnected))
+        .map(|(k, op)| (k, model.tensor(usize::from(op.inputs[1])).unwrap()))
+        .collect()
+}
+
 /// `--weights pow2`: every Conv and FullyConnected weight is 0 or ±2^e, the
 /// file stores them in 4-bit codes (which the runtime runs bit for bit like
 /// the same weights a byte each, `--dense-weights`), and the report measures
@@ -808,22 +819,16 @@ fn pow2_weights_are_stored_in_four_bits_and_measured_against_int8() {
 
     let file = medq_cli::open(&mq).unwrap();
     let model = file.model().unwrap();
-    let mut packed = 0;
-    for k in 0..model.op_count() {
-        let op = model.op(k).unwrap();
-        if !matches!(op.opcode, medq::OpCode::Conv | medq::OpCode::FullyConnected) {
-            continue;
-        }
-        let weights = model.tensor(usize::from(op.inputs[1])).unwrap();
+    let layers = layer_weights(&model);
+    for (k, weights) in &layers {
         assert_eq!(weights.storage, medq::Storage::Pow2Constant, "op {k}");
         let rows = weights.pow2_i8().unwrap();
         assert_eq!(
             weights.len,
             rows.rows * medq::Pow2Rows::row_bytes(rows.row_len)
         );
-        packed += 1;
     }
-    assert!(packed >= 4, "{packed} packed layers");
+    assert!(layers.len() >= 4, "{} packed layers", layers.len());
 
     // The same conversion a byte per weight: the same weights, so the same
     // outputs bit for bit, in more bytes.
@@ -879,13 +884,8 @@ fn pruned_pow2_weights_store_a_code_per_non_zero() {
 
     let file = medq_cli::open(&mq).unwrap();
     let model = file.model().unwrap();
-    let mut packed = 0;
-    for k in 0..model.op_count() {
-        let op = model.op(k).unwrap();
-        if !matches!(op.opcode, medq::OpCode::Conv | medq::OpCode::FullyConnected) {
-            continue;
-        }
-        let weights = model.tensor(usize::from(op.inputs[1])).unwrap();
+    let layers = layer_weights(&model);
+    for (k, weights) in &layers {
         assert_eq!(weights.storage, medq::Storage::SparsePow2Constant, "op {k}");
         let rows = weights.sparse_pow2_i8().unwrap();
         assert!(2 * rows.nonzero() <= weights.numel(), "op {k}");
@@ -894,9 +894,8 @@ fn pruned_pow2_weights_store_a_code_per_non_zero() {
             weights.len,
             rows.rows() * row_bytes + rows.nonzero().div_ceil(2)
         );
-        packed += 1;
     }
-    assert_eq!(packed, 4);
+    assert_eq!(layers.len(), 4);
     for l in report["pruning"]["weights"]["layers"].as_array().unwrap() {
         let st = &l["stored"];
         assert_eq!(st["storage"], "sparse pow2", "{l}");
@@ -960,13 +959,8 @@ fn prune_weights_keeps_its_zeros_and_reports_both_models() {
     // sparse, as the report says.
     let file = medq_cli::open(&mq).unwrap();
     let model = file.model().unwrap();
-    let mut pruned_ops = 0;
-    for k in 0..model.op_count() {
-        let op = model.op(k).unwrap();
-        if !matches!(op.opcode, medq::OpCode::Conv | medq::OpCode::FullyConnected) {
-            continue;
-        }
-        let weights = model.tensor(usize::from(op.inputs[1])).unwrap();
+    let pruned = layer_weights(&model);
+    for (k, weights) in &pruned {
         assert_eq!(weights.storage, medq::Storage::SparseConstant, "op {k}");
         let sparse = weights.sparse_i8().unwrap();
         let total = weights.numel();
@@ -980,10 +974,9 @@ fn prune_weights_keeps_its_zeros_and_reports_both_models() {
             weights.len,
             sparse.rows() * row_bytes + sparse.values().len()
         );
-        pruned_ops += 1;
     }
     let layers = w["layers"].as_array().unwrap();
-    assert_eq!(pruned_ops, layers.len());
+    assert_eq!(pruned.len(), layers.len());
     for l in layers {
         let stored = &l["stored"];
         assert_eq!(stored["storage"], "sparse", "{l}");

@@ -1043,16 +1043,7 @@ proptest! {
         row_len in 0usize..=20,
     ) {
         if let Some(w) = SparseRows::parse(&bytes, rows, row_len) {
-            let mut dense = vec![0i8; rows * row_len];
-            let mut values = w.values().iter();
-            for (k, d) in dense.iter_mut().enumerate() {
-                let (r, i) = (k / row_len, k % row_len);
-                let byte = w.bitmap()[r * SparseRows::row_bytes(row_len) + i / 8];
-                if byte & (1 << (i % 8)) != 0 {
-                    *d = *values.next().expect("a value per set bit");
-                }
-            }
-            prop_assert_eq!(values.next(), None);
+            let dense = decoded(&w)?;
             prop_assert_eq!(encode_sparse_rows(&dense, row_len), bytes);
         }
     }
@@ -1108,20 +1099,30 @@ proptest! {
         row_len in 0usize..=20,
     ) {
         if let Some(w) = medq::SparsePow2Rows::parse(&bytes, rows, row_len) {
-            let mut dense = vec![0i8; rows * row_len];
-            let mut values = w.values_from(0);
-            for (k, d) in dense.iter_mut().enumerate() {
-                let (r, i) = (k / row_len, k % row_len);
-                let byte = w.bitmap()[r * medq::SparsePow2Rows::row_bytes(row_len) + i / 8];
-                if byte & (1 << (i % 8)) != 0 {
-                    *d = values.next().expect("a code per set bit");
-                    prop_assert!(*d != 0);
-                }
-            }
-            prop_assert_eq!(values.next(), None);
+            let dense = decoded(&w)?;
             prop_assert_eq!(sparse_pow2_of(&dense, rows), bytes);
         }
     }
+}
+
+/// The dense weights of `w`, read bit by bit: a non-zero value per set bit,
+/// and none left over.
+fn decoded<V: medq::sparse::NonZeros>(
+    w: &medq::sparse::SparseRowsOf<'_, V>,
+) -> Result<Vec<i8>, TestCaseError> {
+    let row_len = w.row_len();
+    let mut dense = vec![0i8; w.rows() * row_len];
+    let mut values = w.values_from(0);
+    for (k, d) in dense.iter_mut().enumerate() {
+        let (r, i) = (k / row_len, k % row_len);
+        let byte = w.bitmap()[r * medq::sparse::SparseRowsOf::<V>::row_bytes(row_len) + i / 8];
+        if byte & (1 << (i % 8)) != 0 {
+            *d = values.next().expect("a value per set bit");
+            prop_assert!(*d != 0);
+        }
+    }
+    prop_assert_eq!(values.next(), None);
+    Ok(dense)
 }
 
 #[test]

@@ -121,25 +121,8 @@ impl Writer {
         quant: QuantSpec,
         data: &[i8],
     ) -> u16 {
-        self.check_len(dims, data.len());
-        let row_len = dims.iter().skip(1).product();
-        let stored = crate::sparse::encode_sparse::<crate::sparse::Pow2NonZeros>(data, row_len);
-        let stored = stored.unwrap_or_else(|| {
-            self.fail(Error::BadTensor {
-                index: u16::try_from(self.tensors.len()).unwrap_or(u16::MAX),
-                reason: "power-of-two weights must all be 0 or ±2^e with e <= 6",
-            });
-            Vec::new()
-        });
-        self.push(
-            name,
-            DType::I8,
-            Storage::SparsePow2Constant,
-            dims,
-            quant,
-            0,
-            stored,
-        )
+        let encode = crate::sparse::encode_sparse::<crate::sparse::Pow2NonZeros>;
+        self.push_pow2(name, dims, quant, data, Storage::SparsePow2Constant, encode)
     }
 
     /// Conv or FullyConnected weights, given dense, that are all 0 or `±2^e`
@@ -152,24 +135,31 @@ impl Writer {
         quant: QuantSpec,
         data: &[i8],
     ) -> u16 {
+        let encode = crate::pow2::encode_pow2_rows;
+        self.push_pow2(name, dims, quant, data, Storage::Pow2Constant, encode)
+    }
+
+    /// Weights on the power-of-two grid, `encode`d (rows of `dims[1..]`) as
+    /// `storage` stores them; a weight without a code fails `finish`.
+    fn push_pow2(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        quant: QuantSpec,
+        data: &[i8],
+        storage: Storage,
+        encode: fn(&[i8], usize) -> Option<Vec<u8>>,
+    ) -> u16 {
         self.check_len(dims, data.len());
         let row_len = dims.iter().skip(1).product();
-        let codes = crate::pow2::encode_pow2_rows(data, row_len).unwrap_or_else(|| {
+        let stored = encode(data, row_len).unwrap_or_else(|| {
             self.fail(Error::BadTensor {
                 index: u16::try_from(self.tensors.len()).unwrap_or(u16::MAX),
                 reason: "power-of-two weights must all be 0 or ±2^e with e <= 6",
             });
             Vec::new()
         });
-        self.push(
-            name,
-            DType::I8,
-            Storage::Pow2Constant,
-            dims,
-            quant,
-            0,
-            codes,
-        )
+        self.push(name, DType::I8, storage, dims, quant, 0, stored)
     }
 
     /// An `i32` constant (bias, multipliers, a softmax exp table).
