@@ -9,8 +9,9 @@
 #             figures; also one JSON object a line, prefixed `cortex_m4 `,
 #             for scripts: layer, macs, instr_per_mac, cmsis_nn_instr_per_mac
 #   sparse    instructions per layer with pruned weights (0/50/75/90 % zeros): the dense
-#             kernel against the sparse reference kernel on the same weights stored
-#             sparse; fails unless their outputs are identical
+#             kernel against the sparse reference kernels on the same weights stored
+#             sparse (int8 values, and 4-bit power-of-two codes); fails unless their
+#             outputs are identical
 #   invoke_cost  the firmware ECG model's instructions per inference on nine
 #             inputs (extremes, zero point, triangle wave, random): fails unless the
 #             cost is the same on every input; prints the worst case

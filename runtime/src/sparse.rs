@@ -30,6 +30,21 @@ pub trait NonZeros: Copy {
     /// Value `i` (0 past the end).
     fn get(bytes: &[u8], i: usize) -> i8;
 
+    /// A kernel's place in the values, which it takes in order without
+    /// bounds checks: in a sparse FullyConnected's inner loop an end test
+    /// per weight cost a fifth of the time on the Cortex-M4.
+    type Cursor<'a>;
+
+    /// A cursor at value `i`.
+    fn cursor(bytes: &[u8], i: usize) -> Self::Cursor<'_>;
+
+    /// The value at the cursor; moves it on.
+    ///
+    /// # Safety
+    /// A value is left at the cursor: fewer values have been taken from it
+    /// than the bytes it was made from hold after its start.
+    unsafe fn take(cursor: &mut Self::Cursor<'_>) -> i8;
+
     /// The values from `i` on, of the `n` in `bytes`.
     fn iter_from(bytes: &[u8], n: usize, i: usize) -> Self::Iter<'_>;
 
@@ -55,6 +70,19 @@ impl NonZeros for Int8NonZeros {
     #[inline(always)]
     fn get(bytes: &[u8], i: usize) -> i8 {
         bytes.get(i).map_or(0, |&b| b as i8)
+    }
+    type Cursor<'a> = core::slice::Iter<'a, i8>;
+
+    #[inline(always)]
+    fn cursor(bytes: &[u8], i: usize) -> Self::Cursor<'_> {
+        let values: &[i8] = bytemuck::cast_slice(bytes.get(i..).unwrap_or(&[]));
+        values.iter()
+    }
+    #[inline(always)]
+    unsafe fn take(cursor: &mut Self::Cursor<'_>) -> i8 {
+        debug_assert!(cursor.len() > 0);
+        // SAFETY: the caller's guarantee: a value is left.
+        unsafe { *cursor.next().unwrap_unchecked() }
     }
     #[inline(always)]
     fn iter_from(bytes: &[u8], n: usize, i: usize) -> Self::Iter<'_> {
@@ -144,6 +172,27 @@ impl NonZeros for Pow2NonZeros {
     fn get(bytes: &[u8], i: usize) -> i8 {
         bytes.get(i / 2).map_or(0, |&b| nibble_weight(b, i))
     }
+    type Cursor<'a> = Pow2Values<'a>;
+
+    #[inline(always)]
+    fn cursor(bytes: &[u8], i: usize) -> Self::Cursor<'_> {
+        Self::iter_from(bytes, usize::MAX, i)
+    }
+    #[inline(always)]
+    unsafe fn take(c: &mut Self::Cursor<'_>) -> i8 {
+        // A byte is loaded once for its two codes.
+        let w = if c.next % 2 == 1 {
+            nibble_weight(c.held, 1)
+        } else {
+            debug_assert!(c.next / 2 < c.bytes.len());
+            // SAFETY: the caller's guarantee: code `next` is stored, in
+            // byte `next / 2`.
+            c.held = unsafe { *c.bytes.get_unchecked(c.next / 2) };
+            nibble_weight(c.held, 0)
+        };
+        c.next += 1;
+        w
+    }
     #[inline(always)]
     fn iter_from(bytes: &[u8], n: usize, i: usize) -> Self::Iter<'_> {
         Pow2Values {
@@ -220,6 +269,13 @@ impl<'a, V: NonZeros> SparseRowsOf<'a, V> {
     /// The number of non-zero weights.
     pub const fn nonzero(&self) -> usize {
         self.nonzero
+    }
+
+    /// A cursor at non-zero value `i`, for a kernel that takes them in
+    /// order ([`NonZeros::take`]).
+    #[inline(always)]
+    pub fn cursor(&self, i: usize) -> V::Cursor<'a> {
+        V::cursor(self.values, i)
     }
 
     /// Non-zero value `i` (in row-major order; 0 past the end).

@@ -1,14 +1,17 @@
 //! Guest instructions per layer on a Cortex-M4 under QEMU `-icount` with
 //! pruned weights: the dense kernel a dense file runs (the DSP one a
 //! prepare-time selection picks) against the sparse reference kernel on the
-//! same weights stored sparse (`conv_sparse_s8`, `fully_connected_sparse_s8`),
-//! at 0, 50, 75 and 90 % zeros, for the ECG model's layers and a long fully
-//! connected one. Every sparse output must equal the dense kernel's, byte
-//! for byte, or the run fails.
+//! same weights stored sparse (`conv_sparse_s8`, `fully_connected_sparse_s8`)
+//! and stored sparse with 4-bit power-of-two codes (`conv_sparse_pow2_s8`,
+//! `fully_connected_sparse_pow2_s8`), at 0, 50, 75 and 90 % zeros, for the
+//! ECG model's layers and a long fully connected one. The weights are on the
+//! power-of-two grid so that all three storages hold them (the dense and
+//! int8 sparse kernels' counts depend on the zeros only). Every sparse
+//! output must equal the dense kernel's, byte for byte, or the run fails.
 //!
 //! After the table, one JSON object a line for scripts, prefixed
 //! `sparse_m4 `: `layer`, `sparsity`, `macs`, `dense_instr`, `sparse_instr`,
-//! `dense_bytes`, `sparse_bytes`.
+//! `sparse_pow2_instr`, `dense_bytes`, `sparse_bytes`, `sparse_pow2_bytes`.
 #![no_std]
 #![no_main]
 
@@ -16,9 +19,11 @@ use core::hint::black_box;
 
 use cortex_m_rt::entry;
 use medq::kernels::{
-    conv_sparse_s8, cortex_m as dsp, encode_sparse_rows_into, fully_connected_sparse_s8,
-    ConvParams, FullyConnectedParams, SparseRows,
+    conv_sparse_pow2_s8, conv_sparse_s8, cortex_m as dsp, encode_sparse_rows_into,
+    fully_connected_sparse_pow2_s8, fully_connected_sparse_s8, ConvParams, FullyConnectedParams,
+    SparseRows,
 };
+use medq::sparse::{encode_sparse_into, Pow2NonZeros, SparsePow2Rows};
 use medq_qemu_bench::{conv1d, exit, fc, hprintln, Counter, Op, Ratio, Rng};
 
 const REPS: u32 = 4;
@@ -32,15 +37,26 @@ const OUT_CAP: usize = 4096;
 const CH_CAP: usize = 128;
 /// A bitmap byte per 8 weights and per row, then at most every weight.
 const SPARSE_CAP: usize = W_CAP + W_CAP / 8 + CH_CAP;
+/// The same with a nibble per weight.
+const SPARSE_POW2_CAP: usize = W_CAP / 2 + W_CAP / 8 + CH_CAP + 1;
 
 type Bufs = medq_qemu_bench::Bufs<IN_CAP, W_CAP, OUT_CAP, CH_CAP>;
 
-/// The sparse kernel of an op.
+/// The sparse kernels of an op.
 trait SparseOp: Op {
     fn run_sparse(
         &self,
         x: &[i8],
         w: &SparseRows<'_>,
+        bias: &[i32],
+        m: &[i32],
+        s: &[i8],
+        y: &mut [i8],
+    );
+    fn run_sparse_pow2(
+        &self,
+        x: &[i8],
+        w: &SparsePow2Rows<'_>,
         bias: &[i32],
         m: &[i32],
         s: &[i8],
@@ -60,6 +76,17 @@ impl SparseOp for ConvParams {
     ) {
         conv_sparse_s8(self, x, w, b, m, s, y)
     }
+    fn run_sparse_pow2(
+        &self,
+        x: &[i8],
+        w: &SparsePow2Rows<'_>,
+        b: &[i32],
+        m: &[i32],
+        s: &[i8],
+        y: &mut [i8],
+    ) {
+        conv_sparse_pow2_s8(self, x, w, b, m, s, y)
+    }
 }
 
 impl SparseOp for FullyConnectedParams {
@@ -73,6 +100,17 @@ impl SparseOp for FullyConnectedParams {
         y: &mut [i8],
     ) {
         fully_connected_sparse_s8(self, x, w, b, m, s, y)
+    }
+    fn run_sparse_pow2(
+        &self,
+        x: &[i8],
+        w: &SparsePow2Rows<'_>,
+        b: &[i32],
+        m: &[i32],
+        s: &[i8],
+        y: &mut [i8],
+    ) {
+        fully_connected_sparse_pow2_s8(self, x, w, b, m, s, y)
     }
 }
 
@@ -100,6 +138,12 @@ fn main() -> ! {
     let Some(stored) = cortex_m::singleton!(: [u8; SPARSE_CAP] = [0; SPARSE_CAP]) else {
         exit(false)
     };
+    let Some(stored_pow2) =
+        cortex_m::singleton!(: [u8; SPARSE_POW2_CAP] = [0; SPARSE_POW2_CAP])
+    else {
+        exit(false)
+    };
+    let stored = (stored.as_mut_slice(), stored_pow2.as_mut_slice());
     let layers = [
         Layer::Conv("Conv1d 16->32 k5 /70", conv1d(16, 32, 5, 70, 2, 1, CONV_ZP)),
         Layer::Conv("Conv1d 32->32 k3 /35", conv1d(32, 32, 3, 35, 1, 1, CONV_ZP)),
@@ -107,7 +151,7 @@ fn main() -> ! {
         Layer::Fc("FC 640->128", fc(640, 128, FC_ZP)),
     ];
     hprintln!(
-        "{:<22} {:>6} {:>8} {:>11} {:>9} {:>12} {:>10} {:>8} {:>13}",
+        "{:<22} {:>6} {:>8} {:>11} {:>9} {:>12} {:>10} {:>8} {:>11} {:>20}",
         "layer",
         "zeros",
         "MACs",
@@ -116,41 +160,44 @@ fn main() -> ! {
         "sparse instr",
         "sparse/MAC",
         "speedup",
-        "bytes s/d"
+        "s-pow2/MAC",
+        "bytes s/s-pow2/d"
     );
     let mut rng = Rng::new(0x5ba75e);
     let mut ok = dsp::USES_DSP_INSTRUCTIONS;
-    let mut rows = [(0u64, 0u64, 0u64, 0u64, 0usize, 0usize); 16];
+    let mut rows = [Row::default(); 16];
     let mut next = 0;
     for layer in &layers {
         for &sparsity in &SPARSITIES {
+            let (stored, stored_pow2) = (&mut *stored.0, &mut *stored.1);
+            let bufs = (&mut *b, stored, stored_pow2);
             let (name, m) = match layer {
-                Layer::Conv(name, p) => {
-                    (*name, measure(&counter, &mut rng, b, stored, p, sparsity))
-                }
-                Layer::Fc(name, p) => (*name, measure(&counter, &mut rng, b, stored, p, sparsity)),
+                Layer::Conv(name, p) => (*name, measure(&counter, &mut rng, bufs, p, sparsity)),
+                Layer::Fc(name, p) => (*name, measure(&counter, &mut rng, bufs, p, sparsity)),
             };
-            let Some((macs, dense, sparse, same, dense_bytes, sparse_bytes)) = m else {
+            let Some(r) = m else {
                 hprintln!("{name}: does not fit the buffers");
                 exit(false)
             };
-            ok &= same;
+            ok &= r.same;
             hprintln!(
-                "{:<22} {:>5}% {:>8} {:>11} {:>9} {:>12} {:>10} {:>7}x {:>6}/{:<6}{}",
+                "{:<22} {:>5}% {:>8} {:>11} {:>9} {:>12} {:>10} {:>7}x {:>11} {:>6}/{:>6}/{:<6}{}",
                 name,
                 sparsity,
-                macs,
-                dense,
-                Ratio(dense, macs),
-                sparse,
-                Ratio(sparse, macs),
-                Ratio(dense, sparse),
-                sparse_bytes,
-                dense_bytes,
-                if same { "" } else { "  OUTPUT MISMATCH" }
+                r.macs,
+                r.dense,
+                Ratio(r.dense, r.macs),
+                r.sparse,
+                Ratio(r.sparse, r.macs),
+                Ratio(r.dense, r.sparse),
+                Ratio(r.sparse_pow2, r.macs),
+                r.sparse_bytes,
+                r.sparse_pow2_bytes,
+                r.dense_bytes,
+                if r.same { "" } else { "  OUTPUT MISMATCH" }
             );
             if let Some(row) = rows.get_mut(next) {
-                *row = (sparsity, macs, dense, sparse, dense_bytes, sparse_bytes);
+                *row = Row { sparsity, ..r };
             }
             next += 1;
         }
@@ -161,36 +208,58 @@ fn main() -> ! {
         };
         SPARSITIES.iter().map(move |_| name)
     });
-    for (name, &(sparsity, macs, dense, sparse, dense_bytes, sparse_bytes)) in names.zip(&rows) {
+    for (name, r) in names.zip(&rows) {
         hprintln!(
-            "sparse_m4 {{\"layer\": \"{}\", \"sparsity\": {}, \"macs\": {}, \"dense_instr\": {}, \"sparse_instr\": {}, \"dense_bytes\": {}, \"sparse_bytes\": {}}}",
-            name, sparsity, macs, dense, sparse, dense_bytes, sparse_bytes
+            "sparse_m4 {{\"layer\": \"{}\", \"sparsity\": {}, \"macs\": {}, \"dense_instr\": {}, \"sparse_instr\": {}, \"sparse_pow2_instr\": {}, \"dense_bytes\": {}, \"sparse_bytes\": {}, \"sparse_pow2_bytes\": {}}}",
+            name, r.sparsity, r.macs, r.dense, r.sparse, r.sparse_pow2, r.dense_bytes, r.sparse_bytes, r.sparse_pow2_bytes
         );
     }
     exit(ok)
 }
 
-/// One layer at `sparsity` % zeros: (MACs, dense kernel instructions,
-/// sparse kernel instructions, outputs equal, dense bytes, sparse bytes);
+/// One layer at one sparsity.
+#[derive(Clone, Copy, Default)]
+struct Row {
+    sparsity: u64,
+    macs: u64,
+    /// Instructions of the dense kernel, the int8 sparse one and the
+    /// power-of-two sparse one.
+    dense: u64,
+    sparse: u64,
+    sparse_pow2: u64,
+    /// Both sparse kernels' outputs equal the dense kernel's.
+    same: bool,
+    dense_bytes: usize,
+    sparse_bytes: usize,
+    sparse_pow2_bytes: usize,
+}
+
+/// One layer at `sparsity` % zeros, its weights on the power-of-two grid;
 /// `None` when the layer does not fit the buffers.
 fn measure<P: SparseOp>(
     counter: &Counter,
     rng: &mut Rng,
-    b: &mut Bufs,
-    stored: &mut [u8],
+    (b, stored, stored_pow2): (&mut Bufs, &mut [u8], &mut [u8]),
     p: &P,
     sparsity: u64,
-) -> Option<(u64, u64, u64, bool, usize, usize)> {
+) -> Option<Row> {
     if p.input_len() > IN_CAP || p.weights_len() > W_CAP || p.output_len() > OUT_CAP {
         return None;
     }
     b.fill(rng, p);
     for w in &mut b.weights[..p.weights_len()] {
-        // Symmetric, as the converter makes them; `sparsity` % set to zero.
+        // Symmetric, as the converter makes them; `sparsity` % set to
+        // zero, the others to the power of two at or below their magnitude
+        // (at most 64), so that no other weight becomes zero.
         *w = if rng.chance(sparsity, 100) {
             0
         } else {
-            (*w).max(-127)
+            let magnitude = 1i8 << (7 - (*w).unsigned_abs().max(1).leading_zeros()).min(6);
+            if *w < 0 {
+                -magnitude
+            } else {
+                magnitude
+            }
         };
     }
     b.spread_quant(rng, p.channels(), p.reduction());
@@ -199,6 +268,9 @@ fn measure<P: SparseOp>(
     let (x, w, bias, m, s) = (o.input, o.weights, o.bias, o.multiplier, o.shift);
     let len = encode_sparse_rows_into(w, p.reduction(), stored)?;
     let sparse = SparseRows::parse(stored.get(..len)?, p.channels(), p.reduction())?;
+    let len_pow2 = encode_sparse_into::<Pow2NonZeros>(w, p.reduction(), stored_pow2)?;
+    let sparse_pow2 =
+        SparsePow2Rows::parse(stored_pow2.get(..len_pow2)?, p.channels(), p.reduction())?;
     let dense = counter.instructions(REPS, || {
         kernel(
             black_box(p),
@@ -220,5 +292,27 @@ fn measure<P: SparseOp>(
             black_box(&mut *got),
         )
     });
-    Some((p.macs(), dense, sparse_instr, want == got, w.len(), len))
+    let same = want == got;
+    got.fill(0x55);
+    let sparse_pow2_instr = counter.instructions(REPS, || {
+        p.run_sparse_pow2(
+            black_box(x),
+            black_box(&sparse_pow2),
+            bias,
+            m,
+            s,
+            black_box(&mut *got),
+        )
+    });
+    Some(Row {
+        sparsity: 0,
+        macs: p.macs(),
+        dense,
+        sparse: sparse_instr,
+        sparse_pow2: sparse_pow2_instr,
+        same: same && want == got,
+        dense_bytes: w.len(),
+        sparse_bytes: len,
+        sparse_pow2_bytes: len_pow2,
+    })
 }

@@ -395,9 +395,9 @@ fn fully_connected_sparse<V: NonZeros>(
         let Some(x_row) = input.get(r * k..(r + 1) * k) else {
             return; // cannot happen: the input length was checked
         };
-        let mut values = weights.values_from(0);
+        let mut values = weights.cursor(0);
         for (n, y) in out_row.iter_mut().enumerate() {
-            let mut dot = SparseDot {
+            let mut dot = SparseDot::<V> {
                 values: &mut values,
                 sum: 0,
                 weight_sum: 0,
@@ -428,15 +428,15 @@ fn fully_connected_sparse<V: NonZeros>(
     }
 }
 
-/// A dot product over one input row and the non-zero weights of
-/// [`SparseRows`] made by `parse`, taken in order from `values`.
-struct SparseDot<'v, I: Iterator<Item = i8>> {
-    values: &'v mut I,
+/// A dot product over one input row and the non-zero weights of a
+/// [`SparseRowsOf`] made by `parse`, taken in order from `values`.
+struct SparseDot<'a, 'v, V: NonZeros> {
+    values: &'v mut V::Cursor<'a>,
     sum: i32,
     weight_sum: i32,
 }
 
-impl<I: Iterator<Item = i8>> SparseDot<'_, I> {
+impl<V: NonZeros> SparseDot<'_, '_, V> {
     /// Adds the terms of the weights whose bits are set in `bits`, bit `j`
     /// standing for the weight of input `x[j]`.
     #[inline(always)]
@@ -449,9 +449,10 @@ impl<I: Iterator<Item = i8>> SparseDot<'_, I> {
             // past a row's `k` weights, so bit `at` of the word (or byte)
             // for inputs `x` has `at < x.len()` (the caller checked
             // `row_len == k` and passes each word with its 32 inputs, the
-            // last ones fewer), and the set bits number the values, so each
-            // set bit walked has a value left in `values`.
-            let (x, w) = unsafe { (*x.get_unchecked(at), self.values.next().unwrap_unchecked()) };
+            // last ones fewer), and the set bits number the values, so
+            // each set bit walked has a value left at the cursor (the caller
+            // starts one at value 0 for every input row), as `take` requires.
+            let (x, w) = unsafe { (*x.get_unchecked(at), V::take(self.values)) };
             self.sum = self
                 .sum
                 .wrapping_add(i32::from(x).wrapping_mul(i32::from(w)));
