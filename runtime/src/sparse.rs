@@ -27,8 +27,8 @@ pub trait NonZeros: Copy {
     /// are all non-zero with one encoding each, and any padding is 0.
     fn is_well_formed(bytes: &[u8], n: usize) -> bool;
 
-    /// Value `i` (0 past the end).
-    fn get(bytes: &[u8], i: usize) -> i8;
+    /// Value `i` (`None` past the stored bytes).
+    fn get(bytes: &[u8], i: usize) -> Option<i8>;
 
     /// A kernel's place in the values, which it takes in order without
     /// bounds checks: an iterator's end test per weight (which
@@ -69,8 +69,8 @@ impl NonZeros for Int8NonZeros {
         bytes.len() == n && bytes.iter().all(|&v| v != 0)
     }
     #[inline(always)]
-    fn get(bytes: &[u8], i: usize) -> i8 {
-        bytes.get(i).map_or(0, |&b| b as i8)
+    fn get(bytes: &[u8], i: usize) -> Option<i8> {
+        bytes.get(i).map(|&b| b as i8)
     }
     type Cursor<'a> = core::slice::Iter<'a, i8>;
 
@@ -170,8 +170,8 @@ impl NonZeros for Pow2NonZeros {
             })
     }
     #[inline(always)]
-    fn get(bytes: &[u8], i: usize) -> i8 {
-        bytes.get(i / 2).map_or(0, |&b| nibble_weight(b, i))
+    fn get(bytes: &[u8], i: usize) -> Option<i8> {
+        bytes.get(i / 2).map(|&b| nibble_weight(b, i))
     }
     type Cursor<'a> = Pow2Values<'a>;
 
@@ -279,9 +279,9 @@ impl<'a, V: NonZeros> SparseRowsOf<'a, V> {
         V::cursor(self.values, i)
     }
 
-    /// Non-zero value `i` (in row-major order; 0 past the end).
+    /// Non-zero value `i` (in row-major order; `None` past the end).
     #[inline(always)]
-    pub fn value(&self, i: usize) -> i8 {
+    pub fn value(&self, i: usize) -> Option<i8> {
         V::get(self.values, i)
     }
 
@@ -407,7 +407,10 @@ mod tests {
             rows.values_from(0).collect::<std::vec::Vec<_>>(),
             [1, -2, 64]
         );
-        assert_eq!((rows.value(1), rows.value(2), rows.value(3)), (-2, 64, 0));
+        assert_eq!(
+            (rows.value(1), rows.value(2), rows.value(4)),
+            (Some(-2), Some(64), None)
+        );
         // From a code in a byte's high nibble, and from a low one.
         let from = |i| rows.values_from(i).collect::<std::vec::Vec<_>>();
         assert_eq!((from(1), from(2)), (std::vec![-2, 64], std::vec![64]));

@@ -119,8 +119,8 @@ impl<V: NonZeros> PackedRows for SparseRowsOf<'_, V> {
                 while bits != 0 {
                     let k = i * 8 + bits.trailing_zeros() as usize;
                     bits &= bits - 1;
-                    if let Some(w) = row_out.get_mut(k) {
-                        *w = self.value(next);
+                    if let (Some(w), Some(v)) = (row_out.get_mut(k), self.value(next)) {
+                        *w = v;
                     }
                     next += 1;
                 }

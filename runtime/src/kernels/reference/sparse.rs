@@ -183,7 +183,10 @@ impl<V: NonZeros> RowTaps<'_, '_, V> {
                 .get(k / 8)
                 .is_some_and(|&b| b & (1 << (k % 8)) != 0);
             if set {
-                let w = self.weights.value(self.first_value + walk.value);
+                let w = self
+                    .weights
+                    .value(self.first_value + walk.value)
+                    .unwrap_or(0);
                 walk.value += 1;
                 if walk.ky >= self.ty.lo && walk.ky < self.ty.hi {
                     let iy = self.ty.first + (walk.ky - self.ty.lo) * p.dilation_h;
