@@ -577,8 +577,7 @@ pub(crate) fn assemble<B: AsRef<[u8]>>(
 /// The bytes `weights` (`[rows, ...]`, rows on axis 0) take stored sparse.
 pub fn sparse_stored_len(weights: &[i8], rows: usize) -> usize {
     let row_len = weights.len().checked_div(rows).unwrap_or(0);
-    let nonzero = weights.iter().filter(|&&w| w != 0).count();
-    rows * crate::sparse::SparseRows::row_bytes(row_len) + nonzero
+    crate::sparse::stored_len::<crate::sparse::Int8NonZeros>(weights, row_len).unwrap_or(0)
 }
 
 /// The bytes `weights` (`[rows, ...]`) take stored sparse with power-of-two
