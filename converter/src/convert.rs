@@ -78,6 +78,8 @@ pub struct Options {
     /// power-of-two layer is stored sparse or in 4-bit codes, whichever is
     /// smallest.
     pub dense_weights: bool,
+    /// Name only the graph's inputs and outputs in the file.
+    pub strip_names: bool,
     /// Store the first evaluation sample and its int8 output for a device
     /// self-test (every input and output 0).
     pub golden: bool,
@@ -112,6 +114,7 @@ impl Options {
             prune: None,
             prune_weights: None,
             dense_weights: false,
+            strip_names: false,
             equalize: Default::default(),
             attribution: false,
             attribution_svg: None,
@@ -342,7 +345,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     // A power-of-two grid's scales are chosen on them too.
     let moments = select.is_some()
         || asked.rounding == Rounding::Gptq
-        || asked.weights == WeightGrid::Pow2
+        || asked.weights.is_pow2()
         || opts.prune.is_some()
         || obs;
     let mut calibration = calibrate::calibrate(&graph, &float_ref, &calib, moments, &bar)?;
@@ -355,6 +358,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         class_labels: class_names,
         abstain_margin: opts.abstain_margin.clone(),
         notes: String::new(),
+        strip_names: opts.strip_names,
     };
     // `--select` also weighs equalizing every pair against the default:
     // it helps depthwise-separable detectors and costs small trained CNNs,
@@ -546,7 +550,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                 &meta,
                 &float_ref,
                 set,
-                asked.weights,
+                file_grid(asked.weights, opts.prune_weights.is_some()),
                 &bar,
             )?;
             (s.candidates[s.chosen].setting, Some(s))
@@ -559,6 +563,10 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         pruned.as_ref().map(|p| p.removed()),
     );
     let pruned_weights = opts.prune_weights.is_some();
+    let setting = Setting {
+        weights: file_grid(setting.weights, pruned_weights),
+        ..setting
+    };
     let storage = weight_storage(opts, setting, pruned_weights);
     // Mixed precision, on the setting and pruning chosen above.
     let int8_work = work;
@@ -611,7 +619,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     // weights.
     let int8_weights = match setting.weights {
         WeightGrid::Int8 => None,
-        WeightGrid::Pow2 => {
+        WeightGrid::Pow2 | WeightGrid::Pow2x3 => {
             let int8 = setting.with_int8_weights();
             let mut meta = meta.clone();
             meta.notes = notes(
@@ -635,6 +643,14 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     let unpruned_graph;
     let mut unpruned = match pruning_asked {
         true => {
+            // On the grid of an unpruned file, so that only pruning differs.
+            let setting = Setting {
+                weights: match setting.weights {
+                    WeightGrid::Pow2x3 => WeightGrid::Pow2,
+                    grid => grid,
+                },
+                ..setting
+            };
             meta.notes = notes(setting, selected.as_ref(), None);
             let storage = weight_storage(opts, setting, false);
             unpruned_graph = crate::precision::with_tensors(&graph, work);
@@ -990,6 +1006,7 @@ impl<'g> Written<'g> {
                     sparse_bytes: sizes.map(|s| s.sparse),
                     pow2_bytes: sizes.and_then(|s| s.pow2),
                     sparse_pow2_bytes: sizes.and_then(|s| s.sparse_pow2),
+                    sparse_pow2x3_bytes: sizes.and_then(|s| s.sparse_pow2x3),
                 })
             });
         }
@@ -1017,12 +1034,23 @@ impl<'g> Written<'g> {
 /// `--dense-weights`; dense otherwise. Sparse ways only after weight
 /// pruning.
 fn weight_storage(opts: &Options, setting: Setting, weights_pruned: bool) -> WeightStorage {
-    let packs = weights_pruned || setting.weights == WeightGrid::Pow2;
+    let packs = weights_pruned || setting.weights.is_pow2();
     match packs && !opts.dense_weights {
         true => WeightStorage::SmallerOf {
             sparse: weights_pruned,
         },
         false => Dense,
+    }
+}
+
+/// The grid a file's Conv/FullyConnected weights take for `--weights`
+/// `weights`: a pruned file's power-of-two non-zeros are the four top
+/// powers, each a 3-bit code after the bitmap (whether or not
+/// `--dense-weights` then stores them a byte each).
+fn file_grid(weights: WeightGrid, weights_pruned: bool) -> WeightGrid {
+    match (weights, weights_pruned) {
+        (WeightGrid::Pow2, true) => WeightGrid::Pow2x3,
+        (grid, _) => grid,
     }
 }
 

@@ -21,8 +21,9 @@ pub enum WeightStorage {
     /// Per layer, the smallest of dense, sparse (a bitmap and the non-zero
     /// values, when `sparse`) and, when every weight is 0 or ±2^e, 4-bit
     /// power-of-two codes, for every weight or (when `sparse`) for the
-    /// non-zero ones after a bitmap. Sparse storage is for pruned files
-    /// only: a runtime then needs `sparse-weights` because the user pruned.
+    /// non-zero ones after a bitmap, 3-bit when they are all ±8 … ±64.
+    /// Sparse storage is for pruned files only: a runtime then needs
+    /// `sparse-weights` because the user pruned.
     SmallerOf { sparse: bool },
 }
 
@@ -33,6 +34,7 @@ pub enum Packing {
     Sparse,
     Pow2,
     SparsePow2,
+    SparsePow2x3,
 }
 
 impl Packing {
@@ -42,6 +44,7 @@ impl Packing {
             Packing::Sparse => "sparse",
             Packing::Pow2 => "pow2",
             Packing::SparsePow2 => "sparse pow2",
+            Packing::SparsePow2x3 => "sparse pow2 3-bit",
         }
     }
 }
@@ -56,6 +59,9 @@ pub struct WeightSizes {
     /// A bitmap and a power-of-two code per non-zero; `None` unless every
     /// weight is 0 or ±2^e.
     pub sparse_pow2: Option<usize>,
+    /// A bitmap and a 3-bit code per non-zero; `None` unless every
+    /// non-zero weight is ±8, ±16, ±32 or ±64.
+    pub sparse_pow2x3: Option<usize>,
 }
 
 /// The weights of `op` that may be stored packed (Conv and FullyConnected
@@ -74,6 +80,7 @@ pub fn packing_candidate(op: &LoweredOp) -> Option<(&ConstTensor, WeightSizes)> 
                     sparse: medq::sparse_stored_len(w, rows),
                     pow2: medq::pow2_stored_len(w, rows),
                     sparse_pow2: medq::sparse_pow2_stored_len(w, rows),
+                    sparse_pow2x3: medq::sparse_pow2x3_stored_len(w, rows),
                 };
                 Some((c, sizes))
             }
@@ -94,6 +101,8 @@ pub struct Metadata {
     /// The abstain rule's minimum top-1 margin, as the file stores it.
     pub abstain_margin: Option<String>,
     pub notes: String,
+    /// Name only the graph's inputs and outputs (`--strip-names`).
+    pub strip_names: bool,
 }
 
 /// The activation tensors in the order they are planned and written.
@@ -170,6 +179,7 @@ pub fn packing(op: &LoweredOp, storage: WeightStorage) -> (Packing, usize) {
         (Packing::Pow2, sizes.pow2),
         (Packing::Sparse, when_sparse(Some(sizes.sparse))),
         (Packing::SparsePow2, when_sparse(sizes.sparse_pow2)),
+        (Packing::SparsePow2x3, when_sparse(sizes.sparse_pow2x3)),
     ] {
         if let Some(bytes) = bytes.filter(|&b| b < best.1) {
             best = (packing, bytes);
@@ -190,12 +200,23 @@ pub fn emit(
 ) -> Result<Vec<u8>, ConvertError> {
     let mut w = Writer::new();
     let mut ids: HashMap<TensorId, u16> = HashMap::new();
+    // A stripped file names its graph's inputs and outputs only.
+    let named =
+        |t: TensorId| !meta.strip_names || graph.inputs.contains(&t) || graph.outputs.contains(&t);
+    let const_name = |name: &str| match meta.strip_names {
+        true => String::new(),
+        false => name.to_string(),
+    };
     for t in activation_order(graph) {
         let q = qg.qparams[t].ok_or_else(|| ConvertError::Quantization {
             node: graph.tensors[t].name.clone(),
             reason: "activation tensor without quantization parameters".into(),
         })?;
-        let (name, dims) = (&graph.tensors[t].name, &graph.tensors[t].shape);
+        let name = match named(t) {
+            true => graph.tensors[t].name.as_str(),
+            false => "",
+        };
+        let dims = &graph.tensors[t].shape;
         let quant = QuantSpec::PerTensor {
             scale: q.scale,
             zero_point: q.zero_point,
@@ -219,7 +240,8 @@ pub fn emit(
                 }
                 Operand::Constant(c) => match &c.data {
                     ConstData::I8(data) => {
-                        let (name, dims, quant) = (&c.name, &c.dims, quant_spec(&c.quant));
+                        let name = &const_name(&c.name);
+                        let (dims, quant) = (&c.dims, quant_spec(&c.quant));
                         match (packing, at) {
                             (Packing::Sparse, 1) => {
                                 w.add_sparse_constant_i8(name, dims, quant, data)
@@ -228,13 +250,19 @@ pub fn emit(
                             (Packing::SparsePow2, 1) => {
                                 w.add_sparse_pow2_constant_i8(name, dims, quant, data)
                             }
+                            (Packing::SparsePow2x3, 1) => {
+                                w.add_sparse_pow2x3_constant_i8(name, dims, quant, data)
+                            }
                             _ => w.add_constant_i8(name, dims, quant, data),
                         }
                     }
-                    ConstData::I16(data) => {
-                        w.add_constant_i16(&c.name, &c.dims, quant_spec(&c.quant), data)
-                    }
-                    ConstData::I32(data) => w.add_constant_i32(&c.name, &c.dims, data),
+                    ConstData::I16(data) => w.add_constant_i16(
+                        &const_name(&c.name),
+                        &c.dims,
+                        quant_spec(&c.quant),
+                        data,
+                    ),
+                    ConstData::I32(data) => w.add_constant_i32(&const_name(&c.name), &c.dims, data),
                 },
             });
         }

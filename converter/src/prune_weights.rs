@@ -132,7 +132,8 @@ pub struct SparseLayer {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct StoredWeights {
     /// `sparse` (bitmap and non-zero values), `pow2` (4-bit codes),
-    /// `sparse pow2` (bitmap and a 4-bit code per non-zero) or `dense`.
+    /// `sparse pow2` (bitmap and a 4-bit code per non-zero), `sparse pow2
+    /// 3-bit` (bitmap and a 3-bit code per non-zero) or `dense`.
     pub storage: &'static str,
     pub bytes: usize,
     pub dense_bytes: usize,
@@ -146,6 +147,10 @@ pub struct StoredWeights {
     /// when every weight has a code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sparse_pow2_bytes: Option<usize>,
+    /// What a bitmap and 3-bit power-of-two codes for the non-zeros would
+    /// take, when every non-zero is ±8 … ±64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sparse_pow2x3_bytes: Option<usize>,
 }
 
 impl SparseLayer {

@@ -13,7 +13,10 @@
 //!
 //! The grid is linear int8 (`−127..=127` times the channel's scale) or
 //! logarithmic ([`WeightGrid::Pow2`]: 0 and `±2^e`, `e <= 6`, stored in 4
-//! bits). A power-of-two grid is coarse at its top (64 and 32 are its two
+//! bits), or, for the weights of a pruned file, [`WeightGrid::Pow2x3`]: 0
+//! and the four top powers `±8 … ±64`, whose non-zeros take 3 bits after
+//! the file's bitmap (pruning has removed the small weights the lower powers
+//! would serve). A power-of-two grid is coarse at its top (64 and 32 are its two
 //! largest steps), so its per-channel scale is searched for: each candidate
 //! is scored by the layer's output error on the calibration data,
 //! `(w − s·q)ᵀ H (w − s·q)` with `H = Σ x xᵀ` the input moments (or by
@@ -52,6 +55,12 @@ pub enum WeightGrid {
     /// Logarithmic: 0 and `±2^e` (`e = 0..=6`) times the channel's scale,
     /// stored in 4 bits; products become shifts.
     Pow2,
+    /// The power-of-two grid of a file whose weights are pruned: 0 and
+    /// `±2^e` with `e = 3..=6`, so that each non-zero is a 3-bit code after
+    /// the bitmap. The converter's choice for `--weights pow2` with
+    /// `--prune-weights`, not an option of its own.
+    #[value(skip)]
+    Pow2x3,
 }
 
 impl WeightGrid {
@@ -59,6 +68,7 @@ impl WeightGrid {
         match self {
             WeightGrid::Int8 => "int8",
             WeightGrid::Pow2 => "pow2",
+            WeightGrid::Pow2x3 => "pow2 (3-bit non-zeros)",
         }
     }
 
@@ -66,7 +76,8 @@ impl WeightGrid {
     fn nearest(self, t: f64) -> i8 {
         match self {
             WeightGrid::Int8 => t.round().clamp(-127.0, 127.0) as i8,
-            WeightGrid::Pow2 => nearest_pow2(t),
+            WeightGrid::Pow2 => nearest_pow2(t, 1.0),
+            WeightGrid::Pow2x3 => nearest_pow2(t, f64::from(1u8 << medq::pow2::X3_MIN_EXPONENT)),
         }
     }
 
@@ -75,8 +86,13 @@ impl WeightGrid {
     fn top(self) -> f64 {
         match self {
             WeightGrid::Int8 => 127.0,
-            WeightGrid::Pow2 => f64::from(1u8 << medq::pow2::MAX_EXPONENT),
+            WeightGrid::Pow2 | WeightGrid::Pow2x3 => f64::from(1u8 << medq::pow2::MAX_EXPONENT),
         }
+    }
+
+    /// On the logarithmic grid (4- or 3-bit codes).
+    pub fn is_pow2(self) -> bool {
+        matches!(self, WeightGrid::Pow2 | WeightGrid::Pow2x3)
     }
 }
 
@@ -88,18 +104,19 @@ pub struct WeightQuant {
     pub rounding: Rounding,
 }
 
-/// The nearest of 0, `±1, ±2, …, ±64` to `t` (in linear distance: between
-/// `2^e` and `2^(e+1)` the midpoint is `1.5·2^e`; past 64, 64).
-fn nearest_pow2(t: f64) -> i8 {
+/// The nearest of 0 and `±low, ±2·low, …, ±64` (`low` a power of two) to
+/// `t`, in linear distance: between `2^e` and `2^(e+1)` the midpoint is
+/// `1.5·2^e`, between 0 and `low` it is `low / 2`; past 64, 64.
+fn nearest_pow2(t: f64, low: f64) -> i8 {
     let a = t.abs();
-    if a.is_nan() || a < 0.5 {
+    if a.is_nan() || a < low / 2.0 {
         return 0;
     }
     let top = WeightGrid::Pow2.top();
     let m = if a >= top {
         top
     } else {
-        let lo = a.log2().floor().exp2().max(1.0);
+        let lo = a.log2().floor().exp2().max(low);
         if a >= 1.5 * lo {
             (2.0 * lo).min(top)
         } else {
@@ -396,7 +413,7 @@ const POW2_SCALE_STEPS: std::ops::RangeInclusive<i32> = -16..=6;
 /// data (`dᵀ H d` for the row's error `d`, `H` its group's input moments),
 /// or the row itself least without usable moments. A tie keeps the smaller
 /// step.
-pub fn pow2_scales(weights: &Array, moments: Option<&InputMoments>) -> Vec<f32> {
+pub fn pow2_scales(weights: &Array, moments: Option<&InputMoments>, grid: WeightGrid) -> Vec<f32> {
     let rows = weights.shape.first().copied().unwrap_or(1).max(1);
     let per = weights.data.len() / rows;
     let moments = moments.filter(|m| m.fit(rows, per));
@@ -405,13 +422,13 @@ pub fn pow2_scales(weights: &Array, moments: Option<&InputMoments>) -> Vec<f32> 
         .map(|r| {
             let row = &weights.data[r * per..(r + 1) * per];
             let h = moments.and_then(|m| m.groups.get(r / rows_per_group.max(1)));
-            let base = f64::from(max_abs_scale(row, WeightGrid::Pow2));
+            let base = f64::from(max_abs_scale(row, grid));
             let error = |scale: f64| -> f64 {
                 let d: Vec<f64> = row
                     .iter()
                     .map(|&v| {
                         let v = f64::from(v);
-                        v - f64::from(WeightGrid::Pow2.nearest(v / scale)) * scale
+                        v - f64::from(grid.nearest(v / scale)) * scale
                     })
                     .collect();
                 match h {
@@ -473,7 +490,7 @@ pub fn quantize_weights(
     let grid = how.grid;
     let scales = match grid {
         WeightGrid::Int8 => channel_scales(weights),
-        WeightGrid::Pow2 => pow2_scales(weights, moments),
+        WeightGrid::Pow2 | WeightGrid::Pow2x3 => pow2_scales(weights, moments, grid),
     };
     let rows = scales.len();
     let per = weights.data.len() / rows.max(1);
@@ -738,7 +755,7 @@ mod tests {
             (f64::NAN, 0),
         ];
         for (t, want) in cases {
-            assert_eq!(nearest_pow2(t), want, "{t}");
+            assert_eq!(nearest_pow2(t, 1.0), want, "{t}");
         }
     }
 
@@ -759,7 +776,7 @@ mod tests {
             .data
             .iter()
             .enumerate()
-            .map(|(i, &v)| nearest_pow2(f64::from(v / plain[i / n])))
+            .map(|(i, &v)| nearest_pow2(f64::from(v / plain[i / n]), 1.0))
             .collect();
         let (searched, s1) = quantize_weights(&w, Some(&m), pow2(Rounding::Nearest));
         let (gptq, s2) = quantize_weights(&w, Some(&m), pow2(Rounding::Gptq));

@@ -869,12 +869,13 @@ fn pow2_weights_are_stored_in_four_bits_and_measured_against_int8() {
 }
 
 /// `--prune-weights` with `--weights pow2`: pruning and the logarithmic
-/// grid compound. Each pruned layer is stored as a bitmap and a 4-bit code
-/// per non-zero weight (smaller than either alone), runs bit for bit like
+/// grid compound. The non-zeros take the four top powers, and each pruned
+/// layer is stored as a bitmap and a 3-bit code per non-zero weight
+/// (smaller than either alone, and than 4-bit codes), runs bit for bit like
 /// the same weights a byte each, and at 50 % `obs` ECG5000 stays within
 /// 0.5 pp of float.
 #[test]
-fn pruned_pow2_weights_store_a_code_per_non_zero() {
+fn pruned_pow2_weights_store_a_3_bit_code_per_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let (test_x, test_y) = test_set();
     let mut args = eval_args(&test_x, &test_y).to_vec();
@@ -886,22 +887,30 @@ fn pruned_pow2_weights_store_a_code_per_non_zero() {
     let model = file.model().unwrap();
     let layers = layer_weights(&model);
     for (k, weights) in &layers {
-        assert_eq!(weights.storage, medq::Storage::SparsePow2Constant, "op {k}");
-        let rows = weights.sparse_pow2_i8().unwrap();
+        assert_eq!(
+            weights.storage,
+            medq::Storage::SparsePow2x3Constant,
+            "op {k}"
+        );
+        let rows = weights.sparse_pow2x3_i8().unwrap();
         assert!(2 * rows.nonzero() <= weights.numel(), "op {k}");
-        let row_bytes = medq::SparsePow2Rows::row_bytes(rows.row_len());
+        let row_bytes = medq::SparsePow2x3Rows::row_bytes(rows.row_len());
         assert_eq!(
             weights.len,
-            rows.rows() * row_bytes + rows.nonzero().div_ceil(2)
+            rows.rows() * row_bytes + (3 * rows.nonzero()).div_ceil(8)
         );
+        let values: Vec<i8> = rows.values_from(0).collect();
+        assert!(values.iter().all(|v| [8, 16, 32, 64].contains(&v.abs())));
     }
     assert_eq!(layers.len(), 4);
     for l in report["pruning"]["weights"]["layers"].as_array().unwrap() {
         let st = &l["stored"];
-        assert_eq!(st["storage"], "sparse pow2", "{l}");
+        assert_eq!(st["storage"], "sparse pow2 3-bit", "{l}");
         let bytes = st["bytes"].as_u64().unwrap();
-        assert!(bytes < st["pow2_bytes"].as_u64().unwrap(), "{l}");
-        assert!(bytes < st["sparse_bytes"].as_u64().unwrap(), "{l}");
+        assert_eq!(Some(bytes), st["sparse_pow2x3_bytes"].as_u64(), "{l}");
+        for other in ["pow2_bytes", "sparse_bytes", "sparse_pow2_bytes"] {
+            assert!(bytes < st[other].as_u64().unwrap(), "{other}: {l}");
+        }
     }
 
     // The same weights a byte each: the same outputs, bit for bit.
@@ -929,6 +938,48 @@ fn pruned_pow2_weights_store_a_code_per_non_zero() {
     assert!(float - quant <= 0.005, "float {float}, pruned pow2 {quant}");
     let y = medq_cli::read_npy_labels(&test_y).unwrap();
     assert!((medq_cli::accuracy(&out, &y).unwrap() - quant).abs() < 1e-9);
+}
+
+/// `--strip-names`: only the graph's input and output keep their names; the
+/// file is smaller by the names it drops and runs the same.
+#[test]
+fn strip_names_keeps_only_the_graph_input_and_output_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (test_x, test_y) = test_set();
+    let args = eval_args(&test_x, &test_y).to_vec();
+    let (named, _) = convert_ecg(dir.path(), "named", &args);
+    let mut stripped_args = args.clone();
+    stripped_args.push("--strip-names");
+    let (stripped, report) = convert_ecg(dir.path(), "stripped", &stripped_args);
+    let (named, stripped) = (
+        medq_cli::open(&named).unwrap(),
+        medq_cli::open(&stripped).unwrap(),
+    );
+    let (a, b) = (named.model().unwrap(), stripped.model().unwrap());
+    let mut dropped = 0;
+    for i in 0..a.tensor_count() {
+        let (ta, tb) = (a.tensor(i).unwrap(), b.tensor(i).unwrap());
+        let io = a.inputs().contains(&(i as u16)) || a.outputs().contains(&(i as u16));
+        assert!(!ta.name.is_empty(), "tensor {i}");
+        assert_eq!(tb.name, if io { ta.name } else { "" }, "tensor {i}");
+        dropped += ta.name.len() - tb.name.len();
+    }
+    let (len_a, len_b) = (a.bytes().len(), b.bytes().len());
+    assert!(
+        dropped > 500 && len_b + dropped <= len_a + 16,
+        "{len_a} {len_b} {dropped}"
+    );
+    assert_eq!(report["totals"]["mq_bytes"].as_u64(), Some(len_b as u64));
+    let probe = medq_cli::read_npy_f32(&test_x).unwrap();
+    assert_eq!(
+        medq_cli::run_batch(&a, &probe).unwrap().data,
+        medq_cli::run_batch(&b, &probe).unwrap().data
+    );
+    let shown = medq_cli::inspect(&stripped).unwrap();
+    assert!(
+        shown.contains("→ #1 ") && shown.contains("input   ecg"),
+        "{shown}"
+    );
 }
 
 /// `--prune-weights`: the int8 file keeps the zeros (GPTQ does not refill

@@ -109,13 +109,14 @@ pub use format::signature::sign;
 pub use format::signature::PublicKey;
 #[cfg(feature = "std")]
 pub use format::writer::{
-    pow2_stored_len, sparse_pow2_stored_len, sparse_stored_len, QuantSpec, Writer,
+    pow2_stored_len, sparse_pow2_stored_len, sparse_pow2x3_stored_len, sparse_stored_len,
+    QuantSpec, Writer,
 };
 pub use format::{peek_arena_len, peek_op_count, Model, OpInfo, Quant, TensorInfo};
 pub use interpreter::{InputReport, Interpreter};
 pub use ops::{is_built_in, PreparedOp};
 pub use pow2::Pow2Rows;
-pub use sparse::{SparsePow2Rows, SparseRows};
+pub use sparse::{SparsePow2Rows, SparsePow2x3Rows, SparseRows};
 
 /// Embeds a `.mq` file like `include_bytes!`, but 16-byte aligned, as
 /// [`Model::parse`] needs. The path is relative to the invoking file, and the

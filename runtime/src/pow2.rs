@@ -119,6 +119,39 @@ pub const fn encode(w: i8) -> Option<u8> {
     Some(if w < 0 { 8 | c } else { c })
 }
 
+/// The smallest exponent a 3-bit code reaches: its four powers are
+/// `2^3 ..= 2^6`, `8, 16, 32, 64`.
+pub const X3_MIN_EXPONENT: u32 = MAX_EXPONENT - 3;
+
+/// The non-zero weight a 3-bit code `s·4 + o` stands for:
+/// `(−1)^s · 2^(3+o)`. Pruning leaves a layer's larger weights, which the
+/// four top powers of its channel's scale cover, so the non-zeros of a
+/// pruned layer need one bit less than [`decode`]'s codes (and have no zero
+/// code: the bitmap holds the zeros).
+#[inline(always)]
+pub const fn decode_x3(code: u8) -> i8 {
+    let magnitude = 1i8 << (X3_MIN_EXPONENT as u8 + (code & 3));
+    if code & 4 != 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// The 3-bit code of `w`, or `None` unless `w` is `±2^e` with
+/// `X3_MIN_EXPONENT <= e <= MAX_EXPONENT`.
+pub const fn encode_x3(w: i8) -> Option<u8> {
+    let magnitude = w.unsigned_abs();
+    if !magnitude.is_power_of_two()
+        || magnitude < 1 << X3_MIN_EXPONENT
+        || magnitude > 1 << MAX_EXPONENT
+    {
+        return None;
+    }
+    let o = (magnitude.trailing_zeros() - X3_MIN_EXPONENT) as u8;
+    Some(if w < 0 { 4 | o } else { o })
+}
+
 /// Whether every weight has a code, so the tensor can be stored as
 /// [`Pow2Rows`].
 pub fn all_pow2(weights: &[i8]) -> bool {
@@ -179,6 +212,17 @@ mod tests {
         }
         // 0, ±1, ±2, ±4, ±8, ±16, ±32, ±64.
         assert_eq!(coded, 15);
+    }
+
+    #[test]
+    fn every_3_bit_code_round_trips_and_only_the_top_four_powers_have_one() {
+        let coded: std::vec::Vec<i8> = (i8::MIN..=i8::MAX)
+            .filter(|&w| encode_x3(w).is_some())
+            .collect();
+        assert_eq!(coded, [-64, -32, -16, -8, 8, 16, 32, 64]);
+        for code in 0..8 {
+            assert_eq!(encode_x3(decode_x3(code)), Some(code));
+        }
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! Pruned weights stored sparse: per row, a bitmap of the non-zero weights,
 //! then the non-zero values packed. The one layout shared by the file format
-//! (`Storage::SparseConstant`, `Storage::SparsePow2Constant`) and the kernels
-//! that skip the zeros (`conv_sparse_s8`, `fully_connected_sparse_s8` and
-//! their `_pow2_` twins).
+//! (`Storage::SparseConstant`, `Storage::SparsePow2Constant`,
+//! `Storage::SparsePow2x3Constant`) and the kernels that skip the zeros
+//! (`conv_sparse_s8`, `fully_connected_sparse_s8` and their `_pow2_` and
+//! `_pow2x3_` twins).
 //!
 //! A bitmap costs one bit per weight, so a row is smaller than dense once
 //! more than one weight in eight is zero; the converter stores a layer so
 //! only when the whole tensor is smaller. The non-zero values are a byte
 //! each ([`Int8NonZeros`]), or, for weights on the power-of-two grid, a
-//! 4-bit code each ([`Pow2NonZeros`]): pruning and the logarithmic grid
-//! then compound (at 50 % sparsity, 37.5 % of the int8 bytes).
+//! 4-bit code each ([`Pow2NonZeros`]), or a 3-bit code each when they are
+//! all among the four top powers `±8 … ±64` ([`Pow2x3NonZeros`]): pruning
+//! and the logarithmic grid then compound (at 50 % sparsity, 37.5 % and
+//! 31.25 % of the int8 bytes).
 
 use core::marker::PhantomData;
 
@@ -168,8 +171,111 @@ impl NonZeros for Pow2NonZeros {
     }
 }
 
+/// Non-zero values as 3-bit power-of-two codes
+/// (`Storage::SparsePow2x3Constant`): code `i` is bits `3i .. 3i+3` of the
+/// bytes read as one little-endian bit string (least significant bit
+/// first), across the whole tensor; the bits after the last code are 0.
+/// The codes are those of [`crate::pow2::decode_x3`], `±8, ±16, ±32, ±64`:
+/// all eight are weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Pow2x3NonZeros;
+
+/// The weight of each 3-bit code.
+static CODE_X3_WEIGHTS: [i8; 8] = {
+    let mut t = [0i8; 8];
+    let mut c = 0;
+    while c < 8 {
+        t[c] = crate::pow2::decode_x3(c as u8);
+        c += 1;
+    }
+    t
+};
+
+/// Code `i` of 3-bit codes packed from the least significant bit (`None`
+/// unless all its bits are stored).
+#[inline(always)]
+fn code_x3(bytes: &[u8], i: usize) -> Option<u8> {
+    let bit = i.checked_mul(3)?;
+    let lo = *bytes.get(bit / 8)?;
+    let pair = match bit % 8 {
+        0..=5 => u16::from(lo),
+        _ => u16::from(lo) | u16::from(*bytes.get(bit / 8 + 1)?) << 8,
+    };
+    Some(((pair >> (bit % 8)) & 7) as u8)
+}
+
+/// [`Pow2x3NonZeros`]' cursor: the bits of the byte being read that are
+/// not taken yet, refilled a byte at a time.
+#[derive(Clone, Debug)]
+pub struct Pow2x3Cursor<'a> {
+    bytes: &'a [u8],
+    next_byte: usize,
+    bits: u32,
+    held: u32,
+}
+
+impl NonZeros for Pow2x3NonZeros {
+    fn stored_len(n: usize) -> Option<usize> {
+        Some(n.checked_mul(3)?.div_ceil(8))
+    }
+    fn is_well_formed(bytes: &[u8], n: usize) -> bool {
+        // Every code is a weight; the padding bits after the last one are 0.
+        let padding = (bytes.len() * 8).saturating_sub(n.saturating_mul(3));
+        Self::stored_len(n) == Some(bytes.len())
+            && bytes
+                .last()
+                .is_none_or(|&b| padding == 0 || b >> (8 - padding) == 0)
+    }
+    #[inline(always)]
+    fn get(bytes: &[u8], i: usize) -> Option<i8> {
+        code_x3(bytes, i).map(|c| CODE_X3_WEIGHTS[usize::from(c)])
+    }
+    type Cursor<'a> = Pow2x3Cursor<'a>;
+
+    #[inline(always)]
+    fn cursor(bytes: &[u8], i: usize) -> Self::Cursor<'_> {
+        let bit = i.saturating_mul(3);
+        let skip = (bit % 8) as u32;
+        Pow2x3Cursor {
+            bytes,
+            next_byte: bit / 8 + 1,
+            bits: u32::from(bytes.get(bit / 8).copied().unwrap_or(0)) >> skip,
+            held: 8 - skip,
+        }
+    }
+    #[inline(always)]
+    unsafe fn take(c: &mut Self::Cursor<'_>) -> i8 {
+        if c.held < 3 {
+            debug_assert!(c.next_byte < c.bytes.len());
+            // SAFETY: the caller's guarantee: the code at the cursor is
+            // stored, and fewer than its 3 bits are held, so it ends in byte
+            // `next_byte`.
+            let byte = unsafe { *c.bytes.get_unchecked(c.next_byte) };
+            c.bits |= u32::from(byte) << c.held;
+            c.next_byte += 1;
+            c.held += 8;
+        }
+        let code = c.bits & 7;
+        c.bits >>= 3;
+        c.held -= 3;
+        CODE_X3_WEIGHTS[code as usize]
+    }
+    fn put(bytes: &mut [u8], i: usize, w: i8) -> Option<()> {
+        let code = u16::from(crate::pow2::encode_x3(w)?);
+        let bit = i.checked_mul(3)?;
+        let placed = code << (bit % 8);
+        *bytes.get_mut(bit / 8)? |= placed as u8;
+        if bit % 8 > 5 {
+            *bytes.get_mut(bit / 8 + 1)? |= (placed >> 8) as u8;
+        }
+        Some(())
+    }
+}
+
 /// Int8 weights `[rows, row_len]` with their zeros left out, the non-zero
-/// ones stored as `V` says ([`SparseRows`], [`SparsePow2Rows`]).
+/// ones stored as `V` says ([`SparseRows`], [`SparsePow2Rows`],
+/// [`SparsePow2x3Rows`]).
 ///
 /// Row `r`'s bitmap is `bitmap[r·row_bytes .. (r+1)·row_bytes]` with
 /// `row_bytes = ceil(row_len / 8)`: bit `k % 8` (least significant first) of
@@ -196,6 +302,10 @@ pub type SparseRows<'a> = SparseRowsOf<'a, Int8NonZeros>;
 
 /// Sparse power-of-two weights: a bitmap and a 4-bit code per non-zero.
 pub type SparsePow2Rows<'a> = SparseRowsOf<'a, Pow2NonZeros>;
+
+/// Sparse power-of-two weights among the four top powers: a bitmap and a
+/// 3-bit code per non-zero.
+pub type SparsePow2x3Rows<'a> = SparseRowsOf<'a, Pow2x3NonZeros>;
 
 impl<'a> SparseRows<'a> {
     /// The non-zero weights, row after row.
@@ -237,10 +347,11 @@ impl<'a, V: NonZeros> SparseRowsOf<'a, V> {
         V::cursor(self.values, i)
     }
 
-    /// Non-zero value `i` (in row-major order; `None` past the end).
+    /// Non-zero value `i` (in row-major order; `None` past the end, where
+    /// the last byte may hold a 3-bit padding code).
     #[inline(always)]
     pub fn value(&self, i: usize) -> Option<i8> {
-        V::get(self.values, i)
+        V::get(self.values, i).filter(|_| i < self.nonzero)
     }
 
     /// The non-zero values from `i` on, in row-major order.
@@ -374,6 +485,45 @@ mod tests {
         assert_eq!((from(1), from(2)), (std::vec![-2, 64], std::vec![64]));
         // Off the grid, or no such code: nothing is written.
         assert!(encode_sparse::<Pow2NonZeros>(&[3, 0], 2).is_none());
+    }
+
+    #[test]
+    fn pow2x3_non_zeros_pack_from_the_least_significant_bit_across_rows() {
+        // Rows of 3: [8, 0, -16], [0, 64, -8] → codes 0, 5, 3, 4.
+        let w = [8i8, 0, -16, 0, 64, -8];
+        let bytes = encode_sparse::<Pow2x3NonZeros>(&w, 3).unwrap();
+        // Codes 0 | 5 << 3 | 3 << 6 = 0xe8, then 3 >> 2 | 4 << 1 = 0x08.
+        assert_eq!(bytes, [0b101, 0b110, 0xe8, 0x08]);
+        let rows = SparsePow2x3Rows::parse(&bytes, 2, 3).unwrap();
+        assert_eq!(rows.nonzero(), 4);
+        let from = |i| rows.values_from(i).collect::<std::vec::Vec<_>>();
+        assert_eq!(from(0), [8, -16, 64, -8]);
+        assert_eq!((from(2), from(3)), (std::vec![64, -8], std::vec![-8]));
+        // The kernels' cursor, from each start: a code split across two
+        // bytes (code 2) included.
+        for i in 0..4 {
+            let mut c = Pow2x3NonZeros::cursor(&bytes[2..], i);
+            // SAFETY: 4 codes are stored; 4 − i are taken from `i`.
+            let taken: std::vec::Vec<i8> = (i..4)
+                .map(|_| unsafe { Pow2x3NonZeros::take(&mut c) })
+                .collect();
+            assert_eq!(taken, from(i));
+        }
+        assert_eq!(rows.value(4), None);
+        // 4, 0 and 128's neighbours have no 3-bit code: nothing is written.
+        assert!(encode_sparse::<Pow2x3NonZeros>(&[4, 0], 2).is_none());
+        assert!(encode_sparse::<Pow2x3NonZeros>(&[-128, 0], 2).is_none());
+    }
+
+    #[test]
+    fn malformed_pow2x3_non_zeros_are_refused() {
+        let ok = [0b101u8, 0b110, 0xe8, 0x08];
+        assert!(SparsePow2x3Rows::parse(&ok, 2, 3).is_some());
+        // A set padding bit after the 12 code bits.
+        assert!(SparsePow2x3Rows::parse(&[0b101, 0b110, 0xe8, 0x18], 2, 3).is_none());
+        // Too few or too many code bytes for the set bits.
+        assert!(SparsePow2x3Rows::parse(&ok[..3], 2, 3).is_none());
+        assert!(SparsePow2x3Rows::parse(&[ok.as_slice(), &[0]].concat(), 2, 3).is_none());
     }
 
     #[test]

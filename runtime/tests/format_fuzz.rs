@@ -28,13 +28,14 @@ fn packed_files(storage: Storage) -> [Vec<u8>; 2] {
 }
 
 /// Every test model: the two dense ones, then each stored sparse, as powers
-/// of two and as both, then (with int16 activations built in) the int16
+/// of two and as both (4- and 3-bit codes), then (with int16 activations built in) the int16
 /// ones.
 fn every_file() -> Vec<Vec<u8>> {
     let mut files = vec![fc_file(), pipeline_file()];
     files.extend(packed_files(Storage::Sparse));
     files.extend(packed_files(Storage::Pow2));
     files.extend(packed_files(Storage::SparsePow2));
+    files.extend(packed_files(Storage::SparsePow2x3));
     if cfg!(feature = "int16-activations") {
         files.push(int16_pipeline().finish().unwrap());
         files.push(int16_softmax().finish().unwrap());
@@ -163,7 +164,14 @@ fn every_truncation_is_refused() {
     let [sparse_fc, _] = packed_files(Storage::Sparse);
     let [pow2_fc, _] = packed_files(Storage::Pow2);
     let [sparse_pow2_fc, _] = packed_files(Storage::SparsePow2);
-    for file in [fc_file(), sparse_fc, pow2_fc, sparse_pow2_fc] {
+    let [sparse_pow2x3_fc, _] = packed_files(Storage::SparsePow2x3);
+    for file in [
+        fc_file(),
+        sparse_fc,
+        pow2_fc,
+        sparse_pow2_fc,
+        sparse_pow2x3_fc,
+    ] {
         for n in 0..file.len() {
             let buf = AlignedBuf::from_slice(&file[..n]);
             assert!(parse_err(&buf).is_some(), "prefix of {n} bytes accepted");

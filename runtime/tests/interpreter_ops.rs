@@ -352,6 +352,60 @@ fn sparse_pow2_weights_are_validated_on_load() {
     assert!(Model::parse(patched_u8(bytes, at(2), 0xf1).as_slice()).is_ok());
 }
 
+/// 3-bit codes run as the same weights stored densely, and a malformed code
+/// string is refused on load.
+#[test]
+fn sparse_pow2x3_weights_run_as_dense_and_are_validated_on_load() {
+    let buf = aligned(fully_connected_2x3(Storage::SparsePow2x3));
+    let bytes = buf.as_slice();
+    let model = Model::parse(bytes).unwrap();
+    let wt = model.tensor(1).unwrap();
+    assert_eq!(wt.storage, medq::Storage::SparsePow2x3Constant);
+    // Bitmap rows [0b101, 0b111], then the codes of [8, −8, 8, 8, 8]
+    // (0, 4, 0, 0, 0) three bits each from the least significant: 0x20,
+    // 0x00 (15 bits: the top bit of the second byte is padding).
+    assert_eq!(wt.len, 2 + 2);
+    let at = |i| constant_byte(bytes, 1, i);
+    assert_eq!([bytes[at(2)], bytes[at(3)]], [0x20, 0x00]);
+    // The same weights stored a byte each give the same outputs.
+    let outputs = |packed: bool| {
+        let mut m = OneOp::new();
+        let x = m.input(&[2, 3], q1());
+        let (dims, weights) = (&[2, 3], &[8, 0, -8, 8, 8, 8]);
+        let wt = match packed {
+            true => m.w.add_sparse_pow2x3_constant_i8("w", dims, q1(), weights),
+            false => m.w.add_constant_i8("w", dims, q1(), weights),
+        };
+        let b = m.w.add_constant_i32("b", &[2], &[0, -6]);
+        let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
+        let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
+        let w = m.finish(
+            OpCode::FullyConnected,
+            &[x, wt, b, mm, s],
+            &[2, 2],
+            q1(),
+            &[-128, 127],
+        );
+        run(w, &[&[1, 2, 3, -1, 0, 4]])
+    };
+    let want = outputs(false);
+    // [1, 2, 3]·[8, 0, −8] = −16, ·[8, 8, 8] − 6 = 42; [−1, 0, 4]: −40, 18.
+    assert_eq!(want, [-16, 42, -40, 18]);
+    assert_eq!(outputs(true), want);
+    // A set padding bit; one set bit too many (the codes then run short).
+    for (i, value) in [(3, 0x80), (0, 0b111)] {
+        let e = Model::parse(patched_u8(bytes, at(i), value).as_slice()).unwrap_err();
+        assert!(
+            matches!(e, medq::Error::BadTensor { index: 1, .. })
+                && e.to_string()
+                    .contains("bitmap and power-of-two codes disagree"),
+            "byte {i} = {value:#x}: {e}"
+        );
+    }
+    // A well-formed change (the first 8 to −64) is a different model.
+    assert!(Model::parse(patched_u8(bytes, at(2), 0x27).as_slice()).is_ok());
+}
+
 #[test]
 fn add_broadcasts_two_graph_inputs() {
     // a [2, 3] + b [2, 1]: b's column stretches across each row.

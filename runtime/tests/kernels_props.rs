@@ -1105,6 +1105,80 @@ proptest! {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Sparse power-of-two weights with 3-bit codes (the four top powers): the
+// same kernels again
+
+fn sparse_pow2x3_of(w: &[i8], rows: usize) -> Vec<u8> {
+    let row_len = w.len().checked_div(rows).unwrap_or(0);
+    medq::sparse::encode_sparse::<medq::sparse::Pow2x3NonZeros>(w, row_len)
+        .expect("every non-zero weight has a 3-bit code")
+}
+
+/// `c` with every weight replaced by 0 or one of the eight 3-bit code
+/// weights `±8 … ±64`: half of them zero, or about three in four.
+fn on_pow2x3_grid<P: Clone + std::fmt::Debug>(c: Case<P>) -> impl Strategy<Value = Case<P>> {
+    let n = c.w.len();
+    let weight = prop_oneof![
+        1 => (0u8..8).prop_map(medq::pow2::decode_x3),
+        1 => Just(0i8),
+    ];
+    let weights = prop_oneof![
+        vec(weight.clone(), n),
+        vec(prop_oneof![2 => Just(0i8), 1 => weight], n),
+    ];
+    (Just(c), weights).prop_map(|(mut c, w)| {
+        c.w = w;
+        c
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn conv_sparse_pow2x3_matches_dense(c in conv_case().prop_flat_map(on_pow2x3_grid)) {
+        let rows = c.p.out_channels;
+        let stored = sparse_pow2x3_of(&c.w, rows);
+        let w = medq::SparsePow2x3Rows::parse(&stored, rows, c.w.len() / rows).expect("parses");
+        let mut dense = vec![0i8; c.p.out_channels * c.p.out_h * c.p.out_w];
+        conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+        let mut sparse = vec![0x55i8; dense.len()];
+        conv_sparse_pow2x3_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
+        prop_assert_eq!(sparse, dense);
+    }
+
+    /// Rows up to 100 weights, so that a row's codes start at every bit of
+    /// a byte and codes straddle bytes.
+    #[test]
+    fn fully_connected_sparse_pow2x3_matches_dense(
+        c in fc_case_of(0..=100).prop_flat_map(on_pow2x3_grid)
+    ) {
+        let rows = c.p.out_features;
+        let stored = sparse_pow2x3_of(&c.w, rows);
+        let w = medq::SparsePow2x3Rows::parse(&stored, rows, c.p.in_features).expect("parses");
+        let mut dense = vec![0i8; c.p.rows * c.p.out_features];
+        fully_connected_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
+        let mut sparse = vec![0x55i8; dense.len()];
+        fully_connected_sparse_pow2x3_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
+        prop_assert_eq!(sparse, dense);
+    }
+
+    /// Any byte string either parses as consistent 3-bit sparse rows or is
+    /// refused; a parsed one encodes back to the same bytes.
+    #[test]
+    fn sparse_pow2x3_rows_parse_only_their_one_encoding(
+        bytes in vec(any::<u8>(), 0..=24),
+        rows in 0usize..=4,
+        row_len in 0usize..=20,
+    ) {
+        if let Some(w) = medq::SparsePow2x3Rows::parse(&bytes, rows, row_len) {
+            let dense = decoded(&w)?;
+            prop_assert_eq!(sparse_pow2x3_of(&dense, rows), bytes);
+        }
+    }
+}
+
 /// The dense weights of `w`, read bit by bit: a non-zero value per set bit,
 /// and none left over.
 fn decoded<V: medq::sparse::NonZeros>(

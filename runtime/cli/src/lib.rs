@@ -159,7 +159,8 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
     writeln!(s, "\n{} ops", model.op_count())?;
     for k in 0..model.op_count() {
         let op = model.op(k)?;
-        let out = model.tensor(usize::from(op.output().unwrap_or(0)))?;
+        let out_id = usize::from(op.output().unwrap_or(0));
+        let out = model.tensor(out_id)?;
         let consts: usize = op
             .inputs
             .iter()
@@ -171,7 +172,7 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
             s,
             "{k:>4}  {:<15} → {:<24} {:<16} {:>7} B const  params {:?}",
             op.opcode.name(),
-            out.name,
+            shown_name(out.name, out_id),
             shape(out.dims()),
             consts,
             op.params
@@ -197,11 +198,19 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
                     t.numel()
                 )
             }
+            Storage::SparsePow2x3Constant => {
+                let nonzero = t.sparse_pow2x3_i8().map_or(0, |w| w.nonzero());
+                format!(
+                    "sparse pow2 @{} ({nonzero} of {} non-zero, 3 bits each)",
+                    t.offset,
+                    t.numel()
+                )
+            }
         };
         writeln!(
             s,
             "{i:>4}  {:<28} {:?} {:<16} {:>7} B  {:<14} {}",
-            t.name,
+            shown_name(t.name, i),
             t.dtype,
             shape(t.dims()),
             t.len,
@@ -210,4 +219,13 @@ pub fn inspect(file: &ModelFile) -> Result<String> {
         )?;
     }
     Ok(s)
+}
+
+/// A tensor's name, or `#id` for one the file leaves unnamed (a converter's
+/// `--strip-names` keeps only the graph's inputs and outputs).
+fn shown_name(name: &str, id: usize) -> std::borrow::Cow<'_, str> {
+    match name.is_empty() {
+        true => format!("#{id}").into(),
+        false => name.into(),
+    }
 }

@@ -186,6 +186,11 @@ pub enum Storage {
     /// byte ([`SparsePow2Rows`](crate::sparse::SparsePow2Rows)). Only Conv
     /// and FullyConnected weights may be stored so.
     SparsePow2Constant = 4,
+    /// Pruned `i8` weights whose non-zeros are all `±8, ±16, ±32` or `±64`:
+    /// the bitmap of `SparseConstant`, then a 3-bit code per non-zero weight
+    /// ([`SparsePow2x3Rows`](crate::sparse::SparsePow2x3Rows)). Only Conv
+    /// and FullyConnected weights may be stored so.
+    SparsePow2x3Constant = 5,
 }
 
 impl Storage {
@@ -196,6 +201,7 @@ impl Storage {
             2 => Some(Storage::SparseConstant),
             3 => Some(Storage::Pow2Constant),
             4 => Some(Storage::SparsePow2Constant),
+            5 => Some(Storage::SparsePow2x3Constant),
             _ => None,
         }
     }
@@ -210,7 +216,10 @@ impl Storage {
     pub const fn is_packed_weights(self) -> bool {
         matches!(
             self,
-            Storage::SparseConstant | Storage::Pow2Constant | Storage::SparsePow2Constant
+            Storage::SparseConstant
+                | Storage::Pow2Constant
+                | Storage::SparsePow2Constant
+                | Storage::SparsePow2x3Constant
         )
     }
 }

@@ -13,7 +13,10 @@ use super::layout::{
 use crate::decision::Decision;
 use crate::error::Error;
 use crate::pow2::Pow2Rows;
-use crate::sparse::{NonZeros, SparsePow2Rows, SparseRows, SparseRowsOf};
+use crate::sparse::{
+    NonZeros, Pow2NonZeros, Pow2x3NonZeros, SparsePow2Rows, SparsePow2x3Rows, SparseRows,
+    SparseRowsOf,
+};
 
 // Sizes read from the file are u32; the reader widens them to usize.
 const _: () = assert!(usize::BITS >= 32);
@@ -241,7 +244,8 @@ impl<'a> TensorInfo<'a> {
             Storage::Arena
             | Storage::SparseConstant
             | Storage::Pow2Constant
-            | Storage::SparsePow2Constant => None,
+            | Storage::SparsePow2Constant
+            | Storage::SparsePow2x3Constant => None,
         }
     }
 
@@ -252,7 +256,8 @@ impl<'a> TensorInfo<'a> {
             Storage::Arena
             | Storage::Constant
             | Storage::Pow2Constant
-            | Storage::SparsePow2Constant => None,
+            | Storage::SparsePow2Constant
+            | Storage::SparsePow2x3Constant => None,
         }
     }
 
@@ -264,7 +269,21 @@ impl<'a> TensorInfo<'a> {
             Storage::Arena
             | Storage::Constant
             | Storage::SparseConstant
-            | Storage::Pow2Constant => None,
+            | Storage::Pow2Constant
+            | Storage::SparsePow2x3Constant => None,
+        }
+    }
+
+    /// The rows of an `i8` constant stored sparse with 3-bit power-of-two
+    /// codes (validated on load).
+    pub fn sparse_pow2x3_i8(&self) -> Option<SparsePow2x3Rows<'a>> {
+        match self.storage {
+            Storage::SparsePow2x3Constant => sparse_rows(self.data, self.dims()),
+            Storage::Arena
+            | Storage::Constant
+            | Storage::SparseConstant
+            | Storage::Pow2Constant
+            | Storage::SparsePow2Constant => None,
         }
     }
 
@@ -276,7 +295,8 @@ impl<'a> TensorInfo<'a> {
             Storage::Arena
             | Storage::Constant
             | Storage::SparseConstant
-            | Storage::SparsePow2Constant => None,
+            | Storage::SparsePow2Constant
+            | Storage::SparsePow2x3Constant => None,
         }
     }
 
@@ -690,7 +710,8 @@ impl<'a> Model<'a> {
             Storage::Constant
             | Storage::SparseConstant
             | Storage::Pow2Constant
-            | Storage::SparsePow2Constant => {
+            | Storage::SparsePow2Constant
+            | Storage::SparsePow2x3Constant => {
                 if !offset.is_multiple_of(SECTION_ALIGN) {
                     return Err(bad(why!("constant not 16-byte aligned in the weights")));
                 }
@@ -703,7 +724,10 @@ impl<'a> Model<'a> {
                     Storage::SparseConstant => check_sparse(dtype, data, dims).map_err(bad)?,
                     Storage::Pow2Constant => check_pow2(dtype, data, dims).map_err(bad)?,
                     Storage::SparsePow2Constant => {
-                        check_sparse_pow2(dtype, data, dims).map_err(bad)?
+                        check_sparse_pow2::<Pow2NonZeros>(dtype, data, dims).map_err(bad)?
+                    }
+                    Storage::SparsePow2x3Constant => {
+                        check_sparse_pow2::<Pow2x3NonZeros>(dtype, data, dims).map_err(bad)?
                     }
                     Storage::Arena | Storage::Constant => {}
                 }
@@ -1256,20 +1280,25 @@ fn check_pow2(dtype: DType, data: &[u8], dims: &[u32]) -> Result<(), &'static st
         .ok_or(why!("power-of-two codes malformed or of the wrong length"))
 }
 
-/// A sparse power-of-two constant is `i8` of rank at least 1, and its
-/// bitmap and codes agree (see [`SparseRows::parse`]).
+/// A sparse power-of-two constant (4- or 3-bit codes, as `V` says) is `i8`
+/// of rank at least 1, and its bitmap and codes agree (see
+/// [`SparseRows::parse`]).
 #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
-fn check_sparse_pow2(dtype: DType, data: &[u8], dims: &[u32]) -> Result<(), &'static str> {
+fn check_sparse_pow2<V: NonZeros>(
+    dtype: DType,
+    data: &[u8],
+    dims: &[u32],
+) -> Result<(), &'static str> {
     if dtype != DType::I8 {
         return Err(why!("only i8 constants may be stored sparse"));
     }
-    sparse_rows::<crate::sparse::Pow2NonZeros>(data, dims)
+    sparse_rows::<V>(data, dims)
         .map(|_| ())
         .ok_or(why!("sparse bitmap and power-of-two codes disagree"))
 }
 
 #[cfg(not(all(feature = "sparse-weights", feature = "pow2-weights")))]
-fn check_sparse_pow2(_: DType, _: &[u8], _: &[u32]) -> Result<(), &'static str> {
+fn check_sparse_pow2<V: NonZeros>(_: DType, _: &[u8], _: &[u32]) -> Result<(), &'static str> {
     Err(why!(
         "sparse power-of-two weights are not built in (features sparse-weights and pow2-weights)"
     ))

@@ -125,6 +125,30 @@ impl Writer {
         self.push_pow2(name, dims, quant, data, Storage::SparsePow2Constant, encode)
     }
 
+    /// Conv or FullyConnected weights, given dense, that are all 0, `±8`,
+    /// `±16`, `±32` or `±64`, stored as
+    /// [`SparsePow2x3Rows`](crate::sparse::SparsePow2x3Rows): a bitmap and a
+    /// 3-bit code per non-zero, rows on axis 0. The caller decides whether
+    /// that is smaller: [`sparse_pow2x3_stored_len`] tells. A weight without
+    /// a code fails [`finish`](Self::finish).
+    pub fn add_sparse_pow2x3_constant_i8(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        quant: QuantSpec,
+        data: &[i8],
+    ) -> u16 {
+        let encode = crate::sparse::encode_sparse::<crate::sparse::Pow2x3NonZeros>;
+        self.push_pow2(
+            name,
+            dims,
+            quant,
+            data,
+            Storage::SparsePow2x3Constant,
+            encode,
+        )
+    }
+
     /// Conv or FullyConnected weights, given dense, that are all 0 or `±2^e`
     /// (`e <= 6`), stored as [`Pow2Rows`](crate::pow2::Pow2Rows): 4 bits a
     /// weight, rows on axis 0. A weight without a code fails [`finish`](Self::finish).
@@ -155,7 +179,12 @@ impl Writer {
         let stored = encode(data, row_len).unwrap_or_else(|| {
             self.fail(Error::BadTensor {
                 index: u16::try_from(self.tensors.len()).unwrap_or(u16::MAX),
-                reason: "power-of-two weights must all be 0 or ±2^e with e <= 6",
+                reason: match storage {
+                    Storage::SparsePow2x3Constant => {
+                        "3-bit power-of-two weights must all be 0, ±8, ±16, ±32 or ±64"
+                    }
+                    _ => "power-of-two weights must all be 0 or ±2^e with e <= 6",
+                },
             });
             Vec::new()
         });
@@ -454,9 +483,10 @@ fn tensor_record(
         .and_then(|n| u32::try_from(n).ok())
         .ok_or(Error::LimitExceeded)?;
     let stored_len = match t.storage {
-        Storage::SparseConstant | Storage::Pow2Constant | Storage::SparsePow2Constant => {
-            u32_of(t.data.len())?
-        }
+        Storage::SparseConstant
+        | Storage::Pow2Constant
+        | Storage::SparsePow2Constant
+        | Storage::SparsePow2x3Constant => u32_of(t.data.len())?,
         Storage::Arena | Storage::Constant => byte_len,
     };
     put_u32(&mut rec, tensor_record::DATA_LEN, stored_len);
@@ -465,7 +495,8 @@ fn tensor_record(
         Storage::Constant
         | Storage::SparseConstant
         | Storage::Pow2Constant
-        | Storage::SparsePow2Constant => {
+        | Storage::SparsePow2Constant
+        | Storage::SparsePow2x3Constant => {
             pad_to(weights, SECTION_ALIGN);
             let offset = u32_of(weights.len())?;
             weights.extend_from_slice(&t.data);
@@ -586,6 +617,19 @@ pub fn sparse_pow2_stored_len(weights: &[i8], rows: usize) -> Option<usize> {
     let row_len = weights.len().checked_div(rows).unwrap_or(0);
     crate::pow2::all_pow2(weights)
         .then(|| crate::sparse::stored_len::<crate::sparse::Pow2NonZeros>(weights, row_len))
+        .flatten()
+}
+
+/// The bytes `weights` (`[rows, ...]`) take stored sparse with 3-bit
+/// power-of-two codes for the non-zeros, or `None` when a non-zero weight
+/// is not `±8, ±16, ±32` or `±64`.
+pub fn sparse_pow2x3_stored_len(weights: &[i8], rows: usize) -> Option<usize> {
+    let row_len = weights.len().checked_div(rows).unwrap_or(0);
+    let coded = |w: i8| w == 0 || crate::pow2::encode_x3(w).is_some();
+    weights
+        .iter()
+        .all(|&w| coded(w))
+        .then(|| crate::sparse::stored_len::<crate::sparse::Pow2x3NonZeros>(weights, row_len))
         .flatten()
 }
 

@@ -192,6 +192,13 @@ impl Conv<'_> {
                     kernels::conv_sparse_pow2_s8(p, x, w, b, m, s, io.output)
                 }
             }
+            #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+            Weights::SparsePow2x3(w) => {
+                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
+                    let (b, m, s) = rq.vectors();
+                    kernels::conv_sparse_pow2x3_s8(p, x, w, b, m, s, io.output)
+                }
+            }
         }
         Ok(())
     }
@@ -215,6 +222,11 @@ impl Conv<'_> {
             Weights::SparsePow2(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
                 true => "conv_sparse_pow2_blocks",
                 false => "conv_sparse_pow2_s8",
+            },
+            #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+            Weights::SparsePow2x3(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
+                true => "conv_sparse_pow2x3_blocks",
+                false => "conv_sparse_pow2x3_s8",
             },
         }
     }

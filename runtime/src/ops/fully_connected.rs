@@ -208,6 +208,16 @@ impl FullyConnected<'_> {
                 rq.shift,
                 io.output,
             ),
+            #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+            Weights::SparsePow2x3(w) => kernels::fully_connected_sparse_pow2x3_s8(
+                p,
+                x,
+                w,
+                rq.bias,
+                rq.multiplier,
+                rq.shift,
+                io.output,
+            ),
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => {
                 if !blocks::fully_connected::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output) {
@@ -236,6 +246,8 @@ impl FullyConnected<'_> {
             Weights::Sparse(_) => "fully_connected_sparse_s8",
             #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
             Weights::SparsePow2(_) => "fully_connected_sparse_pow2_s8",
+            #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+            Weights::SparsePow2x3(_) => "fully_connected_sparse_pow2x3_s8",
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => match blocks::fully_connected_fits::<DECODE_BYTES, _>(&self.p, w) {
                 true => "fully_connected_pow2_blocks",

@@ -54,10 +54,10 @@ use crate::kernels::select::{self, Chosen, LayerS16Fn};
 use crate::numerics::{MAX_SHIFT, MIN_SHIFT};
 #[cfg(feature = "pow2-weights")]
 use crate::pow2::Pow2Rows;
-#[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
-use crate::sparse::SparsePow2Rows;
 #[cfg(feature = "sparse-weights")]
 use crate::sparse::SparseRows;
+#[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+use crate::sparse::{SparsePow2Rows, SparsePow2x3Rows};
 
 mod add_shift {
     /// The Add kernel's largest headroom shift: `(x − z) << 20` fits `i32`.
@@ -131,7 +131,8 @@ impl<'a> Operand<'a> {
             Storage::Constant
             | Storage::SparseConstant
             | Storage::Pow2Constant
-            | Storage::SparsePow2Constant => Operand::Const(t.data_i8().unwrap_or(&[])),
+            | Storage::SparsePow2Constant
+            | Storage::SparsePow2x3Constant => Operand::Const(t.data_i8().unwrap_or(&[])),
             Storage::Arena => Operand::Arena(Span::of(t)),
         }
     }
@@ -150,6 +151,9 @@ pub(crate) enum Weights<'a> {
     /// the zeros, decoding each code.
     #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
     SparsePow2(SparsePow2Rows<'a>),
+    /// The same with 3-bit codes.
+    #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+    SparsePow2x3(SparsePow2x3Rows<'a>),
 }
 
 /// The weights of an int16 Conv or FullyConnected: dense int8 (16x8) or
@@ -1326,6 +1330,10 @@ impl<'m, 'a> Ctx<'m, 'a> {
         #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
         if let Some(sparse_pow2) = t.sparse_pow2_i8() {
             return Ok(Weights::SparsePow2(sparse_pow2));
+        }
+        #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+        if let Some(sparse_pow2x3) = t.sparse_pow2x3_i8() {
+            return Ok(Weights::SparsePow2x3(sparse_pow2x3));
         }
         Err(self.bad(why!("weights must be an i8 constant")))
     }

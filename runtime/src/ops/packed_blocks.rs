@@ -280,7 +280,8 @@ mod tests {
     use crate::kernels::{conv_pow2_s8, fully_connected_pow2_s8};
     use crate::pow2::encode_pow2_rows;
     use crate::sparse::{
-        encode_sparse, encode_sparse_rows, Pow2NonZeros, SparsePow2Rows, SparseRows,
+        encode_sparse, encode_sparse_rows, Pow2NonZeros, Pow2x3NonZeros, SparsePow2Rows,
+        SparsePow2x3Rows, SparseRows,
     };
     use std::vec;
     use std::vec::Vec;
@@ -394,6 +395,21 @@ mod tests {
             let mut y = vec![0x55i8; want.len()];
             assert!(conv::<18, _>(&p, &x, &sparse_pow2, rq, &mut y, &mut []));
             assert_eq!(y, want, "case {case}, sparse pow2: {p:?}");
+            // Moved to the four top powers and stored with 3-bit codes:
+            // the same as those weights decoded from 4-bit ones.
+            let top: Vec<i8> = w
+                .iter()
+                .map(|&v| v.saturating_mul(8).clamp(-64, 64))
+                .collect();
+            let codes = encode_pow2_rows(&top, row_len).unwrap();
+            let top_rows = Pow2Rows::parse(&codes, p.out_channels, row_len).unwrap();
+            let mut want_top = vec![0i8; want.len()];
+            conv_pow2_s8(&p, &x, &top_rows, &bias, &mult, &shift, &mut want_top);
+            let stored = encode_sparse::<Pow2x3NonZeros>(&top, row_len).unwrap();
+            let sparse_x3 = SparsePow2x3Rows::parse(&stored, p.out_channels, row_len).unwrap();
+            let mut y = vec![0x55i8; want.len()];
+            assert!(conv::<18, _>(&p, &x, &sparse_x3, rq, &mut y, &mut []));
+            assert_eq!(y, want_top, "case {case}, sparse pow2 3-bit: {p:?}");
             // With a spare buffer longer than the stack's, decoded there:
             // every row in one block.
             let mut spare = vec![0u8; p.out_channels * row_len + 3];

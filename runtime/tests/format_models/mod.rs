@@ -56,6 +56,12 @@ pub enum Storage {
     /// Bitmap and 4-bit power-of-two codes for the non-zero weights
     /// (`Storage::SparsePow2Constant`).
     SparsePow2,
+    /// Bitmap and 3-bit power-of-two codes for the non-zero weights
+    /// (`Storage::SparsePow2x3Constant`), after moving every non-zero weight
+    /// to the four top powers (`w·8`, at most 64 in magnitude): a model of
+    /// the same shape but other outputs, so not in [`Storage::ALL`], which
+    /// compares outputs across storages.
+    SparsePow2x3,
 }
 
 impl Storage {
@@ -75,6 +81,7 @@ impl Storage {
             Storage::Sparse => Some(["conv_sparse_blocks", "conv_sparse_s8"]),
             Storage::Pow2 => Some(["conv_pow2_blocks", "conv_pow2_s8"]),
             Storage::SparsePow2 => Some(["conv_sparse_pow2_blocks", "conv_sparse_pow2_s8"]),
+            Storage::SparsePow2x3 => Some(["conv_sparse_pow2x3_blocks", "conv_sparse_pow2x3_s8"]),
         }
     }
 }
@@ -93,6 +100,13 @@ pub fn add_weights(
         Storage::Sparse => w.add_sparse_constant_i8(name, dims, quant, data),
         Storage::Pow2 => w.add_pow2_constant_i8(name, dims, quant, data),
         Storage::SparsePow2 => w.add_sparse_pow2_constant_i8(name, dims, quant, data),
+        Storage::SparsePow2x3 => {
+            let top: Vec<i8> = data
+                .iter()
+                .map(|&v| v.saturating_mul(8).clamp(-64, 64))
+                .collect();
+            w.add_sparse_pow2x3_constant_i8(name, dims, quant, &top)
+        }
     }
 }
 

@@ -92,7 +92,8 @@ pub use softmax::softmax_s8;
 pub use softmax::{softmax_s16, softmax_s16_s8, softmax_s8_s16};
 #[cfg(feature = "sparse-weights")]
 pub use sparse::{
-    conv_sparse_pow2_s8, conv_sparse_s8, fully_connected_sparse_pow2_s8, fully_connected_sparse_s8,
+    conv_sparse_pow2_s8, conv_sparse_pow2x3_s8, conv_sparse_s8, fully_connected_sparse_pow2_s8,
+    fully_connected_sparse_pow2x3_s8, fully_connected_sparse_s8,
 };
 #[cfg(feature = "int16-activations")]
 pub use transpose::transpose_s16;

@@ -1,7 +1,7 @@
 //! Conv and FullyConnected over pruned weights stored sparse: per row, a
 //! bitmap of the non-zero weights, and the non-zero values packed (a byte
-//! each, or a 4-bit power-of-two code each: one generic walk over the
-//! bitmap serves both, behind a function per storage).
+//! each, or a 4- or 3-bit power-of-two code each: one generic walk over the
+//! bitmap serves them all, behind a function per storage).
 //!
 //! A zero weight adds nothing to an accumulator, and wrapping `i32` sums do
 //! not depend on their order, so skipping the zeros is bit-exact with
@@ -12,7 +12,7 @@ use super::conv::{conv_weight_count, preconditions_hold};
 use super::{act_ok, mul3, Taps};
 use crate::kernels::{ConvParams, FullyConnectedParams};
 use crate::numerics::requantize_to_i8;
-use crate::sparse::{NonZeros, SparsePow2Rows, SparseRows, SparseRowsOf};
+use crate::sparse::{NonZeros, SparsePow2Rows, SparsePow2x3Rows, SparseRows, SparseRowsOf};
 
 /// Outputs that share one decoded list of taps.
 const TILE: usize = 32;
@@ -57,7 +57,21 @@ pub fn conv_sparse_pow2_s8(
     conv_sparse(p, input, weights, bias, multiplier, shift, output)
 }
 
-/// The conv of both sparse storages.
+/// [`conv_sparse_s8`] with the non-zero weights stored as 3-bit
+/// power-of-two codes ([`SparsePow2x3Rows`]).
+pub fn conv_sparse_pow2x3_s8(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &SparsePow2x3Rows<'_>,
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    conv_sparse(p, input, weights, bias, multiplier, shift, output)
+}
+
+/// The conv of every sparse storage.
 #[inline(always)]
 fn conv_sparse<V: NonZeros>(
     p: &ConvParams,
@@ -371,7 +385,21 @@ pub fn fully_connected_sparse_pow2_s8(
     fully_connected_sparse(p, input, weights, bias, multiplier, shift, output)
 }
 
-/// The FullyConnected of both sparse storages.
+/// [`fully_connected_sparse_s8`] with the non-zero weights stored as 3-bit
+/// power-of-two codes ([`SparsePow2x3Rows`]).
+pub fn fully_connected_sparse_pow2x3_s8(
+    p: &FullyConnectedParams,
+    input: &[i8],
+    weights: &SparsePow2x3Rows<'_>,
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    fully_connected_sparse(p, input, weights, bias, multiplier, shift, output)
+}
+
+/// The FullyConnected of every sparse storage.
 #[inline(always)]
 fn fully_connected_sparse<V: NonZeros>(
     p: &FullyConnectedParams,
