@@ -10,7 +10,7 @@
 #             for scripts: layer, macs, instr_per_mac, cmsis_nn_instr_per_mac
 #   sparse    instructions per layer with pruned weights (0/50/75/90 % zeros): the dense
 #             kernel against the sparse reference kernels on the same weights stored
-#             sparse (int8 values, and 4-bit power-of-two codes); fails unless their
+#             sparse (int8 values, and 4- and 3-bit power-of-two codes); fails unless their
 #             outputs are identical
 #   invoke_cost  the firmware ECG model's instructions per inference on nine
 #             inputs (extremes, zero point, triangle wave, random): fails unless the

@@ -106,26 +106,7 @@ impl<V: NonZeros> PackedRows for SparseRowsOf<'_, V> {
         true
     }
     fn decode_rows(&self, first: usize, n: usize, out: &mut [i8]) {
-        // The values of row `first` start after the set bits of the rows
-        // before it.
-        let row_len = SparseRowsOf::row_len(self);
-        let row_bytes = SparseRowsOf::<V>::row_bytes(row_len);
-        let before = self.bitmap().get(..first * row_bytes).unwrap_or(&[]);
-        let mut next: usize = before.iter().map(|b| b.count_ones() as usize).sum();
-        for (r, row_out) in out.chunks_exact_mut(row_len.max(1)).take(n).enumerate() {
-            row_out.fill(0);
-            for (i, &byte) in self.row_bitmap(first + r).iter().enumerate() {
-                let mut bits = byte;
-                while bits != 0 {
-                    let k = i * 8 + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    if let (Some(w), Some(v)) = (row_out.get_mut(k), self.value(next)) {
-                        *w = v;
-                    }
-                    next += 1;
-                }
-            }
-        }
+        SparseRowsOf::decode_rows(self, first, n, out)
     }
 }
 
