@@ -40,7 +40,7 @@ seed() {
     (cd "$root" && cargo run -q --locked -p medq-converter -- models/ecg5000/ecg.onnx \
         -o "$root/fuzz/$seeds/mq/ecg.sparse.mq" --calib models/ecg5000/calib.npy \
         --prune-weights 0.5 --quiet)
-    # The same with power-of-two weights: a bitmap and 4-bit codes.
+    # The same with power-of-two weights: a bitmap and 3-bit codes.
     (cd "$root" && cargo run -q --locked -p medq-converter -- models/ecg5000/ecg.onnx \
         -o "$root/fuzz/$seeds/mq/ecg.sparse-pow2.mq" --calib models/ecg5000/calib.npy \
         --prune-weights 0.5 --weights pow2 --quiet)

@@ -21,7 +21,8 @@ pub enum WeightStorage {
     /// Per layer, the smallest of dense, sparse (a bitmap and the non-zero
     /// values, when `sparse`) and, when every weight is 0 or ±2^e, 4-bit
     /// power-of-two codes, for every weight or (when `sparse`) for the
-    /// non-zero ones after a bitmap, 3-bit when they are all ±8 … ±64.
+    /// non-zero ones after a bitmap, 3-bit when they are all ±8 … ±64 (as
+    /// on a pruned file's grid, [`WeightGrid::Pow2x3`](crate::rounding::WeightGrid)).
     /// Sparse storage is for pruned files only: a runtime then needs
     /// `sparse-weights` because the user pruned.
     SmallerOf { sparse: bool },

@@ -97,7 +97,9 @@ struct Cli {
     /// channel. `pow2`: logarithmic, 0 and ±2^e (e = 0..6) times a per-channel scale chosen
     /// to minimise the layer's output error on the calibration data; stored in 4 bits a
     /// weight (half the bytes), with products computed as shifts. The report measures the
-    /// same conversion with int8 weights beside it. Other layers keep int8 weights.
+    /// same conversion with int8 weights beside it. Other layers keep int8 weights. With
+    /// --prune-weights the non-zeros take e = 3..6 only, each a 3-bit code after the
+    /// layer's bitmap.
     #[arg(long, value_enum, default_value_t = WeightGrid::Int8)]
     weights: WeightGrid,
 
@@ -191,8 +193,9 @@ struct Cli {
     /// Combines with --prune-filters / --max-size (weights go after filters). The report
     /// shows the sparsity per layer and the accuracy with and without pruning. A pruned
     /// Conv or FullyConnected layer is stored sparse (a bitmap and its non-zero weights, a
-    /// byte each, or 4 bits each with --weights pow2) when that is smaller; the report
-    /// says which layers were.
+    /// byte each, or with --weights pow2 a 3-bit code each, the non-zeros then taking the
+    /// four top powers ±8…±64 of the channel's scale) when that is smaller; the report says
+    /// which layers were.
     #[arg(long, value_name = "SPARSITY", value_parser = parse_fraction)]
     prune_weights: Option<f64>,
 

@@ -13,8 +13,12 @@
 //! and `random` per layer, `obs` over all layers with each layer's share
 //! chosen by its measured output error (`--prune-scope measured`).
 //!
+//! Every file is written with `--strip-names`, as a device flashes it: the
+//! sizes are then the model's, not its tensors' names.
+//!
 //! The variants are `int8` (int8 weights and activations), `pow2` (4-bit
-//! power-of-two weights, int8 activations) and `auto` (int8 weights,
+//! power-of-two weights, 3-bit codes for a pruned file's non-zeros; int8
+//! activations) and `auto` (int8 weights,
 //! `--precision auto` with the default target: the fewest layers raised to
 //! int16 outputs that meet the agreement bounds). Auto precision measures
 //! its choice on the calibration samples, also for models that have zoo
@@ -67,7 +71,8 @@ impl Method {
 pub enum Variant {
     /// int8 weights and activations.
     Int8,
-    /// Conv/FullyConnected weights as 4-bit powers of two; int8 activations.
+    /// Conv/FullyConnected weights as 4-bit powers of two (3-bit codes for a
+    /// pruned file's non-zeros); int8 activations.
     Pow2,
     /// int8 weights; auto precision raises the fewest layers to int16
     /// outputs that meet the agreement bounds.
@@ -251,6 +256,9 @@ pub fn run_one(
     opts.weights = variant.grid();
     opts.precision = variant.choice();
     opts.attribution = attribution;
+    // Sizes as a device flashes them: the names of internal tensors are not
+    // compression, and would be a tenth of the small models' files.
+    opts.strip_names = true;
     match method {
         None => {}
         Some(Method::Structured) => opts.prune = Some(Target::Fraction(sparsity)),
@@ -432,12 +440,15 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
          weights to zero, `obs` that share of all the layers' weights, each layer's \
          share chosen by its measured output error (second-order choice of the weights, \
          the rest refit by least squares, biases corrected). Variants: `int8` (int8 weights and activations); `pow2` \
-         (Conv/FullyConnected weights as 4-bit powers of two, int8 activations); `auto` \
+         (Conv/FullyConnected weights as 4-bit powers of two, int8 activations; pruned, \
+         the non-zeros as 3-bit codes of the four top powers); `auto` \
          (int8 weights; `--precision auto` raises the fewest layers to int16 outputs that \
          meet the agreement bounds on the calibration samples, and gives layers int16 weights \
          where that is not enough{}). \
          Accuracy and balanced accuracy are the quantized model's on the test set, in %; \
-         size is the `.mq` file against the unpruned int8 one; attribution is the median \
+         size is the `.mq` file against the unpruned int8 one, both written with \
+         `--strip-names` (only the graph's inputs and outputs named, as a device flashes \
+         it); attribution is the median \
          Spearman correlation of the quantized model's occlusion maps with the float \
          model's{}. {}\n",
         match mixed {
