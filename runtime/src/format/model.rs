@@ -1298,6 +1298,7 @@ fn check_sparse_pow2<V: NonZeros>(
 }
 
 #[cfg(not(all(feature = "sparse-weights", feature = "pow2-weights")))]
+#[allow(clippy::extra_unused_type_parameters)] // the signature of the built-in check
 fn check_sparse_pow2<V: NonZeros>(_: DType, _: &[u8], _: &[u32]) -> Result<(), &'static str> {
     Err(why!(
         "sparse power-of-two weights are not built in (features sparse-weights and pow2-weights)"
