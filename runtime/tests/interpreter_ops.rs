@@ -210,10 +210,14 @@ fn fully_connected_over_several_rows() {
 /// `fully_connected_over_several_rows`'s model, its weights stored as
 /// `storage` says.
 fn fully_connected_2x3(storage: Storage) -> Writer {
+    fully_connected_2x3_of(|w| add_weights(w, storage, "w", &[2, 3], q1(), &[1, 0, -1, 1, 1, 1]))
+}
+
+/// [`fully_connected_2x3`] with the `[2, 3]` weights `add` writes.
+fn fully_connected_2x3_of(add: impl FnOnce(&mut Writer) -> u16) -> Writer {
     let mut m = OneOp::new();
     let x = m.input(&[2, 3], q1());
-    let (dims, weights) = (&[2, 3], &[1, 0, -1, 1, 1, 1]);
-    let wt = add_weights(&mut m.w, storage, "w", dims, q1(), weights);
+    let wt = add(&mut m.w);
     let b = m.w.add_constant_i32("b", &[2], &[0, -6]);
     let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
     let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
@@ -369,23 +373,11 @@ fn sparse_pow2x3_weights_run_as_dense_and_are_validated_on_load() {
     assert_eq!([bytes[at(2)], bytes[at(3)]], [0x20, 0x00]);
     // The same weights stored a byte each give the same outputs.
     let outputs = |packed: bool| {
-        let mut m = OneOp::new();
-        let x = m.input(&[2, 3], q1());
         let (dims, weights) = (&[2, 3], &[8, 0, -8, 8, 8, 8]);
-        let wt = match packed {
-            true => m.w.add_sparse_pow2x3_constant_i8("w", dims, q1(), weights),
-            false => m.w.add_constant_i8("w", dims, q1(), weights),
-        };
-        let b = m.w.add_constant_i32("b", &[2], &[0, -6]);
-        let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
-        let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
-        let w = m.finish(
-            OpCode::FullyConnected,
-            &[x, wt, b, mm, s],
-            &[2, 2],
-            q1(),
-            &[-128, 127],
-        );
+        let w = fully_connected_2x3_of(|w| match packed {
+            true => w.add_sparse_pow2x3_constant_i8("w", dims, q1(), weights),
+            false => w.add_constant_i8("w", dims, q1(), weights),
+        });
         run(w, &[&[1, 2, 3, -1, 0, 4]])
     };
     let want = outputs(false);
