@@ -643,12 +643,10 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     let unpruned_graph;
     let mut unpruned = match pruning_asked {
         true => {
-            // On the grid of an unpruned file, so that only pruning differs.
+            // On the grid asked for, not a pruned file's, so that only
+            // pruning differs.
             let setting = Setting {
-                weights: match setting.weights {
-                    WeightGrid::Pow2x3 => WeightGrid::Pow2,
-                    grid => grid,
-                },
+                weights: asked.weights,
                 ..setting
             };
             meta.notes = notes(setting, selected.as_ref(), None);

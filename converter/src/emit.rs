@@ -189,6 +189,14 @@ pub fn packing(op: &LoweredOp, storage: WeightStorage) -> (Packing, usize) {
     (best.0, sizes.dense - best.1)
 }
 
+/// `name` when `keep`, else the empty name of a stripped file.
+fn kept(name: &str, keep: bool) -> &str {
+    match keep {
+        true => name,
+        false => "",
+    }
+}
+
 /// Write the model. `golden` is one sample's quantized inputs (every
 /// input's bytes, in order) and its expected output 0.
 pub fn emit(
@@ -204,20 +212,16 @@ pub fn emit(
     // A stripped file names its graph's inputs and outputs only.
     let named =
         |t: TensorId| !meta.strip_names || graph.inputs.contains(&t) || graph.outputs.contains(&t);
-    let const_name = |name: &str| match meta.strip_names {
-        true => String::new(),
-        false => name.to_string(),
-    };
+    let const_name = |name| kept(name, !meta.strip_names);
     for t in activation_order(graph) {
         let q = qg.qparams[t].ok_or_else(|| ConvertError::Quantization {
             node: graph.tensors[t].name.clone(),
             reason: "activation tensor without quantization parameters".into(),
         })?;
-        let name = match named(t) {
-            true => graph.tensors[t].name.as_str(),
-            false => "",
-        };
-        let dims = &graph.tensors[t].shape;
+        let (name, dims) = (
+            kept(&graph.tensors[t].name, named(t)),
+            &graph.tensors[t].shape,
+        );
         let quant = QuantSpec::PerTensor {
             scale: q.scale,
             zero_point: q.zero_point,
@@ -241,8 +245,8 @@ pub fn emit(
                 }
                 Operand::Constant(c) => match &c.data {
                     ConstData::I8(data) => {
-                        let name = &const_name(&c.name);
-                        let (dims, quant) = (&c.dims, quant_spec(&c.quant));
+                        let (name, dims, quant) =
+                            (const_name(&c.name), &c.dims, quant_spec(&c.quant));
                         match (packing, at) {
                             (Packing::Sparse, 1) => {
                                 w.add_sparse_constant_i8(name, dims, quant, data)
@@ -257,13 +261,10 @@ pub fn emit(
                             _ => w.add_constant_i8(name, dims, quant, data),
                         }
                     }
-                    ConstData::I16(data) => w.add_constant_i16(
-                        &const_name(&c.name),
-                        &c.dims,
-                        quant_spec(&c.quant),
-                        data,
-                    ),
-                    ConstData::I32(data) => w.add_constant_i32(&const_name(&c.name), &c.dims, data),
+                    ConstData::I16(data) => {
+                        w.add_constant_i16(const_name(&c.name), &c.dims, quant_spec(&c.quant), data)
+                    }
+                    ConstData::I32(data) => w.add_constant_i32(const_name(&c.name), &c.dims, data),
                 },
             });
         }

@@ -351,7 +351,15 @@ impl<'a, V: NonZeros> SparseRowsOf<'a, V> {
     /// the last byte may hold a 3-bit padding code).
     #[inline(always)]
     pub fn value(&self, i: usize) -> Option<i8> {
-        V::get(self.values, i).filter(|_| i < self.nonzero)
+        self.stored_value(i).filter(|_| i < self.nonzero)
+    }
+
+    /// Value `i` as stored (`None` past the bytes), for a kernel whose `i`
+    /// counts set bits and so stays below [`nonzero`](Self::nonzero): no
+    /// comparison with it per weight, as [`value`](Self::value) makes.
+    #[inline(always)]
+    pub(crate) fn stored_value(&self, i: usize) -> Option<i8> {
+        V::get(self.values, i)
     }
 
     /// The non-zero values from `i` on, in row-major order.

@@ -121,8 +121,7 @@ impl Writer {
         quant: QuantSpec,
         data: &[i8],
     ) -> u16 {
-        let encode = crate::sparse::encode_sparse::<crate::sparse::Pow2NonZeros>;
-        self.push_pow2(name, dims, quant, data, Storage::SparsePow2Constant, encode)
+        self.push_packed(name, dims, quant, data, Packed::SPARSE_POW2)
     }
 
     /// Conv or FullyConnected weights, given dense, that are all 0, `±8`,
@@ -138,15 +137,7 @@ impl Writer {
         quant: QuantSpec,
         data: &[i8],
     ) -> u16 {
-        let encode = crate::sparse::encode_sparse::<crate::sparse::Pow2x3NonZeros>;
-        self.push_pow2(
-            name,
-            dims,
-            quant,
-            data,
-            Storage::SparsePow2x3Constant,
-            encode,
-        )
+        self.push_packed(name, dims, quant, data, Packed::SPARSE_POW2X3)
     }
 
     /// Conv or FullyConnected weights, given dense, that are all 0 or `±2^e`
@@ -159,36 +150,29 @@ impl Writer {
         quant: QuantSpec,
         data: &[i8],
     ) -> u16 {
-        let encode = crate::pow2::encode_pow2_rows;
-        self.push_pow2(name, dims, quant, data, Storage::Pow2Constant, encode)
+        self.push_packed(name, dims, quant, data, Packed::POW2)
     }
 
-    /// Weights on the power-of-two grid, `encode`d (rows of `dims[1..]`) as
-    /// `storage` stores them; a weight without a code fails `finish`.
-    fn push_pow2(
+    /// Weights on a code grid, encoded (rows of `dims[1..]`) as `packed`
+    /// says; a weight without a code fails `finish`.
+    fn push_packed(
         &mut self,
         name: &str,
         dims: &[usize],
         quant: QuantSpec,
         data: &[i8],
-        storage: Storage,
-        encode: fn(&[i8], usize) -> Option<Vec<u8>>,
+        packed: Packed,
     ) -> u16 {
         self.check_len(dims, data.len());
         let row_len = dims.iter().skip(1).product();
-        let stored = encode(data, row_len).unwrap_or_else(|| {
+        let stored = (packed.encode)(data, row_len).unwrap_or_else(|| {
             self.fail(Error::BadTensor {
                 index: u16::try_from(self.tensors.len()).unwrap_or(u16::MAX),
-                reason: match storage {
-                    Storage::SparsePow2x3Constant => {
-                        "3-bit power-of-two weights must all be 0, ±8, ±16, ±32 or ±64"
-                    }
-                    _ => "power-of-two weights must all be 0 or ±2^e with e <= 6",
-                },
+                reason: packed.off_grid,
             });
             Vec::new()
         });
-        self.push(name, DType::I8, storage, dims, quant, 0, stored)
+        self.push(name, DType::I8, packed.storage, dims, quant, 0, stored)
     }
 
     /// An `i32` constant (bias, multipliers, a softmax exp table).
@@ -603,6 +587,33 @@ pub(crate) fn assemble<B: AsRef<[u8]>>(
         dst.copy_from_slice(&crc.to_le_bytes());
     }
     Ok(file)
+}
+
+/// A storage of weights as codes: how to encode them, and what a weight
+/// without a code is told.
+#[derive(Clone, Copy)]
+struct Packed {
+    storage: Storage,
+    encode: fn(&[i8], usize) -> Option<Vec<u8>>,
+    off_grid: &'static str,
+}
+
+impl Packed {
+    const POW2: Packed = Packed {
+        storage: Storage::Pow2Constant,
+        encode: crate::pow2::encode_pow2_rows,
+        off_grid: "power-of-two weights must all be 0 or ±2^e with e <= 6",
+    };
+    const SPARSE_POW2: Packed = Packed {
+        storage: Storage::SparsePow2Constant,
+        encode: crate::sparse::encode_sparse::<crate::sparse::Pow2NonZeros>,
+        off_grid: "power-of-two weights must all be 0 or ±2^e with e <= 6",
+    };
+    const SPARSE_POW2X3: Packed = Packed {
+        storage: Storage::SparsePow2x3Constant,
+        encode: crate::sparse::encode_sparse::<crate::sparse::Pow2x3NonZeros>,
+        off_grid: "3-bit power-of-two weights must all be 0, ±8, ±16, ±32 or ±64",
+    };
 }
 
 /// The bytes `weights` (`[rows, ...]`, rows on axis 0) take stored sparse.

@@ -199,7 +199,7 @@ impl<V: NonZeros> RowTaps<'_, '_, V> {
             if set {
                 let w = self
                     .weights
-                    .value(self.first_value + walk.value)
+                    .stored_value(self.first_value + walk.value)
                     .unwrap_or(0);
                 walk.value += 1;
                 if walk.ky >= self.ty.lo && walk.ky < self.ty.hi {
