@@ -206,6 +206,56 @@ pub struct Evaluation {
     pub first_io: Option<(Vec<i8>, Vec<i8>)>,
 }
 
+/// The lower of two figures; a missing one (the SQNR of an output without
+/// error, top-1 agreement without confident samples) does not count.
+fn lower(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+impl Evaluation {
+    /// Two evaluations of one graph's outputs on different samples (the
+    /// halves of a two-fold split) as one, each figure the worse of the
+    /// two: the lower SQNR, share within the bound and top-1 agreement,
+    /// the larger errors. Class metrics are dropped: labels are not split.
+    pub fn worse_of(self, other: &Evaluation) -> Evaluation {
+        let layer_sqnr_db = self
+            .layer_sqnr_db
+            .iter()
+            .zip(&other.layer_sqnr_db)
+            .map(|(&a, &b)| lower(a, b))
+            .collect();
+        let outputs = self
+            .outputs
+            .into_iter()
+            .zip(&other.outputs)
+            .map(|(a, b)| OutputMetrics {
+                sqnr_db: lower(a.sqnr_db, b.sqnr_db),
+                max_abs_error: a.max_abs_error.max(b.max_abs_error),
+                max_abs_error_p99: a.max_abs_error_p99.max(b.max_abs_error_p99),
+                samples_within_0_03: a.samples_within_0_03.min(b.samples_within_0_03),
+                top1_agreement: lower(a.top1_agreement, b.top1_agreement),
+                top1_agreement_confident: lower(
+                    a.top1_agreement_confident,
+                    b.top1_agreement_confident,
+                ),
+                confident_samples: a.confident_samples + b.confident_samples,
+                ..a
+            })
+            .collect();
+        Evaluation {
+            samples: self.samples + other.samples,
+            layer_sqnr_db,
+            outputs,
+            classes: None,
+            first_io: self.first_io,
+        }
+    }
+}
+
 pub fn evaluate(
     graph: &Graph,
     qg: &QuantizedGraph,
@@ -674,6 +724,39 @@ mod tests {
         let mut exact = Sqnr::default();
         exact.add(&[1.0], &[1.0]);
         assert_eq!(exact.db(), None);
+    }
+
+    #[test]
+    fn the_worse_of_two_halves_takes_each_figure_at_its_worst() {
+        let half = |sqnr: Option<f64>, max: f32, within: f64, top1: Option<f64>| Evaluation {
+            samples: 32,
+            layer_sqnr_db: vec![sqnr, None],
+            outputs: vec![OutputMetrics {
+                sqnr_db: sqnr,
+                max_abs_error: max,
+                max_abs_error_p99: max / 2.0,
+                top1_agreement: top1,
+                top1_agreement_confident: top1,
+                ..OutputMetrics::for_test(true, 0.0, within, None)
+            }],
+            classes: None,
+            first_io: None,
+        };
+        let a = half(Some(30.0), 0.01, 1.0, Some(1.0));
+        let b = half(Some(27.0), 0.04, 0.9375, None);
+        let both = a.clone().worse_of(&b);
+        assert_eq!(both.samples, 64);
+        assert_eq!(both.layer_sqnr_db, vec![Some(27.0), None]);
+        let o = &both.outputs[0];
+        assert_eq!(o.sqnr_db, Some(27.0));
+        assert_eq!((o.max_abs_error, o.max_abs_error_p99), (0.04, 0.02));
+        assert_eq!(o.samples_within_0_03, 0.9375);
+        // A half without a figure does not hide the other's.
+        assert_eq!(o.top1_agreement, Some(1.0));
+        assert_eq!(o.confident_samples, 20);
+        // An exact half (no error at all) leaves the other's SQNR.
+        let exact = half(None, 0.0, 1.0, Some(1.0));
+        assert_eq!(exact.worse_of(&a).outputs[0].sqnr_db, Some(30.0));
     }
 
     #[test]

@@ -281,8 +281,8 @@ fn render_bounds(s: &mut String, e: &EvaluationReport, precision: Option<&str>, 
              use more, or --precision int16"
         }
         Some(PrecisionReport::AUTO) => {
-            "auto chose on the calibration samples, inside the calibrated ranges by \
-             construction: give it held-out --select samples, or use --precision int16"
+            "auto chose on the calibration samples, and these held-out ones reach \
+             further: give it held-out --select samples like them, or use --precision int16"
         }
         Some(PrecisionReport::EVERY_LAYER) => {
             "int16 activations are not enough here: --precision auto also gives \

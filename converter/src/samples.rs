@@ -125,6 +125,34 @@ pub trait InputSamples {
     fn inputs(&self, s: usize) -> Vec<&[f32]>;
 }
 
+/// Every `step`-th sample of a set from sample `first`: the whole set
+/// (0, 1), or one half of a two-fold split (0 or 1, 2).
+#[derive(Clone, Copy)]
+pub struct Every<'a, S> {
+    set: &'a S,
+    first: usize,
+    step: usize,
+}
+
+impl<'a, S: InputSamples> Every<'a, S> {
+    pub fn of(set: &'a S, first: usize, step: usize) -> Every<'a, S> {
+        Every {
+            set,
+            first,
+            step: step.max(1),
+        }
+    }
+}
+
+impl<S: InputSamples> InputSamples for Every<'_, S> {
+    fn count(&self) -> usize {
+        self.set.count().saturating_sub(self.first).div_ceil(self.step)
+    }
+    fn inputs(&self, s: usize) -> Vec<&[f32]> {
+        self.set.inputs(self.first + self.step * s)
+    }
+}
+
 impl InputSamples for Samples {
     fn count(&self) -> usize {
         self.len()
@@ -351,4 +379,22 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_other_sample_splits_a_set_into_two_halves() {
+        // Five one-value samples: 0, 1, 2, 3, 4.
+        let set = Samples::from_vec(vec![1, 1], (0..5).map(|v| v as f32).collect());
+        let values = |e: Every<'_, Samples>| -> Vec<f32> {
+            (0..e.count()).map(|s| e.inputs(s)[0][0]).collect()
+        };
+        assert_eq!(values(Every::of(&set, 0, 2)), [0.0, 2.0, 4.0]);
+        assert_eq!(values(Every::of(&set, 1, 2)), [1.0, 3.0]);
+        assert_eq!(values(Every::of(&set, 0, 1)), [0.0, 1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(Every::of(&set, 7, 2).count(), 0);
+    }
 }

@@ -21,7 +21,7 @@
 //! activations) and `auto` (int8 weights,
 //! `--precision auto` with the default target: the fewest layers raised to
 //! int16 outputs that meet the agreement bounds). Auto precision measures
-//! its choice on the calibration samples, also for models that have zoo
+//! its choice on the calibration samples (two-fold), also for models that have zoo
 //! `select` samples: the converter's `--select` would choose the calibration
 //! and rounding as well, and the rows would then differ in more than
 //! precision. A row is keyed by model, method, sparsity, `weights` and
@@ -443,8 +443,9 @@ pub fn render_markdown(rows: &[Row], plan: &Plan) -> String {
          (Conv/FullyConnected weights as 4-bit powers of two, int8 activations; pruned, \
          the non-zeros as 3-bit codes of the four top powers); `auto` \
          (int8 weights; `--precision auto` raises the fewest layers to int16 outputs that \
-         meet the agreement bounds on the calibration samples, and gives layers int16 weights \
-         where that is not enough{}). \
+         meet the agreement bounds on the calibration samples (two-fold: each half \
+         against a file calibrated on the other), and gives layers int16 weights where \
+         that is not enough{}). \
          Accuracy and balanced accuracy are the quantized model's on the test set, in %; \
          size is the `.mq` file against the unpruned int8 one, both written with \
          `--strip-names` (only the graph's inputs and outputs named, as a device flashes \
