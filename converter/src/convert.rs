@@ -620,6 +620,13 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
                     samples: calib.len(),
                 },
             };
+            if data.samples == 0 {
+                return Err(ConvertError::Usage(
+                    "--precision measures its choice on samples: give --calib (or --select) \
+                     samples"
+                        .into(),
+                ));
+            }
             let (g, draft) = choose_precision(
                 work,
                 (setting, &meta, storage),

@@ -203,6 +203,12 @@ fn carry(graph: &Graph, start: TensorId) -> Result<Vec<TensorId>, String> {
             continue;
         }
         let name = &graph.tensors[t].name;
+        // A QDQ model's own encodings are kept as it gives them.
+        if graph.qdq.activation(name).is_some() {
+            return Err(format!(
+                "{name} has its own int8 encoding in this QDQ model, which is kept"
+            ));
+        }
         for c in graph.consumers(t) {
             let reader = &graph.nodes[c];
             if !reads_wide(&reader.op) {

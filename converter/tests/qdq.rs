@@ -269,3 +269,52 @@ fn equalizing_a_qdq_model_is_refused() {
     assert!(e.to_string().contains("--equalize all"), "{e}");
     assert!(!mq.exists(), "a refused conversion wrote a file");
 }
+
+/// A QDQ model's own encodings stay int8: `--int16` on one of its tensors
+/// is refused with the reason, `--precision int16` and `auto` raise only
+/// what the model leaves float (nothing, in a fully quantized model), and
+/// `auto` without any samples to choose on asks for them.
+#[test]
+fn mixed_precision_keeps_a_qdq_models_own_encodings() {
+    use medq_converter::precision::{Choice, Target};
+    let dir = tempfile::tempdir().unwrap();
+    let mq = dir.path().join("m.mq");
+    let mut opts = Options::new(qdq_dir().join("cnn1d_int8.onnx"), &mq);
+    opts.calib = vec![testnets().join("cnn1d_calib.npy")];
+    opts.eval = vec![testnets().join("cnn1d_test.npy")];
+    let with = |precision: Choice| Options {
+        precision,
+        ..opts.clone()
+    };
+
+    let e = convert(&with(Choice::Layers(vec!["input".into()])))
+        .expect_err("--int16 on a tensor the model quantizes");
+    assert!(
+        e.to_string()
+            .contains("input has its own int8 encoding in this QDQ model"),
+        "{e}"
+    );
+    assert!(!mq.exists(), "a refused conversion wrote a file");
+
+    let int8 = convert(&opts).unwrap();
+    let int8_bytes = std::fs::read(&mq).unwrap();
+    for choice in [Choice::All, Choice::Auto(Target::Bounds)] {
+        let r = convert(&with(choice.clone())).unwrap_or_else(|e| panic!("{choice:?}: {e}"));
+        let p = r.precision.as_ref().expect("a precision report");
+        assert_eq!((p.raisable, p.raised.len()), (0, 0), "{choice:?}");
+        assert_eq!(
+            r.evaluation.outputs[0].sqnr_db,
+            int8.evaluation.outputs[0].sqnr_db
+        );
+        assert_eq!(std::fs::read(&mq).unwrap(), int8_bytes, "{choice:?}");
+    }
+
+    std::fs::remove_file(&mq).unwrap();
+    let no_samples = Options {
+        calib: Vec::new(),
+        ..with(Choice::Auto(Target::Bounds))
+    };
+    let e = convert(&no_samples).expect_err("auto without samples to choose on");
+    assert!(e.to_string().contains("give --calib"), "{e}");
+    assert!(!mq.exists(), "a refused conversion wrote a file");
+}
