@@ -1598,7 +1598,11 @@ fn choose_precision(
                     (evs, sizes)
                 }
                 Some((worse, sizes)) => (
-                    worse.into_iter().zip(&evs).map(|(a, b)| a.worse_of(b)).collect(),
+                    worse
+                        .into_iter()
+                        .zip(&evs)
+                        .map(|(a, b)| a.worse_of(b))
+                        .collect(),
                     sizes,
                 ),
             });

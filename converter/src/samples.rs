@@ -146,7 +146,10 @@ impl<'a, S: InputSamples> Every<'a, S> {
 
 impl<S: InputSamples> InputSamples for Every<'_, S> {
     fn count(&self) -> usize {
-        self.set.count().saturating_sub(self.first).div_ceil(self.step)
+        self.set
+            .count()
+            .saturating_sub(self.first)
+            .div_ceil(self.step)
     }
     fn inputs(&self, s: usize) -> Vec<&[f32]> {
         self.set.inputs(self.first + self.step * s)

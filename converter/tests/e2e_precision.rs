@@ -166,7 +166,11 @@ fn auto_precision_chooses_two_fold_and_holds_on_held_out_attention_samples() {
             o.max_abs_error,
             100.0 * o.samples_within_0_03
         );
-        assert!(o.max_abs_error <= 0.03, "{name}: max |Δp| {}", o.max_abs_error);
+        assert!(
+            o.max_abs_error <= 0.03,
+            "{name}: max |Δp| {}",
+            o.max_abs_error
+        );
         assert!(
             r.evaluation.outside_bounds.is_empty(),
             "{name}: {:?}",
