@@ -3,8 +3,8 @@
 //! `--precision auto` aims for when it raises the fewest of them.
 //!
 //! The unit raised is a layer's output: the tensor a Conv, ConvTranspose,
-//! FullyConnected, MatMul, Softmax, Add, LayerNorm, ReduceSum (ReduceMean) or ReduceMax
-//! writes, with the tensors that MaxPool,
+//! FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max, LayerNorm,
+//! ReduceSum (ReduceMean) or ReduceMax writes, with the tensors that MaxPool,
 //! AvgPool, Pad, Reshape, Transpose, Gather (Slice, Split) and the tables (Lut:
 //! GELU, sigmoid, ...) carry it into (those ops keep their input's
 //! encoding; an int16 table interpolates 513 entries), and the Concats it
@@ -15,8 +15,9 @@
 //! probabilities, which int8 keeps to 1/256 steps; in a residual network
 //! or a transformer, the residual stream (the Adds, and the LayerNorms
 //! that read it); in a feed-forward block, the GELU table between its two
-//! products. A layer whose output feeds anything else (Mul, Sub, ...)
-//! stays int8. A raised
+//! products; in a written-out normalization or softmax, its Sub, Mul, Div,
+//! Min and Max. A layer whose output feeds anything else (an LSTM, ArgMax,
+//! Resize, ...) stays int8. A raised
 //! tensor may be a graph output (a raw logit head the application reads
 //! itself, `Interpreter::output_i16`), except a Softmax's: a classifier's
 //! probabilities stay int8, where 1/256 steps are far inside the bounds.
@@ -71,6 +72,8 @@ fn raises(op: &Op) -> bool {
             | Op::MatMul(_)
             | Op::Softmax(_)
             | Op::Add(_)
+            | Op::Mul(_)
+            | Op::Binary(_)
             | Op::LayerNorm(_)
     ) || reduces_sum_or_max(op)
 }
@@ -155,7 +158,8 @@ pub fn can_widen_weights(graph: &Graph, layer: &Raisable) -> bool {
 /// be int16.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Raisable {
-    /// The Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add,
+    /// The Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub,
+    /// Mul, Div, Min, Max,
     /// LayerNorm or ReduceSum/ReduceMax node; `None` for a graph input.
     pub node: Option<usize>,
     /// Its output (or the input) and the tensors movers carry it into, in
@@ -181,7 +185,7 @@ pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
     };
     if !raises(&n.op) {
         return Err(format!(
-            "{} is not a Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, LayerNorm, ReduceSum or ReduceMax layer",
+            "{} is not a Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max, LayerNorm, ReduceSum or ReduceMax layer",
             n.op.def().kind()
         ));
     }
@@ -408,8 +412,8 @@ impl Target {
 mod tests {
     use super::*;
     use crate::ir::{Array, FusedActivation, Tensor, Window};
+    use crate::ops::arg_max::ArgMax;
     use crate::ops::conv::Conv;
-    use crate::ops::elementwise::Mul;
     use crate::ops::pool::MaxPool;
     use crate::ops::softmax::Softmax;
 
@@ -450,8 +454,9 @@ mod tests {
     }
 
     /// x → conv0 → t1 → maxpool → t2 → conv1 → t3 → softmax → y, and conv0's
-    /// output also read by a Mul when `mul` (t1 · t1 → t4, a second output).
-    fn net(mul: bool) -> Graph {
+    /// output also read by an ArgMax, which reads int8 only, when `arg_max`
+    /// (t1 → t4, a second output).
+    fn net(arg_max: bool) -> Graph {
         let mut g = Graph::default();
         for (name, shape) in [
             ("x", [1, 2, 8]),
@@ -479,13 +484,14 @@ mod tests {
             node("conv1", conv(2), &[2], 3),
             node("softmax", Op::Softmax(Softmax { axis: 1 }), &[3], 4),
         ];
-        if mul {
+        if arg_max {
             g.nodes.push(node(
-                "mul",
-                Op::Mul(Mul {
-                    activation: FusedActivation::None,
+                "argmax",
+                Op::ArgMax(ArgMax {
+                    axis: 1,
+                    select_last: false,
                 }),
-                &[1, 1],
+                &[1],
                 5,
             ));
             g.outputs.push(5);
@@ -515,7 +521,7 @@ mod tests {
         let g = net(true);
         let why = closure(&g, 0).unwrap_err();
         assert!(
-            why.contains("mul (Mul)") && why.contains("int8 only"),
+            why.contains("argmax (ArgMax)") && why.contains("int8 only"),
             "{why}"
         );
         assert_eq!(raisable(&g).len(), 2);
@@ -534,12 +540,12 @@ mod tests {
     fn the_guard_refuses_what_no_kernel_takes() {
         let mut g = net(true);
         g.wide = [1].into();
-        let mul = g.nodes[4].clone();
-        assert!(check_node(&g, &mul).is_err(), "Mul reads int16");
+        let arg_max = g.nodes[4].clone();
+        assert!(check_node(&g, &arg_max).is_err(), "ArgMax reads int16");
         let pool = g.nodes[1].clone();
         assert!(check_node(&g, &pool).is_err(), "MaxPool mixes encodings");
         g.wide = [5].into();
-        assert!(check_node(&g, &mul).is_err(), "Mul writes int16");
+        assert!(check_node(&g, &arg_max).is_err(), "ArgMax writes int16");
         // A Softmax may write int16 (attention's probabilities), but its
         // graph output is not offered for raising.
         g.wide = [4].into();

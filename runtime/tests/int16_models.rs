@@ -538,12 +538,6 @@ fn ops_without_int16_kernels_refuse_int16_operands() {
         w.add_op(OpCode::Gather, &[x], &[y], &[2, 0, 2]);
         (y, n)
     });
-    refused_on_int16("Mul", |w, x, wide| {
-        let b = w.add_constant_i8("b", &[4], pt(1.0, 0), &[1, 2, 3, 4]);
-        let (y, n) = out(w, &[1, 2, 4], pt(1.0, 0), wide);
-        w.add_op(OpCode::Mul, &[x, b], &[y], &[1 << 30, 1, -128, 127]);
-        (y, n)
-    });
     refused_on_int16("ReduceL2", |w, x, wide| {
         let (y, n) = out(w, &[1, 2, 1], pt(1.0, 0), wide);
         w.add_op(
@@ -782,6 +776,72 @@ fn softmax_tables_match_the_input_dtype() {
         let mut t = t512.clone();
         t[at] = v;
         assert!(bad_op(softmax(&t, true), 1), "table[{at}] = {v}");
+    }
+}
+
+/// x i8 → a i16 (256·x, scale 1/256) → `a op b` into an int16 `y` on a's
+/// scale, with `b` a constant `[1, 2, 3, 4]` broadcast over a's rows: each
+/// math op runs its int16 kernel, within a step of the real result.
+#[test]
+fn math_ops_of_a_computed_tensor_run_in_int16() {
+    use medq::format::layout::params;
+    use medq::numerics::quantize_multiplier;
+    let q = |real: f64| quantize_multiplier(real).unwrap();
+    let input = [-128i8, -3, 0, 5, 127, 100, 7, -7];
+    let b = [1i8, 2, 3, 4];
+    let sub = {
+        // Add's scheme (the converter's): both on twice the larger scale,
+        // 15 fraction bits with an int16 operand.
+        use params::add as k;
+        let mut p = vec![0; k::COUNT];
+        p[k::LEFT_SHIFT] = 15;
+        (p[k::A_MULTIPLIER], p[k::A_SHIFT]) = q(1.0 / 512.0);
+        (p[k::B_MULTIPLIER], p[k::B_SHIFT]) = q(0.5);
+        (p[k::OUT_MULTIPLIER], p[k::OUT_SHIFT]) = q(2.0 * 256.0 / 32768.0);
+        (p[k::ACT_MIN], p[k::ACT_MAX]) = (-32768, 32767);
+        p
+    };
+    // Mul and Div: `sa·sb/sy` = 1, and Div's `sa/(sb·2^16·sy)` = 2^−16.
+    let mul_div = |real: f64| {
+        use params::mul as k;
+        let mut p = vec![0; k::COUNT];
+        (p[k::OUT_MULTIPLIER], p[k::OUT_SHIFT]) = q(real);
+        (p[k::ACT_MIN], p[k::ACT_MAX]) = (-32768, 32767);
+        p
+    };
+    let min_max = {
+        use params::min_max as k;
+        let mut p = vec![0; k::COUNT];
+        (p[k::A_MULTIPLIER], p[k::A_SHIFT]) = q(1.0);
+        (p[k::B_MULTIPLIER], p[k::B_SHIFT]) = q(256.0);
+        (p[k::ACT_MIN], p[k::ACT_MAX]) = (-32768, 32767);
+        p
+    };
+    type Real = fn(f64, f64) -> f64;
+    let cases: [(OpCode, Vec<i32>, &str, Real); 5] = [
+        (OpCode::Sub, sub, "sub_s16", |x, b| x - b),
+        (OpCode::Mul, mul_div(1.0), "mul_s16", |x, b| x * b),
+        (OpCode::Div, mul_div(1.0 / 65536.0), "div_s16", |x, b| x / b),
+        (OpCode::Min, min_max.clone(), "min_s16", f64::min),
+        (OpCode::Max, min_max, "max_s16", f64::max),
+    ];
+    for (opcode, words, kernel, real) in cases {
+        let w = after_up(&[1, 2, 4], |w, a| {
+            let c = w.add_constant_i8("b", &[4], pt(1.0, 0), &b);
+            let y = w.add_activation_i16("y", &[1, 2, 4], pt(1.0 / 256.0, 0), 128);
+            w.add_op(opcode, &[a, c], &[y], &words);
+            y
+        });
+        let (kernels, got) = run_observed(w, &input);
+        assert_eq!(kernels, ["requantize_s8_s16", kernel]);
+        let y = i16s(&got[1]);
+        for (k, (&x, &v)) in input.iter().zip(&y).enumerate() {
+            let want = (real(f64::from(x), f64::from(b[k % 4])) * 256.0).clamp(-32768.0, 32767.0);
+            assert!(
+                (f64::from(v) - want).abs() <= 1.0,
+                "{kernel}: y[{k}] {v}, want {want}"
+            );
+        }
     }
 }
 

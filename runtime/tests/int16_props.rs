@@ -1581,6 +1581,141 @@ fn run_add(c: &AddCase, y_wide: bool) -> Vec<i32> {
     })
 }
 
+/// Sub, Mul, Div, Min and Max, on [`AddCase`]'s operands and words (Mul and
+/// Div take its zero points, output words and window; Min and Max also its
+/// operand words).
+#[derive(Clone, Copy, Debug)]
+enum Wide {
+    Sub,
+    Mul,
+    Div,
+    Min,
+    Max,
+}
+
+const WIDE_OPS: [Wide; 5] = [Wide::Sub, Wide::Mul, Wide::Div, Wide::Min, Wide::Max];
+
+fn mul_params(p: &AddParams) -> MulParams {
+    MulParams {
+        a_zero_point: p.a_zero_point,
+        b_zero_point: p.b_zero_point,
+        output_zero_point: p.output_zero_point,
+        out_multiplier: p.out_multiplier,
+        out_shift: p.out_shift,
+        act_min: p.act_min,
+        act_max: p.act_max,
+    }
+}
+
+fn min_max_params(p: &AddParams) -> MinMaxParams {
+    MinMaxParams {
+        a_zero_point: p.a_zero_point,
+        b_zero_point: p.b_zero_point,
+        output_zero_point: p.output_zero_point,
+        a_multiplier: p.a_multiplier,
+        a_shift: p.a_shift,
+        b_multiplier: p.b_multiplier,
+        b_shift: p.b_shift,
+        act_min: p.act_min,
+        act_max: p.act_max,
+    }
+}
+
+/// The documented formula of `op` (NUMERICS.md § The math ops) by explicit
+/// coordinates, in `i128`.
+fn wide_naive(c: &AddCase, op: Wide) -> Vec<i32> {
+    let p = &c.p;
+    let mut y = Vec::new();
+    for r in 0..c.rows {
+        for k in 0..c.cols {
+            let bi = [r * c.cols + k, k, r, 0][c.b_shape as usize];
+            let xa = (c.a.values[r * c.cols + k] - p.a_zero_point) as i128;
+            let xb = (c.b.values[bi] - p.b_zero_point) as i128;
+            let out = |acc: i128| naive_requantize(acc, p.out_multiplier, p.out_shift);
+            let v = match op {
+                Wide::Sub => {
+                    let (ra, rb) = (
+                        naive_requantize(xa << p.left_shift, p.a_multiplier, p.a_shift),
+                        naive_requantize(xb << p.left_shift, p.b_multiplier, p.b_shift),
+                    );
+                    out(ra.saturating_sub(rb) as i128)
+                }
+                Wide::Mul => out(xa * xb),
+                Wide::Div => {
+                    // round(xa · 2^16 / xb), halves away from zero; ±i32::MAX
+                    // for a non-zero over zero, 0 for 0 / 0.
+                    let q = match xb {
+                        0 => xa.signum() * i32::MAX as i128,
+                        _ => {
+                            let (n, d) = (xa.abs() << 16, xb.abs());
+                            let q = ((2 * n + d) / (2 * d)).min(i32::MAX as i128);
+                            if (xa < 0) != (xb < 0) {
+                                -q
+                            } else {
+                                q
+                            }
+                        }
+                    };
+                    out(q)
+                }
+                Wide::Min | Wide::Max => {
+                    let ra = naive_requantize(xa, p.a_multiplier, p.a_shift);
+                    let rb = naive_requantize(xb, p.b_multiplier, p.b_shift);
+                    match op {
+                        Wide::Min => ra.min(rb),
+                        _ => ra.max(rb),
+                    }
+                }
+            };
+            y.push(
+                v.saturating_add(p.output_zero_point)
+                    .clamp(p.act_min, p.act_max),
+            );
+        }
+    }
+    y
+}
+
+fn run_wide(c: &AddCase, op: Wide, y_wide: bool) -> Vec<i32> {
+    let b_dims: Vec<usize> = match c.b_shape {
+        0 => vec![c.rows, c.cols],
+        1 => vec![c.cols],
+        2 => vec![c.rows, 1],
+        _ => vec![],
+    };
+    let bc = Broadcast4::new(&[c.rows, c.cols], &b_dims).expect("broadcasts");
+    let (a16, a8, b16, b8) = (c.a.i16s(), c.a.i8s(), c.b.i16s(), c.b.i8s());
+    let (mp, mm) = (mul_params(&c.p), min_max_params(&c.p));
+    with_output(y_wide, c.rows * c.cols, |y8, y16| {
+        macro_rules! go {
+            ($a:expr, $b:expr, $y:expr) => {
+                match op {
+                    Wide::Sub => sub_s16(&c.p, &bc, $a, $b, $y),
+                    Wide::Mul => mul_s16(&mp, &bc, $a, $b, $y),
+                    Wide::Div => div_s16(&mp, &bc, $a, $b, $y),
+                    Wide::Min => min_s16(&mm, &bc, $a, $b, $y),
+                    Wide::Max => max_s16(&mm, &bc, $a, $b, $y),
+                }
+            };
+        }
+        macro_rules! out {
+            ($a:expr, $b:expr) => {
+                match (y8, y16) {
+                    (Some(y), _) => go!($a, $b, y),
+                    (_, Some(y)) => go!($a, $b, y),
+                    _ => {}
+                }
+            };
+        }
+        match (c.a.wide, c.b.wide) {
+            (true, true) => out!(&a16[..], &b16[..]),
+            (true, false) => out!(&a16[..], &b8[..]),
+            (false, true) => out!(&a8[..], &b16[..]),
+            (false, false) => out!(&a8[..], &b8[..]),
+        }
+    })
+}
+
 #[derive(Clone, Debug)]
 struct LayerNormCase {
     rows: usize,
@@ -2009,6 +2144,59 @@ proptest! {
     ) {
         let (_, _, y) = sides(bits);
         prop_assert_eq!(run_add(&c, y), add_naive(&c));
+    }
+
+    #[test]
+    fn sub_mul_div_min_max_s16_match_naive_for_every_mix(
+        (bits, c) in (0u8..8).prop_flat_map(|bits| {
+            let (a, b, y) = sides(bits);
+            (Just(bits), add_case(a, b, y))
+        })
+    ) {
+        let (_, _, y) = sides(bits);
+        for op in WIDE_OPS {
+            prop_assert_eq!(run_wide(&c, op, y), wide_naive(&c, op), "{:?}", op);
+        }
+    }
+
+    #[test]
+    fn sub_mul_div_min_max_s16_on_int8_lanes_are_the_int8_kernels(c in add_case(false, false, false)) {
+        let bc = Broadcast4::new(&[c.rows, c.cols], &[c.rows, c.cols][2 - usize::from(c.b_shape == 1)..])
+            .expect("broadcasts");
+        // The same shape, or b a row: both layouts of the int8 kernels.
+        let (a, b) = (c.a.i8s(), c.b.i8s());
+        let b = match c.b_shape {
+            1 => b,
+            _ => (0..c.rows * c.cols).map(|i| b[i % b.len()]).collect(),
+        };
+        let (mp, mm) = (mul_params(&c.p), min_max_params(&c.p));
+        let n = c.rows * c.cols;
+        for op in WIDE_OPS {
+            let (mut y8, mut y16) = (vec![0i8; n], vec![1i8; n]);
+            match op {
+                Wide::Sub => {
+                    sub_s8(&c.p, &bc, &a, &b, &mut y8);
+                    sub_s16(&c.p, &bc, &a[..], &b[..], &mut y16[..]);
+                }
+                Wide::Mul => {
+                    mul_s8(&mp, &bc, &a, &b, &mut y8);
+                    mul_s16(&mp, &bc, &a[..], &b[..], &mut y16[..]);
+                }
+                Wide::Div => {
+                    div_s8(&mp, &bc, &a, &b, &mut y8);
+                    div_s16(&mp, &bc, &a[..], &b[..], &mut y16[..]);
+                }
+                Wide::Min => {
+                    min_s8(&mm, &bc, &a, &b, &mut y8);
+                    min_s16(&mm, &bc, &a[..], &b[..], &mut y16[..]);
+                }
+                Wide::Max => {
+                    max_s8(&mm, &bc, &a, &b, &mut y8);
+                    max_s16(&mm, &bc, &a[..], &b[..], &mut y16[..]);
+                }
+            }
+            prop_assert_eq!(&y8, &y16, "{:?}", op);
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use medq::format::layout::{params, OpCode};
 use medq::kernels::DIV_FRACTION_BITS;
+use medq::kernels::MAX_ADD_LEFT_SHIFT_S16;
 use medq::ops::MAX_ADD_LEFT_SHIFT;
 
 use super::onnx::{input, Ins};
@@ -113,22 +114,29 @@ impl IrOp for Binary {
         let ((a, aq), (b, bq)) = (cx.operand(0)?, cx.operand(1)?);
         let y = cx.output_q()?;
         let (sa, sb, sy) = (aq.scale as f64, bq.scale as f64, y.scale as f64);
+        // The output's window: int8, or int16 when raised.
+        let window = cx.clamp(FusedActivation::None)?;
         let (opcode, p) = match self.op {
             BinaryOp::Sub => {
                 // Add's scheme: both operands on twice the larger scale with
-                // 20 fraction bits, then to the output.
+                // 20 fraction bits (15 with an int16 operand), then to the
+                // output.
                 use params::add as w;
                 let twice_max = 2.0 * sa.max(sb);
-                let headroom = (1i64 << MAX_ADD_LEFT_SHIFT) as f64;
+                let left_shift = match cx.node.inputs.iter().any(|t| cx.graph.wide.contains(t)) {
+                    true => MAX_ADD_LEFT_SHIFT_S16,
+                    false => MAX_ADD_LEFT_SHIFT,
+                };
+                let headroom = (1i64 << left_shift) as f64;
                 let mut p = vec![0; w::COUNT];
-                p[w::LEFT_SHIFT] = MAX_ADD_LEFT_SHIFT;
+                p[w::LEFT_SHIFT] = left_shift;
                 (p[w::A_MULTIPLIER], p[w::A_SHIFT]) =
                     cx.multiplier(sa / twice_max, "first input")?;
                 (p[w::B_MULTIPLIER], p[w::B_SHIFT]) =
                     cx.multiplier(sb / twice_max, "second input")?;
                 (p[w::OUT_MULTIPLIER], p[w::OUT_SHIFT]) =
                     cx.multiplier(twice_max / (headroom * sy), "output")?;
-                (p[w::ACT_MIN], p[w::ACT_MAX]) = (-128, 127);
+                (p[w::ACT_MIN], p[w::ACT_MAX]) = window;
                 (OpCode::Sub, p)
             }
             BinaryOp::Div => {
@@ -137,7 +145,7 @@ impl IrOp for Binary {
                 let mut p = vec![0; w::COUNT];
                 (p[w::OUT_MULTIPLIER], p[w::OUT_SHIFT]) =
                     cx.multiplier(sa / (sb * q * sy), "output")?;
-                (p[w::ACT_MIN], p[w::ACT_MAX]) = (-128, 127);
+                (p[w::ACT_MIN], p[w::ACT_MAX]) = window;
                 (OpCode::Div, p)
             }
             BinaryOp::Min | BinaryOp::Max => {
@@ -145,7 +153,7 @@ impl IrOp for Binary {
                 let mut p = vec![0; w::COUNT];
                 (p[w::A_MULTIPLIER], p[w::A_SHIFT]) = cx.multiplier(sa / sy, "first input")?;
                 (p[w::B_MULTIPLIER], p[w::B_SHIFT]) = cx.multiplier(sb / sy, "second input")?;
-                (p[w::ACT_MIN], p[w::ACT_MAX]) = (-128, 127);
+                (p[w::ACT_MIN], p[w::ACT_MAX]) = window;
                 let opcode = if self.op == BinaryOp::Min {
                     OpCode::Min
                 } else {

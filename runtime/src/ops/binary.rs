@@ -1,7 +1,10 @@
 //! Sub, Div, Min and Max: broadcasting binary ops on the reference kernels
-//! (Sub and Div take Add's and Mul's parameter words).
+//! (Sub and Div take Add's and Mul's parameter words), and these with Mul
+//! where a side is an int16 activation ([`BinaryS16`]).
 
-use super::elementwise::{add_operands, binary, mul_operands};
+use super::elementwise::{add_operands, binary, mul_operands, Operands};
+#[cfg(feature = "int16-activations")]
+use super::elementwise::{add_words_s16, binary_s16, each_lane, mul_words_s16};
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::min_max as w;
@@ -63,21 +66,8 @@ pub(super) fn prepare_min_max<'a>(
     max: bool,
 ) -> Result<Binary<'a, MinMaxParams>, Error> {
     cx.check_arity(2, w::COUNT)?;
-    let (a, b, a_zero_point, b_zero_point, bc) = binary(cx)?;
-    let (a_multiplier, a_shift) = cx.requant_pair(w::A_MULTIPLIER, w::A_SHIFT)?;
-    let (b_multiplier, b_shift) = cx.requant_pair(w::B_MULTIPLIER, w::B_SHIFT)?;
-    let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
-    let p = MinMaxParams {
-        a_zero_point,
-        b_zero_point,
-        output_zero_point: cx.out_zp,
-        a_multiplier,
-        a_shift,
-        b_multiplier,
-        b_shift,
-        act_min,
-        act_max,
-    };
+    let window = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
+    let (p, bc, a, b) = min_max_words(cx, binary(cx)?, window)?;
     let (run, name): (fn(&_, &_, &_, &_, &mut _), _) = if max {
         (max_s8, "max_s8")
     } else {
@@ -91,4 +81,124 @@ pub(super) fn prepare_min_max<'a>(
         run,
         name,
     })
+}
+
+/// Min and Max's words, given their operands and the activation window.
+fn min_max_words<'a>(
+    cx: &Ctx<'_, 'a>,
+    (a, b, a_zero_point, b_zero_point, bc): Operands<'a>,
+    (act_min, act_max): (i32, i32),
+) -> Result<(MinMaxParams, Broadcast4, Operand<'a>, Operand<'a>), Error> {
+    let (a_multiplier, a_shift) = cx.requant_pair(w::A_MULTIPLIER, w::A_SHIFT)?;
+    let (b_multiplier, b_shift) = cx.requant_pair(w::B_MULTIPLIER, w::B_SHIFT)?;
+    let p = MinMaxParams {
+        a_zero_point,
+        b_zero_point,
+        output_zero_point: cx.out_zp,
+        a_multiplier,
+        a_shift,
+        b_multiplier,
+        b_shift,
+        act_min,
+        act_max,
+    };
+    Ok((p, bc, a, b))
+}
+
+/// A broadcasting Sub, Mul, Div, Min or Max with an int16 side, and its
+/// parameters.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) enum WideParams {
+    Sub(AddParams),
+    Mul(MulParams),
+    Div(MulParams),
+    Min(MinMaxParams),
+    Max(MinMaxParams),
+}
+
+/// A prepared Sub, Mul, Div, Min or Max where `a`, `b` or the output is an
+/// int16 activation: which of them are (`[a, b, output]`).
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct BinaryS16<'a> {
+    p: WideParams,
+    bc: Broadcast4,
+    a: Operand<'a>,
+    b: Operand<'a>,
+    wide: [bool; 3],
+}
+
+/// Sub with int16 sides; Add's words.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_sub_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<BinaryS16<'a>, Error> {
+    let (p, bc, a, b, wide) = add_words_s16(cx)?;
+    let p = WideParams::Sub(p);
+    Ok(BinaryS16 { p, bc, a, b, wide })
+}
+
+/// Mul (`div` false) or Div with int16 sides; Mul's words.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_mul_div_s16<'a>(cx: &Ctx<'_, 'a>, div: bool) -> Result<BinaryS16<'a>, Error> {
+    let (p, bc, a, b, wide) = mul_words_s16(cx)?;
+    let p = match div {
+        true => WideParams::Div(p),
+        false => WideParams::Mul(p),
+    };
+    Ok(BinaryS16 { p, bc, a, b, wide })
+}
+
+/// Min or Max (`max`) with int16 sides; see `params::min_max`.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_min_max_s16<'a>(cx: &Ctx<'_, 'a>, max: bool) -> Result<BinaryS16<'a>, Error> {
+    cx.check_arity(2, w::COUNT)?;
+    let (operands, wide) = binary_s16(cx)?;
+    let window = cx.act_range_of(w::ACT_MIN, w::ACT_MAX)?;
+    let (p, bc, a, b) = min_max_words(cx, operands, window)?;
+    let p = match max {
+        true => WideParams::Max(p),
+        false => WideParams::Min(p),
+    };
+    Ok(BinaryS16 { p, bc, a, b, wide })
+}
+
+#[cfg(feature = "int16-activations")]
+impl BinaryS16<'_> {
+    /// The op, for the build's gate.
+    pub fn opcode(&self) -> crate::format::layout::OpCode {
+        use crate::format::layout::OpCode as O;
+        match self.p {
+            WideParams::Sub(_) => O::Sub,
+            WideParams::Mul(_) => O::Mul,
+            WideParams::Div(_) => O::Div,
+            WideParams::Min(_) => O::Min,
+            WideParams::Max(_) => O::Max,
+        }
+    }
+
+    pub fn kernel_name(&self) -> &'static str {
+        match self.p {
+            WideParams::Sub(_) => "sub_s16",
+            WideParams::Mul(_) => "mul_s16",
+            WideParams::Div(_) => "div_s16",
+            WideParams::Min(_) => "min_s16",
+            WideParams::Max(_) => "max_s16",
+        }
+    }
+
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        use crate::kernels::{div_s16, max_s16, min_s16, mul_s16, sub_s16};
+        let (bc, a, b) = (&self.bc, &self.a, &self.b);
+        match &self.p {
+            WideParams::Sub(p) => each_lane!(sub_s16, p, bc, self.wide, io, a, b),
+            WideParams::Mul(p) => each_lane!(mul_s16, p, bc, self.wide, io, a, b),
+            WideParams::Div(p) => each_lane!(div_s16, p, bc, self.wide, io, a, b),
+            WideParams::Min(p) => each_lane!(min_s16, p, bc, self.wide, io, a, b),
+            WideParams::Max(p) => each_lane!(max_s16, p, bc, self.wide, io, a, b),
+        }
+        Ok(())
+    }
 }

@@ -38,7 +38,42 @@ pub(super) struct AddS16<'a> {
 }
 
 /// The two operands broadcast into the output: `(a, b, za, zb, plan)`.
-type Operands<'a> = (Operand<'a>, Operand<'a>, i32, i32, Broadcast4);
+pub(super) type Operands<'a> = (Operand<'a>, Operand<'a>, i32, i32, Broadcast4);
+
+/// Runs the generic int16 binary kernel `$kernel` with `a`, `b` and the
+/// output each read as the lane `$wide` says (`[a, b, output]`, int16 when
+/// `true`).
+#[cfg(feature = "int16-activations")]
+macro_rules! each_lane {
+    ($kernel:ident, $p:expr, $bc:expr, $wide:expr, $io:expr, $a:expr, $b:expr) => {{
+        use super::output_i16 as wide_out;
+        let x = &$io.inputs;
+        match $wide {
+            [false, false, false] => $kernel($p, $bc, x.read($a)?, x.read($b)?, $io.output),
+            [false, false, true] => {
+                $kernel($p, $bc, x.read($a)?, x.read($b)?, wide_out($io.output)?)
+            }
+            [false, true, false] => $kernel($p, $bc, x.read($a)?, x.read_i16($b)?, $io.output),
+            [false, true, true] => {
+                $kernel($p, $bc, x.read($a)?, x.read_i16($b)?, wide_out($io.output)?)
+            }
+            [true, false, false] => $kernel($p, $bc, x.read_i16($a)?, x.read($b)?, $io.output),
+            [true, false, true] => {
+                $kernel($p, $bc, x.read_i16($a)?, x.read($b)?, wide_out($io.output)?)
+            }
+            [true, true, false] => $kernel($p, $bc, x.read_i16($a)?, x.read_i16($b)?, $io.output),
+            [true, true, true] => $kernel(
+                $p,
+                $bc,
+                x.read_i16($a)?,
+                x.read_i16($b)?,
+                wide_out($io.output)?,
+            ),
+        }
+    }};
+}
+#[cfg(feature = "int16-activations")]
+pub(super) use each_lane;
 
 pub(super) fn binary<'a>(cx: &Ctx<'_, 'a>) -> Result<Operands<'a>, Error> {
     let (a, b) = (cx.input(0)?, cx.input(1)?);
@@ -126,29 +161,45 @@ fn add_words<'a>(
     Ok((p, bc, a, b))
 }
 
-/// [`prepare_add`] with int16 sides: each of `a`, `b` and the output is an
-/// int8 per-tensor tensor or an int16 activation (zero point 0), and the
-/// left shift is at most [`MAX_ADD_LEFT_SHIFT_S16`](crate::kernels::MAX_ADD_LEFT_SHIFT_S16)
-/// when an operand is int16.
+/// The operands of a broadcasting binary op with int16 sides, and which of
+/// `[a, b, output]` are int16: each an int8 per-tensor tensor or an int16
+/// activation (zero point 0).
 #[cfg(feature = "int16-activations")]
-#[inline(never)]
-pub(super) fn prepare_add_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<AddS16<'a>, Error> {
+pub(super) fn binary_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<(Operands<'a>, [bool; 3]), Error> {
     use crate::format::layout::DType;
-    use crate::kernels::MAX_ADD_LEFT_SHIFT_S16;
-    cx.check_arity(2, params::add::COUNT)?;
     let (a, b) = (cx.input(0)?, cx.input(1)?);
     let zero_points = (cx.s8_or_s16_operand(&a)?, cx.s8_or_s16_operand(&b)?);
     let wide = [a.dtype, b.dtype, cx.output.dtype].map(|d| d == DType::I16);
     if wide[2] {
         cx.i16_operand(&cx.output)?;
     }
+    Ok((broadcast(cx, (a, b), zero_points)?, wide))
+}
+
+/// Add's words with int16 sides (Sub has the same): the left shift is at
+/// most [`MAX_ADD_LEFT_SHIFT_S16`](crate::kernels::MAX_ADD_LEFT_SHIFT_S16)
+/// when an operand is int16.
+#[cfg(feature = "int16-activations")]
+pub(super) fn add_words_s16<'a>(
+    cx: &Ctx<'_, 'a>,
+) -> Result<(AddParams, Broadcast4, Operand<'a>, Operand<'a>, [bool; 3]), Error> {
+    use crate::kernels::MAX_ADD_LEFT_SHIFT_S16;
+    cx.check_arity(2, params::add::COUNT)?;
+    let (operands, wide) = binary_s16(cx)?;
     let max_left_shift = match wide[0] || wide[1] {
         true => MAX_ADD_LEFT_SHIFT_S16,
         false => MAX_ADD_LEFT_SHIFT,
     };
-    let operands = broadcast(cx, (a, b), zero_points)?;
     let window = cx.act_range_of(params::add::ACT_MIN, params::add::ACT_MAX)?;
     let (p, bc, a, b) = add_words(cx, operands, max_left_shift, window)?;
+    Ok((p, bc, a, b, wide))
+}
+
+/// [`prepare_add`] with int16 sides ([`add_words_s16`]).
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_add_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<AddS16<'a>, Error> {
+    let (p, bc, a, b, wide) = add_words_s16(cx)?;
     let kernel = select::add(&(p, bc));
     Ok(AddS16 {
         add: Add {
@@ -182,9 +233,31 @@ pub(super) fn mul_operands<'a>(
 ) -> Result<(MulParams, Broadcast4, Operand<'a>, Operand<'a>), Error> {
     use params::mul as w;
     cx.check_arity(2, w::COUNT)?;
-    let (a, b, a_zero_point, b_zero_point, bc) = binary(cx)?;
+    let window = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
+    mul_words(cx, binary(cx)?, window)
+}
+
+/// [`mul_operands`] with int16 sides ([`binary_s16`]).
+#[cfg(feature = "int16-activations")]
+pub(super) fn mul_words_s16<'a>(
+    cx: &Ctx<'_, 'a>,
+) -> Result<(MulParams, Broadcast4, Operand<'a>, Operand<'a>, [bool; 3]), Error> {
+    use params::mul as w;
+    cx.check_arity(2, w::COUNT)?;
+    let (operands, wide) = binary_s16(cx)?;
+    let window = cx.act_range_of(w::ACT_MIN, w::ACT_MAX)?;
+    let (p, bc, a, b) = mul_words(cx, operands, window)?;
+    Ok((p, bc, a, b, wide))
+}
+
+/// Mul's words, given its operands and the activation window.
+fn mul_words<'a>(
+    cx: &Ctx<'_, 'a>,
+    (a, b, a_zero_point, b_zero_point, bc): Operands<'a>,
+    (act_min, act_max): (i32, i32),
+) -> Result<(MulParams, Broadcast4, Operand<'a>, Operand<'a>), Error> {
+    use params::mul as w;
     let (out_multiplier, out_shift) = cx.requant_pair(w::OUT_MULTIPLIER, w::OUT_SHIFT)?;
-    let (act_min, act_max) = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
     let p = MulParams {
         a_zero_point,
         b_zero_point,
@@ -222,39 +295,7 @@ impl AddS16<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         use crate::kernels::add_s16;
         let Add { p, bc, a, b, .. } = &self.add;
-        let x = &io.inputs;
-        match self.wide {
-            [false, false, false] => {
-                (self.add.kernel.run)(p, bc, x.read(a)?, x.read(b)?, io.output)
-            }
-            [false, false, true] => {
-                add_s16(p, bc, x.read(a)?, x.read(b)?, super::output_i16(io.output)?)
-            }
-            [false, true, false] => add_s16(p, bc, x.read(a)?, x.read_i16(b)?, io.output),
-            [false, true, true] => add_s16(
-                p,
-                bc,
-                x.read(a)?,
-                x.read_i16(b)?,
-                super::output_i16(io.output)?,
-            ),
-            [true, false, false] => add_s16(p, bc, x.read_i16(a)?, x.read(b)?, io.output),
-            [true, false, true] => add_s16(
-                p,
-                bc,
-                x.read_i16(a)?,
-                x.read(b)?,
-                super::output_i16(io.output)?,
-            ),
-            [true, true, false] => add_s16(p, bc, x.read_i16(a)?, x.read_i16(b)?, io.output),
-            [true, true, true] => add_s16(
-                p,
-                bc,
-                x.read_i16(a)?,
-                x.read_i16(b)?,
-                super::output_i16(io.output)?,
-            ),
-        }
+        each_lane!(add_s16, p, bc, self.wide, io, a, b);
         Ok(())
     }
 }

@@ -259,6 +259,8 @@ enum Kind<'a> {
     #[cfg(feature = "int16-activations")]
     AddS16(elementwise::AddS16<'a>),
     #[cfg(feature = "int16-activations")]
+    BinaryS16(binary::BinaryS16<'a>),
+    #[cfg(feature = "int16-activations")]
     LayerNormS16(layer_norm::LayerNormS16<'a>),
     #[cfg(feature = "int16-activations")]
     LutS16(lut::LutS16<'a>),
@@ -370,6 +372,8 @@ impl<'a> PreparedOp<'a> {
             #[cfg(feature = "int16-activations")]
             Kind::AddS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
+            Kind::BinaryS16(op) => op.kernel_name(),
+            #[cfg(feature = "int16-activations")]
             Kind::LayerNormS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
             Kind::LutS16(_) => "lut_s16",
@@ -426,6 +430,7 @@ impl<'a> PreparedOp<'a> {
             | Kind::SoftmaxS16(_)
             | Kind::MatMulS16(_)
             | Kind::AddS16(_)
+            | Kind::BinaryS16(_)
             | Kind::LayerNormS16(_)
             | Kind::LutS16(_)
             | Kind::ReduceSumS16(_)
@@ -459,6 +464,7 @@ impl<'a> PreparedOp<'a> {
             | Kind::AvgPoolS16(_)
             | Kind::SoftmaxS16(_)
             | Kind::AddS16(_)
+            | Kind::BinaryS16(_)
             | Kind::LayerNormS16(_)
             | Kind::LutS16(_)
             | Kind::ReduceSumS16(_)
@@ -558,6 +564,8 @@ impl<'a> PreparedOp<'a> {
             #[cfg(feature = "int16-activations")]
             Kind::AddS16(op) => gated(O::Add, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
+            Kind::BinaryS16(op) => gated(op.opcode(), i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
             Kind::LayerNormS16(op) => gated(O::LayerNorm, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::LutS16(op) => gated(O::Lut, i, || op.eval(io)),
@@ -619,6 +627,10 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
             Kind::AddS16(gated(O::Add, i, || elementwise::prepare_add_s16(&cx))?)
         }
         O::Add => Kind::Add(gated(O::Add, i, || elementwise::prepare_add(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::Mul if cx.int16() => Kind::BinaryS16(gated(O::Mul, i, || {
+            binary::prepare_mul_div_s16(&cx, false)
+        })?),
         O::Mul => Kind::Mul(gated(O::Mul, i, || elementwise::prepare_mul(&cx))?),
         #[cfg(feature = "int16-activations")]
         O::Lut if cx.int16() => Kind::LutS16(gated(O::Lut, i, || lut::prepare_s16(&cx))?),
@@ -659,9 +671,23 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Transpose => Kind::Transpose(gated(O::Transpose, i, || transpose::prepare(&cx))?),
         O::Gather => Kind::Gather(gated(O::Gather, i, || gather::prepare(&cx))?),
         O::Resize => Kind::Resize(gated(O::Resize, i, || resize::prepare(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::Sub if cx.int16() => Kind::BinaryS16(gated(O::Sub, i, || binary::prepare_sub_s16(&cx))?),
         O::Sub => Kind::Sub(gated(O::Sub, i, || binary::prepare_sub(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::Div if cx.int16() => {
+            Kind::BinaryS16(gated(O::Div, i, || binary::prepare_mul_div_s16(&cx, true))?)
+        }
         O::Div => Kind::Div(gated(O::Div, i, || binary::prepare_div(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::Min if cx.int16() => Kind::BinaryS16(gated(O::Min, i, || {
+            binary::prepare_min_max_s16(&cx, false)
+        })?),
         O::Min => Kind::Min(gated(O::Min, i, || binary::prepare_min_max(&cx, false))?),
+        #[cfg(feature = "int16-activations")]
+        O::Max if cx.int16() => {
+            Kind::BinaryS16(gated(O::Max, i, || binary::prepare_min_max_s16(&cx, true))?)
+        }
         O::Max => Kind::Max(gated(O::Max, i, || binary::prepare_min_max(&cx, true))?),
         #[cfg(feature = "int16-activations")]
         O::LayerNorm if cx.int16() => {
@@ -1112,6 +1138,11 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::Transpose
                     | OpCode::Gather
                     | OpCode::Add
+                    | OpCode::Sub
+                    | OpCode::Mul
+                    | OpCode::Div
+                    | OpCode::Min
+                    | OpCode::Max
                     | OpCode::LayerNorm
                     | OpCode::ReduceSum
                     | OpCode::ReduceMax

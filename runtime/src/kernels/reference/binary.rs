@@ -2,6 +2,11 @@
 
 use super::act_ok;
 use super::elementwise::broadcast_binary;
+#[cfg(feature = "int16-activations")]
+use super::{
+    elementwise::{add_sides_ok, sides_ok},
+    requantize_to_lane, Lane,
+};
 use crate::kernels::{AddParams, Broadcast4, MinMaxParams, MulParams};
 use crate::numerics::{clamp, requantize, requantize_to_i8};
 
@@ -35,6 +40,136 @@ pub fn sub_s8(p: &AddParams, bc: &Broadcast4, a: &[i8], b: &[i8], output: &mut [
             p.act_min,
             p.act_max,
         )
+    });
+}
+
+/// [`sub_s8`] where either operand or the output is an int16 activation
+/// (symmetric, zero point 0): the same formula and rounding, so on int8
+/// lanes it is [`sub_s8`] bit for bit. The early returns of
+/// [`add_s16`](super::add_s16) (a left shift of at most 15 with an int16
+/// operand).
+#[cfg(feature = "int16-activations")]
+pub fn sub_s16<A, B, Y>(p: &AddParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
+where
+    A: Lane + Into<i32> + Default,
+    B: Lane + Into<i32> + Default,
+    Y: Lane,
+{
+    if !add_sides_ok::<A, B, Y>(p) {
+        return;
+    }
+    let ls = p.left_shift;
+    broadcast_binary(bc, a, b, output, |x: A, y: B| {
+        let xa = Into::<i32>::into(x).wrapping_sub(p.a_zero_point) << ls;
+        let xb = Into::<i32>::into(y).wrapping_sub(p.b_zero_point) << ls;
+        let diff = requantize(xa, p.a_multiplier, p.a_shift).saturating_sub(requantize(
+            xb,
+            p.b_multiplier,
+            p.b_shift,
+        ));
+        requantize_to_lane(
+            i64::from(diff),
+            p.out_multiplier,
+            p.out_shift,
+            p.output_zero_point,
+            p.act_min,
+            p.act_max,
+        )
+    });
+}
+
+/// [`div_s8`] where either operand or the output is an int16 activation
+/// (symmetric, zero point 0): the same quotient (an int16 numerator times
+/// 2^16 stays below 2^32) and requantization, so on int8 lanes it is
+/// [`div_s8`] bit for bit.
+///
+/// Also returns early unless an int16 side's zero point is 0 and the
+/// activation window lies within `Y`.
+#[cfg(feature = "int16-activations")]
+pub fn div_s16<A, B, Y>(p: &MulParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
+where
+    A: Lane + Into<i32> + Default,
+    B: Lane + Into<i32> + Default,
+    Y: Lane,
+{
+    let zero_points = (p.a_zero_point, p.b_zero_point, p.output_zero_point);
+    if !sides_ok::<A, B, Y>(zero_points, (p.act_min, p.act_max)) {
+        return;
+    }
+    broadcast_binary(bc, a, b, output, |x: A, y: B| {
+        let num = Into::<i64>::into(x) - i64::from(p.a_zero_point);
+        let den = Into::<i64>::into(y) - i64::from(p.b_zero_point);
+        requantize_to_lane(
+            i64::from(quotient(num, den)),
+            p.out_multiplier,
+            p.out_shift,
+            p.output_zero_point,
+            p.act_min,
+            p.act_max,
+        )
+    });
+}
+
+/// [`min_s8`] where either operand or the output is an int16 activation
+/// (symmetric, zero point 0); on int8 lanes it is [`min_s8`] bit for bit.
+///
+/// Also returns early unless an int16 side's zero point is 0 and the
+/// activation window lies within `Y`.
+#[cfg(feature = "int16-activations")]
+pub fn min_s16<A, B, Y>(p: &MinMaxParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
+where
+    A: Lane + Into<i32> + Default,
+    B: Lane + Into<i32> + Default,
+    Y: Lane,
+{
+    min_max_s16(p, bc, a, b, output, i32::min);
+}
+
+/// [`max_s8`] where either operand or the output is an int16 activation
+/// (symmetric, zero point 0); on int8 lanes it is [`max_s8`] bit for bit.
+///
+/// Also returns early unless an int16 side's zero point is 0 and the
+/// activation window lies within `Y`.
+#[cfg(feature = "int16-activations")]
+pub fn max_s16<A, B, Y>(p: &MinMaxParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
+where
+    A: Lane + Into<i32> + Default,
+    B: Lane + Into<i32> + Default,
+    Y: Lane,
+{
+    min_max_s16(p, bc, a, b, output, i32::max);
+}
+
+#[cfg(feature = "int16-activations")]
+fn min_max_s16<A, B, Y>(
+    p: &MinMaxParams,
+    bc: &Broadcast4,
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+    pick: fn(i32, i32) -> i32,
+) where
+    A: Lane + Into<i32> + Default,
+    B: Lane + Into<i32> + Default,
+    Y: Lane,
+{
+    let zero_points = (p.a_zero_point, p.b_zero_point, p.output_zero_point);
+    if !sides_ok::<A, B, Y>(zero_points, (p.act_min, p.act_max)) {
+        return;
+    }
+    broadcast_binary(bc, a, b, output, |x: A, y: B| {
+        let xa = requantize(
+            Into::<i32>::into(x).wrapping_sub(p.a_zero_point),
+            p.a_multiplier,
+            p.a_shift,
+        );
+        let xb = requantize(
+            Into::<i32>::into(y).wrapping_sub(p.b_zero_point),
+            p.b_multiplier,
+            p.b_shift,
+        );
+        let v = pick(xa, xb).saturating_add(p.output_zero_point);
+        Y::from_clamped(clamp(v, p.act_min, p.act_max))
     });
 }
 

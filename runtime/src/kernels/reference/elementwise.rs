@@ -49,20 +49,70 @@ where
     B: Lane + Into<i32> + Default,
     Y: Lane,
 {
-    let max_shift = match A::SYMMETRIC || B::SYMMETRIC {
-        true => MAX_ADD_LEFT_SHIFT_S16,
-        false => 20,
-    };
-    let ok = (0..=max_shift).contains(&p.left_shift)
-        && (!B::SYMMETRIC || p.b_zero_point == 0)
-        && lanes_ok::<A, Y>(p.a_zero_point, p.output_zero_point, p.act_min, p.act_max);
-    if !ok {
+    if !add_sides_ok::<A, B, Y>(p) {
         return;
     }
     broadcast_binary(bc, a, b, output, |x: A, y: B| {
         let sum = rescaled_sum(p, x.into(), y.into());
         requantize_to_lane(
             i64::from(sum),
+            p.out_multiplier,
+            p.out_shift,
+            p.output_zero_point,
+            p.act_min,
+            p.act_max,
+        )
+    });
+}
+
+/// The early returns of [`add_s16`] (and Sub's): the left shift, and each
+/// side's lane.
+#[cfg(feature = "int16-activations")]
+pub(super) fn add_sides_ok<A: Lane, B: Lane, Y: Lane>(p: &AddParams) -> bool {
+    let max_shift = match A::SYMMETRIC || B::SYMMETRIC {
+        true => MAX_ADD_LEFT_SHIFT_S16,
+        false => 20,
+    };
+    (0..=max_shift).contains(&p.left_shift)
+        && sides_ok::<A, B, Y>(
+            (p.a_zero_point, p.b_zero_point, p.output_zero_point),
+            (p.act_min, p.act_max),
+        )
+}
+
+/// Each side's zero point and the activation window fit its lane (an
+/// int16 side's zero point is 0, the window lies within `Y`).
+#[cfg(feature = "int16-activations")]
+pub(super) fn sides_ok<A: Lane, B: Lane, Y: Lane>(
+    (za, zb, zy): (i32, i32, i32),
+    (act_min, act_max): (i32, i32),
+) -> bool {
+    (!B::SYMMETRIC || zb == 0) && lanes_ok::<A, Y>(za, zy, act_min, act_max)
+}
+
+/// [`mul_s8`] where either operand or the output is an int16 activation
+/// (symmetric, zero point 0): the product `(a−za)·(b−zb)` in `i64` (up to
+/// 2^30.01 with two int16 sides), then the same requantization, so on int8
+/// lanes it is [`mul_s8`] bit for bit.
+///
+/// Also returns early unless an int16 side's zero point is 0 and the
+/// activation window lies within `Y`.
+#[cfg(feature = "int16-activations")]
+pub fn mul_s16<A, B, Y>(p: &MulParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
+where
+    A: Lane + Into<i32> + Default,
+    B: Lane + Into<i32> + Default,
+    Y: Lane,
+{
+    let zero_points = (p.a_zero_point, p.b_zero_point, p.output_zero_point);
+    if !sides_ok::<A, B, Y>(zero_points, (p.act_min, p.act_max)) {
+        return;
+    }
+    broadcast_binary(bc, a, b, output, |x: A, y: B| {
+        let prod = (Into::<i64>::into(x) - i64::from(p.a_zero_point))
+            * (Into::<i64>::into(y) - i64::from(p.b_zero_point));
+        requantize_to_lane(
+            prod,
             p.out_multiplier,
             p.out_shift,
             p.output_zero_point,

@@ -29,6 +29,8 @@ mod reduce;
 mod requantize;
 
 pub use arg_max::{arg_max_s8, MAX_ARG_MAX_LEN};
+#[cfg(feature = "int16-activations")]
+pub use binary::{div_s16, max_s16, min_s16, sub_s16};
 pub use binary::{div_s8, max_s8, min_s8, sub_s8, DIV_FRACTION_BITS};
 #[cfg(feature = "int16-activations")]
 pub use concat::concat_part_s16;
@@ -44,7 +46,7 @@ pub use conv::{
 pub use conv_transpose::conv_transpose_s16;
 pub use conv_transpose::conv_transpose_s8;
 #[cfg(feature = "int16-activations")]
-pub use elementwise::{add_s16, MAX_ADD_LEFT_SHIFT_S16};
+pub use elementwise::{add_s16, mul_s16, MAX_ADD_LEFT_SHIFT_S16};
 pub use elementwise::{add_s8, mul_s8};
 pub use fully_connected::fully_connected_s8;
 #[cfg(feature = "int16-activations")]
