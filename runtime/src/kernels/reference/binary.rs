@@ -1,11 +1,11 @@
 //! Broadcasting binary ops beyond Add and Mul: Sub, Div, Min and Max.
 
 use super::act_ok;
-use super::elementwise::broadcast_binary;
+use super::elementwise::{broadcast_binary, rescaled};
 #[cfg(feature = "int16-activations")]
 use super::{
-    elementwise::{add_sides_ok, sides_ok},
-    requantize_to_lane, Lane,
+    elementwise::{add_sides_ok, requantized_binary, sides_ok},
+    Lane,
 };
 use crate::kernels::{AddParams, Broadcast4, MinMaxParams, MulParams};
 use crate::numerics::{clamp, requantize, requantize_to_i8};
@@ -23,17 +23,9 @@ pub fn sub_s8(p: &AddParams, bc: &Broadcast4, a: &[i8], b: &[i8], output: &mut [
     if !(0..=20).contains(&p.left_shift) || !act_ok(p.act_min, p.act_max) {
         return;
     }
-    let ls = p.left_shift;
     broadcast_binary(bc, a, b, output, |x, y| {
-        let xa = i32::from(x).wrapping_sub(p.a_zero_point) << ls;
-        let xb = i32::from(y).wrapping_sub(p.b_zero_point) << ls;
-        let diff = requantize(xa, p.a_multiplier, p.a_shift).saturating_sub(requantize(
-            xb,
-            p.b_multiplier,
-            p.b_shift,
-        ));
         requantize_to_i8(
-            diff,
+            rescaled(p, i32::from(x), i32::from(y), i32::saturating_sub),
             p.out_multiplier,
             p.out_shift,
             p.output_zero_point,
@@ -58,24 +50,12 @@ where
     if !add_sides_ok::<A, B, Y>(p) {
         return;
     }
-    let ls = p.left_shift;
-    broadcast_binary(bc, a, b, output, |x: A, y: B| {
-        let xa = Into::<i32>::into(x).wrapping_sub(p.a_zero_point) << ls;
-        let xb = Into::<i32>::into(y).wrapping_sub(p.b_zero_point) << ls;
-        let diff = requantize(xa, p.a_multiplier, p.a_shift).saturating_sub(requantize(
-            xb,
-            p.b_multiplier,
-            p.b_shift,
-        ));
-        requantize_to_lane(
-            i64::from(diff),
-            p.out_multiplier,
-            p.out_shift,
-            p.output_zero_point,
-            p.act_min,
-            p.act_max,
-        )
-    });
+    requantized_binary(
+        (bc, a, b, output),
+        (p.out_multiplier, p.out_shift),
+        (p.output_zero_point, p.act_min, p.act_max),
+        |x, y| i64::from(rescaled(p, x, y, i32::saturating_sub)),
+    );
 }
 
 /// [`div_s8`] where either operand or the output is an int16 activation
@@ -96,18 +76,15 @@ where
     if !sides_ok::<A, B, Y>(zero_points, (p.act_min, p.act_max)) {
         return;
     }
-    broadcast_binary(bc, a, b, output, |x: A, y: B| {
-        let num = Into::<i64>::into(x) - i64::from(p.a_zero_point);
-        let den = Into::<i64>::into(y) - i64::from(p.b_zero_point);
-        requantize_to_lane(
-            i64::from(quotient(num, den)),
-            p.out_multiplier,
-            p.out_shift,
-            p.output_zero_point,
-            p.act_min,
-            p.act_max,
-        )
-    });
+    requantized_binary(
+        (bc, a, b, output),
+        (p.out_multiplier, p.out_shift),
+        (p.output_zero_point, p.act_min, p.act_max),
+        |x, y| {
+            let num = i64::from(x) - i64::from(p.a_zero_point);
+            i64::from(quotient(num, i64::from(y) - i64::from(p.b_zero_point)))
+        },
+    );
 }
 
 /// [`min_s8`] where either operand or the output is an int16 activation

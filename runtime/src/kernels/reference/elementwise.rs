@@ -22,7 +22,7 @@ pub fn add_s8(p: &AddParams, bc: &Broadcast4, a: &[i8], b: &[i8], output: &mut [
         return;
     }
     broadcast_binary(bc, a, b, output, |x, y| {
-        let sum = rescaled_sum(p, i32::from(x), i32::from(y));
+        let sum = rescaled(p, i32::from(x), i32::from(y), i32::saturating_add);
         requantize_to_i8(
             sum,
             p.out_multiplier,
@@ -52,17 +52,12 @@ where
     if !add_sides_ok::<A, B, Y>(p) {
         return;
     }
-    broadcast_binary(bc, a, b, output, |x: A, y: B| {
-        let sum = rescaled_sum(p, x.into(), y.into());
-        requantize_to_lane(
-            i64::from(sum),
-            p.out_multiplier,
-            p.out_shift,
-            p.output_zero_point,
-            p.act_min,
-            p.act_max,
-        )
-    });
+    requantized_binary(
+        (bc, a, b, output),
+        (p.out_multiplier, p.out_shift),
+        (p.output_zero_point, p.act_min, p.act_max),
+        |x, y| i64::from(rescaled(p, x, y, i32::saturating_add)),
+    );
 }
 
 /// The early returns of [`add_s16`] (and Sub's): the left shift, and each
@@ -108,36 +103,53 @@ where
     if !sides_ok::<A, B, Y>(zero_points, (p.act_min, p.act_max)) {
         return;
     }
-    broadcast_binary(bc, a, b, output, |x: A, y: B| {
-        let prod = (Into::<i64>::into(x) - i64::from(p.a_zero_point))
-            * (Into::<i64>::into(y) - i64::from(p.b_zero_point));
-        requantize_to_lane(
-            prod,
-            p.out_multiplier,
-            p.out_shift,
-            p.output_zero_point,
-            p.act_min,
-            p.act_max,
-        )
-    });
+    requantized_binary(
+        (bc, a, b, output),
+        (p.out_multiplier, p.out_shift),
+        (p.output_zero_point, p.act_min, p.act_max),
+        |x, y| {
+            (i64::from(x) - i64::from(p.a_zero_point)) * (i64::from(y) - i64::from(p.b_zero_point))
+        },
+    );
 }
 
 /// Largest Add left shift with an int16 operand (see [`add_s16`]).
 #[cfg(feature = "int16-activations")]
 pub const MAX_ADD_LEFT_SHIFT_S16: i32 = 15;
 
-/// Add's two operands shifted left, each rescaled to the common scale, and
-/// summed, saturating in `i32`: what both Add kernels requantize.
+/// Add's (Sub's) two operands shifted left, each rescaled to the common
+/// scale, and `combine`d (a saturating sum or difference in `i32`): what
+/// the Add and Sub kernels requantize.
 #[inline(always)]
-fn rescaled_sum(p: &AddParams, x: i32, y: i32) -> i32 {
+pub(super) fn rescaled(p: &AddParams, x: i32, y: i32, combine: fn(i32, i32) -> i32) -> i32 {
     let ls = p.left_shift;
     let xa = x.wrapping_sub(p.a_zero_point) << ls;
     let xb = y.wrapping_sub(p.b_zero_point) << ls;
-    requantize(xa, p.a_multiplier, p.a_shift).saturating_add(requantize(
-        xb,
-        p.b_multiplier,
-        p.b_shift,
-    ))
+    combine(
+        requantize(xa, p.a_multiplier, p.a_shift),
+        requantize(xb, p.b_multiplier, p.b_shift),
+    )
+}
+
+/// `output[i] = requantize_to_lane(f(a[ia], b[ib]))` over the broadcast
+/// index space, with the output words `(multiplier, shift)` and
+/// `(zero point, act_min, act_max)`: the int16 kernels of the math ops.
+#[cfg(feature = "int16-activations")]
+#[inline(always)]
+pub(super) fn requantized_binary<A, B, Y>(
+    (bc, a, b, output): (&Broadcast4, &[A], &[B], &mut [Y]),
+    (multiplier, shift): (i32, i32),
+    (zero_point, act_min, act_max): (i32, i32, i32),
+    f: impl Fn(i32, i32) -> i64,
+) where
+    A: Lane + Into<i32> + Default,
+    B: Lane + Into<i32> + Default,
+    Y: Lane,
+{
+    broadcast_binary(bc, a, b, output, |x: A, y: B| {
+        let acc = f(Into::<i32>::into(x), Into::<i32>::into(y));
+        requantize_to_lane(acc, multiplier, shift, zero_point, act_min, act_max)
+    });
 }
 
 /// Quantized multiply with numpy broadcasting:
