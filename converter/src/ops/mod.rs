@@ -539,6 +539,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "any axes (attribute, or input from opset 18), `keepdims`; rank ≤ 6",
     ),
     OnnxOp::new(
+        "ReduceMin",
+        reduce::norm,
+        "Lut (−x), ReduceMax, Lut (−x)",
+        "any axes (input from opset 18), `keepdims`; rank ≤ 6",
+    ),
+    OnnxOp::new(
         "ReduceSum",
         |b, ctx, ins| reduce::from_onnx(b, ctx, ins, Reduction::Sum),
         "ReduceSum",

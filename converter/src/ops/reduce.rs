@@ -61,9 +61,11 @@ pub(crate) fn from_onnx(
 }
 
 /// ONNX `ReduceL2` (`F.normalize`) as the runtime's exact ReduceL2; and
-/// `ReduceL1`, `ReduceSumSquare`, `ReduceLogSum` and `ReduceLogSumExp` as
-/// the ops they are made of: a table before the sum (|x|, x², eˣ) and one
-/// after it (log), each on its own calibrated range.
+/// `ReduceL1`, `ReduceSumSquare`, `ReduceLogSum`, `ReduceLogSumExp` and
+/// `ReduceMin` as the ops they are made of: a table before the sum (|x|,
+/// x², eˣ) or the maximum (−x) and one after it (log, −x), each on its own
+/// calibrated range (a min-max normalization written in the graph takes
+/// ReduceMin of a computed tensor).
 pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     use super::pointwise::{Expr, Fn1, Fn2, Pointwise};
     use std::rc::Rc;
@@ -76,7 +78,9 @@ pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
         });
         return b.emit(ctx, l2, vec![r.x], r.out);
     }
+    let neg = || Expr::Unary(Fn1::Neg, Rc::new(Expr::X));
     let (before, after) = match ctx.op {
+        "ReduceMin" => (Some(neg()), Some(Fn1::Neg)),
         "ReduceL1" => (Some(Expr::Unary(Fn1::Abs, Rc::new(Expr::X))), None),
         "ReduceSumSquare" => (Some(x2), None),
         "ReduceLogSum" => (None, Some(Fn1::Log)),
@@ -96,10 +100,11 @@ pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
         Some(f) => b.emit_part(ctx, "before_sum", table(f), vec![x], xs)?,
         None => x,
     };
-    let sum = Op::Reduce(Reduce {
-        how: Reduction::Sum,
-        axes,
-    });
+    let how = match ctx.op {
+        "ReduceMin" => Reduction::Max,
+        _ => Reduction::Sum,
+    };
+    let sum = Op::Reduce(Reduce { how, axes });
     let Some(after) = after else {
         return b.emit(ctx, sum, vec![x], out);
     };
@@ -334,6 +339,7 @@ mod tests {
             ("ReduceL2", &["ReduceL2"][..]),
             ("ReduceSumSquare", &["Lut", "ReduceSum"][..]),
             ("ReduceLogSumExp", &["Lut", "ReduceSum", "Lut"][..]),
+            ("ReduceMin", &["Lut", "ReduceMax", "Lut"][..]),
         ] {
             let model = one_node(
                 op,
