@@ -5,7 +5,7 @@ use super::elementwise::{broadcast_binary, rescaled};
 #[cfg(feature = "int16-activations")]
 use super::{
     elementwise::{add_sides_ok, requantized_binary, sides_ok},
-    Lane,
+    Lane, OperandLane,
 };
 use crate::kernels::{AddParams, Broadcast4, MinMaxParams, MulParams};
 use crate::numerics::{clamp, requantize, requantize_to_i8};
@@ -41,12 +41,13 @@ pub fn sub_s8(p: &AddParams, bc: &Broadcast4, a: &[i8], b: &[i8], output: &mut [
 /// [`add_s16`](super::add_s16) (a left shift of at most 15 with an int16
 /// operand).
 #[cfg(feature = "int16-activations")]
-pub fn sub_s16<A, B, Y>(p: &AddParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
-where
-    A: Lane + Into<i32> + Default,
-    B: Lane + Into<i32> + Default,
-    Y: Lane,
-{
+pub fn sub_s16<A: OperandLane, B: OperandLane, Y: Lane>(
+    p: &AddParams,
+    bc: &Broadcast4,
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+) {
     if !add_sides_ok::<A, B, Y>(p) {
         return;
     }
@@ -66,12 +67,13 @@ where
 /// Also returns early unless an int16 side's zero point is 0 and the
 /// activation window lies within `Y`.
 #[cfg(feature = "int16-activations")]
-pub fn div_s16<A, B, Y>(p: &MulParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
-where
-    A: Lane + Into<i32> + Default,
-    B: Lane + Into<i32> + Default,
-    Y: Lane,
-{
+pub fn div_s16<A: OperandLane, B: OperandLane, Y: Lane>(
+    p: &MulParams,
+    bc: &Broadcast4,
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+) {
     let zero_points = (p.a_zero_point, p.b_zero_point, p.output_zero_point);
     if !sides_ok::<A, B, Y>(zero_points, (p.act_min, p.act_max)) {
         return;
@@ -93,12 +95,13 @@ where
 /// Also returns early unless an int16 side's zero point is 0 and the
 /// activation window lies within `Y`.
 #[cfg(feature = "int16-activations")]
-pub fn min_s16<A, B, Y>(p: &MinMaxParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
-where
-    A: Lane + Into<i32> + Default,
-    B: Lane + Into<i32> + Default,
-    Y: Lane,
-{
+pub fn min_s16<A: OperandLane, B: OperandLane, Y: Lane>(
+    p: &MinMaxParams,
+    bc: &Broadcast4,
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+) {
     min_max_s16(p, bc, a, b, output, i32::min);
 }
 
@@ -108,28 +111,25 @@ where
 /// Also returns early unless an int16 side's zero point is 0 and the
 /// activation window lies within `Y`.
 #[cfg(feature = "int16-activations")]
-pub fn max_s16<A, B, Y>(p: &MinMaxParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
-where
-    A: Lane + Into<i32> + Default,
-    B: Lane + Into<i32> + Default,
-    Y: Lane,
-{
+pub fn max_s16<A: OperandLane, B: OperandLane, Y: Lane>(
+    p: &MinMaxParams,
+    bc: &Broadcast4,
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+) {
     min_max_s16(p, bc, a, b, output, i32::max);
 }
 
 #[cfg(feature = "int16-activations")]
-fn min_max_s16<A, B, Y>(
+fn min_max_s16<A: OperandLane, B: OperandLane, Y: Lane>(
     p: &MinMaxParams,
     bc: &Broadcast4,
     a: &[A],
     b: &[B],
     output: &mut [Y],
     pick: fn(i32, i32) -> i32,
-) where
-    A: Lane + Into<i32> + Default,
-    B: Lane + Into<i32> + Default,
-    Y: Lane,
-{
+) {
     let zero_points = (p.a_zero_point, p.b_zero_point, p.output_zero_point);
     if !sides_ok::<A, B, Y>(zero_points, (p.act_min, p.act_max)) {
         return;

@@ -2,7 +2,7 @@
 
 use super::act_ok;
 #[cfg(feature = "int16-activations")]
-use super::{lanes_ok, requantize_to_lane, Lane};
+use super::{lanes_ok, requantize_to_lane, Lane, OperandLane};
 use crate::kernels::{AddParams, Broadcast4, MulParams};
 use crate::numerics::{requantize, requantize_to_i8};
 
@@ -43,12 +43,13 @@ pub fn add_s8(p: &AddParams, bc: &Broadcast4, a: &[i8], b: &[i8], output: &mut [
 /// operand is int16 (`(x − 0) << 15` is at most 2^30 in magnitude, so the
 /// shifted operand still fits `i32`).
 #[cfg(feature = "int16-activations")]
-pub fn add_s16<A, B, Y>(p: &AddParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
-where
-    A: Lane + Into<i32> + Default,
-    B: Lane + Into<i32> + Default,
-    Y: Lane,
-{
+pub fn add_s16<A: OperandLane, B: OperandLane, Y: Lane>(
+    p: &AddParams,
+    bc: &Broadcast4,
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+) {
     if !add_sides_ok::<A, B, Y>(p) {
         return;
     }
@@ -93,12 +94,13 @@ pub(super) fn sides_ok<A: Lane, B: Lane, Y: Lane>(
 /// Also returns early unless an int16 side's zero point is 0 and the
 /// activation window lies within `Y`.
 #[cfg(feature = "int16-activations")]
-pub fn mul_s16<A, B, Y>(p: &MulParams, bc: &Broadcast4, a: &[A], b: &[B], output: &mut [Y])
-where
-    A: Lane + Into<i32> + Default,
-    B: Lane + Into<i32> + Default,
-    Y: Lane,
-{
+pub fn mul_s16<A: OperandLane, B: OperandLane, Y: Lane>(
+    p: &MulParams,
+    bc: &Broadcast4,
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+) {
     let zero_points = (p.a_zero_point, p.b_zero_point, p.output_zero_point);
     if !sides_ok::<A, B, Y>(zero_points, (p.act_min, p.act_max)) {
         return;
@@ -136,16 +138,12 @@ pub(super) fn rescaled(p: &AddParams, x: i32, y: i32, combine: fn(i32, i32) -> i
 /// `(zero point, act_min, act_max)`: the int16 kernels of the math ops.
 #[cfg(feature = "int16-activations")]
 #[inline(always)]
-pub(super) fn requantized_binary<A, B, Y>(
+pub(super) fn requantized_binary<A: OperandLane, B: OperandLane, Y: Lane>(
     (bc, a, b, output): (&Broadcast4, &[A], &[B], &mut [Y]),
     (multiplier, shift): (i32, i32),
     (zero_point, act_min, act_max): (i32, i32, i32),
     f: impl Fn(i32, i32) -> i64,
-) where
-    A: Lane + Into<i32> + Default,
-    B: Lane + Into<i32> + Default,
-    Y: Lane,
-{
+) {
     broadcast_binary(bc, a, b, output, |x: A, y: B| {
         let acc = f(Into::<i32>::into(x), Into::<i32>::into(y));
         requantize_to_lane(acc, multiplier, shift, zero_point, act_min, act_max)

@@ -206,6 +206,14 @@ pub trait Lane: Copy + Into<i64> {
     fn from_clamped(v: i32) -> Self;
 }
 
+/// An operand of the broadcasting int16 kernels (`add_s16`, `sub_s16`,
+/// ...): an `i8` or `i16` lane, read as `i32`.
+#[cfg(feature = "int16-activations")]
+pub trait OperandLane: Lane + Into<i32> + Default {}
+
+#[cfg(feature = "int16-activations")]
+impl<T: Lane + Into<i32> + Default> OperandLane for T {}
+
 #[cfg(feature = "int16-activations")]
 impl Lane for i8 {
     const MIN: i32 = -128;
