@@ -533,10 +533,16 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             Some((g, layers, recalibrated))
         }
     };
-    let (work, work_calibration) = match (&sparse, &pruned) {
-        (Some((g, _, c)), _) => (g, c),
-        (None, Some(p)) => (&p.graph, &p.calibration),
-        (None, None) => (&graph, &calibration),
+    // The graph written, its calibration, and where its float values come
+    // from (a pruned graph's own evaluation: tract runs the original).
+    let (work, work_calibration, work_values) = match (&sparse, &pruned) {
+        (Some((g, _, c)), _) => (g, c, calibrate::Values::Graph),
+        (None, Some(p)) => (&p.graph, &p.calibration, calibrate::Values::Graph),
+        (None, None) => (
+            &graph,
+            &calibration,
+            calibrate::Values::Reference(&float_ref),
+        ),
     };
 
     let (setting, selection) = match (&select, searched) {
@@ -575,58 +581,14 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     let (work, precision_draft) = match &opts.precision {
         crate::precision::Choice::Int8 => (work, None),
         choice => {
-            use crate::samples::Every;
+            let data = ChoiceData::new(
+                work,
+                (work_calibration, work_values, moments),
+                &calib,
+                select.as_ref(),
+                opts.progress,
+            )?;
             let bar = progress_bar(opts.progress, "choosing int16 layers");
-            // Without `--select`, two-fold on the calibration samples: the
-            // file calibrated on each half measured on the other. Measured
-            // on its own calibration samples, a file never meets an input
-            // beyond its ranges, and held-out inputs do (attn_pool: one
-            // layer raised met the target there, then missed it on 2 of 64
-            // held-out samples).
-            let halves = Every::of(&calib, 0, 2);
-            let other_half = Every::of(&calib, 1, 2);
-            let fold_calibrations = match select {
-                None if calib.len() >= TWO_FOLD_MIN_SAMPLES => {
-                    use crate::calibrate::{calibrate_from, Values};
-                    let source = match std::ptr::eq(work, &graph) {
-                        true => Values::Reference(&float_ref),
-                        false => Values::Graph,
-                    };
-                    let bar = progress_bar(opts.progress, "calibrating halves");
-                    Some([
-                        calibrate_from(work, source, &halves, moments, &bar)?,
-                        calibrate_from(work, source, &other_half, moments, &bar)?,
-                    ])
-                }
-                _ => None,
-            };
-            let data = match (&select, &fold_calibrations) {
-                (Some(set), _) => ChoiceData {
-                    folds: vec![(work_calibration, Every::of(set, 0, 1))],
-                    describe: set.describe(),
-                    samples: set.len(),
-                },
-                (None, Some([even, odd])) => ChoiceData {
-                    folds: vec![(even, other_half), (odd, halves)],
-                    describe: format!(
-                        "{}, two-fold (each half measured on a file calibrated on the other)",
-                        calib.describe()
-                    ),
-                    samples: calib.len(),
-                },
-                (None, None) => ChoiceData {
-                    folds: vec![(work_calibration, Every::of(&calib, 0, 1))],
-                    describe: calib.describe(),
-                    samples: calib.len(),
-                },
-            };
-            if data.samples == 0 {
-                return Err(ConvertError::Usage(
-                    "--precision measures its choice on samples: give --calib (or --select) \
-                     samples"
-                        .into(),
-                ));
-            }
             let (g, draft) = choose_precision(
                 work,
                 (setting, &meta, storage),
@@ -1513,12 +1475,65 @@ const TWO_FOLD_MIN_SAMPLES: usize = 16;
 /// every figure counts at its worse ([`evaluate::Evaluation::worse_of`]).
 struct ChoiceData<'a> {
     folds: Vec<(
-        &'a calibrate::Calibration,
-        crate::samples::Every<'a, SampleSet>,
+        std::borrow::Cow<'a, calibrate::Calibration>,
+        samples::Every<'a, SampleSet>,
     )>,
     /// The samples, as the report names them.
     describe: String,
-    samples: usize,
+}
+
+impl<'a> ChoiceData<'a> {
+    /// The `--select` samples against the file's own calibration; without
+    /// them, the calibration samples two-fold: the file calibrated on each
+    /// half measured on the other. Measured on its own calibration samples,
+    /// a file never meets an input beyond its ranges, and held-out inputs
+    /// do (attn_pool: one layer raised met the target there, then missed
+    /// it on 2 of 64 held-out samples). Refused without any samples.
+    fn new(
+        work: &Graph,
+        (calibration, values, moments): (&'a calibrate::Calibration, calibrate::Values<'_>, bool),
+        calib: &'a SampleSet,
+        select: Option<&'a SampleSet>,
+        progress: bool,
+    ) -> Result<ChoiceData<'a>, ConvertError> {
+        use samples::Every;
+        use std::borrow::Cow;
+        let data = match select {
+            Some(set) => ChoiceData {
+                folds: vec![(Cow::Borrowed(calibration), Every::of(set, 0, 1))],
+                describe: set.describe(),
+            },
+            None if calib.len() >= TWO_FOLD_MIN_SAMPLES => {
+                let bar = progress_bar(progress, "calibrating halves");
+                let (even, odd) = (Every::of(calib, 0, 2), Every::of(calib, 1, 2));
+                let on = |half| calibrate::calibrate_from(work, values, &half, moments, &bar);
+                ChoiceData {
+                    folds: vec![(Cow::Owned(on(even)?), odd), (Cow::Owned(on(odd)?), even)],
+                    describe: format!(
+                        "{}, two-fold (each half measured on a file calibrated on the other)",
+                        calib.describe()
+                    ),
+                }
+            }
+            None => ChoiceData {
+                folds: vec![(Cow::Borrowed(calibration), Every::of(calib, 0, 1))],
+                describe: calib.describe(),
+            },
+        };
+        if data.samples() == 0 {
+            return Err(ConvertError::Usage(
+                "--precision measures its choice on samples: give --calib (or --select) samples"
+                    .into(),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// How many samples the folds hold together.
+    fn samples(&self) -> usize {
+        use samples::InputSamples;
+        self.folds.iter().map(|(_, s)| s.count()).sum()
+    }
 }
 
 /// `graph` with the layers `choice` raises to int16 outputs, and the report
@@ -1757,7 +1772,7 @@ fn choose_precision(
         },
         met,
         data: data.describe.clone(),
-        samples: data.samples,
+        samples: data.samples(),
         int8_sqnr_db: finite(base_score),
         sqnr_db: finite(selection_score(&current)),
         raisable: match choice {

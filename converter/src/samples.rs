@@ -127,12 +127,20 @@ pub trait InputSamples {
 
 /// Every `step`-th sample of a set from sample `first`: the whole set
 /// (0, 1), or one half of a two-fold split (0 or 1, 2).
-#[derive(Clone, Copy)]
 pub struct Every<'a, S> {
     set: &'a S,
     first: usize,
     step: usize,
 }
+
+// By hand: a derive would ask `S: Copy`, and only the reference is copied.
+impl<S> Clone for Every<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for Every<'_, S> {}
 
 impl<'a, S: InputSamples> Every<'a, S> {
     pub fn of(set: &'a S, first: usize, step: usize) -> Every<'a, S> {

@@ -4,8 +4,6 @@
 
 use medq::format::layout::{params, OpCode};
 use medq::kernels::DIV_FRACTION_BITS;
-use medq::kernels::MAX_ADD_LEFT_SHIFT_S16;
-use medq::ops::MAX_ADD_LEFT_SHIFT;
 
 use super::onnx::{input, Ins};
 use super::IrOp;
@@ -117,28 +115,11 @@ impl IrOp for Binary {
         // The output's window: int8, or int16 when raised.
         let window = cx.clamp(FusedActivation::None)?;
         let (opcode, p) = match self.op {
-            BinaryOp::Sub => {
-                // Add's scheme: both operands on twice the larger scale with
-                // 20 fraction bits (15 with an int16 operand), then to the
-                // output.
-                use params::add as w;
-                let twice_max = 2.0 * sa.max(sb);
-                let left_shift = match cx.node.inputs.iter().any(|t| cx.graph.wide.contains(t)) {
-                    true => MAX_ADD_LEFT_SHIFT_S16,
-                    false => MAX_ADD_LEFT_SHIFT,
-                };
-                let headroom = (1i64 << left_shift) as f64;
-                let mut p = vec![0; w::COUNT];
-                p[w::LEFT_SHIFT] = left_shift;
-                (p[w::A_MULTIPLIER], p[w::A_SHIFT]) =
-                    cx.multiplier(sa / twice_max, "first input")?;
-                (p[w::B_MULTIPLIER], p[w::B_SHIFT]) =
-                    cx.multiplier(sb / twice_max, "second input")?;
-                (p[w::OUT_MULTIPLIER], p[w::OUT_SHIFT]) =
-                    cx.multiplier(twice_max / (headroom * sy), "output")?;
-                (p[w::ACT_MIN], p[w::ACT_MAX]) = window;
-                (OpCode::Sub, p)
-            }
+            // Add's scheme, the rescaled `b` subtracted.
+            BinaryOp::Sub => (
+                OpCode::Sub,
+                super::elementwise::add_words(cx, (aq, bq), FusedActivation::None)?,
+            ),
             BinaryOp::Div => {
                 use params::mul as w;
                 let q = (1u64 << DIV_FRACTION_BITS) as f64;

@@ -15,7 +15,7 @@ use crate::load::node::NodeCtx;
 use crate::load::shape::{broadcast, broadcast_indices};
 use crate::load::tensor::Const;
 use crate::load::{Builder, Value};
-use crate::quantize::{LowerCtx, Lowered, OutputQuant};
+use crate::quantize::{LowerCtx, Lowered, OutputQuant, QParams};
 
 #[derive(Clone, Debug)]
 pub struct Add {
@@ -132,38 +132,12 @@ impl IrOp for Add {
         OutputQuant::Calibrated(self.activation)
     }
 
-    /// Both addends are brought to twice the larger input scale with
-    /// [`MAX_ADD_LEFT_SHIFT`] fractional bits (15 when an operand is int16,
-    /// whose values already carry 8 more bits), summed, and requantized.
     fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
-        use params::add as w;
         let ((a, aq), (b, bq)) = (cx.operand(0)?, cx.operand(1)?);
-        let y = cx.output_q()?;
-        let twice_max = 2.0 * (aq.scale as f64).max(bq.scale as f64);
-        let wide_operand = cx.node.inputs.iter().any(|t| cx.graph.wide.contains(t));
-        let left_shift = match wide_operand {
-            true => MAX_ADD_LEFT_SHIFT_S16,
-            false => MAX_ADD_LEFT_SHIFT,
-        };
-        let headroom = (1i64 << left_shift) as f64;
-        let (am, ash) = cx.multiplier(aq.scale as f64 / twice_max, "first input")?;
-        let (bm, bsh) = cx.multiplier(bq.scale as f64 / twice_max, "second input")?;
-        let (om, osh) = cx.multiplier(twice_max / (headroom * y.scale as f64), "output")?;
-        let (act_min, act_max) = cx.clamp(self.activation)?;
-        let mut p = [0; w::COUNT];
-        p[w::LEFT_SHIFT] = left_shift;
-        p[w::A_MULTIPLIER] = am;
-        p[w::A_SHIFT] = ash;
-        p[w::B_MULTIPLIER] = bm;
-        p[w::B_SHIFT] = bsh;
-        p[w::OUT_MULTIPLIER] = om;
-        p[w::OUT_SHIFT] = osh;
-        p[w::ACT_MIN] = act_min;
-        p[w::ACT_MAX] = act_max;
         Ok(Lowered {
             opcode: OpCode::Add,
             inputs: vec![a, b],
-            params: p.to_vec(),
+            params: add_words(cx, (aq, bq), self.activation)?,
         })
     }
 
@@ -178,6 +152,36 @@ impl IrOp for Add {
     fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
         Some(&mut self.activation)
     }
+}
+
+/// Add's words (Sub's too): both operands are brought to twice the larger
+/// input scale with [`MAX_ADD_LEFT_SHIFT`] fractional bits (15 when an
+/// operand is int16, whose values already carry 8 more bits), combined,
+/// and requantized to the output, clamped by `activation`.
+pub(super) fn add_words(
+    cx: &LowerCtx,
+    (aq, bq): (QParams, QParams),
+    activation: FusedActivation,
+) -> Result<Vec<i32>, ConvertError> {
+    use params::add as w;
+    let y = cx.output_q()?;
+    let twice_max = 2.0 * (aq.scale as f64).max(bq.scale as f64);
+    let wide_operand = cx.node.inputs.iter().any(|t| cx.graph.wide.contains(t));
+    let left_shift = match wide_operand {
+        true => MAX_ADD_LEFT_SHIFT_S16,
+        false => MAX_ADD_LEFT_SHIFT,
+    };
+    let headroom = (1i64 << left_shift) as f64;
+    let mut p = vec![0; w::COUNT];
+    p[w::LEFT_SHIFT] = left_shift;
+    (p[w::A_MULTIPLIER], p[w::A_SHIFT]) =
+        cx.multiplier(aq.scale as f64 / twice_max, "first input")?;
+    (p[w::B_MULTIPLIER], p[w::B_SHIFT]) =
+        cx.multiplier(bq.scale as f64 / twice_max, "second input")?;
+    (p[w::OUT_MULTIPLIER], p[w::OUT_SHIFT]) =
+        cx.multiplier(twice_max / (headroom * y.scale as f64), "output")?;
+    (p[w::ACT_MIN], p[w::ACT_MAX]) = cx.clamp(activation)?;
+    Ok(p)
 }
 
 impl IrOp for Mul {

@@ -78,16 +78,13 @@ pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
         });
         return b.emit(ctx, l2, vec![r.x], r.out);
     }
-    let neg = || Expr::Unary(Fn1::Neg, Rc::new(Expr::X));
-    let (before, after) = match ctx.op {
-        "ReduceMin" => (Some(neg()), Some(Fn1::Neg)),
-        "ReduceL1" => (Some(Expr::Unary(Fn1::Abs, Rc::new(Expr::X))), None),
-        "ReduceSumSquare" => (Some(x2), None),
-        "ReduceLogSum" => (None, Some(Fn1::Log)),
-        _ => (
-            Some(Expr::Unary(Fn1::Exp, Rc::new(Expr::X))),
-            Some(Fn1::Log),
-        ),
+    let unary = |f: Fn1| Some(Expr::Unary(f, Rc::new(Expr::X)));
+    let (before, how, after) = match ctx.op {
+        "ReduceMin" => (unary(Fn1::Neg), Reduction::Max, Some(Fn1::Neg)),
+        "ReduceL1" => (unary(Fn1::Abs), Reduction::Sum, None),
+        "ReduceSumSquare" => (Some(x2), Reduction::Sum, None),
+        "ReduceLogSum" => (None, Reduction::Sum, Some(Fn1::Log)),
+        _ => (unary(Fn1::Exp), Reduction::Sum, Some(Fn1::Log)),
     };
     let Operands {
         x,
@@ -99,10 +96,6 @@ pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
     let x = match before {
         Some(f) => b.emit_part(ctx, "before_sum", table(f), vec![x], xs)?,
         None => x,
-    };
-    let how = match ctx.op {
-        "ReduceMin" => Reduction::Max,
-        _ => Reduction::Sum,
     };
     let sum = Op::Reduce(Reduce { how, axes });
     let Some(after) = after else {

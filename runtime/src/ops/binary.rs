@@ -1,10 +1,10 @@
 //! Sub, Div, Min and Max: broadcasting binary ops on the reference kernels
-//! (Sub and Div take Add's and Mul's parameter words), and these with Mul
-//! where a side is an int16 activation ([`BinaryS16`]).
+//! (Sub and Div take Add's and Mul's parameter words), and these with Add
+//! and Mul where a side is an int16 activation ([`BinaryS16`]).
 
 use super::elementwise::{add_operands, binary, mul_operands, Operands};
 #[cfg(feature = "int16-activations")]
-use super::elementwise::{add_words_s16, binary_s16, each_lane, mul_words_s16};
+use super::elementwise::{add_words_s16, binary_s16, mul_words_s16};
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::min_max as w;
@@ -105,11 +105,45 @@ fn min_max_words<'a>(
     Ok((p, bc, a, b))
 }
 
-/// A broadcasting Sub, Mul, Div, Min or Max with an int16 side, and its
-/// parameters.
+/// Runs the generic int16 binary kernel `$kernel` with `a`, `b` and the
+/// output each read as the lane `$wide` says (`[a, b, output]`, int16 when
+/// `true`).
+#[cfg(feature = "int16-activations")]
+macro_rules! each_lane {
+    ($kernel:ident, $p:expr, $bc:expr, $wide:expr, $io:expr, $a:expr, $b:expr) => {{
+        use super::output_i16 as wide_out;
+        let x = &$io.inputs;
+        match $wide {
+            [false, false, false] => $kernel($p, $bc, x.read($a)?, x.read($b)?, $io.output),
+            [false, false, true] => {
+                $kernel($p, $bc, x.read($a)?, x.read($b)?, wide_out($io.output)?)
+            }
+            [false, true, false] => $kernel($p, $bc, x.read($a)?, x.read_i16($b)?, $io.output),
+            [false, true, true] => {
+                $kernel($p, $bc, x.read($a)?, x.read_i16($b)?, wide_out($io.output)?)
+            }
+            [true, false, false] => $kernel($p, $bc, x.read_i16($a)?, x.read($b)?, $io.output),
+            [true, false, true] => {
+                $kernel($p, $bc, x.read_i16($a)?, x.read($b)?, wide_out($io.output)?)
+            }
+            [true, true, false] => $kernel($p, $bc, x.read_i16($a)?, x.read_i16($b)?, $io.output),
+            [true, true, true] => $kernel(
+                $p,
+                $bc,
+                x.read_i16($a)?,
+                x.read_i16($b)?,
+                wide_out($io.output)?,
+            ),
+        }
+    }};
+}
+
+/// A broadcasting Add, Sub, Mul, Div, Min or Max with an int16 side, and
+/// its parameters.
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) enum WideParams {
+    Add(AddParams),
     Sub(AddParams),
     Mul(MulParams),
     Div(MulParams),
@@ -117,8 +151,8 @@ pub(super) enum WideParams {
     Max(MinMaxParams),
 }
 
-/// A prepared Sub, Mul, Div, Min or Max where `a`, `b` or the output is an
-/// int16 activation: which of them are (`[a, b, output]`).
+/// A prepared Add, Sub, Mul, Div, Min or Max where `a`, `b` or the output
+/// is an int16 activation: which of them are (`[a, b, output]`).
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) struct BinaryS16<'a> {
@@ -129,12 +163,15 @@ pub(super) struct BinaryS16<'a> {
     wide: [bool; 3],
 }
 
-/// Sub with int16 sides; Add's words.
+/// Add (`sub` false) or Sub with int16 sides; Add's words.
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
-pub(super) fn prepare_sub_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<BinaryS16<'a>, Error> {
+pub(super) fn prepare_add_sub_s16<'a>(cx: &Ctx<'_, 'a>, sub: bool) -> Result<BinaryS16<'a>, Error> {
     let (p, bc, a, b, wide) = add_words_s16(cx)?;
-    let p = WideParams::Sub(p);
+    let p = match sub {
+        true => WideParams::Sub(p),
+        false => WideParams::Add(p),
+    };
     Ok(BinaryS16 { p, bc, a, b, wide })
 }
 
@@ -171,6 +208,7 @@ impl BinaryS16<'_> {
     pub fn opcode(&self) -> crate::format::layout::OpCode {
         use crate::format::layout::OpCode as O;
         match self.p {
+            WideParams::Add(_) => O::Add,
             WideParams::Sub(_) => O::Sub,
             WideParams::Mul(_) => O::Mul,
             WideParams::Div(_) => O::Div,
@@ -181,6 +219,7 @@ impl BinaryS16<'_> {
 
     pub fn kernel_name(&self) -> &'static str {
         match self.p {
+            WideParams::Add(_) => "add_s16",
             WideParams::Sub(_) => "sub_s16",
             WideParams::Mul(_) => "mul_s16",
             WideParams::Div(_) => "div_s16",
@@ -190,9 +229,10 @@ impl BinaryS16<'_> {
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        use crate::kernels::{div_s16, max_s16, min_s16, mul_s16, sub_s16};
+        use crate::kernels::{add_s16, div_s16, max_s16, min_s16, mul_s16, sub_s16};
         let (bc, a, b) = (&self.bc, &self.a, &self.b);
         match &self.p {
+            WideParams::Add(p) => each_lane!(add_s16, p, bc, self.wide, io, a, b),
             WideParams::Sub(p) => each_lane!(sub_s16, p, bc, self.wide, io, a, b),
             WideParams::Mul(p) => each_lane!(mul_s16, p, bc, self.wide, io, a, b),
             WideParams::Div(p) => each_lane!(div_s16, p, bc, self.wide, io, a, b),

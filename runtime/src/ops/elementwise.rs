@@ -28,52 +28,8 @@ pub(super) struct Mul<'a> {
     pub kernel: Chosen<MulFn>,
 }
 
-/// A prepared Add with an int16 side: which of `a`, `b` and the output
-/// are int16.
-#[cfg(feature = "int16-activations")]
-#[derive(Clone, Copy, Debug)]
-pub(super) struct AddS16<'a> {
-    add: Add<'a>,
-    wide: [bool; 3],
-}
-
 /// The two operands broadcast into the output: `(a, b, za, zb, plan)`.
 pub(super) type Operands<'a> = (Operand<'a>, Operand<'a>, i32, i32, Broadcast4);
-
-/// Runs the generic int16 binary kernel `$kernel` with `a`, `b` and the
-/// output each read as the lane `$wide` says (`[a, b, output]`, int16 when
-/// `true`).
-#[cfg(feature = "int16-activations")]
-macro_rules! each_lane {
-    ($kernel:ident, $p:expr, $bc:expr, $wide:expr, $io:expr, $a:expr, $b:expr) => {{
-        use super::output_i16 as wide_out;
-        let x = &$io.inputs;
-        match $wide {
-            [false, false, false] => $kernel($p, $bc, x.read($a)?, x.read($b)?, $io.output),
-            [false, false, true] => {
-                $kernel($p, $bc, x.read($a)?, x.read($b)?, wide_out($io.output)?)
-            }
-            [false, true, false] => $kernel($p, $bc, x.read($a)?, x.read_i16($b)?, $io.output),
-            [false, true, true] => {
-                $kernel($p, $bc, x.read($a)?, x.read_i16($b)?, wide_out($io.output)?)
-            }
-            [true, false, false] => $kernel($p, $bc, x.read_i16($a)?, x.read($b)?, $io.output),
-            [true, false, true] => {
-                $kernel($p, $bc, x.read_i16($a)?, x.read($b)?, wide_out($io.output)?)
-            }
-            [true, true, false] => $kernel($p, $bc, x.read_i16($a)?, x.read_i16($b)?, $io.output),
-            [true, true, true] => $kernel(
-                $p,
-                $bc,
-                x.read_i16($a)?,
-                x.read_i16($b)?,
-                wide_out($io.output)?,
-            ),
-        }
-    }};
-}
-#[cfg(feature = "int16-activations")]
-pub(super) use each_lane;
 
 pub(super) fn binary<'a>(cx: &Ctx<'_, 'a>) -> Result<Operands<'a>, Error> {
     let (a, b) = (cx.input(0)?, cx.input(1)?);
@@ -195,24 +151,6 @@ pub(super) fn add_words_s16<'a>(
     Ok((p, bc, a, b, wide))
 }
 
-/// [`prepare_add`] with int16 sides ([`add_words_s16`]).
-#[cfg(feature = "int16-activations")]
-#[inline(never)]
-pub(super) fn prepare_add_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<AddS16<'a>, Error> {
-    let (p, bc, a, b, wide) = add_words_s16(cx)?;
-    let kernel = select::add(&(p, bc));
-    Ok(AddS16 {
-        add: Add {
-            p,
-            bc,
-            a,
-            b,
-            kernel,
-        },
-        wide,
-    })
-}
-
 /// Inputs `[a, b]`; see `params::mul`.
 #[inline(never)]
 pub(super) fn prepare_mul<'a>(cx: &Ctx<'_, 'a>) -> Result<Mul<'a>, Error> {
@@ -282,20 +220,6 @@ impl Mul<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let (a, b) = (io.inputs.read(&self.a)?, io.inputs.read(&self.b)?);
         (self.kernel.run)(&self.p, &self.bc, a, b, io.output);
-        Ok(())
-    }
-}
-
-#[cfg(feature = "int16-activations")]
-impl AddS16<'_> {
-    pub fn kernel_name(&self) -> &'static str {
-        "add_s16"
-    }
-
-    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        use crate::kernels::add_s16;
-        let Add { p, bc, a, b, .. } = &self.add;
-        each_lane!(add_s16, p, bc, self.wide, io, a, b);
         Ok(())
     }
 }

@@ -257,8 +257,6 @@ enum Kind<'a> {
     #[cfg(feature = "int16-activations")]
     MatMulS16(mat_mul::MatMulS16<'a>),
     #[cfg(feature = "int16-activations")]
-    AddS16(elementwise::AddS16<'a>),
-    #[cfg(feature = "int16-activations")]
     BinaryS16(binary::BinaryS16<'a>),
     #[cfg(feature = "int16-activations")]
     LayerNormS16(layer_norm::LayerNormS16<'a>),
@@ -370,8 +368,6 @@ impl<'a> PreparedOp<'a> {
             #[cfg(feature = "int16-activations")]
             Kind::MatMulS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
-            Kind::AddS16(op) => op.kernel_name(),
-            #[cfg(feature = "int16-activations")]
             Kind::BinaryS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
             Kind::LayerNormS16(op) => op.kernel_name(),
@@ -429,7 +425,6 @@ impl<'a> PreparedOp<'a> {
             | Kind::AvgPoolS16(_)
             | Kind::SoftmaxS16(_)
             | Kind::MatMulS16(_)
-            | Kind::AddS16(_)
             | Kind::BinaryS16(_)
             | Kind::LayerNormS16(_)
             | Kind::LutS16(_)
@@ -463,7 +458,6 @@ impl<'a> PreparedOp<'a> {
             Kind::MaxPoolS16(_)
             | Kind::AvgPoolS16(_)
             | Kind::SoftmaxS16(_)
-            | Kind::AddS16(_)
             | Kind::BinaryS16(_)
             | Kind::LayerNormS16(_)
             | Kind::LutS16(_)
@@ -562,8 +556,6 @@ impl<'a> PreparedOp<'a> {
             #[cfg(feature = "int16-activations")]
             Kind::MatMulS16(op) => gated(O::MatMul, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
-            Kind::AddS16(op) => gated(O::Add, i, || op.eval(io)),
-            #[cfg(feature = "int16-activations")]
             Kind::BinaryS16(op) => gated(op.opcode(), i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::LayerNormS16(op) => gated(O::LayerNorm, i, || op.eval(io)),
@@ -623,9 +615,9 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
             fully_connected::prepare(&cx)
         })?),
         #[cfg(feature = "int16-activations")]
-        O::Add if cx.int16() => {
-            Kind::AddS16(gated(O::Add, i, || elementwise::prepare_add_s16(&cx))?)
-        }
+        O::Add if cx.int16() => Kind::BinaryS16(gated(O::Add, i, || {
+            binary::prepare_add_sub_s16(&cx, false)
+        })?),
         O::Add => Kind::Add(gated(O::Add, i, || elementwise::prepare_add(&cx))?),
         #[cfg(feature = "int16-activations")]
         O::Mul if cx.int16() => Kind::BinaryS16(gated(O::Mul, i, || {
@@ -672,7 +664,9 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Gather => Kind::Gather(gated(O::Gather, i, || gather::prepare(&cx))?),
         O::Resize => Kind::Resize(gated(O::Resize, i, || resize::prepare(&cx))?),
         #[cfg(feature = "int16-activations")]
-        O::Sub if cx.int16() => Kind::BinaryS16(gated(O::Sub, i, || binary::prepare_sub_s16(&cx))?),
+        O::Sub if cx.int16() => {
+            Kind::BinaryS16(gated(O::Sub, i, || binary::prepare_add_sub_s16(&cx, true))?)
+        }
         O::Sub => Kind::Sub(gated(O::Sub, i, || binary::prepare_sub(&cx))?),
         #[cfg(feature = "int16-activations")]
         O::Div if cx.int16() => {

@@ -128,7 +128,7 @@ fn min_max_s16<A: OperandLane, B: OperandLane, Y: Lane>(
     a: &[A],
     b: &[B],
     output: &mut [Y],
-    pick: fn(i32, i32) -> i32,
+    pick: impl Fn(i32, i32) -> i32,
 ) {
     let zero_points = (p.a_zero_point, p.b_zero_point, p.output_zero_point);
     if !sides_ok::<A, B, Y>(zero_points, (p.act_min, p.act_max)) {
@@ -217,7 +217,7 @@ fn min_max(
     a: &[i8],
     b: &[i8],
     output: &mut [i8],
-    pick: fn(i32, i32) -> i32,
+    pick: impl Fn(i32, i32) -> i32,
 ) {
     if !act_ok(p.act_min, p.act_max) {
         return;

@@ -123,7 +123,7 @@ pub const MAX_ADD_LEFT_SHIFT_S16: i32 = 15;
 /// scale, and `combine`d (a saturating sum or difference in `i32`): what
 /// the Add and Sub kernels requantize.
 #[inline(always)]
-pub(super) fn rescaled(p: &AddParams, x: i32, y: i32, combine: fn(i32, i32) -> i32) -> i32 {
+pub(super) fn rescaled(p: &AddParams, x: i32, y: i32, combine: impl Fn(i32, i32) -> i32) -> i32 {
     let ls = p.left_shift;
     let xa = x.wrapping_sub(p.a_zero_point) << ls;
     let xb = y.wrapping_sub(p.b_zero_point) << ls;
