@@ -117,8 +117,8 @@ struct Cli {
     /// Activation precision. `int8`: every activation. `int16`: raise every layer that can be
     /// raised (below) to an int16 output, the most precise file (TFLite's 16x8 mode where medq
     /// has the kernels; the report measures it against all-int8). `auto`: raise the fewest Conv,
-    /// ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max, LayerNorm and
-    /// ReduceMean/Sum/Max layers to int16
+    /// ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max, LayerNorm,
+    /// ReduceMean/Sum/Max, LSTM and GRU layers to int16
     /// outputs (int8 weights, int64
     /// accumulation) that bring the model within the target, measured on the --select samples,
     /// else on the calibration samples two-fold (each half against a file calibrated on the
@@ -145,7 +145,7 @@ struct Cli {
     target_sqnr: Option<f64>,
 
     /// Give this Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max,
-    /// LayerNorm or ReduceMean/Sum/Max
+    /// LayerNorm, ReduceMean/Sum/Max, LSTM or GRU
     /// layer (node or output tensor name) an int16 output, or make this graph input int16,
     /// as --precision auto would; repeat for several. Refused, with the reason, for a layer
     /// that cannot be raised.

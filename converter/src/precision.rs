@@ -4,7 +4,7 @@
 //!
 //! The unit raised is a layer's output: the tensor a Conv, ConvTranspose,
 //! FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max, LayerNorm,
-//! ReduceSum (ReduceMean) or ReduceMax writes, with the tensors that MaxPool,
+//! ReduceSum (ReduceMean), ReduceMax, Lstm or Gru writes, with the tensors that MaxPool,
 //! AvgPool, Pad, Reshape, Transpose, Gather (Slice, Split) and the tables (Lut:
 //! GELU, sigmoid, ...) carry it into (those ops keep their input's
 //! encoding; an int16 table interpolates 513 entries), and the Concats it
@@ -16,8 +16,10 @@
 //! or a transformer, the residual stream (the Adds, and the LayerNorms
 //! that read it); in a feed-forward block, the GELU table between its two
 //! products; in a written-out normalization or softmax, its Sub, Mul, Div,
-//! Min and Max. A layer whose output feeds anything else (an LSTM, ArgMax,
-//! Resize, ...) stays int8. A raised
+//! Min and Max; in a stacked recurrent network, the sequence one LSTM or
+//! GRU passes the next and the hidden state its head reads (the cell
+//! computes it in Q0.15, which int8 would cut to 8 bits). A layer whose
+//! output feeds anything else (ArgMax, Resize, ...) stays int8. A raised
 //! tensor may be a graph output (a raw logit head the application reads
 //! itself, `Interpreter::output_i16`), except a Softmax's: a classifier's
 //! probabilities stay int8, where 1/256 steps are far inside the bounds.
@@ -75,6 +77,7 @@ fn raises(op: &Op) -> bool {
             | Op::Mul(_)
             | Op::Binary(_)
             | Op::LayerNorm(_)
+            | Op::Recurrent(_)
     ) || reduces_sum_or_max(op)
 }
 
@@ -159,8 +162,8 @@ pub fn can_widen_weights(graph: &Graph, layer: &Raisable) -> bool {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Raisable {
     /// The Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub,
-    /// Mul, Div, Min, Max,
-    /// LayerNorm or ReduceSum/ReduceMax node; `None` for a graph input.
+    /// Mul, Div, Min, Max, LayerNorm, ReduceSum/ReduceMax, Lstm or Gru node;
+    /// `None` for a graph input.
     pub node: Option<usize>,
     /// Its output (or the input) and the tensors movers carry it into, in
     /// id order.
@@ -185,7 +188,7 @@ pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
     };
     if !raises(&n.op) {
         return Err(format!(
-            "{} is not a Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max, LayerNorm, ReduceSum or ReduceMax layer",
+            "{} is not a Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max, LayerNorm, ReduceSum, ReduceMax, LSTM or GRU layer",
             n.op.def().kind()
         ));
     }
@@ -221,6 +224,17 @@ fn carry(graph: &Graph, start: TensorId) -> Result<Vec<TensorId>, String> {
                     reader.name,
                     reader.op.def().kind()
                 ));
+            }
+            if let Op::Recurrent(rec) = &reader.op {
+                if rec.input_size > medq::kernels::MAX_INPUT_S16 {
+                    return Err(format!(
+                        "{name} is read by {} ({}), which takes an int16 step input of at most {} features, not {}",
+                        reader.name,
+                        reader.op.def().kind(),
+                        medq::kernels::MAX_INPUT_S16,
+                        rec.input_size
+                    ));
+                }
             }
             if moves(&reader.op) || joins(&reader.op) {
                 todo.push(reader.output);

@@ -586,6 +586,48 @@ proptest! {
         prop_assert_eq!(y, naive_gru(&p, c.weights(), &c.input));
     }
 
+    /// The int16 sides read and write the same values as int8: a step input
+    /// given as `x − zx` in int16 (zero point 0) is the int8 input, and an
+    /// int16 output at the hidden state's own grid (`· 1`) is the Q0.15
+    /// state the int8 kernel rounds onto its output.
+    #[cfg(feature = "int16-activations")]
+    #[test]
+    fn lstm_int16_sides_carry_the_int8_kernels_values(c in case(4, 5)) {
+        let p = LstmParams {
+            rec: c.rec(),
+            cell_multiplier: c.words[0],
+            cell_shift: c.words[1],
+            tanh_multiplier: c.words[2],
+            tanh_shift: c.words[3],
+        };
+        let run = |rec: RecurrentParams| LstmParams { rec, ..p };
+        int16_sides_carry_the_int8_values(&c, p.rec, |rec, sides| match sides {
+            Sides::S8(x, y) => lstm_s8(&run(rec), &c.weights(), x, y),
+            Sides::S16S8(x, y) => lstm_s16_s8(&run(rec), &c.weights(), x, y),
+            Sides::S8S16(x, y) => lstm_s8_s16(&run(rec), &c.weights(), x, y),
+            Sides::S16(x, y) => lstm_s16(&run(rec), &c.weights(), x, y),
+        })?;
+    }
+
+    /// [`lstm_int16_sides_carry_the_int8_kernels_values`] for the GRU.
+    #[cfg(feature = "int16-activations")]
+    #[test]
+    fn gru_int16_sides_carry_the_int8_kernels_values(c in case(3, 3)) {
+        let p = GruParams {
+            rec: c.rec(),
+            linear_before_reset: c.lbr,
+            rh_multiplier: c.words[0],
+            rh_shift: c.words[1],
+        };
+        let run = |rec: RecurrentParams| GruParams { rec, ..p };
+        int16_sides_carry_the_int8_values(&c, p.rec, |rec, sides| match sides {
+            Sides::S8(x, y) => gru_s8(&run(rec), &c.weights(), x, y),
+            Sides::S16S8(x, y) => gru_s16_s8(&run(rec), &c.weights(), x, y),
+            Sides::S8S16(x, y) => gru_s8_s16(&run(rec), &c.weights(), x, y),
+            Sides::S16(x, y) => gru_s16(&run(rec), &c.weights(), x, y),
+        })?;
+    }
+
     /// Arbitrary geometry, lengths and words: the kernels never panic, and
     /// write the output only when every length fits.
     #[test]
@@ -677,4 +719,69 @@ proptest! {
             }
         }
     }
+}
+
+/// The operands of one recurrent kernel call, by the types of its sides.
+#[cfg(feature = "int16-activations")]
+enum Sides<'a> {
+    S8(&'a [i8], &'a mut [i8]),
+    S16S8(&'a [i16], &'a mut [i8]),
+    S8S16(&'a [i8], &'a mut [i16]),
+    S16(&'a [i16], &'a mut [i16]),
+}
+
+/// Runs `kernel` with each pairing of sides on `c`'s input and checks that
+/// they agree with int8 as [`lstm_int16_sides_carry_the_int8_kernels_values`]
+/// states. An int16 side is filled with a sentinel first, so a kernel
+/// that refused (and wrote nothing) fails the comparison.
+#[cfg(feature = "int16-activations")]
+fn int16_sides_carry_the_int8_values(
+    c: &Case,
+    rec: RecurrentParams,
+    kernel: impl Fn(RecurrentParams, Sides<'_>),
+) -> Result<(), TestCaseError> {
+    let len = rec.output_len().unwrap();
+    let mut int8 = vec![0i8; len];
+    kernel(rec, Sides::S8(&c.input, &mut int8));
+    // The input as int16 at zero point 0.
+    let wide_x: Vec<i16> = c
+        .input
+        .iter()
+        .map(|&v| (i32::from(v) - c.zx) as i16)
+        .collect();
+    let sym = RecurrentParams {
+        input_zero_point: 0,
+        ..rec
+    };
+    let mut y = vec![0x33i8; len];
+    kernel(sym, Sides::S16S8(&wide_x, &mut y));
+    prop_assert_eq!(&y, &int8);
+    // The output at the state's own grid: multiplier 2^30, shift 1 is · 1.
+    let state = |r: RecurrentParams| RecurrentParams {
+        output_zero_point: 0,
+        out_multiplier: 1 << 30,
+        out_shift: 1,
+        ..r
+    };
+    let rounded = |h: &[i16]| -> Vec<i8> {
+        h.iter()
+            .map(|&v| {
+                requantize_to_i8(
+                    i32::from(v),
+                    rec.out_multiplier,
+                    rec.out_shift,
+                    rec.output_zero_point,
+                    -128,
+                    127,
+                )
+            })
+            .collect()
+    };
+    let mut h = vec![i16::MIN; len];
+    kernel(state(rec), Sides::S8S16(&c.input, &mut h));
+    prop_assert_eq!(rounded(&h), int8.clone());
+    let mut h16 = vec![i16::MIN; len];
+    kernel(state(sym), Sides::S16(&wide_x, &mut h16));
+    prop_assert_eq!(h16, h);
+    Ok(())
 }

@@ -266,6 +266,10 @@ enum Kind<'a> {
     ReduceSumS16(reduce::ReduceS16<'a>),
     #[cfg(feature = "int16-activations")]
     ReduceMaxS16(reduce::ReduceS16<'a>),
+    #[cfg(feature = "int16-activations")]
+    LstmS16(recurrent::RecurrentS16<'a, crate::kernels::LstmParams>),
+    #[cfg(feature = "int16-activations")]
+    GruS16(recurrent::RecurrentS16<'a, crate::kernels::GruParams>),
     #[cfg(feature = "op-requantize")]
     Requantize(requantize::Requantize<'a>),
 }
@@ -375,6 +379,10 @@ impl<'a> PreparedOp<'a> {
             Kind::LutS16(_) => "lut_s16",
             #[cfg(feature = "int16-activations")]
             Kind::ReduceSumS16(op) | Kind::ReduceMaxS16(op) => op.kernel(),
+            #[cfg(feature = "int16-activations")]
+            Kind::LstmS16(op) => op.kernel_name(),
+            #[cfg(feature = "int16-activations")]
+            Kind::GruS16(op) => op.kernel_name(),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => op.kernel(),
         }
@@ -431,7 +439,9 @@ impl<'a> PreparedOp<'a> {
             | Kind::ReduceSumS16(_)
             | Kind::ReduceMaxS16(_)
             | Kind::ConcatS16(_)
-            | Kind::ConvTransposeS16(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::ConvTransposeS16(_)
+            | Kind::LstmS16(_)
+            | Kind::GruS16(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => explain::<(), ()>(&(), NONE, f),
         }
@@ -454,6 +464,10 @@ impl<'a> PreparedOp<'a> {
             Kind::FullyConnectedS16(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::MatMulS16(op) => op.macs(),
+            #[cfg(feature = "int16-activations")]
+            Kind::LstmS16(op) => op.macs(),
+            #[cfg(feature = "int16-activations")]
+            Kind::GruS16(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::MaxPoolS16(_)
             | Kind::AvgPoolS16(_)
@@ -565,6 +579,10 @@ impl<'a> PreparedOp<'a> {
             Kind::ReduceSumS16(op) => gated(O::ReduceSum, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::ReduceMaxS16(op) => gated(O::ReduceMax, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::LstmS16(op) => gated(O::Lstm, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::GruS16(op) => gated(O::Gru, i, || op.eval(io)),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => gated(O::Requantize, i, || op.eval(io)),
         }
@@ -649,7 +667,13 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Concat => Kind::Concat(gated(O::Concat, i, || concat::prepare(&cx))?),
         O::Pad => Kind::Pad(gated(O::Pad, i, || pad::prepare(&cx))?),
         O::Reshape => Kind::Reshape(gated(O::Reshape, i, || reshape::prepare(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::Lstm if cx.int16() => {
+            Kind::LstmS16(gated(O::Lstm, i, || recurrent::prepare_lstm_s16(&cx))?)
+        }
         O::Lstm => Kind::Lstm(gated(O::Lstm, i, || recurrent::prepare_lstm(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::Gru if cx.int16() => Kind::GruS16(gated(O::Gru, i, || recurrent::prepare_gru_s16(&cx))?),
         O::Gru => Kind::Gru(gated(O::Gru, i, || recurrent::prepare_gru(&cx))?),
         #[cfg(feature = "int16-activations")]
         O::ConvTranspose if cx.int16() => {
@@ -1143,6 +1167,8 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::Lut
                     | OpCode::Concat
                     | OpCode::ConvTranspose
+                    | OpCode::Lstm
+                    | OpCode::Gru
             )
         {
             return Err(bad(why!("op does not take int16 activations")));
@@ -1230,14 +1256,15 @@ impl<'m, 'a> Ctx<'m, 'a> {
         }
     }
 
-    /// Whether the output or any input is an int16 tensor: the op runs its
-    /// int16 kernel, which checks the pairing of its sides.
+    /// Whether the output or any input is an int16 activation: the op runs
+    /// its int16 kernel, which checks the pairing of its sides. (Constants
+    /// do not count: an LSTM's tables are `i16` at any precision.)
     #[cfg(feature = "int16-activations")]
     fn int16(&self) -> bool {
         let wide = |t: &u16| {
             self.model
                 .tensor(usize::from(*t))
-                .is_ok_and(|x| x.dtype == DType::I16)
+                .is_ok_and(|x| x.dtype == DType::I16 && x.storage == Storage::Arena)
         };
         self.output.dtype == DType::I16 || self.op.inputs.iter().any(wide)
     }

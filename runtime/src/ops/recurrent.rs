@@ -2,6 +2,8 @@
 //! operand list of `params::recurrent`, then each op's own parameter words
 //! and the optional flags word (reverse, sequence output).
 
+#[cfg(feature = "int16-activations")]
+use super::{output_i16, Lanes};
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::{self, recurrent as inp};
@@ -28,6 +30,60 @@ pub(super) struct Gru<'a> {
     x: Operand<'a>,
 }
 
+/// A prepared Lstm or Gru (params `P`) with an int16 side, and the
+/// reference kernel of its pairing.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RecurrentS16<'a, P: 'static> {
+    p: P,
+    kernel: KernelS16<P>,
+    wts: RecurrentWeights<'a>,
+    x: Operand<'a>,
+    macs: u64,
+}
+
+/// The kernel of each int16 pairing of a recurrent op.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+enum KernelS16<P: 'static> {
+    S16(Chosen<RecurrentFn<P, i16, i16>>),
+    S8S16(Chosen<RecurrentFn<P, i8, i16>>),
+    S16S8(Chosen<RecurrentFn<P, i16, i8>>),
+}
+
+/// A recurrent kernel on params `P` reading `X` and writing `Y`.
+#[cfg(feature = "int16-activations")]
+type RecurrentFn<P, X, Y> = fn(&P, &RecurrentWeights<'_>, &[X], &mut [Y]);
+
+#[cfg(feature = "int16-activations")]
+impl<P: 'static> KernelS16<P> {
+    /// The kernel of `lanes`' pairing among the three given, with its name.
+    fn of(
+        lanes: Lanes,
+        [n16, n8_16, n16_8]: [&'static str; 3],
+        (s16, s8_s16, s16_s8): (
+            RecurrentFn<P, i16, i16>,
+            RecurrentFn<P, i8, i16>,
+            RecurrentFn<P, i16, i8>,
+        ),
+    ) -> KernelS16<P> {
+        match lanes {
+            Lanes::S16 => KernelS16::S16(Chosen {
+                run: s16,
+                name: n16,
+            }),
+            Lanes::S8S16 => KernelS16::S8S16(Chosen {
+                run: s8_s16,
+                name: n8_16,
+            }),
+            Lanes::S16S8 => KernelS16::S16S8(Chosen {
+                run: s16_s8,
+                name: n16_8,
+            }),
+        }
+    }
+}
+
 /// The operands and geometry shared by both cells.
 struct Shared<'a> {
     rec: RecurrentParams,
@@ -49,6 +105,9 @@ fn shared<'a>(
     let known = inp::FLAG_REVERSE | inp::FLAG_SEQUENCE;
     cx.ensure(flags & !known == 0, why!("unknown recurrent flags"))?;
     let x = cx.input(inp::X)?;
+    #[cfg(feature = "int16-activations")]
+    let input_zero_point = cx.s8_or_s16_operand(&x)?;
+    #[cfg(not(feature = "int16-activations"))]
     let input_zero_point = cx.i8_operand(&x)?;
     let wt = cx.input(inp::W)?;
     let w = cx.weights(&wt, wt.rank() == 2)?;
@@ -67,6 +126,11 @@ fn shared<'a>(
         why!("weights must have gates x hidden rows"),
     )?;
     let input_size = wd[1];
+    #[cfg(feature = "int16-activations")]
+    cx.ensure(
+        x.dtype != crate::format::layout::DType::I16 || input_size <= crate::kernels::MAX_INPUT_S16,
+        why!("an int16 step input has more than 256 features"),
+    )?;
     cx.ensure(
         x.dims().last().map(|&d| d as usize) == Some(input_size),
         why!("input's last dim differs from the weights' input size"),
@@ -199,5 +263,69 @@ impl Gru<'_> {
 
     pub fn macs(&self) -> u64 {
         macs(&self.p.rec, params::gru::GATES)
+    }
+}
+
+/// [`prepare_lstm`] with an int16 step input, output or both.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_lstm_s16<'a>(
+    cx: &Ctx<'_, 'a>,
+) -> Result<RecurrentS16<'a, LstmParams>, Error> {
+    use crate::kernels::{lstm_s16, lstm_s16_s8, lstm_s8_s16};
+    // `lanes` reads input 0, which is `x`.
+    const _: () = assert!(inp::X == 0);
+    let (lanes, _) = cx.lanes()?;
+    let op = prepare_lstm(cx)?;
+    let names = ["lstm_s16", "lstm_s8_s16", "lstm_s16_s8"];
+    Ok(RecurrentS16 {
+        p: op.p,
+        kernel: KernelS16::of(lanes, names, (lstm_s16, lstm_s8_s16, lstm_s16_s8)),
+        wts: op.wts,
+        x: op.x,
+        macs: op.macs(),
+    })
+}
+
+/// [`prepare_gru`] with an int16 step input, output or both.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_gru_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<RecurrentS16<'a, GruParams>, Error> {
+    use crate::kernels::{gru_s16, gru_s16_s8, gru_s8_s16};
+    const _: () = assert!(inp::X == 0);
+    let (lanes, _) = cx.lanes()?;
+    let op = prepare_gru(cx)?;
+    let names = ["gru_s16", "gru_s8_s16", "gru_s16_s8"];
+    Ok(RecurrentS16 {
+        p: op.p,
+        kernel: KernelS16::of(lanes, names, (gru_s16, gru_s8_s16, gru_s16_s8)),
+        wts: op.wts,
+        x: op.x,
+        macs: op.macs(),
+    })
+}
+
+#[cfg(feature = "int16-activations")]
+impl<P: 'static> RecurrentS16<'_, P> {
+    pub fn kernel_name(&self) -> &'static str {
+        match self.kernel {
+            KernelS16::S16(k) => k.name,
+            KernelS16::S8S16(k) => k.name,
+            KernelS16::S16S8(k) => k.name,
+        }
+    }
+
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let (p, wts, x) = (&self.p, &self.wts, &self.x);
+        match self.kernel {
+            KernelS16::S16(k) => (k.run)(p, wts, io.inputs.read_i16(x)?, output_i16(io.output)?),
+            KernelS16::S8S16(k) => (k.run)(p, wts, io.inputs.read(x)?, output_i16(io.output)?),
+            KernelS16::S16S8(k) => (k.run)(p, wts, io.inputs.read_i16(x)?, io.output),
+        }
+        Ok(())
+    }
+
+    pub fn macs(&self) -> u64 {
+        self.macs
     }
 }

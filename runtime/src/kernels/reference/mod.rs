@@ -74,6 +74,10 @@ pub use pad::pad_s8;
 #[cfg(feature = "int16-activations")]
 pub use pool::{avg_pool_s16, max_pool_s16};
 pub use pool::{avg_pool_s8, max_pool_s8};
+#[cfg(feature = "int16-activations")]
+pub use recurrent::{
+    gru_s16, gru_s16_s8, gru_s8_s16, lstm_s16, lstm_s16_s8, lstm_s8_s16, MAX_INPUT_S16,
+};
 pub use recurrent::{
     gru_s8, lstm_s8, table_lookup_s16, GruParams, LstmParams, RecurrentParams, RecurrentWeights,
     GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,

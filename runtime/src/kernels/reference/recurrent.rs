@@ -70,7 +70,7 @@ impl RecurrentParams {
 
     /// The input of the `n`-th step run (step `T − 1 − n` when reversed)
     /// and that step's time index.
-    fn step<'x>(&self, input: &'x [i8], n: usize) -> Option<(usize, &'x [i8])> {
+    fn step<'x, X>(&self, input: &'x [X], n: usize) -> Option<(usize, &'x [X])> {
         let t = if self.reverse {
             self.steps.checked_sub(n + 1)?
         } else {
@@ -134,6 +134,102 @@ pub struct RecurrentWeights<'a> {
 #[inline(always)]
 fn sat16(v: i32) -> i32 {
     clamp(v, i16::MIN as i32, i16::MAX as i32)
+}
+
+/// Largest step input of an int16-input op: a bidirectional layer's
+/// `2 · MAX_HIDDEN` features. It keeps the input accumulator `I · 32768 ·
+/// 127` below `2^30`, with as much again for the bias.
+pub const MAX_INPUT_S16: usize = 2 * MAX_HIDDEN;
+
+/// The element of a step input: int8 with its zero point, or an int16
+/// activation (zero point 0), whose products are the recurrent ones'
+/// (int8 rows × `i16` vector).
+pub(crate) trait StepLane: Copy {
+    /// Whether `p` is in this lane's domain.
+    fn fits(p: &RecurrentParams) -> bool;
+    /// [`GateProducts::x_rows`] of this lane.
+    fn x_rows<G: GateProducts>(
+        g: &G,
+        q: RowQuant<'_>,
+        w: &[i8],
+        x: &[Self],
+        zx: i32,
+        out: &mut [i32],
+    );
+}
+
+impl StepLane for i8 {
+    fn fits(_: &RecurrentParams) -> bool {
+        true
+    }
+
+    #[inline(always)]
+    fn x_rows<G: GateProducts>(
+        g: &G,
+        q: RowQuant<'_>,
+        w: &[i8],
+        x: &[i8],
+        zx: i32,
+        out: &mut [i32],
+    ) {
+        g.x_rows(q, w, x, zx, out);
+    }
+}
+
+impl StepLane for i16 {
+    fn fits(p: &RecurrentParams) -> bool {
+        p.input_zero_point == 0 && p.input_size <= MAX_INPUT_S16
+    }
+
+    #[inline(always)]
+    fn x_rows<G: GateProducts>(
+        g: &G,
+        q: RowQuant<'_>,
+        w: &[i8],
+        x: &[i16],
+        _zx: i32,
+        out: &mut [i32],
+    ) {
+        g.h_rows(q, w, x, out);
+    }
+}
+
+/// The element of an output: the Q0.15 hidden state requantized onto
+/// int8 (with its zero point) or onto an int16 activation (zero point 0).
+pub(crate) trait HiddenLane: Copy {
+    /// Whether `p` is in this lane's domain.
+    fn fits(p: &RecurrentParams) -> bool;
+    /// Hidden value `h` (Q0.15) on the output's grid.
+    fn from_hidden(p: &RecurrentParams, h: i16) -> Self;
+}
+
+impl HiddenLane for i8 {
+    fn fits(_: &RecurrentParams) -> bool {
+        true
+    }
+
+    #[inline(always)]
+    fn from_hidden(p: &RecurrentParams, h: i16) -> i8 {
+        requantize_to_i8(
+            i32::from(h),
+            p.out_multiplier,
+            p.out_shift,
+            p.output_zero_point,
+            -128,
+            127,
+        )
+    }
+}
+
+impl HiddenLane for i16 {
+    fn fits(p: &RecurrentParams) -> bool {
+        p.output_zero_point == 0
+    }
+
+    #[inline(always)]
+    fn from_hidden(p: &RecurrentParams, h: i16) -> i16 {
+        sat16(requantize(i32::from(h), p.out_multiplier, p.out_shift)) as i16
+    }
 }
 
 /// `f(v)` through an interpolated table, for `v` in `i16` range (clamped).
@@ -285,7 +381,14 @@ impl<'a> Rows<'a> {
     }
 
     /// The input parts of rows `k0..k0 + out.len()` at the gate scale.
-    fn x_parts<G: GateProducts>(&self, g: &G, k0: usize, x: &[i8], zx: i32, out: &mut [i32]) {
+    fn x_parts<G: GateProducts, X: StepLane>(
+        &self,
+        g: &G,
+        k0: usize,
+        x: &[X],
+        zx: i32,
+        out: &mut [i32],
+    ) {
         let (wts, n) = (&self.wts, out.len());
         let all = RowQuant {
             bias: wts.bias_x,
@@ -294,7 +397,7 @@ impl<'a> Rows<'a> {
         };
         let rows = wts.w.get(k0 * self.input_size..(k0 + n) * self.input_size);
         if let (Some(q), Some(w)) = (all.range(k0..k0 + n), rows) {
-            g.x_rows(q, w, x, zx, out);
+            X::x_rows(g, q, w, x, zx, out);
         }
     }
 
@@ -316,11 +419,11 @@ impl<'a> Rows<'a> {
 impl Rows<'_> {
     /// Pre-activations `sat16(x_part +sat h_part)` of rows `k0..k0 +
     /// pre.len()` into `pre` (`scratch` as long, for the recurrent parts).
-    fn pre<G: GateProducts>(
+    fn pre<G: GateProducts, X: StepLane>(
         &self,
         g: &G,
         k0: usize,
-        (x, zx): (&[i8], i32),
+        (x, zx): (&[X], i32),
         h: &[i16],
         pre: &mut [i32],
         scratch: &mut [i32],
@@ -331,15 +434,17 @@ impl Rows<'_> {
     }
 }
 
-/// Shared shape checks; returns the step inputs' length `T · I`.
-fn io_ok(p: &RecurrentParams, input: &[i8], output: &[i8]) -> bool {
-    p.input_size >= 1
+/// Shared shape checks, and each lane's domain.
+fn io_ok<X: StepLane, Y: HiddenLane>(p: &RecurrentParams, input: &[X], output: &[Y]) -> bool {
+    X::fits(p)
+        && Y::fits(p)
+        && p.input_size >= 1
         && p.steps.checked_mul(p.input_size) == Some(input.len())
         && p.output_len() == Some(output.len())
 }
 
 /// Step `t`'s hidden state into its row of a sequence output.
-fn write_step(p: &RecurrentParams, t: usize, h: &[i16], output: &mut [i8]) {
+fn write_step<Y: HiddenLane>(p: &RecurrentParams, t: usize, h: &[i16], output: &mut [Y]) {
     let at = t * p.hidden;
     if p.sequence {
         if let Some(row) = output.get_mut(at..at + p.hidden) {
@@ -348,17 +453,10 @@ fn write_step(p: &RecurrentParams, t: usize, h: &[i16], output: &mut [i8]) {
     }
 }
 
-/// A hidden state (`H` values) as int8.
-fn write_output(p: &RecurrentParams, h: &[i16], output: &mut [i8]) {
+/// A hidden state (`H` values) on the output's grid.
+fn write_output<Y: HiddenLane>(p: &RecurrentParams, h: &[i16], output: &mut [Y]) {
     for (y, &hv) in output.iter_mut().zip(h) {
-        *y = requantize_to_i8(
-            i32::from(hv),
-            p.out_multiplier,
-            p.out_shift,
-            p.output_zero_point,
-            -128,
-            127,
-        );
+        *y = Y::from_hidden(p, hv);
     }
 }
 
@@ -408,12 +506,12 @@ pub(crate) fn lstm_with<G: GateProducts>(
 }
 
 #[inline(always)]
-fn lstm_inner<G: GateProducts>(
+fn lstm_inner<G: GateProducts, X: StepLane, Y: HiddenLane>(
     g: &G,
     p: &LstmParams,
     wts: &RecurrentWeights<'_>,
-    input: &[i8],
-    output: &mut [i8],
+    input: &[X],
+    output: &mut [Y],
 ) -> Option<()> {
     let rp = &p.rec;
     if !io_ok(rp, input, output) {
@@ -518,12 +616,12 @@ pub(crate) fn gru_with<G: GateProducts>(
 }
 
 #[inline(always)]
-fn gru_inner<G: GateProducts>(
+fn gru_inner<G: GateProducts, X: StepLane, Y: HiddenLane>(
     g: &G,
     p: &GruParams,
     wts: &RecurrentWeights<'_>,
-    input: &[i8],
-    output: &mut [i8],
+    input: &[X],
+    output: &mut [Y],
 ) -> Option<()> {
     let rp = &p.rec;
     if !io_ok(rp, input, output) {
@@ -598,6 +696,66 @@ fn gru_inner<G: GateProducts>(
     }
     Some(())
 }
+
+/// The recurrent kernels with int16 sides (feature `int16-activations`;
+/// TFLite's 16x8 idea applied to the step input and the output, the cell
+/// itself being int16 already). The steps are [`lstm_s8`]'s and
+/// [`gru_s8`]'s; an int16 step input (zero point 0, at most
+/// [`MAX_INPUT_S16`] features) is multiplied by the input rows as the
+/// hidden state is by the recurrent ones, and an int16 output is
+/// `sat16(requantize(h, out_m, out_s))` (zero point 0). With int8 on both
+/// sides they would be the int8 kernels bit for bit.
+///
+/// They return early, leaving `output` unchanged, under the int8 kernels'
+/// conditions, and unless an int16 side's zero point is 0 and an int16
+/// input has at most [`MAX_INPUT_S16`] features.
+#[cfg(feature = "int16-activations")]
+mod wide {
+    use super::*;
+
+    /// LSTM, int16 in and out.
+    pub fn lstm_s16(p: &LstmParams, wts: &RecurrentWeights<'_>, input: &[i16], output: &mut [i16]) {
+        let _ = lstm_inner(&ScalarProducts, p, wts, input, output);
+    }
+
+    /// LSTM, int8 in, int16 out.
+    pub fn lstm_s8_s16(
+        p: &LstmParams,
+        wts: &RecurrentWeights<'_>,
+        input: &[i8],
+        output: &mut [i16],
+    ) {
+        let _ = lstm_inner(&ScalarProducts, p, wts, input, output);
+    }
+
+    /// LSTM, int16 in, int8 out.
+    pub fn lstm_s16_s8(
+        p: &LstmParams,
+        wts: &RecurrentWeights<'_>,
+        input: &[i16],
+        output: &mut [i8],
+    ) {
+        let _ = lstm_inner(&ScalarProducts, p, wts, input, output);
+    }
+
+    /// GRU, int16 in and out.
+    pub fn gru_s16(p: &GruParams, wts: &RecurrentWeights<'_>, input: &[i16], output: &mut [i16]) {
+        let _ = gru_inner(&ScalarProducts, p, wts, input, output);
+    }
+
+    /// GRU, int8 in, int16 out.
+    pub fn gru_s8_s16(p: &GruParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i16]) {
+        let _ = gru_inner(&ScalarProducts, p, wts, input, output);
+    }
+
+    /// GRU, int16 in, int8 out.
+    pub fn gru_s16_s8(p: &GruParams, wts: &RecurrentWeights<'_>, input: &[i16], output: &mut [i8]) {
+        let _ = gru_inner(&ScalarProducts, p, wts, input, output);
+    }
+}
+
+#[cfg(feature = "int16-activations")]
+pub use wide::{gru_s16, gru_s16_s8, gru_s8_s16, lstm_s16, lstm_s16_s8, lstm_s8_s16};
 
 #[cfg(test)]
 mod tests {
