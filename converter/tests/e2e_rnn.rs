@@ -53,6 +53,36 @@ fn stacked_lstm_with_sequence_and_last_state() {
     );
 }
 
+/// The same net with every layer raised: the sequence the first LSTM
+/// passes the second, the second's `Y` (the per-step classifier's input)
+/// and its `Y_h` (the sigmoid head's) keep the cell's Q0.15 state instead
+/// of 8 bits of it, which brings both outputs within the bounds.
+#[test]
+fn stacked_lstm_in_int16_is_within_the_bounds() {
+    let d = testnets::dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(d.join("lstm_stacked.onnx"), tmp.path().join("m.mq"));
+    opts.calib = vec![d.join("lstm_stacked_calib.npy")];
+    opts.eval = vec![d.join("lstm_stacked_test.npy")];
+    opts.precision = medq_converter::precision::Choice::All;
+    let r = convert(&opts).unwrap();
+    let lstms: Vec<bool> = r
+        .layers
+        .iter()
+        .filter(|l| l.op == "Lstm")
+        .map(|l| l.int16_output)
+        .collect();
+    assert_eq!(lstms, [true, true]);
+    for o in &r.evaluation.outputs {
+        println!("lstm_stacked int16 {}: SQNR {:.1?} dB", o.name, o.sqnr_db);
+        assert_eq!(o.outside_bounds(), None, "{}", o.name);
+    }
+    let per_step = &r.evaluation.outputs[0];
+    assert!(per_step.samples_within_0_03 >= 0.99);
+    let any = &r.evaluation.outputs[1];
+    assert!(any.sqnr_db.unwrap() >= 25.0);
+}
+
 #[test]
 fn a_reverse_only_layer_is_refused_with_the_reason() {
     let d = testnets::dir();

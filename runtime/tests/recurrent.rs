@@ -106,8 +106,21 @@ fn write(s: &Spec) -> Writer {
 /// [`write`]; with `i32_shifts`, the shift vectors (operands 6 and 8) are
 /// written as `i32` constants, which the format refuses.
 fn write_with(s: &Spec, i32_shifts: bool) -> Writer {
+    write_sides(s, i32_shifts, [false, false])
+}
+
+/// [`write_with`], the step input and the output each `i16` (zero point
+/// 0, scales 1 and 2^-15) where `wide` says so.
+fn write_sides(s: &Spec, i32_shifts: bool, wide: [bool; 2]) -> Writer {
     let mut w = Writer::new();
-    let x = w.add_activation("x", &s.x_dims, pt(1.0, 0), 0);
+    let x_len: usize = s.x_dims.iter().product();
+    let x = match wide[0] {
+        true => w.add_activation_i16("x", &s.x_dims, pt(1.0, 0), 0),
+        false => w.add_activation("x", &s.x_dims, pt(1.0, 0), 0),
+    };
+    // The output after the input, on an even offset.
+    let y_at = x_len * if wide[0] { 2 } else { 1 };
+    let y_at = y_at + y_at % 2;
     let sym = |n: usize| QuantSpec::PerChannel {
         axis: 0,
         scales: vec![0.01; n],
@@ -127,12 +140,21 @@ fn write_with(s: &Spec, i32_shifts: bool) -> Writer {
         inputs.push(t);
     }
     inputs.push(w.add_constant_i16("tables", &s.table_dims, QuantSpec::None, &s.tables));
-    let x_len: usize = s.x_dims.iter().product();
-    let y = w.add_activation("y", &s.y_dims, pt(1.0 / 128.0, 0), x_len);
+    let y_len: usize = s.y_dims.iter().product();
+    let (y, y_bytes) = match wide[1] {
+        true => (
+            w.add_activation_i16("y", &s.y_dims, pt(1.0 / 32768.0, 0), y_at),
+            2 * y_len,
+        ),
+        false => (
+            w.add_activation("y", &s.y_dims, pt(1.0 / 128.0, 0), y_at),
+            y_len,
+        ),
+    };
     w.add_op(s.opcode, &inputs, &[y], &s.params);
     w.set_inputs(&[x]);
     w.set_outputs(&[y]);
-    w.set_arena_len(x_len + s.y_dims.iter().product::<usize>());
+    w.set_arena_len(y_at + y_bytes);
     w
 }
 
@@ -204,6 +226,62 @@ fn gru_sequence_and_reverse_through_the_interpreter() {
 
 fn refused(s: &Spec) -> bool {
     matches!(write(s).finish(), Err(Error::BadOp { .. }))
+}
+
+/// The hand-worked LSTM with int16 sides: an int16 input of the same
+/// values gives the same output, an int16 output at the state's own grid
+/// (`· 1`) is the hidden state 1438 that int8 rounds to 6, and an int16
+/// step input wider than `MAX_INPUT_S16` is refused with the reason.
+#[cfg(feature = "int16-activations")]
+#[test]
+fn lstm_with_int16_sides_through_the_interpreter() {
+    let run_sides = |s: &Spec, wide: [bool; 2], x: &[i16]| -> Vec<i16> {
+        let buf = aligned(write_sides(s, false, wide));
+        let model = Model::parse(buf.as_slice()).unwrap();
+        let mut arena = vec![0x5Au8; model.arena_len()];
+        let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+        let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+        match wide[0] {
+            true => interp.input_i16_mut(0).unwrap().copy_from_slice(x),
+            false => {
+                let bytes: Vec<i8> = x.iter().map(|&v| v as i8).collect();
+                interp.input_mut(0).unwrap().copy_from_slice(&bytes)
+            }
+        }
+        interp.invoke().unwrap();
+        match wide[1] {
+            true => interp.output_i16(0).unwrap().to_vec(),
+            false => interp
+                .output(0)
+                .unwrap()
+                .iter()
+                .map(|&v| i16::from(v))
+                .collect(),
+        }
+    };
+    let s = lstm_spec();
+    assert_eq!(run_sides(&s, [true, false], &[50, 20]), [6]);
+    let mut state = s.clone();
+    // Output words 2^30, 1: the Q0.15 state itself.
+    let n = state.params.len();
+    state.params[n - 2..].copy_from_slice(&[1 << 30, 1]);
+    assert_eq!(run_sides(&state, [false, true], &[50, 20]), [1438]);
+    assert_eq!(run_sides(&state, [true, true], &[50, 20]), [1438]);
+    // 257 features: one past MAX_INPUT_S16.
+    let wide_input = Spec {
+        x_dims: vec![2, 1, MAX_INPUT_S16 + 1],
+        w_dims: vec![4, MAX_INPUT_S16 + 1],
+        w: vec![0; 4 * (MAX_INPUT_S16 + 1)],
+        ..s.clone()
+    };
+    assert!(write_sides(&wide_input, false, [false, false])
+        .finish()
+        .is_ok());
+    let refused = write_sides(&wide_input, false, [true, false]).finish();
+    assert!(
+        matches!(refused, Err(Error::BadOp { reason, .. }) if reason.contains("more than 256 features")),
+        "{refused:?}"
+    );
 }
 
 #[test]
