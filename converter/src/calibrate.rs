@@ -475,6 +475,29 @@ fn sigmoid_carriers(graph: &Graph, output: TensorId) -> Vec<TensorId> {
     }
 }
 
+/// The tensors whose ranges are chosen for a function applied after them
+/// rather than for their own values, so that values past the range are
+/// clipped on purpose: a Softmax's logits, the tensors carrying a graph
+/// output the application passes through a sigmoid, and such an output
+/// itself (the rules of [`calibrate_from`]).
+pub fn narrowed_for_a_function(graph: &Graph) -> std::collections::BTreeSet<TensorId> {
+    let logits = graph
+        .nodes
+        .iter()
+        .filter_map(|node| match (&node.op, node.inputs.first()) {
+            (Op::Softmax(_), Some(&x)) if only_feeds(graph, x, node.output) => Some(x),
+            _ => None,
+        });
+    let applied = graph
+        .output_activations
+        .iter()
+        .flat_map(|(&t, activation)| match activation {
+            OutputActivation::Sigmoid => sigmoid_carriers(graph, t),
+            OutputActivation::Softmax => vec![t],
+        });
+    logits.chain(applied).collect()
+}
+
 fn only_feeds(graph: &Graph, tensor: TensorId, consumer_output: TensorId) -> bool {
     let one_reader = matches!(
         graph.consumers(tensor)[..],

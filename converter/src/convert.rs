@@ -1089,6 +1089,7 @@ fn evaluation_report(opts: &Options, ev: evaluate::Evaluation) -> EvaluationRepo
         classes: ev.classes,
         attribution: None,
         attribution_skipped: None,
+        clipped: ev.clipped,
     }
 }
 
@@ -1872,6 +1873,7 @@ mod tests {
             outputs: vec![evaluate::OutputMetrics::for_test(false, db, 1.0, None)],
             classes: None,
             first_io: None,
+            clipped: Vec::new(),
         }
     }
 

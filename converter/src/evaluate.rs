@@ -194,6 +194,95 @@ pub fn balanced_accuracy(recall: &[Option<f64>]) -> f64 {
     present.iter().sum::<f64>() / present.len().max(1) as f64
 }
 
+/// A tensor whose float values on the evaluated samples went past the
+/// range its encoding represents (by more than half a step), so that the
+/// quantized model clipped them: a held-out input beyond the calibrated
+/// ranges, where int8 loses most and which calibration samples cannot show.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Clipped {
+    pub tensor: String,
+    /// Values past the range, and in how many samples.
+    pub values: usize,
+    pub samples: usize,
+    /// The range the encoding represents.
+    pub range: (f32, f32),
+    /// The float value farthest past it.
+    pub farthest: f32,
+}
+
+impl Clipped {
+    /// How far [`Self::farthest`] lies past the range, in range widths.
+    pub fn excess(&self) -> f32 {
+        let (lo, hi) = self.range;
+        let past = (self.farthest - hi).max(lo - self.farthest);
+        past / (hi - lo).max(f32::MIN_POSITIVE)
+    }
+
+    /// Counts `values` of one sample against `range` (half a step of
+    /// tolerance, `half_step`).
+    fn observe(
+        entry: &mut Option<Clipped>,
+        tensor: &str,
+        range: (f32, f32),
+        half_step: f32,
+        values: &[f32],
+    ) {
+        let (lo, hi) = range;
+        let past = |v: f32| (v - hi).max(lo - v);
+        let outside = values.iter().filter(|&&v| past(v) > half_step);
+        let (count, farthest) = outside.fold((0usize, None::<f32>), |(n, far), &v| {
+            let far = match far {
+                Some(f) if past(f) >= past(v) => f,
+                _ => v,
+            };
+            (n + 1, Some(far))
+        });
+        let Some(farthest) = farthest else {
+            return;
+        };
+        let e = entry.get_or_insert_with(|| Clipped {
+            tensor: tensor.to_string(),
+            values: 0,
+            samples: 0,
+            range,
+            farthest,
+        });
+        e.values += count;
+        e.samples += 1;
+        if past(farthest) > past(e.farthest) {
+            e.farthest = farthest;
+        }
+    }
+}
+
+/// The range a tensor's encoding represents: int8 `[−128, 127]` or int16
+/// `[−32768, 32767]` steps around its zero point.
+fn represented(q: QParams, wide: bool) -> (f32, f32) {
+    let (lo, hi) = if wide { (-32768, 32767) } else { (-128, 127) };
+    let at = |v: i32| (v - q.zero_point) as f32 * q.scale;
+    (at(lo), at(hi))
+}
+
+/// `clipped`'s entries merged by tensor (counts added, the farthest value
+/// kept), the farthest past its range first.
+fn merge_clipped(mut clipped: Vec<Clipped>, more: &[Clipped]) -> Vec<Clipped> {
+    for c in more {
+        match clipped.iter_mut().find(|e| e.tensor == c.tensor) {
+            Some(e) => {
+                e.values += c.values;
+                e.samples += c.samples;
+                if c.excess() > e.excess() {
+                    e.farthest = c.farthest;
+                    e.range = c.range;
+                }
+            }
+            None => clipped.push(c.clone()),
+        }
+    }
+    clipped.sort_by(|a, b| b.excess().total_cmp(&a.excess()));
+    clipped
+}
+
 #[derive(Clone, Debug)]
 pub struct Evaluation {
     pub samples: usize,
@@ -204,6 +293,11 @@ pub struct Evaluation {
     /// Sample 0's quantized inputs (every input's bytes, in order) and int8
     /// output 0 (for the golden section).
     pub first_io: Option<(Vec<i8>, Vec<i8>)>,
+    /// The graph inputs and layer outputs whose values went past their
+    /// encodings' ranges, the farthest first (tensors whose ranges are
+    /// chosen for a Softmax or sigmoid after them, and a QDQ model's own
+    /// encodings, are not counted: they clip on purpose).
+    pub clipped: Vec<Clipped>,
 }
 
 /// The lower of two figures; a missing one (the SQNR of an output without
@@ -252,6 +346,7 @@ impl Evaluation {
             outputs,
             classes: None,
             first_io: self.first_io,
+            clipped: merge_clipped(self.clipped, &other.clipped),
         }
     }
 }
@@ -364,6 +459,10 @@ pub struct Evaluator<'m> {
     labels: Vec<usize>,
     samples: usize,
     first_io: Option<(Vec<i8>, Vec<i8>)>,
+    /// Per tensor: its values past its encoding's range so far, or `None`.
+    clipped: Vec<Option<Clipped>>,
+    /// Tensors not counted in [`Self::clipped`].
+    clip_on_purpose: std::collections::BTreeSet<usize>,
 }
 
 impl<'m> Evaluator<'m> {
@@ -419,7 +518,30 @@ impl<'m> Evaluator<'m> {
             labels: Vec::new(),
             samples: 0,
             first_io: None,
+            clipped: vec![None; graph.tensors.len()],
+            clip_on_purpose: crate::calibrate::narrowed_for_a_function(graph)
+                .into_iter()
+                .chain(
+                    (0..graph.tensors.len())
+                        .filter(|&t| graph.qdq.activation(&graph.tensors[t].name).is_some()),
+                )
+                .collect(),
         })
+    }
+
+    /// Counts the values of tensor `t` past its encoding's range.
+    fn observe_range(&mut self, t: usize, values: &[f32]) {
+        let Some(q) = self.qg.qparams.get(t).copied().flatten() else {
+            return;
+        };
+        if self.clip_on_purpose.contains(&t) {
+            return;
+        }
+        let range = represented(q, self.graph.wide.contains(&t));
+        if let Some(entry) = self.clipped.get_mut(t) {
+            let name = &self.graph.tensors[t].name;
+            Clipped::observe(entry, name, range, q.scale / 2.0, values);
+        }
     }
 
     /// Run the int8 model on `x` (a value for every graph input) and compare
@@ -495,12 +617,22 @@ impl<'m> Evaluator<'m> {
         }
         self.samples += 1;
 
+        for (i, values) in x.iter().enumerate() {
+            self.observe_range(graph.inputs[i], values);
+        }
         for (i, (f, q)) in float.iter().zip(&int8).enumerate() {
             let out = graph.nodes[i].output;
             match graph.pruned.get(&out) {
                 // The float tensor still has the channels pruning removed.
-                Some(kept) => self.layer[i].add(&kept.gather(&graph.tensors[out].shape, f), q),
-                None => self.layer[i].add(f, q),
+                Some(kept) => {
+                    let f = kept.gather(&graph.tensors[out].shape, f);
+                    self.layer[i].add(&f, q);
+                    self.observe_range(out, &f);
+                }
+                None => {
+                    self.layer[i].add(f, q);
+                    self.observe_range(out, f);
+                }
             }
         }
         for (o, &node) in self.output_nodes.iter().enumerate() {
@@ -597,6 +729,10 @@ impl<'m> Evaluator<'m> {
             outputs,
             classes,
             first_io: self.first_io,
+            clipped: merge_clipped(
+                Vec::new(),
+                &self.clipped.into_iter().flatten().collect::<Vec<_>>(),
+            ),
         }
     }
 }
@@ -727,6 +863,44 @@ mod tests {
     }
 
     #[test]
+    fn clipping_counts_values_past_the_encoded_range_and_keeps_the_farthest() {
+        // int8, scale 0.5, zero point −128: [0, 127.5]; int16: ±16383.5.
+        let q = QParams {
+            scale: 0.5,
+            zero_point: -128,
+        };
+        assert_eq!(represented(q, false), (0.0, 127.5));
+        let sym = QParams {
+            scale: 0.5,
+            zero_point: 0,
+        };
+        assert_eq!(represented(sym, true), (-16384.0, 16383.5));
+        let mut entry = None;
+        // Within half a step past either end: not clipped.
+        Clipped::observe(&mut entry, "t", (0.0, 127.5), 0.25, &[-0.2, 127.7, 3.0]);
+        assert_eq!(entry, None);
+        Clipped::observe(&mut entry, "t", (0.0, 127.5), 0.25, &[-1.0, 140.0, 130.0]);
+        Clipped::observe(&mut entry, "t", (0.0, 127.5), 0.25, &[5.0]);
+        Clipped::observe(&mut entry, "t", (0.0, 127.5), 0.25, &[-20.0]);
+        let c = entry.unwrap();
+        assert_eq!((c.values, c.samples, c.farthest), (4, 2, -20.0));
+        assert!((c.excess() - 20.0 / 127.5).abs() < 1e-6);
+        // Merging adds the counts, keeps the farthest and sorts by it.
+        let other = |tensor: &str, farthest: f32| Clipped {
+            tensor: tensor.into(),
+            values: 1,
+            samples: 1,
+            range: (0.0, 127.5),
+            farthest,
+        };
+        let merged = merge_clipped(vec![c.clone()], &[other("u", 200.0), other("t", 130.0)]);
+        let names: Vec<&str> = merged.iter().map(|c| c.tensor.as_str()).collect();
+        assert_eq!(names, ["u", "t"]);
+        assert_eq!((merged[1].values, merged[1].samples), (5, 3));
+        assert_eq!(merged[1].farthest, -20.0);
+    }
+
+    #[test]
     fn the_worse_of_two_halves_takes_each_figure_at_its_worst() {
         let half = |sqnr: Option<f64>, max: f32, within: f64, top1: Option<f64>| Evaluation {
             samples: 32,
@@ -741,6 +915,7 @@ mod tests {
             }],
             classes: None,
             first_io: None,
+            clipped: Vec::new(),
         };
         let a = half(Some(30.0), 0.01, 1.0, Some(1.0));
         let b = half(Some(27.0), 0.04, 0.9375, None);

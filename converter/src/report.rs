@@ -74,6 +74,9 @@ pub struct EvaluationReport {
     /// Why `--attribution` made no maps for this model.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribution_skipped: Option<String>,
+    /// Graph inputs and layer outputs whose values on these samples went
+    /// past the ranges of their encodings, the farthest first.
+    pub clipped: Vec<crate::evaluate::Clipped>,
 }
 
 /// One setting `--select` tried.
@@ -275,6 +278,7 @@ fn render_bounds(s: &mut String, e: &EvaluationReport, precision: Option<&str>, 
         "  OUTSIDE the agreement bounds ({bounds}): {}",
         e.outside_bounds.join("; ")
     );
+    render_clipped(s, &e.clipped);
     let hint = match precision {
         Some(PrecisionReport::AUTO) if selected => {
             "auto chose on the --select samples, too few to show the tail of these: \
@@ -295,6 +299,50 @@ fn render_bounds(s: &mut String, e: &EvaluationReport, precision: Option<&str>, 
     };
     let _ = writeln!(s, "  try: {hint}");
 }
+
+/// Where a model outside the bounds clipped: the tensors whose values went
+/// farthest past their ranges (at most [`CLIPPED_SHOWN`]; the JSON report
+/// has them all).
+fn render_clipped(s: &mut String, clipped: &[crate::evaluate::Clipped]) {
+    if clipped.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = clipped
+        .iter()
+        .take(CLIPPED_SHOWN)
+        .map(|c| {
+            format!(
+                "{} ({} in {}, up to {:.4} against [{:.4}, {:.4}])",
+                c.tensor,
+                counted(c.values, "value"),
+                counted(c.samples, "sample"),
+                c.farthest,
+                c.range.0,
+                c.range.1
+            )
+        })
+        .collect();
+    let more = match clipped.len().saturating_sub(CLIPPED_SHOWN) {
+        0 => String::new(),
+        n => format!("; and {n} more"),
+    };
+    let _ = writeln!(
+        s,
+        "  clipped: values past the range of their encoding: {}{more}",
+        shown.join("; ")
+    );
+}
+
+/// `n thing` or `n things`.
+fn counted(n: usize, thing: &str) -> String {
+    match n {
+        1 => format!("1 {thing}"),
+        n => format!("{n} {thing}s"),
+    }
+}
+
+/// Tensors [`render_clipped`] names.
+const CLIPPED_SHOWN: usize = 3;
 
 fn db(v: Option<f64>) -> String {
     match v {

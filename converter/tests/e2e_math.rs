@@ -83,6 +83,34 @@ fn opset_20_gelu() {
     assert_eq!(k.iter().filter(|k| *k == "Lut").count(), 2, "{k:?}");
 }
 
+/// gelu20's one held-out sample past 0.03 reaches past the calibration
+/// samples: its mean pool is 1.54 where they reach 1.13, the farthest any
+/// tensor goes past its range, and the report names it there. The logits,
+/// whose range is chosen for the Softmax after them, clip on purpose and
+/// are not listed.
+#[test]
+fn the_report_names_where_held_out_values_went_past_the_ranges() {
+    let r = testnets::convert_testnet("gelu20", Vec::new());
+    let clipped = &r.evaluation.clipped;
+    let first = clipped.first().expect("gelu20 clips held-out values");
+    assert_eq!(first.tensor, "reducemean_10");
+    let (lo, hi) = first.range;
+    assert!(lo < 0.0 && (1.1..1.2).contains(&hi), "{first:?}");
+    assert!((first.farthest - 1.5436).abs() < 1e-3, "{first:?}");
+    assert!(first.values >= first.samples && first.samples >= 1);
+    assert!(clipped.iter().all(|c| c.tensor != "gemm_13"), "{clipped:?}");
+    assert!(clipped.windows(2).all(|w| w[0].excess() >= w[1].excess()));
+    let text = r.render();
+    assert!(
+        text.contains("clipped: values past the range of their encoding: reducemean_10 ("),
+        "{text}"
+    );
+    // A model within the bounds does not print the line.
+    let within = testnets::convert_testnet("cnn1d", Vec::new());
+    assert!(within.evaluation.outside_bounds.is_empty());
+    assert!(!within.render().contains("clipped:"));
+}
+
 /// The attention nets (`models/testnets/make_attention_testnets.py`, PyTorch
 /// exports): MatMul of two computed tensors, PyTorch's multi-head attention
 /// with its rank-5 q/k/v Transpose, the `1/√d` scale folded into the
