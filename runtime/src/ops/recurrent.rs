@@ -55,17 +55,21 @@ enum KernelS16<P: 'static> {
 #[cfg(feature = "int16-activations")]
 type RecurrentFn<P, X, Y> = fn(&P, &RecurrentWeights<'_>, &[X], &mut [Y]);
 
+/// One reference kernel per pairing, in [`KernelS16`]'s order.
+#[cfg(feature = "int16-activations")]
+type ReferenceS16<P> = (
+    RecurrentFn<P, i16, i16>,
+    RecurrentFn<P, i8, i16>,
+    RecurrentFn<P, i16, i8>,
+);
+
 #[cfg(feature = "int16-activations")]
 impl<P: 'static> KernelS16<P> {
     /// The kernel of `lanes`' pairing among the three given, with its name.
     fn of(
         lanes: Lanes,
         [n16, n8_16, n16_8]: [&'static str; 3],
-        (s16, s8_s16, s16_s8): (
-            RecurrentFn<P, i16, i16>,
-            RecurrentFn<P, i8, i16>,
-            RecurrentFn<P, i16, i8>,
-        ),
+        (s16, s8_s16, s16_s8): ReferenceS16<P>,
     ) -> KernelS16<P> {
         match lanes {
             Lanes::S16 => KernelS16::S16(Chosen {
