@@ -910,16 +910,22 @@ pub(super) enum Lanes {
     S16S8,
 }
 
+/// The kernel of an op's int16 pairing, by [`Lanes`]: `A` the type of
+/// its int16-to-int16 kernels, `B` int8 to int16, `C` int16 to int8.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Paired<A: 'static, B: 'static, C: 'static> {
+    S16(Chosen<A>),
+    S8S16(Chosen<B>),
+    S16S8(Chosen<C>),
+}
+
 /// The kernel of each int16 pairing of a weighted layer (params `P`:
 /// Conv, FullyConnected, ConvTranspose, LayerNorm; weights `W`): an
 /// optimized one where the CPU has one, else the reference.
 #[cfg(feature = "int16-activations")]
-#[derive(Clone, Copy, Debug)]
-pub(super) enum KernelS16<P: 'static, W: 'static = i8> {
-    S16(Chosen<LayerS16Fn<P, i16, i16, W>>),
-    S8S16(Chosen<LayerS16Fn<P, i8, i16, W>>),
-    S16S8(Chosen<LayerS16Fn<P, i16, i8, W>>),
-}
+pub(super) type KernelS16<P, W = i8> =
+    Paired<LayerS16Fn<P, i16, i16, W>, LayerS16Fn<P, i8, i16, W>, LayerS16Fn<P, i16, i8, W>>;
 
 /// An int16 Conv's or FullyConnected's weights with their kernel: int8
 /// weights on an optimized kernel where the CPU has one, int16 weights on
@@ -1020,26 +1026,25 @@ pub(super) type ReferenceS16<P, W = i8> = (
 );
 
 #[cfg(feature = "int16-activations")]
-impl<P: 'static, W: 'static> KernelS16<P, W> {
-    /// The reference kernel of `lanes`' pairing: `run` instantiated for
-    /// it, named by `names` (the `s16`, `s8_s16` and `s16_s8` names, in
-    /// that order).
+impl<A: Copy, B: Copy, C: Copy> Paired<A, B, C> {
+    /// The reference kernel of `lanes`' pairing, one of the three given
+    /// (usually one generic kernel instantiated three times), named by
+    /// `names` (the `s16`, `s8_s16` and `s16_s8` names, in that order).
     pub fn reference(
         lanes: Lanes,
-        names: [&'static str; 3],
-        (s16, s8_s16, s16_s8): ReferenceS16<P, W>,
-    ) -> KernelS16<P, W> {
-        let [n16, n8_16, n16_8] = names;
+        [n16, n8_16, n16_8]: [&'static str; 3],
+        (s16, s8_s16, s16_s8): (A, B, C),
+    ) -> Paired<A, B, C> {
         match lanes {
-            Lanes::S16 => KernelS16::S16(Chosen {
+            Lanes::S16 => Paired::S16(Chosen {
                 run: s16,
                 name: n16,
             }),
-            Lanes::S8S16 => KernelS16::S8S16(Chosen {
+            Lanes::S8S16 => Paired::S8S16(Chosen {
                 run: s8_s16,
                 name: n8_16,
             }),
-            Lanes::S16S8 => KernelS16::S16S8(Chosen {
+            Lanes::S16S8 => Paired::S16S8(Chosen {
                 run: s16_s8,
                 name: n16_8,
             }),
@@ -1048,12 +1053,15 @@ impl<P: 'static, W: 'static> KernelS16<P, W> {
 
     pub fn name(&self) -> &'static str {
         match self {
-            KernelS16::S16(k) => k.name,
-            KernelS16::S8S16(k) => k.name,
-            KernelS16::S16S8(k) => k.name,
+            Paired::S16(k) => k.name,
+            Paired::S8S16(k) => k.name,
+            Paired::S16S8(k) => k.name,
         }
     }
+}
 
+#[cfg(feature = "int16-activations")]
+impl<P: 'static, W: 'static> KernelS16<P, W> {
     /// Runs the kernel on `x` (read as its pairing's input type) into the
     /// output.
     pub fn run(

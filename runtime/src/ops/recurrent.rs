@@ -3,7 +3,7 @@
 //! and the optional flags word (reverse, sequence output).
 
 #[cfg(feature = "int16-activations")]
-use super::{output_i16, Lanes};
+use super::output_i16;
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::{self, recurrent as inp};
@@ -42,14 +42,10 @@ pub(super) struct RecurrentS16<'a, P: 'static> {
     macs: u64,
 }
 
-/// The kernel of each int16 pairing of a recurrent op.
+/// The kernel of each int16 pairing of a recurrent op (params `P`).
 #[cfg(feature = "int16-activations")]
-#[derive(Clone, Copy, Debug)]
-enum KernelS16<P: 'static> {
-    S16(Chosen<RecurrentFn<P, i16, i16>>),
-    S8S16(Chosen<RecurrentFn<P, i8, i16>>),
-    S16S8(Chosen<RecurrentFn<P, i16, i8>>),
-}
+type KernelS16<P> =
+    super::Paired<RecurrentFn<P, i16, i16>, RecurrentFn<P, i8, i16>, RecurrentFn<P, i16, i8>>;
 
 /// A recurrent kernel on params `P` reading `X` and writing `Y`.
 #[cfg(feature = "int16-activations")]
@@ -62,31 +58,6 @@ type ReferenceS16<P> = (
     RecurrentFn<P, i8, i16>,
     RecurrentFn<P, i16, i8>,
 );
-
-#[cfg(feature = "int16-activations")]
-impl<P: 'static> KernelS16<P> {
-    /// The kernel of `lanes`' pairing among the three given, with its name.
-    fn of(
-        lanes: Lanes,
-        [n16, n8_16, n16_8]: [&'static str; 3],
-        (s16, s8_s16, s16_s8): ReferenceS16<P>,
-    ) -> KernelS16<P> {
-        match lanes {
-            Lanes::S16 => KernelS16::S16(Chosen {
-                run: s16,
-                name: n16,
-            }),
-            Lanes::S8S16 => KernelS16::S8S16(Chosen {
-                run: s8_s16,
-                name: n8_16,
-            }),
-            Lanes::S16S8 => KernelS16::S16S8(Chosen {
-                run: s16_s8,
-                name: n16_8,
-            }),
-        }
-    }
-}
 
 /// The operands and geometry shared by both cells.
 struct Shared<'a> {
@@ -277,18 +248,10 @@ pub(super) fn prepare_lstm_s16<'a>(
     cx: &Ctx<'_, 'a>,
 ) -> Result<RecurrentS16<'a, LstmParams>, Error> {
     use crate::kernels::{lstm_s16, lstm_s16_s8, lstm_s8_s16};
-    // `lanes` reads input 0, which is `x`.
-    const _: () = assert!(inp::X == 0);
-    let (lanes, _) = cx.lanes()?;
     let op = prepare_lstm(cx)?;
     let names = ["lstm_s16", "lstm_s8_s16", "lstm_s16_s8"];
-    Ok(RecurrentS16 {
-        p: op.p,
-        kernel: KernelS16::of(lanes, names, (lstm_s16, lstm_s8_s16, lstm_s16_s8)),
-        wts: op.wts,
-        x: op.x,
-        macs: op.macs(),
-    })
+    let kernels = (lstm_s16 as _, lstm_s8_s16 as _, lstm_s16_s8 as _);
+    with_int16_sides(cx, (op.p, op.wts, op.x, op.macs()), names, kernels)
 }
 
 /// [`prepare_gru`] with an int16 step input, output or both.
@@ -296,27 +259,37 @@ pub(super) fn prepare_lstm_s16<'a>(
 #[inline(never)]
 pub(super) fn prepare_gru_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<RecurrentS16<'a, GruParams>, Error> {
     use crate::kernels::{gru_s16, gru_s16_s8, gru_s8_s16};
-    const _: () = assert!(inp::X == 0);
-    let (lanes, _) = cx.lanes()?;
     let op = prepare_gru(cx)?;
     let names = ["gru_s16", "gru_s8_s16", "gru_s16_s8"];
+    let kernels = (gru_s16 as _, gru_s8_s16 as _, gru_s16_s8 as _);
+    with_int16_sides(cx, (op.p, op.wts, op.x, op.macs()), names, kernels)
+}
+
+/// A prepared cell (params, operands, MACs) with the reference kernel of
+/// its int16 pairing among `kernels`.
+#[cfg(feature = "int16-activations")]
+fn with_int16_sides<'a, P: 'static>(
+    cx: &Ctx<'_, 'a>,
+    (p, wts, x, macs): (P, RecurrentWeights<'a>, Operand<'a>, u64),
+    names: [&'static str; 3],
+    kernels: ReferenceS16<P>,
+) -> Result<RecurrentS16<'a, P>, Error> {
+    // `lanes` reads input 0, which is `x`.
+    const _: () = assert!(inp::X == 0);
+    let (lanes, _) = cx.lanes()?;
     Ok(RecurrentS16 {
-        p: op.p,
-        kernel: KernelS16::of(lanes, names, (gru_s16, gru_s8_s16, gru_s16_s8)),
-        wts: op.wts,
-        x: op.x,
-        macs: op.macs(),
+        p,
+        kernel: KernelS16::reference(lanes, names, kernels),
+        wts,
+        x,
+        macs,
     })
 }
 
 #[cfg(feature = "int16-activations")]
 impl<P: 'static> RecurrentS16<'_, P> {
     pub fn kernel_name(&self) -> &'static str {
-        match self.kernel {
-            KernelS16::S16(k) => k.name,
-            KernelS16::S8S16(k) => k.name,
-            KernelS16::S16S8(k) => k.name,
-        }
+        self.kernel.name()
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
