@@ -35,7 +35,9 @@ enum Command {
     /// Run float32 samples through the model and write its dequantized float32 outputs.
     ///
     /// Each input file holds samples stacked on the first axis: [N, d1..dk] for a model
-    /// input [1, d1..dk]. Each output is written as [N, ...]. The files are streamed a
+    /// input [1, d1..dk]. Each output is written as [N, ...]: an output [1, d1..dk] as
+    /// [N, d1..dk], one without a batch axis (a per-step classifier's [T, C]) as
+    /// [N, T, C]. The files are streamed a
     /// chunk of samples at a time (memory does not grow with N), the samples are spread
     /// over --threads interpreters, and the outputs come out in input order, identical
     /// whatever the thread count. Inputs must be finite (NaN and infinities are refused,

@@ -12,12 +12,17 @@ use medq::{Decision, Interpreter, Model};
 use crate::npy::{check_labels, LabelReader, NpyOut, SampleReader};
 
 /// One graph input or output as `medq run` sees it: float32 samples of
-/// `dims[1..]`, quantized per tensor (by the interpreter's float helpers).
+/// [`Self::sample`], quantized per tensor (by the interpreter's float
+/// helpers).
 #[derive(Clone, Debug)]
 pub struct Port {
     pub name: String,
-    /// The tensor's dims; the first is the batch of 1.
+    /// The tensor's dims.
     pub dims: Vec<usize>,
+    /// One sample's dims in a file of samples stacked on the first axis:
+    /// the tensor's without its batch of 1, or all of them when it has no
+    /// batch axis (a per-step classifier's `[T, C]` output).
+    pub sample: Vec<usize>,
     pub numel: usize,
 }
 
@@ -32,18 +37,17 @@ impl ModelIo {
     pub fn of(model: &Model) -> Result<ModelIo> {
         let port = |t: medq::TensorInfo, what: &str| -> Result<Port> {
             let dims: Vec<usize> = t.dims().iter().map(|&d| d as usize).collect();
-            if dims.first() != Some(&1) {
-                bail!(
-                    "{what} {} is {dims:?}: `medq run` needs a batch of 1 on the first axis",
-                    t.name
-                );
-            }
+            let sample = match dims.split_first() {
+                Some((1, rest)) => rest.to_vec(),
+                _ => dims.clone(),
+            };
             t.scale_zero_point()
                 .with_context(|| format!("{what} {} is not per-tensor quantized", t.name))?;
             Ok(Port {
                 name: t.name.to_string(),
                 numel: dims.iter().product(),
                 dims,
+                sample,
             })
         };
         let inputs = (0..model.inputs().len())
@@ -64,8 +68,8 @@ impl ModelIo {
     /// Checks that an input file of `shape` holds samples of input `i`.
     fn check_input(&self, i: usize, path: &Path, shape: &[usize]) -> Result<()> {
         let port = &self.inputs[i];
-        if shape.len() != port.dims.len() || shape[1..] != port.dims[1..] {
-            let sample = port.dims[1..].iter().map(|d| format!(", {d}"));
+        if shape.len() != port.sample.len() + 1 || shape[1..] != port.sample[..] {
+            let sample = port.sample.iter().map(|d| format!(", {d}"));
             bail!(
                 "input {i} ({}) is {:?}: {} should be [N{}] with samples stacked on the first axis, but it is {shape:?}",
                 port.name,
@@ -80,7 +84,7 @@ impl ModelIo {
     /// The shape of output `i` over `samples` samples.
     fn output_shape(&self, i: usize, samples: usize) -> Vec<usize> {
         let mut shape = vec![samples];
-        shape.extend(&self.outputs[i].dims[1..]);
+        shape.extend(&self.outputs[i].sample);
         shape
     }
 }

@@ -232,6 +232,32 @@ fn each_input_file_feeds_its_model_input_in_order() {
     assert_eq!(read_npy(&twice), (vec![n as u64, 6], doubled));
 }
 
+/// An output without a batch axis (a per-step classifier's `[T, C]`, as
+/// ONNX exports one): its file stacks whole outputs, `[N, T, C]`.
+#[test]
+fn an_output_without_a_batch_axis_is_written_whole_per_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = || QuantSpec::PerTensor {
+        scale: 1.0,
+        zero_point: 0,
+    };
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, 2, 3], q(), 0);
+    let steps = w.add_activation("steps", &[2, 3], q(), 8);
+    w.add_op(OpCode::Reshape, &[x], &[steps], &[]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[steps]);
+    w.set_arena_len(16);
+    let mq = dir.path().join("steps.mq");
+    std::fs::write(&mq, w.finish().unwrap()).unwrap();
+    let n = 5;
+    let values: Vec<f32> = (0..n * 6).map(|v| (v as f32) - 10.0).collect();
+    let (xp, yp) = (dir.path().join("x.npy"), dir.path().join("steps.npy"));
+    write_npy(&xp, &[n as u64, 2, 3], Order::C, &values);
+    ok(&medq(&[&"run", &mq, &"--input", &xp, &"--output", &yp]));
+    assert_eq!(read_npy(&yp), (vec![n as u64, 2, 3], values));
+}
+
 #[test]
 fn input_files_are_checked_against_the_model_inputs() {
     let dir = tempfile::tempdir().unwrap();
