@@ -31,8 +31,14 @@ pub struct Sqnr {
 }
 
 impl Sqnr {
+    /// Adds pairs of reference and approximation. A reference value that
+    /// is not finite (an attention mask's `−inf` added to a score) is left
+    /// out: no code stands for it, and the Softmax after it reads it as 0.
     pub fn add(&mut self, reference: &[f32], approx: &[f32]) {
         for (&r, &a) in reference.iter().zip(approx) {
+            if !r.is_finite() {
+                continue;
+            }
             let r = f64::from(r);
             self.count += 1.0;
             let delta = r - self.mean;
@@ -253,14 +259,6 @@ impl Clipped {
             e.farthest = farthest;
         }
     }
-}
-
-/// The range a tensor's encoding represents: int8 `[−128, 127]` or int16
-/// `[−32768, 32767]` steps around its zero point.
-fn represented(q: QParams, wide: bool) -> (f32, f32) {
-    let (lo, hi) = if wide { (-32768, 32767) } else { (-128, 127) };
-    let at = |v: i32| (v - q.zero_point) as f32 * q.scale;
-    (at(lo), at(hi))
 }
 
 /// `clipped`'s entries merged by tensor (counts added, the farthest value
@@ -519,8 +517,16 @@ impl<'m> Evaluator<'m> {
             samples: 0,
             first_io: None,
             clipped: vec![None; graph.tensors.len()],
+            // A Softmax writes its fixed encoding, whose top is 255/256.
             clip_on_purpose: crate::calibrate::narrowed_for_a_function(graph)
                 .into_iter()
+                .chain(
+                    graph
+                        .nodes
+                        .iter()
+                        .filter(|n| matches!(n.op, Op::Softmax(_)))
+                        .map(|n| n.output),
+                )
                 .chain(
                     (0..graph.tensors.len())
                         .filter(|&t| graph.qdq.activation(&graph.tensors[t].name).is_some()),
@@ -537,7 +543,7 @@ impl<'m> Evaluator<'m> {
         if self.clip_on_purpose.contains(&t) {
             return;
         }
-        let range = represented(q, self.graph.wide.contains(&t));
+        let range = q.represented(self.graph.wide.contains(&t));
         if let Some(entry) = self.clipped.get_mut(t) {
             let name = &self.graph.tensors[t].name;
             Clipped::observe(entry, name, range, q.scale / 2.0, values);
@@ -869,12 +875,12 @@ mod tests {
             scale: 0.5,
             zero_point: -128,
         };
-        assert_eq!(represented(q, false), (0.0, 127.5));
+        assert_eq!(q.represented(false), (0.0, 127.5));
         let sym = QParams {
             scale: 0.5,
             zero_point: 0,
         };
-        assert_eq!(represented(sym, true), (-16384.0, 16383.5));
+        assert_eq!(sym.represented(true), (-16384.0, 16383.5));
         let mut entry = None;
         // Within half a step past either end: not clipped.
         Clipped::observe(&mut entry, "t", (0.0, 127.5), 0.25, &[-0.2, 127.7, 3.0]);

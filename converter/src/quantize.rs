@@ -26,6 +26,15 @@ impl QParams {
     pub fn dequantize(self, q: i8) -> f32 {
         medq::quant::dequantize(q, self.scale, self.zero_point)
     }
+
+    /// The real range this encoding represents: `[−128, 127]` steps
+    /// around the zero point, or `[−32768, 32767]` for an int16 (`wide`)
+    /// activation.
+    pub fn represented(self, wide: bool) -> (f32, f32) {
+        let (lo, hi) = if wide { (-32768, 32767) } else { (-128, 127) };
+        let at = |v: i32| (v - self.zero_point) as f32 * self.scale;
+        (at(lo), at(hi))
+    }
 }
 
 /// Scale and zero point covering `[lo, hi]` (which must contain 0) with 256 levels.
@@ -394,16 +403,31 @@ impl LowerCtx<'_> {
     /// Input `k`: an activation, or a constant quantized per tensor over
     /// its own range.
     pub fn operand(&self, k: usize) -> Result<(Operand, QParams), ConvertError> {
+        self.operand_within(k, (f32::NEG_INFINITY, f32::INFINITY))
+    }
+
+    /// [`Self::operand`] with a constant's values first clamped into
+    /// `[lo, hi]`: the values past which the op's output saturates
+    /// whatever the other operand is, so that the clamp changes no output
+    /// while a mask's `−inf` (or `−1e9`) no longer spends the constant's 256
+    /// steps.
+    pub fn operand_within(
+        &self,
+        k: usize,
+        (lo, hi): (f32, f32),
+    ) -> Result<(Operand, QParams), ConvertError> {
         let id = self.input(k)?;
         let t = &self.graph.tensors[id];
         let Some(v) = &t.value else {
             return Ok((Operand::Activation(id), self.activation_q(id)?));
         };
-        let lo = v.data.iter().copied().fold(0.0f32, f32::min);
-        let hi = v.data.iter().copied().fold(0.0f32, f32::max);
-        let (scale, zero_point) = activation_qparams(lo, hi);
+        let values: Vec<f32> = v.data.iter().map(|&x| x.clamp(lo, hi)).collect();
+        let (scale, zero_point) = activation_qparams(
+            values.iter().copied().fold(0.0f32, f32::min),
+            values.iter().copied().fold(0.0f32, f32::max),
+        );
         let qp = QParams { scale, zero_point };
-        let data = v.data.iter().map(|&x| qp.quantize(x)).collect();
+        let data = values.iter().map(|&x| qp.quantize(x)).collect();
         let constant = ConstTensor {
             name: t.name.clone(),
             dims: v.shape.clone(),

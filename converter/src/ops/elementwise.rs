@@ -102,6 +102,107 @@ pub(crate) fn from_onnx(
     }
 }
 
+/// ONNX `Where` with a constant condition (an attention mask, PyTorch's
+/// `masked_fill`): `cond ? x : y` as `x · c + y · (1 − c)` over the output
+/// shape, where a constant branch becomes Add's constant (its values where
+/// it is chosen, 0 elsewhere, so that a fill of `−inf` stays `−inf` and
+/// never meets a 0 factor) and a computed one a Mul by the 0/1 mask.
+pub(crate) fn where_from_onnx(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: Ins,
+) -> Result<Value, ConvertError> {
+    let (c, x, y) = (
+        input(ctx, ins, 0)?,
+        input(ctx, ins, 1)?,
+        input(ctx, ins, 2)?,
+    );
+    let Value::Const(cond) = &c.value else {
+        return Err(ctx.err(format!(
+            "the condition \"{}\" is computed from the model input; medq takes a constant \
+             condition (a mask), or a comparison of the tensor it selects from",
+            c.name
+        )));
+    };
+    let shapes = [&cond.shape, &b.shape_of(&x.value), &b.shape_of(&y.value)].map(|s| s.to_vec());
+    let out = broadcast(&shapes[0], &shapes[1])
+        .and_then(|s| broadcast(&s, &shapes[2]))
+        .ok_or_else(|| ctx.err(format!("shapes {shapes:?} do not broadcast")))?;
+    let chosen: Vec<bool> = {
+        let flags = cond.to_f32();
+        broadcast_indices(&cond.shape, &out)
+            .into_iter()
+            .map(|i| flags.get(i).is_some_and(|&v| v != 0.0))
+            .collect()
+    };
+    // Branch `x` where `when` is the condition, `y` where it is its negation.
+    let mut terms = Vec::new();
+    for (branch, when) in [(&x, true), (&y, false)] {
+        let picked = |k: usize| chosen[k] == when;
+        match &branch.value {
+            Value::Act(t) => {
+                let mask: Vec<f32> = (0..chosen.len())
+                    .map(|k| f32::from(u8::from(picked(k))))
+                    .collect();
+                let name = format!(
+                    "{}/{}",
+                    ctx.name,
+                    if when { "mask" } else { "inverse_mask" }
+                );
+                let mask = b.const_tensor(&name, &Const::f32(out.clone(), mask))?;
+                let part = if when { "x_kept" } else { "y_kept" };
+                let op = Op::Mul(Mul {
+                    activation: FusedActivation::None,
+                });
+                terms.push(Term::Act(b.emit_part(
+                    ctx,
+                    part,
+                    op,
+                    vec![*t, mask],
+                    out.clone(),
+                )?));
+            }
+            Value::Const(v) => {
+                let values = v.to_f32();
+                let at = broadcast_indices(&v.shape, &out);
+                terms.push(Term::Const(
+                    (0..chosen.len())
+                        .map(|k| {
+                            if picked(k) {
+                                values.get(at[k]).copied().unwrap_or(0.0)
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect(),
+                ));
+            }
+            Value::Unavailable(_) => return Err(ctx.err("an input is unavailable")),
+        }
+    }
+    let add = || {
+        Op::Add(Add {
+            activation: FusedActivation::None,
+        })
+    };
+    match (&terms[0], &terms[1]) {
+        (Term::Act(p), Term::Act(q)) => b.emit(ctx, add(), vec![*p, *q], out),
+        (Term::Act(p), Term::Const(k)) | (Term::Const(k), Term::Act(p)) => {
+            let name = format!("{}/fill", ctx.name);
+            let fill = b.const_tensor(&name, &Const::f32(out.clone(), k.clone()))?;
+            b.emit(ctx, add(), vec![*p, fill], out)
+        }
+        (Term::Const(_), Term::Const(_)) => Err(ctx.err("unexpected constant operands")),
+    }
+}
+
+/// One branch of a [`where_from_onnx`]: the masked activation, or the
+/// constant's values where it is chosen.
+enum Term {
+    Act(crate::ir::TensorId),
+    Const(Vec<f32>),
+}
+
 /// The op of the math family that runs Sub or Div when Add or Mul cannot.
 fn inverted_op(arith: Arith) -> Option<super::binary::BinaryOp> {
     match arith {
@@ -133,7 +234,7 @@ impl IrOp for Add {
     }
 
     fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
-        let ((a, aq), (b, bq)) = (cx.operand(0)?, cx.operand(1)?);
+        let ((a, aq), (b, bq)) = (add_operand(cx, 0)?, add_operand(cx, 1)?);
         Ok(Lowered {
             opcode: OpCode::Add,
             inputs: vec![a, b],
@@ -152,6 +253,28 @@ impl IrOp for Add {
     fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
         Some(&mut self.activation)
     }
+}
+
+/// Operand `k` of an Add; a constant one (a bias, an attention mask) is
+/// clamped to the values that can still move the output: beyond
+/// `[y_lo − x_hi, y_hi − x_lo]`, with `x` the other operand's range and `y`
+/// the output's, every sum saturates. A mask of `−inf` (or `−1e9`) added
+/// to attention scores so keeps the scores' resolution, where quantizing
+/// its own range would leave them less than one step.
+fn add_operand(
+    cx: &LowerCtx,
+    k: usize,
+) -> Result<(crate::quantize::Operand, QParams), ConvertError> {
+    let other = cx.input(1 - k)?;
+    let range = |t: usize| -> Option<(f32, f32)> {
+        let q = cx.qparams.get(t).copied().flatten()?;
+        Some(q.represented(cx.graph.wide.contains(&t)))
+    };
+    let within = match (range(other), range(cx.node.output)) {
+        (Some((x_lo, x_hi)), Some((y_lo, y_hi))) => (y_lo - x_hi, y_hi - x_lo),
+        _ => (f32::NEG_INFINITY, f32::INFINITY),
+    };
+    cx.operand_within(k, within)
 }
 
 /// Add's words (Sub's too): both operands are brought to twice the larger

@@ -688,4 +688,11 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "axes as attribute or constant input",
     )
     .takes_constants(),
+    OnnxOp::new(
+        "Where",
+        elementwise::where_from_onnx,
+        "Mul (a computed branch, by its 0/1 mask) and Add (a constant branch as its constant, `-inf` clamped to what still moves the sum)",
+        "a constant condition (an attention mask, `masked_fill`), either branch constant or computed; \
+         a condition comparing the selected tensor is a table (Lut)",
+    ),
 ];
