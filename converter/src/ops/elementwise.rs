@@ -355,7 +355,9 @@ impl IrOp for Mul {
 #[cfg(test)]
 mod tests {
     use crate::ir::Op;
-    use crate::ops::testing::{assert_conforms, one_node, weights};
+    use crate::ops::testing::{assert_conforms, floats, node_of, one_node, weights};
+    use tract_onnx::pb::tensor_proto::DataType;
+    use tract_onnx::pb::TensorProto;
 
     #[test]
     fn arithmetic_with_a_constant_runs_in_int8() {
@@ -379,5 +381,52 @@ mod tests {
         let squared = one_node("Mul", &[1, 8], &["x"], vec![], vec![]);
         let g = assert_conforms("x · x", &squared, 30.0);
         assert!(matches!(g.nodes[0].op, Op::Mul(_)));
+    }
+
+    /// A bool initializer (ONNX stores bools as `int32_data`).
+    fn bools(name: &str, dims: &[i64], data: &[bool]) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DataType::Bool as i32,
+            int32_data: data.iter().map(|&b| i32::from(b)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn where_with_a_constant_condition_is_a_masked_mul_and_add() {
+        // A [4, 1] condition broadcast over x [1, 4, 6]: rows 1 and 2 chosen.
+        let cond = || bools("c", &[4, 1], &[false, true, true, false]);
+        let cases = [
+            // masked_fill(c, 0.5): the constant where chosen, x elsewhere.
+            (
+                ["c", "f", "x"],
+                vec![floats("f", &[], &[0.5])],
+                &["Mul", "Add"][..],
+            ),
+            // The constant branch second, per element.
+            (
+                ["c", "x", "g"],
+                vec![weights("g", &[6], 3)],
+                &["Mul", "Add"][..],
+            ),
+            // Both branches computed (x in both: the identity, through
+            // both masks).
+            (["c", "x", "x"], vec![], &["Mul", "Mul", "Add"][..]),
+        ];
+        for (inputs, inits, kinds) in cases {
+            let inits = std::iter::once(cond()).chain(inits).collect();
+            let model = node_of("Where", &[1, 4, 6], &inputs, vec![], inits);
+            let g = assert_conforms(&format!("Where{inputs:?}"), &model, 30.0);
+            let got: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+            assert_eq!(got, kinds, "{inputs:?}");
+        }
+        // A condition computed from the model input is refused by name.
+        let computed = node_of("Where", &[1, 6], &["x", "x", "x"], vec![], vec![]);
+        let err = crate::ops::testing::load(&computed)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the condition \"x\" is computed"), "{err}");
     }
 }
