@@ -195,11 +195,11 @@ pub(crate) fn act_ok(act_min: i32, act_max: i32) -> bool {
     -128 <= act_min && act_min <= act_max && act_max <= 127
 }
 
-/// An activation type of the mixed-precision Conv and FullyConnected
-/// kernels: `i8` (asymmetric, any zero point) or `i16` (symmetric, zero
-/// point 0). A layer may read one and write the other, so a model raises a
-/// tensor to int16 without a conversion op on either side.
-#[cfg(feature = "int16-activations")]
+/// An activation type of the mixed-precision kernels: `i8` (asymmetric,
+/// any zero point) or `i16` (symmetric, zero point 0). A layer may read one
+/// and write the other, so a model raises a tensor to int16 without a
+/// conversion op on either side. (Always built: the recurrent kernels'
+/// int8 path is generic over it too.)
 pub trait Lane: Copy + Into<i64> {
     /// The type's range, which the activation window must lie in.
     const MIN: i32;
@@ -218,7 +218,6 @@ pub trait OperandLane: Lane + Into<i32> + Default {}
 #[cfg(feature = "int16-activations")]
 impl<T: Lane + Into<i32> + Default> OperandLane for T {}
 
-#[cfg(feature = "int16-activations")]
 impl Lane for i8 {
     const MIN: i32 = -128;
     const MAX: i32 = 127;
@@ -229,7 +228,6 @@ impl Lane for i8 {
     }
 }
 
-#[cfg(feature = "int16-activations")]
 impl Lane for i16 {
     const MIN: i32 = -32768;
     const MAX: i32 = 32767;

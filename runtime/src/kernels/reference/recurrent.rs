@@ -13,7 +13,8 @@
 //! [`GateProducts`], which the optimized kernels implement; everything else
 //! is this file's code in every kernel.
 
-use crate::numerics::{clamp, requantize, requantize_to_i8};
+use super::Lane;
+use crate::numerics::{clamp, requantize};
 
 /// Largest hidden size the kernels run: it bounds their stack buffers, and
 /// keeps the recurrent accumulator `H · 32768 · 127` far below `2^31`.
@@ -141,12 +142,12 @@ fn sat16(v: i32) -> i32 {
 /// 127` below `2^30`, with as much again for the bias.
 pub const MAX_INPUT_S16: usize = 2 * MAX_HIDDEN;
 
-/// The element of a step input: int8 with its zero point, or an int16
-/// activation (zero point 0), whose products are the recurrent ones'
-/// (int8 rows × `i16` vector).
-pub(crate) trait StepLane: Copy {
-    /// Whether `p` is in this lane's domain.
-    fn fits(p: &RecurrentParams) -> bool;
+/// The element of a step input, a [`Lane`]: int8 with its zero point, or
+/// an int16 activation (zero point 0), whose products are the recurrent
+/// ones' (int8 rows × `i16` vector).
+pub(crate) trait StepLane: Lane {
+    /// Most features a step may have (the bound of the `i32` sums).
+    const MAX_INPUT: usize;
     /// [`GateProducts::x_rows`] of this lane.
     fn x_rows<G: GateProducts>(
         g: &G,
@@ -159,9 +160,7 @@ pub(crate) trait StepLane: Copy {
 }
 
 impl StepLane for i8 {
-    fn fits(_: &RecurrentParams) -> bool {
-        true
-    }
+    const MAX_INPUT: usize = usize::MAX;
 
     #[inline(always)]
     fn x_rows<G: GateProducts>(
@@ -177,9 +176,7 @@ impl StepLane for i8 {
 }
 
 impl StepLane for i16 {
-    fn fits(p: &RecurrentParams) -> bool {
-        p.input_zero_point == 0 && p.input_size <= MAX_INPUT_S16
-    }
+    const MAX_INPUT: usize = MAX_INPUT_S16;
 
     #[inline(always)]
     fn x_rows<G: GateProducts>(
@@ -194,42 +191,13 @@ impl StepLane for i16 {
     }
 }
 
-/// The element of an output: the Q0.15 hidden state requantized onto
-/// int8 (with its zero point) or onto an int16 activation (zero point 0).
-pub(crate) trait HiddenLane: Copy {
-    /// Whether `p` is in this lane's domain.
-    fn fits(p: &RecurrentParams) -> bool;
-    /// Hidden value `h` (Q0.15) on the output's grid.
-    fn from_hidden(p: &RecurrentParams, h: i16) -> Self;
-}
-
-impl HiddenLane for i8 {
-    fn fits(_: &RecurrentParams) -> bool {
-        true
-    }
-
-    #[inline(always)]
-    fn from_hidden(p: &RecurrentParams, h: i16) -> i8 {
-        requantize_to_i8(
-            i32::from(h),
-            p.out_multiplier,
-            p.out_shift,
-            p.output_zero_point,
-            -128,
-            127,
-        )
-    }
-}
-
-impl HiddenLane for i16 {
-    fn fits(p: &RecurrentParams) -> bool {
-        p.output_zero_point == 0
-    }
-
-    #[inline(always)]
-    fn from_hidden(p: &RecurrentParams, h: i16) -> i16 {
-        sat16(requantize(i32::from(h), p.out_multiplier, p.out_shift)) as i16
-    }
+/// Hidden value `h` (Q0.15) on the output's grid, `Y`:
+/// `clamp(zy +sat requantize(h, out_m, out_s))` to `Y`'s range (for int8
+/// [`crate::numerics::requantize_to_i8`]).
+#[inline(always)]
+fn from_hidden<Y: Lane>(p: &RecurrentParams, h: i16) -> Y {
+    let v = requantize(i32::from(h), p.out_multiplier, p.out_shift);
+    Y::from_clamped(clamp(v.saturating_add(p.output_zero_point), Y::MIN, Y::MAX))
 }
 
 /// `f(v)` through an interpolated table, for `v` in `i16` range (clamped).
@@ -435,16 +403,17 @@ impl Rows<'_> {
 }
 
 /// Shared shape checks, and each lane's domain.
-fn io_ok<X: StepLane, Y: HiddenLane>(p: &RecurrentParams, input: &[X], output: &[Y]) -> bool {
-    X::fits(p)
-        && Y::fits(p)
+fn io_ok<X: StepLane, Y: Lane>(p: &RecurrentParams, input: &[X], output: &[Y]) -> bool {
+    (!X::SYMMETRIC || p.input_zero_point == 0)
+        && (!Y::SYMMETRIC || p.output_zero_point == 0)
+        && p.input_size <= X::MAX_INPUT
         && p.input_size >= 1
         && p.steps.checked_mul(p.input_size) == Some(input.len())
         && p.output_len() == Some(output.len())
 }
 
 /// Step `t`'s hidden state into its row of a sequence output.
-fn write_step<Y: HiddenLane>(p: &RecurrentParams, t: usize, h: &[i16], output: &mut [Y]) {
+fn write_step<Y: Lane>(p: &RecurrentParams, t: usize, h: &[i16], output: &mut [Y]) {
     let at = t * p.hidden;
     if p.sequence {
         if let Some(row) = output.get_mut(at..at + p.hidden) {
@@ -454,9 +423,9 @@ fn write_step<Y: HiddenLane>(p: &RecurrentParams, t: usize, h: &[i16], output: &
 }
 
 /// A hidden state (`H` values) on the output's grid.
-fn write_output<Y: HiddenLane>(p: &RecurrentParams, h: &[i16], output: &mut [Y]) {
+fn write_output<Y: Lane>(p: &RecurrentParams, h: &[i16], output: &mut [Y]) {
     for (y, &hv) in output.iter_mut().zip(h) {
-        *y = Y::from_hidden(p, hv);
+        *y = from_hidden(p, hv);
     }
 }
 
@@ -506,7 +475,7 @@ pub(crate) fn lstm_with<G: GateProducts>(
 }
 
 #[inline(always)]
-fn lstm_inner<G: GateProducts, X: StepLane, Y: HiddenLane>(
+fn lstm_inner<G: GateProducts, X: StepLane, Y: Lane>(
     g: &G,
     p: &LstmParams,
     wts: &RecurrentWeights<'_>,
@@ -616,7 +585,7 @@ pub(crate) fn gru_with<G: GateProducts>(
 }
 
 #[inline(always)]
-fn gru_inner<G: GateProducts, X: StepLane, Y: HiddenLane>(
+fn gru_inner<G: GateProducts, X: StepLane, Y: Lane>(
     g: &G,
     p: &GruParams,
     wts: &RecurrentWeights<'_>,
