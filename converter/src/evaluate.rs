@@ -224,56 +224,44 @@ impl Clipped {
         past / (hi - lo).max(f32::MIN_POSITIVE)
     }
 
-    /// Counts `values` of one sample against `range` (half a step of
-    /// tolerance, `half_step`).
-    fn observe(
-        entry: &mut Option<Clipped>,
+    /// One sample's `values` of `tensor` past `range` by more than
+    /// `half_step`, or `None` when none are.
+    fn of_sample(
         tensor: &str,
         range: (f32, f32),
         half_step: f32,
         values: &[f32],
-    ) {
-        let (lo, hi) = range;
-        let past = |v: f32| (v - hi).max(lo - v);
-        let outside = values.iter().filter(|&&v| past(v) > half_step);
-        let (count, farthest) = outside.fold((0usize, None::<f32>), |(n, far), &v| {
-            let far = match far {
-                Some(f) if past(f) >= past(v) => f,
-                _ => v,
-            };
-            (n + 1, Some(far))
-        });
-        let Some(farthest) = farthest else {
-            return;
-        };
-        let e = entry.get_or_insert_with(|| Clipped {
+    ) -> Option<Clipped> {
+        let past = |v: f32| (v - range.1).max(range.0 - v);
+        let outside = || values.iter().copied().filter(|&v| past(v) > half_step);
+        let farthest = outside().max_by(|&a, &b| past(a).total_cmp(&past(b)))?;
+        Some(Clipped {
             tensor: tensor.to_string(),
-            values: 0,
-            samples: 0,
+            values: outside().count(),
+            samples: 1,
             range,
             farthest,
-        });
-        e.values += count;
-        e.samples += 1;
-        if past(farthest) > past(e.farthest) {
-            e.farthest = farthest;
+        })
+    }
+
+    /// `other`'s counts added to this one's (the same tensor), and the
+    /// farther of the two values kept with its range.
+    fn absorb(&mut self, other: &Clipped) {
+        self.values += other.values;
+        self.samples += other.samples;
+        if other.excess() > self.excess() {
+            self.farthest = other.farthest;
+            self.range = other.range;
         }
     }
 }
 
-/// `clipped`'s entries merged by tensor (counts added, the farthest value
-/// kept), the farthest past its range first.
+/// `clipped` with `more` absorbed by tensor, the farthest past its range
+/// first.
 fn merge_clipped(mut clipped: Vec<Clipped>, more: &[Clipped]) -> Vec<Clipped> {
     for c in more {
         match clipped.iter_mut().find(|e| e.tensor == c.tensor) {
-            Some(e) => {
-                e.values += c.values;
-                e.samples += c.samples;
-                if c.excess() > e.excess() {
-                    e.farthest = c.farthest;
-                    e.range = c.range;
-                }
-            }
+            Some(e) => e.absorb(c),
             None => clipped.push(c.clone()),
         }
     }
@@ -544,9 +532,14 @@ impl<'m> Evaluator<'m> {
             return;
         }
         let range = q.represented(self.graph.wide.contains(&t));
-        if let Some(entry) = self.clipped.get_mut(t) {
-            let name = &self.graph.tensors[t].name;
-            Clipped::observe(entry, name, range, q.scale / 2.0, values);
+        let name = &self.graph.tensors[t].name;
+        let Some(sample) = Clipped::of_sample(name, range, q.scale / 2.0, values) else {
+            return;
+        };
+        match self.clipped.get_mut(t) {
+            Some(Some(entry)) => entry.absorb(&sample),
+            Some(slot) => *slot = Some(sample),
+            None => {}
         }
     }
 
@@ -628,18 +621,13 @@ impl<'m> Evaluator<'m> {
         }
         for (i, (f, q)) in float.iter().zip(&int8).enumerate() {
             let out = graph.nodes[i].output;
-            match graph.pruned.get(&out) {
-                // The float tensor still has the channels pruning removed.
-                Some(kept) => {
-                    let f = kept.gather(&graph.tensors[out].shape, f);
-                    self.layer[i].add(&f, q);
-                    self.observe_range(out, &f);
-                }
-                None => {
-                    self.layer[i].add(f, q);
-                    self.observe_range(out, f);
-                }
-            }
+            // The float tensor still has the channels pruning removed.
+            let f: std::borrow::Cow<[f32]> = match graph.pruned.get(&out) {
+                Some(kept) => kept.gather(&graph.tensors[out].shape, f).into(),
+                None => f.into(),
+            };
+            self.layer[i].add(&f, q);
+            self.observe_range(out, &f);
         }
         for (o, &node) in self.output_nodes.iter().enumerate() {
             let (Some(f), Some(q)) = (float.get(node), int8.get(node)) else {
@@ -735,10 +723,7 @@ impl<'m> Evaluator<'m> {
             outputs,
             classes,
             first_io: self.first_io,
-            clipped: merge_clipped(
-                Vec::new(),
-                &self.clipped.into_iter().flatten().collect::<Vec<_>>(),
-            ),
+            clipped: merge_clipped(self.clipped.into_iter().flatten().collect(), &[]),
         }
     }
 }
@@ -881,14 +866,12 @@ mod tests {
             zero_point: 0,
         };
         assert_eq!(sym.represented(true), (-16384.0, 16383.5));
-        let mut entry = None;
+        let sample = |values: &[f32]| Clipped::of_sample("t", (0.0, 127.5), 0.25, values);
         // Within half a step past either end: not clipped.
-        Clipped::observe(&mut entry, "t", (0.0, 127.5), 0.25, &[-0.2, 127.7, 3.0]);
-        assert_eq!(entry, None);
-        Clipped::observe(&mut entry, "t", (0.0, 127.5), 0.25, &[-1.0, 140.0, 130.0]);
-        Clipped::observe(&mut entry, "t", (0.0, 127.5), 0.25, &[5.0]);
-        Clipped::observe(&mut entry, "t", (0.0, 127.5), 0.25, &[-20.0]);
-        let c = entry.unwrap();
+        assert_eq!(sample(&[-0.2, 127.7, 3.0]), None);
+        let mut c = sample(&[-1.0, 140.0, 130.0]).unwrap();
+        assert_eq!(sample(&[5.0]), None);
+        c.absorb(&sample(&[-20.0]).unwrap());
         assert_eq!((c.values, c.samples, c.farthest), (4, 2, -20.0));
         assert!((c.excess() - 20.0 / 127.5).abs() < 1e-6);
         // Merging adds the counts, keeps the farthest and sorts by it.

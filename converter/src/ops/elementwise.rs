@@ -135,51 +135,11 @@ pub(crate) fn where_from_onnx(
             .map(|i| flags.get(i).is_some_and(|&v| v != 0.0))
             .collect()
     };
-    // Branch `x` where `when` is the condition, `y` where it is its negation.
-    let mut terms = Vec::new();
-    for (branch, when) in [(&x, true), (&y, false)] {
-        let picked = |k: usize| chosen[k] == when;
-        match &branch.value {
-            Value::Act(t) => {
-                let mask: Vec<f32> = (0..chosen.len())
-                    .map(|k| f32::from(u8::from(picked(k))))
-                    .collect();
-                let name = format!(
-                    "{}/{}",
-                    ctx.name,
-                    if when { "mask" } else { "inverse_mask" }
-                );
-                let mask = b.const_tensor(&name, &Const::f32(out.clone(), mask))?;
-                let part = if when { "x_kept" } else { "y_kept" };
-                let op = Op::Mul(Mul {
-                    activation: FusedActivation::None,
-                });
-                terms.push(Term::Act(b.emit_part(
-                    ctx,
-                    part,
-                    op,
-                    vec![*t, mask],
-                    out.clone(),
-                )?));
-            }
-            Value::Const(v) => {
-                let values = v.to_f32();
-                let at = broadcast_indices(&v.shape, &out);
-                terms.push(Term::Const(
-                    (0..chosen.len())
-                        .map(|k| {
-                            if picked(k) {
-                                values.get(at[k]).copied().unwrap_or(0.0)
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect(),
-                ));
-            }
-            Value::Unavailable(_) => return Err(ctx.err("an input is unavailable")),
-        }
-    }
+    // Branch `x` where the condition holds, `y` where it does not.
+    let terms = [
+        where_term(b, ctx, &x.value, &chosen, true, &out)?,
+        where_term(b, ctx, &y.value, &chosen, false, &out)?,
+    ];
     let add = || {
         Op::Add(Add {
             activation: FusedActivation::None,
@@ -201,6 +161,46 @@ pub(crate) fn where_from_onnx(
 enum Term {
     Act(crate::ir::TensorId),
     Const(Vec<f32>),
+}
+
+/// The branch `value` of a Where, taken where `chosen` equals `when`, over
+/// the output shape `out`: an activation times its 0/1 mask (an emitted
+/// Mul), or a constant's values there and 0 elsewhere.
+fn where_term(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    value: &Value,
+    chosen: &[bool],
+    when: bool,
+    out: &[usize],
+) -> Result<Term, ConvertError> {
+    let picked = |k: usize| chosen[k] == when;
+    match value {
+        Value::Act(t) => {
+            let mask = (0..chosen.len()).map(|k| f32::from(u8::from(picked(k))));
+            let (mask_name, part) = match when {
+                true => ("mask", "x_kept"),
+                false => ("inverse_mask", "y_kept"),
+            };
+            let mask = Const::f32(out.to_vec(), mask.collect());
+            let mask = b.const_tensor(&format!("{}/{mask_name}", ctx.name), &mask)?;
+            let op = Op::Mul(Mul {
+                activation: FusedActivation::None,
+            });
+            let kept = b.emit_part(ctx, part, op, vec![*t, mask], out.to_vec())?;
+            Ok(Term::Act(kept))
+        }
+        Value::Const(v) => {
+            let values = v.to_f32();
+            let at = broadcast_indices(&v.shape, out);
+            let pick = |k: usize| match picked(k) {
+                true => values.get(at[k]).copied().unwrap_or(0.0),
+                false => 0.0,
+            };
+            Ok(Term::Const((0..chosen.len()).map(pick).collect()))
+        }
+        Value::Unavailable(_) => Err(ctx.err("an input is unavailable")),
+    }
 }
 
 /// The op of the math family that runs Sub or Div when Add or Mul cannot.
