@@ -14,6 +14,12 @@ models test conversion fidelity, not a task).
   lstm_stacked  input [1, 32, 3] (batch first): Transpose, LSTM (hidden 16)
                 -> Y, Squeeze, LSTM (hidden 8) -> Y and Y_h; a per-step classifier on Y (MatMul, Softmax) -> [32, 3]
                 and a Sigmoid head on Y_h -> [1, 1]
+  wide_lstm     input "eeg" [1, 2, "time"] (symbolic time; convert with
+                --input-shape eeg=1,2,256): a Conv+LSTM seizure detector,
+                Conv1d (stride 2) + Relu + MaxPool, Transpose to [time, 1,
+                16], LSTM with 160 units (above the 128 medq once capped
+                at), its last hidden state Y_h through Gemm and Softmax ->
+                [1, 2]
 
 For each model: <name>.onnx, <name>_calib.npy and <name>_test.npy (64
 float32 samples each), checked with onnx.checker and run by onnxruntime
@@ -123,6 +129,39 @@ def make_lstm_stacked(rng):
     return graph, [1, t, 3]
 
 
+def make_wide_lstm(rng):
+    h, c = 160, 16
+    inits = rnn_weights(rng, "lstm", 1, 4, h, c) + [
+        init("conv_W", rng.standard_normal((c, 2, 7)) * np.sqrt(2.0 / 14)),
+        init("conv_b", rng.standard_normal(c) * 0.1),
+        i64("row", [1, h]),
+        init("fc_W", rng.standard_normal((2, h)) * np.sqrt(2.0 / h) * 4),
+        init("fc_b", [0.05, -0.05]),
+    ]
+    nodes = [
+        helper.make_node(
+            "Conv", ["eeg", "conv_W", "conv_b"], ["conv"],
+            kernel_shape=[7], strides=[2], pads=[3, 3],
+        ),
+        helper.make_node("Relu", ["conv"], ["act"]),
+        helper.make_node("MaxPool", ["act"], ["pool"], kernel_shape=[2], strides=[2]),
+        helper.make_node("Transpose", ["pool"], ["seq"], perm=[2, 0, 1]),
+        helper.make_node(
+            "LSTM", ["seq", "lstm_W", "lstm_R", "lstm_B"], ["y", "y_h"], hidden_size=h,
+        ),
+        helper.make_node("Reshape", ["y_h", "row"], ["last"]),
+        helper.make_node("Gemm", ["last", "fc_W", "fc_b"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "wide_lstm",
+        [helper.make_tensor_value_info("eeg", TensorProto.FLOAT, [1, 2, "time"])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 2])],
+        inits,
+    )
+    return graph, [1, 2, 256]
+
+
 def signals(rng, dims):
     """Smooth multichannel signals: a random walk low-passed per channel."""
     x = rng.standard_normal([N] + dims[1:]).astype(np.float32)
@@ -137,7 +176,12 @@ def main():
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
     rng = np.random.default_rng(SEED)
-    for name, make in [("eeg_bigru", make_eeg_bigru), ("lstm_stacked", make_lstm_stacked)]:
+    makers = [
+        ("eeg_bigru", make_eeg_bigru),
+        ("lstm_stacked", make_lstm_stacked),
+        ("wide_lstm", make_wide_lstm),
+    ]
+    for name, make in makers:
         graph, dims = make(rng)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = 8

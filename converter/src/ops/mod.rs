@@ -390,7 +390,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         recurrent::onnx::gru,
         "Gru",
         "forward or bidirectional (not reverse alone), batch 1, `layout` 0, default activations, zero initial \
-         state, hidden ≤ 128, `linear_before_reset` 0 or 1; outputs `Y` and `Y_h` (int16 state inside)",
+         state, hidden ≤ 256, `linear_before_reset` 0 or 1; outputs `Y` and `Y_h` (int16 state inside)",
     )
     .computes_outputs(2, "Y, every step's hidden state, and Y_h, the last one"),
     OnnxOp::new("HardSigmoid", lut::hard_sigmoid, "Lut", "any `alpha`, `beta`"),
@@ -432,7 +432,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         recurrent::onnx::lstm,
         "Lstm",
         "forward or bidirectional (not reverse alone), batch 1, `layout` 0, default activations, zero initial \
-         state, no peepholes, hidden ≤ 128; outputs `Y` and `Y_h`, not `Y_c` (int16 state inside)",
+         state, no peepholes, hidden ≤ 256; outputs `Y` and `Y_h`, not `Y_c` (int16 state inside)",
     )
     .computes_outputs(2, "Y, every step's hidden state, and Y_h, the last one"),
     OnnxOp::new(

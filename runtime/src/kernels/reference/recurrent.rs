@@ -16,9 +16,11 @@
 use super::Lane;
 use crate::numerics::{clamp, requantize};
 
-/// Largest hidden size the kernels run: it bounds their stack buffers, and
-/// keeps the recurrent accumulator `H · 32768 · 127` far below `2^31`.
-pub const MAX_HIDDEN: usize = 128;
+/// Largest hidden size the kernels run: it bounds their stack buffers
+/// (`3 · 2 · H` bytes for the LSTM, `4 · 2 · H` for the GRU), and keeps the
+/// recurrent accumulator `H · 32768 · 127` below `2^30`, with as much again
+/// for the bias (the same bound as an int16 step input's).
+pub const MAX_HIDDEN: usize = 256;
 /// Hidden units whose gate rows a step computes together: it bounds the
 /// buffers of pre-activations (`4 · UNITS` `i32`), which stay small on a
 /// microcontroller's stack, while an optimized kernel still gets whole
@@ -137,10 +139,10 @@ fn sat16(v: i32) -> i32 {
     clamp(v, i16::MIN as i32, i16::MAX as i32)
 }
 
-/// Largest step input of an int16-input op: a bidirectional layer's
-/// `2 · MAX_HIDDEN` features. It keeps the input accumulator `I · 32768 ·
-/// 127` below `2^30`, with as much again for the bias.
-pub const MAX_INPUT_S16: usize = 2 * MAX_HIDDEN;
+/// Largest step input of an int16-input op (a bidirectional layer of 128
+/// units). It keeps the input accumulator `I · 32768 · 127` below `2^30`,
+/// with as much again for the bias, as [`MAX_HIDDEN`] does the recurrent one.
+pub const MAX_INPUT_S16: usize = 256;
 
 /// The element of a step input, a [`Lane`]: int8 with its zero point, or
 /// an int16 activation (zero point 0), whose products are the recurrent
