@@ -142,6 +142,24 @@ pub fn eval(ctx: &NodeCtx, inputs: &[Option<&Const>]) -> Result<Option<Const>, C
             check_size(ctx, &out)?;
             take(x, out.clone(), &broadcast_indices(&x.shape, &out))
         }
+        "Tile" => {
+            let (x, r) = (input(0)?, input(1)?);
+            let spec = ints(ctx, r, "repeats")?;
+            let repeats = spec
+                .iter()
+                .map(|&n| usize::try_from(n).ok())
+                .collect::<Option<Vec<_>>>()
+                .filter(|v| v.len() == x.shape.len())
+                .ok_or_else(|| ctx.err(format!("invalid Tile repeats {spec:?}")))?;
+            let out: Vec<usize> = x.shape.iter().zip(&repeats).map(|(d, r)| d * r).collect();
+            check_size(ctx, &out)?;
+            let in_strides = strides(&x.shape);
+            take(
+                x,
+                out.clone(),
+                &gather_indices(&out, |a, i| (i % x.shape[a]) * in_strides[a]),
+            )
+        }
         "Range" => range(ctx, input(0)?, input(1)?, input(2)?)?,
         "ReduceProd" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" => {
             reduce(ctx, input(0)?, inputs.get(1).copied().flatten())?
@@ -760,6 +778,17 @@ mod tests {
         let ends = Const::i64(vec![1], vec![i64::MAX]);
         let r = run("Slice", vec![], &[Some(&data), Some(&starts), Some(&ends)]);
         assert_eq!(r, Const::i64(vec![5], vec![11, 12, 13, 14, 15]));
+    }
+
+    #[test]
+    fn tile_repeats_each_axis() {
+        // numpy.tile([[1, 2], [3, 4]], (2, 3)).
+        let x = Const::f32(vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]);
+        let reps = Const::i64(vec![2], vec![2, 3]);
+        let t = run("Tile", vec![], &[Some(&x), Some(&reps)]);
+        let row = |a: f32, b: f32| [a, b, a, b, a, b];
+        let want: Vec<f32> = [row(1.0, 2.0), row(3.0, 4.0), row(1.0, 2.0), row(3.0, 4.0)].concat();
+        assert_eq!(t, Const::f32(vec![4, 6], want));
     }
 
     #[test]

@@ -86,6 +86,49 @@ pub(crate) fn expand(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
     b.emit(ctx, repeat(last, out[last]), vec![t], out)
 }
 
+/// ONNX `Tile` of a computed tensor (PyTorch's `x.repeat(...)`): each axis
+/// repeated by the constant `repeats`, as one Gather of the indices `0..n`
+/// cycled per repeated axis.
+pub(crate) fn tile(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    if ctx.opset < 6 {
+        return Err(ctx.err("Tile before opset 6 (`tiles`, `axis` inputs) is not supported"));
+    }
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let repeats_input = konst(ctx, ins, 1, "repeats")?;
+    let spec = fold::ints(ctx, &repeats_input, "repeats")?.to_vec();
+    if spec.len() != xs.len() {
+        return Err(ctx.err(format!(
+            "repeats {spec:?} has {} entries for an input of rank {}",
+            spec.len(),
+            xs.len()
+        )));
+    }
+    let repeats = spec
+        .iter()
+        .map(|&r| usize::try_from(r).ok().filter(|&r| r >= 1))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ctx.err(format!("repeats {spec:?}: each must be at least 1")))?;
+    let out: Vec<usize> = xs.iter().zip(&repeats).map(|(&d, &r)| d * r).collect();
+    check_size(&out).map_err(|e| ctx.err(e))?;
+    let tiled: Vec<usize> = (0..xs.len()).filter(|&a| repeats[a] > 1).collect();
+    let Some((&last, first)) = tiled.split_last() else {
+        return b.emit(ctx, Op::Reshape, vec![x], out);
+    };
+    let cycle = |axis: usize| {
+        Op::Select(Select {
+            axis,
+            index: Index::List((0..out[axis]).map(|k| k % xs[axis]).collect()),
+        })
+    };
+    let mut shape = xs.clone();
+    let mut t = x;
+    for &a in first {
+        shape[a] = out[a];
+        t = b.emit_part(ctx, &format!("axis{a}"), cycle(a), vec![t], shape.clone())?;
+    }
+    b.emit(ctx, cycle(last), vec![t], out)
+}
+
 /// ONNX `Slice` of a computed tensor, along one axis (others untouched):
 /// `starts`, `ends`, `axes`, `steps` constant inputs (attributes before
 /// opset 10), clamped as ONNX says.
@@ -439,6 +482,49 @@ mod tests {
                 g.nodes.iter().filter(|n| n.op.kind() == "Gather").count(),
                 1
             );
+        }
+    }
+
+    #[test]
+    fn tile_of_a_computed_tensor_runs_as_gathers() {
+        // [1, 2, 3] by [1, 3, 1], by [1, 2, 2] and by [1, 1, 1] (a view).
+        for (repeats, gathers, out) in [
+            (&[1, 3, 1][..], 1, &[1, 6, 3][..]),
+            (&[1, 2, 2], 2, &[1, 4, 6]),
+            (&[1, 1, 1], 0, &[1, 2, 3]),
+        ] {
+            let model = one_node(
+                "Tile",
+                &[1, 2, 3],
+                &["repeats"],
+                vec![],
+                vec![int64s("repeats", &[3], repeats)],
+            );
+            let g = assert_conforms("Tile", &model, 40.0);
+            let n = g.nodes.iter().filter(|n| n.op.kind() == "Gather").count();
+            assert_eq!(n, gathers, "{repeats:?}");
+            assert_eq!(
+                g.tensors[g.outputs[0]].shape,
+                out.iter().map(|&d| d as usize).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn tile_refuses_repeats_that_do_not_fit() {
+        for (repeats, why) in [
+            (&[1, 2][..], "has 2 entries for an input of rank 3"),
+            (&[1, 0, 1], "each must be at least 1"),
+        ] {
+            let model = one_node(
+                "Tile",
+                &[1, 2, 3],
+                &["repeats"],
+                vec![],
+                vec![int64s("repeats", &[repeats.len() as i64], repeats)],
+            );
+            let err = crate::ops::testing::load(&model).unwrap_err().to_string();
+            assert!(err.contains(why), "{repeats:?}: {err}");
         }
     }
 

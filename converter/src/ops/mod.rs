@@ -675,6 +675,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "any `alpha`",
     ),
     OnnxOp::new(
+        "Tile",
+        gather::tile,
+        "Gather (indices cycled, per repeated axis)",
+        "a computed tensor by constant `repeats` (each at least 1)",
+    ),
+    OnnxOp::new(
         "Transpose",
         reshape::transpose,
         "Transpose, or Reshape (a view)",

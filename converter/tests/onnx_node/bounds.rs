@@ -45,6 +45,7 @@ const MOVE: &[&str] = &[
     "Slice",
     "Split",
     "Squeeze",
+    "Tile",
     "Transpose",
     "Unsqueeze",
 ];
