@@ -1017,7 +1017,12 @@ proptest! {
         conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
         let mut sparse = vec![0x55i8; dense.len()];
         conv_sparse_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
-        prop_assert_eq!(sparse, dense);
+        prop_assert_eq!(&sparse, &dense);
+        // The Cortex-M DSP variant (its requantization shortcut), here on
+        // the portable emulation.
+        let mut dsp = vec![0x55i8; dense.len()];
+        cortex_m::conv_sparse_s8_dsp(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut dsp);
+        prop_assert_eq!(dsp, dense);
     }
 
     /// Rows up to 100 weights: the kernel walks the bitmap 32 bits at a
@@ -1071,7 +1076,10 @@ proptest! {
         conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
         let mut sparse = vec![0x55i8; dense.len()];
         conv_sparse_pow2_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
-        prop_assert_eq!(sparse, dense);
+        prop_assert_eq!(&sparse, &dense);
+        let mut dsp = vec![0x55i8; dense.len()];
+        cortex_m::conv_sparse_pow2_s8_dsp(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut dsp);
+        prop_assert_eq!(dsp, dense);
     }
 
     /// Rows up to 100 weights, so that a row's codes start on either nibble
@@ -1145,7 +1153,10 @@ proptest! {
         conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
         let mut sparse = vec![0x55i8; dense.len()];
         conv_sparse_pow2x3_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
-        prop_assert_eq!(sparse, dense);
+        prop_assert_eq!(&sparse, &dense);
+        let mut dsp = vec![0x55i8; dense.len()];
+        cortex_m::conv_sparse_pow2x3_s8_dsp(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut dsp);
+        prop_assert_eq!(dsp, dense);
     }
 
     /// Rows up to 100 weights, so that a row's codes start at every bit of
@@ -1468,7 +1479,8 @@ proptest! {
     }
 }
 
-/// [`conv_sparse_s8`] against [`conv_s8`] on the same pruned weights.
+/// [`conv_sparse_s8`] and its Cortex-M DSP variant against [`conv_s8`] on
+/// the same pruned weights.
 fn conv_sparse_vs_dense(c: &ConvCase) -> Result<(), TestCaseError> {
     let rows = c.p.out_channels;
     let stored = sparse_of(&c.w, rows);
@@ -1477,6 +1489,9 @@ fn conv_sparse_vs_dense(c: &ConvCase) -> Result<(), TestCaseError> {
     conv_s8(&c.p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut dense);
     let mut sparse = vec![0x55i8; dense.len()];
     conv_sparse_s8(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut sparse);
-    prop_assert_eq!(sparse, dense);
+    prop_assert_eq!(&sparse, &dense);
+    let mut dsp = vec![0x55i8; dense.len()];
+    cortex_m::conv_sparse_s8_dsp(&c.p, &c.x, &w, &c.bias, &c.mult, &c.shift, &mut dsp);
+    prop_assert_eq!(dsp, dense);
     Ok(())
 }

@@ -360,6 +360,22 @@ pub fn conv_has_optimized(p: &ConvParams) -> bool {
     CONV.iter().any(|c| (c.takes)(p).is_ok())
 }
 
+/// Whether a conv whose weights (`rows` output channels, `total` weights)
+/// have `nonzero` non-zero runs on the sparse kernel that skips the zeros,
+/// rather than decoded for the optimized dense one. On the Cortex-M DSP,
+/// per output, the dense kernel takes about `1.5·R` instructions for rows of
+/// `R` weights, and the sparse one `30 + 7·n` for `n` non-zero ones
+/// (`benches/qemu`'s `sparse` and `model_cost` on the ECG model's convs):
+/// sparse when `7·nonzero + 30·rows ≤ 1.5·total`, about 85 % zeros on rows
+/// of 80 weights, never on rows of a few. Elsewhere the dense SIMD kernels
+/// are faster at any sparsity.
+pub fn conv_sparse_is_direct(nonzero: usize, rows: usize, total: usize) -> bool {
+    let sparse = nonzero
+        .saturating_mul(14)
+        .saturating_add(rows.saturating_mul(60));
+    super::cortex_m::USES_DSP_INSTRUCTIONS && sparse <= total.saturating_mul(3)
+}
+
 /// Whether an optimized fully connected kernel (not the reference) takes `p`.
 pub fn fully_connected_has_optimized(p: &FullyConnectedParams) -> bool {
     FULLY_CONNECTED.iter().any(|c| (c.takes)(p).is_ok())

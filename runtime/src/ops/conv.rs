@@ -7,12 +7,44 @@ use super::{nchw, Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::conv as w;
 use crate::format::TensorInfo;
-#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+#[cfg(feature = "pow2-weights")]
 use crate::kernels;
 #[cfg(feature = "int16-activations")]
 use crate::kernels::reference;
 use crate::kernels::select::{self, Chosen, ConvFn};
 use crate::kernels::ConvParams;
+
+/// The sparse conv kernels this target runs: on the Cortex-M DSP the
+/// reference walk with the DSP requantization, else the reference.
+#[cfg(feature = "sparse-weights")]
+mod sparse {
+    #[cfg(not(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp))))]
+    pub(super) use crate::kernels::conv_sparse_s8;
+    #[cfg(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp)))]
+    pub(super) use crate::kernels::cortex_m::conv_sparse_s8_dsp as conv_sparse_s8;
+    #[cfg(all(
+        target_arch = "arm",
+        any(target_feature = "dsp", medq_dsp),
+        feature = "pow2-weights"
+    ))]
+    pub(super) use crate::kernels::cortex_m::{
+        conv_sparse_pow2_s8_dsp as conv_sparse_pow2_s8,
+        conv_sparse_pow2x3_s8_dsp as conv_sparse_pow2x3_s8,
+    };
+    #[cfg(all(
+        not(all(target_arch = "arm", any(target_feature = "dsp", medq_dsp))),
+        feature = "pow2-weights"
+    ))]
+    pub(super) use crate::kernels::{conv_sparse_pow2_s8, conv_sparse_pow2x3_s8};
+
+    /// `reference`, or `dsp` where the DSP kernels run.
+    pub(super) const fn named(reference: &'static str, dsp: &'static str) -> &'static str {
+        match crate::kernels::cortex_m::USES_DSP_INSTRUCTIONS {
+            true => dsp,
+            false => reference,
+        }
+    }
+}
 
 /// A prepared Conv.
 #[derive(Clone, Copy, Debug)]
@@ -176,7 +208,7 @@ impl Conv<'_> {
             #[cfg(feature = "sparse-weights")]
             Weights::Sparse(w) => {
                 if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
-                    kernels::conv_sparse_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+                    sparse::conv_sparse_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
                 }
             }
             #[cfg(feature = "pow2-weights")]
@@ -189,14 +221,14 @@ impl Conv<'_> {
             Weights::SparsePow2(w) => {
                 if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
                     let (b, m, s) = rq.vectors();
-                    kernels::conv_sparse_pow2_s8(p, x, w, b, m, s, io.output)
+                    sparse::conv_sparse_pow2_s8(p, x, w, b, m, s, io.output)
                 }
             }
             #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
             Weights::SparsePow2x3(w) => {
                 if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
                     let (b, m, s) = rq.vectors();
-                    kernels::conv_sparse_pow2x3_s8(p, x, w, b, m, s, io.output)
+                    sparse::conv_sparse_pow2x3_s8(p, x, w, b, m, s, io.output)
                 }
             }
         }
@@ -211,7 +243,7 @@ impl Conv<'_> {
             #[cfg(feature = "sparse-weights")]
             Weights::Sparse(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
                 true => "conv_sparse_blocks",
-                false => "conv_sparse_s8",
+                false => sparse::named("conv_sparse_s8", "conv_sparse_s8_dsp"),
             },
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
@@ -221,12 +253,12 @@ impl Conv<'_> {
             #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
             Weights::SparsePow2(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
                 true => "conv_sparse_pow2_blocks",
-                false => "conv_sparse_pow2_s8",
+                false => sparse::named("conv_sparse_pow2_s8", "conv_sparse_pow2_s8_dsp"),
             },
             #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
             Weights::SparsePow2x3(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
                 true => "conv_sparse_pow2x3_blocks",
-                false => "conv_sparse_pow2x3_s8",
+                false => sparse::named("conv_sparse_pow2x3_s8", "conv_sparse_pow2x3_s8_dsp"),
             },
         }
     }

@@ -47,6 +47,11 @@ pub(super) trait PackedRows {
     fn has_length(&self) -> bool;
     /// Decodes rows `first..first + n` into `out` (`n · row_len` weights).
     fn decode_rows(&self, first: usize, n: usize, out: &mut [i8]);
+    /// The weights that are not zero (every one, for a form that stores
+    /// zeros).
+    fn nonzero(&self) -> usize {
+        self.rows() * self.row_len()
+    }
 }
 
 /// The two weights of every code byte (low nibble first): one lookup per
@@ -108,6 +113,9 @@ impl<V: NonZeros> PackedRows for SparseRowsOf<'_, V> {
     fn decode_rows(&self, first: usize, n: usize, out: &mut [i8]) {
         SparseRowsOf::decode_rows(self, first, n, out)
     }
+    fn nonzero(&self) -> usize {
+        SparseRowsOf::nonzero(self)
+    }
 }
 
 /// Decodes rows `first..first + n` of `w` into the front of `buf`.
@@ -120,9 +128,14 @@ fn decode_block<'b, W: PackedRows>(w: &W, first: usize, n: usize, buf: &'b mut [
 }
 
 /// Whether a conv with these weights runs in decoded blocks of at most `N`
-/// bytes (a row must fit).
+/// bytes (a row must fit), rather than on the packed kernel: when an
+/// optimized dense kernel takes it, unless so few weights are non-zero that
+/// the packed kernel is faster ([`select::conv_sparse_is_direct`]).
 pub(super) fn conv_fits<const N: usize, W: PackedRows>(p: &ConvParams, w: &W) -> bool {
-    w.row_len() <= N && select::conv_has_optimized(p)
+    let total = w.rows() * w.row_len();
+    w.row_len() <= N
+        && select::conv_has_optimized(p)
+        && !select::conv_sparse_is_direct(w.nonzero(), w.rows(), total)
 }
 
 /// Conv over packed weights, in decoded blocks of at most `N` bytes on the

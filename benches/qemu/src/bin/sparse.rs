@@ -1,10 +1,10 @@
 //! Guest instructions per layer on a Cortex-M4 under QEMU `-icount` with
 //! pruned weights: the dense kernel a dense file runs (the DSP one a
-//! prepare-time selection picks) against the sparse reference kernel on the
-//! same weights stored sparse (`conv_sparse_s8`, `fully_connected_sparse_s8`)
-//! and stored sparse with 4-bit power-of-two codes (`conv_sparse_pow2_s8`,
+//! prepare-time selection picks) against the sparse kernel on the same
+//! weights stored sparse (`conv_sparse_s8_dsp`, `fully_connected_sparse_s8`)
+//! and stored sparse with 4-bit power-of-two codes (`conv_sparse_pow2_s8_dsp`,
 //! `fully_connected_sparse_pow2_s8`) and with 3-bit ones
-//! (`conv_sparse_pow2x3_s8`, `fully_connected_sparse_pow2x3_s8`), at 0, 50,
+//! (`conv_sparse_pow2x3_s8_dsp`, `fully_connected_sparse_pow2x3_s8`), at 0, 50,
 //! 75 and 90 % zeros, for the ECG model's layers and a long fully connected
 //! one. The non-zero weights are the four top powers of two (±8 … ±64), so
 //! that every storage holds them (the dense and int8 sparse kernels' counts
@@ -23,7 +23,7 @@ use core::hint::black_box;
 
 use cortex_m_rt::entry;
 use medq::kernels::{
-    conv_sparse_pow2_s8, conv_sparse_pow2x3_s8, conv_sparse_s8, cortex_m as dsp,
+    cortex_m as dsp,
     encode_sparse_rows_into, fully_connected_sparse_pow2_s8, fully_connected_sparse_pow2x3_s8,
     fully_connected_sparse_s8, ConvParams, FullyConnectedParams, SparseRows,
 };
@@ -91,7 +91,7 @@ impl SparseOp for ConvParams {
         s: &[i8],
         y: &mut [i8],
     ) {
-        conv_sparse_s8(self, x, w, b, m, s, y)
+        dsp::conv_sparse_s8_dsp(self, x, w, b, m, s, y)
     }
     fn run_sparse_pow2(
         &self,
@@ -102,7 +102,7 @@ impl SparseOp for ConvParams {
         s: &[i8],
         y: &mut [i8],
     ) {
-        conv_sparse_pow2_s8(self, x, w, b, m, s, y)
+        dsp::conv_sparse_pow2_s8_dsp(self, x, w, b, m, s, y)
     }
     fn run_sparse_pow2x3(
         &self,
@@ -113,7 +113,7 @@ impl SparseOp for ConvParams {
         s: &[i8],
         y: &mut [i8],
     ) {
-        conv_sparse_pow2x3_s8(self, x, w, b, m, s, y)
+        dsp::conv_sparse_pow2x3_s8_dsp(self, x, w, b, m, s, y)
     }
 }
 

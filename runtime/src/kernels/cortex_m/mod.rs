@@ -60,6 +60,8 @@ mod dw3;
 mod fully_connected;
 #[cfg(feature = "int16-activations")]
 mod int16;
+#[cfg(feature = "sparse-weights")]
+mod sparse;
 #[cfg(test)]
 mod testing;
 
@@ -73,6 +75,10 @@ pub use int16::{
     fully_connected_s16_dsp_takes, fully_connected_s16_s8_dsp, fully_connected_s8_s16_dsp,
     fully_connected_s8_s16_dsp_takes, MAX_REDUCTION_S16,
 };
+#[cfg(feature = "sparse-weights")]
+pub use sparse::conv_sparse_s8_dsp;
+#[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+pub use sparse::{conv_sparse_pow2_s8_dsp, conv_sparse_pow2x3_s8_dsp};
 
 use core::mem::MaybeUninit;
 

@@ -101,6 +101,8 @@ pub use sparse::{
     conv_sparse_pow2_s8, conv_sparse_pow2x3_s8, conv_sparse_s8, fully_connected_sparse_pow2_s8,
     fully_connected_sparse_pow2x3_s8, fully_connected_sparse_s8,
 };
+#[cfg(feature = "sparse-weights")]
+pub(crate) use sparse::{conv_sparse_with, OutputRequant};
 #[cfg(feature = "int16-activations")]
 pub use transpose::transpose_s16;
 pub use transpose::transpose_s8;

@@ -40,7 +40,7 @@ pub fn conv_sparse_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    conv_sparse(p, input, weights, bias, multiplier, shift, output)
+    conv_sparse_with::<_, Requantize>(p, input, weights, bias, multiplier, shift, output)
 }
 
 /// [`conv_sparse_s8`] with the non-zero weights stored as 4-bit
@@ -54,7 +54,7 @@ pub fn conv_sparse_pow2_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    conv_sparse(p, input, weights, bias, multiplier, shift, output)
+    conv_sparse_with::<_, Requantize>(p, input, weights, bias, multiplier, shift, output)
 }
 
 /// [`conv_sparse_s8`] with the non-zero weights stored as 3-bit
@@ -68,12 +68,41 @@ pub fn conv_sparse_pow2x3_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    conv_sparse(p, input, weights, bias, multiplier, shift, output)
+    conv_sparse_with::<_, Requantize>(p, input, weights, bias, multiplier, shift, output)
 }
 
-/// The conv of every sparse storage.
+/// How a sparse conv turns an output channel's accumulators into outputs:
+/// `requantize_to_i8` ([`Requantize`], the definition), or an optimized
+/// kernel's form of it that gives the same bytes (the Cortex-M DSP
+/// kernels' shortcut, exact where it applies).
+pub(crate) trait OutputRequant: Copy {
+    /// The requantization by `multiplier` and `shift`.
+    fn of(multiplier: i32, shift: i32) -> Self;
+    /// `requantize_to_i8(acc, multiplier, shift, zp, lo, hi)`.
+    fn apply(self, acc: i32, zp: i32, lo: i32, hi: i32) -> i8;
+}
+
+/// [`requantize_to_i8`] itself.
+#[derive(Clone, Copy)]
+pub(crate) struct Requantize {
+    multiplier: i32,
+    shift: i32,
+}
+
+impl OutputRequant for Requantize {
+    fn of(multiplier: i32, shift: i32) -> Self {
+        Requantize { multiplier, shift }
+    }
+
+    #[inline(always)]
+    fn apply(self, acc: i32, zp: i32, lo: i32, hi: i32) -> i8 {
+        requantize_to_i8(acc, self.multiplier, self.shift, zp, lo, hi)
+    }
+}
+
+/// The conv of every sparse storage, requantizing with `R`.
 #[inline(always)]
-fn conv_sparse<V: NonZeros>(
+pub(crate) fn conv_sparse_with<V: NonZeros, R: OutputRequant>(
     p: &ConvParams,
     input: &[i8],
     weights: &SparseRowsOf<'_, V>,
@@ -97,6 +126,7 @@ fn conv_sparse<V: NonZeros>(
     let cout_g = p.out_channels / p.groups;
     let in_plane = p.in_h * p.in_w;
     let out_plane = p.out_h * p.out_w;
+    let row_len = weights.row_len();
     let mut first_value = 0;
     let mut list = TapList::EMPTY;
 
@@ -111,7 +141,7 @@ fn conv_sparse<V: NonZeros>(
         let Some(in_group) = input.get(group..group + cin_g * in_plane) else {
             return; // cannot happen: the input length was checked
         };
-        let rq = (bias[oc], multiplier[oc], i32::from(shift[oc]));
+        let (b, rq) = (bias[oc], R::of(multiplier[oc], i32::from(shift[oc])));
         for (oy, out_row) in out_oc.chunks_exact_mut(p.out_w).enumerate() {
             let ty = Taps::new(oy, p.stride_h, p.dilation_h, p.pad_top, p.kernel_h, p.in_h);
             let row = RowTaps {
@@ -124,22 +154,22 @@ fn conv_sparse<V: NonZeros>(
             };
             let mut walk = TapWalk::START;
             row.fill(&mut walk, &mut list);
-            let whole = walk.done(cin_g);
+            let whole = walk.done(row_len);
             for (t, out_tile) in out_row.chunks_mut(TILE).enumerate() {
-                let mut acc = [rq.0; TILE];
+                let mut acc = [b; TILE];
                 let acc = acc.get_mut(..out_tile.len()).unwrap_or(&mut []);
                 if whole {
                     list.accumulate(p, in_group, t * TILE, acc);
                 } else {
                     // More taps than a list holds: walk the row in parts.
                     let mut walk = TapWalk::START;
-                    while !walk.done(cin_g) {
+                    while !walk.done(row_len) {
                         row.fill(&mut walk, &mut list);
                         list.accumulate(p, in_group, t * TILE, acc);
                     }
                 }
                 for (y, &a) in out_tile.iter_mut().zip(acc.iter()) {
-                    *y = requantize_to_i8(a, rq.1, rq.2, p.output_zero_point, p.act_min, p.act_max);
+                    *y = rq.apply(a, p.output_zero_point, p.act_min, p.act_max);
                 }
             }
         }
@@ -158,90 +188,96 @@ struct RowTaps<'a, 'p, V: NonZeros> {
     cin_g: usize,
 }
 
-/// Where a walk over a row's weights stands: weight `k` (input channel
-/// `icg`, kernel row `ky`, column `kx`) and the value of the next set bit.
+/// Where a walk over a row's weights stands: weight `k` of the row, and
+/// the index (among the row's non-zero values) of the next set bit's value.
 #[derive(Clone, Copy)]
 struct TapWalk {
     k: usize,
-    icg: usize,
-    ky: usize,
-    kx: usize,
     value: usize,
 }
 
 impl TapWalk {
-    const START: TapWalk = TapWalk {
-        k: 0,
-        icg: 0,
-        ky: 0,
-        kx: 0,
-        value: 0,
-    };
+    const START: TapWalk = TapWalk { k: 0, value: 0 };
 
-    fn done(&self, cin_g: usize) -> bool {
-        self.icg >= cin_g
+    fn done(&self, row_len: usize) -> bool {
+        self.k >= row_len
     }
 }
 
 impl<V: NonZeros> RowTaps<'_, '_, V> {
     /// Replaces `list` with the next valid taps from `walk` on, at most
-    /// [`LIST`]; advances `walk` past them.
+    /// [`LIST`]; advances `walk` past them. It visits the set bits only (a
+    /// byte of zeros costs one test), and places each weight `k` of the row
+    /// by division: input channel `k / (kH·kW)`, kernel row and column from
+    /// the rest.
     fn fill(&self, walk: &mut TapWalk, list: &mut TapList) {
         let p = self.p;
+        let taps_per_channel = p.kernel_h * p.kernel_w;
+        let row_len = self.cin_g * taps_per_channel;
         list.len = 0;
         list.weight_sum = 0;
-        while !walk.done(self.cin_g) && list.len < LIST {
-            let k = walk.k;
-            let set = self
-                .bitmap
-                .get(k / 8)
-                .is_some_and(|&b| b & (1 << (k % 8)) != 0);
-            if set {
-                let w = self
-                    .weights
-                    .stored_value(self.first_value + walk.value)
-                    .unwrap_or(0);
-                walk.value += 1;
-                if walk.ky >= self.ty.lo && walk.ky < self.ty.hi {
-                    let iy = self.ty.first + (walk.ky - self.ty.lo) * p.dilation_h;
-                    let kx = walk.kx * p.dilation_w;
-                    let n = list.len;
-                    list.offset[n] = walk.icg * p.in_h * p.in_w + iy * p.in_w + kx;
-                    list.kx[n] = kx;
-                    list.weight[n] = i32::from(w);
-                    list.weight_sum = list.weight_sum.wrapping_add(i32::from(w));
-                    list.len += 1;
-                }
+        while !walk.done(row_len) && list.len < LIST {
+            let Some(&byte) = self.bitmap.get(walk.k / 8) else {
+                walk.k = row_len; // cannot happen: the bitmap covers the row
+                break;
+            };
+            let bits = byte >> (walk.k % 8);
+            if bits == 0 {
+                walk.k = (walk.k / 8 + 1) * 8;
+                continue;
             }
-            walk.k += 1;
-            walk.kx += 1;
-            if walk.kx == p.kernel_w {
-                walk.kx = 0;
-                walk.ky += 1;
-                if walk.ky == p.kernel_h {
-                    walk.ky = 0;
-                    walk.icg += 1;
-                }
+            let k = walk.k + bits.trailing_zeros() as usize;
+            walk.k = k + 1;
+            if k >= row_len {
+                break; // cannot happen: no bit is set past the row's end
+            }
+            let w = self
+                .weights
+                .stored_value(self.first_value + walk.value)
+                .unwrap_or(0);
+            walk.value += 1;
+            let (icg, in_channel) = (k / taps_per_channel, k % taps_per_channel);
+            let (ky, kx) = (in_channel / p.kernel_w, in_channel % p.kernel_w);
+            if ky >= self.ty.lo && ky < self.ty.hi {
+                let iy = self.ty.first + (ky - self.ty.lo) * p.dilation_h;
+                let kx = kx * p.dilation_w;
+                let n = list.len;
+                list.taps[n] = Tap {
+                    offset: icg * p.in_h * p.in_w + iy * p.in_w + kx,
+                    weight: i32::from(w),
+                };
+                list.kx[n] = kx;
+                list.weight_sum = list.weight_sum.wrapping_add(i32::from(w));
+                list.len += 1;
             }
         }
     }
 }
 
-/// Decoded taps: for each, the input offset of output column 0 without its
-/// padding (`icg·H·W + iy·W + kx·dilation`), `kx·dilation`, and the weight.
+/// One decoded tap: the input offset of output column 0 without its
+/// padding (`icg·H·W + iy·W + kx·dilation`) and the weight, side by side so
+/// that the interior loop reads both with one load.
+#[derive(Clone, Copy)]
+struct Tap {
+    offset: usize,
+    weight: i32,
+}
+
+/// Decoded taps, and for each `kx·dilation` (for the padded edges).
 struct TapList {
-    offset: [usize; LIST],
+    taps: [Tap; LIST],
     kx: [usize; LIST],
-    weight: [i32; LIST],
     len: usize,
     weight_sum: i32,
 }
 
 impl TapList {
     const EMPTY: TapList = TapList {
-        offset: [0; LIST],
+        taps: [Tap {
+            offset: 0,
+            weight: 0,
+        }; LIST],
         kx: [0; LIST],
-        weight: [0; LIST],
         len: 0,
         weight_sum: 0,
     };
@@ -249,52 +285,55 @@ impl TapList {
     /// Adds the listed taps' terms to the outputs `ox0 ..` of a row.
     fn accumulate(&self, p: &ConvParams, in_group: &[i8], ox0: usize, acc: &mut [i32]) {
         let n = self.len.min(LIST);
-        let (offset, kx, weight) = (&self.offset[..n], &self.kx[..n], &self.weight[..n]);
+        let (taps, kx) = (&self.taps[..n], &self.kx[..n]);
         let zp = p.input_zero_point;
+        let stride = p.stride_w.max(1);
+        // The interior, where every tap lies inside the input: outputs `ox`
+        // with `pad_left ≤ ox·stride` and `ox·stride − pad_left + span < W`.
         let span = (p.kernel_w - 1) * p.dilation_w;
-        let inside = |j: usize| {
-            let start = (ox0 + j) * p.stride_w;
-            start >= p.pad_left && start - p.pad_left + span < p.in_w
-        };
-        // Every tap of an interior output is inside the input:
-        // Σ (x − zp)·w = Σ x·w − zp·Σw.
+        let first = p
+            .pad_left
+            .div_ceil(stride)
+            .saturating_sub(ox0)
+            .min(acc.len());
+        let end = match (p.in_w + p.pad_left).checked_sub(span + 1) {
+            Some(last_start) => (last_start / stride + 1).saturating_sub(ox0),
+            None => 0,
+        }
+        .clamp(first, acc.len());
+        // Σ (x − zp)·w = Σ x·w − zp·Σw there.
         let zp_sum = zp.wrapping_mul(self.weight_sum);
-        let mut j = 0;
-        while j < acc.len() {
-            let start = (ox0 + j) * p.stride_w;
-            // The interior is one run of outputs, so its ends bound a block.
-            let quad = inside(j) && inside(j + QUAD - 1);
-            if let (true, Some(block)) = (quad, acc.get_mut(j..j + QUAD)) {
-                let base = start - p.pad_left;
-                let sums = if p.stride_w == 1 {
-                    interior_sum_quad::<1>(in_group, base, 1, offset, weight)
-                } else {
-                    interior_sum_quad::<0>(in_group, base, p.stride_w, offset, weight)
-                };
-                for (a, s) in block.iter_mut().zip(sums) {
-                    *a = a.wrapping_add(s).wrapping_sub(zp_sum);
+        let (head, rest) = acc.split_at_mut(first);
+        let (interior, tail) = rest.split_at_mut(end - first);
+        let base = (ox0 + first) * stride - p.pad_left.min((ox0 + first) * stride);
+        let quads = interior.len() / QUAD * QUAD;
+        let (blocks, singles) = interior.split_at_mut(quads);
+        if stride == 1 {
+            interior_quads::<1>(in_group, base, 1, taps, zp_sum, blocks);
+        } else {
+            interior_quads::<0>(in_group, base, stride, taps, zp_sum, blocks);
+        }
+        for (j, a) in singles.iter_mut().enumerate() {
+            let sum = interior_sum(in_group, base + (quads + j) * stride, taps);
+            *a = a.wrapping_add(sum).wrapping_sub(zp_sum);
+        }
+        let edges = head
+            .iter_mut()
+            .enumerate()
+            .chain(tail.iter_mut().enumerate().map(|(j, a)| (end + j, a)));
+        for (j, a) in edges {
+            let start = (ox0 + j) * stride;
+            for (t, &kx) in taps.iter().zip(kx) {
+                let at = start + kx;
+                if at < p.pad_left || at - p.pad_left >= p.in_w {
+                    continue;
                 }
-                j += QUAD;
-                continue;
+                let x = in_group
+                    .get(at - p.pad_left + t.offset - kx)
+                    .copied()
+                    .unwrap_or(0);
+                *a = a.wrapping_add(i32::from(x).wrapping_sub(zp).wrapping_mul(t.weight));
             }
-            let Some(a) = acc.get_mut(j) else { break };
-            if inside(j) {
-                let sum = interior_sum(in_group, start - p.pad_left, offset, weight);
-                *a = a.wrapping_add(sum).wrapping_sub(zp_sum);
-            } else {
-                for ((&off, &kx), &w) in offset.iter().zip(kx).zip(weight) {
-                    let at = start + kx;
-                    if at < p.pad_left || at - p.pad_left >= p.in_w {
-                        continue;
-                    }
-                    let x = in_group
-                        .get(at - p.pad_left + off - kx)
-                        .copied()
-                        .unwrap_or(0);
-                    *a = a.wrapping_add(i32::from(x).wrapping_sub(zp).wrapping_mul(w));
-                }
-            }
-            j += 1;
         }
     }
 }
@@ -302,52 +341,61 @@ impl TapList {
 /// Interior outputs summed together per tap.
 const QUAD: usize = 4;
 
-/// [`interior_sum`] for the [`QUAD`] outputs at `base`, `base + stride`, …:
-/// each tap's weight and offset are loaded once for all of them, which on a
-/// Cortex-M4 takes the loop from about 8 instructions a multiply-add to 3.
-/// `UNIT` 1 says `stride` is 1, so the four inputs sit at fixed distances.
+/// `acc[j] += Σ x[base + j·stride + offset]·w − zp_sum` for interior
+/// outputs in blocks of [`QUAD`]: each tap's offset and weight are loaded
+/// once for the four outputs. Kept out of line, so that on a Cortex-M4 the
+/// four sums, the tap pointer and the input base stay in registers (about
+/// 3 instructions a multiply-add; inlined into the kernel they spilled, at
+/// 5.5). `UNIT` 1 says `stride` is 1, so the four inputs sit at fixed
+/// distances.
 ///
-/// The caller guarantees `base + (QUAD−1)·stride + offset[i] <
-/// in_group.len()` for every `i`: the last of the outputs is interior (see
-/// [`interior_sum`]), and so are those before it.
-#[inline(always)]
-fn interior_sum_quad<const UNIT: usize>(
+/// The caller guarantees `base + (acc.len() − 1)·stride + offset <
+/// in_group.len()` for every tap: the outputs are interior (see
+/// [`interior_sum`]).
+#[inline(never)]
+fn interior_quads<const UNIT: usize>(
     in_group: &[i8],
     base: usize,
     stride: usize,
-    offset: &[usize],
-    weight: &[i32],
-) -> [i32; QUAD] {
+    taps: &[Tap],
+    zp_sum: i32,
+    acc: &mut [i32],
+) {
     let stride = if UNIT == 1 { 1 } else { stride };
-    let mut sums = [0i32; QUAD];
-    for (&off, &w) in offset.iter().zip(weight) {
-        let at = base + off;
-        debug_assert!(at + (QUAD - 1) * stride < in_group.len());
-        for (k, sum) in sums.iter_mut().enumerate() {
-            // SAFETY: the caller's guarantee above, for `k < QUAD`.
-            let x = unsafe { *in_group.get_unchecked(at + k * stride) };
-            *sum = sum.wrapping_add(i32::from(x).wrapping_mul(w));
+    for (q, block) in acc.chunks_exact_mut(QUAD).enumerate() {
+        let at0 = base + q * QUAD * stride;
+        let mut sums = [0i32; QUAD];
+        for t in taps {
+            let at = at0 + t.offset;
+            debug_assert!(at + (QUAD - 1) * stride < in_group.len());
+            for (k, sum) in sums.iter_mut().enumerate() {
+                // SAFETY: the caller's guarantee above, for `k < QUAD`.
+                let x = unsafe { *in_group.get_unchecked(at + k * stride) };
+                *sum = sum.wrapping_add(i32::from(x).wrapping_mul(t.weight));
+            }
+        }
+        for (a, s) in block.iter_mut().zip(sums) {
+            *a = a.wrapping_add(s).wrapping_sub(zp_sum);
         }
     }
-    sums
 }
 
 /// `Σ x[base + offset]·w` over taps that all lie inside `in_group`.
 ///
-/// The caller guarantees `base + offset[i] < in_group.len()` for every `i`:
+/// The caller guarantees `base + offset < in_group.len()` for every tap:
 /// `in_group` is `cin_g` whole input planes, a listed tap has
 /// `offset = icg·H·W + iy·W + kx·dilation` with `icg < cin_g` and `iy < H`,
 /// and an interior output has `base + kx·dilation < W`. (Pairing taps for
 /// `SMLAD` was measured slower on the Cortex-M4: packing two gathered inputs
 /// costs more than the multiply it saves.)
 #[inline(always)]
-fn interior_sum(in_group: &[i8], base: usize, offset: &[usize], weight: &[i32]) -> i32 {
-    offset.iter().zip(weight).fold(0i32, |sum, (&off, &w)| {
-        debug_assert!(base + off < in_group.len());
+fn interior_sum(in_group: &[i8], base: usize, taps: &[Tap]) -> i32 {
+    taps.iter().fold(0i32, |sum, t| {
+        debug_assert!(base + t.offset < in_group.len());
         // SAFETY: the caller's guarantee above. The bounds test this saves
         // is a third of the loop on a Cortex-M4.
-        let x = unsafe { *in_group.get_unchecked(base + off) };
-        sum.wrapping_add(i32::from(x).wrapping_mul(w))
+        let x = unsafe { *in_group.get_unchecked(base + t.offset) };
+        sum.wrapping_add(i32::from(x).wrapping_mul(t.weight))
     })
 }
 
