@@ -362,18 +362,19 @@ pub fn conv_has_optimized(p: &ConvParams) -> bool {
 
 /// Whether a conv whose weights (`rows` output channels, `total` weights)
 /// have `nonzero` non-zero runs on the sparse kernel that skips the zeros,
-/// rather than decoded for the optimized dense one. On the Cortex-M DSP,
-/// per output, the dense kernel takes about `1.5·R` instructions for rows of
-/// `R` weights, and the sparse one `30 + 7·n` for `n` non-zero ones
-/// (`benches/qemu`'s `sparse` and `model_cost` on the ECG model's convs):
-/// sparse when `7·nonzero + 30·rows ≤ 1.5·total`, about 85 % zeros on rows
-/// of 80 weights, never on rows of a few. Elsewhere the dense SIMD kernels
-/// are faster at any sparsity.
+/// rather than decoded, a block of channels at a time, for the optimized
+/// dense one. On the Cortex-M DSP, per output, the sparse kernel takes
+/// about `43 + 4.8·n` instructions for `n` non-zero weights, and the dense
+/// one in 1 KiB blocks about `2·R` for rows of `R` weights (`benches/qemu`'s
+/// `sparse` and `model_cost` on the ECG model's convs). So the sparse one
+/// runs when `48·nonzero + 430·rows ≤ 20·total`: from about 70 % zeros on
+/// rows of 80 weights, never on rows of a few. Elsewhere the dense SIMD
+/// kernels are faster at any sparsity.
 pub fn conv_sparse_is_direct(nonzero: usize, rows: usize, total: usize) -> bool {
     let sparse = nonzero
-        .saturating_mul(14)
-        .saturating_add(rows.saturating_mul(60));
-    super::cortex_m::USES_DSP_INSTRUCTIONS && sparse <= total.saturating_mul(3)
+        .saturating_mul(48)
+        .saturating_add(rows.saturating_mul(430));
+    super::cortex_m::USES_DSP_INSTRUCTIONS && sparse <= total.saturating_mul(20)
 }
 
 /// Whether an optimized fully connected kernel (not the reference) takes `p`.

@@ -56,6 +56,68 @@ mod imp {
     use super::lens_ok;
     use core::arch::asm;
 
+    /// `acc[j] + Σ_t x[at + offset_t + j] · weight_t` for `j < 4` over the
+    /// `taps` (a sparse conv's decoded `(offset, weight)` pairs): per tap
+    /// one `LDRD` of the pair, one (unaligned) `LDR` of the four inputs,
+    /// `SXTB16` and `SXTB16 ROR #8`, and `SMLABB`/`SMLATB` for each output:
+    /// 10 instructions for 4 multiply-adds, where the portable loop took
+    /// 16. `SMLAxB` adds the 16×16 product wrapping, as the reference's
+    /// wrapping `i32` sum does.
+    ///
+    /// # Safety
+    ///
+    /// `at + offset + 4 ≤ x.len()` for every tap, and every weight is in
+    /// `i16` range (a weight of `i8` weights).
+    #[inline(always)]
+    pub unsafe fn gather_1x4(
+        x: &[i8],
+        at: usize,
+        taps: &[crate::kernels::reference::Tap],
+        acc: [i32; 4],
+    ) -> [i32; 4] {
+        const _: () = assert!(core::mem::size_of::<crate::kernels::reference::Tap>() == 8);
+        let [mut a0, mut a1, mut a2, mut a3] = acc;
+        if taps.is_empty() {
+            return acc;
+        }
+        // SAFETY: `Tap` is `repr(C)` `(usize, i32)`, 8 bytes on this 32-bit
+        // target, word-aligned as LDRD needs; the loop reads `taps` from its
+        // start to its end, and the four bytes at `x + at + offset` of each,
+        // inside `x` by the caller's guarantee (unaligned LDRs, which ARMv7-M
+        // performs in hardware unless CCR.UNALIGN_TRP is set; nothing here
+        // sets it). It writes only registers.
+        unsafe {
+            let base = x.as_ptr().add(at);
+            let end = taps.as_ptr().add(taps.len());
+            asm!(
+                "2:",
+                "ldrd {off}, {w}, [{tp}], #8",
+                "ldr {v}, [{base}, {off}]",
+                "sxtb16 {lo}, {v}",
+                "sxtb16 {v}, {v}, ror #8",
+                "smlabb {a0}, {lo}, {w}, {a0}",
+                "smlatb {a2}, {lo}, {w}, {a2}",
+                "smlabb {a1}, {v}, {w}, {a1}",
+                "smlatb {a3}, {v}, {w}, {a3}",
+                "cmp {tp}, {end}",
+                "bne 2b",
+                tp = inout(reg) taps.as_ptr() => _,
+                end = in(reg) end,
+                base = in(reg) base,
+                off = out(reg) _,
+                w = out(reg) _,
+                v = out(reg) _,
+                lo = out(reg) _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                options(readonly, nostack),
+            );
+        }
+        [a0, a1, a2, a3]
+    }
+
     /// `acc + a.lo·b.lo + a.hi·b.hi` (`SMLAD`), wrapping.
     #[inline(always)]
     pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
@@ -1095,6 +1157,38 @@ mod imp {
     //! and loop structure are testable on the host.
     use super::{lens_ok, word};
 
+    /// The DSP version's `LDR`, `SXTB16`s and `SMLAxB`s, per tap.
+    ///
+    /// # Safety
+    ///
+    /// As the DSP version's: `at + offset + 4 ≤ x.len()` for every tap.
+    pub unsafe fn gather_1x4(
+        x: &[i8],
+        at: usize,
+        taps: &[crate::kernels::reference::Tap],
+        acc: [i32; 4],
+    ) -> [i32; 4] {
+        let [mut a0, mut a1, mut a2, mut a3] = acc;
+        for t in taps {
+            // SAFETY: in bounds by the caller's guarantee.
+            let v = unsafe {
+                x.as_ptr()
+                    .add(at + t.offset)
+                    .cast::<[i8; 4]>()
+                    .read_unaligned()
+            };
+            let v = word(v);
+            let (lo, hi) = (sxtb16(v), sxtb16(v.rotate_right(8)));
+            let w = i32::from(t.weight as i16);
+            let lane = |p: u32, top: bool| i32::from((if top { p >> 16 } else { p }) as u16 as i16);
+            a0 = a0.wrapping_add(lane(lo, false) * w);
+            a2 = a2.wrapping_add(lane(lo, true) * w);
+            a1 = a1.wrapping_add(lane(hi, false) * w);
+            a3 = a3.wrapping_add(lane(hi, true) * w);
+        }
+        [a0, a1, a2, a3]
+    }
+
     fn sxtb16(x: u32) -> u32 {
         let lo = i32::from(x as u8 as i8) as u32 & 0xffff;
         let hi = i32::from((x >> 16) as u8 as i8) as u32 & 0xffff;
@@ -1408,6 +1502,8 @@ mod imp {
     }
 }
 
+#[cfg(feature = "sparse-weights")]
+pub(super) use imp::gather_1x4;
 #[cfg(feature = "int16-activations")]
 pub(super) use imp::{interleave, smlald, unpack_word};
 pub(super) use imp::{

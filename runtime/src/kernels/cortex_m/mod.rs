@@ -143,7 +143,7 @@ fn conv_lens_ok(
 /// `±2^30`, so `requantize` never saturates here. Other shifts (multipliers
 /// of 0.25 and more, or out of range) call `requantize` itself.
 #[derive(Clone, Copy)]
-struct Requant {
+pub(crate) struct Requant {
     multiplier: i32,
     shift: i32,
     round: i32,

@@ -102,7 +102,9 @@ pub use sparse::{
     fully_connected_sparse_pow2x3_s8, fully_connected_sparse_s8,
 };
 #[cfg(feature = "sparse-weights")]
-pub(crate) use sparse::{conv_sparse_with, OutputRequant};
+pub(crate) use sparse::{
+    conv_sparse_with, portable_interior_quads, OutputRequant, SparseConvParts, Tap, QUAD,
+};
 #[cfg(feature = "int16-activations")]
 pub use transpose::transpose_s16;
 pub use transpose::transpose_s8;

@@ -40,7 +40,7 @@ pub fn conv_sparse_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    conv_sparse_with::<_, Requantize>(p, input, weights, bias, multiplier, shift, output)
+    conv_sparse_with::<_, ReferenceParts>(p, input, weights, bias, multiplier, shift, output)
 }
 
 /// [`conv_sparse_s8`] with the non-zero weights stored as 4-bit
@@ -54,7 +54,7 @@ pub fn conv_sparse_pow2_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    conv_sparse_with::<_, Requantize>(p, input, weights, bias, multiplier, shift, output)
+    conv_sparse_with::<_, ReferenceParts>(p, input, weights, bias, multiplier, shift, output)
 }
 
 /// [`conv_sparse_s8`] with the non-zero weights stored as 3-bit
@@ -68,7 +68,7 @@ pub fn conv_sparse_pow2x3_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    conv_sparse_with::<_, Requantize>(p, input, weights, bias, multiplier, shift, output)
+    conv_sparse_with::<_, ReferenceParts>(p, input, weights, bias, multiplier, shift, output)
 }
 
 /// How a sparse conv turns an output channel's accumulators into outputs:
@@ -100,9 +100,70 @@ impl OutputRequant for Requantize {
     }
 }
 
-/// The conv of every sparse storage, requantizing with `R`.
+/// The parts of the sparse conv an optimized kernel replaces (as
+/// `GateProducts` is for the recurrent ops): the requantization, and the
+/// multiply-accumulates of the outputs whose taps all lie inside the input.
+/// Both must give the reference's results exactly.
+pub(crate) trait SparseConvParts {
+    /// The requantization.
+    type Requant: OutputRequant;
+
+    /// `acc[j] += Σ_taps x[base + j·stride + offset]·weight − zp_sum`
+    /// (wrapping) for every `j < acc.len()`, a multiple of [`QUAD`].
+    ///
+    /// # Safety
+    ///
+    /// `base + (acc.len() − 1)·stride + offset + 1 ≤ in_group.len()` for
+    /// every tap (the outputs are interior; see [`interior_sum`]), and every
+    /// weight is in `i8` range.
+    #[inline(always)]
+    unsafe fn interior_quads(
+        in_group: &[i8],
+        base: usize,
+        stride: usize,
+        taps: &[Tap],
+        zp_sum: i32,
+        acc: &mut [i32],
+    ) {
+        // SAFETY: the caller's guarantee, which is the same.
+        unsafe { portable_interior_quads(in_group, base, stride, taps, zp_sum, acc) }
+    }
+}
+
+/// [`SparseConvParts::interior_quads`] in portable code.
+///
+/// # Safety
+///
+/// [`SparseConvParts::interior_quads`]'s.
 #[inline(always)]
-pub(crate) fn conv_sparse_with<V: NonZeros, R: OutputRequant>(
+pub(crate) unsafe fn portable_interior_quads(
+    in_group: &[i8],
+    base: usize,
+    stride: usize,
+    taps: &[Tap],
+    zp_sum: i32,
+    acc: &mut [i32],
+) {
+    // SAFETY: the caller's guarantee, which is `interior_quads`'s.
+    unsafe {
+        if stride == 1 {
+            interior_quads::<1>(in_group, base, 1, taps, zp_sum, acc)
+        } else {
+            interior_quads::<0>(in_group, base, stride, taps, zp_sum, acc)
+        }
+    }
+}
+
+/// The definition: [`Requantize`] and the portable loops.
+pub(crate) struct ReferenceParts;
+
+impl SparseConvParts for ReferenceParts {
+    type Requant = Requantize;
+}
+
+/// The conv of every sparse storage, with the parts `K`.
+#[inline(always)]
+pub(crate) fn conv_sparse_with<V: NonZeros, K: SparseConvParts>(
     p: &ConvParams,
     input: &[i8],
     weights: &SparseRowsOf<'_, V>,
@@ -141,7 +202,10 @@ pub(crate) fn conv_sparse_with<V: NonZeros, R: OutputRequant>(
         let Some(in_group) = input.get(group..group + cin_g * in_plane) else {
             return; // cannot happen: the input length was checked
         };
-        let (b, rq) = (bias[oc], R::of(multiplier[oc], i32::from(shift[oc])));
+        let (b, rq) = (
+            bias[oc],
+            K::Requant::of(multiplier[oc], i32::from(shift[oc])),
+        );
         for (oy, out_row) in out_oc.chunks_exact_mut(p.out_w).enumerate() {
             let ty = Taps::new(oy, p.stride_h, p.dilation_h, p.pad_top, p.kernel_h, p.in_h);
             let row = RowTaps {
@@ -159,13 +223,13 @@ pub(crate) fn conv_sparse_with<V: NonZeros, R: OutputRequant>(
                 let mut acc = [b; TILE];
                 let acc = acc.get_mut(..out_tile.len()).unwrap_or(&mut []);
                 if whole {
-                    list.accumulate(p, in_group, t * TILE, acc);
+                    list.accumulate::<K>(p, in_group, t * TILE, acc);
                 } else {
                     // More taps than a list holds: walk the row in parts.
                     let mut walk = TapWalk::START;
                     while !walk.done(row_len) {
                         row.fill(&mut walk, &mut list);
-                        list.accumulate(p, in_group, t * TILE, acc);
+                        list.accumulate::<K>(p, in_group, t * TILE, acc);
                     }
                 }
                 for (y, &a) in out_tile.iter_mut().zip(acc.iter()) {
@@ -258,9 +322,10 @@ impl<V: NonZeros> RowTaps<'_, '_, V> {
 /// padding (`icg·H·W + iy·W + kx·dilation`) and the weight, side by side so
 /// that the interior loop reads both with one load.
 #[derive(Clone, Copy)]
-struct Tap {
-    offset: usize,
-    weight: i32,
+#[repr(C)]
+pub(crate) struct Tap {
+    pub offset: usize,
+    pub weight: i32,
 }
 
 /// Decoded taps, and for each `kx·dilation` (for the padded edges).
@@ -283,7 +348,13 @@ impl TapList {
     };
 
     /// Adds the listed taps' terms to the outputs `ox0 ..` of a row.
-    fn accumulate(&self, p: &ConvParams, in_group: &[i8], ox0: usize, acc: &mut [i32]) {
+    fn accumulate<K: SparseConvParts>(
+        &self,
+        p: &ConvParams,
+        in_group: &[i8],
+        ox0: usize,
+        acc: &mut [i32],
+    ) {
         let n = self.len.min(LIST);
         let (taps, kx) = (&self.taps[..n], &self.kx[..n]);
         let zp = p.input_zero_point;
@@ -308,11 +379,10 @@ impl TapList {
         let base = (ox0 + first) * stride - p.pad_left.min((ox0 + first) * stride);
         let quads = interior.len() / QUAD * QUAD;
         let (blocks, singles) = interior.split_at_mut(quads);
-        if stride == 1 {
-            interior_quads::<1>(in_group, base, 1, taps, zp_sum, blocks);
-        } else {
-            interior_quads::<0>(in_group, base, stride, taps, zp_sum, blocks);
-        }
+        // SAFETY: `blocks` are interior outputs (`first..end` above), whose
+        // every listed tap lies inside `in_group` (see `interior_sum`); the
+        // weights are `i8` values.
+        unsafe { K::interior_quads(in_group, base, stride, taps, zp_sum, blocks) };
         for (j, a) in singles.iter_mut().enumerate() {
             let sum = interior_sum(in_group, base + (quads + j) * stride, taps);
             *a = a.wrapping_add(sum).wrapping_sub(zp_sum);
@@ -339,7 +409,7 @@ impl TapList {
 }
 
 /// Interior outputs summed together per tap.
-const QUAD: usize = 4;
+pub(crate) const QUAD: usize = 4;
 
 /// `acc[j] += Σ x[base + j·stride + offset]·w − zp_sum` for interior
 /// outputs in blocks of [`QUAD`]: each tap's offset and weight are loaded
@@ -349,11 +419,11 @@ const QUAD: usize = 4;
 /// 5.5). `UNIT` 1 says `stride` is 1, so the four inputs sit at fixed
 /// distances.
 ///
-/// The caller guarantees `base + (acc.len() − 1)·stride + offset <
-/// in_group.len()` for every tap: the outputs are interior (see
-/// [`interior_sum`]).
+/// # Safety
+///
+/// [`SparseConvParts::interior_quads`]'s.
 #[inline(never)]
-fn interior_quads<const UNIT: usize>(
+unsafe fn interior_quads<const UNIT: usize>(
     in_group: &[i8],
     base: usize,
     stride: usize,
@@ -369,7 +439,7 @@ fn interior_quads<const UNIT: usize>(
             let at = at0 + t.offset;
             debug_assert!(at + (QUAD - 1) * stride < in_group.len());
             for (k, sum) in sums.iter_mut().enumerate() {
-                // SAFETY: the caller's guarantee above, for `k < QUAD`.
+                // SAFETY: the caller's guarantee, for `k < QUAD`.
                 let x = unsafe { *in_group.get_unchecked(at + k * stride) };
                 *sum = sum.wrapping_add(i32::from(x).wrapping_mul(t.weight));
             }
