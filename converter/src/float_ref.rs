@@ -85,6 +85,7 @@ impl FloatRef {
         }
         let names = pin_symbols(&mut proto, input_shapes)?;
         stft_signals_as_rank_3(&mut proto);
+        upsample_scales_as_inputs(&mut proto);
         let onnx_names = proto
             .graph
             .iter()
@@ -95,7 +96,9 @@ impl FloatRef {
             .collect();
         let dir = path.parent().and_then(Path::to_str);
         let parsed = guarded(&format!("loading {}", path.display()), || {
-            tract_onnx::onnx().parse(&proto, dir)
+            let mut onnx = tract_onnx::onnx();
+            register_upsample(&mut onnx);
+            onnx.parse(&proto, dir)
         })?;
         if !parsed.unresolved_inputs.is_empty() {
             return Err(ConvertError::FloatRef(format!(
@@ -225,6 +228,71 @@ impl FloatRef {
         })?;
         plans.insert(outputs.to_vec(), plan.clone());
         Ok(plan)
+    }
+}
+
+/// Registers Upsample (opsets 7–9, deprecated in 10), which tract does not
+/// know, as the Resize-10 it is: asymmetric coordinates, nearest rounding
+/// down, the scales as input 1 (where opsets 7 and 8 give an attribute,
+/// [`upsample_scales_as_inputs`] has made them one).
+fn register_upsample(onnx: &mut tract_onnx::Onnx) {
+    onnx.op_register.insert("Upsample", |ctx, node| {
+        let Some(&resize) = ctx.framework.op_register.0.get("Resize") else {
+            anyhow::bail!("tract has no Resize");
+        };
+        let resize_10 = tract_onnx::model::ParsingContext {
+            onnx_operator_set_version: 10,
+            framework: ctx.framework,
+            model: ctx.model,
+            parent_graphs: ctx.parent_graphs.clone(),
+            model_dir: ctx.model_dir,
+            template: ctx.template.clone(),
+        };
+        resize(&resize_10, &upsample_as_resize_node(node))
+    });
+}
+
+/// An Upsample node as a Resize-10 node: `mode` kept, nearest rounding
+/// down.
+fn upsample_as_resize_node(node: &tract_onnx::pb::NodeProto) -> tract_onnx::pb::NodeProto {
+    use tract_onnx::pb::{attribute_proto::AttributeType, AttributeProto};
+    let mut node = node.clone();
+    node.op_type = "Resize".into();
+    node.attribute.retain(|a| a.name == "mode");
+    node.attribute.push(AttributeProto {
+        name: "nearest_mode".into(),
+        r#type: AttributeType::String as i32,
+        s: b"floor".to_vec(),
+        ..Default::default()
+    });
+    node
+}
+
+/// An Upsample's `scales` attribute (opsets 7 and 8) as its input 1, an
+/// initializer, as Upsample-9 and Resize-10 take them.
+fn upsample_scales_as_inputs(proto: &mut ModelProto) {
+    use tract_onnx::pb::tensor_proto::DataType;
+    use tract_onnx::pb::TensorProto;
+    let Some(graph) = proto.graph.as_mut() else {
+        return;
+    };
+    for (i, node) in graph.node.iter_mut().enumerate() {
+        if node.op_type != "Upsample" || !node.domain.is_empty() || node.input.len() != 1 {
+            continue;
+        }
+        let Some(at) = node.attribute.iter().position(|a| a.name == "scales") else {
+            continue;
+        };
+        let scales = node.attribute.remove(at).floats;
+        let name = format!("medq_upsample_scales_{i}");
+        graph.initializer.push(TensorProto {
+            name: name.clone(),
+            dims: vec![scales.len() as i64],
+            data_type: DataType::Float as i32,
+            float_data: scales,
+            ..Default::default()
+        });
+        node.input.push(name);
     }
 }
 

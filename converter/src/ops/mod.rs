@@ -695,6 +695,13 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     )
     .takes_constants(),
     OnnxOp::new(
+        "Upsample",
+        resize::upsample,
+        "Resize",
+        "opsets 7–10, 1-D/2-D, nearest and linear (Resize-10's asymmetric coordinates); \
+         `scales` (ratios of integers)",
+    ),
+    OnnxOp::new(
         "Where",
         elementwise::where_from_onnx,
         "Mul (a computed branch, by its 0/1 mask) and Add (a constant branch as its constant, `-inf` clamped to what still moves the sum)",

@@ -1,7 +1,9 @@
 //! Resize: nearest or linear resampling of `[N, C, L]` or `[N, C, H, W]`
 //! (ONNX Resize). The scale per axis is kept as an exact fraction, which the
-//! runtime's integer coordinates use. Upsample (opsets 7–9, deprecated) is
-//! not taken: tract, which gives the float reference, does not run it.
+//! runtime's integer coordinates use. Upsample (opsets 7–9, deprecated in
+//! 10) is Resize-10: asymmetric coordinates, nearest rounding down (tract,
+//! which gives the float reference, runs it as that Resize:
+//! `float_ref::upsample_as_resize`).
 
 use medq::format::layout::{params::resize as w, OpCode};
 
@@ -77,6 +79,34 @@ pub(crate) fn resize(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
         _ => return Err(ctx.err("exactly one of scales and sizes must be given")),
     };
     build(b, ctx, x, &xs, mode, coordinate, &factors)
+}
+
+/// ONNX `Upsample` (opsets 7–9; deprecated in 10): Resize-10's semantics,
+/// asymmetric coordinates and nearest rounding down, with one scale per
+/// dim, an attribute before opset 9 and input 1 from it.
+pub(crate) fn upsample(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let mode = mode(ctx, true)?;
+    let scales = if ctx.opset < 9 {
+        ctx.floats("scales")?
+            .ok_or_else(|| ctx.attr_err("scales", "missing"))?
+    } else {
+        opt_konst(ctx, ins, 1, "scales")?
+            .map(|c| c.to_f32())
+            .ok_or_else(|| ctx.err("input 1 (scales) is missing"))?
+    };
+    if scales.len() != xs.len() {
+        return Err(ctx.attr_err(
+            "scales",
+            format!("{} scales for an input of rank {}", scales.len(), xs.len()),
+        ));
+    }
+    let factors = scales
+        .iter()
+        .zip(&xs)
+        .map(|(&s, &len)| Factor::from_scale(ctx, len, f64::from(s)))
+        .collect::<Result<Vec<_>, _>>()?;
+    build(b, ctx, x, &xs, mode, w::ASYMMETRIC, &factors)
 }
 
 /// A resized dim: its output size and exact scale `num / den`.
@@ -361,5 +391,52 @@ impl IrOp for Resize {
 
     fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::{assert_conforms, attr_floats, attr_s, floats, one_node};
+
+    /// `model` importing `opset` instead of [`one_node`]'s 17.
+    fn at_opset(mut model: tract_onnx::pb::ModelProto, opset: i64) -> tract_onnx::pb::ModelProto {
+        model.opset_import[0].version = opset;
+        model
+    }
+
+    #[test]
+    fn upsample_runs_as_resize_10() {
+        // Nearest by 3 (where rounding down and Resize's later default,
+        // round half down, differ), linear by 2, on [1, 2, 5]; and 2-D.
+        for (mode, x, scales) in [
+            ("nearest", &[1i64, 2, 5][..], &[1.0f32, 1.0, 3.0][..]),
+            ("linear", &[1, 2, 5], &[1.0, 1.0, 2.0]),
+            ("nearest", &[1, 2, 3, 4], &[1.0, 1.0, 2.0, 3.0]),
+        ] {
+            let with_input = one_node(
+                "Upsample",
+                x,
+                &["scales"],
+                vec![attr_s("mode", mode)],
+                vec![floats("scales", &[scales.len() as i64], scales)],
+            );
+            let g = assert_conforms("Upsample-9", &at_opset(with_input, 9), 30.0);
+            let out: Vec<usize> = x
+                .iter()
+                .zip(scales)
+                .map(|(&d, &s)| (d as f32 * s) as usize)
+                .collect();
+            assert_eq!(g.tensors[g.outputs[0]].shape, out, "{mode} {scales:?}");
+            assert!(g.nodes.iter().any(|n| n.op.kind() == "Resize"));
+
+            let with_attribute = one_node(
+                "Upsample",
+                x,
+                &[],
+                vec![attr_s("mode", mode), attr_floats("scales", scales)],
+                vec![],
+            );
+            assert_conforms("Upsample-7", &at_opset(with_attribute, 7), 30.0);
+        }
     }
 }

@@ -56,6 +56,15 @@ pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     }
 }
 
+pub fn attr_floats(name: &str, v: &[f32]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Floats as i32,
+        floats: v.to_vec(),
+        ..Default::default()
+    }
+}
+
 /// A float initializer.
 pub fn floats(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
     TensorProto {

@@ -52,7 +52,8 @@ const MOVE: &[&str] = &[
 
 /// Ops with a bounded error of ≤ 2 steps: lookup-table activations (slope
 /// L ≤ 3: L·½ + ½ ≤ 2), sums of two rounded operands plus one rounding
-/// (½ + ½ + ½), and means of rounded values (Resize's interpolation too).
+/// (½ + ½ + ½), and means of rounded values (Resize's and Upsample's
+/// interpolation too).
 const TWO_STEPS: &[&str] = &[
     "Add",
     "AveragePool",
@@ -68,6 +69,7 @@ const TWO_STEPS: &[&str] = &[
     "Sigmoid",
     "Sub",
     "Tanh",
+    "Upsample",
 ];
 
 /// The bound for a test whose nodes have these op types (`Constant` nodes
