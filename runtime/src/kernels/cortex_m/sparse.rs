@@ -12,7 +12,7 @@
 
 use super::{dsp, Requant};
 use crate::kernels::reference::{
-    conv_sparse_with, portable_interior_quads, OutputRequant, SparseConvParts, Tap, QUAD,
+    conv_sparse_with, OutputRequant, ReferenceParts, SparseConvParts, Tap, QUAD,
 };
 use crate::kernels::ConvParams;
 use crate::sparse::SparseRows;
@@ -49,7 +49,7 @@ impl SparseConvParts for DspParts {
     ) {
         if stride != 1 {
             // SAFETY: the caller's guarantee, which is the same.
-            unsafe { portable_interior_quads(in_group, base, stride, taps, zp_sum, acc) };
+            unsafe { ReferenceParts::interior_quads(in_group, base, stride, taps, zp_sum, acc) };
             return;
         }
         for (q, block) in acc.chunks_exact_mut(QUAD).enumerate() {

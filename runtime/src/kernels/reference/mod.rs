@@ -103,7 +103,7 @@ pub use sparse::{
 };
 #[cfg(feature = "sparse-weights")]
 pub(crate) use sparse::{
-    conv_sparse_with, portable_interior_quads, OutputRequant, SparseConvParts, Tap, QUAD,
+    conv_sparse_with, OutputRequant, ReferenceParts, SparseConvParts, Tap, QUAD,
 };
 #[cfg(feature = "int16-activations")]
 pub use transpose::transpose_s16;

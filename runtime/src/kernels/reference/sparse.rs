@@ -125,31 +125,13 @@ pub(crate) trait SparseConvParts {
         zp_sum: i32,
         acc: &mut [i32],
     ) {
-        // SAFETY: the caller's guarantee, which is the same.
-        unsafe { portable_interior_quads(in_group, base, stride, taps, zp_sum, acc) }
-    }
-}
-
-/// [`SparseConvParts::interior_quads`] in portable code.
-///
-/// # Safety
-///
-/// [`SparseConvParts::interior_quads`]'s.
-#[inline(always)]
-pub(crate) unsafe fn portable_interior_quads(
-    in_group: &[i8],
-    base: usize,
-    stride: usize,
-    taps: &[Tap],
-    zp_sum: i32,
-    acc: &mut [i32],
-) {
-    // SAFETY: the caller's guarantee, which is `interior_quads`'s.
-    unsafe {
-        if stride == 1 {
-            interior_quads::<1>(in_group, base, 1, taps, zp_sum, acc)
-        } else {
-            interior_quads::<0>(in_group, base, stride, taps, zp_sum, acc)
+        // SAFETY: the caller's guarantee, which is `interior_quads`'s.
+        unsafe {
+            if stride == 1 {
+                interior_quads::<1>(in_group, base, 1, taps, zp_sum, acc)
+            } else {
+                interior_quads::<0>(in_group, base, stride, taps, zp_sum, acc)
+            }
         }
     }
 }
