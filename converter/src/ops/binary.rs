@@ -50,37 +50,79 @@ pub(crate) fn emit(
     b.emit(ctx, Op::Binary(Binary { op }), operands.to_vec(), out)
 }
 
-/// ONNX `Min` / `Max` of two tensors (either may be a constant).
+/// ONNX `Min` / `Max` of one or more tensors (any may be a constant, one
+/// must be computed), numpy broadcasting: a chain of two-operand ops.
 pub(crate) fn min_max(
     b: &mut Builder,
     ctx: &NodeCtx,
     ins: Ins,
     op: BinaryOp,
 ) -> Result<Value, ConvertError> {
-    if ins.len() != 2 {
-        return Err(ctx.err(format!(
-            "{} inputs: medq takes exactly two (chain the node for more)",
-            ins.len()
-        )));
+    let op = || Op::Binary(Binary { op });
+    match chain(b, ctx, ins, op)? {
+        Chain::One(x, shape) => b.emit(ctx, Op::Reshape, vec![x], shape),
+        Chain::Last([acc, x], shape) => b.emit(ctx, op(), vec![acc, x], shape),
     }
-    let mut ids = [0; 2];
-    let mut shapes = Vec::new();
-    for (k, id) in ids.iter_mut().enumerate() {
-        let x = input(ctx, ins, k)?;
-        shapes.push(b.shape_of(&x.value));
-        *id = match &x.value {
+}
+
+/// A variadic node's inputs folded by a two-operand op, all but the last
+/// step emitted ([`chain`]).
+pub(crate) enum Chain {
+    /// A single (computed) input, and its shape.
+    One(TensorId, Vec<usize>),
+    /// The operands of the last step, and its output shape.
+    Last([TensorId; 2], Vec<usize>),
+}
+
+/// `op(… op(op(x_a, x_b), x_c) …)` over the inputs of a variadic node (Sum,
+/// Mean, Min, Max), from its first computed input on, broadcasting at each
+/// step: every step but the last is emitted as a part of the node (with its
+/// own calibrated range), and the last one's operands are returned for the
+/// caller to finish.
+pub(crate) fn chain(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: Ins,
+    op: impl Fn() -> Op,
+) -> Result<Chain, ConvertError> {
+    let mut operands = (0..ins.len())
+        .map(|k| input(ctx, ins, k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = operands
+        .iter()
+        .position(|x| matches!(x.value, Value::Act(_)))
+        .ok_or_else(|| ctx.err("every input is a constant"))?;
+    operands.swap(0, first);
+    let mut ids = Vec::with_capacity(operands.len());
+    let mut shape = b.shape_of(&operands[0].value);
+    for (k, x) in operands.iter().enumerate() {
+        ids.push(match &x.value {
             Value::Act(t) => *t,
             Value::Const(c) => b.const_tensor(x.name, c)?,
             Value::Unavailable(why) => return Err(ctx.err(format!("input {k} is {why}"))),
-        };
+        });
+        let xs = b.shape_of(&x.value);
+        shape = broadcast(&shape, &xs)
+            .ok_or_else(|| ctx.err(format!("shapes {shape:?} and {xs:?} do not broadcast")))?;
     }
-    let out = broadcast(&shapes[0], &shapes[1]).ok_or_else(|| {
-        ctx.err(format!(
-            "shapes {:?} and {:?} do not broadcast",
-            shapes[0], shapes[1]
-        ))
-    })?;
-    emit(b, ctx, op, ids, out)
+    let Some((&last, rest)) = ids.split_last().filter(|(_, rest)| !rest.is_empty()) else {
+        return Ok(Chain::One(ids[0], shape));
+    };
+    let mut acc = rest[0];
+    let mut acc_shape = b.shape_of(&operands[0].value);
+    for (k, (&id, x)) in rest.iter().zip(&operands).enumerate().skip(1) {
+        // Every prefix broadcasts, since all the inputs together do.
+        acc_shape = broadcast(&acc_shape, &b.shape_of(&x.value))
+            .ok_or_else(|| ctx.err("the inputs do not broadcast"))?;
+        acc = b.emit_part(
+            ctx,
+            &format!("step{k}"),
+            op(),
+            vec![acc, id],
+            acc_shape.clone(),
+        )?;
+    }
+    Ok(Chain::Last([acc, last], shape))
 }
 
 impl IrOp for Binary {

@@ -102,6 +102,40 @@ pub(crate) fn from_onnx(
     }
 }
 
+/// ONNX `Sum` and `Mean` of one or more tensors (numpy broadcasting; any
+/// may be a constant, one must be computed; TensorFlow's `add_n` and Keras'
+/// `Add` and `Average` of three or more exported by tf2onnx): a chain of
+/// Adds, each step on its own calibrated range, and for Mean a product by
+/// `1/n` after it.
+pub(crate) fn sum_or_mean(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: Ins,
+    mean: bool,
+) -> Result<Value, ConvertError> {
+    use super::binary::{chain, Chain};
+    let add = || {
+        Op::Add(Add {
+            activation: FusedActivation::None,
+        })
+    };
+    let n = ins.len();
+    let (sum, shape) = match chain(b, ctx, ins, add)? {
+        Chain::One(x, shape) => return b.emit(ctx, Op::Reshape, vec![x], shape),
+        Chain::Last([acc, x], shape) if !mean => return b.emit(ctx, add(), vec![acc, x], shape),
+        Chain::Last([acc, x], shape) => (
+            b.emit_part(ctx, "sum", add(), vec![acc, x], shape.clone())?,
+            shape,
+        ),
+    };
+    let inverse = Const::f32(Vec::new(), vec![1.0 / n as f32]);
+    let inverse = b.const_tensor(&format!("{}/inverse_count", ctx.name), &inverse)?;
+    let mul = Op::Mul(Mul {
+        activation: FusedActivation::None,
+    });
+    b.emit(ctx, mul, vec![sum, inverse], shape)
+}
+
 /// ONNX `Where` with a constant condition (an attention mask, PyTorch's
 /// `masked_fill`): `cond ? x : y` as `x · c + y · (1 − c)` over the output
 /// shape, where a constant branch becomes Add's constant (its values where
@@ -358,6 +392,53 @@ mod tests {
     use crate::ops::testing::{assert_conforms, floats, node_of, one_node, weights};
     use tract_onnx::pb::tensor_proto::DataType;
     use tract_onnx::pb::TensorProto;
+
+    /// `op(x, sigmoid(x), tanh(x), c)` on `[1, 4, 5]` with `c` a `[1, 1, 5]`
+    /// constant: three computed operands and a broadcast constant.
+    fn variadic(op: &str) -> tract_onnx::pb::ModelProto {
+        use tract_onnx::pb::NodeProto;
+        let c = floats("c", &[1, 1, 5], &[0.5, -0.25, 1.0, 0.0, -1.5]);
+        let mut model = node_of(op, &[1, 4, 5], &["x", "a", "b", "c"], vec![], vec![c]);
+        let graph = model.graph.as_mut().expect("a graph");
+        for (f, out) in [("Sigmoid", "a"), ("Tanh", "b")] {
+            graph.node.insert(
+                0,
+                NodeProto {
+                    name: format!("the_{f}"),
+                    op_type: f.into(),
+                    input: vec!["x".into()],
+                    output: vec![out.into()],
+                    ..Default::default()
+                },
+            );
+        }
+        model
+    }
+
+    #[test]
+    fn variadic_sum_mean_max_min_run_as_chains() {
+        // Four inputs: three steps of the two-operand op, Mean's Mul after.
+        for (op, kind, steps, muls) in [
+            ("Sum", "Add", 3, 0),
+            ("Mean", "Add", 3, 1),
+            ("Max", "Max", 3, 0),
+            ("Min", "Min", 3, 0),
+        ] {
+            let g = assert_conforms(op, &variadic(op), 30.0);
+            let count = |k: &str| g.nodes.iter().filter(|n| n.op.kind() == k).count();
+            assert_eq!(count(kind), steps, "{op}");
+            assert_eq!(count("Mul"), muls, "{op}");
+            assert_eq!(g.tensors[g.outputs[0]].shape, vec![1, 4, 5], "{op}");
+        }
+    }
+
+    #[test]
+    fn a_variadic_node_of_one_input_is_that_input() {
+        for op in ["Sum", "Mean", "Max", "Min"] {
+            let g = assert_conforms(op, &one_node(op, &[1, 3, 4], &[], vec![], vec![]), 40.0);
+            assert!(g.nodes.iter().all(|n| n.op.kind() == "Reshape"), "{op}");
+        }
+    }
 
     #[test]
     fn arithmetic_with_a_constant_runs_in_int8() {

@@ -445,8 +445,8 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Max",
         |b, ctx, ins| binary::min_max(b, ctx, ins, BinaryOp::Max),
-        "Max",
-        "two inputs (either may be a constant), numpy broadcasting",
+        "Max (a chain of them for more than two inputs)",
+        "any number of inputs (constants too, one computed), numpy broadcasting",
     ),
     OnnxOp::new(
         "MaxPool",
@@ -455,10 +455,16 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "1-D/2-D; strides, pads, dilations, `ceil_mode`; output 0 only",
     ),
     OnnxOp::new(
+        "Mean",
+        |b, ctx, ins| elementwise::sum_or_mean(b, ctx, ins, true),
+        "Add (a chain of them), then Mul by 1/n",
+        "any number of inputs (constants too, one computed), numpy broadcasting",
+    ),
+    OnnxOp::new(
         "Min",
         |b, ctx, ins| binary::min_max(b, ctx, ins, BinaryOp::Min),
-        "Min",
-        "two inputs (either may be a constant), numpy broadcasting",
+        "Min (a chain of them for more than two inputs)",
+        "any number of inputs (constants too, one computed), numpy broadcasting",
     ),
     OnnxOp::new(
         "Mish",
@@ -666,6 +672,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Sub),
         "Add (of a negated constant), else Sub",
         "numpy broadcasting; either operand may be a constant",
+    ),
+    OnnxOp::new(
+        "Sum",
+        |b, ctx, ins| elementwise::sum_or_mean(b, ctx, ins, false),
+        "Add (a chain of them)",
+        "any number of inputs (constants too, one computed), numpy broadcasting",
     ),
     OnnxOp::new("Tanh", lut::tanh, "Lut", "yes"),
     OnnxOp::new(
