@@ -68,6 +68,7 @@ mod imp {
     ///
     /// `at + offset + 4 ≤ x.len()` for every tap, and every weight is in
     /// `i16` range (a weight of `i8` weights).
+    #[cfg(feature = "sparse-weights")]
     #[inline(always)]
     pub unsafe fn gather_1x4(
         x: &[i8],
@@ -1162,6 +1163,7 @@ mod imp {
     /// # Safety
     ///
     /// As the DSP version's: `at + offset + 4 ≤ x.len()` for every tap.
+    #[cfg(feature = "sparse-weights")]
     pub unsafe fn gather_1x4(
         x: &[i8],
         at: usize,
