@@ -123,8 +123,8 @@ struct Cli {
     /// accumulation) that bring the model within the target, measured on the --select samples,
     /// else on the calibration samples two-fold (each half against a file calibrated on the
     /// other, so that inputs past the calibrated ranges count): --target-sqnr, or by default
-    /// probability outputs' |Δp| ≤ 0.0175 on every sample and other outputs' SQNR ≥ 28 dB (the
-    /// bounds 0.03 and 25 dB with a margin). A layer can be raised when everything reading its output (through pools and
+    /// probability outputs' |Δp| ≤ 0.0175 on every sample and SQNR ≥ 35 dB, other outputs'
+    /// SQNR ≥ 28 dB (the bounds 0.03 and 25 dB with a margin). A layer can be raised when everything reading its output (through pools and
     /// reshapes, pads, transposes, gathers, tables and Concats, whose output is then int16) is
     /// one of those layers, or is a graph output (int16 then; a Softmax output stays int8).
     /// A graph input can be raised the same way (an image whose int8 encoding costs too much).

@@ -371,7 +371,7 @@ pub enum Target {
     /// Every output's SQNR at least this many dB (`--target-sqnr`).
     Sqnr(f64),
     /// The agreement bounds used throughout, with a margin
-    /// ([`SOFTMAX_TARGET`], [`SQNR_TARGET_DB`]).
+    /// ([`SOFTMAX_TARGET`], [`PROBABILITY_SQNR_TARGET_DB`], [`SQNR_TARGET_DB`]).
     Bounds,
 }
 
@@ -383,6 +383,13 @@ pub enum Target {
 /// ecg_transformer one held-out sample of 64 past 0.03; 0.015 could not be
 /// met on mlp_digits, whose held-out digits are within 0.03 at 0.0175.
 pub const SOFTMAX_TARGET: f32 = 0.0175;
+/// A probability output's SQNR must also reach this. The worst of a few
+/// dozen choice samples is a noisy stand-in for the held-out tail, and an
+/// average extrapolates where it does not: wide_lstm's choice samples were
+/// all within [`SOFTMAX_TARGET`] at 33 dB, and one held-out sample of 64
+/// was at 0.031 (28 dB); gelu20's and unet_upsample's alike. At 35 dB the
+/// error's RMS is under 2% of the probabilities' spread.
+pub const PROBABILITY_SQNR_TARGET_DB: f64 = 35.0;
 /// The bound on any other output's SQNR is 25 dB; auto aims 3 dB above.
 pub const SQNR_TARGET_DB: f64 = 28.0;
 
@@ -391,15 +398,17 @@ impl Target {
         match self {
             Target::Sqnr(db) => format!("every output's SQNR ≥ {db} dB"),
             Target::Bounds => format!(
-                "probability outputs (a softmax, or --output-activation): |Δp| ≤ {SOFTMAX_TARGET} on every sample; \
-                 other outputs: SQNR ≥ {SQNR_TARGET_DB} dB (the bounds 0.03 and 25 dB, with a margin)"
+                "probability outputs (a softmax, or --output-activation): |Δp| ≤ {SOFTMAX_TARGET} on every sample \
+                 and SQNR ≥ {PROBABILITY_SQNR_TARGET_DB} dB; other outputs: SQNR ≥ {SQNR_TARGET_DB} dB (the bounds \
+                 0.03 and 25 dB, with a margin)"
             ),
         }
     }
 
     /// How far `ev` is inside the target, in dB: ≥ 0 when it is met. A
     /// softmax output's largest |Δp| counts as `20·log10(target / |Δp|)`,
-    /// so one scale ranks every output and the worst decides.
+    /// so one scale ranks every output and the worst decides (for a
+    /// probability output, the worse of that and its SQNR's).
     pub fn slack_db(self, ev: &Evaluation) -> f64 {
         ev.outputs
             .iter()
@@ -409,7 +418,8 @@ impl Target {
                     (Target::Sqnr(db), _) => sqnr - db,
                     (Target::Bounds, true) => {
                         let worst = f64::from(o.max_abs_error).max(1e-9);
-                        20.0 * (f64::from(SOFTMAX_TARGET) / worst).log10()
+                        let tail = 20.0 * (f64::from(SOFTMAX_TARGET) / worst).log10();
+                        tail.min(sqnr - PROBABILITY_SQNR_TARGET_DB)
                     }
                     (Target::Bounds, false) => sqnr - SQNR_TARGET_DB,
                 }

@@ -183,7 +183,9 @@ fn auto_precision_chooses_two_fold_and_holds_on_held_out_attention_samples() {
 /// Sub, Div and Mul of computed tensors run in int16 too (`sub_s16`,
 /// `mul_s16`, ...). In int8 they cost 2 of its 64 held-out samples past
 /// 0.03, and raising every other layer did not help; with them raised
-/// every sample is within the bound, and auto finds a few layers that do it.
+/// every sample is within the bound, and so with auto (whose target also
+/// asks the probabilities for 35 dB, which takes every layer here; five
+/// met the |Δp| target alone).
 #[test]
 fn a_written_out_softmax_runs_in_int16() {
     let d = testnets();
@@ -224,12 +226,6 @@ fn a_written_out_softmax_runs_in_int16() {
     assert!(max(&every) <= 0.03 && max(&auto) <= 0.03);
     let p = auto.precision.as_ref().unwrap();
     assert_eq!(p.met, Some(true));
-    assert!(
-        p.raised.len() < p.raisable,
-        "{} of {}",
-        p.raised.len(),
-        p.raisable
-    );
 }
 
 #[test]
