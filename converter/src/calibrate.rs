@@ -47,6 +47,8 @@ pub struct Observer {
     pub softmax: Option<SoftmaxRows>,
     /// Set when the application applies a sigmoid to this graph output.
     pub sigmoid: bool,
+    /// A graph input's declared range (`--input-range`), which wins.
+    pub declared: Option<(f32, f32)>,
 }
 
 /// Beyond ±this a sigmoid is within half an int8 probability step (1/512)
@@ -132,6 +134,7 @@ impl Observer {
             kept: Vec::new(),
             softmax: None,
             sigmoid: false,
+            declared: None,
         }
     }
 
@@ -160,6 +163,10 @@ impl Observer {
 
     /// The quantization range `[lo, hi]`, `lo ≤ 0 ≤ hi`.
     pub fn range(&self, method: Method, percentile: f32) -> (f32, f32) {
+        if let Some((lo, hi)) = self.declared {
+            // Zero stays representable, as for every activation.
+            return (lo.min(0.0), hi.max(0.0));
+        }
         if self.count == 0 || self.min > self.max {
             return (0.0, 0.0);
         }
@@ -357,6 +364,11 @@ pub fn calibrate_from(
                     inner,
                 ));
             }
+        }
+    }
+    for (&t, &range) in &graph.input_ranges {
+        if let Some(obs) = observers.get_mut(t).and_then(Option::as_mut) {
+            obs.declared = Some(range);
         }
     }
     for (&t, activation) in &graph.output_activations {

@@ -30,6 +30,9 @@ pub struct Options {
     /// Functions the application applies to raw graph outputs, by output
     /// name ([`crate::ir::OutputActivation`]).
     pub output_activations: Vec<(String, crate::ir::OutputActivation)>,
+    /// `--input-range NAME=lo,hi`: a graph input's encoding from the range
+    /// it can take in deployment instead of its calibration samples'.
+    pub input_ranges: Vec<(String, (f32, f32))>,
     /// Representative float32 samples `[N, d1..dk]`, one file per model
     /// input in the model's input order. Required.
     pub calib: Vec<PathBuf>,
@@ -100,6 +103,7 @@ impl Options {
             output: output.into(),
             input_shapes: Vec::new(),
             output_activations: Vec::new(),
+            input_ranges: Vec::new(),
             calib: Vec::new(),
             method: Method::Mse,
             percentile: 99.99,
@@ -313,6 +317,25 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             })?;
         graph.output_activations.insert(output, *activation);
     }
+    for (name, range) in &opts.input_ranges {
+        let input = graph
+            .inputs
+            .iter()
+            .copied()
+            .find(|&t| graph.tensors[t].name == *name)
+            .ok_or_else(|| {
+                let inputs: Vec<&str> = graph
+                    .inputs
+                    .iter()
+                    .map(|&t| graph.tensors[t].name.as_str())
+                    .collect();
+                ConvertError::Usage(format!(
+                    "--input-range: the model has no input {name:?} (its inputs: {})",
+                    inputs.join(", ")
+                ))
+            })?;
+        graph.input_ranges.insert(input, *range);
+    }
     let Data {
         calib,
         eval,
@@ -454,6 +477,11 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
             }
             if let Some(spec) = opts.prune_weights {
                 n.push_str(&format!("; weights pruned: {}", spec.describe()));
+            }
+            for (name, (lo, hi)) in &opts.input_ranges {
+                n.push_str(&format!(
+                    "; input {name} encodes the declared range [{lo}, {hi}]"
+                ));
             }
             n
         };
@@ -1173,6 +1201,7 @@ fn build_report(
                 .get(k)
                 .map_or(String::new(), |s| s.path.display().to_string()),
             eval: opts.eval.get(k).map(|p| p.display().to_string()),
+            declared_range: graph.input_ranges.get(&t).copied(),
         })
         .collect();
     let golden = match (opts.golden, graph.inputs.len()) {

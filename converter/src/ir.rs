@@ -120,6 +120,9 @@ pub struct Graph {
     /// What the application applies to some graph outputs outside the model
     /// (`--output-activation`).
     pub output_activations: std::collections::BTreeMap<TensorId, OutputActivation>,
+    /// The ranges declared for some graph inputs (`--input-range`: what the
+    /// sensor can send), used instead of their calibrated ones.
+    pub input_ranges: std::collections::BTreeMap<TensorId, (f32, f32)>,
     /// Activation tensors stored as int16 (symmetric, zero point 0) instead
     /// of int8: mixed precision, chosen by [`crate::precision`]. Empty for an
     /// all-int8 model.

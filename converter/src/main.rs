@@ -44,6 +44,7 @@ use medq_converter::{prune, prune_weights};
         converter fetal.onnx -o fetal.mq --calib calib.npy --select heldout.npy --precision auto\n  \
         converter fetal.onnx -o fetal.mq --calib calib.npy --int16 /conv2/Conv --int16 /conv3/Conv\n  \
         converter eeg.onnx -o eeg.mq --input-shape eeg=1,19,1000 --calib eeg_calib.npy\n  \
+        converter ecg.onnx -o ecg.mq --calib calib.npy --input-range ecg=-5,5\n  \
         converter ecg_qdq.onnx -o ecg.mq --eval test_x.npy\n  \
         converter fusion.onnx -o fusion.mq --calib ecg_calib.npy --calib ppg_calib.npy \\\n      \
         --eval ecg_test.npy --eval ppg_test.npy --labels rhythm_y.npy --labels-output rhythm"
@@ -57,6 +58,14 @@ struct Cli {
     /// [batch, 19, time]). Repeat once per input that needs it.
     #[arg(long = "input-shape", value_name = "NAME=d0,d1,...", value_parser = parse_input_shape)]
     input_shape: Vec<(String, Vec<usize>)>,
+
+    /// The range a model input can take in deployment (e.g. `ecg=-5,5` for an ADC's full
+    /// scale in mV), used for its int8 encoding instead of the calibration samples' range:
+    /// deployment values past a calibrated range are clipped, and an input clipped is lost
+    /// to every layer after it. The report still measures the input's own loss. Repeat once
+    /// per input.
+    #[arg(long = "input-range", value_name = "NAME=lo,hi", value_parser = parse_input_range)]
+    input_range: Vec<(String, (f32, f32))>,
 
     /// The function the application applies to a raw model output outside the model
     /// (e.g. `face_score=sigmoid` for logits it passes through a sigmoid; `softmax` is over
@@ -302,6 +311,20 @@ fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
     medq_converter::load::inputs::parse_input_shape(s)
 }
 
+fn parse_input_range(s: &str) -> Result<(String, (f32, f32)), String> {
+    let bad = || format!("{s:?} is not NAME=lo,hi with finite lo < hi");
+    let (name, range) = s.rsplit_once('=').ok_or_else(bad)?;
+    let (lo, hi) = range.split_once(',').ok_or_else(bad)?;
+    let (lo, hi) = (
+        lo.trim().parse::<f32>().map_err(|_| bad())?,
+        hi.trim().parse::<f32>().map_err(|_| bad())?,
+    );
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) || name.is_empty() {
+        return Err(bad());
+    }
+    Ok((name.to_string(), (lo, hi)))
+}
+
 fn parse_output_activation(s: &str) -> Result<(String, OutputActivation), String> {
     let (name, function) = s
         .rsplit_once('=')
@@ -343,6 +366,7 @@ fn main() -> ExitCode {
         output: cli.output,
         input_shapes: cli.input_shape,
         output_activations: cli.output_activation,
+        input_ranges: cli.input_range,
         calib: cli.calib,
         method: cli.calibration,
         percentile: cli.percentile,

@@ -38,6 +38,10 @@ pub struct InputReport {
     /// Its `--eval` file, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval: Option<String>,
+    /// The range declared with `--input-range`, which its encoding covers
+    /// instead of the calibrated one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_range: Option<(f32, f32)>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -384,13 +388,16 @@ impl Report {
         for (k, i) in self.inputs.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "input {k} {} {}: calibration {}{}",
+                "input {k} {} {}: calibration {}{}{}",
                 i.name,
                 shape(&i.shape),
                 i.calibration,
                 i.eval
                     .as_ref()
-                    .map_or(String::new(), |e| format!(", evaluation {e}"))
+                    .map_or(String::new(), |e| format!(", evaluation {e}")),
+                i.declared_range.map_or(String::new(), |(lo, hi)| format!(
+                    ", encoding the declared range [{lo}, {hi}]"
+                ))
             );
         }
         let _ = writeln!(

@@ -1235,3 +1235,34 @@ fn precision_options_are_refused_with_the_reason_and_nothing_written() {
         "raisable: ecg, /net/features/features.0/Conv",
     );
 }
+
+/// `--input-range NAME=lo,hi` reaches the conversion (the report records
+/// the declared range); a range that is not finite `lo < hi` is refused by
+/// the argument parser, naming the form, and nothing is written.
+#[test]
+fn input_range_is_parsed_and_refused_when_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, report) = convert_ecg(dir.path(), "ranged", &["--input-range", "ecg=-6,6"]);
+    let range = &report["inputs"][0]["declared_range"];
+    assert_eq!(
+        (range[0].as_f64(), range[1].as_f64()),
+        (Some(-6.0), Some(6.0))
+    );
+    for bad in ["ecg=6,-6", "ecg=-1", "ecg=a,b", "ecg=-inf,1", "=0,1"] {
+        let mq = dir.path().join("bad.mq");
+        let out = converter()
+            .arg(ecg().join("ecg.onnx"))
+            .args(["-o", mq.to_str().unwrap()])
+            .args(["--calib", ecg().join("calib.npy").to_str().unwrap()])
+            .args(["--input-range", bad])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}");
+        assert!(
+            err.contains("is not NAME=lo,hi with finite lo < hi"),
+            "{bad}: {err}"
+        );
+        assert!(!mq.exists(), "{bad}");
+    }
+}

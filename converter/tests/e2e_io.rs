@@ -414,3 +414,58 @@ fn equalization_keeps_the_small_weights_of_a_dominated_head() {
         r.rewrites
     );
 }
+
+/// `--input-range`: the input's encoding covers the declared range (what
+/// the sensor can send) instead of the calibration samples', the report and
+/// the file's notes say so, and a name that is not an input is refused,
+/// naming the inputs, with nothing written.
+#[test]
+fn a_declared_input_range_sets_the_input_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let input_quant = |ranges: Vec<(String, (f32, f32))>| {
+        let mut opts = Options::new(net("cnn1d.onnx"), dir.path().join("r.mq"));
+        opts.calib = vec![net("cnn1d_calib.npy")];
+        opts.input_ranges = ranges;
+        let report = convert(&opts).unwrap();
+        let bytes = std::fs::read(&opts.output).unwrap();
+        let storage = medq::AlignedBuf::from_slice(&bytes);
+        let model = medq::Model::parse(storage.as_slice()).unwrap();
+        let notes = model
+            .metadata(medq::MetaKey::Notes)
+            .unwrap_or_default()
+            .to_string();
+        match model.input_info(0).unwrap().quant {
+            medq::Quant::PerTensor { scale, zero_point } => (scale, zero_point, report, notes),
+            q => panic!("input quantization {q:?}"),
+        }
+    };
+    let (calibrated, ..) = input_quant(Vec::new());
+    let (scale, zero_point, report, notes) = input_quant(vec![("input".into(), (-8.0, 8.0))]);
+    assert!((scale - 16.0 / 255.0).abs() < 1e-6, "{scale}");
+    assert!(zero_point.abs() <= 1, "{zero_point}");
+    assert!(
+        calibrated < scale / 2.0,
+        "calibrated {calibrated}, declared {scale}"
+    );
+    assert_eq!(report.inputs[0].declared_range, Some((-8.0, 8.0)));
+    assert!(report
+        .render()
+        .contains("encoding the declared range [-8, 8]"));
+    assert!(
+        notes.contains("input input encodes the declared range [-8, 8]"),
+        "{notes}"
+    );
+
+    let out = dir.path().join("not_written.mq");
+    let mut opts = Options::new(net("cnn1d.onnx"), &out);
+    opts.calib = vec![net("cnn1d_calib.npy")];
+    opts.input_ranges = vec![("ecg".into(), (-1.0, 1.0))];
+    let err = convert(&opts).unwrap_err();
+    assert!(matches!(err, ConvertError::Usage(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no input \"ecg\" (its inputs: input)"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
