@@ -451,12 +451,13 @@ fn repository_models_load_rewrite_and_match_tract() {
     paths.sort();
     assert!(!paths.is_empty(), "no models under {}", root.display());
     // The models with a symbolic dimension besides the batch, and its size.
-    let fixed: [(&str, &str, &[usize]); 5] = [
+    let fixed: [(&str, &str, &[usize]); 6] = [
         ("eeg_bigru.onnx", "eeg", &[1, 4, 64]),
         ("eeg_symbolic.onnx", "eeg", &[1, 4, 128]),
         ("gru_state.onnx", "x", &[1, 40, 6]),
         ("seizure_lstm.onnx", "eeg", &[1, 18, 256]),
         ("seizure_lstm_dynamo.onnx", "eeg", &[1, 18, 256]),
+        ("wide_lstm.onnx", "eeg", &[1, 2, 256]),
     ];
     for p in paths {
         let name = p.file_name().unwrap().to_str().unwrap();
