@@ -7,7 +7,7 @@ use crate::emit::{self, Metadata, WeightStorage, WeightStorage::Dense};
 use crate::error::ConvertError;
 use crate::evaluate;
 use crate::float_ref::FloatRef;
-use crate::ir::{Graph, Op};
+use crate::ir::{Graph, Op, TensorId};
 use crate::load::{load_onnx_with, LoadOptions};
 use crate::prune_weights::{SparseLayer, StoredWeights};
 use crate::quantize;
@@ -299,41 +299,17 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     let mut equalized = rewrites.0.len() > before;
     // After the rewrites, which may renumber tensors.
     for (name, activation) in &opts.output_activations {
-        let output = graph
-            .outputs
-            .iter()
-            .copied()
-            .find(|&t| graph.tensors[t].name == *name)
-            .ok_or_else(|| {
-                let outputs: Vec<&str> = graph
-                    .outputs
-                    .iter()
-                    .map(|&t| graph.tensors[t].name.as_str())
-                    .collect();
-                ConvertError::Usage(format!(
-                    "--output-activation: the model has no output {name:?} (its outputs: {})",
-                    outputs.join(", ")
-                ))
-            })?;
+        let output = named(
+            &graph,
+            &graph.outputs,
+            name,
+            "--output-activation",
+            "output",
+        )?;
         graph.output_activations.insert(output, *activation);
     }
     for (name, range) in &opts.input_ranges {
-        let input = graph
-            .inputs
-            .iter()
-            .copied()
-            .find(|&t| graph.tensors[t].name == *name)
-            .ok_or_else(|| {
-                let inputs: Vec<&str> = graph
-                    .inputs
-                    .iter()
-                    .map(|&t| graph.tensors[t].name.as_str())
-                    .collect();
-                ConvertError::Usage(format!(
-                    "--input-range: the model has no input {name:?} (its inputs: {})",
-                    inputs.join(", ")
-                ))
-            })?;
+        let input = named(&graph, &graph.inputs, name, "--input-range", "input")?;
         graph.input_ranges.insert(input, *range);
     }
     let Data {
@@ -1813,6 +1789,31 @@ fn choose_precision(
         int8: None,
     };
     Ok((raise(&chosen), report))
+}
+
+/// The tensor named `name` among `among` (the graph's inputs or outputs),
+/// or the usage error of `option`, naming them.
+fn named(
+    graph: &Graph,
+    among: &[TensorId],
+    name: &str,
+    option: &str,
+    kind: &str,
+) -> Result<TensorId, ConvertError> {
+    among
+        .iter()
+        .copied()
+        .find(|&t| graph.tensors[t].name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = among
+                .iter()
+                .map(|&t| graph.tensors[t].name.as_str())
+                .collect();
+            ConvertError::Usage(format!(
+                "{option}: the model has no {kind} {name:?} (its {kind}s: {})",
+                names.join(", ")
+            ))
+        })
 }
 
 /// Each Conv/FullyConnected node's weight rounding as the report shows it.
