@@ -345,6 +345,68 @@ pub(crate) fn instance_norm(
     b.emit(ctx, per_channel, vec![normalized], xs)
 }
 
+/// ONNX `GroupNormalization` (opset 18: `scale` and `bias` per group;
+/// from 21: per channel): `[1, C, ...]` viewed as `[1, G, C/G·...]`, each
+/// group normalized as a LayerNorm over its values, viewed back, then the
+/// per-channel affine as for InstanceNormalization.
+pub(crate) fn group_norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let groups = usize::try_from(ctx.int("num_groups", 0)?)
+        .ok()
+        .filter(|&g| g >= 1)
+        .ok_or_else(|| ctx.attr_err("num_groups", "must be at least 1"))?;
+    let c = xs.get(1).copied().unwrap_or(0);
+    if xs.len() < 3 || xs[0] != 1 || c % groups != 0 {
+        return Err(ctx.err(format!(
+            "inputs [1, C, ...] with C a multiple of num_groups ({groups}) are supported, found shape {xs:?}"
+        )));
+    }
+    // Opset 18's per-group parameters apply to each channel of their group.
+    let per_group = ctx.opset < 21;
+    let mut affine = Vec::with_capacity(2);
+    for (i, what) in [(1, "scale"), (2, "bias")] {
+        let v = konst(ctx, ins, i, what)?.to_f32();
+        let want = if per_group { groups } else { c };
+        if v.len() != want {
+            return Err(ctx.err(format!("the {what} has {} values, not {want}", v.len())));
+        }
+        let per_channel = match per_group {
+            true => v
+                .iter()
+                .flat_map(|&g| std::iter::repeat_n(g, c / groups))
+                .collect(),
+            false => v,
+        };
+        affine.push(per_channel);
+    }
+    let n = xs[1..].iter().product::<usize>() / groups;
+    let norm = LayerNorm {
+        axis: 2,
+        epsilon: ctx.float("epsilon", 1e-5)?,
+        gamma: vec![1.0; n],
+        beta: vec![0.0; n],
+    };
+    let grouped = vec![1, groups, n];
+    check(ctx, &grouped, &norm)?;
+    let viewed = b.emit_part(ctx, "grouped", Op::Reshape, vec![x], grouped.clone())?;
+    let normalized = b.emit_part(
+        ctx,
+        "normalized",
+        Op::LayerNorm(norm),
+        vec![viewed],
+        grouped,
+    )?;
+    let [scale, bias] = &affine[..] else {
+        return Err(ctx.err("missing scale or bias"));
+    };
+    if scale.iter().all(|&s| s == 1.0) && bias.iter().all(|&t| t == 0.0) {
+        return b.emit(ctx, Op::Reshape, vec![normalized], xs);
+    }
+    let back = b.emit_part(ctx, "channels", Op::Reshape, vec![normalized], xs.clone())?;
+    let per_channel = super::batch_norm::per_channel_affine(scale.clone(), bias.clone());
+    b.emit(ctx, per_channel, vec![back], xs)
+}
+
 impl IrOp for LayerNorm {
     fn kind(&self) -> &'static str {
         "LayerNorm"
@@ -453,6 +515,57 @@ impl IrOp for LayerNorm {
 mod tests {
     use crate::ir::Op;
     use crate::ops::testing::{assert_conforms, attr_f, attr_i, floats, one_node, weights};
+
+    /// GroupNormalization on `[1, 6, 8]` in 3 groups: opset 18's scale and
+    /// bias per group, opset 21's per channel (tract, the reference, reads
+    /// each opset's meaning).
+    #[test]
+    fn group_norm_runs_as_a_layer_norm_per_group_and_an_affine() {
+        for (opset, params) in [(18, 3), (21, 6)] {
+            let mut model = one_node(
+                "GroupNormalization",
+                &[1, 6, 8],
+                &["scale", "bias"],
+                vec![attr_i("num_groups", 3), attr_f("epsilon", 1e-4)],
+                vec![
+                    floats(
+                        "scale",
+                        &[params],
+                        &[0.5, 2.0, -1.0, 1.5, 0.25, 1.0][..params as usize],
+                    ),
+                    floats(
+                        "bias",
+                        &[params],
+                        &[0.1, -0.3, 0.0, 0.2, 0.5, -1.0][..params as usize],
+                    ),
+                ],
+            );
+            model.opset_import[0].version = opset;
+            let g = assert_conforms("GroupNormalization", &model, 30.0);
+            let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+            assert!(
+                kinds.contains(&"LayerNorm") && kinds.contains(&"Conv"),
+                "{opset}: {kinds:?}"
+            );
+            assert_eq!(g.tensors[g.outputs[0]].shape, vec![1, 6, 8]);
+        }
+    }
+
+    #[test]
+    fn group_norm_refuses_groups_that_do_not_divide_the_channels() {
+        let model = one_node(
+            "GroupNormalization",
+            &[1, 6, 8],
+            &["scale", "bias"],
+            vec![attr_i("num_groups", 4)],
+            vec![
+                floats("scale", &[4], &[1.0; 4]),
+                floats("bias", &[4], &[0.0; 4]),
+            ],
+        );
+        let err = crate::ops::testing::load(&model).unwrap_err().to_string();
+        assert!(err.contains("a multiple of num_groups (4)"), "{err}");
+    }
 
     #[test]
     fn layer_norm_runs_in_int8() {

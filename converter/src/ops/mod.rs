@@ -386,6 +386,13 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "1-D/2-D",
     ),
     OnnxOp::new(
+        "GroupNormalization",
+        layer_norm::group_norm,
+        "LayerNorm (each group, between views), then Conv (depthwise 1×1) unless scale 1 and bias 0",
+        "inputs `[1, C, ...]` (≤ 16384 values per group), any `num_groups` dividing C and `epsilon`; \
+         constant scale and bias (per group before opset 21, per channel from it)",
+    ),
+    OnnxOp::new(
         "GRU",
         recurrent::onnx::gru,
         "Gru",
