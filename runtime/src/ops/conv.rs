@@ -54,6 +54,10 @@ pub(super) struct Conv<'a> {
     weights: Weights<'a>,
     rq: Requant<'a>,
     pub kernel: Chosen<ConvFn>,
+    /// Packed weights run decoded, in blocks, on the dense kernels (decided
+    /// here once, not per invoke); never for dense weights.
+    #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+    in_blocks: bool,
 }
 
 /// A prepared Conv with int16 activations (dense int8 or int16 weights).
@@ -78,12 +82,31 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
             Ok(Conv {
                 p,
                 x,
+                #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+                in_blocks: runs_in_blocks(&p, &weights),
                 weights,
                 rq,
                 kernel: select::conv(&p),
             })
         },
     )
+}
+
+/// Whether packed `weights` run decoded in blocks
+/// ([`blocks::conv_fits`]) rather than on their packed kernel.
+#[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+fn runs_in_blocks(p: &ConvParams, weights: &Weights<'_>) -> bool {
+    match weights {
+        Weights::Dense(_) => false,
+        #[cfg(feature = "sparse-weights")]
+        Weights::Sparse(w) => blocks::conv_fits::<DECODE_BYTES, _>(p, w),
+        #[cfg(feature = "pow2-weights")]
+        Weights::Pow2(w) => blocks::conv_fits::<DECODE_BYTES, _>(p, w),
+        #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+        Weights::SparsePow2(w) => blocks::conv_fits::<DECODE_BYTES, _>(p, w),
+        #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+        Weights::SparsePow2x3(w) => blocks::conv_fits::<DECODE_BYTES, _>(p, w),
+    }
 }
 
 /// The 16x16 references, for int16 weights.
@@ -207,26 +230,34 @@ impl Conv<'_> {
             }
             #[cfg(feature = "sparse-weights")]
             Weights::Sparse(w) => {
-                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
+                if !(self.in_blocks
+                    && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare))
+                {
                     sparse::conv_sparse_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
                 }
             }
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => {
-                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
+                if !(self.in_blocks
+                    && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare))
+                {
                     kernels::conv_pow2_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
                 }
             }
             #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
             Weights::SparsePow2(w) => {
-                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
+                if !(self.in_blocks
+                    && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare))
+                {
                     let (b, m, s) = rq.vectors();
                     sparse::conv_sparse_pow2_s8(p, x, w, b, m, s, io.output)
                 }
             }
             #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
             Weights::SparsePow2x3(w) => {
-                if !blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare) {
+                if !(self.in_blocks
+                    && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare))
+                {
                     let (b, m, s) = rq.vectors();
                     sparse::conv_sparse_pow2x3_s8(p, x, w, b, m, s, io.output)
                 }
@@ -241,22 +272,22 @@ impl Conv<'_> {
         match &self.weights {
             Weights::Dense(_) => self.kernel.name,
             #[cfg(feature = "sparse-weights")]
-            Weights::Sparse(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
+            Weights::Sparse(_) => match self.in_blocks {
                 true => "conv_sparse_blocks",
                 false => sparse::named("conv_sparse_s8", "conv_sparse_s8_dsp"),
             },
             #[cfg(feature = "pow2-weights")]
-            Weights::Pow2(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
+            Weights::Pow2(_) => match self.in_blocks {
                 true => "conv_pow2_blocks",
                 false => "conv_pow2_s8",
             },
             #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
-            Weights::SparsePow2(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
+            Weights::SparsePow2(_) => match self.in_blocks {
                 true => "conv_sparse_pow2_blocks",
                 false => sparse::named("conv_sparse_pow2_s8", "conv_sparse_pow2_s8_dsp"),
             },
             #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
-            Weights::SparsePow2x3(w) => match blocks::conv_fits::<DECODE_BYTES, _>(&self.p, w) {
+            Weights::SparsePow2x3(_) => match self.in_blocks {
                 true => "conv_sparse_pow2x3_blocks",
                 false => sparse::named("conv_sparse_pow2x3_s8", "conv_sparse_pow2x3_s8_dsp"),
             },

@@ -22,6 +22,10 @@ pub(super) struct FullyConnected<'a> {
     weights: Weights<'a>,
     rq: Requant<'a>,
     pub kernel: Chosen<FullyConnectedFn>,
+    /// Power-of-two weights run decoded, in blocks, on the dense kernels
+    /// (decided here once, not per invoke).
+    #[cfg(feature = "pow2-weights")]
+    in_blocks: bool,
 }
 
 /// A prepared FullyConnected with int16 activations (dense int8 or int16 weights).
@@ -46,6 +50,11 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error>
             Ok(FullyConnected {
                 p,
                 x,
+                #[cfg(feature = "pow2-weights")]
+                in_blocks: match &weights {
+                    Weights::Pow2(w) => blocks::fully_connected_fits::<DECODE_BYTES, _>(&p, w),
+                    _ => false,
+                },
                 weights,
                 rq,
                 kernel: select::fully_connected(&p),
@@ -220,7 +229,9 @@ impl FullyConnected<'_> {
             ),
             #[cfg(feature = "pow2-weights")]
             Weights::Pow2(w) => {
-                if !blocks::fully_connected::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output) {
+                if !(self.in_blocks
+                    && blocks::fully_connected::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output))
+                {
                     kernels::fully_connected_pow2_s8(
                         p,
                         x,
@@ -249,7 +260,7 @@ impl FullyConnected<'_> {
             #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
             Weights::SparsePow2x3(_) => "fully_connected_sparse_pow2x3_s8",
             #[cfg(feature = "pow2-weights")]
-            Weights::Pow2(w) => match blocks::fully_connected_fits::<DECODE_BYTES, _>(&self.p, w) {
+            Weights::Pow2(_) => match self.in_blocks {
                 true => "fully_connected_pow2_blocks",
                 false => "fully_connected_pow2_s8",
             },
