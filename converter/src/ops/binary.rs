@@ -93,36 +93,27 @@ pub(crate) fn chain(
         .position(|x| matches!(x.value, Value::Act(_)))
         .ok_or_else(|| ctx.err("every input is a constant"))?;
     operands.swap(0, first);
-    let mut ids = Vec::with_capacity(operands.len());
+    let mut acc = None;
     let mut shape = b.shape_of(&operands[0].value);
     for (k, x) in operands.iter().enumerate() {
-        ids.push(match &x.value {
+        let id = match &x.value {
             Value::Act(t) => *t,
             Value::Const(c) => b.const_tensor(x.name, c)?,
             Value::Unavailable(why) => return Err(ctx.err(format!("input {k} is {why}"))),
-        });
+        };
         let xs = b.shape_of(&x.value);
         shape = broadcast(&shape, &xs)
             .ok_or_else(|| ctx.err(format!("shapes {shape:?} and {xs:?} do not broadcast")))?;
+        acc = Some(match acc {
+            None => id,
+            Some(acc) if k + 1 == operands.len() => return Ok(Chain::Last([acc, id], shape)),
+            Some(acc) => {
+                b.emit_part(ctx, &format!("step{k}"), op(), vec![acc, id], shape.clone())?
+            }
+        });
     }
-    let Some((&last, rest)) = ids.split_last().filter(|(_, rest)| !rest.is_empty()) else {
-        return Ok(Chain::One(ids[0], shape));
-    };
-    let mut acc = rest[0];
-    let mut acc_shape = b.shape_of(&operands[0].value);
-    for (k, (&id, x)) in rest.iter().zip(&operands).enumerate().skip(1) {
-        // Every prefix broadcasts, since all the inputs together do.
-        acc_shape = broadcast(&acc_shape, &b.shape_of(&x.value))
-            .ok_or_else(|| ctx.err("the inputs do not broadcast"))?;
-        acc = b.emit_part(
-            ctx,
-            &format!("step{k}"),
-            op(),
-            vec![acc, id],
-            acc_shape.clone(),
-        )?;
-    }
-    Ok(Chain::Last([acc, last], shape))
+    let only = acc.ok_or_else(|| ctx.err("has no inputs"))?;
+    Ok(Chain::One(only, shape))
 }
 
 impl IrOp for Binary {
