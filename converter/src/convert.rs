@@ -253,8 +253,19 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         ),
         None => None,
     };
+    // Dims the model leaves dynamic take their sizes in the samples (the
+    // evaluation files when a QDQ model is given none to calibrate on).
+    let sample_files = if opts.calib.is_empty() {
+        &opts.eval
+    } else {
+        &opts.calib
+    };
     let load = LoadOptions {
         input_shapes: opts.input_shapes.clone(),
+        sample_shapes: sample_files
+            .iter()
+            .map_while(|p| crate::samples::npy_shape(p))
+            .collect(),
     };
     let loaded = load_onnx_with(&opts.model, &load)?;
     let mut graph = loaded.graph;
@@ -1172,6 +1183,7 @@ fn build_report(
         .map(|(k, &t)| InputReport {
             name: graph.tensors[t].name.clone(),
             shape: graph.tensors[t].shape.clone(),
+            dims_from_samples: graph.dims_from_samples.get(&t).cloned().unwrap_or_default(),
             calibration: calib
                 .inputs
                 .get(k)

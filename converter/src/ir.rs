@@ -123,6 +123,9 @@ pub struct Graph {
     /// The ranges declared for some graph inputs (`--input-range`: what the
     /// sensor can send), used instead of their calibrated ones.
     pub input_ranges: std::collections::BTreeMap<TensorId, (f32, f32)>,
+    /// The dims of some graph inputs that the model leaves dynamic and
+    /// their samples fixed (`"time" = 128`), for the report.
+    pub dims_from_samples: std::collections::BTreeMap<TensorId, Vec<String>>,
     /// Activation tensors stored as int16 (symmetric, zero point 0) instead
     /// of int8: mixed precision, chosen by [`crate::precision`]. Empty for an
     /// all-int8 model.

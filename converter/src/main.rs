@@ -24,8 +24,9 @@ use medq_converter::{prune, prune_weights};
         and writes the file atomically. It then runs the int8 model with the medq runtime against the float \
         model and reports the loss per layer and per output (and per class with --labels).\n\n\
         Inputs: the batch (dimension 0) is 1; a symbolic batch is pinned to 1. Any other symbolic \
-        dimension (e.g. a \"time\" axis) needs --input-shape NAME=1,d1,..., once per input that has \
-        one; a symbol fixed for one input is fixed for every input that declares it. A model with \
+        dimension (e.g. a \"time\" axis) takes its size in the input's --calib samples, or from \
+        --input-shape NAME=1,d1,..., which wins; a symbol fixed for one input is fixed for every \
+        input that declares it. A model with \
         several inputs takes --calib (and --eval, --select) once per input, in the model's input \
         order, each file [N, d1..dk] with the same N. With several outputs the report shows each \
         output's figures; --labels are for output 0 unless --labels-output names another.\n\n\
@@ -55,7 +56,8 @@ struct Cli {
 
     /// The full shape of a model input, batch 1 first, fixing its symbolic
     /// dimensions (e.g. `eeg=1,19,1000` for an input declared
-    /// [batch, 19, time]). Repeat once per input that needs it.
+    /// [batch, 19, time]); without it they take their sizes in the input's
+    /// --calib samples. Repeat once per input.
     #[arg(long = "input-shape", value_name = "NAME=d0,d1,...", value_parser = parse_input_shape)]
     input_shape: Vec<(String, Vec<usize>)>,
 

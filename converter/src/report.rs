@@ -31,8 +31,13 @@ pub struct LayerReport {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct InputReport {
     pub name: String,
-    /// The static shape (batch 1, symbolic dims as fixed by `--input-shape`).
+    /// The static shape (batch 1, symbolic dims as fixed by `--input-shape`
+    /// or by the samples).
     pub shape: Vec<usize>,
+    /// The dims the model leaves dynamic that its samples fixed
+    /// (`"time" = 128`), with no `--input-shape` for them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dims_from_samples: Vec<String>,
     /// Its `--calib` file.
     pub calibration: String,
     /// Its `--eval` file, when given.
@@ -388,9 +393,13 @@ impl Report {
         for (k, i) in self.inputs.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "input {k} {} {}: calibration {}{}{}",
+                "input {k} {} {}{}: calibration {}{}{}",
                 i.name,
                 shape(&i.shape),
+                match i.dims_from_samples.is_empty() {
+                    true => String::new(),
+                    false => format!(" ({}, from its samples)", i.dims_from_samples.join(", ")),
+                },
                 i.calibration,
                 i.eval
                     .as_ref()

@@ -356,6 +356,25 @@ fn read(path: &Path) -> Result<Vec<u8>, ConvertError> {
     })
 }
 
+/// The shape of the `.npy` file at `path`, read from its header alone, or
+/// `None` when it cannot be read (loading it later says why).
+pub fn npy_shape(path: &Path) -> Option<Vec<usize>> {
+    use std::io::Read;
+    let mut start = Vec::new();
+    let limit = 12 + medq_cli::npy::MAX_HEADER_LEN as u64;
+    std::fs::File::open(path)
+        .ok()?
+        .take(limit)
+        .read_to_end(&mut start)
+        .ok()?;
+    medq_cli::npy::check_header(&start).ok()?;
+    let npy = npyz::NpyFile::new(&start[..]).ok()?;
+    npy.shape()
+        .iter()
+        .map(|&d| usize::try_from(d).ok())
+        .collect()
+}
+
 /// The `.npy` in `bytes`, its header checked first
 /// ([`medq_cli::npy::check_header`]: `npyz`'s parser can take hours on a
 /// crafted header).

@@ -419,11 +419,8 @@ fn testnet(file: &str) -> String {
 fn input_shape_fixes_a_symbolic_dimension() {
     let onnx = testnet("eeg_symbolic.onnx");
     let calib = testnet("eeg_symbolic_calib.npy");
-    // Without it, the error shows the option to pass for this input.
-    refuses(
-        &[&onnx, "--calib", &calib],
-        "fix it with --input-shape eeg=1,4,<time>",
-    );
+    // Without it or samples, the error shows the option to pass for this input.
+    refuses(&[&onnx], "fix it with --input-shape eeg=1,4,<time>");
     refuses(
         &[&onnx, "--calib", &calib, "--input-shape", "eeg=1,4,n"],
         "dimension \"n\" is not a positive integer",
@@ -459,6 +456,21 @@ fn input_shape_fixes_a_symbolic_dimension() {
     assert!(report["golden"].as_str().unwrap().starts_with("stored"));
     let file = medq_cli::open(&mq).unwrap();
     assert!(file.model().unwrap().golden().is_some());
+    // Without the option, the calibration samples' shape fixes the time.
+    let out = converter()
+        .args([&onnx, "--calib", &calib, "-o", mq.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("input 0 eeg [1,4,128] (\"time\" = 128, from its samples): calibration"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -78,11 +78,19 @@ fn crop_last_axis(src: &Path, dst: &Path, len: usize) {
 }
 
 #[test]
-fn symbolic_time_needs_the_input_shape_and_names_it() {
+fn symbolic_time_needs_the_input_shape_or_samples_and_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options("eeg_symbolic.onnx", dir.path());
-    opts.calib = vec![net("eeg_symbolic_calib.npy")];
     refused(&opts, "--input-shape eeg=1,4,<time>");
+    // Samples without the model's rank cannot fix it, and the error says so.
+    let flat = dir.path().join("flat.npy");
+    medq_cli::write_npy_f32(&flat, &[2, 512], &[0.0; 1024]).unwrap();
+    opts.calib = vec![flat];
+    refused(
+        &opts,
+        "its samples, of shape [2, 512], do not have the model's 3 dimensions",
+    );
+    opts.calib = vec![net("eeg_symbolic_calib.npy")];
     // A batch other than 1 is refused, whatever the model allows.
     opts.input_shapes = vec![("eeg".into(), vec![8, 4, 128])];
     refused(&opts, "the batch (dimension 0) is 8");
@@ -105,6 +113,18 @@ fn symbolic_batch_and_time_convert_once_fixed() {
     let report = convert(&opts).unwrap();
     assert_within_bounds(&report, "eeg_symbolic", 25.0);
     assert_eq!(report.inputs[0].shape, vec![1, 4, 128]);
+    assert!(report.inputs[0].dims_from_samples.is_empty());
+    // Without --input-shape, the samples fix the time: the same file.
+    let mut from_samples = opts.clone();
+    from_samples.input_shapes.clear();
+    from_samples.output = dir.path().join("from_samples.mq");
+    let again = convert(&from_samples).unwrap();
+    assert_eq!(again.inputs[0].shape, vec![1, 4, 128]);
+    assert_eq!(again.inputs[0].dims_from_samples, ["\"time\" = 128"]);
+    assert_eq!(
+        std::fs::read(&opts.output).unwrap(),
+        std::fs::read(&from_samples.output).unwrap()
+    );
     // Nothing of the shape arithmetic is left for the device.
     let ops: Vec<&str> = report.layers.iter().map(|l| l.op.as_str()).collect();
     assert!(

@@ -33,8 +33,8 @@ fn converted(opts: &Options) -> Report {
 }
 
 /// The exporters leave `time` symbolic (the dynamo one as `16*windows`,
-/// its constraint): the refusal names `--input-shape`, and with the time
-/// fixed both exports (the legacy one with the LSTMs' zero initial states
+/// its constraint): without samples the refusal names `--input-shape`, and
+/// with the time fixed (by the calibration samples' shape) both exports (the legacy one with the LSTMs' zero initial states
 /// computed by Shape, Gather, Concat and ConstantOfShape) are within the
 /// bounds, with the same figures.
 #[test]
@@ -42,15 +42,18 @@ fn a_conv_lstm_seizure_detector_with_symbolic_time_converts_within_bounds() {
     let dir = tempfile::tempdir().unwrap();
     let mut figures = Vec::new();
     for model in ["seizure_lstm", "seizure_lstm_dynamo"] {
-        let mut opts = options(model, &["seizure_lstm"], dir.path());
-        match convert(&opts) {
+        let opts = options(model, &["seizure_lstm"], dir.path());
+        let mut no_samples = opts.clone();
+        (no_samples.calib, no_samples.eval) = (Vec::new(), Vec::new());
+        match convert(&no_samples) {
             Err(ConvertError::InvalidModel(why)) => {
                 assert!(why.contains("--input-shape eeg=1,18,<"), "{model}: {why}");
             }
             other => panic!("{model}: not refused: {:?}", other.map(|_| ())),
         }
-        opts.input_shapes = vec![("eeg".into(), vec![1, 18, 256])];
         let report = converted(&opts);
+        assert_eq!(report.inputs[0].shape, [1, 18, 256], "{model}");
+        assert_eq!(report.inputs[0].dims_from_samples.len(), 1, "{model}");
         let o = &report.evaluation.outputs[0];
         println!("{model}: SQNR {:.1?} dB", o.sqnr_db);
         assert!(o.softmax);

@@ -467,6 +467,7 @@ fn repository_models_load_rewrite_and_match_tract() {
                 .filter(|(file, _, _)| *file == name)
                 .map(|(_, input, shape)| (input.to_string(), shape.to_vec()))
                 .collect(),
+            ..Default::default()
         };
         check_against_tract_with(&p, &load, 2, 1e-4);
     }

@@ -944,6 +944,7 @@ fn input_shapes() {
     // ... which does.
     let opts = LoadOptions {
         input_shapes: vec![("x".into(), vec![1, 1, 140])],
+        ..Default::default()
     };
     let (g, _) = convert_model(&dyn_len().build(), &opts).unwrap();
     assert_eq!(shape(&g, "y"), vec![1, 1, 140]);
@@ -956,6 +957,7 @@ fn input_shapes() {
     ] {
         let opts = LoadOptions {
             input_shapes: vec![("x".into(), given)],
+            ..Default::default()
         };
         let e = convert_model(&dyn_len().build(), &opts)
             .unwrap_err()
@@ -964,6 +966,7 @@ fn input_shapes() {
     }
     let opts = LoadOptions {
         input_shapes: vec![("z".into(), vec![1, 1, 140])],
+        ..Default::default()
     };
     let e = convert_model(&dyn_len().build(), &opts)
         .unwrap_err()
@@ -1002,6 +1005,7 @@ fn a_symbol_fixed_for_one_input_fixes_it_for_all() {
     };
     let opts = LoadOptions {
         input_shapes: vec![("b".into(), vec![1, 3, 50])],
+        ..Default::default()
     };
     let (g, _) = convert_model(&b().build(), &opts).unwrap();
     assert_eq!(shape(&g, "a"), vec![1, 2, 50]);
@@ -1012,9 +1016,88 @@ fn a_symbol_fixed_for_one_input_fixes_it_for_all() {
     // Two overrides that give "time" two sizes are refused.
     let opts = LoadOptions {
         input_shapes: vec![("a".into(), vec![1, 2, 50]), ("b".into(), vec![1, 3, 60])],
+        ..Default::default()
     };
     let e = convert_model(&b().build(), &opts).unwrap_err().to_string();
     assert!(e.contains("\"time\" is 60 here but 50"), "{e}");
+}
+
+#[test]
+fn samples_fix_the_dims_no_option_fixes() {
+    let b = || {
+        ModelBuilder::new(13)
+            .input_dims(
+                "a",
+                &[Dim::Param("batch"), Dim::Fixed(2), Dim::Param("time")],
+            )
+            .input_dims("b", &[Dim::Param("batch"), Dim::Fixed(3), Dim::Fixed(0)])
+            .node("ra", "Relu", &["a"], &["ya"], vec![])
+            .node("rb", "Relu", &["b"], &["yb"], vec![])
+            .output("ya")
+            .output("yb")
+    };
+    // Each input's dynamic dims take their sizes in its samples ([N, …]);
+    // an unnamed dim (here `0`) as well.
+    let opts = LoadOptions {
+        sample_shapes: vec![vec![16, 2, 50], vec![16, 3, 7]],
+        ..Default::default()
+    };
+    let (g, _) = convert_model(&b().build(), &opts).unwrap();
+    assert_eq!(shape(&g, "a"), vec![1, 2, 50]);
+    assert_eq!(shape(&g, "b"), vec![1, 3, 7]);
+    let noted: Vec<&Vec<String>> = g.dims_from_samples.values().collect();
+    assert_eq!(
+        noted,
+        [
+            &vec!["\"time\" = 50".to_string()],
+            &vec!["? = 7".to_string()]
+        ]
+    );
+    // --input-shape wins over the samples, and nothing is noted for it.
+    let opts = LoadOptions {
+        input_shapes: vec![("a".into(), vec![1, 2, 40])],
+        sample_shapes: vec![vec![16, 2, 50], vec![16, 3, 7]],
+    };
+    let (g, _) = convert_model(&b().build(), &opts).unwrap();
+    assert_eq!(shape(&g, "a"), vec![1, 2, 40]);
+    assert_eq!(g.dims_from_samples.len(), 1);
+    // Samples for the first input only leave the second one's dim to fix.
+    let opts = LoadOptions {
+        sample_shapes: vec![vec![16, 2, 50]],
+        ..Default::default()
+    };
+    let e = convert_model(&b().build(), &opts).unwrap_err().to_string();
+    assert!(e.contains("--input-shape b=1,3,<d2>"), "{e}");
+}
+
+#[test]
+fn a_symbol_the_samples_fix_holds_for_the_later_inputs() {
+    let b = ModelBuilder::new(13)
+        .input_dims(
+            "a",
+            &[Dim::Param("batch"), Dim::Fixed(2), Dim::Param("time")],
+        )
+        .input_dims(
+            "b",
+            &[Dim::Param("batch"), Dim::Fixed(3), Dim::Param("time")],
+        )
+        .node(
+            "cat",
+            "Concat",
+            &["a", "b"],
+            &["y"],
+            vec![attr_i("axis", 1)],
+        )
+        .output("y");
+    // The first input's samples fix "time" for both; the second one's
+    // samples disagree and loading them will say so.
+    let opts = LoadOptions {
+        sample_shapes: vec![vec![4, 2, 50], vec![4, 3, 60]],
+        ..Default::default()
+    };
+    let (g, _) = convert_model(&b.build(), &opts).unwrap();
+    assert_eq!(shape(&g, "b"), vec![1, 3, 50]);
+    assert_eq!(shape(&g, "y"), vec![1, 5, 50]);
 }
 
 #[test]

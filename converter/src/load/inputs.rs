@@ -91,12 +91,24 @@ pub fn parse_input_shape(spec: &str) -> Result<(String, Vec<usize>), String> {
     Ok((name.to_string(), dims))
 }
 
+/// A graph input's static shape, and the dims in it that its samples fixed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    pub shape: Vec<usize>,
+    /// Each dim the model leaves dynamic (past the batch) and no override
+    /// fixed, taken from the samples: `"time" = 128`.
+    pub from_samples: Vec<String>,
+}
+
 /// The static shapes of `inputs` (graph order), given the user's `overrides`
-/// (input name → full shape, batch included).
+/// (input name → full shape, batch included) and the shapes of the sample
+/// files given for the inputs, in order (`[N, d1, …]`; fewer than the
+/// inputs, or none, when not given).
 pub fn resolve(
     inputs: &[&ValueInfoProto],
     overrides: &[(String, Vec<usize>)],
-) -> Result<Vec<Vec<usize>>, ConvertError> {
+    sample_shapes: &[Vec<usize>],
+) -> Result<Vec<Resolved>, ConvertError> {
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
     for (k, (name, _)) in overrides.iter().enumerate() {
         if !names.contains(&name.as_str()) {
@@ -126,16 +138,22 @@ pub fn resolve(
             check_override(&input.name, dims.as_deref(), shape, &mut symbols)?;
         }
     }
-    inputs
-        .iter()
-        .zip(&declared)
-        .map(
-            |(input, dims)| match overrides.iter().find(|(n, _)| *n == input.name) {
-                Some((_, shape)) => Ok(shape.clone()),
-                None => fixed_shape(&input.name, dims.as_deref(), &symbols),
+    let mut resolved = Vec::with_capacity(inputs.len());
+    for (k, (input, dims)) in inputs.iter().zip(&declared).enumerate() {
+        resolved.push(match overrides.iter().find(|(n, _)| *n == input.name) {
+            Some((_, shape)) => Resolved {
+                shape: shape.clone(),
+                from_samples: Vec::new(),
             },
-        )
-        .collect()
+            None => fixed_shape(
+                &input.name,
+                dims.as_deref(),
+                &mut symbols,
+                sample_shapes.get(k).map(Vec::as_slice),
+            )?,
+        });
+    }
+    Ok(resolved)
 }
 
 /// An override must keep the rank, the fixed dims and batch 1, and give each
@@ -213,13 +231,17 @@ fn declared_list(dims: &[DeclaredDim]) -> String {
 }
 
 /// The shape of an input without an override: its dynamic batch becomes 1,
-/// a symbol an override fixed takes that size, anything else dynamic is an
-/// error that shows the `--input-shape` to pass.
+/// a symbol an override or an earlier input fixed takes that size, and any
+/// other dynamic dim takes its size in the input's samples (`samples`, the
+/// shape `[N, d1, …]` of its file, when the ranks agree: the samples'
+/// first axis counts them). Anything still dynamic is an error that shows
+/// the `--input-shape` to pass.
 fn fixed_shape(
     name: &str,
     dims: Option<&[DeclaredDim]>,
-    symbols: &HashMap<String, (usize, String)>,
-) -> Result<Vec<usize>, ConvertError> {
+    symbols: &mut HashMap<String, (usize, String)>,
+    samples: Option<&[usize]>,
+) -> Result<Resolved, ConvertError> {
     let bad = |why: String| ConvertError::InvalidModel(format!("graph input \"{name}\": {why}"));
     let Some(dims) = dims else {
         return Err(bad(format!(
@@ -230,17 +252,28 @@ fn fixed_shape(
     if dims.is_empty() {
         return Err(bad("it is a scalar; medq needs a [1, ...] input".into()));
     }
-    let known = |i: usize, d: &DeclaredDim| {
-        match d {
-            DeclaredDim::Fixed(n) => Some(*n),
-            DeclaredDim::Symbol(s) => symbols.get(s).map(|(n, _)| *n),
-            DeclaredDim::Unknown => None,
-        }
-        .or((i == 0).then_some(1))
+    let hint = match samples {
+        Some(s) if s.len() != dims.len() => format!(
+            "; its samples, of shape {s:?}, do not have the model's {} dimensions \
+             (samples first, then the input's dimensions after the batch)",
+            dims.len()
+        ),
+        Some(_) => String::new(),
+        None => ", or pass samples for it with --calib: their shape fixes it".into(),
     };
+    let samples = samples.filter(|s| s.len() == dims.len());
+    let mut from_samples = Vec::new();
     let mut shape = Vec::with_capacity(dims.len());
     for (i, d) in dims.iter().enumerate() {
-        match (i, known(i, d)) {
+        let size = known(i, d, symbols).or_else(|| {
+            let n = *samples?.get(i).filter(|_| i > 0)?;
+            from_samples.push(format!("{} = {n}", d.describe()));
+            if let DeclaredDim::Symbol(s) = d {
+                symbols.insert(s.clone(), (n, format!("the samples of \"{name}\"")));
+            }
+            Some(n)
+        });
+        match (i, size) {
             (0, Some(1)) => shape.push(1),
             (0, Some(n)) => {
                 return Err(bad(format!(
@@ -253,7 +286,7 @@ fn fixed_shape(
                 let syntax: Vec<String> = dims
                     .iter()
                     .enumerate()
-                    .map(|(k, d)| match known(k, d) {
+                    .map(|(k, d)| match known(k, d, symbols) {
                         Some(n) => n.to_string(),
                         None => d.placeholder(k),
                     })
@@ -261,14 +294,28 @@ fn fixed_shape(
                 return Err(bad(format!(
                     "dimension {i} is dynamic ({}); fix it with --input-shape {name}={}, \
                      each <…> replaced by its size in your samples (only the batch may stay \
-                     dynamic: it is 1)",
+                     dynamic: it is 1){hint}",
                     d.describe(),
                     syntax.join(",")
                 )));
             }
         }
     }
-    Ok(shape)
+    Ok(Resolved {
+        shape,
+        from_samples,
+    })
+}
+
+/// A declared dim's size when the model or an earlier fixed symbol gives
+/// it; the batch (dim 0) is otherwise 1.
+fn known(i: usize, d: &DeclaredDim, symbols: &HashMap<String, (usize, String)>) -> Option<usize> {
+    match d {
+        DeclaredDim::Fixed(n) => Some(*n),
+        DeclaredDim::Symbol(s) => symbols.get(s).map(|(n, _)| *n),
+        DeclaredDim::Unknown => None,
+    }
+    .or((i == 0).then_some(1))
 }
 
 #[cfg(test)]

@@ -54,6 +54,10 @@ pub struct LoadOptions {
     /// symbolic dimensions other than the batch (`--input-shape`). A symbol
     /// fixed here also fixes it in the other inputs that declare it.
     pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// The shapes (`[N, d1, …]`) of the sample files given for the graph
+    /// inputs, in order: a dim the model leaves dynamic, and
+    /// `input_shapes` does not fix, takes its size in them.
+    pub sample_shapes: Vec<Vec<usize>>,
 }
 
 /// Load and convert an ONNX file to the float IR.
@@ -190,14 +194,20 @@ impl Builder {
                 "the graph has no (non-initializer) input".into(),
             ));
         }
-        let shapes = inputs::resolve(&real_inputs, &options.input_shapes)?;
-        for (input, shape) in real_inputs.into_iter().zip(shapes) {
+        let shapes = inputs::resolve(&real_inputs, &options.input_shapes, &options.sample_shapes)?;
+        for (input, resolved) in real_inputs.into_iter().zip(shapes) {
+            let shape = resolved.shape;
             shape::check_size(&shape).map_err(|e| {
                 ConvertError::InvalidModel(format!("input \"{}\": {e}", input.name))
             })?;
             let id = self.add_tensor(&input.name, shape, None);
             self.env.insert(input.name.clone(), Value::Act(id));
             self.graph.inputs.push(id);
+            if !resolved.from_samples.is_empty() {
+                self.graph
+                    .dims_from_samples
+                    .insert(id, resolved.from_samples);
+            }
         }
 
         // Where each name is produced, to tell "not yet" from "never".
