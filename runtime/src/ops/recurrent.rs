@@ -92,9 +92,9 @@ fn shared<'a>(
     let hidden = rd[1];
     cx.ensure(
         (1..=MAX_HIDDEN).contains(&hidden),
-        why!("hidden size not in 1..=128"),
+        why!("hidden size not in 1..=256"),
     )?;
-    // hidden ≤ 128 and gates ≤ 4: no overflow.
+    // hidden ≤ 256 and gates ≤ 4: no overflow.
     let rows = gates * hidden;
     cx.ensure(
         wd[0] == rows && rd[0] == rows,
