@@ -1,10 +1,11 @@
-//! Sample files: float32 `.npy` arrays stacked on the first axis, and label files.
+//! Sample files: float `.npy` arrays stacked on the first axis, and label files.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::ConvertError;
 
-/// `N` float32 samples of one model input, each of shape `[1, d1..dk]`.
+/// `N` float32 samples of one model input, each of shape `[1, d1..dk]`
+/// (read from float32, float64 or float16 files).
 #[derive(Clone, Debug)]
 pub struct Samples {
     /// Per-sample shape, batch dimension included (`[1, d1..dk]`).
@@ -31,21 +32,13 @@ impl Samples {
         input_shape: &[usize],
         input: &str,
     ) -> Result<Samples, ConvertError> {
-        let npy = open_npy(path, bytes)?;
-        let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-        let dtype = npy.dtype();
-        let data: Vec<f32> = match npy.into_vec::<f32>() {
-            Ok(v) => v,
-            Err(_) => {
-                return Err(ConvertError::BadSamples {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "expected float32 data, found {}; convert with `x.astype(np.float32)`",
-                        describe_dtype(&dtype)
-                    ),
-                })
-            }
-        };
+        // The CLI's reader: float64 and float16 as float32, Fortran order
+        // as C order, the same samples `medq run` reads.
+        let (shape, data) =
+            medq_cli::npy::decode_samples(bytes).map_err(|reason| ConvertError::BadSamples {
+                path: path.to_path_buf(),
+                reason,
+            })?;
         let want: Vec<usize> = input_shape.iter().skip(1).copied().collect();
         if shape.len() != input_shape.len() || shape[1..] != want[..] || shape[0] == 0 {
             return Err(ConvertError::BadSamples {
@@ -426,5 +419,62 @@ mod tests {
         assert_eq!(values(Every::of(&set, 1, 2)), [1.0, 3.0]);
         assert_eq!(values(Every::of(&set, 0, 1)), [0.0, 1.0, 2.0, 3.0, 4.0]);
         assert_eq!(Every::of(&set, 7, 2).count(), 0);
+    }
+
+    /// numpy's default float64, and Fortran order (`np.asfortranarray`, a
+    /// MATLAB export), give the samples of the float32 C-order file.
+    #[test]
+    fn float64_and_fortran_order_files_give_the_same_samples() {
+        use npyz::WriterBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let (n, c, l) = (4u64, 2u64, 3u64);
+        let value = |i: u64, ch: u64, p: u64| (100 * i + 10 * ch + p) as f32 / 8.0;
+        let write = |name: &str, order: npyz::Order, f64s: bool| {
+            let path = dir.path().join(name);
+            let mut values = Vec::new();
+            for k in 0..n * c * l {
+                let (i, ch, p) = match order {
+                    npyz::Order::C => (k / (c * l), k / l % c, k % l),
+                    npyz::Order::Fortran => (k % n, k / n % c, k / (n * c)),
+                };
+                values.push(value(i, ch, p));
+            }
+            let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            let shape = [n, c, l];
+            if f64s {
+                let opts = npyz::WriteOptions::<f64>::new().default_dtype();
+                let mut w = opts
+                    .order(order)
+                    .shape(&shape)
+                    .writer(file)
+                    .begin_nd()
+                    .unwrap();
+                w.extend(values.iter().map(|&v| f64::from(v))).unwrap();
+                w.finish().unwrap();
+            } else {
+                let opts = npyz::WriteOptions::<f32>::new().default_dtype();
+                let mut w = opts
+                    .order(order)
+                    .shape(&shape)
+                    .writer(file)
+                    .begin_nd()
+                    .unwrap();
+                w.extend(values).unwrap();
+                w.finish().unwrap();
+            }
+            path
+        };
+        let plain = Samples::load(&write("c.npy", npyz::Order::C, false), &[1, 2, 3]).unwrap();
+        assert_eq!(plain.sample(1)[..3], [12.5, 12.625, 12.75]);
+        for (name, order, f64s) in [
+            ("f.npy", npyz::Order::Fortran, false),
+            ("c64.npy", npyz::Order::C, true),
+            ("f64.npy", npyz::Order::Fortran, true),
+        ] {
+            let other = Samples::load(&write(name, order, f64s), &[1, 2, 3]).unwrap();
+            for i in 0..n as usize {
+                assert_eq!(other.sample(i), plain.sample(i), "{name}: sample {i}");
+            }
+        }
     }
 }

@@ -1,13 +1,15 @@
-//! The CLI's `.npy` readers (samples and labels), as `medq run` and the
-//! converter use them, on arbitrary files: an `Err` is fine, a panic or an
-//! allocation the file's header asks for without having the data is a bug.
+//! The CLI's `.npy` readers (samples and labels, streamed, and a whole
+//! file in memory), as `medq run` and the converter use them, on arbitrary
+//! files: an `Err` is fine, a panic or an allocation the file's header asks
+//! for without having the data is a bug.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medq_cli::npy::{LabelReader, SampleReader};
+use medq_cli::npy::{decode_samples, LabelReader, SampleReader};
 use medq_fuzz::scratch_file;
 
 fuzz_target!(|data: &[u8]| {
+    let _ = decode_samples(data);
     let Some(path) = scratch_file(data) else {
         return;
     };

@@ -134,10 +134,12 @@ pub fn from_proto(t: &TensorProto) -> Result<Const, String> {
                 t.int32_data.iter().map(|&x| x as u16).collect()
             };
             Data::F32(if dtype == DataType::Float16 {
-                bits.into_iter().map(f16_to_f32).collect()
+                bits.into_iter()
+                    .map(|b| half::f16::from_bits(b).to_f32())
+                    .collect()
             } else {
                 bits.into_iter()
-                    .map(|b| f32::from_bits(u32::from(b) << 16))
+                    .map(|b| half::bf16::from_bits(b).to_f32())
                     .collect()
             })
         }
@@ -237,37 +239,41 @@ fn le_words<const N: usize>(
     }))
 }
 
-/// IEEE 754 half to single precision (exact: every half is a float).
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let mant = u32::from(h & 0x3ff);
-    let bits = match (exp, mant) {
-        (0, 0) => sign,
-        // Subnormal half: value = mant · 2^-24, normal in f32.
-        (0, _) => {
-            let v = mant as f32 * f32::powi(2.0, -24);
-            return if sign != 0 { -v } else { v };
-        }
-        (0x1f, 0) => sign | 0x7f80_0000,
-        (0x1f, _) => sign | 0x7fc0_0000 | (mant << 13),
-        _ => sign | ((exp + 127 - 15) << 23) | (mant << 13),
-    };
-    f32::from_bits(bits)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// float16 and bfloat16 initializers, raw or one pattern per int32,
+    /// become their exact float32 values.
     #[test]
-    fn f16_values() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x8001), -(2f32.powi(-24)));
-        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
-        assert!(f16_to_f32(0x7e00).is_nan());
+    fn half_precision_initializers_become_float32() {
+        let halves: [(u16, f32); 4] = [
+            (0x3c00, 1.0),
+            (0xc000, -2.0),
+            (0x3555, 0.333_251_95),
+            (0x0001, 2f32.powi(-24)),
+        ];
+        let bf16s: [(u16, f32); 2] = [(0x3f80, 1.0), (0xc040, -3.0)];
+        for (dtype, cases) in [
+            (DataType::Float16, &halves[..]),
+            (DataType::Bfloat16, &bf16s[..]),
+        ] {
+            let want: Vec<f32> = cases.iter().map(|c| c.1).collect();
+            let raw = TensorProto {
+                dims: vec![cases.len() as i64],
+                data_type: dtype as i32,
+                raw_data: cases.iter().flat_map(|c| c.0.to_le_bytes()).collect(),
+                ..Default::default()
+            };
+            let words = TensorProto {
+                raw_data: Vec::new(),
+                int32_data: cases.iter().map(|c| i32::from(c.0)).collect(),
+                ..raw.clone()
+            };
+            for t in [raw, words] {
+                let c = from_proto(&t).unwrap();
+                assert_eq!(c.to_f32(), want, "{dtype:?}");
+            }
+        }
     }
 }

@@ -32,7 +32,7 @@ enum Command {
     /// A corrupted or invalid file is refused with a non-zero exit.
     #[command(after_help = "Example:\n  medq inspect ecg.mq")]
     Inspect { model: PathBuf },
-    /// Run float32 samples through the model and write its dequantized float32 outputs.
+    /// Run float samples (float32, float64 or float16) through the model and write its dequantized float32 outputs.
     ///
     /// Each input file holds samples stacked on the first axis: [N, d1..dk] for a model
     /// input [1, d1..dk]. Each output is written as [N, ...]: an output [1, d1..dk] as

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use npyz::{NpyHeader, Order, WriterBuilder};
 
-/// A float32 `.npy` of samples stacked on its first axis, read in chunks.
+/// A float `.npy` of samples stacked on its first axis, read in chunks as
+/// float32: float64 and float16 files become the float32 the model takes,
+/// as `x.astype(np.float32)` would make them ([`Element`]).
 ///
 /// C-order files are read sequentially; Fortran-order files (where one
 /// sample's values lie `N` items apart) are read one feature column of a
@@ -20,6 +22,7 @@ pub struct SampleReader {
     data_start: u64,
     shape: Vec<usize>,
     per_sample: usize,
+    element: Element,
     big_endian: bool,
     fortran: bool,
     next_sample: usize,
@@ -27,8 +30,8 @@ pub struct SampleReader {
 }
 
 impl SampleReader {
-    /// Opens `path` and checks its header: float32, at least one axis, and
-    /// as many data bytes as the shape says.
+    /// Opens `path` and checks its header: a float type, at least one axis,
+    /// and as many data bytes as the shape says.
     pub fn open(path: &Path) -> Result<SampleReader> {
         let mut raw =
             File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -36,13 +39,9 @@ impl SampleReader {
         let header = NpyHeader::from_reader(&mut raw)
             .with_context(|| format!("{} is not a .npy file", path.display()))?;
         let data_start = raw.stream_position()?;
-        let big_endian = match header.dtype().descr().trim_matches('\'') {
-            "<f4" => false,
-            ">f4" => true,
-            other => bail!(
-                "{}: expected float32 data (dtype '<f4'), got '{other}'",
-                path.display()
-            ),
+        let descr = header.dtype().descr();
+        let Some((element, big_endian)) = Element::of(&descr) else {
+            bail!("{}: {}", path.display(), not_float(&descr));
         };
         let shape: Vec<usize> = header.shape().iter().map(|&d| d as usize).collect();
         if shape.is_empty() {
@@ -52,7 +51,7 @@ impl SampleReader {
             );
         }
         let per_sample: usize = shape[1..].iter().product();
-        let needed = (header.len() as u128) * 4;
+        let needed = (header.len() as u128) * element.size() as u128;
         let have = u128::from(raw.metadata()?.len().saturating_sub(data_start));
         if have < needed {
             bail!(
@@ -66,6 +65,7 @@ impl SampleReader {
             data_start,
             shape,
             per_sample,
+            element,
             big_endian,
             fortran: header.order() == Order::Fortran && header.shape().len() > 1,
             next_sample: 0,
@@ -105,11 +105,11 @@ impl SampleReader {
         if self.fortran {
             self.read_fortran(rows, out)?;
         } else {
-            self.bytes.resize(out.len() * 4, 0);
+            self.bytes.resize(out.len() * self.element.size(), 0);
             self.file
                 .read_exact(&mut self.bytes)
                 .with_context(|| format!("cannot read {}", self.path.display()))?;
-            decode(&self.bytes, self.big_endian, out);
+            self.element.decode(&self.bytes, self.big_endian, out);
         }
         self.check_finite(out)?;
         self.next_sample += rows;
@@ -122,16 +122,18 @@ impl SampleReader {
     fn read_fortran(&mut self, rows: usize, out: &mut [f32]) -> Result<()> {
         let n = self.samples() as u64;
         let dims = self.shape[1..].to_vec();
+        let size = self.element.size() as u64;
         let mut column = vec![0f32; rows];
-        self.bytes.resize(rows * 4, 0);
+        self.bytes.resize(rows * self.element.size(), 0);
         // Unbuffered: each column is one seek and one read of `rows` items.
         let file = self.file.get_mut();
         for k in 0..self.per_sample {
             let item = n * column_major_index(&dims, k) as u64 + self.next_sample as u64;
-            file.seek(SeekFrom::Start(self.data_start + 4 * item))?;
+            file.seek(SeekFrom::Start(self.data_start + size * item))?;
             file.read_exact(&mut self.bytes)
                 .with_context(|| format!("cannot read {}", self.path.display()))?;
-            decode(&self.bytes, self.big_endian, &mut column);
+            self.element
+                .decode(&self.bytes, self.big_endian, &mut column);
             for (row, &v) in column.iter().enumerate() {
                 out[row * self.per_sample + k] = v;
             }
@@ -158,15 +160,99 @@ impl SampleReader {
     }
 }
 
-fn decode(bytes: &[u8], big_endian: bool, out: &mut [f32]) {
-    for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-        let b = [b[0], b[1], b[2], b[3]];
-        *v = if big_endian {
-            f32::from_be_bytes(b)
-        } else {
-            f32::from_le_bytes(b)
+/// The element types samples are read from. float32 is the model's own;
+/// numpy makes float64 by default, and float16 halves a data set's size:
+/// both become float32 as `x.astype(np.float32)` would, rounding to
+/// nearest (float16 exactly), which is what the float model runs on.
+/// Integer types are refused: whether `1000` is millivolts or ADC codes is
+/// the model's preprocessing to say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Element {
+    F32,
+    F64,
+    F16,
+}
+
+impl Element {
+    /// The element type and byte order (`true`: big-endian) of a `.npy`
+    /// dtype descriptor such as `'<f4'`.
+    pub fn of(descr: &str) -> Option<(Element, bool)> {
+        let descr = descr.trim_matches('\'');
+        let (big_endian, code) = match descr.split_at_checked(1)? {
+            ("<" | "=", code) => (false, code),
+            (">", code) => (true, code),
+            _ => return None,
         };
+        let element = match code {
+            "f4" => Element::F32,
+            "f8" => Element::F64,
+            "f2" => Element::F16,
+            _ => return None,
+        };
+        Some((element, big_endian))
     }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Element::F32 => 4,
+            Element::F64 => 8,
+            Element::F16 => 2,
+        }
+    }
+
+    /// `out.len()` elements of `bytes`, as float32.
+    pub fn decode(self, bytes: &[u8], big_endian: bool, out: &mut [f32]) {
+        fn each<const N: usize>(bytes: &[u8], out: &mut [f32], f: impl Fn([u8; N]) -> f32) {
+            for (v, b) in out.iter_mut().zip(bytes.as_chunks::<N>().0) {
+                *v = f(*b);
+            }
+        }
+        match (self, big_endian) {
+            (Element::F32, false) => each(bytes, out, f32::from_le_bytes),
+            (Element::F32, true) => each(bytes, out, f32::from_be_bytes),
+            (Element::F64, false) => each(bytes, out, |b| f64::from_le_bytes(b) as f32),
+            (Element::F64, true) => each(bytes, out, |b| f64::from_be_bytes(b) as f32),
+            (Element::F16, false) => each(bytes, out, |b| half::f16::from_le_bytes(b).to_f32()),
+            (Element::F16, true) => each(bytes, out, |b| half::f16::from_be_bytes(b).to_f32()),
+        }
+    }
+}
+
+/// The refusal of a dtype [`Element::of`] does not take.
+fn not_float(descr: &str) -> String {
+    format!(
+        "expected float data (float32, float64 or float16), got {descr}; \
+         convert with `x.astype(np.float32)`"
+    )
+}
+
+/// A whole `.npy` file's `bytes` as float32 values in C order (a
+/// Fortran-order file's transposed), with its shape: what
+/// [`SampleReader`] reads, for a file already in memory.
+pub fn decode_samples(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
+    check_header(bytes)?;
+    let mut reader = bytes;
+    let header =
+        NpyHeader::from_reader(&mut reader).map_err(|e| format!("not a .npy file: {e}"))?;
+    let descr = header.dtype().descr();
+    let (element, big_endian) = Element::of(&descr).ok_or_else(|| not_float(&descr))?;
+    let shape: Vec<usize> = header.shape().iter().map(|&d| d as usize).collect();
+    let count = usize::try_from(header.len()).map_err(|_| "too many values".to_string())?;
+    let data = count
+        .checked_mul(element.size())
+        .and_then(|n| reader.get(..n))
+        .ok_or_else(|| {
+            format!("truncated: its shape {shape:?} needs {count} values, it holds fewer")
+        })?;
+    let mut values = vec![0f32; count];
+    element.decode(data, big_endian, &mut values);
+    if header.order() == Order::Fortran && shape.len() > 1 {
+        values = (0..count)
+            .map(|k| values[column_major_index(&shape, k)])
+            .collect();
+    }
+    Ok((shape, values))
 }
 
 /// The multi-index of C-order flat index `k` in `dims`.
@@ -607,6 +693,63 @@ mod tests {
         }
     }
 
+    /// A `.npy` file of `descr` elements (`bytes` each, from `encode`)
+    /// written by hand: numpy's header, padded to 64 bytes.
+    fn raw_npy(descr: &str, shape: &[usize], fortran: bool, data: &[u8]) -> Vec<u8> {
+        let dims: Vec<String> = shape.iter().map(|d| format!("{d},")).collect();
+        let order = if fortran { "True" } else { "False" };
+        let mut dict = format!(
+            "{{'descr': '{descr}', 'fortran_order': {order}, 'shape': ({}), }}",
+            dims.concat()
+        );
+        while (10 + dict.len() + 1) % 64 != 0 {
+            dict.push(' ');
+        }
+        dict.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((dict.len() as u16).to_le_bytes());
+        bytes.extend(dict.as_bytes());
+        bytes.extend(data);
+        bytes
+    }
+
+    #[test]
+    fn float64_and_float16_files_read_as_float32_in_either_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (n, c) = (3usize, 2usize);
+        // Halves, exact in float16: sample i, feature f holds i − f / 2.
+        let value = |i: usize, f: usize| i as f32 - f as f32 / 2.0;
+        let c_order: Vec<f32> = (0..n * c).map(|k| value(k / c, k % c)).collect();
+        let f_order: Vec<f32> = (0..n * c).map(|k| value(k % n, k / n)).collect();
+        type Encode = fn(f32) -> Vec<u8>;
+        let kinds: [(&str, Encode); 5] = [
+            ("<f8", |v| f64::from(v).to_le_bytes().to_vec()),
+            (">f8", |v| f64::from(v).to_be_bytes().to_vec()),
+            ("<f2", |v| half::f16::from_f32(v).to_le_bytes().to_vec()),
+            (">f2", |v| half::f16::from_f32(v).to_be_bytes().to_vec()),
+            (">f4", |v| v.to_be_bytes().to_vec()),
+        ];
+        for (descr, encode) in kinds {
+            for (fortran, stored) in [(false, &c_order), (true, &f_order)] {
+                let data: Vec<u8> = stored.iter().flat_map(|&v| encode(v)).collect();
+                let bytes = raw_npy(descr, &[n, c], fortran, &data);
+                let path = dir.path().join("x.npy");
+                std::fs::write(&path, &bytes).unwrap();
+                for max in [1, 2, 3] {
+                    assert_eq!(read_all(&path, max).1, c_order, "{descr} {fortran} {max}");
+                }
+                assert_eq!(
+                    decode_samples(&bytes),
+                    Ok((vec![n, c], c_order.clone())),
+                    "{descr} {fortran}"
+                );
+            }
+        }
+        // A file cut short is refused, not read past its end.
+        let bytes = raw_npy("<f8", &[n, c], false, &[0; 40]);
+        assert!(decode_samples(&bytes).unwrap_err().contains("truncated"));
+    }
+
     #[test]
     fn non_finite_values_are_refused_naming_file_sample_and_position() {
         let dir = tempfile::tempdir().unwrap();
@@ -630,10 +773,10 @@ mod tests {
     #[test]
     fn refuses_other_dtypes_scalars_and_truncated_files() {
         let dir = tempfile::tempdir().unwrap();
-        let f64_path = dir.path().join("f64.npy");
-        npyz::to_file_1d(&f64_path, [1.0f64, 2.0, 3.0]).unwrap();
-        let err = SampleReader::open(&f64_path).err().unwrap().to_string();
-        assert!(err.contains("expected float32 data"), "{err}");
+        let i32_path = dir.path().join("i32.npy");
+        npyz::to_file_1d(&i32_path, [1i32, 2, 3]).unwrap();
+        let err = SampleReader::open(&i32_path).err().unwrap().to_string();
+        assert!(err.contains("expected float data"), "{err}");
 
         let scalar = dir.path().join("scalar.npy");
         write(&scalar, &[], Order::C, &[1.0]);
