@@ -295,36 +295,15 @@ fn wrong_file_count(paths: &[PathBuf], inputs: &[(String, Vec<usize>)], option: 
     )
 }
 
-/// Integer class labels, one per sample.
+/// Integer class labels, one per sample (the CLI's reader: any integer
+/// type, or whole numbers in a float array).
 pub fn load_labels(path: &Path, expected: usize) -> Result<Vec<usize>, ConvertError> {
     let bytes = read(path)?;
-    let npy = open_npy(path, &bytes)?;
-    let shape = npy.shape().to_vec();
-    let dtype = npy.dtype();
-    let values: Vec<i64> = match dtype_code(&dtype).as_deref() {
-        Some("i8") => npy.into_vec::<i64>().map_err(|e| bad_npy(path, e))?,
-        Some("i4") => npy
-            .into_vec::<i32>()
-            .map_err(|e| bad_npy(path, e))?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        Some("u1") => npy
-            .into_vec::<u8>()
-            .map_err(|e| bad_npy(path, e))?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        _ => {
-            return Err(ConvertError::BadSamples {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "labels must be int64, int32 or uint8 class indices, found {}",
-                    describe_dtype(&dtype)
-                ),
-            })
-        }
-    };
+    let (shape, values) =
+        medq_cli::npy::decode_labels(&bytes).map_err(|reason| ConvertError::BadSamples {
+            path: path.to_path_buf(),
+            reason,
+        })?;
     if shape.len() != 1 || values.len() != expected {
         return Err(ConvertError::BadSamples {
             path: path.to_path_buf(),
@@ -366,35 +345,6 @@ pub fn npy_shape(path: &Path) -> Option<Vec<usize>> {
         .iter()
         .map(|&d| usize::try_from(d).ok())
         .collect()
-}
-
-/// The `.npy` in `bytes`, its header checked first
-/// ([`medq_cli::npy::check_header`]: `npyz`'s parser can take hours on a
-/// crafted header).
-fn open_npy<'b>(path: &Path, bytes: &'b [u8]) -> Result<npyz::NpyFile<&'b [u8]>, ConvertError> {
-    medq_cli::npy::check_header(bytes).map_err(|e| bad_npy(path, e))?;
-    npyz::NpyFile::new(bytes).map_err(|e| bad_npy(path, e))
-}
-
-fn bad_npy(path: &Path, e: impl std::fmt::Display) -> ConvertError {
-    ConvertError::BadSamples {
-        path: path.to_path_buf(),
-        reason: format!("not a readable .npy file: {e}"),
-    }
-}
-
-fn dtype_code(d: &npyz::DType) -> Option<String> {
-    match d {
-        npyz::DType::Plain(ts) => Some(format!("{}{}", ts.type_char(), ts.size_field())),
-        _ => None,
-    }
-}
-
-fn describe_dtype(d: &npyz::DType) -> String {
-    match d {
-        npyz::DType::Plain(ts) => ts.to_string(),
-        other => format!("{other:?}"),
-    }
 }
 
 /// Lower-case hex SHA-256.

@@ -62,7 +62,7 @@ enum Command {
         /// Where to write each output, once per model output, in order.
         #[arg(long, value_name = "Y.npy", required = true)]
         output: Vec<PathBuf>,
-        /// Integer class labels (int64 or int32, one per sample): print the top-1
+        /// Integer class labels (any integer type, or whole numbers in a float array; one per sample): print the top-1
         /// accuracy of output 0. Checked before anything is written.
         #[arg(long, value_name = "LABELS.npy")]
         labels: Option<PathBuf>,

@@ -231,7 +231,7 @@ fn not_float(descr: &str) -> String {
 /// Fortran-order file's transposed), with its shape: what
 /// [`SampleReader`] reads, for a file already in memory.
 pub fn decode_samples(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
-    check_header(bytes)?;
+    check_header(bytes).map_err(|why| format!("not a .npy file medq reads: {why}"))?;
     let mut reader = bytes;
     let header =
         NpyHeader::from_reader(&mut reader).map_err(|e| format!("not a .npy file: {e}"))?;
@@ -350,10 +350,67 @@ fn check_header_text(path: &Path, file: &mut File) -> Result<()> {
     Ok(())
 }
 
-/// Integer class labels (int64 or int32 `.npy`), read in chunks.
+/// Class labels as `i64`, one per item of a `.npy` file.
+type Labels<'r> = Box<dyn Iterator<Item = std::io::Result<i64>> + Send + 'r>;
+
+/// The labels of `npy`: any integer type, or a float type holding whole
+/// numbers (the UCR archive's labels are floats: `1.0`, `2.0`, …), where a
+/// fraction is an error when it is read.
+fn labels_of<'r, R: Read + Send + 'r>(
+    npy: npyz::NpyFile<R>,
+) -> std::result::Result<Labels<'r>, String> {
+    fn whole(v: f64) -> std::io::Result<i64> {
+        // Exact for labels: every integer up to 2^53 is a float64.
+        match v.fract() == 0.0 && v.abs() < 9.0e15 {
+            true => Ok(v as i64),
+            false => Err(std::io::Error::other(format!(
+                "label {v} is not a whole class index"
+            ))),
+        }
+    }
+    macro_rules! try_as {
+        ($npy:expr, $t:ty, $to:expr) => {
+            match $npy.try_data::<$t>() {
+                Ok(r) => return Ok(Box::new(r.map(move |v| v.and_then($to)))),
+                Err(npy) => npy,
+            }
+        };
+    }
+    let npy = try_as!(npy, i64, Ok);
+    let npy = try_as!(npy, i32, |v| Ok(i64::from(v)));
+    let npy = try_as!(npy, i16, |v| Ok(i64::from(v)));
+    let npy = try_as!(npy, i8, |v| Ok(i64::from(v)));
+    let npy = try_as!(npy, u8, |v| Ok(i64::from(v)));
+    let npy = try_as!(npy, u16, |v| Ok(i64::from(v)));
+    let npy = try_as!(npy, u32, |v| Ok(i64::from(v)));
+    let npy = try_as!(npy, u64, |v: u64| i64::try_from(v).map_err(|_| {
+        std::io::Error::other(format!("label {v} is not a class index"))
+    }));
+    let npy = try_as!(npy, f64, whole);
+    let npy = try_as!(npy, f32, |v| whole(f64::from(v)));
+    Err(format!(
+        "expected integer class indices (or whole numbers in a float array), got {}",
+        npy.dtype().descr()
+    ))
+}
+
+/// A whole labels `.npy` file's `bytes`, with its shape: what
+/// [`LabelReader`] reads, for a file already in memory.
+pub fn decode_labels(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<i64>), String> {
+    check_header(bytes).map_err(|why| format!("not a .npy file medq reads: {why}"))?;
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("not a .npy file: {e}"))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let labels = labels_of(npy)?
+        .collect::<std::io::Result<Vec<i64>>>()
+        .map_err(|e| e.to_string())?;
+    Ok((shape, labels))
+}
+
+/// Integer class labels (any integer type, or whole numbers in a float
+/// array), read in chunks.
 pub struct LabelReader {
     path: PathBuf,
-    values: Box<dyn Iterator<Item = std::io::Result<i64>> + Send>,
+    values: Labels<'static>,
     len: usize,
 }
 
@@ -365,18 +422,7 @@ impl LabelReader {
         let npy = npyz::NpyFile::new(BufReader::new(file))
             .with_context(|| format!("{} is not a .npy file", path.display()))?;
         let len = npy.len() as usize;
-        let values: Box<dyn Iterator<Item = std::io::Result<i64>> + Send> =
-            match npy.try_data::<i64>() {
-                Ok(r) => Box::new(r),
-                Err(npy) => match npy.try_data::<i32>() {
-                    Ok(r) => Box::new(r.map(|v| v.map(i64::from))),
-                    Err(npy) => bail!(
-                        "{}: expected int64 or int32 class indices, got {}",
-                        path.display(),
-                        npy.dtype().descr()
-                    ),
-                },
-            };
+        let values = labels_of(npy).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
         Ok(LabelReader {
             path: path.to_path_buf(),
             values,
@@ -748,6 +794,46 @@ mod tests {
         // A file cut short is refused, not read past its end.
         let bytes = raw_npy("<f8", &[n, c], false, &[0; 40]);
         assert!(decode_samples(&bytes).unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn labels_of_any_integer_type_or_whole_floats_read_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let want = [0i64, 3, 1, 2];
+        type Encode = fn(i64) -> Vec<u8>;
+        let kinds: [(&str, Encode); 7] = [
+            ("<i8", |v| v.to_le_bytes().to_vec()),
+            ("<i2", |v| (v as i16).to_le_bytes().to_vec()),
+            ("|u1", |v| vec![v as u8]),
+            ("<u4", |v| (v as u32).to_le_bytes().to_vec()),
+            (">i4", |v| (v as i32).to_be_bytes().to_vec()),
+            ("<f8", |v| (v as f64).to_le_bytes().to_vec()),
+            ("<f4", |v| (v as f32).to_le_bytes().to_vec()),
+        ];
+        for (descr, encode) in kinds {
+            let data: Vec<u8> = want.iter().flat_map(|&v| encode(v)).collect();
+            let bytes = raw_npy(descr, &[want.len()], false, &data);
+            assert_eq!(
+                decode_labels(&bytes),
+                Ok((vec![4], want.to_vec())),
+                "{descr}"
+            );
+            let path = dir.path().join("y.npy");
+            std::fs::write(&path, &bytes).unwrap();
+            let mut r = LabelReader::open(&path).unwrap();
+            let mut got = Vec::new();
+            assert_eq!(r.read_chunk(10, &mut got).unwrap(), 4, "{descr}");
+            assert_eq!(got, want, "{descr}");
+        }
+        // A fraction is no class index; text is no label.
+        let half = raw_npy("<f8", &[1], false, &0.5f64.to_le_bytes());
+        assert!(decode_labels(&half)
+            .unwrap_err()
+            .contains("label 0.5 is not a whole"));
+        let text = raw_npy("<U1", &[1], false, &[b'a', 0, 0, 0]);
+        assert!(decode_labels(&text)
+            .unwrap_err()
+            .contains("expected integer class indices"));
     }
 
     #[test]

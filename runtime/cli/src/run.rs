@@ -590,7 +590,7 @@ pub fn read_npy_f32(path: &Path) -> Result<NpyF32> {
     })
 }
 
-/// Reads every label of an int64 or int32 `.npy`.
+/// Reads every label of a `.npy` ([`LabelReader`]).
 pub fn read_npy_labels(path: &Path) -> Result<Vec<i64>> {
     let mut r = LabelReader::open(path)?;
     let mut labels = Vec::new();

@@ -407,8 +407,10 @@ fn labels_are_checked_before_any_output_is_written() {
         "label -1 of sample 2",
     );
 
+    // Whole numbers in a float array are labels (the UCR archive's are);
+    // a fraction is not.
     let floats = d.join("floats.npy");
-    write_npy(&floats, &[20], Order::C, &[0.0; 20]);
+    write_npy(&floats, &[20], Order::C, &[0.5; 20]);
     refused(
         &medq(&[
             &"run",
@@ -420,7 +422,7 @@ fn labels_are_checked_before_any_output_is_written() {
             &"--labels",
             &floats,
         ]),
-        "expected int64 or int32 class indices",
+        "label 0.5 is not a whole class index",
     );
 
     let mut after = files_in(d);
