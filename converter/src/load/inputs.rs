@@ -252,15 +252,7 @@ fn fixed_shape(
     if dims.is_empty() {
         return Err(bad("it is a scalar; medq needs a [1, ...] input".into()));
     }
-    let hint = match samples {
-        Some(s) if s.len() != dims.len() => format!(
-            "; its samples, of shape {s:?}, do not have the model's {} dimensions \
-             (samples first, then the input's dimensions after the batch)",
-            dims.len()
-        ),
-        Some(_) => String::new(),
-        None => ", or pass samples for it with --calib: their shape fixes it".into(),
-    };
+    let given = samples;
     let samples = samples.filter(|s| s.len() == dims.len());
     let mut from_samples = Vec::new();
     let mut shape = Vec::with_capacity(dims.len());
@@ -291,6 +283,15 @@ fn fixed_shape(
                         None => d.placeholder(k),
                     })
                     .collect();
+                let hint = match given {
+                    Some(s) if s.len() != dims.len() => format!(
+                        "; its samples, of shape {s:?}, do not have the model's {} dimensions \
+                         (samples first, then the input's dimensions after the batch)",
+                        dims.len()
+                    ),
+                    Some(_) => String::new(),
+                    None => ", or pass samples for it with --calib: their shape fixes it".into(),
+                };
                 return Err(bad(format!(
                     "dimension {i} is dynamic ({}); fix it with --input-shape {name}={}, \
                      each <…> replaced by its size in your samples (only the batch may stay \
