@@ -390,27 +390,21 @@ mod tests {
                 values.push(value(i, ch, p));
             }
             let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-            let shape = [n, c, l];
-            if f64s {
-                let opts = npyz::WriteOptions::<f64>::new().default_dtype();
-                let mut w = opts
-                    .order(order)
-                    .shape(&shape)
-                    .writer(file)
-                    .begin_nd()
-                    .unwrap();
-                w.extend(values.iter().map(|&v| f64::from(v))).unwrap();
-                w.finish().unwrap();
-            } else {
-                let opts = npyz::WriteOptions::<f32>::new().default_dtype();
-                let mut w = opts
-                    .order(order)
-                    .shape(&shape)
-                    .writer(file)
-                    .begin_nd()
-                    .unwrap();
+            fn write_nd<T: npyz::AutoSerialize>(
+                file: impl std::io::Write,
+                (order, shape): (npyz::Order, &[u64]),
+                values: impl IntoIterator<Item = T>,
+            ) {
+                let opts = npyz::WriteOptions::<T>::new().default_dtype();
+                let w = opts.order(order).shape(shape).writer(file);
+                let mut w = w.begin_nd().unwrap();
                 w.extend(values).unwrap();
                 w.finish().unwrap();
+            }
+            let layout = (order, &[n, c, l][..]);
+            match f64s {
+                true => write_nd(file, layout, values.iter().map(|&v| f64::from(v))),
+                false => write_nd(file, layout, values),
             }
             path
         };

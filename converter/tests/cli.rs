@@ -29,6 +29,17 @@ fn converter() -> Command {
     Command::new(env!("CARGO_BIN_EXE_converter"))
 }
 
+/// Runs the converter with `args`, which must succeed; its standard output.
+fn converts(args: &[&str]) -> String {
+    let out = converter().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Convert the ECG model into `dir/<stem>.mq` with its calibration data and
 /// `extra` arguments; the file's path and the JSON report.
 fn convert_ecg(dir: &Path, stem: &str, extra: &[&str]) -> (PathBuf, serde_json::Value) {
@@ -431,22 +442,17 @@ fn input_shape_fixes_a_symbolic_dimension() {
     );
     let dir = tempfile::tempdir().unwrap();
     let (mq, json) = (dir.path().join("eeg.mq"), dir.path().join("eeg.json"));
-    let out = converter()
-        .args([&onnx, "--calib", &calib, "--input-shape", "eeg=1,4,128"])
-        .args([
-            "-o",
-            mq.to_str().unwrap(),
-            "--report",
-            json.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = converts(&[
+        &onnx,
+        "--calib",
+        &calib,
+        "--input-shape",
+        "eeg=1,4,128",
+        "-o",
+        mq.to_str().unwrap(),
+        "--report",
+        json.to_str().unwrap(),
+    ]);
     assert!(
         stdout.contains("input 0 eeg [1,4,128]: calibration"),
         "{stdout}"
@@ -457,16 +463,7 @@ fn input_shape_fixes_a_symbolic_dimension() {
     let file = medq_cli::open(&mq).unwrap();
     assert!(file.model().unwrap().golden().is_some());
     // Without the option, the calibration samples' shape fixes the time.
-    let out = converter()
-        .args([&onnx, "--calib", &calib, "-o", mq.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = converts(&[&onnx, "--calib", &calib, "-o", mq.to_str().unwrap()]);
     assert!(
         stdout.contains("input 0 eeg [1,4,128] (\"time\" = 128, from its samples): calibration"),
         "{stdout}"

@@ -980,29 +980,32 @@ fn input_shapes() {
     assert!(e.contains("batch size is 4"), "{e}");
 }
 
+/// Inputs `a` `[batch, 2, time]` and `b` `[batch, 3, time]`, concatenated.
+fn two_inputs_sharing_time() -> ModelBuilder {
+    ModelBuilder::new(13)
+        .input_dims(
+            "a",
+            &[Dim::Param("batch"), Dim::Fixed(2), Dim::Param("time")],
+        )
+        .input_dims(
+            "b",
+            &[Dim::Param("batch"), Dim::Fixed(3), Dim::Param("time")],
+        )
+        .node(
+            "cat",
+            "Concat",
+            &["a", "b"],
+            &["y"],
+            vec![attr_i("axis", 1)],
+        )
+        .output("y")
+}
+
 #[test]
 fn a_symbol_fixed_for_one_input_fixes_it_for_all() {
     // Two inputs share "time"; fixing it on one fixes the other, and the
     // shared batch symbol is 1 in both.
-    let b = || {
-        ModelBuilder::new(13)
-            .input_dims(
-                "a",
-                &[Dim::Param("batch"), Dim::Fixed(2), Dim::Param("time")],
-            )
-            .input_dims(
-                "b",
-                &[Dim::Param("batch"), Dim::Fixed(3), Dim::Param("time")],
-            )
-            .node(
-                "cat",
-                "Concat",
-                &["a", "b"],
-                &["y"],
-                vec![attr_i("axis", 1)],
-            )
-            .output("y")
-    };
+    let b = two_inputs_sharing_time;
     let opts = LoadOptions {
         input_shapes: vec![("b".into(), vec![1, 3, 50])],
         ..Default::default()
@@ -1072,23 +1075,7 @@ fn samples_fix_the_dims_no_option_fixes() {
 
 #[test]
 fn a_symbol_the_samples_fix_holds_for_the_later_inputs() {
-    let b = ModelBuilder::new(13)
-        .input_dims(
-            "a",
-            &[Dim::Param("batch"), Dim::Fixed(2), Dim::Param("time")],
-        )
-        .input_dims(
-            "b",
-            &[Dim::Param("batch"), Dim::Fixed(3), Dim::Param("time")],
-        )
-        .node(
-            "cat",
-            "Concat",
-            &["a", "b"],
-            &["y"],
-            vec![attr_i("axis", 1)],
-        )
-        .output("y");
+    let b = two_inputs_sharing_time();
     // The first input's samples fix "time" for both; the second one's
     // samples disagree and loading them will say so.
     let opts = LoadOptions {
