@@ -261,8 +261,14 @@ impl PrecisionReport {
 
 /// The verdict against the agreement bounds, with what to try when the
 /// model is outside them: `precision` is the `--precision` mode, if any,
-/// and `selected` whether `--select` samples were given.
-fn render_bounds(s: &mut String, e: &EvaluationReport, precision: Option<&str>, selected: bool) {
+/// `selected` whether `--select` samples were given, and `undeclared` the
+/// graph inputs without an `--input-range`.
+fn render_bounds(
+    s: &mut String,
+    e: &EvaluationReport,
+    (precision, selected): (Option<&str>, bool),
+    undeclared: &[&str],
+) {
     use crate::evaluate::{PROBABILITY_BOUND, SQNR_BOUND_DB, TOP1_CONFIDENT_SHARE, WITHIN_SHARE};
     let bounds = format!(
         "probabilities |Δp| ≤ {PROBABILITY_BOUND} on {}% of samples and confident top-1 on {}%, \
@@ -307,6 +313,21 @@ fn render_bounds(s: &mut String, e: &EvaluationReport, precision: Option<&str>, 
         }
     };
     let _ = writeln!(s, "  try: {hint}");
+    // A clipped input is lost to every layer, at any precision; the range
+    // a sensor can send is often known where the samples' is not.
+    for c in e
+        .clipped
+        .iter()
+        .filter(|c| undeclared.contains(&c.tensor.as_str()))
+    {
+        let _ = writeln!(
+            s,
+            "  try: input {0} is clipped (up to {1:.4} against [{2:.4}, {3:.4}]): if the range it \
+             can take is known (an ADC's full scale, a normalisation's bounds), declare it with \
+             --input-range {0}=LO,HI",
+            c.tensor, c.farthest, c.range.0, c.range.1
+        );
+    }
 }
 
 /// Where a model outside the bounds clipped: the tensors whose values went
@@ -572,7 +593,13 @@ impl Report {
             }
         }
         let mode = self.precision.as_ref().map(|p| p.mode.as_str());
-        render_bounds(&mut s, e, mode, self.selection.is_some());
+        let undeclared: Vec<&str> = self
+            .inputs
+            .iter()
+            .filter(|i| i.declared_range.is_none())
+            .map(|i| i.name.as_str())
+            .collect();
+        render_bounds(&mut s, e, (mode, self.selection.is_some()), &undeclared);
         render_attribution(&mut s, e, unpruned);
         if let Some(c) = &e.classes {
             let before: Vec<(&str, &str, &ClassMetrics)> = baselines

@@ -489,3 +489,23 @@ fn a_declared_input_range_sets_the_input_encoding() {
     );
     assert!(!out.exists());
 }
+
+/// A model outside the bounds whose input clipped held-out values is told
+/// it can declare that input's range; once declared, the hint goes (and
+/// lstm_stacked's input no longer clips).
+#[test]
+fn a_clipped_input_is_pointed_to_input_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(net("lstm_stacked.onnx"), dir.path().join("l.mq"));
+    opts.calib = vec![net("lstm_stacked_calib.npy")];
+    opts.eval = vec![net("lstm_stacked_test.npy")];
+    let report = convert(&opts).unwrap();
+    assert!(!report.evaluation.outside_bounds.is_empty());
+    assert!(report.evaluation.clipped.iter().any(|c| c.tensor == "x"));
+    let hint = "declare it with --input-range x=LO,HI";
+    assert!(report.render().contains(hint), "{}", report.render());
+    opts.input_ranges = vec![("x".into(), (-3.0, 3.0))];
+    let declared = convert(&opts).unwrap();
+    assert!(declared.evaluation.clipped.iter().all(|c| c.tensor != "x"));
+    assert!(!declared.render().contains(hint));
+}
