@@ -264,8 +264,8 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         input_shapes: opts.input_shapes.clone(),
         sample_shapes: sample_files
             .iter()
-            .map_while(|p| crate::samples::npy_shape(p))
-            .collect(),
+            .map(|p| crate::samples::npy_shape(p))
+            .collect::<Result<_, _>>()?,
     };
     let loaded = load_onnx_with(&opts.model, &load)?;
     let mut graph = loaded.graph;

@@ -328,22 +328,31 @@ fn read(path: &Path) -> Result<Vec<u8>, ConvertError> {
     })
 }
 
-/// The shape of the `.npy` file at `path`, read from its header alone, or
-/// `None` when it cannot be read (loading it later says why).
-pub fn npy_shape(path: &Path) -> Option<Vec<usize>> {
+/// The shape of the `.npy` file at `path`, read from its header alone
+/// (before the model is loaded, whose dynamic dims it may fix).
+pub fn npy_shape(path: &Path) -> Result<Vec<usize>, ConvertError> {
     use std::io::Read;
+    let io = |source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |reason: String| ConvertError::BadSamples {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut start = Vec::new();
     let limit = 12 + medq_cli::npy::MAX_HEADER_LEN as u64;
     std::fs::File::open(path)
-        .ok()?
+        .map_err(io)?
         .take(limit)
         .read_to_end(&mut start)
-        .ok()?;
-    medq_cli::npy::check_header(&start).ok()?;
-    let npy = npyz::NpyFile::new(&start[..]).ok()?;
+        .map_err(io)?;
+    medq_cli::npy::check_header(&start)
+        .map_err(|why| bad(format!("not a .npy file medq reads: {why}")))?;
+    let npy = npyz::NpyFile::new(&start[..]).map_err(|e| bad(format!("not a .npy file: {e}")))?;
     npy.shape()
         .iter()
-        .map(|&d| usize::try_from(d).ok())
+        .map(|&d| usize::try_from(d).map_err(|_| bad(format!("dimension {d} is too large"))))
         .collect()
 }
 

@@ -90,6 +90,10 @@ fn symbolic_time_needs_the_input_shape_or_samples_and_names_it() {
         &opts,
         "its samples, of shape [2, 512], do not have the model's 3 dimensions",
     );
+    // A sample file that cannot be read says so, not that the dim is dynamic.
+    opts.calib = vec![dir.path().join("missing.npy")];
+    let e = refused(&opts, "missing.npy");
+    assert!(matches!(e, ConvertError::Io { .. }), "{e}");
     opts.calib = vec![net("eeg_symbolic_calib.npy")];
     // A batch other than 1 is refused, whatever the model allows.
     opts.input_shapes = vec![("eeg".into(), vec![8, 4, 128])];
