@@ -25,6 +25,8 @@ mod x86 {
         work: u64,
         reference: Box<dyn FnMut()>,
         avx2: Box<dyn FnMut()>,
+        /// A convolution's geometry (for its int16 twin).
+        params: Option<ConvParams>,
     }
 
     /// A small deterministic byte generator.
@@ -135,6 +137,44 @@ mod x86 {
             work: (cout * out_h * out_w * k) as u64,
             reference: conv_call(p, o.clone(), conv_s8),
             avx2: conv_call(p, o, avx2),
+            params: Some(p),
+        }
+    }
+
+    /// The same convolution with int16 activations (TFLite's 16x8):
+    /// `conv_s16` against `conv_s16_avx2`, the kernels `--precision auto`
+    /// runs on every layer it raises.
+    fn conv_s16_job(rng: &mut Lcg, label: &str, job: &Job, p: ConvParams) -> Job {
+        let k = p.in_channels / p.groups * p.kernel_h * p.kernel_w;
+        let o = operands(rng, 0, p.out_channels * k, p.out_channels);
+        let x: Vec<i16> = (0..p.in_channels * p.in_h * p.in_w)
+            .map(|_| i16::from(rng.byte()) * 97)
+            .collect();
+        let p = ConvParams {
+            input_zero_point: 0,
+            output_zero_point: 0,
+            act_min: -32768,
+            act_max: 32767,
+            ..p
+        };
+        if let Err(why) = conv_s16_avx2_takes(&p) {
+            eprintln!("{label}: the int16 AVX2 kernel refuses it ({why})");
+        }
+        let call = |f: medq::kernels::select::ConvS16Fn<i16>| {
+            let (o, x) = (o.clone(), x.clone());
+            let mut y = vec![0i16; p.out_channels * p.out_h * p.out_w];
+            Box::new(move || {
+                f(&p, &x, &o.w, &o.bias, &o.mult, &o.shift, &mut y);
+                black_box(&mut y);
+            }) as Box<dyn FnMut()>
+        };
+        Job {
+            name: format!("conv16 {label}"),
+            unit: "G MAC/s",
+            work: job.work,
+            reference: call(conv_s16),
+            avx2: call(conv_s16_avx2),
+            params: Some(p),
         }
     }
 
@@ -163,6 +203,7 @@ mod x86 {
             work: (k * n) as u64,
             reference: call(fully_connected_s8),
             avx2: call(fully_connected_s8_avx2),
+            params: None,
         }
     }
 
@@ -199,6 +240,7 @@ mod x86 {
             work: (c * l) as u64,
             reference: call(max_pool_s8),
             avx2: call(max_pool_s8_avx2),
+            params: None,
         }
     }
 
@@ -254,6 +296,28 @@ mod x86 {
             0,
             1,
         ));
+        // Past the direct path's 640 channel-pair taps: the im2col GEMM.
+        jobs.push(conv_job(
+            r,
+            "288x12x12 3x3 p1 ->64",
+            (288, 12, 12),
+            64,
+            (3, 3),
+            1,
+            1,
+            1,
+        ));
+        // A 12-lead ECG ResNet's stride-2 block (k9 over 1000 samples).
+        jobs.push(conv_job(
+            r,
+            "64x1000 k9 s2 p4 ->96",
+            (64, 1, 1000),
+            96,
+            (1, 9),
+            2,
+            4,
+            1,
+        ));
         jobs.push(conv_job(
             r,
             "dw 64x25x5 3x3 p1",
@@ -264,6 +328,16 @@ mod x86 {
             1,
             64,
         ));
+        // Every convolution again with int16 activations.
+        let twins: Vec<Job> = jobs
+            .iter()
+            .filter_map(|job| {
+                let p = job.params?;
+                let label = job.name.trim_start_matches("conv ");
+                Some(conv_s16_job(r, label, job, p))
+            })
+            .collect();
+        jobs.extend(twins);
         for (k, n) in [
             (30, 2),
             (32, 5),
@@ -308,7 +382,8 @@ mod x86 {
             "{:<34} {:>9} {:>10} {:>10} {:>10} {:>10} {:>8}",
             "shape", "work", "ref µs", "avx2 µs", "ref", "avx2", "speedup"
         );
-        let (mut total_ref, mut total_avx2, mut conv_work) = (0.0, 0.0, 0u64);
+        // (reference s, AVX2 s, MACs) of the int8 and the int16 convolutions.
+        let mut totals = [(0.0, 0.0, 0u64); 2];
         for job in jobs.iter_mut() {
             let t_ref = seconds_per_call(&mut job.reference);
             let t_avx2 = seconds_per_call(&mut job.avx2);
@@ -324,17 +399,24 @@ mod x86 {
                 t_ref / t_avx2,
                 job.unit
             );
-            if job.name.starts_with("conv") {
-                total_ref += t_ref;
-                total_avx2 += t_avx2;
-                conv_work += job.work;
+            let kind = match job.name.split(' ').next() {
+                Some("conv") => totals.get_mut(0),
+                Some("conv16") => totals.get_mut(1),
+                _ => None,
+            };
+            if let Some(t) = kind {
+                t.0 += t_ref;
+                t.1 += t_avx2;
+                t.2 += job.work;
             }
         }
-        println!(
-            "all convolutions: {:.2} G MAC/s reference, {:.2} G MAC/s AVX2",
-            conv_work as f64 / total_ref / 1e9,
-            conv_work as f64 / total_avx2 / 1e9
-        );
+        for ((t_ref, t_avx2, work), kind) in totals.iter().zip(["int8", "int16"]) {
+            println!(
+                "all {kind} convolutions: {:.2} G MAC/s reference, {:.2} G MAC/s AVX2",
+                *work as f64 / t_ref / 1e9,
+                *work as f64 / t_avx2 / 1e9
+            );
+        }
     }
 
     fn bench_kernels(c: &mut Criterion) {

@@ -1108,3 +1108,140 @@ fn recurrent_refusals_name_the_reason() {
     };
     assert_eq!(gru_avx2_takes(&p), Err(expect));
 }
+
+// ---------------------------------------------------------------------------
+// Int16 activations: the three pairings of the int16 convolution against
+// their reference kernels, on the geometries above.
+
+/// An int16 activation: any, the rails, or (a third of the cases) all large
+/// and of one sign, so that a chunk's `i32` sums approach 2^31.
+#[cfg(feature = "int16-activations")]
+fn x16s(n: usize) -> impl Strategy<Value = Vec<i16>> {
+    let x = prop_oneof![4 => any::<i16>(), 1 => Just(i16::MIN), 1 => Just(i16::MAX)];
+    prop_oneof![
+        2 => vec(x, n),
+        1 => vec(Just(i16::MIN), n),
+        1 => vec(32000i16..=i16::MAX, n),
+    ]
+}
+
+/// An int16 output window.
+#[cfg(feature = "int16-activations")]
+fn act16() -> impl Strategy<Value = (i32, i32)> {
+    prop_oneof![
+        2 => Just((-32768, 32767)),
+        3 => (-32768i32..=32767, -32768i32..=32767).prop_map(|(a, b)| (a.min(b), a.max(b))),
+    ]
+}
+
+/// A convolution case with an int16 input of its size and an int16 output
+/// window; the weights include −128, the kernels' largest term.
+#[cfg(feature = "int16-activations")]
+fn with_s16(c: ConvCase) -> impl Strategy<Value = (ConvCase, Vec<i16>, (i32, i32))> {
+    let n = c.x.len();
+    (Just(c), x16s(n), act16())
+}
+
+/// Runs the three int16 pairings on the AVX2 kernels and the reference,
+/// after checking that the AVX2 kernels take every one of them.
+#[cfg(feature = "int16-activations")]
+fn check_s16_pairings(c: &ConvCase, x16: &[i16], act16: (i32, i32)) -> Result<(), TestCaseError> {
+    let n_out = c.p.out_channels * c.p.out_h * c.p.out_w;
+    let wide = |p: &ConvParams| ConvParams {
+        output_zero_point: 0,
+        act_min: act16.0,
+        act_max: act16.1,
+        ..*p
+    };
+    let symmetric_in = ConvParams {
+        input_zero_point: 0,
+        ..c.p
+    };
+    // i16 -> i16
+    let p = wide(&symmetric_in);
+    prop_assert_eq!(conv_s16_avx2_takes(&p), Ok(()));
+    let run16 = |f: select::ConvS16Fn<i16>| {
+        let mut y = vec![0x5A5Ai16; n_out];
+        f(&p, x16, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        y
+    };
+    prop_assert_eq!(run16(conv_s16_avx2), run16(conv_s16));
+    // i16 -> i8
+    let p = symmetric_in;
+    let run8 = |f: select::ConvS16Fn<i8>| {
+        let mut y = vec![0x55u8 as i8; n_out];
+        f(&p, x16, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        y
+    };
+    prop_assert_eq!(run8(conv_s16_s8_avx2), run8(conv_s16_s8));
+    // i8 (less its zero point) -> i16
+    let p = wide(&c.p);
+    prop_assert_eq!(conv_s16_avx2_takes(&p), Ok(()));
+    let run = |f: select::ConvS8S16Fn| {
+        let mut y = vec![0x5A5Ai16; n_out];
+        f(&p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        y
+    };
+    prop_assert_eq!(run(conv_s8_s16_avx2), run(conv_s8_s16));
+    Ok(())
+}
+
+#[cfg(feature = "int16-activations")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn conv_s16_matches_reference((c, x16, act) in conv_case().prop_flat_map(with_s16)) {
+        if !have_avx2() { return Ok(()); }
+        check_s16_pairings(&c, &x16, act)?;
+    }
+
+    #[test]
+    fn single_channel_conv_s16_matches_reference(
+        (c, x16, act) in single_channel_case().prop_flat_map(with_s16),
+    ) {
+        if !have_avx2() { return Ok(()); }
+        check_s16_pairings(&c, &x16, act)?;
+    }
+
+    #[test]
+    fn depthwise_conv_s16_matches_reference(
+        (c, x16, act) in depthwise_case().prop_flat_map(with_s16),
+    ) {
+        if !have_avx2() { return Ok(()); }
+        check_s16_pairings(&c, &x16, act)?;
+    }
+}
+
+// Reductions past one 510-tap chunk, and more than 64 output channels (two
+// passes over a tile).
+#[cfg(feature = "int16-activations")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn chunked_reduction_conv_s16_matches_reference(
+        cin in 50usize..=130,
+        cout in 60usize..=70,
+        w in 3usize..=30,
+        stride in 1usize..=2,
+        izp in zp(),
+        seed in any::<u64>(),
+        rails in any::<bool>(),
+    ) {
+        if !have_avx2() { return Ok(()); }
+        // 1-D k9 (as an ECG ResNet's): 450..1170 taps per output.
+        let wa = (w, 9, stride, 1, 4, (w + 8 - 9) / stride + 1);
+        let p = conv_params(FLAT, wa, cin, cout, 1, izp, 0, (-32768, 32767));
+        let mut c = seeded_conv_case(p, seed);
+        if rails {
+            // Every term +2^22: a full chunk's sums reach 510 · 2^22.
+            c.w.fill(-128);
+        }
+        let mut rng = Lcg(seed ^ 0x5EED);
+        let x16: Vec<i16> = (0..c.x.len())
+            .map(|_| if rails { i16::MIN } else { i16::from(rng.byte()) * 251 })
+            .collect();
+        check_s16_pairings(&c, &x16, (-32768, 32767))?;
+    }
+}

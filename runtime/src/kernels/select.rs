@@ -204,6 +204,12 @@ pub const CONV_S16: &[Candidate<ConvParams, ConvS16Fn<i16>>] = &[
         takes: super::cortex_m::conv_s16_dsp_takes,
         run: super::cortex_m::conv_s16_dsp,
     },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "conv_s16_avx2",
+        takes: super::x86_64::conv_s16_avx2_takes,
+        run: super::x86_64::conv_s16_avx2,
+    },
 ];
 
 /// Convolution candidates for an int16 input and an int8 output.
@@ -214,6 +220,12 @@ pub const CONV_S16_S8: &[Candidate<ConvParams, ConvS16Fn<i8>>] = &[
         name: "conv_s16_s8_dsp",
         takes: super::cortex_m::conv_s16_dsp_takes,
         run: super::cortex_m::conv_s16_s8_dsp,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "conv_s16_s8_avx2",
+        takes: super::x86_64::conv_s16_avx2_takes,
+        run: super::x86_64::conv_s16_s8_avx2,
     },
 ];
 
@@ -230,6 +242,12 @@ pub const CONV_S8_S16: &[Candidate<ConvParams, ConvS8S16Fn>] = &[
         name: "conv_s8_s16_dsp",
         takes: super::cortex_m::conv_s16_dsp_takes,
         run: super::cortex_m::conv_s8_s16_dsp,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "conv_s8_s16_avx2",
+        takes: super::x86_64::conv_s16_avx2_takes,
+        run: super::x86_64::conv_s8_s16_avx2,
     },
 ];
 

@@ -26,21 +26,21 @@ use crate::kernels::reference::{self, act_ok, axis_ok};
 use crate::kernels::ConvParams;
 
 /// Output channels per register tile.
-const MR: usize = 4;
+pub(super) const MR: usize = 4;
 /// Vectors of 8 positions per register tile.
 const NR: usize = 3;
 /// Output positions per tile.
-const TILE: usize = 8 * NR;
+pub(super) const TILE: usize = 8 * NR;
 /// Taps per reduction chunk (even).
 const KC: usize = 512;
-const KC_PAIRS: usize = KC / 2;
+pub(super) const KC_PAIRS: usize = KC / 2;
 /// Output channels per pass when the reduction is chunked (their partial
 /// sums wait in a buffer between chunks).
-const OC_CHUNK: usize = 64;
+pub(super) const OC_CHUNK: usize = 64;
 /// A gathered tap row: the tile plus room for a 16-lane store at its end.
-const ROW_LEN: usize = TILE + 16;
+pub(super) const ROW_LEN: usize = TILE + 16;
 /// A widened weight row chunk, with the same room.
-const W_ROW: usize = KC + 16;
+pub(super) const W_ROW: usize = KC + 16;
 
 /// Stack taken by [`conv_s8_avx2`]'s buffers (the sliding path's are smaller).
 pub(super) const SCRATCH_BYTES: usize =
@@ -115,8 +115,8 @@ pub fn conv_avx2_takes(p: &ConvParams) -> Result<(), &'static str> {
 
 /// The read-only operands of a convolution.
 #[derive(Clone, Copy)]
-pub(super) struct Operands<'a> {
-    pub input: &'a [i8],
+pub(super) struct Operands<'a, X = i8> {
+    pub input: &'a [X],
     pub weights: &'a [i8],
     pub bias: &'a [i32],
     pub multiplier: &'a [i32],
@@ -166,20 +166,34 @@ pub(super) fn conv_args_ok(p: &ConvParams, ops: &Operands<'_>, output: &[i8]) ->
 }
 
 /// Sizes of one group's GEMM.
-struct Gemm {
-    cin_g: usize,
-    cout_g: usize,
-    in_plane: usize,
-    out_plane: usize,
+pub(super) struct Gemm {
+    pub cin_g: usize,
+    pub cout_g: usize,
+    pub in_plane: usize,
+    pub out_plane: usize,
     /// Reduction length `cin_g · kH · kW`.
-    k: usize,
-    zp: i32,
+    pub k: usize,
+    pub zp: i32,
+}
+
+impl Gemm {
+    pub(super) fn new(p: &ConvParams) -> Gemm {
+        let cin_g = p.in_channels / p.groups.max(1);
+        Gemm {
+            cin_g,
+            cout_g: p.out_channels / p.groups.max(1),
+            in_plane: p.in_h * p.in_w,
+            out_plane: p.out_h * p.out_w,
+            k: cin_g * p.kernel_h * p.kernel_w,
+            zp: p.input_zero_point,
+        }
+    }
 }
 
 /// One run of a tile: `len` positions of output row `oy` from column `ox`,
 /// at offset `at` of the tile.
 #[derive(Clone, Copy, Default)]
-struct Run {
+pub(super) struct Run {
     oy: usize,
     ox: usize,
     len: usize,
@@ -187,29 +201,21 @@ struct Run {
 }
 
 /// The scratch buffers of one call.
-struct Scratch<'a> {
+pub(super) struct Scratch<'a> {
     /// `[pair j][position]` → `(x[2j] − zp) | (x[2j+1] − zp) << 16`.
-    packed: &'a mut [i32],
+    pub packed: &'a mut [i32],
     /// Partial sums between reduction chunks, `[channel][position]`.
-    partial: &'a mut [i32],
+    pub partial: &'a mut [i32],
     /// `MR` widened weight rows of `W_ROW` lanes.
-    wide: &'a mut [i16],
-    row_a: [i16; ROW_LEN],
-    row_b: [i16; ROW_LEN],
+    pub wide: &'a mut [i16],
+    pub row_a: [i16; ROW_LEN],
+    pub row_b: [i16; ROW_LEN],
 }
 
 /// The tiled GEMM, group by group. Preconditions hold; `output` is not empty.
 #[target_feature(enable = "avx2")]
 fn conv_gemm(p: &ConvParams, ops: &Operands<'_>, output: &mut [i8]) {
-    let cin_g = p.in_channels / p.groups;
-    let g = Gemm {
-        cin_g,
-        cout_g: p.out_channels / p.groups,
-        in_plane: p.in_h * p.in_w,
-        out_plane: p.out_h * p.out_w,
-        k: cin_g * p.kernel_h * p.kernel_w,
-        zp: p.input_zero_point,
-    };
+    let g = Gemm::new(p);
     let chunks = g.k.div_ceil(KC);
     let mut packed_buf = MaybeUninit::<[i32; KC_PAIRS * TILE]>::uninit();
     let mut partial_buf = MaybeUninit::<[i32; OC_CHUNK * TILE]>::uninit();
@@ -367,7 +373,7 @@ fn block<const N: usize>(
 /// over `pairs` pairs.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn micro<const N: usize>(
+pub(super) fn micro<const N: usize>(
     packed: &[i32],
     wide: &[i16],
     pairs: usize,
@@ -399,7 +405,7 @@ fn micro<const N: usize>(
 
 /// Splits positions `pos..pos + len` of the output plane into runs along
 /// output rows; returns how many.
-fn tile_runs(pos: usize, len: usize, out_w: usize, runs: &mut [Run; TILE]) -> usize {
+pub(super) fn tile_runs(pos: usize, len: usize, out_w: usize, runs: &mut [Run; TILE]) -> usize {
     let mut n = 0;
     let mut at = 0;
     while at < len && n < TILE && out_w > 0 {
@@ -420,10 +426,10 @@ fn tile_runs(pos: usize, len: usize, out_w: usize, runs: &mut [Run; TILE]) -> us
 
 /// Gathers taps `k0..k0 + kc` of the tile into `s.packed` as pairs.
 #[target_feature(enable = "avx2")]
-fn pack_tile(
+pub(super) fn pack_tile<X: GatherLane>(
     p: &ConvParams,
     g: &Gemm,
-    input: &[i8],
+    input: &[X],
     runs: &[Run],
     k0: usize,
     kc: usize,
@@ -504,10 +510,10 @@ impl Tap {
 /// `row[at + i] = x[ic, iy, ix] − zp` (0 in the padding) for tap `t` at
 /// every position of every run.
 #[target_feature(enable = "avx2")]
-fn fill_tap_row(
+fn fill_tap_row<X: GatherLane>(
     p: &ConvParams,
     g: &Gemm,
-    input: &[i8],
+    input: &[X],
     runs: &[Run],
     t: Tap,
     row: &mut [i16; ROW_LEN],
@@ -528,7 +534,9 @@ fn fill_tap_row(
             let ix = (run.ox + a) * p.stride_w + t.kx * p.dilation_w - p.pad_left;
             let start = t.ic * g.in_plane + (iy_padded - p.pad_top) * p.in_w + ix;
             let src = input.get(start..).unwrap_or(&[]);
-            widen_run(src, p.stride_w, g.zp, row, run.at + a, b - a);
+            // SAFETY: this function runs only where AVX2 is (its own
+            // `target_feature`, which its callers checked).
+            unsafe { X::widen_run(src, p.stride_w, g.zp, row, run.at + a, b - a) };
         }
         // After the widening, which may have written past `b`.
         let tail = row.get_mut(run.at + b..run.at + run.len).unwrap_or(&mut []);
@@ -555,31 +563,84 @@ fn valid_span(p: &ConvParams, off: usize, ox0: usize, len: usize) -> (usize, usi
     (a, b.max(a))
 }
 
-/// `row[at + i] = src[i · stride] − zp` for `i < n`; 16 at a time when the
-/// stride is 1 and the bytes are there (lanes past `at + n` may be written,
-/// the later runs or the tile's end overwrite or ignore them).
-#[target_feature(enable = "avx2")]
-fn widen_run(src: &[i8], stride: usize, zp: i32, row: &mut [i16; ROW_LEN], at: usize, n: usize) {
-    let mut i = 0;
-    if stride == 1 {
-        let zp16 = _mm256_set1_epi16(zp as i16);
-        while i < n {
-            let (Some(s16), Some(d16)) = (src.get(i..i + 16), row.get_mut(at + i..at + i + 16))
-            else {
-                break;
-            };
-            // SAFETY: `s16` has 16 bytes to load, `d16` 16 `i16` to store.
-            unsafe {
-                let v = _mm256_cvtepi8_epi16(_mm_loadu_si128(s16.as_ptr().cast()));
-                _mm256_storeu_si256(d16.as_mut_ptr().cast(), _mm256_sub_epi16(v, zp16));
+/// An input lane the GEMM gathers as `i16` `x − zp`: `i8`, less a zero
+/// point that `conv_avx2_takes` holds in `i8`, or `i16` (zero point 0), so
+/// the difference fits `i16` either way.
+pub(super) trait GatherLane: Copy + Into<i32> {
+    /// `row[at + i] = src[i · stride] − zp` for `i < n`; lanes past `at + n`
+    /// may be written too (the later runs or the tile's end overwrite or
+    /// ignore them).
+    ///
+    /// # Safety
+    /// The CPU runs AVX2.
+    unsafe fn widen_run(
+        src: &[Self],
+        stride: usize,
+        zp: i32,
+        row: &mut [i16; ROW_LEN],
+        at: usize,
+        n: usize,
+    );
+}
+
+impl GatherLane for i8 {
+    /// 16 at a time when the stride is 1 and the bytes are there.
+    #[target_feature(enable = "avx2")]
+    unsafe fn widen_run(
+        src: &[i8],
+        stride: usize,
+        zp: i32,
+        row: &mut [i16; ROW_LEN],
+        at: usize,
+        n: usize,
+    ) {
+        let mut i = 0;
+        if stride == 1 {
+            let zp16 = _mm256_set1_epi16(zp as i16);
+            while i < n {
+                let (Some(s16), Some(d16)) = (src.get(i..i + 16), row.get_mut(at + i..at + i + 16))
+                else {
+                    break;
+                };
+                // SAFETY: `s16` has 16 bytes to load, `d16` 16 `i16` to store.
+                unsafe {
+                    let v = _mm256_cvtepi8_epi16(_mm_loadu_si128(s16.as_ptr().cast()));
+                    _mm256_storeu_si256(d16.as_mut_ptr().cast(), _mm256_sub_epi16(v, zp16));
+                }
+                i += 16;
             }
-            i += 16;
+        }
+        let dst = row.get_mut(at..at + n).unwrap_or(&mut []);
+        for (j, d) in dst.iter_mut().enumerate().skip(i) {
+            let x = src.get(j * stride).copied().unwrap_or(0);
+            *d = (i32::from(x) - zp) as i16;
         }
     }
-    let dst = row.get_mut(at..at + n).unwrap_or(&mut []);
-    for (j, d) in dst.iter_mut().enumerate().skip(i) {
-        let x = src.get(j * stride).copied().unwrap_or(0);
-        *d = (i32::from(x) - zp) as i16;
+}
+
+impl GatherLane for i16 {
+    /// A copy (the zero point is 0), which the compiler vectorizes when the
+    /// stride is 1.
+    #[target_feature(enable = "avx2")]
+    unsafe fn widen_run(
+        src: &[i16],
+        stride: usize,
+        zp: i32,
+        row: &mut [i16; ROW_LEN],
+        at: usize,
+        n: usize,
+    ) {
+        let dst = row.get_mut(at..at + n).unwrap_or(&mut []);
+        let widen = |x: i16| (i32::from(x) - zp) as i16;
+        if stride == 1 {
+            for (d, &x) in dst.iter_mut().zip(src) {
+                *d = widen(x);
+            }
+        } else {
+            for (d, &x) in dst.iter_mut().zip(src.iter().step_by(stride)) {
+                *d = widen(x);
+            }
+        }
     }
 }
 
@@ -587,7 +648,7 @@ fn widen_run(src: &[i8], stride: usize, zp: i32, row: &mut [i16; ROW_LEN], at: u
 /// into the `MR` rows of `wide`; missing rows and the odd lane past `kc`
 /// are 0.
 #[target_feature(enable = "avx2")]
-fn widen_weights(
+pub(super) fn widen_weights(
     weights: &[i8],
     k: usize,
     oc0: usize,

@@ -25,6 +25,10 @@
 //! - Both widen whole bands of padded rows (module `band`) and compute over them
 //!   flat, across output rows when the H stride is 1, so narrow planes
 //!   (25×5) do not waste a vector per row.
+//! - [`conv_s16_avx2`], [`conv_s16_s8_avx2`], [`conv_s8_s16_avx2`] (feature
+//!   `int16-activations`): int16 activations on the im2col GEMM of
+//!   [`conv_s8_avx2`], its `i32` sums added into `i64` totals every 510 taps
+//!   (module `conv_s16`).
 //! - [`fully_connected_s8_avx2`]: 8 weight rows against one input row at a
 //!   time, the reduction in chunks of 16.
 //! - [`max_pool_s8_avx2`], [`avg_pool_s8_avx2`], [`add_s8_avx2`],
@@ -44,6 +48,8 @@
 
 mod band;
 mod conv;
+#[cfg(feature = "int16-activations")]
+mod conv_s16;
 mod depthwise;
 mod direct;
 mod elementwise;
@@ -55,6 +61,8 @@ mod vnni;
 mod widen;
 
 pub use conv::{conv_avx2_takes, conv_s8_avx2};
+#[cfg(feature = "int16-activations")]
+pub use conv_s16::{conv_s16_avx2, conv_s16_avx2_takes, conv_s16_s8_avx2, conv_s8_s16_avx2};
 pub use depthwise::{depthwise_conv_avx2_takes, depthwise_conv_s8_avx2};
 pub use elementwise::{add_avx2_takes, add_s8_avx2, mul_avx2_takes, mul_s8_avx2};
 pub use fully_connected::{fully_connected_avx2_takes, fully_connected_s8_avx2};

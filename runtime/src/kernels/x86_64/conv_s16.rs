@@ -1,0 +1,256 @@
+//! The int16-activation convolutions (TFLite's 16x8 scheme) on AVX2:
+//! [`conv_s16_avx2`], [`conv_s16_s8_avx2`] and [`conv_s8_s16_avx2`], bit for
+//! bit the reference kernels `conv_s16`, `conv_s16_s8` and `conv_s8_s16`.
+//!
+//! They run the int8 GEMM of module `conv`: a tile of output positions
+//! gathered (im2col) as `i16` pairs, one `vpmaddwd` per pair of taps and 8
+//! positions against a broadcast weight pair, in a register tile of
+//! [`MR`] channels × 24 positions. What differs is the width of the sums.
+//! A pair of `(x − zp) · w` terms is at most 2^23 in magnitude (`|x| ≤
+//! 2^15`, `|w| ≤ 2^7`), so a chunk of [`KC_S16`] taps (255 pairs, below
+//! 2^31) is exact in `i32`; each chunk's sums are added into `i64` totals
+//! that start at the bias, and the reference's `requantize_to_lane` rounds
+//! the totals. Every sum is exact, so the order of the additions does not
+//! change the result.
+//!
+//! The int16 weights (16x16) stay on the reference kernels: one pair of
+//! their terms can reach 2^31.
+
+use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
+
+use super::conv::{
+    micro, pack_tile, tile_runs, widen_weights, zeroed_prefix, GatherLane, Gemm, Operands, Run,
+    Scratch, KC_PAIRS, MR, OC_CHUNK, ROW_LEN, TILE, W_ROW,
+};
+use super::need_avx2;
+use crate::kernels::reference::{self, conv_lanes_call_ok, requantize_to_lane, Lane};
+use crate::kernels::ConvParams;
+
+/// Taps per reduction chunk: 255 pairs, each below 2^23 in magnitude, sum
+/// to less than 2^31.
+const KC_S16: usize = 510;
+const _: () = assert!(KC_S16 / 2 <= KC_PAIRS && KC_S16.is_multiple_of(2));
+
+/// [`reference::conv_s16`] (int16 input and output), bit for bit, on AVX2.
+///
+/// Same arguments, layout and preconditions; 1-D and 2-D, any stride,
+/// dilation, padding and groups. Calls the reference kernel instead (which
+/// returns early on a failed precondition) when AVX2 is missing or a
+/// precondition fails.
+pub fn conv_s16_avx2(
+    p: &ConvParams,
+    input: &[i16],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    let ops = Operands {
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+    };
+    if !run(p, &ops, output) {
+        reference::conv_s16(p, input, weights, bias, multiplier, shift, output);
+    }
+}
+
+/// [`reference::conv_s16_s8`] (an int16 input, an int8 output), bit for
+/// bit, on AVX2; the same fallback as [`conv_s16_avx2`].
+pub fn conv_s16_s8_avx2(
+    p: &ConvParams,
+    input: &[i16],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    let ops = Operands {
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+    };
+    if !run(p, &ops, output) {
+        reference::conv_s16_s8(p, input, weights, bias, multiplier, shift, output);
+    }
+}
+
+/// [`reference::conv_s8_s16`] (an int8 input less its zero point, an int16
+/// output: the first layer of an int16 run), bit for bit, on AVX2; the same
+/// fallback as [`conv_s16_avx2`].
+pub fn conv_s8_s16_avx2(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    let ops = Operands {
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+    };
+    if !run(p, &ops, output) {
+        reference::conv_s8_s16(p, input, weights, bias, multiplier, shift, output);
+    }
+}
+
+/// `Ok` when the int16 AVX2 convolutions run `p` themselves: AVX2 is
+/// available, the input zero point is in `i8` (0 for an int16 input, which
+/// the preconditions require), and the reduction is not empty.
+pub fn conv_s16_avx2_takes(p: &ConvParams) -> Result<(), &'static str> {
+    need_avx2()?;
+    if !(-128..=127).contains(&p.input_zero_point) {
+        return Err("input zero point outside i8");
+    }
+    if p.in_channels == 0 || p.kernel_h == 0 || p.kernel_w == 0 {
+        return Err("empty reduction");
+    }
+    Ok(())
+}
+
+/// Runs the GEMM when the kernel takes `p` and the reference's
+/// preconditions hold; `false` leaves the call to the reference.
+fn run<X: Lane + GatherLane, Y: Lane>(
+    p: &ConvParams,
+    ops: &Operands<'_, X>,
+    output: &mut [Y],
+) -> bool {
+    let args = (ops.bias, ops.multiplier, ops.shift);
+    let ok = conv_s16_avx2_takes(p).is_ok()
+        && conv_lanes_call_ok::<X, Y>(p, ops.input.len(), ops.weights.len(), args, output.len());
+    if ok {
+        // SAFETY: `conv_s16_avx2_takes` checked that the CPU runs AVX2.
+        unsafe { conv_gemm(p, ops, output) };
+    }
+    ok
+}
+
+/// The tiled GEMM, group by group. Preconditions hold; `output` is not empty.
+#[target_feature(enable = "avx2")]
+fn conv_gemm<X: Lane + GatherLane, Y: Lane>(
+    p: &ConvParams,
+    ops: &Operands<'_, X>,
+    output: &mut [Y],
+) {
+    let g = Gemm::new(p);
+    let mut packed_buf = MaybeUninit::<[i32; KC_PAIRS * TILE]>::uninit();
+    let mut wide_buf = MaybeUninit::<[i16; MR * W_ROW]>::uninit();
+    let mut totals = [0i64; OC_CHUNK * TILE];
+    let mut s = Scratch {
+        packed: zeroed_prefix(&mut packed_buf, g.k.min(KC_S16).div_ceil(2) * TILE),
+        partial: &mut [],
+        wide: zeroed_prefix(&mut wide_buf, MR * W_ROW),
+        row_a: [0; ROW_LEN],
+        row_b: [0; ROW_LEN],
+    };
+    let per_group = output.chunks_exact_mut(g.cout_g * g.out_plane).enumerate();
+    for (grp, out_group) in per_group {
+        let oc_range = grp * g.cout_g..(grp + 1) * g.cout_g;
+        let group_ops = Operands {
+            input: ops.input.get(grp * g.cin_g * g.in_plane..).unwrap_or(&[]),
+            weights: ops.weights.get(oc_range.start * g.k..).unwrap_or(&[]),
+            bias: ops.bias.get(oc_range.clone()).unwrap_or(&[]),
+            multiplier: ops.multiplier.get(oc_range.clone()).unwrap_or(&[]),
+            shift: ops.shift.get(oc_range).unwrap_or(&[]),
+        };
+        let mut pos = 0;
+        while pos < g.out_plane {
+            let len = (g.out_plane - pos).min(TILE);
+            let tile = Tile { pos, len };
+            gemm_tile(p, &g, &group_ops, &mut s, &mut totals, tile, out_group);
+            pos += len;
+        }
+    }
+}
+
+/// Output positions `pos..pos + len` of the plane.
+#[derive(Clone, Copy)]
+struct Tile {
+    pos: usize,
+    len: usize,
+}
+
+/// All output channels of one group for one tile, [`OC_CHUNK`] channels a
+/// pass, their `i64` totals in `totals` (`[channel][position]`).
+#[target_feature(enable = "avx2")]
+fn gemm_tile<X: Lane + GatherLane, Y: Lane>(
+    p: &ConvParams,
+    g: &Gemm,
+    ops: &Operands<'_, X>,
+    s: &mut Scratch<'_>,
+    totals: &mut [i64; OC_CHUNK * TILE],
+    tile: Tile,
+    out: &mut [Y],
+) {
+    let mut runs = [Run::default(); TILE];
+    let n_runs = tile_runs(tile.pos, tile.len, p.out_w, &mut runs);
+    let runs = runs.get(..n_runs).unwrap_or(&[]);
+    let mut oc_start = 0;
+    while oc_start < g.cout_g {
+        let oc_end = (oc_start + OC_CHUNK).min(g.cout_g);
+        for (row, oc) in totals.chunks_exact_mut(TILE).zip(oc_start..oc_end) {
+            row.fill(ops.bias.get(oc).copied().unwrap_or(0).into());
+        }
+        let mut k0 = 0;
+        while k0 < g.k {
+            let kc = (g.k - k0).min(KC_S16);
+            pack_tile(p, g, ops.input, runs, k0, kc, s);
+            for oc0 in (oc_start..oc_end).step_by(MR) {
+                let rows = (oc_end - oc0).min(MR);
+                widen_weights(ops.weights, g.k, oc0, rows, k0, kc, s.wide);
+                let at = (oc0 - oc_start) * TILE;
+                let block = totals.get_mut(at..at + rows * TILE).unwrap_or(&mut []);
+                match tile.len.div_ceil(8) {
+                    3 => add_block::<3>(s, kc, block),
+                    2 => add_block::<2>(s, kc, block),
+                    _ => add_block::<1>(s, kc, block),
+                }
+            }
+            k0 += kc;
+        }
+        for (row, oc) in totals.chunks_exact(TILE).zip(oc_start..oc_end) {
+            let m = ops.multiplier.get(oc).copied().unwrap_or(0);
+            let sh = ops.shift.get(oc).map_or(0, |&v| i32::from(v));
+            let at = oc * g.out_plane + tile.pos;
+            let dst = out.get_mut(at..at + tile.len).unwrap_or(&mut []);
+            for (y, &acc) in dst.iter_mut().zip(row) {
+                *y = requantize_to_lane(acc, m, sh, p.output_zero_point, p.act_min, p.act_max);
+            }
+        }
+        oc_start = oc_end;
+    }
+}
+
+/// One register tile over one reduction chunk of `kc` taps: the `i32` sums
+/// of the widened rows (at most `MR`; `block` holds a `TILE`-long row of
+/// totals for each) by `8·N` positions, added into `block`.
+#[target_feature(enable = "avx2")]
+fn add_block<const N: usize>(s: &Scratch<'_>, kc: usize, block: &mut [i64]) {
+    let zero = _mm256_setzero_si256();
+    let acc = micro::<N>(s.packed, s.wide, kc.div_ceil(2), [[zero; N]; MR]);
+    for (acc_r, totals) in acc.iter().zip(block.chunks_exact_mut(TILE)) {
+        let mut sums = [0i32; TILE];
+        for (v, &a) in acc_r.iter().enumerate() {
+            if let Some(d) = sums.get_mut(8 * v..8 * v + 8) {
+                // SAFETY: room for 8 `i32` (32 bytes); the store is unaligned.
+                unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), a) };
+            }
+        }
+        for (t, &v) in totals.iter_mut().zip(&sums) {
+            // Wrapping only to stay total: 2^32 chunks would be needed.
+            *t = t.wrapping_add(i64::from(v));
+        }
+    }
+}
