@@ -207,6 +207,37 @@ mod x86 {
         }
     }
 
+    /// The same fully connected layer with int16 activations.
+    fn fc_s16_job(rng: &mut Lcg, k: usize, n: usize) -> Job {
+        let p = FullyConnectedParams {
+            rows: 1,
+            in_features: k,
+            out_features: n,
+            input_zero_point: 0,
+            output_zero_point: 0,
+            act_min: -32768,
+            act_max: 32767,
+        };
+        let o = operands(rng, 0, n * k, n);
+        let x: Vec<i16> = (0..k).map(|_| i16::from(rng.byte()) * 97).collect();
+        let call = |f: medq::kernels::select::FullyConnectedS16Fn<i16>| {
+            let (o, x) = (o.clone(), x.clone());
+            let mut y = vec![0i16; n];
+            Box::new(move || {
+                f(&p, &x, &o.w, &o.bias, &o.mult, &o.shift, &mut y);
+                black_box(&mut y);
+            }) as Box<dyn FnMut()>
+        };
+        Job {
+            name: format!("fc16 {k}->{n}"),
+            unit: "G MAC/s",
+            work: (k * n) as u64,
+            reference: call(fully_connected_s16),
+            avx2: call(fully_connected_s16_avx2),
+            params: None,
+        }
+    }
+
     fn max_pool_job(rng: &mut Lcg, c: usize, l: usize, k: usize) -> Job {
         let p = PoolParams {
             channels: c,
@@ -348,6 +379,7 @@ mod x86 {
             (640, 128),
         ] {
             jobs.push(fc_job(r, k, n));
+            jobs.push(fc_s16_job(r, k, n));
         }
         jobs.push(max_pool_job(r, 32, 51, 2));
         jobs.push(max_pool_job(r, 16, 820, 4));

@@ -1245,3 +1245,107 @@ proptest! {
         check_s16_pairings(&c, &x16, (-32768, 32767))?;
     }
 }
+
+/// The three int16 pairings of the fully connected kernel against the
+/// reference, after checking that the AVX2 kernel takes them.
+#[cfg(feature = "int16-activations")]
+fn check_fc_s16_pairings(c: &FcCase, x16: &[i16], act16: (i32, i32)) -> Result<(), TestCaseError> {
+    let n_out = c.p.rows * c.p.out_features;
+    let symmetric_in = FullyConnectedParams {
+        input_zero_point: 0,
+        ..c.p
+    };
+    let wide = |p: &FullyConnectedParams| FullyConnectedParams {
+        output_zero_point: 0,
+        act_min: act16.0,
+        act_max: act16.1,
+        ..*p
+    };
+    let p = wide(&symmetric_in);
+    prop_assert_eq!(fully_connected_s16_avx2_takes(&p), Ok(()));
+    let run16 = |f: select::FullyConnectedS16Fn<i16>| {
+        let mut y = vec![0x5A5Ai16; n_out];
+        f(&p, x16, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        y
+    };
+    prop_assert_eq!(run16(fully_connected_s16_avx2), run16(fully_connected_s16));
+    let p = symmetric_in;
+    let run8 = |f: select::FullyConnectedS16Fn<i8>| {
+        let mut y = vec![0x55u8 as i8; n_out];
+        f(&p, x16, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        y
+    };
+    prop_assert_eq!(
+        run8(fully_connected_s16_s8_avx2),
+        run8(fully_connected_s16_s8)
+    );
+    let p = wide(&c.p);
+    prop_assert_eq!(fully_connected_s16_avx2_takes(&p), Ok(()));
+    let run = |f: select::FullyConnectedS8S16Fn| {
+        let mut y = vec![0x5A5Ai16; n_out];
+        f(&p, &c.x, &c.w, &c.bias, &c.mult, &c.shift, &mut y);
+        y
+    };
+    prop_assert_eq!(
+        run(fully_connected_s8_s16_avx2),
+        run(fully_connected_s8_s16)
+    );
+    Ok(())
+}
+
+/// A long row (past one 496-input total, up to ten of them), its weights
+/// all −128 and its inputs all at the negative rail in a third of the cases.
+#[cfg(feature = "int16-activations")]
+fn long_fc_s16_case() -> impl Strategy<Value = (FcCase, Vec<i16>, (i32, i32))> {
+    (
+        1usize..=2,
+        400usize..=5000,
+        1usize..=12,
+        zp(),
+        any::<bool>(),
+    )
+        .prop_flat_map(|(rows, k, n, in_zp, rails)| {
+            let p = FullyConnectedParams {
+                rows,
+                in_features: k,
+                out_features: n,
+                input_zero_point: in_zp,
+                output_zero_point: 0,
+                act_min: -128,
+                act_max: 127,
+            };
+            let case = with_operands(p, rows * k, n * k, n, -31..=-20).prop_map(move |mut c| {
+                if rails {
+                    c.w.fill(-128);
+                }
+                c
+            });
+            let x = match rails {
+                true => Just(vec![i16::MIN; rows * k]).boxed(),
+                false => x16s(rows * k).boxed(),
+            };
+            (case, x, act16())
+        })
+}
+
+#[cfg(feature = "int16-activations")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn fully_connected_s16_matches_reference(
+        (c, x16, act) in fc_case().prop_flat_map(|c| {
+            let n = c.x.len();
+            (Just(c), x16s(n), act16())
+        }),
+    ) {
+        if !have_avx2() { return Ok(()); }
+        check_fc_s16_pairings(&c, &x16, act)?;
+    }
+
+    #[test]
+    fn long_fully_connected_s16_matches_reference((c, x16, act) in long_fc_s16_case()) {
+        if !have_avx2() { return Ok(()); }
+        check_fc_s16_pairings(&c, &x16, act)?;
+    }
+}

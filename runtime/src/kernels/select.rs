@@ -265,6 +265,12 @@ pub const FULLY_CONNECTED_S8_S16: &[Candidate<FullyConnectedParams, FullyConnect
         takes: super::cortex_m::fully_connected_s8_s16_dsp_takes,
         run: super::cortex_m::fully_connected_s8_s16_dsp,
     },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "fully_connected_s8_s16_avx2",
+        takes: super::x86_64::fully_connected_s16_avx2_takes,
+        run: super::x86_64::fully_connected_s8_s16_avx2,
+    },
 ];
 
 /// Signature of the fully connected kernels reading an int16 input, by
@@ -281,6 +287,12 @@ pub const FULLY_CONNECTED_S16: &[Candidate<FullyConnectedParams, FullyConnectedS
         takes: super::cortex_m::fully_connected_s16_dsp_takes,
         run: super::cortex_m::fully_connected_s16_dsp,
     },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "fully_connected_s16_avx2",
+        takes: super::x86_64::fully_connected_s16_avx2_takes,
+        run: super::x86_64::fully_connected_s16_avx2,
+    },
 ];
 
 /// Candidates for an int16 input and an int8 output.
@@ -291,6 +303,12 @@ pub const FULLY_CONNECTED_S16_S8: &[Candidate<FullyConnectedParams, FullyConnect
         name: "fully_connected_s16_s8_dsp",
         takes: super::cortex_m::fully_connected_s16_dsp_takes,
         run: super::cortex_m::fully_connected_s16_s8_dsp,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "fully_connected_s16_s8_avx2",
+        takes: super::x86_64::fully_connected_s16_avx2_takes,
+        run: super::x86_64::fully_connected_s16_s8_avx2,
     },
 ];
 

@@ -10,7 +10,7 @@ use crate::kernels::reference::{self, act_ok};
 use crate::kernels::FullyConnectedParams;
 
 /// Weight rows per pass.
-const ROWS: usize = 8;
+pub(super) const ROWS: usize = 8;
 
 /// [`reference::fully_connected_s8`], bit for bit, on AVX2.
 ///
@@ -137,7 +137,7 @@ fn fc_row(p: &FullyConnectedParams, x: &[i8], weights: &[i8], q: &Quant<'_>, out
 /// 16 bytes widened to `i16`, minus `zp` (zeros if `src` is short).
 #[target_feature(enable = "avx2")]
 #[inline]
-fn widen(src: Option<&[i8]>, zp: __m256i) -> __m256i {
+pub(super) fn widen(src: Option<&[i8]>, zp: __m256i) -> __m256i {
     match src {
         Some(s) if s.len() >= 16 => {
             // SAFETY: `s` has at least 16 bytes to load.
@@ -151,7 +151,7 @@ fn widen(src: Option<&[i8]>, zp: __m256i) -> __m256i {
 /// Lane `r` of the result is the sum of the 8 lanes of `acc[r]`.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn reduce8(acc: [__m256i; ROWS]) -> __m256i {
+pub(super) fn reduce8(acc: [__m256i; ROWS]) -> __m256i {
     let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
     let h01 = _mm256_hadd_epi32(a0, a1);
     let h23 = _mm256_hadd_epi32(a2, a3);

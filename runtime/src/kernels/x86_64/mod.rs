@@ -28,7 +28,9 @@
 //! - [`conv_s16_avx2`], [`conv_s16_s8_avx2`], [`conv_s8_s16_avx2`] (feature
 //!   `int16-activations`): int16 activations on the im2col GEMM of
 //!   [`conv_s8_avx2`], its `i32` sums added into `i64` totals every 510 taps
-//!   (module `conv_s16`).
+//!   (module `conv_s16`); [`fully_connected_s16_avx2`] and its two pairings
+//!   likewise on the loop of [`fully_connected_s8_avx2`], each row's 8 lanes
+//!   added into an `i64` total every 496 inputs.
 //! - [`fully_connected_s8_avx2`]: 8 weight rows against one input row at a
 //!   time, the reduction in chunks of 16.
 //! - [`max_pool_s8_avx2`], [`avg_pool_s8_avx2`], [`add_s8_avx2`],
@@ -54,6 +56,8 @@ mod depthwise;
 mod direct;
 mod elementwise;
 mod fully_connected;
+#[cfg(feature = "int16-activations")]
+mod fully_connected_s16;
 mod pool;
 mod recurrent;
 mod requant;
@@ -66,6 +70,11 @@ pub use conv_s16::{conv_s16_avx2, conv_s16_avx2_takes, conv_s16_s8_avx2, conv_s8
 pub use depthwise::{depthwise_conv_avx2_takes, depthwise_conv_s8_avx2};
 pub use elementwise::{add_avx2_takes, add_s8_avx2, mul_avx2_takes, mul_s8_avx2};
 pub use fully_connected::{fully_connected_avx2_takes, fully_connected_s8_avx2};
+#[cfg(feature = "int16-activations")]
+pub use fully_connected_s16::{
+    fully_connected_s16_avx2, fully_connected_s16_avx2_takes, fully_connected_s16_s8_avx2,
+    fully_connected_s8_s16_avx2,
+};
 pub use pool::{avg_pool_avx2_takes, avg_pool_s8_avx2, max_pool_avx2_takes, max_pool_s8_avx2};
 pub use recurrent::{gru_avx2_takes, gru_s8_avx2, lstm_avx2_takes, lstm_s8_avx2};
 pub use vnni::{conv_s8_vnni, conv_vnni_takes, vnni_available};
