@@ -46,14 +46,24 @@ fn run_observed(w: Writer, input: &[i8]) -> (Vec<&'static str>, Vec<Vec<i8>>) {
 #[test]
 fn int16_pipeline_runs_the_int16_kernels_op_by_op() {
     let (kernels, got) = run_observed(int16_pipeline(), &I16_PIPELINE_INPUT);
+    // Conv and FullyConnected have AVX2 kernels on x86-64; elsewhere (and
+    // without AVX2) the reference kernels run them.
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = medq::kernels::x86_64::avx2_available();
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2 = false;
+    let (conv, fc) = match avx2 {
+        true => ("conv_s16_avx2", "fully_connected_s16_avx2"),
+        false => ("conv_s16", "fully_connected_s16"),
+    };
     assert_eq!(
         kernels,
         [
             "requantize_s8_s16",
-            "conv_s16",
+            conv,
             "max_pool_s16",
             "copy",
-            "fully_connected_s16",
+            fc,
             "requantize_s16_s8"
         ]
     );
