@@ -96,6 +96,30 @@ pub struct FullyConnectedParams {
     pub act_max: i32,
 }
 
+impl FullyConnectedParams {
+    /// Whether a call's slices have the lengths every fully connected kernel
+    /// requires: `rows × in_features` inputs, `rows × out_features` outputs,
+    /// and a bias, multiplier and shift per output feature. The weights'
+    /// length depends on their storage ([`Self::dense_weights_fit`]).
+    pub fn slices_fit(
+        &self,
+        input: usize,
+        (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
+        output: usize,
+    ) -> bool {
+        self.rows.checked_mul(self.in_features) == Some(input)
+            && self.rows.checked_mul(self.out_features) == Some(output)
+            && bias.len() == self.out_features
+            && multiplier.len() == self.out_features
+            && shift.len() == self.out_features
+    }
+
+    /// Whether `weights` dense values are an `out_features × in_features` matrix.
+    pub fn dense_weights_fit(&self, weights: usize) -> bool {
+        self.out_features.checked_mul(self.in_features) == Some(weights)
+    }
+}
+
 /// Numpy broadcasting of two operands into one output, in at most 4 dims.
 ///
 /// `out_shape` is the output shape left-padded with 1s to 4 dims; the strides

@@ -58,12 +58,9 @@ struct Operands<'a> {
 impl Operands<'_> {
     /// Every slice has the length the reference kernel requires.
     fn match_params(&self, p: &FullyConnectedParams, output: &[i8]) -> bool {
-        p.rows.checked_mul(p.in_features) == Some(self.input.len())
-            && p.out_features.checked_mul(p.in_features) == Some(self.weights.len())
-            && p.rows.checked_mul(p.out_features) == Some(output.len())
-            && self.bias.len() == p.out_features
-            && self.multiplier.len() == p.out_features
-            && self.shift.len() == p.out_features
+        let quant = (self.bias, self.multiplier, self.shift);
+        p.dense_weights_fit(self.weights.len())
+            && p.slices_fit(self.input.len(), quant, output.len())
     }
 }
 

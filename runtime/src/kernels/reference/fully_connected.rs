@@ -27,12 +27,8 @@ pub fn fully_connected_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    let lens_ok = p.rows.checked_mul(p.in_features) == Some(input.len())
-        && p.out_features.checked_mul(p.in_features) == Some(weights.len())
-        && p.rows.checked_mul(p.out_features) == Some(output.len())
-        && bias.len() == p.out_features
-        && multiplier.len() == p.out_features
-        && shift.len() == p.out_features;
+    let lens_ok = p.dense_weights_fit(weights.len())
+        && p.slices_fit(input.len(), (bias, multiplier, shift), output.len());
     if !lens_ok || !act_ok(p.act_min, p.act_max) || output.is_empty() {
         return;
     }
@@ -173,12 +169,8 @@ fn fully_connected_lanes<X: super::Lane + Into<i32>, Y: super::Lane, W: WeightLa
     shift: &[i8],
     output: &mut [Y],
 ) {
-    let lens_ok = p.rows.checked_mul(p.in_features) == Some(input.len())
-        && p.out_features.checked_mul(p.in_features) == Some(weights.len())
-        && p.rows.checked_mul(p.out_features) == Some(output.len())
-        && bias.len() == p.out_features
-        && multiplier.len() == p.out_features
-        && shift.len() == p.out_features;
+    let lens_ok = p.dense_weights_fit(weights.len())
+        && p.slices_fit(input.len(), (bias, multiplier, shift), output.len());
     let lanes_ok = super::lanes_ok::<X, Y>(
         p.input_zero_point,
         p.output_zero_point,

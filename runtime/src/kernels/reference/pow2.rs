@@ -384,14 +384,10 @@ pub fn fully_connected_pow2_s8(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    let lens_ok = p.rows.checked_mul(p.in_features) == Some(input.len())
-        && weights.rows == p.out_features
+    let lens_ok = weights.rows == p.out_features
         && weights.row_len == p.in_features
         && weights.has_length()
-        && p.rows.checked_mul(p.out_features) == Some(output.len())
-        && bias.len() == p.out_features
-        && multiplier.len() == p.out_features
-        && shift.len() == p.out_features;
+        && p.slices_fit(input.len(), (bias, multiplier, shift), output.len());
     if !lens_ok || !act_ok(p.act_min, p.act_max) || output.is_empty() {
         return;
     }

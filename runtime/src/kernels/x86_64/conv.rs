@@ -188,6 +188,22 @@ impl Gemm {
             zp: p.input_zero_point,
         }
     }
+
+    /// The operands of group `grp`: its input channels, and its output
+    /// channels' weights and quantization.
+    pub(super) fn group<'a, X>(&self, ops: &Operands<'a, X>, grp: usize) -> Operands<'a, X> {
+        let oc = grp * self.cout_g..(grp + 1) * self.cout_g;
+        Operands {
+            input: ops
+                .input
+                .get(grp * self.cin_g * self.in_plane..)
+                .unwrap_or(&[]),
+            weights: ops.weights.get(oc.start * self.k..).unwrap_or(&[]),
+            bias: ops.bias.get(oc.clone()).unwrap_or(&[]),
+            multiplier: ops.multiplier.get(oc.clone()).unwrap_or(&[]),
+            shift: ops.shift.get(oc).unwrap_or(&[]),
+        }
+    }
 }
 
 /// One run of a tile: `len` positions of output row `oy` from column `ox`,
@@ -233,14 +249,7 @@ fn conv_gemm(p: &ConvParams, ops: &Operands<'_>, output: &mut [i8]) {
     };
     let per_group = output.chunks_exact_mut(g.cout_g * g.out_plane).enumerate();
     for (grp, out_group) in per_group {
-        let oc_range = grp * g.cout_g..(grp + 1) * g.cout_g;
-        let group_ops = Operands {
-            input: ops.input.get(grp * g.cin_g * g.in_plane..).unwrap_or(&[]),
-            weights: ops.weights.get(oc_range.start * g.k..).unwrap_or(&[]),
-            bias: ops.bias.get(oc_range.clone()).unwrap_or(&[]),
-            multiplier: ops.multiplier.get(oc_range.clone()).unwrap_or(&[]),
-            shift: ops.shift.get(oc_range).unwrap_or(&[]),
-        };
+        let group_ops = g.group(ops, grp);
         let mut pos = 0;
         while pos < g.out_plane {
             let len = (g.out_plane - pos).min(TILE);

@@ -157,14 +157,7 @@ fn conv_gemm<X: Lane + GatherLane, Y: Lane>(
     };
     let per_group = output.chunks_exact_mut(g.cout_g * g.out_plane).enumerate();
     for (grp, out_group) in per_group {
-        let oc_range = grp * g.cout_g..(grp + 1) * g.cout_g;
-        let group_ops = Operands {
-            input: ops.input.get(grp * g.cin_g * g.in_plane..).unwrap_or(&[]),
-            weights: ops.weights.get(oc_range.start * g.k..).unwrap_or(&[]),
-            bias: ops.bias.get(oc_range.clone()).unwrap_or(&[]),
-            multiplier: ops.multiplier.get(oc_range.clone()).unwrap_or(&[]),
-            shift: ops.shift.get(oc_range).unwrap_or(&[]),
-        };
+        let group_ops = g.group(ops, grp);
         let mut pos = 0;
         while pos < g.out_plane {
             let len = (g.out_plane - pos).min(TILE);

@@ -27,12 +27,8 @@ pub fn fully_connected_s8_avx2(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    let lens_ok = p.rows.checked_mul(p.in_features) == Some(input.len())
-        && p.out_features.checked_mul(p.in_features) == Some(weights.len())
-        && p.rows.checked_mul(p.out_features) == Some(output.len())
-        && bias.len() == p.out_features
-        && multiplier.len() == p.out_features
-        && shift.len() == p.out_features;
+    let lens_ok = p.dense_weights_fit(weights.len())
+        && p.slices_fit(input.len(), (bias, multiplier, shift), output.len());
     if fully_connected_avx2_takes(p).is_err()
         || !lens_ok
         || !act_ok(p.act_min, p.act_max)

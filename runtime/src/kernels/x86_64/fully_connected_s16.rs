@@ -140,12 +140,8 @@ fn run<X: InputLane, Y: Lane>(
     q: &Quant<'_>,
     output: &mut [Y],
 ) -> bool {
-    let lens_ok = p.rows.checked_mul(p.in_features) == Some(input.len())
-        && p.out_features.checked_mul(p.in_features) == Some(weights.len())
-        && p.rows.checked_mul(p.out_features) == Some(output.len())
-        && q.bias.len() == p.out_features
-        && q.multiplier.len() == p.out_features
-        && q.shift.len() == p.out_features;
+    let lens_ok = p.dense_weights_fit(weights.len())
+        && p.slices_fit(input.len(), (q.bias, q.multiplier, q.shift), output.len());
     let ok = fully_connected_s16_avx2_takes(p).is_ok()
         && lens_ok
         && lanes_ok::<X, Y>(
