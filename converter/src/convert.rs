@@ -1355,7 +1355,7 @@ fn search(
         .collect::<Result<Vec<_>, _>>()?;
     let models: Vec<_> = files.iter().map(Written::model).collect();
     // One float run per sample, shared by every candidate.
-    let evaluations = evaluate::evaluate_all(&models, float_ref, set, None, progress)?;
+    let evaluations = evaluate::evaluate_outputs(&models, float_ref, set, progress)?;
 
     let mut candidates: Vec<Candidate> = Vec::with_capacity(space.len());
     let mut chosen = 0;
@@ -1621,7 +1621,7 @@ fn choose_precision(
                 .map(|g| write(g, calibration, how))
                 .collect::<Result<Vec<_>, _>>()?;
             let models: Vec<_> = written.iter().map(Written::model).collect();
-            let evs = evaluate::evaluate_all(&models, float_ref, samples, None, progress)?;
+            let evs = evaluate::evaluate_outputs(&models, float_ref, samples, progress)?;
             measured = Some(match measured {
                 None => {
                     let sizes = written

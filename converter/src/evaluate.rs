@@ -380,6 +380,30 @@ pub fn evaluate_all(
     labels: Option<Labels>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<Evaluation>, ConvertError> {
+    evaluate_models(models, float_ref, samples, labels, progress, false)
+}
+
+/// [`evaluate_all`] for what a search compares its candidates by: the
+/// outputs' agreement alone. The per-layer SQNRs are left `None` and no
+/// clipping is recorded, which saves dequantizing every layer of every
+/// sample of every candidate (a sixth of `--precision auto`'s time).
+pub fn evaluate_outputs(
+    models: &[(&Graph, &QuantizedGraph, &[u8])],
+    float_ref: &FloatRef,
+    samples: &impl InputSamples,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<Evaluation>, ConvertError> {
+    evaluate_models(models, float_ref, samples, None, progress, true)
+}
+
+fn evaluate_models(
+    models: &[(&Graph, &QuantizedGraph, &[u8])],
+    float_ref: &FloatRef,
+    samples: &impl InputSamples,
+    labels: Option<Labels>,
+    progress: &indicatif::ProgressBar,
+    outputs_only: bool,
+) -> Result<Vec<Evaluation>, ConvertError> {
     // The runtime reads constants in place, from an aligned buffer.
     let storage: Vec<AlignedBuf> = models
         .iter()
@@ -393,7 +417,9 @@ pub fn evaluate_all(
         .iter()
         .zip(&parsed)
         .map(|((graph, qg, _), model)| {
-            Evaluator::new(graph, qg, model, labels.map_or(0, |l| l.output))
+            let mut e = Evaluator::new(graph, qg, model, labels.map_or(0, |l| l.output))?;
+            e.outputs_only = outputs_only;
+            Ok(e)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let names = evaluators
@@ -462,6 +488,8 @@ pub struct Evaluator<'m> {
     clipped: Vec<Option<Clipped>>,
     /// Tensors not counted in [`Self::clipped`].
     clip_on_purpose: std::collections::BTreeSet<usize>,
+    /// Measure the graph outputs only ([`evaluate_outputs`]).
+    outputs_only: bool,
 }
 
 impl<'m> Evaluator<'m> {
@@ -533,6 +561,7 @@ impl<'m> Evaluator<'m> {
                         .filter(|&t| graph.qdq.activation(&graph.tensors[t].name).is_some()),
                 )
                 .collect(),
+            outputs_only: false,
         })
     }
 
@@ -601,8 +630,13 @@ impl<'m> Evaluator<'m> {
         let mut int8: Vec<Vec<f32>> = vec![Vec::new(); graph.nodes.len()];
         let mut raw_out = Vec::new();
         let first_output = self.output_nodes.first().copied();
+        let outputs_only = self.outputs_only;
+        let output_nodes = &self.output_nodes;
         interp
             .invoke_observed(|op, _tensor, bytes| {
+                if outputs_only && !output_nodes.contains(&op) {
+                    return;
+                }
                 if let Some(slot) = int8.get_mut(op) {
                     let out = graph.nodes[op].output;
                     if let Some(q) = qg.qparams[out] {
@@ -629,10 +663,20 @@ impl<'m> Evaluator<'m> {
         }
         self.samples += 1;
 
+        if !self.outputs_only {
+            self.add_layers(x, float, &int8);
+        }
+        self.add_outputs(float, &int8, label);
+        Ok(())
+    }
+
+    /// Each layer's SQNR, and what the inputs and layers clipped.
+    fn add_layers(&mut self, x: &[&[f32]], float: &[Vec<f32>], int8: &[Vec<f32>]) {
+        let graph = self.graph;
         for (i, values) in x.iter().enumerate() {
             self.observe_range(graph.inputs[i], values);
         }
-        for (i, (f, q)) in float.iter().zip(&int8).enumerate() {
+        for (i, (f, q)) in float.iter().zip(int8).enumerate() {
             let out = graph.nodes[i].output;
             // The float tensor still has the channels pruning removed.
             let f: std::borrow::Cow<[f32]> = match graph.pruned.get(&out) {
@@ -642,6 +686,11 @@ impl<'m> Evaluator<'m> {
             self.layer[i].add(&f, q);
             self.observe_range(out, &f);
         }
+    }
+
+    /// Each graph output's agreement, and with a label the predictions.
+    fn add_outputs(&mut self, float: &[Vec<f32>], int8: &[Vec<f32>], label: Option<usize>) {
+        let graph = self.graph;
         for (o, &node) in self.output_nodes.iter().enumerate() {
             let (Some(f), Some(q)) = (float.get(node), int8.get(node)) else {
                 continue;
@@ -688,7 +737,6 @@ impl<'m> Evaluator<'m> {
                 self.labels.push(y);
             }
         }
-        Ok(())
     }
 
     pub fn finish(self) -> Evaluation {

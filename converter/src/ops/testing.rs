@@ -256,6 +256,16 @@ pub fn conformance(model: &ModelProto, n: usize) -> Conformance {
     .expect("emits");
     let ev = evaluate::evaluate(&graph, &qg, &bytes, &tract, &samples, None, &bar)
         .expect("the runtime runs the file");
+    // What a search compares candidates by (outputs only) is the full
+    // evaluation's output figures, without the per-layer ones.
+    let searched = evaluate::evaluate_outputs(&[(&graph, &qg, &bytes[..])], &tract, &samples, &bar)
+        .expect("the runtime runs the file")
+        .pop()
+        .expect("one evaluation");
+    let json = |o: &[evaluate::OutputMetrics]| serde_json::to_string(o).expect("serializes");
+    assert_eq!(json(&searched.outputs), json(&ev.outputs));
+    assert!(searched.layer_sqnr_db.iter().all(Option::is_none));
+    assert!(searched.clipped.is_empty());
     let int8_sqnr_db = ev.outputs[0].sqnr_db.unwrap_or(f64::INFINITY);
     Conformance {
         graph,
