@@ -386,7 +386,7 @@ pub fn evaluate_all(
 /// [`evaluate_all`] for what a search compares its candidates by: the
 /// outputs' agreement alone. The per-layer SQNRs are left `None` and no
 /// clipping is recorded, which saves dequantizing every layer of every
-/// sample of every candidate (a sixth of `--precision auto`'s time).
+/// sample of every candidate.
 pub fn evaluate_outputs(
     models: &[(&Graph, &QuantizedGraph, &[u8])],
     float_ref: &FloatRef,
