@@ -417,9 +417,8 @@ fn evaluate_models(
         .iter()
         .zip(&parsed)
         .map(|((graph, qg, _), model)| {
-            let mut e = Evaluator::new(graph, qg, model, labels.map_or(0, |l| l.output))?;
-            e.outputs_only = outputs_only;
-            Ok(e)
+            let label_output = labels.map_or(0, |l| l.output);
+            Evaluator::new(graph, qg, model, label_output, outputs_only)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let names = evaluators
@@ -494,12 +493,14 @@ pub struct Evaluator<'m> {
 
 impl<'m> Evaluator<'m> {
     /// `label_output`: the graph output the labels given to [`Self::add`]
-    /// are compared with.
+    /// are compared with; `outputs_only`: measure the graph outputs alone
+    /// ([`evaluate_outputs`]).
     pub fn new(
         graph: &'m Graph,
         qg: &'m QuantizedGraph,
         model: &'m Model<'m>,
         label_output: usize,
+        outputs_only: bool,
     ) -> Result<Evaluator<'m>, ConvertError> {
         let input_q = graph
             .inputs
@@ -561,7 +562,7 @@ impl<'m> Evaluator<'m> {
                         .filter(|&t| graph.qdq.activation(&graph.tensors[t].name).is_some()),
                 )
                 .collect(),
-            outputs_only: false,
+            outputs_only,
         })
     }
 

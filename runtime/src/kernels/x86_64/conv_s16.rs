@@ -25,6 +25,7 @@ use super::conv::{
 };
 use super::need_avx2;
 use crate::kernels::reference::{self, conv_lanes_call_ok, requantize_to_lane, Lane};
+use crate::kernels::select::LayerS16Fn;
 use crate::kernels::ConvParams;
 
 /// Taps per reduction chunk: 255 pairs, each below 2^23 in magnitude, sum
@@ -47,16 +48,8 @@ pub fn conv_s16_avx2(
     shift: &[i8],
     output: &mut [i16],
 ) {
-    let ops = Operands {
-        input,
-        weights,
-        bias,
-        multiplier,
-        shift,
-    };
-    if !run(p, &ops, output) {
-        reference::conv_s16(p, input, weights, bias, multiplier, shift, output);
-    }
+    let quant = (bias, multiplier, shift);
+    gemm_or_reference(p, input, weights, quant, output, reference::conv_s16);
 }
 
 /// [`reference::conv_s16_s8`] (an int16 input, an int8 output), bit for
@@ -70,16 +63,8 @@ pub fn conv_s16_s8_avx2(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    let ops = Operands {
-        input,
-        weights,
-        bias,
-        multiplier,
-        shift,
-    };
-    if !run(p, &ops, output) {
-        reference::conv_s16_s8(p, input, weights, bias, multiplier, shift, output);
-    }
+    let quant = (bias, multiplier, shift);
+    gemm_or_reference(p, input, weights, quant, output, reference::conv_s16_s8);
 }
 
 /// [`reference::conv_s8_s16`] (an int8 input less its zero point, an int16
@@ -94,16 +79,8 @@ pub fn conv_s8_s16_avx2(
     shift: &[i8],
     output: &mut [i16],
 ) {
-    let ops = Operands {
-        input,
-        weights,
-        bias,
-        multiplier,
-        shift,
-    };
-    if !run(p, &ops, output) {
-        reference::conv_s8_s16(p, input, weights, bias, multiplier, shift, output);
-    }
+    let quant = (bias, multiplier, shift);
+    gemm_or_reference(p, input, weights, quant, output, reference::conv_s8_s16);
 }
 
 /// `Ok` when the int16 AVX2 convolutions run `p` themselves: AVX2 is
@@ -121,20 +98,32 @@ pub fn conv_s16_avx2_takes(p: &ConvParams) -> Result<(), &'static str> {
 }
 
 /// Runs the GEMM when the kernel takes `p` and the reference's
-/// preconditions hold; `false` leaves the call to the reference.
-fn run<X: Lane + GatherLane, Y: Lane>(
+/// preconditions hold, else `reference` (which returns early on a failed
+/// precondition).
+fn gemm_or_reference<X: Lane + GatherLane, Y: Lane>(
     p: &ConvParams,
-    ops: &Operands<'_, X>,
+    input: &[X],
+    weights: &[i8],
+    (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
     output: &mut [Y],
-) -> bool {
-    let args = (ops.bias, ops.multiplier, ops.shift);
+    reference: LayerS16Fn<ConvParams, X, Y>,
+) {
+    let quant = (bias, multiplier, shift);
     let ok = conv_s16_avx2_takes(p).is_ok()
-        && conv_lanes_call_ok::<X, Y>(p, ops.input.len(), ops.weights.len(), args, output.len());
-    if ok {
-        // SAFETY: `conv_s16_avx2_takes` checked that the CPU runs AVX2.
-        unsafe { conv_gemm(p, ops, output) };
+        && conv_lanes_call_ok::<X, Y>(p, input.len(), weights.len(), quant, output.len());
+    if !ok {
+        reference(p, input, weights, bias, multiplier, shift, output);
+        return;
     }
-    ok
+    let ops = Operands {
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+    };
+    // SAFETY: `conv_s16_avx2_takes` checked that the CPU runs AVX2.
+    unsafe { conv_gemm(p, &ops, output) };
 }
 
 /// The tiled GEMM, group by group. Preconditions hold; `output` is not empty.

@@ -15,6 +15,7 @@ use core::arch::x86_64::*;
 use super::fully_connected::{reduce8, widen, ROWS};
 use super::need_avx2;
 use crate::kernels::reference::{self, lanes_ok, requantize_to_lane, Lane};
+use crate::kernels::select::LayerS16Fn;
 use crate::kernels::FullyConnectedParams;
 
 /// Chunks of 16 inputs summed in `i32` lanes before a row's 8 lanes are
@@ -34,14 +35,15 @@ pub fn fully_connected_s16_avx2(
     shift: &[i8],
     output: &mut [i16],
 ) {
-    let q = Quant {
-        bias,
-        multiplier,
-        shift,
-    };
-    if !run(p, input, weights, &q, output) {
-        reference::fully_connected_s16(p, input, weights, bias, multiplier, shift, output);
-    }
+    let quant = (bias, multiplier, shift);
+    rows_or_reference(
+        p,
+        input,
+        weights,
+        quant,
+        output,
+        reference::fully_connected_s16,
+    );
 }
 
 /// [`reference::fully_connected_s16_s8`] (an int16 input, an int8 output),
@@ -55,14 +57,15 @@ pub fn fully_connected_s16_s8_avx2(
     shift: &[i8],
     output: &mut [i8],
 ) {
-    let q = Quant {
-        bias,
-        multiplier,
-        shift,
-    };
-    if !run(p, input, weights, &q, output) {
-        reference::fully_connected_s16_s8(p, input, weights, bias, multiplier, shift, output);
-    }
+    let quant = (bias, multiplier, shift);
+    rows_or_reference(
+        p,
+        input,
+        weights,
+        quant,
+        output,
+        reference::fully_connected_s16_s8,
+    );
 }
 
 /// [`reference::fully_connected_s8_s16`] (an int8 input less its zero
@@ -76,14 +79,15 @@ pub fn fully_connected_s8_s16_avx2(
     shift: &[i8],
     output: &mut [i16],
 ) {
-    let q = Quant {
-        bias,
-        multiplier,
-        shift,
-    };
-    if !run(p, input, weights, &q, output) {
-        reference::fully_connected_s8_s16(p, input, weights, bias, multiplier, shift, output);
-    }
+    let quant = (bias, multiplier, shift);
+    rows_or_reference(
+        p,
+        input,
+        weights,
+        quant,
+        output,
+        reference::fully_connected_s8_s16,
+    );
 }
 
 /// `Ok` when the int16 AVX2 fully connected kernels run `p` themselves:
@@ -132,18 +136,19 @@ impl InputLane for i16 {
 }
 
 /// Runs every input row when the kernel takes `p` and the reference's
-/// preconditions hold; `false` leaves the call to the reference.
-fn run<X: InputLane, Y: Lane>(
+/// preconditions hold, else `reference` (which returns early on a failed
+/// precondition).
+fn rows_or_reference<X: InputLane, Y: Lane>(
     p: &FullyConnectedParams,
     input: &[X],
     weights: &[i8],
-    q: &Quant<'_>,
+    (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
     output: &mut [Y],
-) -> bool {
-    let lens_ok = p.dense_weights_fit(weights.len())
-        && p.slices_fit(input.len(), (q.bias, q.multiplier, q.shift), output.len());
+    reference: LayerS16Fn<FullyConnectedParams, X, Y>,
+) {
     let ok = fully_connected_s16_avx2_takes(p).is_ok()
-        && lens_ok
+        && p.dense_weights_fit(weights.len())
+        && p.slices_fit(input.len(), (bias, multiplier, shift), output.len())
         && lanes_ok::<X, Y>(
             p.input_zero_point,
             p.output_zero_point,
@@ -152,15 +157,20 @@ fn run<X: InputLane, Y: Lane>(
         )
         && !output.is_empty();
     if !ok {
-        return false;
+        reference(p, input, weights, bias, multiplier, shift, output);
+        return;
     }
+    let q = Quant {
+        bias,
+        multiplier,
+        shift,
+    };
     let k = p.in_features;
     for (r, out_row) in output.chunks_exact_mut(p.out_features).enumerate() {
         let x = input.get(r * k..(r + 1) * k).unwrap_or(&[]);
         // SAFETY: `fully_connected_s16_avx2_takes` checked that the CPU runs AVX2.
-        unsafe { fc_row(p, x, weights, q, out_row) };
+        unsafe { fc_row(p, x, weights, &q, out_row) };
     }
-    true
 }
 
 /// One input row `x` (`in_features` long) against every weight row.
@@ -186,6 +196,13 @@ fn fc_row<X: InputLane, Y: Lane>(
     let mut n0 = 0;
     while n0 < p.out_features {
         let rows = (p.out_features - n0).min(ROWS);
+        // The rows' last partial chunks, zero-padded.
+        let mut w_tails = [[0i8; 16]; ROWS];
+        for (r, tail) in w_tails.iter_mut().enumerate().take(rows) {
+            let at = (n0 + r) * k + 16 * full;
+            let rest = weights.get(at..at + k % 16).unwrap_or(&[]);
+            tail.iter_mut().zip(rest).for_each(|(d, &v)| *d = v);
+        }
         let mut totals = [0i64; ROWS];
         let mut acc = [zero; ROWS];
         for c in 0..chunks {
@@ -198,14 +215,9 @@ fn fc_row<X: InputLane, Y: Lane>(
             let xw = unsafe { X::load16(xs, zp) };
             for (r, a) in acc.iter_mut().enumerate().take(rows) {
                 let at = (n0 + r) * k + 16 * c;
-                let mut w_tail = [0i8; 16];
                 let ws = match c < full {
                     true => weights.get(at..at + 16),
-                    false => {
-                        let rest = weights.get(at..at + k % 16).unwrap_or(&[]);
-                        w_tail.iter_mut().zip(rest).for_each(|(d, &v)| *d = v);
-                        Some(&w_tail[..])
-                    }
+                    false => w_tails.get(r).map(|t| &t[..]),
                 };
                 *a = _mm256_add_epi32(*a, _mm256_madd_epi16(xw, widen(ws, zero)));
             }
