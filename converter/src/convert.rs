@@ -1645,19 +1645,30 @@ fn choose_precision(
     let evaluate_sets = |sets: &[Vec<Raise>]| measure(sets).map(|(evs, _)| evs);
 
     // Round one: the graph as it is, each candidate alone, and every
-    // candidate raised.
+    // candidate raised. When auto finds the graph as it is within its
+    // target, nothing is raised and the rest is not measured: on a large
+    // model each candidate costs a full run of every sample.
     let every_output: Vec<Raise> = (0..candidates.len()).map(Raise::Output).collect();
-    let mut first: Vec<Vec<Raise>> = vec![Vec::new()];
-    first.extend((0..candidates.len()).map(|i| vec![Raise::Output(i)]));
-    first.push(every_output.clone());
-    let (evs, first_sizes) = measure(&first)?;
-    let (Some(base_ev), Some(alone), Some(every_ev)) = (
-        evs.first(),
-        evs.get(1..=candidates.len()),
-        evs.get(candidates.len() + 1),
-    ) else {
+    let (mut evs, mut first_sizes) = measure(&[Vec::new()])?;
+    let met_as_is = match (choice, evs.first()) {
+        (Choice::Auto(target), Some(ev)) => target.met(ev),
+        _ => false,
+    };
+    if !met_as_is {
+        let mut first: Vec<Vec<Raise>> = (0..candidates.len())
+            .map(|i| vec![Raise::Output(i)])
+            .collect();
+        first.push(every_output.clone());
+        let (more_evs, more_sizes) = measure(&first)?;
+        evs.extend(more_evs);
+        first_sizes.extend(more_sizes);
+    }
+    let Some(base_ev) = evs.first() else {
         return Err(ConvertError::InvalidModel("no evaluation".into()));
     };
+    // Empty, and the graph as it is, when auto met its target with it.
+    let alone = evs.get(1..=candidates.len()).unwrap_or_default();
+    let every_ev = evs.get(candidates.len() + 1).unwrap_or(base_ev);
     let finite = |db: f64| db.is_finite().then_some(db);
     let base_score = selection_score(base_ev);
     let size = |k: usize| first_sizes.get(k).copied().unwrap_or_default();
@@ -1683,6 +1694,7 @@ fn choose_precision(
     let mut current = base_ev.clone();
     let mut raised = Vec::new();
     let met = match choice {
+        Choice::Auto(_) if met_as_is => Some(true),
         Choice::Auto(target) => {
             let pool = alone
                 .iter()

@@ -355,7 +355,7 @@ pub fn evaluate(
     qg: &QuantizedGraph,
     model_bytes: &[u8],
     float_ref: &FloatRef,
-    samples: &impl InputSamples,
+    samples: &(impl InputSamples + Sync),
     labels: Option<Labels>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Evaluation, ConvertError> {
@@ -376,7 +376,7 @@ pub fn evaluate(
 pub fn evaluate_all(
     models: &[(&Graph, &QuantizedGraph, &[u8])],
     float_ref: &FloatRef,
-    samples: &impl InputSamples,
+    samples: &(impl InputSamples + Sync),
     labels: Option<Labels>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<Evaluation>, ConvertError> {
@@ -390,7 +390,7 @@ pub fn evaluate_all(
 pub fn evaluate_outputs(
     models: &[(&Graph, &QuantizedGraph, &[u8])],
     float_ref: &FloatRef,
-    samples: &impl InputSamples,
+    samples: &(impl InputSamples + Sync),
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<Evaluation>, ConvertError> {
     evaluate_models(models, float_ref, samples, None, progress, true)
@@ -399,7 +399,7 @@ pub fn evaluate_outputs(
 fn evaluate_models(
     models: &[(&Graph, &QuantizedGraph, &[u8])],
     float_ref: &FloatRef,
-    samples: &impl InputSamples,
+    samples: &(impl InputSamples + Sync),
     labels: Option<Labels>,
     progress: &indicatif::ProgressBar,
     outputs_only: bool,
@@ -431,22 +431,107 @@ fn evaluate_models(
         ));
     }
     progress.set_length(samples.count() as u64);
-    for s in 0..samples.count() {
-        let x = samples.inputs(s);
-        let float = match models.first() {
-            Some((graph, _, _)) => {
-                let ids: Vec<_> = graph.nodes.iter().map(|n| n.output).collect();
-                crate::float_eval::reference_values(graph, float_ref, &x, &ids)?
-            }
-            None => Vec::new(),
-        };
-        for e in &mut evaluators {
-            e.add(&x, &float, labels.and_then(|l| l.classes.get(s)).copied())?;
+    let float = |s: usize| match models.first() {
+        Some((graph, _, _)) => {
+            let ids: Vec<_> = graph.nodes.iter().map(|n| n.output).collect();
+            crate::float_eval::reference_values(graph, float_ref, &samples.inputs(s), &ids)
         }
-        progress.inc(1);
-    }
+        None => Ok(Vec::new()),
+    };
+    let label = |s: usize| labels.and_then(|l| l.classes.get(s)).copied();
+    run_evaluators(&mut evaluators, samples, float, label, progress)?;
     progress.finish_and_clear();
     Ok(evaluators.into_iter().map(Evaluator::finish).collect())
+}
+
+/// Where a run of evaluators failed first, as the one-thread order would
+/// meet it: the sample, then the float run (`None`) before each evaluator.
+type FailedAt = (usize, Option<usize>);
+
+/// Feeds every sample to every evaluator, each sample's float values
+/// computed once. A search measures tens of candidate files on the same
+/// samples, so the evaluators are shared among the machine's cores (each
+/// thread runs its own, in order, on every sample, while this thread runs
+/// the float reference one sample ahead); one evaluator runs here. Each
+/// evaluator sees the samples in order either way, so the figures do not
+/// depend on the thread count, and of several failures the one returned is
+/// the one a single thread would have met first.
+fn run_evaluators<S: InputSamples + Sync>(
+    evaluators: &mut [Evaluator<'_>],
+    samples: &S,
+    float: impl Fn(usize) -> Result<Vec<Vec<f32>>, ConvertError>,
+    label: impl Fn(usize) -> Option<usize> + Sync,
+    progress: &indicatif::ProgressBar,
+) -> Result<(), ConvertError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(evaluators.len());
+    if threads <= 1 {
+        for s in 0..samples.count() {
+            let float = float(s)?;
+            for e in evaluators.iter_mut() {
+                e.add(&samples.inputs(s), &float, label(s))?;
+            }
+            progress.inc(1);
+        }
+        return Ok(());
+    }
+    let per_thread = evaluators.len().div_ceil(threads);
+    let label = &label;
+    let failures = std::thread::scope(|scope| {
+        let mut senders = Vec::new();
+        let mut workers = Vec::new();
+        for (k, chunk) in evaluators.chunks_mut(per_thread).enumerate() {
+            // One sample queued ahead per thread: the float run of the next
+            // overlaps the evaluators of this one.
+            let (send, receive) =
+                std::sync::mpsc::sync_channel::<(usize, std::sync::Arc<Vec<Vec<f32>>>)>(1);
+            senders.push(send);
+            workers.push(
+                // The first failure, if any.
+                scope.spawn(move || -> Option<(FailedAt, ConvertError)> {
+                    for (s, float) in receive {
+                        for (i, e) in chunk.iter_mut().enumerate() {
+                            if let Err(err) = e.add(&samples.inputs(s), &float, label(s)) {
+                                return Some(((s, Some(k * per_thread + i)), err));
+                            }
+                        }
+                    }
+                    None
+                }),
+            );
+        }
+        let mut failures: Vec<(FailedAt, ConvertError)> = Vec::new();
+        'samples: for s in 0..samples.count() {
+            let float = match float(s) {
+                Ok(f) => std::sync::Arc::new(f),
+                Err(err) => {
+                    failures.push(((s, None), err));
+                    break;
+                }
+            };
+            for send in &senders {
+                // A worker that stopped has failed; its error is joined below.
+                if send.send((s, float.clone())).is_err() {
+                    break 'samples;
+                }
+            }
+            progress.inc(1);
+        }
+        drop(senders);
+        for worker in workers {
+            match worker.join() {
+                Ok(None) => {}
+                Ok(Some(failure)) => failures.push(failure),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        failures
+    });
+    match failures.into_iter().min_by_key(|(at, _)| *at) {
+        Some((_, err)) => Err(err),
+        None => Ok(()),
+    }
 }
 
 /// Float against int8 for one `.mq` model, one sample at a time: the float

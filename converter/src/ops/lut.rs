@@ -81,7 +81,7 @@ pub(crate) fn prelu(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
     use super::binary::{Binary, BinaryOp};
     use super::elementwise::{Add, Mul};
     use super::pointwise::{Expr, Fn1, Fn2, Pointwise};
-    use std::rc::Rc;
+    use std::sync::Arc;
     let (x, xs) = act(b, ctx, ins, 0)?;
     let slope = konst(ctx, ins, 1, "slope")?;
     if broadcast(&xs, &slope.shape).as_deref() != Some(&xs[..]) {
@@ -92,23 +92,23 @@ pub(crate) fn prelu(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
     }
     let c = slope.to_f32();
     // relu(x) + a·min(x, 0), as an expression of x.
-    let leaky = |a: Rc<Expr>| {
-        let neg = Rc::new(Expr::Binary(
+    let leaky = |a: Arc<Expr>| {
+        let neg = Arc::new(Expr::Binary(
             Fn2::Min,
-            Rc::new(Expr::X),
-            Rc::new(Expr::Const(0.0)),
+            Arc::new(Expr::X),
+            Arc::new(Expr::Const(0.0)),
         ));
         Expr::Binary(
             Fn2::Add,
-            Rc::new(Expr::Unary(Fn1::Relu, Rc::new(Expr::X))),
-            Rc::new(Expr::Binary(Fn2::Mul, a, neg)),
+            Arc::new(Expr::Unary(Fn1::Relu, Arc::new(Expr::X))),
+            Arc::new(Expr::Binary(Fn2::Mul, a, neg)),
         )
     };
-    let table = |f: Expr| Op::Pointwise(Pointwise { f: Rc::new(f) });
+    let table = |f: Expr| Op::Pointwise(Pointwise { f: Arc::new(f) });
     if let [a] = c[..] {
         return b.emit(
             ctx,
-            table(leaky(Rc::new(Expr::Const(a as f64)))),
+            table(leaky(Arc::new(Expr::Const(a as f64)))),
             vec![x],
             xs,
         );
@@ -130,13 +130,13 @@ pub(crate) fn prelu(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
         let scaled = b.emit_part(ctx, "scaled", mul(), vec![x, slope_id], xs.clone())?;
         return b.emit(ctx, Op::Binary(Binary { op }), vec![x, scaled], xs);
     }
-    let min0 = Expr::Binary(Fn2::Min, Rc::new(Expr::X), Rc::new(Expr::Const(0.0)));
+    let min0 = Expr::Binary(Fn2::Min, Arc::new(Expr::X), Arc::new(Expr::Const(0.0)));
     let neg = b.emit_part(ctx, "negative_part", table(min0), vec![x], xs.clone())?;
     let scaled = b.emit_part(ctx, "scaled", mul(), vec![neg, slope_id], xs.clone())?;
     let pos = b.emit_part(
         ctx,
         "positive_part",
-        table(Expr::Unary(Fn1::Relu, Rc::new(Expr::X))),
+        table(Expr::Unary(Fn1::Relu, Arc::new(Expr::X))),
         vec![x],
         xs.clone(),
     )?;

@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use medq::format::layout::{params::lut as w, OpCode};
 use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto};
@@ -32,10 +33,10 @@ use crate::quantize::{OutputQuant, QParams};
 pub enum Expr {
     X,
     Const(f64),
-    Unary(Fn1, Rc<Expr>),
-    Binary(Fn2, Rc<Expr>, Rc<Expr>),
+    Unary(Fn1, Arc<Expr>),
+    Binary(Fn2, Arc<Expr>, Arc<Expr>),
     /// ONNX `Where`: the second where the first is non-zero, else the third.
-    Where(Rc<Expr>, Rc<Expr>, Rc<Expr>),
+    Where(Arc<Expr>, Arc<Expr>, Arc<Expr>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -319,7 +320,7 @@ pub fn erf(x: f64) -> f64 {
 /// The IR op: one table.
 #[derive(Clone, Debug)]
 pub struct Pointwise {
-    pub f: Rc<Expr>,
+    pub f: Arc<Expr>,
 }
 
 /// `table[i] = quantize_out(f(dequantize_in(i − 128)))`, computed in `f64`;
@@ -380,7 +381,12 @@ impl IrOp for Pointwise {
 
 fn emit(b: &mut Builder, ctx: &NodeCtx, ins: Ins, f: Expr) -> Result<Value, ConvertError> {
     let (x, xs) = act(b, ctx, ins, 0)?;
-    b.emit(ctx, Op::Pointwise(Pointwise { f: Rc::new(f) }), vec![x], xs)
+    b.emit(
+        ctx,
+        Op::Pointwise(Pointwise { f: Arc::new(f) }),
+        vec![x],
+        xs,
+    )
 }
 
 /// A single-input pointwise ONNX op on its own (`Erf`, `Log`, `Elu`, …,
@@ -405,7 +411,7 @@ pub(crate) fn unary(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
             ctx.op
         ))
     })?;
-    emit(b, ctx, ins, Expr::Unary(f, Rc::new(Expr::X)))
+    emit(b, ctx, ins, Expr::Unary(f, Arc::new(Expr::X)))
 }
 
 /// ONNX `Pow` of a computed tensor by a constant scalar exponent.
@@ -414,7 +420,7 @@ pub(crate) fn pow(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Con
     let e = e
         .scalar_f32()
         .ok_or_else(|| ctx.err("the exponent must be a scalar constant"))?;
-    let f = Expr::Binary(Fn2::Pow, Rc::new(Expr::X), Rc::new(Expr::Const(e as f64)));
+    let f = Expr::Binary(Fn2::Pow, Arc::new(Expr::X), Arc::new(Expr::Const(e as f64)));
     emit(b, ctx, ins, f)
 }
 
@@ -714,7 +720,7 @@ fn expr(
     let depth = depth.checked_sub(1)?;
     let k = *part.iter().find(|&&k| g.node[k].output[0] == name)?;
     let n = &g.node[k];
-    let arg = |i: usize| expr(g, n.input.get(i)?, x, consts, part, depth).map(Rc::new);
+    let arg = |i: usize| expr(g, n.input.get(i)?, x, consts, part, depth).map(Arc::new);
     Some(match pointwise_op(n)? {
         Step::Unary(f) => Expr::Unary(f, arg(0)?),
         Step::Binary(f) => Expr::Binary(f, arg(0)?, arg(1)?),

@@ -68,8 +68,8 @@ pub(crate) fn from_onnx(
 /// ReduceMin of a computed tensor).
 pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     use super::pointwise::{Expr, Fn1, Fn2, Pointwise};
-    use std::rc::Rc;
-    let x2 = Expr::Binary(Fn2::Mul, Rc::new(Expr::X), Rc::new(Expr::X));
+    use std::sync::Arc;
+    let x2 = Expr::Binary(Fn2::Mul, Arc::new(Expr::X), Arc::new(Expr::X));
     if ctx.op == "ReduceL2" {
         let r = operands(b, ctx, ins, ctx.opset >= 18)?;
         let l2 = Op::Reduce(Reduce {
@@ -78,7 +78,7 @@ pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
         });
         return b.emit(ctx, l2, vec![r.x], r.out);
     }
-    let unary = |f: Fn1| Some(Expr::Unary(f, Rc::new(Expr::X)));
+    let unary = |f: Fn1| Some(Expr::Unary(f, Arc::new(Expr::X)));
     let (before, how, after) = match ctx.op {
         "ReduceMin" => (unary(Fn1::Neg), Reduction::Max, Some(Fn1::Neg)),
         "ReduceL1" => (unary(Fn1::Abs), Reduction::Sum, None),
@@ -92,7 +92,7 @@ pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
         axes,
         out,
     } = operands(b, ctx, ins, ctx.opset >= 18)?;
-    let table = |f: Expr| Op::Pointwise(Pointwise { f: Rc::new(f) });
+    let table = |f: Expr| Op::Pointwise(Pointwise { f: Arc::new(f) });
     let x = match before {
         Some(f) => b.emit_part(ctx, "before_sum", table(f), vec![x], xs)?,
         None => x,
@@ -104,7 +104,7 @@ pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
     let s = b.emit_part(ctx, "sum", sum, vec![x], out.clone())?;
     b.emit(
         ctx,
-        table(Expr::Unary(after, Rc::new(Expr::X))),
+        table(Expr::Unary(after, Arc::new(Expr::X))),
         vec![s],
         out,
     )

@@ -73,7 +73,7 @@ pub(crate) fn log_softmax(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Va
     use super::binary::{Binary, BinaryOp};
     use super::pointwise::{Expr, Fn1, Pointwise};
     use super::reduce::{Reduce, Reduction};
-    use std::rc::Rc;
+    use std::sync::Arc;
     let (x, xs) = act(b, ctx, ins, 0)?;
     let r = xs.len();
     let default = if ctx.opset >= 13 { -1 } else { 1 };
@@ -93,7 +93,7 @@ pub(crate) fn log_softmax(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Va
     kept[axis] = 1;
     let table = |f: Fn1| {
         Op::Pointwise(Pointwise {
-            f: Rc::new(Expr::Unary(f, Rc::new(Expr::X))),
+            f: Arc::new(Expr::Unary(f, Arc::new(Expr::X))),
         })
     };
     let reduce = |how| {

@@ -5,7 +5,7 @@
 //! written out, it would square in int8, whose step (the largest square /
 //! 255) swallows every value below its square root.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{label, producer, RewriteLog};
 use crate::ir::{FusedActivation, Graph, Op, TensorId};
@@ -129,7 +129,7 @@ fn squared_entry(g: &Graph, x: TensorId) -> Option<(usize, (TensorId, usize, usi
 }
 
 /// `x·x` or `x^2`.
-fn is_square(f: &Rc<Expr>) -> bool {
+fn is_square(f: &Arc<Expr>) -> bool {
     match &**f {
         Expr::Binary(Fn2::Mul, a, b) => matches!((&**a, &**b), (Expr::X, Expr::X)),
         Expr::Binary(Fn2::Pow, a, b) => {
