@@ -808,10 +808,10 @@ fn seeded_conv_case(p: ConvParams, seed: u64) -> ConvCase {
     }
 }
 
-/// Convolutions whose input rows are too wide for the direct path's band
-/// (at least 8 channel pairs of 1400 columns), so the im2col GEMM runs
-/// them: any stride, dilation, padding, groups of 1 or 2.
-fn im2col_case() -> impl Strategy<Value = ConvCase> {
+/// Convolutions whose input rows are too wide for one band of the direct
+/// path (at least 8 channel pairs of 1400 columns), with `groups` groups:
+/// any stride, dilation and padding, 1-D or 2-D.
+fn long_row_case(groups: usize) -> impl Strategy<Value = ConvCase> {
     (
         prop_oneof![Just(FLAT).boxed(), axis(4, 3, 2, 2).boxed()],
         (
@@ -822,7 +822,7 @@ fn im2col_case() -> impl Strategy<Value = ConvCase> {
             0usize..=3,
             0usize..=3,
         ),
-        1usize..=2,
+        Just(groups),
         16usize..=20,
         1usize..=5,
         zp(),
@@ -852,11 +852,87 @@ fn im2col_case() -> impl Strategy<Value = ConvCase> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
+    /// Two groups: the direct path's tiles take one group only, so the
+    /// im2col GEMM runs these.
     #[test]
-    fn im2col_conv_matches_reference(c in im2col_case()) {
+    fn im2col_conv_matches_reference(c in long_row_case(2)) {
         if !have_avx2() { return Ok(()); }
         prop_assert_eq!(conv_avx2_takes(&c.p), Ok(()));
         prop_assert_eq!(run_conv(&c, conv_s8_avx2), run_conv(&c, conv_s8));
+    }
+
+    /// One group: the direct path in tiles of the output plane.
+    #[test]
+    fn tiled_direct_conv_matches_reference(c in long_row_case(1)) {
+        if !have_avx2() { return Ok(()); }
+        prop_assert_eq!(conv_avx2_takes(&c.p), Ok(()));
+        let want = run_conv(&c, conv_s8);
+        prop_assert_eq!(run_conv(&c, conv_s8_avx2), want.clone());
+        // VNNI takes no row this long but in tiles.
+        if have_vnni() {
+            prop_assert_eq!(conv_vnni_takes(&c.p), Ok(()));
+            prop_assert_eq!(run_conv(&c, conv_s8_vnni), want);
+        }
+    }
+}
+
+/// Tiles whose output for all channels does not fit one buffer: two
+/// channel pairs over 4100–5000 columns (past one band on AVX2) give tiles
+/// of 2048 outputs, and 20–40 output channels take two or three calls per
+/// tile.
+#[test]
+fn tiles_with_output_channels_in_several_calls_match_reference() {
+    if !have_avx2() {
+        return;
+    }
+    for (seed, (cin, cout, len, k, s, pad)) in [
+        (3, 20, 4500, 9, 1, 4),
+        (4, 40, 5000, 7, 2, 3),
+        (4, 33, 4100, 1, 1, 0),
+        (3, 25, 4200, 5, 3, 2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = conv_out_len(len, k, s, 1, pad, pad).unwrap();
+        let w = (len, k, s, 1, pad, out);
+        let p = conv_params(FLAT, w, cin, cout, 1, 5, -3, (-128, 127));
+        let c = seeded_conv_case(p, seed as u64);
+        let want = run_conv(&c, conv_s8);
+        assert_eq!(run_conv(&c, conv_s8_avx2), want, "{p:?}");
+        if have_vnni() {
+            assert_eq!(conv_vnni_takes(&p), Ok(()));
+            assert_eq!(run_conv(&c, conv_s8_vnni), want, "{p:?}");
+        }
+    }
+}
+
+/// The 1-D convolutions of a 12-lead ResNet at 500 Hz: rows of 64–128
+/// channels over 600–2500 samples, stride 1 and 2, on tiles.
+#[test]
+fn twelve_lead_resnet_rows_match_reference() {
+    if !have_avx2() {
+        return;
+    }
+    for (seed, (cin, cout, len, k, s, pad)) in [
+        (12, 64, 2500, 15, 2, 7),
+        (64, 64, 1250, 9, 1, 4),
+        (64, 128, 1250, 9, 2, 4),
+        (128, 128, 625, 9, 1, 4),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = conv_out_len(len, k, s, 1, pad, pad).unwrap();
+        let w = (len, k, s, 1, pad, out);
+        let p = conv_params(FLAT, w, cin, cout, 1, -2, 6, (-128, 127));
+        let c = seeded_conv_case(p, 40 + seed as u64);
+        let want = run_conv(&c, conv_s8);
+        assert_eq!(run_conv(&c, conv_s8_avx2), want, "{p:?}");
+        if have_vnni() {
+            assert_eq!(conv_vnni_takes(&p), Ok(()));
+            assert_eq!(run_conv(&c, conv_s8_vnni), want, "{p:?}");
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::depthwise::{sliding_conv, SlidingPlan};
-use super::direct::{direct_conv, DirectPlan, PairsI16};
+use super::direct::{DirectRun, PairsI16};
 use super::need_avx2;
 use super::requant::{pack16, Requant};
 use crate::kernels::reference::{self, act_ok, axis_ok};
@@ -54,8 +54,9 @@ pub(super) const SCRATCH_BYTES: usize =
 /// sliding path of [`depthwise_conv_s8_avx2`](super::depthwise_conv_s8_avx2)
 /// when its plan fits; other shapes on the direct path (input channels
 /// paired in a widened band, no im2col) when the reduction has at most 640
-/// channel-pair taps and one output row's band fits 32 KiB; the rest as the
-/// tiled GEMM of the module docs, one group at a time.
+/// channel-pair taps and one output row's band fits 32 KiB, or (one group)
+/// in tiles of the output plane whose bands do; the rest as the tiled GEMM
+/// of the module docs, one group at a time.
 ///
 /// Calls the reference kernel instead (which returns early on a failed
 /// precondition) when AVX2 is missing, a precondition fails, or
@@ -87,9 +88,11 @@ pub fn conv_s8_avx2(
             return;
         }
     }
-    if let Some(plan) = DirectPlan::new::<PairsI16>(p) {
+    if let Some(run) = DirectRun::new::<PairsI16>(p) {
         // SAFETY: as above (AVX2 is all that `PairsI16` needs).
-        unsafe { direct_conv::<PairsI16>(p, &plan, &ops, output) };
+        if !unsafe { run.run::<PairsI16>(p, &ops, output) } {
+            reference::conv_s8(p, input, weights, bias, multiplier, shift, output);
+        }
         return;
     }
     // SAFETY: as above.

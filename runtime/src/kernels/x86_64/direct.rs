@@ -23,6 +23,7 @@ use core::mem::MaybeUninit;
 use super::band::{input_row, put_run, Band, Columns, Cursor, Run, MAX_RUNS};
 use super::conv::{store_i8x16, zeroed_prefix, Operands};
 use super::requant::{pack16, Requant};
+use super::tiles::{tiled_conv, TiledPlan};
 use super::vnni::{dpbusd_quads, QuadsU8};
 use super::widen::{store_pairs16, widen_pairs, NarrowRow};
 use crate::kernels::ConvParams;
@@ -143,6 +144,49 @@ impl DirectPlan {
             packs,
             taps,
         })
+    }
+}
+
+/// How a convolution runs on the direct path: in one piece when one output
+/// row's band fits, else in tiles of its output plane
+/// ([`tiles`](super::tiles)).
+pub(super) enum DirectRun {
+    Whole(DirectPlan),
+    Tiled(TiledPlan),
+}
+
+impl DirectRun {
+    /// `None` when the reduction has more than [`MAX_PACK_TAPS`]
+    /// channel-pack taps, or neither a whole output row's band nor a tile's
+    /// fits.
+    pub(super) fn new<P: Packing>(p: &ConvParams) -> Option<DirectRun> {
+        match DirectPlan::new::<P>(p) {
+            Some(plan) => Some(DirectRun::Whole(plan)),
+            None => TiledPlan::new::<P>(p).map(DirectRun::Tiled),
+        }
+    }
+
+    /// Runs `p`. Preconditions hold, `output` not empty, `self` made for
+    /// `p` and `P`. Returns `false` when a tile did not fit after all (the
+    /// caller then runs the reference).
+    ///
+    /// # Safety
+    ///
+    /// The CPU runs `P`'s instructions (see [`Packing`]).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn run<P: Packing>(
+        &self,
+        p: &ConvParams,
+        ops: &Operands<'_>,
+        output: &mut [i8],
+    ) -> bool {
+        match self {
+            // SAFETY: the CPU runs `P` (this function's contract).
+            DirectRun::Whole(plan) => unsafe { direct_conv::<P>(p, plan, ops, output) },
+            // SAFETY: as above.
+            DirectRun::Tiled(plan) => return unsafe { tiled_conv::<P>(p, plan, ops, output) },
+        }
+        true
     }
 }
 

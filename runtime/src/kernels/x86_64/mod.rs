@@ -61,6 +61,7 @@ mod fully_connected_s16;
 mod pool;
 mod recurrent;
 mod requant;
+mod tiles;
 mod vnni;
 mod widen;
 
@@ -82,7 +83,10 @@ pub use vnni::{conv_s8_vnni, conv_vnni_takes, vnni_available};
 /// Most stack any kernel here takes for its buffers.
 pub const SCRATCH_BYTES: usize = max(
     max(
-        max(conv::SCRATCH_BYTES, direct::SCRATCH_BYTES),
+        max(
+            conv::SCRATCH_BYTES,
+            direct::SCRATCH_BYTES + tiles::SCRATCH_BYTES,
+        ),
         depthwise::SCRATCH_BYTES,
     ),
     pool::SCRATCH_BYTES,

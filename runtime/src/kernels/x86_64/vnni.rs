@@ -21,7 +21,7 @@ use core::arch::x86_64::*;
 
 use super::band::Band;
 use super::conv::{conv_args_ok, conv_avx2_takes, Operands};
-use super::direct::{direct_conv, widen_band_rows, widen_weight_rows, DirectPlan, Packing, Pass};
+use super::direct::{widen_band_rows, widen_weight_rows, DirectPlan, DirectRun, Packing, Pass};
 use super::widen::window;
 use crate::kernels::reference;
 use crate::kernels::ConvParams;
@@ -73,17 +73,17 @@ pub fn conv_s8_vnni(
         multiplier,
         shift,
     };
-    let plan = match conv_vnni_takes(p) {
+    let run = match conv_vnni_takes(p) {
         Ok(()) if conv_args_ok(p, &ops, output) && !output.is_empty() => {
-            DirectPlan::new::<QuadsU8>(p)
+            DirectRun::new::<QuadsU8>(p)
         }
         _ => None,
     };
-    match plan {
-        // SAFETY: `conv_vnni_takes` checked that the CPU runs AVX2 and
-        // AVX-512 VNNI/VL.
-        Some(plan) => unsafe { direct_conv::<QuadsU8>(p, &plan, &ops, output) },
-        None => reference::conv_s8(p, input, weights, bias, multiplier, shift, output),
+    // SAFETY: `conv_vnni_takes` checked that the CPU runs AVX2 and AVX-512
+    // VNNI/VL.
+    let done = run.is_some_and(|run| unsafe { run.run::<QuadsU8>(p, &ops, output) });
+    if !done {
+        reference::conv_s8(p, input, weights, bias, multiplier, shift, output);
     }
 }
 
@@ -91,7 +91,8 @@ pub fn conv_s8_vnni(
 /// [`conv_avx2_takes`](super::conv_avx2_takes) requires, AVX-512 VNNI, at
 /// least two input channels per group (one goes to the depthwise kernel's
 /// sliding path), at most 640 channel-quad taps per output channel, and one
-/// output row's band within 32 KiB.
+/// output row's band within 32 KiB, or (one group) a tile of the output
+/// plane's.
 pub fn conv_vnni_takes(p: &ConvParams) -> Result<(), &'static str> {
     conv_avx2_takes(p)?;
     if !vnni_available() {
@@ -100,8 +101,8 @@ pub fn conv_vnni_takes(p: &ConvParams) -> Result<(), &'static str> {
     if p.in_channels / p.groups < 2 {
         return Err("one input channel per group");
     }
-    if DirectPlan::new::<QuadsU8>(p).is_none() {
-        return Err("more than 640 channel-quad taps, or an output row's band over 32 KiB");
+    if DirectRun::new::<QuadsU8>(p).is_none() {
+        return Err("more than 640 channel-quad taps, or a band over 32 KiB even for one output");
     }
     Ok(())
 }
