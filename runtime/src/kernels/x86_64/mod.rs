@@ -25,6 +25,10 @@
 //! - Both widen whole bands of padded rows (module `band`) and compute over them
 //!   flat, across output rows when the H stride is 1, so narrow planes
 //!   (25×5) do not waste a vector per row.
+//! - A convolution (one group) whose one output row's band does not fit
+//!   runs the direct path in tiles of its output plane, each a convolution
+//!   of its own over a copy of the input it reads (module `tiles`): a
+//!   12-lead ECG's 64 channels × 1000 samples and longer.
 //! - [`conv_s16_avx2`], [`conv_s16_s8_avx2`], [`conv_s8_s16_avx2`] (feature
 //!   `int16-activations`): int16 activations on the im2col GEMM of
 //!   [`conv_s8_avx2`], its `i32` sums added into `i64` totals every 510 taps
