@@ -260,13 +260,13 @@ impl PrecisionReport {
 }
 
 /// The verdict against the agreement bounds, with what to try when the
-/// model is outside them: `precision` is the `--precision` mode, if any,
+/// model is outside them: `precision` is the `--precision` report, if any,
 /// `selected` whether `--select` samples were given, and `undeclared` the
 /// graph inputs without an `--input-range`.
 fn render_bounds(
     s: &mut String,
     e: &EvaluationReport,
-    (precision, selected): (Option<&str>, bool),
+    (precision, selected): (Option<&PrecisionReport>, bool),
     undeclared: &[&str],
 ) {
     use crate::evaluate::{PROBABILITY_BOUND, SQNR_BOUND_DB, TOP1_CONFIDENT_SHARE, WITHIN_SHARE};
@@ -294,16 +294,28 @@ fn render_bounds(
         e.outside_bounds.join("; ")
     );
     render_clipped(s, &e.clipped);
-    let hint = match precision {
-        Some(PrecisionReport::AUTO) if selected => {
+    let on_calibration = e.data == CALIBRATION_DATA;
+    let hint = match (precision.map(|p| (p.mode.as_str(), p.met)), on_calibration) {
+        // Not met where it chose: more samples would not change that.
+        (Some((PrecisionReport::AUTO, Some(false))), _) => {
+            "auto's best mix misses its target on the samples it chose on too (NOT met \
+             above): this model needs more than the int16 activations and weights it \
+             tried; check how close its float outputs are to each other (near-ties)"
+        }
+        (Some((PrecisionReport::AUTO, _)), _) if selected => {
             "auto chose on the --select samples, too few to show the tail of these: \
              use more, or --precision int16"
         }
-        Some(PrecisionReport::AUTO) => {
+        (Some((PrecisionReport::AUTO, _)), true) => {
+            "auto met its target on each half of the calibration samples (two-fold) but not \
+             on all of them in one file: give it held-out --select samples, or use \
+             --precision int16"
+        }
+        (Some((PrecisionReport::AUTO, _)), false) => {
             "auto chose on the calibration samples, and these held-out ones reach \
              further: give it held-out --select samples like them, or use --precision int16"
         }
-        Some(PrecisionReport::EVERY_LAYER) => {
+        (Some((PrecisionReport::EVERY_LAYER, _)), _) => {
             "int16 activations are not enough here: --precision auto also gives \
              layers int16 weights where int8 weights are the limit"
         }
@@ -592,14 +604,18 @@ impl Report {
                 let _ = writeln!(s);
             }
         }
-        let mode = self.precision.as_ref().map(|p| p.mode.as_str());
         let undeclared: Vec<&str> = self
             .inputs
             .iter()
             .filter(|i| i.declared_range.is_none())
             .map(|i| i.name.as_str())
             .collect();
-        render_bounds(&mut s, e, (mode, self.selection.is_some()), &undeclared);
+        render_bounds(
+            &mut s,
+            e,
+            (self.precision.as_ref(), self.selection.is_some()),
+            &undeclared,
+        );
         render_attribution(&mut s, e, unpruned);
         if let Some(c) = &e.classes {
             let before: Vec<(&str, &str, &ClassMetrics)> = baselines
@@ -825,5 +841,70 @@ fn render_filter_pruning(s: &mut String, p: &PruningReport) {
     }
     for k in &p.skipped {
         let _ = writeln!(s, "  left whole: {}: {}", k.node, k.reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text `render_bounds` gives a model outside the bounds, after
+    /// `--precision auto` with this verdict, on `data`.
+    fn auto_hint(met: Option<bool>, data: &str, selected: bool) -> String {
+        let e = EvaluationReport {
+            data: data.into(),
+            samples: 32,
+            sqnr: "",
+            outputs: Vec::new(),
+            outside_bounds: vec!["probs: 71.88% of samples within 0.03 (needs 99%)".into()],
+            classes: None,
+            attribution: None,
+            attribution_skipped: None,
+            clipped: Vec::new(),
+        };
+        let p = PrecisionReport {
+            mode: PrecisionReport::AUTO.into(),
+            target: None,
+            met,
+            data: data.into(),
+            samples: 32,
+            int8_sqnr_db: None,
+            sqnr_db: None,
+            raisable: 3,
+            raised: Vec::new(),
+            int8: None,
+        };
+        let mut s = String::new();
+        render_bounds(&mut s, &e, (Some(&p), selected), &[]);
+        s
+    }
+
+    #[test]
+    fn the_hint_after_auto_says_why_it_missed() {
+        // A target auto could not meet: more or other samples do not help.
+        for (data, selected) in [
+            (CALIBRATION_DATA, false),
+            ("test.npy", false),
+            ("t.npy", true),
+        ] {
+            let text = auto_hint(Some(false), data, selected);
+            assert!(
+                text.contains("misses its target on the samples it chose on too"),
+                "{text}"
+            );
+        }
+        // Met where it chose; missed on held-out samples.
+        let text = auto_hint(Some(true), "test.npy", false);
+        assert!(text.contains("these held-out ones reach further"), "{text}");
+        let text = auto_hint(Some(true), "test.npy", true);
+        assert!(text.contains("too few to show the tail"), "{text}");
+        // Met on each half, missed on the calibration samples together: no
+        // held-out samples are involved.
+        let text = auto_hint(Some(true), CALIBRATION_DATA, false);
+        assert!(
+            text.contains("on each half of the calibration samples"),
+            "{text}"
+        );
+        assert!(!text.contains("these held-out ones"), "{text}");
     }
 }
