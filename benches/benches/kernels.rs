@@ -178,6 +178,45 @@ mod x86 {
         }
     }
 
+    /// The same convolution with int16 activations and int16 weights
+    /// (16x16): `conv_s16_w16` against `conv_s16_w16_avx2` (two passes of
+    /// the int16 GEMM, one per byte of the weights), what `--precision auto`
+    /// runs on a layer whose int8 weights limit the model.
+    fn conv_w16_job(rng: &mut Lcg, label: &str, job: &Job, p: ConvParams) -> Job {
+        let k = p.in_channels / p.groups * p.kernel_h * p.kernel_w;
+        let o = operands(rng, 0, 0, p.out_channels);
+        let w: Vec<i16> = (0..p.out_channels * k)
+            .map(|_| i16::from_le_bytes([rng.byte() as u8, rng.byte() as u8]) / 64)
+            .collect();
+        let x: Vec<i16> = (0..p.in_channels * p.in_h * p.in_w)
+            .map(|_| i16::from(rng.byte()) * 97)
+            .collect();
+        let p = ConvParams {
+            input_zero_point: 0,
+            output_zero_point: 0,
+            act_min: -32768,
+            act_max: 32767,
+            ..p
+        };
+        type W16Fn = fn(&ConvParams, &[i16], &[i16], &[i32], &[i32], &[i8], &mut [i16]);
+        let call = |f: W16Fn| {
+            let (o, w, x) = (o.clone(), w.clone(), x.clone());
+            let mut y = vec![0i16; p.out_channels * p.out_h * p.out_w];
+            Box::new(move || {
+                f(&p, &x, &w, &o.bias, &o.mult, &o.shift, &mut y);
+                black_box(&mut y);
+            }) as Box<dyn FnMut()>
+        };
+        Job {
+            name: format!("conv16x16 {label}"),
+            unit: "G MAC/s",
+            work: job.work,
+            reference: call(conv_s16_w16),
+            avx2: call(conv_s16_w16_avx2),
+            params: Some(p),
+        }
+    }
+
     fn fc_job(rng: &mut Lcg, k: usize, n: usize) -> Job {
         let p = FullyConnectedParams {
             rows: 1,
@@ -368,7 +407,17 @@ mod x86 {
                 Some(conv_s16_job(r, label, job, p))
             })
             .collect();
+        // And with int16 weights too.
+        let twins_w16: Vec<Job> = jobs
+            .iter()
+            .filter_map(|job| {
+                let p = job.params?;
+                let label = job.name.trim_start_matches("conv ");
+                Some(conv_w16_job(r, label, job, p))
+            })
+            .collect();
         jobs.extend(twins);
+        jobs.extend(twins_w16);
         for (k, n) in [
             (30, 2),
             (32, 5),

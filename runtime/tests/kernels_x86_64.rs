@@ -1262,9 +1262,89 @@ fn check_s16_pairings(c: &ConvCase, x16: &[i16], act16: (i32, i32)) -> Result<()
     Ok(())
 }
 
+/// Int16 weights for `n` taps: any value, the rails, and values whose low
+/// byte is 128 or more (their `hi` part is one more than `w >> 8`, up to 128).
+#[cfg(feature = "int16-activations")]
+fn w16s(n: usize) -> impl Strategy<Value = Vec<i16>> {
+    let w = prop_oneof![
+        4 => any::<i16>(),
+        1 => Just(i16::MIN),
+        1 => Just(i16::MAX),
+        1 => 32640i16..=i16::MAX,
+        1 => i16::MIN..=-32640i16,
+    ];
+    prop_oneof![3 => vec(w, n), 1 => vec(Just(i16::MIN), n), 1 => vec(Just(i16::MAX), n)]
+}
+
+/// [`with_s16`] with int16 weights of the case's size.
+#[cfg(feature = "int16-activations")]
+fn with_w16(c: ConvCase) -> impl Strategy<Value = (ConvCase, Vec<i16>, Vec<i16>, (i32, i32))> {
+    let (n, k) = (c.x.len(), c.w.len());
+    (Just(c), x16s(n), w16s(k), act16())
+}
+
+/// The three 16x16 pairings on the AVX2 kernels against the reference.
+#[cfg(feature = "int16-activations")]
+fn check_w16_pairings(
+    c: &ConvCase,
+    x16: &[i16],
+    w16: &[i16],
+    act16: (i32, i32),
+) -> Result<(), TestCaseError> {
+    type W16Fn<X, Y> = fn(&ConvParams, &[X], &[i16], &[i32], &[i32], &[i8], &mut [Y]);
+    let n_out = c.p.out_channels * c.p.out_h * c.p.out_w;
+    let wide = |p: &ConvParams| ConvParams {
+        output_zero_point: 0,
+        act_min: act16.0,
+        act_max: act16.1,
+        ..*p
+    };
+    let symmetric_in = ConvParams {
+        input_zero_point: 0,
+        ..c.p
+    };
+    let p = wide(&symmetric_in);
+    prop_assert_eq!(conv_s16_avx2_takes(&p), Ok(()));
+    let run16 = |f: W16Fn<i16, i16>| {
+        let mut y = vec![0x5A5Ai16; n_out];
+        f(&p, x16, w16, &c.bias, &c.mult, &c.shift, &mut y);
+        y
+    };
+    prop_assert_eq!(run16(conv_s16_w16_avx2), run16(conv_s16_w16));
+    let p = symmetric_in;
+    let run8 = |f: W16Fn<i16, i8>| {
+        let mut y = vec![0x55u8 as i8; n_out];
+        f(&p, x16, w16, &c.bias, &c.mult, &c.shift, &mut y);
+        y
+    };
+    prop_assert_eq!(run8(conv_s16_s8_w16_avx2), run8(conv_s16_s8_w16));
+    let p = wide(&c.p);
+    let run = |f: W16Fn<i8, i16>| {
+        let mut y = vec![0x5A5Ai16; n_out];
+        f(&p, &c.x, w16, &c.bias, &c.mult, &c.shift, &mut y);
+        y
+    };
+    prop_assert_eq!(run(conv_s8_s16_w16_avx2), run(conv_s8_s16_w16));
+    Ok(())
+}
+
 #[cfg(feature = "int16-activations")]
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn conv_w16_matches_reference((c, x16, w16, act) in conv_case().prop_flat_map(with_w16)) {
+        if !have_avx2() { return Ok(()); }
+        check_w16_pairings(&c, &x16, &w16, act)?;
+    }
+
+    #[test]
+    fn depthwise_conv_w16_matches_reference(
+        (c, x16, w16, act) in depthwise_case().prop_flat_map(with_w16),
+    ) {
+        if !have_avx2() { return Ok(()); }
+        check_w16_pairings(&c, &x16, &w16, act)?;
+    }
 
     #[test]
     fn conv_s16_matches_reference((c, x16, act) in conv_case().prop_flat_map(with_s16)) {
@@ -1319,6 +1399,14 @@ proptest! {
             .map(|_| if rails { i16::MIN } else { i16::from(rng.byte()) * 251 })
             .collect();
         check_s16_pairings(&c, &x16, (-32768, 32767))?;
+        // 16x16: with every weight at a rail, each part's terms are at
+        // their largest (`hi` −128 or 128 against −32768).
+        let w16: Vec<i16> = match (rails, seed % 3) {
+            (true, 0) => vec![i16::MIN; c.w.len()],
+            (true, _) => vec![i16::MAX; c.w.len()],
+            (false, _) => (0..c.w.len()).map(|_| i16::from_le_bytes([rng.byte() as u8, rng.byte() as u8])).collect(),
+        };
+        check_w16_pairings(&c, &x16, &w16, (-32768, 32767))?;
     }
 }
 

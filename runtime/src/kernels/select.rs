@@ -312,6 +312,44 @@ pub const FULLY_CONNECTED_S16_S8: &[Candidate<FullyConnectedParams, FullyConnect
     },
 ];
 
+/// Signature of the 16x16 kernels (int16 weights) of a weighted layer on
+/// params `P`, reading `X` and writing `Y`.
+#[cfg(feature = "int16-activations")]
+pub type LayerW16Fn<P, X, Y> = LayerS16Fn<P, X, Y, i16>;
+
+/// 16x16 convolution candidates for an int16 input and output.
+#[cfg(feature = "int16-activations")]
+pub const CONV_S16_W16: &[Candidate<ConvParams, LayerW16Fn<ConvParams, i16, i16>>] = &[
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "conv_s16_w16_avx2",
+        takes: super::x86_64::conv_s16_avx2_takes,
+        run: super::x86_64::conv_s16_w16_avx2,
+    },
+];
+
+/// 16x16 convolution candidates for an int8 input and an int16 output.
+#[cfg(feature = "int16-activations")]
+pub const CONV_S8_S16_W16: &[Candidate<ConvParams, LayerW16Fn<ConvParams, i8, i16>>] = &[
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "conv_s8_s16_w16_avx2",
+        takes: super::x86_64::conv_s16_avx2_takes,
+        run: super::x86_64::conv_s8_s16_w16_avx2,
+    },
+];
+
+/// 16x16 convolution candidates for an int16 input and an int8 output.
+#[cfg(feature = "int16-activations")]
+pub const CONV_S16_S8_W16: &[Candidate<ConvParams, LayerW16Fn<ConvParams, i16, i8>>] = &[
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "conv_s16_s8_w16_avx2",
+        takes: super::x86_64::conv_s16_avx2_takes,
+        run: super::x86_64::conv_s16_s8_w16_avx2,
+    },
+];
+
 /// Max pooling candidates.
 pub const MAX_POOL: &[Candidate<PoolParams, PoolFn>] = &[
     #[cfg(target_arch = "aarch64")]
@@ -485,6 +523,72 @@ pub fn fully_connected_s16_s8(p: &FullyConnectedParams) -> Chosen<FullyConnected
         name: "fully_connected_s16_s8",
     };
     pick(p, FULLY_CONNECTED_S16_S8, reference)
+}
+
+/// The 16x16 convolution kernel for an int16 input and output.
+#[cfg(feature = "int16-activations")]
+pub fn conv_s16_w16(p: &ConvParams) -> Chosen<LayerW16Fn<ConvParams, i16, i16>> {
+    let reference = Chosen {
+        run: reference::conv_s16_w16 as LayerW16Fn<ConvParams, i16, i16>,
+        name: "conv_s16_w16",
+    };
+    pick(p, CONV_S16_W16, reference)
+}
+
+/// The 16x16 convolution kernel for an int8 input and an int16 output.
+#[cfg(feature = "int16-activations")]
+pub fn conv_s8_s16_w16(p: &ConvParams) -> Chosen<LayerW16Fn<ConvParams, i8, i16>> {
+    let reference = Chosen {
+        run: reference::conv_s8_s16_w16 as LayerW16Fn<ConvParams, i8, i16>,
+        name: "conv_s8_s16_w16",
+    };
+    pick(p, CONV_S8_S16_W16, reference)
+}
+
+/// The 16x16 convolution kernel for an int16 input and an int8 output.
+#[cfg(feature = "int16-activations")]
+pub fn conv_s16_s8_w16(p: &ConvParams) -> Chosen<LayerW16Fn<ConvParams, i16, i8>> {
+    let reference = Chosen {
+        run: reference::conv_s16_s8_w16 as LayerW16Fn<ConvParams, i16, i8>,
+        name: "conv_s16_s8_w16",
+    };
+    pick(p, CONV_S16_S8_W16, reference)
+}
+
+/// The 16x16 fully connected kernel for an int16 input and output (the
+/// reference: the layers that need int16 weights are small heads).
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s16_w16(
+    _: &FullyConnectedParams,
+) -> Chosen<LayerW16Fn<FullyConnectedParams, i16, i16>> {
+    Chosen {
+        run: reference::fully_connected_s16_w16,
+        name: "fully_connected_s16_w16",
+    }
+}
+
+/// The 16x16 fully connected kernel for an int8 input and an int16 output
+/// (the reference).
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s8_s16_w16(
+    _: &FullyConnectedParams,
+) -> Chosen<LayerW16Fn<FullyConnectedParams, i8, i16>> {
+    Chosen {
+        run: reference::fully_connected_s8_s16_w16,
+        name: "fully_connected_s8_s16_w16",
+    }
+}
+
+/// The 16x16 fully connected kernel for an int16 input and an int8 output
+/// (the reference).
+#[cfg(feature = "int16-activations")]
+pub fn fully_connected_s16_s8_w16(
+    _: &FullyConnectedParams,
+) -> Chosen<LayerW16Fn<FullyConnectedParams, i16, i8>> {
+    Chosen {
+        run: reference::fully_connected_s16_s8_w16,
+        name: "fully_connected_s16_s8_w16",
+    }
 }
 
 /// The kernel for max pooling.

@@ -9,8 +9,6 @@ use crate::format::layout::params::conv as w;
 use crate::format::TensorInfo;
 #[cfg(feature = "pow2-weights")]
 use crate::kernels;
-#[cfg(feature = "int16-activations")]
-use crate::kernels::reference;
 use crate::kernels::select::{self, Chosen, ConvFn};
 use crate::kernels::ConvParams;
 
@@ -109,17 +107,6 @@ fn runs_in_blocks(p: &ConvParams, weights: &Weights<'_>) -> bool {
     }
 }
 
-/// The 16x16 references, for int16 weights.
-#[cfg(feature = "int16-activations")]
-const W16: super::NamedS16<ConvParams, i16> = (
-    ["conv_s16_w16", "conv_s8_s16_w16", "conv_s16_s8_w16"],
-    (
-        reference::conv_s16_w16,
-        reference::conv_s8_s16_w16,
-        reference::conv_s16_s8_w16,
-    ),
-);
-
 /// [`prepare`] for int16 `x` and `y`: the same record, the activation
 /// range within `i16`, dense int8 or int16 weights.
 #[cfg(feature = "int16-activations")]
@@ -142,7 +129,11 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvS16<'a>, Error> {
                     lanes,
                     &p,
                     (select::conv_s16, select::conv_s8_s16, select::conv_s16_s8),
-                    W16,
+                    (
+                        select::conv_s16_w16,
+                        select::conv_s8_s16_w16,
+                        select::conv_s16_s8_w16,
+                    ),
                 ),
             })
         },
@@ -313,7 +304,12 @@ impl ConvS16<'_> {
     /// The optimized kernels considered for this op, with their answers.
     pub fn candidates(&self, f: impl FnMut(&'static str, Result<(), &'static str>)) {
         let lists = (select::CONV_S16, select::CONV_S8_S16, select::CONV_S16_S8);
-        self.kernel.explain(&self.p, lists, f)
+        let lists_w16 = (
+            select::CONV_S16_W16,
+            select::CONV_S8_S16_W16,
+            select::CONV_S16_S8_W16,
+        );
+        self.kernel.explain(&self.p, (lists, lists_w16), f)
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {

@@ -9,8 +9,6 @@ use crate::format::layout::params::fully_connected as w;
 use crate::format::TensorInfo;
 #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
 use crate::kernels;
-#[cfg(feature = "int16-activations")]
-use crate::kernels::reference;
 use crate::kernels::select::{self, Chosen, FullyConnectedFn};
 use crate::kernels::FullyConnectedParams;
 
@@ -63,21 +61,6 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnected<'a>, Error>
     )
 }
 
-/// The 16x16 references, for int16 weights.
-#[cfg(feature = "int16-activations")]
-const W16: super::NamedS16<FullyConnectedParams, i16> = (
-    [
-        "fully_connected_s16_w16",
-        "fully_connected_s8_s16_w16",
-        "fully_connected_s16_s8_w16",
-    ],
-    (
-        reference::fully_connected_s16_w16,
-        reference::fully_connected_s8_s16_w16,
-        reference::fully_connected_s16_s8_w16,
-    ),
-);
-
 /// [`prepare`] for int16 `x` and `y`: the same record, the activation
 /// range within `i16`, dense int8 or int16 weights.
 #[cfg(feature = "int16-activations")]
@@ -104,7 +87,11 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<FullyConnectedS16<'a>,
                         select::fully_connected_s8_s16,
                         select::fully_connected_s16_s8,
                     ),
-                    W16,
+                    (
+                        select::fully_connected_s16_w16,
+                        select::fully_connected_s8_s16_w16,
+                        select::fully_connected_s16_s8_w16,
+                    ),
                 ),
             })
         },
@@ -172,7 +159,8 @@ impl FullyConnectedS16<'_> {
             select::FULLY_CONNECTED_S8_S16,
             select::FULLY_CONNECTED_S16_S8,
         );
-        self.kernel.explain(&self.p, lists, f)
+        // No optimized 16x16 fully connected kernels (the reference runs).
+        self.kernel.explain(&self.p, (lists, (&[], &[], &[])), f)
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {

@@ -927,9 +927,9 @@ pub(super) enum Paired<A: 'static, B: 'static, C: 'static> {
 pub(super) type KernelS16<P, W = i8> =
     Paired<LayerS16Fn<P, i16, i16, W>, LayerS16Fn<P, i8, i16, W>, LayerS16Fn<P, i16, i8, W>>;
 
-/// An int16 Conv's or FullyConnected's weights with their kernel: int8
-/// weights on an optimized kernel where the CPU has one, int16 weights on
-/// the reference (the few layers that need them are small).
+/// An int16 Conv's or FullyConnected's weights with their kernel: an
+/// optimized one where the CPU has one for these weights, else the
+/// reference.
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) enum WeightedS16<'a, P: 'static> {
@@ -939,27 +939,19 @@ pub(super) enum WeightedS16<'a, P: 'static> {
 
 #[cfg(feature = "int16-activations")]
 impl<'a, P: 'static> WeightedS16<'a, P> {
-    /// `weights` with the kernel of `lanes` for `p`: for int8 weights the
-    /// one `select` (the `s16`, `s8_s16` and `s16_s8` choosers) gives, for
-    /// int16 ones the named reference of `w16`.
+    /// `weights` with the kernel of `lanes` for `p`: the one `select` (the
+    /// `s16`, `s8_s16` and `s16_s8` choosers) gives for int8 weights,
+    /// `select_w16` for int16 ones.
     pub fn new(
         weights: WeightsS16<'a>,
         lanes: Lanes,
         p: &P,
         select: SelectS16<P>,
-        (names, w16): NamedS16<P, i16>,
+        select_w16: SelectS16<P, i16>,
     ) -> WeightedS16<'a, P> {
-        let (s16, s8_s16, s16_s8) = select;
         match weights {
-            WeightsS16::S8(w) => WeightedS16::W8(
-                w,
-                match lanes {
-                    Lanes::S16 => KernelS16::S16(s16(p)),
-                    Lanes::S8S16 => KernelS16::S8S16(s8_s16(p)),
-                    Lanes::S16S8 => KernelS16::S16S8(s16_s8(p)),
-                },
-            ),
-            WeightsS16::S16(w) => WeightedS16::W16(w, KernelS16::reference(lanes, names, w16)),
+            WeightsS16::S8(w) => WeightedS16::W8(w, KernelS16::choose(lanes, p, select)),
+            WeightsS16::S16(w) => WeightedS16::W16(w, KernelS16::choose(lanes, p, select_w16)),
         }
     }
 
@@ -970,16 +962,17 @@ impl<'a, P: 'static> WeightedS16<'a, P> {
         }
     }
 
-    /// The optimized kernels considered, with their answers (none for
-    /// int16 weights).
+    /// The optimized kernels considered, with their answers: `lists` for
+    /// int8 weights, `lists_w16` for int16 ones.
     pub fn explain(
         &self,
         p: &P,
-        lists: CandidatesS16<P>,
+        (lists, lists_w16): (CandidatesS16<P>, CandidatesS16<P, i16>),
         f: impl FnMut(&'static str, Result<(), &'static str>),
     ) {
-        if let WeightedS16::W8(_, k) = self {
-            k.explain(p, lists, f)
+        match self {
+            WeightedS16::W8(_, k) => k.explain(p, lists, f),
+            WeightedS16::W16(_, k) => k.explain(p, lists_w16, f),
         }
     }
 
@@ -999,30 +992,18 @@ impl<'a, P: 'static> WeightedS16<'a, P> {
 
 /// The candidate lists of the three pairings, in [`KernelS16`]'s order.
 #[cfg(feature = "int16-activations")]
-pub(super) type CandidatesS16<P> = (
-    &'static [Candidate<P, LayerS16Fn<P, i16, i16>>],
-    &'static [Candidate<P, LayerS16Fn<P, i8, i16>>],
-    &'static [Candidate<P, LayerS16Fn<P, i16, i8>>],
+pub(super) type CandidatesS16<P, W = i8> = (
+    &'static [Candidate<P, LayerS16Fn<P, i16, i16, W>>],
+    &'static [Candidate<P, LayerS16Fn<P, i8, i16, W>>],
+    &'static [Candidate<P, LayerS16Fn<P, i16, i8, W>>],
 );
 
 /// The kernel choosers of the three pairings (`select::conv_s16`, ...).
 #[cfg(feature = "int16-activations")]
-pub(super) type SelectS16<P> = (
-    fn(&P) -> Chosen<LayerS16Fn<P, i16, i16>>,
-    fn(&P) -> Chosen<LayerS16Fn<P, i8, i16>>,
-    fn(&P) -> Chosen<LayerS16Fn<P, i16, i8>>,
-);
-
-/// [`ReferenceS16`] with the kernels' names.
-#[cfg(feature = "int16-activations")]
-pub(super) type NamedS16<P, W = i8> = ([&'static str; 3], ReferenceS16<P, W>);
-
-/// One generic reference kernel instantiated for the three pairings.
-#[cfg(feature = "int16-activations")]
-pub(super) type ReferenceS16<P, W = i8> = (
-    LayerS16Fn<P, i16, i16, W>,
-    LayerS16Fn<P, i8, i16, W>,
-    LayerS16Fn<P, i16, i8, W>,
+pub(super) type SelectS16<P, W = i8> = (
+    fn(&P) -> Chosen<LayerS16Fn<P, i16, i16, W>>,
+    fn(&P) -> Chosen<LayerS16Fn<P, i8, i16, W>>,
+    fn(&P) -> Chosen<LayerS16Fn<P, i16, i8, W>>,
 );
 
 #[cfg(feature = "int16-activations")]
@@ -1099,12 +1080,21 @@ impl<P: 'static, W: 'static> KernelS16<P, W> {
 }
 
 #[cfg(feature = "int16-activations")]
-impl<P: 'static> KernelS16<P> {
+impl<P: 'static, W: 'static> KernelS16<P, W> {
+    /// The kernel `select` chooses for `lanes`' pairing and `p`.
+    fn choose(lanes: Lanes, p: &P, (s16, s8_s16, s16_s8): SelectS16<P, W>) -> Self {
+        match lanes {
+            Lanes::S16 => KernelS16::S16(s16(p)),
+            Lanes::S8S16 => KernelS16::S8S16(s8_s16(p)),
+            Lanes::S16S8 => KernelS16::S16S8(s16_s8(p)),
+        }
+    }
+
     /// The optimized kernels considered for this pairing, with their answers.
     pub fn explain(
         &self,
         p: &P,
-        (s16, s8_s16, s16_s8): CandidatesS16<P>,
+        (s16, s8_s16, s16_s8): CandidatesS16<P, W>,
         f: impl FnMut(&'static str, Result<(), &'static str>),
     ) {
         match self {

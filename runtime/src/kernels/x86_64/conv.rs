@@ -118,9 +118,9 @@ pub fn conv_avx2_takes(p: &ConvParams) -> Result<(), &'static str> {
 
 /// The read-only operands of a convolution.
 #[derive(Clone, Copy)]
-pub(super) struct Operands<'a, X = i8> {
+pub(super) struct Operands<'a, X = i8, W = i8> {
     pub input: &'a [X],
-    pub weights: &'a [i8],
+    pub weights: &'a [W],
     pub bias: &'a [i32],
     pub multiplier: &'a [i32],
     pub shift: &'a [i8],
@@ -194,7 +194,11 @@ impl Gemm {
 
     /// The operands of group `grp`: its input channels, and its output
     /// channels' weights and quantization.
-    pub(super) fn group<'a, X>(&self, ops: &Operands<'a, X>, grp: usize) -> Operands<'a, X> {
+    pub(super) fn group<'a, X, W>(
+        &self,
+        ops: &Operands<'a, X, W>,
+        grp: usize,
+    ) -> Operands<'a, X, W> {
         let oc = grp * self.cout_g..(grp + 1) * self.cout_g;
         Operands {
             input: ops

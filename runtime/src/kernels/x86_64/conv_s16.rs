@@ -13,8 +13,13 @@
 //! the totals. Every sum is exact, so the order of the additions does not
 //! change the result.
 //!
-//! The int16 weights (16x16) stay on the reference kernels: one pair of
-//! their terms can reach 2^31.
+//! The int16 weights (16x16) run the same GEMM twice:
+//! [`conv_s16_w16_avx2`], [`conv_s8_s16_w16_avx2`] and
+//! [`conv_s16_s8_w16_avx2`]. One pair of their terms can reach 2^31, so each
+//! weight is split as `w = 256·hi + lo`, `lo` its low byte sign-extended
+//! (`[−128, 127]`) and `hi` in `[−128, 128]`: both parts are in the bound
+//! above, the first pass adds `256 ×` its chunk sums into the totals and the
+//! second its own, and the totals are the reference's exact `Σ x · w`.
 
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
@@ -83,6 +88,173 @@ pub fn conv_s8_s16_avx2(
     gemm_or_reference(p, input, weights, quant, output, reference::conv_s8_s16);
 }
 
+/// [`reference::conv_s16_w16`] (int16 weights, 16x16), bit for bit, on
+/// AVX2; the same fallback as [`conv_s16_avx2`].
+pub fn conv_s16_w16_avx2(
+    p: &ConvParams,
+    input: &[i16],
+    weights: &[i16],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    let quant = (bias, multiplier, shift);
+    gemm_or_reference(p, input, weights, quant, output, reference::conv_s16_w16);
+}
+
+/// [`reference::conv_s16_s8_w16`], bit for bit, on AVX2; the same fallback
+/// as [`conv_s16_avx2`].
+pub fn conv_s16_s8_w16_avx2(
+    p: &ConvParams,
+    input: &[i16],
+    weights: &[i16],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i8],
+) {
+    let quant = (bias, multiplier, shift);
+    gemm_or_reference(p, input, weights, quant, output, reference::conv_s16_s8_w16);
+}
+
+/// [`reference::conv_s8_s16_w16`], bit for bit, on AVX2; the same fallback
+/// as [`conv_s16_avx2`].
+pub fn conv_s8_s16_w16_avx2(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i16],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i8],
+    output: &mut [i16],
+) {
+    let quant = (bias, multiplier, shift);
+    gemm_or_reference(p, input, weights, quant, output, reference::conv_s8_s16_w16);
+}
+
+/// How a weight type enters the GEMM: in how many parts, each widened into
+/// `i16` rows of values in `[−128, 128]`, and by how many bits each part's
+/// sums are shifted into the totals.
+pub(super) trait GemmWeights: Copy + 'static {
+    /// The shift of each part's sums, in the order the parts run.
+    const SHIFTS: &'static [u32];
+
+    /// [`widen_weights`] for part `part`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU runs AVX2.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn widen(
+        weights: &[Self],
+        k: usize,
+        oc0: usize,
+        rows: usize,
+        k0: usize,
+        kc: usize,
+        wide: &mut [i16],
+        part: usize,
+    );
+}
+
+impl GemmWeights for i8 {
+    const SHIFTS: &'static [u32] = &[0];
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn widen(
+        weights: &[i8],
+        k: usize,
+        oc0: usize,
+        rows: usize,
+        k0: usize,
+        kc: usize,
+        wide: &mut [i16],
+        _: usize,
+    ) {
+        widen_weights(weights, k, oc0, rows, k0, kc, wide);
+    }
+}
+
+/// Part 0 is `hi`, part 1 `lo`, of `w = 256·hi + lo` (module docs).
+impl GemmWeights for i16 {
+    const SHIFTS: &'static [u32] = &[8, 0];
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn widen(
+        weights: &[i16],
+        k: usize,
+        oc0: usize,
+        rows: usize,
+        k0: usize,
+        kc: usize,
+        wide: &mut [i16],
+        part: usize,
+    ) {
+        widen_weight_part(weights, k, oc0, rows, k0, kc, wide, part == 0);
+    }
+}
+
+/// The low byte of `w` sign-extended, and `(w − lo) / 256`: `w = 256·hi + lo`.
+#[inline]
+fn weight_parts(w: i16) -> (i16, i16) {
+    let lo = i16::from(w as i8);
+    // `w >> 8` is `⌊w / 256⌋`; a negative `lo` took 256 off the rest.
+    let hi = (w >> 8) - (lo >> 15);
+    (hi, lo)
+}
+
+/// [`widen_weights`] for int16 weights: their `hi` part (`high`) or their
+/// `lo` part ([`weight_parts`]), 16 at a time.
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn widen_weight_part(
+    weights: &[i16],
+    k: usize,
+    oc0: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+    wide: &mut [i16],
+    high: bool,
+) {
+    let lanes = kc.next_multiple_of(2);
+    for (r, dst) in wide.chunks_exact_mut(W_ROW).enumerate().take(MR) {
+        let Some(dst) = dst.get_mut(..lanes + 16) else {
+            return;
+        };
+        if r >= rows {
+            dst.fill(0);
+            continue;
+        }
+        let start = (oc0 + r) * k + k0;
+        let src = weights.get(start..start + kc).unwrap_or(&[]);
+        let mut i = 0;
+        while i + 16 <= kc {
+            let (Some(s16), Some(d16)) = (src.get(i..i + 16), dst.get_mut(i..i + 16)) else {
+                break;
+            };
+            // SAFETY: 16 `i16` to load and 16 to store; the accesses are
+            // unaligned.
+            unsafe {
+                let w = _mm256_loadu_si256(s16.as_ptr().cast());
+                let lo = _mm256_srai_epi16::<8>(_mm256_slli_epi16::<8>(w));
+                let part = if high {
+                    _mm256_sub_epi16(_mm256_srai_epi16::<8>(w), _mm256_srai_epi16::<15>(lo))
+                } else {
+                    lo
+                };
+                _mm256_storeu_si256(d16.as_mut_ptr().cast(), part);
+            }
+            i += 16;
+        }
+        for (j, d) in dst.iter_mut().enumerate().take(lanes).skip(i) {
+            let (hi, lo) = src.get(j).map_or((0, 0), |&w| weight_parts(w));
+            *d = if high { hi } else { lo };
+        }
+    }
+}
+
 /// `Ok` when the int16 AVX2 convolutions run `p` themselves: AVX2 is
 /// available, the input zero point is in `i8` (0 for an int16 input, which
 /// the preconditions require), and the reduction is not empty.
@@ -100,13 +272,13 @@ pub fn conv_s16_avx2_takes(p: &ConvParams) -> Result<(), &'static str> {
 /// Runs the GEMM when the kernel takes `p` and the reference's
 /// preconditions hold, else `reference` (which returns early on a failed
 /// precondition).
-fn gemm_or_reference<X: Lane + GatherLane, Y: Lane>(
+fn gemm_or_reference<X: Lane + GatherLane, Y: Lane, W: GemmWeights>(
     p: &ConvParams,
     input: &[X],
-    weights: &[i8],
+    weights: &[W],
     (bias, multiplier, shift): (&[i32], &[i32], &[i8]),
     output: &mut [Y],
-    reference: LayerS16Fn<ConvParams, X, Y>,
+    reference: LayerS16Fn<ConvParams, X, Y, W>,
 ) {
     let quant = (bias, multiplier, shift);
     let ok = conv_s16_avx2_takes(p).is_ok()
@@ -128,9 +300,9 @@ fn gemm_or_reference<X: Lane + GatherLane, Y: Lane>(
 
 /// The tiled GEMM, group by group. Preconditions hold; `output` is not empty.
 #[target_feature(enable = "avx2")]
-fn conv_gemm<X: Lane + GatherLane, Y: Lane>(
+fn conv_gemm<X: Lane + GatherLane, Y: Lane, W: GemmWeights>(
     p: &ConvParams,
-    ops: &Operands<'_, X>,
+    ops: &Operands<'_, X, W>,
     output: &mut [Y],
 ) {
     let g = Gemm::new(p);
@@ -167,10 +339,10 @@ struct Tile {
 /// All output channels of one group for one tile, [`OC_CHUNK`] channels a
 /// pass, their `i64` totals in `totals` (`[channel][position]`).
 #[target_feature(enable = "avx2")]
-fn gemm_tile<X: Lane + GatherLane, Y: Lane>(
+fn gemm_tile<X: Lane + GatherLane, Y: Lane, W: GemmWeights>(
     p: &ConvParams,
     g: &Gemm,
-    ops: &Operands<'_, X>,
+    ops: &Operands<'_, X, W>,
     s: &mut Scratch<'_>,
     totals: &mut [i64; OC_CHUNK * TILE],
     tile: Tile,
@@ -191,13 +363,16 @@ fn gemm_tile<X: Lane + GatherLane, Y: Lane>(
             pack_tile(p, g, ops.input, runs, k0, kc, s);
             for oc0 in (oc_start..oc_end).step_by(MR) {
                 let rows = (oc_end - oc0).min(MR);
-                widen_weights(ops.weights, g.k, oc0, rows, k0, kc, s.wide);
                 let at = (oc0 - oc_start) * TILE;
                 let block = totals.get_mut(at..at + rows * TILE).unwrap_or(&mut []);
-                match tile.len.div_ceil(8) {
-                    3 => add_block::<3>(s, kc, block),
-                    2 => add_block::<2>(s, kc, block),
-                    _ => add_block::<1>(s, kc, block),
+                for (part, &by) in W::SHIFTS.iter().enumerate() {
+                    // SAFETY: AVX2 runs here (this function's feature).
+                    unsafe { W::widen(ops.weights, g.k, oc0, rows, k0, kc, s.wide, part) };
+                    match tile.len.div_ceil(8) {
+                        3 => add_block::<3>(s, kc, block, by),
+                        2 => add_block::<2>(s, kc, block, by),
+                        _ => add_block::<1>(s, kc, block, by),
+                    }
                 }
             }
             k0 += kc;
@@ -217,9 +392,10 @@ fn gemm_tile<X: Lane + GatherLane, Y: Lane>(
 
 /// One register tile over one reduction chunk of `kc` taps: the `i32` sums
 /// of the widened rows (at most `MR`; `block` holds a `TILE`-long row of
-/// totals for each) by `8·N` positions, added into `block`.
+/// totals for each) by `8·N` positions, shifted left by `by` bits and added
+/// into `block`.
 #[target_feature(enable = "avx2")]
-fn add_block<const N: usize>(s: &Scratch<'_>, kc: usize, block: &mut [i64]) {
+fn add_block<const N: usize>(s: &Scratch<'_>, kc: usize, block: &mut [i64], by: u32) {
     let zero = _mm256_setzero_si256();
     let acc = micro::<N>(s.packed, s.wide, kc.div_ceil(2), [[zero; N]; MR]);
     for (acc_r, totals) in acc.iter().zip(block.chunks_exact_mut(TILE)) {
@@ -232,7 +408,7 @@ fn add_block<const N: usize>(s: &Scratch<'_>, kc: usize, block: &mut [i64]) {
         }
         for (t, &v) in totals.iter_mut().zip(&sums) {
             // Wrapping only to stay total: 2^32 chunks would be needed.
-            *t = t.wrapping_add(i64::from(v));
+            *t = t.wrapping_add(i64::from(v) << by);
         }
     }
 }

@@ -32,7 +32,9 @@
 //! - [`conv_s16_avx2`], [`conv_s16_s8_avx2`], [`conv_s8_s16_avx2`] (feature
 //!   `int16-activations`): int16 activations on the im2col GEMM of
 //!   [`conv_s8_avx2`], its `i32` sums added into `i64` totals every 510 taps
-//!   (module `conv_s16`); [`fully_connected_s16_avx2`] and its two pairings
+//!   (module `conv_s16`), and with int16 weights [`conv_s16_w16_avx2`] and
+//!   its two pairings (the GEMM once per byte of the weights);
+//!   [`fully_connected_s16_avx2`] and its two pairings
 //!   likewise on the loop of [`fully_connected_s8_avx2`], each row's 8 lanes
 //!   added into an `i64` total every 496 inputs.
 //! - [`fully_connected_s8_avx2`]: 8 weight rows against one input row at a
@@ -71,7 +73,10 @@ mod widen;
 
 pub use conv::{conv_avx2_takes, conv_s8_avx2};
 #[cfg(feature = "int16-activations")]
-pub use conv_s16::{conv_s16_avx2, conv_s16_avx2_takes, conv_s16_s8_avx2, conv_s8_s16_avx2};
+pub use conv_s16::{
+    conv_s16_avx2, conv_s16_avx2_takes, conv_s16_s8_avx2, conv_s16_s8_w16_avx2, conv_s16_w16_avx2,
+    conv_s8_s16_avx2, conv_s8_s16_w16_avx2,
+};
 pub use depthwise::{depthwise_conv_avx2_takes, depthwise_conv_s8_avx2};
 pub use elementwise::{add_avx2_takes, add_s8_avx2, mul_avx2_takes, mul_s8_avx2};
 pub use fully_connected::{fully_connected_avx2_takes, fully_connected_s8_avx2};
