@@ -885,19 +885,23 @@ fn tiles_with_output_channels_in_several_calls_match_reference() {
     if !have_avx2() {
         return;
     }
-    for (seed, (cin, cout, len, k, s, pad)) in [
+    let rows = [
         (3, 20, 4500, 9, 1, 4),
         (4, 40, 5000, 7, 2, 3),
         (4, 33, 4100, 1, 1, 0),
         (3, 25, 4200, 5, 3, 2),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ];
+    check_rows(&rows, (5, -3), 0);
+}
+
+/// Each 1-D convolution `(C_in, C_out, length, k, stride, pad)` of `rows`,
+/// at zero points `zps`, on AVX2 and VNNI against the reference.
+fn check_rows(rows: &[(usize, usize, usize, usize, usize, usize)], zps: (i32, i32), seed: u64) {
+    for (i, &(cin, cout, len, k, s, pad)) in rows.iter().enumerate() {
         let out = conv_out_len(len, k, s, 1, pad, pad).unwrap();
         let w = (len, k, s, 1, pad, out);
-        let p = conv_params(FLAT, w, cin, cout, 1, 5, -3, (-128, 127));
-        let c = seeded_conv_case(p, seed as u64);
+        let p = conv_params(FLAT, w, cin, cout, 1, zps.0, zps.1, (-128, 127));
+        let c = seeded_conv_case(p, seed + i as u64);
         let want = run_conv(&c, conv_s8);
         assert_eq!(run_conv(&c, conv_s8_avx2), want, "{p:?}");
         if have_vnni() {
@@ -914,26 +918,13 @@ fn twelve_lead_resnet_rows_match_reference() {
     if !have_avx2() {
         return;
     }
-    for (seed, (cin, cout, len, k, s, pad)) in [
+    let rows = [
         (12, 64, 2500, 15, 2, 7),
         (64, 64, 1250, 9, 1, 4),
         (64, 128, 1250, 9, 2, 4),
         (128, 128, 625, 9, 1, 4),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let out = conv_out_len(len, k, s, 1, pad, pad).unwrap();
-        let w = (len, k, s, 1, pad, out);
-        let p = conv_params(FLAT, w, cin, cout, 1, -2, 6, (-128, 127));
-        let c = seeded_conv_case(p, 40 + seed as u64);
-        let want = run_conv(&c, conv_s8);
-        assert_eq!(run_conv(&c, conv_s8_avx2), want, "{p:?}");
-        if have_vnni() {
-            assert_eq!(conv_vnni_takes(&p), Ok(()));
-            assert_eq!(run_conv(&c, conv_s8_vnni), want, "{p:?}");
-        }
-    }
+    ];
+    check_rows(&rows, (-2, 6), 40);
 }
 
 #[test]

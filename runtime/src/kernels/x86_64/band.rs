@@ -90,19 +90,7 @@ impl Band {
         };
         let fits = |n: usize| matches!(lanes(n), Some((_, _, t)) if t <= cap);
         let left = p.out_h.checked_sub(oy0).filter(|&n| n > 0)?;
-        if !fits(1) {
-            return None;
-        }
-        // Binary search for the most output rows that fit.
-        let (mut lo, mut hi) = (1, left);
-        while lo < hi {
-            let mid = hi - (hi - lo) / 2;
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
+        let lo = widest(left, fits)?;
         let (rows, pitch, _) = lanes(lo)?;
         Some(Band {
             oy0,
@@ -138,6 +126,24 @@ impl Band {
             }
         }
     }
+}
+
+/// The largest `n` in `1..=most` for which `fits` holds (`fits` holding for
+/// every smaller `n` too), or `None` if not even 1 does: a binary search.
+pub(super) fn widest(most: usize, fits: impl Fn(usize) -> bool) -> Option<usize> {
+    if !fits(1) {
+        return None;
+    }
+    let (mut lo, mut hi) = (1, most);
+    while lo < hi {
+        let mid = hi - (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Some(lo)
 }
 
 /// Iterator over the flat segments of a band.

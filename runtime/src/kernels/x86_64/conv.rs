@@ -673,31 +673,62 @@ pub(super) fn widen_weights(
     kc: usize,
     wide: &mut [i16],
 ) {
-    let lanes = kc.next_multiple_of(2);
+    let rows_at = WeightRows {
+        k,
+        oc0,
+        rows,
+        k0,
+        kc,
+    };
+    // SAFETY: 16 bytes to load (the slice's length); AVX2 runs here.
+    let sixteen = |s: &[i8]| unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(s.as_ptr().cast())) };
+    widen_weight_rows(weights, rows_at, wide, sixteen, i16::from);
+}
+
+/// Which weight rows and taps a widening takes (see [`widen_weights`]).
+#[derive(Clone, Copy)]
+pub(super) struct WeightRows {
+    pub k: usize,
+    pub oc0: usize,
+    pub rows: usize,
+    pub k0: usize,
+    pub kc: usize,
+}
+
+/// The row loop of [`widen_weights`] for weights of type `T`: `sixteen`
+/// widens 16 weights (a slice of exactly 16) into 16 `i16` lanes, `one` a
+/// single weight of the row's tail.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn widen_weight_rows<T: Copy>(
+    weights: &[T],
+    at: WeightRows,
+    wide: &mut [i16],
+    sixteen: impl Fn(&[T]) -> __m256i,
+    one: impl Fn(T) -> i16,
+) {
+    let lanes = at.kc.next_multiple_of(2);
     for (r, dst) in wide.chunks_exact_mut(W_ROW).enumerate().take(MR) {
         let Some(dst) = dst.get_mut(..lanes + 16) else {
             return;
         };
-        if r >= rows {
+        if r >= at.rows {
             dst.fill(0);
             continue;
         }
-        let start = (oc0 + r) * k + k0;
-        let src = weights.get(start..start + kc).unwrap_or(&[]);
+        let start = (at.oc0 + r) * at.k + at.k0;
+        let src = weights.get(start..start + at.kc).unwrap_or(&[]);
         let mut i = 0;
-        while i + 16 <= kc {
+        while i + 16 <= at.kc {
             let (Some(s16), Some(d16)) = (src.get(i..i + 16), dst.get_mut(i..i + 16)) else {
                 break;
             };
-            // SAFETY: 16 bytes to load, 16 `i16` to store.
-            unsafe {
-                let v = _mm256_cvtepi8_epi16(_mm_loadu_si128(s16.as_ptr().cast()));
-                _mm256_storeu_si256(d16.as_mut_ptr().cast(), v);
-            }
+            // SAFETY: 16 `i16` to store; the store is unaligned.
+            unsafe { _mm256_storeu_si256(d16.as_mut_ptr().cast(), sixteen(s16)) };
             i += 16;
         }
         for (j, d) in dst.iter_mut().enumerate().take(lanes).skip(i) {
-            *d = src.get(j).map_or(0, |&w| i16::from(w));
+            *d = src.get(j).map_or(0, |&w| one(w));
         }
     }
 }

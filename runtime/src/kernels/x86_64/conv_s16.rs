@@ -25,8 +25,8 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::conv::{
-    micro, pack_tile, tile_runs, widen_weights, zeroed_prefix, GatherLane, Gemm, Operands, Run,
-    Scratch, KC_PAIRS, MR, OC_CHUNK, ROW_LEN, TILE, W_ROW,
+    micro, pack_tile, tile_runs, widen_weight_rows, widen_weights, zeroed_prefix, GatherLane, Gemm,
+    Operands, Run, Scratch, WeightRows, KC_PAIRS, MR, OC_CHUNK, ROW_LEN, TILE, W_ROW,
 };
 use super::need_avx2;
 use crate::kernels::reference::{self, conv_lanes_call_ok, requantize_to_lane, Lane};
@@ -218,41 +218,34 @@ fn widen_weight_part(
     wide: &mut [i16],
     high: bool,
 ) {
-    let lanes = kc.next_multiple_of(2);
-    for (r, dst) in wide.chunks_exact_mut(W_ROW).enumerate().take(MR) {
-        let Some(dst) = dst.get_mut(..lanes + 16) else {
-            return;
-        };
-        if r >= rows {
-            dst.fill(0);
-            continue;
-        }
-        let start = (oc0 + r) * k + k0;
-        let src = weights.get(start..start + kc).unwrap_or(&[]);
-        let mut i = 0;
-        while i + 16 <= kc {
-            let (Some(s16), Some(d16)) = (src.get(i..i + 16), dst.get_mut(i..i + 16)) else {
-                break;
-            };
-            // SAFETY: 16 `i16` to load and 16 to store; the accesses are
-            // unaligned.
-            unsafe {
-                let w = _mm256_loadu_si256(s16.as_ptr().cast());
-                let lo = _mm256_srai_epi16::<8>(_mm256_slli_epi16::<8>(w));
-                let part = if high {
-                    _mm256_sub_epi16(_mm256_srai_epi16::<8>(w), _mm256_srai_epi16::<15>(lo))
-                } else {
-                    lo
-                };
-                _mm256_storeu_si256(d16.as_mut_ptr().cast(), part);
+    let sixteen = |s: &[i16]| {
+        // SAFETY: 16 `i16` to load (the slice's length), unaligned; AVX2
+        // runs here.
+        unsafe {
+            let w = _mm256_loadu_si256(s.as_ptr().cast());
+            let lo = _mm256_srai_epi16::<8>(_mm256_slli_epi16::<8>(w));
+            match high {
+                true => _mm256_sub_epi16(_mm256_srai_epi16::<8>(w), _mm256_srai_epi16::<15>(lo)),
+                false => lo,
             }
-            i += 16;
         }
-        for (j, d) in dst.iter_mut().enumerate().take(lanes).skip(i) {
-            let (hi, lo) = src.get(j).map_or((0, 0), |&w| weight_parts(w));
-            *d = if high { hi } else { lo };
+    };
+    let one = |w: i16| {
+        let (hi, lo) = weight_parts(w);
+        if high {
+            hi
+        } else {
+            lo
         }
-    }
+    };
+    let at = WeightRows {
+        k,
+        oc0,
+        rows,
+        k0,
+        kc,
+    };
+    widen_weight_rows(weights, at, wide, sixteen, one);
 }
 
 /// `Ok` when the int16 AVX2 convolutions run `p` themselves: AVX2 is

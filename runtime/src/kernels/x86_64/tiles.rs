@@ -14,6 +14,7 @@
 
 use core::mem::MaybeUninit;
 
+use super::band::widest;
 use super::conv::{zeroed_prefix, Operands};
 use super::direct::{direct_conv, DirectPlan, Packing};
 use crate::kernels::ConvParams;
@@ -143,24 +144,6 @@ fn axes(p: &ConvParams) -> Option<(Axis, Axis)> {
         Axis::new(p.stride_h, p.kernel_h, p.dilation_h, p.pad_top, p.in_h)?,
         Axis::new(p.stride_w, p.kernel_w, p.dilation_w, p.pad_left, p.in_w)?,
     ))
-}
-
-/// The largest `n` in `1..=most` for which `fits` holds (`fits` holding for
-/// every smaller `n` too), or `None` if not even 1 does.
-fn widest(most: usize, fits: impl Fn(usize) -> bool) -> Option<usize> {
-    if !fits(1) {
-        return None;
-    }
-    let (mut lo, mut hi) = (1, most);
-    while lo < hi {
-        let mid = hi - (hi - lo) / 2;
-        if fits(mid) {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    Some(lo)
 }
 
 /// The convolution of output rows `oy0..oy0 + rows` and columns
