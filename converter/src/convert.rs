@@ -1649,17 +1649,27 @@ fn choose_precision(
     // target, nothing is raised and the rest is not measured: on a large
     // model each candidate costs a full run of every sample.
     let every_output: Vec<Raise> = (0..candidates.len()).map(Raise::Output).collect();
-    let (mut evs, mut first_sizes) = measure(&[Vec::new()])?;
-    let met_as_is = match (choice, evs.first()) {
-        (Choice::Auto(target), Some(ev)) => target.met(ev),
-        _ => false,
+    let mut alone_and_every: Vec<Vec<Raise>> = (0..candidates.len())
+        .map(|i| vec![Raise::Output(i)])
+        .collect();
+    alone_and_every.push(every_output.clone());
+    let (mut evs, mut first_sizes, met_as_is) = match choice {
+        Choice::Auto(target) => {
+            let (evs, sizes) = measure(&[Vec::new()])?;
+            let met = evs.first().is_some_and(|ev| target.met(ev));
+            (evs, sizes, met)
+        }
+        // All at once (one float run per sample).
+        _ => {
+            let first: Vec<Vec<Raise>> = std::iter::once(Vec::new())
+                .chain(alone_and_every.iter().cloned())
+                .collect();
+            let (evs, sizes) = measure(&first)?;
+            (evs, sizes, false)
+        }
     };
-    if !met_as_is {
-        let mut first: Vec<Vec<Raise>> = (0..candidates.len())
-            .map(|i| vec![Raise::Output(i)])
-            .collect();
-        first.push(every_output.clone());
-        let (more_evs, more_sizes) = measure(&first)?;
+    if matches!(choice, Choice::Auto(_)) && !met_as_is {
+        let (more_evs, more_sizes) = measure(&alone_and_every)?;
         evs.extend(more_evs);
         first_sizes.extend(more_sizes);
     }
