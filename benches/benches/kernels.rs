@@ -141,12 +141,49 @@ mod x86 {
         }
     }
 
+    /// An int16-activation kernel with weights `W` (the reference signature).
+    type ConvS16Kernel<W> = fn(&ConvParams, &[i16], &[W], &[i32], &[i32], &[i8], &mut [i16]);
+
     /// The same convolution with int16 activations (TFLite's 16x8):
     /// `conv_s16` against `conv_s16_avx2`, the kernels `--precision auto`
     /// runs on every layer it raises.
     fn conv_s16_job(rng: &mut Lcg, label: &str, job: &Job, p: ConvParams) -> Job {
         let k = p.in_channels / p.groups * p.kernel_h * p.kernel_w;
-        let o = operands(rng, 0, p.out_channels * k, p.out_channels);
+        let w = rng.bytes(p.out_channels * k);
+        let kernels = (
+            conv_s16 as ConvS16Kernel<i8>,
+            conv_s16_avx2 as ConvS16Kernel<i8>,
+        );
+        int16_conv_job(rng, format!("conv16 {label}"), job, p, w, kernels)
+    }
+
+    /// The same convolution with int16 activations and int16 weights
+    /// (16x16): `conv_s16_w16` against `conv_s16_w16_avx2` (two passes of
+    /// the int16 GEMM, one per byte of the weights), what `--precision auto`
+    /// runs on a layer whose int8 weights limit the model.
+    fn conv_w16_job(rng: &mut Lcg, label: &str, job: &Job, p: ConvParams) -> Job {
+        let k = p.in_channels / p.groups * p.kernel_h * p.kernel_w;
+        let w: Vec<i16> = (0..p.out_channels * k)
+            .map(|_| i16::from_le_bytes([rng.byte() as u8, rng.byte() as u8]) / 64)
+            .collect();
+        let kernels = (
+            conv_s16_w16 as ConvS16Kernel<i16>,
+            conv_s16_w16_avx2 as ConvS16Kernel<i16>,
+        );
+        int16_conv_job(rng, format!("conv16x16 {label}"), job, p, w, kernels)
+    }
+
+    /// `job`'s convolution with an int16 input and output and weights `w`,
+    /// on the reference and the AVX2 kernel.
+    fn int16_conv_job<W: Clone + 'static>(
+        rng: &mut Lcg,
+        name: String,
+        job: &Job,
+        p: ConvParams,
+        w: Vec<W>,
+        (reference, avx2): (ConvS16Kernel<W>, ConvS16Kernel<W>),
+    ) -> Job {
+        let o = operands(rng, 0, 0, p.out_channels);
         let x: Vec<i16> = (0..p.in_channels * p.in_h * p.in_w)
             .map(|_| i16::from(rng.byte()) * 97)
             .collect();
@@ -158,48 +195,9 @@ mod x86 {
             ..p
         };
         if let Err(why) = conv_s16_avx2_takes(&p) {
-            eprintln!("{label}: the int16 AVX2 kernel refuses it ({why})");
+            eprintln!("{name}: the int16 AVX2 kernel refuses it ({why})");
         }
-        let call = |f: medq::kernels::select::ConvS16Fn<i16>| {
-            let (o, x) = (o.clone(), x.clone());
-            let mut y = vec![0i16; p.out_channels * p.out_h * p.out_w];
-            Box::new(move || {
-                f(&p, &x, &o.w, &o.bias, &o.mult, &o.shift, &mut y);
-                black_box(&mut y);
-            }) as Box<dyn FnMut()>
-        };
-        Job {
-            name: format!("conv16 {label}"),
-            unit: "G MAC/s",
-            work: job.work,
-            reference: call(conv_s16),
-            avx2: call(conv_s16_avx2),
-            params: Some(p),
-        }
-    }
-
-    /// The same convolution with int16 activations and int16 weights
-    /// (16x16): `conv_s16_w16` against `conv_s16_w16_avx2` (two passes of
-    /// the int16 GEMM, one per byte of the weights), what `--precision auto`
-    /// runs on a layer whose int8 weights limit the model.
-    fn conv_w16_job(rng: &mut Lcg, label: &str, job: &Job, p: ConvParams) -> Job {
-        let k = p.in_channels / p.groups * p.kernel_h * p.kernel_w;
-        let o = operands(rng, 0, 0, p.out_channels);
-        let w: Vec<i16> = (0..p.out_channels * k)
-            .map(|_| i16::from_le_bytes([rng.byte() as u8, rng.byte() as u8]) / 64)
-            .collect();
-        let x: Vec<i16> = (0..p.in_channels * p.in_h * p.in_w)
-            .map(|_| i16::from(rng.byte()) * 97)
-            .collect();
-        let p = ConvParams {
-            input_zero_point: 0,
-            output_zero_point: 0,
-            act_min: -32768,
-            act_max: 32767,
-            ..p
-        };
-        type W16Fn = fn(&ConvParams, &[i16], &[i16], &[i32], &[i32], &[i8], &mut [i16]);
-        let call = |f: W16Fn| {
+        let call = |f: ConvS16Kernel<W>| {
             let (o, w, x) = (o.clone(), w.clone(), x.clone());
             let mut y = vec![0i16; p.out_channels * p.out_h * p.out_w];
             Box::new(move || {
@@ -208,11 +206,11 @@ mod x86 {
             }) as Box<dyn FnMut()>
         };
         Job {
-            name: format!("conv16x16 {label}"),
+            name,
             unit: "G MAC/s",
             work: job.work,
-            reference: call(conv_s16_w16),
-            avx2: call(conv_s16_w16_avx2),
+            reference: call(reference),
+            avx2: call(avx2),
             params: Some(p),
         }
     }

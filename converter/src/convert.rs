@@ -1653,22 +1653,19 @@ fn choose_precision(
         .map(|i| vec![Raise::Output(i)])
         .collect();
     alone_and_every.push(every_output.clone());
-    let (mut evs, mut first_sizes, met_as_is) = match choice {
-        Choice::Auto(target) => {
-            let (evs, sizes) = measure(&[Vec::new()])?;
-            let met = evs.first().is_some_and(|ev| target.met(ev));
-            (evs, sizes, met)
-        }
-        // All at once (one float run per sample).
-        _ => {
-            let first: Vec<Vec<Raise>> = std::iter::once(Vec::new())
-                .chain(alone_and_every.iter().cloned())
-                .collect();
-            let (evs, sizes) = measure(&first)?;
-            (evs, sizes, false)
-        }
+    // Auto measures the graph as it is first, alone; the others measure
+    // round one in one batch (one float run per sample).
+    let auto = matches!(choice, Choice::Auto(_));
+    let mut first = vec![Vec::new()];
+    if !auto {
+        first.append(&mut alone_and_every);
+    }
+    let (mut evs, mut first_sizes) = measure(&first)?;
+    let met_as_is = match (choice, evs.first()) {
+        (Choice::Auto(target), Some(ev)) => target.met(ev),
+        _ => false,
     };
-    if matches!(choice, Choice::Auto(_)) && !met_as_is {
+    if auto && !met_as_is {
         let (more_evs, more_sizes) = measure(&alone_and_every)?;
         evs.extend(more_evs);
         first_sizes.extend(more_sizes);

@@ -450,12 +450,12 @@ type FailedAt = (usize, Option<usize>);
 
 /// Feeds every sample to every evaluator, each sample's float values
 /// computed once. A search measures tens of candidate files on the same
-/// samples, so the evaluators are shared among the machine's cores (each
+/// samples, so the evaluators are shared among the machine's cores: each
 /// thread runs its own, in order, on every sample, while this thread runs
-/// the float reference one sample ahead); one evaluator runs here. Each
-/// evaluator sees the samples in order either way, so the figures do not
-/// depend on the thread count, and of several failures the one returned is
-/// the one a single thread would have met first.
+/// the float reference one sample ahead (with one evaluator, that overlap
+/// is the gain). Each evaluator sees the samples in order, so the figures
+/// do not depend on the thread count, and of several failures the one
+/// returned is the one a single thread would have met first.
 fn run_evaluators<S: InputSamples + Sync>(
     evaluators: &mut [Evaluator<'_>],
     samples: &S,
@@ -463,19 +463,12 @@ fn run_evaluators<S: InputSamples + Sync>(
     label: impl Fn(usize) -> Option<usize> + Sync,
     progress: &indicatif::ProgressBar,
 ) -> Result<(), ConvertError> {
+    if evaluators.is_empty() {
+        return Ok(());
+    }
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(evaluators.len());
-    if threads <= 1 {
-        for s in 0..samples.count() {
-            let float = float(s)?;
-            for e in evaluators.iter_mut() {
-                e.add(&samples.inputs(s), &float, label(s))?;
-            }
-            progress.inc(1);
-        }
-        return Ok(());
-    }
     let per_thread = evaluators.len().div_ceil(threads);
     let label = &label;
     let failures = std::thread::scope(|scope| {

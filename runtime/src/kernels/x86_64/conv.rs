@@ -90,9 +90,7 @@ pub fn conv_s8_avx2(
     }
     if let Some(run) = DirectRun::new::<PairsI16>(p) {
         // SAFETY: as above (AVX2 is all that `PairsI16` needs).
-        if !unsafe { run.run::<PairsI16>(p, &ops, output) } {
-            reference::conv_s8(p, input, weights, bias, multiplier, shift, output);
-        }
+        unsafe { run.run::<PairsI16>(p, &ops, output) };
         return;
     }
     // SAFETY: as above.

@@ -140,38 +140,26 @@ pub(super) trait GemmWeights: Copy + 'static {
     /// The shift of each part's sums, in the order the parts run.
     const SHIFTS: &'static [u32];
 
-    /// [`widen_weights`] for part `part`.
+    /// [`widen_weights`] of part `part` of the rows `at`.
     ///
     /// # Safety
     ///
     /// The CPU runs AVX2.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn widen(
-        weights: &[Self],
-        k: usize,
-        oc0: usize,
-        rows: usize,
-        k0: usize,
-        kc: usize,
-        wide: &mut [i16],
-        part: usize,
-    );
+    unsafe fn widen(weights: &[Self], at: WeightRows, wide: &mut [i16], part: usize);
 }
 
 impl GemmWeights for i8 {
     const SHIFTS: &'static [u32] = &[0];
 
     #[target_feature(enable = "avx2")]
-    unsafe fn widen(
-        weights: &[i8],
-        k: usize,
-        oc0: usize,
-        rows: usize,
-        k0: usize,
-        kc: usize,
-        wide: &mut [i16],
-        _: usize,
-    ) {
+    unsafe fn widen(weights: &[i8], at: WeightRows, wide: &mut [i16], _: usize) {
+        let WeightRows {
+            k,
+            oc0,
+            rows,
+            k0,
+            kc,
+        } = at;
         widen_weights(weights, k, oc0, rows, k0, kc, wide);
     }
 }
@@ -181,17 +169,8 @@ impl GemmWeights for i16 {
     const SHIFTS: &'static [u32] = &[8, 0];
 
     #[target_feature(enable = "avx2")]
-    unsafe fn widen(
-        weights: &[i16],
-        k: usize,
-        oc0: usize,
-        rows: usize,
-        k0: usize,
-        kc: usize,
-        wide: &mut [i16],
-        part: usize,
-    ) {
-        widen_weight_part(weights, k, oc0, rows, k0, kc, wide, part == 0);
+    unsafe fn widen(weights: &[i16], at: WeightRows, wide: &mut [i16], part: usize) {
+        widen_weight_part(weights, at, wide, part == 0);
     }
 }
 
@@ -207,17 +186,7 @@ fn weight_parts(w: i16) -> (i16, i16) {
 /// [`widen_weights`] for int16 weights: their `hi` part (`high`) or their
 /// `lo` part ([`weight_parts`]), 16 at a time.
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-fn widen_weight_part(
-    weights: &[i16],
-    k: usize,
-    oc0: usize,
-    rows: usize,
-    k0: usize,
-    kc: usize,
-    wide: &mut [i16],
-    high: bool,
-) {
+fn widen_weight_part(weights: &[i16], at: WeightRows, wide: &mut [i16], high: bool) {
     let sixteen = |s: &[i16]| {
         // SAFETY: 16 `i16` to load (the slice's length), unaligned; AVX2
         // runs here.
@@ -237,13 +206,6 @@ fn widen_weight_part(
         } else {
             lo
         }
-    };
-    let at = WeightRows {
-        k,
-        oc0,
-        rows,
-        k0,
-        kc,
     };
     widen_weight_rows(weights, at, wide, sixteen, one);
 }
@@ -358,9 +320,16 @@ fn gemm_tile<X: Lane + GatherLane, Y: Lane, W: GemmWeights>(
                 let rows = (oc_end - oc0).min(MR);
                 let at = (oc0 - oc_start) * TILE;
                 let block = totals.get_mut(at..at + rows * TILE).unwrap_or(&mut []);
+                let w_rows = WeightRows {
+                    k: g.k,
+                    oc0,
+                    rows,
+                    k0,
+                    kc,
+                };
                 for (part, &by) in W::SHIFTS.iter().enumerate() {
                     // SAFETY: AVX2 runs here (this function's feature).
-                    unsafe { W::widen(ops.weights, g.k, oc0, rows, k0, kc, s.wide, part) };
+                    unsafe { W::widen(ops.weights, w_rows, s.wide, part) };
                     match tile.len.div_ceil(8) {
                         3 => add_block::<3>(s, kc, block, by),
                         2 => add_block::<2>(s, kc, block, by),

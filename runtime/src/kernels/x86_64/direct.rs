@@ -167,8 +167,7 @@ impl DirectRun {
     }
 
     /// Runs `p`. Preconditions hold, `output` not empty, `self` made for
-    /// `p` and `P`. Returns `false` when a tile did not fit after all (the
-    /// caller then runs the reference).
+    /// `p` and `P`.
     ///
     /// # Safety
     ///
@@ -179,14 +178,13 @@ impl DirectRun {
         p: &ConvParams,
         ops: &Operands<'_>,
         output: &mut [i8],
-    ) -> bool {
+    ) {
         match self {
             // SAFETY: the CPU runs `P` (this function's contract).
             DirectRun::Whole(plan) => unsafe { direct_conv::<P>(p, plan, ops, output) },
             // SAFETY: as above.
-            DirectRun::Tiled(plan) => return unsafe { tiled_conv::<P>(p, plan, ops, output) },
+            DirectRun::Tiled(plan) => unsafe { tiled_conv::<P>(p, plan, ops, output) },
         }
-        true
     }
 }
 

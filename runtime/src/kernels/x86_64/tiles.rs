@@ -17,6 +17,7 @@ use core::mem::MaybeUninit;
 use super::band::widest;
 use super::conv::{zeroed_prefix, Operands};
 use super::direct::{direct_conv, DirectPlan, Packing};
+use crate::kernels::reference;
 use crate::kernels::ConvParams;
 
 /// Bytes of the input copy of one tile (every input channel).
@@ -40,7 +41,7 @@ struct Part {
 }
 
 /// One axis of the window geometry.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Axis {
     stride: usize,
     /// `(k − 1)·d`, the furthest tap's offset.
@@ -90,9 +91,11 @@ impl Axis {
 }
 
 /// How a convolution runs in tiles: `rows × cols` outputs a tile, `channels`
-/// output channels a call.
+/// output channels a call, over the H and W axes of its window geometry.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct TiledPlan {
+    h: Axis,
+    w: Axis,
     rows: usize,
     cols: usize,
     channels: usize,
@@ -122,8 +125,8 @@ impl TiledPlan {
         let cols_fit = |cols: usize| {
             input_fits(1, cols)
                 && output_fits(1, cols)
-                && tile(p, (h, w), (0, 1), (0, cols), p.out_channels)
-                    .and_then(|t| DirectPlan::new::<P>(&t))
+                && tile(p, (h, w), (0, 1), (0, cols))
+                    .and_then(|(t, _, _)| DirectPlan::new::<P>(&t))
                     .is_some()
         };
         let cols = widest(p.out_w, cols_fit)?;
@@ -131,6 +134,8 @@ impl TiledPlan {
             input_fits(rows, cols) && output_fits(rows, cols)
         })?;
         Some(TiledPlan {
+            h,
+            w,
             rows,
             cols,
             channels: p.out_channels.min(OUT_CAP / (rows * cols)),
@@ -147,33 +152,31 @@ fn axes(p: &ConvParams) -> Option<(Axis, Axis)> {
 }
 
 /// The convolution of output rows `oy0..oy0 + rows` and columns
-/// `ox0..ox0 + cols` of `p`, for `channels` output channels, over the copy
-/// of the input it reads.
+/// `ox0..ox0 + cols` of `p` over the copy of the input it reads, with the
+/// rows and columns of the input that copy holds.
 fn tile(
     p: &ConvParams,
     (h, w): (Axis, Axis),
     (oy0, rows): (usize, usize),
     (ox0, cols): (usize, usize),
-    channels: usize,
-) -> Option<ConvParams> {
+) -> Option<(ConvParams, Part, Part)> {
     let (hp, wp) = (h.part(oy0, rows)?, w.part(ox0, cols)?);
-    Some(ConvParams {
+    let t = ConvParams {
         in_h: hp.len,
         in_w: wp.len,
-        out_channels: channels,
         out_h: rows,
         out_w: cols,
         pad_top: hp.pad,
         pad_left: wp.pad,
         ..*p
-    })
+    };
+    Some((t, hp, wp))
 }
 
 /// The direct path over every tile of `p`. Preconditions hold, `output`
-/// not empty, `plan` made for `p` and `P`. Returns `false`, with `output`
-/// partly written, if a tile does not fit after all (none can: the first
-/// tile of a row or column reads the most padding, and the plan checked
-/// it); the caller then runs the reference.
+/// not empty, `plan` made for `p` and `P`. If a tile does not fit after all
+/// (none can: the first tile of a row or column reads the most padding,
+/// and the plan checked it), the reference runs the whole convolution.
 ///
 /// # Safety
 ///
@@ -184,10 +187,7 @@ pub(super) unsafe fn tiled_conv<P: Packing>(
     plan: &TiledPlan,
     ops: &Operands<'_>,
     output: &mut [i8],
-) -> bool {
-    let Some((h, w)) = axes(p) else {
-        return false;
-    };
+) {
     let mut in_buf = MaybeUninit::<[i8; IN_CAP]>::uninit();
     let mut out_buf = MaybeUninit::<[i8; OUT_CAP]>::uninit();
     let (cin, k) = (p.in_channels, p.in_channels * p.kernel_h * p.kernel_w);
@@ -197,12 +197,13 @@ pub(super) unsafe fn tiled_conv<P: Packing>(
             let cols = plan.cols.min(p.out_w - ox0);
             // A tile's band is at most as wide as the first tile's, which
             // the plan checked; the input copy fits for the same reason.
-            let (Some(hp), Some(wp)) = (h.part(oy0, rows), w.part(ox0, cols)) else {
-                return false;
-            };
-            let t = tile(p, (h, w), (oy0, rows), (ox0, cols), p.out_channels);
-            let Some((t, t_plan)) = t.and_then(|t| Some((t, DirectPlan::new::<P>(&t)?))) else {
-                return false;
+            let t = tile(p, (plan.h, plan.w), (oy0, rows), (ox0, cols));
+            let Some(((t, hp, wp), t_plan)) =
+                t.and_then(|t| Some((t, DirectPlan::new::<P>(&t.0)?)))
+            else {
+                let (b, m, s) = (ops.bias, ops.multiplier, ops.shift);
+                reference::conv_s8(p, ops.input, ops.weights, b, m, s, output);
+                return;
             };
             let x = zeroed_prefix(&mut in_buf, cin * hp.len * wp.len);
             // The tile's input, channel by channel and row by row (the
@@ -241,7 +242,6 @@ pub(super) unsafe fn tiled_conv<P: Packing>(
             }
         }
     }
-    true
 }
 
 #[cfg(test)]
@@ -267,16 +267,6 @@ mod tests {
                     assert_eq!(local, whole(o, tap), "output {o} tap {tap} of {axis:?}");
                 }
             }
-        }
-    }
-
-    impl core::fmt::Debug for Axis {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            write!(
-                f,
-                "s{} reach {} pad {} in {}",
-                self.stride, self.reach, self.pad, self.in_len
-            )
         }
     }
 

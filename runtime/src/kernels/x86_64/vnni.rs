@@ -79,11 +79,11 @@ pub fn conv_s8_vnni(
         }
         _ => None,
     };
-    // SAFETY: `conv_vnni_takes` checked that the CPU runs AVX2 and AVX-512
-    // VNNI/VL.
-    let done = run.is_some_and(|run| unsafe { run.run::<QuadsU8>(p, &ops, output) });
-    if !done {
-        reference::conv_s8(p, input, weights, bias, multiplier, shift, output);
+    match run {
+        // SAFETY: `conv_vnni_takes` checked that the CPU runs AVX2 and
+        // AVX-512 VNNI/VL.
+        Some(run) => unsafe { run.run::<QuadsU8>(p, &ops, output) },
+        None => reference::conv_s8(p, input, weights, bias, multiplier, shift, output),
     }
 }
 
