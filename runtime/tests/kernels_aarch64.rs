@@ -19,6 +19,10 @@ use proptest::prelude::*;
 mod recurrent_cases;
 use recurrent_cases::recurrent_case;
 
+mod int16_cases;
+#[cfg(feature = "int16-activations")]
+use int16_cases::{act16, w16s, x16s};
+
 #[test]
 fn dotprod_detection_matches_run() {
     let expected = std::env::var("MEDQ_EXPECT_DOTPROD").expect(
@@ -1067,4 +1071,352 @@ proptest! {
         prop_assert_eq!(c.run_gru(gru_s8_neon), expected.clone());
         prop_assert_eq!(c.run_gru(gru_s8_dotprod), expected);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Int16 activations: the int16 convolution and fully connected kernels, in
+// every pairing (int16 or int8 input, int16 or int8 output) and with int8
+// or int16 weights, against the reference kernels.
+
+/// An int16 call: the int8 case (its weights, quantization and the int8
+/// input of the `s8_s16` pairing), an int16 input, int16 weights, and an
+/// int16 output window.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Debug)]
+struct S16Case<P> {
+    p: P,
+    x: Vec<i8>,
+    x16: Vec<i16>,
+    w: Vec<i8>,
+    w16: Vec<i16>,
+    q: Quant,
+    act16: (i32, i32),
+}
+
+/// The operands of an int16 call with `n_x` inputs, `n_w` weights and
+/// `n_q` output channels; with `rails`, every input at −32768 (or −128)
+/// and every weight at −128 (or −32768), so that each term is at its
+/// largest and a chunk's `i32` sums come nearest to 2^31.
+#[cfg(feature = "int16-activations")]
+fn s16_operands<P: Clone + std::fmt::Debug>(
+    p: P,
+    (n_x, n_w, n_q): (usize, usize, usize),
+    rails: bool,
+) -> impl Strategy<Value = S16Case<P>> {
+    let operands = (
+        bytes(n_x),
+        x16s(n_x),
+        weights(n_w),
+        w16s(n_w),
+        quant(n_q),
+        act16(),
+    );
+    (Just(p), operands).prop_map(move |(p, (mut x, mut x16, mut w, mut w16, q, act16))| {
+        if rails {
+            x.fill(i8::MIN);
+            x16.fill(i16::MIN);
+            w.fill(i8::MIN);
+            w16.fill(i16::MIN);
+        }
+        S16Case {
+            p,
+            x,
+            x16,
+            w,
+            w16,
+            q,
+            act16,
+        }
+    })
+}
+
+/// Int16 convolutions: 1-D and small 2-D, 1–3 groups of 4–9 output
+/// channels (blocks of 4 and the rest), or of 1–3 (refused), output planes
+/// across the 16-position tile.
+#[cfg(feature = "int16-activations")]
+fn conv_s16_case() -> impl Strategy<Value = S16Case<ConvParams>> {
+    let one_d = (flat_axis(), axis(1..=40, 1..=9), 1usize..=12);
+    let two_d = (axis(1..=9, 1..=3), axis(1..=20, 1..=3), 1usize..=6);
+    let shape = (prop_oneof![one_d, two_d], 1usize..=3);
+    let cout_g = prop_oneof![3 => 4usize..=9, 1 => 1usize..=3];
+    (shape, cout_g, (zp(), zp()), act())
+        .prop_map(|(((h, w, cin_g), groups), cout_g, zps, act)| ConvParams {
+            groups,
+            ..conv_params(h, w, cin_g * groups, cout_g * groups, zps, act)
+        })
+        .prop_flat_map(|p| s16_conv_operands(p, false))
+}
+
+/// Reductions past one 504-tap chunk (1-D k9 over 60–130 channels), more
+/// output channels than one pass keeps (64), and half of them at the rails.
+#[cfg(feature = "int16-activations")]
+fn conv_s16_long_case() -> impl Strategy<Value = S16Case<ConvParams>> {
+    let shape = (
+        axis(9..=30, 9..=9),
+        60usize..=130,
+        prop_oneof![4usize..=8, 62usize..=70],
+    );
+    (shape, (zp(), zp()), act(), any::<bool>())
+        .prop_map(|((w, cin, cout), zps, act, rails)| {
+            (
+                conv_params((1, 1, 1, 1, 0, 1), w, cin, cout, zps, act),
+                rails,
+            )
+        })
+        .prop_flat_map(|(p, rails)| s16_conv_operands(p, rails))
+}
+
+#[cfg(feature = "int16-activations")]
+fn s16_conv_operands(p: ConvParams, rails: bool) -> impl Strategy<Value = S16Case<ConvParams>> {
+    let n_x = p.in_channels * p.in_h * p.in_w;
+    let n_w = p.out_channels * (p.in_channels / p.groups) * p.kernel_h * p.kernel_w;
+    s16_operands(p, (n_x, n_w, p.out_channels), rails)
+}
+
+/// A mixed-precision kernel's signature.
+#[cfg(feature = "int16-activations")]
+type S16Fn<P, X, Y, W> = fn(&P, &[X], &[W], &[i32], &[i32], &[i8], &mut [Y]);
+
+/// An optimized kernel and the reference it must match.
+#[cfg(feature = "int16-activations")]
+type S16Pair<P, X, Y, W> = (S16Fn<P, X, Y, W>, S16Fn<P, X, Y, W>);
+
+/// `f` and `reference` on the same operands, with `p` adjusted for the
+/// pairing: a symmetric input when it is int16, and the int16 output window
+/// (zero point 0) when the output is int16.
+#[cfg(feature = "int16-activations")]
+#[allow(clippy::too_many_arguments)]
+fn check_pairing<P: Copy, X, Y: Copy + PartialEq + std::fmt::Debug, W>(
+    p: &P,
+    x: &[X],
+    w: &[W],
+    q: &Quant,
+    n_out: usize,
+    fill: Y,
+    (f, reference): S16Pair<P, X, Y, W>,
+    name: &str,
+) -> Result<(), TestCaseError> {
+    let run = |f: S16Fn<P, X, Y, W>| {
+        let mut y = vec![fill; n_out];
+        f(p, x, w, &q.bias, &q.mult, &q.shift, &mut y);
+        y
+    };
+    prop_assert_eq!(run(f), run(reference), "{}", name);
+    Ok(())
+}
+
+#[cfg(feature = "int16-activations")]
+fn check_conv_s16(c: &S16Case<ConvParams>) -> Result<(), TestCaseError> {
+    use medq::kernels::reference as r;
+    let n_out = c.p.out_channels * c.p.out_h * c.p.out_w;
+    let expect = if c.p.out_channels / c.p.groups >= 4 {
+        Ok(())
+    } else {
+        Err("fewer than 4 output channels per group")
+    };
+    prop_assert_eq!(conv_s16_neon_takes(&c.p), expect);
+    let sym = ConvParams {
+        input_zero_point: 0,
+        ..c.p
+    };
+    let wide = |p: ConvParams| ConvParams {
+        output_zero_point: 0,
+        act_min: c.act16.0,
+        act_max: c.act16.1,
+        ..p
+    };
+    let (x, x16, w, w16, q) = (&c.x, &c.x16, &c.w, &c.w16, &c.q);
+    let (wide_sym, wide_in) = (wide(sym), wide(c.p));
+    let (y16, y8) = (0x5A5Ai16, 0x55i8);
+    let pair = (
+        conv_s16_neon as S16Fn<_, _, _, _>,
+        r::conv_s16 as S16Fn<_, _, _, _>,
+    );
+    check_pairing(&wide_sym, x16, w, q, n_out, y16, pair, "s16")?;
+    let pair = (
+        conv_s16_s8_neon as S16Fn<_, _, _, _>,
+        r::conv_s16_s8 as S16Fn<_, _, _, _>,
+    );
+    check_pairing(&sym, x16, w, q, n_out, y8, pair, "s16_s8")?;
+    let pair = (
+        conv_s8_s16_neon as S16Fn<_, _, _, _>,
+        r::conv_s8_s16 as S16Fn<_, _, _, _>,
+    );
+    check_pairing(&wide_in, x, w, q, n_out, y16, pair, "s8_s16")?;
+    let pair = (
+        conv_s16_w16_neon as S16Fn<_, _, _, _>,
+        r::conv_s16_w16 as S16Fn<_, _, _, _>,
+    );
+    check_pairing(&wide_sym, x16, w16, q, n_out, y16, pair, "s16_w16")?;
+    let pair = (
+        conv_s16_s8_w16_neon as S16Fn<_, _, _, _>,
+        r::conv_s16_s8_w16 as S16Fn<_, _, _, _>,
+    );
+    check_pairing(&sym, x16, w16, q, n_out, y8, pair, "s16_s8_w16")?;
+    let pair = (
+        conv_s8_s16_w16_neon as S16Fn<_, _, _, _>,
+        r::conv_s8_s16_w16 as S16Fn<_, _, _, _>,
+    );
+    check_pairing(&wide_in, x, w16, q, n_out, y16, pair, "s8_s16_w16")
+}
+
+/// Int16 fully connected calls over `k` features; with `rails` (a quarter
+/// of the cases) every term at its largest.
+#[cfg(feature = "int16-activations")]
+fn fc_s16_case(
+    k: impl Strategy<Value = usize>,
+) -> impl Strategy<Value = S16Case<FullyConnectedParams>> {
+    let rails = prop_oneof![3 => Just(false), 1 => Just(true)];
+    (1usize..=3, k, 1usize..=11, (zp(), zp()), act(), rails)
+        .prop_map(|(rows, k, n, (zi, zo), (lo, hi), rails)| {
+            let p = FullyConnectedParams {
+                rows,
+                in_features: k,
+                out_features: n,
+                input_zero_point: zi,
+                output_zero_point: zo,
+                act_min: lo,
+                act_max: hi,
+            };
+            (p, rails)
+        })
+        .prop_flat_map(|(p, rails)| {
+            let sizes = (
+                p.rows * p.in_features,
+                p.out_features * p.in_features,
+                p.out_features,
+            );
+            s16_operands(p, sizes, rails)
+        })
+}
+
+#[cfg(feature = "int16-activations")]
+fn check_fc_s16(c: &S16Case<FullyConnectedParams>) -> Result<(), TestCaseError> {
+    use medq::kernels::reference as r;
+    let n_out = c.p.rows * c.p.out_features;
+    let expect = if c.p.in_features <= 4096 {
+        Ok(())
+    } else {
+        Err("more than 4096 input features")
+    };
+    prop_assert_eq!(fully_connected_s16_neon_takes(&c.p), expect);
+    let sym = FullyConnectedParams {
+        input_zero_point: 0,
+        ..c.p
+    };
+    let wide = |p: FullyConnectedParams| FullyConnectedParams {
+        output_zero_point: 0,
+        act_min: c.act16.0,
+        act_max: c.act16.1,
+        ..p
+    };
+    let (x, x16, w, w16, q) = (&c.x, &c.x16, &c.w, &c.w16, &c.q);
+    let (wide_sym, wide_in) = (wide(sym), wide(c.p));
+    let (y16, y8) = (0x5A5Ai16, 0x55i8);
+    type F<X, Y, W> = S16Fn<FullyConnectedParams, X, Y, W>;
+    let pair = (
+        fully_connected_s16_neon as F<_, _, _>,
+        r::fully_connected_s16 as F<_, _, _>,
+    );
+    check_pairing(&wide_sym, x16, w, q, n_out, y16, pair, "s16")?;
+    let pair = (
+        fully_connected_s16_s8_neon as F<_, _, _>,
+        r::fully_connected_s16_s8 as F<_, _, _>,
+    );
+    check_pairing(&sym, x16, w, q, n_out, y8, pair, "s16_s8")?;
+    let pair = (
+        fully_connected_s8_s16_neon as F<_, _, _>,
+        r::fully_connected_s8_s16 as F<_, _, _>,
+    );
+    check_pairing(&wide_in, x, w, q, n_out, y16, pair, "s8_s16")?;
+    let pair = (
+        fully_connected_s16_w16_neon as F<_, _, _>,
+        r::fully_connected_s16_w16 as F<_, _, _>,
+    );
+    check_pairing(&wide_sym, x16, w16, q, n_out, y16, pair, "s16_w16")?;
+    let pair = (
+        fully_connected_s16_s8_w16_neon as F<_, _, _>,
+        r::fully_connected_s16_s8_w16 as F<_, _, _>,
+    );
+    check_pairing(&sym, x16, w16, q, n_out, y8, pair, "s16_s8_w16")?;
+    let pair = (
+        fully_connected_s8_s16_w16_neon as F<_, _, _>,
+        r::fully_connected_s8_s16_w16 as F<_, _, _>,
+    );
+    check_pairing(&wide_in, x, w16, q, n_out, y16, pair, "s8_s16_w16")
+}
+
+#[cfg(feature = "int16-activations")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn conv_s16_matches_reference(c in conv_s16_case()) {
+        check_conv_s16(&c)?;
+    }
+
+    /// Rows of 1–70 features (tails of 8), and of 380–420.
+    #[test]
+    fn fully_connected_s16_matches_reference(
+        c in fc_s16_case(prop_oneof![1usize..=70, 380usize..=420]),
+    ) {
+        check_fc_s16(&c)?;
+    }
+}
+
+#[cfg(feature = "int16-activations")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn conv_s16_long_reductions_match_reference(c in conv_s16_long_case()) {
+        check_conv_s16(&c)?;
+    }
+
+    /// Past the 2048 terms after which the int8-weight lanes are flushed,
+    /// and past the 4096 features the kernel takes (refused).
+    #[test]
+    fn fully_connected_s16_long_rows_match_reference(
+        c in fc_s16_case(prop_oneof![2040usize..=2100, 4096usize..=4100]),
+    ) {
+        check_fc_s16(&c)?;
+    }
+}
+
+/// Every term at its largest over the longest row the kernel takes (4096
+/// features, 512 terms per lane): a lane summed in `i32` for all of them
+/// would reach 2^31.
+#[cfg(feature = "int16-activations")]
+#[test]
+fn fully_connected_s16_at_the_rails_over_the_longest_row_is_exact() {
+    let k = 4096;
+    let out = 5;
+    let p = FullyConnectedParams {
+        rows: 1,
+        in_features: k,
+        out_features: out,
+        input_zero_point: 0,
+        output_zero_point: 0,
+        act_min: -128,
+        act_max: 127,
+    };
+    // 4096 · 2^22 = 2^34 at the output, brought back to 2^13 (or 2^5 for
+    // the int8 pairing) so that an overflowed sum cannot saturate alike.
+    let case = |shift: i8| S16Case {
+        p,
+        x: vec![i8::MIN; k],
+        x16: vec![i16::MIN; k],
+        w: vec![i8::MIN; k * out],
+        w16: vec![i16::MIN; k * out],
+        q: Quant {
+            bias: vec![0; out],
+            mult: vec![1 << 30; out],
+            shift: vec![shift; out],
+        },
+        act16: (-32768, 32767),
+    };
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    runner
+        .run(&Just(-20i8), |shift| check_fc_s16(&case(shift)))
+        .expect("bit-exact at the rails");
 }

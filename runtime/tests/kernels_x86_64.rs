@@ -19,6 +19,10 @@ use proptest::prelude::*;
 mod recurrent_cases;
 use recurrent_cases::recurrent_case;
 
+mod int16_cases;
+#[cfg(feature = "int16-activations")]
+use int16_cases::{act16, w16s, x16s};
+
 fn have_avx2() -> bool {
     let ok = avx2_available();
     if !ok {
@@ -1180,27 +1184,6 @@ fn recurrent_refusals_name_the_reason() {
 // Int16 activations: the three pairings of the int16 convolution against
 // their reference kernels, on the geometries above.
 
-/// An int16 activation: any, the rails, or (a third of the cases) all large
-/// and of one sign, so that a chunk's `i32` sums approach 2^31.
-#[cfg(feature = "int16-activations")]
-fn x16s(n: usize) -> impl Strategy<Value = Vec<i16>> {
-    let x = prop_oneof![4 => any::<i16>(), 1 => Just(i16::MIN), 1 => Just(i16::MAX)];
-    prop_oneof![
-        2 => vec(x, n),
-        1 => vec(Just(i16::MIN), n),
-        1 => vec(32000i16..=i16::MAX, n),
-    ]
-}
-
-/// An int16 output window.
-#[cfg(feature = "int16-activations")]
-fn act16() -> impl Strategy<Value = (i32, i32)> {
-    prop_oneof![
-        2 => Just((-32768, 32767)),
-        3 => (-32768i32..=32767, -32768i32..=32767).prop_map(|(a, b)| (a.min(b), a.max(b))),
-    ]
-}
-
 /// A convolution case with an int16 input of its size and an int16 output
 /// window; the weights include −128, the kernels' largest term.
 #[cfg(feature = "int16-activations")]
@@ -1251,20 +1234,6 @@ fn check_s16_pairings(c: &ConvCase, x16: &[i16], act16: (i32, i32)) -> Result<()
     };
     prop_assert_eq!(run(conv_s8_s16_avx2), run(conv_s8_s16));
     Ok(())
-}
-
-/// Int16 weights for `n` taps: any value, the rails, and values whose low
-/// byte is 128 or more (their `hi` part is one more than `w >> 8`, up to 128).
-#[cfg(feature = "int16-activations")]
-fn w16s(n: usize) -> impl Strategy<Value = Vec<i16>> {
-    let w = prop_oneof![
-        4 => any::<i16>(),
-        1 => Just(i16::MIN),
-        1 => Just(i16::MAX),
-        1 => 32640i16..=i16::MAX,
-        1 => i16::MIN..=-32640i16,
-    ];
-    prop_oneof![3 => vec(w, n), 1 => vec(Just(i16::MIN), n), 1 => vec(Just(i16::MAX), n)]
 }
 
 /// [`with_s16`] with int16 weights of the case's size.

@@ -204,6 +204,12 @@ pub const CONV_S16: &[Candidate<ConvParams, ConvS16Fn<i16>>] = &[
         takes: super::cortex_m::conv_s16_dsp_takes,
         run: super::cortex_m::conv_s16_dsp,
     },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "conv_s16_neon",
+        takes: super::aarch64::conv_s16_neon_takes,
+        run: super::aarch64::conv_s16_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "conv_s16_avx2",
@@ -220,6 +226,12 @@ pub const CONV_S16_S8: &[Candidate<ConvParams, ConvS16Fn<i8>>] = &[
         name: "conv_s16_s8_dsp",
         takes: super::cortex_m::conv_s16_dsp_takes,
         run: super::cortex_m::conv_s16_s8_dsp,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "conv_s16_s8_neon",
+        takes: super::aarch64::conv_s16_neon_takes,
+        run: super::aarch64::conv_s16_s8_neon,
     },
     #[cfg(target_arch = "x86_64")]
     Candidate {
@@ -243,6 +255,12 @@ pub const CONV_S8_S16: &[Candidate<ConvParams, ConvS8S16Fn>] = &[
         takes: super::cortex_m::conv_s16_dsp_takes,
         run: super::cortex_m::conv_s8_s16_dsp,
     },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "conv_s8_s16_neon",
+        takes: super::aarch64::conv_s16_neon_takes,
+        run: super::aarch64::conv_s8_s16_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "conv_s8_s16_avx2",
@@ -264,6 +282,12 @@ pub const FULLY_CONNECTED_S8_S16: &[Candidate<FullyConnectedParams, FullyConnect
         name: "fully_connected_s8_s16_dsp",
         takes: super::cortex_m::fully_connected_s8_s16_dsp_takes,
         run: super::cortex_m::fully_connected_s8_s16_dsp,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "fully_connected_s8_s16_neon",
+        takes: super::aarch64::fully_connected_s16_neon_takes,
+        run: super::aarch64::fully_connected_s8_s16_neon,
     },
     #[cfg(target_arch = "x86_64")]
     Candidate {
@@ -287,6 +311,12 @@ pub const FULLY_CONNECTED_S16: &[Candidate<FullyConnectedParams, FullyConnectedS
         takes: super::cortex_m::fully_connected_s16_dsp_takes,
         run: super::cortex_m::fully_connected_s16_dsp,
     },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "fully_connected_s16_neon",
+        takes: super::aarch64::fully_connected_s16_neon_takes,
+        run: super::aarch64::fully_connected_s16_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "fully_connected_s16_avx2",
@@ -304,6 +334,12 @@ pub const FULLY_CONNECTED_S16_S8: &[Candidate<FullyConnectedParams, FullyConnect
         takes: super::cortex_m::fully_connected_s16_dsp_takes,
         run: super::cortex_m::fully_connected_s16_s8_dsp,
     },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "fully_connected_s16_s8_neon",
+        takes: super::aarch64::fully_connected_s16_neon_takes,
+        run: super::aarch64::fully_connected_s16_s8_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "fully_connected_s16_s8_avx2",
@@ -320,6 +356,12 @@ pub type LayerW16Fn<P, X, Y> = LayerS16Fn<P, X, Y, i16>;
 /// 16x16 convolution candidates for an int16 input and output.
 #[cfg(feature = "int16-activations")]
 pub const CONV_S16_W16: &[Candidate<ConvParams, LayerW16Fn<ConvParams, i16, i16>>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "conv_s16_w16_neon",
+        takes: super::aarch64::conv_s16_neon_takes,
+        run: super::aarch64::conv_s16_w16_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "conv_s16_w16_avx2",
@@ -331,6 +373,12 @@ pub const CONV_S16_W16: &[Candidate<ConvParams, LayerW16Fn<ConvParams, i16, i16>
 /// 16x16 convolution candidates for an int8 input and an int16 output.
 #[cfg(feature = "int16-activations")]
 pub const CONV_S8_S16_W16: &[Candidate<ConvParams, LayerW16Fn<ConvParams, i8, i16>>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "conv_s8_s16_w16_neon",
+        takes: super::aarch64::conv_s16_neon_takes,
+        run: super::aarch64::conv_s8_s16_w16_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "conv_s8_s16_w16_avx2",
@@ -342,11 +390,59 @@ pub const CONV_S8_S16_W16: &[Candidate<ConvParams, LayerW16Fn<ConvParams, i8, i1
 /// 16x16 convolution candidates for an int16 input and an int8 output.
 #[cfg(feature = "int16-activations")]
 pub const CONV_S16_S8_W16: &[Candidate<ConvParams, LayerW16Fn<ConvParams, i16, i8>>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "conv_s16_s8_w16_neon",
+        takes: super::aarch64::conv_s16_neon_takes,
+        run: super::aarch64::conv_s16_s8_w16_neon,
+    },
     #[cfg(target_arch = "x86_64")]
     Candidate {
         name: "conv_s16_s8_w16_avx2",
         takes: super::x86_64::conv_s16_avx2_takes,
         run: super::x86_64::conv_s16_s8_w16_avx2,
+    },
+];
+
+/// 16x16 fully connected candidates for an int16 input and output.
+#[cfg(feature = "int16-activations")]
+pub const FULLY_CONNECTED_S16_W16: &[Candidate<
+    FullyConnectedParams,
+    LayerW16Fn<FullyConnectedParams, i16, i16>,
+>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "fully_connected_s16_w16_neon",
+        takes: super::aarch64::fully_connected_s16_neon_takes,
+        run: super::aarch64::fully_connected_s16_w16_neon,
+    },
+];
+
+/// 16x16 fully connected candidates for an int8 input and an int16 output.
+#[cfg(feature = "int16-activations")]
+pub const FULLY_CONNECTED_S8_S16_W16: &[Candidate<
+    FullyConnectedParams,
+    LayerW16Fn<FullyConnectedParams, i8, i16>,
+>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "fully_connected_s8_s16_w16_neon",
+        takes: super::aarch64::fully_connected_s16_neon_takes,
+        run: super::aarch64::fully_connected_s8_s16_w16_neon,
+    },
+];
+
+/// 16x16 fully connected candidates for an int16 input and an int8 output.
+#[cfg(feature = "int16-activations")]
+pub const FULLY_CONNECTED_S16_S8_W16: &[Candidate<
+    FullyConnectedParams,
+    LayerW16Fn<FullyConnectedParams, i16, i8>,
+>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "fully_connected_s16_s8_w16_neon",
+        takes: super::aarch64::fully_connected_s16_neon_takes,
+        run: super::aarch64::fully_connected_s16_s8_w16_neon,
     },
 ];
 
@@ -555,40 +651,40 @@ pub fn conv_s16_s8_w16(p: &ConvParams) -> Chosen<LayerW16Fn<ConvParams, i16, i8>
     pick(p, CONV_S16_S8_W16, reference)
 }
 
-/// The 16x16 fully connected kernel for an int16 input and output (the
-/// reference: the layers that need int16 weights are small heads).
+/// The 16x16 fully connected kernel for an int16 input and output.
 #[cfg(feature = "int16-activations")]
 pub fn fully_connected_s16_w16(
-    _: &FullyConnectedParams,
+    p: &FullyConnectedParams,
 ) -> Chosen<LayerW16Fn<FullyConnectedParams, i16, i16>> {
-    Chosen {
-        run: reference::fully_connected_s16_w16,
+    let reference = Chosen {
+        run: reference::fully_connected_s16_w16 as LayerW16Fn<FullyConnectedParams, i16, i16>,
         name: "fully_connected_s16_w16",
-    }
+    };
+    pick(p, FULLY_CONNECTED_S16_W16, reference)
 }
 
-/// The 16x16 fully connected kernel for an int8 input and an int16 output
-/// (the reference).
+/// The 16x16 fully connected kernel for an int8 input and an int16 output.
 #[cfg(feature = "int16-activations")]
 pub fn fully_connected_s8_s16_w16(
-    _: &FullyConnectedParams,
+    p: &FullyConnectedParams,
 ) -> Chosen<LayerW16Fn<FullyConnectedParams, i8, i16>> {
-    Chosen {
-        run: reference::fully_connected_s8_s16_w16,
+    let reference = Chosen {
+        run: reference::fully_connected_s8_s16_w16 as LayerW16Fn<FullyConnectedParams, i8, i16>,
         name: "fully_connected_s8_s16_w16",
-    }
+    };
+    pick(p, FULLY_CONNECTED_S8_S16_W16, reference)
 }
 
-/// The 16x16 fully connected kernel for an int16 input and an int8 output
-/// (the reference).
+/// The 16x16 fully connected kernel for an int16 input and an int8 output.
 #[cfg(feature = "int16-activations")]
 pub fn fully_connected_s16_s8_w16(
-    _: &FullyConnectedParams,
+    p: &FullyConnectedParams,
 ) -> Chosen<LayerW16Fn<FullyConnectedParams, i16, i8>> {
-    Chosen {
-        run: reference::fully_connected_s16_s8_w16,
+    let reference = Chosen {
+        run: reference::fully_connected_s16_s8_w16 as LayerW16Fn<FullyConnectedParams, i16, i8>,
         name: "fully_connected_s16_s8_w16",
-    }
+    };
+    pick(p, FULLY_CONNECTED_S16_S8_W16, reference)
 }
 
 /// The kernel for max pooling.

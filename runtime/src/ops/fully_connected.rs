@@ -159,8 +159,12 @@ impl FullyConnectedS16<'_> {
             select::FULLY_CONNECTED_S8_S16,
             select::FULLY_CONNECTED_S16_S8,
         );
-        // No optimized 16x16 fully connected kernels (the reference runs).
-        self.kernel.explain(&self.p, (lists, (&[], &[], &[])), f)
+        let lists_w16 = (
+            select::FULLY_CONNECTED_S16_W16,
+            select::FULLY_CONNECTED_S8_S16_W16,
+            select::FULLY_CONNECTED_S16_S8_W16,
+        );
+        self.kernel.explain(&self.p, (lists, lists_w16), f)
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {

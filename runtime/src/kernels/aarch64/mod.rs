@@ -62,10 +62,14 @@
 //! takes about [`CONV_STACK_BYTES`] (64 KiB).
 
 mod conv;
+#[cfg(feature = "int16-activations")]
+mod conv_s16;
 mod depthwise;
 mod dot;
 mod elementwise;
 mod fully_connected;
+#[cfg(feature = "int16-activations")]
+mod fully_connected_s16;
 mod gemm;
 mod lut;
 mod pool;
@@ -74,11 +78,22 @@ mod requant;
 
 pub use conv::{conv_dotprod_takes, conv_neon_takes, conv_s8_dotprod, conv_s8_neon};
 pub use conv::{CONV_STACK_BYTES, MAX_STAGED_BYTES};
+#[cfg(feature = "int16-activations")]
+pub use conv_s16::{
+    conv_s16_neon, conv_s16_neon_takes, conv_s16_s8_neon, conv_s16_s8_w16_neon, conv_s16_w16_neon,
+    conv_s8_s16_neon, conv_s8_s16_w16_neon,
+};
 pub use depthwise::{depthwise_conv_neon_takes, depthwise_conv_s8_neon};
 pub use elementwise::{add_neon_takes, add_s8_neon, mul_neon_takes, mul_s8_neon};
 pub use fully_connected::{
     fully_connected_dotprod_takes, fully_connected_neon_takes, fully_connected_s8_dotprod,
     fully_connected_s8_neon,
+};
+#[cfg(feature = "int16-activations")]
+pub use fully_connected_s16::{
+    fully_connected_s16_neon, fully_connected_s16_neon_takes, fully_connected_s16_s8_neon,
+    fully_connected_s16_s8_w16_neon, fully_connected_s16_w16_neon, fully_connected_s8_s16_neon,
+    fully_connected_s8_s16_w16_neon,
 };
 pub use lut::{lut_in_place_s8_neon, lut_neon_takes, lut_s8_neon};
 pub use pool::{avg_pool_neon_takes, avg_pool_s8_neon, max_pool_neon_takes, max_pool_s8_neon};
