@@ -1166,6 +1166,18 @@ fn conv_s16_long_case() -> impl Strategy<Value = S16Case<ConvParams>> {
         .prop_flat_map(|(p, rails)| s16_conv_operands(p, rails))
 }
 
+/// Rows of 100–300 samples: whole 16-position tiles inside the input at
+/// strides 1–3 (the vector gathers), and tiles that meet the padding.
+#[cfg(feature = "int16-activations")]
+fn conv_s16_long_row_case() -> impl Strategy<Value = S16Case<ConvParams>> {
+    let shape = (axis(100..=300, 1..=9), 1usize..=6, 4usize..=9);
+    (shape, (zp(), zp()), act())
+        .prop_map(|((w, cin, cout), zps, act)| {
+            conv_params((1, 1, 1, 1, 0, 1), w, cin, cout, zps, act)
+        })
+        .prop_flat_map(|p| s16_conv_operands(p, false))
+}
+
 #[cfg(feature = "int16-activations")]
 fn s16_conv_operands(p: ConvParams, rails: bool) -> impl Strategy<Value = S16Case<ConvParams>> {
     let n_x = p.in_channels * p.in_h * p.in_w;
@@ -1370,6 +1382,11 @@ proptest! {
 
     #[test]
     fn conv_s16_long_reductions_match_reference(c in conv_s16_long_case()) {
+        check_conv_s16(&c)?;
+    }
+
+    #[test]
+    fn conv_s16_long_rows_match_reference(c in conv_s16_long_row_case()) {
         check_conv_s16(&c)?;
     }
 

@@ -25,6 +25,7 @@
 
 use core::arch::aarch64::*;
 
+use super::requant::Requant;
 use crate::kernels::reference::{self, conv_lanes_call_ok, requantize_to_lane, Lane};
 use crate::kernels::select::LayerS16Fn;
 use crate::kernels::ConvParams;
@@ -188,9 +189,78 @@ impl GemmWeights for i16 {
 
 /// An input lane, read as `i16` `x − zp` (exact: an `i16` input has zero
 /// point 0, an `i8` one a zero point in `i8`).
-pub(super) trait GatherLane: Lane + Into<i32> {}
-impl GatherLane for i8 {}
-impl GatherLane for i16 {}
+pub(super) trait GatherLane: Lane + Into<i32> {
+    /// `dst[j] = src[j · stride] − zp` for the 16 positions of a tile.
+    ///
+    /// # Safety
+    /// `src` holds at least `15 · stride + 1` elements.
+    unsafe fn gather16(src: &[Self], stride: usize, zp: i32, dst: &mut [i16]);
+}
+
+impl GatherLane for i8 {
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn gather16(src: &[i8], stride: usize, zp: i32, dst: &mut [i16]) {
+        let Some(dst) = dst.get_mut(..TILE) else {
+            return;
+        };
+        let x = src.as_ptr();
+        let lanes = match stride {
+            // SAFETY: 16 elements readable (stride 1).
+            1 => unsafe { vld1q_s8(x) },
+            // SAFETY: 32 elements readable (checked; `vld2q` reads 32).
+            2 if src.len() >= 32 => unsafe { vld2q_s8(x).0 },
+            _ => {
+                let mut d = [0i16; TILE];
+                for (j, d) in d.iter_mut().enumerate() {
+                    if let Some(&v) = src.get(j * stride) {
+                        *d = (i32::from(v) - zp) as i16;
+                    }
+                }
+                dst.copy_from_slice(&d);
+                return;
+            }
+        };
+        let z = vdupq_n_s8(zp as i8);
+        // SAFETY: `dst` is 16 writable `i16`.
+        unsafe {
+            vst1q_s16(
+                dst.as_mut_ptr(),
+                vsubl_s8(vget_low_s8(lanes), vget_low_s8(z)),
+            );
+            vst1q_s16(dst.as_mut_ptr().add(8), vsubl_high_s8(lanes, z));
+        }
+    }
+}
+
+impl GatherLane for i16 {
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn gather16(src: &[i16], stride: usize, _zp: i32, dst: &mut [i16]) {
+        // An `i16` input's zero point is 0 (the preconditions).
+        let Some(dst) = dst.get_mut(..TILE) else {
+            return;
+        };
+        let (x, y) = (src.as_ptr(), dst.as_mut_ptr());
+        match stride {
+            // SAFETY: 16 elements readable; `dst` is 16 writable `i16`.
+            1 => unsafe {
+                vst1q_s16(y, vld1q_s16(x));
+                vst1q_s16(y.add(8), vld1q_s16(x.add(8)));
+            },
+            // SAFETY: 32 elements readable (checked); `dst` as above.
+            2 if src.len() >= 32 => unsafe {
+                vst1q_s16(y, vld2q_s16(x).0);
+                vst1q_s16(y.add(8), vld2q_s16(x.add(16)).0);
+            },
+            _ => {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = src.get(j * stride).copied().unwrap_or(0);
+                }
+            }
+        }
+    }
+}
 
 /// Runs the GEMM when the kernel takes `p` and the reference's
 /// preconditions hold, else `reference` (which returns early on a failed
@@ -371,20 +441,55 @@ fn gemm_tile<X: GatherLane, Y: Lane, W: GemmWeights>(
         for (row, oc) in s.totals.chunks_exact(TILE).zip(oc_start..oc_end) {
             let n = oc_first + oc;
             let m = ops.multiplier.get(n).copied().unwrap_or(0);
-            let sh = ops.shift.get(n).map_or(0, |&v| i32::from(v));
+            let sh = ops.shift.get(n).copied().unwrap_or(0);
             let at = oc * g.out_plane + pos;
             let dst = out.get_mut(at..at + len).unwrap_or(&mut []);
-            for (y, &acc) in dst.iter_mut().zip(row) {
-                *y = requantize_to_lane(acc, m, sh, p.output_zero_point, p.act_min, p.act_max);
-            }
+            requantize_row(row, (m, sh), p, dst);
         }
         oc_start = oc_end;
+    }
+}
+
+/// [`requantize_to_lane`] of a tile's totals for one channel into `dst`:
+/// four lanes at a time ([`Requant`], which is `requantize`: equal to
+/// `requantize_i64` on totals that fit `i32`) when every total fits, else
+/// one at a time.
+#[target_feature(enable = "neon")]
+fn requantize_row<Y: Lane>(row: &[i64], (m, sh): (i32, i8), p: &ConvParams, dst: &mut [Y]) {
+    let mut narrow = [0i32; TILE];
+    let mut fits = row.len() == TILE;
+    for (n, &t) in narrow.iter_mut().zip(row) {
+        *n = t as i32;
+        fits &= i64::from(*n) == t;
+    }
+    if !fits {
+        let (zp, lo, hi) = (p.output_zero_point, p.act_min, p.act_max);
+        for (y, &acc) in dst.iter_mut().zip(row) {
+            *y = requantize_to_lane(acc, m, i32::from(sh), zp, lo, hi);
+        }
+        return;
+    }
+    let rq = Requant::splat(m, sh);
+    let zp = vdupq_n_s32(p.output_zero_point);
+    let (lo, hi) = (vdupq_n_s32(p.act_min), vdupq_n_s32(p.act_max));
+    let mut y = [0i32; TILE];
+    for (src, out) in narrow.chunks_exact(4).zip(y.chunks_exact_mut(4)) {
+        // SAFETY: `src` and `out` are four `i32` each.
+        unsafe {
+            let v = rq.apply(vld1q_s32(src.as_ptr()));
+            let v = vminq_s32(vmaxq_s32(vqaddq_s32(v, zp), lo), hi);
+            vst1q_s32(out.as_mut_ptr(), v);
+        }
+    }
+    for (d, &v) in dst.iter_mut().zip(&y) {
+        *d = Y::from_clamped(v);
     }
 }
 
 /// Gathers taps `k0..k0 + kc` of the tile into `columns` (`[tap][position]`,
 /// `x − zp`, zero in the padding and past the tile's positions), and zeroes
 /// the taps up to the next multiple of 8.
+#[target_feature(enable = "neon")]
 fn gather<X: GatherLane>(
     p: &ConvParams,
     g: &Group,
@@ -414,21 +519,30 @@ fn gather<X: GatherLane>(
             }
             let row = plane.get(iy * p.in_w..(iy + 1) * p.in_w).unwrap_or(&[]);
             let dst = col.get_mut(run.at..run.at + run.len).unwrap_or(&mut []);
-            // Input column of the run's first position, plus `pad_left`.
-            let x0 = run.ox * p.stride_w + kx * p.dilation_w;
-            if p.stride_w == 1 && x0 >= p.pad_left {
-                // The common case, a contiguous read (cut where the row ends).
-                let src = row.get(x0 - p.pad_left..).unwrap_or(&[]);
-                for (d, &x) in dst.iter_mut().zip(src) {
-                    *d = (Into::<i32>::into(x) - zp) as i16;
-                }
+            // Input column of the run's first position, plus `pad_left`:
+            // position `j` reads `x0 + j·stride − pad_left`, inside the row
+            // for `j` in `first..end` (the rest stays 0).
+            let (s, pad) = (p.stride_w, p.pad_left);
+            let x0 = run.ox * s + kx * p.dilation_w;
+            let first = pad.saturating_sub(x0).div_ceil(s);
+            let end = (p.in_w + pad).saturating_sub(x0).div_ceil(s).min(run.len);
+            let Some(src) = row.get((x0 + first * s).wrapping_sub(pad)..) else {
+                continue;
+            };
+            if first == 0 && end == TILE {
+                // SAFETY: position 15 is inside the row (`end`), so `src`
+                // holds `15 · s + 1` elements.
+                unsafe { X::gather16(src, s, zp, dst) };
                 continue;
             }
-            for (j, d) in dst.iter_mut().enumerate() {
-                let ix = (x0 + j * p.stride_w).wrapping_sub(p.pad_left);
-                if let Some(&x) = row.get(ix) {
-                    *d = (Into::<i32>::into(x) - zp) as i16;
-                }
+            let Some(dst) = dst.get_mut(first..end) else {
+                continue;
+            };
+            let widen = |(d, &x): (&mut i16, &X)| *d = (Into::<i32>::into(x) - zp) as i16;
+            if s == 1 {
+                dst.iter_mut().zip(src).for_each(widen);
+            } else {
+                dst.iter_mut().zip(src.iter().step_by(s)).for_each(widen);
             }
         }
     }
