@@ -149,6 +149,12 @@ trait RowWeights: Copy + Into<i64> {
     /// # Safety
     /// `src` is readable for 8 elements.
     unsafe fn load8(src: *const Self) -> int16x8_t;
+
+    /// `src[..8]` and `src[8..16]` as `i16` lanes.
+    ///
+    /// # Safety
+    /// `src` is readable for 16 elements.
+    unsafe fn load16(src: *const Self) -> (int16x8_t, int16x8_t);
 }
 
 impl RowWeights for i8 {
@@ -159,6 +165,15 @@ impl RowWeights for i8 {
         // SAFETY: forwarded from the caller; NEON is baseline.
         unsafe { vmovl_s8(vld1_s8(src)) }
     }
+
+    #[inline(always)]
+    unsafe fn load16(src: *const i8) -> (int16x8_t, int16x8_t) {
+        // SAFETY: forwarded from the caller; NEON is baseline.
+        unsafe {
+            let w = vld1q_s8(src);
+            (vmovl_s8(vget_low_s8(w)), vmovl_high_s8(w))
+        }
+    }
 }
 
 impl RowWeights for i16 {
@@ -168,6 +183,12 @@ impl RowWeights for i16 {
     unsafe fn load8(src: *const i16) -> int16x8_t {
         // SAFETY: forwarded from the caller.
         unsafe { vld1q_s16(src) }
+    }
+
+    #[inline(always)]
+    unsafe fn load16(src: *const i16) -> (int16x8_t, int16x8_t) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (vld1q_s16(src), vld1q_s16(src.add(8))) }
     }
 }
 
@@ -258,25 +279,48 @@ fn dot_rows<W: RowWeights, const M: usize>(x: &[i16], rows: &[W]) -> [i64; ROWS]
         return out;
     }
     let steps = k / 8;
-    let zero32 = vdupq_n_s32(0);
-    let mut acc = [[zero32; 2]; M];
     let mut totals = [vdupq_n_s64(0); M];
-    for step in 0..steps {
-        // SAFETY: `8·step + 8 <= k`: inside `x` and inside each of the `M`
-        // rows of `rows` (checked above to hold `M · k` weights).
-        let xv = unsafe { vld1q_s16(x.as_ptr().add(8 * step)) };
-        for (r, a) in acc.iter_mut().enumerate() {
-            // SAFETY: as above.
-            let w = unsafe { W::load8(rows.as_ptr().add(r * k + 8 * step)) };
-            a[0] = vmlal_s16(a[0], vget_low_s16(xv), vget_low_s16(w));
-            a[1] = vmlal_high_s16(a[1], xv, w);
+    // Blocks of `W::STEPS` steps summed in `i32` lanes, then flushed.
+    let mut step = 0;
+    while step < steps {
+        let end = (step + W::STEPS).min(steps);
+        let mut acc = [[vdupq_n_s32(0); 2]; M];
+        let mut at = 8 * step;
+        // Two steps at a time while a block has them (one 16-lane weight
+        // load per row for int8 weights).
+        while at + 16 <= 8 * end {
+            // SAFETY: `at + 16 <= 8 · steps <= k`: inside `x` and inside
+            // each of the `M` rows of `rows` (checked above to hold `M · k`).
+            let (x0, x1) = unsafe {
+                (
+                    vld1q_s16(x.as_ptr().add(at)),
+                    vld1q_s16(x.as_ptr().add(at + 8)),
+                )
+            };
+            for (r, a) in acc.iter_mut().enumerate() {
+                // SAFETY: as above.
+                let (w0, w1) = unsafe { W::load16(rows.as_ptr().add(r * k + at)) };
+                a[0] = vmlal_s16(a[0], vget_low_s16(x0), vget_low_s16(w0));
+                a[1] = vmlal_high_s16(a[1], x0, w0);
+                a[0] = vmlal_s16(a[0], vget_low_s16(x1), vget_low_s16(w1));
+                a[1] = vmlal_high_s16(a[1], x1, w1);
+            }
+            at += 16;
         }
-        if (step + 1) % W::STEPS == 0 || step + 1 == steps {
-            for (t, a) in totals.iter_mut().zip(acc.iter_mut()) {
-                *t = vpadalq_s32(vpadalq_s32(*t, a[0]), a[1]);
-                *a = [zero32; 2];
+        if at < 8 * end {
+            // SAFETY: `at + 8 <= 8 · steps <= k`, as above.
+            let xv = unsafe { vld1q_s16(x.as_ptr().add(at)) };
+            for (r, a) in acc.iter_mut().enumerate() {
+                // SAFETY: as above.
+                let w = unsafe { W::load8(rows.as_ptr().add(r * k + at)) };
+                a[0] = vmlal_s16(a[0], vget_low_s16(xv), vget_low_s16(w));
+                a[1] = vmlal_high_s16(a[1], xv, w);
             }
         }
+        for (t, a) in totals.iter_mut().zip(acc) {
+            *t = vpadalq_s32(vpadalq_s32(*t, a[0]), a[1]);
+        }
+        step = end;
     }
     for (r, (o, t)) in out.iter_mut().zip(totals).enumerate() {
         let row = rows.get(r * k..(r + 1) * k).unwrap_or(&[]);
