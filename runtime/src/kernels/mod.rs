@@ -37,6 +37,8 @@ pub mod aarch64;
 pub mod cortex_m;
 pub mod reference;
 pub mod select;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod tile;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 

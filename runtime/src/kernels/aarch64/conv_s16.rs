@@ -25,13 +25,13 @@
 
 use core::arch::aarch64::*;
 
+use super::gemm::{mac_columns, TILE};
 use super::requant::Requant;
 use crate::kernels::reference::{self, conv_lanes_call_ok, requantize_to_lane, Lane};
 use crate::kernels::select::LayerS16Fn;
+use crate::kernels::tile::{tile_runs, Run};
 use crate::kernels::ConvParams;
 
-/// Output positions per tile: four vectors of four `i32` sums per channel.
-const TILE: usize = 16;
 /// Output channels per register block.
 const MR: usize = 4;
 /// Taps per reduction chunk, a multiple of 8: 504 terms below 2^22 in
@@ -319,15 +319,6 @@ struct Scratch {
     totals: [i64; OC_CHUNK * TILE],
 }
 
-/// Positions `at..at + len` of a tile, on output row `oy` from column `ox`.
-#[derive(Clone, Copy, Default)]
-struct Run {
-    oy: usize,
-    ox: usize,
-    len: usize,
-    at: usize,
-}
-
 /// The tiled GEMM, group by group. Preconditions hold; `output` is not empty.
 #[target_feature(enable = "neon")]
 fn conv_gemm<X: GatherLane, Y: Lane, W: GemmWeights>(
@@ -371,27 +362,6 @@ fn conv_gemm<X: GatherLane, Y: Lane, W: GemmWeights>(
             pos += len;
         }
     }
-}
-
-/// Splits positions `pos..pos + len` of the output plane into runs along
-/// output rows; returns how many.
-fn tile_runs(pos: usize, len: usize, out_w: usize, runs: &mut [Run; TILE]) -> usize {
-    let mut n = 0;
-    let mut at = 0;
-    while at < len && n < TILE && out_w > 0 {
-        let q = pos + at;
-        let (oy, ox) = (q / out_w, q % out_w);
-        let run_len = (out_w - ox).min(len - at);
-        runs[n] = Run {
-            oy,
-            ox,
-            len: run_len,
-            at,
-        };
-        n += 1;
-        at += run_len;
-    }
-    n
 }
 
 /// All output channels of one group for the tile `(pos, len)`, [`OC_CHUNK`]
@@ -620,31 +590,8 @@ unsafe fn micro<const M: usize>(
             *w = unsafe { vld1q_s16(rows.add(m * KC + 8 * step)) };
         }
         let col = columns.wrapping_add(8 * step * TILE);
-        macro_rules! tap {
-            ($lane:literal) => {
-                // SAFETY: tap `8·step + lane` of the columns (caller).
-                let (x0, x1) = unsafe {
-                    (
-                        vld1q_s16(col.add(TILE * $lane)),
-                        vld1q_s16(col.add(TILE * $lane + 8)),
-                    )
-                };
-                for (a, w) in acc.iter_mut().zip(w) {
-                    a[0] = vmlal_laneq_s16::<$lane>(a[0], vget_low_s16(x0), w);
-                    a[1] = vmlal_high_laneq_s16::<$lane>(a[1], x0, w);
-                    a[2] = vmlal_laneq_s16::<$lane>(a[2], vget_low_s16(x1), w);
-                    a[3] = vmlal_high_laneq_s16::<$lane>(a[3], x1, w);
-                }
-            };
-        }
-        tap!(0);
-        tap!(1);
-        tap!(2);
-        tap!(3);
-        tap!(4);
-        tap!(5);
-        tap!(6);
-        tap!(7);
+        // SAFETY: taps `8·step..8·step + 8` of the columns (caller).
+        acc = unsafe { mac_columns::<M, 8>(col, w, acc) };
     }
     acc
 }

@@ -133,13 +133,30 @@ unsafe fn neon_step<const M: usize, const TAPS: usize>(
     col: *const i16,
     rows: [*const i8; M],
     k: usize,
-    mut acc: [[int32x4_t; 4]; M],
+    acc: [[int32x4_t; 4]; M],
 ) -> [[int32x4_t; 4]; M] {
     let mut w = [vdupq_n_s16(0); M];
     for (w, row) in w.iter_mut().zip(rows) {
         // SAFETY: the row is readable at `k..k + 8`.
         *w = vmovl_s8(unsafe { vld1_s8(row.add(k)) });
     }
+    // SAFETY: forwarded.
+    unsafe { mac_columns::<M, TAPS>(col, w, acc) }
+}
+
+/// `acc[m][q] += Σ_t column[t][4q..4q + 4] · w[m][t]` over the first `TAPS`
+/// (at most 8) packed `i16` columns at `col` ([`TILE`] positions each) and
+/// lanes `0..TAPS` of each row's weights: `smlal` by lane, 16 per column.
+///
+/// # Safety
+/// `col` holds `TAPS` packed columns.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(super) unsafe fn mac_columns<const M: usize, const TAPS: usize>(
+    col: *const i16,
+    w: [int16x8_t; M],
+    mut acc: [[int32x4_t; 4]; M],
+) -> [[int32x4_t; 4]; M] {
     macro_rules! tap {
         ($lane:literal) => {
             if $lane < TAPS {

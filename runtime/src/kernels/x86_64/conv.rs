@@ -23,6 +23,7 @@ use super::direct::{DirectRun, PairsI16};
 use super::need_avx2;
 use super::requant::{pack16, Requant};
 use crate::kernels::reference::{self, act_ok, axis_ok};
+use crate::kernels::tile::{tile_runs, Run};
 use crate::kernels::ConvParams;
 
 /// Output channels per register tile.
@@ -209,16 +210,6 @@ impl Gemm {
             shift: ops.shift.get(oc).unwrap_or(&[]),
         }
     }
-}
-
-/// One run of a tile: `len` positions of output row `oy` from column `ox`,
-/// at offset `at` of the tile.
-#[derive(Clone, Copy, Default)]
-pub(super) struct Run {
-    oy: usize,
-    ox: usize,
-    len: usize,
-    at: usize,
 }
 
 /// The scratch buffers of one call.
@@ -415,27 +406,6 @@ pub(super) fn micro<const N: usize>(
         }
     }
     acc
-}
-
-/// Splits positions `pos..pos + len` of the output plane into runs along
-/// output rows; returns how many.
-pub(super) fn tile_runs(pos: usize, len: usize, out_w: usize, runs: &mut [Run; TILE]) -> usize {
-    let mut n = 0;
-    let mut at = 0;
-    while at < len && n < TILE && out_w > 0 {
-        let p = pos + at;
-        let (oy, ox) = (p / out_w, p % out_w);
-        let run_len = (out_w - ox).min(len - at);
-        runs[n] = Run {
-            oy,
-            ox,
-            len: run_len,
-            at,
-        };
-        n += 1;
-        at += run_len;
-    }
-    n
 }
 
 /// Gathers taps `k0..k0 + kc` of the tile into `s.packed` as pairs.

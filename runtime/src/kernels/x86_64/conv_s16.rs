@@ -25,12 +25,13 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::conv::{
-    micro, pack_tile, tile_runs, widen_weight_rows, widen_weights, zeroed_prefix, GatherLane, Gemm,
-    Operands, Run, Scratch, WeightRows, KC_PAIRS, MR, OC_CHUNK, ROW_LEN, TILE, W_ROW,
+    micro, pack_tile, widen_weight_rows, widen_weights, zeroed_prefix, GatherLane, Gemm, Operands,
+    Scratch, WeightRows, KC_PAIRS, MR, OC_CHUNK, ROW_LEN, TILE, W_ROW,
 };
 use super::need_avx2;
 use crate::kernels::reference::{self, conv_lanes_call_ok, requantize_to_lane, Lane};
 use crate::kernels::select::LayerS16Fn;
+use crate::kernels::tile::{tile_runs, Run};
 use crate::kernels::ConvParams;
 
 /// Taps per reduction chunk: 255 pairs, each below 2^23 in magnitude, sum
