@@ -339,7 +339,9 @@ fn stft_signals_as_rank_3(proto: &mut ModelProto) {
 
 /// Write the graph inputs' `shapes` into `proto`, every `dim_param` they fix
 /// into `value_info` and the outputs as its size, and erase the other
-/// symbols there. Returns the input names.
+/// symbols there; when a shape overrides a fixed dim (an export's batch),
+/// erase the declared shapes of the outputs and `value_info` altogether.
+/// Returns the input names.
 fn pin_symbols(proto: &mut ModelProto, shapes: &[Vec<usize>]) -> Result<Vec<String>, ConvertError> {
     let graph = proto
         .graph
@@ -348,6 +350,7 @@ fn pin_symbols(proto: &mut ModelProto, shapes: &[Vec<usize>]) -> Result<Vec<Stri
     let initializers: Vec<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
     let mut sizes: HashMap<String, usize> = HashMap::new();
     let mut names = Vec::new();
+    let mut repinned = false;
     let mut real = graph
         .input
         .iter_mut()
@@ -361,11 +364,30 @@ fn pin_symbols(proto: &mut ModelProto, shapes: &[Vec<usize>]) -> Result<Vec<Stri
             )));
         };
         for (i, dim) in dims_mut(input).into_iter().flatten().enumerate() {
-            if let (Some(dimension::Value::DimParam(p)), Some(&n)) = (&dim.value, shape.get(i)) {
-                sizes.insert(p.clone(), n);
+            match (&dim.value, shape.get(i)) {
+                (Some(dimension::Value::DimParam(p)), Some(&n)) => {
+                    sizes.insert(p.clone(), n);
+                }
+                (Some(dimension::Value::DimValue(m)), Some(&n)) if *m != n as i64 => {
+                    repinned = true;
+                    dim.value = Some(dimension::Value::DimValue(n as i64));
+                }
+                _ => {}
             }
         }
         names.push(input.name.clone());
+    }
+    if repinned {
+        // An input's fixed batch overridden (`--input-shape`): the declared
+        // shapes of every other tensor were traced at the old batch, so they
+        // go, and tract infers them all.
+        for info in graph.output.iter_mut().chain(graph.value_info.iter_mut()) {
+            if let Some(type_proto::Value::TensorType(t)) =
+                info.r#type.as_mut().and_then(|t| t.value.as_mut())
+            {
+                t.shape = None;
+            }
+        }
     }
     let fix = |info: &mut ValueInfoProto| {
         for dim in dims_mut(info).into_iter().flatten() {

@@ -23,7 +23,8 @@ use medq_converter::{prune, prune_weights};
         to int8 (per-channel weights), optionally prunes filters, plans one static arena \
         and writes the file atomically. It then runs the int8 model with the medq runtime against the float \
         model and reports the loss per layer and per output (and per class with --labels).\n\n\
-        Inputs: the batch (dimension 0) is 1; a symbolic batch is pinned to 1. Any other symbolic \
+        Inputs: the batch (dimension 0) is 1; a symbolic batch is pinned to 1, and an export \
+        traced at a fixed batch runs at batch 1 when --input-shape says so. Any other symbolic \
         dimension (e.g. a \"time\" axis) takes its size in the input's --calib samples, or from \
         --input-shape NAME=1,d1,..., which wins; a symbol fixed for one input is fixed for every \
         input that declares it. A model with \
@@ -57,7 +58,8 @@ struct Cli {
     /// The full shape of a model input, batch 1 first, fixing its symbolic
     /// dimensions (e.g. `eeg=1,19,1000` for an input declared
     /// [batch, 19, time]); without it they take their sizes in the input's
-    /// --calib samples. Repeat once per input.
+    /// --calib samples. It also runs an export traced at a fixed batch
+    /// (`[8, 19, 1000]`) at batch 1. Repeat once per input.
     #[arg(long = "input-shape", value_name = "NAME=d0,d1,...", value_parser = parse_input_shape)]
     input_shape: Vec<(String, Vec<usize>)>,
 

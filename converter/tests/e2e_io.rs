@@ -146,6 +146,64 @@ fn symbolic_batch_and_time_convert_once_fixed() {
     assert!(opts.output.exists());
 }
 
+/// An export traced at a fixed batch of 4 (no dynamic axis; its
+/// `value_info` and output declared at batch 4): refused with the
+/// `--input-shape` that runs it at batch 1, and with it, the same model as
+/// the symbolic export's, figure for figure.
+#[test]
+fn a_fixed_batch_export_runs_at_batch_1_when_told() {
+    use prost::Message;
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value;
+    use tract_onnx::pb::{type_proto, ModelProto};
+    let dir = tempfile::tempdir().unwrap();
+    let mut proto =
+        ModelProto::decode(&std::fs::read(net("eeg_symbolic.onnx")).unwrap()[..]).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    let infos = graph
+        .input
+        .iter_mut()
+        .chain(graph.output.iter_mut())
+        .chain(graph.value_info.iter_mut());
+    for info in infos {
+        let Some(type_proto::Value::TensorType(t)) =
+            info.r#type.as_mut().and_then(|t| t.value.as_mut())
+        else {
+            continue;
+        };
+        for dim in t.shape.iter_mut().flat_map(|s| s.dim.iter_mut()) {
+            if let Some(Value::DimParam(p)) = &dim.value {
+                let n = if p == "batch" { 4 } else { 128 };
+                dim.value = Some(Value::DimValue(n));
+            }
+        }
+    }
+    let fixed = dir.path().join("fixed_batch.onnx");
+    std::fs::write(&fixed, proto.encode_to_vec()).unwrap();
+
+    let mut opts = Options::new(fixed, dir.path().join("fixed.mq"));
+    opts.calib = vec![net("eeg_symbolic_calib.npy")];
+    opts.eval = vec![net("eeg_symbolic_test.npy")];
+    refused(&opts, "batch size is 4; medq runs one sample at a time");
+    refused(&opts, "--input-shape eeg=1,4,128");
+
+    opts.input_shapes = vec![("eeg".into(), vec![1, 4, 128])];
+    let report = convert(&opts).unwrap();
+    assert_within_bounds(&report, "eeg_symbolic at a fixed batch", 25.0);
+    let mut symbolic = options("eeg_symbolic.onnx", dir.path());
+    symbolic.calib = opts.calib.clone();
+    symbolic.eval = opts.eval.clone();
+    let want = convert(&symbolic).unwrap();
+    assert_eq!(report.inputs[0].shape, want.inputs[0].shape);
+    let figures = |r: &Report| -> Vec<(Option<f64>, f64)> {
+        r.evaluation
+            .outputs
+            .iter()
+            .map(|o| (o.sqnr_db, o.samples_within_0_03))
+            .collect()
+    };
+    assert_eq!(figures(&report), figures(&want));
+}
+
 /// The same model at another length: the symbol is whatever the user fixes.
 #[test]
 fn symbolic_time_takes_any_length() {

@@ -191,12 +191,10 @@ fn check_override(
     }
     for (i, (d, &n)) in dims.iter().zip(shape).enumerate() {
         match d {
-            DeclaredDim::Fixed(m) if *m != n && i == 0 => {
-                return Err(bad(format!(
-                    "the model's batch is fixed at {m}; medq runs one sample at a time: \
-                     export with batch 1 (or a dynamic batch dimension)"
-                )))
-            }
+            // An export traced at a fixed batch (no dynamic axis) runs at
+            // batch 1 when the user says so; a graph that depends on its
+            // batch (a Reshape to a constant batch) then fails to convert.
+            DeclaredDim::Fixed(_) if i == 0 => {}
             DeclaredDim::Fixed(m) if *m != n => {
                 return Err(bad(format!(
                     "dimension {i} is fixed at {m} in the model [{}]",
@@ -268,10 +266,22 @@ fn fixed_shape(
         match (i, size) {
             (0, Some(1)) => shape.push(1),
             (0, Some(n)) => {
+                let rest: Vec<String> = dims
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .map(|(k, d)| match known(k, d, symbols) {
+                        Some(n) => n.to_string(),
+                        None => d.placeholder(k),
+                    })
+                    .collect();
                 return Err(bad(format!(
                     "batch size is {n}; medq runs one sample at a time: export with batch 1 \
-                     (or a dynamic batch dimension)"
-                )))
+                     (or a dynamic batch dimension), or run this export at batch 1 with \
+                     --input-shape {name}=1,{} (when nothing in the graph depends on its \
+                     batch size)",
+                    rest.join(",")
+                )));
             }
             (_, Some(n)) => shape.push(n),
             (_, None) => {
