@@ -43,8 +43,8 @@ const OC_CHUNK: usize = 64;
 
 /// `Ok` when the int16 NEON convolutions run `p` themselves: the input
 /// zero point is in `i8` (0 for an int16 input, which the preconditions
-/// require), the reduction is not empty, and each group has at least
-/// [`MR`] output channels.
+/// require), the reduction is not empty, and each group has at least 4
+/// output channels.
 pub fn conv_s16_neon_takes(p: &ConvParams) -> Result<(), &'static str> {
     if !(-128..=127).contains(&p.input_zero_point) {
         return Err("input zero point outside i8");

@@ -214,7 +214,7 @@ fn widen_weight_part(weights: &[i16], at: WeightRows, wide: &mut [i16], high: bo
 /// `Ok` when the int16 AVX2 convolutions run `p` themselves: AVX2 is
 /// available, the input zero point is in `i8` (0 for an int16 input, which
 /// the preconditions require), the reduction is not empty, and each group
-/// has at least [`MR`] output channels. With fewer (depthwise), a gathered
+/// has at least 4 output channels. With fewer (depthwise), a gathered
 /// tile would serve one channel, and the reference's tap-major loop, which
 /// gathers nothing, is as fast (16x16 depthwise 3×3: 0.33 G MAC/s on the
 /// GEMM against 0.37 on the reference).
