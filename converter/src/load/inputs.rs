@@ -228,6 +228,18 @@ fn declared_list(dims: &[DeclaredDim]) -> String {
         .join(", ")
 }
 
+/// Each dim as `--input-shape` would give it: its size where known, else
+/// a `<…>` placeholder.
+fn option_dims(dims: &[DeclaredDim], symbols: &HashMap<String, (usize, String)>) -> Vec<String> {
+    dims.iter()
+        .enumerate()
+        .map(|(k, d)| match known(k, d, symbols) {
+            Some(n) => n.to_string(),
+            None => d.placeholder(k),
+        })
+        .collect()
+}
+
 /// The shape of an input without an override: its dynamic batch becomes 1,
 /// a symbol an override or an earlier input fixed takes that size, and any
 /// other dynamic dim takes its size in the input's samples (`samples`, the
@@ -266,33 +278,19 @@ fn fixed_shape(
         match (i, size) {
             (0, Some(1)) => shape.push(1),
             (0, Some(n)) => {
-                let rest: Vec<String> = dims
-                    .iter()
-                    .enumerate()
-                    .skip(1)
-                    .map(|(k, d)| match known(k, d, symbols) {
-                        Some(n) => n.to_string(),
-                        None => d.placeholder(k),
-                    })
-                    .collect();
+                let mut at_batch_1 = option_dims(dims, symbols);
+                at_batch_1[0] = "1".into();
                 return Err(bad(format!(
                     "batch size is {n}; medq runs one sample at a time: export with batch 1 \
                      (or a dynamic batch dimension), or run this export at batch 1 with \
-                     --input-shape {name}=1,{} (when nothing in the graph depends on its \
+                     --input-shape {name}={} (when nothing in the graph depends on its \
                      batch size)",
-                    rest.join(",")
+                    at_batch_1.join(",")
                 )));
             }
             (_, Some(n)) => shape.push(n),
             (_, None) => {
-                let syntax: Vec<String> = dims
-                    .iter()
-                    .enumerate()
-                    .map(|(k, d)| match known(k, d, symbols) {
-                        Some(n) => n.to_string(),
-                        None => d.placeholder(k),
-                    })
-                    .collect();
+                let syntax = option_dims(dims, symbols);
                 let hint = match given {
                     Some(s) if s.len() != dims.len() => format!(
                         "; its samples, of shape {s:?}, do not have the model's {} dimensions \

@@ -32,12 +32,32 @@
 //!   point 0) and accumulate in `i64`, exactly; their activation windows are
 //!   within `i16` (`NUMERICS.md` §5).
 
+/// An int16 weight as `w = 256·hi + lo`: `lo` its low byte sign-extended
+/// (`[−128, 127]`), `hi = (w − lo) / 256` (`[−128, 128]`). Both parts are
+/// within the int8 weights' bound, so the x86-64 and aarch64 int16 GEMMs
+/// run 16x16 layers as two passes of their int8-weight loop.
+#[cfg(all(
+    feature = "int16-activations",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[inline(always)]
+pub(crate) fn weight_parts(w: i16) -> (i16, i16) {
+    let lo = i16::from(w as i8);
+    // `w >> 8` is `⌊w / 256⌋`; a negative `lo` took 256 off the rest.
+    let hi = (w >> 8) - (lo >> 15);
+    (hi, lo)
+}
+
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 pub mod cortex_m;
 pub mod reference;
 pub mod select;
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+// The x86-64 int8 and int16 GEMMs, and the aarch64 int16 one.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", feature = "int16-activations")
+))]
 mod tile;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;

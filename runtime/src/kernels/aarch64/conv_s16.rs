@@ -30,6 +30,7 @@ use super::requant::Requant;
 use crate::kernels::reference::{self, conv_lanes_call_ok, requantize_to_lane, Lane};
 use crate::kernels::select::LayerS16Fn;
 use crate::kernels::tile::{tile_runs, Run};
+use crate::kernels::weight_parts;
 use crate::kernels::ConvParams;
 
 /// Output channels per register block.
@@ -171,16 +172,15 @@ impl GemmWeights for i8 {
     }
 }
 
-/// Part 0 is `hi`, part 1 `lo`, of `w = 256·hi + lo` (module docs).
+/// Part 0 is `hi`, part 1 `lo`, of `w = 256·hi + lo` ([`weight_parts`]).
 impl GemmWeights for i16 {
     const SHIFTS: &'static [u32] = &[8, 0];
 
     #[inline(always)]
     fn part(self, part: usize) -> i16 {
-        let lo = i16::from(self as i8);
+        let (hi, lo) = weight_parts(self);
         if part == 0 {
-            // `w >> 8` is `⌊w / 256⌋`; a negative `lo` took 256 off the rest.
-            (self >> 8) - (lo >> 15)
+            hi
         } else {
             lo
         }

@@ -32,6 +32,7 @@ use super::need_avx2;
 use crate::kernels::reference::{self, conv_lanes_call_ok, requantize_to_lane, Lane};
 use crate::kernels::select::LayerS16Fn;
 use crate::kernels::tile::{tile_runs, Run};
+use crate::kernels::weight_parts;
 use crate::kernels::ConvParams;
 
 /// Taps per reduction chunk: 255 pairs, each below 2^23 in magnitude, sum
@@ -173,15 +174,6 @@ impl GemmWeights for i16 {
     unsafe fn widen(weights: &[i16], at: WeightRows, wide: &mut [i16], part: usize) {
         widen_weight_part(weights, at, wide, part == 0);
     }
-}
-
-/// The low byte of `w` sign-extended, and `(w − lo) / 256`: `w = 256·hi + lo`.
-#[inline]
-fn weight_parts(w: i16) -> (i16, i16) {
-    let lo = i16::from(w as i8);
-    // `w >> 8` is `⌊w / 256⌋`; a negative `lo` took 256 off the rest.
-    let hi = (w >> 8) - (lo >> 15);
-    (hi, lo)
 }
 
 /// [`widen_weights`] for int16 weights: their `hi` part (`high`) or their
