@@ -29,7 +29,9 @@ use medq_converter::{prune, prune_weights};
         --input-shape NAME=1,d1,..., which wins; a symbol fixed for one input is fixed for every \
         input that declares it. A model with \
         several inputs takes --calib (and --eval, --select) once per input, in the model's input \
-        order, each file [N, d1..dk] with the same N. With several outputs the report shows each \
+        order, each file [N, d1..dk] with the same N. An input whose dimension 0 is not a batch \
+        (an unbatched or sequence-first export, e.g. [time, batch, 6]) takes samples that stack \
+        whole inputs, one dimension more: [N, 40, 1, 6]. With several outputs the report shows each \
         output's figures; --labels are for output 0 unless --labels-output names another.\n\n\
         A pre-quantized (QDQ) model, with QuantizeLinear/DequantizeLinear pairs (ONNX Runtime's \
         quantize_static, a QAT export), converts with its own scales and zero points: --calib is \
@@ -84,7 +86,8 @@ struct Cli {
     #[arg(short, long, value_name = "FILE.mq")]
     output: PathBuf,
 
-    /// Representative float32 samples, shape [N, d1..dk] for a model input [1, d1..dk].
+    /// Representative float32 samples, shape [N, d1..dk] for a model input [1, d1..dk]
+    /// (or [N, d0..dk], whole inputs, for an input whose dimension 0 is not a batch).
     /// Once per model input, in the model's input order, with the same N. Optional for a
     /// QDQ model, which brings its own scales and zero points.
     #[arg(long, value_name = "FILE.npy")]

@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 use crate::error::ConvertError;
 
-/// `N` float32 samples of one model input, each of shape `[1, d1..dk]`
-/// (read from float32, float64 or float16 files).
+/// `N` float32 samples of one model input, each of the input's shape
+/// (`[1, d1..dk]`, or a whole `[d0..dk]` when dimension 0 is data; read
+/// from float32, float64 or float16 files).
 #[derive(Clone, Debug)]
 pub struct Samples {
-    /// Per-sample shape, batch dimension included (`[1, d1..dk]`).
+    /// Per-sample shape: the model input's, batch dimension included.
     pub sample_shape: Vec<usize>,
     data: Vec<f32>,
     /// Lower-case hex SHA-256 of the file's bytes.
@@ -17,9 +18,10 @@ pub struct Samples {
 }
 
 impl Samples {
-    /// Load `path` (shape `[N, d1..dk]`) for a model input of shape `[1, d1..dk]`.
-    /// A file of shape `[d1..dk]` (one sample, no batch axis) is refused: the
-    /// batch axis is what makes `N` unambiguous.
+    /// Load `path` (shape `[N, d1..dk]`) for a model input of shape `[1, d1..dk]`,
+    /// or `[N, d0..dk]` for one of shape `[d0..dk]` with `d0 > 1`. A file of
+    /// shape `[d1..dk]` (one sample, no sample axis) is refused: the sample
+    /// axis is what makes `N` unambiguous.
     pub fn load(path: &Path, input_shape: &[usize]) -> Result<Samples, ConvertError> {
         Samples::from_bytes(path, &read(path)?, input_shape, "")
     }
@@ -39,17 +41,20 @@ impl Samples {
                 path: path.to_path_buf(),
                 reason,
             })?;
-        let want: Vec<usize> = input_shape.iter().skip(1).copied().collect();
-        if shape.len() != input_shape.len() || shape[1..] != want[..] || shape[0] == 0 {
+        // One sample is the input without its batch of 1, or, when
+        // dimension 0 is data (not 1), the whole input tensor: the rule
+        // `medq run` reads sample files by.
+        let want: &[usize] = match input_shape.split_first() {
+            Some((1, rest)) => rest,
+            _ => input_shape,
+        };
+        if shape.len() != want.len() + 1 || shape[1..] != *want || shape[0] == 0 {
             return Err(ConvertError::BadSamples {
                 path: path.to_path_buf(),
                 reason: format!(
                     "shape is {shape:?}, but the model input{input} is {input_shape:?}: \
-                     expected [N, {}] with N ≥ 1 samples stacked on the first axis",
-                    want.iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                     expected [N{}] with N ≥ 1 samples stacked on the first axis",
+                    want.iter().map(|d| format!(", {d}")).collect::<String>()
                 ),
             });
         }
@@ -59,10 +64,8 @@ impl Samples {
                 reason: format!("element {i} is not finite ({})", data[i]),
             });
         }
-        let mut sample_shape = vec![1];
-        sample_shape.extend(want);
         Ok(Samples {
-            sample_shape,
+            sample_shape: input_shape.to_vec(),
             data,
             sha256: sha256_hex(bytes),
             path: path.to_path_buf(),

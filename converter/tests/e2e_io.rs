@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use medq_converter::float_ref::FloatRef;
 use medq_converter::report::Report;
 use medq_converter::{convert, ConvertError, Options};
 
@@ -202,6 +203,49 @@ fn a_fixed_batch_export_runs_at_batch_1_when_told() {
             .collect()
     };
     assert_eq!(figures(&report), figures(&want));
+}
+
+/// A sequence-first export (`nn.GRU` without `batch_first`: input
+/// `[time, batch, 6]`) takes samples that stack whole inputs,
+/// `[N, time, 1, 6]`: dimension 0 is then data (time, fixed by the samples),
+/// not a batch. `medq run` reads the same file by the same rule. Samples in
+/// the batched layout, `[N, time, 6]`, are refused at the GRU with the
+/// layout to give.
+#[test]
+fn a_sequence_first_export_takes_whole_input_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options("gru_seq_first.onnx", dir.path());
+    opts.calib = vec![net("gru_seq_first_calib.npy")];
+    opts.eval = vec![net("gru_seq_first_test.npy")];
+    let report = convert(&opts).unwrap();
+    assert_eq!(report.inputs[0].shape, vec![40, 1, 6]);
+    assert_within_bounds(&report, "gru_seq_first", 25.0);
+
+    let file = medq_cli::open(&opts.output).unwrap();
+    let model = file.model().unwrap();
+    let x = medq_cli::read_npy_f32(&net("gru_seq_first_test.npy")).unwrap();
+    assert_eq!(x.shape, vec![64, 40, 1, 6]);
+    let y = medq_cli::run_batch(&model, &x).unwrap();
+    assert_eq!(y.shapes[0], vec![64, 3]);
+    let float = FloatRef::new(&net("gru_seq_first.onnx"), &[40, 1, 6]).unwrap();
+    let wanted = vec!["probs".to_string()];
+    let within = x
+        .data
+        .chunks_exact(240)
+        .zip(y.data[0].chunks_exact(3))
+        .filter(|(sample, q)| {
+            let f = &float.run(sample, &wanted).unwrap()[0];
+            f.iter().zip(q.iter()).all(|(a, b)| (a - b).abs() <= 0.03)
+        })
+        .count();
+    assert!(within >= 62, "medq run: {within} of 64 samples within 0.03");
+
+    // The batched layout reads time as a batch of 1 and the batch as 40 long.
+    let batched = dir.path().join("batched.npy");
+    medq_cli::write_npy_f32(&batched, &[64, 40, 6], &x.data).unwrap();
+    let mut wrong = Options::new(net("gru_seq_first.onnx"), dir.path().join("wrong.mq"));
+    wrong.calib = vec![batched];
+    refused(&wrong, "[N, seq_length, 1, input_size]");
 }
 
 /// The same model at another length: the symbol is whatever the user fixes.

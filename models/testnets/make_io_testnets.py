@@ -14,6 +14,10 @@ trained), so that weights and activations look like a real model's.
   gru_state      input x [batch, time, 6], batch-first GRU: Transpose, zero
                  initial state from Shape -> Gather -> Unsqueeze -> Concat ->
                  ConstantOfShape, Y_h -> Squeeze -> Gemm -> Softmax
+  gru_seq_first  input x [time, batch, 6], as nn.GRU exports without
+                 batch_first: the GRU reads x as is, its zero initial state's
+                 batch from Shape -> Gather(1); its samples stack whole inputs
+                 ([N, time, 1, 6]), dimension 0 being time, not a batch
   fusion         inputs ecg [batch, 1, 256] and ppg [batch, 1, 128]: two Conv1d
                  branches, Concat, a shared Gemm, two heads: hr [batch, 1]
                  (regression) and rhythm [batch, 3] (Softmax)
@@ -223,6 +227,13 @@ def batched(model, inputs, output):
     return np.stack(rows)
 
 
+def batched_whole(model, name, samples, output):
+    """Run each sample as the whole input tensor (an input whose dim 0 is
+    data, not a batch) and stack the outputs' batch-1 rows."""
+    sess = session(model)
+    return np.stack([sess.run([output], {name: x})[0][0] for x in samples])
+
+
 def finish(nodes, inputs, outputs, inits, value_info, opset, name):
     """The model of `nodes`; `inits` maps initializer names to arrays."""
     tensors = [init(k, v) for k, v in inits.items()]
@@ -356,35 +367,41 @@ def gru_data(rng, n):
     return np.ascontiguousarray(x.transpose(0, 2, 1)).astype(np.float32), y
 
 
-def make_gru(rng):
+def make_gru(rng, seq_first=False):
     rows = 3 * GRU_H
     w = (rng.uniform(-1, 1, (1, rows, GRU_F)) * 0.6).astype(np.float32)
     r = (rng.uniform(-1, 1, (1, rows, GRU_H)) * 0.35).astype(np.float32)
     bias = (0.1 * rng.standard_normal((1, 2 * rows))).astype(np.float32)
-    nodes = [
-        helper.make_node("Transpose", ["x"], ["xt"], name="/Transpose", perm=[1, 0, 2]),
+    # Sequence-first, the GRU reads the input as is and the batch is dim 1.
+    xt, batch_dim = ("x", "one") if seq_first else ("xt", "zero")
+    nodes = [] if seq_first else [
+        helper.make_node("Transpose", ["x"], ["xt"], name="/Transpose", perm=[1, 0, 2])]
+    nodes += [
         helper.make_node("Shape", ["x"], ["shape"], name="/Shape"),
-        helper.make_node("Gather", ["shape", "zero"], ["b"], name="/Gather", axis=0),
+        helper.make_node("Gather", ["shape", batch_dim], ["b"], name="/Gather", axis=0),
         helper.make_node("Unsqueeze", ["b", "axes0"], ["b_u"], name="/Unsqueeze"),
         helper.make_node("Concat", ["layers", "b_u", "hidden"], ["h0_shape"], name="/Concat",
                          axis=0),
         helper.make_node("ConstantOfShape", ["h0_shape"], ["h0"], name="/ConstantOfShape",
                          value=helper.make_tensor("value", TensorProto.FLOAT, [1], [0.0])),
-        helper.make_node("GRU", ["xt", "W", "R", "B", "", "h0"], ["Y", "Y_h"], name="/gru/GRU",
+        helper.make_node("GRU", [xt, "W", "R", "B", "", "h0"], ["Y", "Y_h"], name="/gru/GRU",
                          hidden_size=GRU_H, linear_before_reset=1),
         helper.make_node("Squeeze", ["Y_h", "axes0"], ["h"], name="/Squeeze"),
     ]
     inits = {
-        "zero": np.array(0, np.int64),
+        batch_dim: np.array(1 if seq_first else 0, np.int64),
         "axes0": np.array([0], np.int64),
         "layers": np.array([1], np.int64),
         "hidden": np.array([GRU_H], np.int64),
         "W": w, "R": r, "B": bias,
     }
-    x_in = vinfo("x", ["batch", "time", GRU_F])
+    x_in = vinfo("x", ["time", "batch", GRU_F] if seq_first else ["batch", "time", GRU_F])
+    # A sample as the model takes it: [1, time, 6], or [time, 1, 6] sequence-first.
+    layout = (lambda x: x[:, :, None, :]) if seq_first else (lambda x: x)
     trunk = finish(nodes, [x_in], [vinfo("h", ["batch", GRU_H])], inits, [], 14, "gru_trunk")
     x_fit, y_fit = gru_data(rng, N_FIT)
-    feats = batched(trunk, [("x", x_fit)], "h")
+    feats = batched_whole(trunk, "x", layout(x_fit), "h") if seq_first else batched(
+        trunk, [("x", x_fit)], "h")
     head = Seq(Dense(rng, GRU_H, GRU_CLASSES))
 
     def step(i):
@@ -398,20 +415,23 @@ def make_gru(rng):
         helper.make_node("Softmax", ["logits"], ["probs"], name="/Softmax", axis=1),
     ]
     inits.update(fc_w=f32(head.layers[0].w), fc_b=f32(head.layers[0].b))
-    value_info = [
-        vinfo("xt", ["time", "batch", GRU_F]),
+    value_info = ([] if seq_first else [vinfo("xt", ["time", "batch", GRU_F])]) + [
         vinfo("h0", [1, "batch", GRU_H]),
         vinfo("Y", ["time", 1, "batch", GRU_H]),
         vinfo("Y_h", [1, "batch", GRU_H]),
         vinfo("h", ["batch", GRU_H]),
         vinfo("logits", ["batch", GRU_CLASSES]),
     ]
+    name = "gru_seq_first" if seq_first else "gru_state"
     model = finish(nodes, [x_in], [vinfo("probs", ["batch", GRU_CLASSES])], inits, value_info, 14,
-                   "gru_state")
+                   name)
     calib, _ = gru_data(rng, N)
     test, y_test = gru_data(rng, N)
-    acc = (batched(model, [("x", test)], "probs").argmax(1) == y_test).mean()
-    return model, {"gru_state_calib": calib, "gru_state_test": test}, f"test acc {acc:.2f}"
+    calib, test = layout(calib), layout(test)
+    probs = batched_whole(model, "x", test, "probs") if seq_first else batched(
+        model, [("x", test)], "probs")
+    acc = (probs.argmax(1) == y_test).mean()
+    return model, {f"{name}_calib": calib, f"{name}_test": test}, f"test acc {acc:.2f}"
 
 
 # --------------------------------------------------------------------------- fusion
@@ -543,6 +563,7 @@ def make_fusion(rng):
 def check_against_reference(model, files, name):
     """onnxruntime and onnx's ReferenceEvaluator agree on the first test samples."""
     inputs = [i.name for i in model.graph.input]
+    rank = {i.name: len(i.type.tensor_type.shape.dim) for i in model.graph.input}
     tests = [k for k in files if k.endswith("_test")]
     ref = ReferenceEvaluator(model)
     sess = session(model)
@@ -550,7 +571,9 @@ def check_against_reference(model, files, name):
         feeds = {}
         for i in inputs:
             key = next(k for k in tests if k == f"{name}_{i}_test" or k == f"{name}_test")
-            feeds[i] = files[key][s : s + 1]
+            # Samples that stack whole inputs (one more dim) are fed one by one.
+            x = files[key]
+            feeds[i] = x[s] if x.ndim == rank[i] + 1 else x[s : s + 1]
         got = sess.run(None, feeds)
         want = ref.run(None, feeds)
         for g, w in zip(got, want):
@@ -562,8 +585,9 @@ def main():
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--only", nargs="*", help="build only these models")
     args = ap.parse_args()
-    for k, (name, make) in enumerate([("eeg_symbolic", make_eeg), ("gru_state", make_gru),
-                                      ("fusion", make_fusion)]):
+    models = [("eeg_symbolic", make_eeg), ("gru_state", make_gru), ("fusion", make_fusion),
+              ("gru_seq_first", lambda rng: make_gru(rng, seq_first=True))]
+    for k, (name, make) in enumerate(models):
         if args.only and name not in args.only:
             continue
         # One seed per model: each can be rebuilt alone, identically.

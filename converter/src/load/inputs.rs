@@ -2,6 +2,12 @@
 //! batch (dimension 0) pinned to 1, and every other symbolic dim fixed by the
 //! user (`--input-shape NAME=d0,d1,…`) or by a symbol another input already
 //! fixed.
+//!
+//! An input whose dimension 0 is not a batch (an unbatched export, or a
+//! sequence-first one such as `[time, 1, features]`) is told apart by its
+//! samples: a file with one more dimension than the input (`[N, d0, d1, …]`)
+//! stacks whole input tensors, so dimension 0 is data and keeps its size.
+//! This is the rule `medq run` reads sample files by.
 
 use std::collections::HashMap;
 
@@ -133,9 +139,10 @@ pub fn resolve(
         .collect::<Result<Vec<_>, _>>()?;
     // Symbols the overrides fix, so that an input sharing one needs no override.
     let mut symbols: HashMap<String, (usize, String)> = HashMap::new();
-    for (input, dims) in inputs.iter().zip(&declared) {
+    for (k, (input, dims)) in inputs.iter().zip(&declared).enumerate() {
         if let Some((_, shape)) = overrides.iter().find(|(n, _)| *n == input.name) {
-            check_override(&input.name, dims.as_deref(), shape, &mut symbols)?;
+            let whole = whole_tensors(dims.as_deref(), sample_shapes.get(k));
+            check_override(&input.name, dims.as_deref(), shape, whole, &mut symbols)?;
         }
     }
     let mut resolved = Vec::with_capacity(inputs.len());
@@ -156,12 +163,21 @@ pub fn resolve(
     Ok(resolved)
 }
 
-/// An override must keep the rank, the fixed dims and batch 1, and give each
+/// Whether the samples of an input with `dims` stack whole input tensors
+/// (`[N, d0, d1, …]`, one more dimension than the input): dimension 0 is
+/// then data, not a batch.
+fn whole_tensors(dims: Option<&[DeclaredDim]>, samples: Option<&Vec<usize>>) -> bool {
+    matches!((dims, samples), (Some(d), Some(s)) if s.len() == d.len() + 1)
+}
+
+/// An override must keep the rank, the fixed dims and batch 1 (unless the
+/// samples stack `whole` tensors: dimension 0 is data then), and give each
 /// symbol one size.
 fn check_override(
     name: &str,
     dims: Option<&[DeclaredDim]>,
     shape: &[usize],
+    whole: bool,
     symbols: &mut HashMap<String, (usize, String)>,
 ) -> Result<(), ConvertError> {
     let given = shape
@@ -172,9 +188,13 @@ fn check_override(
     let bad = |why: String| ConvertError::Usage(format!("--input-shape {name}={given}: {why}"));
     match shape.first() {
         Some(1) => {}
+        Some(_) if whole => {}
         Some(n) => {
             return Err(bad(format!(
-                "the batch (dimension 0) is {n}, but medq runs one sample at a time: give 1"
+                "the batch (dimension 0) is {n}, but medq runs one sample at a time: give 1 \
+                 (if dimension 0 is not a batch, give samples that stack whole inputs: \
+                 [N, {}])",
+                given.replace(',', ", ")
             )))
         }
         None => return Err(bad("no dimensions".into())),
@@ -194,7 +214,7 @@ fn check_override(
             // An export traced at a fixed batch (no dynamic axis) runs at
             // batch 1 when the user says so; a graph that depends on its
             // batch (a Reshape to a constant batch) then fails to convert.
-            DeclaredDim::Fixed(_) if i == 0 => {}
+            DeclaredDim::Fixed(_) if i == 0 && !whole => {}
             DeclaredDim::Fixed(m) if *m != n => {
                 return Err(bad(format!(
                     "dimension {i} is fixed at {m} in the model [{}]",
@@ -233,7 +253,7 @@ fn declared_list(dims: &[DeclaredDim]) -> String {
 fn option_dims(dims: &[DeclaredDim], symbols: &HashMap<String, (usize, String)>) -> Vec<String> {
     dims.iter()
         .enumerate()
-        .map(|(k, d)| match known(k, d, symbols) {
+        .map(|(k, d)| match known(k, d, symbols, true) {
             Some(n) => n.to_string(),
             None => d.placeholder(k),
         })
@@ -244,7 +264,8 @@ fn option_dims(dims: &[DeclaredDim], symbols: &HashMap<String, (usize, String)>)
 /// a symbol an override or an earlier input fixed takes that size, and any
 /// other dynamic dim takes its size in the input's samples (`samples`, the
 /// shape `[N, d1, …]` of its file, when the ranks agree: the samples'
-/// first axis counts them). Anything still dynamic is an error that shows
+/// first axis counts them; or `[N, d0, d1, …]`, whole tensors, when
+/// dimension 0 is data). Anything still dynamic is an error that shows
 /// the `--input-shape` to pass.
 fn fixed_shape(
     name: &str,
@@ -263,12 +284,19 @@ fn fixed_shape(
         return Err(bad("it is a scalar; medq needs a [1, ...] input".into()));
     }
     let given = samples;
-    let samples = samples.filter(|s| s.len() == dims.len());
+    let whole = given.is_some_and(|s| s.len() == dims.len() + 1);
+    let samples = given.filter(|s| s.len() == dims.len() || whole);
+    // Dim `i`'s size in one sample; a batch (dim 0 of stacked samples) has none.
+    let in_samples = |i: usize| match (samples, whole) {
+        (Some(s), true) => s.get(i + 1).copied(),
+        (Some(s), false) if i > 0 => s.get(i).copied(),
+        _ => None,
+    };
     let mut from_samples = Vec::new();
     let mut shape = Vec::with_capacity(dims.len());
     for (i, d) in dims.iter().enumerate() {
-        let size = known(i, d, symbols).or_else(|| {
-            let n = *samples?.get(i).filter(|_| i > 0)?;
+        let size = known(i, d, symbols, !whole).or_else(|| {
+            let n = in_samples(i)?;
             from_samples.push(format!("{} = {n}", d.describe()));
             if let DeclaredDim::Symbol(s) = d {
                 symbols.insert(s.clone(), (n, format!("the samples of \"{name}\"")));
@@ -277,14 +305,17 @@ fn fixed_shape(
         });
         match (i, size) {
             (0, Some(1)) => shape.push(1),
+            (0, Some(n)) if whole => shape.push(n),
             (0, Some(n)) => {
                 let mut at_batch_1 = option_dims(dims, symbols);
+                let whole_shape = at_batch_1.join(", ");
                 at_batch_1[0] = "1".into();
                 return Err(bad(format!(
                     "batch size is {n}; medq runs one sample at a time: export with batch 1 \
                      (or a dynamic batch dimension), or run this export at batch 1 with \
                      --input-shape {name}={} (when nothing in the graph depends on its \
-                     batch size)",
+                     batch size); if dimension 0 is not a batch but data, give samples \
+                     that stack whole inputs, of shape [N, {whole_shape}]",
                     at_batch_1.join(",")
                 )));
             }
@@ -292,7 +323,7 @@ fn fixed_shape(
             (_, None) => {
                 let syntax = option_dims(dims, symbols);
                 let hint = match given {
-                    Some(s) if s.len() != dims.len() => format!(
+                    Some(s) if samples.is_none() => format!(
                         "; its samples, of shape {s:?}, do not have the model's {} dimensions \
                          (samples first, then the input's dimensions after the batch)",
                         dims.len()
@@ -317,14 +348,19 @@ fn fixed_shape(
 }
 
 /// A declared dim's size when the model or an earlier fixed symbol gives
-/// it; the batch (dim 0) is otherwise 1.
-fn known(i: usize, d: &DeclaredDim, symbols: &HashMap<String, (usize, String)>) -> Option<usize> {
+/// it; a `batch` (dim 0 of batched samples) is otherwise 1.
+fn known(
+    i: usize,
+    d: &DeclaredDim,
+    symbols: &HashMap<String, (usize, String)>,
+    batch: bool,
+) -> Option<usize> {
     match d {
         DeclaredDim::Fixed(n) => Some(*n),
         DeclaredDim::Symbol(s) => symbols.get(s).map(|(n, _)| *n),
         DeclaredDim::Unknown => None,
     }
-    .or((i == 0).then_some(1))
+    .or((i == 0 && batch).then_some(1))
 }
 
 #[cfg(test)]
@@ -348,5 +384,79 @@ mod tests {
             .unwrap_err()
             .contains("\"0\""));
         assert!(parse_input_shape("eeg=1,,3").is_err());
+    }
+
+    /// A float graph input `x` with `dims` (`Some(n)` fixed, `None` a symbol named `s<i>`).
+    fn input(dims: &[Option<i64>]) -> ValueInfoProto {
+        use tract_onnx::pb::tensor_shape_proto::Dimension;
+        use tract_onnx::pb::{TensorShapeProto, TypeProto};
+        let dim = dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Dimension {
+                denotation: String::new(),
+                value: Some(match d {
+                    Some(n) => dimension::Value::DimValue(*n),
+                    None => dimension::Value::DimParam(format!("s{i}")),
+                }),
+            })
+            .collect();
+        ValueInfoProto {
+            name: "x".into(),
+            r#type: Some(TypeProto {
+                denotation: String::new(),
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: tract_onnx::pb::tensor_proto::DataType::Float as i32,
+                    shape: Some(TensorShapeProto { dim }),
+                })),
+            }),
+            doc_string: String::new(),
+        }
+    }
+
+    fn shape_of(
+        dims: &[Option<i64>],
+        overrides: &[(String, Vec<usize>)],
+        samples: &[usize],
+    ) -> Result<Vec<usize>, String> {
+        let x = input(dims);
+        resolve(&[&x], overrides, &[samples.to_vec()])
+            .map(|r| r[0].shape.clone())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn samples_of_whole_inputs_make_dimension_0_data() {
+        // Batched samples: dim 0 is the batch, 1.
+        assert_eq!(shape_of(&[None, Some(6)], &[], &[8, 6]), Ok(vec![1, 6]));
+        // One more dim than the input: whole tensors, dim 0 from the samples.
+        assert_eq!(
+            shape_of(&[None, None, Some(6)], &[], &[8, 40, 1, 6]),
+            Ok(vec![40, 1, 6])
+        );
+        // A fixed dim 0 other than 1 is data with whole samples ...
+        assert_eq!(
+            shape_of(&[Some(3), Some(4)], &[], &[1, 3, 4]),
+            Ok(vec![3, 4])
+        );
+        // ... and a batch otherwise, refused with both ways out.
+        let e = shape_of(&[Some(3), Some(4)], &[], &[5, 4]).unwrap_err();
+        assert!(e.contains("--input-shape x=1,4"), "{e}");
+        assert!(e.contains("[N, 3, 4]"), "{e}");
+    }
+
+    #[test]
+    fn an_override_sets_dimension_0_only_for_whole_samples() {
+        let over = vec![("x".to_string(), vec![40, 1, 6])];
+        assert_eq!(
+            shape_of(&[None, None, Some(6)], &over, &[8, 40, 1, 6]),
+            Ok(vec![40, 1, 6])
+        );
+        let e = shape_of(&[None, None, Some(6)], &over, &[8, 1, 6]).unwrap_err();
+        assert!(e.contains("give 1"), "{e}");
+        assert!(e.contains("[N, 40, 1, 6]"), "{e}");
+        // Whole samples keep a fixed dim 0 as declared.
+        let e = shape_of(&[Some(3), Some(4)], &[("x".into(), vec![1, 4])], &[2, 3, 4]);
+        assert!(e.unwrap_err().contains("fixed at 3"));
     }
 }

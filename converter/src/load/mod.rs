@@ -50,13 +50,15 @@ pub struct LoadedModel {
 
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
-    /// Full shapes (batch 1 first) for graph inputs, by name: they fix
-    /// symbolic dimensions other than the batch (`--input-shape`). A symbol
-    /// fixed here also fixes it in the other inputs that declare it.
+    /// Full shapes (batch 1 first, unless the input's samples stack whole
+    /// inputs) for graph inputs, by name: they fix symbolic dimensions other
+    /// than the batch (`--input-shape`). A symbol fixed here also fixes it
+    /// in the other inputs that declare it.
     pub input_shapes: Vec<(String, Vec<usize>)>,
-    /// The shapes (`[N, d1, …]`) of the sample files given for the graph
-    /// inputs, in order: a dim the model leaves dynamic, and
-    /// `input_shapes` does not fix, takes its size in them.
+    /// The shapes (`[N, d1, …]`, or `[N, d0, d1, …]` for samples that
+    /// stack whole inputs) of the sample files given for the graph inputs,
+    /// in order: a dim the model leaves dynamic, and `input_shapes` does
+    /// not fix, takes its size in them.
     pub sample_shapes: Vec<Vec<usize>>,
 }
 
@@ -197,6 +199,13 @@ impl Builder {
         let shapes = inputs::resolve(&real_inputs, &options.input_shapes, &options.sample_shapes)?;
         for (input, resolved) in real_inputs.into_iter().zip(shapes) {
             let shape = resolved.shape;
+            if shape.contains(&0) {
+                return Err(ConvertError::InvalidModel(format!(
+                    "input \"{}\" of shape {shape:?} holds no values; medq runs tensors \
+                     of at least one value",
+                    input.name
+                )));
+            }
             shape::check_size(&shape).map_err(|e| {
                 ConvertError::InvalidModel(format!("input \"{}\": {e}", input.name))
             })?;
@@ -415,6 +424,20 @@ impl Builder {
             return Err(ctx.err(format!("{what} would be empty (shape {shape:?})")));
         }
         shape::check_size(&shape).map_err(|e| ctx.err(format!("{what}: {e}")))?;
+        if op.takes_one_image() {
+            let xs = inputs
+                .first()
+                .and_then(|&x| self.graph.tensors.get(x))
+                .map(|t| t.shape.as_slice())
+                .unwrap_or_default();
+            if let Some(&n) = xs.first().filter(|&&n| n != 1) {
+                return Err(ctx.err(format!(
+                    "input of shape {xs:?}: medq's {} takes one sample, [1, C, L] or \
+                     [1, C, H, W], and dimension 0 here is {n}",
+                    op.kind()
+                )));
+            }
+        }
         let id = self.add_tensor(tensor, shape, None);
         self.graph.nodes.push(Node {
             name: node,

@@ -129,9 +129,10 @@ pub(crate) fn tile(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
     b.emit(ctx, cycle(last), vec![t], out)
 }
 
-/// ONNX `Slice` of a computed tensor, along one axis (others untouched):
-/// `starts`, `ends`, `axes`, `steps` constant inputs (attributes before
-/// opset 10), clamped as ONNX says.
+/// ONNX `Slice` of a computed tensor: `starts`, `ends`, `axes`, `steps`
+/// constant inputs (attributes before opset 10), clamped as ONNX says; one
+/// Gather per sliced axis (a crop of several axes, as tf2onnx and
+/// PyTorch's `x[:, a:b, c:d]` export it, is a chain).
 pub(crate) fn slice(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     let (x, xs) = act(b, ctx, ins, 0)?;
     let r = xs.len();
@@ -158,34 +159,44 @@ pub(crate) fn slice(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
         )));
     }
     let mut out = xs.clone();
-    let mut picked = None;
+    let mut picked = Vec::with_capacity(starts.len());
     for k in 0..starts.len() {
         let axis = norm_axis(axes[k], r).ok_or_else(|| {
             ctx.attr_err("axes", format!("{} is out of range for rank {r}", axes[k]))
         })?;
+        if axes[..k].iter().any(|&a| norm_axis(a, r) == Some(axis)) {
+            return Err(ctx.attr_err("axes", format!("{axes:?} names axis {axis} twice")));
+        }
         let (start, step, count) = slice_range(ctx, xs[axis], starts[k], ends[k], steps[k])?;
         if step == 1 && start == 0 && count == xs[axis] {
             continue;
         }
-        if picked.is_some() {
-            return Err(ctx.attr_err(
-                "axes",
-                format!(
-                    "{axes:?}: medq slices one axis per Slice node (export one Slice per axis)"
-                ),
-            ));
-        }
-        out[axis] = count;
-        picked = Some(Select {
-            axis,
-            index: Index::Range { start, step },
-        });
+        picked.push((
+            Select {
+                axis,
+                index: Index::Range { start, step },
+            },
+            count,
+        ));
     }
-    match picked {
-        Some(op) => b.emit(ctx, Op::Select(op), vec![x], out),
+    // One Gather per sliced axis (a crop of several axes is a chain).
+    let Some((last, first)) = picked.split_last() else {
         // The whole tensor: a view.
-        None => b.emit(ctx, Op::Reshape, vec![x], out),
+        return b.emit(ctx, Op::Reshape, vec![x], out);
+    };
+    let mut t = x;
+    for (op, count) in first {
+        out[op.axis] = *count;
+        t = b.emit_part(
+            ctx,
+            &format!("axis{}", op.axis),
+            Op::Select(op.clone()),
+            vec![t],
+            out.clone(),
+        )?;
     }
+    out[last.0.axis] = last.1;
+    b.emit(ctx, Op::Select(last.0.clone()), vec![t], out)
 }
 
 /// ONNX's clamping of one sliced axis of length `dim`: `(start, step, count)`.

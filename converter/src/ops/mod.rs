@@ -207,6 +207,37 @@ impl Op {
     pub fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
         self.def_mut()?.activation_mut()
     }
+
+    /// Whether the op's `.mq` kernel takes one image, `[1, C, L]` or
+    /// `[1, C, H, W]`, as its first input: dimension 0 of a computed input
+    /// that is data (an unbatched export) must be refused at the node,
+    /// not found by the written file's validation.
+    pub fn takes_one_image(&self) -> bool {
+        match self {
+            Op::Conv(_)
+            | Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::ConvTranspose(_)
+            | Op::Resize(_) => true,
+            Op::FullyConnected(_)
+            | Op::Add(_)
+            | Op::Mul(_)
+            | Op::Unary(_)
+            | Op::Softmax(_)
+            | Op::Concat(_)
+            | Op::Pad(_)
+            | Op::Reshape
+            | Op::Recurrent(_)
+            | Op::Select(_)
+            | Op::Transpose(_)
+            | Op::Pointwise(_)
+            | Op::Binary(_)
+            | Op::LayerNorm(_)
+            | Op::Reduce(_)
+            | Op::MatMul(_)
+            | Op::ArgMax(_) => false,
+        }
+    }
 }
 
 /// Every ONNX op the converter reads (default domain), sorted by name:
@@ -627,8 +658,8 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Slice",
         gather::slice,
-        "Gather",
-        "a computed tensor along one axis per node; any steps",
+        "Gather (one per sliced axis)",
+        "a computed tensor, any axes and steps",
     ),
     OnnxOp::new(
         "Softmax",

@@ -196,13 +196,16 @@ impl Case {
     }
 }
 
-/// A float32 `.npy` (format 1.0) holding `x` as is: its first axis is the
-/// converter's sample axis.
+/// A float32 `.npy` (format 1.0) holding `x` as one sample: as is when its
+/// dimension 0 is 1 (a batch of one), else with a sample axis of 1 put
+/// before it (a whole tensor whose dimension 0 is data).
 fn write_npy(path: &Path, x: &FloatTensor) -> Result<()> {
-    if x.shape.is_empty() {
-        bail!("a scalar input has no sample axis");
-    }
-    let dims: String = x.shape.iter().map(|d| format!("{d}, ")).collect();
+    let shape: Vec<usize> = match x.shape.first() {
+        None => bail!("a scalar input has no sample axis"),
+        Some(1) => x.shape.clone(),
+        Some(_) => [&[1][..], &x.shape].concat(),
+    };
+    let dims: String = shape.iter().map(|d| format!("{d}, ")).collect();
     let mut header =
         format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}").into_bytes();
     // Magic (6) + version (2) + length (2) + header, padded to 64 with '\n' last.

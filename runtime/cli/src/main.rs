@@ -35,7 +35,8 @@ enum Command {
     /// Run float samples (float32, float64 or float16) through the model and write its dequantized float32 outputs.
     ///
     /// Each input file holds samples stacked on the first axis: [N, d1..dk] for a model
-    /// input [1, d1..dk]. Each output is written as [N, ...]: an output [1, d1..dk] as
+    /// input [1, d1..dk], and [N, d0..dk] (whole inputs) for one without a batch axis
+    /// (a sequence-first [T, 1, C]). Each output is written as [N, ...]: an output [1, d1..dk] as
     /// [N, d1..dk], one without a batch axis (a per-step classifier's [T, C]) as
     /// [N, T, C]. The files are streamed a
     /// chunk of samples at a time (memory does not grow with N), the samples are spread

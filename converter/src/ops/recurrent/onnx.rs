@@ -151,7 +151,9 @@ fn from_onnx(
     }
     let [steps, 1, xi] = xs[..] else {
         return Err(ctx.err(format!(
-            "input X has shape {xs:?}; expected [seq_length, 1, input_size] (batch 1, layout 0)"
+            "input X has shape {xs:?}; expected [seq_length, 1, input_size] (batch 1, layout 0); \
+             a sequence-first model input takes samples that stack whole inputs, \
+             [N, seq_length, 1, input_size]"
         )));
     };
     if xi != input_size {
