@@ -48,7 +48,9 @@ impl Samples {
             Some((1, rest)) => rest,
             _ => input_shape,
         };
-        if shape.len() != want.len() + 1 || shape[1..] != *want || shape[0] == 0 {
+        // `[N, 1, d1..dk]` (whole inputs of batch 1) holds the same values.
+        let fits = |one: &[usize]| shape.len() == one.len() + 1 && shape[1..] == *one;
+        if !(fits(want) || fits(input_shape)) || shape[0] == 0 {
             return Err(ConvertError::BadSamples {
                 path: path.to_path_buf(),
                 reason: format!(
@@ -432,5 +434,32 @@ mod tests {
                 assert_eq!(other.sample(i), plain.sample(i), "{name}: sample {i}");
             }
         }
+    }
+
+    /// A sample is the input without its batch of 1 (`[N, 2, 3]` for
+    /// `[1, 2, 3]`, or `[N, 1, 2, 3]`, the same values), or the whole input
+    /// when its dimension 0 is data (`[N, 3, 2]` for `[3, 2]`).
+    #[test]
+    fn a_sample_is_the_input_without_its_batch_or_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |shape: &[usize]| {
+            let path = dir.path().join(format!("{shape:?}.npy"));
+            let data: Vec<f32> = (0..shape.iter().product::<usize>())
+                .map(|v| v as f32)
+                .collect();
+            medq_cli::write_npy_f32(&path, shape, &data).unwrap();
+            path
+        };
+        for shape in [&[2, 2, 3][..], &[2, 1, 2, 3]] {
+            let s = Samples::load(&file(shape), &[1, 2, 3]).unwrap();
+            assert_eq!((s.len(), s.sample_shape.clone()), (2, vec![1, 2, 3]));
+            assert_eq!(s.sample(1), [6.0, 7.0, 8.0, 9.0, 10.0, 11.0]);
+        }
+        let whole = Samples::load(&file(&[2, 3, 2]), &[3, 2]).unwrap();
+        assert_eq!((whole.len(), whole.sample_shape.clone()), (2, vec![3, 2]));
+        let e = Samples::load(&file(&[2, 2]), &[3, 2])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected [N, 3, 2]"), "{e}");
     }
 }

@@ -68,7 +68,9 @@ impl ModelIo {
     /// Checks that an input file of `shape` holds samples of input `i`.
     fn check_input(&self, i: usize, path: &Path, shape: &[usize]) -> Result<()> {
         let port = &self.inputs[i];
-        if shape.len() != port.sample.len() + 1 || shape[1..] != port.sample[..] {
+        // `[N, 1, d1..dk]` (whole inputs of batch 1) holds the same values.
+        let fits = |one: &[usize]| shape.len() == one.len() + 1 && shape[1..] == *one;
+        if !(fits(&port.sample) || fits(&port.dims)) {
             let sample = port.sample.iter().map(|d| format!(", {d}"));
             bail!(
                 "input {i} ({}) is {:?}: {} should be [N{}] with samples stacked on the first axis, but it is {shape:?}",

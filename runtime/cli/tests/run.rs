@@ -230,6 +230,24 @@ fn each_input_file_feeds_its_model_input_in_order() {
         .map(|v| (2.0 * v).clamp(-128.0, 127.0))
         .collect();
     assert_eq!(read_npy(&twice), (vec![n as u64, 6], doubled));
+
+    // Whole inputs of batch 1, `[N, 1, 4]`, are the same samples.
+    let a_whole = dir.path().join("a_whole.npy");
+    write_npy(&a_whole, &[n as u64, 1, 4], Order::C, &a);
+    let cat_whole = dir.path().join("cat_whole.npy");
+    ok(&medq(&[
+        &"run",
+        &mq,
+        &"--input",
+        &a_whole,
+        &"--input",
+        &bp,
+        &"--output",
+        &cat_whole,
+        &"--output",
+        &dir.path().join("twice_whole.npy"),
+    ]));
+    assert_eq!(read_npy(&cat_whole), (vec![n as u64, 6], expected));
 }
 
 /// An output without a batch axis (a per-step classifier's `[T, C]`, as
