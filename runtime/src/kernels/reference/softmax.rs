@@ -276,15 +276,19 @@ mod tests {
         softmax_s8(&p, t, x, y);
     }
 
-    #[test]
-    fn fixed_step_quotient_is_the_division() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
+    /// A xorshift generator: reproducible operands without a dependency.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed
-        };
+        }
+    }
+
+    #[test]
+    fn fixed_step_quotient_is_the_division() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..100_000 {
             // Divisors from 1 to 2^44 (a 256-long row of 2^31 entries and more).
             let d = 1 + (next() >> (20 + next() % 44));
@@ -302,13 +306,7 @@ mod tests {
     /// `d`, inside its range and out (where it falls back to them).
     #[test]
     fn a_row_reciprocal_gives_the_fixed_step_quotient() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let check = |n: u64, d: u64| {
             let fast = Divisor::new(d, true);
             for bits in [9, 16] {
