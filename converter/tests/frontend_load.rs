@@ -235,7 +235,18 @@ fn gemm_errors() {
     let e = load_err(
         single(13, &[1, 3], "Gemm", &["B"], vec![attr_i("transA", 1)]).f32("B", &[3, 2], &[0.0; 6]),
     );
-    assert!(e.contains("transA"), "{e}");
+    assert!(e.contains("transA=1"), "{e}");
+    // transA: the input's columns are the rows, moved first (a view here).
+    let g = load(
+        single(13, &[1, 3], "Gemm", &["B"], vec![attr_i("transA", 1)]).f32(
+            "B",
+            &[1, 2],
+            &[1.0, 2.0],
+        ),
+    );
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+    assert_eq!(ops, ["Reshape", "FullyConnected"]);
+    assert_eq!(shape(&g, "y"), vec![3, 2]);
     let b = ModelBuilder::new(13)
         .input("x", &[1, 1])
         .input("B", &[1, 2])

@@ -33,18 +33,24 @@ fn transpose_2d(data: &[f32], k: usize, n: usize, scale: f32) -> Vec<f32> {
 }
 
 /// ONNX `Gemm`: `alpha · A · B + beta · C` with a constant `B` and a `C`
-/// that is the same for every row.
+/// that is the same for every row; a transposed `A` (`transA`) is moved
+/// into rows first.
 pub(crate) fn gemm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     let (a, shape_a) = act(b, ctx, ins, 0)?;
-    if ctx.int("transA", 0)? != 0 {
-        return Err(ctx.attr_err("transA", "only transA = 0 is supported"));
-    }
     let w = konst(ctx, ins, 1, "weights (B)")?;
     let c = opt_konst(ctx, ins, 2, "bias (C)")?;
     let (alpha, beta) = (ctx.float("alpha", 1.0)?, ctx.float("beta", 1.0)?);
     let trans_b = ctx.int("transB", 0)? != 0;
-    let [m, k_in] = shape_a[..] else {
-        return Err(ctx.err(format!("Gemm needs a 2-D input, found shape {shape_a:?}")));
+    let trans_a = ctx.int("transA", 0)? != 0;
+    let [m, k_in] = match (&shape_a[..], trans_a) {
+        (&[m, k], false) | (&[k, m], true) => [m, k],
+        _ => {
+            return Err(ctx.err(format!("Gemm needs a 2-D input, found shape {shape_a:?}")));
+        }
+    };
+    let a = match trans_a {
+        true => super::transpose::permute(b, ctx, "rows", a, &shape_a, &[1, 0])?,
+        false => a,
     };
     let [w0, w1] = w.shape[..] else {
         return Err(ctx.err(format!("B must be 2-D, found shape {:?}", w.shape)));
@@ -52,8 +58,9 @@ pub(crate) fn gemm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
     let (k, n) = if trans_b { (w1, w0) } else { (w0, w1) };
     if k != k_in {
         return Err(ctx.err(format!(
-            "input {shape_a:?} does not fit B {:?} (transB={})",
+            "input {shape_a:?} does not fit B {:?} (transA={}, transB={})",
             w.shape,
+            u8::from(trans_a),
             u8::from(trans_b)
         )));
     }

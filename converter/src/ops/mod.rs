@@ -402,7 +402,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Gemm",
         fully_connected::gemm,
         "FullyConnected",
-        "2-D input, constant B (`transB`, `alpha`, `beta`), C the same for every row; not `transA`",
+        "2-D input (`transA` too), constant B (`transB`, `alpha`, `beta`), C the same for every row",
     ),
     OnnxOp::new(
         "GlobalAveragePool",
