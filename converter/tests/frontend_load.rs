@@ -230,6 +230,27 @@ fn gemm_without_trans_b_transposes_the_weights() {
     assert_eq!(bias, &vec![7.0, 8.0]);
 }
 
+/// A C that differs per row is added after the product: y = A·B + β·C.
+#[test]
+fn gemm_matrix_c_is_an_add_after_the_product() {
+    // Unbatched rows (whole-input samples [N, 2, 3]): A = [[1, 0, 2], [0, 1, 1]].
+    let b = single(13, &[2, 3], "Gemm", &["B", "C"], vec![attr_f("beta", 0.5)])
+        .f32("B", &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        .f32("C", &[2, 2], &[10.0, 20.0, 30.0, 40.0]);
+    let whole = LoadOptions {
+        sample_shapes: vec![vec![1, 2, 3]],
+        ..Default::default()
+    };
+    let (g, _) = convert_model(&b.build(), &whole).unwrap();
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+    assert_eq!(ops, ["FullyConnected", "Add"]);
+    // A·B = [[11, 14], [8, 10]]; + [[5, 10], [15, 20]].
+    assert_eq!(
+        eval_output(&g, &[1.0, 0.0, 2.0, 0.0, 1.0, 1.0]),
+        vec![16.0, 24.0, 23.0, 30.0]
+    );
+}
+
 #[test]
 fn gemm_errors() {
     let e = load_err(

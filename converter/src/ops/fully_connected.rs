@@ -10,6 +10,7 @@ use crate::float_eval::EvalCtx;
 use crate::ir::{Array, FusedActivation, Graph, Node, Op};
 use crate::load::node::NodeCtx;
 use crate::load::shape::{broadcast, broadcast_indices};
+use crate::load::tensor::Const;
 use crate::load::{Builder, Value};
 use crate::quantize::{LowerCtx, Lowered, OutputQuant};
 
@@ -32,9 +33,9 @@ fn transpose_2d(data: &[f32], k: usize, n: usize, scale: f32) -> Vec<f32> {
     t
 }
 
-/// ONNX `Gemm`: `alpha · A · B + beta · C` with a constant `B` and a `C`
-/// that is the same for every row; a transposed `A` (`transA`) is moved
-/// into rows first.
+/// ONNX `Gemm`: `alpha · A · B + beta · C` with a constant `B` and `C`; a
+/// transposed `A` (`transA`) is moved into rows first, and a `C` that
+/// differs per row is an Add after the product.
 pub(crate) fn gemm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     let (a, shape_a) = act(b, ctx, ins, 0)?;
     let w = konst(ctx, ins, 1, "weights (B)")?;
@@ -70,18 +71,26 @@ pub(crate) fn gemm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
     } else {
         transpose_2d(&wf, k, n, alpha)
     };
+    // A C the same for every row is the bias; one that differs per row
+    // (`[M, N]`, `[M, 1]`) is added to the product after it.
+    let mut per_row = None;
     let bias = match c {
         None => vec![0.0; n],
+        Some(c) if matches!(c.shape[..], [rows, _] if rows > 1) => {
+            if broadcast(&c.shape, &[m, n]).as_deref() != Some(&[m, n][..]) {
+                return Err(ctx.err(format!(
+                    "C of shape {:?} does not broadcast to [{m}, {n}]",
+                    c.shape
+                )));
+            }
+            let scaled = c.to_f32().iter().map(|v| v * beta).collect();
+            per_row = Some(Const::f32(c.shape.clone(), scaled));
+            vec![0.0; n]
+        }
         Some(c) => {
-            // C must be the same for every row: [N], [1, N], [1] or scalar.
+            // The same for every row: [N], [1, N], [1] or scalar.
             let row_shape: Vec<usize> = match c.shape[..] {
                 [1, cn] => vec![cn],
-                [_, _] => {
-                    return Err(ctx.err(format!(
-                        "C of shape {:?} differs per row; medq needs a bias vector",
-                        c.shape
-                    )))
-                }
                 _ => c.shape.clone(),
             };
             if broadcast(&row_shape, &[n]).as_deref() != Some(&[n][..]) {
@@ -102,7 +111,15 @@ pub(crate) fn gemm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
         bias,
         activation: FusedActivation::None,
     });
-    b.emit(ctx, op, vec![a], vec![m, n])
+    let Some(c) = per_row else {
+        return b.emit(ctx, op, vec![a], vec![m, n]);
+    };
+    let product = b.emit_part(ctx, "product", op, vec![a], vec![m, n])?;
+    let c = b.const_tensor(&format!("{}/C", ctx.name), &c)?;
+    let add = Op::Add(super::elementwise::Add {
+        activation: FusedActivation::None,
+    });
+    b.emit(ctx, add, vec![product, c], vec![m, n])
 }
 
 /// ONNX `MatMul` of a computed tensor by constant weights; any other

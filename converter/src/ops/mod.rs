@@ -402,7 +402,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Gemm",
         fully_connected::gemm,
         "FullyConnected",
-        "2-D input (`transA` too), constant B (`transB`, `alpha`, `beta`), C the same for every row",
+        "2-D input (`transA` too), constant B (`transB`, `alpha`, `beta`) and C (a C that differs per row: an Add)",
     ),
     OnnxOp::new(
         "GlobalAveragePool",
