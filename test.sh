@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's start, with the seconds since the run began: where CI's time goes.
+step() { printf '\n==> %s  [+%ss]\n' "$*" "$SECONDS"; }
 
 install() {
     step "installing toolchain targets and system packages"
