@@ -41,22 +41,17 @@ impl Samples {
                 path: path.to_path_buf(),
                 reason,
             })?;
-        // One sample is the input without its batch of 1, or, when
-        // dimension 0 is data (not 1), the whole input tensor: the rule
-        // `medq run` reads sample files by.
-        let want: &[usize] = match input_shape.split_first() {
-            Some((1, rest)) => rest,
-            _ => input_shape,
-        };
-        // `[N, 1, d1..dk]` (whole inputs of batch 1) holds the same values.
-        let fits = |one: &[usize]| shape.len() == one.len() + 1 && shape[1..] == *one;
-        if !(fits(want) || fits(input_shape)) || shape[0] == 0 {
+        // The rule `medq run` reads sample files by.
+        if !medq_cli::npy::holds_samples_of(&shape, input_shape) || shape[0] == 0 {
             return Err(ConvertError::BadSamples {
                 path: path.to_path_buf(),
                 reason: format!(
                     "shape is {shape:?}, but the model input{input} is {input_shape:?}: \
                      expected [N{}] with N ≥ 1 samples stacked on the first axis",
-                    want.iter().map(|d| format!(", {d}")).collect::<String>()
+                    medq_cli::npy::sample_dims(input_shape)
+                        .iter()
+                        .map(|d| format!(", {d}"))
+                        .collect::<String>()
                 ),
             });
         }

@@ -141,7 +141,8 @@ pub fn resolve(
     let mut symbols: HashMap<String, (usize, String)> = HashMap::new();
     for (k, (input, dims)) in inputs.iter().zip(&declared).enumerate() {
         if let Some((_, shape)) = overrides.iter().find(|(n, _)| *n == input.name) {
-            let whole = whole_tensors(dims.as_deref(), sample_shapes.get(k));
+            let samples = sample_shapes.get(k).map(Vec::as_slice);
+            let whole = whole_tensors(dims.as_deref(), samples);
             check_override(&input.name, dims.as_deref(), shape, whole, &mut symbols)?;
         }
     }
@@ -166,7 +167,7 @@ pub fn resolve(
 /// Whether the samples of an input with `dims` stack whole input tensors
 /// (`[N, d0, d1, …]`, one more dimension than the input): dimension 0 is
 /// then data, not a batch.
-fn whole_tensors(dims: Option<&[DeclaredDim]>, samples: Option<&Vec<usize>>) -> bool {
+fn whole_tensors(dims: Option<&[DeclaredDim]>, samples: Option<&[usize]>) -> bool {
     matches!((dims, samples), (Some(d), Some(s)) if s.len() == d.len() + 1)
 }
 
@@ -284,7 +285,7 @@ fn fixed_shape(
         return Err(bad("it is a scalar; medq needs a [1, ...] input".into()));
     }
     let given = samples;
-    let whole = given.is_some_and(|s| s.len() == dims.len() + 1);
+    let whole = whole_tensors(Some(dims), given);
     let samples = given.filter(|s| s.len() == dims.len() || whole);
     // Dim `i`'s size in one sample; a batch (dim 0 of stacked samples) has none.
     let in_samples = |i: usize| match (samples, whole) {

@@ -227,6 +227,25 @@ fn not_float(descr: &str) -> String {
     )
 }
 
+/// One sample's dims in a file of samples of a tensor of `dims` stacked on
+/// the first axis: the tensor's without its batch of 1, or all of them when
+/// dimension 0 is data (a sequence-first `[T, 1, F]` input, a per-step
+/// classifier's `[T, C]` output).
+pub fn sample_dims(dims: &[usize]) -> &[usize] {
+    match dims.split_first() {
+        Some((1, rest)) => rest,
+        _ => dims,
+    }
+}
+
+/// Whether a file of `shape` stacks samples of a tensor of `dims`:
+/// `[N, sample..]` ([`sample_dims`]), or `[N, dims..]`, which for a batch
+/// of 1 (`[N, 1, d1..dk]`, what `np.expand_dims` gives) holds the same values.
+pub fn holds_samples_of(shape: &[usize], dims: &[usize]) -> bool {
+    let stacks = |one: &[usize]| shape.len() == one.len() + 1 && shape[1..] == *one;
+    stacks(sample_dims(dims)) || stacks(dims)
+}
+
 /// A whole `.npy` file's `bytes` as float32 values in C order (a
 /// Fortran-order file's transposed), with its shape: what
 /// [`SampleReader`] reads, for a file already in memory.

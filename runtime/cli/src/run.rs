@@ -37,10 +37,7 @@ impl ModelIo {
     pub fn of(model: &Model) -> Result<ModelIo> {
         let port = |t: medq::TensorInfo, what: &str| -> Result<Port> {
             let dims: Vec<usize> = t.dims().iter().map(|&d| d as usize).collect();
-            let sample = match dims.split_first() {
-                Some((1, rest)) => rest.to_vec(),
-                _ => dims.clone(),
-            };
+            let sample = crate::npy::sample_dims(&dims).to_vec();
             t.scale_zero_point()
                 .with_context(|| format!("{what} {} is not per-tensor quantized", t.name))?;
             Ok(Port {
@@ -68,9 +65,7 @@ impl ModelIo {
     /// Checks that an input file of `shape` holds samples of input `i`.
     fn check_input(&self, i: usize, path: &Path, shape: &[usize]) -> Result<()> {
         let port = &self.inputs[i];
-        // `[N, 1, d1..dk]` (whole inputs of batch 1) holds the same values.
-        let fits = |one: &[usize]| shape.len() == one.len() + 1 && shape[1..] == *one;
-        if !(fits(&port.sample) || fits(&port.dims)) {
+        if !crate::npy::holds_samples_of(shape, &port.dims) {
             let sample = port.sample.iter().map(|d| format!(", {d}"));
             bail!(
                 "input {i} ({}) is {:?}: {} should be [N{}] with samples stacked on the first axis, but it is {shape:?}",
