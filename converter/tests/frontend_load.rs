@@ -1309,3 +1309,76 @@ fn image_ops_refuse_a_dimension_0_of_data_at_the_node() {
         .to_string();
     assert!(e.contains("medq's Conv takes one sample"), "{e}");
 }
+
+#[test]
+fn a_zero_size_split_part_computes_nothing_and_concat_drops_it() {
+    // A rotary embedding that turns the whole head: its pass-through half
+    // is a Split part of size 0, concatenated back after the rotation.
+    let b = ModelBuilder::new(18)
+        .input("x", &[1, 2, 3])
+        .i64("parts", &[2], &[3, 0])
+        .node(
+            "/split",
+            "Split",
+            &["x", "parts"],
+            &["rot", "pass"],
+            vec![attr_i("axis", 2)],
+        )
+        .node("/neg", "Neg", &["rot"], &["r"], vec![])
+        .node(
+            "/cat",
+            "Concat",
+            &["r", "pass"],
+            &["y"],
+            vec![attr_i("axis", 2)],
+        )
+        .output("y");
+    let g = load(b);
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+    assert!(!ops.contains(&"Concat"), "{ops:?}");
+    assert_eq!(shape(&g, "y"), vec![1, 2, 3]);
+    let x = [1.0, -2.0, 3.0, 4.0, 5.0, -6.0];
+    assert_eq!(
+        eval_output(&g, &x),
+        x.iter().map(|v| -v).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_split_whose_first_part_is_unused_gives_each_output_its_own_part() {
+    // `_, tail = x.split([1, 3], dim=-1)`: output 0 is named but unread,
+    // and is still the node's primary output.
+    let b = ModelBuilder::new(18)
+        .input("x", &[1, 2, 4])
+        .i64("parts", &[2], &[1, 3])
+        .node(
+            "/split",
+            "Split",
+            &["x", "parts"],
+            &["head", "tail"],
+            vec![attr_i("axis", 2)],
+        )
+        .output("tail");
+    let g = load(b);
+    assert_eq!(shape(&g, "tail"), vec![1, 2, 3]);
+    let x: Vec<f32> = (0..8).map(|v| v as f32).collect();
+    assert_eq!(eval_output(&g, &x), vec![1.0, 2.0, 3.0, 5.0, 6.0, 7.0]);
+}
+
+#[test]
+fn a_split_with_a_negative_part_is_refused() {
+    let e = load_err(
+        ModelBuilder::new(18)
+            .input("x", &[1, 2, 4])
+            .i64("parts", &[2], &[4, -4])
+            .node(
+                "/split",
+                "Split",
+                &["x", "parts"],
+                &["a", "b"],
+                vec![attr_i("axis", 2)],
+            )
+            .output("a"),
+    );
+    assert!(e.contains("/split") && e.contains("negative"), "{e}");
+}

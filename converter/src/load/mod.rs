@@ -407,6 +407,27 @@ impl Builder {
         Ok(Value::Act(id))
     }
 
+    /// Output `k` of the ONNX node as a zero-size constant of `shape` (a
+    /// Split's empty part): it computes nothing, and Concat drops it, as
+    /// exporters use it (a rotary embedding's pass-through half when the
+    /// whole head rotates). Bound like [`Self::emit_output`]'s.
+    pub(crate) fn empty_output(
+        &mut self,
+        ctx: &NodeCtx,
+        k: usize,
+        shape: Vec<usize>,
+    ) -> Result<Value, ConvertError> {
+        let name = match ctx.pb.output.get(k) {
+            Some(n) if !n.is_empty() => n.clone(),
+            _ => return Err(ctx.err(format!("output {k} has no name"))),
+        };
+        let value = Value::Const(Rc::new(Const::f32(shape, Vec::new())));
+        if k != ctx.primary_output() {
+            self.bind(ctx, &name, value.clone())?;
+        }
+        Ok(value)
+    }
+
     /// The IR node `node` computing a new tensor `tensor` of `shape`
     /// (refused, as `what`, when empty); what the `emit*` methods share.
     #[allow(clippy::too_many_arguments)]

@@ -352,9 +352,9 @@ pub(crate) fn split(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
     } {
         Some(v) => v
             .iter()
-            .map(|&s| usize::try_from(s).ok().filter(|&s| s > 0))
+            .map(|&s| usize::try_from(s).ok())
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| ctx.attr_err("split", format!("{v:?}: every part must be positive")))?,
+            .ok_or_else(|| ctx.attr_err("split", format!("{v:?}: a part cannot be negative")))?,
         None => {
             let part = xs[axis].div_ceil(n_out.max(1));
             (0..n_out)
@@ -362,7 +362,7 @@ pub(crate) fn split(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
                 .collect()
         }
     };
-    if sizes.len() != n_out || sizes.iter().sum::<usize>() != xs[axis] || sizes.contains(&0) {
+    if sizes.len() != n_out || sizes.iter().sum::<usize>() != xs[axis] {
         return Err(ctx.attr_err(
             "split",
             format!(
@@ -371,20 +371,29 @@ pub(crate) fn split(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
             ),
         ));
     }
+    // The primary output's value is returned for the caller to bind; the
+    // others are bound as they are made.
+    let primary = ctx.primary_output();
     let mut start = 0;
-    let mut first = None;
+    let mut returned = None;
     for (k, &size) in sizes.iter().enumerate() {
         let mut out = xs.clone();
         out[axis] = size;
-        let op = Op::Select(Select {
-            axis,
-            index: Index::Range { start, step: 1 },
-        });
-        let v = b.emit_output(ctx, k, op, vec![x], out)?;
-        first.get_or_insert(v);
+        let v = if size == 0 {
+            b.empty_output(ctx, k, out)?
+        } else {
+            let op = Op::Select(Select {
+                axis,
+                index: Index::Range { start, step: 1 },
+            });
+            b.emit_output(ctx, k, op, vec![x], out)?
+        };
+        if k == primary {
+            returned = Some(v);
+        }
         start += size;
     }
-    first.ok_or_else(|| ctx.err("the node has no output"))
+    returned.ok_or_else(|| ctx.err("the node has no output"))
 }
 
 impl IrOp for Select {

@@ -683,7 +683,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Split",
         gather::split,
         "Gather (one per output)",
-        "a computed tensor; `split` or equal parts",
+        "a computed tensor; `split` (an empty part computes nothing, and Concat drops it) or equal parts",
     ),
     OnnxOp::new(
         "Sqrt",
