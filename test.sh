@@ -126,8 +126,13 @@ step "Cortex-M4 DSP kernels and Cortex-M0/M4 power-of-two kernels on QEMU: bit-e
 bash benches/qemu/run.sh
 
 step "zoo-sweep --m4: a pruned ECG5000 file run on the Cortex-M4 (QEMU model_cost, built above), its instructions in the row"
+# The workspace tests built the binaries (`cargo run -p` would rebuild tract
+# with the package's own feature set, ~4 min): run those.
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+export MEDQ_BIN_DIR="$target_dir/debug"
 sweep_out=$(mktemp -d)
-cargo run -q --locked -p medq-zoo --bin zoo-sweep -- --only ecg5000 --methods obs --sparsities 0.5 \
+"$MEDQ_BIN_DIR/zoo-sweep" --only ecg5000 --methods obs --sparsities 0.5 \
     --variants int8 --no-attribution --m4 --quiet --out-dir "$sweep_out"
 python3 - "$sweep_out/sweep.json" <<'PY'
 import json, sys

@@ -24,6 +24,18 @@ install() {
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 }
 
+# `medq` or `converter` with arguments: the binaries in $MEDQ_BIN_DIR when it
+# is set (test.sh points it at the workspace tests' build), else `cargo run`.
+tool() {
+    local bin=$1
+    shift
+    if [ -n "${MEDQ_BIN_DIR:-}" ]; then
+        "$MEDQ_BIN_DIR/$bin" "$@"
+    else
+        (cd "$root" && cargo run -q --locked --bin "$bin" -- "$@")
+    fi
+}
+
 # Seed corpora from the repository: the firmware's model (plain and signed with
 # the fuzzing key), the ECG model pruned and stored sparse (int8 and pow2), the zoo's and test
 # nets' ONNX files, small .npy files.
@@ -33,17 +45,17 @@ seed() {
     cp "$root/firmware/model/ecg.mq" "$seeds/mq/"
     # The fuzzing key: the 32 bytes 7, 7, …, as PKCS#8 PEM (a test key).
     python3 -c 'import base64; print("-----BEGIN PRIVATE KEY-----\n" + base64.b64encode(bytes.fromhex("302e020100300506032b657004220420") + bytes([7] * 32)).decode() + "\n-----END PRIVATE KEY-----")' >"$seeds/fuzz.key"
-    (cd "$root" && cargo run -q --locked -p medq-cli -- sign "$root/fuzz/$seeds/mq/ecg.mq" \
-        --key "$root/fuzz/$seeds/fuzz.key" --output "$root/fuzz/$seeds/mq/ecg.signed.mq" >/dev/null)
+    tool medq sign "$root/fuzz/$seeds/mq/ecg.mq" \
+        --key "$root/fuzz/$seeds/fuzz.key" --output "$root/fuzz/$seeds/mq/ecg.signed.mq" >/dev/null
     rm "$seeds/fuzz.key"
     # A pruned model, its Conv and FullyConnected weights stored sparse.
-    (cd "$root" && cargo run -q --locked -p medq-converter -- models/ecg5000/ecg.onnx \
-        -o "$root/fuzz/$seeds/mq/ecg.sparse.mq" --calib models/ecg5000/calib.npy \
-        --prune-weights 0.5 --quiet)
+    tool converter "$root/models/ecg5000/ecg.onnx" \
+        -o "$root/fuzz/$seeds/mq/ecg.sparse.mq" --calib "$root/models/ecg5000/calib.npy" \
+        --prune-weights 0.5 --quiet
     # The same with power-of-two weights: a bitmap and 3-bit codes.
-    (cd "$root" && cargo run -q --locked -p medq-converter -- models/ecg5000/ecg.onnx \
-        -o "$root/fuzz/$seeds/mq/ecg.sparse-pow2.mq" --calib models/ecg5000/calib.npy \
-        --prune-weights 0.5 --weights pow2 --quiet)
+    tool converter "$root/models/ecg5000/ecg.onnx" \
+        -o "$root/fuzz/$seeds/mq/ecg.sparse-pow2.mq" --calib "$root/models/ecg5000/calib.npy" \
+        --prune-weights 0.5 --weights pow2 --quiet
     for d in "$root"/models/*/; do
         [ -f "$d/test_y.npy" ] && cp "$d/test_y.npy" "$seeds/npy/$(basename "$d")_y.npy"
     done
