@@ -132,10 +132,7 @@ fn softmax_rows<X: Copy + Ord + Default, Y: Copy + Bounded>(
     exp: impl Fn(X, X) -> u64,
     probability: impl Fn(u64, &Divisor) -> Y,
 ) {
-    // A row long enough pays for its sum's reciprocal (64 fixed steps)
-    // with the divisions it saves, where a 64 × 64-bit product is one
-    // instruction; decided by the shape and target, not the data.
-    let reciprocal = cfg!(target_pointer_width = "64") && p.axis_len >= RECIPROCAL_ROW;
+    let how = Division::for_rows(p.axis_len);
     // Non-empty, so `inner` and `axis_len` are non-zero.
     let block = p.axis_len * p.inner;
     for (x_block, y_block) in input
@@ -165,7 +162,7 @@ fn softmax_rows<X: Copy + Ord + Default, Y: Copy + Bounded>(
                 ys.for_each(|y| *y = Y::LOWEST);
                 continue;
             }
-            let sum = Divisor::new(sum, reciprocal);
+            let sum = Divisor::new(sum, how);
             for (y, x) in ys.zip(xs()) {
                 *y = probability(exp(m, x), &sum);
             }
@@ -186,32 +183,76 @@ impl Bounded for i16 {
     const LOWEST: i16 = 0;
 }
 
+/// How a row's probabilities divide by its sum: decided by the target and
+/// the row's length, never by the data, and the same quotients every way
+/// ([`quotient_below`]'s, for every operand).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Division {
+    /// [`quotient_below`]'s fixed compare-and-subtract steps.
+    Steps,
+    /// Through the sum's reciprocal, where a 64 × 64-bit product is one
+    /// instruction (64-bit targets), for rows long enough to pay for it.
+    Reciprocal,
+    /// A 32-bit hardware division of the operands' leading bits, then one
+    /// correction each way (Arm cores with `UDIV`: Cortex-M3/M4/M7/M33).
+    Estimate,
+}
+
 /// The row length from which a row's divisions go through the reciprocal
-/// of its sum (see [`Divisor`]), on 64-bit targets. (On a Cortex-M4 the
-/// 64 × 64-bit product takes four `UMULL`s and the reciprocal 64 steps per
-/// row: ecg_transformer's 64-long attention rows cost 8% fewer
-/// instructions, too little to change the M-profile path.)
+/// of its sum on 64-bit targets.
 const RECIPROCAL_ROW: usize = 16;
 
-/// One row's sum `d > 0`, which every probability of the row divides by.
+/// The significant bits [`Division::Estimate`] keeps of a sum: a quotient
+/// below 2^9 (the int8 output's) times a divisor below 2^22 fits the
+/// 32-bit `UDIV`.
+const ESTIMATE_DIVISOR_BITS: u32 = 22;
+
+/// The widest quotient [`Division::Estimate`] computes; wider ones (the
+/// int16 output's 16 bits) take the steps.
+const ESTIMATE_QUOTIENT_BITS: u32 = 9;
+
+impl Division {
+    fn for_rows(axis_len: usize) -> Division {
+        if cfg!(medq_hwdiv) {
+            Division::Estimate
+        } else if cfg!(target_pointer_width = "64") && axis_len >= RECIPROCAL_ROW {
+            Division::Reciprocal
+        } else {
+            Division::Steps
+        }
+    }
+}
+
+/// One row's sum `d > 0`, which every probability of the row divides by,
+/// with what its [`Division`] computes once per row.
 ///
-/// With a reciprocal `r = ⌊(2^64 − 1) / d⌋` (computed in 64 fixed steps),
-/// `q₀ = ⌊n·r / 2^64⌋` is `⌊n / d⌋` or one less for `n < 2^63`, and one
-/// compare of the remainder corrects it: a multiply and a compare instead
-/// of [`quotient_below`]'s `bits` steps. The result is
-/// [`quotient_below`]'s for every `n` and `d` (the cases outside the
-/// reciprocal's range, which only a corrupt table reaches, take it).
+/// - Reciprocal: with `r = ⌊(2^64 − 1) / d⌋` (64 fixed steps), `q₀ =
+///   ⌊n·r / 2^64⌋` is `⌊n / d⌋` or one less for `n < 2^63`, and one compare
+///   of the remainder corrects it.
+/// - Estimate: with `k` the shift that leaves `d` 22 significant bits,
+///   `q̂ = ⌊(n >> k) / (d >> k)⌋` (a 32-bit division) is `q = ⌊n / d⌋` or
+///   `q + 1` whenever `q < d >> k`: `n ≥ q·d ≥ q·(d >> k)·2^k` gives
+///   `n >> k ≥ q·(d >> k)`, so `q̂ ≥ q`; and `d/2^k < (d >> k) + 1` gives
+///   `q̂ ≤ (n/2^k)/(d >> k) < (q + 1)(1 + 1/(d >> k)) ≤ q + 2`. An estimate
+///   below 2^10 implies `q < 2^10 < d >> k` (or `k = 0`, where `q̂ = q`),
+///   and one compare, `q̂·d > n`, makes it exact.
+///
+/// Operands outside either's range (only a corrupt table reaches them)
+/// take [`quotient_below`].
 struct Divisor {
     d: u64,
-    /// `⌊(2^64 − 1) / d⌋`, or 0 when not computed (a short row, or
-    /// `d ≥ 2^63`).
+    /// `⌊(2^64 − 1) / d⌋`, or 0 when not computed (`d ≥ 2^63`, or
+    /// another division).
     r: u64,
+    /// The estimate's shift and `d >> shift` (0: not computed).
+    shift: u32,
+    d_hi: u32,
 }
 
 impl Divisor {
     #[inline]
-    fn new(d: u64, reciprocal: bool) -> Divisor {
-        let r = match reciprocal && d < 1 << 63 {
+    fn new(d: u64, how: Division) -> Divisor {
+        let r = match how == Division::Reciprocal && d < 1 << 63 {
             // Restoring division of 2^64 − 1 (all ones): `rem < d` before
             // each shift, so `2·rem + 1 < 2d ≤ 2^64` never overflows.
             true => (0..64).rev().fold((0u64, 0u64), |(q, rem), bit| {
@@ -222,7 +263,15 @@ impl Divisor {
             false => (0, 0),
         }
         .0;
-        Divisor { d, r }
+        let (shift, d_hi) = match how {
+            Division::Estimate => {
+                let shift = (64 - d.leading_zeros()).saturating_sub(ESTIMATE_DIVISOR_BITS);
+                // Below 2^22 after the shift; 0 only for `d = 0`, never a row's sum.
+                (shift, (d >> shift) as u32)
+            }
+            _ => (0, 0),
+        };
+        Divisor { d, r, shift, d_hi }
     }
 
     /// [`quotient_below`]`(n, self.d, bits)`.
@@ -238,7 +287,27 @@ impl Divisor {
                 return q;
             }
         }
+        if self.d_hi != 0 && bits <= ESTIMATE_QUOTIENT_BITS {
+            if let Some(q) = self.estimate(n, bits) {
+                return q;
+            }
+        }
         quotient_below(n, self.d, bits)
+    }
+
+    /// `⌊n / d⌋` through [`Division::Estimate`] when it is below `2^bits`
+    /// (`bits` ≤ 9) and `d < 2^(63 − bits)`; `None` otherwise.
+    #[inline(always)]
+    fn estimate(&self, n: u64, bits: u32) -> Option<u64> {
+        let n_hi = u32::try_from(n >> self.shift).ok()?;
+        let q_hat = u64::from(n_hi / self.d_hi);
+        // q̂ < 2^(bits + 1) and d < 2^(63 − bits): q̂·d cannot overflow.
+        if q_hat >> (bits + 1) != 0 || self.d >> (63 - bits) != 0 {
+            return None;
+        }
+        // q̂ is q or q + 1 (see `Divisor`): one compare corrects it.
+        let q = q_hat - u64::from(q_hat * self.d > n);
+        (q >> bits == 0).then_some(q)
     }
 }
 
@@ -308,7 +377,7 @@ mod tests {
     fn a_row_reciprocal_gives_the_fixed_step_quotient() {
         let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let check = |n: u64, d: u64| {
-            let fast = Divisor::new(d, true);
+            let fast = Divisor::new(d, Division::Reciprocal);
             for bits in [9, 16] {
                 assert_eq!(
                     fast.quotient_below(n, bits),
@@ -352,6 +421,51 @@ mod tests {
                 u64::MAX,
             ] {
                 check(n, d);
+            }
+        }
+    }
+
+    /// The estimate gives the fixed steps' quotient for every `n` and `d`,
+    /// inside its range and out (where it falls back to them).
+    #[test]
+    fn a_row_estimate_gives_the_fixed_step_quotient() {
+        let mut next = xorshift(0x6a09_e667_f3bc_c908);
+        let check = |n: u64, d: u64| {
+            let fast = Divisor::new(d, Division::Estimate);
+            for bits in [9, 16] {
+                assert_eq!(
+                    fast.quotient_below(n, bits),
+                    quotient_below(n, d, bits),
+                    "{n} / {d}, {bits} bits"
+                );
+            }
+        };
+        for _ in 0..300_000 {
+            let d = 1 + (next() >> (next() % 64));
+            let n = match next() % 4 {
+                0 => next() >> (next() % 64),
+                // A probability's numerator: e·256 + d/2 with e ≤ d.
+                1 => (next() % (d.min(1 << 54) + 1)) * 256 + d / 2,
+                _ => next() % d.saturating_mul(1 << (next() % 12)).max(1),
+            };
+            check(n, d);
+        }
+        // Quotients near every integer, divisors about each shift's edges.
+        for bit in 0..64 {
+            let base = 1u64 << bit;
+            for d in [base - 1, base, base + 1, base | (base >> 1)] {
+                let d = d.max(1);
+                for q in [0u64, 1, 127, 128, 255, 256, 257, 511, 512, 1023, 1024] {
+                    let qd = q.wrapping_mul(d);
+                    for n in [
+                        qd.wrapping_sub(1),
+                        qd,
+                        qd.wrapping_add(1),
+                        qd.wrapping_add(d - 1),
+                    ] {
+                        check(n, d);
+                    }
+                }
             }
         }
     }
