@@ -574,13 +574,13 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "ReduceMax",
         |b, ctx, ins| reduce::from_onnx(b, ctx, ins, Reduction::Max),
         "ReduceMax",
-        "any axes (attribute, or input from opset 18), `keepdims`; rank ≤ 6",
+        "any axes (attribute, or input from opset 18), `keepdims`, `noop_with_empty_axes`; rank ≤ 6",
     ),
     OnnxOp::new(
         "ReduceMean",
         |b, ctx, ins| reduce::from_onnx(b, ctx, ins, Reduction::Mean),
         "ReduceSum (1/count in its multiplier)",
-        "any axes (attribute, or input from opset 18), `keepdims`; rank ≤ 6",
+        "any axes (attribute, or input from opset 18), `keepdims`, `noop_with_empty_axes`; rank ≤ 6",
     ),
     OnnxOp::new(
         "ReduceMin",
@@ -592,7 +592,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "ReduceSum",
         |b, ctx, ins| reduce::from_onnx(b, ctx, ins, Reduction::Sum),
         "ReduceSum",
-        "any axes (input from opset 13), `keepdims`; rank ≤ 6",
+        "any axes (input from opset 13), `keepdims`, `noop_with_empty_axes`; rank ≤ 6",
     ),
     OnnxOp::new(
         "ReduceSumSquare",

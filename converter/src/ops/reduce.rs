@@ -42,8 +42,8 @@ pub struct Reduce {
 }
 
 /// ONNX `ReduceMean`, `ReduceSum`, `ReduceMax`: axes as attribute (or input
-/// from opset 18; ReduceSum from 13), `keepdims` 0 or 1,
-/// `noop_with_empty_axes` 0.
+/// from opset 18; ReduceSum from 13), `keepdims` 0 or 1; with
+/// `noop_with_empty_axes` 1, empty axes pass the input through.
 pub(crate) fn from_onnx(
     b: &mut Builder,
     ctx: &NodeCtx,
@@ -52,6 +52,10 @@ pub(crate) fn from_onnx(
 ) -> Result<Value, ConvertError> {
     let axes_as_input = ctx.opset >= 18 || (how == Reduction::Sum && ctx.opset >= 13);
     let r = operands(b, ctx, ins, axes_as_input)?;
+    if r.axes.is_empty() {
+        // The same values: a view.
+        return b.emit(ctx, Op::Reshape, vec![r.x], r.out);
+    }
     b.emit(
         ctx,
         Op::Reduce(Reduce { how, axes: r.axes }),
@@ -72,6 +76,9 @@ pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
     let x2 = Expr::Binary(Fn2::Mul, Arc::new(Expr::X), Arc::new(Expr::X));
     if ctx.op == "ReduceL2" {
         let r = operands(b, ctx, ins, ctx.opset >= 18)?;
+        if r.axes.is_empty() {
+            return Err(no_pass_through(ctx));
+        }
         let l2 = Op::Reduce(Reduce {
             how: Reduction::l2(0.0),
             axes: r.axes,
@@ -92,6 +99,9 @@ pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
         axes,
         out,
     } = operands(b, ctx, ins, ctx.opset >= 18)?;
+    if axes.is_empty() {
+        return Err(no_pass_through(ctx));
+    }
     let table = |f: Expr| Op::Pointwise(Pointwise { f: Arc::new(f) });
     let x = match before {
         Some(f) => b.emit_part(ctx, "before_sum", table(f), vec![x], xs)?,
@@ -110,7 +120,18 @@ pub(crate) fn norm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
     )
 }
 
-/// A reduction's input, its shape, its sorted axes and its output shape.
+/// `noop_with_empty_axes` with empty axes on a reduction that is not a
+/// plain sum, mean or maximum (ONNX applies their tables without the sum).
+fn no_pass_through(ctx: &NodeCtx) -> ConvertError {
+    ctx.attr_err(
+        "noop_with_empty_axes",
+        "1 with empty axes: medq passes the input through for ReduceSum, ReduceMean \
+         and ReduceMax only",
+    )
+}
+
+/// A reduction's input, its shape, its sorted axes (empty: none, with
+/// `noop_with_empty_axes`) and its output shape.
 struct Operands {
     x: TensorId,
     shape: Vec<usize>,
@@ -145,15 +166,16 @@ fn operands(
     if !matches!(keepdims, 0 | 1) {
         return Err(ctx.attr_err("keepdims", format!("{keepdims}: must be 0 or 1")));
     }
-    let noop = ctx.int("noop_with_empty_axes", 0)?;
-    if noop != 0 {
-        return Err(ctx.attr_err(
-            "noop_with_empty_axes",
-            format!("{noop}: only 0 (empty axes reduce every axis) is supported"),
-        ));
-    }
+    let noop = match ctx.int("noop_with_empty_axes", 0)? {
+        0 => false,
+        1 => true,
+        v => return Err(ctx.attr_err("noop_with_empty_axes", format!("{v}: must be 0 or 1"))),
+    };
     let rank = xs.len();
+    // Empty axes reduce every axis, or none with `noop_with_empty_axes`
+    // (the output is the input; `axes` stays empty).
     let mut axes: Vec<usize> = match axes.filter(|a| !a.is_empty()) {
+        None if noop => Vec::new(),
         None => (0..rank).collect(),
         Some(a) => a
             .iter()
@@ -348,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn refuses_noop_with_empty_axes() {
+    fn noop_with_empty_axes_passes_the_input_through() {
         let mut model = one_node(
             "ReduceMax",
             &[1, 3],
@@ -357,9 +379,22 @@ mod tests {
             vec![],
         );
         model.opset_import[0].version = 18;
+        let g = crate::ops::testing::load(&model).unwrap();
+        let got: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+        assert_eq!(got, ["Reshape"]);
+        assert_eq!(g.tensors[g.outputs[0]].shape, vec![1, 3]);
+        // Where ONNX applies a table without the sum, medq refuses.
+        let mut model = one_node(
+            "ReduceL1",
+            &[1, 3],
+            &[],
+            vec![attr_i("noop_with_empty_axes", 1)],
+            vec![],
+        );
+        model.opset_import[0].version = 18;
         let err = crate::ops::testing::load(&model).unwrap_err().to_string();
         assert!(
-            err.contains("noop_with_empty_axes") && err.contains("the_ReduceMax"),
+            err.contains("noop_with_empty_axes") && err.contains("the_ReduceL1"),
             "{err}"
         );
     }
