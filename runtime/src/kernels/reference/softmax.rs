@@ -297,6 +297,9 @@ impl Divisor {
 
     /// `⌊n / d⌋` through [`Division::Estimate`] when it is below `2^bits`
     /// (`bits` ≤ 9) and `d < 2^(63 − bits)`; `None` otherwise.
+    /// (A 16-bit quotient in two such steps, high bits first, measured no
+    /// faster on a Cortex-M4 than the 16 fixed steps: the int16 output
+    /// keeps those.)
     #[inline(always)]
     fn estimate(&self, n: u64, bits: u32) -> Option<u64> {
         let n_hi = u32::try_from(n >> self.shift).ok()?;
@@ -371,103 +374,65 @@ mod tests {
         }
     }
 
-    /// The reciprocal path gives the fixed steps' quotient for every `n` and
-    /// `d`, inside its range and out (where it falls back to them).
-    #[test]
-    fn a_row_reciprocal_gives_the_fixed_step_quotient() {
-        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+    /// A row's [`Division`] gives the fixed steps' quotient for every `n`
+    /// and `d`, inside its range and out (where it falls back to them).
+    fn gives_the_fixed_step_quotients(how: Division, seed: u64) {
+        let mut next = xorshift(seed);
         let check = |n: u64, d: u64| {
-            let fast = Divisor::new(d, Division::Reciprocal);
+            let fast = Divisor::new(d, how);
             for bits in [9, 16] {
                 assert_eq!(
                     fast.quotient_below(n, bits),
                     quotient_below(n, d, bits),
-                    "{n} / {d}, {bits} bits"
-                );
-            }
-        };
-        for _ in 0..200_000 {
-            let d = 1 + (next() >> (next() % 64));
-            // Mostly quotients in range, some far past it and past 2^63.
-            let n = match next() % 4 {
-                0 => next() >> (next() % 64),
-                _ => next() % d.saturating_mul(1 << (next() % 17)).max(1),
-            };
-            check(n, d);
-        }
-        for d in [
-            1u64,
-            2,
-            3,
-            255,
-            256,
-            257,
-            1 << 24,
-            (1 << 31) * 256,
-            1 << 47,
-            1 << 48,
-            (1 << 63) - 1,
-            1 << 63,
-            u64::MAX,
-        ] {
-            for n in [
-                0,
-                d - 1,
-                d,
-                d.wrapping_mul(256),
-                d.wrapping_mul(32768),
-                u64::MAX >> 1,
-                1 << 63,
-                u64::MAX,
-            ] {
-                check(n, d);
-            }
-        }
-    }
-
-    /// The estimate gives the fixed steps' quotient for every `n` and `d`,
-    /// inside its range and out (where it falls back to them).
-    #[test]
-    fn a_row_estimate_gives_the_fixed_step_quotient() {
-        let mut next = xorshift(0x6a09_e667_f3bc_c908);
-        let check = |n: u64, d: u64| {
-            let fast = Divisor::new(d, Division::Estimate);
-            for bits in [9, 16] {
-                assert_eq!(
-                    fast.quotient_below(n, bits),
-                    quotient_below(n, d, bits),
-                    "{n} / {d}, {bits} bits"
+                    "{how:?}: {n} / {d}, {bits} bits"
                 );
             }
         };
         for _ in 0..300_000 {
             let d = 1 + (next() >> (next() % 64));
+            // Mostly quotients in range, some far past it and past 2^63.
             let n = match next() % 4 {
                 0 => next() >> (next() % 64),
                 // A probability's numerator: e·256 + d/2 with e ≤ d.
                 1 => (next() % (d.min(1 << 54) + 1)) * 256 + d / 2,
-                _ => next() % d.saturating_mul(1 << (next() % 12)).max(1),
+                _ => next() % d.saturating_mul(1 << (next() % 17)).max(1),
             };
             check(n, d);
         }
-        // Quotients near every integer, divisors about each shift's edges.
+        // Quotients next to integers, divisors about each power of two
+        // (the estimate's shifts), operands at the u64 edges.
         for bit in 0..64 {
             let base = 1u64 << bit;
-            for d in [base - 1, base, base + 1, base | (base >> 1)] {
+            for d in [base - 1, base, base + 1, base | (base >> 1), u64::MAX] {
                 let d = d.max(1);
-                for q in [0u64, 1, 127, 128, 255, 256, 257, 511, 512, 1023, 1024] {
+                for q in [
+                    0u64, 1, 127, 128, 255, 256, 257, 511, 512, 1023, 1024, 32768,
+                ] {
                     let qd = q.wrapping_mul(d);
                     for n in [
                         qd.wrapping_sub(1),
                         qd,
                         qd.wrapping_add(1),
                         qd.wrapping_add(d - 1),
+                        u64::MAX >> 1,
+                        1 << 63,
+                        u64::MAX,
                     ] {
                         check(n, d);
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_row_reciprocal_gives_the_fixed_step_quotient() {
+        gives_the_fixed_step_quotients(Division::Reciprocal, 0x2545_f491_4f6c_dd1d);
+    }
+
+    #[test]
+    fn a_row_estimate_gives_the_fixed_step_quotient() {
+        gives_the_fixed_step_quotients(Division::Estimate, 0x6a09_e667_f3bc_c908);
     }
 
     /// Rows long enough for the reciprocal give the documented formula.
