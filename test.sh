@@ -58,6 +58,12 @@ cargo build -p medq --target thumbv7em-none-eabihf --no-default-features --featu
 
 step "workspace tests"
 cargo test --workspace --locked
+# Later steps run the binaries these tests built (converter, medq, zoo-sweep,
+# side_by_side): `cargo run -p` or `cargo build -p` would rebuild tract and
+# the converter with that package's own feature set, minutes each time.
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+export MEDQ_BIN_DIR="$target_dir/debug"
 
 step "ONNX's node tests (onnx==${onnx_version}): every test of every supported op, per-op counts"
 # The tests come with the onnx Python package. `--workspace` resolves the
@@ -126,11 +132,6 @@ step "Cortex-M4 DSP kernels and Cortex-M0/M4 power-of-two kernels on QEMU: bit-e
 bash benches/qemu/run.sh
 
 step "zoo-sweep --m4: a pruned ECG5000 file run on the Cortex-M4 (QEMU model_cost, built above), its instructions in the row"
-# The workspace tests built the binaries (`cargo run -p` would rebuild tract
-# with the package's own feature set, ~4 min): run those.
-target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-export MEDQ_BIN_DIR="$target_dir/debug"
 sweep_out=$(mktemp -d)
 "$MEDQ_BIN_DIR/zoo-sweep" --only ecg5000 --methods obs --sparsities 0.5 \
     --variants int8 --no-attribution --m4 --quiet --out-dir "$sweep_out"

@@ -18,12 +18,14 @@
 # gcc-aarch64-linux-gnu, qemu-system-arm), and only when missing.
 # Environment: CARGO_TARGET_DIR (default ./target); MEDQ_BENCH_WORK, where the
 # .mq files and logs go (default $CARGO_TARGET_DIR/medq-bench);
-# MEDQ_BENCH_PROFILE, the cargo profile (default release, dev for --quick).
+# MEDQ_BENCH_PROFILE, the cargo profile (default release, dev for --quick);
+# MEDQ_BIN_DIR, with the dev profile: a directory holding a built side_by_side
+# to run instead of building one (test.sh sets it).
 set -euo pipefail
 script="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$script")/.."
 
-usage() { sed -n '2,21p' "$script" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$script" | sed 's/^# \{0,1\}//'; }
 
 host=0 arm=0 m4=0 ort=0 quick=0
 for arg in "$@"; do
@@ -79,9 +81,16 @@ dir="$profile"
 [ "$profile" != dev ] || dir=debug
 [ $quick = 0 ] || quick_flag=(--quick)
 
-step "building the host harness ($profile profile)"
-cargo build --profile "$profile" --locked -p medq-benches --bin side_by_side
-sbs="$target/$dir/side_by_side"
+if [ -n "${MEDQ_BIN_DIR:-}" ] && [ "$profile" = dev ]; then
+    # test.sh: the workspace tests built it (building it here, with this
+    # package's own feature set, would rebuild tract and the converter).
+    sbs="$MEDQ_BIN_DIR/side_by_side"
+    [ -x "$sbs" ] || { echo "benches/run.sh: no $sbs (MEDQ_BIN_DIR)" >&2; exit 1; }
+else
+    step "building the host harness ($profile profile)"
+    cargo build --profile "$profile" --locked -p medq-benches --bin side_by_side
+    sbs="$target/$dir/side_by_side"
+fi
 
 if [ $((host + arm)) -gt 0 ]; then
     step "converting the zoo with the converter (zoo settings, pruning included)"
