@@ -75,10 +75,14 @@ features_of() { [ "$1" = onnx_load ] && echo "--features onnx" || true; }
 
 # AddressSanitizer where our unsafe kernels run. The npy and ONNX readers are
 # safe Rust (debug assertions and overflow checks stay on), and without ASan
-# they run ~5x faster, which is what makes their long runs possible.
+# they run ~5x faster, which is what makes their long runs possible. A smoke
+# run gives npy ASan too: every runtime target then shares one build of the
+# runtime and CLI (a second, uninstrumented one took CI about a minute).
+smoke=0
 sanitizer_of() {
     case "$1" in
-        npy | onnx_load) echo none ;;
+        npy) [ "$smoke" = 1 ] && echo address || echo none ;;
+        onnx_load) echo none ;;
         *) echo address ;;
     esac
 }
@@ -105,6 +109,7 @@ install
 seed
 case "${1:---smoke}" in
     --smoke)
+        smoke=1
         secs=${2:-20}
         targets=(parse parse_invoke verify npy)
         [ "${3:-}" = --no-onnx ] || targets+=(onnx_load)

@@ -14,9 +14,16 @@ m=models/ecg5000
 out=${MEDQ_OUT:-target/ecg5000}
 mkdir -p "$out"
 
-# The dev profile builds dependencies (tract) optimized; see Cargo.toml.
-cargo build --locked -q -p medq-converter -p medq-cli
-bin=target/debug
+target=${CARGO_TARGET_DIR:-target}
+if [ -n "${MEDQ_BIN_DIR:-}" ]; then
+    # test.sh: the workspace tests built `converter` and `medq` (a build here,
+    # with these packages' own features, would compile the converter again).
+    bin=$MEDQ_BIN_DIR
+else
+    # The dev profile builds dependencies (tract) optimized; see Cargo.toml.
+    cargo build --locked -q -p medq-converter -p medq-cli
+    bin=$target/debug
+fi
 
 "$bin/converter" "$m/ecg.onnx" -o "$out/ecg.mq" \
     --calib "$m/calib.npy" --eval "$m/test_x.npy" --labels "$m/test_y.npy" \
@@ -28,7 +35,7 @@ echo
 "$bin/medq" selftest "$out/ecg.mq"
 
 if [ "${1:-}" = "--aarch64" ]; then
-    arm=target/aarch64-unknown-linux-gnu/release/medq
+    arm=$target/aarch64-unknown-linux-gnu/release/medq
     [ -x "$arm" ] || cargo build --release --locked -q -p medq-cli --target aarch64-unknown-linux-gnu
     qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm" run "$out/ecg.mq" \
         --input "$m/test_x.npy" --output "$out/probs_aarch64.npy"
