@@ -395,10 +395,7 @@ impl Builder {
         inputs: Vec<TensorId>,
         shape: Vec<usize>,
     ) -> Result<Value, ConvertError> {
-        let name = match ctx.pb.output.get(k) {
-            Some(n) if !n.is_empty() => n.clone(),
-            _ => return Err(ctx.err(format!("output {k} has no name"))),
-        };
+        let name = output_name(ctx, k)?;
         let node = format!("{}:{k}", ctx.name);
         let id = self.push_node(ctx, &name, node, &format!("output {k}"), op, inputs, shape)?;
         if k != ctx.primary_output() {
@@ -417,10 +414,7 @@ impl Builder {
         k: usize,
         shape: Vec<usize>,
     ) -> Result<Value, ConvertError> {
-        let name = match ctx.pb.output.get(k) {
-            Some(n) if !n.is_empty() => n.clone(),
-            _ => return Err(ctx.err(format!("output {k} has no name"))),
-        };
+        let name = output_name(ctx, k)?;
         let value = Value::Const(Rc::new(Const::f32(shape, Vec::new())));
         if k != ctx.primary_output() {
             self.bind(ctx, &name, value.clone())?;
@@ -537,6 +531,14 @@ impl Builder {
             Some(op) => (op.lower)(self, ctx, ins),
             None => Err(unsupported(ctx)),
         }
+    }
+}
+
+/// The name of the ONNX node's output `k`, which must have one.
+fn output_name(ctx: &NodeCtx, k: usize) -> Result<String, ConvertError> {
+    match ctx.pb.output.get(k) {
+        Some(n) if !n.is_empty() => Ok(n.clone()),
+        _ => Err(ctx.err(format!("output {k} has no name"))),
     }
 }
 

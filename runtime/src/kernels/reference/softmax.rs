@@ -264,7 +264,9 @@ impl Divisor {
         }
         .0;
         let (shift, d_hi) = match how {
-            Division::Estimate => {
+            // `q̂·d` cannot overflow for a quotient estimate below 2^10 when
+            // d < 2^54; larger sums (only a corrupt table) take the steps.
+            Division::Estimate if d >> (63 - ESTIMATE_QUOTIENT_BITS) == 0 => {
                 let shift = (64 - d.leading_zeros()).saturating_sub(ESTIMATE_DIVISOR_BITS);
                 // Below 2^22 after the shift; 0 only for `d = 0`, never a row's sum.
                 (shift, (d >> shift) as u32)
@@ -296,7 +298,7 @@ impl Divisor {
     }
 
     /// `⌊n / d⌋` through [`Division::Estimate`] when it is below `2^bits`
-    /// (`bits` ≤ 9) and `d < 2^(63 − bits)`; `None` otherwise.
+    /// (`bits` ≤ 9; `new` leaves `d_hi` 0 unless `d < 2^54`); `None` otherwise.
     /// (A 16-bit quotient in two such steps, high bits first, measured no
     /// faster on a Cortex-M4 than the 16 fixed steps: the int16 output
     /// keeps those.)
@@ -304,8 +306,8 @@ impl Divisor {
     fn estimate(&self, n: u64, bits: u32) -> Option<u64> {
         let n_hi = u32::try_from(n >> self.shift).ok()?;
         let q_hat = u64::from(n_hi / self.d_hi);
-        // q̂ < 2^(bits + 1) and d < 2^(63 − bits): q̂·d cannot overflow.
-        if q_hat >> (bits + 1) != 0 || self.d >> (63 - bits) != 0 {
+        // q̂ < 2^(bits + 1) ≤ 2^10 and d < 2^54 (`new`): q̂·d cannot overflow.
+        if q_hat >> (bits + 1) != 0 {
             return None;
         }
         // q̂ is q or q + 1 (see `Divisor`): one compare corrects it.
