@@ -1382,3 +1382,38 @@ fn a_split_with_a_negative_part_is_refused() {
     );
     assert!(e.contains("/split") && e.contains("negative"), "{e}");
 }
+
+#[test]
+fn a_split_of_a_constant_folds_into_constant_parts() {
+    // The dynamo exporter splits attention's packed in-projection weights,
+    // a constant, into Q, K and V before each MatMul: no Gather is left, and
+    // each part is its own rows of the constant.
+    let packed: Vec<f32> = (0..18).map(|v| v as f32 - 8.0).collect();
+    let b = ModelBuilder::new(18)
+        .input("x", &[1, 2])
+        .f32("w", &[3, 2, 3], &packed)
+        .i64("parts", &[2], &[1, 2])
+        .node(
+            "/split",
+            "Split",
+            &["w", "parts"],
+            &["wq", "wkv"],
+            vec![attr_i("axis", 0)],
+        )
+        .i64("flat", &[2], &[2, 3])
+        .node("/rq", "Reshape", &["wq", "flat"], &["wq2"], vec![])
+        .node("/q", "MatMul", &["x", "wq2"], &["q"], vec![])
+        .i64("kv", &[3], &[2, 2, 3])
+        .node("/rkv", "Reshape", &["wkv", "kv"], &["wkv3"], vec![])
+        .node("/sum", "ReduceSum", &["wkv3"], &["s"], vec![attr_i("keepdims", 0)])
+        .node("/add", "Add", &["q", "s"], &["y"], vec![])
+        .output("y");
+    let g = load(b);
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+    assert!(!ops.contains(&"Gather"), "{ops:?}");
+    // q = x·W[0] with W[0] = [[-8, -7, -6], [-5, -4, -3]]; the sum of W[1]
+    // and W[2] over every axis is Σ(−2..=9) = 42, added to each column.
+    let x = [1.0, 2.0];
+    let q = [-8.0 - 10.0, -7.0 - 8.0, -6.0 - 6.0];
+    assert_eq!(eval_output(&g, &x), q.map(|v| v + 42.0).to_vec());
+}

@@ -404,18 +404,19 @@ impl Builder {
         Ok(Value::Act(id))
     }
 
-    /// Output `k` of the ONNX node as a zero-size constant of `shape` (a
-    /// Split's empty part): it computes nothing, and Concat drops it, as
-    /// exporters use it (a rotary embedding's pass-through half when the
-    /// whole head rotates). Bound like [`Self::emit_output`]'s.
-    pub(crate) fn empty_output(
+    /// Output `k` of the ONNX node as the constant `c`: a Split of a
+    /// constant (the dynamo exporter splits attention's packed in-projection
+    /// weights), or a Split's empty part, which computes nothing and which
+    /// Concat drops (a rotary embedding's pass-through half when the whole
+    /// head rotates). Bound like [`Self::emit_output`]'s.
+    pub(crate) fn const_output(
         &mut self,
         ctx: &NodeCtx,
         k: usize,
-        shape: Vec<usize>,
+        c: Const,
     ) -> Result<Value, ConvertError> {
         let name = output_name(ctx, k)?;
-        let value = Value::Const(Rc::new(Const::f32(shape, Vec::new())));
+        let value = Value::Const(Rc::new(c));
         if k != ctx.primary_output() {
             self.bind(ctx, &name, value.clone())?;
         }

@@ -5,14 +5,15 @@
 
 use medq::format::layout::{params::gather as w, OpCode};
 
-use super::onnx::{act, konst, opt_konst, Ins};
+use super::onnx::{act, input, konst, opt_konst, Ins};
 use super::IrOp;
 use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
 use crate::ir::{FusedActivation, Graph, Node, Op};
 use crate::load::fold;
 use crate::load::node::{norm_axis, NodeCtx};
-use crate::load::shape::{broadcast, check_size};
+use crate::load::shape::{broadcast, check_size, gather_indices, strides};
+use crate::load::tensor::Const;
 use crate::load::{Builder, Value};
 use crate::quantize::{int_const, LowerCtx, Lowered, OutputQuant};
 
@@ -336,9 +337,13 @@ pub(crate) fn gather_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
 
 /// ONNX `Split` of a computed tensor: one Select per output (`split` as
 /// attribute before opset 13, constant input from it on; else equal parts,
-/// opset 18's `num_outputs` included).
+/// opset 18's `num_outputs` included). A constant splits into constants.
 pub(crate) fn split(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
-    let (x, xs) = act(b, ctx, ins, 0)?;
+    let data = input(ctx, ins, 0)?.value.clone();
+    let xs = match &data {
+        Value::Const(c) => c.shape.clone(),
+        _ => act(b, ctx, ins, 0)?.1,
+    };
     let r = xs.len();
     let axis = norm_axis(ctx.int("axis", 0)?, r)
         .ok_or_else(|| ctx.attr_err("axis", format!("out of range for rank {r}")))?;
@@ -379,14 +384,23 @@ pub(crate) fn split(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
     for (k, &size) in sizes.iter().enumerate() {
         let mut out = xs.clone();
         out[axis] = size;
-        let v = if size == 0 {
-            b.empty_output(ctx, k, out)?
-        } else {
-            let op = Op::Select(Select {
-                axis,
-                index: Index::Range { start, step: 1 },
-            });
-            b.emit_output(ctx, k, op, vec![x], out)?
+        let v = match &data {
+            Value::Const(c) => {
+                let strides = strides(&xs);
+                let idx = gather_indices(&out, |a, i| {
+                    (i + if a == axis { start } else { 0 }) * strides[a]
+                });
+                b.const_output(ctx, k, fold::take(c, out, &idx))?
+            }
+            _ if size == 0 => b.const_output(ctx, k, Const::f32(out, Vec::new()))?,
+            _ => {
+                let op = Op::Select(Select {
+                    axis,
+                    index: Index::Range { start, step: 1 },
+                });
+                let (x, _) = act(b, ctx, ins, 0)?;
+                b.emit_output(ctx, k, op, vec![x], out)?
+            }
         };
         if k == primary {
             returned = Some(v);

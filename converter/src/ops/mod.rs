@@ -683,8 +683,9 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Split",
         gather::split,
         "Gather (one per output)",
-        "a computed tensor; `split` (an empty part computes nothing, and Concat drops it) or equal parts",
-    ),
+        "a computed tensor (a constant folds); `split` (an empty part computes nothing, and Concat drops it) or equal parts",
+    )
+    .takes_constants(),
     OnnxOp::new(
         "Sqrt",
         pointwise::unary,
