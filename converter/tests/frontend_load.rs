@@ -1405,7 +1405,13 @@ fn a_split_of_a_constant_folds_into_constant_parts() {
         .node("/q", "MatMul", &["x", "wq2"], &["q"], vec![])
         .i64("kv", &[3], &[2, 2, 3])
         .node("/rkv", "Reshape", &["wkv", "kv"], &["wkv3"], vec![])
-        .node("/sum", "ReduceSum", &["wkv3"], &["s"], vec![attr_i("keepdims", 0)])
+        .node(
+            "/sum",
+            "ReduceSum",
+            &["wkv3"],
+            &["s"],
+            vec![attr_i("keepdims", 0)],
+        )
         .node("/add", "Add", &["q", "s"], &["y"], vec![])
         .output("y");
     let g = load(b);
@@ -1416,4 +1422,34 @@ fn a_split_of_a_constant_folds_into_constant_parts() {
     let x = [1.0, 2.0];
     let q = [-8.0 - 10.0, -7.0 - 8.0, -6.0 - 6.0];
     assert_eq!(eval_output(&g, &x), q.map(|v| v + 42.0).to_vec());
+}
+
+#[test]
+fn a_supported_op_on_constants_folds_through_its_own_lowering() {
+    // Exporters leave constant computations unfolded past a size limit
+    // (sinusoidal position tables, projected weights): Sin and MatMul have
+    // no evaluator of their own at load, and fold through the IR ops they
+    // lower to.
+    let b = ModelBuilder::new(17)
+        .input("x", &[1, 2, 2])
+        .f32("t", &[2, 2], &[0.0, 0.5, 1.0, 1.5])
+        .f32("m", &[2, 2], &[1.0, 2.0, 3.0, 4.0])
+        .node("/sin", "Sin", &["t"], &["s"], vec![])
+        .node("/proj", "MatMul", &["s", "m"], &["p"], vec![])
+        .node("/add", "Add", &["x", "p"], &["y"], vec![])
+        .output("y");
+    let g = load(b);
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+    assert_eq!(ops, ["Add"], "only the Add computes");
+    let s: Vec<f32> = [0.0f32, 0.5, 1.0, 1.5].iter().map(|v| v.sin()).collect();
+    let p = [
+        s[0] + 3.0 * s[1],
+        2.0 * s[0] + 4.0 * s[1],
+        s[2] + 3.0 * s[3],
+        2.0 * s[2] + 4.0 * s[3],
+    ];
+    let got = eval_output(&g, &[0.0; 4]);
+    for (g, want) in got.iter().zip(p) {
+        assert!((g - want).abs() < 1e-5, "{got:?} against {p:?}");
+    }
 }

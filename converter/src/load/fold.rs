@@ -176,13 +176,18 @@ pub fn eval(ctx: &NodeCtx, inputs: &[Option<&Const>]) -> Result<Option<Const>, C
         }
         _ => return Ok(None),
     };
-    if r.len() > MAX_FOLDED_ELEMENTS {
+    within_limit(ctx, r).map(Some)
+}
+
+/// `c`, unless it is larger than a folded constant may be.
+pub fn within_limit(ctx: &NodeCtx, c: Const) -> Result<Const, ConvertError> {
+    if c.len() > MAX_FOLDED_ELEMENTS {
         return Err(ctx.err(format!(
             "folding produces a constant of shape {:?}, larger than medq accepts",
-            r.shape
+            c.shape
         )));
     }
-    Ok(Some(r))
+    Ok(c)
 }
 
 /// Folded constants are shapes, indices and weights; anything bigger than

@@ -509,6 +509,11 @@ impl Builder {
             if let Some(c) = fold::eval(ctx, &consts)? {
                 return Ok(Value::Const(Rc::new(c)));
             }
+            if let Some(op) = op {
+                if let Some(folded) = self.fold_by_lowering(op, ctx, ins)? {
+                    return Ok(folded);
+                }
+            }
             if op.is_none() && !const_only {
                 return Err(unsupported(ctx));
             }
@@ -532,6 +537,73 @@ impl Builder {
             Some(op) => (op.lower)(self, ctx, ins),
             None => Err(unsupported(ctx)),
         }
+    }
+}
+
+impl Builder {
+    /// Fold a supported op whose inputs are all constants and which
+    /// [`fold::eval`] has no evaluator for (exporters leave large constant
+    /// computations unfolded: the dynamo exporter's optimizer skips
+    /// tensors past a size limit): lower it into a scratch graph whose input
+    /// is the constant data input 0, run the float evaluation of the IR ops
+    /// it becomes, and bind every output it computed as a constant. One
+    /// mechanism for every op, whose float semantics are those the
+    /// converter already defines. `None` when input 0 is not float data.
+    fn fold_by_lowering(
+        &mut self,
+        op: &crate::ops::OnnxOp,
+        ctx: &NodeCtx,
+        ins: &[Option<Input>],
+    ) -> Result<Option<Value>, ConvertError> {
+        let Some(Some(Input {
+            name,
+            value: Value::Const(data),
+        })) = ins.first()
+        else {
+            return Ok(None);
+        };
+        let tensor::Data::F32(values) = &data.data else {
+            return Ok(None);
+        };
+        let mut scratch = Builder {
+            graph: Graph::default(),
+            env: HashMap::new(),
+            const_ids: HashMap::new(),
+            domain_opsets: self.domain_opsets.clone(),
+        };
+        let input = scratch.add_tensor(name, data.shape.clone(), None);
+        scratch.graph.inputs.push(input);
+        let mut scratch_ins: Vec<Option<Input>> = Vec::with_capacity(ins.len());
+        scratch_ins.push(Some(Input {
+            name,
+            value: Value::Act(input),
+        }));
+        scratch_ins.extend(ins[1..].iter().map(|i| {
+            i.as_ref().map(|i| Input {
+                name: i.name,
+                value: i.value.clone(),
+            })
+        }));
+        let primary = (op.lower)(&mut scratch, ctx, &scratch_ins)?;
+        let computed = crate::float_eval::eval(&scratch.graph, &[values])?;
+        let as_const = |v: Value| -> Result<Value, ConvertError> {
+            let Value::Act(id) = v else { return Ok(v) };
+            let data = computed[id]
+                .clone()
+                .ok_or_else(|| ctx.err("folding it computed no value"))?;
+            let c = Const::f32(scratch.graph.tensors[id].shape.clone(), data);
+            Ok(Value::Const(Rc::new(fold::within_limit(ctx, c)?)))
+        };
+        for (k, out) in ctx.pb.output.iter().enumerate() {
+            if k == ctx.primary_output() {
+                continue;
+            }
+            if let Some(v) = scratch.env.get(out) {
+                let v = as_const(v.clone())?;
+                self.bind(ctx, out, v)?;
+            }
+        }
+        as_const(primary).map(Some)
     }
 }
 
