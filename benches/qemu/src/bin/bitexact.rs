@@ -54,6 +54,9 @@ struct Tally {
     four_wide: u32,
     two_wide: u32,
     one_wide: u32,
+    /// Reductions too long for two columns: one position at a time, four
+    /// weight rows a pass, in chunks of whole input channels.
+    by_position: u32,
     /// FC calls whose reduction runs in several chunks.
     chunked: u32,
     fallback: u32,
@@ -127,11 +130,12 @@ fn main() -> ! {
         conv.dilated, conv.padded, conv.k_tail, conv.zp_extreme
     );
     hprintln!(
-        "      paths: single-channel rows {}, columns x4 {}, x2 {}, x1 {}, reference fallback {}",
+        "      paths: single-channel rows {}, columns x4 {}, x2 {}, x1 {}, by position {}, reference fallback {}",
         conv.rows_path,
         conv.four_wide,
         conv.two_wide,
         conv.one_wide,
+        conv.by_position,
         conv.fallback
     );
     report_kernels::<ConvParams>(&conv);
@@ -201,7 +205,7 @@ fn conv_case(rng: &mut Rng) -> Option<ConvParams> {
     let cin_g = if depthwise {
         1
     } else if rng.chance(1, 8) {
-        rng.usize(20, 90) // long reductions: one column, or the reference
+        rng.usize(20, 150) // long reductions: one column, or channel chunks
     } else {
         rng.usize(1, 33)
     };
@@ -428,9 +432,10 @@ fn tally_conv(p: &ConvParams, t: &mut Tally) {
     // Depthwise over several kernel rows: the conv kernel leaves it to the
     // reference (the depthwise kernel's shape).
     let refused = cin_g == 1 && p.kernel_h > 1;
+    let taps = p.kernel_h * p.kernel_w;
     classify(
         t,
-        k,
+        (k, taps),
         p.out_h * p.out_w,
         p.input_zero_point,
         (rows_path, refused),
@@ -513,12 +518,21 @@ fn row_case(rng: &mut Rng) -> Option<ConvParams> {
 
 /// Which path the conv kernel takes, from its documented limits (the
 /// column buffer holds `MAX_REDUCTION` lanes: one column of up to that
-/// reduction, two of half, four of a quarter).
-fn classify(t: &mut Tally, k: usize, columns: usize, zp: i32, (rows_path, refused): (bool, bool)) {
+/// reduction, two of half, four of a quarter; past half, one position at a
+/// time in chunks of whole input channels of at most `MAX_REDUCTION` taps).
+fn classify(
+    t: &mut Tally,
+    (k, taps): (usize, usize),
+    columns: usize,
+    zp: i32,
+    (rows_path, refused): (bool, bool),
+) {
     let zp_ok = (-128..=127).contains(&zp);
     let k4 = k.div_ceil(4) * 4;
-    if !zp_ok || k4 > dsp::MAX_REDUCTION || refused {
+    if !zp_ok || taps > dsp::MAX_REDUCTION || refused {
         t.fallback += 1;
+    } else if k4 > dsp::MAX_REDUCTION / 2 {
+        t.by_position += 1;
     } else if rows_path {
         t.rows_path += 1;
     } else if k4 <= dsp::MAX_REDUCTION / 4 && columns >= 3 {

@@ -3,11 +3,13 @@
 //! tap pairs slid along a widened input row.
 
 use super::dsp::{self, smlad, splat16};
+#[cfg(feature = "conv-long-reductions")]
+use super::fully_connected::accumulate_rows;
 use super::{
     conv_lens_ok, conv_shape_ok, run_block, widen_into, widen_padded, zeroed_prefix, zp_byte,
     Epilogue, Operands, Requant, Taps,
 };
-use super::{COL_WORDS, MAX_GROUPS_X1, MAX_GROUPS_X2, MAX_GROUPS_X4, SCRATCH_WORDS};
+use super::{COL_WORDS, MAX_GROUPS_X2, MAX_GROUPS_X4, MAX_REDUCTION, SCRATCH_WORDS};
 use crate::kernels::{reference, ConvParams};
 use core::mem::MaybeUninit;
 
@@ -24,10 +26,17 @@ use core::mem::MaybeUninit;
 /// columns to pay off; then each input row is widened once and every output
 /// is a few `SMLAD`s over pairs of adjacent lanes.
 ///
+/// With the `conv-long-reductions` feature (~1.2 KB of flash, which the ECG
+/// firmware leaves out), a reduction `C_in/groups · kH · kW` too long for
+/// two columns (over 320) runs one output position at a time, as a fully
+/// connected layer over its window, a chunk of whole input channels at a
+/// time: then any reduction is taken. Without it, reductions over
+/// [`MAX_REDUCTION`](super::MAX_REDUCTION) (640) take the reference.
+///
 /// Falls back to the reference kernel (which returns early on a failed
 /// precondition) unless the preconditions hold and [`conv_dsp_takes`]
-/// accepts `p`: the input zero point in `i8`, the reduction `C_in/groups ·
-/// kH · kW` in `1..=`[`MAX_REDUCTION`](super::MAX_REDUCTION), and not one
+/// accepts `p`: the input zero point in `i8`, at most
+/// [`MAX_REDUCTION`](super::MAX_REDUCTION) taps per input channel, and not one
 /// input channel per group over several kernel rows (depthwise 2-D, where
 /// columns of a few taps are slower than the reference;
 /// [`depthwise_conv_s8_dsp`](super::depthwise_conv_s8_dsp) takes those).
@@ -52,6 +61,14 @@ pub fn conv_s8_dsp(
         reference::conv_s8(p, input, weights, bias, multiplier, shift, output);
         return;
     };
+    // Where only one column fits, four weight rows sharing each column load
+    // beat one column sharing each weight load (1.8 against 2.2
+    // instructions a MAC on the M4 at K = 544).
+    #[cfg(feature = "conv-long-reductions")]
+    if g.groups4 > MAX_GROUPS_X2 {
+        conv_long(p, &g, io, output);
+        return;
+    }
     let mut col_buf = MaybeUninit::<[u32; COL_WORDS]>::uninit();
     if let Some(rows) = g.row_path(p) {
         let col = zeroed_prefix(&mut col_buf, rows.span.div_ceil(2));
@@ -115,6 +132,72 @@ pub fn conv_dsp_takes(p: &ConvParams) -> Result<(), &'static str> {
     Geometry::of(p).map(|_| ())
 }
 
+/// [`conv_s8_dsp`] for a reduction too long for two columns (over 320; 64
+/// channels of a 17-tap 1-D kernel: 1088): each output position is a fully
+/// connected layer over its window. The window is staged and widened a
+/// chunk of whole input channels (at most [`MAX_REDUCTION`] values) at a
+/// time, and each chunk runs four weight rows against the column
+/// ([`accumulate_rows`]) into the sums of as many output channels as the
+/// sums buffer holds. Each weight is loaded once per position, where the
+/// short path shares it between four.
+#[cfg(feature = "conv-long-reductions")]
+#[inline(never)]
+fn conv_long(p: &ConvParams, g: &Geometry, io: Operands<'_>, output: &mut [i8]) {
+    let taps = p.kernel_h * p.kernel_w;
+    let chans = (MAX_REDUCTION / taps.max(1)).max(1);
+    let mut col_buf = MaybeUninit::<[u32; COL_WORDS]>::uninit();
+    let col = zeroed_prefix(&mut col_buf, COL_WORDS);
+    let mut stage_buf = MaybeUninit::<[u32; SCRATCH_WORDS]>::uninit();
+    let stage = zeroed_prefix(&mut stage_buf, SCRATCH_WORDS);
+    let mut sums_buf = MaybeUninit::<[u32; SCRATCH_WORDS]>::uninit();
+    let block = SCRATCH_WORDS / 4 * 4;
+    let sums = zeroed_prefix(&mut sums_buf, block);
+    let Ok(sums) = bytemuck::try_cast_slice_mut::<u32, i32>(sums) else {
+        return;
+    };
+    let per_group = output
+        .chunks_exact_mut(g.cout_g * g.out_plane)
+        .zip(io.weights.chunks_exact(g.cout_g * g.k))
+        .enumerate();
+    for (grp, (out_group, w_group)) in per_group {
+        let in_group = io.input.get(grp * g.cin_g * g.in_plane..).unwrap_or(&[]);
+        let oc0 = grp * g.cout_g;
+        for pos in 0..g.out_plane {
+            let mut n0 = 0;
+            while n0 < g.cout_g {
+                let n = block.min(g.cout_g - n0);
+                let sums = sums.get_mut(..n).unwrap_or(&mut []);
+                for (acc, &b) in sums.iter_mut().zip(io.bias.get(oc0 + n0..).unwrap_or(&[])) {
+                    *acc = b;
+                }
+                let mut c0 = 0;
+                while c0 < g.cin_g {
+                    let cc = chans.min(g.cin_g - c0);
+                    let part = Geometry {
+                        cin_g: cc,
+                        k: cc * taps,
+                        groups4: (cc * taps).div_ceil(4),
+                        ..*g
+                    };
+                    let x = in_group.get(c0 * g.in_plane..).unwrap_or(&[]);
+                    part.build_columns(p, x, pos, 1, 1, col, stage);
+                    let w = w_group.get(n0 * g.k + c0 * taps..).unwrap_or(&[]);
+                    accumulate_rows(w, g.k, (part.k, part.groups4), col, sums);
+                    c0 += cc;
+                }
+                let quant = io.multiplier.iter().zip(io.shift).skip(oc0 + n0);
+                for (j, (&acc, (&m, &s))) in sums.iter().zip(quant).enumerate() {
+                    if let Some(y) = out_group.get_mut((n0 + j) * g.out_plane + pos) {
+                        let rq = Requant::new(m, i32::from(s));
+                        *y = rq.apply(acc, p.output_zero_point, p.act_min, p.act_max);
+                    }
+                }
+                n0 += n;
+            }
+        }
+    }
+}
+
 /// Columns per block with `left` positions to go: as many as the buffer
 /// allows, except that 3 run as 4 (one discarded, cheaper than 2 + 1) and
 /// 2 or 1 as themselves.
@@ -127,6 +210,7 @@ pub(super) fn block_width(left: usize, widest: usize) -> usize {
 }
 
 /// Derived sizes, valid once [`Geometry::new`] has checked the call.
+#[derive(Clone, Copy)]
 struct Geometry {
     cin_g: usize,
     cout_g: usize,
@@ -434,9 +518,13 @@ impl Geometry {
         }
         // (The reason names MAX_REDUCTION, 640.)
         const _: () = assert!(super::MAX_REDUCTION == 640);
-        if k.div_ceil(4) > MAX_GROUPS_X1 {
+        if p.kernel_h * p.kernel_w > MAX_REDUCTION {
+            return Err(why!("kernel of more than 640 taps per input channel"));
+        }
+        if k > MAX_REDUCTION && !cfg!(feature = "conv-long-reductions") {
             return Err(why!(
-                "reduction (in_channels/groups × kernel) longer than 640"
+                "reduction (in_channels/groups × kernel) longer than 640, \
+                 and the conv-long-reductions feature is off"
             ));
         }
         let zp = zp_byte(p.input_zero_point).ok_or("input zero point outside i8")?;
@@ -836,12 +924,89 @@ mod tests {
         conv_both(c, conv_s8_dsp)
     }
 
+    /// Reductions past the column buffer (`C_in/groups · kH · kW > 640`):
+    /// 1-D and 2-D, grouped, strided, dilated, padded, and channel counts
+    /// whose chunks of whole channels end anywhere in a group of 4.
+    fn long_case() -> impl Strategy<Value = Case> {
+        (
+            prop_oneof![Just((1usize, 1usize)), (2usize..=4, 1usize..=3)],
+            (1usize..=30, 1usize..=17, 1usize..=4, 1usize..=2, 0usize..=8),
+            1usize..=2,
+            40usize..=400,
+            1usize..=6,
+        )
+            .prop_filter_map(
+                "not longer than the column buffer, or no output",
+                |((in_h, kh), (in_w, kw, sw, dw, pad), groups, cin_g, cout_g)| {
+                    if cin_g * kh * kw <= 640 {
+                        return None;
+                    }
+                    let out_h = crate::kernels::conv_out_len(in_h, kh, 1, 1, 0, 0)?;
+                    let out_w = crate::kernels::conv_out_len(in_w, kw, sw, dw, pad, pad / 2)?;
+                    let p = ConvParams {
+                        in_channels: groups * cin_g,
+                        in_h,
+                        in_w,
+                        out_channels: groups * cout_g,
+                        out_h,
+                        out_w,
+                        kernel_h: kh,
+                        kernel_w: kw,
+                        stride_h: 1,
+                        stride_w: sw,
+                        dilation_h: 1,
+                        dilation_w: dw,
+                        pad_top: 0,
+                        pad_left: pad,
+                        groups,
+                        input_zero_point: 0,
+                        output_zero_point: 0,
+                        act_min: -128,
+                        act_max: 127,
+                    };
+                    Some(p)
+                },
+            )
+            .prop_flat_map(|p| {
+                let n_in = p.in_channels * p.in_h * p.in_w;
+                let n_w = p.out_channels * p.in_channels / p.groups * p.kernel_h * p.kernel_w;
+                let n_oc = p.out_channels;
+                (
+                    Just(p),
+                    proptest::collection::vec(any::<i8>(), n_in),
+                    proptest::collection::vec(any::<i8>(), n_w),
+                    proptest::collection::vec(-300_000i32..300_000, n_oc),
+                    proptest::collection::vec((1i32 << 30)..=i32::MAX, n_oc),
+                    // |acc| is about 2^14·sqrt(K): bring it near the i8 range.
+                    proptest::collection::vec(-17i8..=-14, n_oc),
+                    (-128i32..=127, -128i32..=127),
+                )
+            })
+            .prop_map(|(p, x, w, b, m, s, (izp, ozp))| {
+                Case::new(p, (x, w), (b, m, s), (izp, ozp, -128, 127))
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
         #[test]
         fn bit_exact_with_reference(c in case()) {
             let (want, got) = both(&c);
+            prop_assert_eq!(want, got);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(60))]
+
+        #[test]
+        fn bit_exact_with_reference_past_the_column_buffer(c in long_case()) {
+            let takes = cfg!(feature = "conv-long-reductions") && dsp::USES_DSP_INSTRUCTIONS;
+            prop_assert_eq!(conv_dsp_takes(&c.p).is_ok(), takes);
+            let (want, got) = both(&c);
+            // Not a vacuous pass: the outputs vary.
+            prop_assert!(want.iter().any(|&y| y != want[0]) || want.len() < 4);
             prop_assert_eq!(want, got);
         }
     }
@@ -892,7 +1057,11 @@ mod tests {
     #[test]
     fn ecg_layers_and_long_reductions() {
         // The ECG model's layers (K = 7, 80, 96), a 1-column reduction
-        // (K = 32·7 = 224 > 128), the limit (K = 512), and past it (reference).
+        // (K = 32·7 = 224 > 128), K = 512 and 520, the column buffer's
+        // limit (K = 640), and past it (one position at a time, in chunks of
+        // whole channels): 641, 64·17 = 1088 (the chunks split channels 37 +
+        // 27) and 3·640 + 1 = 1921 taps (a last chunk of one channel); a
+        // kernel of 641 taps per channel takes the reference.
         for (cin, cout, k, w) in [
             (1, 16, 7, 140),
             (16, 32, 5, 70),
@@ -900,6 +1069,12 @@ mod tests {
             (32, 5, 7, 9),
             (64, 3, 8, 11),
             (65, 2, 8, 9),
+            (80, 3, 8, 6),
+            (1, 3, 641, 700),
+            (641, 2, 1, 5),
+            (64, 7, 17, 20),
+            (113, 5, 17, 9),
+            (1921, 3, 1, 4),
         ] {
             let c = ecg_like(cin, cout, k, w);
             let (want, got) = both(&c);
@@ -1028,17 +1203,27 @@ mod tests {
     fn takes_says_why_not() {
         let ok = ecg_like(16, 32, 5, 70).p;
         assert_eq!(Geometry::of(&ok).err(), None);
-        // The longest reduction the column buffer holds, and one more.
-        let at_limit = ConvParams {
-            in_channels: 128,
-            ..ok
-        };
-        assert_eq!(Geometry::of(&at_limit).err(), None);
+        // Reductions past the column buffer are taken (in chunks of whole
+        // channels) with the feature; a kernel longer than the buffer per
+        // channel is not.
         let past = ConvParams {
             in_channels: 129,
             ..ok
         };
-        assert!(Geometry::of(&past).is_err_and(|e| e.contains("640")));
+        if cfg!(feature = "conv-long-reductions") {
+            assert_eq!(Geometry::of(&past).err(), None);
+        } else {
+            assert!(Geometry::of(&past).is_err_and(|e| e.contains("feature")));
+        }
+        let taps = ConvParams {
+            in_channels: 1,
+            in_w: 700,
+            out_w: 60,
+            kernel_w: 641,
+            pad_left: 0,
+            ..ok
+        };
+        assert!(Geometry::of(&taps).is_err_and(|e| e.contains("640")));
         let zp = ConvParams {
             input_zero_point: 128,
             ..ok

@@ -137,7 +137,7 @@ fn by_weight_rows(p: &FullyConnectedParams, io: &Operands<'_>, output: &mut [i8]
 /// last rows of the tensor, whose whole groups would read past its end,
 /// one at a time through a padded copy.
 #[inline(never)]
-fn accumulate_rows(
+pub(super) fn accumulate_rows(
     w: &[i8],
     k: usize,
     (len, groups): (usize, usize),
