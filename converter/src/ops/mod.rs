@@ -331,6 +331,15 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "a computed tensor along a constant axis, `exclusive`, `reverse`",
     ),
     OnnxOp::new(
+        "DFT",
+        stft::dft,
+        "FullyConnected (the transform's cosine and sine rows), between views (and Transposes \
+         when the axis is not the one before the last)",
+        "real or complex input, a constant axis (opset 20: the `axis` input) other than the \
+         batch; `inverse`, `onesided` (`rfft`, and `irfft` with `inverse`), `dft_length` the signal's own; \
+         at most 2²² weights (a 1024-point complex transform)",
+    ),
+    OnnxOp::new(
         "Div",
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Div),
         "Mul (by the reciprocal of a constant), else Div",

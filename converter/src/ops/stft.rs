@@ -1,18 +1,27 @@
+//! Fourier transforms as constant linear maps.
+//!
 //! ONNX `STFT` of a real signal (a spectrogram front end: `torch.stft`
 //! from both PyTorch exporters). The windowed DFT of each frame is a
 //! convolution: output channel `2k` correlates the signal with
 //! `w[n]·cos(2πkn/N)`, channel `2k+1` with `−w[n]·sin(2πkn/N)`, strided by
 //! the hop. So it runs as one Conv with constant weights, then a Transpose
 //! and a view to ONNX's `[batch, frames, bins, 2]`.
+//!
+//! ONNX `DFT` (`torch.fft.rfft`/`fft`/`ifft`/`irfft`, which only the dynamo
+//! exporter writes): every output value along the transformed axis is a
+//! fixed combination of the input values along it, so the transform is one
+//! FullyConnected over `(points, re/im)` with the cosine and sine rows as
+//! weights, the axis moved next to the real/imaginary one and back.
 
 use std::f64::consts::PI;
 
 use super::conv::Conv;
+use super::fully_connected::FullyConnected;
 use super::onnx::{act, opt_konst, Ins};
-use super::transpose::Transpose;
+use super::transpose::{permute, Transpose};
 use crate::error::ConvertError;
 use crate::ir::{Array, FusedActivation, Op, Window};
-use crate::load::node::NodeCtx;
+use crate::load::node::{norm_axis, NodeCtx};
 use crate::load::{Builder, Value};
 
 /// The longest frame: a Conv of `2·bins` rows of `N` weights, `N²` in all.
@@ -104,6 +113,156 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     b.emit(ctx, Op::Reshape, vec![by_frame], vec![1, frames, bins, 2])
 }
 
+/// The most weights a DFT's matrix may have (`2·bins × points·2`): a
+/// 1024-point complex transform.
+const MAX_DFT_WEIGHTS: usize = 1 << 22;
+
+/// ONNX `DFT` (opset 17: `axis` attribute, default 1; from opset 20 an
+/// optional constant input, default −2): real (`[…, 1]`) or complex
+/// (`[…, 2]`) input, `dft_length` when it is the signal's own, `inverse`
+/// (scaled by `1/n`), `onesided` (forward: bins `0..=n/2`; inverse: the
+/// real signal of a one-sided spectrum, numpy's `irfft`).
+pub(crate) fn dft(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, xs) = act(b, ctx, ins, 0)?;
+    let r = xs.len();
+    let parts_in = xs.last().copied().unwrap_or(0);
+    if r < 3 || !(1..=2).contains(&parts_in) {
+        return Err(ctx.err(format!(
+            "the input has shape {xs:?}; DFT takes [batch, ..., signal, 1 or 2] (real or complex)"
+        )));
+    }
+    let axis = if ctx.opset < 20 {
+        ctx.int("axis", 1)?
+    } else {
+        match opt_konst(ctx, ins, 2, "axis")? {
+            None => -2,
+            Some(c) => match crate::load::fold::ints(ctx, &c, "axis")? {
+                [a] => *a,
+                v => return Err(ctx.err(format!("the axis must be one integer, not {v:?}"))),
+            },
+        }
+    };
+    let axis = norm_axis(axis, r)
+        .filter(|&a| a >= 1 && a < r - 1)
+        .ok_or_else(|| {
+            ctx.attr_err(
+                "axis",
+                format!("{axis} is not a signal axis of {xs:?} (neither the batch nor the last)"),
+            )
+        })?;
+    let points_in = xs[axis];
+    let inverse = ctx.int("inverse", 0)? != 0;
+    let onesided = ctx.int("onesided", 0)? != 0;
+    let n = if inverse && onesided {
+        2 * points_in.saturating_sub(1)
+    } else {
+        points_in
+    };
+    if let Some(c) = opt_konst(ctx, ins, 1, "dft_length")? {
+        // tract, the float reference, ignores it: a padded or truncated
+        // transform could not be checked.
+        let length = crate::load::fold::ints(ctx, &c, "dft_length")?;
+        if length != [n as i64] {
+            return Err(ctx.err(format!(
+                "a dft_length of {length:?} is not supported, only the signal's own ({n}); \
+                 pad or slice the signal before the DFT"
+            )));
+        }
+    }
+    let (points_out, parts_out) = match (inverse, onesided) {
+        (false, true) => (n / 2 + 1, 2),
+        (true, true) => (n, 1),
+        (_, false) => (n, 2),
+    };
+    let rows = points_out * parts_out;
+    let cols = points_in * parts_in;
+    if n == 0 || rows.saturating_mul(cols) > MAX_DFT_WEIGHTS {
+        return Err(ctx.err(format!(
+            "a {n}-point DFT of {points_in} points is larger than medq takes \
+             ({MAX_DFT_WEIGHTS} weights)"
+        )));
+    }
+    let weights = dft_matrix(n, (points_in, parts_in), (points_out, parts_out), inverse);
+    // The signal axis next to the real/imaginary one, the others in order.
+    let mut perm: Vec<usize> = (0..r - 1).filter(|&a| a != axis).collect();
+    perm.extend([axis, r - 1]);
+    let moved: Vec<usize> = perm.iter().map(|&a| xs[a]).collect();
+    let x = permute(b, ctx, "signal_last", x, &xs, &perm)?;
+    let mut flat = moved[..r - 2].to_vec();
+    flat.push(cols);
+    let x = b.emit_part(ctx, "signal", Op::Reshape, vec![x], flat)?;
+    let fc = Op::FullyConnected(FullyConnected {
+        weights: Array::new(vec![rows, cols], weights),
+        bias: vec![0.0; rows],
+        activation: FusedActivation::None,
+    });
+    let mut by_row = moved[..r - 2].to_vec();
+    by_row.push(rows);
+    let y = b.emit_part(ctx, "dft", fc, vec![x], by_row)?;
+    let mut spectrum = moved[..r - 2].to_vec();
+    spectrum.extend([points_out, parts_out]);
+    // Back to the input's axis order (`perm` moved one axis: its inverse).
+    let mut back = vec![0; r];
+    for (i, &a) in perm.iter().enumerate() {
+        back[a] = i;
+    }
+    let out: Vec<usize> = back.iter().map(|&a| spectrum[a]).collect();
+    if back.iter().enumerate().all(|(i, &a)| i == a) {
+        return b.emit(ctx, Op::Reshape, vec![y], out);
+    }
+    let y = b.emit_part(ctx, "spectrum", Op::Reshape, vec![y], spectrum.clone())?;
+    crate::ops::transpose::emit(b, ctx, y, &spectrum, back)
+}
+
+/// The `n`-point DFT as a `[points_out·parts_out, points_in·parts_in]`
+/// matrix: row `(j, re/im)`, column `(t, re/im)`.
+fn dft_matrix(
+    n: usize,
+    (points_in, parts_in): (usize, usize),
+    (points_out, parts_out): (usize, usize),
+    inverse: bool,
+) -> Vec<f32> {
+    let mut w = vec![0.0f32; points_out * parts_out * points_in * parts_in];
+    let cols = points_in * parts_in;
+    let angle = |j: usize, t: usize| 2.0 * PI * ((j * t) % n) as f64 / n as f64;
+    if inverse && parts_out == 1 {
+        // numpy's irfft: bins 0..=n/2 of a Hermitian spectrum, each inner
+        // bin standing for itself and its mirror (twice), the imaginary
+        // parts of bins 0 and n/2 ignored.
+        for t in 0..points_out {
+            for k in 0..points_in.min(n / 2 + 1) {
+                let twice = k != 0 && !(n % 2 == 0 && k == n / 2);
+                let c = if twice { 2.0 } else { 1.0 } / n as f64;
+                let row = &mut w[t * cols..(t + 1) * cols];
+                row[k * parts_in] = (c * angle(k, t).cos()) as f32;
+                if parts_in == 2 {
+                    row[k * 2 + 1] = (-c * angle(k, t).sin()) as f32;
+                }
+            }
+        }
+        return w;
+    }
+    // y_j = scale · Σ_t x_t · e^{±i·2πjt/n}, x_t = re + i·im.
+    let (sign, scale) = if inverse {
+        (1.0, 1.0 / n as f64)
+    } else {
+        (-1.0, 1.0)
+    };
+    for j in 0..points_out {
+        for t in 0..points_in {
+            let (cos, sin) = (angle(j, t).cos() * scale, sign * angle(j, t).sin() * scale);
+            let (re, im) = (j * 2 * cols, (j * 2 + 1) * cols);
+            w[re + t * parts_in] = cos as f32;
+            w[im + t * parts_in] = sin as f32;
+            if parts_in == 2 {
+                w[re + t * 2 + 1] = -sin as f32;
+                w[im + t * 2 + 1] = cos as f32;
+            }
+        }
+    }
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use crate::ops::testing::{assert_conforms, attr_i, floats, int64s, one_node};
@@ -147,6 +306,62 @@ mod tests {
                 "{kinds:?}"
             );
         }
+    }
+
+    #[test]
+    fn dft_runs_as_one_fully_connected_layer_in_every_form() {
+        // rfft as the dynamo exporter writes it ([1, L, 1], axis 1 of
+        // opset 18), a full complex transform and its inverse along a middle
+        // axis (moved and moved back), an irfft, and a dft_length given as
+        // the signal's own.
+        let cases: [(&[i64], i64, &[(&str, i64)], Option<i64>, usize); 5] = [
+            (&[1, 32, 1], 1, &[("onesided", 1)], None, 0),
+            (&[1, 12, 5, 2], 1, &[], None, 2),
+            (&[1, 12, 5, 2], 1, &[("inverse", 1)], None, 2),
+            (
+                &[1, 9, 3, 2],
+                1,
+                &[("inverse", 1), ("onesided", 1)],
+                None,
+                2,
+            ),
+            (&[1, 20, 3, 1], 1, &[], Some(20), 2),
+        ];
+        for (shape, axis, attrs, length, transposes) in cases {
+            let mut attrs: Vec<_> = attrs.iter().map(|&(a, v)| attr_i(a, v)).collect();
+            attrs.push(attr_i("axis", axis));
+            let (inputs, inits) = match length {
+                Some(n) => (vec!["n"], vec![int64s("n", &[], &[n])]),
+                None => (vec![], vec![]),
+            };
+            let model = one_node("DFT", shape, &inputs, attrs, inits);
+            let g = assert_conforms("DFT", &model, 35.0);
+            let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.def().kind()).collect();
+            let count = |k: &str| kinds.iter().filter(|&&x| x == k).count();
+            assert_eq!(count("FullyConnected"), 1, "{shape:?}: {kinds:?}");
+            assert_eq!(count("Transpose"), transposes, "{shape:?}: {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn a_dft_over_the_batch_or_the_complex_axis_or_padded_is_refused_by_name() {
+        for axis in [0, 2, -1] {
+            let model = one_node("DFT", &[1, 16, 1], &[], vec![attr_i("axis", axis)], vec![]);
+            let err = crate::ops::testing::load(&model).unwrap_err().to_string();
+            assert!(err.contains("not a signal axis"), "{axis}: {err}");
+        }
+        let padded = one_node(
+            "DFT",
+            &[1, 16, 1],
+            &["n"],
+            vec![],
+            vec![int64s("n", &[], &[32])],
+        );
+        let err = crate::ops::testing::load(&padded).unwrap_err().to_string();
+        assert!(err.contains("dft_length of [32]"), "{err}");
+        let three = one_node("DFT", &[1, 16, 3], &[], vec![], vec![]);
+        let err = crate::ops::testing::load(&three).unwrap_err().to_string();
+        assert!(err.contains("real or complex"), "{err}");
     }
 
     #[test]
