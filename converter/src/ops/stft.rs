@@ -231,7 +231,7 @@ fn dft_matrix(
         // parts of bins 0 and n/2 ignored.
         for t in 0..points_out {
             for k in 0..points_in.min(n / 2 + 1) {
-                let twice = k != 0 && !(n % 2 == 0 && k == n / 2);
+                let twice = k != 0 && !(n.is_multiple_of(2) && k == n / 2);
                 let c = if twice { 2.0 } else { 1.0 } / n as f64;
                 let row = &mut w[t * cols..(t + 1) * cols];
                 row[k * parts_in] = (c * angle(k, t).cos()) as f32;
@@ -314,23 +314,35 @@ mod tests {
         // opset 18), a full complex transform and its inverse along a middle
         // axis (moved and moved back), an irfft, and a dft_length given as
         // the signal's own.
-        let cases: [(&[i64], i64, &[(&str, i64)], Option<i64>, usize); 5] = [
-            (&[1, 32, 1], 1, &[("onesided", 1)], None, 0),
-            (&[1, 12, 5, 2], 1, &[], None, 2),
-            (&[1, 12, 5, 2], 1, &[("inverse", 1)], None, 2),
-            (
-                &[1, 9, 3, 2],
-                1,
-                &[("inverse", 1), ("onesided", 1)],
-                None,
-                2,
-            ),
-            (&[1, 20, 3, 1], 1, &[], Some(20), 2),
+        struct Case {
+            shape: &'static [i64],
+            attrs: &'static [(&'static str, i64)],
+            dft_length: Option<i64>,
+            transposes: usize,
+        }
+        let case = |shape, attrs, dft_length, transposes| Case {
+            shape,
+            attrs,
+            dft_length,
+            transposes,
+        };
+        let cases = [
+            case(&[1, 32, 1], &[("onesided", 1)], None, 0),
+            case(&[1, 12, 5, 2], &[], None, 2),
+            case(&[1, 12, 5, 2], &[("inverse", 1)], None, 2),
+            case(&[1, 9, 3, 2], &[("inverse", 1), ("onesided", 1)], None, 2),
+            case(&[1, 20, 3, 1], &[], Some(20), 2),
         ];
-        for (shape, axis, attrs, length, transposes) in cases {
+        for Case {
+            shape,
+            attrs,
+            dft_length,
+            transposes,
+        } in cases
+        {
             let mut attrs: Vec<_> = attrs.iter().map(|&(a, v)| attr_i(a, v)).collect();
-            attrs.push(attr_i("axis", axis));
-            let (inputs, inits) = match length {
+            attrs.push(attr_i("axis", 1));
+            let (inputs, inits) = match dft_length {
                 Some(n) => (vec!["n"], vec![int64s("n", &[], &[n])]),
                 None => (vec![], vec![]),
             };
