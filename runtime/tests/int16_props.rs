@@ -1871,9 +1871,41 @@ fn reduce_case(x_wide: bool, y_wide: bool) -> impl Strategy<Value = ReduceCase> 
     })
 }
 
-/// The sum (or the max) of `x − zx` over the reduced axes by explicit
-/// coordinates, requantized, in `i128`.
-fn reduce_naive(c: &ReduceCase, max: bool) -> Vec<i32> {
+/// Which reduction a case runs (ReduceL2 with its `eps` word).
+#[derive(Clone, Copy, Debug)]
+enum Reduction {
+    Sum,
+    Max,
+    L2(u32),
+}
+
+fn reduction() -> impl Strategy<Value = Reduction> {
+    prop_oneof![
+        Just(Reduction::Sum),
+        Just(Reduction::Max),
+        prop_oneof![Just(0u32), any::<u32>()].prop_map(Reduction::L2),
+    ]
+}
+
+/// The largest `r` with `r² <= n`, by bisection.
+fn floor_root(n: i128) -> i128 {
+    let (mut lo, mut hi) = (0i128, 1i128 << 63);
+    while lo < hi {
+        let mid = (lo + hi + 1) / 2;
+        if mid * mid <= n {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
+/// The sum, the max or the Euclidean norm of `x − zx` over the reduced
+/// axes by explicit coordinates, requantized, in `i128`. The norm is
+/// `⌊√(S · 2^16 + eps)⌋` of an int8 input and `⌊√(S · 2^8 + eps)⌋` of an
+/// int16 one (NUMERICS.md).
+fn reduce_naive(c: &ReduceCase, how: Reduction) -> Vec<i32> {
     let [d0, d1, d2] = c.shape;
     let reduced = |d: usize| c.axes & (1 << d) != 0;
     let range = |d: usize, i: usize| if reduced(d) { 0..c.shape[d] } else { i..i + 1 };
@@ -1891,9 +1923,14 @@ fn reduce_naive(c: &ReduceCase, max: bool) -> Vec<i32> {
                         }
                     }
                 }
-                let acc = match max {
-                    true => values.iter().copied().max().unwrap_or(0),
-                    false => values.iter().sum(),
+                let acc = match how {
+                    Reduction::Max => values.iter().copied().max().unwrap_or(0),
+                    Reduction::Sum => values.iter().sum(),
+                    Reduction::L2(eps) => {
+                        let squares: i128 = values.iter().map(|v| v * v).sum();
+                        let frac = if c.x.wide { 8 } else { 16 };
+                        floor_root((squares << frac) + i128::from(eps))
+                    }
                 };
                 let v = naive_requantize(acc, c.multiplier, c.shift).saturating_add(c.zy);
                 y.push(v.clamp(c.act.0, c.act.1));
@@ -1904,7 +1941,7 @@ fn reduce_naive(c: &ReduceCase, max: bool) -> Vec<i32> {
     y
 }
 
-fn run_reduce(c: &ReduceCase, max: bool, y_wide: bool) -> Vec<i32> {
+fn run_reduce(c: &ReduceCase, how: Reduction, y_wide: bool) -> Vec<i32> {
     let p = ReduceParams {
         shape: [c.shape[0], c.shape[1], c.shape[2], 1, 1, 1],
         rank: 3,
@@ -1921,11 +1958,22 @@ fn run_reduce(c: &ReduceCase, max: bool, y_wide: bool) -> Vec<i32> {
         .map(|d| c.shape[d])
         .product();
     let (x16, x8) = (c.x.i16s(), c.x.i8s());
+    fn run<X, Y>(p: &ReduceParams, how: Reduction, x: &[X], y: &mut [Y])
+    where
+        X: medq::kernels::Lane + Into<i32> + Default,
+        Y: medq::kernels::Lane,
+    {
+        match how {
+            Reduction::Sum => reduce_s16(p, false, x, y),
+            Reduction::Max => reduce_s16(p, true, x, y),
+            Reduction::L2(eps) => reduce_l2_s16(p, eps, x, y),
+        }
+    }
     with_output(y_wide, len, |y8, y16| match (c.x.wide, y8, y16) {
-        (true, Some(y), _) => reduce_s16(&p, max, &x16[..], y),
-        (true, _, Some(y)) => reduce_s16(&p, max, &x16[..], y),
-        (false, Some(y), _) => reduce_s16(&p, max, &x8[..], y),
-        (false, _, Some(y)) => reduce_s16(&p, max, &x8[..], y),
+        (true, Some(y), _) => run(&p, how, &x16[..], y),
+        (true, _, Some(y)) => run(&p, how, &x16[..], y),
+        (false, Some(y), _) => run(&p, how, &x8[..], y),
+        (false, _, Some(y)) => run(&p, how, &x8[..], y),
         _ => {}
     })
 }
@@ -2211,15 +2259,15 @@ proptest! {
     }
 
     #[test]
-    fn reduce_s16_matches_naive_for_every_mix(
+    fn reduce_s16_and_reduce_l2_s16_match_naive_for_every_mix(
         (bits, c) in (0u8..4).prop_flat_map(|bits| {
             let (x, y, _) = sides(bits);
             (Just(bits), reduce_case(x, y))
         }),
-        max in any::<bool>(),
+        how in reduction(),
     ) {
         let (_, y, _) = sides(bits);
-        prop_assert_eq!(run_reduce(&c, max, y), reduce_naive(&c, max));
+        prop_assert_eq!(run_reduce(&c, how, y), reduce_naive(&c, how));
     }
 
     #[test]

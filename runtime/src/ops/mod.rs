@@ -267,6 +267,8 @@ enum Kind<'a> {
     #[cfg(feature = "int16-activations")]
     ReduceMaxS16(reduce::ReduceS16<'a>),
     #[cfg(feature = "int16-activations")]
+    ReduceL2S16(reduce::ReduceS16<'a>),
+    #[cfg(feature = "int16-activations")]
     LstmS16(recurrent::RecurrentS16<'a, crate::kernels::LstmParams>),
     #[cfg(feature = "int16-activations")]
     GruS16(recurrent::RecurrentS16<'a, crate::kernels::GruParams>),
@@ -378,7 +380,7 @@ impl<'a> PreparedOp<'a> {
             #[cfg(feature = "int16-activations")]
             Kind::LutS16(_) => "lut_s16",
             #[cfg(feature = "int16-activations")]
-            Kind::ReduceSumS16(op) | Kind::ReduceMaxS16(op) => op.kernel(),
+            Kind::ReduceSumS16(op) | Kind::ReduceMaxS16(op) | Kind::ReduceL2S16(op) => op.kernel(),
             #[cfg(feature = "int16-activations")]
             Kind::LstmS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
@@ -438,6 +440,7 @@ impl<'a> PreparedOp<'a> {
             | Kind::LutS16(_)
             | Kind::ReduceSumS16(_)
             | Kind::ReduceMaxS16(_)
+            | Kind::ReduceL2S16(_)
             | Kind::ConcatS16(_)
             | Kind::ConvTransposeS16(_)
             | Kind::LstmS16(_)
@@ -477,6 +480,7 @@ impl<'a> PreparedOp<'a> {
             | Kind::LutS16(_)
             | Kind::ReduceSumS16(_)
             | Kind::ReduceMaxS16(_)
+            | Kind::ReduceL2S16(_)
             | Kind::ConcatS16(_) => 0,
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => 0,
@@ -579,6 +583,8 @@ impl<'a> PreparedOp<'a> {
             Kind::ReduceSumS16(op) => gated(O::ReduceSum, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::ReduceMaxS16(op) => gated(O::ReduceMax, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::ReduceL2S16(op) => gated(O::ReduceL2, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::LstmS16(op) => gated(O::Lstm, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
@@ -725,6 +731,10 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         })?),
         O::ReduceMax => Kind::ReduceMax(gated(O::ReduceMax, i, || {
             reduce::prepare(&cx, reduce::How::Max)
+        })?),
+        #[cfg(feature = "int16-activations")]
+        O::ReduceL2 if cx.int16() => Kind::ReduceL2S16(gated(O::ReduceL2, i, || {
+            reduce::prepare_s16(&cx, reduce::How::L2(0))
         })?),
         O::ReduceL2 => Kind::ReduceL2(gated(O::ReduceL2, i, || {
             reduce::prepare(&cx, reduce::How::L2(0))
@@ -1162,6 +1172,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::LayerNorm
                     | OpCode::ReduceSum
                     | OpCode::ReduceMax
+                    | OpCode::ReduceL2
                     | OpCode::Lut
                     | OpCode::Concat
                     | OpCode::ConvTranspose

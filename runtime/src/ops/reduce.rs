@@ -8,7 +8,7 @@ use crate::kernels::{reduce_l2_s8, reduce_max_s8, reduce_sum_s8, ReduceParams};
 /// Most elements one output sums: `255 · 2^23` stays inside `i32`.
 pub const MAX_REDUCE_COUNT: usize = 1 << 23;
 
-/// A prepared ReduceSum or ReduceMax.
+/// A prepared ReduceSum, ReduceMax or ReduceL2.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Reduce<'a> {
     p: ReduceParams,
@@ -16,8 +16,8 @@ pub(super) struct Reduce<'a> {
     how: How,
 }
 
-/// A prepared ReduceSum or ReduceMax with an int16 side: whether the
-/// input and the output are int16.
+/// A prepared reduction with an int16 side: whether the input and the
+/// output are int16.
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ReduceS16<'a> {
@@ -38,31 +38,20 @@ pub(super) enum How {
 /// words and `EPS`).
 #[inline(never)]
 pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>, how: How) -> Result<Reduce<'a>, Error> {
-    let how = match how {
-        How::L2(_) => {
-            cx.check_arity(1, l2::COUNT)?;
-            let eps = u32::try_from(cx.word(l2::EPS)?).map_err(|_| cx.bad(why!("negative eps")))?;
-            How::L2(eps)
-        }
-        other => {
-            cx.check_arity(1, w::COUNT)?;
-            other
-        }
-    };
+    let how = words(cx, how)?;
     let x = cx.input(0)?;
     let input_zero_point = cx.i8_operand(&x)?;
     let window = cx.act_range(w::ACT_MIN, w::ACT_MAX)?;
     decode(cx, how, x, input_zero_point, window)
 }
 
-/// [`prepare`] with int16 sides, for ReduceSum and ReduceMax (`how` is
-/// `Sum` or `Max`; ReduceL2 takes int8 only): the input and the output
-/// each an int8 per-tensor tensor or an int16 activation (zero point 0).
+/// [`prepare`] with int16 sides: the input and the output each an int8
+/// per-tensor tensor or an int16 activation (zero point 0).
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
 pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>, how: How) -> Result<ReduceS16<'a>, Error> {
     use crate::format::layout::DType;
-    cx.check_arity(1, w::COUNT)?;
+    let how = words(cx, how)?;
     let x = cx.input(0)?;
     let input_zero_point = cx.s8_or_s16_operand(&x)?;
     let wide = [x.dtype, cx.output.dtype].map(|d| d == DType::I16);
@@ -73,6 +62,21 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>, how: How) -> Result<ReduceS16<'a
     Ok(ReduceS16 {
         reduce: decode(cx, how, x, input_zero_point, window)?,
         wide,
+    })
+}
+
+/// The arity check, and ReduceL2's `eps` word.
+fn words(cx: &Ctx<'_, '_>, how: How) -> Result<How, Error> {
+    Ok(match how {
+        How::L2(_) => {
+            cx.check_arity(1, l2::COUNT)?;
+            let eps = u32::try_from(cx.word(l2::EPS)?).map_err(|_| cx.bad(why!("negative eps")))?;
+            How::L2(eps)
+        }
+        other => {
+            cx.check_arity(1, w::COUNT)?;
+            other
+        }
     })
 }
 
@@ -161,6 +165,9 @@ impl Reduce<'_> {
 impl ReduceS16<'_> {
     pub fn kernel(&self) -> &'static str {
         match (self.reduce.how, self.wide) {
+            (How::L2(_), [true, false]) => "reduce_l2_s16_s8",
+            (How::L2(_), [false, true]) => "reduce_l2_s8_s16",
+            (How::L2(_), _) => "reduce_l2_s16",
             (How::Max, [true, false]) => "reduce_max_s16_s8",
             (How::Max, [false, true]) => "reduce_max_s8_s16",
             (How::Max, _) => "reduce_max_s16",
@@ -171,20 +178,26 @@ impl ReduceS16<'_> {
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        use crate::kernels::reduce_s16;
-        let Reduce { p, x, how } = &self.reduce;
-        let max = *how == How::Max;
+        let x = &self.reduce.x;
         match self.wide {
             [false, false] => self.reduce.eval(io)?,
-            [true, false] => reduce_s16(p, max, io.inputs.read_i16(x)?, io.output),
-            [false, true] => reduce_s16(p, max, io.inputs.read(x)?, super::output_i16(io.output)?),
-            [true, true] => reduce_s16(
-                p,
-                max,
-                io.inputs.read_i16(x)?,
-                super::output_i16(io.output)?,
-            ),
+            [true, false] => self.run(io.inputs.read_i16(x)?, io.output),
+            [false, true] => self.run(io.inputs.read(x)?, super::output_i16(io.output)?),
+            [true, true] => self.run(io.inputs.read_i16(x)?, super::output_i16(io.output)?),
         }
         Ok(())
+    }
+
+    fn run<X, Y>(&self, x: &[X], y: &mut [Y])
+    where
+        X: crate::kernels::Lane + Into<i32> + Default,
+        Y: crate::kernels::Lane,
+    {
+        use crate::kernels::{reduce_l2_s16, reduce_s16};
+        let p = &self.reduce.p;
+        match self.reduce.how {
+            How::L2(eps) => reduce_l2_s16(p, eps, x, y),
+            how => reduce_s16(p, how == How::Max, x, y),
+        }
     }
 }

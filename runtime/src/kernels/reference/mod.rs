@@ -88,8 +88,10 @@ pub use pow2::{conv_pow2_s8, fully_connected_pow2_s8};
 #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
 pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts};
 #[cfg(feature = "int16-activations")]
-pub use reduce::reduce_s16;
-pub use reduce::{reduce_l2_s8, reduce_max_s8, reduce_sum_s8};
+pub use reduce::{reduce_l2_s16, reduce_s16};
+pub use reduce::{
+    reduce_l2_s8, reduce_max_s8, reduce_sum_s8, L2_SQUARE_SHIFT_S16, L2_SQUARE_SHIFT_S8,
+};
 #[cfg(feature = "int16-activations")]
 pub use requantize::{requantize_s16_s16, requantize_s16_s8, requantize_s8_s16};
 pub use resize::{resize_s8, MAX_RESIZE_LEN, MAX_SCALE_TERM};

@@ -29,18 +29,68 @@ pub fn reduce_max_s8(p: &ReduceParams, input: &[i8], output: &mut [i8]) {
     }
 }
 
+/// How far ReduceL2 shifts the sum of squares of an int8 input before its
+/// root: `r = ⌊√(S · 2^16 + eps)⌋` is the norm at 8 fractional bits of a
+/// step of x. `S < 2^23 · 2^16` (the count limit, `|x − zx| <= 255`), so
+/// `S · 2^16 + eps < 2^56` and its root `< 2^28` fits `i32`.
+pub const L2_SQUARE_SHIFT_S8: u32 = 16;
+
+/// [`L2_SQUARE_SHIFT_S8`] for an int16 input: the root at 4 fractional bits
+/// of its finer step. `S < 2^23 · 2^30`, so `S · 2^8 + eps < 2^62`.
+pub const L2_SQUARE_SHIFT_S16: u32 = 8;
+
 /// The Euclidean norm over the reduced axes: `S = Σ (x − zx)²` exactly in
 /// `u64`, `r = ⌊√(S · 2^16 + eps)⌋` (the root at 8 fractional bits, by
-/// LayerNorm's exact [`isqrt`](super::isqrt)), `y = requantize_to_i8(r, m, s, zy, act_min, act_max)`. Same
-/// early returns as [`reduce_sum_s8`].
+/// LayerNorm's exact [`isqrt`](super::isqrt); see [`L2_SQUARE_SHIFT_S8`]),
+/// `y = requantize_to_i8(r, m, s, zy, act_min, act_max)`. Same early returns
+/// as [`reduce_sum_s8`].
 pub fn reduce_l2_s8(p: &ReduceParams, eps: u32, input: &[i8], output: &mut [i8]) {
-    let square = |acc: u64, v: i32| acc.wrapping_add(u64::from(v.unsigned_abs()).pow(2));
-    // S < 2^23 · 2^16 (the count limit, |x − zx| <= 255), so S · 2^16 + eps
-    // < 2^56 and its root < 2^28 fits i32.
-    let root = |s: u64| super::isqrt((s << 16).wrapping_add(u64::from(eps))) as i32;
+    let root = |s: u64| l2_root(s, L2_SQUARE_SHIFT_S8, eps) as i32;
     if act_ok(p.act_min, p.act_max) {
-        reduce(p, input, output, 0u64, square, |acc| to_i8(p, root(acc)));
+        reduce(p, input, output, 0u64, add_square, |acc| {
+            to_i8(p, root(acc))
+        });
     }
+}
+
+/// [`reduce_l2_s8`] where the input or the output is an int16 activation
+/// (symmetric, zero point 0): the magnitude of an int16 spectrum. An int16
+/// input's sum of squares is shifted by [`L2_SQUARE_SHIFT_S16`] instead,
+/// and `r` is requantized by
+/// [`requantize_i64`](crate::numerics::requantize_i64) into `Y`; on int8
+/// lanes it is [`reduce_l2_s8`] bit for bit.
+///
+/// Also returns early unless an int16 side's zero point is 0 and the
+/// activation window lies within `Y`.
+#[cfg(feature = "int16-activations")]
+pub fn reduce_l2_s16<X, Y>(p: &ReduceParams, eps: u32, input: &[X], output: &mut [Y])
+where
+    X: super::Lane + Into<i32> + Default,
+    Y: super::Lane,
+{
+    let (m, s, zy) = (p.multiplier, p.shift, p.output_zero_point);
+    let shift = if X::MAX > i8::MAX as i32 {
+        L2_SQUARE_SHIFT_S16
+    } else {
+        L2_SQUARE_SHIFT_S8
+    };
+    let write = |acc: u64| {
+        let r = l2_root(acc, shift, eps) as i64;
+        super::requantize_to_lane(r, m, s, zy, p.act_min, p.act_max)
+    };
+    if super::lanes_ok::<X, Y>(p.input_zero_point, zy, p.act_min, p.act_max) {
+        reduce(p, input, output, 0u64, add_square, write);
+    }
+}
+
+/// One `(x − zx)²` more in ReduceL2's exact sum.
+fn add_square(acc: u64, v: i32) -> u64 {
+    acc.wrapping_add(u64::from(v.unsigned_abs()).pow(2))
+}
+
+/// `⌊√(S · 2^shift + eps)⌋`, below `2^31` within the count limit.
+fn l2_root(sum: u64, shift: u32, eps: u32) -> u64 {
+    super::isqrt((sum << shift).wrapping_add(u64::from(eps)))
 }
 
 /// [`reduce_sum_s8`] (`max == false`) or [`reduce_max_s8`] where the input
