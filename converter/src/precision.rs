@@ -4,7 +4,7 @@
 //!
 //! The unit raised is a layer's output: the tensor a Conv, ConvTranspose,
 //! FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max, LayerNorm,
-//! ReduceSum (ReduceMean), ReduceMax, Lstm or Gru writes, with the tensors that MaxPool,
+//! ReduceSum (ReduceMean), ReduceMax, ReduceL2, Lstm or Gru writes, with the tensors that MaxPool,
 //! AvgPool, Pad, Reshape, Transpose, Gather (Slice, Split) and the tables (Lut:
 //! GELU, sigmoid, ...) carry it into (those ops keep their input's
 //! encoding; an int16 table interpolates 513 entries), and the Concats it
@@ -57,13 +57,6 @@ fn joins(op: &Op) -> bool {
     matches!(op, Op::Concat(_))
 }
 
-/// ReduceSum (ReduceMean) and ReduceMax, which have int16 kernels;
-/// ReduceL2 has not.
-fn reduces_sum_or_max(op: &Op) -> bool {
-    use crate::ops::reduce::Reduction;
-    matches!(op, Op::Reduce(r) if matches!(r.how, Reduction::Sum | Reduction::Mean | Reduction::Max))
-}
-
 /// Whether `op`'s output is a unit `--precision` may raise.
 fn raises(op: &Op) -> bool {
     matches!(
@@ -78,7 +71,8 @@ fn raises(op: &Op) -> bool {
             | Op::Binary(_)
             | Op::LayerNorm(_)
             | Op::Recurrent(_)
-    ) || reduces_sum_or_max(op)
+            | Op::Reduce(_)
+    )
 }
 
 /// Ops whose output keeps their input's encoding, int16 included (a table
@@ -162,7 +156,7 @@ pub fn can_widen_weights(graph: &Graph, layer: &Raisable) -> bool {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Raisable {
     /// The Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub,
-    /// Mul, Div, Min, Max, LayerNorm, ReduceSum/ReduceMax, Lstm or Gru node;
+    /// Mul, Div, Min, Max, LayerNorm, ReduceSum/ReduceMax/ReduceL2, Lstm or Gru node;
     /// `None` for a graph input.
     pub node: Option<usize>,
     /// Its output (or the input) and the tensors movers carry it into, in
@@ -188,7 +182,7 @@ pub fn closure(graph: &Graph, node: usize) -> Result<Vec<TensorId>, String> {
     };
     if !raises(&n.op) {
         return Err(format!(
-            "{} is not a Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max, LayerNorm, ReduceSum, ReduceMax, LSTM or GRU layer",
+            "{} is not a Conv, ConvTranspose, FullyConnected, MatMul, Softmax, Add, Sub, Mul, Div, Min, Max, LayerNorm, ReduceSum, ReduceMax, ReduceL2, LSTM or GRU layer",
             n.op.def().kind()
         ));
     }

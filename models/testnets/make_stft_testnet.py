@@ -11,6 +11,11 @@ PyTorch user writes it in-graph.
                            signal is [1, 256].
   stft_spectrogram_dynamo  the same network and data, dynamo exporter: the
                            signal is [1, 256, 1].
+  rfft_spectrum_dynamo     input "x" [1, 1, 256]: a Hann window, the
+                           magnitude of torch.fft.rfft over the 256 samples
+                           (129 bins), then a Linear(129 -> 4). Dynamo
+                           exporter only: the legacy one cannot export
+                           torch.fft, and the dynamo one writes ONNX's DFT.
 
 The weights are PyTorch's seeded initialisation (no training: the output is
 a regression the tests compare by SQNR). The data are sums of two sinusoids
@@ -25,7 +30,7 @@ For each model `<name>` this writes, next to this script:
 and checks each export with onnx.checker and with onnxruntime against
 PyTorch on every test input. Reruns give byte-identical files.
 
-Usage: python3 models/testnets/make_stft_testnet.py [--out DIR]
+Usage: python3 models/testnets/make_stft_testnet.py [--out DIR] [--only NAME]
 """
 
 import argparse
@@ -47,6 +52,16 @@ class Spectrogram(nn.Module):
         s = torch.stft(x[:, 0], 32, hop_length=8, window=self.win, center=False, return_complex=False)
         mag = (s[..., 0] ** 2 + s[..., 1] ** 2 + 1e-6).sqrt()
         return self.c(mag)
+
+
+class RfftSpectrum(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("win", torch.hann_window(256))
+        self.fc = nn.Linear(129, 4)
+
+    def forward(self, x):
+        return self.fc(torch.fft.rfft(x[:, 0] * self.win).abs())
 
 
 def signals(rng, n):
@@ -82,7 +97,7 @@ def export(net, example, path, dynamo):
             )
 
 
-def verify(path, net, test_x):
+def verify(path, net, test_x, op):
     import onnx
     import onnxruntime as ort
 
@@ -96,13 +111,14 @@ def verify(path, net, test_x):
             got = sess.run(None, {"x": xi})[0]
             np.testing.assert_allclose(got, net(torch.from_numpy(xi)).numpy(), rtol=1e-4, atol=1e-4)
     ops = [n.op_type for n in onnx.load(path).graph.node]
-    assert "STFT" in ops, ops
+    assert op in ops, ops
     return ops
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--only", help="make only this model (the data files are always written)")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
@@ -111,12 +127,22 @@ def main():
     calib, test = signals(rng, 32), signals(rng, 32)
     np.save(os.path.join(args.out, "stft_calib.npy"), calib)
     np.save(os.path.join(args.out, "stft_test.npy"), test)
-    net = Spectrogram().eval()
+    # Each network is initialised in this order whatever --only says, so a
+    # model made alone is the one a full run makes.
+    spectrogram = Spectrogram().eval()
+    spectrum = RfftSpectrum().eval()
+    models = [
+        ("stft_spectrogram", spectrogram, False, "STFT"),
+        ("stft_spectrogram_dynamo", spectrogram, True, "STFT"),
+        ("rfft_spectrum_dynamo", spectrum, True, "DFT"),
+    ]
     example = torch.from_numpy(calib[:1])
-    for name, dynamo in [("stft_spectrogram", False), ("stft_spectrogram_dynamo", True)]:
+    for name, net, dynamo, op in models:
+        if args.only and name != args.only:
+            continue
         path = os.path.join(args.out, f"{name}.onnx")
         export(net, example, path, dynamo)
-        ops = verify(path, net, test)
+        ops = verify(path, net, test, op)
         print(f"{name}: {os.path.getsize(path)} B, ops {ops}")
 
 

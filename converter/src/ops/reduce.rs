@@ -3,6 +3,7 @@
 //! ReduceL2.
 
 use medq::format::layout::{params::reduce as w, params::reduce_l2 as l2, OpCode};
+use medq::kernels::{L2_SQUARE_SHIFT_S16, L2_SQUARE_SHIFT_S8};
 
 use super::onnx::{act, opt_konst, Ins};
 use super::IrOp;
@@ -275,15 +276,23 @@ impl IrOp for Reduce {
         };
         let axes = self.axes.iter().map(|&d| 1 << d).sum();
         if let Reduction::L2 { eps_bits } = self.how {
-            // The root comes at 8 fractional bits of a step of x.
-            let (m, s) = cx.multiplier(xq.scale as f64 / (256.0 * y.scale as f64), "output")?;
-            let eps = f64::from(f32::from_bits(eps_bits)) * 65536.0 / (xq.scale as f64).powi(2);
+            // The kernel shifts the sum of squares before its root, which
+            // then has half as many fractional bits of a step of x.
+            let shift = if cx.graph.wide.contains(&cx.input(0)?) {
+                L2_SQUARE_SHIFT_S16
+            } else {
+                L2_SQUARE_SHIFT_S8
+            };
+            let squares = f64::from(1u32 << shift);
+            let root = squares.sqrt();
+            let (m, s) = cx.multiplier(xq.scale as f64 / (root * y.scale as f64), "output")?;
+            let eps = f64::from(f32::from_bits(eps_bits)) * squares / (xq.scale as f64).powi(2);
             let mut p = [0; l2::COUNT];
             p[l2::AXES] = axes;
             p[l2::MULTIPLIER] = m;
             p[l2::SHIFT] = s;
-            p[l2::ACT_MIN] = -128;
-            p[l2::ACT_MAX] = 127;
+            // The full output type (int8, or int16 when raised).
+            (p[l2::ACT_MIN], p[l2::ACT_MAX]) = cx.clamp(FusedActivation::None)?;
             p[l2::EPS] = eps.round().clamp(0.0, i32::MAX as f64) as i32;
             return Ok(Lowered {
                 opcode: OpCode::ReduceL2,
