@@ -552,16 +552,6 @@ fn ops_without_int16_kernels_refuse_int16_operands() {
         w.add_op(OpCode::Gather, &[x], &[y], &[2, 0, 2]);
         (y, n)
     });
-    refused_on_int16("ReduceL2", |w, x, wide| {
-        let (y, n) = out(w, &[1, 2, 1], pt(1.0, 0), wide);
-        w.add_op(
-            OpCode::ReduceL2,
-            &[x],
-            &[y],
-            &[0b100, 1 << 30, 1, -128, 127, 0],
-        );
-        (y, n)
-    });
     refused_on_int16("Resize", |w, x, wide| {
         let (y, n) = out(w, &[1, 2, 8], pt(1.0, 0), wide);
         w.add_op(OpCode::Resize, &[x], &[y], &[0, 1, 2, 1, 1, 2, 1]);
@@ -919,6 +909,39 @@ fn residual_stream_ops_check_their_int16_contract() {
     assert_eq!(refusal(int16_residual_stream(15)), None);
     // An int16 operand takes at most 15 fraction bits.
     assert!(bad_op(refusal(int16_residual_stream(16)), 1));
+}
+
+/// x i8 → a i16 (`256·x`) → ReduceL2 over the last axis of `[1, 2, 4]`
+/// → y, int16 (`wide_out`) or int8, requantized by `2^30 · 2^shift / 2^31`.
+fn int16_reduce_l2(wide_out: bool, shift: i32) -> Writer {
+    after_up(&[1, 2, 4], |w, a| {
+        let (y, act) = if wide_out {
+            let y = w.add_activation_i16("y", &[1, 2, 1], pt(1.0, 0), 128);
+            (y, (-32768, 32767))
+        } else {
+            (
+                w.add_activation("y", &[1, 2, 1], pt(1.0, 0), 128),
+                (-128, 127),
+            )
+        };
+        let words = [0b100, 1 << 30, shift, act.0, act.1, 0];
+        w.add_op(OpCode::ReduceL2, &[a], &[y], &words);
+        y
+    })
+}
+
+#[test]
+fn reduce_l2_reads_an_int16_input_into_either_type() {
+    // Rows of whole norms: |(3, 4, 0, 0)| = 5, |(2, −3, 6, 0)| = 7. The
+    // int16 input is 256·x and its squares shift by 8, so the root is
+    // 2^12 · |x| exactly.
+    let input = [3i8, 4, 0, 0, 2, -3, 6, 0];
+    let (kernels, got) = run_observed(int16_reduce_l2(true, -4), &input);
+    assert_eq!(kernels, ["requantize_s8_s16", "reduce_l2_s16"]);
+    assert_eq!(i16s(&got[1]), [5 * 128, 7 * 128]);
+    let (kernels, got) = run_observed(int16_reduce_l2(false, -11), &input);
+    assert_eq!(kernels, ["requantize_s8_s16", "reduce_l2_s16_s8"]);
+    assert_eq!(got[1], [5, 7]);
 }
 
 #[test]
