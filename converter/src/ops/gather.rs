@@ -3,13 +3,15 @@
 //! node per output) and Gather with constant indices. The output keeps the
 //! input's quantization; it becomes the `.mq` Gather op.
 
+use std::rc::Rc;
+
 use medq::format::layout::{params::gather as w, OpCode};
 
 use super::onnx::{act, input, konst, opt_konst, Ins};
 use super::IrOp;
 use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
-use crate::ir::{FusedActivation, Graph, Node, Op};
+use crate::ir::{FusedActivation, Graph, Node, Op, TensorId};
 use crate::load::fold;
 use crate::load::node::{norm_axis, NodeCtx};
 use crate::load::shape::{broadcast, check_size, gather_indices, strides};
@@ -339,10 +341,17 @@ pub(crate) fn gather_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
 /// attribute before opset 13, constant input from it on; else equal parts,
 /// opset 18's `num_outputs` included). A constant splits into constants.
 pub(crate) fn split(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
-    let data = input(ctx, ins, 0)?.value.clone();
-    let xs = match &data {
-        Value::Const(c) => c.shape.clone(),
-        _ => act(b, ctx, ins, 0)?.1,
+    /// What the parts are taken from.
+    enum Source {
+        Constant(Rc<Const>),
+        Computed(TensorId),
+    }
+    let (source, xs) = match &input(ctx, ins, 0)?.value {
+        Value::Const(c) => (Source::Constant(Rc::clone(c)), c.shape.clone()),
+        _ => {
+            let (x, xs) = act(b, ctx, ins, 0)?;
+            (Source::Computed(x), xs)
+        }
     };
     let r = xs.len();
     let axis = norm_axis(ctx.int("axis", 0)?, r)
@@ -379,27 +388,28 @@ pub(crate) fn split(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
     // The primary output's value is returned for the caller to bind; the
     // others are bound as they are made.
     let primary = ctx.primary_output();
+    let in_strides = strides(&xs);
     let mut start = 0;
     let mut returned = None;
     for (k, &size) in sizes.iter().enumerate() {
         let mut out = xs.clone();
         out[axis] = size;
-        let v = match &data {
-            Value::Const(c) => {
-                let strides = strides(&xs);
+        let v = match &source {
+            Source::Constant(c) => {
                 let idx = gather_indices(&out, |a, i| {
-                    (i + if a == axis { start } else { 0 }) * strides[a]
+                    (i + if a == axis { start } else { 0 }) * in_strides[a]
                 });
                 b.const_output(ctx, k, fold::take(c, out, &idx))?
             }
-            _ if size == 0 => b.const_output(ctx, k, Const::f32(out, Vec::new()))?,
-            _ => {
+            Source::Computed(_) if size == 0 => {
+                b.const_output(ctx, k, Const::f32(out, Vec::new()))?
+            }
+            Source::Computed(x) => {
                 let op = Op::Select(Select {
                     axis,
                     index: Index::Range { start, step: 1 },
                 });
-                let (x, _) = act(b, ctx, ins, 0)?;
-                b.emit_output(ctx, k, op, vec![x], out)?
+                b.emit_output(ctx, k, op, vec![*x], out)?
             }
         };
         if k == primary {
