@@ -1019,3 +1019,49 @@ fn an_int16_table_interpolates_513_entries() {
     beyond[0] = 40_000;
     assert!(bad_op(refusal(lut_s16_model(&beyond)), 1));
 }
+
+/// x i8 → Requantize → a i16 `[1, 2, 4]` (256·x) → Log → y i16 on a 1/1024
+/// grid, `y = 1024·ln(x)`: `log2_q16(a) − 8·2^16` times `1024·ln2 / 2^16`
+/// (Q31 `0.6931·2^31`, shift −6); below `low_input`, `low_output`.
+fn int16_log(low_input: i32, wide_out: bool) -> Writer {
+    after_up(&[1, 2, 4], |w, a| {
+        let y = match wide_out {
+            true => w.add_activation_i16("y", &[1, 2, 4], pt(1.0 / 1024.0, 0), 128),
+            false => w.add_activation("y", &[1, 2, 4], pt(1.0 / 16.0, 0), 128),
+        };
+        let m = (std::f64::consts::LN_2 * 2f64.powi(31)).round() as i32;
+        w.add_op(
+            OpCode::Log,
+            &[a],
+            &[y],
+            &[-8 << 16, m, -6, low_input, -32768],
+        );
+        y
+    })
+}
+
+#[test]
+fn log_is_the_rounded_natural_log_of_an_int16_input() {
+    let input = [1i8, 2, 4, 8, 0, -3, 16, 100];
+    let (kernels, got) = run_observed(int16_log(1, true), &input);
+    assert_eq!(kernels, ["requantize_s8_s16", "log_s16"]);
+    let want: Vec<i16> = input
+        .iter()
+        .map(|&x| match x {
+            ..=0 => -32768,
+            x => (1024.0 * f64::from(x).ln()).round() as i16,
+        })
+        .collect();
+    assert_eq!(i16s(&got[1]), want);
+    // A floor at 4 (256·4 on the int16 grid): 1 and 2 read the low output.
+    let (_, got) = run_observed(int16_log(4 * 256, true), &input);
+    assert_eq!(i16s(&got[1])[..4], [-32768, -32768, 1420, 2129]);
+}
+
+#[test]
+fn log_refuses_an_int8_side_or_a_low_input_below_one() {
+    assert_eq!(refusal(int16_log(1, true)), None);
+    assert!(bad_op(refusal(int16_log(1, false)), 1));
+    assert!(bad_op(refusal(int16_log(0, true)), 1));
+    assert!(bad_op(refusal(int16_log(32769, true)), 1));
+}

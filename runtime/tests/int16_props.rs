@@ -2460,3 +2460,38 @@ fn lut_s16_hits_every_entry_and_refuses_entries_beyond_i16() {
     lut_s16(&bad, &x, &mut y);
     assert!(y.iter().all(|&v| v == 7));
 }
+
+// ---------------------------------------------------------------------------
+// Log
+
+proptest! {
+    /// `log_s16` is `round(M·(2^16·log2(x) + bias))` with `M` the real
+    /// multiplier, within one step (the integer log2 is at most 2/65536
+    /// below the real one, and `M ≤ 1/4` here), saturated to `i16`; and
+    /// `low_output` for every `x` under `low_input`.
+    #[test]
+    fn log_s16_is_the_rounded_scaled_log2(
+        x in vec(x16(), 1..64),
+        bias in -(1i32 << 24)..(1 << 24),
+        m in (1i32 << 30)..=i32::MAX,
+        shift in MIN_SHIFT..=-2,
+        low_input in prop_oneof![3 => Just(1i32), 1 => 1i32..=32768],
+        low_output in -32768i32..=32767,
+    ) {
+        let p = LogParams { bias, multiplier: m, shift, low_input, low_output };
+        let mut y = vec![0i16; x.len()];
+        log_s16(&p, &x, &mut y);
+        let real_m = f64::from(m) * 2f64.powi(shift - 31);
+        for (&xi, &yi) in x.iter().zip(&y) {
+            let v = i32::from(xi);
+            if v < low_input {
+                prop_assert_eq!(i32::from(yi), low_output, "x {}", v);
+            } else {
+                let want = (real_m * (65536.0 * f64::from(v).log2() + f64::from(bias)))
+                    .round()
+                    .clamp(-32768.0, 32767.0);
+                prop_assert!((f64::from(yi) - want).abs() <= 1.0, "x {} y {} want {}", v, yi, want);
+            }
+        }
+    }
+}

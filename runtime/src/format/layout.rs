@@ -374,11 +374,15 @@ pub enum OpCode {
     /// Euclidean norm over any axes (ReduceL2, a complex spectrum's
     /// magnitude): an exact integer sum of squares and integer square root.
     ReduceL2 = 30,
+    /// Natural logarithm of an int16 activation, through an integer `log2`
+    /// (feature `op-log`): exact at any input scale, where an interpolated
+    /// table is not (log band powers, log-variance features).
+    Log = 31,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 28] = [
+    pub const ALL: [OpCode; 29] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -407,6 +411,7 @@ impl OpCode {
         OpCode::MatMul,
         OpCode::ArgMax,
         OpCode::ReduceL2,
+        OpCode::Log,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -439,6 +444,7 @@ impl OpCode {
             28 => Some(OpCode::MatMul),
             29 => Some(OpCode::ArgMax),
             30 => Some(OpCode::ReduceL2),
+            31 => Some(OpCode::Log),
             _ => None,
         }
     }
@@ -474,6 +480,7 @@ impl OpCode {
             OpCode::MatMul => "MatMul",
             OpCode::ArgMax => "ArgMax",
             OpCode::ReduceL2 => "ReduceL2",
+            OpCode::Log => "Log",
         }
     }
 
@@ -788,5 +795,16 @@ pub mod params {
         pub const MULTIPLIER: usize = 0;
         pub const SHIFT: usize = 1;
         pub const COUNT: usize = 2;
+    }
+    /// Log input `[x]`, `x` and the output both `i16` (zero point 0), the
+    /// same shape: `y = requantize(log2_q16(x) + BIAS, MULTIPLIER, SHIFT)`
+    /// where `x ≥ LOW_INPUT` (at least 1), `LOW_OUTPUT` below.
+    pub mod log {
+        pub const BIAS: usize = 0;
+        pub const MULTIPLIER: usize = 1;
+        pub const SHIFT: usize = 2;
+        pub const LOW_INPUT: usize = 3;
+        pub const LOW_OUTPUT: usize = 4;
+        pub const COUNT: usize = 5;
     }
 }

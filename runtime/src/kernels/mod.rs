@@ -341,6 +341,22 @@ pub struct RequantizeParams {
     pub shift: i32,
 }
 
+/// The natural logarithm of an int16 activation, for [`log_s16`]: inputs
+/// below `low_input` (at least 1) read `low_output`; the others
+/// `requantize_i64(log2_q16(x) + bias, multiplier, shift)`. Both sides are
+/// int16 with zero point 0.
+#[cfg(feature = "int16-activations")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LogParams {
+    /// `2^16·log2(input scale) + ` the output's offset, in the same Q16 units.
+    pub bias: i32,
+    pub multiplier: i32,
+    pub shift: i32,
+    pub low_input: i32,
+    pub low_output: i32,
+}
+
 /// Softmax along one axis of a tensor viewed as `[outer, axis_len, inner]`,
 /// for [`softmax_s8`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,4 +1,6 @@
-//! Lut: every unary nonlinearity, as a 256-entry table the converter computed.
+//! Lut: every unary nonlinearity, as a 256-entry table the converter computed
+//! (an interpolated 513-entry one on int16); and Log, the one nonlinearity
+//! an int16 table cannot follow, by an integer `log2`.
 
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
@@ -86,6 +88,58 @@ impl Lut<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let x = io.inputs.read(&self.x)?;
         (self.kernel.run)(self.table, x, io.output);
+        Ok(())
+    }
+}
+
+/// A prepared Log (int16 input and output).
+#[cfg(feature = "op-log")]
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Log<'a> {
+    x: Operand<'a>,
+    p: crate::kernels::LogParams,
+}
+
+/// Input `[x i16]`, output `i16` of the same shape; see `params::log`.
+#[cfg(feature = "op-log")]
+#[inline(never)]
+pub(super) fn prepare_log<'a>(cx: &Ctx<'_, 'a>) -> Result<Log<'a>, Error> {
+    use crate::format::layout::params::log as w;
+    cx.check_arity(1, w::COUNT)?;
+    cx.i16_in_out()?;
+    let x = cx.input(0)?;
+    cx.ensure(
+        x.dims() == cx.output.dims(),
+        why!("output shape differs from input shape"),
+    )?;
+    let (multiplier, shift) = cx.requant_pair(w::MULTIPLIER, w::SHIFT)?;
+    let low_input = cx.word(w::LOW_INPUT)?;
+    let low_output = cx.word(w::LOW_OUTPUT)?;
+    cx.ensure(
+        (1..=32768).contains(&low_input),
+        why!("Log's low input must lie in [1, 32768]"),
+    )?;
+    cx.ensure(
+        (-32768..=32767).contains(&low_output),
+        why!("Log's low output must lie within i16"),
+    )?;
+    Ok(Log {
+        x: Operand::of(&x),
+        p: crate::kernels::LogParams {
+            bias: cx.word(w::BIAS)?,
+            multiplier,
+            shift,
+            low_input,
+            low_output,
+        },
+    })
+}
+
+#[cfg(feature = "op-log")]
+impl Log<'_> {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read_i16(&self.x)?;
+        crate::kernels::log_s16(&self.p, x, super::output_i16(io.output)?);
         Ok(())
     }
 }

@@ -94,6 +94,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::ReduceSum => cfg!(feature = "op-reduce-sum"),
         OpCode::ReduceMax => cfg!(feature = "op-reduce-max"),
         OpCode::ReduceL2 => cfg!(feature = "op-reduce-l2"),
+        OpCode::Log => cfg!(feature = "op-log"),
         OpCode::Requantize => cfg!(feature = "op-requantize"),
         OpCode::MatMul => cfg!(feature = "op-mat-mul"),
         OpCode::ArgMax => cfg!(feature = "op-arg-max"),
@@ -274,6 +275,8 @@ enum Kind<'a> {
     GruS16(recurrent::RecurrentS16<'a, crate::kernels::GruParams>),
     #[cfg(feature = "op-requantize")]
     Requantize(requantize::Requantize<'a>),
+    #[cfg(feature = "op-log")]
+    Log(lut::Log<'a>),
 }
 
 impl<'a> PreparedOp<'a> {
@@ -387,6 +390,8 @@ impl<'a> PreparedOp<'a> {
             Kind::GruS16(op) => op.kernel_name(),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => op.kernel(),
+            #[cfg(feature = "op-log")]
+            Kind::Log(_) => "log_s16",
         }
     }
 
@@ -447,6 +452,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::GruS16(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => explain::<(), ()>(&(), NONE, f),
+            #[cfg(feature = "op-log")]
+            Kind::Log(_) => explain::<(), ()>(&(), NONE, f),
         }
     }
 
@@ -484,6 +491,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::ConcatS16(_) => 0,
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => 0,
+            #[cfg(feature = "op-log")]
+            Kind::Log(_) => 0,
             Kind::Empty
             | Kind::Add(_)
             | Kind::Mul(_)
@@ -591,6 +600,8 @@ impl<'a> PreparedOp<'a> {
             Kind::GruS16(op) => gated(O::Gru, i, || op.eval(io)),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => gated(O::Requantize, i, || op.eval(io)),
+            #[cfg(feature = "op-log")]
+            Kind::Log(op) => gated(O::Log, i, || op.eval(io)),
         }
     }
 }
@@ -753,6 +764,15 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
             return Err(Error::OpNotBuiltIn {
                 index: i,
                 opcode: O::Requantize,
+            })
+        }
+        #[cfg(feature = "op-log")]
+        O::Log => Kind::Log(gated(O::Log, i, || lut::prepare_log(&cx))?),
+        #[cfg(not(feature = "op-log"))]
+        O::Log => {
+            return Err(Error::OpNotBuiltIn {
+                index: i,
+                opcode: O::Log,
             })
         }
     };
@@ -1178,6 +1198,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::ConvTranspose
                     | OpCode::Lstm
                     | OpCode::Gru
+                    | OpCode::Log
             )
         {
             return Err(bad(why!("op does not take int16 activations")));

@@ -9,6 +9,8 @@ mod conv_transpose;
 mod elementwise;
 mod fully_connected;
 mod gather;
+#[cfg(feature = "int16-activations")]
+mod log;
 mod lut;
 mod mat_mul;
 mod pad;
@@ -62,6 +64,8 @@ pub use layer_norm::layer_norm_s16;
 pub use layer_norm::{
     isqrt, layer_norm_s8, LAYER_NORM_FRACTION_BITS, MAX_LAYER_NORM_EPSILON, MAX_LAYER_NORM_LEN,
 };
+#[cfg(feature = "int16-activations")]
+pub use log::{log2_q16, log_s16, LOG2_FRACTION_BITS};
 pub use lut::{lut_in_place_s8, lut_s8};
 #[cfg(feature = "int16-activations")]
 pub use lut::{lut_s16, LUT_S16_ENTRIES};
