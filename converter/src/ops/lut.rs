@@ -251,6 +251,81 @@ pub(crate) fn lower_s16(cx: &LowerCtx, f: impl Fn(f64) -> f64) -> Result<Lowered
     })
 }
 
+/// The words of a `Log` op computing `f` on int16 sides (input scale `x`,
+/// output `y`), when `f` is a logarithm on the input's grid: within one
+/// output step of `α·ln(x·q) + β` (`α > 0`) for every `q` from some `q₀ ≥ 1`
+/// up, and one value below it (log 0, or the floor of a clamped log). That
+/// is `Log`, `log(max(x, c))`, `log(x + ε)` with `ε` under the input's step,
+/// `log10` and decibels. `None` otherwise: the function takes the
+/// interpolated table.
+///
+/// The kernel itself ([`medq::kernels::log_s16`]) is run over the grid to
+/// decide, so what is accepted is what the device computes.
+pub(crate) fn log_form(f: impl Fn(f64) -> f64, x: QParams, y: QParams) -> Option<Vec<i32>> {
+    use crate::quantize::quantize_wide;
+    use medq::format::layout::params::log as lw;
+    use medq::kernels::{log_s16, LogParams, LOG2_FRACTION_BITS};
+    use medq::numerics::quantize_multiplier;
+    let (s, one) = (f64::from(x.scale), f64::from(1u32 << LOG2_FRACTION_BITS));
+    let g = |q: i32| f(s * f64::from(q));
+    // α and β from two points high on the grid, where a clamp or an ε of
+    // the kind above no longer shows.
+    let (q1, q2) = (32767, 4096);
+    let alpha = (g(q1) - g(q2)) / (f64::from(q1) / f64::from(q2)).ln();
+    let beta = g(q1) - alpha * (s * f64::from(q1)).ln();
+    if !(alpha > 0.0 && alpha.is_finite() && beta.is_finite()) {
+        return None;
+    }
+    let ln2 = std::f64::consts::LN_2;
+    let bias = one * (s.log2() + beta / (alpha * ln2));
+    if bias.is_nan() || bias.abs() >= f64::from(1u32 << 30) {
+        return None;
+    }
+    let (multiplier, shift) = quantize_multiplier(alpha * ln2 / (one * f64::from(y.scale)))?;
+    let mut p = LogParams {
+        bias: bias.round() as i32,
+        multiplier,
+        shift,
+        low_input: 1,
+        low_output: i32::from(i16::MIN),
+    };
+    let device = |q: i32, p: &LogParams| {
+        let mut out = [0i16];
+        log_s16(p, &[q as i16], &mut out);
+        i32::from(out[0])
+    };
+    // NaN (a log of a negative) is no constraint.
+    let exact = |q: i32| {
+        Some(g(q))
+            .filter(|r| !r.is_nan())
+            .map(|r| quantize_wide(y, r as f32))
+    };
+    let mut low_input = q1 + 1;
+    while low_input > 1 {
+        match exact(low_input - 1) {
+            Some(e) if (device(low_input - 1, &p) - e).abs() <= 1 => low_input -= 1,
+            _ => break,
+        }
+    }
+    if low_input > q2 {
+        return None;
+    }
+    p.low_input = low_input;
+    p.low_output = exact(low_input - 1).unwrap_or(p.low_output);
+    let below_is_one_value =
+        (-32768..low_input).all(|q| exact(q).is_none_or(|e| (e - p.low_output).abs() <= 1));
+    if !below_is_one_value {
+        return None;
+    }
+    let mut words = vec![0; lw::COUNT];
+    words[lw::BIAS] = p.bias;
+    words[lw::MULTIPLIER] = p.multiplier;
+    words[lw::SHIFT] = p.shift;
+    words[lw::LOW_INPUT] = p.low_input;
+    words[lw::LOW_OUTPUT] = p.low_output;
+    Some(words)
+}
+
 impl IrOp for Unary {
     fn kind(&self) -> &'static str {
         "Lut"
@@ -368,5 +443,35 @@ mod tests {
             let model = one_node(op, &[1, 3, 20], inputs, attrs, bounds);
             assert_conforms(op, &model, 35.0);
         }
+    }
+
+    #[test]
+    fn log_shaped_functions_run_as_the_log_op_and_others_keep_the_table() {
+        use crate::quantize::quantize_wide;
+        use medq::format::layout::params::log as lw;
+        let x = QParams {
+            scale: 0.5,
+            zero_point: 0,
+        };
+        let y = |hi: f32| QParams {
+            scale: hi / 32767.0,
+            zero_point: 0,
+        };
+        let ln = log_form(f64::ln, x, y(12.0)).expect("ln");
+        assert_eq!((ln[lw::LOW_INPUT], ln[lw::LOW_OUTPUT]), (1, -32768));
+        // Clamped at 3.0, 6 steps of x: below it, ln 3.
+        let clamped = log_form(|v| v.max(3.0).ln(), x, y(12.0)).expect("clamped");
+        assert_eq!(clamped[lw::LOW_INPUT], 6);
+        assert_eq!(clamped[lw::LOW_OUTPUT], quantize_wide(y(12.0), 3f32.ln()));
+        // Decibels of x + ε, ε far under x's step: 0 reads 10·log10(ε),
+        // below the output's range.
+        let db = |v: f64| 10.0 * (v + 1e-9).log10();
+        let db = log_form(db, x, y(45.0)).expect("decibels");
+        assert_eq!((db[lw::LOW_INPUT], db[lw::LOW_OUTPUT]), (1, -32768));
+        // A log of 1 + x leaves ln x at small x; tanh and −ln are not logs
+        // of positive slope.
+        assert_eq!(log_form(f64::ln_1p, x, y(12.0)), None);
+        assert_eq!(log_form(f64::tanh, x, y(1.0)), None);
+        assert_eq!(log_form(|v| -v.ln(), x, y(12.0)), None);
     }
 }

@@ -465,8 +465,10 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Log",
         pointwise::unary,
-        "Lut (fused with the pointwise nodes around it)",
-        "yes (log 0 is the lowest output value; a negative input, NaN, gives 0 like every table's NaN)",
+        "Lut (fused with the pointwise nodes around it); on int16, Log",
+        "yes (log 0 is the lowest output value; a negative input, NaN, gives 0 like every table's \
+         NaN). On an int16 input, a logarithm (`log`, `log10`, decibels, `log(max(x, c))`, \
+         `log(x + ε)` with ε under a step) runs as Log, an integer log2 exact at any scale",
     ),
     OnnxOp::new(
         "LogSoftmax",

@@ -350,6 +350,14 @@ impl IrOp for Pointwise {
 
     fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
         if cx.graph.wide.contains(&cx.node.output) {
+            let (x, xq) = cx.activation(0)?;
+            if let Some(params) = super::lut::log_form(|v| self.f.eval(v), xq, cx.output_q()?) {
+                return Ok(Lowered {
+                    opcode: OpCode::Log,
+                    inputs: vec![x],
+                    params,
+                });
+            }
             return super::lut::lower_s16(cx, |v| self.f.eval(v));
         }
         let (x, xq) = cx.activation(0)?;
