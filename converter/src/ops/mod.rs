@@ -714,7 +714,8 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "STFT",
         stft::from_onnx,
         "Conv (the windowed DFT's cosine and sine rows, strided by the hop), Transpose",
-        "a real signal `[1, L]` or `[1, L, 1]`; constant `frame_step`, `window`, `frame_length`; \
+        "real signals `[batch, L]` or `[batch, L, 1]` (a batch of signals, e.g. a recording's \
+         channels, shares one 2-D Conv); constant `frame_step`, `window`, `frame_length`; \
          `onesided`; frames up to 4096 samples",
     ),
     OnnxOp::new(

@@ -27,20 +27,24 @@ use crate::load::{Builder, Value};
 /// The longest frame: a Conv of `2·bins` rows of `N` weights, `N²` in all.
 const MAX_FRAME_LEN: usize = 4096;
 
-/// ONNX `STFT`: inputs `signal` (`[1, L]` or `[1, L, 1]`), `frame_step`,
-/// optional `window` and `frame_length` (constants); `onesided`.
+/// ONNX `STFT`: inputs `signal` (`[batch, L]` or `[batch, L, 1]`; a batch
+/// of signals is a multi-channel recording's channels, `torch.stft` of an
+/// `[8, L]` EEG), `frame_step`, optional `window` and `frame_length`
+/// (constants); `onesided`. The signals are the rows of one 2-D Conv with a
+/// `1 × frame_length` kernel, so they share its weights.
 pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     let (x, xs) = act(b, ctx, ins, 0)?;
-    let len = match xs[..] {
-        [1, l] | [1, l, 1] => l,
+    let (signals, len) = match xs[..] {
+        [s, l] | [s, l, 1] if s >= 1 => (s, l),
         [_, _, 2] => {
-            return Err(ctx.err(
-                "the signal is complex ([batch, length, 2]); medq takes a real signal",
-            ))
+            return Err(
+                ctx.err("the signal is complex ([batch, length, 2]); medq takes a real signal")
+            )
         }
         _ => {
             return Err(ctx.err(format!(
-                "the signal has shape {xs:?}; medq takes one real signal, [1, length] or [1, length, 1]"
+                "the signal has shape {xs:?}; medq takes real signals, [batch, length] or \
+                 [batch, length, 1]"
             )))
         }
     };
@@ -99,18 +103,35 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
         groups: 1,
         activation: FusedActivation::None,
     });
-    let signal = b.emit_part(ctx, "signal", Op::Reshape, vec![x], vec![1, 1, len])?;
-    let spectrum = b.emit_part(ctx, "dft", dft, vec![signal], vec![1, 2 * bins, frames])?;
+    let signal = b.emit_part(
+        ctx,
+        "signal",
+        Op::Reshape,
+        vec![x],
+        vec![1, 1, signals, len],
+    )?;
+    let spectrum = b.emit_part(
+        ctx,
+        "dft",
+        dft,
+        vec![signal],
+        vec![1, 2 * bins, signals, frames],
+    )?;
     let by_frame = b.emit_part(
         ctx,
         "frames",
         Op::Transpose(Transpose {
-            perm: vec![0, 2, 1],
+            perm: vec![0, 2, 3, 1],
         }),
         vec![spectrum],
-        vec![1, frames, 2 * bins],
+        vec![1, signals, frames, 2 * bins],
     )?;
-    b.emit(ctx, Op::Reshape, vec![by_frame], vec![1, frames, bins, 2])
+    b.emit(
+        ctx,
+        Op::Reshape,
+        vec![by_frame],
+        vec![signals, frames, bins, 2],
+    )
 }
 
 /// The most weights a DFT's matrix may have (`2·bins × points·2`): a
@@ -266,6 +287,7 @@ fn dft_matrix(
 #[cfg(test)]
 mod tests {
     use crate::ops::testing::{assert_conforms, attr_i, floats, int64s, one_node};
+    use tract_onnx::pb::NodeProto;
 
     /// A Hann window of `n` values, as `torch.hann_window` (periodic).
     fn hann(n: usize) -> Vec<f32> {
@@ -306,6 +328,39 @@ mod tests {
                 "{kinds:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_channels_of_a_recording_are_one_batch_of_signals() {
+        // x [1, 3, 64] viewed as three signals [3, 64], as `torch.stft` of
+        // `x[0]` exports it: one 2-D Conv whose rows are the channels.
+        let mut model = one_node(
+            "STFT",
+            &[1, 3, 64],
+            &["step", "w"],
+            vec![],
+            vec![int64s("step", &[], &[8]), floats("w", &[16], &hann(16))],
+        );
+        let graph = model.graph.as_mut().expect("a graph");
+        graph.node[0].input[0] = "signals".into();
+        graph.initializer.push(int64s("to", &[2], &[3, 64]));
+        graph.node.insert(
+            0,
+            NodeProto {
+                name: "view".into(),
+                op_type: "Reshape".into(),
+                input: vec!["x".into(), "to".into()],
+                output: vec!["signals".into()],
+                ..Default::default()
+            },
+        );
+        let g = assert_conforms("STFT", &model, 30.0);
+        let conv = g
+            .nodes
+            .iter()
+            .find(|n| n.op.def().kind() == "Conv")
+            .expect("a Conv");
+        assert_eq!(g.tensors[conv.output].shape, [1, 18, 3, 7]);
     }
 
     #[test]
