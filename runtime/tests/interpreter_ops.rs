@@ -175,6 +175,58 @@ fn conv_2d_depthwise_strided_with_end_pads() {
     }
 }
 
+/// The depthwise conv above on a batch of `n` samples of `[2, 3, 3]`.
+fn depthwise_conv_of_batch(storage: Storage, n: usize) -> Writer {
+    let mut m = OneOp::new();
+    let x = m.input(&[n, 2, 3, 3], q1());
+    let (dims, weights) = (&[2, 1, 2, 2], &[1, 0, 0, 0, 1, 1, 1, 1]);
+    let wt = add_weights(&mut m.w, storage, "w", dims, q1(), weights);
+    let b = m.w.add_constant_i32("b", &[2], &[0, 0]);
+    let mm = m.w.add_constant_i32("m", &[2], &[ONE.0; 2]);
+    let s = add_shifts(&mut m.w, "s", &[ONE.1; 2]);
+    m.finish(
+        OpCode::Conv,
+        &[x, wt, b, mm, s],
+        &[n, 2, 2, 2],
+        q1(),
+        &[2, 2, 1, 1, 0, 0, 1, 1, 2, -128, 127],
+    )
+}
+
+/// A batch of samples (a camera-PPG model's frames) runs sample by sample
+/// on the same weights: each sample's output is the one it has alone.
+#[test]
+fn conv_runs_each_sample_of_a_batch() {
+    let first = [1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+    let second: Vec<i8> = first.iter().map(|v| 10 - v).collect();
+    let third = [0i8; 18];
+    for storage in Storage::ALL {
+        let alone = |x: &[i8]| run(depthwise_conv_of_batch(storage, 1), &[x]);
+        let batch: Vec<i8> = [&first[..], &second, &third].concat();
+        let want: Vec<i8> = [alone(&first), alone(&second), alone(&third)].concat();
+        assert_eq!(
+            run(depthwise_conv_of_batch(storage, 3), &[&batch]),
+            want,
+            "{storage:?}"
+        );
+    }
+    // The output's batch must be the input's.
+    let mut m = OneOp::new();
+    let x = m.input(&[2, 1, 3], q1());
+    let wt = m.w.add_constant_i8("w", &[1, 1, 1], q1(), &[1]);
+    let b = m.w.add_constant_i32("b", &[1], &[0]);
+    let mm = m.w.add_constant_i32("m", &[1], &[ONE.0]);
+    let s = add_shifts(&mut m.w, "s", &[ONE.1]);
+    let w = m.finish(
+        OpCode::Conv,
+        &[x, wt, b, mm, s],
+        &[1, 1, 3],
+        q1(),
+        &[1, 1, 1, 1, 0, 0, 0, 0, 1, -128, 127],
+    );
+    assert!(matches!(w.finish(), Err(medq::Error::BadOp { .. })));
+}
+
 #[test]
 fn conv_zero_points_and_requantization() {
     // 1-D, one channel, kernel [1, 1], no pads: acc = (x0 − 3) + (x1 − 3) + bias.
@@ -522,6 +574,21 @@ fn avg_pool_divisors() {
         run(pool_2d(OpCode::AvgPool, 1), &[&POOL_INPUT]),
         [0, -1, -3, -7]
     );
+}
+
+/// Pooling is per channel: two samples pool as four channels would.
+#[test]
+fn pools_run_each_sample_of_a_batch() {
+    for opcode in [OpCode::MaxPool, OpCode::AvgPool] {
+        let mut m = OneOp::new();
+        let x = m.input(&[2, 1, 3, 3], q1());
+        let params = [2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0];
+        let w = m.finish(opcode, &[x], &[2, 1, 2, 2], q1(), &params);
+        let doubled: Vec<i8> = POOL_INPUT.iter().map(|v| 2 * v).collect();
+        let alone = |x: &[i8]| run(pool_2d(opcode, 0), &[x]);
+        let want = [alone(&POOL_INPUT), alone(&doubled)].concat();
+        assert_eq!(run(w, &[&[&POOL_INPUT[..], &doubled].concat()]), want);
+    }
 }
 
 #[test]

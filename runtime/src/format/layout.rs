@@ -496,7 +496,8 @@ impl OpCode {
 pub mod params {
     /// Conv inputs: `[x, weights i8 [Cout, Cin/groups, kH, kW], bias i32 [Cout],
     /// multiplier i32 [Cout], shift i8 [Cout]]`; output `y`.
-    /// `x` is `[1, Cin, H, W]` or `[1, Cin, L]` (1-D: H = 1). `x` and `y`
+    /// `x` is `[N, Cin, H, W]` or `[N, Cin, L]` (1-D: H = 1; N samples run one
+    /// at a time on the same weights). `x` and `y`
     /// are both `i8`, or both `i16` (feature `int16-activations`: dense
     /// weights, the activation range within `i16`).
     pub mod conv {
@@ -565,7 +566,7 @@ pub mod params {
     pub mod lut {
         pub const COUNT: usize = 0;
     }
-    /// MaxPool/AvgPool input `[x]` (`[1, C, H, W]` or `[1, C, L]`); output same
+    /// MaxPool/AvgPool input `[x]` (`[N, C, H, W]` or `[N, C, L]`); output same
     /// quantization and dtype (`i8`, or `i16` with feature `int16-activations`).
     pub mod pool {
         pub const KERNEL_H: usize = 0;

@@ -3,7 +3,7 @@
 #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
 use super::packed_blocks::{self as blocks, DECODE_BYTES};
 use super::window::Window;
-use super::{nchw, Ctx, Io, Operand, Requant, Weights};
+use super::{batched_nchw, Batch, Ctx, Io, Operand, Requant, Weights};
 use crate::error::Error;
 use crate::format::layout::params::conv as w;
 use crate::format::TensorInfo;
@@ -48,6 +48,7 @@ mod sparse {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Conv<'a> {
     pub p: ConvParams,
+    batch: Batch,
     x: Operand<'a>,
     weights: Weights<'a>,
     rq: Requant<'a>,
@@ -63,6 +64,7 @@ pub(super) struct Conv<'a> {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ConvS16<'a> {
     pub p: ConvParams,
+    batch: Batch,
     x: Operand<'a>,
     rq: Requant<'a>,
     kernel: super::WeightedS16<'a, ConvParams>,
@@ -76,9 +78,10 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Conv<'a>, Error> {
         Ctx::i8_operand,
         Ctx::act_range,
         Ctx::weight_rows,
-        |p, x, weights, rq| {
+        |p, batch, x, weights, rq| {
             Ok(Conv {
                 p,
+                batch,
                 x,
                 #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
                 in_blocks: runs_in_blocks(&p, &weights),
@@ -119,9 +122,10 @@ pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<ConvS16<'a>, Error> {
         operand,
         Ctx::act_range_of,
         Ctx::weight_rows_s16,
-        |p, x, weights, rq| {
+        |p, batch, x, weights, rq| {
             Ok(ConvS16 {
                 p,
+                batch,
                 x,
                 rq,
                 kernel: super::WeightedS16::new(
@@ -149,13 +153,13 @@ fn decode<'a, 'c, T, Wt>(
     operand: impl Fn(&Ctx<'c, 'a>, &TensorInfo<'a>) -> Result<i32, Error>,
     act: impl Fn(&Ctx<'c, 'a>, usize, usize) -> Result<(i32, i32), Error>,
     read_weights: impl Fn(&Ctx<'c, 'a>, &TensorInfo<'a>, bool) -> Result<Wt, Error>,
-    build: impl FnOnce(ConvParams, Operand<'a>, Wt, Requant<'a>) -> Result<T, Error>,
+    build: impl FnOnce(ConvParams, Batch, Operand<'a>, Wt, Requant<'a>) -> Result<T, Error>,
 ) -> Result<T, Error> {
     cx.check_arity(5, w::COUNT)?;
     let x = cx.input(0)?;
     let input_zero_point = operand(cx, &x)?;
-    let (cin, in_h, in_w, is_2d) =
-        nchw(&x).ok_or(cx.bad(why!("input must be [1, C, H, W] or [1, C, L]")))?;
+    let (batch, cin, in_h, in_w, is_2d) =
+        batched_nchw(&x).ok_or(cx.bad(why!("input must be [N, C, H, W] or [N, C, L]")))?;
     let wt = cx.input(1)?;
     let wd = wt.dims_usize();
     let rank_ok = wt.rank() == 4 || (wt.rank() == 3 && !is_2d);
@@ -183,7 +187,7 @@ fn decode<'a, 'c, T, Wt>(
         why!("groups do not divide the channels, or weights have the wrong input channels"),
     )?;
     cx.ensure(
-        nchw(&cx.output) == Some((cout, out_h, out_w, is_2d)),
+        batched_nchw(&cx.output) == Some((batch, cout, out_h, out_w, is_2d)),
         why!("output shape does not match the window"),
     )?;
     let rq = cx.requant_vectors(cout)?;
@@ -208,52 +212,55 @@ fn decode<'a, 'c, T, Wt>(
         act_min,
         act_max,
     };
-    build(p, Operand::of(&x), weights, rq)
+    build(p, Batch(batch), Operand::of(&x), weights, rq)
 }
 
 impl Conv<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let x = io.inputs.read(&self.x)?;
         let (p, rq) = (&self.p, &self.rq);
-        match &self.weights {
-            Weights::Dense(w) => {
-                (self.kernel.run)(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
-            }
-            #[cfg(feature = "sparse-weights")]
-            Weights::Sparse(w) => {
-                if !(self.in_blocks
-                    && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare))
-                {
-                    sparse::conv_sparse_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+        #[cfg(any(feature = "sparse-weights", feature = "pow2-weights"))]
+        let spare = &mut *io.spare;
+        self.batch
+            .each(x, io.output, |x, output| match &self.weights {
+                Weights::Dense(w) => {
+                    (self.kernel.run)(p, x, w, rq.bias, rq.multiplier, rq.shift, output)
                 }
-            }
-            #[cfg(feature = "pow2-weights")]
-            Weights::Pow2(w) => {
-                if !(self.in_blocks
-                    && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare))
-                {
-                    kernels::conv_pow2_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, io.output)
+                #[cfg(feature = "sparse-weights")]
+                Weights::Sparse(w) => {
+                    if !(self.in_blocks
+                        && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), output, spare))
+                    {
+                        sparse::conv_sparse_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, output)
+                    }
                 }
-            }
-            #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
-            Weights::SparsePow2(w) => {
-                if !(self.in_blocks
-                    && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare))
-                {
-                    let (b, m, s) = rq.vectors();
-                    sparse::conv_sparse_pow2_s8(p, x, w, b, m, s, io.output)
+                #[cfg(feature = "pow2-weights")]
+                Weights::Pow2(w) => {
+                    if !(self.in_blocks
+                        && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), output, spare))
+                    {
+                        kernels::conv_pow2_s8(p, x, w, rq.bias, rq.multiplier, rq.shift, output)
+                    }
                 }
-            }
-            #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
-            Weights::SparsePow2x3(w) => {
-                if !(self.in_blocks
-                    && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), io.output, io.spare))
-                {
-                    let (b, m, s) = rq.vectors();
-                    sparse::conv_sparse_pow2x3_s8(p, x, w, b, m, s, io.output)
+                #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+                Weights::SparsePow2(w) => {
+                    if !(self.in_blocks
+                        && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), output, spare))
+                    {
+                        let (b, m, s) = rq.vectors();
+                        sparse::conv_sparse_pow2_s8(p, x, w, b, m, s, output)
+                    }
                 }
-            }
-        }
+                #[cfg(all(feature = "sparse-weights", feature = "pow2-weights"))]
+                Weights::SparsePow2x3(w) => {
+                    if !(self.in_blocks
+                        && blocks::conv::<DECODE_BYTES, _>(p, x, w, rq.vectors(), output, spare))
+                    {
+                        let (b, m, s) = rq.vectors();
+                        sparse::conv_sparse_pow2x3_s8(p, x, w, b, m, s, output)
+                    }
+                }
+            });
         Ok(())
     }
 
@@ -286,13 +293,13 @@ impl Conv<'_> {
     }
 
     pub fn macs(&self) -> u64 {
-        macs(&self.p)
+        macs(&self.p, self.batch)
     }
 }
 
-fn macs(p: &ConvParams) -> u64 {
+fn macs(p: &ConvParams, batch: Batch) -> u64 {
     let per_output = (p.in_channels / p.groups.max(1)) * p.kernel_h * p.kernel_w;
-    (p.out_channels * p.out_h * p.out_w) as u64 * per_output as u64
+    (batch.0 * p.out_channels * p.out_h * p.out_w) as u64 * per_output as u64
 }
 
 #[cfg(feature = "int16-activations")]
@@ -313,11 +320,11 @@ impl ConvS16<'_> {
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        self.kernel.run(&self.p, &self.x, &self.rq, io)
+        self.kernel.run(&self.p, &self.x, &self.rq, io, self.batch)
     }
 
     pub fn macs(&self) -> u64 {
-        macs(&self.p)
+        macs(&self.p, self.batch)
     }
 }
 

@@ -193,7 +193,7 @@ impl ConvTransposeS16<'_> {
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let ConvTranspose { p, x, weights, rq } = &self.op;
-        self.kernel.run(p, x, weights, rq, io)
+        self.kernel.run(p, x, weights, rq, io, super::Batch::ONE)
     }
 
     pub fn macs(&self) -> u64 {

@@ -168,7 +168,8 @@ impl FullyConnectedS16<'_> {
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        self.kernel.run(&self.p, &self.x, &self.rq, io)
+        self.kernel
+            .run(&self.p, &self.x, &self.rq, io, super::Batch::ONE)
     }
 
     pub fn macs(&self) -> u64 {

@@ -127,6 +127,6 @@ impl LayerNormS16<'_> {
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let LayerNorm { p, x, gamma, rq } = &self.layer_norm;
-        self.kernel.run(p, x, gamma, rq, io)
+        self.kernel.run(p, x, gamma, rq, io, super::Batch::ONE)
     }
 }

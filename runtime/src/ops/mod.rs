@@ -1012,10 +1012,11 @@ impl<'a, P: 'static> WeightedS16<'a, P> {
         x: &Operand<'_>,
         rq: &Requant<'_>,
         io: &mut Io<'_>,
+        batch: Batch,
     ) -> Result<(), Error> {
         match self {
-            WeightedS16::W8(w, k) => k.run(p, x, w, rq, io),
-            WeightedS16::W16(w, k) => k.run(p, x, w, rq, io),
+            WeightedS16::W8(w, k) => k.run(p, x, w, rq, io, batch),
+            WeightedS16::W16(w, k) => k.run(p, x, w, rq, io, batch),
         }
     }
 }
@@ -1082,28 +1083,23 @@ impl<P: 'static, W: 'static> KernelS16<P, W> {
         weights: &[W],
         rq: &Requant<'_>,
         io: &mut Io<'_>,
+        batch: Batch,
     ) -> Result<(), Error> {
         let (b, m, s) = (rq.bias, rq.multiplier, rq.shift);
         match self {
-            KernelS16::S16(k) => (k.run)(
-                p,
-                io.inputs.read_i16(x)?,
-                weights,
-                b,
-                m,
-                s,
-                output_i16(io.output)?,
-            ),
-            KernelS16::S8S16(k) => (k.run)(
-                p,
-                io.inputs.read(x)?,
-                weights,
-                b,
-                m,
-                s,
-                output_i16(io.output)?,
-            ),
-            KernelS16::S16S8(k) => (k.run)(p, io.inputs.read_i16(x)?, weights, b, m, s, io.output),
+            KernelS16::S16(k) => {
+                batch.each(io.inputs.read_i16(x)?, output_i16(io.output)?, |x, y| {
+                    (k.run)(p, x, weights, b, m, s, y)
+                })
+            }
+            KernelS16::S8S16(k) => {
+                batch.each(io.inputs.read(x)?, output_i16(io.output)?, |x, y| {
+                    (k.run)(p, x, weights, b, m, s, y)
+                })
+            }
+            KernelS16::S16S8(k) => batch.each(io.inputs.read_i16(x)?, io.output, |x, y| {
+                (k.run)(p, x, weights, b, m, s, y)
+            }),
         }
         Ok(())
     }
@@ -1495,10 +1491,46 @@ impl<'m, 'a> Ctx<'m, 'a> {
 
 /// `[1, C, H, W]` or `[1, C, L]` (H = 1): returns `(C, H, W, is_2d)`.
 fn nchw(t: &TensorInfo<'_>) -> Option<(usize, usize, usize, bool)> {
-    match *t.dims() {
-        [1, c, h, w] => Some((c as usize, h as usize, w as usize, true)),
-        [1, c, l] => Some((c as usize, 1, l as usize, false)),
+    match batched_nchw(t)? {
+        (1, c, h, w, is_2d) => Some((c, h, w, is_2d)),
         _ => None,
+    }
+}
+
+/// `(N, C, H, W, is_2d)` of an `[N, C, H, W]` or `[N, C, L]` tensor (`H` 1).
+fn batched_nchw(t: &TensorInfo<'_>) -> Option<(usize, usize, usize, usize, bool)> {
+    match *t.dims() {
+        [n, c, h, w] => Some((n as usize, c as usize, h as usize, w as usize, true)),
+        [n, c, l] => Some((n as usize, c as usize, 1, l as usize, false)),
+        _ => None,
+    }
+}
+
+/// The samples of a leading batch dimension that an op runs one at a time
+/// (Conv on `[N, C, H, W]`, frames of a video as exported by camera-PPG
+/// models): sample `i` reads the `i`-th of `N` equal parts of the input and
+/// writes the `i`-th of the output. One sample is the whole tensors, so an
+/// op of batch 1 runs exactly as without it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Batch(pub usize);
+
+impl Batch {
+    pub const ONE: Batch = Batch(1);
+
+    /// Runs `f` on each sample's input and output. The prepare checks that
+    /// both lengths are `N` whole samples; if not, nothing runs.
+    #[inline(always)]
+    pub fn each<X, Y>(self, x: &[X], y: &mut [Y], mut f: impl FnMut(&[X], &mut [Y])) {
+        if self.0 <= 1 {
+            return f(x, y);
+        }
+        let (x_len, y_len) = (x.len() / self.0, y.len() / self.0);
+        if x_len == 0 || y_len == 0 || x.len() % self.0 != 0 || y.len() % self.0 != 0 {
+            return;
+        }
+        for (xs, ys) in x.chunks_exact(x_len).zip(y.chunks_exact_mut(y_len)) {
+            f(xs, ys);
+        }
     }
 }
 

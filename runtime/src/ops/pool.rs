@@ -1,7 +1,7 @@
 //! MaxPool and AvgPool, 1-D/2-D (global pooling included).
 
 use super::window::Window;
-use super::{nchw, Ctx, Io, Operand};
+use super::{batched_nchw, Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::pool as w;
 use crate::format::layout::OpCode;
@@ -70,8 +70,13 @@ fn decode<'a, 'c>(
         x.quant == cx.output.quant,
         why!("output quantization differs from input"),
     )?;
-    let (channels, in_h, in_w, is_2d) =
-        nchw(&x).ok_or(cx.bad(why!("input must be [1, C, H, W] or [1, C, L]")))?;
+    // Pooling is per channel, so a batch of N samples of C channels is
+    // N·C channels.
+    let (batch, c, in_h, in_w, is_2d) =
+        batched_nchw(&x).ok_or(cx.bad(why!("input must be [N, C, H, W] or [N, C, L]")))?;
+    let channels = batch
+        .checked_mul(c)
+        .ok_or(cx.bad(why!("too many channels")))?;
     let kernel_h = cx.size(w::KERNEL_H, 1, why!("kernel must be at least 1"))?;
     let kernel_w = cx.size(w::KERNEL_W, 1, why!("kernel must be at least 1"))?;
     let include_pad = cx.word(w::COUNT_INCLUDE_PAD)?;
@@ -98,7 +103,7 @@ fn decode<'a, 'c>(
         out_w,
     } = cx.window(w::STRIDE_H, (kernel_h, kernel_w), (in_h, in_w), is_2d)?;
     cx.ensure(
-        nchw(&cx.output) == Some((channels, out_h, out_w, is_2d)),
+        batched_nchw(&cx.output) == Some((batch, c, out_h, out_w, is_2d)),
         why!("output shape does not match the window"),
     )?;
     let p = PoolParams {
