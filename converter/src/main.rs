@@ -31,7 +31,9 @@ use medq_converter::{prune, prune_weights};
         several inputs takes --calib (and --eval, --select) once per input, in the model's input \
         order, each file [N, d1..dk] with the same N. An input whose dimension 0 is not a batch \
         (an unbatched or sequence-first export, e.g. [time, batch, 6]) takes samples that stack \
-        whole inputs, one dimension more: [N, 40, 1, 6]. With several outputs the report shows each \
+        whole inputs, one dimension more: [N, 40, 1, 6]; Conv and pooling run such a dimension 0 \
+        one sample at a time (a camera-PPG model's video frames, [frames, 3, H, W], from samples \
+        [N, frames, 3, H, W]). With several outputs the report shows each \
         output's figures; --labels are for output 0 unless --labels-output names another.\n\n\
         A pre-quantized (QDQ) model, with QuantizeLinear/DequantizeLinear pairs (ONNX Runtime's \
         quantize_static, a QAT export), converts with its own scales and zero points: --calib is \

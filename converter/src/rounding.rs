@@ -167,7 +167,8 @@ impl InputMoments {
 /// Where a Conv or FullyConnected node's weight rows meet its input.
 #[derive(Clone, Debug)]
 enum Geometry {
-    /// `x` is `[1, C, H, W]` (or `[1, C, L]`), weights `[Cout, C/groups, kH, kW]`.
+    /// `x` is `[N, C, H, W]` (or `[N, C, L]`), weights `[Cout, C/groups, kH, kW]`;
+    /// each of the N samples (a video's frames) adds its patches.
     Conv {
         channels: usize,
         height: usize,
@@ -186,8 +187,8 @@ fn geometry(graph: &Graph, node: usize) -> Option<Geometry> {
     match &n.op {
         Op::Conv(Conv { window, groups, .. }) => {
             let (channels, height, width) = match x.as_slice() {
-                [1, c, l] => (*c, 1, *l),
-                [1, c, h, w] => (*c, *h, *w),
+                [_, c, l] => (*c, 1, *l),
+                [_, c, h, w] => (*c, *h, *w),
                 _ => return None,
             };
             Some(Geometry::Conv {
@@ -293,30 +294,30 @@ impl MomentsCollector {
                 let cg = c / *groups;
                 let n = cg * kh * kw;
                 let positions = out_h * out_w;
-                for (g, (m, sum)) in moments
-                    .groups
-                    .iter_mut()
-                    .zip(moments.sums.iter_mut())
-                    .enumerate()
-                {
-                    // One row per output position: the patch it reads, in
-                    // the weight row's order (channel, kernel row, kernel column).
-                    let p = DMatrix::from_fn(positions, n, |pos, col| {
-                        let (oy, ox) = (pos / out_w, pos % out_w);
-                        let ci = g * cg + col / (kh * kw);
-                        let (ky, kx) = ((col / kw) % kh, col % kw);
-                        let iy = (oy * sh + ky * dh) as isize - pt as isize;
-                        let ix = (ox * sw + kx * dw) as isize - pl as isize;
-                        if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
-                            0.0
-                        } else {
-                            x[(ci * h + iy as usize) * w + ix as usize] as f64
-                        }
-                    });
-                    m.gemm_tr(1.0, &p, &p, 1.0);
-                    *sum += p.row_sum().transpose();
+                let samples = x.chunks_exact((c * h * w).max(1));
+                let n_samples = samples.len();
+                for x in samples {
+                    let groups = moments.groups.iter_mut().zip(moments.sums.iter_mut());
+                    for (g, (m, sum)) in groups.enumerate() {
+                        // One row per output position: the patch it reads, in
+                        // the weight row's order (channel, kernel row, kernel column).
+                        let p = DMatrix::from_fn(positions, n, |pos, col| {
+                            let (oy, ox) = (pos / out_w, pos % out_w);
+                            let ci = g * cg + col / (kh * kw);
+                            let (ky, kx) = ((col / kw) % kh, col % kw);
+                            let iy = (oy * sh + ky * dh) as isize - pt as isize;
+                            let ix = (ox * sw + kx * dw) as isize - pl as isize;
+                            if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                                0.0
+                            } else {
+                                x[(ci * h + iy as usize) * w + ix as usize] as f64
+                            }
+                        });
+                        m.gemm_tr(1.0, &p, &p, 1.0);
+                        *sum += p.row_sum().transpose();
+                    }
                 }
-                moments.observations += positions;
+                moments.observations += positions * n_samples;
             }
         }
     }

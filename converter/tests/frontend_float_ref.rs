@@ -459,8 +459,12 @@ fn repository_models_load_rewrite_and_match_tract() {
         ("seizure_lstm_dynamo.onnx", "eeg", &[1, 18, 256]),
         ("wide_lstm.onnx", "eeg", &[1, 2, 256]),
     ];
-    // Sequence-first: samples stack whole inputs, so the shape is data's.
-    let whole: [(&str, &[usize]); 1] = [("gru_seq_first.onnx", &[1, 40, 1, 6])];
+    // Sequence-first, or video frames as the batch: samples stack whole
+    // inputs (one shape per input), so the shape is data's.
+    let whole: [(&str, &[&[usize]]); 2] = [
+        ("gru_seq_first.onnx", &[&[1, 40, 1, 6]]),
+        ("rppg_can.onnx", &[&[1, 8, 3, 24, 24], &[1, 8, 3, 24, 24]]),
+    ];
     for p in paths {
         let name = p.file_name().unwrap().to_str().unwrap();
         let load = LoadOptions {
@@ -472,7 +476,7 @@ fn repository_models_load_rewrite_and_match_tract() {
             sample_shapes: whole
                 .iter()
                 .filter(|(file, _)| *file == name)
-                .map(|(_, samples)| samples.to_vec())
+                .flat_map(|(_, samples)| samples.iter().map(|s| s.to_vec()))
                 .collect(),
         };
         check_against_tract_with(&p, &load, 2, 1e-4);

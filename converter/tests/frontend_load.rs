@@ -1278,8 +1278,10 @@ fn weights_in_an_external_data_file_load_as_if_embedded() {
 }
 
 /// An input whose dimension 0 is data (whole-tensor samples, `[N, 3, 2, 20]`)
-/// keeps it through elementwise ops; an op whose kernel takes one image
-/// `[1, C, …]` refuses it at its node, naming the node and the shape.
+/// keeps it through elementwise ops, and through Conv and the pools, which
+/// run it sample by sample (a camera-PPG model's frames); an op whose kernel
+/// takes one image `[1, C, …]` refuses it at its node, naming the node and
+/// the shape.
 #[test]
 fn image_ops_refuse_a_dimension_0_of_data_at_the_node() {
     let whole = LoadOptions {
@@ -1296,18 +1298,20 @@ fn image_ops_refuse_a_dimension_0_of_data_at_the_node() {
         &[],
         vec![attr_ints("kernel_shape", &[2])],
     );
-    let e = convert_model(&pool.build(), &whole)
+    let (g, _) = convert_model(&pool.build(), &whole).unwrap();
+    assert_eq!(shape(&g, "y"), vec![3, 2, 19]);
+    let conv = single(13, &[3, 2, 20], "Conv", &["w"], vec![]).f32("w", &[4, 2, 3], &[0.5; 24]);
+    let (g, _) = convert_model(&conv.build(), &whole).unwrap();
+    assert_eq!(shape(&g, "y"), vec![3, 4, 18]);
+    let transposed =
+        single(13, &[3, 2, 20], "ConvTranspose", &["w"], vec![]).f32("w", &[2, 4, 3], &[0.5; 24]);
+    let e = convert_model(&transposed.build(), &whole)
         .unwrap_err()
         .to_string();
     assert!(
         e.contains("\"/op\"") && e.contains("[3, 2, 20]") && e.contains("takes one sample"),
         "{e}"
     );
-    let conv = single(13, &[3, 2, 20], "Conv", &["w"], vec![]).f32("w", &[4, 2, 3], &[0.5; 24]);
-    let e = convert_model(&conv.build(), &whole)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("medq's Conv takes one sample"), "{e}");
 }
 
 #[test]

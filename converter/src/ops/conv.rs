@@ -65,14 +65,21 @@ impl IrOp for Conv {
 
     fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
         let (x, xs) = cx.input(0)?;
-        let [_, _, h, wd] = cx.nchw(xs)?;
+        let [n, cin, h, wd] = cx.nchw(xs)?;
         let [_, _, oh, ow] = cx.nchw(cx.output_shape)?;
         let [cout, cin_g, kh, kw] = self.weights.shape[..] else {
             return Err(cx.err("weights are not [Cout, Cin/groups, kH, kW]"));
         };
         let per_group = cout / self.groups.max(1);
-        let mut out = Vec::with_capacity(cout * oh * ow);
-        for (co, &b0) in self.bias.iter().enumerate().take(cout) {
+        let mut out = Vec::with_capacity(n * cout * oh * ow);
+        // Each sample of a batch on the same weights.
+        for (co, &b0, x) in x.chunks_exact((cin * h * wd).max(1)).take(n).flat_map(|x| {
+            self.bias
+                .iter()
+                .enumerate()
+                .take(cout)
+                .map(move |(co, b)| (co, b, x))
+        }) {
             let group = co / per_group.max(1);
             let weights = &self.weights.data[co * cin_g * kh * kw..(co + 1) * cin_g * kh * kw];
             for oy in 0..oh {

@@ -211,15 +211,15 @@ impl Op {
     /// Whether the op's `.mq` kernel takes one image, `[1, C, L]` or
     /// `[1, C, H, W]`, as its first input: dimension 0 of a computed input
     /// that is data (an unbatched export) must be refused at the node,
-    /// not found by the written file's validation.
+    /// not found by the written file's validation. (Conv and the pools run
+    /// a batch sample by sample.)
     pub fn takes_one_image(&self) -> bool {
         match self {
+            Op::ConvTranspose(_) | Op::Resize(_) => true,
             Op::Conv(_)
             | Op::MaxPool(_)
             | Op::AvgPool(_)
-            | Op::ConvTranspose(_)
-            | Op::Resize(_) => true,
-            Op::FullyConnected(_)
+            | Op::FullyConnected(_)
             | Op::Add(_)
             | Op::Mul(_)
             | Op::Unary(_)

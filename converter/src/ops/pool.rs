@@ -136,10 +136,11 @@ fn pool_eval(
     f: impl Fn((usize, usize), &[Option<f32>]) -> f32,
 ) -> Result<Vec<f32>, ConvertError> {
     let (x, xs) = cx.input(0)?;
-    let [_, c, h, wd] = cx.nchw(xs)?;
+    // Every plane of every sample pools alike.
+    let [n, c, h, wd] = cx.nchw(xs)?;
     let [_, _, oh, ow] = cx.nchw(cx.output_shape)?;
-    let mut out = Vec::with_capacity(c * oh * ow);
-    for plane in x.chunks_exact(h * wd).take(c) {
+    let mut out = Vec::with_capacity(n * c * oh * ow);
+    for plane in x.chunks_exact(h * wd).take(n * c) {
         for oy in 0..oh {
             for ox in 0..ow {
                 let taps: Vec<Option<f32>> = window

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Build the converter's camera-photoplethysmography test model: a
+DeepPhys-style convolutional attention network (Chen & McDuff, 2018), as
+the rPPG toolboxes export it, with the video's frames as the batch.
+
+  rppg_can   inputs "motion" and "appearance", each [8, 3, 24, 24]: eight
+             frames of a 24x24 face crop (the normalised frame differences,
+             and the frames themselves). Per frame: two 3x3 Conv + Tanh
+             layers per branch (8 channels); an attention mask from the appearance branch
+             (1x1 Conv, Sigmoid, scaled by H*W over twice its L1 norm, as
+             DeepPhys writes it) gates the motion branch; AvgPool 2x2; the
+             same again at 16 channels; AvgPool; Flatten; Linear(576 -> 64),
+             Tanh; Linear(64 -> 1). Output "pulse" [8, 1]: the pulse
+             signal's derivative at each frame. Legacy exporter, opset 17.
+
+It is trained (Adam, 300 steps) on synthetic video at 30 frames a second: a
+skin-coloured disc on a darker background (24x24 pixels), its colour modulated by a pulse
+of 0.8-2.5 Hz with a small amplitude, slow illumination drift, a few pixels
+of head motion and sensor noise. The target is the pulse's derivative,
+normalised per window.
+
+This writes, next to this script:
+
+  rppg_can.onnx
+  rppg_motion_calib.npy, rppg_appearance_calib.npy   float16 [12, 8, 3, 24, 24]
+  rppg_motion_test.npy,  rppg_appearance_test.npy    float16 [12, 8, 3, 24, 24]
+
+(each sample is one window of 8 frames: whole inputs, whose dimension 0 is
+the frames) and checks the export with onnx.checker and with onnxruntime
+against PyTorch on every test window. Reruns give byte-identical files.
+
+Usage: python3 models/testnets/make_rppg_testnet.py [--out DIR]
+"""
+
+import argparse
+import os
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+FPS = 30.0
+FRAMES = 8
+SIZE = 24
+
+
+class Attention(nn.Module):
+    """DeepPhys's soft attention mask."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x):
+        mask = torch.sigmoid(self.conv(x))
+        _, _, h, w = mask.shape
+        norm = 2 * torch.norm(mask, p=1, dim=(1, 2, 3)).reshape(-1, 1, 1, 1)
+        return mask * h * w / norm
+
+
+class ConvAttentionNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        c1, c2 = 8, 16
+        self.m1 = nn.Conv2d(3, c1, 3, padding=1)
+        self.m2 = nn.Conv2d(c1, c1, 3, padding=1)
+        self.a1 = nn.Conv2d(3, c1, 3, padding=1)
+        self.a2 = nn.Conv2d(c1, c1, 3, padding=1)
+        self.att1 = Attention(c1)
+        self.m3 = nn.Conv2d(c1, c2, 3, padding=1)
+        self.m4 = nn.Conv2d(c2, c2, 3, padding=1)
+        self.a3 = nn.Conv2d(c1, c2, 3, padding=1)
+        self.a4 = nn.Conv2d(c2, c2, 3, padding=1)
+        self.att2 = Attention(c2)
+        self.pool = nn.AvgPool2d(2)
+        self.fc1 = nn.Linear(c2 * (SIZE // 4) ** 2, 64)
+        self.fc2 = nn.Linear(64, 1)
+
+    def forward(self, motion, appearance):
+        m = torch.tanh(self.m2(torch.tanh(self.m1(motion))))
+        a = torch.tanh(self.a2(torch.tanh(self.a1(appearance))))
+        m = self.pool(m * self.att1(a))
+        a = self.pool(a)
+        m = torch.tanh(self.m4(torch.tanh(self.m3(m))))
+        a = torch.tanh(self.a4(torch.tanh(self.a3(a))))
+        m = self.pool(m * self.att2(a))
+        return self.fc2(torch.tanh(self.fc1(m.flatten(1))))
+
+
+def video(rng, n):
+    """n windows of FRAMES frames: (motion, appearance, target)."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    skin = np.array([0.85, 0.62, 0.50], np.float32)
+    motion = np.empty((n, FRAMES, 3, SIZE, SIZE), np.float32)
+    appearance = np.empty_like(motion)
+    target = np.empty((n, FRAMES, 1), np.float32)
+    for i in range(n):
+        f = rng.uniform(0.8, 2.5)
+        phase = rng.uniform(0, 2 * np.pi)
+        amp = rng.uniform(0.005, 0.02)
+        t = np.arange(FRAMES + 1) / FPS
+        pulse = np.sin(2 * np.pi * f * t + phase)
+        light = 1.0 + rng.uniform(-0.1, 0.1) + 0.02 * np.sin(2 * np.pi * 0.1 * t + rng.uniform(0, 6))
+        cy, cx = rng.uniform(10, 14, 2)
+        r = rng.uniform(7, 10)
+        drift = rng.normal(0, 0.3, (FRAMES + 1, 2)).cumsum(0)
+        frames = np.empty((FRAMES + 1, 3, SIZE, SIZE), np.float32)
+        for k in range(FRAMES + 1):
+            d = np.hypot(yy - cy - drift[k, 0], xx - cx - drift[k, 1])
+            face = 1.0 / (1.0 + np.exp((d - r) * 1.5))
+            colour = skin * (1 + amp * pulse[k] * np.array([0.3, 1.0, 0.5]))
+            img = light[k] * (0.25 + face[None] * (colour[:, None, None] - 0.25))
+            frames[k] = img + rng.normal(0, 0.004, img.shape)
+        frames = frames.clip(1e-3, 1)
+        # DeepPhys's inputs: normalised differences, and standardised frames.
+        diff = (frames[1:] - frames[:-1]) / (frames[1:] + frames[:-1])
+        motion[i] = diff / diff.std()
+        app = frames[1:]
+        appearance[i] = (app - app.mean()) / app.std()
+        dp = np.diff(pulse)
+        target[i, :, 0] = dp / (np.abs(dp).max() + 1e-6)
+    return motion, appearance, target
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(20261207)
+    net = ConvAttentionNet()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(300):
+        m, a, y = video(rng, 4)
+        out = net(torch.from_numpy(m.reshape(-1, 3, SIZE, SIZE)), torch.from_numpy(a.reshape(-1, 3, SIZE, SIZE)))
+        loss = nn.functional.mse_loss(out, torch.from_numpy(y.reshape(-1, 1)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    calib = video(rng, 12)
+    test = video(rng, 12)
+    for tag, (m, a, _) in [("calib", calib), ("test", test)]:
+        # float16 halves the files; the models read them as float32.
+        np.save(os.path.join(args.out, f"rppg_motion_{tag}.npy"), m.astype(np.float16))
+        np.save(os.path.join(args.out, f"rppg_appearance_{tag}.npy"), a.astype(np.float16))
+    calib = tuple(v.astype(np.float16).astype(np.float32) for v in calib)
+    test = tuple(v.astype(np.float16).astype(np.float32) for v in test)
+    path = os.path.join(args.out, "rppg_can.onnx")
+    example = (torch.from_numpy(calib[0][0]), torch.from_numpy(calib[1][0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, example, path, dynamo=False, opset_version=17, do_constant_folding=True,
+            input_names=["motion", "appearance"], output_names=["pulse"],
+        )
+    import onnx
+    import onnxruntime as ort
+
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    corr = []
+    with torch.no_grad():
+        for i in range(12):
+            m, a = test[0][i], test[1][i]
+            got = sess.run(None, {"motion": m, "appearance": a})[0]
+            np.testing.assert_allclose(got, net(torch.from_numpy(m), torch.from_numpy(a)).numpy(), rtol=1e-4, atol=1e-4)
+            corr.append(np.corrcoef(got[:, 0], test[2][i, :, 0])[0, 1])
+    ops = sorted({n.op_type for n in onnx.load(path).graph.node})
+    print(f"rppg_can: {os.path.getsize(path)} B, median correlation with the pulse {np.median(corr):.2f}, ops {ops}")
+
+
+if __name__ == "__main__":
+    main()
