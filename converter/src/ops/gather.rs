@@ -337,6 +337,134 @@ pub(crate) fn gather_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     b.emit(ctx, Op::Reshape, vec![t], out)
 }
 
+/// Most runs a ScatterND may become: each is one Gather and one Concat part.
+const MAX_SCATTER_RUNS: usize = 256;
+
+/// ONNX `ScatterND` with constant indices (PyTorch's slice assignment,
+/// `out[:, :-1, :fold] = x[:, 1:, :fold]`, as TS-CAN's temporal shift writes
+/// it into a `zeros_like`): every output element is then a known element of
+/// `data` or of `updates`, so the output is the Concat of the runs it takes
+/// from either (both flattened; a run from a constant is a constant), viewed
+/// in `data`'s shape. A later index wins over an earlier one, as ONNX
+/// Runtime does. `reduction` other than "none" is refused, and indices that
+/// scatter into more than 256 runs.
+pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    if let Some(r) = ctx.string("reduction")?.filter(|r| r != "none") {
+        return Err(ctx.attr_err("reduction", &format!("{r:?}: only \"none\" is supported")));
+    }
+    let data = input(ctx, ins, 0)?;
+    let updates = input(ctx, ins, 2)?;
+    let ds = b.shape_of(&data.value);
+    let us = b.shape_of(&updates.value);
+    let idx = konst(ctx, ins, 1, "indices")?;
+    let Some((&k, lead)) = idx.shape.split_last() else {
+        return Err(ctx.err("the indices must have rank ≥ 1"));
+    };
+    if k == 0 || k > ds.len() {
+        return Err(ctx.err(format!(
+            "indices [..., {k}] into data of shape {ds:?}: 1 to {} coordinates each",
+            ds.len()
+        )));
+    }
+    let mut want = lead.to_vec();
+    want.extend(&ds[k..]);
+    if us != want {
+        return Err(ctx.err(format!(
+            "updates of shape {us:?} for indices {:?} into data {ds:?}: ONNX needs {want:?}",
+            idx.shape
+        )));
+    }
+    // Where each output element comes from: (updates?, flat offset).
+    let st = strides(&ds);
+    let chunk: usize = ds[k..].iter().product();
+    let mut from: Vec<(bool, usize)> = (0..ds.iter().product()).map(|j| (false, j)).collect();
+    let coords = fold::ints(ctx, &idx, "indices")?;
+    for (t, c) in coords.chunks_exact(k).enumerate() {
+        let mut at = 0;
+        for ((&i, &dim), &stride) in c.iter().zip(&ds).zip(&st) {
+            let j = if i < 0 { i + dim as i64 } else { i };
+            let j = usize::try_from(j)
+                .ok()
+                .filter(|&j| j < dim)
+                .ok_or_else(|| ctx.err(format!("index {i} is out of range for a dim of {dim}")))?;
+            at += j * stride;
+        }
+        for e in 0..chunk {
+            from[at + e] = (true, t * chunk + e);
+        }
+    }
+    // Maximal runs of consecutive elements of one source.
+    let mut runs: Vec<(bool, usize, usize)> = Vec::new();
+    for (src, off) in from {
+        match runs.last_mut() {
+            Some((s, start, len)) if *s == src && *start + *len == off => *len += 1,
+            _ => runs.push((src, off, 1)),
+        }
+    }
+    if runs.len() > MAX_SCATTER_RUNS {
+        return Err(ctx.err(format!(
+            "the indices scatter into {} runs of consecutive elements; medq takes up to \
+             {MAX_SCATTER_RUNS} (slice assignments)",
+            runs.len()
+        )));
+    }
+    let sources = [(data, &ds), (updates, &us)];
+    let mut flat: [Option<TensorId>; 2] = [None, None];
+    let mut parts = Vec::with_capacity(runs.len());
+    for (i, &(src, start, len)) in runs.iter().enumerate() {
+        let (source, shape) = sources[usize::from(src)];
+        let total: usize = shape.iter().product();
+        let part = match &source.value {
+            Value::Const(c) => {
+                let values = c.to_f32()[start..start + len].to_vec();
+                b.const_tensor(
+                    &format!("{}/run{i}", ctx.name),
+                    &Const::f32(vec![len], values),
+                )?
+            }
+            Value::Act(id) => {
+                let whole = match flat[usize::from(src)] {
+                    Some(f) => f,
+                    None => {
+                        let f = b.emit_part(
+                            ctx,
+                            if src { "updates" } else { "data" },
+                            Op::Reshape,
+                            vec![*id],
+                            vec![total],
+                        )?;
+                        flat[usize::from(src)] = Some(f);
+                        f
+                    }
+                };
+                if start == 0 && len == total {
+                    whole
+                } else {
+                    let run = Op::Select(Select {
+                        axis: 0,
+                        index: Index::Range { start, step: 1 },
+                    });
+                    b.emit_part(ctx, &format!("run{i}"), run, vec![whole], vec![len])?
+                }
+            }
+            Value::Unavailable(_) => return Err(ctx.err("input is unavailable")),
+        };
+        parts.push(part);
+    }
+    let n: usize = ds.iter().product();
+    let joined = match parts[..] {
+        [only] => only,
+        _ => b.emit_part(
+            ctx,
+            "joined",
+            Op::Concat(super::concat::Concat { axis: 0 }),
+            parts,
+            vec![n],
+        )?,
+    };
+    b.emit(ctx, Op::Reshape, vec![joined], ds)
+}
+
 /// ONNX `Split` of a computed tensor: one Select per output (`split` as
 /// attribute before opset 13, constant input from it on; else equal parts,
 /// opset 18's `num_outputs` included). A constant splits into constants.
@@ -488,7 +616,55 @@ impl IrOp for Select {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::{assert_conforms, int64s, one_node};
+    use crate::ops::testing::{assert_conforms, floats, int64s, node_of, one_node};
+
+    #[test]
+    fn scatter_nd_by_constant_indices_is_a_concat_of_runs() {
+        // A slice assignment into a computed tensor, `x[0, 1] = c; x[0, 3] =
+        // c` (indices [2, 2], updates [2, 3, 5] constant); x written into
+        // zeros, `out[0, 2] = x[0]` (indices [1, 2] into [1, 4, 3, 5]); and
+        // the last of a repeated index wins.
+        let c: Vec<f32> = (0..30).map(|v| v as f32 / 10.0 - 1.0).collect();
+        let into_x = one_node(
+            "ScatterND",
+            &[1, 4, 3, 5],
+            &["idx", "c"],
+            vec![],
+            vec![
+                int64s("idx", &[2, 2], &[0, 1, 0, 3]),
+                floats("c", &[2, 3, 5], &c),
+            ],
+        );
+        let g = assert_conforms("ScatterND into x", &into_x, 35.0);
+        let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.def().kind()).collect();
+        assert_eq!(
+            kinds.iter().filter(|&&k| k == "Concat").count(),
+            1,
+            "{kinds:?}"
+        );
+        let shift = node_of(
+            "ScatterND",
+            &[1, 3, 5],
+            &["zeros", "idx", "x"],
+            vec![],
+            vec![
+                floats("zeros", &[1, 4, 3, 5], &[0.0; 60]),
+                int64s("idx", &[1, 2], &[0, 2]),
+            ],
+        );
+        assert_conforms("ScatterND of x into zeros", &shift, 35.0);
+        let repeated = one_node(
+            "ScatterND",
+            &[1, 4, 3, 5],
+            &["idx", "c"],
+            vec![],
+            vec![
+                int64s("idx", &[2, 2], &[0, 1, 0, 1]),
+                floats("c", &[2, 3, 5], &c),
+            ],
+        );
+        assert_conforms("ScatterND of a repeated index", &repeated, 35.0);
+    }
 
     #[test]
     fn gather_nd_by_constant_indices_runs_as_a_gather() {

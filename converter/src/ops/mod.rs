@@ -628,6 +628,13 @@ pub const ONNX_OPS: &[OnnxOp] = &[
          integers) or `sizes`",
     ),
     OnnxOp::new(
+        "ScatterND",
+        gather::scatter_nd,
+        "Concat of Gathers (the runs each output element takes from `data` or `updates`)",
+        "constant indices (slice assignment, `x[..., a:b] = y`), `reduction` \"none\"; up to 256 \
+         runs of consecutive elements",
+    ),
+    OnnxOp::new(
         "Selu",
         pointwise::unary,
         "Lut (fused with the pointwise nodes around it)",
