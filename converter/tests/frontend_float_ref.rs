@@ -461,9 +461,11 @@ fn repository_models_load_rewrite_and_match_tract() {
     ];
     // Sequence-first, or video frames as the batch: samples stack whole
     // inputs (one shape per input), so the shape is data's.
-    let whole: [(&str, &[&[usize]]); 2] = [
+    let video: &[&[usize]] = &[&[1, 8, 3, 24, 24], &[1, 8, 3, 24, 24]];
+    let whole: [(&str, &[&[usize]]); 3] = [
         ("gru_seq_first.onnx", &[&[1, 40, 1, 6]]),
-        ("rppg_can.onnx", &[&[1, 8, 3, 24, 24], &[1, 8, 3, 24, 24]]),
+        ("rppg_can.onnx", video),
+        ("rppg_tscan.onnx", video),
     ];
     for p in paths {
         let name = p.file_name().unwrap().to_str().unwrap();

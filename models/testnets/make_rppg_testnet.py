@@ -12,8 +12,12 @@ the rPPG toolboxes export it, with the video's frames as the batch.
              same again at 16 channels; AvgPool; Flatten; Linear(576 -> 64),
              Tanh; Linear(64 -> 1). Output "pulse" [8, 1]: the pulse
              signal's derivative at each frame. Legacy exporter, opset 17.
+  rppg_tscan the same network and data with TS-CAN's temporal shift
+             (Liu et al., 2020) before each motion convolution: a third of
+             the channels move one frame back, a third one frame forward,
+             written by slice assignment into a zeros_like (ONNX ScatterND).
 
-It is trained (Adam, 300 steps) on synthetic video at 30 frames a second: a
+Both are trained (Adam, 300 steps of 4 windows) on synthetic video at 30 frames a second: a
 skin-coloured disc on a darker background (24x24 pixels), its colour modulated by a pulse
 of 0.8-2.5 Hz with a small amplitude, slow illumination drift, a few pixels
 of head motion and sensor noise. The target is the pulse's derivative,
@@ -21,7 +25,7 @@ normalised per window.
 
 This writes, next to this script:
 
-  rppg_can.onnx
+  rppg_can.onnx, rppg_tscan.onnx
   rppg_motion_calib.npy, rppg_appearance_calib.npy   float16 [12, 8, 3, 24, 24]
   rppg_motion_test.npy,  rppg_appearance_test.npy    float16 [12, 8, 3, 24, 24]
 
@@ -29,7 +33,7 @@ This writes, next to this script:
 the frames) and checks the export with onnx.checker and with onnxruntime
 against PyTorch on every test window. Reruns give byte-identical files.
 
-Usage: python3 models/testnets/make_rppg_testnet.py [--out DIR]
+Usage: python3 models/testnets/make_rppg_testnet.py [--out DIR] [--only NAME]
 """
 
 import argparse
@@ -59,9 +63,24 @@ class Attention(nn.Module):
         return mask * h * w / norm
 
 
+class TemporalShift(nn.Module):
+    """TS-CAN's temporal shift over the frames of one window."""
+
+    def forward(self, x):
+        nt, c, h, w = x.size()
+        x = x.view(1, nt, c, h, w)
+        fold = c // 3
+        out = torch.zeros_like(x)
+        out[:, :-1, :fold] = x[:, 1:, :fold]
+        out[:, 1:, fold : 2 * fold] = x[:, :-1, fold : 2 * fold]
+        out[:, :, 2 * fold :] = x[:, :, 2 * fold :]
+        return out.view(nt, c, h, w)
+
+
 class ConvAttentionNet(nn.Module):
-    def __init__(self):
+    def __init__(self, shift=False):
         super().__init__()
+        self.shift = TemporalShift() if shift else nn.Identity()
         c1, c2 = 8, 16
         self.m1 = nn.Conv2d(3, c1, 3, padding=1)
         self.m2 = nn.Conv2d(c1, c1, 3, padding=1)
@@ -78,11 +97,12 @@ class ConvAttentionNet(nn.Module):
         self.fc2 = nn.Linear(64, 1)
 
     def forward(self, motion, appearance):
-        m = torch.tanh(self.m2(torch.tanh(self.m1(motion))))
+        t = self.shift
+        m = torch.tanh(self.m2(t(torch.tanh(self.m1(t(motion))))))
         a = torch.tanh(self.a2(torch.tanh(self.a1(appearance))))
         m = self.pool(m * self.att1(a))
         a = self.pool(a)
-        m = torch.tanh(self.m4(torch.tanh(self.m3(m))))
+        m = torch.tanh(self.m4(t(torch.tanh(self.m3(t(m))))))
         a = torch.tanh(self.a4(torch.tanh(self.a3(a))))
         m = self.pool(m * self.att2(a))
         return self.fc2(torch.tanh(self.fc1(m.flatten(1))))
@@ -123,24 +143,28 @@ def video(rng, n):
     return motion, appearance, target
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
-    args = ap.parse_args()
-    torch.manual_seed(0)
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(20261207)
-    net = ConvAttentionNet()
+def train(net, rng):
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     for _ in range(300):
         m, a, y = video(rng, 4)
-        out = net(torch.from_numpy(m.reshape(-1, 3, SIZE, SIZE)), torch.from_numpy(a.reshape(-1, 3, SIZE, SIZE)))
+        out = torch.cat(
+            [net(torch.from_numpy(m[i]), torch.from_numpy(a[i])) for i in range(4)]
+        )
         loss = nn.functional.mse_loss(out, torch.from_numpy(y.reshape(-1, 1)))
         opt.zero_grad()
         loss.backward()
         opt.step()
-    net.eval()
+    return net.eval()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--only", help="make only this model (the data files are always written)")
+    args = ap.parse_args()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(20261207)
     calib = video(rng, 12)
     test = video(rng, 12)
     for tag, (m, a, _) in [("calib", calib), ("test", test)]:
@@ -149,30 +173,38 @@ def main():
         np.save(os.path.join(args.out, f"rppg_appearance_{tag}.npy"), a.astype(np.float16))
     calib = tuple(v.astype(np.float16).astype(np.float32) for v in calib)
     test = tuple(v.astype(np.float16).astype(np.float32) for v in test)
-    path = os.path.join(args.out, "rppg_can.onnx")
-    example = (torch.from_numpy(calib[0][0]), torch.from_numpy(calib[1][0]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net, example, path, dynamo=False, opset_version=17, do_constant_folding=True,
-            input_names=["motion", "appearance"], output_names=["pulse"],
-        )
     import onnx
     import onnxruntime as ort
 
-    onnx.checker.check_model(onnx.load(path), full_check=True)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    corr = []
-    with torch.no_grad():
-        for i in range(12):
-            m, a = test[0][i], test[1][i]
-            got = sess.run(None, {"motion": m, "appearance": a})[0]
-            np.testing.assert_allclose(got, net(torch.from_numpy(m), torch.from_numpy(a)).numpy(), rtol=1e-4, atol=1e-4)
-            corr.append(np.corrcoef(got[:, 0], test[2][i, :, 0])[0, 1])
-    ops = sorted({n.op_type for n in onnx.load(path).graph.node})
-    print(f"rppg_can: {os.path.getsize(path)} B, median correlation with the pulse {np.median(corr):.2f}, ops {ops}")
+    # Each network has its own seeds, so a model made alone is the one a
+    # full run makes.
+    for k, (name, shift) in enumerate([("rppg_can", False), ("rppg_tscan", True)]):
+        if args.only and name != args.only:
+            continue
+        torch.manual_seed(k)
+        net = train(ConvAttentionNet(shift), np.random.default_rng(100 + k))
+        path = os.path.join(args.out, f"{name}.onnx")
+        example = (torch.from_numpy(calib[0][0]), torch.from_numpy(calib[1][0]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net, example, path, dynamo=False, opset_version=17, do_constant_folding=True,
+                input_names=["motion", "appearance"], output_names=["pulse"],
+            )
+        onnx.checker.check_model(onnx.load(path), full_check=True)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        corr = []
+        with torch.no_grad():
+            for i in range(12):
+                m, a = test[0][i], test[1][i]
+                got = sess.run(None, {"motion": m, "appearance": a})[0]
+                want = net(torch.from_numpy(m), torch.from_numpy(a)).numpy()
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+                corr.append(np.corrcoef(got[:, 0], test[2][i, :, 0])[0, 1])
+        ops = sorted({n.op_type for n in onnx.load(path).graph.node})
+        print(f"{name}: {os.path.getsize(path)} B, median correlation with the pulse {np.median(corr):.2f}, ops {ops}")
 
 
 if __name__ == "__main__":

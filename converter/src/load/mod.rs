@@ -124,6 +124,7 @@ pub fn convert_model(
         graph: Graph::default(),
         env: HashMap::new(),
         const_ids: HashMap::new(),
+        assembled: HashMap::new(),
         domain_opsets: model
             .opset_import
             .iter()
@@ -164,6 +165,9 @@ pub(crate) struct Builder {
     const_ids: HashMap<String, TensorId>,
     /// The opset the model imports per domain (for refusals of other domains' ops).
     domain_opsets: HashMap<String, i64>,
+    /// The tensors ScatterND assembled, by the runs of other tensors they
+    /// are made of: a ScatterND into one of them reads through it.
+    pub(crate) assembled: HashMap<TensorId, Rc<Vec<crate::ops::gather::Run>>>,
 }
 
 impl Builder {
@@ -569,6 +573,7 @@ impl Builder {
             graph: Graph::default(),
             env: HashMap::new(),
             const_ids: HashMap::new(),
+            assembled: HashMap::new(),
             domain_opsets: self.domain_opsets.clone(),
         };
         let input = scratch.add_tensor(name, data.shape.clone(), None);

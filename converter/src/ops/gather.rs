@@ -340,14 +340,33 @@ pub(crate) fn gather_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
 /// Most runs a ScatterND may become: each is one Gather and one Concat part.
 const MAX_SCATTER_RUNS: usize = 256;
 
+/// `len` consecutive elements, from `start`, of a flattened tensor: what a
+/// ScatterND's output is assembled from (see [`Builder::assembled`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Run {
+    pub src: RunSource,
+    pub start: usize,
+    pub len: usize,
+}
+
+/// The flattened tensor a [`Run`] reads.
+#[derive(Clone, Debug)]
+pub(crate) enum RunSource {
+    /// A computed tensor's flat view `[n]`.
+    Flat(TensorId),
+    /// A constant's values.
+    Const(Rc<Vec<f32>>),
+}
+
 /// ONNX `ScatterND` with constant indices (PyTorch's slice assignment,
 /// `out[:, :-1, :fold] = x[:, 1:, :fold]`, as TS-CAN's temporal shift writes
 /// it into a `zeros_like`): every output element is then a known element of
 /// `data` or of `updates`, so the output is the Concat of the runs it takes
 /// from either (both flattened; a run from a constant is a constant), viewed
-/// in `data`'s shape. A later index wins over an earlier one, as ONNX
-/// Runtime does. `reduction` other than "none" is refused, and indices that
-/// scatter into more than 256 runs.
+/// in `data`'s shape. When `data` is itself a ScatterND's output, its runs
+/// are read through, so a chain of slice assignments is one Concat. A later
+/// index wins over an earlier one, as ONNX Runtime does. `reduction` other
+/// than "none" is refused, and indices that scatter into more than 256 runs.
 pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     if let Some(r) = ctx.string("reduction")?.filter(|r| r != "none") {
         return Err(ctx.attr_err("reduction", &format!("{r:?}: only \"none\" is supported")));
@@ -374,10 +393,42 @@ pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Val
             idx.shape
         )));
     }
-    // Where each output element comes from: (updates?, flat offset).
+    let n: usize = ds.iter().product();
+    // The sources, each flattened once when a run first reads it.
+    let mut sources: Vec<RunSource> = Vec::new();
+    let flat_of = |b: &mut Builder, v: &Value, part: &str| -> Result<RunSource, ConvertError> {
+        Ok(match v {
+            Value::Const(c) => RunSource::Const(Rc::new(c.to_f32())),
+            Value::Act(id) => {
+                let total: usize = b.shape_of(v).iter().product();
+                RunSource::Flat(b.emit_part(ctx, part, Op::Reshape, vec![*id], vec![total])?)
+            }
+            Value::Unavailable(_) => return Err(ctx.err("input is unavailable")),
+        })
+    };
+    // Where each output element comes from: (source, flat offset).
+    let mut from: Vec<(usize, usize)> = Vec::with_capacity(n);
+    let through = match &data.value {
+        Value::Act(id) => b.assembled.get(id).cloned(),
+        _ => None,
+    };
+    match through {
+        Some(runs) => {
+            for r in runs.iter() {
+                sources.push(r.src.clone());
+                let s = sources.len() - 1;
+                from.extend((r.start..r.start + r.len).map(|o| (s, o)));
+            }
+        }
+        None => {
+            sources.push(flat_of(b, &data.value, "data")?);
+            from.extend((0..n).map(|o| (sources.len() - 1, o)));
+        }
+    }
+    sources.push(flat_of(b, &updates.value, "updates")?);
+    let u = sources.len() - 1;
     let st = strides(&ds);
     let chunk: usize = ds[k..].iter().product();
-    let mut from: Vec<(bool, usize)> = (0..ds.iter().product()).map(|j| (false, j)).collect();
     let coords = fold::ints(ctx, &idx, "indices")?;
     for (t, c) in coords.chunks_exact(k).enumerate() {
         let mut at = 0;
@@ -390,14 +441,20 @@ pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Val
             at += j * stride;
         }
         for e in 0..chunk {
-            from[at + e] = (true, t * chunk + e);
+            from[at + e] = (u, t * chunk + e);
         }
     }
-    // Maximal runs of consecutive elements of one source.
-    let mut runs: Vec<(bool, usize, usize)> = Vec::new();
+    // Maximal runs of consecutive elements of one source (sources that are
+    // the same tensor count as one).
+    let same = |a: usize, c: usize| match (&sources[a], &sources[c]) {
+        (RunSource::Flat(x), RunSource::Flat(y)) => x == y,
+        (RunSource::Const(x), RunSource::Const(y)) => Rc::ptr_eq(x, y),
+        _ => false,
+    };
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
     for (src, off) in from {
         match runs.last_mut() {
-            Some((s, start, len)) if *s == src && *start + *len == off => *len += 1,
+            Some((s, start, len)) if same(*s, src) && *start + *len == off => *len += 1,
             _ => runs.push((src, off, 1)),
         }
     }
@@ -408,50 +465,34 @@ pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Val
             runs.len()
         )));
     }
-    let sources = [(data, &ds), (updates, &us)];
-    let mut flat: [Option<TensorId>; 2] = [None, None];
     let mut parts = Vec::with_capacity(runs.len());
-    for (i, &(src, start, len)) in runs.iter().enumerate() {
-        let (source, shape) = sources[usize::from(src)];
-        let total: usize = shape.iter().product();
-        let part = match &source.value {
-            Value::Const(c) => {
-                let values = c.to_f32()[start..start + len].to_vec();
-                b.const_tensor(
-                    &format!("{}/run{i}", ctx.name),
-                    &Const::f32(vec![len], values),
-                )?
+    let mut assembled = Vec::with_capacity(runs.len());
+    for (i, &(s, start, len)) in runs.iter().enumerate() {
+        let part = match &sources[s] {
+            RunSource::Const(values) => {
+                let c = Const::f32(vec![len], values[start..start + len].to_vec());
+                b.const_tensor(&format!("{}/run{i}", ctx.name), &c)?
             }
-            Value::Act(id) => {
-                let whole = match flat[usize::from(src)] {
-                    Some(f) => f,
-                    None => {
-                        let f = b.emit_part(
-                            ctx,
-                            if src { "updates" } else { "data" },
-                            Op::Reshape,
-                            vec![*id],
-                            vec![total],
-                        )?;
-                        flat[usize::from(src)] = Some(f);
-                        f
-                    }
-                };
+            RunSource::Flat(whole) => {
+                let total: usize = b.shape_of(&Value::Act(*whole)).iter().product();
                 if start == 0 && len == total {
-                    whole
+                    *whole
                 } else {
                     let run = Op::Select(Select {
                         axis: 0,
                         index: Index::Range { start, step: 1 },
                     });
-                    b.emit_part(ctx, &format!("run{i}"), run, vec![whole], vec![len])?
+                    b.emit_part(ctx, &format!("run{i}"), run, vec![*whole], vec![len])?
                 }
             }
-            Value::Unavailable(_) => return Err(ctx.err("input is unavailable")),
         };
         parts.push(part);
+        assembled.push(Run {
+            src: sources[s].clone(),
+            start,
+            len,
+        });
     }
-    let n: usize = ds.iter().product();
     let joined = match parts[..] {
         [only] => only,
         _ => b.emit_part(
@@ -462,7 +503,11 @@ pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Val
             vec![n],
         )?,
     };
-    b.emit(ctx, Op::Reshape, vec![joined], ds)
+    let out = b.emit(ctx, Op::Reshape, vec![joined], ds)?;
+    if let Value::Act(id) = out {
+        b.assembled.insert(id, Rc::new(assembled));
+    }
+    Ok(out)
 }
 
 /// ONNX `Split` of a computed tensor: one Select per output (`split` as
