@@ -345,3 +345,34 @@ fn convert_rppg(
     opts.precision = precision;
     medq_converter::convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
+
+/// A PhysNet (`make_rppg_testnet.py`) on the same windows as one clip
+/// `[1, 3, 8, 24, 24]`: 3-D convolutions as 2-D ones over the frames (one
+/// Conv each), 3-D max pools per frame and per pair of frames, a
+/// ConvTranspose3d in time (with its BatchNorm3d folded in), an adaptive
+/// average pool to one value per frame. Int8 reaches 19.6 dB: the last
+/// 1×1×1 convolution nearly cancels its 16 channels (README); `--precision
+/// auto` raises that one layer and meets the bounds (32.5 dB).
+#[test]
+fn a_3d_camera_ppg_network_runs_its_clip_as_2d_convolutions_of_the_frames() {
+    use medq_converter::precision::Choice;
+    let d = testnets::dir();
+    let run = |precision: Choice| {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut opts =
+            medq_converter::Options::new(d.join("rppg_physnet.onnx"), tmp.path().join("model.mq"));
+        opts.calib = vec![d.join("rppg_clip_calib.npy")];
+        opts.eval = vec![d.join("rppg_clip_test.npy")];
+        opts.precision = precision;
+        medq_converter::convert(&opts).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let int8 = run(Choice::Int8);
+    let count = |op: &str| int8.layers.iter().filter(|l| l.op == op).count();
+    assert_eq!(count("Conv"), 6, "{:?}", int8.layers);
+    assert_eq!(count("ConvTranspose"), 1, "{:?}", int8.layers);
+    let db = int8.evaluation.outputs[0].sqnr_db.expect("an output SQNR");
+    println!("rppg_physnet: int8 {db:.1} dB");
+    assert!(db >= 15.0, "int8 {db:.1} dB");
+    let auto = run(Choice::Auto(medq_converter::precision::Target::Bounds));
+    assert_within_bounds("rppg_physnet auto", &auto);
+}

@@ -16,6 +16,12 @@ the rPPG toolboxes export it, with the video's frames as the batch.
              (Liu et al., 2020) before each motion convolution: a third of
              the channels move one frame back, a third one frame forward,
              written by slice assignment into a zeros_like (ONNX ScatterND).
+  rppg_physnet input "clip" [1, 3, 8, 24, 24]: a PhysNet (Yu et al., 2019)
+             at a small size on the same windows' frames as one clip:
+             Conv3d 1x5x5 (3 -> 8) + BatchNorm3d + ReLU, MaxPool3d 1x2x2,
+             two Conv3d 3x3x3 (16 channels), MaxPool3d 2x2x2, two more,
+             ConvTranspose3d 4x1x1 stride 2 in time + BatchNorm3d + ELU,
+             AdaptiveAvgPool3d((8, 1, 1)), Conv3d 1x1x1 -> "pulse" [1, 8].
 
 Both are trained (Adam, 300 steps of 4 windows) on synthetic video at 30 frames a second: a
 skin-coloured disc on a darker background (24x24 pixels), its colour modulated by a pulse
@@ -25,12 +31,15 @@ normalised per window.
 
 This writes, next to this script:
 
-  rppg_can.onnx, rppg_tscan.onnx
+  rppg_can.onnx, rppg_tscan.onnx, rppg_physnet.onnx
   rppg_motion_calib.npy, rppg_appearance_calib.npy   float16 [12, 8, 3, 24, 24]
   rppg_motion_test.npy,  rppg_appearance_test.npy    float16 [12, 8, 3, 24, 24]
 
 (each sample is one window of 8 frames: whole inputs, whose dimension 0 is
-the frames) and checks the export with onnx.checker and with onnxruntime
+the frames), and PhysNet's clips of the same frames:
+
+  rppg_clip_calib.npy, rppg_clip_test.npy           float16 [12, 1, 3, 8, 24, 24]
+ and checks the export with onnx.checker and with onnxruntime
 against PyTorch on every test window. Reruns give byte-identical files.
 
 Usage: python3 models/testnets/make_rppg_testnet.py [--out DIR] [--only NAME]
@@ -75,6 +84,35 @@ class TemporalShift(nn.Module):
         out[:, 1:, fold : 2 * fold] = x[:, :-1, fold : 2 * fold]
         out[:, :, 2 * fold :] = x[:, :, 2 * fold :]
         return out.view(nt, c, h, w)
+
+
+def block3d(i, o, k, p):
+    return nn.Sequential(nn.Conv3d(i, o, k, padding=p), nn.BatchNorm3d(o), nn.ReLU())
+
+
+class PhysNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = block3d(3, 8, [1, 5, 5], [0, 2, 2])
+        self.c2 = block3d(8, 16, 3, 1)
+        self.c3 = block3d(16, 16, 3, 1)
+        self.c4 = block3d(16, 16, 3, 1)
+        self.c5 = block3d(16, 16, 3, 1)
+        self.up = nn.Sequential(
+            nn.ConvTranspose3d(16, 16, [4, 1, 1], stride=[2, 1, 1], padding=[1, 0, 0]),
+            nn.BatchNorm3d(16),
+            nn.ELU(),
+        )
+        self.pool_space = nn.MaxPool3d((1, 2, 2), stride=(1, 2, 2))
+        self.pool_both = nn.MaxPool3d((2, 2, 2), stride=2)
+        self.frames = nn.AdaptiveAvgPool3d((FRAMES, 1, 1))
+        self.out = nn.Conv3d(16, 1, 1)
+
+    def forward(self, clip):
+        x = self.pool_space(self.c1(clip))
+        x = self.pool_both(self.c3(self.c2(x)))
+        x = self.up(self.c5(self.c4(x)))
+        return self.out(self.frames(x)).view(-1, FRAMES)
 
 
 class ConvAttentionNet(nn.Module):
@@ -143,13 +181,22 @@ def video(rng, n):
     return motion, appearance, target
 
 
+def clips(appearance):
+    """Windows of frames [N, 8, 3, H, W] as PhysNet's clips [N, 1, 3, 8, H, W]."""
+    return np.ascontiguousarray(appearance.transpose(0, 2, 1, 3, 4)[:, None])
+
+
 def train(net, rng):
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net.train()
     for _ in range(300):
         m, a, y = video(rng, 4)
-        out = torch.cat(
-            [net(torch.from_numpy(m[i]), torch.from_numpy(a[i])) for i in range(4)]
-        )
+        if isinstance(net, PhysNet):
+            out = net(torch.from_numpy(clips(a)[:, 0])).reshape(-1, 1)
+        else:
+            out = torch.cat(
+                [net(torch.from_numpy(m[i]), torch.from_numpy(a[i])) for i in range(4)]
+            )
         loss = nn.functional.mse_loss(out, torch.from_numpy(y.reshape(-1, 1)))
         opt.zero_grad()
         loss.backward()
@@ -171,6 +218,7 @@ def main():
         # float16 halves the files; the models read them as float32.
         np.save(os.path.join(args.out, f"rppg_motion_{tag}.npy"), m.astype(np.float16))
         np.save(os.path.join(args.out, f"rppg_appearance_{tag}.npy"), a.astype(np.float16))
+        np.save(os.path.join(args.out, f"rppg_clip_{tag}.npy"), clips(a).astype(np.float16))
     calib = tuple(v.astype(np.float16).astype(np.float32) for v in calib)
     test = tuple(v.astype(np.float16).astype(np.float32) for v in test)
     import onnx
@@ -178,18 +226,29 @@ def main():
 
     # Each network has its own seeds, so a model made alone is the one a
     # full run makes.
-    for k, (name, shift) in enumerate([("rppg_can", False), ("rppg_tscan", True)]):
+    nets = [
+        ("rppg_can", lambda: ConvAttentionNet(False)),
+        ("rppg_tscan", lambda: ConvAttentionNet(True)),
+        ("rppg_physnet", PhysNet),
+    ]
+    for k, (name, make) in enumerate(nets):
         if args.only and name != args.only:
             continue
         torch.manual_seed(k)
-        net = train(ConvAttentionNet(shift), np.random.default_rng(100 + k))
+        net = train(make(), np.random.default_rng(100 + k))
         path = os.path.join(args.out, f"{name}.onnx")
-        example = (torch.from_numpy(calib[0][0]), torch.from_numpy(calib[1][0]))
+        physnet = isinstance(net, PhysNet)
+        if physnet:
+            example = (torch.from_numpy(clips(calib[1])[0]),)
+            names = ["clip"]
+        else:
+            example = (torch.from_numpy(calib[0][0]), torch.from_numpy(calib[1][0]))
+            names = ["motion", "appearance"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 net, example, path, dynamo=False, opset_version=17, do_constant_folding=True,
-                input_names=["motion", "appearance"], output_names=["pulse"],
+                input_names=names, output_names=["pulse"],
             )
         onnx.checker.check_model(onnx.load(path), full_check=True)
         opts = ort.SessionOptions()
@@ -199,8 +258,13 @@ def main():
         with torch.no_grad():
             for i in range(12):
                 m, a = test[0][i], test[1][i]
-                got = sess.run(None, {"motion": m, "appearance": a})[0]
-                want = net(torch.from_numpy(m), torch.from_numpy(a)).numpy()
+                if physnet:
+                    clip = clips(test[1])[i]
+                    got = sess.run(None, {"clip": clip})[0].reshape(-1, 1)
+                    want = net(torch.from_numpy(clip)).numpy().reshape(-1, 1)
+                else:
+                    got = sess.run(None, {"motion": m, "appearance": a})[0]
+                    want = net(torch.from_numpy(m), torch.from_numpy(a)).numpy()
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
                 corr.append(np.corrcoef(got[:, 0], test[2][i, :, 0])[0, 1])
         ops = sorted({n.op_type for n in onnx.load(path).graph.node})

@@ -57,9 +57,24 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
             })
         }
         3 | 4 => per_channel_affine(scale, shift),
+        // A clip [1, C, T, H, W] (BatchNorm3d): the same per channel over
+        // a [1, C, T, H·W] view, the view a 3-D ConvTranspose in time
+        // writes, so that the affine folds into it.
+        5 if xs[0] == 1 => {
+            let flat = vec![1, c, xs[2], xs[3] * xs[4]];
+            let view = b.emit_part(ctx, "flat", Op::Reshape, vec![x], flat.clone())?;
+            let y = b.emit_part(
+                ctx,
+                "affine",
+                per_channel_affine(scale, shift),
+                vec![view],
+                flat,
+            )?;
+            return b.emit(ctx, Op::Reshape, vec![y], xs);
+        }
         _ => {
             return Err(ctx.err(format!(
-                "inputs of rank 2 to 4 are supported, found shape {xs:?}"
+                "inputs of rank 2 to 5 are supported (5: batch 1), found shape {xs:?}"
             )))
         }
     };

@@ -1,4 +1,5 @@
-//! Conv: 1-D/2-D convolution, grouped and depthwise included.
+//! Conv: 1-D/2-D convolution, grouped and depthwise included; 3-D over a
+//! video clip's frames as a 2-D Conv of the frames.
 
 use medq::format::layout::{params::conv as w, OpCode};
 
@@ -27,6 +28,9 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     let (x, xs) = act(b, ctx, ins, 0)?;
     let w = konst(ctx, ins, 1, "weights")?;
     let bias = opt_konst(ctx, ins, 2, "bias")?;
+    if let [1, c, t, h, wd] = xs[..] {
+        return conv3d(b, ctx, x, [c, t, h, wd], &w, bias.as_deref());
+    }
     let n = spatial_rank(ctx, &xs, "kernel_shape")?;
     let cout = w.shape.first().copied().unwrap_or(0);
     let KernelAttrs {
@@ -56,6 +60,148 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
         activation: FusedActivation::None,
     });
     b.emit(ctx, op, vec![x], out)
+}
+
+/// ONNX `Conv` over a clip `[1, C, T, H, W]` (PhysNet's 3-D convolutions
+/// on video): the frames become the batch of one 2-D Conv, whose input
+/// channels are the `kT` frames each output frame reads (a temporal im2col:
+/// one Gather of the frames per temporal tap, after a Pad of zero frames for
+/// the temporal padding, concatenated on the channel axis). So the 3-D sum is one
+/// accumulation and one rounding, as a 2-D Conv's. `group` 1 only.
+fn conv3d(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    x: crate::ir::TensorId,
+    [c, t, h, wd]: [usize; 4],
+    w: &crate::load::tensor::Const,
+    bias: Option<&crate::load::tensor::Const>,
+) -> Result<Value, ConvertError> {
+    use super::gather::{Index, Select};
+    use super::transpose::Transpose;
+    let xs = [1, c, t, h, wd];
+    let cout = w.shape.first().copied().unwrap_or(0);
+    let KernelAttrs {
+        group,
+        kernel,
+        bias,
+        ..
+    } = kernel_attrs(ctx, w, bias, &xs, 3, |_| cout)?;
+    if group != 1 || w.shape[1] != c {
+        return Err(ctx.err(format!(
+            "weights {:?} with group {group} on {c} input channels: medq takes 3-D convolutions \
+             of group 1",
+            w.shape
+        )));
+    }
+    let strides = per_axis(ctx, "strides", 3)?;
+    let dilations = per_axis(ctx, "dilations", 3)?;
+    let g = geometry(ctx, &xs[2..], &kernel, &strides, &dilations, false)?;
+    let [kt, kh, kw] = kernel[..] else {
+        return Err(ctx.err("a 3-D kernel has three extents"));
+    };
+    let (t_out, (oh, ow)) = (g.outs[0], (g.outs[1], g.outs[2]));
+    let (pad_t, pad_b) = (g.begins[0], g.ends[0]);
+    // [1, C, T, H, W] → frames [T, C, H, W], zero frames around for the
+    // temporal padding (a Pad).
+    let planes = b.emit_part(ctx, "clip", Op::Reshape, vec![x], vec![c, t, h, wd])?;
+    let mut frames = b.emit_part(
+        ctx,
+        "frames",
+        Op::Transpose(Transpose {
+            perm: vec![1, 0, 2, 3],
+        }),
+        vec![planes],
+        vec![t, c, h, wd],
+    )?;
+    let padded = t + pad_t + pad_b;
+    if pad_t + pad_b > 0 {
+        let pads = vec![pad_t, 0, 0, 0, pad_b, 0, 0, 0];
+        frames = b.emit_part(
+            ctx,
+            "padded",
+            Op::Pad(super::pad::Pad { pads, value: 0.0 }),
+            vec![frames],
+            vec![padded, c, h, wd],
+        )?;
+    }
+    // Tap dt of output frame τ reads padded frame τ·sT + dt·dT.
+    let mut taps = Vec::with_capacity(kt);
+    for dt in 0..kt {
+        let (start, step) = (dt * dilations[0], strides[0]);
+        taps.push(if start == 0 && step == 1 && t_out == padded {
+            frames
+        } else {
+            b.emit_part(
+                ctx,
+                &format!("tap{dt}"),
+                Op::Select(Select {
+                    axis: 0,
+                    index: Index::Range {
+                        start,
+                        step: step as isize,
+                    },
+                }),
+                vec![frames],
+                vec![t_out, c, h, wd],
+            )?
+        });
+    }
+    let columns = match taps[..] {
+        [only] => only,
+        _ => b.emit_part(
+            ctx,
+            "taps",
+            Op::Concat(super::concat::Concat { axis: 1 }),
+            taps,
+            vec![t_out, kt * c, h, wd],
+        )?,
+    };
+    // Weight [o, c, dt, y, x] → [o, dt·C + c, y, x].
+    let src = w.to_f32();
+    let mut weights = Vec::with_capacity(src.len());
+    for o in 0..cout {
+        for dt in 0..kt {
+            for ci in 0..c {
+                let at = (((o * c + ci) * kt + dt) * kh) * kw;
+                weights.extend_from_slice(&src[at..at + kh * kw]);
+            }
+        }
+    }
+    let conv = Op::Conv(Conv {
+        weights: Array::new(vec![cout, kt * c, kh, kw], weights),
+        bias,
+        window: window(
+            &kernel[1..],
+            &strides[1..],
+            &dilations[1..],
+            &g.begins[1..],
+            &g.ends[1..],
+        ),
+        groups: 1,
+        activation: FusedActivation::None,
+    });
+    let y = b.emit_part(
+        ctx,
+        "per_frame",
+        conv,
+        vec![columns],
+        vec![t_out, cout, oh, ow],
+    )?;
+    let by_channel = b.emit_part(
+        ctx,
+        "by_channel",
+        Op::Transpose(Transpose {
+            perm: vec![1, 0, 2, 3],
+        }),
+        vec![y],
+        vec![cout, t_out, oh, ow],
+    )?;
+    b.emit(
+        ctx,
+        Op::Reshape,
+        vec![by_channel],
+        vec![1, cout, t_out, oh, ow],
+    )
 }
 
 impl IrOp for Conv {
@@ -148,6 +294,48 @@ impl IrOp for Conv {
 #[cfg(test)]
 mod tests {
     use crate::ops::testing::{assert_conforms, attr_i, attr_ints, one_node, weights};
+
+    #[test]
+    fn a_3d_conv_runs_as_a_2d_conv_of_the_frames() {
+        // A clip [1, 2, 6, 5, 5]: 3×3×3 padded in every axis; strided and
+        // dilated in time, unpadded; a 1×1×1.
+        for (kernel, attrs) in [
+            ([3, 3, 3], vec![attr_ints("pads", &[1, 1, 1, 1, 1, 1])]),
+            (
+                [2, 3, 1],
+                vec![
+                    attr_ints("strides", &[2, 1, 1]),
+                    attr_ints("dilations", &[2, 1, 1]),
+                ],
+            ),
+            ([1, 1, 1], vec![]),
+        ] {
+            let dims = [4, 2, kernel[0], kernel[1], kernel[2]];
+            let model = one_node(
+                "Conv",
+                &[1, 2, 6, 5, 5],
+                &["w", "b"],
+                attrs,
+                vec![weights("w", &dims, 3), weights("b", &[4], 5)],
+            );
+            let g = assert_conforms("Conv3d", &model, 35.0);
+            let convs = g
+                .nodes
+                .iter()
+                .filter(|n| n.op.def().kind() == "Conv")
+                .count();
+            assert_eq!(convs, 1, "{kernel:?}");
+        }
+        let grouped = one_node(
+            "Conv",
+            &[1, 2, 6, 5, 5],
+            &["w"],
+            vec![attr_i("group", 2)],
+            vec![weights("w", &[2, 1, 3, 3, 3], 3)],
+        );
+        let err = crate::ops::testing::load(&grouped).unwrap_err().to_string();
+        assert!(err.contains("group 1"), "{err}");
+    }
 
     #[test]
     fn conv_runs_in_int8() {

@@ -33,6 +33,9 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     let (x, xs) = act(b, ctx, ins, 0)?;
     let wt = konst(ctx, ins, 1, "weights")?;
     let bias = opt_konst(ctx, ins, 2, "bias")?;
+    if let [1, c, t, h, wd] = xs[..] {
+        return in_time(b, ctx, x, [c, t, h, wd], &wt, bias.as_deref());
+    }
     let n = spatial_rank(ctx, &xs, "kernel_shape")?;
     let (cin, cout_g) = (xs[1], wt.shape.get(1).copied().unwrap_or(0));
     let KernelAttrs {
@@ -98,6 +101,89 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
         activation: FusedActivation::None,
     };
     b.emit(ctx, Op::ConvTranspose(op), vec![x], out)
+}
+
+/// A 3-D ConvTranspose over a clip `[1, C, T, H, W]` whose kernel is
+/// `[kT, 1, 1]` (PhysNet's temporal upsampling): each pixel's frames are
+/// transposed-convolved on their own, so it is a 2-D ConvTranspose of
+/// kernel `[kT, 1]` over the view `[1, C, T, H·W]`. Other 3-D kernels, and
+/// strides, pads or output padding across the pixels, are refused.
+fn in_time(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    x: crate::ir::TensorId,
+    [c, t, h, wd]: [usize; 4],
+    wt: &crate::load::tensor::Const,
+    bias: Option<&crate::load::tensor::Const>,
+) -> Result<Value, ConvertError> {
+    let xs = [1, c, t, h, wd];
+    let cout_g = wt.shape.get(1).copied().unwrap_or(0);
+    let KernelAttrs {
+        group,
+        kernel,
+        bias,
+        ..
+    } = kernel_attrs(ctx, wt, bias, &xs, 3, |group| cout_g * group)?;
+    if wt.shape[0] != c || c % group != 0 {
+        return Err(ctx.err(format!(
+            "weights {:?} with group {group} do not fit {c} input channels",
+            wt.shape
+        )));
+    }
+    let strides = per_axis(ctx, "strides", 3)?;
+    let dilations = per_axis(ctx, "dilations", 3)?;
+    let output_padding = match ctx.ints("output_padding")? {
+        None => vec![0; 3],
+        Some(v) if v.len() == 3 => to_usize(ctx, "output_padding", &v)?,
+        Some(v) => {
+            return Err(ctx.attr_err("output_padding", format!("expected 3 values, found {v:?}")))
+        }
+    };
+    if strides.contains(&0) || dilations.contains(&0) || kernel.contains(&0) {
+        return Err(ctx.err("kernel sizes, strides and dilations must be positive"));
+    }
+    let p = pads(ctx, &xs[2..], &kernel, &strides, &dilations, output_padding)?;
+    let across_pixels = kernel[1..] != [1, 1]
+        || strides[1..] != [1, 1]
+        || p.begins[1..] != [0, 0]
+        || p.ends[1..] != [0, 0]
+        || p.output[1..] != [0, 0];
+    if across_pixels {
+        return Err(ctx.attr_err(
+            "kernel_shape",
+            format!(
+                "a 3-D transposed convolution of kernel {kernel:?}, strides {strides:?}: medq takes \
+                 kernels [kT, 1, 1] that upsample time alone (stride, pads and output padding 0 \
+                 across the pixels)"
+            ),
+        ));
+    }
+    let (kt, st, dt) = (kernel[0], strides[0], dilations[0]);
+    let full = (t - 1) * st + (kt - 1) * dt + p.output[0] + 1;
+    let t_out = full
+        .checked_sub(p.begins[0] + p.ends[0])
+        .filter(|&o| o > 0)
+        .ok_or_else(|| ctx.attr_err("pads", "the pads leave no output frame"))?;
+    let cout = cout_g * group;
+    let op = ConvTranspose {
+        weights: regroup(&wt.to_f32(), c, cout_g, group, kt, [kt, 1]),
+        bias,
+        strides: [st, 1],
+        dilations: [dt, 1],
+        pads: [p.begins[0], 0, p.ends[0], 0],
+        output_padding: [p.output[0], 0],
+        groups: group,
+        activation: FusedActivation::None,
+    };
+    let pixels = b.emit_part(ctx, "pixels", Op::Reshape, vec![x], vec![1, c, t, h * wd])?;
+    let y = b.emit_part(
+        ctx,
+        "in_time",
+        Op::ConvTranspose(op),
+        vec![pixels],
+        vec![1, cout, t_out, h * wd],
+    )?;
+    b.emit(ctx, Op::Reshape, vec![y], vec![1, cout, t_out, h, wd])
 }
 
 /// Per spatial axis values as `[h, w]`; 1-D puts its one value on `w`.
@@ -319,6 +405,31 @@ impl IrOp for ConvTranspose {
 #[cfg(test)]
 mod tests {
     use crate::ops::testing::{assert_conforms, attr_i, attr_ints, attr_s, one_node, weights};
+
+    #[test]
+    fn a_3d_transposed_conv_in_time_runs_in_2d_over_the_pixels() {
+        // PhysNet's upsampling: kernel [4, 1, 1], stride 2 and pads 1 in time.
+        let up = one_node(
+            "ConvTranspose",
+            &[1, 3, 4, 3, 3],
+            &["w", "b"],
+            vec![
+                attr_ints("strides", &[2, 1, 1]),
+                attr_ints("pads", &[1, 0, 0, 1, 0, 0]),
+            ],
+            vec![weights("w", &[3, 2, 4, 1, 1], 7), weights("b", &[2], 9)],
+        );
+        assert_conforms("ConvTranspose3d", &up, 35.0);
+        let spatial = one_node(
+            "ConvTranspose",
+            &[1, 3, 4, 3, 3],
+            &["w"],
+            vec![],
+            vec![weights("w", &[3, 2, 2, 3, 3], 7)],
+        );
+        let err = crate::ops::testing::load(&spatial).unwrap_err().to_string();
+        assert!(err.contains("upsample time alone"), "{err}");
+    }
 
     #[test]
     fn conv_transpose_runs_in_int8() {

@@ -264,14 +264,15 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "AveragePool",
         |b, ctx, ins| pool::from_onnx(b, ctx, ins, Pooling::Average),
-        "AvgPool",
-        "1-D/2-D; strides, pads, dilations, `ceil_mode`, `count_include_pad`",
+        "AvgPool (3-D: then the mean of runs of frames, a ReduceSum)",
+        "1-D/2-D; strides, pads, dilations, `ceil_mode`, `count_include_pad`; a batch of samples; \
+         3-D windows that neither pad nor overlap along time (kernel 1, or kernel = stride)",
     ),
     OnnxOp::new(
         "BatchNormalization",
         batch_norm::from_onnx,
         "folded into the Conv/Gemm before it, else Conv (depthwise 1×1) or FullyConnected",
-        "inference mode, inputs of rank 2 to 4",
+        "inference mode, inputs of rank 2 to 4, and 5 with batch 1 (BatchNorm3d)",
     ),
     OnnxOp::new(
         "Cast",
@@ -308,15 +309,18 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Conv",
         conv::from_onnx,
-        "Conv",
-        "1-D/2-D; strides, pads (`auto_pad` too), dilations, groups, depthwise; constant weights",
+        "Conv (3-D: Pad, a Gather per temporal tap, Concat, Conv over the frames, Transpose)",
+        "1-D/2-D; strides, pads (`auto_pad` too), dilations, groups, depthwise; constant weights; \
+         a batch of samples runs one at a time (video frames); 3-D over a clip `[1, C, T, H, W]`, \
+         group 1, as one 2-D Conv of the frames (a temporal im2col)",
     ),
     OnnxOp::new(
         "ConvTranspose",
         conv_transpose::from_onnx,
         "ConvTranspose",
         "1-D/2-D; strides, pads, `output_padding`, `output_shape`, `auto_pad`, dilations, groups; \
-         constant weights",
+         constant weights; 3-D with a kernel `[kT, 1, 1]` (upsampling in time, as a 2-D \
+         ConvTranspose over the pixels)",
     ),
     OnnxOp::new(
         "Cos",
@@ -417,13 +421,13 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "GlobalAveragePool",
         |b, ctx, ins| pool::global(b, ctx, ins, Pooling::Average),
         "AvgPool",
-        "1-D/2-D",
+        "1-D/2-D, and 3-D over a clip",
     ),
     OnnxOp::new(
         "GlobalMaxPool",
         |b, ctx, ins| pool::global(b, ctx, ins, Pooling::Max),
         "MaxPool",
-        "1-D/2-D",
+        "1-D/2-D, and 3-D over a clip",
     ),
     OnnxOp::new(
         "GroupNormalization",
@@ -500,8 +504,9 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "MaxPool",
         |b, ctx, ins| pool::from_onnx(b, ctx, ins, Pooling::Max),
-        "MaxPool",
-        "1-D/2-D; strides, pads, dilations, `ceil_mode`; output 0 only",
+        "MaxPool (3-D: then ReduceMax over runs of frames)",
+        "1-D/2-D; strides, pads, dilations, `ceil_mode`; output 0 only; a batch of samples; 3-D \
+         windows that neither pad nor overlap along time (kernel 1, or kernel = stride)",
     ),
     OnnxOp::new(
         "Mean",

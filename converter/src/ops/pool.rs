@@ -1,6 +1,6 @@
 //! MaxPool and AvgPool, 1-D/2-D (ONNX MaxPool, AveragePool and their global
-//! forms). Both keep their input's quantization: they move values (or
-//! average them) without a new range.
+//! forms; 3-D over a video clip's frames). Both keep their input's
+//! quantization: they move values (or average them) without a new range.
 
 use medq::format::layout::{params::pool as w, OpCode};
 use medq::ops::MAX_AVG_POOL_WINDOW;
@@ -69,6 +69,9 @@ pub(crate) fn from_onnx(
     kind: Pooling,
 ) -> Result<Value, ConvertError> {
     let (x, xs) = act(b, ctx, ins, 0)?;
+    if let [1, c, t, h, w] = xs[..] {
+        return pool3d(b, ctx, x, [c, t, h, w], kind);
+    }
     let n = spatial_rank(ctx, &xs, "kernel_shape")?;
     let kernel = ctx
         .usizes("kernel_shape")?
@@ -109,6 +112,99 @@ pub(crate) fn from_onnx(
     b.emit(ctx, op, vec![x], out)
 }
 
+/// A pool over a clip `[1, C, T, H, W]` (PhysNet's): the spatial window on
+/// every frame of every channel (`C·T` planes), then, when the window spans
+/// several frames, the max or mean of each run of `kT` frames (a Reduce over
+/// a view). Exact: a max of maxes, and a mean of means over equal counts.
+/// Along time the window must neither pad nor overlap: kernel 1, or kernel
+/// equal to the stride, undilated.
+fn pool3d(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    x: crate::ir::TensorId,
+    [c, t, h, w]: [usize; 4],
+    kind: Pooling,
+) -> Result<Value, ConvertError> {
+    use super::gather::{Index, Select};
+    use super::reduce::{Reduce, Reduction};
+    let kernel = ctx
+        .usizes("kernel_shape")?
+        .filter(|k| k.len() == 3)
+        .ok_or_else(|| ctx.attr_err("kernel_shape", "a 3-D window needs three extents"))?;
+    if ctx.int("storage_order", 0)? != 0 {
+        return Err(ctx.attr_err("storage_order", "only row-major (0) is supported"));
+    }
+    let strides = per_axis(ctx, "strides", 3)?;
+    let dilations = per_axis(ctx, "dilations", 3)?;
+    let ceil_mode = ctx.int("ceil_mode", 0)? != 0;
+    let count_include_pad = ctx.int("count_include_pad", 0)? != 0;
+    let g = geometry(ctx, &[t, h, w], &kernel, &strides, &dilations, ceil_mode)?;
+    let (kt, st) = (kernel[0], strides[0]);
+    let plain_in_time = g.begins[0] == 0
+        && g.ends[0] == 0
+        && dilations[0] == 1
+        && g.overflow.iter().all(|&o| o == 0)
+        && (kt == 1 && st == 1 || kt == st);
+    if !plain_in_time {
+        return Err(ctx.attr_err(
+            "kernel_shape",
+            format!(
+                "a 3-D window {kernel:?} with strides {strides:?}: medq takes windows that neither \
+                 pad, overlap nor reach past the clip along time (kernel 1, or kernel = stride, \
+                 undilated) and do not reach past it in ceil mode"
+            ),
+        ));
+    }
+    let win = window(
+        &kernel[1..],
+        &strides[1..],
+        &dilations[1..],
+        &g.begins[1..],
+        &g.ends[1..],
+    );
+    let op = pool_op(ctx, kind, win, count_include_pad)?;
+    let (t_out, oh, ow) = (g.outs[0], g.outs[1], g.outs[2]);
+    let planes = b.emit_part(ctx, "planes", Op::Reshape, vec![x], vec![1, c * t, h, w])?;
+    let pooled = b.emit_part(ctx, "frames", op, vec![planes], vec![1, c * t, oh, ow])?;
+    if kt == 1 {
+        return b.emit(ctx, Op::Reshape, vec![pooled], vec![1, c, t, oh, ow]);
+    }
+    // The frames the windows cover (floor mode drops a last partial run).
+    let mut runs = b.emit_part(ctx, "runs", Op::Reshape, vec![pooled], vec![c, t, oh * ow])?;
+    if t_out * kt != t {
+        let covered = Op::Select(Select {
+            axis: 1,
+            index: Index::Range { start: 0, step: 1 },
+        });
+        runs = b.emit_part(
+            ctx,
+            "covered",
+            covered,
+            vec![runs],
+            vec![c, t_out * kt, oh * ow],
+        )?;
+    }
+    let grouped = b.emit_part(
+        ctx,
+        "grouped",
+        Op::Reshape,
+        vec![runs],
+        vec![c, t_out, kt, oh * ow],
+    )?;
+    let how = match kind {
+        Pooling::Max => Reduction::Max,
+        Pooling::Average => Reduction::Mean,
+    };
+    let reduced = b.emit_part(
+        ctx,
+        "over_time",
+        Op::Reduce(Reduce { how, axes: vec![2] }),
+        vec![grouped],
+        vec![c, t_out, 1, oh * ow],
+    )?;
+    b.emit(ctx, Op::Reshape, vec![reduced], vec![1, c, t_out, oh, ow])
+}
+
 /// ONNX `GlobalMaxPool` or `GlobalAveragePool`: one window over all of H, W.
 pub(crate) fn global(
     b: &mut Builder,
@@ -117,6 +213,15 @@ pub(crate) fn global(
     kind: Pooling,
 ) -> Result<Value, ConvertError> {
     let (x, xs) = act(b, ctx, ins, 0)?;
+    if let [1, c, t, h, w] = xs[..] {
+        // A clip's frames and pixels are one axis to the global window.
+        let flat = b.emit_part(ctx, "flat", Op::Reshape, vec![x], vec![1, c, t * h * w])?;
+        let ones = [1, 1];
+        let win = window(&[t * h * w], &ones, &ones, &[0], &[0]);
+        let op = pool_op(ctx, kind, win, false)?;
+        let y = b.emit_part(ctx, "pooled", op, vec![flat], vec![1, c, 1])?;
+        return b.emit(ctx, Op::Reshape, vec![y], vec![1, c, 1, 1, 1]);
+    }
     let n = spatial_rank(ctx, &xs, "input")?;
     let kernel = xs[2..].to_vec();
     let ones = vec![1; n];
@@ -264,6 +369,54 @@ impl IrOp for AvgPool {
 #[cfg(test)]
 mod tests {
     use crate::ops::testing::{assert_conforms, attr_i, attr_ints, one_node};
+
+    #[test]
+    fn a_3d_pool_pools_each_frame_then_runs_of_frames() {
+        // Spatial only (PhysNet's 1×2×2); space and time, non-overlapping,
+        // with a last partial run of frames dropped (T 5, kernel 2); padded
+        // averages; the global pool of a clip.
+        for (op, kernel, attrs) in [
+            ("MaxPool", [1, 2, 2], vec![attr_ints("strides", &[1, 2, 2])]),
+            ("MaxPool", [2, 2, 2], vec![attr_ints("strides", &[2, 2, 2])]),
+            (
+                "AveragePool",
+                [2, 3, 3],
+                vec![
+                    attr_ints("strides", &[2, 1, 1]),
+                    attr_ints("pads", &[0, 1, 1, 0, 1, 1]),
+                ],
+            ),
+            (
+                "AveragePool",
+                [2, 3, 3],
+                vec![
+                    attr_ints("strides", &[2, 1, 1]),
+                    attr_ints("pads", &[0, 1, 1, 0, 1, 1]),
+                    attr_i("count_include_pad", 1),
+                ],
+            ),
+        ] {
+            let mut attrs = attrs;
+            attrs.push(attr_ints("kernel_shape", &kernel));
+            let model = one_node(op, &[1, 3, 5, 6, 6], &[], attrs, vec![]);
+            assert_conforms(op, &model, 35.0);
+        }
+        let global = one_node("GlobalAveragePool", &[1, 3, 4, 5, 5], &[], vec![], vec![]);
+        // A mean of 100 values keeps the input's encoding, steps far
+        // coarser than its spread (as a 2-D global pool's).
+        assert_conforms("GlobalAveragePool", &global, 25.0);
+        let overlapping = one_node(
+            "MaxPool",
+            &[1, 3, 5, 6, 6],
+            &[],
+            vec![attr_ints("kernel_shape", &[3, 2, 2])],
+            vec![],
+        );
+        let err = crate::ops::testing::load(&overlapping)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("along time"), "{err}");
+    }
 
     #[test]
     fn pools_run_in_int8() {

@@ -195,10 +195,11 @@ pub(crate) fn kernel_attrs(
         }
         None => vec![0.0; cout],
     };
+    // A 3-D kernel's spatial extents (its Conv runs the frames in 2-D).
     let kh_kw = match kernel[..] {
         [kw] => (1, kw),
-        [kh, kw] => (kh, kw),
-        _ => return Err(ctx.err(format!("kernel {kernel:?} is neither 1-D nor 2-D"))),
+        [kh, kw] | [_, kh, kw] => (kh, kw),
+        _ => return Err(ctx.err(format!("kernel {kernel:?} is not 1-D, 2-D or 3-D"))),
     };
     Ok(KernelAttrs {
         group,

@@ -1,6 +1,7 @@
 //! Fold a BatchNormalization (loaded as a per-channel affine `y = s·x + t`:
 //! depthwise 1×1 Conv or diagonal FullyConnected) into the Conv /
-//! FullyConnected that feeds it:
+//! FullyConnected (or ConvTranspose: PhysNet's temporal upsampling) that
+//! feeds it:
 //! `w'[c] = w[c]·s[c]`, `b'[c] = b[c]·s[c] + t[c]`, where
 //! `s = γ/√(σ²+ε)` and `t = β − μ·s` were computed at load.
 
@@ -72,6 +73,20 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         // must be of the same kind as its producer to act per output channel.
         let ok = match &mut pn.op {
             Op::Conv(Conv {
+                weights,
+                bias,
+                activation,
+                ..
+            }) if bn_is_conv && *activation == FusedActivation::None => {
+                let ok = scale_rows(&mut weights.data, bias, &scale, &shift);
+                if ok {
+                    *activation = act;
+                }
+                ok
+            }
+            // Its weights are regrouped to [Cout, Cin/g, kH, kW] at load:
+            // one row per output channel, as a Conv's.
+            Op::ConvTranspose(crate::ops::conv_transpose::ConvTranspose {
                 weights,
                 bias,
                 activation,
