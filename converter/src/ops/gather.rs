@@ -365,12 +365,31 @@ pub(crate) enum RunSource {
 /// from either (both flattened; a run from a constant is a constant), viewed
 /// in `data`'s shape. When `data` is itself a ScatterND's output, its runs
 /// are read through, so a chain of slice assignments is one Concat. A later
-/// index wins over an earlier one, as ONNX Runtime does. `reduction` other
-/// than "none" is refused, and indices that scatter into more than 256 runs.
+/// index wins over an earlier one, as ONNX Runtime does. A `reduction`
+/// (`add`, `mul`, `max`, `min`) first combines the updates with the data
+/// they land on (a Gather of those elements and one elementwise op); it
+/// refuses a repeated index. Indices that scatter into more than 256 runs
+/// are refused.
 pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
-    if let Some(r) = ctx.string("reduction")?.filter(|r| r != "none") {
-        return Err(ctx.attr_err("reduction", &format!("{r:?}: only \"none\" is supported")));
-    }
+    use super::binary::{Binary, BinaryOp};
+    use super::elementwise::{Add, Mul};
+    let combine = match ctx.string("reduction")?.as_deref() {
+        None | Some("none") => None,
+        Some("add") => Some(Op::Add(Add {
+            activation: FusedActivation::None,
+        })),
+        Some("mul") => Some(Op::Mul(Mul {
+            activation: FusedActivation::None,
+        })),
+        Some("max") => Some(Op::Binary(Binary { op: BinaryOp::Max })),
+        Some("min") => Some(Op::Binary(Binary { op: BinaryOp::Min })),
+        Some(r) => {
+            return Err(ctx.attr_err(
+                "reduction",
+                &format!("{r:?}: medq takes none, add, mul, max and min"),
+            ))
+        }
+    };
     let data = input(ctx, ins, 0)?;
     let updates = input(ctx, ins, 2)?;
     let ds = b.shape_of(&data.value);
@@ -394,6 +413,69 @@ pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Val
         )));
     }
     let n: usize = ds.iter().product();
+    // Each index tuple's flat offset into data.
+    let st = strides(&ds);
+    let chunk: usize = ds[k..].iter().product();
+    let coords = fold::ints(ctx, &idx, "indices")?;
+    let offsets = coords
+        .chunks_exact(k)
+        .map(|c| {
+            c.iter()
+                .zip(&ds)
+                .zip(&st)
+                .try_fold(0usize, |at, ((&i, &dim), &stride)| {
+                    let j = if i < 0 { i + dim as i64 } else { i };
+                    usize::try_from(j)
+                        .ok()
+                        .filter(|&j| j < dim)
+                        .map(|j| at + j * stride)
+                        .ok_or_else(|| {
+                            ctx.err(format!("index {i} is out of range for a dim of {dim}"))
+                        })
+                })
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    let updates_value = match combine {
+        None => updates.value.clone(),
+        Some(op) => {
+            let mut seen = std::collections::HashSet::new();
+            if !offsets.iter().all(|o| seen.insert(*o)) {
+                return Err(ctx.err(
+                    "a repeated index with a reduction: medq combines each update with the data \
+                     once",
+                ));
+            }
+            // The data each update lands on, then the combination.
+            let positions: Vec<usize> = offsets.iter().flat_map(|&at| at..at + chunk).collect();
+            let landed = match &data.value {
+                Value::Const(c) => {
+                    let v = c.to_f32();
+                    let picked = positions.iter().map(|&p| v[p]).collect();
+                    b.const_tensor(
+                        &format!("{}/landed", ctx.name),
+                        &Const::f32(us.clone(), picked),
+                    )?
+                }
+                Value::Act(id) => {
+                    let flat = b.emit_part(ctx, "data_flat", Op::Reshape, vec![*id], vec![n])?;
+                    let pick = Op::Select(Select {
+                        axis: 0,
+                        index: Index::List(positions),
+                    });
+                    let picked =
+                        b.emit_part(ctx, "landed", pick, vec![flat], vec![us.iter().product()])?;
+                    b.emit_part(ctx, "landed_view", Op::Reshape, vec![picked], us.clone())?
+                }
+                Value::Unavailable(_) => return Err(ctx.err("input is unavailable")),
+            };
+            let upd = match &updates.value {
+                Value::Const(c) => b.const_tensor(updates.name, c)?,
+                Value::Act(id) => *id,
+                Value::Unavailable(_) => return Err(ctx.err("input is unavailable")),
+            };
+            Value::Act(b.emit_part(ctx, "combined", op, vec![landed, upd], us.clone())?)
+        }
+    };
     // The sources, each flattened once when a run first reads it.
     let mut sources: Vec<RunSource> = Vec::new();
     let flat_of = |b: &mut Builder, v: &Value, part: &str| -> Result<RunSource, ConvertError> {
@@ -425,21 +507,9 @@ pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Val
             from.extend((0..n).map(|o| (sources.len() - 1, o)));
         }
     }
-    sources.push(flat_of(b, &updates.value, "updates")?);
+    sources.push(flat_of(b, &updates_value, "updates")?);
     let u = sources.len() - 1;
-    let st = strides(&ds);
-    let chunk: usize = ds[k..].iter().product();
-    let coords = fold::ints(ctx, &idx, "indices")?;
-    for (t, c) in coords.chunks_exact(k).enumerate() {
-        let mut at = 0;
-        for ((&i, &dim), &stride) in c.iter().zip(&ds).zip(&st) {
-            let j = if i < 0 { i + dim as i64 } else { i };
-            let j = usize::try_from(j)
-                .ok()
-                .filter(|&j| j < dim)
-                .ok_or_else(|| ctx.err(format!("index {i} is out of range for a dim of {dim}")))?;
-            at += j * stride;
-        }
+    for (t, &at) in offsets.iter().enumerate() {
         for e in 0..chunk {
             from[at + e] = (u, t * chunk + e);
         }
@@ -661,7 +731,7 @@ impl IrOp for Select {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::{assert_conforms, floats, int64s, node_of, one_node};
+    use crate::ops::testing::{assert_conforms, attr_s, floats, int64s, node_of, one_node};
 
     #[test]
     fn scatter_nd_by_constant_indices_is_a_concat_of_runs() {
@@ -709,6 +779,31 @@ mod tests {
             ],
         );
         assert_conforms("ScatterND of a repeated index", &repeated, 35.0);
+        for reduction in ["add", "mul", "max", "min"] {
+            let reduced = one_node(
+                "ScatterND",
+                &[1, 4, 3, 5],
+                &["idx", "c"],
+                vec![attr_s("reduction", reduction)],
+                vec![
+                    int64s("idx", &[2, 2], &[0, 3, 0, 1]),
+                    floats("c", &[2, 3, 5], &c),
+                ],
+            );
+            assert_conforms(reduction, &reduced, 30.0);
+        }
+        let twice = one_node(
+            "ScatterND",
+            &[1, 4, 3, 5],
+            &["idx", "c"],
+            vec![attr_s("reduction", "add")],
+            vec![
+                int64s("idx", &[2, 2], &[0, 1, 0, 1]),
+                floats("c", &[2, 3, 5], &c),
+            ],
+        );
+        let err = crate::ops::testing::load(&twice).unwrap_err().to_string();
+        assert!(err.contains("repeated index"), "{err}");
     }
 
     #[test]

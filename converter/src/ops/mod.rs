@@ -636,8 +636,8 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "ScatterND",
         gather::scatter_nd,
         "Concat of Gathers (the runs each output element takes from `data` or `updates`)",
-        "constant indices (slice assignment, `x[..., a:b] = y`), `reduction` \"none\"; up to 256 \
-         runs of consecutive elements",
+        "constant indices (slice assignment, `x[..., a:b] = y`); `reduction` none, add, mul, max, \
+         min (these without a repeated index); up to 256 runs of consecutive elements",
     ),
     OnnxOp::new(
         "Selu",
