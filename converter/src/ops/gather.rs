@@ -386,7 +386,7 @@ pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Val
         Some(r) => {
             return Err(ctx.attr_err(
                 "reduction",
-                &format!("{r:?}: medq takes none, add, mul, max and min"),
+                format!("{r:?}: medq takes none, add, mul, max and min"),
             ))
         }
     };

@@ -1515,6 +1515,8 @@ fn batched_nchw(t: &TensorInfo<'_>) -> Option<(usize, usize, usize, usize, bool)
 pub(super) struct Batch(pub usize);
 
 impl Batch {
+    /// The int16 layers other than Conv run one sample.
+    #[cfg(feature = "int16-activations")]
     pub const ONE: Batch = Batch(1);
 
     /// Runs `f` on each sample's input and output. The prepare checks that
@@ -1525,7 +1527,11 @@ impl Batch {
             return f(x, y);
         }
         let (x_len, y_len) = (x.len() / self.0, y.len() / self.0);
-        if x_len == 0 || y_len == 0 || x.len() % self.0 != 0 || y.len() % self.0 != 0 {
+        if x_len == 0
+            || y_len == 0
+            || !x.len().is_multiple_of(self.0)
+            || !y.len().is_multiple_of(self.0)
+        {
             return;
         }
         for (xs, ys) in x.chunks_exact(x_len).zip(y.chunks_exact_mut(y_len)) {
