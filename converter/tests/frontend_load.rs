@@ -157,12 +157,22 @@ fn conv_auto_pad_same_resolves_to_explicit_pads() {
     }
 }
 
+/// A 3-D Conv runs (over a clip's frames); a 4-D one is refused naming the
+/// attribute and what medq takes.
 #[test]
-fn conv_3d_is_an_attribute_error() {
-    let e = load_err(single(13, &[1, 1, 4, 4, 4], "Conv", &["w"], vec![]).f32(
+fn conv_4d_is_an_attribute_error() {
+    let (g, _) = convert_model(
+        &single(13, &[1, 1, 4, 4, 4], "Conv", &["w"], vec![])
+            .f32("w", &[1, 1, 2, 2, 2], &[1.0; 8])
+            .build(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(shape(&g, "y"), vec![1, 1, 3, 3, 3]);
+    let e = load_err(single(13, &[1, 1, 2, 4, 4, 4], "Conv", &["w"], vec![]).f32(
         "w",
-        &[1, 1, 2, 2, 2],
-        &[1.0; 8],
+        &[1, 1, 2, 2, 2, 2],
+        &[1.0; 16],
     ));
     assert!(
         e.contains("\"/op\"")

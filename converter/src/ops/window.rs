@@ -134,7 +134,8 @@ pub(crate) fn spatial_rank(
         _ => Err(ctx.attr_err(
             attr,
             format!(
-                "only 1-D and 2-D {} are supported (input shape {shape:?})",
+                "only 1-D and 2-D {}, and 3-D over a clip [1, C, T, H, W], are supported (input \
+                 shape {shape:?})",
                 if ctx.op == "Conv" {
                     "convolutions"
                 } else {

@@ -1,6 +1,8 @@
 //! Fuse Relu / Clip into the Conv, FullyConnected, Add or Mul producing its
 //! input: the int8 op then clamps its output range, which costs nothing and
-//! gives the tensor a tighter quantization range.
+//! gives the tensor a tighter quantization range. Views between them
+//! (Reshape, Transpose: a 3-D convolution's frames put back in place) move
+//! values without changing them, so the clamp goes through them too.
 
 use super::{absorb, label, producer, sole_consumer, RewriteLog};
 use crate::ir::{FusedActivation, Graph, Op, Unary};
@@ -33,12 +35,26 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         let Some(&x) = n.inputs.first() else {
             continue;
         };
-        let Some(p) = producer(g, x) else {
+        // The views between the clamp and the op, nearest first, each read
+        // by the next alone.
+        let mut views = Vec::new();
+        let (mut t, mut reader) = (x, i);
+        let p = loop {
+            let Some(p) = producer(g, t).filter(|_| sole_consumer(g, t) == Some(reader)) else {
+                break None;
+            };
+            match (&g.nodes[p].op, g.nodes[p].inputs.first()) {
+                (Op::Reshape | Op::Transpose(_), Some(&input)) => {
+                    views.push(p);
+                    (t, reader) = (input, p);
+                }
+                (Op::Reshape | Op::Transpose(_), None) => break None,
+                _ => break Some(p),
+            }
+        };
+        let Some(p) = p else {
             continue;
         };
-        if sole_consumer(g, x) != Some(i) {
-            continue;
-        }
         let Some(pn) = g.nodes.get_mut(p) else {
             continue;
         };
@@ -52,7 +68,11 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         *activation = fused;
         log.0
             .push(format!("fused {} into {}", label(g, i), label(g, p)));
-        absorb(g, p, i);
+        match views.first() {
+            None => absorb(g, p, i),
+            // The nearest view writes the clamp's output in its place.
+            Some(&v) => absorb(g, v, i),
+        }
         return true;
     }
     false
