@@ -220,20 +220,36 @@ fn rfft_spectrum_from_the_dynamo_exporter() {
     assert!(out_db(&int16) >= 40.0, "int16 {:.1} dB", out_db(&int16));
 }
 
-/// Converts `name` (`make_log_testnets.py`) on the shared EEG band data at
-/// `precision`.
-fn convert_log_net(
+/// Converts test net `name` at `precision`, calibrated on the files
+/// `calib` and evaluated on `eval` (one per model input).
+fn convert_on(
     name: &str,
+    calib: &[&str],
+    eval: &[&str],
     precision: medq_converter::precision::Choice,
 ) -> medq_converter::report::Report {
     let d = testnets::dir();
     let tmp = tempfile::tempdir().unwrap();
     let mut opts =
         medq_converter::Options::new(d.join(format!("{name}.onnx")), tmp.path().join("model.mq"));
-    opts.calib = vec![d.join("eeg_bands_calib.npy")];
-    opts.eval = vec![d.join("eeg_bands_test.npy")];
+    opts.calib = calib.iter().map(|f| d.join(f)).collect();
+    opts.eval = eval.iter().map(|f| d.join(f)).collect();
     opts.precision = precision;
     medq_converter::convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Converts `name` (`make_log_testnets.py`) on the shared EEG band data at
+/// `precision`.
+fn convert_log_net(
+    name: &str,
+    precision: medq_converter::precision::Choice,
+) -> medq_converter::report::Report {
+    convert_on(
+        name,
+        &["eeg_bands_calib.npy"],
+        &["eeg_bands_test.npy"],
+        precision,
+    )
 }
 
 /// The SQNR of the layer `op` lowered from the ONNX `onnx` op.
@@ -330,20 +346,12 @@ fn convert_rppg(
     name: &str,
     precision: medq_converter::precision::Choice,
 ) -> medq_converter::report::Report {
-    let d = testnets::dir();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut opts =
-        medq_converter::Options::new(d.join(format!("{name}.onnx")), tmp.path().join("model.mq"));
-    opts.calib = vec![
-        d.join("rppg_motion_calib.npy"),
-        d.join("rppg_appearance_calib.npy"),
-    ];
-    opts.eval = vec![
-        d.join("rppg_motion_test.npy"),
-        d.join("rppg_appearance_test.npy"),
-    ];
-    opts.precision = precision;
-    medq_converter::convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"))
+    convert_on(
+        name,
+        &["rppg_motion_calib.npy", "rppg_appearance_calib.npy"],
+        &["rppg_motion_test.npy", "rppg_appearance_test.npy"],
+        precision,
+    )
 }
 
 /// A PhysNet (`make_rppg_testnet.py`) on the same windows as one clip
@@ -356,16 +364,10 @@ fn convert_rppg(
 /// `--precision auto` raises that one layer and meets the bounds (33.6 dB).
 #[test]
 fn a_3d_camera_ppg_network_runs_its_clip_as_2d_convolutions_of_the_frames() {
-    use medq_converter::precision::Choice;
-    let d = testnets::dir();
+    use medq_converter::precision::{Choice, Target};
     let run = |precision: Choice| {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut opts =
-            medq_converter::Options::new(d.join("rppg_physnet.onnx"), tmp.path().join("model.mq"));
-        opts.calib = vec![d.join("rppg_clip_calib.npy")];
-        opts.eval = vec![d.join("rppg_clip_test.npy")];
-        opts.precision = precision;
-        medq_converter::convert(&opts).unwrap_or_else(|e| panic!("{e}"))
+        let (calib, test) = ("rppg_clip_calib.npy", "rppg_clip_test.npy");
+        convert_on("rppg_physnet", &[calib], &[test], precision)
     };
     let int8 = run(Choice::Int8);
     let count = |op: &str| int8.layers.iter().filter(|l| l.op == op).count();
@@ -375,6 +377,6 @@ fn a_3d_camera_ppg_network_runs_its_clip_as_2d_convolutions_of_the_frames() {
     let db = int8.evaluation.outputs[0].sqnr_db.expect("an output SQNR");
     println!("rppg_physnet: int8 {db:.1} dB");
     assert!(db >= 15.0, "int8 {db:.1} dB");
-    let auto = run(Choice::Auto(medq_converter::precision::Target::Bounds));
+    let auto = run(Choice::Auto(Target::Bounds));
     assert_within_bounds("rppg_physnet auto", &auto);
 }

@@ -72,21 +72,15 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         // Channels are axis 1 for Conv and the last axis for FC: the affine
         // must be of the same kind as its producer to act per output channel.
         let ok = match &mut pn.op {
+            // A ConvTranspose's weights are regrouped to [Cout, Cin/g, kH,
+            // kW] at load: one row per output channel, as a Conv's.
             Op::Conv(Conv {
                 weights,
                 bias,
                 activation,
                 ..
-            }) if bn_is_conv && *activation == FusedActivation::None => {
-                let ok = scale_rows(&mut weights.data, bias, &scale, &shift);
-                if ok {
-                    *activation = act;
-                }
-                ok
-            }
-            // Its weights are regrouped to [Cout, Cin/g, kH, kW] at load:
-            // one row per output channel, as a Conv's.
-            Op::ConvTranspose(crate::ops::conv_transpose::ConvTranspose {
+            })
+            | Op::ConvTranspose(crate::ops::conv_transpose::ConvTranspose {
                 weights,
                 bias,
                 activation,

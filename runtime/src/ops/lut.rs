@@ -44,19 +44,31 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<Lut<'a>, Error> {
     })
 }
 
-/// Inputs `[x i16, table i32 [513]]`, output `i16`: the interpolated
-/// table of [`lut_s16`](crate::kernels::lut_s16).
+/// Input 0 of an elementwise op on int16 sides (`n_inputs`, `n_params`
+/// words): `x` and the output both `i16`, the same shape.
 #[cfg(feature = "int16-activations")]
-#[inline(never)]
-pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<LutS16<'a>, Error> {
-    use crate::kernels::LUT_S16_ENTRIES;
-    cx.check_arity(2, w::COUNT)?;
+fn elementwise_s16<'a>(
+    cx: &Ctx<'_, 'a>,
+    n_inputs: usize,
+    n_params: usize,
+) -> Result<crate::format::TensorInfo<'a>, Error> {
+    cx.check_arity(n_inputs, n_params)?;
     cx.i16_in_out()?;
     let x = cx.input(0)?;
     cx.ensure(
         x.dims() == cx.output.dims(),
         why!("output shape differs from input shape"),
     )?;
+    Ok(x)
+}
+
+/// Inputs `[x i16, table i32 [513]]`, output `i16`: the interpolated
+/// table of [`lut_s16`](crate::kernels::lut_s16).
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<LutS16<'a>, Error> {
+    use crate::kernels::LUT_S16_ENTRIES;
+    let x = elementwise_s16(cx, 2, w::COUNT)?;
     let table = cx.input(1)?;
     let table = table
         .data_i32()
@@ -105,13 +117,7 @@ pub(super) struct Log<'a> {
 #[inline(never)]
 pub(super) fn prepare_log<'a>(cx: &Ctx<'_, 'a>) -> Result<Log<'a>, Error> {
     use crate::format::layout::params::log as w;
-    cx.check_arity(1, w::COUNT)?;
-    cx.i16_in_out()?;
-    let x = cx.input(0)?;
-    cx.ensure(
-        x.dims() == cx.output.dims(),
-        why!("output shape differs from input shape"),
-    )?;
+    let x = elementwise_s16(cx, 1, w::COUNT)?;
     let (multiplier, shift) = cx.requant_pair(w::MULTIPLIER, w::SHIFT)?;
     let low_input = cx.word(w::LOW_INPUT)?;
     let low_output = cx.word(w::LOW_OUTPUT)?;
