@@ -391,3 +391,65 @@ fn scalar_scales_fold_into_the_product_next_to_them() {
         assert_eq!(r.nodes.len() == 1, folds, "temperature {t}");
     }
 }
+
+/// Transposes in a row become one by the composed permutation, and none
+/// when they cancel; a Relu behind views fuses into the Conv before them.
+#[test]
+fn transposes_compose_and_a_clamp_fuses_through_views() {
+    let mut rng = Rng::new(5);
+    let chain = |p1: &[i64], p2: &[i64]| {
+        ModelBuilder::new(13)
+            .input("x", &[1, 2, 3, 4])
+            .node(
+                "t1",
+                "Transpose",
+                &["x"],
+                &["a"],
+                vec![attr_ints("perm", p1)],
+            )
+            .node(
+                "t2",
+                "Transpose",
+                &["a"],
+                &["b"],
+                vec![attr_ints("perm", p2)],
+            )
+            .node("r", "Sigmoid", &["b"], &["y"], vec![])
+            .output("y")
+    };
+    let (r, log) = rewrite_checked(&load(chain(&[0, 2, 1, 3], &[0, 2, 1, 3])));
+    assert_eq!(r.nodes.len(), 1, "{log:?}");
+    let (r, log) = rewrite_checked(&load(chain(&[0, 2, 3, 1], &[0, 2, 3, 1])));
+    assert_eq!(r.nodes.len(), 2, "{log:?}");
+    assert!(
+        matches!(&r.nodes[0].op, Op::Transpose(t) if t.perm == [0, 3, 1, 2]),
+        "{:?}",
+        r.nodes[0].op
+    );
+    let viewed = ModelBuilder::new(13)
+        .input("x", &[1, 3, 6, 6])
+        .f32("w", &[4, 3, 3, 3], &rng.vec(108))
+        .node("c", "Conv", &["x", "w"], &["c"], vec![])
+        .node(
+            "t",
+            "Transpose",
+            &["c"],
+            &["t"],
+            vec![attr_ints("perm", &[0, 2, 3, 1])],
+        )
+        .node("f", "Flatten", &["t"], &["f"], vec![])
+        .node("r", "Relu", &["f"], &["y"], vec![])
+        .output("y");
+    let (r, log) = rewrite_checked(&load(viewed));
+    assert!(
+        matches!(
+            &r.nodes[0].op,
+            Op::Conv(Conv {
+                activation: FusedActivation::Relu,
+                ..
+            })
+        ),
+        "{log:?}"
+    );
+    assert_eq!(r.nodes.len(), 3, "{log:?}");
+}

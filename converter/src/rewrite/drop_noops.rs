@@ -1,6 +1,8 @@
 //! Identities (Identity, Dropout, float→float Cast, shape-preserving
 //! Reshape, unbounded Clip, +0, ×1, zero Pad, 1×1 stride-1 pools, one-input
-//! Concat) disappear; chains of reshapes become one.
+//! Concat, the identity permutation) disappear; chains of reshapes become
+//! one, and so do chains of transposes (a 3-D convolution's frames put back
+//! and taken again by the next one cancel).
 
 use super::{absorb, is_output, label, producer, sole_consumer, RewriteLog};
 use crate::ir::{Add, AvgPool, Graph, MaxPool, Mul, Op, Pad, Unary};
@@ -10,7 +12,7 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         if is_noop(g, i) && bypass(g, i, log) {
             return true;
         }
-        if collapse_reshape(g, i, log) {
+        if collapse_reshape(g, i, log) || collapse_transpose(g, i, log) {
             return true;
         }
     }
@@ -48,6 +50,7 @@ fn is_noop(g: &Graph, i: usize) -> bool {
         }
         Op::Pad(Pad { pads, .. }) => pads.iter().all(|&p| p == 0),
         Op::Concat { .. } => n.inputs.len() == 1,
+        Op::Transpose(t) => t.perm.iter().enumerate().all(|(i, &p)| i == p),
         Op::MaxPool(MaxPool { window }) | Op::AvgPool(AvgPool { window, .. }) => {
             window.kernel == [1, 1] && window.strides == [1, 1] && window.pads == [0; 4]
         }
@@ -110,6 +113,38 @@ fn collapse_reshape(g: &mut Graph, i: usize, log: &mut RewriteLog) -> bool {
     }
     log.0
         .push(format!("merged {} into {}", label(g, i), label(g, p)));
+    absorb(g, p, i);
+    true
+}
+
+/// Transpose fed only by another Transpose: one Transpose by the composed
+/// permutation (output axis `j` is the first's input axis `p1[p2[j]]`).
+fn collapse_transpose(g: &mut Graph, i: usize, log: &mut RewriteLog) -> bool {
+    let Some(n) = g.nodes.get(i) else {
+        return false;
+    };
+    let (Op::Transpose(second), Some(&t)) = (&n.op, n.inputs.first()) else {
+        return false;
+    };
+    let Some(p) = producer(g, t).filter(|_| sole_consumer(g, t) == Some(i)) else {
+        return false;
+    };
+    let Some(Op::Transpose(first)) = g.nodes.get(p).map(|m| &m.op) else {
+        return false;
+    };
+    let composed: Option<Vec<usize>> = second
+        .perm
+        .iter()
+        .map(|&a| first.perm.get(a).copied())
+        .collect();
+    let Some(perm) = composed.filter(|c| c.len() == first.perm.len()) else {
+        return false;
+    };
+    log.0
+        .push(format!("merged {} into {}", label(g, i), label(g, p)));
+    if let Some(m) = g.nodes.get_mut(p) {
+        m.op = Op::Transpose(crate::ops::transpose::Transpose { perm });
+    }
     absorb(g, p, i);
     true
 }
