@@ -628,9 +628,9 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Resize",
         resize::resize,
         "Resize",
-        "1-D/2-D, nearest (all `nearest_mode`s) and linear; `coordinate_transformation_mode` \
-         half_pixel, asymmetric, align_corners, pytorch_half_pixel; `scales` (ratios of \
-         integers) or `sizes`",
+        "1-D/2-D, and a clip `[1, C, T, H, W]` in time alone; nearest (all `nearest_mode`s) and \
+         linear; `coordinate_transformation_mode` half_pixel, asymmetric, align_corners, \
+         pytorch_half_pixel; `scales` (ratios of integers) or `sizes`",
     ),
     OnnxOp::new(
         "ScatterND",

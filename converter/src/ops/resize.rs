@@ -265,9 +265,32 @@ fn build(
     coordinate: i32,
     f: &[Factor],
 ) -> Result<Value, ConvertError> {
+    // A clip [1, C, T, H, W] resized in time alone (PhysFormer's
+    // upsampling): the frames of each pixel, a 2-D Resize of [1, C, T, H·W]
+    // with the pixels' scale 1, which every coordinate mode maps to itself.
+    if let ([1, c, t, h, w], [_, _, ft, fh, fw]) = (xs, f) {
+        let still = |f: &Factor, d: usize| f.out == d && f.num == f.den;
+        if still(&f[0], 1) && still(&f[1], *c) && still(fh, *h) && still(fw, *w) {
+            let view = b.emit_part(ctx, "pixels", Op::Reshape, vec![x], vec![1, *c, *t, h * w])?;
+            let op = Resize {
+                mode,
+                coordinate,
+                scales: [(ft.num, ft.den), (1, 1)],
+            };
+            let y = b.emit_part(
+                ctx,
+                "in_time",
+                Op::Resize(op),
+                vec![view],
+                vec![1, *c, ft.out, h * w],
+            )?;
+            return b.emit(ctx, Op::Reshape, vec![y], vec![1, *c, ft.out, *h, *w]);
+        }
+    }
     if !(3..=4).contains(&xs.len()) {
         return Err(ctx.err(format!(
-            "only 1-D and 2-D resizing is supported (input shape {xs:?})"
+            "only 1-D and 2-D resizing, and a clip's resizing in time alone, are supported (input \
+             shape {xs:?})"
         )));
     }
     if f[..2]
@@ -438,5 +461,33 @@ mod tests {
             );
             assert_conforms("Upsample-7", &at_opset(with_attribute, 7), 30.0);
         }
+    }
+
+    #[test]
+    fn a_clip_resized_in_time_alone_is_a_2d_resize_over_the_pixels() {
+        // PhysFormer's nn.Upsample(scale_factor=(2, 1, 1)) on [1, 2, 4, 3, 3],
+        // nearest and linear; and a clip resized in space is refused.
+        for mode in ["nearest", "linear"] {
+            let model = one_node(
+                "Resize",
+                &[1, 2, 4, 3, 3],
+                &["", "scales"],
+                vec![attr_s("mode", mode)],
+                vec![floats("scales", &[5], &[1.0, 1.0, 2.0, 1.0, 1.0])],
+            );
+            let g = assert_conforms("Resize in time", &model, 30.0);
+            assert_eq!(g.tensors[g.outputs[0]].shape, [1, 2, 8, 3, 3], "{mode}");
+        }
+        let in_space = one_node(
+            "Resize",
+            &[1, 2, 4, 3, 3],
+            &["", "scales"],
+            vec![],
+            vec![floats("scales", &[5], &[1.0, 1.0, 1.0, 2.0, 2.0])],
+        );
+        let err = crate::ops::testing::load(&in_space)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in time alone"), "{err}");
     }
 }
