@@ -47,11 +47,7 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
             )));
         }
         out[axis] += s[axis];
-        ids.push(match &p.value {
-            Value::Act(id) => *id,
-            Value::Const(c) => b.const_tensor(p.name, c)?,
-            Value::Unavailable(_) => return Err(ctx.err("input is unavailable")),
-        });
+        ids.push(super::onnx::tensor_of(b, ctx, p)?);
     }
     if let [only] = ids[..] {
         // One part left: the same values, a view.

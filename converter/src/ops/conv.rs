@@ -77,7 +77,7 @@ fn conv3d(
     bias: Option<&crate::load::tensor::Const>,
 ) -> Result<Value, ConvertError> {
     use super::gather::{Index, Select};
-    use super::transpose::Transpose;
+    use super::transpose::permute;
     let xs = [1, c, t, h, wd];
     let cout = w.shape.first().copied().unwrap_or(0);
     let KernelAttrs {
@@ -104,15 +104,7 @@ fn conv3d(
     // [1, C, T, H, W] → frames [T, C, H, W], zero frames around for the
     // temporal padding (a Pad).
     let planes = b.emit_part(ctx, "clip", Op::Reshape, vec![x], vec![c, t, h, wd])?;
-    let mut frames = b.emit_part(
-        ctx,
-        "frames",
-        Op::Transpose(Transpose {
-            perm: vec![1, 0, 2, 3],
-        }),
-        vec![planes],
-        vec![t, c, h, wd],
-    )?;
+    let mut frames = permute(b, ctx, "frames", planes, &[c, t, h, wd], &[1, 0, 2, 3])?;
     let padded = t + pad_t + pad_b;
     if pad_t + pad_b > 0 {
         let pads = vec![pad_t, 0, 0, 0, pad_b, 0, 0, 0];
@@ -187,14 +179,13 @@ fn conv3d(
         vec![columns],
         vec![t_out, cout, oh, ow],
     )?;
-    let by_channel = b.emit_part(
+    let by_channel = permute(
+        b,
         ctx,
         "by_channel",
-        Op::Transpose(Transpose {
-            perm: vec![1, 0, 2, 3],
-        }),
-        vec![y],
-        vec![cout, t_out, oh, ow],
+        y,
+        &[t_out, cout, oh, ow],
+        &[1, 0, 2, 3],
     )?;
     b.emit(
         ctx,

@@ -468,11 +468,7 @@ pub(crate) fn scatter_nd(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Val
                 }
                 Value::Unavailable(_) => return Err(ctx.err("input is unavailable")),
             };
-            let upd = match &updates.value {
-                Value::Const(c) => b.const_tensor(updates.name, c)?,
-                Value::Act(id) => *id,
-                Value::Unavailable(_) => return Err(ctx.err("input is unavailable")),
-            };
+            let upd = super::onnx::tensor_of(b, ctx, updates)?;
             Value::Act(b.emit_part(ctx, "combined", op, vec![landed, upd], us.clone())?)
         }
     };

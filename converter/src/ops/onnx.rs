@@ -121,6 +121,20 @@ pub(crate) fn input<'a, 'b>(
         .ok_or_else(|| ctx.err(format!("input {i} is missing")))
 }
 
+/// The IR tensor of a resolved input: a computed one, or a constant made a
+/// tensor (once per name).
+pub(crate) fn tensor_of(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    p: &Input,
+) -> Result<TensorId, ConvertError> {
+    match &p.value {
+        Value::Act(id) => Ok(*id),
+        Value::Const(c) => b.const_tensor(p.name, c),
+        Value::Unavailable(_) => Err(ctx.err("input is unavailable")),
+    }
+}
+
 /// A computed (non-constant) input and its shape.
 pub(crate) fn act(
     b: &Builder,
