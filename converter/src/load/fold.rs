@@ -25,6 +25,8 @@ pub const CONST_ONLY_OPS: &[&str] = &[
     "Gather",
     "Greater",
     "GreaterOrEqual",
+    "IsInf",
+    "IsNaN",
     "Less",
     "LessOrEqual",
     "Log",
@@ -39,9 +41,12 @@ pub const CONST_ONLY_OPS: &[&str] = &[
     "ReduceMin",
     "ReduceProd",
     "Reciprocal",
+    "Round",
     "Slice",
     "Sqrt",
+    "Trilu",
     "Where",
+    "Xor",
 ];
 
 /// Evaluate `ctx` over constant inputs. `Ok(None)`: no evaluator for this op.
@@ -55,7 +60,7 @@ pub fn eval(ctx: &NodeCtx, inputs: &[Option<&Const>]) -> Result<Option<Const>, C
     };
     let r = match ctx.op {
         "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Mod" | "Equal" | "Less" | "Greater"
-        | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or" => {
+        | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or" | "Xor" => {
             binary(ctx, ctx.op, input(0)?, input(1)?)?
         }
         "Min" | "Max" => {
@@ -66,9 +71,24 @@ pub fn eval(ctx: &NodeCtx, inputs: &[Option<&Const>]) -> Result<Option<Const>, C
             acc
         }
         "Where" => where_(ctx, input(0)?, input(1)?, input(2)?)?,
-        "Neg" | "Abs" | "Sqrt" | "Reciprocal" | "Floor" | "Ceil" | "Exp" | "Log" | "Not" => {
-            unary_math(ctx, input(0)?)?
+        "Neg" | "Abs" | "Sqrt" | "Reciprocal" | "Floor" | "Ceil" | "Round" | "Exp" | "Log"
+        | "Not" => unary_math(ctx, input(0)?)?,
+        "IsNaN" | "IsInf" => {
+            let x = input(0)?;
+            let (neg, pos) = (
+                ctx.int("detect_negative", 1)? != 0,
+                ctx.int("detect_positive", 1)? != 0,
+            );
+            let test = |v: f32| match ctx.op {
+                "IsNaN" => v.is_nan(),
+                _ => v.is_infinite() && if v > 0.0 { pos } else { neg },
+            };
+            Const::i64(
+                x.shape.clone(),
+                x.to_f32().into_iter().map(|v| i64::from(test(v))).collect(),
+            )
         }
+        "Trilu" => trilu(ctx, input(0)?, inputs.get(1).copied().flatten())?,
         "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "HardSigmoid" | "HardSwish" => {
             let u = match ctx.op {
                 "Relu" => Unary::Relu,
@@ -388,6 +408,7 @@ fn binary(ctx: &NodeCtx, op: &str, a: &Const, b: &Const) -> Result<Const, Conver
                     "GreaterOrEqual" => Some(i64::from(p >= q)),
                     "And" => Some(i64::from(p != 0 && q != 0)),
                     "Or" => Some(i64::from(p != 0 || q != 0)),
+                    "Xor" => Some(i64::from((p != 0) != (q != 0))),
                     _ => None,
                 };
                 r.push(v.ok_or_else(|| {
@@ -475,7 +496,7 @@ fn unary_math(ctx: &NodeCtx, x: &Const) -> Result<Const, ConvertError> {
         (Data::I64(v), "Neg") => Const::i64(shape, v.iter().map(|&a| a.wrapping_neg()).collect()),
         (Data::I64(v), "Abs") => Const::i64(shape, v.iter().map(|&a| a.wrapping_abs()).collect()),
         (Data::I64(v), "Not") => Const::i64(shape, v.iter().map(|&a| i64::from(a == 0)).collect()),
-        (Data::I64(v), "Floor" | "Ceil") => Const::i64(shape, v.clone()),
+        (Data::I64(v), "Floor" | "Ceil" | "Round") => Const::i64(shape, v.clone()),
         (_, "Not") => return Err(ctx.err("Not needs a boolean tensor")),
         _ => {
             let f: fn(f32) -> f32 = match ctx.op {
@@ -485,11 +506,58 @@ fn unary_math(ctx: &NodeCtx, x: &Const) -> Result<Const, ConvertError> {
                 "Reciprocal" => f32::recip,
                 "Floor" => f32::floor,
                 "Ceil" => f32::ceil,
+                // ONNX rounds halves to even, as IEEE 754 does by default.
+                "Round" => f32::round_ties_even,
                 "Exp" => f32::exp,
                 _ => f32::ln,
             };
             Const::f32(shape, x.to_f32().into_iter().map(f).collect())
         }
+    })
+}
+
+/// `Trilu`: the upper (`upper` 1, the default) or lower triangle of the
+/// last two axes from diagonal `k` on, the rest zero (a causal mask that
+/// `torch.triu`/`torch.tril` build in `forward`).
+fn trilu(ctx: &NodeCtx, x: &Const, k: Option<&Const>) -> Result<Const, ConvertError> {
+    let k = match k {
+        None => 0,
+        Some(c) => match ints(ctx, c, "k")? {
+            [k] => *k,
+            _ => return Err(ctx.err("k must be a scalar")),
+        },
+    };
+    let upper = ctx.int("upper", 1)? != 0;
+    let rank = x.shape.len();
+    if rank < 2 {
+        return Err(ctx.err(format!("input of rank {rank}: Trilu needs at least 2")));
+    }
+    let (rows, cols) = (x.shape[rank - 2], x.shape[rank - 1]);
+    let keep = |i: usize| -> bool {
+        let (r, c) = ((i / cols.max(1)) % rows.max(1), i % cols.max(1));
+        let d = c as i64 - r as i64;
+        if upper {
+            d >= k
+        } else {
+            d <= k
+        }
+    };
+    let shape = x.shape.clone();
+    Ok(match &x.data {
+        Data::I64(v) => Const::i64(
+            shape,
+            v.iter()
+                .enumerate()
+                .map(|(i, &e)| if keep(i) { e } else { 0 })
+                .collect(),
+        ),
+        Data::F32(v) => Const::f32(
+            shape,
+            v.iter()
+                .enumerate()
+                .map(|(i, &e)| if keep(i) { e } else { 0.0 })
+                .collect(),
+        ),
     })
 }
 
@@ -743,6 +811,32 @@ mod tests {
         let pb = node("ReduceProd", vec![]);
         let ctx = NodeCtx::new(&pb, 0, 17);
         assert!(eval(&ctx, &[Some(&overflow)]).is_err());
+    }
+
+    #[test]
+    fn causal_masks_and_rounding_fold() {
+        // torch.triu(ones(3, 3), diagonal=1) and tril with k = -1 on a batch of two.
+        let ones = Const::f32(vec![2, 3, 3], vec![1.0; 18]);
+        let k = Const::i64(vec![], vec![1]);
+        let up = run("Trilu", vec![], &[Some(&ones), Some(&k)]);
+        let tri_up = [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0];
+        assert_eq!(up.to_f32(), [tri_up, tri_up].concat());
+        let k = Const::i64(vec![], vec![-1]);
+        let low = run("Trilu", vec![int_attr("upper", 0)], &[Some(&ones), Some(&k)]);
+        let tri_low = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0];
+        assert_eq!(low.to_f32(), [tri_low, tri_low].concat());
+        // A non-square integer matrix, main diagonal, upper.
+        let m = Const::i64(vec![2, 3], vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(run("Trilu", vec![], &[Some(&m)]).as_i64().unwrap(), [1, 2, 3, 0, 5, 6]);
+        // Halves round to even.
+        let x = Const::f32(vec![5], vec![0.5, 1.5, 2.5, -0.5, 2.6]);
+        assert_eq!(run("Round", vec![], &[Some(&x)]).to_f32(), [0.0, 2.0, 2.0, -0.0, 3.0]);
+        let x = Const::f32(vec![4], vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0]);
+        assert_eq!(run("IsNaN", vec![], &[Some(&x)]).as_i64().unwrap(), [1, 0, 0, 0]);
+        let pos = run("IsInf", vec![int_attr("detect_negative", 0)], &[Some(&x)]);
+        assert_eq!(pos.as_i64().unwrap(), [0, 1, 0, 0]);
+        let (a, b) = (Const::i64(vec![2], vec![1, 0]), Const::i64(vec![2], vec![1, 1]));
+        assert_eq!(run("Xor", vec![], &[Some(&a), Some(&b)]).as_i64().unwrap(), [0, 1]);
     }
 
     #[test]
