@@ -1071,6 +1071,16 @@ proptest! {
         prop_assert_eq!(c.run_gru(gru_s8_neon), expected.clone());
         prop_assert_eq!(c.run_gru(gru_s8_dotprod), expected);
     }
+
+    #[test]
+    fn rnn_matches_reference(c in recurrent_case(1, RNN_TABLES)) {
+        let p = RnnParams { rec: c.rec };
+        prop_assert_eq!(rnn_neon_takes(&p), Ok(()));
+        check_dotprod_takes(rnn_dotprod_takes(&p), rnn_neon_takes(&p))?;
+        let expected = c.run_rnn(rnn_s8);
+        prop_assert_eq!(c.run_rnn(rnn_s8_neon), expected.clone());
+        prop_assert_eq!(c.run_rnn(rnn_s8_dotprod), expected);
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -1151,6 +1151,15 @@ proptest! {
         prop_assert_eq!(gru_avx2_takes(&c.gru()), Ok(()));
         prop_assert_eq!(c.run_gru(gru_s8_avx2), c.run_gru(gru_s8));
     }
+
+    #[test]
+    fn rnn_matches_reference(c in recurrent_case(1, RNN_TABLES)) {
+        if !have_avx2() {
+            return Ok(());
+        }
+        prop_assert_eq!(rnn_avx2_takes(&RnnParams { rec: c.rec }), Ok(()));
+        prop_assert_eq!(c.run_rnn(rnn_s8_avx2), c.run_rnn(rnn_s8));
+    }
 }
 
 #[test]

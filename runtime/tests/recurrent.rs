@@ -1,4 +1,4 @@
-//! Lstm and Gru: a hand-worked model through the file format and the
+//! Lstm, Gru and Rnn: a hand-worked model through the file format and the
 //! interpreter, the validator's refusals, and property tests of the reference
 //! kernels against a naive re-derivation of the `NUMERICS.md` formulas
 //! (whole gate vectors, `i64` state, explicit loops) and of totality on
@@ -96,6 +96,31 @@ fn gru_spec() -> Spec {
         tables,
         // lbr, rh ·2^-15, out ·2^-8
         params: vec![1, 1 << 30, -14, 1 << 30, -7],
+    }
+}
+
+/// One-unit simple RNN: identity activation, x·100 and h·2, no biases.
+fn rnn_spec() -> Spec {
+    Spec {
+        opcode: OpCode::Rnn,
+        x_dims: vec![2, 1, 1],
+        y_dims: vec![1, 1, 1],
+        w_dims: vec![1, 1],
+        w: vec![100],
+        r_dims: vec![1, 1],
+        r: vec![2],
+        vectors: [
+            vec![0],
+            vec![0],
+            vec![1 << 30],
+            vec![1],
+            vec![1 << 30],
+            vec![1],
+        ],
+        table_dims: vec![1, 257],
+        tables: identity(),
+        // out ·2^-8
+        params: vec![1 << 30, -7],
     }
 }
 
@@ -222,6 +247,37 @@ fn gru_sequence_and_reverse_through_the_interpreter() {
     let mut two_words = with(0, vec![1, 1, 1]);
     two_words.params.push(0);
     assert!(refused(&two_words));
+}
+
+#[test]
+fn rnn_through_the_interpreter() {
+    use params::recurrent::{FLAG_REVERSE, FLAG_SEQUENCE};
+    // h = 10000, then 5000 + 2 · 10000 = 25000 (the identity table's
+    // interpolation is exact below its top segment); y = round(25000 / 256) = 98.
+    assert_eq!(run(&rnn_spec(), &[100, 50]), [98]);
+    let with = |flags: i32, y_dims: Vec<usize>| {
+        let mut s = rnn_spec();
+        s.params.push(flags);
+        s.y_dims = y_dims;
+        s
+    };
+    // Every step: round(10000 / 256) = 39, then 98.
+    assert_eq!(run(&with(FLAG_SEQUENCE, vec![2, 1, 1, 1]), &[100, 50]), [39, 98]);
+    // Reversed: x = 50 first (h = 5000), then 10000 + 10000 = 20000 → 78.
+    assert_eq!(run(&with(FLAG_REVERSE, vec![1, 1, 1]), &[100, 50]), [78]);
+    // The table is the activation: a constant table is a constant state.
+    let mut s = rnn_spec();
+    s.tables = vec![2560; 257];
+    assert_eq!(run(&s, &[100, 50]), [10]);
+    // One gate, one table: three rows or two tables are refused.
+    let mut s = rnn_spec();
+    s.w_dims = vec![3, 1];
+    s.w = vec![1; 3];
+    assert!(refused(&s));
+    let mut s = rnn_spec();
+    s.table_dims = vec![2, 257];
+    s.tables = [identity(), identity()].concat();
+    assert!(refused(&s));
 }
 
 fn refused(s: &Spec) -> bool {
@@ -513,6 +569,22 @@ fn naive_gru(p: &GruParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8> 
     outputs(&p.rec, y, nv.output(&h))
 }
 
+fn naive_rnn(p: &RnnParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8> {
+    let nv = Naive { p: p.rec, wts };
+    let n = p.rec.hidden;
+    let mut h = vec![0i64; n];
+    let mut y = vec![Vec::new(); p.rec.steps];
+    for t in order(&p.rec) {
+        let x = &input[t * p.rec.input_size..(t + 1) * p.rec.input_size];
+        let (xp, hp) = (nv.x_parts(x), nv.h_parts(&h));
+        h = (0..n)
+            .map(|j| lookup(wts.tables, 0, sat16(xp[j] + hp[j])))
+            .collect();
+        y[t] = nv.output(&h);
+    }
+    outputs(&p.rec, y, nv.output(&h))
+}
+
 // ---------------------------------------------------------------------------
 // Properties
 
@@ -664,6 +736,14 @@ proptest! {
         prop_assert_eq!(y, naive_gru(&p, c.weights(), &c.input));
     }
 
+    #[test]
+    fn rnn_matches_the_naive_formulas(c in case(1, 1)) {
+        let p = RnnParams { rec: c.rec() };
+        let mut y = vec![0i8; p.rec.output_len().unwrap()];
+        rnn_s8(&p, &c.weights(), &c.input, &mut y);
+        prop_assert_eq!(y, naive_rnn(&p, c.weights(), &c.input));
+    }
+
     /// The int16 sides read and write the same values as int8: a step input
     /// given as `x − zx` in int16 (zero point 0) is the int8 input, and an
     /// int16 output at the hidden state's own grid (`· 1`) is the Q0.15
@@ -703,6 +783,19 @@ proptest! {
             Sides::S16S8(x, y) => gru_s16_s8(&run(rec), &c.weights(), x, y),
             Sides::S8S16(x, y) => gru_s8_s16(&run(rec), &c.weights(), x, y),
             Sides::S16(x, y) => gru_s16(&run(rec), &c.weights(), x, y),
+        })?;
+    }
+
+    /// [`lstm_int16_sides_carry_the_int8_kernels_values`] for the simple RNN.
+    #[cfg(feature = "int16-activations")]
+    #[test]
+    fn rnn_int16_sides_carry_the_int8_kernels_values(c in case(1, 1)) {
+        let run = |rec: RecurrentParams| RnnParams { rec };
+        int16_sides_carry_the_int8_values(&c, c.rec(), |rec, sides| match sides {
+            Sides::S8(x, y) => rnn_s8(&run(rec), &c.weights(), x, y),
+            Sides::S16S8(x, y) => rnn_s16_s8(&run(rec), &c.weights(), x, y),
+            Sides::S8S16(x, y) => rnn_s8_s16(&run(rec), &c.weights(), x, y),
+            Sides::S16(x, y) => rnn_s16(&run(rec), &c.weights(), x, y),
         })?;
     }
 
@@ -750,13 +843,18 @@ proptest! {
         if !(fits(3) && tables.len() >= 3 * 257) {
             prop_assert!(y.iter().all(|&b| b == 0x33));
         }
+        let mut y = vec![0x33i8; out_len];
+        rnn_s8(&RnnParams { rec }, &wts, &input, &mut y);
+        if !(fits(1) && tables.len() >= 257) {
+            prop_assert!(y.iter().all(|&b| b == 0x33));
+        }
     }
 
     /// Random parameter words and shapes in a written record: the validator
     /// answers Ok or Err, never panics, and an accepted model runs.
     #[test]
     fn random_records_never_panic(
-        lstm in any::<bool>(),
+        cell in 0usize..3,
         words in vec(-40i32..=40, 0..8),
         big_word in any::<i32>(), big_at in 0usize..8,
         x_last in 1usize..4, y_last in 1usize..4, rows in 1usize..10, r_cols in 1usize..4,
@@ -768,7 +866,7 @@ proptest! {
             *slot = big_word;
         }
         let s = Spec {
-            opcode: if lstm { OpCode::Lstm } else { OpCode::Gru },
+            opcode: [OpCode::Lstm, OpCode::Gru, OpCode::Rnn][cell],
             x_dims: vec![2, x_last],
             y_dims: vec![1, y_last],
             w_dims: vec![rows, x_last],

@@ -378,11 +378,14 @@ pub enum OpCode {
     /// (feature `op-log`): exact at any input scale, where an interpolated
     /// table is not (log band powers, log-variance features).
     Log = 31,
+    /// Simple (Elman) RNN over a sequence (batch 1, either direction): one
+    /// gate whose table is the activation (tanh, ReLU, sigmoid).
+    Rnn = 32,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 29] = [
+    pub const ALL: [OpCode; 30] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -412,6 +415,7 @@ impl OpCode {
         OpCode::ArgMax,
         OpCode::ReduceL2,
         OpCode::Log,
+        OpCode::Rnn,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -445,6 +449,7 @@ impl OpCode {
             29 => Some(OpCode::ArgMax),
             30 => Some(OpCode::ReduceL2),
             31 => Some(OpCode::Log),
+            32 => Some(OpCode::Rnn),
             _ => None,
         }
     }
@@ -481,6 +486,7 @@ impl OpCode {
             OpCode::ArgMax => "ArgMax",
             OpCode::ReduceL2 => "ReduceL2",
             OpCode::Log => "Log",
+            OpCode::Rnn => "Rnn",
         }
     }
 
@@ -607,8 +613,9 @@ pub mod params {
     pub mod reshape {
         pub const COUNT: usize = 0;
     }
-    /// The inputs shared by Lstm and Gru (`G` gates: 4 for Lstm in the order
-    /// i, f, g, o; 3 for Gru in the order z, r, n), by input index. `x` is
+    /// The inputs shared by Lstm, Gru and Rnn (`G` gates: 4 for Lstm in the
+    /// order i, f, g, o; 3 for Gru in the order z, r, n; 1 for Rnn), by input
+    /// index. `x` is
     /// `T·I` i8 values (last dim `I`), `y` holds the last hidden state (`H`
     /// values, last dim `H`). See `NUMERICS.md` § Recurrent ops.
     pub mod recurrent {
@@ -624,7 +631,8 @@ pub mod params {
         pub const X_SHIFT: usize = 6;
         pub const H_MULTIPLIER: usize = 7;
         pub const H_SHIFT: usize = 8;
-        /// i16 `[n_tables, 257]`: Lstm 5 (i, f, g, o, tanh of the cell), Gru 3 (z, r, n).
+        /// i16 `[n_tables, 257]`: Lstm 5 (i, f, g, o, tanh of the cell), Gru 3
+        /// (z, r, n), Rnn 1 (the activation).
         pub const TABLES: usize = 9;
         pub const INPUT_COUNT: usize = 10;
         /// Entries per interpolated table.
@@ -668,6 +676,19 @@ pub mod params {
         pub const FLAGS: usize = 5;
         pub const GATES: usize = 3;
         pub const TABLES: usize = 3;
+    }
+    /// Rnn parameter words (inputs: [`recurrent`]). The hidden state's
+    /// scale is the converter's (Q0.15 for tanh and sigmoid); the table maps
+    /// a pre-activation onto it.
+    pub mod rnn {
+        /// Hidden state → `y`.
+        pub const OUT_MULTIPLIER: usize = 0;
+        pub const OUT_SHIFT: usize = 1;
+        pub const COUNT: usize = 2;
+        /// Optional (`COUNT + 1` words): `recurrent::FLAG_*` bits.
+        pub const FLAGS: usize = 2;
+        pub const GATES: usize = 1;
+        pub const TABLES: usize = 1;
     }
     /// ConvTranspose inputs: `[x, weights i8 [Cout, Cin/groups, kH, kW],
     /// bias i32 [Cout], multiplier i32 [Cout], shift i8 [Cout]]`, the

@@ -19,7 +19,7 @@
 use super::{
     reference, AddParams, Broadcast4, ConvParams, FullyConnectedParams, MulParams, PoolParams,
 };
-use super::{GruParams, LstmParams, RecurrentWeights};
+use super::{GruParams, LstmParams, RecurrentWeights, RnnParams};
 
 /// Signature of every convolution kernel (`conv_s8` and its optimized twins).
 pub type ConvFn = fn(&ConvParams, &[i8], &[i8], &[i32], &[i32], &[i8], &mut [i8]);
@@ -43,6 +43,8 @@ pub type LutFn = fn(&[i8; 256], &[i8], &mut [i8]);
 pub type LstmFn = fn(&LstmParams, &RecurrentWeights<'_>, &[i8], &mut [i8]);
 /// Signature of every GRU kernel.
 pub type GruFn = fn(&GruParams, &RecurrentWeights<'_>, &[i8], &mut [i8]);
+/// Signature of every simple RNN kernel.
+pub type RnnFn = fn(&RnnParams, &RecurrentWeights<'_>, &[i8], &mut [i8]);
 
 /// Answers whether a kernel takes a shape on this CPU: `Err` holds the reason.
 pub type Takes<P> = fn(&P) -> Result<(), &'static str>;
@@ -776,6 +778,28 @@ pub const GRU: &[Candidate<GruParams, GruFn>] = &[
     },
 ];
 
+/// Simple RNN candidates.
+pub const RNN: &[Candidate<RnnParams, RnnFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "rnn_s8_dotprod",
+        takes: super::aarch64::rnn_dotprod_takes,
+        run: super::aarch64::rnn_s8_dotprod,
+    },
+    #[cfg(target_arch = "aarch64")]
+    Candidate {
+        name: "rnn_s8_neon",
+        takes: super::aarch64::rnn_neon_takes,
+        run: super::aarch64::rnn_s8_neon,
+    },
+    #[cfg(target_arch = "x86_64")]
+    Candidate {
+        name: "rnn_s8_avx2",
+        takes: super::x86_64::rnn_avx2_takes,
+        run: super::x86_64::rnn_s8_avx2,
+    },
+];
+
 /// The kernel for an LSTM.
 pub fn lstm(p: &LstmParams) -> Chosen<LstmFn> {
     let reference = Chosen {
@@ -792,4 +816,13 @@ pub fn gru(p: &GruParams) -> Chosen<GruFn> {
         name: "gru_s8",
     };
     pick(p, GRU, reference)
+}
+
+/// The kernel for a simple RNN.
+pub fn rnn(p: &RnnParams) -> Chosen<RnnFn> {
+    let reference = Chosen {
+        run: reference::rnn_s8 as RnnFn,
+        name: "rnn_s8",
+    };
+    pick(p, RNN, reference)
 }

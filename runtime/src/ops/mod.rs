@@ -82,6 +82,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::Reshape => cfg!(feature = "op-reshape"),
         OpCode::Lstm => cfg!(feature = "op-lstm"),
         OpCode::Gru => cfg!(feature = "op-gru"),
+        OpCode::Rnn => cfg!(feature = "op-rnn"),
         OpCode::ConvTranspose => cfg!(feature = "op-conv-transpose"),
         OpCode::Transpose => cfg!(feature = "op-transpose"),
         OpCode::Gather => cfg!(feature = "op-gather"),
@@ -227,6 +228,7 @@ enum Kind<'a> {
     Reshape(reshape::Reshape<'a>),
     Lstm(recurrent::Lstm<'a>),
     Gru(recurrent::Gru<'a>),
+    Rnn(recurrent::Rnn<'a>),
     ConvTranspose(conv_transpose::ConvTranspose<'a>),
     #[cfg(feature = "int16-activations")]
     ConvTransposeS16(conv_transpose::ConvTransposeS16<'a>),
@@ -273,6 +275,8 @@ enum Kind<'a> {
     LstmS16(recurrent::RecurrentS16<'a, crate::kernels::LstmParams>),
     #[cfg(feature = "int16-activations")]
     GruS16(recurrent::RecurrentS16<'a, crate::kernels::GruParams>),
+    #[cfg(feature = "int16-activations")]
+    RnnS16(recurrent::RecurrentS16<'a, crate::kernels::RnnParams>),
     #[cfg(feature = "op-requantize")]
     Requantize(requantize::Requantize<'a>),
     #[cfg(feature = "op-log")]
@@ -351,6 +355,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Reshape(_) => "copy",
             Kind::Lstm(op) => op.kernel.name,
             Kind::Gru(op) => op.kernel.name,
+            Kind::Rnn(op) => op.kernel.name,
             Kind::ConvTranspose(_) => "conv_transpose_s8",
             #[cfg(feature = "int16-activations")]
             Kind::ConvTransposeS16(op) => op.kernel_name(),
@@ -388,6 +393,8 @@ impl<'a> PreparedOp<'a> {
             Kind::LstmS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
             Kind::GruS16(op) => op.kernel_name(),
+            #[cfg(feature = "int16-activations")]
+            Kind::RnnS16(op) => op.kernel_name(),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => op.kernel(),
             #[cfg(feature = "op-log")]
@@ -411,6 +418,7 @@ impl<'a> PreparedOp<'a> {
             Kind::AvgPool(op) => explain(&op.p, s::AVG_POOL, f),
             Kind::Lstm(op) => explain(&op.p, s::LSTM, f),
             Kind::Gru(op) => explain(&op.p, s::GRU, f),
+            Kind::Rnn(op) => explain(&op.p, s::RNN, f),
             Kind::Empty
             | Kind::Softmax(_)
             | Kind::Concat(_)
@@ -449,7 +457,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::ConcatS16(_)
             | Kind::ConvTransposeS16(_)
             | Kind::LstmS16(_)
-            | Kind::GruS16(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::GruS16(_)
+            | Kind::RnnS16(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-log")]
@@ -464,6 +473,7 @@ impl<'a> PreparedOp<'a> {
             Kind::FullyConnected(op) => op.macs(),
             Kind::Lstm(op) => op.macs(),
             Kind::Gru(op) => op.macs(),
+            Kind::Rnn(op) => op.macs(),
             Kind::ConvTranspose(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::ConvTransposeS16(op) => op.macs(),
@@ -478,6 +488,8 @@ impl<'a> PreparedOp<'a> {
             Kind::LstmS16(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::GruS16(op) => op.macs(),
+            #[cfg(feature = "int16-activations")]
+            Kind::RnnS16(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::MaxPoolS16(_)
             | Kind::AvgPoolS16(_)
@@ -554,6 +566,7 @@ impl<'a> PreparedOp<'a> {
             Kind::Reshape(op) => gated(O::Reshape, i, || op.eval(io)),
             Kind::Lstm(op) => gated(O::Lstm, i, || op.eval(io)),
             Kind::Gru(op) => gated(O::Gru, i, || op.eval(io)),
+            Kind::Rnn(op) => gated(O::Rnn, i, || op.eval(io)),
             Kind::ConvTranspose(op) => gated(O::ConvTranspose, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::ConvTransposeS16(op) => gated(O::ConvTranspose, i, || op.eval(io)),
@@ -598,6 +611,8 @@ impl<'a> PreparedOp<'a> {
             Kind::LstmS16(op) => gated(O::Lstm, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::GruS16(op) => gated(O::Gru, i, || op.eval(io)),
+            #[cfg(feature = "int16-activations")]
+            Kind::RnnS16(op) => gated(O::Rnn, i, || op.eval(io)),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => gated(O::Requantize, i, || op.eval(io)),
             #[cfg(feature = "op-log")]
@@ -692,6 +707,9 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         #[cfg(feature = "int16-activations")]
         O::Gru if cx.int16() => Kind::GruS16(gated(O::Gru, i, || recurrent::prepare_gru_s16(&cx))?),
         O::Gru => Kind::Gru(gated(O::Gru, i, || recurrent::prepare_gru(&cx))?),
+        #[cfg(feature = "int16-activations")]
+        O::Rnn if cx.int16() => Kind::RnnS16(gated(O::Rnn, i, || recurrent::prepare_rnn_s16(&cx))?),
+        O::Rnn => Kind::Rnn(gated(O::Rnn, i, || recurrent::prepare_rnn(&cx))?),
         #[cfg(feature = "int16-activations")]
         O::ConvTranspose if cx.int16() => {
             Kind::ConvTransposeS16(gated(O::ConvTranspose, i, || {
@@ -1194,6 +1212,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::ConvTranspose
                     | OpCode::Lstm
                     | OpCode::Gru
+                    | OpCode::Rnn
                     | OpCode::Log
             )
         {

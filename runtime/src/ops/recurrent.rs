@@ -1,4 +1,4 @@
-//! Lstm and Gru over a sequence (batch 1, either direction): the shared
+//! Lstm, Gru and Rnn over a sequence (batch 1, either direction): the shared
 //! operand list of `params::recurrent`, then each op's own parameter words
 //! and the optional flags word (reverse, sequence output).
 
@@ -7,9 +7,9 @@ use super::output_i16;
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::{self, recurrent as inp};
-use crate::kernels::select::{self, Chosen, GruFn, LstmFn};
+use crate::kernels::select::{self, Chosen, GruFn, LstmFn, RnnFn};
 use crate::kernels::{
-    GruParams, LstmParams, RecurrentParams, RecurrentWeights, MAX_HIDDEN, TABLE_LEN,
+    GruParams, LstmParams, RecurrentParams, RecurrentWeights, RnnParams, MAX_HIDDEN, TABLE_LEN,
 };
 
 /// A prepared Lstm.
@@ -30,7 +30,16 @@ pub(super) struct Gru<'a> {
     x: Operand<'a>,
 }
 
-/// A prepared Lstm or Gru (params `P`) with an int16 side, and the
+/// A prepared Rnn.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Rnn<'a> {
+    pub(super) p: RnnParams,
+    pub(super) kernel: Chosen<RnnFn>,
+    wts: RecurrentWeights<'a>,
+    x: Operand<'a>,
+}
+
+/// A prepared Lstm, Gru or Rnn (params `P`) with an int16 side, and the
 /// reference kernel of its pairing.
 #[cfg(feature = "int16-activations")]
 #[derive(Clone, Copy, Debug)]
@@ -210,6 +219,21 @@ pub(super) fn prepare_gru<'a>(cx: &Ctx<'_, 'a>) -> Result<Gru<'a>, Error> {
     })
 }
 
+/// Inputs per `params::recurrent`, words per `params::rnn`.
+#[inline(never)]
+pub(super) fn prepare_rnn<'a>(cx: &Ctx<'_, 'a>) -> Result<Rnn<'a>, Error> {
+    use params::rnn as pw;
+    let out_words = (pw::OUT_MULTIPLIER, pw::OUT_SHIFT);
+    let s = shared(cx, pw::GATES, pw::TABLES, pw::COUNT, out_words)?;
+    let p = RnnParams { rec: s.rec };
+    Ok(Rnn {
+        p,
+        kernel: select::rnn(&p),
+        wts: s.wts,
+        x: s.x,
+    })
+}
+
 /// Multiply-accumulates of a run: every step multiplies the input and the
 /// hidden state by all gate rows.
 fn macs(rec: &RecurrentParams, gates: usize) -> u64 {
@@ -241,6 +265,18 @@ impl Gru<'_> {
     }
 }
 
+impl Rnn<'_> {
+    pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let x = io.inputs.read(&self.x)?;
+        (self.kernel.run)(&self.p, &self.wts, x, io.output);
+        Ok(())
+    }
+
+    pub fn macs(&self) -> u64 {
+        macs(&self.p.rec, params::rnn::GATES)
+    }
+}
+
 /// [`prepare_lstm`] with an int16 step input, output or both.
 #[cfg(feature = "int16-activations")]
 #[inline(never)]
@@ -262,6 +298,17 @@ pub(super) fn prepare_gru_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<RecurrentS16<'a, G
     let op = prepare_gru(cx)?;
     let names = ["gru_s16", "gru_s8_s16", "gru_s16_s8"];
     let kernels = (gru_s16 as _, gru_s8_s16 as _, gru_s16_s8 as _);
+    with_int16_sides(cx, (op.p, op.wts, op.x, op.macs()), names, kernels)
+}
+
+/// [`prepare_rnn`] with an int16 step input, output or both.
+#[cfg(feature = "int16-activations")]
+#[inline(never)]
+pub(super) fn prepare_rnn_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<RecurrentS16<'a, RnnParams>, Error> {
+    use crate::kernels::{rnn_s16, rnn_s16_s8, rnn_s8_s16};
+    let op = prepare_rnn(cx)?;
+    let names = ["rnn_s16", "rnn_s8_s16", "rnn_s16_s8"];
+    let kernels = (rnn_s16 as _, rnn_s8_s16 as _, rnn_s16_s8 as _);
     with_int16_sides(cx, (op.p, op.wts, op.x, op.macs()), names, kernels)
 }
 

@@ -37,7 +37,7 @@
 //! | `max_pool_s8_neon`, `avg_pool_s8_neon` | any geometry (fast: side-by-side 1-D windows of 2–4, global pooling, long rows) | empty planes; averages over windows above 2^23 |
 //! | `add_s8_neon`, `mul_s8_neon` | same shape, scalar, and broadcasts whose rows are 16 or longer (per-channel constants) | broadcast rows shorter than 16, innermost strides other than 0 or 1 |
 //! | `lut_s8_neon`, `lut_in_place_s8_neon` | everything | — |
-//! | `lstm_s8_{neon,dotprod}`, `gru_s8_{neon,dotprod}` (gate products) | any geometry | input size above 4096, input zero point outside `i8` |
+//! | `lstm_s8_{neon,dotprod}`, `gru_s8_{neon,dotprod}`, `rnn_s8_{neon,dotprod}` (gate products) | any geometry | input size above 4096, input zero point outside `i8` |
 //!
 //! Guest instructions per multiply-accumulate (conv, FC) or per input
 //! element (pools, add, mul, lut), under `qemu-aarch64 -cpu max`
@@ -99,7 +99,8 @@ pub use lut::{lut_in_place_s8_neon, lut_neon_takes, lut_s8_neon};
 pub use pool::{avg_pool_neon_takes, avg_pool_s8_neon, max_pool_neon_takes, max_pool_s8_neon};
 pub use recurrent::{
     gru_dotprod_takes, gru_neon_takes, gru_s8_dotprod, gru_s8_neon, lstm_dotprod_takes,
-    lstm_neon_takes, lstm_s8_dotprod, lstm_s8_neon,
+    lstm_neon_takes, lstm_s8_dotprod, lstm_s8_neon, rnn_dotprod_takes, rnn_neon_takes,
+    rnn_s8_dotprod, rnn_s8_neon,
 };
 
 /// Whether this CPU has the dot-product extension (`sdot`, ARMv8.2 `FEAT_DotProd`).

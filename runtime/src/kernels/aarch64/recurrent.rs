@@ -1,4 +1,4 @@
-//! LSTM and GRU with their gate products on NEON, and with `sdot` for the
+//! LSTM, GRU and simple RNN with their gate products on NEON, and with `sdot` for the
 //! recurrent product: per time step, every gate row's `Σ (x − zx) · w` and
 //! `Σ h · r`, 4 rows at a time, the biases added and the 4 sums requantized
 //! together (`requant`). The rest of the step (table lookups, cell and
@@ -26,9 +26,11 @@ use super::dot::sdot;
 use super::requant::Requant;
 use super::{filled_prefix, has_dotprod, NO_DOTPROD};
 use crate::kernels::reference::{
-    self, gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts,
+    self, gru_with, lstm_with, rnn_with, GateProducts, RowQuant, ScalarProducts,
 };
-use crate::kernels::{GruParams, LstmParams, RecurrentParams, RecurrentWeights, MAX_HIDDEN};
+use crate::kernels::{
+    GruParams, LstmParams, RecurrentParams, RecurrentWeights, RnnParams, MAX_HIDDEN,
+};
 
 /// Longest step input the kernels stage on their stack.
 pub const MAX_INPUT: usize = 4096;
@@ -84,6 +86,39 @@ pub fn gru_s8_dotprod(p: &GruParams, wts: &RecurrentWeights<'_>, input: &[i8], o
         Some(g) => gru_with(&g, p, wts, input, output),
         None => reference::gru_s8(p, wts, input, output),
     }
+}
+
+/// [`reference::rnn_s8`], bit for bit, with the gate products on NEON.
+///
+/// Same arguments and preconditions; the reference kernel runs when
+/// [`rnn_neon_takes`] refuses the shape.
+pub fn rnn_s8_neon(p: &RnnParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i8]) {
+    match NeonProducts::new(&p.rec) {
+        Some(g) => rnn_with(&g, p, wts, input, output),
+        None => reference::rnn_s8(p, wts, input, output),
+    }
+}
+
+/// [`reference::rnn_s8`], bit for bit, with the gate products on `sdot`.
+///
+/// Same arguments and preconditions; the reference kernel runs on a CPU
+/// without the dot-product extension and when [`rnn_dotprod_takes`]
+/// refuses the shape.
+pub fn rnn_s8_dotprod(p: &RnnParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i8]) {
+    match DotProducts::new(&p.rec) {
+        Some(g) => rnn_with(&g, p, wts, input, output),
+        None => reference::rnn_s8(p, wts, input, output),
+    }
+}
+
+/// Whether [`rnn_s8_neon`] runs `p` itself.
+pub fn rnn_neon_takes(p: &RnnParams) -> Result<(), &'static str> {
+    takes(&p.rec)
+}
+
+/// Whether [`rnn_s8_dotprod`] runs `p` itself on this CPU.
+pub fn rnn_dotprod_takes(p: &RnnParams) -> Result<(), &'static str> {
+    dot_takes(&p.rec)
 }
 
 /// Whether [`lstm_s8_neon`] runs `p` itself.

@@ -80,17 +80,20 @@ pub use pool::{avg_pool_s16, max_pool_s16};
 pub use pool::{avg_pool_s8, max_pool_s8};
 #[cfg(feature = "int16-activations")]
 pub use recurrent::{
-    gru_s16, gru_s16_s8, gru_s8_s16, lstm_s16, lstm_s16_s8, lstm_s8_s16, MAX_INPUT_S16,
+    gru_s16, gru_s16_s8, gru_s8_s16, lstm_s16, lstm_s16_s8, lstm_s8_s16, rnn_s16, rnn_s16_s8,
+    rnn_s8_s16, MAX_INPUT_S16,
 };
 pub use recurrent::{
-    gru_s8, lstm_s8, table_lookup_s16, GruParams, LstmParams, RecurrentParams, RecurrentWeights,
-    GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, TABLE_LEN,
+    gru_s8, lstm_s8, rnn_s8, table_lookup_s16, GruParams, LstmParams, RecurrentParams,
+    RecurrentWeights, RnnParams, GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, RNN_TABLES, TABLE_LEN,
 };
 // The gate loops the SIMD kernels reuse with their own products.
 #[cfg(feature = "pow2-weights")]
 pub use pow2::{conv_pow2_s8, fully_connected_pow2_s8};
 #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
-pub(crate) use recurrent::{gru_with, lstm_with, GateProducts, RowQuant, ScalarProducts};
+pub(crate) use recurrent::{
+    gru_with, lstm_with, rnn_with, GateProducts, RowQuant, ScalarProducts,
+};
 #[cfg(feature = "int16-activations")]
 pub use reduce::{reduce_l2_s16, reduce_s16};
 pub use reduce::{

@@ -32,6 +32,8 @@ pub const TABLE_LEN: usize = 257;
 pub const LSTM_TABLES: usize = 5;
 /// Tables a GRU reads: the z, r, n gates.
 pub const GRU_TABLES: usize = 3;
+/// Tables a simple RNN reads: its activation.
+pub const RNN_TABLES: usize = 1;
 
 /// Multiplier and shift of `requantize` for an exact `· 2^-15`
 /// (Q0.15 × Q0.15 → Q0.15).
@@ -108,6 +110,16 @@ pub struct GruParams {
     /// `linear_before_reset`.
     pub rh_multiplier: i32,
     pub rh_shift: i32,
+}
+
+/// Simple (Elman) RNN parameters for [`rnn_s8`]: the geometry alone. The
+/// hidden state's scale is the converter's choice (Q0.15 for tanh, the
+/// calibrated range for ReLU), folded into the recurrent multipliers, the
+/// activation table and the output multiplier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RnnParams {
+    pub rec: RecurrentParams,
 }
 
 /// Constant operands of a recurrent op with `G` gates; row `k = gate·H + j`
@@ -668,6 +680,74 @@ fn gru_inner<G: GateProducts, X: StepLane, Y: Lane>(
     Some(())
 }
 
+/// Simple (Elman) RNN, ONNX `RNN`: one gate whose activation is the new
+/// hidden state; initial state 0.
+///
+/// Per step `t` and unit `j`, with `x_part`/`h_part` as for [`lstm_s8`]:
+///
+/// ```text
+/// h'[j] = act_0(sat16(x_part[j] +sat h_part[j]))
+/// ```
+///
+/// and `y` as for [`lstm_s8`]. The table maps the pre-activation onto the
+/// state's `i16` grid, whatever function it holds (tanh, ReLU, sigmoid).
+///
+/// Returns early, leaving `output` unchanged, under the conditions of
+/// [`lstm_s8`] with 1 gate and 1 table.
+pub fn rnn_s8(p: &RnnParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i8]) {
+    rnn_with(&ScalarProducts, p, wts, input, output);
+}
+
+/// [`rnn_s8`] with the gate products of `g` (which optimized kernels pass).
+#[inline(always)]
+pub(crate) fn rnn_with<G: GateProducts>(
+    g: &G,
+    p: &RnnParams,
+    wts: &RecurrentWeights<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) {
+    let _ = rnn_inner(g, p, wts, input, output);
+}
+
+#[inline(always)]
+fn rnn_inner<G: GateProducts, X: StepLane, Y: Lane>(
+    g: &G,
+    p: &RnnParams,
+    wts: &RecurrentWeights<'_>,
+    input: &[X],
+    output: &mut [Y],
+) -> Option<()> {
+    let rp = &p.rec;
+    if !io_ok(rp, input, output) {
+        return None;
+    }
+    let rows = Rows::new(wts, rp, 1)?;
+    let t_act = table(wts.tables, 0)?;
+    let n = rp.hidden;
+    let zx = rp.input_zero_point;
+    let mut h_prev = [0i16; MAX_HIDDEN];
+    let mut h_next = [0i16; MAX_HIDDEN];
+    let mut pre = [0i32; UNITS];
+    let mut scratch = [0i32; UNITS];
+    for step in 0..rp.steps {
+        let (t, x) = rp.step(input, step)?;
+        let h = h_prev.get(..n)?;
+        for j0 in (0..n).step_by(UNITS) {
+            let b = (n - j0).min(UNITS);
+            let (pre, scratch) = (pre.get_mut(..b)?, scratch.get_mut(..b)?);
+            rows.pre(g, j0, (x, zx), h, pre, scratch);
+            g.lookups(t_act, pre, h_next.get_mut(j0..j0 + b)?);
+        }
+        write_step(rp, t, h_next.get(..n)?, output);
+        h_prev = h_next;
+    }
+    if !rp.sequence {
+        write_output(rp, h_prev.get(..n)?, output);
+    }
+    Some(())
+}
+
 /// The recurrent kernels with int16 sides (feature `int16-activations`;
 /// TFLite's 16x8 idea applied to the step input and the output, the cell
 /// itself being int16 already). The steps are [`lstm_s8`]'s and
@@ -723,10 +803,28 @@ mod wide {
     pub fn gru_s16_s8(p: &GruParams, wts: &RecurrentWeights<'_>, input: &[i16], output: &mut [i8]) {
         let _ = gru_inner(&ScalarProducts, p, wts, input, output);
     }
+
+    /// Simple RNN, int16 in and out.
+    pub fn rnn_s16(p: &RnnParams, wts: &RecurrentWeights<'_>, input: &[i16], output: &mut [i16]) {
+        let _ = rnn_inner(&ScalarProducts, p, wts, input, output);
+    }
+
+    /// Simple RNN, int8 in, int16 out.
+    pub fn rnn_s8_s16(p: &RnnParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i16]) {
+        let _ = rnn_inner(&ScalarProducts, p, wts, input, output);
+    }
+
+    /// Simple RNN, int16 in, int8 out.
+    pub fn rnn_s16_s8(p: &RnnParams, wts: &RecurrentWeights<'_>, input: &[i16], output: &mut [i8]) {
+        let _ = rnn_inner(&ScalarProducts, p, wts, input, output);
+    }
 }
 
 #[cfg(feature = "int16-activations")]
-pub use wide::{gru_s16, gru_s16_s8, gru_s8_s16, lstm_s16, lstm_s16_s8, lstm_s8_s16};
+pub use wide::{
+    gru_s16, gru_s16_s8, gru_s8_s16, lstm_s16, lstm_s16_s8, lstm_s8_s16, rnn_s16, rnn_s16_s8,
+    rnn_s8_s16,
+};
 
 #[cfg(test)]
 mod tests {

@@ -41,7 +41,7 @@
 //!   time, the reduction in chunks of 16.
 //! - [`max_pool_s8_avx2`], [`avg_pool_s8_avx2`], [`add_s8_avx2`],
 //!   [`mul_s8_avx2`]: vectorized over output positions / elements.
-//! - [`lstm_s8_avx2`], [`gru_s8_avx2`]: the gate products of each time step
+//! - [`lstm_s8_avx2`], [`gru_s8_avx2`], [`rnn_s8_avx2`]: the gate products of each time step
 //!   (8 rows at a time, as the fully connected kernel), the rest of the step
 //!   the reference kernel's own code.
 //!
@@ -86,7 +86,9 @@ pub use fully_connected_s16::{
     fully_connected_s8_s16_avx2,
 };
 pub use pool::{avg_pool_avx2_takes, avg_pool_s8_avx2, max_pool_avx2_takes, max_pool_s8_avx2};
-pub use recurrent::{gru_avx2_takes, gru_s8_avx2, lstm_avx2_takes, lstm_s8_avx2};
+pub use recurrent::{
+    gru_avx2_takes, gru_s8_avx2, lstm_avx2_takes, lstm_s8_avx2, rnn_avx2_takes, rnn_s8_avx2,
+};
 pub use vnni::{conv_s8_vnni, conv_vnni_takes, vnni_available};
 
 /// Most stack any kernel here takes for its buffers.

@@ -1,4 +1,4 @@
-//! LSTM and GRU with their gate products on AVX2: per time step, every gate
+//! LSTM, GRU and simple RNN with their gate products on AVX2: per time step, every gate
 //! row's `Σ (x − zx) · w` and `Σ h · r` (`vpmaddwd` on `i16`: `x − zx` fits
 //! `i16`, and `h` already is), 8 rows at a time, their biases added and the
 //! 8 sums requantized together; the gate tables are looked up 8 lanes at a
@@ -20,9 +20,10 @@ use core::mem::MaybeUninit;
 use super::need_avx2;
 use super::requant::{requantize_lanes_i32, Requant};
 use crate::kernels::reference::{
-    self, gru_with, lstm_with, table_lookup_s16, GateProducts, RowQuant, ScalarProducts, TABLE_LEN,
+    self, gru_with, lstm_with, rnn_with, table_lookup_s16, GateProducts, RowQuant, ScalarProducts,
+    TABLE_LEN,
 };
-use crate::kernels::{GruParams, LstmParams, RecurrentParams, RecurrentWeights};
+use crate::kernels::{GruParams, LstmParams, RecurrentParams, RecurrentWeights, RnnParams};
 use crate::numerics::{requantize, MAX_SHIFT, MIN_SHIFT};
 
 /// Longest step input the kernels widen onto their stack (`i16`).
@@ -79,6 +80,35 @@ fn gru_with_avx2(
     output: &mut [i8],
 ) {
     gru_with(g, p, wts, input, output);
+}
+
+/// [`reference::rnn_s8`], bit for bit, with the gate products on AVX2.
+///
+/// Same arguments and preconditions. Calls the reference kernel when AVX2
+/// is missing or [`rnn_avx2_takes`] refuses the shape.
+pub fn rnn_s8_avx2(p: &RnnParams, wts: &RecurrentWeights<'_>, input: &[i8], output: &mut [i8]) {
+    match Avx2Products::new(&p.rec) {
+        // SAFETY: as in `lstm_s8_avx2`.
+        Some(g) => unsafe { rnn_with_avx2(&g, p, wts, input, output) },
+        None => reference::rnn_s8(p, wts, input, output),
+    }
+}
+
+/// As [`lstm_with_avx2`], for the simple RNN step.
+#[target_feature(enable = "avx2")]
+fn rnn_with_avx2(
+    g: &Avx2Products,
+    p: &RnnParams,
+    wts: &RecurrentWeights<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) {
+    rnn_with(g, p, wts, input, output);
+}
+
+/// `Ok` when [`rnn_s8_avx2`] runs `p` itself.
+pub fn rnn_avx2_takes(p: &RnnParams) -> Result<(), &'static str> {
+    takes(&p.rec)
 }
 
 /// `Ok` when [`lstm_s8_avx2`] runs `p` itself.
