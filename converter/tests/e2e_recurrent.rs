@@ -104,7 +104,11 @@ const HIDDEN: usize = 8;
 /// `x [1, 1, STEPS·FEAT] → Reshape [STEPS, 1, FEAT] → op → Y_h [1, 1, HIDDEN]`
 /// with random weights (seeded), ONNX gate order.
 fn cell_model(op: &str, attrs: Vec<AttributeProto>, seed: u64) -> ModelBuilder {
-    let gates = if op == "LSTM" { 4 } else { 3 };
+    let gates = match op {
+        "LSTM" => 4,
+        "GRU" => 3,
+        _ => 1,
+    };
     let rows = (gates * HIDDEN) as i64;
     let mut rng = Rng::new(seed);
     let w = rng.range(gates * HIDDEN * FEAT, -0.8, 0.8);
@@ -175,6 +179,7 @@ fn synthetic_cells_agree_with_tract() {
         ("LSTM", vec![], "lstm"),
         ("GRU", vec![attr_i("linear_before_reset", 0)], "gru_lbr0"),
         ("GRU", vec![attr_i("linear_before_reset", 1)], "gru_lbr1"),
+        ("RNN", vec![], "rnn"),
     ];
     for (seed, (op, attrs, file)) in cases.into_iter().enumerate() {
         let path =
@@ -236,6 +241,13 @@ fn unsupported_variants_are_refused_with_the_reason() {
             "activations",
         ),
         ("LSTM", vec![attr_i("hidden_size", 9)], "hidden_size"),
+        (
+            "RNN",
+            vec![attr_strings("activations", &["Relu"])],
+            "dynamo=True",
+        ),
+        ("RNN", vec![attr_f("clip", 3.0)], "clip"),
+        ("RNN", vec![attr_s("direction", "reverse")], "direction"),
     ];
     for (op, attrs, reason) in cases {
         let e = load_err(cell_model(op, attrs, 1));

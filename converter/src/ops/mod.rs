@@ -633,6 +633,14 @@ pub const ONNX_OPS: &[OnnxOp] = &[
          pytorch_half_pixel; `scales` (ratios of integers) or `sizes`",
     ),
     OnnxOp::new(
+        "RNN",
+        recurrent::onnx::rnn,
+        "Rnn",
+        "forward or bidirectional (not reverse alone), batch 1, `layout` 0, the default Tanh \
+         activation, zero initial state, hidden ≤ 256; outputs `Y` and `Y_h` (int16 state inside)",
+    )
+    .computes_outputs(2, "Y, every step's hidden state, and Y_h, the last one"),
+    OnnxOp::new(
         "ScatterND",
         gather::scatter_nd,
         "Concat of Gathers (the runs each output element takes from `data` or `updates`)",

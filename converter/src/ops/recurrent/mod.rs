@@ -1,7 +1,7 @@
-//! LSTM and GRU: the float cell (tract only exposes the node's outputs, so
+//! LSTM, GRU and the simple RNN: the float cell (tract only exposes the node's outputs, so
 //! the internal ranges — gate pre-activations, cell state, the GRU's
 //! `R_n·h + Rb_n` — come from simulating the cell on the node's float input)
-//! and the lowering to medq's `Lstm` / `Gru` ops under `NUMERICS.md`
+//! and the lowering to medq's `Lstm` / `Gru` / `Rnn` ops under `NUMERICS.md`
 //! § "Recurrent ops". The ONNX side is in `onnx.rs` beside this file.
 
 pub(crate) mod onnx;
@@ -23,6 +23,8 @@ use crate::quantize::{
 pub enum Cell {
     Lstm,
     Gru { linear_before_reset: bool },
+    /// ONNX `RNN` (torch's `nn.RNN`): `h = tanh(W x + R h + b)`.
+    Rnn,
 }
 
 /// An LSTM or GRU over a sequence (forward, batch 1, zero initial state):
@@ -85,6 +87,7 @@ impl Recurrent {
         match self.cell {
             Cell::Lstm => params::lstm::GATES,
             Cell::Gru { .. } => params::gru::GATES,
+            Cell::Rnn => params::rnn::GATES,
         }
     }
 
@@ -135,6 +138,14 @@ impl Recurrent {
             let xt: Vec<f64> = steps[t].iter().map(|&v| v as f64).collect();
             let xw = Self::matvec(&self.w, &xt, &self.bias_w);
             match self.cell {
+                Cell::Rnn => {
+                    let hr = Self::matvec(&self.r, &h, &self.bias_r);
+                    for j in 0..n {
+                        let pre = xw[j] + hr[j];
+                        widen(&mut ranges.gate_absmax[0], pre);
+                        h[j] = pre.tanh();
+                    }
+                }
                 Cell::Lstm => {
                     let hr = Self::matvec(&self.r, &h, &self.bias_r);
                     let pre: Vec<f64> = xw.iter().zip(&hr).map(|(a, b)| a + b).collect();
@@ -264,8 +275,9 @@ fn lower(
             linear_before_reset: true
         }
     );
-    // Gate 2 is tanh in both cells (LSTM g, GRU n); the others are sigmoids.
-    let is_sigmoid = |gate: usize| gate != 2;
+    // Gate 2 is tanh in both gated cells (LSTM g, GRU n), and a simple
+    // RNN's one gate is its tanh; the others are sigmoids.
+    let is_sigmoid = |gate: usize| gate != 2 && rec.cell != Cell::Rnn;
     // Real value of one i16 step of each gate's pre-activation.
     let gate_scale: Vec<f64> = (0..g)
         .map(|gate| {
@@ -354,6 +366,13 @@ fn lower(
             p[w::OUT_SHIFT] = out_s;
             (OpCode::Gru, p.to_vec())
         }
+        Cell::Rnn => {
+            use params::rnn as w;
+            let mut p = [0; w::COUNT];
+            p[w::OUT_MULTIPLIER] = out_m;
+            p[w::OUT_SHIFT] = out_s;
+            (OpCode::Rnn, p.to_vec())
+        }
     };
     // The flags word is written only when a flag is set, so a forward
     // last-state op keeps the record (and the bytes) it always had.
@@ -399,6 +418,7 @@ impl IrOp for Recurrent {
         match self.cell {
             Cell::Lstm => "Lstm",
             Cell::Gru { .. } => "Gru",
+            Cell::Rnn => "Rnn",
         }
     }
 

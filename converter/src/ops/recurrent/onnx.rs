@@ -1,4 +1,4 @@
-//! ONNX `LSTM` and `GRU` → [`Op::Recurrent`]: forward or bidirectional (one
+//! ONNX `LSTM`, `GRU` and `RNN` → [`Op::Recurrent`]: forward or bidirectional (one
 //! op per direction, joined by a Concat; reverse alone is refused), batch 1,
 //! `layout = 0`, default activations, zero initial state and full-length
 //! sequences; outputs `Y` (every step, the op's sequence flag) and `Y_h`
@@ -17,14 +17,37 @@ use crate::ops::concat::Concat;
 use crate::ops::gather::{Index, Select};
 use crate::ops::onnx::{act, konst, opt_konst, Ins};
 
+/// The ONNX recurrent op a node is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Lstm,
+    Gru,
+    Rnn,
+}
+
+impl Kind {
+    fn gates(self) -> usize {
+        match self {
+            Kind::Lstm => 4,
+            Kind::Gru => 3,
+            Kind::Rnn => 1,
+        }
+    }
+}
+
 /// ONNX `LSTM`.
 pub(crate) fn lstm(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
-    from_onnx(b, ctx, ins, true)
+    from_onnx(b, ctx, ins, Kind::Lstm)
 }
 
 /// ONNX `GRU`.
 pub(crate) fn gru(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
-    from_onnx(b, ctx, ins, false)
+    from_onnx(b, ctx, ins, Kind::Gru)
+}
+
+/// ONNX `RNN` (torch's `nn.RNN`, tanh or ReLU).
+pub(crate) fn rnn(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    from_onnx(b, ctx, ins, Kind::Rnn)
 }
 
 /// ONNX `direction`: the number of directions, and whether the first runs
@@ -50,8 +73,9 @@ fn directions(ctx: &NodeCtx) -> Result<(usize, bool), ConvertError> {
 }
 
 /// The attributes medq supports (layout 0, default activations, no
-/// clipping); returns the GRU's `linear_before_reset`.
-fn check_attributes(ctx: &NodeCtx, is_lstm: bool) -> Result<bool, ConvertError> {
+/// clipping); returns the cell.
+fn check_attributes(ctx: &NodeCtx, kind: Kind) -> Result<Cell, ConvertError> {
+    let is_lstm = kind == Kind::Lstm;
     if ctx.int("layout", 0)? != 0 {
         return Err(ctx.attr_err("layout", "only layout 0 ([seq, batch, input]) is supported"));
     }
@@ -64,10 +88,10 @@ fn check_attributes(ctx: &NodeCtx, is_lstm: bool) -> Result<bool, ConvertError> 
             "coupled input-forget gates are not supported",
         ));
     }
-    let defaults: &[&str] = if is_lstm {
-        &["Sigmoid", "Tanh", "Tanh"]
-    } else {
-        &["Sigmoid", "Tanh"]
+    let defaults: &[&str] = match kind {
+        Kind::Lstm => &["Sigmoid", "Tanh", "Tanh"],
+        Kind::Gru => &["Sigmoid", "Tanh"],
+        Kind::Rnn => &["Tanh"],
     };
     if let Some(list) = ctx.strings("activations")? {
         // Bidirectional nodes list the activations once per direction.
@@ -78,9 +102,20 @@ fn check_attributes(ctx: &NodeCtx, is_lstm: bool) -> Result<bool, ConvertError> 
                 .zip(defaults.iter().cycle())
                 .all(|(a, d)| a.eq_ignore_ascii_case(d));
         if !same {
+            // tract, which gives the converter its float reference, runs
+            // every RNN with tanh whatever the attribute says.
+            let hint = if kind == Kind::Rnn {
+                " (the float reference runs every RNN with Tanh; the dynamo exporter, \
+                 torch.onnx.export(..., dynamo=True), unrolls nn.RNN(nonlinearity=\"relu\") \
+                 into ops medq takes)"
+            } else {
+                ""
+            };
             return Err(ctx.attr_err(
                 "activations",
-                format!("only the default activations {defaults:?} are supported, found {list:?}"),
+                format!(
+                    "only the default activations {defaults:?} are supported, found {list:?}{hint}"
+                ),
             ));
         }
     }
@@ -89,30 +124,29 @@ fn check_attributes(ctx: &NodeCtx, is_lstm: bool) -> Result<bool, ConvertError> 
             return Err(ctx.attr_err(attr, "activation parameters are not supported"));
         }
     }
-    let linear_before_reset = if is_lstm {
-        false
-    } else {
-        match ctx.int("linear_before_reset", 0)? {
-            0 => false,
-            1 => true,
-            v => {
-                return Err(
-                    ctx.attr_err("linear_before_reset", format!("must be 0 or 1, found {v}"))
-                )
-            }
+    match kind {
+        Kind::Lstm => return Ok(Cell::Lstm),
+        Kind::Rnn => return Ok(Cell::Rnn),
+        Kind::Gru => {}
+    }
+    let linear_before_reset = match ctx.int("linear_before_reset", 0)? {
+        0 => false,
+        1 => true,
+        v => {
+            return Err(ctx.attr_err(
+                "linear_before_reset",
+                format!("must be 0 or 1, found {v}"),
+            ))
         }
     };
-    Ok(linear_before_reset)
+    Ok(Cell::Gru {
+        linear_before_reset,
+    })
 }
 
-fn from_onnx(
-    b: &mut Builder,
-    ctx: &NodeCtx,
-    ins: Ins,
-    is_lstm: bool,
-) -> Result<Value, ConvertError> {
-    let gates = if is_lstm { 4 } else { 3 };
-    let linear_before_reset = check_attributes(ctx, is_lstm)?;
+fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins, kind: Kind) -> Result<Value, ConvertError> {
+    let gates = kind.gates();
+    let cell = check_attributes(ctx, kind)?;
     let (num_dir, first_reversed) = directions(ctx)?;
     let (x, xs) = act(b, ctx, ins, 0)?;
     let w = konst(ctx, ins, 1, "input weights W")?;
@@ -170,16 +204,9 @@ fn from_onnx(
             )))
         }
     };
-    check_full_length_and_zero_state(ctx, ins, steps, is_lstm)?;
+    check_full_length_and_zero_state(ctx, ins, steps, kind)?;
 
     let (want_y, want_h) = (ctx.output_used(0), ctx.output_used(1));
-    let cell = if is_lstm {
-        Cell::Lstm
-    } else {
-        Cell::Gru {
-            linear_before_reset,
-        }
-    };
     let (w, r) = (w.to_f32(), r.to_f32());
     let direction = |d: usize| {
         let slice = |all: &[f32], len: usize| all[d * len..(d + 1) * len].to_vec();
@@ -299,12 +326,12 @@ fn from_onnx(
 }
 
 /// ONNX gate order → medq's, over `gates` blocks of `hidden` rows of `cols`:
-/// LSTM i, o, f, c → i, f, g(c), o; GRU z, r, h unchanged.
+/// LSTM i, o, f, c → i, f, g(c), o; GRU z, r, h and RNN's one unchanged.
 fn gate_order(data: &[f32], gates: usize, hidden: usize, cols: usize) -> Vec<f32> {
-    let order: &[usize] = if gates == 4 {
-        &[0, 2, 3, 1]
-    } else {
-        &[0, 1, 2]
+    let order: &[usize] = match gates {
+        4 => &[0, 2, 3, 1],
+        3 => &[0, 1, 2],
+        _ => &[0],
     };
     order
         .iter()
@@ -322,8 +349,9 @@ fn check_full_length_and_zero_state(
     ctx: &NodeCtx,
     ins: Ins,
     steps: usize,
-    is_lstm: bool,
+    kind: Kind,
 ) -> Result<(), ConvertError> {
+    let is_lstm = kind == Kind::Lstm;
     if let Some(c) = opt_konst(ctx, ins, 4, "sequence_lens")? {
         let full = c
             .as_i64()
@@ -350,7 +378,7 @@ fn check_full_length_and_zero_state(
         }
     }
     if !is_lstm && ins.get(6).is_some_and(Option::is_some) {
-        return Err(ctx.err("GRU takes at most 6 inputs"));
+        return Err(ctx.err(format!("{} takes at most 6 inputs", ctx.op)));
     }
     Ok(())
 }
