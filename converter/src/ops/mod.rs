@@ -250,6 +250,18 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "yes",
     ),
     OnnxOp::new(
+        "Acos",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes (NaN outside [−1, 1] gives 0, like every table's NaN)",
+    ),
+    OnnxOp::new(
+        "Acosh",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes (NaN below 1 gives 0)",
+    ),
+    OnnxOp::new(
         "Add",
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Add),
         "Add",
@@ -260,6 +272,30 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         arg_max::from_onnx,
         "ArgMax (an int8 output of scale 1: the indices)",
         "any axis of at most 128 values, `keepdims`, `select_last_index`",
+    ),
+    OnnxOp::new(
+        "Asin",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes (NaN outside [−1, 1] gives 0)",
+    ),
+    OnnxOp::new(
+        "Asinh",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
+        "Atan",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
+        "Atanh",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes (±1 saturate to the output range; NaN outside gives 0)",
     ),
     OnnxOp::new(
         "AveragePool",
@@ -281,6 +317,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "any type on constants; to float on computed tensors",
     )
     .takes_constants(),
+    OnnxOp::new(
+        "Ceil",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
     OnnxOp::new(
         "Celu",
         pointwise::unary,
@@ -324,6 +366,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     ),
     OnnxOp::new(
         "Cos",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
+        "Cosh",
         pointwise::unary,
         "Lut (fused with the pointwise nodes around it)",
         "yes",
@@ -394,6 +442,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     )
     .takes_constants(),
     OnnxOp::new(
+        "Floor",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
         "Gather",
         gather::gather,
         "Gather",
@@ -458,6 +512,18 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         layer_norm::instance_norm,
         "LayerNorm, then Conv (depthwise 1×1) unless scale 1 and bias 0",
         "inputs `[1, C, L]` and `[1, C, H, W]` (≤ 16384 positions), any `epsilon`; constant scale and bias",
+    ),
+    OnnxOp::new(
+        "IsInf",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "any `detect_negative`, `detect_positive` (an int8 tensor holds no infinity; the table is 0, and a `Where` on it keeps its other branch)",
+    ),
+    OnnxOp::new(
+        "IsNaN",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes (an int8 tensor holds no NaN: the table is 0, so `torch.nan_to_num` is the identity)",
     ),
     OnnxOp::new(
         "LayerNormalization",
@@ -641,6 +707,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     )
     .computes_outputs(2, "Y, every step's hidden state, and Y_h, the last one"),
     OnnxOp::new(
+        "Round",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "halves to even, as ONNX",
+    ),
+    OnnxOp::new(
         "ScatterND",
         gather::scatter_nd,
         "Concat of Gathers (the runs each output element takes from `data` or `updates`)",
@@ -675,6 +747,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     ),
     OnnxOp::new(
         "Sin",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
+        "Sinh",
         pointwise::unary,
         "Lut (fused with the pointwise nodes around it)",
         "yes",
@@ -749,6 +827,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         |b, ctx, ins| elementwise::sum_or_mean(b, ctx, ins, false),
         "Add (a chain of them)",
         "any number of inputs (constants too, one computed), numpy broadcasting",
+    ),
+    OnnxOp::new(
+        "Tan",
+        pointwise::unary,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
     ),
     OnnxOp::new("Tanh", lut::tanh, "Lut", "yes"),
     OnnxOp::new(

@@ -1,6 +1,8 @@
 //! Pointwise functions of one tensor as one 256-entry table: ONNX `Erf`,
 //! `Gelu` (opset 20), `Pow` by a constant, `Sqrt`, `Exp`, `Log`, `Neg`,
-//! `Abs`, `Reciprocal`, `Sign`, `Sin`, `Cos`, the activations `Elu`,
+//! `Abs`, `Reciprocal`, `Sign`, the trigonometric and hyperbolic functions
+//! and their inverses, `Floor`, `Ceil`, `Round`, `IsNaN`, `IsInf`, the
+//! activations `Elu`,
 //! `Selu`, `Celu`, `Softplus`, `Softsign`, `Mish`, `ThresholdedRelu`,
 //! `Shrink`, and any chain of pointwise nodes over a single computed
 //! tensor, fused before lowering — the GELU patterns exporters write
@@ -56,6 +58,23 @@ pub enum Fn1 {
     Sign,
     Sin,
     Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Floor,
+    Ceil,
+    /// ONNX `Round`: halves to even.
+    Round,
+    /// 1 where NaN (never on a quantized tensor: `torch.nan_to_num`'s test).
+    IsNaN,
+    /// 1 where ±∞ (`detect_negative`, `detect_positive`).
+    IsInf(bool, bool),
     Softplus,
     Softsign,
     Mish,
@@ -142,6 +161,22 @@ impl Fn1 {
             }
             Fn1::Sin => v.sin(),
             Fn1::Cos => v.cos(),
+            Fn1::Tan => v.tan(),
+            Fn1::Asin => v.asin(),
+            Fn1::Acos => v.acos(),
+            Fn1::Atan => v.atan(),
+            Fn1::Sinh => v.sinh(),
+            Fn1::Cosh => v.cosh(),
+            Fn1::Asinh => v.asinh(),
+            Fn1::Acosh => v.acosh(),
+            Fn1::Atanh => v.atanh(),
+            Fn1::Floor => v.floor(),
+            Fn1::Ceil => v.ceil(),
+            Fn1::Round => v.round_ties_even(),
+            Fn1::IsNaN => f64::from(u8::from(v.is_nan())),
+            Fn1::IsInf(negative, positive) => {
+                f64::from(u8::from(v.is_infinite() && if v > 0.0 { positive } else { negative }))
+            }
             Fn1::Softplus => softplus(v),
             Fn1::Softsign => v / (1.0 + v.abs()),
             Fn1::Mish => v * softplus(v).tanh(),
@@ -191,6 +226,7 @@ impl Fn1 {
             "Elu" | "Celu" | "ThresholdedRelu" => &["alpha"],
             "Selu" => &["alpha", "gamma"],
             "Shrink" => &["bias", "lambd"],
+            "IsInf" => &["detect_negative", "detect_positive"],
             _ => &[],
         };
         if attrs.iter().any(|a| !known.contains(&a.name.as_str())) {
@@ -198,6 +234,7 @@ impl Fn1 {
         }
         let attr = |name: &str| attrs.iter().find(|a| a.name == name);
         let float = |name: &str, default: f64| attr(name).map_or(default, |a| a.f as f64);
+        let flag = |name: &str| attr(name).is_none_or(|a| a.i != 0);
         Some(match op {
             "Erf" => Fn1::Erf,
             "Tanh" => Fn1::Tanh,
@@ -218,6 +255,20 @@ impl Fn1 {
             "Sign" => Fn1::Sign,
             "Sin" => Fn1::Sin,
             "Cos" => Fn1::Cos,
+            "Tan" => Fn1::Tan,
+            "Asin" => Fn1::Asin,
+            "Acos" => Fn1::Acos,
+            "Atan" => Fn1::Atan,
+            "Sinh" => Fn1::Sinh,
+            "Cosh" => Fn1::Cosh,
+            "Asinh" => Fn1::Asinh,
+            "Acosh" => Fn1::Acosh,
+            "Atanh" => Fn1::Atanh,
+            "Floor" => Fn1::Floor,
+            "Ceil" => Fn1::Ceil,
+            "Round" => Fn1::Round,
+            "IsNaN" => Fn1::IsNaN,
+            "IsInf" => Fn1::IsInf(flag("detect_negative"), flag("detect_positive")),
             "Softplus" => Fn1::Softplus,
             "Softsign" => Fn1::Softsign,
             "Mish" => Fn1::Mish,
@@ -796,11 +847,20 @@ mod tests {
             ("Sin", vec![]),
             ("Cos", vec![]),
             ("Sign", vec![]),
+            ("Atan", vec![]),
+            ("Asinh", vec![]),
+            ("Sinh", vec![]),
+            ("Cosh", vec![]),
+            ("Floor", vec![]),
+            ("Ceil", vec![]),
+            ("Round", vec![]),
         ] {
             let model = one_node(op, &[1, 3, 20], &[], attrs, vec![]);
-            // Sign jumps by 1 at 0: inputs within half a step of it round
-            // to 0, so its error is that share of the samples, not a rounding.
-            let min_db = if op == "Sign" { 20.0 } else { 30.0 };
+            // Sign, Floor, Ceil and Round jump by 1: inputs within half an
+            // input step of a jump land on its other side, so their error is
+            // that share of the samples, not a rounding.
+            let jumps = matches!(op, "Sign" | "Floor" | "Ceil" | "Round");
+            let min_db = if jumps { 20.0 } else { 30.0 };
             let g = assert_conforms(op, &model, min_db);
             assert!(
                 matches!(g.nodes[..], [ref n] if n.op.kind() == "Lut"),
@@ -842,6 +902,30 @@ mod tests {
         graph.output[0].name = "z".into();
         let g = assert_conforms("Log(|x| + 1)", &model, 35.0);
         assert!(matches!(g.nodes[..], [ref n] if n.op.kind() == "Lut"));
+    }
+
+    #[test]
+    fn nan_to_num_is_one_table_of_the_identity() {
+        // torch.nan_to_num(x, 0.0) before a layer: Where(IsNaN(x), 0, x). An
+        // int8 tensor holds no NaN, so the table is x itself.
+        let mut model = one_node("IsNaN", &[1, 3, 20], &[], vec![], vec![]);
+        let graph = model.graph.as_mut().unwrap();
+        graph.initializer.push(floats("zero", &[], &[0.0]));
+        graph.node.push(NodeProto {
+            name: "where".into(),
+            op_type: "Where".into(),
+            input: vec!["y".into(), "zero".into(), "x".into()],
+            output: vec!["z".into()],
+            ..Default::default()
+        });
+        graph.output[0].name = "z".into();
+        let g = assert_conforms("nan_to_num", &model, 40.0);
+        assert!(matches!(g.nodes[..], [ref n] if n.op.kind() == "Lut"));
+        assert_eq!(Fn1::IsNaN.apply(f64::NAN), 1.0);
+        assert_eq!(Fn1::IsInf(false, true).apply(f64::NEG_INFINITY), 0.0);
+        assert_eq!(Fn1::IsInf(true, false).apply(f64::NEG_INFINITY), 1.0);
+        assert_eq!(Fn1::Round.apply(2.5), 2.0);
+        assert_eq!(Fn1::Round.apply(-1.5), -2.0);
     }
 
     #[test]
