@@ -247,12 +247,6 @@ pub(crate) fn gather(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
         )
     })?;
     let idx = konst(ctx, ins, 1, "indices")?;
-    if idx.shape.len() > 1 {
-        return Err(ctx.err(format!(
-            "indices of shape {:?}: medq gathers with a scalar or a 1-D list",
-            idx.shape
-        )));
-    }
     let dim = xs[axis] as i64;
     let list = fold::ints(ctx, &idx, "indices")?
         .iter()
@@ -264,21 +258,23 @@ pub(crate) fn gather(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
                 .ok_or_else(|| ctx.err(format!("index {i} is out of range for an axis of {dim}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut out = xs.clone();
-    if idx.shape.is_empty() {
-        out.remove(axis);
-    } else {
-        out[axis] = list.len();
+    let mut picked = xs.clone();
+    picked[axis] = list.len();
+    let select = Op::Select(Select {
+        axis,
+        index: Index::List(list),
+    });
+    // Indices of rank k replace the axis by their k dims (none for a
+    // scalar): a Gather of the flat list, then a view. `nn.Unfold` and
+    // `x.unfold` frame a signal with a [frames, size] index matrix.
+    let mut out = xs[..axis].to_vec();
+    out.extend(&idx.shape);
+    out.extend(&xs[axis + 1..]);
+    if out == picked {
+        return b.emit(ctx, select, vec![x], out);
     }
-    b.emit(
-        ctx,
-        Op::Select(Select {
-            axis,
-            index: Index::List(list),
-        }),
-        vec![x],
-        out,
-    )
+    let rows = b.emit_part(ctx, "flat", select, vec![x], picked)?;
+    b.emit(ctx, Op::Reshape, vec![rows], out)
 }
 
 /// ONNX `GatherND` of a computed tensor by constant indices, `batch_dims`
@@ -727,7 +723,7 @@ impl IrOp for Select {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::{assert_conforms, attr_s, floats, int64s, node_of, one_node};
+    use crate::ops::testing::{assert_conforms, attr_i, attr_s, floats, int64s, node_of, one_node};
 
     #[test]
     fn scatter_nd_by_constant_indices_is_a_concat_of_runs() {
@@ -800,6 +796,33 @@ mod tests {
         );
         let err = crate::ops::testing::load(&twice).unwrap_err().to_string();
         assert!(err.contains("repeated index"), "{err}");
+    }
+
+    #[test]
+    fn gather_by_a_matrix_of_indices_frames_a_signal() {
+        // x.unfold(-1, 4, 2) on [1, 2, 10] as the dynamo exporter writes it:
+        // Gather on axis 2 by [[0..4], [2..6], [4..8], [6..10]] → [1, 2, 4, 4];
+        // and a [2, 3] matrix on axis 1 of [1, 5, 3], negatives included.
+        let frames: Vec<i64> = (0..4).flat_map(|f| (0..4).map(move |k| 2 * f + k)).collect();
+        for (shape, axis, idx_shape, idx, out) in [
+            (&[1, 2, 10][..], 2, &[4, 4][..], &frames[..], &[1, 2, 4, 4][..]),
+            (&[1, 5, 3], 1, &[2, 3], &[4, 0, -1, 2, 2, 1], &[1, 2, 3, 3]),
+        ] {
+            let model = one_node(
+                "Gather",
+                shape,
+                &["indices"],
+                vec![attr_i("axis", axis)],
+                vec![int64s("indices", idx_shape, idx)],
+            );
+            let g = assert_conforms("Gather by a matrix", &model, 40.0);
+            assert_eq!(
+                g.tensors[g.outputs[0]].shape,
+                out.iter().map(|&d| d as usize).collect::<Vec<_>>()
+            );
+            let kinds: Vec<_> = g.nodes.iter().map(|n| n.op.kind()).collect();
+            assert_eq!(kinds, ["Gather", "Reshape"]);
+        }
     }
 
     #[test]

@@ -451,7 +451,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Gather",
         gather::gather,
         "Gather",
-        "a computed tensor, constant scalar or 1-D indices, any axis",
+        "a computed tensor, constant indices of any rank (a matrix frames a signal: `x.unfold`, `nn.Unfold`), any axis",
     ),
     OnnxOp::new(
         "GatherND",

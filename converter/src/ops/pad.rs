@@ -34,7 +34,11 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     if !matches!(mode.as_str(), "constant" | "reflect" | "edge") {
         return Err(ctx.attr_err(
             "mode",
-            format!("\"{mode}\": medq pads in the modes constant, reflect and edge"),
+            format!(
+                "\"{mode}\": medq pads in the modes constant, reflect and edge (the float \
+                 reference, tract, does not run \"wrap\"; PyTorch's legacy exporter writes \
+                 padding_mode=\"circular\" as Slices and a Concat, which medq takes)"
+            ),
         ));
     }
     let (raw, value) = if ctx.opset < 11 {
