@@ -129,7 +129,7 @@ fn squared_entry(g: &Graph, x: TensorId) -> Option<(usize, (TensorId, usize, usi
 }
 
 /// `x·x` or `x^2`.
-fn is_square(f: &Arc<Expr>) -> bool {
+pub(super) fn is_square(f: &Arc<Expr>) -> bool {
     match &**f {
         Expr::Binary(Fn2::Mul, a, b) => matches!((&**a, &**b), (Expr::X, Expr::X)),
         Expr::Binary(Fn2::Pow, a, b) => {
