@@ -49,6 +49,9 @@ pub struct Observer {
     pub sigmoid: bool,
     /// A graph input's declared range (`--input-range`), which wins.
     pub declared: Option<(f32, f32)>,
+    /// Whether `−∞` was seen (a `masked_fill(mask, -inf)` before a
+    /// Softmax): the range may then reach below the finite minimum.
+    saw_neg_inf: bool,
 }
 
 /// Beyond ±this a sigmoid is within half an int8 probability step (1/512)
@@ -135,6 +138,7 @@ impl Observer {
             softmax: None,
             sigmoid: false,
             declared: None,
+            saw_neg_inf: false,
         }
     }
 
@@ -145,6 +149,8 @@ impl Observer {
             if v.is_finite() {
                 self.min = self.min.min(v);
                 self.max = self.max.max(v);
+            } else if v == f32::NEG_INFINITY {
+                self.saw_neg_inf = true;
             }
         }
         if let Some(rows) = self.softmax.as_mut() {
@@ -180,10 +186,15 @@ impl Observer {
             true => (lo.max(-SIGMOID_EDGE), hi.min(SIGMOID_EDGE)),
             false => (lo, hi),
         };
-        (
-            lo.min(0.0).max(self.min.min(0.0)),
-            hi.max(0.0).min(self.max.max(0.0)),
-        )
+        // Never past what was seen: masked `−∞` entries were seen below
+        // every finite value, and a Softmax's rows need room down there
+        // (its range's `lo`), where the finite minimum would leave the
+        // masked entries one step below the scores.
+        let floor = match self.saw_neg_inf {
+            true => f32::NEG_INFINITY,
+            false => self.min.min(0.0),
+        };
+        (lo.min(0.0).max(floor), hi.max(0.0).min(self.max.max(0.0)))
     }
 
     fn sorted(&self) -> Vec<f32> {
@@ -578,6 +589,26 @@ mod tests {
         assert!((lo - (2.0 - c)).abs() < 1e-5, "lo {lo}");
         // Every method gives the same: the range serves the probabilities.
         assert_eq!(obs.range(Method::Mse, 99.9), (lo, hi));
+    }
+
+    #[test]
+    fn masked_softmax_rows_reach_below_the_scores() {
+        // Causal rows of K = 3 scores in [−0.3, 0.4] with −∞ above the
+        // diagonal: the range reaches the rows' lowest maximum minus C, not
+        // just the finite minimum −0.3 (the masked entries would be one
+        // step below the scores, and take e^−0.7 of the probability).
+        let mut obs = Observer::new();
+        obs.softmax = Some(SoftmaxRows::new(3, 1));
+        let ninf = f32::NEG_INFINITY;
+        obs.observe(&[0.1, ninf, ninf, 0.4, -0.3, ninf, 0.2, 0.0, -0.1], 16);
+        let c = 1024f32.ln();
+        let (lo, _) = obs.range(Method::Mse, 99.9);
+        assert!((lo - (0.1 - c)).abs() < 1e-5, "lo {lo}");
+        // Without −∞ the finite minimum still bounds it.
+        let mut obs = Observer::new();
+        obs.softmax = Some(SoftmaxRows::new(3, 1));
+        obs.observe(&[0.1, -0.2, -0.3, 0.4, -0.3, 0.0, 0.2, 0.0, -0.1], 16);
+        assert_eq!(obs.range(Method::Mse, 99.9).0, -0.3);
     }
 
     #[test]

@@ -510,4 +510,51 @@ mod tests {
             .to_string();
         assert!(err.contains("the condition \"x\" is computed"), "{err}");
     }
+
+    #[test]
+    fn a_causal_mask_of_minus_infinity_keeps_the_softmax() {
+        // scores.masked_fill(tril(ones) == 0, -inf).softmax(-1) on [1, 8, 8]
+        // scores of a small spread, the mask built in forward (Trilu folds):
+        // the masked entries reach e^−C below each row, not one step below.
+        use crate::ops::testing::{int64s, one_node};
+        use tract_onnx::pb::NodeProto;
+        let node = |op: &str, ins: &[&str], out: &str, attrs| NodeProto {
+            name: out.into(),
+            op_type: op.into(),
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.into()],
+            attribute: attrs,
+            ..Default::default()
+        };
+        let mut model = one_node(
+            "Where",
+            &[1, 8, 8],
+            &[],
+            vec![],
+            vec![
+                floats("ones", &[8, 8], &[1.0; 64]),
+                floats("zero", &[], &[0.0]),
+                floats("ninf", &[], &[f32::NEG_INFINITY]),
+                int64s("k", &[], &[0]),
+            ],
+        );
+        let graph = model.graph.as_mut().unwrap();
+        graph.node = vec![
+            node(
+                "Trilu",
+                &["ones", "k"],
+                "lower",
+                vec![crate::ops::testing::attr_i("upper", 0)],
+            ),
+            node("Equal", &["lower", "zero"], "above", vec![]),
+            node("Where", &["above", "ninf", "x"], "masked", vec![]),
+            node(
+                "Softmax",
+                &["masked"],
+                "y",
+                vec![crate::ops::testing::attr_i("axis", -1)],
+            ),
+        ];
+        assert_conforms("causal softmax", &model, 25.0);
+    }
 }
