@@ -499,7 +499,9 @@ fn pools_and_ceil_mode() {
     assert!(!count_include_pad);
     assert_eq!(shape(&g, "y"), vec![1, 3, 4]);
 
-    let e = load_err(single(
+    // Counting padding with an overhanging last window: the padding is
+    // none here, so the average counts what is inside (see `ops/pool.rs`).
+    let g = load(single(
         13,
         &[1, 3, 7, 7],
         "AveragePool",
@@ -511,10 +513,14 @@ fn pools_and_ceil_mode() {
             attr_i("count_include_pad", 1),
         ],
     ));
-    assert!(
-        e.contains("ceil_mode") && e.contains("count_include_pad"),
-        "{e}"
-    );
+    let Op::AvgPool(AvgPool {
+        window,
+        count_include_pad,
+    }) = g.nodes[0].op
+    else {
+        panic!()
+    };
+    assert_eq!((window.pads, count_include_pad), ([0, 0, 1, 1], false));
 }
 
 #[test]

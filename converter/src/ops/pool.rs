@@ -89,17 +89,31 @@ pub(crate) fn from_onnx(
     let dilations = per_axis(ctx, "dilations", n)?;
     let ceil_mode = ctx.int("ceil_mode", 0)? != 0;
     let mut g = geometry(ctx, &xs[2..], &kernel, &strides, &dilations, ceil_mode)?;
-    let count_include_pad = ctx.int("count_include_pad", 0)? != 0;
+    let mut count_include_pad = ctx.int("count_include_pad", 0)? != 0;
+    let mut x = x;
     if g.overflow.iter().any(|&o| o > 0) {
         // The last ceil-mode window reaches past the padded input. Extending
-        // the end padding is exact for max pooling and for averages that do not
-        // count padding; counting it would change the divisor.
+        // the end padding is exact for max pooling and for averages that do
+        // not count padding. One that counts it divides by the window's
+        // positions inside the padded input, not past it (ONNX, PyTorch's
+        // AvgPool(ceil_mode=True)): the padding becomes real zeros (a Pad,
+        // none when there is none) and the average counts what is inside.
         if kind == Pooling::Average && count_include_pad {
-            return Err(ctx.attr_err(
-                "ceil_mode",
-                "ceil_mode = 1 with count_include_pad = 1 where the last window extends past the padded \
-                 input is not supported; use ceil_mode = 0 or adjust the padding",
-            ));
+            if g.begins.iter().chain(&g.ends).any(|&p| p > 0) {
+                let mut pads = vec![0; 2];
+                pads.extend(&g.begins);
+                pads.extend([0, 0]);
+                pads.extend(&g.ends);
+                let mut padded = xs.clone();
+                for (i, d) in padded[2..].iter_mut().enumerate() {
+                    *d += g.begins[i] + g.ends[i];
+                }
+                let pad = Op::Pad(super::pad::Pad { pads, value: 0.0 });
+                x = b.emit_part(ctx, "padded", pad, vec![x], padded)?;
+                g.begins.iter_mut().for_each(|p| *p = 0);
+                g.ends.iter_mut().for_each(|p| *p = 0);
+            }
+            count_include_pad = false;
         }
         for (e, o) in g.ends.iter_mut().zip(&g.overflow) {
             *e += o;
@@ -369,6 +383,34 @@ impl IrOp for AvgPool {
 #[cfg(test)]
 mod tests {
     use crate::ops::testing::{assert_conforms, attr_i, attr_ints, one_node};
+
+    #[test]
+    fn a_ceil_mode_average_counting_padding_divides_by_what_is_inside() {
+        // PyTorch's AvgPool1d(3, 2, ceil_mode=True) on 10 samples (its last
+        // window hangs one past the end), and a padded 2-D one: the divisor
+        // counts the padding, not the overhang.
+        for (shape, kernel, strides, pads, kinds) in [
+            (&[1, 2, 10][..], &[3][..], &[2][..], &[0, 0][..], &["AvgPool"][..]),
+            (&[1, 2, 7, 7], &[3, 3], &[2, 2], &[1, 1, 0, 0], &["Pad", "AvgPool"]),
+        ] {
+            let model = one_node(
+                "AveragePool",
+                shape,
+                &[],
+                vec![
+                    attr_ints("kernel_shape", kernel),
+                    attr_ints("strides", strides),
+                    attr_ints("pads", pads),
+                    attr_i("ceil_mode", 1),
+                    attr_i("count_include_pad", 1),
+                ],
+                vec![],
+            );
+            let g = assert_conforms("ceil-mode AveragePool", &model, 35.0);
+            let got: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+            assert_eq!(got, kinds, "{shape:?}");
+        }
+    }
 
     #[test]
     fn a_3d_pool_pools_each_frame_then_runs_of_frames() {
