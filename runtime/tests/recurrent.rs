@@ -280,6 +280,76 @@ fn rnn_through_the_interpreter() {
     assert!(refused(&s));
 }
 
+/// The hand-worked RNN with its initial state as a second model input
+/// (`FLAG_INITIAL_STATE`): h0 = 10 at scale 1, onto Q0.15 by ·100.
+fn rnn_with_state() -> Writer {
+    use params::recurrent::FLAG_INITIAL_STATE;
+    let s = rnn_spec();
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &s.x_dims, pt(1.0, 0), 0);
+    let h0 = w.add_activation("h0", &[1, 1, 1], pt(1.0, 3), 2);
+    let sym = || QuantSpec::PerChannel {
+        axis: 0,
+        scales: vec![0.01],
+    };
+    let mut inputs = vec![
+        x,
+        w.add_constant_i8("w", &s.w_dims, sym(), &s.w),
+        w.add_constant_i8("r", &s.r_dims, sym(), &s.r),
+    ];
+    for (i, v) in s.vectors.iter().enumerate() {
+        let name = format!("v{i}");
+        inputs.push(if i == 3 || i == 5 {
+            let shifts: Vec<i8> = v.iter().map(|&x| x as i8).collect();
+            w.add_constant_i8(&name, &[1], QuantSpec::None, &shifts)
+        } else {
+            w.add_constant_i32(&name, &[1], v)
+        });
+    }
+    inputs.push(w.add_constant_i16("tables", &s.table_dims, QuantSpec::None, &s.tables));
+    inputs.push(h0);
+    let y = w.add_activation("y", &s.y_dims, pt(1.0 / 128.0, 0), 4);
+    // ·100 = 0.78125 · 2^7.
+    let params = [s.params.clone(), vec![FLAG_INITIAL_STATE, 1_677_721_600, 7]].concat();
+    w.add_op(OpCode::Rnn, &inputs, &[y], &params);
+    w.set_inputs(&[x, h0]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(6);
+    w
+}
+
+#[test]
+fn rnn_starts_from_a_state_given_as_an_input() {
+    let buf = aligned(rnn_with_state());
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = vec![0x5Au8; model.arena_len()];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
+    let mut run = |h0: i8| {
+        interp.input_mut(0).unwrap().copy_from_slice(&[100, 50]);
+        interp.input_mut(1).unwrap().copy_from_slice(&[h0]);
+        interp.invoke().unwrap();
+        interp.output(0).unwrap()[0]
+    };
+    // h0 = 13 − 3 = 10 → h = 1000; then 10000 + 2000 = 12000, and
+    // 5000 + 24000 = 29000 → round(29000 / 256) = 113.
+    assert_eq!(run(13), 113);
+    // At its zero point, the state is zero: the model without it (98).
+    assert_eq!(run(3), 98);
+    // The state flag without the state input and its words, or a cell
+    // state on an RNN, is refused.
+    use params::recurrent::{FLAG_INITIAL_CELL, FLAG_INITIAL_STATE};
+    for flags in [
+        vec![FLAG_INITIAL_STATE],
+        vec![FLAG_INITIAL_STATE, 1 << 30, 0],
+        vec![FLAG_INITIAL_STATE | FLAG_INITIAL_CELL, 1 << 30, 0, 1 << 30, 0],
+    ] {
+        let mut s = rnn_spec();
+        s.params.extend(flags);
+        assert!(refused(&s), "{:?}", s.params);
+    }
+}
+
 fn refused(s: &Spec) -> bool {
     matches!(write(s).finish(), Err(Error::BadOp { .. }))
 }
@@ -488,10 +558,30 @@ impl Naive<'_> {
     }
 }
 
+/// The starting state of `InitialState`'s formula (zero where empty).
+fn naive_start(state: &[i8], zp: i32, m: i32, s: i32, n: usize) -> Vec<i64> {
+    if state.is_empty() {
+        return vec![0; n];
+    }
+    state
+        .iter()
+        .map(|&v| sat16(rq(i64::from(v) - i64::from(zp), m, s)))
+        .collect()
+}
+
+fn naive_h0(wts: &RecurrentWeights<'_>, n: usize) -> Vec<i64> {
+    let i = &wts.initial;
+    naive_start(i.h, i.h_zero_point, i.h_multiplier, i.h_shift, n)
+}
+
 fn naive_lstm(p: &LstmParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8> {
     let nv = Naive { p: p.rec, wts };
     let n = p.rec.hidden;
-    let (mut h, mut c) = (vec![0i64; n], vec![0i64; n]);
+    let i = &wts.initial;
+    let (mut h, mut c) = (
+        naive_h0(&wts, n),
+        naive_start(i.c, i.c_zero_point, i.c_multiplier, i.c_shift, n),
+    );
     let mut y = vec![Vec::new(); p.rec.steps];
     for t in order(&p.rec) {
         let x = &input[t * p.rec.input_size..(t + 1) * p.rec.input_size];
@@ -538,7 +628,7 @@ fn outputs(p: &RecurrentParams, per_step: Vec<Vec<i8>>, last: Vec<i8>) -> Vec<i8
 fn naive_gru(p: &GruParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8> {
     let nv = Naive { p: p.rec, wts };
     let n = p.rec.hidden;
-    let mut h = vec![0i64; n];
+    let mut h = naive_h0(&wts, n);
     let mut y = vec![Vec::new(); p.rec.steps];
     for t in order(&p.rec) {
         let x = &input[t * p.rec.input_size..(t + 1) * p.rec.input_size];
@@ -572,7 +662,7 @@ fn naive_gru(p: &GruParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8> 
 fn naive_rnn(p: &RnnParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8> {
     let nv = Naive { p: p.rec, wts };
     let n = p.rec.hidden;
-    let mut h = vec![0i64; n];
+    let mut h = naive_h0(&wts, n);
     let mut y = vec![Vec::new(); p.rec.steps];
     for t in order(&p.rec) {
         let x = &input[t * p.rec.input_size..(t + 1) * p.rec.input_size];
@@ -688,6 +778,7 @@ impl Case {
             h_multiplier,
             h_shift,
             tables: &self.tables,
+            initial: Default::default(),
         }
     }
 
@@ -742,6 +833,77 @@ proptest! {
         let mut y = vec![0i8; p.rec.output_len().unwrap()];
         rnn_s8(&p, &c.weights(), &c.input, &mut y);
         prop_assert_eq!(y, naive_rnn(&p, c.weights(), &c.input));
+    }
+
+    /// A stream's state carried in (`InitialState`): every cell starts from
+    /// the requantized state, as the naive formulas do; a state of another
+    /// length than `H`, or a cell state on a cell without one, is refused
+    /// (the output left as it was).
+    #[test]
+    fn cells_start_from_the_initial_state(
+        c in case(4, 5),
+        h0 in vec(any::<i8>(), MAX_HIDDEN), c0 in vec(any::<i8>(), MAX_HIDDEN),
+        zps in (-128i32..=127, -128i32..=127),
+        m in ((1i32 << 30)..=i32::MAX, (1i32 << 30)..=i32::MAX),
+        shifts in (0i32..=8, -4i32..=8),
+    ) {
+        let n = c.hidden;
+        let initial = InitialState {
+            h: &h0[..n],
+            h_zero_point: zps.0,
+            h_multiplier: m.0,
+            h_shift: shifts.0,
+            c: &c0[..n],
+            c_zero_point: zps.1,
+            c_multiplier: m.1,
+            c_shift: shifts.1,
+        };
+        let wts = RecurrentWeights { initial, ..c.weights() };
+        let p = LstmParams {
+            rec: c.rec(),
+            cell_multiplier: c.words[0],
+            cell_shift: c.words[1],
+            tanh_multiplier: c.words[2],
+            tanh_shift: c.words[3],
+        };
+        let mut y = vec![0i8; p.rec.output_len().unwrap()];
+        lstm_s8(&p, &wts, &c.input, &mut y);
+        prop_assert_eq!(&y, &naive_lstm(&p, wts, &c.input));
+        // The GRU and RNN rows are the LSTM's first 3·H and H.
+        let h_only = InitialState { c: &[], ..initial };
+        let rows = |g: usize| RecurrentWeights {
+            w: &wts.w[..g * n * c.input_size],
+            r: &wts.r[..g * n * n],
+            bias_x: &wts.bias_x[..g * n],
+            bias_h: &wts.bias_h[..g * n],
+            x_multiplier: &wts.x_multiplier[..g * n],
+            x_shift: &wts.x_shift[..g * n],
+            h_multiplier: &wts.h_multiplier[..g * n],
+            h_shift: &wts.h_shift[..g * n],
+            tables: &wts.tables[..g * 257],
+            initial: h_only,
+        };
+        let gru = GruParams {
+            rec: c.rec(),
+            linear_before_reset: c.lbr,
+            rh_multiplier: c.words[0],
+            rh_shift: c.words[1],
+        };
+        gru_s8(&gru, &rows(3), &c.input, &mut y);
+        prop_assert_eq!(&y, &naive_gru(&gru, rows(3), &c.input));
+        let rnn = RnnParams { rec: c.rec() };
+        rnn_s8(&rnn, &rows(1), &c.input, &mut y);
+        prop_assert_eq!(&y, &naive_rnn(&rnn, rows(1), &c.input));
+        // Refusals: a state of another length (not empty, which is the zero
+        // state), and a cell state given to a GRU.
+        let before = y.clone();
+        let other = if n < MAX_HIDDEN { &h0[..n + 1] } else { &h0[..n - 1] };
+        let wrong = RecurrentWeights { initial: InitialState { h: other, ..h_only }, ..rows(1) };
+        rnn_s8(&rnn, &wrong, &c.input, &mut y);
+        prop_assert_eq!(&y, &before);
+        let with_cell = RecurrentWeights { initial, ..rows(3) };
+        gru_s8(&gru, &with_cell, &c.input, &mut y);
+        prop_assert_eq!(&y, &before);
     }
 
     /// The int16 sides read and write the same values as int8: a step input
@@ -813,7 +975,7 @@ proptest! {
         let s: Vec<i8> = v.iter().map(|&x| x as i8).collect();
         let wts = RecurrentWeights {
             w: &w, r: &r, bias_x: &v, bias_h: &v, x_multiplier: &v, x_shift: &s,
-            h_multiplier: &v, h_shift: &s, tables: &tables,
+            h_multiplier: &v, h_shift: &s, tables: &tables, initial: Default::default(),
         };
         let rec = RecurrentParams {
             steps, input_size, hidden,

@@ -635,6 +635,11 @@ pub mod params {
         /// (z, r, n), Rnn 1 (the activation).
         pub const TABLES: usize = 9;
         pub const INPUT_COUNT: usize = 10;
+        /// With `FLAG_INITIAL_STATE`: the initial hidden state, an int8
+        /// activation of `H` elements (a stream's state from its last window).
+        pub const H0: usize = 10;
+        /// With `FLAG_INITIAL_CELL` (Lstm): the initial cell state, likewise.
+        pub const C0: usize = 11;
         /// Entries per interpolated table.
         pub const TABLE_LEN: usize = 257;
         /// Bits of the optional flags word (`lstm::FLAGS`, `gru::FLAGS`; a
@@ -642,6 +647,12 @@ pub mod params {
         pub const FLAG_REVERSE: i32 = 1;
         /// Output every step's hidden state, `[T, H]`, not only the last.
         pub const FLAG_SEQUENCE: i32 = 2;
+        /// Input `H0` is present, and two words follow the flags word: its
+        /// multiplier and shift onto the hidden state's Q0.15.
+        pub const FLAG_INITIAL_STATE: i32 = 4;
+        /// (Lstm, with `FLAG_INITIAL_STATE`) input `C0` is present, and two
+        /// more words follow: its multiplier and shift onto the cell scale.
+        pub const FLAG_INITIAL_CELL: i32 = 8;
     }
     /// Lstm parameter words (inputs: [`recurrent`]).
     pub mod lstm {

@@ -4,12 +4,13 @@
 
 #[cfg(feature = "int16-activations")]
 use super::output_i16;
-use super::{Ctx, Io, Operand};
+use super::{Ctx, Inputs, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::{self, recurrent as inp};
 use crate::kernels::select::{self, Chosen, GruFn, LstmFn, RnnFn};
 use crate::kernels::{
-    GruParams, LstmParams, RecurrentParams, RecurrentWeights, RnnParams, MAX_HIDDEN, TABLE_LEN,
+    GruParams, InitialState, LstmParams, RecurrentParams, RecurrentWeights, RnnParams, MAX_HIDDEN,
+    TABLE_LEN,
 };
 
 /// A prepared Lstm.
@@ -19,6 +20,7 @@ pub(super) struct Lstm<'a> {
     pub(super) kernel: Chosen<LstmFn>,
     wts: RecurrentWeights<'a>,
     x: Operand<'a>,
+    state: State<'a>,
 }
 
 /// A prepared Gru.
@@ -28,6 +30,7 @@ pub(super) struct Gru<'a> {
     pub(super) kernel: Chosen<GruFn>,
     wts: RecurrentWeights<'a>,
     x: Operand<'a>,
+    state: State<'a>,
 }
 
 /// A prepared Rnn.
@@ -37,6 +40,7 @@ pub(super) struct Rnn<'a> {
     pub(super) kernel: Chosen<RnnFn>,
     wts: RecurrentWeights<'a>,
     x: Operand<'a>,
+    state: State<'a>,
 }
 
 /// A prepared Lstm, Gru or Rnn (params `P`) with an int16 side, and the
@@ -48,6 +52,7 @@ pub(super) struct RecurrentS16<'a, P: 'static> {
     kernel: KernelS16<P>,
     wts: RecurrentWeights<'a>,
     x: Operand<'a>,
+    state: State<'a>,
     macs: u64,
 }
 
@@ -73,6 +78,39 @@ struct Shared<'a> {
     rec: RecurrentParams,
     wts: RecurrentWeights<'a>,
     x: Operand<'a>,
+    state: State<'a>,
+}
+
+/// The initial-state inputs of a recurrent op (none: the zero state), each
+/// with its zero point and requantization onto the state's scale.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct State<'a> {
+    h: Option<StateInput<'a>>,
+    c: Option<StateInput<'a>>,
+}
+
+/// One initial-state input: the operand, its zero point, and its
+/// multiplier and shift.
+type StateInput<'a> = (Operand<'a>, i32, (i32, i32));
+
+impl State<'_> {
+    /// `wts` starting from this state, read from the arena.
+    fn weights<'w>(
+        &'w self,
+        wts: &RecurrentWeights<'w>,
+        inputs: &'w Inputs<'_>,
+    ) -> Result<RecurrentWeights<'w>, Error> {
+        let mut initial = InitialState::default();
+        if let Some((op, zp, (m, s))) = &self.h {
+            initial.h = inputs.read(op)?;
+            (initial.h_zero_point, initial.h_multiplier, initial.h_shift) = (*zp, *m, *s);
+        }
+        if let Some((op, zp, (m, s))) = &self.c {
+            initial.c = inputs.read(op)?;
+            (initial.c_zero_point, initial.c_multiplier, initial.c_shift) = (*zp, *m, *s);
+        }
+        Ok(RecurrentWeights { initial, ..*wts })
+    }
 }
 
 fn shared<'a>(
@@ -83,11 +121,27 @@ fn shared<'a>(
     out_words: (usize, usize),
 ) -> Result<Shared<'a>, Error> {
     // The flags word is optional: records written before it have none.
-    let with_flags = cx.op.params.len() == n_words + 1;
-    cx.check_arity(inp::INPUT_COUNT, n_words + usize::from(with_flags))?;
+    let with_flags = cx.op.params.len() > n_words;
     let flags = if with_flags { cx.word(n_words)? } else { 0 };
-    let known = inp::FLAG_REVERSE | inp::FLAG_SEQUENCE;
+    let cell_flag = match gates == params::lstm::GATES {
+        true => inp::FLAG_INITIAL_CELL,
+        false => 0,
+    };
+    let known = inp::FLAG_REVERSE | inp::FLAG_SEQUENCE | inp::FLAG_INITIAL_STATE | cell_flag;
     cx.ensure(flags & !known == 0, why!("unknown recurrent flags"))?;
+    let (with_h0, with_c0) = (
+        flags & inp::FLAG_INITIAL_STATE != 0,
+        flags & inp::FLAG_INITIAL_CELL != 0,
+    );
+    cx.ensure(
+        with_h0 || !with_c0,
+        why!("an initial cell state needs the initial hidden state"),
+    )?;
+    let states = usize::from(with_h0) + usize::from(with_c0);
+    cx.check_arity(
+        inp::INPUT_COUNT + states,
+        n_words + usize::from(with_flags) + 2 * states,
+    )?;
     let x = cx.input(inp::X)?;
     #[cfg(feature = "int16-activations")]
     let input_zero_point = cx.s8_or_s16_operand(&x)?;
@@ -150,6 +204,8 @@ fn shared<'a>(
         h_multiplier,
         h_shift,
         tables,
+        // The state inputs, if any, are read at each run.
+        initial: InitialState::default(),
     };
     let (out_multiplier, out_shift) = cx.requant_pair(out_words.0, out_words.1)?;
     let rec = RecurrentParams {
@@ -163,10 +219,28 @@ fn shared<'a>(
         reverse: flags & inp::FLAG_REVERSE != 0,
         sequence,
     };
+    // The state words follow the flags word: h0's pair, then c0's.
+    let state_input = |i: usize, word: usize| -> Result<StateInput<'a>, Error> {
+        let t = cx.input(i)?;
+        let zp = cx.i8_operand(&t)?;
+        cx.ensure(
+            t.numel() == hidden,
+            why!("an initial state must have H elements"),
+        )?;
+        Ok((Operand::of(&t), zp, cx.requant_pair(word, word + 1)?))
+    };
+    let first = n_words + 1;
+    let state = State {
+        h: with_h0.then(|| state_input(inp::H0, first)).transpose()?,
+        c: with_c0
+            .then(|| state_input(inp::C0, first + 2))
+            .transpose()?,
+    };
     Ok(Shared {
         rec,
         wts,
         x: Operand::of(&x),
+        state,
     })
 }
 
@@ -190,6 +264,7 @@ pub(super) fn prepare_lstm<'a>(cx: &Ctx<'_, 'a>) -> Result<Lstm<'a>, Error> {
         kernel: select::lstm(&p),
         wts: s.wts,
         x: s.x,
+        state: s.state,
     })
 }
 
@@ -216,6 +291,7 @@ pub(super) fn prepare_gru<'a>(cx: &Ctx<'_, 'a>) -> Result<Gru<'a>, Error> {
         kernel: select::gru(&p),
         wts: s.wts,
         x: s.x,
+        state: s.state,
     })
 }
 
@@ -231,6 +307,7 @@ pub(super) fn prepare_rnn<'a>(cx: &Ctx<'_, 'a>) -> Result<Rnn<'a>, Error> {
         kernel: select::rnn(&p),
         wts: s.wts,
         x: s.x,
+        state: s.state,
     })
 }
 
@@ -243,8 +320,9 @@ fn macs(rec: &RecurrentParams, gates: usize) -> u64 {
 
 impl Lstm<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let wts = self.state.weights(&self.wts, &io.inputs)?;
         let x = io.inputs.read(&self.x)?;
-        (self.kernel.run)(&self.p, &self.wts, x, io.output);
+        (self.kernel.run)(&self.p, &wts, x, io.output);
         Ok(())
     }
 
@@ -255,8 +333,9 @@ impl Lstm<'_> {
 
 impl Gru<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let wts = self.state.weights(&self.wts, &io.inputs)?;
         let x = io.inputs.read(&self.x)?;
-        (self.kernel.run)(&self.p, &self.wts, x, io.output);
+        (self.kernel.run)(&self.p, &wts, x, io.output);
         Ok(())
     }
 
@@ -267,8 +346,9 @@ impl Gru<'_> {
 
 impl Rnn<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
+        let wts = self.state.weights(&self.wts, &io.inputs)?;
         let x = io.inputs.read(&self.x)?;
-        (self.kernel.run)(&self.p, &self.wts, x, io.output);
+        (self.kernel.run)(&self.p, &wts, x, io.output);
         Ok(())
     }
 
@@ -287,7 +367,7 @@ pub(super) fn prepare_lstm_s16<'a>(
     let op = prepare_lstm(cx)?;
     let names = ["lstm_s16", "lstm_s8_s16", "lstm_s16_s8"];
     let kernels = (lstm_s16 as _, lstm_s8_s16 as _, lstm_s16_s8 as _);
-    with_int16_sides(cx, (op.p, op.wts, op.x, op.macs()), names, kernels)
+    with_int16_sides(cx, (op.p, op.wts, op.x, op.state, op.macs()), names, kernels)
 }
 
 /// [`prepare_gru`] with an int16 step input, output or both.
@@ -298,7 +378,7 @@ pub(super) fn prepare_gru_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<RecurrentS16<'a, G
     let op = prepare_gru(cx)?;
     let names = ["gru_s16", "gru_s8_s16", "gru_s16_s8"];
     let kernels = (gru_s16 as _, gru_s8_s16 as _, gru_s16_s8 as _);
-    with_int16_sides(cx, (op.p, op.wts, op.x, op.macs()), names, kernels)
+    with_int16_sides(cx, (op.p, op.wts, op.x, op.state, op.macs()), names, kernels)
 }
 
 /// [`prepare_rnn`] with an int16 step input, output or both.
@@ -309,7 +389,7 @@ pub(super) fn prepare_rnn_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<RecurrentS16<'a, R
     let op = prepare_rnn(cx)?;
     let names = ["rnn_s16", "rnn_s8_s16", "rnn_s16_s8"];
     let kernels = (rnn_s16 as _, rnn_s8_s16 as _, rnn_s16_s8 as _);
-    with_int16_sides(cx, (op.p, op.wts, op.x, op.macs()), names, kernels)
+    with_int16_sides(cx, (op.p, op.wts, op.x, op.state, op.macs()), names, kernels)
 }
 
 /// A prepared cell (params, operands, MACs) with the reference kernel of
@@ -317,7 +397,7 @@ pub(super) fn prepare_rnn_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<RecurrentS16<'a, R
 #[cfg(feature = "int16-activations")]
 fn with_int16_sides<'a, P: 'static>(
     cx: &Ctx<'_, 'a>,
-    (p, wts, x, macs): (P, RecurrentWeights<'a>, Operand<'a>, u64),
+    (p, wts, x, state, macs): (P, RecurrentWeights<'a>, Operand<'a>, State<'a>, u64),
     names: [&'static str; 3],
     kernels: ReferenceS16<P>,
 ) -> Result<RecurrentS16<'a, P>, Error> {
@@ -329,6 +409,7 @@ fn with_int16_sides<'a, P: 'static>(
         kernel: KernelS16::reference(lanes, names, kernels),
         wts,
         x,
+        state,
         macs,
     })
 }
@@ -340,7 +421,8 @@ impl<P: 'static> RecurrentS16<'_, P> {
     }
 
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
-        let (p, wts, x) = (&self.p, &self.wts, &self.x);
+        let (p, x) = (&self.p, &self.x);
+        let wts = &self.state.weights(&self.wts, &io.inputs)?;
         match self.kernel {
             KernelS16::S16(k) => (k.run)(p, wts, io.inputs.read_i16(x)?, output_i16(io.output)?),
             KernelS16::S8S16(k) => (k.run)(p, wts, io.inputs.read(x)?, output_i16(io.output)?),

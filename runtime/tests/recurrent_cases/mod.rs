@@ -157,6 +157,7 @@ impl RecurrentCase {
             h_multiplier,
             h_shift,
             tables: &self.tables,
+            initial: Default::default(),
         }
     }
 

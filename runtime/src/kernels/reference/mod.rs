@@ -84,8 +84,9 @@ pub use recurrent::{
     rnn_s8_s16, MAX_INPUT_S16,
 };
 pub use recurrent::{
-    gru_s8, lstm_s8, rnn_s8, table_lookup_s16, GruParams, LstmParams, RecurrentParams,
-    RecurrentWeights, RnnParams, GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, RNN_TABLES, TABLE_LEN,
+    gru_s8, lstm_s8, rnn_s8, table_lookup_s16, GruParams, InitialState, LstmParams,
+    RecurrentParams, RecurrentWeights, RnnParams, GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, RNN_TABLES,
+    TABLE_LEN,
 };
 // The gate loops the SIMD kernels reuse with their own products.
 #[cfg(feature = "pow2-weights")]

@@ -143,6 +143,52 @@ pub struct RecurrentWeights<'a> {
     pub h_shift: &'a [i8],
     /// `n_tables · TABLE_LEN` entries, table after table.
     pub tables: &'a [i16],
+    /// The state the first step starts from (zero by default).
+    pub initial: InitialState<'a>,
+}
+
+/// The state a recurrent op starts from: a stream's state carried over
+/// from the previous window (ONNX `initial_h`, `initial_c` as model
+/// inputs). Empty slices are the zero state.
+///
+/// `h[j] = sat16(requantize(h0[j] − h0_zp, h_multiplier, h_shift))` onto the
+/// hidden state's Q0.15, and the LSTM's `c[j]` alike onto its cell scale.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InitialState<'a> {
+    /// `H` int8 values, or none (zero).
+    pub h: &'a [i8],
+    pub h_zero_point: i32,
+    pub h_multiplier: i32,
+    pub h_shift: i32,
+    /// LSTM: `H` int8 values, or none (zero).
+    pub c: &'a [i8],
+    pub c_zero_point: i32,
+    pub c_multiplier: i32,
+    pub c_shift: i32,
+}
+
+impl InitialState<'_> {
+    /// Fill `h` (and `c`) with the starting state: `None` when a given
+    /// state has another length than `h`.
+    fn start(&self, h: &mut [i16], c: Option<&mut [i16]>) -> Option<()> {
+        let fill = |state: &[i8], zp: i32, (m, s): (i32, i32), out: &mut [i16]| {
+            if state.is_empty() {
+                out.fill(0);
+                return Some(());
+            }
+            (state.len() == out.len()).then_some(())?;
+            for (o, &v) in out.iter_mut().zip(state) {
+                *o = sat16(requantize(i32::from(v) - zp, m, s)) as i16;
+            }
+            Some(())
+        };
+        fill(self.h, self.h_zero_point, (self.h_multiplier, self.h_shift), h)?;
+        match c {
+            Some(c) => fill(self.c, self.c_zero_point, (self.c_multiplier, self.c_shift), c),
+            // Only an LSTM has a cell state to start.
+            None => self.c.is_empty().then_some(()),
+        }
+    }
 }
 
 /// Saturate to `i16`, kept as `i32`.
@@ -450,7 +496,8 @@ fn add_parts(x_part: &mut [i32], h_part: &[i32]) {
     }
 }
 
-/// LSTM, gates in the order i, f, g, o; initial hidden and cell state 0.
+/// LSTM, gates in the order i, f, g, o; initial hidden and cell state from
+/// `wts.initial` (zero by default).
 ///
 /// Per step `t` and unit `j`, with `pre_g = sat16(x_part +sat h_part)` of row
 /// `g·H + j` and `act_n` table `n`:
@@ -513,6 +560,8 @@ fn lstm_inner<G: GateProducts, X: StepLane, Y: Lane>(
     let mut h_prev = [0i16; MAX_HIDDEN];
     let mut h_next = [0i16; MAX_HIDDEN];
     let mut cell = [0i16; MAX_HIDDEN];
+    wts.initial
+        .start(h_prev.get_mut(..n)?, Some(cell.get_mut(..n)?))?;
     let mut pre = [0i32; 4 * UNITS];
     let mut acts = [0i16; 4 * UNITS];
     let mut scratch = [0i32; UNITS];
@@ -620,6 +669,7 @@ fn gru_inner<G: GateProducts, X: StepLane, Y: Lane>(
     let zx = rp.input_zero_point;
     let mut h_prev = [0i16; MAX_HIDDEN];
     let mut h_next = [0i16; MAX_HIDDEN];
+    wts.initial.start(h_prev.get_mut(..n)?, None)?;
     let mut z = [0i16; MAX_HIDDEN];
     // r, or r ⊙ h when the reset gate applies before the recurrent product.
     let mut r = [0i16; MAX_HIDDEN];
@@ -728,6 +778,7 @@ fn rnn_inner<G: GateProducts, X: StepLane, Y: Lane>(
     let zx = rp.input_zero_point;
     let mut h_prev = [0i16; MAX_HIDDEN];
     let mut h_next = [0i16; MAX_HIDDEN];
+    wts.initial.start(h_prev.get_mut(..n)?, None)?;
     let mut pre = [0i32; UNITS];
     let mut scratch = [0i32; UNITS];
     for step in 0..rp.steps {
@@ -915,6 +966,7 @@ mod tests {
                 h_multiplier: &self.ones_m,
                 h_shift: &self.ones_s,
                 tables: &self.tables,
+                initial: Default::default(),
             }
         }
     }
