@@ -325,7 +325,7 @@ fn rnn_starts_from_a_state_given_as_an_input() {
     let mut arena = vec![0x5Au8; model.arena_len()];
     let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
     let mut interp = Interpreter::new(&model, &mut arena, &mut plan).unwrap();
-    let mut run = |h0: i8| {
+    let mut run_from = |h0: i8| {
         interp.input_mut(0).unwrap().copy_from_slice(&[100, 50]);
         interp.input_mut(1).unwrap().copy_from_slice(&[h0]);
         interp.invoke().unwrap();
@@ -333,9 +333,9 @@ fn rnn_starts_from_a_state_given_as_an_input() {
     };
     // h0 = 13 − 3 = 10 → h = 1000; then 10000 + 2000 = 12000, and
     // 5000 + 24000 = 29000 → round(29000 / 256) = 113.
-    assert_eq!(run(13), 113);
+    assert_eq!(run_from(13), 113);
     // At its zero point, the state is zero: the model without it (98).
-    assert_eq!(run(3), 98);
+    assert_eq!(run_from(3), 98);
     // The state flag without the state input and its words, or a cell
     // state on an RNN, is refused.
     use params::recurrent::{FLAG_INITIAL_CELL, FLAG_INITIAL_STATE};
@@ -348,6 +348,18 @@ fn rnn_starts_from_a_state_given_as_an_input() {
         s.params.extend(flags);
         assert!(refused(&s), "{:?}", s.params);
     }
+    // The cell state as the output: the LSTM's last step alone.
+    use params::recurrent::{FLAG_CELL_OUTPUT, FLAG_SEQUENCE};
+    let mut cell = lstm_spec();
+    cell.params.push(FLAG_CELL_OUTPUT);
+    // The hand-worked LSTM's last cell state 2875, ·2^-8: 11 (its h, 6).
+    assert_eq!(run(&cell, &[50, 20]), [11]);
+    cell.params[6] |= FLAG_SEQUENCE;
+    cell.y_dims = vec![2, 1];
+    assert!(refused(&cell));
+    let mut gru = gru_spec();
+    gru.params.push(FLAG_CELL_OUTPUT);
+    assert!(refused(&gru));
 }
 
 fn refused(s: &Spec) -> bool {
@@ -604,6 +616,9 @@ fn naive_lstm(p: &LstmParams, wts: RecurrentWeights<'_>, input: &[i8]) -> Vec<i8
         h = h_new;
         y[t] = nv.output(&h);
     }
+    if p.cell_output {
+        return nv.output(&c);
+    }
     outputs(&p.rec, y, nv.output(&h))
 }
 
@@ -802,12 +817,14 @@ proptest! {
 
     #[test]
     fn lstm_matches_the_naive_formulas(c in case(4, 5)) {
+        // The last cell state (Y_c) as the output on some cases.
         let p = LstmParams {
             rec: c.rec(),
             cell_multiplier: c.words[0],
             cell_shift: c.words[1],
             tanh_multiplier: c.words[2],
             tanh_shift: c.words[3],
+            cell_output: c.lbr && !c.flags.1,
         };
         let mut y = vec![0i8; p.rec.output_len().unwrap()];
         lstm_s8(&p, &c.weights(), &c.input, &mut y);
@@ -865,6 +882,7 @@ proptest! {
             cell_shift: c.words[1],
             tanh_multiplier: c.words[2],
             tanh_shift: c.words[3],
+            cell_output: false,
         };
         let mut y = vec![0i8; p.rec.output_len().unwrap()];
         lstm_s8(&p, &wts, &c.input, &mut y);
@@ -919,6 +937,7 @@ proptest! {
             cell_shift: c.words[1],
             tanh_multiplier: c.words[2],
             tanh_shift: c.words[3],
+            cell_output: false,
         };
         let run = |rec: RecurrentParams| LstmParams { rec, ..p };
         int16_sides_carry_the_int8_values(&c, p.rec, |rec, sides| match sides {
@@ -986,6 +1005,7 @@ proptest! {
         let lstm = LstmParams {
             rec, cell_multiplier: words[4], cell_shift: words[5],
             tanh_multiplier: words[6], tanh_shift: words[7],
+            cell_output: false,
         };
         let mut y = vec![0x33i8; out_len];
         lstm_s8(&lstm, &wts, &input, &mut y);

@@ -653,6 +653,10 @@ pub mod params {
         /// (Lstm, with `FLAG_INITIAL_STATE`) input `C0` is present, and two
         /// more words follow: its multiplier and shift onto the cell scale.
         pub const FLAG_INITIAL_CELL: i32 = 8;
+        /// (Lstm, without `FLAG_SEQUENCE`) the output is the last cell
+        /// state (ONNX `Y_c`, a stream's cell state for its next window),
+        /// `out_multiplier` bringing the cell scale onto `y`'s.
+        pub const FLAG_CELL_OUTPUT: i32 = 16;
     }
     /// Lstm parameter words (inputs: [`recurrent`]).
     pub mod lstm {

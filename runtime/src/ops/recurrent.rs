@@ -79,6 +79,7 @@ struct Shared<'a> {
     wts: RecurrentWeights<'a>,
     x: Operand<'a>,
     state: State<'a>,
+    flags: i32,
 }
 
 /// The initial-state inputs of a recurrent op (none: the zero state), each
@@ -124,7 +125,7 @@ fn shared<'a>(
     let with_flags = cx.op.params.len() > n_words;
     let flags = if with_flags { cx.word(n_words)? } else { 0 };
     let cell_flag = match gates == params::lstm::GATES {
-        true => inp::FLAG_INITIAL_CELL,
+        true => inp::FLAG_INITIAL_CELL | inp::FLAG_CELL_OUTPUT,
         false => 0,
     };
     let known = inp::FLAG_REVERSE | inp::FLAG_SEQUENCE | inp::FLAG_INITIAL_STATE | cell_flag;
@@ -136,6 +137,10 @@ fn shared<'a>(
     cx.ensure(
         with_h0 || !with_c0,
         why!("an initial cell state needs the initial hidden state"),
+    )?;
+    cx.ensure(
+        flags & inp::FLAG_CELL_OUTPUT == 0 || flags & inp::FLAG_SEQUENCE == 0,
+        why!("a cell state output is the last step's, not a sequence"),
     )?;
     let states = usize::from(with_h0) + usize::from(with_c0);
     cx.check_arity(
@@ -241,6 +246,7 @@ fn shared<'a>(
         wts,
         x: Operand::of(&x),
         state,
+        flags,
     })
 }
 
@@ -258,6 +264,7 @@ pub(super) fn prepare_lstm<'a>(cx: &Ctx<'_, 'a>) -> Result<Lstm<'a>, Error> {
         cell_shift,
         tanh_multiplier,
         tanh_shift,
+        cell_output: s.flags & inp::FLAG_CELL_OUTPUT != 0,
     };
     Ok(Lstm {
         p,

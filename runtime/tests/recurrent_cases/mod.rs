@@ -168,6 +168,7 @@ impl RecurrentCase {
             cell_shift: self.words[1],
             tanh_multiplier: self.words[2],
             tanh_shift: self.words[3],
+            cell_output: false,
         }
     }
 

@@ -97,6 +97,9 @@ pub struct LstmParams {
     /// Cell scale → input scale of the cell tanh table.
     pub tanh_multiplier: i32,
     pub tanh_shift: i32,
+    /// Output the last cell state (ONNX `Y_c`, at the cell scale through
+    /// `out_multiplier`) instead of the hidden state; not with `sequence`.
+    pub cell_output: bool,
 }
 
 /// GRU parameters for [`gru_s8`].
@@ -544,7 +547,7 @@ fn lstm_inner<G: GateProducts, X: StepLane, Y: Lane>(
     output: &mut [Y],
 ) -> Option<()> {
     let rp = &p.rec;
-    if !io_ok(rp, input, output) {
+    if !io_ok(rp, input, output) || (p.cell_output && rp.sequence) {
         return None;
     }
     let rows = Rows::new(wts, rp, 4)?;
@@ -602,7 +605,9 @@ fn lstm_inner<G: GateProducts, X: StepLane, Y: Lane>(
         write_step(rp, t, h_next.get(..n)?, output);
         h_prev = h_next;
     }
-    if !rp.sequence {
+    if p.cell_output {
+        write_output(rp, cell.get(..n)?, output);
+    } else if !rp.sequence {
         write_output(rp, h_prev.get(..n)?, output);
     }
     Some(())
@@ -1002,6 +1007,7 @@ mod tests {
             cell_shift: -14,
             tanh_multiplier: 1 << 30,
             tanh_shift: 1,
+            cell_output: false,
         };
         let mut y = [0i8; 1];
         lstm_s8(&p, &c.weights(), &[50, 20], &mut y);
@@ -1061,6 +1067,7 @@ mod tests {
             cell_shift: -13,
             tanh_multiplier: 1 << 30,
             tanh_shift: 1,
+            cell_output: false,
         };
         let mut y = [0i8; 1];
         // x − zx = 110 each step: pre_g = 110·127 = 13970 = g.
@@ -1184,6 +1191,7 @@ mod tests {
             cell_shift: 1,
             tanh_multiplier: 1 << 30,
             tanh_shift: 1,
+            cell_output: false,
         };
         let mut y = [55i8; 1];
         // Input length is not steps · input_size.
