@@ -262,7 +262,10 @@ fn rnn_through_the_interpreter() {
         s
     };
     // Every step: round(10000 / 256) = 39, then 98.
-    assert_eq!(run(&with(FLAG_SEQUENCE, vec![2, 1, 1, 1]), &[100, 50]), [39, 98]);
+    assert_eq!(
+        run(&with(FLAG_SEQUENCE, vec![2, 1, 1, 1]), &[100, 50]),
+        [39, 98]
+    );
     // Reversed: x = 50 first (h = 5000), then 10000 + 10000 = 20000 → 78.
     assert_eq!(run(&with(FLAG_REVERSE, vec![1, 1, 1]), &[100, 50]), [78]);
     // The table is the activation: a constant table is a constant state.
@@ -342,7 +345,13 @@ fn rnn_starts_from_a_state_given_as_an_input() {
     for flags in [
         vec![FLAG_INITIAL_STATE],
         vec![FLAG_INITIAL_STATE, 1 << 30, 0],
-        vec![FLAG_INITIAL_STATE | FLAG_INITIAL_CELL, 1 << 30, 0, 1 << 30, 0],
+        vec![
+            FLAG_INITIAL_STATE | FLAG_INITIAL_CELL,
+            1 << 30,
+            0,
+            1 << 30,
+            0,
+        ],
     ] {
         let mut s = rnn_spec();
         s.params.extend(flags);
@@ -571,13 +580,17 @@ impl Naive<'_> {
 }
 
 /// The starting state of `InitialState`'s formula (zero where empty).
-fn naive_start(state: &[i8], zp: i32, m: i32, s: i32, n: usize) -> Vec<i64> {
-    if state.is_empty() {
+fn naive_start(state: StateValues<'_>, zp: i32, m: i32, s: i32, n: usize) -> Vec<i64> {
+    let values: Vec<i64> = match state {
+        StateValues::S8(v) => v.iter().map(|&e| i64::from(e)).collect(),
+        StateValues::S16(v) => v.iter().map(|&e| i64::from(e)).collect(),
+    };
+    if values.is_empty() {
         return vec![0; n];
     }
-    state
+    values
         .iter()
-        .map(|&v| sat16(rq(i64::from(v) - i64::from(zp), m, s)))
+        .map(|&v| sat16(rq(v - i64::from(zp), m, s)))
         .collect()
 }
 
@@ -859,19 +872,20 @@ proptest! {
     #[test]
     fn cells_start_from_the_initial_state(
         c in case(4, 5),
-        h0 in vec(any::<i8>(), MAX_HIDDEN), c0 in vec(any::<i8>(), MAX_HIDDEN),
-        zps in (-128i32..=127, -128i32..=127),
+        h0 in vec(any::<i8>(), MAX_HIDDEN), c0 in vec(any::<i16>(), MAX_HIDDEN),
+        zps in (-128i32..=127, Just(0)),
         m in ((1i32 << 30)..=i32::MAX, (1i32 << 30)..=i32::MAX),
         shifts in (0i32..=8, -4i32..=8),
     ) {
         let n = c.hidden;
+        // An int8 hidden state and an int16 cell state (zero point 0).
         let initial = InitialState {
-            h: &h0[..n],
+            h: StateValues::S8(&h0[..n]),
             h_zero_point: zps.0,
             h_multiplier: m.0,
             h_shift: shifts.0,
-            c: &c0[..n],
-            c_zero_point: zps.1,
+            c: StateValues::S16(&c0[..n]),
+            c_zero_point: 0,
             c_multiplier: m.1,
             c_shift: shifts.1,
         };
@@ -888,7 +902,7 @@ proptest! {
         lstm_s8(&p, &wts, &c.input, &mut y);
         prop_assert_eq!(&y, &naive_lstm(&p, wts, &c.input));
         // The GRU and RNN rows are the LSTM's first 3·H and H.
-        let h_only = InitialState { c: &[], ..initial };
+        let h_only = InitialState { c: StateValues::default(), ..initial };
         let rows = |g: usize| RecurrentWeights {
             w: &wts.w[..g * n * c.input_size],
             r: &wts.r[..g * n * n],
@@ -916,6 +930,7 @@ proptest! {
         // state), and a cell state given to a GRU.
         let before = y.clone();
         let other = if n < MAX_HIDDEN { &h0[..n + 1] } else { &h0[..n - 1] };
+        let other = StateValues::S8(other);
         let wrong = RecurrentWeights { initial: InitialState { h: other, ..h_only }, ..rows(1) };
         rnn_s8(&rnn, &wrong, &c.input, &mut y);
         prop_assert_eq!(&y, &before);

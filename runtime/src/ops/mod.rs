@@ -700,15 +700,19 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Pad => Kind::Pad(gated(O::Pad, i, || pad::prepare(&cx))?),
         O::Reshape => Kind::Reshape(gated(O::Reshape, i, || reshape::prepare(&cx))?),
         #[cfg(feature = "int16-activations")]
-        O::Lstm if cx.int16() => {
+        O::Lstm if cx.step_sides_int16() => {
             Kind::LstmS16(gated(O::Lstm, i, || recurrent::prepare_lstm_s16(&cx))?)
         }
         O::Lstm => Kind::Lstm(gated(O::Lstm, i, || recurrent::prepare_lstm(&cx))?),
         #[cfg(feature = "int16-activations")]
-        O::Gru if cx.int16() => Kind::GruS16(gated(O::Gru, i, || recurrent::prepare_gru_s16(&cx))?),
+        O::Gru if cx.step_sides_int16() => {
+            Kind::GruS16(gated(O::Gru, i, || recurrent::prepare_gru_s16(&cx))?)
+        }
         O::Gru => Kind::Gru(gated(O::Gru, i, || recurrent::prepare_gru(&cx))?),
         #[cfg(feature = "int16-activations")]
-        O::Rnn if cx.int16() => Kind::RnnS16(gated(O::Rnn, i, || recurrent::prepare_rnn_s16(&cx))?),
+        O::Rnn if cx.step_sides_int16() => {
+            Kind::RnnS16(gated(O::Rnn, i, || recurrent::prepare_rnn_s16(&cx))?)
+        }
         O::Rnn => Kind::Rnn(gated(O::Rnn, i, || recurrent::prepare_rnn(&cx))?),
         #[cfg(feature = "int16-activations")]
         O::ConvTranspose if cx.int16() => {
@@ -1305,6 +1309,16 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// its int16 kernel, which checks the pairing of its sides. (Constants
     /// do not count: an LSTM's tables are `i16` at any precision.)
     #[cfg(feature = "int16-activations")]
+    /// Whether input 0 or the output is int16: a recurrent op's step
+    /// sides (its initial states may be int16 on int8 sides).
+    #[cfg(feature = "int16-activations")]
+    fn step_sides_int16(&self) -> bool {
+        let x_wide = self
+            .input(0)
+            .is_ok_and(|x| x.dtype == DType::I16 && x.storage == Storage::Arena);
+        self.output.dtype == DType::I16 || x_wide
+    }
+
     fn int16(&self) -> bool {
         let wide = |t: &u16| {
             self.model

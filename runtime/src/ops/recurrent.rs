@@ -9,8 +9,8 @@ use crate::error::Error;
 use crate::format::layout::params::{self, recurrent as inp};
 use crate::kernels::select::{self, Chosen, GruFn, LstmFn, RnnFn};
 use crate::kernels::{
-    GruParams, InitialState, LstmParams, RecurrentParams, RecurrentWeights, RnnParams, MAX_HIDDEN,
-    TABLE_LEN,
+    GruParams, InitialState, LstmParams, RecurrentParams, RecurrentWeights, RnnParams, StateValues,
+    MAX_HIDDEN, TABLE_LEN,
 };
 
 /// A prepared Lstm.
@@ -90,9 +90,9 @@ pub(super) struct State<'a> {
     c: Option<StateInput<'a>>,
 }
 
-/// One initial-state input: the operand, its zero point, and its
-/// multiplier and shift.
-type StateInput<'a> = (Operand<'a>, i32, (i32, i32));
+/// One initial-state input: the operand, whether it is int16, its zero
+/// point, and its multiplier and shift.
+type StateInput<'a> = (Operand<'a>, bool, i32, (i32, i32));
 
 impl State<'_> {
     /// `wts` starting from this state, read from the arena.
@@ -101,13 +101,20 @@ impl State<'_> {
         wts: &RecurrentWeights<'w>,
         inputs: &'w Inputs<'_>,
     ) -> Result<RecurrentWeights<'w>, Error> {
+        let values = |op: &'w Operand<'_>, wide: bool| -> Result<StateValues<'w>, Error> {
+            Ok(match wide {
+                #[cfg(feature = "int16-activations")]
+                true => StateValues::S16(inputs.read_i16(op)?),
+                _ => StateValues::S8(inputs.read(op)?),
+            })
+        };
         let mut initial = InitialState::default();
-        if let Some((op, zp, (m, s))) = &self.h {
-            initial.h = inputs.read(op)?;
+        if let Some((op, wide, zp, (m, s))) = &self.h {
+            initial.h = values(op, *wide)?;
             (initial.h_zero_point, initial.h_multiplier, initial.h_shift) = (*zp, *m, *s);
         }
-        if let Some((op, zp, (m, s))) = &self.c {
-            initial.c = inputs.read(op)?;
+        if let Some((op, wide, zp, (m, s))) = &self.c {
+            initial.c = values(op, *wide)?;
             (initial.c_zero_point, initial.c_multiplier, initial.c_shift) = (*zp, *m, *s);
         }
         Ok(RecurrentWeights { initial, ..*wts })
@@ -227,12 +234,16 @@ fn shared<'a>(
     // The state words follow the flags word: h0's pair, then c0's.
     let state_input = |i: usize, word: usize| -> Result<StateInput<'a>, Error> {
         let t = cx.input(i)?;
+        #[cfg(feature = "int16-activations")]
+        let zp = cx.s8_or_s16_operand(&t)?;
+        #[cfg(not(feature = "int16-activations"))]
         let zp = cx.i8_operand(&t)?;
+        let wide = t.dtype == crate::format::layout::DType::I16;
         cx.ensure(
             t.numel() == hidden,
             why!("an initial state must have H elements"),
         )?;
-        Ok((Operand::of(&t), zp, cx.requant_pair(word, word + 1)?))
+        Ok((Operand::of(&t), wide, zp, cx.requant_pair(word, word + 1)?))
     };
     let first = n_words + 1;
     let state = State {
@@ -374,7 +385,12 @@ pub(super) fn prepare_lstm_s16<'a>(
     let op = prepare_lstm(cx)?;
     let names = ["lstm_s16", "lstm_s8_s16", "lstm_s16_s8"];
     let kernels = (lstm_s16 as _, lstm_s8_s16 as _, lstm_s16_s8 as _);
-    with_int16_sides(cx, (op.p, op.wts, op.x, op.state, op.macs()), names, kernels)
+    with_int16_sides(
+        cx,
+        (op.p, op.wts, op.x, op.state, op.macs()),
+        names,
+        kernels,
+    )
 }
 
 /// [`prepare_gru`] with an int16 step input, output or both.
@@ -385,7 +401,12 @@ pub(super) fn prepare_gru_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<RecurrentS16<'a, G
     let op = prepare_gru(cx)?;
     let names = ["gru_s16", "gru_s8_s16", "gru_s16_s8"];
     let kernels = (gru_s16 as _, gru_s8_s16 as _, gru_s16_s8 as _);
-    with_int16_sides(cx, (op.p, op.wts, op.x, op.state, op.macs()), names, kernels)
+    with_int16_sides(
+        cx,
+        (op.p, op.wts, op.x, op.state, op.macs()),
+        names,
+        kernels,
+    )
 }
 
 /// [`prepare_rnn`] with an int16 step input, output or both.
@@ -396,7 +417,12 @@ pub(super) fn prepare_rnn_s16<'a>(cx: &Ctx<'_, 'a>) -> Result<RecurrentS16<'a, R
     let op = prepare_rnn(cx)?;
     let names = ["rnn_s16", "rnn_s8_s16", "rnn_s16_s8"];
     let kernels = (rnn_s16 as _, rnn_s8_s16 as _, rnn_s16_s8 as _);
-    with_int16_sides(cx, (op.p, op.wts, op.x, op.state, op.macs()), names, kernels)
+    with_int16_sides(
+        cx,
+        (op.p, op.wts, op.x, op.state, op.macs()),
+        names,
+        kernels,
+    )
 }
 
 /// A prepared cell (params, operands, MACs) with the reference kernel of

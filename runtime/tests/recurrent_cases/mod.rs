@@ -191,7 +191,12 @@ impl RecurrentCase {
     /// The output of a simple RNN kernel on this case.
     pub fn run_rnn(&self, f: fn(&RnnParams, &RecurrentWeights<'_>, &[i8], &mut [i8])) -> Vec<i8> {
         let mut y = vec![0x55i8; self.rec.output_len().unwrap_or(0)];
-        f(&RnnParams { rec: self.rec }, &self.weights(), &self.input, &mut y);
+        f(
+            &RnnParams { rec: self.rec },
+            &self.weights(),
+            &self.input,
+            &mut y,
+        );
         y
     }
 

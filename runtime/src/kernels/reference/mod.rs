@@ -85,16 +85,14 @@ pub use recurrent::{
 };
 pub use recurrent::{
     gru_s8, lstm_s8, rnn_s8, table_lookup_s16, GruParams, InitialState, LstmParams,
-    RecurrentParams, RecurrentWeights, RnnParams, GRU_TABLES, LSTM_TABLES, MAX_HIDDEN, RNN_TABLES,
-    TABLE_LEN,
+    RecurrentParams, RecurrentWeights, RnnParams, StateValues, GRU_TABLES, LSTM_TABLES, MAX_HIDDEN,
+    RNN_TABLES, TABLE_LEN,
 };
 // The gate loops the SIMD kernels reuse with their own products.
 #[cfg(feature = "pow2-weights")]
 pub use pow2::{conv_pow2_s8, fully_connected_pow2_s8};
 #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
-pub(crate) use recurrent::{
-    gru_with, lstm_with, rnn_with, GateProducts, RowQuant, ScalarProducts,
-};
+pub(crate) use recurrent::{gru_with, lstm_with, rnn_with, GateProducts, RowQuant, ScalarProducts};
 #[cfg(feature = "int16-activations")]
 pub use reduce::{reduce_l2_s16, reduce_s16};
 pub use reduce::{

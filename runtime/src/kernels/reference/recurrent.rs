@@ -158,36 +158,81 @@ pub struct RecurrentWeights<'a> {
 /// hidden state's Q0.15, and the LSTM's `c[j]` alike onto its cell scale.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InitialState<'a> {
-    /// `H` int8 values, or none (zero).
-    pub h: &'a [i8],
+    /// `H` values, or none (zero).
+    pub h: StateValues<'a>,
     pub h_zero_point: i32,
     pub h_multiplier: i32,
     pub h_shift: i32,
-    /// LSTM: `H` int8 values, or none (zero).
-    pub c: &'a [i8],
+    /// LSTM: `H` values, or none (zero).
+    pub c: StateValues<'a>,
     pub c_zero_point: i32,
     pub c_multiplier: i32,
     pub c_shift: i32,
+}
+
+/// An initial state's values: int8, or int16 (a stream carrying its state
+/// at 16 bits, zero point 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateValues<'a> {
+    S8(&'a [i8]),
+    S16(&'a [i16]),
+}
+
+impl Default for StateValues<'_> {
+    /// No values: the zero state.
+    fn default() -> Self {
+        StateValues::S8(&[])
+    }
+}
+
+impl StateValues<'_> {
+    fn len(&self) -> usize {
+        match self {
+            StateValues::S8(v) => v.len(),
+            StateValues::S16(v) => v.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, j: usize) -> i32 {
+        match self {
+            StateValues::S8(v) => v.get(j).map_or(0, |&e| i32::from(e)),
+            StateValues::S16(v) => v.get(j).map_or(0, |&e| i32::from(e)),
+        }
+    }
 }
 
 impl InitialState<'_> {
     /// Fill `h` (and `c`) with the starting state: `None` when a given
     /// state has another length than `h`.
     fn start(&self, h: &mut [i16], c: Option<&mut [i16]>) -> Option<()> {
-        let fill = |state: &[i8], zp: i32, (m, s): (i32, i32), out: &mut [i16]| {
+        let fill = |state: StateValues<'_>, zp: i32, (m, s): (i32, i32), out: &mut [i16]| {
             if state.is_empty() {
                 out.fill(0);
                 return Some(());
             }
             (state.len() == out.len()).then_some(())?;
-            for (o, &v) in out.iter_mut().zip(state) {
-                *o = sat16(requantize(i32::from(v) - zp, m, s)) as i16;
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = sat16(requantize(state.get(j) - zp, m, s)) as i16;
             }
             Some(())
         };
-        fill(self.h, self.h_zero_point, (self.h_multiplier, self.h_shift), h)?;
+        fill(
+            self.h,
+            self.h_zero_point,
+            (self.h_multiplier, self.h_shift),
+            h,
+        )?;
         match c {
-            Some(c) => fill(self.c, self.c_zero_point, (self.c_multiplier, self.c_shift), c),
+            Some(c) => fill(
+                self.c,
+                self.c_zero_point,
+                (self.c_multiplier, self.c_shift),
+                c,
+            ),
             // Only an LSTM has a cell state to start.
             None => self.c.is_empty().then_some(()),
         }
