@@ -232,6 +232,10 @@ pub fn emit(
         };
         ids.insert(t, id);
     }
+    // Plain constants with the same type, shape, quantization and values
+    // are written once and shared (an LSTM's `Y_c` op reads its `Y_h` op's
+    // weights).
+    let mut shared: HashMap<(String, Vec<u8>), u16> = HashMap::new();
     for op in &qg.ops {
         let (packing, _) = packing(op, storage);
         let mut inputs = Vec::with_capacity(op.inputs.len());
@@ -243,29 +247,60 @@ pub fn emit(
                         reason: format!("input {} is not an activation", graph.tensors[*t].name),
                     })?
                 }
-                Operand::Constant(c) => match &c.data {
-                    ConstData::I8(data) => {
-                        let (name, dims, quant) =
-                            (const_name(&c.name), &c.dims, quant_spec(&c.quant));
-                        match (packing, at) {
-                            (Packing::Sparse, 1) => {
-                                w.add_sparse_constant_i8(name, dims, quant, data)
+                Operand::Constant(c) => {
+                    let plain = matches!((packing, at), (Packing::Dense, _) | (_, 0) | (_, 2..));
+                    let key = plain.then(|| {
+                        let bytes: Vec<u8> = match &c.data {
+                            ConstData::I8(d) => d.iter().map(|&v| v as u8).collect(),
+                            ConstData::I16(d) => d.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                            ConstData::I32(d) => d.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                        };
+                        let kind = match &c.data {
+                            ConstData::I8(_) => "i8",
+                            ConstData::I16(_) => "i16",
+                            ConstData::I32(_) => "i32",
+                        };
+                        (format!("{kind} {:?} {:?}", c.dims, c.quant), bytes)
+                    });
+                    if let Some(&id) = key.as_ref().and_then(|k| shared.get(k)) {
+                        id
+                    } else {
+                        let id = match &c.data {
+                            ConstData::I8(data) => {
+                                let (name, dims, quant) =
+                                    (const_name(&c.name), &c.dims, quant_spec(&c.quant));
+                                match (packing, at) {
+                                    (Packing::Sparse, 1) => {
+                                        w.add_sparse_constant_i8(name, dims, quant, data)
+                                    }
+                                    (Packing::Pow2, 1) => {
+                                        w.add_pow2_constant_i8(name, dims, quant, data)
+                                    }
+                                    (Packing::SparsePow2, 1) => {
+                                        w.add_sparse_pow2_constant_i8(name, dims, quant, data)
+                                    }
+                                    (Packing::SparsePow2x3, 1) => {
+                                        w.add_sparse_pow2x3_constant_i8(name, dims, quant, data)
+                                    }
+                                    _ => w.add_constant_i8(name, dims, quant, data),
+                                }
                             }
-                            (Packing::Pow2, 1) => w.add_pow2_constant_i8(name, dims, quant, data),
-                            (Packing::SparsePow2, 1) => {
-                                w.add_sparse_pow2_constant_i8(name, dims, quant, data)
+                            ConstData::I16(data) => w.add_constant_i16(
+                                const_name(&c.name),
+                                &c.dims,
+                                quant_spec(&c.quant),
+                                data,
+                            ),
+                            ConstData::I32(data) => {
+                                w.add_constant_i32(const_name(&c.name), &c.dims, data)
                             }
-                            (Packing::SparsePow2x3, 1) => {
-                                w.add_sparse_pow2x3_constant_i8(name, dims, quant, data)
-                            }
-                            _ => w.add_constant_i8(name, dims, quant, data),
+                        };
+                        if let Some(k) = key {
+                            shared.insert(k, id);
                         }
+                        id
                     }
-                    ConstData::I16(data) => {
-                        w.add_constant_i16(const_name(&c.name), &c.dims, quant_spec(&c.quant), data)
-                    }
-                    ConstData::I32(data) => w.add_constant_i32(const_name(&c.name), &c.dims, data),
-                },
+                }
             });
         }
         let out = *ids
