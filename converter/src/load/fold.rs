@@ -822,21 +822,43 @@ mod tests {
         let tri_up = [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0];
         assert_eq!(up.to_f32(), [tri_up, tri_up].concat());
         let k = Const::i64(vec![], vec![-1]);
-        let low = run("Trilu", vec![int_attr("upper", 0)], &[Some(&ones), Some(&k)]);
+        let low = run(
+            "Trilu",
+            vec![int_attr("upper", 0)],
+            &[Some(&ones), Some(&k)],
+        );
         let tri_low = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0];
         assert_eq!(low.to_f32(), [tri_low, tri_low].concat());
         // A non-square integer matrix, main diagonal, upper.
         let m = Const::i64(vec![2, 3], vec![1, 2, 3, 4, 5, 6]);
-        assert_eq!(run("Trilu", vec![], &[Some(&m)]).as_i64().unwrap(), [1, 2, 3, 0, 5, 6]);
+        assert_eq!(
+            run("Trilu", vec![], &[Some(&m)]).as_i64().unwrap(),
+            [1, 2, 3, 0, 5, 6]
+        );
         // Halves round to even.
         let x = Const::f32(vec![5], vec![0.5, 1.5, 2.5, -0.5, 2.6]);
-        assert_eq!(run("Round", vec![], &[Some(&x)]).to_f32(), [0.0, 2.0, 2.0, -0.0, 3.0]);
-        let x = Const::f32(vec![4], vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0]);
-        assert_eq!(run("IsNaN", vec![], &[Some(&x)]).as_i64().unwrap(), [1, 0, 0, 0]);
+        assert_eq!(
+            run("Round", vec![], &[Some(&x)]).to_f32(),
+            [0.0, 2.0, 2.0, -0.0, 3.0]
+        );
+        let x = Const::f32(
+            vec![4],
+            vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0],
+        );
+        assert_eq!(
+            run("IsNaN", vec![], &[Some(&x)]).as_i64().unwrap(),
+            [1, 0, 0, 0]
+        );
         let pos = run("IsInf", vec![int_attr("detect_negative", 0)], &[Some(&x)]);
         assert_eq!(pos.as_i64().unwrap(), [0, 1, 0, 0]);
-        let (a, b) = (Const::i64(vec![2], vec![1, 0]), Const::i64(vec![2], vec![1, 1]));
-        assert_eq!(run("Xor", vec![], &[Some(&a), Some(&b)]).as_i64().unwrap(), [0, 1]);
+        let (a, b) = (
+            Const::i64(vec![2], vec![1, 0]),
+            Const::i64(vec![2], vec![1, 1]),
+        );
+        assert_eq!(
+            run("Xor", vec![], &[Some(&a), Some(&b)]).as_i64().unwrap(),
+            [0, 1]
+        );
     }
 
     #[test]

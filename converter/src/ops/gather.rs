@@ -803,9 +803,17 @@ mod tests {
         // x.unfold(-1, 4, 2) on [1, 2, 10] as the dynamo exporter writes it:
         // Gather on axis 2 by [[0..4], [2..6], [4..8], [6..10]] → [1, 2, 4, 4];
         // and a [2, 3] matrix on axis 1 of [1, 5, 3], negatives included.
-        let frames: Vec<i64> = (0..4).flat_map(|f| (0..4).map(move |k| 2 * f + k)).collect();
+        let frames: Vec<i64> = (0..4)
+            .flat_map(|f| (0..4).map(move |k| 2 * f + k))
+            .collect();
         for (shape, axis, idx_shape, idx, out) in [
-            (&[1, 2, 10][..], 2, &[4, 4][..], &frames[..], &[1, 2, 4, 4][..]),
+            (
+                &[1, 2, 10][..],
+                2,
+                &[4, 4][..],
+                &frames[..],
+                &[1, 2, 4, 4][..],
+            ),
             (&[1, 5, 3], 1, &[2, 3], &[4, 0, -1, 2, 2, 1], &[1, 2, 3, 3]),
         ] {
             let model = one_node(

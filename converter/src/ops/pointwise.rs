@@ -174,9 +174,9 @@ impl Fn1 {
             Fn1::Ceil => v.ceil(),
             Fn1::Round => v.round_ties_even(),
             Fn1::IsNaN => f64::from(u8::from(v.is_nan())),
-            Fn1::IsInf(negative, positive) => {
-                f64::from(u8::from(v.is_infinite() && if v > 0.0 { positive } else { negative }))
-            }
+            Fn1::IsInf(negative, positive) => f64::from(u8::from(
+                v.is_infinite() && if v > 0.0 { positive } else { negative },
+            )),
             Fn1::Softplus => softplus(v),
             Fn1::Softsign => v / (1.0 + v.abs()),
             Fn1::Mish => v * softplus(v).tanh(),

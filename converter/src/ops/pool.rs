@@ -390,8 +390,20 @@ mod tests {
         // window hangs one past the end), and a padded 2-D one: the divisor
         // counts the padding, not the overhang.
         for (shape, kernel, strides, pads, kinds) in [
-            (&[1, 2, 10][..], &[3][..], &[2][..], &[0, 0][..], &["AvgPool"][..]),
-            (&[1, 2, 7, 7], &[3, 3], &[2, 2], &[1, 1, 0, 0], &["Pad", "AvgPool"]),
+            (
+                &[1, 2, 10][..],
+                &[3][..],
+                &[2][..],
+                &[0, 0][..],
+                &["AvgPool"][..],
+            ),
+            (
+                &[1, 2, 7, 7],
+                &[3, 3],
+                &[2, 2],
+                &[1, 1, 0, 0],
+                &["Pad", "AvgPool"],
+            ),
         ] {
             let model = one_node(
                 "AveragePool",

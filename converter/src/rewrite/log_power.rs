@@ -186,7 +186,15 @@ impl Root {
     /// Whether `r` is the output of a ReduceL2 (this rewrite's, or one
     /// already in the graph).
     fn from_l2(&self, b: &Build, g: &Graph) -> bool {
-        let is_l2 = |op: &Op| matches!(op, Op::Reduce(Reduce { how: Reduction::L2 { .. }, .. }));
+        let is_l2 = |op: &Op| {
+            matches!(
+                op,
+                Op::Reduce(Reduce {
+                    how: Reduction::L2 { .. },
+                    ..
+                })
+            )
+        };
         b.added.iter().any(|n| n.output == self.r && is_l2(&n.op))
             || producer(g, self.r).is_some_and(|n| is_l2(&g.nodes[n].op))
     }
@@ -307,14 +315,7 @@ impl Build {
         }
         let mut all = one;
         all[0] = views.len();
-        Some(self.emit(
-            g,
-            n,
-            Op::Concat(Concat { axis: 0 }),
-            views,
-            all,
-            "stacked",
-        ))
+        Some(self.emit(g, n, Op::Concat(Concat { axis: 0 }), views, all, "stacked"))
     }
 
     /// `sqrt(Σ x² + eps)` over the leading axis of `x`.
@@ -437,7 +438,10 @@ mod tests {
             node("Add", &["mean_power", "eps"], "mean_eps"),
             node("Log", &["mean_eps"], "out"),
         ]);
-        for (what, model, roots) in [("spectrogram", spectrogram, 1), ("band power", band_power, 2)] {
+        for (what, model, roots) in [
+            ("spectrogram", spectrogram, 1),
+            ("band power", band_power, 2),
+        ] {
             let g = assert_conforms(what, &model, 20.0);
             let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
             let count = |k: &str| kinds.iter().filter(|&&x| x == k).count();
@@ -454,7 +458,10 @@ mod tests {
         let x = Arc::new(Expr::X);
         let eps = Arc::new(Expr::Const(1e-6));
         // log(x + ε) → (ε, log x); 10·log10(ε + x) alike; x read twice: no.
-        let log = Expr::Unary(Fn1::Log, Arc::new(Expr::Binary(Fn2::Add, x.clone(), eps.clone())));
+        let log = Expr::Unary(
+            Fn1::Log,
+            Arc::new(Expr::Binary(Fn2::Add, x.clone(), eps.clone())),
+        );
         assert_eq!(
             split_added_constant(&log),
             Some((1e-6, Expr::Unary(Fn1::Log, x.clone())))
