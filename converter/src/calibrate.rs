@@ -435,11 +435,20 @@ pub fn calibrate_from(
             }
         }
         let first_input = |n: usize| node_input[n].and_then(|k| values.get(k));
-        for (n, (node, cell)) in graph.nodes.iter().zip(cells.iter_mut()).enumerate() {
-            if let (Op::Recurrent(rec), Some(cell), Some(x)) =
-                (&node.op, cell.as_mut(), first_input(n))
-            {
-                rec.simulate(x, cell);
+        for (node, cell) in graph.nodes.iter().zip(cells.iter_mut()) {
+            if let (Op::Recurrent(rec), Some(cell)) = (&node.op, cell.as_mut()) {
+                // Every input of the cell: x, and the initial states it reads.
+                let inputs: Option<Vec<&[f32]>> = node
+                    .inputs
+                    .iter()
+                    .map(|t| {
+                        let k = ids.iter().position(|i| i == t)?;
+                        values.get(k).map(Vec::as_slice)
+                    })
+                    .collect();
+                if let Some(inputs) = inputs {
+                    rec.simulate(&inputs, cell);
+                }
             }
         }
         if let Some(collector) = collector.as_mut() {

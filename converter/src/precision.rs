@@ -220,7 +220,11 @@ fn carry(graph: &Graph, start: TensorId) -> Result<Vec<TensorId>, String> {
                 ));
             }
             if let Op::Recurrent(rec) = &reader.op {
-                if rec.input_size > medq::kernels::MAX_INPUT_S16 {
+                // The step input's bound; an initial state may be int16 at
+                // any size.
+                if reader.inputs.first() == Some(&t)
+                    && rec.input_size > medq::kernels::MAX_INPUT_S16
+                {
                     return Err(format!(
                         "{name} is read by {} ({}), which takes an int16 step input of at most {} features, not {}",
                         reader.name,

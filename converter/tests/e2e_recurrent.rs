@@ -78,7 +78,7 @@ fn float_cell_matches_tract(onnx: &Path, samples: &Samples, tol: f32) {
     ];
     for s in 0..samples.len().min(25) {
         let v = tract.run(samples.sample(s), &names).unwrap();
-        let h = rec.simulate(&v[0], &mut Default::default());
+        let h = rec.simulate(&[&v[0]], &mut Default::default());
         assert_eq!(h.len(), v[1].len());
         for (a, b) in h.iter().zip(&v[1]) {
             assert!((a - b).abs() <= tol, "sample {s}: {a} vs tract {b}");

@@ -154,3 +154,73 @@ fn a_reverse_only_layer_is_refused_with_the_reason() {
     );
     assert!(!out.exists());
 }
+
+/// Converts a streaming test net (`make_stream_testnets.py`): the window
+/// `x` and the state inputs `states` (`h0`, and `c0`), each from its own
+/// sample files, at `precision`.
+fn convert_stream(
+    name: &str,
+    states: &[&str],
+    precision: medq_converter::precision::Choice,
+) -> medq_converter::report::Report {
+    let d = testnets::dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(d.join(format!("{name}.onnx")), tmp.path().join("m.mq"));
+    let files = |split: &str| -> Vec<std::path::PathBuf> {
+        std::iter::once(d.join(format!("stream_x_{split}.npy")))
+            .chain(
+                states
+                    .iter()
+                    .map(|s| d.join(format!("{name}_{s}_{split}.npy"))),
+            )
+            .collect()
+    };
+    opts.calib = files("calib");
+    opts.eval = files("test");
+    opts.precision = precision;
+    convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A wearable's streaming GRU (`forward(x, h0) -> (logits, hn)`, PyTorch's
+/// legacy exporter): its state is a model input (ONNX `initial_h` computed
+/// from it) and output, read and written by the one Gru op, and each window
+/// of the held-out streams, starting from the state the float model carried
+/// to it, keeps the bounds in int8.
+#[test]
+fn a_streaming_gru_takes_its_state_as_an_input() {
+    use medq_converter::precision::Choice;
+    let r = convert_stream("gru_stream", &["h0"], Choice::Int8);
+    assert_eq!(kinds(&r).iter().filter(|k| *k == "Gru").count(), 1);
+    for o in &r.evaluation.outputs {
+        println!("gru_stream {}: SQNR {:.1?} dB", o.name, o.sqnr_db);
+        assert_eq!(o.outside_bounds(), None, "{}", o.name);
+    }
+    let hn = &r.evaluation.outputs[1];
+    assert!(hn.sqnr_db.unwrap() >= 35.0, "hn {:?}", hn.sqnr_db);
+}
+
+/// The LSTM of the same stream (`forward(x, h0, c0) -> (logits, hn, cn)`):
+/// `cn` (ONNX `Y_c`) is a second Lstm op on the same operands, whose
+/// weights the file holds once; with int16 layers (the state carried at 16
+/// bits) every output keeps the bounds.
+#[test]
+fn a_streaming_lstm_returns_its_cell_state() {
+    use medq_converter::precision::Choice;
+    let int8 = convert_stream("lstm_stream", &["h0", "c0"], Choice::Int8);
+    let lstms: Vec<_> = int8.layers.iter().filter(|l| l.op == "Lstm").collect();
+    assert_eq!(lstms.len(), 2, "{:?}", kinds(&int8));
+    // The two ops' weights are written once: the file is smaller than its
+    // layers' weights counted per op.
+    let per_op: usize = int8.layers.iter().map(|l| l.weight_bytes).sum();
+    assert!(
+        int8.totals.mq_bytes < per_op,
+        "{} B file, {per_op} B of weights per op",
+        int8.totals.mq_bytes
+    );
+    let int16 = convert_stream("lstm_stream", &["h0", "c0"], Choice::All);
+    for o in &int16.evaluation.outputs {
+        println!("lstm_stream int16 {}: SQNR {:.1?} dB", o.name, o.sqnr_db);
+        assert_eq!(o.outside_bounds(), None, "{}", o.name);
+    }
+    assert_eq!(int16.evaluation.outputs[2].name, "cn");
+}

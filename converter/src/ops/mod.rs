@@ -494,8 +494,9 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "GRU",
         recurrent::onnx::gru,
         "Gru",
-        "forward or bidirectional (not reverse alone), batch 1, `layout` 0, default activations, zero initial \
-         state, hidden ≤ 256, `linear_before_reset` 0 or 1; outputs `Y` and `Y_h` (int16 state inside)",
+        "forward or bidirectional (not reverse alone), batch 1, `layout` 0, default activations, zero \
+         initial state or one given as a model input (`initial_h`: streaming), hidden ≤ 256, \
+         `linear_before_reset` 0 or 1; outputs `Y` and `Y_h` (int16 state inside)",
     )
     .computes_outputs(2, "Y, every step's hidden state, and Y_h, the last one"),
     OnnxOp::new("HardSigmoid", lut::hard_sigmoid, "Lut", "any `alpha`, `beta`"),
@@ -550,10 +551,11 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "LSTM",
         recurrent::onnx::lstm,
         "Lstm",
-        "forward or bidirectional (not reverse alone), batch 1, `layout` 0, default activations, zero initial \
-         state, no peepholes, hidden ≤ 256; outputs `Y` and `Y_h`, not `Y_c` (int16 state inside)",
+        "forward or bidirectional (not reverse alone), batch 1, `layout` 0, default activations, zero \
+         initial state or one given as model inputs (`initial_h`, `initial_c`: streaming), no \
+         peepholes, hidden ≤ 256; outputs `Y`, `Y_h` and `Y_c` (int16 state inside)",
     )
-    .computes_outputs(2, "Y, every step's hidden state, and Y_h, the last one"),
+    .computes_outputs(3, "Y, every step's hidden state, Y_h, the last one, and Y_c, the last cell state"),
     OnnxOp::new(
         "MatMul",
         fully_connected::matmul,
@@ -703,7 +705,8 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         recurrent::onnx::rnn,
         "Rnn",
         "forward or bidirectional (not reverse alone), batch 1, `layout` 0, the default Tanh \
-         activation, zero initial state, hidden ≤ 256; outputs `Y` and `Y_h` (int16 state inside)",
+         activation, zero initial state or one given as a model input (`initial_h`: streaming), \
+         hidden ≤ 256; outputs `Y` and `Y_h` (int16 state inside)",
     )
     .computes_outputs(2, "Y, every step's hidden state, and Y_h, the last one"),
     OnnxOp::new(

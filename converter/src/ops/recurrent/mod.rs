@@ -22,7 +22,9 @@ use crate::quantize::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cell {
     Lstm,
-    Gru { linear_before_reset: bool },
+    Gru {
+        linear_before_reset: bool,
+    },
     /// ONNX `RNN` (torch's `nn.RNN`): `h = tanh(W x + R h + b)`.
     Rnn,
 }
@@ -49,6 +51,13 @@ pub struct Recurrent {
     /// Output every step's hidden state, `[T, H]` in time order (ONNX `Y`
     /// of one direction), not only the last one (`Y_h`).
     pub sequence: bool,
+    /// The node's input 1 is the initial hidden state `[1, 1, H]` (ONNX
+    /// `initial_h` computed from a model input: a stream's state), and,
+    /// with `initial_c`, input 2 the LSTM's initial cell state; else zero.
+    pub initial_h: bool,
+    pub initial_c: bool,
+    /// (LSTM) Output the last cell state (ONNX `Y_c`) instead of `h`.
+    pub cell_output: bool,
 }
 
 /// Q0.15: the real value 1.0 is 2^15 (saturated to 32767 where stored).
@@ -108,10 +117,18 @@ impl Recurrent {
             .collect()
     }
 
-    /// The ONNX cell in `f64` over `x` (`T·I` values, zero initial state):
+    /// The ONNX cell in `f64` over `inputs` (the node's: `x`, `T·I`
+    /// values, then the initial states it has; a missing one is zero):
     /// returns the last hidden state (every step's, in time order, with
     /// `sequence`) and widens `ranges`.
-    pub fn simulate(&self, x: &[f32], ranges: &mut CellRanges) -> Vec<f32> {
+    pub fn simulate(&self, inputs: &[&[f32]], ranges: &mut CellRanges) -> Vec<f32> {
+        let x = inputs.first().copied().unwrap_or_default();
+        let state = |k: usize| -> Vec<f64> {
+            match inputs.get(k) {
+                Some(v) if v.len() == self.hidden => v.iter().map(|&e| f64::from(e)).collect(),
+                _ => vec![0.0; self.hidden],
+            }
+        };
         let steps: Vec<&[f32]> = x.chunks_exact(self.input_size.max(1)).collect();
         let mut y = vec![
             0f32;
@@ -131,8 +148,19 @@ impl Recurrent {
             ranges.gate_absmax = vec![0.0; g];
         }
         let widen = |slot: &mut f32, v: f64| *slot = slot.max(v.abs() as f32);
-        let mut h = vec![0f64; n];
-        let mut c = vec![0f64; n];
+        let mut h = if self.initial_h {
+            state(1)
+        } else {
+            vec![0.0; n]
+        };
+        let mut c = if self.initial_c {
+            state(2)
+        } else {
+            vec![0.0; n]
+        };
+        for &v in &c {
+            widen(&mut ranges.cell_absmax, v);
+        }
         let zeros = vec![0f32; g * n];
         for t in order {
             let xt: Vec<f64> = steps[t].iter().map(|&v| v as f64).collect();
@@ -203,6 +231,9 @@ impl Recurrent {
             }
         }
         ranges.samples += 1;
+        if self.cell_output {
+            return c.into_iter().map(|v| v as f32).collect();
+        }
         if self.sequence {
             return y;
         }
@@ -245,10 +276,18 @@ fn i8_weights(name: String, m: &Array) -> Operand {
 /// The `Lstm` / `Gru` op of `node` on input `x`, output `y`: its operands
 /// (see `params::recurrent`) and parameter words (`params::lstm`,
 /// `params::gru`).
+/// The initial-state operands of a recurrent op, with their quantization.
+#[derive(Default)]
+struct StateOperands {
+    h: Option<(Operand, QParams)>,
+    c: Option<(Operand, QParams)>,
+}
+
 fn lower(
     node: &Node,
     rec: &Recurrent,
     (x, xq): (Operand, QParams),
+    state: StateOperands,
     y: QParams,
     ranges: Option<&CellRanges>,
 ) -> Result<Lowered, ConvertError> {
@@ -340,6 +379,10 @@ fn lower(
             tables.extend(interpolation_table(f64::tanh, tanh_scale));
             let (cm, cs) = multiplier(node, 1.0 / (Q15 * Q15 * cell_scale), "cell update")?;
             let (tm, ts) = multiplier(node, cell_scale / tanh_scale, "cell tanh input")?;
+            let (out_m, out_s) = match rec.cell_output {
+                true => multiplier(node, cell_scale / y.scale as f64, "cell state output")?,
+                false => (out_m, out_s),
+            };
             let mut p = [0; w::COUNT];
             p[w::CELL_MULTIPLIER] = cm;
             p[w::CELL_SHIFT] = cs;
@@ -376,11 +419,28 @@ fn lower(
     };
     // The flags word is written only when a flag is set, so a forward
     // last-state op keeps the record (and the bytes) it always had.
-    use params::recurrent::{FLAG_REVERSE, FLAG_SEQUENCE};
-    let flags = i32::from(rec.reverse) * FLAG_REVERSE + i32::from(rec.sequence) * FLAG_SEQUENCE;
+    use params::recurrent::{
+        FLAG_CELL_OUTPUT, FLAG_INITIAL_CELL, FLAG_INITIAL_STATE, FLAG_REVERSE, FLAG_SEQUENCE,
+    };
+    let flags = i32::from(rec.reverse) * FLAG_REVERSE
+        + i32::from(rec.sequence) * FLAG_SEQUENCE
+        + i32::from(rec.cell_output) * FLAG_CELL_OUTPUT
+        + i32::from(state.h.is_some()) * FLAG_INITIAL_STATE
+        + i32::from(state.c.is_some()) * FLAG_INITIAL_CELL;
     let mut words = words;
     if flags != 0 {
         words.push(flags);
+    }
+    // The state inputs' words follow the flags: onto Q0.15, and onto the
+    // cell scale.
+    if let Some((_, q)) = &state.h {
+        let (m, s) = multiplier(node, q.scale as f64 * Q15, "initial hidden state")?;
+        words.extend([m, s]);
+    }
+    if let Some((_, q)) = &state.c {
+        let cell_scale = range(ranges.cell_absmax, f32::INFINITY) / Q15;
+        let (m, s) = multiplier(node, q.scale as f64 / cell_scale, "initial cell state")?;
+        words.extend([m, s]);
     }
     let n_tables = tables.len() / TABLE_LEN;
     let name = &node.name;
@@ -402,10 +462,12 @@ fn lower(
         quant: ConstQuant::None,
         data: ConstData::I16(tables),
     }));
-    let inputs = inputs
+    let mut inputs = inputs
         .into_iter()
         .collect::<Option<Vec<Operand>>>()
         .ok_or_else(|| err(node, "an operand of the recurrent op is missing".into()))?;
+    inputs.extend(state.h.map(|(op, _)| op));
+    inputs.extend(state.c.map(|(op, _)| op));
     Ok(Lowered {
         opcode,
         inputs,
@@ -423,7 +485,11 @@ impl IrOp for Recurrent {
     }
 
     fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
-        Ok(self.simulate(cx.input(0)?.0, &mut CellRanges::default()))
+        let mut inputs = vec![cx.input(0)?.0];
+        for k in 1..1 + usize::from(self.initial_h) + usize::from(self.initial_c) {
+            inputs.push(cx.input(k)?.0);
+        }
+        Ok(self.simulate(&inputs, &mut CellRanges::default()))
     }
 
     fn output_quant(&self) -> OutputQuant {
@@ -431,7 +497,21 @@ impl IrOp for Recurrent {
     }
 
     fn lower(&self, cx: &LowerCtx) -> Result<Lowered, ConvertError> {
-        lower(cx.node, self, cx.activation(0)?, cx.output_q()?, cx.cell)
+        let mut state = StateOperands::default();
+        if self.initial_h {
+            state.h = Some(cx.activation(1)?);
+        }
+        if self.initial_c {
+            state.c = Some(cx.activation(2)?);
+        }
+        lower(
+            cx.node,
+            self,
+            cx.activation(0)?,
+            state,
+            cx.output_q()?,
+            cx.cell,
+        )
     }
 
     fn macs(&self, graph: &Graph, node: &Node) -> u64 {
@@ -487,6 +567,9 @@ mod tests {
             bias_r: vec![0.0, 0.0, 0.25],
             reverse: false,
             sequence: false,
+            initial_h: false,
+            initial_c: false,
+            cell_output: false,
         }
     }
 
@@ -497,7 +580,7 @@ mod tests {
             sequence: true,
             ..gru(false)
         };
-        let y = rec.simulate(&[0.5, -0.2], &mut CellRanges::default());
+        let y = rec.simulate(&[&[0.5, -0.2]], &mut CellRanges::default());
         // Step t = 1 runs first from h = 0, then t = 0.
         let h_t1 = (-0.2f64 + 0.25).tanh();
         let h_t0 = (0.5 + 0.5 * h_t1 + 0.25).tanh();
@@ -505,7 +588,7 @@ mod tests {
         assert!((y[0] as f64 - h_t0).abs() < 1e-6, "{y:?}");
         assert!((y[1] as f64 - h_t1).abs() < 1e-6, "{y:?}");
         // Forward, the last state alone.
-        let h = gru(false).simulate(&[0.5, -0.2], &mut CellRanges::default());
+        let h = gru(false).simulate(&[&[0.5, -0.2]], &mut CellRanges::default());
         assert_eq!(h.len(), 1);
     }
 
@@ -514,7 +597,7 @@ mod tests {
         // z ≈ 0, r ≈ 1: h = tanh(x + 0.5·h + 0.25) either way.
         for lbr in [false, true] {
             let mut ranges = CellRanges::default();
-            let h = gru(lbr).simulate(&[0.5, -0.2], &mut ranges);
+            let h = gru(lbr).simulate(&[&[0.5, -0.2]], &mut ranges);
             let h1 = (0.5f64 + 0.25).tanh();
             let h2 = (-0.2 + 0.5 * h1 + 0.25).tanh();
             assert!((h[0] as f64 - h2).abs() < 1e-6, "{lbr}: {} vs {h2}", h[0]);
@@ -540,9 +623,12 @@ mod tests {
             bias_r: vec![0.0; 4],
             reverse: false,
             sequence: false,
+            initial_h: false,
+            initial_c: false,
+            cell_output: false,
         };
         let mut ranges = CellRanges::default();
-        let h = rec.simulate(&[1.0, 2.0], &mut ranges);
+        let h = rec.simulate(&[&[1.0, 2.0]], &mut ranges);
         let (i, f, o) = (sigmoid(0.0), sigmoid(1.0), sigmoid(2.0));
         let c1 = i * 1f64.tanh();
         let c2 = f * c1 + i * 2f64.tanh();
@@ -560,7 +646,9 @@ mod tests {
                 "{op}: {}",
                 entry.supports
             );
-            assert_eq!(entry.outputs.0, 2, "{op} computes Y and Y_h");
+            // Y and Y_h; the LSTM's Y_c too.
+            let outputs = if op == "LSTM" { 3 } else { 2 };
+            assert_eq!(entry.outputs.0, outputs, "{op}");
         }
     }
 }

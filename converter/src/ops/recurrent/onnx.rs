@@ -1,8 +1,11 @@
 //! ONNX `LSTM`, `GRU` and `RNN` → [`Op::Recurrent`]: forward or bidirectional (one
 //! op per direction, joined by a Concat; reverse alone is refused), batch 1,
-//! `layout = 0`, default activations, zero initial state and full-length
-//! sequences; outputs `Y` (every step, the op's sequence flag) and `Y_h`
-//! (the last step, or a Gather of `Y`'s last row when both are read).
+//! `layout = 0`, default activations, full-length sequences, and a zero
+//! initial state or one given as model inputs (a stream's state carried
+//! from its previous window); outputs `Y` (every step, the op's sequence
+//! flag), `Y_h` (the last step, or a Gather of `Y`'s last row when both are
+//! read) and the LSTM's `Y_c` (an op on the same operands that outputs the
+//! last cell state).
 //! Everything else is refused with the reason; nothing is silently
 //! approximated.
 
@@ -132,12 +135,7 @@ fn check_attributes(ctx: &NodeCtx, kind: Kind) -> Result<Cell, ConvertError> {
     let linear_before_reset = match ctx.int("linear_before_reset", 0)? {
         0 => false,
         1 => true,
-        v => {
-            return Err(ctx.attr_err(
-                "linear_before_reset",
-                format!("must be 0 or 1, found {v}"),
-            ))
-        }
+        v => return Err(ctx.attr_err("linear_before_reset", format!("must be 0 or 1, found {v}"))),
     };
     Ok(Cell::Gru {
         linear_before_reset,
@@ -204,7 +202,7 @@ fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins, kind: Kind) -> Result<Val
             )))
         }
     };
-    check_full_length_and_zero_state(ctx, ins, steps, kind)?;
+    let states = initial_states(b, ctx, ins, steps, kind, [num_dir, 1, hidden])?;
 
     let (want_y, want_h) = (ctx.output_used(0), ctx.output_used(1));
     let (w, r) = (w.to_f32(), r.to_f32());
@@ -227,8 +225,63 @@ fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins, kind: Kind) -> Result<Val
             ),
             reverse: first_reversed || d == 1,
             sequence: want_y,
+            initial_h: states.h.is_some(),
+            initial_c: states.c.is_some(),
+            cell_output: false,
         }
     };
+    // The node inputs of direction `d`: x, then its rows of the states.
+    let inputs_of = |b: &mut Builder, d: usize| -> Result<Vec<TensorId>, ConvertError> {
+        let mut v = vec![x];
+        for (state, what) in [(states.h, "initial_h"), (states.c, "initial_c")] {
+            let Some(t) = state else { continue };
+            v.push(if num_dir == 1 {
+                t
+            } else {
+                let row = Select {
+                    axis: 0,
+                    index: Index::List(vec![d]),
+                };
+                b.emit_part(
+                    ctx,
+                    &format!("{what}.{d}"),
+                    Op::Select(row),
+                    vec![t],
+                    vec![1, 1, hidden],
+                )?
+            });
+        }
+        Ok(v)
+    };
+    // ONNX `Y_c` (a streaming LSTM's cell state for its next window): per
+    // direction, an op on the same operands that outputs the last cell
+    // state (its weights are written once, shared).
+    if kind == Kind::Lstm && ctx.output_used(2) {
+        let mut cells = Vec::new();
+        for d in 0..num_dir {
+            let rec = Recurrent {
+                cell_output: true,
+                sequence: false,
+                ..direction(d)
+            };
+            let inputs = inputs_of(b, d)?;
+            if num_dir == 1 {
+                b.emit_output(ctx, 2, Op::Recurrent(rec), inputs, vec![1, 1, hidden])?;
+            } else {
+                cells.push(b.emit_part(
+                    ctx,
+                    &format!("Y_c.{d}"),
+                    Op::Recurrent(rec),
+                    inputs,
+                    vec![1, 1, hidden],
+                )?);
+            }
+        }
+        if num_dir > 1 {
+            let joined = Op::Concat(Concat { axis: 0 });
+            b.emit_output(ctx, 2, joined, cells, vec![num_dir, 1, hidden])?;
+        }
+    }
     // The last step run is row T − 1 forward, row 0 reversed.
     let last_row = |rec: &Recurrent| Select {
         axis: 0,
@@ -236,15 +289,16 @@ fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins, kind: Kind) -> Result<Val
     };
     if num_dir == 1 {
         let rec = direction(0);
+        let inputs = inputs_of(b, 0)?;
         if !want_y {
-            return b.emit_output(ctx, 1, Op::Recurrent(rec), vec![x], vec![1, 1, hidden]);
+            return b.emit_output(ctx, 1, Op::Recurrent(rec), inputs, vec![1, 1, hidden]);
         }
         let last = last_row(&rec);
         let y = b.emit_output(
             ctx,
             0,
             Op::Recurrent(rec),
-            vec![x],
+            inputs,
             vec![steps, 1, 1, hidden],
         )?;
         if want_h {
@@ -268,6 +322,7 @@ fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins, kind: Kind) -> Result<Val
     let mut lasts: Vec<TensorId> = Vec::new();
     for d in 0..num_dir {
         let rec = direction(d);
+        let inputs = inputs_of(b, d)?;
         let suffix = if rec.reverse { "backward" } else { "forward" };
         let last = last_row(&rec);
         if want_y {
@@ -275,7 +330,7 @@ fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins, kind: Kind) -> Result<Val
                 ctx,
                 &format!("Y.{suffix}"),
                 Op::Recurrent(rec),
-                vec![x],
+                inputs,
                 vec![steps, 1, hidden],
             )?;
             sequences.push(seq);
@@ -293,7 +348,7 @@ fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins, kind: Kind) -> Result<Val
                 ctx,
                 &format!("Y_h.{suffix}"),
                 Op::Recurrent(rec),
-                vec![x],
+                inputs,
                 vec![1, 1, hidden],
             )?);
         }
@@ -343,14 +398,25 @@ fn gate_order(data: &[f32], gates: usize, hidden: usize, cols: usize) -> Vec<f32
         .collect()
 }
 
-/// `sequence_lens` absent or full, and a zero initial state (medq has no
-/// peepholes either).
-fn check_full_length_and_zero_state(
+/// The initial states computed from the model input (a stream's state,
+/// `forward(x, h0)`), each `[num_dir, 1, H]`.
+#[derive(Clone, Copy)]
+struct States {
+    h: Option<TensorId>,
+    c: Option<TensorId>,
+}
+
+/// `sequence_lens` absent or full; the initial states zero constants or
+/// computed tensors of `shape` (LSTM: a computed `initial_c` needs a
+/// computed `initial_h`); no peepholes.
+fn initial_states(
+    b: &Builder,
     ctx: &NodeCtx,
     ins: Ins,
     steps: usize,
     kind: Kind,
-) -> Result<(), ConvertError> {
+    shape: [usize; 3],
+) -> Result<States, ConvertError> {
     let is_lstm = kind == Kind::Lstm;
     if let Some(c) = opt_konst(ctx, ins, 4, "sequence_lens")? {
         let full = c
@@ -362,23 +428,49 @@ fn check_full_length_and_zero_state(
             )));
         }
     }
-    let zero_state = [
-        (5, "initial_h"),
-        (6, "initial_c"),
-        (7, "peephole weights P"),
-    ];
-    for (i, what) in zero_state.iter().take(if is_lstm { 3 } else { 1 }) {
-        if let Some(c) = opt_konst(ctx, ins, *i, what)? {
-            if c.to_f32().iter().any(|&v| v != 0.0) {
-                return Err(ctx.err(format!(
-                    "a non-zero {what} is not supported (medq starts from a zero state{})",
-                    if *i == 7 { " and has no peepholes" } else { "" }
-                )));
-            }
-        }
-    }
     if !is_lstm && ins.get(6).is_some_and(Option::is_some) {
         return Err(ctx.err(format!("{} takes at most 6 inputs", ctx.op)));
     }
-    Ok(())
+    let mut computed = [None, None];
+    let state_inputs = [(5, "initial_h"), (6, "initial_c")];
+    for (slot, (i, what)) in state_inputs
+        .iter()
+        .take(if is_lstm { 2 } else { 1 })
+        .enumerate()
+    {
+        let Some(inp) = ins.get(*i).and_then(Option::as_ref) else {
+            continue;
+        };
+        match &inp.value {
+            Value::Const(c) if c.to_f32().iter().all(|&v| v == 0.0) => {}
+            Value::Const(_) => {
+                return Err(ctx.err(format!(
+                    "a non-zero constant {what} is not supported (medq starts from a zero state, \
+                     or from a state given as a model input)"
+                )))
+            }
+            Value::Act(_) => {
+                let (t, s) = act(b, ctx, ins, *i)?;
+                if s != shape {
+                    return Err(ctx.err(format!(
+                        "{what} has shape {s:?}; expected {shape:?} (directions, batch 1, hidden)"
+                    )));
+                }
+                computed[slot] = Some(t);
+            }
+            Value::Unavailable(_) => return Err(ctx.err(format!("{what} is not available"))),
+        }
+    }
+    if let Some(c) = opt_konst(ctx, ins, 7, "peephole weights P")? {
+        if c.to_f32().iter().any(|&v| v != 0.0) {
+            return Err(ctx.err("peephole weights are not supported"));
+        }
+    }
+    let [h, c] = computed;
+    if c.is_some() && h.is_none() {
+        return Err(ctx.err(
+            "a computed initial_c with a zero initial_h is not supported (give both states)",
+        ));
+    }
+    Ok(States { h, c })
 }
