@@ -383,6 +383,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "a computed tensor along a constant axis, `exclusive`, `reverse`",
     ),
     OnnxOp::new(
+        "DepthToSpace",
+        transpose::depth_space,
+        "Reshape, Transpose (in steps of at most 4 dims), Reshape",
+        "`[1, C, H, W]`, any `blocksize`, modes DCR and CRD (`nn.PixelShuffle`)",
+    ),
+    OnnxOp::new(
         "DFT",
         stft::dft,
         "FullyConnected (the transform's cosine and sine rows), between views (and Transposes \
@@ -792,6 +798,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "yes",
     ),
     OnnxOp::new(
+        "SpaceToDepth",
+        transpose::depth_space,
+        "Reshape, Transpose (in steps of at most 4 dims), Reshape",
+        "`[1, C, H, W]`, any `blocksize` dividing H and W",
+    ),
+    OnnxOp::new(
         "Split",
         gather::split,
         "Gather (one per output)",
@@ -854,7 +866,8 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Transpose",
         reshape::transpose,
         "Transpose, or Reshape (a view)",
-        "any permutation; on a computed tensor up to 4-D (a view when it moves only size-1 axes)",
+        "any permutation (a view when it moves only size-1 axes; past 4 dims after merging the \
+         axes that move together, in steps of at most 4: a pixel shuffle, a window partition)",
     )
     .takes_constants(),
     OnnxOp::new(

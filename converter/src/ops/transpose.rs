@@ -1,6 +1,8 @@
-//! Transpose of a computed tensor that reorders its data (up to 4-D; e.g.
-//! the NHWC → NCHW Transpose at the input of TensorFlow-converted models).
-//! Permutations that move only size-1 axes stay views (`reshape.rs`).
+//! Transpose of a computed tensor that reorders its data (the runtime's op
+//! takes up to 4 dims; e.g. the NHWC → NCHW Transpose at the input of
+//! TensorFlow-converted models). Permutations that move only size-1 axes
+//! stay views (`reshape.rs`); larger ones run in fewer dims, and past 4 in
+//! steps of at most 4 (pixel shuffles: DepthToSpace, SpaceToDepth).
 
 use medq::format::layout::{params::transpose as w, OpCode};
 
@@ -60,15 +62,39 @@ pub(crate) fn permute(
         return b.emit_part(ctx, part, Op::Reshape, vec![x], out);
     }
     if fewer_shape.len() > 4 {
-        return Err(ctx.attr_err(
-            "perm",
-            format!(
-                "{perm:?} reorders the data of a rank-{} tensor {shape:?} in {} dims; medq \
-                 transposes up to 4 dims",
-                shape.len(),
-                fewer_shape.len()
-            ),
-        ));
+        // Moved in steps of at most 4 dims: each step brings the next
+        // output block into place past the blocks between, a transpose of
+        // the view [before, between, block, after] (a pixel shuffle's
+        // rank-6 permutation, a window partition's).
+        let mut order: Vec<usize> = (0..fewer.len()).collect();
+        let mut t = b.emit_part(
+            ctx,
+            &format!("{part}/in"),
+            Op::Reshape,
+            vec![x],
+            fewer_shape.clone(),
+        )?;
+        for (k, &block) in fewer.iter().enumerate() {
+            let Some(j) = order.iter().position(|&o| o == block) else {
+                return Err(ctx.attr_err("perm", format!("{perm:?} is not a permutation")));
+            };
+            if j == k {
+                continue;
+            }
+            let dims: Vec<usize> = order.iter().map(|&o| fewer_shape[o]).collect();
+            let product = |r: std::ops::Range<usize>| dims[r].iter().product::<usize>();
+            let view = [
+                product(0..k),
+                product(k..j),
+                dims[j],
+                product(j + 1..dims.len()),
+            ];
+            let step = format!("{part}/step{k}");
+            t = permute(b, ctx, &step, t, &view, &[0, 2, 1, 3])?;
+            order.remove(j);
+            order.insert(k, block);
+        }
+        return b.emit_part(ctx, part, Op::Reshape, vec![t], out);
     }
     let moved: Vec<usize> = fewer.iter().map(|&a| fewer_shape[a]).collect();
     let flat = b.emit_part(
@@ -86,6 +112,50 @@ pub(crate) fn permute(
         moved,
     )?;
     b.emit_part(ctx, part, Op::Reshape, vec![t], out)
+}
+
+/// ONNX `DepthToSpace` (`nn.PixelShuffle`, mode CRD; DCR, the default,
+/// as TensorFlow orders it) and `SpaceToDepth` (`nn.PixelUnshuffle`'s
+/// TensorFlow twin) of a computed `[1, C, H, W]`: a view, a permutation
+/// (in steps of at most 4 dims) and a view.
+pub(crate) fn depth_space(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: super::onnx::Ins,
+) -> Result<Value, ConvertError> {
+    let (x, xs) = super::onnx::act(b, ctx, ins, 0)?;
+    let [1, c, h, w] = xs[..] else {
+        return Err(ctx.err(format!("input of shape {xs:?}: medq takes [1, C, H, W]")));
+    };
+    let k = usize::try_from(ctx.int("blocksize", 0)?)
+        .ok()
+        .filter(|&k| k >= 1)
+        .ok_or_else(|| ctx.attr_err("blocksize", "must be at least 1"))?;
+    let (view, perm, out) = if ctx.op == "DepthToSpace" {
+        if c % (k * k) != 0 {
+            return Err(ctx.err(format!("{c} channels do not split into blocks of {k}×{k}")));
+        }
+        let out = vec![1, c / (k * k), h * k, w * k];
+        match ctx.string("mode")?.as_deref().unwrap_or("DCR") {
+            "DCR" => (vec![1, k, k, c / (k * k), h, w], [0, 3, 4, 1, 5, 2], out),
+            "CRD" => (vec![1, c / (k * k), k, k, h, w], [0, 1, 4, 2, 5, 3], out),
+            other => {
+                return Err(ctx.attr_err("mode", format!("\"{other}\": DCR or CRD")));
+            }
+        }
+    } else {
+        if h % k != 0 || w % k != 0 {
+            return Err(ctx.err(format!("{h}×{w} does not split into blocks of {k}×{k}")));
+        }
+        (
+            vec![1, c, h / k, k, w / k, k],
+            [0, 3, 5, 1, 2, 4],
+            vec![1, c * k * k, h / k, w / k],
+        )
+    };
+    let blocks = b.emit_part(ctx, "blocks", Op::Reshape, vec![x], view.clone())?;
+    let moved = permute(b, ctx, "moved", blocks, &view, &perm)?;
+    b.emit(ctx, Op::Reshape, vec![moved], out)
 }
 
 /// `(shape, perm)` moving the same data as `perm` on `shape`, in the fewest
@@ -203,6 +273,61 @@ mod tests {
         assert_eq!(g.tensors[g.outputs[0]].shape, [3, 6, 1, 1, 4]);
         let transposes = g.nodes.iter().filter(|n| matches!(n.op, Op::Transpose(_)));
         assert_eq!(transposes.count(), 1);
+    }
+
+    #[test]
+    fn rank_6_permutations_run_in_steps_of_4_dims() {
+        // PixelUnshuffle(2) on [1, 3, 8, 8] as PyTorch exports it: view
+        // [1, 3, 4, 2, 4, 2], permute (0, 1, 3, 5, 2, 4); and a Swin-style
+        // window partition [1, 2, 4, 3, 4, 5] by (0, 1, 3, 2, 4, 5)… moved
+        // further, (0, 3, 1, 4, 2, 5).
+        for (shape, perm) in [
+            (&[1, 3, 4, 2, 4, 2][..], &[0, 1, 3, 5, 2, 4][..]),
+            (&[1, 2, 4, 3, 4, 5], &[0, 3, 1, 4, 2, 5]),
+            (&[1, 3, 2, 3, 2, 3], &[0, 5, 4, 3, 2, 1]),
+        ] {
+            let model = one_node(
+                "Transpose",
+                shape,
+                &[],
+                vec![attr_ints("perm", perm)],
+                vec![],
+            );
+            let g = assert_conforms("rank-6 Transpose", &model, 40.0);
+            let out: Vec<usize> = perm.iter().map(|&a| shape[a as usize] as usize).collect();
+            assert_eq!(g.tensors[g.outputs[0]].shape, out);
+            for n in &g.nodes {
+                if let Op::Transpose(t) = &n.op {
+                    assert!(t.perm.len() <= 4, "{:?}", t.perm);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pixel_shuffles_run_as_permutations() {
+        use crate::ops::testing::{attr_i, attr_s};
+        for (op, shape, attrs) in [
+            (
+                "DepthToSpace",
+                &[1, 8, 3, 4][..],
+                vec![attr_i("blocksize", 2)],
+            ),
+            (
+                "DepthToSpace",
+                &[1, 8, 3, 4],
+                vec![attr_i("blocksize", 2), attr_s("mode", "CRD")],
+            ),
+            ("SpaceToDepth", &[1, 2, 6, 4], vec![attr_i("blocksize", 2)]),
+        ] {
+            let model = one_node(op, shape, &[], attrs, vec![]);
+            let g = assert_conforms(op, &model, 40.0);
+            for n in &g.nodes {
+                if let Op::Transpose(t) = &n.op {
+                    assert!(t.perm.len() <= 4, "{:?}", t.perm);
+                }
+            }
+        }
     }
 
     #[test]
