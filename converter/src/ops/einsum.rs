@@ -1,5 +1,6 @@
-//! ONNX `Einsum` of one or two tensors (`torch.einsum` in hand-written
-//! attention, `'bhid,bhjd->bhij'`), lowered onto the ops medq runs: each
+//! ONNX `Einsum` of any number of tensors (`torch.einsum` in hand-written
+//! attention, `'bhid,bhjd->bhij'`; more than two as products left to
+//! right), lowered onto the ops medq runs: each
 //! operand's labels summed away where only it has them (ReduceSum), the
 //! rest permuted to `[batch, free, contracted]` (Transpose, views), one
 //! product (MatMul, or FullyConnected when the right operand is a constant
@@ -42,11 +43,8 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
         None => (equation.as_str(), None),
     };
     let terms: Vec<&str> = lhs.split(',').collect();
-    if !(1..=2).contains(&terms.len()) || terms.len() != ins.len() {
-        return Err(ctx.attr_err(
-            "equation",
-            format!("{equation:?}: medq takes one or two operands, one term each"),
-        ));
+    if terms.is_empty() || terms.len() != ins.len() {
+        return Err(ctx.attr_err("equation", format!("{equation:?}: one term per operand")));
     }
     let mut operands = Vec::new();
     let mut shapes = Vec::new();
@@ -92,13 +90,41 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
         b,
         ctx,
         size: &size,
+        stage: String::new(),
     };
-    let (result, result_labels) = if labels.len() == 1 {
+    let mut operands = operands.into_iter();
+    let (mut result, mut result_labels) = match operands.next() {
+        Some(first) => (first, labels[0].clone()),
+        None => return Err(bad("no operands".into())),
+    };
+    if labels.len() == 1 {
         let keep = |c: &char| out_labels.contains(c);
-        parts.sum_away(operands.remove(0), &labels[0], keep, "a")?
-    } else {
-        parts.product(operands, &labels, &out_labels)?
-    };
+        (result, result_labels) = parts.sum_away(result, &labels[0], keep, "a")?;
+    }
+    // More than one operand: products left to right, each keeping the
+    // labels the output or a later operand reads (three-operand linear
+    // attention, `'bnhd,bhde,bnh->bnhe'`).
+    for (k, next) in operands.enumerate() {
+        let later = &labels[k + 2..];
+        let needed: Vec<char> = result_labels
+            .iter()
+            .chain(&labels[k + 1])
+            .copied()
+            .filter(|c| out_labels.contains(c) || later.iter().any(|l| l.contains(c)))
+            .fold(Vec::new(), |mut v, c| {
+                if !v.contains(&c) {
+                    v.push(c);
+                }
+                v
+            });
+        parts.stage = if k == 0 {
+            String::new()
+        } else {
+            format!("step{k}/")
+        };
+        let pair = [result_labels.clone(), labels[k + 1].clone()];
+        (result, result_labels) = parts.product(vec![result, next], &pair, &needed)?;
+    }
     let result = match result {
         Term::Act(t) => t,
         Term::Const(_) => return Err(ctx.err("every operand is a constant; fold it before export")),
@@ -170,9 +196,16 @@ struct Parts<'a, 'b, 'c> {
     b: &'a mut Builder,
     ctx: &'b NodeCtx<'c>,
     size: &'b HashMap<char, usize>,
+    /// Prefix of the part names: the product's step in a chain of them.
+    stage: String,
 }
 
 impl Parts<'_, '_, '_> {
+    /// The name of part `p` in this stage.
+    fn part(&self, p: &str) -> String {
+        format!("{}{p}", self.stage)
+    }
+
     fn shape(&self, labels: &[char]) -> Vec<usize> {
         labels.iter().map(|c| self.size[c]).collect()
     }
@@ -199,7 +232,7 @@ impl Parts<'_, '_, '_> {
                     how: Reduction::Sum,
                     axes: axes.clone(),
                 });
-                let name = format!("{part}_sum");
+                let name = self.part(&format!("{part}_sum"));
                 (
                     Term::Act(self.b.emit_part(self.ctx, &name, op, vec![t], out)?),
                     kept,
@@ -240,8 +273,8 @@ impl Parts<'_, '_, '_> {
         let shape = self.shape(labels);
         Ok(match x {
             Term::Act(t) => {
-                let p = permute(self.b, self.ctx, part, t, &shape, &perm)?;
-                let name = format!("{part}/as_matrix");
+                let p = permute(self.b, self.ctx, &self.part(part), t, &shape, &perm)?;
+                let name = self.part(&format!("{part}/as_matrix"));
                 Term::Act(
                     self.b
                         .emit_part(self.ctx, &name, Op::Reshape, vec![p], dims)?,
@@ -320,10 +353,12 @@ impl Parts<'_, '_, '_> {
             });
             let mut fc_out = self.shape(&free_a);
             fc_out.push(n);
-            let y = self.b.emit_part(self.ctx, "product", op, vec![x], fc_out)?;
+            let y = self
+                .b
+                .emit_part(self.ctx, &self.part("product"), op, vec![x], fc_out)?;
             let r = self.b.emit_part(
                 self.ctx,
-                "product/labels",
+                &self.part("product/labels"),
                 Op::Reshape,
                 vec![y],
                 result_shape,
@@ -337,7 +372,7 @@ impl Parts<'_, '_, '_> {
             ids.push(match t {
                 Term::Act(id) => id,
                 Term::Const(v) => {
-                    let name = format!("{}/{name}", self.ctx.name);
+                    let name = format!("{}/{}", self.ctx.name, self.part(name));
                     self.b.const_tensor(&name, &Const::f32(dims, v))?
                 }
             });
@@ -348,10 +383,10 @@ impl Parts<'_, '_, '_> {
         });
         let y = self
             .b
-            .emit_part(self.ctx, "product", op, ids, vec![nb, m, n])?;
+            .emit_part(self.ctx, &self.part("product"), op, ids, vec![nb, m, n])?;
         let r = self.b.emit_part(
             self.ctx,
-            "product/labels",
+            &self.part("product/labels"),
             Op::Reshape,
             vec![y],
             result_shape,
@@ -400,6 +435,29 @@ mod tests {
             let g = assert_conforms(equation, &model, 30.0);
             assert_eq!(kinds(&g), want, "{equation}");
         }
+    }
+
+    #[test]
+    fn einsum_of_three_operands_is_a_chain_of_products() {
+        // x·x·x over a shared batch (three MatMuls' worth of labels), and
+        // linear attention's normaliser shape: the third operand a weight.
+        let chain = node_of(
+            "Einsum",
+            &[1, 4, 4],
+            &["x", "x", "x"],
+            vec![attr_s("equation", "bij,bjk,bkl->bil")],
+            vec![],
+        );
+        let g = assert_conforms("bij,bjk,bkl->bil", &chain, 25.0);
+        assert_eq!(kinds(&g), ["MatMul", "MatMul"]);
+        let scaled = node_of(
+            "Einsum",
+            &[1, 3, 4],
+            &["x", "x", "w"],
+            vec![attr_s("equation", "bnd,bnd,de->bne")],
+            vec![weights("w", &[4, 2], 24)],
+        );
+        assert_conforms("bnd,bnd,de->bne", &scaled, 25.0);
     }
 
     #[test]

@@ -414,7 +414,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Einsum",
         einsum::from_onnx,
         "MatMul, or FullyConnected (a constant matrix on the right), with ReduceSum, Transpose and views around it",
-        "one or two operands, ellipsis; not diagonals (a label twice in one term)",
+        "any number of operands (products left to right), ellipsis; not diagonals (a label twice in one term)",
     ),
     OnnxOp::new(
         "Elu",
