@@ -270,7 +270,8 @@ pub(crate) fn gather(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
     let mut out = xs[..axis].to_vec();
     out.extend(&idx.shape);
     out.extend(&xs[axis + 1..]);
-    if out == picked {
+    // A scalar or a list: the Select's own output (a scalar drops the axis).
+    if idx.shape.len() <= 1 {
         return b.emit(ctx, select, vec![x], out);
     }
     let rows = b.emit_part(ctx, "flat", select, vec![x], picked)?;
