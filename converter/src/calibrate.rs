@@ -52,6 +52,11 @@ pub struct Observer {
     /// Whether `−∞` was seen (a `masked_fill(mask, -inf)` before a
     /// Softmax): the range may then reach below the finite minimum.
     saw_neg_inf: bool,
+    /// Values the encoding must hold whatever was observed: a constant Pad
+    /// writes its value on this tensor's grid (`F.pad(x, p, value=-1)`).
+    /// With `true`, only maxima read the padding: a value below the range
+    /// never wins there, and is left out.
+    pub holds: Vec<(f32, bool)>,
 }
 
 /// Beyond ±this a sigmoid is within half an int8 probability step (1/512)
@@ -139,6 +144,7 @@ impl Observer {
             sigmoid: false,
             declared: None,
             saw_neg_inf: false,
+            holds: Vec::new(),
         }
     }
 
@@ -169,6 +175,15 @@ impl Observer {
 
     /// The quantization range `[lo, hi]`, `lo ≤ 0 ≤ hi`.
     pub fn range(&self, method: Method, percentile: f32) -> (f32, f32) {
+        let (lo, hi) = self.observed_range(method, percentile);
+        self.holds
+            .iter()
+            .filter(|&&(v, only_maxima)| !(only_maxima && v <= lo))
+            .fold((lo, hi), |(lo, hi), &(v, _)| (lo.min(v), hi.max(v)))
+    }
+
+    /// [`Observer::range`] before the values it must hold.
+    fn observed_range(&self, method: Method, percentile: f32) -> (f32, f32) {
         if let Some((lo, hi)) = self.declared {
             // Zero stays representable, as for every activation.
             return (lo.min(0.0), hi.max(0.0));
@@ -374,6 +389,28 @@ pub fn calibrate_from(
                     dims.get(*axis).copied().unwrap_or(1),
                     inner,
                 ));
+            }
+        }
+    }
+    // A constant Pad writes its value on its input's grid (the output keeps
+    // the input's encoding): that grid must hold it, unless only maxima read
+    // the padded tensor (a pad below every value then never wins).
+    for node in &graph.nodes {
+        if let (Op::Pad(pad), Some(&x)) = (&node.op, node.inputs.first()) {
+            let only_maxima = graph.consumers(node.output).iter().all(|&c| {
+                matches!(
+                    graph.nodes[c].op,
+                    Op::MaxPool(_)
+                        | Op::Reduce(crate::ops::reduce::Reduce {
+                            how: crate::ops::reduce::Reduction::Max,
+                            ..
+                        })
+                )
+            }) && !graph.outputs.contains(&node.output);
+            if let Some(obs) = observers[x].as_mut() {
+                if pad.value.is_finite() {
+                    obs.holds.push((pad.value, only_maxima));
+                }
             }
         }
     }

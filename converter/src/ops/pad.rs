@@ -239,6 +239,32 @@ mod tests {
     }
 
     #[test]
+    fn a_pad_value_outside_its_input_range_is_held() {
+        // F.pad(relu(x), (3, 1), value=-1): the input is never negative, but
+        // the pad writes −1 on its grid.
+        let mut model = one_node(
+            "Relu",
+            &[1, 2, 12],
+            &[],
+            vec![],
+            vec![
+                int64s("pads", &[6], &[0, 0, 3, 0, 0, 1]),
+                floats("value", &[], &[-1.0]),
+            ],
+        );
+        let graph = model.graph.as_mut().unwrap();
+        graph.node.push(tract_onnx::pb::NodeProto {
+            name: "pad".into(),
+            op_type: "Pad".into(),
+            input: vec!["y".into(), "pads".into(), "value".into()],
+            output: vec!["z".into()],
+            ..Default::default()
+        });
+        graph.output[0].name = "z".into();
+        assert_conforms("Pad of -1 after a Relu", &model, 35.0);
+    }
+
+    #[test]
     fn reflect_and_edge_pads_run_as_gathers() {
         use crate::ops::testing::attr_s;
         // Conv1d's padding_mode reflect / replicate on [1, 2, 6],
