@@ -14,7 +14,7 @@ mod fold_bn;
 mod fold_scale;
 mod fuse_activation;
 mod fuse_norm;
-mod log_power;
+mod sum_of_squares;
 
 use crate::error::ConvertError;
 use crate::ir::{Graph, TensorId};
@@ -37,7 +37,7 @@ pub fn rewrite(graph: &mut Graph) -> Result<RewriteLog, ConvertError> {
             || fold_scale::run(graph, &mut log)
             || fuse_activation::run(graph, &mut log)
             || fuse_norm::run(graph, &mut log)
-            || log_power::run(graph, &mut log);
+            || sum_of_squares::run(graph, &mut log);
         if !changed {
             compact(graph);
             return Ok(log);

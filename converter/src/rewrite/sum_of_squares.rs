@@ -1,7 +1,8 @@
-//! A logarithm of a sum of squares (log band powers, a log spectrogram:
-//! `log(re² + im² + ε)`, `log(Σ_band |X|² + ε)`) runs on the square root of
-//! the sum instead: ReduceL2, an exact integer sum of squares and root, then
-//! one table of `f(r²)`. Written out, the squares and their sums are encoded
+//! A logarithm or a square root of a sum of squares (log band powers, a log
+//! spectrogram: `log(re² + im² + ε)`, `log(Σ_band |X|² + ε)`; a norm or a
+//! product of norms under a division: cosine similarity, RMS normalisation)
+//! runs on the square root of the sum instead: ReduceL2, an exact integer
+//! sum of squares and root, then one table of `f(r²)`. Written out, the squares and their sums are encoded
 //! on a linear grid whose step (the largest power / 255, or / 32767 in
 //! int16) swallows every power below it, and powers span decades: their
 //! logarithms, which is what the model reads, are lost. The root halves the
@@ -9,11 +10,13 @@
 //! encoded.
 //!
 //! The pass rewrites the tree below a pointwise function containing a `Log`
-//! through the ops that commute with a root: a square `x²` (its root is `x`,
-//! up to a sign the squares downstream drop), Add of two such tensors (a
-//! ReduceL2 over the two stacked), a constant `c ≥ 0` added (ReduceL2's
-//! `ε`), ReduceSum and ReduceMean (a ReduceL2 over the same axes), and the
-//! views and selections between (Reshape, Select, Transpose, Concat). A sum
+//! or a `Sqrt` through the ops that commute with a root: a square `x²` (its
+//! root is `x`, up to a sign the squares downstream drop), Add of two such
+//! tensors (a ReduceL2 over the two stacked), a constant `c ≥ 0` added
+//! (ReduceL2's `ε`), a product of two (the product of their roots) or by a
+//! constant `c ≥ 0`, ReduceSum and ReduceMean (a ReduceL2 over the same
+//! axes), and the views and selections between (Reshape, Select, Transpose,
+//! Concat). A sum
 //! of squares is tracked as `k · r²` (a mean's `1/count`); the table
 //! becomes `f(k · r²)`, so the float function is unchanged. A sum of
 //! squares that two logs read is rooted once for each.
@@ -34,7 +37,7 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         let Op::Pointwise(Pointwise { f }) = &g.nodes[i].op else {
             continue;
         };
-        if !has_log(f) {
+        if !reads_a_root(f) {
             continue;
         }
         let f = f.clone();
@@ -117,14 +120,15 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
     false
 }
 
-/// Whether `f` takes a logarithm somewhere.
-fn has_log(f: &Expr) -> bool {
+/// Whether `f` takes a logarithm or a square root somewhere: a function
+/// whose input spans decades where its output does not.
+fn reads_a_root(f: &Expr) -> bool {
     match f {
         Expr::X | Expr::Const(_) => false,
-        Expr::Unary(Fn1::Log, _) => true,
-        Expr::Unary(_, a) => has_log(a),
-        Expr::Binary(_, a, b) => has_log(a) || has_log(b),
-        Expr::Where(c, a, b) => has_log(c) || has_log(a) || has_log(b),
+        Expr::Unary(Fn1::Log | Fn1::Sqrt, _) => true,
+        Expr::Unary(_, a) => reads_a_root(a),
+        Expr::Binary(_, a, b) => reads_a_root(a) || reads_a_root(b),
+        Expr::Where(c, a, b) => reads_a_root(c) || reads_a_root(a) || reads_a_root(b),
     }
 }
 
@@ -228,6 +232,40 @@ impl Build {
                 r: n.inputs[0],
                 k: 1.0,
             },
+            // A product of two sums of squares is the square of the product
+            // of their roots; a constant factor joins `k`.
+            Op::Mul(Mul {
+                activation: FusedActivation::None,
+            }) => {
+                let [a, b] = n.inputs[..] else {
+                    return None;
+                };
+                match (constant(g, a), constant(g, b)) {
+                    (None, None) => {
+                        if g.tensors[a].shape != shape || g.tensors[b].shape != shape {
+                            return None;
+                        }
+                        let (ra, rb) = (self.root_of(g, a)?, self.root_of(g, b)?);
+                        let op = Op::Mul(Mul {
+                            activation: FusedActivation::None,
+                        });
+                        let r = self.emit(g, &n, op, vec![ra.r, rb.r], shape, "root");
+                        Root { r, k: ra.k * rb.k }
+                    }
+                    (Some(c), None) | (None, Some(c)) if c >= 0.0 => {
+                        let x = if constant(g, a).is_some() { b } else { a };
+                        if g.tensors[x].shape != shape {
+                            return None;
+                        }
+                        let rx = self.root_of(g, x)?;
+                        Root {
+                            r: rx.r,
+                            k: rx.k * c,
+                        }
+                    }
+                    _ => return None,
+                }
+            }
             Op::Add(Add {
                 activation: FusedActivation::None,
             }) => {
@@ -453,6 +491,43 @@ mod tests {
         }
     }
 
+    /// A product of two norms under a root (the denominator of a cosine
+    /// similarity as PyTorch's legacy exporter writes it: `sqrt(Σa² · Σb²)`):
+    /// the product of two ReduceL2 roots, and no square encoded.
+    #[test]
+    fn a_root_of_a_product_of_sums_of_squares_is_a_product_of_norms() {
+        let sum = |x: &str, out: &str| NodeProto {
+            attribute: vec![
+                AttributeProto {
+                    name: "axes".into(),
+                    r#type: AttributeType::Ints as i32,
+                    ints: vec![2],
+                    ..Default::default()
+                },
+                crate::ops::testing::attr_i("keepdims", 0),
+            ],
+            ..node("ReduceSum", &[x], out)
+        };
+        let model = power_model(vec![
+            node("Mul", &["y", "y"], "a2"),
+            node("Mul", &["im", "im"], "b2"),
+            sum("a2", "sa"),
+            sum("b2", "sb"),
+            node("Mul", &["sa", "sb"], "prod"),
+            node("Sqrt", &["prod"], "out"),
+        ]);
+        // ReduceSum of opset 17 takes its axes as an input; opset 11's
+        // attribute form is what this builder writes.
+        let mut model = model;
+        model.opset_import[0].version = 11;
+        let g = assert_conforms("norms' product", &model, 30.0);
+        let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+        let count = |k: &str| kinds.iter().filter(|&&x| x == k).count();
+        assert_eq!(count("ReduceL2"), 2, "{kinds:?}");
+        assert_eq!(count("Mul"), 1, "{kinds:?}");
+        assert_eq!(count("ReduceSum"), 0, "{kinds:?}");
+    }
+
     #[test]
     fn an_added_constant_leaves_the_function_for_the_root() {
         let x = Arc::new(Expr::X);
@@ -484,6 +559,7 @@ mod tests {
             )),
         );
         assert_eq!(split_added_constant(&twice), None);
-        assert!(has_log(&db) && !has_log(&Expr::Unary(Fn1::Sqrt, x)));
+        assert!(reads_a_root(&db) && reads_a_root(&Expr::Unary(Fn1::Sqrt, x.clone())));
+        assert!(!reads_a_root(&Expr::Unary(Fn1::Exp, x)));
     }
 }
