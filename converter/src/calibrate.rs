@@ -57,6 +57,10 @@ pub struct Observer {
     /// With `true`, only maxima read the padding: a value below the range
     /// never wins there, and is left out.
     pub holds: Vec<(f32, bool)>,
+    /// A ReduceMax reads this tensor (or a table of it: `amin` is a max of
+    /// `−x`): its extremes are what the max keeps, so the range keeps the
+    /// observed ones instead of clipping them for the bulk's sake.
+    pub extremes: bool,
 }
 
 /// Beyond ±this a sigmoid is within half an int8 probability step (1/512)
@@ -145,6 +149,7 @@ impl Observer {
             declared: None,
             saw_neg_inf: false,
             holds: Vec::new(),
+            extremes: false,
         }
     }
 
@@ -175,7 +180,10 @@ impl Observer {
 
     /// The quantization range `[lo, hi]`, `lo ≤ 0 ≤ hi`.
     pub fn range(&self, method: Method, percentile: f32) -> (f32, f32) {
-        let (lo, hi) = self.observed_range(method, percentile);
+        let (lo, hi) = match self.extremes && self.declared.is_none() {
+            true => self.observed_range(Method::MinMax, percentile),
+            false => self.observed_range(method, percentile),
+        };
         self.holds
             .iter()
             .filter(|&&(v, only_maxima)| !(only_maxima && v <= lo))
@@ -411,6 +419,25 @@ pub fn calibrate_from(
                 if pad.value.is_finite() {
                     obs.holds.push((pad.value, only_maxima));
                 }
+            }
+        }
+    }
+    let is_max = |n: usize| {
+        matches!(
+            graph.nodes[n].op,
+            Op::Reduce(crate::ops::reduce::Reduce {
+                how: crate::ops::reduce::Reduction::Max,
+                ..
+            })
+        )
+    };
+    for (n, node) in graph.nodes.iter().enumerate() {
+        let table = matches!(node.op, Op::Unary(_) | Op::Pointwise(_));
+        let feeds_max =
+            is_max(n) || (table && graph.consumers(node.output).into_iter().any(is_max));
+        if feeds_max {
+            if let Some(obs) = node.inputs.first().and_then(|&x| observers[x].as_mut()) {
+                obs.extremes = true;
             }
         }
     }
@@ -655,6 +682,19 @@ mod tests {
         obs.softmax = Some(SoftmaxRows::new(3, 1));
         obs.observe(&[0.1, -0.2, -0.3, 0.4, -0.3, 0.0, 0.2, 0.0, -0.1], 16);
         assert_eq!(obs.range(Method::Mse, 99.9).0, -0.3);
+    }
+
+    #[test]
+    fn a_tensor_a_max_reads_keeps_its_extremes() {
+        // A bulk near 0 and a few large values: mse clips the top for the
+        // bulk's sake, which is exactly what a ReduceMax keeps.
+        let mut values: Vec<f32> = (0..4000).map(|i| (i % 97) as f32 / 97.0 * 0.6).collect();
+        values.extend([2.8, 2.5, -0.4]);
+        let mut obs = observer(&values);
+        let (_, clipped) = obs.range(Method::Mse, 99.99);
+        assert!(clipped < 2.8, "mse keeps {clipped}");
+        obs.extremes = true;
+        assert_eq!(obs.range(Method::Mse, 99.99), (-0.4, 2.8));
     }
 
     #[test]
