@@ -86,7 +86,7 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         // never negative; saying so (r⁺ = max(r, 0)) keeps the function a
         // logarithm on the whole grid, which an int16 Log then computes
         // exactly, where the mirror image on the negative codes would not.
-        let r = if root.from_l2(&b, g) {
+        let r = if root.is_l2_output(&b, g) {
             Arc::new(Expr::Binary(
                 Fn2::Max,
                 Arc::new(Expr::X),
@@ -189,7 +189,7 @@ struct Root {
 impl Root {
     /// Whether `r` is the output of a ReduceL2 (this rewrite's, or one
     /// already in the graph).
-    fn from_l2(&self, b: &Build, g: &Graph) -> bool {
+    fn is_l2_output(&self, b: &Build, g: &Graph) -> bool {
         let is_l2 = |op: &Op| {
             matches!(
                 op,
@@ -288,7 +288,7 @@ impl Build {
                     (Some(c), None) | (None, Some(c)) => {
                         let x = if constant(g, a).is_some() { b } else { a };
                         let rx = self.root_of(g, x)?;
-                        if g.tensors[x].shape != shape || !(c >= 0.0) {
+                        if g.tensors[x].shape != shape || c.is_nan() || c < 0.0 {
                             return None;
                         }
                         let stacked = self.stack(g, &[rx.r], &shape, &n)?;

@@ -1305,10 +1305,6 @@ impl<'m, 'a> Ctx<'m, 'a> {
         }
     }
 
-    /// Whether the output or any input is an int16 activation: the op runs
-    /// its int16 kernel, which checks the pairing of its sides. (Constants
-    /// do not count: an LSTM's tables are `i16` at any precision.)
-    #[cfg(feature = "int16-activations")]
     /// Whether input 0 or the output is int16: a recurrent op's step
     /// sides (its initial states may be int16 on int8 sides).
     #[cfg(feature = "int16-activations")]
@@ -1319,6 +1315,10 @@ impl<'m, 'a> Ctx<'m, 'a> {
         self.output.dtype == DType::I16 || x_wide
     }
 
+    /// Whether the output or any input is an int16 activation: the op runs
+    /// its int16 kernel, which checks the pairing of its sides. (Constants
+    /// do not count: an LSTM's tables are `i16` at any precision.)
+    #[cfg(feature = "int16-activations")]
     fn int16(&self) -> bool {
         let wide = |t: &u16| {
             self.model
