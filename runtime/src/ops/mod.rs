@@ -226,8 +226,11 @@ enum Kind<'a> {
     ConcatS16(concat::ConcatS16<'a>),
     Pad(pad::Pad<'a>),
     Reshape(reshape::Reshape<'a>),
+    #[cfg(feature = "op-lstm")]
     Lstm(recurrent::Lstm<'a>),
+    #[cfg(feature = "op-gru")]
     Gru(recurrent::Gru<'a>),
+    #[cfg(feature = "op-rnn")]
     Rnn(recurrent::Rnn<'a>),
     ConvTranspose(conv_transpose::ConvTranspose<'a>),
     #[cfg(feature = "int16-activations")]
@@ -271,11 +274,11 @@ enum Kind<'a> {
     ReduceMaxS16(reduce::ReduceS16<'a>),
     #[cfg(feature = "int16-activations")]
     ReduceL2S16(reduce::ReduceS16<'a>),
-    #[cfg(feature = "int16-activations")]
+    #[cfg(all(feature = "int16-activations", feature = "op-lstm"))]
     LstmS16(recurrent::RecurrentS16<'a, crate::kernels::LstmParams>),
-    #[cfg(feature = "int16-activations")]
+    #[cfg(all(feature = "int16-activations", feature = "op-gru"))]
     GruS16(recurrent::RecurrentS16<'a, crate::kernels::GruParams>),
-    #[cfg(feature = "int16-activations")]
+    #[cfg(all(feature = "int16-activations", feature = "op-rnn"))]
     RnnS16(recurrent::RecurrentS16<'a, crate::kernels::RnnParams>),
     #[cfg(feature = "op-requantize")]
     Requantize(requantize::Requantize<'a>),
@@ -353,8 +356,11 @@ impl<'a> PreparedOp<'a> {
             Kind::ConcatS16(_) => "concat_part_s16",
             Kind::Pad(op) => op.kernel(),
             Kind::Reshape(_) => "copy",
+            #[cfg(feature = "op-lstm")]
             Kind::Lstm(op) => op.kernel.name,
+            #[cfg(feature = "op-gru")]
             Kind::Gru(op) => op.kernel.name,
+            #[cfg(feature = "op-rnn")]
             Kind::Rnn(op) => op.kernel.name,
             Kind::ConvTranspose(_) => "conv_transpose_s8",
             #[cfg(feature = "int16-activations")]
@@ -389,11 +395,11 @@ impl<'a> PreparedOp<'a> {
             Kind::LutS16(_) => "lut_s16",
             #[cfg(feature = "int16-activations")]
             Kind::ReduceSumS16(op) | Kind::ReduceMaxS16(op) | Kind::ReduceL2S16(op) => op.kernel(),
-            #[cfg(feature = "int16-activations")]
+            #[cfg(all(feature = "int16-activations", feature = "op-lstm"))]
             Kind::LstmS16(op) => op.kernel_name(),
-            #[cfg(feature = "int16-activations")]
+            #[cfg(all(feature = "int16-activations", feature = "op-gru"))]
             Kind::GruS16(op) => op.kernel_name(),
-            #[cfg(feature = "int16-activations")]
+            #[cfg(all(feature = "int16-activations", feature = "op-rnn"))]
             Kind::RnnS16(op) => op.kernel_name(),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => op.kernel(),
@@ -416,8 +422,11 @@ impl<'a> PreparedOp<'a> {
             Kind::Lut(op) => explain(&op.len, s::LUT, f),
             Kind::MaxPool(op) => explain(&op.p, s::MAX_POOL, f),
             Kind::AvgPool(op) => explain(&op.p, s::AVG_POOL, f),
+            #[cfg(feature = "op-lstm")]
             Kind::Lstm(op) => explain(&op.p, s::LSTM, f),
+            #[cfg(feature = "op-gru")]
             Kind::Gru(op) => explain(&op.p, s::GRU, f),
+            #[cfg(feature = "op-rnn")]
             Kind::Rnn(op) => explain(&op.p, s::RNN, f),
             Kind::Empty
             | Kind::Softmax(_)
@@ -455,10 +464,13 @@ impl<'a> PreparedOp<'a> {
             | Kind::ReduceMaxS16(_)
             | Kind::ReduceL2S16(_)
             | Kind::ConcatS16(_)
-            | Kind::ConvTransposeS16(_)
-            | Kind::LstmS16(_)
-            | Kind::GruS16(_)
-            | Kind::RnnS16(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::ConvTransposeS16(_) => explain::<(), ()>(&(), NONE, f),
+            #[cfg(all(feature = "int16-activations", feature = "op-lstm"))]
+            Kind::LstmS16(_) => explain::<(), ()>(&(), NONE, f),
+            #[cfg(all(feature = "int16-activations", feature = "op-gru"))]
+            Kind::GruS16(_) => explain::<(), ()>(&(), NONE, f),
+            #[cfg(all(feature = "int16-activations", feature = "op-rnn"))]
+            Kind::RnnS16(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-log")]
@@ -471,8 +483,11 @@ impl<'a> PreparedOp<'a> {
         match &self.kind {
             Kind::Conv(op) => op.macs(),
             Kind::FullyConnected(op) => op.macs(),
+            #[cfg(feature = "op-lstm")]
             Kind::Lstm(op) => op.macs(),
+            #[cfg(feature = "op-gru")]
             Kind::Gru(op) => op.macs(),
+            #[cfg(feature = "op-rnn")]
             Kind::Rnn(op) => op.macs(),
             Kind::ConvTranspose(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
@@ -484,11 +499,11 @@ impl<'a> PreparedOp<'a> {
             Kind::FullyConnectedS16(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::MatMulS16(op) => op.macs(),
-            #[cfg(feature = "int16-activations")]
+            #[cfg(all(feature = "int16-activations", feature = "op-lstm"))]
             Kind::LstmS16(op) => op.macs(),
-            #[cfg(feature = "int16-activations")]
+            #[cfg(all(feature = "int16-activations", feature = "op-gru"))]
             Kind::GruS16(op) => op.macs(),
-            #[cfg(feature = "int16-activations")]
+            #[cfg(all(feature = "int16-activations", feature = "op-rnn"))]
             Kind::RnnS16(op) => op.macs(),
             #[cfg(feature = "int16-activations")]
             Kind::MaxPoolS16(_)
@@ -564,8 +579,11 @@ impl<'a> PreparedOp<'a> {
             Kind::ConcatS16(op) => gated(O::Concat, i, || op.eval(model, io)),
             Kind::Pad(op) => gated(O::Pad, i, || op.eval(io)),
             Kind::Reshape(op) => gated(O::Reshape, i, || op.eval(io)),
+            #[cfg(feature = "op-lstm")]
             Kind::Lstm(op) => gated(O::Lstm, i, || op.eval(io)),
+            #[cfg(feature = "op-gru")]
             Kind::Gru(op) => gated(O::Gru, i, || op.eval(io)),
+            #[cfg(feature = "op-rnn")]
             Kind::Rnn(op) => gated(O::Rnn, i, || op.eval(io)),
             Kind::ConvTranspose(op) => gated(O::ConvTranspose, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
@@ -607,11 +625,11 @@ impl<'a> PreparedOp<'a> {
             Kind::ReduceMaxS16(op) => gated(O::ReduceMax, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::ReduceL2S16(op) => gated(O::ReduceL2, i, || op.eval(io)),
-            #[cfg(feature = "int16-activations")]
+            #[cfg(all(feature = "int16-activations", feature = "op-lstm"))]
             Kind::LstmS16(op) => gated(O::Lstm, i, || op.eval(io)),
-            #[cfg(feature = "int16-activations")]
+            #[cfg(all(feature = "int16-activations", feature = "op-gru"))]
             Kind::GruS16(op) => gated(O::Gru, i, || op.eval(io)),
-            #[cfg(feature = "int16-activations")]
+            #[cfg(all(feature = "int16-activations", feature = "op-rnn"))]
             Kind::RnnS16(op) => gated(O::Rnn, i, || op.eval(io)),
             #[cfg(feature = "op-requantize")]
             Kind::Requantize(op) => gated(O::Requantize, i, || op.eval(io)),
@@ -699,21 +717,45 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         O::Concat => Kind::Concat(gated(O::Concat, i, || concat::prepare(&cx))?),
         O::Pad => Kind::Pad(gated(O::Pad, i, || pad::prepare(&cx))?),
         O::Reshape => Kind::Reshape(gated(O::Reshape, i, || reshape::prepare(&cx))?),
-        #[cfg(feature = "int16-activations")]
+        #[cfg(all(feature = "int16-activations", feature = "op-lstm"))]
         O::Lstm if cx.step_sides_int16() => {
             Kind::LstmS16(gated(O::Lstm, i, || recurrent::prepare_lstm_s16(&cx))?)
         }
+        #[cfg(feature = "op-lstm")]
         O::Lstm => Kind::Lstm(gated(O::Lstm, i, || recurrent::prepare_lstm(&cx))?),
-        #[cfg(feature = "int16-activations")]
+        #[cfg(not(feature = "op-lstm"))]
+        O::Lstm => {
+            return Err(Error::OpNotBuiltIn {
+                index: i,
+                opcode: O::Lstm,
+            })
+        }
+        #[cfg(all(feature = "int16-activations", feature = "op-gru"))]
         O::Gru if cx.step_sides_int16() => {
             Kind::GruS16(gated(O::Gru, i, || recurrent::prepare_gru_s16(&cx))?)
         }
+        #[cfg(feature = "op-gru")]
         O::Gru => Kind::Gru(gated(O::Gru, i, || recurrent::prepare_gru(&cx))?),
-        #[cfg(feature = "int16-activations")]
+        #[cfg(not(feature = "op-gru"))]
+        O::Gru => {
+            return Err(Error::OpNotBuiltIn {
+                index: i,
+                opcode: O::Gru,
+            })
+        }
+        #[cfg(all(feature = "int16-activations", feature = "op-rnn"))]
         O::Rnn if cx.step_sides_int16() => {
             Kind::RnnS16(gated(O::Rnn, i, || recurrent::prepare_rnn_s16(&cx))?)
         }
+        #[cfg(feature = "op-rnn")]
         O::Rnn => Kind::Rnn(gated(O::Rnn, i, || recurrent::prepare_rnn(&cx))?),
+        #[cfg(not(feature = "op-rnn"))]
+        O::Rnn => {
+            return Err(Error::OpNotBuiltIn {
+                index: i,
+                opcode: O::Rnn,
+            })
+        }
         #[cfg(feature = "int16-activations")]
         O::ConvTranspose if cx.int16() => {
             Kind::ConvTransposeS16(gated(O::ConvTranspose, i, || {

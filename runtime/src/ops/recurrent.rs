@@ -1,6 +1,12 @@
 //! Lstm, Gru and Rnn over a sequence (batch 1, either direction): the shared
 //! operand list of `params::recurrent`, then each op's own parameter words
 //! and the optional flags word (reverse, sequence output).
+// A cell whose `op-*` feature is off has no `Kind` variant (a firmware's plan
+// slots stay the size of the ops it runs), so its preparation goes unused.
+#![cfg_attr(
+    not(all(feature = "op-lstm", feature = "op-gru", feature = "op-rnn")),
+    allow(dead_code)
+)]
 
 #[cfg(feature = "int16-activations")]
 use super::output_i16;
