@@ -275,6 +275,15 @@ mod tests {
         assert_eq!(transposes.count(), 1);
     }
 
+    /// Every Transpose in `g` is one the runtime runs (at most 4 dims).
+    fn assert_transposes_fit_the_runtime(g: &crate::ir::Graph) {
+        for n in &g.nodes {
+            if let Op::Transpose(t) = &n.op {
+                assert!(t.perm.len() <= 4, "{:?}", t.perm);
+            }
+        }
+    }
+
     #[test]
     fn rank_6_permutations_run_in_steps_of_4_dims() {
         // PixelUnshuffle(2) on [1, 3, 8, 8] as PyTorch exports it: view
@@ -296,11 +305,7 @@ mod tests {
             let g = assert_conforms("rank-6 Transpose", &model, 40.0);
             let out: Vec<usize> = perm.iter().map(|&a| shape[a as usize] as usize).collect();
             assert_eq!(g.tensors[g.outputs[0]].shape, out);
-            for n in &g.nodes {
-                if let Op::Transpose(t) = &n.op {
-                    assert!(t.perm.len() <= 4, "{:?}", t.perm);
-                }
-            }
+            assert_transposes_fit_the_runtime(&g);
         }
     }
 
@@ -322,11 +327,7 @@ mod tests {
         ] {
             let model = one_node(op, shape, &[], attrs, vec![]);
             let g = assert_conforms(op, &model, 40.0);
-            for n in &g.nodes {
-                if let Op::Transpose(t) = &n.op {
-                    assert!(t.perm.len() <= 4, "{:?}", t.perm);
-                }
-            }
+            assert_transposes_fit_the_runtime(&g);
         }
     }
 

@@ -236,68 +236,46 @@ impl Build {
             // of their roots; a constant factor joins `k`.
             Op::Mul(Mul {
                 activation: FusedActivation::None,
-            }) => {
-                let [a, b] = n.inputs[..] else {
-                    return None;
-                };
-                match (constant(g, a), constant(g, b)) {
-                    (None, None) => {
-                        if g.tensors[a].shape != shape || g.tensors[b].shape != shape {
-                            return None;
-                        }
-                        let (ra, rb) = (self.root_of(g, a)?, self.root_of(g, b)?);
-                        let op = Op::Mul(Mul {
-                            activation: FusedActivation::None,
-                        });
-                        let r = self.emit(g, &n, op, vec![ra.r, rb.r], shape, "root");
-                        Root { r, k: ra.k * rb.k }
-                    }
-                    (Some(c), None) | (None, Some(c)) if c >= 0.0 => {
-                        let x = if constant(g, a).is_some() { b } else { a };
-                        if g.tensors[x].shape != shape {
-                            return None;
-                        }
-                        let rx = self.root_of(g, x)?;
-                        Root {
-                            r: rx.r,
-                            k: rx.k * c,
-                        }
-                    }
-                    _ => return None,
+            }) => match pair(g, &n, &shape)? {
+                Pair::Computed(a, b) => {
+                    let (ra, rb) = (self.root_of(g, a)?, self.root_of(g, b)?);
+                    let op = Op::Mul(Mul {
+                        activation: FusedActivation::None,
+                    });
+                    let r = self.emit(g, &n, op, vec![ra.r, rb.r], shape, "root");
+                    Root { r, k: ra.k * rb.k }
                 }
-            }
+                Pair::WithConstant(x, c) if c >= 0.0 => {
+                    let rx = self.root_of(g, x)?;
+                    Root {
+                        r: rx.r,
+                        k: rx.k * c,
+                    }
+                }
+                Pair::WithConstant(..) => return None,
+            },
+            // A sum of two is the root of both stacked; a constant added
+            // joins the root's ε.
             Op::Add(Add {
                 activation: FusedActivation::None,
-            }) => {
-                let [a, b] = n.inputs[..] else {
-                    return None;
-                };
-                match (constant(g, a), constant(g, b)) {
-                    (None, None) => {
-                        if g.tensors[a].shape != shape || g.tensors[b].shape != shape {
-                            return None;
-                        }
-                        let (ra, rb) = (self.root_of(g, a)?, self.root_of(g, b)?);
-                        if ra.k != rb.k {
-                            return None;
-                        }
-                        let stacked = self.stack(g, &[ra.r, rb.r], &shape, &n)?;
-                        let r = self.l2(g, stacked, &shape, 0.0, &n);
-                        Root { r, k: ra.k }
+            }) => match pair(g, &n, &shape)? {
+                Pair::Computed(a, b) => {
+                    let (ra, rb) = (self.root_of(g, a)?, self.root_of(g, b)?);
+                    if ra.k != rb.k {
+                        return None;
                     }
-                    (Some(c), None) | (None, Some(c)) => {
-                        let x = if constant(g, a).is_some() { b } else { a };
-                        let rx = self.root_of(g, x)?;
-                        if g.tensors[x].shape != shape || c.is_nan() || c < 0.0 {
-                            return None;
-                        }
-                        let stacked = self.stack(g, &[rx.r], &shape, &n)?;
-                        let r = self.l2(g, stacked, &shape, (c / rx.k) as f32, &n);
-                        Root { r, k: rx.k }
-                    }
-                    (Some(_), Some(_)) => return None,
+                    let stacked = self.stack(g, &[ra.r, rb.r], &shape, &n)?;
+                    let r = self.l2(g, stacked, &shape, 0.0, &n);
+                    Root { r, k: ra.k }
                 }
-            }
+                Pair::WithConstant(x, c) if c >= 0.0 => {
+                    let rx = self.root_of(g, x)?;
+                    let stacked = self.stack(g, &[rx.r], &shape, &n)?;
+                    let r = self.l2(g, stacked, &shape, (c / rx.k) as f32, &n);
+                    Root { r, k: rx.k }
+                }
+                Pair::WithConstant(..) => return None,
+            },
             Op::Reduce(Reduce { how, axes }) if matches!(how, Reduction::Sum | Reduction::Mean) => {
                 let x = *n.inputs.first()?;
                 let rx = self.root_of(g, x)?;
@@ -393,6 +371,28 @@ impl Build {
     }
 }
 
+/// The operands of a binary node whose output has `shape`.
+enum Pair {
+    /// Two computed tensors of that shape.
+    Computed(TensorId, TensorId),
+    /// A computed tensor of that shape and a one-value constant.
+    WithConstant(TensorId, f64),
+}
+
+/// `n`'s two operands as a [`Pair`], if they are one.
+fn pair(g: &Graph, n: &Node, shape: &[usize]) -> Option<Pair> {
+    let [a, b] = n.inputs[..] else {
+        return None;
+    };
+    let full = |t: TensorId| g.tensors[t].shape == shape;
+    match (constant(g, a), constant(g, b)) {
+        (None, None) if full(a) && full(b) => Some(Pair::Computed(a, b)),
+        (Some(c), None) if full(b) => Some(Pair::WithConstant(b, c)),
+        (None, Some(c)) if full(a) => Some(Pair::WithConstant(a, c)),
+        _ => None,
+    }
+}
+
 /// The value of a constant tensor whose elements are all one value.
 fn constant(g: &Graph, t: TensorId) -> Option<f64> {
     let v = g.tensors[t].value.as_ref()?;
@@ -407,8 +407,7 @@ fn constant(g: &Graph, t: TensorId) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::ops::testing::{assert_conforms, floats, int64s, one_node};
-    use tract_onnx::pb::attribute_proto::AttributeType;
-    use tract_onnx::pb::{AttributeProto, NodeProto};
+    use tract_onnx::pb::NodeProto;
 
     fn node(op: &str, ins: &[&str], out: &str) -> NodeProto {
         NodeProto {
@@ -417,6 +416,17 @@ mod tests {
             input: ins.iter().map(|s| s.to_string()).collect(),
             output: vec![out.into()],
             ..Default::default()
+        }
+    }
+
+    /// `op` over axis 2 of `x` (axes as an attribute, before opset 18).
+    fn reduce_over_time(op: &str, x: &str, out: &str, keepdims: i64) -> NodeProto {
+        NodeProto {
+            attribute: vec![
+                crate::ops::testing::attr_ints("axes", &[2]),
+                crate::ops::testing::attr_i("keepdims", keepdims),
+            ],
+            ..node(op, &[x], out)
         }
     }
 
@@ -459,18 +469,7 @@ mod tests {
             node("Add", &["power", "eps"], "power_eps"),
             node("Log", &["power_eps"], "out"),
         ]);
-        let mean = NodeProto {
-            attribute: vec![
-                AttributeProto {
-                    name: "axes".into(),
-                    r#type: AttributeType::Ints as i32,
-                    ints: vec![2],
-                    ..Default::default()
-                },
-                crate::ops::testing::attr_i("keepdims", 1),
-            ],
-            ..node("ReduceMean", &["power"], "mean_power")
-        };
+        let mean = reduce_over_time("ReduceMean", "power", "mean_power", 1);
         let band_power = power_model(vec![
             mean,
             node("Add", &["mean_power", "eps"], "mean_eps"),
@@ -496,18 +495,7 @@ mod tests {
     /// the product of two ReduceL2 roots, and no square encoded.
     #[test]
     fn a_root_of_a_product_of_sums_of_squares_is_a_product_of_norms() {
-        let sum = |x: &str, out: &str| NodeProto {
-            attribute: vec![
-                AttributeProto {
-                    name: "axes".into(),
-                    r#type: AttributeType::Ints as i32,
-                    ints: vec![2],
-                    ..Default::default()
-                },
-                crate::ops::testing::attr_i("keepdims", 0),
-            ],
-            ..node("ReduceSum", &[x], out)
-        };
+        let sum = |x: &str, out: &str| reduce_over_time("ReduceSum", x, out, 0);
         let model = power_model(vec![
             node("Mul", &["y", "y"], "a2"),
             node("Mul", &["im", "im"], "b2"),
