@@ -45,9 +45,10 @@ fn reads_wide(op: &Op) -> bool {
     raises(op) || moves(op) || joins(op)
 }
 
-/// Whether `op` can write an int16 activation.
+/// Whether `op` can write an int16 activation (an ArgMax's indices past
+/// 128, which its lowering makes int16 whatever the precision).
 fn writes_wide(op: &Op) -> bool {
-    raises(op) || moves(op) || joins(op)
+    raises(op) || moves(op) || joins(op) || matches!(op, Op::ArgMax(_))
 }
 
 /// Concat: it requantizes each input to its output, so its inputs may mix
@@ -265,10 +266,13 @@ pub fn raisable(graph: &Graph) -> Vec<Raisable> {
 /// each a Conv or FullyConnected) as int16.
 pub fn with_raised(graph: &Graph, layers: &[&Raisable], wide_weights: &[&Raisable]) -> Graph {
     let mut g = graph.clone();
+    // On top of the tensors the graph has int16 already (an ArgMax's
+    // indices past 128).
     g.wide = layers
         .iter()
         .chain(wide_weights)
         .flat_map(|r| r.tensors.iter().copied())
+        .chain(graph.wide.iter().copied())
         .collect();
     g.wide_weights = wide_weights
         .iter()

@@ -1065,3 +1065,39 @@ fn log_refuses_an_int8_side_or_a_low_input_below_one() {
     assert!(bad_op(refusal(int16_log(0, true)), 1));
     assert!(bad_op(refusal(int16_log(32769, true)), 1));
 }
+
+/// `x` i8 `[1, len]` → ArgMax over its `len` values → `y` with int16 (or,
+/// `wide` false, int8) indices of scale 1.
+fn long_arg_max(len: usize, wide: bool) -> Writer {
+    let mut w = Writer::new();
+    let x = w.add_activation("x", &[1, len], pt(0.1, 0), 0);
+    let at = len + len % 2;
+    let q1 = pt(1.0, 0);
+    let y = match wide {
+        true => w.add_activation_i16("y", &[1], q1, at),
+        false => w.add_activation("y", &[1], q1, at),
+    };
+    w.add_op(OpCode::ArgMax, &[x], &[y], &[1, 0]);
+    w.set_inputs(&[x]);
+    w.set_outputs(&[y]);
+    w.set_arena_len(at + 2);
+    w
+}
+
+#[test]
+fn arg_max_writes_int16_indices_past_128() {
+    // A peak at sample 300 of 500 (an R peak's position in a window).
+    let mut x = vec![0i8; 500];
+    x[300] = 77;
+    let buf = aligned(long_arg_max(500, true));
+    let model = Model::parse(buf.as_slice()).unwrap();
+    let mut arena = vec![0u16; model.arena_len().div_ceil(2)];
+    let mut plan = vec![medq::PreparedOp::EMPTY; model.op_count()];
+    let mut interp = Interpreter::new(&model, u16_bytes(&mut arena), &mut plan).unwrap();
+    interp.input_mut(0).unwrap().copy_from_slice(&x);
+    interp.invoke().unwrap();
+    assert_eq!(interp.output_i16(0).unwrap(), [300]);
+    // int8 indices stop at 128; int16 ones at 32768.
+    assert!(bad_op(refusal(long_arg_max(500, false)), 0));
+    assert!(bad_op(refusal(long_arg_max(32769, true)), 0));
+}

@@ -469,6 +469,12 @@ impl Builder {
         Ok(id)
     }
 
+    /// Store tensor `t` as int16 whatever the precision asked (an ArgMax's
+    /// indices past 128).
+    pub(crate) fn make_wide(&mut self, t: TensorId) {
+        self.graph.wide.insert(t);
+    }
+
     pub(crate) fn shape_of(&self, v: &Value) -> Vec<usize> {
         match v {
             Value::Const(c) => c.shape.clone(),

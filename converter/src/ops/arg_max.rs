@@ -1,9 +1,10 @@
-//! ArgMax along one axis: the index of the largest value, as an int8 output
-//! of scale 1 whose dequantized values are the indices (a model that ends
-//! with `torch.argmax` beside its probabilities).
+//! ArgMax (and ArgMin, the ArgMax of −x) along one axis: the index of the
+//! largest value, as an output of scale 1 whose dequantized values are the
+//! indices (a model that ends with `torch.argmax` beside its probabilities);
+//! int8, or int16 past 128 values (a peak's position over a signal).
 
 use medq::format::layout::{params::arg_max as w, OpCode};
-use medq::kernels::MAX_ARG_MAX_LEN;
+use medq::kernels::{MAX_ARG_MAX_LEN, MAX_ARG_MAX_LEN_S16};
 
 use super::onnx::{act, Ins};
 use super::IrOp;
@@ -31,9 +32,9 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
         1 => true,
         v => return Err(ctx.attr_err("select_last_index", format!("{v}: must be 0 or 1"))),
     };
-    if xs[axis] > MAX_ARG_MAX_LEN {
+    if xs[axis] > MAX_ARG_MAX_LEN_S16 {
         return Err(ctx.err(format!(
-            "an argmax over {} values: medq's indices are int8, at most {MAX_ARG_MAX_LEN}",
+            "an argmax over {} values: medq's indices are int16, at most {MAX_ARG_MAX_LEN_S16}",
             xs[axis]
         )));
     }
@@ -45,8 +46,26 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
         }
         v => return Err(ctx.attr_err("keepdims", format!("{v}: must be 0 or 1"))),
     }
+    // ArgMin is the ArgMax of −x (the same first or last index of ties).
+    let x = match ctx.op {
+        "ArgMin" => {
+            use super::pointwise::{Expr, Fn1, Pointwise};
+            let neg = Expr::Unary(Fn1::Neg, std::sync::Arc::new(Expr::X));
+            let op = Op::Pointwise(Pointwise {
+                f: std::sync::Arc::new(neg),
+            });
+            b.emit_part(ctx, "negated", op, vec![x], xs.clone())?
+        }
+        _ => x,
+    };
     let op = Op::ArgMax(ArgMax { axis, select_last });
-    b.emit(ctx, op, vec![x], out)
+    let y = b.emit(ctx, op, vec![x], out)?;
+    // Past 128 values the indices are int16 (a peak's position over a
+    // signal's samples; the file then needs int16-activations).
+    if let (Value::Act(t), true) = (&y, xs[axis] > MAX_ARG_MAX_LEN) {
+        b.make_wide(*t);
+    }
+    Ok(y)
 }
 
 impl IrOp for ArgMax {
@@ -139,5 +158,52 @@ mod tests {
             let g = assert_conforms("ArgMax", &model, 10.0);
             assert!(g.nodes.iter().any(|n| n.op.kind() == "ArgMax"));
         }
+    }
+
+    #[test]
+    fn arg_min_is_the_arg_max_of_the_negation() {
+        let model = one_node(
+            "ArgMin",
+            &[1, 5, 12],
+            &[],
+            vec![attr_i("axis", 2), attr_i("keepdims", 0)],
+            vec![],
+        );
+        let g = assert_conforms("ArgMin", &model, 10.0);
+        let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+        assert_eq!(kinds, ["Lut", "ArgMax"]);
+    }
+
+    #[test]
+    fn a_peak_position_past_128_samples_is_an_int16_index() {
+        // The position of a peak among 300 samples per channel (at 217 and
+        // 42: noise plus a bump, as an R peak over a window): int16
+        // indices, at any precision asked, exact. (300 values on an int8
+        // grid always tie somewhere; a peak does not.)
+        let mut bump = vec![0.0f32; 600];
+        bump[217] = 20.0;
+        bump[300 + 42] = 20.0;
+        let mut model = one_node(
+            "Add",
+            &[1, 2, 300],
+            &["bump"],
+            vec![],
+            vec![crate::ops::testing::floats("bump", &[2, 300], &bump)],
+        );
+        let graph = model.graph.as_mut().unwrap();
+        graph.node.push(tract_onnx::pb::NodeProto {
+            name: "peak".into(),
+            op_type: "ArgMax".into(),
+            input: vec!["y".into()],
+            output: vec!["at".into()],
+            attribute: vec![attr_i("axis", -1), attr_i("keepdims", 0)],
+            ..Default::default()
+        });
+        graph.output[0].name = "at".into();
+        let g = assert_conforms("ArgMax over 300", &model, 60.0);
+        assert!(g.wide.contains(&g.outputs[0]));
+        let over = one_node("ArgMax", &[1, 32769], &[], vec![attr_i("axis", 1)], vec![]);
+        let err = crate::ops::testing::load(&over).unwrap_err().to_string();
+        assert!(err.contains("at most 32768"), "{err}");
     }
 }

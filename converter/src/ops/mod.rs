@@ -270,8 +270,15 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "ArgMax",
         arg_max::from_onnx,
-        "ArgMax (an int8 output of scale 1: the indices)",
-        "any axis of at most 128 values, `keepdims`, `select_last_index`",
+        "ArgMax (an output of scale 1: the indices; int8, or int16 past 128 values)",
+        "any axis of at most 32768 values (past 128 the indices are int16: a runtime with \
+         `int16-activations`), `keepdims`, `select_last_index`",
+    ),
+    OnnxOp::new(
+        "ArgMin",
+        arg_max::from_onnx,
+        "Lut (−x), ArgMax",
+        "as ArgMax",
     ),
     OnnxOp::new(
         "Asin",

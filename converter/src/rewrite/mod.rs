@@ -141,4 +141,12 @@ fn compact(g: &mut Graph) {
         n.inputs.iter_mut().for_each(re);
         re(&mut n.output);
     }
+    // Tensors a lowering made int16 (an ArgMax's indices past 128).
+    let moved = |set: &std::collections::BTreeSet<TensorId>| {
+        set.iter()
+            .filter_map(|&t| remap.get(t).copied().filter(|&r| r != usize::MAX))
+            .collect()
+    };
+    g.wide = moved(&g.wide);
+    g.wide_weights = moved(&g.wide_weights);
 }

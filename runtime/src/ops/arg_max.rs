@@ -1,5 +1,7 @@
 //! ArgMax: the index of the largest value along one axis, as an int8
-//! output of scale 1 (a classifier's class index as a model output).
+//! output of scale 1 (a classifier's class index as a model output), or an
+//! int16 one past 128 values (a peak's position over a signal; feature
+//! `int16-activations`).
 
 use super::{Ctx, Io, Operand};
 use crate::error::Error;
@@ -12,6 +14,9 @@ use crate::kernels::{arg_max_s8, ArgMaxParams, MAX_ARG_MAX_LEN};
 pub(super) struct ArgMax<'a> {
     p: ArgMaxParams,
     x: Operand<'a>,
+    /// The indices are `i16`.
+    #[cfg(feature = "int16-activations")]
+    wide: bool,
 }
 
 /// Input `[x]`; see `params::arg_max`.
@@ -30,9 +35,18 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<ArgMax<'a>, Error> {
         _ => return Err(cx.bad(why!("select_last_index must be 0 or 1"))),
     };
     let len = dims[axis];
+    #[cfg(feature = "int16-activations")]
+    let wide = cx.output.dtype == crate::format::layout::DType::I16;
+    #[cfg(feature = "int16-activations")]
+    let max_len = match wide {
+        true => crate::kernels::MAX_ARG_MAX_LEN_S16,
+        false => MAX_ARG_MAX_LEN,
+    };
+    #[cfg(not(feature = "int16-activations"))]
+    let max_len = MAX_ARG_MAX_LEN;
     cx.ensure(
-        (1..=MAX_ARG_MAX_LEN).contains(&len),
-        why!("ArgMax axis longer than 128 (indices are i8)"),
+        (1..=max_len).contains(&len),
+        why!("ArgMax axis longer than its indices reach (128 for i8, 32768 for i16)"),
     )?;
     // The output: x's dims with the axis 1 (kept) or dropped.
     let y = cx.output.dims_usize();
@@ -67,12 +81,19 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<ArgMax<'a>, Error> {
     Ok(ArgMax {
         p,
         x: Operand::of(&x),
+        #[cfg(feature = "int16-activations")]
+        wide,
     })
 }
 
 impl ArgMax<'_> {
     pub fn eval(&self, io: &mut Io<'_>) -> Result<(), Error> {
         let x = io.inputs.read(&self.x)?;
+        #[cfg(feature = "int16-activations")]
+        if self.wide {
+            crate::kernels::arg_max_s8_s16(&self.p, x, super::output_i16(io.output)?);
+            return Ok(());
+        }
         arg_max_s8(&self.p, x, io.output);
         Ok(())
     }

@@ -1259,6 +1259,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::Lstm
                     | OpCode::Gru
                     | OpCode::Rnn
+                    | OpCode::ArgMax
                     | OpCode::Log
             )
         {
@@ -1349,7 +1350,10 @@ impl<'m, 'a> Ctx<'m, 'a> {
 
     /// Whether input 0 or the output is int16: a recurrent op's step
     /// sides (its initial states may be int16 on int8 sides).
-    #[cfg(feature = "int16-activations")]
+    #[cfg(all(
+        feature = "int16-activations",
+        any(feature = "op-lstm", feature = "op-gru", feature = "op-rnn")
+    ))]
     fn step_sides_int16(&self) -> bool {
         let x_wide = self
             .input(0)

@@ -32,6 +32,8 @@ mod requantize;
 
 pub use arg_max::{arg_max_s8, MAX_ARG_MAX_LEN};
 #[cfg(feature = "int16-activations")]
+pub use arg_max::{arg_max_s8_s16, MAX_ARG_MAX_LEN_S16};
+#[cfg(feature = "int16-activations")]
 pub use binary::{div_s16, max_s16, min_s16, sub_s16};
 pub use binary::{div_s8, max_s8, min_s8, sub_s8, DIV_FRACTION_BITS};
 #[cfg(feature = "int16-activations")]
