@@ -906,7 +906,8 @@ fn unsupported_op_names_node_op_opset_and_the_supported_list() {
         "{e}"
     );
     assert!(
-        e.contains("Supported ops: Abs, Acos, Acosh, Add, ArgMax, ArgMin, Asin") && e.contains("Softmax"),
+        e.contains("Supported ops: Abs, Acos, Acosh, Add, ArgMax, ArgMin, Asin")
+            && e.contains("Softmax"),
         "{e}"
     );
     let list = e.split("Supported ops: ").nth(1).unwrap();
