@@ -16,6 +16,7 @@ use crate::error::ConvertError;
 use crate::float_ref::FloatRef;
 use crate::ir::{Graph, Op, OutputActivation, Softmax, TensorId};
 use crate::ops::recurrent::CellRanges;
+use crate::ops::reduce::{Reduce, Reduction};
 use crate::rounding::{LayerMoments, MomentsCollector};
 use crate::samples::InputSamples;
 use std::sync::{Arc, Mutex};
@@ -400,45 +401,37 @@ pub fn calibrate_from(
             }
         }
     }
-    // A constant Pad writes its value on its input's grid (the output keeps
-    // the input's encoding): that grid must hold it, unless only maxima read
-    // the padded tensor (a pad below every value then never wins).
-    for node in &graph.nodes {
-        if let (Op::Pad(pad), Some(&x)) = (&node.op, node.inputs.first()) {
-            let only_maxima = graph.consumers(node.output).iter().all(|&c| {
-                matches!(
-                    graph.nodes[c].op,
-                    Op::MaxPool(_)
-                        | Op::Reduce(crate::ops::reduce::Reduce {
-                            how: crate::ops::reduce::Reduction::Max,
-                            ..
-                        })
-                )
-            }) && !graph.outputs.contains(&node.output);
-            if let Some(obs) = observers[x].as_mut() {
-                if pad.value.is_finite() {
-                    obs.holds.push((pad.value, only_maxima));
-                }
-            }
-        }
-    }
+    // Two rules read a node's readers: a constant Pad writes its value on
+    // its input's grid (the output keeps the input's encoding), so that grid
+    // must hold it, unless only maxima read the padded tensor (a pad below
+    // every value then never wins); and a tensor a ReduceMax reads, directly
+    // or through one table, keeps its extremes.
     let is_max = |n: usize| {
         matches!(
             graph.nodes[n].op,
-            Op::Reduce(crate::ops::reduce::Reduce {
-                how: crate::ops::reduce::Reduction::Max,
+            Op::Reduce(Reduce {
+                how: Reduction::Max,
                 ..
             })
         )
     };
     for (n, node) in graph.nodes.iter().enumerate() {
-        let table = matches!(node.op, Op::Unary(_) | Op::Pointwise(_));
-        let feeds_max =
-            is_max(n) || (table && graph.consumers(node.output).into_iter().any(is_max));
-        if feeds_max {
-            if let Some(obs) = node.inputs.first().and_then(|&x| observers[x].as_mut()) {
-                obs.extremes = true;
+        let Some(obs) = node.inputs.first().and_then(|&x| observers[x].as_mut()) else {
+            continue;
+        };
+        let readers = graph.consumers(node.output);
+        if let Op::Pad(pad) = &node.op {
+            let only_maxima = !graph.outputs.contains(&node.output)
+                && readers
+                    .iter()
+                    .all(|&c| is_max(c) || matches!(graph.nodes[c].op, Op::MaxPool(_)));
+            if pad.value.is_finite() {
+                obs.holds.push((pad.value, only_maxima));
             }
+        }
+        let table = matches!(node.op, Op::Unary(_) | Op::Pointwise(_));
+        if is_max(n) || (table && readers.into_iter().any(is_max)) {
+            obs.extremes = true;
         }
     }
     for (&t, &range) in &graph.input_ranges {
