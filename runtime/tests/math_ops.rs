@@ -1,5 +1,5 @@
 //! The math ops (Sub, Div, Min, Max, LayerNorm, ReduceSum, ReduceMax,
-//! MatMul, ArgMax)
+//! MatMul, ArgMax, Select)
 //! through the format and the interpreter: one-op models with outputs
 //! worked out by hand, the refusals of bad records, and hostile patches of a
 //! model that chains them all.
@@ -119,6 +119,53 @@ fn min_and_max_rescale_each_operand() {
         let y = m.op(op, &[a, b], &[3], q1(), &p);
         // a = [−3, 2, 5] against b/2 = [4, 2, 9].
         assert_eq!(run(m.finish(y), &[&[-3, 2, 5], &[8, 4, 18]]), want);
+    }
+}
+
+/// `mask ? x : fill` for a padding mask `[1, 4]` given as a model input
+/// (scale 1/255, zero point −128: 0 and 1 exact), scores `x [2, 4]` and a
+/// constant fill at the output's floor, into `dims`.
+fn select_net(mask_dims: &[usize], dims: &[usize]) -> Writer {
+    let mut m = Net::new();
+    let mask = m.input(mask_dims, pt(1.0 / 255.0, -128));
+    let x = m.input(&[2, 4], pt(0.5, 0));
+    let fill = m.w.add_constant_i8("fill", &[1], q1(), &[-128]);
+    let p = [HALF.0, HALF.1, ONE.0, ONE.1, -128, 127];
+    let y = m.op(OpCode::Select, &[mask, x, fill], dims, q1(), &p);
+    m.finish(y)
+}
+
+#[test]
+fn select_takes_the_masked_scores_or_the_fill() {
+    // Columns 0 and 2 kept (mask 1 → 127), 1 and 3 padding (0 → −128);
+    // x at scale 0.5 halves into the output scale 1 (halves toward +∞).
+    let y = run(
+        select_net(&[1, 4], &[2, 4]),
+        &[&[127, -128, 127, -128], &[10, 10, -7, 7, 100, 0, 3, 1]],
+    );
+    assert_eq!(y, [5, -128, -3, -128, 50, -128, 2, -128]);
+}
+
+#[test]
+fn select_refuses_bad_records() {
+    for (w, what) in [
+        (
+            select_net(&[1, 3], &[2, 4]),
+            "a mask that does not broadcast",
+        ),
+        (
+            select_net(&[1, 4], &[2, 2, 4]),
+            "an output past the broadcast",
+        ),
+        (
+            select_net(&[1, 4], &[4, 4]),
+            "an output the operands do not fill",
+        ),
+    ] {
+        assert!(
+            matches!(bad_reason(w), Some(Error::BadOp { .. })),
+            "{what} accepted"
+        );
     }
 }
 

@@ -1,5 +1,5 @@
 //! Property tests of the math kernels (Sub, Div, Min, Max, ReduceSum,
-//! ReduceMax, LayerNorm, MatMul, ArgMax) against naive implementations of their documented
+//! ReduceMax, LayerNorm, MatMul, ArgMax, Select) against naive implementations of their documented
 //! formulas: explicit coordinates, `i64`/`i128`/`f64` arithmetic.
 
 use medq::kernels::*;
@@ -534,6 +534,48 @@ proptest! {
             let kernel = if max { max_s8 } else { min_s8 };
             prop_assert_eq!(run_binary(&c, &p, kernel), want);
         }
+    }
+
+    #[test]
+    fn select_matches_naive(
+        c in binary_case(),
+        p in min_max_params(),
+        keep in vec(any::<bool>(), 4),
+        drop in 0usize..=4,
+        zc in zp(),
+        seed in any::<u64>(),
+    ) {
+        // A condition broadcasting to the output: some leading dims dropped,
+        // some set to 1; values at its zero point about half the time.
+        let out = &c.0;
+        let drop = drop.min(out.len());
+        let shape: Vec<usize> =
+            (drop..out.len()).map(|d| if keep[d] { out[d] } else { 1 }).collect();
+        let n: usize = shape.iter().product();
+        let cond: Vec<i8> = (0..n as u64)
+            .map(|k| {
+                let r = seed.wrapping_mul(k + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56;
+                if r % 2 == 0 { zc as i8 } else { r as i8 }
+            })
+            .collect();
+        let (_, sa, sb, a, b) = &c;
+        let want: Vec<i8> = coords(out)
+            .iter()
+            .map(|co| {
+                let (x, z, m, s) = match i32::from(cond[operand_index(co, &shape)]) != zc {
+                    true => (a[operand_index(co, sa)], p.a_zero_point, p.a_multiplier, p.a_shift),
+                    false => (b[operand_index(co, sb)], p.b_zero_point, p.b_multiplier, p.b_shift),
+                };
+                let v = requantize(i32::from(x) - z, m, s);
+                clamp(v.saturating_add(p.output_zero_point), p.act_min, p.act_max) as i8
+            })
+            .collect();
+        let bc = Broadcast4::new(sa, sb).unwrap();
+        let cond_bc = Broadcast4::new(&shape, out).unwrap();
+        let sp = SelectParams { cond_zero_point: zc, cond_strides: cond_bc.a_strides, values: p };
+        let mut y = vec![0x55u8 as i8; bc.out_len()];
+        select_s8(&sp, &bc, &cond, a, b, &mut y);
+        prop_assert_eq!(y, want);
     }
 
     #[test]

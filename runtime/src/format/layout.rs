@@ -381,11 +381,14 @@ pub enum OpCode {
     /// Simple (Elman) RNN over a sequence (batch 1, either direction): one
     /// gate whose table is the activation (tanh, ReLU, sigmoid).
     Rnn = 32,
+    /// `cond ? a : b` elementwise with broadcasting (ONNX Where on a
+    /// computed condition: a padding mask given as a model input).
+    Select = 33,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 30] = [
+    pub const ALL: [OpCode; 31] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -416,6 +419,7 @@ impl OpCode {
         OpCode::ReduceL2,
         OpCode::Log,
         OpCode::Rnn,
+        OpCode::Select,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -450,6 +454,7 @@ impl OpCode {
             30 => Some(OpCode::ReduceL2),
             31 => Some(OpCode::Log),
             32 => Some(OpCode::Rnn),
+            33 => Some(OpCode::Select),
             _ => None,
         }
     }
@@ -487,6 +492,7 @@ impl OpCode {
             OpCode::ReduceL2 => "ReduceL2",
             OpCode::Log => "Log",
             OpCode::Rnn => "Rnn",
+            OpCode::Select => "Select",
         }
     }
 
@@ -567,6 +573,14 @@ pub mod params {
         pub const AXIS: usize = 0;
         pub const SELECT_LAST_INDEX: usize = 1;
         pub const COUNT: usize = 2;
+    }
+    /// Select inputs `[cond, a, b]`, broadcast (numpy rules, at most 4 dims)
+    /// to the output: where `cond` is not its zero point (a real value other
+    /// than 0), `a` requantized to the output, else `b`:
+    /// `y = clamp(requant(x − zx, m, s) + zy)` with `x`'s multiplier and
+    /// shift. Min and Max's words.
+    pub mod select {
+        pub use super::min_max::*;
     }
     /// Lut inputs `[x, table i8 [256]]`: `y[i] = table[x[i] + 128]`.
     pub mod lut {

@@ -418,6 +418,19 @@ pub struct MinMaxParams {
     pub act_max: i32,
 }
 
+/// An elementwise choice with broadcasting, for [`select_s8`]: where `cond`
+/// is not its zero point, `a` rescaled to the output, else `b` (each by its
+/// own multiplier and shift in `values`, as Min and Max rescale).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SelectParams {
+    pub cond_zero_point: i32,
+    /// `cond`'s element strides over the output's 4 dims (0 where it is
+    /// broadcast), as [`Broadcast4`] gives `a`'s and `b`'s.
+    pub cond_strides: [usize; 4],
+    pub values: MinMaxParams,
+}
+
 /// Layer normalization of `rows` vectors of `len` values, for
 /// [`layer_norm_s8`]; `NUMERICS.md` § LayerNorm gives the integer formula.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

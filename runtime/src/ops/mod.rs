@@ -12,6 +12,8 @@
 
 mod arg_max;
 mod concat;
+#[cfg(feature = "op-select")]
+mod conditional;
 mod conv;
 mod conv_transpose;
 mod elementwise;
@@ -99,6 +101,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::Requantize => cfg!(feature = "op-requantize"),
         OpCode::MatMul => cfg!(feature = "op-mat-mul"),
         OpCode::ArgMax => cfg!(feature = "op-arg-max"),
+        OpCode::Select => cfg!(feature = "op-select"),
     }
 }
 
@@ -248,6 +251,10 @@ enum Kind<'a> {
     ReduceL2(reduce::Reduce<'a>),
     MatMul(mat_mul::MatMul<'a>),
     ArgMax(arg_max::ArgMax<'a>),
+    // Gated as the recurrent ops: its three broadcast operands would grow
+    // every plan slot of a firmware that never selects.
+    #[cfg(feature = "op-select")]
+    Select(conditional::Select<'a>),
     // Int16 activations: their own variants, so that a build without them
     // keeps the enum and the dispatch as they were.
     #[cfg(feature = "int16-activations")]
@@ -375,6 +382,8 @@ impl<'a> PreparedOp<'a> {
             Kind::ReduceSum(op) | Kind::ReduceMax(op) | Kind::ReduceL2(op) => op.kernel(),
             Kind::MatMul(_) => "mat_mul_s8",
             Kind::ArgMax(_) => "arg_max_s8",
+            #[cfg(feature = "op-select")]
+            Kind::Select(_) => "select_s8",
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
@@ -447,6 +456,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::ReduceL2(_)
             | Kind::MatMul(_)
             | Kind::ArgMax(_) => explain::<(), ()>(&(), NONE, f),
+            #[cfg(feature = "op-select")]
+            Kind::Select(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => op.candidates(f),
             #[cfg(feature = "int16-activations")]
@@ -542,6 +553,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::ReduceMax(_)
             | Kind::ReduceL2(_)
             | Kind::ArgMax(_) => 0,
+            #[cfg(feature = "op-select")]
+            Kind::Select(_) => 0,
         }
     }
 
@@ -601,6 +614,8 @@ impl<'a> PreparedOp<'a> {
             Kind::ReduceL2(op) => gated(O::ReduceL2, i, || op.eval(io)),
             Kind::MatMul(op) => gated(O::MatMul, i, || op.eval(io)),
             Kind::ArgMax(op) => gated(O::ArgMax, i, || op.eval(io)),
+            #[cfg(feature = "op-select")]
+            Kind::Select(op) => gated(O::Select, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => gated(O::Conv, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
@@ -820,6 +835,15 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         }
         O::MatMul => Kind::MatMul(gated(O::MatMul, i, || mat_mul::prepare(&cx))?),
         O::ArgMax => Kind::ArgMax(gated(O::ArgMax, i, || arg_max::prepare(&cx))?),
+        #[cfg(feature = "op-select")]
+        O::Select => Kind::Select(gated(O::Select, i, || conditional::prepare(&cx))?),
+        #[cfg(not(feature = "op-select"))]
+        O::Select => {
+            return Err(Error::OpNotBuiltIn {
+                index: i,
+                opcode: O::Select,
+            })
+        }
         #[cfg(feature = "op-requantize")]
         O::Requantize => Kind::Requantize(gated(O::Requantize, i, || requantize::prepare(&cx))?),
         // Refused above, before any decoding.

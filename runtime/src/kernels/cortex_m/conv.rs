@@ -1005,8 +1005,10 @@ mod tests {
             let takes = cfg!(feature = "conv-long-reductions") && dsp::USES_DSP_INSTRUCTIONS;
             prop_assert_eq!(conv_dsp_takes(&c.p).is_ok(), takes);
             let (want, got) = both(&c);
-            // Not a vacuous pass: the outputs vary.
-            prop_assert!(want.iter().any(|&y| y != want[0]) || want.len() < 4);
+            // Not a vacuous case: outputs that all saturate to one value
+            // (a rare draw of large sums and biases) prove nothing, and are
+            // drawn again rather than failed.
+            prop_assume!(want.iter().any(|&y| y != want[0]) || want.len() < 4);
             prop_assert_eq!(want, got);
         }
     }

@@ -223,7 +223,7 @@ pub(super) fn broadcast_binary<A: Copy + Default, B: Copy + Default, Y>(
 }
 
 /// Every index `Σ i_d · stride_d` for `i_d < shape_d` is below `len`.
-fn reads_fit(shape: [usize; 4], strides: [usize; 4], len: usize) -> bool {
+pub(super) fn reads_fit(shape: [usize; 4], strides: [usize; 4], len: usize) -> bool {
     if shape.contains(&0) {
         return true;
     }

@@ -19,6 +19,7 @@ mod pool;
 mod pow2;
 mod recurrent;
 mod resize;
+mod select;
 mod softmax;
 #[cfg(feature = "sparse-weights")]
 mod sparse;
@@ -90,6 +91,7 @@ pub use recurrent::{
     RecurrentParams, RecurrentWeights, RnnParams, StateValues, GRU_TABLES, LSTM_TABLES, MAX_HIDDEN,
     RNN_TABLES, TABLE_LEN,
 };
+pub use select::select_s8;
 // The gate loops the SIMD kernels reuse with their own products.
 #[cfg(feature = "pow2-weights")]
 pub use pow2::{conv_pow2_s8, fully_connected_pow2_s8};
