@@ -17,6 +17,7 @@ use crate::float_ref::FloatRef;
 use crate::ir::{Graph, Op, OutputActivation, Softmax, TensorId};
 use crate::ops::recurrent::CellRanges;
 use crate::ops::reduce::{Reduce, Reduction};
+use crate::quantize::integer_grid;
 use crate::rounding::{LayerMoments, MomentsCollector};
 use crate::samples::InputSamples;
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,9 @@ pub struct Observer {
     /// `−x`): its extremes are what the max keeps, so the range keeps the
     /// observed ones instead of clipping them for the bulk's sake.
     pub extremes: bool,
+    /// Whether a finite value with a fractional part was seen; a tensor of
+    /// integers only (a mask, lengths) takes [`integer_grid`]'s range.
+    fractional: bool,
 }
 
 /// Beyond ±this a sigmoid is within half an int8 probability step (1/512)
@@ -151,6 +155,7 @@ impl Observer {
             saw_neg_inf: false,
             holds: Vec::new(),
             extremes: false,
+            fractional: false,
         }
     }
 
@@ -161,6 +166,7 @@ impl Observer {
             if v.is_finite() {
                 self.min = self.min.min(v);
                 self.max = self.max.max(v);
+                self.fractional |= v.fract() != 0.0;
             } else if v == f32::NEG_INFINITY {
                 self.saw_neg_inf = true;
             }
@@ -199,6 +205,13 @@ impl Observer {
         }
         if self.count == 0 || self.min > self.max {
             return (0.0, 0.0);
+        }
+        // Integers only: every one of them exact, none clipped.
+        let plain = self.softmax.is_none() && !self.sigmoid && !self.saw_neg_inf;
+        if let (false, true, Some(range)) =
+            (self.fractional, plain, integer_grid(self.min, self.max))
+        {
+            return range;
         }
         let (lo, hi) = match (method, self.softmax.as_ref().and_then(SoftmaxRows::range)) {
             (_, Some(needed)) => needed,
@@ -724,16 +737,44 @@ mod tests {
     #[test]
     fn minmax_includes_zero() {
         assert_eq!(
-            observer(&[1.0, 3.0]).range(Method::MinMax, 99.9),
-            (0.0, 3.0)
+            observer(&[1.5, 3.25]).range(Method::MinMax, 99.9),
+            (0.0, 3.25)
         );
         assert_eq!(
-            observer(&[-2.0, -1.0]).range(Method::MinMax, 99.9),
-            (-2.0, 0.0)
+            observer(&[-2.5, -1.5]).range(Method::MinMax, 99.9),
+            (-2.5, 0.0)
         );
         assert_eq!(
-            observer(&[-2.0, 5.0]).range(Method::MinMax, 99.9),
-            (-2.0, 5.0)
+            observer(&[-2.5, 5.25]).range(Method::MinMax, 99.9),
+            (-2.5, 5.25)
+        );
+    }
+
+    #[test]
+    fn integers_only_take_a_grid_holding_each_exactly() {
+        use crate::quantize::{activation_qparams, QParams};
+        // A mask, and lengths 16..=32: every method keeps them all, on a
+        // step of 1/255 and 1/7.
+        let lengths: Vec<f32> = (16..=32).map(|v| v as f32).collect();
+        for (values, step) in [(&[0.0, 1.0][..], 255.0), (&lengths[..], 7.0)] {
+            for method in [Method::MinMax, Method::Percentile, Method::Mse] {
+                let (lo, hi) = observer(values).range(method, 90.0);
+                let (scale, zero_point) = activation_qparams(lo, hi);
+                assert!((scale * step - 1.0).abs() < 1e-6, "{values:?}: {scale}");
+                let q = QParams { scale, zero_point };
+                for &v in values {
+                    assert!((q.dequantize(q.quantize(v)) - v).abs() < 1e-5, "{v}");
+                }
+            }
+        }
+        // A fraction anywhere, or integers spanning past 255: as before.
+        assert_eq!(
+            observer(&[0.0, 1.0, 2.5]).range(Method::MinMax, 99.9),
+            (0.0, 2.5)
+        );
+        assert_eq!(
+            observer(&[-100.0, 200.0]).range(Method::MinMax, 99.9),
+            (-100.0, 200.0)
         );
     }
 
@@ -766,13 +807,13 @@ mod tests {
     #[test]
     fn ranges_are_chosen_once_per_method_and_a_clone_starts_afresh() {
         let cal = Calibration {
-            observers: vec![None, Some(observer(&[-1.0, 0.5, 3.0, 100.0]))],
+            observers: vec![None, Some(observer(&[-1.5, 0.5, 3.0, 100.25]))],
             cells: Vec::new(),
             moments: Vec::new(),
             chosen: RangeCache::default(),
         };
         let minmax = cal.ranges(Method::MinMax, 99.99);
-        assert_eq!(*minmax, vec![None, Some((-1.0, 100.0))]);
+        assert_eq!(*minmax, vec![None, Some((-1.5, 100.25))]);
         // The same choice again is the kept one; another method its own.
         assert!(Arc::ptr_eq(&minmax, &cal.ranges(Method::MinMax, 99.99)));
         let p = cal.ranges(Method::Percentile, 50.0);
@@ -789,8 +830,8 @@ mod tests {
         assert!(!Arc::ptr_eq(&p, &cal.ranges(Method::Percentile, 99.9)));
         // A clone may have its observers changed: it keeps no ranges.
         let mut other = cal.clone();
-        other.observers[1] = Some(observer(&[-2.0, 2.0]));
-        assert_eq!(other.ranges(Method::MinMax, 99.99)[1], Some((-2.0, 2.0)));
+        other.observers[1] = Some(observer(&[-2.5, 2.5]));
+        assert_eq!(other.ranges(Method::MinMax, 99.99)[1], Some((-2.5, 2.5)));
     }
 
     #[test]

@@ -83,6 +83,14 @@ impl FloatRef {
         if let Some(float) = crate::load::qdq::float_model(&proto)? {
             proto = float;
         }
+        // The graph medq converts: boolean and integer inputs as float ones.
+        if let Some(g) = proto
+            .graph
+            .as_ref()
+            .and_then(crate::load::inputs::non_float_inputs_as_float)
+        {
+            proto.graph = Some(g);
+        }
         let names = pin_symbols(&mut proto, input_shapes)?;
         stft_signals_as_rank_3(&mut proto);
         upsample_scales_as_inputs(&mut proto);

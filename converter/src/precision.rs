@@ -51,11 +51,12 @@ fn writes_wide(op: &Op) -> bool {
     raises(op) || moves(op) || joins(op) || matches!(op, Op::ArgMax(_))
 }
 
-/// Concat: it requantizes each input to its output, so its inputs may mix
-/// int8 and int16; its output is int16 when any input is (a U-Net's skip
-/// joined to an int16 branch keeps that branch's precision).
+/// Concat and Where (Select): they requantize each input to their output,
+/// so their inputs may mix int8 and int16; the output is int16 when any
+/// input is (a U-Net's skip joined to an int16 branch, masked int16 scores,
+/// keep that branch's precision).
 fn joins(op: &Op) -> bool {
-    matches!(op, Op::Concat(_))
+    matches!(op, Op::Concat(_) | Op::Where(_))
 }
 
 /// Whether `op`'s output is a unit `--precision` may raise.

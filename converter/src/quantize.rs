@@ -50,6 +50,21 @@ pub fn activation_qparams(lo: f32, hi: f32) -> (f32, i32) {
     (scale, zero_point)
 }
 
+/// The range whose int8 grid holds every integer in `[lo, hi]` exactly (a
+/// step of `1/k`, `k` a whole number), for a tensor whose values are all
+/// integers (a padding mask, sequence lengths, indices): a comparison or
+/// a cast to an integer type then sees the integers themselves, never a
+/// neighbour a rounding away. `None` when the integers span more than 255.
+pub fn integer_grid(lo: f32, hi: f32) -> Option<(f32, f32)> {
+    let (lo, hi) = (lo.min(0.0).floor(), hi.max(0.0).ceil());
+    let span = hi - lo;
+    if !(span > 0.0 && span <= 255.0) {
+        return None;
+    }
+    let k = (255.0 / span).floor();
+    Some((lo, lo + 255.0 / k))
+}
+
 /// Headroom of an int16 activation over its calibrated range: held-out
 /// inputs often reach past the calibration samples (a ReLU output 20%
 /// above), which int8 must clip. int16 has 256 times int8's steps, so a
@@ -422,10 +437,15 @@ impl LowerCtx<'_> {
             return Ok((Operand::Activation(id), self.activation_q(id)?));
         };
         let values: Vec<f32> = v.data.iter().map(|&x| x.clamp(lo, hi)).collect();
-        let (scale, zero_point) = activation_qparams(
+        let (lo, hi) = (
             values.iter().copied().fold(0.0f32, f32::min),
             values.iter().copied().fold(0.0f32, f32::max),
         );
+        let (lo, hi) = match values.iter().all(|v| v.fract() == 0.0) {
+            true => integer_grid(lo, hi).unwrap_or((lo, hi)),
+            false => (lo, hi),
+        };
+        let (scale, zero_point) = activation_qparams(lo, hi);
         let qp = QParams { scale, zero_point };
         let data = values.iter().map(|&x| qp.quantize(x)).collect();
         let constant = ConstTensor {

@@ -615,3 +615,56 @@ fn a_clipped_input_is_pointed_to_input_range() {
     assert!(declared.evaluation.clipped.iter().all(|c| c.tensor != "x"));
     assert!(!declared.render().contains(hint));
 }
+
+/// A masked test net (`make_mask_input_testnets.py`): the padded recording
+/// `x` and its valid part, a second model input, each from its own files.
+fn masked(onnx: &str, second: &str, dir: &Path) -> Options {
+    let mut opts = options(onnx, dir);
+    opts.calib = vec![net("mask_x_calib.npy"), net(&format!("{second}_calib.npy"))];
+    opts.eval = vec![net("mask_x_test.npy"), net(&format!("{second}_test.npy"))];
+    opts.labels = Some(net("mask_test_y.npy"));
+    opts
+}
+
+/// Recordings of different lengths, the valid part given as a model input:
+/// a boolean `mask` (attention scores `masked_fill(~mask, -inf)` before the
+/// Softmax, a mean over the valid steps), and int64 `lengths` (the mask built
+/// in forward as `arange(T) < lengths`). Both inputs become float inputs;
+/// the masks are computed exactly (the integers on an exact grid, the
+/// comparison a table), and each Where is one Select.
+#[test]
+fn masks_and_lengths_given_as_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    for (onnx, second, selects) in [
+        ("masked_attention.onnx", "mask", 1),
+        ("length_pool.onnx", "mask_lengths", 0),
+    ] {
+        let report = convert(&masked(onnx, second, dir.path())).unwrap();
+        assert_within_bounds(&report, onnx, 25.0);
+        let ops = |op: &str| report.layers.iter().filter(|l| l.op == op).count();
+        assert_eq!(ops("Select"), selects, "{onnx}");
+        // The mask's tables and views are bit-exact with the float model.
+        for l in &report.layers {
+            let mask_path = l
+                .onnx_ops
+                .iter()
+                .any(|o| ["Cast", "Not", "Less", "Unsqueeze"].contains(&o.as_str()))
+                && l.op != "Mul";
+            if mask_path {
+                assert_eq!(l.sqnr_db, None, "{onnx}: {} not exact", l.name);
+            }
+        }
+        let c = report.evaluation.classes.as_ref().expect("labels given");
+        assert!(
+            (c.accuracy_float - c.accuracy_int8).abs() <= 0.02,
+            "{onnx}: int8 {} vs float {}",
+            c.accuracy_int8,
+            c.accuracy_float
+        );
+        let bytes = std::fs::read(dir.path().join("model.mq")).unwrap();
+        let storage = medq::AlignedBuf::from_slice(&bytes);
+        let model = medq::Model::parse(storage.as_slice()).unwrap();
+        assert_eq!(model.inputs().len(), 2);
+        medq_cli::selftest(&model).unwrap();
+    }
+}

@@ -906,7 +906,7 @@ fn unsupported_op_names_node_op_opset_and_the_supported_list() {
         "{e}"
     );
     assert!(
-        e.contains("Supported ops: Abs, Acos, Acosh, Add, ArgMax, ArgMin, Asin")
+        e.contains("Supported ops: Abs, Acos, Acosh, Add, And, ArgMax, ArgMin, Asin")
             && e.contains("Softmax"),
         "{e}"
     );

@@ -850,6 +850,39 @@ fn math_ops_of_a_computed_tensor_run_in_int16() {
 }
 
 #[test]
+fn select_chooses_between_int16_and_int8_sides() {
+    use medq::format::layout::params::select as k;
+    use medq::numerics::quantize_multiplier;
+    let q = |real: f64| quantize_multiplier(real).unwrap();
+    // a = 256·x on y's 1/256 grid (multiplier 1); b = c's 1.0 steps (256);
+    // a constant mask [4] of zero point 0, true on columns 0 and 3.
+    let input = [-128i8, -3, 0, 5, 127, 100, 7, -7];
+    let c = [1i8, -2, 3, -4];
+    let mut words = vec![0; k::COUNT];
+    (words[k::A_MULTIPLIER], words[k::A_SHIFT]) = q(1.0);
+    (words[k::B_MULTIPLIER], words[k::B_SHIFT]) = q(256.0);
+    (words[k::ACT_MIN], words[k::ACT_MAX]) = (-32768, 32767);
+    let w = after_up(&[1, 2, 4], |w, a| {
+        let mask = w.add_constant_i8("mask", &[4], pt(1.0, 0), &[1, 0, 0, 1]);
+        let b = w.add_constant_i8("c", &[4], pt(1.0, 0), &c);
+        let y = w.add_activation_i16("y", &[1, 2, 4], pt(1.0 / 256.0, 0), 128);
+        w.add_op(OpCode::Select, &[mask, a, b], &[y], &words);
+        y
+    });
+    let (kernels, got) = run_observed(w, &input);
+    assert_eq!(kernels, ["requantize_s8_s16", "select_s16"]);
+    let want: Vec<i16> = input
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| match i % 4 {
+            0 | 3 => (i32::from(x) * 256).clamp(-32768, 32767) as i16,
+            col => c[col] as i16 * 256,
+        })
+        .collect();
+    assert_eq!(i16s(&got[1]), want);
+}
+
+#[test]
 fn a_residual_stream_runs_add_layer_norm_reduce_sum_and_a_table_in_int16() {
     let input = [-128i8, -3, 0, 5, 127, 100, 7, 7];
     let (kernels, got) = run_observed(int16_residual_stream(15), &input);

@@ -1716,6 +1716,83 @@ fn run_wide(c: &AddCase, op: Wide, y_wide: bool) -> Vec<i32> {
     })
 }
 
+/// Select on [`AddCase`]'s operands and Min/Max words, with a `[rows, 1]`
+/// condition (`cond_wide`: int16, else int8 of zero point −3) true on every
+/// other row, naively and through `select_s16`.
+fn select_naive_and_run(c: &AddCase, cond_wide: bool, y_wide: bool) -> (Vec<i32>, Vec<i32>) {
+    let zc = if cond_wide { 0 } else { -3 };
+    let cond: Vec<i32> = (0..c.rows)
+        .map(|r| zc + i32::from(r % 2 == 0) * (r as i32 + 1))
+        .collect();
+    let mm = min_max_params(&c.p);
+    let mut want = Vec::new();
+    for (r, &cr) in cond.iter().enumerate() {
+        for k in 0..c.cols {
+            let bi = [r * c.cols + k, k, r, 0][c.b_shape as usize];
+            let v = match cr != zc {
+                true => naive_requantize(
+                    (c.a.values[r * c.cols + k] - mm.a_zero_point) as i128,
+                    mm.a_multiplier,
+                    mm.a_shift,
+                ),
+                false => naive_requantize(
+                    (c.b.values[bi] - mm.b_zero_point) as i128,
+                    mm.b_multiplier,
+                    mm.b_shift,
+                ),
+            };
+            want.push(
+                v.saturating_add(mm.output_zero_point)
+                    .clamp(mm.act_min, mm.act_max),
+            );
+        }
+    }
+    let b_dims: Vec<usize> = match c.b_shape {
+        0 => vec![c.rows, c.cols],
+        1 => vec![c.cols],
+        2 => vec![c.rows, 1],
+        _ => vec![],
+    };
+    let bc = Broadcast4::new(&[c.rows, c.cols], &b_dims).expect("broadcasts");
+    let cond_bc = Broadcast4::new(&[c.rows, 1], &[c.rows, c.cols]).expect("broadcasts");
+    let p = SelectParams {
+        cond_zero_point: zc,
+        cond_strides: cond_bc.a_strides,
+        values: mm,
+    };
+    let (c16, c8): (Vec<i16>, Vec<i8>) = (
+        cond.iter().map(|&v| v as i16).collect(),
+        cond.iter().map(|&v| v as i8).collect(),
+    );
+    let (a16, a8, b16, b8) = (c.a.i16s(), c.a.i8s(), c.b.i16s(), c.b.i8s());
+    let got = with_output(y_wide, c.rows * c.cols, |y8, y16| {
+        macro_rules! out {
+            ($c:expr, $a:expr, $b:expr) => {
+                match (y8, y16) {
+                    (Some(y), _) => select_s16(&p, &bc, $c, $a, $b, y),
+                    (_, Some(y)) => select_s16(&p, &bc, $c, $a, $b, y),
+                    _ => {}
+                }
+            };
+        }
+        macro_rules! sides {
+            ($c:expr) => {
+                match (c.a.wide, c.b.wide) {
+                    (true, true) => out!($c, &a16[..], &b16[..]),
+                    (true, false) => out!($c, &a16[..], &b8[..]),
+                    (false, true) => out!($c, &a8[..], &b16[..]),
+                    (false, false) => out!($c, &a8[..], &b8[..]),
+                }
+            };
+        }
+        match cond_wide {
+            true => sides!(&c16[..]),
+            false => sides!(&c8[..]),
+        }
+    });
+    (want, got)
+}
+
 #[derive(Clone, Debug)]
 struct LayerNormCase {
     rows: usize,
@@ -2205,6 +2282,18 @@ proptest! {
         for op in WIDE_OPS {
             prop_assert_eq!(run_wide(&c, op, y), wide_naive(&c, op), "{:?}", op);
         }
+    }
+
+    #[test]
+    fn select_s16_matches_naive_for_every_mix(
+        (bits, cond_wide, c) in (0u8..8, any::<bool>()).prop_flat_map(|(bits, cond_wide)| {
+            let (a, b, y) = sides(bits);
+            (Just(bits), Just(cond_wide), add_case(a, b, y))
+        })
+    ) {
+        let (_, _, y) = sides(bits);
+        let (want, got) = select_naive_and_run(&c, cond_wide, y);
+        prop_assert_eq!(got, want);
     }
 
     #[test]

@@ -11,9 +11,10 @@
 
 use std::collections::HashMap;
 
+use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_shape_proto::dimension;
 use tract_onnx::pb::type_proto;
-use tract_onnx::pb::ValueInfoProto;
+use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto, ValueInfoProto};
 
 use super::tensor;
 use crate::error::ConvertError;
@@ -75,6 +76,71 @@ pub fn declared(input: &ValueInfoProto) -> Result<Option<Vec<DeclaredDim>>, Conv
             })
             .collect()
     }))
+}
+
+/// A copy of `g` in which each graph input of a boolean or integer type (a
+/// padding mask, sequence lengths) is a float input followed by a `Cast`
+/// back to its type; `None` when every input is already float. medq's
+/// inputs are quantized reals, and a mask's 0 and 1 or a length's small
+/// integers are among them exactly; the float reference runs the same
+/// graph. The input keeps its name (`--input-shape`, the order of
+/// `--calib` files); the nodes that read it read the cast.
+pub fn non_float_inputs_as_float(g: &GraphProto) -> Option<GraphProto> {
+    use tract_onnx::pb::tensor_proto::DataType as T;
+    let recast = [
+        T::Bool,
+        T::Int8,
+        T::Int16,
+        T::Int32,
+        T::Int64,
+        T::Uint8,
+        T::Uint16,
+        T::Uint32,
+        T::Uint64,
+    ];
+    let constants: std::collections::HashSet<&str> =
+        g.initializer.iter().map(|t| t.name.as_str()).collect();
+    let mut out = g.clone();
+    let mut casts = Vec::new();
+    for input in out.input.iter_mut() {
+        if constants.contains(input.name.as_str()) {
+            continue;
+        }
+        let Some(type_proto::Value::TensorType(t)) =
+            input.r#type.as_mut().and_then(|t| t.value.as_mut())
+        else {
+            continue;
+        };
+        let Some(dtype) = recast.into_iter().find(|&d| d as i32 == t.elem_type) else {
+            continue;
+        };
+        t.elem_type = T::Float as i32;
+        let cast = format!("{}/as_{}", input.name, tensor::dtype_name(dtype as i32));
+        casts.push(NodeProto {
+            name: cast.clone(),
+            op_type: "Cast".into(),
+            input: vec![input.name.clone()],
+            output: vec![cast.clone()],
+            attribute: vec![AttributeProto {
+                name: "to".into(),
+                r#type: AttributeType::Int as i32,
+                i: i64::from(dtype as i32),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        for n in out.node.iter_mut() {
+            for name in n.input.iter_mut().filter(|n| **n == input.name) {
+                name.clone_from(&cast);
+            }
+        }
+    }
+    if casts.is_empty() {
+        return None;
+    }
+    casts.append(&mut out.node);
+    out.node = casts;
+    Some(out)
 }
 
 /// `NAME=d0,d1,…` as the converter's `--input-shape` takes it.

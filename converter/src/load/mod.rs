@@ -131,13 +131,17 @@ pub fn convert_model(
             .map(|o| (o.domain.clone(), o.version))
             .collect(),
     };
-    match qdq::strip(graph, opset)? {
-        Some((float, fixed)) => {
-            b.load_graph(&float, opset, options)?;
-            b.graph.qdq = fixed;
-            qdq::requantizing_pools(&mut b.graph);
-        }
-        None => b.load_graph(graph, opset, options)?,
+    // A QDQ model's integer inputs are its quantized ones; the boolean and
+    // integer inputs left (masks, lengths) become float ones.
+    let (float, fixed) = match qdq::strip(graph, opset)? {
+        Some((float, fixed)) => (std::borrow::Cow::Owned(float), Some(fixed)),
+        None => (std::borrow::Cow::Borrowed(graph), None),
+    };
+    let recast = inputs::non_float_inputs_as_float(&float);
+    b.load_graph(recast.as_ref().unwrap_or(&float), opset, options)?;
+    if let Some(fixed) = fixed {
+        b.graph.qdq = fixed;
+        qdq::requantizing_pools(&mut b.graph);
     }
     Ok((b.graph, opset))
 }

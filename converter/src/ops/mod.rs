@@ -20,6 +20,7 @@ pub mod arg_max;
 pub mod batch_norm;
 pub mod binary;
 pub mod concat;
+pub mod conditional;
 pub mod constant;
 pub mod conv;
 pub mod conv_transpose;
@@ -52,6 +53,7 @@ use crate::quantize::{LowerCtx, Lowered, OutputQuant};
 use arg_max::ArgMax;
 use binary::{Binary, BinaryOp};
 use concat::Concat;
+use conditional::Where;
 use conv::Conv;
 use conv_transpose::ConvTranspose;
 use elementwise::{Add, Arith, Mul};
@@ -109,6 +111,8 @@ pub enum Op {
     MatMul(MatMul),
     /// The index of the largest value along one axis.
     ArgMax(ArgMax),
+    /// ONNX Where: `cond ? a : b`.
+    Where(Where),
 }
 
 /// What every IR op defines. No method has a default: a new op states each.
@@ -166,6 +170,7 @@ impl Op {
             Op::Reduce(op) => op,
             Op::MatMul(op) => op,
             Op::ArgMax(op) => op,
+            Op::Where(op) => op,
         }
     }
 
@@ -195,6 +200,7 @@ impl Op {
             Op::Reduce(op) => op,
             Op::MatMul(op) => op,
             Op::ArgMax(op) => op,
+            Op::Where(op) => op,
         })
     }
 
@@ -235,7 +241,8 @@ impl Op {
             | Op::LayerNorm(_)
             | Op::Reduce(_)
             | Op::MatMul(_)
-            | Op::ArgMax(_) => false,
+            | Op::ArgMax(_)
+            | Op::Where(_) => false,
         }
     }
 }
@@ -266,6 +273,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Add),
         "Add",
         "numpy broadcasting; either operand may be a constant",
+    ),
+    OnnxOp::new(
+        "And",
+        pointwise::comparison,
+        "Mul (of two computed 0/1 tensors), or Lut with a scalar constant",
+        "booleans computed from the model input (comparisons, masks)",
     ),
     OnnxOp::new(
         "ArgMax",
@@ -320,8 +333,9 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Cast",
         reshape::cast,
-        "— (removed)",
-        "any type on constants; to float on computed tensors",
+        "— (removed); to bool or an integer type, Lut",
+        "any type on constants; to float on computed tensors, to bool (a Lut: 1 where \
+         non-zero) and to integer types (a Lut: toward zero)",
     )
     .takes_constants(),
     OnnxOp::new(
@@ -430,6 +444,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "any `alpha`",
     ),
     OnnxOp::new(
+        "Equal",
+        pointwise::comparison,
+        "Lut (against a scalar constant), else Sub then Lut",
+        "a computed tensor against a scalar (a table) or another tensor (a table of the difference: exact where the difference is, within one step of 0 it may round to the other side)",
+    ),
+    OnnxOp::new(
         "Erf",
         pointwise::unary,
         "Lut (fused with the pointwise nodes around it, e.g. GELU)",
@@ -497,6 +517,18 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "1-D/2-D, and 3-D over a clip",
     ),
     OnnxOp::new(
+        "Greater",
+        pointwise::comparison,
+        "as Equal",
+        "as Equal",
+    ),
+    OnnxOp::new(
+        "GreaterOrEqual",
+        pointwise::comparison,
+        "as Equal",
+        "as Equal",
+    ),
+    OnnxOp::new(
         "GroupNormalization",
         layer_norm::group_norm,
         "LayerNorm (each group, between views), then Conv (depthwise 1×1) unless scale 1 and bias 0",
@@ -546,6 +578,18 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "any `axis` (the axes from it on, ≤ 16384 values), `epsilon`, `stash_type` 1; constant Scale and B; output Y",
     ),
     OnnxOp::new("LeakyRelu", lut::leaky_relu, "Lut", "any `alpha`"),
+    OnnxOp::new(
+        "Less",
+        pointwise::comparison,
+        "as Equal",
+        "as Equal",
+    ),
+    OnnxOp::new(
+        "LessOrEqual",
+        pointwise::comparison,
+        "as Equal",
+        "as Equal",
+    ),
     OnnxOp::new(
         "Log",
         pointwise::unary,
@@ -618,6 +662,18 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         pointwise::unary,
         "Lut (fused with the pointwise nodes around it)",
         "yes",
+    ),
+    OnnxOp::new(
+        "Not",
+        pointwise::comparison,
+        "Lut (fused with the pointwise nodes around it)",
+        "yes",
+    ),
+    OnnxOp::new(
+        "Or",
+        pointwise::comparison,
+        "Max (of two computed 0/1 tensors), or Lut with a scalar constant",
+        "as And",
     ),
     OnnxOp::new(
         "Pad",
@@ -893,9 +949,11 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     ),
     OnnxOp::new(
         "Where",
-        elementwise::where_from_onnx,
-        "Mul (a computed branch, by its 0/1 mask) and Add (a constant branch as its constant, `-inf` clamped to what still moves the sum)",
-        "a constant condition (an attention mask, `masked_fill`), either branch constant or computed; \
-         a condition comparing the selected tensor is a table (Lut)",
+        conditional::from_onnx,
+        "Select",
+        "numpy broadcasting, at most 4 dims past leading 1s; the condition computed (a padding \
+         mask given as a model input, a comparison) or constant (an attention mask), either \
+         branch constant (`masked_fill`; `-inf` is the output's floor) or computed; a condition \
+         comparing the selected tensor itself is a table (Lut)",
     ),
 ];

@@ -69,6 +69,8 @@ pub enum Fn1 {
     Atanh,
     Floor,
     Ceil,
+    /// Toward zero: ONNX `Cast` of a float to an integer type.
+    Trunc,
     /// ONNX `Round`: halves to even.
     Round,
     /// 1 where NaN (never on a quantized tensor: `torch.nan_to_num`'s test).
@@ -171,6 +173,7 @@ impl Fn1 {
             Fn1::Acosh => v.acosh(),
             Fn1::Atanh => v.atanh(),
             Fn1::Floor => v.floor(),
+            Fn1::Trunc => v.trunc(),
             Fn1::Ceil => v.ceil(),
             Fn1::Round => v.round_ties_even(),
             Fn1::IsNaN => f64::from(u8::from(v.is_nan())),
@@ -376,10 +379,21 @@ pub struct Pointwise {
 
 /// `table[i] = quantize_out(f(dequantize_in(i − 128)))`, computed in `f64`;
 /// NaN (e.g. the root of a negative) becomes 0 before quantization.
+///
+/// An input grid of step `1/k` (`quantize::integer_grid`: a mask, lengths)
+/// is read at exact multiples of `1/k`, so that its integers are the
+/// integers themselves: `lengths == 16` or a cast to int64 must not see
+/// `15.9999998`, the `f32` scale's own rounding.
 pub fn table(f: &Expr, x: QParams, y: QParams) -> Vec<i8> {
+    let k = (1.0 / x.scale as f64).round();
+    let integer_step = k >= 1.0 && (k * x.scale as f64 - 1.0).abs() < 1e-6;
     (-128..=127i32)
         .map(|v| {
-            let r = f.eval(x.dequantize(v as i8) as f64);
+            let at = match integer_step {
+                true => f64::from(v - x.zero_point) / k,
+                false => x.dequantize(v as i8) as f64,
+            };
+            let r = f.eval(at);
             y.quantize(if r.is_nan() { 0.0 } else { r as f32 })
         })
         .collect()
@@ -473,6 +487,86 @@ pub(crate) fn unary(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, C
     emit(b, ctx, ins, Expr::Unary(f, Arc::new(Expr::X)))
 }
 
+/// ONNX comparisons and logic on computed tensors (`Equal`, `Greater`,
+/// `GreaterOrEqual`, `Less`, `LessOrEqual`, `And`, `Or`, `Not`): 1 where
+/// true, 0 elsewhere, as `Where` (the Select op) reads them.
+///
+/// Of one tensor and a scalar constant (`mask == 0`, `x > 0.5`): a table.
+/// Of two tensors, or of a tensor and a constant tensor (`arange(T) <
+/// lengths`): And is their product, Or their maximum, and a comparison a
+/// table of their difference (a Sub), exact wherever the difference is;
+/// a difference within one step of 0 may round to the other side.
+pub(crate) fn comparison(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    use super::binary::{Binary, BinaryOp};
+    use super::onnx::input;
+    if ctx.op == "Not" {
+        return emit(b, ctx, ins, Expr::Unary(Fn1::Not, Arc::new(Expr::X)));
+    }
+    let f = Fn2::of(ctx.op).ok_or_else(|| ctx.err("not a comparison"))?;
+    let (x, y) = (input(ctx, ins, 0)?, input(ctx, ins, 1)?);
+    let scalar = |v: &Value| match v {
+        Value::Const(c) => c.scalar_f32().map(f64::from),
+        _ => None,
+    };
+    let table = |b: &mut Builder, t: crate::ir::TensorId, f: Expr| {
+        let shape = b.shape_of(&Value::Act(t));
+        let op = Op::Pointwise(Pointwise { f: Arc::new(f) });
+        b.emit(ctx, op, vec![t], shape)
+    };
+    let (x_scalar, y_scalar) = (scalar(&x.value), scalar(&y.value));
+    match (&x.value, &y.value) {
+        (Value::Act(t), _) if y_scalar.is_some() => {
+            let c = Expr::Const(y_scalar.unwrap_or_default());
+            return table(b, *t, Expr::Binary(f, Arc::new(Expr::X), Arc::new(c)));
+        }
+        (_, Value::Act(t)) if x_scalar.is_some() => {
+            let c = Expr::Const(x_scalar.unwrap_or_default());
+            return table(b, *t, Expr::Binary(f, Arc::new(c), Arc::new(Expr::X)));
+        }
+        _ => {}
+    }
+    let mut ids = [0; 2];
+    for (id, operand) in ids.iter_mut().zip([&x, &y]) {
+        *id = match &operand.value {
+            Value::Act(t) => *t,
+            Value::Const(c) => b.const_tensor(operand.name, c)?,
+            Value::Unavailable(why) => {
+                return Err(ctx.err(format!("input \"{}\" is {why}", operand.name)))
+            }
+        };
+    }
+    let (sx, sy) = (b.shape_of(&x.value), b.shape_of(&y.value));
+    let out = crate::load::shape::broadcast(&sx, &sy)
+        .ok_or_else(|| ctx.err(format!("shapes {sx:?} and {sy:?} do not broadcast")))?;
+    match f {
+        Fn2::And => {
+            let op = Op::Mul(super::elementwise::Mul {
+                activation: FusedActivation::None,
+            });
+            b.emit(ctx, op, ids.to_vec(), out)
+        }
+        Fn2::Or => super::binary::emit(b, ctx, BinaryOp::Max, ids, out),
+        _ => {
+            let sub = Op::Binary(Binary { op: BinaryOp::Sub });
+            let d = b.emit_part(ctx, "difference", sub, ids.to_vec(), out)?;
+            let zero = Arc::new(Expr::Const(0.0));
+            table(b, d, Expr::Binary(f, Arc::new(Expr::X), zero))
+        }
+    }
+}
+
+/// A computed tensor cast to bool (1 where non-zero) or to an integer
+/// type (toward zero), by ONNX `Cast`.
+pub(crate) fn cast(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    ins: Ins,
+    to_bool: bool,
+) -> Result<Value, ConvertError> {
+    let f = if to_bool { Fn1::NonZero } else { Fn1::Trunc };
+    emit(b, ctx, ins, Expr::Unary(f, Arc::new(Expr::X)))
+}
+
 /// ONNX `Pow` of a computed tensor by a constant scalar exponent.
 pub(crate) fn pow(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     let e = konst(ctx, ins, 1, "exponent")?;
@@ -555,12 +649,18 @@ fn fused(b: &mut Builder, ctx: &NodeCtx, ins: Ins, f: &Expr) -> Result<Value, Co
         ..
     })) = ins.first()
     {
-        let data = c
-            .to_f32()
-            .iter()
-            .map(|&v| f.eval(v as f64) as f32)
-            .collect();
-        return Ok(Value::Const(Rc::new(Const::f32(c.shape.clone(), data))));
+        let data: Vec<f64> = c.to_f32().iter().map(|&v| f.eval(v as f64)).collect();
+        // A chain ending in a cast to an integer type or bool (shape
+        // arithmetic: `(n / 2).floor().long()`) folds to integers, as the
+        // Cast on its own would.
+        let shape = c.shape.clone();
+        let folded = match f {
+            Expr::Unary(Fn1::Trunc | Fn1::NonZero, _) => {
+                Const::i64(shape, data.iter().map(|&v| v as i64).collect())
+            }
+            _ => Const::f32(shape, data.iter().map(|&v| v as f32).collect()),
+        };
+        return Ok(Value::Const(Rc::new(folded)));
     }
     emit(b, ctx, ins, f.clone())
 }
@@ -613,6 +713,16 @@ fn pointwise_op(n: &NodeProto) -> Option<Step> {
                     DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16,
                 ) => Some(Step::Unary(Fn1::Identity)),
                 Some(DataType::Bool) => Some(Step::Unary(Fn1::NonZero)),
+                Some(
+                    DataType::Int8
+                    | DataType::Int16
+                    | DataType::Int32
+                    | DataType::Int64
+                    | DataType::Uint8
+                    | DataType::Uint16
+                    | DataType::Uint32
+                    | DataType::Uint64,
+                ) => Some(Step::Unary(Fn1::Trunc)),
                 _ => None,
             };
         }

@@ -164,13 +164,15 @@ impl SampleReader {
 /// numpy makes float64 by default, and float16 halves a data set's size:
 /// both become float32 as `x.astype(np.float32)` would, rounding to
 /// nearest (float16 exactly), which is what the float model runs on.
-/// Integer types are refused: whether `1000` is millivolts or ADC codes is
-/// the model's preprocessing to say.
+/// Booleans (a padding mask) are 0 and 1. Integer types are refused:
+/// whether `1000` is millivolts or ADC codes is the model's preprocessing
+/// to say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Element {
     F32,
     F64,
     F16,
+    Bool,
 }
 
 impl Element {
@@ -179,7 +181,7 @@ impl Element {
     pub fn of(descr: &str) -> Option<(Element, bool)> {
         let descr = descr.trim_matches('\'');
         let (big_endian, code) = match descr.split_at_checked(1)? {
-            ("<" | "=", code) => (false, code),
+            ("<" | "=" | "|", code) => (false, code),
             (">", code) => (true, code),
             _ => return None,
         };
@@ -187,6 +189,7 @@ impl Element {
             "f4" => Element::F32,
             "f8" => Element::F64,
             "f2" => Element::F16,
+            "b1" => Element::Bool,
             _ => return None,
         };
         Some((element, big_endian))
@@ -198,6 +201,7 @@ impl Element {
             Element::F32 => 4,
             Element::F64 => 8,
             Element::F16 => 2,
+            Element::Bool => 1,
         }
     }
 
@@ -215,6 +219,7 @@ impl Element {
             (Element::F64, true) => each(bytes, out, |b| f64::from_be_bytes(b) as f32),
             (Element::F16, false) => each(bytes, out, |b| half::f16::from_le_bytes(b).to_f32()),
             (Element::F16, true) => each(bytes, out, |b| half::f16::from_be_bytes(b).to_f32()),
+            (Element::Bool, _) => each(bytes, out, |[b]: [u8; 1]| f32::from(u8::from(b != 0))),
         }
     }
 }
@@ -222,7 +227,7 @@ impl Element {
 /// The refusal of a dtype [`Element::of`] does not take.
 fn not_float(descr: &str) -> String {
     format!(
-        "expected float data (float32, float64 or float16), got {descr}; \
+        "expected float data (float32, float64 or float16) or bool, got {descr}; \
          convert with `x.astype(np.float32)`"
     )
 }
@@ -873,6 +878,19 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn bools_read_as_zero_and_one() {
+        // numpy's '|b1': a padding mask, one byte per value.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mask.npy");
+        npyz::to_file_1d(&path, [true, false, false, true]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (shape, values) = decode_samples(&bytes).unwrap();
+        assert_eq!((shape, values), (vec![4], vec![1.0, 0.0, 0.0, 1.0]));
+        let (_, all) = read_all(&path, 3);
+        assert_eq!(all, [1.0, 0.0, 0.0, 1.0]);
     }
 
     #[test]

@@ -255,6 +255,8 @@ enum Kind<'a> {
     // every plan slot of a firmware that never selects.
     #[cfg(feature = "op-select")]
     Select(conditional::Select<'a>),
+    #[cfg(all(feature = "int16-activations", feature = "op-select"))]
+    SelectS16(conditional::SelectS16<'a>),
     // Int16 activations: their own variants, so that a build without them
     // keeps the enum and the dispatch as they were.
     #[cfg(feature = "int16-activations")]
@@ -384,6 +386,8 @@ impl<'a> PreparedOp<'a> {
             Kind::ArgMax(_) => "arg_max_s8",
             #[cfg(feature = "op-select")]
             Kind::Select(_) => "select_s8",
+            #[cfg(all(feature = "int16-activations", feature = "op-select"))]
+            Kind::SelectS16(_) => "select_s16",
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => op.kernel_name(),
             #[cfg(feature = "int16-activations")]
@@ -458,6 +462,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::ArgMax(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-select")]
             Kind::Select(_) => explain::<(), ()>(&(), NONE, f),
+            #[cfg(all(feature = "int16-activations", feature = "op-select"))]
+            Kind::SelectS16(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => op.candidates(f),
             #[cfg(feature = "int16-activations")]
@@ -555,6 +561,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::ArgMax(_) => 0,
             #[cfg(feature = "op-select")]
             Kind::Select(_) => 0,
+            #[cfg(all(feature = "int16-activations", feature = "op-select"))]
+            Kind::SelectS16(_) => 0,
         }
     }
 
@@ -616,6 +624,8 @@ impl<'a> PreparedOp<'a> {
             Kind::ArgMax(op) => gated(O::ArgMax, i, || op.eval(io)),
             #[cfg(feature = "op-select")]
             Kind::Select(op) => gated(O::Select, i, || op.eval(io)),
+            #[cfg(all(feature = "int16-activations", feature = "op-select"))]
+            Kind::SelectS16(op) => gated(O::Select, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
             Kind::ConvS16(op) => gated(O::Conv, i, || op.eval(io)),
             #[cfg(feature = "int16-activations")]
@@ -835,6 +845,10 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         }
         O::MatMul => Kind::MatMul(gated(O::MatMul, i, || mat_mul::prepare(&cx))?),
         O::ArgMax => Kind::ArgMax(gated(O::ArgMax, i, || arg_max::prepare(&cx))?),
+        #[cfg(all(feature = "int16-activations", feature = "op-select"))]
+        O::Select if cx.int16() => {
+            Kind::SelectS16(gated(O::Select, i, || conditional::prepare_s16(&cx))?)
+        }
         #[cfg(feature = "op-select")]
         O::Select => Kind::Select(gated(O::Select, i, || conditional::prepare(&cx))?),
         #[cfg(not(feature = "op-select"))]
@@ -1285,6 +1299,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::Rnn
                     | OpCode::ArgMax
                     | OpCode::Log
+                    | OpCode::Select
             )
         {
             return Err(bad(why!("op does not take int16 activations")));

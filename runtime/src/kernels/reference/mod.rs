@@ -91,6 +91,8 @@ pub use recurrent::{
     RecurrentParams, RecurrentWeights, RnnParams, StateValues, GRU_TABLES, LSTM_TABLES, MAX_HIDDEN,
     RNN_TABLES, TABLE_LEN,
 };
+#[cfg(feature = "int16-activations")]
+pub use select::select_s16;
 pub use select::select_s8;
 // The gate loops the SIMD kernels reuse with their own products.
 #[cfg(feature = "pow2-weights")]

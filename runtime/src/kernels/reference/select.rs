@@ -1,8 +1,10 @@
 //! Select: `cond ? a : b` elementwise with numpy broadcasting (ONNX Where on
 //! a computed condition).
 
-use super::act_ok;
 use super::elementwise::reads_fit;
+use super::{act_ok, Lane};
+#[cfg(feature = "int16-activations")]
+use super::{elementwise::sides_ok, OperandLane};
 use crate::kernels::{Broadcast4, SelectParams};
 use crate::numerics::{clamp, requantize};
 
@@ -25,20 +27,67 @@ pub fn select_s8(
     b: &[i8],
     output: &mut [i8],
 ) {
+    if act_ok(p.values.act_min, p.values.act_max) {
+        select(p, bc, cond, a, b, output);
+    }
+}
+
+/// [`select_s8`] where the condition, either branch or the output is an
+/// int16 activation (symmetric, zero point 0); on int8 lanes it is
+/// [`select_s8`] bit for bit.
+///
+/// Also returns early unless each int16 side's zero point is 0 and the
+/// activation window lies within `Y`.
+#[cfg(feature = "int16-activations")]
+pub fn select_s16<C: OperandLane, A: OperandLane, B: OperandLane, Y: Lane>(
+    p: &SelectParams,
+    bc: &Broadcast4,
+    cond: &[C],
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+) {
+    let v = &p.values;
+    let zero_points = (v.a_zero_point, v.b_zero_point, v.output_zero_point);
+    if (!C::SYMMETRIC || p.cond_zero_point == 0)
+        && sides_ok::<A, B, Y>(zero_points, (v.act_min, v.act_max))
+    {
+        select(p, bc, cond, a, b, output);
+    }
+}
+
+/// The choice on any lanes, once the activation window is known to lie
+/// within `Y`.
+fn select<C, A, B, Y>(
+    p: &SelectParams,
+    bc: &Broadcast4,
+    cond: &[C],
+    a: &[A],
+    b: &[B],
+    output: &mut [Y],
+) where
+    C: Copy + Default + Into<i32>,
+    A: Copy + Default + Into<i32>,
+    B: Copy + Default + Into<i32>,
+    Y: Lane,
+{
     let v = &p.values;
     let n = bc.out_len();
     if n == 0
         || output.len() != n
-        || !act_ok(v.act_min, v.act_max)
         || !reads_fit(bc.out_shape, p.cond_strides, cond.len())
         || !reads_fit(bc.out_shape, bc.a_strides, a.len())
         || !reads_fit(bc.out_shape, bc.b_strides, b.len())
     {
         return;
     }
-    let rescale = |x: i8, zero_point: i32, multiplier: i32, shift: i32| {
-        let r = requantize(i32::from(x).wrapping_sub(zero_point), multiplier, shift);
-        clamp(r.saturating_add(v.output_zero_point), v.act_min, v.act_max) as i8
+    let rescale = |x: i32, zero_point: i32, multiplier: i32, shift: i32| {
+        let r = requantize(x.wrapping_sub(zero_point), multiplier, shift);
+        Y::from_clamped(clamp(
+            r.saturating_add(v.output_zero_point),
+            v.act_min,
+            v.act_max,
+        ))
     };
     let [d0, d1, d2, d3] = bc.out_shape;
     let (c, sa, sb) = (p.cond_strides, bc.a_strides, bc.b_strides);
@@ -50,15 +99,19 @@ pub fn select_s8(
                 let base = |s: [usize; 4]| i0 * s[0] + i1 * s[1] + i2 * s[2];
                 let (cbase, abase, bbase) = (base(c), base(sa), base(sb));
                 for i3 in 0..d3 {
-                    let chosen = cond.get(cbase + i3 * c[3]).copied().unwrap_or_default();
-                    let y = match i32::from(chosen) != p.cond_zero_point {
+                    let chosen: i32 = cond
+                        .get(cbase + i3 * c[3])
+                        .copied()
+                        .unwrap_or_default()
+                        .into();
+                    let y = match chosen != p.cond_zero_point {
                         true => {
                             let x = a.get(abase + i3 * sa[3]).copied().unwrap_or_default();
-                            rescale(x, v.a_zero_point, v.a_multiplier, v.a_shift)
+                            rescale(x.into(), v.a_zero_point, v.a_multiplier, v.a_shift)
                         }
                         false => {
                             let x = b.get(bbase + i3 * sb[3]).copied().unwrap_or_default();
-                            rescale(x, v.b_zero_point, v.b_multiplier, v.b_shift)
+                            rescale(x.into(), v.b_zero_point, v.b_multiplier, v.b_shift)
                         }
                     };
                     if let Some(slot) = out.next() {
