@@ -38,6 +38,7 @@ use std::collections::BTreeSet;
 use crate::error::ConvertError;
 use crate::evaluate::Evaluation;
 use crate::ir::{Graph, Node, Op, TensorId};
+use crate::ops::top_k::TopK;
 
 /// Whether `op` can read an int16 activation: the layers that can write
 /// one, and the ops that carry one on.
@@ -48,7 +49,10 @@ fn reads_wide(op: &Op) -> bool {
 /// Whether `op` can write an int16 activation (an ArgMax's indices past
 /// 128, which its lowering makes int16 whatever the precision).
 fn writes_wide(op: &Op) -> bool {
-    raises(op) || moves(op) || joins(op) || matches!(op, Op::ArgMax(_))
+    raises(op)
+        || moves(op)
+        || joins(op)
+        || matches!(op, Op::ArgMax(_) | Op::TopK(TopK { indices: true, .. }))
 }
 
 /// Concat and Where (Select): they requantize each input to their output,

@@ -1,5 +1,5 @@
 //! The math ops (Sub, Div, Min, Max, LayerNorm, ReduceSum, ReduceMax,
-//! MatMul, ArgMax, Select)
+//! MatMul, ArgMax, Select, TopK)
 //! through the format and the interpreter: one-op models with outputs
 //! worked out by hand, the refusals of bad records, and hostile patches of a
 //! model that chains them all.
@@ -193,6 +193,40 @@ fn mat_mul_of_two_inputs_broadcasts_the_batch() {
         ),
         [9, 10, 6, 5, 9, 9, 6, 5]
     );
+}
+
+#[test]
+fn top_k_writes_values_or_indices_along_its_axis() {
+    // x [2, 4] over axis 1, the 2 largest: values keep x's quantization,
+    // indices have scale 1 and zero point 0.
+    let x_data = [4i8, 9, -2, 9, 7, 7, 1, 8];
+    for (indices, q, want) in [(0, pt(0.5, 3), [9, 9, 8, 7]), (1, q1(), [1, 3, 3, 0])] {
+        let mut m = Net::new();
+        let x = m.input(&[2, 4], pt(0.5, 3));
+        let y = m.op(OpCode::TopK, &[x], &[2, 2], q, &[1, 2, 1, indices]);
+        assert_eq!(run(m.finish(y), &[&x_data]), want);
+    }
+    let refused = |out: &[usize], q: QuantSpec, words: &[i32]| {
+        let mut m = Net::new();
+        let x = m.input(&[2, 4], pt(0.5, 3));
+        let y = m.op(OpCode::TopK, &[x], out, q, words);
+        matches!(bad_reason(m.finish(y)), Some(Error::BadOp { .. }))
+    };
+    assert!(refused(&[2, 2], q1(), &[1, 2, 1, 0]), "values requantized");
+    assert!(
+        refused(&[2, 2], pt(0.5, 3), &[1, 2, 1, 1]),
+        "indices not of scale 1"
+    );
+    assert!(
+        refused(&[2, 5], pt(0.5, 3), &[1, 5, 1, 0]),
+        "k past the axis"
+    );
+    assert!(refused(&[2, 2], pt(0.5, 3), &[1, 0, 1, 0]), "k = 0");
+    assert!(
+        refused(&[2, 3], pt(0.5, 3), &[1, 2, 1, 0]),
+        "output not k long"
+    );
+    assert!(refused(&[2, 2], pt(0.5, 3), &[1, 2, 2, 0]), "largest 2");
 }
 
 #[test]

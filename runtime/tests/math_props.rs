@@ -1,5 +1,5 @@
 //! Property tests of the math kernels (Sub, Div, Min, Max, ReduceSum,
-//! ReduceMax, LayerNorm, MatMul, ArgMax, Select) against naive implementations of their documented
+//! ReduceMax, LayerNorm, MatMul, ArgMax, Select, TopK) against naive implementations of their documented
 //! formulas: explicit coordinates, `i64`/`i128`/`f64` arithmetic.
 
 use medq::kernels::*;
@@ -534,6 +534,39 @@ proptest! {
             let kernel = if max { max_s8 } else { min_s8 };
             prop_assert_eq!(run_binary(&c, &p, kernel), want);
         }
+    }
+
+    #[test]
+    fn top_k_matches_naive(
+        (outer, len, inner) in (1usize..=3, 1usize..=128, 1usize..=4),
+        k_frac in 0.0f64..1.0,
+        largest in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        // Few distinct values, so that ties are common.
+        let x: Vec<i8> = (0..outer * len * inner)
+            .map(|k| ((seed.wrapping_mul(k as u64 + 1) >> 13) % 7) as i8 - 3)
+            .collect();
+        let k = 1 + ((len - 1) as f64 * k_frac) as usize;
+        let (mut values, mut indices) = (vec![0i8; outer * k * inner], vec![0i8; outer * k * inner]);
+        for o in 0..outer {
+            for i in 0..inner {
+                // A stable sort by value keeps the lower index first.
+                let mut order: Vec<usize> = (0..len).collect();
+                let at = |j: usize| x[(o * len + j) * inner + i];
+                order.sort_by_key(|&j| if largest { -i32::from(at(j)) } else { i32::from(at(j)) });
+                for (r, &j) in order.iter().take(k).enumerate() {
+                    values[(o * k + r) * inner + i] = at(j);
+                    indices[(o * k + r) * inner + i] = j as i8;
+                }
+            }
+        }
+        let p = TopKParams { outer, len, inner, k, largest };
+        let (mut v, mut ix) = (vec![99i8; values.len()], vec![99i8; values.len()]);
+        top_k_s8(&p, &x, &mut v);
+        top_k_indices_s8(&p, &x, &mut ix);
+        prop_assert_eq!(v, values);
+        prop_assert_eq!(ix, indices);
     }
 
     #[test]

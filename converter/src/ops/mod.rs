@@ -43,6 +43,7 @@ pub mod softmax;
 pub(crate) mod stft;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod top_k;
 pub mod transpose;
 pub(crate) mod window;
 
@@ -69,6 +70,7 @@ use recurrent::Recurrent;
 use reduce::{Reduce, Reduction};
 use resize::Resize;
 use softmax::Softmax;
+use top_k::TopK;
 use transpose::Transpose;
 
 pub use onnx::{markdown_table, onnx_op, OnnxOp, SUPPORTED_OPS};
@@ -113,6 +115,8 @@ pub enum Op {
     ArgMax(ArgMax),
     /// ONNX Where: `cond ? a : b`.
     Where(Where),
+    /// The k largest or smallest values along one axis, or their indices.
+    TopK(TopK),
 }
 
 /// What every IR op defines. No method has a default: a new op states each.
@@ -171,6 +175,7 @@ impl Op {
             Op::MatMul(op) => op,
             Op::ArgMax(op) => op,
             Op::Where(op) => op,
+            Op::TopK(op) => op,
         }
     }
 
@@ -201,6 +206,7 @@ impl Op {
             Op::MatMul(op) => op,
             Op::ArgMax(op) => op,
             Op::Where(op) => op,
+            Op::TopK(op) => op,
         })
     }
 
@@ -242,7 +248,8 @@ impl Op {
             | Op::Reduce(_)
             | Op::MatMul(_)
             | Op::ArgMax(_)
-            | Op::Where(_) => false,
+            | Op::Where(_)
+            | Op::TopK(_) => false,
         }
     }
 }
@@ -925,6 +932,14 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Gather (indices cycled, per repeated axis)",
         "a computed tensor by constant `repeats` (each at least 1)",
     ),
+    OnnxOp::new(
+        "TopK",
+        top_k::from_onnx,
+        "TopK (values: the input's quantization; indices: scale 1, int8 or int16 past 128 values, as ArgMax)",
+        "`k` constant, any axis, `largest` 0 or 1, `sorted` 1; the values, the indices or both \
+         (one op each on the same input)",
+    )
+    .computes_outputs(2, "Values and Indices"),
     OnnxOp::new(
         "Transpose",
         reshape::transpose,

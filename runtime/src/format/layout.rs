@@ -384,11 +384,14 @@ pub enum OpCode {
     /// `cond ? a : b` elementwise with broadcasting (ONNX Where on a
     /// computed condition: a padding mask given as a model input).
     Select = 33,
+    /// The `k` largest (or smallest) values along one axis, or their
+    /// indices (ONNX TopK: the strongest peaks of a window).
+    TopK = 34,
 }
 
 impl OpCode {
     /// Every op code, in code order.
-    pub const ALL: [OpCode; 31] = [
+    pub const ALL: [OpCode; 32] = [
         OpCode::Conv,
         OpCode::FullyConnected,
         OpCode::Add,
@@ -420,6 +423,7 @@ impl OpCode {
         OpCode::Log,
         OpCode::Rnn,
         OpCode::Select,
+        OpCode::TopK,
     ];
 
     pub const fn from_u16(v: u16) -> Option<OpCode> {
@@ -455,6 +459,7 @@ impl OpCode {
             31 => Some(OpCode::Log),
             32 => Some(OpCode::Rnn),
             33 => Some(OpCode::Select),
+            34 => Some(OpCode::TopK),
             _ => None,
         }
     }
@@ -493,6 +498,7 @@ impl OpCode {
             OpCode::Log => "Log",
             OpCode::Rnn => "Rnn",
             OpCode::Select => "Select",
+            OpCode::TopK => "TopK",
         }
     }
 
@@ -581,6 +587,17 @@ pub mod params {
     /// shift. Min and Max's words.
     pub mod select {
         pub use super::min_max::*;
+    }
+    /// TopK input `[x]`: along `AXIS`, the `K` largest values (`LARGEST` 1)
+    /// or smallest (0), in order, of equal values the lower index first;
+    /// with `INDICES` 1 their indices instead (an output of scale 1 and zero
+    /// point 0, as ArgMax's), else the values (`x`'s quantization).
+    pub mod top_k {
+        pub const AXIS: usize = 0;
+        pub const K: usize = 1;
+        pub const LARGEST: usize = 2;
+        pub const INDICES: usize = 3;
+        pub const COUNT: usize = 4;
     }
     /// Lut inputs `[x, table i8 [256]]`: `y[i] = table[x[i] + 128]`.
     pub mod lut {

@@ -299,6 +299,20 @@ pub struct ArgMaxParams {
     pub select_last: bool,
 }
 
+/// The layout of a TopK, for [`top_k_s8`] and [`top_k_indices_s8`]: `x` is
+/// `[outer, len, inner]` row-major, `y` is `[outer, k, inner]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TopKParams {
+    pub outer: usize,
+    pub len: usize,
+    pub inner: usize,
+    /// `1..=len`.
+    pub k: usize,
+    /// The largest values (else the smallest).
+    pub largest: bool,
+}
+
 /// Max/average pooling geometry, for [`max_pool_s8`] and [`avg_pool_s8`].
 ///
 /// Input `[channels, in_h, in_w]`, output `[channels, out_h, out_w]`, same

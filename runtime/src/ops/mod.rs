@@ -31,6 +31,7 @@ mod requantize;
 mod reshape;
 mod resize;
 mod softmax;
+mod top_k;
 mod transpose;
 mod window;
 // The math ops (codes 20–26).
@@ -102,6 +103,7 @@ pub const fn is_built_in(opcode: OpCode) -> bool {
         OpCode::MatMul => cfg!(feature = "op-mat-mul"),
         OpCode::ArgMax => cfg!(feature = "op-arg-max"),
         OpCode::Select => cfg!(feature = "op-select"),
+        OpCode::TopK => cfg!(feature = "op-top-k"),
     }
 }
 
@@ -251,6 +253,7 @@ enum Kind<'a> {
     ReduceL2(reduce::Reduce<'a>),
     MatMul(mat_mul::MatMul<'a>),
     ArgMax(arg_max::ArgMax<'a>),
+    TopK(top_k::TopK<'a>),
     // Gated as the recurrent ops: its three broadcast operands would grow
     // every plan slot of a firmware that never selects.
     #[cfg(feature = "op-select")]
@@ -384,6 +387,7 @@ impl<'a> PreparedOp<'a> {
             Kind::ReduceSum(op) | Kind::ReduceMax(op) | Kind::ReduceL2(op) => op.kernel(),
             Kind::MatMul(_) => "mat_mul_s8",
             Kind::ArgMax(_) => "arg_max_s8",
+            Kind::TopK(op) => op.kernel_name(),
             #[cfg(feature = "op-select")]
             Kind::Select(_) => "select_s8",
             #[cfg(all(feature = "int16-activations", feature = "op-select"))]
@@ -459,7 +463,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::ReduceMax(_)
             | Kind::ReduceL2(_)
             | Kind::MatMul(_)
-            | Kind::ArgMax(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::ArgMax(_)
+            | Kind::TopK(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-select")]
             Kind::Select(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(all(feature = "int16-activations", feature = "op-select"))]
@@ -558,7 +563,8 @@ impl<'a> PreparedOp<'a> {
             | Kind::ReduceSum(_)
             | Kind::ReduceMax(_)
             | Kind::ReduceL2(_)
-            | Kind::ArgMax(_) => 0,
+            | Kind::ArgMax(_)
+            | Kind::TopK(_) => 0,
             #[cfg(feature = "op-select")]
             Kind::Select(_) => 0,
             #[cfg(all(feature = "int16-activations", feature = "op-select"))]
@@ -622,6 +628,7 @@ impl<'a> PreparedOp<'a> {
             Kind::ReduceL2(op) => gated(O::ReduceL2, i, || op.eval(io)),
             Kind::MatMul(op) => gated(O::MatMul, i, || op.eval(io)),
             Kind::ArgMax(op) => gated(O::ArgMax, i, || op.eval(io)),
+            Kind::TopK(op) => gated(O::TopK, i, || op.eval(io)),
             #[cfg(feature = "op-select")]
             Kind::Select(op) => gated(O::Select, i, || op.eval(io)),
             #[cfg(all(feature = "int16-activations", feature = "op-select"))]
@@ -845,6 +852,7 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         }
         O::MatMul => Kind::MatMul(gated(O::MatMul, i, || mat_mul::prepare(&cx))?),
         O::ArgMax => Kind::ArgMax(gated(O::ArgMax, i, || arg_max::prepare(&cx))?),
+        O::TopK => Kind::TopK(gated(O::TopK, i, || top_k::prepare(&cx))?),
         #[cfg(all(feature = "int16-activations", feature = "op-select"))]
         O::Select if cx.int16() => {
             Kind::SelectS16(gated(O::Select, i, || conditional::prepare_s16(&cx))?)
@@ -1300,6 +1308,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     | OpCode::ArgMax
                     | OpCode::Log
                     | OpCode::Select
+                    | OpCode::TopK
             )
         {
             return Err(bad(why!("op does not take int16 activations")));

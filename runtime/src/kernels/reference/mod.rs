@@ -23,6 +23,7 @@ mod select;
 mod softmax;
 #[cfg(feature = "sparse-weights")]
 mod sparse;
+mod top_k;
 mod transpose;
 // The math ops (issue 11): Sub, Div, Min, Max, LayerNorm, Reduce.
 mod binary;
@@ -94,6 +95,9 @@ pub use recurrent::{
 #[cfg(feature = "int16-activations")]
 pub use select::select_s16;
 pub use select::select_s8;
+#[cfg(feature = "int16-activations")]
+pub use top_k::top_k_indices_s8_s16;
+pub use top_k::{top_k_indices_s8, top_k_s8};
 // The gate loops the SIMD kernels reuse with their own products.
 #[cfg(feature = "pow2-weights")]
 pub use pow2::{conv_pow2_s8, fully_connected_pow2_s8};
