@@ -629,7 +629,8 @@ fn masked(onnx: &str, second: &str, dir: &Path) -> Options {
 /// Recordings of different lengths, the valid part given as a model input:
 /// a boolean `mask` (attention scores `masked_fill(~mask, -inf)` before the
 /// Softmax, a mean over the valid steps), and int64 `lengths` (the mask built
-/// in forward as `arange(T) < lengths`). Both inputs become float inputs;
+/// in forward as `arange(T) < lengths`), and `nn.MultiheadAttention`'s
+/// `key_padding_mask` (a bias of 0 and −inf). The inputs become float inputs;
 /// the masks are computed exactly (the integers on an exact grid, the
 /// comparison a table), and each Where is one Select.
 #[test]
@@ -638,22 +639,39 @@ fn masks_and_lengths_given_as_inputs() {
     for (onnx, second, selects) in [
         ("masked_attention.onnx", "mask", 1),
         ("length_pool.onnx", "mask_lengths", 0),
+        // The mask added to the scores as a bias of 0 and −inf, broadcast
+        // over the heads: a Select of the scores (its condition moved as
+        // the bias was).
+        ("mha_padding.onnx", "mask", 1),
     ] {
         let report = convert(&masked(onnx, second, dir.path())).unwrap();
         assert_within_bounds(&report, onnx, 25.0);
         let ops = |op: &str| report.layers.iter().filter(|l| l.op == op).count();
         assert_eq!(ops("Select"), selects, "{onnx}");
-        // The mask's tables and views are bit-exact with the float model.
+        let as_select = report
+            .rewrites
+            .iter()
+            .any(|r| r.contains("a mask added as a bias"));
+        assert_eq!(
+            as_select,
+            onnx == "mha_padding.onnx",
+            "{onnx}: {:?}",
+            report.rewrites
+        );
+        // The mask's tables (its casts, Not, Less) and the moves of a
+        // condition are bit-exact with the float model.
+        let mut exact = 0;
         for l in &report.layers {
-            let mask_path = l
-                .onnx_ops
-                .iter()
-                .any(|o| ["Cast", "Not", "Less", "Unsqueeze"].contains(&o.as_str()))
-                && l.op != "Mul";
-            if mask_path {
+            let table = l.op == "Lut"
+                && l.onnx_ops
+                    .iter()
+                    .any(|o| ["Cast", "Not", "Less"].contains(&o.as_str()));
+            if table || l.name.ends_with("/condition") {
                 assert_eq!(l.sqnr_db, None, "{onnx}: {} not exact", l.name);
+                exact += 1;
             }
         }
+        assert!(exact >= 1, "{onnx}: no mask layer found");
         let c = report.evaluation.classes.as_ref().expect("labels given");
         assert!(
             (c.accuracy_float - c.accuracy_int8).abs() <= 0.02,

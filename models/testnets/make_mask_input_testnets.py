@@ -8,6 +8,11 @@ input, the way a team exports a model trained on variable-length batches.
                     samples); output "logits" [1, 3]. Conv1d, ReLU, one
                     attention head whose scores are masked_fill(~mask, -inf)
                     before the Softmax, and a mean over the valid steps.
+  mha_padding       inputs "x" and "mask" as masked_attention's; output
+                    "logits" [1, 3]. Conv1d, ReLU, nn.MultiheadAttention (2
+                    heads) with key_padding_mask=~mask (the mask added to the
+                    scores as a bias of 0 and -inf, broadcast over the heads),
+                    a mean over the valid steps.
   length_pool       inputs "x" [1, 4, 40] and "lengths" int64 [1] (valid
                     samples); output "logits" [1, 3]. Conv1d, ReLU, the mask
                     built in forward as `arange(40) < lengths`, a masked mean.
@@ -19,7 +24,7 @@ Both are trained (Adam, 300 steps) to tell which of three rhythms a signal of
 
 This writes, next to this script:
 
-  masked_attention.onnx, length_pool.onnx
+  masked_attention.onnx, mha_padding.onnx, length_pool.onnx
   mask_x_{calib,test}.npy        float32 [96 or 48, 4, 40]  padded recordings
   mask_{calib,test}.npy          bool [96 or 48, 40]        valid samples
   mask_lengths_{calib,test}.npy  float32 [96 or 48]         their counts (medq
@@ -57,6 +62,20 @@ class MaskedAttention(nn.Module):
         scores = self.q(h) @ self.k(h).transpose(1, 2) / HID**0.5
         scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
         a = scores.softmax(-1) @ self.v(h)
+        m = mask[:, :, None].float()
+        return self.fc((a * m).sum(1) / m.sum(1))
+
+
+class MhaPadding(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(CH, HID, 5, padding=2)
+        self.mha = nn.MultiheadAttention(HID, 2, batch_first=True)
+        self.fc = nn.Linear(HID, CLASSES)
+
+    def forward(self, x, mask):
+        h = torch.relu(self.conv(x)).transpose(1, 2)
+        a, _ = self.mha(h, h, h, key_padding_mask=~mask, need_weights=False)
         m = mask[:, :, None].float()
         return self.fc((a * m).sum(1) / m.sum(1))
 
@@ -145,7 +164,11 @@ def main():
     np.save(out("mask_lengths_test.npy"), len_test.astype(np.float32))
     np.save(out("mask_test_y.npy"), y_test.astype(np.int64))
     for k, (name, make, kind) in enumerate(
-        [("masked_attention", MaskedAttention, "mask"), ("length_pool", LengthPool, "lengths")]
+        [
+            ("masked_attention", MaskedAttention, "mask"),
+            ("length_pool", LengthPool, "lengths"),
+            ("mha_padding", MhaPadding, "mask"),
+        ]
     ):
         torch.manual_seed(200 + k)
         net = train(make(), np.random.default_rng(200 + k), kind, 300)

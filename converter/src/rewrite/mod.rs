@@ -1,7 +1,8 @@
 //! Float-graph rewrites before quantization. Each preserves the float
 //! function the graph computes; together they remove ops the int8 model would
 //! otherwise pay for (and lose precision in): BatchNormalization, bias Adds,
-//! scalar scales next to a product, separate Relu/Clip nodes, identities.
+//! scalar scales next to a product, separate Relu/Clip nodes, identities,
+//! masks added as biases.
 //!
 //! A rewrite that merges a node into its producer keeps the producer's node
 //! name and the *consumer's* output tensor, so the surviving tensor keeps its
@@ -14,6 +15,7 @@ mod fold_bn;
 mod fold_scale;
 mod fuse_activation;
 mod fuse_norm;
+mod masked_bias;
 mod sum_of_squares;
 
 use crate::error::ConvertError;
@@ -37,7 +39,8 @@ pub fn rewrite(graph: &mut Graph) -> Result<RewriteLog, ConvertError> {
             || fold_scale::run(graph, &mut log)
             || fuse_activation::run(graph, &mut log)
             || fuse_norm::run(graph, &mut log)
-            || sum_of_squares::run(graph, &mut log);
+            || sum_of_squares::run(graph, &mut log)
+            || masked_bias::run(graph, &mut log);
         if !changed {
             compact(graph);
             return Ok(log);
