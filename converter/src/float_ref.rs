@@ -94,6 +94,7 @@ impl FloatRef {
         let names = pin_symbols(&mut proto, input_shapes)?;
         stft_signals_as_rank_3(&mut proto);
         upsample_scales_as_inputs(&mut proto);
+        is_inf_as_equal(&mut proto);
         let onnx_names = proto
             .graph
             .iter()
@@ -304,6 +305,68 @@ fn upsample_scales_as_inputs(proto: &mut ModelProto) {
     }
 }
 
+/// Every IsInf as the comparison it is: `|x| == ∞`, or `x == ±∞` when it
+/// detects one sign only (`detect_positive`, `detect_negative`). tract
+/// cannot evaluate IsInf ("Element wise eval in-place not defined"), and
+/// `torch.nan_to_num` exports one (the legacy exporter).
+fn is_inf_as_equal(proto: &mut ModelProto) {
+    use tract_onnx::pb::tensor_proto::DataType;
+    use tract_onnx::pb::{NodeProto, TensorProto};
+    let Some(graph) = proto.graph.as_mut() else {
+        return;
+    };
+    let mut nodes = Vec::with_capacity(graph.node.len());
+    let mut constants = Vec::new();
+    for (i, node) in std::mem::take(&mut graph.node).into_iter().enumerate() {
+        let flag = |name: &str| {
+            node.attribute
+                .iter()
+                .find(|a| a.name == name)
+                .is_none_or(|a| a.i != 0)
+        };
+        let (positive, negative) = (flag("detect_positive"), flag("detect_negative"));
+        let (Some(x), Some(y)) = (node.input.first(), node.output.first()) else {
+            nodes.push(node);
+            continue;
+        };
+        if node.op_type != "IsInf" || !node.domain.is_empty() || !(positive || negative) {
+            nodes.push(node);
+            continue;
+        }
+        let infinity = format!("medq_is_inf_{i}_infinity");
+        let (compared, value) = match (positive, negative) {
+            (true, true) => {
+                let magnitude = format!("{x}/medq_abs_{i}");
+                nodes.push(NodeProto {
+                    name: format!("{}/medq_abs", node.name),
+                    op_type: "Abs".into(),
+                    input: vec![x.clone()],
+                    output: vec![magnitude.clone()],
+                    ..Default::default()
+                });
+                (magnitude, f32::INFINITY)
+            }
+            (true, false) => (x.clone(), f32::INFINITY),
+            _ => (x.clone(), f32::NEG_INFINITY),
+        };
+        constants.push(TensorProto {
+            name: infinity.clone(),
+            data_type: DataType::Float as i32,
+            float_data: vec![value],
+            ..Default::default()
+        });
+        nodes.push(NodeProto {
+            name: node.name.clone(),
+            op_type: "Equal".into(),
+            input: vec![compared, infinity],
+            output: vec![y.clone()],
+            ..Default::default()
+        });
+    }
+    graph.node = nodes;
+    graph.initializer.extend(constants);
+}
+
 /// Puts a `Reshape` to `[batch, length, 1]` before every STFT's signal.
 /// The ONNX spec gives a real signal that shape, and tract requires it; the
 /// legacy PyTorch exporter writes `[batch, length]`, which ONNX Runtime
@@ -427,10 +490,53 @@ mod tests {
     use super::*;
     use crate::ops::testing::{int64s, one_node};
     use prost::Message;
+    use tract_onnx::pb::NodeProto;
 
     /// tract asserts on a negative GatherND index (valid ONNX); the
     /// reference reports it as an error instead of unwinding through the
     /// converter.
+    #[test]
+    fn is_inf_runs_as_a_comparison() {
+        // torch.nan_to_num(log(x), neginf=-10) as the legacy exporter writes
+        // it: IsInf (negative only, and both signs) under a Where.
+        use crate::ops::testing::{attr_i, floats};
+        for (positive, want) in [(0, [-10.0, 0.0, 2f32.ln()]), (1, [-10.0, 0.0, 2f32.ln()])] {
+            let mut model = one_node(
+                "Log",
+                &[1, 3],
+                &[],
+                vec![],
+                vec![floats("fill", &[], &[-10.0])],
+            );
+            let graph = model.graph.as_mut().unwrap();
+            graph.node[0].output = vec!["log".into()];
+            let node = |op: &str, ins: &[&str], out: &str, attribute| NodeProto {
+                name: out.into(),
+                op_type: op.into(),
+                input: ins.iter().map(|s| s.to_string()).collect(),
+                output: vec![out.into()],
+                attribute,
+                ..Default::default()
+            };
+            graph.node.push(node(
+                "IsInf",
+                &["log"],
+                "inf",
+                vec![attr_i("detect_positive", positive)],
+            ));
+            graph
+                .node
+                .push(node("Where", &["inf", "fill", "log"], "y", vec![]));
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.onnx");
+            std::fs::write(&path, model.encode_to_vec()).unwrap();
+            let got = FloatRef::new(&path, &[1, 3])
+                .and_then(|r| r.run(&[0.0, 1.0, 2.0], &["y".to_string()]))
+                .expect("tract runs IsInf as a comparison");
+            assert_eq!(got[0], want, "detect_positive {positive}");
+        }
+    }
+
     #[test]
     fn a_panic_inside_tract_is_an_error() {
         let model = one_node(
