@@ -31,6 +31,7 @@ mod requantize;
 mod reshape;
 mod resize;
 mod softmax;
+#[cfg(feature = "op-top-k")]
 mod top_k;
 mod transpose;
 mod window;
@@ -253,6 +254,7 @@ enum Kind<'a> {
     ReduceL2(reduce::Reduce<'a>),
     MatMul(mat_mul::MatMul<'a>),
     ArgMax(arg_max::ArgMax<'a>),
+    #[cfg(feature = "op-top-k")]
     TopK(top_k::TopK<'a>),
     // Gated as the recurrent ops: its three broadcast operands would grow
     // every plan slot of a firmware that never selects.
@@ -387,6 +389,7 @@ impl<'a> PreparedOp<'a> {
             Kind::ReduceSum(op) | Kind::ReduceMax(op) | Kind::ReduceL2(op) => op.kernel(),
             Kind::MatMul(_) => "mat_mul_s8",
             Kind::ArgMax(_) => "arg_max_s8",
+            #[cfg(feature = "op-top-k")]
             Kind::TopK(op) => op.kernel_name(),
             #[cfg(feature = "op-select")]
             Kind::Select(_) => "select_s8",
@@ -463,8 +466,9 @@ impl<'a> PreparedOp<'a> {
             | Kind::ReduceMax(_)
             | Kind::ReduceL2(_)
             | Kind::MatMul(_)
-            | Kind::ArgMax(_)
-            | Kind::TopK(_) => explain::<(), ()>(&(), NONE, f),
+            | Kind::ArgMax(_) => explain::<(), ()>(&(), NONE, f),
+            #[cfg(feature = "op-top-k")]
+            Kind::TopK(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(feature = "op-select")]
             Kind::Select(_) => explain::<(), ()>(&(), NONE, f),
             #[cfg(all(feature = "int16-activations", feature = "op-select"))]
@@ -563,8 +567,9 @@ impl<'a> PreparedOp<'a> {
             | Kind::ReduceSum(_)
             | Kind::ReduceMax(_)
             | Kind::ReduceL2(_)
-            | Kind::ArgMax(_)
-            | Kind::TopK(_) => 0,
+            | Kind::ArgMax(_) => 0,
+            #[cfg(feature = "op-top-k")]
+            Kind::TopK(_) => 0,
             #[cfg(feature = "op-select")]
             Kind::Select(_) => 0,
             #[cfg(all(feature = "int16-activations", feature = "op-select"))]
@@ -628,6 +633,7 @@ impl<'a> PreparedOp<'a> {
             Kind::ReduceL2(op) => gated(O::ReduceL2, i, || op.eval(io)),
             Kind::MatMul(op) => gated(O::MatMul, i, || op.eval(io)),
             Kind::ArgMax(op) => gated(O::ArgMax, i, || op.eval(io)),
+            #[cfg(feature = "op-top-k")]
             Kind::TopK(op) => gated(O::TopK, i, || op.eval(io)),
             #[cfg(feature = "op-select")]
             Kind::Select(op) => gated(O::Select, i, || op.eval(io)),
@@ -852,7 +858,15 @@ pub fn prepare<'a>(model: &Model<'a>, op: &OpInfo<'a>) -> Result<PreparedOp<'a>,
         }
         O::MatMul => Kind::MatMul(gated(O::MatMul, i, || mat_mul::prepare(&cx))?),
         O::ArgMax => Kind::ArgMax(gated(O::ArgMax, i, || arg_max::prepare(&cx))?),
+        #[cfg(feature = "op-top-k")]
         O::TopK => Kind::TopK(gated(O::TopK, i, || top_k::prepare(&cx))?),
+        #[cfg(not(feature = "op-top-k"))]
+        O::TopK => {
+            return Err(Error::OpNotBuiltIn {
+                index: i,
+                opcode: O::TopK,
+            })
+        }
         #[cfg(all(feature = "int16-activations", feature = "op-select"))]
         O::Select if cx.int16() => {
             Kind::SelectS16(gated(O::Select, i, || conditional::prepare_s16(&cx))?)
