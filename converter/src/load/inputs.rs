@@ -87,17 +87,6 @@ pub fn declared(input: &ValueInfoProto) -> Result<Option<Vec<DeclaredDim>>, Conv
 /// `--calib` files); the nodes that read it read the cast.
 pub fn non_float_inputs_as_float(g: &GraphProto) -> Option<GraphProto> {
     use tract_onnx::pb::tensor_proto::DataType as T;
-    let recast = [
-        T::Bool,
-        T::Int8,
-        T::Int16,
-        T::Int32,
-        T::Int64,
-        T::Uint8,
-        T::Uint16,
-        T::Uint32,
-        T::Uint64,
-    ];
     let constants: std::collections::HashSet<&str> =
         g.initializer.iter().map(|t| t.name.as_str()).collect();
     let mut out = g.clone();
@@ -111,11 +100,12 @@ pub fn non_float_inputs_as_float(g: &GraphProto) -> Option<GraphProto> {
         else {
             continue;
         };
-        let Some(dtype) = recast.into_iter().find(|&d| d as i32 == t.elem_type) else {
+        let dtype = t.elem_type;
+        if dtype != T::Bool as i32 && !tensor::is_integer(dtype) {
             continue;
-        };
+        }
         t.elem_type = T::Float as i32;
-        let cast = format!("{}/as_{}", input.name, tensor::dtype_name(dtype as i32));
+        let cast = format!("{}/as_{}", input.name, tensor::dtype_name(dtype));
         casts.push(NodeProto {
             name: cast.clone(),
             op_type: "Cast".into(),
@@ -124,7 +114,7 @@ pub fn non_float_inputs_as_float(g: &GraphProto) -> Option<GraphProto> {
             attribute: vec![AttributeProto {
                 name: "to".into(),
                 r#type: AttributeType::Int as i32,
-                i: i64::from(dtype as i32),
+                i: i64::from(dtype),
                 ..Default::default()
             }],
             ..Default::default()

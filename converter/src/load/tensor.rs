@@ -82,6 +82,16 @@ impl Const {
     }
 }
 
+/// Whether a `TensorProto.data_type` code is an integer type (signed or
+/// unsigned, 8 to 64 bits).
+pub fn is_integer(code: i32) -> bool {
+    use DataType as T;
+    matches!(
+        DataType::try_from(code),
+        Ok(T::Int8 | T::Int16 | T::Int32 | T::Int64 | T::Uint8 | T::Uint16 | T::Uint32 | T::Uint64)
+    )
+}
+
 /// ONNX's name for a `TensorProto.data_type` code, for messages.
 pub fn dtype_name(code: i32) -> &'static str {
     DataType::try_from(code)

@@ -713,16 +713,9 @@ fn pointwise_op(n: &NodeProto) -> Option<Step> {
                     DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16,
                 ) => Some(Step::Unary(Fn1::Identity)),
                 Some(DataType::Bool) => Some(Step::Unary(Fn1::NonZero)),
-                Some(
-                    DataType::Int8
-                    | DataType::Int16
-                    | DataType::Int32
-                    | DataType::Int64
-                    | DataType::Uint8
-                    | DataType::Uint16
-                    | DataType::Uint32
-                    | DataType::Uint64,
-                ) => Some(Step::Unary(Fn1::Trunc)),
+                Some(t) if crate::load::tensor::is_integer(t as i32) => {
+                    Some(Step::Unary(Fn1::Trunc))
+                }
                 _ => None,
             };
         }

@@ -51,17 +51,7 @@ pub(crate) fn cast(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, Co
     use tract_onnx::pb::tensor_proto::DataType as T;
     // A computed tensor cast to bool (a mask for `Where`: 1 where non-zero)
     // or to an integer type (a length: toward zero) is a table.
-    let integer = [
-        T::Int8,
-        T::Int16,
-        T::Int32,
-        T::Int64,
-        T::Uint8,
-        T::Uint16,
-        T::Uint32,
-        T::Uint64,
-    ];
-    if to == T::Bool as i32 || integer.iter().any(|&t| t as i32 == to) {
+    if to == T::Bool as i32 || tensor::is_integer(to) {
         return super::pointwise::cast(b, ctx, ins, to == T::Bool as i32);
     }
     let float = [T::Float, T::Double, T::Float16, T::Bfloat16];
