@@ -513,15 +513,14 @@ pub(crate) fn comparison(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Val
         let op = Op::Pointwise(Pointwise { f: Arc::new(f) });
         b.emit(ctx, op, vec![t], shape)
     };
-    let (x_scalar, y_scalar) = (scalar(&x.value), scalar(&y.value));
-    match (&x.value, &y.value) {
-        (Value::Act(t), _) if y_scalar.is_some() => {
-            let c = Expr::Const(y_scalar.unwrap_or_default());
-            return table(b, *t, Expr::Binary(f, Arc::new(Expr::X), Arc::new(c)));
+    match (&x.value, &y.value, scalar(&x.value), scalar(&y.value)) {
+        (Value::Act(t), _, _, Some(c)) => {
+            let c = Arc::new(Expr::Const(c));
+            return table(b, *t, Expr::Binary(f, Arc::new(Expr::X), c));
         }
-        (_, Value::Act(t)) if x_scalar.is_some() => {
-            let c = Expr::Const(x_scalar.unwrap_or_default());
-            return table(b, *t, Expr::Binary(f, Arc::new(c), Arc::new(Expr::X)));
+        (_, Value::Act(t), Some(c), _) => {
+            let c = Arc::new(Expr::Const(c));
+            return table(b, *t, Expr::Binary(f, c, Arc::new(Expr::X)));
         }
         _ => {}
     }
