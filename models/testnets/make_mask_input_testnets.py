@@ -13,6 +13,10 @@ input, the way a team exports a model trained on variable-length batches.
                     heads) with key_padding_mask=~mask (the mask added to the
                     scores as a bias of 0 and -inf, broadcast over the heads),
                     a mean over the valid steps.
+  lead_embedding    inputs "x" [1, 4, 40] and "lead" int64 [1] (which of 12
+                    leads the recording comes from); output "logits" [1, 3].
+                    Conv1d, ReLU, a mean over time plus nn.Embedding(12, 16)
+                    of the lead.
   length_pool       inputs "x" [1, 4, 40] and "lengths" int64 [1] (valid
                     samples); output "logits" [1, 3]. Conv1d, ReLU, the mask
                     built in forward as `arange(40) < lengths`, a masked mean.
@@ -24,11 +28,12 @@ Both are trained (Adam, 300 steps) to tell which of three rhythms a signal of
 
 This writes, next to this script:
 
-  masked_attention.onnx, mha_padding.onnx, length_pool.onnx
+  masked_attention.onnx, mha_padding.onnx, length_pool.onnx, lead_embedding.onnx
   mask_x_{calib,test}.npy        float32 [96 or 48, 4, 40]  padded recordings
   mask_{calib,test}.npy          bool [96 or 48, 40]        valid samples
   mask_lengths_{calib,test}.npy  float32 [96 or 48]         their counts (medq
                                                            reads float or bool)
+  mask_lead_{calib,test}.npy     float32 [96 or 48]         lead numbers
   mask_test_y.npy                int64 [48]                 classes
 
 and checks each export with onnx.checker and with onnxruntime against
@@ -45,7 +50,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-CH, WIN, HID, CLASSES = 4, 40, 16, 3
+CH, WIN, HID, CLASSES, LEADS = 4, 40, 16, 3, 12
 
 
 class MaskedAttention(nn.Module):
@@ -78,6 +83,17 @@ class MhaPadding(nn.Module):
         a, _ = self.mha(h, h, h, key_padding_mask=~mask, need_weights=False)
         m = mask[:, :, None].float()
         return self.fc((a * m).sum(1) / m.sum(1))
+
+
+class LeadEmbedding(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(CH, HID, 5, padding=2)
+        self.lead = nn.Embedding(LEADS, HID)
+        self.fc = nn.Linear(HID, CLASSES)
+
+    def forward(self, x, lead):
+        return self.fc(torch.relu(self.conv(x)).mean(2) + self.lead(lead))
 
 
 class LengthPool(nn.Module):
@@ -113,6 +129,9 @@ def recordings(rng, n):
 def second_input(lengths, kind):
     if kind == "mask":
         return np.arange(WIN)[None, :] < lengths[:, None]
+    if kind == "lead":
+        # A lead number per recording, drawn from its length (any fixed rule).
+        return (lengths * 7 % LEADS).astype(np.int64)
     return lengths.astype(np.int64)
 
 
@@ -162,12 +181,15 @@ def main():
     np.save(out("mask_test.npy"), second_input(len_test, "mask"))
     np.save(out("mask_lengths_calib.npy"), len_calib.astype(np.float32))
     np.save(out("mask_lengths_test.npy"), len_test.astype(np.float32))
+    np.save(out("mask_lead_calib.npy"), second_input(len_calib, "lead").astype(np.float32))
+    np.save(out("mask_lead_test.npy"), second_input(len_test, "lead").astype(np.float32))
     np.save(out("mask_test_y.npy"), y_test.astype(np.int64))
     for k, (name, make, kind) in enumerate(
         [
             ("masked_attention", MaskedAttention, "mask"),
             ("length_pool", LengthPool, "lengths"),
             ("mha_padding", MhaPadding, "mask"),
+            ("lead_embedding", LeadEmbedding, "lead"),
         ]
     ):
         torch.manual_seed(200 + k)

@@ -23,7 +23,7 @@ pub struct FullyConnected {
 }
 
 /// `[K, N]` row-major → `[N, K]`, scaled.
-fn transpose_2d(data: &[f32], k: usize, n: usize, scale: f32) -> Vec<f32> {
+pub(crate) fn transpose_2d(data: &[f32], k: usize, n: usize, scale: f32) -> Vec<f32> {
     let mut t = vec![0.0; k * n];
     for (i, row) in data.chunks_exact(n).enumerate().take(k) {
         for (j, &v) in row.iter().enumerate() {

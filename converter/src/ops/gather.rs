@@ -11,7 +11,7 @@ use super::onnx::{act, input, konst, opt_konst, Ins};
 use super::IrOp;
 use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
-use crate::ir::{FusedActivation, Graph, Node, Op, TensorId};
+use crate::ir::{Array, FusedActivation, Graph, Node, Op, TensorId};
 use crate::load::fold;
 use crate::load::node::{norm_axis, NodeCtx};
 use crate::load::shape::{broadcast, check_size, gather_indices, strides};
@@ -235,6 +235,11 @@ fn slice_range(
 /// ONNX `Gather` of a computed tensor with constant indices (scalar indices
 /// drop the axis, as ONNX says).
 pub(crate) fn gather(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    if let (Some(Some(table)), Some(Some(index))) = (ins.first(), ins.get(1)) {
+        if let (Value::Const(table), Value::Act(index)) = (&table.value, &index.value) {
+            return embedding(b, ctx, table, *index);
+        }
+    }
     let (x, xs) = act(b, ctx, ins, 0)?;
     let r = xs.len();
     let axis = norm_axis(ctx.int("axis", 0)?, r).ok_or_else(|| {
@@ -276,6 +281,72 @@ pub(crate) fn gather(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
     }
     let rows = b.emit_part(ctx, "flat", select, vec![x], picked)?;
     b.emit(ctx, Op::Reshape, vec![rows], out)
+}
+
+/// The most rows an [`embedding`] takes: the difference of an index and
+/// the row numbers then spans at most 255 integers, which an int8 grid
+/// holds exactly.
+pub const MAX_EMBEDDING_ROWS: usize = 128;
+
+/// ONNX `Gather` of a constant table `[N, D]` by computed indices (an
+/// `nn.Embedding` of a categorical input, a lead or sensor number): the
+/// rows picked as a product of the one-hot indices and the table. The
+/// one-hot is `index − [0, 1, …, N−1] == 0` (a Sub and a table), exact on
+/// the integers' grid; the product a FullyConnected whose weights are the
+/// table's columns.
+fn embedding(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    table: &Const,
+    index: crate::ir::TensorId,
+) -> Result<Value, ConvertError> {
+    use super::binary::{Binary, BinaryOp};
+    use super::fully_connected::{transpose_2d, FullyConnected};
+    use super::pointwise::{Expr, Fn2, Pointwise};
+    use std::sync::Arc;
+    let (&[rows, width], 0) = (&table.shape[..], ctx.int("axis", 0)?) else {
+        return Err(ctx.err(format!(
+            "a constant table of shape {:?} indexed by a computed tensor: medq takes a table \
+             [rows, width] indexed along axis 0 (an embedding)",
+            table.shape
+        )));
+    };
+    if rows > MAX_EMBEDDING_ROWS {
+        return Err(ctx.err(format!(
+            "an embedding of {rows} rows indexed by a computed tensor: medq takes up to \
+             {MAX_EMBEDDING_ROWS} (its one-hot is exact on an int8 grid up to there)"
+        )));
+    }
+    let shape = b.shape_of(&Value::Act(index));
+    let mut column = shape.clone();
+    column.push(1);
+    let mut one_hot = shape.clone();
+    one_hot.push(rows);
+    let mut out = shape;
+    out.push(width);
+    let numbers = Const::f32(vec![rows], (0..rows).map(|r| r as f32).collect());
+    let numbers = b.const_tensor(&format!("{}/row_numbers", ctx.name), &numbers)?;
+    let column = b.emit_part(ctx, "column", Op::Reshape, vec![index], column)?;
+    let sub = Op::Binary(Binary { op: BinaryOp::Sub });
+    let difference = b.emit_part(
+        ctx,
+        "difference",
+        sub,
+        vec![column, numbers],
+        one_hot.clone(),
+    )?;
+    let equal = Expr::Binary(Fn2::Equal, Arc::new(Expr::X), Arc::new(Expr::Const(0.0)));
+    let equal = Op::Pointwise(Pointwise { f: Arc::new(equal) });
+    let one_hot = b.emit_part(ctx, "one_hot", equal, vec![difference], one_hot)?;
+    let product = Op::FullyConnected(FullyConnected {
+        weights: Array::new(
+            vec![width, rows],
+            transpose_2d(&table.to_f32(), rows, width, 1.0),
+        ),
+        bias: vec![0.0; width],
+        activation: FusedActivation::None,
+    });
+    b.emit(ctx, product, vec![one_hot], out)
 }
 
 /// ONNX `GatherND` of a computed tensor by constant indices, `batch_dims`
@@ -797,6 +868,58 @@ mod tests {
         );
         let err = crate::ops::testing::load(&twice).unwrap_err().to_string();
         assert!(err.contains("repeated index"), "{err}");
+    }
+
+    /// `table[idx]` with `idx = int64(floor(2·(x + 2)))`, 0 to 7 for `x` in
+    /// [−2, 2): an embedding of a computed categorical index.
+    fn embedding_model(table_shape: &[i64]) -> tract_onnx::pb::ModelProto {
+        use tract_onnx::pb::NodeProto;
+        let n: i64 = table_shape.iter().product();
+        let table: Vec<f32> = (0..n).map(|v| ((v * 7) % 11) as f32 / 4.0 - 1.0).collect();
+        let mut model = one_node(
+            "Add",
+            &[1, 6],
+            &["two"],
+            vec![],
+            vec![
+                floats("two", &[], &[2.0]),
+                floats("table", table_shape, &table),
+            ],
+        );
+        let graph = model.graph.as_mut().unwrap();
+        graph.node[0].output = vec!["shifted".into()];
+        let node = |op: &str, ins: &[&str], out: &str, attribute| NodeProto {
+            name: out.into(),
+            op_type: op.into(),
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.into()],
+            attribute,
+            ..Default::default()
+        };
+        graph.node.extend([
+            node("Mul", &["shifted", "two"], "scaled", vec![]),
+            node("Floor", &["scaled"], "floored", vec![]),
+            node("Cast", &["floored"], "index", vec![attr_i("to", 7)]),
+            node("Gather", &["table", "index"], "y", vec![]),
+        ]);
+        model
+    }
+
+    #[test]
+    fn an_embedding_of_a_computed_index_is_a_one_hot_product() {
+        // The float meaning is tract's. In int8 an `x` within half a step of
+        // a floor's boundary (1 in 32 here) picks the neighbouring row: the
+        // SQNR is the index's, not the embedding's (exact on an integer
+        // input: `e2e_io.rs`'s `lead_embedding`).
+        let g = assert_conforms("embedding", &embedding_model(&[8, 5]), 12.0);
+        let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+        assert_eq!(kinds, ["Lut", "Reshape", "Sub", "Lut", "FullyConnected"]);
+        for (shape, why) in [(&[8, 5, 2][..], "[rows, width]"), (&[129, 2], "up to 128")] {
+            let err = crate::ops::testing::load(&embedding_model(shape))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{err}");
+        }
     }
 
     #[test]
