@@ -291,9 +291,9 @@ pub const MAX_EMBEDDING_ROWS: usize = 128;
 /// ONNX `Gather` of a constant table `[N, D]` by computed indices (an
 /// `nn.Embedding` of a categorical input, a lead or sensor number): the
 /// rows picked as a product of the one-hot indices and the table. The
-/// one-hot is `index − [0, 1, …, N−1] == 0` (a Sub and a table), exact on
-/// the integers' grid; the product a FullyConnected whose weights are the
-/// table's columns.
+/// one-hot is `index − [0, 1, …, N−1]` equal to 0, or to `−N` for a
+/// negative index (a Sub and a table), exact on the integers' grid; the
+/// product a FullyConnected whose weights are the table's columns.
 fn embedding(
     b: &mut Builder,
     ctx: &NodeCtx,
@@ -335,7 +335,16 @@ fn embedding(
         vec![column, numbers],
         one_hot.clone(),
     )?;
-    let equal = Expr::Binary(Fn2::Equal, Arc::new(Expr::X), Arc::new(Expr::Const(0.0)));
+    // Row r where `index == r`, or `index == r − rows` (ONNX's negative
+    // indices count from the end).
+    let at = |d: f64| {
+        Arc::new(Expr::Binary(
+            Fn2::Equal,
+            Arc::new(Expr::X),
+            Arc::new(Expr::Const(d)),
+        ))
+    };
+    let equal = Expr::Binary(Fn2::Or, at(0.0), at(-(rows as f64)));
     let equal = Op::Pointwise(Pointwise { f: Arc::new(equal) });
     let one_hot = b.emit_part(ctx, "one_hot", equal, vec![difference], one_hot)?;
     let product = Op::FullyConnected(FullyConnected {

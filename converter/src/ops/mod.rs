@@ -493,7 +493,7 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Gather; an embedding: Sub, Lut (one-hot), FullyConnected",
         "a computed tensor, constant indices of any rank (a matrix frames a signal: `x.unfold`, \
          `nn.Unfold`), any axis; a constant table `[rows ≤ 128, width]` by computed indices along \
-         axis 0 (`nn.Embedding` of a categorical input), indices in `0..rows`",
+         axis 0 (`nn.Embedding` of a categorical input), indices in `−rows..rows`",
     ),
     OnnxOp::new(
         "GatherND",
