@@ -490,7 +490,6 @@ mod tests {
     use super::*;
     use crate::ops::testing::{int64s, one_node};
     use prost::Message;
-    use tract_onnx::pb::NodeProto;
 
     /// tract asserts on a negative GatherND index (valid ONNX); the
     /// reference reports it as an error instead of unwinding through the
@@ -499,7 +498,7 @@ mod tests {
     fn is_inf_runs_as_a_comparison() {
         // torch.nan_to_num(log(x), neginf=-10) as the legacy exporter writes
         // it: IsInf (negative only, and both signs) under a Where.
-        use crate::ops::testing::{attr_i, floats};
+        use crate::ops::testing::{attr_i, floats, node};
         for (positive, want) in [(0, [-10.0, 0.0, 2f32.ln()]), (1, [-10.0, 0.0, 2f32.ln()])] {
             let mut model = one_node(
                 "Log",
@@ -510,14 +509,6 @@ mod tests {
             );
             let graph = model.graph.as_mut().unwrap();
             graph.node[0].output = vec!["log".into()];
-            let node = |op: &str, ins: &[&str], out: &str, attribute| NodeProto {
-                name: out.into(),
-                op_type: op.into(),
-                input: ins.iter().map(|s| s.to_string()).collect(),
-                output: vec![out.into()],
-                attribute,
-                ..Default::default()
-            };
             graph.node.push(node(
                 "IsInf",
                 &["log"],

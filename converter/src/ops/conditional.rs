@@ -137,9 +137,10 @@ fn branch(cx: &LowerCtx, k: usize, y: QParams) -> Result<(Operand, QParams), Con
 
 #[cfg(test)]
 mod tests {
+    use crate::ops::testing::node;
     use crate::ops::testing::{assert_conforms, floats, node_of, weights};
     use tract_onnx::pb::tensor_proto::DataType;
-    use tract_onnx::pb::{AttributeProto, NodeProto, TensorProto};
+    use tract_onnx::pb::TensorProto;
 
     /// A bool initializer (ONNX stores bools as `int32_data`).
     fn bools(name: &str, dims: &[i64], data: &[bool]) -> TensorProto {
@@ -170,18 +171,6 @@ mod tests {
             let g = assert_conforms(&format!("Where{inputs:?}"), &model, 30.0);
             let got: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
             assert_eq!(got, ["Select"], "{inputs:?}");
-        }
-    }
-
-    /// `node(op, inputs) -> out`.
-    fn node(op: &str, ins: &[&str], out: &str, attrs: Vec<AttributeProto>) -> NodeProto {
-        NodeProto {
-            name: out.into(),
-            op_type: op.into(),
-            input: ins.iter().map(|s| s.to_string()).collect(),
-            output: vec![out.into()],
-            attribute: attrs,
-            ..Default::default()
         }
     }
 

@@ -283,7 +283,8 @@ pub(crate) fn gather(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
     b.emit(ctx, Op::Reshape, vec![rows], out)
 }
 
-/// The most rows an [`embedding`] takes: the difference of an index and
+/// The most rows an embedding (a Gather of a constant table by computed
+/// indices) takes: the difference of an index and
 /// the row numbers then spans at most 255 integers, which an int8 grid
 /// holds exactly.
 pub const MAX_EMBEDDING_ROWS: usize = 128;
@@ -882,7 +883,6 @@ mod tests {
     /// `table[idx]` with `idx = int64(floor(2·(x + 2)))`, 0 to 7 for `x` in
     /// [−2, 2): an embedding of a computed categorical index.
     fn embedding_model(table_shape: &[i64]) -> tract_onnx::pb::ModelProto {
-        use tract_onnx::pb::NodeProto;
         let n: i64 = table_shape.iter().product();
         let table: Vec<f32> = (0..n).map(|v| ((v * 7) % 11) as f32 / 4.0 - 1.0).collect();
         let mut model = one_node(
@@ -897,14 +897,7 @@ mod tests {
         );
         let graph = model.graph.as_mut().unwrap();
         graph.node[0].output = vec!["shifted".into()];
-        let node = |op: &str, ins: &[&str], out: &str, attribute| NodeProto {
-            name: out.into(),
-            op_type: op.into(),
-            input: ins.iter().map(|s| s.to_string()).collect(),
-            output: vec![out.into()],
-            attribute,
-            ..Default::default()
-        };
+        use crate::ops::testing::node;
         graph.node.extend([
             node("Mul", &["shifted", "two"], "scaled", vec![]),
             node("Floor", &["scaled"], "floored", vec![]),

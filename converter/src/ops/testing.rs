@@ -165,6 +165,19 @@ pub fn node_of(
     }
 }
 
+/// The node `op(inputs) -> out`, named after its output, for graphs a
+/// test writes node by node.
+pub fn node(op: &str, inputs: &[&str], out: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        name: out.into(),
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        attribute,
+        ..Default::default()
+    }
+}
+
 /// The loaded (and rewritten) graph of `model`.
 pub fn load(model: &ModelProto) -> Result<Graph, ConvertError> {
     let (mut graph, _) = convert_model(model, &LoadOptions::default())?;
