@@ -83,7 +83,15 @@ impl FloatRef {
         if let Some(float) = crate::load::qdq::float_model(&proto)? {
             proto = float;
         }
-        // The graph medq converts: boolean and integer inputs as float ones.
+        // The graph medq converts: float64 as float32, boolean and integer
+        // inputs as float ones.
+        if let Some(g) = proto
+            .graph
+            .as_ref()
+            .and_then(crate::load::float64::float64_as_float32)
+        {
+            proto.graph = Some(g);
+        }
         if let Some(g) = proto
             .graph
             .as_ref()

@@ -8,6 +8,7 @@
 //! arithmetic exporters emit (`Shape → Gather → Unsqueeze → Concat → Reshape`).
 
 pub mod external;
+pub mod float64;
 pub(crate) mod fold;
 pub mod inputs;
 pub(crate) mod node;
@@ -137,8 +138,10 @@ pub fn convert_model(
         Some((float, fixed)) => (std::borrow::Cow::Owned(float), Some(fixed)),
         None => (std::borrow::Cow::Borrowed(graph), None),
     };
-    let recast = inputs::non_float_inputs_as_float(&float);
-    b.load_graph(recast.as_ref().unwrap_or(&float), opset, options)?;
+    let narrowed = float64::float64_as_float32(&float);
+    let float = narrowed.as_ref().unwrap_or(&float);
+    let recast = inputs::non_float_inputs_as_float(float);
+    b.load_graph(recast.as_ref().unwrap_or(float), opset, options)?;
     if let Some(fixed) = fixed {
         b.graph.qdq = fixed;
         qdq::requantizing_pools(&mut b.graph);
