@@ -129,6 +129,10 @@ mod tests {
         }
         let g = assert_conforms("float64 export", &model, 35.0);
         let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
-        assert_eq!(kinds, ["Add", "Lut"], "the product by 2 a table, the cast a view");
+        assert_eq!(
+            kinds,
+            ["Add", "Lut"],
+            "the product by 2 a table, the cast a view"
+        );
     }
 }
