@@ -34,6 +34,20 @@ impl<'a> EvalCtx<'a> {
         ))
     }
 
+    /// Input `k` seen around `axis` as `[outer, len, inner]`: its value and
+    /// those three sizes (ArgMax, TopK: one result per `(outer, inner)`).
+    pub fn around_axis(
+        &self,
+        k: usize,
+        axis: usize,
+    ) -> Result<(&'a [f32], [usize; 3]), ConvertError> {
+        let (x, s) = self.input(k)?;
+        let len = *s.get(axis).ok_or_else(|| self.err("axis out of range"))?;
+        let inner: usize = s[axis + 1..].iter().product();
+        let outer = x.len() / (len * inner).max(1);
+        Ok((x, [outer, len, inner]))
+    }
+
     /// `shape` as NCHW: rank 3 `[N, C, L]` is `[N, C, 1, L]`.
     pub fn nchw(&self, shape: &[usize]) -> Result<[usize; 4], ConvertError> {
         match *shape {

@@ -98,12 +98,7 @@ impl IrOp for TopK {
     }
 
     fn eval(&self, cx: &EvalCtx) -> Result<Vec<f32>, ConvertError> {
-        let (x, s) = cx.input(0)?;
-        let len = *s
-            .get(self.axis)
-            .ok_or_else(|| cx.err("axis out of range"))?;
-        let inner: usize = s[self.axis + 1..].iter().product();
-        let outer = x.len() / (len * inner).max(1);
+        let (x, [outer, len, inner]) = cx.around_axis(0, self.axis)?;
         let mut out = vec![0f32; outer * self.k * inner];
         for o in 0..outer {
             for i in 0..inner {

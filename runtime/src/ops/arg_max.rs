@@ -35,19 +35,11 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<ArgMax<'a>, Error> {
         _ => return Err(cx.bad(why!("select_last_index must be 0 or 1"))),
     };
     let len = dims[axis];
+    cx.ensure(len >= 1, why!("ArgMax axis is empty"))?;
     #[cfg(feature = "int16-activations")]
-    let wide = cx.output.dtype == crate::format::layout::DType::I16;
-    #[cfg(feature = "int16-activations")]
-    let max_len = match wide {
-        true => crate::kernels::MAX_ARG_MAX_LEN_S16,
-        false => MAX_ARG_MAX_LEN,
-    };
+    let wide = indices_wide(cx, len)?;
     #[cfg(not(feature = "int16-activations"))]
-    let max_len = MAX_ARG_MAX_LEN;
-    cx.ensure(
-        (1..=max_len).contains(&len),
-        why!("ArgMax axis longer than its indices reach (128 for i8, 32768 for i16)"),
-    )?;
+    indices_wide(cx, len)?;
     // The output: x's dims with the axis 1 (kept) or dropped.
     let y = cx.output.dims_usize();
     let y = y.get(..cx.output.rank()).unwrap_or(&[]);
@@ -84,6 +76,29 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<ArgMax<'a>, Error> {
         #[cfg(feature = "int16-activations")]
         wide,
     })
+}
+
+/// Whether indices along an axis of `len` values are written as `i16` (an
+/// `i16` output, feature `int16-activations`, up to 32768 values) rather
+/// than `i8` (up to 128); an axis longer than its indices reach is refused.
+/// ArgMax's and TopK's indices alike.
+pub(super) fn indices_wide(cx: &Ctx<'_, '_>, len: usize) -> Result<bool, Error> {
+    #[cfg(feature = "int16-activations")]
+    let wide = cx.output.dtype == crate::format::layout::DType::I16;
+    #[cfg(not(feature = "int16-activations"))]
+    let wide = false;
+    #[cfg(feature = "int16-activations")]
+    let reach = match wide {
+        true => crate::kernels::MAX_ARG_MAX_LEN_S16,
+        false => MAX_ARG_MAX_LEN,
+    };
+    #[cfg(not(feature = "int16-activations"))]
+    let reach = MAX_ARG_MAX_LEN;
+    cx.ensure(
+        len <= reach,
+        why!("axis longer than its indices reach (128 for i8, 32768 for i16)"),
+    )?;
+    Ok(wide)
 }
 
 impl ArgMax<'_> {

@@ -6,7 +6,7 @@ use super::{Ctx, Io, Operand};
 use crate::error::Error;
 use crate::format::layout::params::top_k as w;
 use crate::format::Quant;
-use crate::kernels::{top_k_indices_s8, top_k_s8, TopKParams, MAX_ARG_MAX_LEN};
+use crate::kernels::{top_k_indices_s8, top_k_s8, TopKParams};
 
 /// What a TopK writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,22 +89,13 @@ pub(super) fn prepare<'a>(cx: &Ctx<'_, 'a>) -> Result<TopK<'a>, Error> {
     })
 }
 
-/// The indices' type for an axis of `len` values: `i8` up to 128, `i16`
-/// (feature `int16-activations`) up to 32768.
+/// The indices' type for an axis of `len` values, as ArgMax's.
 fn index_lane(cx: &Ctx<'_, '_>, len: usize) -> Result<Writes, Error> {
-    #[cfg(feature = "int16-activations")]
-    if cx.output.dtype == crate::format::layout::DType::I16 {
-        cx.ensure(
-            len <= crate::kernels::MAX_ARG_MAX_LEN_S16,
-            why!("TopK axis longer than its indices reach (128 for i8, 32768 for i16)"),
-        )?;
-        return Ok(Writes::WideIndices);
+    match super::arg_max::indices_wide(cx, len)? {
+        #[cfg(feature = "int16-activations")]
+        true => Ok(Writes::WideIndices),
+        _ => Ok(Writes::Indices),
     }
-    cx.ensure(
-        len <= MAX_ARG_MAX_LEN,
-        why!("TopK axis longer than its indices reach (128 for i8, 32768 for i16)"),
-    )?;
-    Ok(Writes::Indices)
 }
 
 impl TopK<'_> {
