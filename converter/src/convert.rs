@@ -140,7 +140,8 @@ one file per input, in the model's input order).";
 /// Why a model whose QDQ nodes quantize only its weights still needs data.
 pub const WEIGHTS_ONLY_CALIBRATION_REQUIRED: &str = "this model quantizes only its weights \
 (DequantizeLinear on constants, as TFLite's dynamic-range quantization and ONNX Runtime's weight-only \
-quantization write them): medq keeps those int8 weights and their scales, but every activation still \
+quantization write them, or ONNX Runtime's quantize_dynamic, whose activation ranges are measured at \
+run time): medq keeps those int8 weights and their scales, but every activation still \
 needs its real range, and those ranges depend on the data. Pass --calib FILE.npy, a float32 .npy of \
 shape [N, ...] holding a few hundred typical inputs (one file per model input, in the model's input order).";
 

@@ -37,7 +37,9 @@ use medq_converter::{prune, prune_weights};
         output's figures; --labels are for output 0 unless --labels-output names another.\n\n\
         A pre-quantized (QDQ) model, with QuantizeLinear/DequantizeLinear pairs (ONNX Runtime's \
         quantize_static, a QAT export), converts with its own scales and zero points: --calib is \
-        optional (it calibrates only tensors the model leaves float), --eval is then required.",
+        optional (it calibrates only tensors the model leaves float), --eval is then required. \
+        ONNX Runtime's QOperator models (QLinearConv, QGemm, ...) convert the same way; its \
+        dynamically quantized models (quantize_dynamic) keep their int8 weights and need --calib.",
     after_help = "Examples:\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy\n  \
         converter ecg.onnx -o ecg.mq --calib calib.npy --eval test_x.npy --labels test_y.npy --report report.json\n  \

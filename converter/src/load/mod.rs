@@ -12,6 +12,7 @@ pub mod float64;
 pub(crate) mod fold;
 pub mod inputs;
 pub(crate) mod node;
+mod ort_formats;
 pub mod qdq;
 pub(crate) mod shape;
 pub(crate) mod tensor;

@@ -95,12 +95,12 @@ impl Params {
 }
 
 /// Constants by name: initializers and `Constant` node values.
-struct Consts<'g> {
+pub(super) struct Consts<'g> {
     by_name: HashMap<&'g str, &'g TensorProto>,
 }
 
 impl<'g> Consts<'g> {
-    fn new(g: &'g GraphProto) -> Consts<'g> {
+    pub(super) fn new(g: &'g GraphProto) -> Consts<'g> {
         let mut by_name: HashMap<&str, &TensorProto> =
             g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
         for n in g.node.iter().filter(|n| n.op_type == "Constant") {
@@ -112,7 +112,7 @@ impl<'g> Consts<'g> {
         Consts { by_name }
     }
 
-    fn get(&self, name: &str) -> Option<&'g TensorProto> {
+    pub(super) fn get(&self, name: &str) -> Option<&'g TensorProto> {
         self.by_name.get(name).copied()
     }
 
@@ -264,8 +264,11 @@ pub fn float_model(model: &ModelProto) -> Result<Option<ModelProto>, ConvertErro
 /// Strip the Q/DQ nodes of `g` (see the module documentation). `None` when
 /// the graph has none.
 pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuant)>, ConvertError> {
+    let rewritten = super::ort_formats::as_qdq(g, opset)?;
+    let g = rewritten.as_ref().unwrap_or(g);
     if !g.node.iter().any(is_qdq) {
-        return Ok(None);
+        // A dynamically quantized LSTM alone fixes nothing medq keeps.
+        return Ok(rewritten.map(|g| (g, FixedQuant::default())));
     }
     let float_io = float_int8_io(g)?;
     let g = float_io.as_ref().unwrap_or(g);
@@ -317,15 +320,25 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
     Ok(Some(s.finish()))
 }
 
-/// ONNX ops that move integers without computing new ones. tf2onnx leaves
-/// them between a QuantizeLinear and a DequantizeLinear when it converts a
-/// fully-integer TFLite model: the NHWC → NCHW Transposes, a detector's
-/// anchor Reshapes and Concats run on the int8 tensors.
-const INT8_MOVERS: [&str; 7] = [
+/// ONNX ops whose output keeps their input's encoding: they move integers
+/// without computing new ones, or pick among them (MaxPool), so they run
+/// on float values between pairs of their own. tf2onnx leaves them between
+/// a QuantizeLinear and a DequantizeLinear when it converts a fully-integer
+/// TFLite model (the NHWC → NCHW Transposes, a detector's anchor Reshapes
+/// and Concats run on the int8 tensors), and ONNX Runtime's QOperator
+/// format runs its MaxPools, Flattens and Reshapes on uint8 ones.
+const INT8_MOVERS: [&str; 14] = [
     "Concat",
+    "DepthToSpace",
+    "Expand",
     "Flatten",
+    "Gather",
+    "GlobalMaxPool",
     "Identity",
+    "MaxPool",
     "Reshape",
+    "Slice",
+    "SpaceToDepth",
     "Squeeze",
     "Transpose",
     "Unsqueeze",
@@ -891,7 +904,7 @@ impl<'g> Strip<'g> {
     }
 }
 
-fn float_tensor(name: &str, shape: &[usize], data: Vec<f32>) -> TensorProto {
+pub(super) fn float_tensor(name: &str, shape: &[usize], data: Vec<f32>) -> TensorProto {
     TensorProto {
         name: name.to_string(),
         dims: shape.iter().map(|&d| d as i64).collect(),
