@@ -493,7 +493,14 @@ impl LowerCtx<'_> {
             let weights = ConstData::I16(wq);
             return self.weighted_constants((x, y), &weights_f.shape, weights, w_scales, bias);
         }
-        let fixed = crate::load::qdq::weights_on_grid(self.graph, self.node, weights);
+        let fixed =
+            crate::load::qdq::weights_on_grid(self.graph, self.node, weights).or_else(|| {
+                // A QDQ model's float weights may be on its grid already.
+                (!self.graph.qdq.is_empty())
+                    .then(|| crate::load::qdq::weights_on_found_grid(weights))
+                    .flatten()
+                    .map(Ok)
+            });
         let fixed_grid = fixed.is_some();
         let packable = matches!(self.node.op, Op::Conv(_) | Op::FullyConnected(_));
         let how = match packable {

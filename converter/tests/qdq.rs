@@ -1,4 +1,5 @@
-//! Pre-quantized (QDQ) models: ONNX Runtime's `quantize_static` output
+//! Pre-quantized models (QDQ; ONNX Runtime's QOperator and dynamic formats;
+//! a PyTorch QAT export): ONNX Runtime's `quantize_static` output
 //! converts without `--calib`, with the model's own scales and zero points,
 //! and medq's int8 run agrees with ONNX Runtime's run of the same QDQ model
 //! (`models/testnets/make_qdq_testnets.py` wrote both the models and ORT's
@@ -78,6 +79,7 @@ fn agrees_within(net: &str, act: &str, softmax_outputs: &[usize], bound: &Bound)
         stem: format!("{net}_{act}"),
         net: net.into(),
         calibrated: false,
+        reference: "ort",
     };
     model.agrees_within(softmax_outputs, bound);
 }
@@ -91,6 +93,8 @@ struct Model {
     /// Calibrate on `<net>_calib.npy` (a dynamically quantized model fixes
     /// its weights only).
     calibrated: bool,
+    /// Whose outputs medq is compared with: `<stem>_<reference>[_k].npy`.
+    reference: &'static str,
 }
 
 impl Model {
@@ -134,13 +138,13 @@ impl Model {
         let y = medq_cli::run_batch(&model, &x).unwrap();
         for (k, medq) in y.data.iter().enumerate() {
             let ort_file = match y.data.len() {
-                1 => format!("{name}_ort.npy"),
-                _ => format!("{name}_ort_{k}.npy"),
+                1 => format!("{name}_{}.npy", self.reference),
+                _ => format!("{name}_{}_{k}.npy", self.reference),
             };
             let ort = medq_cli::read_npy_f32(&self.dir.join(ort_file)).unwrap();
             assert_eq!(ort.data.len(), medq.len(), "{name} output {k}: lengths");
             let db = sqnr_db(&ort.data, medq);
-            println!("{name} output {k}: SQNR vs ONNX Runtime {db:.1} dB");
+            println!("{name} output {k}: SQNR vs {} {db:.1} dB", self.reference);
             assert!(
                 db >= bound.sqnr_db,
                 "{name} output {k}: SQNR {db:.1} dB < {} dB",
@@ -166,7 +170,8 @@ impl Model {
                     }
                 }
                 println!(
-                    "{name} output {k}: top-1 differs from ORT's on {} samples",
+                    "{name} output {k}: top-1 differs from {}'s on {} samples",
+                    self.reference,
                     differences.len()
                 );
                 assert!(
@@ -369,6 +374,7 @@ fn ort_format(net: &str, stem: &str) -> Model {
         stem: stem.into(),
         net: net.into(),
         calibrated: stem.ends_with("dynamic"),
+        reference: "ort",
     }
 }
 
@@ -437,4 +443,32 @@ fn a_dynamically_quantized_model_without_samples_asks_for_calibration() {
         "{err}"
     );
     assert!(!mq.exists());
+}
+
+/// PyTorch's QAT export is another model for the float graph (its
+/// activation ranges clip), 5.5 dB from it: the bound is on PyTorch's int8
+/// model.
+const QAT: Bound = Bound {
+    sqnr_db: 50.0,
+    top1_differences: 0,
+    float_graph_db: 5.0,
+};
+
+#[test]
+fn a_pytorch_qat_export_runs_as_pytorchs_own_int8_model() {
+    // Eager-mode QAT exported as is: a QuantizeLinear → DequantizeLinear of
+    // each float weight, pairs on the Conv outputs with the ReLUs after
+    // them, zero points shared through Identity nodes, and a global average
+    // the model leaves float. medq keeps the average on its input's
+    // encoding, as PyTorch's int8 model does (54.3 dB from it, code for code
+    // on the logits' grid); ORT's run of the QDQ graph averages in float,
+    // and both PyTorch's int8 model and medq are 29.4 dB from that.
+    let model = Model {
+        dir: testnets().join("qat"),
+        stem: "qat_cnn2d".into(),
+        net: "cnn2d".into(),
+        calibrated: false,
+        reference: "torch_int8",
+    };
+    model.agrees_within(&[0], &QAT);
 }

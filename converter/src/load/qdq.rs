@@ -18,7 +18,14 @@
 //!   DequantizeLinear (tf2onnx's conversion of a fully-integer TFLite file
 //!   runs its Transposes, Reshapes and Concats on int8 tensors) are first
 //!   moved onto float values between pairs of their own
-//!   (`float_int8_movers`).
+//!   (`float_int8_movers`);
+//! - PyTorch's QAT export: a `QuantizeLinear → DequantizeLinear` of a float
+//!   weight is the DQ of the integers ONNX would compute (`constant_pair`),
+//!   parameters shared through Identity nodes are constants, and a ReLU (or
+//!   pool, or view) the model leaves float after a pair keeps that pair's
+//!   encoding (`keep_encodings_forward`);
+//! - ONNX Runtime's QOperator and dynamic formats are first rewritten to
+//!   this form ([`super::ort_formats`]).
 //!
 //! medq's contract is int8 with symmetric per-channel weights and per-tensor
 //! activations. uint8 activations are re-expressed exactly (`q − 128`, zero
@@ -106,6 +113,16 @@ impl<'g> Consts<'g> {
         for n in g.node.iter().filter(|n| n.op_type == "Constant") {
             let value = n.attribute.iter().find(|a| a.name == "value");
             if let (Some(out), Some(t)) = (n.output.first(), value.and_then(|a| a.t.as_ref())) {
+                by_name.insert(out.as_str(), t);
+            }
+        }
+        // PyTorch's QAT export shares one zero point through Identity nodes.
+        for n in g.node.iter().filter(|n| n.op_type == "Identity") {
+            let t = n
+                .input
+                .first()
+                .and_then(|i| by_name.get(i.as_str()).copied());
+            if let (Some(out), Some(t)) = (n.output.first(), t) {
                 by_name.insert(out.as_str(), t);
             }
         }
@@ -308,6 +325,7 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
         let x = node.input.first().map(String::as_str).unwrap_or("");
         match (ctx.op, s.consts.get(x)) {
             ("DequantizeLinear", Some(q)) => s.constant(i, &ctx, q)?,
+            ("QuantizeLinear", Some(w)) => s.constant_pair(i, &ctx, w)?,
             ("QuantizeLinear", _) => s.pair(i, &ctx)?,
             _ => {
                 return Err(ctx.err(format!(
@@ -602,6 +620,39 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
     Ok(Some(out))
 }
 
+/// Ops whose output a QDQ model may leave without a pair of its own while
+/// their input has one, and whose values that input's encoding holds
+/// exactly: they pick among the input's values, or clip them at 0.
+const KEEPS_ENCODING: [&str; 9] = [
+    "Relu",
+    "MaxPool",
+    "GlobalMaxPool",
+    "Flatten",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Identity",
+];
+
+/// Give the output of each [`KEEPS_ENCODING`] op that has no encoding its
+/// input's: PyTorch's eager QAT export quantizes a Conv's output and leaves
+/// the ReLU after it float (`Conv → Q → DQ → Relu → Conv`), and the Relu's
+/// output holds only values of that encoding.
+fn keep_encodings_forward(g: &GraphProto, fixed: &mut FixedQuant) {
+    for node in g.node.iter().filter(|n| n.domain.is_empty()) {
+        if !KEEPS_ENCODING.contains(&node.op_type.as_str()) {
+            continue;
+        }
+        let (Some(x), Some(y)) = (node.input.first(), node.output.first()) else {
+            continue;
+        };
+        if let (Some(q), false) = (fixed.activation(x), fixed.activations.contains_key(y)) {
+            fixed.activations.insert(y.clone(), q);
+        }
+    }
+}
+
 impl<'g> Strip<'g> {
     /// A DQ of a constant: a float initializer, and the weight grid of its reader.
     fn constant(
@@ -657,6 +708,76 @@ impl<'g> Strip<'g> {
             }
         }
         self.initializers.push(float_tensor(out, &q.shape, data));
+        self.removed[index] = true;
+        Ok(())
+    }
+
+    /// A Q of a float constant (PyTorch's QAT export of a Linear's
+    /// fake-quantized weights): its integers, computed as ONNX does
+    /// (`x / scale` rounded half to even, plus the zero point, saturated),
+    /// which its DequantizeLinear readers then read as constants.
+    fn constant_pair(
+        &mut self,
+        index: usize,
+        ctx: &NodeCtx,
+        w: &TensorProto,
+    ) -> Result<(), ConvertError> {
+        let p = params(ctx, &self.consts)?;
+        let w = tensor::from_proto(w).map_err(|e| ctx.err(format!("its input: {e}")))?;
+        let (lo, hi) = match p.dtype {
+            DataType::Int8 => (-128, 127),
+            DataType::Uint8 => (0, 255),
+            other => {
+                return Err(ctx.err(format!(
+                    "{} weights are not supported: medq's weights are int8",
+                    other.as_str_name()
+                )))
+            }
+        };
+        let axis = if p.per_tensor() {
+            0
+        } else {
+            norm_axis(p.axis, w.shape.len())
+                .filter(|&a| w.shape[a] == p.scale.len())
+                .ok_or_else(|| {
+                    ctx.attr_err(
+                        "axis",
+                        format!("{} scales do not fit shape {:?}", p.scale.len(), w.shape),
+                    )
+                })?
+        };
+        let inner: usize = w.shape.iter().skip(axis + 1).product();
+        let channels = p.scale.len();
+        let codes: Vec<i32> = w
+            .to_f32()
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = (i / inner.max(1)) % channels;
+                let q = (v / p.scale[c]).round_ties_even() as i64 + p.zero_point(c);
+                q.clamp(lo, hi) as i32
+            })
+            .collect();
+        let out = ctx.output()?;
+        let quantized = TensorProto {
+            name: out.to_string(),
+            dims: w.shape.iter().map(|&d| d as i64).collect(),
+            data_type: p.dtype as i32,
+            int32_data: codes,
+            ..TensorProto::default()
+        };
+        for (r, k) in self.readers.get(out).cloned().unwrap_or_default() {
+            let node = &self.g.node[r];
+            let rctx = NodeCtx::new(node, r, self.opset);
+            if node.op_type != "DequantizeLinear" || !node.domain.is_empty() || k != 0 {
+                return Err(ctx.err(format!(
+                    "it quantizes a constant read by {} \"{}\"; medq imports constants \
+                     quantized for a DequantizeLinear",
+                    rctx.op, rctx.name
+                )));
+            }
+            self.constant(r, &rctx, &quantized)?;
+        }
         self.removed[index] = true;
         Ok(())
     }
@@ -864,7 +985,9 @@ impl<'g> Strip<'g> {
         }
         g.node = nodes;
         g.initializer.extend(self.initializers);
-        (g, self.fixed)
+        let mut fixed = self.fixed;
+        keep_encodings_forward(&g, &mut fixed);
+        (g, fixed)
     }
 
     /// `Clip(x, 0, hi)`: bounds as inputs (opset 11 on) or attributes.
@@ -949,6 +1072,40 @@ pub fn weights_on_grid(
         q.push(r as i8);
     }
     Some(Ok((q, scales.clone())))
+}
+
+/// Float weights that already lie on an int8 grid, one scale per output
+/// channel (axis 0), as PyTorch's QAT export leaves a Conv's fake-quantized
+/// weights (folded to floats, no DequantizeLinear): their integers and the
+/// coarsest such scales; `None` when some row is not on one (or is all
+/// zeros), and medq chooses the scales. A row is on grid `s` when every
+/// `w / s` is within 1e-3 of an integer in [−128, 127]; its largest `|w|`
+/// is then `K · s` for some `K` ≤ 128, so trying `s = max|w| / K` for `K`
+/// = 1, 2, … finds the coarsest.
+pub fn weights_on_found_grid(weights: &Array) -> Option<GridWeights> {
+    let rows = *weights.shape.first()?;
+    let per = weights.data.len().checked_div(rows)?;
+    let mut codes = Vec::with_capacity(weights.data.len());
+    let mut scales = Vec::with_capacity(rows);
+    for row in weights.data.chunks_exact(per.max(1)) {
+        let max = row.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+        let on_grid = |scale: f64| -> Option<Vec<i8>> {
+            row.iter()
+                .map(|&w| {
+                    let real = f64::from(w) / scale;
+                    let r = real.round();
+                    ((real - r).abs() <= 1e-3 && (-128.0..=127.0).contains(&r)).then_some(r as i8)
+                })
+                .collect()
+        };
+        let (scale, q) = (1..=128)
+            .map(|k| f64::from(max) / f64::from(k))
+            .filter(|&s| s > 0.0)
+            .find_map(|s| on_grid(s).map(|q| (s, q)))?;
+        codes.extend(q);
+        scales.push(scale as f32);
+    }
+    (codes.len() == weights.data.len()).then_some((codes, scales))
 }
 
 fn off_grid(node: &Node, why: &str) -> ConvertError {
@@ -1242,5 +1399,73 @@ mod tests {
         let e = strip(&g, 13).unwrap_err().to_string();
         assert!(e.contains("c_q"), "{e}");
         assert!(e.contains("per-channel activation quantization"), "{e}");
+    }
+
+    #[test]
+    fn a_quantized_constant_weight_keeps_its_grid() {
+        // PyTorch's QAT export: Q → DQ of the float weights, a zero point
+        // shared through an Identity, a Relu after the Conv's pair.
+        let w = float_tensor("w", &[2, 1, 1, 1], vec![0.26, -0.5]);
+        let g = GraphProto {
+            node: vec![
+                node("Identity", "zp_shared", &["zp0"], "zp"),
+                node("QuantizeLinear", "w_q", &["w", "ws", "wzp"], "wq"),
+                node("DequantizeLinear", "w_dq", &["wq", "ws", "wzp"], "wf"),
+                node("Conv", "conv", &["x", "wf"], "c"),
+                node("QuantizeLinear", "c_q", &["c", "s", "zp"], "cq"),
+                node("DequantizeLinear", "c_dq", &["cq", "s", "zp"], "cf"),
+                node("Relu", "relu", &["cf"], "y"),
+            ],
+            initializer: vec![
+                w,
+                float_tensor("ws", &[2], vec![0.01, 0.02]),
+                TensorProto {
+                    name: "wzp".into(),
+                    dims: vec![2],
+                    data_type: DataType::Int8 as i32,
+                    int32_data: vec![0, 0],
+                    ..TensorProto::default()
+                },
+                float_tensor("s", &[], vec![0.5]),
+                scalar("zp0", DataType::Uint8, 10),
+            ],
+            output: vec![tract_onnx::pb::ValueInfoProto {
+                name: "y".into(),
+                ..Default::default()
+            }],
+            ..GraphProto::default()
+        };
+        let mut g = g;
+        for n in &mut g.node[1..3] {
+            n.attribute.push(AttributeProto {
+                name: "axis".into(),
+                r#type: AttributeType::Int as i32,
+                i: 0,
+                ..AttributeProto::default()
+            });
+        }
+        let (float, fixed) = strip(&g, 13).unwrap().unwrap();
+        let ops: Vec<&str> = float.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(ops, ["Identity", "Conv", "Relu"]);
+        assert_eq!(fixed.weight_scales["conv"], [0.01, 0.02]);
+        // 0.26 / 0.01 = 26, −0.5 / 0.02 = −25: the dequantized weights.
+        let wf = float.initializer.iter().find(|t| t.name == "wf").unwrap();
+        assert_eq!(wf.float_data, [26.0 * 0.01, -25.0 * 0.02]);
+        // The Relu's output keeps the encoding of the pair before it.
+        let c = fixed.activation("c").unwrap();
+        assert_eq!(fixed.activation("y"), Some(c));
+        assert_eq!((c.scale, c.zero_point), (0.5, 10 - 128));
+    }
+
+    #[test]
+    fn float_weights_on_an_int8_grid_are_found() {
+        // Row 0 on steps of 0.03 (largest 4 steps), row 1 on 0.25.
+        let on = Array::new(vec![2, 3], vec![0.12, -0.06, 0.03, 0.5, 0.25, -0.75]);
+        let (q, scales) = weights_on_found_grid(&on).unwrap();
+        assert_eq!(q, [4, -2, 1, 2, 1, -3]);
+        assert!((scales[0] - 0.03).abs() < 1e-7 && (scales[1] - 0.25).abs() < 1e-7);
+        // A row of trained floats is on no grid of at most 128 steps.
+        let off = Array::new(vec![1, 3], vec![0.123_456, -0.061_7, 0.031_234_5]);
+        assert_eq!(weights_on_found_grid(&off), None);
     }
 }
