@@ -25,7 +25,7 @@
 //!   pool, or view) the model leaves float after a pair keeps that pair's
 //!   encoding (`keep_encodings_forward`);
 //! - ONNX Runtime's QOperator and dynamic formats are first rewritten to
-//!   this form ([`super::ort_formats`]).
+//!   this form (`load/ort_formats.rs`).
 //!
 //! medq's contract is int8 with symmetric per-channel weights and per-tensor
 //! activations. uint8 activations are re-expressed exactly (`q − 128`, zero
