@@ -91,6 +91,25 @@ impl Params {
         self.scale.len() == 1
     }
 
+    /// The axis of `shape` the scales run along (0 for one scale).
+    fn channel_axis(&self, ctx: &NodeCtx, shape: &[usize]) -> Result<usize, ConvertError> {
+        if self.per_tensor() {
+            return Ok(0);
+        }
+        norm_axis(self.axis, shape.len())
+            .filter(|&a| shape[a] == self.scale.len())
+            .ok_or_else(|| {
+                ctx.attr_err(
+                    "axis",
+                    format!(
+                        "{} scales do not fit axis {} of shape {shape:?}",
+                        self.scale.len(),
+                        self.axis
+                    ),
+                )
+            })
+    }
+
     /// The zero point of channel `c` (a scalar zero point serves all).
     fn zero_point(&self, c: usize) -> i64 {
         match self.zero_point.len() {
@@ -666,23 +685,7 @@ impl<'g> Strip<'g> {
         let values = q
             .as_i64()
             .ok_or_else(|| ctx.err("the quantized data is not integer"))?;
-        let axis = if p.per_tensor() {
-            0
-        } else {
-            norm_axis(p.axis, q.shape.len())
-                .filter(|&a| q.shape[a] == p.scale.len())
-                .ok_or_else(|| {
-                    ctx.attr_err(
-                        "axis",
-                        format!(
-                            "{} scales do not fit axis {} of shape {:?}",
-                            p.scale.len(),
-                            p.axis,
-                            q.shape
-                        ),
-                    )
-                })?
-        };
+        let axis = p.channel_axis(ctx, &q.shape)?;
         let inner: usize = q.shape.iter().skip(axis + 1).product();
         let channels = p.scale.len();
         let data: Vec<f32> = values
@@ -734,18 +737,7 @@ impl<'g> Strip<'g> {
                 )))
             }
         };
-        let axis = if p.per_tensor() {
-            0
-        } else {
-            norm_axis(p.axis, w.shape.len())
-                .filter(|&a| w.shape[a] == p.scale.len())
-                .ok_or_else(|| {
-                    ctx.attr_err(
-                        "axis",
-                        format!("{} scales do not fit shape {:?}", p.scale.len(), w.shape),
-                    )
-                })?
-        };
+        let axis = p.channel_axis(ctx, &w.shape)?;
         let inner: usize = w.shape.iter().skip(axis + 1).product();
         let channels = p.scale.len();
         let codes: Vec<i32> = w
