@@ -392,6 +392,43 @@ fn scalar_scales_fold_into_the_product_next_to_them() {
     }
 }
 
+/// PyTorch's QAT export of a Conv fused with its BatchNorm: the Conv's
+/// output divided by one factor per channel, plus its bias, then the
+/// BatchNormalization. All three fold into the Conv; a factor that does not
+/// run along the channels (here along the width) stays a Mul.
+#[test]
+fn per_channel_scales_fold_into_the_conv_before_them() {
+    let mut rng = Rng::new(11);
+    let mut qat_conv_bn = |factor_dims: &[i64]| {
+        ModelBuilder::new(13)
+            .input("x", &[1, 2, 3, 3])
+            .f32("W", &[3, 2, 1, 1], &rng.vec(6))
+            .f32("f", factor_dims, &[0.5, -2.0, 4.0])
+            .f32("b", &[1, 3, 1, 1], &[0.1, 0.2, -0.3])
+            .f32("gamma", &[3], &[1.5, 0.5, 2.0])
+            .f32("beta", &[3], &[0.0, 1.0, -1.0])
+            .f32("mean", &[3], &[0.2, -0.1, 0.0])
+            .f32("var", &[3], &[1.0, 4.0, 0.25])
+            .node("/c/Conv", "Conv", &["x", "W"], &["c"], vec![])
+            .node("/c/Div", "Div", &["c", "f"], &["d"], vec![])
+            .node("/c/Add", "Add", &["d", "b"], &["a"], vec![])
+            .node(
+                "/c/bn",
+                "BatchNormalization",
+                &["a", "gamma", "beta", "mean", "var"],
+                &["y"],
+                vec![],
+            )
+            .output("y")
+    };
+    let (r, log) = rewrite_checked(&load(qat_conv_bn(&[1, 3, 1, 1])));
+    let kinds: Vec<&str> = r.nodes.iter().map(|n| n.op.kind()).collect();
+    assert_eq!(kinds, ["Conv"], "{log:?}");
+    assert!(log.iter().any(|l| l.contains("(per channel)")), "{log:?}");
+    let (r, _) = rewrite_checked(&load(qat_conv_bn(&[1, 1, 1, 3])));
+    assert!(r.nodes.iter().any(|n| matches!(n.op, Op::Mul(_))));
+}
+
 /// Transposes in a row become one by the composed permutation, and none
 /// when they cancel; a Relu behind views fuses into the Conv before them.
 #[test]

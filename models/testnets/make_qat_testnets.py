@@ -13,11 +13,17 @@ pair, each weight a QuantizeLinear → DequantizeLinear of its float values,
 the ReLUs left float after the pair of the Conv before them, and the pooled
 features and the logits as the model computes them.
 
-ONNX Runtime runs it on the 64 inputs of `cnn2d_test.npy` as written (graph
-optimizations off), and its outputs are `qat/qat_cnn2d_ort.npy`. PyTorch's
+`qat_cnn2d_bn`: the same network with a BatchNorm2d after each Conv, trained
+with FX graph-mode QAT (`prepare_qat_fx`, which fuses each Conv with its
+BatchNorm and ReLU): the export divides each Conv's output by the folded
+`γ/σ`, adds the Conv's bias and runs the BatchNormalization, float, between
+the weights' pair and the output's.
+
+ONNX Runtime runs each on the 64 inputs of `cnn2d_test.npy` as written (graph
+optimizations off), and its outputs are `qat/<name>_ort.npy`. PyTorch's
 own outputs agree with ORT's (printed). PyTorch's int8 model of it
-(`torch.ao.quantization.convert`, fbgemm's kernels) gives
-`qat/qat_cnn2d_torch_int8.npy`.
+(`convert` / `convert_fx`, fbgemm's kernels) gives
+`qat/<name>_torch_int8.npy`.
 
 Usage: python3 models/testnets/make_qat_testnets.py   (needs torch)
 """
@@ -34,7 +40,9 @@ from torch.ao.quantization import (
     MovingAverageMinMaxObserver,
     MovingAveragePerChannelMinMaxObserver,
     QConfig,
+    QConfigMapping,
 )
+from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
 from make_qdq_testnets import HERE, run_ort, sqnr_db
 
@@ -42,12 +50,14 @@ OUT = os.path.join(HERE, "qat")
 
 
 class Net(nn.Module):
-    def __init__(self):
+    def __init__(self, bn=False):
         super().__init__()
         self.quant = torch.ao.quantization.QuantStub()
         self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.b1 = nn.BatchNorm2d(8) if bn else nn.Identity()
         self.r1 = nn.ReLU()
         self.c2 = nn.Conv2d(8, 16, 3, padding=1, stride=2)
+        self.b2 = nn.BatchNorm2d(16) if bn else nn.Identity()
         self.r2 = nn.ReLU()
         self.pool = nn.MaxPool2d(2)
         self.gap = nn.AdaptiveAvgPool2d(1)
@@ -56,7 +66,7 @@ class Net(nn.Module):
 
     def forward(self, x):
         x = self.quant(x)
-        x = self.pool(self.r2(self.c2(self.r1(self.c1(x)))))
+        x = self.pool(self.r2(self.b2(self.c2(self.r1(self.b1(self.c1(x)))))))
         return self.dequant(self.fc(self.gap(x).flatten(1)))
 
 
@@ -70,8 +80,13 @@ def main():
     logits = np.concatenate([teacher.run(None, {name: calib[i : i + 1]})[0] for i in range(len(calib))])
     x = torch.from_numpy(calib)
     y = torch.from_numpy(logits.argmax(1))
-    model = Net().train()
-    model.qconfig = QConfig(
+    for name, bn in (("qat_cnn2d", False), ("qat_cnn2d_bn", True)):
+        build(name, bn, x, y, test)
+
+
+def build(name, bn, x, y, test):
+    torch.manual_seed(0)
+    qconfig = QConfig(
         activation=FakeQuantize.with_args(
             observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype=torch.quint8
         ),
@@ -83,7 +98,13 @@ def main():
             qscheme=torch.per_channel_symmetric,
         ),
     )
-    model = torch.ao.quantization.prepare_qat(model)
+    model = Net(bn).train()
+    if bn:
+        mapping = QConfigMapping().set_global(qconfig)
+        model = prepare_qat_fx(model, mapping, example_inputs=(x[:1],))
+    else:
+        model.qconfig = qconfig
+        model = torch.ao.quantization.prepare_qat(model)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     for _ in range(300):
         opt.zero_grad()
@@ -91,7 +112,7 @@ def main():
         opt.step()
     model.eval()
     model.apply(torch.ao.quantization.disable_observer)
-    path = os.path.join(OUT, "qat_cnn2d.onnx")
+    path = os.path.join(OUT, f"{name}.onnx")
     torch.onnx.export(
         model, x[:1], path, opset_version=13, input_names=["input"], output_names=["logits"], dynamo=False
     )
@@ -99,21 +120,20 @@ def main():
     with torch.no_grad():
         torch_out = model(torch.from_numpy(test)).numpy()
     ort_out = run_ort(path, "cnn2d", optimize=False)[0]
-    np.save(os.path.join(OUT, "qat_cnn2d_ort.npy"), ort_out)
-    teacher_test = run_ort(os.path.join(HERE, "cnn2d.onnx"), "cnn2d", optimize=False)[0]
-    # PyTorch's own int8 model (`convert`, fbgemm's kernels): its average
-    # pool keeps its input's scale, as medq's does, where ORT's run of the
-    # QDQ graph averages in float.
-    int8 = torch.ao.quantization.convert(model)
+    np.save(os.path.join(OUT, f"{name}_ort.npy"), ort_out)
+    # PyTorch's own int8 model (fbgemm's kernels): its average pool keeps
+    # its input's scale, as medq's does, where ORT's run of the QDQ graph
+    # averages in float.
+    int8 = convert_fx(model) if bn else torch.ao.quantization.convert(model)
     with torch.no_grad():
         int8_out = int8(torch.from_numpy(test)).numpy()
-    np.save(os.path.join(OUT, "qat_cnn2d_torch_int8.npy"), int8_out)
-    print(f"  PyTorch's int8 model vs ORT: {sqnr_db(ort_out, int8_out):.1f} dB")
+    np.save(os.path.join(OUT, f"{name}_torch_int8.npy"), int8_out)
+    teacher_test = run_ort(os.path.join(HERE, "cnn2d.onnx"), "cnn2d", optimize=False)[0]
     ops = sorted({n.op_type for n in onnx.load(path).graph.node})
-    print(f"qat_cnn2d: {os.path.getsize(path)} B, ops {ops}")
+    print(f"{name}: {os.path.getsize(path)} B, ops {ops}")
     print(f"  ORT vs PyTorch: {sqnr_db(torch_out, ort_out):.1f} dB")
+    print(f"  PyTorch's int8 model vs ORT: {sqnr_db(ort_out, int8_out):.1f} dB")
     print(f"  agreement with cnn2d's classes on the test images: {(ort_out.argmax(1) == teacher_test.argmax(1)).mean():.3f}")
-
 
 if __name__ == "__main__":
     main()

@@ -146,6 +146,7 @@ pub fn convert_model(
     if let Some(fixed) = fixed {
         b.graph.qdq = fixed;
         qdq::requantizing_pools(&mut b.graph);
+        qdq::requantizing_moves(&mut b.graph);
     }
     Ok((b.graph, opset))
 }

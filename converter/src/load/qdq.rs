@@ -1215,6 +1215,52 @@ pub fn requantizing_pools(graph: &mut Graph) {
     }
 }
 
+/// Ops that keep their input's encoding (a view, a MaxPool) but whose
+/// output the QDQ model encodes otherwise get an identity table after
+/// them, which requantizes into the model's encoding and clips as its pair
+/// does. PyTorch's FX QAT export gives a Flatten before the classifier an
+/// encoding of its own, narrower than the pooled features'.
+pub fn requantizing_moves(graph: &mut Graph) {
+    use crate::ops::lut::Unary;
+    use crate::quantize::OutputQuant;
+    for n in (0..graph.nodes.len()).rev() {
+        let node = &graph.nodes[n];
+        if node.op.def().output_quant() != OutputQuant::SameAsInput {
+            continue;
+        }
+        let Some(&x) = node.inputs.first() else {
+            continue;
+        };
+        let fixed = |id: TensorId| graph.qdq.activation(&graph.tensors[id].name);
+        let y = node.output;
+        let (Some(qx), Some(qy)) = (fixed(x), fixed(y)) else {
+            continue;
+        };
+        if qx == qy {
+            continue;
+        }
+        let moved = graph.tensors.len();
+        let mut tensor = graph.tensors[y].clone();
+        tensor.name = format!("{}/medq_moved", tensor.name);
+        graph.tensors.push(tensor);
+        let name = format!("{}/medq_requantize", graph.nodes[n].name);
+        graph.nodes[n].output = moved;
+        graph.nodes.insert(
+            n + 1,
+            Node {
+                name,
+                onnx_ops: vec!["QuantizeLinear".into()],
+                op: Op::Unary(Unary::Clip {
+                    min: f32::NEG_INFINITY,
+                    max: f32::INFINITY,
+                }),
+                inputs: vec![moved],
+                output: y,
+            },
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

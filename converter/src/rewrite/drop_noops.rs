@@ -31,6 +31,11 @@ fn is_noop(g: &Graph, i: usize) -> bool {
     if !same_shape || g.tensors.get(x).is_some_and(|t| t.value.is_some()) {
         return false;
     }
+    // Between two encodings a QDQ model fixes, an identity requantizes.
+    let fixed = |t: usize| g.tensors.get(t).and_then(|t| g.qdq.activation(&t.name));
+    if fixed(n.output).is_some() && fixed(x) != fixed(n.output) {
+        return false;
+    }
     match &n.op {
         Op::Reshape => true,
         Op::Unary(Unary::Clip { min, max }) => *min == f32::NEG_INFINITY && *max == f32::INFINITY,

@@ -5,7 +5,7 @@
 //! `w'[c] = w[c]·s[c]`, `b'[c] = b[c]·s[c] + t[c]`, where
 //! `s = γ/√(σ²+ε)` and `t = β − μ·s` were computed at load.
 
-use super::{absorb, label, producer, sole_consumer, RewriteLog};
+use super::{absorb, label, producer, rescale_fixed_weights, sole_consumer, RewriteLog};
 use crate::ir::{Conv, FullyConnected, FusedActivation, Graph, Node, Op};
 
 /// The per-channel `(scale, shift)` of a BatchNormalization-derived node, and
@@ -108,6 +108,7 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         if ok {
             log.0
                 .push(format!("folded {} into {}", label(g, i), label(g, p)));
+            rescale_fixed_weights(g, p, &scale);
             absorb(g, p, i);
             return true;
         }

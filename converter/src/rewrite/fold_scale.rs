@@ -2,11 +2,15 @@
 //! next to it: `MatMul(q, kᵀ) / √d`, or `q·c` and `kᵀ·c` before it (as
 //! PyTorch's scaled-dot-product attention exports it), becomes the MatMul's
 //! `alpha`; `Gemm(x) / T` (a temperature) the FullyConnected's weights and
-//! bias, and likewise a Conv's. The float function is unchanged, one int8
-//! rounding goes, and a MatMul feeding a Softmax gets the Softmax-aware
-//! range directly.
+//! bias, and likewise a Conv's. A product by one constant per output
+//! channel after a Conv or FullyConnected scales its rows: PyTorch's QAT
+//! export of a Conv fused with its BatchNormalization divides the Conv's
+//! output by `γ/σ` before the BatchNormalization. The float function is
+//! unchanged, one int8 rounding goes, and a MatMul feeding a Softmax gets
+//! the Softmax-aware range directly.
 
-use super::{absorb, label, producer, sole_consumer, RewriteLog};
+use super::fold_bn::scale_rows;
+use super::{absorb, label, producer, rescale_fixed_weights, sole_consumer, RewriteLog};
 use crate::ir::{Conv, FullyConnected, FusedActivation, Graph, Mul, Op};
 
 pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
@@ -35,7 +39,18 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         let (x, c) = match (scalar(a), scalar(b)) {
             (None, Some(c)) => (a, c),
             (Some(c), None) => (b, c),
-            _ => continue,
+            _ => {
+                if let Some(p) = per_channel(g, a, b, n.output) {
+                    log.0.push(format!(
+                        "folded {} (per channel) into {}",
+                        label(g, i),
+                        label(g, p)
+                    ));
+                    absorb(g, p, i);
+                    return true;
+                }
+                continue;
+            }
         };
         let same_shape =
             g.tensors.get(x).map(|t| &t.shape) == g.tensors.get(n.output).map(|t| &t.shape);
@@ -46,6 +61,7 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         // After the product: its only reader is this Mul.
         if let (Some(p), Some(_)) = (producer(g, x), sole_consumer(g, x)) {
             if g.nodes.get_mut(p).is_some_and(|pn| scale(&mut pn.op, c)) {
+                rescale_fixed_weights(g, p, &[c]);
                 absorb(g, p, i);
                 log.0
                     .push(format!("folded {what} (× {c}) into the product before it"));
@@ -73,6 +89,63 @@ pub(super) fn run(g: &mut Graph, log: &mut RewriteLog) -> bool {
         }
     }
     false
+}
+
+/// `a · b`, one a computed tensor made by a Conv or FullyConnected without
+/// a fused activation that only this product reads, the other a constant
+/// with one finite value per output channel of it (broadcast along every
+/// other axis): fold the constant into the producer's rows and return it.
+fn per_channel(g: &mut Graph, a: usize, b: usize, y: usize) -> Option<usize> {
+    let constant = |t: usize| g.tensors.get(t).and_then(|x| x.value.as_ref());
+    let (x, c) = match (constant(a), constant(b)) {
+        (None, Some(c)) => (a, c.clone()),
+        (Some(c), None) => (b, c.clone()),
+        _ => return None,
+    };
+    let shape = g.tensors.get(x)?.shape.clone();
+    if g.tensors.get(y)?.shape != shape || sole_consumer(g, x).is_none() {
+        return None;
+    }
+    let p = producer(g, x)?;
+    let channel_axis = match &g.nodes.get(p)?.op {
+        Op::Conv(Conv {
+            activation: FusedActivation::None,
+            ..
+        }) => 1,
+        Op::FullyConnected(FullyConnected {
+            activation: FusedActivation::None,
+            ..
+        }) => shape.len().checked_sub(1)?,
+        _ => return None,
+    };
+    // The constant, right-aligned against the output, varies along the
+    // channel axis alone.
+    let offset = shape.len().checked_sub(c.shape.len())?;
+    let along_channels = c
+        .shape
+        .iter()
+        .enumerate()
+        .all(|(k, &d)| d == 1 || (k + offset == channel_axis && d == shape[channel_axis]));
+    let factors = c.data.clone();
+    let usable = along_channels
+        && factors.len() == shape[channel_axis]
+        && factors.iter().all(|f| f.is_finite() && *f != 0.0);
+    if !usable {
+        return None;
+    }
+    let zeros = vec![0.0; factors.len()];
+    let scaled = match &mut g.nodes.get_mut(p)?.op {
+        Op::Conv(Conv { weights, bias, .. })
+        | Op::FullyConnected(FullyConnected { weights, bias, .. }) => {
+            scale_rows(&mut weights.data, bias, &factors, &zeros)
+        }
+        _ => false,
+    };
+    if !scaled {
+        return None;
+    }
+    rescale_fixed_weights(g, p, &factors);
+    Some(p)
 }
 
 /// Multiplies the output of the product `op` by `c > 0`, if `op` is a

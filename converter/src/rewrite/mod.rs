@@ -92,6 +92,21 @@ fn absorb(g: &mut Graph, producer: usize, consumer: usize) {
 }
 
 /// `"Relu "/relu/Relu""` style label for log lines.
+/// Row `c` of `node`'s weights was multiplied by `factors[c]` (one factor:
+/// every row): when the model fixed those weights' int8 grid (a QDQ or QAT
+/// model), the grid's scales follow, so the integers stay the model's.
+fn rescale_fixed_weights(g: &mut Graph, node: usize, factors: &[f32]) {
+    let Some(name) = g.nodes.get(node).map(|n| n.name.clone()) else {
+        return;
+    };
+    if let Some(scales) = g.qdq.weight_scales.get_mut(&name) {
+        for (c, s) in scales.iter_mut().enumerate() {
+            let f = factors.get(c).or(factors.first()).copied().unwrap_or(1.0);
+            *s *= f.abs();
+        }
+    }
+}
+
 fn label(g: &Graph, node: usize) -> String {
     g.nodes
         .get(node)
