@@ -5,8 +5,8 @@ formats, and ONNX Runtime's outputs on them.
 - QOperator: `quantize_static(quant_format=QuantFormat.QOperator)` writes
   QLinearConv, QLinearMatMul and the com.microsoft QGemm, QLinearAdd,
   QLinearConcat, QLinearGlobalAveragePool, QLinearAveragePool,
-  QLinearLeakyRelu, QLinearSigmoid and QLinearSoftmax, and runs MaxPool and
-  Flatten on the integer tensors. Calibrated on each net's own
+  QLinearLeakyRelu, QLinearSigmoid and QLinearSoftmax, and runs MaxPool,
+  Pad, Resize, Split and Flatten on the integer tensors. Calibrated on each net's own
   `<name>_calib.npy` (MinMax), per-channel symmetric int8 weights, int8
   activations (uint8 too for cnn1d), as `make_qdq_testnets.py` does for QDQ.
 - dynamic: `quantize_dynamic` (int8 weights, per tensor; per channel for
@@ -43,6 +43,9 @@ QOPERATOR = [
     ("heads", ["int8"]),
     ("matmul_add", ["int8"]),
     ("cnn2d", ["int8"]),
+    ("unet_upsample", ["int8"]),
+    ("upsampler", ["int8"]),
+    ("gemm_transb_pad", ["int8"]),
 ]
 
 # (net, per-channel weights)

@@ -23,7 +23,8 @@
 //!   weight is the DQ of the integers ONNX would compute (`constant_pair`),
 //!   parameters shared through Identity nodes are constants, and a ReLU (or
 //!   pool, or view) the model leaves float after a pair keeps that pair's
-//!   encoding (`keep_encodings_forward`);
+//!   encoding, and a view or Pad it leaves float before a pair takes that
+//!   pair's (`keep_encodings_through_moves`);
 //! - ONNX Runtime's QOperator and dynamic formats are first rewritten to
 //!   this form (`load/ort_formats.rs`).
 //!
@@ -358,13 +359,15 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
 }
 
 /// ONNX ops whose output keeps their input's encoding: they move integers
-/// without computing new ones, or pick among them (MaxPool), so they run
+/// without computing new ones, pick among them (MaxPool), pad them with the
+/// zero point or interpolate them (Resize), so they run
 /// on float values between pairs of their own. tf2onnx leaves them between
 /// a QuantizeLinear and a DequantizeLinear when it converts a fully-integer
 /// TFLite model (the NHWC → NCHW Transposes, a detector's anchor Reshapes
 /// and Concats run on the int8 tensors), and ONNX Runtime's QOperator
-/// format runs its MaxPools, Flattens and Reshapes on uint8 ones.
-const INT8_MOVERS: [&str; 14] = [
+/// format runs its MaxPools, Pads, Resizes, Splits, Flattens and Reshapes
+/// on uint8 ones.
+const INT8_MOVERS: [&str; 17] = [
     "Concat",
     "DepthToSpace",
     "Expand",
@@ -373,9 +376,12 @@ const INT8_MOVERS: [&str; 14] = [
     "GlobalMaxPool",
     "Identity",
     "MaxPool",
+    "Pad",
     "Reshape",
+    "Resize",
     "Slice",
     "SpaceToDepth",
+    "Split",
     "Squeeze",
     "Transpose",
     "Unsqueeze",
@@ -556,6 +562,7 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
         .filter(|(o, _)| !o.is_empty())
         .collect();
     let producer = |name: &str| producers.get(name).map(|&i| (i, &g.node[i]));
+    let consts = Consts::new(g);
     // Per DequantizeLinear of a mover's output: the movers above it, and
     // the (mover, input) positions that read a QuantizeLinear's output.
     let mut after_q: Vec<Vec<usize>> = vec![Vec::new(); g.node.len()];
@@ -579,6 +586,9 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
                 continue;
             }
             let mover = &g.node[m];
+            if mover.op_type == "Pad" {
+                pad_zero(&consts, &ctx, mover)?;
+            }
             floated.extend(mover.output.iter().cloned());
             for k in moved_inputs(mover) {
                 let t = mover.input[k].as_str();
@@ -623,6 +633,14 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
                 *input = float.clone();
             }
         }
+        // A moved Pad's constant value is the zero point (`pad_zero`): on
+        // float values, the default 0.
+        if node.op_type == "Pad" && floated.contains(node.output.first().map_or("", String::as_str))
+        {
+            if let Some(value) = node.input.get_mut(2) {
+                value.clear();
+            }
+        }
         if chain_dq[i] {
             let int8 = format!("{}/medq_int8", node.input[0]);
             let name = format!("{}/medq_q", node.name);
@@ -654,22 +672,78 @@ const KEEPS_ENCODING: [&str; 9] = [
     "Identity",
 ];
 
-/// Give the output of each [`KEEPS_ENCODING`] op that has no encoding its
-/// input's: PyTorch's eager QAT export quantizes a Conv's output and leaves
-/// the ReLU after it float (`Conv → Q → DQ → Relu → Conv`), and the Relu's
-/// output holds only values of that encoding.
-fn keep_encodings_forward(g: &GraphProto, fixed: &mut FixedQuant) {
+/// Ops whose output holds every value of their input (a view, a Pad), so
+/// their output's encoding holds their input exactly.
+const HOLDS_INPUT: [&str; 7] = [
+    "Pad",
+    "Flatten",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Identity",
+];
+
+/// Encodings through the ops a QDQ model leaves float next to a pair:
+/// - forward, the output of each [`KEEPS_ENCODING`] op without one takes
+///   its input's: PyTorch's eager QAT export quantizes a Conv's output and
+///   leaves the ReLU after it float (`Conv → Q → DQ → Relu → Conv`), and
+///   the ReLU's output holds only values of that encoding;
+/// - backward, the input of each [`HOLDS_INPUT`] op without one takes its
+///   output's: ONNX Runtime pads a model input in float and quantizes the
+///   padded tensor, whose encoding then holds the input too.
+fn keep_encodings_through_moves(g: &GraphProto, fixed: &mut FixedQuant) {
+    let io = |node: &NodeProto| Some((node.input.first()?.clone(), node.output.first()?.clone()));
     for node in g.node.iter().filter(|n| n.domain.is_empty()) {
-        if !KEEPS_ENCODING.contains(&node.op_type.as_str()) {
-            continue;
-        }
-        let (Some(x), Some(y)) = (node.input.first(), node.output.first()) else {
+        let Some((x, y)) = io(node).filter(|_| KEEPS_ENCODING.contains(&node.op_type.as_str()))
+        else {
             continue;
         };
-        if let (Some(q), false) = (fixed.activation(x), fixed.activations.contains_key(y)) {
-            fixed.activations.insert(y.clone(), q);
+        if let (Some(q), false) = (fixed.activation(&x), fixed.activations.contains_key(&y)) {
+            fixed.activations.insert(y, q);
         }
     }
+    for node in g.node.iter().rev().filter(|n| n.domain.is_empty()) {
+        let Some((x, y)) = io(node).filter(|_| HOLDS_INPUT.contains(&node.op_type.as_str())) else {
+            continue;
+        };
+        if let (Some(q), false) = (fixed.activation(&y), fixed.activations.contains_key(&x)) {
+            fixed.activations.insert(x, q);
+        }
+    }
+}
+
+/// A Pad that moves integers pads with the zero point of the encoding
+/// (ONNX Runtime's QOperator pads with it, zero on the real line), or in
+/// `edge`/`reflect` mode; any other constant is refused.
+fn pad_zero(consts: &Consts, dq: &NodeCtx, pad: &NodeProto) -> Result<(), ConvertError> {
+    let value = match pad.input.get(2).filter(|v| !v.is_empty()) {
+        None => return Ok(()),
+        Some(v) => v,
+    };
+    let mode = pad
+        .attribute
+        .iter()
+        .find(|a| a.name == "mode")
+        .map_or(&b"constant"[..], |a| &a.s[..]);
+    if mode != b"constant" {
+        return Ok(());
+    }
+    let int = |name: &str| {
+        consts
+            .get(name)
+            .and_then(|t| tensor::from_proto(t).ok())
+            .and_then(|c| c.as_i64().map(<[i64]>::to_vec))
+    };
+    let zero_point = dq.pb.input.get(2).map_or(Some(vec![0]), |z| int(z));
+    if int(value).is_some() && int(value) == zero_point {
+        return Ok(());
+    }
+    Err(dq.err(format!(
+        "it dequantizes what Pad \"{}\" pads with \"{value}\", which is not the zero point of \
+         its encoding (medq imports integer Pads that pad with zero)",
+        pad.name
+    )))
 }
 
 impl<'g> Strip<'g> {
@@ -978,7 +1052,7 @@ impl<'g> Strip<'g> {
         g.node = nodes;
         g.initializer.extend(self.initializers);
         let mut fixed = self.fixed;
-        keep_encodings_forward(&g, &mut fixed);
+        keep_encodings_through_moves(&g, &mut fixed);
         (g, fixed)
     }
 
