@@ -83,7 +83,7 @@ fn raises(op: &Op) -> bool {
 
 /// Ops whose output keeps their input's encoding, int16 included (a table
 /// changes the scale, not the encoding: int16 in, int16 out).
-fn moves(op: &Op) -> bool {
+pub(crate) fn moves(op: &Op) -> bool {
     matches!(
         op,
         Op::MaxPool(_)

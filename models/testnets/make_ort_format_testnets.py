@@ -9,6 +9,9 @@ formats, and ONNX Runtime's outputs on them.
   Pad, Resize, Split and Flatten on the integer tensors. Calibrated on each net's own
   `<name>_calib.npy` (MinMax), per-channel symmetric int8 weights, int8
   activations (uint8 too for cnn1d), as `make_qdq_testnets.py` does for QDQ.
+- A16W8: `quantize_static` in QDQ format with int16 activations
+  (`QuantType.QInt16`; asymmetric for cnn1d, `ActivationSymmetric` for
+  ecg_transformer) and int8 weights: `<name>_a16w8`.
 - dynamic: `quantize_dynamic` (int8 weights, per tensor; per channel for
   `<name>_dynamic_pc`) writes DynamicQuantizeLinear → ConvInteger /
   MatMulInteger → Cast → Mul by the two scales, and a com.microsoft
@@ -21,6 +24,7 @@ kernels either way), and its outputs are written next to the model.
 
 Files, in models/testnets/ort_formats/:
   <name>_qop_<act>.onnx, <name>_qop_<act>_ort[_k].npy
+  <name>_a16w8.onnx, <name>_a16w8_ort[_k].npy
   <name>_dynamic.onnx, <name>_dynamic_ort[_k].npy   (_k: output k of several)
 
 Usage: python3 models/testnets/make_ort_format_testnets.py
@@ -51,6 +55,9 @@ QOPERATOR = [
 # (net, per-channel weights)
 DYNAMIC = [("cnn1d", False), ("matmul_add", True), ("lstm_stacked", False)]
 
+# QDQ with int16 activations and int8 weights (A16W8): (net, ActivationSymmetric)
+A16W8 = [("cnn1d", False), ("ecg_transformer", True)]
+
 
 def write_outputs(path, name, stem):
     outs = run_ort(path, name, optimize=False)
@@ -79,6 +86,22 @@ def main():
                 weight_type=QuantType.QInt8,
             )
             write_outputs(dst, name, f"{name}_qop_{act}")
+    for name, symmetric in A16W8:
+        src = os.path.join(HERE, name + ".onnx")
+        inp = onnx.load(src).graph.input[0].name
+        calib = np.load(os.path.join(HERE, name + "_calib.npy"))
+        dst = os.path.join(OUT, f"{name}_a16w8.onnx")
+        quantize_static(
+            src,
+            dst,
+            Reader(calib, inp),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt16,
+            weight_type=QuantType.QInt8,
+            extra_options={"ActivationSymmetric": symmetric},
+        )
+        write_outputs(dst, name, f"{name}_a16w8")
     for name, per_channel in DYNAMIC:
         dst = os.path.join(OUT, f"{name}_dynamic.onnx")
         quantize_dynamic(

@@ -145,6 +145,7 @@ pub fn convert_model(
     b.load_graph(recast.as_ref().unwrap_or(float), opset, options)?;
     if let Some(fixed) = fixed {
         b.graph.qdq = fixed;
+        qdq::wide_activations(&mut b.graph);
         qdq::requantizing_pools(&mut b.graph);
         qdq::requantizing_moves(&mut b.graph);
     }

@@ -32,12 +32,14 @@
 //! activations. uint8 activations are re-expressed exactly (`q − 128`, zero
 //! point − 128), and so are weights whose `q − zero_point` fits int8 (uint8
 //! weights with zero point 128, or any zero point the values leave room
-//! for); anything else (weights beyond that, per-channel activations,
-//! 16-bit or 4-bit types, blocked quantization, a `DequantizeLinear` of a
-//! computed tensor no `QuantizeLinear` produced) is refused, naming the node
-//! and the reason.
+//! for). 16-bit activations (ONNX Runtime's A16W8) are medq's int16 ones
+//! (`wide_activations`), symmetric: another zero point is re-expressed on
+//! the symmetric grid over the same range. Anything else (weights beyond
+//! that, 16-bit weights, per-channel activations, 4-bit types, blocked
+//! quantization, a `DequantizeLinear` of a computed tensor no
+//! `QuantizeLinear` produced) is refused, naming the node and the reason.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -61,6 +63,8 @@ pub struct FixedQuant {
     /// Weight scales of Conv, Gemm and MatMul nodes, by node name, one per
     /// output channel (axis 0 of the IR's weights).
     pub weight_scales: BTreeMap<String, Vec<f32>>,
+    /// The activations the model quantizes to 16 bits: medq's int16 ones.
+    pub wide: BTreeSet<String>,
 }
 
 impl FixedQuant {
@@ -223,9 +227,24 @@ fn params(ctx: &NodeCtx, consts: &Consts) -> Result<Params, ConvertError> {
     })
 }
 
-/// An activation encoding as int8: uint8 `q` is int8 `q − 128` with the zero
-/// point moved by the same 128, which changes no real value.
-fn activation_qparams(ctx: &NodeCtx, p: &Params) -> Result<QParams, ConvertError> {
+/// An activation encoding as medq keeps it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Encoding {
+    q: QParams,
+    /// int16 (medq's wide activations).
+    wide: bool,
+    /// The top of the range when the encoding starts at 0 (its zero point
+    /// at the bottom of its type): the clamp of a Relu it stands for.
+    relu_top: Option<f32>,
+}
+
+/// An activation encoding as medq's: uint8 `q` is int8 `q − 128` with the
+/// zero point moved by the same 128, which changes no real value, and
+/// uint16 likewise int16. medq's int16 activations are symmetric: an int16
+/// encoding with another zero point (ONNX Runtime's `QInt16` without
+/// `ActivationSymmetric`) is re-expressed on the symmetric grid that spans
+/// the same range, at most one bit coarser.
+fn activation_encoding(ctx: &NodeCtx, p: &Params) -> Result<Encoding, ConvertError> {
     if !p.per_tensor() {
         return Err(ctx.err(format!(
             "per-channel activation quantization ({} scales along axis {}) is not supported: \
@@ -235,23 +254,41 @@ fn activation_qparams(ctx: &NodeCtx, p: &Params) -> Result<QParams, ConvertError
         )));
     }
     let zp = p.zero_point(0);
-    let zero_point = match p.dtype {
-        DataType::Int8 => zp,
-        DataType::Uint8 => zp - 128,
+    let scale = p.scale[0];
+    let (zero_point, bottom, top, wide) = match p.dtype {
+        DataType::Int8 => (zp, -128, 127, false),
+        DataType::Uint8 => (zp - 128, -128, 127, false),
+        DataType::Int16 => (zp, -32768, 32767, true),
+        DataType::Uint16 => (zp - 32768, -32768, 32767, true),
         other => {
             return Err(ctx.err(format!(
-                "{} activations are not supported: medq's activations are int8 (uint8 is converted exactly)",
+                "{} activations are not supported: medq's activations are int8 and int16 (uint8 \
+                 and uint16 are converted exactly)",
                 other.as_str_name()
             )))
         }
     };
-    Ok(QParams {
-        scale: p.scale[0],
-        zero_point: zero_point as i32,
-    })
+    let relu_top = (zero_point == bottom).then(|| (top - zero_point) as f32 * scale);
+    let q = match wide {
+        false => QParams {
+            scale,
+            zero_point: zero_point as i32,
+        },
+        true if zero_point == 0 => QParams {
+            scale,
+            zero_point: 0,
+        },
+        true => {
+            let reach = (bottom - zero_point).abs().max((top - zero_point).abs());
+            QParams {
+                scale: reach as f32 * scale / 32767.0,
+                zero_point: 0,
+            }
+        }
+    };
+    Ok(Encoding { q, wide, relu_top })
 }
 
-/// The pass's state: what becomes of each node and name.
 struct Strip<'g> {
     g: &'g GraphProto,
     opset: i64,
@@ -700,6 +737,9 @@ fn keep_encodings_through_moves(g: &GraphProto, fixed: &mut FixedQuant) {
             continue;
         };
         if let (Some(q), false) = (fixed.activation(&x), fixed.activations.contains_key(&y)) {
+            if fixed.wide.contains(&x) {
+                fixed.wide.insert(y.clone());
+            }
             fixed.activations.insert(y, q);
         }
     }
@@ -708,6 +748,9 @@ fn keep_encodings_through_moves(g: &GraphProto, fixed: &mut FixedQuant) {
             continue;
         };
         if let (Some(q), false) = (fixed.activation(&y), fixed.activations.contains_key(&x)) {
+            if fixed.wide.contains(&y) {
+                fixed.wide.insert(x.clone());
+            }
             fixed.activations.insert(x, q);
         }
     }
@@ -801,12 +844,16 @@ impl<'g> Strip<'g> {
     ) -> Result<(), ConvertError> {
         let p = params(ctx, &self.consts)?;
         let w = tensor::from_proto(w).map_err(|e| ctx.err(format!("its input: {e}")))?;
+        // Constant operands other than weights may be 16-bit (ONNX Runtime
+        // quantizes them as activations); weights must be 8-bit (`weight`).
         let (lo, hi) = match p.dtype {
             DataType::Int8 => (-128, 127),
             DataType::Uint8 => (0, 255),
+            DataType::Int16 => (-32768, 32767),
+            DataType::Uint16 => (0, 65535),
             other => {
                 return Err(ctx.err(format!(
-                    "{} weights are not supported: medq's weights are int8",
+                    "{} constants are not supported: medq's weights are int8",
                     other.as_str_name()
                 )))
             }
@@ -907,7 +954,8 @@ impl<'g> Strip<'g> {
     /// A Q whose output only feeds DQs with the same parameters.
     fn pair(&mut self, index: usize, ctx: &NodeCtx) -> Result<(), ConvertError> {
         let p = params(ctx, &self.consts)?;
-        let qp = activation_qparams(ctx, &p)?;
+        let enc = activation_encoding(ctx, &p)?;
+        let qp = enc.q;
         let x = ctx.pb.input.first().map(String::as_str).unwrap_or("");
         let out = ctx.output()?;
         let readers = self.readers.get(out).cloned().unwrap_or_default();
@@ -927,7 +975,7 @@ impl<'g> Strip<'g> {
                     rctx.op, rctx.name
                 )));
             }
-            if activation_qparams(&rctx, &params(&rctx, &self.consts)?)? != qp {
+            if activation_encoding(&rctx, &params(&rctx, &self.consts)?)? != enc {
                 return Err(rctx.err(format!(
                     "its scale and zero point differ from those of QuantizeLinear \"{}\"",
                     ctx.name
@@ -961,7 +1009,10 @@ impl<'g> Strip<'g> {
         for o in dq_outputs.into_iter().filter(|o| *o != canonical) {
             self.rename_in.insert(o, canonical.clone());
         }
-        self.clamp(index, &ctx.name, &x, &canonical, qp);
+        self.clamp(index, &ctx.name, &x, &canonical, enc.relu_top);
+        if enc.wide {
+            self.fixed.wide.insert(canonical.clone());
+        }
         match self.fixed.activations.insert(canonical.clone(), qp) {
             Some(before) if before != qp => Err(ctx.err(format!(
                 "\"{canonical}\" is quantized twice with different parameters ({before:?} and {qp:?}); \
@@ -981,22 +1032,23 @@ impl<'g> Strip<'g> {
     /// producer; the converter fuses it into that op, where it is a no-op in
     /// int8 (it is the encoding's own range) and the float meaning the
     /// report and `--calib` run is the model's again.
-    fn clamp(&mut self, q_node: usize, q_name: &str, x: &str, canonical: &str, qp: QParams) {
+    fn clamp(&mut self, q_node: usize, q_name: &str, x: &str, canonical: &str, top: Option<f32>) {
         const FUSING: [&str; 6] = ["Add", "Conv", "ConvTranspose", "Gemm", "MatMul", "Mul"];
         let Some(&p) = self.producers.get(x) else {
             return;
         };
         let producer = &self.g.node[p];
         let only_the_q = self.readers.get(x).is_some_and(|r| r[..] == [(q_node, 0)]);
-        if qp.zero_point != -128
-            || !producer.domain.is_empty()
+        let Some(hi) = top else {
+            return;
+        };
+        if !producer.domain.is_empty()
             || !FUSING.contains(&producer.op_type.as_str())
             || !only_the_q
             || self.outputs.contains(x)
         {
             return;
         }
-        let hi = qp.dequantize(127);
         self.clamps
             .push((canonical.to_string(), hi, format!("{q_name}/clamp")));
     }
@@ -1286,6 +1338,44 @@ pub fn requantizing_pools(graph: &mut Graph) {
             groups: channels,
             activation: crate::ir::FusedActivation::None,
         });
+    }
+}
+
+/// The int16 tensors a QDQ model fixes, and every tensor an op that keeps
+/// its input's precision (a view, a MaxPool, a table: `precision::moves`)
+/// joins to one of them, are medq's int16 activations: such an op's input
+/// and output are both int16 or both int8, and the lowering's ops have
+/// tensors of their own the model never named.
+pub fn wide_activations(graph: &mut Graph) {
+    let named: Vec<TensorId> = (0..graph.tensors.len())
+        .filter(|&t| graph.qdq.wide.contains(&graph.tensors[t].name))
+        .collect();
+    graph.wide.extend(named);
+    let int8 = |g: &Graph, t: TensorId| {
+        let name = &g.tensors[t].name;
+        g.qdq.activations.contains_key(name) && !g.qdq.wide.contains(name)
+    };
+    loop {
+        let mut joined = Vec::new();
+        for node in &graph.nodes {
+            if !crate::precision::moves(&node.op) || matches!(node.op, Op::Select(_)) {
+                continue;
+            }
+            let (Some(&x), y) = (node.inputs.first(), node.output) else {
+                continue;
+            };
+            match (graph.wide.contains(&x), graph.wide.contains(&y)) {
+                (true, false) if !int8(graph, y) => joined.push(y),
+                (false, true) if !int8(graph, x) && graph.tensors[x].value.is_none() => {
+                    joined.push(x)
+                }
+                _ => {}
+            }
+        }
+        if joined.is_empty() {
+            return;
+        }
+        graph.wide.extend(joined);
     }
 }
 
@@ -1579,5 +1669,29 @@ mod tests {
         // A row of trained floats is on no grid of at most 128 steps.
         let off = Array::new(vec![1, 3], vec![0.123_456, -0.061_7, 0.031_234_5]);
         assert_eq!(weights_on_found_grid(&off), None);
+    }
+
+    #[test]
+    fn sixteen_bit_pairs_are_int16_activations() {
+        // uint16 with zero point 32768 is int16 with zero point 0, exactly.
+        let (_, fixed) = strip(&conv_pair(DataType::Uint16, 32768), 13)
+            .unwrap()
+            .unwrap();
+        assert!(fixed.wide.contains("y"));
+        assert_eq!(
+            fixed.activation("y"),
+            Some(QParams {
+                scale: 0.5,
+                zero_point: 0
+            })
+        );
+        // int16 with zero point −32768 (a range from 0): the symmetric grid
+        // over the same range, 65535 steps of 0.5 spread over ±32767 steps.
+        let (_, fixed) = strip(&conv_pair(DataType::Int16, -32768), 13)
+            .unwrap()
+            .unwrap();
+        let q = fixed.activation("y").unwrap();
+        assert_eq!(q.zero_point, 0);
+        assert!((q.scale - 65535.0 * 0.5 / 32767.0).abs() < 1e-6, "{q:?}");
     }
 }
