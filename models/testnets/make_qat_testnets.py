@@ -70,16 +70,21 @@ class Net(nn.Module):
         return self.dequant(self.fc(self.gap(x).flatten(1)))
 
 
+def teacher_labels(images):
+    """The float `cnn2d` test net's classes of `images`: the labels the
+    quantization-aware nets are distilled from."""
+    teacher = ort.InferenceSession(os.path.join(HERE, "cnn2d.onnx"), providers=["CPUExecutionProvider"])
+    name = teacher.get_inputs()[0].name
+    logits = np.concatenate([teacher.run(None, {name: images[i : i + 1]})[0] for i in range(len(images))])
+    return torch.from_numpy(logits.argmax(1))
+
+
 def main():
     torch.manual_seed(0)
     os.makedirs(OUT, exist_ok=True)
     calib = np.load(os.path.join(HERE, "cnn2d_calib.npy"))
     test = np.load(os.path.join(HERE, "cnn2d_test.npy"))
-    teacher = ort.InferenceSession(os.path.join(HERE, "cnn2d.onnx"), providers=["CPUExecutionProvider"])
-    name = teacher.get_inputs()[0].name
-    logits = np.concatenate([teacher.run(None, {name: calib[i : i + 1]})[0] for i in range(len(calib))])
-    x = torch.from_numpy(calib)
-    y = torch.from_numpy(logits.argmax(1))
+    x, y = torch.from_numpy(calib), teacher_labels(calib)
     for name, bn in (("qat_cnn2d", False), ("qat_cnn2d_bn", True)):
         build(name, bn, x, y, test)
 

@@ -25,6 +25,8 @@
 //!   pool, or view) the model leaves float after a pair keeps that pair's
 //!   encoding, and a view or Pad it leaves float before a pair takes that
 //!   pair's (`keep_encodings_through_moves`);
+//! - Brevitas' QCDQ, a Clip of the codes between a QuantizeLinear and its
+//!   DequantizeLinears, is the pair with the values clamped (`qcdq_as_qdq`);
 //! - ONNX Runtime's QOperator and dynamic formats are first rewritten to
 //!   this form (`load/ort_formats.rs`).
 //!
@@ -113,6 +115,14 @@ impl Params {
                     ),
                 )
             })
+    }
+
+    /// The channel of each flat index of a tensor of `shape` whose scales
+    /// run along `axis` (see [`Self::channel_axis`]).
+    fn channel_of(&self, shape: &[usize], axis: usize) -> impl Fn(usize) -> usize {
+        let inner: usize = shape.iter().skip(axis + 1).product::<usize>().max(1);
+        let channels = self.scale.len().max(1);
+        move |i| (i / inner) % channels
     }
 
     /// The zero point of channel `c` (a scalar zero point serves all).
@@ -344,6 +354,8 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
         // A dynamically quantized LSTM alone fixes nothing medq keeps.
         return Ok(rewritten.map(|g| (g, FixedQuant::default())));
     }
+    let clipped = qcdq_as_qdq(g, opset)?;
+    let g = clipped.as_ref().unwrap_or(g);
     let float_io = float_int8_io(g)?;
     let g = float_io.as_ref().unwrap_or(g);
     let floated = float_int8_movers(g, opset)?;
@@ -393,6 +405,134 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
         }
     }
     Ok(Some(s.finish()))
+}
+
+/// QCDQ (Brevitas' `export_onnx_qcdq`, for integers narrower than their
+/// type: 4-bit codes in int8, or int8's narrow range −127..127) puts a Clip
+/// of the codes between a QuantizeLinear and its DequantizeLinears. It is
+/// the pair with the values clamped to the codes' range: for a constant
+/// (weights), the constant clamped before its QuantizeLinear; for an
+/// activation, a float Clip after the DequantizeLinear, which the pair's
+/// encoding holds exactly and the converter fuses into the op before it.
+/// `None` when the graph has no such Clip.
+fn qcdq_as_qdq(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, ConvertError> {
+    let consts = Consts::new(g);
+    let producers: HashMap<&str, usize> = g
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    let code_clips: Vec<(usize, usize)> = g
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.op_type == "Clip" && n.domain.is_empty())
+        .filter_map(|(c, n)| {
+            let q = *producers.get(n.input.first()?.as_str())?;
+            (g.node[q].op_type == "QuantizeLinear" && g.node[q].domain.is_empty()).then_some((c, q))
+        })
+        .collect();
+    if code_clips.is_empty() {
+        return Ok(None);
+    }
+    let mut out = g.clone();
+    let mut after: HashMap<usize, NodeProto> = HashMap::new();
+    for &(c, q) in &code_clips {
+        let clip = NodeCtx::new(&g.node[c], c, opset);
+        let qctx = NodeCtx::new(&g.node[q], q, opset);
+        let p = params(&qctx, &consts)?;
+        let bound = |k: usize, default: i64| -> Result<i64, ConvertError> {
+            match clip.pb.input.get(k).filter(|b| !b.is_empty()) {
+                None => Ok(default),
+                Some(b) => consts
+                    .get(b)
+                    .and_then(|t| tensor::from_proto(t).ok())
+                    .and_then(|t| t.as_i64().and_then(|v| v.first().copied()))
+                    .ok_or_else(|| {
+                        clip.err(format!(
+                            "it clips the codes of QuantizeLinear \"{}\" by \"{b}\", which is not a \
+                             constant integer",
+                            qctx.name
+                        ))
+                    }),
+            }
+        };
+        let (lo, hi) = (bound(1, i64::MIN)?, bound(2, i64::MAX)?);
+        let clip_out = clip.output()?.to_string();
+        let x = g.node[q].input.first().cloned().unwrap_or_default();
+        let real = |code: i64, ch: usize| {
+            (code.clamp(-65536, 65536) - p.zero_point(ch)) as f32 * p.scale[ch]
+        };
+        // The DequantizeLinears read the QuantizeLinear's codes.
+        for n in out.node.iter_mut() {
+            for i in n.input.iter_mut().filter(|i| **i == clip_out) {
+                *i = g.node[q].output[0].clone();
+            }
+        }
+        if let Some(w) = consts.get(&x) {
+            let w = tensor::from_proto(w).map_err(|e| qctx.err(format!("its input: {e}")))?;
+            let axis = p.channel_axis(&qctx, &w.shape)?;
+            let channel = p.channel_of(&w.shape, axis);
+            let clamped: Vec<f32> = w
+                .to_f32()
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| v.clamp(real(lo, channel(i)), real(hi, channel(i))))
+                .collect();
+            let name = format!("{x}/medq_clipped");
+            out.initializer.push(float_tensor(&name, &w.shape, clamped));
+            out.node[q].input[0] = name;
+        } else {
+            // The DequantizeLinears' outputs, clamped after them.
+            let readers: Vec<usize> = (0..g.node.len())
+                .filter(|&r| g.node[r].input.contains(&clip_out))
+                .collect();
+            for r in readers {
+                let dq = &g.node[r];
+                if dq.op_type != "DequantizeLinear" || !p.per_tensor() {
+                    return Err(clip.err(format!(
+                        "its output is read by {} \"{}\"; medq imports a Clip of codes between a \
+                         QuantizeLinear and per-tensor DequantizeLinears",
+                        dq.op_type, dq.name
+                    )));
+                }
+                let y = dq.output.first().cloned().unwrap_or_default();
+                let before = format!("{y}/before_code_clip");
+                out.node[r].output[0] = before.clone();
+                let name = format!("{}/code_clip", clip.name);
+                let mut bounds = Vec::new();
+                for (bound, v) in [("min", real(lo, 0)), ("max", real(hi, 0))] {
+                    let t = format!("{name}/{bound}");
+                    out.initializer.push(float_tensor(&t, &[], vec![v]));
+                    bounds.push(t);
+                }
+                after.insert(
+                    r,
+                    NodeProto {
+                        name,
+                        op_type: "Clip".into(),
+                        input: vec![before, bounds[0].clone(), bounds[1].clone()],
+                        output: vec![y],
+                        ..NodeProto::default()
+                    },
+                );
+            }
+        }
+    }
+    let removed: HashSet<usize> = code_clips.iter().map(|&(c, _)| c).collect();
+    let nodes = std::mem::take(&mut out.node);
+    for (i, mut n) in nodes.into_iter().enumerate() {
+        if removed.contains(&i) {
+            continue;
+        }
+        n.name = NodeCtx::new(&g.node[i], i, opset).name;
+        out.node.push(n);
+        if let Some(clip) = after.remove(&i) {
+            out.node.push(clip);
+        }
+    }
+    Ok(Some(out))
 }
 
 /// ONNX ops whose output keeps their input's encoding: they move integers
@@ -696,9 +836,11 @@ fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, C
 
 /// Ops whose output a QDQ model may leave without a pair of its own while
 /// their input has one, and whose values that input's encoding holds
-/// exactly: they pick among the input's values, or clip them at 0.
-const KEEPS_ENCODING: [&str; 9] = [
+/// exactly: they pick among the input's values, or clip them (a Clip's
+/// bounds are codes of the encoding when `qcdq_as_qdq` wrote it).
+const KEEPS_ENCODING: [&str; 10] = [
     "Relu",
+    "Clip",
     "MaxPool",
     "GlobalMaxPool",
     "Flatten",
@@ -803,20 +945,16 @@ impl<'g> Strip<'g> {
             .as_i64()
             .ok_or_else(|| ctx.err("the quantized data is not integer"))?;
         let axis = p.channel_axis(ctx, &q.shape)?;
-        let inner: usize = q.shape.iter().skip(axis + 1).product();
-        let channels = p.scale.len();
+        let channel = p.channel_of(&q.shape, axis);
         let data: Vec<f32> = values
             .iter()
             .enumerate()
-            .map(|(i, &v)| {
-                let c = (i / inner.max(1)) % channels;
-                (v - p.zero_point(c)) as f32 * p.scale[c]
-            })
+            .map(|(i, &v)| (v - p.zero_point(channel(i))) as f32 * p.scale[channel(i)])
             .collect();
         let span = values
             .iter()
             .enumerate()
-            .map(|(i, &v)| v - p.zero_point((i / inner.max(1)) % channels))
+            .map(|(i, &v)| v - p.zero_point(channel(i)))
             .fold(None, |acc: Option<(i64, i64)>, v| {
                 Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
             });
@@ -859,14 +997,13 @@ impl<'g> Strip<'g> {
             }
         };
         let axis = p.channel_axis(ctx, &w.shape)?;
-        let inner: usize = w.shape.iter().skip(axis + 1).product();
-        let channels = p.scale.len();
+        let channel = p.channel_of(&w.shape, axis);
         let codes: Vec<i32> = w
             .to_f32()
             .iter()
             .enumerate()
             .map(|(i, &v)| {
-                let c = (i / inner.max(1)) % channels;
+                let c = channel(i);
                 let q = (v / p.scale[c]).round_ties_even() as i64 + p.zero_point(c);
                 q.clamp(lo, hi) as i32
             })
@@ -1693,5 +1830,57 @@ mod tests {
         let q = fixed.activation("y").unwrap();
         assert_eq!(q.zero_point, 0);
         assert!((q.scale - 65535.0 * 0.5 / 32767.0).abs() < 1e-6, "{q:?}");
+    }
+
+    #[test]
+    fn a_clip_of_codes_is_the_pair_with_a_clamp() {
+        // Brevitas' QCDQ: 4-bit weights clipped to −7..7 (one weight, 0.5,
+        // would be code 10 at scale 0.05), 4-bit activations to 0..15.
+        let int = |name: &str, dtype: DataType, v: i32| scalar(name, dtype, v);
+        let g = GraphProto {
+            node: vec![
+                node("QuantizeLinear", "w_q", &["w", "ws", "wz"], "wq"),
+                node("Clip", "w_clip", &["wq", "wlo", "whi"], "wc"),
+                node("DequantizeLinear", "w_dq", &["wc", "ws", "wz"], "wf"),
+                node("Conv", "conv", &["x", "wf"], "c"),
+                node("QuantizeLinear", "c_q", &["c", "s", "z"], "cq"),
+                node("Clip", "c_clip", &["cq", "lo", "hi"], "cc"),
+                node("DequantizeLinear", "c_dq", &["cc", "s", "z"], "y"),
+            ],
+            initializer: vec![
+                float_tensor("w", &[1, 1, 1, 1], vec![0.5]),
+                float_tensor("ws", &[], vec![0.05]),
+                int("wz", DataType::Int8, 0),
+                int("wlo", DataType::Int8, -7),
+                int("whi", DataType::Int8, 7),
+                float_tensor("s", &[], vec![0.5]),
+                int("z", DataType::Uint8, 0),
+                int("lo", DataType::Uint8, 0),
+                int("hi", DataType::Uint8, 15),
+            ],
+            output: vec![tract_onnx::pb::ValueInfoProto {
+                name: "y".into(),
+                ..Default::default()
+            }],
+            ..GraphProto::default()
+        };
+        let (float, fixed) = strip(&g, 13).unwrap().unwrap();
+        let wf = float.initializer.iter().find(|t| t.name == "wf").unwrap();
+        assert_eq!(wf.float_data, [7.0 * 0.05]);
+        assert_eq!(fixed.weight_scales["conv"], [0.05]);
+        // The activation's pair, then a Clip to codes 0..15: [0, 7.5].
+        // (The pair starts at 0, so the Relu clamp goes after the Conv too.)
+        let clip = float.node.iter().find(|n| n.output == ["y"]).unwrap();
+        assert_eq!(clip.op_type, "Clip");
+        let bound = |k: usize| {
+            let t = float
+                .initializer
+                .iter()
+                .find(|t| t.name == clip.input[k])
+                .unwrap();
+            t.float_data[0]
+        };
+        assert_eq!((bound(1), bound(2)), (0.0, 7.5));
+        assert!(fixed.activation("c").is_some());
     }
 }

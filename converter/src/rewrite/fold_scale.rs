@@ -121,14 +121,15 @@ fn per_channel(g: &mut Graph, a: usize, b: usize, y: usize) -> Option<usize> {
     // The constant, right-aligned against the output, varies along the
     // channel axis alone.
     let offset = shape.len().checked_sub(c.shape.len())?;
+    let channels = *shape.get(channel_axis)?;
     let along_channels = c
         .shape
         .iter()
         .enumerate()
-        .all(|(k, &d)| d == 1 || (k + offset == channel_axis && d == shape[channel_axis]));
+        .all(|(k, &d)| d == 1 || (k + offset == channel_axis && d == channels));
     let factors = c.data.clone();
     let usable = along_channels
-        && factors.len() == shape[channel_axis]
+        && factors.len() == channels
         && factors.iter().all(|f| f.is_finite() && *f != 0.0);
     if !usable {
         return None;
