@@ -31,7 +31,7 @@ import torch.nn as nn
 from brevitas.export import export_onnx_qcdq
 from brevitas.quant import Int8ActPerTensorFloat
 
-from make_qat_testnets import teacher_labels
+from make_qat_testnets import distillation_data, train
 from make_qdq_testnets import HERE, run_ort, sqnr_db
 
 OUT = os.path.join(HERE, "brevitas")
@@ -61,19 +61,12 @@ class Net(nn.Module):
 def main():
     torch.manual_seed(0)
     os.makedirs(OUT, exist_ok=True)
-    calib = np.load(os.path.join(HERE, "cnn2d_calib.npy"))
-    test = np.load(os.path.join(HERE, "cnn2d_test.npy"))
-    x, y = torch.from_numpy(calib), teacher_labels(calib)
+    x, y, test = distillation_data()
     for bits in (8, 4):
         torch.manual_seed(0)
         stem = f"brevitas_cnn2d_w{bits}a{bits}"
         model = Net(bits).train()
-        opt = torch.optim.Adam(model.parameters(), 3e-3)
-        for _ in range(300):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        model.eval()
+        train(model, x, y)
         path = os.path.join(OUT, f"{stem}.onnx")
         export_onnx_qcdq(model, args=x[:1], export_path=path, opset_version=13)
         # One self-contained file (the exporter may write the weights apart).

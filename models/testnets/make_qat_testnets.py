@@ -79,12 +79,28 @@ def teacher_labels(images):
     return torch.from_numpy(logits.argmax(1))
 
 
+def distillation_data():
+    """`cnn2d`'s calibration images and their teacher labels (torch), and
+    its test images (numpy)."""
+    calib = np.load(os.path.join(HERE, "cnn2d_calib.npy"))
+    test = np.load(os.path.join(HERE, "cnn2d_test.npy"))
+    return torch.from_numpy(calib), teacher_labels(calib), test
+
+
+def train(model, x, y):
+    """300 Adam steps of cross-entropy on `(x, y)`; the model in eval mode."""
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(300):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+
+
 def main():
     torch.manual_seed(0)
     os.makedirs(OUT, exist_ok=True)
-    calib = np.load(os.path.join(HERE, "cnn2d_calib.npy"))
-    test = np.load(os.path.join(HERE, "cnn2d_test.npy"))
-    x, y = torch.from_numpy(calib), teacher_labels(calib)
+    x, y, test = distillation_data()
     for name, bn in (("qat_cnn2d", False), ("qat_cnn2d_bn", True)):
         build(name, bn, x, y, test)
 
@@ -110,12 +126,7 @@ def build(name, bn, x, y, test):
     else:
         model.qconfig = qconfig
         model = torch.ao.quantization.prepare_qat(model)
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(300):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    model.eval()
+    train(model, x, y)
     model.apply(torch.ao.quantization.disable_observer)
     path = os.path.join(OUT, f"{name}.onnx")
     torch.onnx.export(

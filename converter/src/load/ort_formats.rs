@@ -31,25 +31,50 @@ use crate::error::ConvertError;
 
 const MS_DOMAIN: &str = "com.microsoft";
 
+/// What [`as_qdq`] does with a node of ONNX Runtime's formats.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    QLinearConv,
+    QLinearMatMul,
+    QGemm,
+    QLinearConcat,
+    QLinearSoftmax,
+    /// A `com.microsoft` QLinear op of `(x, scale, zero point)` triplets,
+    /// then the output's scale and zero point: its float op and arity.
+    QLinearTriplets(&'static str, usize),
+    /// ConvInteger / MatMulInteger, read through their DynamicQuantizeLinear.
+    IntegerProduct,
+    /// Removed once its products are rewritten.
+    DynamicQuantizeLinear,
+    DynamicQuantizeLstm,
+}
+
+fn kind(n: &NodeProto) -> Option<Kind> {
+    let onnx = n.domain.is_empty() || n.domain == "ai.onnx";
+    let ms = n.domain == MS_DOMAIN;
+    Some(match (onnx, ms, n.op_type.as_str()) {
+        (true, _, "QLinearConv") => Kind::QLinearConv,
+        (true, _, "QLinearMatMul") => Kind::QLinearMatMul,
+        (true, _, "ConvInteger" | "MatMulInteger") => Kind::IntegerProduct,
+        (true, _, "DynamicQuantizeLinear") => Kind::DynamicQuantizeLinear,
+        (_, true, "QGemm") => Kind::QGemm,
+        (_, true, "QLinearConcat") => Kind::QLinearConcat,
+        (_, true, "QLinearSoftmax") => Kind::QLinearSoftmax,
+        (_, true, "DynamicQuantizeLSTM") => Kind::DynamicQuantizeLstm,
+        (_, true, "QLinearAdd") => Kind::QLinearTriplets("Add", 2),
+        (_, true, "QLinearMul") => Kind::QLinearTriplets("Mul", 2),
+        (_, true, "QLinearSigmoid") => Kind::QLinearTriplets("Sigmoid", 1),
+        (_, true, "QLinearLeakyRelu") => Kind::QLinearTriplets("LeakyRelu", 1),
+        (_, true, "QLinearAveragePool") => Kind::QLinearTriplets("AveragePool", 1),
+        (_, true, "QLinearGlobalAveragePool") => Kind::QLinearTriplets("GlobalAveragePool", 1),
+        _ => return None,
+    })
+}
+
 /// `g` with its QOperator and dynamically quantized nodes rewritten as QDQ
 /// (see the module documentation); `None` when it has none.
 pub fn as_qdq(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, ConvertError> {
-    let known = |n: &NodeProto| {
-        let ms = n.domain == MS_DOMAIN;
-        let onnx = n.domain.is_empty() || n.domain == "ai.onnx";
-        (onnx
-            && matches!(
-                n.op_type.as_str(),
-                "QLinearConv" | "QLinearMatMul" | "DynamicQuantizeLinear"
-            ))
-            || (ms && ms_qlinear(&n.op_type).is_some())
-            || (ms
-                && matches!(
-                    n.op_type.as_str(),
-                    "QGemm" | "QLinearConcat" | "QLinearSoftmax" | "DynamicQuantizeLSTM"
-                ))
-    };
-    if !g.node.iter().any(known) {
+    if !g.node.iter().any(|n| kind(n).is_some()) {
         return Ok(None);
     }
     let mut r = Rewrite::new(g);
@@ -62,35 +87,19 @@ pub fn as_qdq(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, ConvertE
         // inserting nodes must not rename the unnamed ones.
         node.name = NodeCtx::new(&node, i, opset).name;
         let ctx = NodeCtx::new(&g.node[i], i, opset);
-        let ms = node.domain == MS_DOMAIN;
-        match (ms, node.op_type.as_str()) {
-            (false, "QLinearConv") => r.qlinear_conv(&ctx, &node)?,
-            (false, "QLinearMatMul") => r.qlinear_matmul(&ctx, &node)?,
-            (true, "QGemm") => r.qgemm(&ctx, &node)?,
-            (true, "QLinearConcat") => r.qlinear_concat(&ctx, &node)?,
-            (true, "QLinearSoftmax") => r.qlinear_softmax(&ctx, &node)?,
-            (true, "DynamicQuantizeLSTM") => r.dynamic_lstm(&ctx, &node)?,
-            (true, op) if ms_qlinear(op).is_some() => r.qlinear_unary_or_binary(&ctx, &node)?,
-            (false, "ConvInteger" | "MatMulInteger") => r.integer_product(i, &ctx, &node)?,
-            _ => r.nodes.push(node),
+        match kind(&node) {
+            Some(Kind::QLinearConv) => r.qlinear_conv(&ctx, &node)?,
+            Some(Kind::QLinearMatMul) => r.qlinear_matmul(&ctx, &node)?,
+            Some(Kind::QGemm) => r.qgemm(&ctx, &node)?,
+            Some(Kind::QLinearConcat) => r.qlinear_concat(&ctx, &node)?,
+            Some(Kind::QLinearSoftmax) => r.qlinear_softmax(&ctx, &node)?,
+            Some(Kind::QLinearTriplets(op, arity)) => r.qlinear_triplets(&ctx, &node, op, arity)?,
+            Some(Kind::IntegerProduct) => r.integer_product(i, &ctx, &node)?,
+            Some(Kind::DynamicQuantizeLstm) => r.dynamic_lstm(&ctx, &node)?,
+            Some(Kind::DynamicQuantizeLinear) | None => r.nodes.push(node),
         }
     }
     r.finish(opset).map(Some)
-}
-
-/// The float op of a `com.microsoft` QLinear op whose inputs are
-/// `(x, scale, zero point)` triplets followed by the output's scale and
-/// zero point; its arity (1 or 2 triplets).
-fn ms_qlinear(op: &str) -> Option<(&'static str, usize)> {
-    Some(match op {
-        "QLinearAdd" => ("Add", 2),
-        "QLinearMul" => ("Mul", 2),
-        "QLinearSigmoid" => ("Sigmoid", 1),
-        "QLinearLeakyRelu" => ("LeakyRelu", 1),
-        "QLinearAveragePool" => ("AveragePool", 1),
-        "QLinearGlobalAveragePool" => ("GlobalAveragePool", 1),
-        _ => return None,
-    })
 }
 
 struct Rewrite<'g> {
@@ -313,15 +322,15 @@ impl<'g> Rewrite<'g> {
         Ok(())
     }
 
-    /// QLinearAdd, QLinearMul (two triplets) and the one-input ops.
-    fn qlinear_unary_or_binary(
+    /// QLinearAdd, QLinearMul (two triplets) and the one-input ops: `op` of
+    /// `arity` triplets.
+    fn qlinear_triplets(
         &mut self,
         ctx: &NodeCtx,
         node: &NodeProto,
+        op: &str,
+        arity: usize,
     ) -> Result<(), ConvertError> {
-        let Some((op, arity)) = ms_qlinear(&node.op_type) else {
-            return Ok(());
-        };
         if ctx.int("channels_last", 0)? != 0 {
             return Err(ctx.attr_err(
                 "channels_last",

@@ -422,6 +422,7 @@ fn qcdq_as_qdq(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, Convert
         .iter()
         .enumerate()
         .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .filter(|(o, _)| !o.is_empty())
         .collect();
     let code_clips: Vec<(usize, usize)> = g
         .node
@@ -442,13 +443,15 @@ fn qcdq_as_qdq(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, Convert
         let clip = NodeCtx::new(&g.node[c], c, opset);
         let qctx = NodeCtx::new(&g.node[q], q, opset);
         let p = params(&qctx, &consts)?;
-        let bound = |k: usize, default: i64| -> Result<i64, ConvertError> {
+        // A bound's real value (an absent bound: no bound).
+        let bound = |k: usize, ch: usize, none: f32| -> Result<f32, ConvertError> {
             match clip.pb.input.get(k).filter(|b| !b.is_empty()) {
-                None => Ok(default),
+                None => Ok(none),
                 Some(b) => consts
                     .get(b)
                     .and_then(|t| tensor::from_proto(t).ok())
                     .and_then(|t| t.as_i64().and_then(|v| v.first().copied()))
+                    .map(|code| (code - p.zero_point(ch)) as f32 * p.scale[ch])
                     .ok_or_else(|| {
                         clip.err(format!(
                             "it clips the codes of QuantizeLinear \"{}\" by \"{b}\", which is not a \
@@ -458,12 +461,18 @@ fn qcdq_as_qdq(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, Convert
                     }),
             }
         };
-        let (lo, hi) = (bound(1, i64::MIN)?, bound(2, i64::MAX)?);
+        let range = |ch: usize| -> Result<(f32, f32), ConvertError> {
+            let (lo, hi) = (
+                bound(1, ch, f32::NEG_INFINITY)?,
+                bound(2, ch, f32::INFINITY)?,
+            );
+            if lo > hi {
+                return Err(clip.err(format!("its bounds are reversed: [{lo}, {hi}]")));
+            }
+            Ok((lo, hi))
+        };
         let clip_out = clip.output()?.to_string();
         let x = g.node[q].input.first().cloned().unwrap_or_default();
-        let real = |code: i64, ch: usize| {
-            (code.clamp(-65536, 65536) - p.zero_point(ch)) as f32 * p.scale[ch]
-        };
         // The DequantizeLinears read the QuantizeLinear's codes.
         for n in out.node.iter_mut() {
             for i in n.input.iter_mut().filter(|i| **i == clip_out) {
@@ -474,11 +483,17 @@ fn qcdq_as_qdq(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, Convert
             let w = tensor::from_proto(w).map_err(|e| qctx.err(format!("its input: {e}")))?;
             let axis = p.channel_axis(&qctx, &w.shape)?;
             let channel = p.channel_of(&w.shape, axis);
+            let ranges = (0..p.scale.len())
+                .map(range)
+                .collect::<Result<Vec<_>, _>>()?;
             let clamped: Vec<f32> = w
                 .to_f32()
                 .iter()
                 .enumerate()
-                .map(|(i, &v)| v.clamp(real(lo, channel(i)), real(hi, channel(i))))
+                .map(|(i, &v)| {
+                    let (lo, hi) = ranges[channel(i)];
+                    v.clamp(lo, hi)
+                })
                 .collect();
             let name = format!("{x}/medq_clipped");
             out.initializer.push(float_tensor(&name, &w.shape, clamped));
@@ -501,8 +516,9 @@ fn qcdq_as_qdq(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, Convert
                 let before = format!("{y}/before_code_clip");
                 out.node[r].output[0] = before.clone();
                 let name = format!("{}/code_clip", clip.name);
+                let (lo, hi) = range(0)?;
                 let mut bounds = Vec::new();
-                for (bound, v) in [("min", real(lo, 0)), ("max", real(hi, 0))] {
+                for (bound, v) in [("min", lo), ("max", hi)] {
                     let t = format!("{name}/{bound}");
                     out.initializer.push(float_tensor(&t, &[], vec![v]));
                     bounds.push(t);
@@ -1315,18 +1331,30 @@ pub fn weights_on_grid(
         )));
     }
     let mut q = Vec::with_capacity(weights.data.len());
-    for (i, &w) in weights.data.iter().enumerate() {
-        let real = w as f64 / scales[i / per] as f64;
-        let r = real.round();
-        if (real - r).abs() > 1e-3 || !(-128.0..=127.0).contains(&r) {
-            return Some(Err(off_grid(
-                node,
-                "they are no longer the model's int8 values times its scales",
-            )));
+    for (row, &scale) in weights.data.chunks_exact(per.max(1)).zip(scales) {
+        match codes_on_grid(row, f64::from(scale)) {
+            Some(codes) => q.extend(codes),
+            None => {
+                return Some(Err(off_grid(
+                    node,
+                    "they are no longer the model's int8 values times its scales",
+                )))
+            }
         }
-        q.push(r as i8);
     }
     Some(Ok((q, scales.clone())))
+}
+
+/// The int8 codes of `row` on the grid of `scale`: each `w / scale` within
+/// 1e-3 of an integer in [−128, 127]; `None` if one is not.
+fn codes_on_grid(row: &[f32], scale: f64) -> Option<Vec<i8>> {
+    row.iter()
+        .map(|&w| {
+            let real = f64::from(w) / scale;
+            let r = real.round();
+            ((real - r).abs() <= 1e-3 && (-128.0..=127.0).contains(&r)).then_some(r as i8)
+        })
+        .collect()
 }
 
 /// Float weights that already lie on an int8 grid, one scale per output
@@ -1344,19 +1372,10 @@ pub fn weights_on_found_grid(weights: &Array) -> Option<GridWeights> {
     let mut scales = Vec::with_capacity(rows);
     for row in weights.data.chunks_exact(per.max(1)) {
         let max = row.iter().fold(0.0f32, |m, w| m.max(w.abs()));
-        let on_grid = |scale: f64| -> Option<Vec<i8>> {
-            row.iter()
-                .map(|&w| {
-                    let real = f64::from(w) / scale;
-                    let r = real.round();
-                    ((real - r).abs() <= 1e-3 && (-128.0..=127.0).contains(&r)).then_some(r as i8)
-                })
-                .collect()
-        };
         let (scale, q) = (1..=128)
             .map(|k| f64::from(max) / f64::from(k))
             .filter(|&s| s > 0.0)
-            .find_map(|s| on_grid(s).map(|q| (s, q)))?;
+            .find_map(|s| codes_on_grid(row, s).map(|q| (s, q)))?;
         codes.extend(q);
         scales.push(scale as f32);
     }
