@@ -1210,6 +1210,7 @@ fn build_report(
         calibration_samples: calib.len(),
         weight_rounding: setting.rounding.name().to_string(),
         weight_grid: setting.weights.name().to_string(),
+        fixed_encodings: crate::report::FixedEncodings::of(&graph.qdq),
         int8_weights: None,
         precision: None,
         selection,

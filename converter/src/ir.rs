@@ -200,6 +200,12 @@ impl KeptChannels {
 }
 
 impl Graph {
+    /// Whether `node` stores int16 weights (16x16): raised by mixed
+    /// precision ([`Self::wide_weights`]), or fixed at 16 bits by a QDQ
+    /// model (ONNX Runtime's A16W16).
+    pub fn int16_weights(&self, node: &Node) -> bool {
+        self.wide_weights.contains(&node.output) || self.qdq.wide_weights.contains(&node.name)
+    }
     pub fn tensor(&self, id: TensorId) -> &Tensor {
         &self.tensors[id]
     }

@@ -127,16 +127,26 @@ pub fn check_node(graph: &Graph, node: &Node) -> Result<(), ConvertError> {
             "{kind}'s output is int16 exactly when one of its inputs is"
         )));
     }
-    if graph.wide_weights.contains(&node.output) {
+    if graph.int16_weights(node) {
         if !takes_wide_weights(&node.op) {
             return Err(refuse(&format!("{kind} has no int16-weight kernel")));
         }
         if !(wide(&node.output) || node.inputs.iter().any(wide)) {
-            return Err(refuse(
-                "int16 weights need an int16 layer (an int16 input or output)",
-            ));
+            let hint = match graph.qdq.wide_weights.contains(&node.name) {
+                true => {
+                    "; the model quantizes the weights to 16 bits and the activations to 8, and \
+                     medq has no 8x16 kernel: quantize the activations to 16 bits too (A16W16) \
+                     or the weights to 8"
+                }
+                false => "",
+            };
+            return Err(refuse(&format!(
+                "int16 weights need an int16 layer (an int16 input or output){hint}"
+            )));
         }
-        if graph.qdq.weight_scales.contains_key(&node.name) {
+        let fixed_int8 = graph.qdq.weight_scales.contains_key(&node.name)
+            && !graph.qdq.wide_weights.contains(&node.name);
+        if fixed_int8 {
             return Err(refuse("the QDQ model fixes this layer's int8 weights"));
         }
     }
@@ -591,6 +601,21 @@ mod tests {
             check_node(&g, &conv0).is_ok(),
             "a Conv reads an int16 input"
         );
+        // A QDQ model's 16-bit weights (A16W16) are int16 weights, which
+        // need an int16 layer: not with the model's int8 activations.
+        g.qdq.weight_scales.insert("conv0".into(), vec![0.01; 4]);
+        g.qdq.wide_weights.insert("conv0".into());
+        assert!(g.int16_weights(&conv0));
+        assert!(check_node(&g, &conv0).is_ok(), "int16 input, int16 weights");
+        g.wide.clear();
+        let err = check_node(&g, &conv0).unwrap_err().to_string();
+        assert!(err.contains("no 8x16 kernel"), "{err}");
+        // Fixed int8 weights are never raised.
+        g.qdq.wide_weights.clear();
+        g.wide_weights = [1].into();
+        g.wide = [0].into();
+        let err = check_node(&g, &conv0).unwrap_err().to_string();
+        assert!(err.contains("fixes this layer's int8 weights"), "{err}");
     }
 
     #[test]

@@ -487,11 +487,27 @@ impl LowerCtx<'_> {
             let bias_c = f64::from(bias.get(c).copied().unwrap_or(0.0));
             bias_c.abs() / (f64::from(x.scale) * f64::from(i32::MAX)) * 1.001
         };
-        if self.graph.wide_weights.contains(&self.node.output) {
-            let (wq, w_scales) = rounding::quantize_weights_i16(weights, |c| fits_at(c) as f32);
-            let weights_f = weights;
-            let weights = ConstData::I16(wq);
-            return self.weighted_constants((x, y), &weights_f.shape, weights, w_scales, bias);
+        if self.graph.int16_weights(self.node) {
+            let (wq, w_scales) =
+                match crate::load::qdq::weights_on_grid(self.graph, self.node, weights) {
+                    // A16W16: the model's own int16 weights; its scales are kept, so
+                    // a bias they cannot hold is refused rather than clipped.
+                    Some(fixed) => {
+                        let (wq, w_scales) = fixed?;
+                        if let Some(c) =
+                            (0..w_scales.len()).find(|&c| f64::from(w_scales[c]) < fits_at(c))
+                        {
+                            return Err(self.err(format!(
+                            "channel {c}'s bias does not fit int32 on the input's scale and the \
+                             model's own int16 weight scale (QDQ), which cannot be changed"
+                        )));
+                        }
+                        (wq, w_scales)
+                    }
+                    None => rounding::quantize_weights_i16(weights, |c| fits_at(c) as f32),
+                };
+            let dims = &weights.shape;
+            return self.weighted_constants((x, y), dims, ConstData::I16(wq), w_scales, bias);
         }
         let fixed =
             crate::load::qdq::weights_on_grid(self.graph, self.node, weights).or_else(|| {

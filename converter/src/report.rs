@@ -230,6 +230,9 @@ pub struct Report {
     pub weight_rounding: String,
     /// Their grid: `int8` or `pow2` (`--weights`).
     pub weight_grid: String,
+    /// Present for a pre-quantized (QDQ) model: the encodings it fixes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_encodings: Option<FixedEncodings>,
     /// Present when `--select` chose the two settings above.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selection: Option<SelectionReport>,
@@ -248,6 +251,30 @@ pub struct Report {
     pub layers: Vec<LayerReport>,
     pub totals: Totals,
     pub evaluation: EvaluationReport,
+}
+
+/// What a pre-quantized (QDQ) model fixes, kept instead of calibrated:
+/// activation encodings and the weights' grids, and how many of each are
+/// 16-bit (medq's int16).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct FixedEncodings {
+    pub activations: usize,
+    pub int16_activations: usize,
+    /// Layers whose weights' grid the model fixes.
+    pub weights: usize,
+    pub int16_weights: usize,
+}
+
+impl FixedEncodings {
+    /// The counts of a QDQ model's fixed encodings; `None` for a float model.
+    pub fn of(fixed: &crate::load::qdq::FixedQuant) -> Option<FixedEncodings> {
+        (!fixed.is_empty()).then_some(FixedEncodings {
+            activations: fixed.activations.len(),
+            int16_activations: fixed.wide.len(),
+            weights: fixed.weight_scales.len(),
+            int16_weights: fixed.wide_weights.len(),
+        })
+    }
 }
 
 impl PrecisionReport {
@@ -416,24 +443,32 @@ impl Report {
             "medq converter {} — {} → {}",
             self.converter_version, self.model, self.output_file
         );
-        let _ = writeln!(
-            s,
-            "calibration: {} on {} samples (sha256 {}…)",
-            self.calibration_method,
-            self.calibration_samples,
-            &self.calibration_sha256[..self.calibration_sha256.len().min(12)]
-        );
+        match self.calibration_samples {
+            // A QDQ model converted without --calib.
+            0 => s.push_str("calibration: none (the model's own encodings)\n"),
+            n => {
+                let _ = writeln!(
+                    s,
+                    "calibration: {} on {n} samples (sha256 {}…)",
+                    self.calibration_method,
+                    &self.calibration_sha256[..self.calibration_sha256.len().min(12)]
+                );
+            }
+        }
         for (k, i) in self.inputs.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "input {k} {} {}{}: calibration {}{}{}",
+                "input {k} {} {}{}: {}{}{}",
                 i.name,
                 shape(&i.shape),
                 match i.dims_from_samples.is_empty() {
                     true => String::new(),
                     false => format!(" ({}, from its samples)", i.dims_from_samples.join(", ")),
                 },
-                i.calibration,
+                match i.calibration.is_empty() {
+                    true => "no calibration".to_string(),
+                    false => format!("calibration {}", i.calibration),
+                },
                 i.eval
                     .as_ref()
                     .map_or(String::new(), |e| format!(", evaluation {e}")),
@@ -447,6 +482,14 @@ impl Report {
             "weights: {} grid, rounding {}",
             self.weight_grid, self.weight_rounding
         );
+        if let Some(f) = &self.fixed_encodings {
+            let _ = writeln!(
+                s,
+                "encodings fixed by the model (QDQ): {} activations ({} int16), the weights of {} \
+                 layers ({} int16)",
+                f.activations, f.int16_activations, f.weights, f.int16_weights
+            );
+        }
         if let Some(sel) = &self.selection {
             let _ = writeln!(
                 s,

@@ -12,6 +12,8 @@ formats, and ONNX Runtime's outputs on them.
 - A16W8: `quantize_static` in QDQ format with int16 activations
   (`QuantType.QInt16`; asymmetric for cnn1d, `ActivationSymmetric` for
   ecg_transformer) and int8 weights: `<name>_a16w8`.
+- A16W16: the same with int16 weights too (`weight_type=QInt16`,
+  symmetric per channel): `<name>_a16w16`.
 - dynamic: `quantize_dynamic` (int8 weights, per tensor; per channel for
   `<name>_dynamic_pc`) writes DynamicQuantizeLinear → ConvInteger /
   MatMulInteger → Cast → Mul by the two scales, and a com.microsoft
@@ -25,6 +27,7 @@ kernels either way), and its outputs are written next to the model.
 Files, in models/testnets/ort_formats/:
   <name>_qop_<act>.onnx, <name>_qop_<act>_ort[_k].npy
   <name>_a16w8.onnx, <name>_a16w8_ort[_k].npy
+  <name>_a16w16.onnx, <name>_a16w16_ort[_k].npy
   <name>_dynamic.onnx, <name>_dynamic_ort[_k].npy   (_k: output k of several)
 
 Usage: python3 models/testnets/make_ort_format_testnets.py
@@ -55,8 +58,15 @@ QOPERATOR = [
 # (net, per-channel weights)
 DYNAMIC = [("cnn1d", False), ("matmul_add", True), ("lstm_stacked", False)]
 
-# QDQ with int16 activations and int8 weights (A16W8): (net, ActivationSymmetric)
-A16W8 = [("cnn1d", False), ("ecg_transformer", True)]
+# QDQ with int16 activations: (net, ActivationSymmetric, weight type, suffix):
+# int8 weights (A16W8) or int16 ones (A16W16)
+A16 = [
+    ("cnn1d", False, QuantType.QInt8, "a16w8"),
+    ("ecg_transformer", True, QuantType.QInt8, "a16w8"),
+    ("cnn1d", False, QuantType.QInt16, "a16w16"),
+    ("resnet1d", False, QuantType.QInt16, "a16w16"),
+    ("ecg_transformer", True, QuantType.QInt16, "a16w16"),
+]
 
 
 def write_outputs(path, name, stem):
@@ -86,11 +96,11 @@ def main():
                 weight_type=QuantType.QInt8,
             )
             write_outputs(dst, name, f"{name}_qop_{act}")
-    for name, symmetric in A16W8:
+    for name, symmetric, weight_type, suffix in A16:
         src = os.path.join(HERE, name + ".onnx")
         inp = onnx.load(src).graph.input[0].name
         calib = np.load(os.path.join(HERE, name + "_calib.npy"))
-        dst = os.path.join(OUT, f"{name}_a16w8.onnx")
+        dst = os.path.join(OUT, f"{name}_{suffix}.onnx")
         quantize_static(
             src,
             dst,
@@ -98,10 +108,10 @@ def main():
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QInt16,
-            weight_type=QuantType.QInt8,
+            weight_type=weight_type,
             extra_options={"ActivationSymmetric": symmetric},
         )
-        write_outputs(dst, name, f"{name}_a16w8")
+        write_outputs(dst, name, f"{name}_{suffix}")
     for name, per_channel in DYNAMIC:
         dst = os.path.join(OUT, f"{name}_dynamic.onnx")
         quantize_dynamic(

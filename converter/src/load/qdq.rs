@@ -36,8 +36,9 @@
 //! weights with zero point 128, or any zero point the values leave room
 //! for). 16-bit activations (ONNX Runtime's A16W8) are medq's int16 ones
 //! (`wide_activations`), symmetric: another zero point is re-expressed on
-//! the symmetric grid over the same range. Anything else (weights beyond
-//! that, 16-bit weights, per-channel activations, 4-bit types, blocked
+//! the symmetric grid over the same range, and 16-bit weights (A16W16) are
+//! medq's int16 weights of an int16 layer. Anything else (weights beyond
+//! that, per-channel activations, 4-bit types, blocked
 //! quantization, a `DequantizeLinear` of a computed tensor no
 //! `QuantizeLinear` produced) is refused, naming the node and the reason.
 
@@ -67,6 +68,9 @@ pub struct FixedQuant {
     pub weight_scales: BTreeMap<String, Vec<f32>>,
     /// The activations the model quantizes to 16 bits: medq's int16 ones.
     pub wide: BTreeSet<String>,
+    /// The nodes of [`Self::weight_scales`] whose weights the model
+    /// quantizes to 16 bits (ONNX Runtime's A16W16): medq's int16 weights.
+    pub wide_weights: BTreeSet<String>,
 }
 
 impl FixedQuant {
@@ -955,7 +959,14 @@ impl<'g> Strip<'g> {
         ctx: &NodeCtx,
         q: &TensorProto,
     ) -> Result<(), ConvertError> {
-        let p = params(ctx, &self.consts)?;
+        let mut p = params(ctx, &self.consts)?;
+        // Without a zero point, a DequantizeLinear's type is its input's.
+        let no_zero_point = ctx.pb.input.get(2).is_none_or(String::is_empty);
+        if let Ok(dtype) = DataType::try_from(q.data_type) {
+            if no_zero_point {
+                p.dtype = dtype;
+            }
+        }
         let q = tensor::from_proto(q).map_err(|e| ctx.err(format!("quantized data: {e}")))?;
         let values = q
             .as_i64()
@@ -999,7 +1010,7 @@ impl<'g> Strip<'g> {
         let p = params(ctx, &self.consts)?;
         let w = tensor::from_proto(w).map_err(|e| ctx.err(format!("its input: {e}")))?;
         // Constant operands other than weights may be 16-bit (ONNX Runtime
-        // quantizes them as activations); weights must be 8-bit (`weight`).
+        // quantizes them as activations); `weight` checks the weights.
         let (lo, hi) = match p.dtype {
             DataType::Int8 => (-128, 127),
             DataType::Uint8 => (0, 255),
@@ -1081,21 +1092,30 @@ impl<'g> Strip<'g> {
                 reader.op, reader.name
             )));
         }
-        if !matches!(p.dtype, DataType::Int8 | DataType::Uint8) {
-            return Err(ctx.err(format!(
-                "{} weights of {} \"{}\" are not supported: medq's weights are int8",
-                p.dtype.as_str_name(),
-                reader.op,
-                reader.name
-            )));
-        }
-        // `q − zero_point` is the symmetric int8 weight, exactly, when it fits.
-        if let Some((lo, hi)) = span.filter(|&(lo, hi)| lo < -128 || hi > 127) {
+        // 16-bit weights (ONNX Runtime's A16W16) are medq's int16 ones, symmetric.
+        let (bits, lo_code, hi_code) = match p.dtype {
+            DataType::Int8 | DataType::Uint8 => (8, -128, 127),
+            DataType::Int16 | DataType::Uint16 => (16, -32767, 32767),
+            other => {
+                return Err(ctx.err(format!(
+                    "{} weights of {} \"{}\" are not supported: medq's weights are int8 or int16",
+                    other.as_str_name(),
+                    reader.op,
+                    reader.name
+                )))
+            }
+        };
+        // `q − zero_point` is the symmetric weight, exactly, when it fits.
+        if let Some((lo, hi)) = span.filter(|&(lo, hi)| lo < lo_code || hi > hi_code) {
             return Err(ctx.err(format!(
                 "the weights of {} \"{}\" are asymmetric: q − zero_point spans [{lo}, {hi}], \
-                 beyond int8; medq's weights are symmetric int8 (zero point 0)",
+                 beyond [{lo_code}, {hi_code}]; medq's {bits}-bit weights are symmetric (zero \
+                 point 0)",
                 reader.op, reader.name
             )));
+        }
+        if bits == 16 {
+            self.fixed.wide_weights.insert(reader.name.clone());
         }
         let scales: Vec<f32> = (0..channels)
             .map(|c| p.scale[if p.per_tensor() { 0 } else { c }] * factor)
@@ -1308,19 +1328,21 @@ pub(super) fn float_tensor(name: &str, shape: &[usize], data: Vec<f32>) -> Tenso
     }
 }
 
-/// Int8 weights, row-major, and one scale per output channel.
-pub type GridWeights = (Vec<i8>, Vec<f32>);
+/// Integer weights (int8, or int16 for a model that fixes 16-bit ones),
+/// row-major, and one scale per output channel.
+pub type GridWeights<T = i8> = (Vec<T>, Vec<f32>);
 
-/// The int8 weights of `node` on the grid its QDQ model fixed, and their
+/// The integer weights of `node` on the grid its QDQ model fixed (`T`: i8,
+/// or i16 for the nodes of [`FixedQuant::wide_weights`]), and their
 /// scales; `None` when the model fixed none for it. The float weights are
-/// the dequantized int8 values, so dividing by the scale gives the integers
+/// the dequantized integers, so dividing by the scale gives the integers
 /// back; weights changed since (a BatchNormalization folded into them) are
 /// off the grid, and refused.
-pub fn weights_on_grid(
+pub fn weights_on_grid<T: TryFrom<i64>>(
     graph: &Graph,
     node: &Node,
     weights: &Array,
-) -> Option<Result<GridWeights, ConvertError>> {
+) -> Option<Result<GridWeights<T>, ConvertError>> {
     let scales = graph.qdq.weight_scales.get(&node.name)?;
     let rows = scales.len();
     let per = weights.data.len() / rows.max(1);
@@ -1337,7 +1359,7 @@ pub fn weights_on_grid(
             None => {
                 return Some(Err(off_grid(
                     node,
-                    "they are no longer the model's int8 values times its scales",
+                    "they are no longer the model's integer values times its scales",
                 )))
             }
         }
@@ -1345,14 +1367,17 @@ pub fn weights_on_grid(
     Some(Ok((q, scales.clone())))
 }
 
-/// The int8 codes of `row` on the grid of `scale`: each `w / scale` within
-/// 1e-3 of an integer in [−128, 127]; `None` if one is not.
-fn codes_on_grid(row: &[f32], scale: f64) -> Option<Vec<i8>> {
+/// The codes of `row` on the grid of `scale`: each `w / scale` an integer
+/// that `T` holds (i8: [−128, 127]) to within 1e-3 plus a millionth of its
+/// size (an int16 code of 32767 dequantized in `f32` is only within 0.002
+/// of one); `None` if one is not.
+fn codes_on_grid<T: TryFrom<i64>>(row: &[f32], scale: f64) -> Option<Vec<T>> {
     row.iter()
         .map(|&w| {
             let real = f64::from(w) / scale;
             let r = real.round();
-            ((real - r).abs() <= 1e-3 && (-128.0..=127.0).contains(&r)).then_some(r as i8)
+            let on_grid = (real - r).abs() <= 1e-3 + r.abs() * 1e-6 && r.abs() < 1e15;
+            on_grid.then(|| T::try_from(r as i64).ok()).flatten()
         })
         .collect()
 }
@@ -1375,7 +1400,7 @@ pub fn weights_on_found_grid(weights: &Array) -> Option<GridWeights> {
         let (scale, q) = (1..=128)
             .map(|k| f64::from(max) / f64::from(k))
             .filter(|&s| s > 0.0)
-            .find_map(|s| codes_on_grid(row, s).map(|q| (s, q)))?;
+            .find_map(|s| codes_on_grid::<i8>(row, s).map(|q| (s, q)))?;
         codes.extend(q);
         scales.push(scale as f32);
     }
@@ -1386,7 +1411,7 @@ fn off_grid(node: &Node, why: &str) -> ConvertError {
     ConvertError::Quantization {
         node: node.name.clone(),
         reason: format!(
-            "the QDQ model fixes this node's int8 weights, but {why} (a rewrite such as folding \
+            "the QDQ model fixes this node's integer weights, but {why} (a rewrite such as folding \
              {} changed them); medq cannot honour both",
             node.onnx_ops.join(" + ")
         ),
@@ -1849,6 +1874,46 @@ mod tests {
         let q = fixed.activation("y").unwrap();
         assert_eq!(q.zero_point, 0);
         assert!((q.scale - 65535.0 * 0.5 / 32767.0).abs() < 1e-6, "{q:?}");
+    }
+
+    #[test]
+    fn sixteen_bit_weights_are_int16_weights() {
+        // ONNX Runtime's A16W16: symmetric int16 weights, ±32767.
+        let mut g = conv_pair(DataType::Int16, 0);
+        g.initializer[0].data_type = DataType::Int16 as i32;
+        g.initializer[0].int32_data = vec![-32767];
+        let (float, fixed) = strip(&g, 13).unwrap().unwrap();
+        assert!(fixed.wide_weights.contains("conv"));
+        assert_eq!(fixed.weight_scales["conv"], [0.01]);
+        let w = float.initializer.iter().find(|t| t.name == "w").unwrap();
+        assert_eq!(w.float_data, [-32767.0 * 0.01]);
+        // The IR's weights come back as the same codes, on int16's range.
+        let weights = Array::new(vec![1, 1], w.float_data.clone());
+        let graph = Graph {
+            qdq: fixed,
+            ..Graph::default()
+        };
+        let conv = Node {
+            name: "conv".into(),
+            onnx_ops: vec!["Conv".into()],
+            op: Op::Unary(crate::ops::lut::Unary::Clip {
+                min: f32::NEG_INFINITY,
+                max: f32::INFINITY,
+            }),
+            inputs: vec![],
+            output: 0,
+        };
+        let (codes, _) = weights_on_grid::<i16>(&graph, &conv, &weights)
+            .unwrap()
+            .unwrap();
+        assert_eq!(codes, [-32767]);
+        assert!(weights_on_grid::<i8>(&graph, &conv, &weights)
+            .unwrap()
+            .is_err());
+        // −32768 is beyond medq's symmetric int16 weights.
+        g.initializer[0].int32_data = vec![-32768];
+        let err = strip(&g, 13).unwrap_err().to_string();
+        assert!(err.contains("[-32767, 32767]"), "{err}");
     }
 
     #[test]
