@@ -83,12 +83,24 @@ impl FloatRef {
         if let Some(float) = crate::load::qdq::float_model(&proto)? {
             proto = float;
         }
-        // The graph medq converts: float64 as float32, boolean and integer
-        // inputs as float ones.
+        // The graph medq converts: float64 as float32, atan of a quotient on
+        // a bounded ratio, boolean and integer inputs as float ones.
         if let Some(g) = proto
             .graph
             .as_ref()
             .and_then(crate::load::float64::float64_as_float32)
+        {
+            proto.graph = Some(g);
+        }
+        let opset = proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map_or(0, |o| o.version);
+        if let Some(g) = proto
+            .graph
+            .as_ref()
+            .and_then(|g| crate::load::atan_ratio::bounded_atan_ratios(g, opset))
         {
             proto.graph = Some(g);
         }

@@ -191,3 +191,49 @@ fn attention_masks_keep_the_scores_steps() {
         assert_eq!(int16.evaluation.outputs[0].outside_bounds(), None, "{form}");
     }
 }
+
+/// `torch.atan2` as both of PyTorch's exporters write it, `Atan(Div(y, x))`
+/// and `Where`s for the quadrant (`make_atan2_testnets.py`): the quotient is
+/// computed on the ratio of the smaller magnitude to the larger, in [0, 1],
+/// and its sign and octant from comparisons with zero. The quotient itself
+/// is unbounded where `x` nears zero: a posture's roll through lying on a
+/// side was 6.5 dB from float, and a QRS axis near ±90° 23.1 dB.
+#[test]
+fn atan2_runs_on_a_bounded_ratio() {
+    let d = testnets::dir();
+    for (net, min_db, max_abs) in [("posture", 40.0, 0.06), ("qrs_axis", 27.0, 0.25)] {
+        for name in [net.to_string(), format!("{net}_dynamo")] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut opts = medq_converter::Options::new(
+                d.join(format!("{name}.onnx")),
+                tmp.path().join("m.mq"),
+            );
+            opts.calib = vec![d.join(format!("{net}_calib.npy"))];
+            opts.eval = vec![d.join(format!("{net}_test.npy"))];
+            let report = medq_converter::convert(&opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let o = &report.evaluation.outputs[0];
+            let db = o.sqnr_db.expect("an output SQNR");
+            println!(
+                "{name}: SQNR {db:.1} dB, max |Δ| {:.3} rad",
+                o.max_abs_error
+            );
+            assert!(db >= min_db, "{name}: SQNR {db:.1} dB");
+            assert!(
+                o.max_abs_error <= max_abs,
+                "{name}: max |Δ| {}",
+                o.max_abs_error
+            );
+            // The only quotients left are the bounded ratios.
+            let divs: Vec<&str> = report
+                .layers
+                .iter()
+                .filter(|l| l.op == "Div")
+                .map(|l| l.name.as_str())
+                .collect();
+            assert!(!divs.is_empty(), "{name}: no Div");
+            for div in divs {
+                assert!(div.ends_with("medq_bounded_ratio/ratio"), "{name}: {div}");
+            }
+        }
+    }
+}

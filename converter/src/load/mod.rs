@@ -7,6 +7,7 @@
 //! whose inputs are all constants is folded, which removes the shape
 //! arithmetic exporters emit (`Shape → Gather → Unsqueeze → Concat → Reshape`).
 
+pub mod atan_ratio;
 pub mod external;
 pub mod float64;
 pub(crate) mod fold;
@@ -141,6 +142,8 @@ pub fn convert_model(
     };
     let narrowed = float64::float64_as_float32(&float);
     let float = narrowed.as_ref().unwrap_or(&float);
+    let bounded = atan_ratio::bounded_atan_ratios(float, opset);
+    let float = bounded.as_ref().unwrap_or(float);
     let recast = inputs::non_float_inputs_as_float(float);
     b.load_graph(recast.as_ref().unwrap_or(float), opset, options)?;
     if let Some(fixed) = fixed {

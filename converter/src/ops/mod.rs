@@ -315,7 +315,9 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Atan",
         pointwise::unary,
-        "Lut (fused with the pointwise nodes around it)",
+        "Lut (fused with the pointwise nodes around it); of a quotient of two computed tensors \
+         (how `torch.atan2` is exported), Abs, Min, Max, Div, Lut and Select on the ratio \
+         min/max in [0, 1]",
         "yes",
     ),
     OnnxOp::new(
