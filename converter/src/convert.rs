@@ -852,7 +852,7 @@ impl Data {
             .collect();
         let optional = |paths: &[PathBuf], option| match paths {
             [] => Ok(None),
-            paths => SampleSet::load(paths, &inputs, option).map(Some),
+            paths => SampleSet::load(paths, &inputs, &graph.integer_inputs, option).map(Some),
         };
         let calib = match &opts.calib[..] {
             // A QDQ model without --calib: nothing to calibrate on.
@@ -864,7 +864,7 @@ impl Data {
                 sha256: String::new(),
             },
             paths => {
-                let set = SampleSet::load(paths, &inputs, "--calib")?;
+                let set = SampleSet::load(paths, &inputs, &graph.integer_inputs, "--calib")?;
                 // One value everywhere calibrates nothing: every range would
                 // be that value's, and the model useless (2% accurate).
                 for (samples, path) in set.inputs.iter().zip(paths) {

@@ -135,6 +135,10 @@ pub struct Graph {
     /// limit a model even with int16 activations. Each is an int16 layer
     /// (its input or output is in [`Self::wide`]).
     pub wide_weights: std::collections::BTreeSet<TensorId>,
+    /// Graph inputs, by name, that the model declares of an integer type
+    /// (token indices, lengths; medq runs them as float): their sample
+    /// files may be integer `.npy`.
+    pub integer_inputs: std::collections::BTreeSet<String>,
 }
 
 /// A function the application applies to a raw graph output (logits) outside

@@ -92,8 +92,10 @@ struct Cli {
 
     /// Representative float32 samples, shape [N, d1..dk] for a model input [1, d1..dk]
     /// (or [N, d0..dk], whole inputs, for an input whose dimension 0 is not a batch).
-    /// Once per model input, in the model's input order, with the same N. Optional for a
-    /// QDQ model, which brings its own scales and zero points.
+    /// Once per model input, in the model's input order, with the same N. float64 and
+    /// float16 read as float32; bool for a boolean input, and any integer type for an input
+    /// the model declares integer (token indices, lengths). Optional for a QDQ model,
+    /// which brings its own scales and zero points.
     #[arg(long, value_name = "FILE.npy")]
     calib: Vec<PathBuf>,
 

@@ -23,24 +23,30 @@ impl Samples {
     /// shape `[d1..dk]` (one sample, no sample axis) is refused: the sample
     /// axis is what makes `N` unambiguous.
     pub fn load(path: &Path, input_shape: &[usize]) -> Result<Samples, ConvertError> {
-        Samples::from_bytes(path, &read(path)?, input_shape, "")
+        Samples::from_bytes(path, &read(path)?, input_shape, "", false)
     }
 
     /// Parse the `.npy` `bytes` read from `path`; `input` names the model
-    /// input in errors (empty for a single-input model).
+    /// input in errors (empty for a single-input model); `integer`: the
+    /// model declares the input of an integer type, and integer files are
+    /// read too.
     fn from_bytes(
         path: &Path,
         bytes: &[u8],
         input_shape: &[usize],
         input: &str,
+        integer: bool,
     ) -> Result<Samples, ConvertError> {
         // The CLI's reader: float64 and float16 as float32, Fortran order
         // as C order, the same samples `medq run` reads.
-        let (shape, data) =
-            medq_cli::npy::decode_samples(bytes).map_err(|reason| ConvertError::BadSamples {
-                path: path.to_path_buf(),
-                reason,
-            })?;
+        let decode = match integer {
+            true => medq_cli::npy::decode_integer_input_samples,
+            false => medq_cli::npy::decode_samples,
+        };
+        let (shape, data) = decode(bytes).map_err(|reason| ConvertError::BadSamples {
+            path: path.to_path_buf(),
+            reason,
+        })?;
         // The rule `medq run` reads sample files by.
         if !medq_cli::npy::holds_samples_of(&shape, input_shape) || shape[0] == 0 {
             return Err(ConvertError::BadSamples {
@@ -187,10 +193,12 @@ impl InputSamples for SampleSet {
 
 impl SampleSet {
     /// Load one file per model input (`inputs`: name and static shape, graph
-    /// order), given with `option` (e.g. `--calib`).
+    /// order), given with `option` (e.g. `--calib`); the inputs named in
+    /// `integer_inputs` also take integer files.
     pub fn load(
         paths: &[PathBuf],
         inputs: &[(String, Vec<usize>)],
+        integer_inputs: &std::collections::BTreeSet<String>,
         option: &str,
     ) -> Result<SampleSet, ConvertError> {
         if paths.len() != inputs.len() {
@@ -210,7 +218,8 @@ impl SampleSet {
                     ordinal(k + 1)
                 ),
             };
-            let samples = Samples::from_bytes(path, &bytes, shape, &which)?;
+            let integer = integer_inputs.contains(name);
+            let samples = Samples::from_bytes(path, &bytes, shape, &which, integer)?;
             if let Some(first) = loaded.first() {
                 if samples.len() != first.len() {
                     return Err(ConvertError::BadSamples {

@@ -692,3 +692,54 @@ fn masks_and_lengths_given_as_inputs() {
         medq_cli::selftest(&model).unwrap();
     }
 }
+
+/// A model input the model declares integer (an int64 length) takes its
+/// samples as an integer `.npy`, as a pipeline keeps them: the same
+/// conversion as from the float file. A float input still refuses integer
+/// files (whether `1000` is millivolts or ADC codes is not the converter's
+/// to guess), and an integer too large to be exact in float32 is refused.
+#[test]
+fn integer_inputs_take_integer_sample_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let as_int64 = |name: &str| {
+        let x = medq_cli::read_npy_f32(&net(&format!("{name}.npy"))).unwrap();
+        let path = dir.path().join(format!("{name}_i64.npy"));
+        let ints: Vec<i64> = x.data.iter().map(|&v| v as i64).collect();
+        assert!(
+            x.data.iter().zip(&ints).all(|(&f, &i)| f == i as f32),
+            "{name}: whole numbers"
+        );
+        npyz::to_file_1d(&path, ints).unwrap();
+        path
+    };
+    let float = convert(&masked("length_pool.onnx", "mask_lengths", dir.path())).unwrap();
+    let mut opts = masked("length_pool.onnx", "mask_lengths", dir.path());
+    opts.calib[1] = as_int64("mask_lengths_calib");
+    opts.eval[1] = as_int64("mask_lengths_test");
+    let integer = convert(&opts).unwrap();
+    let sqnr = |r: &medq_converter::report::Report| r.evaluation.outputs[0].sqnr_db;
+    assert_eq!(sqnr(&integer), sqnr(&float));
+    let accuracy = |r: &medq_converter::report::Report| {
+        let c = r.evaluation.classes.as_ref().expect("labels given");
+        (c.accuracy_float, c.accuracy_int8)
+    };
+    assert_eq!(accuracy(&integer), accuracy(&float));
+    // The recording `x` is a float input: an integer file is refused.
+    let mut opts = masked("length_pool.onnx", "mask_lengths", dir.path());
+    opts.calib[0] = as_int64("mask_lengths_calib");
+    let e = convert(&opts).unwrap_err().to_string();
+    assert!(
+        e.contains("expected float data") && e.contains("'<i8'"),
+        "{e}"
+    );
+    // 2^24 is where float32 stops holding every integer.
+    let big = dir.path().join("big.npy");
+    npyz::to_file_1d(&big, vec![1i64 << 24; 96]).unwrap();
+    let mut opts = masked("length_pool.onnx", "mask_lengths", dir.path());
+    opts.calib[1] = big;
+    let e = convert(&opts).unwrap_err().to_string();
+    assert!(
+        e.contains("integer 16777216 is not exact as float32"),
+        "{e}"
+    );
+}

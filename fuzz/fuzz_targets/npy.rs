@@ -5,11 +5,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medq_cli::npy::{decode_labels, decode_samples, LabelReader, SampleReader};
+use medq_cli::npy::{
+    decode_integer_input_samples, decode_labels, decode_samples, LabelReader, SampleReader,
+};
 use medq_fuzz::scratch_file;
 
 fuzz_target!(|data: &[u8]| {
     let _ = decode_samples(data);
+    let _ = decode_integer_input_samples(data);
     let _ = decode_labels(data);
     let Some(path) = scratch_file(data) else {
         return;

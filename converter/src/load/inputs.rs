@@ -78,6 +78,23 @@ pub fn declared(input: &ValueInfoProto) -> Result<Option<Vec<DeclaredDim>>, Conv
     }))
 }
 
+/// The graph inputs of `g` of an integer type (not initializers), by name.
+pub fn integer_inputs(g: &GraphProto) -> std::collections::BTreeSet<String> {
+    let constants: std::collections::HashSet<&str> =
+        g.initializer.iter().map(|t| t.name.as_str()).collect();
+    g.input
+        .iter()
+        .filter(|i| !constants.contains(i.name.as_str()))
+        .filter(|i| {
+            matches!(
+                i.r#type.as_ref().and_then(|t| t.value.as_ref()),
+                Some(type_proto::Value::TensorType(t)) if tensor::is_integer(t.elem_type)
+            )
+        })
+        .map(|i| i.name.clone())
+        .collect()
+}
+
 /// A copy of `g` in which each graph input of a boolean or integer type (a
 /// padding mask, sequence lengths) is a float input followed by a `Cast`
 /// back to its type; `None` when every input is already float. medq's

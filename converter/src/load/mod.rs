@@ -146,6 +146,7 @@ pub fn convert_model(
     let float = bounded.as_ref().unwrap_or(float);
     let recast = inputs::non_float_inputs_as_float(float);
     b.load_graph(recast.as_ref().unwrap_or(float), opset, options)?;
+    b.graph.integer_inputs = inputs::integer_inputs(float);
     if let Some(fixed) = fixed {
         b.graph.qdq = fixed;
         qdq::wide_activations(&mut b.graph);

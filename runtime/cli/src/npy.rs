@@ -166,7 +166,8 @@ impl SampleReader {
 /// nearest (float16 exactly), which is what the float model runs on.
 /// Booleans (a padding mask) are 0 and 1. Integer types are refused:
 /// whether `1000` is millivolts or ADC codes is the model's preprocessing
-/// to say.
+/// to say (except for a model input of an integer type, whose unit is the
+/// model's: [`decode_integer_input_samples`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Element {
     F32,
@@ -273,6 +274,47 @@ pub fn decode_samples(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>
     element.decode(data, big_endian, &mut values);
     if header.order() == Order::Fortran && shape.len() > 1 {
         values = (0..count)
+            .map(|k| values[column_major_index(&shape, k)])
+            .collect();
+    }
+    Ok((shape, values))
+}
+
+/// Float32's exact integers: every integer of smaller magnitude is one.
+const EXACT_IN_F32: u64 = 1 << 24;
+
+/// [`decode_samples`] for a model input of an integer type (token indices,
+/// lengths, lead numbers): an integer file is read too, each value exactly
+/// as the float32 the converter runs the input on, and refused when one is
+/// too large for that (2^24 or more in magnitude). There the unit is the
+/// model's own, so no scale is guessed; float and bool files read as for
+/// any input.
+pub fn decode_integer_input_samples(
+    bytes: &[u8],
+) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
+    check_header(bytes).map_err(|why| format!("not a .npy file medq reads: {why}"))?;
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("not a .npy file: {e}"))?;
+    let descr = npy.header().dtype().descr();
+    let integer = descr
+        .trim_matches('\'')
+        .get(1..2)
+        .is_some_and(|code| code == "i" || code == "u");
+    if !integer {
+        return decode_samples(bytes);
+    }
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let fortran = npy.header().order() == Order::Fortran && shape.len() > 1;
+    let integers = labels_of(npy)?
+        .collect::<std::io::Result<Vec<i64>>>()
+        .map_err(|e| e.to_string())?;
+    if let Some(v) = integers.iter().find(|v| v.unsigned_abs() >= EXACT_IN_F32) {
+        return Err(format!(
+            "integer {v} is not exact as float32 (|v| < 2^24), which the model input is run on"
+        ));
+    }
+    let mut values: Vec<f32> = integers.iter().map(|&v| v as f32).collect();
+    if fortran {
+        values = (0..values.len())
             .map(|k| values[column_major_index(&shape, k)])
             .collect();
     }
@@ -781,6 +823,30 @@ mod tests {
         bytes.extend(dict.as_bytes());
         bytes.extend(data);
         bytes
+    }
+
+    #[test]
+    fn integer_files_are_read_for_integer_inputs_only() {
+        // [2, 3] samples 0..6 as big-endian int16, and as little-endian
+        // uint8 in Fortran order (columns first).
+        let be: Vec<u8> = (0i16..6).flat_map(|v| v.to_be_bytes()).collect();
+        let c = raw_npy(">i2", &[2, 3], false, &be);
+        let f = raw_npy("|u1", &[2, 3], true, &[0, 3, 1, 4, 2, 5]);
+        for bytes in [&c, &f] {
+            let (shape, values) = decode_integer_input_samples(bytes).unwrap();
+            assert_eq!(
+                (shape, values),
+                (vec![2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+            );
+            let e = decode_samples(bytes).unwrap_err();
+            assert!(e.contains("expected float data"), "{e}");
+        }
+        // Float files read as for any input; 2^24 is not exact in float32.
+        let floats = raw_npy("<f4", &[1, 1], false, &1.5f32.to_le_bytes());
+        assert_eq!(decode_integer_input_samples(&floats).unwrap().1, [1.5]);
+        let big = raw_npy("<i8", &[1, 1], false, &(-(1i64 << 24)).to_le_bytes());
+        let e = decode_integer_input_samples(&big).unwrap_err();
+        assert!(e.contains("-16777216 is not exact"), "{e}");
     }
 
     #[test]
