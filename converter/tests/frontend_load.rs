@@ -953,9 +953,9 @@ fn unsupported_op_names_node_op_opset_and_the_supported_list() {
 
 #[test]
 fn const_only_ops_on_activations_are_explained() {
-    // Mod has no table: on an activation it is refused (Log and Floor, once
-    // such ops, are tables now).
-    let e = load_err(single(13, &[1, 4], "Mod", &["x"], vec![]));
+    // ReduceProd has no lowering: on an activation it is refused (Log,
+    // Floor and Mod, once such ops, are tables now).
+    let e = load_err(single(13, &[1, 4], "ReduceProd", &["x"], vec![]));
     assert!(
         e.contains("only on constants") && e.contains("\"x\""),
         "{e}"

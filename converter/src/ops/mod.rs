@@ -663,6 +663,13 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "yes",
     ),
     OnnxOp::new(
+        "Mod",
+        pointwise::modulo,
+        "Lut (fused with the pointwise nodes around it)",
+        "a computed tensor by a constant scalar divisor (`torch.fmod`: `fmod` 1; `fmod` 0 on \
+         an integer input)",
+    ),
+    OnnxOp::new(
         "Mul",
         |b, ctx, ins| elementwise::from_onnx(b, ctx, ins, Arith::Mul),
         "Mul",

@@ -115,6 +115,12 @@ pub enum Fn2 {
     Equal,
     And,
     Or,
+    /// ONNX `Mod`: the remainder with the sign of the dividend (`fmod` 1,
+    /// C's `fmod`: `torch.fmod`), or of the divisor (`fmod` 0, Python's
+    /// `%`, on integers).
+    Mod {
+        fmod: bool,
+    },
 }
 
 impl Expr {
@@ -321,6 +327,13 @@ impl Fn2 {
             Fn2::Equal => f64::from(u8::from(a == b)),
             Fn2::And => f64::from(u8::from(a != 0.0 && b != 0.0)),
             Fn2::Or => f64::from(u8::from(a != 0.0 || b != 0.0)),
+            Fn2::Mod { fmod } => {
+                let r = a % b;
+                match !fmod && r != 0.0 && (r < 0.0) != (b < 0.0) {
+                    true => r + b,
+                    false => r,
+                }
+            }
         }
     }
 
@@ -566,6 +579,24 @@ pub(crate) fn cast(
     emit(b, ctx, ins, Expr::Unary(f, Arc::new(Expr::X)))
 }
 
+/// ONNX `Mod` of a computed tensor by a constant scalar divisor
+/// (`torch.fmod`, or `%` of an integer input).
+pub(crate) fn modulo(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let divisor = konst(ctx, ins, 1, "divisor")?;
+    let divisor = divisor
+        .scalar_f32()
+        .filter(|&d| d != 0.0)
+        .ok_or_else(|| ctx.err("the divisor must be a non-zero scalar constant"))?;
+    let f = Expr::Binary(
+        Fn2::Mod {
+            fmod: ctx.int("fmod", 0)? != 0,
+        },
+        Arc::new(Expr::X),
+        Arc::new(Expr::Const(f64::from(divisor))),
+    );
+    emit(b, ctx, ins, f)
+}
+
 /// ONNX `Pow` of a computed tensor by a constant scalar exponent.
 pub(crate) fn pow(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     let e = konst(ctx, ins, 1, "exponent")?;
@@ -719,6 +750,13 @@ fn pointwise_op(n: &NodeProto) -> Option<Step> {
             };
         }
         _ => {}
+    }
+    if n.op_type == "Mod" {
+        let fmod = n.attribute.iter().find(|a| a.name == "fmod").map(|a| a.i);
+        let only_fmod = n.attribute.iter().all(|a| a.name == "fmod");
+        return (n.input.len() == 2 && only_fmod).then_some(Step::Binary(Fn2::Mod {
+            fmod: fmod.is_some_and(|f| f != 0),
+        }));
     }
     match (Fn1::of(&n.op_type, &n.attribute), Fn2::of(&n.op_type)) {
         (Some(f), _) if n.input.len() == 1 => Some(Step::Unary(f)),
@@ -1132,6 +1170,41 @@ mod tests {
             vec![floats("e", &[], &[3.0])],
         );
         assert_conforms("Pow", &model, 35.0);
+    }
+
+    #[test]
+    fn mod_is_a_table_with_the_sign_its_attribute_says() {
+        let fmod = |f| Fn2::Mod { fmod: f };
+        // fmod 1 (C's fmod, torch.fmod): the dividend's sign; fmod 0
+        // (Python's %): the divisor's.
+        for (a, b, c_like, python_like) in [
+            (5.5, 2.0, 1.5, 1.5),
+            (-5.5, 2.0, -1.5, 0.5),
+            (5.5, -2.0, 1.5, -0.5),
+            (-4.0, 2.0, 0.0, 0.0),
+        ] {
+            assert_eq!(fmod(true).apply(a, b), c_like, "fmod({a}, {b})");
+            assert_eq!(fmod(false).apply(a, b), python_like, "{a} % {b}");
+        }
+        let model = one_node(
+            "Mod",
+            &[1, 3, 20],
+            &["d"],
+            vec![crate::ops::testing::attr_i("fmod", 1)],
+            vec![floats("d", &[], &[4.0])],
+        );
+        let g = assert_conforms("Mod", &model, 40.0);
+        assert!(matches!(
+            g.nodes[..],
+            [Node {
+                op: Op::Pointwise(_),
+                ..
+            }]
+        ));
+        // A computed divisor is refused, naming the node.
+        let model = one_node("Mod", &[1, 3, 20], &["x"], vec![], vec![]);
+        let err = crate::ops::testing::load(&model).unwrap_err().to_string();
+        assert!(err.contains("divisor"), "{err}");
     }
 
     #[test]
