@@ -115,6 +115,7 @@ impl FloatRef {
         stft_signals_as_rank_3(&mut proto);
         upsample_scales_as_inputs(&mut proto);
         is_inf_as_equal(&mut proto);
+        wrap_pads_as_slices(&mut proto);
         let onnx_names = proto
             .graph
             .iter()
@@ -382,6 +383,131 @@ fn is_inf_as_equal(proto: &mut ModelProto) {
             output: vec![y.clone()],
             ..Default::default()
         });
+    }
+    graph.node = nodes;
+    graph.initializer.extend(constants);
+}
+
+/// Every `Pad` in mode `wrap` (opset 19: the dynamo exporter's circular
+/// padding), which tract does not run, as the Slices and Concat PyTorch's
+/// legacy exporter writes for it: along each padded axis, the axis's last
+/// `before` values, the tensor, its first `after` values. medq's lowering
+/// takes pads of at most the axis, where the two agree; a Pad whose pads or
+/// axes are not constants is left for the converter to refuse.
+fn wrap_pads_as_slices(proto: &mut ModelProto) {
+    use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto, TensorProto};
+    let Some(graph) = proto.graph.as_mut() else {
+        return;
+    };
+    let ints = |g: &GraphProto, name: &str| -> Option<Vec<i64>> {
+        let proto = g.initializer.iter().find(|t| t.name == name).or_else(|| {
+            g.node
+                .iter()
+                .filter(|n| n.op_type == "Constant" && n.output.first().is_some_and(|o| o == name))
+                .find_map(|n| n.attribute.iter().find(|a| a.name == "value")?.t.as_ref())
+        })?;
+        let c = crate::load::tensor::from_proto(proto).ok()?;
+        c.as_i64().map(<[i64]>::to_vec)
+    };
+    let int64s = |name: String, v: Vec<i64>| TensorProto {
+        name,
+        dims: vec![v.len() as i64],
+        data_type: tract_onnx::pb::tensor_proto::DataType::Int64 as i32,
+        int64_data: v,
+        ..Default::default()
+    };
+    let mut nodes = Vec::with_capacity(graph.node.len());
+    let mut constants = Vec::new();
+    for node in &graph.node {
+        let wrap = node.op_type == "Pad"
+            && node.domain.is_empty()
+            && node
+                .attribute
+                .iter()
+                .any(|a| a.name == "mode" && a.s == b"wrap");
+        let operand = |k: usize| node.input.get(k).filter(|s| !s.is_empty());
+        let pads = operand(1).and_then(|p| ints(graph, p));
+        let axes = match operand(3) {
+            Some(a) => ints(graph, a),
+            None => pads.as_ref().map(|p| (0..p.len() as i64 / 2).collect()),
+        };
+        let (true, Some(x), Some(y), Some(pads), Some(axes)) =
+            (wrap, node.input.first(), node.output.first(), pads, axes)
+        else {
+            nodes.push(node.clone());
+            continue;
+        };
+        if pads.len() != 2 * axes.len() {
+            nodes.push(node.clone());
+            continue;
+        }
+        let name = |s: &str| format!("{}/medq_wrap/{s}", node.name);
+        let mut current = x.clone();
+        let padded: Vec<(usize, i64)> = axes
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(k, _)| pads[k] != 0 || pads[k + axes.len()] != 0)
+            .collect();
+        for (step, &(k, axis)) in padded.iter().enumerate() {
+            let (before, after) = (pads[k], pads[k + axes.len()]);
+            let mut parts = Vec::new();
+            let mut slice = |what: &str, start: i64, end: i64| {
+                let out = name(&format!("{what}{step}"));
+                let (s, e, a) = (
+                    name(&format!("{what}{step}_starts")),
+                    name(&format!("{what}{step}_ends")),
+                    name(&format!("{what}{step}_axes")),
+                );
+                constants.push(int64s(s.clone(), vec![start]));
+                constants.push(int64s(e.clone(), vec![end]));
+                constants.push(int64s(a.clone(), vec![axis]));
+                nodes.push(NodeProto {
+                    name: out.clone(),
+                    op_type: "Slice".into(),
+                    input: vec![current.clone(), s, e, a],
+                    output: vec![out.clone()],
+                    ..Default::default()
+                });
+                out
+            };
+            if before > 0 {
+                parts.push(slice("tail", -before, i64::MAX));
+            }
+            parts.push(current.clone());
+            if after > 0 {
+                parts.push(slice("head", 0, after));
+            }
+            let last = step + 1 == padded.len();
+            let out = if last {
+                y.clone()
+            } else {
+                name(&format!("padded{step}"))
+            };
+            nodes.push(NodeProto {
+                name: out.clone(),
+                op_type: "Concat".into(),
+                input: parts,
+                output: vec![out.clone()],
+                attribute: vec![AttributeProto {
+                    name: "axis".into(),
+                    r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
+                    i: axis,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            current = out;
+        }
+        if padded.is_empty() {
+            nodes.push(NodeProto {
+                name: name("identity"),
+                op_type: "Identity".into(),
+                input: vec![x.clone()],
+                output: vec![y.clone()],
+                ..Default::default()
+            });
+        }
     }
     graph.node = nodes;
     graph.initializer.extend(constants);

@@ -4,7 +4,8 @@
 //! seizure detector (Conv front end, two bidirectional LSTM layers, symbolic
 //! `time`) and a two-input sleep-spindle detector (EEG and EOG, GELU,
 //! LayerNorm, ConvTranspose, a per-sample softmax mask), and an ECG + PPG
-//! pulse-transit-time classifier by cross-attention (`nn.MultiheadAttention`).
+//! pulse-transit-time classifier by cross-attention (`nn.MultiheadAttention`);
+//! and circular padding (`make_circular_testnet.py`).
 
 mod testnets;
 
@@ -178,4 +179,51 @@ fn a_cross_attention_fusion_of_two_inputs_converts_from_either_exporter() {
         sqnr(&reports[0]),
         sqnr(&reports[1])
     );
+}
+
+/// Circular padding (`Conv1d(padding_mode="circular")`, `F.pad(mode=
+/// "circular")`): the legacy exporter writes Slices and a Concat, the
+/// dynamo exporter opset 19's `Pad` in mode `wrap`, which runs as one
+/// Gather per padded axis. Both are measured against PyTorch's own outputs
+/// (`circular_cnn_torch.npy`; uncentered SQNR), which also checks the float
+/// reference's form of `wrap` (tract does not run it).
+#[test]
+fn circular_padding_from_either_exporter_matches_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = testnets::dir();
+    let torch = medq_cli::read_npy_f32(&d.join("circular_cnn_torch.npy")).unwrap();
+    let x = medq_cli::read_npy_f32(&d.join("circular_cnn_test.npy")).unwrap();
+    for model in ["circular_cnn", "circular_cnn_dynamo"] {
+        let opts = options(model, &["circular_cnn"], dir.path());
+        let report = converted(&opts);
+        let float_db = report.evaluation.outputs[0].sqnr_db.expect("an SQNR");
+        let gathers = report.layers.iter().filter(|l| l.op == "Gather").count();
+        let concats = report.layers.iter().filter(|l| l.op == "Concat").count();
+        // Two pads: Slices and Concats from the legacy exporter, a Gather
+        // each from the dynamo one.
+        let expected = match model {
+            "circular_cnn" => (4, 2),
+            _ => (2, 0),
+        };
+        assert_eq!((gathers, concats), expected, "{model}");
+        let file = medq_cli::open(&opts.output).unwrap();
+        let y = medq_cli::run_batch(&file.model().unwrap(), &x).unwrap();
+        let (signal, noise) =
+            y.data[0]
+                .iter()
+                .zip(&torch.data)
+                .fold((0.0, 0.0), |(s, n), (&m, &t)| {
+                    (
+                        s + f64::from(t) * f64::from(t),
+                        n + f64::from(m - t).powi(2),
+                    )
+                });
+        let torch_db = 10.0 * (signal / noise).log10();
+        println!("{model}: {float_db:.1} dB from its float model, {torch_db:.1} dB from PyTorch");
+        assert!(
+            float_db >= 40.0,
+            "{model}: {float_db:.1} dB from its float model"
+        );
+        assert!(torch_db >= 40.0, "{model}: {torch_db:.1} dB from PyTorch");
+    }
 }

@@ -696,8 +696,10 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Pad",
         pad::from_onnx,
-        "Pad, or Gather (reflect and edge modes)",
-        "modes constant, reflect (pads below the axis length) and edge; non-negative constant pads (`axes` too)",
+        "Pad, or Gather (reflect, edge and wrap modes)",
+        "modes constant, reflect (pads below the axis length), edge and wrap (opset 19: the \
+         dynamo exporter's circular padding; pads up to the axis length); non-negative constant \
+         pads (`axes` too)",
     ),
     OnnxOp::new(
         "Pow",

@@ -1,7 +1,8 @@
 //! Pad: constant padding; the output keeps the input's quantization. The
-//! `reflect` and `edge` modes (PyTorch's `padding_mode` reflect and
-//! replicate; circular is exported as Slice and Concat) copy input values,
-//! so they run as one Gather with constant indices per padded axis.
+//! `reflect`, `edge` and `wrap` modes (PyTorch's `padding_mode` reflect,
+//! replicate and circular; the legacy exporter writes circular as Slices
+//! and a Concat, the dynamo exporter as `wrap`) copy input values, so they
+//! run as one Gather with constant indices per padded axis.
 
 use medq::format::layout::{params::pad as w, OpCode};
 
@@ -30,14 +31,18 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     let (x, xs) = act(b, ctx, ins, 0)?;
     let r = xs.len();
     let mode = ctx.string("mode")?.unwrap_or_else(|| "constant".into());
-    // Not "wrap" (opset 19): tract, the float reference, does not run it.
-    if !matches!(mode.as_str(), "constant" | "reflect" | "edge") {
+    if !matches!(mode.as_str(), "constant" | "reflect" | "edge" | "wrap") {
+        return Err(ctx.attr_err(
+            "mode",
+            format!("\"{mode}\": medq pads in the modes constant, reflect, edge and wrap"),
+        ));
+    }
+    if mode == "wrap" && ctx.opset < 19 {
         return Err(ctx.attr_err(
             "mode",
             format!(
-                "\"{mode}\": medq pads in the modes constant, reflect and edge (the float \
-                 reference, tract, does not run \"wrap\"; PyTorch's legacy exporter writes \
-                 padding_mode=\"circular\" as Slices and a Concat, which medq takes)"
+                "\"wrap\" is opset 19's, and the model imports opset {}",
+                ctx.opset
             ),
         ));
     }
@@ -100,8 +105,8 @@ pub(crate) fn from_onnx(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Valu
     copy_pad(b, ctx, x, xs, &pads, &mode)
 }
 
-/// Pads `x` (shape `xs`) in mode `reflect` or `edge`: one Gather of
-/// constant indices per padded axis.
+/// Pads `x` (shape `xs`) in mode `reflect`, `edge` or `wrap`: one Gather
+/// of constant indices per padded axis.
 fn copy_pad(
     b: &mut Builder,
     ctx: &NodeCtx,
@@ -126,11 +131,22 @@ fn copy_pad(
                 ),
             ));
         }
+        // PyTorch's circular padding takes at most the axis; so does the
+        // float reference's form of it (`float_ref::wrap_pads_as_slices`).
+        if mode == "wrap" && (before > n || after > n) {
+            return Err(ctx.attr_err(
+                "pads",
+                format!(
+                    "wrap pads {before} and {after} on an axis of {n}: each must be at most it"
+                ),
+            ));
+        }
         let n = n as isize;
         let source = |i: isize| -> usize {
             let i = match mode {
                 "reflect" if i < 0 => -i,
                 "reflect" if i >= n => 2 * (n - 1) - i,
+                "wrap" => i.rem_euclid(n),
                 _ => i.clamp(0, n - 1),
             };
             i as usize
@@ -265,22 +281,27 @@ mod tests {
     }
 
     #[test]
-    fn reflect_and_edge_pads_run_as_gathers() {
+    fn reflect_edge_and_wrap_pads_run_as_gathers() {
         use crate::ops::testing::attr_s;
-        // Conv1d's padding_mode reflect / replicate on [1, 2, 6],
-        // and a 2-D reflect pad on two axes.
+        // Conv1d's padding_mode reflect / replicate / circular on [1, 2, 6],
+        // and 2-D reflect and wrap pads on two axes (wrap: the whole axis
+        // at most, as PyTorch's circular padding).
         for (mode, shape, pads) in [
             ("reflect", &[1, 2, 6][..], &[0, 0, 3, 0, 0, 2][..]),
             ("edge", &[1, 2, 6], &[0, 0, 4, 0, 0, 1]),
+            ("wrap", &[1, 2, 6], &[0, 0, 2, 0, 0, 6]),
             ("reflect", &[1, 2, 4, 5], &[0, 0, 1, 2, 0, 0, 2, 1]),
+            ("wrap", &[1, 2, 4, 5], &[0, 0, 4, 0, 0, 0, 1, 3]),
         ] {
-            let model = one_node(
+            let mut model = one_node(
                 "Pad",
                 shape,
                 &["pads"],
                 vec![attr_s("mode", mode)],
                 vec![int64s("pads", &[pads.len() as i64], pads)],
             );
+            // `wrap` is opset 19's.
+            model.opset_import[0].version = 19;
             let g = assert_conforms(mode, &model, 40.0);
             let padded_axes = (pads.len() / 2..pads.len())
                 .filter(|&e| pads[e] + pads[e - pads.len() / 2] > 0)
@@ -288,6 +309,21 @@ mod tests {
             assert_eq!(g.nodes.len(), padded_axes, "{mode}");
             assert!(g.nodes.iter().all(|n| n.op.kind() == "Gather"), "{mode}");
         }
+    }
+
+    #[test]
+    fn a_wrap_pad_longer_than_the_axis_is_refused() {
+        use crate::ops::testing::attr_s;
+        let mut model = one_node(
+            "Pad",
+            &[1, 2, 6],
+            &["pads"],
+            vec![attr_s("mode", "wrap")],
+            vec![int64s("pads", &[6], &[0, 0, 7, 0, 0, 0])],
+        );
+        model.opset_import[0].version = 19;
+        let err = crate::ops::testing::load(&model).unwrap_err().to_string();
+        assert!(err.contains("wrap pads 7 and 0 on an axis of 6"), "{err}");
     }
 
     #[test]
