@@ -518,8 +518,9 @@ fn unary_math(ctx: &NodeCtx, x: &Const) -> Result<Const, ConvertError> {
 
 /// `Trilu`: the upper (`upper` 1, the default) or lower triangle of the
 /// last two axes from diagonal `k` on, the rest zero (a causal mask that
-/// `torch.triu`/`torch.tril` build in `forward`).
-fn trilu(ctx: &NodeCtx, x: &Const, k: Option<&Const>) -> Result<Const, ConvertError> {
+/// `torch.triu`/`torch.tril` build in `forward`; the mask of a computed
+/// tensor's `Trilu`).
+pub(crate) fn trilu(ctx: &NodeCtx, x: &Const, k: Option<&Const>) -> Result<Const, ConvertError> {
     let k = match k {
         None => 0,
         Some(c) => match ints(ctx, c, "k")? {

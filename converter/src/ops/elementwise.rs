@@ -102,6 +102,27 @@ pub(crate) fn from_onnx(
     }
 }
 
+/// ONNX `Trilu` of a computed tensor (`torch.triu`/`tril` of scores): a
+/// product by the constant 0/1 mask of the kept triangle over the last two
+/// dims, which its integer grid holds exactly.
+pub(crate) fn trilu(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
+    let (x, shape) = super::onnx::act(b, ctx, ins, 0)?;
+    let &[.., rows, cols] = &shape[..] else {
+        return Err(ctx.err(format!(
+            "input of rank {}: Trilu needs at least 2",
+            shape.len()
+        )));
+    };
+    let k = super::onnx::opt_konst(ctx, ins, 1, "k")?;
+    let ones = Const::f32(vec![rows, cols], vec![1.0; rows * cols]);
+    let mask = crate::load::fold::trilu(ctx, &ones, k.as_deref())?;
+    let mask = b.const_tensor(&format!("{}/mask", ctx.name), &mask)?;
+    let op = Op::Mul(Mul {
+        activation: FusedActivation::None,
+    });
+    b.emit(ctx, op, vec![x, mask], shape)
+}
+
 /// ONNX `Sum` and `Mean` of one or more tensors (numpy broadcasting; any
 /// may be a constant, one must be computed; TensorFlow's `add_n` and Keras'
 /// `Add` and `Average` of three or more exported by tf2onnx): a chain of
@@ -289,6 +310,24 @@ impl IrOp for Mul {
 mod tests {
     use crate::ir::Op;
     use crate::ops::testing::{assert_conforms, floats, node_of, one_node, weights};
+
+    #[test]
+    fn trilu_of_a_computed_tensor_is_a_product_by_its_mask() {
+        use crate::ops::testing::{attr_i, int64s};
+        // Upper from diagonal 1 of [1, 6, 6]; lower to diagonal −1 of the
+        // last two dims of [1, 2, 5, 4].
+        for (shape, upper, k) in [(&[1, 6, 6][..], 1, 1), (&[1, 2, 5, 4], 0, -1)] {
+            let model = one_node(
+                "Trilu",
+                shape,
+                &["k"],
+                vec![attr_i("upper", upper)],
+                vec![int64s("k", &[], &[k])],
+            );
+            let g = assert_conforms("Trilu", &model, 35.0);
+            assert!(matches!(g.nodes[0].op, Op::Mul(_)), "{:?}", g.nodes[0].op);
+        }
+    }
 
     /// `op(x, sigmoid(x), tanh(x), c)` on `[1, 4, 5]` with `c` a `[1, 1, 5]`
     /// constant: three computed operands and a broadcast constant.

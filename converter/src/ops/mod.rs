@@ -976,6 +976,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
          `scales` (ratios of integers)",
     ),
     OnnxOp::new(
+        "Trilu",
+        elementwise::trilu,
+        "Mul (by the constant 0/1 mask of the triangle)",
+        "a computed tensor of rank ≥ 2, a constant `k`; `upper` either way",
+    ),
+    OnnxOp::new(
         "Where",
         conditional::from_onnx,
         "Select",
