@@ -83,7 +83,7 @@ CASES = {
     "tel": Wrap(lambda s, x: s.m[0](x.transpose(1, 2)), [nn.TransformerEncoderLayer(C, 2, 16, batch_first=True)]),
     "gru_bi": Wrap(lambda s, x: s.m[0](x.transpose(1, 2))[0], [nn.GRU(C, 8, batch_first=True, bidirectional=True)]),
     "lstm2": Wrap(lambda s, x: s.m[0](x.transpose(1, 2))[1][0], [nn.LSTM(C, 8, num_layers=2, batch_first=True)]),
-   "convT_same": Wrap(lambda s, x: s.m[0](x), [nn.ConvTranspose1d(C, C, 4, stride=2, padding=1)]),
+    "conv_transpose": Wrap(lambda s, x: s.m[0](x), [nn.ConvTranspose1d(C, C, 4, stride=2, padding=1)]),
     "pixel_shuffle": Wrap(lambda s, x: F.pixel_shuffle(s.m[0](x.reshape(1, C, 8, 8)), 2), [nn.Conv2d(C, 4 * C, 3, padding=1)]),
     "topk": Wrap(lambda s, x: torch.topk(s.m[0](x), 5, dim=2)[0], [conv()]),
     "argmax_float": Wrap(lambda s, x: s.m[0](x).argmax(1).float(), [conv()]),
