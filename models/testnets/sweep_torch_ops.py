@@ -3,7 +3,8 @@
 exporters and the converter: does each export convert, and how far is its
 int8 output from its float model on the calibration samples?
 
-Each case is a small module on a [1, 4, 64] input (a Conv1d, then the op),
+Each case is a small module on a [1, 4, 64] input (a Conv1d, then the op;
+the 2-D cases see it as a [1, 4, 8, 8] image and start with a Conv2d),
 seeded, untrained; calibration samples are 32 standard-normal windows. For
 each case and exporter (legacy TorchScript at opset 17; dynamo, PyTorch's
 default from 2.9) the script exports the model, runs
@@ -48,6 +49,11 @@ class Wrap(nn.Module):
 
 def conv():
     return nn.Conv1d(C, C, 3, padding=1)
+
+
+def img(x):
+    """The [1, 4, 64] window as a [1, 4, 8, 8] image."""
+    return x.reshape(1, C, 8, 8)
 
 
 CASES = {
@@ -107,6 +113,19 @@ CASES = {
     "bmm": Wrap(lambda s, x: torch.bmm(s.m[0](x), x.transpose(1, 2)), [conv()]),
     "linspace_pos": Wrap(lambda s, x: s.m[0](x) + torch.linspace(0, 1, T), [conv()]),
     "arange_pos": Wrap(lambda s, x: s.m[0](x) + torch.arange(x.shape[2]).float() / T, [conv()]),
+    # 2-D, on the window seen as [1, 4, 8, 8] (small medical-image CNNs).
+    "conv2d_bn_pool": Wrap(lambda s, x: F.max_pool2d(torch.relu(s.m[1](s.m[0](img(x)))), 2), [nn.Conv2d(C, 8, 3, padding=1), nn.BatchNorm2d(8)]),
+    "adaptive_avg2d": Wrap(lambda s, x: F.adaptive_avg_pool2d(s.m[0](img(x)), 2), [nn.Conv2d(C, C, 3, padding=1)]),
+    "bilinear2d": Wrap(lambda s, x: F.interpolate(s.m[0](img(x)), scale_factor=2, mode="bilinear", align_corners=False), [nn.Conv2d(C, C, 3, padding=1)]),
+    "bilinear2d_corners": Wrap(lambda s, x: F.interpolate(s.m[0](img(x)), size=(15, 15), mode="bilinear", align_corners=True), [nn.Conv2d(C, C, 3, padding=1)]),
+    "bicubic2d": Wrap(lambda s, x: F.interpolate(s.m[0](img(x)), scale_factor=2, mode="bicubic"), [nn.Conv2d(C, C, 3, padding=1)]),
+    "depthwise2d": Wrap(lambda s, x: s.m[1](F.relu6(s.m[0](img(x)))), [nn.Conv2d(C, C, 3, padding=1, groups=C), nn.Conv2d(C, 8, 1)]),
+    "se_block2d": Wrap(lambda s, x: img(x) * torch.sigmoid(s.m[1](torch.relu(s.m[0](img(x).mean((2, 3), keepdim=True))))), [nn.Conv2d(C, 2, 1), nn.Conv2d(2, C, 1)]),
+    "channel_shuffle": Wrap(lambda s, x: s.m[0](img(x)).reshape(1, 2, 2, 8, 8).transpose(1, 2).reshape(1, C, 8, 8), [nn.Conv2d(C, C, 3, padding=1)]),
+    "avgpool2d_excl_pad": Wrap(lambda s, x: F.avg_pool2d(s.m[0](img(x)), 3, 1, padding=1, count_include_pad=False), [nn.Conv2d(C, C, 3, padding=1)]),
+    "unfold2d": Wrap(lambda s, x: F.unfold(s.m[0](img(x)), 2, stride=2), [nn.Conv2d(C, C, 3, padding=1)]),
+    "conv_transpose2d": Wrap(lambda s, x: s.m[0](img(x)), [nn.ConvTranspose2d(C, C, 3, stride=2, padding=1, output_padding=1)]),
+    "dilated2d": Wrap(lambda s, x: s.m[0](img(x)), [nn.Conv2d(C, C, 3, padding=2, dilation=2)]),
 }
 
 
