@@ -30,17 +30,7 @@ pub fn bounded_atan_ratios(g: &GraphProto, opset: i64) -> Option<GraphProto> {
         return None;
     }
     let default_domain = |n: &NodeProto| n.domain.is_empty() || n.domain == "ai.onnx";
-    let constants: HashSet<&str> = g
-        .initializer
-        .iter()
-        .map(|t| t.name.as_str())
-        .chain(
-            g.node
-                .iter()
-                .filter(|n| n.op_type == "Constant")
-                .flat_map(|n| n.output.iter().map(String::as_str)),
-        )
-        .collect();
+    let constants = crate::ops::pointwise::constant_names(g);
     let divs: HashMap<&str, &NodeProto> = g
         .node
         .iter()

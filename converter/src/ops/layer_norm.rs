@@ -132,17 +132,7 @@ pub(crate) fn find_pattern(
     fusions: &mut super::pointwise::Fusions,
 ) {
     let ints = int_lists(g);
-    let consts: HashSet<&str> = g
-        .initializer
-        .iter()
-        .map(|t| t.name.as_str())
-        .chain(
-            g.node
-                .iter()
-                .filter(|n| n.op_type == "Constant")
-                .flat_map(|n| n.output.iter().map(String::as_str)),
-        )
-        .collect();
+    let consts = super::pointwise::constant_names(g);
     let outputs: HashSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
     for (k, n) in g.node.iter().enumerate() {
         if n.op_type == "ReduceMean" {

@@ -962,6 +962,12 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     )
     .takes_constants(),
     OnnxOp::new(
+        "Trilu",
+        elementwise::trilu,
+        "Mul (by the constant 0/1 mask of the triangle)",
+        "a computed tensor of rank ≥ 2, a constant `k`; `upper` either way",
+    ),
+    OnnxOp::new(
         "Unsqueeze",
         reshape::unsqueeze,
         "Reshape (a view)",
@@ -974,12 +980,6 @@ pub const ONNX_OPS: &[OnnxOp] = &[
         "Resize",
         "opsets 7–10, 1-D/2-D, nearest and linear (Resize-10's asymmetric coordinates); \
          `scales` (ratios of integers)",
-    ),
-    OnnxOp::new(
-        "Trilu",
-        elementwise::trilu,
-        "Mul (by the constant 0/1 mask of the triangle)",
-        "a computed tensor of rank ≥ 2, a constant `k`; `upper` either way",
     ),
     OnnxOp::new(
         "Where",

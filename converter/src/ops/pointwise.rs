@@ -695,6 +695,17 @@ fn fused(b: &mut Builder, ctx: &NodeCtx, ins: Ins, f: &Expr) -> Result<Value, Co
     emit(b, ctx, ins, f.clone())
 }
 
+/// The names of `g`'s constant tensors: its initializers and the outputs of
+/// its `Constant` nodes.
+pub(crate) fn constant_names(g: &GraphProto) -> HashSet<&str> {
+    let constant_nodes = g.node.iter().filter(|n| n.op_type == "Constant");
+    g.initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(constant_nodes.flat_map(|n| n.output.iter().map(String::as_str)))
+        .collect()
+}
+
 /// Scalar constants by tensor name: initializers and `Constant` nodes with
 /// one value.
 pub(crate) fn scalars(g: &GraphProto) -> HashMap<&str, f64> {
