@@ -784,9 +784,10 @@ pub const ONNX_OPS: &[OnnxOp] = &[
     OnnxOp::new(
         "Resize",
         resize::resize,
-        "Resize",
+        "Resize; cubic: a FullyConnected per resized axis (between Transposes for the height)",
         "1-D/2-D, and a clip `[1, C, T, H, W]` in time alone; nearest (all `nearest_mode`s) and \
-         linear; `coordinate_transformation_mode` half_pixel, asymmetric, align_corners, \
+         linear; cubic on 1-D/2-D (any `cubic_coeff_a`, `exclude_outside`); \
+         `coordinate_transformation_mode` half_pixel, asymmetric, align_corners, \
          pytorch_half_pixel; `scales` (ratios of integers) or `sizes`",
     ),
     OnnxOp::new(

@@ -1,6 +1,7 @@
 //! Resize: nearest or linear resampling of `[N, C, L]` or `[N, C, H, W]`
 //! (ONNX Resize). The scale per axis is kept as an exact fraction, which the
-//! runtime's integer coordinates use. Upsample (opsets 7–9, deprecated in
+//! runtime's integer coordinates use. Cubic resampling runs as constant
+//! interpolation matrices, one FullyConnected per resized axis. Upsample (opsets 7–9, deprecated in
 //! 10) is Resize-10: asymmetric coordinates, nearest rounding down (tract,
 //! which gives the float reference, runs it as that Resize:
 //! `float_ref::upsample_as_resize`).
@@ -11,7 +12,7 @@ use super::onnx::{act, opt_konst, Ins};
 use super::IrOp;
 use crate::error::ConvertError;
 use crate::float_eval::EvalCtx;
-use crate::ir::{FusedActivation, Graph, Node, Op};
+use crate::ir::{Array, FusedActivation, Graph, Node, Op};
 use crate::load::fold;
 use crate::load::node::{norm_axis, NodeCtx};
 use crate::load::{Builder, Value};
@@ -38,14 +39,20 @@ pub struct Resize {
 pub(crate) fn resize(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, ConvertError> {
     let (x, xs) = act(b, ctx, ins, 0)?;
     let legacy = ctx.opset < 11;
-    let mode = mode(ctx, legacy)?;
+    let cubic = !legacy && ctx.string("mode")?.as_deref() == Some("cubic");
+    let mode = match cubic {
+        true => Mode::Linear,
+        false => mode(ctx, legacy)?,
+    };
     let coordinate = if legacy {
         w::ASYMMETRIC
     } else {
         coordinate_mode(ctx)?
     };
     refuse_nonzero(ctx, "antialias")?;
-    refuse_nonzero(ctx, "exclude_outside")?;
+    if !cubic {
+        refuse_nonzero(ctx, "exclude_outside")?;
+    }
     if let Some(p) = ctx
         .string("keep_aspect_ratio_policy")?
         .filter(|p| p != "stretch")
@@ -78,7 +85,145 @@ pub(crate) fn resize(b: &mut Builder, ctx: &NodeCtx, ins: Ins) -> Result<Value, 
             .collect::<Result<_, _>>()?,
         _ => return Err(ctx.err("exactly one of scales and sizes must be given")),
     };
-    build(b, ctx, x, &xs, mode, coordinate, &factors)
+    match cubic {
+        true => cubic_products(b, ctx, x, &xs, coordinate, &factors),
+        false => build(b, ctx, x, &xs, mode, coordinate, &factors),
+    }
+}
+
+/// Cubic resampling (`F.interpolate(mode="bicubic")`): along each resized
+/// axis, a product by the constant matrix of ONNX's cubic convolution
+/// weights (`cubic_coeff_a`; taps past the edge take the edge value, or
+/// with `exclude_outside` are dropped and the rest renormalized), run as a
+/// FullyConnected on the last axis: the width directly, the height between
+/// two Transposes. An axis kept at its size is left alone.
+fn cubic_products(
+    b: &mut Builder,
+    ctx: &NodeCtx,
+    x: crate::ir::TensorId,
+    xs: &[usize],
+    coordinate: i32,
+    f: &[Factor],
+) -> Result<Value, ConvertError> {
+    use super::fully_connected::FullyConnected;
+    let a = f64::from(ctx.float("cubic_coeff_a", -0.75)?);
+    let exclude_outside = ctx.int("exclude_outside", 0)? != 0;
+    if !(3..=4).contains(&xs.len()) {
+        return Err(ctx.err(format!(
+            "cubic resizing of 1-D and 2-D inputs only (input shape {xs:?})"
+        )));
+    }
+    keeps_batch_and_channels(ctx, xs, f)?;
+    // The weights of output `o` over an axis of `len` resized by `f`.
+    let matrix = |f: &Factor, len: usize| -> Array {
+        let grid = Resize {
+            mode: Mode::Linear,
+            coordinate,
+            scales: [(1, 1), (f.num, f.den)],
+        };
+        let mut rows = vec![0.0f32; f.out * len];
+        for (o, row) in rows.chunks_exact_mut(len).enumerate() {
+            let c = grid.coordinate(1, o, len, f.out);
+            let i0 = c.floor();
+            let mut taps = [(0usize, 0.0f64); 4];
+            for (k, tap) in (-1i64..=2).zip(taps.iter_mut()) {
+                let i = i0 as i64 + k;
+                let weight = cubic_kernel(c - i as f64, a);
+                let inside = (0..len as i64).contains(&i);
+                *tap = match (inside, exclude_outside) {
+                    (true, _) => (i as usize, weight),
+                    (false, true) => (0, 0.0),
+                    (false, false) => (i.clamp(0, len as i64 - 1) as usize, weight),
+                };
+            }
+            let sum: f64 = taps.iter().map(|t| t.1).sum();
+            let norm = if exclude_outside && sum != 0.0 {
+                sum
+            } else {
+                1.0
+            };
+            for (i, weight) in taps {
+                row[i] += (weight / norm) as f32;
+            }
+        }
+        Array::new(vec![f.out, len], rows)
+    };
+    let product = |weights: Array| {
+        let bias = vec![0.0; weights.shape[0]];
+        Op::FullyConnected(FullyConnected {
+            weights,
+            bias,
+            activation: FusedActivation::None,
+        })
+    };
+    let resized = |f: &Factor, len: usize| f.out != len || f.num != f.den;
+    let rank = xs.len();
+    let (fw, w_len) = (&f[rank - 1], xs[rank - 1]);
+    let mut shape = xs.to_vec();
+    let mut t = x;
+    let height = (rank == 4)
+        .then(|| (&f[2], xs[2]))
+        .filter(|(f, h)| resized(f, *h));
+    if resized(fw, w_len) {
+        shape[rank - 1] = fw.out;
+        if height.is_none() {
+            return b.emit(ctx, product(matrix(fw, w_len)), vec![t], shape);
+        }
+        t = b.emit_part(
+            ctx,
+            "width",
+            product(matrix(fw, w_len)),
+            vec![t],
+            shape.clone(),
+        )?;
+    }
+    let Some((fh, h_len)) = height else {
+        // Nothing resized: the identity.
+        return b.emit(ctx, Op::Reshape, vec![t], shape);
+    };
+    let swap = [0, 1, 3, 2];
+    let t = super::transpose::permute(b, ctx, "height_last", t, &shape, &swap)?;
+    let mut swapped: Vec<usize> = swap.iter().map(|&d| shape[d]).collect();
+    swapped[3] = fh.out;
+    let t = b.emit_part(
+        ctx,
+        "height",
+        product(matrix(fh, h_len)),
+        vec![t],
+        swapped.clone(),
+    )?;
+    let out: Vec<usize> = swap.iter().map(|&d| swapped[d]).collect();
+    b.emit(
+        ctx,
+        Op::Transpose(super::transpose::Transpose {
+            perm: swap.to_vec(),
+        }),
+        vec![t],
+        out,
+    )
+}
+
+/// Refuses a resize of dims 0 and 1 (`f` of an input of shape `xs`).
+fn keeps_batch_and_channels(ctx: &NodeCtx, xs: &[usize], f: &[Factor]) -> Result<(), ConvertError> {
+    match f
+        .iter()
+        .zip(xs)
+        .take(2)
+        .any(|(f, &d)| f.out != d || f.num != f.den)
+    {
+        true => Err(ctx.err("resizing the batch or channel dims is not supported")),
+        false => Ok(()),
+    }
+}
+
+/// ONNX's cubic convolution kernel of coefficient `a` at distance `s`.
+fn cubic_kernel(s: f64, a: f64) -> f64 {
+    let s = s.abs();
+    match s {
+        s if s <= 1.0 => ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0,
+        s if s < 2.0 => ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a,
+        _ => 0.0,
+    }
 }
 
 /// ONNX `Upsample` (opsets 7–9; deprecated in 10): Resize-10's semantics,
@@ -230,7 +375,7 @@ fn mode(ctx: &NodeCtx, legacy: bool) -> Result<Mode, ConvertError> {
         "linear" | "bilinear" => Ok(Mode::Linear),
         other => Err(ctx.attr_err(
             "mode",
-            format!("\"{other}\" is not supported (nearest and linear are)"),
+            format!("\"{other}\" is not supported (nearest, linear and, from opset 11, cubic are)"),
         )),
     }
 }
@@ -293,13 +438,7 @@ fn build(
              shape {xs:?})"
         )));
     }
-    if f[..2]
-        .iter()
-        .zip(xs)
-        .any(|(f, &d)| f.out != d || f.num != f.den)
-    {
-        return Err(ctx.err("resizing the batch or channel dims is not supported"));
-    }
+    keeps_batch_and_channels(ctx, xs, f)?;
     let spatial = &f[2..];
     let scales = match spatial {
         [w] => [(1, 1), (w.num, w.den)],
@@ -460,6 +599,56 @@ mod tests {
                 vec![],
             );
             assert_conforms("Upsample-7", &at_opset(with_attribute, 7), 30.0);
+        }
+    }
+
+    #[test]
+    fn cubic_resizing_is_a_product_per_resized_axis() {
+        use crate::ops::testing::{attr_f, attr_i};
+        // PyTorch's bicubic (A = −0.75, pytorch_half_pixel) by 2 on [1, 2, 6];
+        // 2-D by (2, 3/2) with align_corners; by (1/2, 1) with A = −0.5 and
+        // the taps past the edge excluded (the width kept: one product).
+        for (x, scales, coordinate, a, exclude, products) in [
+            (
+                &[1i64, 2, 6][..],
+                &[1.0f32, 1.0, 2.0][..],
+                "pytorch_half_pixel",
+                -0.75,
+                0,
+                1,
+            ),
+            (
+                &[1, 2, 4, 6],
+                &[1.0, 1.0, 2.0, 1.5],
+                "align_corners",
+                -0.75,
+                0,
+                2,
+            ),
+            (
+                &[1, 2, 8, 5],
+                &[1.0, 1.0, 0.5, 1.0],
+                "half_pixel",
+                -0.5,
+                1,
+                1,
+            ),
+        ] {
+            let model = one_node(
+                "Resize",
+                x,
+                &["", "scales"],
+                vec![
+                    attr_s("mode", "cubic"),
+                    attr_s("coordinate_transformation_mode", coordinate),
+                    attr_f("cubic_coeff_a", a),
+                    attr_i("exclude_outside", exclude),
+                ],
+                vec![floats("scales", &[scales.len() as i64], scales)],
+            );
+            let g = assert_conforms("cubic Resize", &model, 35.0);
+            let fc = g.nodes.iter().filter(|n| n.op.kind() == "FullyConnected");
+            assert_eq!(fc.count(), products, "{x:?} by {scales:?}");
         }
     }
 
