@@ -395,18 +395,13 @@ fn is_inf_as_equal(proto: &mut ModelProto) {
 /// takes pads of at most the axis, where the two agree; a Pad whose pads or
 /// axes are not constants is left for the converter to refuse.
 fn wrap_pads_as_slices(proto: &mut ModelProto) {
-    use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto, TensorProto};
+    use tract_onnx::pb::{AttributeProto, NodeProto, TensorProto};
     let Some(graph) = proto.graph.as_mut() else {
         return;
     };
-    let ints = |g: &GraphProto, name: &str| -> Option<Vec<i64>> {
-        let proto = g.initializer.iter().find(|t| t.name == name).or_else(|| {
-            g.node
-                .iter()
-                .filter(|n| n.op_type == "Constant" && n.output.first().is_some_and(|o| o == name))
-                .find_map(|n| n.attribute.iter().find(|a| a.name == "value")?.t.as_ref())
-        })?;
-        let c = crate::load::tensor::from_proto(proto).ok()?;
+    let consts = crate::load::qdq::Consts::new(graph);
+    let ints = |name: &str| -> Option<Vec<i64>> {
+        let c = crate::load::tensor::from_proto(consts.get(name)?).ok()?;
         c.as_i64().map(<[i64]>::to_vec)
     };
     let int64s = |name: String, v: Vec<i64>| TensorProto {
@@ -426,9 +421,9 @@ fn wrap_pads_as_slices(proto: &mut ModelProto) {
                 .iter()
                 .any(|a| a.name == "mode" && a.s == b"wrap");
         let operand = |k: usize| node.input.get(k).filter(|s| !s.is_empty());
-        let pads = operand(1).and_then(|p| ints(graph, p));
+        let pads = operand(1).and_then(|p| ints(p));
         let axes = match operand(3) {
-            Some(a) => ints(graph, a),
+            Some(a) => ints(a),
             None => pads.as_ref().map(|p| (0..p.len() as i64 / 2).collect()),
         };
         let (true, Some(x), Some(y), Some(pads), Some(axes)) =

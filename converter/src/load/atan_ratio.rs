@@ -38,10 +38,7 @@ pub fn bounded_atan_ratios(g: &GraphProto, opset: i64) -> Option<GraphProto> {
         .filter(|n| !constants.contains(n.input[1].as_str()))
         .filter_map(|n| Some((n.output.first()?.as_str(), n)))
         .collect();
-    let mut readers: HashMap<&str, usize> = HashMap::new();
-    for name in g.node.iter().flat_map(|n| n.input.iter()) {
-        *readers.entry(name.as_str()).or_default() += 1;
-    }
+    let readers = crate::ops::pointwise::consumers(g);
     let graph_outputs: HashSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
     let quotient = |n: &NodeProto| {
         let x = n.input.first()?;
@@ -62,7 +59,7 @@ pub fn bounded_atan_ratios(g: &GraphProto, opset: i64) -> Option<GraphProto> {
         .iter()
         .filter_map(|(_, div)| div.output.first())
         .map(String::as_str)
-        .filter(|q| readers.get(q) == Some(&1) && !graph_outputs.contains(q))
+        .filter(|q| readers.get(q).is_some_and(|r| r.len() == 1) && !graph_outputs.contains(q))
         .collect();
     let mut out = g.clone();
     out.node.clear();

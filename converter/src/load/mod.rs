@@ -238,12 +238,7 @@ impl Builder {
         }
 
         // Where each name is produced, to tell "not yet" from "never".
-        let producer: HashMap<&str, usize> = g
-            .node
-            .iter()
-            .enumerate()
-            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
-            .collect();
+        let producer = crate::ops::pointwise::producers(g);
         // What the graph reads, so that nodes skip outputs nobody uses.
         let read: HashSet<&str> = g
             .node

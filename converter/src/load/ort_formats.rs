@@ -128,13 +128,7 @@ impl<'g> Rewrite<'g> {
             g,
             consts: Consts::new(g),
             readers,
-            producers: g
-                .node
-                .iter()
-                .enumerate()
-                .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
-                .filter(|(o, _)| !o.is_empty())
-                .collect(),
+            producers: crate::ops::pointwise::producers(g),
             removed: HashSet::new(),
             nodes: Vec::new(),
             initializers: Vec::new(),

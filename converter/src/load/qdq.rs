@@ -139,13 +139,14 @@ impl Params {
     }
 }
 
-/// Constants by name: initializers and `Constant` node values.
-pub(super) struct Consts<'g> {
+/// A graph's constant tensors by name: initializers, `Constant` nodes, and
+/// either passed through an `Identity`.
+pub(crate) struct Consts<'g> {
     by_name: HashMap<&'g str, &'g TensorProto>,
 }
 
 impl<'g> Consts<'g> {
-    pub(super) fn new(g: &'g GraphProto) -> Consts<'g> {
+    pub(crate) fn new(g: &'g GraphProto) -> Consts<'g> {
         let mut by_name: HashMap<&str, &TensorProto> =
             g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
         for n in g.node.iter().filter(|n| n.op_type == "Constant") {
@@ -167,7 +168,7 @@ impl<'g> Consts<'g> {
         Consts { by_name }
     }
 
-    pub(super) fn get(&self, name: &str) -> Option<&'g TensorProto> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'g TensorProto> {
         self.by_name.get(name).copied()
     }
 
@@ -382,12 +383,7 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
         rename_out: HashMap::new(),
         initializers: Vec::new(),
         fixed: FixedQuant::default(),
-        producers: g
-            .node
-            .iter()
-            .enumerate()
-            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
-            .collect(),
+        producers: crate::ops::pointwise::producers(g),
         clamps: Vec::new(),
     };
     for (i, node) in g.node.iter().enumerate() {
@@ -421,13 +417,7 @@ pub fn strip(g: &GraphProto, opset: i64) -> Result<Option<(GraphProto, FixedQuan
 /// `None` when the graph has no such Clip.
 fn qcdq_as_qdq(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, ConvertError> {
     let consts = Consts::new(g);
-    let producers: HashMap<&str, usize> = g
-        .node
-        .iter()
-        .enumerate()
-        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
-        .filter(|(o, _)| !o.is_empty())
-        .collect();
+    let producers = crate::ops::pointwise::producers(g);
     let code_clips: Vec<(usize, usize)> = g
         .node
         .iter()
@@ -751,13 +741,7 @@ fn float_int8_io(g: &GraphProto) -> Result<Option<GraphProto>, ConvertError> {
 /// before. `None` when no DequantizeLinear reads a mover.
 fn float_int8_movers(g: &GraphProto, opset: i64) -> Result<Option<GraphProto>, ConvertError> {
     // Empty names are absent optional outputs, not tensors.
-    let producers: HashMap<&str, usize> = g
-        .node
-        .iter()
-        .enumerate()
-        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
-        .filter(|(o, _)| !o.is_empty())
-        .collect();
+    let producers = crate::ops::pointwise::producers(g);
     let producer = |name: &str| producers.get(name).map(|&i| (i, &g.node[i]));
     let consts = Consts::new(g);
     // Per DequantizeLinear of a mover's output: the movers above it, and

@@ -783,6 +783,17 @@ enum Step {
     Where,
 }
 
+/// Which node writes each tensor (empty names, absent optional outputs,
+/// are not tensors).
+pub(crate) fn producers(g: &GraphProto) -> HashMap<&str, usize> {
+    g.node
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .filter(|(o, _)| !o.is_empty())
+        .collect()
+}
+
 /// Which nodes read each tensor.
 pub(crate) fn consumers(g: &GraphProto) -> HashMap<&str, Vec<usize>> {
     let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
